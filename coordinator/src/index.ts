@@ -1,1 +1,6 @@
-export {}
+export { Coordinator, adminSocketPath } from './coordinator.ts'
+export type { CoordinatorOptions } from './coordinator.ts'
+export { openDatabase } from './db/open-database.ts'
+export type { Database } from './db/schema.ts'
+export type { AppRouter } from './api/router.ts'
+export { CoordinatorError } from './errors.ts'

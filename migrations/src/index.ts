@@ -1,1 +1,50 @@
-export {}
+import { Migrator } from 'kysely'
+import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'kysely'
+import * as initial from './migrations/2026-11-22-0001-initial.ts'
+
+/** Every migration, keyed by its dated name; kysely applies them in key order. */
+export const migrations: Record<string, Migration> = {
+  '2026-11-22-0001-initial': initial
+}
+
+/** Raised when a migration fails; names the migration so the operator knows where to look. */
+export class MigrationError extends Error {
+  readonly code = 'ERR_MIGRATION_FAILED'
+  readonly migration: string | undefined
+  constructor (migration: string | undefined, cause: unknown) {
+    super(`migration ${migration ?? '(unknown)'} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause })
+    this.name = 'MigrationError'
+    this.migration = migration
+  }
+}
+
+const provider: MigrationProvider = { getMigrations: async () => migrations }
+
+/** Creates a migrator over the project's migrations for any Postgres-speaking kysely. */
+export function createMigrator (db: Kysely<any>): Migrator {
+  return new Migrator({ db, provider, migrationTableName: 'barnraise_migrations', migrationLockTableName: 'barnraise_migrations_lock' })
+}
+
+function check (result: MigrationResultSet): string[] {
+  if (result.error !== undefined) {
+    const failed = result.results?.find((r) => r.status === 'Error')
+    throw new MigrationError(failed?.migrationName, result.error)
+  }
+  return (result.results ?? []).map((r) => r.migrationName)
+}
+
+/** Applies every pending migration; returns the names applied. */
+export async function migrateToLatest (db: Kysely<any>): Promise<string[]> {
+  return check(await createMigrator(db).migrateToLatest())
+}
+
+/** Reverts every migration, newest first; returns the names reverted. */
+export async function migrateDownToEmpty (db: Kysely<any>): Promise<string[]> {
+  const migrator = createMigrator(db)
+  const reverted: string[] = []
+  for (;;) {
+    const names = check(await migrator.migrateDown())
+    if (names.length === 0) return reverted
+    reverted.push(...names)
+  }
+}

@@ -1,1 +1,1 @@
-export {}
+export { probeHardware, parseNvidiaSmi } from './hardware.ts'

@@ -1,0 +1,73 @@
+import { createServer, request } from 'node:http'
+import type { Server } from 'node:http'
+import { rm } from 'node:fs/promises'
+import { z } from 'zod'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import { CoordinatorError } from '../errors.ts'
+import { ensureOrganization } from '../nodes/organizations.ts'
+import { createEnrollmentToken } from '../nodes/enrollment-tokens.ts'
+import type { CreatedToken } from '../nodes/enrollment-tokens.ts'
+
+/** Input of `token create`, shared by the direct and the socket path. */
+export const createTokenInputSchema = z.object({
+  organization: z.string().trim().min(1).max(100),
+  maxUses: z.number().int().min(1).max(10_000).default(1),
+  expiresInHours: z.number().positive().max(24 * 365).optional()
+})
+export type CreateTokenInput = z.infer<typeof createTokenInputSchema>
+
+/** Creates an organization (if new) and a token for it. */
+export async function createTokenForOrganization (db: Kysely<Database>, input: CreateTokenInput): Promise<CreatedToken & { organizationName: string }> {
+  const org = await ensureOrganization(db, input.organization)
+  const expiresAt = input.expiresInHours === undefined ? null : new Date(Date.now() + input.expiresInHours * 3_600_000)
+  const token = await createEnrollmentToken(db, { organizationId: org.id, maxUses: input.maxUses, expiresAt, label: 'cli' })
+  return { ...token, organizationName: org.name }
+}
+
+/**
+ * A local-only control channel on a unix socket in the data directory. Whoever can open the
+ * socket can read the data directory anyway, so file permissions are the authorization; it
+ * lets the CLI issue tokens while an embedded-PGlite coordinator holds the database.
+ */
+export async function startAdminSocket (path: string, db: Kysely<Database>, log: Logger): Promise<Server> {
+  await rm(path, { force: true })
+  const server = createServer((req, res) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    req.on('data', (c: Buffer) => { size += c.length; if (size > 16_384) req.destroy(); else chunks.push(c) })
+    req.on('end', () => {
+      void (async () => {
+        try {
+          if (req.method !== 'POST' || req.url !== '/tokens') throw new CoordinatorError('ERR_NOT_FOUND', 'unknown admin request')
+          const input = createTokenInputSchema.parse(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+          const token = await createTokenForOrganization(db, input)
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(token))
+        } catch (err) {
+          log.warn('admin request refused', { err })
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }))
+        }
+      })()
+    })
+  })
+  await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, resolve) })
+  return server
+}
+
+/** Asks a running coordinator, through its admin socket, to create a token. */
+export async function requestTokenOverSocket (path: string, input: CreateTokenInput): Promise<CreatedToken & { organizationName: string }> {
+  return await new Promise((resolve, reject) => {
+    const req = request({ socketPath: path, method: 'POST', path: '/tokens', headers: { 'content-type': 'application/json' } }, (res) => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: string } & CreatedToken & { organizationName: string }
+        if (res.statusCode !== 200) reject(new Error(body.error ?? `admin socket answered ${res.statusCode}`))
+        else resolve({ ...body, expiresAt: body.expiresAt === null ? null : new Date(body.expiresAt) })
+      })
+    })
+    req.on('error', reject)
+    req.end(JSON.stringify(input))
+  })
+}

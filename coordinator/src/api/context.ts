@@ -1,0 +1,11 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Presence } from '../p2p/presence.ts'
+import type { Logger } from '../log.ts'
+
+/** What every procedure can reach; built once per request. */
+export interface ApiContext {
+  db: Kysely<Database>
+  presence: Presence
+  log: Logger
+}

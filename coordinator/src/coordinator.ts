@@ -1,0 +1,110 @@
+import { fileURLToPath } from 'node:url'
+import { join } from 'node:path'
+import { rm } from 'node:fs/promises'
+import type { Server } from 'node:http'
+import type { Libp2p } from '@libp2p/interface'
+import { loadOrCreatePeerKey } from '@barnraise/protocol'
+import { openDatabase } from './db/open-database.ts'
+import type { OpenedDatabase } from './db/open-database.ts'
+import { createCoordinatorHost } from './p2p/host.ts'
+import { Presence } from './p2p/presence.ts'
+import { EnrollService } from './p2p/enroll-service.ts'
+import { HeartbeatService } from './p2p/heartbeat-service.ts'
+import { startHttpServer } from './http/server.ts'
+import { startAdminSocket } from './admin/admin-socket.ts'
+import { createLogger } from './log.ts'
+import type { Logger } from './log.ts'
+
+export interface CoordinatorOptions {
+  dataDir: string
+  /** Postgres connection string; embedded PGlite in dataDir when absent. */
+  databaseUrl?: string
+  /** Interface for both HTTP and libp2p; 127.0.0.1 unless exposing to other machines. */
+  host?: string
+  httpPort?: number
+  p2pPort?: number
+  webRoot?: string
+  log?: Logger
+}
+
+const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
+
+/** Where a running coordinator listens for local admin requests. */
+export function adminSocketPath (dataDir: string): string {
+  return join(dataDir, 'admin.sock')
+}
+
+/** One coordinator process: database, libp2p host and protocols, HTTP API and dashboard. */
+export class Coordinator {
+  readonly libp2p: Libp2p
+  readonly database: OpenedDatabase
+  readonly presence: Presence
+  readonly url: string
+  readonly log: Logger
+  readonly #closers: Array<() => Promise<void>>
+
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
+    this.libp2p = fields.libp2p
+    this.database = fields.database
+    this.presence = fields.presence
+    this.url = fields.url
+    this.log = fields.log
+    this.#closers = fields.closers
+  }
+
+  /** Starts every part; on a failure part-way, stops what already started. */
+  static async start (options: CoordinatorOptions): Promise<Coordinator> {
+    const log = options.log ?? createLogger('coordinator')
+    const host = options.host ?? '127.0.0.1'
+    const closers: Array<() => Promise<void>> = []
+    const unwind = async (): Promise<void> => {
+      for (const close of closers.reverse()) await close().catch((err: unknown) => { log.error('shutdown step failed', { err }) })
+    }
+    try {
+      const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl })
+      closers.push(database.close)
+      const { key } = await loadOrCreatePeerKey(join(options.dataDir, 'peer.key'))
+      const ipProto = host.includes(':') ? 'ip6' : 'ip4'
+      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`] })
+      closers.push(async () => { await libp2p.stop() })
+      const presence = new Presence(libp2p)
+      const components = { libp2p, db: database.db, log }
+      const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
+      const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
+      await enroll.start()
+      await heartbeat.start()
+      const http = await startHttpServer({
+        host,
+        port: options.httpPort ?? 0,
+        context: { db: database.db, presence, log },
+        webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
+        log
+      })
+      closers.push(async () => { await closeServer(http.server) })
+      const adminPath = adminSocketPath(options.dataDir)
+      const admin = await startAdminSocket(adminPath, database.db, log)
+      closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
+      return new Coordinator({ libp2p, database, presence, url: http.url, log, closers })
+    } catch (err) {
+      await unwind()
+      throw err
+    }
+  }
+
+  /** Multiaddrs agents dial, each ending in /p2p/<peer id>. */
+  get multiaddrs (): string[] {
+    return this.libp2p.getMultiaddrs().map((ma) => ma.toString())
+  }
+
+  /** Stops everything it started, newest first. */
+  async stop (): Promise<void> {
+    for (const close of [...this.#closers].reverse()) {
+      await close().catch((err: unknown) => { this.log.error('shutdown step failed', { err }) })
+    }
+  }
+}
+
+async function closeServer (server: Server): Promise<void> {
+  server.closeAllConnections?.()
+  await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+}

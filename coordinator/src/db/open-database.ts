@@ -1,0 +1,48 @@
+import { mkdir } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Kysely, PostgresDialect } from 'kysely'
+import { PGlite } from '@electric-sql/pglite'
+import pg from 'pg'
+import { migrateToLatest } from '@barnraise/migrations'
+import { PGliteDialect } from './pglite-dialect.ts'
+import type { Database } from './schema.ts'
+
+export interface OpenDatabaseOptions {
+  /** A Postgres connection string; when absent, PGlite in `dataDir` is used. */
+  databaseUrl?: string
+  /** Where embedded PGlite keeps its files; `memory://` for a throwaway database. */
+  dataDir: string
+}
+
+export interface OpenedDatabase {
+  db: Kysely<Database>
+  kind: 'postgres' | 'pglite'
+  close: () => Promise<void>
+}
+
+/** Opens the coordinator's database (Postgres or embedded PGlite) and migrates it to the latest schema. */
+export async function openDatabase (options: OpenDatabaseOptions): Promise<OpenedDatabase> {
+  let db: Kysely<Database>
+  let kind: OpenedDatabase['kind']
+  if (options.databaseUrl !== undefined && options.databaseUrl !== '') {
+    const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 })
+    db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
+    kind = 'postgres'
+  } else {
+    let location = options.dataDir
+    if (!location.startsWith('memory://')) {
+      location = join(options.dataDir, 'pglite')
+      await mkdir(location, { recursive: true })
+    }
+    const pglite = await PGlite.create(location)
+    db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
+    kind = 'pglite'
+  }
+  try {
+    await migrateToLatest(db)
+  } catch (err) {
+    await db.destroy()
+    throw err
+  }
+  return { db, kind, close: async () => { await db.destroy() } }
+}

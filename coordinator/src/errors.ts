@@ -1,0 +1,18 @@
+/** Codes the coordinator's domain code raises; the API and protocols map them to replies. */
+export type CoordinatorErrorCode =
+  | 'ERR_INVALID_TOKEN'
+  | 'ERR_NODE_REVOKED'
+  | 'ERR_NOT_ENROLLED'
+  | 'ERR_NOT_FOUND'
+  | 'ERR_CONFLICT'
+  | 'ERR_INVALID_INPUT'
+
+/** A refusal a user can act on, as opposed to a bug. */
+export class CoordinatorError extends Error {
+  readonly code: CoordinatorErrorCode
+  constructor (code: CoordinatorErrorCode, message: string) {
+    super(message)
+    this.name = 'CoordinatorError'
+    this.code = code
+  }
+}

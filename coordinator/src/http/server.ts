@@ -1,0 +1,63 @@
+import { createServer } from 'node:http'
+import type { IncomingMessage, Server, ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { createHTTPHandler } from '@trpc/server/adapters/standalone'
+import { appRouter } from '../api/router.ts'
+import type { ApiContext } from '../api/context.ts'
+import type { Logger } from '../log.ts'
+import { serveStatic } from './static-files.ts'
+
+export interface HttpServerOptions {
+  host: string
+  port: number
+  context: ApiContext
+  /** Folder of the built dashboard (web/dist). */
+  webRoot: string
+  log: Logger
+}
+
+const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Barnraise</title>
+<p>The dashboard has not been built. Run <code>pnpm --filter @barnraise/web build</code> and reload.
+The API is up at <code>/trpc</code>.</p>`
+
+function sendJson (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text) })
+  res.end(text)
+}
+
+/** Starts the HTTP side: /healthz, the tRPC API under /trpc, and the dashboard. */
+export async function startHttpServer (options: HttpServerOptions): Promise<{ server: Server, url: string }> {
+  const trpc = createHTTPHandler({
+    router: appRouter,
+    basePath: '/trpc/',
+    createContext: () => options.context,
+    onError: ({ error, path }) => {
+      if (error.code === 'INTERNAL_SERVER_ERROR') options.log.error('api error', { path, err: error.cause ?? error })
+    }
+  })
+  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    const path = (req.url ?? '/').split('?')[0] ?? '/'
+    if (path === '/healthz') { sendJson(res, 200, { ok: true }); return }
+    if (path.startsWith('/trpc/')) { trpc(req, res); return }
+    if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
+    if (await serveStatic(options.webRoot, req, res)) return
+    if (path.includes('.')) { sendJson(res, 404, { error: 'not found' }); return }
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+    res.end(NOT_BUILT)
+  }
+  const server = createServer((req, res) => {
+    handle(req, res).catch((err: unknown) => {
+      options.log.error('http handler failed', { url: req.url, err })
+      if (!res.headersSent) sendJson(res, 500, { error: 'internal error' })
+      else res.destroy()
+    })
+  })
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen(options.port, options.host, () => { server.off('error', reject); resolve() })
+  })
+  const address = server.address() as AddressInfo
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
+  return { server, url: `http://${host}:${address.port}/` }
+}

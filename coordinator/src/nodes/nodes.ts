@@ -1,0 +1,119 @@
+import type { Kysely } from 'kysely'
+import type { EnrollRequest, HardwareProfile } from '@barnraise/protocol'
+import type { Database } from '../db/schema.ts'
+import { CoordinatorError } from '../errors.ts'
+import { consumeEnrollmentToken } from './enrollment-tokens.ts'
+
+export interface EnrolledNode {
+  nodeId: string
+  organizationId: string
+  organizationName: string
+  rejoined: boolean
+}
+
+/**
+ * Binds a peer id to an organization. A peer already enrolled is recognised by its key
+ * alone (its row is refreshed, no token use is spent); a new peer must bring a valid token,
+ * and a refused one writes nothing.
+ */
+export async function enrollNode (db: Kysely<Database>, peerId: string, request: EnrollRequest): Promise<EnrolledNode> {
+  return await db.transaction().execute(async (trx) => {
+    const existing = await trx.selectFrom('nodes')
+      .innerJoin('organizations', 'organizations.id', 'nodes.organization_id')
+      .select(['nodes.id', 'nodes.organization_id', 'nodes.revoked_at', 'organizations.name as organization_name'])
+      .where('nodes.peer_id', '=', peerId)
+      .executeTakeFirst()
+    if (existing !== undefined) {
+      if (existing.revoked_at !== null) {
+        throw new CoordinatorError('ERR_NODE_REVOKED', 'this node was revoked by its organization; ask your lab admin')
+      }
+      await trx.updateTable('nodes')
+        .set({
+          hardware: JSON.stringify(request.hardware),
+          agent_version: request.agentVersion,
+          last_seen_at: new Date(),
+          ...(request.name !== undefined ? { name: request.name } : {})
+        })
+        .where('id', '=', existing.id)
+        .execute()
+      return { nodeId: existing.id, organizationId: existing.organization_id, organizationName: existing.organization_name, rejoined: true }
+    }
+    if (request.token === undefined) {
+      throw new CoordinatorError('ERR_NOT_ENROLLED', 'this node is not enrolled yet; join with --token from your lab admin')
+    }
+    const { tokenId, organizationId } = await consumeEnrollmentToken(trx, request.token)
+    const now = new Date()
+    const row = await trx.insertInto('nodes')
+      .values({
+        peer_id: peerId,
+        organization_id: organizationId,
+        name: request.name ?? request.hardware.hostname,
+        hardware: JSON.stringify(request.hardware),
+        agent_version: request.agentVersion,
+        enrolled_with_token_id: tokenId,
+        first_seen_at: now,
+        last_seen_at: now
+      })
+      .returning('id')
+      .executeTakeFirstOrThrow()
+    const org = await trx.selectFrom('organizations').select('name').where('id', '=', organizationId).executeTakeFirstOrThrow()
+    return { nodeId: row.id, organizationId, organizationName: org.name, rejoined: false }
+  })
+}
+
+/** Records that an enrolled peer is alive; refuses unknown or revoked peers. */
+export async function touchNode (db: Kysely<Database>, peerId: string): Promise<void> {
+  const row = await db.updateTable('nodes')
+    .set({ last_seen_at: new Date() })
+    .where('peer_id', '=', peerId)
+    .where('revoked_at', 'is', null)
+    .returning('id')
+    .executeTakeFirst()
+  if (row === undefined) throw new CoordinatorError('ERR_NOT_ENROLLED', 'this peer is not an enrolled node (or was revoked)')
+}
+
+export interface NodeSummary {
+  id: string
+  peerId: string
+  name: string
+  organizationId: string
+  organizationName: string
+  hardware: HardwareProfile
+  agentVersion: string
+  firstSeenAt: string
+  lastSeenAt: string
+  revoked: boolean
+  online: boolean
+}
+
+/** Lists nodes, newest first; `online` comes from the live connection set, not the database. */
+export async function listNodes (db: Kysely<Database>, isOnline: (peerId: string) => boolean, organizationId?: string): Promise<NodeSummary[]> {
+  let query = db.selectFrom('nodes')
+    .innerJoin('organizations', 'organizations.id', 'nodes.organization_id')
+    .selectAll('nodes')
+    .select('organizations.name as organization_name')
+    .orderBy('nodes.first_seen_at', 'desc')
+  if (organizationId !== undefined) query = query.where('nodes.organization_id', '=', organizationId)
+  const rows = await query.execute()
+  return rows.map((r) => ({
+    id: r.id,
+    peerId: r.peer_id,
+    name: r.name,
+    organizationId: r.organization_id,
+    organizationName: r.organization_name,
+    hardware: r.hardware,
+    agentVersion: r.agent_version,
+    firstSeenAt: r.first_seen_at.toISOString(),
+    lastSeenAt: r.last_seen_at.toISOString(),
+    revoked: r.revoked_at !== null,
+    online: r.revoked_at === null && isOnline(r.peer_id)
+  }))
+}
+
+/** Revokes a node of an organization: it can no longer heartbeat, enroll or get work. */
+export async function revokeNode (db: Kysely<Database>, nodeId: string, organizationId: string | null): Promise<void> {
+  let query = db.updateTable('nodes').set({ revoked_at: new Date() }).where('id', '=', nodeId)
+  if (organizationId !== null) query = query.where('organization_id', '=', organizationId)
+  const result = await query.executeTakeFirst()
+  if (result.numUpdatedRows === 0n) throw new CoordinatorError('ERR_NOT_FOUND', 'no such node')
+}

@@ -1,0 +1,56 @@
+import type { Libp2p } from '@libp2p/interface'
+
+export interface PeerPresence {
+  status: string
+  lastHeartbeatAt: Date
+}
+
+/**
+ * Which peers are connected right now and what they last said they were doing. It lives in
+ * memory on purpose: online status is a fact about live connections, not about the database.
+ */
+export class Presence {
+  readonly #peers = new Map<string, PeerPresence>()
+  readonly #listeners = new Set<() => void>()
+  readonly #libp2p: Libp2p
+
+  constructor (libp2p: Libp2p) {
+    this.#libp2p = libp2p
+    libp2p.addEventListener('peer:disconnect', (evt) => {
+      this.#peers.delete(evt.detail.toString())
+      this.#notify()
+    })
+  }
+
+  /** Records a heartbeat from a peer. */
+  heartbeat (peerId: string, status: string): void {
+    const previous = this.#peers.get(peerId)
+    this.#peers.set(peerId, { status, lastHeartbeatAt: new Date() })
+    if (previous?.status !== status) this.#notify()
+  }
+
+  /** Marks a peer as present right after enrollment. */
+  joined (peerId: string): void {
+    this.heartbeat(peerId, 'idle')
+    this.#notify()
+  }
+
+  /** True while the peer holds a connection to us. */
+  isOnline (peerId: string): boolean {
+    return this.#libp2p.getConnections().some((c) => c.remotePeer.toString() === peerId && c.status === 'open')
+  }
+
+  get (peerId: string): PeerPresence | undefined {
+    return this.#peers.get(peerId)
+  }
+
+  /** Subscribes to changes; returns the unsubscribe function. */
+  onChange (listener: () => void): () => void {
+    this.#listeners.add(listener)
+    return () => { this.#listeners.delete(listener) }
+  }
+
+  #notify (): void {
+    for (const l of this.#listeners) l()
+  }
+}

@@ -1,0 +1,75 @@
+import { parseArgs } from 'node:util'
+import { join } from 'node:path'
+import { loadOrCreatePeerKey } from '@barnraise/protocol'
+import { createAgentHost } from '../host.ts'
+import { probeHardware } from '../hardware.ts'
+import { parseCoordinatorAddress } from '../coordinator-client.ts'
+import { readEnrollment } from '../enrollment-file.ts'
+import { resolveDataDir } from '../data-dir.ts'
+import { RefusedError, runSession } from '../session.ts'
+
+/**
+ * `barnraise-agent join --coordinator MULTIADDR --token TOKEN`: enroll this machine and stay
+ * connected. A node that enrolled before may omit both; it re-joins with its saved identity.
+ */
+export async function runJoinCommand (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      coordinator: { type: 'string' },
+      token: { type: 'string' },
+      name: { type: 'string' },
+      'data-dir': { type: 'string' },
+      'heartbeat-interval': { type: 'string', default: '10' }
+    }
+  })
+  const say = (line: string): void => { process.stdout.write(line + '\n') }
+  const dataDir = resolveDataDir(values['data-dir'])
+  const saved = await readEnrollment(dataDir)
+  const address = values.coordinator ?? saved?.coordinator
+  if (address === undefined) {
+    process.stderr.write('barnraise-agent join: --coordinator <multiaddr> is required (the coordinator prints it at start)\n')
+    return 2
+  }
+  if (values.token === undefined && saved === undefined) {
+    process.stderr.write('barnraise-agent join: --token <token> is required for the first join; ask your lab admin for one\n')
+    return 2
+  }
+  const heartbeatSeconds = Number(values['heartbeat-interval'])
+  if (!(heartbeatSeconds > 0 && heartbeatSeconds <= 3600)) {
+    process.stderr.write('barnraise-agent join: --heartbeat-interval must be seconds between 0 and 3600\n')
+    return 2
+  }
+  const coordinator = parseCoordinatorAddress(address)
+  const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
+  const libp2p = await createAgentHost(key)
+  say(`agent: peer id ${libp2p.peerId.toString()} (${created ? 'new identity' : 'existing identity'} in ${dataDir})`)
+  const controller = new AbortController()
+  const stop = (): void => { say('agent: stopping'); controller.abort() }
+  process.once('SIGINT', stop)
+  process.once('SIGTERM', stop)
+  try {
+    await runSession({
+      libp2p,
+      coordinator,
+      dataDir,
+      hardware: await probeHardware(),
+      ...(values.token !== undefined ? { token: values.token } : {}),
+      ...(values.name !== undefined ? { name: values.name } : {}),
+      heartbeatIntervalMs: heartbeatSeconds * 1000,
+      signal: controller.signal,
+      say
+    })
+    return 0
+  } catch (err) {
+    if (err instanceof RefusedError) {
+      process.stderr.write(`barnraise-agent: enrollment refused (${err.code}): ${err.message}\n`)
+      return 3
+    }
+    throw err
+  } finally {
+    process.off('SIGINT', stop)
+    process.off('SIGTERM', stop)
+    await libp2p.stop()
+  }
+}

@@ -1,0 +1,75 @@
+import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p } from '@libp2p/interface'
+import {
+  ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError,
+  enrollResponseSchema, heartbeatResponseSchema
+} from '@barnraise/protocol'
+import type { EnrollRequest, HeartbeatRequest } from '@barnraise/protocol'
+import { z } from 'zod'
+
+/** The coordinator said no; retrying the same request will not help. */
+export class RefusedError extends Error {
+  readonly code: string
+  constructor (code: string, message: string) {
+    super(message)
+    this.name = 'RefusedError'
+    this.code = code
+  }
+}
+
+/** Parses the `--coordinator` value, which must name the coordinator's peer id. */
+export function parseCoordinatorAddress (value: string): Multiaddr {
+  let ma: Multiaddr
+  try {
+    ma = multiaddr(value)
+  } catch (err) {
+    throw new Error(`--coordinator "${value}" is not a multiaddr (${(err as Error).message}); copy the line the coordinator prints`)
+  }
+  if (ma.getComponents().find((c) => c.name === 'p2p') === undefined) {
+    throw new Error('--coordinator must end in /p2p/<peer id> so the agent can check who it is talking to')
+  }
+  return ma
+}
+
+/** Request/response calls to the coordinator over its protocols. */
+export class CoordinatorClient {
+  readonly #libp2p: Libp2p
+  readonly #address: Multiaddr
+
+  constructor (libp2p: Libp2p, address: Multiaddr) {
+    this.#libp2p = libp2p
+    this.#address = address
+  }
+
+  async #call<S extends z.ZodType> (protocol: string, request: unknown, schema: S): Promise<z.infer<S>> {
+    const stream = await this.#libp2p.dialProtocol(this.#address, protocol, { signal: AbortSignal.timeout(10_000) })
+    const messages = new JsonStream(stream)
+    try {
+      await messages.write(request)
+      return await messages.read(schema)
+    } finally {
+      await messages.close()
+    }
+  }
+
+  /** Enrolls (or re-joins) this node; throws RefusedError when the coordinator refuses. */
+  async enroll (request: EnrollRequest): Promise<{ nodeId: string, organizationId: string, organizationName: string, rejoined: boolean }> {
+    const reply = await this.#call(ENROLL_PROTOCOL, request, enrollResponseSchema)
+    if (!reply.ok) throw new RefusedError(reply.code, reply.message)
+    return reply
+  }
+
+  /** Says this node is alive; throws RefusedError when the coordinator no longer knows it. */
+  async heartbeat (request: HeartbeatRequest): Promise<void> {
+    const reply = await this.#call(HEARTBEAT_PROTOCOL, request, heartbeatResponseSchema)
+    if (!reply.ok) throw new RefusedError(reply.code, reply.message)
+  }
+}
+
+/** True for errors that mean "try again later" rather than "you are refused". */
+export function isRetryable (err: unknown): boolean {
+  if (err instanceof RefusedError) return false
+  if (err instanceof ProtocolError) return err.code === 'ERR_TIMEOUT'
+  return true
+}

@@ -1,0 +1,48 @@
+import { z } from 'zod'
+import { hardwareProfileSchema } from './hardware.ts'
+
+/**
+ * Sent by an agent on `/barnraise/enroll/1.0.0`. A node whose key is already enrolled may
+ * omit the token: its identity is proven by the noise handshake.
+ */
+export const enrollRequestSchema = z.object({
+  type: z.literal('enroll'),
+  token: z.string().min(1).max(200).optional(),
+  name: z.string().min(1).max(100).optional(),
+  agentVersion: z.string().max(50),
+  hardware: hardwareProfileSchema
+}).strict()
+
+export const enrollAcceptedSchema = z.object({
+  ok: z.literal(true),
+  nodeId: z.string(),
+  organizationId: z.string(),
+  organizationName: z.string(),
+  /** true when this peer was already enrolled and its existing row was reused */
+  rejoined: z.boolean()
+})
+
+export const enrollRefusedSchema = z.object({
+  ok: z.literal(false),
+  code: z.string(),
+  message: z.string()
+})
+
+export const enrollResponseSchema = z.discriminatedUnion('ok', [enrollAcceptedSchema, enrollRefusedSchema])
+
+export type EnrollRequest = z.infer<typeof enrollRequestSchema>
+export type EnrollResponse = z.infer<typeof enrollResponseSchema>
+
+/** Sent by an enrolled agent on `/barnraise/heartbeat/1.0.0` every few seconds. */
+export const heartbeatRequestSchema = z.object({
+  type: z.literal('heartbeat'),
+  status: z.enum(['idle', 'training', 'uploading', 'downloading'])
+}).strict()
+
+export const heartbeatResponseSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), serverTime: z.string() }),
+  enrollRefusedSchema
+])
+
+export type HeartbeatRequest = z.infer<typeof heartbeatRequestSchema>
+export type HeartbeatResponse = z.infer<typeof heartbeatResponseSchema>

@@ -1,0 +1,19 @@
+/** Codes a peer may receive for a refused protocol message. */
+export type ProtocolErrorCode =
+  | 'ERR_MALFORMED_MESSAGE'
+  | 'ERR_MESSAGE_TOO_LARGE'
+  | 'ERR_INVALID_TOKEN'
+  | 'ERR_NOT_ENROLLED'
+  | 'ERR_NODE_REVOKED'
+  | 'ERR_TIMEOUT'
+  | 'ERR_INTERNAL'
+
+/** A protocol-level failure with a stable code a caller can switch on. */
+export class ProtocolError extends Error {
+  readonly code: ProtocolErrorCode
+  constructor (code: ProtocolErrorCode, message: string) {
+    super(message)
+    this.name = 'ProtocolError'
+    this.code = code
+  }
+}
