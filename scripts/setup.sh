@@ -30,6 +30,12 @@ if [ "${BARNRAISE_NO_CHROMIUM:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
   fi
 fi
 
+# The tests use the local Postgres server; start it if the machine has one that is stopped.
+if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432 && command -v pg_ctlcluster >/dev/null 2>&1; then
+  echo "setup: starting the local PostgreSQL server"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n 1)" main start || true
+fi
+
 pnpm install --frozen-lockfile=false --reporter=silent
 pnpm --filter @barnraise/web build >/dev/null
 echo "setup: done (node $(bin/node --version), pnpm $(pnpm --version))"

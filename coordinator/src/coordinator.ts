@@ -13,6 +13,7 @@ import { HeartbeatService } from './p2p/heartbeat-service.ts'
 import { startHttpServer } from './http/server.ts'
 import { startAdminSocket } from './admin/admin-socket.ts'
 import { createLogger } from './log.ts'
+import { ChangeFeed } from './events/change-feed.ts'
 import type { Logger } from './log.ts'
 
 export interface CoordinatorOptions {
@@ -39,14 +40,16 @@ export class Coordinator {
   readonly libp2p: Libp2p
   readonly database: OpenedDatabase
   readonly presence: Presence
+  readonly changes: ChangeFeed
   readonly url: string
   readonly log: Logger
   readonly #closers: Array<() => Promise<void>>
 
-  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
     this.libp2p = fields.libp2p
     this.database = fields.database
     this.presence = fields.presence
+    this.changes = fields.changes
     this.url = fields.url
     this.log = fields.log
     this.#closers = fields.closers
@@ -68,6 +71,8 @@ export class Coordinator {
       const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`] })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
+      const changes = new ChangeFeed()
+      presence.onChange(() => { changes.publish('nodes') })
       const components = { libp2p, db: database.db, log }
       const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
       const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
@@ -76,7 +81,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        context: { db: database.db, presence, log },
+        context: { db: database.db, presence, log, changes },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         log
       })
@@ -84,7 +89,7 @@ export class Coordinator {
       const adminPath = adminSocketPath(options.dataDir)
       const admin = await startAdminSocket(adminPath, database.db, log)
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
-      return new Coordinator({ libp2p, database, presence, url: http.url, log, closers })
+      return new Coordinator({ libp2p, database, presence, changes, url: http.url, log, closers })
     } catch (err) {
       await unwind()
       throw err

@@ -1,1 +1,2 @@
 export { probeHardware, parseNvidiaSmi } from './hardware.ts'
+export { createAgentHost } from './host.ts'

@@ -1,0 +1,101 @@
+// `pnpm start`: the coordinator on embedded PGlite, the dashboard, and local agents enrolled
+// with a token made for them, all under .data/demo. Ctrl-C stops every process it started.
+import { spawn, spawnSync } from 'node:child_process'
+import type { ChildProcess } from 'node:child_process'
+import { existsSync } from 'node:fs'
+import { createInterface } from 'node:readline'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import { fileURLToPath } from 'node:url'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+const { values } = parseArgs({
+  args: process.argv.slice(2),
+  options: {
+    'data-dir': { type: 'string', default: join(root, '.data', 'demo') },
+    'http-port': { type: 'string', default: process.env.PORT ?? '8080' },
+    'p2p-port': { type: 'string', default: '4001' },
+    agents: { type: 'string', default: '1' }
+  }
+})
+const dataDir = values['data-dir']
+const agentCount = Number(values.agents)
+const children: ChildProcess[] = []
+let stopping = false
+
+function say (line: string): void { process.stdout.write(line + '\n') }
+
+function run (label: string, args: string[], onLine?: (line: string) => void): ChildProcess {
+  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...args], {
+    cwd: root,
+    env: { ...process.env, DATABASE_URL: '' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  children.push(child)
+  createInterface({ input: child.stdout! }).on('line', (line) => { say(`[${label}] ${line}`); onLine?.(line) })
+  createInterface({ input: child.stderr! }).on('line', (line) => { process.stderr.write(`[${label}] ${line}\n`) })
+  child.on('exit', (code, signal) => {
+    if (!stopping) {
+      say(`[${label}] exited (${code ?? signal}); stopping the demo`)
+      void shutdown(1)
+    }
+  })
+  return child
+}
+
+async function shutdown (code: number): Promise<void> {
+  if (stopping) return
+  stopping = true
+  say('start: stopping agents and coordinator')
+  // Agents first, so the coordinator sees them leave, then the coordinator.
+  const agents = children.slice(1)
+  await Promise.all(agents.map(stopChild))
+  if (children[0] !== undefined) await stopChild(children[0])
+  process.exit(code)
+}
+
+async function stopChild (child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = new Promise<void>((resolve) => child.once('exit', () => { resolve() }))
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
+}
+
+process.on('SIGINT', () => { void shutdown(0) })
+process.on('SIGTERM', () => { void shutdown(0) })
+
+if (!existsSync(join(root, 'web', 'dist', 'index.html'))) {
+  say('start: building the dashboard')
+  const build = spawnSync('pnpm', ['--filter', '@barnraise/web', 'build'], { cwd: root, stdio: 'inherit' })
+  if (build.status !== 0) process.exit(build.status ?? 1)
+}
+
+const coordinatorDir = join(dataDir, 'coordinator')
+let multiaddr = ''
+let url = ''
+await new Promise<void>((resolve) => {
+  run('coordinator', ['coordinator/src/cli.ts', 'serve', '--data-dir', coordinatorDir, '--http-port', values['http-port'], '--p2p-port', values['p2p-port']], (line) => {
+    const ma = line.match(/^coordinator multiaddr: (\S+)/)
+    if (ma !== null && multiaddr === '') multiaddr = ma[1]!
+    const dash = line.match(/^coordinator dashboard: (\S+)/)
+    if (dash !== null) { url = dash[1]!; resolve() }
+  })
+})
+
+for (let i = 1; i <= agentCount; i++) {
+  const agentDir = join(dataDir, `agent-${i}`)
+  const args = ['node-agent/src/cli.ts', 'join', '--coordinator', multiaddr, '--data-dir', agentDir, '--name', `demo-agent-${i}`]
+  if (!existsSync(join(agentDir, 'enrollment.json'))) {
+    const token = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', 'coordinator/src/cli.ts', 'token', 'create', '--org', 'Demo Lab', '--data-dir', coordinatorDir, '--json'], { cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } })
+    if (token.status !== 0) { process.stderr.write(token.stderr); await shutdown(1) }
+    args.push('--token', (JSON.parse(token.stdout) as { token: string }).token)
+  }
+  run(`agent-${i}`, args)
+}
+
+say('')
+say('Barnraise is running. Open the dashboard:')
+say(url)
+say('(Ctrl-C stops everything.)')

@@ -1,0 +1,67 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { sql } from 'kysely'
+import { openDatabase } from '@barnraise/coordinator'
+import type { Database } from '@barnraise/coordinator'
+import { migrateDownToEmpty, migrateToLatest, migrations } from '@barnraise/migrations'
+import type { Kysely } from 'kysely'
+import { createTestDatabase } from './support/postgres.ts'
+
+const TABLES = ['enrollment_tokens', 'nodes', 'organizations', 'runs', 'users']
+
+async function tables (db: Kysely<Database>): Promise<string[]> {
+  const result = await sql<{ table_name: string }>`select table_name from information_schema.tables where table_schema = 'public' and table_name not like 'barnraise_migrations%' order by table_name`.execute(db)
+  return result.rows.map((r) => r.table_name)
+}
+
+const backends: Array<{ name: string, open: () => Promise<{ db: Kysely<Database>, close: () => Promise<void> }> }> = [
+  {
+    name: 'pglite',
+    open: async () => {
+      const opened = await openDatabase({ dataDir: 'memory://' })
+      return { db: opened.db, close: opened.close }
+    }
+  },
+  {
+    name: 'postgres',
+    open: async () => {
+      const fresh = await createTestDatabase()
+      const opened = await openDatabase({ dataDir: 'unused', databaseUrl: fresh.url })
+      return { db: opened.db, close: async () => { await opened.close(); await fresh.drop() } }
+    }
+  }
+]
+
+for (const backend of backends) {
+  describe(`storage on ${backend.name}`, () => {
+    let db: Kysely<Database>
+    let close: () => Promise<void>
+    before(async () => { ({ db, close } = await backend.open()) })
+    after(async () => { await close() })
+
+    test('migrations run up from empty, down to empty, and up again', async () => {
+      assert.deepEqual(await tables(db), TABLES)
+      const reverted = await migrateDownToEmpty(db)
+      assert.deepEqual(reverted, Object.keys(migrations).reverse())
+      assert.deepEqual(await tables(db), [])
+      assert.deepEqual(await migrateToLatest(db), Object.keys(migrations))
+      assert.deepEqual(await tables(db), TABLES)
+      assert.deepEqual(await migrateToLatest(db), [], 'a second run applies nothing')
+    })
+
+    test('constraints hold: run status and token use counts are checked by the database', async () => {
+      const org = await db.insertInto('organizations').values({ name: 'constraint lab' }).returning('id').executeTakeFirstOrThrow()
+      await assert.rejects(db.insertInto('runs').values({ name: 'r', status: 'bogus' as 'draft', spec: '{}', updated_at: new Date() }).execute())
+      await assert.rejects(db.insertInto('enrollment_tokens').values({ organization_id: org.id, token_hash: 'x', max_uses: 0 }).execute())
+      await assert.rejects(db.insertInto('organizations').values({ name: 'constraint lab' }).execute(), 'names are unique')
+    })
+
+    test('jsonb round-trips as parsed objects', async () => {
+      const org = await db.insertInto('organizations').values({ name: 'json lab' }).returning('id').executeTakeFirstOrThrow()
+      const hardware = { hostname: 'h', platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 2, memoryBytes: 1024, gpus: [{ name: 'g', memoryMiB: 10 }] }
+      await db.insertInto('nodes').values({ peer_id: 'p1', organization_id: org.id, name: 'n', hardware: JSON.stringify(hardware), agent_version: '1', enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date() }).execute()
+      const row = await db.selectFrom('nodes').select('hardware').where('peer_id', '=', 'p1').executeTakeFirstOrThrow()
+      assert.deepEqual(row.hardware, hardware)
+    })
+  })
+}
