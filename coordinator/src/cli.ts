@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
-import { resolve } from 'node:path'
+import { readFile } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { verifyLedger } from '@barnraise/protocol'
+import type { LedgerEntry } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { openDatabase } from './db/open-database.ts'
-import { createTokenForOrganization, createTokenInputSchema, requestTokenOverSocket } from './admin/admin-socket.ts'
+import { adminRequest, createTokenInputSchema } from './admin/admin-socket.ts'
+import { adminOperations } from './admin/admin-operations.ts'
+import { DiskBlobStore } from './blobs/blob-store.ts'
+import { createRunResources } from './runs/run-resources.ts'
+import { trainerModelOps } from './runs/trainer-model-ops.ts'
 
 const USAGE = `usage: barnraise-coordinator <command> [options]
 
@@ -18,7 +25,12 @@ commands:
   token create --org NAME    issue an enrollment token for an organization (created if new)
     --uses N                 how many nodes may enroll with it (default 1)
     --expires-in HOURS       token lifetime (default: no expiry)
-    --data-dir DIR, --database-url URL as above
+  run create --spec FILE     create a run from a JSON spec (see docs/run-spec.md); --start to start it
+  run start|pause|resume|stop --run ID
+  ledger verify --run ID     verify a run's ledger end to end, offline; names the first bad row
+    --from URL|FILE          a coordinator's base URL or an exported ledger.json (default http://127.0.0.1:8080/)
+  (token and run commands take --data-dir and --database-url as serve does; they talk to a
+   running coordinator through its admin socket, or open the database when none runs)
   help                       this text
 `
 
@@ -65,6 +77,83 @@ async function serve (argv: string[]): Promise<number> {
   return 0
 }
 
+/** Performs an admin operation through a running coordinator's socket, or directly on its database. */
+async function admin<T> (dataDir: string, databaseUrl: string | undefined, route: string, body: unknown): Promise<T> {
+  const socket = adminSocketPath(dataDir)
+  if (existsSync(socket)) return await adminRequest<T>(socket, route, body)
+  const database = await openDatabase({ dataDir, databaseUrl })
+  try {
+    const resources = createRunResources({ db: database.db, blobs: new DiskBlobStore(join(dataDir, 'blobs')), ops: trainerModelOps })
+    return await adminOperations({ db: database.db, resources })[route]!(body) as T
+  } finally {
+    await database.close()
+  }
+}
+
+async function runCommand (argv: string[]): Promise<number> {
+  const [sub, ...rest] = argv
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      spec: { type: 'string' },
+      run: { type: 'string' },
+      start: { type: 'boolean', default: false },
+      'data-dir': { type: 'string', default: '.data/coordinator' },
+      'database-url': { type: 'string' }
+    }
+  })
+  const dataDir = resolve(values['data-dir'])
+  const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL
+  if (sub === 'create') {
+    if (values.spec === undefined) return fail('run create: --spec FILE is required')
+    let spec: unknown
+    try {
+      spec = JSON.parse(await readFile(values.spec, 'utf8'))
+    } catch (err) {
+      return fail(`run create: cannot read ${values.spec}: ${(err as Error).message}`)
+    }
+    try {
+      const run = await admin<{ id: string, name: string, status: string, paramCount: number }>(dataDir, databaseUrl, '/runs', { spec, start: values.start })
+      process.stdout.write(`run ${run.id} "${run.name}" created (${run.status}, ${run.paramCount.toLocaleString('en-US')} parameters)\n`)
+      return 0
+    } catch (err) {
+      return fail(`run create: ${(err as Error).message}`)
+    }
+  }
+  if (sub === 'start' || sub === 'pause' || sub === 'resume' || sub === 'stop') {
+    if (values.run === undefined) return fail(`run ${sub}: --run ID is required`)
+    try {
+      const result = await admin<{ id: string, status: string }>(dataDir, databaseUrl, '/runs/status', { runId: values.run, action: sub })
+      process.stdout.write(`run ${result.id} is ${result.status}\n`)
+      return 0
+    } catch (err) {
+      return fail(`run ${sub}: ${(err as Error).message}`)
+    }
+  }
+  return fail('unknown run subcommand; try: run create --spec FILE, run start --run ID')
+}
+
+async function ledgerVerify (argv: string[]): Promise<number> {
+  const { values } = parseArgs({ args: argv, options: { run: { type: 'string' }, from: { type: 'string', default: 'http://127.0.0.1:8080/' } } })
+  if (values.run === undefined) return fail('ledger verify: --run ID is required')
+  let entries: LedgerEntry[]
+  if (/^https?:\/\//.test(values.from)) {
+    const url = new URL(`api/runs/${encodeURIComponent(values.run)}/ledger.json`, values.from.endsWith('/') ? values.from : values.from + '/')
+    const res = await fetch(url)
+    if (!res.ok) return fail(`ledger verify: ${url} answered ${res.status}`)
+    entries = await res.json() as LedgerEntry[]
+  } else {
+    entries = JSON.parse(await readFile(values.from, 'utf8')) as LedgerEntry[]
+  }
+  const verdict = await verifyLedger(values.run, entries)
+  if (verdict.ok) {
+    process.stdout.write(`ledger OK: ${verdict.rows} rows, hash chain and signatures verify\n`)
+    return 0
+  }
+  process.stdout.write(`ledger FAILED at row seq=${verdict.seq} (position ${verdict.index + 1} of ${verdict.rows}): ${verdict.reason}\n`)
+  return 1
+}
+
 async function tokenCreate (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -88,22 +177,11 @@ async function tokenCreate (argv: string[]): Promise<number> {
   }
   const dataDir = resolve(values['data-dir'])
   const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL
-  const socket = adminSocketPath(dataDir)
-  let token
-  if (existsSync(socket)) {
-    token = await requestTokenOverSocket(socket, parsed.data)
-  } else {
-    const database = await openDatabase({ dataDir, databaseUrl })
-    try {
-      token = await createTokenForOrganization(database.db, parsed.data)
-    } finally {
-      await database.close()
-    }
-  }
+  const token = await admin<{ token: string, organizationName: string, maxUses: number, expiresAt: string | null }>(dataDir, databaseUrl, '/tokens', parsed.data)
   if (values.json) {
     process.stdout.write(JSON.stringify(token) + '\n')
   } else {
-    process.stdout.write(`enrollment token for ${token.organizationName} (uses: ${token.maxUses}${token.expiresAt === null ? '' : `, expires ${token.expiresAt.toISOString()}`}):\n${token.token}\n`)
+    process.stdout.write(`enrollment token for ${token.organizationName} (uses: ${token.maxUses}${token.expiresAt === null ? '' : `, expires ${token.expiresAt}`}):\n${token.token}\n`)
     process.stdout.write('join with: barnraise-agent join --coordinator <multiaddr> --token <token>\n')
   }
   return 0
@@ -116,6 +194,10 @@ async function main (argv: string[]): Promise<number> {
     case 'token':
       if (rest[0] === 'create') return await tokenCreate(rest.slice(1))
       return fail('unknown token subcommand; try: token create --org NAME')
+    case 'run': return await runCommand(rest)
+    case 'ledger':
+      if (rest[0] === 'verify') return await ledgerVerify(rest.slice(1))
+      return fail('unknown ledger subcommand; try: ledger verify --run ID')
     case undefined: case 'help': case '--help': case '-h':
       process.stdout.write(USAGE)
       return command === undefined ? 2 : 0

@@ -12,6 +12,17 @@ import { EnrollService } from './p2p/enroll-service.ts'
 import { HeartbeatService } from './p2p/heartbeat-service.ts'
 import { startHttpServer } from './http/server.ts'
 import { startAdminSocket } from './admin/admin-socket.ts'
+import { adminOperations } from './admin/admin-operations.ts'
+import { DiskBlobStore } from './blobs/blob-store.ts'
+import type { BlobStore } from './blobs/blob-store.ts'
+import { BlobService } from './p2p/blob-service.ts'
+import { WorkService } from './p2p/work-service.ts'
+import { ReportService } from './p2p/report-service.ts'
+import { RoundEngine } from './runs/round-engine.ts'
+import { createRunResources } from './runs/run-resources.ts'
+import type { RunResources } from './runs/runs.ts'
+import { trainerModelOps } from './runs/trainer-model-ops.ts'
+import type { ModelOps } from './runs/model-ops.ts'
 import { createLogger } from './log.ts'
 import { ChangeFeed } from './events/change-feed.ts'
 import type { Logger } from './log.ts'
@@ -26,6 +37,10 @@ export interface CoordinatorOptions {
   p2pPort?: number
   webRoot?: string
   log?: Logger
+  /** Round engine tick; tests shorten it. */
+  tickMs?: number
+  /** ||Δ|| / ||θ|| above which a report is refused. */
+  normBoundRatio?: number
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -41,15 +56,21 @@ export class Coordinator {
   readonly database: OpenedDatabase
   readonly presence: Presence
   readonly changes: ChangeFeed
+  readonly engine: RoundEngine
+  readonly blobs: BlobStore
+  readonly resources: RunResources
   readonly url: string
   readonly log: Logger
   readonly #closers: Array<() => Promise<void>>
 
-  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, resources: RunResources, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
     this.libp2p = fields.libp2p
     this.database = fields.database
     this.presence = fields.presence
     this.changes = fields.changes
+    this.engine = fields.engine
+    this.blobs = fields.blobs
+    this.resources = fields.resources
     this.url = fields.url
     this.log = fields.log
     this.#closers = fields.closers
@@ -78,18 +99,32 @@ export class Coordinator {
       const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
       await heartbeat.start()
+      const ops: ModelOps = trainerModelOps
+      const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
+      const resources = createRunResources({ db: database.db, blobs, ops })
+      const engine = new RoundEngine({
+        db: database.db, blobs, presence, changes, log, ops,
+        ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {}),
+        ...(options.normBoundRatio !== undefined ? { normBoundRatio: options.normBoundRatio } : {})
+      })
+      await new BlobService({ ...components, blobs }).start()
+      await new WorkService({ libp2p, source: engine, log }).start()
+      await new ReportService({ libp2p, sink: engine, log }).start()
+      engine.start()
+      closers.push(async () => { await engine.stop() })
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        context: { db: database.db, presence, log, changes },
+        services: { db: database.db, presence, log, changes, resources, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()) },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
+        downloads: { db: database.db, blobs, ops },
         log
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)
-      const admin = await startAdminSocket(adminPath, database.db, log)
+      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, resources, changes }), log)
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
-      return new Coordinator({ libp2p, database, presence, changes, url: http.url, log, closers })
+      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, resources, url: http.url, log, closers })
     } catch (err) {
       await unwind()
       throw err

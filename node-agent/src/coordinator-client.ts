@@ -2,10 +2,10 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
 import {
-  ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError,
-  enrollResponseSchema, heartbeatResponseSchema
+  BLOB_CHUNK_BYTES, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
+  enrollResponseSchema, heartbeatResponseSchema, reportResponseSchema, workResponseSchema
 } from '@barnraise/protocol'
-import type { EnrollRequest, HeartbeatRequest } from '@barnraise/protocol'
+import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
 
 /** The coordinator said no; retrying the same request will not help. */
@@ -58,6 +58,28 @@ export class CoordinatorClient {
     const reply = await this.#call(ENROLL_PROTOCOL, request, enrollResponseSchema)
     if (!reply.ok) throw new RefusedError(reply.code, reply.message)
     return reply
+  }
+
+  /** Asks for a work unit; the answer may be "wait". */
+  async requestWork (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
+    const reply = await this.#call(WORK_PROTOCOL, { type: 'work' }, workResponseSchema)
+    if (reply.kind === 'refused') throw new RefusedError(reply.code, reply.message)
+    return reply
+  }
+
+  /** Streams a signed report: the header frame, then the payload in chunks; returns the verdict. */
+  async sendReport (header: ReportHeader, payload: Uint8Array, signal?: AbortSignal): Promise<ReportResponse> {
+    const stream = await this.#libp2p.dialProtocol(this.#address, REPORT_PROTOCOL, { signal: signal ?? AbortSignal.timeout(30_000) })
+    const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    try {
+      await messages.write(header)
+      for (let i = 0; i < payload.byteLength; i += BLOB_CHUNK_BYTES) {
+        await messages.writeFrame(payload.subarray(i, i + BLOB_CHUNK_BYTES), 60_000)
+      }
+      return await messages.read(reportResponseSchema, 120_000)
+    } finally {
+      await messages.close()
+    }
   }
 
   /** Says this node is alive; throws RefusedError when the coordinator no longer knows it. */

@@ -1,4 +1,4 @@
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { HardwareProfile } from '@barnraise/protocol'
 import { CoordinatorClient, RefusedError, isRetryable } from './coordinator-client.ts'
@@ -6,6 +6,11 @@ import { writeEnrollment } from './enrollment-file.ts'
 import type { Enrollment } from './enrollment-file.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 import { AGENT_VERSION } from './version.ts'
+import { BlobCache } from './blob-cache.ts'
+import { runWorkLoop } from './work-loop.ts'
+import type { AgentStatus } from './work-loop.ts'
+import type { Executor } from './executors/executor.ts'
+import type { AgentModelOps } from './agent-model-ops.ts'
 
 export interface SessionOptions {
   libp2p: Libp2p
@@ -18,6 +23,8 @@ export interface SessionOptions {
   signal: AbortSignal
   /** Human-facing status lines. */
   say: (line: string) => void
+  /** When set, the node trains: it asks for work units and reports them. */
+  work?: { executor: Executor, ops: AgentModelOps, key: PrivateKey }
 }
 
 /**
@@ -43,10 +50,7 @@ export async function runSession (options: SessionOptions): Promise<void> {
       await writeEnrollment(options.dataDir, enrollment)
       options.say(`agent: ${reply.rejoined ? 're-joined' : 'enrolled'} as node ${reply.nodeId} of ${reply.organizationName} (peer ${peerId})`)
       attempt = 0
-      while (!options.signal.aborted) {
-        await client.heartbeat({ type: 'heartbeat', status: 'idle' })
-        if (!await sleep(options.heartbeatIntervalMs, options.signal)) break
-      }
+      await connected(options, client)
     } catch (err) {
       if (options.signal.aborted) break
       // A token is spent once; a node the coordinator already knows re-joins by its key.
@@ -59,6 +63,42 @@ export async function runSession (options: SessionOptions): Promise<void> {
       options.say(`agent: coordinator unreachable (${(err as Error).message}); retrying in ${(delay / 1000).toFixed(1)} s`)
       await sleep(delay, options.signal)
     }
+  }
+}
+
+/** Heartbeats and, for a training node, the work loop, until either fails or the signal aborts. */
+async function connected (options: SessionOptions, client: CoordinatorClient): Promise<void> {
+  const inner = new AbortController()
+  const onAbort = (): void => { inner.abort() }
+  options.signal.addEventListener('abort', onAbort, { once: true })
+  let status: AgentStatus = 'idle'
+  const heartbeats = (async () => {
+    while (!inner.signal.aborted) {
+      await client.heartbeat({ type: 'heartbeat', status })
+      if (!await sleep(options.heartbeatIntervalMs, inner.signal)) return
+    }
+  })()
+  const tasks = [heartbeats]
+  if (options.work !== undefined) {
+    tasks.push(runWorkLoop({
+      client,
+      cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator),
+      executor: options.work.executor,
+      ops: options.work.ops,
+      key: options.work.key,
+      peerId: options.libp2p.peerId.toString(),
+      dataDir: options.dataDir,
+      signal: inner.signal,
+      say: options.say,
+      setStatus: (s) => { status = s }
+    }))
+  }
+  try {
+    await Promise.race(tasks)
+  } finally {
+    inner.abort()
+    options.signal.removeEventListener('abort', onAbort)
+    await Promise.allSettled(tasks)
   }
 }
 

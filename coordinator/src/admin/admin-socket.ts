@@ -9,6 +9,7 @@ import { CoordinatorError } from '../errors.ts'
 import { ensureOrganization } from '../nodes/organizations.ts'
 import { createEnrollmentToken } from '../nodes/enrollment-tokens.ts'
 import type { CreatedToken } from '../nodes/enrollment-tokens.ts'
+import { RunSpecError } from '../runs/runs.ts'
 
 /** Input of `token create`, shared by the direct and the socket path. */
 export const createTokenInputSchema = z.object({
@@ -26,27 +27,31 @@ export async function createTokenForOrganization (db: Kysely<Database>, input: C
   return { ...token, organizationName: org.name }
 }
 
+/** One admin operation: JSON in, JSON out. */
+export type AdminHandler = (body: unknown) => Promise<unknown>
+
 /**
  * A local-only control channel on a unix socket in the data directory. Whoever can open the
  * socket can read the data directory anyway, so file permissions are the authorization; it
- * lets the CLI issue tokens while an embedded-PGlite coordinator holds the database.
+ * lets the CLI act while an embedded-PGlite coordinator holds the database.
  */
-export async function startAdminSocket (path: string, db: Kysely<Database>, log: Logger): Promise<Server> {
+export async function startAdminSocket (path: string, routes: Record<string, AdminHandler>, log: Logger): Promise<Server> {
   await rm(path, { force: true })
   const server = createServer((req, res) => {
     const chunks: Buffer[] = []
     let size = 0
-    req.on('data', (c: Buffer) => { size += c.length; if (size > 16_384) req.destroy(); else chunks.push(c) })
+    req.on('data', (c: Buffer) => { size += c.length; if (size > 1_048_576) req.destroy(); else chunks.push(c) })
     req.on('end', () => {
       void (async () => {
         try {
-          if (req.method !== 'POST' || req.url !== '/tokens') throw new CoordinatorError('ERR_NOT_FOUND', 'unknown admin request')
-          const input = createTokenInputSchema.parse(JSON.parse(Buffer.concat(chunks).toString('utf8')))
-          const token = await createTokenForOrganization(db, input)
-          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(token))
+          const handler = req.method === 'POST' ? routes[req.url ?? ''] : undefined
+          if (handler === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `unknown admin request ${req.method} ${req.url}`)
+          const result = await handler(JSON.parse(Buffer.concat(chunks).toString('utf8')))
+          res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result))
         } catch (err) {
-          log.warn('admin request refused', { err })
-          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message }))
+          log.warn('admin request refused', { url: req.url, err })
+          const fields = err instanceof RunSpecError ? err.fields : undefined
+          res.writeHead(400, { 'content-type': 'application/json' }).end(JSON.stringify({ error: (err as Error).message, fields }))
         }
       })()
     })
@@ -55,19 +60,19 @@ export async function startAdminSocket (path: string, db: Kysely<Database>, log:
   return server
 }
 
-/** Asks a running coordinator, through its admin socket, to create a token. */
-export async function requestTokenOverSocket (path: string, input: CreateTokenInput): Promise<CreatedToken & { organizationName: string }> {
+/** Sends one admin request to a running coordinator through its socket. */
+export async function adminRequest<T> (path: string, route: string, body: unknown): Promise<T> {
   return await new Promise((resolve, reject) => {
-    const req = request({ socketPath: path, method: 'POST', path: '/tokens', headers: { 'content-type': 'application/json' } }, (res) => {
+    const req = request({ socketPath: path, method: 'POST', path: route, headers: { 'content-type': 'application/json' } }, (res) => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: string } & CreatedToken & { organizationName: string }
-        if (res.statusCode !== 200) reject(new Error(body.error ?? `admin socket answered ${res.statusCode}`))
-        else resolve({ ...body, expiresAt: body.expiresAt === null ? null : new Date(body.expiresAt) })
+        const parsed = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: string }
+        if (res.statusCode !== 200) reject(new Error(parsed.error ?? `admin socket answered ${res.statusCode}`))
+        else resolve(parsed as T)
       })
     })
     req.on('error', reject)
-    req.end(JSON.stringify(input))
+    req.end(JSON.stringify(body))
   })
 }

@@ -3,11 +3,24 @@ import type { Database } from '../db/schema.ts'
 import type { Presence } from '../p2p/presence.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
+import type { RunResources } from '../runs/runs.ts'
+import type { SessionUser } from '../accounts/accounts.ts'
 
-/** What every procedure can reach; built once per request. */
-export interface ApiContext {
+/** What every procedure can reach, shared by all requests. */
+export interface ApiServices {
   db: Kysely<Database>
   presence: Presence
   log: Logger
   changes: ChangeFeed
+  resources: RunResources
+  /** the libp2p addresses agents dial, for the "join" command the dashboard shows */
+  multiaddrs: () => string[]
+}
+
+/** Per request: the services, who is signed in, and how to set or clear their cookie. */
+export interface ApiContext extends ApiServices {
+  user: SessionUser | null
+  sessionToken: string | undefined
+  setSessionCookie: (token: string, expiresAt: Date) => void
+  clearSessionCookie: () => void
 }

@@ -1,13 +1,21 @@
 import { router, publicProcedure } from './trpc.ts'
+import { authRouter } from './routers/auth.ts'
 import { nodesRouter } from './routers/nodes.ts'
 import { runsRouter } from './routers/runs.ts'
+import { labsRouter } from './routers/labs.ts'
+import { ledgerRouter } from './routers/ledger.ts'
+import { pledgesRouter } from './routers/pledges.ts'
 import { liveRouter } from './routers/live.ts'
 
-/** The whole API; the dashboard imports only its type. */
+/** The whole API, one router per domain; the dashboard imports only its type. */
 export const appRouter = router({
   health: publicProcedure.query(() => ({ ok: true as const })),
+  auth: authRouter,
   nodes: nodesRouter,
   runs: runsRouter,
+  labs: labsRouter,
+  ledger: ledgerRouter,
+  pledges: pledgesRouter,
   live: liveRouter
 })
 

@@ -1,13 +1,21 @@
 import { initTRPC, TRPCError } from '@trpc/server'
 import type { ApiContext } from './context.ts'
 import { CoordinatorError } from '../errors.ts'
+import { hasRole } from '../accounts/roles.ts'
+import type { Role } from '../accounts/roles.ts'
+import { RunSpecError } from '../runs/runs.ts'
 
 const t = initTRPC.context<ApiContext>().create({
   errorFormatter ({ shape, error }) {
     const cause = error.cause
     return {
       ...shape,
-      data: { ...shape.data, appCode: cause instanceof CoordinatorError ? cause.code : null }
+      data: {
+        ...shape.data,
+        appCode: cause instanceof CoordinatorError ? cause.code : null,
+        // One message per bad field, for forms to show inline.
+        fields: cause instanceof RunSpecError ? cause.fields : null
+      }
     }
   }
 })
@@ -33,3 +41,19 @@ const mapDomainErrors = t.middleware(async ({ next }) => {
 
 export const router = t.router
 export const publicProcedure = t.procedure.use(mapDomainErrors)
+
+/** Any signed-in person. */
+export const protectedProcedure = publicProcedure.use(async ({ ctx, next }) => {
+  if (ctx.user === null) throw new TRPCError({ code: 'UNAUTHORIZED', message: 'sign in first' })
+  return await next({ ctx: { ...ctx, user: ctx.user } })
+})
+
+/** A signed-in person with `role` (admins pass every role check). */
+export function roleProcedure (role: Role) {
+  return protectedProcedure.use(async ({ ctx, next }) => {
+    if (!hasRole(ctx.user.roles, role)) {
+      throw new TRPCError({ code: 'FORBIDDEN', message: `this needs the ${role.replace('_', ' ')} role` })
+    }
+    return await next()
+  })
+}

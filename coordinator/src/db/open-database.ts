@@ -7,6 +7,10 @@ import { migrateToLatest } from '@barnraise/migrations'
 import { PGliteDialect } from './pglite-dialect.ts'
 import type { Database } from './schema.ts'
 
+// bigint columns hold token counts and sequence numbers, far below 2^53: read them as numbers.
+const INT8_OID = 20
+pg.types.setTypeParser(INT8_OID, (v: string) => Number(v))
+
 export interface OpenDatabaseOptions {
   /** A Postgres connection string; when absent, PGlite in `dataDir` is used. */
   databaseUrl?: string
@@ -34,7 +38,7 @@ export async function openDatabase (options: OpenDatabaseOptions): Promise<Opene
       location = join(options.dataDir, 'pglite')
       await mkdir(location, { recursive: true })
     }
-    const pglite = await PGlite.create(location)
+    const pglite = await PGlite.create(location, { parsers: { [INT8_OID]: (v: string) => Number(v) } })
     db = new Kysely<Database>({ dialect: new PGliteDialect(pglite) })
     kind = 'pglite'
   }

@@ -59,6 +59,89 @@ export interface RunsTable {
   created_by: string | null
   created_at: Generated<Date>
   updated_at: Timestamp
+  current_round: ColumnType<number, number | undefined, number>
+  tokens_seen: ColumnType<number, number | undefined, number>
+  latest_checkpoint: string | null
+  /** sha256 of the outer optimizer's momentum buffer blob */
+  outer_state: string | null
+  data_cursor: ColumnType<DataCursor, string | undefined, string>
+}
+
+/** Where the next work unit's tokens start in a run's train shards. */
+export interface DataCursor { epoch: number, shard: number, offset: number }
+
+export type BlobKind = 'checkpoint' | 'shard' | 'report' | 'optimizer'
+
+export interface BlobsTable {
+  sha256: string
+  size: number
+  kind: BlobKind
+  meta: ColumnType<Record<string, unknown>, string | undefined, string>
+  created_at: Generated<Date>
+}
+
+export type RoundStatus = 'open' | 'closed' | 'abandoned'
+
+export interface RoundsTable {
+  id: Generated<string>
+  run_id: string
+  number: number
+  status: RoundStatus
+  base_checkpoint: string
+  opened_at: Generated<Date>
+  deadline_at: Timestamp
+  closed_at: NullableTimestamp
+  close_reason: string | null
+  result_checkpoint: string | null
+  tokens: ColumnType<number, number | undefined, number>
+  train_loss: number | null
+  val_loss: number | null
+}
+
+export type AssignmentStatus = 'assigned' | 'accepted' | 'refused' | 'expired'
+
+export interface AssignmentsTable {
+  id: Generated<string>
+  run_id: string
+  round_id: string
+  node_id: string
+  ranges: Json<Array<{ shard: string, start: number, end: number }>>
+  tokens: number
+  status: AssignmentStatus
+  /** true once an expired unit's ranges went back into the pool and were handed out again */
+  requeued: ColumnType<boolean, boolean | undefined, boolean>
+  report_blob: string | null
+  created_at: Generated<Date>
+  resolved_at: NullableTimestamp
+}
+
+export interface CheckpointsTable {
+  sha256: string
+  run_id: string
+  round: number
+  tokens_seen: number
+  val_loss: number | null
+  created_at: Generated<Date>
+}
+
+export interface LedgerTable {
+  seq: Generated<number>
+  run_id: string
+  round: number
+  node_id: string | null
+  peer_id: string
+  organization_id: string | null
+  assignment_id: string | null
+  tokens: number
+  compute_seconds: number
+  outcome: 'accepted' | 'refused'
+  reason: string | null
+  /** the signed report metadata, canonical JSON text */
+  metadata: string | null
+  signature: string | null
+  prev_hash: string
+  hash: string
+  created_at: Generated<Date>
 }
 
 /** Every table the coordinator reads or writes, as kysely sees them. */
@@ -68,4 +151,31 @@ export interface Database {
   enrollment_tokens: EnrollmentTokensTable
   nodes: NodesTable
   runs: RunsTable
+  blobs: BlobsTable
+  rounds: RoundsTable
+  assignments: AssignmentsTable
+  checkpoints: CheckpointsTable
+  ledger: LedgerTable
+  sessions: SessionsTable
+  pledges: PledgesTable
+}
+
+export interface SessionsTable {
+  token_hash: string
+  user_id: string
+  created_at: Generated<Date>
+  expires_at: Timestamp
+}
+
+export type PledgeKind = 'usd' | 'gpu_hours'
+
+export interface PledgesTable {
+  id: Generated<string>
+  run_id: string
+  user_id: string
+  organization_id: string | null
+  kind: PledgeKind
+  amount: number
+  note: string | null
+  created_at: Generated<Date>
 }

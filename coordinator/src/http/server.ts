@@ -3,16 +3,21 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createHTTPHandler } from '@trpc/server/adapters/standalone'
 import { appRouter } from '../api/router.ts'
-import type { ApiContext } from '../api/context.ts'
+import type { ApiServices } from '../api/context.ts'
+import { SESSION_COOKIE, userForSession } from '../accounts/accounts.ts'
+import { parseCookies, sessionCookie } from './cookies.ts'
 import type { Logger } from '../log.ts'
 import { serveStatic } from './static-files.ts'
+import { handleDownload } from './downloads.ts'
+import type { DownloadsContext } from './downloads.ts'
 
 export interface HttpServerOptions {
   host: string
   port: number
-  context: ApiContext
+  services: ApiServices
   /** Folder of the built dashboard (web/dist). */
   webRoot: string
+  downloads: DownloadsContext
   log: Logger
 }
 
@@ -31,7 +36,17 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
-    createContext: () => options.context,
+    createContext: async ({ req, res }) => {
+      const token = parseCookies(req.headers.cookie).get(SESSION_COOKIE)
+      const user = await userForSession(options.services.db, token)
+      return {
+        ...options.services,
+        user,
+        sessionToken: user === null ? undefined : token,
+        setSessionCookie: (value: string, expiresAt: Date) => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, value, expiresAt)) },
+        clearSessionCookie: () => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', null)) }
+      }
+    },
     onError: ({ error, path }) => {
       if (error.code === 'INTERNAL_SERVER_ERROR') options.log.error('api error', { path, err: error.cause ?? error })
     }
@@ -41,6 +56,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     if (path === '/healthz') { sendJson(res, 200, { ok: true }); return }
     if (path.startsWith('/trpc/')) { trpc(req, res); return }
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
+    if (await handleDownload(options.downloads, req, res, path)) return
     if (await serveStatic(options.webRoot, req, res)) return
     if (path.includes('.')) { sendJson(res, 404, { error: 'not found' }); return }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })

@@ -40,6 +40,13 @@ export class Presence {
     return this.#libp2p.getConnections().some((c) => c.remotePeer.toString() === peerId && c.status === 'open')
   }
 
+  /** Closes every connection to a peer (a revoked node). */
+  disconnect (peerId: string): void {
+    for (const c of this.#libp2p.getConnections()) {
+      if (c.remotePeer.toString() === peerId) void c.close().catch(() => { c.abort(new Error('revoked')) })
+    }
+  }
+
   get (peerId: string): PeerPresence | undefined {
     return this.#peers.get(peerId)
   }

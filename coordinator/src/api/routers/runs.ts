@@ -1,12 +1,33 @@
-import { publicProcedure, router } from '../trpc.ts'
+import { z } from 'zod'
+import { TRPCError } from '@trpc/server'
+import { publicProcedure, roleProcedure, router } from '../trpc.ts'
+import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
+import { changeRunStatus, createRun } from '../../runs/runs.ts'
 
 export const runsRouter = router({
   /** Runs, newest first. */
-  list: publicProcedure.query(async ({ ctx }) => {
-    const rows = await ctx.db.selectFrom('runs')
-      .select(['id', 'name', 'status', 'created_at', 'updated_at'])
-      .orderBy('created_at', 'desc')
-      .execute()
-    return rows.map((r) => ({ id: r.id, name: r.name, status: r.status, createdAt: r.created_at.toISOString(), updatedAt: r.updated_at.toISOString() }))
-  })
+  list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
+  /** One run with its rounds, checkpoints and loss history. */
+  get: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await getRunDetail(ctx.db, input.id)),
+  /** Creates a run from a spec (validated field by field); optionally starts it. */
+  create: roleProcedure('organizer')
+    .input(z.object({ spec: z.unknown(), start: z.boolean().default(false) }))
+    .mutation(async ({ ctx, input }) => {
+      const run = await createRun(ctx.db, ctx.resources, input.spec, ctx.user!.id)
+      if (input.start) await changeRunStatus(ctx.db, run.id, 'start')
+      ctx.changes.publish('runs', run.id)
+      return { id: run.id }
+    }),
+  /** start / pause / resume / stop; only the run's creator or an admin. */
+  setStatus: roleProcedure('organizer')
+    .input(z.object({ id: z.string().uuid(), action: z.enum(['start', 'pause', 'resume', 'stop']) }))
+    .mutation(async ({ ctx, input }) => {
+      const run = await ctx.db.selectFrom('runs').select('created_by').where('id', '=', input.id).executeTakeFirst()
+      if (run !== undefined && run.created_by !== null && run.created_by !== ctx.user!.id && !ctx.user!.roles.includes('admin')) {
+        throw new TRPCError({ code: 'FORBIDDEN', message: 'only the organizer who created this run (or an admin) can steer it' })
+      }
+      const status = await changeRunStatus(ctx.db, input.id, input.action)
+      ctx.changes.publish('runs', input.id)
+      return { id: input.id, status }
+    })
 })

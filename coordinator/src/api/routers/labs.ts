@@ -1,0 +1,47 @@
+import { z } from 'zod'
+import { TRPCError } from '@trpc/server'
+import { createEnrollmentToken, revokeEnrollmentToken } from '../../nodes/enrollment-tokens.ts'
+import { roleProcedure, router } from '../trpc.ts'
+
+/** The organization a lab admin manages; admins may name any. */
+function organizationOf (user: { organizationId: string | null, roles: string[] }, requested?: string): string {
+  if (requested !== undefined && user.roles.includes('admin')) return requested
+  if (user.organizationId === null) throw new TRPCError({ code: 'PRECONDITION_FAILED', message: 'your account has no organization; ask an admin to add you to one' })
+  return user.organizationId
+}
+
+export const labsRouter = router({
+  /** The lab admin's organization: its tokens (never the secret), nodes and contribution. */
+  overview: roleProcedure('lab_admin').input(z.object({ organizationId: z.string().uuid().optional() }).optional()).query(async ({ ctx, input }) => {
+    const orgId = organizationOf(ctx.user!, input?.organizationId)
+    const org = await ctx.db.selectFrom('organizations').select(['id', 'name']).where('id', '=', orgId).executeTakeFirstOrThrow()
+    const tokens = await ctx.db.selectFrom('enrollment_tokens').select(['id', 'label', 'max_uses', 'used_count', 'expires_at', 'revoked_at', 'created_at'])
+      .where('organization_id', '=', orgId).orderBy('created_at', 'desc').execute()
+    const contribution = await ctx.db.selectFrom('ledger')
+      .select((eb) => [eb.fn.coalesce(eb.fn.sum<number>('tokens'), eb.lit(0)).as('tokens'), eb.fn.coalesce(eb.fn.sum<number>('compute_seconds'), eb.lit(0)).as('computeSeconds'), eb.fn.countAll<number>().as('reports')])
+      .where('organization_id', '=', orgId).where('outcome', '=', 'accepted').executeTakeFirstOrThrow()
+    return {
+      organization: org,
+      multiaddrs: ctx.multiaddrs(),
+      tokens: tokens.map((t) => ({
+        id: t.id, label: t.label, maxUses: t.max_uses, usedCount: t.used_count,
+        expiresAt: t.expires_at?.toISOString() ?? null, revoked: t.revoked_at !== null, createdAt: t.created_at.toISOString()
+      })),
+      contribution: { tokens: Number(contribution.tokens), computeSeconds: Number(contribution.computeSeconds), reports: Number(contribution.reports) }
+    }
+  }),
+  /** Issues a token; its secret is in this response only. */
+  createToken: roleProcedure('lab_admin')
+    .input(z.object({ label: z.string().trim().max(100).optional(), maxUses: z.number().int().min(1, 'at least 1 use').max(10_000).default(1), expiresInHours: z.number().positive().max(24 * 365).optional() }))
+    .mutation(async ({ ctx, input }) => {
+      const orgId = organizationOf(ctx.user!)
+      const expiresAt = input.expiresInHours === undefined ? null : new Date(Date.now() + input.expiresInHours * 3_600_000)
+      const token = await createEnrollmentToken(ctx.db, { organizationId: orgId, maxUses: input.maxUses, expiresAt, label: input.label ?? null, createdBy: ctx.user!.id })
+      const address = ctx.multiaddrs()[0] ?? '<coordinator multiaddr>'
+      return { id: token.id, token: token.token, joinCommand: `barnraise-agent join --coordinator ${address} --token ${token.token}` }
+    }),
+  revokeToken: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {
+    await revokeEnrollmentToken(ctx.db, input.id, organizationOf(ctx.user!))
+    return { ok: true as const }
+  })
+})

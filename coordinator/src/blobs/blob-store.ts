@@ -1,0 +1,63 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import type { ReadStream } from 'node:fs'
+import { mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+
+/** Content-addressed bytes: the key is the sha256 of the value. S3 could implement this too. */
+export interface BlobStore {
+  put: (bytes: Uint8Array) => Promise<string>
+  get: (sha256: string) => Promise<Uint8Array>
+  size: (sha256: string) => Promise<number | undefined>
+  createReadStream: (sha256: string, start?: number) => ReadStream
+  delete: (sha256: string) => Promise<void>
+}
+
+const SHA256 = /^[0-9a-f]{64}$/
+
+/** sha256 of bytes, lowercase hex. */
+export function sha256Hex (bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex')
+}
+
+/** Blobs as files under `root/ab/abcdef…`, written to a temp name and renamed so readers never see half a blob. */
+export class DiskBlobStore implements BlobStore {
+  readonly #root: string
+
+  constructor (root: string) {
+    this.#root = root
+  }
+
+  #path (sha256: string): string {
+    if (!SHA256.test(sha256)) throw new Error(`not a sha256: ${sha256.slice(0, 80)}`)
+    return join(this.#root, sha256.slice(0, 2), sha256)
+  }
+
+  async put (bytes: Uint8Array): Promise<string> {
+    const sha = sha256Hex(bytes)
+    const path = this.#path(sha)
+    if (await this.size(sha) === bytes.byteLength) return sha
+    await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })
+    const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
+    await writeFile(tmp, bytes)
+    await rename(tmp, path)
+    return sha
+  }
+
+  async get (sha256: string): Promise<Uint8Array> {
+    return new Uint8Array(await readFile(this.#path(sha256)))
+  }
+
+  async size (sha256: string): Promise<number | undefined> {
+    const info = await stat(this.#path(sha256)).catch(() => undefined)
+    return info?.isFile() === true ? info.size : undefined
+  }
+
+  createReadStream (sha256: string, start = 0): ReadStream {
+    return createReadStream(this.#path(sha256), { start, highWaterMark: 256 * 1024 })
+  }
+
+  async delete (sha256: string): Promise<void> {
+    await rm(this.#path(sha256), { force: true })
+  }
+}

@@ -1,0 +1,75 @@
+import { sql } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
+import { ledgerEntryHash, ledgerGenesisHash } from '@barnraise/protocol'
+import type { LedgerEntry, LedgerEntryFields } from '@barnraise/protocol'
+import type { Database } from '../db/schema.ts'
+
+export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash'>
+
+/**
+ * Appends a row to a run's hash chain inside the caller's transaction. The run row is locked
+ * first so two reports landing at once cannot both chain onto the same previous row.
+ */
+export async function appendLedgerEntry (trx: Transaction<Database>, entry: NewLedgerEntry): Promise<LedgerEntry> {
+  await sql`select id from runs where id = ${entry.runId} for update`.execute(trx)
+  const last = await trx.selectFrom('ledger').select('hash').where('run_id', '=', entry.runId)
+    .orderBy('seq', 'desc').limit(1).executeTakeFirst()
+  const prevHash = last?.hash ?? await ledgerGenesisHash(entry.runId)
+  const fields: LedgerEntryFields = { ...entry, prevHash }
+  const hash = await ledgerEntryHash(fields)
+  const row = await trx.insertInto('ledger').values({
+    run_id: fields.runId,
+    round: fields.round,
+    node_id: fields.nodeId,
+    peer_id: fields.peerId,
+    organization_id: fields.organizationId,
+    assignment_id: fields.assignmentId,
+    tokens: fields.tokens,
+    compute_seconds: fields.computeSeconds,
+    outcome: fields.outcome,
+    reason: fields.reason,
+    metadata: fields.metadata,
+    signature: fields.signature,
+    prev_hash: prevHash,
+    hash
+  }).returning(['seq', 'created_at']).executeTakeFirstOrThrow()
+  return { ...fields, seq: row.seq, hash, createdAt: row.created_at.toISOString() }
+}
+
+/** A run's ledger in chain order, as exported and verified. */
+export async function readLedger (db: Kysely<Database>, runId: string): Promise<LedgerEntry[]> {
+  const rows = await db.selectFrom('ledger').selectAll().where('run_id', '=', runId).orderBy('seq').execute()
+  return rows.map((r) => ({
+    seq: r.seq,
+    runId: r.run_id,
+    round: r.round,
+    nodeId: r.node_id,
+    peerId: r.peer_id,
+    organizationId: r.organization_id,
+    assignmentId: r.assignment_id,
+    tokens: r.tokens,
+    computeSeconds: r.compute_seconds,
+    outcome: r.outcome,
+    reason: r.reason,
+    metadata: r.metadata,
+    signature: r.signature,
+    prevHash: r.prev_hash,
+    hash: r.hash,
+    createdAt: r.created_at.toISOString()
+  }))
+}
+
+const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt']
+
+function csvField (value: unknown): string {
+  if (value === null || value === undefined) return ''
+  const text = String(value)
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+/** The ledger as CSV (RFC 4180), header row first. */
+export function ledgerToCsv (entries: LedgerEntry[]): string {
+  const lines = [CSV_COLUMNS.join(',')]
+  for (const e of entries) lines.push(CSV_COLUMNS.map((c) => csvField(e[c])).join(','))
+  return lines.join('\r\n') + '\r\n'
+}

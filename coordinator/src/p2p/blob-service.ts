@@ -1,0 +1,70 @@
+import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, ProtocolError, blobRequestSchema } from '@barnraise/protocol'
+import type { Libp2p, Stream, Connection } from '@libp2p/interface'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import { blobKind } from '../blobs/blob-records.ts'
+import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { refusalFor } from './reply-refusal.ts'
+
+export interface BlobServiceComponents {
+  libp2p: Libp2p
+  db: Kysely<Database>
+  blobs: BlobStore
+  log: Logger
+}
+
+/**
+ * Serves `/barnraise/blob/1.0.0`: checkpoints and shards by sha256, from an offset, in
+ * frames of BLOB_CHUNK_BYTES. Reports are never served back.
+ */
+export class BlobService {
+  readonly #c: BlobServiceComponents
+
+  constructor (components: BlobServiceComponents) {
+    this.#c = components
+  }
+
+  async start (): Promise<void> {
+    await this.#c.libp2p.handle(BLOB_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
+      maxInboundStreams: MAX_INBOUND_STREAMS
+    })
+  }
+
+  async stop (): Promise<void> {
+    await this.#c.libp2p.unhandle(BLOB_PROTOCOL)
+  }
+
+  async #serve (stream: Stream, connection: Connection): Promise<void> {
+    const log = this.#c.log.child('blob')
+    const peerId = connection.remotePeer.toString()
+    const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    try {
+      const request = await messages.read(blobRequestSchema, REQUEST_TIMEOUT_MS)
+      const kind = await blobKind(this.#c.db, request.sha256)
+      const size = kind === 'checkpoint' || kind === 'shard' ? await this.#c.blobs.size(request.sha256) : undefined
+      if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
+      if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)
+      await messages.write({ ok: true, size, offset: request.offset })
+      if (request.offset < size) {
+        for await (const chunk of this.#c.blobs.createReadStream(request.sha256, request.offset)) {
+          const bytes = chunk as Buffer
+          for (let i = 0; i < bytes.length; i += BLOB_CHUNK_BYTES) {
+            await messages.writeFrame(bytes.subarray(i, i + BLOB_CHUNK_BYTES), 60_000)
+          }
+        }
+      }
+      await messages.close()
+    } catch (err) {
+      const reply = refusalFor(err)
+      if (reply.code === 'ERR_INTERNAL') log.error('blob request failed', { peerId, err })
+      try {
+        await messages.write(reply)
+        await messages.close()
+      } catch {
+        stream.abort(err as Error)
+      }
+    }
+  }
+}

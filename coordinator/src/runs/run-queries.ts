@@ -1,0 +1,80 @@
+import type { Kysely } from 'kysely'
+import type { Database, RunStatus } from '../db/schema.ts'
+import { CoordinatorError } from '../errors.ts'
+import type { ResolvedRunSpec } from './runs.ts'
+
+/** One line of the runs list; the same nouns the dashboard and the HTTP API use. */
+export interface RunSummary {
+  id: string
+  name: string
+  status: RunStatus
+  round: number
+  tokensSeen: number
+  tokenGoal: number | null
+  roundsGoal: number | null
+  latestValLoss: number | null
+  paramCount: number
+  createdAt: string
+  updatedAt: string
+  failureReason: string | null
+}
+
+function summarize (r: { id: string, name: string, status: RunStatus, current_round: number, tokens_seen: number, spec: unknown, created_at: Date, updated_at: Date, failure_reason: string | null }, latestValLoss: number | null): RunSummary {
+  const spec = r.spec as ResolvedRunSpec
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status,
+    round: r.current_round,
+    tokensSeen: r.tokens_seen,
+    tokenGoal: spec.tokenTarget ?? null,
+    roundsGoal: spec.rounds ?? null,
+    latestValLoss,
+    paramCount: spec.paramCount,
+    createdAt: r.created_at.toISOString(),
+    updatedAt: r.updated_at.toISOString(),
+    failureReason: r.failure_reason
+  }
+}
+
+/** Runs, newest first, with their latest validation loss. */
+export async function listRunSummaries (db: Kysely<Database>): Promise<RunSummary[]> {
+  const rows = await db.selectFrom('runs').selectAll().orderBy('created_at', 'desc').execute()
+  const losses = await db.selectFrom('checkpoints').select(['run_id', 'val_loss', 'round']).where('val_loss', 'is not', null).orderBy('round', 'desc').execute()
+  return rows.map((r) => summarize(r, losses.find((l) => l.run_id === r.id)?.val_loss ?? null))
+}
+
+/** Everything the run page shows: summary, spec, rounds timeline, checkpoints, contributions. */
+export async function getRunDetail (db: Kysely<Database>, runId: string) {
+  const run = await db.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst()
+  if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+  const checkpoints = await db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).orderBy('round').execute()
+  const rounds = await db.selectFrom('rounds').selectAll().where('run_id', '=', runId).orderBy('opened_at').execute()
+  const assignments = await db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+    .select(['assignments.round_id', 'assignments.status', 'assignments.tokens', 'nodes.name', 'nodes.id as node_id'])
+    .where('assignments.run_id', '=', runId).execute()
+  const refusals = await db.selectFrom('ledger').select(['round', 'reason', 'peer_id']).where('run_id', '=', runId).where('outcome', '=', 'refused').execute()
+  const spec = run.spec as ResolvedRunSpec
+  return {
+    summary: summarize(run, checkpoints.filter((c) => c.val_loss !== null).at(-1)?.val_loss ?? null),
+    spec,
+    checkpoints: checkpoints.map((c) => ({ round: c.round, sha256: c.sha256, tokensSeen: c.tokens_seen, valLoss: c.val_loss, createdAt: c.created_at.toISOString() })),
+    rounds: rounds.map((r) => {
+      const mine = assignments.filter((a) => a.round_id === r.id)
+      return {
+        id: r.id,
+        number: r.number,
+        status: r.status,
+        openedAt: r.opened_at.toISOString(),
+        closedAt: r.closed_at?.toISOString() ?? null,
+        durationSeconds: r.closed_at === null ? null : (r.closed_at.getTime() - r.opened_at.getTime()) / 1000,
+        closeReason: r.close_reason,
+        tokens: r.tokens,
+        trainLoss: r.train_loss,
+        valLoss: r.val_loss,
+        participants: mine.map((a) => ({ nodeId: a.node_id, name: a.name, status: a.status, tokens: a.tokens })),
+        refusals: refusals.filter((x) => x.round === r.number).map((x) => ({ peerId: x.peer_id, reason: x.reason ?? '' }))
+      }
+    })
+  }
+}

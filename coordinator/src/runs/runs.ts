@@ -1,0 +1,117 @@
+import type { Kysely } from 'kysely'
+import { describeSpecErrors, runSpecSchema } from '@barnraise/protocol'
+import type { RunSpec } from '@barnraise/protocol'
+import type { Database, RunStatus } from '../db/schema.ts'
+import { CoordinatorError } from '../errors.ts'
+import { nextStatus } from './run-states.ts'
+import type { RunAction } from './run-states.ts'
+import type { ShardInfo } from './data-cursor.ts'
+
+/** A run spec with everything resolved: the full model config and the dataset's shards. */
+export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
+  model: RunSpec['model']
+  modelConfig: Record<string, unknown>
+  paramCount: number
+  dataset: RunSpec['dataset']
+  trainShards: ShardInfo[]
+  validationShard: ShardInfo
+  vocabSize: number
+}
+
+/** What creating a run needs from the model and data side. */
+export interface RunResources {
+  resolveModel: (model: RunSpec['model']) => { config: Record<string, unknown>, paramCount: number, vocabSize: number }
+  resolveDataset: (dataset: RunSpec['dataset']) => Promise<{ train: ShardInfo[], validation: ShardInfo, vocabSize: number }>
+  initialCheckpoint: (config: Record<string, unknown>, seed: number) => Promise<string>
+}
+
+/** Thrown with one message per bad field, so a form or CLI can show each. */
+export class RunSpecError extends CoordinatorError {
+  readonly fields: Array<{ field: string, message: string }>
+  constructor (fields: Array<{ field: string, message: string }>) {
+    super('ERR_INVALID_INPUT', `invalid run spec: ${fields.map((f) => `${f.field}: ${f.message}`).join('; ')}`)
+    this.fields = fields
+  }
+}
+
+/** Validates a spec; throws RunSpecError listing every bad field. */
+export function parseRunSpec (input: unknown): RunSpec {
+  const parsed = runSpecSchema.safeParse(input)
+  if (!parsed.success) throw new RunSpecError(describeSpecErrors(parsed.error))
+  return parsed.data
+}
+
+/** Creates a run in `draft` with its initial checkpoint; resolution errors name the field. */
+export async function createRun (db: Kysely<Database>, resources: RunResources, input: unknown, createdBy: string | null = null): Promise<{ id: string, spec: ResolvedRunSpec }> {
+  const spec = parseRunSpec(input)
+  let model
+  try {
+    model = resources.resolveModel(spec.model)
+  } catch (err) {
+    throw new RunSpecError([{ field: 'model', message: (err as Error).message }])
+  }
+  let dataset
+  try {
+    dataset = await resources.resolveDataset(spec.dataset)
+  } catch (err) {
+    throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
+  }
+  if (dataset.vocabSize > model.vocabSize) {
+    throw new RunSpecError([{ field: 'model', message: `the dataset uses ${dataset.vocabSize} token ids but the model's vocab_size is ${model.vocabSize}` }])
+  }
+  const window = spec.recipe.seqLen + 1
+  if (!dataset.train.some((s) => s.tokens >= window) || dataset.validation.tokens < window) {
+    throw new RunSpecError([{ field: 'recipe.seqLen', message: `the dataset's shards are shorter than one training window (${window} tokens)` }])
+  }
+  const resolved: ResolvedRunSpec = {
+    ...spec,
+    modelConfig: model.config,
+    paramCount: model.paramCount,
+    trainShards: dataset.train,
+    validationShard: dataset.validation,
+    vocabSize: model.vocabSize
+  }
+  const checkpoint = await resources.initialCheckpoint(model.config, spec.seed)
+  const row = await db.transaction().execute(async (trx) => {
+    const run = await trx.insertInto('runs').values({
+      name: spec.name,
+      spec: JSON.stringify(resolved),
+      created_by: createdBy,
+      updated_at: new Date(),
+      latest_checkpoint: checkpoint
+    }).returning('id').executeTakeFirstOrThrow()
+    await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: run.id, round: 0, tokens_seen: 0, val_loss: null })
+      .onConflict((oc) => oc.column('sha256').doNothing()).execute()
+    return run
+  })
+  return { id: row.id, spec: resolved }
+}
+
+/** Applies start / pause / resume / stop, refusing transitions that make no sense. */
+export async function changeRunStatus (db: Kysely<Database>, runId: string, action: RunAction): Promise<RunStatus> {
+  return await db.transaction().execute(async (trx) => {
+    const run = await trx.selectFrom('runs').select(['status']).where('id', '=', runId).forUpdate().executeTakeFirst()
+    if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+    const to = nextStatus(run.status, action)
+    if (to === undefined) throw new CoordinatorError('ERR_CONFLICT', `cannot ${action} a run that is ${run.status}`)
+    await trx.updateTable('runs').set({ status: to, updated_at: new Date() }).where('id', '=', runId).execute()
+    if (to === 'completed') {
+      await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'run stopped' })
+        .where('run_id', '=', runId).where('status', '=', 'open').execute()
+    }
+    return to
+  })
+}
+
+/** Marks a run failed with a reason an organizer can act on. */
+export async function failRun (db: Kysely<Database>, runId: string, reason: string): Promise<void> {
+  await db.updateTable('runs').set({ status: 'failed', failure_reason: reason.slice(0, 2000), updated_at: new Date() })
+    .where('id', '=', runId).execute()
+}
+
+/** The resolved spec of a run. */
+export async function getRunSpec (db: Kysely<Database>, runId: string): Promise<ResolvedRunSpec> {
+  const row = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
+  if (row === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+  return row.spec as ResolvedRunSpec
+}

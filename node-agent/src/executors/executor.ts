@@ -1,0 +1,39 @@
+import type { WorkUnit } from '@barnraise/protocol'
+
+/** One training window source: batch × (seqLen + 1) token ids for inner step `step`. */
+export type BatchSource = (step: number) => Int32Array
+
+export interface InnerProgress {
+  step: number
+  steps: number
+  loss: number
+  tokensPerSecond: number
+}
+
+export interface TrainRequest {
+  unit: WorkUnit
+  /** θ_t, the round's base weights, flat in the checkpoint's tensor order */
+  base: Float32Array
+  batches: BatchSource
+  /** where the executor keeps state that must survive rounds and restarts (inner optimizer) */
+  stateDir: string
+  onProgress: (p: InnerProgress) => void
+  signal: AbortSignal
+}
+
+export interface TrainResult {
+  /** θ_local after H inner steps */
+  params: Float32Array
+  lossCurve: number[]
+  tokens: number
+  computeSeconds: number
+}
+
+/**
+ * Whatever computes the inner loop: the built-in TypeScript trainer today, a PyTorch process
+ * on GPU machines later. The work loop does not care which.
+ */
+export interface Executor {
+  readonly name: string
+  train: (request: TrainRequest) => Promise<TrainResult>
+}

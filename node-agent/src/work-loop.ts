@@ -1,0 +1,101 @@
+import { join } from 'node:path'
+import type { PrivateKey } from '@libp2p/interface'
+import { canonicalReportMetadata } from '@barnraise/protocol'
+import type { ReportMetadata, WorkUnit } from '@barnraise/protocol'
+import type { CoordinatorClient } from './coordinator-client.ts'
+import { isRetryable } from './coordinator-client.ts'
+import type { BlobCache } from './blob-cache.ts'
+import type { Executor } from './executors/executor.ts'
+import { createBatchSource } from './batch-source.ts'
+import { ProgressBar } from './progress-bar.ts'
+import { backoffDelay, sleep } from './backoff.ts'
+import type { AgentModelOps } from './agent-model-ops.ts'
+
+export type AgentStatus = 'idle' | 'training' | 'uploading' | 'downloading'
+
+export interface WorkLoopOptions {
+  client: CoordinatorClient
+  cache: BlobCache
+  executor: Executor
+  ops: AgentModelOps
+  key: PrivateKey
+  peerId: string
+  dataDir: string
+  signal: AbortSignal
+  say: (line: string) => void
+  setStatus: (status: AgentStatus) => void
+}
+
+/**
+ * Asks for work, trains it, reports it, and asks again. Network failures propagate (the
+ * session reconnects and calls this again); everything fetched stays in the blob cache.
+ */
+export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
+  let waitingSaid = ''
+  while (!o.signal.aborted) {
+    const reply = await o.client.requestWork()
+    if (reply.kind === 'wait') {
+      if (waitingSaid !== reply.reason) { o.say(`agent: waiting for work (${reply.reason})`); waitingSaid = reply.reason }
+      if (!await sleep(reply.retryAfterMs, o.signal)) return
+      continue
+    }
+    waitingSaid = ''
+    await runUnit(o, reply.unit)
+  }
+}
+
+async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
+  const label = `round ${unit.round}`
+  o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
+  o.setStatus('downloading')
+  const checkpoint = await o.cache.get(unit.baseCheckpoint, o.signal)
+  const base = o.ops.readCheckpoint(unit.modelConfig, checkpoint)
+  const shardTokens = new Map<string, ArrayLike<number>>()
+  for (const r of unit.ranges) {
+    if (!shardTokens.has(r.shard)) shardTokens.set(r.shard, o.ops.readShard(await o.cache.get(r.shard, o.signal)))
+  }
+  const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
+  o.setStatus('training')
+  const bar = new ProgressBar(process.stderr, `agent: ${label}`)
+  const result = await o.executor.train({
+    unit,
+    base,
+    batches,
+    stateDir: join(o.dataDir, 'runs', unit.runId),
+    onProgress: (p) => { bar.update(p.step, p.steps, p.loss, p.tokensPerSecond) },
+    signal: o.signal
+  })
+  const delta = new Float32Array(base.length)
+  for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!
+  const payload = o.ops.encode(unit.codec, delta)
+  const metadata: ReportMetadata = {
+    runId: unit.runId,
+    round: unit.round,
+    assignmentId: unit.assignmentId,
+    peerId: o.peerId,
+    tokens: result.tokens,
+    computeSeconds: Math.round(result.computeSeconds * 1000) / 1000,
+    lossCurve: result.lossCurve.map((l) => Math.round(l * 1e5) / 1e5),
+    codec: unit.codec,
+    payloadBytes: payload.byteLength,
+    payloadSha256: o.ops.sha256(payload)
+  }
+  const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')
+  o.setStatus('uploading')
+  // Reports are idempotent per work unit, so resending after a network error is safe.
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
+      const loss = metadata.lossCurve.at(-1)?.toFixed(4) ?? '?'
+      if (verdict.ok) o.say(`agent: ${label} report accepted${verdict.duplicate ? ' (already had it)' : ''}: ${metadata.tokens} tokens, loss ${loss}, ${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec}`)
+      else o.say(`agent: ${label} report refused (${verdict.code}): ${verdict.message}`)
+      break
+    } catch (err) {
+      if (!isRetryable(err) || attempt >= 4 || o.signal.aborted) throw err
+      const delay = backoffDelay(attempt)
+      o.say(`agent: ${label} report upload failed (${(err as Error).message}); retrying in ${(delay / 1000).toFixed(1)} s`)
+      await sleep(delay, o.signal)
+    }
+  }
+  o.setStatus('idle')
+}

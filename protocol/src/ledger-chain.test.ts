@@ -1,0 +1,69 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import { canonicalReportMetadata } from './work.ts'
+import type { ReportMetadata } from './work.ts'
+import { ledgerEntryHash, ledgerGenesisHash, verifyLedger } from './ledger-chain.ts'
+import type { LedgerEntry } from './ledger-chain.ts'
+
+const runId = '00000000-0000-4000-8000-000000000001'
+
+async function chain (n: number): Promise<LedgerEntry[]> {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  let prev = await ledgerGenesisHash(runId)
+  const rows: LedgerEntry[] = []
+  for (let i = 0; i < n; i++) {
+    const assignmentId = `00000000-0000-4000-8000-00000000010${i}`
+    const meta: ReportMetadata = { runId, round: i, assignmentId, peerId, tokens: 100 + i, computeSeconds: 1.5, lossCurve: [3, 2], codec: 'int8', payloadBytes: 10, payloadSha256: 'a'.repeat(64) }
+    const metadata = new TextDecoder().decode(canonicalReportMetadata(meta))
+    const signature = Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64')
+    const refused = i === 1
+    const fields = {
+      runId, round: i, nodeId: null, peerId, organizationId: null, assignmentId,
+      tokens: refused ? 0 : meta.tokens, computeSeconds: refused ? 0 : 1.5,
+      outcome: refused ? 'refused' as const : 'accepted' as const, reason: refused ? 'NaN in payload' : null,
+      metadata: refused ? null : metadata, signature: refused ? null : signature, prevHash: prev
+    }
+    const hash = await ledgerEntryHash(fields)
+    rows.push({ seq: i + 1, ...fields, hash })
+    prev = hash
+  }
+  return rows
+}
+
+test('an untouched ledger verifies', async () => {
+  assert.deepEqual(await verifyLedger(runId, await chain(4)), { ok: true, rows: 4 })
+})
+
+test('altering, dropping or forging a row names it', async () => {
+  const rows = await chain(4)
+  const altered = rows.map((r) => ({ ...r }))
+  altered[2]!.tokens = 999
+  const v1 = await verifyLedger(runId, altered)
+  assert.equal(v1.ok, false)
+  assert.equal(!v1.ok && v1.seq, 3)
+  assert.match(!v1.ok ? v1.reason : '', /altered/)
+
+  const dropped = rows.filter((_, i) => i !== 1)
+  const v2 = await verifyLedger(runId, dropped)
+  assert.equal(!v2.ok && v2.seq, 3)
+  assert.match(!v2.ok ? v2.reason : '', /prev_hash/)
+
+  // Re-hash a changed row so the chain is consistent: the signature still catches it.
+  const forged = rows.map((r) => ({ ...r }))
+  forged[0]!.tokens = 5000
+  forged[0]!.hash = await ledgerEntryHash(forged[0]!)
+  forged[1]!.prevHash = forged[0]!.hash
+  const v3 = await verifyLedger(runId, forged)
+  assert.equal(!v3.ok && v3.seq, 1)
+  assert.match(!v3.ok ? v3.reason : '', /disagrees with what the node signed/)
+
+  const badSig = rows.map((r) => ({ ...r }))
+  badSig[3]!.signature = Buffer.from(new Uint8Array(64)).toString('base64')
+  badSig[3]!.hash = await ledgerEntryHash(badSig[3]!)
+  const v4 = await verifyLedger(runId, badSig)
+  assert.equal(!v4.ok && v4.seq, 4)
+  assert.match(!v4.ok ? v4.reason : '', /signature/)
+})

@@ -1,0 +1,102 @@
+import { peerIdFromString } from '@libp2p/peer-id'
+import { reportMetadataSchema } from './work.ts'
+
+/** One ledger row as exported (ledger.json) and as hashed. */
+export interface LedgerEntry {
+  seq: number
+  runId: string
+  round: number
+  nodeId: string | null
+  peerId: string
+  organizationId: string | null
+  assignmentId: string | null
+  tokens: number
+  computeSeconds: number
+  outcome: 'accepted' | 'refused'
+  reason: string | null
+  /** canonical JSON of the signed report metadata (accepted rows always have it) */
+  metadata: string | null
+  /** base64 Ed25519 signature by the node over `metadata` */
+  signature: string | null
+  prevHash: string
+  hash: string
+  createdAt?: string
+}
+
+export type LedgerEntryFields = Omit<LedgerEntry, 'seq' | 'hash' | 'createdAt'>
+
+const encoder = new TextEncoder()
+
+async function sha256Hex (text: string): Promise<string> {
+  const digest = await globalThis.crypto.subtle.digest('SHA-256', encoder.encode(text))
+  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, '0')).join('')
+}
+
+/** The prev_hash of a run's first row. */
+export async function ledgerGenesisHash (runId: string): Promise<string> {
+  return await sha256Hex(`barnraise-ledger-genesis:${runId}`)
+}
+
+/** The hash that chains a row: sha256 over its fields in a fixed order, including the previous hash. */
+export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
+  return await sha256Hex(JSON.stringify([
+    'barnraise-ledger-v1', e.runId, e.round, e.nodeId, e.peerId, e.organizationId, e.assignmentId,
+    e.tokens, e.computeSeconds, e.outcome, e.reason, e.metadata, e.signature, e.prevHash
+  ]))
+}
+
+function base64ToBytes (b64: string): Uint8Array {
+  const bin = atob(b64)
+  const out = new Uint8Array(bin.length)
+  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
+  return out
+}
+
+/** Checks a node's signature over canonical report metadata text. */
+export async function verifyReportSignature (peerId: string, metadataText: string, signatureB64: string): Promise<boolean> {
+  try {
+    const key = peerIdFromString(peerId).publicKey
+    if (key === undefined) return false
+    return await key.verify(encoder.encode(metadataText), base64ToBytes(signatureB64))
+  } catch {
+    return false
+  }
+}
+
+export type LedgerVerdict =
+  | { ok: true, rows: number }
+  | { ok: false, rows: number, seq: number, index: number, reason: string }
+
+/**
+ * Verifies a run's ledger end to end, offline: the chain of hashes from the genesis, each
+ * row's own hash, and for accepted rows the node's signature and that the signed metadata
+ * says what the row says. Names the first bad row.
+ */
+export async function verifyLedger (runId: string, entries: LedgerEntry[]): Promise<LedgerVerdict> {
+  let prev = await ledgerGenesisHash(runId)
+  for (const [index, e] of entries.entries()) {
+    const bad = (reason: string): LedgerVerdict => ({ ok: false, rows: entries.length, seq: e.seq, index, reason })
+    if (e.runId !== runId) return bad(`row belongs to run ${e.runId}`)
+    if (e.prevHash !== prev) return bad('prev_hash does not match the previous row (a row was removed, reordered or inserted)')
+    if (await ledgerEntryHash(e) !== e.hash) return bad('hash does not match the row\'s contents (the row was altered)')
+    if (e.outcome === 'accepted') {
+      if (e.metadata === null || e.signature === null) return bad('accepted row lacks signed metadata')
+      if (!await verifyReportSignature(e.peerId, e.metadata, e.signature)) return bad('node signature does not verify')
+      let parsed: unknown
+      try {
+        const arr = JSON.parse(e.metadata) as unknown[]
+        parsed = { runId: arr[1], round: arr[2], assignmentId: arr[3], peerId: arr[4], tokens: arr[5], computeSeconds: arr[6], lossCurve: arr[7], codec: arr[8], payloadBytes: arr[9], payloadSha256: arr[10] }
+      } catch {
+        return bad('metadata is not valid JSON')
+      }
+      const m = reportMetadataSchema.safeParse(parsed)
+      if (!m.success) return bad('metadata is malformed')
+      if (m.data.runId !== e.runId || m.data.round !== e.round || m.data.assignmentId !== e.assignmentId ||
+        m.data.peerId !== e.peerId || m.data.tokens !== e.tokens || m.data.computeSeconds !== e.computeSeconds) {
+        return bad('row disagrees with what the node signed')
+      }
+    }
+    prev = e.hash
+  }
+  return { ok: true, rows: entries.length }
+}

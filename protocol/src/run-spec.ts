@@ -1,0 +1,62 @@
+import { z } from 'zod'
+
+/** Inner (AdamW) and outer (Nesterov) hyperparameters of a run, with DiLoCo's usual defaults. */
+export const recipeSchema = z.object({
+  innerSteps: z.number().int().min(1, 'at least 1 inner step').max(100_000).default(20),
+  batchSize: z.number().int().min(1).max(4096).default(8),
+  seqLen: z.number().int().min(8, 'sequence length must be at least 8').max(65_536).default(128),
+  innerLr: z.number().positive('must be positive').max(1).default(3e-3),
+  warmupSteps: z.number().int().nonnegative().default(20),
+  weightDecay: z.number().min(0).max(1).default(0.01),
+  beta1: z.number().min(0).max(0.9999).default(0.9),
+  beta2: z.number().min(0).max(0.99999).default(0.95),
+  gradClip: z.number().positive().default(1.0),
+  outerLr: z.number().positive().max(10).default(0.7),
+  outerMomentum: z.number().min(0).max(0.999).default(0.9)
+})
+
+export const datasetSpecSchema = z.discriminatedUnion('source', [
+  /** the King James Bible shipped in data/corpus, with its last 2% held out */
+  z.object({ source: z.literal('demo-corpus') }),
+  /** shards already in the coordinator's blob store (uploaded text becomes these) */
+  z.object({
+    source: z.literal('shards'),
+    train: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(100_000),
+    validation: z.string().regex(/^[0-9a-f]{64}$/)
+  })
+])
+
+export const modelSpecSchema = z.union([
+  z.object({ preset: z.string().min(1).max(50) }).strict(),
+  z.object({ config: z.record(z.string(), z.unknown()) }).strict()
+])
+
+/** A run as organizers write it (CLI JSON file or dashboard form). */
+export const runSpecSchema = z.object({
+  name: z.string().trim().min(1, 'give the run a name').max(100),
+  description: z.string().max(2000).default(''),
+  model: modelSpecSchema.default({ preset: 'small' }),
+  dataset: datasetSpecSchema.default({ source: 'demo-corpus' }),
+  recipe: recipeSchema.default(recipeSchema.parse({})),
+  codec: z.enum(['fp32', 'fp16', 'int8']).default('int8'),
+  rounds: z.number().int().min(1).max(1_000_000).optional(),
+  tokenTarget: z.number().int().min(1).optional(),
+  minNodes: z.number().int().min(1).max(10_000).default(1),
+  maxNodes: z.number().int().min(1).max(10_000).default(64),
+  roundDeadlineSeconds: z.number().int().min(5, 'a round needs at least 5 seconds').max(86_400).default(60),
+  evalBatches: z.number().int().min(1).max(1000).default(4),
+  seed: z.number().int().nonnegative().default(1),
+  computeGoalGpuHours: z.number().nonnegative().optional(),
+  fundingGoalUsd: z.number().nonnegative().optional()
+}).strict()
+  .refine((s) => s.minNodes <= s.maxNodes, { message: 'minNodes cannot exceed maxNodes', path: ['minNodes'] })
+  .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'set rounds or tokenTarget (when to stop)', path: ['rounds'] })
+
+export type Recipe = z.infer<typeof recipeSchema>
+export type RunSpecInput = z.input<typeof runSpecSchema>
+export type RunSpec = z.infer<typeof runSpecSchema>
+
+/** Every problem with a spec, one line per field, for CLIs and forms. */
+export function describeSpecErrors (error: z.ZodError): Array<{ field: string, message: string }> {
+  return error.issues.map((i) => ({ field: i.path.join('.') || '(spec)', message: i.message }))
+}

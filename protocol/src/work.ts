@@ -1,0 +1,115 @@
+import { z } from 'zod'
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256')
+
+/** A contiguous slice of one shard's tokens a node trains on. */
+export const tokenRangeSchema = z.object({
+  shard: sha256Hex,
+  start: z.number().int().nonnegative(),
+  end: z.number().int().positive()
+}).refine((r) => r.end > r.start, 'end must be after start')
+
+/** The inner-loop recipe a work unit carries. */
+export const innerRecipeSchema = z.object({
+  innerSteps: z.number().int().positive().max(100_000),
+  batchSize: z.number().int().positive().max(4096),
+  seqLen: z.number().int().positive().max(65_536),
+  lr: z.number().positive().max(1),
+  warmupSteps: z.number().int().nonnegative(),
+  weightDecay: z.number().nonnegative().max(1),
+  beta1: z.number().min(0).max(1),
+  beta2: z.number().min(0).max(1),
+  gradClip: z.number().positive(),
+  seed: z.number().int().nonnegative()
+})
+
+/** What an agent asks on `/barnraise/work/1.0.0`. */
+export const workRequestSchema = z.object({ type: z.literal('work') }).strict()
+
+export const workUnitSchema = z.object({
+  assignmentId: z.string().uuid(),
+  runId: z.string().uuid(),
+  runName: z.string(),
+  round: z.number().int().nonnegative(),
+  baseCheckpoint: sha256Hex,
+  /** Llama config.json of the run's model */
+  modelConfig: z.record(z.string(), z.unknown()),
+  ranges: z.array(tokenRangeSchema).min(1).max(1024),
+  shardVocabSize: z.number().int().positive(),
+  recipe: innerRecipeSchema,
+  codec: z.enum(['fp32', 'fp16', 'int8']),
+  deadline: z.string(),
+  /** total optimizer steps this node has been given in this run before; drives the LR schedule */
+  scheduleOffset: z.number().int().nonnegative(),
+  totalInnerSteps: z.number().int().positive()
+})
+
+export const workResponseSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('unit'), unit: workUnitSchema }),
+  z.object({ kind: z.literal('wait'), retryAfterMs: z.number().int().positive(), reason: z.string() }),
+  z.object({ kind: z.literal('refused'), code: z.string(), message: z.string() })
+])
+
+export type TokenRange = z.infer<typeof tokenRangeSchema>
+export type InnerRecipe = z.infer<typeof innerRecipeSchema>
+export type WorkUnit = z.infer<typeof workUnitSchema>
+export type WorkResponse = z.infer<typeof workResponseSchema>
+
+/** Asks for a blob on `/barnraise/blob/1.0.0`, optionally resuming from an offset. */
+export const blobRequestSchema = z.object({
+  type: z.literal('blob'),
+  sha256: sha256Hex,
+  offset: z.number().int().nonnegative().default(0)
+}).strict()
+
+/** The coordinator's answer before the raw bytes follow, in frames of at most BLOB_CHUNK_BYTES. */
+export const blobResponseSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), size: z.number().int().nonnegative(), offset: z.number().int().nonnegative() }),
+  z.object({ ok: z.literal(false), code: z.string(), message: z.string() })
+])
+
+export type BlobRequest = z.infer<typeof blobRequestSchema>
+
+/** Frames that carry blob and report bytes. */
+export const BLOB_CHUNK_BYTES = 256 * 1024
+
+/**
+ * What a node signs about one report. Field order is fixed by `canonicalReportMetadata`,
+ * so the same bytes can be rebuilt from a ledger row and checked offline.
+ */
+export const reportMetadataSchema = z.object({
+  runId: z.string().uuid(),
+  round: z.number().int().nonnegative(),
+  assignmentId: z.string().uuid(),
+  peerId: z.string().min(1).max(100),
+  tokens: z.number().int().nonnegative(),
+  computeSeconds: z.number().nonnegative(),
+  lossCurve: z.array(z.number()).max(100_000),
+  codec: z.enum(['fp32', 'fp16', 'int8']),
+  payloadBytes: z.number().int().nonnegative(),
+  payloadSha256: sha256Hex
+}).strict()
+
+export type ReportMetadata = z.infer<typeof reportMetadataSchema>
+
+/** The first frame of `/barnraise/report/1.0.0`; the encoded pseudo-gradient follows in chunks. */
+export const reportHeaderSchema = z.object({
+  type: z.literal('report'),
+  metadata: reportMetadataSchema,
+  /** base64 Ed25519 signature over canonicalReportMetadata(metadata) with the node's libp2p key */
+  signature: z.string().min(1).max(200)
+}).strict()
+
+export const reportResponseSchema = z.discriminatedUnion('ok', [
+  z.object({ ok: z.literal(true), outcome: z.literal('accepted'), duplicate: z.boolean() }),
+  z.object({ ok: z.literal(false), outcome: z.literal('refused'), code: z.string(), message: z.string() })
+])
+
+export type ReportHeader = z.infer<typeof reportHeaderSchema>
+export type ReportResponse = z.infer<typeof reportResponseSchema>
+
+/** The exact bytes a node signs: JSON with a fixed key order and no whitespace. */
+export function canonicalReportMetadata (m: ReportMetadata): Uint8Array {
+  const ordered = [m.runId, m.round, m.assignmentId, m.peerId, m.tokens, m.computeSeconds, m.lossCurve, m.codec, m.payloadBytes, m.payloadSha256]
+  return new TextEncoder().encode(JSON.stringify(['barnraise-report-v1', ...ordered]))
+}
