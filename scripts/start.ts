@@ -2,7 +2,7 @@
 // with a token made for them, all under .data/demo. Ctrl-C stops every process it started.
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, writeFileSync } from 'node:fs'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -15,7 +15,8 @@ const { values } = parseArgs({
     'data-dir': { type: 'string', default: join(root, '.data', 'demo') },
     'http-port': { type: 'string', default: process.env.PORT ?? '8080' },
     'p2p-port': { type: 'string', default: '4001' },
-    agents: { type: 'string', default: '1' }
+    agents: { type: 'string', default: '2' },
+    spec: { type: 'string', default: join(root, 'data', 'demo-run.json') }
   }
 })
 const dataDir = values['data-dir']
@@ -25,6 +26,20 @@ let stopping = false
 
 function say (line: string): void { process.stdout.write(line + '\n') }
 
+/** Turns a structured log line into `level message key=value …` for people watching the demo. */
+function readableLog (line: string): string {
+  let entry: Record<string, unknown>
+  try {
+    entry = JSON.parse(line) as Record<string, unknown>
+  } catch {
+    return line
+  }
+  if (typeof entry.msg !== 'string') return line
+  const { time: _time, level, component: _component, msg, ...fields } = entry
+  const rest = Object.entries(fields).map(([k, v]) => `${k}=${typeof v === 'number' && !Number.isInteger(v) ? v.toFixed(4) : String(v)}`).join(' ')
+  return `${String(level)} ${msg}${rest === '' ? '' : ' ' + rest}`
+}
+
 function run (label: string, args: string[], onLine?: (line: string) => void): ChildProcess {
   const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', ...args], {
     cwd: root,
@@ -33,7 +48,7 @@ function run (label: string, args: string[], onLine?: (line: string) => void): C
   })
   children.push(child)
   createInterface({ input: child.stdout! }).on('line', (line) => { say(`[${label}] ${line}`); onLine?.(line) })
-  createInterface({ input: child.stderr! }).on('line', (line) => { process.stderr.write(`[${label}] ${line}\n`) })
+  createInterface({ input: child.stderr! }).on('line', (line) => { process.stderr.write(`[${label}] ${readableLog(line)}\n`) })
   child.on('exit', (code, signal) => {
     if (!stopping) {
       say(`[${label}] exited (${code ?? signal}); stopping the demo`)
@@ -93,6 +108,14 @@ for (let i = 1; i <= agentCount; i++) {
     args.push('--token', (JSON.parse(token.stdout) as { token: string }).token)
   }
   run(`agent-${i}`, args)
+}
+
+// The demo run: created once, then resumed on every later start (its state is in the database).
+if (!existsSync(join(dataDir, 'demo-run-created'))) {
+  const created = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', 'coordinator/src/cli.ts', 'run', 'create', '--spec', values.spec, '--start', '--data-dir', coordinatorDir], { cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } })
+  if (created.status !== 0) { process.stderr.write(created.stderr); await shutdown(1) }
+  say(`[start] ${created.stdout.trim()}`)
+  writeFileSync(join(dataDir, 'demo-run-created'), created.stdout)
 }
 
 say('')

@@ -7,7 +7,7 @@ const USAGE = `usage: barnraise-agent <command> [options]
 commands:
   info [--json]                                  print the hardware this agent sees
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
-       [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS]
+       [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--no-train]
   help                                           this text
 `
 

@@ -1,2 +1,3 @@
 export { probeHardware, parseNvidiaSmi } from './hardware.ts'
 export { createAgentHost } from './host.ts'
+export { CoordinatorClient, RefusedError, parseCoordinatorAddress } from './coordinator-client.ts'

@@ -123,6 +123,7 @@ export class RoundEngine implements WorkSource, ReportSink {
     }
     const round = await db.selectFrom('rounds').selectAll().where('run_id', '=', runId).where('status', '=', 'open').executeTakeFirst()
     if (round === undefined) {
+      if (run.current_round === 0) await this.#evaluateInitial(runId, loaded, run.latest_checkpoint!)
       await this.#openRound(runId, run.current_round + 1, run.latest_checkpoint!, run.data_cursor, spec)
       return
     }
@@ -147,6 +148,15 @@ export class RoundEngine implements WorkSource, ReportSink {
         this.#o.changes.publish('runs', runId)
       }
     }
+  }
+
+  /** Gives the initial checkpoint its validation loss, the curve's first point. */
+  async #evaluateInitial (runId: string, loaded: Loaded, sha: string): Promise<void> {
+    const row = await this.#o.db.selectFrom('checkpoints').select('val_loss').where('sha256', '=', sha).executeTakeFirst()
+    if (row === undefined || row.val_loss !== null) return
+    const { spec } = loaded
+    const loss = this.#o.ops.evaluate(spec.modelConfig, await this.#base(loaded, sha), await this.#validation(loaded), { batches: spec.evalBatches, batchSize: spec.recipe.batchSize, seqLen: spec.recipe.seqLen })
+    await this.#o.db.updateTable('checkpoints').set({ val_loss: Number.isFinite(loss) ? loss : null }).where('sha256', '=', sha).where('run_id', '=', runId).execute()
   }
 
   /** Online, enrolled, unrevoked nodes, oldest first (a stable order keeps assignments predictable). */

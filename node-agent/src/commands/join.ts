@@ -7,6 +7,8 @@ import { parseCoordinatorAddress } from '../coordinator-client.ts'
 import { readEnrollment } from '../enrollment-file.ts'
 import { resolveDataDir } from '../data-dir.ts'
 import { RefusedError, runSession } from '../session.ts'
+import { TypeScriptExecutor } from '../executors/typescript-executor.ts'
+import { trainerAgentOps } from '../trainer-agent-ops.ts'
 
 /**
  * `barnraise-agent join --coordinator MULTIADDR --token TOKEN`: enroll this machine and stay
@@ -20,7 +22,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       token: { type: 'string' },
       name: { type: 'string' },
       'data-dir': { type: 'string' },
-      'heartbeat-interval': { type: 'string', default: '10' }
+      'heartbeat-interval': { type: 'string', default: '10' },
+      'no-train': { type: 'boolean', default: false }
     }
   })
   const say = (line: string): void => { process.stdout.write(line + '\n') }
@@ -57,6 +60,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       ...(values.token !== undefined ? { token: values.token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
+      ...(values['no-train'] ? {} : { work: { executor: new TypeScriptExecutor(), ops: trainerAgentOps, key } }),
       signal: controller.signal,
       say
     })

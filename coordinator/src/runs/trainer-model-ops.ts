@@ -1,0 +1,56 @@
+import {
+  decodePseudoGradient, decodeSafetensors, encodeSafetensors, encodedByteLength, float32ToTensor, parseLlamaConfig, tensorToFloat32
+} from '@barnraise/protocol'
+import type { LlamaConfig } from '@barnraise/protocol'
+import {
+  NesterovSGD, checkpointFiles, countParams, createParamSet, decodeShard, demoCorpusShards, initParams,
+  paramSetFromSafetensors, presetConfig, validationLoss
+} from '@barnraise/trainer'
+import type { ModelOps } from './model-ops.ts'
+
+function config (json: Record<string, unknown>): LlamaConfig {
+  return parseLlamaConfig(json)
+}
+
+/** Model operations backed by the TypeScript numeric core in @barnraise/trainer. */
+export const trainerModelOps: ModelOps = {
+  encodedByteLength,
+  decode: (codec, bytes, length) => decodePseudoGradient(codec, bytes, length),
+  readCheckpoint: (json, bytes) => paramSetFromSafetensors(config(json), bytes).flat,
+  writeCheckpoint: (json, flat) => checkpointFiles(createParamSet(config(json), flat), { dtype: 'F32' }).get('model.safetensors') as Uint8Array,
+  readVector: (bytes, length) => {
+    const entry = decodeSafetensors(bytes).tensors.get('values')
+    if (entry === undefined || entry.shape[0] !== length) throw new Error(`optimizer state does not hold ${length} values`)
+    return tensorToFloat32(entry)
+  },
+  writeVector: (values) => encodeSafetensors(new Map([['values', float32ToTensor(values, [values.length])]])),
+  outerStep: (theta, meanDelta, momentum, opts) => {
+    const outer = new NesterovSGD(theta.length, opts)
+    if (momentum !== null) outer.importState({ step: 1, buffer: momentum })
+    outer.step(theta, meanDelta)
+    return outer.exportState().buffer!
+  },
+  evaluate: (json, flat, tokens, opts) => validationLoss(createParamSet(config(json), flat), tokens, opts),
+  readShard: (bytes) => decodeShard(bytes).tokens,
+  resolveModel: (model) => {
+    const c = 'preset' in model ? presetConfig(model.preset) : config(model.config)
+    return { config: { ...c }, paramCount: countParams(c), vocabSize: c.vocab_size }
+  },
+  huggingFaceFiles: (json, checkpoint) => {
+    const files = checkpointFiles(paramSetFromSafetensors(config(json), checkpoint), { dtype: 'F32' })
+    const out = new Map<string, Uint8Array>()
+    for (const [name, contents] of files) out.set(name, typeof contents === 'string' ? new TextEncoder().encode(contents) : contents)
+    // Serve the stored bytes themselves, so the file's sha256 is the checkpoint's id.
+    out.set('model.safetensors', checkpoint)
+    return out
+  },
+  initialCheckpoint: (json, seed) => trainerModelOps.writeCheckpoint(json, initParams(config(json), seed).flat),
+  demoShards: async () => {
+    const shards = await demoCorpusShards()
+    return {
+      train: shards.train.map((s) => ({ bytes: s.bytes, tokens: s.tokens.length })),
+      validation: { bytes: shards.validation.bytes, tokens: shards.validation.tokens.length },
+      vocabSize: shards.vocabSize
+    }
+  }
+}

@@ -1,0 +1,68 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { gzipSync } from 'node:zlib'
+import { datasetManifestSchema } from '@barnraise/protocol'
+import { decodeShard, sha256Hex } from '@barnraise/trainer'
+import { runShardCommand } from './shard.ts'
+
+function capture (): { io: { stdout: { write: (s: string) => boolean }, stderr: { write: (s: string) => boolean } }, out: string[], err: string[] } {
+  const out: string[] = []
+  const err: string[] = []
+  return { io: { stdout: { write: (s) => out.push(s) > 0 }, stderr: { write: (s) => err.push(s) > 0 } }, out, err }
+}
+
+test('shard writes content-named shards and a manifest that describes them', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-shard-'))
+  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  const a = Array.from({ length: 150 }, (_, i) => String(i).padStart(4, '0')).join('') // 600 bytes, no newline
+  assert.equal(a.length, 600)
+  await writeFile(join(dir, 'a.txt'), a)
+  await writeFile(join(dir, 'b.txt.gz'), gzipSync('y'.repeat(399) + '\n'))
+  const out = join(dir, 'out')
+  const c = capture()
+  const code = await runShardCommand(['--out', out, '--shard-tokens', '250', '--validation-fraction', '0.1', join(dir, 'a.txt'), join(dir, 'b.txt.gz')], c.io)
+  assert.equal(code, 0, c.err.join(''))
+  assert.match(c.out.join(''), /wrote 4 train shards \(900 tokens\) and 1 validation shard \(101 tokens\)/)
+  const manifest = datasetManifestSchema.parse(JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')))
+  assert.deepEqual(manifest.sources, ['a.txt', 'b.txt.gz'])
+  assert.deepEqual(manifest.train.map((s) => s.tokens), [250, 250, 250, 150])
+  const files = await readdir(out)
+  assert.equal(files.length, 6, 'five distinct shards plus the manifest')
+  let text = ''
+  for (const s of [...manifest.train, manifest.validation]) {
+    const bytes = new Uint8Array(await readFile(join(out, `${s.sha256}.shard`)))
+    assert.equal(sha256Hex(bytes), s.sha256)
+    assert.equal(bytes.byteLength, s.bytes)
+    text += new TextDecoder().decode(decodeShard(bytes).tokens as Uint8Array)
+  }
+  // a.txt had no trailing newline, so one was added between the files
+  assert.equal(text, a + '\n' + 'y'.repeat(399) + '\n')
+})
+
+test('shard explains bad usage and unreadable input', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-shard-'))
+  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  await writeFile(join(dir, 'a.txt'), 'hello world')
+  const cases: Array<[string[], number, RegExp]> = [
+    [[join(dir, 'a.txt')], 2, /--out DIR is required/],
+    [['--out', dir], 2, /at least one/],
+    [['--out', dir, '--shard-tokens', 'lots', join(dir, 'a.txt')], 2, /--shard-tokens/],
+    [['--out', dir, '--validation-fraction', '0.9', join(dir, 'a.txt')], 2, /--validation-fraction/],
+    [['--out', dir, '--bogus', join(dir, 'a.txt')], 2, /bogus/],
+    [['--out', dir, join(dir, 'missing.txt')], 1, /cannot read input/],
+    [['--out', dir, join(dir, 'a.txt'), '--validation-fraction', '0.01'], 0, /^$/]
+  ]
+  for (const [argv, want, message] of cases) {
+    const c = capture()
+    assert.equal(await runShardCommand(argv, c.io), want, argv.join(' '))
+    assert.match(c.err.join(''), message)
+  }
+  const empty = join(dir, 'empty.txt')
+  await writeFile(empty, '')
+  const c = capture()
+  assert.equal(await runShardCommand(['--out', dir, empty], c.io), 1)
+  assert.match(c.err.join(''), /too small/)
+})
