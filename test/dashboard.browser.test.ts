@@ -16,14 +16,14 @@ import { chromium } from 'playwright-core'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
-import { REPO_ROOT } from './support/processes.ts'
+import { REPO_ROOT, runCli } from './support/processes.ts'
 import { apiClient } from './support/api-client.ts'
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
 const WEB_DIST = join(REPO_ROOT, 'web', 'dist', 'index.html')
 const SCREENSHOTS = join(REPO_ROOT, 'test-artifacts', 'screenshots')
 const DESKTOP = { width: 1280, height: 800 }
-const PHONE = { width: 375, height: 812 }
+const PHONE_CONTEXT = { viewport: { width: 375, height: 812 }, colorScheme: 'light', reducedMotion: 'reduce', isMobile: true, hasTouch: true } as const
 /** Longest we wait for anything the page should show. */
 const WAIT_MS = 20_000
 const PAGES = [
@@ -34,6 +34,8 @@ const PAGES = [
 ] as const
 
 async function screenshot (page: Page, name: string): Promise<void> {
+  // From the top, so the sticky header sits where it belongs in a full-page capture.
+  await page.evaluate(() => { window.scrollTo(0, 0) })
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
 }
 
@@ -103,6 +105,18 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
     assert.match(text, /token create --org/)
     assert.equal(await page.getByRole('link', { name: 'Nodes', exact: true }).getAttribute('aria-current'), 'page')
     await screenshot(page, 'desktop-nodes-empty')
+
+    const phone = await browser!.newContext(PHONE_CONTEXT)
+    try {
+      const mobile = await phone.newPage()
+      mobile.setDefaultTimeout(WAIT_MS)
+      await mobile.goto(new URL('/nodes', coordinator!.url).toString())
+      await mobile.getByTestId('nodes-empty').waitFor()
+      await assertNoHorizontalScroll(mobile, '/nodes empty state at 375px')
+      await screenshot(mobile, 'phone-nodes-empty')
+    } finally {
+      await phone.close()
+    }
   })
 
   test('an enrolling agent appears live, with its hardware and an online status', async () => {
@@ -139,6 +153,19 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
     await screenshot(page, 'desktop-nodes-offline')
   })
 
+  test('a run created from a spec appears live on the Runs page', async () => {
+    await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Runs', exact: true }).click()
+    await page.getByTestId('runs-empty').waitFor()
+    const created = await runCli('coordinator/src/cli.ts', ['run', 'create', '--spec', 'data/demo-run.json', '--data-dir', coordinator!.dataDir], { DATABASE_URL: '' })
+    assert.equal(created.code, 0, created.output)
+    const row = page.getByTestId('run-row')
+    await row.waitFor()
+    assert.match(await row.innerText(), /KJV demo/)
+    assert.equal(await row.getByTestId('run-status').getAttribute('data-status'), 'draft')
+    assert.equal(await page.evaluate(() => (window as unknown as { marker?: string }).marker), 'no-reload', 'the page reloaded')
+    await screenshot(page, 'desktop-runs')
+  })
+
   test('every navigation link opens its page, and deep links survive a reload', async () => {
     const nav = page.getByRole('navigation', { name: 'Main' })
     for (const { label, path, heading } of PAGES) {
@@ -163,7 +190,7 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
   })
 
   test('at phone width (375px) every page fits without sideways scrolling', async () => {
-    const phone = await browser!.newContext({ viewport: PHONE, colorScheme: 'light', reducedMotion: 'reduce', isMobile: true, hasTouch: true })
+    const phone = await browser!.newContext(PHONE_CONTEXT)
     try {
       const mobile = await phone.newPage()
       mobile.setDefaultTimeout(WAIT_MS)
@@ -173,8 +200,12 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
         await mobile.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor()
         const nav = mobile.getByRole('navigation', { name: 'Main' })
         for (const other of PAGES) assert.ok(await nav.getByRole('link', { name: other.label, exact: true }).isVisible(), `${other.label} visible on phone`)
-        if (label === 'Nodes') await mobile.getByTestId('node-row').first().waitFor()
-        if (label === 'Runs') await mobile.getByTestId('runs-empty').waitFor()
+        if (label === 'Nodes') {
+          await mobile.getByTestId('node-row').first().waitFor()
+          await mobile.getByText('How to enroll another machine').click()
+          await mobile.locator('details[open]').waitFor()
+        }
+        if (label === 'Runs') await mobile.getByTestId('run-row').first().waitFor()
         await assertNoHorizontalScroll(mobile, `${path} at 375px`)
         await screenshot(mobile, `phone-${label.toLowerCase()}`)
       }

@@ -79,7 +79,7 @@ describe('federated training between real processes', () => {
     try {
       const token = await coordinator.createToken('Flaky Lab', { uses: 3 })
       for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `flaky-${i}` }))
-      const spec = tinyRunSpec({ minNodes: 2, rounds: 3, roundDeadlineSeconds: 10, recipe: { innerSteps: 400, batchSize: 4, seqLen: 32, innerLr: 0.003, warmupSteps: 2 } })
+      const spec = tinyRunSpec({ minNodes: 2, rounds: 3, roundDeadlineSeconds: 20, recipe: { innerSteps: 40, batchSize: 4, seqLen: 32, innerLr: 0.003, warmupSteps: 2 } })
       const runId = await createRunViaCli(coordinator.dataDir, spec, env)
       const victim = agents[2]!
       await victim.process.waitForLine(/round 1: training/, 60_000)

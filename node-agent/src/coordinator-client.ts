@@ -3,7 +3,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
 import {
   BLOB_CHUNK_BYTES, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
-  enrollResponseSchema, heartbeatResponseSchema, reportResponseSchema, workResponseSchema
+  enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
 } from '@barnraise/protocol'
 import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
@@ -67,12 +67,14 @@ export class CoordinatorClient {
     return reply
   }
 
-  /** Streams a signed report: the header frame, then the payload in chunks; returns the verdict. */
+  /** Sends a signed report: the header, then (once admitted) the payload in chunks; returns the verdict. */
   async sendReport (header: ReportHeader, payload: Uint8Array, signal?: AbortSignal): Promise<ReportResponse> {
     const stream = await this.#libp2p.dialProtocol(this.#address, REPORT_PROTOCOL, { signal: signal ?? AbortSignal.timeout(30_000) })
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     try {
       await messages.write(header)
+      const admission = await messages.read(reportAdmissionSchema, 60_000)
+      if (!admission.proceed) return { ok: false, outcome: 'refused', code: admission.code, message: admission.message }
       for (let i = 0; i < payload.byteLength; i += BLOB_CHUNK_BYTES) {
         await messages.writeFrame(payload.subarray(i, i + BLOB_CHUNK_BYTES), 60_000)
       }

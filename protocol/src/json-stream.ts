@@ -9,41 +9,54 @@ import { MAX_CONTROL_MESSAGE_BYTES } from './protocol-ids.ts'
 export const DEFAULT_MESSAGE_TIMEOUT_MS = 10_000
 
 /**
- * JSON messages over a libp2p stream, each length-prefixed; a frame longer than
- * `maxBytes` is refused before it is buffered.
+ * Length-prefixed frames over a libp2p stream: JSON control messages (at most
+ * MAX_CONTROL_MESSAGE_BYTES) and, for blobs and reports, raw byte chunks up to
+ * `maxFrameBytes`. A longer frame is refused before it is buffered.
  */
 export class JsonStream {
   readonly #lp
   readonly #stream: Stream
-  readonly #maxBytes: number
+  readonly #maxFrameBytes: number
 
-  constructor (stream: Stream, maxBytes = MAX_CONTROL_MESSAGE_BYTES) {
+  constructor (stream: Stream, maxFrameBytes = MAX_CONTROL_MESSAGE_BYTES) {
     this.#stream = stream
-    this.#maxBytes = maxBytes
-    this.#lp = lpStream(stream, { maxDataLength: maxBytes })
+    this.#maxFrameBytes = Math.max(maxFrameBytes, MAX_CONTROL_MESSAGE_BYTES)
+    this.#lp = lpStream(stream, { maxDataLength: this.#maxFrameBytes })
   }
 
-  /** Reads one message and validates it against `schema`. */
-  async read<S extends z.ZodType> (schema: S, timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<z.infer<S>> {
-    let frame
+  /** Reads one raw frame. */
+  async readFrame (timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<Uint8Array> {
     try {
-      frame = await this.#lp.read({ signal: AbortSignal.timeout(timeoutMs) })
+      return (await this.#lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray()
     } catch (err) {
       const e = err as { name?: string, code?: string }
       if (e.name === 'InvalidDataLengthError' || e.code === 'ERR_MSG_DATA_TOO_LONG') {
-        throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `message exceeds ${this.#maxBytes} bytes`)
+        throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `frame exceeds ${this.#maxFrameBytes} bytes`)
       }
       if (e.name === 'TimeoutError' || e.name === 'AbortError') {
         throw new ProtocolError('ERR_TIMEOUT', `no message within ${timeoutMs} ms`)
       }
       throw new ProtocolError('ERR_MALFORMED_MESSAGE', `could not read message: ${(err as Error).message}`)
     }
-    return decodeJsonMessage(frame.subarray(), schema)
+  }
+
+  /** Writes one raw frame. */
+  async writeFrame (bytes: Uint8Array, timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<void> {
+    await this.#lp.write(bytes, { signal: AbortSignal.timeout(timeoutMs) })
+  }
+
+  /** Reads one JSON message and validates it against `schema`. */
+  async read<S extends z.ZodType> (schema: S, timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<z.infer<S>> {
+    const frame = await this.readFrame(timeoutMs)
+    if (frame.byteLength > MAX_CONTROL_MESSAGE_BYTES) {
+      throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes`)
+    }
+    return decodeJsonMessage(frame, schema)
   }
 
   /** Writes one message. */
   async write (message: unknown, timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<void> {
-    await this.#lp.write(encodeJsonMessage(message, this.#maxBytes), { signal: AbortSignal.timeout(timeoutMs) })
+    await this.#lp.write(encodeJsonMessage(message), { signal: AbortSignal.timeout(timeoutMs) })
   }
 
   /** Closes our end gracefully, falling back to an abort if the peer does not cooperate. */

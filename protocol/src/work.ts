@@ -92,13 +92,25 @@ export const reportMetadataSchema = z.object({
 
 export type ReportMetadata = z.infer<typeof reportMetadataSchema>
 
-/** The first frame of `/barnraise/report/1.0.0`; the encoded pseudo-gradient follows in chunks. */
+/**
+ * The first frame of `/barnraise/report/1.0.0`. The coordinator answers with an admission;
+ * only then does the encoded pseudo-gradient follow in chunks, then the final verdict.
+ */
 export const reportHeaderSchema = z.object({
   type: z.literal('report'),
   metadata: reportMetadataSchema,
   /** base64 Ed25519 signature over canonicalReportMetadata(metadata) with the node's libp2p key */
   signature: z.string().min(1).max(200)
 }).strict()
+
+/**
+ * The coordinator's answer to the header: send the payload, or do not bother (the header
+ * alone condemns the report). Nothing large crosses the wire for a refused report.
+ */
+export const reportAdmissionSchema = z.discriminatedUnion('proceed', [
+  z.object({ proceed: z.literal(true) }),
+  z.object({ proceed: z.literal(false), code: z.string(), message: z.string() })
+])
 
 export const reportResponseSchema = z.discriminatedUnion('ok', [
   z.object({ ok: z.literal(true), outcome: z.literal('accepted'), duplicate: z.boolean() }),

@@ -9,7 +9,8 @@ import { liveRouter } from './routers/live.ts'
 
 /** The whole API, one router per domain; the dashboard imports only its type. */
 export const appRouter = router({
-  health: publicProcedure.query(() => ({ ok: true as const })),
+  /** Liveness, and the libp2p addresses agents join with. */
+  health: publicProcedure.query(({ ctx }) => ({ ok: true as const, multiaddrs: ctx.multiaddrs() })),
   auth: authRouter,
   nodes: nodesRouter,
   runs: runsRouter,

@@ -19,9 +19,10 @@ export interface ReportSink {
 }
 
 /**
- * Serves `/barnraise/report/1.0.0`: a signed header frame, then the encoded pseudo-gradient
- * in chunks. The payload is read only up to the size the assignment allows, so an oversized
- * upload is refused without being buffered.
+ * Serves `/barnraise/report/1.0.0`: a signed header frame, our admission, then the encoded
+ * pseudo-gradient in chunks and our verdict. A header that condemns the report (unassigned,
+ * stale, oversized, wrong codec) is refused before any payload byte is sent, and the payload
+ * is never read past the size the header announced.
  */
 export class ReportService {
   readonly #libp2p: Libp2p
@@ -52,8 +53,11 @@ export class ReportService {
       const header = await messages.read(reportHeaderSchema, REQUEST_TIMEOUT_MS)
       const admitted = await this.#sink.admit(peerId, header)
       if (!admitted.ok) {
-        reply = { ok: false, outcome: 'refused', code: admitted.code, message: admitted.message }
+        await messages.write({ proceed: false, code: admitted.code, message: admitted.message })
+        await messages.close()
+        return
       } else {
+        await messages.write({ proceed: true })
         const payload = new Uint8Array(admitted.payloadBytes)
         let received = 0
         while (received < payload.byteLength) {

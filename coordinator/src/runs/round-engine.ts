@@ -1,8 +1,6 @@
 import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
-import {
-  canonicalReportMetadata, verifyReportSignature
-} from '@barnraise/protocol'
+import { PseudoGradientError, canonicalReportMetadata, verifyReportSignature } from '@barnraise/protocol'
 import type { ReportHeader, ReportResponse, TokenRange, WorkResponse } from '@barnraise/protocol'
 import type { Database, DataCursor } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -396,7 +394,8 @@ export class RoundEngine implements WorkSource, ReportSink {
       try {
         delta = this.#o.ops.decode(loaded.spec.codec, payload, loaded.spec.paramCount)
       } catch (err) {
-        return await refuse('ERR_BAD_PAYLOAD', (err as Error).message)
+        const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
+        return await refuse(nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)
       }
       for (let i = 0; i < delta.length; i++) {
         if (!Number.isFinite(delta[i])) return await refuse('ERR_NOT_FINITE', `pseudo-gradient has a non-finite value at index ${i}`)

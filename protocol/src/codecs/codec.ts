@@ -1,0 +1,54 @@
+// The shape every pseudo-gradient codec has; index.ts adds validation, chunking and folding on top.
+
+/** Names of the pseudo-gradient encodings a report may use. */
+export type CodecName = 'fp32' | 'fp16' | 'int8'
+
+export type PseudoGradientErrorCode =
+  | 'ERR_UNKNOWN_CODEC'
+  | 'ERR_BAD_LENGTH'
+  | 'ERR_NON_FINITE'
+  | 'ERR_OUT_OF_RANGE'
+  | 'ERR_BAD_SCALE'
+  | 'ERR_BAD_VALUE'
+
+/** A pseudo-gradient that cannot be encoded or a payload that does not decode, with a code a caller can switch on. */
+export class PseudoGradientError extends Error {
+  readonly code: PseudoGradientErrorCode
+  constructor (code: PseudoGradientErrorCode, message: string) {
+    super(message)
+    this.name = 'PseudoGradientError'
+    this.code = code
+  }
+}
+
+export interface PseudoGradientCodec {
+  readonly name: CodecName
+  /** Elements a decode chunk must start on a multiple of (the int8 block size). */
+  readonly chunkAlignment: number
+  /** Exact payload size for `length` values. */
+  byteLength: (length: number) => number
+  /** Encodes finite values; throws PseudoGradientError on values it cannot represent. */
+  encode: (values: Float32Array) => Uint8Array
+  /**
+   * Decodes elements [start, start + out.length) of a payload whose byte length was already
+   * checked; `start` is a multiple of chunkAlignment. Throws on structurally bad payload bytes.
+   * Non-finite results are left for the caller to refuse.
+   */
+  decodeChunk: (bytes: Uint8Array, start: number, out: Float32Array) => void
+  /** Largest |x - decode(encode(x))| for each element of `values` (a documented guarantee, tested). */
+  errorBound: (values: Float32Array) => Float32Array
+}
+
+/** The first non-finite element's index, or -1. */
+export function firstNonFinite (values: Float32Array): number {
+  for (let i = 0; i < values.length; i++) {
+    if (!Number.isFinite(values[i])) return i
+  }
+  return -1
+}
+
+/** Throws ERR_NON_FINITE naming the first NaN/Inf element. */
+export function requireFinite (values: Float32Array): void {
+  const i = firstNonFinite(values)
+  if (i >= 0) throw new PseudoGradientError('ERR_NON_FINITE', `pseudo-gradient element ${i} is ${values[i]}; a report must hold finite values only`)
+}

@@ -1,0 +1,42 @@
+// fp16: IEEE binary16, round-to-nearest-even; 2 bytes per value. Values beyond ±65504 would
+// become Inf, so encoding refuses them instead of silently corrupting the report.
+import { FLOAT16_MAX, encodeFloat16Array, float16BitsToFloat32 } from '../half-precision.ts'
+import { PseudoGradientError, requireFinite } from './codec.ts'
+import type { PseudoGradientCodec } from './codec.ts'
+
+let table: Float32Array | undefined
+function lookup (): Float32Array {
+  if (table === undefined) {
+    table = new Float32Array(65536)
+    for (let h = 0; h < 65536; h++) table[h] = float16BitsToFloat32(h)
+  }
+  return table
+}
+
+/** Half-precision payload: relative error ≤ 2^-11 in the normal range, absolute ≤ 2^-25 below 2^-14. */
+export const fp16Codec: PseudoGradientCodec = {
+  name: 'fp16',
+  chunkAlignment: 1,
+  byteLength: (length) => length * 2,
+  encode (values) {
+    requireFinite(values)
+    for (let i = 0; i < values.length; i++) {
+      if (Math.abs(values[i]) > FLOAT16_MAX) {
+        throw new PseudoGradientError('ERR_OUT_OF_RANGE', `pseudo-gradient element ${i} is ${values[i]}, beyond fp16's ±${FLOAT16_MAX}; use the int8 or fp32 codec`)
+      }
+    }
+    const bits = new Uint16Array(values.length)
+    encodeFloat16Array(values, bits)
+    return new Uint8Array(bits.buffer)
+  },
+  decodeChunk (bytes, start, out) {
+    const t = lookup()
+    let at = start * 2
+    for (let i = 0; i < out.length; i++, at += 2) out[i] = t[bytes[at] | (bytes[at + 1] << 8)]
+  },
+  errorBound (values) {
+    const out = new Float32Array(values.length)
+    for (let i = 0; i < values.length; i++) out[i] = Math.max(Math.abs(values[i]) * 2 ** -11, 2 ** -25)
+    return out
+  }
+}

@@ -1,0 +1,110 @@
+// Pseudo-gradient codecs: how a node's Δ = θ_base − θ_local travels in a report. Decoding
+// refuses wrong lengths, non-finite values and malformed bytes with a PseudoGradientError,
+// and folding into a running sum checks the whole payload before touching the sum.
+import { PseudoGradientError } from './codec.ts'
+import type { CodecName, PseudoGradientCodec } from './codec.ts'
+import { fp16Codec } from './fp16.ts'
+import { fp32Codec } from './fp32.ts'
+import { int8Codec } from './int8.ts'
+
+export { PseudoGradientError } from './codec.ts'
+export type { CodecName, PseudoGradientCodec, PseudoGradientErrorCode } from './codec.ts'
+export { fp32Codec } from './fp32.ts'
+export { fp16Codec } from './fp16.ts'
+export { int8Codec, INT8_BLOCK } from './int8.ts'
+
+/** Every codec name, default first. */
+export const CODEC_NAMES: readonly CodecName[] = ['int8', 'fp16', 'fp32']
+/** The codec a run uses unless its spec says otherwise. */
+export const DEFAULT_CODEC: CodecName = 'int8'
+
+/** Elements decoded per pass of the folding loops: a multiple of the int8 block, small enough to stay in cache. */
+const CHUNK = 64 * 1024
+
+const codecs: Record<CodecName, PseudoGradientCodec> = { fp32: fp32Codec, fp16: fp16Codec, int8: int8Codec }
+
+/** The codec called `name`, or ERR_UNKNOWN_CODEC. */
+export function getCodec (name: CodecName): PseudoGradientCodec {
+  if (typeof name !== 'string' || !Object.hasOwn(codecs, name)) {
+    throw new PseudoGradientError('ERR_UNKNOWN_CODEC', `unknown pseudo-gradient codec ${JSON.stringify(name)}; expected one of ${CODEC_NAMES.join(', ')}`)
+  }
+  return codecs[name]
+}
+
+function requireLength (length: number): void {
+  if (!Number.isSafeInteger(length) || length < 0) throw new PseudoGradientError('ERR_BAD_LENGTH', `element count ${length} is not a non-negative integer`)
+}
+
+/** Exact payload size, in bytes, of `length` values under `codec`. */
+export function encodedByteLength (codec: CodecName, length: number): number {
+  requireLength(length)
+  return getCodec(codec).byteLength(length)
+}
+
+/** Encodes a pseudo-gradient; refuses NaN/Inf (and, for fp16, magnitudes above 65504). */
+export function encodePseudoGradient (codec: CodecName, values: Float32Array): Uint8Array {
+  return getCodec(codec).encode(values)
+}
+
+/** Calls `visit(chunk, start)` on successive decoded chunks after checking the byte length; refuses non-finite values. */
+function forEachChunk (c: PseudoGradientCodec, bytes: Uint8Array, length: number, visit: (chunk: Float32Array, start: number) => void): void {
+  requireLength(length)
+  const expected = c.byteLength(length)
+  if (bytes.byteLength !== expected) {
+    throw new PseudoGradientError('ERR_BAD_LENGTH', `${c.name} payload for ${length} values must be ${expected} bytes, got ${bytes.byteLength}`)
+  }
+  const scratch = new Float32Array(Math.min(CHUNK, length))
+  for (let start = 0; start < length; start += CHUNK) {
+    const chunk = scratch.subarray(0, Math.min(CHUNK, length - start))
+    c.decodeChunk(bytes, start, chunk)
+    for (let i = 0; i < chunk.length; i++) {
+      if (!Number.isFinite(chunk[i])) {
+        throw new PseudoGradientError('ERR_NON_FINITE', `${c.name} payload element ${start + i} decodes to ${chunk[i]}; a report must hold finite values only`)
+      }
+    }
+    visit(chunk, start)
+  }
+}
+
+/** Decodes a payload of exactly `length` values; throws on a wrong byte length, malformed bytes or non-finite values. */
+export function decodePseudoGradient (codec: CodecName, bytes: Uint8Array, length: number): Float32Array {
+  requireLength(length)
+  const out = new Float32Array(length)
+  forEachChunk(getCodec(codec), bytes, length, (chunk, start) => { out.set(chunk, start) })
+  return out
+}
+
+/** What the coordinator checks a report against before folding it. */
+export interface PseudoGradientStats { l2Norm: number, maxAbs: number }
+
+/** Validates a payload of `length` values and returns its L2 norm and largest magnitude. */
+export function pseudoGradientStats (codec: CodecName, bytes: Uint8Array, length: number): PseudoGradientStats {
+  let sumSq = 0
+  let maxAbs = 0
+  forEachChunk(getCodec(codec), bytes, length, (chunk) => {
+    for (let i = 0; i < chunk.length; i++) {
+      const v = chunk[i]
+      sumSq += v * v
+      const a = Math.abs(v)
+      if (a > maxAbs) maxAbs = a
+    }
+  })
+  return { l2Norm: Math.sqrt(sumSq), maxAbs }
+}
+
+/**
+ * Adds weight × decoded payload into `target` (length = target.length) without materialising
+ * the decoded vector. The payload is validated in full first, so a bad one leaves `target` untouched.
+ */
+export function accumulateDecoded (codec: CodecName, bytes: Uint8Array, target: Float32Array, weight: number): void {
+  if (!Number.isFinite(weight)) throw new PseudoGradientError('ERR_NON_FINITE', `fold weight ${weight} must be finite`)
+  pseudoGradientStats(codec, bytes, target.length)
+  forEachChunk(getCodec(codec), bytes, target.length, (chunk, start) => {
+    for (let i = 0; i < chunk.length; i++) target[start + i] += weight * chunk[i]
+  })
+}
+
+/** The documented per-element bound on |x − decode(encode(x))| for `values` under `codec`. */
+export function pseudoGradientErrorBound (codec: CodecName, values: Float32Array): Float32Array {
+  return getCodec(codec).errorBound(values)
+}

@@ -1,0 +1,81 @@
+// int8 blockwise absmax, the default codec. Values go in blocks of 256; each block is written
+// as its float32 LE scale (absmax/127) followed by one int8 per value, q = round(x/scale)
+// (ties to even) clamped to [-127, 127]. Interleaving scale and values keeps every block
+// self-contained, so any run of whole blocks decodes on its own. Size: n + 4·ceil(n/256) bytes.
+// Error: |x − q·scale| ≤ scale/2 = absmax_block/254 (plus float32 rounding of the product).
+import { PseudoGradientError, requireFinite } from './codec.ts'
+import type { PseudoGradientCodec } from './codec.ts'
+
+export const INT8_BLOCK = 256
+const BLOCK_BYTES = 4 + INT8_BLOCK
+
+/** Round half to even, as torch.round does: Math.round alone biases ties upward. */
+function roundHalfEven (y: number): number {
+  const r = Math.round(y)
+  return r - y === 0.5 && (r & 1) !== 0 ? r - 1 : r
+}
+
+function blockScale (values: Float32Array, from: number, to: number): number {
+  let absmax = 0
+  for (let i = from; i < to; i++) {
+    const a = Math.abs(values[i])
+    if (a > absmax) absmax = a
+  }
+  return Math.fround(absmax / 127)
+}
+
+/** Blockwise absmax int8 payload with one float32 scale per 256 values. */
+export const int8Codec: PseudoGradientCodec = {
+  name: 'int8',
+  chunkAlignment: INT8_BLOCK,
+  byteLength: (length) => length + 4 * Math.ceil(length / INT8_BLOCK),
+  encode (values) {
+    requireFinite(values)
+    const n = values.length
+    const out = new Uint8Array(int8Codec.byteLength(n))
+    const view = new DataView(out.buffer)
+    const q = new Int8Array(out.buffer)
+    for (let from = 0, at = 0; from < n; from += INT8_BLOCK, at += BLOCK_BYTES) {
+      const to = Math.min(from + INT8_BLOCK, n)
+      const scale = blockScale(values, from, to)
+      view.setFloat32(at, scale, true)
+      // A scale that underflows to 0 (absmax below ~2^-142) leaves the block all zeros.
+      if (scale === 0) continue
+      for (let i = from, j = at + 4; i < to; i++, j++) {
+        const r = roundHalfEven(values[i] / scale)
+        q[j] = r > 127 ? 127 : r < -127 ? -127 : r
+      }
+    }
+    return out
+  },
+  decodeChunk (bytes, start, out) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const block0 = start / INT8_BLOCK
+    for (let b = 0; b * INT8_BLOCK < out.length; b++) {
+      const at = (block0 + b) * BLOCK_BYTES
+      const scale = view.getFloat32(at, true)
+      if (!(scale >= 0) || scale === Number.POSITIVE_INFINITY) {
+        throw new PseudoGradientError('ERR_BAD_SCALE', `int8 block ${block0 + b} has scale ${scale}; scales must be finite and non-negative`)
+      }
+      const from = b * INT8_BLOCK
+      const to = Math.min(from + INT8_BLOCK, out.length)
+      for (let i = from, j = at + 4; i < to; i++, j++) {
+        const v = (bytes[j] << 24) >> 24
+        if (v === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${start + i} is -128; encoders clamp to [-127, 127]`)
+        out[i] = v * scale
+      }
+    }
+  },
+  errorBound (values) {
+    const out = new Float32Array(values.length)
+    for (let from = 0; from < values.length; from += INT8_BLOCK) {
+      const to = Math.min(from + INT8_BLOCK, values.length)
+      const scale = blockScale(values, from, to)
+      // scale/2 from rounding q, plus float32 rounding of q·scale (relative 2^-24, or one
+      // subnormal step 2^-149 for tiny scales); a zeroed block is off by at most its absmax.
+      const bound = scale === 0 ? 127 * 2 ** -149 : scale / 2 + 128 * scale * 2 ** -24 + 2 ** -149
+      out.fill(bound, from, to)
+    }
+    return out
+  }
+}

@@ -1,0 +1,32 @@
+// Named model sizes. All use the byte tokenizer's 256-token vocabulary, so any of them trains
+// on the demo corpus without a tokenizer file.
+import { parseLlamaConfig } from '@barnraise/protocol'
+import type { LlamaConfig } from '@barnraise/protocol'
+import { ModelError } from './model-error.ts'
+
+const byteLlama = (shape: Record<string, number | boolean>): LlamaConfig => parseLlamaConfig({
+  vocab_size: 256,
+  rms_norm_eps: 1e-5,
+  rope_theta: 10000,
+  ...shape
+})
+
+/**
+ * tiny: for tests (0.11M parameters). small: the default demo model (0.2M), sized so a training
+ * step of batch 8 × seq 128 takes about half a second on one CPU core (hidden 128 with 4 layers
+ * takes 1.5 s). medium (25M) and large (0.2B): configs for bigger donors.
+ */
+export const modelPresets: Readonly<Record<string, LlamaConfig>> = Object.freeze({
+  tiny: byteLlama({ hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, tie_word_embeddings: true }),
+  small: byteLlama({ hidden_size: 64, intermediate_size: 172, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 512, tie_word_embeddings: true }),
+  medium: byteLlama({ hidden_size: 512, intermediate_size: 1376, num_hidden_layers: 8, num_attention_heads: 8, num_key_value_heads: 4, max_position_embeddings: 1024, tie_word_embeddings: true }),
+  large: byteLlama({ hidden_size: 1024, intermediate_size: 2752, num_hidden_layers: 16, num_attention_heads: 16, num_key_value_heads: 8, max_position_embeddings: 2048, tie_word_embeddings: false })
+})
+
+/** The config of preset `name`; throws ERR_UNKNOWN_PRESET listing the known names. */
+export function presetConfig (name: string): LlamaConfig {
+  if (!Object.hasOwn(modelPresets, name)) {
+    throw new ModelError('ERR_UNKNOWN_PRESET', `unknown model preset "${name}"; known presets: ${Object.keys(modelPresets).join(', ')}`)
+  }
+  return { ...modelPresets[name] }
+}

@@ -1,0 +1,33 @@
+import { useRef } from 'react'
+import { useQueryClient } from '@tanstack/react-query'
+import { useSubscription } from '@trpc/tanstack-react-query'
+import { useTRPC } from './trpc.ts'
+
+/** Whether the dashboard is receiving live change events right now. */
+export type LiveState = 'connecting' | 'live' | 'reconnecting'
+
+/**
+ * Subscribes once, app-wide, to `live.changes` (SSE) and invalidates the queries of the topic
+ * each event names: `nodes` → every `nodes.*` query, `runs` → every `runs.*` query (run
+ * details included), and so on. Events carry no data, only what to refetch. After a
+ * reconnect every query is invalidated, since events may have been missed meanwhile.
+ */
+export function useLiveChanges (): LiveState {
+  const trpc = useTRPC()
+  const queryClient = useQueryClient()
+  const startedBefore = useRef(false)
+  const subscription = useSubscription(trpc.live.changes.subscriptionOptions(undefined, {
+    onStarted: () => {
+      if (startedBefore.current) void queryClient.invalidateQueries()
+      startedBefore.current = true
+    },
+    onData: (event) => {
+      // tRPC query keys start with the procedure path, e.g. [['nodes', 'list'], {...}];
+      // [[topic]] matches every procedure under that router.
+      void queryClient.invalidateQueries({ queryKey: [[event.topic]] })
+    }
+  }))
+  if (subscription.status === 'pending') return 'live'
+  if (subscription.status === 'error' || (subscription.status === 'connecting' && startedBefore.current)) return 'reconnecting'
+  return 'connecting'
+}
