@@ -115,7 +115,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, resources, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()) },
+        services: { db: database.db, presence, log, changes, resources, blobs, ops, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()) },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs, ops },
         log

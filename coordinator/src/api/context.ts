@@ -5,6 +5,8 @@ import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { RunResources } from '../runs/runs.ts'
 import type { SessionUser } from '../accounts/accounts.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { ModelOps } from '../runs/model-ops.ts'
 
 /** What every procedure can reach, shared by all requests. */
 export interface ApiServices {
@@ -13,6 +15,8 @@ export interface ApiServices {
   log: Logger
   changes: ChangeFeed
   resources: RunResources
+  blobs: BlobStore
+  ops: ModelOps
   /** the libp2p addresses agents dial, for the "join" command the dashboard shows */
   multiaddrs: () => string[]
 }

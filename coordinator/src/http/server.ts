@@ -36,6 +36,8 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
   const trpc = createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
+    // Dataset uploads are the largest requests (8 MiB of text, JSON-escaped).
+    maxBodySize: 12 * 1024 * 1024,
     createContext: async ({ req, res }) => {
       const token = parseCookies(req.headers.cookie).get(SESSION_COOKIE)
       const user = await userForSession(options.services.db, token)

@@ -23,6 +23,10 @@ export interface ModelOps {
   /** Files of a Hugging Face folder for a checkpoint blob: config.json, model.safetensors, tokenizer files. */
   huggingFaceFiles: (config: Record<string, unknown>, checkpoint: Uint8Array) => Map<string, Uint8Array>
   initialCheckpoint: (config: Record<string, unknown>, seed: number) => Uint8Array
+  /** The named model sizes organizers pick from. */
+  presets: () => Array<{ name: string, config: Record<string, unknown>, paramCount: number }>
+  /** Byte-tokenizes text and cuts it into train shards and a held-out validation shard. */
+  textShards: (text: string) => { train: Array<{ bytes: Uint8Array, tokens: number }>, validation: { bytes: Uint8Array, tokens: number }, vocabSize: number }
   /** Shards (train and validation) of the shipped demo corpus. */
   demoShards: () => Promise<{ train: Array<{ bytes: Uint8Array, tokens: number }>, validation: { bytes: Uint8Array, tokens: number }, vocabSize: number }>
 }

@@ -3,8 +3,8 @@ import {
 } from '@barnraise/protocol'
 import type { LlamaConfig } from '@barnraise/protocol'
 import {
-  NesterovSGD, checkpointFiles, countParams, createParamSet, decodeShard, demoCorpusShards, initParams,
-  paramSetFromSafetensors, presetConfig, validationLoss
+  DEMO_SHARD_OPTIONS, NesterovSGD, buildShards, checkpointFiles, countParams, createParamSet, decodeShard, demoCorpusShards, initParams,
+  modelPresets, paramSetFromSafetensors, presetConfig, validationLoss
 } from '@barnraise/trainer'
 import type { ModelOps } from './model-ops.ts'
 
@@ -45,6 +45,15 @@ export const trainerModelOps: ModelOps = {
     return out
   },
   initialCheckpoint: (json, seed) => trainerModelOps.writeCheckpoint(json, initParams(config(json), seed).flat),
+  presets: () => Object.entries(modelPresets).map(([name, c]) => ({ name, config: { ...c }, paramCount: countParams(c) })),
+  textShards: (text) => {
+    const built = buildShards(text, DEMO_SHARD_OPTIONS)
+    return {
+      train: built.train.map((s) => ({ bytes: s.bytes, tokens: s.manifest.tokens })),
+      validation: { bytes: built.validation.bytes, tokens: built.validation.manifest.tokens },
+      vocabSize: 256
+    }
+  },
   demoShards: async () => {
     const shards = await demoCorpusShards()
     return {

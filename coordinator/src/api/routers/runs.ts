@@ -3,8 +3,18 @@ import { TRPCError } from '@trpc/server'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
 import { changeRunStatus, createRun } from '../../runs/runs.ts'
+import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
 
 export const runsRouter = router({
+  /** Model sizes to pick from, with parameter counts, for the launch form. */
+  presets: publicProcedure.query(({ ctx }) => ctx.ops.presets()),
+  /** Uploads text files and turns them into shards; the result goes in a spec's `dataset`. */
+  uploadDataset: roleProcedure('organizer')
+    .input(z.object({
+      name: z.string().trim().min(1, 'name the dataset').max(100),
+      files: z.array(z.object({ name: z.string().max(255), text: z.string().max(MAX_UPLOAD_BYTES) })).min(1, 'add at least one text file').max(100)
+    }))
+    .mutation(async ({ ctx, input }) => await shardUploadedText(ctx, input.name, input.files)),
   /** Runs, newest first. */
   list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
   /** One run with its rounds, checkpoints and loss history. */
