@@ -3,7 +3,7 @@
 //   bin/node bench/trainer.bench.ts
 import os from 'node:os'
 import {
-  AdamW, clipGradNorm, countParams, createParamSet, initParams, lossAndGrad, matmulABt, matmulABtNaive, presetConfig
+  AdamW, GradientPool, clipGradNorm, countParams, createParamSet, initParams, lossAndGrad, matmulABt, matmulABtNaive, presetConfig
 } from '@barnraise/trainer'
 
 type Kernel = (a: Float32Array, b: Float32Array, c: Float32Array, m: number, n: number, k: number) => void
@@ -15,6 +15,17 @@ function timePerCall (fn: () => void, budgetMs: number): number {
   const start = performance.now()
   while (performance.now() - start < budgetMs) {
     fn()
+    calls++
+  }
+  return (performance.now() - start) / 1000 / calls
+}
+
+async function timePerCallAsync (fn: () => Promise<void>, budgetMs: number): Promise<number> {
+  await fn()
+  let calls = 0
+  const start = performance.now()
+  while (performance.now() - start < budgetMs) {
+    await fn()
     calls++
   }
   return (performance.now() - start) / 1000 / calls
@@ -34,7 +45,8 @@ function matmulGflops (kernel: Kernel, m: number, n: number, k: number, budgetMs
   return 2 * m * n * k / seconds / 1e9
 }
 
-console.log(`trainer bench — node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${os.availableParallelism()} cores (single-threaded)`)
+const cores = os.availableParallelism()
+console.log(`trainer bench — node ${process.version}, ${os.cpus()[0]?.model ?? 'unknown cpu'}, ${cores} cores`)
 
 // y = x Wᵀ for a batch of 8 × 128 tokens through the small model's MLP and a wider layer.
 for (const [m, n, k] of [[1024, 172, 64], [1024, 344, 128]]) {
@@ -45,20 +57,33 @@ for (const [m, n, k] of [[1024, 172, 64], [1024, 344, 128]]) {
 
 const BATCH = 8
 const SEQ_LEN = 128
-for (const preset of ['small']) {
-  const config = presetConfig(preset)
-  const params = initParams(config, 1)
-  const grads = createParamSet(config)
-  const opt = new AdamW(params.flat.length, { lr: 1e-3, beta2: 0.95, weightDecay: 0.01 })
-  const ids = new Int32Array(BATCH * (SEQ_LEN + 1))
-  for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(Math.random() * config.vocab_size)
-  const step = (): void => {
-    lossAndGrad(params, ids, BATCH, SEQ_LEN, grads)
+const config = presetConfig('small')
+const n = countParams(config)
+const params = initParams(config, 1)
+const grads = createParamSet(config)
+const opt = new AdamW(n, { lr: 1e-3, beta2: 0.95, weightDecay: 0.01 })
+const ids = new Int32Array(BATCH * (SEQ_LEN + 1))
+for (let i = 0; i < ids.length; i++) ids[i] = Math.floor(Math.random() * config.vocab_size)
+const report = (threads: number, seconds: number): void => {
+  const tokensPerSecond = BATCH * SEQ_LEN / seconds
+  console.log(`train small (${(n / 1e6).toFixed(2)}M params, batch ${BATCH} x seq ${SEQ_LEN}, ${threads} thread${threads === 1 ? '' : 's'}): ${(seconds * 1000).toFixed(0)} ms/step, ${Math.round(tokensPerSecond).toLocaleString('en-US')} tokens/s, ${(6 * n * tokensPerSecond / 1e9).toFixed(2)} GFLOP/s (6·params·tokens/s)`)
+}
+// One full optimizer step: loss and gradient, clipping, AdamW.
+const single = timePerCall(() => {
+  lossAndGrad(params, ids, BATCH, SEQ_LEN, grads)
+  clipGradNorm(grads.flat, 1)
+  opt.step(params.flat, grads.flat)
+}, 12_000)
+report(1, single)
+if (cores > 1) {
+  const threads = Math.min(cores, BATCH)
+  const pool = await GradientPool.start(config, threads)
+  const shared = await timePerCallAsync(async () => {
+    await pool.lossAndGrad(params, ids, BATCH, SEQ_LEN, grads)
     clipGradNorm(grads.flat, 1)
     opt.step(params.flat, grads.flat)
-  }
-  const seconds = timePerCall(step, 15_000)
-  const tokensPerSecond = BATCH * SEQ_LEN / seconds
-  const n = countParams(config)
-  console.log(`train ${preset} (${(n / 1e6).toFixed(2)}M params, batch ${BATCH} x seq ${SEQ_LEN}): ${(seconds * 1000).toFixed(0)} ms/step, ${Math.round(tokensPerSecond).toLocaleString('en-US')} tokens/s, ${(6 * n * tokensPerSecond / 1e9).toFixed(2)} GFLOP/s (6·params·tokens/s)`)
+  }, 12_000)
+  await pool.close()
+  report(threads, shared)
+  console.log(`thread speedup: ${(single / shared).toFixed(2)}x on ${threads} threads`)
 }

@@ -2,7 +2,8 @@
 // with a token made for them, all under .data/demo. Ctrl-C stops every process it started.
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { existsSync, writeFileSync } from 'node:fs'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -118,7 +119,18 @@ if (!existsSync(join(dataDir, 'demo-run-created'))) {
   writeFileSync(join(dataDir, 'demo-run-created'), created.stdout)
 }
 
+// A demo account, made once: the first account on an install is its admin.
+const loginFile = join(dataDir, 'demo-login.json')
+if (!existsSync(loginFile)) {
+  const login = { email: 'demo@barnraise.local', password: randomBytes(9).toString('base64url') }
+  const created = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', 'coordinator/src/cli.ts', 'user', 'create', '--email', login.email, '--password', login.password, '--name', 'Demo Admin', '--role', 'organizer', '--data-dir', coordinatorDir], { cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } })
+  if (created.status !== 0) { process.stderr.write(created.stderr); await shutdown(1) }
+  writeFileSync(loginFile, JSON.stringify(login), { mode: 0o600 })
+}
+const login = JSON.parse(readFileSync(loginFile, 'utf8')) as { email: string, password: string }
+
 say('')
+say(`Demo login (admin): ${login.email} / ${login.password}`)
 say('Barnraise is running. Open the dashboard:')
 say(url)
 say('(Ctrl-C stops everything.)')

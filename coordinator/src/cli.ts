@@ -25,6 +25,8 @@ commands:
   token create --org NAME    issue an enrollment token for an organization (created if new)
     --uses N                 how many nodes may enroll with it (default 1)
     --expires-in HOURS       token lifetime (default: no expiry)
+  user create --email E --password P --name N --role organizer|lab_admin|funder [--org NAME]
+                             create a dashboard account (the first one on an install is the admin)
   run create --spec FILE     create a run from a JSON spec (see docs/run-spec.md); --start to start it
   run start|pause|resume|stop --run ID
   ledger verify --run ID     verify a run's ledger end to end, offline; names the first bad row
@@ -154,6 +156,30 @@ async function ledgerVerify (argv: string[]): Promise<number> {
   return 1
 }
 
+async function userCreate (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      email: { type: 'string' },
+      password: { type: 'string' },
+      name: { type: 'string' },
+      role: { type: 'string', default: 'organizer' },
+      org: { type: 'string' },
+      'data-dir': { type: 'string', default: '.data/coordinator' },
+      'database-url': { type: 'string' }
+    }
+  })
+  try {
+    const user = await admin<{ id: string, email: string, roles: string[] }>(resolve(values['data-dir']), values['database-url'] ?? process.env.DATABASE_URL, '/users', {
+      email: values.email, password: values.password, displayName: values.name, role: values.role, ...(values.org !== undefined ? { organization: values.org } : {})
+    })
+    process.stdout.write(`account ${user.email} created (roles: ${user.roles.join(', ')})\n`)
+    return 0
+  } catch (err) {
+    return fail(`user create: ${(err as Error).message}`)
+  }
+}
+
 async function tokenCreate (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -187,6 +213,10 @@ async function tokenCreate (argv: string[]): Promise<number> {
   return 0
 }
 
+// `pnpm agent …` / `pnpm coordinator …` run from the repo root; resolve the user's relative
+// paths (--golden FILE, --spec FILE, --data-dir) against the directory they typed them in.
+if (process.env.INIT_CWD !== undefined && existsSync(process.env.INIT_CWD)) process.chdir(process.env.INIT_CWD)
+
 async function main (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
@@ -195,6 +225,9 @@ async function main (argv: string[]): Promise<number> {
       if (rest[0] === 'create') return await tokenCreate(rest.slice(1))
       return fail('unknown token subcommand; try: token create --org NAME')
     case 'run': return await runCommand(rest)
+    case 'user':
+      if (rest[0] === 'create') return await userCreate(rest.slice(1))
+      return fail('unknown user subcommand; try: user create --email E --password P --name N --role organizer')
     case 'ledger':
       if (rest[0] === 'verify') return await ledgerVerify(rest.slice(1))
       return fail('unknown ledger subcommand; try: ledger verify --run ID')

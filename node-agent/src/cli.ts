@@ -1,6 +1,10 @@
 #!/usr/bin/env node
+import { existsSync } from 'node:fs'
 import { runInfoCommand } from './commands/info.ts'
 import { runJoinCommand } from './commands/join.ts'
+import { runSelftestCommand } from './commands/selftest.ts'
+import { runTrainCommand } from './commands/train.ts'
+import { runShardCommand } from './commands/shard.ts'
 
 const USAGE = `usage: barnraise-agent <command> [options]
 
@@ -8,6 +12,9 @@ commands:
   info [--json]                                  print the hardware this agent sees
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--no-train]
+  selftest [--golden FILE]                       known-answer checks of this machine's numerics
+  train [--steps N] [--out DIR]                  train the small model on the demo corpus locally
+  shard --out DIR [--shard-tokens N] FILE...     turn text files into training shards
   help                                           this text
 `
 
@@ -15,8 +22,15 @@ type Command = (argv: string[]) => Promise<number>
 
 const commands: Record<string, Command> = {
   info: runInfoCommand,
-  join: runJoinCommand
+  join: runJoinCommand,
+  selftest: runSelftestCommand,
+  train: runTrainCommand,
+  shard: runShardCommand
 }
+
+// `pnpm agent …` / `pnpm coordinator …` run from the repo root; resolve the user's relative
+// paths (--golden FILE, --spec FILE, --data-dir) against the directory they typed them in.
+if (process.env.INIT_CWD !== undefined && existsSync(process.env.INIT_CWD)) process.chdir(process.env.INIT_CWD)
 
 async function main (argv: string[]): Promise<number> {
   const [name, ...rest] = argv

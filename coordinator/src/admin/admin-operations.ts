@@ -6,6 +6,8 @@ import type { RunResources } from '../runs/runs.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { createTokenForOrganization, createTokenInputSchema } from './admin-socket.ts'
 import type { AdminHandler } from './admin-socket.ts'
+import { signUp } from '../accounts/accounts.ts'
+import { signUpInput } from '../api/routers/auth.ts'
 
 const createRunInput = z.object({ spec: z.unknown(), start: z.boolean().default(false) })
 const statusInput = z.object({ runId: z.string().uuid(), action: z.enum(['start', 'pause', 'resume', 'stop']) })
@@ -21,6 +23,10 @@ export function adminOperations (deps: { db: Kysely<Database>, resources: RunRes
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
       return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount }
+    },
+    '/users': async (body) => {
+      const user = await signUp(db, signUpInput.parse(body))
+      return { id: user.id, email: user.email, roles: user.roles }
     },
     '/runs/status': async (body) => {
       const input = statusInput.parse(body)

@@ -48,7 +48,11 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const libp2p = await createAgentHost(key)
   say(`agent: peer id ${libp2p.peerId.toString()} (${created ? 'new identity' : 'existing identity'} in ${dataDir})`)
   const controller = new AbortController()
-  const stop = (): void => { say('agent: stopping'); controller.abort() }
+  const stop = (): void => {
+    if (controller.signal.aborted) return
+    say('agent: stopping')
+    controller.abort()
+  }
   process.once('SIGINT', stop)
   process.once('SIGTERM', stop)
   try {

@@ -1,9 +1,11 @@
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import {
-  AdamW, BatchSampler, countParams, demoCorpusShards, exportHuggingFace, initParams, presetConfig,
+  AdamW, BatchSampler, GradientPool, countParams, demoCorpusShards, exportHuggingFace, initParams, presetConfig,
   runLocalTraining, unigramEntropy, validationLoss
 } from '@barnraise/trainer'
+import type { LlamaConfig } from '@barnraise/protocol'
 import { ProgressBar } from '../progress-bar.ts'
 
 const USAGE = `usage: barnraise-agent train [options]
@@ -19,6 +21,7 @@ it as a Hugging Face folder.
   --lr X             peak learning rate (default 3e-3)
   --warmup N         warmup steps (default 10% of steps)
   --seed N           initialisation and sampling seed (default 1)
+  --threads N        CPU threads sharing each step (default: all cores)
   --eval-batches N   validation batches before and after (default 8)
 `
 
@@ -35,6 +38,7 @@ interface TrainArgs {
   warmup: number
   seed: number
   evalBatches: number
+  threads: number
 }
 
 class UsageError extends Error {}
@@ -60,7 +64,8 @@ function parse (argv: string[]): TrainArgs {
       lr: { type: 'string' },
       warmup: { type: 'string' },
       seed: { type: 'string' },
-      'eval-batches': { type: 'string' }
+      'eval-batches': { type: 'string' },
+      threads: { type: 'string' }
     }
   })
   const steps = integer('steps', values.steps, 300, 1)
@@ -75,7 +80,8 @@ function parse (argv: string[]): TrainArgs {
     lr,
     warmup: integer('warmup', values.warmup, Math.ceil(steps / 10), 0),
     seed: integer('seed', values.seed, 1, 0),
-    evalBatches: integer('eval-batches', values['eval-batches'], 8, 1)
+    evalBatches: integer('eval-batches', values['eval-batches'], 8, 1),
+    threads: integer('threads', values.threads, availableParallelism(), 1)
   }
 }
 
@@ -86,7 +92,7 @@ function parse (argv: string[]): TrainArgs {
  */
 export async function runTrainCommand (argv: string[], io: TrainIo = process): Promise<number> {
   let args: TrainArgs
-  let config
+  let config: LlamaConfig
   try {
     args = parse(argv)
     config = presetConfig(args.preset)
@@ -95,19 +101,32 @@ export async function runTrainCommand (argv: string[], io: TrainIo = process): P
     io.stderr.write(`train: ${(err as Error).message}\n${USAGE}`)
     return 2
   }
+  try {
+    return await trainAndSave(args, config, io)
+  } catch (err) {
+    io.stderr.write(`train: ${(err as Error).message}\n`)
+    return 1
+  }
+}
+
+async function trainAndSave (args: TrainArgs, config: LlamaConfig, io: TrainIo): Promise<number> {
   const { steps, batch, seq } = args
   const params = initParams(config, args.seed)
-  io.stdout.write(`model ${args.preset}: ${(countParams(config) / 1e6).toFixed(2)}M parameters (hidden ${config.hidden_size}, ${config.num_hidden_layers} layers, ${config.num_attention_heads} heads / ${config.num_key_value_heads} kv heads), batch ${batch} x seq ${seq}, ${steps} steps\n`)
+  // More threads than rows would sit idle.
+  const threads = Math.min(args.threads, batch)
+  io.stdout.write(`model ${args.preset}: ${(countParams(config) / 1e6).toFixed(2)}M parameters (hidden ${config.hidden_size}, ${config.num_hidden_layers} layers, ${config.num_attention_heads} heads / ${config.num_key_value_heads} kv heads), batch ${batch} x seq ${seq}, ${steps} steps, ${threads} thread${threads === 1 ? '' : 's'}\n`)
 
-  const { train, validation } = await demoCorpusShards()
+  const { train: trainShards, validation } = await demoCorpusShards()
   const evalOpts = { batches: args.evalBatches, batchSize: batch, seqLen: seq }
   io.stdout.write(`unigram-entropy baseline: ${unigramEntropy(validation.tokens).toFixed(4)} nats/token (the loss of a model that ignores context)\n`)
   io.stdout.write(`validation loss before: ${validationLoss(params, validation.tokens, evalOpts).toFixed(4)}\n`)
 
-  const sampler = new BatchSampler(train.map((s) => ({ tokens: s.tokens })), { batchSize: batch, seqLen: seq, seed: args.seed })
+  const sampler = new BatchSampler(trainShards.map((s) => ({ tokens: s.tokens })), { batchSize: batch, seqLen: seq, seed: args.seed })
   const optimizer = new AdamW(params.flat.length, { lr: args.lr, beta1: 0.9, beta2: 0.95, weightDecay: 0.01 })
   const bar = new ProgressBar(io.stderr, 'train', Math.max(1, Math.round(steps / 20)))
+  const pool = await GradientPool.start(config, threads)
   const result = await runLocalTraining({
+    pool,
     params,
     optimizer,
     steps,
@@ -117,7 +136,7 @@ export async function runTrainCommand (argv: string[], io: TrainIo = process): P
     schedule: { peakLr: args.lr, warmupSteps: args.warmup, totalSteps: steps, minLr: args.lr / 10 },
     gradClip: 1,
     onProgress: (p) => bar.update(p.step, p.steps, p.loss, p.tokensPerSecond)
-  })
+  }).finally(async () => { await pool.close() })
   const after = validationLoss(params, validation.tokens, evalOpts)
   io.stdout.write(`validation loss after: ${after.toFixed(4)}\n`)
   io.stdout.write(`trained ${result.tokens.toLocaleString('en-US')} tokens in ${result.seconds.toFixed(1)} s (${Math.round(result.tokens / result.seconds).toLocaleString('en-US')} tokens/s)${result.skippedSteps > 0 ? `, ${result.skippedSteps} steps skipped for non-finite gradients` : ''}\n`)

@@ -12,9 +12,9 @@ const byteLlama = (shape: Record<string, number | boolean>): LlamaConfig => pars
 })
 
 /**
- * tiny: for tests (0.11M parameters). small: the default demo model (0.2M), sized so a training
- * step of batch 8 × seq 128 takes about half a second on one CPU core (hidden 128 with 4 layers
- * takes 1.5 s). medium (25M) and large (0.2B): configs for bigger donors.
+ * tiny: for tests (0.11M parameters). small: the default demo model (0.20M), sized so a training
+ * step of batch 8 × seq 128 takes about half a second on one CPU core, less with GradientPool
+ * (hidden 128 with 4 layers takes 1.5 s). medium (23M) and large (186M): configs for bigger donors.
  */
 export const modelPresets: Readonly<Record<string, LlamaConfig>> = Object.freeze({
   tiny: byteLlama({ hidden_size: 64, intermediate_size: 172, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 256, tie_word_embeddings: true }),

@@ -6,6 +6,7 @@ import { encodeBytes } from '../data/byte-tokenizer.ts'
 import { evaluateLoss } from '../model/llama.ts'
 import { initParams } from '../model/params.ts'
 import { AdamW } from '../optim/adamw.ts'
+import { GradientPool } from './gradient-pool.ts'
 import { runLocalTraining } from './local-training.ts'
 import type { LocalTrainingProgress } from './local-training.ts'
 
@@ -50,6 +51,13 @@ test('a second call continues the schedule from the optimizer step count', async
   await run()
   await run()
   assert.deepEqual(lrs.map((x) => Math.round(x * 1e6) / 1e6), [1, 2, 3, 4, 5, 6].map((k) => Math.round(k / 6 * 1e-2 * 1e6) / 1e6))
+  // An explicit offset (the coordinator's count of the run's inner steps) wins over the optimizer's.
+  lrs.length = 0
+  await runLocalTraining({
+    params, optimizer, steps: 2, batchSize: 2, seqLen: 16, batches: (s) => sampler.batchAt(s),
+    schedule: { peakLr: 1e-2, warmupSteps: 6, totalSteps: 100 }, scheduleOffset: 1, gradClip: 1, onProgress: (p) => lrs.push(p.lr)
+  })
+  assert.deepEqual(lrs.map((x) => Math.round(x * 1e6) / 1e6), [2, 3].map((k) => Math.round(k / 6 * 1e-2 * 1e6) / 1e6))
 })
 
 test('a batch that poisons the gradient is skipped without touching the weights; abort stops between steps', async () => {
@@ -75,4 +83,24 @@ test('a batch that poisons the gradient is skipped without touching the weights;
     onProgress: (p) => { if (p.step === 2) controller.abort(new Error('stop')) },
     signal: controller.signal
   }), /stop/)
+})
+
+test('with a gradient pool the run follows the single-threaded one', async () => {
+  const run = async (pool?: GradientPool): Promise<number[]> => {
+    const params = initParams(config, 5)
+    const sampler = new BatchSampler([{ tokens }], { batchSize: 3, seqLen: 16, seed: 5 })
+    const result = await runLocalTraining({
+      params, optimizer: new AdamW(params.flat.length, { lr: 1e-2 }), steps: 4, batchSize: 3, seqLen: 16,
+      batches: (s) => sampler.batchAt(s), schedule: { peakLr: 1e-2, warmupSteps: 1, totalSteps: 4 }, gradClip: 1, pool
+    })
+    return result.lossCurve
+  }
+  const pool = await GradientPool.start(config, 2)
+  try {
+    const single = await run()
+    const shared = await run(pool)
+    for (let i = 0; i < single.length; i++) assert.ok(Math.abs(single[i] - shared[i]) < 1e-4, `step ${i}: ${single[i]} vs ${shared[i]}`)
+  } finally {
+    await pool.close()
+  }
 })

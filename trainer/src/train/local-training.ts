@@ -1,7 +1,7 @@
 // The DiLoCo inner loop: H steps of (batch → loss and gradient → clip by global norm → AdamW)
-// on one node. The learning-rate schedule is indexed by the optimizer's own step count, so a
-// node whose AdamW state persists across rounds continues the warmup/cosine curve where it
-// left off instead of restarting warmup every round.
+// on one node. The learning-rate schedule is indexed by the run's global inner step — given by
+// the coordinator as `scheduleOffset`, or else the optimizer's own step count — so a node
+// continues the warmup/cosine curve across rounds instead of restarting warmup every round.
 import { lossAndGrad } from '../model/llama.ts'
 import { createParamSet } from '../model/params.ts'
 import type { ParamSet } from '../model/params.ts'
@@ -9,6 +9,7 @@ import type { AdamW } from '../optim/adamw.ts'
 import { clipGradNorm } from '../optim/clip.ts'
 import { learningRateAt } from '../optim/schedule.ts'
 import type { ScheduleOptions } from '../optim/schedule.ts'
+import type { GradientPool } from './gradient-pool.ts'
 
 export interface LocalTrainingProgress {
   /** 1-based inner step just finished */
@@ -34,11 +35,15 @@ export interface LocalTrainingOptions {
   /** batchSize rows of seqLen + 1 token ids for inner step `step` (0-based) */
   batches: (step: number) => Int32Array
   schedule: ScheduleOptions
+  /** global inner step of this call's first step; defaults to optimizer.stepCount */
+  scheduleOffset?: number
   /** maximum global gradient L2 norm */
   gradClip: number
   onProgress?: (p: LocalTrainingProgress) => void
   /** checked between steps; an abort rejects with the signal's reason */
   signal?: AbortSignal
+  /** worker threads to share each step with (same config); the main thread alone when omitted */
+  pool?: GradientPool
 }
 
 export interface LocalTrainingResult {
@@ -60,10 +65,14 @@ export async function runLocalTraining (opts: LocalTrainingOptions): Promise<Loc
   let skippedSteps = 0
   const tokensPerStep = batchSize * seqLen
   const started = performance.now()
+  const offset = opts.scheduleOffset ?? optimizer.stepCount
   for (let step = 0; step < steps; step++) {
     opts.signal?.throwIfAborted()
-    const lr = learningRateAt(optimizer.stepCount, opts.schedule)
-    const { loss } = lossAndGrad(params, opts.batches(step), batchSize, seqLen, grads)
+    const lr = learningRateAt(offset + step, opts.schedule)
+    const batch = opts.batches(step)
+    const loss = opts.pool === undefined
+      ? lossAndGrad(params, batch, batchSize, seqLen, grads).loss
+      : await opts.pool.lossAndGrad(params, batch, batchSize, seqLen, grads)
     const gradNorm = clipGradNorm(grads.flat, opts.gradClip)
     if (Number.isFinite(loss) && Number.isFinite(gradNorm)) {
       optimizer.step(params.flat, grads.flat, lr)

@@ -49,3 +49,31 @@ export function CopyIcon (props: IconProps): ReactNode {
 export function CheckIcon (props: IconProps): ReactNode {
   return <Svg width='16' height='16' {...props}><path d='m5 12 5 5 9-10' /></Svg>
 }
+
+export function LockIcon (props: IconProps): ReactNode {
+  return <Svg {...props}><rect x='4' y='10' width='16' height='11' rx='2' /><path d='M8 10V7a4 4 0 0 1 8 0v3' /></Svg>
+}
+
+export function UserIcon (props: IconProps): ReactNode {
+  return <Svg {...props}><circle cx='12' cy='8' r='4' /><path d='M4 21a8 8 0 0 1 16 0' /></Svg>
+}
+
+export function BeakerIcon (props: IconProps): ReactNode {
+  return <Svg {...props}><path d='M9 3h6M10 3v6L4.5 19a1.5 1.5 0 0 0 1.3 2h12.4a1.5 1.5 0 0 0 1.3-2L14 9V3' /><path d='M7 15h10' /></Svg>
+}
+
+export function DownloadIcon (props: IconProps): ReactNode {
+  return <Svg width='16' height='16' {...props}><path d='M12 4v11m0 0-4-4m4 4 4-4' /><path d='M5 20h14' /></Svg>
+}
+
+export function ShieldIcon (props: IconProps): ReactNode {
+  return <Svg {...props}><path d='M12 3 5 6v6c0 4.4 3 7.6 7 9 4-1.4 7-4.6 7-9V6l-7-3z' /><path d='m9 12 2 2 4-4' /></Svg>
+}
+
+export function ChevronDownIcon (props: IconProps): ReactNode {
+  return <Svg width='16' height='16' {...props}><path d='m6 9 6 6 6-6' /></Svg>
+}
+
+export function PlusIcon (props: IconProps): ReactNode {
+  return <Svg width='16' height='16' {...props}><path d='M12 5v14M5 12h14' /></Svg>
+}

@@ -51,3 +51,53 @@ export function plural (count: number, one: string, many = `${one}s`): string {
 export function formatCount (n: number): string {
   return new Intl.NumberFormat('en', { notation: 'compact', maximumFractionDigits: 1 }).format(n)
 }
+
+/** 1536 → "1.5 KiB"; 3.2e9 → "3.0 GiB". */
+export function formatBytes (bytes: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
+  let value = bytes
+  let unit = 0
+  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++ }
+  if (unit === 0) return `${Math.round(value)} B`
+  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`
+}
+
+const usd = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', maximumFractionDigits: 0 })
+const usdCents = new Intl.NumberFormat('en-US', { style: 'currency', currency: 'USD', minimumFractionDigits: 2, maximumFractionDigits: 2 })
+
+/** 1500 → "$1,500"; 12.5 → "$12.50". */
+export function formatUsd (amount: number): string {
+  return Number.isInteger(amount) ? usd.format(amount) : usdCents.format(amount)
+}
+
+/** GPU-hours with precision that still shows the first seconds of a CPU run. */
+export function formatHours (hours: number): string {
+  if (hours === 0) return '0'
+  if (hours < 0.01) return hours.toFixed(4)
+  if (hours < 10) return hours.toFixed(2)
+  return Math.round(hours).toLocaleString()
+}
+
+export function formatLoss (loss: number | null | undefined): string {
+  return loss === null || loss === undefined ? '—' : loss.toFixed(3)
+}
+
+/** 75 → "1 min 15 s". */
+export function formatDuration (seconds: number): string {
+  if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`
+  const minutes = Math.floor(seconds / 60)
+  const rest = Math.round(seconds % 60)
+  if (minutes < 60) return rest === 0 ? `${minutes} min` : `${minutes} min ${rest} s`
+  const hours = Math.floor(minutes / 60)
+  return `${hours} h ${minutes % 60} min`
+}
+
+/** Tokens per compute-second, e.g. "1.2k tok/s". */
+export function formatThroughput (tokens: number, computeSeconds: number): string {
+  if (computeSeconds <= 0) return '—'
+  return `${formatCount(tokens / computeSeconds)} tok/s`
+}
+
+export function shortHash (hash: string): string {
+  return hash.length <= 12 ? hash : `${hash.slice(0, 12)}…`
+}

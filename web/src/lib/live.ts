@@ -3,6 +3,19 @@ import { useQueryClient } from '@tanstack/react-query'
 import { useSubscription } from '@trpc/tanstack-react-query'
 import { useTRPC } from './trpc.ts'
 
+type Topic = 'nodes' | 'runs' | 'ledger' | 'pledges'
+
+/**
+ * Routers whose answers are computed from another topic's tables: a lab's overview counts its
+ * nodes and ledger rows; pledges show GPU-hours delivered per the ledger and the run's status.
+ */
+const ALSO_AFFECTS: Record<Topic, string[]> = {
+  nodes: ['labs'],
+  runs: ['pledges'],
+  ledger: ['labs', 'pledges'],
+  pledges: []
+}
+
 /** Whether the dashboard is receiving live change events right now. */
 export type LiveState = 'connecting' | 'live' | 'reconnecting'
 
@@ -24,7 +37,9 @@ export function useLiveChanges (): LiveState {
     onData: (event) => {
       // tRPC query keys start with the procedure path, e.g. [['nodes', 'list'], {...}];
       // [[topic]] matches every procedure under that router.
-      void queryClient.invalidateQueries({ queryKey: [[event.topic]] })
+      for (const router of [event.topic, ...ALSO_AFFECTS[event.topic]]) {
+        void queryClient.invalidateQueries({ queryKey: [[router]] })
+      }
     }
   }))
   if (subscription.status === 'pending') return 'live'

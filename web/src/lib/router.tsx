@@ -30,6 +30,12 @@ export function navigate (to: string, options: { replace?: boolean } = {}): void
   if (options.replace !== true) window.scrollTo(0, 0)
 }
 
+/** The current query string (`?next=/labs`); re-renders on navigation. */
+export function useSearchParams (): URLSearchParams {
+  const search = useSyncExternalStore(subscribe, () => window.location.search, () => '')
+  return new URLSearchParams(search)
+}
+
 /** The current pathname; re-renders on navigation. */
 export function usePathname (): string {
   return useSyncExternalStore(subscribe, currentPath, () => '/')

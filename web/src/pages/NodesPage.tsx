@@ -10,6 +10,7 @@ import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/
 import { CommandBlock } from '../components/CommandBlock.tsx'
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { ServerIcon } from '../components/Icons.tsx'
+import { Stat } from '../components/Stat.tsx'
 
 /** How to put a machine on the map; shown when there are none, and on demand after. */
 function EnrollSteps (): ReactNode {
@@ -34,16 +35,6 @@ function EnrollSteps (): ReactNode {
         <p>This page updates by itself as machines connect, train and go offline.</p>
       </li>
     </ol>
-  )
-}
-
-function Stat ({ label, value, hint, testId }: { label: string, value: string, hint?: string, testId?: string }): ReactNode {
-  return (
-    <div className='stat card' data-testid={testId}>
-      <div className='stat-label'>{label}</div>
-      <div className='stat-value'>{value}</div>
-      {hint !== undefined && <div className='stat-hint'>{hint}</div>}
-    </div>
   )
 }
 

@@ -19,6 +19,19 @@ export const runsRouter = router({
   list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
   /** One run with its rounds, checkpoints and loss history. */
   get: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await getRunDetail(ctx.db, input.id)),
+  /**
+   * Who created a run and whether the signed-in person may steer it (start/pause/resume/stop),
+   * so the dashboard shows the controls only to them. Read-only; setStatus still checks.
+   */
+  access: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => {
+    const run = await ctx.db.selectFrom('runs').leftJoin('users', 'users.id', 'runs.created_by')
+      .select(['runs.created_by', 'users.display_name']).where('runs.id', '=', input.id).executeTakeFirst()
+    if (run === undefined) throw new TRPCError({ code: 'NOT_FOUND', message: `no run ${input.id}` })
+    const user = ctx.user
+    const isAdmin = user?.roles.includes('admin') === true
+    const canSteer = user !== null && (isAdmin || (user.roles.includes('organizer') && (run.created_by === null || run.created_by === user.id)))
+    return { createdBy: run.display_name ?? null, createdByMe: user !== null && run.created_by === user.id, canSteer }
+  }),
   /** Creates a run from a spec (validated field by field); optionally starts it. */
   create: roleProcedure('organizer')
     .input(z.object({ spec: z.unknown(), start: z.boolean().default(false) }))
