@@ -1,9 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseLlamaConfig } from '@barnraise/protocol'
-import {
-  AdamW, clipGradNorm, createParamSet, decodeAdamWState, encodeAdamWState, learningRateAt, lossAndGrad
-} from '@barnraise/trainer'
+import { AdamW, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
 
 /** Where a run's inner optimizer state is kept between rounds and restarts. */
@@ -35,29 +33,28 @@ export class TypeScriptExecutor implements Executor {
     const r = unit.recipe
     const config = parseLlamaConfig(unit.modelConfig)
     const params = createParamSet(config, new Float32Array(base))
-    const grads = createParamSet(config)
     const path = statePath(request.stateDir)
     const optimizer = await loadOptimizer(path, base.length, () => new AdamW(base.length, { lr: r.lr, beta1: r.beta1, beta2: r.beta2, weightDecay: r.weightDecay }))
-    const lossCurve: number[] = []
-    const started = performance.now()
-    const tokensPerStep = r.batchSize * r.seqLen
-    for (let step = 0; step < r.innerSteps; step++) {
-      signal.throwIfAborted()
-      const ids = batches(step)
-      const { loss } = lossAndGrad(params, ids, r.batchSize, r.seqLen, grads)
-      if (!Number.isFinite(loss)) throw new Error(`training diverged: loss is ${loss} at inner step ${step + 1}`)
-      clipGradNorm(grads.flat, r.gradClip)
-      const lr = learningRateAt(unit.scheduleOffset + step, { peakLr: r.lr, warmupSteps: r.warmupSteps, totalSteps: unit.totalInnerSteps, minLr: r.lr / 10 })
-      optimizer.step(params.flat, grads.flat, lr)
-      lossCurve.push(loss)
-      const seconds = (performance.now() - started) / 1000
-      request.onProgress({ step: step + 1, steps: r.innerSteps, loss, tokensPerSecond: tokensPerStep * (step + 1) / Math.max(seconds, 1e-9) })
-      // Let heartbeats and network events through between steps.
-      await new Promise((resolve) => setImmediate(resolve))
-    }
+    const result = await runLocalTraining({
+      params,
+      optimizer,
+      steps: r.innerSteps,
+      batchSize: r.batchSize,
+      seqLen: r.seqLen,
+      batches,
+      schedule: { peakLr: r.lr, warmupSteps: r.warmupSteps, totalSteps: unit.totalInnerSteps, minLr: r.lr / 10 },
+      scheduleOffset: unit.scheduleOffset,
+      gradClip: r.gradClip,
+      signal,
+      onProgress: (p) => { request.onProgress({ step: p.step, steps: p.steps, loss: p.loss, tokensPerSecond: p.tokensPerSecond }) }
+    })
+    if (result.skippedSteps === r.innerSteps) throw new Error('every inner step had a non-finite loss or gradient; nothing to report')
     await mkdir(request.stateDir, { recursive: true })
     await writeFile(path + '.tmp', encodeAdamWState(optimizer.exportState()))
     await rename(path + '.tmp', path)
-    return { params: params.flat, lossCurve, tokens: tokensPerStep * r.innerSteps, computeSeconds: (performance.now() - started) / 1000 }
+    // Skipped steps (non-finite loss) are NaN in the curve; the report carries the finite ones.
+    // Tokens count only the steps that trained.
+    const tokens = r.batchSize * r.seqLen * (r.innerSteps - result.skippedSteps)
+    return { params: params.flat, lossCurve: result.lossCurve.filter(Number.isFinite), tokens, computeSeconds: result.seconds }
   }
 }

@@ -1,0 +1,148 @@
+import { runSpecSchema } from '@barnraise/protocol/run-spec'
+import type { RunSpecInput } from '@barnraise/protocol/run-spec'
+import type { FieldError } from './errors.ts'
+
+/*
+ * The launch form's state and how it becomes a run spec. Every check is the server's own
+ * schema (`runSpecSchema` from @barnraise/protocol/run-spec), run in the browser, so the
+ * form and `runs.create` agree on what is valid; zod's generic wording is made friendlier.
+ */
+
+/** The spec's defaults, straight from the schema (a name and a stop condition are the only required fields). */
+export const SPEC_DEFAULTS = runSpecSchema.parse({ name: 'defaults', rounds: 100 })
+
+export const RECIPE_FIELDS = [
+  { key: 'innerSteps', label: 'Inner steps (H)', hint: 'AdamW steps each node takes per round', step: '1' },
+  { key: 'batchSize', label: 'Batch size', hint: 'sequences per step', step: '1' },
+  { key: 'seqLen', label: 'Sequence length', hint: 'tokens per sequence', step: '1' },
+  { key: 'innerLr', label: 'Inner learning rate', hint: 'peak AdamW rate', step: 'any' },
+  { key: 'warmupSteps', label: 'Warmup steps', hint: 'linear warmup, then cosine decay', step: '1' }
+] as const
+
+export const ADVANCED_RECIPE_FIELDS = [
+  { key: 'weightDecay', label: 'Weight decay', hint: 'AdamW, decoupled', step: 'any' },
+  { key: 'beta1', label: 'β₁', hint: 'AdamW first moment', step: 'any' },
+  { key: 'beta2', label: 'β₂', hint: 'AdamW second moment', step: 'any' },
+  { key: 'gradClip', label: 'Gradient clip', hint: 'global norm', step: 'any' },
+  { key: 'outerLr', label: 'Outer learning rate', hint: 'DiLoCo’s Nesterov step', step: 'any' },
+  { key: 'outerMomentum', label: 'Outer momentum', hint: 'Nesterov momentum', step: 'any' }
+] as const
+
+export type RecipeKey = typeof RECIPE_FIELDS[number]['key'] | typeof ADVANCED_RECIPE_FIELDS[number]['key']
+
+export interface SpecForm {
+  name: string
+  description: string
+  preset: string
+  datasetSource: 'demo-corpus' | 'upload'
+  recipe: Record<RecipeKey, string>
+  codec: 'int8' | 'fp16' | 'fp32'
+  stopBy: 'rounds' | 'tokens'
+  rounds: string
+  tokenTarget: string
+  minNodes: string
+  maxNodes: string
+  roundDeadlineSeconds: string
+  evalBatches: string
+  seed: string
+  computeGoalGpuHours: string
+  fundingGoalUsd: string
+}
+
+export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
+
+export function initialForm (): SpecForm {
+  const d = SPEC_DEFAULTS
+  const recipe = Object.fromEntries(Object.entries(d.recipe).map(([k, v]) => [k, String(v)])) as Record<RecipeKey, string>
+  return {
+    name: '',
+    description: '',
+    preset: 'preset' in d.model ? d.model.preset : 'small',
+    datasetSource: 'demo-corpus',
+    recipe,
+    codec: d.codec,
+    stopBy: 'rounds',
+    rounds: '100',
+    tokenTarget: '',
+    minNodes: String(d.minNodes),
+    maxNodes: String(d.maxNodes),
+    roundDeadlineSeconds: String(d.roundDeadlineSeconds),
+    evalBatches: String(d.evalBatches),
+    seed: String(d.seed),
+    computeGoalGpuHours: '',
+    fundingGoalUsd: ''
+  }
+}
+
+/** A required number: blank is NaN, so the schema says "enter a number" instead of quietly using a default. */
+function required (text: string): number {
+  return text.trim() === '' ? Number.NaN : Number(text)
+}
+
+function optional (text: string): number | undefined {
+  return text.trim() === '' ? undefined : Number(text)
+}
+
+/** The spec the form describes (not yet validated). */
+export function buildSpec (form: SpecForm, upload: UploadedDataset | null): RunSpecInput {
+  const recipe = Object.fromEntries(Object.entries(form.recipe).map(([k, v]) => [k, required(v)])) as RunSpecInput['recipe']
+  const dataset: RunSpecInput['dataset'] = form.datasetSource === 'upload' && upload !== null
+    ? { source: 'shards', train: upload.train, validation: upload.validation }
+    : { source: 'demo-corpus' }
+  const spec: RunSpecInput = {
+    name: form.name,
+    description: form.description,
+    model: { preset: form.preset },
+    dataset,
+    recipe,
+    codec: form.codec,
+    minNodes: required(form.minNodes),
+    maxNodes: required(form.maxNodes),
+    roundDeadlineSeconds: required(form.roundDeadlineSeconds),
+    evalBatches: required(form.evalBatches),
+    seed: required(form.seed)
+  }
+  if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
+  else spec.tokenTarget = required(form.tokenTarget)
+  const compute = optional(form.computeGoalGpuHours)
+  const funding = optional(form.fundingGoalUsd)
+  if (compute !== undefined) spec.computeGoalGpuHours = compute
+  if (funding !== undefined) spec.fundingGoalUsd = funding
+  return spec
+}
+
+interface LooseIssue { code: string, path: PropertyKey[], message: string, minimum?: number | bigint, maximum?: number | bigint, inclusive?: boolean, expected?: string }
+
+/** zod's generic messages ("Too small: expected number to be >=1") in plain words. */
+function friendly (issue: LooseIssue): string {
+  const generic = /^(Too small|Too big|Invalid input|Invalid option|Unrecognized key)/.test(issue.message)
+  if (!generic) return issue.message
+  if (issue.code === 'invalid_type') return issue.expected === 'int' ? 'enter a whole number' : 'enter a number'
+  if (issue.code === 'too_small') return issue.inclusive === false ? `must be more than ${String(issue.minimum)}` : `must be at least ${String(issue.minimum)}`
+  if (issue.code === 'too_big') return issue.inclusive === false ? `must be less than ${String(issue.maximum)}` : `must be at most ${String(issue.maximum)}`
+  return issue.message
+}
+
+/** Field path → message, using the same schema the server uses. */
+export function validateSpec (spec: RunSpecInput): Map<string, string> {
+  const errors = new Map<string, string>()
+  const result = runSpecSchema.safeParse(spec)
+  if (result.success) return errors
+  for (const issue of result.error.issues as unknown as LooseIssue[]) {
+    let field = issue.path.map(String).join('.') || '(spec)'
+    // "set rounds or tokenTarget" belongs to whichever stop condition the form shows.
+    if (field === 'rounds' && spec.rounds === undefined && spec.tokenTarget !== undefined) field = 'tokenTarget'
+    if (!errors.has(field)) errors.set(field, friendly(issue))
+  }
+  return errors
+}
+
+/** The server's `data.fields` in the same shape. */
+export function fieldErrorMap (fields: FieldError[]): Map<string, string> {
+  return new Map(fields.map((f) => [f.field, f.message]))
+}
+
+/** The form's field ids, `recipe.seqLen` → `f-recipe-seqLen`. */
+export function fieldId (path: string): string {
+  return `f-${path.replace(/\./g, '-')}`
+}

@@ -1,0 +1,205 @@
+import { useState } from 'react'
+import type { FormEvent, ReactNode } from 'react'
+import { useMutation, useQueryClient } from '@tanstack/react-query'
+import { useTRPC } from '../lib/trpc.ts'
+import { ROLE_CHOICES, ROLE_LABELS, homeFor, useMe } from '../lib/auth.ts'
+import type { Me, SelfServeRole } from '../lib/auth.ts'
+import { apiErrorCode, apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
+import { Link, navigate, useSearchParams } from '../lib/router.tsx'
+import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
+
+/** Only same-site paths are followed after signing in (no open redirects). */
+function safeNext (next: string | null): string | null {
+  return next !== null && next.startsWith('/') && !next.startsWith('//') ? next : null
+}
+
+function AuthCard ({ title, lead, children, footer }: { title: string, lead: ReactNode, children: ReactNode, footer: ReactNode }): ReactNode {
+  return (
+    <div className='auth-layout'>
+      <section className='card auth-card'>
+        <h1>{title}</h1>
+        <p className='muted auth-lead'>{lead}</p>
+        {children}
+      </section>
+      <p className='auth-footer muted'>{footer}</p>
+    </div>
+  )
+}
+
+function AlreadySignedIn ({ me }: { me: Me }): ReactNode {
+  return (
+    <AuthCard title='You’re signed in' lead={<>as <strong>{me.displayName}</strong> ({me.email}).</>} footer={<>Want another account? Sign out from the menu at the top right first.</>}>
+      <Link className='button' to={homeFor(me)}>Continue</Link>
+    </AuthCard>
+  )
+}
+
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
+
+type Errors = Partial<Record<'email' | 'password' | 'displayName' | 'organization' | 'role', string>>
+
+export function SignInPage (): ReactNode {
+  const trpc = useTRPC()
+  const queryClient = useQueryClient()
+  const me = useMe()
+  const params = useSearchParams()
+  const next = safeNext(params.get('next'))
+  const [email, setEmail] = useState('')
+  const [password, setPassword] = useState('')
+  const [errors, setErrors] = useState<Errors>({})
+  const [formError, setFormError] = useState<string | null>(null)
+  const signIn = useMutation(trpc.auth.signIn.mutationOptions())
+
+  if (me.data !== null && me.data !== undefined && !signIn.isPending && !signIn.isSuccess) return <AlreadySignedIn me={me.data} />
+
+  const submit = async (event: FormEvent): Promise<void> => {
+    event.preventDefault()
+    const found: Errors = {}
+    if (!EMAIL.test(email.trim())) found.email = 'enter the email address you signed up with'
+    if (password === '') found.password = 'enter your password'
+    setErrors(found)
+    setFormError(null)
+    if (Object.keys(found).length > 0) return
+    try {
+      await signIn.mutateAsync({ email: email.trim(), password })
+      const user = await queryClient.fetchQuery({ ...trpc.auth.me.queryOptions(), staleTime: 0 })
+      await queryClient.invalidateQueries()
+      navigate(next ?? (user !== null ? homeFor(user) : '/runs'))
+    } catch (err) {
+      setFormError(apiErrorCode(err) === 'BAD_REQUEST' ? 'Wrong email or password. Check both and try again.' : apiErrorMessage(err))
+    }
+  }
+
+  return (
+    <AuthCard
+      title='Sign in'
+      lead='Organizers, lab admins and funders sign in here. Anyone can look around without an account.'
+      footer={<>New here? <Link to={`/signup${next !== null ? `?next=${encodeURIComponent(next)}` : ''}`} data-testid='to-signup'>Create an account</Link>.</>}
+    >
+      <form className='form' noValidate onSubmit={(e) => { void submit(e) }} data-testid='signin-form'>
+        {formError !== null && <FormMessage tone='danger' testId='form-error'>{formError}</FormMessage>}
+        <Field id='signin-email' label='Email' error={errors.email} field='email'>
+          <input id='signin-email' className='input' type='email' name='email' autoComplete='email' value={email} onChange={(e) => { setEmail(e.target.value) }} {...fieldAria('signin-email', errors.email, undefined)} />
+        </Field>
+        <Field id='signin-password' label='Password' error={errors.password} field='password'>
+          <input id='signin-password' className='input' type='password' name='password' autoComplete='current-password' value={password} onChange={(e) => { setPassword(e.target.value) }} {...fieldAria('signin-password', errors.password, undefined)} />
+        </Field>
+        <button type='submit' className='button button-block' disabled={signIn.isPending} data-testid='signin-submit'>
+          {signIn.isPending ? 'Signing in…' : 'Sign in'}
+        </button>
+      </form>
+    </AuthCard>
+  )
+}
+
+function isSelfServe (role: string | null): role is SelfServeRole {
+  return role === 'organizer' || role === 'lab_admin' || role === 'funder'
+}
+
+export function SignUpPage (): ReactNode {
+  const trpc = useTRPC()
+  const queryClient = useQueryClient()
+  const me = useMe()
+  const params = useSearchParams()
+  const next = safeNext(params.get('next'))
+  const requested = params.get('role')
+  const [role, setRole] = useState<SelfServeRole | null>(isSelfServe(requested) ? requested : null)
+  const [displayName, setDisplayName] = useState('')
+  const [email, setEmail] = useState('')
+  const [password, setPassword] = useState('')
+  const [organization, setOrganization] = useState('')
+  const [errors, setErrors] = useState<Errors>({})
+  const [formError, setFormError] = useState<string | null>(null)
+  const signUp = useMutation(trpc.auth.signUp.mutationOptions())
+
+  if (me.data !== null && me.data !== undefined && !signUp.isPending && !signUp.isSuccess) return <AlreadySignedIn me={me.data} />
+
+  const validate = (): Errors => {
+    const found: Errors = {}
+    if (role === null) found.role = 'choose what you want to do'
+    if (displayName.trim() === '') found.displayName = 'tell us your name'
+    if (!EMAIL.test(email.trim())) found.email = 'enter a valid email address'
+    if (password.length < 10) found.password = 'use at least 10 characters'
+    if (role === 'lab_admin' && organization.trim() === '') found.organization = 'name the lab or organization whose machines you manage'
+    return found
+  }
+
+  const submit = async (event: FormEvent): Promise<void> => {
+    event.preventDefault()
+    const found = validate()
+    setErrors(found)
+    setFormError(null)
+    if (Object.keys(found).length > 0) {
+      document.querySelector<HTMLElement>('.field-invalid input, .field-invalid [role="radio"]')?.focus()
+      return
+    }
+    try {
+      const user = await signUp.mutateAsync({
+        email: email.trim(),
+        password,
+        displayName: displayName.trim(),
+        role: role!,
+        ...(organization.trim() !== '' ? { organization: organization.trim() } : {})
+      })
+      queryClient.setQueryData(trpc.auth.me.queryKey(), user)
+      await queryClient.invalidateQueries()
+      navigate(next ?? homeFor(user))
+    } catch (err) {
+      const fields = apiErrorFields(err)
+      if (apiErrorCode(err) === 'CONFLICT') {
+        setErrors({ email: 'an account with this email already exists; sign in instead' })
+      } else if (fields.length > 0) {
+        const byField: Errors = {}
+        for (const f of fields) (byField as Record<string, string>)[f.field] = f.message
+        setErrors(byField)
+      } else {
+        setFormError(apiErrorMessage(err))
+      }
+    }
+  }
+
+  return (
+    <AuthCard
+      title='Create your account'
+      lead='Pick what you want to do. The first account on a new coordinator becomes its admin and can do everything.'
+      footer={<>Already have an account? <Link to={`/signin${next !== null ? `?next=${encodeURIComponent(next)}` : ''}`} data-testid='to-signin'>Sign in</Link>.</>}
+    >
+      <form className='form' noValidate onSubmit={(e) => { void submit(e) }} data-testid='signup-form'>
+        {formError !== null && <FormMessage tone='danger' testId='form-error'>{formError}</FormMessage>}
+        <fieldset className={`field role-picker${errors.role !== undefined ? ' field-invalid' : ''}`} data-field='role'>
+          <legend className='field-label'>I want to…</legend>
+          <div className='role-options' role='radiogroup' aria-label='I want to'>
+            {ROLE_CHOICES.map((choice) => (
+              <label key={choice.role} className={`role-option${role === choice.role ? ' role-option-on' : ''}`} data-testid={`role-${choice.role}`}>
+                <input type='radio' name='role' value={choice.role} checked={role === choice.role} onChange={() => { setRole(choice.role); setErrors({ ...errors, role: undefined }) }} />
+                <span className='role-option-text'>
+                  <span className='role-option-title'>{choice.title}</span>
+                  <span className='role-option-desc'>{choice.description}</span>
+                  <span className='role-option-tag'>{ROLE_LABELS[choice.role]}</span>
+                </span>
+              </label>
+            ))}
+          </div>
+          {errors.role !== undefined && <p className='field-error' data-testid='field-error' data-field='role'>{errors.role}</p>}
+        </fieldset>
+        {role === 'lab_admin' && (
+          <Field id='signup-org' label='Organization' hint='The lab or company whose machines you will enroll. Joins it if it already exists.' error={errors.organization} field='organization'>
+            <input id='signup-org' className='input' name='organization' autoComplete='organization' value={organization} onChange={(e) => { setOrganization(e.target.value) }} {...fieldAria('signup-org', errors.organization, true)} />
+          </Field>
+        )}
+        <Field id='signup-name' label='Your name' error={errors.displayName} field='displayName'>
+          <input id='signup-name' className='input' name='name' autoComplete='name' value={displayName} onChange={(e) => { setDisplayName(e.target.value) }} {...fieldAria('signup-name', errors.displayName, undefined)} />
+        </Field>
+        <Field id='signup-email' label='Email' error={errors.email} field='email'>
+          <input id='signup-email' className='input' type='email' name='email' autoComplete='email' value={email} onChange={(e) => { setEmail(e.target.value) }} {...fieldAria('signup-email', errors.email, undefined)} />
+        </Field>
+        <Field id='signup-password' label='Password' hint='At least 10 characters.' error={errors.password} field='password'>
+          <input id='signup-password' className='input' type='password' name='password' autoComplete='new-password' value={password} onChange={(e) => { setPassword(e.target.value) }} {...fieldAria('signup-password', errors.password, true)} />
+        </Field>
+        <button type='submit' className='button button-block' disabled={signUp.isPending} data-testid='signup-submit'>
+          {signUp.isPending ? 'Creating your account…' : 'Create account'}
+        </button>
+      </form>
+    </AuthCard>
+  )
+}
