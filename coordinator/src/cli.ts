@@ -56,13 +56,21 @@ async function serve (argv: string[]): Promise<number> {
   const p2pPort = Number(values['p2p-port'])
   if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535) return fail('--http-port must be a port number')
   if (!Number.isInteger(p2pPort) || p2pPort < 0 || p2pPort > 65535) return fail('--p2p-port must be a port number')
-  const coordinator = await Coordinator.start({
-    dataDir: resolve(values['data-dir']),
-    databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
-    host: values.host,
-    httpPort,
-    p2pPort
-  })
+  let coordinator: Coordinator
+  try {
+    coordinator = await Coordinator.start({
+      dataDir: resolve(values['data-dir']),
+      databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
+      host: values.host,
+      httpPort,
+      p2pPort
+    })
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      return fail(`a port is already in use (${(err as Error).message}); pick others with --http-port and --p2p-port, or stop the other coordinator`)
+    }
+    throw err
+  }
   for (const ma of coordinator.multiaddrs) process.stdout.write(`coordinator multiaddr: ${ma}\n`)
   process.stdout.write(`coordinator database: ${coordinator.database.kind}\n`)
   process.stdout.write(`coordinator dashboard: ${coordinator.url}\n`)

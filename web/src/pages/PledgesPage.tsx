@@ -1,20 +1,172 @@
+import { useQuery } from '@tanstack/react-query'
 import type { ReactNode } from 'react'
+import { useTRPC } from '../lib/trpc.ts'
+import type { RouterOutputs, RunSummary } from '../lib/trpc.ts'
+import { useMe, userHasRole } from '../lib/auth.ts'
+import { useNow } from '../lib/time.ts'
+import { formatCount, formatHours, formatUsd, plural } from '../lib/format.ts'
+import { Link } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
-import { EmptyState } from '../components/States.tsx'
+import { RunStatusBadge } from '../components/Badge.tsx'
+import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/States.tsx'
+import { Meter, Stat } from '../components/Stat.tsx'
+import { RelativeTime } from '../components/RelativeTime.tsx'
+import { signInHref } from '../components/RequireRole.tsx'
 import { HandshakeIcon } from '../components/Icons.tsx'
 
+type MyPledge = RouterOutputs['pledges']['mine'][number]
+
+/** One line per run: what this funder pledged to it, and what the ledger says it got. */
+interface RunPledges { runId: string, runName: string, runStatus: string, usd: number, gpuHours: number, deliveredGpuHours: number, pledges: MyPledge[] }
+
+function groupByRun (pledges: MyPledge[]): RunPledges[] {
+  const runs = new Map<string, RunPledges>()
+  for (const p of pledges) {
+    const r = runs.get(p.runId) ?? { runId: p.runId, runName: p.runName, runStatus: p.runStatus, usd: 0, gpuHours: 0, deliveredGpuHours: p.runDeliveredGpuHours, pledges: [] }
+    if (p.kind === 'usd') r.usd += p.amount
+    else r.gpuHours += p.amount
+    r.pledges.push(p)
+    runs.set(p.runId, r)
+  }
+  return [...runs.values()]
+}
+
+function MyPledges (): ReactNode {
+  const trpc = useTRPC()
+  const mine = useQuery({ ...trpc.pledges.mine.queryOptions(), refetchInterval: 15_000 })
+  const now = useNow(5_000)
+  if (mine.isPending) return <LoadingRows label='Loading your pledges…' />
+  if (mine.isError && mine.data === undefined) return <ErrorState title='Can’t load your pledges' error={mine.error} onRetry={() => { void mine.refetch() }} retrying={mine.isFetching} />
+  const list = mine.data!
+  const byRun = groupByRun(list)
+  const usd = list.filter((p) => p.kind === 'usd').reduce((a, p) => a + p.amount, 0)
+  const hours = list.filter((p) => p.kind === 'gpu_hours').reduce((a, p) => a + p.amount, 0)
+  const delivered = byRun.reduce((a, r) => a + r.deliveredGpuHours, 0)
+  return (
+    <section className='section' aria-labelledby='mine-title' data-testid='my-pledges'>
+      {mine.isError && <StaleBanner error={mine.error} />}
+      <div className='stats' aria-label='Your pledges in total'>
+        <Stat label='Money pledged' value={<span data-testid='my-usd'>{formatUsd(usd)}</span>} hint={plural(list.filter((p) => p.kind === 'usd').length, 'pledge')} />
+        <Stat label='GPU-hours pledged' value={<span data-testid='my-gpu-hours'>{formatHours(hours)}</span>} hint={plural(list.filter((p) => p.kind === 'gpu_hours').length, 'pledge')} />
+        <Stat label='Runs backed' value={byRun.length.toLocaleString()} hint='that you pledged to' />
+        <Stat label='Delivered to them' value={`${formatHours(delivered)} GPU-h`} hint='per the ledger, all nodes' />
+      </div>
+      <div className='section-head'>
+        <h2 id='mine-title' className='section-title'>Your pledges, by run</h2>
+      </div>
+      {list.length === 0
+        ? (
+          <div className='card empty-inline' data-testid='my-pledges-empty'>
+            You haven’t pledged yet. Open a run below and use <strong>Pledge to this run</strong> on its page.
+          </div>
+          )
+        : (
+          <div className='pledge-runs'>
+            {byRun.map((r) => (
+              <article key={r.runId} className='card pledge-run' data-testid='my-pledge-run' data-run-id={r.runId}>
+                <header className='pledge-run-head'>
+                  <div>
+                    <h3><Link to={`/runs/${r.runId}`}>{r.runName}</Link></h3>
+                    <RunStatusBadge status={r.runStatus} />
+                  </div>
+                  <div className='pledge-run-totals num'>
+                    {r.usd > 0 && <span data-testid='run-usd'>{formatUsd(r.usd)}</span>}
+                    {r.gpuHours > 0 && <span data-testid='run-gpu-hours'>{formatHours(r.gpuHours)} GPU-h</span>}
+                  </div>
+                </header>
+                <Meter
+                  label='Compute delivered to this run (ledger) vs. your GPU-hours pledge'
+                  value={r.deliveredGpuHours}
+                  goal={r.gpuHours > 0 ? r.gpuHours : null}
+                  format={formatHours}
+                  unit='GPU-h'
+                  tone='success'
+                  testId='delivered-vs-pledged'
+                />
+                <ul className='plain-list pledge-items'>
+                  {r.pledges.map((p) => (
+                    <li key={p.id} data-testid='my-pledge' data-kind={p.kind} data-amount={p.amount}>
+                      <span className='num strong'>{p.kind === 'usd' ? formatUsd(p.amount) : `${formatHours(p.amount)} GPU-h`}</span>
+                      <span className='muted small'> · <RelativeTime iso={p.createdAt} now={now} />{p.note !== null ? ` · “${p.note}”` : ''}</span>
+                    </li>
+                  ))}
+                </ul>
+              </article>
+            ))}
+          </div>
+          )}
+    </section>
+  )
+}
+
+function RunToBack ({ run }: { run: RunSummary }): ReactNode {
+  const trpc = useTRPC()
+  const p = useQuery(trpc.pledges.forRun.queryOptions({ runId: run.id }))
+  return (
+    <article className='card back-run' data-testid='back-run' data-run-id={run.id}>
+      <header className='back-run-head'>
+        <h3><Link to={`/runs/${run.id}`}>{run.name}</Link></h3>
+        <RunStatusBadge status={run.status} />
+      </header>
+      <p className='muted small'>{formatCount(run.paramCount)} parameters · round {run.round}{run.roundsGoal !== null ? ` of ${run.roundsGoal}` : ''} · {formatCount(run.tokensSeen)} tokens</p>
+      {p.data !== undefined && (
+        <div className='meters meters-compact'>
+          <Meter label='Funding' value={p.data.pledgedUsd} goal={p.data.fundingGoalUsd} format={formatUsd} />
+          <Meter label='Compute pledged' value={p.data.pledgedGpuHours} goal={p.data.computeGoalGpuHours} format={formatHours} unit='GPU-h' tone='info' />
+        </div>
+      )}
+      <Link className='button button-secondary button-small' to={`/runs/${run.id}`}>Open run to pledge</Link>
+    </article>
+  )
+}
+
+function RunsToBack (): ReactNode {
+  const trpc = useTRPC()
+  const runs = useQuery({ ...trpc.runs.list.queryOptions(), refetchInterval: 15_000 })
+  const open = (runs.data ?? []).filter((r) => r.status !== 'completed' && r.status !== 'failed')
+  return (
+    <section className='section' aria-labelledby='back-title'>
+      <div className='section-head'>
+        <h2 id='back-title' className='section-title'>Runs you can back</h2>
+        <span className='muted small'>drafts, running and paused runs</span>
+      </div>
+      {runs.isPending && <LoadingRows label='Loading runs…' rows={2} />}
+      {runs.isError && runs.data === undefined && <ErrorState title='Can’t load runs' error={runs.error} onRetry={() => { void runs.refetch() }} />}
+      {runs.data !== undefined && open.length === 0 && (
+        <div className='card empty-inline' data-testid='back-empty'>No run is open for pledges right now. Organizers launch runs from the <Link to='/runs'>Runs</Link> page.</div>
+      )}
+      {open.length > 0 && <div className='back-grid'>{open.map((r) => <RunToBack key={r.id} run={r} />)}</div>}
+    </section>
+  )
+}
+
 export function PledgesPage (): ReactNode {
+  const me = useMe()
+  const user = me.data
+  const isFunder = userHasRole(user, 'funder')
   return (
     <>
-      <PageHeader title='Pledges' description='Commitments of compute and funding to the runs people want to see trained.' />
-      <EmptyState icon={<HandshakeIcon width='28' height='28' />} title='Coming soon: pledges' testId='coming-soon'>
-        <p>Funders and labs will be able to back a run before and while it trains:</p>
-        <ul className='bullets'>
-          <li>pledge GPU hours or funding to a run that is still gathering support;</li>
-          <li>follow how each pledge turns into delivered compute, checked against the ledger;</li>
-          <li>see which runs are close to their goal and which need help.</li>
-        </ul>
-      </EmptyState>
+      <PageHeader title='Pledges' description='Commitments of money and compute to the runs people want to see trained, checked against what the ledger says was delivered.' />
+      {me.isPending && <LoadingRows label='Loading…' rows={2} />}
+      {!me.isPending && !isFunder && (
+        <EmptyState icon={<HandshakeIcon width='28' height='28' />} title='Back a run with money or GPU-hours' testId='pledges-explainer'>
+          <p>Funders pledge to the runs they want to see trained. Each run page shows its funding and compute goals, what has been pledged, and how many GPU-hours its nodes have actually delivered, straight from the signed ledger.</p>
+          <ul className='bullets'>
+            <li><strong>Money (USD)</strong>: a recorded commitment toward the run’s funding goal; no payment is taken here.</li>
+            <li><strong>GPU-hours</strong>: compute you commit to, compared against compute-seconds ÷ 3600 delivered.</li>
+          </ul>
+          {user === null || user === undefined
+            ? (
+              <div className='actions-row'>
+                <Link className='button' to={signInHref('/pledges', 'signup', 'funder')} data-testid='pledges-signup'>Create a funder account</Link>
+                <Link className='button button-secondary' to={signInHref('/pledges')}>Sign in</Link>
+              </div>
+              )
+            : <p className='muted'>You’re signed in as {user.displayName}, whose account isn’t a funder account; pledging needs one.</p>}
+        </EmptyState>
+      )}
+      {isFunder && <MyPledges />}
+      <RunsToBack />
     </>
   )
 }
