@@ -89,4 +89,35 @@ describe('roles are checked on the server for every protected procedure', () => 
     assert.equal(overview.tokens.length, 1)
     assert.ok(!JSON.stringify(overview).includes(created.token))
   })
+
+  test('an organizer launches a run, a funder pledges to it; bad input is refused and writes nothing', async () => {
+    const organizer = clients.organizer!
+    const badSpec = await organizer.runs.create.mutate({ spec: { name: '', rounds: 0, recipe: { seqLen: 2 } } }).then(() => undefined, (e: unknown) => e)
+    assert.ok(badSpec instanceof TRPCClientError)
+    const fields = (badSpec.data as { fields: Array<{ field: string }> }).fields.map((f) => f.field).sort()
+    assert.deepEqual(fields, ['name', 'recipe.seqLen', 'rounds'])
+    assert.equal((await clients.anonymous!.runs.list.query()).length, 0)
+
+    const { id } = await organizer.runs.create.mutate({ spec: { name: 'pledged run', rounds: 3, model: { preset: 'tiny' }, fundingGoalUsd: 1000, computeGoalGpuHours: 10 } })
+    const other = sessionClient(coordinator.url)
+    await other.auth.signUp.mutate({ email: 'other-org@example.org', password: 'another-long-one', displayName: 'Other', role: 'organizer' })
+    assert.equal(await refusal(other.runs.setStatus.mutate({ id, action: 'start' })), 'FORBIDDEN', 'only its organizer steers a run')
+    assert.deepEqual(await organizer.runs.setStatus.mutate({ id, action: 'start' }), { id, status: 'running' })
+
+    const funder = clients.funder!
+    assert.equal(await refusal(funder.pledges.create.mutate({ runId: id, kind: 'usd', amount: -5 })), 'BAD_REQUEST')
+    assert.equal(await refusal(funder.pledges.create.mutate({ runId: id, kind: 'usd', amount: Number.NaN })), 'BAD_REQUEST')
+    assert.equal((await clients.anonymous!.pledges.forRun.query({ runId: id })).pledges.length, 0)
+    await funder.pledges.create.mutate({ runId: id, kind: 'usd', amount: 250, note: 'for the GPUs' })
+    await funder.pledges.create.mutate({ runId: id, kind: 'gpu_hours', amount: 4 })
+    const totals = await clients.anonymous!.pledges.forRun.query({ runId: id })
+    assert.equal(totals.pledgedUsd, 250)
+    assert.equal(totals.pledgedGpuHours, 4)
+    assert.equal(totals.fundingGoalUsd, 1000)
+    assert.equal(totals.computeGoalGpuHours, 10)
+    const mine = await funder.pledges.mine.query()
+    assert.deepEqual(mine.map((p) => [p.kind, p.amount, p.runName]).sort(), [['gpu_hours', 4, 'pledged run'], ['usd', 250, 'pledged run']])
+    await organizer.runs.setStatus.mutate({ id, action: 'stop' })
+    assert.equal(await refusal(funder.pledges.create.mutate({ runId: id, kind: 'usd', amount: 1 })), 'CONFLICT', 'no pledges to a finished run')
+  })
 })

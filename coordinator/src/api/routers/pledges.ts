@@ -49,12 +49,17 @@ export const pledgesRouter = router({
     const runIds = [...new Set(rows.map((r) => r.run_id))]
     const delivered = runIds.length === 0
       ? []
-      : await ctx.db.selectFrom('ledger').select(['run_id']).select((eb) => eb.fn.sum<number>('compute_seconds').as('s'))
-        .where('run_id', 'in', runIds).where('outcome', '=', 'accepted').groupBy('run_id').execute()
+      : await ctx.db.selectFrom('ledger').select(['run_id', 'organization_id']).select((eb) => eb.fn.sum<number>('compute_seconds').as('s'))
+        .where('run_id', 'in', runIds).where('outcome', '=', 'accepted').groupBy(['run_id', 'organization_id']).execute()
+    const hours = (runId: string, orgId?: string | null): number =>
+      delivered.filter((d) => d.run_id === runId && (orgId === undefined || d.organization_id === orgId)).reduce((a, d) => a + Number(d.s), 0) / 3600
+    const orgId = ctx.user!.organizationId
     return rows.map((r) => ({
       id: r.id, runId: r.run_id, runName: r.run_name, runStatus: r.run_status, kind: r.kind, amount: r.amount, note: r.note,
       createdAt: r.created_at.toISOString(),
-      runDeliveredGpuHours: Number(delivered.find((d) => d.run_id === r.run_id)?.s ?? 0) / 3600
+      runDeliveredGpuHours: hours(r.run_id),
+      // A GPU-hour pledge is fulfilled by the accepted ledger rows of the pledger's organization.
+      fulfilledGpuHours: r.kind === 'gpu_hours' && orgId !== null ? Math.min(r.amount, hours(r.run_id, orgId)) : null
     }))
   })
 })
