@@ -9,7 +9,7 @@ import {
   AdamW, BatchSampler, NesterovSGD, clipGradNorm, countParams, createParamSet, demoCorpusShards, initParams,
   learningRateAt, lossAndGrad, presetConfig, validationLoss
 } from '@barnraise/trainer'
-import { RoundAccumulator } from '@barnraise/coordinator'
+import { RoundAccumulator, l2Norm } from '@barnraise/coordinator'
 
 const PRESET = 'small'
 const WORKERS = 2
@@ -95,13 +95,18 @@ function best (fn: () => void, repeats = 3): number {
 const dst = new Float32Array(AGG_N)
 const copySeconds = best(() => { for (let r = 0; r < REPORTS; r++) dst.set(delta) })
 const copyGBs = REPORTS * AGG_N * 4 / copySeconds / 1e9
-process.stdout.write(`\naggregation of ${REPORTS} reports × ${AGG_N.toLocaleString('en-US')} values (GB/s of fp32 pseudo-gradient folded)\n`)
+process.stdout.write(`\naggregation of ${REPORTS} reports × ${AGG_N.toLocaleString('en-US')} values: decode + norm + fold (GB/s of fp32 pseudo-gradient)\n`)
 process.stdout.write(`  memcpy baseline ${copyGBs.toFixed(2).padStart(7)} GB/s\n`)
 for (const codec of CODECS) {
   const bytes = payloads.get(codec)!
   const seconds = best(() => {
     const acc = new RoundAccumulator('bench', AGG_N)
-    for (let r = 0; r < REPORTS; r++) acc.fold(decodePseudoGradient(codec, bytes, AGG_N), 1000, undefined)
+    for (let r = 0; r < REPORTS; r++) {
+      // The coordinator's path per report: decode (refusing non-finite values), norm bound, fold.
+      const decoded = decodePseudoGradient(codec, bytes, AGG_N)
+      if (l2Norm(decoded) > 1e9) throw new Error('norm')
+      acc.fold(decoded, 1000, undefined)
+    }
   })
   const gbs = REPORTS * AGG_N * 4 / seconds / 1e9
   process.stdout.write(`  ${codec.padEnd(15)} ${gbs.toFixed(2).padStart(7)} GB/s   ${(gbs / copyGBs).toFixed(3)}× memcpy\n`)

@@ -391,14 +391,12 @@ export class RoundEngine implements WorkSource, ReportSink {
       if (sha !== m.payloadSha256) return await refuse('ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
       const loaded = await this.#load(m.runId)
       let delta: Float32Array
+      // Decoding refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes.
       try {
         delta = this.#o.ops.decode(loaded.spec.codec, payload, loaded.spec.paramCount)
       } catch (err) {
         const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
         return await refuse(nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)
-      }
-      for (let i = 0; i < delta.length; i++) {
-        if (!Number.isFinite(delta[i])) return await refuse('ERR_NOT_FINITE', `pseudo-gradient has a non-finite value at index ${i}`)
       }
       const theta = await this.#base(loaded, a.base_checkpoint)
       const norm = l2Norm(delta)
