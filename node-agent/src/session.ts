@@ -72,10 +72,21 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
   const onAbort = (): void => { inner.abort() }
   options.signal.addEventListener('abort', onAbort, { once: true })
   let status: AgentStatus = 'idle'
+  // A missed heartbeat must not throw away a half-trained unit: keep training, keep trying.
+  // Only a refusal (revoked, forgotten) ends the session; the work loop reconnects on its own
+  // errors. A node that does not train has nothing else to notice an outage, so it reconnects.
   const heartbeats = (async () => {
+    let misses = 0
     while (!inner.signal.aborted) {
-      await client.heartbeat({ type: 'heartbeat', status })
-      if (!await sleep(options.heartbeatIntervalMs, inner.signal)) return
+      try {
+        await client.heartbeat({ type: 'heartbeat', status })
+        if (misses > 0) options.say('agent: coordinator reachable again')
+        misses = 0
+      } catch (err) {
+        if (!isRetryable(err) || options.work === undefined) throw err
+        if (misses++ === 0) options.say(`agent: heartbeat failed (${(err as Error).message}); still training, retrying`)
+      }
+      if (!await sleep(misses === 0 ? options.heartbeatIntervalMs : backoffDelay(misses, options.heartbeatIntervalMs * 3), inner.signal)) return
     }
   })()
   const tasks = [heartbeats]
