@@ -40,6 +40,7 @@ export class BlobService {
     const log = this.#c.log.child('blob')
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    let streaming = false
     try {
       const request = await messages.read(blobRequestSchema, REQUEST_TIMEOUT_MS)
       const kind = await blobKind(this.#c.db, request.sha256)
@@ -47,6 +48,7 @@ export class BlobService {
       if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
       if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)
       await messages.write({ ok: true, size, offset: request.offset })
+      streaming = true
       if (request.offset < size) {
         for await (const chunk of this.#c.blobs.createReadStream(request.sha256, request.offset)) {
           const bytes = chunk as Buffer
@@ -58,7 +60,10 @@ export class BlobService {
       await messages.close()
     } catch (err) {
       const reply = refusalFor(err)
-      if (reply.code === 'ERR_INTERNAL') log.error('blob request failed', { peerId, err })
+      if (reply.code === 'ERR_INTERNAL' || streaming) log.error('blob request failed', { peerId, err })
+      // Once bytes are flowing a JSON reply would read as data: cut the stream instead (the
+      // agent resumes from what it has and checks the hash at the end).
+      if (streaming) { stream.abort(err as Error); return }
       try {
         await messages.write(reply)
         await messages.close()

@@ -33,6 +33,13 @@ export interface RoundEngineOptions {
 
 type Refusal = { ok: false, code: string, message: string }
 
+/** Rounds the inner learning-rate schedule spans: the run's rounds, or its token target at minNodes per round. */
+function plannedRounds (spec: ResolvedRunSpec): number {
+  if (spec.rounds !== undefined) return spec.rounds
+  const perRound = Math.max(1, spec.minNodes) * spec.recipe.innerSteps * spec.recipe.batchSize * spec.recipe.seqLen
+  return Math.max(1, Math.ceil((spec.tokenTarget ?? perRound) / perRound))
+}
+
 interface Loaded {
   spec: ResolvedRunSpec
   base?: { sha: string, flat: Float32Array }
@@ -303,7 +310,7 @@ export class RoundEngine implements WorkSource, ReportSink {
         codec: spec.codec,
         deadline: unit.deadline_at.toISOString(),
         scheduleOffset: (unit.number - 1) * recipe.innerSteps,
-        totalInnerSteps: (spec.rounds ?? 1000) * recipe.innerSteps
+        totalInnerSteps: plannedRounds(spec) * recipe.innerSteps
       }
     }
   }
