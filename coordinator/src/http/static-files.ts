@@ -20,7 +20,13 @@ const TYPES: Record<string, string> = {
  */
 export async function serveStatic (root: string, req: IncomingMessage, res: ServerResponse): Promise<boolean> {
   const url = new URL(req.url ?? '/', 'http://localhost')
-  const relative = normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, '')
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(url.pathname)
+  } catch {
+    return false
+  }
+  const relative = normalize(decoded).replace(/^([/\\])+/, '')
   let file = join(root, relative)
   if (!file.startsWith(root + sep) && file !== root) return false
   let info = await stat(file).catch(() => undefined)
