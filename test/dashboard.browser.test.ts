@@ -100,9 +100,12 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
     await page.waitForURL(/\/nodes$/)
     const empty = page.getByTestId('nodes-empty')
     await empty.waitFor()
+    // The join command names this coordinator's real address; lab admins get tokens on the Labs page.
+    await empty.locator('.command-word', { hasText: coordinator!.multiaddr }).waitFor()
+    assert.ok((await empty.innerText()).includes(`barnraise-agent join --coordinator ${coordinator!.multiaddr} --token <token>`), 'join command with the real address')
     const text = await empty.innerText()
-    assert.match(text, /barnraise-agent join --coordinator <multiaddr> --token <token>/)
     assert.match(text, /token create --org/)
+    assert.match(text, /Labs page/)
     assert.equal(await page.getByRole('link', { name: 'Nodes', exact: true }).getAttribute('aria-current'), 'page')
     await screenshot(page, 'desktop-nodes-empty')
 
@@ -174,9 +177,16 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
       await page.getByRole('heading', { level: 1, name: heading, exact: true }).waitFor()
       assert.equal(await nav.getByRole('link', { name: label, exact: true }).getAttribute('aria-current'), 'page')
       assert.equal(await page.title(), `${heading} · Barnraise`)
-      if (label === 'Ledger' || label === 'Pledges') {
-        await page.getByTestId('coming-soon').waitFor()
-        await screenshot(page, `desktop-${label.toLowerCase()}`)
+      if (label === 'Ledger') {
+        // A run exists (a draft): the ledger offers it to pick.
+        await page.getByTestId('ledger-run-row').first().waitFor()
+        await screenshot(page, 'desktop-ledger')
+      }
+      if (label === 'Pledges') {
+        // Visitors get an explanation and the runs they could back.
+        await page.getByTestId('pledges-explainer').waitFor()
+        await page.getByTestId('back-run').first().waitFor()
+        await screenshot(page, 'desktop-pledges')
       }
     }
     await page.goBack()

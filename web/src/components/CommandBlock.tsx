@@ -27,9 +27,9 @@ export function CopyButton ({ text, label, testId }: { text: string, label: stri
 }
 
 /** A shell command in a box, with a copy button. */
-export function CommandBlock ({ command, label, testId }: { command: string, label: string, testId?: string }): ReactNode {
+export function CommandBlock ({ command, label, testId, wrap = false }: { command: string, label: string, testId?: string, wrap?: boolean }): ReactNode {
   return (
-    <div className='command' data-testid={testId}>
+    <div className={wrap ? 'command command-wrap' : 'command'} data-testid={testId}>
       <pre aria-label={label}><code>
         <span className='command-prompt' aria-hidden='true'>$ </span>
         {/* Narrow screens wrap between words, never inside `--flag`. */}

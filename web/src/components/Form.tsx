@@ -25,7 +25,7 @@ export function Field ({ id, label, hint, error, field, children, className }: {
       <label className='field-label' htmlFor={id}>{label}</label>
       {children}
       {error !== undefined && <p className='field-error' id={`${id}-error`} data-testid='field-error' data-field={field ?? id}>{error}</p>}
-      {hint !== undefined && <p className='field-hint' id={`${id}-hint`}>{hint}</p>}
+      {hint !== undefined && error === undefined && <p className='field-hint' id={`${id}-hint`}>{hint}</p>}
     </div>
   )
 }

@@ -30,3 +30,16 @@ export function formatRelative (iso: string, now: number): string {
   if (days < 14) return `${days} d ago`
   return dateFormat.format(new Date(iso))
 }
+
+/** Whether a CSS media query matches, kept current (e.g. show fewer rows on a phone). */
+export function useMediaQuery (query: string): boolean {
+  const [matches, setMatches] = useState(() => typeof window !== 'undefined' && window.matchMedia(query).matches)
+  useEffect(() => {
+    const list = window.matchMedia(query)
+    const update = (): void => { setMatches(list.matches) }
+    update()
+    list.addEventListener('change', update)
+    return () => { list.removeEventListener('change', update) }
+  }, [query])
+  return matches
+}

@@ -9,6 +9,7 @@ import { cleanCpuModel, formatCount, formatGiB, formatHours, plural, shortPeerId
 import { useMe, userHasRole } from '../lib/auth.ts'
 import type { Me } from '../lib/auth.ts'
 import { PageHeader } from '../components/PageHeader.tsx'
+import { Link } from '../lib/router.tsx'
 import { RequireRole } from '../components/RequireRole.tsx'
 import { Badge, NodeStatusBadge } from '../components/Badge.tsx'
 import type { Tone } from '../components/Badge.tsx'
@@ -31,6 +32,14 @@ const EXPIRY_CHOICES = [
   { value: '720', label: 'In 30 days' }
 ]
 
+/** 3.6e6 → "1 h"; 6.048e8 → "7 d". */
+function formatHoursLeft (ms: number): string {
+  const hours = ms / 3_600_000
+  if (hours < 1) return `${Math.max(1, Math.round(hours * 60))} min`
+  if (hours < 48) return `${Math.round(hours)} h`
+  return `${Math.round(hours / 24)} d`
+}
+
 function tokenState (t: Token, now: number): { tone: Tone, label: string } {
   if (t.revoked) return { tone: 'danger', label: 'Revoked' }
   if (t.expiresAt !== null && new Date(t.expiresAt).getTime() <= now) return { tone: 'neutral', label: 'Expired' }
@@ -47,7 +56,7 @@ function NewToken ({ created, onDismiss }: { created: { token: string, joinComma
         Run this on the machine you want to enroll. <strong>Copy it now: the token is shown only once</strong> (the
         coordinator keeps only its hash).
       </p>
-      <CommandBlock label='Enroll a machine with this token' command={created.joinCommand} testId='join-command' />
+      <CommandBlock label='Enroll a machine with this token' command={created.joinCommand} testId='join-command' wrap />
       <p className='muted small'>
         Token: <code className='mono' data-testid='token-secret'>{created.token}</code>. From a Barnraise checkout, <code>pnpm agent join …</code> does the same.
       </p>
@@ -117,7 +126,7 @@ function TokensTable ({ tokens }: { tokens: Token[] }): ReactNode {
   if (tokens.length === 0) return <p className='muted empty-inline-text' data-testid='tokens-empty'>No tokens yet. Create one above, then run the command it gives you on each machine.</p>
   return (
     <div className='table-card inner-table'>
-      <table className='table table-responsive' data-testid='tokens-table'>
+      <table className='table table-responsive table-grid' data-testid='tokens-table'>
         <caption className='visually-hidden'>Enrollment tokens</caption>
         <thead>
           <tr><th scope='col'>Token</th><th scope='col'>Status</th><th scope='col' className='num-col'>Used</th><th scope='col'>Expires</th><th scope='col'>Created</th><th scope='col'><span className='visually-hidden'>Actions</span></th></tr>
@@ -130,7 +139,7 @@ function TokensTable ({ tokens }: { tokens: Token[] }): ReactNode {
                 <td className='cell-primary' data-label='Token'><span className='strong'>{t.label ?? 'Untitled token'}</span> <span className='mono muted small'>{t.id.slice(0, 8)}</span></td>
                 <td data-label='Status'><Badge tone={state.tone}>{state.label}</Badge></td>
                 <td data-label='Used' className='num num-col'>{t.usedCount} of {t.maxUses}</td>
-                <td data-label='Expires' className='nowrap'>{t.expiresAt === null ? <span className='muted'>never</span> : new Date(t.expiresAt).getTime() > now ? `in ${formatHours((new Date(t.expiresAt).getTime() - now) / 3_600_000)} h` : <RelativeTime iso={t.expiresAt} now={now} />}</td>
+                <td data-label='Expires' className='nowrap'>{t.expiresAt === null ? <span className='muted'>never</span> : new Date(t.expiresAt).getTime() > now ? `in ${formatHoursLeft(new Date(t.expiresAt).getTime() - now)}` : <RelativeTime iso={t.expiresAt} now={now} />}</td>
                 <td data-label='Created' className='nowrap'><RelativeTime iso={t.createdAt} now={now} /></td>
                 <td data-label='Actions' className='actions-cell'>
                   {state.label === 'Active' && (confirming === t.id
@@ -166,7 +175,7 @@ function LabNodes ({ organizationId }: { organizationId: string }): ReactNode {
     <section className='section' aria-labelledby='lab-nodes-title'>
       <div className='section-head'>
         <h2 id='lab-nodes-title' className='section-title'>Your machines</h2>
-        <span className='muted small'>{plural(list.filter((n) => n.online).length, 'online')}, {list.length} enrolled</span>
+        <span className='muted small'>{list.filter((n) => n.online).length} online, {list.length} enrolled</span>
       </div>
       {nodes.isPending && <LoadingRows label='Loading your machines…' rows={2} />}
       {nodes.isError && list.length === 0 && <ErrorState title='Can’t load your machines' error={nodes.error} onRetry={() => { void nodes.refetch() }} />}
@@ -177,7 +186,7 @@ function LabNodes ({ organizationId }: { organizationId: string }): ReactNode {
       )}
       {list.length > 0 && (
         <div className='card table-card'>
-          <table className='table table-responsive' data-testid='lab-nodes-table'>
+          <table className='table table-responsive table-grid' data-testid='lab-nodes-table'>
             <caption className='visually-hidden'>Your organization’s machines</caption>
             <thead>
               <tr><th scope='col'>Machine</th><th scope='col'>Status</th><th scope='col'>Hardware</th><th scope='col'>Last seen</th><th scope='col'><span className='visually-hidden'>Actions</span></th></tr>
@@ -228,8 +237,11 @@ function LabOverview ({ me }: { me: Me }): ReactNode {
     if (apiErrorCode(overview.error) === 'PRECONDITION_FAILED') {
       return (
         <EmptyState icon={<BeakerIcon width='28' height='28' />} title='Your account isn’t part of a lab' testId='no-organization'>
-          <p>{apiErrorMessage(overview.error)}.</p>
-          <p>{me.roles.includes('admin') ? 'As the admin you can still create tokens for any organization from the coordinator: ' : 'A lab admin account names its organization at sign-up. '}<code>pnpm coordinator token create --org "Your Lab"</code></p>
+          {me.roles.includes('admin')
+            ? <p>Your admin account isn’t tied to an organization, so there is no lab to show here. Lab admins sign up naming their organization and manage it from this page. As the admin you can still issue a token for any organization on the coordinator’s machine:</p>
+            : <p>{apiErrorMessage(overview.error)}. A lab admin account names its organization at sign-up; meanwhile an admin can issue tokens on the coordinator’s machine:</p>}
+          <CommandBlock label='Create an enrollment token' command='pnpm coordinator token create --org "Your Lab"' />
+          <p className='muted small'>Every enrolled machine, whatever its organization, is on the <Link to='/nodes'>Nodes</Link> page.</p>
         </EmptyState>
       )
     }

@@ -1,6 +1,7 @@
 import { useQuery } from '@tanstack/react-query'
 import type { ReactNode } from 'react'
 import { useTRPC } from '../lib/trpc.ts'
+import { Link } from '../lib/router.tsx'
 import type { NodeSummary } from '../lib/trpc.ts'
 import { useNow } from '../lib/time.ts'
 import { cleanCpuModel, formatGiB, formatGpuMemory, groupGpus, shortPeerId } from '../lib/format.ts'
@@ -14,19 +15,27 @@ import { Stat } from '../components/Stat.tsx'
 
 /** How to put a machine on the map; shown when there are none, and on demand after. */
 function EnrollSteps (): ReactNode {
+  const trpc = useTRPC()
+  const health = useQuery({ ...trpc.health.queryOptions(), staleTime: 60_000 })
+  const address = health.data?.multiaddrs[0] ?? '<multiaddr>'
   return (
     <ol className='steps'>
       <li>
         <h3>Create an enrollment token for your lab</h3>
-        <p>On the machine that runs the coordinator:</p>
+        <p>
+          Lab admins create one on the <Link to='/labs'>Labs</Link> page, which also shows the exact command to run.
+          Or, on the machine that runs the coordinator:
+        </p>
         <CommandBlock label='Create an enrollment token' command='pnpm coordinator token create --org "Your Lab"' />
         <p className='muted small'>A token enrolls one machine; add <code>--uses 10</code> to enroll several with the same token.</p>
       </li>
       <li>
         <h3>Run the agent on the machine you want to donate</h3>
-        <CommandBlock label='Enroll a machine' command='barnraise-agent join --coordinator <multiaddr> --token <token>' />
+        <CommandBlock label='Enroll a machine' command={`barnraise-agent join --coordinator ${address} --token <token>`} testId='enroll-command' />
         <p className='muted small'>
-          The coordinator prints its address when it starts (<code>coordinator multiaddr: /ip4/…</code>).
+          {health.data !== undefined && health.data.multiaddrs.length > 1
+            ? <>This is the coordinator’s first address; it also listens on {health.data.multiaddrs.slice(1).map((m, i) => <span key={m}>{i > 0 && ', '}<code>{m}</code></span>)}. </>
+            : null}
           From a Barnraise checkout, <code>pnpm agent join …</code> does the same.
         </p>
       </li>

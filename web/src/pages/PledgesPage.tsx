@@ -49,7 +49,7 @@ function MyPledges (): ReactNode {
         <Stat label='Money pledged' value={<span data-testid='my-usd'>{formatUsd(usd)}</span>} hint={plural(list.filter((p) => p.kind === 'usd').length, 'pledge')} />
         <Stat label='GPU-hours pledged' value={<span data-testid='my-gpu-hours'>{formatHours(hours)}</span>} hint={plural(list.filter((p) => p.kind === 'gpu_hours').length, 'pledge')} />
         <Stat label='Runs backed' value={byRun.length.toLocaleString()} hint='that you pledged to' />
-        <Stat label='Delivered to them' value={`${formatHours(delivered)} GPU-h`} hint='per the ledger, all nodes' />
+        <Stat label='Delivered to those runs' value={formatHours(delivered)} hint='GPU-hours per the ledger, by all nodes' />
       </div>
       <div className='section-head'>
         <h2 id='mine-title' className='section-title'>Your pledges, by run</h2>
@@ -61,38 +61,54 @@ function MyPledges (): ReactNode {
           </div>
           )
         : (
-          <div className='pledge-runs'>
-            {byRun.map((r) => (
-              <article key={r.runId} className='card pledge-run' data-testid='my-pledge-run' data-run-id={r.runId}>
-                <header className='pledge-run-head'>
-                  <div>
-                    <h3><Link to={`/runs/${r.runId}`}>{r.runName}</Link></h3>
-                    <RunStatusBadge status={r.runStatus} />
-                  </div>
-                  <div className='pledge-run-totals num'>
-                    {r.usd > 0 && <span data-testid='run-usd'>{formatUsd(r.usd)}</span>}
-                    {r.gpuHours > 0 && <span data-testid='run-gpu-hours'>{formatHours(r.gpuHours)} GPU-h</span>}
-                  </div>
-                </header>
-                <Meter
-                  label='Compute delivered to this run (ledger) vs. your GPU-hours pledge'
-                  value={r.deliveredGpuHours}
-                  goal={r.gpuHours > 0 ? r.gpuHours : null}
-                  format={formatHours}
-                  unit='GPU-h'
-                  tone='success'
-                  testId='delivered-vs-pledged'
-                />
-                <ul className='plain-list pledge-items'>
-                  {r.pledges.map((p) => (
-                    <li key={p.id} data-testid='my-pledge' data-kind={p.kind} data-amount={p.amount}>
-                      <span className='num strong'>{p.kind === 'usd' ? formatUsd(p.amount) : `${formatHours(p.amount)} GPU-h`}</span>
-                      <span className='muted small'> · <RelativeTime iso={p.createdAt} now={now} />{p.note !== null ? ` · “${p.note}”` : ''}</span>
-                    </li>
-                  ))}
-                </ul>
-              </article>
-            ))}
+          <div className='card table-card'>
+            <table className='table table-responsive table-grid' data-testid='my-pledge-runs'>
+              <caption className='visually-hidden'>Your pledges, one row per run</caption>
+              <thead>
+                <tr>
+                  <th scope='col'>Run</th>
+                  <th scope='col' className='num-col'>Money</th>
+                  <th scope='col' className='num-col'>GPU-hours</th>
+                  <th scope='col'>Delivered to the run (ledger) vs. your GPU-hours</th>
+                  <th scope='col'>Your pledges</th>
+                </tr>
+              </thead>
+              <tbody>
+                {byRun.map((r) => (
+                  <tr key={r.runId} data-testid='my-pledge-run' data-run-id={r.runId}>
+                    <td className='cell-primary' data-label='Run'>
+                      <div className='run-cell'>
+                        <Link className='run-name' to={`/runs/${r.runId}`}>{r.runName}</Link>
+                        <RunStatusBadge status={r.runStatus} />
+                      </div>
+                    </td>
+                    <td data-label='Money' className='num num-col strong' data-testid='run-usd'>{r.usd > 0 ? formatUsd(r.usd) : <span className='muted'>—</span>}</td>
+                    <td data-label='GPU-hours' className='num num-col strong' data-testid='run-gpu-hours'>{r.gpuHours > 0 ? formatHours(r.gpuHours) : <span className='muted'>—</span>}</td>
+                    <td data-label='Delivered' className='span-2 meter-cell'>
+                      <Meter
+                        label='Delivered'
+                        value={r.deliveredGpuHours}
+                        goal={r.gpuHours > 0 ? r.gpuHours : null}
+                        format={formatHours}
+                        unit='GPU-h'
+                        tone='success'
+                        testId='delivered-vs-pledged'
+                      />
+                    </td>
+                    <td data-label='Your pledges' className='span-2'>
+                      <ul className='plain-list pledge-items'>
+                        {r.pledges.map((p) => (
+                          <li key={p.id} data-testid='my-pledge' data-kind={p.kind} data-amount={p.amount}>
+                            <span className='num strong'>{p.kind === 'usd' ? formatUsd(p.amount) : `${formatHours(p.amount)} GPU-h`}</span>
+                            <span className='muted small'> · <RelativeTime iso={p.createdAt} now={now} />{p.note !== null ? ` · “${p.note}”` : ''}</span>
+                          </li>
+                        ))}
+                      </ul>
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
           </div>
           )}
     </section>

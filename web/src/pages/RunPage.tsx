@@ -1,11 +1,11 @@
-import { useState } from 'react'
+import { useEffect, useState } from 'react'
 import type { FormEvent, ReactNode } from 'react'
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs } from '../lib/trpc.ts'
 import { useMe, userHasRole } from '../lib/auth.ts'
 import { apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
-import { useNow } from '../lib/time.ts'
+import { useMediaQuery, useNow } from '../lib/time.ts'
 import { formatCount, formatDuration, formatHours, formatLoss, formatThroughput, formatUsd, shortPeerId, capitalize, plural } from '../lib/format.ts'
 import { Link } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
@@ -178,8 +178,9 @@ const ROUND_TONES = { open: 'info', closed: 'success', abandoned: 'neutral' } as
 function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
   const [showAll, setShowAll] = useState(false)
   const now = useNow(1_000)
+  const phone = useMediaQuery('(max-width: 760px)')
   const sorted = [...rounds].sort((a, b) => b.number - a.number)
-  const shown = showAll ? sorted : sorted.slice(0, 12)
+  const shown = showAll ? sorted : sorted.slice(0, phone ? 4 : 12)
   return (
     <section className='section' aria-labelledby='rounds-title'>
       <div className='section-head'>
@@ -190,7 +191,7 @@ function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
         ? <div className='card empty-inline' data-testid='rounds-empty'>No rounds yet. A round opens once the run is running and at least its minimum number of nodes is online.</div>
         : (
           <div className='card table-card'>
-            <table className='table table-responsive' data-testid='rounds-table'>
+            <table className='table table-responsive table-grid' data-testid='rounds-table'>
               <caption className='visually-hidden'>Rounds of this run</caption>
               <thead>
                 <tr>
@@ -213,7 +214,7 @@ function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
                         <Badge tone={ROUND_TONES[r.status as keyof typeof ROUND_TONES] ?? 'neutral'} pulse={r.status === 'open'}>{capitalize(r.status)}</Badge>
                       </div>
                     </td>
-                    <td data-label='Participants'>
+                    <td data-label='Participants' className='span-2'>
                       {r.participants.length === 0
                         ? <span className='muted'>none</span>
                         : (
@@ -226,7 +227,7 @@ function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
                           </ul>
                           )}
                     </td>
-                    <td data-label='Refused reports' data-testid='round-refusals'>
+                    <td data-label='Refused reports' className={r.refusals.length > 0 ? 'span-2' : undefined} data-testid='round-refusals'>
                       {r.refusals.length === 0
                         ? <span className='muted'>none</span>
                         : (
@@ -289,7 +290,7 @@ function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] }): React
       )}
       {rows.length > 0 && (
         <div className='card table-card'>
-          <table className='table table-responsive' data-testid='run-nodes-table'>
+          <table className='table table-responsive table-grid' data-testid='run-nodes-table'>
             <caption className='visually-hidden'>Nodes that trained this run</caption>
             <thead>
               <tr>
@@ -379,7 +380,7 @@ function PledgeForm ({ runId }: { runId: string }): ReactNode {
 
 function PledgeCall ({ runId, status }: { runId: string, status: string }): ReactNode {
   const me = useMe()
-  if (status === 'completed' || status === 'failed') return <p className='muted small'>This run is {status}; it no longer takes pledges.</p>
+  if (status === 'completed' || status === 'failed') return <p className='muted small pledge-call' data-testid='pledges-closed'>This run is {status}; it no longer takes pledges.</p>
   if (me.data === null || me.data === undefined) {
     return (
       <div className='pledge-call' data-testid='pledge-signin'>
@@ -388,7 +389,7 @@ function PledgeCall ({ runId, status }: { runId: string, status: string }): Reac
       </div>
     )
   }
-  if (!userHasRole(me.data, 'funder')) return <p className='muted small' data-testid='pledge-role'>Pledging needs a funder account; yours is for other work.</p>
+  if (!userHasRole(me.data, 'funder')) return <p className='muted small pledge-call' data-testid='pledge-role'>Pledges come from funder accounts; yours is set up for other work.</p>
   return <PledgeForm runId={runId} />
 }
 
@@ -453,8 +454,9 @@ function Checkpoints ({ checkpoints }: { checkpoints: Checkpoint[] }): ReactNode
   const sorted = [...checkpoints].sort((a, b) => b.round - a.round)
   const [selected, setSelected] = useState<string | null>(null)
   const [showAll, setShowAll] = useState(false)
+  const phone = useMediaQuery('(max-width: 760px)')
   const chosen = sorted.find((c) => c.sha256 === selected) ?? sorted[0]
-  const shown = showAll ? sorted : sorted.slice(0, 8)
+  const shown = showAll ? sorted : sorted.slice(0, phone ? 3 : 8)
   const origin = window.location.origin
   return (
     <section className='section' aria-labelledby='checkpoints-title'>
@@ -467,7 +469,7 @@ function Checkpoints ({ checkpoints }: { checkpoints: Checkpoint[] }): ReactNode
         : (
           <>
             <div className='card table-card'>
-              <table className='table table-responsive' data-testid='checkpoints-table'>
+              <table className='table table-responsive table-grid' data-testid='checkpoints-table'>
                 <caption className='visually-hidden'>Checkpoints</caption>
                 <thead>
                   <tr>
@@ -489,14 +491,14 @@ function Checkpoints ({ checkpoints }: { checkpoints: Checkpoint[] }): ReactNode
                       <td data-label='Tokens' className='num num-col'>{formatCount(c.tokensSeen)}</td>
                       <td data-label='Val loss' className='num num-col'>{formatLoss(c.valLoss)}</td>
                       <td data-label='Saved' className='nowrap'><RelativeTime iso={c.createdAt} now={now} /></td>
-                      <td data-label='Files'>
+                      <td data-label='Files' className='span-2'>
                         <ul className='file-links'>
                           {CHECKPOINT_FILES.map((f) => (
                             <li key={f}><a href={checkpointUrl(c.sha256, f)} download={f} data-testid='checkpoint-file' data-file={f}><DownloadIcon />{f}</a></li>
                           ))}
                         </ul>
                       </td>
-                      <td data-label='Use it'>
+                      <td data-label='Use it' className='actions-cell'>
                         <button type='button' className='button button-ghost button-small' aria-pressed={chosen?.sha256 === c.sha256} onClick={() => { setSelected(c.sha256) }}>
                           {chosen?.sha256 === c.sha256 ? 'In snippet' : 'Use in snippet'}
                         </button>
@@ -540,7 +542,7 @@ function RecipeCard ({ run }: { run: RunDetail }): ReactNode {
     ['Seed', String(spec.seed)]
   ]
   return (
-    <section className='card section-card' aria-labelledby='recipe-title'>
+    <section className='card section-card section' aria-labelledby='recipe-title'>
       <h2 id='recipe-title' className='section-title'>Recipe</h2>
       <dl className='summary-list'>
         {rows.map(([k, v]) => <div key={k}><dt>{k}</dt><dd>{v}</dd></div>)}
@@ -558,6 +560,10 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
   const access = useQuery({ ...trpc.runs.access.queryOptions({ id: runId }), enabled: valid })
   const now = useNow(5_000)
   const data = run.data
+  const name = data?.summary.name
+  useEffect(() => {
+    if (name !== undefined) document.title = `${name} · Barnraise`
+  }, [name])
 
   if (!valid || (run.isError && data === undefined && /no run/i.test(run.error.message))) {
     return (
@@ -604,7 +610,12 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
           This run is a draft: nothing trains until {access.data?.canSteer === true ? 'you start it' : 'its organizer starts it'}.
         </FormMessage>
       )}
-      <RunStats run={data} activeNodes={activeNodes} />
+      {s.status === 'paused' && (
+        <FormMessage tone='info' testId='run-paused'>
+          This run is paused: nodes get no new work until {access.data?.canSteer === true ? 'you resume it' : 'its organizer resumes it'}.
+        </FormMessage>
+      )}
+      <RunStats run={data} activeNodes={s.status === 'running' ? activeNodes : 0} />
       <div className='run-grid'>
         <div className='run-grid-main'>
           <LossCard run={data} />

@@ -4,12 +4,13 @@ import { useTRPC } from '../lib/trpc.ts'
 import type { RunSummary } from '../lib/trpc.ts'
 import { useNow } from '../lib/time.ts'
 import { formatCount } from '../lib/format.ts'
-import { Link } from '../lib/router.tsx'
+import { Link, navigate } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
 import { RunStatusBadge } from '../components/Badge.tsx'
 import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/States.tsx'
 import { RelativeTime } from '../components/RelativeTime.tsx'
-import { ChartIcon } from '../components/Icons.tsx'
+import { ChartIcon, PlusIcon } from '../components/Icons.tsx'
+import { useMe, userHasRole } from '../lib/auth.ts'
 
 /** "Round 12 of 200" with a bar when the run has a rounds goal; tokens otherwise. */
 function Progress ({ run }: { run: RunSummary }): ReactNode {
@@ -51,9 +52,9 @@ function RunsTable ({ runs }: { runs: RunSummary[] }): ReactNode {
         </thead>
         <tbody>
           {runs.map((run) => (
-            <tr key={run.id} data-testid='run-row' data-run-id={run.id}>
+            <tr key={run.id} data-testid='run-row' data-run-id={run.id} className='row-link' onClick={(e) => { if (!(e.target as HTMLElement).closest('a, button')) navigate(`/runs/${run.id}`) }}>
               <td className='cell-primary' data-label='Run'>
-                <div className='run-name'>{run.name}</div>
+                <Link className='run-name' to={`/runs/${run.id}`} data-testid='run-link'>{run.name}</Link>
                 <div className='muted small'>{formatCount(run.paramCount)} parameters</div>
               </td>
               <td data-label='Status'>
@@ -77,11 +78,20 @@ function RunsTable ({ runs }: { runs: RunSummary[] }): ReactNode {
 
 export function RunsPage (): ReactNode {
   const trpc = useTRPC()
+  const me = useMe()
   const runs = useQuery({ ...trpc.runs.list.queryOptions(), refetchInterval: 15_000 })
   const list = runs.data
+  const organizer = userHasRole(me.data, 'organizer')
+  const launch = (
+    <Link className='button' to='/runs/new' data-testid='launch-run'><PlusIcon />Launch a run</Link>
+  )
   return (
     <>
-      <PageHeader title='Runs' description='Open pretraining runs: models trained together on donated compute, round by round.' />
+      <PageHeader
+        title='Runs'
+        description='Open pretraining runs: models trained together on donated compute, round by round.'
+        actions={organizer || me.data === null ? launch : undefined}
+      />
       {list === undefined && runs.isPending && <LoadingRows label='Loading runs…' />}
       {list === undefined && runs.isError && (
         <ErrorState title='Can’t load runs' error={runs.error} onRetry={() => { void runs.refetch() }} retrying={runs.isFetching} />
@@ -90,12 +100,13 @@ export function RunsPage (): ReactNode {
       {list !== undefined && list.length === 0 && (
         <EmptyState icon={<ChartIcon width='28' height='28' />} title='No runs yet' testId='runs-empty'>
           <p>
-            Organizers launch runs from here: pick a model and a dataset, and enrolled machines train it
-            together. Each run will show its loss curve, its rounds and who contributed. Coming with federated training.
+            A run is a model that enrolled machines train together: the coordinator hands each node a slice of
+            the data every round, merges what they learned into the next checkpoint, and records who did what.
           </p>
           <p>
-            Meanwhile, labs can already enroll machines on the <Link to='/nodes'>Nodes</Link> page, so compute is
-            ready when the first run starts.
+            {organizer
+              ? <>Start the first one: <Link to='/runs/new'>launch a run</Link> with a model preset and the demo corpus.</>
+              : <>Organizers <Link to='/runs/new'>launch runs</Link> from this page. Meanwhile, labs can enroll machines from the <Link to='/labs'>Labs</Link> page (see <Link to='/nodes'>Nodes</Link>), so compute is ready when the first run starts.</>}
           </p>
         </EmptyState>
       )}
