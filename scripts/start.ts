@@ -4,6 +4,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { randomBytes } from 'node:crypto'
+import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
@@ -102,7 +103,9 @@ await new Promise<void>((resolve) => {
 
 for (let i = 1; i <= agentCount; i++) {
   const agentDir = join(dataDir, `agent-${i}`)
-  const args = ['node-agent/src/cli.ts', 'join', '--coordinator', multiaddr, '--data-dir', agentDir, '--name', `demo-agent-${i}`]
+  // The local agents share this machine: split its cores between them.
+  const threads = String(Math.max(1, Math.floor(availableParallelism() / agentCount)))
+  const args = ['node-agent/src/cli.ts', 'join', '--coordinator', multiaddr, '--data-dir', agentDir, '--name', `demo-agent-${i}`, '--threads', threads]
   if (!existsSync(join(agentDir, 'enrollment.json'))) {
     const token = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', 'coordinator/src/cli.ts', 'token', 'create', '--org', 'Demo Lab', '--data-dir', coordinatorDir, '--json'], { cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } })
     if (token.status !== 0) { process.stderr.write(token.stderr); await shutdown(1) }

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util'
+import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
 import { loadOrCreatePeerKey } from '@barnraise/protocol'
 import { createAgentHost } from '../host.ts'
@@ -23,7 +24,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       name: { type: 'string' },
       'data-dir': { type: 'string' },
       'heartbeat-interval': { type: 'string', default: '10' },
-      'no-train': { type: 'boolean', default: false }
+      'no-train': { type: 'boolean', default: false },
+      threads: { type: 'string', default: String(availableParallelism()) }
     }
   })
   const say = (line: string): void => { process.stdout.write(line + '\n') }
@@ -43,6 +45,12 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.stderr.write('barnraise-agent join: --heartbeat-interval must be seconds between 0 and 3600\n')
     return 2
   }
+  const threads = Number(values.threads)
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    process.stderr.write('barnraise-agent join: --threads must be a whole number from 1 to 256\n')
+    return 2
+  }
+  const executor = values['no-train'] ? undefined : new TypeScriptExecutor({ threads })
   const coordinator = parseCoordinatorAddress(address)
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
   const libp2p = await createAgentHost(key)
@@ -64,7 +72,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       ...(values.token !== undefined ? { token: values.token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
-      ...(values['no-train'] ? {} : { work: { executor: new TypeScriptExecutor(), ops: trainerAgentOps, key } }),
+      ...(executor === undefined ? {} : { work: { executor, ops: trainerAgentOps, key } }),
       signal: controller.signal,
       say
     })
@@ -78,6 +86,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   } finally {
     process.off('SIGINT', stop)
     process.off('SIGTERM', stop)
+    await executor?.close?.()
     await libp2p.stop()
   }
 }

@@ -36,4 +36,6 @@ export interface TrainResult {
 export interface Executor {
   readonly name: string
   train: (request: TrainRequest) => Promise<TrainResult>
+  /** Releases threads or processes the executor holds. */
+  close?: () => Promise<void>
 }

@@ -1,7 +1,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseLlamaConfig } from '@barnraise/protocol'
-import { AdamW, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
+import { AdamW, GradientPool, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
 
 /** Where a run's inner optimizer state is kept between rounds and restarts. */
@@ -26,7 +26,32 @@ async function loadOptimizer (path: string, size: number, make: () => AdamW): Pr
  * state persists per run, as DiLoCo keeps each worker's inner optimizer across rounds.
  */
 export class TypeScriptExecutor implements Executor {
-  readonly name = 'the TypeScript CPU trainer'
+  readonly name: string
+  readonly #threads: number
+  #pool: { key: string, pool: GradientPool } | undefined
+
+  /** `threads` CPU threads share each step (batch rows split across worker threads). */
+  constructor (options: { threads?: number } = {}) {
+    this.#threads = options.threads ?? 1
+    this.name = `the TypeScript CPU trainer (${this.#threads} thread${this.#threads === 1 ? '' : 's'})`
+  }
+
+  /** A worker pool for this model, kept across rounds; none when training on one thread. */
+  async #poolFor (config: Parameters<typeof GradientPool.start>[0]): Promise<GradientPool | undefined> {
+    if (this.#threads <= 1) return undefined
+    const key = JSON.stringify(config)
+    if (this.#pool?.key !== key) {
+      await this.#pool?.pool.close()
+      this.#pool = { key, pool: await GradientPool.start(config, this.#threads) }
+    }
+    return this.#pool.pool
+  }
+
+  /** Stops the worker threads. */
+  async close (): Promise<void> {
+    await this.#pool?.pool.close()
+    this.#pool = undefined
+  }
 
   async train (request: TrainRequest): Promise<TrainResult> {
     const { unit, base, batches, signal } = request
@@ -35,7 +60,9 @@ export class TypeScriptExecutor implements Executor {
     const params = createParamSet(config, new Float32Array(base))
     const path = statePath(request.stateDir)
     const optimizer = await loadOptimizer(path, base.length, () => new AdamW(base.length, { lr: r.lr, beta1: r.beta1, beta2: r.beta2, weightDecay: r.weightDecay }))
+    const pool = await this.#poolFor(config)
     const result = await runLocalTraining({
+      ...(pool !== undefined ? { pool } : {}),
       params,
       optimizer,
       steps: r.innerSteps,
