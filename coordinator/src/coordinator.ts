@@ -109,7 +109,7 @@ export class Coordinator {
       })
       await new BlobService({ ...components, blobs }).start()
       await new WorkService({ libp2p, source: engine, log }).start()
-      await new ReportService({ libp2p, sink: engine, log }).start()
+      await new ReportService({ libp2p, sink: engine.reports, log }).start()
       engine.start()
       closers.push(async () => { await engine.stop() })
       const http = await startHttpServer({
