@@ -9,19 +9,14 @@
  */
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
-import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { chromium } from 'playwright-core'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
+import { SCREENSHOTS, launchChromium } from './support/browser.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
-import { REPO_ROOT, runCli } from './support/processes.ts'
+import { runCli } from './support/processes.ts'
 import { apiClient } from './support/api-client.ts'
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
-const WEB_DIST = join(REPO_ROOT, 'web', 'dist', 'index.html')
-const SCREENSHOTS = join(REPO_ROOT, 'test-artifacts', 'screenshots')
 const DESKTOP = { width: 1280, height: 800 }
 const PHONE_CONTEXT = { viewport: { width: 375, height: 812 }, colorScheme: 'light', reducedMotion: 'reduce', isMobile: true, hasTouch: true } as const
 /** Longest we wait for anything the page should show. */
@@ -56,20 +51,8 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
   let page: Page
 
   before(async () => {
-    if (!existsSync(WEB_DIST)) {
-      throw new Error(`the dashboard is not built (${WEB_DIST} is missing); run: pnpm --filter @barnraise/web build`)
-    }
-    if (!existsSync(CHROMIUM)) {
-      throw new Error(`no Chromium at ${CHROMIUM}; install it (apt-get install -y chromium) or set CHROMIUM_PATH`)
-    }
-    await mkdir(SCREENSHOTS, { recursive: true })
+    browser = await launchChromium(WAIT_MS)
     coordinator = await startCoordinator()
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      timeout: WAIT_MS,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-quic',
-        '--no-first-run', '--disable-component-update', '--disable-sync']
-    })
     desktop = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light', reducedMotion: 'reduce' })
     page = await desktop.newPage()
     page.setDefaultTimeout(WAIT_MS)

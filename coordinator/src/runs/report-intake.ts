@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import { PseudoGradientError, canonicalReportMetadata, verifyReportSignature } from '@barnraise/protocol'
 import type { ReportHeader, ReportResponse } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
+import { sha256Hex } from '../blobs/blob-store.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
@@ -125,7 +125,7 @@ export class ReportIntake implements ReportSink {
         return { ok: false, outcome: 'refused', code: r.code, message: r.message }
       }
       if (a.status !== 'assigned' || a.round_status !== 'open') return await refuse('ERR_STALE', 'the round closed while the report was uploading', false)
-      const sha = createHash('sha256').update(payload).digest('hex')
+      const sha = sha256Hex(payload)
       if (sha !== m.payloadSha256) return await refuse('ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
       const loaded = await this.#cache.load(m.runId)
       let delta: Float32Array
