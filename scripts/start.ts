@@ -1,8 +1,11 @@
 // `pnpm start`: the coordinator on embedded PGlite, the dashboard, and local agents enrolled
-// with a token made for them, all under .data/demo. Ctrl-C stops every process it started.
+// with a token made for them. The coordinator's state is the checkout's install
+// (.data/coordinator), the one every `pnpm coordinator …` command reaches without flags; the
+// agents live in .data/agent-N. Ctrl-C stops every process it started.
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { dataDirOwner } from '../protocol/src/data-dir-lock.ts'
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -14,7 +17,7 @@ const root = fileURLToPath(new URL('..', import.meta.url))
 const { values } = parseArgs({
   args: process.argv.slice(2),
   options: {
-    'data-dir': { type: 'string', default: join(root, '.data', 'demo') },
+    'data-dir': { type: 'string', default: join(root, '.data') },
     'http-port': { type: 'string', default: process.env.PORT ?? '8080' },
     'p2p-port': { type: 'string', default: '4001' },
     agents: { type: 'string', default: '2' },
@@ -90,6 +93,14 @@ if (!existsSync(join(root, 'web', 'dist', 'index.html'))) {
 }
 
 const coordinatorDir = join(dataDir, 'coordinator')
+const running = dataDirOwner(coordinatorDir)
+if (running !== undefined) {
+  let dashboard = ''
+  try { dashboard = (JSON.parse(readFileSync(join(coordinatorDir, 'running.json'), 'utf8')) as { url: string }).url } catch {}
+  say(`Barnraise is already running from this checkout (pid ${running.pid}${dashboard === '' ? '' : `, dashboard ${dashboard}`}).`)
+  say(`Use that one, or stop it first: Ctrl-C in its terminal, or kill ${running.pid}.`)
+  process.exit(1)
+}
 let multiaddr = ''
 let url = ''
 await new Promise<void>((resolve) => {

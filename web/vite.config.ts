@@ -9,7 +9,14 @@ export default defineConfig({
   build: {
     outDir: 'dist',
     emptyOutDir: true,
-    sourcemap: false
+    sourcemap: false,
+    rollupOptions: {
+      // zod ships comments Rollup cannot place; the warning is about their code, not ours.
+      onwarn (warning, warn) {
+        if (warning.code === 'INVALID_ANNOTATION' && warning.id?.includes('node_modules') === true) return
+        warn(warning)
+      }
+    }
   },
   server: {
     proxy: {

@@ -3,11 +3,14 @@ import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { verifyLedger } from '@barnraise/protocol'
+import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, verifyLedger } from '@barnraise/protocol'
 import type { LedgerEntry } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { openDatabase } from './db/open-database.ts'
-import { adminRequest, createTokenInputSchema } from './admin/admin-socket.ts'
+import { adminRequest } from './admin/admin-socket.ts'
+import { createTokenInputSchema } from './nodes/operator-tokens.ts'
+import { coordinatorDataDir, hasEmbeddedDatabase, readRunningInstall } from './install/install-dir.ts'
+import { describeFetchFailure } from './http/fetch-failure.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
 import { createRunResources } from './runs/run-resources.ts'
@@ -17,22 +20,27 @@ const USAGE = `usage: barnraise-coordinator <command> [options]
 
 commands:
   serve                      run the coordinator (libp2p host, HTTP API, dashboard)
-    --data-dir DIR           where state lives (default .data/coordinator)
+    --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
+                             install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
     --host HOST              interface to listen on (default 127.0.0.1; 0.0.0.0 to accept other machines)
     --http-port N            dashboard and API port (default 8080; 0 picks a free one)
     --p2p-port N             libp2p TCP port (default 4001; 0 picks a free one)
-  token create --org NAME    issue an enrollment token for an organization (created if new)
+  token create [--org NAME] issue an enrollment token (for the install's only organization,
+                             or the one named; a new name creates it) and print the join command
     --uses N                 how many nodes may enroll with it (default 1)
     --expires-in HOURS       token lifetime (default: no expiry)
   user create --email E --password P --name N --role organizer|lab_admin|funder [--org NAME]
                              create a dashboard account (the first one on an install is the admin)
   run create --spec FILE     create a run from a JSON spec (see docs/run-spec.md); --start to start it
+  run list                   the install's runs, newest first
   run start|pause|resume|stop --run ID
+                             ID: a run id, its first characters, or the run's name
   ledger verify --run ID     verify a run's ledger end to end, offline; names the first bad row
     --from URL|FILE          a coordinator's base URL or an exported ledger.json (default http://127.0.0.1:8080/)
-  (token and run commands take --data-dir and --database-url as serve does; they talk to a
-   running coordinator through its admin socket, or open the database when none runs)
+  (token, user and run commands take --data-dir and --database-url as serve does; they talk to
+   the running coordinator through its admin socket, or open its database when none runs;
+   they never create a new one)
   help                       this text
 `
 
@@ -45,7 +53,7 @@ async function serve (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      'data-dir': { type: 'string', default: '.data/coordinator' },
+      'data-dir': { type: 'string' },
       'database-url': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       'http-port': { type: 'string', default: '8080' },
@@ -59,13 +67,18 @@ async function serve (argv: string[]): Promise<number> {
   let coordinator: Coordinator
   try {
     coordinator = await Coordinator.start({
-      dataDir: resolve(values['data-dir']),
+      dataDir: resolve(coordinatorDataDir(values['data-dir'])),
       databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
       host: values.host,
       httpPort,
       p2pPort
     })
   } catch (err) {
+    if (err instanceof DataDirLockedError) {
+      const running = readRunningInstall(err.dir)
+      return fail(`a coordinator is already running on ${err.dir} (pid ${err.owner.pid}${running !== undefined ? `, dashboard ${running.url}` : ''}).\n` +
+        `Use that one, stop it first (Ctrl-C in its terminal, or kill ${err.owner.pid}), or serve another install with --data-dir DIR.`)
+    }
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       return fail(`a port is already in use (${(err as Error).message}); pick others with --http-port and --p2p-port, or stop the other coordinator`)
     }
@@ -87,17 +100,48 @@ async function serve (argv: string[]): Promise<number> {
   return 0
 }
 
-/** Performs an admin operation through a running coordinator's socket, or directly on its database. */
+/** An operator mistake the CLI reports in one line, without a stack trace. */
+class CliError extends Error {}
+
+/**
+ * Performs an admin operation on the install in `dataDir`: through the running coordinator's
+ * socket, or on its database when none runs. Never creates a database: a wrong --data-dir
+ * says where it looked instead of answering from an empty one.
+ */
 async function admin<T> (dataDir: string, databaseUrl: string | undefined, route: string, body: unknown): Promise<T> {
   const socket = adminSocketPath(dataDir)
-  if (existsSync(socket)) return await adminRequest<T>(socket, route, body)
-  const database = await openDatabase({ dataDir, databaseUrl })
-  try {
-    const resources = createRunResources({ db: database.db, blobs: new DiskBlobStore(join(dataDir, 'blobs')), ops: trainerModelOps })
-    return await adminOperations({ db: database.db, resources })[route]!(body) as T
-  } finally {
-    await database.close()
+  const owner = dataDirOwner(dataDir)
+  if (owner !== undefined) {
+    if (!existsSync(socket)) throw new CliError(`the coordinator on ${dataDir} (pid ${owner.pid}) is still starting; try again in a few seconds`)
+    return await adminRequest<T>(socket, route, body)
   }
+  if ((databaseUrl === undefined || databaseUrl === '') && !hasEmbeddedDatabase(dataDir)) {
+    throw new CliError(`no Barnraise install at ${dataDir}: no coordinator runs there and it holds no database.\n` +
+      'Start one with `pnpm start` (or `pnpm coordinator serve`), or point at yours with --data-dir DIR (or BARNRAISE_COORDINATOR_DIR); for a Postgres install pass --database-url.')
+  }
+  // Nobody serves this install: hold its lock while we open the database ourselves.
+  const lock = lockDataDir(dataDir, `the coordinator CLI (${route})`)
+  try {
+    const database = await openDatabase({ dataDir, databaseUrl })
+    try {
+      const resources = createRunResources({ db: database.db, blobs: new DiskBlobStore(join(dataDir, 'blobs')), ops: trainerModelOps })
+      return await adminOperations({ db: database.db, resources })[route]!(body) as T
+    } finally {
+      await database.close()
+    }
+  } finally {
+    lock.release()
+  }
+}
+
+/** The install's data dir and database URL from the shared flags. */
+function installOf (values: { 'data-dir'?: string, 'database-url'?: string }): { dataDir: string, databaseUrl: string | undefined } {
+  return { dataDir: resolve(coordinatorDataDir(values['data-dir'])), databaseUrl: values['database-url'] ?? process.env.DATABASE_URL }
+}
+
+/** The join command an operator can paste, with the running coordinator's address when known. */
+function joinCommand (dataDir: string, token: string): string {
+  return agentJoinCommand(readRunningInstall(dataDir)?.multiaddrs ?? [], token)
 }
 
 async function runCommand (argv: string[]): Promise<number> {
@@ -108,12 +152,21 @@ async function runCommand (argv: string[]): Promise<number> {
       spec: { type: 'string' },
       run: { type: 'string' },
       start: { type: 'boolean', default: false },
-      'data-dir': { type: 'string', default: '.data/coordinator' },
+      'data-dir': { type: 'string' },
       'database-url': { type: 'string' }
     }
   })
-  const dataDir = resolve(values['data-dir'])
-  const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL
+  const { dataDir, databaseUrl } = installOf(values)
+  if (sub === 'list') {
+    try {
+      const runs = await admin<Array<{ id: string, name: string, status: string, round: number, tokensSeen: number }>>(dataDir, databaseUrl, '/runs/list', {})
+      if (runs.length === 0) process.stdout.write('no runs yet; create one from the dashboard or with: pnpm coordinator run create --spec FILE\n')
+      for (const r of runs) process.stdout.write(`${r.id}  ${r.status.padEnd(9)}  round ${String(r.round).padStart(5)}  ${r.tokensSeen.toLocaleString('en-US').padStart(13)} tokens  ${r.name}\n`)
+      return 0
+    } catch (err) {
+      return fail(`run list: ${(err as Error).message}`)
+    }
+  }
   if (sub === 'create') {
     if (values.spec === undefined) return fail('run create: --spec FILE is required')
     let spec: unknown
@@ -133,29 +186,48 @@ async function runCommand (argv: string[]): Promise<number> {
   if (sub === 'start' || sub === 'pause' || sub === 'resume' || sub === 'stop') {
     if (values.run === undefined) return fail(`run ${sub}: --run ID is required`)
     try {
-      const result = await admin<{ id: string, status: string }>(dataDir, databaseUrl, '/runs/status', { runId: values.run, action: sub })
-      process.stdout.write(`run ${result.id} is ${result.status}\n`)
+      const result = await admin<{ id: string, name: string, status: string }>(dataDir, databaseUrl, '/runs/status', { run: values.run, action: sub })
+      process.stdout.write(`run ${result.id} "${result.name}" is ${result.status}\n`)
       return 0
     } catch (err) {
       return fail(`run ${sub}: ${(err as Error).message}`)
     }
   }
-  return fail('unknown run subcommand; try: run create --spec FILE, run start --run ID')
+  return fail('unknown run subcommand; try: run list, run create --spec FILE, run pause --run ID')
 }
 
 async function ledgerVerify (argv: string[]): Promise<number> {
   const { values } = parseArgs({ args: argv, options: { run: { type: 'string' }, from: { type: 'string', default: 'http://127.0.0.1:8080/' } } })
-  if (values.run === undefined) return fail('ledger verify: --run ID is required')
+  if (values.run === undefined) return fail('ledger verify: --run ID is required (the run id the dashboard and `pnpm coordinator run list` show)')
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(values.run)) {
+    return fail(`ledger verify: "${values.run}" is not a run id; a run id looks like 3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13 (see the run's page or \`pnpm coordinator run list\`)`)
+  }
   let entries: LedgerEntry[]
   if (/^https?:\/\//.test(values.from)) {
-    const url = new URL(`api/runs/${encodeURIComponent(values.run)}/ledger.json`, values.from.endsWith('/') ? values.from : values.from + '/')
-    const res = await fetch(url)
-    if (!res.ok) return fail(`ledger verify: ${url} answered ${res.status}`)
-    entries = await res.json() as LedgerEntry[]
+    const url = new URL(`api/runs/${encodeURIComponent(values.run.toLowerCase())}/ledger.json`, values.from.endsWith('/') ? values.from : values.from + '/')
+    let res: Response
+    try {
+      res = await fetch(url, { signal: AbortSignal.timeout(30_000) })
+    } catch (err) {
+      return fail(`ledger verify: ${describeFetchFailure(url, err)}`)
+    }
+    if (res.status === 404) return fail(`ledger verify: ${values.from} has no run ${values.run} (check the id, or --from points at another coordinator)`)
+    if (!res.ok) return fail(`ledger verify: ${url} answered HTTP ${res.status}; is --from a Barnraise coordinator?`)
+    try {
+      entries = await res.json() as LedgerEntry[]
+    } catch {
+      return fail(`ledger verify: ${url} did not answer with JSON; is --from a Barnraise coordinator's address?`)
+    }
   } else {
-    entries = JSON.parse(await readFile(values.from, 'utf8')) as LedgerEntry[]
+    try {
+      entries = JSON.parse(await readFile(values.from, 'utf8')) as LedgerEntry[]
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code
+      return fail(`ledger verify: cannot read ${values.from}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}; pass a coordinator URL (http://…) or a ledger.json file`)
+    }
   }
-  const verdict = await verifyLedger(values.run, entries)
+  if (!Array.isArray(entries)) return fail(`ledger verify: ${values.from} is not a ledger (expected a JSON array of entries)`)
+  const verdict = await verifyLedger(values.run.toLowerCase(), entries)
   if (verdict.ok) {
     process.stdout.write(`ledger OK: ${verdict.rows} rows, hash chain and signatures verify\n`)
     return 0
@@ -173,12 +245,13 @@ async function userCreate (argv: string[]): Promise<number> {
       name: { type: 'string' },
       role: { type: 'string', default: 'organizer' },
       org: { type: 'string' },
-      'data-dir': { type: 'string', default: '.data/coordinator' },
+      'data-dir': { type: 'string' },
       'database-url': { type: 'string' }
     }
   })
   try {
-    const user = await admin<{ id: string, email: string, roles: string[] }>(resolve(values['data-dir']), values['database-url'] ?? process.env.DATABASE_URL, '/users', {
+    const { dataDir, databaseUrl } = installOf(values)
+    const user = await admin<{ id: string, email: string, roles: string[] }>(dataDir, databaseUrl, '/users', {
       email: values.email, password: values.password, displayName: values.name, role: values.role, ...(values.org !== undefined ? { organization: values.org } : {})
     })
     process.stdout.write(`account ${user.email} created (roles: ${user.roles.join(', ')})\n`)
@@ -195,7 +268,7 @@ async function tokenCreate (argv: string[]): Promise<number> {
       org: { type: 'string' },
       uses: { type: 'string', default: '1' },
       'expires-in': { type: 'string' },
-      'data-dir': { type: 'string', default: '.data/coordinator' },
+      'data-dir': { type: 'string' },
       'database-url': { type: 'string' },
       json: { type: 'boolean', default: false }
     }
@@ -207,16 +280,22 @@ async function tokenCreate (argv: string[]): Promise<number> {
   })
   if (!parsed.success) {
     const issue = parsed.error.issues[0]
-    return fail(`token create: ${issue?.path.join('.') === 'organization' ? '--org NAME is required' : `${issue?.path.join('.')}: ${issue?.message}`}`)
+    const flag = { organization: '--org', maxUses: '--uses', expiresInHours: '--expires-in' }[String(issue?.path[0])] ?? 'input'
+    return fail(`token create: ${flag}: ${issue?.message}`)
   }
-  const dataDir = resolve(values['data-dir'])
-  const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL
-  const token = await admin<{ token: string, organizationName: string, maxUses: number, expiresAt: string | null }>(dataDir, databaseUrl, '/tokens', parsed.data)
+  const { dataDir, databaseUrl } = installOf(values)
+  let token: { token: string, organizationName: string, maxUses: number, expiresAt: string | null }
+  try {
+    token = await admin(dataDir, databaseUrl, '/tokens', parsed.data)
+  } catch (err) {
+    return fail(`token create: ${(err as Error).message}`)
+  }
+  const join = joinCommand(dataDir, token.token)
   if (values.json) {
-    process.stdout.write(JSON.stringify(token) + '\n')
+    process.stdout.write(JSON.stringify({ ...token, joinCommand: join }) + '\n')
   } else {
     process.stdout.write(`enrollment token for ${token.organizationName} (uses: ${token.maxUses}${token.expiresAt === null ? '' : `, expires ${token.expiresAt}`}):\n${token.token}\n`)
-    process.stdout.write('join with: barnraise-agent join --coordinator <multiaddr> --token <token>\n')
+    process.stdout.write(`join from this checkout, or from a donor machine's checkout after bash scripts/setup.sh:\n  ${join}\n`)
   }
   return 0
 }
@@ -248,6 +327,11 @@ async function main (argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
-  process.stderr.write(`barnraise-coordinator: ${(err as Error).message}\n`)
+  if (err instanceof CliError) {
+    process.stderr.write(`barnraise-coordinator: ${err.message}\n`)
+    process.exitCode = 2
+    return
+  }
+  process.stderr.write(`barnraise-coordinator: ${(err as Error).stack ?? String(err)}\n`)
   process.exitCode = 1
 })

@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import type { Libp2p } from '@libp2p/interface'
-import { loadOrCreatePeerKey } from '@barnraise/protocol'
+import { loadOrCreatePeerKey, lockDataDir } from '@barnraise/protocol'
 import { openDatabase } from './db/open-database.ts'
 import type { OpenedDatabase } from './db/open-database.ts'
 import { createCoordinatorHost } from './p2p/host.ts'
@@ -24,6 +24,7 @@ import type { RunResources } from './runs/runs.ts'
 import { trainerModelOps } from './runs/trainer-model-ops.ts'
 import type { ModelOps } from './runs/model-ops.ts'
 import { createLogger } from './log.ts'
+import { clearRunningInstall, writeRunningInstall } from './install/install-dir.ts'
 import { ChangeFeed } from './events/change-feed.ts'
 import type { Logger } from './log.ts'
 
@@ -84,6 +85,10 @@ export class Coordinator {
     const unwind = async (): Promise<void> => {
       for (const close of closers.reverse()) await close().catch((err: unknown) => { log.error('shutdown step failed', { err }) })
     }
+    // Before anything in the data directory is opened: an embedded database shared by two
+    // processes corrupts, and a second libp2p host on the same key confuses every agent.
+    const lock = lockDataDir(options.dataDir, 'a coordinator (coordinator serve)')
+    closers.push(async () => { lock.release() })
     try {
       const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl })
       closers.push(database.close)
@@ -124,6 +129,8 @@ export class Coordinator {
       const adminPath = adminSocketPath(options.dataDir)
       const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, resources, changes }), log)
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
+      writeRunningInstall(options.dataDir, { pid: process.pid, url: http.url, multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()), database: database.kind })
+      closers.push(async () => { clearRunningInstall(options.dataDir) })
       return new Coordinator({ libp2p, database, presence, changes, engine, blobs, resources, url: http.url, log, closers })
     } catch (err) {
       await unwind()

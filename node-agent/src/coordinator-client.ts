@@ -32,6 +32,27 @@ export function parseCoordinatorAddress (value: string): Multiaddr {
   return ma
 }
 
+const IDENTITY_MISMATCH = /identity key (\S+) does not match expected remote identity key (\S+)/
+
+/**
+ * Turns noise's "identity key does not match" (the address names another peer id) into a
+ * refusal: no retry reaches a different coordinator, so the agent must stop and say so.
+ */
+function explainDialFailure (err: unknown, address: Multiaddr): unknown {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
+    const m = e.message.match(IDENTITY_MISMATCH)
+    if (m !== null) {
+      const where = address.toString().replace(/\/p2p\/.*$/, '')
+      return new RefusedError('ERR_WRONG_PEER', `the coordinator at ${where} has peer id ${m[1]}, not ${m[2]} as --coordinator says; copy its address again (the coordinator prints it at start, the dashboard's Nodes page shows it)`)
+    }
+    for (const inner of (e as { errors?: unknown[] }).errors ?? []) {
+      const explained = explainDialFailure(inner, address)
+      if (explained instanceof RefusedError) return explained
+    }
+  }
+  return err
+}
+
 /** Request/response calls to the coordinator over its protocols. */
 export class CoordinatorClient {
   readonly #libp2p: Libp2p
@@ -42,8 +63,16 @@ export class CoordinatorClient {
     this.#address = address
   }
 
+  async #dial (protocol: string, signal: AbortSignal): Promise<Awaited<ReturnType<Libp2p['dialProtocol']>>> {
+    try {
+      return await this.#libp2p.dialProtocol(this.#address, protocol, { signal })
+    } catch (err) {
+      throw explainDialFailure(err, this.#address)
+    }
+  }
+
   async #call<S extends z.ZodType> (protocol: string, request: unknown, schema: S): Promise<z.infer<S>> {
-    const stream = await this.#libp2p.dialProtocol(this.#address, protocol, { signal: AbortSignal.timeout(10_000) })
+    const stream = await this.#dial(protocol, AbortSignal.timeout(10_000))
     const messages = new JsonStream(stream)
     try {
       await messages.write(request)
@@ -69,7 +98,7 @@ export class CoordinatorClient {
 
   /** Sends a signed report: the header, then (once admitted) the payload in chunks; returns the verdict. */
   async sendReport (header: ReportHeader, payload: Uint8Array, signal?: AbortSignal): Promise<ReportResponse> {
-    const stream = await this.#libp2p.dialProtocol(this.#address, REPORT_PROTOCOL, { signal: signal ?? AbortSignal.timeout(30_000) })
+    const stream = await this.#dial(REPORT_PROTOCOL, signal ?? AbortSignal.timeout(30_000))
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     try {
       await messages.write(header)

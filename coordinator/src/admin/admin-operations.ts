@@ -4,35 +4,47 @@ import type { Database } from '../db/schema.ts'
 import { createRun, changeRunStatus } from '../runs/runs.ts'
 import type { RunResources } from '../runs/runs.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
-import { createTokenForOrganization, createTokenInputSchema } from './admin-socket.ts'
+import { createOperatorToken, createTokenInputSchema } from '../nodes/operator-tokens.ts'
 import type { AdminHandler } from './admin-socket.ts'
 import { signUp } from '../accounts/accounts.ts'
 import { signUpInput } from '../api/routers/auth.ts'
 
+import { listRunSummaries, resolveRunRef } from '../runs/run-queries.ts'
+import { CoordinatorError } from '../errors.ts'
+
 const createRunInput = z.object({ spec: z.unknown(), start: z.boolean().default(false) })
-const statusInput = z.object({ runId: z.string().uuid(), action: z.enum(['start', 'pause', 'resume', 'stop']) })
+const statusInput = z.object({ run: z.string().trim().min(1, 'give a run id (or its first characters, or its name)').max(200), action: z.enum(['start', 'pause', 'resume', 'stop']) })
+
+/** Parses an admin request body, turning schema failures into one readable line. */
+function parse<T> (schema: z.ZodType<T>, body: unknown): T {
+  const parsed = schema.safeParse(body)
+  if (parsed.success) return parsed.data
+  throw new CoordinatorError('ERR_INVALID_INPUT', parsed.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; '))
+}
 
 /** The operations the CLI performs, whether through a running coordinator's socket or on the database directly. */
 export function adminOperations (deps: { db: Kysely<Database>, resources: RunResources, changes?: ChangeFeed }): Record<string, AdminHandler> {
   const { db, resources, changes } = deps
   return {
-    '/tokens': async (body) => await createTokenForOrganization(db, createTokenInputSchema.parse(body)),
+    '/tokens': async (body) => await createOperatorToken(db, parse(createTokenInputSchema, body)),
     '/runs': async (body) => {
-      const input = createRunInput.parse(body)
+      const input = parse(createRunInput, body)
       const run = await createRun(db, resources, input.spec)
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
       return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount }
     },
     '/users': async (body) => {
-      const user = await signUp(db, signUpInput.parse(body))
+      const user = await signUp(db, parse(signUpInput, body))
       return { id: user.id, email: user.email, roles: user.roles }
     },
     '/runs/status': async (body) => {
-      const input = statusInput.parse(body)
-      const status = await changeRunStatus(db, input.runId, input.action)
-      changes?.publish('runs', input.runId)
-      return { id: input.runId, status }
-    }
+      const input = parse(statusInput, body)
+      const run = await resolveRunRef(db, input.run)
+      const status = await changeRunStatus(db, run.id, input.action)
+      changes?.publish('runs', run.id)
+      return { id: run.id, name: run.name, status }
+    },
+    '/runs/list': async () => await listRunSummaries(db)
   }
 }

@@ -1,31 +1,9 @@
 import { createServer, request } from 'node:http'
 import type { Server } from 'node:http'
 import { rm } from 'node:fs/promises'
-import { z } from 'zod'
-import type { Kysely } from 'kysely'
-import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
-import { ensureOrganization } from '../nodes/organizations.ts'
-import { createEnrollmentToken } from '../nodes/enrollment-tokens.ts'
-import type { CreatedToken } from '../nodes/enrollment-tokens.ts'
 import { RunSpecError } from '../runs/runs.ts'
-
-/** Input of `token create`, shared by the direct and the socket path. */
-export const createTokenInputSchema = z.object({
-  organization: z.string().trim().min(1).max(100),
-  maxUses: z.number().int().min(1).max(10_000).default(1),
-  expiresInHours: z.number().positive().max(24 * 365).optional()
-})
-export type CreateTokenInput = z.infer<typeof createTokenInputSchema>
-
-/** Creates an organization (if new) and a token for it. */
-export async function createTokenForOrganization (db: Kysely<Database>, input: CreateTokenInput): Promise<CreatedToken & { organizationName: string }> {
-  const org = await ensureOrganization(db, input.organization)
-  const expiresAt = input.expiresInHours === undefined ? null : new Date(Date.now() + input.expiresInHours * 3_600_000)
-  const token = await createEnrollmentToken(db, { organizationId: org.id, maxUses: input.maxUses, expiresAt, label: 'cli' })
-  return { ...token, organizationName: org.name }
-}
 
 /** One admin operation: JSON in, JSON out. */
 export type AdminHandler = (body: unknown) => Promise<unknown>

@@ -78,3 +78,19 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
     })
   }
 }
+
+/**
+ * Finds a run by what a person types: its id, a unique start of its id (as `git` takes a
+ * short hash), or its exact name. Refuses with the runs it could have meant.
+ */
+export async function resolveRunRef (db: Kysely<Database>, ref: string): Promise<{ id: string, name: string }> {
+  const wanted = ref.trim()
+  const rows = await db.selectFrom('runs').select(['id', 'name']).orderBy('created_at', 'desc').execute()
+  const byId = rows.filter((r) => r.id === wanted.toLowerCase() || (wanted.length >= 4 && r.id.startsWith(wanted.toLowerCase())))
+  const matches = byId.length > 0 ? byId : rows.filter((r) => r.name === wanted)
+  if (matches.length === 1) return matches[0]!
+  const listing = (list: typeof rows): string => list.slice(0, 5).map((r) => `${r.id.slice(0, 8)} "${r.name}"`).join(', ')
+  if (matches.length > 1) throw new CoordinatorError('ERR_INVALID_INPUT', `"${wanted}" matches ${matches.length} runs (${listing(matches)}); give more of the id`)
+  if (rows.length === 0) throw new CoordinatorError('ERR_NOT_FOUND', `no run "${wanted}": this install has no runs yet`)
+  throw new CoordinatorError('ERR_NOT_FOUND', `no run "${wanted}" on this install; runs here: ${listing(rows)}${rows.length > 5 ? ', …' : ''} (all of them: pnpm coordinator run list)`)
+}

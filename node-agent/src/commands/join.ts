@@ -1,7 +1,8 @@
 import { parseArgs } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { loadOrCreatePeerKey } from '@barnraise/protocol'
+import { DataDirLockedError, loadOrCreatePeerKey, lockDataDir } from '@barnraise/protocol'
+import type { DataDirLock } from '@barnraise/protocol'
 import { createAgentHost } from '../host.ts'
 import { probeHardware } from '../hardware.ts'
 import { parseCoordinatorAddress } from '../coordinator-client.ts'
@@ -50,6 +51,15 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.stderr.write('barnraise-agent join: --threads must be a whole number from 1 to 256\n')
     return 2
   }
+  // Two agents on one data directory would share a key, a cache and optimizer state.
+  let lock: DataDirLock
+  try {
+    lock = lockDataDir(dataDir, 'an agent (agent join)')
+  } catch (err) {
+    if (!(err instanceof DataDirLockedError)) throw err
+    process.stderr.write(`barnraise-agent join: an agent is already running with ${dataDir} (pid ${err.owner.pid}); stop it first, or give this one its own --data-dir\n`)
+    return 2
+  }
   const executor = values['no-train'] ? undefined : new TypeScriptExecutor({ threads })
   const coordinator = parseCoordinatorAddress(address)
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
@@ -79,7 +89,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     return 0
   } catch (err) {
     if (err instanceof RefusedError) {
-      process.stderr.write(`barnraise-agent: enrollment refused (${err.code}): ${err.message}\n`)
+      process.stderr.write(err.code === 'ERR_WRONG_PEER' ? `barnraise-agent: ${err.message}\n` : `barnraise-agent: enrollment refused (${err.code}): ${err.message}\n`)
       return 3
     }
     throw err
@@ -88,5 +98,6 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.off('SIGTERM', stop)
     await executor?.close?.()
     await libp2p.stop()
+    lock.release()
   }
 }

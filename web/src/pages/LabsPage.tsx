@@ -53,12 +53,12 @@ function NewToken ({ created, onDismiss }: { created: { token: string, joinComma
     <section className='card token-once' data-testid='token-created' aria-labelledby='token-once-title'>
       <h3 id='token-once-title'>Token created{created.label !== null ? `: ${created.label}` : ''}</h3>
       <p className='small'>
-        Run this on the machine you want to enroll. <strong>Copy it now: the token is shown only once</strong> (the
-        coordinator keeps only its hash).
+        Run this in a Barnraise checkout on the machine you want to enroll (after <code>bash scripts/setup.sh</code> there).{' '}
+        <strong>Copy it now: the token is shown only once</strong> (the coordinator keeps only its hash).
       </p>
       <CommandBlock label='Enroll a machine with this token' command={created.joinCommand} testId='join-command' wrap />
       <p className='muted small'>
-        Token: <code className='mono' data-testid='token-secret'>{created.token}</code>. From a Barnraise checkout, <code>pnpm agent join …</code> does the same.
+        Token: <code className='mono' data-testid='token-secret'>{created.token}</code>.
       </p>
       <button type='button' className='button button-secondary button-small' onClick={onDismiss}>I’ve copied it</button>
     </section>

@@ -9,6 +9,7 @@ import { PageHeader } from '../components/PageHeader.tsx'
 import { NodeStatusBadge } from '../components/Badge.tsx'
 import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/States.tsx'
 import { CommandBlock } from '../components/CommandBlock.tsx'
+import { advertisedMultiaddr, agentJoinCommand, loopbackOnly } from '@barnraise/protocol/join-command'
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { ServerIcon } from '../components/Icons.tsx'
 import { Stat } from '../components/Stat.tsx'
@@ -17,26 +18,32 @@ import { Stat } from '../components/Stat.tsx'
 function EnrollSteps (): ReactNode {
   const trpc = useTRPC()
   const health = useQuery({ ...trpc.health.queryOptions(), staleTime: 60_000 })
-  const address = health.data?.multiaddrs[0] ?? '<multiaddr>'
+  const multiaddrs = health.data?.multiaddrs ?? []
   return (
     <ol className='steps'>
       <li>
         <h3>Create an enrollment token for your lab</h3>
         <p>
           Lab admins create one on the <Link to='/labs'>Labs</Link> page, which also shows the exact command to run.
-          Or, on the machine that runs the coordinator:
+          Or, in the Barnraise checkout that runs this coordinator:
         </p>
-        <CommandBlock label='Create an enrollment token' command='pnpm coordinator token create --org "Your Lab"' />
-        <p className='muted small'>A token enrolls one machine; add <code>--uses 10</code> to enroll several with the same token.</p>
+        <CommandBlock label='Create an enrollment token' command='pnpm coordinator token create' />
+        <p className='muted small'>
+          It is for the install’s only lab; on an install with several, add <code>--org "Your Lab"</code>. A token enrolls one
+          machine; add <code>--uses 10</code> to enroll several with the same token. It prints the join command below, token filled in.
+        </p>
       </li>
       <li>
         <h3>Run the agent on the machine you want to donate</h3>
-        <CommandBlock label='Enroll a machine' command={`barnraise-agent join --coordinator ${address} --token <token>`} testId='enroll-command' />
+        <p>In a Barnraise checkout on that machine (copy or clone this one there):</p>
+        <CommandBlock label='Enroll a machine' command={`bash scripts/setup.sh && ${agentJoinCommand(multiaddrs, '<token>')}`} testId='enroll-command' />
         <p className='muted small'>
-          {health.data !== undefined && health.data.multiaddrs.length > 1
-            ? <>This is the coordinator’s first address; it also listens on {health.data.multiaddrs.slice(1).map((m, i) => <span key={m}>{i > 0 && ', '}<code>{m}</code></span>)}. </>
-            : null}
-          From a Barnraise checkout, <code>pnpm agent join …</code> does the same.
+          On the coordinator’s own machine, in this checkout, <code>{agentJoinCommand(multiaddrs, '<token>')}</code> is enough.{' '}
+          {loopbackOnly(multiaddrs)
+            ? <>This coordinator listens on this machine only (loopback); for other machines, restart it with <code>pnpm coordinator serve --host 0.0.0.0</code>.</>
+            : multiaddrs.length > 1
+              ? <>The coordinator also listens on {multiaddrs.filter((m) => m !== advertisedMultiaddr(multiaddrs)).map((m, i) => <span key={m}>{i > 0 && ', '}<code>{m}</code></span>)}.</>
+              : null}
         </p>
       </li>
       <li>

@@ -1,6 +1,7 @@
 import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
 import { createEnrollmentToken, revokeEnrollmentToken } from '../../nodes/enrollment-tokens.ts'
+import { agentJoinCommand } from '@barnraise/protocol'
 import { roleProcedure, router } from '../trpc.ts'
 
 /** The organization a lab admin manages; admins may name any. */
@@ -37,8 +38,7 @@ export const labsRouter = router({
       const orgId = organizationOf(ctx.user!)
       const expiresAt = input.expiresInHours === undefined ? null : new Date(Date.now() + input.expiresInHours * 3_600_000)
       const token = await createEnrollmentToken(ctx.db, { organizationId: orgId, maxUses: input.maxUses, expiresAt, label: input.label ?? null, createdBy: ctx.user!.id })
-      const address = ctx.multiaddrs()[0] ?? '<coordinator multiaddr>'
-      return { id: token.id, token: token.token, joinCommand: `barnraise-agent join --coordinator ${address} --token ${token.token}` }
+      return { id: token.id, token: token.token, joinCommand: agentJoinCommand(ctx.multiaddrs(), token.token) }
     }),
   revokeToken: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {
     await revokeEnrollmentToken(ctx.db, input.id, organizationOf(ctx.user!))
