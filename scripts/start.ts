@@ -19,7 +19,7 @@ const { values } = parseArgs({
   options: {
     'data-dir': { type: 'string', default: join(root, '.data') },
     'http-port': { type: 'string', default: process.env.PORT ?? '8080' },
-    'p2p-port': { type: 'string', default: '4001' },
+    'p2p-port': { type: 'string', default: process.env.P2P_PORT ?? '4001' },
     agents: { type: 'string', default: '2' },
     spec: { type: 'string', default: join(root, 'data', 'demo-run.json') }
   }
@@ -53,12 +53,18 @@ function run (label: string, args: string[], onLine?: (line: string) => void): C
   })
   children.push(child)
   createInterface({ input: child.stdout! }).on('line', (line) => { say(`[${label}] ${line}`); onLine?.(line) })
-  createInterface({ input: child.stderr! }).on('line', (line) => { process.stderr.write(`[${label}] ${readableLog(line)}\n`) })
+  createInterface({ input: child.stderr! }).on('line', (line) => {
+    // While stopping, connections close mid-conversation on purpose: only errors are news.
+    if (stopping && !/"level":"error"/.test(line)) return
+    process.stderr.write(`[${label}] ${readableLog(line)}\n`)
+  })
   child.on('exit', (code, signal) => {
-    if (!stopping) {
-      say(`[${label}] exited (${code ?? signal}); stopping the demo`)
-      void shutdown(1)
-    }
+    if (stopping) return
+    // Ctrl-C reaches every process of the terminal's group at once: a child that stopped
+    // cleanly because of it is not a failure.
+    if (code === 0 || signal === 'SIGINT' || signal === 'SIGTERM') { void shutdown(0); return }
+    say(`[${label}] exited (${code ?? signal}); stopping the demo`)
+    void shutdown(1)
   })
   return child
 }

@@ -84,7 +84,7 @@ describe('roles are checked on the server for every protected procedure', () => 
   test('a lab admin creates a token and gets the exact join command; the secret is not listed later', async () => {
     const created = await clients.lab_admin!.labs.createToken.mutate({ maxUses: 2, label: 'rack 1' })
     assert.match(created.token, /^brt_/)
-    assert.match(created.joinCommand, new RegExp(`^barnraise-agent join --coordinator /ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/\\S+ --token ${created.token}$`))
+    assert.match(created.joinCommand, new RegExp(`^pnpm agent join --coordinator /ip4/127\\.0\\.0\\.1/tcp/\\d+/p2p/\\S+ --token ${created.token}$`))
     const overview = await clients.lab_admin!.labs.overview.query()
     assert.equal(overview.tokens.length, 1)
     assert.ok(!JSON.stringify(overview).includes(created.token))

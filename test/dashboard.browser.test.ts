@@ -85,9 +85,10 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
     await empty.waitFor()
     // The join command names this coordinator's real address; lab admins get tokens on the Labs page.
     await empty.locator('.command-word', { hasText: coordinator!.multiaddr }).waitFor()
-    assert.ok((await empty.innerText()).includes(`barnraise-agent join --coordinator ${coordinator!.multiaddr} --token <token>`), 'join command with the real address')
+    assert.ok((await empty.innerText()).includes(`bash scripts/setup.sh && pnpm agent join --coordinator ${coordinator!.multiaddr} --token <token>`), 'join command with the real address')
     const text = await empty.innerText()
-    assert.match(text, /token create --org/)
+    assert.match(text, /pnpm coordinator token create/)
+    assert.match(text, /listens on this machine only/, 'a loopback-only coordinator says other machines cannot reach it')
     assert.match(text, /Labs page/)
     assert.equal(await page.getByRole('link', { name: 'Nodes', exact: true }).getAttribute('aria-current'), 'page')
     await screenshot(page, 'desktop-nodes-empty')

@@ -221,7 +221,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     await created.waitFor()
     const command = (await created.getByTestId('join-command').locator('pre').innerText()).replace(/^\$\s*/, '').replace(/\s+/g, ' ').trim()
     const secret = await created.getByTestId('token-secret').innerText()
-    const m = command.match(/^barnraise-agent join --coordinator (\S+) --token (\S+)$/)
+    const m = command.match(/^pnpm agent join --coordinator (\S+) --token (\S+)$/)
     assert.ok(m !== null, `join command: ${command}`)
     assert.equal(m[2], secret)
     assert.ok(await created.getByRole('button', { name: /Copy/ }).count() >= 1, 'a copy button')
