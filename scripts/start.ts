@@ -6,6 +6,7 @@ import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { dataDirOwner } from '../protocol/src/data-dir-lock.ts'
+import { onStopSignal } from '../protocol/src/stop-signals.ts'
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -89,8 +90,7 @@ async function stopChild (child: ChildProcess): Promise<void> {
   clearTimeout(timer)
 }
 
-process.on('SIGINT', () => { void shutdown(0) })
-process.on('SIGTERM', () => { void shutdown(0) })
+onStopSignal(() => { void shutdown(0) })
 
 if (!existsSync(join(root, 'web', 'dist', 'index.html'))) {
   say('start: building the dashboard')

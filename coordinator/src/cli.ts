@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, verifyLedger } from '@barnraise/protocol'
+import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStopSignal, verifyLedger } from '@barnraise/protocol'
 import type { LedgerEntry } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { openDatabase } from './db/open-database.ts'
@@ -88,14 +88,10 @@ async function serve (argv: string[]): Promise<number> {
   process.stdout.write(`coordinator database: ${coordinator.database.kind}\n`)
   process.stdout.write(`coordinator dashboard: ${coordinator.url}\n`)
   await new Promise<void>((resolveStop) => {
-    const stop = (): void => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
+    const removeStopSignal = onStopSignal(() => {
       process.stdout.write('coordinator: stopping\n')
-      coordinator.stop().then(resolveStop, resolveStop)
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
+      coordinator.stop().then(resolveStop, resolveStop).finally(removeStopSignal)
+    })
   })
   return 0
 }

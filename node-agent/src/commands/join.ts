@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { join } from 'node:path'
-import { DataDirLockedError, loadOrCreatePeerKey, lockDataDir } from '@barnraise/protocol'
+import { DataDirLockedError, loadOrCreatePeerKey, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import type { DataDirLock } from '@barnraise/protocol'
 import { createAgentHost } from '../host.ts'
 import { probeHardware } from '../hardware.ts'
@@ -71,8 +71,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     say('agent: stopping')
     controller.abort()
   }
-  process.once('SIGINT', stop)
-  process.once('SIGTERM', stop)
+  const removeStopSignal = onStopSignal(stop)
   try {
     await runSession({
       libp2p,
@@ -94,8 +93,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     }
     throw err
   } finally {
-    process.off('SIGINT', stop)
-    process.off('SIGTERM', stop)
+    removeStopSignal()
     await executor?.close?.()
     await libp2p.stop()
     lock.release()
