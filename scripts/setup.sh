@@ -24,6 +24,10 @@ quiet () {
 
 # npm warnings about the machine's own npm config are not ours to fix; keep them out of sight.
 npm_quiet () { quiet npm --loglevel=error --no-audit --no-fund --no-update-notifier "$@"; }
+# --prefix moves npm's global config file along with the prefix; keep the machine's own
+# (it may name the CA bundle or proxy this machine reaches the registry through).
+npm_globalconfig=$(npm config get globalconfig 2>/dev/null || true)
+npm_prefixed () { npm_quiet ${npm_globalconfig:+--globalconfig "$npm_globalconfig"} "$@"; }
 
 if ! command -v npm >/dev/null 2>&1; then
   echo "setup: this machine has no npm; install Node.js and npm first (e.g. apt-get install nodejs npm)" >&2
@@ -34,7 +38,7 @@ major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
 if [ "$major" -lt 22 ] && [ ! -x .tools/node_modules/node/bin/node ]; then
   say "fetching Node 22 into .tools (this machine has $(node --version 2>/dev/null || echo no node))"
   mkdir -p .tools
-  npm_quiet install --no-save --prefix .tools node@22
+  npm_prefixed install --no-save --prefix .tools node@22
 fi
 
 # pnpm must land in a folder that is on the PATH of the shell that called us: a PATH change
@@ -56,7 +60,7 @@ if ! pnpm_ok; then
   say "installing pnpm 10 into $bin_dir"
   # The system npm with an explicit prefix: run under .tools' node, npm would put pnpm beside
   # that node, in a folder no user shell has on its PATH.
-  npm_quiet install -g --prefix "$(dirname "$bin_dir")" pnpm@10
+  npm_prefixed install -g --prefix "$(dirname "$bin_dir")" pnpm@10
   hash -r
 fi
 

@@ -131,7 +131,7 @@ function VerifyResult ({ result }: { result: VerifyState }): ReactNode {
   }
   return (
     <div className='banner banner-danger' role='alert' data-testid='verify-result' data-ok='false' data-seq={v.seq}>
-      <span><strong>Verification failed at row seq {v.seq}</strong> (row {v.index + 1} of {v.rows}): {v.reason}. Rows before it check out; do not trust this ledger from that row on.</span>
+      <span><strong>Verification failed at entry #{v.index + 1}</strong> of {v.rows} (ledger seq {v.seq}): {v.reason}. Rows before it check out; do not trust this ledger from that row on.</span>
     </div>
   )
 }
@@ -140,13 +140,16 @@ function VerifyResult ({ result }: { result: VerifyState }): ReactNode {
 
 const PAGE_SIZE = 50
 
-function EntriesTable ({ entries, badSeq, filter }: { entries: LedgerEntry[], badSeq: number | null, filter: string }): ReactNode {
+function EntriesTable ({ entries, badSeq, filter, nodeNames }: { entries: LedgerEntry[], badSeq: number | null, filter: string, nodeNames: ReadonlyMap<string, string> }): ReactNode {
   const now = useNow(5_000)
+  // Entry numbers count within the run (1, 2, 3 …); the install-wide seq stays on hover and in exports.
+  const position = new Map(entries.map((e, i) => [e.seq, i + 1]))
+  const nameOf = (peerId: string): string => nodeNames.get(peerId) ?? shortPeerId(peerId)
   const [page, setPage] = useState(0)
   const [outcome, setOutcome] = useState<'all' | 'accepted' | 'refused'>('all')
   const needle = filter.trim().toLowerCase()
   const rows = entries.filter((e) => (outcome === 'all' || e.outcome === outcome) &&
-    (needle === '' || [e.peerId, e.nodeId ?? '', e.reason ?? '', e.hash, String(e.round), String(e.seq)].some((v) => v.toLowerCase().includes(needle))))
+    (needle === '' || [e.peerId, nodeNames.get(e.peerId) ?? '', e.nodeId ?? '', e.reason ?? '', e.hash, String(e.round), String(position.get(e.seq))].some((v) => v.toLowerCase().includes(needle))))
   const newestFirst = [...rows].reverse()
   const pages = Math.max(1, Math.ceil(newestFirst.length / PAGE_SIZE))
   const current = Math.min(page, pages - 1)
@@ -165,16 +168,16 @@ function EntriesTable ({ entries, badSeq, filter }: { entries: LedgerEntry[], ba
               <caption className='visually-hidden'>Ledger entries, newest first</caption>
               <thead>
                 <tr>
-                  <th scope='col'>Seq</th><th scope='col' className='num-col'>Round</th><th scope='col'>Node</th><th scope='col'>Outcome</th>
+                  <th scope='col'>Entry</th><th scope='col' className='num-col'>Round</th><th scope='col'>Node</th><th scope='col'>Outcome</th>
                   <th scope='col' className='num-col'>Tokens</th><th scope='col' className='num-col'>Compute</th><th scope='col'>Hash</th><th scope='col'>Recorded</th>
                 </tr>
               </thead>
               <tbody>
                 {shown.map((e) => (
                   <tr key={e.seq} data-testid='ledger-row' data-seq={e.seq} className={badSeq === e.seq ? 'row-bad' : undefined}>
-                    <td className='cell-primary num' data-label='Seq'><span className='strong'>#{e.seq}</span>{badSeq === e.seq && <Badge tone='danger'>fails verification</Badge>}</td>
+                    <td className='cell-primary num' data-label='Entry'><span className='strong' title={`ledger seq ${e.seq}`} data-testid='entry-number'>#{position.get(e.seq)}</span>{badSeq === e.seq && <Badge tone='danger'>fails verification</Badge>}</td>
                     <td data-label='Round' className='num num-col'>{e.round}</td>
-                    <td data-label='Node'><span className='mono small' title={e.peerId}>{shortPeerId(e.peerId)}</span></td>
+                    <td data-label='Node'><span className='node-name' title={`peer ${e.peerId}`} data-testid='entry-node'>{nameOf(e.peerId)}</span></td>
                     <td data-label='Outcome'>
                       <div>
                         <Badge tone={e.outcome === 'accepted' ? 'success' : 'danger'}>{e.outcome === 'accepted' ? 'Accepted' : 'Refused'}</Badge>
@@ -228,6 +231,7 @@ function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): Rea
 
   const needle = filter.trim().toLowerCase()
   const orgs = useMemo(() => (contributions.data?.organizations ?? []).filter((o) => needle === '' || o.organizationName.toLowerCase().includes(needle)), [contributions.data, needle])
+  const nodeNames = useMemo(() => new Map((contributions.data?.nodes ?? []).map((n) => [n.peerId, n.nodeName])), [contributions.data])
   const nodes = useMemo(() => (contributions.data?.nodes ?? []).filter((n) => needle === '' || [n.nodeName, n.peerId, n.organizationName].some((v) => v.toLowerCase().includes(needle))), [contributions.data, needle])
 
   const runVerify = async (): Promise<void> => {
@@ -299,7 +303,7 @@ function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): Rea
         </section>
       )}
       {entries.isPending && <LoadingRows label='Loading entries…' />}
-      {entries.data !== undefined && <EntriesTable entries={list} badSeq={badSeq} filter={filter} />}
+      {entries.data !== undefined && <EntriesTable entries={list} badSeq={badSeq} filter={filter} nodeNames={nodeNames} />}
     </div>
   )
 }
