@@ -64,6 +64,17 @@ describe('federated training between real processes', () => {
       assert.match(verify.stdout, /ledger OK: 15 rows/)
       const csv = await (await fetch(new URL(`api/runs/${runId}/ledger.csv`, coordinator.url))).text()
       assert.equal(csv.trim().split('\r\n').length, 16, 'header plus 15 rows')
+
+      // An agent's log says one line per round (no per-step progress in a log, no repeated waiting).
+      for (const agent of agents) {
+        const lines = agent.output().split('\n')
+        for (let round = 1; round <= 5; round++) {
+          const about = lines.filter((l) => new RegExp(`\\bround ${round}\\b`).test(l))
+          assert.equal(about.length, 1, `one line for round ${round}:\n${about.join('\n')}`)
+          assert.match(about[0]!, /^agent: \S.* round \d+: 10 steps, loss [\d.]+ → [\d.]+, 1,280 tokens at [\d,]+ tok\/s; report accepted \(\d+ KiB int8\)$/)
+        }
+        assert.ok(lines.filter((l) => l.startsWith('agent: waiting for work')).length <= 2, `waiting is said once per reason:\n${agent.output()}`)
+      }
     } finally {
       await stopAll(agents, coordinator)
     }

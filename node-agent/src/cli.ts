@@ -12,6 +12,7 @@ commands:
   info [--json]                                  print the hardware this agent sees
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
+       [--verbose]                                 progress and waiting lines, not just one line per round
   selftest [--golden FILE]                       known-answer checks of this machine's numerics
   train [--steps N] [--out DIR]                  train the small model on the demo corpus locally
   shard --out DIR [--shard-tokens N] FILE...     turn text files into training shards

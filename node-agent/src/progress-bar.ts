@@ -1,6 +1,7 @@
 /**
- * A one-line progress display: redrawn in place on a terminal, printed every `every` steps
- * otherwise (logs and tests read whole lines).
+ * A one-line progress display: redrawn in place on a terminal and wiped when done (the
+ * round's summary line takes its place); in logs, printed every `every` steps only when
+ * verbose, since a log wants one line per round.
  */
 export class ProgressBar {
   readonly #out: NodeJS.WriteStream
@@ -8,10 +9,13 @@ export class ProgressBar {
   readonly #every: number
   #lastLength = 0
 
-  constructor (out: NodeJS.WriteStream, label: string, every = 5) {
+  readonly #verbose: boolean
+
+  constructor (out: NodeJS.WriteStream, label: string, options: { every?: number, verbose?: boolean } = {}) {
     this.#out = out
     this.#label = label
-    this.#every = every
+    this.#every = options.every ?? 5
+    this.#verbose = options.verbose ?? false
   }
 
   /** Shows step `step` of `steps` with its loss and throughput. */
@@ -22,8 +26,8 @@ export class ProgressBar {
     if (this.#out.isTTY === true) {
       this.#out.write(`\r${text}${' '.repeat(Math.max(0, this.#lastLength - text.length))}`)
       this.#lastLength = text.length
-      if (step === steps) { this.#out.write('\n'); this.#lastLength = 0 }
-    } else if (step === steps || step % this.#every === 0 || step === 1) {
+      if (step === steps) { this.#out.write(this.#verbose ? '\n' : `\r${' '.repeat(this.#lastLength)}\r`); this.#lastLength = 0 }
+    } else if (this.#verbose && (step === steps || step % this.#every === 0 || step === 1)) {
       this.#out.write(text + '\n')
     }
   }

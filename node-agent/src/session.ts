@@ -23,6 +23,8 @@ export interface SessionOptions {
   signal: AbortSignal
   /** Human-facing status lines. */
   say: (line: string) => void
+  /** Progress and waiting lines as well as one line per round. */
+  verbose?: boolean
   /** When set, the node trains: it asks for work units and reports them. */
   work?: { executor: Executor, ops: AgentModelOps, key: PrivateKey }
 }
@@ -101,7 +103,8 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
       dataDir: options.dataDir,
       signal: inner.signal,
       say: options.say,
-      setStatus: (s) => { status = s }
+      setStatus: (s) => { status = s },
+      verbose: options.verbose === true
     }))
   }
   try {

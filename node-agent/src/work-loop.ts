@@ -24,6 +24,8 @@ export interface WorkLoopOptions {
   signal: AbortSignal
   say: (line: string) => void
   setStatus: (status: AgentStatus) => void
+  /** Progress and waiting lines too; otherwise one line per round (a terminal still shows a live bar). */
+  verbose?: boolean
 }
 
 /**
@@ -32,6 +34,7 @@ export interface WorkLoopOptions {
  */
 export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   let waitingSaid = ''
+  let executorSaid = false
   while (!o.signal.aborted) {
     const reply = await o.client.requestWork()
     if (reply.kind === 'wait') {
@@ -39,14 +42,16 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       if (!await sleep(reply.retryAfterMs, o.signal)) return
       continue
     }
-    waitingSaid = ''
+    // Between rounds every node waits a little; say so again only when asked for detail.
+    if (o.verbose === true) waitingSaid = ''
+    if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
     await runUnit(o, reply.unit)
   }
 }
 
 async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   const label = `round ${unit.round}`
-  o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
+  if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
   const checkpoint = await o.cache.get(unit.baseCheckpoint, o.signal)
   const base = o.ops.readCheckpoint(unit.modelConfig, checkpoint)
@@ -56,13 +61,14 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   }
   const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
   o.setStatus('training')
-  const bar = new ProgressBar(process.stderr, `agent: ${label}`)
+  const bar = new ProgressBar(process.stderr, `agent: ${label}`, { verbose: o.verbose === true })
+  let tokensPerSecond = 0
   const result = await o.executor.train({
     unit,
     base,
     batches,
     stateDir: join(o.dataDir, 'runs', unit.runId),
-    onProgress: (p) => { bar.update(p.step, p.steps, p.loss, p.tokensPerSecond) },
+    onProgress: (p) => { tokensPerSecond = p.tokensPerSecond; bar.update(p.step, p.steps, p.loss, p.tokensPerSecond) },
     signal: o.signal
   })
   const delta = new Float32Array(base.length)
@@ -86,9 +92,11 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
-      const loss = metadata.lossCurve.at(-1)?.toFixed(4) ?? '?'
-      if (verdict.ok) o.say(`agent: ${label} report accepted${verdict.duplicate ? ' (already had it)' : ''}: ${metadata.tokens} tokens, loss ${loss}, ${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec}`)
-      else o.say(`agent: ${label} report refused (${verdict.code}): ${verdict.message}`)
+      const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
+      const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
+      const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
+      if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report accepted${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})`)
+      else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
       break
     } catch (err) {
       if (!isRetryable(err) || attempt >= 4 || o.signal.aborted) throw err

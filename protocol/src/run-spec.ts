@@ -49,8 +49,8 @@ export const runSpecSchema = z.object({
   computeGoalGpuHours: z.number().nonnegative().optional(),
   fundingGoalUsd: z.number().nonnegative().optional()
 }).strict()
-  .refine((s) => s.minNodes <= s.maxNodes, { message: 'minNodes cannot exceed maxNodes', path: ['minNodes'] })
-  .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'set rounds or tokenTarget (when to stop)', path: ['rounds'] })
+  .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
+  .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
 export type RunSpecInput = z.input<typeof runSpecSchema>

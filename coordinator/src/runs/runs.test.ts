@@ -30,7 +30,7 @@ test('a bad spec is refused with one message per bad field, and writes nothing',
     assert.match(unknownPreset.message, /known presets: tiny, small/)
     const noStop = await createRun(db, resources, { name: 'x' }).then(() => undefined, (e: unknown) => e)
     assert.ok(noStop instanceof RunSpecError)
-    assert.match(noStop.message, /set rounds or tokenTarget/)
+    assert.match(noStop.message, /rounds: say when to stop: a number of rounds or a token target/)
     assert.equal((await db.selectFrom('runs').selectAll().execute()).length, 0)
   } finally {
     await close()

@@ -21,6 +21,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     args: argv,
     options: {
       coordinator: { type: 'string' },
+      verbose: { type: 'boolean', short: 'v', default: false },
       token: { type: 'string' },
       name: { type: 'string' },
       'data-dir': { type: 'string' },
@@ -83,6 +84,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       heartbeatIntervalMs: heartbeatSeconds * 1000,
       ...(executor === undefined ? {} : { work: { executor, ops: trainerAgentOps, key } }),
       signal: controller.signal,
+      verbose: values.verbose,
       say
     })
     return 0

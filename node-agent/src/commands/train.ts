@@ -123,7 +123,7 @@ async function trainAndSave (args: TrainArgs, config: LlamaConfig, io: TrainIo):
 
   const sampler = new BatchSampler(trainShards.map((s) => ({ tokens: s.tokens })), { batchSize: batch, seqLen: seq, seed: args.seed })
   const optimizer = new AdamW(params.flat.length, { lr: args.lr, beta1: 0.9, beta2: 0.95, weightDecay: 0.01 })
-  const bar = new ProgressBar(io.stderr, 'train', Math.max(1, Math.round(steps / 20)))
+  const bar = new ProgressBar(io.stderr, 'train', { every: Math.max(1, Math.round(steps / 20)), verbose: true })
   const pool = await GradientPool.start(config, threads)
   const result = await runLocalTraining({
     pool,

@@ -130,7 +130,7 @@ export function validateSpec (spec: RunSpecInput): Map<string, string> {
   if (result.success) return errors
   for (const issue of result.error.issues as unknown as LooseIssue[]) {
     let field = issue.path.map(String).join('.') || '(spec)'
-    // "set rounds or tokenTarget" belongs to whichever stop condition the form shows.
+    // "say when to stop" belongs to whichever stop condition the form shows.
     if (field === 'rounds' && spec.rounds === undefined && spec.tokenTarget !== undefined) field = 'tokenTarget'
     if (!errors.has(field)) errors.set(field, friendly(issue))
   }

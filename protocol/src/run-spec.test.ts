@@ -1,0 +1,17 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { describeSpecErrors, runSpecSchema } from './run-spec.ts'
+
+test('spec errors speak in words a form can show under its own labels', () => {
+  const bad = runSpecSchema.safeParse({ name: '', minNodes: 5, maxNodes: 2, recipe: { seqLen: 2, innerSteps: 0 }, roundDeadlineSeconds: 1 })
+  assert.equal(bad.success, false)
+  const errors = describeSpecErrors(bad.error!)
+  const fields = errors.map((e) => e.field)
+  for (const f of ['name', 'minNodes', 'rounds', 'recipe.seqLen', 'recipe.innerSteps', 'roundDeadlineSeconds']) assert.ok(fields.includes(f), `${f} is reported: ${fields.join(', ')}`)
+  for (const e of errors) {
+    // The field path travels beside the message (the CLI prints it, the form puts the message
+    // under its label), so a message naming a camelCase key reads as jargon under "Minimum nodes".
+    assert.doesNotMatch(e.message, /\b[a-z]+[A-Z][A-Za-z]*\b/, `${e.field}: "${e.message}" names a schema key`)
+  }
+  assert.equal(errors.find((e) => e.field === 'minNodes')?.message, 'cannot be more than the maximum number of nodes')
+})
