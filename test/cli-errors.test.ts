@@ -1,0 +1,96 @@
+// The errors a newcomer meets first: each says what is wrong and what to do, and the ones no
+// retry can fix stop the process instead of retrying forever.
+import { after, before, describe, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { existsSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { join } from 'node:path'
+import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
+import { runCli, spawnCli } from './support/processes.ts'
+
+const COORDINATOR = 'coordinator/src/cli.ts'
+const AGENT = 'node-agent/src/cli.ts'
+
+/** A loopback port nothing listens on (bound, then released). */
+async function closedPort (): Promise<number> {
+  const server = createServer()
+  await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
+  const port = (server.address() as { port: number }).port
+  await new Promise<void>((resolve) => { server.close(() => { resolve() }) })
+  return port
+}
+
+describe('errors a newcomer meets', () => {
+  let coordinator: RunningCoordinator
+  let agent: RunningAgent | undefined
+  before(async () => { coordinator = await startCoordinator() })
+  after(async () => { await agent?.stop(); await coordinator.stop() })
+
+  test('an address with the wrong peer id stops the agent with what to do, instead of retrying forever', async () => {
+    const wrong = coordinator.multiaddr.replace(/\/p2p\/\S+$/, '/p2p/12D3KooWGRUVh7qxGmX3wzLYYj9sKDmCsBYxQgnrPDtN4Xy5ZbzL')
+    const token = await coordinator.createToken('Peer Lab')
+    const proc = spawnCli(AGENT, ['join', '--coordinator', wrong, '--token', token, '--data-dir', await tempDir('wrong-peer'), '--no-train'])
+    const timer = setTimeout(() => { void proc.stop() }, 30_000)
+    const code = await proc.exited
+    clearTimeout(timer)
+    assert.equal(code, 3, proc.output())
+    const realPeer = coordinator.multiaddr.match(/\/p2p\/(\S+)$/)![1]!
+    assert.match(proc.output(), new RegExp(`the coordinator at /ip4/127\\.0\\.0\\.1/tcp/\\d+ has peer id ${realPeer}, not 12D3KooWGRUVh7qxGmX3wzLYYj9sKDmCsBYxQgnrPDtN4Xy5ZbzL as --coordinator says; copy its address again`))
+    assert.doesNotMatch(proc.output(), /retrying/)
+  })
+
+  test('two agents on one data directory: the second says so and leaves the first alone', async () => {
+    const dataDir = await tempDir('shared-agent')
+    agent = await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken('Shared Lab'), dataDir, args: ['--no-train'] })
+    const second = await runCli(AGENT, ['join', '--coordinator', coordinator.multiaddr, '--data-dir', dataDir, '--no-train'])
+    assert.equal(second.code, 2)
+    assert.match(second.output, new RegExp(`an agent is already running with ${dataDir} \\(pid ${agent.process.child.pid}\\); stop it first, or give this one its own --data-dir`))
+    assert.equal(agent.process.child.exitCode, null, 'the first agent still runs')
+  })
+
+  test('ledger verify explains an unreachable coordinator and a malformed run id', async () => {
+    const port = await closedPort()
+    const unreachable = await runCli(COORDINATOR, ['ledger', 'verify', '--run', '3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13', '--from', `http://127.0.0.1:${port}/`])
+    assert.equal(unreachable.code, 2)
+    assert.match(unreachable.output, new RegExp(`nothing answers at http://127\\.0\\.0\\.1:${port} \\(connection refused\\); is the coordinator running, and is the address and port right\\?`))
+    assert.doesNotMatch(unreachable.output, /fetch failed/)
+    const badId = await runCli(COORDINATOR, ['ledger', 'verify', '--run', '3f2b6c1e', '--from', coordinator.url])
+    assert.equal(badId.code, 2)
+    assert.match(badId.output, /"3f2b6c1e" is not a run id; a run id looks like/)
+    const missing = await runCli(COORDINATOR, ['ledger', 'verify', '--run', '3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13', '--from', coordinator.url])
+    assert.equal(missing.code, 2)
+    assert.match(missing.output, /has no run 3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13/)
+  })
+
+  test('a CLI command pointed at a folder with no install says so and creates nothing', async () => {
+    const nowhere = join(await tempDir('nowhere'), 'coordinator')
+    for (const args of [['token', 'create', '--org', 'Ghost Lab'], ['run', 'list'], ['run', 'pause', '--run', 'abcd1234']]) {
+      const result = await runCli(COORDINATOR, [...args, '--data-dir', nowhere], { DATABASE_URL: '' })
+      assert.equal(result.code, 2, result.output)
+      assert.match(result.output, new RegExp(`no Barnraise install at ${nowhere}: no coordinator runs there and it holds no database`))
+      assert.match(result.output, /Start one with `pnpm start`/)
+    }
+    assert.equal(existsSync(nowhere), false, 'no database (or folder) was created')
+  })
+
+  test('token create without --org uses the only organization, and asks when there are several', async () => {
+    const alone = await startCoordinator()
+    try {
+      const none = await runCli(COORDINATOR, ['token', 'create', '--data-dir', alone.dataDir])
+      assert.equal(none.code, 2)
+      assert.match(none.output, /this install has no organizations yet; name the one the token is for with --org "Your Lab"/)
+      await alone.createToken('Only Lab')
+      const made = await runCli(COORDINATOR, ['token', 'create', '--data-dir', alone.dataDir])
+      assert.equal(made.code, 0, made.output)
+      assert.match(made.output, /enrollment token for Only Lab/)
+      assert.match(made.output, new RegExp(`pnpm agent join --coordinator ${alone.multiaddr.replace(/[/.]/g, (c) => `\\${c}`)} --token brt_\\S+`))
+      await alone.createToken('Second Lab')
+      const ambiguous = await runCli(COORDINATOR, ['token', 'create', '--data-dir', alone.dataDir])
+      assert.equal(ambiguous.code, 2)
+      assert.match(ambiguous.output, /this install has 2 organizations; say which one with --org NAME \("Only Lab", "Second Lab"\)/)
+    } finally {
+      await alone.stop()
+    }
+  })
+})
