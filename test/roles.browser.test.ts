@@ -429,6 +429,12 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
 
     const entries = await apiClient(coordinator!.url).ledger.entries.query({ runId })
     assert.ok(entries.length >= 4, `ledger rows: ${entries.length}`)
+    // Entries are numbered within the run (newest first, so the top row is the last number) and
+    // named by their node; the peer id is on hover.
+    const top = page.getByTestId('ledger-row').first()
+    assert.equal(await top.getByTestId('entry-number').innerText(), `#${entries.length}`)
+    assert.equal(await top.getByTestId('entry-node').innerText(), 'hilltop-worker-1')
+    assert.equal(await top.getByTestId('entry-node').getAttribute('title'), `peer ${entries.at(-1)!.peerId}`)
     await page.getByTestId('verify-ledger').click()
     const verdict = page.getByTestId('verify-result')
     await verdict.waitFor()
@@ -460,7 +466,8 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     })
     await page.getByTestId('verify-ledger').click()
     await page.locator(`[data-testid="verify-result"][data-ok="false"][data-seq="${target.seq}"]`).waitFor()
-    assert.match(await page.getByTestId('verify-result').innerText(), new RegExp(`row seq ${target.seq}.*hash does not match`))
+    const position = entries.findIndex((e) => e.seq === target.seq) + 1
+    assert.match(await page.getByTestId('verify-result').innerText(), new RegExp(`entry #${position} of ${entries.length} \\(ledger seq ${target.seq}\\).*hash does not match`))
     await screenshot(page, 'roles-visitor-ledger-tampered-desktop')
     await page.unroute('**/trpc/**')
 
