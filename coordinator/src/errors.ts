@@ -1,3 +1,4 @@
+import { CodedError } from '@barnraise/protocol'
 /** Codes the coordinator's domain code raises; the API and protocols map them to replies. */
 export type CoordinatorErrorCode =
   | 'ERR_INVALID_TOKEN'
@@ -8,11 +9,4 @@ export type CoordinatorErrorCode =
   | 'ERR_INVALID_INPUT'
 
 /** A refusal a user can act on, as opposed to a bug. */
-export class CoordinatorError extends Error {
-  readonly code: CoordinatorErrorCode
-  constructor (code: CoordinatorErrorCode, message: string) {
-    super(message)
-    this.name = 'CoordinatorError'
-    this.code = code
-  }
-}
+export class CoordinatorError extends CodedError<CoordinatorErrorCode> {}

@@ -2,21 +2,14 @@ import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Libp2p } from '@libp2p/interface'
 import {
-  BLOB_CHUNK_BYTES, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
+  BLOB_CHUNK_BYTES, CodedError, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
   enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
 } from '@barnraise/protocol'
 import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
 
 /** The coordinator said no; retrying the same request will not help. */
-export class RefusedError extends Error {
-  readonly code: string
-  constructor (code: string, message: string) {
-    super(message)
-    this.name = 'RefusedError'
-    this.code = code
-  }
-}
+export class RefusedError extends CodedError {}
 
 /** Parses the `--coordinator` value, which must name the coordinator's peer id. */
 export function parseCoordinatorAddress (value: string): Multiaddr {

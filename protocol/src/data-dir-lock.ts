@@ -1,5 +1,6 @@
 import { mkdirSync, openSync, readFileSync, rmSync, writeSync, closeSync } from 'node:fs'
 import { join } from 'node:path'
+import { CodedError } from './coded-error.ts'
 
 /** What a lock file says about the process holding a data directory. */
 export interface DataDirLockOwner {
@@ -10,13 +11,11 @@ export interface DataDirLockOwner {
 }
 
 /** Another live process holds the data directory. */
-export class DataDirLockedError extends Error {
-  readonly code = 'ERR_DATA_DIR_LOCKED'
+export class DataDirLockedError extends CodedError<'ERR_DATA_DIR_LOCKED'> {
   readonly owner: DataDirLockOwner
   readonly dir: string
   constructor (dir: string, owner: DataDirLockOwner) {
-    super(`${dir} is in use by ${owner.holder} (pid ${owner.pid}, since ${owner.startedAt}); stop that process first, or use another --data-dir`)
-    this.name = 'DataDirLockedError'
+    super('ERR_DATA_DIR_LOCKED', `${dir} is in use by ${owner.holder} (pid ${owner.pid}, since ${owner.startedAt}); stop that process first, or use another --data-dir`)
     this.dir = dir
     this.owner = owner
   }

@@ -1,3 +1,4 @@
+import { CodedError } from './coded-error.ts'
 /** Codes a peer may receive for a refused protocol message. */
 export type ProtocolErrorCode =
   | 'ERR_MALFORMED_MESSAGE'
@@ -9,11 +10,4 @@ export type ProtocolErrorCode =
   | 'ERR_INTERNAL'
 
 /** A protocol-level failure with a stable code a caller can switch on. */
-export class ProtocolError extends Error {
-  readonly code: ProtocolErrorCode
-  constructor (code: ProtocolErrorCode, message: string) {
-    super(message)
-    this.name = 'ProtocolError'
-    this.code = code
-  }
-}
+export class ProtocolError extends CodedError<ProtocolErrorCode> {}

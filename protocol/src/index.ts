@@ -1,3 +1,4 @@
+export * from './coded-error.ts'
 export * from './protocol-ids.ts'
 export * from './errors.ts'
 export * from './hardware.ts'

@@ -3,6 +3,7 @@
 // are accepted and dropped; keys that would change the math in ways we do not implement
 // (biases, another activation, rope scaling) are refused rather than silently ignored.
 import { z } from 'zod'
+import { CodedError } from './coded-error.ts'
 
 const positiveInt = (): z.ZodNumber =>
   z.number({ error: 'must be a number' }).int('must be an integer').positive('must be positive')
@@ -42,12 +43,10 @@ export interface LlamaConfig {
 }
 
 /** A config that cannot describe a model we can run; `field` names the offending key. */
-export class LlamaConfigError extends Error {
-  readonly code = 'ERR_INVALID_CONFIG'
+export class LlamaConfigError extends CodedError<'ERR_INVALID_CONFIG'> {
   readonly field: string
   constructor (field: string, message: string) {
-    super(`invalid Llama config: ${field}: ${message}`)
-    this.name = 'LlamaConfigError'
+    super('ERR_INVALID_CONFIG', `invalid Llama config: ${field}: ${message}`)
     this.field = field
   }
 }

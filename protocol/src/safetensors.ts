@@ -2,6 +2,7 @@
 // a JSON header, then raw little-endian tensor bytes. Decoding accepts what the reference
 // Rust library accepts (contiguous, non-overlapping, covering the data section exactly) and
 // refuses everything else with a typed error, never an out-of-bounds read.
+import { CodedError } from './coded-error.ts'
 import {
   decodeBfloat16Array, decodeFloat16Array, encodeBfloat16Array, encodeFloat16Array
 } from './half-precision.ts'
@@ -26,14 +27,7 @@ export type SafetensorsErrorCode =
   | 'ERR_OUT_OF_RANGE'
 
 /** A refused safetensors file or tensor, with a code a caller can switch on. */
-export class SafetensorsError extends Error {
-  readonly code: SafetensorsErrorCode
-  constructor (code: SafetensorsErrorCode, message: string) {
-    super(message)
-    this.name = 'SafetensorsError'
-    this.code = code
-  }
-}
+export class SafetensorsError extends CodedError<SafetensorsErrorCode> {}
 
 /** Bytes per element of each dtype. */
 export const DTYPE_BYTES: Readonly<Record<Dtype, number>> = {

@@ -1,3 +1,4 @@
+import { CodedError } from '@barnraise/protocol'
 /** One line of the self-test table: a measured error against the bar it must stay under. */
 export interface CheckRow {
   name: string
@@ -16,10 +17,8 @@ export function rowPasses (row: CheckRow): boolean {
 }
 
 /** A file the self-test cannot use, with what is wrong with it. */
-export class SelftestError extends Error {
-  readonly code = 'ERR_BAD_SELFTEST_FILE'
+export class SelftestError extends CodedError<'ERR_BAD_SELFTEST_FILE'> {
   constructor (message: string) {
-    super(message)
-    this.name = 'SelftestError'
+    super('ERR_BAD_SELFTEST_FILE', message)
   }
 }

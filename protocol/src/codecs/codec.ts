@@ -1,3 +1,4 @@
+import { CodedError } from '../coded-error.ts'
 // The shape every pseudo-gradient codec has; index.ts adds validation, chunking and folding on top.
 
 /** Names of the pseudo-gradient encodings a report may use. */
@@ -12,14 +13,7 @@ export type PseudoGradientErrorCode =
   | 'ERR_BAD_VALUE'
 
 /** A pseudo-gradient that cannot be encoded or a payload that does not decode, with a code a caller can switch on. */
-export class PseudoGradientError extends Error {
-  readonly code: PseudoGradientErrorCode
-  constructor (code: PseudoGradientErrorCode, message: string) {
-    super(message)
-    this.name = 'PseudoGradientError'
-    this.code = code
-  }
-}
+export class PseudoGradientError extends CodedError<PseudoGradientErrorCode> {}
 
 export interface PseudoGradientCodec {
   readonly name: CodecName

@@ -1,3 +1,4 @@
+import { CodedError } from '@barnraise/protocol'
 // The byte-level tokenizer: token id = UTF-8 byte value, vocabulary 256, no special tokens.
 // Exported Hugging Face tokenizer files (hf/tokenizer-files.ts) map the same ids to the same bytes.
 
@@ -5,11 +6,9 @@
 export const BYTE_VOCAB_SIZE = 256
 
 /** A token id outside the byte vocabulary. */
-export class TokenizerError extends Error {
-  readonly code = 'ERR_TOKEN_OUT_OF_RANGE'
+export class TokenizerError extends CodedError<'ERR_TOKEN_OUT_OF_RANGE'> {
   constructor (message: string) {
-    super(message)
-    this.name = 'TokenizerError'
+    super('ERR_TOKEN_OUT_OF_RANGE', message)
   }
 }
 

@@ -8,6 +8,7 @@
 //  24  u64      token count
 //  32  tokens   count × width bytes, nothing after
 import { createHash } from 'node:crypto'
+import { CodedError } from '@barnraise/protocol'
 import type { ShardManifest } from '@barnraise/protocol'
 import { BYTE_VOCAB_SIZE, encodeBytes } from './byte-tokenizer.ts'
 
@@ -22,14 +23,7 @@ export type ShardTokens = Uint8Array | Int32Array
 export type ShardErrorCode = 'ERR_TRUNCATED' | 'ERR_BAD_MAGIC' | 'ERR_BAD_VERSION' | 'ERR_BAD_HEADER' | 'ERR_BAD_TOKEN' | 'ERR_BAD_OPTIONS'
 
 /** A refused shard or shard request, with a code a caller can switch on. */
-export class ShardError extends Error {
-  readonly code: ShardErrorCode
-  constructor (code: ShardErrorCode, message: string) {
-    super(message)
-    this.name = 'ShardError'
-    this.code = code
-  }
-}
+export class ShardError extends CodedError<ShardErrorCode> {}
 
 /** Bytes per stored token for a vocabulary. */
 export function tokenWidth (vocabSize: number): 1 | 2 | 4 {

@@ -1,3 +1,4 @@
+import { CodedError } from '@barnraise/protocol'
 export type HuggingFaceErrorCode =
   | 'ERR_MISSING_FILE'
   | 'ERR_BAD_CONFIG'
@@ -10,11 +11,4 @@ export type HuggingFaceErrorCode =
   | 'ERR_OUT_OF_RANGE'
 
 /** A checkpoint that cannot be exported or imported, naming the file or tensor at fault. */
-export class HuggingFaceError extends Error {
-  readonly code: HuggingFaceErrorCode
-  constructor (code: HuggingFaceErrorCode, message: string) {
-    super(message)
-    this.name = 'HuggingFaceError'
-    this.code = code
-  }
-}
+export class HuggingFaceError extends CodedError<HuggingFaceErrorCode> {}

@@ -1,7 +1,7 @@
 // Known-answer files of kind `llama-forward-backward` (trainer/test-data/golden/README.md):
 // weights, tokens, and PyTorch's logits, loss and gradients, used by the tests and by
 // `barnraise-agent selftest` to prove this machine computes what PyTorch computes.
-import { decodeSafetensors, parseLlamaConfig, tensorToFloat32, tensorToInt32 } from '@barnraise/protocol'
+import { CodedError, decodeSafetensors, parseLlamaConfig, tensorToFloat32, tensorToInt32 } from '@barnraise/protocol'
 import type { LlamaConfig, SafetensorsFile, TensorEntry } from '@barnraise/protocol'
 import { fileURLToPath } from 'node:url'
 import { createParamSet } from './params.ts'
@@ -11,11 +11,9 @@ import type { ParamSet } from './params.ts'
 export const GOLDEN_DIR = fileURLToPath(new URL('../../test-data/golden/', import.meta.url))
 
 /** A malformed or mismatched known-answer file. */
-export class GoldenFileError extends Error {
-  readonly code = 'ERR_BAD_GOLDEN'
+export class GoldenFileError extends CodedError<'ERR_BAD_GOLDEN'> {
   constructor (message: string) {
-    super(message)
-    this.name = 'GoldenFileError'
+    super('ERR_BAD_GOLDEN', message)
   }
 }
 

@@ -1,11 +1,5 @@
+import { CodedError } from '@barnraise/protocol'
 export type ModelErrorCode = 'ERR_BAD_PARAMS' | 'ERR_BAD_INPUT' | 'ERR_TOKEN_OUT_OF_RANGE' | 'ERR_UNKNOWN_PRESET'
 
 /** A model call refused before any arithmetic, with a code a caller can switch on. */
-export class ModelError extends Error {
-  readonly code: ModelErrorCode
-  constructor (code: ModelErrorCode, message: string) {
-    super(message)
-    this.name = 'ModelError'
-    this.code = code
-  }
-}
+export class ModelError extends CodedError<ModelErrorCode> {}

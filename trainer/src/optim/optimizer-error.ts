@@ -1,14 +1,8 @@
+import { CodedError } from '@barnraise/protocol'
 export type OptimizerErrorCode = 'ERR_SIZE_MISMATCH' | 'ERR_BAD_OPTION' | 'ERR_BAD_STATE'
 
 /** A misused optimizer (wrong sizes, bad hyperparameters, foreign state), with a code a caller can switch on. */
-export class OptimizerError extends Error {
-  readonly code: OptimizerErrorCode
-  constructor (code: OptimizerErrorCode, message: string) {
-    super(message)
-    this.name = 'OptimizerError'
-    this.code = code
-  }
-}
+export class OptimizerError extends CodedError<OptimizerErrorCode> {}
 
 /** Throws ERR_BAD_OPTION unless `value` is a finite number within [min, max]. */
 export function requireOption (name: string, value: number, min: number, max: number): void {
