@@ -34,6 +34,7 @@ function inline (text: string): string {
 }
 
 const count = (n: number): string => n.toLocaleString('en-US')
+const shards = (n: number): string => n === 1 ? '1 shard' : `${count(n)} shards`
 const percent = (part: number, whole: number): string => whole === 0 ? '—' : `${(100 * part / whole).toFixed(1)}%`
 
 function bytes (n: number): string {
@@ -55,13 +56,13 @@ function datasetLine (input: ModelCardInput): { short: string, long: string } {
   if (spec.dataset.source === 'demo-corpus') {
     return {
       short: 'King James Bible (held-out 2%)',
-      long: `The King James Bible (public domain), Barnraise's demo corpus: ${count(trainTokens)} training tokens in ${spec.trainShards.length} shards; the last 2% (${count(spec.validationShard.tokens)} tokens) is held out for validation.`
+      long: `The King James Bible (public domain), Barnraise's demo corpus: ${count(trainTokens)} training tokens in ${shards(spec.trainShards.length)}; the last 2% (${count(spec.validationShard.tokens)} tokens) is held out for validation.`
     }
   }
   const name = input.datasetName === null ? 'uploaded text' : `uploaded text “${inline(input.datasetName)}”`
   return {
     short: input.datasetName === null ? 'uploaded text (held out)' : `${input.datasetName} (held out)`,
-    long: `${capitalize(name)}: ${count(trainTokens)} training tokens in ${spec.trainShards.length} shards, with a held-out validation shard of ${count(spec.validationShard.tokens)} tokens (sha256 \`${spec.validationShard.sha256}\`).`
+    long: `${capitalize(name)}: ${count(trainTokens)} training tokens in ${shards(spec.trainShards.length)}, with a held-out validation shard of ${count(spec.validationShard.tokens)} tokens (sha256 \`${spec.validationShard.sha256}\`).`
   }
 }
 
