@@ -33,12 +33,12 @@ function formatBytes (bytes: number): string {
   return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`
 }
 
-/** The whole page, and the checkpoint section alone (clipped from the page, so the sticky header stays out of it). */
-async function screenshot (page: Page, name: string): Promise<void> {
+/** The whole page, and one part alone (clipped from the page, so the sticky header stays out of it). */
+async function screenshot (page: Page, name: string, part = 'checkpoints-section'): Promise<void> {
   await page.evaluate(() => { window.scrollTo(0, 0) })
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
-  const box = (await page.getByTestId('checkpoints-section').boundingBox())!
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}-section.png`), fullPage: true, clip: box })
+  const box = (await page.getByTestId(part).boundingBox())!
+  await page.screenshot({ path: join(SCREENSHOTS, `${name}-part.png`), fullPage: true, clip: box })
 }
 
 async function assertNoHorizontalScroll (page: Page, where: string): Promise<void> {
@@ -151,6 +151,50 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
       assert.ok(shell.includes('unpacks into ./browser-checkpoints-round-3/'))
       await assertNoHorizontalScroll(page, 'run page at 1280px')
       await screenshot(page, 'checkpoints-desktop')
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('the launch form sets retention and licence in its advanced section, checked by the spec schema', async () => {
+    const context = await browser!.newContext(DESKTOP)
+    try {
+      const page = await context.newPage()
+      page.setDefaultTimeout(WAIT_MS)
+      // The first account on a coordinator is its admin, which may launch runs.
+      await page.goto(new URL('/signup', coordinator!.url).toString())
+      await page.getByTestId('signup-form').waitFor()
+      await page.getByTestId('role-organizer').click()
+      await page.locator('#signup-name').fill('Olga Organizer')
+      await page.locator('#signup-email').fill('olga@checkpoints.test')
+      await page.locator('#signup-password').fill('correct horse battery staple')
+      await page.getByTestId('signup-submit').click()
+      await page.getByTestId('account-name').waitFor()
+      await page.goto(new URL('/runs/new', coordinator!.url).toString())
+      await page.getByTestId('launch-form').waitFor()
+      await page.getByText('Advanced: optimizer, codec, evaluation, checkpoints').click()
+      const keepEvery = page.getByLabel('Keep every Nth checkpoint')
+      assert.equal(await keepEvery.inputValue(), '10', 'the schema default')
+      assert.equal(await page.getByLabel('Licence of the weights').inputValue(), 'apache-2.0')
+      await keepEvery.fill('0')
+      await page.getByLabel('Licence of the weights').fill('Apache 2')
+      await page.locator('#f-name').fill('Launch form retention')
+      await page.getByTestId('create-run').click()
+      const errors = page.getByTestId('field-error')
+      await page.locator('[data-testid="field-error"][data-field="retention.keepEvery"]').waitFor()
+      assert.equal(await page.locator('[data-testid="field-error"][data-field="retention.keepEvery"]').innerText(), 'must be at least 1 (1 keeps every checkpoint)')
+      assert.match(await page.locator('[data-testid="field-error"][data-field="license"]').innerText(), /use a Hugging Face licence id such as apache-2\.0/)
+      assert.equal(await errors.count(), 2)
+      await screenshot(page, 'checkpoints-launch-form-desktop', 'launch-form')
+      await keepEvery.fill('25')
+      await page.getByLabel('Licence of the weights').fill('mit')
+      await page.getByTestId('create-run').click()
+      await page.getByTestId('run-page').waitFor()
+      const created = await getJson<Array<{ id: string, name: string }>>(coordinator!.url, 'api/runs')
+      const id = created.find((r) => r.name === 'Launch form retention')!.id
+      await page.locator('[data-testid="retention-note"][data-keep-every="25"]').waitFor()
+      assert.match(await page.getByTestId('retention-note').innerText(), /every 25th round and the latest.*Licence: mit\./)
+      assert.equal((await getJson<{ status: string }>(coordinator!.url, `api/runs/${id}/checkpoints/latest`)).status, 'available')
     } finally {
       await context.close()
     }
