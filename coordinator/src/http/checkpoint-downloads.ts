@@ -11,7 +11,7 @@ import { sendFile } from './send-file.ts'
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const SHA = /^[0-9a-f]{64}$/i
 /** The one-file download of a folder, beside its files. */
-export const FOLDER_TAR = 'folder.tar'
+const FOLDER_TAR = 'folder.tar'
 /** How long a "latest" answer may be reused: short, so downloads move on to the next checkpoint. */
 const LATEST_MAX_AGE_S = 10
 /** The model card and the tar (which holds it) can change when names or the first loss arrive. */
