@@ -26,6 +26,14 @@ export const datasetSpecSchema = z.discriminatedUnion('source', [
   })
 ])
 
+/** What a run keeps of its per-round checkpoints; the rest are deleted as the run goes. */
+export const retentionSchema = z.object({
+  keepEvery: z.number().int().min(1, 'must be at least 1 (1 keeps every checkpoint)').max(1_000_000).default(10)
+}).strict()
+
+/** Hugging Face licence ids are lowercase: apache-2.0, mit, cc-by-4.0, openrail++, other. */
+const LICENSE_ID = /^[a-z0-9][a-z0-9.+-]*$/
+
 export const modelSpecSchema = z.union([
   z.object({ preset: z.string().min(1).max(50) }).strict(),
   z.object({ config: z.record(z.string(), z.unknown()) }).strict()
@@ -47,12 +55,15 @@ export const runSpecSchema = z.object({
   evalBatches: z.number().int().min(1).max(1000).default(4),
   seed: z.number().int().nonnegative().default(1),
   computeGoalGpuHours: z.number().nonnegative().optional(),
-  fundingGoalUsd: z.number().nonnegative().optional()
+  fundingGoalUsd: z.number().nonnegative().optional(),
+  license: z.string().trim().max(64).regex(LICENSE_ID, 'use a Hugging Face licence id such as apache-2.0, mit, cc-by-4.0 or other').default('apache-2.0'),
+  retention: retentionSchema.default(retentionSchema.parse({}))
 }).strict()
   .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
   .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
+export type Retention = z.infer<typeof retentionSchema>
 export type RunSpecInput = z.input<typeof runSpecSchema>
 export type RunSpec = z.infer<typeof runSpecSchema>
 

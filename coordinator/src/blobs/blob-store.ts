@@ -9,7 +9,8 @@ export interface BlobStore {
   put: (bytes: Uint8Array) => Promise<string>
   get: (sha256: string) => Promise<Uint8Array>
   size: (sha256: string) => Promise<number | undefined>
-  createReadStream: (sha256: string, start?: number) => ReadStream
+  /** Reads bytes `start` to `end` (inclusive; the end of the blob when absent). */
+  createReadStream: (sha256: string, start?: number, end?: number) => ReadStream
   delete: (sha256: string) => Promise<void>
 }
 
@@ -53,8 +54,8 @@ export class DiskBlobStore implements BlobStore {
     return info?.isFile() === true ? info.size : undefined
   }
 
-  createReadStream (sha256: string, start = 0): ReadStream {
-    return createReadStream(this.#path(sha256), { start, highWaterMark: 256 * 1024 })
+  createReadStream (sha256: string, start = 0, end?: number): ReadStream {
+    return createReadStream(this.#path(sha256), { start, end, highWaterMark: 256 * 1024 })
   }
 
   async delete (sha256: string): Promise<void> {

@@ -122,6 +122,8 @@ export interface CheckpointsTable {
   tokens_seen: number
   val_loss: number | null
   created_at: Generated<Date>
+  /** set when retention deleted the weights; the row stays so the run's history stays whole */
+  pruned_at: NullableTimestamp
 }
 
 export interface LedgerTable {

@@ -20,8 +20,11 @@ export interface ModelOps {
   evaluate: (config: Record<string, unknown>, flat: Float32Array, tokens: Uint8Array | Int32Array, opts: { batches: number, batchSize: number, seqLen: number }) => number
   readShard: (bytes: Uint8Array) => Uint8Array | Int32Array
   resolveModel: (model: RunSpec['model']) => { config: Record<string, unknown>, paramCount: number, vocabSize: number }
-  /** Files of a Hugging Face folder for a checkpoint blob: config.json, model.safetensors, tokenizer files. */
-  huggingFaceFiles: (config: Record<string, unknown>, checkpoint: Uint8Array) => Map<string, Uint8Array>
+  /**
+   * A checkpoint folder's files besides model.safetensors (config.json, tokenizer files); the
+   * weights file is the checkpoint blob itself, so its sha256 is the checkpoint's id.
+   */
+  huggingFaceTextFiles: (config: Record<string, unknown>) => Map<string, Uint8Array>
   initialCheckpoint: (config: Record<string, unknown>, seed: number) => Uint8Array
   /** The named model sizes organizers pick from. */
   presets: () => Array<{ name: string, config: Record<string, unknown>, paramCount: number }>

@@ -16,6 +16,7 @@ import type { ModelOps } from './model-ops.ts'
 import { RunCache } from './run-cache.ts'
 import type { LoadedRun } from './run-cache.ts'
 import { ReportIntake } from './report-intake.ts'
+import { pruneAfterRound } from './checkpoint-retention.ts'
 
 export interface RoundEngineOptions {
   db: Kysely<Database>
@@ -236,6 +237,7 @@ export class RoundEngine implements WorkSource {
       await blobs.delete(r.report_blob!)
       await db.deleteFrom('blobs').where('sha256', '=', r.report_blob!).where('kind', '=', 'report').execute()
     }
+    await pruneAfterRound(this.#o, runId)
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)
   }

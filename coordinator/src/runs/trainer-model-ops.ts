@@ -4,7 +4,7 @@ import {
 import type { LlamaConfig } from '@barnraise/protocol'
 import {
   DEMO_SHARD_OPTIONS, NesterovSGD, buildShards, checkpointFiles, countParams, createParamSet, decodeShard, demoCorpusShards, initParams,
-  modelPresets, paramSetFromSafetensors, presetConfig, validationLoss
+  huggingFaceTextFiles, modelPresets, paramSetFromSafetensors, presetConfig, validationLoss
 } from '@barnraise/trainer'
 import type { ModelOps } from './model-ops.ts'
 
@@ -36,14 +36,8 @@ export const trainerModelOps: ModelOps = {
     const c = 'preset' in model ? presetConfig(model.preset) : config(model.config)
     return { config: { ...c }, paramCount: countParams(c), vocabSize: c.vocab_size }
   },
-  huggingFaceFiles: (json, checkpoint) => {
-    const files = checkpointFiles(paramSetFromSafetensors(config(json), checkpoint), { dtype: 'F32' })
-    const out = new Map<string, Uint8Array>()
-    for (const [name, contents] of files) out.set(name, typeof contents === 'string' ? new TextEncoder().encode(contents) : contents)
-    // Serve the stored bytes themselves, so the file's sha256 is the checkpoint's id.
-    out.set('model.safetensors', checkpoint)
-    return out
-  },
+  // Checkpoints are stored as F32 safetensors, so config.json says float32.
+  huggingFaceTextFiles: (json) => new Map([...huggingFaceTextFiles(config(json), 'F32')].map(([name, text]) => [name, new TextEncoder().encode(text)])),
   initialCheckpoint: (json, seed) => trainerModelOps.writeCheckpoint(json, initParams(config(json), seed).flat),
   presets: () => Object.entries(modelPresets).map(([name, c]) => ({ name, config: { ...c }, paramCount: countParams(c) })),
   textShards: (text) => {

@@ -63,13 +63,23 @@ export function modelSafetensors (params: ParamSet, opts: ExportOptions): Uint8A
 
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
 
+/**
+ * The folder's files besides the weights: config.json and the tokenizer files. They depend on
+ * the config alone, so a server can list and send them without reading the weights.
+ */
+export function huggingFaceTextFiles (config: LlamaConfig, dtype: ExportDtype): Map<string, string> {
+  return new Map([
+    ['config.json', json(huggingFaceConfigJson(config, dtype))],
+    ['tokenizer.json', json(tokenizerJson())],
+    ['tokenizer_config.json', json(tokenizerConfigJson(config.max_position_embeddings))],
+    ['special_tokens_map.json', json(specialTokensMapJson())]
+  ])
+}
+
 /** Every file of the Hugging Face folder for `params`, by file name (text files as strings). */
 export function checkpointFiles (params: ParamSet, opts: ExportOptions): Map<string, Uint8Array | string> {
   return new Map<string, Uint8Array | string>([
-    ['config.json', json(huggingFaceConfigJson(params.config, opts.dtype))],
-    ['model.safetensors', modelSafetensors(params, opts)],
-    ['tokenizer.json', json(tokenizerJson())],
-    ['tokenizer_config.json', json(tokenizerConfigJson(params.config.max_position_embeddings))],
-    ['special_tokens_map.json', json(specialTokensMapJson())]
+    ...huggingFaceTextFiles(params.config, opts.dtype),
+    ['model.safetensors', modelSafetensors(params, opts)]
   ])
 }

@@ -47,6 +47,8 @@ export interface SpecForm {
   seed: string
   computeGoalGpuHours: string
   fundingGoalUsd: string
+  keepEvery: string
+  license: string
 }
 
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
@@ -70,7 +72,9 @@ export function initialForm (): SpecForm {
     evalBatches: String(d.evalBatches),
     seed: String(d.seed),
     computeGoalGpuHours: '',
-    fundingGoalUsd: ''
+    fundingGoalUsd: '',
+    keepEvery: String(d.retention.keepEvery),
+    license: d.license
   }
 }
 
@@ -100,7 +104,9 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null): RunS
     maxNodes: required(form.maxNodes),
     roundDeadlineSeconds: required(form.roundDeadlineSeconds),
     evalBatches: required(form.evalBatches),
-    seed: required(form.seed)
+    seed: required(form.seed),
+    retention: { keepEvery: required(form.keepEvery) },
+    license: form.license
   }
   if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
   else spec.tokenTarget = required(form.tokenTarget)

@@ -334,7 +334,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
             Each node trains {innerSteps.toLocaleString()} × {recipeNumbers.batchSize.toLocaleString()} × {recipeNumbers.seqLen.toLocaleString()} = <strong className='num'>{tokensPerNodeRound.toLocaleString()} tokens</strong> per round.
           </p>
           <details className='explainer'>
-            <summary>Advanced: optimizer, codec, evaluation</summary>
+            <summary>Advanced: optimizer, codec, evaluation, checkpoints</summary>
             <div className='field-grid'>
               {ADVANCED_RECIPE_FIELDS.map((f) => (
                 <NumberInput key={f.key} path={`recipe.${f.key}`} label={f.label} hint={f.hint} step={f.step} value={form.recipe[f.key]} onChange={(v) => { setRecipe(f.key, v) }} error={errorFor(`recipe.${f.key}`)} />
@@ -348,6 +348,11 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
               </Field>
               <NumberInput path='evalBatches' label='Evaluation batches' hint='held-out batches per checkpoint' value={form.evalBatches} onChange={(v) => { update({ evalBatches: v }, 'evalBatches') }} error={errorFor('evalBatches')} />
               <NumberInput path='seed' label='Seed' hint='initial weights' value={form.seed} onChange={(v) => { update({ seed: v }, 'seed') }} error={errorFor('seed')} />
+              <NumberInput path='retention.keepEvery' label='Keep every Nth checkpoint' hint='round 0, every Nth round and the latest keep their weights; the rest are deleted as the run goes (1 keeps all)' value={form.keepEvery} onChange={(v) => { update({ keepEvery: v }, 'retention.keepEvery') }} error={errorFor('retention.keepEvery')} />
+              <Field id={fieldId('license')} label='Licence of the weights' hint='a Hugging Face licence id, written into every model card' error={errorFor('license')} field='license'>
+                <input id={fieldId('license')} name='license' className='input' value={form.license} list='license-ids' autoCapitalize='none' spellCheck={false} onChange={(e) => { update({ license: e.target.value }, 'license') }} {...fieldAria(fieldId('license'), errorFor('license'), 'a Hugging Face licence id, written into every model card')} />
+                <datalist id='license-ids'>{['apache-2.0', 'mit', 'cc-by-4.0', 'cc-by-sa-4.0', 'openrail', 'other'].map((id) => <option key={id} value={id} />)}</datalist>
+              </Field>
             </div>
           </details>
         </Section>
@@ -409,7 +414,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {

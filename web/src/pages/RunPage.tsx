@@ -16,21 +16,13 @@ import { Meter, Stat } from '../components/Stat.tsx'
 import { LossChart } from '../components/LossChart.tsx'
 import type { ChartSeries } from '../components/LossChart.tsx'
 import { Field, FormMessage, Segmented, fieldAria } from '../components/Form.tsx'
-import { CodeBlock, CopyButton } from '../components/CommandBlock.tsx'
 import { signInHref } from '../components/RequireRole.tsx'
-import { ChartIcon, DownloadIcon } from '../components/Icons.tsx'
+import { ChartIcon } from '../components/Icons.tsx'
+import { RunCheckpoints } from '../components/RunCheckpoints.tsx'
 
 type RunDetail = RouterOutputs['runs']['get']
 type Round = RunDetail['rounds'][number]
-type Checkpoint = RunDetail['checkpoints'][number]
 type PledgeSummary = RouterOutputs['pledges']['forRun']
-
-/** The files of a checkpoint's Hugging Face folder, as the coordinator serves them. */
-export const CHECKPOINT_FILES = ['config.json', 'model.safetensors', 'tokenizer.json', 'tokenizer_config.json', 'special_tokens_map.json'] as const
-
-function checkpointUrl (sha: string, file: string): string {
-  return `/api/checkpoints/${sha}/${file}`
-}
 
 /* ---------- steering ---------- */
 
@@ -433,95 +425,6 @@ function SupportCard ({ runId, status }: { runId: string, status: string }): Rea
   )
 }
 
-/* ---------- checkpoints ---------- */
-
-function snippets (origin: string, sha: string): { shell: string, python: string } {
-  const shell = ['mkdir -p ckpt', ...CHECKPOINT_FILES.map((f) => `curl -fL -o ckpt/${f} ${origin}${checkpointUrl(sha, f)}`)].join('\n')
-  const python = [
-    `# download the folder's files from ${origin}/api/checkpoints/${sha}/ into ./ckpt, then:`,
-    'from transformers import AutoModelForCausalLM, AutoTokenizer',
-    'model = AutoModelForCausalLM.from_pretrained("./ckpt"); tok = AutoTokenizer.from_pretrained("./ckpt")',
-    '',
-    '# e.g. continue a prompt',
-    'ids = tok("In the beginning", return_tensors="pt").input_ids',
-    'print(tok.decode(model.generate(ids, max_new_tokens=60, do_sample=True)[0]))'
-  ].join('\n')
-  return { shell, python }
-}
-
-function Checkpoints ({ checkpoints }: { checkpoints: Checkpoint[] }): ReactNode {
-  const now = useNow(5_000)
-  const sorted = [...checkpoints].sort((a, b) => b.round - a.round)
-  const [selected, setSelected] = useState<string | null>(null)
-  const [showAll, setShowAll] = useState(false)
-  const phone = useMediaQuery('(max-width: 760px)')
-  const chosen = sorted.find((c) => c.sha256 === selected) ?? sorted[0]
-  const shown = showAll ? sorted : sorted.slice(0, phone ? 3 : 8)
-  const origin = window.location.origin
-  return (
-    <section className='section' aria-labelledby='checkpoints-title'>
-      <div className='section-head'>
-        <h2 id='checkpoints-title' className='section-title'>Checkpoints</h2>
-        <span className='muted small'>Each is a Hugging Face folder that loads in <code>transformers</code></span>
-      </div>
-      {sorted.length === 0
-        ? <div className='card empty-inline'>No checkpoints yet.</div>
-        : (
-          <>
-            <div className='card table-card'>
-              <table className='table table-responsive table-grid' data-testid='checkpoints-table'>
-                <caption className='visually-hidden'>Checkpoints</caption>
-                <thead>
-                  <tr>
-                    <th scope='col'>Round</th>
-                    <th scope='col' className='num-col'>Tokens</th>
-                    <th scope='col' className='num-col'>Val loss</th>
-                    <th scope='col'>Saved</th>
-                    <th scope='col'>Files</th>
-                    <th scope='col'><span className='visually-hidden'>Snippet</span></th>
-                  </tr>
-                </thead>
-                <tbody>
-                  {shown.map((c) => (
-                    <tr key={c.sha256} data-testid='checkpoint-row' data-sha={c.sha256} data-round={c.round} className={chosen?.sha256 === c.sha256 ? 'row-selected' : undefined}>
-                      <td className='cell-primary' data-label='Round'>
-                        <div className='strong num'>{c.round === 0 ? 'Initial' : `Round ${c.round}`}</div>
-                        <div className='mono muted small sha'><span title={c.sha256}>{c.sha256.slice(0, 16)}…</span><CopyButton text={c.sha256} label={`checkpoint ${c.sha256}`} /></div>
-                      </td>
-                      <td data-label='Tokens' className='num num-col'>{formatCount(c.tokensSeen)}</td>
-                      <td data-label='Val loss' className='num num-col'>{formatLoss(c.valLoss)}</td>
-                      <td data-label='Saved' className='nowrap'><RelativeTime iso={c.createdAt} now={now} /></td>
-                      <td data-label='Files' className='span-2'>
-                        <ul className='file-links'>
-                          {CHECKPOINT_FILES.map((f) => (
-                            <li key={f}><a href={checkpointUrl(c.sha256, f)} download={f} data-testid='checkpoint-file' data-file={f}><DownloadIcon />{f}</a></li>
-                          ))}
-                        </ul>
-                      </td>
-                      <td data-label='Use it' className='actions-cell'>
-                        <button type='button' className='button button-ghost button-small' aria-pressed={chosen?.sha256 === c.sha256} onClick={() => { setSelected(c.sha256) }}>
-                          {chosen?.sha256 === c.sha256 ? 'In snippet' : 'Use in snippet'}
-                        </button>
-                      </td>
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
-            </div>
-            {sorted.length > shown.length && <button type='button' className='button button-ghost show-more' onClick={() => { setShowAll(true) }}>Show all {sorted.length} checkpoints</button>}
-            {chosen !== undefined && (
-              <div className='snippets' data-testid='checkpoint-snippets' data-sha={chosen.sha256}>
-                <p className='small'>Load {chosen.round === 0 ? 'the initial checkpoint' : `the round ${chosen.round} checkpoint`} in Python:</p>
-                <CodeBlock language='shell' label='Download the checkpoint' code={snippets(origin, chosen.sha256).shell} testId='snippet-shell' />
-                <CodeBlock language='python' label='Load it with transformers' code={snippets(origin, chosen.sha256).python} testId='snippet-python' />
-              </div>
-            )}
-          </>
-          )}
-    </section>
-  )
-}
-
 /* ---------- recipe ---------- */
 
 function RecipeCard ({ run }: { run: RunDetail }): ReactNode {
@@ -627,7 +530,7 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
       </div>
       <RoundsTimeline rounds={data.rounds} />
       <RunNodes runId={s.id} rounds={data.rounds} />
-      <Checkpoints checkpoints={data.checkpoints} />
+      <RunCheckpoints runId={s.id} />
       <RecipeCard run={data} />
     </div>
   )

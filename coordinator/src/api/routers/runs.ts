@@ -4,6 +4,7 @@ import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
 import { changeRunStatus, createRun } from '../../runs/runs.ts'
 import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
+import { listRunCheckpoints } from '../../checkpoints/run-checkpoints.ts'
 
 export const runsRouter = router({
   /** Model sizes to pick from, with parameter counts, for the launch form. */
@@ -19,6 +20,8 @@ export const runsRouter = router({
   list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
   /** One run with its rounds, checkpoints and loss history. */
   get: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await getRunDetail(ctx.db, input.id)),
+  /** A run's checkpoints with their folders' files and sizes, its retention setting and licence; under `runs` so it refreshes when a round closes. */
+  checkpoints: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await listRunCheckpoints(ctx, input.id)),
   /**
    * Who created a run and whether the signed-in person may steer it (start/pause/resume/stop),
    * so the dashboard shows the controls only to them. Read-only; setStatus still checks.

@@ -1,0 +1,272 @@
+// A checkpoint as the Hugging Face folder people download: which files it has, how big each
+// is, and where their bytes come from (generated text, or the weights blob streamed from the
+// store). The HTTP downloads, the tar archive and the run page all read this one description.
+import { createHash } from 'node:crypto'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { ModelOps } from '../runs/model-ops.ts'
+import type { ResolvedRunSpec } from '../runs/runs.ts'
+import { retentionOf } from '../runs/checkpoint-retention.ts'
+import { renderModelCard } from './model-card.ts'
+import type { CardContributor } from './model-card.ts'
+import { tarSize } from './tar-writer.ts'
+import type { TarEntry } from './tar-writer.ts'
+
+export interface CheckpointFolderDeps { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps }
+
+/** `available`: downloadable; `pruned`: retention deleted the weights; `missing`: the weights blob vanished from the store. */
+export type CheckpointStatus = 'available' | 'pruned' | 'missing'
+
+/** One file of a checkpoint folder. */
+export interface FolderFile {
+  name: string
+  size: number
+  contentType: string
+  /** Strong ETag; immutable files' tags never change for a checkpoint id. */
+  etag: string
+  /** True when the bytes can never change for this checkpoint id (everything but the model card). */
+  immutable: boolean
+  /** Generated files' bytes. */
+  bytes?: Uint8Array
+  /** The weights: the sha256 of the blob to stream. */
+  blob?: string
+}
+
+/** A checkpoint of a run, with its folder's files (none once pruned). */
+export interface CheckpointFolder {
+  runId: string
+  runName: string
+  sha256: string
+  round: number
+  tokensSeen: number
+  valLoss: number | null
+  createdAt: Date
+  prunedAt: Date | null
+  latest: boolean
+  status: CheckpointStatus
+  /** The run's retention setting: round 0, every Nth round and the latest are kept. */
+  keepEvery: number
+  /** `<run-name>-round-<n>`: the folder the archive unpacks into. */
+  folderName: string
+  tarName: string
+  files: FolderFile[]
+  tarSize: number
+  tarEtag: string
+}
+
+/** The run's name as a file-name part: lowercase ASCII letters, digits and dashes. */
+export function fileSlug (name: string): string {
+  const slug = name.normalize('NFKD').replace(/[\u0300-\u036f]/g, '').toLowerCase()
+    .replace(/[^a-z0-9]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 60).replace(/-+$/, '')
+  return slug === '' ? 'checkpoint' : slug
+}
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.json': 'application/json',
+  '.md': 'text/markdown; charset=utf-8',
+  '.safetensors': 'application/octet-stream'
+}
+
+function contentType (name: string): string {
+  return CONTENT_TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream'
+}
+
+const shortHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 16)
+
+interface CheckpointRow { sha256: string, run_id: string, round: number, tokens_seen: number, val_loss: number | null, created_at: Date, pruned_at: Date | null }
+
+/** What every folder of one run shares: the run, its generated config files, its ledger totals. */
+interface RunContext {
+  id: string
+  name: string
+  spec: ResolvedRunSpec
+  latest: string | null
+  currentRound: number
+  tokensSeen: number
+  createdAt: Date
+  textFiles: Map<string, Uint8Array>
+  datasetName: string | null
+  /** Accepted work per round and node. */
+  work: Array<{ round: number, contributor: CardContributor }>
+}
+
+async function loadRun (deps: CheckpointFolderDeps, runId: string): Promise<RunContext | undefined> {
+  const run = await deps.db.selectFrom('runs').select(['id', 'name', 'spec', 'latest_checkpoint', 'current_round', 'tokens_seen', 'created_at'])
+    .where('id', '=', runId).executeTakeFirst()
+  if (run === undefined) return undefined
+  const spec = run.spec as ResolvedRunSpec
+  let datasetName: string | null = null
+  if (spec.dataset.source === 'shards') {
+    const shard = await deps.db.selectFrom('blobs').select('meta').where('sha256', '=', spec.validationShard.sha256).executeTakeFirst()
+    datasetName = typeof shard?.meta.dataset === 'string' ? shard.meta.dataset : null
+  }
+  const rows = await deps.db.selectFrom('ledger')
+    .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
+    .leftJoin('organizations', 'organizations.id', 'ledger.organization_id')
+    .select(['ledger.round', 'ledger.peer_id', 'nodes.name as node_name', 'organizations.name as organization_name'])
+    .select((eb) => [eb.fn.sum<string>('ledger.tokens').as('tokens'), eb.fn.sum<number>('ledger.compute_seconds').as('compute_seconds')])
+    .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted')
+    .groupBy(['ledger.round', 'ledger.peer_id', 'nodes.name', 'organizations.name'])
+    .execute()
+  return {
+    id: run.id,
+    name: run.name,
+    spec,
+    latest: run.latest_checkpoint,
+    currentRound: run.current_round,
+    tokensSeen: run.tokens_seen,
+    createdAt: run.created_at,
+    textFiles: deps.ops.huggingFaceTextFiles(spec.modelConfig),
+    datasetName,
+    work: rows.map((r) => ({
+      round: r.round,
+      contributor: {
+        organization: r.organization_name ?? 'unknown lab',
+        node: r.node_name ?? r.peer_id.slice(-8),
+        peerId: r.peer_id,
+        tokens: Number(r.tokens),
+        computeSeconds: Number(r.compute_seconds)
+      }
+    }))
+  }
+}
+
+/** Each node's accepted work summed over rounds up to `round`. */
+function contributorsUpTo (run: RunContext, round: number): CardContributor[] {
+  const byPeer = new Map<string, CardContributor>()
+  for (const w of run.work) {
+    if (w.round > round) continue
+    const c = byPeer.get(w.contributor.peerId) ?? { ...w.contributor, tokens: 0, computeSeconds: 0 }
+    c.tokens += w.contributor.tokens
+    c.computeSeconds += w.contributor.computeSeconds
+    byPeer.set(c.peerId, c)
+  }
+  return [...byPeer.values()]
+}
+
+/** Weights sizes from the blobs table, falling back to the store itself. */
+async function weightSizes (deps: CheckpointFolderDeps, shas: string[]): Promise<Map<string, number>> {
+  const sizes = new Map<string, number>()
+  if (shas.length === 0) return sizes
+  const rows = await deps.db.selectFrom('blobs').select(['sha256', 'size']).where('sha256', 'in', shas).execute()
+  for (const r of rows) sizes.set(r.sha256, Number(r.size))
+  for (const sha of shas) {
+    if (sizes.has(sha)) continue
+    const size = await deps.blobs.size(sha)
+    if (size !== undefined) sizes.set(sha, size)
+  }
+  return sizes
+}
+
+function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number | undefined): CheckpointFolder {
+  const folderName = `${fileSlug(run.name)}-round-${row.round}`
+  const status: CheckpointStatus = row.pruned_at !== null ? 'pruned' : weightsBytes === undefined ? 'missing' : 'available'
+  const files: FolderFile[] = []
+  let cardHash = 'none'
+  if (status === 'available') {
+    const card = new TextEncoder().encode(renderModelCard({
+      run: { id: run.id, name: run.name },
+      spec: run.spec,
+      checkpoint: { sha256: row.sha256, round: row.round, tokensSeen: row.tokens_seen, valLoss: row.val_loss, weightsBytes: weightsBytes! },
+      contributors: contributorsUpTo(run, row.round),
+      folderName,
+      datasetName: run.datasetName
+    }))
+    // The card is regenerated on every request (the initial checkpoint's loss arrives later),
+    // so its tag is its content's hash; the other files are fixed by the checkpoint id.
+    cardHash = shortHash(card)
+    files.push({ name: 'README.md', size: card.byteLength, contentType: contentType('README.md'), etag: `"${row.sha256}-README.md-${cardHash}"`, immutable: false, bytes: card })
+    for (const [name, bytes] of run.textFiles) {
+      files.push({ name, size: bytes.byteLength, contentType: contentType(name), etag: `"${row.sha256}-${name}"`, immutable: true, bytes })
+      if (name === 'config.json') {
+        files.push({ name: 'model.safetensors', size: weightsBytes!, contentType: contentType('model.safetensors'), etag: `"${row.sha256}-model.safetensors"`, immutable: true, blob: row.sha256 })
+      }
+    }
+  }
+  return {
+    runId: run.id,
+    runName: run.name,
+    sha256: row.sha256,
+    round: row.round,
+    tokensSeen: row.tokens_seen,
+    valLoss: row.val_loss,
+    createdAt: row.created_at,
+    prunedAt: row.pruned_at,
+    latest: row.sha256 === run.latest,
+    status,
+    keepEvery: retentionOf(run.spec).keepEvery,
+    folderName,
+    tarName: `${folderName}.tar`,
+    files,
+    tarSize: files.length === 0 ? 0 : tarSize([{ type: 'directory' }, ...files.map((f) => ({ type: 'file' as const, size: f.size }))]),
+    tarEtag: `"${row.sha256}-folder.tar-${cardHash}"`
+  }
+}
+
+/** The archive's members: the folder, then its files, the weights streamed from `readBlob`. */
+export function tarEntries (files: FolderFile[], folderName: string, mtime: Date, readBlob: (sha: string) => AsyncIterable<Uint8Array>): TarEntry[] {
+  return [
+    { type: 'directory', name: folderName, mtime },
+    ...files.map((f): TarEntry => ({
+      type: 'file',
+      name: `${folderName}/${f.name}`,
+      mtime,
+      size: f.size,
+      read: f.blob !== undefined ? () => readBlob(f.blob!) : async function * () { yield f.bytes! }
+    }))
+  ]
+}
+
+/** Every checkpoint of a run, oldest first; undefined when there is no such run. */
+export async function runCheckpointFolders (deps: CheckpointFolderDeps, runId: string): Promise<CheckpointFolder[] | undefined> {
+  const run = await loadRun(deps, runId)
+  if (run === undefined) return undefined
+  const rows = await deps.db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).orderBy('round').execute()
+  const sizes = await weightSizes(deps, rows.filter((r) => r.pruned_at === null).map((r) => r.sha256))
+  return rows.map((r) => buildFolder(run, r, sizes.get(r.sha256)))
+}
+
+/** The checkpoint whose weights have this sha256; undefined when unknown. */
+export async function checkpointFolder (deps: CheckpointFolderDeps, sha256: string): Promise<CheckpointFolder | undefined> {
+  const row = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', sha256).executeTakeFirst()
+  if (row === undefined) return undefined
+  const run = await loadRun(deps, row.run_id)
+  if (run === undefined) return undefined
+  const sizes = await weightSizes(deps, row.pruned_at === null ? [sha256] : [])
+  return buildFolder(run, row, sizes.get(sha256))
+}
+
+/** A run's newest checkpoint (the base of its next round); undefined when there is no such run. */
+export async function latestCheckpointFolder (deps: CheckpointFolderDeps, runId: string): Promise<CheckpointFolder | undefined> {
+  const run = await loadRun(deps, runId)
+  if (run?.latest === null || run === undefined) return undefined
+  const latest = run.latest
+  const own = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', latest).where('run_id', '=', runId).executeTakeFirst()
+  // Runs with the same model and seed start from the same weights, and the checkpoints table
+  // keys rows by sha256, so a later run's initial checkpoint may be recorded under the first run.
+  const row: CheckpointRow = own ?? { sha256: latest, run_id: runId, round: run.currentRound, tokens_seen: run.tokensSeen, val_loss: null, created_at: run.createdAt, pruned_at: null }
+  const sizes = await weightSizes(deps, [latest])
+  return buildFolder(run, row, sizes.get(latest))
+}
+
+/** A checkpoint as the HTTP API and the dashboard list it: files with sizes and download paths. */
+export function checkpointSummary (f: CheckpointFolder) {
+  const base = `/api/checkpoints/${f.sha256}`
+  return {
+    round: f.round,
+    tokensSeen: f.tokensSeen,
+    valLoss: f.valLoss,
+    sha256: f.sha256,
+    createdAt: f.createdAt.toISOString(),
+    status: f.status,
+    prunedAt: f.prunedAt?.toISOString() ?? null,
+    latest: f.latest,
+    folderName: f.folderName,
+    url: `${base}/`,
+    files: f.files.map((file) => ({ name: file.name, size: file.size, url: `${base}/${file.name}` })),
+    tar: f.status === 'available' ? { name: f.tarName, size: f.tarSize, url: `${base}/folder.tar` } : null
+  }
+}
+
+export type CheckpointSummary = ReturnType<typeof checkpointSummary>

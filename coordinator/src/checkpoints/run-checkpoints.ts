@@ -1,0 +1,21 @@
+import { CoordinatorError } from '../errors.ts'
+import type { ResolvedRunSpec } from '../runs/runs.ts'
+import { retentionOf } from '../runs/checkpoint-retention.ts'
+import { checkpointSummary, runCheckpointFolders } from './checkpoint-folder.ts'
+import type { CheckpointFolderDeps } from './checkpoint-folder.ts'
+import { UNSET_LICENSE } from './model-card.ts'
+
+/** What the run page's checkpoint section shows: every checkpoint, newest first, and the run's setting and licence. */
+export async function listRunCheckpoints (deps: CheckpointFolderDeps, runId: string) {
+  const folders = await runCheckpointFolders(deps, runId)
+  if (folders === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+  const run = await deps.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
+  const spec = run.spec as Partial<ResolvedRunSpec>
+  return {
+    runId,
+    keepEvery: retentionOf(run.spec as ResolvedRunSpec).keepEvery,
+    license: spec.license ?? UNSET_LICENSE,
+    latestUrl: `/api/runs/${runId}/checkpoints/latest/`,
+    checkpoints: folders.map(checkpointSummary).reverse()
+  }
+}
