@@ -241,7 +241,8 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     const nodeRow = page.locator(`[data-testid="node-row"][data-peer-id="${agent.peerId}"]`)
     await nodeRow.waitFor()
     assert.equal(await nodeRow.getByTestId('node-org').innerText(), 'Hilltop Lab')
-    assert.match(await page.getByTestId('enroll-command').textContent() ?? '', /--coordinator \/ip4\//)
+    // The address arrives with the health query; wait for it rather than read the placeholder.
+    await page.getByTestId('enroll-command').filter({ hasText: '--coordinator /ip4/' }).waitFor()
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Labs', exact: true }).click()
     await row.waitFor()
   })
