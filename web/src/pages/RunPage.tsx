@@ -14,6 +14,7 @@ import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { Meter, Stat } from '../components/Stat.tsx'
 import { LossChart } from '../components/LossChart.tsx'
+import { RunActivityCharts } from './RunActivityCharts.tsx'
 import type { ChartSeries } from '../components/LossChart.tsx'
 import { Field, FormMessage, Segmented, fieldAria } from '../components/Form.tsx'
 import { CodeBlock, CopyButton } from '../components/CommandBlock.tsx'
@@ -150,6 +151,8 @@ function lossSeries (run: RunDetail, by: 'round' | 'tokens'): ChartSeries[] {
 
 function LossCard ({ run }: { run: RunDetail }): ReactNode {
   const [by, setBy] = useState<'round' | 'tokens'>('round')
+  const trpc = useTRPC()
+  const baseline = useQuery(trpc.metrics.run.queryOptions({ runId: run.summary.id })).data?.baselineLoss ?? null
   const series = lossSeries(run, by)
   const total = series.reduce((n, s) => n + s.points.length, 0)
   return (
@@ -157,7 +160,7 @@ function LossCard ({ run }: { run: RunDetail }): ReactNode {
       <header className='section-head'>
         <div>
           <h2 id='loss-title' className='section-title'>Loss</h2>
-          <p className='muted small'>Training loss is the nodes’ average over each round; validation loss is measured on held-out text at every checkpoint.</p>
+          <p className='muted small'>Training loss is the nodes’ average over each round; validation loss is measured on held-out text at every checkpoint. The dashed line is the unigram baseline: what guessing from token frequencies alone scores on the same text.</p>
         </div>
         <Segmented label='Horizontal axis' value={by} onChange={setBy} testId='chart-axis-toggle' options={[{ value: 'round', label: 'By round' }, { value: 'tokens', label: 'By tokens' }]} />
       </header>
@@ -168,7 +171,7 @@ function LossCard ({ run }: { run: RunDetail }): ReactNode {
             <p>{run.summary.status === 'draft' ? 'The curve starts once the run is started and the first round closes.' : 'The first points appear when the first round closes. This updates by itself.'}</p>
           </div>
           )
-        : <LossChart series={series} xKind={by} xLabel={by === 'round' ? 'Round' : 'Tokens trained'} yLabel='Loss (nats/token)' testId='loss-chart' />}
+        : <LossChart series={series} xKind={by} xLabel={by === 'round' ? 'Round' : 'Tokens trained'} yLabel='Loss (nats/token)' baseline={baseline} testId='loss-chart' />}
     </section>
   )
 }
@@ -629,6 +632,7 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
           <SupportCard runId={s.id} status={s.status} />
         </div>
       </div>
+      <RunActivityCharts runId={s.id} createdAt={s.createdAt} />
       <RoundsTimeline rounds={data.rounds} />
       <RunNodes runId={s.id} rounds={data.rounds} />
       <Checkpoints checkpoints={data.checkpoints} />
