@@ -14,6 +14,7 @@ import { RelativeTime } from '../components/RelativeTime.tsx'
 import { signInHref } from '../components/RequireRole.tsx'
 import { HandshakeIcon } from '../components/Icons.tsx'
 import { UNIT_SHORT, formatPledgeAmount } from '../lib/pledge-units.ts'
+import { RunGoalMeters } from '../components/RunGoalMeters.tsx'
 import './pledges.css'
 
 type MyPledge = RouterOutputs['pledges']['mine'][number]
@@ -33,25 +34,6 @@ function groupByRun (pledges: MyPledge[]): RunPledges[] {
     runs.set(p.runId, r)
   }
   return [...runs.values()]
-}
-
-/** The run's own goals: money pledged by everyone, and GPU-hours its nodes delivered, whoever pledged. */
-export function RunGoalMeters ({ goals, compact = false }: { goals: RunGoals, compact?: boolean }): ReactNode {
-  return (
-    <div className={compact ? 'meters meters-compact' : 'meters'}>
-      <Meter label='Run funding pledged' value={goals.pledgedUsd} goal={goals.fundingGoalUsd} format={formatUsd} testId='run-funding-goal' />
-      <Meter
-        label='Run compute delivered'
-        value={goals.deliveredGpuHours}
-        goal={goals.computeGoalGpuHours}
-        format={formatHours}
-        unit='GPU-h'
-        tone='success'
-        testId='run-compute-goal'
-        foot={goals.deliveredCpuCoreHours > 0 ? <>{goals.computeGoalGpuHours !== null ? `${Math.round(Math.min(1, goals.deliveredGpuHours / Math.max(goals.computeGoalGpuHours, 1e-12)) * 100)}% of the goal · ` : ''}plus {formatHours(goals.deliveredCpuCoreHours)} CPU core-h from CPU-only machines</> : undefined}
-      />
-    </div>
-  )
 }
 
 /** How much of one compute pledge its organization's machines delivered after it was made. */
@@ -126,7 +108,7 @@ function MyPledges (): ReactNode {
                       </div>
                     </td>
                     <td data-label='Money' className='num num-col strong' data-testid='run-usd'>{r.usd > 0 ? formatUsd(r.usd) : <span className='muted'>—</span>}</td>
-                    <td data-label='Compute' className='num num-col strong' data-testid='run-gpu-hours'>
+                    <td data-label='Compute' className='num num-col strong pledge-compute' data-testid='run-gpu-hours'>
                       {r.gpuHours === 0 && r.cpuCoreHours === 0 && <span className='muted'>—</span>}
                       {r.gpuHours > 0 && <div>{formatHours(r.gpuHours)} GPU-h</div>}
                       {r.cpuCoreHours > 0 && <div>{formatHours(r.cpuCoreHours)} CPU core-h</div>}
