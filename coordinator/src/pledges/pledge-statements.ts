@@ -171,7 +171,8 @@ export async function pledgeStatement (db: Kysely<Database>, pledgeId: string): 
 
   const rows: StatementRow[] = counted.map(({ row, hours, tokens, share }) => ({
     seq: row.seq, round: row.round, at: row.createdAt.toISOString(), nodeName: row.nodeName, peerId: row.peerId, organizationName: row.organizationName,
-    kind: row.kind, device: row.device, computeSeconds: row.computeSeconds, hours, tokens, share, checkpoint: checkpointOf.get(row.round) ?? null
+    // Rounded so a row split in two reads 0.5, not 0.5000000000000001.
+    kind: row.kind, device: row.device, computeSeconds: row.computeSeconds, hours, tokens, share: Number(share.toFixed(9)), checkpoint: checkpointOf.get(row.round) ?? null
   }))
 
   const nodes = new Map<string, PledgeStatement['nodes'][number]>()
