@@ -4,7 +4,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { DeviceKind } from '../ledger/device-hours.ts'
 import { allocateDeliveries, fulfilmentOf, isComputePledge } from './pledge-fulfilment.ts'
 import type { AllocatablePledge, Allocation } from './pledge-fulfilment.ts'
-import { hoursByKind, loadRunDeliveries } from './run-deliveries.ts'
+import { hoursByKind, loadRunDeliveries, runDeliveredHours } from './run-deliveries.ts'
 import type { RunDelivery } from './run-deliveries.ts'
 
 /** A run's goals against what was pledged and what its nodes delivered. */
@@ -81,12 +81,14 @@ export interface PledgeStatement {
 
 interface PledgeRecord extends AllocatablePledge { runId: string, note: string | null, by: string, organizationName: string | null }
 
-/** A run's pledges and deliveries, and how the deliveries are allocated to the pledges. */
+/** A run's pledges, its totals, the deliveries its compute pledges could count and how they are allocated. */
 interface RunLedgerView {
   run: { id: string, name: string, status: RunStatus, spec: { fundingGoalUsd?: number, computeGoalGpuHours?: number } }
   pledges: PledgeRecord[]
+  /** rows of organizations with compute pledges, after the earliest of those pledges */
   deliveries: RunDelivery[]
   allocations: Map<string, Allocation[]>
+  delivered: { gpuHours: number, cpuCoreHours: number }
 }
 
 async function loadRunView (db: Kysely<Database>, runId: string): Promise<RunLedgerView> {
@@ -102,13 +104,23 @@ async function loadRunView (db: Kysely<Database>, runId: string): Promise<RunLed
     id: p.id, runId: p.run_id, kind: p.kind, amount: p.amount, note: p.note, organizationId: p.organization_id,
     createdAt: p.created_at, by: p.display_name ?? 'someone', organizationName: p.organization_name
   }))
-  const deliveries = await loadRunDeliveries(db, runId)
-  return { run: { id: run.id, name: run.name, status: run.status, spec: run.spec as RunLedgerView['run']['spec'] }, pledges, deliveries, allocations: allocateDeliveries(pledges, deliveries) }
+  // Only rows some compute pledge could count: its organization's, written after it.
+  const compute = pledges.filter((p) => isComputePledge(p.kind) && p.organizationId !== null)
+  const deliveries = compute.length === 0
+    ? []
+    : await loadRunDeliveries(db, runId, { organizationIds: [...new Set(compute.map((p) => p.organizationId!))], after: compute[0]!.createdAt })
+  return {
+    run: { id: run.id, name: run.name, status: run.status, spec: run.spec as RunLedgerView['run']['spec'] },
+    pledges,
+    deliveries,
+    allocations: allocateDeliveries(pledges, deliveries),
+    delivered: await runDeliveredHours(db, runId)
+  }
 }
 
 function goalProgress (view: RunLedgerView): RunGoalProgress {
   const pledged = (kind: PledgeKind): number => view.pledges.filter((p) => p.kind === kind).reduce((a, p) => a + p.amount, 0)
-  const delivered = hoursByKind(view.deliveries)
+  const delivered = view.delivered
   return {
     fundingGoalUsd: view.run.spec.fundingGoalUsd ?? null,
     computeGoalGpuHours: view.run.spec.computeGoalGpuHours ?? null,
@@ -159,7 +171,7 @@ export async function pledgeStatement (db: Kysely<Database>, pledgeId: string): 
   const byRow = new Map(view.deliveries.map((d) => [d.seq, d]))
   const counted: Array<{ row: RunDelivery, hours: number, tokens: number, share: number }> = isComputePledge(pledge.kind)
     ? (view.allocations.get(pledge.id) ?? []).map((a) => ({ row: byRow.get(a.seq)!, hours: a.hours, tokens: a.tokens, share: a.share }))
-    : view.deliveries.filter((d) => d.createdAt.getTime() > pledge.createdAt.getTime()).map((row) => ({ row, hours: row.hours, tokens: row.tokens, share: 1 }))
+    : (await loadRunDeliveries(db, view.run.id, { after: pledge.createdAt })).map((row) => ({ row, hours: row.hours, tokens: row.tokens, share: 1 }))
 
   const rounds = [...new Set(counted.map((c) => c.row.round))].sort((a, b) => a - b)
   const roundRows = rounds.length === 0

@@ -27,15 +27,22 @@ export function describeDevice (hardware: HardwareProfile | null, kind: DeviceKi
   return `${hardware.cpuCores} CPU core${hardware.cpuCores === 1 ? '' : 's'} (${hardware.cpuModel})`
 }
 
-/** A run's accepted ledger rows in chain order, each priced in GPU-hours or CPU core-hours. */
-export async function loadRunDeliveries (db: Kysely<Database>, runId: string): Promise<RunDelivery[]> {
-  const rows = await db.selectFrom('ledger')
+/**
+ * A run's accepted ledger rows in chain order, each priced in GPU-hours or CPU core-hours;
+ * only those of `scope.organizationIds` and written after `scope.after` when given, so a
+ * long run's readers load the rows they need rather than all of them.
+ */
+export async function loadRunDeliveries (db: Kysely<Database>, runId: string, scope: { organizationIds?: string[], after?: Date } = {}): Promise<RunDelivery[]> {
+  if (scope.organizationIds?.length === 0) return []
+  let query = db.selectFrom('ledger')
     .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
     .leftJoin('organizations', 'organizations.id', 'ledger.organization_id')
     .select(['ledger.seq', 'ledger.round', 'ledger.created_at', 'ledger.node_id', 'ledger.peer_id', 'ledger.organization_id', 'ledger.tokens', 'ledger.compute_seconds',
       'nodes.name as node_name', 'nodes.hardware', 'organizations.name as organization_name'])
     .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted')
-    .orderBy('ledger.seq').execute()
+  if (scope.organizationIds !== undefined) query = query.where('ledger.organization_id', 'in', scope.organizationIds)
+  if (scope.after !== undefined) query = query.where('ledger.created_at', '>', scope.after)
+  const rows = await query.orderBy('ledger.seq').execute()
   return rows.map((r) => {
     const hardware = (r.hardware ?? null) as HardwareProfile | null
     const { kind, hours } = deviceHours(r.compute_seconds, hardware)
@@ -66,4 +73,13 @@ export function hoursByKind (parts: Array<{ kind: DeviceKind, hours: number }>):
     else cpuCoreHours += p.hours
   }
   return { gpuHours, cpuCoreHours }
+}
+
+/** GPU-hours and CPU core-hours every node delivered to a run, summed in the database per node. */
+export async function runDeliveredHours (db: Kysely<Database>, runId: string): Promise<{ gpuHours: number, cpuCoreHours: number }> {
+  const perNode = await db.selectFrom('ledger').select(['node_id']).select((eb) => eb.fn.sum<number>('compute_seconds').as('seconds'))
+    .where('run_id', '=', runId).where('outcome', '=', 'accepted').groupBy('node_id').execute()
+  const ids = perNode.map((n) => n.node_id).filter((id): id is string => id !== null)
+  const hardware = new Map(ids.length === 0 ? [] : (await db.selectFrom('nodes').select(['id', 'hardware']).where('id', 'in', ids).execute()).map((n) => [n.id, n.hardware]))
+  return hoursByKind(perNode.map((n) => deviceHours(Number(n.seconds), n.node_id === null ? null : hardware.get(n.node_id))))
 }
