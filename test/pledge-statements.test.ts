@@ -209,6 +209,8 @@ describe('pledge fulfilment and statements', () => {
     assert.equal(missing.code, 'NOT_FOUND')
     assert.match(missing.message, /no pledge 00000000-0000-4000-8000-000000000000; .*Pledges page/)
     assert.equal((await refusal(anonymous.pledges.forRun.query({ runId: '00000000-0000-4000-8000-000000000000' }))).code, 'NOT_FOUND')
+    assert.equal((await refusal(anonymous.metrics.run.query({ runId: '00000000-0000-4000-8000-000000000000' }))).code, 'NOT_FOUND')
+    assert.match((await refusal(anonymous.metrics.run.query({ runId: 'run-1' }))).message, /a run id is a UUID/)
     assert.equal((await refusal(gale.pledges.create.mutate({ runId, kind: 'gpu_hours', amount: 0 }))).code, 'BAD_REQUEST')
     const res400 = await fetch(new URL('/api/pledges/nope/statement.csv', coordinator.url))
     assert.equal(res400.status, 400)

@@ -6,6 +6,10 @@ import type { ResolvedRunSpec } from './runs.ts'
 
 // One computation per run at a time, however many dashboards ask at once.
 const inFlight = new Map<string, Promise<number | null>>()
+// Runs whose data gave no baseline (or could not be read), and when: every chart refresh would
+// otherwise read all their shards again. Retried after RETRY_MS in case a blob came back.
+const unavailable = new Map<string, number>()
+const RETRY_MS = 10 * 60_000
 
 /**
  * A run's unigram baseline in nats/token (the line the loss chart draws): the training
@@ -17,9 +21,13 @@ export async function runUnigramBaseline (deps: { db: Kysely<Database>, blobs: B
   const row = await deps.db.selectFrom('runs').select(['spec', 'unigram_baseline']).where('id', '=', runId).executeTakeFirst()
   if (row === undefined) return null
   if (row.unigram_baseline !== null) return row.unigram_baseline
+  if (Date.now() - (unavailable.get(runId) ?? -Infinity) < RETRY_MS) return null
   let pending = inFlight.get(runId)
   if (pending === undefined) {
-    pending = compute(deps, runId, row.spec as ResolvedRunSpec).finally(() => { inFlight.delete(runId) })
+    pending = compute(deps, runId, row.spec as ResolvedRunSpec)
+      .then((baseline) => { if (baseline === null) unavailable.set(runId, Date.now()); return baseline })
+      .catch((err: unknown) => { unavailable.set(runId, Date.now()); throw err })
+      .finally(() => { inFlight.delete(runId) })
     inFlight.set(runId, pending)
   }
   return await pending
