@@ -415,7 +415,7 @@ function SupportCard ({ runId, status }: { runId: string, status: string }): Rea
             <Meter label='Funding pledged' value={p.pledgedUsd} goal={p.fundingGoalUsd} format={formatUsd} testId='funding-meter' />
             <Meter label='Compute pledged' value={p.pledgedGpuHours} goal={p.computeGoalGpuHours} format={formatHours} unit='GPU-h' testId='compute-pledged-meter' tone='info' />
             {p.pledgedCpuCoreHours > 0 && <Meter label='CPU compute pledged' value={p.pledgedCpuCoreHours} goal={null} format={formatHours} unit='CPU core-h' testId='cpu-pledged-meter' tone='info' foot='CPU-only machines’ time; the compute goal counts GPU-hours' />}
-            <Meter label='GPU compute delivered (ledger)' value={p.deliveredGpuHours} goal={p.computeGoalGpuHours ?? (p.pledgedGpuHours > 0 ? p.pledgedGpuHours : null)} format={formatHours} unit='GPU-h' testId='compute-delivered-meter' tone='success' foot={p.deliveredCpuCoreHours > 0 ? `plus ${formatHours(p.deliveredCpuCoreHours)} CPU core-h from CPU-only machines` : undefined} />
+            <Meter label='GPU compute delivered (ledger)' value={p.deliveredGpuHours} goal={p.computeGoalGpuHours} format={formatHours} unit='GPU-h' testId='compute-delivered-meter' tone='success' foot={p.deliveredCpuCoreHours > 0 ? `plus ${formatHours(p.deliveredCpuCoreHours)} CPU core-h from CPU-only machines` : undefined} />
           </div>
           <PledgeCall runId={runId} status={status} />
           {p.pledges.length > 0 && (
@@ -426,7 +426,7 @@ function SupportCard ({ runId, status }: { runId: string, status: string }): Rea
                   <li key={x.id} data-testid='run-pledge' data-kind={x.kind} data-amount={x.amount}>
                     <div className='pledge-line'>
                       <strong className='num'>{formatPledgeAmount(x.kind, x.amount)}</strong>
-                      <span className='muted small'>{x.by} · <RelativeTime iso={x.createdAt} now={now} /></span>
+                      <span className='muted small'>{x.by} · <RelativeTime iso={x.createdAt} now={now} /> · <Link to={`/pledges/${x.id}`}>statement</Link></span>
                     </div>
                     {x.note !== null && <div className='small muted pledge-note'>“{x.note}”</div>}
                   </li>
