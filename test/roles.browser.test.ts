@@ -353,7 +353,8 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
 
   test('a funder pledges money and GPU-hours and sees them on the run page and the Pledges page', async () => {
     const page = await newPage('funder')
-    await signUp(page, { role: 'funder', name: 'Fay Funder', email: 'fay@fund.test' })
+    // Her organization's machines deliver her compute pledges.
+    await signUp(page, { role: 'funder', name: 'Fay Funder', email: 'fay@fund.test', org: 'Hilltop Lab' })
     await page.waitForURL((u) => u.pathname === '/pledges')
     await page.getByTestId('my-pledges-empty').waitFor()
     await page.locator(`[data-testid="back-run"][data-run-id="${runId}"]`).getByRole('link', { name: 'Open run to pledge' }).click()
@@ -391,7 +392,10 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     assert.equal(await page.getByTestId('my-usd').innerText(), '$250')
     assert.equal(await page.getByTestId('my-gpu-hours').innerText(), '1.50')
     assert.equal(await mine.getByTestId('my-pledge').count(), 2)
-    assert.match(await mine.getByTestId('delivered-vs-pledged').innerText(), /of 1\.50 GPU-h/)
+    const gpuPledge = mine.locator('[data-testid="my-pledge"][data-kind="gpu_hours"]')
+    assert.match(await gpuPledge.getByTestId('pledge-delivered').innerText(), /of 1\.50 GPU-h/)
+    assert.equal(await gpuPledge.getAttribute('data-fulfilled'), 'false', 'Hilltop Lab’s CPU machine delivers no GPU-hours')
+    assert.match(await mine.getByTestId('run-funding-goal').innerText(), /\$250\s*of \$1,000/)
   })
 
   test('anyone verifies the ledger in the browser, sees a tampered row named, and downloads checkpoint files', async () => {

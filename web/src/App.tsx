@@ -9,6 +9,7 @@ import { RunsPage } from './pages/RunsPage.tsx'
 import { RunPage } from './pages/RunPage.tsx'
 import { LedgerPage } from './pages/LedgerPage.tsx'
 import { PledgesPage } from './pages/PledgesPage.tsx'
+import { PledgeStatementPage } from './pages/PledgeStatementPage.tsx'
 import { LabsPage } from './pages/LabsPage.tsx'
 import { SignInPage, SignUpPage } from './pages/AuthPages.tsx'
 import { NotFoundPage } from './pages/NotFoundPage.tsx'
@@ -26,6 +27,7 @@ const ROUTES: Route[] = [
   { path: '/ledger', title: 'Ledger', render: () => <LedgerPage /> },
   { path: '/ledger/:runId', title: 'Ledger', render: (p) => <LedgerPage runId={p.runId!} /> },
   { path: '/pledges', title: 'Pledges', render: () => <PledgesPage /> },
+  { path: '/pledges/:pledgeId', title: 'Pledge statement', render: (p) => <PledgeStatementPage key={p.pledgeId} pledgeId={p.pledgeId!} /> },
   { path: '/labs', title: 'Labs', render: () => <LabsPage /> },
   { path: '/signin', title: 'Sign in', render: () => <SignInPage /> },
   { path: '/signup', title: 'Sign up', render: () => <SignUpPage /> }

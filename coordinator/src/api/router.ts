@@ -6,6 +6,7 @@ import { labsRouter } from './routers/labs.ts'
 import { ledgerRouter } from './routers/ledger.ts'
 import { pledgesRouter } from './routers/pledges.ts'
 import { liveRouter } from './routers/live.ts'
+import { metricsRouter } from './routers/metrics.ts'
 
 /** The whole API, one router per domain; the dashboard imports only its type. */
 export const appRouter = router({
@@ -17,6 +18,7 @@ export const appRouter = router({
   labs: labsRouter,
   ledger: ledgerRouter,
   pledges: pledgesRouter,
+  metrics: metricsRouter,
   live: liveRouter
 })
 

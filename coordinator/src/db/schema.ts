@@ -65,6 +65,8 @@ export interface RunsTable {
   /** sha256 of the outer optimizer's momentum buffer blob */
   outer_state: string | null
   data_cursor: ColumnType<DataCursor, string | undefined, string>
+  /** nats/token of the training data's unigram model on the validation windows; null until first computed */
+  unigram_baseline: ColumnType<number | null, number | null | undefined, number | null>
 }
 
 /** Where the next work unit's tokens start in a run's train shards. */
@@ -169,7 +171,7 @@ export interface SessionsTable {
   expires_at: Timestamp
 }
 
-export type PledgeKind = 'usd' | 'gpu_hours'
+export type PledgeKind = 'usd' | 'gpu_hours' | 'cpu_core_hours'
 
 export interface PledgesTable {
   id: Generated<string>

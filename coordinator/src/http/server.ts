@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts'
 import { serveStatic } from './static-files.ts'
 import { handleDownload } from './downloads.ts'
 import type { DownloadsContext } from './downloads.ts'
+import { handleStatementDownload } from './statement-download.ts'
 
 export interface HttpServerOptions {
   host: string
@@ -58,6 +59,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     if (path === '/healthz') { sendJson(res, 200, { ok: true }); return }
     if (path.startsWith('/trpc/')) { trpc(req, res); return }
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
+    if (await handleStatementDownload(options.downloads, res, path)) return
     if (await handleDownload(options.downloads, req, res, path)) return
     if (await serveStatic(options.webRoot, req, res)) return
     if (path.includes('.')) { sendJson(res, 404, { error: 'not found' }); return }

@@ -18,6 +18,8 @@ export interface ModelOps {
   outerStep: (theta: Float32Array, meanDelta: Float32Array, momentum: Float32Array | null, opts: { lr: number, momentum: number }) => Float32Array
   /** Mean next-token loss over fixed, evenly spaced windows of held-out tokens. */
   evaluate: (config: Record<string, unknown>, flat: Float32Array, tokens: Uint8Array | Int32Array, opts: { batches: number, batchSize: number, seqLen: number }) => number
+  /** The training tokens' unigram model scored on the same validation windows as `evaluate` (nats/token): the loss to beat. */
+  unigramBaseline: (train: Array<Uint8Array | Int32Array>, validation: Uint8Array | Int32Array, vocabSize: number, opts: { batches: number, batchSize: number, seqLen: number }) => number
   readShard: (bytes: Uint8Array) => Uint8Array | Int32Array
   resolveModel: (model: RunSpec['model']) => { config: Record<string, unknown>, paramCount: number, vocabSize: number }
   /**

@@ -4,7 +4,7 @@ import {
 import type { LlamaConfig } from '@barnraise/protocol'
 import {
   DEMO_SHARD_OPTIONS, NesterovSGD, buildShards, checkpointFiles, countParams, createParamSet, decodeShard, demoCorpusShards, initParams,
-  huggingFaceTextFiles, modelPresets, paramSetFromSafetensors, presetConfig, validationLoss
+  huggingFaceTextFiles, modelPresets, paramSetFromSafetensors, presetConfig, validationLoss, addTokenCounts, unigramBaselineLoss
 } from '@barnraise/trainer'
 import type { ModelOps } from './model-ops.ts'
 
@@ -31,6 +31,11 @@ export const trainerModelOps: ModelOps = {
     return outer.exportState().buffer!
   },
   evaluate: (json, flat, tokens, opts) => validationLoss(createParamSet(config(json), flat), tokens, opts),
+  unigramBaseline: (train, validation, vocabSize, opts) => {
+    const counts = new Float64Array(vocabSize)
+    for (const shard of train) addTokenCounts(counts, shard)
+    return unigramBaselineLoss(counts, validation, opts)
+  },
   readShard: (bytes) => decodeShard(bytes).tokens,
   resolveModel: (model) => {
     const c = 'preset' in model ? presetConfig(model.preset) : config(model.config)

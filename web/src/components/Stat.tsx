@@ -14,7 +14,7 @@ export function Stat ({ label, value, hint, testId }: { label: string, value: Re
  * A labelled progress bar: "1.2 of 2 GPU-hours". Without a goal it shows the amount alone and
  * says there is no goal; past the goal the bar is full and says so.
  */
-export function Meter ({ label, value, goal, format, unit, testId, tone = 'brand' }: {
+export function Meter ({ label, value, goal, format, unit, testId, tone = 'brand', foot }: {
   label: string
   value: number
   goal: number | null
@@ -22,6 +22,8 @@ export function Meter ({ label, value, goal, format, unit, testId, tone = 'brand
   unit?: string
   testId?: string
   tone?: 'brand' | 'info' | 'success'
+  /** replaces the default line under the bar ("No goal set", "Goal reached", "40% of the goal") */
+  foot?: ReactNode
 }): ReactNode {
   const pct = goal !== null && goal > 0 ? Math.min(100, (value / goal) * 100) : null
   const suffix = unit !== undefined ? ` ${unit}` : ''
@@ -41,7 +43,7 @@ export function Meter ({ label, value, goal, format, unit, testId, tone = 'brand
           )
         : <div className='meter-bar meter-empty' aria-hidden='true' />}
       <div className='meter-foot muted small'>
-        {pct === null ? 'No goal set' : pct >= 100 ? 'Goal reached' : `${pct < 1 && pct > 0 ? '<1' : Math.round(pct)}% of the goal`}
+        {foot ?? (pct === null ? 'No goal set' : pct >= 100 ? 'Goal reached' : `${pct < 1 && pct > 0 ? '<1' : Math.round(pct)}% of the goal`)}
       </div>
     </div>
   )

@@ -7,13 +7,14 @@ type Topic = 'nodes' | 'runs' | 'ledger' | 'pledges'
 
 /**
  * Routers whose answers are computed from another topic's tables: a lab's overview counts its
- * nodes and ledger rows; pledges show GPU-hours delivered per the ledger and the run's status.
+ * nodes and ledger rows; pledges show compute delivered per the ledger and the run's status;
+ * a run's metrics chart its rounds, ledger rows and pledges.
  */
 const ALSO_AFFECTS: Record<Topic, string[]> = {
   nodes: ['labs'],
-  runs: ['pledges'],
-  ledger: ['labs', 'pledges'],
-  pledges: []
+  runs: ['pledges', 'metrics'],
+  ledger: ['labs', 'pledges', 'metrics'],
+  pledges: ['metrics']
 }
 
 /** Whether the dashboard is receiving live change events right now. */

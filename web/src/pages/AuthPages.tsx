@@ -139,7 +139,7 @@ export function SignUpPage (): ReactNode {
         password,
         displayName: displayName.trim(),
         role: role!,
-        ...(organization.trim() !== '' ? { organization: organization.trim() } : {})
+        ...(organization.trim() !== '' && (role === 'lab_admin' || role === 'funder') ? { organization: organization.trim() } : {})
       })
       queryClient.setQueryData(trpc.auth.me.queryKey(), user)
       await queryClient.invalidateQueries()
@@ -184,6 +184,12 @@ export function SignUpPage (): ReactNode {
         </fieldset>
         {role === 'lab_admin' && (
           <Field id='signup-org' label='Organization' hint='The lab or company whose machines you will enroll. Joins it if it already exists.' error={errors.organization} field='organization'>
+            <input id='signup-org' className='input' name='organization' autoComplete='organization' value={organization} onChange={(e) => { setOrganization(e.target.value) }} {...fieldAria('signup-org', errors.organization, true)} />
+          </Field>
+        )}
+        {role === 'funder' && (
+          // Compute pledges are delivered by the pledger's organization's machines.
+          <Field id='signup-org' label={<>Organization <span className='muted'>(optional)</span></>} hint='Whose machines deliver your GPU-hour or CPU core-hour pledges. Leave it empty to pledge money only.' error={errors.organization} field='organization'>
             <input id='signup-org' className='input' name='organization' autoComplete='organization' value={organization} onChange={(e) => { setOrganization(e.target.value) }} {...fieldAria('signup-org', errors.organization, true)} />
           </Field>
         )}

@@ -254,7 +254,7 @@ function LabOverview ({ me }: { me: Me }): ReactNode {
       {overview.isError && <StaleBanner error={overview.error} />}
       <div className='stats' aria-label='Your organization’s contribution'>
         <Stat label='Tokens trained' value={<span data-testid='lab-tokens-trained'>{formatCount(o.contribution.tokens)}</span>} hint='accepted by runs, all time' />
-        <Stat label='GPU-hours donated' value={formatHours(o.contribution.computeSeconds / 3600)} hint='compute-seconds ÷ 3600' />
+        <Stat label='Compute donated' value={<span data-testid='lab-compute'>{formatHours(o.contribution.gpuHours)} <span className='muted small'>GPU-h</span></span>} hint={`plus ${formatHours(o.contribution.cpuCoreHours)} CPU core-h from CPU-only machines`} />
         <Stat label='Reports accepted' value={o.contribution.reports.toLocaleString()} hint='one per node per round' />
         <Stat label='Active tokens' value={active.toLocaleString()} hint={`${o.tokens.length} issued`} />
       </div>

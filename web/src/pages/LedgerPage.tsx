@@ -6,6 +6,7 @@ import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs, RunSummary } from '../lib/trpc.ts'
 import { useNow } from '../lib/time.ts'
 import { formatCount, formatHours, plural, shortHash, shortPeerId } from '../lib/format.ts'
+import { formatDeviceHours } from '../lib/pledge-units.ts'
 import { Link, navigate } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
 import { Badge, RunStatusBadge } from '../components/Badge.tsx'
@@ -97,7 +98,8 @@ const ORG_COLUMNS: Array<Column<OrgRow>> = [
   { key: 'organizationName', label: 'Organization', value: (r) => r.organizationName, render: (r) => <span className='strong'>{r.organizationName}</span> },
   { key: 'nodes', label: 'Nodes', value: (r) => r.nodes, numeric: true },
   { key: 'tokens', label: 'Tokens', value: (r) => r.tokens, render: (r) => formatCount(r.tokens), numeric: true },
-  { key: 'computeHours', label: 'GPU-hours', value: (r) => r.computeHours, render: (r) => formatHours(r.computeHours), numeric: true },
+  { key: 'gpuHours', label: 'GPU-hours', value: (r) => r.gpuHours, render: (r) => formatHours(r.gpuHours), numeric: true },
+  { key: 'cpuCoreHours', label: 'CPU core-hours', value: (r) => r.cpuCoreHours, render: (r) => formatHours(r.cpuCoreHours), numeric: true },
   { key: 'accepted', label: 'Accepted', value: (r) => r.accepted, numeric: true },
   { key: 'refused', label: 'Refused', value: (r) => r.refused, render: (r) => r.refused > 0 ? <span className='danger-inline'>{r.refused}</span> : '0', numeric: true }
 ]
@@ -106,7 +108,7 @@ const NODE_COLUMNS: Array<Column<NodeRow>> = [
   { key: 'nodeName', label: 'Node', value: (r) => r.nodeName, render: (r) => <div><div className='node-name'>{r.nodeName}</div><div className='mono muted small' title={r.peerId}>{shortPeerId(r.peerId)}</div></div> },
   { key: 'organizationName', label: 'Organization', value: (r) => r.organizationName },
   { key: 'tokens', label: 'Tokens', value: (r) => r.tokens, render: (r) => formatCount(r.tokens), numeric: true },
-  { key: 'computeHours', label: 'GPU-hours', value: (r) => r.computeHours, render: (r) => formatHours(r.computeHours), numeric: true },
+  { key: 'computeHours', label: 'Compute', value: (r) => r.kind === 'gpu' ? r.gpuHours : r.cpuCoreHours, render: (r) => formatDeviceHours(r.kind, r.kind === 'gpu' ? r.gpuHours : r.cpuCoreHours), numeric: true },
   { key: 'accepted', label: 'Accepted', value: (r) => r.accepted, numeric: true },
   { key: 'refused', label: 'Refused', value: (r) => r.refused, render: (r) => r.refused > 0 ? <span className='danger-inline'>{r.refused}</span> : '0', numeric: true }
 ]
@@ -251,7 +253,7 @@ function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): Rea
   if (run === undefined) {
     return <EmptyState title='There is no run with this id' testId='ledger-run-missing'><p>Choose one of the runs above, or see all <Link to='/runs'>runs</Link>.</p></EmptyState>
   }
-  const totals = contributions.data?.nodes.reduce((t, n) => ({ tokens: t.tokens + n.tokens, hours: t.hours + n.computeHours, accepted: t.accepted + n.accepted, refused: t.refused + n.refused }), { tokens: 0, hours: 0, accepted: 0, refused: 0 })
+  const totals = contributions.data?.nodes.reduce((t, n) => ({ tokens: t.tokens + n.tokens, gpuHours: t.gpuHours + n.gpuHours, cpuCoreHours: t.cpuCoreHours + n.cpuCoreHours, accepted: t.accepted + n.accepted, refused: t.refused + n.refused }), { tokens: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0 })
   const badSeq = verify.state === 'done' && !verify.verdict.ok ? verify.verdict.seq : null
   const list = (entries.data ?? []) as LedgerEntry[]
 
@@ -277,7 +279,7 @@ function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): Rea
       {totals !== undefined && (
         <div className='stats' aria-label='Totals for this run'>
           <Stat label='Tokens' value={<span data-testid='ledger-total-tokens'>{formatCount(totals.tokens)}</span>} hint='in accepted and refused reports' />
-          <Stat label='GPU-hours' value={formatHours(totals.hours)} hint='compute-seconds ÷ 3600' />
+          <Stat label='Compute' value={<span data-testid='ledger-total-compute'>{formatHours(totals.gpuHours)} <span className='muted small'>GPU-h</span></span>} hint={`plus ${formatHours(totals.cpuCoreHours)} CPU core-h from CPU-only machines`} />
           <Stat label='Accepted reports' value={totals.accepted.toLocaleString()} hint={plural(contributions.data!.nodes.length, 'node')} />
           <Stat label='Refused reports' value={totals.refused.toLocaleString()} hint='stale, malformed or out of bounds' />
         </div>

@@ -376,7 +376,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 
         <Section step={6} title='Goals' description='Optional. Shown on the run page against what funders pledge and what the ledger says was delivered.'>
           <div className='field-grid'>
-            <NumberInput path='computeGoalGpuHours' label='Compute goal' hint='GPU-hours (compute-seconds ÷ 3600)' suffix='GPU-h' step='any' min={0} value={form.computeGoalGpuHours} onChange={(v) => { update({ computeGoalGpuHours: v }, 'computeGoalGpuHours') }} error={errorFor('computeGoalGpuHours')} />
+            <NumberInput path='computeGoalGpuHours' label='Compute goal' hint='GPU-hours delivered by GPU machines (CPU-only machines count in CPU core-hours)' suffix='GPU-h' step='any' min={0} value={form.computeGoalGpuHours} onChange={(v) => { update({ computeGoalGpuHours: v }, 'computeGoalGpuHours') }} error={errorFor('computeGoalGpuHours')} />
             <NumberInput path='fundingGoalUsd' label='Funding goal' hint='in US dollars' suffix='USD' step='any' min={0} value={form.fundingGoalUsd} onChange={(v) => { update({ fundingGoalUsd: v }, 'fundingGoalUsd') }} error={errorFor('fundingGoalUsd')} />
           </div>
         </Section>

@@ -13,22 +13,46 @@ import { Meter, Stat } from '../components/Stat.tsx'
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { signInHref } from '../components/RequireRole.tsx'
 import { HandshakeIcon } from '../components/Icons.tsx'
+import { UNIT_SHORT, formatPledgeAmount } from '../lib/pledge-units.ts'
+import { RunGoalMeters } from '../components/RunGoalMeters.tsx'
+import './pledges.css'
 
 type MyPledge = RouterOutputs['pledges']['mine'][number]
+type RunGoals = MyPledge['run']
 
-/** One line per run: what this funder pledged to it, and what the ledger says it got. */
-interface RunPledges { runId: string, runName: string, runStatus: string, usd: number, gpuHours: number, deliveredGpuHours: number, pledges: MyPledge[] }
+/** One line per run: what this funder pledged to it, and where the run stands against its goals. */
+interface RunPledges { runId: string, runName: string, runStatus: string, usd: number, gpuHours: number, cpuCoreHours: number, goals: RunGoals, pledges: MyPledge[] }
 
 function groupByRun (pledges: MyPledge[]): RunPledges[] {
   const runs = new Map<string, RunPledges>()
   for (const p of pledges) {
-    const r = runs.get(p.runId) ?? { runId: p.runId, runName: p.runName, runStatus: p.runStatus, usd: 0, gpuHours: 0, deliveredGpuHours: p.runDeliveredGpuHours, pledges: [] }
+    const r = runs.get(p.runId) ?? { runId: p.runId, runName: p.runName, runStatus: p.runStatus, usd: 0, gpuHours: 0, cpuCoreHours: 0, goals: p.run, pledges: [] }
     if (p.kind === 'usd') r.usd += p.amount
-    else r.gpuHours += p.amount
+    else if (p.kind === 'gpu_hours') r.gpuHours += p.amount
+    else r.cpuCoreHours += p.amount
     r.pledges.push(p)
     runs.set(p.runId, r)
   }
   return [...runs.values()]
+}
+
+/** How much of one compute pledge its organization's machines delivered after it was made. */
+function PledgeDelivery ({ pledge }: { pledge: MyPledge }): ReactNode {
+  const f = pledge.fulfilment
+  if (f === null) return <span className='muted small'>Money: counts toward the run’s funding goal</span>
+  const unit = UNIT_SHORT[f.unit]
+  return (
+    <Meter
+      label={`Delivered by ${pledge.organizationName ?? 'your organization'}`}
+      value={f.delivered}
+      goal={f.pledged}
+      format={formatHours}
+      unit={unit}
+      tone='success'
+      testId='pledge-delivered'
+      foot={f.fulfilled ? 'Delivered in full' : f.delivered === 0 ? `Nothing yet: only ${unit} from your organization’s machines after this pledge count` : `${Math.round(f.fraction * 100)}% delivered since the pledge`}
+    />
+  )
 }
 
 function MyPledges (): ReactNode {
@@ -39,17 +63,18 @@ function MyPledges (): ReactNode {
   if (mine.isError && mine.data === undefined) return <ErrorState title='Can’t load your pledges' error={mine.error} onRetry={() => { void mine.refetch() }} retrying={mine.isFetching} />
   const list = mine.data!
   const byRun = groupByRun(list)
-  const usd = list.filter((p) => p.kind === 'usd').reduce((a, p) => a + p.amount, 0)
-  const hours = list.filter((p) => p.kind === 'gpu_hours').reduce((a, p) => a + p.amount, 0)
-  const delivered = byRun.reduce((a, r) => a + r.deliveredGpuHours, 0)
+  const count = (kind: MyPledge['kind']): number => list.filter((p) => p.kind === kind).length
+  const total = (kind: MyPledge['kind']): number => list.filter((p) => p.kind === kind).reduce((a, p) => a + p.amount, 0)
+  const compute = list.filter((p) => p.fulfilment !== null)
+  const fulfilled = compute.filter((p) => p.fulfilment!.fulfilled).length
   return (
     <section className='section' aria-labelledby='mine-title' data-testid='my-pledges'>
       {mine.isError && <StaleBanner error={mine.error} />}
       <div className='stats' aria-label='Your pledges in total'>
-        <Stat label='Money pledged' value={<span data-testid='my-usd'>{formatUsd(usd)}</span>} hint={plural(list.filter((p) => p.kind === 'usd').length, 'pledge')} />
-        <Stat label='GPU-hours pledged' value={<span data-testid='my-gpu-hours'>{formatHours(hours)}</span>} hint={plural(list.filter((p) => p.kind === 'gpu_hours').length, 'pledge')} />
-        <Stat label='Runs backed' value={byRun.length.toLocaleString()} hint='that you pledged to' />
-        <Stat label='Delivered to those runs' value={formatHours(delivered)} hint='GPU-hours per the ledger, by all nodes' />
+        <Stat label='Money pledged' value={<span data-testid='my-usd'>{formatUsd(total('usd'))}</span>} hint={plural(count('usd'), 'pledge')} />
+        <Stat label='GPU-hours pledged' value={<span data-testid='my-gpu-hours'>{formatHours(total('gpu_hours'))}</span>} hint={plural(count('gpu_hours'), 'pledge')} />
+        <Stat label='CPU core-hours pledged' value={<span data-testid='my-cpu-core-hours'>{formatHours(total('cpu_core_hours'))}</span>} hint={plural(count('cpu_core_hours'), 'pledge')} />
+        <Stat label='Compute pledges delivered' value={<span data-testid='my-fulfilled'>{fulfilled} of {compute.length}</span>} hint='in full, by your organization’s machines' />
       </div>
       <div className='section-head'>
         <h2 id='mine-title' className='section-title'>Your pledges, by run</h2>
@@ -68,9 +93,9 @@ function MyPledges (): ReactNode {
                 <tr>
                   <th scope='col'>Run</th>
                   <th scope='col' className='num-col'>Money</th>
-                  <th scope='col' className='num-col'>GPU-hours</th>
-                  <th scope='col'>Delivered to the run (ledger) vs. your GPU-hours</th>
-                  <th scope='col'>Your pledges</th>
+                  <th scope='col' className='num-col'>Compute</th>
+                  <th scope='col'>The run’s goals</th>
+                  <th scope='col'>Your pledges and what each bought</th>
                 </tr>
               </thead>
               <tbody>
@@ -83,24 +108,23 @@ function MyPledges (): ReactNode {
                       </div>
                     </td>
                     <td data-label='Money' className='num num-col strong' data-testid='run-usd'>{r.usd > 0 ? formatUsd(r.usd) : <span className='muted'>—</span>}</td>
-                    <td data-label='GPU-hours' className='num num-col strong' data-testid='run-gpu-hours'>{r.gpuHours > 0 ? formatHours(r.gpuHours) : <span className='muted'>—</span>}</td>
-                    <td data-label='Delivered' className='span-2 meter-cell'>
-                      <Meter
-                        label='Delivered'
-                        value={r.deliveredGpuHours}
-                        goal={r.gpuHours > 0 ? r.gpuHours : null}
-                        format={formatHours}
-                        unit='GPU-h'
-                        tone='success'
-                        testId='delivered-vs-pledged'
-                      />
+                    <td data-label='Compute' className='num num-col strong pledge-compute' data-testid='run-gpu-hours'>
+                      {r.gpuHours === 0 && r.cpuCoreHours === 0 && <span className='muted'>—</span>}
+                      {r.gpuHours > 0 && <div>{formatHours(r.gpuHours)} GPU-h</div>}
+                      {r.cpuCoreHours > 0 && <div>{formatHours(r.cpuCoreHours)} CPU core-h</div>}
                     </td>
-                    <td data-label='Your pledges' className='span-2'>
+                    <td data-label='The run’s goals' className='span-2 meter-cell'>
+                      <RunGoalMeters goals={r.goals} />
+                    </td>
+                    <td data-label='Your pledges' className='span-2 meter-cell'>
                       <ul className='plain-list pledge-items'>
                         {r.pledges.map((p) => (
-                          <li key={p.id} data-testid='my-pledge' data-kind={p.kind} data-amount={p.amount}>
-                            <span className='num strong'>{p.kind === 'usd' ? formatUsd(p.amount) : `${formatHours(p.amount)} GPU-h`}</span>
-                            <span className='muted small'> · <RelativeTime iso={p.createdAt} now={now} />{p.note !== null ? ` · “${p.note}”` : ''}</span>
+                          <li key={p.id} className='my-pledge' data-testid='my-pledge' data-kind={p.kind} data-amount={p.amount} data-pledge-id={p.id} data-fulfilled={p.fulfilment?.fulfilled ?? undefined}>
+                            <div className='pledge-line'>
+                              <span><span className='num strong'>{formatPledgeAmount(p.kind, p.amount)}</span><span className='muted small'> · <RelativeTime iso={p.createdAt} now={now} />{p.note !== null ? ` · “${p.note}”` : ''}</span></span>
+                              <Link className='small' to={`/pledges/${p.id}`} data-testid='statement-link'>Statement →</Link>
+                            </div>
+                            <PledgeDelivery pledge={p} />
                           </li>
                         ))}
                       </ul>
@@ -165,11 +189,11 @@ export function PledgesPage (): ReactNode {
       <PageHeader title='Pledges' description='Commitments of money and compute to the runs people want to see trained, checked against what the ledger says was delivered.' />
       {me.isPending && <LoadingRows label='Loading…' rows={2} />}
       {!me.isPending && !isFunder && (
-        <EmptyState icon={<HandshakeIcon width='28' height='28' />} title='Back a run with money or GPU-hours' testId='pledges-explainer'>
-          <p>Funders pledge to the runs they want to see trained. Each run page shows its funding and compute goals, what has been pledged, and how many GPU-hours its nodes have actually delivered, straight from the signed ledger.</p>
+        <EmptyState icon={<HandshakeIcon width='28' height='28' />} title='Back a run with money or compute' testId='pledges-explainer'>
+          <p>Funders pledge to the runs they want to see trained. Each run page shows its funding and compute goals, what has been pledged, and how much compute its nodes have actually delivered, straight from the signed ledger. Every pledge gets a statement of what it bought.</p>
           <ul className='bullets'>
             <li><strong>Money (USD)</strong>: a recorded commitment toward the run’s funding goal; no payment is taken here.</li>
-            <li><strong>GPU-hours</strong>: compute you commit to, compared against compute-seconds ÷ 3600 delivered.</li>
+            <li><strong>GPU-hours</strong> or <strong>CPU core-hours</strong>: compute your organization’s machines commit to. Only what they deliver to the run after the pledge counts toward it: a GPU machine’s hour is a GPU-hour, a CPU-only machine’s hour is worth its cores in core-hours.</li>
           </ul>
           {user === null || user === undefined
             ? (

@@ -14,11 +14,14 @@ import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { Meter, Stat } from '../components/Stat.tsx'
 import { LossChart } from '../components/LossChart.tsx'
+import { RunActivityCharts } from './RunActivityCharts.tsx'
 import type { ChartSeries } from '../components/LossChart.tsx'
 import { Field, FormMessage, Segmented, fieldAria } from '../components/Form.tsx'
 import { signInHref } from '../components/RequireRole.tsx'
 import { ChartIcon } from '../components/Icons.tsx'
 import { RunCheckpoints } from '../components/RunCheckpoints.tsx'
+import { UNIT_SHORT, UNIT_WORDS, formatDeviceHours, formatPledgeAmount } from '../lib/pledge-units.ts'
+import type { PledgeKind } from '../lib/pledge-units.ts'
 
 type RunDetail = RouterOutputs['runs']['get']
 type Round = RunDetail['rounds'][number]
@@ -140,6 +143,8 @@ function lossSeries (run: RunDetail, by: 'round' | 'tokens'): ChartSeries[] {
 
 function LossCard ({ run }: { run: RunDetail }): ReactNode {
   const [by, setBy] = useState<'round' | 'tokens'>('round')
+  const trpc = useTRPC()
+  const baseline = useQuery(trpc.metrics.run.queryOptions({ runId: run.summary.id })).data?.baselineLoss ?? null
   const series = lossSeries(run, by)
   const total = series.reduce((n, s) => n + s.points.length, 0)
   return (
@@ -147,7 +152,7 @@ function LossCard ({ run }: { run: RunDetail }): ReactNode {
       <header className='section-head'>
         <div>
           <h2 id='loss-title' className='section-title'>Loss</h2>
-          <p className='muted small'>Training loss is the nodes’ average over each round; validation loss is measured on held-out text at every checkpoint.</p>
+          <p className='muted small'>Training loss is the nodes’ average over each round; validation loss is measured on held-out text at every checkpoint. The dashed line is the unigram baseline: what guessing from token frequencies alone scores on the same text.</p>
         </div>
         <Segmented label='Horizontal axis' value={by} onChange={setBy} testId='chart-axis-toggle' options={[{ value: 'round', label: 'By round' }, { value: 'tokens', label: 'By tokens' }]} />
       </header>
@@ -158,7 +163,7 @@ function LossCard ({ run }: { run: RunDetail }): ReactNode {
             <p>{run.summary.status === 'draft' ? 'The curve starts once the run is started and the first round closes.' : 'The first points appear when the first round closes. This updates by itself.'}</p>
           </div>
           )
-        : <LossChart series={series} xKind={by} xLabel={by === 'round' ? 'Round' : 'Tokens trained'} yLabel='Loss (nats/token)' testId='loss-chart' />}
+        : <LossChart series={series} xKind={by} xLabel={by === 'round' ? 'Round' : 'Tokens trained'} yLabel='Loss (nats/token)' baseline={baseline} testId='loss-chart' />}
     </section>
   )
 }
@@ -264,7 +269,7 @@ function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] }): React
   for (const p of openRound?.participants ?? []) {
     if (rows.some((r) => r.nodeId === p.nodeId)) continue
     const node = byId.get(p.nodeId)
-    rows.push({ nodeId: p.nodeId, peerId: node?.peerId ?? '', nodeName: p.name, organizationId: node?.organizationId ?? null, organizationName: node?.organizationName ?? '—', tokens: 0, computeHours: 0, accepted: 0, refused: 0, node })
+    rows.push({ nodeId: p.nodeId, peerId: node?.peerId ?? '', nodeName: p.name, organizationId: node?.organizationId ?? null, organizationName: node?.organizationName ?? '—', kind: (node?.hardware.gpus.length ?? 0) > 0 ? 'gpu' : 'cpu', tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, node })
   }
   rows.sort((a, b) => b.tokens - a.tokens)
   return (
@@ -290,7 +295,7 @@ function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] }): React
                 <th scope='col'>Organization</th>
                 <th scope='col'>Status</th>
                 <th scope='col' className='num-col'>Tokens</th>
-                <th scope='col' className='num-col'>GPU-hours</th>
+                <th scope='col' className='num-col'>Compute</th>
                 <th scope='col' className='num-col'>Throughput</th>
                 <th scope='col' className='num-col'>Reports</th>
               </tr>
@@ -305,7 +310,7 @@ function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] }): React
                   <td data-label='Organization'>{r.organizationName}</td>
                   <td data-label='Status'>{r.node !== undefined ? <NodeStatusBadge status={r.node.status} online={r.node.online} revoked={r.node.revoked} /> : <span className='muted'>unknown</span>}</td>
                   <td data-label='Tokens' className='num num-col'>{formatCount(r.tokens)}</td>
-                  <td data-label='GPU-hours' className='num num-col' title={`${(r.computeHours * 3600).toFixed(1)} compute-seconds`}>{formatHours(r.computeHours)}</td>
+                  <td data-label='Compute' className='num num-col' data-testid='node-compute' data-kind={r.kind} title={`${(r.computeHours * 3600).toFixed(1)} compute-seconds`}>{formatDeviceHours(r.kind, r.kind === 'gpu' ? r.gpuHours : r.cpuCoreHours)}</td>
                   <td data-label='Throughput' className='num num-col' data-testid='node-throughput'>{formatThroughput(r.tokens, r.computeHours * 3600)}</td>
                   <td data-label='Reports' className='num num-col'>
                     <span title='accepted'>{r.accepted} ✓</span>{r.refused > 0 && <span className='danger-inline' title='refused'> · {r.refused} ✗</span>}
@@ -316,7 +321,7 @@ function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] }): React
           </table>
         </div>
       )}
-      <p className='muted small section-foot'>Throughput is tokens per compute-second, from the ledger. GPU-hours are compute-seconds ÷ 3600, whatever the hardware.</p>
+      <p className='muted small section-foot'>Throughput is tokens per compute-second, from the ledger. A machine that lists a GPU delivers GPU-hours (compute-seconds ÷ 3600); a CPU-only machine delivers CPU core-hours (compute-seconds × its cores ÷ 3600), as each machine describes itself.</p>
     </section>
   )
 }
@@ -326,12 +331,13 @@ function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] }): React
 function PledgeForm ({ runId }: { runId: string }): ReactNode {
   const trpc = useTRPC()
   const queryClient = useQueryClient()
-  const [kind, setKind] = useState<'usd' | 'gpu_hours'>('usd')
+  const [kind, setKind] = useState<PledgeKind>('usd')
   const [amount, setAmount] = useState('')
   const [note, setNote] = useState('')
   const [error, setError] = useState<string | undefined>()
   const [done, setDone] = useState<string | null>(null)
   const create = useMutation(trpc.pledges.create.mutationOptions())
+  const amountHint = kind === 'usd' ? undefined : `Delivered by your organization’s ${kind === 'gpu_hours' ? 'GPU' : 'CPU-only'} machines; only their work after the pledge counts.`
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault()
     setDone(null)
@@ -341,7 +347,7 @@ function PledgeForm ({ runId }: { runId: string }): ReactNode {
     setError(undefined)
     try {
       await create.mutateAsync({ runId, kind, amount: value, ...(note.trim() !== '' ? { note: note.trim() } : {}) })
-      setDone(kind === 'usd' ? `Thank you: ${formatUsd(value)} pledged.` : `Thank you: ${formatHours(value)} GPU-hours pledged.`)
+      setDone(`Thank you: ${kind === 'usd' ? formatUsd(value) : `${formatHours(value)} ${UNIT_WORDS[kind]}`} pledged.`)
       setAmount('')
       setNote('')
       await queryClient.invalidateQueries({ queryKey: [['pledges']] })
@@ -353,11 +359,11 @@ function PledgeForm ({ runId }: { runId: string }): ReactNode {
   return (
     <form className='form pledge-form' noValidate onSubmit={(e) => { void submit(e) }} data-testid='pledge-form'>
       <h3 className='subsection-title'>Pledge to this run</h3>
-      <Segmented label='Pledge' value={kind} onChange={(k) => { setKind(k); setError(undefined) }} testId='pledge-kind' options={[{ value: 'usd', label: 'Money (USD)' }, { value: 'gpu_hours', label: 'GPU-hours' }]} />
-      <Field id='pledge-amount' label={kind === 'usd' ? 'Amount in US dollars' : 'GPU-hours'} error={error} field='amount'>
+      <Segmented label='Pledge' value={kind} onChange={(k) => { setKind(k); setError(undefined) }} testId='pledge-kind' options={[{ value: 'usd', label: 'Money (USD)' }, { value: 'gpu_hours', label: 'GPU-hours' }, { value: 'cpu_core_hours', label: 'CPU core-hours' }]} />
+      <Field id='pledge-amount' label={kind === 'usd' ? 'Amount in US dollars' : UNIT_WORDS[kind]} hint={amountHint} error={error} field='amount'>
         <div className='input-with-suffix'>
-          <input id='pledge-amount' className='input num' type='number' min={0} step='any' inputMode='decimal' value={amount} onChange={(e) => { setAmount(e.target.value) }} {...fieldAria('pledge-amount', error, undefined)} />
-          <span className='input-suffix'>{kind === 'usd' ? 'USD' : 'GPU-h'}</span>
+          <input id='pledge-amount' className='input num' type='number' min={0} step='any' inputMode='decimal' value={amount} onChange={(e) => { setAmount(e.target.value) }} {...fieldAria('pledge-amount', error, amountHint)} />
+          <span className='input-suffix'>{kind === 'usd' ? 'USD' : UNIT_SHORT[kind]}</span>
         </div>
       </Field>
       <Field id='pledge-note' label={<>Note <span className='muted'>(optional, public)</span></>} field='note'>
@@ -376,7 +382,7 @@ function PledgeCall ({ runId, status }: { runId: string, status: string }): Reac
   if (me.data === null || me.data === undefined) {
     return (
       <div className='pledge-call' data-testid='pledge-signin'>
-        <p className='small'>Funders can pledge money or GPU-hours to this run.</p>
+        <p className='small'>Funders can pledge money or compute to this run.</p>
         <Link className='button button-secondary button-block' to={signInHref(`/runs/${runId}`)}>Sign in to pledge</Link>
       </div>
     )
@@ -400,7 +406,8 @@ function SupportCard ({ runId, status }: { runId: string, status: string }): Rea
           <div className='meters'>
             <Meter label='Funding pledged' value={p.pledgedUsd} goal={p.fundingGoalUsd} format={formatUsd} testId='funding-meter' />
             <Meter label='Compute pledged' value={p.pledgedGpuHours} goal={p.computeGoalGpuHours} format={formatHours} unit='GPU-h' testId='compute-pledged-meter' tone='info' />
-            <Meter label='Compute delivered (ledger)' value={p.deliveredGpuHours} goal={p.computeGoalGpuHours ?? (p.pledgedGpuHours > 0 ? p.pledgedGpuHours : null)} format={formatHours} unit='GPU-h' testId='compute-delivered-meter' tone='success' />
+            {p.pledgedCpuCoreHours > 0 && <Meter label='CPU compute pledged' value={p.pledgedCpuCoreHours} goal={null} format={formatHours} unit='CPU core-h' testId='cpu-pledged-meter' tone='info' foot='CPU-only machines’ time; the compute goal counts GPU-hours' />}
+            <Meter label='GPU compute delivered (ledger)' value={p.deliveredGpuHours} goal={p.computeGoalGpuHours} format={formatHours} unit='GPU-h' testId='compute-delivered-meter' tone='success' foot={p.deliveredCpuCoreHours > 0 ? `plus ${formatHours(p.deliveredCpuCoreHours)} CPU core-h from CPU-only machines` : undefined} />
           </div>
           <PledgeCall runId={runId} status={status} />
           {p.pledges.length > 0 && (
@@ -410,8 +417,8 @@ function SupportCard ({ runId, status }: { runId: string, status: string }): Rea
                 {p.pledges.slice(0, 8).map((x) => (
                   <li key={x.id} data-testid='run-pledge' data-kind={x.kind} data-amount={x.amount}>
                     <div className='pledge-line'>
-                      <strong className='num'>{x.kind === 'usd' ? formatUsd(x.amount) : `${formatHours(x.amount)} GPU-h`}</strong>
-                      <span className='muted small'>{x.by} · <RelativeTime iso={x.createdAt} now={now} /></span>
+                      <strong className='num'>{formatPledgeAmount(x.kind, x.amount)}</strong>
+                      <span className='muted small'>{x.by} · <RelativeTime iso={x.createdAt} now={now} /> · <Link to={`/pledges/${x.id}`}>statement</Link></span>
                     </div>
                     {x.note !== null && <div className='small muted pledge-note'>“{x.note}”</div>}
                   </li>
@@ -528,6 +535,7 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
           <SupportCard runId={s.id} status={s.status} />
         </div>
       </div>
+      <RunActivityCharts runId={s.id} createdAt={s.createdAt} />
       <RoundsTimeline rounds={data.rounds} />
       <RunNodes runId={s.id} rounds={data.rounds} />
       <RunCheckpoints runId={s.id} />

@@ -3,6 +3,7 @@ import { TRPCError } from '@trpc/server'
 import { createEnrollmentToken, revokeEnrollmentToken } from '../../nodes/enrollment-tokens.ts'
 import { agentJoinCommand } from '@barnraise/protocol'
 import { roleProcedure, router } from '../trpc.ts'
+import { deviceHours } from '../../ledger/device-hours.ts'
 
 /** The organization a lab admin manages; admins may name any. */
 function organizationOf (user: { organizationId: string | null, roles: string[] }, requested?: string): string {
@@ -21,6 +22,17 @@ export const labsRouter = router({
     const contribution = await ctx.db.selectFrom('ledger')
       .select((eb) => [eb.fn.coalesce(eb.fn.sum<number>('tokens'), eb.lit(0)).as('tokens'), eb.fn.coalesce(eb.fn.sum<number>('compute_seconds'), eb.lit(0)).as('computeSeconds'), eb.fn.countAll<number>().as('reports')])
       .where('organization_id', '=', orgId).where('outcome', '=', 'accepted').executeTakeFirstOrThrow()
+    // Each node's time counts as GPU-hours or CPU core-hours by what it says it is.
+    const perNode = await ctx.db.selectFrom('ledger').select(['node_id']).select((eb) => eb.fn.sum<number>('compute_seconds').as('s'))
+      .where('organization_id', '=', orgId).where('outcome', '=', 'accepted').groupBy('node_id').execute()
+    const hardware = new Map((await ctx.db.selectFrom('nodes').select(['id', 'hardware']).where('organization_id', '=', orgId).execute()).map((n) => [n.id, n.hardware]))
+    let gpuHours = 0
+    let cpuCoreHours = 0
+    for (const n of perNode) {
+      const counted = deviceHours(Number(n.s), n.node_id === null ? null : hardware.get(n.node_id))
+      if (counted.kind === 'gpu') gpuHours += counted.hours
+      else cpuCoreHours += counted.hours
+    }
     return {
       organization: org,
       multiaddrs: ctx.multiaddrs(),
@@ -28,7 +40,7 @@ export const labsRouter = router({
         id: t.id, label: t.label, maxUses: t.max_uses, usedCount: t.used_count,
         expiresAt: t.expires_at?.toISOString() ?? null, revoked: t.revoked_at !== null, createdAt: t.created_at.toISOString()
       })),
-      contribution: { tokens: Number(contribution.tokens), computeSeconds: Number(contribution.computeSeconds), reports: Number(contribution.reports) }
+      contribution: { tokens: Number(contribution.tokens), computeSeconds: Number(contribution.computeSeconds), gpuHours, cpuCoreHours, reports: Number(contribution.reports) }
     }
   }),
   /** Issues a token; its secret is in this response only. */

@@ -1,11 +1,17 @@
 import { z } from 'zod'
 import { readLedger } from '../../ledger/ledger.ts'
+import { deviceHours } from '../../ledger/device-hours.ts'
+import type { DeviceKind } from '../../ledger/device-hours.ts'
 import { publicProcedure, router } from '../trpc.ts'
 
 export const ledgerRouter = router({
   /** A run's ledger rows in chain order, for display and in-browser verification. */
   entries: publicProcedure.input(z.object({ runId: z.string().uuid() })).query(async ({ ctx, input }) => await readLedger(ctx.db, input.runId)),
-  /** Contributions per organization and per node for a run. */
+  /**
+   * Contributions per organization and per node for a run. `computeHours` is wall-clock
+   * compute-seconds ÷ 3600 (for throughput); `gpuHours` and `cpuCoreHours` count the same time by
+   * what the node says it is (see ledger/device-hours.ts).
+   */
   contributions: publicProcedure.input(z.object({ runId: z.string().uuid() })).query(async ({ ctx, input }) => {
     const rows = await ctx.db.selectFrom('ledger')
       .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
@@ -15,21 +21,26 @@ export const ledgerRouter = router({
       .where('ledger.run_id', '=', input.runId)
       .groupBy(['ledger.node_id', 'ledger.peer_id', 'nodes.name', 'ledger.organization_id', 'organizations.name', 'ledger.outcome'])
       .execute()
-    const byNode = new Map<string, { nodeId: string | null, peerId: string, nodeName: string, organizationId: string | null, organizationName: string, tokens: number, computeHours: number, accepted: number, refused: number }>()
+    const nodeIds = [...new Set(rows.map((r) => r.node_id).filter((id): id is string => id !== null))]
+    const hardware = new Map(nodeIds.length === 0 ? [] : (await ctx.db.selectFrom('nodes').select(['id', 'hardware']).where('id', 'in', nodeIds).execute()).map((n) => [n.id, n.hardware]))
+    const byNode = new Map<string, { nodeId: string | null, peerId: string, nodeName: string, organizationId: string | null, organizationName: string, kind: DeviceKind, tokens: number, computeHours: number, gpuHours: number, cpuCoreHours: number, accepted: number, refused: number }>()
     for (const r of rows) {
-      const entry = byNode.get(r.peer_id) ?? { nodeId: r.node_id, peerId: r.peer_id, nodeName: r.node_name ?? r.peer_id.slice(-8), organizationId: r.organization_id, organizationName: r.organization_name ?? 'unknown', tokens: 0, computeHours: 0, accepted: 0, refused: 0 }
+      const counted = deviceHours(Number(r.compute_seconds), r.node_id === null ? null : hardware.get(r.node_id))
+      const entry = byNode.get(r.peer_id) ?? { nodeId: r.node_id, peerId: r.peer_id, nodeName: r.node_name ?? r.peer_id.slice(-8), organizationId: r.organization_id, organizationName: r.organization_name ?? 'unknown', kind: counted.kind, tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0 }
       entry.tokens += Number(r.tokens)
       entry.computeHours += Number(r.compute_seconds) / 3600
+      if (counted.kind === 'gpu') entry.gpuHours += counted.hours
+      else entry.cpuCoreHours += counted.hours
       if (r.outcome === 'accepted') entry.accepted += Number(r.n)
       else entry.refused += Number(r.n)
       byNode.set(r.peer_id, entry)
     }
     const nodes = [...byNode.values()]
-    const orgs = new Map<string, { organizationId: string | null, organizationName: string, tokens: number, computeHours: number, accepted: number, refused: number, nodes: number }>()
+    const orgs = new Map<string, { organizationId: string | null, organizationName: string, tokens: number, computeHours: number, gpuHours: number, cpuCoreHours: number, accepted: number, refused: number, nodes: number }>()
     for (const n of nodes) {
       const key = n.organizationId ?? 'unknown'
-      const o = orgs.get(key) ?? { organizationId: n.organizationId, organizationName: n.organizationName, tokens: 0, computeHours: 0, accepted: 0, refused: 0, nodes: 0 }
-      o.tokens += n.tokens; o.computeHours += n.computeHours; o.accepted += n.accepted; o.refused += n.refused; o.nodes++
+      const o = orgs.get(key) ?? { organizationId: n.organizationId, organizationName: n.organizationName, tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, nodes: 0 }
+      o.tokens += n.tokens; o.computeHours += n.computeHours; o.gpuHours += n.gpuHours; o.cpuCoreHours += n.cpuCoreHours; o.accepted += n.accepted; o.refused += n.refused; o.nodes++
       orgs.set(key, o)
     }
     return { nodes, organizations: [...orgs.values()] }

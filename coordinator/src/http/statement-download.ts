@@ -1,0 +1,43 @@
+import type { ServerResponse } from 'node:http'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import { CoordinatorError } from '../errors.ts'
+import { pledgeStatement } from '../pledges/pledge-statements.ts'
+import { statementToCsv } from '../pledges/statement-csv.ts'
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+const ROUTE = /^\/api\/pledges\/([^/]+)\/statement\.csv$/
+
+function json (res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body)
+  res.writeHead(status, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'access-control-allow-origin': '*' })
+  res.end(text)
+}
+
+/**
+ * `/api/pledges/:id/statement.csv`: what one pledge bought, row by row, for spreadsheets and
+ * accountants. Public like the ledger it is computed from. Returns false for other paths.
+ */
+export async function handleStatementDownload (ctx: { db: Kysely<Database> }, res: ServerResponse, path: string): Promise<boolean> {
+  const m = ROUTE.exec(path)
+  if (m === null) return false
+  const id = decodeURIComponent(m[1]!).toLowerCase()
+  if (!UUID.test(id)) { json(res, 400, { error: 'a pledge id is a UUID; copy the statement link from the Pledges page', code: 'ERR_INVALID_INPUT' }); return true }
+  let statement
+  try {
+    statement = await pledgeStatement(ctx.db, id)
+  } catch (err) {
+    if (err instanceof CoordinatorError && err.code === 'ERR_NOT_FOUND') { json(res, 404, { error: err.message, code: err.code }); return true }
+    throw err
+  }
+  const csv = statementToCsv(statement)
+  res.writeHead(200, {
+    'content-type': 'text/csv; charset=utf-8',
+    'content-length': Buffer.byteLength(csv),
+    'content-disposition': `attachment; filename="pledge-statement-${id}.csv"`,
+    'cache-control': 'no-store',
+    'access-control-allow-origin': '*'
+  })
+  res.end(csv)
+  return true
+}

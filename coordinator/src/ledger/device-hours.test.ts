@@ -1,0 +1,22 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { deviceHours, deviceKindOf } from './device-hours.ts'
+
+const gpu = { name: 'NVIDIA H100', memoryMiB: 81_559 }
+
+test('a node listing a GPU counts GPU-hours, one per wall-clock hour however many GPUs it lists', () => {
+  assert.deepEqual(deviceHours(7200, { gpus: [gpu], cpuCores: 64 }), { kind: 'gpu', hours: 2 })
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu, gpu, gpu, gpu], cpuCores: 64 }), { kind: 'gpu', hours: 1 })
+})
+
+test('a CPU-only node counts core-hours: compute-seconds × its claimed cores ÷ 3600', () => {
+  assert.deepEqual(deviceHours(1800, { gpus: [], cpuCores: 8 }), { kind: 'cpu', hours: 4 })
+})
+
+test('an unknown or nonsensical profile counts as one CPU core; bad seconds count as none', () => {
+  assert.equal(deviceKindOf(null), 'cpu')
+  assert.deepEqual(deviceHours(3600, null), { kind: 'cpu', hours: 1 })
+  assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 0 }), { kind: 'cpu', hours: 1 })
+  assert.deepEqual(deviceHours(-5, { gpus: [], cpuCores: 4 }), { kind: 'cpu', hours: 0 })
+  assert.deepEqual(deviceHours(Number.NaN, { gpus: [gpu], cpuCores: 4 }), { kind: 'gpu', hours: 0 })
+})

@@ -1,0 +1,27 @@
+import type { PledgeStatement } from './pledge-statements.ts'
+
+const COLUMNS = ['pledge_id', 'run_id', 'pledge_kind', 'ledger_seq', 'round', 'delivered_at', 'node', 'peer_id', 'organization', 'device_kind', 'device',
+  'compute_seconds', 'unit', 'hours_counted', 'tokens_counted', 'share_of_row', 'checkpoint_sha256'] as const
+
+/**
+ * One field of RFC 4180 CSV. Text that a spreadsheet would run as a formula (node and lab
+ * names come from other people's machines) gets a leading apostrophe.
+ */
+function csvField (value: string | number | null): string {
+  if (value === null) return ''
+  let text = String(value)
+  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`
+  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
+}
+
+/** A pledge statement as CSV: a header, then one line per ledger row (or counted part of one). */
+export function statementToCsv (s: PledgeStatement): string {
+  const lines = [COLUMNS.join(',')]
+  for (const r of s.rows) {
+    lines.push([
+      s.pledge.id, s.pledge.runId, s.pledge.kind, r.seq, r.round, r.at, r.nodeName, r.peerId, r.organizationName, r.kind, r.device,
+      r.computeSeconds, r.kind === 'gpu' ? 'gpu_hours' : 'cpu_core_hours', Number(r.hours.toFixed(9)), Number(r.tokens.toFixed(3)), Number(r.share.toFixed(9)), r.checkpoint
+    ].map(csvField).join(','))
+  }
+  return lines.join('\r\n') + '\r\n'
+}

@@ -1,0 +1,92 @@
+import type { Kysely } from 'kysely'
+import type { Database, PledgeKind } from '../db/schema.ts'
+import { CoordinatorError } from '../errors.ts'
+import { loadRunDeliveries } from '../pledges/run-deliveries.ts'
+
+/** A run's history as the run page charts it; every series is per closed round or per pledge, oldest first. */
+export interface RunMetrics {
+  /** unigram baseline loss (nats/token) on the validation windows; null until it can be computed */
+  baselineLoss: number | null
+  rounds: Array<{
+    round: number
+    openedAt: string
+    closedAt: string
+    seconds: number
+    tokens: number
+    /** tokens the round added ÷ its wall-clock duration: the whole swarm's speed */
+    tokensPerSecond: number
+    /** nodes given work in the round */
+    nodes: number
+    /** nodes whose report was accepted */
+    reported: number
+  }>
+  /** organizations that contributed, most tokens first: the order of `labRounds[].tokens` */
+  labs: Array<{ organizationId: string | null, name: string, tokens: number }>
+  /** accepted tokens per lab in each round (not cumulative) */
+  labRounds: Array<{ round: number, at: string, tokens: number[] }>
+  /** every pledge, oldest first */
+  pledges: Array<{ at: string, kind: PledgeKind, amount: number }>
+  /** device-hours the run's nodes delivered in each round (not cumulative) */
+  delivered: Array<{ round: number, at: string, gpuHours: number, cpuCoreHours: number }>
+  goals: { fundingGoalUsd: number | null, computeGoalGpuHours: number | null }
+}
+
+/** Everything the run page's charts need except the loss curve, in one read; the baseline is passed in (it is computed and stored elsewhere). */
+export async function runMetrics (db: Kysely<Database>, runId: string, baselineLoss: number | null): Promise<RunMetrics> {
+  const run = await db.selectFrom('runs').select(['spec']).where('id', '=', runId).executeTakeFirst()
+  if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+  const spec = run.spec as { fundingGoalUsd?: number, computeGoalGpuHours?: number }
+  const rounds = await db.selectFrom('rounds').select(['id', 'number', 'opened_at', 'closed_at', 'tokens'])
+    .where('run_id', '=', runId).where('status', '=', 'closed').orderBy('number').execute()
+  const work = await db.selectFrom('assignments').select(['round_id', 'status']).select((eb) => eb.fn.countAll<number>().as('n'))
+    .where('run_id', '=', runId).groupBy(['round_id', 'status']).execute()
+  const deliveries = await loadRunDeliveries(db, runId)
+  const pledges = await db.selectFrom('pledges').select(['created_at', 'kind', 'amount']).where('run_id', '=', runId).orderBy('created_at').execute()
+
+  const closedAt = new Map(rounds.map((r) => [r.number, r.closed_at!.toISOString()]))
+  const labTotals = new Map<string, { organizationId: string | null, name: string, tokens: number }>()
+  for (const d of deliveries) {
+    const key = d.organizationId ?? 'unknown'
+    const lab = labTotals.get(key) ?? { organizationId: d.organizationId, name: d.organizationName, tokens: 0 }
+    lab.tokens += d.tokens
+    labTotals.set(key, lab)
+  }
+  const labs = [...labTotals.values()].sort((a, b) => b.tokens - a.tokens || a.name.localeCompare(b.name))
+  const labIndex = new Map(labs.map((l, i) => [l.organizationId ?? 'unknown', i]))
+
+  return {
+    baselineLoss,
+    rounds: rounds.map((r) => {
+      const seconds = Math.max(0.001, (r.closed_at!.getTime() - r.opened_at.getTime()) / 1000)
+      const mine = work.filter((w) => w.round_id === r.id)
+      return {
+        round: r.number,
+        openedAt: r.opened_at.toISOString(),
+        closedAt: r.closed_at!.toISOString(),
+        seconds,
+        tokens: Number(r.tokens),
+        tokensPerSecond: Number(r.tokens) / seconds,
+        nodes: mine.reduce((a, w) => a + Number(w.n), 0),
+        reported: mine.filter((w) => w.status === 'accepted').reduce((a, w) => a + Number(w.n), 0)
+      }
+    }),
+    labs,
+    labRounds: rounds.map((r) => {
+      const tokens = labs.map(() => 0)
+      for (const d of deliveries) if (d.round === r.number) tokens[labIndex.get(d.organizationId ?? 'unknown')!]! += d.tokens
+      return { round: r.number, at: closedAt.get(r.number)!, tokens }
+    }),
+    pledges: pledges.map((p) => ({ at: p.created_at.toISOString(), kind: p.kind, amount: p.amount })),
+    delivered: rounds.map((r) => {
+      let gpuHours = 0
+      let cpuCoreHours = 0
+      for (const d of deliveries) {
+        if (d.round !== r.number) continue
+        if (d.kind === 'gpu') gpuHours += d.hours
+        else cpuCoreHours += d.hours
+      }
+      return { round: r.number, at: closedAt.get(r.number)!, gpuHours, cpuCoreHours }
+    }),
+    goals: { fundingGoalUsd: spec.fundingGoalUsd ?? null, computeGoalGpuHours: spec.computeGoalGpuHours ?? null }
+  }
+}

@@ -1,0 +1,45 @@
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { ModelOps } from './model-ops.ts'
+import type { ResolvedRunSpec } from './runs.ts'
+
+// One computation per run at a time, however many dashboards ask at once.
+const inFlight = new Map<string, Promise<number | null>>()
+// Runs whose data gave no baseline (or could not be read), and when: every chart refresh would
+// otherwise read all their shards again. Retried after RETRY_MS in case a blob came back.
+const unavailable = new Map<string, number>()
+const RETRY_MS = 10 * 60_000
+
+/**
+ * A run's unigram baseline in nats/token (the line the loss chart draws): the training
+ * shards' token frequencies scored on the validation windows `evaluate` uses. It reads every
+ * training shard, so it is computed on first request and stored in `runs.unigram_baseline`;
+ * null when the run's data cannot give one (validation shorter than one window).
+ */
+export async function runUnigramBaseline (deps: { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps }, runId: string): Promise<number | null> {
+  const row = await deps.db.selectFrom('runs').select(['spec', 'unigram_baseline']).where('id', '=', runId).executeTakeFirst()
+  if (row === undefined) return null
+  if (row.unigram_baseline !== null) return row.unigram_baseline
+  if (Date.now() - (unavailable.get(runId) ?? -Infinity) < RETRY_MS) return null
+  let pending = inFlight.get(runId)
+  if (pending === undefined) {
+    pending = compute(deps, runId, row.spec as ResolvedRunSpec)
+      .then((baseline) => { if (baseline === null) unavailable.set(runId, Date.now()); return baseline })
+      .catch((err: unknown) => { unavailable.set(runId, Date.now()); throw err })
+      .finally(() => { inFlight.delete(runId) })
+    inFlight.set(runId, pending)
+  }
+  return await pending
+}
+
+async function compute (deps: { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps }, runId: string, spec: ResolvedRunSpec): Promise<number | null> {
+  const train: Array<Uint8Array | Int32Array> = []
+  for (const shard of spec.trainShards) train.push(deps.ops.readShard(await deps.blobs.get(shard.sha256)))
+  const validation = deps.ops.readShard(await deps.blobs.get(spec.validationShard.sha256))
+  if (validation.length < spec.recipe.seqLen + 1) return null
+  const baseline = deps.ops.unigramBaseline(train, validation, spec.vocabSize, { batches: spec.evalBatches, batchSize: spec.recipe.batchSize, seqLen: spec.recipe.seqLen })
+  if (!Number.isFinite(baseline)) return null
+  await deps.db.updateTable('runs').set({ unigram_baseline: baseline }).where('id', '=', runId).execute()
+  return baseline
+}
