@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
-import { SCREENSHOTS, launchChromium } from './support/browser.ts'
+import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll } from './support/browser.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import { createTestDatabase } from './support/postgres.ts'
 
@@ -39,11 +39,6 @@ async function screenshot (page: Page, name: string, part = 'checkpoints-section
   await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
   const box = (await page.getByTestId(part).boundingBox())!
   await page.screenshot({ path: join(SCREENSHOTS, `${name}-part.png`), fullPage: true, clip: box })
-}
-
-async function assertNoHorizontalScroll (page: Page, where: string): Promise<void> {
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.scrollingElement!.scrollWidth, innerWidth: window.innerWidth }))
-  assert.ok(scrollWidth <= innerWidth, `${where}: page is ${scrollWidth}px wide in a ${innerWidth}px viewport`)
 }
 
 describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {

@@ -9,16 +9,14 @@
  */
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
-import { SCREENSHOTS, launchChromium } from './support/browser.ts'
+import { PHONE_CONTEXT, launchChromium, screenshot, assertNoHorizontalScroll } from './support/browser.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { runCli } from './support/processes.ts'
 import { apiClient } from './support/api-client.ts'
 
 const DESKTOP = { width: 1280, height: 800 }
-const PHONE_CONTEXT = { viewport: { width: 375, height: 812 }, colorScheme: 'light', reducedMotion: 'reduce', isMobile: true, hasTouch: true } as const
 /** Longest we wait for anything the page should show. */
 const WAIT_MS = 20_000
 const PAGES = [
@@ -27,21 +25,6 @@ const PAGES = [
   { label: 'Ledger', path: '/ledger', heading: 'Ledger' },
   { label: 'Pledges', path: '/pledges', heading: 'Pledges' }
 ] as const
-
-async function screenshot (page: Page, name: string): Promise<void> {
-  // From the top, so the sticky header sits where it belongs in a full-page capture.
-  await page.evaluate(() => { window.scrollTo(0, 0) })
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
-}
-
-/** Fails when the page scrolls sideways: everything must fit the viewport width. */
-async function assertNoHorizontalScroll (page: Page, where: string): Promise<void> {
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({
-    scrollWidth: document.scrollingElement!.scrollWidth,
-    innerWidth: window.innerWidth
-  }))
-  assert.ok(scrollWidth <= innerWidth, `${where}: page is ${scrollWidth}px wide in a ${innerWidth}px viewport`)
-}
 
 describe('dashboard in a real browser', { timeout: 180_000 }, () => {
   let coordinator: RunningCoordinator | undefined

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { Coordinator } from '@barnraise/coordinator'
-import { SCREENSHOTS, launchChromium } from './support/browser.ts'
+import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll } from './support/browser.ts'
 import { tempDir } from './support/cluster.ts'
 import { createTestDatabase } from './support/postgres.ts'
 import { sessionClient } from './support/session-client.ts'
@@ -31,13 +31,6 @@ const overlaps = (a: Box, b: Box): boolean => a.x < b.x + b.width && b.x < a.x +
 async function screenshot (page: Page, name: string): Promise<void> {
   await page.evaluate(() => { window.scrollTo(0, 0) })
   await page.screenshot({ path: join(SCREENSHOTS, `funders-${name}.png`), fullPage: true })
-}
-
-async function assertNoHorizontalScroll (page: Page, where: string): Promise<void> {
-  // Against the configured width: a mobile viewport widens itself (and innerWidth) to fit content that overflows.
-  const width = page.viewportSize()!.width
-  const scrollWidth = await page.evaluate(() => document.scrollingElement!.scrollWidth)
-  assert.ok(scrollWidth <= width, `${where}: page is ${scrollWidth}px wide in a ${width}px viewport`)
 }
 
 /** A screenshot of one part of the page, without the sticky top bar drawn over it. */

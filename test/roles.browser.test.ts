@@ -13,13 +13,11 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
-import { SCREENSHOTS, launchChromium } from './support/browser.ts'
+import { DESKTOP_CONTEXT, PHONE_CONTEXT, SCREENSHOTS, launchChromium, screenshot, assertNoHorizontalScroll } from './support/browser.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { apiClient } from './support/api-client.ts'
 import { waitForRun } from './support/runs.ts'
 
-const DESKTOP_CONTEXT = { viewport: { width: 1280, height: 800 }, colorScheme: 'light', reducedMotion: 'reduce' } as const
-const PHONE_CONTEXT = { viewport: { width: 375, height: 812 }, colorScheme: 'light', reducedMotion: 'reduce', isMobile: true, hasTouch: true } as const
 /** Longest we wait for anything the page should show. */
 const WAIT_MS = 20_000
 /** Longest we wait for training to produce something (rounds, checkpoints). */
@@ -27,16 +25,6 @@ const TRAIN_MS = 120_000
 const PASSWORD = 'correct horse battery'
 
 type Role = 'organizer' | 'lab_admin' | 'funder'
-
-async function screenshot (page: Page, name: string): Promise<void> {
-  await page.evaluate(() => { window.scrollTo(0, 0) })
-  await page.screenshot({ path: join(SCREENSHOTS, `${name}.png`), fullPage: true })
-}
-
-async function assertNoHorizontalScroll (page: Page, where: string): Promise<void> {
-  const { scrollWidth, innerWidth } = await page.evaluate(() => ({ scrollWidth: document.scrollingElement!.scrollWidth, innerWidth: window.innerWidth }))
-  assert.ok(scrollWidth <= innerWidth, `${where}: page is ${scrollWidth}px wide in a ${innerWidth}px viewport`)
-}
 
 function setMarker (page: Page): Promise<void> {
   return page.evaluate(() => { (window as unknown as { marker: string }).marker = 'no-reload' })
