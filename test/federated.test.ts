@@ -93,7 +93,8 @@ describe('federated training between real processes', () => {
       const spec = tinyRunSpec({ minNodes: 2, rounds: 3, roundDeadlineSeconds: 20, recipe: { innerSteps: 40, batchSize: 4, seqLen: 32, innerLr: 0.003, warmupSteps: 2 } })
       const runId = await createRunViaCli(coordinator.dataDir, spec, env)
       const victim = agents[2]!
-      await victim.process.waitForLine(/round 1: training/, 60_000)
+      // Its first unit has arrived (it names its executor once, as it starts training round 1).
+      await victim.process.waitForLine(/^agent: training with /, 60_000)
       victim.process.child.kill('SIGKILL')
       await victim.process.exited
       const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000)
