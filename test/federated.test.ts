@@ -112,7 +112,8 @@ describe('federated training between real processes', () => {
       assert.equal(Number(reassigned.rows[0]!.n), 1, 'the dead node\'s token ranges were trained by another node in the next round')
     } finally {
       await client.end()
-      await stopAll(agents.slice(0, 2), coordinator)
+      // All of them: if the test failed before the kill, the victim still runs and would hold the file open.
+      await stopAll(agents, coordinator)
       await database.drop()
     }
   })
