@@ -36,8 +36,8 @@ function EnrollSteps (): ReactNode {
       <li>
         <h3>Run the agent on the machine you want to donate</h3>
         <p>In a Barnraise checkout on that machine (copy or clone this one there):</p>
-        <CommandBlock label='Enroll a machine' command={`bash scripts/setup.sh && ${agentJoinCommand(multiaddrs, '<token>')}`} testId='enroll-command' />
-        <p className='muted small'>
+        <CommandBlock label='Enroll a machine' command={`bash scripts/setup.sh && ${agentJoinCommand(multiaddrs, '<token>')}`} testId='enroll-command' wrap />
+        <p className='muted small wrap-code'>
           On the coordinator’s own machine, in this checkout, <code>{agentJoinCommand(multiaddrs, '<token>')}</code> is enough.{' '}
           {loopbackOnly(multiaddrs)
             ? <>This coordinator listens on this machine only (loopback); for other machines, restart it with <code>pnpm coordinator serve --host 0.0.0.0</code>.</>
