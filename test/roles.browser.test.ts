@@ -230,7 +230,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     await nodeRow.waitFor()
     assert.equal(await nodeRow.getByTestId('node-org').innerText(), 'Hilltop Lab')
     // The address arrives with the health query; wait for it rather than read the placeholder.
-    await page.getByTestId('enroll-command').filter({ hasText: '--coordinator /ip4/' }).waitFor()
+    await page.getByTestId('enroll-command').filter({ hasText: '--coordinator /ip4/' }).waitFor({ state: 'attached' })
     await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Labs', exact: true }).click()
     await row.waitFor()
   })
