@@ -1,0 +1,63 @@
+"""Length-prefixed JSON frames: a 4-byte big-endian unsigned length, then that many bytes of UTF-8 JSON.
+
+Only the standard library, so the server can say "torch is missing" in a frame before it
+imports torch. NaN and infinities are not JSON; senders map them to null.
+"""
+import json
+import struct
+import threading
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+class FrameError(Exception):
+    """A frame that is too large, truncated or not a JSON object."""
+
+
+def _read_exact(stream, n):
+    # A pipe hands out what has arrived; keep reading until n bytes or the end.
+    chunks = []
+    while n > 0:
+        chunk = stream.read(n)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b''.join(chunks)
+
+
+def read_frame(stream):
+    """The next frame as a dict, or None at a clean end of stream."""
+    head = _read_exact(stream, 4)
+    if not head:
+        return None
+    if len(head) < 4:
+        raise FrameError('stream ended inside a frame length')
+    (n,) = struct.unpack('>I', head)
+    if n > MAX_FRAME_BYTES:
+        raise FrameError(f'frame of {n} bytes exceeds the {MAX_FRAME_BYTES}-byte cap')
+    body = _read_exact(stream, n)
+    if len(body) < n:
+        raise FrameError('stream ended inside a frame')
+    try:
+        value = json.loads(body.decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise FrameError(f'frame is not UTF-8 JSON: {err}') from None
+    if not isinstance(value, dict):
+        raise FrameError('frame must be a JSON object')
+    return value
+
+
+class FrameWriter:
+    """Writes frames to a binary stream from any thread."""
+
+    def __init__(self, stream):
+        self._stream = stream
+        self._lock = threading.Lock()
+
+    def send(self, frame):
+        """Sends one frame (raises ValueError if it holds NaN or infinity)."""
+        body = json.dumps(frame, allow_nan=False, separators=(',', ':')).encode('utf-8')
+        with self._lock:
+            self._stream.write(struct.pack('>I', len(body)) + body)
+            self._stream.flush()
