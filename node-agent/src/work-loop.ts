@@ -6,6 +6,7 @@ import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
 import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
+import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
@@ -32,6 +33,9 @@ export interface WorkLoopOptions {
  */
 export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   let waitingSaid = ''
+  // Units this executor refused: the coordinator keeps offering a unit until its round closes,
+  // so the node waits for the next one instead of failing the same way again.
+  const declined = new Set<string>()
   while (!o.signal.aborted) {
     const reply = await o.client.requestWork()
     if (reply.kind === 'wait') {
@@ -40,9 +44,26 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       continue
     }
     waitingSaid = ''
-    await runUnit(o, reply.unit)
+    const unit = reply.unit
+    if (declined.has(unit.assignmentId)) {
+      if (!await sleep(DECLINED_RETRY_MS, o.signal)) return
+      continue
+    }
+    try {
+      const refusal = await o.executor.check?.(unit)
+      if (refusal !== undefined) throw refusal
+      await runUnit(o, unit)
+    } catch (err) {
+      if (!(err instanceof ExecutorError) || !UNIT_REFUSAL_CODES.has(err.code) || o.signal.aborted) throw err
+      declined.add(unit.assignmentId)
+      o.setStatus('idle')
+      o.say(`agent: ${unit.runName} round ${unit.round}: declined the work unit (${err.code}): ${err.message}`)
+    }
   }
 }
+
+/** How often a node that declined its unit asks whether a new one is there. */
+const DECLINED_RETRY_MS = 5_000
 
 async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   const label = `round ${unit.round}`
@@ -78,7 +99,8 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
     lossCurve: result.lossCurve.map((l) => Math.round(l * 1e5) / 1e5),
     codec: unit.codec,
     payloadBytes: payload.byteLength,
-    payloadSha256: o.ops.sha256(payload)
+    payloadSha256: o.ops.sha256(payload),
+    executor: result.executor
   }
   const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')
   o.setStatus('uploading')
