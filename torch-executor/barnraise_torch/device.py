@@ -163,6 +163,15 @@ def estimate_bytes(c: LlamaConfig, batch: int, seq_len: int, precision: str, che
     }
 
 
+def format_count(n: int) -> str:
+    """124M, 0.20M, 1.04B: parameter counts as people write them."""
+    if n >= 1e9:
+        return f'{n / 1e9:.2f}B'
+    if n >= 1e7:
+        return f'{n / 1e6:.0f}M'
+    return f'{n / 1e6:.2f}M'
+
+
 def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, resident_bytes=0, limit_bytes=None):
     """Decides whether a unit fits, turning on activation checkpointing when only that makes it fit.
 
@@ -179,7 +188,7 @@ def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, r
         if need_ckpt <= free:
             return {'fits': True, 'checkpointing': True, 'needBytes': need_ckpt, 'freeBytes': free, 'reason': 'activation checkpointing turned on to fit'}
     where = 'GPU memory' if device.type == 'cuda' else 'host memory'
-    reason = (f'the unit needs about {need / GIB:.1f} GiB ({parts["params"] / 1e6:.0f}M parameters: {parts["staticBytes"] / GIB:.1f} GiB of weights, '
+    reason = (f'the unit needs about {need / GIB:.1f} GiB ({format_count(parts["params"])} parameters: {parts["staticBytes"] / GIB:.1f} GiB of weights, '
               f'gradients and AdamW state; {parts["activationBytes"] / GIB:.1f} GiB of activations for batch {batch} × seq {seq_len} in {precision}) '
               f'but {device} has {free / GIB:.1f} GiB of free {where}')
     return {'fits': False, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': reason}
