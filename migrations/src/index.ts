@@ -3,12 +3,14 @@ import type { Kysely, Migration, MigrationProvider, MigrationResultSet } from 'k
 import * as initial from './migrations/2026-11-22-0001-initial.ts'
 import * as training from './migrations/2026-11-22-0002-training.ts'
 import * as accounts from './migrations/2026-11-22-0003-accounts-and-pledges.ts'
+import * as ledgerExecutor from './migrations/2026-11-24-0001-ledger-executor.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
   '2026-11-22-0001-initial': initial,
   '2026-11-22-0002-training': training,
-  '2026-11-22-0003-accounts-and-pledges': accounts
+  '2026-11-22-0003-accounts-and-pledges': accounts,
+  '2026-11-24-0001-ledger-executor': ledgerExecutor
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

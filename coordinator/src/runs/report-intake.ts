@@ -60,7 +60,8 @@ export class ReportIntake implements ReportSink {
         }
         await appendLedgerEntry(trx, {
           runId: m.runId, round: m.round, nodeId: node?.id ?? null, peerId, organizationId: node?.organization_id ?? null,
-          assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${code}: ${message}`, metadata: null, signature: null
+          assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${code}: ${message}`, metadata: null, signature: null,
+          executor: m.executor ?? null
         })
       })
       this.#o.changes.publish('ledger', m.runId)
@@ -151,7 +152,8 @@ export class ReportIntake implements ReportSink {
         await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', a.round_id).execute()
         await appendLedgerEntry(trx, {
           runId: m.runId, round: m.round, nodeId: node.id, peerId, organizationId: node.organization_id, assignmentId: a.id,
-          tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null, metadata: metadataText, signature: header.signature
+          tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null, metadata: metadataText, signature: header.signature,
+          executor: m.executor ?? null
         })
       })
       acc.fold(delta, m.tokens, m.lossCurve.at(-1))
