@@ -48,6 +48,17 @@ def read_frame(stream):
     return value
 
 
+def _finite(value):
+    # JSON has no NaN or infinity: a non-finite number travels as null (the agent reads it as "not a number").
+    if isinstance(value, float) and (value != value or value in (float('inf'), float('-inf'))):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 class FrameWriter:
     """Writes frames to a binary stream from any thread."""
 
@@ -56,8 +67,8 @@ class FrameWriter:
         self._lock = threading.Lock()
 
     def send(self, frame):
-        """Sends one frame (raises ValueError if it holds NaN or infinity)."""
-        body = json.dumps(frame, allow_nan=False, separators=(',', ':')).encode('utf-8')
+        """Sends one frame; NaN and infinities become null."""
+        body = json.dumps(_finite(frame), allow_nan=False, separators=(',', ':')).encode('utf-8')
         with self._lock:
             self._stream.write(struct.pack('>I', len(body)) + body)
             self._stream.flush()
