@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata } from '@barnraise/protocol'
-import type { ReportMetadata, WorkUnit } from '@barnraise/protocol'
+import type { ReportMetadata, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
 import type { BlobCache } from './blob-cache.ts'
@@ -33,11 +33,14 @@ export interface WorkLoopOptions {
  */
 export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   let waitingSaid = ''
-  // Units this executor refused: the coordinator keeps offering a unit until its round closes,
-  // so the node waits for the next one instead of failing the same way again.
+  // Units this executor refused. The next request hands the unit back with the reason (the
+  // organizer sees it in the ledger); should the coordinator still offer it, the node waits for
+  // the next one instead of failing the same way again.
   const declined = new Set<string>()
+  let decline: UnitDecline | undefined
   while (!o.signal.aborted) {
-    const reply = await o.client.requestWork()
+    const reply = await o.client.requestWork(decline)
+    decline = undefined
     if (reply.kind === 'wait') {
       if (waitingSaid !== reply.reason) { o.say(`agent: waiting for work (${reply.reason})`); waitingSaid = reply.reason }
       if (!await sleep(reply.retryAfterMs, o.signal)) return
@@ -56,6 +59,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
     } catch (err) {
       if (!(err instanceof ExecutorError) || !UNIT_REFUSAL_CODES.has(err.code) || o.signal.aborted) throw err
       declined.add(unit.assignmentId)
+      decline = { assignmentId: unit.assignmentId, code: err.code, message: err.message.slice(0, 2000) }
       o.setStatus('idle')
       o.say(`agent: ${unit.runName} round ${unit.round}: declined the work unit (${err.code}): ${err.message}`)
     }

@@ -23,8 +23,21 @@ export const innerRecipeSchema = z.object({
   seed: z.number().int().nonnegative()
 })
 
-/** What an agent asks on `/barnraise/work/1.0.0`. */
-export const workRequestSchema = z.object({ type: z.literal('work') }).strict()
+/** A unit the node's executor cannot train (too large for its memory, too slow for the deadline), with why. */
+export const unitDeclineSchema = z.object({
+  assignmentId: z.string().uuid(),
+  code: z.string().min(1).max(64),
+  message: z.string().max(2000)
+}).strict()
+
+export type UnitDecline = z.infer<typeof unitDeclineSchema>
+
+/**
+ * What an agent asks on `/barnraise/work/1.0.0`. `decline` hands its current unit back: the
+ * coordinator records the reason in the ledger, where the organizer sees it, and gives the
+ * unit's tokens to other nodes.
+ */
+export const workRequestSchema = z.object({ type: z.literal('work'), decline: unitDeclineSchema.optional() }).strict()
 
 export const workUnitSchema = z.object({
   assignmentId: z.string().uuid(),
