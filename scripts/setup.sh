@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what a fresh machine lacks: Node 22 (from the npm registry's node@22 package, when
 # the machine's node is older), pnpm 10, the workspace's packages, Debian's chromium (for the
-# browser tests; skipped when BARNRAISE_NO_CHROMIUM=1), and builds the dashboard.
+# browser tests; skipped when BARNRAISE_NO_CHROMIUM=1), Debian's python3-torch (for the torch
+# executor; skipped when BARNRAISE_NO_TORCH=1), and builds the dashboard.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -27,6 +28,17 @@ if [ "${BARNRAISE_NO_CHROMIUM:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  fi
+fi
+
+# The torch executor's tests (and a CPU torch executor for `pnpm start`) need Debian's torch;
+# GPU machines install a CUDA build of torch themselves (torch-executor/README.md).
+if [ "${BARNRAISE_NO_TORCH:-0}" != "1" ] && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then
+  echo "setup: installing Debian's python3-torch and python3-numpy for the torch executor"
+  if [ "$(id -u)" = "0" ]; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy >/dev/null
+  else
+    sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-torch python3-numpy >/dev/null
   fi
 fi
 
