@@ -187,13 +187,16 @@ class Child:
 
 
 def executor_round(child, config, batch, seq_len, steps, work_dir, precision, checkpointing, state_dir, seed=0):
-    """One round as the agent runs it; returns (tokens/s over the round's wall clock, the child's result)."""
+    """One round as the agent runs it, after the coordinator's bytes have arrived: write the base
+    weights and batches, one ``train`` request, read θ_local back. Returns (tokens/s over that
+    wall clock, the child's result, the wall seconds). Network transfers are not included."""
     from .config import param_specs
     from .safetensors import read_file, write_file
     rng = np.random.default_rng(seed)
     base = {name: (np.ones(shape, np.float32) if len(shape) == 1 else (rng.standard_normal(shape, dtype=np.float32) * 0.02)) for name, shape in param_specs(config)}
     tokens = rng.integers(0, config.vocab_size, (steps, batch, seq_len + 1), dtype=np.int32)
     files = {k: os.path.join(work_dir, f'{k}.safetensors') for k in ('base', 'batches', 'local')}
+    # The clock starts where the agent's part of a round starts: weights and tokens in memory.
     started = time.perf_counter()
     write_file(files['base'], base)
     write_file(files['batches'], {'tokens': tokens})
@@ -235,7 +238,7 @@ def main(argv=None):
     config = preset(args.preset)
     precision = resolve_precision(args.precision, device)
     params = count_params(config)
-    name = torch.cuda.get_device_properties(device).name if gpu else f'CPU ({args.threads} threads)'
+    name = torch.cuda.get_device_properties(device).name if gpu else f"CPU ({args.threads} thread{'' if args.threads == 1 else 's'})"
     peak = args.peak_tflops or (_peak_for(name) if gpu else None)
     print(f'bench: {args.preset} ({params / 1e6:.1f}M parameters), batch {batch} × seq {seq_len}, {steps} steps, {precision}, {name}, torch {torch.__version__}', flush=True)
 

@@ -52,6 +52,7 @@ class Server:
         self.threads = threads
         self.requests = queue.Queue()
         self.aborted = set()
+        self.closed = False
         self.trainer = None
 
     def log(self, message):
@@ -66,6 +67,8 @@ class Server:
                 self.out.send({'type': 'fatal', 'code': 'ERR_PROTOCOL', 'message': str(err)})
                 frame = None
             if frame is None:
+                # The agent is gone (it closed our stdin, or died): stop the round in progress too.
+                self.closed = True
                 self.requests.put({'type': 'shutdown'})
                 return
             if frame.get('type') == 'abort':
@@ -115,13 +118,19 @@ class Server:
                 return
             rid = req.get('id')
             try:
-                result = self.handle(kind, req)
-                self.out.send({'type': 'result', 'id': rid, 'result': result})
-            except ExecutorFailure as err:
-                self.out.send(err.to_frame(rid))
-            except Exception as err:  # noqa: BLE001 — the agent must get an answer for every request
-                traceback.print_exc(file=sys.stderr)
-                self.out.send({'type': 'error', 'id': rid, 'code': 'ERR_INTERNAL', 'message': f'{type(err).__name__}: {err}', 'retryable': True})
+                try:
+                    result = self.handle(kind, req)
+                    self.out.send({'type': 'result', 'id': rid, 'result': result})
+                except ExecutorFailure as err:
+                    self.out.send(err.to_frame(rid))
+                except (BrokenPipeError, ConnectionResetError):
+                    raise
+                except Exception as err:  # noqa: BLE001 — the agent must get an answer for every request
+                    traceback.print_exc(file=sys.stderr)
+                    self.out.send({'type': 'error', 'id': rid, 'code': 'ERR_INTERNAL', 'message': f'{type(err).__name__}: {err}', 'retryable': True})
+            except (BrokenPipeError, ConnectionResetError):
+                # Nobody reads our answers any more; the reader thread has queued the shutdown.
+                self.closed = True
             finally:
                 self.aborted.discard(rid)
 
@@ -131,7 +140,7 @@ class Server:
         t = self.trainer
         if kind == 'train':
             rid = req.get('id')
-            return t.train(req, lambda p: self.out.send({'type': 'progress', 'id': rid, **p}), lambda: rid in self.aborted)
+            return t.train(req, lambda p: self.out.send({'type': 'progress', 'id': rid, **p}), lambda: self.closed or rid in self.aborted)
         if kind == 'fit':
             return t.fit(parse_config(req['config']), req['batchSize'], req['seqLen'], req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'))
         if kind == 'measure':
