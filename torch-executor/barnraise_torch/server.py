@@ -10,6 +10,7 @@ import argparse
 import os
 import platform
 import queue
+import signal
 import sys
 import threading
 import traceback
@@ -157,6 +158,9 @@ def main(argv=None):
     parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
     parser.add_argument('--threads', type=int, default=0, help='CPU threads for torch (0: torch\'s default)')
     args = parser.parse_args(argv)
+    # Ctrl-C in the agent's terminal reaches the whole process group; the agent decides when we
+    # stop (shutdown frame or end of stdin), so a round's state is never cut off half-written.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     frames_out = os.fdopen(os.dup(1), 'wb', buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
