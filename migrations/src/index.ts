@@ -5,6 +5,7 @@ import * as training from './migrations/2026-11-22-0002-training.ts'
 import * as accounts from './migrations/2026-11-22-0003-accounts-and-pledges.ts'
 import * as checkpointRetention from './migrations/2026-11-22-0004-checkpoint-retention.ts'
 import * as cpuPledges from './migrations/2026-11-23-0001-cpu-pledges-and-baselines.ts'
+import * as ledgerExecutor from './migrations/2026-11-23-0002-ledger-executor.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -12,7 +13,8 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22-0002-training': training,
   '2026-11-22-0003-accounts-and-pledges': accounts,
   '2026-11-22-0004-checkpoint-retention': checkpointRetention,
-  '2026-11-23-0001-cpu-pledges-and-baselines': cpuPledges
+  '2026-11-23-0001-cpu-pledges-and-baselines': cpuPledges,
+  '2026-11-23-0002-ledger-executor': ledgerExecutor
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

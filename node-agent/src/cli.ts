@@ -5,18 +5,23 @@ import { runJoinCommand } from './commands/join.ts'
 import { runSelftestCommand } from './commands/selftest.ts'
 import { runTrainCommand } from './commands/train.ts'
 import { runShardCommand } from './commands/shard.ts'
+import { EXECUTOR_USAGE } from './executors/executor-flags.ts'
 
 const USAGE = `usage: barnraise-agent <command> [options]
 
 commands:
-  info [--json]                                  print the hardware this agent sees
+  info [--json] [--no-measure]                   the hardware this agent sees and the executors it can run, measured
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
+       [--executor auto|typescript|torch] [--device auto|cpu|cuda|cuda:N] [executor options below]
        [--verbose]                                 progress and waiting lines, not just one line per round
-  selftest [--golden FILE]                       known-answer checks of this machine's numerics
+  selftest [--golden FILE] [--executor typescript|torch] [--device D] [--python PATH]
+                                                 known-answer checks of this machine's numerics
   train [--steps N] [--out DIR]                  train the small model on the demo corpus locally
   shard --out DIR [--shard-tokens N] FILE...     turn text files into training shards
   help                                           this text
+
+${EXECUTOR_USAGE}
 `
 
 type Command = (argv: string[]) => Promise<number>

@@ -5,7 +5,7 @@ import {
   BLOB_CHUNK_BYTES, CodedError, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
   enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
 } from '@barnraise/protocol'
-import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, WorkResponse } from '@barnraise/protocol'
+import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
 
 /** The coordinator said no; retrying the same request will not help. */
@@ -82,9 +82,9 @@ export class CoordinatorClient {
     return reply
   }
 
-  /** Asks for a work unit; the answer may be "wait". */
-  async requestWork (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
-    const reply = await this.#call(WORK_PROTOCOL, { type: 'work' }, workResponseSchema)
+  /** Asks for a work unit, first handing back `decline`'s unit with its reason; the answer may be "wait". */
+  async requestWork (decline?: UnitDecline): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
+    const reply = await this.#call(WORK_PROTOCOL, decline === undefined ? { type: 'work' } : { type: 'work', decline }, workResponseSchema)
     if (reply.kind === 'refused') throw new RefusedError(reply.code, reply.message)
     return reply
   }

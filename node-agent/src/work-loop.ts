@@ -1,11 +1,12 @@
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata } from '@barnraise/protocol'
-import type { ReportMetadata, WorkUnit } from '@barnraise/protocol'
+import type { ReportMetadata, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
 import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
+import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
@@ -35,8 +36,14 @@ export interface WorkLoopOptions {
 export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   let waitingSaid = ''
   let executorSaid = false
+  // Units this executor refused. The next request hands the unit back with the reason (the
+  // organizer sees it in the ledger); should the coordinator still offer it, the node waits for
+  // the next one instead of failing the same way again.
+  const declined = new Set<string>()
+  let decline: UnitDecline | undefined
   while (!o.signal.aborted) {
-    const reply = await o.client.requestWork()
+    const reply = await o.client.requestWork(decline)
+    decline = undefined
     if (reply.kind === 'wait') {
       if (waitingSaid !== reply.reason) { o.say(`agent: waiting for work (${reply.reason})`); waitingSaid = reply.reason }
       if (!await sleep(reply.retryAfterMs, o.signal)) return
@@ -44,10 +51,28 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
     }
     // Between rounds every node waits a little; say so again only when asked for detail.
     if (o.verbose === true) waitingSaid = ''
-    if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
-    await runUnit(o, reply.unit)
+    const unit = reply.unit
+    if (declined.has(unit.assignmentId)) {
+      if (!await sleep(DECLINED_RETRY_MS, o.signal)) return
+      continue
+    }
+    try {
+      const refusal = await o.executor.check?.(unit)
+      if (refusal !== undefined) throw refusal
+      if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
+      await runUnit(o, unit)
+    } catch (err) {
+      if (!(err instanceof ExecutorError) || !UNIT_REFUSAL_CODES.has(err.code) || o.signal.aborted) throw err
+      declined.add(unit.assignmentId)
+      decline = { assignmentId: unit.assignmentId, code: err.code, message: err.message.slice(0, 2000) }
+      o.setStatus('idle')
+      o.say(`agent: ${unit.runName} round ${unit.round}: declined the work unit (${err.code}): ${err.message}`)
+    }
   }
 }
+
+/** How often a node that declined its unit asks whether a new one is there. */
+const DECLINED_RETRY_MS = 5_000
 
 async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   const label = `round ${unit.round}`
@@ -84,7 +109,8 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
     lossCurve: result.lossCurve.map((l) => Math.round(l * 1e5) / 1e5),
     codec: unit.codec,
     payloadBytes: payload.byteLength,
-    payloadSha256: o.ops.sha256(payload)
+    payloadSha256: o.ops.sha256(payload),
+    executor: result.executor
   }
   const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')
   o.setStatus('uploading')

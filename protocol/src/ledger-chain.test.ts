@@ -67,3 +67,43 @@ test('altering, dropping or forging a row names it', async () => {
   assert.equal(!v4.ok && v4.seq, 4)
   assert.match(!v4.ok ? v4.reason : '', /signature/)
 })
+
+test('rows that name their executor (v2) chain after v1 rows; the executor is signed and hashed', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const rows = await chain(2)
+  let prev = rows.at(-1)!.hash
+  for (const [i, executor] of (['torch-cuda', 'typescript'] as const).entries()) {
+    const assignmentId = `00000000-0000-4000-8000-00000000020${i}`
+    const meta: ReportMetadata = { runId, round: 5 + i, assignmentId, peerId, tokens: 7, computeSeconds: 2, lossCurve: [1], codec: 'fp16', payloadBytes: 4, payloadSha256: 'b'.repeat(64), executor }
+    const metadata = new TextDecoder().decode(canonicalReportMetadata(meta))
+    assert.match(metadata, new RegExp(`^\\["barnraise-report-v2",.*,"${executor}"\\]$`))
+    const fields = {
+      runId, round: 5 + i, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 7, computeSeconds: 2,
+      outcome: 'accepted' as const, reason: null, metadata, signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'), prevHash: prev, executor
+    }
+    const hash = await ledgerEntryHash(fields)
+    rows.push({ seq: rows.length + 1, ...fields, hash })
+    prev = hash
+  }
+  assert.deepEqual(await verifyLedger(runId, rows), { ok: true, rows: 4 })
+
+  // The row's executor is part of its hash…
+  const relabelled = rows.map((r) => ({ ...r }))
+  relabelled[2]!.executor = 'typescript'
+  const v1 = await verifyLedger(runId, relabelled)
+  assert.match(!v1.ok ? v1.reason : '', /altered/)
+  // …and, re-hashed, it still disagrees with what the node signed.
+  relabelled[2]!.hash = await ledgerEntryHash(relabelled[2]!)
+  relabelled[3]!.prevHash = relabelled[2]!.hash
+  relabelled[3]!.hash = await ledgerEntryHash(relabelled[3]!)
+  const v2 = await verifyLedger(runId, relabelled)
+  assert.equal(!v2.ok && v2.seq, 3)
+  assert.match(!v2.ok ? v2.reason : '', /disagrees with what the node signed/)
+})
+
+test('metadata without an executor signs the exact v1 bytes, so rows from before the field verify unchanged', () => {
+  const meta: ReportMetadata = { runId, round: 1, assignmentId: runId, peerId: 'p', tokens: 1, computeSeconds: 0.5, lossCurve: [2.5], codec: 'int8', payloadBytes: 3, payloadSha256: 'c'.repeat(64) }
+  assert.equal(new TextDecoder().decode(canonicalReportMetadata(meta)),
+    `["barnraise-report-v1","${runId}",1,"${runId}","p",1,0.5,[2.5],"int8",3,"${'c'.repeat(64)}"]`)
+})

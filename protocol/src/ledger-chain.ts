@@ -1,5 +1,5 @@
 import { peerIdFromString } from '@libp2p/peer-id'
-import { reportMetadataSchema } from './work.ts'
+import { parseCanonicalReportMetadata, reportMetadataSchema } from './work.ts'
 
 /** One ledger row as exported (ledger.json) and as hashed. */
 export interface LedgerEntry {
@@ -21,6 +21,11 @@ export interface LedgerEntry {
   prevHash: string
   hash: string
   createdAt?: string
+  /**
+   * What trained the report (typescript, torch-cpu, torch-cuda), as the node signed it; null or
+   * absent on rows from before the field existed and on refusals that did not say.
+   */
+  executor?: string | null
 }
 
 export type LedgerEntryFields = Omit<LedgerEntry, 'seq' | 'hash' | 'createdAt'>
@@ -37,12 +42,18 @@ export async function ledgerGenesisHash (runId: string): Promise<string> {
   return await sha256Hex(`barnraise-ledger-genesis:${runId}`)
 }
 
-/** The hash that chains a row: sha256 over its fields in a fixed order, including the previous hash. */
+/**
+ * The hash that chains a row: sha256 over its fields in a fixed order, including the previous
+ * hash. A row with an executor hashes as `barnraise-ledger-v2` with the executor last; a row
+ * without one hashes exactly as before the field existed, so old chains still verify.
+ */
 export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
-  return await sha256Hex(JSON.stringify([
-    'barnraise-ledger-v1', e.runId, e.round, e.nodeId, e.peerId, e.organizationId, e.assignmentId,
+  const fields = [
+    e.runId, e.round, e.nodeId, e.peerId, e.organizationId, e.assignmentId,
     e.tokens, e.computeSeconds, e.outcome, e.reason, e.metadata, e.signature, e.prevHash
-  ]))
+  ]
+  const executor = e.executor ?? null
+  return await sha256Hex(JSON.stringify(executor === null ? ['barnraise-ledger-v1', ...fields] : ['barnraise-ledger-v2', ...fields, executor]))
 }
 
 function base64ToBytes (b64: string): Uint8Array {
@@ -82,17 +93,13 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
     if (e.outcome === 'accepted') {
       if (e.metadata === null || e.signature === null) return bad('accepted row lacks signed metadata')
       if (!await verifyReportSignature(e.peerId, e.metadata, e.signature)) return bad('node signature does not verify')
-      let parsed: unknown
-      try {
-        const arr = JSON.parse(e.metadata) as unknown[]
-        parsed = { runId: arr[1], round: arr[2], assignmentId: arr[3], peerId: arr[4], tokens: arr[5], computeSeconds: arr[6], lossCurve: arr[7], codec: arr[8], payloadBytes: arr[9], payloadSha256: arr[10] }
-      } catch {
-        return bad('metadata is not valid JSON')
-      }
+      const parsed = parseCanonicalReportMetadata(e.metadata)
+      if (parsed === undefined) return bad('metadata is not canonical report metadata (v1 or v2 JSON)')
       const m = reportMetadataSchema.safeParse(parsed)
       if (!m.success) return bad('metadata is malformed')
       if (m.data.runId !== e.runId || m.data.round !== e.round || m.data.assignmentId !== e.assignmentId ||
-        m.data.peerId !== e.peerId || m.data.tokens !== e.tokens || m.data.computeSeconds !== e.computeSeconds) {
+        m.data.peerId !== e.peerId || m.data.tokens !== e.tokens || m.data.computeSeconds !== e.computeSeconds ||
+        (m.data.executor ?? null) !== (e.executor ?? null)) {
         return bad('row disagrees with what the node signed')
       }
     }

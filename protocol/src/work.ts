@@ -23,8 +23,21 @@ export const innerRecipeSchema = z.object({
   seed: z.number().int().nonnegative()
 })
 
-/** What an agent asks on `/barnraise/work/1.0.0`. */
-export const workRequestSchema = z.object({ type: z.literal('work') }).strict()
+/** A unit the node's executor cannot train (too large for its memory, too slow for the deadline), with why. */
+export const unitDeclineSchema = z.object({
+  assignmentId: z.string().uuid(),
+  code: z.string().min(1).max(64),
+  message: z.string().max(2000)
+}).strict()
+
+export type UnitDecline = z.infer<typeof unitDeclineSchema>
+
+/**
+ * What an agent asks on `/barnraise/work/1.0.0`. `decline` hands its current unit back: the
+ * coordinator records the reason in the ledger, where the organizer sees it, and gives the
+ * unit's tokens to other nodes.
+ */
+export const workRequestSchema = z.object({ type: z.literal('work'), decline: unitDeclineSchema.optional() }).strict()
 
 export const workUnitSchema = z.object({
   assignmentId: z.string().uuid(),
@@ -73,9 +86,15 @@ export type BlobRequest = z.infer<typeof blobRequestSchema>
 /** Frames that carry blob and report bytes. */
 export const BLOB_CHUNK_BYTES = 256 * 1024
 
+/** What trained a report: the TypeScript CPU trainer, or PyTorch on CPU or CUDA. */
+export const executorKindSchema = z.enum(['typescript', 'torch-cpu', 'torch-cuda'])
+
+export type ExecutorKind = z.infer<typeof executorKindSchema>
+
 /**
  * What a node signs about one report. Field order is fixed by `canonicalReportMetadata`,
- * so the same bytes can be rebuilt from a ledger row and checked offline.
+ * so the same bytes can be rebuilt from a ledger row and checked offline. `executor` came
+ * later: reports without it are signed (and verified) in the original v1 form.
  */
 export const reportMetadataSchema = z.object({
   runId: z.string().uuid(),
@@ -87,7 +106,8 @@ export const reportMetadataSchema = z.object({
   lossCurve: z.array(z.number()).max(100_000),
   codec: z.enum(['fp32', 'fp16', 'int8']),
   payloadBytes: z.number().int().nonnegative(),
-  payloadSha256: sha256Hex
+  payloadSha256: sha256Hex,
+  executor: executorKindSchema.optional()
 }).strict()
 
 export type ReportMetadata = z.infer<typeof reportMetadataSchema>
@@ -120,8 +140,29 @@ export const reportResponseSchema = z.discriminatedUnion('ok', [
 export type ReportHeader = z.infer<typeof reportHeaderSchema>
 export type ReportResponse = z.infer<typeof reportResponseSchema>
 
-/** The exact bytes a node signs: JSON with a fixed key order and no whitespace. */
+/**
+ * The exact bytes a node signs: JSON with a fixed key order and no whitespace. With an
+ * executor the tag is `barnraise-report-v2` and the executor is the last element; without one
+ * the bytes are exactly the v1 form, so rows signed before the field existed still verify.
+ */
 export function canonicalReportMetadata (m: ReportMetadata): Uint8Array {
   const ordered = [m.runId, m.round, m.assignmentId, m.peerId, m.tokens, m.computeSeconds, m.lossCurve, m.codec, m.payloadBytes, m.payloadSha256]
-  return new TextEncoder().encode(JSON.stringify(['barnraise-report-v1', ...ordered]))
+  const value = m.executor === undefined ? ['barnraise-report-v1', ...ordered] : ['barnraise-report-v2', ...ordered, m.executor]
+  return new TextEncoder().encode(JSON.stringify(value))
+}
+
+/** Reads canonical metadata text (v1 or v2) back into its fields; undefined when it is neither form. */
+export function parseCanonicalReportMetadata (text: string): unknown {
+  let arr: unknown
+  try {
+    arr = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(arr)) return undefined
+  const [tag, runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256, executor] = arr as unknown[]
+  const fields = { runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256 }
+  if (tag === 'barnraise-report-v1' && arr.length === 11) return fields
+  if (tag === 'barnraise-report-v2' && arr.length === 12) return { ...fields, executor }
+  return undefined
 }

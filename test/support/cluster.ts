@@ -59,8 +59,11 @@ export interface RunningAgent {
 /** Starts a real agent process and waits until it has enrolled (or re-joined). */
 export async function startAgent (options: { coordinator: string, token?: string, dataDir?: string, name?: string, args?: string[] }): Promise<RunningAgent> {
   const dataDir = options.dataDir ?? await tempDir('agent')
-  // One thread each: several agents share this machine's cores in the tests.
-  const args = ['join', '--coordinator', options.coordinator, '--data-dir', dataDir, '--heartbeat-interval', '1', '--threads', '1', ...(options.args ?? [])]
+  // One thread each: several agents share this machine's cores in the tests. The TypeScript
+  // executor unless a test picks one: `auto` would spend seconds measuring at every start.
+  const extra = options.args ?? []
+  const executor = extra.includes('--executor') ? [] : ['--executor', 'typescript']
+  const args = ['join', '--coordinator', options.coordinator, '--data-dir', dataDir, '--heartbeat-interval', '1', '--threads', '1', ...executor, ...extra]
   if (options.token !== undefined) args.push('--token', options.token)
   if (options.name !== undefined) args.push('--name', options.name)
   const proc = spawnCli(AGENT, args)

@@ -146,6 +146,8 @@ export interface LedgerTable {
   prev_hash: string
   hash: string
   created_at: Generated<Date>
+  /** what trained the report (typescript, torch-cpu, torch-cuda); null on rows from before reports said */
+  executor: string | null
 }
 
 /** Every table the coordinator reads or writes, as kysely sees them. */

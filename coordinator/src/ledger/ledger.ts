@@ -4,7 +4,7 @@ import { ledgerEntryHash, ledgerGenesisHash } from '@barnraise/protocol'
 import type { LedgerEntry, LedgerEntryFields } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 
-export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash'>
+export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash' | 'executor'> & { executor: string | null }
 
 /**
  * Appends a row to a run's hash chain inside the caller's transaction. The run row is locked
@@ -31,7 +31,8 @@ export async function appendLedgerEntry (trx: Transaction<Database>, entry: NewL
     metadata: fields.metadata,
     signature: fields.signature,
     prev_hash: prevHash,
-    hash
+    hash,
+    executor: fields.executor
   }).returning(['seq', 'created_at']).executeTakeFirstOrThrow()
   return { ...fields, seq: row.seq, hash, createdAt: row.created_at.toISOString() }
 }
@@ -55,11 +56,12 @@ export async function readLedger (db: Kysely<Database>, runId: string): Promise<
     signature: r.signature,
     prevHash: r.prev_hash,
     hash: r.hash,
-    createdAt: r.created_at.toISOString()
+    createdAt: r.created_at.toISOString(),
+    executor: r.executor
   }))
 }
 
-const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt']
+const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor']
 
 function csvField (value: unknown): string {
   if (value === null || value === undefined) return ''

@@ -1,5 +1,5 @@
 import { JsonStream, WORK_PROTOCOL, workRequestSchema } from '@barnraise/protocol'
-import type { WorkResponse } from '@barnraise/protocol'
+import type { UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
 import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
@@ -7,7 +7,8 @@ import { refusalFor } from './reply-refusal.ts'
 
 /** What the work service needs from the round engine. */
 export interface WorkSource {
-  workFor: (peerId: string) => Promise<WorkResponse>
+  /** The node's work; `decline` first hands back the unit it cannot train. */
+  workFor: (peerId: string, decline?: UnitDecline) => Promise<WorkResponse>
 }
 
 /** Serves `/barnraise/work/1.0.0`: an idle node asks, and gets a work unit or "wait". */
@@ -37,8 +38,8 @@ export class WorkService {
     const messages = new JsonStream(stream)
     let reply: WorkResponse
     try {
-      await messages.read(workRequestSchema, REQUEST_TIMEOUT_MS)
-      reply = await this.#source.workFor(peerId)
+      const request = await messages.read(workRequestSchema, REQUEST_TIMEOUT_MS)
+      reply = await this.#source.workFor(peerId, request.decline)
     } catch (err) {
       const refusal = refusalFor(err)
       if (refusal.code === 'ERR_INTERNAL') this.#log.error('work request failed', { peerId, err })

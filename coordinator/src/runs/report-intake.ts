@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { PseudoGradientError, canonicalReportMetadata, verifyReportSignature } from '@barnraise/protocol'
-import type { ReportHeader, ReportResponse } from '@barnraise/protocol'
+import type { ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -46,6 +46,39 @@ export class ReportIntake implements ReportSink {
     this.#onAccepted = options.onAccepted
   }
 
+  /**
+   * A node hands back its open unit because its executor cannot train it: the unit becomes
+   * refused (its tokens go out again next round, and the round need not wait for it) and the
+   * node's reason is a ledger row. Returns false when the unit is not this node's open one.
+   */
+  async decline (peerId: string, d: UnitDecline): Promise<boolean> {
+    const { db } = this.#o
+    const a = await db.selectFrom('assignments')
+      .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+      .select(['assignments.id', 'assignments.run_id', 'rounds.number', 'nodes.id as node_id', 'nodes.organization_id'])
+      .where('assignments.id', '=', d.assignmentId).where('nodes.peer_id', '=', peerId)
+      .where('assignments.status', '=', 'assigned').where('rounds.status', '=', 'open')
+      .executeTakeFirst()
+    if (a === undefined) return false
+    const declined = await db.transaction().execute(async (trx) => {
+      const updated = await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
+        .where('id', '=', a.id).where('status', '=', 'assigned').executeTakeFirst()
+      if (Number(updated.numUpdatedRows) === 0) return false
+      await appendLedgerEntry(trx, {
+        runId: a.run_id, round: a.number, nodeId: a.node_id, peerId, organizationId: a.organization_id, assignmentId: a.id,
+        tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `ERR_DECLINED: the node declined the unit (${d.code}): ${d.message}`,
+        metadata: null, signature: null, executor: null
+      })
+      return true
+    })
+    if (!declined) return false
+    this.#o.log.warn('work unit declined', { peerId, runId: a.run_id, round: a.number, code: d.code, reason: d.message })
+    this.#o.changes.publish('ledger', a.run_id)
+    this.#o.changes.publish('runs', a.run_id)
+    return true
+  }
+
   /** Records a refusal in the ledger (when the run exists) and returns it. */
   async #refuse (header: ReportHeader, peerId: string, code: string, message: string, assignmentId: string | null, markAssignment: boolean): Promise<Refusal> {
     const { db } = this.#o
@@ -60,7 +93,8 @@ export class ReportIntake implements ReportSink {
         }
         await appendLedgerEntry(trx, {
           runId: m.runId, round: m.round, nodeId: node?.id ?? null, peerId, organizationId: node?.organization_id ?? null,
-          assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${code}: ${message}`, metadata: null, signature: null
+          assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${code}: ${message}`, metadata: null, signature: null,
+          executor: m.executor ?? null
         })
       })
       this.#o.changes.publish('ledger', m.runId)
@@ -151,7 +185,8 @@ export class ReportIntake implements ReportSink {
         await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', a.round_id).execute()
         await appendLedgerEntry(trx, {
           runId: m.runId, round: m.round, nodeId: node.id, peerId, organizationId: node.organization_id, assignmentId: a.id,
-          tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null, metadata: metadataText, signature: header.signature
+          tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null, metadata: metadataText, signature: header.signature,
+          executor: m.executor ?? null
         })
       })
       acc.fold(delta, m.tokens, m.lossCurve.at(-1))

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import type { TokenRange, WorkResponse } from '@barnraise/protocol'
+import type { TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Database, DataCursor } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -243,12 +243,13 @@ export class RoundEngine implements WorkSource {
   }
 
 
-  /** Work for an idle node: its unit in the open round, or "wait". */
-  async workFor (peerId: string): Promise<WorkResponse> {
+  /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
+  async workFor (peerId: string, decline?: UnitDecline): Promise<WorkResponse> {
     const { db } = this.#o
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
+    if (decline !== undefined) await this.reports.decline(peerId, decline)
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')

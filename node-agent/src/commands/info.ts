@@ -1,10 +1,33 @@
 import { parseArgs } from 'node:util'
+import { availableParallelism } from 'node:os'
 import { formatHardware, probeHardware } from '../hardware.ts'
+import { formatOffers, surveyExecutors } from '../executors/executor-choice.ts'
+import { executorOptions, parseExecutorFlags } from '../executors/executor-flags.ts'
 
-/** `barnraise-agent info [--json]`: prints the hardware this agent sees. */
+/**
+ * `barnraise-agent info [--json] [--no-measure]`: prints the hardware this agent sees and the
+ * executors it can run (TypeScript; torch on the CPU; torch on each CUDA device), each with a
+ * short measured throughput unless --no-measure.
+ */
 export async function runInfoCommand (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { json: { type: 'boolean', default: false } } })
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      json: { type: 'boolean', default: false },
+      'no-measure': { type: 'boolean', default: false },
+      threads: { type: 'string', default: String(availableParallelism()) },
+      ...executorOptions
+    }
+  })
+  const threads = Number(values.threads)
+  const flags = parseExecutorFlags(values, Number.isInteger(threads) && threads >= 1 ? threads : 1, 'auto')
+  if (!flags.ok) {
+    process.stderr.write(`barnraise-agent info: ${flags.message}\n`)
+    return 2
+  }
   const hw = await probeHardware()
-  process.stdout.write((values.json ? JSON.stringify(hw) : formatHardware(hw)) + '\n')
+  const { offers, executors } = await surveyExecutors(flags.settings, !values['no-measure'])
+  for (const executor of executors.values()) await executor.close?.()
+  process.stdout.write((values.json ? JSON.stringify({ ...hw, executors: offers }) : `${formatHardware(hw)}\n${formatOffers(offers)}`) + '\n')
   return 0
 }

@@ -9,7 +9,10 @@ import { parseCoordinatorAddress } from '../coordinator-client.ts'
 import { readEnrollment } from '../enrollment-file.ts'
 import { resolveDataDir } from '../data-dir.ts'
 import { RefusedError, runSession } from '../session.ts'
-import { TypeScriptExecutor } from '../executors/typescript-executor.ts'
+import type { Executor } from '../executors/executor.ts'
+import { ExecutorError } from '../executors/executor-error.ts'
+import { createExecutor, formatOffers } from '../executors/executor-choice.ts'
+import { executorOptions, parseExecutorFlags } from '../executors/executor-flags.ts'
 import { trainerAgentOps } from '../trainer-agent-ops.ts'
 
 /**
@@ -27,7 +30,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       'heartbeat-interval': { type: 'string', default: '10' },
       'no-train': { type: 'boolean', default: false },
-      threads: { type: 'string', default: String(availableParallelism()) }
+      threads: { type: 'string', default: String(availableParallelism()) },
+      ...executorOptions
     }
   })
   const say = (line: string): void => { process.stdout.write(line + '\n') }
@@ -61,7 +65,24 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.stderr.write(`barnraise-agent join: an agent is already running with ${dataDir} (pid ${err.owner.pid}); stop it first, or give this one its own --data-dir\n`)
     return 2
   }
-  const executor = values['no-train'] ? undefined : new TypeScriptExecutor({ threads })
+  const flags = parseExecutorFlags(values, threads, 'auto')
+  if (!flags.ok) {
+    process.stderr.write(`barnraise-agent join: ${flags.message}\n`)
+    return 2
+  }
+  let executor: Executor | undefined
+  if (!values['no-train']) {
+    try {
+      const chosen = await createExecutor(flags.choice, { ...flags.settings, log: (line) => { process.stderr.write(line + '\n') } })
+      executor = chosen.executor
+      if (chosen.offers !== undefined) say(formatOffers(chosen.offers).split('\n').map((l) => `agent: ${l}`).join('\n'))
+      say(`agent: executor ${executor.kind}: ${executor.name}`)
+    } catch (err) {
+      if (!(err instanceof ExecutorError)) throw err
+      process.stderr.write(`barnraise-agent join: cannot use --executor ${flags.choice} (${err.code}): ${err.message}\n`)
+      return 4
+    }
+  }
   const coordinator = parseCoordinatorAddress(address)
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
   const libp2p = await createAgentHost(key)

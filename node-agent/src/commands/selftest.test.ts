@@ -103,3 +103,19 @@ test('malformed files, unknown kinds, missing files and bad options exit 2 with 
     await rm(dir, { recursive: true, force: true })
   }
 })
+
+test('--executor torch --golden checks the loss and every gradient in the PyTorch child, within 1e-4', async () => {
+  const { code, stdout } = await run(['--executor', 'torch', '--golden', gqa])
+  assert.equal(code, 0, stdout)
+  assert.match(stdout, /^selftest: torch executor: PyTorch \S+ on CPU/m)
+  assert.match(stdout, /^loss +\d/m)
+  assert.equal(stdout.match(/^grad\//gm)?.length, 21)
+  const maxErr = Number(lastLine(stdout).split('=')[1])
+  assert.ok(maxErr > 0 && maxErr < 1e-4, lastLine(stdout))
+})
+
+test('--executor torch with an interpreter that is not there fails with what to install', async () => {
+  const { code, stdout } = await run(['--executor', 'torch', '--python', '/nonexistent/python3'])
+  assert.equal(code, 2)
+  assert.match(lastLine(stdout), /^selftest: FAIL torch executor \(ERR_PYTHON_MISSING\): .*install Python/)
+})

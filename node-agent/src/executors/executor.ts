@@ -1,4 +1,7 @@
-import type { WorkUnit } from '@barnraise/protocol'
+import type { ExecutorKind, WorkUnit } from '@barnraise/protocol'
+import type { ExecutorError } from './executor-error.ts'
+
+export type { ExecutorKind }
 
 /** One training window source: batch × (seqLen + 1) token ids for inner step `step`. */
 export type BatchSource = (step: number) => Int32Array
@@ -27,14 +30,19 @@ export interface TrainResult {
   lossCurve: number[]
   tokens: number
   computeSeconds: number
+  /** what trained it, for the signed report (torch-cuda, torch-cpu, typescript) */
+  executor: ExecutorKind
 }
 
 /**
- * Whatever computes the inner loop: the built-in TypeScript trainer today, a PyTorch process
- * on GPU machines later. The work loop does not care which.
+ * Whatever computes the inner loop: the built-in TypeScript trainer, or a PyTorch child process
+ * on CPU or GPU (torch-executor.ts). The work loop does not care which.
  */
 export interface Executor {
   readonly name: string
+  readonly kind: ExecutorKind
+  /** A reason this executor cannot train the unit (too large, too slow), checked before any download; undefined when it can. */
+  check?: (unit: WorkUnit) => Promise<ExecutorError | undefined>
   train: (request: TrainRequest) => Promise<TrainResult>
   /** Releases threads or processes the executor holds. */
   close?: () => Promise<void>

@@ -1,8 +1,39 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parseLlamaConfig } from '@barnraise/protocol'
-import { AdamW, GradientPool, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
+import type { WorkUnit } from '@barnraise/protocol'
+import { AdamW, GradientPool, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
+import { ExecutorError } from './executor-error.ts'
+
+/**
+ * Past this size the CPU trainer is the wrong tool: the 186M `large` preset runs at a few
+ * tokens per second per core, so a round of any useful size takes hours. GPU presets start at 124M.
+ */
+export const TYPESCRIPT_MAX_PARAMS = 50_000_000
+
+/**
+ * An optimistic training rate per thread (6·params·tokens/s; measured here: 2–4 GFLOP/s per
+ * core). Optimistic on purpose: a unit is refused only when even this rate misses the deadline.
+ */
+const OPTIMISTIC_FLOPS_PER_THREAD = 8e9
+
+/** Why the TypeScript trainer should not take `unit` (too large, or cannot finish before its deadline); undefined when it can. */
+export function typescriptRefusal (unit: WorkUnit, threads: number, now = Date.now()): ExecutorError | undefined {
+  const params = countParams(parseLlamaConfig(unit.modelConfig))
+  if (params > TYPESCRIPT_MAX_PARAMS) {
+    return new ExecutorError('ERR_UNIT_TOO_LARGE', `the TypeScript CPU trainer handles models up to ${TYPESCRIPT_MAX_PARAMS / 1e6}M parameters in sane time; this run's model has ${(params / 1e6).toFixed(0)}M. Join this node with --executor torch (a GPU: see torch-executor/README.md)`)
+  }
+  const r = unit.recipe
+  const tokens = r.innerSteps * r.batchSize * r.seqLen
+  const seconds = 6 * params * tokens / (OPTIMISTIC_FLOPS_PER_THREAD * threads)
+  const left = (Date.parse(unit.deadline) - now) / 1000
+  // A deadline already past (or a skewed clock) is the coordinator's call, not ours.
+  if (left > 0 && seconds > left) {
+    return new ExecutorError('ERR_UNIT_TOO_SLOW', `the unit is ${tokens.toLocaleString('en-US')} tokens of a ${(params / 1e6).toFixed(1)}M-parameter model: at least ${Math.ceil(seconds)} s on ${threads} CPU thread${threads === 1 ? '' : 's'} of the TypeScript trainer, but the round closes in ${Math.floor(left)} s. Join with --executor torch or more --threads`)
+  }
+  return undefined
+}
 
 /** Where a run's inner optimizer state is kept between rounds and restarts. */
 function statePath (stateDir: string): string {
@@ -27,6 +58,7 @@ async function loadOptimizer (path: string, size: number, make: () => AdamW): Pr
  */
 export class TypeScriptExecutor implements Executor {
   readonly name: string
+  readonly kind = 'typescript' as const
   readonly #threads: number
   #pool: { key: string, pool: GradientPool } | undefined
 
@@ -53,6 +85,11 @@ export class TypeScriptExecutor implements Executor {
     this.#pool = undefined
   }
 
+  /** Refuses models too large for a CPU trainer and units it cannot finish before their deadline. */
+  async check (unit: WorkUnit): Promise<ExecutorError | undefined> {
+    return typescriptRefusal(unit, this.#threads)
+  }
+
   async train (request: TrainRequest): Promise<TrainResult> {
     const { unit, base, batches, signal } = request
     const r = unit.recipe
@@ -75,13 +112,13 @@ export class TypeScriptExecutor implements Executor {
       signal,
       onProgress: (p) => { request.onProgress({ step: p.step, steps: p.steps, loss: p.loss, tokensPerSecond: p.tokensPerSecond }) }
     })
-    if (result.skippedSteps === r.innerSteps) throw new Error('every inner step had a non-finite loss or gradient; nothing to report')
+    if (result.skippedSteps === r.innerSteps) throw new ExecutorError('ERR_NON_FINITE', 'every inner step had a non-finite loss or gradient; nothing to report')
     await mkdir(request.stateDir, { recursive: true })
     await writeFile(path + '.tmp', encodeAdamWState(optimizer.exportState()))
     await rename(path + '.tmp', path)
     // Skipped steps (non-finite loss) are NaN in the curve; the report carries the finite ones.
     // Tokens count only the steps that trained.
     const tokens = r.batchSize * r.seqLen * (r.innerSteps - result.skippedSteps)
-    return { params: params.flat, lossCurve: result.lossCurve.filter(Number.isFinite), tokens, computeSeconds: result.seconds }
+    return { params: params.flat, lossCurve: result.lossCurve.filter(Number.isFinite), tokens, computeSeconds: result.seconds, executor: this.kind }
   }
 }

@@ -23,10 +23,22 @@ export const modelPresets: Readonly<Record<string, LlamaConfig>> = Object.freeze
   large: byteLlama({ hidden_size: 1024, intermediate_size: 2752, num_hidden_layers: 16, num_attention_heads: 16, num_key_value_heads: 8, max_position_embeddings: 2048, tie_word_embeddings: false })
 })
 
-/** The config of preset `name`; throws ERR_UNKNOWN_PRESET listing the known names. */
+/**
+ * GPU-sized presets (124M, 347M and 1.04B parameters), Llama-shaped: SwiGLU MLPs of about
+ * 2.7–3.7× the hidden size, head_dim 64 or 128, grouped-query attention on the largest. They
+ * need the PyTorch executor (torch-executor/, which keeps the same table in
+ * barnraise_torch/presets.py); the TypeScript executor refuses them.
+ */
+export const gpuModelPresets: Readonly<Record<string, LlamaConfig>> = Object.freeze({
+  '125m': byteLlama({ hidden_size: 768, intermediate_size: 2816, num_hidden_layers: 14, num_attention_heads: 12, num_key_value_heads: 12, max_position_embeddings: 2048, tie_word_embeddings: false }),
+  '350m': byteLlama({ hidden_size: 1024, intermediate_size: 3328, num_hidden_layers: 24, num_attention_heads: 16, num_key_value_heads: 16, max_position_embeddings: 2048, tie_word_embeddings: false }),
+  '1b': byteLlama({ hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 16, num_key_value_heads: 8, max_position_embeddings: 2048, tie_word_embeddings: false })
+})
+
+/** The config of preset `name` (CPU or GPU-sized); throws ERR_UNKNOWN_PRESET listing the known names. */
 export function presetConfig (name: string): LlamaConfig {
-  if (!Object.hasOwn(modelPresets, name)) {
-    throw new ModelError('ERR_UNKNOWN_PRESET', `unknown model preset "${name}"; known presets: ${Object.keys(modelPresets).join(', ')}`)
-  }
-  return { ...modelPresets[name] }
+  if (Object.hasOwn(modelPresets, name)) return { ...modelPresets[name] }
+  if (Object.hasOwn(gpuModelPresets, name)) return { ...gpuModelPresets[name] }
+  const known = [...Object.keys(modelPresets), ...Object.keys(gpuModelPresets)]
+  throw new ModelError('ERR_UNKNOWN_PRESET', `unknown model preset "${name}"; known presets: ${known.join(', ')}`)
 }

@@ -1,0 +1,30 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createExecutor, formatOffers } from './executor-choice.ts'
+import { parseExecutorFlags } from './executor-flags.ts'
+
+test('--executor auto measures TypeScript and torch on the CPU and keeps the faster one', async () => {
+  const { executor, offers } = await createExecutor('auto', { threads: 1, device: 'cpu' })
+  try {
+    assert.ok(offers !== undefined)
+    const measured = offers.filter((o) => o.tokensPerSecond !== undefined)
+    assert.deepEqual(measured.map((o) => o.id).sort(), ['torch-cpu', 'typescript'])
+    for (const o of measured) assert.ok(o.tokensPerSecond! > 0 && Math.abs(o.gflops! - 6 * 198_208 * o.tokensPerSecond! / 1e9) < 1e-9)
+    const fastest = measured.reduce((a, b) => (b.tokensPerSecond! > a.tokensPerSecond! ? b : a))
+    assert.equal(executor.kind, fastest.kind)
+    const table = formatOffers(offers)
+    assert.match(table, /^executors \(tokens\/s training the small preset, batch 8 × seq 128\):$/m)
+    assert.match(table, /^ {2}typescript +the TypeScript CPU trainer \(1 thread\): [\d,]+ tokens\/s, \d+\.\d\d GFLOP\/s$/m)
+    assert.match(table, /^ {2}torch-cpu +PyTorch \S+ on CPU \(1 thread\): [\d,]+ tokens\/s/m)
+  } finally {
+    await executor.close?.()
+  }
+})
+
+test('executor flags are checked with a message naming the flag', () => {
+  assert.deepEqual(parseExecutorFlags({ executor: 'gpu' }, 1, 'auto'), { ok: false, message: '--executor must be one of auto, typescript, torch' })
+  assert.equal(parseExecutorFlags({ device: 'tpu' }, 1, 'auto').ok, false)
+  assert.equal(parseExecutorFlags({ 'max-memory': '-1' }, 1, 'auto').ok, false)
+  const ok = parseExecutorFlags({ executor: 'torch', device: 'cuda:1', precision: 'float32', 'max-memory': '0.5' }, 4, 'auto')
+  assert.deepEqual(ok, { ok: true, choice: 'torch', settings: { threads: 4, device: 'cuda:1', precision: 'float32', checkpointing: 'auto', memoryLimitBytes: 2 ** 29 } })
+})

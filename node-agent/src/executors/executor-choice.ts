@@ -1,0 +1,142 @@
+// Which executors this machine can run, how fast each trains, and `--executor auto|typescript|torch`.
+// Throughput is measured through each executor's real train() path (the torch child protocol
+// included) on the small preset, so the numbers are comparable and auto picks the fastest.
+import { mkdtemp, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { countParams, initParams, presetConfig } from '@barnraise/trainer'
+import type { Executor, ExecutorKind } from './executor.ts'
+import { ExecutorError } from './executor-error.ts'
+import { TorchExecutor } from './torch-executor.ts'
+import type { Checkpointing, Precision } from './torch-executor.ts'
+import { TypeScriptExecutor } from './typescript-executor.ts'
+import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
+
+export type ExecutorChoice = 'auto' | 'typescript' | 'torch'
+
+export const EXECUTOR_CHOICES: readonly ExecutorChoice[] = ['auto', 'typescript', 'torch']
+
+export interface ExecutorSettings {
+  threads: number
+  python?: string
+  /** torch device: auto, cpu, cuda or cuda:N */
+  device?: string
+  precision?: Precision
+  checkpointing?: Checkpointing
+  memoryLimitBytes?: number
+  log?: (line: string) => void
+}
+
+/** One executor this machine offers: measured, or the reason it cannot run. */
+export interface ExecutorOffer {
+  /** typescript, torch-cpu, torch-cuda:0 … */
+  id: string
+  kind: ExecutorKind
+  description: string
+  memoryBytes?: number
+  tokensPerSecond?: number
+  /** 6 × parameters × tokens/s of the measurement model */
+  gflops?: number
+  error?: { code: string, message: string }
+}
+
+/** The measurement: the small preset, batch 8 × 128, a one-step warm-up round then a timed one. */
+const MEASURE = { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 }
+
+/** Training tokens/s and GFLOP/s of an executor on the measurement model. */
+export async function measureExecutor (executor: Executor, steps = MEASURE.steps): Promise<{ tokensPerSecond: number, gflops: number }> {
+  const config = presetConfig(MEASURE.preset)
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-measure-'))
+  try {
+    const base = initParams(config, 1).flat
+    const batches = randomBatches(1, config.vocab_size, MEASURE.batchSize, MEASURE.seqLen)
+    const quiet = { onProgress: () => {}, signal: new AbortController().signal, stateDir: dir, base, batches }
+    // The warm-up round pays for allocation, the worker pool or child model, and lazy optimizer state.
+    await executor.train({ unit: syntheticUnit(config, { innerSteps: 1, batchSize: MEASURE.batchSize, seqLen: MEASURE.seqLen }), ...quiet })
+    const result = await executor.train({ unit: syntheticUnit(config, { innerSteps: steps, batchSize: MEASURE.batchSize, seqLen: MEASURE.seqLen }), ...quiet })
+    const tokensPerSecond = result.tokens / result.computeSeconds
+    return { tokensPerSecond, gflops: 6 * countParams(config) * tokensPerSecond / 1e9 }
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+/** A description of the measurement, for the tables that show its numbers. */
+export const MEASUREMENT_NOTE = `tokens/s training the ${MEASURE.preset} preset, batch ${MEASURE.batchSize} × seq ${MEASURE.seqLen}`
+
+async function offerOf (id: string, executor: Executor, measure: boolean, memoryBytes?: number): Promise<ExecutorOffer> {
+  const offer: ExecutorOffer = { id, kind: executor.kind, description: executor.name, ...(memoryBytes !== undefined ? { memoryBytes } : {}) }
+  if (!measure) return offer
+  try {
+    return { ...offer, ...await measureExecutor(executor) }
+  } catch (err) {
+    return { ...offer, error: errorOf(err) }
+  }
+}
+
+function errorOf (err: unknown): { code: string, message: string } {
+  return { code: err instanceof ExecutorError ? err.code : 'ERR_EXECUTOR', message: (err as Error).message }
+}
+
+/**
+ * Every executor this machine can run — TypeScript; torch on the CPU; torch on each CUDA
+ * device — each measured unless `measure` is false. Torch that cannot start is listed with
+ * its error (what to install). Returns the started executors too, so a caller can keep one.
+ */
+export async function surveyExecutors (settings: ExecutorSettings, measure = true): Promise<{ offers: ExecutorOffer[], executors: Map<string, Executor> }> {
+  const offers: ExecutorOffer[] = []
+  const executors = new Map<string, Executor>()
+  const ts = new TypeScriptExecutor({ threads: settings.threads })
+  executors.set('typescript', ts)
+  offers.push(await offerOf('typescript', ts, measure))
+  let cpu: TorchExecutor
+  try {
+    cpu = await TorchExecutor.start({ ...settings, device: 'cpu' })
+  } catch (err) {
+    offers.push({ id: 'torch', kind: 'torch-cpu', description: 'PyTorch', error: errorOf(err) })
+    return { offers, executors }
+  }
+  executors.set('torch-cpu', cpu)
+  offers.push(await offerOf('torch-cpu', cpu, measure))
+  for (const device of cpu.ready.devices.filter((d) => d.kind === 'cuda')) {
+    try {
+      const gpu = await TorchExecutor.start({ ...settings, python: cpu.python, device: device.name })
+      executors.set(`torch-${device.name}`, gpu)
+      offers.push(await offerOf(`torch-${device.name}`, gpu, measure, device.totalBytes))
+    } catch (err) {
+      offers.push({ id: `torch-${device.name}`, kind: 'torch-cuda', description: `PyTorch on ${device.label} (${device.name})`, memoryBytes: device.totalBytes, error: errorOf(err) })
+    }
+  }
+  return { offers, executors }
+}
+
+/** The offers as a table for people. */
+export function formatOffers (offers: ExecutorOffer[]): string {
+  const lines = [`executors (${MEASUREMENT_NOTE}):`]
+  for (const o of offers) {
+    const memory = o.memoryBytes !== undefined ? `, ${(o.memoryBytes / 2 ** 30).toFixed(1)} GiB` : ''
+    const speed = o.error !== undefined
+      ? `unavailable (${o.error.code}): ${o.error.message}`
+      : o.tokensPerSecond !== undefined ? `${Math.round(o.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${o.gflops!.toFixed(2)} GFLOP/s` : 'available'
+    lines.push(`  ${o.id.padEnd(12)} ${o.description}${memory}: ${speed}`)
+  }
+  return lines.join('\n')
+}
+
+/**
+ * The executor for `--executor`: typescript; torch (on --device, errors thrown with what to
+ * install); or auto — every option measured, the fastest kept, the rest closed. Auto falls
+ * back to TypeScript, saying why, when torch cannot start.
+ */
+export async function createExecutor (choice: ExecutorChoice, settings: ExecutorSettings): Promise<{ executor: Executor, offers?: ExecutorOffer[] }> {
+  if (choice === 'typescript') return { executor: new TypeScriptExecutor({ threads: settings.threads }) }
+  if (choice === 'torch') return { executor: await TorchExecutor.start(settings) }
+  const { offers, executors } = await surveyExecutors(settings)
+  // An explicit --device limits auto to that device (and the CPU executors).
+  const allowed = offers.filter((o) => o.error === undefined && o.tokensPerSecond !== undefined &&
+    (settings.device === undefined || settings.device === 'auto' || !o.id.startsWith('torch-cuda') || o.id === `torch-${settings.device}`))
+  const best = allowed.reduce<ExecutorOffer | undefined>((b, o) => (b === undefined || o.tokensPerSecond! > b.tokensPerSecond! ? o : b), undefined)
+  const id = best?.id ?? 'typescript'
+  for (const [key, executor] of executors) if (key !== id) await executor.close?.()
+  return { executor: executors.get(id)!, offers }
+}

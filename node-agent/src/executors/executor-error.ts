@@ -1,0 +1,47 @@
+// Failures of an executor, as values with a stable code, an actionable message and whether
+// trying the same unit again can help. The work loop decides what to do from these alone.
+
+export type ExecutorErrorCode =
+  | 'ERR_PYTHON_MISSING'
+  | 'ERR_PYTHON_TOO_OLD'
+  | 'ERR_TORCH_MISSING'
+  | 'ERR_TORCH_TOO_OLD'
+  | 'ERR_CUDA_UNAVAILABLE'
+  | 'ERR_BAD_DEVICE'
+  | 'ERR_BAD_PRECISION'
+  | 'ERR_OUT_OF_MEMORY'
+  | 'ERR_UNIT_TOO_LARGE'
+  | 'ERR_UNIT_TOO_SLOW'
+  | 'ERR_CHILD_CRASHED'
+  | 'ERR_CHILD_PROTOCOL'
+  | 'ERR_NON_FINITE'
+  | 'ERR_BAD_STATE'
+  | 'ERR_EXECUTOR'
+
+/** Codes that are about the unit, not the machine: the node declines that unit and keeps serving. */
+export const UNIT_REFUSAL_CODES: ReadonlySet<string> = new Set(['ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_OUT_OF_MEMORY'])
+
+/** An executor failure with a code to switch on and a message that says what to do. */
+export class ExecutorError extends Error {
+  readonly code: ExecutorErrorCode
+  /** true when the same unit may succeed on a second attempt (a crashed child, a full disk) */
+  readonly retryable: boolean
+  constructor (code: ExecutorErrorCode, message: string, options: { retryable?: boolean, cause?: unknown } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause })
+    this.name = 'ExecutorError'
+    this.code = code
+    this.retryable = options.retryable ?? false
+  }
+}
+
+const KNOWN: ReadonlySet<string> = new Set<ExecutorErrorCode>([
+  'ERR_PYTHON_MISSING', 'ERR_PYTHON_TOO_OLD', 'ERR_TORCH_MISSING', 'ERR_TORCH_TOO_OLD', 'ERR_CUDA_UNAVAILABLE', 'ERR_BAD_DEVICE',
+  'ERR_BAD_PRECISION', 'ERR_OUT_OF_MEMORY', 'ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_CHILD_CRASHED', 'ERR_CHILD_PROTOCOL',
+  'ERR_NON_FINITE', 'ERR_BAD_STATE', 'ERR_EXECUTOR'
+])
+
+/** Maps a code the Python child sent to ours; codes we do not know become ERR_EXECUTOR with the child's code in the message. */
+export function executorErrorFromChild (code: string, message: string, retryable: boolean): ExecutorError {
+  if (KNOWN.has(code)) return new ExecutorError(code as ExecutorErrorCode, message, { retryable })
+  return new ExecutorError('ERR_EXECUTOR', `${code}: ${message}`, { retryable })
+}

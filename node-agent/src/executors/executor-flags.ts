@@ -1,0 +1,56 @@
+// The command-line options that choose and configure an executor, shared by join, info and selftest.
+import type { ExecutorChoice, ExecutorSettings } from './executor-choice.ts'
+import { EXECUTOR_CHOICES } from './executor-choice.ts'
+import type { Checkpointing, Precision } from './torch-executor.ts'
+
+/** parseArgs option declarations for the executor flags. */
+export const executorOptions = {
+  executor: { type: 'string' },
+  python: { type: 'string' },
+  device: { type: 'string', default: 'auto' },
+  precision: { type: 'string', default: 'auto' },
+  checkpointing: { type: 'string', default: 'auto' },
+  'max-memory': { type: 'string' }
+} as const
+
+export const EXECUTOR_USAGE = `executor options:
+  --executor auto|typescript|torch   auto (join's default) measures each and keeps the fastest
+  --device auto|cpu|cuda|cuda:N      torch's device (auto: the first GPU, else the CPU)
+  --python PATH                      an interpreter with torch (default: $BARNRAISE_PYTHON, python3, /usr/bin/python3)
+  --precision auto|bf16|float32      auto: bf16 autocast on GPUs that support it, float32 elsewhere
+  --checkpointing auto|on|off        activation checkpointing (auto: when a unit only fits with it)
+  --max-memory GIB                   never plan to use more device memory than this`
+
+const PRECISIONS: readonly string[] = ['auto', 'bf16', 'float32']
+const CHECKPOINTING: readonly string[] = ['auto', 'on', 'off']
+
+/** Validates the flags; returns the choice and settings, or a usage error message. */
+export function parseExecutorFlags (values: { executor?: string, python?: string, device?: string, precision?: string, checkpointing?: string, 'max-memory'?: string }, threads: number, defaultChoice: ExecutorChoice):
+{ ok: true, choice: ExecutorChoice, settings: ExecutorSettings } | { ok: false, message: string } {
+  const choice = values.executor ?? defaultChoice
+  if (!(EXECUTOR_CHOICES as readonly string[]).includes(choice)) return { ok: false, message: `--executor must be one of ${EXECUTOR_CHOICES.join(', ')}` }
+  const device = values.device ?? 'auto'
+  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) return { ok: false, message: '--device must be auto, cpu, cuda or cuda:N' }
+  const precision = values.precision ?? 'auto'
+  if (!PRECISIONS.includes(precision)) return { ok: false, message: '--precision must be auto, bf16 or float32' }
+  const checkpointing = values.checkpointing ?? 'auto'
+  if (!CHECKPOINTING.includes(checkpointing)) return { ok: false, message: '--checkpointing must be auto, on or off' }
+  let memoryLimitBytes: number | undefined
+  if (values['max-memory'] !== undefined) {
+    const gib = Number(values['max-memory'])
+    if (!(gib > 0)) return { ok: false, message: '--max-memory must be a positive number of GiB' }
+    memoryLimitBytes = Math.floor(gib * 2 ** 30)
+  }
+  return {
+    ok: true,
+    choice: choice as ExecutorChoice,
+    settings: {
+      threads,
+      device,
+      precision: precision as Precision,
+      checkpointing: checkpointing as Checkpointing,
+      ...(values.python !== undefined ? { python: values.python } : {}),
+      ...(memoryLimitBytes !== undefined ? { memoryLimitBytes } : {})
+    }
+  }
+}

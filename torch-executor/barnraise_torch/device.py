@@ -1,0 +1,194 @@
+"""Device choice, feature detection and the memory fit estimate.
+
+Everything is feature-detected so the same code runs on torch 1.13 on a CPU (Debian's
+python3-torch) and on a CUDA build of torch 2.x: fused AdamW, scaled-dot-product attention and
+bf16 are used only where the installed torch and GPU have them.
+"""
+import inspect
+import os
+
+import torch
+import torch.nn.functional as F
+
+from .config import LlamaConfig, count_params
+from .errors import ExecutorFailure
+
+GIB = 1024 ** 3
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (first CUDA device, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; says what to install when CUDA is missing."""
+    if name == 'auto':
+        return torch.device('cuda:0') if torch.cuda.is_available() else torch.device('cpu')
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise ExecutorFailure('ERR_BAD_DEVICE', f'device "{name}" is not cpu, cuda or cuda:N') from None
+    if device.type == 'cpu':
+        return device
+    if device.type != 'cuda':
+        raise ExecutorFailure('ERR_BAD_DEVICE', f'device "{name}" is not cpu, cuda or cuda:N')
+    if torch.version.cuda is None:
+        raise ExecutorFailure('ERR_CUDA_UNAVAILABLE', f'CUDA was requested but this torch ({torch.__version__}) was built without CUDA; install a CUDA build of torch (https://pytorch.org/get-started/locally/) or use --device cpu')
+    if not torch.cuda.is_available():
+        raise ExecutorFailure('ERR_CUDA_UNAVAILABLE', f'CUDA was requested but torch {torch.__version__} (CUDA {torch.version.cuda}) sees no usable GPU; check that the NVIDIA driver is installed and recent enough for CUDA {torch.version.cuda} (`nvidia-smi` must work), or use --device cpu')
+    index = 0 if device.index is None else device.index
+    if index >= torch.cuda.device_count():
+        raise ExecutorFailure('ERR_CUDA_UNAVAILABLE', f'device cuda:{index} does not exist; this machine has {torch.cuda.device_count()} CUDA device(s)')
+    return torch.device('cuda', index)
+
+
+def supports_bf16(device: torch.device) -> bool:
+    """bf16 autocast pays off on GPUs with bf16 tensor cores (Ampere and later)."""
+    if device.type != 'cuda':
+        return False
+    check = getattr(torch.cuda, 'is_bf16_supported', None)
+    return bool(check()) if check is not None else torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def resolve_precision(requested: str, device: torch.device) -> str:
+    """``auto`` is bf16 autocast on a GPU that supports it and float32 otherwise."""
+    if requested == 'auto':
+        return 'bf16' if supports_bf16(device) else 'float32'
+    if requested == 'bf16' and not supports_bf16(device):
+        raise ExecutorFailure('ERR_BAD_PRECISION', f'bf16 was requested but {device} does not support it; use --precision float32')
+    if requested not in ('bf16', 'float32'):
+        raise ExecutorFailure('ERR_BAD_PRECISION', f'precision "{requested}" is not auto, bf16 or float32')
+    return requested
+
+
+def fused_adamw_available(device: torch.device) -> bool:
+    """torch ≥ 2.0 has a fused CUDA AdamW (one kernel for every tensor)."""
+    return device.type == 'cuda' and 'fused' in inspect.signature(torch.optim.AdamW).parameters
+
+
+def sdpa_available() -> bool:
+    """torch ≥ 2.0 has scaled_dot_product_attention (flash / memory-efficient kernels on CUDA)."""
+    return hasattr(F, 'scaled_dot_product_attention')
+
+
+def features(device: torch.device):
+    """What this torch can do on ``device``, for the hello frame and the logs."""
+    return {
+        'sdpa': sdpa_available(),
+        'fusedAdamw': fused_adamw_available(device),
+        'bf16': supports_bf16(device),
+        'checkpointing': True,
+    }
+
+
+def describe_devices():
+    """Every device this torch can train on: the CPU and each CUDA device with name and memory."""
+    out = [{'name': 'cpu', 'kind': 'cpu', 'label': f'CPU ({os.cpu_count()} cores)', 'totalBytes': _host_total(), 'freeBytes': host_available()}]
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            free, total = _cuda_mem(i)
+            out.append({'name': f'cuda:{i}', 'kind': 'cuda', 'label': props.name, 'totalBytes': total, 'freeBytes': free,
+                        'capability': f'{props.major}.{props.minor}', 'bf16': supports_bf16(torch.device('cuda', i))})
+    return out
+
+
+def _cuda_mem(index):
+    getter = getattr(torch.cuda, 'mem_get_info', None)
+    if getter is not None:
+        free, total = getter(index)
+        return int(free), int(total)
+    total = torch.cuda.get_device_properties(index).total_memory
+    return int(total - torch.cuda.memory_reserved(index)), int(total)
+
+
+def _meminfo(key):
+    try:
+        with open('/proc/meminfo') as f:
+            for line in f:
+                if line.startswith(key + ':'):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def _host_total():
+    total = _meminfo('MemTotal')
+    if total is not None:
+        return total
+    return os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES')
+
+
+def host_available():
+    """Memory a new allocation can get without swapping (MemAvailable)."""
+    available = _meminfo('MemAvailable')
+    return available if available is not None else _host_total()
+
+
+def free_bytes(device: torch.device, resident_bytes: int = 0) -> int:
+    """Free memory on ``device``, counting what this process already holds for a model it would replace."""
+    if device.type == 'cuda':
+        free, _ = _cuda_mem(device.index or 0)
+        return free + resident_bytes
+    return host_available() + resident_bytes
+
+
+def estimate_bytes(c: LlamaConfig, batch: int, seq_len: int, precision: str, checkpointing: bool, device: torch.device):
+    """Bytes one inner step needs: parameters, gradients, AdamW moments, activations and logits.
+
+    A deliberately plain model (see the README): 16 bytes per parameter for fp32 weights,
+    gradients and the two moments, plus 2 for bf16 weight copies under autocast and 4 for the
+    optimizer's temporaries; activations counted per token and layer from the tensors autograd
+    keeps; the T×T attention matrix only without fused attention; 20% headroom on activations.
+    """
+    p = count_params(c)
+    static = p * (16 + 4 + (2 if precision == 'bf16' else 0))
+    d = c.hidden_size
+    q_dim = c.num_attention_heads * c.head_dim
+    kv_dim = c.num_key_value_heads * c.head_dim
+    inter = c.intermediate_size
+    tokens = batch * seq_len
+    if precision == 'bf16':
+        per_token_layer = 26 * d + 10 * q_dim + 6 * kv_dim + 8 * inter
+    else:
+        per_token_layer = 16 * d + 16 * q_dim + 12 * kv_dim + 16 * inter
+    fused_attention = device.type == 'cuda' and sdpa_available()
+    scores = 0 if fused_attention else batch * c.num_attention_heads * seq_len * seq_len * 12
+    layer = tokens * per_token_layer + scores
+    if checkpointing:
+        activations = c.num_hidden_layers * tokens * d * 4 + layer
+    else:
+        activations = c.num_hidden_layers * layer
+    logits = tokens * c.vocab_size * (12 if precision == 'float32' else 10)
+    workspace = 512 * 1024 ** 2 if device.type == 'cuda' else 64 * 1024 ** 2
+    return int(static + 1.2 * (activations + logits) + workspace), {
+        'params': p, 'staticBytes': int(static), 'activationBytes': int(activations + logits)
+    }
+
+
+def format_count(n: int) -> str:
+    """124M, 0.20M, 1.04B: parameter counts as people write them."""
+    if n >= 1e9:
+        return f'{n / 1e9:.2f}B'
+    if n >= 1e7:
+        return f'{n / 1e6:.0f}M'
+    return f'{n / 1e6:.2f}M'
+
+
+def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, resident_bytes=0, limit_bytes=None):
+    """Decides whether a unit fits, turning on activation checkpointing when only that makes it fit.
+
+    Returns ``{'fits', 'checkpointing', 'needBytes', 'freeBytes', 'reason'}``.
+    """
+    free = free_bytes(device, resident_bytes)
+    if limit_bytes is not None:
+        free = min(free, limit_bytes)
+    need, parts = estimate_bytes(c, batch, seq_len, precision, checkpointing, device)
+    if need <= free:
+        return {'fits': True, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': ''}
+    if not checkpointing:
+        need_ckpt, _ = estimate_bytes(c, batch, seq_len, precision, True, device)
+        if need_ckpt <= free:
+            return {'fits': True, 'checkpointing': True, 'needBytes': need_ckpt, 'freeBytes': free, 'reason': 'activation checkpointing turned on to fit'}
+    where = 'GPU memory' if device.type == 'cuda' else 'host memory'
+    reason = (f'the unit needs about {need / GIB:.1f} GiB ({format_count(parts["params"])} parameters: {parts["staticBytes"] / GIB:.1f} GiB of weights, '
+              f'gradients and AdamW state; {parts["activationBytes"] / GIB:.1f} GiB of activations for batch {batch} × seq {seq_len} in {precision}) '
+              f'but {device} has {free / GIB:.1f} GiB of free {where}')
+    return {'fits': False, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': reason}

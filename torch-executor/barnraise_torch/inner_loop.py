@@ -1,0 +1,318 @@
+"""The resident inner-loop trainer: one model and one AdamW kept in memory across rounds.
+
+A round is: load the base weights θ_t into the resident model, run H steps of
+(batch → loss and gradient → clip by global norm → AdamW at the scheduled learning rate),
+write θ_local, and persist the optimizer state. It follows ``trainer/src/train/local-training.ts``
+step for step: the schedule is indexed by the run's global inner step (``scheduleOffset``), a
+step whose loss or gradient norm is not finite is skipped without touching the weights or the
+optimizer, and only the steps that trained count tokens.
+"""
+import contextlib
+import math
+import os
+import threading
+import time
+
+import numpy as np
+import torch
+
+from .config import LlamaConfig, count_params, parse_config
+from .device import estimate_bytes, features, plan_fit, resolve_precision
+from .errors import ExecutorFailure
+from .model import LlamaForCausalLM
+from .optim import STATE_FILE, export_state, import_state, learning_rate_at, make_adamw, read_state_file, write_state_file
+from .safetensors import SafetensorsError, read_file, write_file
+
+
+def is_out_of_memory(err: BaseException) -> bool:
+    """CUDA's OutOfMemoryError (torch ≥ 1.13.1) or the RuntimeError older torch and the CPU allocator raise."""
+    oom_type = getattr(torch.cuda, 'OutOfMemoryError', None)
+    if oom_type is not None and isinstance(err, oom_type):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ('out of memory' in text or "can't allocate memory" in text)
+
+
+def _file_signature(path):
+    try:
+        st = os.stat(path)
+        return (st.st_mtime_ns, st.st_size)
+    except FileNotFoundError:
+        return None
+
+
+class ResidentTrainer:
+    """Holds the model and optimizer for one device between requests."""
+
+    def __init__(self, device: torch.device, log=lambda line: None):
+        self.device = device
+        self.log = log
+        self.model = None
+        self.optimizer = None
+        self.optimizer_kind = None
+        # Which state file the resident optimizer mirrors, and that file's signature when we wrote it.
+        self.state_path = None
+        self.state_signature = None
+        self._writer = None
+        self._writer_error = None
+
+    # -- residency ---------------------------------------------------------------------------
+
+    def _ensure_model(self, config: LlamaConfig) -> LlamaForCausalLM:
+        if self.model is not None and self.model.config == config:
+            return self.model
+        self._drop()
+        self.model = LlamaForCausalLM(config, self.device)
+        self.model.train()
+        return self.model
+
+    def _drop(self):
+        self.model = None
+        self._forget_optimizer()
+        if self.device.type == 'cuda':
+            torch.cuda.empty_cache()
+
+    def _forget_optimizer(self):
+        self.optimizer = None
+        self.state_path = None
+        self.state_signature = None
+
+    def resident_bytes(self) -> int:
+        """Memory this process holds that a new unit may reuse (what the fit check adds to free memory)."""
+        if self.device.type == 'cuda':
+            return int(torch.cuda.memory_reserved(self.device))
+        return 16 * count_params(self.model.config) if self.model is not None else 0
+
+    def flush(self):
+        """Waits for the background optimizer-state write; raises if it failed."""
+        if self._writer is not None:
+            self._writer.join()
+            self._writer = None
+        if self._writer_error is not None:
+            err, self._writer_error = self._writer_error, None
+            self._forget_optimizer()
+            raise ExecutorFailure('ERR_STATE_WRITE', f'could not save the inner optimizer state: {err}; check free disk space in the data directory', retryable=True)
+
+    # -- requests ----------------------------------------------------------------------------
+
+    def fit(self, config: LlamaConfig, batch, seq_len, precision, checkpointing, limit_bytes=None):
+        """The fit plan for a unit on this device (see device.plan_fit)."""
+        precision = resolve_precision(precision, self.device)
+        ckpt = checkpointing == 'on'
+        plan = plan_fit(config, batch, seq_len, precision, ckpt, self.device, self.resident_bytes(), limit_bytes)
+        if checkpointing == 'off' and plan['checkpointing']:
+            plan = {**plan, 'fits': False, 'checkpointing': False, 'reason': plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes(), limit_bytes)['reason']}
+        plan['precision'] = precision
+        return plan
+
+    def train(self, req, progress, aborted):
+        """Runs one round from a ``train`` request; returns the ``result`` frame's fields."""
+        self.flush()
+        config = parse_config(req['config'])
+        recipe = req['recipe']
+        steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
+        plan = self.fit(config, batch, seq_len, req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'))
+        if not plan['fits']:
+            raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'] + '; lower the run\'s batch size or sequence length, or join with a larger GPU')
+        try:
+            return self._train(req, config, recipe, plan, progress, aborted)
+        except BaseException as err:
+            # Half a round has moved the resident moments; the next round reloads them from disk.
+            self._forget_optimizer()
+            if self.model is not None:
+                self.model.zero_grad(set_to_none=True)
+            if is_out_of_memory(err):
+                self._drop()
+                where = 'GPU' if self.device.type == 'cuda' else 'host'
+                raise ExecutorFailure('ERR_OUT_OF_MEMORY', f'{self.device} ran out of {where} memory during the round ({str(err).splitlines()[0][:200]}); '
+                                      'the fit estimate was too optimistic for this machine: close other programs using the device, '
+                                      'pass --max-memory to leave headroom, or ask the organizer for a smaller batch or sequence length') from None
+            raise
+
+    def _load_base(self, model, path):
+        try:
+            _, tensors = read_file(path)
+        except (OSError, SafetensorsError) as err:
+            raise ExecutorFailure('ERR_BAD_INPUT', f'base weights {path}: {err}') from None
+        with torch.no_grad():
+            for name, p in model.ordered_parameters():
+                t = tensors.get(name)
+                if t is None or list(t.shape) != list(p.shape):
+                    raise ExecutorFailure('ERR_BAD_INPUT', f'base weights {path}: tensor {name} is missing or has shape {None if t is None else t.shape}, expected {list(p.shape)}')
+                p.copy_(torch.from_numpy(t.to_float32()))
+
+    def _load_batches(self, path, steps, batch, seq_len, vocab):
+        try:
+            _, tensors = read_file(path)
+        except (OSError, SafetensorsError) as err:
+            raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: {err}') from None
+        t = tensors.get('tokens')
+        if t is None or list(t.shape) != [steps, batch, seq_len + 1]:
+            raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: needs "tokens" of shape [{steps}, {batch}, {seq_len + 1}]')
+        tokens = t.to_int64()
+        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
+            raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: token ids must lie in [0, {vocab})')
+        return torch.from_numpy(tokens).to(self.device)
+
+    def _optimizer_for(self, model, ordered, state_dir, recipe):
+        path = os.path.join(state_dir, STATE_FILE)
+        betas = (recipe['beta1'], recipe['beta2'])
+        if self.optimizer is not None and self.state_path == path and _file_signature(path) == self.state_signature:
+            for group in self.optimizer.param_groups:
+                group['betas'] = betas
+                group['weight_decay'] = recipe['weightDecay']
+            return self.optimizer
+        params = [p for _, p in ordered]
+        optimizer, kind = make_adamw(params, recipe['lr'], betas, recipe['weightDecay'], self.device)
+        try:
+            saved = read_state_file(path, sum(p.numel() for p in params))
+        except ValueError as err:
+            raise ExecutorFailure('ERR_BAD_STATE', str(err)) from None
+        if saved is not None:
+            import_state(optimizer, ordered, *saved)
+            self.log(f'resumed the inner optimizer at step {saved[0]} from {path}')
+        self.optimizer, self.optimizer_kind = optimizer, kind
+        self.state_path = path
+        self.state_signature = _file_signature(path)
+        return optimizer
+
+    def _autocast(self, precision):
+        if precision == 'bf16':
+            return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _sync(self):
+        if self.device.type == 'cuda':
+            torch.cuda.synchronize(self.device)
+
+    def _train(self, req, config, recipe, plan, progress, aborted):
+        model = self._ensure_model(config)
+        model.checkpointing = plan['checkpointing']
+        if self.device.type == 'cuda':
+            # float32 means float32: no TF32 shortcuts in matmuls.
+            torch.backends.cuda.matmul.allow_tf32 = False
+        ordered = model.ordered_parameters()
+        params = [p for _, p in ordered]
+        steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
+        if seq_len > config.max_position_embeddings:
+            raise ExecutorFailure('ERR_BAD_INPUT', f'seqLen {seq_len} exceeds the model\'s max_position_embeddings ({config.max_position_embeddings})')
+        load_started = time.perf_counter()
+        self._load_base(model, req['baseFile'])
+        windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)
+        optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe)
+        load_seconds = time.perf_counter() - load_started
+        offset = req.get('scheduleOffset')
+        if offset is None:
+            from .optim import adamw_step_count
+            offset = adamw_step_count(optimizer)
+        peak, warmup, total = recipe['lr'], recipe['warmupSteps'], req['totalInnerSteps']
+        precision = plan['precision']
+        loss_curve = []
+        skipped = 0
+        tokens_per_step = batch * seq_len
+        self._sync()
+        started = time.perf_counter()
+        last_report = 0.0
+        for step in range(steps):
+            if aborted():
+                raise ExecutorFailure('ERR_ABORTED', 'the agent aborted the round')
+            lr = learning_rate_at(offset + step, peak, warmup, total, peak / 10)
+            with self._autocast(precision):
+                loss = model.loss(windows[step])
+            loss.backward()
+            norm = torch.nn.utils.clip_grad_norm_(params, recipe['gradClip'])
+            loss_value = loss.item()
+            if math.isfinite(loss_value) and math.isfinite(norm.item()):
+                for group in optimizer.param_groups:
+                    group['lr'] = lr
+                optimizer.step()
+                loss_curve.append(loss_value)
+            else:
+                # One poisoned batch must not wreck the weights; the coordinator's checks catch a node that keeps failing.
+                skipped += 1
+                loss_curve.append(None)
+            optimizer.zero_grad(set_to_none=True)
+            now = time.perf_counter()
+            if now - last_report >= 0.1 or step == steps - 1:
+                last_report = now
+                progress({'step': step + 1, 'steps': steps, 'loss': loss_value if math.isfinite(loss_value) else None,
+                          'tokensPerSecond': tokens_per_step * (step + 1) / max(now - started, 1e-9)})
+        self._sync()
+        seconds = time.perf_counter() - started
+        save_started = time.perf_counter()
+        write_file(req['outFile'], {name: p.detach().float().cpu().numpy() for name, p in ordered})
+        self._save_state_async(optimizer, ordered)
+        return {
+            'lossCurve': loss_curve,
+            'skippedSteps': skipped,
+            'tokens': tokens_per_step * (steps - skipped),
+            'computeSeconds': seconds,
+            'ioSeconds': load_seconds + time.perf_counter() - save_started,
+            'precision': precision,
+            'checkpointing': plan['checkpointing'],
+            'optimizer': self.optimizer_kind,
+            'attention': 'sdpa' if model.model.layers[0].self_attn.use_sdpa else 'explicit',
+        }
+
+    def _save_state_async(self, optimizer, ordered):
+        # The device→host copy happens now (the next round will move the moments again); the
+        # disk write overlaps with the agent's upload and the next download.
+        step, m, v = export_state(optimizer, ordered)
+        path = self.state_path
+
+        def write():
+            try:
+                write_state_file(path, step, m, v)
+                self.state_signature = _file_signature(path)
+            except OSError as err:
+                self._writer_error = err
+
+        self._writer = threading.Thread(target=write, name='state-writer', daemon=False)
+        self._writer.start()
+
+    def measure(self, config: LlamaConfig, batch, seq_len, steps, precision='auto', seed=0):
+        """Training tokens per second on random weights and tokens (for ``barnraise-agent info`` and auto choice)."""
+        self.flush()
+        precision = resolve_precision(precision, self.device)
+        plan = plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes())
+        if not plan['fits']:
+            raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'])
+        model = self._ensure_model(config)
+        self._forget_optimizer()
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, p in model.ordered_parameters():
+                if p.dim() == 1:
+                    p.fill_(1.0)
+                else:
+                    p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
+        params = list(model.parameters())
+        optimizer, _ = make_adamw(params, 1e-3, (0.9, 0.95), 0.01, self.device)
+        windows = torch.randint(0, config.vocab_size, (steps + 2, batch, seq_len + 1), generator=generator).to(self.device)
+        try:
+            started = None
+            for step in range(steps + 2):
+                if step == 2:  # two warm-up steps: allocator, kernels, lazy optimizer state
+                    self._sync()
+                    started = time.perf_counter()
+                with self._autocast(precision):
+                    loss = model.loss(windows[step])
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                loss.item()
+            self._sync()
+            seconds = time.perf_counter() - started
+        except BaseException as err:
+            self._drop()
+            if is_out_of_memory(err):
+                raise ExecutorFailure('ERR_OUT_OF_MEMORY', f'{self.device} ran out of memory while measuring throughput') from None
+            raise
+        tokens_per_second = batch * seq_len * steps / seconds
+        return {'tokensPerSecond': tokens_per_second, 'gflops': 6 * count_params(config) * tokens_per_second / 1e9,
+                'precision': precision, 'seconds': seconds}
+
+    def describe(self):
+        """Device and features, for the hello frame."""
+        return {'device': str(self.device), 'features': features(self.device)}

@@ -1,0 +1,174 @@
+"""safetensors read/write (https://github.com/huggingface/safetensors), standard library + numpy.
+
+A file is a u64 little-endian header length, a JSON header mapping tensor names to
+``{dtype, shape, data_offsets}`` (plus an optional ``__metadata__`` of strings), then the raw
+little-endian tensor bytes. Like ``protocol/src/safetensors.ts``, reading refuses anything the
+reference library would refuse (gaps, overlaps, sizes that do not match) with a coded error
+instead of reading out of bounds.
+"""
+import json
+import os
+import sys
+
+import numpy as np
+
+MAX_HEADER_BYTES = 100_000_000
+METADATA_KEY = '__metadata__'
+
+# numpy dtype for each safetensors dtype; BF16 has no numpy type, so it is read as raw uint16.
+DTYPES = {
+    'F64': np.dtype('<f8'), 'F32': np.dtype('<f4'), 'F16': np.dtype('<f2'), 'BF16': np.dtype('<u2'),
+    'I64': np.dtype('<i8'), 'I32': np.dtype('<i4'), 'I16': np.dtype('<i2'), 'I8': np.dtype('i1'),
+    'U16': np.dtype('<u2'), 'U8': np.dtype('u1'), 'BOOL': np.dtype('?'),
+}
+
+
+class SafetensorsError(Exception):
+    """A refused file, with a code a caller can switch on (the same codes as the TypeScript reader)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+class Tensor:
+    """One tensor as stored: dtype name, shape and the values (BF16 as raw uint16 words)."""
+
+    __slots__ = ('dtype', 'shape', 'array')
+
+    def __init__(self, dtype: str, shape, array):
+        self.dtype = dtype
+        self.shape = list(shape)
+        self.array = array
+
+    def to_float32(self) -> np.ndarray:
+        """The values as float32 (F32, F16, BF16 or F64), refusing integer tensors."""
+        if self.dtype == 'BF16':
+            return (self.array.astype(np.uint32) << 16).view(np.float32).reshape(self.shape)
+        if self.dtype in ('F32', 'F16', 'F64'):
+            return self.array.astype(np.float32, copy=False).reshape(self.shape)
+        raise SafetensorsError('ERR_UNSUPPORTED_DTYPE', f'cannot read a {self.dtype} tensor as float32; expected F32, F16 or BF16')
+
+    def to_int64(self) -> np.ndarray:
+        """The values as int64 (I64, I32, I16, I8, U8, U16)."""
+        if self.dtype in ('I64', 'I32', 'I16', 'I8', 'U8', 'U16'):
+            return self.array.astype(np.int64, copy=False).reshape(self.shape)
+        raise SafetensorsError('ERR_UNSUPPORTED_DTYPE', f'cannot read a {self.dtype} tensor as integers')
+
+
+def _element_count(name, shape):
+    if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
+        raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape must be an array of non-negative integers')
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+def read_header(f, file_size):
+    """Parses and checks the header of an open file; returns (metadata, entries, data_start)."""
+    if file_size < 8:
+        raise SafetensorsError('ERR_TRUNCATED', f'file is {file_size} bytes; a safetensors file starts with an 8-byte header length')
+    n = int.from_bytes(f.read(8), 'little')
+    if n > MAX_HEADER_BYTES:
+        raise SafetensorsError('ERR_HEADER_TOO_LARGE', f'header length {n} exceeds the {MAX_HEADER_BYTES}-byte cap; the file is corrupt or not safetensors')
+    if 8 + n > file_size:
+        raise SafetensorsError('ERR_TRUNCATED', f'header claims {n} bytes but only {file_size - 8} follow the length; the file is truncated')
+    try:
+        header = json.loads(f.read(n).decode('utf-8'))
+    except (UnicodeDecodeError, ValueError) as err:
+        raise SafetensorsError('ERR_BAD_HEADER', f'header is not valid UTF-8 JSON: {err}') from None
+    if not isinstance(header, dict):
+        raise SafetensorsError('ERR_BAD_HEADER', 'header must be a JSON object')
+    data_bytes = file_size - 8 - n
+    metadata = {}
+    entries = []
+    for name, raw in header.items():
+        if name == METADATA_KEY:
+            if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+                raise SafetensorsError('ERR_BAD_HEADER', '__metadata__ must be an object of string values')
+            metadata = dict(raw)
+            continue
+        if name == '':
+            raise SafetensorsError('ERR_BAD_NAME', 'a tensor has an empty name')
+        if not isinstance(raw, dict):
+            raise SafetensorsError('ERR_BAD_HEADER', f'tensor "{name}": header entry must be an object with dtype, shape and data_offsets')
+        dtype = raw.get('dtype')
+        if dtype not in DTYPES:
+            raise SafetensorsError('ERR_UNKNOWN_DTYPE', f'tensor "{name}": dtype {json.dumps(dtype)} is not one of {", ".join(DTYPES)}')
+        count = _element_count(name, raw.get('shape'))
+        offsets = raw.get('data_offsets')
+        if not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets):
+            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor "{name}": data_offsets must be [begin, end] non-negative integers')
+        begin, end = offsets
+        if begin > end or end > data_bytes:
+            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor "{name}": data_offsets [{begin}, {end}] fall outside the {data_bytes}-byte data section')
+        expected = count * DTYPES[dtype].itemsize
+        if end - begin != expected:
+            raise SafetensorsError('ERR_SIZE_MISMATCH', f'tensor "{name}": {dtype} {raw["shape"]} needs {expected} bytes but data_offsets span {end - begin}')
+        entries.append((name, dtype, raw['shape'], begin, end))
+    entries.sort(key=lambda e: (e[3], e[4]))
+    cursor = 0
+    for name, _, _, begin, end in entries:
+        if begin != cursor:
+            what = 'overlaps the tensor before it' if begin < cursor else f'leaves a gap after byte {cursor}'
+            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor "{name}": data_offsets [{begin}, {end}] {what}')
+        cursor = end
+    if cursor != data_bytes:
+        raise SafetensorsError('ERR_BAD_OFFSETS', f'tensors cover {cursor} bytes but the data section holds {data_bytes}; the file is padded or truncated')
+    return metadata, entries, 8 + n
+
+
+def read_file(path):
+    """Reads a whole safetensors file: (metadata, {name: Tensor}) in file order."""
+    if sys.byteorder != 'little':
+        raise SafetensorsError('ERR_UNSUPPORTED_DTYPE', 'tensor conversion needs a little-endian host')
+    size = os.path.getsize(path)
+    with open(path, 'rb') as f:
+        metadata, entries, start = read_header(f, size)
+        tensors = {}
+        for name, dtype, shape, begin, end in entries:
+            f.seek(start + begin)
+            count = (end - begin) // DTYPES[dtype].itemsize
+            array = np.fromfile(f, dtype=DTYPES[dtype], count=count)
+            if array.size != count:
+                raise SafetensorsError('ERR_TRUNCATED', f'tensor "{name}" was cut short while reading')
+            tensors[name] = Tensor(dtype, shape, array.reshape(shape))
+    return metadata, tensors
+
+
+def _dtype_name(array):
+    for name, dt in DTYPES.items():
+        if name != 'BF16' and array.dtype == dt:
+            return name
+    raise SafetensorsError('ERR_UNKNOWN_DTYPE', f'numpy dtype {array.dtype} has no safetensors name')
+
+
+def write_file(path, tensors, metadata=None):
+    """Writes ``{name: numpy array}`` (in dict order) via a temporary file and rename, so readers never see half a file."""
+    header = {}
+    if metadata:
+        if not all(isinstance(v, str) for v in metadata.values()):
+            raise SafetensorsError('ERR_BAD_HEADER', '__metadata__ values must be strings')
+        header[METADATA_KEY] = dict(metadata)
+    offset = 0
+    arrays = []
+    for name, array in tensors.items():
+        if name in ('', METADATA_KEY):
+            raise SafetensorsError('ERR_BAD_NAME', f'tensor name {json.dumps(name)} is reserved or empty')
+        array = np.ascontiguousarray(array)
+        if array.dtype.byteorder == '>':
+            array = array.astype(array.dtype.newbyteorder('<'))
+        nbytes = array.nbytes
+        header[name] = {'dtype': _dtype_name(array), 'shape': list(array.shape), 'data_offsets': [offset, offset + nbytes]}
+        offset += nbytes
+        arrays.append(array)
+    text = json.dumps(header, separators=(',', ':')).encode('utf-8')
+    padded = (len(text) + 7) // 8 * 8
+    tmp = f'{path}.tmp{os.getpid()}'
+    with open(tmp, 'wb') as f:
+        f.write(padded.to_bytes(8, 'little'))
+        f.write(text + b' ' * (padded - len(text)))
+        for array in arrays:
+            f.write(memoryview(array.reshape(-1)).cast('B'))
+    os.replace(tmp, path)
