@@ -20,3 +20,14 @@ test('an unknown or nonsensical profile counts as one CPU core; bad seconds coun
   assert.deepEqual(deviceHours(-5, { gpus: [], cpuCores: 4 }), { kind: 'cpu', hours: 0 })
   assert.deepEqual(deviceHours(Number.NaN, { gpus: [gpu], cpuCores: 4 }), { kind: 'gpu', hours: 0 })
 })
+
+test('the executor a report names decides, and GPU time needs the hardware to agree', () => {
+  // A GPU machine whose rows came from the CPU trainer delivered CPU time, not GPU time.
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 16 }, 'typescript'), { kind: 'cpu', hours: 16 })
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 16 }, 'torch-cpu'), { kind: 'cpu', hours: 16 })
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 16 }, 'torch-cuda'), { kind: 'gpu', hours: 1 })
+  // A CUDA claim from a machine that listed no GPU is not believed.
+  assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 4 }, 'torch-cuda'), { kind: 'cpu', hours: 4 })
+  // Rows from before reports named an executor fall back to the hardware.
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 16 }, null), { kind: 'gpu', hours: 1 })
+})

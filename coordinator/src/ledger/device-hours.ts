@@ -10,12 +10,17 @@ export type DeviceClaim = Pick<HardwareProfile, 'gpus' | 'cpuCores'>
 export const DEVICE_UNIT = { gpu: 'gpu_hours', cpu: 'cpu_core_hours' } as const satisfies Record<DeviceKind, string>
 
 /**
- * How a node's time counts, from the hardware profile it sent when it (re-)joined — a claim,
- * like the compute-seconds in its signed reports: a node listing any GPU trains on GPU time,
- * one listing none on CPU time. A node whose profile is unknown counts as CPU.
+ * How a row's time counts. The executor the node signed into its report says what trained it
+ * (`torch-cuda` a GPU; `typescript` and `torch-cpu` the CPU, whatever else the machine has);
+ * rows from before reports named one fall back to the hardware profile the node sent when it
+ * (re-)joined: any GPU listed means GPU time. Both are claims, so GPU time needs both to agree
+ * when both are there: a `torch-cuda` report from a machine that listed no GPU counts as CPU.
+ * A node whose profile is unknown counts as CPU.
  */
-export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined): DeviceKind {
-  return (hardware?.gpus?.length ?? 0) > 0 ? 'gpu' : 'cpu'
+export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null): DeviceKind {
+  const listsGpu = (hardware?.gpus?.length ?? 0) > 0
+  if (executor === undefined || executor === null) return listsGpu ? 'gpu' : 'cpu'
+  return executor === 'torch-cuda' && listsGpu ? 'gpu' : 'cpu'
 }
 
 /**
@@ -24,8 +29,8 @@ export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined)
  * hour is worth its claimed core count in core-hours, an upper bound when the agent was told
  * to use fewer threads than the machine has.
  */
-export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined): { kind: DeviceKind, hours: number } {
-  const kind = deviceKindOf(hardware)
+export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null): { kind: DeviceKind, hours: number } {
+  const kind = deviceKindOf(hardware, executor)
   const seconds = Number.isFinite(computeSeconds) && computeSeconds > 0 ? computeSeconds : 0
   if (kind === 'gpu') return { kind, hours: seconds / 3600 }
   const cores = Number.isInteger(hardware?.cpuCores) && hardware!.cpuCores! > 0 ? hardware!.cpuCores! : 1
