@@ -16,22 +16,14 @@ import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll } from './support/browser.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import { createTestDatabase } from './support/postgres.ts'
+// The dashboard's own byte format, so the test compares with what the page prints.
+import { formatBytes } from '../web/src/lib/format.ts'
 
 const WAIT_MS = 20_000
 const DESKTOP = { viewport: { width: 1280, height: 900 }, colorScheme: 'light', reducedMotion: 'reduce' } as const
 const PHONE = { viewport: { width: 390, height: 844 }, colorScheme: 'light', reducedMotion: 'reduce', isMobile: true, hasTouch: true } as const
 
 interface Listed { round: number, sha256: string, status: string, files: Array<{ name: string, size: number, url: string }>, tar: { name: string, size: number, url: string } | null }
-
-/** The dashboard's byte format (binary units), to compare what the page prints. */
-function formatBytes (bytes: number): string {
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB']
-  let value = bytes
-  let unit = 0
-  while (value >= 1024 && unit < units.length - 1) { value /= 1024; unit++ }
-  if (unit === 0) return `${Math.round(value)} B`
-  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`
-}
 
 /** The whole page, and one part alone (clipped from the page, so the sticky header stays out of it). */
 async function screenshot (page: Page, name: string, part = 'checkpoints-section'): Promise<void> {

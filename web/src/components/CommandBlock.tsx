@@ -1,16 +1,11 @@
-import { Fragment, useEffect, useState } from 'react'
+import { Fragment } from 'react'
 import type { ReactNode } from 'react'
-import { copyText } from '../lib/clipboard.ts'
+import { useCopy } from '../lib/use-copy.ts'
 import { CheckIcon, CopyIcon } from './Icons.tsx'
 
 /** A copy-to-clipboard button that says "Copied" for a moment. */
 export function CopyButton ({ text, label, testId }: { text: string, label: string, testId?: string }): ReactNode {
-  const [copied, setCopied] = useState(false)
-  useEffect(() => {
-    if (!copied) return
-    const timer = setTimeout(() => { setCopied(false) }, 1_500)
-    return () => { clearTimeout(timer) }
-  }, [copied])
+  const { copied, copy } = useCopy(text)
   return (
     <button
       type='button'
@@ -19,7 +14,7 @@ export function CopyButton ({ text, label, testId }: { text: string, label: stri
       title={copied ? 'Copied' : 'Copy to clipboard'}
       data-testid={testId}
       data-copied={copied ? 'true' : undefined}
-      onClick={() => { void copyText(text).then((ok) => { setCopied(ok) }) }}
+      onClick={copy}
     >
       {copied ? <CheckIcon /> : <CopyIcon />}
     </button>

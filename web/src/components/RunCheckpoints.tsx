@@ -1,9 +1,9 @@
-import { useEffect, useState } from 'react'
+import { useState } from 'react'
 import type { ReactNode } from 'react'
 import { useQuery } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs } from '../lib/trpc.ts'
-import { copyText } from '../lib/clipboard.ts'
+import { useCopy } from '../lib/use-copy.ts'
 import { useMediaQuery, useNow } from '../lib/time.ts'
 import { formatBytes, formatCount, formatLoss, plural } from '../lib/format.ts'
 import { apiErrorMessage } from '../lib/errors.ts'
@@ -68,14 +68,9 @@ function snippets (origin: string, c: Checkpoint): { shell: string, python: stri
 
 /** A button that copies text and says so in its own words, not only with an icon. */
 function CopyTextButton ({ text, label, copiedLabel, testId }: { text: string, label: string, copiedLabel: string, testId: string }): ReactNode {
-  const [copied, setCopied] = useState(false)
-  useEffect(() => {
-    if (!copied) return
-    const timer = setTimeout(() => { setCopied(false) }, 1_500)
-    return () => { clearTimeout(timer) }
-  }, [copied])
+  const { copied, copy } = useCopy(text)
   return (
-    <button type='button' className='button button-secondary button-small' data-testid={testId} data-copied={copied ? 'true' : undefined} onClick={() => { void copyText(text).then((ok) => { setCopied(ok) }) }}>
+    <button type='button' className='button button-secondary button-small' data-testid={testId} data-copied={copied ? 'true' : undefined} onClick={copy}>
       {copied ? <CheckIcon /> : <CopyIcon />}
       <span aria-live='polite'>{copied ? copiedLabel : label}</span>
     </button>
