@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { existsSync, readFileSync, writeFileSync } from 'node:fs'
+import { readRunningInstall } from '../coordinator/src/install/install-dir.ts'
 import { dataDirOwner } from '../protocol/src/data-dir-lock.ts'
 import { onStopSignal } from '../protocol/src/stop-signals.ts'
 import { randomBytes } from 'node:crypto'
@@ -101,8 +102,7 @@ if (!existsSync(join(root, 'web', 'dist', 'index.html'))) {
 const coordinatorDir = join(dataDir, 'coordinator')
 const running = dataDirOwner(coordinatorDir)
 if (running !== undefined) {
-  let dashboard = ''
-  try { dashboard = (JSON.parse(readFileSync(join(coordinatorDir, 'running.json'), 'utf8')) as { url: string }).url } catch {}
+  const dashboard = readRunningInstall(coordinatorDir)?.url ?? ''
   say(`Barnraise is already running from this checkout (pid ${running.pid}${dashboard === '' ? '' : `, dashboard ${dashboard}`}).`)
   say(`Use that one, or stop it first: Ctrl-C in its terminal, or kill ${running.pid}.`)
   process.exit(1)

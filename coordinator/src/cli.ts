@@ -96,9 +96,6 @@ async function serve (argv: string[]): Promise<number> {
   return 0
 }
 
-/** An operator mistake the CLI reports in one line, without a stack trace. */
-class CliError extends Error {}
-
 /**
  * Performs an admin operation on the install in `dataDir`: through the running coordinator's
  * socket, or on its database when none runs. Never creates a database: a wrong --data-dir
@@ -108,11 +105,11 @@ async function admin<T> (dataDir: string, databaseUrl: string | undefined, route
   const socket = adminSocketPath(dataDir)
   const owner = dataDirOwner(dataDir)
   if (owner !== undefined) {
-    if (!existsSync(socket)) throw new CliError(`the coordinator on ${dataDir} (pid ${owner.pid}) is still starting; try again in a few seconds`)
+    if (!existsSync(socket)) throw new Error(`the coordinator on ${dataDir} (pid ${owner.pid}) is still starting; try again in a few seconds`)
     return await adminRequest<T>(socket, route, body)
   }
   if ((databaseUrl === undefined || databaseUrl === '') && !hasEmbeddedDatabase(dataDir)) {
-    throw new CliError(`no Barnraise install at ${dataDir}: no coordinator runs there and it holds no database.\n` +
+    throw new Error(`no Barnraise install at ${dataDir}: no coordinator runs there and it holds no database.\n` +
       'Start one with `pnpm start` (or `pnpm coordinator serve`), or point at yours with --data-dir DIR (or BARNRAISE_COORDINATOR_DIR); for a Postgres install pass --database-url.')
   }
   // Nobody serves this install: hold its lock while we open the database ourselves.
@@ -323,11 +320,6 @@ async function main (argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
-  if (err instanceof CliError) {
-    process.stderr.write(`barnraise-coordinator: ${err.message}\n`)
-    process.exitCode = 2
-    return
-  }
   process.stderr.write(`barnraise-coordinator: ${(err as Error).stack ?? String(err)}\n`)
   process.exitCode = 1
 })
