@@ -6,9 +6,25 @@ type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefine
 /** jsonb columns: pg and PGlite both return parsed JSON; we always write JSON text. */
 type Json<T> = ColumnType<T, string, string>
 
+/** Which runs a lab's nodes train: every running run, or only those it chose. */
+export type ServePolicy = 'all' | 'chosen'
+
 export interface OrganizationsTable {
   id: Generated<string>
   name: string
+  created_at: Generated<Date>
+  serves: ColumnType<ServePolicy, ServePolicy | undefined, ServePolicy>
+}
+
+export interface OrganizationServedRunsTable {
+  organization_id: string
+  run_id: string
+  created_at: Generated<Date>
+}
+
+export interface OrganizationServedOrganizersTable {
+  organization_id: string
+  user_id: string
   created_at: Generated<Date>
 }
 
@@ -153,6 +169,8 @@ export interface LedgerTable {
 /** Every table the coordinator reads or writes, as kysely sees them. */
 export interface Database {
   organizations: OrganizationsTable
+  organization_served_runs: OrganizationServedRunsTable
+  organization_served_organizers: OrganizationServedOrganizersTable
   users: UsersTable
   enrollment_tokens: EnrollmentTokensTable
   nodes: NodesTable

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import type { Presence } from '../p2p/presence.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { WorkSource } from '../p2p/work-service.ts'
+import { organizationsServing } from '../nodes/serving-choices.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
 import { RunLocks } from './run-lock.ts'
@@ -153,15 +154,17 @@ export class RoundEngine implements WorkSource {
     await this.#o.db.updateTable('checkpoints').set({ val_loss: Number.isFinite(loss) ? loss : null }).where('sha256', '=', sha).where('run_id', '=', runId).execute()
   }
 
-  /** Online, enrolled, unrevoked nodes, oldest first (a stable order keeps assignments predictable). */
-  async #eligibleNodes (): Promise<Array<{ id: string, peer_id: string }>> {
+  /** Online, unrevoked nodes of labs that serve this run, oldest first (a stable order keeps assignments predictable). */
+  async #eligibleNodes (runId: string): Promise<Array<{ id: string, peer_id: string }>> {
+    const serving = await organizationsServing(this.#o.db, runId)
+    if (serving.size === 0) return []
     const nodes = await this.#o.db.selectFrom('nodes').select(['id', 'peer_id']).where('revoked_at', 'is', null)
-      .orderBy('first_seen_at').execute()
+      .where('organization_id', 'in', [...serving]).orderBy('first_seen_at').execute()
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
 
   async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: ResolvedRunSpec): Promise<void> {
-    const nodes = (await this.#eligibleNodes()).slice(0, spec.maxNodes)
+    const nodes = (await this.#eligibleNodes(runId)).slice(0, spec.maxNodes)
     if (nodes.length < spec.minNodes) return
     const { recipe } = spec
     const window = recipe.seqLen + 1

@@ -19,6 +19,7 @@ import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
 import { CommandBlock } from '../components/CommandBlock.tsx'
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { BeakerIcon, ServerIcon } from '../components/Icons.tsx'
+import { LabServing } from './LabServing.tsx'
 
 type Overview = RouterOutputs['labs']['overview']
 type Token = Overview['tokens'][number]
@@ -277,6 +278,8 @@ function LabOverview ({ me }: { me: Me }): ReactNode {
           </details>
         )}
       </section>
+
+      <LabServing organizationName={o.organization.name} />
 
       <LabNodes organizationId={o.organization.id} />
     </div>

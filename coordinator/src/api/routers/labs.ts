@@ -4,6 +4,7 @@ import { createEnrollmentToken, revokeEnrollmentToken } from '../../nodes/enroll
 import { agentJoinCommand } from '@barnraise/protocol'
 import { roleProcedure, router } from '../trpc.ts'
 import { deviceHours } from '../../ledger/device-hours.ts'
+import { servingCandidates, servingChoices, setServingChoices } from '../../nodes/serving-choices.ts'
 
 /** The organization a lab admin manages; admins may name any. */
 function organizationOf (user: { organizationId: string | null, roles: string[] }, requested?: string): string {
@@ -55,5 +56,22 @@ export const labsRouter = router({
   revokeToken: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {
     await revokeEnrollmentToken(ctx.db, input.id, organizationOf(ctx.user!))
     return { ok: true as const }
-  })
+  }),
+  /** Which runs the lab's machines train, and what it could choose. */
+  serving: roleProcedure('lab_admin').input(z.object({ organizationId: z.string().uuid().optional() }).optional()).query(async ({ ctx, input }) => {
+    const orgId = organizationOf(ctx.user!, input?.organizationId)
+    return { choices: await servingChoices(ctx.db, orgId), candidates: await servingCandidates(ctx.db) }
+  }),
+  /** Sets which runs the lab's machines train: every run, or only the chosen runs and organizers. */
+  setServing: roleProcedure('lab_admin')
+    .input(z.object({
+      organizationId: z.string().uuid().optional(),
+      serves: z.enum(['all', 'chosen']),
+      runIds: z.array(z.string().uuid()).max(200, 'at most 200 runs'),
+      organizerIds: z.array(z.string().uuid()).max(200, 'at most 200 organizers')
+    }))
+    .mutation(async ({ ctx, input }) => {
+      const orgId = organizationOf(ctx.user!, input.organizationId)
+      return await setServingChoices(ctx.db, orgId, { serves: input.serves, runIds: input.runIds, organizerIds: input.organizerIds })
+    })
 })
