@@ -46,10 +46,26 @@ function explainDialFailure (err: unknown, address: Multiaddr): unknown {
   return err
 }
 
+/** A dial that reached the coordinator and was closed before any protocol was spoken. */
+function closedAtHandshake (err: unknown): boolean {
+  // libp2p rejects with the connection's close Event when it goes away mid-negotiation.
+  if (typeof Event !== 'undefined' && err instanceof Event) return true
+  const e = err as { name?: string, message?: string }
+  return e.name === 'UnexpectedEOFError' || e.name === 'StreamResetError' || e.name === 'ConnectionClosedError' ||
+    /stream closed while reading/.test(e.message ?? '')
+}
+
+/**
+ * Fresh dials in a row the coordinator may close at the handshake before the agent gives up:
+ * a coordinator turns a revoked node away there, and says nothing more.
+ */
+const TURNED_AWAY_LIMIT = 3
+
 /** Request/response calls to the coordinator over its protocols. */
 export class CoordinatorClient {
   readonly #libp2p: Libp2p
   readonly #address: Multiaddr
+  #turnedAway = 0
 
   constructor (libp2p: Libp2p, address: Multiaddr) {
     this.#libp2p = libp2p
@@ -58,8 +74,15 @@ export class CoordinatorClient {
 
   async #dial (protocol: string, signal: AbortSignal): Promise<Awaited<ReturnType<Libp2p['dialProtocol']>>> {
     try {
-      return await this.#libp2p.dialProtocol(this.#address, protocol, { signal })
+      const stream = await this.#libp2p.dialProtocol(this.#address, protocol, { signal })
+      this.#turnedAway = 0
+      return stream
     } catch (err) {
+      // Only an unbroken series counts: a coordinator that is down refuses the TCP dial instead.
+      this.#turnedAway = closedAtHandshake(err) ? this.#turnedAway + 1 : 0
+      if (this.#turnedAway >= TURNED_AWAY_LIMIT) {
+        throw new RefusedError('ERR_TURNED_AWAY', `the coordinator closed ${this.#turnedAway} connections in a row at the handshake: this node was most likely revoked; ask your lab admin`)
+      }
       throw explainDialFailure(err, this.#address)
     }
   }
