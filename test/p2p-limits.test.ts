@@ -1,0 +1,106 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import {
+  JsonStream, REPORT_PROTOCOL, WORK_PROTOCOL, BLOB_CHUNK_BYTES, canonicalReportMetadata, reportAdmissionSchema, reportResponseSchema
+} from '@barnraise/protocol'
+import type { ReportHeader, WorkUnit } from '@barnraise/protocol'
+import { Coordinator } from '@barnraise/coordinator'
+import { CoordinatorClient, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
+import { tempDir } from './support/cluster.ts'
+import { runCli } from './support/processes.ts'
+import { createRunViaCli, tinyRunSpec } from './support/runs.ts'
+
+describe('per-peer limits on the libp2p host', () => {
+  let coordinator: Coordinator
+  let dataDir: string
+  const hosts: Libp2p[] = []
+  const host = async (key?: PrivateKey): Promise<Libp2p> => {
+    const h = await createAgentHost(key ?? await generateKeyPair('Ed25519'))
+    hosts.push(h)
+    return h
+  }
+  before(async () => {
+    dataDir = await tempDir('limits-coord')
+    coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0, tickMs: 200, peerLimits: { maxConnectionsPerPeer: 1, frameIdleTimeoutMs: 1500 } })
+  })
+  after(async () => {
+    for (const h of hosts) await h.stop()
+    await coordinator.stop()
+  })
+  const address = (): ReturnType<typeof parseCoordinatorAddress> => parseCoordinatorAddress(coordinator.multiaddrs[0]!)
+
+  test('a second connection under the same peer id is turned away; the first keeps working', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const first = await host(key)
+    const second = await host(key)
+    await first.dial(address())
+    // Not a protocol refusal (an unknown peer would get ERR_NOT_ENROLLED): no stream was served at all.
+    await assert.rejects(new CoordinatorClient(second, address()).requestWork(), (err: unknown) => !(err instanceof RefusedError))
+    const open = coordinator.libp2p.getConnections(first.peerId).filter((c) => c.status === 'open')
+    assert.equal(open.length, 1)
+    assert.equal(first.getConnections().filter((c) => c.status === 'open').length, 1, 'the first connection is untouched')
+  })
+
+  test('more concurrent streams of one protocol than allowed on a connection are reset', async () => {
+    const h = await host()
+    const held = []
+    for (let i = 0; i < 4; i++) held.push(await h.dialProtocol(address(), WORK_PROTOCOL))
+    // The coordinator resets the fifth; no reply comes on it.
+    const fifth = h.dialProtocol(address(), WORK_PROTOCOL).then(async (stream) => {
+      const messages = new JsonStream(stream)
+      await messages.write({ type: 'work' })
+      return await messages.readFrame(5_000)
+    })
+    await assert.rejects(fifth)
+    for (const s of held) s.abort(new Error('done'))
+  })
+
+  test('one upload per work unit at a time, and a sender that stalls is cut off with nothing folded', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const h = await host(key)
+    const client = new CoordinatorClient(h, address())
+    const tokenRun = await runCli('coordinator/src/cli.ts', ['token', 'create', '--org', 'Limits Lab', '--uses', '1', '--data-dir', dataDir, '--json'])
+    assert.equal(tokenRun.code, 0, tokenRun.output)
+    const { token } = JSON.parse(tokenRun.stdout) as { token: string }
+    const hardware = { hostname: 'slow', platform: 'linux', arch: 'x64', cpuModel: 'slow', cpuCores: 1, memoryBytes: 1, gpus: [] }
+    await client.enroll({ type: 'enroll', agentVersion: '0', hardware, token })
+    const runId = await createRunViaCli(dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 1, rounds: 2, roundDeadlineSeconds: 60 }))
+    let unit: WorkUnit | undefined
+    for (let i = 0; i < 200 && unit === undefined; i++) {
+      await client.heartbeat({ type: 'heartbeat', status: 'idle' })
+      const reply = await client.requestWork()
+      if (reply.kind === 'unit') unit = reply.unit
+      else await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    assert.ok(unit !== undefined, 'a work unit came')
+    const spec = await coordinator.database.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
+    const payloadBytes = (spec.spec as { paramCount: number }).paramCount * 4
+    const metadata = {
+      runId, round: unit.round, assignmentId: unit.assignmentId, peerId: h.peerId.toString(), tokens: 1, computeSeconds: 1,
+      lossCurve: [5], codec: 'fp32' as const, payloadBytes, payloadSha256: '0'.repeat(64)
+    }
+    const header: ReportHeader = { type: 'report', metadata, signature: Buffer.from(await key.sign(canonicalReportMetadata(metadata))).toString('base64') }
+
+    const slow = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await slow.write(header)
+    assert.deepEqual(await slow.read(reportAdmissionSchema), { proceed: true })
+    await slow.writeFrame(new Uint8Array(Math.min(1024, payloadBytes - 1)))
+
+    const second = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await second.write(header)
+    const busy = await second.read(reportAdmissionSchema)
+    assert.equal(!busy.proceed && busy.code, 'ERR_BUSY')
+
+    // Nothing more comes on the first stream: past the idle limit the coordinator gives up on it.
+    const started = Date.now()
+    const verdict = await slow.read(reportResponseSchema, 20_000)
+    assert.equal(!verdict.ok && verdict.code, 'ERR_TIMEOUT')
+    assert.ok(Date.now() - started < 10_000, 'cut off at the idle limit, not left hanging')
+    const assignment = await coordinator.database.db.selectFrom('assignments').select('status').where('id', '=', unit.assignmentId).executeTakeFirstOrThrow()
+    assert.equal(assignment.status, 'assigned', 'the unit was neither accepted nor spent')
+    const rows = await coordinator.database.db.selectFrom('ledger').select('outcome').where('run_id', '=', runId).where('outcome', '=', 'accepted').execute()
+    assert.deepEqual(rows, [], 'nothing was credited')
+  })
+})
