@@ -29,6 +29,7 @@ import type { ModelOps } from './runs/model-ops.ts'
 import { createLogger } from './log.ts'
 import { clearRunningInstall, writeRunningInstall } from './install/install-dir.ts'
 import { ChangeFeed } from './events/change-feed.ts'
+import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
 
 export interface CoordinatorOptions {
@@ -122,6 +123,8 @@ export class Coordinator {
       await new BlobService({ ...components, blobs, limits }).start()
       await new WorkService({ libp2p, source: engine, log }).start()
       await new ReportService({ libp2p, sink: engine.reports, log, limits, isRevoked }).start()
+      // Stopped after the engine (closers run newest first), so a last round close is signed.
+      closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       engine.start()
       closers.push(async () => { await engine.stop() })
       const http = await startHttpServer({
