@@ -97,6 +97,7 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
   for (const [index, e] of entries.entries()) {
     const bad = (reason: string): LedgerVerdict => ({ ok: false, rows: entries.length, seq: e.seq, index, reason })
     if (e.runId !== runId) return bad(`row belongs to run ${e.runId}`)
+    if (e.outcome !== 'accepted' && e.outcome !== 'refused') return bad(`outcome ${JSON.stringify(e.outcome)} is neither accepted nor refused`)
     if (e.prevHash !== prev) return bad('prev_hash does not match the previous row (a row was removed, reordered or inserted)')
     if (await ledgerEntryHash(e) !== e.hash) return bad('hash does not match the row\'s contents (the row was altered)')
     if (e.outcome === 'accepted') {
