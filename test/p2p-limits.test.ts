@@ -57,7 +57,7 @@ describe('per-peer limits on the libp2p host', () => {
     for (const s of held) s.abort(new Error('done'))
   })
 
-  test('one upload per work unit at a time, and a sender that stalls is cut off with nothing folded', async () => {
+  test('one upload per work unit at a time; a sender that stalls is cut off, and one revoked mid-upload refused, with nothing folded', async () => {
     const key = await generateKeyPair('Ed25519')
     const h = await host(key)
     const client = new CoordinatorClient(h, address())
@@ -102,5 +102,18 @@ describe('per-peer limits on the libp2p host', () => {
     assert.equal(assignment.status, 'assigned', 'the unit was neither accepted nor spent')
     const rows = await coordinator.database.db.selectFrom('ledger').select('outcome').where('run_id', '=', runId).where('outcome', '=', 'accepted').execute()
     assert.deepEqual(rows, [], 'nothing was credited')
+
+    // Revoked while the payload is on the wire (here straight in the database, so the
+    // connection stays up): the rest arrives, and the report is still refused.
+    const late = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await late.write(header)
+    assert.deepEqual(await late.read(reportAdmissionSchema), { proceed: true })
+    await late.writeFrame(new Uint8Array(1024))
+    await coordinator.database.db.updateTable('nodes').set({ revoked_at: new Date() }).where('peer_id', '=', h.peerId.toString()).execute()
+    for (let sent = 1024; sent < payloadBytes; sent += BLOB_CHUNK_BYTES) await late.writeFrame(new Uint8Array(Math.min(BLOB_CHUNK_BYTES, payloadBytes - sent)))
+    const refused = await late.read(reportResponseSchema, 20_000)
+    assert.equal(!refused.ok && refused.code, 'ERR_NODE_REVOKED')
+    const after = await coordinator.database.db.selectFrom('assignments').select('status').where('id', '=', unit.assignmentId).executeTakeFirstOrThrow()
+    assert.equal(after.status, 'assigned', 'nothing settled for a revoked node')
   })
 })

@@ -47,7 +47,8 @@ export async function readLedgerHeads (db: Kysely<Database>, runId: string): Pro
 /**
  * Signs each run's head as its rounds close. It follows the change feed rather than hooking
  * the round engine: every round close publishes the run, and signing is idempotent per round,
- * so a missed or repeated event costs nothing. Runs are signed one at a time.
+ * so a missed or repeated event costs nothing; at start it catches up on every run. Runs are
+ * signed one at a time.
  */
 export function startLedgerHeadSigner (options: { db: Kysely<Database>, key: PrivateKey, changes: ChangeFeed, log: Logger }): () => Promise<void> {
   const log = options.log.child('ledger-heads')
@@ -60,6 +61,12 @@ export function startLedgerHeadSigner (options: { db: Kysely<Database>, key: Pri
     }).catch((err: unknown) => { log.error('could not sign a ledger head', { runId, err }) })
   }
   const loop = (async () => {
+    // Catch up on rounds that closed while no signer ran (a crash between close and signing).
+    try {
+      for (const run of await options.db.selectFrom('runs').select('id').where('current_round', '>', 0).execute()) sign(run.id)
+    } catch (err) {
+      log.error('could not list runs to sign', { err })
+    }
     try {
       for await (const event of options.changes.subscribe(controller.signal)) {
         if (event.topic === 'runs' && event.runId !== undefined) sign(event.runId)
