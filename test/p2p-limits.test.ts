@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import {
-  JsonStream, REPORT_PROTOCOL, WORK_PROTOCOL, BLOB_CHUNK_BYTES, canonicalReportMetadata, reportAdmissionSchema, reportResponseSchema
+  BLOB_PROTOCOL, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, REPORT_PROTOCOL, WORK_PROTOCOL, BLOB_CHUNK_BYTES, canonicalReportMetadata, reportAdmissionSchema, reportResponseSchema
 } from '@barnraise/protocol'
 import type { ReportHeader, WorkUnit } from '@barnraise/protocol'
 import { Coordinator } from '@barnraise/coordinator'
@@ -23,7 +23,7 @@ describe('per-peer limits on the libp2p host', () => {
   }
   before(async () => {
     dataDir = await tempDir('limits-coord')
-    coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0, tickMs: 200, peerLimits: { maxConnectionsPerPeer: 1, frameIdleTimeoutMs: 1500 } })
+    coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0, tickMs: 200, peerLimits: { maxConnectionsPerPeer: 1, maxStreamsPerConnection: 8, frameIdleTimeoutMs: 1500 } })
   })
   after(async () => {
     for (const h of hosts) await h.stop()
@@ -43,7 +43,7 @@ describe('per-peer limits on the libp2p host', () => {
     assert.equal(first.getConnections().filter((c) => c.status === 'open').length, 1, 'the first connection is untouched')
   })
 
-  test('more concurrent streams of one protocol than allowed on a connection are reset', async () => {
+  test('more concurrent streams than allowed, per protocol or per connection, are reset', async () => {
     const h = await host()
     const held = []
     for (let i = 0; i < 4; i++) held.push(await h.dialProtocol(address(), WORK_PROTOCOL))
@@ -54,6 +54,15 @@ describe('per-peer limits on the libp2p host', () => {
       return await messages.readFrame(5_000)
     })
     await assert.rejects(fifth)
+    // Across protocols the connection as a whole takes 8 (identify may hold one of them).
+    for (let i = 0; i < 3; i++) held.push(await h.dialProtocol(address(), HEARTBEAT_PROTOCOL))
+    const more = (async () => {
+      for (let i = 0; i < 2; i++) held.push(await h.dialProtocol(address(), BLOB_PROTOCOL))
+      const last = new JsonStream(await h.dialProtocol(address(), ENROLL_PROTOCOL))
+      await last.write({ type: 'enroll' })
+      return await last.readFrame(5_000)
+    })()
+    await assert.rejects(more)
     for (const s of held) s.abort(new Error('done'))
   })
 

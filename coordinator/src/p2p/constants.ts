@@ -9,6 +9,8 @@ export interface PeerLimits {
   maxConnectionsPerPeer: number
   /** Open connections in total. */
   maxConnections: number
+  /** Streams open at once on one connection, all protocols together (the muxer's cap). */
+  maxStreamsPerConnection: number
   /** New connections one IP address may open per second. */
   inboundConnectionThreshold: number
   /** Connections still in their handshake at once, across all addresses. */
@@ -25,6 +27,7 @@ export interface PeerLimits {
 export const DEFAULT_PEER_LIMITS: PeerLimits = {
   maxConnectionsPerPeer: 2,
   maxConnections: 1000,
+  maxStreamsPerConnection: 32,
   inboundConnectionThreshold: 5,
   maxIncomingPendingConnections: 32,
   frameIdleTimeoutMs: 30_000,

@@ -34,7 +34,7 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
     addresses: { listen: options.listen },
     transports: [tcp()],
     connectionEncrypters: [noise()],
-    streamMuxers: [yamux()],
+    streamMuxers: [yamux({ maxInboundStreams: limits.maxStreamsPerConnection })],
     services: { identify: identify(), ping: ping() },
     connectionGater: {
       denyInboundEncryptedConnection: deny,
