@@ -61,14 +61,16 @@ export class ReportService {
     try {
       const header = await messages.read(reportHeaderSchema, REQUEST_TIMEOUT_MS)
       const unit = header.metadata.assignmentId
-      let admitted: Awaited<ReturnType<ReportSink['admit']>>
-      // Checked and claimed with no await between, so two streams cannot both pass.
-      if (this.#uploading.has(unit)) {
-        admitted = { ok: false, code: 'ERR_BUSY', message: `a report for work unit ${unit} is already being uploaded` }
-      } else {
-        this.#uploading.add(unit)
-        claimed = unit
-        admitted = await this.#sink.admit(peerId, header)
+      let admitted = await this.#sink.admit(peerId, header)
+      // Claimed only once admitted (so only the unit's own node can hold it, never a peer that
+      // guessed its id), and checked and claimed with no await between, so two streams cannot both pass.
+      if (admitted.ok) {
+        if (this.#uploading.has(unit)) {
+          admitted = { ok: false, code: 'ERR_BUSY', message: `a report for work unit ${unit} is already being uploaded` }
+        } else {
+          this.#uploading.add(unit)
+          claimed = unit
+        }
       }
       if (!admitted.ok) {
         await messages.write({ proceed: false, code: admitted.code, message: admitted.message })
