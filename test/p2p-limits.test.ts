@@ -125,4 +125,16 @@ describe('per-peer limits on the libp2p host', () => {
     const after = await coordinator.database.db.selectFrom('assignments').select('status').where('id', '=', unit.assignmentId).executeTakeFirstOrThrow()
     assert.equal(after.status, 'assigned', 'nothing settled for a revoked node')
   })
+
+  test('a burst of connections from one address beyond the per-second threshold is refused, and the address recovers', async () => {
+    // Let the earlier tests' connections age out of the rate window.
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    const burst = await Promise.all(Array.from({ length: 9 }, async () => await host()))
+    const results = await Promise.allSettled(burst.map(async (h) => await h.dial(address())))
+    const connected = results.filter((r) => r.status === 'fulfilled').length
+    assert.ok(connected <= 5, `at most 5 new connections per second from one address, got ${connected}`)
+    assert.ok(connected >= 1, 'the first ones are served')
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await (await host()).dial(address())
+  })
 })
