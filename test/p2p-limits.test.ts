@@ -31,16 +31,19 @@ describe('per-peer limits on the libp2p host', () => {
   })
   const address = (): ReturnType<typeof parseCoordinatorAddress> => parseCoordinatorAddress(coordinator.multiaddrs[0]!)
 
-  test('a second connection under the same peer id is turned away; the first keeps working', async () => {
+  test('one peer id never holds more connections than its cap: a new one replaces the oldest', async () => {
     const key = await generateKeyPair('Ed25519')
     const first = await host(key)
     const second = await host(key)
     await first.dial(address())
-    // Not a protocol refusal (an unknown peer would get ERR_NOT_ENROLLED): no stream was served at all.
-    await assert.rejects(new CoordinatorClient(second, address()).requestWork(), (err: unknown) => !(err instanceof RefusedError))
-    const open = coordinator.libp2p.getConnections(first.peerId).filter((c) => c.status === 'open')
-    assert.equal(open.length, 1)
-    assert.equal(first.getConnections().filter((c) => c.status === 'open').length, 1, 'the first connection is untouched')
+    // The newcomer is served (an unenrolled peer's refusal is a protocol reply, not a closed connection)…
+    const reply = await new CoordinatorClient(second, address()).requestWork().then(() => undefined, (err: unknown) => err)
+    assert.ok(reply instanceof RefusedError && reply.code === 'ERR_NOT_ENROLLED', String(reply))
+    // …and the older connection is gone, so the peer id holds one.
+    const open = (h: Libp2p | Coordinator['libp2p']): number => h.getConnections(first.peerId).filter((c) => c.status === 'open').length
+    for (let i = 0; i < 50 && open(first) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(open(first), 0, 'the oldest connection was closed')
+    assert.equal(open(coordinator.libp2p), 1)
   })
 
   test('more concurrent streams than allowed, per protocol or per connection, are reset', async () => {

@@ -5,7 +5,7 @@ export const REQUEST_TIMEOUT_MS = 10_000
 
 /** Limits that keep one peer (or many) from holding the libp2p host's resources. */
 export interface PeerLimits {
-  /** Open connections one peer id may hold at once; an agent needs one. */
+  /** Open connections one peer id may hold at once (a new one closes the oldest); an agent needs one. */
   maxConnectionsPerPeer: number
   /** Open connections in total. */
   maxConnections: number

@@ -18,16 +18,23 @@ export interface HostOptions {
 
 /**
  * The coordinator's libp2p host: TCP, noise, yamux, identify and ping. A connection gater
- * turns a revoked peer away as soon as the noise handshake names it, and refuses a peer more
- * connections than it needs; the connection manager bounds connections per address and in total.
+ * turns a revoked peer away as soon as the noise handshake names it, and closes a peer's
+ * oldest connection when a new one would pass its cap; the connection manager bounds
+ * connections per address and in total.
  */
 export async function createCoordinatorHost (options: HostOptions): Promise<Libp2p> {
   const { limits } = options
   // The gater runs inside the host, so it learns of the host once it exists.
   let host: Libp2p | undefined
   const deny = async (peerId: PeerId): Promise<boolean> => {
-    if ((host?.getConnections(peerId).length ?? 0) >= limits.maxConnectionsPerPeer) return true
-    return await options.isRevoked(peerId.toString())
+    if (await options.isRevoked(peerId.toString())) return true
+    // At the cap the newest connection wins: a node that restarts after losing its network must
+    // get in before the old connection times out, and the peer still never holds more.
+    const held = [...(host?.getConnections(peerId) ?? [])].sort((a, b) => a.timeline.open - b.timeline.open)
+    for (const stale of held.slice(0, Math.max(0, held.length - limits.maxConnectionsPerPeer + 1))) {
+      void stale.close().catch((err: unknown) => { stale.abort(err as Error) })
+    }
+    return false
   }
   host = await createLibp2p({
     privateKey: options.privateKey,
