@@ -1,7 +1,7 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, readdir, writeFile } from 'node:fs/promises'
+import { access, mkdir, readdir, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
@@ -12,20 +12,41 @@ import { tempDir } from './support/cluster.ts'
 describe('blobs over /barnraise/blob/1.0.0', () => {
   let coordinator: Coordinator
   let libp2p: Libp2p
+  let stranger: Libp2p
   const blob = randomBytes(700_000)
   const sha = createHash('sha256').update(blob).digest('hex')
+  const other = randomBytes(1000)
+  const otherSha = createHash('sha256').update(other).digest('hex')
   before(async () => {
     coordinator = await Coordinator.start({ dataDir: await tempDir('blob-coord'), httpPort: 0, p2pPort: 0 })
-    const stored = await coordinator.blobs.put(blob)
-    await coordinator.database.db.insertInto('blobs').values({ sha256: stored, size: blob.byteLength, kind: 'shard', meta: '{}' }).execute()
+    const db = coordinator.database.db
+    for (const bytes of [blob, other]) {
+      const stored = await coordinator.blobs.put(bytes)
+      await db.insertInto('blobs').values({ sha256: stored, size: bytes.byteLength, kind: 'shard', meta: '{}' }).execute()
+    }
     libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+    stranger = await createAgentHost(await generateKeyPair('Ed25519'))
+    // An enrolled node whose one work unit reads `blob` (and not `other`).
+    const org = await db.insertInto('organizations').values({ name: 'Blob Lab' }).returning('id').executeTakeFirstOrThrow()
+    const node = await db.insertInto('nodes').values({
+      peer_id: libp2p.peerId.toString(), organization_id: org.id, name: 'blob node', hardware: '{}', agent_version: '0',
+      enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
+    }).returning('id').executeTakeFirstOrThrow()
+    const run = await db.insertInto('runs').values({ name: 'blob run', spec: '{}', failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null })
+      .returning('id').executeTakeFirstOrThrow()
+    const round = await db.insertInto('rounds').values({ run_id: run.id, number: 1, status: 'closed', base_checkpoint: '0'.repeat(64), deadline_at: new Date(), closed_at: null, close_reason: null, result_checkpoint: null, train_loss: null, val_loss: null })
+      .returning('id').executeTakeFirstOrThrow()
+    await db.insertInto('assignments').values({
+      run_id: run.id, round_id: round.id, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'expired', report_blob: null, resolved_at: null
+    }).execute()
   })
   after(async () => {
     await libp2p.stop()
+    await stranger.stop()
     await coordinator.stop()
   })
 
-  const cacheIn = async (dir: string): Promise<BlobCache> => new BlobCache(dir, libp2p, parseCoordinatorAddress(coordinator.multiaddrs[0]!))
+  const cacheIn = async (dir: string, host = libp2p): Promise<BlobCache> => new BlobCache(dir, host, parseCoordinatorAddress(coordinator.multiaddrs[0]!))
 
   test('a fetch streams in chunks, verifies and caches', async () => {
     const dir = await tempDir('blob-agent')
@@ -53,8 +74,22 @@ describe('blobs over /barnraise/blob/1.0.0', () => {
     assert.deepEqual(Buffer.from(await cache.get(sha)), blob)
   })
 
-  test('unknown blobs and reports are refused by name', async () => {
+  test('unknown blobs and blobs none of its units name are refused alike', async () => {
     const cache = await cacheIn(await tempDir('blob-unknown'))
-    await assert.rejects(cache.get('0'.repeat(64)), (err: unknown) => err instanceof RefusedError && /no blob/.test(err.message))
+    await assert.rejects(cache.get('1'.repeat(64)), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+    await assert.rejects(cache.get(otherSha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+  })
+
+  test('a peer that is not an enrolled node gets nothing, not even a blob that exists', async () => {
+    const cache = await cacheIn(await tempDir('blob-stranger'), stranger)
+    await assert.rejects(cache.get(sha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ENROLLED')
+  })
+
+  test('a revoked node gets nothing: it is turned away before it can ask', async () => {
+    await coordinator.database.db.updateTable('nodes').set({ revoked_at: new Date() }).where('peer_id', '=', libp2p.peerId.toString()).execute()
+    coordinator.presence.disconnect(libp2p.peerId.toString())
+    const dir = await tempDir('blob-revoked')
+    await assert.rejects((await cacheIn(dir)).get(sha), (err: unknown) => !(err instanceof RefusedError))
+    await assert.rejects(access(join(dir, 'blobs', sha)), 'no bytes reached its disk')
   })
 })

@@ -1,9 +1,13 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
+import { join } from 'node:path'
+import { loadOrCreatePeerKey } from '@barnraise/protocol'
+import { CoordinatorClient, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { startAgent, startCoordinator } from './support/cluster.ts'
+import { spawnCli } from './support/processes.ts'
 import { sessionClient } from './support/session-client.ts'
 
-test('a lab admin revokes a node: it is disconnected, refused, and cannot re-join', async () => {
+test('a lab admin revokes a node: it is disconnected, turned away at the handshake, and cannot re-join', async () => {
   const coordinator = await startCoordinator()
   try {
     const admin = sessionClient(coordinator.url)
@@ -22,13 +26,35 @@ test('a lab admin revokes a node: it is disconnected, refused, and cannot re-joi
     await lab.nodes.revoke.mutate({ id: node.id })
     const code = await Promise.race([agent.process.exited, new Promise((resolve) => setTimeout(() => { resolve('still running') }, 30_000))])
     assert.equal(code, 3, agent.output())
-    assert.match(agent.output(), /refused \((ERR_NOT_ENROLLED|ERR_NODE_REVOKED)\)/)
+    assert.match(agent.output(), /refused \((ERR_NOT_ENROLLED|ERR_NODE_REVOKED|ERR_TURNED_AWAY)\)/)
     const after = (await lab.nodes.list.query({})).find((n) => n.peerId === agent.peerId)!
     assert.equal(after.revoked, true)
     assert.equal(after.online, false)
+    const lastSeen = after.lastSeenAt
 
-    const again = await startAgent({ coordinator: coordinator.multiaddr, dataDir: agent.dataDir }).then(() => 'joined', (err: Error) => err.message)
-    assert.match(again, /ERR_NODE_REVOKED/, 'its key alone no longer gets it back in')
+    // The node's own key, dialling as it would: the connection is closed before any protocol
+    // is spoken, so the coordinator never reads a message from it (no refusal reply either).
+    const { key } = await loadOrCreatePeerKey(join(agent.dataDir, 'peer.key'))
+    const host = await createAgentHost(key)
+    try {
+      const client = new CoordinatorClient(host, parseCoordinatorAddress(coordinator.multiaddr))
+      const attempt = await client.heartbeat({ type: 'heartbeat', status: 'idle' }).then(() => 'served', (err: unknown) => err)
+      assert.notEqual(attempt, 'served')
+      assert.ok(!(attempt instanceof RefusedError), `no protocol reply reached it: ${String(attempt)}`)
+      assert.deepEqual(host.getConnections().filter((c) => c.status === 'open'), [], 'the coordinator closed the connection')
+    } finally {
+      await host.stop()
+    }
+    const still = (await lab.nodes.list.query({})).find((n) => n.peerId === agent.peerId)!
+    assert.equal(still.lastSeenAt, lastSeen, 'nothing was written for the turned-away dial')
+    assert.equal(still.online, false)
+
+    // Restarting the agent on its data directory: turned away each time, it stops and says why.
+    const again = spawnCli('node-agent/src/cli.ts', ['join', '--coordinator', coordinator.multiaddr, '--data-dir', agent.dataDir, '--no-train', '--heartbeat-interval', '1'])
+    const againCode = await Promise.race([again.exited, new Promise((resolve) => setTimeout(() => { resolve('still running') }, 45_000))])
+    await again.stop()
+    assert.equal(againCode, 3, again.output())
+    assert.match(again.output(), /refused \(ERR_TURNED_AWAY\).*revoked/, 'its key alone no longer gets it back in')
   } finally {
     await coordinator.stop()
   }

@@ -3,14 +3,13 @@ import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStopSignal, verifyLedger } from '@barnraise/protocol'
-import type { LedgerEntry } from '@barnraise/protocol'
+import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { openDatabase } from './db/open-database.ts'
 import { adminRequest } from './admin/admin-socket.ts'
 import { createTokenInputSchema } from './nodes/operator-tokens.ts'
 import { coordinatorDataDir, hasEmbeddedDatabase, readRunningInstall } from './install/install-dir.ts'
-import { describeFetchFailure } from './http/fetch-failure.ts'
+import { ledgerVerifyCommand } from './ledger/verify-command.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
 import { createRunResources } from './runs/run-resources.ts'
@@ -37,7 +36,10 @@ commands:
   run start|pause|resume|stop --run ID
                              ID: a run id, its first characters, or the run's name
   ledger verify --run ID     verify a run's ledger end to end, offline; names the first bad row
-    --from URL|FILE          a coordinator's base URL or an exported ledger.json (default http://127.0.0.1:8080/)
+    --from URL|FILE          a coordinator's base URL or an exported ledger.json (default http://127.0.0.1:8080/);
+                             from a URL it also checks every head the coordinator signed
+    --head FILE              ledger heads you saved earlier (ledger-heads.json): fails if history was rewritten
+    --coordinator PEER_ID    the coordinator that must have signed the heads
   (token, user and run commands take --data-dir and --database-url as serve does; they talk to
    the running coordinator through its admin socket, or open its database when none runs;
    they never create a new one)
@@ -190,43 +192,7 @@ async function runCommand (argv: string[]): Promise<number> {
 }
 
 async function ledgerVerify (argv: string[]): Promise<number> {
-  const { values } = parseArgs({ args: argv, options: { run: { type: 'string' }, from: { type: 'string', default: 'http://127.0.0.1:8080/' } } })
-  if (values.run === undefined) return fail('ledger verify: --run ID is required (the run id the dashboard and `pnpm coordinator run list` show)')
-  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(values.run)) {
-    return fail(`ledger verify: "${values.run}" is not a run id; a run id looks like 3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13 (see the run's page or \`pnpm coordinator run list\`)`)
-  }
-  let entries: LedgerEntry[]
-  if (/^https?:\/\//.test(values.from)) {
-    const url = new URL(`api/runs/${encodeURIComponent(values.run.toLowerCase())}/ledger.json`, values.from.endsWith('/') ? values.from : values.from + '/')
-    let res: Response
-    try {
-      res = await fetch(url, { signal: AbortSignal.timeout(30_000) })
-    } catch (err) {
-      return fail(`ledger verify: ${describeFetchFailure(url, err)}`)
-    }
-    if (res.status === 404) return fail(`ledger verify: ${values.from} has no run ${values.run} (check the id, or --from points at another coordinator)`)
-    if (!res.ok) return fail(`ledger verify: ${url} answered HTTP ${res.status}; is --from a Barnraise coordinator?`)
-    try {
-      entries = await res.json() as LedgerEntry[]
-    } catch {
-      return fail(`ledger verify: ${url} did not answer with JSON; is --from a Barnraise coordinator's address?`)
-    }
-  } else {
-    try {
-      entries = JSON.parse(await readFile(values.from, 'utf8')) as LedgerEntry[]
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code
-      return fail(`ledger verify: cannot read ${values.from}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}; pass a coordinator URL (http://…) or a ledger.json file`)
-    }
-  }
-  if (!Array.isArray(entries)) return fail(`ledger verify: ${values.from} is not a ledger (expected a JSON array of entries)`)
-  const verdict = await verifyLedger(values.run.toLowerCase(), entries)
-  if (verdict.ok) {
-    process.stdout.write(`ledger OK: ${verdict.rows} rows, hash chain and signatures verify\n`)
-    return 0
-  }
-  process.stdout.write(`ledger FAILED at row seq=${verdict.seq} (position ${verdict.index + 1} of ${verdict.rows}): ${verdict.reason}\n`)
-  return 1
+  return await ledgerVerifyCommand(argv, (line) => { process.stdout.write(line + '\n') }, fail)
 }
 
 async function userCreate (argv: string[]): Promise<number> {

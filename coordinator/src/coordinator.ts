@@ -8,6 +8,9 @@ import { openDatabase } from './db/open-database.ts'
 import type { OpenedDatabase } from './db/open-database.ts'
 import { createCoordinatorHost } from './p2p/host.ts'
 import { Presence } from './p2p/presence.ts'
+import { DEFAULT_PEER_LIMITS } from './p2p/constants.ts'
+import type { PeerLimits } from './p2p/constants.ts'
+import { isRevokedPeer } from './p2p/peer-access.ts'
 import { EnrollService } from './p2p/enroll-service.ts'
 import { HeartbeatService } from './p2p/heartbeat-service.ts'
 import { startHttpServer } from './http/server.ts'
@@ -26,6 +29,7 @@ import type { ModelOps } from './runs/model-ops.ts'
 import { createLogger } from './log.ts'
 import { clearRunningInstall, writeRunningInstall } from './install/install-dir.ts'
 import { ChangeFeed } from './events/change-feed.ts'
+import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
 
 export interface CoordinatorOptions {
@@ -42,6 +46,8 @@ export interface CoordinatorOptions {
   tickMs?: number
   /** ||Δ|| / ||θ|| above which a report is refused. */
   normBoundRatio?: number
+  /** Per-peer limits on the libp2p host; tests shorten the timeouts. */
+  peerLimits?: Partial<PeerLimits>
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -94,7 +100,9 @@ export class Coordinator {
       closers.push(database.close)
       const { key } = await loadOrCreatePeerKey(join(options.dataDir, 'peer.key'))
       const ipProto = host.includes(':') ? 'ip6' : 'ip4'
-      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`] })
+      const limits: PeerLimits = { ...DEFAULT_PEER_LIMITS, ...options.peerLimits }
+      const isRevoked = async (peerId: string): Promise<boolean> => await isRevokedPeer(database.db, peerId)
+      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
       const changes = new ChangeFeed()
@@ -112,9 +120,11 @@ export class Coordinator {
         ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {}),
         ...(options.normBoundRatio !== undefined ? { normBoundRatio: options.normBoundRatio } : {})
       })
-      await new BlobService({ ...components, blobs }).start()
+      await new BlobService({ ...components, blobs, limits }).start()
       await new WorkService({ libp2p, source: engine, log }).start()
-      await new ReportService({ libp2p, sink: engine.reports, log }).start()
+      await new ReportService({ libp2p, sink: engine.reports, log, limits, isRevoked }).start()
+      // Stopped after the engine (closers run newest first), so a last round close is signed.
+      closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       engine.start()
       closers.push(async () => { await engine.stop() })
       const http = await startHttpServer({

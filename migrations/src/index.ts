@@ -6,6 +6,7 @@ import * as accounts from './migrations/2026-11-22-0003-accounts-and-pledges.ts'
 import * as checkpointRetention from './migrations/2026-11-22-0004-checkpoint-retention.ts'
 import * as cpuPledges from './migrations/2026-11-23-0001-cpu-pledges-and-baselines.ts'
 import * as ledgerExecutor from './migrations/2026-11-23-0002-ledger-executor.ts'
+import * as ledgerHeads from './migrations/2026-11-23-0003-ledger-heads.ts'
 import * as labServing from './migrations/2026-11-23-0005-lab-serving.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
@@ -16,6 +17,7 @@ export const migrations: Record<string, Migration> = {
   '2026-11-22-0004-checkpoint-retention': checkpointRetention,
   '2026-11-23-0001-cpu-pledges-and-baselines': cpuPledges,
   '2026-11-23-0002-ledger-executor': ledgerExecutor,
+  '2026-11-23-0003-ledger-heads': ledgerHeads,
   '2026-11-23-0005-lab-serving': labServing
 }
 

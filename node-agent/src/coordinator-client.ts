@@ -1,6 +1,6 @@
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { Libp2p } from '@libp2p/interface'
+import type { Connection, Libp2p } from '@libp2p/interface'
 import {
   BLOB_CHUNK_BYTES, CodedError, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
   enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
@@ -46,10 +46,26 @@ function explainDialFailure (err: unknown, address: Multiaddr): unknown {
   return err
 }
 
+/** A stream that failed because the connection under it closed before any protocol was spoken. */
+function closedAtHandshake (err: unknown): boolean {
+  // libp2p rejects with the connection's close Event when it goes away mid-negotiation.
+  if (typeof Event !== 'undefined' && err instanceof Event) return true
+  const e = err as { name?: string, message?: string }
+  return e.name === 'UnexpectedEOFError' || e.name === 'StreamResetError' || e.name === 'ConnectionClosedError' ||
+    /stream closed while reading/.test(e.message ?? '')
+}
+
+/**
+ * Fresh dials in a row the coordinator may close at the handshake before the agent gives up:
+ * a coordinator turns a revoked node away there, and says nothing more.
+ */
+const TURNED_AWAY_LIMIT = 3
+
 /** Request/response calls to the coordinator over its protocols. */
 export class CoordinatorClient {
   readonly #libp2p: Libp2p
   readonly #address: Multiaddr
+  #turnedAway = 0
 
   constructor (libp2p: Libp2p, address: Multiaddr) {
     this.#libp2p = libp2p
@@ -57,10 +73,26 @@ export class CoordinatorClient {
   }
 
   async #dial (protocol: string, signal: AbortSignal): Promise<Awaited<ReturnType<Libp2p['dialProtocol']>>> {
+    // The connection first, then the stream: a coordinator that is down, full or rate-limiting
+    // fails the connection, while one that turns this node away lets the handshake finish and
+    // then closes it, so only the stream fails.
+    let connection: Connection
     try {
-      return await this.#libp2p.dialProtocol(this.#address, protocol, { signal })
+      connection = await this.#libp2p.dial(this.#address, { signal })
     } catch (err) {
+      this.#turnedAway = 0
       throw explainDialFailure(err, this.#address)
+    }
+    try {
+      const stream = await connection.newStream(protocol, { signal })
+      this.#turnedAway = 0
+      return stream
+    } catch (err) {
+      this.#turnedAway = closedAtHandshake(err) ? this.#turnedAway + 1 : 0
+      if (this.#turnedAway >= TURNED_AWAY_LIMIT) {
+        throw new RefusedError('ERR_TURNED_AWAY', `the coordinator closed ${this.#turnedAway} connections in a row right after the handshake: this node was most likely revoked; ask your lab admin`)
+      }
+      throw err
     }
   }
 

@@ -6,6 +6,8 @@ export type ProtocolErrorCode =
   | 'ERR_INVALID_TOKEN'
   | 'ERR_NOT_ENROLLED'
   | 'ERR_NODE_REVOKED'
+  | 'ERR_NOT_ASSIGNED'
+  | 'ERR_BUSY'
   | 'ERR_TIMEOUT'
   | 'ERR_INTERNAL'
 

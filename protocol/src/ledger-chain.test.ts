@@ -4,7 +4,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { canonicalReportMetadata } from './work.ts'
 import type { ReportMetadata } from './work.ts'
-import { ledgerEntryHash, ledgerGenesisHash, verifyLedger } from './ledger-chain.ts'
+import { checkLedgerHead, ledgerEntryHash, ledgerGenesisHash, parseLedgerHeads, parseLedgerJson, signLedgerHead, verifyLedger } from './ledger-chain.ts'
 import type { LedgerEntry } from './ledger-chain.ts'
 
 const runId = '00000000-0000-4000-8000-000000000001'
@@ -106,4 +106,44 @@ test('metadata without an executor signs the exact v1 bytes, so rows from before
   const meta: ReportMetadata = { runId, round: 1, assignmentId: runId, peerId: 'p', tokens: 1, computeSeconds: 0.5, lossCurve: [2.5], codec: 'int8', payloadBytes: 3, payloadSha256: 'c'.repeat(64) }
   assert.equal(new TextDecoder().decode(canonicalReportMetadata(meta)),
     `["barnraise-report-v1","${runId}",1,"${runId}","p",1,0.5,[2.5],"int8",3,"${'c'.repeat(64)}"]`)
+})
+
+test('a second accepted row for one work unit is refused even when each row is signed and chained', async () => {
+  const rows = await chain(3)
+  // Replay row 1 (accepted, signed) as a fourth row, correctly chained.
+  const replay = { ...rows[0]!, seq: 4, prevHash: rows[2]!.hash }
+  replay.hash = await ledgerEntryHash(replay)
+  const v = await verifyLedger(runId, [...rows, replay])
+  assert.equal(!v.ok && v.seq, 4)
+  assert.match(!v.ok ? v.reason : '', /credited twice/)
+})
+
+test('a signed head matches its ledger and catches a rewritten one', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const coordinator = peerIdFromPrivateKey(key).toString()
+  const rows = await chain(4)
+  const head = await signLedgerHead(key, { runId, round: 2, seq: 3, rows: 3, hash: rows[2]!.hash, signedAt: '2026-11-23T00:00:00.000Z', coordinator })
+  assert.equal(await checkLedgerHead(runId, rows, head, coordinator), undefined)
+  assert.deepEqual(parseLedgerHeads(JSON.stringify(head)), [head], 'one head or a list of them')
+
+  const rewritten = rows.map((r) => ({ ...r }))
+  rewritten[0]!.organizationId = '00000000-0000-4000-8000-00000000ffff'
+  let prev = await ledgerGenesisHash(runId)
+  for (const r of rewritten) { r.prevHash = prev; r.hash = await ledgerEntryHash(r); prev = r.hash }
+  assert.deepEqual(await verifyLedger(runId, rewritten), { ok: true, rows: 4 }, 'consistent on its own')
+  assert.match(await checkLedgerHead(runId, rewritten, head, coordinator) ?? '', /history was rewritten/)
+  assert.match(await checkLedgerHead(runId, rows.slice(0, 2), head, coordinator) ?? '', /missing/)
+
+  const other = await generateKeyPair('Ed25519')
+  assert.match(await checkLedgerHead(runId, rows, head, peerIdFromPrivateKey(other).toString()) ?? '', /not the coordinator/)
+  assert.match(await checkLedgerHead(runId, rows, { ...head, seq: 2, hash: rows[1]!.hash }, coordinator) ?? '', /signature does not verify/)
+})
+
+test('exported ledgers and heads parse into typed rows or fail with ERR_MALFORMED_LEDGER', async () => {
+  const rows = await chain(2)
+  assert.deepEqual(parseLedgerJson(JSON.stringify(rows)), rows)
+  for (const text of ['', 'null', '{}', '[{"seq": "1"}]', JSON.stringify([{ ...rows[0]!, hash: 'x' }])]) {
+    assert.throws(() => parseLedgerJson(text), (err: unknown) => (err as { code?: string }).code === 'ERR_MALFORMED_LEDGER', text)
+  }
+  assert.throws(() => parseLedgerHeads('[1]'), (err: unknown) => (err as { code?: string }).code === 'ERR_MALFORMED_LEDGER')
 })

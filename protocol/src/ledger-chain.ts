@@ -1,4 +1,7 @@
 import { peerIdFromString } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import { z } from 'zod'
+import { CodedError } from './coded-error.ts'
 import { parseCanonicalReportMetadata, reportMetadataSchema } from './work.ts'
 
 /** One ledger row as exported (ledger.json) and as hashed. */
@@ -63,15 +66,20 @@ function base64ToBytes (b64: string): Uint8Array {
   return out
 }
 
-/** Checks a node's signature over canonical report metadata text. */
-export async function verifyReportSignature (peerId: string, metadataText: string, signatureB64: string): Promise<boolean> {
+/** Checks an Ed25519 signature by a peer id's key over `text`; false for anything malformed. */
+async function verifyPeerSignature (peerId: string, text: string, signatureB64: string): Promise<boolean> {
   try {
     const key = peerIdFromString(peerId).publicKey
     if (key === undefined) return false
-    return await key.verify(encoder.encode(metadataText), base64ToBytes(signatureB64))
+    return await key.verify(encoder.encode(text), base64ToBytes(signatureB64))
   } catch {
     return false
   }
+}
+
+/** Checks a node's signature over canonical report metadata text. */
+export async function verifyReportSignature (peerId: string, metadataText: string, signatureB64: string): Promise<boolean> {
+  return await verifyPeerSignature(peerId, metadataText, signatureB64)
 }
 
 export type LedgerVerdict =
@@ -81,13 +89,15 @@ export type LedgerVerdict =
 /**
  * Verifies a run's ledger end to end, offline: the chain of hashes from the genesis, each
  * row's own hash, and for accepted rows the node's signature and that the signed metadata
- * says what the row says. Names the first bad row.
+ * says what the row says, and that no work unit was accepted twice. Names the first bad row.
  */
 export async function verifyLedger (runId: string, entries: LedgerEntry[]): Promise<LedgerVerdict> {
   let prev = await ledgerGenesisHash(runId)
+  const acceptedUnits = new Set<string>()
   for (const [index, e] of entries.entries()) {
     const bad = (reason: string): LedgerVerdict => ({ ok: false, rows: entries.length, seq: e.seq, index, reason })
     if (e.runId !== runId) return bad(`row belongs to run ${e.runId}`)
+    if (e.outcome !== 'accepted' && e.outcome !== 'refused') return bad(`outcome ${JSON.stringify(e.outcome)} is neither accepted nor refused`)
     if (e.prevHash !== prev) return bad('prev_hash does not match the previous row (a row was removed, reordered or inserted)')
     if (await ledgerEntryHash(e) !== e.hash) return bad('hash does not match the row\'s contents (the row was altered)')
     if (e.outcome === 'accepted') {
@@ -102,8 +112,118 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
         (m.data.executor ?? null) !== (e.executor ?? null)) {
         return bad('row disagrees with what the node signed')
       }
+      if (acceptedUnits.has(m.data.assignmentId)) return bad(`work unit ${m.data.assignmentId} is credited twice (a second accepted row for one assignment)`)
+      acceptedUnits.add(m.data.assignmentId)
     }
     prev = e.hash
   }
   return { ok: true, rows: entries.length }
+}
+
+/** A ledger export or head that cannot be read as one. */
+export class LedgerFormatError extends CodedError<'ERR_MALFORMED_LEDGER'> {}
+
+const sha256HexSchema = z.string().regex(/^[0-9a-f]{64}$/)
+const nullableText = (max: number): z.ZodNullable<z.ZodString> => z.string().max(max).nullable()
+
+/** One exported ledger row, as `ledger.json` carries it. */
+export const ledgerEntrySchema = z.object({
+  seq: z.number().int().positive(),
+  runId: z.string().max(64),
+  round: z.number().int().nonnegative(),
+  nodeId: nullableText(64),
+  peerId: z.string().min(1).max(128),
+  organizationId: nullableText(64),
+  assignmentId: nullableText(64),
+  tokens: z.number().finite(),
+  computeSeconds: z.number().finite(),
+  outcome: z.enum(['accepted', 'refused']),
+  reason: nullableText(4096),
+  metadata: nullableText(65_536),
+  signature: nullableText(200),
+  prevHash: sha256HexSchema,
+  hash: sha256HexSchema,
+  createdAt: z.string().max(64).optional(),
+  executor: nullableText(32).optional()
+})
+
+function parseJsonText (text: string, what: string): unknown {
+  try {
+    return JSON.parse(text)
+  } catch {
+    throw new LedgerFormatError('ERR_MALFORMED_LEDGER', `${what} is not JSON`)
+  }
+}
+
+function firstIssue (error: z.ZodError, what: string): LedgerFormatError {
+  const issue = error.issues[0]
+  const where = issue?.path.length ? issue.path.join('.') : what
+  return new LedgerFormatError('ERR_MALFORMED_LEDGER', `${what}: ${where}: ${issue?.message ?? 'invalid'}`)
+}
+
+/** Parses an exported ledger (`ledger.json` text); throws LedgerFormatError naming the first bad field. */
+export function parseLedgerJson (text: string): LedgerEntry[] {
+  const parsed = z.array(ledgerEntrySchema).safeParse(parseJsonText(text, 'the ledger'))
+  if (!parsed.success) throw firstIssue(parsed.error, 'the ledger')
+  return parsed.data
+}
+
+/**
+ * What the coordinator signs at each round close: the chain up to row `seq` (of `rows` rows)
+ * ends in `hash`. Anyone who keeps one can later show a rewritten history: the row at `seq`
+ * no longer hashes to it.
+ */
+export const ledgerHeadSchema = z.object({
+  runId: z.string().max(64),
+  round: z.number().int().nonnegative(),
+  seq: z.number().int().nonnegative(),
+  rows: z.number().int().nonnegative(),
+  hash: sha256HexSchema,
+  signedAt: z.string().max(64),
+  /** the coordinator's libp2p peer id; its key made `signature` */
+  coordinator: z.string().min(1).max(128),
+  /** base64 Ed25519 signature over canonicalLedgerHead */
+  signature: z.string().min(1).max(200)
+}).strict()
+
+export type SignedLedgerHead = z.infer<typeof ledgerHeadSchema>
+export type LedgerHead = Omit<SignedLedgerHead, 'signature'>
+
+/** The exact text the coordinator signs for a head: fixed order, a tag, no whitespace. */
+export function canonicalLedgerHead (h: LedgerHead): string {
+  return JSON.stringify(['barnraise-ledger-head-v1', h.runId, h.round, h.seq, h.rows, h.hash, h.signedAt, h.coordinator])
+}
+
+/** Signs a head with the coordinator's key. */
+export async function signLedgerHead (key: PrivateKey, head: LedgerHead): Promise<SignedLedgerHead> {
+  const signature = await key.sign(encoder.encode(canonicalLedgerHead(head)))
+  return { ...head, signature: btoa(String.fromCharCode(...signature)) }
+}
+
+/** Parses a saved head (or a list of them, newest last); throws LedgerFormatError. */
+export function parseLedgerHeads (text: string): SignedLedgerHead[] {
+  const value = parseJsonText(text, 'the ledger head')
+  const parsed = z.array(ledgerHeadSchema).safeParse(Array.isArray(value) ? value : [value])
+  if (!parsed.success) throw firstIssue(parsed.error, 'the ledger head')
+  return parsed.data
+}
+
+/**
+ * Checks a signed head against a ledger: the signature is the named coordinator's (and, when
+ * given, the coordinator the caller expects), and the ledger still holds the row it signed,
+ * with the same hash and as many rows up to it. Returns why not, or undefined when it holds.
+ */
+export async function checkLedgerHead (runId: string, entries: LedgerEntry[], head: SignedLedgerHead, expectedCoordinator?: string): Promise<string | undefined> {
+  if (expectedCoordinator !== undefined && head.coordinator !== expectedCoordinator) {
+    return `the head was signed by ${head.coordinator}, not the coordinator ${expectedCoordinator}`
+  }
+  const { signature, ...fields } = head
+  if (!await verifyPeerSignature(head.coordinator, canonicalLedgerHead(fields), signature)) return 'the head\'s signature does not verify'
+  if (head.runId !== runId) return `the head is for run ${head.runId}`
+  if (head.seq === 0) return head.rows === 0 ? undefined : 'the head signs an empty ledger with rows'
+  const at = entries.findIndex((e) => e.seq === head.seq)
+  if (at === -1) return `row seq=${head.seq}, signed at round ${head.round}, is missing (history was rewritten)`
+  if (entries[at]!.hash !== head.hash) return `row seq=${head.seq} hashes differently from what was signed at round ${head.round} (history was rewritten)`
+  if (at + 1 !== head.rows) return `${at + 1} rows lead up to seq=${head.seq}, but ${head.rows} were signed at round ${head.round} (rows were removed or inserted)`
+  return undefined
 }

@@ -89,7 +89,8 @@ function parseMetadata (raw: unknown): Record<string, string> {
   const out: Record<string, string> = {}
   for (const [k, v] of Object.entries(raw)) {
     if (typeof v !== 'string') throw new SafetensorsError('ERR_BAD_HEADER', `__metadata__.${k} must be a string, got ${typeof v}`)
-    out[k] = v
+    // Defined, not assigned: a key named "__proto__" would otherwise be dropped (or reach the prototype).
+    Object.defineProperty(out, k, { value: v, enumerable: true, writable: true, configurable: true })
   }
   return out
 }
@@ -149,7 +150,8 @@ export function encodeSafetensors (tensors: Map<string, TensorEntry>, metadata?:
     if (t.data.byteLength !== expected) {
       throw new SafetensorsError('ERR_SIZE_MISMATCH', `tensor "${name}": ${t.dtype} ${JSON.stringify(t.shape)} needs ${expected} bytes, got ${t.data.byteLength}`)
     }
-    header[name] = { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] }
+    // Defined, not assigned: a tensor named "__proto__" would otherwise vanish from the header.
+    Object.defineProperty(header, name, { value: { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] }, enumerable: true, writable: true, configurable: true })
     offset += expected
   }
   const json = new TextEncoder().encode(JSON.stringify(header))

@@ -166,6 +166,20 @@ export interface LedgerTable {
   executor: string | null
 }
 
+/** A ledger head the coordinator signed at a round close (see protocol's ledgerHeadSchema). */
+export interface LedgerHeadsTable {
+  id: Generated<number>
+  run_id: string
+  round: number
+  seq: number
+  rows: number
+  hash: string
+  signed_at: string
+  coordinator: string
+  signature: string
+  created_at: Generated<Date>
+}
+
 /** Every table the coordinator reads or writes, as kysely sees them. */
 export interface Database {
   organizations: OrganizationsTable
@@ -180,6 +194,7 @@ export interface Database {
   assignments: AssignmentsTable
   checkpoints: CheckpointsTable
   ledger: LedgerTable
+  ledger_heads: LedgerHeadsTable
   sessions: SessionsTable
   pledges: PledgesTable
 }

@@ -4,6 +4,7 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { ModelOps } from '../runs/model-ops.ts'
 import { ledgerToCsv, readLedger } from '../ledger/ledger.ts'
+import { readLedgerHeads } from '../ledger/ledger-heads.ts'
 import { handleCheckpointRequest } from './checkpoint-downloads.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -22,7 +23,7 @@ function json (res: ServerResponse, status: number, body: unknown): void {
 
 /**
  * Plain-HTTP downloads any tool can fetch: runs, checkpoints as Hugging Face folders
- * (checkpoint-downloads.ts), and ledgers as CSV or JSON. Returns false when the path is not one of these.
+ * (checkpoint-downloads.ts), ledgers as CSV or JSON, and the ledger heads the coordinator signed. Returns false when the path is not one of these.
  */
 export async function handleDownload (ctx: DownloadsContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
   if (!path.startsWith('/api/')) return false
@@ -39,6 +40,7 @@ export async function handleDownload (ctx: DownloadsContext, req: IncomingMessag
     const run = await ctx.db.selectFrom('runs').select('id').where('id', '=', runId).executeTakeFirst()
     if (run === undefined) { json(res, 404, { error: `no run ${runId}` }); return true }
     if (parts[2] === 'ledger.json') { json(res, 200, await readLedger(ctx.db, runId)); return true }
+    if (parts[2] === 'ledger-heads.json') { json(res, 200, await readLedgerHeads(ctx.db, runId)); return true }
     if (parts[2] === 'ledger.csv') {
       const csv = ledgerToCsv(await readLedger(ctx.db, runId))
       res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="ledger-${runId}.csv"`, 'access-control-allow-origin': '*' })

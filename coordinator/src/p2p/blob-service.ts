@@ -5,7 +5,10 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { blobKind } from '../blobs/blob-records.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { touchNode } from '../nodes/nodes.ts'
+import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS, transferDeadlineMs } from './constants.ts'
+import type { PeerLimits } from './constants.ts'
+import { mayFetchBlob } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface BlobServiceComponents {
@@ -13,11 +16,13 @@ export interface BlobServiceComponents {
   db: Kysely<Database>
   blobs: BlobStore
   log: Logger
+  limits: PeerLimits
 }
 
 /**
  * Serves `/barnraise/blob/1.0.0`: checkpoints and shards by sha256, from an offset, in
- * frames of BLOB_CHUNK_BYTES. Reports are never served back.
+ * frames of BLOB_CHUNK_BYTES, only to an enrolled node and only the blobs its own work units
+ * name. Reports are never served back. A reader too slow to take the bytes is cut off.
  */
 export class BlobService {
   readonly #c: BlobServiceComponents
@@ -43,17 +48,26 @@ export class BlobService {
     let streaming = false
     try {
       const request = await messages.read(blobRequestSchema, REQUEST_TIMEOUT_MS)
+      // Throws ERR_NOT_ENROLLED for strangers and revoked nodes.
+      await touchNode(this.#c.db, peerId)
+      // One answer for "not yours" and "not here", so a node cannot probe what else is stored.
+      if (!await mayFetchBlob(this.#c.db, peerId, request.sha256)) {
+        throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
+      }
       const kind = await blobKind(this.#c.db, request.sha256)
       const size = kind === 'checkpoint' || kind === 'shard' ? await this.#c.blobs.size(request.sha256) : undefined
       if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
       if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)
       await messages.write({ ok: true, size, offset: request.offset })
       streaming = true
+      const deadline = Date.now() + transferDeadlineMs(size - request.offset, this.#c.limits)
       if (request.offset < size) {
         for await (const chunk of this.#c.blobs.createReadStream(request.sha256, request.offset)) {
           const bytes = chunk as Buffer
           for (let i = 0; i < bytes.length; i += BLOB_CHUNK_BYTES) {
-            await messages.writeFrame(bytes.subarray(i, i + BLOB_CHUNK_BYTES), 60_000)
+            const left = deadline - Date.now()
+            if (left <= 0) throw new ProtocolError('ERR_TIMEOUT', 'the reader took the blob too slowly')
+            await messages.writeFrame(bytes.subarray(i, i + BLOB_CHUNK_BYTES), Math.min(left, this.#c.limits.frameIdleTimeoutMs))
           }
         }
       }

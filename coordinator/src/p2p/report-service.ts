@@ -4,7 +4,8 @@ import {
 import type { ReportHeader, ReportResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS, transferDeadlineMs } from './constants.ts'
+import type { PeerLimits } from './constants.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** A report the engine may still refuse; it reads the payload only once the header passes. */
@@ -22,17 +23,24 @@ export interface ReportSink {
  * Serves `/barnraise/report/1.0.0`: a signed header frame, our admission, then the encoded
  * pseudo-gradient in chunks and our verdict. A header that condemns the report (unassigned,
  * stale, oversized, wrong codec) is refused before any payload byte is sent, and the payload
- * is never read past the size the header announced.
+ * is never read past the size the header announced. One upload per work unit at a time; a
+ * sender that stalls or trickles is cut off; a node revoked mid-upload is refused.
  */
 export class ReportService {
   readonly #libp2p: Libp2p
   readonly #sink: ReportSink
   readonly #log: Logger
+  readonly #limits: PeerLimits
+  readonly #isRevoked: (peerId: string) => Promise<boolean>
+  /** Assignment ids with an upload in progress. */
+  readonly #uploading = new Set<string>()
 
-  constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger }) {
+  constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean> }) {
     this.#libp2p = components.libp2p
     this.#sink = components.sink
     this.#log = components.log.child('report')
+    this.#limits = components.limits
+    this.#isRevoked = components.isRevoked
   }
 
   async start (): Promise<void> {
@@ -49,9 +57,21 @@ export class ReportService {
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     let reply: ReportResponse
+    let claimed: string | undefined
     try {
       const header = await messages.read(reportHeaderSchema, REQUEST_TIMEOUT_MS)
-      const admitted = await this.#sink.admit(peerId, header)
+      const unit = header.metadata.assignmentId
+      let admitted = await this.#sink.admit(peerId, header)
+      // Claimed only once admitted (so only the unit's own node can hold it, never a peer that
+      // guessed its id), and checked and claimed with no await between, so two streams cannot both pass.
+      if (admitted.ok) {
+        if (this.#uploading.has(unit)) {
+          admitted = { ok: false, code: 'ERR_BUSY', message: `a report for work unit ${unit} is already being uploaded` }
+        } else {
+          this.#uploading.add(unit)
+          claimed = unit
+        }
+      }
       if (!admitted.ok) {
         await messages.write({ proceed: false, code: admitted.code, message: admitted.message })
         await messages.close()
@@ -59,15 +79,20 @@ export class ReportService {
       } else {
         await messages.write({ proceed: true })
         const payload = new Uint8Array(admitted.payloadBytes)
+        const deadline = Date.now() + transferDeadlineMs(payload.byteLength, this.#limits)
         let received = 0
         while (received < payload.byteLength) {
-          const frame = await messages.readFrame(60_000)
+          const left = deadline - Date.now()
+          if (left <= 0) throw new ProtocolError('ERR_TIMEOUT', `the payload came too slowly (${received} of ${payload.byteLength} bytes in the time allowed)`)
+          const frame = await messages.readFrame(Math.min(left, this.#limits.frameIdleTimeoutMs))
           if (received + frame.byteLength > payload.byteLength) {
             throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `payload is larger than the ${payload.byteLength} bytes the header announced`)
           }
           payload.set(frame, received)
           received += frame.byteLength
         }
+        // Revocation may have landed while the bytes were on the wire.
+        if (await this.#isRevoked(peerId)) throw new ProtocolError('ERR_NODE_REVOKED', 'this node was revoked by its organization; its reports are refused')
         reply = await this.#sink.settle(peerId, header, payload)
       }
     } catch (err) {
@@ -75,6 +100,8 @@ export class ReportService {
       if (refusal.code === 'ERR_INTERNAL') this.#log.error('report handling failed', { peerId, err })
       else this.#log.warn('report refused', { peerId, code: refusal.code, reason: refusal.message })
       reply = { ok: false, outcome: 'refused', code: refusal.code, message: refusal.message }
+    } finally {
+      if (claimed !== undefined) this.#uploading.delete(claimed)
     }
     try {
       await messages.write(reply)

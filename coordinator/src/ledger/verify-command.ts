@@ -1,0 +1,97 @@
+import { parseArgs } from 'node:util'
+import { readFile } from 'node:fs/promises'
+import { LedgerFormatError, checkLedgerHead, parseLedgerHeads, parseLedgerJson, verifyLedger } from '@barnraise/protocol'
+import type { LedgerEntry, SignedLedgerHead } from '@barnraise/protocol'
+import { describeFetchFailure } from '../http/fetch-failure.ts'
+
+const RUN_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
+
+type Fetched = { ok: true, text: string } | { ok: false, message: string }
+
+async function fetchText (url: URL, from: string, run: string): Promise<Fetched> {
+  let res: Response
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(30_000) })
+  } catch (err) {
+    return { ok: false, message: describeFetchFailure(url, err) }
+  }
+  if (res.status === 404) return { ok: false, message: `${from} has no run ${run} (check the id, or --from points at another coordinator)` }
+  if (!res.ok) return { ok: false, message: `${url} answered HTTP ${res.status}; is --from a Barnraise coordinator?` }
+  return { ok: true, text: await res.text() }
+}
+
+async function readText (path: string, what: string): Promise<Fetched> {
+  try {
+    return { ok: true, text: await readFile(path, 'utf8') }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return { ok: false, message: `cannot read ${path}: ${code === 'ENOENT' ? 'no such file' : (err as Error).message}; pass ${what}` }
+  }
+}
+
+/**
+ * `ledger verify`: checks a run's ledger offline (chain, signatures, one credit per unit) and
+ * every signed head it is given or the coordinator publishes. Returns the exit code: 0 good,
+ * 1 the ledger fails, 2 bad usage or unreadable input.
+ */
+export async function ledgerVerifyCommand (argv: string[], say: (line: string) => void, fail: (message: string) => number): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      run: { type: 'string' },
+      from: { type: 'string', default: 'http://127.0.0.1:8080/' },
+      head: { type: 'string' },
+      coordinator: { type: 'string' }
+    }
+  })
+  if (values.run === undefined) return fail('ledger verify: --run ID is required (the run id the dashboard and `pnpm coordinator run list` show)')
+  if (!RUN_ID.test(values.run)) {
+    return fail(`ledger verify: "${values.run}" is not a run id; a run id looks like 3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13 (see the run's page or \`pnpm coordinator run list\`)`)
+  }
+  const run = values.run.toLowerCase()
+  const remote = /^https?:\/\//.test(values.from)
+  const base = values.from.endsWith('/') ? values.from : values.from + '/'
+  const ledgerText = remote
+    ? await fetchText(new URL(`api/runs/${encodeURIComponent(run)}/ledger.json`, base), values.from, run)
+    : await readText(values.from, 'a coordinator URL (http://…) or a ledger.json file')
+  if (!ledgerText.ok) return fail(`ledger verify: ${ledgerText.message}`)
+
+  let entries: LedgerEntry[]
+  const heads: Array<{ head: SignedLedgerHead, source: string }> = []
+  try {
+    entries = parseLedgerJson(ledgerText.text)
+    if (values.head !== undefined) {
+      const saved = await readText(values.head, 'a file of ledger heads you saved (ledger-heads.json)')
+      if (!saved.ok) return fail(`ledger verify: ${saved.message}`)
+      for (const head of parseLedgerHeads(saved.text)) heads.push({ head, source: values.head })
+    }
+    if (remote) {
+      const url = new URL(`api/runs/${encodeURIComponent(run)}/ledger-heads.json`, base)
+      const published = await fetchText(url, values.from, run)
+      if (!published.ok) return fail(`ledger verify: ${published.message}`)
+      for (const head of parseLedgerHeads(published.text)) heads.push({ head, source: 'the coordinator' })
+    }
+  } catch (err) {
+    if (err instanceof LedgerFormatError) return fail(`ledger verify: ${err.message}`)
+    throw err
+  }
+
+  const verdict = await verifyLedger(run, entries)
+  if (!verdict.ok) {
+    say(`ledger FAILED at row seq=${verdict.seq} (position ${verdict.index + 1} of ${verdict.rows}): ${verdict.reason}`)
+    return 1
+  }
+  // Heads from a file must come from the same coordinator as each other (or the one named).
+  const signer = values.coordinator ?? heads[0]?.head.coordinator
+  for (const { head, source } of heads) {
+    const problem = await checkLedgerHead(run, entries, head, signer)
+    if (problem !== undefined) {
+      say(`ledger FAILED against the head for round ${head.round} from ${source}: ${problem}`)
+      return 1
+    }
+  }
+  const latest = heads.reduce<SignedLedgerHead | undefined>((a, { head }) => (a === undefined || head.round > a.round ? head : a), undefined)
+  say(`ledger OK: ${verdict.rows} rows, hash chain and signatures verify` +
+    (latest === undefined ? '' : `; ${heads.length} signed head(s) match (latest round ${latest.round}, signed by coordinator ${latest.coordinator})`))
+  return 0
+}

@@ -1,0 +1,143 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p, PrivateKey } from '@libp2p/interface'
+import {
+  BLOB_PROTOCOL, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, REPORT_PROTOCOL, WORK_PROTOCOL, BLOB_CHUNK_BYTES, canonicalReportMetadata, reportAdmissionSchema, reportResponseSchema
+} from '@barnraise/protocol'
+import type { ReportHeader, WorkUnit } from '@barnraise/protocol'
+import { Coordinator } from '@barnraise/coordinator'
+import { CoordinatorClient, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
+import { tempDir } from './support/cluster.ts'
+import { runCli } from './support/processes.ts'
+import { createRunViaCli, tinyRunSpec } from './support/runs.ts'
+
+describe('per-peer limits on the libp2p host', () => {
+  let coordinator: Coordinator
+  let dataDir: string
+  const hosts: Libp2p[] = []
+  const host = async (key?: PrivateKey): Promise<Libp2p> => {
+    const h = await createAgentHost(key ?? await generateKeyPair('Ed25519'))
+    hosts.push(h)
+    return h
+  }
+  before(async () => {
+    dataDir = await tempDir('limits-coord')
+    coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0, tickMs: 200, peerLimits: { maxConnectionsPerPeer: 1, maxStreamsPerConnection: 8, frameIdleTimeoutMs: 1500 } })
+  })
+  after(async () => {
+    for (const h of hosts) await h.stop()
+    await coordinator.stop()
+  })
+  const address = (): ReturnType<typeof parseCoordinatorAddress> => parseCoordinatorAddress(coordinator.multiaddrs[0]!)
+
+  test('one peer id never holds more connections than its cap: a new one replaces the oldest', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const first = await host(key)
+    const second = await host(key)
+    await first.dial(address())
+    // The newcomer is served (an unenrolled peer's refusal is a protocol reply, not a closed connection)…
+    const reply = await new CoordinatorClient(second, address()).requestWork().then(() => undefined, (err: unknown) => err)
+    assert.ok(reply instanceof RefusedError && reply.code === 'ERR_NOT_ENROLLED', String(reply))
+    // …and the older connection is gone, so the peer id holds one.
+    const open = (h: Libp2p | Coordinator['libp2p']): number => h.getConnections(first.peerId).filter((c) => c.status === 'open').length
+    for (let i = 0; i < 50 && open(first) > 0; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.equal(open(first), 0, 'the oldest connection was closed')
+    assert.equal(open(coordinator.libp2p), 1)
+  })
+
+  test('more concurrent streams than allowed, per protocol or per connection, are reset', async () => {
+    const h = await host()
+    const held = []
+    for (let i = 0; i < 4; i++) held.push(await h.dialProtocol(address(), WORK_PROTOCOL))
+    // The coordinator resets the fifth; no reply comes on it.
+    const fifth = h.dialProtocol(address(), WORK_PROTOCOL).then(async (stream) => {
+      const messages = new JsonStream(stream)
+      await messages.write({ type: 'work' })
+      return await messages.readFrame(5_000)
+    })
+    await assert.rejects(fifth)
+    // Across protocols the connection as a whole takes 8 (identify may hold one of them).
+    for (let i = 0; i < 3; i++) held.push(await h.dialProtocol(address(), HEARTBEAT_PROTOCOL))
+    const more = (async () => {
+      for (let i = 0; i < 2; i++) held.push(await h.dialProtocol(address(), BLOB_PROTOCOL))
+      const last = new JsonStream(await h.dialProtocol(address(), ENROLL_PROTOCOL))
+      await last.write({ type: 'enroll' })
+      return await last.readFrame(5_000)
+    })()
+    await assert.rejects(more)
+    for (const s of held) s.abort(new Error('done'))
+  })
+
+  test('one upload per work unit at a time; a sender that stalls is cut off, and one revoked mid-upload refused, with nothing folded', async () => {
+    const key = await generateKeyPair('Ed25519')
+    const h = await host(key)
+    const client = new CoordinatorClient(h, address())
+    const tokenRun = await runCli('coordinator/src/cli.ts', ['token', 'create', '--org', 'Limits Lab', '--uses', '1', '--data-dir', dataDir, '--json'])
+    assert.equal(tokenRun.code, 0, tokenRun.output)
+    const { token } = JSON.parse(tokenRun.stdout) as { token: string }
+    const hardware = { hostname: 'slow', platform: 'linux', arch: 'x64', cpuModel: 'slow', cpuCores: 1, memoryBytes: 1, gpus: [] }
+    await client.enroll({ type: 'enroll', agentVersion: '0', hardware, token })
+    const runId = await createRunViaCli(dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 1, rounds: 2, roundDeadlineSeconds: 60 }))
+    let unit: WorkUnit | undefined
+    for (let i = 0; i < 200 && unit === undefined; i++) {
+      await client.heartbeat({ type: 'heartbeat', status: 'idle' })
+      const reply = await client.requestWork()
+      if (reply.kind === 'unit') unit = reply.unit
+      else await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    assert.ok(unit !== undefined, 'a work unit came')
+    const spec = await coordinator.database.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
+    const payloadBytes = (spec.spec as { paramCount: number }).paramCount * 4
+    const metadata = {
+      runId, round: unit.round, assignmentId: unit.assignmentId, peerId: h.peerId.toString(), tokens: 1, computeSeconds: 1,
+      lossCurve: [5], codec: 'fp32' as const, payloadBytes, payloadSha256: '0'.repeat(64)
+    }
+    const header: ReportHeader = { type: 'report', metadata, signature: Buffer.from(await key.sign(canonicalReportMetadata(metadata))).toString('base64') }
+
+    const slow = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await slow.write(header)
+    assert.deepEqual(await slow.read(reportAdmissionSchema), { proceed: true })
+    await slow.writeFrame(new Uint8Array(Math.min(1024, payloadBytes - 1)))
+
+    const second = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await second.write(header)
+    const busy = await second.read(reportAdmissionSchema)
+    assert.equal(!busy.proceed && busy.code, 'ERR_BUSY')
+
+    // Nothing more comes on the first stream: past the idle limit the coordinator gives up on it.
+    const started = Date.now()
+    const verdict = await slow.read(reportResponseSchema, 20_000)
+    assert.equal(!verdict.ok && verdict.code, 'ERR_TIMEOUT')
+    assert.ok(Date.now() - started < 10_000, 'cut off at the idle limit, not left hanging')
+    const assignment = await coordinator.database.db.selectFrom('assignments').select('status').where('id', '=', unit.assignmentId).executeTakeFirstOrThrow()
+    assert.equal(assignment.status, 'assigned', 'the unit was neither accepted nor spent')
+    const rows = await coordinator.database.db.selectFrom('ledger').select('outcome').where('run_id', '=', runId).where('outcome', '=', 'accepted').execute()
+    assert.deepEqual(rows, [], 'nothing was credited')
+
+    // Revoked while the payload is on the wire (here straight in the database, so the
+    // connection stays up): the rest arrives, and the report is still refused.
+    const late = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await late.write(header)
+    assert.deepEqual(await late.read(reportAdmissionSchema), { proceed: true })
+    await late.writeFrame(new Uint8Array(1024))
+    await coordinator.database.db.updateTable('nodes').set({ revoked_at: new Date() }).where('peer_id', '=', h.peerId.toString()).execute()
+    for (let sent = 1024; sent < payloadBytes; sent += BLOB_CHUNK_BYTES) await late.writeFrame(new Uint8Array(Math.min(BLOB_CHUNK_BYTES, payloadBytes - sent)))
+    const refused = await late.read(reportResponseSchema, 20_000)
+    assert.equal(!refused.ok && refused.code, 'ERR_NODE_REVOKED')
+    const after = await coordinator.database.db.selectFrom('assignments').select('status').where('id', '=', unit.assignmentId).executeTakeFirstOrThrow()
+    assert.equal(after.status, 'assigned', 'nothing settled for a revoked node')
+  })
+
+  test('a burst of connections from one address beyond the per-second threshold is refused, and the address recovers', async () => {
+    // Let the earlier tests' connections age out of the rate window.
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    const burst = await Promise.all(Array.from({ length: 9 }, async () => await host()))
+    const results = await Promise.allSettled(burst.map(async (h) => await h.dial(address())))
+    const connected = results.filter((r) => r.status === 'fulfilled').length
+    assert.ok(connected <= 5, `at most 5 new connections per second from one address, got ${connected}`)
+    assert.ok(connected >= 1, 'the first ones are served')
+    await new Promise((resolve) => setTimeout(resolve, 1_100))
+    await (await host()).dial(address())
+  })
+})
