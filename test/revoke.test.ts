@@ -6,6 +6,7 @@ import { CoordinatorClient, RefusedError, createAgentHost, parseCoordinatorAddre
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import { spawnCli } from './support/processes.ts'
 import { sessionClient } from './support/session-client.ts'
+import { tinyRunSpec, waitForRun } from './support/runs.ts'
 
 test('a lab admin revokes a node: it is disconnected, turned away at the handshake, and cannot re-join', async () => {
   const coordinator = await startCoordinator()
@@ -55,6 +56,44 @@ test('a lab admin revokes a node: it is disconnected, turned away at the handsha
     await again.stop()
     assert.equal(againCode, 3, again.output())
     assert.match(again.output(), /refused \(ERR_TURNED_AWAY\).*revoked/, 'its key alone no longer gets it back in')
+  } finally {
+    await coordinator.stop()
+  }
+})
+
+test('revoking a node that holds a unit expires it at once: the round closes without waiting for its deadline', async () => {
+  const coordinator = await startCoordinator()
+  try {
+    const admin = sessionClient(coordinator.url)
+    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer' })
+    const lab = sessionClient(coordinator.url)
+    await lab.auth.signUp.mutate({ email: 'lab@example.org', password: 'lab-password-1', displayName: 'Lab', role: 'lab_admin', organization: 'Holding Lab' })
+    const { token } = await lab.labs.createToken.mutate({ maxUses: 2 })
+    // One machine trains; the other is online (heartbeats) but never asks for its unit.
+    const worker = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'worker' })
+    const holder = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'holder', args: ['--no-train'] })
+    try {
+      const run = await admin.runs.create.mutate({ spec: tinyRunSpec({ name: 'held run', rounds: 1, minNodes: 2, roundDeadlineSeconds: 3600 }), start: true })
+      // The worker's report is in and the round still waits for the holder's unit.
+      const deadline = Date.now() + 120_000
+      for (;;) {
+        const entries = await admin.ledger.entries.query({ runId: run.id })
+        if (entries.some((e) => e.outcome === 'accepted' && e.peerId === worker.peerId)) break
+        if (Date.now() > deadline) throw new Error('the worker never reported')
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+      assert.equal((await waitForRun(coordinator.url, run.id, () => true)).status, 'running', 'the round waits for the held unit')
+      const node = (await lab.nodes.list.query({})).find((n) => n.peerId === holder.peerId)!
+      await lab.nodes.revoke.mutate({ id: node.id })
+      // Far inside the hour-long deadline: the expired unit no longer holds the round open.
+      const done = await waitForRun(coordinator.url, run.id, (r) => r.status === 'completed', 60_000)
+      assert.equal(done.round, 1)
+      const entries = await admin.ledger.entries.query({ runId: run.id })
+      assert.ok(!entries.some((e) => e.peerId === holder.peerId && e.outcome === 'accepted'), 'the revoked node earned nothing')
+    } finally {
+      await worker.stop()
+      await holder.stop()
+    }
   } finally {
     await coordinator.stop()
   }

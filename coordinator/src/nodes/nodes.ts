@@ -112,8 +112,13 @@ export async function listNodes (db: Kysely<Database>, isOnline: (peerId: string
 
 /** Revokes a node of an organization: it can no longer heartbeat, enroll or get work. */
 export async function revokeNode (db: Kysely<Database>, nodeId: string, organizationId: string | null): Promise<void> {
-  let query = db.updateTable('nodes').set({ revoked_at: new Date() }).where('id', '=', nodeId)
-  if (organizationId !== null) query = query.where('organization_id', '=', organizationId)
-  const result = await query.executeTakeFirst()
-  if (result.numUpdatedRows === 0n) throw new CoordinatorError('ERR_NOT_FOUND', 'no such node')
+  await db.transaction().execute(async (trx) => {
+    let query = trx.updateTable('nodes').set({ revoked_at: new Date() }).where('id', '=', nodeId)
+    if (organizationId !== null) query = query.where('organization_id', '=', organizationId)
+    const result = await query.executeTakeFirst()
+    if (result.numUpdatedRows === 0n) throw new CoordinatorError('ERR_NOT_FOUND', 'no such node')
+    // Its open units expire now: the round stops waiting for them and their tokens go out again.
+    await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
+      .where('node_id', '=', nodeId).where('status', '=', 'assigned').execute()
+  })
 }
