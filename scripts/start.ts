@@ -139,12 +139,12 @@ if (!existsSync(join(dataDir, 'demo-run-created'))) {
   writeFileSync(join(dataDir, 'demo-run-created'), created.stdout)
 }
 
-// A demo account, made once: the first account on an install is its admin; it manages the
+// A demo account, made once on the coordinator's machine as its admin; it manages the
 // demo agents' organization, so the Labs page works for it too.
 const loginFile = join(dataDir, 'demo-login.json')
 if (!existsSync(loginFile)) {
   const login = { email: 'demo@barnraise.local', password: randomBytes(9).toString('base64url') }
-  const created = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', 'coordinator/src/cli.ts', 'user', 'create', '--email', login.email, '--password', login.password, '--name', 'Demo Admin', '--role', 'organizer', '--org', 'Demo Lab', '--data-dir', coordinatorDir], { cwd: root, encoding: 'utf8', env: { ...process.env, DATABASE_URL: '' } })
+  const created = spawnSync(process.execPath, ['--disable-warning=ExperimentalWarning', 'coordinator/src/cli.ts', 'user', 'create', '--email', login.email, '--password-stdin', '--name', 'Demo Admin', '--admin', '--org', 'Demo Lab', '--data-dir', coordinatorDir], { cwd: root, encoding: 'utf8', input: login.password, env: { ...process.env, DATABASE_URL: '' } })
   if (created.status !== 0) { process.stderr.write(created.stderr); await shutdown(1) }
   writeFileSync(loginFile, JSON.stringify(login), { mode: 0o600 })
 }

@@ -38,15 +38,17 @@ describe('roles are checked on the server for every protected procedure', () => 
     coordinator = await Coordinator.start({ dataDir: await tempDir('auth'), httpPort: 0, p2pPort: 0 })
     clients.anonymous = sessionClient(coordinator.url)
     clients.admin = sessionClient(coordinator.url)
-    await clients.admin.auth.signUp.mutate({ email: 'first@example.org', password: 'first-password-1', displayName: 'First', role: 'funder' })
+    await clients.admin.auth.signUp.mutate({ email: 'first@example.org', password: 'first-password-1', displayName: 'First', role: 'funder', setupCode: coordinator.setupCode! })
     for (const role of ['organizer', 'lab_admin', 'funder'] as const) {
       clients[role] = sessionClient(coordinator.url)
-      await clients[role].auth.signUp.mutate({ email: `${role}@example.org`, password: 'a-long-password', displayName: role, role, ...(role === 'lab_admin' ? { organization: 'Auth Lab' } : {}) })
+      // Organizers are invited on a closed install (the default).
+      const invite = role === 'organizer' ? (await clients.admin.people.invite.mutate({ role: 'organizer' })).code : undefined
+      await clients[role].auth.signUp.mutate({ email: `${role}@example.org`, password: 'a-long-password', displayName: role, role, ...(role === 'lab_admin' ? { organization: 'Auth Lab' } : {}), ...(invite !== undefined ? { invite } : {}) })
     }
   })
   after(async () => { await coordinator.stop() })
 
-  test('the first account is the admin; later ones get the role they chose', async () => {
+  test('the setup code makes the first account the admin; later ones get the role they chose or were invited to', async () => {
     assert.deepEqual((await clients.admin!.auth.me.query())?.roles, ['admin', 'organizer', 'lab_admin', 'funder'])
     assert.deepEqual((await clients.funder!.auth.me.query())?.roles, ['funder'])
     assert.equal((await clients.lab_admin!.auth.me.query())?.organizationName, 'Auth Lab')
@@ -100,7 +102,8 @@ describe('roles are checked on the server for every protected procedure', () => 
 
     const { id } = await organizer.runs.create.mutate({ spec: { name: 'pledged run', rounds: 3, model: { preset: 'tiny' }, fundingGoalUsd: 1000, computeGoalGpuHours: 10 } })
     const other = sessionClient(coordinator.url)
-    await other.auth.signUp.mutate({ email: 'other-org@example.org', password: 'another-long-one', displayName: 'Other', role: 'organizer' })
+    const { code } = await clients.admin!.people.invite.mutate({ role: 'organizer' })
+    await other.auth.signUp.mutate({ email: 'other-org@example.org', password: 'another-long-one', displayName: 'Other', role: 'organizer', invite: code })
     assert.equal(await refusal(other.runs.setStatus.mutate({ id, action: 'start' })), 'FORBIDDEN', 'only its organizer steers a run')
     assert.deepEqual(await organizer.runs.setStatus.mutate({ id, action: 'start' }), { id, status: 'running' })
 

@@ -99,7 +99,7 @@ describe('funders and charts in a real browser', { timeout: 180_000 }, () => {
     dropDatabase = database.drop
     coordinator = await Coordinator.start({ dataDir: await tempDir('funders-browser'), databaseUrl: database.url, httpPort: 0, p2pPort: 0 })
     const organizer = sessionClient(coordinator.url)
-    await organizer.auth.signUp.mutate({ email: 'olu@runs.test', password: PASSWORD, displayName: 'Olu Organizer', role: 'organizer' })
+    await organizer.auth.signUp.mutate({ email: 'olu@runs.test', password: PASSWORD, displayName: 'Olu Organizer', role: 'organizer', setupCode: coordinator.setupCode! })
     for (const [email, name, organization] of [['gale@gpu.test', 'Gale Funder', 'GPU Lab'], ['cora@cpu.test', 'Cora Funder', 'CPU Lab'], ['nora@solo.test', 'Nora Funder', undefined]] as const) {
       await sessionClient(coordinator.url).auth.signUp.mutate({ email, password: PASSWORD, displayName: name, role: 'funder', ...(organization !== undefined ? { organization } : {}) })
     }

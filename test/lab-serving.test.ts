@@ -20,9 +20,10 @@ test('a lab that chose its runs is not drafted into a stranger’s run, and trai
   const coordinator = await startCoordinator()
   try {
     const admin = sessionClient(coordinator.url)
-    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer' })
+    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer', setupCode: coordinator.setupCode! })
     const organizer = sessionClient(coordinator.url)
-    await organizer.auth.signUp.mutate({ email: 'org@example.org', password: 'organizer-pass-1', displayName: 'Olive Organizer', role: 'organizer' })
+    const { code } = await admin.people.invite.mutate({ role: 'organizer' })
+    await organizer.auth.signUp.mutate({ email: 'org@example.org', password: 'organizer-pass-1', displayName: 'Olive Organizer', role: 'funder', invite: code })
     const lab = sessionClient(coordinator.url)
     await lab.auth.signUp.mutate({ email: 'lab@example.org', password: 'lab-password-1', displayName: 'Lab', role: 'lab_admin', organization: 'Picky Lab' })
 

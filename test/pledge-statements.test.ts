@@ -54,7 +54,7 @@ describe('pledge fulfilment and statements', () => {
     coordinator = await Coordinator.start({ dataDir: await tempDir('statements'), databaseUrl: database.url, httpPort: 0, p2pPort: 0 })
     anonymous = sessionClient(coordinator.url)
     const organizer = sessionClient(coordinator.url)
-    await organizer.auth.signUp.mutate({ email: 'olu@runs.test', password: 'a-long-password', displayName: 'Olu', role: 'organizer' })
+    await organizer.auth.signUp.mutate({ email: 'olu@runs.test', password: 'a-long-password', displayName: 'Olu', role: 'organizer', setupCode: coordinator.setupCode! })
     const account = async (email: string, name: string, organization?: string): Promise<Client> => {
       const c = sessionClient(coordinator.url)
       await c.auth.signUp.mutate({ email, password: 'a-long-password', displayName: name, role: 'funder', ...(organization !== undefined ? { organization } : {}) })

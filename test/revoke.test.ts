@@ -12,7 +12,7 @@ test('a lab admin revokes a node: it is disconnected, turned away at the handsha
   const coordinator = await startCoordinator()
   try {
     const admin = sessionClient(coordinator.url)
-    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer' })
+    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer', setupCode: coordinator.setupCode! })
     const lab = sessionClient(coordinator.url)
     await lab.auth.signUp.mutate({ email: 'lab@example.org', password: 'lab-password-1', displayName: 'Lab', role: 'lab_admin', organization: 'Revoke Lab' })
     const stranger = sessionClient(coordinator.url)
@@ -65,7 +65,7 @@ test('revoking a node that holds a unit expires it at once: the round closes wit
   const coordinator = await startCoordinator()
   try {
     const admin = sessionClient(coordinator.url)
-    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer' })
+    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer', setupCode: coordinator.setupCode! })
     const lab = sessionClient(coordinator.url)
     await lab.auth.signUp.mutate({ email: 'lab@example.org', password: 'lab-password-1', displayName: 'Lab', role: 'lab_admin', organization: 'Holding Lab' })
     const { token } = await lab.labs.createToken.mutate({ maxUses: 2 })

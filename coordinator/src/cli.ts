@@ -5,6 +5,7 @@ import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
+import { readPassword } from './install/read-password.ts'
 import { openDatabase } from './db/open-database.ts'
 import { adminRequest } from './admin/admin-socket.ts'
 import { createTokenInputSchema } from './nodes/operator-tokens.ts'
@@ -19,6 +20,7 @@ const USAGE = `usage: barnraise-coordinator <command> [options]
 
 commands:
   serve                      run the coordinator (libp2p host, HTTP API, dashboard)
+    --open-organizing        anyone may sign up as an organizer (default: organizers are invited)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
                              install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
@@ -29,9 +31,11 @@ commands:
                              or the one named; a new name creates it) and print the join command
     --uses N                 how many nodes may enroll with it (default 1)
     --expires-in HOURS       token lifetime (default: no expiry)
-  user create --email E --password P --name N --role organizer|lab_admin|funder [--org NAME]
-                             create a dashboard account (the first one on an install is the admin)
-  run create --spec FILE     create a run from a JSON spec (see docs/run-spec.md); --start to start it
+  user create --email E --name N [--admin | --role organizer|lab_admin|funder] [--org NAME]
+                             create a dashboard account; the password is read from a prompt,
+                             from stdin (--password-stdin) or a file (--password-file F), never argv
+  run create --spec FILE     create a run from a JSON spec (see docs/run-spec.md); --start to start it;
+    --owner EMAIL            the organizer who owns (steers) it; without one only an admin can
   run list                   the install's runs, newest first
   run start|pause|resume|stop --run ID
                              ID: a run id, its first characters, or the run's name
@@ -59,7 +63,8 @@ async function serve (argv: string[]): Promise<number> {
       'database-url': { type: 'string' },
       host: { type: 'string', default: '127.0.0.1' },
       'http-port': { type: 'string', default: '8080' },
-      'p2p-port': { type: 'string', default: '4001' }
+      'p2p-port': { type: 'string', default: '4001' },
+      'open-organizing': { type: 'boolean', default: false }
     }
   })
   const httpPort = Number(values['http-port'])
@@ -73,7 +78,8 @@ async function serve (argv: string[]): Promise<number> {
       databaseUrl: values['database-url'] ?? process.env.DATABASE_URL,
       host: values.host,
       httpPort,
-      p2pPort
+      p2pPort,
+      openOrganizing: values['open-organizing']
     })
   } catch (err) {
     if (err instanceof DataDirLockedError) {
@@ -88,6 +94,11 @@ async function serve (argv: string[]): Promise<number> {
   }
   for (const ma of coordinator.multiaddrs) process.stdout.write(`coordinator multiaddr: ${ma}\n`)
   process.stdout.write(`coordinator database: ${coordinator.database.kind}\n`)
+  if (coordinator.setupCode !== null) {
+    process.stdout.write(`coordinator setup code: ${coordinator.setupCode}\n` +
+      `  No admin yet: open ${new URL(`sign-up?setup=${coordinator.setupCode}`, coordinator.url).toString()} to become the admin\n` +
+      '  (or run `pnpm coordinator user create --admin --email ...` here). Web sign-up waits until then.\n')
+  }
   process.stdout.write(`coordinator dashboard: ${coordinator.url}\n`)
   await new Promise<void>((resolveStop) => {
     const removeStopSignal = onStopSignal(() => {
@@ -147,6 +158,7 @@ async function runCommand (argv: string[]): Promise<number> {
       spec: { type: 'string' },
       run: { type: 'string' },
       start: { type: 'boolean', default: false },
+      owner: { type: 'string' },
       'data-dir': { type: 'string' },
       'database-url': { type: 'string' }
     }
@@ -171,7 +183,7 @@ async function runCommand (argv: string[]): Promise<number> {
       return fail(`run create: cannot read ${values.spec}: ${(err as Error).message}`)
     }
     try {
-      const run = await admin<{ id: string, name: string, status: string, paramCount: number }>(dataDir, databaseUrl, '/runs', { spec, start: values.start })
+      const run = await admin<{ id: string, name: string, status: string, paramCount: number }>(dataDir, databaseUrl, '/runs', { spec, start: values.start, ...(values.owner !== undefined ? { owner: values.owner } : {}) })
       process.stdout.write(`run ${run.id} "${run.name}" created (${run.status}, ${run.paramCount.toLocaleString('en-US')} parameters)\n`)
       return 0
     } catch (err) {
@@ -201,17 +213,24 @@ async function userCreate (argv: string[]): Promise<number> {
     options: {
       email: { type: 'string' },
       password: { type: 'string' },
+      'password-file': { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
       name: { type: 'string' },
       role: { type: 'string', default: 'organizer' },
+      admin: { type: 'boolean', default: false },
       org: { type: 'string' },
       'data-dir': { type: 'string' },
       'database-url': { type: 'string' }
     }
   })
+  if (values.password !== undefined) {
+    return fail('user create: a password on the command line lands in shell history and `ps`; use --password-stdin, --password-file FILE, or answer the prompt')
+  }
   try {
+    const password = await readPassword({ file: values['password-file'], stdin: values['password-stdin'] })
     const { dataDir, databaseUrl } = installOf(values)
     const user = await admin<{ id: string, email: string, roles: string[] }>(dataDir, databaseUrl, '/users', {
-      email: values.email, password: values.password, displayName: values.name, role: values.role, ...(values.org !== undefined ? { organization: values.org } : {})
+      email: values.email, password, displayName: values.name, role: values.role, admin: values.admin, ...(values.org !== undefined ? { organization: values.org } : {})
     })
     process.stdout.write(`account ${user.email} created (roles: ${user.roles.join(', ')})\n`)
     return 0

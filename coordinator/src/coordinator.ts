@@ -31,6 +31,8 @@ import { clearRunningInstall, writeRunningInstall } from './install/install-dir.
 import { ChangeFeed } from './events/change-feed.ts'
 import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
+import { SetupCode } from './accounts/setup-code.ts'
+import { hasAdmin } from './accounts/accounts.ts'
 
 export interface CoordinatorOptions {
   dataDir: string
@@ -48,6 +50,8 @@ export interface CoordinatorOptions {
   normBoundRatio?: number
   /** Per-peer limits on the libp2p host; tests shorten the timeouts. */
   peerLimits?: Partial<PeerLimits>
+  /** Anyone may sign up as an organizer (open communities); otherwise organizers are invited. */
+  openOrganizing?: boolean
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -68,9 +72,11 @@ export class Coordinator {
   readonly resources: RunResources
   readonly url: string
   readonly log: Logger
+  /** The one-time code that makes the first admin through the web; null when an admin exists. */
+  readonly setupCode: string | null
   readonly #closers: Array<() => Promise<void>>
 
-  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, resources: RunResources, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, resources: RunResources, url: string, log: Logger, setupCode: string | null, closers: Array<() => Promise<void>> }) {
     this.libp2p = fields.libp2p
     this.database = fields.database
     this.presence = fields.presence
@@ -80,6 +86,7 @@ export class Coordinator {
     this.resources = fields.resources
     this.url = fields.url
     this.log = fields.log
+    this.setupCode = fields.setupCode
     this.#closers = fields.closers
   }
 
@@ -98,6 +105,8 @@ export class Coordinator {
     try {
       const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl })
       closers.push(database.close)
+      const setupCode = new SetupCode()
+      const printedSetupCode = await hasAdmin(database.db) ? null : setupCode.issue()
       const { key } = await loadOrCreatePeerKey(join(options.dataDir, 'peer.key'))
       const ipProto = host.includes(':') ? 'ip6' : 'ip4'
       const limits: PeerLimits = { ...DEFAULT_PEER_LIMITS, ...options.peerLimits }
@@ -130,7 +139,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, resources, blobs, ops, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()) },
+        services: { db: database.db, presence, log, changes, resources, blobs, ops, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs, ops },
         log
@@ -141,7 +150,7 @@ export class Coordinator {
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
       writeRunningInstall(options.dataDir, { pid: process.pid, url: http.url, multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()), database: database.kind })
       closers.push(async () => { clearRunningInstall(options.dataDir) })
-      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, resources, url: http.url, log, closers })
+      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, resources, url: http.url, log, setupCode: printedSetupCode, closers })
     } catch (err) {
       await unwind()
       throw err

@@ -7,6 +7,10 @@ export type CoordinatorErrorCode =
   | 'ERR_NOT_FOUND'
   | 'ERR_CONFLICT'
   | 'ERR_INVALID_INPUT'
+  | 'ERR_FORBIDDEN'
+  | 'ERR_SETUP_REQUIRED'
+  | 'ERR_INVALID_SETUP_CODE'
+  | 'ERR_NAME_TAKEN'
 
 /** A refusal a user can act on, as opposed to a bug. */
 export class CoordinatorError extends CodedError<CoordinatorErrorCode> {}

@@ -8,6 +8,7 @@ import * as cpuPledges from './migrations/2026-11-23-0001-cpu-pledges-and-baseli
 import * as ledgerExecutor from './migrations/2026-11-23-0002-ledger-executor.ts'
 import * as ledgerHeads from './migrations/2026-11-23-0003-ledger-heads.ts'
 import * as labServing from './migrations/2026-11-23-0005-lab-serving.ts'
+import * as invitations from './migrations/2026-11-23-0006-invitations.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -18,7 +19,8 @@ export const migrations: Record<string, Migration> = {
   '2026-11-23-0001-cpu-pledges-and-baselines': cpuPledges,
   '2026-11-23-0002-ledger-executor': ledgerExecutor,
   '2026-11-23-0003-ledger-heads': ledgerHeads,
-  '2026-11-23-0005-lab-serving': labServing
+  '2026-11-23-0005-lab-serving': labServing,
+  '2026-11-23-0006-invitations': invitations
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

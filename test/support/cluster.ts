@@ -17,6 +17,8 @@ export interface RunningCoordinator {
   multiaddr: string
   dataDir: string
   process: Spawned
+  /** the one-time code for the first admin's web sign-up; null when the install has an admin */
+  setupCode: string | null
   createToken: (org: string, opts?: { uses?: number }) => Promise<string>
   stop: () => Promise<void>
 }
@@ -29,11 +31,14 @@ export async function startCoordinator (options: { dataDir?: string, env?: Recor
   try {
     const [, multiaddr] = await proc.waitForLine(/^coordinator multiaddr: (\S+)/, 60_000)
     const [, url] = await proc.waitForLine(/^coordinator dashboard: (\S+)/, 60_000)
+    // Printed before the dashboard line, so it is in the output by now if there is one.
+    const setupCode = /^coordinator setup code: (\S+)/m.exec(proc.output())?.[1] ?? null
     return {
       url: url!,
       multiaddr: multiaddr!,
       dataDir,
       process: proc,
+      setupCode,
       createToken: async (org, opts = {}) => {
         const result = await runCli(COORDINATOR, ['token', 'create', '--org', org, '--uses', String(opts.uses ?? 1), '--data-dir', dataDir, '--json'], env)
         if (result.code !== 0) throw new Error(`token create failed: ${result.output}`)

@@ -1,9 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
-import { ensureOrganization } from '../nodes/organizations.ts'
+import { createOrganization, ensureOrganization } from '../nodes/organizations.ts'
+import type { Organization } from '../nodes/organizations.ts'
+import { redeemInvitation } from './invitations.ts'
+import type { SetupCode } from './setup-code.ts'
 import { hashPassword, verifyPassword } from './passwords.ts'
 import { ROLES } from './roles.ts'
 import type { Role, SelfServeRole } from './roles.ts'
@@ -30,32 +33,101 @@ export interface SignUpInput {
   displayName: string
   role: SelfServeRole
   organization?: string
+  /** an invitation code: the role and organization come from it */
+  invite?: string
+  /** the coordinator's one-time setup code: makes this account the admin */
+  setupCode?: string
+}
+
+/** What the install allows web sign-up to do. */
+export interface SignUpPolicy {
+  /** spent by the sign-up that makes the first admin; null where none is outstanding */
+  setupCode: SetupCode | null
+  /** anyone may sign up as an organizer (open communities); otherwise it takes an invitation */
+  openOrganizing: boolean
+}
+
+async function adminExists (trx: Transaction<Database>): Promise<boolean> {
+  const row = await trx.selectFrom('users').select('id').where(sql<boolean>`'admin' = any(roles)`).limit(1).executeTakeFirst()
+  return row !== undefined
+}
+
+async function insertUser (trx: Transaction<Database>, input: { email: string, passwordHash: string, displayName: string, roles: Role[], organization: Organization | null }): Promise<SessionUser> {
+  const existing = await trx.selectFrom('users').select('id').where('email', '=', input.email).executeTakeFirst()
+  if (existing !== undefined) throw new CoordinatorError('ERR_CONFLICT', 'an account with this email exists; sign in instead')
+  const displayName = input.displayName.trim()
+  const row = await trx.insertInto('users').values({
+    email: input.email, display_name: displayName, password_hash: input.passwordHash, roles: input.roles, organization_id: input.organization?.id ?? null
+  }).returning('id').executeTakeFirstOrThrow()
+  return { id: row.id, email: input.email, displayName, roles: input.roles, organizationId: input.organization?.id ?? null, organizationName: input.organization?.name ?? null }
 }
 
 /**
- * Creates an account. The very first account on an install becomes the admin (every role);
- * a lab admin names the organization they manage, created if new.
+ * Web sign-up, open to strangers. The first admin needs the setup code the coordinator printed;
+ * an existing organization is joined only with an invitation; organizers are invited unless
+ * the install opens organizing to everyone. Naming an organization creates a new one.
  */
-export async function signUp (db: Kysely<Database>, input: SignUpInput): Promise<SessionUser> {
+export async function signUp (db: Kysely<Database>, input: SignUpInput, policy: SignUpPolicy): Promise<SessionUser> {
   const email = input.email.trim().toLowerCase()
-  if (input.role === 'lab_admin' && (input.organization === undefined || input.organization.trim() === '')) {
-    throw new CoordinatorError('ERR_INVALID_INPUT', 'a lab admin must name their organization')
-  }
   const passwordHash = await hashPassword(input.password)
   return await db.transaction().execute(async (trx) => {
-    // Serialize sign-ups so two "first" accounts cannot both become admin.
+    // Serialize sign-ups so two requests cannot both spend the setup code or the last invitation use.
     await sql`lock table users in share row exclusive mode`.execute(trx)
-    const existing = await trx.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst()
-    if (existing !== undefined) throw new CoordinatorError('ERR_CONFLICT', 'an account with this email exists; sign in instead')
-    const count = await trx.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()
-    const first = Number(count.n) === 0
-    const roles: Role[] = first ? [...ROLES] : [input.role]
-    const org = input.organization !== undefined && input.organization.trim() !== '' ? await ensureOrganization(trx, input.organization) : null
-    const row = await trx.insertInto('users').values({
-      email, display_name: input.displayName.trim(), password_hash: passwordHash, roles, organization_id: org?.id ?? null
-    }).returning('id').executeTakeFirstOrThrow()
-    return { id: row.id, email, displayName: input.displayName.trim(), roles, organizationId: org?.id ?? null, organizationName: org?.name ?? null }
+    const hasAdmin = await adminExists(trx)
+    const orgName = input.organization?.trim() ?? ''
+    if (!hasAdmin) {
+      if (input.setupCode === undefined || input.setupCode === '') {
+        throw new CoordinatorError('ERR_SETUP_REQUIRED', 'this coordinator has no admin yet: sign up with the setup code it printed when it started, or run `pnpm coordinator user create --admin` on its machine')
+      }
+      if (policy.setupCode === null || !policy.setupCode.spend(input.setupCode)) {
+        throw new CoordinatorError('ERR_INVALID_SETUP_CODE', 'that setup code is not the one this coordinator printed; copy it again from its output')
+      }
+      const organization = orgName === '' ? null : await createOrganization(trx, orgName)
+      return await insertUser(trx, { email, passwordHash, displayName: input.displayName, roles: [...ROLES], organization })
+    }
+    if (input.setupCode !== undefined && input.setupCode !== '') {
+      throw new CoordinatorError('ERR_CONFLICT', 'this coordinator already has an admin; sign up without a setup code')
+    }
+    if (input.invite !== undefined && input.invite !== '') {
+      const invited = await redeemInvitation(trx, input.invite)
+      const organization = invited.organizationId === null
+        ? null
+        : await trx.selectFrom('organizations').select(['id', 'name', 'created_at']).where('id', '=', invited.organizationId).executeTakeFirstOrThrow()
+      return await insertUser(trx, { email, passwordHash, displayName: input.displayName, roles: [invited.role], organization: organization === null ? null : { id: organization.id, name: organization.name, createdAt: organization.created_at } })
+    }
+    if (input.role === 'organizer' && !policy.openOrganizing) {
+      throw new CoordinatorError('ERR_FORBIDDEN', 'organizers on this coordinator are invited: ask an admin for an invitation link')
+    }
+    if (input.role === 'lab_admin' && orgName === '') throw new CoordinatorError('ERR_INVALID_INPUT', 'a lab admin must name their organization')
+    const organization = orgName === '' ? null : await createOrganization(trx, orgName)
+    return await insertUser(trx, { email, passwordHash, displayName: input.displayName, roles: [input.role], organization })
   })
+}
+
+export interface CreateAccountInput {
+  email: string
+  password: string
+  displayName: string
+  role: SelfServeRole
+  organization?: string
+  admin: boolean
+}
+
+/** An account the operator makes on the coordinator's machine (CLI): any role, any organization. */
+export async function createAccount (db: Kysely<Database>, input: CreateAccountInput): Promise<SessionUser> {
+  const email = input.email.trim().toLowerCase()
+  const passwordHash = await hashPassword(input.password)
+  return await db.transaction().execute(async (trx) => {
+    await sql`lock table users in share row exclusive mode`.execute(trx)
+    const orgName = input.organization?.trim() ?? ''
+    const organization = orgName === '' ? null : await ensureOrganization(trx, orgName)
+    return await insertUser(trx, { email, passwordHash, displayName: input.displayName, roles: input.admin ? [...ROLES] : [input.role], organization })
+  })
+}
+
+/** True when the install has an admin account. */
+export async function hasAdmin (db: Kysely<Database>): Promise<boolean> {
+  return await db.transaction().execute(async (trx) => await adminExists(trx))
 }
 
 /** Checks credentials; the same message for an unknown email and a wrong password. */

@@ -6,13 +6,21 @@ import type { RunResources } from '../runs/runs.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { createOperatorToken, createTokenInputSchema } from '../nodes/operator-tokens.ts'
 import type { AdminHandler } from './admin-socket.ts'
-import { signUp } from '../accounts/accounts.ts'
-import { signUpInput } from '../api/routers/auth.ts'
+import { createAccount } from '../accounts/accounts.ts'
+import { SELF_SERVE_ROLES } from '../accounts/roles.ts'
 
 import { listRunSummaries, resolveRunRef } from '../runs/run-queries.ts'
 import { CoordinatorError } from '../errors.ts'
 
-const createRunInput = z.object({ spec: z.unknown(), start: z.boolean().default(false) })
+const createRunInput = z.object({ spec: z.unknown(), start: z.boolean().default(false), owner: z.string().trim().toLowerCase().max(200).optional() })
+const createAccountInput = z.object({
+  email: z.string().trim().email('enter a valid email address').max(200),
+  password: z.string().min(10, 'use at least 10 characters').max(200),
+  displayName: z.string().trim().min(1, 'give a name (--name)').max(100),
+  role: z.enum(SELF_SERVE_ROLES).default('organizer'),
+  organization: z.string().trim().max(100).optional(),
+  admin: z.boolean().default(false)
+})
 const statusInput = z.object({ run: z.string().trim().min(1, 'give a run id (or its first characters, or its name)').max(200), action: z.enum(['start', 'pause', 'resume', 'stop']) })
 
 /** Parses an admin request body, turning schema failures into one readable line. */
@@ -29,13 +37,20 @@ export function adminOperations (deps: { db: Kysely<Database>, resources: RunRes
     '/tokens': async (body) => await createOperatorToken(db, parse(createTokenInputSchema, body)),
     '/runs': async (body) => {
       const input = parse(createRunInput, body)
-      const run = await createRun(db, resources, input.spec)
+      let ownerId: string | null = null
+      if (input.owner !== undefined) {
+        const owner = await db.selectFrom('users').select(['id', 'roles']).where('email', '=', input.owner).executeTakeFirst()
+        if (owner === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no account ${input.owner}; create it first with: pnpm coordinator user create`)
+        if (!owner.roles.includes('organizer') && !owner.roles.includes('admin')) throw new CoordinatorError('ERR_INVALID_INPUT', `${input.owner} is not an organizer`)
+        ownerId = owner.id
+      }
+      const run = await createRun(db, resources, input.spec, ownerId)
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
       return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount }
     },
     '/users': async (body) => {
-      const user = await signUp(db, parse(signUpInput, body))
+      const user = await createAccount(db, parse(createAccountInput, body))
       return { id: user.id, email: user.email, roles: user.roles }
     },
     '/runs/status': async (body) => {

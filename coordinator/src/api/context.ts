@@ -7,6 +7,7 @@ import type { RunResources } from '../runs/runs.ts'
 import type { SessionUser } from '../accounts/accounts.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { ModelOps } from '../runs/model-ops.ts'
+import type { SetupCode } from '../accounts/setup-code.ts'
 
 /** What every procedure can reach, shared by all requests. */
 export interface ApiServices {
@@ -19,6 +20,10 @@ export interface ApiServices {
   ops: ModelOps
   /** the libp2p addresses agents dial, for the "join" command the dashboard shows */
   multiaddrs: () => string[]
+  /** the one-time code that makes the first admin through the web, while no admin exists */
+  setupCode: SetupCode
+  /** anyone may sign up as an organizer (an install setting for open communities) */
+  openOrganizing: boolean
 }
 
 /** Per request: the services, who is signed in, and how to set or clear their cookie. */

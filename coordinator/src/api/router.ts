@@ -7,6 +7,7 @@ import { ledgerRouter } from './routers/ledger.ts'
 import { pledgesRouter } from './routers/pledges.ts'
 import { liveRouter } from './routers/live.ts'
 import { metricsRouter } from './routers/metrics.ts'
+import { peopleRouter } from './routers/people.ts'
 
 /** The whole API, one router per domain; the dashboard imports only its type. */
 export const appRouter = router({
@@ -16,6 +17,7 @@ export const appRouter = router({
   nodes: nodesRouter,
   runs: runsRouter,
   labs: labsRouter,
+  people: peopleRouter,
   ledger: ledgerRouter,
   pledges: pledgesRouter,
   metrics: metricsRouter,

@@ -26,7 +26,11 @@ const CODE_FOR: Record<CoordinatorError['code'], TRPCError['code']> = {
   ERR_NOT_ENROLLED: 'FORBIDDEN',
   ERR_NOT_FOUND: 'NOT_FOUND',
   ERR_CONFLICT: 'CONFLICT',
-  ERR_INVALID_INPUT: 'BAD_REQUEST'
+  ERR_INVALID_INPUT: 'BAD_REQUEST',
+  ERR_FORBIDDEN: 'FORBIDDEN',
+  ERR_SETUP_REQUIRED: 'PRECONDITION_FAILED',
+  ERR_INVALID_SETUP_CODE: 'BAD_REQUEST',
+  ERR_NAME_TAKEN: 'CONFLICT'
 }
 
 /** Domain errors become tRPC errors with a matching HTTP status and the message intact. */

@@ -16,6 +16,19 @@ export interface OrganizationsTable {
   serves: ColumnType<ServePolicy, ServePolicy | undefined, ServePolicy>
 }
 
+export interface InvitationsTable {
+  id: Generated<string>
+  code_hash: string
+  role: 'organizer' | 'lab_admin' | 'funder'
+  organization_id: string | null
+  created_by: string | null
+  max_uses: ColumnType<number, number | undefined, number>
+  used_count: ColumnType<number, number | undefined, number>
+  expires_at: Timestamp
+  revoked_at: NullableTimestamp
+  created_at: Generated<Date>
+}
+
 export interface OrganizationServedRunsTable {
   organization_id: string
   run_id: string
@@ -184,6 +197,7 @@ export interface LedgerHeadsTable {
 export interface Database {
   organizations: OrganizationsTable
   organization_served_runs: OrganizationServedRunsTable
+  invitations: InvitationsTable
   organization_served_organizers: OrganizationServedOrganizersTable
   users: UsersTable
   enrollment_tokens: EnrollmentTokensTable

@@ -3,7 +3,7 @@ import { TRPCClientError } from '@trpc/client'
 /** One problem with one form field, as the API reports it (`recipe.seqLen`, `email`, …). */
 export interface FieldError { field: string, message: string }
 
-interface ErrorData { code?: string, fields?: FieldError[] | null }
+interface ErrorData { code?: string, appCode?: string | null, fields?: FieldError[] | null }
 
 function dataOf (error: unknown): ErrorData | undefined {
   if (error instanceof TRPCClientError) return (error as TRPCClientError<never>).data as ErrorData | undefined
@@ -27,6 +27,11 @@ function zodIssues (error: unknown): FieldError[] | null {
 /** The error's code ('UNAUTHORIZED', 'FORBIDDEN', 'BAD_REQUEST', 'CONFLICT', …) or null. */
 export function apiErrorCode (error: unknown): string | null {
   return dataOf(error)?.code ?? null
+}
+
+/** The coordinator's own error code (`ERR_NAME_TAKEN`, …) when the refusal came from its domain rules. */
+export function apiErrorAppCode (error: unknown): string | null {
+  return dataOf(error)?.appCode ?? null
 }
 
 /** Field-by-field problems: the server's run spec errors, or a rejected tRPC input. */

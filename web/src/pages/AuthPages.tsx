@@ -1,10 +1,10 @@
 import { useState } from 'react'
 import type { FormEvent, ReactNode } from 'react'
-import { useMutation, useQueryClient } from '@tanstack/react-query'
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import { ROLE_CHOICES, ROLE_LABELS, homeFor, useMe } from '../lib/auth.ts'
 import type { Me, SelfServeRole } from '../lib/auth.ts'
-import { apiErrorCode, apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
+import { apiErrorAppCode, apiErrorCode, apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
 import { Link, navigate, useSearchParams } from '../lib/router.tsx'
 import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
 
@@ -36,7 +36,7 @@ function AlreadySignedIn ({ me }: { me: Me }): ReactNode {
 
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 
-type Errors = Partial<Record<'email' | 'password' | 'displayName' | 'organization' | 'role', string>>
+type Errors = Partial<Record<'email' | 'password' | 'displayName' | 'organization' | 'role' | 'setupCode', string>>
 
 export function SignInPage (): ReactNode {
   const trpc = useTRPC()
@@ -108,19 +108,26 @@ export function SignUpPage (): ReactNode {
   const [email, setEmail] = useState('')
   const [password, setPassword] = useState('')
   const [organization, setOrganization] = useState('')
+  const [setupCode, setSetupCode] = useState(params.get('setup') ?? '')
+  const invite = params.get('invite') ?? ''
   const [errors, setErrors] = useState<Errors>({})
   const [formError, setFormError] = useState<string | null>(null)
   const signUp = useMutation(trpc.auth.signUp.mutationOptions())
+  const setup = useQuery(trpc.auth.setupStatus.queryOptions())
+  const needsAdmin = setup.data?.needsAdmin === true
+  const openOrganizing = setup.data?.openOrganizing === true
+  const invited = invite !== '' && !needsAdmin
 
   if (me.data !== null && me.data !== undefined && !signUp.isPending && !signUp.isSuccess) return <AlreadySignedIn me={me.data} />
 
   const validate = (): Errors => {
     const found: Errors = {}
-    if (role === null) found.role = 'choose what you want to do'
+    if (role === null && !invited) found.role = 'choose what you want to do'
+    if (needsAdmin && setupCode.trim() === '') found.setupCode = 'enter the setup code the coordinator printed when it started'
     if (displayName.trim() === '') found.displayName = 'tell us your name'
     if (!EMAIL.test(email.trim())) found.email = 'enter a valid email address'
     if (password.length < 10) found.password = 'use at least 10 characters'
-    if (role === 'lab_admin' && organization.trim() === '') found.organization = 'name the lab or organization whose machines you manage'
+    if (role === 'lab_admin' && !invited && organization.trim() === '') found.organization = 'name the lab or organization whose machines you manage'
     return found
   }
 
@@ -138,15 +145,22 @@ export function SignUpPage (): ReactNode {
         email: email.trim(),
         password,
         displayName: displayName.trim(),
-        role: role!,
-        ...(organization.trim() !== '' && (role === 'lab_admin' || role === 'funder') ? { organization: organization.trim() } : {})
+        role: role ?? 'funder',
+        ...(!invited && organization.trim() !== '' && (role === 'lab_admin' || role === 'funder') ? { organization: organization.trim() } : {}),
+        ...(invited ? { invite } : {}),
+        ...(needsAdmin ? { setupCode: setupCode.trim() } : {})
       })
       queryClient.setQueryData(trpc.auth.me.queryKey(), user)
       await queryClient.invalidateQueries()
       navigate(next ?? homeFor(user))
     } catch (err) {
       const fields = apiErrorFields(err)
-      if (apiErrorCode(err) === 'CONFLICT') {
+      const appCode = apiErrorAppCode(err)
+      if (appCode === 'ERR_NAME_TAKEN') {
+        setErrors({ organization: apiErrorMessage(err) })
+      } else if (appCode === 'ERR_INVALID_SETUP_CODE') {
+        setErrors({ setupCode: apiErrorMessage(err) })
+      } else if (apiErrorCode(err) === 'CONFLICT') {
         setErrors({ email: 'an account with this email already exists; sign in instead' })
       } else if (fields.length > 0) {
         const byField: Errors = {}
@@ -161,11 +175,20 @@ export function SignUpPage (): ReactNode {
   return (
     <AuthCard
       title='Create your account'
-      lead='Pick what you want to do. The first account on a new coordinator becomes its admin and can do everything.'
+      lead={needsAdmin
+        ? 'This coordinator has no admin yet. Enter the setup code it printed when it started to become its admin; the admin can do everything.'
+        : invited ? 'You were invited: your role and organization come with the invitation.' : 'Pick what you want to do.'}
       footer={<>Already have an account? <Link to={`/signin${next !== null ? `?next=${encodeURIComponent(next)}` : ''}`} data-testid='to-signin'>Sign in</Link>.</>}
     >
       <form className='form' noValidate onSubmit={(e) => { void submit(e) }} data-testid='signup-form'>
         {formError !== null && <FormMessage tone='danger' testId='form-error'>{formError}</FormMessage>}
+        {needsAdmin && (
+          <Field id='signup-setup' label='Setup code' hint='Printed by `pnpm coordinator serve` at start, on the coordinator’s machine.' error={errors.setupCode} field='setupCode'>
+            <input id='signup-setup' className='input mono' name='setup-code' autoComplete='off' value={setupCode} onChange={(e) => { setSetupCode(e.target.value) }} {...fieldAria('signup-setup', errors.setupCode, true)} />
+          </Field>
+        )}
+        {invited && <FormMessage tone='info' testId='invited'>Signing up with an invitation.</FormMessage>}
+        {!invited && (
         <fieldset className={`field role-picker${errors.role !== undefined ? ' field-invalid' : ''}`} data-field='role'>
           <legend className='field-label'>I want to…</legend>
           <div className='role-options' role='radiogroup' aria-label='I want to'>
@@ -181,13 +204,15 @@ export function SignUpPage (): ReactNode {
             ))}
           </div>
           {errors.role !== undefined && <p className='field-error' data-testid='field-error' data-field='role'>{errors.role}</p>}
+          {role === 'organizer' && !openOrganizing && !needsAdmin && <p className='muted small' data-testid='organizer-invite-only'>Organizers on this coordinator are invited: ask its admin for an invitation link.</p>}
         </fieldset>
-        {role === 'lab_admin' && (
-          <Field id='signup-org' label='Organization' hint='The lab or company whose machines you will enroll. Joins it if it already exists.' error={errors.organization} field='organization'>
+        )}
+        {role === 'lab_admin' && !invited && (
+          <Field id='signup-org' label='Organization' hint='A new organization, for the machines you will enroll. To join an existing one, ask its lab admin for an invitation link.' error={errors.organization} field='organization'>
             <input id='signup-org' className='input' name='organization' autoComplete='organization' value={organization} onChange={(e) => { setOrganization(e.target.value) }} {...fieldAria('signup-org', errors.organization, true)} />
           </Field>
         )}
-        {role === 'funder' && (
+        {role === 'funder' && !invited && (
           // Compute pledges are delivered by the pledger's organization's machines.
           <Field id='signup-org' label={<>Organization <span className='muted'>(optional)</span></>} hint='Whose machines deliver your GPU-hour or CPU core-hour pledges. Leave it empty to pledge money only.' error={errors.organization} field='organization'>
             <input id='signup-org' className='input' name='organization' autoComplete='organization' value={organization} onChange={(e) => { setOrganization(e.target.value) }} {...fieldAria('signup-org', errors.organization, true)} />

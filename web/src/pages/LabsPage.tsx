@@ -20,6 +20,7 @@ import { CommandBlock } from '../components/CommandBlock.tsx'
 import { RelativeTime } from '../components/RelativeTime.tsx'
 import { BeakerIcon, ServerIcon } from '../components/Icons.tsx'
 import { LabServing } from './LabServing.tsx'
+import { LabInvitations } from './LabInvitations.tsx'
 
 type Overview = RouterOutputs['labs']['overview']
 type Token = Overview['tokens'][number]
@@ -280,6 +281,8 @@ function LabOverview ({ me }: { me: Me }): ReactNode {
       </section>
 
       <LabServing organizationName={o.organization.name} />
+
+      <LabInvitations organizationId={o.organization.id} organizationName={o.organization.name} />
 
       <LabNodes organizationId={o.organization.id} />
     </div>

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { authenticate, createSession, deleteSession, signUp } from '../../accounts/accounts.ts'
+import { authenticate, createSession, deleteSession, hasAdmin, signUp } from '../../accounts/accounts.ts'
 import { SELF_SERVE_ROLES } from '../../accounts/roles.ts'
 import { publicProcedure, router } from '../trpc.ts'
 
@@ -8,15 +8,19 @@ export const signUpInput = z.object({
   password: z.string().min(10, 'use at least 10 characters').max(200),
   displayName: z.string().trim().min(1, 'tell us your name').max(100),
   role: z.enum(SELF_SERVE_ROLES),
-  organization: z.string().trim().max(100).optional()
+  organization: z.string().trim().max(100).optional(),
+  invite: z.string().trim().max(100).optional(),
+  setupCode: z.string().trim().max(100).optional()
 })
 
 export const authRouter = router({
   /** Who is signed in (null when nobody). */
   me: publicProcedure.query(({ ctx }) => ctx.user),
-  /** Creates an account and signs it in; the first account on an install is the admin. */
+  /** What sign-up needs on this install: the setup code (no admin yet), or an invitation to organize. */
+  setupStatus: publicProcedure.query(async ({ ctx }) => ({ needsAdmin: !await hasAdmin(ctx.db), openOrganizing: ctx.openOrganizing })),
+  /** Creates an account and signs it in (see `signUp` for who may take which role). */
   signUp: publicProcedure.input(signUpInput).mutation(async ({ ctx, input }) => {
-    const user = await signUp(ctx.db, input)
+    const user = await signUp(ctx.db, input, { setupCode: ctx.setupCode, openOrganizing: ctx.openOrganizing })
     const session = await createSession(ctx.db, user.id)
     ctx.setSessionCookie(session.token, session.expiresAt)
     return user
