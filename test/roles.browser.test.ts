@@ -107,7 +107,9 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
 
   before(async () => {
     browser = await launchChromium(WAIT_MS)
-    coordinator = await startCoordinator()
+    // An open community install: organizers sign themselves up. The invite-only default is
+    // performed as an attack in attack-accounts.test.ts.
+    coordinator = await startCoordinator({ args: ['--open-organizing'] })
   })
 
   after(async () => {
@@ -150,9 +152,12 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     await shoot('visitor', '/labs', 'labs-gate', async (p) => { await p.getByTestId('auth-required').waitFor() })
   })
 
-  test('the first account to sign up becomes the admin; the form checks every field inline', async () => {
+  test('the setup code the coordinator printed makes the first account the admin; the form checks every field inline', async () => {
     const page = await newPage('admin')
     await page.goto(url('/signup'))
+    await page.getByTestId('signup-submit').click()
+    assert.match(await fieldError(page, 'setupCode'), /setup code/)
+    await page.goto(url(`/signup?setup=${coordinator!.setupCode!}`))
     await page.getByTestId('signup-submit').click()
     assert.match(await fieldError(page, 'role'), /choose what you want to do/)
     assert.match(await fieldError(page, 'displayName'), /your name/)
@@ -341,8 +346,21 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
 
   test('a funder pledges money and GPU-hours and sees them on the run page and the Pledges page', async () => {
     const page = await newPage('funder')
-    // Her organization's machines deliver her compute pledges.
-    await signUp(page, { role: 'funder', name: 'Fay Funder', email: 'fay@fund.test', org: 'Hilltop Lab' })
+    // Her organization's machines deliver her compute pledges; she joins it with the lab admin's invitation.
+    const lin = pages.lab_admin!
+    await lin.goto(url('/labs'))
+    await lin.getByTestId('lab-invitations').waitFor()
+    await lin.getByTestId('invite-role').selectOption('funder')
+    await lin.getByTestId('create-invite').click()
+    const link = await lin.getByTestId('invite-link').innerText()
+    await page.goto(link)
+    await page.getByTestId('invited').waitFor()
+    assert.equal(await page.locator('#signup-org').count(), 0, 'the organization comes with the invitation')
+    await page.locator('#signup-name').fill('Fay Funder')
+    await page.locator('#signup-email').fill('fay@fund.test')
+    await page.locator('#signup-password').fill(PASSWORD)
+    await page.getByTestId('signup-submit').click()
+    await page.getByTestId('account-name').waitFor()
     await page.waitForURL((u) => u.pathname === '/pledges')
     await page.getByTestId('my-pledges-empty').waitFor()
     await page.locator(`[data-testid="back-run"][data-run-id="${runId}"]`).getByRole('link', { name: 'Open run to pledge' }).click()

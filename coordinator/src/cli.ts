@@ -96,7 +96,7 @@ async function serve (argv: string[]): Promise<number> {
   process.stdout.write(`coordinator database: ${coordinator.database.kind}\n`)
   if (coordinator.setupCode !== null) {
     process.stdout.write(`coordinator setup code: ${coordinator.setupCode}\n` +
-      `  No admin yet: open ${new URL(`sign-up?setup=${coordinator.setupCode}`, coordinator.url).toString()} to become the admin\n` +
+      `  No admin yet: open ${new URL(`signup?setup=${coordinator.setupCode}`, coordinator.url).toString()} to become the admin\n` +
       '  (or run `pnpm coordinator user create --admin --email ...` here). Web sign-up waits until then.\n')
   }
   process.stdout.write(`coordinator dashboard: ${coordinator.url}\n`)

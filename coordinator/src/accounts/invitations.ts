@@ -40,7 +40,8 @@ function checkMayInvite (maker: SessionUser, role: SelfServeRole, organizationId
 
 /** Makes an invitation; the code is in this return value only (stored hashed). */
 export async function createInvitation (db: Kysely<Database>, maker: SessionUser, input: { role: SelfServeRole, organizationId: string | null, maxUses: number, expiresInHours?: number }): Promise<{ id: string, code: string, expiresAt: string }> {
-  const organizationId = input.role === 'lab_admin' && input.organizationId === null ? maker.organizationId : input.organizationId
+  // A lab admin's invitations are into their own lab; only an admin invites without one.
+  const organizationId = input.organizationId ?? (maker.roles.includes('admin') && input.role !== 'lab_admin' ? null : maker.organizationId)
   if (input.role === 'lab_admin' && organizationId === null) throw new CoordinatorError('ERR_INVALID_INPUT', 'a lab admin invitation names the organization')
   checkMayInvite(maker, input.role, organizationId)
   if (organizationId !== null) {

@@ -6,6 +6,8 @@ import type { Role } from '../accounts/roles.ts'
 import { RunSpecError } from '../runs/runs.ts'
 
 const t = initTRPC.context<ApiContext>().create({
+  // Never send stack traces to clients, whatever NODE_ENV says.
+  isDev: false,
   errorFormatter ({ shape, error }) {
     const cause = error.cause
     return {

@@ -17,7 +17,7 @@ export const peopleRouter = router({
       const created = await createInvitation(ctx.db, ctx.user, {
         role: input.role, organizationId: input.organizationId, maxUses: input.maxUses, ...(input.expiresInHours !== undefined ? { expiresInHours: input.expiresInHours } : {})
       })
-      return { ...created, path: `/sign-up?invite=${encodeURIComponent(created.code)}` }
+      return { ...created, path: `/signup?invite=${encodeURIComponent(created.code)}` }
     }),
   /** Invitations the viewer made or manages (never their codes). */
   invitations: protectedProcedure.query(async ({ ctx }) => await listInvitations(ctx.db, ctx.user)),
