@@ -46,7 +46,7 @@ async function eventually<T> (read: () => Promise<T>, ok: (value: T) => boolean,
   }
 }
 
-describe('every role in a real browser, against one coordinator', { timeout: 300_000 }, () => {
+describe('every role in a real browser, against one coordinator', { timeout: 600_000 }, () => {
   let coordinator: RunningCoordinator | undefined
   let agent: RunningAgent | undefined
   let browser: Browser | undefined
