@@ -18,7 +18,10 @@ import type { BlobStore } from './blobs/blob-store.ts'
 import { BlobService } from './p2p/blob-service.ts'
 import { WorkService } from './p2p/work-service.ts'
 import { ReportService } from './p2p/report-service.ts'
-import { RoundEngine } from './runs/round-engine.ts'
+import { RoundEngine } from './rounds/round-engine.ts'
+import { RunCache } from './rounds/run-cache.ts'
+import { RunLocks } from './rounds/run-lock.ts'
+import { ReportIntake } from './rounds/report-intake.ts'
 import { createRunResources } from './runs/run-resources.ts'
 import type { RunResources } from './runs/runs.ts'
 import { trainerModelOps } from './runs/trainer-model-ops.ts'
@@ -107,14 +110,22 @@ export class Coordinator {
       const ops: ModelOps = trainerModelOps
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
       const resources = createRunResources({ db: database.db, blobs, ops })
+      // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
+      const cache = new RunCache({ db: database.db, blobs, ops, log })
+      const locks = new RunLocks()
+      const intake = new ReportIntake({
+        db: database.db, blobs, ops, cache, locks, changes, log,
+        normBoundRatio: options.normBoundRatio ?? 1,
+        // Close at quorum right away rather than at the next tick.
+        onAccepted: () => { engine.nudge() }
+      })
       const engine = new RoundEngine({
-        db: database.db, blobs, presence, changes, log, ops,
-        ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {}),
-        ...(options.normBoundRatio !== undefined ? { normBoundRatio: options.normBoundRatio } : {})
+        db: database.db, blobs, presence, changes, log, ops, cache, locks, intake,
+        ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })
       await new BlobService({ ...components, blobs }).start()
       await new WorkService({ libp2p, source: engine, log }).start()
-      await new ReportService({ libp2p, sink: engine.reports, log }).start()
+      await new ReportService({ libp2p, sink: intake, log }).start()
       engine.start()
       closers.push(async () => { await engine.stop() })
       const http = await startHttpServer({

@@ -1,6 +1,6 @@
 import type { CodecName } from '@barnraise/protocol'
 import type { RunSpec } from '@barnraise/protocol'
-import type { ShardInfo } from './data-cursor.ts'
+import type { ShardInfo } from './runs.ts'
 
 /**
  * The coordinator's only doorway into the numeric core and the codecs: the round engine and

@@ -4,7 +4,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { ModelOps } from './model-ops.ts'
 import type { RunResources } from './runs.ts'
-import type { ShardInfo } from './data-cursor.ts'
+import type { ShardInfo } from './runs.ts'
 
 /** Resolves models, datasets and initial checkpoints against this coordinator's blob store. */
 export function createRunResources (deps: { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps }): RunResources {

@@ -5,7 +5,9 @@ import type { Database, RunStatus } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { nextStatus } from './run-states.ts'
 import type { RunAction } from './run-states.ts'
-import type { ShardInfo } from './data-cursor.ts'
+
+/** One stored token shard and how many tokens it holds. */
+export interface ShardInfo { sha256: string, tokens: number }
 
 /** A run spec with everything resolved: the full model config and the dataset's shards. */
 export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {

@@ -11,7 +11,7 @@ import { appendLedgerEntry } from '../ledger/ledger.ts'
 import { l2Norm } from './accumulator.ts'
 import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
-import type { ModelOps } from './model-ops.ts'
+import type { ModelOps } from '../runs/model-ops.ts'
 
 type Refusal = { ok: false, code: string, message: string }
 

@@ -3,8 +3,8 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
-import type { ResolvedRunSpec } from './runs.ts'
-import type { ModelOps } from './model-ops.ts'
+import type { ResolvedRunSpec } from '../runs/runs.ts'
+import type { ModelOps } from '../runs/model-ops.ts'
 
 /** What the coordinator keeps in memory for a running run; all of it can be rebuilt from the database and blob store. */
 export interface LoadedRun {

@@ -9,14 +9,13 @@ import type { ChangeFeed } from '../events/change-feed.ts'
 import type { WorkSource } from '../p2p/work-service.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
-import { RunLocks } from './run-lock.ts'
-import { failRun } from './runs.ts'
-import type { ResolvedRunSpec } from './runs.ts'
-import type { ModelOps } from './model-ops.ts'
-import { RunCache } from './run-cache.ts'
-import type { LoadedRun } from './run-cache.ts'
-import { ReportIntake } from './report-intake.ts'
-import { pruneAfterRound } from './checkpoint-retention.ts'
+import type { RunLocks } from './run-lock.ts'
+import { failRun } from '../runs/runs.ts'
+import type { ResolvedRunSpec } from '../runs/runs.ts'
+import type { ModelOps } from '../runs/model-ops.ts'
+import type { RunCache, LoadedRun } from './run-cache.ts'
+import type { ReportIntake } from './report-intake.ts'
+import { pruneAfterRound } from '../runs/checkpoint-retention.ts'
 
 export interface RoundEngineOptions {
   db: Kysely<Database>
@@ -25,10 +24,14 @@ export interface RoundEngineOptions {
   changes: ChangeFeed
   log: Logger
   ops: ModelOps
+  /** The loaded runs this engine shares with report intake. */
+  cache: RunCache
+  /** The per-run locks this engine shares with report intake. */
+  locks: RunLocks
+  /** Where a node's declined unit is recorded before it asks for more work. */
+  intake: Pick<ReportIntake, 'decline'>
   /** How often the engine looks at running runs. */
   tickMs?: number
-  /** A report whose ||Δ|| exceeds this multiple of ||θ|| is refused as implausible. */
-  normBoundRatio?: number
 }
 
 /** Rounds the inner learning-rate schedule spans: the run's rounds, or its token target at minNodes per round. */
@@ -45,27 +48,22 @@ function plannedRounds (spec: ResolvedRunSpec): number {
  */
 export class RoundEngine implements WorkSource {
   readonly #o: Required<RoundEngineOptions>
-  readonly #locks = new RunLocks()
+  readonly #locks: RunLocks
   readonly #cache: RunCache
-  /** Where the report protocol hands reports; shares this engine's run cache and locks. */
-  readonly reports: ReportIntake
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
 
   constructor (options: RoundEngineOptions) {
-    this.#o = { tickMs: 500, normBoundRatio: 1, ...options }
-    this.#cache = new RunCache(this.#o)
-    this.reports = new ReportIntake({
-      ...this.#o,
-      cache: this.#cache,
-      locks: this.#locks,
-      // Close at quorum right away rather than at the next tick.
-      onAccepted: () => {
-        if (this.#stopped) return
-        void this.tick().catch((err: unknown) => { this.#o.log.error('engine tick failed', { err }) })
-      }
-    })
+    this.#o = { tickMs: 500, ...options }
+    this.#cache = options.cache
+    this.#locks = options.locks
+  }
+
+  /** Looks at the runs now instead of at the next tick (a report was accepted: the round may be at quorum). */
+  nudge (): void {
+    if (this.#stopped) return
+    void this.tick().catch((err: unknown) => { this.#o.log.error('engine tick failed', { err }) })
   }
 
   start (): void {
@@ -99,8 +97,6 @@ export class RoundEngine implements WorkSource {
       }
     }
   }
-
-
 
   async #advance (runId: string): Promise<void> {
     const { db } = this.#o
@@ -199,7 +195,6 @@ export class RoundEngine implements WorkSource {
     this.#o.changes.publish('runs', runId)
   }
 
-
   async #closeRound (runId: string, roundId: string, number: number, currentRound: number, reason: string): Promise<void> {
     const { db, blobs, ops } = this.#o
     const loaded = await this.#cache.load(runId)
@@ -242,14 +237,13 @@ export class RoundEngine implements WorkSource {
     this.#o.changes.publish('runs', runId)
   }
 
-
   /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
   async workFor (peerId: string, decline?: UnitDecline): Promise<WorkResponse> {
     const { db } = this.#o
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
-    if (decline !== undefined) await this.reports.decline(peerId, decline)
+    if (decline !== undefined) await this.#o.intake.decline(peerId, decline)
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
@@ -283,7 +277,4 @@ export class RoundEngine implements WorkSource {
       }
     }
   }
-
-
-
 }
