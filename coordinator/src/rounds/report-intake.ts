@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { PseudoGradientError, canonicalReportMetadata, verifyReportSignature } from '@barnraise/protocol'
+import { PseudoGradientError, canonicalReportMetadataText, verifyReportSignature } from '@barnraise/protocol'
 import type { ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
@@ -115,7 +115,7 @@ export class ReportIntake implements ReportSink {
     const { db } = this.#o
     const m = header.metadata
     if (m.peerId !== peerId) throw new ReportRefusal('ERR_BAD_SIGNATURE', 'the report names another peer than the one sending it')
-    const metadataText = new TextDecoder().decode(canonicalReportMetadata(m))
+    const metadataText = canonicalReportMetadataText(m)
     if (!await verifyReportSignature(peerId, metadataText, header.signature)) {
       throw new ReportRefusal('ERR_BAD_SIGNATURE', 'the signature over the report metadata does not verify')
     }
@@ -225,7 +225,7 @@ function verdictEntry (peerId: string, header: ReportHeader, node: { id: string,
   if (verdict.outcome === 'accepted') {
     return {
       ...who, assignmentId: verdict.assignmentId, tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null,
-      metadata: new TextDecoder().decode(canonicalReportMetadata(m)), signature: header.signature
+      metadata: canonicalReportMetadataText(m), signature: header.signature
     }
   }
   const { refusal } = verdict

@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely'
+import { parseReportMetadata } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
@@ -60,8 +61,8 @@ export class RunCache {
       .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'accepted').execute()
     for (const a of accepted) {
       const delta = this.#d.ops.decode(loaded.spec.codec, await this.#d.blobs.get(a.report_blob!), loaded.spec.paramCount)
-      const curve = a.metadata === null ? [] : (JSON.parse(a.metadata) as unknown[])[7] as number[]
-      acc.fold(delta, a.tokens, curve.at(-1))
+      const signed = a.metadata === null ? undefined : parseReportMetadata(a.metadata)
+      acc.fold(delta, a.tokens, signed?.lossCurve.at(-1))
     }
     loaded.acc = acc
     if (accepted.length > 0) this.#d.log.info('round sum rebuilt from disk', { roundId, reports: accepted.length })
