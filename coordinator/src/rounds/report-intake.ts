@@ -136,7 +136,7 @@ export class ReportIntake implements ReportSink {
     }
     if (a.status === 'refused') throw refuseNamed(a.id, 'ERR_DUPLICATE', 'a report for this work unit was already refused')
     if (a.round_status !== 'open' || a.status === 'expired') throw refuseNamed(a.id, 'ERR_STALE', `round ${a.number} closed before this report arrived`)
-    const spec = (await this.#cache.load(a.run_id)).spec
+    const spec = await this.#cache.spec(a.run_id)
     if (m.codec !== spec.codec) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `the run uses codec ${spec.codec}, not ${m.codec}`)
     const expected = this.#o.ops.encodedByteLength(spec.codec, spec.paramCount)
     if (m.payloadBytes !== expected) {
@@ -158,20 +158,20 @@ export class ReportIntake implements ReportSink {
     if (a.status !== 'assigned' || a.round_status !== 'open') throw refuseNamed(a.id, 'ERR_STALE', 'the round closed while the report was uploading')
     const sha = sha256Hex(payload)
     if (sha !== m.payloadSha256) throw refuseSpent(a.id, 'ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
-    const loaded = await this.#cache.load(m.runId)
+    const spec = await this.#cache.spec(m.runId)
     let delta: Float32Array
     // Decoding refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes.
     try {
-      delta = this.#o.ops.decode(loaded.spec.codec, payload, loaded.spec.paramCount)
+      delta = this.#o.ops.decode(spec.codec, payload, spec.paramCount)
     } catch (err) {
       const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
       throw refuseSpent(a.id, nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)
     }
-    const theta = await this.#cache.base(loaded, a.base_checkpoint)
+    const theta = await this.#cache.base(m.runId, a.base_checkpoint)
     const norm = l2Norm(delta)
     const bound = this.#o.normBoundRatio * Math.max(1, l2Norm(theta))
     if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
-    const acc = await this.#cache.accumulator(loaded, a.round_id)
+    const acc = await this.#cache.accumulator(m.runId, a.round_id)
     const node = await this.#node(peerId)
     if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
     await db.transaction().execute(async (trx) => {

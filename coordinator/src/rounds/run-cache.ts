@@ -5,19 +5,24 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { ResolvedRunSpec } from '../runs/runs.ts'
+import { evaluationWindows, storedLoss } from '../runs/run-plan.ts'
 import type { ModelOps } from '../runs/model-ops.ts'
 
 /** What the coordinator keeps in memory for a running run; all of it can be rebuilt from the database and blob store. */
-export interface LoadedRun {
-  spec: ResolvedRunSpec
+interface LoadedRun {
+  readonly spec: ResolvedRunSpec
+  /** The weights of the checkpoint the open (or next) round starts from. */
   base?: { sha: string, flat: Float32Array }
   validation?: Uint8Array | Int32Array
+  /** The open round's running sum; undefined between rounds. */
   acc?: RoundAccumulator
 }
 
 /**
  * Per-run state shared by the round engine and report intake: the resolved spec, the current
- * base weights, the validation tokens and the open round's running sum.
+ * base weights, the validation tokens and the open round's running sum. The cache is the only
+ * writer of that state; the engine tells it what happened (a round opened, closed or was
+ * dropped) and it keeps base and sum consistent with the rows.
  */
 export class RunCache {
   readonly #d: { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps, log: Logger }
@@ -32,19 +37,14 @@ export class RunCache {
     this.#loaded.delete(runId)
   }
 
-  /** The run's resolved spec and cached state. */
-  async load (runId: string): Promise<LoadedRun> {
-    let loaded = this.#loaded.get(runId)
-    if (loaded === undefined) {
-      const row = await this.#d.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
-      loaded = { spec: row.spec as ResolvedRunSpec }
-      this.#loaded.set(runId, loaded)
-    }
-    return loaded
+  /** The run's resolved spec. */
+  async spec (runId: string): Promise<ResolvedRunSpec> {
+    return (await this.#load(runId)).spec
   }
 
   /** The weights of checkpoint `sha`, kept while it is the run's base. */
-  async base (loaded: LoadedRun, sha: string): Promise<Float32Array> {
+  async base (runId: string, sha: string): Promise<Float32Array> {
+    const loaded = await this.#load(runId)
     if (loaded.base?.sha !== sha) {
       loaded.base = { sha, flat: this.#d.ops.readCheckpoint(loaded.spec.modelConfig, await this.#d.blobs.get(sha)) }
     }
@@ -52,7 +52,8 @@ export class RunCache {
   }
 
   /** The open round's running sum, rebuilt from accepted reports on disk after a restart. */
-  async accumulator (loaded: LoadedRun, roundId: string): Promise<RoundAccumulator> {
+  async accumulator (runId: string, roundId: string): Promise<RoundAccumulator> {
+    const loaded = await this.#load(runId)
     if (loaded.acc?.roundId === roundId) return loaded.acc
     const acc = new RoundAccumulator(roundId, loaded.spec.paramCount)
     const accepted = await this.#d.db.selectFrom('assignments')
@@ -69,10 +70,39 @@ export class RunCache {
     return acc
   }
 
-  /** The run's held-out tokens. */
-  async validation (loaded: LoadedRun): Promise<Uint8Array | Int32Array> {
-    const tokens = loaded.validation ?? this.#d.ops.readShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256))
-    loaded.validation = tokens
-    return tokens
+  /** Held-out loss of `flat` on the run's fixed evaluation windows; null when it is not finite. */
+  async validationLoss (runId: string, flat: Float32Array): Promise<number | null> {
+    const loaded = await this.#load(runId)
+    loaded.validation ??= this.#d.ops.readShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256))
+    return storedLoss(this.#d.ops.evaluate(loaded.spec.modelConfig, flat, loaded.validation, evaluationWindows(loaded.spec)))
+  }
+
+  /** A round was opened: its running sum starts empty. */
+  async openRound (runId: string, roundId: string): Promise<void> {
+    const loaded = await this.#load(runId)
+    loaded.acc = new RoundAccumulator(roundId, loaded.spec.paramCount)
+  }
+
+  /** A round closed into checkpoint `sha`: those weights are the next base, and no round is open. */
+  async advanceBase (runId: string, sha: string, flat: Float32Array): Promise<void> {
+    const loaded = await this.#load(runId)
+    loaded.base = { sha, flat }
+    loaded.acc = undefined
+  }
+
+  /** A round was abandoned with nothing accepted: no round is open, the base stays. */
+  dropRound (runId: string): void {
+    const loaded = this.#loaded.get(runId)
+    if (loaded !== undefined) loaded.acc = undefined
+  }
+
+  async #load (runId: string): Promise<LoadedRun> {
+    let loaded = this.#loaded.get(runId)
+    if (loaded === undefined) {
+      const row = await this.#d.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
+      loaded = { spec: row.spec as ResolvedRunSpec }
+      this.#loaded.set(runId, loaded)
+    }
+    return loaded
   }
 }

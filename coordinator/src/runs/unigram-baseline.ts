@@ -3,6 +3,7 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { ModelOps } from './model-ops.ts'
 import type { ResolvedRunSpec } from './runs.ts'
+import { evaluationWindows } from './run-plan.ts'
 
 // One computation per run at a time, however many dashboards ask at once.
 const inFlight = new Map<string, Promise<number | null>>()
@@ -38,7 +39,7 @@ async function compute (deps: { db: Kysely<Database>, blobs: BlobStore, ops: Mod
   for (const shard of spec.trainShards) train.push(deps.ops.readShard(await deps.blobs.get(shard.sha256)))
   const validation = deps.ops.readShard(await deps.blobs.get(spec.validationShard.sha256))
   if (validation.length < spec.recipe.seqLen + 1) return null
-  const baseline = deps.ops.unigramBaseline(train, validation, spec.vocabSize, { batches: spec.evalBatches, batchSize: spec.recipe.batchSize, seqLen: spec.recipe.seqLen })
+  const baseline = deps.ops.unigramBaseline(train, validation, spec.vocabSize, evaluationWindows(spec))
   if (!Number.isFinite(baseline)) return null
   await deps.db.updateTable('runs').set({ unigram_baseline: baseline }).where('id', '=', runId).execute()
   return baseline
