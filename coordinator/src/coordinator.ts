@@ -22,10 +22,6 @@ import { RoundEngine } from './rounds/round-engine.ts'
 import { RunCache } from './rounds/run-cache.ts'
 import { RunLocks } from './rounds/run-lock.ts'
 import { ReportIntake } from './rounds/report-intake.ts'
-import { createRunResources } from './runs/run-resources.ts'
-import type { RunResources } from './runs/runs.ts'
-import { trainerModelOps } from './runs/trainer-model-ops.ts'
-import type { ModelOps } from './runs/model-ops.ts'
 import { createLogger } from './log.ts'
 import { clearRunningInstall, writeRunningInstall } from './install/install-dir.ts'
 import { ChangeFeed } from './events/change-feed.ts'
@@ -62,19 +58,17 @@ export class Coordinator {
   readonly changes: ChangeFeed
   readonly engine: RoundEngine
   readonly blobs: BlobStore
-  readonly resources: RunResources
   readonly url: string
   readonly log: Logger
   readonly #closers: Array<() => Promise<void>>
 
-  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, resources: RunResources, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, url: string, log: Logger, closers: Array<() => Promise<void>> }) {
     this.libp2p = fields.libp2p
     this.database = fields.database
     this.presence = fields.presence
     this.changes = fields.changes
     this.engine = fields.engine
     this.blobs = fields.blobs
-    this.resources = fields.resources
     this.url = fields.url
     this.log = fields.log
     this.#closers = fields.closers
@@ -107,20 +101,18 @@ export class Coordinator {
       const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
       await heartbeat.start()
-      const ops: ModelOps = trainerModelOps
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
-      const resources = createRunResources({ db: database.db, blobs, ops })
       // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
-      const cache = new RunCache({ db: database.db, blobs, ops, log })
+      const cache = new RunCache({ db: database.db, blobs, log })
       const locks = new RunLocks()
       const intake = new ReportIntake({
-        db: database.db, blobs, ops, cache, locks, changes, log,
+        db: database.db, blobs, cache, locks, changes, log,
         normBoundRatio: options.normBoundRatio ?? 1,
         // Close at quorum right away rather than at the next tick.
         onAccepted: () => { engine.nudge() }
       })
       const engine = new RoundEngine({
-        db: database.db, blobs, presence, changes, log, ops, cache, locks, intake,
+        db: database.db, blobs, presence, changes, log, cache, locks, intake,
         ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })
       await new BlobService({ ...components, blobs }).start()
@@ -131,18 +123,18 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, resources, blobs, ops, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()) },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()) },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
-        downloads: { db: database.db, blobs, ops },
+        downloads: { db: database.db, blobs },
         log
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)
-      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, resources, changes }), log)
+      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, blobs, changes }), log)
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
       writeRunningInstall(options.dataDir, { pid: process.pid, url: http.url, multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()), database: database.kind })
       closers.push(async () => { clearRunningInstall(options.dataDir) })
-      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, resources, url: http.url, log, closers })
+      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, url: http.url, log, closers })
     } catch (err) {
       await unwind()
       throw err

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { reportMetadataSchema } from './signed-report.ts'
+import { llamaConfigSchema } from './llama-config.ts'
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256')
 
@@ -47,7 +48,7 @@ export const workUnitSchema = z.object({
   round: z.number().int().nonnegative(),
   baseCheckpoint: sha256Hex,
   /** Llama config.json of the run's model */
-  modelConfig: z.record(z.string(), z.unknown()),
+  modelConfig: llamaConfigSchema,
   ranges: z.array(tokenRangeSchema).min(1).max(1024),
   shardVocabSize: z.number().int().positive(),
   recipe: innerRecipeSchema,

@@ -1,5 +1,5 @@
 import type { Kysely } from 'kysely'
-import { PseudoGradientError, canonicalReportMetadataText, verifyReportSignature } from '@barnraise/protocol'
+import { PseudoGradientError, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, verifyReportSignature } from '@barnraise/protocol'
 import type { ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
@@ -13,14 +13,12 @@ import { l2Norm } from './accumulator.ts'
 import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseSpent } from './report-refusal.ts'
-import type { ModelOps } from '../runs/model-ops.ts'
 
 type Refusal = { ok: false, code: string, message: string }
 
 export interface ReportIntakeOptions {
   db: Kysely<Database>
   blobs: BlobStore
-  ops: ModelOps
   cache: RunCache
   locks: RunLocks
   changes: ChangeFeed
@@ -138,7 +136,7 @@ export class ReportIntake implements ReportSink {
     if (a.round_status !== 'open' || a.status === 'expired') throw refuseNamed(a.id, 'ERR_STALE', `round ${a.number} closed before this report arrived`)
     const spec = await this.#cache.spec(a.run_id)
     if (m.codec !== spec.codec) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `the run uses codec ${spec.codec}, not ${m.codec}`)
-    const expected = this.#o.ops.encodedByteLength(spec.codec, spec.paramCount)
+    const expected = encodedByteLength(spec.codec, spec.paramCount)
     if (m.payloadBytes !== expected) {
       const what = m.payloadBytes > expected ? 'oversized payload' : 'payload too small'
       throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `${what}: ${m.payloadBytes} bytes announced, the model needs exactly ${expected}`)
@@ -162,7 +160,7 @@ export class ReportIntake implements ReportSink {
     let delta: Float32Array
     // Decoding refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes.
     try {
-      delta = this.#o.ops.decode(spec.codec, payload, spec.paramCount)
+      delta = decodePseudoGradient(spec.codec, payload, spec.paramCount)
     } catch (err) {
       const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
       throw refuseSpent(a.id, nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)

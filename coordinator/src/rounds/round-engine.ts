@@ -10,9 +10,10 @@ import type { WorkSource } from '../p2p/work-service.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
-import type { ResolvedRunSpec } from '../runs/runs.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 import { plannedRounds, runIsDone } from '../runs/run-plan.ts'
-import type { ModelOps } from '../runs/model-ops.ts'
+import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
+import { outerStep, readMomentum, writeMomentum } from './outer-momentum.ts'
 import type { RunCache } from './run-cache.ts'
 import type { ReportIntake } from './report-intake.ts'
 import { pruneAfterRound } from '../runs/checkpoint-retention.ts'
@@ -23,7 +24,6 @@ export interface RoundEngineOptions {
   presence: Presence
   changes: ChangeFeed
   log: Logger
-  ops: ModelOps
   /** The loaded runs this engine shares with report intake. */
   cache: RunCache
   /** The per-run locks this engine shares with report intake. */
@@ -146,7 +146,7 @@ export class RoundEngine implements WorkSource {
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
 
-  async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: ResolvedRunSpec): Promise<void> {
+  async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec): Promise<void> {
     const nodes = (await this.#eligibleNodes()).slice(0, spec.maxNodes)
     if (nodes.length < spec.minNodes) return
     const { recipe } = spec
@@ -185,17 +185,17 @@ export class RoundEngine implements WorkSource {
   }
 
   async #closeRound (runId: string, roundId: string, number: number, currentRound: number, reason: string): Promise<void> {
-    const { db, blobs, ops } = this.#o
+    const { db, blobs } = this.#o
     const spec = await this.#cache.spec(runId)
     const run = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state', 'tokens_seen']).where('id', '=', runId).executeTakeFirstOrThrow()
     const acc = await this.#cache.accumulator(runId, roundId)
     const theta = new Float32Array(await this.#cache.base(runId, run.latest_checkpoint!))
-    const momentum = run.outer_state === null ? null : ops.readVector(await blobs.get(run.outer_state), spec.paramCount)
-    const newMomentum = ops.outerStep(theta, acc.mean(), momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
-    const checkpointBytes = ops.writeCheckpoint(spec.modelConfig, theta)
+    const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
+    const newMomentum = outerStep(theta, acc.mean(), momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
+    const weights = checkpointBytes(spec.modelConfig, theta)
     const valLoss = await this.#cache.validationLoss(runId, theta)
-    const checkpoint = await storeBlob(db, blobs, checkpointBytes, 'checkpoint', { runId, round: number })
-    const outerState = await storeBlob(db, blobs, ops.writeVector(newMomentum), 'optimizer', { runId, round: number })
+    const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })
+    const outerState = await storeBlob(db, blobs, writeMomentum(newMomentum), 'optimizer', { runId, round: number })
     const tokensSeen = run.tokens_seen + acc.tokens
     const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
     const reportBlobs = await db.transaction().execute(async (trx) => {

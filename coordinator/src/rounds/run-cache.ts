@@ -1,16 +1,17 @@
 import type { Kysely } from 'kysely'
-import { parseReportMetadata } from '@barnraise/protocol'
+import { decodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
+import { decodeShard, validationLoss, createParamSet } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
-import type { ResolvedRunSpec } from '../runs/runs.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 import { evaluationWindows, storedLoss } from '../runs/run-plan.ts'
-import type { ModelOps } from '../runs/model-ops.ts'
+import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 
 /** What the coordinator keeps in memory for a running run; all of it can be rebuilt from the database and blob store. */
 interface LoadedRun {
-  readonly spec: ResolvedRunSpec
+  readonly spec: StoredRunSpec
   /** The weights of the checkpoint the open (or next) round starts from. */
   base?: { sha: string, flat: Float32Array }
   validation?: Uint8Array | Int32Array
@@ -25,10 +26,10 @@ interface LoadedRun {
  * dropped) and it keeps base and sum consistent with the rows.
  */
 export class RunCache {
-  readonly #d: { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps, log: Logger }
+  readonly #d: { db: Kysely<Database>, blobs: BlobStore, log: Logger }
   readonly #loaded = new Map<string, LoadedRun>()
 
-  constructor (deps: { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps, log: Logger }) {
+  constructor (deps: { db: Kysely<Database>, blobs: BlobStore, log: Logger }) {
     this.#d = deps
   }
 
@@ -38,7 +39,7 @@ export class RunCache {
   }
 
   /** The run's resolved spec. */
-  async spec (runId: string): Promise<ResolvedRunSpec> {
+  async spec (runId: string): Promise<StoredRunSpec> {
     return (await this.#load(runId)).spec
   }
 
@@ -46,7 +47,7 @@ export class RunCache {
   async base (runId: string, sha: string): Promise<Float32Array> {
     const loaded = await this.#load(runId)
     if (loaded.base?.sha !== sha) {
-      loaded.base = { sha, flat: this.#d.ops.readCheckpoint(loaded.spec.modelConfig, await this.#d.blobs.get(sha)) }
+      loaded.base = { sha, flat: checkpointWeights(loaded.spec.modelConfig, await this.#d.blobs.get(sha)) }
     }
     return loaded.base.flat
   }
@@ -61,7 +62,7 @@ export class RunCache {
       .select(['assignments.report_blob', 'ledger.tokens', 'ledger.metadata'])
       .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'accepted').execute()
     for (const a of accepted) {
-      const delta = this.#d.ops.decode(loaded.spec.codec, await this.#d.blobs.get(a.report_blob!), loaded.spec.paramCount)
+      const delta = decodePseudoGradient(loaded.spec.codec, await this.#d.blobs.get(a.report_blob!), loaded.spec.paramCount)
       const signed = a.metadata === null ? undefined : parseReportMetadata(a.metadata)
       acc.fold(delta, a.tokens, signed?.lossCurve.at(-1))
     }
@@ -73,8 +74,8 @@ export class RunCache {
   /** Held-out loss of `flat` on the run's fixed evaluation windows; null when it is not finite. */
   async validationLoss (runId: string, flat: Float32Array): Promise<number | null> {
     const loaded = await this.#load(runId)
-    loaded.validation ??= this.#d.ops.readShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256))
-    return storedLoss(this.#d.ops.evaluate(loaded.spec.modelConfig, flat, loaded.validation, evaluationWindows(loaded.spec)))
+    loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
+    return storedLoss(validationLoss(createParamSet(loaded.spec.modelConfig, flat), loaded.validation, evaluationWindows(loaded.spec)))
   }
 
   /** A round was opened: its running sum starts empty. */
@@ -100,7 +101,7 @@ export class RunCache {
     let loaded = this.#loaded.get(runId)
     if (loaded === undefined) {
       const row = await this.#d.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
-      loaded = { spec: row.spec as ResolvedRunSpec }
+      loaded = { spec: row.spec }
       this.#loaded.set(runId, loaded)
     }
     return loaded
