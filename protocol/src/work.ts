@@ -88,6 +88,20 @@ export type BlobRequest = z.infer<typeof blobRequestSchema>
 /** Frames that carry blob and report bytes. */
 export const BLOB_CHUNK_BYTES = 256 * 1024
 
+// Wire timeouts, shared by both ends so neither gives up before the other expects it to.
+/** A request frame and its small JSON reply (enroll, heartbeat, work, a blob or report header). */
+export const REQUEST_TIMEOUT_MS = 10_000
+/** One BLOB_CHUNK_BYTES frame of a blob or report payload, either way. */
+export const CHUNK_TIMEOUT_MS = 60_000
+/** Opening a stream that moves bytes (a blob download, a report upload). */
+export const TRANSFER_DIAL_TIMEOUT_MS = 30_000
+/** The blob service's header before a download's bytes (it may read the blob from disk first). */
+export const BLOB_HEADER_TIMEOUT_MS = 30_000
+/** The coordinator's admission of a report header (it checks the signature and assignment first). */
+export const REPORT_ADMISSION_TIMEOUT_MS = 60_000
+/** The coordinator's verdict after a report's payload (it decodes and folds it first). */
+export const REPORT_VERDICT_TIMEOUT_MS = 120_000
+
 /**
  * The first frame of `/barnraise/report/1.0.0`. The coordinator answers with an admission;
  * only then does the encoded pseudo-gradient follow in chunks, then the final verdict.

@@ -1,11 +1,11 @@
-import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, ProtocolError, blobRequestSchema } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, REQUEST_TIMEOUT_MS, JsonStream, ProtocolError, blobRequestSchema } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { blobKind } from '../blobs/blob-records.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS } from './constants.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface BlobServiceComponents {
@@ -53,7 +53,7 @@ export class BlobService {
         for await (const chunk of this.#c.blobs.createReadStream(request.sha256, request.offset)) {
           const bytes = chunk as Buffer
           for (let i = 0; i < bytes.length; i += BLOB_CHUNK_BYTES) {
-            await messages.writeFrame(bytes.subarray(i, i + BLOB_CHUNK_BYTES), 60_000)
+            await messages.writeFrame(bytes.subarray(i, i + BLOB_CHUNK_BYTES), CHUNK_TIMEOUT_MS)
           }
         }
       }

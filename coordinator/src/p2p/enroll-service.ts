@@ -1,4 +1,4 @@
-import { ENROLL_PROTOCOL, JsonStream, ProtocolError, enrollRequestSchema } from '@barnraise/protocol'
+import { ENROLL_PROTOCOL, REQUEST_TIMEOUT_MS, JsonStream, ProtocolError, enrollRequestSchema } from '@barnraise/protocol'
 import type { EnrollResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
@@ -6,7 +6,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { enrollNode } from '../nodes/nodes.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS } from './constants.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface EnrollServiceComponents {

@@ -1,4 +1,4 @@
-import { HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, heartbeatRequestSchema } from '@barnraise/protocol'
+import { HEARTBEAT_PROTOCOL, REQUEST_TIMEOUT_MS, JsonStream, ProtocolError, heartbeatRequestSchema } from '@barnraise/protocol'
 import type { HeartbeatResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
@@ -6,7 +6,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { touchNode } from '../nodes/nodes.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS } from './constants.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface HeartbeatServiceComponents {

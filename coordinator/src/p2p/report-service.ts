@@ -1,10 +1,10 @@
 import {
-  BLOB_CHUNK_BYTES, JsonStream, ProtocolError, REPORT_PROTOCOL, reportHeaderSchema
+  BLOB_CHUNK_BYTES, CHUNK_TIMEOUT_MS, JsonStream, REQUEST_TIMEOUT_MS, ProtocolError, REPORT_PROTOCOL, reportHeaderSchema
 } from '@barnraise/protocol'
 import type { ReportHeader, ReportResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS } from './constants.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** A report the engine may still refuse; it reads the payload only once the header passes. */
@@ -61,7 +61,7 @@ export class ReportService {
         const payload = new Uint8Array(admitted.payloadBytes)
         let received = 0
         while (received < payload.byteLength) {
-          const frame = await messages.readFrame(60_000)
+          const frame = await messages.readFrame(CHUNK_TIMEOUT_MS)
           if (received + frame.byteLength > payload.byteLength) {
             throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `payload is larger than the ${payload.byteLength} bytes the header announced`)
           }

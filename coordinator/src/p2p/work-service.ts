@@ -1,8 +1,8 @@
-import { JsonStream, WORK_PROTOCOL, workRequestSchema } from '@barnraise/protocol'
+import { JsonStream, REQUEST_TIMEOUT_MS, WORK_PROTOCOL, workRequestSchema } from '@barnraise/protocol'
 import type { UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { MAX_INBOUND_STREAMS } from './constants.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** What the work service needs from the round engine. */

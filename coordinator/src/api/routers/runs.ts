@@ -5,6 +5,7 @@ import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
 import { changeRunStatus, createRun } from '../../runs/runs.ts'
 import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
 import { modelPresetList } from '../../runs/run-resolution.ts'
+import { maySteerRun } from '../../runs/run-access.ts'
 import { listRunCheckpoints } from '../../checkpoints/run-checkpoints.ts'
 
 export const runsRouter = router({
@@ -32,9 +33,7 @@ export const runsRouter = router({
       .select(['runs.created_by', 'users.display_name']).where('runs.id', '=', input.id).executeTakeFirst()
     if (run === undefined) throw new TRPCError({ code: 'NOT_FOUND', message: `no run ${input.id}` })
     const user = ctx.user
-    const isAdmin = user?.roles.includes('admin') === true
-    const canSteer = user !== null && (isAdmin || (user.roles.includes('organizer') && (run.created_by === null || run.created_by === user.id)))
-    return { createdBy: run.display_name ?? null, createdByMe: user !== null && run.created_by === user.id, canSteer }
+    return { createdBy: run.display_name ?? null, createdByMe: user !== null && run.created_by === user.id, canSteer: maySteerRun(user, run.created_by) }
   }),
   /** Creates a run from a spec (validated field by field); optionally starts it. */
   create: roleProcedure('organizer')
@@ -50,7 +49,7 @@ export const runsRouter = router({
     .input(z.object({ id: z.string().uuid(), action: z.enum(['start', 'pause', 'resume', 'stop']) }))
     .mutation(async ({ ctx, input }) => {
       const run = await ctx.db.selectFrom('runs').select('created_by').where('id', '=', input.id).executeTakeFirst()
-      if (run !== undefined && run.created_by !== null && run.created_by !== ctx.user!.id && !ctx.user!.roles.includes('admin')) {
+      if (run !== undefined && !maySteerRun(ctx.user, run.created_by)) {
         throw new TRPCError({ code: 'FORBIDDEN', message: 'only the organizer who created this run (or an admin) can steer it' })
       }
       const status = await changeRunStatus(ctx.db, input.id, input.action)
