@@ -16,7 +16,6 @@ function lookup (): Float32Array {
 /** Half-precision payload: relative error ≤ 2^-11 in the normal range, absolute ≤ 2^-25 below 2^-14. */
 export const fp16Codec: PseudoGradientCodec = {
   name: 'fp16',
-  chunkAlignment: 1,
   byteLength: (length) => length * 2,
   encode (values) {
     requireFinite(values)
