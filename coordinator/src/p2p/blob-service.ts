@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { blobKind } from '../blobs/blob-records.ts'
-import { MAX_INBOUND_STREAMS } from './constants.ts'
+import { ProtocolService } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface BlobServiceComponents {
@@ -19,24 +19,15 @@ export interface BlobServiceComponents {
  * Serves `/barnraise/blob/1.0.0`: checkpoints and shards by sha256, from an offset, in
  * frames of BLOB_CHUNK_BYTES. Reports are never served back.
  */
-export class BlobService {
+export class BlobService extends ProtocolService {
   readonly #c: BlobServiceComponents
 
   constructor (components: BlobServiceComponents) {
+    super(components.libp2p, BLOB_PROTOCOL)
     this.#c = components
   }
 
-  async start (): Promise<void> {
-    await this.#c.libp2p.handle(BLOB_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
-      maxInboundStreams: MAX_INBOUND_STREAMS
-    })
-  }
-
-  async stop (): Promise<void> {
-    await this.#c.libp2p.unhandle(BLOB_PROTOCOL)
-  }
-
-  async #serve (stream: Stream, connection: Connection): Promise<void> {
+  protected async serve (stream: Stream, connection: Connection): Promise<void> {
     const log = this.#c.log.child('blob')
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)

@@ -4,7 +4,7 @@ import {
 import type { ReportHeader, ReportResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
-import { MAX_INBOUND_STREAMS } from './constants.ts'
+import { ProtocolService } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** A report the engine may still refuse; it reads the payload only once the header passes. */
@@ -24,28 +24,17 @@ export interface ReportSink {
  * stale, oversized, wrong codec) is refused before any payload byte is sent, and the payload
  * is never read past the size the header announced.
  */
-export class ReportService {
-  readonly #libp2p: Libp2p
+export class ReportService extends ProtocolService {
   readonly #sink: ReportSink
   readonly #log: Logger
 
   constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger }) {
-    this.#libp2p = components.libp2p
+    super(components.libp2p, REPORT_PROTOCOL)
     this.#sink = components.sink
     this.#log = components.log.child('report')
   }
 
-  async start (): Promise<void> {
-    await this.#libp2p.handle(REPORT_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
-      maxInboundStreams: MAX_INBOUND_STREAMS
-    })
-  }
-
-  async stop (): Promise<void> {
-    await this.#libp2p.unhandle(REPORT_PROTOCOL)
-  }
-
-  async #serve (stream: Stream, connection: Connection): Promise<void> {
+  protected async serve (stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     let reply: ReportResponse
