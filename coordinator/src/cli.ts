@@ -13,8 +13,6 @@ import { coordinatorDataDir, hasEmbeddedDatabase, readRunningInstall } from './i
 import { ledgerVerifyCommand } from './ledger/verify-command.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
-import { createRunResources } from './runs/run-resources.ts'
-import { trainerModelOps } from './runs/trainer-model-ops.ts'
 
 const USAGE = `usage: barnraise-coordinator <command> [options]
 
@@ -130,8 +128,7 @@ async function admin<T> (dataDir: string, databaseUrl: string | undefined, route
   try {
     const database = await openDatabase({ dataDir, databaseUrl })
     try {
-      const resources = createRunResources({ db: database.db, blobs: new DiskBlobStore(join(dataDir, 'blobs')), ops: trainerModelOps })
-      return await adminOperations({ db: database.db, resources })[route]!(body) as T
+      return await adminOperations({ db: database.db, blobs: new DiskBlobStore(join(dataDir, 'blobs')) })[route]!(body) as T
     } finally {
       await database.close()
     }

@@ -8,8 +8,8 @@ import { openDatabase } from './db/open-database.ts'
 import type { OpenedDatabase } from './db/open-database.ts'
 import { createCoordinatorHost } from './p2p/host.ts'
 import { Presence } from './p2p/presence.ts'
-import { DEFAULT_PEER_LIMITS } from './p2p/constants.ts'
-import type { PeerLimits } from './p2p/constants.ts'
+import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
+import type { PeerLimits } from './p2p/peer-limits.ts'
 import { isRevokedPeer } from './p2p/peer-access.ts'
 import { EnrollService } from './p2p/enroll-service.ts'
 import { HeartbeatService } from './p2p/heartbeat-service.ts'
@@ -21,11 +21,10 @@ import type { BlobStore } from './blobs/blob-store.ts'
 import { BlobService } from './p2p/blob-service.ts'
 import { WorkService } from './p2p/work-service.ts'
 import { ReportService } from './p2p/report-service.ts'
-import { RoundEngine } from './runs/round-engine.ts'
-import { createRunResources } from './runs/run-resources.ts'
-import type { RunResources } from './runs/runs.ts'
-import { trainerModelOps } from './runs/trainer-model-ops.ts'
-import type { ModelOps } from './runs/model-ops.ts'
+import { RoundEngine } from './rounds/round-engine.ts'
+import { RunCache } from './rounds/run-cache.ts'
+import { RunLocks } from './rounds/run-lock.ts'
+import { ReportIntake } from './rounds/report-intake.ts'
 import { createLogger } from './log.ts'
 import { clearRunningInstall, writeRunningInstall } from './install/install-dir.ts'
 import { ChangeFeed } from './events/change-feed.ts'
@@ -69,21 +68,19 @@ export class Coordinator {
   readonly changes: ChangeFeed
   readonly engine: RoundEngine
   readonly blobs: BlobStore
-  readonly resources: RunResources
   readonly url: string
   readonly log: Logger
   /** The one-time code that makes the first admin through the web; null when an admin exists. */
   readonly setupCode: string | null
   readonly #closers: Array<() => Promise<void>>
 
-  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, resources: RunResources, url: string, log: Logger, setupCode: string | null, closers: Array<() => Promise<void>> }) {
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, url: string, log: Logger, setupCode: string | null, closers: Array<() => Promise<void>> }) {
     this.libp2p = fields.libp2p
     this.database = fields.database
     this.presence = fields.presence
     this.changes = fields.changes
     this.engine = fields.engine
     this.blobs = fields.blobs
-    this.resources = fields.resources
     this.url = fields.url
     this.log = fields.log
     this.setupCode = fields.setupCode
@@ -121,17 +118,23 @@ export class Coordinator {
       const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
       await heartbeat.start()
-      const ops: ModelOps = trainerModelOps
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
-      const resources = createRunResources({ db: database.db, blobs, ops })
+      // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
+      const cache = new RunCache({ db: database.db, blobs, log })
+      const locks = new RunLocks()
+      const intake = new ReportIntake({
+        db: database.db, blobs, cache, locks, changes, log,
+        normBoundRatio: options.normBoundRatio ?? 1,
+        // Close at quorum right away rather than at the next tick.
+        onAccepted: () => { engine.nudge() }
+      })
       const engine = new RoundEngine({
-        db: database.db, blobs, presence, changes, log, ops,
-        ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {}),
-        ...(options.normBoundRatio !== undefined ? { normBoundRatio: options.normBoundRatio } : {})
+        db: database.db, blobs, presence, changes, log, cache, locks, intake,
+        ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })
       await new BlobService({ ...components, blobs, limits }).start()
       await new WorkService({ libp2p, source: engine, log }).start()
-      await new ReportService({ libp2p, sink: engine.reports, log, limits, isRevoked }).start()
+      await new ReportService({ libp2p, sink: intake, log, limits, isRevoked }).start()
       // Stopped after the engine (closers run newest first), so a last round close is signed.
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       engine.start()
@@ -139,18 +142,18 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, resources, blobs, ops, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
-        downloads: { db: database.db, blobs, ops },
+        downloads: { db: database.db, blobs },
         log
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)
-      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, resources, changes }), log)
+      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, blobs, changes }), log)
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
       writeRunningInstall(options.dataDir, { pid: process.pid, url: http.url, multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()), database: database.kind })
       closers.push(async () => { clearRunningInstall(options.dataDir) })
-      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, resources, url: http.url, log, setupCode: printedSetupCode, closers })
+      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, url: http.url, log, setupCode: printedSetupCode, closers })
     } catch (err) {
       await unwind()
       throw err

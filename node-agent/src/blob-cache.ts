@@ -4,7 +4,7 @@ import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, blobResponseSchema } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema } from '@barnraise/protocol'
 import { RefusedError } from './coordinator-client.ts'
 
 async function fileSha256 (path: string): Promise<string> {
@@ -41,12 +41,12 @@ export class BlobCache {
     await mkdir(this.#dir, { recursive: true })
     const partial = `${path}.part`
     let offset = (await stat(partial).catch(() => undefined))?.size ?? 0
-    const stream = await this.#libp2p.dialProtocol(this.#coordinator, BLOB_PROTOCOL, { signal: signal ?? AbortSignal.timeout(30_000) })
+    const stream = await this.#libp2p.dialProtocol(this.#coordinator, BLOB_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TRANSFER_DIAL_TIMEOUT_MS) })
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     const file = await open(partial, 'a')
     try {
       await messages.write({ type: 'blob', sha256, offset })
-      const header = await messages.read(blobResponseSchema, 30_000)
+      const header = await messages.read(blobResponseSchema, BLOB_HEADER_TIMEOUT_MS)
       if (!header.ok) {
         // A partial file can be stale (the coordinator's blob is shorter); start over next time.
         if (offset > 0) await rm(partial, { force: true })
@@ -54,7 +54,7 @@ export class BlobCache {
       }
       while (offset < header.size) {
         signal?.throwIfAborted()
-        const chunk = await messages.readFrame(60_000)
+        const chunk = await messages.readFrame(CHUNK_TIMEOUT_MS)
         if (offset + chunk.byteLength > header.size) throw new Error(`blob ${sha256} is longer than announced`)
         await file.write(chunk)
         offset += chunk.byteLength

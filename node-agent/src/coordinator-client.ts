@@ -3,6 +3,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import type { Connection, Libp2p } from '@libp2p/interface'
 import {
   BLOB_CHUNK_BYTES, CodedError, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
+  CHUNK_TIMEOUT_MS, REPORT_ADMISSION_TIMEOUT_MS, REPORT_VERDICT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TRANSFER_DIAL_TIMEOUT_MS,
   enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
 } from '@barnraise/protocol'
 import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, UnitDecline, WorkResponse } from '@barnraise/protocol'
@@ -97,11 +98,11 @@ export class CoordinatorClient {
   }
 
   async #call<S extends z.ZodType> (protocol: string, request: unknown, schema: S): Promise<z.infer<S>> {
-    const stream = await this.#dial(protocol, AbortSignal.timeout(10_000))
+    const stream = await this.#dial(protocol, AbortSignal.timeout(REQUEST_TIMEOUT_MS))
     const messages = new JsonStream(stream)
     try {
       await messages.write(request)
-      return await messages.read(schema)
+      return await messages.read(schema, REQUEST_TIMEOUT_MS)
     } finally {
       await messages.close()
     }
@@ -123,16 +124,16 @@ export class CoordinatorClient {
 
   /** Sends a signed report: the header, then (once admitted) the payload in chunks; returns the verdict. */
   async sendReport (header: ReportHeader, payload: Uint8Array, signal?: AbortSignal): Promise<ReportResponse> {
-    const stream = await this.#dial(REPORT_PROTOCOL, signal ?? AbortSignal.timeout(30_000))
+    const stream = await this.#dial(REPORT_PROTOCOL, signal ?? AbortSignal.timeout(TRANSFER_DIAL_TIMEOUT_MS))
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     try {
       await messages.write(header)
-      const admission = await messages.read(reportAdmissionSchema, 60_000)
+      const admission = await messages.read(reportAdmissionSchema, REPORT_ADMISSION_TIMEOUT_MS)
       if (!admission.proceed) return { ok: false, outcome: 'refused', code: admission.code, message: admission.message }
       for (let i = 0; i < payload.byteLength; i += BLOB_CHUNK_BYTES) {
-        await messages.writeFrame(payload.subarray(i, i + BLOB_CHUNK_BYTES), 60_000)
+        await messages.writeFrame(payload.subarray(i, i + BLOB_CHUNK_BYTES), CHUNK_TIMEOUT_MS)
       }
-      return await messages.read(reportResponseSchema, 120_000)
+      return await messages.read(reportResponseSchema, REPORT_VERDICT_TIMEOUT_MS)
     } finally {
       await messages.close()
     }

@@ -10,7 +10,6 @@ import { BlobCache } from './blob-cache.ts'
 import { runWorkLoop } from './work-loop.ts'
 import type { AgentStatus } from './work-loop.ts'
 import type { Executor } from './executors/executor.ts'
-import type { AgentModelOps } from './agent-model-ops.ts'
 
 export interface SessionOptions {
   libp2p: Libp2p
@@ -26,7 +25,7 @@ export interface SessionOptions {
   /** Progress and waiting lines as well as one line per round. */
   verbose?: boolean
   /** When set, the node trains: it asks for work units and reports them. */
-  work?: { executor: Executor, ops: AgentModelOps, key: PrivateKey }
+  work?: { executor: Executor, key: PrivateKey }
 }
 
 /**
@@ -97,7 +96,6 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
       client,
       cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator),
       executor: options.work.executor,
-      ops: options.work.ops,
       key: options.work.key,
       peerId: options.libp2p.peerId.toString(),
       dataDir: options.dataDir,

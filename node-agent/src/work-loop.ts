@@ -1,6 +1,7 @@
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
-import { canonicalReportMetadata } from '@barnraise/protocol'
+import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
+import { decodeShard, paramSetFromSafetensors, sha256Hex } from '@barnraise/trainer'
 import type { ReportMetadata, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
@@ -10,7 +11,6 @@ import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts
 import { createBatchSource } from './batch-source.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
-import type { AgentModelOps } from './agent-model-ops.ts'
 
 export type AgentStatus = 'idle' | 'training' | 'uploading' | 'downloading'
 
@@ -18,7 +18,6 @@ export interface WorkLoopOptions {
   client: CoordinatorClient
   cache: BlobCache
   executor: Executor
-  ops: AgentModelOps
   key: PrivateKey
   peerId: string
   dataDir: string
@@ -79,10 +78,10 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
   const checkpoint = await o.cache.get(unit.baseCheckpoint, o.signal)
-  const base = o.ops.readCheckpoint(unit.modelConfig, checkpoint)
+  const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
   const shardTokens = new Map<string, ArrayLike<number>>()
   for (const r of unit.ranges) {
-    if (!shardTokens.has(r.shard)) shardTokens.set(r.shard, o.ops.readShard(await o.cache.get(r.shard, o.signal)))
+    if (!shardTokens.has(r.shard)) shardTokens.set(r.shard, decodeShard(await o.cache.get(r.shard, o.signal)).tokens)
   }
   const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
   o.setStatus('training')
@@ -98,7 +97,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   })
   const delta = new Float32Array(base.length)
   for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!
-  const payload = o.ops.encode(unit.codec, delta)
+  const payload = encodePseudoGradient(unit.codec, delta)
   const metadata: ReportMetadata = {
     runId: unit.runId,
     round: unit.round,
@@ -109,7 +108,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
     lossCurve: result.lossCurve.map((l) => Math.round(l * 1e5) / 1e5),
     codec: unit.codec,
     payloadBytes: payload.byteLength,
-    payloadSha256: o.ops.sha256(payload),
+    payloadSha256: sha256Hex(payload),
     executor: result.executor
   }
   const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')

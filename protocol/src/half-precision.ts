@@ -69,7 +69,7 @@ export function bfloat16BitsToFloat32 (b: number): number {
 let float16Table: Float32Array | undefined
 
 /** All 65536 fp16 values, built on first use: decoding is then one lookup per element. */
-function float16Lookup (): Float32Array {
+export function float16Lookup (): Float32Array {
   if (float16Table === undefined) {
     float16Table = new Float32Array(65536)
     for (let h = 0; h < 65536; h++) float16Table[h] = float16BitsToFloat32(h)

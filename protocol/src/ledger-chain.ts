@@ -1,8 +1,8 @@
-import { peerIdFromString } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import { z } from 'zod'
 import { CodedError } from './coded-error.ts'
-import { parseCanonicalReportMetadata, reportMetadataSchema } from './work.ts'
+import { verifyPeerSignature } from './peer-signature.ts'
+import { parseReportMetadata, verifyReportSignature } from './signed-report.ts'
 
 /** One ledger row as exported (ledger.json) and as hashed. */
 export interface LedgerEntry {
@@ -59,29 +59,6 @@ export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   return await sha256Hex(JSON.stringify(executor === null ? ['barnraise-ledger-v1', ...fields] : ['barnraise-ledger-v2', ...fields, executor]))
 }
 
-function base64ToBytes (b64: string): Uint8Array {
-  const bin = atob(b64)
-  const out = new Uint8Array(bin.length)
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i)
-  return out
-}
-
-/** Checks an Ed25519 signature by a peer id's key over `text`; false for anything malformed. */
-async function verifyPeerSignature (peerId: string, text: string, signatureB64: string): Promise<boolean> {
-  try {
-    const key = peerIdFromString(peerId).publicKey
-    if (key === undefined) return false
-    return await key.verify(encoder.encode(text), base64ToBytes(signatureB64))
-  } catch {
-    return false
-  }
-}
-
-/** Checks a node's signature over canonical report metadata text. */
-export async function verifyReportSignature (peerId: string, metadataText: string, signatureB64: string): Promise<boolean> {
-  return await verifyPeerSignature(peerId, metadataText, signatureB64)
-}
-
 export type LedgerVerdict =
   | { ok: true, rows: number }
   | { ok: false, rows: number, seq: number, index: number, reason: string }
@@ -103,17 +80,15 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
     if (e.outcome === 'accepted') {
       if (e.metadata === null || e.signature === null) return bad('accepted row lacks signed metadata')
       if (!await verifyReportSignature(e.peerId, e.metadata, e.signature)) return bad('node signature does not verify')
-      const parsed = parseCanonicalReportMetadata(e.metadata)
-      if (parsed === undefined) return bad('metadata is not canonical report metadata (v1 or v2 JSON)')
-      const m = reportMetadataSchema.safeParse(parsed)
-      if (!m.success) return bad('metadata is malformed')
-      if (m.data.runId !== e.runId || m.data.round !== e.round || m.data.assignmentId !== e.assignmentId ||
-        m.data.peerId !== e.peerId || m.data.tokens !== e.tokens || m.data.computeSeconds !== e.computeSeconds ||
-        (m.data.executor ?? null) !== (e.executor ?? null)) {
+      const m = parseReportMetadata(e.metadata)
+      if (m === undefined) return bad('metadata is not well-formed canonical report metadata (v1 or v2 JSON)')
+      if (m.runId !== e.runId || m.round !== e.round || m.assignmentId !== e.assignmentId ||
+        m.peerId !== e.peerId || m.tokens !== e.tokens || m.computeSeconds !== e.computeSeconds ||
+        (m.executor ?? null) !== (e.executor ?? null)) {
         return bad('row disagrees with what the node signed')
       }
-      if (acceptedUnits.has(m.data.assignmentId)) return bad(`work unit ${m.data.assignmentId} is credited twice (a second accepted row for one assignment)`)
-      acceptedUnits.add(m.data.assignmentId)
+      if (acceptedUnits.has(m.assignmentId)) return bad(`work unit ${m.assignmentId} is credited twice (a second accepted row for one assignment)`)
+      acceptedUnits.add(m.assignmentId)
     }
     prev = e.hash
   }

@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import { reportMetadataSchema } from './signed-report.ts'
+import { llamaConfigSchema } from './llama-config.ts'
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256')
 
@@ -46,7 +48,7 @@ export const workUnitSchema = z.object({
   round: z.number().int().nonnegative(),
   baseCheckpoint: sha256Hex,
   /** Llama config.json of the run's model */
-  modelConfig: z.record(z.string(), z.unknown()),
+  modelConfig: llamaConfigSchema,
   ranges: z.array(tokenRangeSchema).min(1).max(1024),
   shardVocabSize: z.number().int().positive(),
   recipe: innerRecipeSchema,
@@ -86,31 +88,19 @@ export type BlobRequest = z.infer<typeof blobRequestSchema>
 /** Frames that carry blob and report bytes. */
 export const BLOB_CHUNK_BYTES = 256 * 1024
 
-/** What trained a report: the TypeScript CPU trainer, or PyTorch on CPU or CUDA. */
-export const executorKindSchema = z.enum(['typescript', 'torch-cpu', 'torch-cuda'])
-
-export type ExecutorKind = z.infer<typeof executorKindSchema>
-
-/**
- * What a node signs about one report. Field order is fixed by `canonicalReportMetadata`,
- * so the same bytes can be rebuilt from a ledger row and checked offline. `executor` came
- * later: reports without it are signed (and verified) in the original v1 form.
- */
-export const reportMetadataSchema = z.object({
-  runId: z.string().uuid(),
-  round: z.number().int().nonnegative(),
-  assignmentId: z.string().uuid(),
-  peerId: z.string().min(1).max(100),
-  tokens: z.number().int().nonnegative(),
-  computeSeconds: z.number().nonnegative(),
-  lossCurve: z.array(z.number()).max(100_000),
-  codec: z.enum(['fp32', 'fp16', 'int8']),
-  payloadBytes: z.number().int().nonnegative(),
-  payloadSha256: sha256Hex,
-  executor: executorKindSchema.optional()
-}).strict()
-
-export type ReportMetadata = z.infer<typeof reportMetadataSchema>
+// Wire timeouts, shared by both ends so neither gives up before the other expects it to.
+/** A request frame and its small JSON reply (enroll, heartbeat, work, a blob or report header). */
+export const REQUEST_TIMEOUT_MS = 10_000
+/** One BLOB_CHUNK_BYTES frame of a blob or report payload, either way. */
+export const CHUNK_TIMEOUT_MS = 60_000
+/** Opening a stream that moves bytes (a blob download, a report upload). */
+export const TRANSFER_DIAL_TIMEOUT_MS = 30_000
+/** The blob service's header before a download's bytes (it may read the blob from disk first). */
+export const BLOB_HEADER_TIMEOUT_MS = 30_000
+/** The coordinator's admission of a report header (it checks the signature and assignment first). */
+export const REPORT_ADMISSION_TIMEOUT_MS = 60_000
+/** The coordinator's verdict after a report's payload (it decodes and folds it first). */
+export const REPORT_VERDICT_TIMEOUT_MS = 120_000
 
 /**
  * The first frame of `/barnraise/report/1.0.0`. The coordinator answers with an admission;
@@ -139,30 +129,3 @@ export const reportResponseSchema = z.discriminatedUnion('ok', [
 
 export type ReportHeader = z.infer<typeof reportHeaderSchema>
 export type ReportResponse = z.infer<typeof reportResponseSchema>
-
-/**
- * The exact bytes a node signs: JSON with a fixed key order and no whitespace. With an
- * executor the tag is `barnraise-report-v2` and the executor is the last element; without one
- * the bytes are exactly the v1 form, so rows signed before the field existed still verify.
- */
-export function canonicalReportMetadata (m: ReportMetadata): Uint8Array {
-  const ordered = [m.runId, m.round, m.assignmentId, m.peerId, m.tokens, m.computeSeconds, m.lossCurve, m.codec, m.payloadBytes, m.payloadSha256]
-  const value = m.executor === undefined ? ['barnraise-report-v1', ...ordered] : ['barnraise-report-v2', ...ordered, m.executor]
-  return new TextEncoder().encode(JSON.stringify(value))
-}
-
-/** Reads canonical metadata text (v1 or v2) back into its fields; undefined when it is neither form. */
-export function parseCanonicalReportMetadata (text: string): unknown {
-  let arr: unknown
-  try {
-    arr = JSON.parse(text)
-  } catch {
-    return undefined
-  }
-  if (!Array.isArray(arr)) return undefined
-  const [tag, runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256, executor] = arr as unknown[]
-  const fields = { runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256 }
-  if (tag === 'barnraise-report-v1' && arr.length === 11) return fields
-  if (tag === 'barnraise-report-v2' && arr.length === 12) return { ...fields, executor }
-  return undefined
-}

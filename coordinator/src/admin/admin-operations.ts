@@ -2,7 +2,7 @@ import { z } from 'zod'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { createRun, changeRunStatus } from '../runs/runs.ts'
-import type { RunResources } from '../runs/runs.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { createOperatorToken, createTokenInputSchema } from '../nodes/operator-tokens.ts'
 import type { AdminHandler } from './admin-socket.ts'
@@ -31,8 +31,8 @@ function parse<T> (schema: z.ZodType<T>, body: unknown): T {
 }
 
 /** The operations the CLI performs, whether through a running coordinator's socket or on the database directly. */
-export function adminOperations (deps: { db: Kysely<Database>, resources: RunResources, changes?: ChangeFeed }): Record<string, AdminHandler> {
-  const { db, resources, changes } = deps
+export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore, changes?: ChangeFeed }): Record<string, AdminHandler> {
+  const { db, blobs, changes } = deps
   return {
     '/tokens': async (body) => await createOperatorToken(db, parse(createTokenInputSchema, body)),
     '/runs': async (body) => {
@@ -44,7 +44,7 @@ export function adminOperations (deps: { db: Kysely<Database>, resources: RunRes
         if (!owner.roles.includes('organizer') && !owner.roles.includes('admin')) throw new CoordinatorError('ERR_INVALID_INPUT', `${input.owner} is not an organizer`)
         ownerId = owner.id
       }
-      const run = await createRun(db, resources, input.spec, ownerId)
+      const run = await createRun({ db, blobs }, input.spec, ownerId)
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
       return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount }

@@ -3,10 +3,8 @@ import type { Database } from '../db/schema.ts'
 import type { Presence } from '../p2p/presence.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
-import type { RunResources } from '../runs/runs.ts'
 import type { SessionUser } from '../accounts/accounts.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
-import type { ModelOps } from '../runs/model-ops.ts'
 import type { SetupCode } from '../accounts/setup-code.ts'
 
 /** What every procedure can reach, shared by all requests. */
@@ -15,9 +13,7 @@ export interface ApiServices {
   presence: Presence
   log: Logger
   changes: ChangeFeed
-  resources: RunResources
   blobs: BlobStore
-  ops: ModelOps
   /** the libp2p addresses agents dial, for the "join" command the dashboard shows */
   multiaddrs: () => string[]
   /** the one-time code that makes the first admin through the web, while no admin exists */

@@ -5,15 +5,15 @@ import { createHash } from 'node:crypto'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
-import type { ModelOps } from '../runs/model-ops.ts'
-import type { ResolvedRunSpec } from '../runs/runs.ts'
+import { checkpointTextFiles } from './checkpoint-weights.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 import { retentionOf } from '../runs/checkpoint-retention.ts'
 import { renderModelCard } from './model-card.ts'
 import type { CardContributor } from './model-card.ts'
 import { tarSize } from './tar-writer.ts'
 import type { TarEntry } from './tar-writer.ts'
 
-export interface CheckpointFolderDeps { db: Kysely<Database>, blobs: BlobStore, ops: ModelOps }
+export interface CheckpointFolderDeps { db: Kysely<Database>, blobs: BlobStore }
 
 /** `available`: downloadable; `pruned`: retention deleted the weights; `missing`: the weights blob vanished from the store. */
 export type CheckpointStatus = 'available' | 'pruned' | 'missing'
@@ -80,7 +80,7 @@ interface CheckpointRow { sha256: string, run_id: string, round: number, tokens_
 interface RunContext {
   id: string
   name: string
-  spec: ResolvedRunSpec
+  spec: StoredRunSpec
   latest: string | null
   currentRound: number
   tokensSeen: number
@@ -95,7 +95,7 @@ async function loadRun (deps: CheckpointFolderDeps, runId: string): Promise<RunC
   const run = await deps.db.selectFrom('runs').select(['id', 'name', 'spec', 'latest_checkpoint', 'current_round', 'tokens_seen', 'created_at'])
     .where('id', '=', runId).executeTakeFirst()
   if (run === undefined) return undefined
-  const spec = run.spec as ResolvedRunSpec
+  const spec = run.spec
   let datasetName: string | null = null
   if (spec.dataset.source === 'shards') {
     const shard = await deps.db.selectFrom('blobs').select('meta').where('sha256', '=', spec.validationShard.sha256).executeTakeFirst()
@@ -117,7 +117,7 @@ async function loadRun (deps: CheckpointFolderDeps, runId: string): Promise<RunC
     currentRound: run.current_round,
     tokensSeen: run.tokens_seen,
     createdAt: run.created_at,
-    textFiles: deps.ops.huggingFaceTextFiles(spec.modelConfig),
+    textFiles: checkpointTextFiles(spec.modelConfig),
     datasetName,
     work: rows.map((r) => ({
       round: r.round,

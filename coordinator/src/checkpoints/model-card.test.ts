@@ -1,7 +1,7 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { runSpecSchema } from '@barnraise/protocol'
-import { trainerModelOps } from '../runs/trainer-model-ops.ts'
+import { resolveModel } from '../runs/run-resolution.ts'
 import type { ResolvedRunSpec } from '../runs/runs.ts'
 import { renderModelCard } from './model-card.ts'
 import type { ModelCardInput } from './model-card.ts'
@@ -10,7 +10,7 @@ const SHA = 'ab'.repeat(32)
 
 function spec (overrides: Record<string, unknown> = {}): ResolvedRunSpec {
   const parsed = runSpecSchema.parse({ name: 'KJV demo', description: 'A small Llama.', model: { preset: 'small' }, rounds: 200, ...overrides })
-  const model = trainerModelOps.resolveModel(parsed.model)
+  const model = resolveModel(parsed.model)
   return {
     ...parsed,
     modelConfig: model.config,

@@ -2,7 +2,7 @@
 // reads, then Markdown people read). It is generated from the run's rows each time it is served,
 // so it always agrees with the ledger it summarizes.
 import { parseLlamaConfig } from '@barnraise/protocol'
-import type { ResolvedRunSpec } from '../runs/runs.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 
 /** One node's accepted work on a run up to a checkpoint's round. */
 export interface CardContributor { organization: string, node: string, peerId: string, tokens: number, computeSeconds: number }
@@ -10,7 +10,7 @@ export interface CardContributor { organization: string, node: string, peerId: s
 /** What a model card says, gathered from the run, the checkpoint row and the ledger. */
 export interface ModelCardInput {
   run: { id: string, name: string }
-  spec: ResolvedRunSpec
+  spec: StoredRunSpec
   checkpoint: { sha256: string, round: number, tokensSeen: number, valLoss: number | null, weightsBytes: number }
   /** Accepted ledger work up to and including the checkpoint's round. */
   contributors: CardContributor[]
@@ -132,7 +132,7 @@ function contributorSection (input: ModelCardInput): string[] {
 export function renderModelCard (input: ModelCardInput): string {
   const { run, spec, checkpoint } = input
   const config = parseLlamaConfig(spec.modelConfig)
-  const license = (spec as Partial<ResolvedRunSpec>).license ?? UNSET_LICENSE
+  const license = spec.license ?? UNSET_LICENSE
   const dataset = datasetLine(input)
   const r = spec.recipe
   const planned = spec.rounds !== undefined ? `round ${count(checkpoint.round)} of ${count(spec.rounds)}` : `round ${count(checkpoint.round)} (the run stops at ${count(spec.tokenTarget ?? 0)} tokens)`
@@ -197,7 +197,7 @@ export function renderModelCard (input: ModelCardInput): string {
     '',
     '## Licence',
     '',
-    (spec as Partial<ResolvedRunSpec>).license === undefined
+    spec.license === undefined
       ? 'This run was created before runs named a licence; ask its organizer.'
       : `\`${license}\`, as the run's organizer set it.`,
     '',

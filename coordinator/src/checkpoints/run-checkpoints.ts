@@ -1,5 +1,5 @@
 import { CoordinatorError } from '../errors.ts'
-import type { ResolvedRunSpec } from '../runs/runs.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 import { retentionOf } from '../runs/checkpoint-retention.ts'
 import { checkpointSummary, runCheckpointFolders } from './checkpoint-folder.ts'
 import type { CheckpointFolderDeps } from './checkpoint-folder.ts'
@@ -10,10 +10,10 @@ export async function listRunCheckpoints (deps: CheckpointFolderDeps, runId: str
   const folders = await runCheckpointFolders(deps, runId)
   if (folders === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
   const run = await deps.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
-  const spec = run.spec as Partial<ResolvedRunSpec>
+  const spec = run.spec
   return {
     runId,
-    keepEvery: retentionOf(run.spec as ResolvedRunSpec).keepEvery,
+    keepEvery: retentionOf(run.spec).keepEvery,
     license: spec.license ?? UNSET_LICENSE,
     latestUrl: `/api/runs/${runId}/checkpoints/latest/`,
     checkpoints: folders.map(checkpointSummary).reverse()

@@ -1,5 +1,6 @@
 import type { ColumnType, Generated } from 'kysely'
 import type { HardwareProfile } from '@barnraise/protocol'
+import type { StoredRunSpec } from '../runs/runs.ts'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
 type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>
@@ -83,7 +84,7 @@ export interface RunsTable {
   id: Generated<string>
   name: string
   status: ColumnType<RunStatus, RunStatus | undefined, RunStatus>
-  spec: Json<unknown>
+  spec: Json<StoredRunSpec>
   failure_reason: string | null
   created_by: string | null
   created_at: Generated<Date>

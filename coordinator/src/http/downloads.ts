@@ -2,7 +2,6 @@ import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
-import type { ModelOps } from '../runs/model-ops.ts'
 import { ledgerToCsv, readLedger } from '../ledger/ledger.ts'
 import { readLedgerHeads } from '../ledger/ledger-heads.ts'
 import { handleCheckpointRequest } from './checkpoint-downloads.ts'
@@ -12,7 +11,6 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 export interface DownloadsContext {
   db: Kysely<Database>
   blobs: BlobStore
-  ops: ModelOps
 }
 
 function json (res: ServerResponse, status: number, body: unknown): void {

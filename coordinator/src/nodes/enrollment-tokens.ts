@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { z } from 'zod'
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
@@ -18,27 +19,44 @@ export interface CreatedToken {
   expiresAt: Date | null
 }
 
+/**
+ * What a new token allows: how many nodes it may enroll and for how many hours (none: no
+ * expiry). The one place these bounds are written; the CLI, the admin socket and the
+ * dashboard all parse with it.
+ */
+export const tokenLimitsSchema = z.object({
+  maxUses: z.number().int('must be a whole number').min(1, 'a token allows at least 1 use').max(10_000, 'a token allows at most 10000 uses').default(1),
+  expiresInHours: z.number().positive('must be a positive number of hours').max(24 * 365, 'at most a year (8760 hours)').optional()
+})
+export type TokenLimits = z.input<typeof tokenLimitsSchema>
+
+/** When a token issued at `now` with this lifetime stops working; null when it never does. */
+export function tokenExpiry (expiresInHours: number | undefined, now = Date.now()): Date | null {
+  return expiresInHours === undefined ? null : new Date(now + expiresInHours * 3_600_000)
+}
+
 export interface CreateTokenOptions {
   organizationId: string
-  maxUses?: number
-  expiresAt?: Date | null
+  limits?: TokenLimits
   label?: string | null
   createdBy?: string | null
 }
 
 /** Issues a new enrollment token; the plain token is returned once and never stored. */
 export async function createEnrollmentToken (db: Kysely<Database>, options: CreateTokenOptions): Promise<CreatedToken> {
-  const maxUses = options.maxUses ?? 1
-  if (!Number.isInteger(maxUses) || maxUses < 1 || maxUses > 10_000) {
-    throw new CoordinatorError('ERR_INVALID_INPUT', 'maxUses must be a whole number from 1 to 10000')
+  const parsed = tokenLimitsSchema.safeParse(options.limits ?? {})
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!
+    throw new CoordinatorError('ERR_INVALID_INPUT', `${issue.path.join('.')}: ${issue.message}`)
   }
+  const { maxUses, expiresInHours } = parsed.data
   const token = TOKEN_PREFIX + randomBytes(24).toString('base64url')
   const row = await db.insertInto('enrollment_tokens')
     .values({
       organization_id: options.organizationId,
       token_hash: hashToken(token),
       max_uses: maxUses,
-      expires_at: options.expiresAt ?? null,
+      expires_at: tokenExpiry(expiresInHours),
       label: options.label ?? null,
       created_by: options.createdBy ?? null
     })

@@ -3,14 +3,12 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { ensureOrganization, listOrganizations } from './organizations.ts'
-import { createEnrollmentToken } from './enrollment-tokens.ts'
+import { createEnrollmentToken, tokenLimitsSchema } from './enrollment-tokens.ts'
 import type { CreatedToken } from './enrollment-tokens.ts'
 
 /** Input of the operator's `token create` (CLI, direct or through the admin socket). */
-export const createTokenInputSchema = z.object({
-  organization: z.string().trim().min(1).max(100).optional(),
-  maxUses: z.number().int().min(1, '--uses must be at least 1').max(10_000, '--uses must be at most 10000').default(1),
-  expiresInHours: z.number().positive('--expires-in must be a positive number of hours').max(24 * 365).optional()
+export const createTokenInputSchema = tokenLimitsSchema.extend({
+  organization: z.string().trim().min(1).max(100).optional()
 })
 export type CreateTokenInput = z.infer<typeof createTokenInputSchema>
 
@@ -29,7 +27,6 @@ export async function createOperatorToken (db: Kysely<Database>, input: CreateTo
     if (orgs.length > 1) throw new CoordinatorError('ERR_INVALID_INPUT', `this install has ${orgs.length} organizations; say which one with --org NAME (${orgs.slice(0, 6).map((o) => `"${o.name}"`).join(', ')}${orgs.length > 6 ? ', …' : ''})`)
     org = orgs[0]!
   }
-  const expiresAt = input.expiresInHours === undefined ? null : new Date(Date.now() + input.expiresInHours * 3_600_000)
-  const token = await createEnrollmentToken(db, { organizationId: org.id, maxUses: input.maxUses, expiresAt, label: 'cli' })
+  const token = await createEnrollmentToken(db, { organizationId: org.id, limits: input, label: 'cli' })
   return { ...token, organizationName: org.name }
 }

@@ -1,4 +1,4 @@
-import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, ProtocolError, blobRequestSchema } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, ProtocolError, REQUEST_TIMEOUT_MS, blobRequestSchema } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
@@ -6,8 +6,9 @@ import type { Logger } from '../log.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { blobKind } from '../blobs/blob-records.ts'
 import { touchNode } from '../nodes/nodes.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS, transferDeadlineMs } from './constants.ts'
-import type { PeerLimits } from './constants.ts'
+import { transferDeadlineMs } from './peer-limits.ts'
+import type { PeerLimits } from './peer-limits.ts'
+import { ProtocolService } from './protocol-service.ts'
 import { mayFetchBlob } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
@@ -24,24 +25,16 @@ export interface BlobServiceComponents {
  * frames of BLOB_CHUNK_BYTES, only to an enrolled node and only the blobs its own work units
  * name. Reports are never served back. A reader too slow to take the bytes is cut off.
  */
-export class BlobService {
+export class BlobService extends ProtocolService {
   readonly #c: BlobServiceComponents
 
   constructor (components: BlobServiceComponents) {
+    super(components.libp2p, BLOB_PROTOCOL)
     this.#c = components
   }
 
-  async start (): Promise<void> {
-    await this.#c.libp2p.handle(BLOB_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
-      maxInboundStreams: MAX_INBOUND_STREAMS
-    })
-  }
 
-  async stop (): Promise<void> {
-    await this.#c.libp2p.unhandle(BLOB_PROTOCOL)
-  }
-
-  async #serve (stream: Stream, connection: Connection): Promise<void> {
+  protected async serve (stream: Stream, connection: Connection): Promise<void> {
     const log = this.#c.log.child('blob')
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)

@@ -1,4 +1,4 @@
-import { HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, heartbeatRequestSchema } from '@barnraise/protocol'
+import { HEARTBEAT_PROTOCOL, ProtocolError, heartbeatRequestSchema } from '@barnraise/protocol'
 import type { HeartbeatResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
@@ -6,7 +6,7 @@ import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { touchNode } from '../nodes/nodes.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS } from './constants.ts'
+import { ProtocolService } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface HeartbeatServiceComponents {
@@ -17,42 +17,24 @@ export interface HeartbeatServiceComponents {
 }
 
 /** Serves `/barnraise/heartbeat/1.0.0`: an enrolled node says it is alive and what it is doing. */
-export class HeartbeatService {
+export class HeartbeatService extends ProtocolService {
   readonly #c: HeartbeatServiceComponents
 
   constructor (components: HeartbeatServiceComponents) {
+    super(components.libp2p, HEARTBEAT_PROTOCOL)
     this.#c = components
   }
 
-  async start (): Promise<void> {
-    await this.#c.libp2p.handle(HEARTBEAT_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
-      maxInboundStreams: MAX_INBOUND_STREAMS
-    })
-  }
-
-  async stop (): Promise<void> {
-    await this.#c.libp2p.unhandle(HEARTBEAT_PROTOCOL)
-  }
-
-  async #serve (stream: Stream, connection: Connection): Promise<void> {
+  protected async serve (stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer.toString()
     const log = this.#c.log.child('heartbeat')
-    const messages = new JsonStream(stream)
-    let reply: HeartbeatResponse
-    try {
-      const request = await messages.read(heartbeatRequestSchema, REQUEST_TIMEOUT_MS)
+    await this.replyOnce(stream, heartbeatRequestSchema, async (request): Promise<HeartbeatResponse> => {
       await touchNode(this.#c.db, peerId)
       this.#c.onHeartbeat?.(peerId, request.status)
-      reply = { ok: true, serverTime: new Date().toISOString() }
-    } catch (err) {
-      reply = refusalFor(err)
+      return { ok: true, serverTime: new Date().toISOString() }
+    }, (err) => {
       if (!(err instanceof ProtocolError || err instanceof CoordinatorError)) log.error('heartbeat failed', { peerId, err })
-    }
-    try {
-      await messages.write(reply)
-      await messages.close()
-    } catch (err) {
-      stream.abort(err as Error)
-    }
+      return refusalFor(err)
+    })
   }
 }

@@ -5,7 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
-import type { PeerLimits } from './constants.ts'
+import type { PeerLimits } from './peer-limits.ts'
 
 export interface HostOptions {
   privateKey: PrivateKey

@@ -1,11 +1,12 @@
 import {
-  BLOB_CHUNK_BYTES, JsonStream, ProtocolError, REPORT_PROTOCOL, reportHeaderSchema
+  BLOB_CHUNK_BYTES, JsonStream, ProtocolError, REPORT_PROTOCOL, REQUEST_TIMEOUT_MS, reportHeaderSchema
 } from '@barnraise/protocol'
 import type { ReportHeader, ReportResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
-import { MAX_INBOUND_STREAMS, REQUEST_TIMEOUT_MS, transferDeadlineMs } from './constants.ts'
-import type { PeerLimits } from './constants.ts'
+import { transferDeadlineMs } from './peer-limits.ts'
+import type { PeerLimits } from './peer-limits.ts'
+import { ProtocolService } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** A report the engine may still refuse; it reads the payload only once the header passes. */
@@ -26,8 +27,7 @@ export interface ReportSink {
  * is never read past the size the header announced. One upload per work unit at a time; a
  * sender that stalls or trickles is cut off; a node revoked mid-upload is refused.
  */
-export class ReportService {
-  readonly #libp2p: Libp2p
+export class ReportService extends ProtocolService {
   readonly #sink: ReportSink
   readonly #log: Logger
   readonly #limits: PeerLimits
@@ -36,24 +36,15 @@ export class ReportService {
   readonly #uploading = new Set<string>()
 
   constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean> }) {
-    this.#libp2p = components.libp2p
+    super(components.libp2p, REPORT_PROTOCOL)
     this.#sink = components.sink
     this.#log = components.log.child('report')
     this.#limits = components.limits
     this.#isRevoked = components.isRevoked
   }
 
-  async start (): Promise<void> {
-    await this.#libp2p.handle(REPORT_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
-      maxInboundStreams: MAX_INBOUND_STREAMS
-    })
-  }
 
-  async stop (): Promise<void> {
-    await this.#libp2p.unhandle(REPORT_PROTOCOL)
-  }
-
-  async #serve (stream: Stream, connection: Connection): Promise<void> {
+  protected async serve (stream: Stream, connection: Connection): Promise<void> {
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     let reply: ReportResponse

@@ -11,10 +11,7 @@ import { DiskBlobStore } from '../blobs/blob-store.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { Logger } from '../log.ts'
-import { createRunResources } from './run-resources.ts'
-import { trainerModelOps } from './trainer-model-ops.ts'
 import { createRun } from './runs.ts'
-import type { RunResources } from './runs.ts'
 import { createTestDatabase } from '../../../test/support/postgres.ts'
 import { applyCheckpointRetention, keptByRetention, pruneAfterRound, retentionOf } from './checkpoint-retention.ts'
 import type { ResolvedRunSpec } from './runs.ts'
@@ -31,7 +28,6 @@ const SPEC = { name: 'retention', model: { preset: 'tiny' }, rounds: 20, recipe:
 
 let db: Kysely<Database>
 let blobs: DiskBlobStore
-let resources: RunResources
 let cleanup: () => Promise<void>
 
 // One database for the file (a fresh one per test costs seconds of migrations); each test makes its own runs.
@@ -41,7 +37,6 @@ before(async () => {
   const database = await openDatabase({ dataDir: dir, databaseUrl: fresh.url })
   db = database.db
   blobs = new DiskBlobStore(join(dir, 'blobs'))
-  resources = createRunResources({ db, blobs, ops: trainerModelOps })
   cleanup = async () => { await database.close(); await fresh.drop(); await rm(dir, { recursive: true, force: true }) }
 })
 after(async () => { await cleanup() })
@@ -68,7 +63,7 @@ test('the rule keeps round 0 and every Nth; runs from before the setting keep ev
 })
 
 test('after each round: round 0, every 3rd and the latest keep their blobs; the rest and old momentum are deleted, rows stay', async () => {
-  const { id: runId } = await createRun(db, resources, { ...SPEC, retention: { keepEvery: 3 } })
+  const { id: runId } = await createRun({ db, blobs }, { ...SPEC, retention: { keepEvery: 3 } })
   const initial = (await db.selectFrom('runs').select('latest_checkpoint').where('id', '=', runId).executeTakeFirstOrThrow()).latest_checkpoint!
   const written = new Map<number, { checkpoint: string, optimizer: string }>()
   for (let round = 1; round <= 7; round++) {
@@ -94,8 +89,8 @@ test('after each round: round 0, every 3rd and the latest keep their blobs; the 
 })
 
 test('what an open round, another run or a resumed close still needs is spared; an interrupted sweep is finished', async () => {
-  const { id: runId } = await createRun(db, resources, { ...SPEC, retention: { keepEvery: 5 } })
-  const { id: otherRun } = await createRun(db, resources, { ...SPEC, name: 'other', seed: 2 })
+  const { id: runId } = await createRun({ db, blobs }, { ...SPEC, retention: { keepEvery: 5 } })
+  const { id: otherRun } = await createRun({ db, blobs }, { ...SPEC, name: 'other', seed: 2 })
   const r1 = await closeRound(runId, 1)
   const r2 = await closeRound(runId, 2)
   // An open round based on round 1 (as after a restart mid-round), and another run pointing at round 2's bytes.
@@ -122,7 +117,7 @@ test('what an open round, another run or a resumed close still needs is spared; 
 })
 
 test('a run created before retention existed keeps every checkpoint; a failing sweep is logged, never thrown', async () => {
-  const { id: runId, spec } = await createRun(db, resources, SPEC)
+  const { id: runId, spec } = await createRun({ db, blobs }, SPEC)
   assert.deepEqual(spec.retention, { keepEvery: 10 }, 'the default')
   const { retention: _dropped, ...older } = spec
   await db.updateTable('runs').set({ spec: JSON.stringify(older) }).where('id', '=', runId).execute()

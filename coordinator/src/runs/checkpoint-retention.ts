@@ -7,14 +7,14 @@ import type { Retention } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
-import type { ResolvedRunSpec } from './runs.ts'
+import type { StoredRunSpec } from './runs.ts'
 
 /**
  * A run's retention setting. Runs created before the setting existed keep every checkpoint:
  * nobody chose to delete their weights.
  */
-export function retentionOf (spec: ResolvedRunSpec): Retention {
-  return (spec as Partial<ResolvedRunSpec>).retention ?? { keepEvery: 1 }
+export function retentionOf (spec: StoredRunSpec): Retention {
+  return spec.retention ?? { keepEvery: 1 }
 }
 
 /** Whether the setting alone keeps a round's checkpoint (round 0 and every Nth); the latest is kept regardless. */
@@ -52,7 +52,7 @@ export async function applyCheckpointRetention (deps: { db: Kysely<Database>, bl
   const { db, blobs } = deps
   const run = await db.selectFrom('runs').select(['spec', 'latest_checkpoint', 'outer_state']).where('id', '=', runId).executeTakeFirst()
   if (run === undefined) return { prunedRounds: [], optimizerStates: 0 }
-  const { keepEvery } = retentionOf(run.spec as ResolvedRunSpec)
+  const { keepEvery } = retentionOf(run.spec)
   const inUse = await blobsInUse(db)
 
   const rows = await db.selectFrom('checkpoints').leftJoin('blobs', 'blobs.sha256', 'checkpoints.sha256')

@@ -1,7 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database, RunStatus } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
-import type { ResolvedRunSpec } from './runs.ts'
+import type { StoredRunSpec } from './runs.ts'
 
 /** One line of the runs list; the same nouns the dashboard and the HTTP API use. */
 export interface RunSummary {
@@ -19,8 +19,8 @@ export interface RunSummary {
   failureReason: string | null
 }
 
-function summarize (r: { id: string, name: string, status: RunStatus, current_round: number, tokens_seen: number, spec: unknown, created_at: Date, updated_at: Date, failure_reason: string | null }, latestValLoss: number | null): RunSummary {
-  const spec = r.spec as ResolvedRunSpec
+function summarize (r: { id: string, name: string, status: RunStatus, current_round: number, tokens_seen: number, spec: StoredRunSpec, created_at: Date, updated_at: Date, failure_reason: string | null }, latestValLoss: number | null): RunSummary {
+  const spec = r.spec
   return {
     id: r.id,
     name: r.name,
@@ -54,7 +54,7 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
     .select(['assignments.round_id', 'assignments.status', 'assignments.tokens', 'nodes.name', 'nodes.id as node_id'])
     .where('assignments.run_id', '=', runId).execute()
   const refusals = await db.selectFrom('ledger').select(['round', 'reason', 'peer_id']).where('run_id', '=', runId).where('outcome', '=', 'refused').execute()
-  const spec = run.spec as ResolvedRunSpec
+  const spec = run.spec
   return {
     summary: summarize(run, checkpoints.filter((c) => c.val_loss !== null).at(-1)?.val_loss ?? null),
     spec,

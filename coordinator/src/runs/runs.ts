@@ -1,16 +1,20 @@
 import type { Kysely } from 'kysely'
 import { describeSpecErrors, runSpecSchema } from '@barnraise/protocol'
-import type { RunSpec } from '@barnraise/protocol'
+import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import type { Database, RunStatus } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { nextStatus } from './run-states.ts'
+import { resolveDataset, resolveModel, storeInitialCheckpoint } from './run-resolution.ts'
+import type { RunStore } from './run-resolution.ts'
 import type { RunAction } from './run-states.ts'
-import type { ShardInfo } from './data-cursor.ts'
+
+/** One stored token shard and how many tokens it holds. */
+export interface ShardInfo { sha256: string, tokens: number }
 
 /** A run spec with everything resolved: the full model config and the dataset's shards. */
 export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
   model: RunSpec['model']
-  modelConfig: Record<string, unknown>
+  modelConfig: LlamaConfig
   paramCount: number
   dataset: RunSpec['dataset']
   trainShards: ShardInfo[]
@@ -18,12 +22,11 @@ export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
   vocabSize: number
 }
 
-/** What creating a run needs from the model and data side. */
-export interface RunResources {
-  resolveModel: (model: RunSpec['model']) => { config: Record<string, unknown>, paramCount: number, vocabSize: number }
-  resolveDataset: (dataset: RunSpec['dataset']) => Promise<{ train: ShardInfo[], validation: ShardInfo, vocabSize: number }>
-  initialCheckpoint: (config: Record<string, unknown>, seed: number) => Promise<string>
-}
+/**
+ * A resolved spec as a `runs.spec` row holds it: rows written before `license` and `retention`
+ * existed lack them (readers fall back to the defaults).
+ */
+export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention'>>
 
 /** Thrown with one message per bad field, so a form or CLI can show each. */
 export class RunSpecError extends CoordinatorError {
@@ -42,22 +45,22 @@ export function parseRunSpec (input: unknown): RunSpec {
 }
 
 /** Creates a run in `draft` with its initial checkpoint; resolution errors name the field. */
-export async function createRun (db: Kysely<Database>, resources: RunResources, input: unknown, createdBy: string | null = null): Promise<{ id: string, spec: ResolvedRunSpec }> {
+export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null): Promise<{ id: string, spec: ResolvedRunSpec }> {
   const spec = parseRunSpec(input)
   let model
   try {
-    model = resources.resolveModel(spec.model)
+    model = resolveModel(spec.model)
   } catch (err) {
     throw new RunSpecError([{ field: 'model', message: (err as Error).message }])
   }
   let dataset
   try {
-    dataset = await resources.resolveDataset(spec.dataset)
+    dataset = await resolveDataset(store, spec.dataset)
   } catch (err) {
     throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
   }
-  if (dataset.vocabSize > model.vocabSize) {
-    throw new RunSpecError([{ field: 'model', message: `the dataset uses ${dataset.vocabSize} token ids but the model's vocab_size is ${model.vocabSize}` }])
+  if (dataset.vocabSize > model.config.vocab_size) {
+    throw new RunSpecError([{ field: 'model', message: `the dataset uses ${dataset.vocabSize} token ids but the model's vocab_size is ${model.config.vocab_size}` }])
   }
   const window = spec.recipe.seqLen + 1
   if (!dataset.train.some((s) => s.tokens >= window) || dataset.validation.tokens < window) {
@@ -69,10 +72,10 @@ export async function createRun (db: Kysely<Database>, resources: RunResources, 
     paramCount: model.paramCount,
     trainShards: dataset.train,
     validationShard: dataset.validation,
-    vocabSize: model.vocabSize
+    vocabSize: model.config.vocab_size
   }
-  const checkpoint = await resources.initialCheckpoint(model.config, spec.seed)
-  const row = await db.transaction().execute(async (trx) => {
+  const checkpoint = await storeInitialCheckpoint(store, model.config, spec.seed)
+  const row = await store.db.transaction().execute(async (trx) => {
     const run = await trx.insertInto('runs').values({
       name: spec.name,
       spec: JSON.stringify(resolved),
@@ -107,11 +110,4 @@ export async function changeRunStatus (db: Kysely<Database>, runId: string, acti
 export async function failRun (db: Kysely<Database>, runId: string, reason: string): Promise<void> {
   await db.updateTable('runs').set({ status: 'failed', failure_reason: reason.slice(0, 2000), updated_at: new Date() })
     .where('id', '=', runId).execute()
-}
-
-/** The resolved spec of a run. */
-export async function getRunSpec (db: Kysely<Database>, runId: string): Promise<ResolvedRunSpec> {
-  const row = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
-  if (row === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
-  return row.spec as ResolvedRunSpec
 }

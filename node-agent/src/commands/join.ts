@@ -13,7 +13,6 @@ import type { Executor } from '../executors/executor.ts'
 import { ExecutorError } from '../executors/executor-error.ts'
 import { createExecutor, formatOffers } from '../executors/executor-choice.ts'
 import { executorOptions, parseExecutorFlags } from '../executors/executor-flags.ts'
-import { trainerAgentOps } from '../trainer-agent-ops.ts'
 
 /**
  * `barnraise-agent join --coordinator MULTIADDR --token TOKEN`: enroll this machine and stay
@@ -103,7 +102,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       ...(values.token !== undefined ? { token: values.token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
-      ...(executor === undefined ? {} : { work: { executor, ops: trainerAgentOps, key } }),
+      ...(executor === undefined ? {} : { work: { executor, key } }),
       signal: controller.signal,
       verbose: values.verbose,
       say

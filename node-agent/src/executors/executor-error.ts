@@ -1,5 +1,6 @@
 // Failures of an executor, as values with a stable code, an actionable message and whether
 // trying the same unit again can help. The work loop decides what to do from these alone.
+import { CodedError } from '@barnraise/protocol'
 
 export type ExecutorErrorCode =
   | 'ERR_PYTHON_MISSING'
@@ -22,14 +23,11 @@ export type ExecutorErrorCode =
 export const UNIT_REFUSAL_CODES: ReadonlySet<string> = new Set(['ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_OUT_OF_MEMORY'])
 
 /** An executor failure with a code to switch on and a message that says what to do. */
-export class ExecutorError extends Error {
-  readonly code: ExecutorErrorCode
+export class ExecutorError extends CodedError<ExecutorErrorCode> {
   /** true when the same unit may succeed on a second attempt (a crashed child, a full disk) */
   readonly retryable: boolean
   constructor (code: ExecutorErrorCode, message: string, options: { retryable?: boolean, cause?: unknown } = {}) {
-    super(message, options.cause === undefined ? undefined : { cause: options.cause })
-    this.name = 'ExecutorError'
-    this.code = code
+    super(code, message, options.cause === undefined ? undefined : { cause: options.cause })
     this.retryable = options.retryable ?? false
   }
 }

@@ -2,7 +2,7 @@ import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { parseLlamaConfig } from '@barnraise/protocol'
-import type { WorkUnit } from '@barnraise/protocol'
+import type { LlamaConfig, WorkUnit } from '@barnraise/protocol'
 import type { Executor, ExecutorKind, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
 import { encodeBatches, readWeightsFile, writeWeightsFile } from './tensor-files.ts'
@@ -138,10 +138,10 @@ export class TorchExecutor implements Executor {
   }
 
   /** Whether a unit fits this device's free memory, turning on checkpointing if that is what it takes. */
-  async fit (config: Record<string, unknown>, batchSize: number, seqLen: number): Promise<TorchFit> {
+  async fit (config: LlamaConfig, batchSize: number, seqLen: number): Promise<TorchFit> {
     const child = await this.#live()
     return fitSchema.parse(await child.request({
-      type: 'fit', config: parseLlamaConfig(config), batchSize, seqLen, precision: this.#options.precision ?? 'auto',
+      type: 'fit', config, batchSize, seqLen, precision: this.#options.precision ?? 'auto',
       checkpointing: this.#options.checkpointing ?? 'auto', memoryLimitBytes: this.#options.memoryLimitBytes ?? null
     }))
   }
@@ -168,7 +168,7 @@ export class TorchExecutor implements Executor {
   async train (request: TrainRequest): Promise<TrainResult> {
     const { unit, signal } = request
     const r = unit.recipe
-    const config = parseLlamaConfig(unit.modelConfig)
+    const config = unit.modelConfig
     const dir = join(request.stateDir, 'torch')
     await mkdir(dir, { recursive: true })
     const files = { base: join(dir, 'base.safetensors'), batches: join(dir, 'batches.safetensors'), out: join(dir, 'local.safetensors') }

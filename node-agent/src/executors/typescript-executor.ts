@@ -1,6 +1,5 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { parseLlamaConfig } from '@barnraise/protocol'
 import type { WorkUnit } from '@barnraise/protocol'
 import { AdamW, GradientPool, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
@@ -20,7 +19,7 @@ const OPTIMISTIC_FLOPS_PER_THREAD = 8e9
 
 /** Why the TypeScript trainer should not take `unit` (too large, or cannot finish before its deadline); undefined when it can. */
 export function typescriptRefusal (unit: WorkUnit, threads: number, now = Date.now()): ExecutorError | undefined {
-  const params = countParams(parseLlamaConfig(unit.modelConfig))
+  const params = countParams(unit.modelConfig)
   if (params > TYPESCRIPT_MAX_PARAMS) {
     return new ExecutorError('ERR_UNIT_TOO_LARGE', `the TypeScript CPU trainer handles models up to ${TYPESCRIPT_MAX_PARAMS / 1e6}M parameters in sane time; this run's model has ${(params / 1e6).toFixed(0)}M. Join this node with --executor torch (a GPU: see torch-executor/README.md)`)
   }
@@ -93,7 +92,7 @@ export class TypeScriptExecutor implements Executor {
   async train (request: TrainRequest): Promise<TrainResult> {
     const { unit, base, batches, signal } = request
     const r = unit.recipe
-    const config = parseLlamaConfig(unit.modelConfig)
+    const config = unit.modelConfig
     const params = createParamSet(config, new Float32Array(base))
     const path = statePath(request.stateDir)
     const optimizer = await loadOptimizer(path, base.length, () => new AdamW(base.length, { lr: r.lr, beta1: r.beta1, beta2: r.beta2, weightDecay: r.weightDecay }))

@@ -1,5 +1,5 @@
 import { CodedError } from '../coded-error.ts'
-// The shape every pseudo-gradient codec has; index.ts adds validation, chunking and folding on top.
+// The shape every pseudo-gradient codec has; index.ts adds length checks, chunking and the non-finite check on top.
 
 /** Names of the pseudo-gradient encodings a report may use. */
 export type CodecName = 'fp32' | 'fp16' | 'int8'
@@ -17,15 +17,13 @@ export class PseudoGradientError extends CodedError<PseudoGradientErrorCode> {}
 
 export interface PseudoGradientCodec {
   readonly name: CodecName
-  /** Elements a decode chunk must start on a multiple of (the int8 block size). */
-  readonly chunkAlignment: number
   /** Exact payload size for `length` values. */
   byteLength: (length: number) => number
   /** Encodes finite values; throws PseudoGradientError on values it cannot represent. */
   encode: (values: Float32Array) => Uint8Array
   /**
    * Decodes elements [start, start + out.length) of a payload whose byte length was already
-   * checked; `start` is a multiple of chunkAlignment. Throws on structurally bad payload bytes.
+   * checked; `start` is a multiple of the int8 block size. Throws on structurally bad payload bytes.
    * Non-finite results are left for the caller to refuse.
    */
   decodeChunk: (bytes: Uint8Array, start: number, out: Float32Array) => void

@@ -1,8 +1,8 @@
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import {
-  accumulateDecoded, CODEC_NAMES, decodePseudoGradient, encodedByteLength, encodePseudoGradient,
-  INT8_BLOCK, PseudoGradientError, pseudoGradientErrorBound, pseudoGradientStats
+  CODEC_NAMES, decodePseudoGradient, encodedByteLength, encodePseudoGradient,
+  INT8_BLOCK, PseudoGradientError, pseudoGradientErrorBound
 } from './index.ts'
 import type { CodecName } from './index.ts'
 
@@ -112,35 +112,3 @@ test('wrong byte lengths are refused', () => {
   }
 })
 
-test('accumulateDecoded folds weight × decoded into the target and leaves it untouched on a bad payload', () => {
-  for (const codec of CODEC_NAMES) {
-    const n = 70_000 // spans two fold chunks
-    const a = randomValues(n, 11)
-    const b = randomValues(n, 12)
-    const ea = encodePseudoGradient(codec, a)
-    const eb = encodePseudoGradient(codec, b)
-    const target = new Float32Array(n)
-    accumulateDecoded(codec, ea, target, 0.25)
-    accumulateDecoded(codec, eb, target, 0.75)
-    const da = decodePseudoGradient(codec, ea, n)
-    const db = decodePseudoGradient(codec, eb, n)
-    for (let i = 0; i < n; i++) {
-      const want = Math.fround(Math.fround(0.25 * da[i]) + 0.75 * db[i])
-      assert.equal(target[i], want, `${codec} ${i}`)
-    }
-    const before = target.slice()
-    const bad = codec === 'fp32' ? new Uint8Array(new Float32Array([...a.subarray(0, n - 1), Infinity]).buffer) : ea.slice(0, ea.length - 1)
-    assert.throws(() => accumulateDecoded(codec, bad, target, 1), PseudoGradientError)
-    assert.deepEqual(target, before)
-    assertCode(() => accumulateDecoded(codec, ea, target, Number.NaN), 'ERR_NON_FINITE')
-  }
-})
-
-test('pseudoGradientStats reports the decoded norm and max magnitude', () => {
-  const x = new Float32Array([3, -4, 0, 0])
-  for (const codec of CODEC_NAMES) {
-    const s = pseudoGradientStats(codec, encodePseudoGradient(codec, x), 4)
-    assert.ok(Math.abs(s.l2Norm - 5) < 0.05, `${codec} ${s.l2Norm}`)
-    assert.ok(Math.abs(s.maxAbs - 4) < 0.05)
-  }
-})

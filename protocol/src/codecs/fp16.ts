@@ -1,22 +1,12 @@
 // fp16: IEEE binary16, round-to-nearest-even; 2 bytes per value. Values beyond ±65504 would
 // become Inf, so encoding refuses them instead of silently corrupting the report.
-import { FLOAT16_MAX, encodeFloat16Array, float16BitsToFloat32 } from '../half-precision.ts'
+import { FLOAT16_MAX, encodeFloat16Array, float16Lookup } from '../half-precision.ts'
 import { PseudoGradientError, requireFinite } from './codec.ts'
 import type { PseudoGradientCodec } from './codec.ts'
-
-let table: Float32Array | undefined
-function lookup (): Float32Array {
-  if (table === undefined) {
-    table = new Float32Array(65536)
-    for (let h = 0; h < 65536; h++) table[h] = float16BitsToFloat32(h)
-  }
-  return table
-}
 
 /** Half-precision payload: relative error ≤ 2^-11 in the normal range, absolute ≤ 2^-25 below 2^-14. */
 export const fp16Codec: PseudoGradientCodec = {
   name: 'fp16',
-  chunkAlignment: 1,
   byteLength: (length) => length * 2,
   encode (values) {
     requireFinite(values)
@@ -30,7 +20,8 @@ export const fp16Codec: PseudoGradientCodec = {
     return new Uint8Array(bits.buffer)
   },
   decodeChunk (bytes, start, out) {
-    const t = lookup()
+    // Bytes may sit at any offset, so each value is assembled from its two bytes, then looked up.
+    const t = float16Lookup()
     let at = start * 2
     for (let i = 0; i < out.length; i++, at += 2) out[i] = t[bytes[at] | (bytes[at + 1] << 8)]
   },

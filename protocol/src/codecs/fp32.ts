@@ -5,7 +5,6 @@ import type { PseudoGradientCodec } from './codec.ts'
 /** Lossless float32 payload. */
 export const fp32Codec: PseudoGradientCodec = {
   name: 'fp32',
-  chunkAlignment: 1,
   byteLength: (length) => length * 4,
   encode (values) {
     requireFinite(values)

@@ -1,6 +1,6 @@
 // Pseudo-gradient codecs: how a node's Δ = θ_base − θ_local travels in a report. Decoding
-// refuses wrong lengths, non-finite values and malformed bytes with a PseudoGradientError,
-// and folding into a running sum checks the whole payload before touching the sum.
+// checks the byte length, decodes in cache-sized chunks and refuses non-finite values and
+// malformed bytes with a PseudoGradientError; the coordinator folds the decoded vector itself.
 import { PseudoGradientError } from './codec.ts'
 import type { CodecName, PseudoGradientCodec } from './codec.ts'
 import { fp16Codec } from './fp16.ts'
@@ -18,7 +18,7 @@ export const CODEC_NAMES: readonly CodecName[] = ['int8', 'fp16', 'fp32']
 /** The codec a run uses unless its spec says otherwise. */
 export const DEFAULT_CODEC: CodecName = 'int8'
 
-/** Elements decoded per pass of the folding loops: a multiple of the int8 block, small enough to stay in cache. */
+/** Elements decoded per pass: a multiple of the int8 block (so every chunk starts on a block), small enough to stay in cache. */
 const CHUNK = 64 * 1024
 
 const codecs: Record<CodecName, PseudoGradientCodec> = { fp32: fp32Codec, fp16: fp16Codec, int8: int8Codec }
@@ -72,36 +72,6 @@ export function decodePseudoGradient (codec: CodecName, bytes: Uint8Array, lengt
   const out = new Float32Array(length)
   forEachChunk(getCodec(codec), bytes, length, (chunk, start) => { out.set(chunk, start) })
   return out
-}
-
-/** What the coordinator checks a report against before folding it. */
-export interface PseudoGradientStats { l2Norm: number, maxAbs: number }
-
-/** Validates a payload of `length` values and returns its L2 norm and largest magnitude. */
-export function pseudoGradientStats (codec: CodecName, bytes: Uint8Array, length: number): PseudoGradientStats {
-  let sumSq = 0
-  let maxAbs = 0
-  forEachChunk(getCodec(codec), bytes, length, (chunk) => {
-    for (let i = 0; i < chunk.length; i++) {
-      const v = chunk[i]
-      sumSq += v * v
-      const a = Math.abs(v)
-      if (a > maxAbs) maxAbs = a
-    }
-  })
-  return { l2Norm: Math.sqrt(sumSq), maxAbs }
-}
-
-/**
- * Adds weight × decoded payload into `target` (length = target.length) without materialising
- * the decoded vector. The payload is validated in full first, so a bad one leaves `target` untouched.
- */
-export function accumulateDecoded (codec: CodecName, bytes: Uint8Array, target: Float32Array, weight: number): void {
-  if (!Number.isFinite(weight)) throw new PseudoGradientError('ERR_NON_FINITE', `fold weight ${weight} must be finite`)
-  pseudoGradientStats(codec, bytes, target.length)
-  forEachChunk(getCodec(codec), bytes, target.length, (chunk, start) => {
-    for (let i = 0; i < chunk.length; i++) target[start + i] += weight * chunk[i]
-  })
 }
 
 /** The documented per-element bound on |x − decode(encode(x))| for `values` under `codec`. */

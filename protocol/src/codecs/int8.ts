@@ -27,7 +27,6 @@ function blockScale (values: Float32Array, from: number, to: number): number {
 /** Blockwise absmax int8 payload with one float32 scale per 256 values. */
 export const int8Codec: PseudoGradientCodec = {
   name: 'int8',
-  chunkAlignment: INT8_BLOCK,
   byteLength: (length) => length + 4 * Math.ceil(length / INT8_BLOCK),
   encode (values) {
     requireFinite(values)

@@ -1,6 +1,6 @@
 import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
-import { createEnrollmentToken, revokeEnrollmentToken } from '../../nodes/enrollment-tokens.ts'
+import { createEnrollmentToken, revokeEnrollmentToken, tokenLimitsSchema } from '../../nodes/enrollment-tokens.ts'
 import { agentJoinCommand } from '@barnraise/protocol'
 import { roleProcedure, router } from '../trpc.ts'
 import { deviceHours } from '../../ledger/device-hours.ts'
@@ -46,11 +46,10 @@ export const labsRouter = router({
   }),
   /** Issues a token; its secret is in this response only. */
   createToken: roleProcedure('lab_admin')
-    .input(z.object({ label: z.string().trim().max(100).optional(), maxUses: z.number().int().min(1, 'at least 1 use').max(10_000).default(1), expiresInHours: z.number().positive().max(24 * 365).optional() }))
+    .input(tokenLimitsSchema.extend({ label: z.string().trim().max(100).optional() }))
     .mutation(async ({ ctx, input }) => {
       const orgId = organizationOf(ctx.user!)
-      const expiresAt = input.expiresInHours === undefined ? null : new Date(Date.now() + input.expiresInHours * 3_600_000)
-      const token = await createEnrollmentToken(ctx.db, { organizationId: orgId, maxUses: input.maxUses, expiresAt, label: input.label ?? null, createdBy: ctx.user!.id })
+      const token = await createEnrollmentToken(ctx.db, { organizationId: orgId, limits: input, label: input.label ?? null, createdBy: ctx.user!.id })
       return { id: token.id, token: token.token, joinCommand: agentJoinCommand(ctx.multiaddrs(), token.token) }
     }),
   revokeToken: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {

@@ -1,15 +1,16 @@
 import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
-import { maySteerRun } from '../../runs/run-access.ts'
 import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
 import { changeRunStatus, createRun } from '../../runs/runs.ts'
 import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
+import { modelPresetList } from '../../runs/run-resolution.ts'
+import { maySteerRun } from '../../runs/run-access.ts'
 import { listRunCheckpoints } from '../../checkpoints/run-checkpoints.ts'
 
 export const runsRouter = router({
   /** Model sizes to pick from, with parameter counts, for the launch form. */
-  presets: publicProcedure.query(({ ctx }) => ctx.ops.presets()),
+  presets: publicProcedure.query(() => modelPresetList()),
   /** Uploads text files and turns them into shards; the result goes in a spec's `dataset`. */
   uploadDataset: roleProcedure('organizer')
     .input(z.object({
@@ -38,7 +39,7 @@ export const runsRouter = router({
   create: roleProcedure('organizer')
     .input(z.object({ spec: z.unknown(), start: z.boolean().default(false) }))
     .mutation(async ({ ctx, input }) => {
-      const run = await createRun(ctx.db, ctx.resources, input.spec, ctx.user!.id)
+      const run = await createRun(ctx, input.spec, ctx.user!.id)
       if (input.start) await changeRunStatus(ctx.db, run.id, 'start')
       ctx.changes.publish('runs', run.id)
       return { id: run.id }

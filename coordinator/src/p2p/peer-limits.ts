@@ -1,7 +1,4 @@
-/** Concurrent inbound streams per connection per protocol; agents need one or two. */
-export const MAX_INBOUND_STREAMS = 4
-/** How long a handler waits for the request message. */
-export const REQUEST_TIMEOUT_MS = 10_000
+import { REQUEST_TIMEOUT_MS } from '@barnraise/protocol'
 
 /** Limits that keep one peer (or many) from holding the libp2p host's resources. */
 export interface PeerLimits {

@@ -1,7 +1,6 @@
 import type { TokenRange } from '@barnraise/protocol'
 import type { DataCursor } from '../db/schema.ts'
-
-export interface ShardInfo { sha256: string, tokens: number }
+import type { ShardInfo } from '../runs/runs.ts'
 
 /**
  * Takes the next `count` tokens of a run's train shards, in order, starting at `cursor`,

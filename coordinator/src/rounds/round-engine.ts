@@ -8,16 +8,16 @@ import type { Presence } from '../p2p/presence.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { WorkSource } from '../p2p/work-service.ts'
 import { organizationsServing } from '../nodes/serving-choices.ts'
-import { RoundAccumulator } from './accumulator.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
-import { RunLocks } from './run-lock.ts'
-import { failRun } from './runs.ts'
-import type { ResolvedRunSpec } from './runs.ts'
-import type { ModelOps } from './model-ops.ts'
-import { RunCache } from './run-cache.ts'
-import type { LoadedRun } from './run-cache.ts'
-import { ReportIntake } from './report-intake.ts'
-import { pruneAfterRound } from './checkpoint-retention.ts'
+import type { RunLocks } from './run-lock.ts'
+import { failRun } from '../runs/runs.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
+import { plannedRounds, runIsDone } from '../runs/run-plan.ts'
+import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
+import { outerStep, readMomentum, writeMomentum } from './outer-momentum.ts'
+import type { RunCache } from './run-cache.ts'
+import type { ReportIntake } from './report-intake.ts'
+import { pruneAfterRound } from '../runs/checkpoint-retention.ts'
 
 export interface RoundEngineOptions {
   db: Kysely<Database>
@@ -25,18 +25,14 @@ export interface RoundEngineOptions {
   presence: Presence
   changes: ChangeFeed
   log: Logger
-  ops: ModelOps
+  /** The loaded runs this engine shares with report intake. */
+  cache: RunCache
+  /** The per-run locks this engine shares with report intake. */
+  locks: RunLocks
+  /** Where a node's declined unit is recorded before it asks for more work. */
+  intake: Pick<ReportIntake, 'decline'>
   /** How often the engine looks at running runs. */
   tickMs?: number
-  /** A report whose ||Δ|| exceeds this multiple of ||θ|| is refused as implausible. */
-  normBoundRatio?: number
-}
-
-/** Rounds the inner learning-rate schedule spans: the run's rounds, or its token target at minNodes per round. */
-function plannedRounds (spec: ResolvedRunSpec): number {
-  if (spec.rounds !== undefined) return spec.rounds
-  const perRound = Math.max(1, spec.minNodes) * spec.recipe.innerSteps * spec.recipe.batchSize * spec.recipe.seqLen
-  return Math.max(1, Math.ceil((spec.tokenTarget ?? perRound) / perRound))
 }
 
 /**
@@ -46,27 +42,22 @@ function plannedRounds (spec: ResolvedRunSpec): number {
  */
 export class RoundEngine implements WorkSource {
   readonly #o: Required<RoundEngineOptions>
-  readonly #locks = new RunLocks()
+  readonly #locks: RunLocks
   readonly #cache: RunCache
-  /** Where the report protocol hands reports; shares this engine's run cache and locks. */
-  readonly reports: ReportIntake
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
 
   constructor (options: RoundEngineOptions) {
-    this.#o = { tickMs: 500, normBoundRatio: 1, ...options }
-    this.#cache = new RunCache(this.#o)
-    this.reports = new ReportIntake({
-      ...this.#o,
-      cache: this.#cache,
-      locks: this.#locks,
-      // Close at quorum right away rather than at the next tick.
-      onAccepted: () => {
-        if (this.#stopped) return
-        void this.tick().catch((err: unknown) => { this.#o.log.error('engine tick failed', { err }) })
-      }
-    })
+    this.#o = { tickMs: 500, ...options }
+    this.#cache = options.cache
+    this.#locks = options.locks
+  }
+
+  /** Looks at the runs now instead of at the next tick (a report was accepted: the round may be at quorum). */
+  nudge (): void {
+    if (this.#stopped) return
+    void this.tick().catch((err: unknown) => { this.#o.log.error('engine tick failed', { err }) })
   }
 
   start (): void {
@@ -101,16 +92,12 @@ export class RoundEngine implements WorkSource {
     }
   }
 
-
-
   async #advance (runId: string): Promise<void> {
     const { db } = this.#o
     const run = await db.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow()
     if (run.status !== 'running') return
-    const loaded = await this.#cache.load(runId)
-    const spec = loaded.spec
-    if ((spec.rounds !== undefined && run.current_round >= spec.rounds) ||
-      (spec.tokenTarget !== undefined && run.tokens_seen >= spec.tokenTarget)) {
+    const spec = await this.#cache.spec(runId)
+    if (runIsDone(spec, { rounds: run.current_round, tokens: run.tokens_seen })) {
       await db.updateTable('runs').set({ status: 'completed', updated_at: new Date() }).where('id', '=', runId).execute()
       this.#o.log.info('run completed', { runId, rounds: run.current_round, tokens: run.tokens_seen })
       this.#o.changes.publish('runs', runId)
@@ -118,11 +105,11 @@ export class RoundEngine implements WorkSource {
     }
     const round = await db.selectFrom('rounds').selectAll().where('run_id', '=', runId).where('status', '=', 'open').executeTakeFirst()
     if (round === undefined) {
-      if (run.current_round === 0) await this.#evaluateInitial(runId, loaded, run.latest_checkpoint!)
+      if (run.current_round === 0) await this.#evaluateInitial(runId, run.latest_checkpoint!)
       await this.#openRound(runId, run.current_round + 1, run.latest_checkpoint!, run.data_cursor, spec)
       return
     }
-    const acc = await this.#cache.accumulator(loaded, round.id)
+    const acc = await this.#cache.accumulator(runId, round.id)
     const counts = await db.selectFrom('assignments').select(['status']).select((eb) => eb.fn.countAll<number>().as('n'))
       .where('round_id', '=', round.id).groupBy('status').execute()
     const n = (s: string): number => Number(counts.find((c) => c.status === s)?.n ?? 0)
@@ -138,7 +125,7 @@ export class RoundEngine implements WorkSource {
           await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'no accepted report before the deadline' })
             .where('id', '=', round.id).execute()
         })
-        loaded.acc = undefined
+        this.#cache.dropRound(runId)
         this.#o.log.warn('round abandoned', { runId, round: round.number })
         this.#o.changes.publish('runs', runId)
       }
@@ -146,12 +133,11 @@ export class RoundEngine implements WorkSource {
   }
 
   /** Gives the initial checkpoint its validation loss, the curve's first point. */
-  async #evaluateInitial (runId: string, loaded: LoadedRun, sha: string): Promise<void> {
+  async #evaluateInitial (runId: string, sha: string): Promise<void> {
     const row = await this.#o.db.selectFrom('checkpoints').select('val_loss').where('sha256', '=', sha).executeTakeFirst()
     if (row === undefined || row.val_loss !== null) return
-    const { spec } = loaded
-    const loss = this.#o.ops.evaluate(spec.modelConfig, await this.#cache.base(loaded, sha), await this.#cache.validation(loaded), { batches: spec.evalBatches, batchSize: spec.recipe.batchSize, seqLen: spec.recipe.seqLen })
-    await this.#o.db.updateTable('checkpoints').set({ val_loss: Number.isFinite(loss) ? loss : null }).where('sha256', '=', sha).where('run_id', '=', runId).execute()
+    const loss = await this.#cache.validationLoss(runId, await this.#cache.base(runId, sha))
+    await this.#o.db.updateTable('checkpoints').set({ val_loss: loss }).where('sha256', '=', sha).where('run_id', '=', runId).execute()
   }
 
   /** Online, unrevoked nodes of labs that serve this run, oldest first (a stable order keeps assignments predictable). */
@@ -163,7 +149,7 @@ export class RoundEngine implements WorkSource {
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
 
-  async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: ResolvedRunSpec): Promise<void> {
+  async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec): Promise<void> {
     const nodes = (await this.#eligibleNodes(runId)).slice(0, spec.maxNodes)
     if (nodes.length < spec.minNodes) return
     const { recipe } = spec
@@ -196,36 +182,33 @@ export class RoundEngine implements WorkSource {
       await trx.updateTable('runs').set({ data_cursor: JSON.stringify(next), updated_at: new Date() }).where('id', '=', runId).execute()
       return round
     })
-    const loaded = await this.#cache.load(runId)
-    loaded.acc = new RoundAccumulator(opened.id, spec.paramCount)
+    await this.#cache.openRound(runId, opened.id)
     this.#o.log.info('round opened', { runId, round: number, nodes: nodes.length, deadline: deadline.toISOString() })
     this.#o.changes.publish('runs', runId)
   }
 
-
   async #closeRound (runId: string, roundId: string, number: number, currentRound: number, reason: string): Promise<void> {
-    const { db, blobs, ops } = this.#o
-    const loaded = await this.#cache.load(runId)
-    const spec = loaded.spec
+    const { db, blobs } = this.#o
+    const spec = await this.#cache.spec(runId)
     const run = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state', 'tokens_seen']).where('id', '=', runId).executeTakeFirstOrThrow()
-    const acc = await this.#cache.accumulator(loaded, roundId)
-    const theta = new Float32Array(await this.#cache.base(loaded, run.latest_checkpoint!))
-    const momentum = run.outer_state === null ? null : ops.readVector(await blobs.get(run.outer_state), spec.paramCount)
-    const newMomentum = ops.outerStep(theta, acc.mean(), momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
-    const checkpointBytes = ops.writeCheckpoint(spec.modelConfig, theta)
-    const valLoss = ops.evaluate(spec.modelConfig, theta, await this.#cache.validation(loaded), { batches: spec.evalBatches, batchSize: spec.recipe.batchSize, seqLen: spec.recipe.seqLen })
-    const checkpoint = await storeBlob(db, blobs, checkpointBytes, 'checkpoint', { runId, round: number })
-    const outerState = await storeBlob(db, blobs, ops.writeVector(newMomentum), 'optimizer', { runId, round: number })
+    const acc = await this.#cache.accumulator(runId, roundId)
+    const theta = new Float32Array(await this.#cache.base(runId, run.latest_checkpoint!))
+    const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
+    const newMomentum = outerStep(theta, acc.mean(), momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
+    const weights = checkpointBytes(spec.modelConfig, theta)
+    const valLoss = await this.#cache.validationLoss(runId, theta)
+    const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })
+    const outerState = await storeBlob(db, blobs, writeMomentum(newMomentum), 'optimizer', { runId, round: number })
     const tokensSeen = run.tokens_seen + acc.tokens
-    const done = (spec.rounds !== undefined && currentRound + 1 >= spec.rounds) || (spec.tokenTarget !== undefined && tokensSeen >= spec.tokenTarget)
+    const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
     const reportBlobs = await db.transaction().execute(async (trx) => {
       await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
         .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
       await trx.updateTable('rounds').set({
         status: 'closed', closed_at: new Date(), close_reason: reason, result_checkpoint: checkpoint,
-        tokens: acc.tokens, train_loss: acc.trainLoss(), val_loss: Number.isFinite(valLoss) ? valLoss : null
+        tokens: acc.tokens, train_loss: acc.trainLoss(), val_loss: valLoss
       }).where('id', '=', roundId).execute()
-      await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: Number.isFinite(valLoss) ? valLoss : null })
+      await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss })
         .onConflict((oc) => oc.column('sha256').doNothing()).execute()
       await trx.updateTable('runs').set({
         current_round: number, tokens_seen: tokensSeen, latest_checkpoint: checkpoint, outer_state: outerState,
@@ -233,8 +216,7 @@ export class RoundEngine implements WorkSource {
       }).where('id', '=', runId).execute()
       return await trx.selectFrom('assignments').select('report_blob').where('round_id', '=', roundId).where('report_blob', 'is not', null).execute()
     })
-    loaded.base = { sha: checkpoint, flat: theta }
-    loaded.acc = undefined
+    await this.#cache.advanceBase(runId, checkpoint, theta)
     // The round is folded into the checkpoint; its reports are no longer needed to rebuild anything.
     for (const r of reportBlobs) {
       await blobs.delete(r.report_blob!)
@@ -245,14 +227,13 @@ export class RoundEngine implements WorkSource {
     this.#o.changes.publish('runs', runId)
   }
 
-
   /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
   async workFor (peerId: string, decline?: UnitDecline): Promise<WorkResponse> {
     const { db } = this.#o
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
-    if (decline !== undefined) await this.reports.decline(peerId, decline)
+    if (decline !== undefined) await this.#o.intake.decline(peerId, decline)
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
@@ -261,7 +242,7 @@ export class RoundEngine implements WorkSource {
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       .orderBy('assignments.created_at').executeTakeFirst()
     if (unit === undefined) return { kind: 'wait', retryAfterMs: 1000, reason: 'no work for this node now; it gets a unit when the next round opens' }
-    const spec = (await this.#cache.load(unit.run_id)).spec
+    const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
     return {
       kind: 'unit',
@@ -286,7 +267,4 @@ export class RoundEngine implements WorkSource {
       }
     }
   }
-
-
-
 }

@@ -1,0 +1,22 @@
+import { decodeSafetensors, encodeSafetensors, float32ToTensor, tensorToFloat32 } from '@barnraise/protocol'
+import { NesterovSGD } from '@barnraise/trainer'
+
+/** The run's outer momentum from its stored blob (one F32 tensor named `values`). */
+export function readMomentum (bytes: Uint8Array, length: number): Float32Array {
+  const entry = decodeSafetensors(bytes).tensors.get('values')
+  if (entry === undefined || entry.shape[0] !== length) throw new Error(`optimizer state does not hold ${length} values`)
+  return tensorToFloat32(entry)
+}
+
+/** The outer momentum as a blob, readable by `readMomentum`. */
+export function writeMomentum (values: Float32Array): Uint8Array {
+  return encodeSafetensors(new Map([['values', float32ToTensor(values, [values.length])]]))
+}
+
+/** Nesterov outer step on `theta` in place with the round's mean pseudo-gradient; returns the new momentum. */
+export function outerStep (theta: Float32Array, meanDelta: Float32Array, momentum: Float32Array | null, opts: { lr: number, momentum: number }): Float32Array {
+  const outer = new NesterovSGD(theta.length, opts)
+  if (momentum !== null) outer.importState({ step: 1, buffer: momentum })
+  outer.step(theta, meanDelta)
+  return outer.exportState().buffer!
+}

@@ -1,0 +1,234 @@
+import type { Kysely } from 'kysely'
+import { PseudoGradientError, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, verifyReportSignature } from '@barnraise/protocol'
+import type { ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
+import type { Database } from '../db/schema.ts'
+import { sha256Hex } from '../blobs/blob-store.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { Logger } from '../log.ts'
+import type { ChangeFeed } from '../events/change-feed.ts'
+import type { ReportSink } from '../p2p/report-service.ts'
+import { appendLedgerEntry } from '../ledger/ledger.ts'
+import type { NewLedgerEntry } from '../ledger/ledger.ts'
+import { l2Norm } from './accumulator.ts'
+import type { RunLocks } from './run-lock.ts'
+import type { RunCache } from './run-cache.ts'
+import { ReportRefusal, refuseNamed, refuseSpent } from './report-refusal.ts'
+
+type Refusal = { ok: false, code: string, message: string }
+
+export interface ReportIntakeOptions {
+  db: Kysely<Database>
+  blobs: BlobStore
+  cache: RunCache
+  locks: RunLocks
+  changes: ChangeFeed
+  log: Logger
+  /** A report whose ||Δ|| exceeds this multiple of max(1, ||θ||) is refused as implausible. */
+  normBoundRatio: number
+  /** Called after a report is accepted, so the round can close at quorum right away. */
+  onAccepted: (runId: string) => void
+}
+
+/**
+ * Checks reports and folds the good ones into their round's running sum. Every verdict,
+ * accepted or refused, is a ledger row (when the run exists).
+ */
+export class ReportIntake implements ReportSink {
+  readonly #o: Omit<ReportIntakeOptions, 'cache' | 'locks' | 'onAccepted'>
+  readonly #cache: RunCache
+  readonly #locks: RunLocks
+  readonly #onAccepted: (runId: string) => void
+
+  constructor (options: ReportIntakeOptions) {
+    this.#o = options
+    this.#cache = options.cache
+    this.#locks = options.locks
+    this.#onAccepted = options.onAccepted
+  }
+
+  /**
+   * A node hands back its open unit because its executor cannot train it: the unit becomes
+   * refused (its tokens go out again next round, and the round need not wait for it) and the
+   * node's reason is a ledger row. Returns false when the unit is not this node's open one.
+   */
+  async decline (peerId: string, d: UnitDecline): Promise<boolean> {
+    const { db } = this.#o
+    const a = await db.selectFrom('assignments')
+      .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+      .select(['assignments.id', 'assignments.run_id', 'rounds.number', 'nodes.id as node_id', 'nodes.organization_id'])
+      .where('assignments.id', '=', d.assignmentId).where('nodes.peer_id', '=', peerId)
+      .where('assignments.status', '=', 'assigned').where('rounds.status', '=', 'open')
+      .executeTakeFirst()
+    if (a === undefined) return false
+    const declined = await db.transaction().execute(async (trx) => {
+      const updated = await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
+        .where('id', '=', a.id).where('status', '=', 'assigned').executeTakeFirst()
+      if (Number(updated.numUpdatedRows) === 0) return false
+      await appendLedgerEntry(trx, {
+        runId: a.run_id, round: a.number, nodeId: a.node_id, peerId, organizationId: a.organization_id, assignmentId: a.id,
+        tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `ERR_DECLINED: the node declined the unit (${d.code}): ${d.message}`,
+        metadata: null, signature: null, executor: null
+      })
+      return true
+    })
+    if (!declined) return false
+    this.#o.log.warn('work unit declined', { peerId, runId: a.run_id, round: a.number, code: d.code, reason: d.message })
+    this.#o.changes.publish('ledger', a.run_id)
+    this.#o.changes.publish('runs', a.run_id)
+    return true
+  }
+
+  /** Header checks: identity, signature, assignment, round, codec and size. A refusal is on the ledger before it is returned. */
+  async admit (peerId: string, header: ReportHeader): Promise<{ ok: true, payloadBytes: number } | Refusal> {
+    try {
+      await this.#checkHeader(peerId, header)
+      return { ok: true, payloadBytes: header.metadata.payloadBytes }
+    } catch (err) {
+      if (!(err instanceof ReportRefusal)) throw err
+      await this.#recordRefusal(peerId, header, err)
+      return { ok: false, code: err.code, message: err.message }
+    }
+  }
+
+  /** Payload checks, then accept (commit, fold) or refuse; both leave a ledger row. */
+  async settle (peerId: string, header: ReportHeader, payload: Uint8Array): Promise<ReportResponse> {
+    const m = header.metadata
+    const result = await this.#locks.with(m.runId, async (): Promise<ReportResponse> => {
+      try {
+        return await this.#accept(peerId, header, payload)
+      } catch (err) {
+        if (!(err instanceof ReportRefusal)) throw err
+        await this.#recordRefusal(peerId, header, err)
+        return { ok: false, outcome: 'refused', code: err.code, message: err.message }
+      }
+    })
+    // Close at quorum right away rather than at the next tick.
+    if (result.ok && !result.duplicate) this.#onAccepted(m.runId)
+    return result
+  }
+
+  /** Throws the header's ReportRefusal; returns when the payload may be read (a retry of the accepted report included). */
+  async #checkHeader (peerId: string, header: ReportHeader): Promise<void> {
+    const { db } = this.#o
+    const m = header.metadata
+    if (m.peerId !== peerId) throw new ReportRefusal('ERR_BAD_SIGNATURE', 'the report names another peer than the one sending it')
+    const metadataText = canonicalReportMetadataText(m)
+    if (!await verifyReportSignature(peerId, metadataText, header.signature)) {
+      throw new ReportRefusal('ERR_BAD_SIGNATURE', 'the signature over the report metadata does not verify')
+    }
+    const a = await db.selectFrom('assignments')
+      .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+      .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.report_blob', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
+      .where('assignments.id', '=', m.assignmentId).executeTakeFirst()
+    if (a === undefined || a.peer_id !== peerId || a.run_id !== m.runId || a.number !== m.round) {
+      throw new ReportRefusal('ERR_UNASSIGNED', 'this node was not given that work unit in that round')
+    }
+    if (a.status === 'accepted') {
+      // A retry of the accepted report while its round is open is answered "accepted" again
+      // (the agent may have lost our reply); after the round closed it is a replay.
+      if (a.report_blob === m.payloadSha256 && a.round_status === 'open') return
+      if (a.report_blob === m.payloadSha256) throw refuseNamed(a.id, 'ERR_REPLAY', `this report was already accepted in round ${a.number}; it is not counted twice`)
+      throw refuseNamed(a.id, 'ERR_DUPLICATE', 'a different report for this work unit was already accepted')
+    }
+    if (a.status === 'refused') throw refuseNamed(a.id, 'ERR_DUPLICATE', 'a report for this work unit was already refused')
+    if (a.round_status !== 'open' || a.status === 'expired') throw refuseNamed(a.id, 'ERR_STALE', `round ${a.number} closed before this report arrived`)
+    const spec = await this.#cache.spec(a.run_id)
+    if (m.codec !== spec.codec) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `the run uses codec ${spec.codec}, not ${m.codec}`)
+    const expected = encodedByteLength(spec.codec, spec.paramCount)
+    if (m.payloadBytes !== expected) {
+      const what = m.payloadBytes > expected ? 'oversized payload' : 'payload too small'
+      throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `${what}: ${m.payloadBytes} bytes announced, the model needs exactly ${expected}`)
+    }
+    const maxTokens = spec.recipe.innerSteps * spec.recipe.batchSize * spec.recipe.seqLen
+    if (m.tokens > maxTokens || m.tokens <= 0) throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.tokens} tokens; a unit trains 1 to ${maxTokens}`)
+  }
+
+  /** Under the run's lock: checks the payload, then commits and folds it; throws its ReportRefusal. */
+  async #accept (peerId: string, header: ReportHeader, payload: Uint8Array): Promise<ReportResponse> {
+    const { db } = this.#o
+    const m = header.metadata
+    const a = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .select(['assignments.id', 'assignments.status', 'assignments.report_blob', 'rounds.status as round_status', 'rounds.id as round_id', 'rounds.base_checkpoint'])
+      .where('assignments.id', '=', m.assignmentId).executeTakeFirstOrThrow()
+    if (a.status === 'accepted' && a.report_blob === m.payloadSha256) return { ok: true, outcome: 'accepted', duplicate: true }
+    if (a.status !== 'assigned' || a.round_status !== 'open') throw refuseNamed(a.id, 'ERR_STALE', 'the round closed while the report was uploading')
+    const sha = sha256Hex(payload)
+    if (sha !== m.payloadSha256) throw refuseSpent(a.id, 'ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
+    const spec = await this.#cache.spec(m.runId)
+    let delta: Float32Array
+    // Decoding refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes.
+    try {
+      delta = decodePseudoGradient(spec.codec, payload, spec.paramCount)
+    } catch (err) {
+      const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
+      throw refuseSpent(a.id, nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)
+    }
+    const theta = await this.#cache.base(m.runId, a.base_checkpoint)
+    const norm = l2Norm(delta)
+    const bound = this.#o.normBoundRatio * Math.max(1, l2Norm(theta))
+    if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
+    const acc = await this.#cache.accumulator(m.runId, a.round_id)
+    const node = await this.#node(peerId)
+    if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
+    await db.transaction().execute(async (trx) => {
+      await this.#o.blobs.put(payload)
+      await trx.insertInto('blobs').values({ sha256: sha, size: payload.byteLength, kind: 'report', meta: JSON.stringify({ assignmentId: a.id }) })
+        .onConflict((oc) => oc.column('sha256').doNothing()).execute()
+      await trx.updateTable('assignments').set({ status: 'accepted', report_blob: sha, resolved_at: new Date() }).where('id', '=', a.id).execute()
+      await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', a.round_id).execute()
+      await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'accepted', assignmentId: a.id }))
+    })
+    acc.fold(delta, m.tokens, m.lossCurve.at(-1))
+    this.#o.log.info('report accepted', { peerId, runId: m.runId, round: m.round, tokens: m.tokens, norm })
+    this.#o.changes.publish('ledger', m.runId)
+    return { ok: true, outcome: 'accepted', duplicate: false }
+  }
+
+  /** Writes a refusal's ledger row (when the run exists) and, for a spent unit, refuses the unit in the same transaction. */
+  async #recordRefusal (peerId: string, header: ReportHeader, refusal: ReportRefusal): Promise<void> {
+    const { db } = this.#o
+    const m = header.metadata
+    const run = await db.selectFrom('runs').select('id').where('id', '=', m.runId).executeTakeFirst()
+    if (run !== undefined) {
+      const node = await this.#node(peerId)
+      await db.transaction().execute(async (trx) => {
+        if (refusal.unit.kind === 'spent') {
+          await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
+            .where('id', '=', refusal.unit.assignmentId).where('status', '=', 'assigned').execute()
+        }
+        await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'refused', refusal }))
+      })
+      this.#o.changes.publish('ledger', m.runId)
+    }
+    this.#o.log.warn('report refused', { peerId, runId: m.runId, round: m.round, code: refusal.code, reason: refusal.message })
+  }
+
+  async #node (peerId: string): Promise<{ id: string, organization_id: string } | undefined> {
+    return await this.#o.db.selectFrom('nodes').select(['id', 'organization_id']).where('peer_id', '=', peerId).executeTakeFirst()
+  }
+}
+
+type Verdict = { outcome: 'accepted', assignmentId: string } | { outcome: 'refused', refusal: ReportRefusal }
+
+/**
+ * The ledger row for a report's verdict. An accepted row carries the signed metadata and
+ * signature (anyone can re-verify it) and the claimed tokens and seconds; a refused row
+ * carries the reason and counts nothing.
+ */
+function verdictEntry (peerId: string, header: ReportHeader, node: { id: string, organization_id: string } | undefined, verdict: Verdict): NewLedgerEntry {
+  const m = header.metadata
+  const who = { runId: m.runId, round: m.round, nodeId: node?.id ?? null, peerId, organizationId: node?.organization_id ?? null, executor: m.executor ?? null }
+  if (verdict.outcome === 'accepted') {
+    return {
+      ...who, assignmentId: verdict.assignmentId, tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null,
+      metadata: canonicalReportMetadataText(m), signature: header.signature
+    }
+  }
+  const { refusal } = verdict
+  return {
+    ...who, assignmentId: refusal.assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${refusal.code}: ${refusal.message}`,
+    metadata: null, signature: null
+  }
+}

@@ -1,0 +1,22 @@
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { canonicalReportMetadataText, parseReportMetadata } from './signed-report.ts'
+import type { ReportMetadata } from './signed-report.ts'
+
+const id = '6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f'
+const v1: ReportMetadata = { runId: id, round: 3, assignmentId: id, peerId: 'peer', tokens: 40, computeSeconds: 1.25, lossCurve: [5, 4.5], codec: 'fp16', payloadBytes: 8, payloadSha256: 'd'.repeat(64) }
+
+test('the parser reads back exactly what the encoder wrote, in both forms', () => {
+  assert.deepEqual(parseReportMetadata(canonicalReportMetadataText(v1)), v1)
+  const v2: ReportMetadata = { ...v1, executor: 'torch-cuda' }
+  assert.deepEqual(parseReportMetadata(canonicalReportMetadataText(v2)), v2)
+})
+
+test('the parser refuses text that is not canonical report metadata', () => {
+  const text = canonicalReportMetadataText(v1)
+  assert.equal(parseReportMetadata('not json'), undefined)
+  assert.equal(parseReportMetadata(JSON.stringify(v1)), undefined, 'an object, not the canonical array')
+  assert.equal(parseReportMetadata(text.replace('barnraise-report-v1', 'barnraise-report-v2')), undefined, 'v2 tag with the v1 length')
+  assert.equal(parseReportMetadata(text.replace('"fp16"', '"bf16"')), undefined, 'a codec the schema does not know')
+  assert.equal(parseReportMetadata(text.replace(',40,', ',-40,')), undefined, 'negative tokens')
+})

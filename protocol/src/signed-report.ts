@@ -1,0 +1,76 @@
+import { z } from 'zod'
+import { verifyPeerSignature } from './peer-signature.ts'
+
+/**
+ * The signed report: what a node signs about one pseudo-gradient, the exact bytes it signs,
+ * and the parser that reads those bytes back from a ledger row. The encoder and the parser
+ * sit side by side so the positions cannot drift apart.
+ */
+
+/** What trained a report: the TypeScript CPU trainer, or PyTorch on CPU or CUDA. */
+export const executorKindSchema = z.enum(['typescript', 'torch-cpu', 'torch-cuda'])
+
+export type ExecutorKind = z.infer<typeof executorKindSchema>
+
+/**
+ * What a node signs about one report. Field order is fixed by `canonicalReportMetadata`,
+ * so the same bytes can be rebuilt from a ledger row and checked offline. `executor` came
+ * later: reports without it are signed (and verified) in the original v1 form.
+ */
+export const reportMetadataSchema = z.object({
+  runId: z.string().uuid(),
+  round: z.number().int().nonnegative(),
+  assignmentId: z.string().uuid(),
+  peerId: z.string().min(1).max(100),
+  tokens: z.number().int().nonnegative(),
+  computeSeconds: z.number().nonnegative(),
+  lossCurve: z.array(z.number()).max(100_000),
+  codec: z.enum(['fp32', 'fp16', 'int8']),
+  payloadBytes: z.number().int().nonnegative(),
+  payloadSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256'),
+  executor: executorKindSchema.optional()
+}).strict()
+
+export type ReportMetadata = z.infer<typeof reportMetadataSchema>
+
+const V1 = 'barnraise-report-v1'
+const V2 = 'barnraise-report-v2'
+
+/**
+ * The canonical text a node signs: a JSON array with a fixed order and no whitespace. With
+ * an executor the tag is v2 and the executor is the last element; without one the text is
+ * exactly the v1 form, so rows signed before the field existed still verify.
+ */
+export function canonicalReportMetadataText (m: ReportMetadata): string {
+  const ordered = [m.runId, m.round, m.assignmentId, m.peerId, m.tokens, m.computeSeconds, m.lossCurve, m.codec, m.payloadBytes, m.payloadSha256]
+  return JSON.stringify(m.executor === undefined ? [V1, ...ordered] : [V2, ...ordered, m.executor])
+}
+
+/** The bytes a node signs: `canonicalReportMetadataText` as UTF-8. */
+export function canonicalReportMetadata (m: ReportMetadata): Uint8Array {
+  return new TextEncoder().encode(canonicalReportMetadataText(m))
+}
+
+/** Reads canonical metadata text (v1 or v2) back into checked fields; undefined when it is neither form or a field is malformed. */
+export function parseReportMetadata (text: string): ReportMetadata | undefined {
+  let arr: unknown
+  try {
+    arr = JSON.parse(text)
+  } catch {
+    return undefined
+  }
+  if (!Array.isArray(arr)) return undefined
+  const [tag, runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256, executor] = arr as unknown[]
+  const fields = { runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256 }
+  let candidate: unknown
+  if (tag === V1 && arr.length === 11) candidate = fields
+  else if (tag === V2 && arr.length === 12) candidate = { ...fields, executor }
+  else return undefined
+  const parsed = reportMetadataSchema.safeParse(candidate)
+  return parsed.success ? parsed.data : undefined
+}
+
+/** Checks a node's signature over canonical report metadata text. */
+export async function verifyReportSignature (peerId: string, metadataText: string, signatureB64: string): Promise<boolean> {
+  return await verifyPeerSignature(peerId, metadataText, signatureB64)
+}
