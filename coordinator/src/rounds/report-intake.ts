@@ -13,6 +13,7 @@ import { l2Norm } from './accumulator.ts'
 import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseSpent } from './report-refusal.ts'
+import { RefusalLimiter } from './refusal-limiter.ts'
 
 type Refusal = { ok: false, code: string, message: string }
 
@@ -27,7 +28,12 @@ export interface ReportIntakeOptions {
   normBoundRatio: number
   /** Called after a report is accepted, so the round can close at quorum right away. */
   onAccepted: (runId: string) => void
+  /** How fast one peer may be refused; the default allows a burst of 20, then one per 3 s. */
+  refusals?: RefusalLimiter
 }
+
+/** Clock skew and scheduling slack allowed between a unit's hand-out and its claimed compute time. */
+const COMPUTE_SLACK_SECONDS = 5
 
 /**
  * Checks reports and folds the good ones into their round's running sum. Every verdict,
@@ -38,12 +44,14 @@ export class ReportIntake implements ReportSink {
   readonly #cache: RunCache
   readonly #locks: RunLocks
   readonly #onAccepted: (runId: string) => void
+  readonly #refusals: RefusalLimiter
 
   constructor (options: ReportIntakeOptions) {
     this.#o = options
     this.#cache = options.cache
     this.#locks = options.locks
     this.#onAccepted = options.onAccepted
+    this.#refusals = options.refusals ?? new RefusalLimiter()
   }
 
   /**
@@ -81,6 +89,9 @@ export class ReportIntake implements ReportSink {
 
   /** Header checks: identity, signature, assignment, round, codec and size. A refusal is on the ledger before it is returned. */
   async admit (peerId: string, header: ReportHeader): Promise<{ ok: true, payloadBytes: number } | Refusal> {
+    if (this.#refusals.exhausted(peerId)) {
+      return { ok: false, code: 'ERR_RATE_LIMITED', message: 'too many refused reports from this node; wait a minute before sending more' }
+    }
     try {
       await this.#checkHeader(peerId, header)
       return { ok: true, payloadBytes: header.metadata.payloadBytes }
@@ -113,17 +124,17 @@ export class ReportIntake implements ReportSink {
     const { db } = this.#o
     const m = header.metadata
     if (m.peerId !== peerId) throw new ReportRefusal('ERR_BAD_SIGNATURE', 'the report names another peer than the one sending it')
-    const metadataText = canonicalReportMetadataText(m)
-    if (!await verifyReportSignature(peerId, metadataText, header.signature)) {
-      throw new ReportRefusal('ERR_BAD_SIGNATURE', 'the signature over the report metadata does not verify')
-    }
     const a = await db.selectFrom('assignments')
       .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.report_blob', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
+      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.report_blob', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
       .where('assignments.id', '=', m.assignmentId).executeTakeFirst()
+    // Not this node's unit: refused without a ledger row, so strangers cannot grow a run's ledger.
     if (a === undefined || a.peer_id !== peerId || a.run_id !== m.runId || a.number !== m.round) {
       throw new ReportRefusal('ERR_UNASSIGNED', 'this node was not given that work unit in that round')
+    }
+    if (!await verifyReportSignature(peerId, canonicalReportMetadataText(m), header.signature)) {
+      throw refuseNamed(a.id, 'ERR_BAD_SIGNATURE', 'the signature over the report metadata does not verify')
     }
     if (a.status === 'accepted') {
       // A retry of the accepted report while its round is open is answered "accepted" again
@@ -141,8 +152,14 @@ export class ReportIntake implements ReportSink {
       const what = m.payloadBytes > expected ? 'oversized payload' : 'payload too small'
       throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `${what}: ${m.payloadBytes} bytes announced, the model needs exactly ${expected}`)
     }
-    const maxTokens = spec.recipe.innerSteps * spec.recipe.batchSize * spec.recipe.seqLen
-    if (m.tokens > maxTokens || m.tokens <= 0) throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.tokens} tokens; a unit trains 1 to ${maxTokens}`)
+    // Credit follows the assignment: a unit cannot train more tokens than it was handed, nor
+    // for longer than it has existed.
+    const maxTokens = Math.min(spec.recipe.innerSteps * spec.recipe.batchSize * spec.recipe.seqLen, a.tokens)
+    if (m.tokens > maxTokens || m.tokens <= 0) throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.tokens} tokens; this unit trains 1 to ${maxTokens}`)
+    const elapsed = (Date.now() - a.created_at.getTime()) / 1000 + COMPUTE_SLACK_SECONDS
+    if (!(m.computeSeconds >= 0 && m.computeSeconds <= elapsed)) {
+      throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.computeSeconds} s of compute; this unit was handed out ${Math.round(elapsed - COMPUTE_SLACK_SECONDS)} s ago`)
+    }
   }
 
   /** Under the run's lock: checks the payload, then commits and folds it; throws its ReportRefusal. */
@@ -167,6 +184,7 @@ export class ReportIntake implements ReportSink {
     }
     const theta = await this.#cache.base(m.runId, a.base_checkpoint)
     const norm = l2Norm(delta)
+    if (norm === 0) throw refuseSpent(a.id, 'ERR_EMPTY_DELTA', 'the pseudo-gradient is all zeros: the unit trained nothing, and earns nothing')
     const bound = this.#o.normBoundRatio * Math.max(1, l2Norm(theta))
     if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
     const acc = await this.#cache.accumulator(m.runId, a.round_id)
@@ -186,23 +204,27 @@ export class ReportIntake implements ReportSink {
     return { ok: true, outcome: 'accepted', duplicate: false }
   }
 
-  /** Writes a refusal's ledger row (when the run exists) and, for a spent unit, refuses the unit in the same transaction. */
+  /**
+   * Counts the refusal against the peer, and writes its ledger row only when it is about a unit
+   * this enrolled node was assigned (so an unenrolled peer cannot grow a run's ledger); a spent
+   * unit is refused in the same transaction.
+   */
   async #recordRefusal (peerId: string, header: ReportHeader, refusal: ReportRefusal): Promise<void> {
     const { db } = this.#o
     const m = header.metadata
-    const run = await db.selectFrom('runs').select('id').where('id', '=', m.runId).executeTakeFirst()
-    if (run !== undefined) {
-      const node = await this.#node(peerId)
-      await db.transaction().execute(async (trx) => {
-        if (refusal.unit.kind === 'spent') {
-          await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
-            .where('id', '=', refusal.unit.assignmentId).where('status', '=', 'assigned').execute()
-        }
-        await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'refused', refusal }))
-      })
-      this.#o.changes.publish('ledger', m.runId)
-    }
+    this.#refusals.spend(peerId)
     this.#o.log.warn('report refused', { peerId, runId: m.runId, round: m.round, code: refusal.code, reason: refusal.message })
+    if (refusal.assignmentId === null) return
+    const node = await this.#node(peerId)
+    if (node === undefined) return
+    await db.transaction().execute(async (trx) => {
+      if (refusal.unit.kind === 'spent') {
+        await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
+          .where('id', '=', refusal.unit.assignmentId).where('status', '=', 'assigned').execute()
+      }
+      await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'refused', refusal }))
+    })
+    this.#o.changes.publish('ledger', m.runId)
   }
 
   async #node (peerId: string): Promise<{ id: string, organization_id: string } | undefined> {

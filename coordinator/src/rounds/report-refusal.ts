@@ -12,6 +12,8 @@ export type ReportRefusalCode =
   | 'ERR_BAD_PAYLOAD'
   | 'ERR_NOT_FINITE'
   | 'ERR_NORM_BOUND'
+  | 'ERR_EMPTY_DELTA'
+  | 'ERR_RATE_LIMITED'
 
 /**
  * The work unit a refusal is about. `spent`: the report was judged on its merits, so the unit
