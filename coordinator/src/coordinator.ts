@@ -1,3 +1,4 @@
+import { chmodSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
 import { rm } from 'node:fs/promises'
@@ -31,6 +32,7 @@ import { ChangeFeed } from './events/change-feed.ts'
 import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
 import { SetupCode } from './accounts/setup-code.ts'
+import { SignInThrottle } from './accounts/sign-in-throttle.ts'
 import { hasAdmin } from './accounts/accounts.ts'
 
 export interface CoordinatorOptions {
@@ -97,6 +99,9 @@ export class Coordinator {
     }
     // Before anything in the data directory is opened: an embedded database shared by two
     // processes corrupts, and a second libp2p host on the same key confuses every agent.
+    // The directory holds the peer key, the embedded database and the admin socket: its owner only.
+    mkdirSync(options.dataDir, { recursive: true, mode: 0o700 })
+    chmodSync(options.dataDir, 0o700)
     const lock = lockDataDir(options.dataDir, 'a coordinator (coordinator serve)')
     closers.push(async () => { lock.release() })
     try {
@@ -142,7 +147,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle() },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs },
         log

@@ -11,6 +11,7 @@ export type CoordinatorErrorCode =
   | 'ERR_SETUP_REQUIRED'
   | 'ERR_INVALID_SETUP_CODE'
   | 'ERR_NAME_TAKEN'
+  | 'ERR_BUSY'
 
 /** A refusal a user can act on, as opposed to a bug. */
 export class CoordinatorError extends CodedError<CoordinatorErrorCode> {}

@@ -1,6 +1,6 @@
 import { createServer, request } from 'node:http'
 import type { Server } from 'node:http'
-import { rm } from 'node:fs/promises'
+import { chmod, rm } from 'node:fs/promises'
 import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { RunSpecError } from '../runs/runs.ts'
@@ -35,6 +35,8 @@ export async function startAdminSocket (path: string, routes: Record<string, Adm
     })
   })
   await new Promise<void>((resolve, reject) => { server.once('error', reject); server.listen(path, resolve) })
+  // Whoever can connect can create runs and tokens: the data directory's owner only.
+  await chmod(path, 0o600)
   return server
 }
 

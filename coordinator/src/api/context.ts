@@ -6,6 +6,7 @@ import type { ChangeFeed } from '../events/change-feed.ts'
 import type { SessionUser } from '../accounts/accounts.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { SetupCode } from '../accounts/setup-code.ts'
+import type { SignInThrottle } from '../accounts/sign-in-throttle.ts'
 
 /** What every procedure can reach, shared by all requests. */
 export interface ApiServices {
@@ -20,6 +21,8 @@ export interface ApiServices {
   setupCode: SetupCode
   /** anyone may sign up as an organizer (an install setting for open communities) */
   openOrganizing: boolean
+  /** failed sign-ins per account and per address */
+  signIns: SignInThrottle
 }
 
 /** Per request: the services, who is signed in, and how to set or clear their cookie. */
@@ -28,4 +31,7 @@ export interface ApiContext extends ApiServices {
   sessionToken: string | undefined
   setSessionCookie: (token: string, expiresAt: Date) => void
   clearSessionCookie: () => void
+  /** the address the request came from (the socket's peer) */
+  clientAddress: string
+  setResponseHeader: (name: string, value: string) => void
 }

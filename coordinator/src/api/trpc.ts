@@ -32,7 +32,8 @@ const CODE_FOR: Record<CoordinatorError['code'], TRPCError['code']> = {
   ERR_FORBIDDEN: 'FORBIDDEN',
   ERR_SETUP_REQUIRED: 'PRECONDITION_FAILED',
   ERR_INVALID_SETUP_CODE: 'BAD_REQUEST',
-  ERR_NAME_TAKEN: 'CONFLICT'
+  ERR_NAME_TAKEN: 'CONFLICT',
+  ERR_BUSY: 'TOO_MANY_REQUESTS'
 }
 
 /** Domain errors become tRPC errors with a matching HTTP status and the message intact. */

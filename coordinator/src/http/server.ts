@@ -11,6 +11,8 @@ import { serveStatic } from './static-files.ts'
 import { handleDownload } from './downloads.ts'
 import type { DownloadsContext } from './downloads.ts'
 import { handleStatementDownload } from './statement-download.ts'
+import { applySecurityHeaders } from './security-headers.ts'
+import { crossSiteRefusal } from './request-guard.ts'
 
 export interface HttpServerOptions {
   host: string
@@ -39,6 +41,8 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     basePath: '/trpc/',
     // Dataset uploads are the largest requests (8 MiB of text, JSON-escaped).
     maxBodySize: 12 * 1024 * 1024,
+    // The dashboard batches a page's few queries; a hundred calls in one request is an attack.
+    maxBatchSize: 16,
     createContext: async ({ req, res }) => {
       const token = parseCookies(req.headers.cookie).get(SESSION_COOKIE)
       const user = await userForSession(options.services.db, token)
@@ -47,7 +51,9 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
         user,
         sessionToken: user === null ? undefined : token,
         setSessionCookie: (value: string, expiresAt: Date) => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, value, expiresAt)) },
-        clearSessionCookie: () => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', null)) }
+        clearSessionCookie: () => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', null)) },
+        clientAddress: req.socket.remoteAddress ?? 'unknown',
+        setResponseHeader: (name: string, value: string) => { res.setHeader(name, value) }
       }
     },
     onError: ({ error, path }) => {
@@ -55,9 +61,15 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     }
   })
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
+    applySecurityHeaders(res)
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     if (path === '/healthz') { sendJson(res, 200, { ok: true }); return }
-    if (path.startsWith('/trpc/')) { trpc(req, res); return }
+    if (path.startsWith('/trpc/')) {
+      const refusal = crossSiteRefusal(req)
+      if (refusal !== null) { req.resume(); sendJson(res, 403, { error: refusal }); return }
+      trpc(req, res)
+      return
+    }
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
     if (await handleStatementDownload(options.downloads, res, path)) return
     if (await handleDownload(options.downloads, req, res, path)) return

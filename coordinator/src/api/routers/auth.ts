@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import { TRPCError } from '@trpc/server'
+import { CoordinatorError } from '../../errors.ts'
 import { authenticate, createSession, deleteSession, hasAdmin, signUp } from '../../accounts/accounts.ts'
 import { SELF_SERVE_ROLES } from '../../accounts/roles.ts'
 import { publicProcedure, router } from '../trpc.ts'
@@ -25,8 +27,22 @@ export const authRouter = router({
     ctx.setSessionCookie(session.token, session.expiresAt)
     return user
   }),
+  /** Signs in; failed attempts are throttled per account and per address (HTTP 429 with Retry-After). */
   signIn: publicProcedure.input(z.object({ email: z.string().max(200), password: z.string().max(200) })).mutation(async ({ ctx, input }) => {
-    const userId = await authenticate(ctx.db, input.email, input.password)
+    const email = input.email.trim().toLowerCase()
+    const wait = ctx.signIns.retryAfter(email, ctx.clientAddress)
+    if (wait > 0) {
+      ctx.setResponseHeader('retry-after', String(wait))
+      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many failed sign-ins; try again in ${wait} s` })
+    }
+    let userId: string
+    try {
+      userId = await authenticate(ctx.db, email, input.password)
+    } catch (err) {
+      if (err instanceof CoordinatorError) ctx.signIns.failed(email, ctx.clientAddress)
+      throw err
+    }
+    ctx.signIns.succeeded(email)
     const session = await createSession(ctx.db, userId)
     ctx.setSessionCookie(session.token, session.expiresAt)
     return { ok: true as const }

@@ -1,0 +1,91 @@
+import { describe, test, before, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { stat } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Coordinator } from '@barnraise/coordinator'
+import { tempDir } from './support/cluster.ts'
+import { sessionClient } from './support/session-client.ts'
+
+const SIGN_UP = { email: 'eve@evil.test', password: 'eve-password-1', displayName: 'Eve', role: 'funder', organization: 'Eve Lab' }
+
+/** A raw POST to one tRPC procedure, as a hostile page or script would send it. */
+async function post (base: string, path: string, body: string, headers: Record<string, string>): Promise<Response> {
+  return await fetch(new URL(`trpc/${path}`, base), { method: 'POST', body, headers })
+}
+
+describe('the HTTP side against a hostile browser and a password guesser', () => {
+  let coordinator: Coordinator
+  let dataDir: string
+  before(async () => {
+    dataDir = join(await tempDir('attack-http'), 'install')
+    coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0 })
+    const admin = sessionClient(coordinator.url)
+    await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'funder', setupCode: coordinator.setupCode! })
+  })
+  after(async () => { await coordinator.stop() })
+
+  const people = async (): Promise<number> => Number((await coordinator.database.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
+
+  test('a cross-site page cannot make a signed-in browser change anything', async () => {
+    const before = await people()
+    const json = JSON.stringify(SIGN_UP)
+    const cases: Array<[string, Record<string, string>]> = [
+      ['another origin', { 'content-type': 'application/json', origin: 'https://evil.example' }],
+      ['an opaque origin', { 'content-type': 'application/json', origin: 'null' }],
+      ['a cross-site fetch', { 'content-type': 'application/json', 'sec-fetch-site': 'cross-site' }],
+      ['an HTML form (urlencoded)', { 'content-type': 'application/x-www-form-urlencoded' }],
+      ['a multipart form', { 'content-type': 'multipart/form-data; boundary=x' }],
+      ['a text/plain "simple" request', { 'content-type': 'text/plain' }]
+    ]
+    for (const [what, headers] of cases) {
+      const res = await post(coordinator.url, 'auth.signUp', json, headers)
+      assert.equal(res.status, 403, what)
+      assert.match((await res.json() as { error: string }).error, /change anything|JSON body/, what)
+    }
+    assert.equal(await people(), before, 'nothing was written')
+    // The dashboard's own requests (same origin, JSON) still work.
+    const own = await post(coordinator.url, 'auth.signUp', json, { 'content-type': 'application/json', origin: new URL(coordinator.url).origin, 'sec-fetch-site': 'same-origin' })
+    assert.equal(own.status, 200)
+    assert.equal(await people(), before + 1)
+  })
+
+  test('pages carry a content security policy, nosniff and a frame policy; errors carry no stack trace', async () => {
+    for (const path of ['', 'runs', 'trpc/runs.list', 'healthz']) {
+      const res = await fetch(new URL(path, coordinator.url))
+      await res.arrayBuffer()
+      assert.match(res.headers.get('content-security-policy') ?? '', /frame-ancestors 'none'/, path)
+      assert.match(res.headers.get('content-security-policy') ?? '', /script-src 'self'/, path)
+      assert.equal(res.headers.get('x-content-type-options'), 'nosniff', path)
+      assert.equal(res.headers.get('x-frame-options'), 'DENY', path)
+    }
+    const bad = await fetch(new URL('trpc/runs.get?input=%7B%22id%22%3A%22nope%22%7D', coordinator.url))
+    assert.equal(bad.status, 400)
+    const text = await bad.text()
+    assert.doesNotMatch(text, /"stack"|at file:|node_modules/)
+  })
+
+  test('a batch of many calls in one request is refused', async () => {
+    const paths = Array.from({ length: 50 }, () => 'runs.list').join(',')
+    const res = await fetch(new URL(`trpc/${paths}?batch=1&input=%7B%7D`, coordinator.url))
+    assert.ok(res.status >= 400 && res.status < 500, `status ${res.status}`)
+    await res.arrayBuffer()
+  })
+
+  test('password guessing is throttled per account (HTTP 429, Retry-After), even for the right password', async () => {
+    const guess = async (password: string): Promise<Response> =>
+      await post(coordinator.url, 'auth.signIn', JSON.stringify({ email: 'root@example.org', password }), { 'content-type': 'application/json' })
+    for (let i = 0; i < 10; i++) assert.equal((await guess(`wrong-guess-${i}`)).status, 400)
+    const throttled = await guess('another-guess')
+    assert.equal(throttled.status, 429)
+    assert.ok(Number(throttled.headers.get('retry-after')) > 0)
+    assert.equal((await guess('root-password-1')).status, 429, 'the right password waits too')
+    // Another account from the same address is not locked out yet (the address limit is higher).
+    const other = await post(coordinator.url, 'auth.signIn', JSON.stringify({ email: 'eve@evil.test', password: 'eve-password-1' }), { 'content-type': 'application/json' })
+    assert.equal(other.status, 200)
+  })
+
+  test('the data directory is its owner’s only, and so is the admin socket', async () => {
+    assert.equal((await stat(dataDir)).mode & 0o777, 0o700)
+    assert.equal((await stat(join(dataDir, 'admin.sock'))).mode & 0o777, 0o600)
+  })
+})
