@@ -1,6 +1,8 @@
 import { describe, test, before, after } from 'node:test'
 import assert from 'node:assert/strict'
-import { stat } from 'node:fs/promises'
+import { readFile, stat } from 'node:fs/promises'
+import { spawnSync } from 'node:child_process'
+import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
 import { Coordinator } from '@barnraise/coordinator'
 import { tempDir } from './support/cluster.ts'
@@ -87,5 +89,50 @@ describe('the HTTP side against a hostile browser and a password guesser', () =>
   test('the data directory is its owner’s only, and so is the admin socket', async () => {
     assert.equal((await stat(dataDir)).mode & 0o777, 0o700)
     assert.equal((await stat(join(dataDir, 'admin.sock'))).mode & 0o777, 0o600)
+  })
+})
+
+/** One HTTPS request that trusts only `ca`, returning status and headers. */
+async function httpsPost (url: string, body: string, ca: string): Promise<{ status: number, headers: Record<string, string | string[] | undefined> }> {
+  return await new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method: 'POST', ca, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume()
+      res.on('end', () => { resolve({ status: res.statusCode ?? 0, headers: res.headers }) })
+    })
+    req.on('error', reject)
+    req.end(body)
+  })
+}
+
+describe('the session cookie is Secure when the dashboard is served over HTTPS', () => {
+  test('served directly with --tls-cert/--tls-key', async () => {
+    const dir = await tempDir('tls')
+    const made = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'),
+      '-days', '1', '-nodes', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { encoding: 'utf8' })
+    assert.equal(made.status, 0, made.stderr)
+    const tls = { cert: await readFile(join(dir, 'cert.pem'), 'utf8'), key: await readFile(join(dir, 'key.pem'), 'utf8') }
+    const coordinator = await Coordinator.start({ dataDir: join(dir, 'install'), httpPort: 0, p2pPort: 0, tls })
+    try {
+      assert.match(coordinator.url, /^https:\/\/127\.0\.0\.1:/)
+      const res = await httpsPost(new URL('trpc/auth.signUp', coordinator.url).toString(), JSON.stringify({ ...SIGN_UP, setupCode: coordinator.setupCode }), tls.cert)
+      assert.equal(res.status, 200)
+      assert.match(String(res.headers['set-cookie']), /; Secure/)
+    } finally {
+      await coordinator.stop()
+    }
+  })
+
+  test('behind a proxy the operator declared trusted, and only then', async () => {
+    for (const trustProxy of [true, false]) {
+      const coordinator = await Coordinator.start({ dataDir: join(await tempDir('proxy'), 'install'), httpPort: 0, p2pPort: 0, trustProxy })
+      try {
+        const res = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, setupCode: coordinator.setupCode }), { 'content-type': 'application/json', 'x-forwarded-proto': 'https' })
+        assert.equal(res.status, 200)
+        const cookie = res.headers.get('set-cookie') ?? ''
+        assert.equal(/; Secure/.test(cookie), trustProxy, `trustProxy ${String(trustProxy)}: ${cookie}`)
+      } finally {
+        await coordinator.stop()
+      }
+    }
   })
 })

@@ -19,6 +19,8 @@ const USAGE = `usage: barnraise-coordinator <command> [options]
 commands:
   serve                      run the coordinator (libp2p host, HTTP API, dashboard)
     --open-organizing        anyone may sign up as an organizer (default: organizers are invited)
+    --tls-cert F --tls-key F serve HTTPS with this PEM certificate and key (the session cookie is Secure)
+    --trust-proxy            behind a TLS-terminating reverse proxy: believe X-Forwarded-Proto/-For
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
                              install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
@@ -62,13 +64,25 @@ async function serve (argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       'http-port': { type: 'string', default: '8080' },
       'p2p-port': { type: 'string', default: '4001' },
-      'open-organizing': { type: 'boolean', default: false }
+      'open-organizing': { type: 'boolean', default: false },
+      'tls-cert': { type: 'string' },
+      'tls-key': { type: 'string' },
+      'trust-proxy': { type: 'boolean', default: false }
     }
   })
   const httpPort = Number(values['http-port'])
   const p2pPort = Number(values['p2p-port'])
   if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535) return fail('--http-port must be a port number')
   if (!Number.isInteger(p2pPort) || p2pPort < 0 || p2pPort > 65535) return fail('--p2p-port must be a port number')
+  if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) return fail('--tls-cert and --tls-key go together')
+  let tls: { cert: string, key: string } | undefined
+  if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
+    try {
+      tls = { cert: await readFile(values['tls-cert'], 'utf8'), key: await readFile(values['tls-key'], 'utf8') }
+    } catch (err) {
+      return fail(`cannot read the TLS certificate or key: ${(err as Error).message}`)
+    }
+  }
   let coordinator: Coordinator
   try {
     coordinator = await Coordinator.start({
@@ -77,7 +91,9 @@ async function serve (argv: string[]): Promise<number> {
       host: values.host,
       httpPort,
       p2pPort,
-      openOrganizing: values['open-organizing']
+      openOrganizing: values['open-organizing'],
+      ...(tls !== undefined ? { tls } : {}),
+      trustProxy: values['trust-proxy']
     })
   } catch (err) {
     if (err instanceof DataDirLockedError) {

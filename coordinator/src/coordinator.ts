@@ -53,6 +53,10 @@ export interface CoordinatorOptions {
   peerLimits?: Partial<PeerLimits>
   /** Anyone may sign up as an organizer (open communities); otherwise organizers are invited. */
   openOrganizing?: boolean
+  /** Serve the dashboard and API over HTTPS with this certificate and key (PEM text). */
+  tls?: { cert: string, key: string }
+  /** Behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-For. */
+  trustProxy?: boolean
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -150,7 +154,9 @@ export class Coordinator {
         services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle() },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs },
-        log
+        log,
+        ...(options.tls !== undefined ? { tls: options.tls } : {}),
+        trustProxy: options.trustProxy ?? false
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)

@@ -16,9 +16,10 @@ export function parseCookies (header: string | undefined): Map<string, string> {
   return cookies
 }
 
-/** A Set-Cookie value for the session: httpOnly, SameSite=Lax, whole site. */
-export function sessionCookie (name: string, value: string, expiresAt: Date | null): string {
+/** A Set-Cookie value for the session: httpOnly, SameSite=Lax, whole site; `Secure` when served over HTTPS. */
+export function sessionCookie (name: string, value: string, expiresAt: Date | null, secure = false): string {
   const parts = [`${name}=${encodeURIComponent(value)}`, 'Path=/', 'HttpOnly', 'SameSite=Lax']
+  if (secure) parts.push('Secure')
   parts.push(expiresAt === null ? 'Max-Age=0' : `Expires=${expiresAt.toUTCString()}`)
   return parts.join('; ')
 }

@@ -1,4 +1,5 @@
 import { createServer } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { createHTTPHandler } from '@trpc/server/adapters/standalone'
@@ -22,6 +23,23 @@ export interface HttpServerOptions {
   webRoot: string
   downloads: DownloadsContext
   log: Logger
+  /** Serve HTTPS directly with this certificate chain and key (PEM). */
+  tls?: { cert: string, key: string }
+  /**
+   * A reverse proxy in front terminates TLS: believe its X-Forwarded-Proto (for the cookie's
+   * Secure flag) and X-Forwarded-For (for per-address limits). Only set this behind a proxy.
+   */
+  trustProxy?: boolean
+}
+
+/** What the request says about its scheme and sender, believing a proxy only when told to. */
+function requestOrigin (req: IncomingMessage, options: HttpServerOptions): { secure: boolean, address: string } {
+  const socketAddress = req.socket.remoteAddress ?? 'unknown'
+  if (options.tls !== undefined) return { secure: true, address: socketAddress }
+  if (options.trustProxy !== true) return { secure: false, address: socketAddress }
+  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim()
+  const forwarded = String(req.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim()
+  return { secure: proto === 'https', address: forwarded !== '' ? forwarded : socketAddress }
 }
 
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Barnraise</title>
@@ -44,15 +62,16 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     // The dashboard batches a page's few queries; a hundred calls in one request is an attack.
     maxBatchSize: 16,
     createContext: async ({ req, res }) => {
+      const { secure, address } = requestOrigin(req, options)
       const token = parseCookies(req.headers.cookie).get(SESSION_COOKIE)
       const user = await userForSession(options.services.db, token)
       return {
         ...options.services,
         user,
         sessionToken: user === null ? undefined : token,
-        setSessionCookie: (value: string, expiresAt: Date) => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, value, expiresAt)) },
-        clearSessionCookie: () => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', null)) },
-        clientAddress: req.socket.remoteAddress ?? 'unknown',
+        setSessionCookie: (value: string, expiresAt: Date) => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, value, expiresAt, secure)) },
+        clearSessionCookie: () => { res.appendHeader('set-cookie', sessionCookie(SESSION_COOKIE, '', null, secure)) },
+        clientAddress: address,
         setResponseHeader: (name: string, value: string) => { res.setHeader(name, value) }
       }
     },
@@ -78,18 +97,19 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
     res.end(NOT_BUILT)
   }
-  const server = createServer((req, res) => {
+  const listener = (req: IncomingMessage, res: ServerResponse): void => {
     handle(req, res).catch((err: unknown) => {
       options.log.error('http handler failed', { url: req.url, err })
       if (!res.headersSent) sendJson(res, 500, { error: 'internal error' })
       else res.destroy()
     })
-  })
+  }
+  const server = options.tls !== undefined ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener) : createServer(listener)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => { server.off('error', reject); resolve() })
   })
   const address = server.address() as AddressInfo
   const host = address.family === 'IPv6' ? `[${address.address}]` : address.address
-  return { server, url: `http://${host}:${address.port}/` }
+  return { server, url: `${options.tls !== undefined ? 'https' : 'http'}://${host}:${address.port}/` }
 }
