@@ -148,8 +148,8 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
     try {
       const page = await context.newPage()
       page.setDefaultTimeout(WAIT_MS)
-      // The first account on a coordinator is its admin, which may launch runs.
-      await page.goto(new URL('/signup', coordinator!.url).toString())
+      // The setup code the coordinator printed makes this first account its admin, which may launch runs.
+      await page.goto(new URL(`/signup?setup=${coordinator!.setupCode!}`, coordinator!.url).toString())
       await page.getByTestId('signup-form').waitFor()
       await page.getByTestId('role-organizer').click()
       await page.locator('#signup-name').fill('Olga Organizer')
