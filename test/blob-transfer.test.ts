@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readdir, writeFile } from 'node:fs/promises'
@@ -14,13 +14,13 @@ describe('blobs over /barnraise/blob/1.0.0', () => {
   let libp2p: Libp2p
   const blob = randomBytes(700_000)
   const sha = createHash('sha256').update(blob).digest('hex')
-  before(async () => {
+  beforeAll(async () => {
     coordinator = await Coordinator.start({ dataDir: await tempDir('blob-coord'), httpPort: 0, p2pPort: 0 })
     const stored = await coordinator.blobs.put(blob)
     await coordinator.database.db.insertInto('blobs').values({ sha256: stored, size: blob.byteLength, kind: 'shard', meta: '{}' }).execute()
     libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
   })
-  after(async () => {
+  afterAll(async () => {
     await libp2p.stop()
     await coordinator.stop()
   })

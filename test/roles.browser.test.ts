@@ -8,7 +8,7 @@
  * Needs the built dashboard (`pnpm --filter @barnraise/web build`) and Chromium at
  * /usr/bin/chromium (or CHROMIUM_PATH).
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -105,12 +105,12 @@ describe('every role in a real browser, against one coordinator', { timeout: 300
     }
   }
 
-  before(async () => {
+  beforeAll(async () => {
     browser = await launchChromium(WAIT_MS)
     coordinator = await startCoordinator()
   })
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close().catch(() => {})
     await agent?.stop().catch(() => {})
     await coordinator?.stop().catch(() => {})
