@@ -1,7 +1,9 @@
 // The whole suite: one vitest project per package, plus the cross-package tests in test/.
 // Unit projects run their files in parallel; files that start real processes (the coordinator,
-// agents, a browser, Python) run afterwards, one file at a time, because two of them at once on a
-// 2-core machine make their deadlines a matter of luck.
+// agents, a browser, Python) form a group of their own that runs one file at a time and never
+// beside a unit file, because two such files at once on a 2-core machine make their deadlines a
+// matter of luck. (vitest runs groups one after another; with one worker, as on 2 cores, the unit
+// projects become a sequential group of their own that runs after the process group.)
 import { defineConfig } from 'vitest/config'
 import type { TestProjectInlineConfiguration } from 'vitest/config'
 
