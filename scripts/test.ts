@@ -1,19 +1,16 @@
-// Runs the whole suite with Node's test runner: unit tests beside the code, then the
-// cross-package tests in test/. Storage tests use DATABASE_URL (default: the local server).
+// Runs the suite on vitest (projects and timeouts in vitest.config.ts): once, or in watch mode
+// with --watch. Other arguments go to vitest as they are: files or patterns to run just those,
+// --coverage for a v8 report in coverage/, --project NAME for one package. A single run ends with
+// the plain line `N passed, N failed`, read from vitest's own JSON result.
 import { spawnSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
-const patterns = [
-  'protocol/src/**/*.test.ts',
-  'trainer/src/**/*.test.ts',
-  'migrations/src/**/*.test.ts',
-  'coordinator/src/**/*.test.ts',
-  'node-agent/src/**/*.test.ts',
-  'test/**/*.test.ts'
-]
-const extra = process.argv.slice(2)
+const args = process.argv.slice(2)
+const watch = args.includes('--watch') || args.includes('-w')
 
 if (!existsSync(`${root}/web/dist/index.html`)) {
   process.stdout.write('test: building the dashboard first (web/dist is missing)\n')
@@ -21,22 +18,47 @@ if (!existsSync(`${root}/web/dist/index.html`)) {
   if (build.status !== 0) process.exit(build.status ?? 1)
 }
 
-const result = spawnSync(process.execPath, [
-  '--disable-warning=ExperimentalWarning',
-  '--test',
-  '--test-reporter=spec',
-  // One file at a time: the integration tests run several real processes each, and two such
-  // files at once on a 2-core machine make their deadlines a matter of luck.
-  `--test-concurrency=${process.env.TEST_CONCURRENCY ?? '1'}`,
-  '--test-timeout=600000',
-  ...(extra.length > 0 ? extra : patterns)
-], {
+const vitest = join(root, 'node_modules/vitest/vitest.mjs')
+const resultDir = mkdtempSync(join(tmpdir(), 'barnraise-test-'))
+const resultFile = join(resultDir, 'result.json')
+const reporters = watch ? [] : ['--reporter=default', '--reporter=json', `--outputFile.json=${resultFile}`]
+const forwarded = args.filter((arg) => !['--watch', '-w', '--run'].includes(arg))
+
+const run = spawnSync(process.execPath, [vitest, watch ? 'watch' : 'run', ...reporters, ...forwarded], {
   cwd: root,
-  stdio: 'inherit',
-  env: {
-    ...process.env,
-    DATABASE_URL: process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres',
-    BARNRAISE_LOG: process.env.BARNRAISE_LOG ?? 'silent'
-  }
+  stdio: 'inherit'
 })
-process.exit(result.status ?? 1)
+
+if (!watch) process.stdout.write(`${summary()}\n`)
+rmSync(resultDir, { recursive: true, force: true })
+process.exit(run.status ?? 1)
+
+/** The part of vitest's JSON reporter output the summary reads. */
+interface JsonResult {
+  numPassedTests: number
+  numFailedTests: number
+  numPendingTests: number
+  numTodoTests: number
+  testResults: Array<{ status: string, assertionResults: unknown[] }>
+}
+
+function isJsonResult (value: unknown): value is JsonResult {
+  if (typeof value !== 'object' || value === null) return false
+  const v = value as Record<string, unknown>
+  return ['numPassedTests', 'numFailedTests', 'numPendingTests', 'numTodoTests'].every((key) => typeof v[key] === 'number') &&
+    Array.isArray(v.testResults)
+}
+
+/** `N passed, N failed` (and skipped or todo when there are any) from vitest's JSON result. */
+function summary (): string {
+  if (!existsSync(resultFile)) return `vitest ended (exit ${run.status ?? run.signal}) without a result: 0 passed, 0 failed`
+  const result: unknown = JSON.parse(readFileSync(resultFile, 'utf8'))
+  if (!isJsonResult(result)) return `vitest wrote a result this script cannot read (${resultFile}): 0 passed, 0 failed`
+  const parts = [`${result.numPassedTests} passed`, `${result.numFailedTests} failed`]
+  if (result.numPendingTests > 0) parts.push(`${result.numPendingTests} skipped`)
+  if (result.numTodoTests > 0) parts.push(`${result.numTodoTests} todo`)
+  // A file that fails to load has no failed test, only a failed suite: count it too.
+  const brokenFiles = result.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length
+  if (brokenFiles > 0) parts.push(`${brokenFiles} file${brokenFiles === 1 ? '' : 's'} failed to load`)
+  return parts.join(', ')
+}

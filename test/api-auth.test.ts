@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { TRPCClientError } from '@trpc/client'
 import { Coordinator } from '@barnraise/coordinator'
@@ -34,7 +34,7 @@ const protectedCalls: Array<[string, 'organizer' | 'lab_admin' | 'funder' | 'any
 describe('roles are checked on the server for every protected procedure', () => {
   let coordinator: Coordinator
   const clients: Record<string, Client> = {}
-  before(async () => {
+  beforeAll(async () => {
     coordinator = await Coordinator.start({ dataDir: await tempDir('auth'), httpPort: 0, p2pPort: 0 })
     clients.anonymous = sessionClient(coordinator.url)
     clients.admin = sessionClient(coordinator.url)
@@ -46,7 +46,7 @@ describe('roles are checked on the server for every protected procedure', () => 
       await clients[role].auth.signUp.mutate({ email: `${role}@example.org`, password: 'a-long-password', displayName: role, role, ...(role === 'lab_admin' ? { organization: 'Auth Lab' } : {}), ...(invite !== undefined ? { invite } : {}) })
     }
   })
-  after(async () => { await coordinator.stop() })
+  afterAll(async () => { await coordinator.stop() })
 
   test('the setup code makes the first account the admin; later ones get the role they chose or were invited to', async () => {
     assert.deepEqual((await clients.admin!.auth.me.query())?.roles, ['admin', 'organizer', 'lab_admin', 'funder'])

@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { readFile, stat } from 'node:fs/promises'
 import { spawnSync } from 'node:child_process'
@@ -18,13 +18,13 @@ async function post (base: string, path: string, body: string, headers: Record<s
 describe('the HTTP side against a hostile browser and a password guesser', () => {
   let coordinator: Coordinator
   let dataDir: string
-  before(async () => {
+  beforeAll(async () => {
     dataDir = join(await tempDir('attack-http'), 'install')
     coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0 })
     const admin = sessionClient(coordinator.url)
     await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'funder', setupCode: coordinator.setupCode! })
   })
-  after(async () => { await coordinator.stop() })
+  afterAll(async () => { await coordinator.stop() })
 
   const people = async (): Promise<number> => Number((await coordinator.database.db.selectFrom('users').select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow()).n)
 

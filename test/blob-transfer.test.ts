@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { access, mkdir, readdir, writeFile } from 'node:fs/promises'
@@ -17,7 +17,7 @@ describe('blobs over /barnraise/blob/1.0.0', () => {
   const sha = createHash('sha256').update(blob).digest('hex')
   const other = randomBytes(1000)
   const otherSha = createHash('sha256').update(other).digest('hex')
-  before(async () => {
+  beforeAll(async () => {
     coordinator = await Coordinator.start({ dataDir: await tempDir('blob-coord'), httpPort: 0, p2pPort: 0 })
     const db = coordinator.database.db
     for (const bytes of [blob, other]) {
@@ -40,7 +40,7 @@ describe('blobs over /barnraise/blob/1.0.0', () => {
       run_id: run.id, round_id: round.id, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'expired', report_blob: null, resolved_at: null
     }).execute()
   })
-  after(async () => {
+  afterAll(async () => {
     await libp2p.stop()
     await stranger.stop()
     await coordinator.stop()

@@ -6,7 +6,7 @@
  *
  * Needs the built dashboard (`pnpm --filter @barnraise/web build`) and Chromium.
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { stat } from 'node:fs/promises'
 import { join } from 'node:path'
@@ -42,7 +42,7 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
 
   let dropDatabase: (() => Promise<void>) | undefined
 
-  before(async () => {
+  beforeAll(async () => {
     browser = await launchChromium(WAIT_MS)
     // Postgres: the coordinator starts faster than with embedded PGlite.
     const database = await createTestDatabase()
@@ -61,7 +61,7 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
     listed = await getJson<Listed[]>(coordinator.url, `api/runs/${runId}/checkpoints`)
   })
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close().catch(() => {})
     await agent?.stop().catch(() => {})
     await coordinator?.stop().catch(() => {})

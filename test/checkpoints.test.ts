@@ -6,7 +6,7 @@
  * through the trainer's Hugging Face import, the model card agrees with the ledger, and bad ids
  * get clear 4xx answers.
  */
-import { describe, test } from 'node:test'
+import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { spawnSync } from 'node:child_process'

@@ -1,6 +1,6 @@
 // The errors a newcomer meets first: each says what is wrong and what to do, and the ones no
 // retry can fix stop the process instead of retrying forever.
-import { after, before, describe, test } from 'node:test'
+import { afterAll, beforeAll, describe, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { existsSync } from 'node:fs'
 import { createServer } from 'node:net'
@@ -24,8 +24,8 @@ async function closedPort (): Promise<number> {
 describe('errors a newcomer meets', () => {
   let coordinator: RunningCoordinator
   let agent: RunningAgent | undefined
-  before(async () => { coordinator = await startCoordinator() })
-  after(async () => { await agent?.stop(); await coordinator.stop() })
+  beforeAll(async () => { coordinator = await startCoordinator() })
+  afterAll(async () => { await agent?.stop(); await coordinator.stop() })
 
   test('an address with the wrong peer id stops the agent with what to do, instead of retrying forever', async () => {
     const wrong = coordinator.multiaddr.replace(/\/p2p\/\S+$/, '/p2p/12D3KooWGRUVh7qxGmX3wzLYYj9sKDmCsBYxQgnrPDtN4Xy5ZbzL')

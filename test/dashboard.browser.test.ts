@@ -7,7 +7,7 @@
  * /usr/bin/chromium (Debian: `apt-get install chromium`). Screenshots land in
  * test-artifacts/screenshots/.
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
@@ -33,7 +33,7 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
   let desktop: BrowserContext
   let page: Page
 
-  before(async () => {
+  beforeAll(async () => {
     browser = await launchChromium(WAIT_MS)
     coordinator = await startCoordinator()
     desktop = await browser.newContext({ viewport: DESKTOP, colorScheme: 'light', reducedMotion: 'reduce' })
@@ -42,7 +42,7 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
     page.setDefaultNavigationTimeout(WAIT_MS)
   })
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close().catch(() => {})
     await agent?.stop().catch(() => {})
     await coordinator?.stop().catch(() => {})

@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { lpStream } from '@libp2p/utils'
@@ -31,11 +31,11 @@ const json = (value: unknown): Uint8Array => new TextEncoder().encode(JSON.strin
 describe('hostile enrollment messages', () => {
   let coordinator: RunningCoordinator
   let client: Libp2p
-  before(async () => {
+  beforeAll(async () => {
     coordinator = await startCoordinator()
     client = await createAgentHost(await generateKeyPair('Ed25519'))
   })
-  after(async () => {
+  afterAll(async () => {
     await client.stop()
     await coordinator.stop()
   })

@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningCoordinator } from './support/cluster.ts'
@@ -17,8 +17,8 @@ async function until<T> (fn: () => Promise<T | undefined>, what: string, timeout
 
 describe('enrollment between real processes', () => {
   let coordinator: RunningCoordinator
-  before(async () => { coordinator = await startCoordinator() })
-  after(async () => { await coordinator.stop() })
+  beforeAll(async () => { coordinator = await startCoordinator() })
+  afterAll(async () => { await coordinator.stop() })
 
   test('healthz answers', async () => {
     const res = await fetch(new URL('healthz', coordinator.url))

@@ -2,7 +2,7 @@
 // the same rounds. Their deltas fold together, the model improves, and the ledger says which
 // executor trained each report, signed by the node. A third node, capped to less memory than
 // any unit needs, declines its units: the reason lands in the ledger and the rounds go on.
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'

@@ -8,7 +8,7 @@
  * (test/support/ledger-seed.ts), so nothing trains and the file runs in well under a minute.
  * Screenshots at 1280 and 390 px land in test-artifacts/screenshots/funders-*.png.
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -93,7 +93,7 @@ describe('funders and charts in a real browser', { timeout: 180_000 }, () => {
 
   const minutesAgo = (m: number): Date => new Date(Date.now() - m * 60_000)
 
-  before(async () => {
+  beforeAll(async () => {
     browser = await launchChromium(WAIT_MS)
     const database = await createTestDatabase()
     dropDatabase = database.drop
@@ -141,7 +141,7 @@ describe('funders and charts in a real browser', { timeout: 180_000 }, () => {
     await fresh.report(gpuBox, { id: r1.id, number: 1 }, { tokens: 2000, computeSeconds: 60, at: minutesAgo(9) })
   })
 
-  after(async () => {
+  afterAll(async () => {
     for (const c of contexts) await c.close().catch(() => {})
     await browser?.close().catch(() => {})
     await coordinator?.stop()

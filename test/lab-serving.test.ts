@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import { sessionClient } from './support/session-client.ts'

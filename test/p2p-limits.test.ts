@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
@@ -21,11 +21,11 @@ describe('per-peer limits on the libp2p host', () => {
     hosts.push(h)
     return h
   }
-  before(async () => {
+  beforeAll(async () => {
     dataDir = await tempDir('limits-coord')
     coordinator = await Coordinator.start({ dataDir, httpPort: 0, p2pPort: 0, tickMs: 200, peerLimits: { maxConnectionsPerPeer: 1, maxStreamsPerConnection: 8, frameIdleTimeoutMs: 1500 } })
   })
-  after(async () => {
+  afterAll(async () => {
     for (const h of hosts) await h.stop()
     await coordinator.stop()
   })

@@ -5,7 +5,7 @@
  * kind, nodes, labs and checkpoints, as JSON and as CSV; bad ids get clear errors. The run's
  * history is written straight into the database (test/support/ledger-seed.ts): no training.
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { TRPCClientError } from '@trpc/client'
 import { Coordinator } from '@barnraise/coordinator'
@@ -48,7 +48,7 @@ describe('pledge fulfilment and statements', () => {
   const base = Date.now() - 3_600_000
   const minutes = (m: number): Date => new Date(base + m * 60_000)
 
-  before(async () => {
+  beforeAll(async () => {
     const database = await createTestDatabase()
     dropDatabase = database.drop
     coordinator = await Coordinator.start({ dataDir: await tempDir('statements'), databaseUrl: database.url, httpPort: 0, p2pPort: 0 })
@@ -76,7 +76,7 @@ describe('pledge fulfilment and statements', () => {
     await seed.report(gpuNode, { id: r1.id, number: 1 }, { tokens: 1000, computeSeconds: 2160, at: minutes(5) })
     await seed.report(otherGpu, { id: r1.id, number: 1 }, { tokens: 2000, computeSeconds: 3600, at: minutes(6) })
   })
-  after(async () => {
+  afterAll(async () => {
     await coordinator?.stop()
     await dropDatabase?.()
   })

@@ -1,7 +1,7 @@
 // A newcomer's first hour, literally: a fresh clone, the README's first command run verbatim
 // in a plain shell (`env -i`, a PATH with neither pnpm nor Node 22 on it), then the commands
 // the README and the dashboard tell them to type next, against the install that runs.
-import { after, before, describe, test } from 'node:test'
+import { afterAll, beforeAll, describe, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
@@ -74,7 +74,7 @@ describe('the README, verbatim, from a plain shell on a fresh clone', { timeout:
   let demo: Shell | undefined
   let agent: Shell | undefined
 
-  before(async () => {
+  beforeAll(async () => {
     work = await mkdtemp(join(tmpdir(), 'barnraise-readme-'))
     clone = join(work, 'barnraise')
     const cloned = spawnSync('git', ['clone', '--quiet', REPO_ROOT, clone], { encoding: 'utf8' })
@@ -98,7 +98,7 @@ describe('the README, verbatim, from a plain shell on a fresh clone', { timeout:
     assert.equal(bare.stdout.trim(), 'none', 'the plain shell starts without pnpm')
   })
 
-  after(async () => {
+  afterAll(async () => {
     for (const shell of [agent, demo]) {
       if (shell === undefined || shell.child.exitCode !== null) continue
       killGroup(shell.child, 'SIGTERM')

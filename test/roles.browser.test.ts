@@ -8,7 +8,7 @@
  * Needs the built dashboard (`pnpm --filter @barnraise/web build`) and Chromium at
  * /usr/bin/chromium (or CHROMIUM_PATH).
  */
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
@@ -105,14 +105,14 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     }
   }
 
-  before(async () => {
+  beforeAll(async () => {
     browser = await launchChromium(WAIT_MS)
     // An open community install: organizers sign themselves up. The invite-only default is
     // performed as an attack in attack-accounts.test.ts.
     coordinator = await startCoordinator({ args: ['--open-organizing'] })
   })
 
-  after(async () => {
+  afterAll(async () => {
     await browser?.close().catch(() => {})
     await agent?.stop().catch(() => {})
     await coordinator?.stop().catch(() => {})

@@ -1,4 +1,4 @@
-import { describe, test, before, after } from 'node:test'
+import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { sql } from 'kysely'
 import { openDatabase } from '@barnraise/coordinator'
@@ -36,8 +36,8 @@ for (const backend of backends) {
   describe(`storage on ${backend.name}`, () => {
     let db: Kysely<Database>
     let close: () => Promise<void>
-    before(async () => { ({ db, close } = await backend.open()) })
-    after(async () => { await close() })
+    beforeAll(async () => { ({ db, close } = await backend.open()) })
+    afterAll(async () => { await close() })
 
     test('migrations run up from empty, down to empty, and up again', async () => {
       assert.deepEqual(await tables(db), TABLES)

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import {
   bfloat16BitsToFloat32, decodeBfloat16Array, decodeFloat16Array, encodeBfloat16Array, encodeFloat16Array,

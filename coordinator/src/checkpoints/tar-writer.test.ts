@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, onTestFinished } from 'vitest'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { randomBytes as nodeRandomBytes } from 'node:crypto'
@@ -30,9 +30,9 @@ function tar (args: string[], cwd: string): { status: number | null, stdout: str
   return { status: r.status, stdout: r.stdout, stderr: r.stderr }
 }
 
-test('the archive has the announced size and extracts with the system tar to the same bytes', async (t) => {
+test('the archive has the announced size and extracts with the system tar to the same bytes', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-tar-'))
-  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
   const longDir = `folder/${'d'.repeat(90)}`
   const contents = new Map<string, Uint8Array>([
     ['folder/empty.txt', new Uint8Array(0)],
@@ -59,9 +59,9 @@ test('the archive has the announced size and extracts with the system tar to the
   for (const [name, bytes] of contents) assert.deepEqual(new Uint8Array(await readFile(join(dir, name))), bytes, name)
 })
 
-test('sizes past 8 GiB use the base-256 size field that tar reads', async (t) => {
+test('sizes past 8 GiB use the base-256 size field that tar reads', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-tar-big-'))
-  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
   const size = 9_000_000_001
   const header = tarHeader({ type: 'file', name: 'big/model.safetensors', mtime: MTIME, size, read: () => chunked(new Uint8Array(0), 1) })
   assert.equal(header[124], 0x80)

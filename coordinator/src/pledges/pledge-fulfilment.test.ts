@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { allocateDeliveries, fulfilmentOf } from './pledge-fulfilment.ts'
 import type { AllocatablePledge, DeliveredRow } from './pledge-fulfilment.ts'

@@ -1,4 +1,4 @@
-import { after, before, test } from 'node:test'
+import { afterAll, beforeAll, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
 import { mkdtemp, rm } from 'node:fs/promises'
@@ -31,7 +31,7 @@ let blobs: DiskBlobStore
 let cleanup: () => Promise<void>
 
 // One database for the file (a fresh one per test costs seconds of migrations); each test makes its own runs.
-before(async () => {
+beforeAll(async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-retention-'))
   const fresh = await createTestDatabase()
   const database = await openDatabase({ dataDir: dir, databaseUrl: fresh.url })
@@ -39,7 +39,7 @@ before(async () => {
   blobs = new DiskBlobStore(join(dir, 'blobs'))
   cleanup = async () => { await database.close(); await fresh.drop(); await rm(dir, { recursive: true, force: true }) }
 })
-after(async () => { await cleanup() })
+afterAll(async () => { await cleanup() })
 
 /** What closing a round leaves behind: a checkpoint and a momentum blob, committed as the run's latest. */
 async function closeRound (runId: string, round: number): Promise<{ checkpoint: string, optimizer: string }> {

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import type { StoredRunSpec } from './runs.ts'
 import { plannedRounds, runIsDone, storedLoss } from './run-plan.ts'

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, onTestFinished } from 'vitest'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -14,9 +14,9 @@ function capture (): { io: { stdout: { write: (s: string) => boolean }, stderr: 
   return { io: { stdout: { write: (s) => out.push(s) > 0 }, stderr: { write: (s) => err.push(s) > 0 } }, out, err }
 }
 
-test('shard writes content-named shards and a manifest that describes them', async (t) => {
+test('shard writes content-named shards and a manifest that describes them', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-shard-'))
-  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
   const a = Array.from({ length: 150 }, (_, i) => String(i).padStart(4, '0')).join('') // 600 bytes, no newline
   assert.equal(a.length, 600)
   await writeFile(join(dir, 'a.txt'), a)
@@ -42,9 +42,9 @@ test('shard writes content-named shards and a manifest that describes them', asy
   assert.equal(text, a + '\n' + 'y'.repeat(399) + '\n')
 })
 
-test('shard explains bad usage and unreadable input', async (t) => {
+test('shard explains bad usage and unreadable input', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-shard-'))
-  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
   await writeFile(join(dir, 'a.txt'), 'hello world')
   const cases: Array<[string[], number, RegExp]> = [
     [[join(dir, 'a.txt')], 2, /--out DIR is required/],

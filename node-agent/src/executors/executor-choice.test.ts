@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createExecutor, formatOffers } from './executor-choice.ts'
 import { parseExecutorFlags } from './executor-flags.ts'

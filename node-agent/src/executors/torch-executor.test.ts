@@ -1,7 +1,7 @@
 // The torch executor against the real Python child (Debian's python3-torch on the CPU in CI):
 // known answers, parity with the TypeScript executor, a crashed child, and the errors a user
 // meets first. Tiny models and few steps: CI has two cores.
-import { after, before, describe, test } from 'node:test'
+import { afterAll, beforeAll, describe, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -39,11 +39,11 @@ const quiet = { onProgress: () => {}, signal: new AbortController().signal }
 describe('torch executor', () => {
   let dir = ''
   let torch: TorchExecutor
-  before(async () => {
+  beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'barnraise-torch-'))
     torch = await TorchExecutor.start({ device: 'cpu', threads: 1 })
   })
-  after(async () => {
+  afterAll(async () => {
     await torch.close()
     await rm(dir, { recursive: true, force: true })
   })

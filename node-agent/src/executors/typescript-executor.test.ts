@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { presetConfig } from '@barnraise/trainer'
 import { TypeScriptExecutor, typescriptRefusal } from './typescript-executor.ts'

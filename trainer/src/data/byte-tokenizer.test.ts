@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { BYTE_VOCAB_SIZE, decodeBytes, encodeBytes, encodeBytesInt32, TokenizerError } from './byte-tokenizer.ts'
 

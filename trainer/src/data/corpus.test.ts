@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { unigramEntropy } from './batch-sampler.ts'
 import { demoCorpusShards, loadDemoCorpus } from './corpus.ts'

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { shardManifestSchema } from '@barnraise/protocol'
 import { buildShards, buildShardsFromTokens, decodeShard, encodeShard, SHARD_HEADER_BYTES, ShardError, sha256Hex } from './shard.ts'

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { addTokenCounts, unigramBaselineLoss } from './unigram-baseline.ts'
 import { validationWindowStarts } from './validation-loss.ts'

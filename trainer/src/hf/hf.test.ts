@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test, onTestFinished } from 'vitest'
 import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -16,9 +16,9 @@ const tied = { ...untied, tie_word_embeddings: true }
 
 const isCode = (code: string, pattern: RegExp) => (err: unknown) => err instanceof HuggingFaceError && err.code === code && pattern.test(err.message)
 
-test('export writes a Hugging Face folder that imports back to identical F32 weights', async (t) => {
+test('export writes a Hugging Face folder that imports back to identical F32 weights', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-hf-'))
-  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
   for (const config of [untied, tied]) {
     const params = initParams(config, 3)
     await exportHuggingFace(dir, params, { dtype: 'F32' })
@@ -99,9 +99,9 @@ test('a missing tensor, a wrong shape, a foreign tensor, a bad dtype or a NaN is
   assert.throws(() => paramSetFromSafetensors(untied, encodeSafetensors(tensorsOf(tied))), isCode('ERR_MISSING_TENSOR', /lm_head\.weight/))
 })
 
-test('import reads a sharded checkpoint and explains a folder that is not one', async (t) => {
+test('import reads a sharded checkpoint and explains a folder that is not one', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-hf-'))
-  t.after(async () => { await rm(dir, { recursive: true, force: true }) })
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
   await assert.rejects(importHuggingFace(dir), isCode('ERR_MISSING_FILE', /config\.json not found/))
   const params = initParams(untied, 5)
   const files = checkpointFiles(params, { dtype: 'F32' })

@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { encodeBytes } from '../data/byte-tokenizer.ts'
 import { byteToUnicode, tokenizerConfigJson, tokenizerJson } from './tokenizer-files.ts'

@@ -1,7 +1,7 @@
 // Finite-difference check of lossAndGrad, independent of the golden files: random tiny models
 // (grouped-query, multi-head and multi-query attention, tied and untied heads, odd sequence
 // length, head_dim ≠ hidden/heads).
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { finiteDifferenceCheck, gradientCheckConfigs, gradientCheckModel } from './gradient-check.ts'
 import { lossAndGrad } from './llama.ts'

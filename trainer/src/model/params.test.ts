@@ -1,4 +1,4 @@
-import { test } from 'node:test'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { parseLlamaConfig } from '@barnraise/protocol'
 import { ModelError } from './model-error.ts'

@@ -1,10 +1,7 @@
-/*
- * The dashboard's chart arithmetic (web/src/components/charts/chart-math.ts): pure functions,
- * tested here because the test runner's patterns cover test/ (the web package has no runner).
- */
-import { test } from 'node:test'
+// The dashboard's chart arithmetic: pure functions, so plain unit tests (the web vitest project).
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { axisTicks, cumulative, formatTimeTick, labelWidth, niceTicks, stackLayers, timeTicks, valueDomain } from '../web/src/components/charts/chart-math.ts'
+import { axisTicks, cumulative, formatTimeTick, labelWidth, niceTicks, stackLayers, timeTicks, valueDomain } from './chart-math.ts'
 
 test('nice ticks step by 1, 2, 2.5 or 5 × 10ⁿ and cover the range', () => {
   assert.deepEqual(niceTicks(0, 10, 5), [0, 2, 4, 6, 8, 10])
