@@ -136,3 +136,23 @@ describe('the session cookie is Secure when the dashboard is served over HTTPS',
     }
   })
 })
+
+describe('an install bounds what a run may ask of it', () => {
+  test('a run over the install limits is refused with the limit named, and nothing is created', async () => {
+    const coordinator = await Coordinator.start({ dataDir: join(await tempDir('limits'), 'install'), httpPort: 0, p2pPort: 0, limits: { maxParams: 150_000, maxSeqLen: 64 } })
+    try {
+      const admin = sessionClient(coordinator.url)
+      await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'organizer', setupCode: coordinator.setupCode! })
+      const refused = await admin.runs.create.mutate({ spec: { name: 'too big', rounds: 2, model: { preset: 'small' }, recipe: { seqLen: 128 } } }).then(() => null, (err: unknown) => err)
+      assert.ok(refused instanceof Error)
+      const fields = (refused as { data?: { fields?: Array<{ field: string, message: string }> } }).data?.fields ?? []
+      assert.deepEqual(fields.map((f) => f.field), ['model', 'recipe.seqLen'])
+      assert.match(fields[0]!.message, /--max-params/)
+      assert.equal((await admin.runs.list.query()).length, 0, 'no run was created')
+      const ok = await admin.runs.create.mutate({ spec: { name: 'fits', rounds: 2, model: { preset: 'tiny' }, recipe: { seqLen: 32 } } })
+      assert.ok(ok.id)
+    } finally {
+      await coordinator.stop()
+    }
+  })
+})

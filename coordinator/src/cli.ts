@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { readPassword } from './install/read-password.ts'
+import type { InstallLimits } from './runs/install-limits.ts'
 import { openDatabase } from './db/open-database.ts'
 import { adminRequest } from './admin/admin-socket.ts'
 import { createTokenInputSchema } from './nodes/operator-tokens.ts'
@@ -21,6 +22,8 @@ commands:
     --open-organizing        anyone may sign up as an organizer (default: organizers are invited)
     --tls-cert F --tls-key F serve HTTPS with this PEM certificate and key (the session cookie is Secure)
     --trust-proxy            behind a TLS-terminating reverse proxy: believe X-Forwarded-Proto/-For
+    --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
+                             (default 8192) and --max-eval-batches N (default 64)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
                              install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
@@ -67,7 +70,10 @@ async function serve (argv: string[]): Promise<number> {
       'open-organizing': { type: 'boolean', default: false },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
-      'trust-proxy': { type: 'boolean', default: false }
+      'trust-proxy': { type: 'boolean', default: false },
+      'max-params': { type: 'string' },
+      'max-seq-len': { type: 'string' },
+      'max-eval-batches': { type: 'string' }
     }
   })
   const httpPort = Number(values['http-port'])
@@ -75,6 +81,14 @@ async function serve (argv: string[]): Promise<number> {
   if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535) return fail('--http-port must be a port number')
   if (!Number.isInteger(p2pPort) || p2pPort < 0 || p2pPort > 65535) return fail('--p2p-port must be a port number')
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) return fail('--tls-cert and --tls-key go together')
+  const limits: Partial<InstallLimits> = {}
+  for (const [flag, key] of [['max-params', 'maxParams'], ['max-seq-len', 'maxSeqLen'], ['max-eval-batches', 'maxEvalBatches']] as const) {
+    const text = values[flag]
+    if (text === undefined) continue
+    const n = Number(text)
+    if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
+    limits[key] = n
+  }
   let tls: { cert: string, key: string } | undefined
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
     try {
@@ -93,7 +107,8 @@ async function serve (argv: string[]): Promise<number> {
       p2pPort,
       openOrganizing: values['open-organizing'],
       ...(tls !== undefined ? { tls } : {}),
-      trustProxy: values['trust-proxy']
+      trustProxy: values['trust-proxy'],
+      limits
     })
   } catch (err) {
     if (err instanceof DataDirLockedError) {

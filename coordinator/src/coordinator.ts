@@ -33,6 +33,8 @@ import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
 import { SetupCode } from './accounts/setup-code.ts'
 import { SignInThrottle } from './accounts/sign-in-throttle.ts'
+import { DEFAULT_INSTALL_LIMITS } from './runs/install-limits.ts'
+import type { InstallLimits } from './runs/install-limits.ts'
 import { hasAdmin } from './accounts/accounts.ts'
 
 export interface CoordinatorOptions {
@@ -57,6 +59,8 @@ export interface CoordinatorOptions {
   tls?: { cert: string, key: string }
   /** Behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-For. */
   trustProxy?: boolean
+  /** What a run may ask of this install (model size, sequence length, evaluation work). */
+  limits?: Partial<InstallLimits>
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -111,6 +115,7 @@ export class Coordinator {
     try {
       const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl })
       closers.push(database.close)
+      const installLimits: InstallLimits = { ...DEFAULT_INSTALL_LIMITS, ...options.limits }
       const setupCode = new SetupCode()
       const printedSetupCode = await hasAdmin(database.db) ? null : setupCode.issue()
       const { key } = await loadOrCreatePeerKey(join(options.dataDir, 'peer.key'))
@@ -151,7 +156,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle() },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs },
         log,
@@ -160,7 +165,7 @@ export class Coordinator {
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)
-      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, blobs, changes }), log)
+      const admin = await startAdminSocket(adminPath, adminOperations({ db: database.db, blobs, changes, limits: installLimits }), log)
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
       writeRunningInstall(options.dataDir, { pid: process.pid, url: http.url, multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()), database: database.kind })
       closers.push(async () => { clearRunningInstall(options.dataDir) })

@@ -11,6 +11,8 @@ import { SELF_SERVE_ROLES } from '../accounts/roles.ts'
 
 import { listRunSummaries, resolveRunRef } from '../runs/run-queries.ts'
 import { CoordinatorError } from '../errors.ts'
+import { DEFAULT_INSTALL_LIMITS } from '../runs/install-limits.ts'
+import type { InstallLimits } from '../runs/install-limits.ts'
 
 const createRunInput = z.object({ spec: z.unknown(), start: z.boolean().default(false), owner: z.string().trim().toLowerCase().max(200).optional() })
 const createAccountInput = z.object({
@@ -31,8 +33,9 @@ function parse<T> (schema: z.ZodType<T>, body: unknown): T {
 }
 
 /** The operations the CLI performs, whether through a running coordinator's socket or on the database directly. */
-export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore, changes?: ChangeFeed }): Record<string, AdminHandler> {
+export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore, changes?: ChangeFeed, limits?: InstallLimits }): Record<string, AdminHandler> {
   const { db, blobs, changes } = deps
+  const limits = deps.limits ?? DEFAULT_INSTALL_LIMITS
   return {
     '/tokens': async (body) => await createOperatorToken(db, parse(createTokenInputSchema, body)),
     '/runs': async (body) => {
@@ -44,7 +47,7 @@ export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore,
         if (!owner.roles.includes('organizer') && !owner.roles.includes('admin')) throw new CoordinatorError('ERR_INVALID_INPUT', `${input.owner} is not an organizer`)
         ownerId = owner.id
       }
-      const run = await createRun({ db, blobs }, input.spec, ownerId)
+      const run = await createRun({ db, blobs }, input.spec, ownerId, limits)
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
       return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount }

@@ -7,6 +7,7 @@ import type { SessionUser } from '../accounts/accounts.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { SetupCode } from '../accounts/setup-code.ts'
 import type { SignInThrottle } from '../accounts/sign-in-throttle.ts'
+import type { InstallLimits } from '../runs/install-limits.ts'
 
 /** What every procedure can reach, shared by all requests. */
 export interface ApiServices {
@@ -23,6 +24,8 @@ export interface ApiServices {
   openOrganizing: boolean
   /** failed sign-ins per account and per address */
   signIns: SignInThrottle
+  /** model size, sequence length and evaluation work a run may ask of this install */
+  limits: InstallLimits
 }
 
 /** Per request: the services, who is signed in, and how to set or clear their cookie. */

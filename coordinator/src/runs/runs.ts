@@ -7,6 +7,8 @@ import { nextStatus } from './run-states.ts'
 import { resolveDataset, resolveModel, storeInitialCheckpoint } from './run-resolution.ts'
 import type { RunStore } from './run-resolution.ts'
 import type { RunAction } from './run-states.ts'
+import { DEFAULT_INSTALL_LIMITS, overInstallLimits } from './install-limits.ts'
+import type { InstallLimits } from './install-limits.ts'
 
 /** One stored token shard and how many tokens it holds. */
 export interface ShardInfo { sha256: string, tokens: number }
@@ -45,7 +47,7 @@ export function parseRunSpec (input: unknown): RunSpec {
 }
 
 /** Creates a run in `draft` with its initial checkpoint; resolution errors name the field. */
-export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null): Promise<{ id: string, spec: ResolvedRunSpec }> {
+export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null, limits: InstallLimits = DEFAULT_INSTALL_LIMITS): Promise<{ id: string, spec: ResolvedRunSpec }> {
   const spec = parseRunSpec(input)
   let model
   try {
@@ -53,6 +55,9 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   } catch (err) {
     throw new RunSpecError([{ field: 'model', message: (err as Error).message }])
   }
+  // Before anything the size of the model is allocated.
+  const over = overInstallLimits({ paramCount: model.paramCount, seqLen: spec.recipe.seqLen, evalBatches: spec.evalBatches }, limits)
+  if (over.length > 0) throw new RunSpecError(over)
   let dataset
   try {
     dataset = await resolveDataset(store, spec.dataset)

@@ -39,7 +39,7 @@ export const runsRouter = router({
   create: roleProcedure('organizer')
     .input(z.object({ spec: z.unknown(), start: z.boolean().default(false) }))
     .mutation(async ({ ctx, input }) => {
-      const run = await createRun(ctx, input.spec, ctx.user!.id)
+      const run = await createRun(ctx, input.spec, ctx.user!.id, ctx.limits)
       if (input.start) await changeRunStatus(ctx.db, run.id, 'start')
       ctx.changes.publish('runs', run.id)
       return { id: run.id }

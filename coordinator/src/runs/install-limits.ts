@@ -1,0 +1,38 @@
+/**
+ * What one install lets a run ask of it: the coordinator builds each run's initial checkpoint,
+ * keeps its base weights in memory and evaluates every round itself, so model size, sequence
+ * length and evaluation work are bounded per install (`coordinator serve --max-params` …).
+ */
+export interface InstallLimits {
+  maxParams: number
+  maxSeqLen: number
+  maxEvalBatches: number
+}
+
+/** Room for the largest built-in preset (1b); an operator lowers or raises these. */
+export const DEFAULT_INSTALL_LIMITS: InstallLimits = {
+  maxParams: 1_200_000_000,
+  maxSeqLen: 8192,
+  maxEvalBatches: 64
+}
+
+function count (n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`
+  return n.toLocaleString('en-US')
+}
+
+/** One message per limit a run goes over, naming the limit and its flag; empty when it fits. */
+export function overInstallLimits (run: { paramCount: number, seqLen: number, evalBatches: number }, limits: InstallLimits): Array<{ field: string, message: string }> {
+  const over: Array<{ field: string, message: string }> = []
+  if (run.paramCount > limits.maxParams) {
+    over.push({ field: 'model', message: `the model has ${count(run.paramCount)} parameters; this coordinator allows at most ${count(limits.maxParams)} (--max-params)` })
+  }
+  if (run.seqLen > limits.maxSeqLen) {
+    over.push({ field: 'recipe.seqLen', message: `sequence length ${run.seqLen} is over this coordinator's limit of ${limits.maxSeqLen} (--max-seq-len)` })
+  }
+  if (run.evalBatches > limits.maxEvalBatches) {
+    over.push({ field: 'evalBatches', message: `${run.evalBatches} evaluation batches a round is over this coordinator's limit of ${limits.maxEvalBatches} (--max-eval-batches)` })
+  }
+  return over
+}
