@@ -78,6 +78,12 @@ test('strangers cannot become admin, claim an organization by its name, or make 
     assert.equal(again.code, 'BAD_REQUEST')
     assert.match(again.message, /not valid/)
 
+    // A funder of the lab neither sees nor revokes its invitations.
+    const open = await lab.people.invite.mutate({ role: 'lab_admin' })
+    assert.deepEqual(await colleague.people.invitations.query(), [])
+    assert.equal((await refused(colleague.people.revokeInvitation.mutate({ id: open.id }))).code, 'FORBIDDEN')
+    assert.ok((await lab.people.invitations.query()).some((i) => i.id === open.id && !i.revoked))
+
     // An admin grants the organizer role; the invitation to organize works too.
     await admin.people.setRole.mutate({ userId: fay!.id, role: 'organizer', granted: true })
     assert.deepEqual((await colleague.auth.me.query())?.roles, ['funder', 'organizer'])

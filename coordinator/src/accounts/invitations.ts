@@ -56,13 +56,13 @@ export async function createInvitation (db: Kysely<Database>, maker: SessionUser
   return { id: row.id, code, expiresAt: expiresAt.toISOString() }
 }
 
-/** Invitations an admin made anywhere, or a lab admin into their organization. */
+/** Invitations an admin made anywhere, or a lab admin into their organization (nobody else sees any). */
 export async function listInvitations (db: Kysely<Database>, viewer: SessionUser): Promise<Invitation[]> {
   let query = db.selectFrom('invitations').leftJoin('organizations', 'organizations.id', 'invitations.organization_id')
     .select(['invitations.id', 'invitations.role', 'invitations.organization_id', 'organizations.name', 'invitations.max_uses', 'invitations.used_count', 'invitations.expires_at', 'invitations.revoked_at', 'invitations.created_at'])
     .orderBy('invitations.created_at', 'desc').limit(200)
   if (!viewer.roles.includes('admin')) {
-    if (viewer.organizationId === null) return []
+    if (!hasRole(viewer.roles, 'lab_admin') || viewer.organizationId === null) return []
     query = query.where('invitations.organization_id', '=', viewer.organizationId)
   }
   return (await query.execute()).map((r) => ({
@@ -73,6 +73,7 @@ export async function listInvitations (db: Kysely<Database>, viewer: SessionUser
 
 /** Revokes an invitation its viewer may see; unknown and foreign ids read the same. */
 export async function revokeInvitation (db: Kysely<Database>, viewer: SessionUser, id: string): Promise<void> {
+  if (!hasRole(viewer.roles, 'lab_admin')) throw new CoordinatorError('ERR_FORBIDDEN', 'only an admin or a lab admin can revoke invitations')
   let query = db.updateTable('invitations').set({ revoked_at: new Date() }).where('id', '=', id).where('revoked_at', 'is', null)
   if (!viewer.roles.includes('admin')) query = query.where('organization_id', '=', viewer.organizationId ?? '00000000-0000-0000-0000-000000000000')
   const result = await query.executeTakeFirst()
