@@ -24,6 +24,8 @@ commands:
     --trust-proxy            behind a TLS-terminating reverse proxy: believe X-Forwarded-Proto/-For
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64)
+    --max-open-runs N        unfinished runs one organizer may own at once (default 10)
+    --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
                              install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
@@ -73,7 +75,9 @@ async function serve (argv: string[]): Promise<number> {
       'trust-proxy': { type: 'boolean', default: false },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
-      'max-eval-batches': { type: 'string' }
+      'max-eval-batches': { type: 'string' },
+      'max-open-runs': { type: 'string' },
+      'dataset-quota-mb': { type: 'string' }
     }
   })
   const httpPort = Number(values['http-port'])
@@ -82,12 +86,14 @@ async function serve (argv: string[]): Promise<number> {
   if (!Number.isInteger(p2pPort) || p2pPort < 0 || p2pPort > 65535) return fail('--p2p-port must be a port number')
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) return fail('--tls-cert and --tls-key go together')
   const limits: Partial<InstallLimits> = {}
-  for (const [flag, key] of [['max-params', 'maxParams'], ['max-seq-len', 'maxSeqLen'], ['max-eval-batches', 'maxEvalBatches']] as const) {
+  const limitFlags = [['max-params', 'maxParams', 1], ['max-seq-len', 'maxSeqLen', 1], ['max-eval-batches', 'maxEvalBatches', 1],
+    ['max-open-runs', 'maxOpenRuns', 1], ['dataset-quota-mb', 'datasetQuotaBytes', 1024 * 1024]] as const
+  for (const [flag, key, unit] of limitFlags) {
     const text = values[flag]
     if (text === undefined) continue
     const n = Number(text)
     if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
-    limits[key] = n
+    limits[key] = n * unit
   }
   let tls: { cert: string, key: string } | undefined
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {

@@ -28,11 +28,14 @@ import { RunLocks } from './rounds/run-lock.ts'
 import { ReportIntake } from './rounds/report-intake.ts'
 import { createLogger } from './log.ts'
 import { clearRunningInstall, writeRunningInstall } from './install/install-dir.ts'
+import type { ListenerLimits } from './events/change-feed.ts'
 import { ChangeFeed } from './events/change-feed.ts'
 import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
 import { SetupCode } from './accounts/setup-code.ts'
 import { SignInThrottle } from './accounts/sign-in-throttle.ts'
+import { defaultApiRates } from './limits/api-rates.ts'
+import { FolderCache } from './checkpoints/checkpoint-folder.ts'
 import { DEFAULT_INSTALL_LIMITS } from './runs/install-limits.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
 import { hasAdmin } from './accounts/accounts.ts'
@@ -61,6 +64,8 @@ export interface CoordinatorOptions {
   trustProxy?: boolean
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>
+  /** Live-update streams (SSE) served at once, in total and per address. */
+  listenerLimits?: Partial<ListenerLimits>
 }
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
@@ -125,7 +130,7 @@ export class Coordinator {
       const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
-      const changes = new ChangeFeed()
+      const changes = new ChangeFeed(options.listenerLimits)
       presence.onChange(() => { changes.publish('nodes') })
       const components = { libp2p, db: database.db, log }
       const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
@@ -153,12 +158,13 @@ export class Coordinator {
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       engine.start()
       closers.push(async () => { await engine.stop() })
+      const folderCache = new FolderCache()
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: defaultApiRates(), folderCache },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
-        downloads: { db: database.db, blobs },
+        downloads: { db: database.db, blobs, folderCache },
         log,
         ...(options.tls !== undefined ? { tls: options.tls } : {}),
         trustProxy: options.trustProxy ?? false

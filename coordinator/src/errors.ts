@@ -12,6 +12,18 @@ export type CoordinatorErrorCode =
   | 'ERR_INVALID_SETUP_CODE'
   | 'ERR_NAME_TAKEN'
   | 'ERR_BUSY'
+  | 'ERR_RATE_LIMITED'
+  | 'ERR_QUOTA_EXCEEDED'
 
 /** A refusal a user can act on, as opposed to a bug. */
 export class CoordinatorError extends CodedError<CoordinatorErrorCode> {}
+
+/** Too many of one kind of request from one person or address; says when to try again. */
+export class RateLimitedError extends CoordinatorError {
+  readonly retryAfterS: number
+
+  constructor (message: string, retryAfterS: number) {
+    super('ERR_RATE_LIMITED', message)
+    this.retryAfterS = retryAfterS
+  }
+}

@@ -8,6 +8,8 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { SetupCode } from '../accounts/setup-code.ts'
 import type { SignInThrottle } from '../accounts/sign-in-throttle.ts'
 import type { InstallLimits } from '../runs/install-limits.ts'
+import type { ApiRates } from '../limits/api-rates.ts'
+import type { FolderCache } from '../checkpoints/checkpoint-folder.ts'
 
 /** What every procedure can reach, shared by all requests. */
 export interface ApiServices {
@@ -24,8 +26,12 @@ export interface ApiServices {
   openOrganizing: boolean
   /** failed sign-ins per account and per address */
   signIns: SignInThrottle
-  /** model size, sequence length and evaluation work a run may ask of this install */
+  /** model size, sequence length, evaluation work, open runs and dataset storage a run may ask of this install */
   limits: InstallLimits
+  /** sign-ups per address, run creations and dataset uploads per person */
+  rates: ApiRates
+  /** checkpoint folders built for earlier requests (shared with the plain-HTTP downloads) */
+  folderCache: FolderCache
 }
 
 /** Per request: the services, who is signed in, and how to set or clear their cookie. */

@@ -1,6 +1,6 @@
 import { initTRPC, TRPCError } from '@trpc/server'
 import type { ApiContext } from './context.ts'
-import { CoordinatorError } from '../errors.ts'
+import { CoordinatorError, RateLimitedError } from '../errors.ts'
 import { hasRole } from '../accounts/roles.ts'
 import type { Role } from '../accounts/roles.ts'
 import { RunSpecError } from '../runs/runs.ts'
@@ -33,14 +33,17 @@ const CODE_FOR: Record<CoordinatorError['code'], TRPCError['code']> = {
   ERR_SETUP_REQUIRED: 'PRECONDITION_FAILED',
   ERR_INVALID_SETUP_CODE: 'BAD_REQUEST',
   ERR_NAME_TAKEN: 'CONFLICT',
-  ERR_BUSY: 'TOO_MANY_REQUESTS'
+  ERR_BUSY: 'TOO_MANY_REQUESTS',
+  ERR_RATE_LIMITED: 'TOO_MANY_REQUESTS',
+  ERR_QUOTA_EXCEEDED: 'PAYLOAD_TOO_LARGE'
 }
 
 /** Domain errors become tRPC errors with a matching HTTP status and the message intact. */
-const mapDomainErrors = t.middleware(async ({ next }) => {
+const mapDomainErrors = t.middleware(async ({ ctx, next }) => {
   const result = await next()
   if (!result.ok && result.error.cause instanceof CoordinatorError) {
     const cause = result.error.cause
+    if (cause instanceof RateLimitedError) ctx.setResponseHeader('retry-after', String(cause.retryAfterS))
     throw new TRPCError({ code: CODE_FOR[cause.code], message: cause.message, cause })
   }
   return result

@@ -11,9 +11,28 @@ import { retentionOf } from '../runs/checkpoint-retention.ts'
 import { renderModelCard } from './model-card.ts'
 import type { CardContributor } from './model-card.ts'
 import { tarSize } from './tar-writer.ts'
+import { StampedCache } from './stamped-cache.ts'
 import type { TarEntry } from './tar-writer.ts'
 
-export interface CheckpointFolderDeps { db: Kysely<Database>, blobs: BlobStore }
+export interface CheckpointFolderDeps {
+  db: Kysely<Database>
+  blobs: BlobStore
+  /** Built folders kept between requests; without one every request rebuilds. */
+  folderCache?: FolderCache
+}
+
+/**
+ * Folders built for earlier requests, so a download, a 304 or a range request does not
+ * re-aggregate the run's ledger and re-render the model card each time. A run's entry is
+ * valid while its row and its newest ledger row are unchanged; a folder's while its run's
+ * entry and its checkpoint row are.
+ */
+export class FolderCache {
+  readonly runs = new StampedCache<RunContext>(64)
+  readonly folders = new StampedCache<CheckpointFolder>(512)
+  /** Folders built (model card rendered) so far: what the cache saves is visible in tests. */
+  builds = 0
+}
 
 /** `available`: downloadable; `pruned`: retention deleted the weights; `missing`: the weights blob vanished from the store. */
 export type CheckpointStatus = 'available' | 'pruned' | 'missing'
@@ -78,6 +97,8 @@ interface CheckpointRow { sha256: string, run_id: string, round: number, tokens_
 
 /** What every folder of one run shares: the run, its generated config files, its ledger totals. */
 interface RunContext {
+  /** Changes whenever anything below may have: the run row's fields and its newest ledger row. */
+  stamp: string
   id: string
   name: string
   spec: StoredRunSpec
@@ -92,10 +113,21 @@ interface RunContext {
 }
 
 async function loadRun (deps: CheckpointFolderDeps, runId: string): Promise<RunContext | undefined> {
-  const run = await deps.db.selectFrom('runs').select(['id', 'name', 'spec', 'latest_checkpoint', 'current_round', 'tokens_seen', 'created_at'])
+  const run = await deps.db.selectFrom('runs').select(['id', 'name', 'latest_checkpoint', 'current_round', 'tokens_seen', 'created_at', 'updated_at'])
+    .select((eb) => eb.selectFrom('ledger').select((l) => l.fn.max('ledger.seq').as('s')).where('ledger.run_id', '=', runId).as('ledger_seq'))
     .where('id', '=', runId).executeTakeFirst()
   if (run === undefined) return undefined
-  const spec = run.spec
+  const stamp = [run.name, run.latest_checkpoint, run.current_round, run.tokens_seen, run.updated_at.getTime(), run.ledger_seq ?? 0].join('|')
+  const cached = deps.folderCache?.runs.get(runId, stamp)
+  if (cached !== undefined) return cached
+  const context = await buildRunContext(deps, { ...run, stamp })
+  deps.folderCache?.runs.set(runId, stamp, context)
+  return context
+}
+
+async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, name: string, latest_checkpoint: string | null, current_round: number, tokens_seen: number, created_at: Date, stamp: string }): Promise<RunContext> {
+  const runId = run.id
+  const { spec } = await deps.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
   let datasetName: string | null = null
   if (spec.dataset.source === 'shards') {
     const shard = await deps.db.selectFrom('blobs').select('meta').where('sha256', '=', spec.validationShard.sha256).executeTakeFirst()
@@ -110,6 +142,7 @@ async function loadRun (deps: CheckpointFolderDeps, runId: string): Promise<RunC
     .groupBy(['ledger.round', 'ledger.peer_id', 'nodes.name', 'organizations.name'])
     .execute()
   return {
+    stamp: run.stamp,
     id: run.id,
     name: run.name,
     spec,
@@ -157,6 +190,20 @@ async function weightSizes (deps: CheckpointFolderDeps, shas: string[]): Promise
     if (size !== undefined) sizes.set(sha, size)
   }
   return sizes
+}
+
+/** The folder of `row`, from the cache when neither the run nor the row changed since it was built. */
+function folderOf (deps: CheckpointFolderDeps, run: RunContext, row: CheckpointRow, weightsBytes: number | undefined): CheckpointFolder {
+  const cache = deps.folderCache
+  if (cache === undefined) return buildFolder(run, row, weightsBytes)
+  const key = `${run.id}:${row.sha256}`
+  const stamp = [run.stamp, row.round, row.tokens_seen, row.val_loss, row.created_at.getTime(), row.pruned_at?.getTime() ?? '', weightsBytes ?? ''].join('|')
+  const cached = cache.folders.get(key, stamp)
+  if (cached !== undefined) return cached
+  const folder = buildFolder(run, row, weightsBytes)
+  cache.builds++
+  cache.folders.set(key, stamp, folder)
+  return folder
 }
 
 function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number | undefined): CheckpointFolder {
@@ -224,7 +271,7 @@ export async function runCheckpointFolders (deps: CheckpointFolderDeps, runId: s
   if (run === undefined) return undefined
   const rows = await deps.db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).orderBy('round').execute()
   const sizes = await weightSizes(deps, rows.filter((r) => r.pruned_at === null).map((r) => r.sha256))
-  return rows.map((r) => buildFolder(run, r, sizes.get(r.sha256)))
+  return rows.map((r) => folderOf(deps, run, r, sizes.get(r.sha256)))
 }
 
 /** The checkpoint whose weights have this sha256; undefined when unknown. */
@@ -234,7 +281,7 @@ export async function checkpointFolder (deps: CheckpointFolderDeps, sha256: stri
   const run = await loadRun(deps, row.run_id)
   if (run === undefined) return undefined
   const sizes = await weightSizes(deps, row.pruned_at === null ? [sha256] : [])
-  return buildFolder(run, row, sizes.get(sha256))
+  return folderOf(deps, run, row, sizes.get(sha256))
 }
 
 /** A run's newest checkpoint (the base of its next round); undefined when there is no such run. */
@@ -247,7 +294,7 @@ export async function latestCheckpointFolder (deps: CheckpointFolderDeps, runId:
   // keys rows by sha256, so a later run's initial checkpoint may be recorded under the first run.
   const row: CheckpointRow = own ?? { sha256: latest, run_id: runId, round: run.currentRound, tokens_seen: run.tokensSeen, val_loss: null, created_at: run.createdAt, pruned_at: null }
   const sizes = await weightSizes(deps, [latest])
-  return buildFolder(run, row, sizes.get(latest))
+  return folderOf(deps, run, row, sizes.get(latest))
 }
 
 /** A checkpoint as the HTTP API and the dashboard list it: files with sizes and download paths. */

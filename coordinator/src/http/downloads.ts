@@ -5,12 +5,14 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import { ledgerToCsv, readLedger } from '../ledger/ledger.ts'
 import { readLedgerHeads } from '../ledger/ledger-heads.ts'
 import { handleCheckpointRequest } from './checkpoint-downloads.ts'
+import type { FolderCache } from '../checkpoints/checkpoint-folder.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
 export interface DownloadsContext {
   db: Kysely<Database>
   blobs: BlobStore
+  folderCache?: FolderCache
 }
 
 function json (res: ServerResponse, status: number, body: unknown): void {

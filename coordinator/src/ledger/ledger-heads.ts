@@ -68,7 +68,7 @@ export function startLedgerHeadSigner (options: { db: Kysely<Database>, key: Pri
       log.error('could not list runs to sign', { err })
     }
     try {
-      for await (const event of options.changes.subscribe(controller.signal)) {
+      for await (const event of options.changes.watch(controller.signal)) {
         if (event.topic === 'runs' && event.runId !== undefined) sign(event.runId)
       }
     } catch (err) {

@@ -47,7 +47,8 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
       .values({
         peer_id: peerId,
         organization_id: organizationId,
-        name: request.name ?? request.hardware.hostname,
+        // Node names are public (ledger, model cards): a machine's hostname is not, unless its owner names it so.
+        name: request.name ?? `node-${peerId.slice(-8)}`,
         hardware: JSON.stringify(request.hardware),
         agent_version: request.agentVersion,
         enrolled_with_token_id: tokenId,
@@ -108,6 +109,34 @@ export async function listNodes (db: Kysely<Database>, isOnline: (peerId: string
     revoked: r.revoked_at !== null,
     online: r.revoked_at === null && isOnline(r.peer_id)
   }))
+}
+
+/** What a node's own lab (and an admin) sees, and nobody else: where and what exactly the machine runs. */
+type PrivateHardware = 'hostname' | 'platform' | 'arch'
+
+/** A node as a public reader sees it: enough to credit it and size the pool, nothing that locates or fingerprints the machine. */
+export interface PublicNodeSummary extends Omit<NodeSummary, 'hardware' | 'agentVersion'> {
+  hardware: Omit<HardwareProfile, PrivateHardware | 'gpus'> & Partial<Pick<HardwareProfile, PrivateHardware>> & {
+    gpus: Array<Omit<HardwareProfile['gpus'][number], 'driverVersion'> & { driverVersion?: string }>
+  }
+  agentVersion: string | null
+}
+
+/** Whether `viewer` may see a node's hostname, platform, driver and agent versions: its own lab's accounts and admins. */
+export function maySeeNodeDetails (viewer: { roles: readonly string[], organizationId: string | null } | null, organizationId: string): boolean {
+  if (viewer === null) return false
+  return viewer.roles.includes('admin') || viewer.organizationId === organizationId
+}
+
+/** A node with the machine's private details dropped, unless `viewer` may see them. */
+export function nodeForViewer (node: NodeSummary, viewer: { roles: readonly string[], organizationId: string | null } | null): PublicNodeSummary {
+  if (maySeeNodeDetails(viewer, node.organizationId)) return node
+  const { cpuModel, cpuCores, memoryBytes, gpus } = node.hardware
+  return {
+    ...node,
+    hardware: { cpuModel, cpuCores, memoryBytes, gpus: gpus.map((g) => ({ name: g.name, memoryMiB: g.memoryMiB })) },
+    agentVersion: null
+  }
 }
 
 /** Revokes a node of an organization: it can no longer heartbeat, enroll or get work. */

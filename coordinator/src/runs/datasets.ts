@@ -8,15 +8,46 @@ import { DEMO_SHARD_OPTIONS, buildShards } from '@barnraise/trainer'
 /** Most text one upload may carry; bigger corpora are sharded offline with `barnraise-agent shard`. */
 export const MAX_UPLOAD_BYTES = 8 * 1024 * 1024
 
-/** Turns uploaded text files into stored shards a run spec can name. */
-export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, files: Array<{ name: string, text: string }>) {
+const MIB = 1024 * 1024
+
+/** Sharding runs on the coordinator's own thread: one upload at a time, the others told to retry. */
+let sharding = false
+
+/** Bytes of shards stored so far (uploads and shards added from the CLI alike). */
+async function storedShardBytes (db: Kysely<Database>): Promise<number> {
+  const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
+    .where('kind', '=', 'shard').executeTakeFirstOrThrow()
+  return Number(total)
+}
+
+/**
+ * Turns uploaded text files into stored shards a run spec can name. Refused when another
+ * upload is being sharded (`ERR_BUSY`) or when the shards would take the install's stored
+ * shards past `quotaBytes` (`ERR_QUOTA_EXCEEDED`); a refused upload stores nothing.
+ */
+export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, files: Array<{ name: string, text: string }>, quotaBytes = Infinity) {
   const text = files.map((f) => f.text).join('\n\n')
   const bytes = Buffer.byteLength(text)
-  if (bytes > MAX_UPLOAD_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `the files hold ${(bytes / 1048576).toFixed(1)} MiB; one upload takes at most ${MAX_UPLOAD_BYTES / 1048576} MiB`)
+  if (bytes > MAX_UPLOAD_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `the files hold ${(bytes / MIB).toFixed(1)} MiB; one upload takes at most ${MAX_UPLOAD_BYTES / MIB} MiB`)
   if (bytes < 4096) throw new CoordinatorError('ERR_INVALID_INPUT', 'the files hold under 4 KiB of text; a run needs more to train and to hold some out for validation')
+  if (sharding) throw new CoordinatorError('ERR_BUSY', 'another dataset upload is being sharded; try again in a moment')
+  sharding = true
+  try {
+    return await storeShards(deps, name, files, text, quotaBytes)
+  } finally {
+    sharding = false
+  }
+}
+
+async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, files: Array<{ name: string }>, text: string, quotaBytes: number) {
   // Byte tokens: every id is below 256.
   const vocabSize = 256
   const shards = buildShards(text, DEMO_SHARD_OPTIONS)
+  const newBytes = shards.train.reduce((sum, s) => sum + s.bytes.byteLength, shards.validation.bytes.byteLength)
+  const used = await storedShardBytes(deps.db)
+  if (used + newBytes > quotaBytes) {
+    throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this upload makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+  }
   const train: string[] = []
   let tokens = 0
   for (const s of shards.train) {

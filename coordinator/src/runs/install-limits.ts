@@ -1,19 +1,26 @@
 /**
  * What one install lets a run ask of it: the coordinator builds each run's initial checkpoint,
  * keeps its base weights in memory and evaluates every round itself, so model size, sequence
- * length and evaluation work are bounded per install (`coordinator serve --max-params` …).
+ * length and evaluation work are bounded per install (`coordinator serve --max-params` …), and
+ * so are what organizers leave behind: unfinished runs each and uploaded dataset storage.
  */
 export interface InstallLimits {
   maxParams: number
   maxSeqLen: number
   maxEvalBatches: number
+  /** Unfinished (draft, running, paused) runs one organizer may own at once. */
+  maxOpenRuns: number
+  /** Bytes of dataset shards the install stores for web uploads, all organizers together. */
+  datasetQuotaBytes: number
 }
 
 /** Room for the largest built-in preset (1b); an operator lowers or raises these. */
 export const DEFAULT_INSTALL_LIMITS: InstallLimits = {
   maxParams: 1_200_000_000,
   maxSeqLen: 8192,
-  maxEvalBatches: 64
+  maxEvalBatches: 64,
+  maxOpenRuns: 10,
+  datasetQuotaBytes: 4 * 1024 ** 3
 }
 
 function count (n: number): string {

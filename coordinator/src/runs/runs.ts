@@ -46,9 +46,22 @@ export function parseRunSpec (input: unknown): RunSpec {
   return parsed.data
 }
 
+/** Statuses of a run that is not finished: it holds its owner's room and (when running) nodes. */
+const OPEN_STATUSES: RunStatus[] = ['draft', 'running', 'paused']
+
+/** Refuses a new run to an organizer who already owns `max` unfinished ones. */
+async function assertOpenRunRoom (db: Kysely<Database>, owner: string, max: number): Promise<void> {
+  const { n } = await db.selectFrom('runs').select((eb) => eb.fn.countAll<string>().as('n'))
+    .where('created_by', '=', owner).where('status', 'in', OPEN_STATUSES).executeTakeFirstOrThrow()
+  if (Number(n) >= max) {
+    throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `you have ${Number(n)} unfinished runs (draft, running or paused); this coordinator allows ${max} per organizer (--max-open-runs). Stop one before creating another`)
+  }
+}
+
 /** Creates a run in `draft` with its initial checkpoint; resolution errors name the field. */
 export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null, limits: InstallLimits = DEFAULT_INSTALL_LIMITS): Promise<{ id: string, spec: ResolvedRunSpec }> {
   const spec = parseRunSpec(input)
+  if (createdBy !== null) await assertOpenRunRoom(store.db, createdBy, limits.maxOpenRuns)
   let model
   try {
     model = resolveModel(spec.model)

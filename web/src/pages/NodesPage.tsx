@@ -104,7 +104,7 @@ function NodeRow ({ node, now }: { node: NodeSummary, now: number }): ReactNode 
       </td>
       <td data-label='Memory' className='num nowrap' data-testid='node-memory'>{formatGiB(hw.memoryBytes)}</td>
       <td data-label='GPUs' data-testid='node-gpus'><Gpus gpus={hw.gpus} /></td>
-      <td data-label='Agent' className='nowrap'><span className='mono small'>{node.agentVersion}</span></td>
+      <td data-label='Agent' className='nowrap'><span className='mono small'>{node.agentVersion ?? '—'}</span></td>
       <td data-label='First seen' className='nowrap'><RelativeTime iso={node.firstSeenAt} now={now} /></td>
       <td data-label='Last seen' className='nowrap'><RelativeTime iso={node.lastSeenAt} now={now} testId='node-last-seen' /></td>
     </tr>

@@ -4,6 +4,7 @@ import { CoordinatorError } from '../../errors.ts'
 import { authenticate, createSession, deleteSession, hasAdmin, signUp } from '../../accounts/accounts.ts'
 import { SELF_SERVE_ROLES } from '../../accounts/roles.ts'
 import { publicProcedure, router } from '../trpc.ts'
+import { takeOrRefuse } from '../../limits/api-rates.ts'
 
 export const signUpInput = z.object({
   email: z.string().trim().email('enter a valid email address').max(200),
@@ -22,6 +23,7 @@ export const authRouter = router({
   setupStatus: publicProcedure.query(async ({ ctx }) => ({ needsAdmin: !await hasAdmin(ctx.db), openOrganizing: ctx.openOrganizing })),
   /** Creates an account and signs it in (see `signUp` for who may take which role). */
   signUp: publicProcedure.input(signUpInput).mutation(async ({ ctx, input }) => {
+    takeOrRefuse(ctx.rates.signUps, ctx.clientAddress, 'sign-ups from this address')
     const user = await signUp(ctx.db, input, { setupCode: ctx.setupCode, openOrganizing: ctx.openOrganizing })
     const session = await createSession(ctx.db, user.id)
     ctx.setSessionCookie(session.token, session.expiresAt)

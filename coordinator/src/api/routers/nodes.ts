@@ -1,14 +1,17 @@
 import { z } from 'zod'
-import { listNodes, revokeNode } from '../../nodes/nodes.ts'
+import { listNodes, nodeForViewer, revokeNode } from '../../nodes/nodes.ts'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 
 export const nodesRouter = router({
-  /** Every enrolled node with its hardware and whether it is connected now. */
+  /**
+   * Every enrolled node with its hardware and whether it is connected now. Hostnames,
+   * platforms, driver and agent versions only reach the node's own lab and admins.
+   */
   list: publicProcedure
     .input(z.object({ organizationId: z.string().uuid().optional() }).optional())
     .query(async ({ ctx, input }) => {
       const nodes = await listNodes(ctx.db, (peerId) => ctx.presence.isOnline(peerId), input?.organizationId)
-      return nodes.map((n) => ({ ...n, status: n.online ? (ctx.presence.get(n.peerId)?.status ?? 'idle') : 'offline' }))
+      return nodes.map((n) => ({ ...nodeForViewer(n, ctx.user), status: n.online ? (ctx.presence.get(n.peerId)?.status ?? 'idle') : 'offline' }))
     }),
   /** A lab admin revokes one of their organization's nodes (an admin, any node). */
   revoke: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {

@@ -6,6 +6,7 @@ import { changeRunStatus, createRun } from '../../runs/runs.ts'
 import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
 import { modelPresetList } from '../../runs/run-resolution.ts'
 import { maySteerRun } from '../../runs/run-access.ts'
+import { takeOrRefuse } from '../../limits/api-rates.ts'
 import { listRunCheckpoints } from '../../checkpoints/run-checkpoints.ts'
 
 export const runsRouter = router({
@@ -17,7 +18,10 @@ export const runsRouter = router({
       name: z.string().trim().min(1, 'name the dataset').max(100),
       files: z.array(z.object({ name: z.string().max(255), text: z.string().max(MAX_UPLOAD_BYTES) })).min(1, 'add at least one text file').max(100)
     }))
-    .mutation(async ({ ctx, input }) => await shardUploadedText(ctx, input.name, input.files)),
+    .mutation(async ({ ctx, input }) => {
+      takeOrRefuse(ctx.rates.datasetUploads, ctx.user.id, 'dataset uploads')
+      return await shardUploadedText(ctx, input.name, input.files, ctx.limits.datasetQuotaBytes)
+    }),
   /** Runs, newest first. */
   list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
   /** One run with its rounds, checkpoints and loss history. */
@@ -39,6 +43,7 @@ export const runsRouter = router({
   create: roleProcedure('organizer')
     .input(z.object({ spec: z.unknown(), start: z.boolean().default(false) }))
     .mutation(async ({ ctx, input }) => {
+      takeOrRefuse(ctx.rates.runCreations, ctx.user.id, 'runs created')
       const run = await createRun(ctx, input.spec, ctx.user!.id, ctx.limits)
       if (input.start) await changeRunStatus(ctx.db, run.id, 'start')
       ctx.changes.publish('runs', run.id)
