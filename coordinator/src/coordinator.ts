@@ -34,7 +34,8 @@ import { startLedgerHeadSigner } from './ledger/ledger-heads.ts'
 import type { Logger } from './log.ts'
 import { SetupCode } from './accounts/setup-code.ts'
 import { SignInThrottle } from './accounts/sign-in-throttle.ts'
-import { defaultApiRates } from './limits/api-rates.ts'
+import { apiRates } from './limits/api-rates.ts'
+import type { ApiRateLimits } from './limits/api-rates.ts'
 import { FolderCache } from './checkpoints/checkpoint-folder.ts'
 import { DEFAULT_INSTALL_LIMITS } from './runs/install-limits.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
@@ -64,6 +65,8 @@ export interface CoordinatorOptions {
   trustProxy?: boolean
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>
+  /** Sign-ups per address, run creations and dataset uploads per person, per hour. */
+  rates?: Partial<ApiRateLimits>
   /** Live-update streams (SSE) served at once, in total and per address. */
   listenerLimits?: Partial<ListenerLimits>
 }
@@ -162,7 +165,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: defaultApiRates(), folderCache },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: apiRates(options.rates), folderCache },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs, folderCache },
         log,

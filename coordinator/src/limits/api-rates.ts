@@ -14,12 +14,23 @@ export interface ApiRates {
 
 const HOUR_MS = 60 * 60_000
 
+/** Each rate as a count per hour. */
+export interface ApiRateLimits {
+  signUpsPerHour: number
+  runCreationsPerHour: number
+  datasetUploadsPerHour: number
+}
+
 /** Generous for people, tight for scripts. */
-export function defaultApiRates (): ApiRates {
+export const DEFAULT_API_RATE_LIMITS: ApiRateLimits = { signUpsPerHour: 20, runCreationsPerHour: 30, datasetUploadsPerHour: 20 }
+
+/** The limiters for these rates (the defaults where none is given). */
+export function apiRates (limits: Partial<ApiRateLimits> = {}): ApiRates {
+  const l = { ...DEFAULT_API_RATE_LIMITS, ...limits }
   return {
-    signUps: new WindowLimiter({ limit: 10, windowMs: HOUR_MS }),
-    runCreations: new WindowLimiter({ limit: 30, windowMs: HOUR_MS }),
-    datasetUploads: new WindowLimiter({ limit: 20, windowMs: HOUR_MS })
+    signUps: new WindowLimiter({ limit: l.signUpsPerHour, windowMs: HOUR_MS }),
+    runCreations: new WindowLimiter({ limit: l.runCreationsPerHour, windowMs: HOUR_MS }),
+    datasetUploads: new WindowLimiter({ limit: l.datasetUploadsPerHour, windowMs: HOUR_MS })
   }
 }
 

@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -13,48 +14,56 @@ const MIB = 1024 * 1024
 /** Sharding runs on the coordinator's own thread: one upload at a time, the others told to retry. */
 let sharding = false
 
-/** Bytes of shards stored so far (uploads and shards added from the CLI alike). */
-async function storedShardBytes (db: Kysely<Database>): Promise<number> {
+/** Bytes of shards made from web uploads so far (the built-in demo corpus does not count). */
+async function uploadedShardBytes (db: Kysely<Database>): Promise<number> {
   const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
-    .where('kind', '=', 'shard').executeTakeFirstOrThrow()
+    .where('kind', '=', 'shard').where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
   return Number(total)
+}
+
+/** One web upload: its dataset name, its text files and who sent them. */
+export interface DatasetUpload {
+  name: string
+  files: Array<{ name: string, text: string }>
+  uploadedBy: string
 }
 
 /**
  * Turns uploaded text files into stored shards a run spec can name. Refused when another
- * upload is being sharded (`ERR_BUSY`) or when the shards would take the install's stored
+ * upload is being sharded (`ERR_BUSY`) or when the shards would take the install's uploaded
  * shards past `quotaBytes` (`ERR_QUOTA_EXCEEDED`); a refused upload stores nothing.
  */
-export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, files: Array<{ name: string, text: string }>, quotaBytes = Infinity) {
-  const text = files.map((f) => f.text).join('\n\n')
+export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: BlobStore }, upload: DatasetUpload, quotaBytes = Infinity) {
+  const text = upload.files.map((f) => f.text).join('\n\n')
   const bytes = Buffer.byteLength(text)
   if (bytes > MAX_UPLOAD_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `the files hold ${(bytes / MIB).toFixed(1)} MiB; one upload takes at most ${MAX_UPLOAD_BYTES / MIB} MiB`)
   if (bytes < 4096) throw new CoordinatorError('ERR_INVALID_INPUT', 'the files hold under 4 KiB of text; a run needs more to train and to hold some out for validation')
   if (sharding) throw new CoordinatorError('ERR_BUSY', 'another dataset upload is being sharded; try again in a moment')
   sharding = true
   try {
-    return await storeShards(deps, name, files, text, quotaBytes)
+    return await storeShards(deps, upload, text, quotaBytes)
   } finally {
     sharding = false
   }
 }
 
-async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, files: Array<{ name: string }>, text: string, quotaBytes: number) {
+async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, upload: DatasetUpload, text: string, quotaBytes: number) {
+  const { name, uploadedBy } = upload
   // Byte tokens: every id is below 256.
   const vocabSize = 256
   const shards = buildShards(text, DEMO_SHARD_OPTIONS)
   const newBytes = shards.train.reduce((sum, s) => sum + s.bytes.byteLength, shards.validation.bytes.byteLength)
-  const used = await storedShardBytes(deps.db)
+  const used = await uploadedShardBytes(deps.db)
   if (used + newBytes > quotaBytes) {
     throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this upload makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
   }
   const train: string[] = []
   let tokens = 0
   for (const s of shards.train) {
-    train.push(await storeBlob(deps.db, deps.blobs, s.bytes, 'shard', { tokens: s.manifest.tokens, vocabSize, dataset: name }))
+    train.push(await storeBlob(deps.db, deps.blobs, s.bytes, 'shard', { tokens: s.manifest.tokens, vocabSize, dataset: name, uploadedBy }))
     tokens += s.manifest.tokens
   }
   const v = shards.validation
-  const validation = await storeBlob(deps.db, deps.blobs, v.bytes, 'shard', { tokens: v.manifest.tokens, vocabSize, dataset: name, split: 'validation' })
-  return { name, train, validation, trainTokens: tokens, validationTokens: v.manifest.tokens, files: files.map((f) => f.name) }
+  const validation = await storeBlob(deps.db, deps.blobs, v.bytes, 'shard', { tokens: v.manifest.tokens, vocabSize, dataset: name, split: 'validation', uploadedBy })
+  return { name, train, validation, trainTokens: tokens, validationTokens: v.manifest.tokens, files: upload.files.map((f) => f.name) }
 }

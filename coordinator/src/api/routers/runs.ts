@@ -20,7 +20,7 @@ export const runsRouter = router({
     }))
     .mutation(async ({ ctx, input }) => {
       takeOrRefuse(ctx.rates.datasetUploads, ctx.user.id, 'dataset uploads')
-      return await shardUploadedText(ctx, input.name, input.files, ctx.limits.datasetQuotaBytes)
+      return await shardUploadedText(ctx, { ...input, uploadedBy: ctx.user.id }, ctx.limits.datasetQuotaBytes)
     }),
   /** Runs, newest first. */
   list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
