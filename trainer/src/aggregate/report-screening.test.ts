@@ -1,0 +1,63 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { screenReports } from './report-screening.ts'
+import { sketchDelta } from './delta-sketch.ts'
+import { cosineSimilarity } from './robust-aggregation.ts'
+
+/** A deterministic pseudo-random delta (an LCG), so tests need no fixtures. */
+function randomDelta (n: number, seed: number, scale = 1e-2): Float32Array {
+  let s = seed >>> 0
+  const out = new Float32Array(n)
+  for (let i = 0; i < n; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    out[i] = ((s / 2 ** 32) - 0.5) * scale
+  }
+  return out
+}
+
+const N = 5000
+const honest = (k: number): { id: string, delta: Float32Array, tokens: number } => ({ id: `honest-${k}`, delta: randomDelta(N, 1000 + k), tokens: 100 })
+
+test('honest reports pass; a zero and a near-zero delta are free riders', () => {
+  const reports = [honest(1), honest(2), honest(3), honest(4), { id: 'zero', delta: new Float32Array(N), tokens: 100 }, { id: 'tiny', delta: randomDelta(N, 9, 1e-5), tokens: 100 }]
+  const { excluded } = screenReports(reports)
+  assert.deepEqual([...excluded.keys()].sort(), ['tiny', 'zero'])
+  assert.equal(excluded.get('zero')!.code, 'ERR_NEAR_ZERO')
+})
+
+test('a copy of another report in the same round is excluded; the first sender keeps theirs', () => {
+  const a = honest(1)
+  const copy = { id: 'copier', delta: Float32Array.from(a.delta, (x, i) => x + (i % 7 === 0 ? 1e-7 : 0)), tokens: 100 }
+  const { excluded } = screenReports([a, honest(2), copy, honest(3)])
+  assert.deepEqual([...excluded.keys()], ['copier'])
+  assert.equal(excluded.get('copier')!.code, 'ERR_COPIED')
+})
+
+test('a replay of an earlier round\'s accepted report is excluded by its sketch alone', () => {
+  const old = honest(7)
+  const earlier = [{ round: 3, sketch: sketchDelta(old.delta) }]
+  const { excluded } = screenReports([honest(1), honest(2), { id: 'replayer', delta: old.delta, tokens: 100 }], { earlier })
+  assert.deepEqual([...excluded.keys()], ['replayer'])
+  assert.match(excluded.get('replayer')!.message, /round 3/)
+  // Sketches of unrelated deltas are far apart; of the same delta, identical.
+  assert.ok(Math.abs(cosineSimilarity(sketchDelta(honest(1).delta), sketchDelta(honest(2).delta))) < 0.2)
+})
+
+test('scoring: an update that raises the held-out loss is harmful; a loss curve that does not match the delta is caught', () => {
+  // A quadratic "loss" whose minimum is at `target`: honest deltas point towards it.
+  const target = randomDelta(N, 42)
+  const loss = (x: Float32Array): number => { let s = 0; for (let i = 0; i < N; i++) s += (x[i]! - target[i]!) ** 2; return s }
+  const theta = new Float32Array(N)
+  // Honest steps go a third of the way, each with its own noise (as different data gives).
+  const step = (k: number): Float32Array => { const noise = randomDelta(N, k, 3e-3); return Float32Array.from(target, (t, i) => -0.3 * t + noise[i]!) }
+  const base = loss(theta)
+  const after = (delta: Float32Array): number => loss(Float32Array.from(theta, (x, i) => x - delta[i]!))
+  const reports = [1, 2, 3, 4, 5].map((k) => ({ id: `honest-${k}`, delta: step(k), tokens: 100, claimedLoss: after(step(k)) }))
+  const flipped = { id: 'flipper', delta: Float32Array.from(step(6), (x) => -x), tokens: 100, claimedLoss: after(step(6)) }
+  const liar = { id: 'liar', delta: Float32Array.from(step(7), (x) => 0.05 * x), tokens: 100, claimedLoss: after(step(7)) }
+  const { excluded, scores } = screenReports([...reports, flipped, liar], { evaluate: { base, after } })
+  assert.equal(excluded.get('flipper')?.code, 'ERR_HARMFUL')
+  assert.ok(scores.get('flipper')! < 0 && scores.get('honest-1')! > 0)
+  assert.ok(excluded.has('liar'), 'a delta far short of its claimed loss is excluded')
+  for (const r of reports) assert.ok(!excluded.has(r.id), `${r.id} is honest`)
+})
