@@ -9,7 +9,7 @@ export interface ChangeEvent { topic: ChangeTopic, runId?: string, at: string }
 /** How many open streams the feed serves: all together, and from one address (a person's tabs). */
 export interface ListenerLimits { total: number, perAddress: number }
 
-export const DEFAULT_LISTENER_LIMITS: ListenerLimits = { total: 2000, perAddress: 16 }
+export const DEFAULT_LISTENER_LIMITS: ListenerLimits = { total: 2000, perAddress: 64 }
 
 /**
  * An in-process feed of "something changed" events that tRPC subscriptions stream to the
