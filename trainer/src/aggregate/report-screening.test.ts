@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { screenReports } from './report-screening.ts'
+import { ReportScreen, screenReports } from './report-screening.ts'
 import { sketchDelta } from './delta-sketch.ts'
 import { cosineSimilarity } from './robust-aggregation.ts'
 
@@ -60,4 +60,21 @@ test('scoring: an update that raises the held-out loss is harmful; a loss curve 
   assert.ok(scores.get('flipper')! < 0 && scores.get('honest-1')! > 0)
   assert.ok(excluded.has('liar'), 'a delta far short of its claimed loss is excluded')
   for (const r of reports) assert.ok(!excluded.has(r.id), `${r.id} is honest`)
+})
+
+test('a run\'s screen across rounds: this round\'s copies, earlier rounds\' replays, and a harmful first report with no reference yet', () => {
+  const screen = new ReportScreen()
+  screen.openRound(1)
+  // Nothing accepted yet: only the absolute rule applies, an update that raises the held-out loss.
+  const first = screen.check(honest(1), { base: 5, after: 5.2 })
+  assert.equal(first.exclusion?.code, 'ERR_HARMFUL')
+  const good = screen.check(honest(2), { base: 5, after: 4.8 })
+  assert.equal(good.exclusion, null)
+  screen.admit(good)
+  assert.equal(screen.check({ ...honest(2), id: 'again' }).exclusion?.code, 'ERR_COPIED', 'the same delta twice in one round')
+  screen.openRound(2)
+  const replay = screen.check({ ...honest(2), id: 'replay' })
+  assert.equal(replay.exclusion?.code, 'ERR_REPLAYED')
+  assert.match(replay.exclusion!.message, /round 1/)
+  assert.equal(screen.check(honest(3)).exclusion, null, 'a new delta in the new round passes')
 })

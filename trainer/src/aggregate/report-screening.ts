@@ -1,9 +1,12 @@
-// Which of a round's reports are excluded before aggregation, and why: free riders (nothing
-// or next to nothing trained), copiers (another report of the same round, near-exactly),
-// replays (a report accepted in an earlier round), harmful updates (they raise the loss on a
-// batch no node trained on, far below the round's typical score) and loss curves that do not
-// match the delta. Every test is relative to the round's own population, so it needs no
-// tuning per model size; each reason is a code and a sentence for the ledger row.
+// Which reports are excluded before aggregation, and why: free riders (nothing or next to
+// nothing trained), copiers (another report of the same round, near-exactly), replays (a
+// report accepted in an earlier round), harmful updates (they raise the loss on data no node
+// trained on, far below what accepted reports typically do) and loss curves that do not match
+// the delta. Reports are screened one at a time in arrival order, against what was accepted
+// before them (this round and the recent past), so a coordinator can give each report its
+// verdict when it arrives, and of two copies the later one is the copy. Every test is relative
+// to that population, so it needs no tuning per model size; each reason is a code and a
+// sentence for the ledger row.
 import { cosineSimilarity, deltaNorm } from './robust-aggregation.ts'
 import { sketchDelta } from './delta-sketch.ts'
 import type { DeltaSketch } from './delta-sketch.ts'
@@ -20,32 +23,45 @@ export type ExclusionCode = 'ERR_NEAR_ZERO' | 'ERR_COPIED' | 'ERR_REPLAYED' | 'E
 
 export interface Exclusion { code: ExclusionCode, message: string }
 
-export interface ScreeningOptions {
-  /** A delta shorter than this share of the round's median norm trained (next to) nothing. */
-  nearZeroRatio?: number
-  /** Two reports of one round closer than this cosine are one report sent twice. */
-  copyCosine?: number
+/** Held-out losses for one report: of the round's base weights, and of base − delta. */
+export interface HeldOutLoss { base: number, after: number }
+
+export interface ScreeningThresholds {
+  /** A delta shorter than this share of recent accepted reports' median norm trained (next to) nothing. */
+  nearZeroRatio: number
+  /** Two reports of one round whose sketches are closer than this cosine are one report sent twice. */
+  copyCosine: number
   /** A report whose sketch is this close to an earlier round's accepted one is a replay. */
-  replayCosine?: number
-  /** Sketches of reports accepted in earlier rounds. */
-  earlier?: Array<{ round: number, sketch: DeltaSketch }>
-  /**
-   * Held-out evaluation: `base` is the loss of the round's starting weights and `after(delta)`
-   * the loss of `base − delta`, both on data no node trained on this round. Without it,
-   * reports are not scored.
-   */
-  evaluate?: { base: number, after: (delta: Float32Array) => number }
-  /** Robust z (in median absolute deviations) below the round's median score that excludes a report. */
-  harmfulZ?: number
+  replayCosine: number
+  /** Robust z (in median absolute deviations) below the recent median score that excludes a report. */
+  harmfulZ: number
+  /** Before any reference exists: a report raising the held-out loss by more than this share of it is harmful. */
+  coldStartRise: number
+  /** How many recent accepted reports form the reference (norms, scores, loss gaps). */
+  window: number
+  /** How many earlier-round sketches are kept for replay checks. */
+  earlierKept: number
 }
 
-export interface Screening {
-  excluded: Map<string, Exclusion>
-  /** Loss removed on the held-out data, per report (when evaluated): positive helps. */
-  scores: Map<string, number>
-  /** Per report, for the next rounds' replay checks. */
-  sketches: Map<string, DeltaSketch>
-  medianNorm: number
+export const DEFAULT_SCREENING: ScreeningThresholds = {
+  nearZeroRatio: 0.05,
+  copyCosine: 0.995,
+  replayCosine: 0.98,
+  harmfulZ: 6,
+  coldStartRise: 0.01,
+  window: 48,
+  earlierKept: 256
+}
+
+/** One report's verdict, with what was measured (kept for the ledger, the run page and the next checks). */
+export interface ScreenVerdict {
+  exclusion: Exclusion | null
+  /** Loss removed on held-out data (positive helps); null when not evaluated. */
+  score: number | null
+  norm: number
+  sketch: DeltaSketch
+  /** after − claimed final loss; null without both. */
+  lossGap: number | null
 }
 
 function median (values: number[]): number {
@@ -61,76 +77,125 @@ function robustSpread (values: number[]): { median: number, mad: number } {
   return { median: m, mad: median(values.map((v) => Math.abs(v - m))) }
 }
 
-/** Screens one round's reports, in arrival order (of two copies, the later one is excluded). */
+/** Reference values need a few reports before they mean anything. */
+const MIN_REFERENCE = 3
+
+/**
+ * The screening state of one run: sketches of this round's and earlier rounds' accepted
+ * reports, and recent accepted reports' norms, scores and loss gaps. `check` gives a report's
+ * verdict without changing anything; `admit` records a report that was accepted.
+ */
+export class ReportScreen {
+  readonly #t: ScreeningThresholds
+  #round: number | null = null
+  #current: DeltaSketch[] = []
+  #earlier: Array<{ round: number, sketch: DeltaSketch }> = []
+  #norms: number[] = []
+  #scores: number[] = []
+  #gaps: number[] = []
+
+  constructor (thresholds: Partial<ScreeningThresholds> = {}) {
+    this.#t = { ...DEFAULT_SCREENING, ...thresholds }
+  }
+
+  /** A new round starts: this round's accepted sketches become earlier ones. */
+  openRound (round: number): void {
+    if (this.#round !== null) for (const sketch of this.#current) this.#earlier.push({ round: this.#round, sketch })
+    this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
+    this.#current = []
+    this.#round = round
+  }
+
+  /** Adds sketches of reports accepted in an earlier round (after a restart, from storage). */
+  rememberEarlier (round: number, sketches: DeltaSketch[]): void {
+    for (const sketch of sketches) this.#earlier.push({ round, sketch })
+    this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
+  }
+
+  /** The verdict on `report` given what was accepted before it; `heldOut` scores it when given. */
+  check (report: ReportToScreen, heldOut?: HeldOutLoss): ScreenVerdict {
+    const t = this.#t
+    const norm = deltaNorm(report.delta)
+    const sketch = sketchDelta(report.delta)
+    const score = heldOut === undefined ? null : Number.isFinite(heldOut.after) ? heldOut.base - heldOut.after : -Infinity
+    const lossGap = heldOut === undefined || report.claimedLoss === undefined || !Number.isFinite(heldOut.after) ? null : heldOut.after - report.claimedLoss
+    const verdict = (exclusion: Exclusion | null): ScreenVerdict => ({ exclusion, score, norm, sketch, lossGap })
+
+    if (this.#norms.length >= MIN_REFERENCE) {
+      const typical = median(this.#norms)
+      if (norm <= t.nearZeroRatio * typical) {
+        return verdict({ code: 'ERR_NEAR_ZERO', message: `the pseudo-gradient's norm ${norm.toExponential(2)} is under ${t.nearZeroRatio} of accepted reports' median ${typical.toExponential(2)}: it trained next to nothing` })
+      }
+    }
+    for (const other of this.#current) {
+      const cos = cosineSimilarity(sketch, other)
+      if (cos >= t.copyCosine) return verdict({ code: 'ERR_COPIED', message: `the pseudo-gradient matches a report already accepted this round (cosine ${cos.toFixed(4)}) though it trained other data` })
+    }
+    for (const e of this.#earlier) {
+      const cos = cosineSimilarity(sketch, e.sketch)
+      if (cos >= t.replayCosine) return verdict({ code: 'ERR_REPLAYED', message: `the pseudo-gradient repeats one accepted in round ${e.round} (cosine ${cos.toFixed(3)})` })
+    }
+    if (score !== null && heldOut !== undefined) {
+      if (this.#scores.length >= MIN_REFERENCE) {
+        const { median: typical, mad } = robustSpread(this.#scores)
+        // A floor on the spread, so a run of near-identical scores does not exclude its own tail.
+        const spread = Math.max(mad, 0.05 * Math.abs(typical), 1e-4)
+        if (score < typical - t.harmfulZ * spread && score < 0.5 * typical) {
+          return verdict({ code: 'ERR_HARMFUL', message: `on held-out data this update ${score < 0 ? `raises the loss by ${(-score).toFixed(4)}` : `lowers the loss by only ${score.toFixed(4)}`}; accepted reports typically lower it by ${typical.toFixed(4)}` })
+        }
+      } else if (score < -t.coldStartRise * Math.abs(heldOut.base)) {
+        return verdict({ code: 'ERR_HARMFUL', message: `on held-out data this update raises the loss from ${heldOut.base.toFixed(4)} to ${heldOut.after.toFixed(4)}` })
+      }
+    }
+    if (lossGap !== null && this.#gaps.length >= MIN_REFERENCE) {
+      const gap = robustSpread(this.#gaps)
+      if (lossGap > gap.median + t.harmfulZ * Math.max(gap.mad, 0.02) + 0.1) {
+        return verdict({ code: 'ERR_LOSS_MISMATCH', message: `the node reports a final loss of ${report.claimedLoss!.toFixed(4)}, but its update leaves ${heldOut!.after.toFixed(4)} on held-out data, ${(lossGap - gap.median).toFixed(4)} more than accepted reports' usual gap` })
+      }
+    }
+    return verdict(null)
+  }
+
+  /** Records an accepted report's measurements as reference for the reports after it. */
+  admit (verdict: ScreenVerdict): void {
+    const keep = (list: number[], value: number | null): number[] => value === null || !Number.isFinite(value) ? list : [...list, value].slice(-this.#t.window)
+    this.#current.push(verdict.sketch)
+    this.#norms = keep(this.#norms, verdict.norm)
+    this.#scores = keep(this.#scores, verdict.score)
+    this.#gaps = keep(this.#gaps, verdict.lossGap)
+  }
+}
+
+export interface ScreeningOptions extends Partial<ScreeningThresholds> {
+  /** Sketches of reports accepted in earlier rounds. */
+  earlier?: Array<{ round: number, sketch: DeltaSketch }>
+  /** Held-out evaluation: the loss of the base weights, and of base − delta. */
+  evaluate?: { base: number, after: (delta: Float32Array) => number }
+}
+
+export interface Screening {
+  excluded: Map<string, Exclusion>
+  /** Loss removed on the held-out data, per report (when evaluated): positive helps. */
+  scores: Map<string, number>
+  /** Per report, for the next rounds' replay checks. */
+  sketches: Map<string, DeltaSketch>
+}
+
+/** Screens one round's reports in arrival order with a fresh screen (plus `earlier` sketches). */
 export function screenReports (reports: ReportToScreen[], options: ScreeningOptions = {}): Screening {
-  const nearZeroRatio = options.nearZeroRatio ?? 0.05
-  const copyCosine = options.copyCosine ?? 0.995
-  const replayCosine = options.replayCosine ?? 0.98
-  const harmfulZ = options.harmfulZ ?? 6
+  const screen = new ReportScreen(options)
+  for (const e of options.earlier ?? []) screen.rememberEarlier(e.round, [e.sketch])
+  screen.openRound(Math.max(0, ...(options.earlier ?? []).map((e) => e.round)) + 1)
   const excluded = new Map<string, Exclusion>()
-  const exclude = (id: string, code: ExclusionCode, message: string): void => { if (!excluded.has(id)) excluded.set(id, { code, message }) }
-
-  const norms = reports.map((r) => deltaNorm(r.delta))
-  const medianNorm = median(norms)
-  reports.forEach((r, k) => {
-    if (norms[k]! <= nearZeroRatio * medianNorm) {
-      exclude(r.id, 'ERR_NEAR_ZERO', `the pseudo-gradient's norm ${norms[k]!.toExponential(2)} is under ${nearZeroRatio} of the round's median ${medianNorm.toExponential(2)}: it trained next to nothing`)
-    }
-  })
-
-  const sketches = new Map(reports.map((r) => [r.id, sketchDelta(r.delta)]))
-  for (let k = 0; k < reports.length; k++) {
-    const r = reports[k]!
-    if (excluded.has(r.id)) continue
-    for (let j = 0; j < k; j++) {
-      const earlier = reports[j]!
-      if (excluded.has(earlier.id)) continue
-      // The sketch screens; the exact cosine decides.
-      if (cosineSimilarity(sketches.get(r.id)!, sketches.get(earlier.id)!) < copyCosine - 0.05) continue
-      const cos = cosineSimilarity(r.delta, earlier.delta)
-      if (cos >= copyCosine) {
-        exclude(r.id, 'ERR_COPIED', `the pseudo-gradient matches another report of this round (cosine ${cos.toFixed(4)}) though it trained other data`)
-        break
-      }
-    }
-    if (excluded.has(r.id)) continue
-    for (const e of options.earlier ?? []) {
-      const cos = cosineSimilarity(sketches.get(r.id)!, e.sketch)
-      if (cos >= replayCosine) {
-        exclude(r.id, 'ERR_REPLAYED', `the pseudo-gradient repeats one accepted in round ${e.round} (sketch cosine ${cos.toFixed(3)})`)
-        break
-      }
-    }
-  }
-
   const scores = new Map<string, number>()
-  if (options.evaluate !== undefined) {
-    const { base, after } = options.evaluate
-    const measured = new Map<string, number>()
-    for (const r of reports) {
-      const loss = after(r.delta)
-      measured.set(r.id, loss)
-      scores.set(r.id, Number.isFinite(loss) ? base - loss : -Infinity)
-    }
-    const candidates = reports.filter((r) => !excluded.has(r.id))
-    const { median: typical, mad } = robustSpread(candidates.map((r) => scores.get(r.id)!).filter(Number.isFinite))
-    // A floor on the spread, so a round of near-identical honest scores does not exclude its own tail.
-    const spread = Math.max(mad, 0.05 * Math.abs(typical), 1e-4)
-    for (const r of candidates) {
-      const s = scores.get(r.id)!
-      if (s < typical - harmfulZ * spread && s < 0.5 * typical) {
-        exclude(r.id, 'ERR_HARMFUL', `on held-out data this update ${s < 0 ? `raises the loss by ${(-s).toFixed(4)}` : `lowers the loss by only ${s.toFixed(4)}`}; the round's reports typically lower it by ${typical.toFixed(4)}`)
-      }
-    }
-    const gaps = candidates.filter((r) => r.claimedLoss !== undefined && !excluded.has(r.id)).map((r) => measured.get(r.id)! - r.claimedLoss!)
-    const gap = robustSpread(gaps)
-    for (const r of candidates) {
-      if (r.claimedLoss === undefined || excluded.has(r.id)) continue
-      const g = measured.get(r.id)! - r.claimedLoss
-      if (g > gap.median + harmfulZ * Math.max(gap.mad, 0.02) + 0.1) {
-        exclude(r.id, 'ERR_LOSS_MISMATCH', `the node reports a final loss of ${r.claimedLoss.toFixed(4)}, but its update leaves ${measured.get(r.id)!.toFixed(4)} on held-out data, ${(g - gap.median).toFixed(4)} more than the round's usual gap`)
-      }
-    }
+  const sketches = new Map<string, DeltaSketch>()
+  for (const r of reports) {
+    const heldOut = options.evaluate === undefined ? undefined : { base: options.evaluate.base, after: options.evaluate.after(r.delta) }
+    const verdict = screen.check(r, heldOut)
+    sketches.set(r.id, verdict.sketch)
+    if (verdict.score !== null) scores.set(r.id, verdict.score)
+    if (verdict.exclusion !== null) excluded.set(r.id, verdict.exclusion)
+    else screen.admit(verdict)
   }
-  return { excluded, scores, sketches, medianNorm }
+  return { excluded, scores, sketches }
 }
