@@ -26,6 +26,7 @@ commands:
                              (default 8192) and --max-eval-batches N (default 64)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
     --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096)
+    --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
                              install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
@@ -77,7 +78,8 @@ async function serve (argv: string[]): Promise<number> {
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
       'max-open-runs': { type: 'string' },
-      'dataset-quota-mb': { type: 'string' }
+      'dataset-quota-mb': { type: 'string' },
+      'max-kept-report-mb': { type: 'string' }
     }
   })
   const httpPort = Number(values['http-port'])
@@ -87,7 +89,7 @@ async function serve (argv: string[]): Promise<number> {
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) return fail('--tls-cert and --tls-key go together')
   const limits: Partial<InstallLimits> = {}
   const limitFlags = [['max-params', 'maxParams', 1], ['max-seq-len', 'maxSeqLen', 1], ['max-eval-batches', 'maxEvalBatches', 1],
-    ['max-open-runs', 'maxOpenRuns', 1], ['dataset-quota-mb', 'datasetQuotaBytes', 1024 * 1024]] as const
+    ['max-open-runs', 'maxOpenRuns', 1], ['dataset-quota-mb', 'datasetQuotaBytes', 1024 * 1024], ['max-kept-report-mb', 'maxKeptReportBytes', 1024 * 1024]] as const
   for (const [flag, key, unit] of limitFlags) {
     const text = values[flag]
     if (text === undefined) continue

@@ -31,6 +31,21 @@ export const retentionSchema = z.object({
   keepEvery: z.number().int().min(1, 'must be at least 1 (1 keeps every checkpoint)').max(1_000_000).default(10)
 }).strict()
 
+/**
+ * How a round's reports become one update, and whether each report is screened when it
+ * arrives (docs/defences.md). `mean` without screening is plain DiLoCo; the other rules keep
+ * every report of the open round in the coordinator's memory until it closes.
+ */
+export const defencesSchema = z.object({
+  aggregation: z.enum(['mean', 'trimmed-mean', 'median', 'centered-clip']).default('mean'),
+  /** trimmed-mean: the share of the round's token weight dropped from each end, per coordinate */
+  trim: z.number().min(0).max(0.45, 'trim at most 0.45 of the weight from each end').default(0.2),
+  /** scale each report down to at most this multiple of the round's median norm; null: no clipping */
+  clipToMedianNorm: z.number().min(1, 'at least 1 (the median itself)').max(1000).nullable().default(null),
+  /** refuse near-zero, copied, replayed and harmful reports, and loss curves that do not match, when they arrive */
+  screening: z.boolean().default(false)
+}).strict()
+
 /** Hugging Face licence ids are lowercase: apache-2.0, mit, cc-by-4.0, openrail++, other. */
 const LICENSE_ID = /^[a-z0-9][a-z0-9.+-]*$/
 
@@ -57,13 +72,15 @@ export const runSpecSchema = z.object({
   computeGoalGpuHours: z.number().nonnegative().optional(),
   fundingGoalUsd: z.number().nonnegative().optional(),
   license: z.string().trim().max(64).regex(LICENSE_ID, 'use a Hugging Face licence id such as apache-2.0, mit, cc-by-4.0 or other').default('apache-2.0'),
-  retention: retentionSchema.default(retentionSchema.parse({}))
+  retention: retentionSchema.default(retentionSchema.parse({})),
+  defences: defencesSchema.default(defencesSchema.parse({}))
 }).strict()
   .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
   .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
 export type Retention = z.infer<typeof retentionSchema>
+export type Defences = z.infer<typeof defencesSchema>
 export type RunSpecInput = z.input<typeof runSpecSchema>
 export type RunSpec = z.infer<typeof runSpecSchema>
 

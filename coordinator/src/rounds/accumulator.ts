@@ -1,6 +1,10 @@
+import { aggregate } from '@barnraise/trainer'
+import type { AggregationOptions, AggregationRule, Contribution } from '@barnraise/trainer'
+
 /**
- * The running token-weighted sum of one open round's accepted pseudo-gradients. Memory is
- * one model's worth, however many reports arrive.
+ * One open round's accepted pseudo-gradients: their running token-weighted sum (one model's
+ * worth of memory, however many reports arrive) and, when the run's rule needs them whole
+ * (a trimmed mean, a median, clipping), the reports themselves until the round closes.
  */
 export class RoundAccumulator {
   readonly roundId: string
@@ -8,19 +12,31 @@ export class RoundAccumulator {
   tokens = 0
   reports = 0
   #lossWeighted = 0
+  readonly #kept: Contribution[] | null
 
-  constructor (roundId: string, paramCount: number) {
+  constructor (roundId: string, paramCount: number, keepReports = false) {
     this.roundId = roundId
     this.sum = new Float32Array(paramCount)
+    this.#kept = keepReports ? [] : null
   }
 
-  /** Adds `tokens × delta` to the sum. */
+  /** Adds `tokens × delta` to the sum (and keeps the delta when the rule needs it whole). */
   fold (delta: Float32Array, tokens: number, finalLoss: number | undefined): void {
     const sum = this.sum
     for (let i = 0; i < sum.length; i++) sum[i]! += tokens * delta[i]!
+    this.#kept?.push({ delta, tokens })
     this.tokens += tokens
     this.reports++
     if (finalLoss !== undefined && Number.isFinite(finalLoss)) this.#lossWeighted += tokens * finalLoss
+  }
+
+  /** The round's update under `rule`: the running mean for a plain mean, else the rule over the kept reports. */
+  update (rule: AggregationRule, options: AggregationOptions = {}): Float32Array {
+    if (this.#kept === null) {
+      if (rule.rule !== 'mean' || options.clipToMedianNorm !== undefined) throw new Error(`the ${rule.rule} rule needs the round's reports whole, and this accumulator did not keep them`)
+      return this.mean()
+    }
+    return this.#kept.length === 0 ? this.mean() : aggregate(this.#kept, rule, options).update
   }
 
   /** The token-weighted mean pseudo-gradient. */

@@ -14,6 +14,8 @@ import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
+import type { ReportScreen, ScreenVerdict } from '@barnraise/trainer'
+import { SCORING_MAX_PARAMS, defencesOf } from '../runs/run-plan.ts'
 
 type Refusal = { ok: false, code: string, message: string }
 
@@ -187,6 +189,7 @@ export class ReportIntake implements ReportSink {
     if (norm === 0) throw refuseSpent(a.id, 'ERR_EMPTY_DELTA', 'the pseudo-gradient is all zeros: the unit trained nothing, and earns nothing')
     const bound = this.#o.normBoundRatio * Math.max(1, l2Norm(theta))
     if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
+    const screened = await this.#screen(m, a, delta)
     const acc = await this.#cache.accumulator(m.runId, a.round_id)
     const node = await this.#node(peerId)
     if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
@@ -199,9 +202,32 @@ export class ReportIntake implements ReportSink {
       await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'accepted', assignmentId: a.id }))
     })
     acc.fold(delta, m.tokens, m.lossCurve.at(-1))
-    this.#o.log.info('report accepted', { peerId, runId: m.runId, round: m.round, tokens: m.tokens, norm })
+    if (screened !== null) screened.screen.admit(screened.verdict)
+    this.#o.log.info('report accepted', { peerId, runId: m.runId, round: m.round, tokens: m.tokens, norm, score: screened?.verdict.score ?? undefined })
     this.#o.changes.publish('ledger', m.runId)
     return { ok: true, outcome: 'accepted', duplicate: false }
+  }
+
+  /**
+   * When the run screens reports: this report's verdict against what was accepted before it
+   * (scored on held-out data when the model is small enough for the coordinator to do it).
+   * Throws the exclusion as a refusal that spends the unit; returns what to record once the
+   * report is committed, or null when the run does not screen.
+   */
+  async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, delta: Float32Array): Promise<{ screen: ReportScreen, verdict: ScreenVerdict } | null> {
+    const spec = await this.#cache.spec(m.runId)
+    if (!defencesOf(spec).screening) return null
+    const screen = await this.#cache.screen(m.runId, a.round_id, m.round)
+    const heldOut = spec.paramCount <= SCORING_MAX_PARAMS
+      ? {
+          base: await this.#cache.scoringLoss(m.runId, a.base_checkpoint),
+          after: await this.#cache.scoringLoss(m.runId, a.base_checkpoint, delta),
+          reversed: await this.#cache.scoringLoss(m.runId, a.base_checkpoint, delta, true)
+        }
+      : undefined
+    const verdict = screen.check({ id: a.id, delta, tokens: m.tokens, claimedLoss: m.lossCurve.at(-1) }, heldOut)
+    if (verdict.exclusion !== null) throw refuseSpent(a.id, verdict.exclusion.code, verdict.exclusion.message)
+    return { screen, verdict }
   }
 
   /**

@@ -1,4 +1,5 @@
 import { CodedError } from '@barnraise/protocol'
+import type { ExclusionCode } from '@barnraise/trainer'
 
 /** Why report intake turned a report away; each is a ledger row's reason and the node's reply. */
 export type ReportRefusalCode =
@@ -14,6 +15,7 @@ export type ReportRefusalCode =
   | 'ERR_NORM_BOUND'
   | 'ERR_EMPTY_DELTA'
   | 'ERR_RATE_LIMITED'
+  | ExclusionCode
 
 /**
  * The work unit a refusal is about. `spent`: the report was judged on its merits, so the unit

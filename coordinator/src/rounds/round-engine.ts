@@ -12,7 +12,7 @@ import { takeRanges, rangeTokens } from './data-cursor.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { plannedRounds, runIsDone } from '../runs/run-plan.ts'
+import { aggregationRule, defencesOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import { outerStep, readMomentum, writeMomentum } from './outer-momentum.ts'
 import type { RunCache } from './run-cache.ts'
@@ -182,7 +182,7 @@ export class RoundEngine implements WorkSource {
       await trx.updateTable('runs').set({ data_cursor: JSON.stringify(next), updated_at: new Date() }).where('id', '=', runId).execute()
       return round
     })
-    await this.#cache.openRound(runId, opened.id)
+    await this.#cache.openRound(runId, opened.id, number)
     this.#o.log.info('round opened', { runId, round: number, nodes: nodes.length, deadline: deadline.toISOString() })
     this.#o.changes.publish('runs', runId)
   }
@@ -194,7 +194,9 @@ export class RoundEngine implements WorkSource {
     const acc = await this.#cache.accumulator(runId, roundId)
     const theta = new Float32Array(await this.#cache.base(runId, run.latest_checkpoint!))
     const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
-    const newMomentum = outerStep(theta, acc.mean(), momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
+    const defences = defencesOf(spec)
+    const update = acc.update(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
+    const newMomentum = outerStep(theta, update, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
     const weights = checkpointBytes(spec.modelConfig, theta)
     const valLoss = await this.#cache.validationLoss(runId, theta)
     const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })

@@ -1,12 +1,12 @@
 import type { Kysely } from 'kysely'
 import { decodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
-import { decodeShard, validationLoss, createParamSet } from '@barnraise/trainer'
+import { ReportScreen, decodeShard, validationLoss, createParamSet } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { evaluationWindows, storedLoss } from '../runs/run-plan.ts'
+import { defencesOf, evaluationWindows, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 
 /** What the coordinator keeps in memory for a running run; all of it can be rebuilt from the database and blob store. */
@@ -17,6 +17,10 @@ interface LoadedRun {
   validation?: Uint8Array | Int32Array
   /** The open round's running sum; undefined between rounds. */
   acc?: RoundAccumulator
+  /** Screening state (when the run screens): sketches and reference values of accepted reports. */
+  screen?: { roundId: string, screen: ReportScreen }
+  /** Held-out scoring loss of the base weights, per base checkpoint. */
+  scoringBase?: { sha: string, loss: number }
 }
 
 /**
@@ -56,19 +60,66 @@ export class RunCache {
   async accumulator (runId: string, roundId: string): Promise<RoundAccumulator> {
     const loaded = await this.#load(runId)
     if (loaded.acc?.roundId === roundId) return loaded.acc
-    const acc = new RoundAccumulator(roundId, loaded.spec.paramCount)
+    const acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)))
+    let reports = 0
+    for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
+      acc.fold(r.delta, r.tokens, r.finalLoss)
+      reports++
+    }
+    loaded.acc = acc
+    if (reports > 0) this.#d.log.info('round sum rebuilt from disk', { roundId, reports })
+    return acc
+  }
+
+  /**
+   * The run's report screen, opened for round `number`. After a restart it starts over from the
+   * open round's accepted reports (earlier rounds' sketches are not stored, so replays of them
+   * go unnoticed until new rounds build the history again).
+   */
+  async screen (runId: string, roundId: string, number: number): Promise<ReportScreen> {
+    const loaded = await this.#load(runId)
+    if (loaded.screen?.roundId === roundId) return loaded.screen.screen
+    if (loaded.screen !== undefined) {
+      loaded.screen.screen.openRound(number)
+      loaded.screen = { roundId, screen: loaded.screen.screen }
+      return loaded.screen.screen
+    }
+    const screen = new ReportScreen()
+    screen.openRound(number)
+    for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
+      screen.admit(screen.check({ id: roundId, delta: r.delta, tokens: r.tokens }))
+    }
+    loaded.screen = { roundId, screen }
+    return screen
+  }
+
+  /** Loss on the run's scoring windows of the base weights `sha` minus `delta` (plus it, for `reversed`), or of the base itself. */
+  async scoringLoss (runId: string, sha: string, delta?: Float32Array, reversed = false): Promise<number> {
+    const loaded = await this.#load(runId)
+    const base = await this.base(runId, sha)
+    loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
+    const windows = scoringWindows(loaded.spec)
+    if (delta === undefined) {
+      if (loaded.scoringBase?.sha !== sha) loaded.scoringBase = { sha, loss: validationLoss(createParamSet(loaded.spec.modelConfig, base), loaded.validation, windows) }
+      return loaded.scoringBase.loss
+    }
+    const moved = new Float32Array(base.length)
+    const sign = reversed ? 1 : -1
+    for (let i = 0; i < moved.length; i++) moved[i] = base[i]! + sign * delta[i]!
+    return validationLoss(createParamSet(loaded.spec.modelConfig, moved), loaded.validation, windows)
+  }
+
+  /** The open round's accepted reports as stored until it closes. */
+  async * #acceptedReports (spec: StoredRunSpec, roundId: string): AsyncGenerator<{ delta: Float32Array, tokens: number, finalLoss: number | undefined }> {
     const accepted = await this.#d.db.selectFrom('assignments')
       .innerJoin('ledger', (j) => j.onRef('ledger.assignment_id', '=', 'assignments.id').on('ledger.outcome', '=', 'accepted'))
       .select(['assignments.report_blob', 'ledger.tokens', 'ledger.metadata'])
       .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'accepted').execute()
     for (const a of accepted) {
-      const delta = decodePseudoGradient(loaded.spec.codec, await this.#d.blobs.get(a.report_blob!), loaded.spec.paramCount)
+      const delta = decodePseudoGradient(spec.codec, await this.#d.blobs.get(a.report_blob!), spec.paramCount)
       const signed = a.metadata === null ? undefined : parseReportMetadata(a.metadata)
-      acc.fold(delta, a.tokens, signed?.lossCurve.at(-1))
+      yield { delta, tokens: a.tokens, finalLoss: signed?.lossCurve.at(-1) }
     }
-    loaded.acc = acc
-    if (accepted.length > 0) this.#d.log.info('round sum rebuilt from disk', { roundId, reports: accepted.length })
-    return acc
   }
 
   /** Held-out loss of `flat` on the run's fixed evaluation windows; null when it is not finite. */
@@ -79,9 +130,10 @@ export class RunCache {
   }
 
   /** A round was opened: its running sum starts empty. */
-  async openRound (runId: string, roundId: string): Promise<void> {
+  async openRound (runId: string, roundId: string, number: number): Promise<void> {
     const loaded = await this.#load(runId)
-    loaded.acc = new RoundAccumulator(roundId, loaded.spec.paramCount)
+    loaded.acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)))
+    if (defencesOf(loaded.spec).screening) await this.screen(runId, roundId, number)
   }
 
   /** A round closed into checkpoint `sha`: those weights are the next base, and no round is open. */

@@ -12,6 +12,8 @@ export interface InstallLimits {
   maxOpenRuns: number
   /** Bytes of dataset shards the install stores for web uploads, all organizers together. */
   datasetQuotaBytes: number
+  /** Memory one run's open round may hold when its rule keeps every report whole (model × max nodes × 4 bytes). */
+  maxKeptReportBytes: number
 }
 
 /** Room for the largest built-in preset (1b); an operator lowers or raises these. */
@@ -20,7 +22,8 @@ export const DEFAULT_INSTALL_LIMITS: InstallLimits = {
   maxSeqLen: 8192,
   maxEvalBatches: 64,
   maxOpenRuns: 10,
-  datasetQuotaBytes: 4 * 1024 ** 3
+  datasetQuotaBytes: 4 * 1024 ** 3,
+  maxKeptReportBytes: 8 * 1024 ** 3
 }
 
 function count (n: number): string {
@@ -30,7 +33,7 @@ function count (n: number): string {
 }
 
 /** One message per limit a run goes over, naming the limit and its flag; empty when it fits. */
-export function overInstallLimits (run: { paramCount: number, seqLen: number, evalBatches: number }, limits: InstallLimits): Array<{ field: string, message: string }> {
+export function overInstallLimits (run: { paramCount: number, seqLen: number, evalBatches: number, keptReportBytes: number }, limits: InstallLimits): Array<{ field: string, message: string }> {
   const over: Array<{ field: string, message: string }> = []
   if (run.paramCount > limits.maxParams) {
     over.push({ field: 'model', message: `the model has ${count(run.paramCount)} parameters; this coordinator allows at most ${count(limits.maxParams)} (--max-params)` })
@@ -40,6 +43,9 @@ export function overInstallLimits (run: { paramCount: number, seqLen: number, ev
   }
   if (run.evalBatches > limits.maxEvalBatches) {
     over.push({ field: 'evalBatches', message: `${run.evalBatches} evaluation batches a round is over this coordinator's limit of ${limits.maxEvalBatches} (--max-eval-batches)` })
+  }
+  if (run.keptReportBytes > limits.maxKeptReportBytes) {
+    over.push({ field: 'defences.aggregation', message: `this rule keeps every report of a round in memory, ${(run.keptReportBytes / 1024 ** 3).toFixed(1)} GiB at the most nodes a round takes; this coordinator allows ${(limits.maxKeptReportBytes / 1024 ** 3).toFixed(1)} GiB (--max-kept-report-mb). Use the mean, or fewer nodes per round` })
   }
   return over
 }

@@ -1,3 +1,5 @@
+import type { Defences } from '@barnraise/protocol'
+import type { AggregationRule } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
 
 /** Where a run stands: rounds closed and tokens folded into its checkpoints. */
@@ -24,4 +26,32 @@ export function evaluationWindows (spec: StoredRunSpec): { batches: number, batc
 /** A measured loss as stored: null when it is not a finite number (a diverged model). */
 export function storedLoss (loss: number): number | null {
   return Number.isFinite(loss) ? loss : null
+}
+
+/** A run's defences; runs from before the setting are plain DiLoCo (mean, no screening). */
+export function defencesOf (spec: StoredRunSpec): Defences {
+  return spec.defences ?? { aggregation: 'mean', trim: 0.2, clipToMedianNorm: null, screening: false }
+}
+
+/** The aggregation rule the trainer runs for these defences. */
+export function aggregationRule (d: Defences): AggregationRule {
+  switch (d.aggregation) {
+    case 'mean': return { rule: 'mean' }
+    case 'trimmed-mean': return { rule: 'trimmed-mean', trim: d.trim }
+    case 'median': return { rule: 'median' }
+    case 'centered-clip': return { rule: 'centered-clip' }
+  }
+}
+
+/** Whether the open round's reports must be kept whole until it closes (every rule but a plain mean does). */
+export function keepsReports (d: Defences): boolean {
+  return d.aggregation !== 'mean' || d.clipToMedianNorm !== null
+}
+
+/** Screening scores a report by a forward pass on held-out data; above this size that is the nodes' job (not built yet). */
+export const SCORING_MAX_PARAMS = 50_000_000
+
+/** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */
+export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSize: number, seqLen: number } {
+  return { batches: 1, batchSize: Math.min(8, spec.recipe.batchSize * 2), seqLen: spec.recipe.seqLen }
 }

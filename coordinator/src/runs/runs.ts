@@ -8,6 +8,7 @@ import { resolveDataset, resolveModel, storeInitialCheckpoint } from './run-reso
 import type { RunStore } from './run-resolution.ts'
 import type { RunAction } from './run-states.ts'
 import { DEFAULT_INSTALL_LIMITS, overInstallLimits } from './install-limits.ts'
+import { keepsReports } from './run-plan.ts'
 import type { InstallLimits } from './install-limits.ts'
 
 /** One stored token shard and how many tokens it holds. */
@@ -25,10 +26,10 @@ export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
 }
 
 /**
- * A resolved spec as a `runs.spec` row holds it: rows written before `license` and `retention`
- * existed lack them (readers fall back to the defaults).
+ * A resolved spec as a `runs.spec` row holds it: rows written before `license`, `retention` and
+ * `defences` existed lack them (readers fall back to the defaults).
  */
-export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention'>>
+export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences'>>
 
 /** Thrown with one message per bad field, so a form or CLI can show each. */
 export class RunSpecError extends CoordinatorError {
@@ -69,7 +70,8 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
     throw new RunSpecError([{ field: 'model', message: (err as Error).message }])
   }
   // Before anything the size of the model is allocated.
-  const over = overInstallLimits({ paramCount: model.paramCount, seqLen: spec.recipe.seqLen, evalBatches: spec.evalBatches }, limits)
+  const keptReportBytes = keepsReports(spec.defences) ? model.paramCount * spec.maxNodes * 4 : 0
+  const over = overInstallLimits({ paramCount: model.paramCount, seqLen: spec.recipe.seqLen, evalBatches: spec.evalBatches, keptReportBytes }, limits)
   if (over.length > 0) throw new RunSpecError(over)
   let dataset
   try {

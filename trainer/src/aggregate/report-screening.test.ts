@@ -65,8 +65,9 @@ test('scoring: an update that raises the held-out loss is harmful; a loss curve 
 test('a run\'s screen across rounds: this round\'s copies, earlier rounds\' replays, and a harmful first report with no reference yet', () => {
   const screen = new ReportScreen()
   screen.openRound(1)
-  // Nothing accepted yet: only the absolute rule applies, an update that raises the held-out loss.
-  const first = screen.check(honest(1), { base: 5, after: 5.2 })
+  // Nothing accepted yet: only the two-sided rule applies, an update whose reverse does better.
+  const first = screen.check(honest(1), { base: 5, after: 5.2, reversed: 4.8 })
+  assert.equal(screen.check(honest(1), { base: 5, after: 5.05 }).exclusion, null, 'late in training one report may raise the loss a little: no reference, no verdict')
   assert.equal(first.exclusion?.code, 'ERR_HARMFUL')
   const good = screen.check(honest(2), { base: 5, after: 4.8 })
   assert.equal(good.exclusion, null)
@@ -77,4 +78,28 @@ test('a run\'s screen across rounds: this round\'s copies, earlier rounds\' repl
   assert.equal(replay.exclusion?.code, 'ERR_REPLAYED')
   assert.match(replay.exclusion!.message, /round 1/)
   assert.equal(screen.check(honest(3)).exclusion, null, 'a new delta in the new round passes')
+})
+
+test('an update that points uphill is harmful even as a round\'s first report; an outsized one is excluded once norms are known', () => {
+  const screen = new ReportScreen()
+  screen.openRound(1)
+  // Lowers the loss a little, but going the other way lowers it more: the sign was flipped.
+  assert.equal(screen.check(honest(1), { base: 5.5, after: 5.45, reversed: 4.9 }).exclusion?.code, 'ERR_HARMFUL')
+  for (const k of [2, 3, 4]) screen.admit(screen.check(honest(k), { base: 5.5, after: 4.9, reversed: 6 }))
+  const scaled = { ...honest(5), delta: Float32Array.from(honest(5).delta, (x) => 100 * x) }
+  assert.equal(screen.check(scaled).exclusion?.code, 'ERR_OUTSIZED')
+  assert.equal(screen.check(honest(6), { base: 5.5, after: 4.95, reversed: 6.1 }).exclusion, null)
+})
+
+test('scores are compared within a round: a later round\'s smaller improvements are not harmful', () => {
+  const screen = new ReportScreen()
+  screen.openRound(1)
+  for (const k of [1, 2, 3, 4]) screen.admit(screen.check(honest(k), { base: 5.5, after: 3.2 + 0.01 * k }))
+  screen.openRound(2)
+  // Round 2 improves by about 0.2, a tenth of round 1's: still honest.
+  for (const k of [5, 6, 7, 8]) {
+    const v = screen.check(honest(k), { base: 3.2, after: 3.0 + 0.005 * k })
+    assert.equal(v.exclusion, null, `honest-${k}`)
+    screen.admit(v)
+  }
 })

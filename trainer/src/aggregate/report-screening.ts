@@ -1,8 +1,8 @@
 // Which reports are excluded before aggregation, and why: free riders (nothing or next to
-// nothing trained), copiers (another report of the same round, near-exactly), replays (a
+// nothing trained), outsized reports (scaled far past their peers), copiers (another report of the same round, near-exactly), replays (a
 // report accepted in an earlier round), harmful updates (they raise the loss on data no node
-// trained on, far below what accepted reports typically do) and loss curves that do not match
-// the delta. Reports are screened one at a time in arrival order, against what was accepted
+// trained on, point uphill, or help far less than this round's accepted reports) and loss
+// curves that do not match the delta. Reports are screened one at a time in arrival order, against what was accepted
 // before them (this round and the recent past), so a coordinator can give each report its
 // verdict when it arrives, and of two copies the later one is the copy. Every test is relative
 // to that population, so it needs no tuning per model size; each reason is a code and a
@@ -19,25 +19,30 @@ export interface ReportToScreen {
   claimedLoss?: number
 }
 
-export type ExclusionCode = 'ERR_NEAR_ZERO' | 'ERR_COPIED' | 'ERR_REPLAYED' | 'ERR_HARMFUL' | 'ERR_LOSS_MISMATCH'
+export type ExclusionCode = 'ERR_NEAR_ZERO' | 'ERR_OUTSIZED' | 'ERR_COPIED' | 'ERR_REPLAYED' | 'ERR_HARMFUL' | 'ERR_LOSS_MISMATCH'
 
 export interface Exclusion { code: ExclusionCode, message: string }
 
-/** Held-out losses for one report: of the round's base weights, and of base − delta. */
-export interface HeldOutLoss { base: number, after: number }
+/**
+ * Held-out losses for one report: of the round's base weights, of base − delta, and (when
+ * measured) of base + delta: an honest update is downhill, so the other way is worse.
+ */
+export interface HeldOutLoss { base: number, after: number, reversed?: number }
 
 export interface ScreeningThresholds {
   /** A delta shorter than this share of recent accepted reports' median norm trained (next to) nothing. */
   nearZeroRatio: number
+  /** A delta longer than this multiple of recent accepted reports' median norm is outsized. */
+  outsizedRatio: number
   /** Two reports of one round whose sketches are closer than this cosine are one report sent twice. */
   copyCosine: number
   /** A report whose sketch is this close to an earlier round's accepted one is a replay. */
   replayCosine: number
-  /** Robust z (in median absolute deviations) below the recent median score that excludes a report. */
+  /** Robust z (in median absolute deviations) below this round's median score that excludes a report. */
   harmfulZ: number
-  /** Before any reference exists: a report raising the held-out loss by more than this share of it is harmful. */
-  coldStartRise: number
-  /** How many recent accepted reports form the reference (norms, scores, loss gaps). */
+  /** An update whose reverse lowers the held-out loss more than it does, by this share of the improvement, points uphill. */
+  uphillMargin: number
+  /** How many recent accepted reports form the norm reference (scores and loss gaps are this round's only: they shrink as training goes). */
   window: number
   /** How many earlier-round sketches are kept for replay checks. */
   earlierKept: number
@@ -45,10 +50,11 @@ export interface ScreeningThresholds {
 
 export const DEFAULT_SCREENING: ScreeningThresholds = {
   nearZeroRatio: 0.05,
+  outsizedRatio: 10,
   copyCosine: 0.995,
   replayCosine: 0.98,
   harmfulZ: 6,
-  coldStartRise: 0.01,
+  uphillMargin: 0.25,
   window: 48,
   earlierKept: 256
 }
@@ -103,6 +109,8 @@ export class ReportScreen {
     if (this.#round !== null) for (const sketch of this.#current) this.#earlier.push({ round: this.#round, sketch })
     this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
     this.#current = []
+    this.#scores = []
+    this.#gaps = []
     this.#round = round
   }
 
@@ -126,6 +134,9 @@ export class ReportScreen {
       if (norm <= t.nearZeroRatio * typical) {
         return verdict({ code: 'ERR_NEAR_ZERO', message: `the pseudo-gradient's norm ${norm.toExponential(2)} is under ${t.nearZeroRatio} of accepted reports' median ${typical.toExponential(2)}: it trained next to nothing` })
       }
+      if (norm > t.outsizedRatio * typical) {
+        return verdict({ code: 'ERR_OUTSIZED', message: `the pseudo-gradient's norm ${norm.toExponential(2)} is over ${t.outsizedRatio}× accepted reports' median ${typical.toExponential(2)}` })
+      }
     }
     for (const other of this.#current) {
       const cos = cosineSimilarity(sketch, other)
@@ -136,15 +147,19 @@ export class ReportScreen {
       if (cos >= t.replayCosine) return verdict({ code: 'ERR_REPLAYED', message: `the pseudo-gradient repeats one accepted in round ${e.round} (cosine ${cos.toFixed(3)})` })
     }
     if (score !== null && heldOut !== undefined) {
+      // Early in training both directions can help (the first rounds learn much that is even in
+      // the weights, through tied embeddings); a flipped update is one whose reverse helps clearly more.
+      const helped = Math.abs(heldOut.base - Math.min(heldOut.after, heldOut.reversed ?? heldOut.after))
+      if (heldOut.reversed !== undefined && !(heldOut.after - heldOut.reversed <= t.uphillMargin * helped + 1e-3 * Math.abs(heldOut.base))) {
+        return verdict({ code: 'ERR_HARMFUL', message: `on held-out data this update points uphill: the loss is ${heldOut.after.toFixed(4)} with it and ${heldOut.reversed.toFixed(4)} going the other way` })
+      }
       if (this.#scores.length >= MIN_REFERENCE) {
         const { median: typical, mad } = robustSpread(this.#scores)
         // A floor on the spread, so a run of near-identical scores does not exclude its own tail.
         const spread = Math.max(mad, 0.05 * Math.abs(typical), 1e-4)
         if (score < typical - t.harmfulZ * spread && score < 0.5 * typical) {
-          return verdict({ code: 'ERR_HARMFUL', message: `on held-out data this update ${score < 0 ? `raises the loss by ${(-score).toFixed(4)}` : `lowers the loss by only ${score.toFixed(4)}`}; accepted reports typically lower it by ${typical.toFixed(4)}` })
+          return verdict({ code: 'ERR_HARMFUL', message: `on held-out data this update ${score < 0 ? `raises the loss by ${(-score).toFixed(4)}` : `lowers the loss by only ${score.toFixed(4)}`}; this round's accepted reports typically lower it by ${typical.toFixed(4)}` })
         }
-      } else if (score < -t.coldStartRise * Math.abs(heldOut.base)) {
-        return verdict({ code: 'ERR_HARMFUL', message: `on held-out data this update raises the loss from ${heldOut.base.toFixed(4)} to ${heldOut.after.toFixed(4)}` })
       }
     }
     if (lossGap !== null && this.#gaps.length >= MIN_REFERENCE) {
@@ -169,8 +184,8 @@ export class ReportScreen {
 export interface ScreeningOptions extends Partial<ScreeningThresholds> {
   /** Sketches of reports accepted in earlier rounds. */
   earlier?: Array<{ round: number, sketch: DeltaSketch }>
-  /** Held-out evaluation: the loss of the base weights, and of base − delta. */
-  evaluate?: { base: number, after: (delta: Float32Array) => number }
+  /** Held-out evaluation: the loss of the base weights, of base − delta, and optionally of base + delta. */
+  evaluate?: { base: number, after: (delta: Float32Array) => number, reversed?: (delta: Float32Array) => number }
 }
 
 export interface Screening {
@@ -190,7 +205,8 @@ export function screenReports (reports: ReportToScreen[], options: ScreeningOpti
   const scores = new Map<string, number>()
   const sketches = new Map<string, DeltaSketch>()
   for (const r of reports) {
-    const heldOut = options.evaluate === undefined ? undefined : { base: options.evaluate.base, after: options.evaluate.after(r.delta) }
+    const e = options.evaluate
+    const heldOut = e === undefined ? undefined : { base: e.base, after: e.after(r.delta), ...(e.reversed !== undefined ? { reversed: e.reversed(r.delta) } : {}) }
     const verdict = screen.check(r, heldOut)
     sketches.set(r.id, verdict.sketch)
     if (verdict.score !== null) scores.set(r.id, verdict.score)

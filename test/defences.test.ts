@@ -1,0 +1,73 @@
+import { describe, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import type { RunningAgent } from './support/cluster.ts'
+import { spawnCli } from './support/processes.ts'
+import type { Spawned } from './support/processes.ts'
+import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
+import type { ApiCheckpoint } from './support/runs.ts'
+
+interface Row { outcome: string, round: number, peerId: string, tokens: number, reason: string | null }
+
+/** A hostile agent process (test/support/hostile-agent.ts); resolves with its peer id once it enrolled. */
+async function startHostile (attack: 'flip' | 'zero', coordinator: string, token: string): Promise<{ peerId: string, proc: Spawned }> {
+  const proc = spawnCli('test/support/hostile-agent.ts', ['--attack', attack, '--coordinator', coordinator, '--token', token, '--data-dir', await tempDir(`hostile-${attack}`), '--name', `hostile-${attack}`])
+  const [, peerId] = await proc.waitForLine(/^agent: peer id (\S+)/, 60_000)
+  await proc.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+  return { peerId: peerId!, proc }
+}
+
+describe('a run that screens its reports', () => {
+  test('a sign-flipping agent and a free rider among honest agents: the loss falls, neither earns credit, each refusal says why', async () => {
+    const coordinator = await startCoordinator()
+    const agents: RunningAgent[] = []
+    const hostile: Array<{ peerId: string, proc: Spawned }> = []
+    try {
+      const token = await coordinator.createToken('Mixed Lab', { uses: 5 })
+      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
+      const flipper = await startHostile('flip', coordinator.multiaddr, token)
+      const freeRider = await startHostile('zero', coordinator.multiaddr, token)
+      hostile.push(flipper, freeRider)
+      const spec = tinyRunSpec({
+        minNodes: 5, rounds: 4, codec: 'fp32', roundDeadlineSeconds: 90,
+        recipe: { innerSteps: 10, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
+        defences: { screening: true, aggregation: 'trimmed-mean', trim: 0.2 }
+      })
+      const runId = await createRunViaCli(coordinator.dataDir, spec)
+      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 120_000)
+
+      const checkpoints = await getJson<ApiCheckpoint[]>(coordinator.url, `api/runs/${runId}/checkpoints`)
+      const first = checkpoints[0]!.valLoss!
+      const last = checkpoints.at(-1)!.valLoss!
+      assert.ok(last < first - 0.1, `validation loss fell: ${first} → ${last}`)
+
+      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+      const of = (peerId: string): Row[] => ledger.filter((r) => r.peerId === peerId)
+      // From random weights, a flipped first round still lowers the held-out loss about as much as
+      // an honest one (round 1 learns much that is even in the weights), so it may be credited
+      // there; from round 2 on it points uphill and earns nothing.
+      const flipCredit = of(flipper.peerId).filter((r) => r.outcome === 'accepted')
+      assert.ok(flipCredit.every((r) => r.round === 1), `the flipper was credited in rounds ${flipCredit.map((r) => r.round).join(', ')}`)
+      assert.equal(of(freeRider.peerId).filter((r) => r.outcome === 'accepted').length, 0, 'the free rider earned nothing')
+      const flips = of(flipper.peerId).filter((r) => r.outcome === 'refused')
+      assert.ok(flips.length >= 3, `the flipper was refused in every round after the first: ${flips.length}`)
+      for (const r of flips) assert.match(r.reason ?? '', /^ERR_HARMFUL: on held-out data this update (points uphill|raises the loss)/)
+      const zeros = of(freeRider.peerId).filter((r) => r.outcome === 'refused')
+      assert.ok(zeros.length >= 3)
+      for (const r of zeros) assert.match(r.reason ?? '', /^ERR_EMPTY_DELTA/)
+      // Every honest report was accepted.
+      for (const a of agents) {
+        const rows = of(a.peerId)
+        assert.ok(rows.length >= 3 && rows.every((r) => r.outcome === 'accepted'), `honest ${a.peerId}: ${rows.map((r) => r.reason ?? r.outcome).join(', ')}`)
+      }
+    } catch (err) {
+      // What each process said is the only way to tell why a round stalled.
+      const tail = (text: string): string => text.split('\n').slice(-40).join('\n')
+      throw new Error(`${(err as Error).message}\n--- coordinator ---\n${tail(coordinator.process.output())}\n${hostile.map((h) => `--- hostile ${h.peerId} ---\n${tail(h.proc.output())}`).join('\n')}\n${agents.map((a) => `--- honest ${a.peerId} ---\n${tail(a.output())}`).join('\n')}`)
+    } finally {
+      await Promise.all(agents.map(async (a) => { await a.stop() }))
+      await Promise.all(hostile.map(async (h) => { await h.proc.stop() }))
+      await coordinator.stop()
+    }
+  })
+})
