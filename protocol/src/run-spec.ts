@@ -26,6 +26,9 @@ export const datasetSpecSchema = z.discriminatedUnion('source', [
   })
 ])
 
+/** Most text one dashboard upload may carry (the files together); bigger corpora are sharded offline with `barnraise-agent shard`. */
+export const MAX_DATASET_UPLOAD_BYTES = 8 * 1024 * 1024
+
 /** What a run keeps of its per-round checkpoints; the rest are deleted as the run goes. */
 export const retentionSchema = z.object({
   keepEvery: z.number().int().min(1, 'must be at least 1 (1 keeps every checkpoint)').max(1_000_000).default(10)

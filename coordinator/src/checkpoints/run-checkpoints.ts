@@ -1,5 +1,4 @@
 import { CoordinatorError } from '../errors.ts'
-import type { StoredRunSpec } from '../runs/runs.ts'
 import { retentionOf } from '../runs/checkpoint-retention.ts'
 import { checkpointSummary, runCheckpointFolders } from './checkpoint-folder.ts'
 import type { CheckpointFolderDeps } from './checkpoint-folder.ts'

@@ -5,9 +5,10 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import { CoordinatorError } from '../errors.ts'
 import { DEMO_SHARD_OPTIONS, buildShards } from '@barnraise/trainer'
+import { MAX_DATASET_UPLOAD_BYTES } from '@barnraise/protocol'
 
-/** Most text one upload may carry; bigger corpora are sharded offline with `barnraise-agent shard`. */
-export const MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+/** Most text one upload may carry (shared with the dashboard's form). */
+export const MAX_UPLOAD_BYTES = MAX_DATASET_UPLOAD_BYTES
 
 const MIB = 1024 * 1024
 

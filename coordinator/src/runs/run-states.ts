@@ -15,3 +15,8 @@ export function nextStatus (status: RunStatus, action: RunAction): RunStatus | u
   const t = TRANSITIONS[action]
   return t.from.includes(status) ? t.to : undefined
 }
+
+/** The actions that make sense from `status`, in the order the dashboard shows them. */
+export function allowedActions (status: RunStatus): RunAction[] {
+  return (['start', 'pause', 'resume', 'stop'] as const).filter((action) => nextStatus(status, action) !== undefined)
+}

@@ -78,7 +78,7 @@ export function initParams (config: LlamaConfig, seed: number): ParamSet {
   if (!Number.isSafeInteger(seed)) throw new ModelError('ERR_BAD_PARAMS', `seed ${seed} must be an integer`)
   const params = createParamSet(config)
   const normal = normalGenerator(seed)
-  for (const [name, tensor] of params.tensors) {
+  for (const tensor of params.tensors.values()) {
     const data = tensor.data
     if (tensor.shape.length === 1) data.fill(1) // RMSNorm gains
     else for (let i = 0; i < data.length; i++) data[i] = normal() * INIT_STD

@@ -4,7 +4,9 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import { ROLE_CHOICES, ROLE_LABELS, homeFor, useMe } from '../lib/auth.ts'
 import type { Me, SelfServeRole } from '../lib/auth.ts'
-import { apiErrorAppCode, apiErrorCode, apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
+import { apiErrorCode, apiErrorMessage } from '../lib/errors.ts'
+import { fieldErrorsFrom } from '../lib/field-errors.ts'
+import type { CodeFields } from '../lib/field-errors.ts'
 import { Link, navigate, useSearchParams } from '../lib/router.tsx'
 import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
 
@@ -37,6 +39,13 @@ function AlreadySignedIn ({ me }: { me: Me }): ReactNode {
 const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/
 
 type Errors = Partial<Record<'email' | 'password' | 'displayName' | 'organization' | 'role' | 'setupCode', string>>
+
+/** Sign-up refusals that belong to one field (the rest name their fields, or go above the form). */
+const SIGN_UP_CODE_FIELDS: CodeFields = {
+  ERR_NAME_TAKEN: 'organization',
+  ERR_INVALID_SETUP_CODE: 'setupCode',
+  CONFLICT: { field: 'email', message: 'an account with this email already exists; sign in instead' }
+}
 
 export function SignInPage (): ReactNode {
   const trpc = useTRPC()
@@ -154,21 +163,9 @@ export function SignUpPage (): ReactNode {
       await queryClient.invalidateQueries()
       navigate(next ?? homeFor(user))
     } catch (err) {
-      const fields = apiErrorFields(err)
-      const appCode = apiErrorAppCode(err)
-      if (appCode === 'ERR_NAME_TAKEN') {
-        setErrors({ organization: apiErrorMessage(err) })
-      } else if (appCode === 'ERR_INVALID_SETUP_CODE') {
-        setErrors({ setupCode: apiErrorMessage(err) })
-      } else if (apiErrorCode(err) === 'CONFLICT') {
-        setErrors({ email: 'an account with this email already exists; sign in instead' })
-      } else if (fields.length > 0) {
-        const byField: Errors = {}
-        for (const f of fields) (byField as Record<string, string>)[f.field] = f.message
-        setErrors(byField)
-      } else {
-        setFormError(apiErrorMessage(err))
-      }
+      const fields = fieldErrorsFrom(err, SIGN_UP_CODE_FIELDS)
+      if (Object.keys(fields).length > 0) setErrors(fields)
+      else setFormError(apiErrorMessage(err))
     }
   }
 

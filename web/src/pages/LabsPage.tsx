@@ -3,7 +3,8 @@ import type { FormEvent, ReactNode } from 'react'
 import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs } from '../lib/trpc.ts'
-import { apiErrorCode, apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
+import { apiErrorCode, apiErrorMessage } from '../lib/errors.ts'
+import { fieldErrorsFrom } from '../lib/field-errors.ts'
 import { useNow } from '../lib/time.ts'
 import { cleanCpuModel, formatCount, formatGiB, formatHours, plural, shortPeerId } from '../lib/format.ts'
 import { useMe, userHasRole } from '../lib/auth.ts'
@@ -21,6 +22,7 @@ import { RelativeTime } from '../components/RelativeTime.tsx'
 import { BeakerIcon, ServerIcon } from '../components/Icons.tsx'
 import { LabServing } from './LabServing.tsx'
 import { LabInvitations } from './LabInvitations.tsx'
+import { ConfirmButton } from '../components/ConfirmButton.tsx'
 
 type Overview = RouterOutputs['labs']['overview']
 type Token = Overview['tokens'][number]
@@ -91,8 +93,8 @@ function CreateTokenForm ({ onCreated }: { onCreated: (c: { token: string, joinC
       setMaxUses('1')
       await queryClient.invalidateQueries({ queryKey: [['labs']] })
     } catch (err) {
-      const field = apiErrorFields(err).find((f) => f.field === 'maxUses')
-      if (field !== undefined) setError(field.message)
+      const field = fieldErrorsFrom(err).maxUses
+      if (field !== undefined) setError(field)
       else setFormError(apiErrorMessage(err))
     }
   }
@@ -121,9 +123,8 @@ function TokensTable ({ tokens }: { tokens: Token[] }): ReactNode {
   const trpc = useTRPC()
   const queryClient = useQueryClient()
   const now = useNow(5_000)
-  const [confirming, setConfirming] = useState<string | null>(null)
   const revoke = useMutation(trpc.labs.revokeToken.mutationOptions({
-    onSuccess: async () => { setConfirming(null); await queryClient.invalidateQueries({ queryKey: [['labs']] }) }
+    onSuccess: async () => { await queryClient.invalidateQueries({ queryKey: [['labs']] }) }
   }))
   if (tokens.length === 0) return <p className='muted empty-inline-text' data-testid='tokens-empty'>No tokens yet. Create one above, then run the command it gives you on each machine.</p>
   return (
@@ -144,14 +145,7 @@ function TokensTable ({ tokens }: { tokens: Token[] }): ReactNode {
                 <td data-label='Expires' className='nowrap'>{t.expiresAt === null ? <span className='muted'>never</span> : new Date(t.expiresAt).getTime() > now ? `in ${formatHoursLeft(new Date(t.expiresAt).getTime() - now)}` : <RelativeTime iso={t.expiresAt} now={now} />}</td>
                 <td data-label='Created' className='nowrap'><RelativeTime iso={t.createdAt} now={now} /></td>
                 <td data-label='Actions' className='actions-cell'>
-                  {state.label === 'Active' && (confirming === t.id
-                    ? (
-                      <span className='inline-confirm'>
-                        <button type='button' className='button button-danger button-small' disabled={revoke.isPending} onClick={() => { revoke.mutate({ id: t.id }) }} data-testid='token-revoke-confirm'>Revoke</button>
-                        <button type='button' className='button button-ghost button-small' onClick={() => { setConfirming(null) }}>Keep</button>
-                      </span>
-                      )
-                    : <button type='button' className='button button-ghost button-small' onClick={() => { setConfirming(t.id) }} data-testid='token-revoke'>Revoke…</button>)}
+                  {state.label === 'Active' && <ConfirmButton label='Revoke…' confirmLabel='Revoke' cancelLabel='Keep' pending={revoke.isPending} onConfirm={() => { revoke.mutate({ id: t.id }) }} testId='token-revoke' />}
                 </td>
               </tr>
             )
@@ -168,9 +162,8 @@ function LabNodes ({ organizationId }: { organizationId: string }): ReactNode {
   const queryClient = useQueryClient()
   const now = useNow(1_000)
   const nodes = useQuery({ ...trpc.nodes.list.queryOptions({ organizationId }), refetchInterval: 5_000 })
-  const [confirming, setConfirming] = useState<string | null>(null)
   const revoke = useMutation(trpc.nodes.revoke.mutationOptions({
-    onSuccess: async () => { setConfirming(null); await queryClient.invalidateQueries({ queryKey: [['nodes']] }) }
+    onSuccess: async () => { await queryClient.invalidateQueries({ queryKey: [['nodes']] }) }
   }))
   const list: NodeRow[] = nodes.data ?? []
   return (
@@ -209,14 +202,7 @@ function LabNodes ({ organizationId }: { organizationId: string }): ReactNode {
                   </td>
                   <td data-label='Last seen' className='nowrap'><RelativeTime iso={n.lastSeenAt} now={now} /></td>
                   <td data-label='Actions' className='actions-cell'>
-                    {!n.revoked && (confirming === n.id
-                      ? (
-                        <span className='inline-confirm'>
-                          <button type='button' className='button button-danger button-small' disabled={revoke.isPending} onClick={() => { revoke.mutate({ id: n.id }) }} data-testid='node-revoke-confirm'>Revoke machine</button>
-                          <button type='button' className='button button-ghost button-small' onClick={() => { setConfirming(null) }}>Keep</button>
-                        </span>
-                        )
-                      : <button type='button' className='button button-ghost button-small' onClick={() => { setConfirming(n.id) }} data-testid='node-revoke'>Revoke…</button>)}
+                    {!n.revoked && <ConfirmButton label='Revoke…' confirmLabel='Revoke machine' cancelLabel='Keep' pending={revoke.isPending} onConfirm={() => { revoke.mutate({ id: n.id }) }} testId='node-revoke' />}
                   </td>
                 </tr>
               ))}

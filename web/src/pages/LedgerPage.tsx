@@ -15,86 +15,14 @@ import { RelativeTime } from '../components/RelativeTime.tsx'
 import { Stat } from '../components/Stat.tsx'
 import { Segmented } from '../components/Form.tsx'
 import { DownloadIcon, LedgerIcon, ShieldIcon } from '../components/Icons.tsx'
+import { SortableTable } from '../components/SortableTable.tsx'
+import type { SortColumn } from '../lib/sort-rows.ts'
 
 type Contributions = RouterOutputs['ledger']['contributions']
 type OrgRow = Contributions['organizations'][number]
 type NodeRow = Contributions['nodes'][number]
 
-/* ---------- a small sortable, filterable table ---------- */
-
-interface Column<T> {
-  key: string
-  label: string
-  value: (row: T) => string | number
-  render?: (row: T) => ReactNode
-  numeric?: boolean
-}
-
-function SortableTable<T> ({ rows, columns, initialSort, caption, testId, rowTestId, rowKey }: {
-  rows: T[]
-  columns: Array<Column<T>>
-  initialSort: string
-  caption: string
-  testId: string
-  rowTestId: string
-  rowKey: (row: T) => string
-}): ReactNode {
-  const [sort, setSort] = useState<{ key: string, dir: 'asc' | 'desc' }>({ key: initialSort, dir: 'desc' })
-  const column = columns.find((c) => c.key === sort.key) ?? columns[0]!
-  const sorted = [...rows].sort((a, b) => {
-    const x = column.value(a)
-    const y = column.value(b)
-    const cmp = typeof x === 'number' && typeof y === 'number' ? x - y : String(x).localeCompare(String(y))
-    return sort.dir === 'asc' ? cmp : -cmp
-  })
-  const toggle = (key: string): void => {
-    const col = columns.find((c) => c.key === key)
-    setSort((s) => (s.key === key ? { key, dir: s.dir === 'asc' ? 'desc' : 'asc' } : { key, dir: col?.numeric === true ? 'desc' : 'asc' }))
-  }
-  return (
-    <>
-      <label className='sort-phone'>
-        Sort by
-        <select className='input' value={`${sort.key}:${sort.dir}`} onChange={(e) => { const [key, dir] = e.target.value.split(':'); setSort({ key: key!, dir: dir as 'asc' | 'desc' }) }}>
-          {columns.flatMap((c) => [
-            <option key={`${c.key}:desc`} value={`${c.key}:desc`}>{c.label} {c.numeric === true ? '(high to low)' : '(Z to A)'}</option>,
-            <option key={`${c.key}:asc`} value={`${c.key}:asc`}>{c.label} {c.numeric === true ? '(low to high)' : '(A to Z)'}</option>
-          ])}
-        </select>
-      </label>
-      <div className='card table-card'>
-        <table className='table table-responsive table-grid' data-testid={testId} data-sort={`${sort.key}:${sort.dir}`}>
-          <caption className='visually-hidden'>{caption}</caption>
-          <thead>
-            <tr>
-              {columns.map((c) => (
-                <th key={c.key} scope='col' className={c.numeric === true ? 'num-col' : undefined} aria-sort={sort.key === c.key ? (sort.dir === 'asc' ? 'ascending' : 'descending') : 'none'}>
-                  <button type='button' className='sort-button' onClick={() => { toggle(c.key) }} data-testid={`sort-${c.key}`}>
-                    {c.label}
-                    <span className='sort-arrow' aria-hidden='true'>{sort.key === c.key ? (sort.dir === 'asc' ? '▲' : '▼') : '↕'}</span>
-                  </button>
-                </th>
-              ))}
-            </tr>
-          </thead>
-          <tbody>
-            {sorted.map((row) => (
-              <tr key={rowKey(row)} data-testid={rowTestId}>
-                {columns.map((c, i) => (
-                  <td key={c.key} data-label={c.label} className={[i === 0 ? 'cell-primary' : '', c.numeric === true ? 'num num-col' : ''].join(' ').trim() || undefined}>
-                    {c.render !== undefined ? c.render(row) : c.value(row)}
-                  </td>
-                ))}
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </div>
-    </>
-  )
-}
-
-const ORG_COLUMNS: Array<Column<OrgRow>> = [
+const ORG_COLUMNS: Array<SortColumn<OrgRow>> = [
   { key: 'organizationName', label: 'Organization', value: (r) => r.organizationName, render: (r) => <span className='strong'>{r.organizationName}</span> },
   { key: 'nodes', label: 'Nodes', value: (r) => r.nodes, numeric: true },
   { key: 'tokens', label: 'Tokens', value: (r) => r.tokens, render: (r) => formatCount(r.tokens), numeric: true },
@@ -104,7 +32,7 @@ const ORG_COLUMNS: Array<Column<OrgRow>> = [
   { key: 'refused', label: 'Refused', value: (r) => r.refused, render: (r) => r.refused > 0 ? <span className='danger-inline'>{r.refused}</span> : '0', numeric: true }
 ]
 
-const NODE_COLUMNS: Array<Column<NodeRow>> = [
+const NODE_COLUMNS: Array<SortColumn<NodeRow>> = [
   { key: 'nodeName', label: 'Node', value: (r) => r.nodeName, render: (r) => <div><div className='node-name'>{r.nodeName}</div><div className='mono muted small' title={r.peerId}>{shortPeerId(r.peerId)}</div></div> },
   { key: 'organizationName', label: 'Organization', value: (r) => r.organizationName },
   { key: 'tokens', label: 'Tokens', value: (r) => r.tokens, render: (r) => formatCount(r.tokens), numeric: true },

@@ -13,11 +13,12 @@ import { PageHeader } from '../components/PageHeader.tsx'
 import { RequireRole } from '../components/RequireRole.tsx'
 import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
 import { ErrorState, LoadingRows } from '../components/States.tsx'
+import { MAX_DATASET_UPLOAD_BYTES } from '@barnraise/protocol/run-spec'
 
 type Preset = RouterOutputs['runs']['presets'][number]
 
-/** Most text one upload may carry (the server's limit). */
-const MAX_UPLOAD_BYTES = 8 * 1024 * 1024
+/** Most text one upload may carry: the server's own limit. */
+const MAX_UPLOAD_BYTES = MAX_DATASET_UPLOAD_BYTES
 
 const PRESET_BLURBS: Record<string, string> = {
   tiny: 'For smoke tests: trains in seconds on any CPU.',
@@ -169,7 +170,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
   const clientErrors = useMemo(() => validateSpec(spec), [spec])
   const uploadBytes = files.reduce((sum, f) => sum + f.size, 0)
   const datasetError = form.datasetSource === 'upload' && upload === null
-    ? (files.length === 0 ? 'choose one or more text files to upload (or use the demo corpus)' : uploadBytes > MAX_UPLOAD_BYTES ? `these files hold ${formatBytes(uploadBytes)}; one upload takes at most 8 MiB` : undefined)
+    ? (files.length === 0 ? 'choose one or more text files to upload (or use the demo corpus)' : uploadBytes > MAX_UPLOAD_BYTES ? `these files hold ${formatBytes(uploadBytes)}; one upload takes at most ${formatBytes(MAX_UPLOAD_BYTES)}` : undefined)
     : undefined
 
   /** What to show for a field: the server's verdict first, then ours once touched or submitted. */
@@ -296,7 +297,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
               <input type='radio' name='dataset' checked={form.datasetSource === 'upload'} onChange={() => { update({ datasetSource: 'upload' }, 'dataset') }} />
               <span>
                 <span className='strong'>Upload text files</span>
-                <span className='muted small block'>Plain text, up to 8 MiB in all. The coordinator turns it into shards and holds some out for validation.</span>
+                <span className='muted small block'>Plain text, up to {formatBytes(MAX_UPLOAD_BYTES)} in all. The coordinator turns it into shards and holds some out for validation.</span>
               </span>
             </label>
           </div>

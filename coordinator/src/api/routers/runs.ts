@@ -3,6 +3,7 @@ import { TRPCError } from '@trpc/server'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
 import { changeRunStatus, createRun } from '../../runs/runs.ts'
+import { allowedActions } from '../../runs/run-states.ts'
 import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
 import { modelPresetList } from '../../runs/run-resolution.ts'
 import { maySteerRun } from '../../runs/run-access.ts'
@@ -29,15 +30,17 @@ export const runsRouter = router({
   /** A run's checkpoints with their folders' files and sizes, its retention setting and licence; under `runs` so it refreshes when a round closes. */
   checkpoints: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await listRunCheckpoints(ctx, input.id)),
   /**
-   * Who created a run and whether the signed-in person may steer it (start/pause/resume/stop),
-   * so the dashboard shows the controls only to them. Read-only; setStatus still checks.
+   * Who created a run, whether the signed-in person may steer it, and which of start, pause,
+   * resume and stop its status allows, so the dashboard shows just those controls. Read-only;
+   * setStatus still checks.
    */
   access: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => {
     const run = await ctx.db.selectFrom('runs').leftJoin('users', 'users.id', 'runs.created_by')
-      .select(['runs.created_by', 'users.display_name']).where('runs.id', '=', input.id).executeTakeFirst()
+      .select(['runs.created_by', 'runs.status', 'users.display_name']).where('runs.id', '=', input.id).executeTakeFirst()
     if (run === undefined) throw new TRPCError({ code: 'NOT_FOUND', message: `no run ${input.id}` })
     const user = ctx.user
-    return { createdBy: run.display_name ?? null, createdByMe: user !== null && run.created_by === user.id, canSteer: maySteerRun(user, run.created_by) }
+    const canSteer = maySteerRun(user, run.created_by)
+    return { createdBy: run.display_name ?? null, createdByMe: user !== null && run.created_by === user.id, canSteer, actions: canSteer ? allowedActions(run.status) : [] }
   }),
   /** Creates a run from a spec (validated field by field); optionally starts it. */
   create: roleProcedure('organizer')

@@ -1,0 +1,31 @@
+import type { ReactNode } from 'react'
+import { formatCount, plural } from '../../lib/format.ts'
+import type { RunDetail } from './run-types.ts'
+
+/** The run's model, data and hyperparameters as its spec resolved them. */
+export function RecipeCard ({ run }: { run: RunDetail }): ReactNode {
+  const spec = run.spec
+  const r = spec.recipe
+  const model = 'preset' in spec.model ? `${spec.model.preset} preset` : 'custom config'
+  const rows: Array<[string, string]> = [
+    ['Model', `${model} · ${formatCount(spec.paramCount)} parameters`],
+    ['Dataset', spec.dataset.source === 'demo-corpus' ? 'Demo corpus (King James Bible)' : `${plural(spec.dataset.train.length, 'uploaded shard')}`],
+    ['Inner steps × batch × seq', `${r.innerSteps} × ${r.batchSize} × ${r.seqLen}`],
+    ['Inner AdamW', `lr ${r.innerLr}, warmup ${r.warmupSteps}, wd ${r.weightDecay}, β ${r.beta1}/${r.beta2}, clip ${r.gradClip}`],
+    ['Outer Nesterov', `lr ${r.outerLr}, momentum ${r.outerMomentum}`],
+    ['Codec', spec.codec],
+    ['Stops after', spec.rounds !== undefined ? `${spec.rounds.toLocaleString()} rounds` : `${formatCount(spec.tokenTarget ?? 0)} tokens`],
+    ['Nodes per round', `${spec.minNodes} to ${spec.maxNodes}`],
+    ['Round deadline', `${spec.roundDeadlineSeconds} s`],
+    ['Evaluation', `${spec.evalBatches} held-out batches`],
+    ['Seed', String(spec.seed)]
+  ]
+  return (
+    <section className='card section-card section' aria-labelledby='recipe-title'>
+      <h2 id='recipe-title' className='section-title'>Recipe</h2>
+      <dl className='summary-list'>
+        {rows.map(([k, v]) => <div key={k}><dt>{k}</dt><dd>{v}</dd></div>)}
+      </dl>
+    </section>
+  )
+}
