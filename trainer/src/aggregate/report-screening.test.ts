@@ -16,7 +16,12 @@ function randomDelta (n: number, seed: number, scale = 1e-2): Float32Array {
 }
 
 const N = 5000
-const honest = (k: number): { id: string, delta: Float32Array, tokens: number } => ({ id: `honest-${k}`, delta: randomDelta(N, 1000 + k), tokens: 100 })
+// Honest reports share the run's direction (the same model, the same kind of data) and differ by their own data.
+const SHARED = randomDelta(N, 777)
+const honest = (k: number): { id: string, delta: Float32Array, tokens: number } => {
+  const own = randomDelta(N, 1000 + k)
+  return { id: `honest-${k}`, delta: Float32Array.from(SHARED, (x, i) => x + own[i]!), tokens: 100 }
+}
 
 test('honest reports pass; a zero and a near-zero delta are free riders', () => {
   const reports = [honest(1), honest(2), honest(3), honest(4), { id: 'zero', delta: new Float32Array(N), tokens: 100 }, { id: 'tiny', delta: randomDelta(N, 9, 1e-5), tokens: 100 }]
@@ -40,7 +45,7 @@ test('a replay of an earlier round\'s accepted report is excluded by its sketch 
   assert.deepEqual([...excluded.keys()], ['replayer'])
   assert.match(excluded.get('replayer')!.message, /round 3/)
   // Sketches of unrelated deltas are far apart; of the same delta, identical.
-  assert.ok(Math.abs(cosineSimilarity(sketchDelta(honest(1).delta), sketchDelta(honest(2).delta))) < 0.2)
+  assert.ok(Math.abs(cosineSimilarity(sketchDelta(randomDelta(N, 1)), sketchDelta(randomDelta(N, 2)))) < 0.2)
 })
 
 test('scoring: an update that raises the held-out loss is harmful; a loss curve that does not match the delta is caught', () => {
@@ -102,4 +107,16 @@ test('scores are compared within a round: a later round\'s smaller improvements 
     assert.equal(v.exclusion, null, `honest-${k}`)
     screen.admit(v)
   }
+})
+
+test('from the second round on, a report unrelated to the run\'s direction (noise) or against it is excluded', () => {
+  const screen = new ReportScreen()
+  screen.openRound(1)
+  // No direction yet in the first round: noise is not judged by it.
+  assert.equal(screen.check({ id: 'noise-1', delta: randomDelta(N, 4242), tokens: 100 }).exclusion, null)
+  for (const k of [1, 2, 3]) screen.admit(screen.check(honest(k)))
+  screen.openRound(2)
+  assert.equal(screen.check({ id: 'noise', delta: randomDelta(N, 4243), tokens: 100 }).exclusion?.code, 'ERR_UNRELATED')
+  assert.equal(screen.check({ id: 'against', delta: Float32Array.from(honest(4).delta, (x) => -x), tokens: 100 }).exclusion?.code, 'ERR_UNRELATED')
+  assert.equal(screen.check(honest(5)).exclusion, null)
 })

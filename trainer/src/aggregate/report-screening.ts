@@ -19,7 +19,7 @@ export interface ReportToScreen {
   claimedLoss?: number
 }
 
-export type ExclusionCode = 'ERR_NEAR_ZERO' | 'ERR_OUTSIZED' | 'ERR_COPIED' | 'ERR_REPLAYED' | 'ERR_HARMFUL' | 'ERR_LOSS_MISMATCH'
+export type ExclusionCode = 'ERR_NEAR_ZERO' | 'ERR_OUTSIZED' | 'ERR_UNRELATED' | 'ERR_COPIED' | 'ERR_REPLAYED' | 'ERR_HARMFUL' | 'ERR_LOSS_MISMATCH'
 
 export interface Exclusion { code: ExclusionCode, message: string }
 
@@ -34,6 +34,12 @@ export interface ScreeningThresholds {
   nearZeroRatio: number
   /** A delta longer than this multiple of recent accepted reports' median norm is outsized. */
   outsizedRatio: number
+  /**
+   * A report whose direction agrees with the previous round's accepted reports (the cosine of
+   * its sketch with their mean) less than this is unrelated to the run's training: noise, or
+   * pointing away from it. Honest reports from neighbouring rounds share much of their direction.
+   */
+  minAgreement: number
   /** Two reports of one round whose sketches are closer than this cosine are one report sent twice. */
   copyCosine: number
   /** A report whose sketch is this close to an earlier round's accepted one is a replay. */
@@ -51,6 +57,7 @@ export interface ScreeningThresholds {
 export const DEFAULT_SCREENING: ScreeningThresholds = {
   nearZeroRatio: 0.05,
   outsizedRatio: 10,
+  minAgreement: 0.05,
   copyCosine: 0.995,
   replayCosine: 0.98,
   harmfulZ: 6,
@@ -95,6 +102,8 @@ export class ReportScreen {
   readonly #t: ScreeningThresholds
   #round: number | null = null
   #current: DeltaSketch[] = []
+  /** Mean sketch of the previous round's accepted reports: the direction the run is going. */
+  #direction: DeltaSketch | null = null
   #earlier: Array<{ round: number, sketch: DeltaSketch }> = []
   #norms: number[] = []
   #scores: number[] = []
@@ -106,6 +115,11 @@ export class ReportScreen {
 
   /** A new round starts: this round's accepted sketches become earlier ones. */
   openRound (round: number): void {
+    if (this.#current.length > 0) {
+      const mean = new Float32Array(this.#current[0]!.length)
+      for (const sketch of this.#current) for (let i = 0; i < mean.length; i++) mean[i]! += sketch[i]! / this.#current.length
+      this.#direction = mean
+    }
     if (this.#round !== null) for (const sketch of this.#current) this.#earlier.push({ round: this.#round, sketch })
     this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
     this.#current = []
@@ -136,6 +150,12 @@ export class ReportScreen {
       }
       if (norm > t.outsizedRatio * typical) {
         return verdict({ code: 'ERR_OUTSIZED', message: `the pseudo-gradient's norm ${norm.toExponential(2)} is over ${t.outsizedRatio}× accepted reports' median ${typical.toExponential(2)}` })
+      }
+    }
+    if (this.#direction !== null) {
+      const agreement = cosineSimilarity(sketch, this.#direction)
+      if (agreement < t.minAgreement) {
+        return verdict({ code: 'ERR_UNRELATED', message: `the pseudo-gradient's direction is unrelated to what the previous round's accepted reports trained (cosine ${agreement.toFixed(3)}, under ${t.minAgreement})` })
       }
     }
     for (const other of this.#current) {
