@@ -9,6 +9,7 @@ test('the default form with a name is a valid spec that stops after 100 rounds o
   assert.equal(spec.tokenTarget, undefined)
   assert.deepEqual(spec.dataset, { source: 'demo-corpus' })
   assert.equal(spec.recipe?.innerSteps, 20)
+  assert.deepEqual(spec.defences, { aggregation: 'mean', screening: false })
   assert.equal(validateSpec(spec).size, 0)
 })
 

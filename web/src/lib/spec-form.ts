@@ -49,6 +49,8 @@ export interface SpecForm {
   fundingGoalUsd: string
   keepEvery: string
   license: string
+  aggregation: 'mean' | 'trimmed-mean' | 'median' | 'centered-clip'
+  screening: boolean
 }
 
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
@@ -74,7 +76,9 @@ export function initialForm (): SpecForm {
     computeGoalGpuHours: '',
     fundingGoalUsd: '',
     keepEvery: String(d.retention.keepEvery),
-    license: d.license
+    license: d.license,
+    aggregation: d.defences.aggregation,
+    screening: d.defences.screening
   }
 }
 
@@ -106,7 +110,8 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null): RunS
     evalBatches: required(form.evalBatches),
     seed: required(form.seed),
     retention: { keepEvery: required(form.keepEvery) },
-    license: form.license
+    license: form.license,
+    defences: { aggregation: form.aggregation, screening: form.screening }
   }
   if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
   else spec.tokenTarget = required(form.tokenTarget)

@@ -335,7 +335,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
             Each node trains {innerSteps.toLocaleString()} × {recipeNumbers.batchSize.toLocaleString()} × {recipeNumbers.seqLen.toLocaleString()} = <strong className='num'>{tokensPerNodeRound.toLocaleString()} tokens</strong> per round.
           </p>
           <details className='explainer'>
-            <summary>Advanced: optimizer, codec, evaluation, checkpoints</summary>
+            <summary>Advanced: optimizer, codec, evaluation, checkpoints, defences</summary>
             <div className='field-grid'>
               {ADVANCED_RECIPE_FIELDS.map((f) => (
                 <NumberInput key={f.key} path={`recipe.${f.key}`} label={f.label} hint={f.hint} step={f.step} value={form.recipe[f.key]} onChange={(v) => { setRecipe(f.key, v) }} error={errorFor(`recipe.${f.key}`)} />
@@ -350,6 +350,20 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
               <NumberInput path='evalBatches' label='Evaluation batches' hint='held-out batches per checkpoint' value={form.evalBatches} onChange={(v) => { update({ evalBatches: v }, 'evalBatches') }} error={errorFor('evalBatches')} />
               <NumberInput path='seed' label='Seed' hint='initial weights' value={form.seed} onChange={(v) => { update({ seed: v }, 'seed') }} error={errorFor('seed')} />
               <NumberInput path='retention.keepEvery' label='Keep every Nth checkpoint' hint='round 0, every Nth round and the latest keep their weights; the rest are deleted as the run goes (1 keeps all)' value={form.keepEvery} onChange={(v) => { update({ keepEvery: v }, 'retention.keepEvery') }} error={errorFor('retention.keepEvery')} />
+              <Field id={fieldId('defences.aggregation')} label='Aggregation' hint='how a round’s reports become one update; all but the mean resist a few hostile nodes' field='defences.aggregation' error={errorFor('defences.aggregation')}>
+                <select id={fieldId('defences.aggregation')} className='input' value={form.aggregation} onChange={(e) => { update({ aggregation: e.target.value as SpecForm['aggregation'] }, 'defences.aggregation') }} data-testid='aggregation'>
+                  <option value='mean'>token-weighted mean (DiLoCo)</option>
+                  <option value='trimmed-mean'>trimmed mean (20% from each end)</option>
+                  <option value='median'>coordinate-wise median</option>
+                  <option value='centered-clip'>centered clipping</option>
+                </select>
+              </Field>
+              <Field id={fieldId('defences.screening')} label='Screening' hint='refuse near-zero, copied, replayed and harmful reports when they arrive' field='defences.screening'>
+                <label className='check-row'>
+                  <input id={fieldId('defences.screening')} type='checkbox' checked={form.screening} onChange={(e) => { update({ screening: e.target.checked }, 'defences.screening') }} data-testid='screening' />
+                  Screen every report
+                </label>
+              </Field>
               <Field id={fieldId('license')} label='Licence of the weights' hint='a Hugging Face licence id, written into every model card' error={errorFor('license')} field='license'>
                 <input id={fieldId('license')} name='license' className='input' value={form.license} list='license-ids' autoCapitalize='none' spellCheck={false} onChange={(e) => { update({ license: e.target.value }, 'license') }} {...fieldAria(fieldId('license'), errorFor('license'), 'a Hugging Face licence id, written into every model card')} />
                 <datalist id='license-ids'>{['apache-2.0', 'mit', 'cc-by-4.0', 'cc-by-sa-4.0', 'openrail', 'other'].map((id) => <option key={id} value={id} />)}</datalist>
@@ -415,7 +429,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {
