@@ -124,7 +124,7 @@ function Checkpoints ({ s }: { s: Statement }): ReactNode {
                   {c.sha256 === null
                     ? <span className='muted'>written when the round closes</span>
                     : c.state === 'written'
-                      ? <a className='statement-sha' href={`/api/checkpoints/${c.sha256}/config.json`} title={c.sha256}>{c.sha256.slice(0, 16)}…</a>
+                      ? <a className='statement-sha' href={`/api/checkpoints/${c.sha256}/`} title={c.sha256}>{c.sha256.slice(0, 16)}…</a>
                       : <span className='statement-sha muted' title={c.sha256}>{c.sha256.slice(0, 16)}…</span>}
                 </td>
                 <td className='num num-col' data-label='Tokens from here'>{formatCount(c.tokens)}</td>
