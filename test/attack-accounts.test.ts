@@ -2,25 +2,13 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { TRPCClientError } from '@trpc/client'
 import { startCoordinator, tempDir } from './support/cluster.ts'
 import { runCli } from './support/processes.ts'
 import { sessionClient } from './support/session-client.ts'
+import { refused } from './support/refusal.ts'
 import { createRunViaCli, tinyRunSpec } from './support/runs.ts'
 
 type Client = ReturnType<typeof sessionClient>
-
-/** The refusal's tRPC code and the coordinator's own code; fails if the call was allowed. */
-async function refused (call: Promise<unknown>): Promise<{ code: string, appCode: string | null, message: string }> {
-  try {
-    await call
-  } catch (err) {
-    assert.ok(err instanceof TRPCClientError, String(err))
-    const data = err.data as { code: string, appCode?: string | null }
-    return { code: data.code, appCode: data.appCode ?? null, message: err.message }
-  }
-  throw new Error('the call was allowed')
-}
 
 async function signUp (c: Client, input: Parameters<Client['auth']['signUp']['mutate']>[0]): Promise<unknown> {
   return await c.auth.signUp.mutate(input)

@@ -1,24 +1,12 @@
 import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import { join } from 'node:path'
-import { TRPCClientError } from '@trpc/client'
 import { Coordinator } from '@barnraise/coordinator'
 import { tempDir } from './support/cluster.ts'
 import { sessionClient } from './support/session-client.ts'
+import { refused } from './support/refusal.ts'
 
 type Client = ReturnType<typeof sessionClient>
-
-/** The refusal's tRPC code, the coordinator's own code and the message; fails if the call was allowed. */
-async function refused (call: Promise<unknown>): Promise<{ code: string, appCode: string | null, message: string }> {
-  try {
-    await call
-  } catch (err) {
-    assert.ok(err instanceof TRPCClientError, String(err))
-    const data = err.data as { code: string, appCode?: string | null }
-    return { code: data.code, appCode: data.appCode ?? null, message: err.message }
-  }
-  throw new Error('the call was allowed')
-}
 
 const TINY_RUN = { model: { preset: 'tiny' }, rounds: 3, recipe: { seqLen: 16, batchSize: 2 } }
 

@@ -1,16 +1,12 @@
 import { afterAll, beforeAll, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Kysely } from 'kysely'
-import { openDatabase } from '../db/open-database.ts'
 import type { Database } from '../db/schema.ts'
 import { DiskBlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import { createRun } from '../runs/runs.ts'
-import { createTestDatabase } from '../../../test/support/postgres.ts'
+import { openTestStore } from '../../../test/support/store.ts'
 import { FolderCache, checkpointFolder, runCheckpointFolders } from './checkpoint-folder.ts'
 
 let db: Kysely<Database>
@@ -18,12 +14,10 @@ let blobs: DiskBlobStore
 let cleanup: () => Promise<void>
 
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'barnraise-folders-'))
-  const fresh = await createTestDatabase()
-  const database = await openDatabase({ dataDir: dir, databaseUrl: fresh.url })
-  db = database.db
-  blobs = new DiskBlobStore(join(dir, 'blobs'))
-  cleanup = async () => { await database.close(); await fresh.drop(); await rm(dir, { recursive: true, force: true }) }
+  const store = await openTestStore('folders')
+  db = store.db
+  blobs = store.blobs
+  cleanup = store.close
 })
 afterAll(async () => { await cleanup() })
 

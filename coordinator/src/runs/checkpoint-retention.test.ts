@@ -1,18 +1,14 @@
 import { afterAll, beforeAll, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { randomBytes } from 'node:crypto'
-import { mkdtemp, rm } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import type { Kysely } from 'kysely'
-import { openDatabase } from '../db/open-database.ts'
 import type { Database } from '../db/schema.ts'
 import { DiskBlobStore } from '../blobs/blob-store.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { Logger } from '../log.ts'
 import { createRun } from './runs.ts'
-import { createTestDatabase } from '../../../test/support/postgres.ts'
+import { openTestStore } from '../../../test/support/store.ts'
 import { applyCheckpointRetention, keptByRetention, pruneAfterRound, retentionOf } from './checkpoint-retention.ts'
 import type { ResolvedRunSpec } from './runs.ts'
 
@@ -32,12 +28,10 @@ let cleanup: () => Promise<void>
 
 // One database for the file (a fresh one per test costs seconds of migrations); each test makes its own runs.
 beforeAll(async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'barnraise-retention-'))
-  const fresh = await createTestDatabase()
-  const database = await openDatabase({ dataDir: dir, databaseUrl: fresh.url })
-  db = database.db
-  blobs = new DiskBlobStore(join(dir, 'blobs'))
-  cleanup = async () => { await database.close(); await fresh.drop(); await rm(dir, { recursive: true, force: true }) }
+  const store = await openTestStore('retention')
+  db = store.db
+  blobs = store.blobs
+  cleanup = store.close
 })
 afterAll(async () => { await cleanup() })
 
