@@ -92,7 +92,7 @@ describe('limits that keep strangers from exhausting a coordinator', () => {
     await organizer.runs.create.mutate({ spec: { ...TINY_RUN, name: 'second' } })
     const before = await count('runs')
     const third = await refused(organizer.runs.create.mutate({ spec: { ...TINY_RUN, name: 'third' } }))
-    assert.equal(third.code, 'PAYLOAD_TOO_LARGE')
+    assert.equal(third.code, 'FORBIDDEN')
     assert.equal(third.appCode, 'ERR_QUOTA_EXCEEDED')
     assert.match(third.message, /2 unfinished runs .* allows 2 per organizer \(--max-open-runs\)/)
     assert.equal(await count('runs'), before, 'no run row was written')

@@ -35,7 +35,7 @@ const CODE_FOR: Record<CoordinatorError['code'], TRPCError['code']> = {
   ERR_NAME_TAKEN: 'CONFLICT',
   ERR_BUSY: 'TOO_MANY_REQUESTS',
   ERR_RATE_LIMITED: 'TOO_MANY_REQUESTS',
-  ERR_QUOTA_EXCEEDED: 'PAYLOAD_TOO_LARGE'
+  ERR_QUOTA_EXCEEDED: 'FORBIDDEN'
 }
 
 /** Domain errors become tRPC errors with a matching HTTP status and the message intact. */
