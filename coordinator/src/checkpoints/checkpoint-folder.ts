@@ -14,6 +14,9 @@ import { tarSize } from './tar-writer.ts'
 import { StampedCache } from './stamped-cache.ts'
 import type { TarEntry } from './tar-writer.ts'
 
+/** The one-file download of a folder, beside its files. */
+export const FOLDER_TAR = 'folder.tar'
+
 export interface CheckpointFolderDeps {
   db: Kysely<Database>
   blobs: BlobStore
@@ -312,7 +315,7 @@ export function checkpointSummary (f: CheckpointFolder) {
     folderName: f.folderName,
     url: `${base}/`,
     files: f.files.map((file) => ({ name: file.name, size: file.size, url: `${base}/${file.name}` })),
-    tar: f.status === 'available' ? { name: f.tarName, size: f.tarSize, url: `${base}/folder.tar` } : null
+    tar: f.status === 'available' ? { name: f.tarName, size: f.tarSize, url: `${base}/${FOLDER_TAR}` } : null
   }
 }
 

@@ -1,6 +1,6 @@
 import { CoordinatorError } from '../errors.ts'
 import { retentionOf } from '../runs/checkpoint-retention.ts'
-import { checkpointSummary, runCheckpointFolders } from './checkpoint-folder.ts'
+import { FOLDER_TAR, checkpointSummary, runCheckpointFolders } from './checkpoint-folder.ts'
 import type { CheckpointFolderDeps } from './checkpoint-folder.ts'
 import { UNSET_LICENSE } from './model-card.ts'
 
@@ -15,6 +15,8 @@ export async function listRunCheckpoints (deps: CheckpointFolderDeps, runId: str
     keepEvery: retentionOf(run.spec).keepEvery,
     license: spec.license ?? UNSET_LICENSE,
     latestUrl: `/api/runs/${runId}/checkpoints/latest/`,
+    /** the newest checkpoint's folder as one archive, at an address that follows the run */
+    latestTarUrl: `/api/runs/${runId}/checkpoints/latest/${FOLDER_TAR}`,
     checkpoints: folders.map(checkpointSummary).reverse()
   }
 }

@@ -4,14 +4,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { CheckpointFolder, CheckpointFolderDeps } from '../checkpoints/checkpoint-folder.ts'
-import { checkpointFolder, checkpointSummary, latestCheckpointFolder, runCheckpointFolders, tarEntries } from '../checkpoints/checkpoint-folder.ts'
+import { FOLDER_TAR, checkpointFolder, checkpointSummary, latestCheckpointFolder, runCheckpointFolders, tarEntries } from '../checkpoints/checkpoint-folder.ts'
 import { tarChunks } from '../checkpoints/tar-writer.ts'
 import { sendFile } from './send-file.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i
 const SHA = /^[0-9a-f]{64}$/i
-/** The one-file download of a folder, beside its files. */
-const FOLDER_TAR = 'folder.tar'
 /** How long a "latest" answer may be reused: short, so downloads move on to the next checkpoint. */
 const LATEST_MAX_AGE_S = 10
 /** The model card and the tar (which holds it) can change when names or the first loss arrive. */

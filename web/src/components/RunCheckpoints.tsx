@@ -188,7 +188,7 @@ export function RunCheckpoints ({ runId }: { runId: string }): ReactNode {
                 Each file also works on its own: <code>…/checkpoints/latest/config.json</code>.
               </p>
             </div>
-            <CommandBlock command={`curl -fL ${origin}${data.latestUrl}folder.tar | tar -x`} label='Download and unpack the newest checkpoint' wrap testId='latest-command' />
+            <CommandBlock command={`curl -fL ${origin}${data.latestTarUrl} | tar -x`} label='Download and unpack the newest checkpoint' wrap testId='latest-command' />
             <p className='muted small' data-testid='retention-note' data-keep-every={data.keepEvery}>
               {retentionText(data.keepEvery)}{pruned > 0 ? ` ${plural(pruned, 'checkpoint')} pruned so far.` : ''} Licence: <code data-testid='checkpoint-license'>{data.license}</code>.
             </p>
