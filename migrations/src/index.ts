@@ -9,6 +9,7 @@ import * as ledgerExecutor from './migrations/2026-11-23-0002-ledger-executor.ts
 import * as ledgerHeads from './migrations/2026-11-23-0003-ledger-heads.ts'
 import * as labServing from './migrations/2026-11-23-0005-lab-serving.ts'
 import * as invitations from './migrations/2026-11-23-0006-invitations.ts'
+import * as scoresAndQuarantine from './migrations/2026-12-04-0001-scores-and-quarantine.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -20,7 +21,8 @@ export const migrations: Record<string, Migration> = {
   '2026-11-23-0002-ledger-executor': ledgerExecutor,
   '2026-11-23-0003-ledger-heads': ledgerHeads,
   '2026-11-23-0005-lab-serving': labServing,
-  '2026-11-23-0006-invitations': invitations
+  '2026-11-23-0006-invitations': invitations,
+  '2026-12-04-0001-scores-and-quarantine': scoresAndQuarantine
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -53,12 +53,12 @@ test('ledger JSON: any JSON or bytes parse into rows or throw LedgerFormatError;
 
 test('ledger chain: changing any hashed field of any row, organization and node included, fails verification', async () => {
   const rows = await chain(4)
-  const fields = ['round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'executor'] as const
+  const fields = ['round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'executor', 'score'] as const
   const replacement = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.constant(null), fc.constant('refused'))
   await fc.assert(fc.asyncProperty(fc.nat({ max: 3 }), fc.constantFrom(...fields), replacement, fc.boolean(), async (at, field, value, rehash) => {
     const altered = rows.map((r) => ({ ...r }))
     const row = altered[at] as unknown as Record<string, unknown>
-    fc.pre(row[field] !== value && !(field === 'executor' && value === null))
+    fc.pre(row[field] !== value && !((field === 'executor' || field === 'score') && value === null))
     row[field] = value
     // A careful forger re-hashes the row and re-chains the rest.
     if (rehash && field !== 'hash') {
@@ -68,7 +68,7 @@ test('ledger chain: changing any hashed field of any row, organization and node 
       }
     }
     const verdict = await verifyLedger(runId, altered)
-    const unsigned = field === 'nodeId' || field === 'organizationId' || field === 'reason' || (field === 'outcome' && value === 'refused')
+    const unsigned = field === 'nodeId' || field === 'organizationId' || field === 'reason' || field === 'score' || (field === 'outcome' && value === 'refused')
     if (rehash && unsigned) {
       // Not in what the node signed, and re-chained: the chain alone cannot tell; a kept head can.
       const key = await generateKeyPair('Ed25519')

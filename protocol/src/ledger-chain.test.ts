@@ -108,6 +108,25 @@ test('metadata without an executor signs the exact v1 bytes, so rows from before
     `["barnraise-report-v1","${runId}",1,"${runId}","p",1,0.5,[2.5],"int8",3,"${'c'.repeat(64)}"]`)
 })
 
+test('a scored row (v3) chains after unscored ones; its score is hashed, and a row without one hashes as before', async () => {
+  const rows = await chain(3)
+  const unscored = await ledgerEntryHash(rows[2]!)
+  assert.equal(await ledgerEntryHash({ ...rows[2]!, score: null }), unscored, 'a null score hashes like a row from before the field')
+  // Re-score the last two rows, as a coordinator that screens reports writes them.
+  for (const i of [1, 2]) {
+    rows[i]!.prevHash = rows[i - 1]!.hash
+    rows[i]!.score = i === 1 ? -0.25 : 0.0125
+    rows[i]!.hash = await ledgerEntryHash(rows[i]!)
+  }
+  assert.deepEqual(await verifyLedger(runId, rows), { ok: true, rows: 3 })
+  assert.deepEqual(parseLedgerJson(JSON.stringify(rows)).map((r) => r.score ?? null), [null, -0.25, 0.0125])
+  const inflated = rows.map((r) => ({ ...r }))
+  inflated[1]!.score = 0.5
+  const verdict = await verifyLedger(runId, inflated)
+  assert.equal(!verdict.ok && verdict.seq, 2)
+  assert.throws(() => parseLedgerJson(JSON.stringify([{ ...rows[1], score: 'high' }])), /score/)
+})
+
 test('a second accepted row for one work unit is refused even when each row is signed and chained', async () => {
   const rows = await chain(3)
   // Replay row 1 (accepted, signed) as a fourth row, correctly chained.

@@ -29,6 +29,12 @@ export interface LedgerEntry {
    * absent on rows from before the field existed and on refusals that did not say.
    */
   executor?: string | null
+  /**
+   * The loss the report removed on held-out data no node trained on (positive helps), as the
+   * coordinator measured it when the run screens reports; null or absent when not scored.
+   * Hashed, not signed: it is the coordinator's measurement, not the node's claim.
+   */
+  score?: number | null
 }
 
 export type LedgerEntryFields = Omit<LedgerEntry, 'seq' | 'hash' | 'createdAt'>
@@ -48,7 +54,8 @@ export async function ledgerGenesisHash (runId: string): Promise<string> {
 /**
  * The hash that chains a row: sha256 over its fields in a fixed order, including the previous
  * hash. A row with an executor hashes as `barnraise-ledger-v2` with the executor last; a row
- * without one hashes exactly as before the field existed, so old chains still verify.
+ * without one hashes exactly as before the field existed, so old chains still verify. A scored
+ * row hashes as `barnraise-ledger-v3`, with the executor (or null) and then the score.
  */
 export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   const fields = [
@@ -56,6 +63,8 @@ export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
     e.tokens, e.computeSeconds, e.outcome, e.reason, e.metadata, e.signature, e.prevHash
   ]
   const executor = e.executor ?? null
+  const score = e.score ?? null
+  if (score !== null) return await sha256Hex(JSON.stringify(['barnraise-ledger-v3', ...fields, executor, score]))
   return await sha256Hex(JSON.stringify(executor === null ? ['barnraise-ledger-v1', ...fields] : ['barnraise-ledger-v2', ...fields, executor]))
 }
 
@@ -119,7 +128,8 @@ export const ledgerEntrySchema = z.object({
   prevHash: sha256HexSchema,
   hash: sha256HexSchema,
   createdAt: z.string().max(64).optional(),
-  executor: nullableText(32).optional()
+  executor: nullableText(32).optional(),
+  score: z.number().finite().nullable().optional()
 })
 
 function parseJsonText (text: string, what: string): unknown {

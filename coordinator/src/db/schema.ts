@@ -76,6 +76,12 @@ export interface NodesTable {
   first_seen_at: Timestamp
   last_seen_at: Timestamp
   revoked_at: NullableTimestamp
+  /** set while the node's reports are scored but neither folded nor credited (see nodes/reputation.ts) */
+  quarantined_at: NullableTimestamp
+  quarantine_reason: string | null
+  /** the last release from quarantine: flags before it no longer count */
+  reviewed_at: NullableTimestamp
+  reviewed_by: string | null
 }
 
 export type RunStatus = 'draft' | 'running' | 'paused' | 'completed' | 'failed'
@@ -178,6 +184,8 @@ export interface LedgerTable {
   created_at: Generated<Date>
   /** what trained the report (typescript, torch-cpu, torch-cuda); null on rows from before reports said */
   executor: string | null
+  /** loss removed on held-out data, as the coordinator measured it; null where not scored */
+  score: number | null
 }
 
 /** A ledger head the coordinator signed at a round close (see protocol's ledgerHeadSchema). */

@@ -32,7 +32,8 @@ export async function appendLedgerEntry (trx: Transaction<Database>, entry: NewL
     signature: fields.signature,
     prev_hash: prevHash,
     hash,
-    executor: fields.executor
+    executor: fields.executor,
+    score: fields.score ?? null
   }).returning(['seq', 'created_at']).executeTakeFirstOrThrow()
   return { ...fields, seq: row.seq, hash, createdAt: row.created_at.toISOString() }
 }
@@ -57,11 +58,12 @@ export async function readLedger (db: Kysely<Database>, runId: string): Promise<
     prevHash: r.prev_hash,
     hash: r.hash,
     createdAt: r.created_at.toISOString(),
-    executor: r.executor
+    executor: r.executor,
+    score: r.score
   }))
 }
 
-const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor']
+const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor', 'score']
 
 function csvField (value: unknown): string {
   if (value === null || value === undefined) return ''

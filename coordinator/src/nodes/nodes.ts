@@ -3,6 +3,8 @@ import type { EnrollRequest, HardwareProfile } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { consumeEnrollmentToken } from './enrollment-tokens.ts'
+import { nodeRecords } from './reputation.ts'
+import type { NodeRecord } from './reputation.ts'
 
 export interface EnrolledNode {
   nodeId: string
@@ -85,6 +87,10 @@ export interface NodeSummary {
   lastSeenAt: string
   revoked: boolean
   online: boolean
+  /** Set while the node's reports are scored but neither folded nor credited. */
+  quarantine: { since: string, reason: string } | null
+  /** Its verdicts since its last review (public: funders and organizers weigh a node by them); null before any. */
+  record: NodeRecord | null
 }
 
 /** Lists nodes, newest first; `online` comes from the live connection set, not the database. */
@@ -96,6 +102,7 @@ export async function listNodes (db: Kysely<Database>, isOnline: (peerId: string
     .orderBy('nodes.first_seen_at', 'desc')
   if (organizationId !== undefined) query = query.where('nodes.organization_id', '=', organizationId)
   const rows = await query.execute()
+  const records = await nodeRecords(db)
   return rows.map((r) => ({
     id: r.id,
     peerId: r.peer_id,
@@ -107,7 +114,9 @@ export async function listNodes (db: Kysely<Database>, isOnline: (peerId: string
     firstSeenAt: r.first_seen_at.toISOString(),
     lastSeenAt: r.last_seen_at.toISOString(),
     revoked: r.revoked_at !== null,
-    online: r.revoked_at === null && isOnline(r.peer_id)
+    online: r.revoked_at === null && isOnline(r.peer_id),
+    quarantine: r.quarantined_at === null ? null : { since: r.quarantined_at.toISOString(), reason: r.quarantine_reason ?? '' },
+    record: records.get(r.id) ?? null
   }))
 }
 

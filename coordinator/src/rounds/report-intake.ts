@@ -12,10 +12,12 @@ import type { NewLedgerEntry } from '../ledger/ledger.ts'
 import { l2Norm } from './accumulator.ts'
 import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
-import { ReportRefusal, refuseNamed, refuseSpent } from './report-refusal.ts'
+import { ReportRefusal, refuseNamed, refuseScored, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
-import type { ReportScreen, ScreenVerdict } from '@barnraise/trainer'
+import { ReportScreen } from '@barnraise/trainer'
+import type { ScreenVerdict } from '@barnraise/trainer'
 import { SCORING_MAX_PARAMS, defencesOf } from '../runs/run-plan.ts'
+import { FLAG_CODES, quarantineIfWarranted } from '../nodes/reputation.ts'
 
 type Refusal = { ok: false, code: string, message: string }
 
@@ -189,20 +191,24 @@ export class ReportIntake implements ReportSink {
     if (norm === 0) throw refuseSpent(a.id, 'ERR_EMPTY_DELTA', 'the pseudo-gradient is all zeros: the unit trained nothing, and earns nothing')
     const bound = this.#o.normBoundRatio * Math.max(1, l2Norm(theta))
     if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
-    const screened = await this.#screen(m, a, delta)
-    const acc = await this.#cache.accumulator(m.runId, a.round_id)
     const node = await this.#node(peerId)
     if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
+    const screened = await this.#screen(m, a, delta, node.quarantine_reason !== null)
+    if (node.quarantine_reason !== null) {
+      const score = screened?.verdict.score ?? null
+      throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
+    }
+    const acc = await this.#cache.accumulator(m.runId, a.round_id)
     await db.transaction().execute(async (trx) => {
       await this.#o.blobs.put(payload)
       await trx.insertInto('blobs').values({ sha256: sha, size: payload.byteLength, kind: 'report', meta: JSON.stringify({ assignmentId: a.id }) })
         .onConflict((oc) => oc.column('sha256').doNothing()).execute()
       await trx.updateTable('assignments').set({ status: 'accepted', report_blob: sha, resolved_at: new Date() }).where('id', '=', a.id).execute()
       await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', a.round_id).execute()
-      await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'accepted', assignmentId: a.id }))
+      await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'accepted', assignmentId: a.id, score: screened?.verdict.score ?? null }))
     })
     acc.fold(delta, m.tokens, m.lossCurve.at(-1))
-    if (screened !== null) screened.screen.admit(screened.verdict)
+    if (screened?.screen != null) screened.screen.admit(screened.verdict)
     this.#o.log.info('report accepted', { peerId, runId: m.runId, round: m.round, tokens: m.tokens, norm, score: screened?.verdict.score ?? undefined })
     this.#o.changes.publish('ledger', m.runId)
     return { ok: true, outcome: 'accepted', duplicate: false }
@@ -211,13 +217,15 @@ export class ReportIntake implements ReportSink {
   /**
    * When the run screens reports: this report's verdict against what was accepted before it
    * (scored on held-out data when the model is small enough for the coordinator to do it).
-   * Throws the exclusion as a refusal that spends the unit; returns what to record once the
-   * report is committed, or null when the run does not screen.
+   * Throws the exclusion as a refusal that spends the unit (with its score); returns what to
+   * record once the report is committed, or null when the run does not screen. A quarantined
+   * node's report is scored even where the run does not screen, so its reviewer sees how it
+   * behaves now.
    */
-  async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, delta: Float32Array): Promise<{ screen: ReportScreen, verdict: ScreenVerdict } | null> {
+  async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, delta: Float32Array, quarantined: boolean): Promise<{ screen: ReportScreen | null, verdict: ScreenVerdict } | null> {
     const spec = await this.#cache.spec(m.runId)
-    if (!defencesOf(spec).screening) return null
-    const screen = await this.#cache.screen(m.runId, a.round_id, m.round)
+    const screening = defencesOf(spec).screening
+    if (!screening && !quarantined) return null
     const heldOut = spec.paramCount <= SCORING_MAX_PARAMS
       ? {
           base: await this.#cache.scoringLoss(m.runId, a.base_checkpoint),
@@ -225,8 +233,14 @@ export class ReportIntake implements ReportSink {
           reversed: await this.#cache.scoringLoss(m.runId, a.base_checkpoint, delta, true)
         }
       : undefined
-    const verdict = screen.check({ id: a.id, delta, tokens: m.tokens, claimedLoss: m.lossCurve.at(-1) }, heldOut)
-    if (verdict.exclusion !== null) throw refuseSpent(a.id, verdict.exclusion.code, verdict.exclusion.message)
+    const report = { id: a.id, delta, tokens: m.tokens, claimedLoss: m.lossCurve.at(-1) }
+    if (!screening) {
+      // Scored only: a fresh screen has no reference, so it names no exclusion beyond "uphill".
+      return { screen: null, verdict: new ReportScreen().check(report, heldOut) }
+    }
+    const screen = await this.#cache.screen(m.runId, a.round_id, m.round)
+    const verdict = screen.check(report, heldOut)
+    if (verdict.exclusion !== null) throw refuseScored(a.id, verdict.exclusion.code, verdict.exclusion.message, verdict.score)
     return { screen, verdict }
   }
 
@@ -243,22 +257,29 @@ export class ReportIntake implements ReportSink {
     if (refusal.assignmentId === null) return
     const node = await this.#node(peerId)
     if (node === undefined) return
-    await db.transaction().execute(async (trx) => {
+    const quarantined = await db.transaction().execute(async (trx) => {
       if (refusal.unit.kind === 'spent') {
         await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
           .where('id', '=', refusal.unit.assignmentId).where('status', '=', 'assigned').execute()
       }
       await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'refused', refusal }))
+      return FLAG_CODES.has(refusal.code) ? await quarantineIfWarranted(trx, node.id) : null
     })
+    if (quarantined !== null) {
+      this.#o.log.warn('node quarantined', { peerId, nodeId: node.id, reason: quarantined })
+      this.#o.changes.publish('nodes')
+    }
     this.#o.changes.publish('ledger', m.runId)
   }
 
-  async #node (peerId: string): Promise<{ id: string, organization_id: string } | undefined> {
-    return await this.#o.db.selectFrom('nodes').select(['id', 'organization_id']).where('peer_id', '=', peerId).executeTakeFirst()
+  async #node (peerId: string): Promise<{ id: string, organization_id: string, quarantine_reason: string | null } | undefined> {
+    const node = await this.#o.db.selectFrom('nodes').select(['id', 'organization_id', 'quarantined_at', 'quarantine_reason']).where('peer_id', '=', peerId).executeTakeFirst()
+    if (node === undefined) return undefined
+    return { id: node.id, organization_id: node.organization_id, quarantine_reason: node.quarantined_at === null ? null : node.quarantine_reason ?? 'quarantined' }
   }
 }
 
-type Verdict = { outcome: 'accepted', assignmentId: string } | { outcome: 'refused', refusal: ReportRefusal }
+type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null } | { outcome: 'refused', refusal: ReportRefusal }
 
 /**
  * The ledger row for a report's verdict. An accepted row carries the signed metadata and
@@ -271,12 +292,17 @@ function verdictEntry (peerId: string, header: ReportHeader, node: { id: string,
   if (verdict.outcome === 'accepted') {
     return {
       ...who, assignmentId: verdict.assignmentId, tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null,
-      metadata: canonicalReportMetadataText(m), signature: header.signature
+      metadata: canonicalReportMetadataText(m), signature: header.signature, score: finiteOrNull(verdict.score)
     }
   }
   const { refusal } = verdict
   return {
     ...who, assignmentId: refusal.assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${refusal.code}: ${refusal.message}`,
-    metadata: null, signature: null
+    metadata: null, signature: null, score: finiteOrNull(refusal.score)
   }
+}
+
+/** Scores go on the ledger only when finite (a report that diverges the model scores -Infinity: its reason says so). */
+function finiteOrNull (score: number | null): number | null {
+  return score !== null && Number.isFinite(score) ? score : null
 }

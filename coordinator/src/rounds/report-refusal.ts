@@ -15,6 +15,7 @@ export type ReportRefusalCode =
   | 'ERR_NORM_BOUND'
   | 'ERR_EMPTY_DELTA'
   | 'ERR_RATE_LIMITED'
+  | 'ERR_QUARANTINED'
   | ExclusionCode
 
 /**
@@ -30,10 +31,13 @@ export type RefusedUnit =
 /** A report turned away: its code, a message the node's operator can act on, and the unit it names. */
 export class ReportRefusal extends CodedError<ReportRefusalCode> {
   readonly unit: RefusedUnit
+  /** The loss the report removed on held-out data, when it was scored before being turned away. */
+  readonly score: number | null
 
-  constructor (code: ReportRefusalCode, message: string, unit: RefusedUnit = { kind: 'none' }) {
+  constructor (code: ReportRefusalCode, message: string, unit: RefusedUnit = { kind: 'none' }, score: number | null = null) {
     super(code, message)
     this.unit = unit
+    this.score = score
   }
 
   /** The assignment the ledger row names, if any. */
@@ -50,4 +54,9 @@ export function refuseNamed (assignmentId: string, code: ReportRefusalCode, mess
 /** Refusals that spend the unit: the report was this unit's answer, and a bad one. */
 export function refuseSpent (assignmentId: string, code: ReportRefusalCode, message: string): ReportRefusal {
   return new ReportRefusal(code, message, { kind: 'spent', assignmentId })
+}
+
+/** A refusal that spends the unit after the report was scored: the ledger row keeps its score. */
+export function refuseScored (assignmentId: string, code: ReportRefusalCode, message: string, score: number | null): ReportRefusal {
+  return new ReportRefusal(code, message, { kind: 'spent', assignmentId }, score !== null && Number.isFinite(score) ? score : null)
 }

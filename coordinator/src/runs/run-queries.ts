@@ -51,9 +51,12 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
   const checkpoints = await db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).orderBy('round').execute()
   const rounds = await db.selectFrom('rounds').selectAll().where('run_id', '=', runId).orderBy('opened_at').execute()
   const assignments = await db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
-    .select(['assignments.round_id', 'assignments.status', 'assignments.tokens', 'nodes.name', 'nodes.id as node_id'])
+    .select(['assignments.id', 'assignments.round_id', 'assignments.status', 'assignments.tokens', 'nodes.name', 'nodes.id as node_id'])
     .where('assignments.run_id', '=', runId).execute()
-  const refusals = await db.selectFrom('ledger').select(['round', 'reason', 'peer_id']).where('run_id', '=', runId).where('outcome', '=', 'refused').execute()
+  const verdicts = await db.selectFrom('ledger').select(['round', 'reason', 'peer_id', 'outcome', 'assignment_id', 'score']).where('run_id', '=', runId).orderBy('seq').execute()
+  const refusals = verdicts.filter((v) => v.outcome === 'refused')
+  // A unit's score is the one its verdict row recorded (the coordinator scores each report once).
+  const scoreOf = new Map(verdicts.filter((v) => v.assignment_id !== null && v.score !== null).map((v) => [v.assignment_id!, v.score!]))
   const spec = run.spec
   return {
     summary: summarize(run, checkpoints.filter((c) => c.val_loss !== null).at(-1)?.val_loss ?? null),
@@ -72,8 +75,8 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
         tokens: r.tokens,
         trainLoss: r.train_loss,
         valLoss: r.val_loss,
-        participants: mine.map((a) => ({ nodeId: a.node_id, name: a.name, status: a.status, tokens: a.tokens })),
-        refusals: refusals.filter((x) => x.round === r.number).map((x) => ({ peerId: x.peer_id, reason: x.reason ?? '' }))
+        participants: mine.map((a) => ({ nodeId: a.node_id, name: a.name, status: a.status, tokens: a.tokens, score: scoreOf.get(a.id) ?? null })),
+        refusals: refusals.filter((x) => x.round === r.number).map((x) => ({ peerId: x.peer_id, reason: x.reason ?? '', score: x.score }))
       }
     })
   }

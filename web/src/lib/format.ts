@@ -82,6 +82,12 @@ export function formatLoss (loss: number | null | undefined): string {
   return loss === null || loss === undefined ? '—' : loss.toFixed(3)
 }
 
+/** A report's score (loss removed on held-out data): signed, "+0.0123"; "—" when not scored. */
+export function formatScore (score: number | null | undefined): string {
+  if (score === null || score === undefined) return '—'
+  return `${score >= 0 ? '+' : '−'}${Math.abs(score).toFixed(4)}`
+}
+
 /** 75 → "1 min 15 s". */
 export function formatDuration (seconds: number): string {
   if (seconds < 60) return `${seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)} s`

@@ -5,7 +5,7 @@ import type { LedgerEntry, LedgerVerdict } from '@barnraise/protocol/ledger-chai
 import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs, RunSummary } from '../lib/trpc.ts'
 import { useNow } from '../lib/time.ts'
-import { formatCount, formatHours, plural, shortHash, shortPeerId } from '../lib/format.ts'
+import { formatCount, formatHours, formatScore, plural, shortHash, shortPeerId } from '../lib/format.ts'
 import { formatDeviceHours } from '../lib/pledge-units.ts'
 import { Link, navigate } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
@@ -99,7 +99,7 @@ function EntriesTable ({ entries, badSeq, filter, nodeNames }: { entries: Ledger
               <thead>
                 <tr>
                   <th scope='col'>Entry</th><th scope='col' className='num-col'>Round</th><th scope='col'>Node</th><th scope='col'>Outcome</th>
-                  <th scope='col' className='num-col'>Tokens</th><th scope='col' className='num-col'>Compute</th><th scope='col'>Hash</th><th scope='col'>Recorded</th>
+                  <th scope='col' className='num-col'>Tokens</th><th scope='col' className='num-col'>Compute</th><th scope='col' className='num-col' title='Loss the report removed on held-out data, as the coordinator measured it'>Score</th><th scope='col'>Hash</th><th scope='col'>Recorded</th>
                 </tr>
               </thead>
               <tbody>
@@ -116,6 +116,7 @@ function EntriesTable ({ entries, badSeq, filter, nodeNames }: { entries: Ledger
                     </td>
                     <td data-label='Tokens' className='num num-col'>{formatCount(e.tokens)}</td>
                     <td data-label='Compute' className='num num-col'>{e.computeSeconds.toFixed(1)} s</td>
+                    <td data-label='Score' className='num num-col' data-testid='entry-score'>{formatScore(e.score)}</td>
                     <td data-label='Hash'><span className='mono small' title={`hash ${e.hash}\nprev ${e.prevHash}`}>{shortHash(e.hash)}</span></td>
                     <td data-label='Recorded' className='nowrap'>{e.createdAt !== undefined ? <RelativeTime iso={e.createdAt} now={now} /> : '—'}</td>
                   </tr>

@@ -1,12 +1,14 @@
-import { useQuery } from '@tanstack/react-query'
+import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import type { ReactNode } from 'react'
 import { useTRPC } from '../lib/trpc.ts'
 import { Link } from '../lib/router.tsx'
 import type { NodeSummary } from '../lib/trpc.ts'
 import { useNow } from '../lib/time.ts'
-import { cleanCpuModel, formatGiB, formatGpuMemory, groupGpus, shortPeerId } from '../lib/format.ts'
+import { cleanCpuModel, formatCount, formatGiB, formatGpuMemory, formatScore, groupGpus, shortPeerId } from '../lib/format.ts'
+import { apiErrorMessage } from '../lib/errors.ts'
 import { PageHeader } from '../components/PageHeader.tsx'
-import { NodeStatusBadge } from '../components/Badge.tsx'
+import { Badge, NodeStatusBadge } from '../components/Badge.tsx'
+import { ConfirmButton } from '../components/ConfirmButton.tsx'
 import { EmptyState, ErrorState, LoadingRows, StaleBanner } from '../components/States.tsx'
 import { CommandBlock } from '../components/CommandBlock.tsx'
 import { advertisedMultiaddr, agentJoinCommand, loopbackOnly } from '@barnraise/protocol/join-command'
@@ -84,10 +86,49 @@ function Gpus ({ gpus }: { gpus: NodeSummary['hardware']['gpus'] }): ReactNode {
   )
 }
 
+/**
+ * A node's verdicts since its last review: reports folded, reports excluded (by reason) and its
+ * mean score; and, while it is quarantined, why, with a release for those who may review it.
+ */
+function NodeRecordCell ({ node }: { node: NodeSummary }): ReactNode {
+  const trpc = useTRPC()
+  const queryClient = useQueryClient()
+  const release = useMutation(trpc.nodes.release.mutationOptions({
+    onSuccess: async () => { await queryClient.invalidateQueries({ queryKey: trpc.nodes.list.queryKey() }) }
+  }))
+  const r = node.record
+  const flags = r === null ? [] : Object.entries(r.flags)
+  const flagged = flags.reduce((sum, [, n]) => sum + n, 0)
+  return (
+    <div data-testid='node-record'>
+      {node.quarantine !== null && (
+        <div className='quarantine' data-testid='node-quarantine'>
+          <Badge tone='danger'>Quarantined</Badge>
+          <div className='small'>{node.quarantine.reason}. Its reports are scored but not folded or credited until someone reviews it.</div>
+          {r !== null && r.passedWhileQuarantined > 0 && <div className='small muted'>{formatCount(r.passedWhileQuarantined)} report{r.passedWhileQuarantined === 1 ? '' : 's'} passed screening since.</div>}
+          {node.mayReview && (
+            <ConfirmButton label='Release…' confirmLabel='Release' cancelLabel='Keep' pending={release.isPending} onConfirm={() => { release.mutate({ id: node.id }) }} testId='node-release' ariaLabel={`Release ${node.name} from quarantine`} />
+          )}
+          {release.isError && <p className='field-error' role='alert'>{apiErrorMessage(release.error)}</p>}
+        </div>
+      )}
+      {r === null
+        ? <span className='muted'>no reports yet</span>
+        : (
+          <div className='small'>
+            <span className='num'>{formatCount(r.folded)}</span> folded
+            {flagged > 0 && <> · <span className='danger-inline num' title={flags.map(([code, n]) => `${code} ×${n}`).join(', ')}>{formatCount(flagged)} excluded</span></>}
+            {r.meanScore !== null && <div className='muted num' title='Mean loss its reports removed on held-out data'>mean score {formatScore(r.meanScore)}</div>}
+          </div>
+          )}
+    </div>
+  )
+}
+
 function NodeRow ({ node, now }: { node: NodeSummary, now: number }): ReactNode {
   const hw = node.hardware
   return (
-    <tr data-testid='node-row' data-peer-id={node.peerId} data-node-id={node.id} className={node.online ? undefined : 'row-dim'}>
+    <tr data-testid='node-row' data-peer-id={node.peerId} data-node-id={node.id} data-quarantined={node.quarantine !== null} className={node.online ? undefined : 'row-dim'}>
       <td className='cell-primary' data-label='Node'>
         <div className='node-name' data-testid='node-name'>{node.name}</div>
         <div className='mono muted small' title={node.peerId}>{shortPeerId(node.peerId)}</div>
@@ -104,6 +145,7 @@ function NodeRow ({ node, now }: { node: NodeSummary, now: number }): ReactNode 
       </td>
       <td data-label='Memory' className='num nowrap' data-testid='node-memory'>{formatGiB(hw.memoryBytes)}</td>
       <td data-label='GPUs' data-testid='node-gpus'><Gpus gpus={hw.gpus} /></td>
+      <td data-label='Record'><NodeRecordCell node={node} /></td>
       <td data-label='Agent' className='nowrap'><span className='mono small'>{node.agentVersion ?? '—'}</span></td>
       <td data-label='First seen' className='nowrap'><RelativeTime iso={node.firstSeenAt} now={now} /></td>
       <td data-label='Last seen' className='nowrap'><RelativeTime iso={node.lastSeenAt} now={now} testId='node-last-seen' /></td>
@@ -125,6 +167,7 @@ function NodesTable ({ nodes }: { nodes: NodeSummary[] }): ReactNode {
             <th scope='col'>CPU</th>
             <th scope='col'>Memory</th>
             <th scope='col'>GPUs</th>
+            <th scope='col' title='Reports folded and excluded since its last review'>Record</th>
             <th scope='col'>Agent</th>
             <th scope='col'>First seen</th>
             <th scope='col'>Last seen</th>

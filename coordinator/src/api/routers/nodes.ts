@@ -1,6 +1,8 @@
 import { z } from 'zod'
 import { listNodes, nodeForViewer, revokeNode } from '../../nodes/nodes.ts'
-import { publicProcedure, roleProcedure, router } from '../trpc.ts'
+import { releaseNode } from '../../nodes/reputation.ts'
+import { protectedProcedure, publicProcedure, roleProcedure, router } from '../trpc.ts'
+import type { ApiContext } from '../context.ts'
 
 export const nodesRouter = router({
   /**
@@ -11,8 +13,20 @@ export const nodesRouter = router({
     .input(z.object({ organizationId: z.string().uuid().optional() }).optional())
     .query(async ({ ctx, input }) => {
       const nodes = await listNodes(ctx.db, (peerId) => ctx.presence.isOnline(peerId), input?.organizationId)
-      return nodes.map((n) => ({ ...nodeForViewer(n, ctx.user), status: n.online ? (ctx.presence.get(n.peerId)?.status ?? 'idle') : 'offline' }))
+      const reviewable = await reviewableNodes(ctx)
+      return nodes.map((n) => ({
+        ...nodeForViewer(n, ctx.user),
+        status: n.online ? (ctx.presence.get(n.peerId)?.status ?? 'idle') : 'offline',
+        mayReview: reviewable(n)
+      }))
     }),
+  /** Releases a quarantined node after review (an admin, its lab admin, or an organizer of a run it reported to). */
+  release: protectedProcedure.input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {
+    await releaseNode(ctx.db, ctx.user, input.id)
+    ctx.log.info('node released from quarantine', { nodeId: input.id, by: ctx.user.id })
+    ctx.changes.publish('nodes')
+    return { ok: true as const }
+  }),
   /** A lab admin revokes one of their organization's nodes (an admin, any node). */
   revoke: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {
     // A lab admin without an organization matches no node: the zero uuid is nobody's.
@@ -25,3 +39,16 @@ export const nodesRouter = router({
     return { ok: true as const }
   })
 })
+
+/** Which nodes the viewer may release from quarantine (see nodes/reputation.ts mayReviewNode), decided for the whole list at once. */
+async function reviewableNodes (ctx: ApiContext): Promise<(node: { id: string, organizationId: string }) => boolean> {
+  const viewer = ctx.user
+  if (viewer === null) return () => false
+  if (viewer.roles.includes('admin')) return () => true
+  const theirRuns = viewer.roles.includes('organizer')
+    ? new Set((await ctx.db.selectFrom('ledger').innerJoin('runs', 'runs.id', 'ledger.run_id').select('ledger.node_id').distinct()
+      .where('runs.created_by', '=', viewer.id).execute()).map((r) => r.node_id))
+    : new Set<string | null>()
+  const lab = viewer.roles.includes('lab_admin') ? viewer.organizationId : null
+  return (node) => node.organizationId === lab || theirRuns.has(node.id)
+}

@@ -1,13 +1,13 @@
 import { useState } from 'react'
 import type { ReactNode } from 'react'
 import { useMediaQuery, useNow } from '../../lib/time.ts'
-import { formatCount, formatDuration, formatLoss, shortPeerId, capitalize, plural } from '../../lib/format.ts'
+import { formatCount, formatDuration, formatLoss, formatScore, shortPeerId, capitalize, plural } from '../../lib/format.ts'
 import { Badge } from '../../components/Badge.tsx'
 import type { Round } from './run-types.ts'
 
 const ROUND_TONES = { open: 'info', closed: 'success', abandoned: 'neutral' } as const
 
-/** Every round, newest first: who took part, what was refused, tokens, losses and why it closed. */
+/** Every round, newest first: who took part (with each report's score), what was refused and why, tokens, losses and why it closed. */
 export function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
   const [showAll, setShowAll] = useState(false)
   const now = useNow(1_000)
@@ -55,6 +55,7 @@ export function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
                             {r.participants.map((p) => (
                               <li key={p.nodeId}>
                                 <span>{p.name}</span> <span className={`muted small status-${p.status}`}>· {p.status}{p.tokens > 0 ? `, ${formatCount(p.tokens)} tok` : ''}</span>
+                                {p.score !== null && <span className='muted small num' title='Loss this report removed on held-out data' data-testid='participant-score'> · score {formatScore(p.score)}</span>}
                               </li>
                             ))}
                           </ul>
@@ -65,7 +66,7 @@ export function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
                         ? <span className='muted'>none</span>
                         : (
                           <ul className='plain-list refusal-list'>
-                            {r.refusals.map((x, i) => <li key={i}><span className='mono small' title={x.peerId}>{shortPeerId(x.peerId)}</span> <span className='danger-inline'>{x.reason}</span></li>)}
+                            {r.refusals.map((x, i) => <li key={i}><span className='mono small' title={x.peerId}>{shortPeerId(x.peerId)}</span> <span className='danger-inline'>{x.reason}</span>{x.score !== null && <span className='muted small num'> (score {formatScore(x.score)})</span>}</li>)}
                           </ul>
                           )}
                     </td>
