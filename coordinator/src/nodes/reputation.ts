@@ -120,7 +120,8 @@ export async function releaseNode (db: Kysely<Database>, viewer: { id: string, r
   if (!await mayReviewNode(db, viewer, { id: node.id, organizationId: node.organization_id })) {
     throw new CoordinatorError('ERR_FORBIDDEN', 'only an admin, the node\'s lab admin, or an organizer of a run it reported to may review it')
   }
-  const released = await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null, reviewed_at: new Date(), reviewed_by: viewer.id })
+  // The database's clock, as the ledger's created_at is: the record restarts exactly here.
+  const released = await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null, reviewed_at: sql<Date>`clock_timestamp()`, reviewed_by: viewer.id })
     .where('id', '=', nodeId).where('quarantined_at', 'is not', null).executeTakeFirst()
   if (released.numUpdatedRows === 0n) throw new CoordinatorError('ERR_CONFLICT', 'this node is not quarantined; there is nothing to release')
 }

@@ -1,5 +1,6 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
+import { DESKTOP_CONTEXT, launchChromium, screenshot } from './support/browser.ts'
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'
 import { spawnCli } from './support/processes.ts'
@@ -7,7 +8,7 @@ import type { Spawned } from './support/processes.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import type { ApiCheckpoint } from './support/runs.ts'
 
-interface Row { outcome: string, round: number, peerId: string, tokens: number, reason: string | null }
+interface Row { outcome: string, round: number, peerId: string, tokens: number, reason: string | null, score: number | null }
 
 /** A hostile agent process (test/support/hostile-agent.ts); resolves with its peer id once it enrolled. */
 async function startHostile (attack: 'flip' | 'zero', coordinator: string, token: string): Promise<{ peerId: string, proc: Spawned }> {
@@ -18,7 +19,7 @@ async function startHostile (attack: 'flip' | 'zero', coordinator: string, token
 }
 
 describe('a run that screens its reports', () => {
-  test('a sign-flipping agent and a free rider among honest agents: the loss falls, neither earns credit, each refusal says why', async () => {
+  test('a sign-flipping agent and a free rider among honest agents: the loss falls, neither earns credit, each refusal says why; both are quarantined until an admin releases them on the Nodes page', async () => {
     const coordinator = await startCoordinator()
     const agents: RunningAgent[] = []
     const hostile: Array<{ peerId: string, proc: Spawned }> = []
@@ -56,10 +57,53 @@ describe('a run that screens its reports', () => {
       const zeros = of(freeRider.peerId).filter((r) => r.outcome === 'refused')
       assert.ok(zeros.length >= 3)
       for (const r of zeros) assert.match(r.reason ?? '', /^ERR_EMPTY_DELTA/)
-      // Every honest report was accepted.
+      // Every honest report was accepted, and scored: it lowered the held-out loss.
       for (const a of agents) {
         const rows = of(a.peerId)
         assert.ok(rows.length >= 3 && rows.every((r) => r.outcome === 'accepted'), `honest ${a.peerId}: ${rows.map((r) => r.reason ?? r.outcome).join(', ')}`)
+        for (const r of rows) assert.ok(r.score !== null && r.score > 0, `honest report of round ${r.round} scored ${r.score}`)
+      }
+      // The flipper's exclusions keep the score that condemned them; a zero delta is refused before scoring.
+      assert.ok(flips.every((r) => r.score !== null), `flipper scores: ${flips.map((r) => r.score).join(', ')}`)
+      assert.ok(flips.some((r) => r.score! < 0), 'a flipped update raises the held-out loss')
+      assert.ok(zeros.every((r) => r.score === null))
+      const csv = await (await fetch(new URL(`api/runs/${runId}/ledger.csv`, coordinator.url))).text()
+      assert.match(csv.split('\r\n')[0]!, /,executor,score$/)
+
+      // Both hostile nodes are quarantined, publicly, with why; no honest one is.
+      const browser = await launchChromium(60_000)
+      try {
+        const page = await (await browser.newContext(DESKTOP_CONTEXT)).newPage()
+        await page.goto(new URL('nodes', coordinator.url).toString())
+        const row = (peerId: string) => page.locator(`[data-testid=node-row][data-peer-id="${peerId}"]`)
+        for (const h of hostile) {
+          await row(h.peerId).and(page.locator('[data-quarantined=true]')).waitFor({ timeout: 30_000 })
+          assert.match(await row(h.peerId).getByTestId('node-quarantine').innerText(), /Quarantined[\s\S]*of its last \d+ judged reports were excluded \((ERR_[A-Z_]+( ×\d)?(, )?)+\)/)
+          assert.equal(await row(h.peerId).getByTestId('node-release').count(), 0, 'a visitor cannot release it')
+        }
+        assert.match(await row(freeRider.peerId).getByTestId('node-quarantine').innerText(), /ERR_EMPTY_DELTA/)
+        for (const a of agents) {
+          assert.equal(await row(a.peerId).getAttribute('data-quarantined'), 'false')
+          assert.match(await row(a.peerId).getByTestId('node-record').innerText(), /\d+ folded[\s\S]*mean score \+0\.\d{4}/)
+        }
+        await screenshot(page, 'defences-nodes-quarantined-desktop')
+
+        // The admin reviews the free rider and releases it; the page says so at once.
+        await page.goto(new URL(`signup?setup=${coordinator.setupCode!}`, coordinator.url).toString())
+        await page.getByTestId('role-organizer').click()
+        await page.locator('#signup-name').fill('Ada Admin')
+        await page.locator('#signup-email').fill('ada@barnraise.test')
+        await page.locator('#signup-password').fill('a-long-admin-password')
+        await page.getByTestId('signup-submit').click()
+        await page.getByTestId('account-name').waitFor()
+        await page.goto(new URL('nodes', coordinator.url).toString())
+        await row(freeRider.peerId).getByTestId('node-release').click()
+        await row(freeRider.peerId).getByTestId('node-release-confirm').click()
+        await row(freeRider.peerId).and(page.locator('[data-quarantined=false]')).waitFor({ timeout: 30_000 })
+        assert.equal(await row(flipper.peerId).getAttribute('data-quarantined'), 'true', 'only the reviewed node is released')
+        assert.match(await row(freeRider.peerId).getByTestId('node-record').innerText(), /no reports yet/, 'its record starts afresh')
+      } finally {
+        await browser.close()
       }
     } catch (err) {
       // What each process said is the only way to tell why a round stalled.
