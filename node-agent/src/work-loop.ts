@@ -1,3 +1,4 @@
+import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
@@ -87,14 +88,18 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   o.setStatus('training')
   const bar = new ProgressBar(process.stderr, `agent: ${label}`, { verbose: o.verbose === true })
   let tokensPerSecond = 0
+  // A fresh inner state lives in a folder of its own for this unit only (see innerRecipeSchema).
+  const fresh = unit.recipe.freshInnerState === true ? join(o.dataDir, 'runs', unit.runId, 'fresh-state', unit.assignmentId) : null
+  if (fresh !== null) await rm(fresh, { recursive: true, force: true })
   const result = await o.executor.train({
     unit,
     base,
     batches,
-    stateDir: join(o.dataDir, 'runs', unit.runId),
+    stateDir: fresh ?? join(o.dataDir, 'runs', unit.runId),
     onProgress: (p) => { tokensPerSecond = p.tokensPerSecond; bar.update(p.step, p.steps, p.loss, p.tokensPerSecond) },
     signal: o.signal
   })
+  if (fresh !== null) await rm(fresh, { recursive: true, force: true })
   const delta = new Float32Array(base.length)
   for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!
   const payload = encodePseudoGradient(unit.codec, delta)
@@ -120,7 +125,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
       const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
       const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
       const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
-      if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report accepted${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})`)
+      if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})`)
       else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
       break
     } catch (err) {

@@ -46,7 +46,13 @@ export const defencesSchema = z.object({
   /** scale each report down to at most this multiple of the round's median norm; null: no clipping */
   clipToMedianNorm: z.number().min(1, 'at least 1 (the median itself)').max(1000).nullable().default(null),
   /** refuse near-zero, copied, replayed and harmful reports, and loss curves that do not match, when they arrive */
-  screening: z.boolean().default(false)
+  screening: z.boolean().default(false),
+  /**
+   * The share of each round's work units also handed to a second node with the same data, seed
+   * and recipe; where both used the same executor on the same device class their deltas must
+   * agree, and a pair that does not is refused, both reports, and flagged for review.
+   */
+  redundancy: z.number().min(0).max(0.5, 'at most half the units can be doubled').default(0)
 }).strict()
 
 /** Hugging Face licence ids are lowercase: apache-2.0, mit, cc-by-4.0, openrail++, other. */

@@ -22,7 +22,13 @@ export const innerRecipeSchema = z.object({
   beta1: z.number().min(0).max(1),
   beta2: z.number().min(0).max(1),
   gradClip: z.number().positive(),
-  seed: z.number().int().nonnegative()
+  seed: z.number().int().nonnegative(),
+  /**
+   * Start this unit's inner optimizer afresh and keep nothing for the next round. Runs that double
+   * units for redundancy checks set it on every unit, so any two nodes given one unit compute
+   * the same delta and no node can tell which of its units is a check.
+   */
+  freshInnerState: z.boolean().optional()
 })
 
 /** A unit the node's executor cannot train (too large for its memory, too slow for the deadline), with why. */
@@ -123,7 +129,8 @@ export const reportAdmissionSchema = z.discriminatedUnion('proceed', [
 ])
 
 export const reportResponseSchema = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), outcome: z.literal('accepted'), duplicate: z.boolean() }),
+  // `held`: it passed every check and waits for a second node's copy of the unit to compare (redundancy).
+  z.object({ ok: z.literal(true), outcome: z.enum(['accepted', 'held']), duplicate: z.boolean() }),
   z.object({ ok: z.literal(false), outcome: z.literal('refused'), code: z.string(), message: z.string() })
 ])
 

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated } from 'kysely'
-import type { HardwareProfile } from '@barnraise/protocol'
+import type { HardwareProfile, ReportHeader } from '@barnraise/protocol'
 import type { StoredRunSpec } from '../runs/runs.ts'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
@@ -136,7 +136,8 @@ export interface RoundsTable {
   val_loss: number | null
 }
 
-export type AssignmentStatus = 'assigned' | 'accepted' | 'refused' | 'expired'
+/** `held`: reported and checked, waiting for its twin unit's report to be compared with (redundancy). */
+export type AssignmentStatus = 'assigned' | 'held' | 'accepted' | 'refused' | 'expired'
 
 export interface AssignmentsTable {
   id: Generated<string>
@@ -151,6 +152,16 @@ export interface AssignmentsTable {
   report_blob: string | null
   created_at: Generated<Date>
   resolved_at: NullableTimestamp
+  /** the unit this one doubles (same ranges, seed and recipe) for a redundancy check; null for most */
+  twin_of: string | null
+  /** a held report's signed header and score, until it is settled */
+  held_report: Json<HeldReport> | null
+}
+
+/** What a held report's ledger row needs once it is settled. */
+export interface HeldReport {
+  header: ReportHeader
+  score: number | null
 }
 
 export interface CheckpointsTable {

@@ -157,6 +157,6 @@ export async function revokeNode (db: Kysely<Database>, nodeId: string, organiza
     if (result.numUpdatedRows === 0n) throw new CoordinatorError('ERR_NOT_FOUND', 'no such node')
     // Its open units expire now: the round stops waiting for them and their tokens go out again.
     await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
-      .where('node_id', '=', nodeId).where('status', '=', 'assigned').execute()
+      .where('node_id', '=', nodeId).where('status', 'in', ['assigned', 'held']).execute()
   })
 }

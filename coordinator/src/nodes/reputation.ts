@@ -18,6 +18,12 @@ export const FLAG_CODES: ReadonlySet<string> = new Set([
   'ERR_COPIED', 'ERR_REPLAYED', 'ERR_HARMFUL', 'ERR_LOSS_MISMATCH'
 ])
 
+/**
+ * Refusals that put a node up for review without counting toward quarantine: a redundant pair
+ * that disagreed names two nodes, and only one of them need have lied.
+ */
+export const REVIEW_CODES: ReadonlySet<string> = new Set(['ERR_REDUNDANCY_MISMATCH'])
+
 export interface QuarantinePolicy {
   /** How many of the node's latest judged reports (folded or flagged) are weighed. */
   window: number
@@ -43,7 +49,7 @@ export function reasonCode (reason: string | null): string | null {
 export interface NodeRecord {
   /** Reports folded and credited since the last review. */
   folded: number
-  /** Reports excluded for their content since the last review, by code. */
+  /** Reports excluded for their content (or disputed by a redundant twin) since the last review, by code. */
   flags: Record<string, number>
   /** Mean score of the scored reports since the last review (folded or not); null when none was scored. */
   meanScore: number | null
@@ -72,7 +78,7 @@ export async function nodeRecords (db: Reader): Promise<Map<string, NodeRecord>>
     const n = Number(r.n)
     if (r.outcome === 'accepted') record.folded += n
     else if (r.code === 'ERR_QUARANTINED') record.passedWhileQuarantined += n
-    else if (r.code !== null && FLAG_CODES.has(r.code)) record.flags[r.code] = (record.flags[r.code] ?? 0) + n
+    else if (r.code !== null && (FLAG_CODES.has(r.code) || REVIEW_CODES.has(r.code))) record.flags[r.code] = (record.flags[r.code] ?? 0) + n
     record.scored += Number(r.scored)
     record.total += Number(r.total ?? 0)
     records.set(r.nodeId, record)

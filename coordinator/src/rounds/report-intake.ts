@@ -1,7 +1,7 @@
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import { PseudoGradientError, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, verifyReportSignature } from '@barnraise/protocol'
-import type { ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
-import type { Database } from '../db/schema.ts'
+import type { HardwareProfile, ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
+import type { AssignmentStatus, Database, HeldReport } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
@@ -14,6 +14,7 @@ import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseScored, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
+import { deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
 import { ReportScreen } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
 import { SCORING_MAX_PARAMS, defencesOf } from '../runs/run-plan.ts'
@@ -140,8 +141,8 @@ export class ReportIntake implements ReportSink {
     if (!await verifyReportSignature(peerId, canonicalReportMetadataText(m), header.signature)) {
       throw refuseNamed(a.id, 'ERR_BAD_SIGNATURE', 'the signature over the report metadata does not verify')
     }
-    if (a.status === 'accepted') {
-      // A retry of the accepted report while its round is open is answered "accepted" again
+    if (a.status === 'accepted' || a.status === 'held') {
+      // A retry of the accepted (or held) report while its round is open is answered as before
       // (the agent may have lost our reply); after the round closed it is a replay.
       if (a.report_blob === m.payloadSha256 && a.round_status === 'open') return
       if (a.report_blob === m.payloadSha256) throw refuseNamed(a.id, 'ERR_REPLAY', `this report was already accepted in round ${a.number}; it is not counted twice`)
@@ -171,9 +172,9 @@ export class ReportIntake implements ReportSink {
     const { db } = this.#o
     const m = header.metadata
     const a = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.id', 'assignments.status', 'assignments.report_blob', 'rounds.status as round_status', 'rounds.id as round_id', 'rounds.base_checkpoint'])
+      .select(['assignments.id', 'assignments.status', 'assignments.report_blob', 'assignments.twin_of', 'rounds.status as round_status', 'rounds.id as round_id', 'rounds.base_checkpoint'])
       .where('assignments.id', '=', m.assignmentId).executeTakeFirstOrThrow()
-    if (a.status === 'accepted' && a.report_blob === m.payloadSha256) return { ok: true, outcome: 'accepted', duplicate: true }
+    if ((a.status === 'accepted' || a.status === 'held') && a.report_blob === m.payloadSha256) return { ok: true, outcome: a.status, duplicate: true }
     if (a.status !== 'assigned' || a.round_status !== 'open') throw refuseNamed(a.id, 'ERR_STALE', 'the round closed while the report was uploading')
     const sha = sha256Hex(payload)
     if (sha !== m.payloadSha256) throw refuseSpent(a.id, 'ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
@@ -198,20 +199,94 @@ export class ReportIntake implements ReportSink {
       const score = screened?.verdict.score ?? null
       throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
     }
-    const acc = await this.#cache.accumulator(m.runId, a.round_id)
-    await db.transaction().execute(async (trx) => {
-      await this.#o.blobs.put(payload)
-      await trx.insertInto('blobs').values({ sha256: sha, size: payload.byteLength, kind: 'report', meta: JSON.stringify({ assignmentId: a.id }) })
-        .onConflict((oc) => oc.column('sha256').doNothing()).execute()
-      await trx.updateTable('assignments').set({ status: 'accepted', report_blob: sha, resolved_at: new Date() }).where('id', '=', a.id).execute()
-      await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', a.round_id).execute()
-      await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'accepted', assignmentId: a.id, score: screened?.verdict.score ?? null }))
-    })
-    acc.fold(delta, m.tokens, m.lossCurve.at(-1))
+    const score = screened?.verdict.score ?? null
+    const twin = await this.#twin(a.id, a.twin_of)
+    if (twin?.status === 'assigned') {
+      // The first of a pair to report waits for the second, checked but neither folded nor credited.
+      await db.transaction().execute(async (trx) => {
+        await this.#storeReport(trx, a.id, payload, sha)
+        await trx.updateTable('assignments').set({ status: 'held', report_blob: sha, held_report: JSON.stringify({ header, score }) }).where('id', '=', a.id).execute()
+      })
+      if (screened?.screen != null) screened.screen.admit(screened.verdict)
+      this.#o.log.info('report held for its twin', { peerId, runId: m.runId, round: m.round, twin: twin.id })
+      return { ok: true, outcome: 'held', duplicate: false }
+    }
+    if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta }, twin)
+    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta, score, blob: sha }, payload)
     if (screened?.screen != null) screened.screen.admit(screened.verdict)
-    this.#o.log.info('report accepted', { peerId, runId: m.runId, round: m.round, tokens: m.tokens, norm, score: screened?.verdict.score ?? undefined })
-    this.#o.changes.publish('ledger', m.runId)
     return { ok: true, outcome: 'accepted', duplicate: false }
+  }
+
+  /** Keeps a report's payload (until its round closes) with its blob row. */
+  async #storeReport (trx: Transaction<Database>, assignmentId: string, payload: Uint8Array, sha: string): Promise<void> {
+    await this.#o.blobs.put(payload)
+    await trx.insertInto('blobs').values({ sha256: sha, size: payload.byteLength, kind: 'report', meta: JSON.stringify({ assignmentId }) })
+      .onConflict((oc) => oc.column('sha256').doNothing()).execute()
+  }
+
+  /**
+   * Accepts a checked report: its payload (unless a held report's is stored already), the unit,
+   * the round's tokens and the ledger row in one transaction, then the fold.
+   */
+  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array, score: number | null, blob: string }, payload?: Uint8Array): Promise<void> {
+    const m = r.header.metadata
+    const acc = await this.#cache.accumulator(m.runId, r.roundId)
+    await this.#o.db.transaction().execute(async (trx) => {
+      if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
+      await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date() }).where('id', '=', r.id).execute()
+      await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', r.roundId).execute()
+      await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score }))
+    })
+    acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
+    this.#o.log.info('report accepted', { peerId: r.peerId, runId: m.runId, round: m.round, tokens: m.tokens, score: r.score ?? undefined })
+    this.#o.changes.publish('ledger', m.runId)
+  }
+
+  /** The other unit of a redundant pair (whichever of the two this is), or null. */
+  async #twin (assignmentId: string, twinOf: string | null): Promise<HeldTwin | null> {
+    const row = await this.#o.db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+      .select(['assignments.id', 'assignments.status', 'assignments.report_blob', 'assignments.held_report', 'assignments.round_id', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id', 'nodes.hardware'])
+      .where((eb) => twinOf !== null ? eb('assignments.id', '=', twinOf) : eb('assignments.twin_of', '=', assignmentId))
+      .executeTakeFirst()
+    return row ?? null
+  }
+
+  /**
+   * The second report of a pair meets the held first. Where both trained with the same executor
+   * on the same class of device their deltas must agree within the tolerance the self-test's
+   * error bound allows (rounds/redundancy.ts): if not, both are refused and flagged, since
+   * either could be the liar, and this throws. Otherwise the held one is accepted now.
+   */
+  async #compareTwins (spec: { codec: 'fp32' | 'fp16' | 'int8', paramCount: number, recipe: { innerSteps: number } }, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
+    const held = twin.held_report!
+    const theirs = decodePseudoGradient(spec.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
+    const myNode = await this.#o.db.selectFrom('nodes').select('hardware').where('peer_id', '=', mine.peerId).executeTakeFirstOrThrow()
+    const mineClass = deviceClass(mine.header.metadata.executor, myNode.hardware)
+    const comparable = mineClass !== null && mineClass === deviceClass(held.header.metadata.executor, twin.hardware)
+    const distance = relativeDistance(mine.delta, theirs)
+    const tolerance = twinTolerance(spec.recipe.innerSteps, spec.codec)
+    if (comparable && !(distance <= tolerance)) {
+      const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe on the same class of device (${mineClass}), and the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed): both are held for review and earn nothing`
+      await this.#recordRefusal(twin.peer_id, held.header, refuseScored(twin.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${mine.peerId}`), held.score))
+      throw refuseScored(mine.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${twin.peer_id}`), null)
+    }
+    this.#o.log.info('redundant pair compared', { runId: mine.header.metadata.runId, units: [twin.id, mine.id], comparable, distance, tolerance })
+    await this.#commitAccepted({ id: twin.id, roundId: twin.round_id, peerId: twin.peer_id, header: held.header, node: { id: twin.node_id, organization_id: twin.organization_id }, delta: theirs, score: held.score, blob: twin.report_blob! })
+  }
+
+  /**
+   * Before a round closes (under the run's lock): each held report whose twin was refused, or
+   * never reported, has nothing to be compared with and is accepted alone.
+   */
+  async settleHeld (runId: string, roundId: string): Promise<void> {
+    const spec = await this.#cache.spec(runId)
+    const held = await this.#o.db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+      .select(['assignments.id', 'assignments.report_blob', 'assignments.held_report', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id'])
+      .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'held').execute()
+    for (const h of held) {
+      const delta = decodePseudoGradient(spec.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
+      await this.#commitAccepted({ id: h.id, roundId, peerId: h.peer_id, header: h.held_report!.header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: h.held_report!.score, blob: h.report_blob! })
+    }
   }
 
   /**
@@ -259,8 +334,8 @@ export class ReportIntake implements ReportSink {
     if (node === undefined) return
     const quarantined = await db.transaction().execute(async (trx) => {
       if (refusal.unit.kind === 'spent') {
-        await trx.updateTable('assignments').set({ status: 'refused', resolved_at: new Date() })
-          .where('id', '=', refusal.unit.assignmentId).where('status', '=', 'assigned').execute()
+        await trx.updateTable('assignments').set({ status: 'refused', held_report: null, resolved_at: new Date() })
+          .where('id', '=', refusal.unit.assignmentId).where('status', 'in', ['assigned', 'held']).execute()
       }
       await appendLedgerEntry(trx, verdictEntry(peerId, header, node, { outcome: 'refused', refusal }))
       return FLAG_CODES.has(refusal.code) ? await quarantineIfWarranted(trx, node.id) : null
@@ -277,6 +352,19 @@ export class ReportIntake implements ReportSink {
     if (node === undefined) return undefined
     return { id: node.id, organization_id: node.organization_id, quarantine_reason: node.quarantined_at === null ? null : node.quarantine_reason ?? 'quarantined' }
   }
+}
+
+/** The other unit of a redundant pair, with what its held report needs to be settled. */
+interface HeldTwin {
+  id: string
+  status: AssignmentStatus
+  report_blob: string | null
+  held_report: HeldReport | null
+  round_id: string
+  node_id: string
+  organization_id: string
+  peer_id: string
+  hardware: HardwareProfile
 }
 
 type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null } | { outcome: 'refused', refusal: ReportRefusal }

@@ -16,6 +16,7 @@ export type ReportRefusalCode =
   | 'ERR_EMPTY_DELTA'
   | 'ERR_RATE_LIMITED'
   | 'ERR_QUARANTINED'
+  | 'ERR_REDUNDANCY_MISMATCH'
   | ExclusionCode
 
 /**

@@ -9,6 +9,7 @@ import type { ChangeFeed } from '../events/change-feed.ts'
 import type { WorkSource } from '../p2p/work-service.ts'
 import { organizationsServing } from '../nodes/serving-choices.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
+import { pickTwins } from './redundancy.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
@@ -30,7 +31,7 @@ export interface RoundEngineOptions {
   /** The per-run locks this engine shares with report intake. */
   locks: RunLocks
   /** Where a node's declined unit is recorded before it asks for more work. */
-  intake: Pick<ReportIntake, 'decline'>
+  intake: Pick<ReportIntake, 'decline' | 'settleHeld'>
   /** How often the engine looks at running runs. */
   tickMs?: number
 }
@@ -113,9 +114,12 @@ export class RoundEngine implements WorkSource {
     const counts = await db.selectFrom('assignments').select(['status']).select((eb) => eb.fn.countAll<number>().as('n'))
       .where('round_id', '=', round.id).groupBy('status').execute()
     const n = (s: string): number => Number(counts.find((c) => c.status === s)?.n ?? 0)
-    if (n('assigned') === 0 && acc.reports > 0) {
+    if (n('assigned') === 0 && acc.reports + n('held') > 0) {
+      // A held report whose twin was refused or never came is folded alone.
+      await this.#o.intake.settleHeld(runId, round.id)
       await this.#closeRound(runId, round.id, round.number, run.current_round, 'all work units reported')
     } else if (Date.now() >= round.deadline_at.getTime()) {
+      await this.#o.intake.settleHeld(runId, round.id)
       if (acc.reports > 0) {
         await this.#closeRound(runId, round.id, round.number, run.current_round, `deadline: ${acc.reports} of ${acc.reports + n('assigned') + n('refused')} units reported`)
       } else {
@@ -164,7 +168,12 @@ export class RoundEngine implements WorkSource {
         .where('run_id', '=', runId).where('status', 'in', ['expired', 'refused']).where('requeued', '=', false)
         .orderBy('created_at').execute()
       let next = cursor
-      for (const node of nodes) {
+      // A twin takes its original's ranges instead of fresh ones; it is never requeued itself
+      // (its original's ranges go out again if both fail).
+      const twins = new Map(pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
+      const made: Array<{ id: string, ranges: TokenRange[] }> = []
+      for (const [i, node] of nodes.entries()) {
+        if (twins.has(i)) continue
         let ranges: TokenRange[]
         const requeued = pool.shift()
         if (requeued !== undefined) {
@@ -175,8 +184,16 @@ export class RoundEngine implements WorkSource {
           ranges = taken.ranges
           next = taken.cursor
         }
-        await trx.insertInto('assignments').values({
+        const row = await trx.insertInto('assignments').values({
           run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned'
+        }).returning('id').executeTakeFirstOrThrow()
+        made[i] = { id: row.id, ranges }
+      }
+      for (const [twin, original] of twins) {
+        const of = made[original]!
+        await trx.insertInto('assignments').values({
+          run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: rangeTokens(of.ranges),
+          status: 'assigned', twin_of: of.id, requeued: true
         }).execute()
       }
       await trx.updateTable('runs').set({ data_cursor: JSON.stringify(next), updated_at: new Date() }).where('id', '=', runId).execute()
@@ -260,7 +277,8 @@ export class RoundEngine implements WorkSource {
         recipe: {
           innerSteps: recipe.innerSteps, batchSize: recipe.batchSize, seqLen: recipe.seqLen, lr: recipe.innerLr,
           warmupSteps: recipe.warmupSteps, weightDecay: recipe.weightDecay, beta1: recipe.beta1, beta2: recipe.beta2,
-          gradClip: recipe.gradClip, seed: spec.seed
+          gradClip: recipe.gradClip, seed: spec.seed,
+          ...(defencesOf(spec).redundancy > 0 ? { freshInnerState: true } : {})
         },
         codec: spec.codec,
         deadline: unit.deadline_at.toISOString(),

@@ -30,7 +30,8 @@ export function storedLoss (loss: number): number | null {
 
 /** A run's defences; runs from before the setting are plain DiLoCo (mean, no screening). */
 export function defencesOf (spec: StoredRunSpec): Defences {
-  return spec.defences ?? { aggregation: 'mean', trim: 0.2, clipToMedianNorm: null, screening: false }
+  // Specs stored before a field existed lack it: its default applies.
+  return { aggregation: 'mean', trim: 0.2, clipToMedianNorm: null, screening: false, redundancy: 0, ...spec.defences }
 }
 
 /** The aggregation rule the trainer runs for these defences. */

@@ -1,0 +1,62 @@
+import { describe, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import type { RunningAgent } from './support/cluster.ts'
+import { spawnCli } from './support/processes.ts'
+import type { Spawned } from './support/processes.ts'
+import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
+import type { ApiCheckpoint } from './support/runs.ts'
+
+interface Row { outcome: string, round: number, peerId: string, tokens: number, reason: string | null }
+
+describe('redundancy sampling', () => {
+  test('every unit doubled: honest pairs agree and are credited; each pair with the sign-flipper disagrees, and both earn nothing', async () => {
+    const coordinator = await startCoordinator()
+    const agents: RunningAgent[] = []
+    let flipper: Spawned | undefined
+    try {
+      const token = await coordinator.createToken('Twin Lab', { uses: 4 })
+      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
+      flipper = spawnCli('test/support/hostile-agent.ts', ['--attack', 'flip', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('twin-flip'), '--name', 'flipper'])
+      const [, flipperId] = await flipper.waitForLine(/^agent: peer id (\S+)/, 60_000)
+      await flipper.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      // Four nodes, half the units doubled: two pairs, every node in one, partners changing by round.
+      const spec = tinyRunSpec({
+        minNodes: 4, maxNodes: 4, rounds: 3, codec: 'int8', roundDeadlineSeconds: 90,
+        recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
+        defences: { redundancy: 0.5 }
+      })
+      const runId = await createRunViaCli(coordinator.dataDir, spec)
+      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
+
+      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+      for (let round = 1; round <= 3; round++) {
+        const rows = ledger.filter((r) => r.round === round)
+        assert.equal(rows.length, 4, `round ${round}: one verdict per unit: ${JSON.stringify(rows)}`)
+        const disputed = rows.filter((r) => r.outcome === 'refused')
+        // The flipper and whoever shared its unit; nothing tells the coordinator which of the two lied.
+        assert.equal(disputed.length, 2, `round ${round}: ${rows.map((r) => r.reason ?? r.outcome).join(' | ')}`)
+        assert.ok(disputed.some((r) => r.peerId === flipperId), `round ${round}: the flipper is in the disputed pair`)
+        for (const r of disputed) {
+          assert.match(r.reason ?? '', /^ERR_REDUNDANCY_MISMATCH: this unit was also trained by node \S+ from the same data, seed and recipe on the same class of device \(typescript\), and the two pseudo-gradients differ by 2\d\d\.\d\d% \(at most \d+\.\d\d% allowed\)/)
+          assert.equal(r.tokens, 0)
+        }
+        // The honest pair trained the same data to the same bytes: both credited.
+        const credited = rows.filter((r) => r.outcome === 'accepted')
+        assert.equal(credited.length, 2)
+        assert.ok(credited.every((r) => r.peerId !== flipperId && r.tokens > 0))
+      }
+      const checkpoints = await getJson<ApiCheckpoint[]>(coordinator.url, `api/runs/${runId}/checkpoints`)
+      assert.ok(checkpoints.at(-1)!.valLoss! < checkpoints[0]!.valLoss!, 'the honest pairs still train the model')
+      const held = agents.flatMap((a) => a.output().split('\n')).filter((l) => /report held until a second node's copy of this unit reports/.test(l))
+      assert.ok(held.length >= 1, 'the first of a pair to report is told it is held')
+    } catch (err) {
+      const tail = (text: string): string => text.split('\n').slice(-30).join('\n')
+      throw new Error(`${(err as Error).message}\n--- coordinator ---\n${tail(coordinator.process.output())}\n--- flipper ---\n${tail(flipper?.output() ?? '')}\n${agents.map((a) => `--- honest ${a.peerId} ---\n${tail(a.output())}`).join('\n')}`)
+    } finally {
+      await Promise.all(agents.map(async (a) => { await a.stop() }))
+      await flipper?.stop()
+      await coordinator.stop()
+    }
+  })
+})
