@@ -9,7 +9,7 @@ test('the default form with a name is a valid spec that stops after 100 rounds o
   assert.equal(spec.tokenTarget, undefined)
   assert.deepEqual(spec.dataset, { source: 'demo-corpus' })
   assert.equal(spec.recipe?.innerSteps, 20)
-  assert.deepEqual(spec.defences, { aggregation: 'mean', screening: false })
+  assert.deepEqual(spec.defences, { aggregation: 'mean', screening: false, redundancy: 0 })
   assert.equal(validateSpec(spec).size, 0)
 })
 
@@ -36,4 +36,12 @@ test('an uploaded dataset becomes shards; optional goals appear only when filled
   assert.equal(spec.fundingGoalUsd, 500)
   assert.equal(spec.computeGoalGpuHours, undefined)
   assert.equal(fieldId('recipe.seqLen'), 'f-recipe-seqLen')
+})
+
+test('doubled units are entered in percent and refused past half, on their own field', () => {
+  const form = { ...initialForm(), name: 'checked', redundancyPercent: '10' }
+  assert.equal(buildSpec(form, null).defences?.redundancy, 0.1)
+  assert.equal(validateSpec(buildSpec(form, null)).size, 0)
+  assert.equal(validateSpec(buildSpec({ ...form, redundancyPercent: '60' }, null)).get('defences.redundancy'), 'at most half the units can be doubled')
+  assert.equal(validateSpec(buildSpec({ ...form, redundancyPercent: '' }, null)).get('defences.redundancy'), 'enter a number')
 })

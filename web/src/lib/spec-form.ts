@@ -51,6 +51,8 @@ export interface SpecForm {
   license: string
   aggregation: 'mean' | 'trimmed-mean' | 'median' | 'centered-clip'
   screening: boolean
+  /** percent of each round's units also handed to a second node (redundancy checks) */
+  redundancyPercent: string
 }
 
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
@@ -78,7 +80,8 @@ export function initialForm (): SpecForm {
     keepEvery: String(d.retention.keepEvery),
     license: d.license,
     aggregation: d.defences.aggregation,
-    screening: d.defences.screening
+    screening: d.defences.screening,
+    redundancyPercent: String(d.defences.redundancy * 100)
   }
 }
 
@@ -111,7 +114,7 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null): RunS
     seed: required(form.seed),
     retention: { keepEvery: required(form.keepEvery) },
     license: form.license,
-    defences: { aggregation: form.aggregation, screening: form.screening }
+    defences: { aggregation: form.aggregation, screening: form.screening, redundancy: required(form.redundancyPercent) / 100 }
   }
   if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
   else spec.tokenTarget = required(form.tokenTarget)

@@ -364,6 +364,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                   Screen every report
                 </label>
               </Field>
+              <NumberInput path='defences.redundancy' label='Doubled units' hint='share of each round’s units also given to a second node; pairs on the same kind of device must agree or both earn nothing (every unit then starts its inner optimizer afresh)' suffix='%' min={0} value={form.redundancyPercent} onChange={(v) => { update({ redundancyPercent: v }, 'defences.redundancy') }} error={errorFor('defences.redundancy')} />
               <Field id={fieldId('license')} label='Licence of the weights' hint='a Hugging Face licence id, written into every model card' error={errorFor('license')} field='license'>
                 <input id={fieldId('license')} name='license' className='input' value={form.license} list='license-ids' autoCapitalize='none' spellCheck={false} onChange={(e) => { update({ license: e.target.value }, 'license') }} {...fieldAria(fieldId('license'), errorFor('license'), 'a Hugging Face licence id, written into every model card')} />
                 <datalist id='license-ids'>{['apache-2.0', 'mit', 'cc-by-4.0', 'cc-by-sa-4.0', 'openrail', 'other'].map((id) => <option key={id} value={id} />)}</datalist>
@@ -429,7 +430,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {

@@ -14,7 +14,7 @@ export function RecipeCard ({ run }: { run: RunDetail }): ReactNode {
     ['Inner AdamW', `lr ${r.innerLr}, warmup ${r.warmupSteps}, wd ${r.weightDecay}, β ${r.beta1}/${r.beta2}, clip ${r.gradClip}`],
     ['Outer Nesterov', `lr ${r.outerLr}, momentum ${r.outerMomentum}`],
     ['Codec', spec.codec],
-    ['Defences', `${spec.defences?.aggregation ?? 'mean'}${spec.defences?.screening === true ? ', every report screened' : ', no screening'}`],
+    ['Defences', `${spec.defences?.aggregation ?? 'mean'}${spec.defences?.screening === true ? ', every report screened' : ', no screening'}${(spec.defences?.redundancy ?? 0) > 0 ? `, ${Math.round(100 * spec.defences!.redundancy)}% of units doubled` : ''}`],
     ['Stops after', spec.rounds !== undefined ? `${spec.rounds.toLocaleString()} rounds` : `${formatCount(spec.tokenTarget ?? 0)} tokens`],
     ['Nodes per round', `${spec.minNodes} to ${spec.maxNodes}`],
     ['Round deadline', `${spec.roundDeadlineSeconds} s`],
