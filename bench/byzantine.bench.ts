@@ -7,7 +7,7 @@
 // mean of everything), side by side with an all-honest run of the same seed.
 import {
   AdamW, BatchSampler, NesterovSGD, ReportScreen, aggregate, clipGradNorm, countParams, createParamSet, demoCorpusShards,
-  deltaNorm, initParams, learningRateAt, lossAndGrad, presetConfig, validationLoss
+  deltaNorm, initParams, learningRateAt, lossAndGrad, presetConfig, sketchDelta, validationGradient, validationLoss
 } from '@barnraise/trainer'
 import type { Contribution, ParamSet } from '@barnraise/trainer'
 
@@ -73,6 +73,8 @@ function simulate (attack: Attack, defended: boolean): Outcome {
   const out: Outcome = { loss: 0, adversarialSent: 0, adversarialCaught: 0, honestSent: 0, honestExcluded: 0, seconds: 0, maxHonestCosine: 0 }
   for (let round = 0; round < ROUNDS; round++) {
     screen.openRound(round + 1)
+    // As the coordinator does: before any round has shown the direction, the held-out gradient gives it.
+    if (defended && round === 0) screen.orient(sketchDelta(validationGradient(theta, shards.validation.tokens, scoring)))
     const honest = new Map<number, Float32Array>()
     for (let k = 0; k < NODES; k++) if (!adversarial(k)) honest.set(k, train(theta.flat, k, round, work))
     const honestNorms = [...honest.values()].map(deltaNorm).sort((a, b) => a - b)

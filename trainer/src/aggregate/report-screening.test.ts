@@ -120,3 +120,22 @@ test('from the second round on, a report unrelated to the run\'s direction (nois
   assert.equal(screen.check({ id: 'against', delta: Float32Array.from(honest(4).delta, (x) => -x), tokens: 100 }).exclusion?.code, 'ERR_UNRELATED')
   assert.equal(screen.check(honest(5)).exclusion, null)
 })
+
+test('in the first round the held-out gradient gives the direction: a flipped report is unrelated whatever arrives first; a previous round replaces it', () => {
+  const screen = new ReportScreen()
+  screen.openRound(1)
+  screen.orient(sketchDelta(SHARED))
+  const flipped = { id: 'flip', delta: honest(1).delta.map((x) => -x), tokens: 100 }
+  const first = screen.check(flipped)
+  assert.equal(first.exclusion?.code, 'ERR_UNRELATED')
+  assert.match(first.exclusion!.message, /unrelated to the loss gradient on held-out data .* \(cosine -0\.\d+, under 0\.05\)/)
+  const ok = screen.check(honest(2))
+  assert.equal(ok.exclusion, null)
+  screen.admit(ok)
+  screen.admit(screen.check(honest(3)))
+  // Round 2: the accepted reports' mean is the direction now; a later orient does not replace it.
+  screen.openRound(2)
+  screen.orient(sketchDelta(SHARED.map((x) => -x)))
+  assert.equal(screen.check(honest(4)).exclusion, null)
+  assert.match(screen.check(flipped).exclusion!.message, /what the previous round's accepted reports trained/)
+})

@@ -102,8 +102,9 @@ export class ReportScreen {
   readonly #t: ScreeningThresholds
   #round: number | null = null
   #current: DeltaSketch[] = []
-  /** Mean sketch of the previous round's accepted reports: the direction the run is going. */
+  /** Mean sketch of the previous round's accepted reports (or, before any, the held-out gradient's): the direction the run is going. */
   #direction: DeltaSketch | null = null
+  #directionFrom: 'previous round' | 'gradient' = 'previous round'
   #earlier: Array<{ round: number, sketch: DeltaSketch }> = []
   #norms: number[] = []
   #scores: number[] = []
@@ -119,6 +120,7 @@ export class ReportScreen {
       const mean = new Float32Array(this.#current[0]!.length)
       for (const sketch of this.#current) for (let i = 0; i < mean.length; i++) mean[i]! += sketch[i]! / this.#current.length
       this.#direction = mean
+      this.#directionFrom = 'previous round'
     }
     if (this.#round !== null) for (const sketch of this.#current) this.#earlier.push({ round: this.#round, sketch })
     this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
@@ -126,6 +128,17 @@ export class ReportScreen {
     this.#scores = []
     this.#gaps = []
     this.#round = round
+  }
+
+  /**
+   * Before any round has shown the way, the sketch of the loss gradient on held-out data stands
+   * in for it: an honest pseudo-gradient (θ − θ_local) points along it, a sign-flipped one
+   * against it. Ignored once a previous round's accepted reports give the direction.
+   */
+  orient (gradientSketch: DeltaSketch): void {
+    if (this.#direction !== null) return
+    this.#direction = gradientSketch
+    this.#directionFrom = 'gradient'
   }
 
   /** Adds sketches of reports accepted in an earlier round (after a restart, from storage). */
@@ -155,7 +168,8 @@ export class ReportScreen {
     if (this.#direction !== null) {
       const agreement = cosineSimilarity(sketch, this.#direction)
       if (agreement < t.minAgreement) {
-        return verdict({ code: 'ERR_UNRELATED', message: `the pseudo-gradient's direction is unrelated to what the previous round's accepted reports trained (cosine ${agreement.toFixed(3)}, under ${t.minAgreement})` })
+        const reference = this.#directionFrom === 'gradient' ? 'the loss gradient on held-out data (the way downhill before any round has shown it)' : 'what the previous round\'s accepted reports trained'
+        return verdict({ code: 'ERR_UNRELATED', message: `the pseudo-gradient's direction is unrelated to ${reference} (cosine ${agreement.toFixed(3)}, under ${t.minAgreement})` })
       }
     }
     for (const other of this.#current) {
