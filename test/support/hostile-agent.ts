@@ -1,7 +1,8 @@
 // A real agent process that trains like any other and then lies about what it trained: the
-// attacks of issue 12 (sign flip, all zeros, scaled) as a node would mount them, through the
-// agent's own session, work loop and TypeScript executor. Test support only; never shipped.
-//   node test/support/hostile-agent.ts --attack flip|zero|scale --coordinator MA --token T --data-dir D [--name N]
+// attacks of issue 12 (sign flip, all zeros, scaled, a replay of its first delta) as a node would
+// mount them, through the agent's own session, work loop and TypeScript executor. Test support
+// only; never shipped.
+//   node test/support/hostile-agent.ts --attack flip|zero|scale|replay --coordinator MA --token T --data-dir D [--name N]
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { loadOrCreatePeerKey } from '@barnraise/protocol'
@@ -21,10 +22,20 @@ const { values } = parseArgs({
   }
 })
 const attack = values.attack
-if (attack !== 'flip' && attack !== 'zero' && attack !== 'scale') throw new Error('--attack flip|zero|scale')
+if (attack !== 'flip' && attack !== 'zero' && attack !== 'scale' && attack !== 'replay') throw new Error('--attack flip|zero|scale|replay')
+
+/** The replayer's first (honest) delta, sent again every later round. */
+let firstDelta: Float32Array | null = null
 
 /** θ_local that makes the report's Δ = θ − θ_local what the attack sends. */
 function lie (base: Float32Array, honest: Float32Array): Float32Array {
+  if (attack === 'replay') {
+    if (firstDelta === null) {
+      firstDelta = base.map((x, i) => x - honest[i]!)
+      return honest
+    }
+    return base.map((x, i) => x - firstDelta![i]!)
+  }
   const out = new Float32Array(base.length)
   for (let i = 0; i < base.length; i++) {
     const delta = base[i]! - honest[i]!

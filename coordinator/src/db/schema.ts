@@ -156,6 +156,8 @@ export interface AssignmentsTable {
   twin_of: string | null
   /** a held report's signed header and score, until it is settled */
   held_report: Json<HeldReport> | null
+  /** the accepted report's count sketch (little-endian float32s) in runs that screen; only the latest few hundred are kept */
+  sketch: Buffer | null
 }
 
 /** What a held report's ledger row needs once it is settled. */

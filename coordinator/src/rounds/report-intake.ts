@@ -15,7 +15,7 @@ import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseScored, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
 import { deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
-import { ReportScreen } from '@barnraise/trainer'
+import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
 import { SCORING_MAX_PARAMS, defencesOf } from '../runs/run-plan.ts'
 import { FLAG_CODES, quarantineIfWarranted } from '../nodes/reputation.ts'
@@ -205,14 +205,14 @@ export class ReportIntake implements ReportSink {
       // The first of a pair to report waits for the second, checked but neither folded nor credited.
       await db.transaction().execute(async (trx) => {
         await this.#storeReport(trx, a.id, payload, sha)
-        await trx.updateTable('assignments').set({ status: 'held', report_blob: sha, held_report: JSON.stringify({ header, score }) }).where('id', '=', a.id).execute()
+        await trx.updateTable('assignments').set({ status: 'held', report_blob: sha, held_report: JSON.stringify({ header, score }), sketch: sketchBytes(screened) }).where('id', '=', a.id).execute()
       })
       if (screened?.screen != null) screened.screen.admit(screened.verdict)
       this.#o.log.info('report held for its twin', { peerId, runId: m.runId, round: m.round, twin: twin.id })
       return { ok: true, outcome: 'held', duplicate: false }
     }
     if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta }, twin)
-    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta, score, blob: sha }, payload)
+    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta, score, blob: sha, sketch: sketchBytes(screened) }, payload)
     if (screened?.screen != null) screened.screen.admit(screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
   }
@@ -228,12 +228,12 @@ export class ReportIntake implements ReportSink {
    * Accepts a checked report: its payload (unless a held report's is stored already), the unit,
    * the round's tokens and the ledger row in one transaction, then the fold.
    */
-  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array, score: number | null, blob: string }, payload?: Uint8Array): Promise<void> {
+  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array, score: number | null, blob: string, sketch?: Buffer | null }, payload?: Uint8Array): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
     await this.#o.db.transaction().execute(async (trx) => {
       if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
-      await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date() }).where('id', '=', r.id).execute()
+      await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date(), ...(r.sketch != null ? { sketch: r.sketch } : {}) }).where('id', '=', r.id).execute()
       await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', r.roundId).execute()
       await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score }))
     })
@@ -388,6 +388,11 @@ function verdictEntry (peerId: string, header: ReportHeader, node: { id: string,
     ...who, assignmentId: refusal.assignmentId, tokens: 0, computeSeconds: 0, outcome: 'refused', reason: `${refusal.code}: ${refusal.message}`,
     metadata: null, signature: null, score: finiteOrNull(refusal.score)
   }
+}
+
+/** The screened report's sketch as stored (runs that screen keep it for replay checks after a restart). */
+function sketchBytes (screened: { screen: ReportScreen | null, verdict: ScreenVerdict } | null): Buffer | null {
+  return screened?.screen == null ? null : Buffer.from(sketchToBytes(screened.verdict.sketch))
 }
 
 /** Scores go on the ledger only when finite (a report that diverges the model scores -Infinity: its reason says so). */

@@ -1,4 +1,6 @@
+import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
+import { DEFAULT_SCREENING } from '@barnraise/trainer'
 import type { TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Database, DataCursor } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -233,6 +235,9 @@ export class RoundEngine implements WorkSource {
         current_round: number, tokens_seen: tokensSeen, latest_checkpoint: checkpoint, outer_state: outerState,
         updated_at: new Date(), ...(done ? { status: 'completed' as const } : {})
       }).where('id', '=', runId).execute()
+      // Sketches for replay checks after a restart: only as many as a screen keeps.
+      await sql`update assignments set sketch = null where run_id = ${runId} and sketch is not null and id not in
+        (select id from assignments where run_id = ${runId} and sketch is not null order by resolved_at desc nulls last limit ${DEFAULT_SCREENING.earlierKept})`.execute(trx)
       return await trx.selectFrom('assignments').select('report_blob').where('round_id', '=', roundId).where('report_blob', 'is not', null).execute()
     })
     await this.#cache.advanceBase(runId, checkpoint, theta)

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import { decodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
-import { ReportScreen, decodeShard, validationGradient, validationLoss, createParamSet, sketchDelta } from '@barnraise/trainer'
+import { DEFAULT_SCREENING, ReportScreen, decodeShard, validationGradient, validationLoss, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
+import type { DeltaSketch } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
@@ -72,9 +73,9 @@ export class RunCache {
   }
 
   /**
-   * The run's report screen, opened for round `number`. After a restart it starts over from the
-   * open round's accepted reports (earlier rounds' sketches are not stored, so replays of them
-   * go unnoticed until new rounds build the history again).
+   * The run's report screen, opened for round `number`. After a restart it is rebuilt from the
+   * stored sketches of earlier rounds' accepted reports (replay checks and the last round's
+   * direction) and the open round's accepted reports.
    */
   async screen (runId: string, roundId: string, number: number): Promise<ReportScreen> {
     const loaded = await this.#load(runId)
@@ -87,12 +88,29 @@ export class RunCache {
     }
     const screen = new ReportScreen()
     screen.openRound(number)
+    screen.restore(await this.#storedSketches(runId, number))
     await this.#orientFirstRound(runId, roundId, number, screen)
     for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
       screen.admit(screen.check({ id: roundId, delta: r.delta, tokens: r.tokens }))
     }
     loaded.screen = { roundId, screen }
     return screen
+  }
+
+  /** The latest stored sketches of reports accepted before round `number`, oldest first (see the `sketch` column). */
+  async #storedSketches (runId: string, number: number): Promise<Array<{ round: number, sketch: DeltaSketch }>> {
+    const rows = await this.#d.db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .select(['rounds.number', 'assignments.sketch'])
+      .where('assignments.run_id', '=', runId).where('assignments.status', '=', 'accepted')
+      .where('assignments.sketch', 'is not', null).where('rounds.number', '<', number)
+      .orderBy('assignments.resolved_at', 'desc').limit(DEFAULT_SCREENING.earlierKept).execute()
+    const out: Array<{ round: number, sketch: DeltaSketch }> = []
+    for (const r of rows.reverse()) {
+      const sketch = sketchFromBytes(r.sketch!)
+      if (sketch !== null) out.push({ round: r.number, sketch })
+    }
+    if (out.length > 0) this.#d.log.info('screening history restored', { runId, round: number, sketches: out.length })
+    return out
   }
 
   /**

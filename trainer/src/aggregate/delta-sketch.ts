@@ -25,3 +25,15 @@ export function sketchDelta (delta: Float32Array, width = SKETCH_WIDTH): DeltaSk
   }
   return Float32Array.from(out)
 }
+
+/** A sketch as bytes to store (little-endian float32s, as every platform Barnraise runs on keeps them). */
+export function sketchToBytes (sketch: DeltaSketch): Uint8Array {
+  return new Uint8Array(sketch.buffer.slice(sketch.byteOffset, sketch.byteOffset + sketch.byteLength))
+}
+
+/** A stored sketch; null when the bytes are not one (a truncated or foreign value). */
+export function sketchFromBytes (bytes: Uint8Array, width = SKETCH_WIDTH): DeltaSketch | null {
+  if (bytes.byteLength !== width * 4) return null
+  const sketch = new Float32Array(new Uint8Array(bytes).buffer)
+  return sketch.every(Number.isFinite) ? sketch : null
+}

@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { ReportScreen, screenReports } from './report-screening.ts'
-import { sketchDelta } from './delta-sketch.ts'
+import { sketchDelta, sketchFromBytes, sketchToBytes } from './delta-sketch.ts'
 import { cosineSimilarity } from './robust-aggregation.ts'
 
 /** A deterministic pseudo-random delta (an LCG), so tests need no fixtures. */
@@ -138,4 +138,36 @@ test('in the first round the held-out gradient gives the direction: a flipped re
   screen.orient(sketchDelta(SHARED.map((x) => -x)))
   assert.equal(screen.check(honest(4)).exclusion, null)
   assert.match(screen.check(flipped).exclusion!.message, /what the previous round's accepted reports trained/)
+})
+
+test('a screen restored from stored sketches after a restart still refuses a replay, and keeps the last round\'s direction', () => {
+  const live = new ReportScreen()
+  live.openRound(1)
+  const first = honest(1)
+  const stored: Array<{ round: number, sketch: Float32Array }> = []
+  for (const r of [first, honest(2), honest(3)]) {
+    const v = live.check(r)
+    live.admit(v)
+    stored.push({ round: 1, sketch: sketchFromBytes(sketchToBytes(v.sketch))! })
+  }
+  // The coordinator restarts before round 2: a fresh screen knows nothing…
+  const forgetful = new ReportScreen()
+  forgetful.openRound(2)
+  assert.equal(forgetful.check(first).exclusion, null)
+  // …a restored one recognises the replay and points the way the last round went.
+  const restored = new ReportScreen()
+  restored.openRound(2)
+  restored.restore(stored)
+  assert.equal(restored.check(first).exclusion?.code, 'ERR_REPLAYED')
+  assert.equal(restored.check({ id: 'flip', delta: honest(4).delta.map((x) => -x), tokens: 100 }).exclusion?.code, 'ERR_UNRELATED')
+  assert.equal(restored.check(honest(5)).exclusion, null)
+})
+
+test('stored sketch bytes round-trip; truncated or non-finite bytes are not a sketch', () => {
+  const sketch = sketchDelta(honest(1).delta)
+  assert.deepEqual(sketchFromBytes(sketchToBytes(sketch)), sketch)
+  assert.equal(sketchFromBytes(sketchToBytes(sketch).subarray(1)), null)
+  const bad = Float32Array.from(sketch)
+  bad[7] = Number.NaN
+  assert.equal(sketchFromBytes(sketchToBytes(bad)), null)
 })

@@ -141,6 +141,23 @@ export class ReportScreen {
     this.#directionFrom = 'gradient'
   }
 
+  /**
+   * After a restart, from storage: sketches of reports accepted in earlier rounds (for replay
+   * checks), and those of round `number − 1` give the direction as `openRound` would have.
+   * Call after `openRound(number)`.
+   */
+  restore (earlier: Array<{ round: number, sketch: DeltaSketch }>): void {
+    const previous = earlier.filter((e) => e.round === (this.#round ?? 0) - 1)
+    if (previous.length > 0) {
+      const mean = new Float32Array(previous[0]!.sketch.length)
+      for (const e of previous) for (let i = 0; i < mean.length; i++) mean[i]! += e.sketch[i]! / previous.length
+      this.#direction = mean
+      this.#directionFrom = 'previous round'
+    }
+    for (const e of earlier) this.#earlier.push(e)
+    this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
+  }
+
   /** Adds sketches of reports accepted in an earlier round (after a restart, from storage). */
   rememberEarlier (round: number, sketches: DeltaSketch[]): void {
     for (const sketch of sketches) this.#earlier.push({ round, sketch })
