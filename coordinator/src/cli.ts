@@ -22,6 +22,8 @@ commands:
     --open-organizing        anyone may sign up as an organizer (default: organizers are invited)
     --tls-cert F --tls-key F serve HTTPS with this PEM certificate and key (the session cookie is Secure)
     --trust-proxy            behind a TLS-terminating reverse proxy: believe X-Forwarded-Proto/-For
+    --metrics                serve GET /metrics for Prometheus (rounds, verdicts by code, bytes and
+                             latency per protocol, process); counts only, no peer ids
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
@@ -74,6 +76,7 @@ async function serve (argv: string[]): Promise<number> {
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'trust-proxy': { type: 'boolean', default: false },
+      metrics: { type: 'boolean', default: false },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
@@ -116,6 +119,7 @@ async function serve (argv: string[]): Promise<number> {
       openOrganizing: values['open-organizing'],
       ...(tls !== undefined ? { tls } : {}),
       trustProxy: values['trust-proxy'],
+      metrics: values.metrics,
       limits
     })
   } catch (err) {

@@ -9,6 +9,7 @@ import { openDatabase } from './db/open-database.ts'
 import type { OpenedDatabase } from './db/open-database.ts'
 import { createCoordinatorHost } from './p2p/host.ts'
 import { Presence } from './p2p/presence.ts'
+import { CoordinatorMetrics } from './metrics/coordinator-metrics.ts'
 import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
 import { isRevokedPeer } from './p2p/peer-access.ts'
@@ -63,6 +64,8 @@ export interface CoordinatorOptions {
   tls?: { cert: string, key: string }
   /** Behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-For. */
   trustProxy?: boolean
+  /** Serve GET /metrics for Prometheus (metrics/coordinator-metrics.ts). */
+  metrics?: boolean
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>
   /** Sign-ups per address, run creations and dataset uploads per person, per hour. */
@@ -130,12 +133,17 @@ export class Coordinator {
       const ipProto = host.includes(':') ? 'ip6' : 'ip4'
       const limits: PeerLimits = { ...DEFAULT_PEER_LIMITS, ...options.peerLimits }
       const isRevoked = async (peerId: string): Promise<boolean> => await isRevokedPeer(database.db, peerId)
-      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked })
+      // The presence set exists only with the host; the metrics read it when scraped.
+      let online = (): number => 0
+      const metrics = options.metrics === true ? new CoordinatorMetrics({ onlineNodes: () => online() }) : undefined
+      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked, ...(metrics !== undefined ? { metrics: metrics.libp2p() } : {}) })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
+      online = () => presence.onlineCount()
+      const requestTimer = metrics === undefined ? undefined : (protocol: string) => metrics.request(protocol)
       const changes = new ChangeFeed(options.listenerLimits)
       presence.onChange(() => { changes.publish('nodes') })
-      const components = { libp2p, db: database.db, log }
+      const components = { libp2p, db: database.db, log, ...(requestTimer !== undefined ? { requestTimer } : {}) }
       const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
       const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
@@ -147,16 +155,18 @@ export class Coordinator {
       const intake = new ReportIntake({
         db: database.db, blobs, cache, locks, changes, log,
         normBoundRatio: options.normBoundRatio ?? 1,
+        ...(metrics !== undefined ? { onVerdict: (outcome: 'accepted' | 'held' | 'refused', code: string | null) => { metrics.report(outcome, code) } } : {}),
         // Close at quorum right away rather than at the next tick.
         onAccepted: () => { engine.nudge() }
       })
       const engine = new RoundEngine({
         db: database.db, blobs, presence, changes, log, cache, locks, intake,
+        ...(metrics !== undefined ? { onRoundEnded: (outcome: 'closed' | 'abandoned') => { metrics.round(outcome) } } : {}),
         ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })
       await new BlobService({ ...components, blobs, limits }).start()
-      await new WorkService({ libp2p, source: engine, log }).start()
-      await new ReportService({ libp2p, sink: intake, log, limits, isRevoked }).start()
+      await new WorkService({ libp2p, source: engine, log, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
+      await new ReportService({ libp2p, sink: intake, log, limits, isRevoked, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
       // Stopped after the engine (closers run newest first), so a last round close is signed.
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       engine.start()
@@ -170,7 +180,8 @@ export class Coordinator {
         downloads: { db: database.db, blobs, folderCache },
         log,
         ...(options.tls !== undefined ? { tls: options.tls } : {}),
-        trustProxy: options.trustProxy ?? false
+        trustProxy: options.trustProxy ?? false,
+        ...(metrics !== undefined ? { metrics } : {})
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)

@@ -30,6 +30,8 @@ export interface HttpServerOptions {
    * Secure flag) and X-Forwarded-For (for per-address limits). Only set this behind a proxy.
    */
   trustProxy?: boolean
+  /** Serve GET /metrics (Prometheus text format) from this; absent: /metrics is not found. */
+  metrics?: { exposition: () => Promise<{ contentType: string, body: string }> }
 }
 
 /** What the request says about its scheme and sender, believing a proxy only when told to. */
@@ -90,6 +92,12 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
       return
     }
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
+    if (path === '/metrics' && options.metrics !== undefined) {
+      const { contentType, body } = await options.metrics.exposition()
+      res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' })
+      res.end(req.method === 'HEAD' ? undefined : body)
+      return
+    }
     if (await handleStatementDownload(options.downloads, res, path)) return
     if (await handleDownload(options.downloads, req, res, path)) return
     if (await serveStatic(options.webRoot, req, res)) return

@@ -9,6 +9,7 @@ import { touchNode } from '../nodes/nodes.ts'
 import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
+import type { RequestTimer } from './protocol-service.ts'
 import { mayFetchBlob } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
@@ -18,6 +19,8 @@ export interface BlobServiceComponents {
   blobs: BlobStore
   log: Logger
   limits: PeerLimits
+  /** Times each inbound stream (--metrics). */
+  requestTimer?: RequestTimer
 }
 
 /**
@@ -29,7 +32,7 @@ export class BlobService extends ProtocolService {
   readonly #c: BlobServiceComponents
 
   constructor (components: BlobServiceComponents) {
-    super(components.libp2p, BLOB_PROTOCOL)
+    super(components.libp2p, BLOB_PROTOCOL, components.requestTimer)
     this.#c = components
   }
 

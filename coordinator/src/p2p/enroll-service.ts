@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { enrollNode } from '../nodes/nodes.ts'
 import { ProtocolService } from './protocol-service.ts'
+import type { RequestTimer } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface EnrollServiceComponents {
@@ -15,6 +16,8 @@ export interface EnrollServiceComponents {
   log: Logger
   /** Called after a node is enrolled or re-joins, so live views can refresh. */
   onEnrolled?: (peerId: string) => void
+  /** Times each inbound stream (--metrics). */
+  requestTimer?: RequestTimer
 }
 
 /** Serves `/barnraise/enroll/1.0.0`: one request, one reply, then the stream closes. */
@@ -22,7 +25,7 @@ export class EnrollService extends ProtocolService {
   readonly #c: EnrollServiceComponents
 
   constructor (components: EnrollServiceComponents) {
-    super(components.libp2p, ENROLL_PROTOCOL)
+    super(components.libp2p, ENROLL_PROTOCOL, components.requestTimer)
     this.#c = components
   }
 

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { touchNode } from '../nodes/nodes.ts'
 import { ProtocolService } from './protocol-service.ts'
+import type { RequestTimer } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface HeartbeatServiceComponents {
@@ -14,6 +15,8 @@ export interface HeartbeatServiceComponents {
   db: Kysely<Database>
   log: Logger
   onHeartbeat?: (peerId: string, status: string) => void
+  /** Times each inbound stream (--metrics). */
+  requestTimer?: RequestTimer
 }
 
 /** Serves `/barnraise/heartbeat/1.0.0`: an enrolled node says it is alive and what it is doing. */
@@ -21,7 +24,7 @@ export class HeartbeatService extends ProtocolService {
   readonly #c: HeartbeatServiceComponents
 
   constructor (components: HeartbeatServiceComponents) {
-    super(components.libp2p, HEARTBEAT_PROTOCOL)
+    super(components.libp2p, HEARTBEAT_PROTOCOL, components.requestTimer)
     this.#c = components
   }
 

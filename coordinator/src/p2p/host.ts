@@ -4,7 +4,7 @@ import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import type { Libp2p, PeerId, PrivateKey } from '@libp2p/interface'
+import type { ComponentLogger, Libp2p, Metrics, PeerId, PrivateKey } from '@libp2p/interface'
 import type { PeerLimits } from './peer-limits.ts'
 
 export interface HostOptions {
@@ -14,6 +14,8 @@ export interface HostOptions {
   limits: PeerLimits
   /** True for a peer that must not connect at all (a revoked node). */
   isRevoked: (peerId: string) => Promise<boolean>
+  /** A libp2p metrics component (--metrics: bytes per protocol, connections); none by default. */
+  metrics?: (components: { logger: ComponentLogger }) => Metrics
 }
 
 /**
@@ -43,6 +45,7 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
     connectionEncrypters: [noise()],
     streamMuxers: [yamux({ maxInboundStreams: limits.maxStreamsPerConnection })],
     services: { identify: identify(), ping: ping() },
+    ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
     connectionGater: {
       denyInboundEncryptedConnection: deny,
       // The coordinator never dials; this keeps a revoked peer out of any dial path too.

@@ -40,6 +40,14 @@ export class Presence {
     return this.#libp2p.getConnections().some((c) => c.remotePeer.toString() === peerId && c.status === 'open')
   }
 
+  /** Peers that said hello (enrolled or heartbeat) and still hold an open connection. */
+  onlineCount (): number {
+    const connected = new Set(this.#libp2p.getConnections().filter((c) => c.status === 'open').map((c) => c.remotePeer.toString()))
+    let n = 0
+    for (const peerId of this.#peers.keys()) if (connected.has(peerId)) n++
+    return n
+  }
+
   /** Closes every connection to a peer (a revoked node). */
   disconnect (peerId: string): void {
     for (const c of this.#libp2p.getConnections()) {

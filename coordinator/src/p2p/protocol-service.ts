@@ -2,6 +2,9 @@ import type { z } from 'zod'
 import { JsonStream, REQUEST_TIMEOUT_MS } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 
+/** Starts timing one inbound stream of a protocol; the returned function ends it (metrics/coordinator-metrics.ts). */
+export type RequestTimer = (protocol: string) => () => void
+
 /** Concurrent inbound streams per connection per protocol; agents need one or two. */
 export const MAX_INBOUND_STREAMS = 4
 
@@ -12,14 +15,23 @@ export const MAX_INBOUND_STREAMS = 4
 export abstract class ProtocolService {
   readonly #libp2p: Libp2p
   readonly #protocol: string
+  readonly #timer: RequestTimer | undefined
 
-  constructor (libp2p: Libp2p, protocol: string) {
+  constructor (libp2p: Libp2p, protocol: string, timer?: RequestTimer) {
     this.#libp2p = libp2p
     this.#protocol = protocol
+    this.#timer = timer
   }
 
   async start (): Promise<void> {
-    await this.#libp2p.handle(this.#protocol, async (stream, connection) => { await this.serve(stream, connection) }, {
+    await this.#libp2p.handle(this.#protocol, async (stream, connection) => {
+      const done = this.#timer?.(this.#protocol)
+      try {
+        await this.serve(stream, connection)
+      } finally {
+        done?.()
+      }
+    }, {
       maxInboundStreams: MAX_INBOUND_STREAMS
     })
   }

@@ -7,6 +7,7 @@ import type { Logger } from '../log.ts'
 import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
+import type { RequestTimer } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** A report the engine may still refuse; it reads the payload only once the header passes. */
@@ -35,8 +36,8 @@ export class ReportService extends ProtocolService {
   /** Assignment ids with an upload in progress. */
   readonly #uploading = new Set<string>()
 
-  constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean> }) {
-    super(components.libp2p, REPORT_PROTOCOL)
+  constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean>, requestTimer?: RequestTimer }) {
+    super(components.libp2p, REPORT_PROTOCOL, components.requestTimer)
     this.#sink = components.sink
     this.#log = components.log.child('report')
     this.#limits = components.limits

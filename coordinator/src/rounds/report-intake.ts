@@ -35,6 +35,8 @@ export interface ReportIntakeOptions {
   onAccepted: (runId: string) => void
   /** How fast one peer may be refused; the default allows a burst of 20, then one per 3 s. */
   refusals?: RefusalLimiter
+  /** Told every verdict (for /metrics): its outcome and, for a refusal, its code. */
+  onVerdict?: (outcome: 'accepted' | 'held' | 'refused', code: string | null) => void
 }
 
 /** Clock skew and scheduling slack allowed between a unit's hand-out and its claimed compute time. */
@@ -95,6 +97,7 @@ export class ReportIntake implements ReportSink {
   /** Header checks: identity, signature, assignment, round, codec and size. A refusal is on the ledger before it is returned. */
   async admit (peerId: string, header: ReportHeader): Promise<{ ok: true, payloadBytes: number } | Refusal> {
     if (this.#refusals.exhausted(peerId)) {
+      this.#o.onVerdict?.('refused', 'ERR_RATE_LIMITED')
       return { ok: false, code: 'ERR_RATE_LIMITED', message: 'too many refused reports from this node; wait a minute before sending more' }
     }
     try {
@@ -103,6 +106,7 @@ export class ReportIntake implements ReportSink {
     } catch (err) {
       if (!(err instanceof ReportRefusal)) throw err
       await this.#recordRefusal(peerId, header, err)
+      this.#o.onVerdict?.('refused', err.code)
       return { ok: false, code: err.code, message: err.message }
     }
   }
@@ -121,6 +125,7 @@ export class ReportIntake implements ReportSink {
     })
     // Close at quorum right away rather than at the next tick.
     if (result.ok && !result.duplicate) this.#onAccepted(m.runId)
+    if (!(result.ok && result.duplicate)) this.#o.onVerdict?.(result.ok ? result.outcome : 'refused', result.ok ? null : result.code)
     return result
   }
 
@@ -238,6 +243,8 @@ export class ReportIntake implements ReportSink {
       await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score }))
     })
     acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
+    // A held report's later acceptance is a verdict of its own (its arrival was counted as held).
+    if (payload === undefined) this.#o.onVerdict?.('accepted', null)
     this.#o.log.info('report accepted', { peerId: r.peerId, runId: m.runId, round: m.round, tokens: m.tokens, score: r.score ?? undefined })
     this.#o.changes.publish('ledger', m.runId)
   }
@@ -268,6 +275,7 @@ export class ReportIntake implements ReportSink {
     if (comparable && !(distance <= tolerance)) {
       const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe on the same class of device (${mineClass}), and the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed): both are held for review and earn nothing`
       await this.#recordRefusal(twin.peer_id, held.header, refuseScored(twin.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${mine.peerId}`), held.score))
+      this.#o.onVerdict?.('refused', 'ERR_REDUNDANCY_MISMATCH')
       throw refuseScored(mine.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${twin.peer_id}`), null)
     }
     this.#o.log.info('redundant pair compared', { runId: mine.header.metadata.runId, units: [twin.id, mine.id], comparable, distance, tolerance })

@@ -36,6 +36,8 @@ export interface RoundEngineOptions {
   intake: Pick<ReportIntake, 'decline' | 'settleHeld'>
   /** How often the engine looks at running runs. */
   tickMs?: number
+  /** Told when a round ends (for /metrics). */
+  onRoundEnded?: (outcome: 'closed' | 'abandoned') => void
 }
 
 /**
@@ -52,7 +54,7 @@ export class RoundEngine implements WorkSource {
   #stopped = false
 
   constructor (options: RoundEngineOptions) {
-    this.#o = { tickMs: 500, ...options }
+    this.#o = { tickMs: 500, onRoundEnded: () => {}, ...options }
     this.#cache = options.cache
     this.#locks = options.locks
   }
@@ -133,6 +135,7 @@ export class RoundEngine implements WorkSource {
         })
         this.#cache.dropRound(runId)
         this.#o.log.warn('round abandoned', { runId, round: round.number })
+        this.#o.onRoundEnded('abandoned')
         this.#o.changes.publish('runs', runId)
       }
     }
@@ -247,6 +250,7 @@ export class RoundEngine implements WorkSource {
       await db.deleteFrom('blobs').where('sha256', '=', r.report_blob!).where('kind', '=', 'report').execute()
     }
     await pruneAfterRound(this.#o, runId)
+    this.#o.onRoundEnded('closed')
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)
   }

@@ -1,0 +1,58 @@
+import { describe, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
+import { spawnCli } from './support/processes.ts'
+import type { Spawned } from './support/processes.ts'
+import { createRunViaCli, tinyRunSpec, waitForRun } from './support/runs.ts'
+
+/** The value of the sample `name{labels}` in a Prometheus text exposition, or undefined. */
+function sample (text: string, series: string): number | undefined {
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `))
+  return line === undefined ? undefined : Number(line.slice(series.length + 1))
+}
+
+describe('/metrics', () => {
+  test('with --metrics a coordinator serves Prometheus text: rounds, verdicts by refusal code, latency and bytes per protocol, online nodes; no peer ids; without it /metrics is only the dashboard', async () => {
+    const coordinator: RunningCoordinator = await startCoordinator({ args: ['--metrics'] })
+    const plain = await startCoordinator()
+    let agent: RunningAgent | undefined
+    let rider: Spawned | undefined
+    try {
+      // Without the flag the path is the dashboard's like any other (its own not-found page).
+      const off = await fetch(new URL('metrics', plain.url))
+      assert.match(off.headers.get('content-type') ?? '', /^text\/html/)
+      assert.doesNotMatch(await off.text(), /barnraise_rounds_total/)
+      const token = await coordinator.createToken('Metrics Lab', { uses: 2 })
+      agent = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'honest' })
+      rider = spawnCli('test/support/hostile-agent.ts', ['--attack', 'zero', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('metrics-zero'), '--name', 'rider'])
+      const [, riderId] = await rider.waitForLine(/^agent: peer id (\S+)/, 60_000)
+      await rider.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ minNodes: 2, maxNodes: 2, rounds: 2, recipe: { innerSteps: 4, batchSize: 2, seqLen: 16, innerLr: 0.003, warmupSteps: 1 } }))
+      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 120_000)
+
+      const res = await fetch(new URL('metrics', coordinator.url))
+      assert.equal(res.status, 200)
+      assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
+      const text = await res.text()
+      assert.equal(sample(text, 'barnraise_rounds_total{outcome="closed"}'), 2)
+      assert.equal(sample(text, 'barnraise_reports_total{outcome="accepted",code=""}'), 2)
+      assert.equal(sample(text, 'barnraise_reports_total{outcome="refused",code="ERR_EMPTY_DELTA"}'), 2)
+      assert.equal(sample(text, 'barnraise_nodes_online'), 2)
+      for (const protocol of ['enroll', 'heartbeat', 'work', 'blob', 'report']) {
+        const count = sample(text, `barnraise_protocol_request_seconds_count{protocol="/barnraise/${protocol}/1.0.0"}`)
+        assert.ok(count !== undefined && count >= 1, `${protocol} requests timed: ${count}`)
+      }
+      // Checkpoints and shards went out on the blob protocol; two reports' payloads came in.
+      assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/blob/1.0.0 sent"}') ?? 0) > 10_000)
+      assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/report/1.0.0 received"}') ?? 0) > 1_000)
+      assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0 || (sample(text, 'nodejs_memory_usage_bytes{memory="rss"}') ?? 0) > 0, 'process memory is exported')
+      assert.ok(!text.includes(agent.peerId) && !text.includes(riderId!), 'no series names a peer')
+    } finally {
+      await agent?.stop()
+      await rider?.stop()
+      await coordinator.stop()
+      await plain.stop()
+    }
+  })
+})
