@@ -24,6 +24,8 @@ commands:
     --trust-proxy            behind a TLS-terminating reverse proxy: believe X-Forwarded-Proto/-For
     --metrics                serve GET /metrics for Prometheus (rounds, verdicts by code, bytes and
                              latency per protocol, process); counts only, no peer ids
+    --score-max-params N     the largest model whose reports this coordinator scores itself when a
+                             run screens them (default 5e7); above it, two other nodes score each
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
@@ -77,6 +79,7 @@ async function serve (argv: string[]): Promise<number> {
       'tls-key': { type: 'string' },
       'trust-proxy': { type: 'boolean', default: false },
       metrics: { type: 'boolean', default: false },
+      'score-max-params': { type: 'string' },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
@@ -100,6 +103,8 @@ async function serve (argv: string[]): Promise<number> {
     if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
     limits[key] = n * unit
   }
+  const scoreMaxParams = values['score-max-params'] === undefined ? undefined : Number(values['score-max-params'])
+  if (scoreMaxParams !== undefined && !(Number.isSafeInteger(scoreMaxParams) && scoreMaxParams >= 0)) return fail('--score-max-params must be a whole number (0: nodes score every screened report)')
   let tls: { cert: string, key: string } | undefined
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
     try {
@@ -120,6 +125,7 @@ async function serve (argv: string[]): Promise<number> {
       ...(tls !== undefined ? { tls } : {}),
       trustProxy: values['trust-proxy'],
       metrics: values.metrics,
+      ...(scoreMaxParams !== undefined ? { scoreMaxParams } : {}),
       limits
     })
   } catch (err) {

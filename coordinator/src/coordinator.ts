@@ -10,6 +10,7 @@ import type { OpenedDatabase } from './db/open-database.ts'
 import { createCoordinatorHost } from './p2p/host.ts'
 import { Presence } from './p2p/presence.ts'
 import { CoordinatorMetrics } from './metrics/coordinator-metrics.ts'
+import { NodeScoring } from './rounds/node-scoring.ts'
 import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
 import { isRevokedPeer } from './p2p/peer-access.ts'
@@ -66,6 +67,8 @@ export interface CoordinatorOptions {
   trustProxy?: boolean
   /** Serve GET /metrics for Prometheus (metrics/coordinator-metrics.ts). */
   metrics?: boolean
+  /** The largest model whose reports the coordinator scores itself; above it, nodes score them (default 50M). */
+  scoreMaxParams?: number
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>
   /** Sign-ups per address, run creations and dataset uploads per person, per hour. */
@@ -150,17 +153,19 @@ export class Coordinator {
       await heartbeat.start()
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
       // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
-      const cache = new RunCache({ db: database.db, blobs, log })
+      const cache = new RunCache({ db: database.db, blobs, log, ...(options.scoreMaxParams !== undefined ? { scoreMaxParams: options.scoreMaxParams } : {}) })
+      const scoring = new NodeScoring({ db: database.db, presence, windows: async (runId) => await cache.scoringTokens(runId) })
       const locks = new RunLocks()
       const intake = new ReportIntake({
         db: database.db, blobs, cache, locks, changes, log,
         normBoundRatio: options.normBoundRatio ?? 1,
+        scoring,
         ...(metrics !== undefined ? { onVerdict: (outcome: 'accepted' | 'held' | 'refused', code: string | null) => { metrics.report(outcome, code) } } : {}),
         // Close at quorum right away rather than at the next tick.
         onAccepted: () => { engine.nudge() }
       })
       const engine = new RoundEngine({
-        db: database.db, blobs, presence, changes, log, cache, locks, intake,
+        db: database.db, blobs, presence, changes, log, cache, locks, intake, scoring,
         ...(metrics !== undefined ? { onRoundEnded: (outcome: 'closed' | 'abandoned') => { metrics.round(outcome) } } : {}),
         ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })

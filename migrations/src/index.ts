@@ -12,6 +12,7 @@ import * as invitations from './migrations/2026-11-23-0006-invitations.ts'
 import * as scoresAndQuarantine from './migrations/2026-12-04-0001-scores-and-quarantine.ts'
 import * as redundantUnits from './migrations/2026-12-04-0002-redundant-units.ts'
 import * as reportSketches from './migrations/2026-12-04-0003-report-sketches.ts'
+import * as scoringTasks from './migrations/2026-12-04-0004-scoring-tasks.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -26,7 +27,8 @@ export const migrations: Record<string, Migration> = {
   '2026-11-23-0006-invitations': invitations,
   '2026-12-04-0001-scores-and-quarantine': scoresAndQuarantine,
   '2026-12-04-0002-redundant-units': redundantUnits,
-  '2026-12-04-0003-report-sketches': reportSketches
+  '2026-12-04-0003-report-sketches': reportSketches,
+  '2026-12-04-0004-scoring-tasks': scoringTasks
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -6,7 +6,7 @@ import {
   CHUNK_TIMEOUT_MS, REPORT_ADMISSION_TIMEOUT_MS, REPORT_VERDICT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TRANSFER_DIAL_TIMEOUT_MS,
   enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
 } from '@barnraise/protocol'
-import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, UnitDecline, WorkResponse } from '@barnraise/protocol'
+import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, ScoreResult, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
 
 /** The coordinator said no; retrying the same request will not help. */
@@ -115,9 +115,13 @@ export class CoordinatorClient {
     return reply
   }
 
-  /** Asks for a work unit, first handing back `decline`'s unit with its reason; the answer may be "wait". */
-  async requestWork (decline?: UnitDecline): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
-    const reply = await this.#call(WORK_PROTOCOL, decline === undefined ? { type: 'work' } : { type: 'work', decline }, workResponseSchema)
+  /**
+   * Asks for work (a unit to train, a report to score, or "wait"), first handing back
+   * `decline`'s unit with its reason and answering the last scoring task with `scored`.
+   */
+  async requestWork (decline?: UnitDecline, scored?: ScoreResult): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
+    const request = { type: 'work' as const, ...(decline !== undefined ? { decline } : {}), ...(scored !== undefined ? { scored } : {}) }
+    const reply = await this.#call(WORK_PROTOCOL, request, workResponseSchema)
     if (reply.kind === 'refused') throw new RefusedError(reply.code, reply.message)
     return reply
   }

@@ -3,13 +3,14 @@ import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
 import { decodeShard, paramSetFromSafetensors, sha256Hex } from '@barnraise/trainer'
-import type { ReportMetadata, UnitDecline, WorkUnit } from '@barnraise/protocol'
+import type { ReportMetadata, ScoreResult, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
 import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
+import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 
@@ -41,9 +42,11 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   // the next one instead of failing the same way again.
   const declined = new Set<string>()
   let decline: UnitDecline | undefined
+  let scored: ScoreResult | undefined
   while (!o.signal.aborted) {
-    const reply = await o.client.requestWork(decline)
+    const reply = await o.client.requestWork(decline, scored)
     decline = undefined
+    scored = undefined
     if (reply.kind === 'wait') {
       if (waitingSaid !== reply.reason) { o.say(`agent: waiting for work (${reply.reason})`); waitingSaid = reply.reason }
       if (!await sleep(reply.retryAfterMs, o.signal)) return
@@ -51,6 +54,21 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
     }
     // Between rounds every node waits a little; say so again only when asked for detail.
     if (o.verbose === true) waitingSaid = ''
+    if (reply.kind === 'score') {
+      const task = reply.task
+      o.setStatus('training')
+      const result = await scoreReport(o.cache, task, o.signal)
+      o.setStatus('idle')
+      if ('malformed' in result) {
+        o.say(`agent: ${task.runName} round ${task.round}: could not score a report (${result.malformed})`)
+        scored = { taskId: task.taskId, base: null, after: null, reversed: null }
+      } else {
+        scored = result
+        const fmt = (x: number | null): string => x === null ? 'diverged' : x.toFixed(4)
+        o.say(`agent: ${task.runName} round ${task.round}: scored another node's report: held-out loss ${fmt(result.base)} → ${fmt(result.after)} (reversed ${fmt(result.reversed)})`)
+      }
+      continue
+    }
     const unit = reply.unit
     if (declined.has(unit.assignmentId)) {
       if (!await sleep(DECLINED_RETRY_MS, o.signal)) return

@@ -45,7 +45,37 @@ export type UnitDecline = z.infer<typeof unitDeclineSchema>
  * coordinator records the reason in the ledger, where the organizer sees it, and gives the
  * unit's tokens to other nodes.
  */
-export const workRequestSchema = z.object({ type: z.literal('work'), decline: unitDeclineSchema.optional() }).strict()
+export const workRequestSchema = z.object({ type: z.literal('work'), decline: unitDeclineSchema.optional(), scored: z.lazy(() => scoreResultSchema).optional() }).strict()
+
+/**
+ * A scoring task: the held-out loss of the round's base weights, of base − Δ and of base + Δ
+ * for another node's report Δ, on the given windows (batchSize × (seqLen + 1) token ids, row
+ * after row). Handed to two nodes that did not produce the report when the model is too large
+ * for the coordinator to score it.
+ */
+export const scoringTaskSchema = z.object({
+  taskId: z.string().uuid(),
+  runId: z.string().uuid(),
+  runName: z.string(),
+  round: z.number().int().nonnegative(),
+  baseCheckpoint: sha256Hex,
+  modelConfig: llamaConfigSchema,
+  /** sha256 of the report's payload, fetched on the blob protocol */
+  report: sha256Hex,
+  codec: z.enum(['fp32', 'fp16', 'int8']),
+  batchSize: z.number().int().positive().max(64),
+  seqLen: z.number().int().positive().max(65_536),
+  tokens: z.array(z.number().int().nonnegative()).min(2).max(4_200_000),
+  deadline: z.string()
+})
+
+/** A scoring task's answer; a loss that is not finite (the model diverged) is null. */
+export const scoreResultSchema = z.object({
+  taskId: z.string().uuid(),
+  base: z.number().finite().nullable(),
+  after: z.number().finite().nullable(),
+  reversed: z.number().finite().nullable()
+}).strict()
 
 export const workUnitSchema = z.object({
   assignmentId: z.string().uuid(),
@@ -67,6 +97,7 @@ export const workUnitSchema = z.object({
 
 export const workResponseSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('unit'), unit: workUnitSchema }),
+  z.object({ kind: z.literal('score'), task: scoringTaskSchema }),
   z.object({ kind: z.literal('wait'), retryAfterMs: z.number().int().positive(), reason: z.string() }),
   z.object({ kind: z.literal('refused'), code: z.string(), message: z.string() })
 ])
@@ -75,6 +106,8 @@ export type TokenRange = z.infer<typeof tokenRangeSchema>
 export type InnerRecipe = z.infer<typeof innerRecipeSchema>
 export type WorkUnit = z.infer<typeof workUnitSchema>
 export type WorkResponse = z.infer<typeof workResponseSchema>
+export type ScoringTask = z.infer<typeof scoringTaskSchema>
+export type ScoreResult = z.infer<typeof scoreResultSchema>
 
 /** Asks for a blob on `/barnraise/blob/1.0.0`, optionally resuming from an offset. */
 export const blobRequestSchema = z.object({

@@ -160,10 +160,29 @@ export interface AssignmentsTable {
   sketch: Buffer | null
 }
 
+/** One node's scoring of another node's held report (models too large for the coordinator to score). */
+export interface ScoringTasksTable {
+  id: Generated<string>
+  run_id: string
+  round_id: string
+  /** the report being scored */
+  assignment_id: string
+  /** the scoring node */
+  node_id: string
+  status: 'assigned' | 'done' | 'expired'
+  base_loss: number | null
+  after_loss: number | null
+  reversed_loss: number | null
+  created_at: Generated<Date>
+  resolved_at: NullableTimestamp
+}
+
 /** What a held report's ledger row needs once it is settled. */
 export interface HeldReport {
   header: ReportHeader
   score: number | null
+  /** held for node scoring (not for a redundancy twin) until its scoring tasks are done */
+  awaitingScores?: boolean
 }
 
 export interface CheckpointsTable {
@@ -231,6 +250,7 @@ export interface Database {
   checkpoints: CheckpointsTable
   ledger: LedgerTable
   ledger_heads: LedgerHeadsTable
+  scoring_tasks: ScoringTasksTable
   sessions: SessionsTable
   pledges: PledgesTable
 }

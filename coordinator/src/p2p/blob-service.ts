@@ -10,7 +10,7 @@ import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
 import type { RequestTimer } from './protocol-service.ts'
-import { mayFetchBlob } from './peer-access.ts'
+import { mayFetchBlob, scoresWith } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface BlobServiceComponents {
@@ -26,7 +26,7 @@ export interface BlobServiceComponents {
 /**
  * Serves `/barnraise/blob/1.0.0`: checkpoints and shards by sha256, from an offset, in
  * frames of BLOB_CHUNK_BYTES, only to an enrolled node and only the blobs its own work units
- * name. Reports are never served back. A reader too slow to take the bytes is cut off.
+ * name. A report is served only to the nodes scoring it. A reader too slow to take the bytes is cut off.
  */
 export class BlobService extends ProtocolService {
   readonly #c: BlobServiceComponents
@@ -51,7 +51,9 @@ export class BlobService extends ProtocolService {
         throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
       }
       const kind = await blobKind(this.#c.db, request.sha256)
-      const size = kind === 'checkpoint' || kind === 'shard' ? await this.#c.blobs.size(request.sha256) : undefined
+      // A report is served only to the nodes scoring it (rounds/node-scoring.ts).
+      const servable = kind === 'checkpoint' || kind === 'shard' || (kind === 'report' && await scoresWith(this.#c.db, peerId, request.sha256) === 'report')
+      const size = servable ? await this.#c.blobs.size(request.sha256) : undefined
       if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
       if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)
       await messages.write({ ok: true, size, offset: request.offset })

@@ -17,7 +17,8 @@ import { RefusalLimiter } from './refusal-limiter.ts'
 import { deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
-import { SCORING_MAX_PARAMS, defencesOf } from '../runs/run-plan.ts'
+import { defencesOf } from '../runs/run-plan.ts'
+import type { NodeScoring } from './node-scoring.ts'
 import { FLAG_CODES, quarantineIfWarranted } from '../nodes/reputation.ts'
 
 type Refusal = { ok: false, code: string, message: string }
@@ -35,6 +36,8 @@ export interface ReportIntakeOptions {
   onAccepted: (runId: string) => void
   /** How fast one peer may be refused; the default allows a burst of 20, then one per 3 s. */
   refusals?: RefusalLimiter
+  /** Scoring tasks for reports of models too large for the coordinator to score (rounds/node-scoring.ts). */
+  scoring?: NodeScoring
   /** Told every verdict (for /metrics): its outcome and, for a refusal, its code. */
   onVerdict?: (outcome: 'accepted' | 'held' | 'refused', code: string | null) => void
 }
@@ -205,6 +208,20 @@ export class ReportIntake implements ReportSink {
       throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
     }
     const score = screened?.verdict.score ?? null
+    if (screened?.screen != null && this.#o.scoring !== undefined && !await this.#cache.scoresItself(m.runId)) {
+      // Too large for the coordinator to score: held until two other nodes have scored it.
+      await db.transaction().execute(async (trx) => {
+        await this.#storeReport(trx, a.id, payload, sha)
+        await trx.updateTable('assignments').set({ status: 'held', report_blob: sha, held_report: JSON.stringify({ header, score: null, awaitingScores: true }), sketch: sketchBytes(screened) }).where('id', '=', a.id).execute()
+      })
+      const scorers = await this.#o.scoring.open(m.runId, a.round_id, a.id, node.id)
+      if (scorers === 0) {
+        await this.finishScoring(a.id)
+        return { ok: true, outcome: 'accepted', duplicate: false }
+      }
+      this.#o.log.info('report held for scoring', { peerId, runId: m.runId, round: m.round, scorers })
+      return { ok: true, outcome: 'held', duplicate: false }
+    }
     const twin = await this.#twin(a.id, a.twin_of)
     if (twin?.status === 'assigned') {
       // The first of a pair to report waits for the second, checked but neither folded nor credited.
@@ -220,6 +237,35 @@ export class ReportIntake implements ReportSink {
     await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta, score, blob: sha, sketch: sketchBytes(screened) }, payload)
     if (screened?.screen != null) screened.screen.admit(screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
+  }
+
+  /**
+   * A report held for node scoring is judged (under the run's lock) once its scorers answered,
+   * or at the round's close on what they answered: screened with their mean losses, then
+   * accepted or refused like any other. Scorers that disagree leave it judged without scores.
+   */
+  async finishScoring (assignmentId: string): Promise<void> {
+    const { db } = this.#o
+    const h = await db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+      .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .select(['assignments.status', 'assignments.run_id', 'assignments.round_id', 'assignments.report_blob', 'assignments.held_report', 'rounds.number', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id'])
+      .where('assignments.id', '=', assignmentId).executeTakeFirst()
+    if (h === undefined || h.status !== 'held' || h.held_report?.awaitingScores !== true) return
+    const spec = await this.#cache.spec(h.run_id)
+    const header = h.held_report.header
+    const delta = decodePseudoGradient(spec.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
+    const losses = this.#o.scoring === undefined ? { heldOut: undefined, scorers: 0, disagreement: null } : await this.#o.scoring.losses(assignmentId)
+    if (losses.disagreement !== null) this.#o.log.warn('scorers disagree', { runId: h.run_id, assignmentId, detail: losses.disagreement })
+    const screen = await this.#cache.screen(h.run_id, h.round_id, h.number)
+    const verdict = screen.check({ id: assignmentId, delta, tokens: header.metadata.tokens, claimedLoss: header.metadata.lossCurve.at(-1) }, losses.heldOut)
+    if (verdict.exclusion !== null) {
+      await this.#recordRefusal(h.peer_id, header, refuseScored(assignmentId, verdict.exclusion.code, `${verdict.exclusion.message} (scored by ${losses.scorers} other node${losses.scorers === 1 ? '' : 's'})`, verdict.score))
+      this.#o.onVerdict?.('refused', verdict.exclusion.code)
+      return
+    }
+    await this.#commitAccepted({ id: assignmentId, roundId: h.round_id, peerId: h.peer_id, header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: verdict.score, blob: h.report_blob! })
+    screen.admit(verdict)
+    this.#onAccepted(h.run_id)
   }
 
   /** Keeps a report's payload (until its round closes) with its blob row. */
@@ -292,6 +338,8 @@ export class ReportIntake implements ReportSink {
       .select(['assignments.id', 'assignments.report_blob', 'assignments.held_report', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id'])
       .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'held').execute()
     for (const h of held) {
+      // Waiting for scores that will not all come: judged on those that did (or none).
+      if (h.held_report?.awaitingScores === true) { await this.finishScoring(h.id); continue }
       const delta = decodePseudoGradient(spec.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
       await this.#commitAccepted({ id: h.id, roundId, peerId: h.peer_id, header: h.held_report!.header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: h.held_report!.score, blob: h.report_blob! })
     }
@@ -309,7 +357,7 @@ export class ReportIntake implements ReportSink {
     const spec = await this.#cache.spec(m.runId)
     const screening = defencesOf(spec).screening
     if (!screening && !quarantined) return null
-    const heldOut = spec.paramCount <= SCORING_MAX_PARAMS
+    const heldOut = await this.#cache.scoresItself(m.runId)
       ? {
           base: await this.#cache.scoringLoss(m.runId, a.base_checkpoint),
           after: await this.#cache.scoringLoss(m.runId, a.base_checkpoint, delta),

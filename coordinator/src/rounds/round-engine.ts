@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import { DEFAULT_SCREENING } from '@barnraise/trainer'
-import type { TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
+import type { ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Database, DataCursor } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -12,6 +12,7 @@ import type { WorkSource } from '../p2p/work-service.ts'
 import { organizationsServing } from '../nodes/serving-choices.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
 import { pickTwins } from './redundancy.ts'
+import type { NodeScoring } from './node-scoring.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
@@ -33,7 +34,9 @@ export interface RoundEngineOptions {
   /** The per-run locks this engine shares with report intake. */
   locks: RunLocks
   /** Where a node's declined unit is recorded before it asks for more work. */
-  intake: Pick<ReportIntake, 'decline' | 'settleHeld'>
+  intake: Pick<ReportIntake, 'decline' | 'settleHeld' | 'finishScoring'>
+  /** Scoring tasks, handed out to idle nodes (rounds/node-scoring.ts); none: nodes never score. */
+  scoring?: NodeScoring
   /** How often the engine looks at running runs. */
   tickMs?: number
   /** Told when a round ends (for /metrics). */
@@ -46,7 +49,7 @@ export interface RoundEngineOptions {
  * open round continues and its running sum is rebuilt from the accepted reports on disk.
  */
 export class RoundEngine implements WorkSource {
-  readonly #o: Required<RoundEngineOptions>
+  readonly #o: Required<Omit<RoundEngineOptions, 'scoring'>> & Pick<RoundEngineOptions, 'scoring'>
   readonly #locks: RunLocks
   readonly #cache: RunCache
   #timer: NodeJS.Timeout | undefined
@@ -118,11 +121,14 @@ export class RoundEngine implements WorkSource {
     const counts = await db.selectFrom('assignments').select(['status']).select((eb) => eb.fn.countAll<number>().as('n'))
       .where('round_id', '=', round.id).groupBy('status').execute()
     const n = (s: string): number => Number(counts.find((c) => c.status === s)?.n ?? 0)
-    if (n('assigned') === 0 && acc.reports + n('held') > 0) {
+    const scoring = this.#o.scoring
+    const scoringOut = scoring === undefined ? 0 : await scoring.outstanding(round.id)
+    if (n('assigned') === 0 && scoringOut === 0 && acc.reports + n('held') > 0) {
       // A held report whose twin was refused or never came is folded alone.
       await this.#o.intake.settleHeld(runId, round.id)
       await this.#closeRound(runId, round.id, round.number, run.current_round, 'all work units reported')
     } else if (Date.now() >= round.deadline_at.getTime()) {
+      await scoring?.expire(round.id)
       await this.#o.intake.settleHeld(runId, round.id)
       if (acc.reports > 0) {
         await this.#closeRound(runId, round.id, round.number, run.current_round, `deadline: ${acc.reports} of ${acc.reports + n('assigned') + n('refused')} units reported`)
@@ -175,7 +181,10 @@ export class RoundEngine implements WorkSource {
       let next = cursor
       // A twin takes its original's ranges instead of fresh ones; it is never requeued itself
       // (its original's ranges go out again if both fail).
-      const twins = new Map(pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
+      // Not with node scoring: a report held for its scores and for its twin at once is more
+      // bookkeeping than either check is worth; such runs rely on the scores.
+      const nodeScored = defencesOf(spec).screening && !await this.#cache.scoresItself(runId)
+      const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
       const made: Array<{ id: string, ranges: TokenRange[] }> = []
       for (const [i, node] of nodes.entries()) {
         if (twins.has(i)) continue
@@ -256,12 +265,21 @@ export class RoundEngine implements WorkSource {
   }
 
   /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
-  async workFor (peerId: string, decline?: UnitDecline): Promise<WorkResponse> {
+  async workFor (peerId: string, decline?: UnitDecline, scored?: ScoreResult): Promise<WorkResponse> {
     const { db } = this.#o
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
     if (decline !== undefined) await this.#o.intake.decline(peerId, decline)
+    const scoring = this.#o.scoring
+    if (scored !== undefined && scoring !== undefined) {
+      const done = await scoring.record(node.id, scored)
+      // The report's last score is in: judge it now, under its run's lock, as the intake does.
+      if (done !== null) {
+        await this.#locks.with(done.runId, async () => { await this.#o.intake.finishScoring(done.assignmentId) })
+        this.nudge()
+      }
+    }
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
@@ -269,7 +287,11 @@ export class RoundEngine implements WorkSource {
       .where('assignments.node_id', '=', node.id).where('assignments.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       .orderBy('assignments.created_at').executeTakeFirst()
-    if (unit === undefined) return { kind: 'wait', retryAfterMs: 1000, reason: 'no work for this node now; it gets a unit when the next round opens' }
+    if (unit === undefined) {
+      const task = await scoring?.taskFor(node.id)
+      if (task != null) return { kind: 'score', task }
+      return { kind: 'wait', retryAfterMs: 1000, reason: 'no work for this node now; it gets a unit when the next round opens' }
+    }
     const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
     return {

@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { decodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
-import { DEFAULT_SCREENING, ReportScreen, decodeShard, validationGradient, validationLoss, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
+import { DEFAULT_SCREENING, ReportScreen, decodeShard, validationGradient, validationLoss, validationWindowStarts, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
 import type { DeltaSketch } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -31,11 +31,28 @@ interface LoadedRun {
  * dropped) and it keeps base and sum consistent with the rows.
  */
 export class RunCache {
-  readonly #d: { db: Kysely<Database>, blobs: BlobStore, log: Logger }
+  readonly #d: { db: Kysely<Database>, blobs: BlobStore, log: Logger, scoreMaxParams?: number }
   readonly #loaded = new Map<string, LoadedRun>()
 
-  constructor (deps: { db: Kysely<Database>, blobs: BlobStore, log: Logger }) {
+  constructor (deps: { db: Kysely<Database>, blobs: BlobStore, log: Logger, scoreMaxParams?: number }) {
     this.#d = deps
+  }
+
+  /** Whether the coordinator scores this run's reports itself (else nodes do, when it screens). */
+  async scoresItself (runId: string): Promise<boolean> {
+    return (await this.#load(runId)).spec.paramCount <= (this.#d.scoreMaxParams ?? SCORING_MAX_PARAMS)
+  }
+
+  /** The scoring windows' token ids for scoring tasks: all windows as one batch, row after row (the same mean loss `scoringLoss` takes). */
+  async scoringTokens (runId: string): Promise<{ tokens: number[], batchSize: number, seqLen: number }> {
+    const loaded = await this.#load(runId)
+    loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
+    const w = scoringWindows(loaded.spec)
+    const tokens: number[] = []
+    for (const start of validationWindowStarts(loaded.validation.length, w)) {
+      for (let t = 0; t <= w.seqLen; t++) tokens.push(loaded.validation[start + t]!)
+    }
+    return { tokens, batchSize: w.batches * w.batchSize, seqLen: w.seqLen }
   }
 
   /** Drops a run's cached state (after it failed). */
@@ -122,7 +139,7 @@ export class RunCache {
    */
   async #orientFirstRound (runId: string, roundId: string, number: number, screen: ReportScreen): Promise<void> {
     const loaded = await this.#load(runId)
-    if (number !== 1 || loaded.spec.paramCount > SCORING_MAX_PARAMS) return
+    if (number !== 1 || !await this.scoresItself(runId)) return
     const round = await this.#d.db.selectFrom('rounds').select('base_checkpoint').where('id', '=', roundId).executeTakeFirstOrThrow()
     const base = await this.base(runId, round.base_checkpoint)
     loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens

@@ -1,0 +1,145 @@
+// Scoring by nodes: when a run screens reports but its model is too large for the coordinator
+// to score, each report that passes the other checks is held and scored by two other nodes of
+// the run (ones that did not produce it, are online and are not quarantined), as a task they
+// get from the work protocol once their own unit is done. Each returns the held-out loss of the
+// base, of base − Δ and of base + Δ on the windows the task carries; the report's verdict uses
+// their mean. Two honest scorers run the same arithmetic on the same bytes, so they agree; when
+// they do not, one of them lied and the report is judged without scores (disagreement is logged
+// as a signal for review).
+import type { Kysely } from 'kysely'
+import type { ScoreResult, ScoringTask } from '@barnraise/protocol'
+import type { Database } from '../db/schema.ts'
+import type { Presence } from '../p2p/presence.ts'
+import { organizationsServing } from '../nodes/serving-choices.ts'
+import type { HeldOutLoss } from '@barnraise/trainer'
+
+/** Scorers per report. */
+export const SCORERS_PER_REPORT = 2
+
+/** Two honest scorers' losses agree to this share of the base loss (same arithmetic, same bytes; float summation order aside). */
+export const SCORER_AGREEMENT = 1e-3
+
+export interface NodeScoringOptions {
+  db: Kysely<Database>
+  presence: Presence
+  /** The windows a task carries for a run: token ids, batchSize × (seqLen + 1), row after row. */
+  windows: (runId: string) => Promise<{ tokens: number[], batchSize: number, seqLen: number }>
+}
+
+/** What the scorers measured for one report: the mean losses, and whether two scorers disagreed. */
+export interface ScoredLosses { heldOut: HeldOutLoss | undefined, scorers: number, disagreement: string | null }
+
+/** Scoring tasks: who scores what, what they measured, and what is still out. */
+export class NodeScoring {
+  readonly #o: NodeScoringOptions
+
+  constructor (options: NodeScoringOptions) {
+    this.#o = options
+  }
+
+  /**
+   * Hands report `assignmentId` (of `producerNodeId`) to up to two scorers; returns how many.
+   * Online, unrevoked, unquarantined nodes of labs serving the run, fewest open tasks first.
+   */
+  async open (runId: string, roundId: string, assignmentId: string, producerNodeId: string): Promise<number> {
+    const { db, presence } = this.#o
+    const serving = await organizationsServing(db, runId)
+    if (serving.size === 0) return 0
+    const nodes = await db.selectFrom('nodes')
+      .select(['nodes.id', 'nodes.peer_id'])
+      .select((eb) => eb.selectFrom('scoring_tasks').select(eb.fn.countAll<string>().as('n'))
+        .whereRef('scoring_tasks.node_id', '=', 'nodes.id').where('scoring_tasks.status', '=', 'assigned').as('open'))
+      .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
+      .where('nodes.organization_id', 'in', [...serving]).where('nodes.id', '!=', producerNodeId)
+      .orderBy('nodes.first_seen_at').execute()
+    const scorers = nodes.filter((n) => presence.isOnline(n.peer_id))
+      .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0))
+      .slice(0, SCORERS_PER_REPORT)
+    if (scorers.length === 0) return 0
+    await db.insertInto('scoring_tasks')
+      .values(scorers.map((s) => ({ run_id: runId, round_id: roundId, assignment_id: assignmentId, node_id: s.id, status: 'assigned' as const })))
+      .execute()
+    return scorers.length
+  }
+
+  /** The node's oldest open task in an open round of a running run, or null. */
+  async taskFor (nodeId: string): Promise<ScoringTask | null> {
+    const { db } = this.#o
+    const t = await db.selectFrom('scoring_tasks')
+      .innerJoin('rounds', 'rounds.id', 'scoring_tasks.round_id')
+      .innerJoin('runs', 'runs.id', 'scoring_tasks.run_id')
+      .innerJoin('assignments', 'assignments.id', 'scoring_tasks.assignment_id')
+      .select(['scoring_tasks.id', 'scoring_tasks.run_id', 'runs.name', 'runs.spec', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'assignments.report_blob'])
+      .where('scoring_tasks.node_id', '=', nodeId).where('scoring_tasks.status', '=', 'assigned')
+      .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
+      .orderBy('scoring_tasks.created_at').executeTakeFirst()
+    if (t === undefined || t.report_blob === null) return null
+    const windows = await this.#o.windows(t.run_id)
+    return {
+      taskId: t.id,
+      runId: t.run_id,
+      runName: t.name,
+      round: t.number,
+      baseCheckpoint: t.base_checkpoint,
+      modelConfig: t.spec.modelConfig,
+      report: t.report_blob,
+      codec: t.spec.codec,
+      batchSize: windows.batchSize,
+      seqLen: windows.seqLen,
+      tokens: windows.tokens,
+      deadline: t.deadline_at.toISOString()
+    }
+  }
+
+  /**
+   * Records a node's answer to its own open task. Returns the report's run and assignment
+   * when this was its last open task (the report can be judged now); null otherwise, and for
+   * an answer to a task that is not this node's or not open (ignored, as a late answer is).
+   */
+  async record (nodeId: string, result: ScoreResult): Promise<{ runId: string, assignmentId: string } | null> {
+    const { db } = this.#o
+    const done = await db.updateTable('scoring_tasks')
+      .set({ status: 'done', base_loss: result.base, after_loss: result.after, reversed_loss: result.reversed, resolved_at: new Date() })
+      .where('id', '=', result.taskId).where('node_id', '=', nodeId).where('status', '=', 'assigned')
+      .returning(['run_id', 'assignment_id']).executeTakeFirst()
+    if (done === undefined) return null
+    const open = await db.selectFrom('scoring_tasks').select('id').where('assignment_id', '=', done.assignment_id).where('status', '=', 'assigned').executeTakeFirst()
+    return open === undefined ? { runId: done.run_id, assignmentId: done.assignment_id } : null
+  }
+
+  /** Scoring tasks of the round still out. */
+  async outstanding (roundId: string): Promise<number> {
+    const row = await this.#o.db.selectFrom('scoring_tasks').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('round_id', '=', roundId).where('status', '=', 'assigned').executeTakeFirstOrThrow()
+    return Number(row.n)
+  }
+
+  /** The round closes: tasks still out will not be answered. */
+  async expire (roundId: string): Promise<void> {
+    await this.#o.db.updateTable('scoring_tasks').set({ status: 'expired', resolved_at: new Date() })
+      .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
+  }
+
+  /** What the report's finished scorers measured. A loss a scorer could not compute (diverged) counts as infinite. */
+  async losses (assignmentId: string): Promise<ScoredLosses> {
+    const rows = await this.#o.db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id')
+      .select(['scoring_tasks.base_loss', 'scoring_tasks.after_loss', 'scoring_tasks.reversed_loss', 'nodes.peer_id'])
+      .where('scoring_tasks.assignment_id', '=', assignmentId).where('scoring_tasks.status', '=', 'done').execute()
+    const usable = rows.filter((r) => r.base_loss !== null)
+    if (usable.length === 0) return { heldOut: undefined, scorers: 0, disagreement: null }
+    const value = (x: number | null): number => x ?? Infinity
+    const base = usable[0]!.base_loss!
+    for (const other of usable.slice(1)) {
+      const apart = Math.max(Math.abs(other.base_loss! - base), Math.abs(value(other.after_loss) - value(usable[0]!.after_loss)), Math.abs(value(other.reversed_loss) - value(usable[0]!.reversed_loss)))
+      if (!(apart <= SCORER_AGREEMENT * Math.abs(base))) {
+        return { heldOut: undefined, scorers: usable.length, disagreement: `scorers ${usable.map((r) => r.peer_id).join(' and ')} disagree by ${Number.isFinite(apart) ? apart.toFixed(4) : 'an infinite loss'}` }
+      }
+    }
+    const mean = (pick: (r: typeof usable[number]) => number): number => usable.reduce((s, r) => s + pick(r), 0) / usable.length
+    return {
+      heldOut: { base: mean((r) => r.base_loss!), after: mean((r) => value(r.after_loss)), reversed: mean((r) => value(r.reversed_loss)) },
+      scorers: usable.length,
+      disagreement: null
+    }
+  }
+}

@@ -1,0 +1,56 @@
+import { describe, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import type { RunningAgent } from './support/cluster.ts'
+import { spawnCli } from './support/processes.ts'
+import type { Spawned } from './support/processes.ts'
+import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
+import type { ApiCheckpoint } from './support/runs.ts'
+
+interface Row { outcome: string, round: number, peerId: string, reason: string | null, score: number | null }
+
+describe('scoring by nodes', () => {
+  test('a model too large for the coordinator to score: each report is held until two other nodes score it, the scores reach the ledger, and a sign-flipper still earns nothing after round 1', async () => {
+    // --score-max-params 0 makes the tiny model "too large", so this machine can run it.
+    const coordinator = await startCoordinator({ args: ['--score-max-params', '0'] })
+    const agents: RunningAgent[] = []
+    let flipper: Spawned | undefined
+    try {
+      const token = await coordinator.createToken('Scoring Lab', { uses: 4 })
+      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
+      flipper = spawnCli('test/support/hostile-agent.ts', ['--attack', 'flip', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('scoring-flip'), '--name', 'flipper'])
+      const [, flipperId] = await flipper.waitForLine(/^agent: peer id (\S+)/, 60_000)
+      await flipper.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      const spec = tinyRunSpec({
+        minNodes: 4, maxNodes: 4, rounds: 3, codec: 'fp32', roundDeadlineSeconds: 90,
+        recipe: { innerSteps: 8, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
+        defences: { screening: true }
+      })
+      const runId = await createRunViaCli(coordinator.dataDir, spec)
+      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
+
+      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+      for (const a of agents) {
+        const rows = ledger.filter((r) => r.peerId === a.peerId)
+        assert.equal(rows.length, 3, `honest ${a.peerId}: ${JSON.stringify(rows)}`)
+        for (const r of rows) {
+          assert.equal(r.outcome, 'accepted', `honest ${a.peerId} round ${r.round}: ${r.reason}`)
+          assert.ok(r.score !== null && Number.isFinite(r.score), `round ${r.round}: scored by nodes (${r.score})`)
+        }
+        // It scored others' reports, and said so.
+        assert.match(a.output(), /scored another node's report: held-out loss \d\.\d{4} → \d\.\d{4} \(reversed \d\.\d{4}\)/)
+      }
+      const flips = ledger.filter((r) => r.peerId === flipperId && r.round > 1)
+      assert.ok(flips.length >= 2 && flips.every((r) => r.outcome === 'refused'), `the flipper after round 1: ${JSON.stringify(flips)}`)
+      const checkpoints = await getJson<ApiCheckpoint[]>(coordinator.url, `api/runs/${runId}/checkpoints`)
+      assert.ok(checkpoints.at(-1)!.valLoss! < checkpoints[0]!.valLoss!, 'the loss fell')
+    } catch (err) {
+      const tail = (text: string): string => text.split('\n').slice(-25).join('\n')
+      throw new Error(`${(err as Error).message}\n--- coordinator ---\n${tail(coordinator.process.output())}\n--- flipper ---\n${tail(flipper?.output() ?? '')}\n${agents.map((a) => `--- honest ${a.peerId} ---\n${tail(a.output())}`).join('\n')}`)
+    } finally {
+      await Promise.all(agents.map(async (a) => { await a.stop() }))
+      await flipper?.stop()
+      await coordinator.stop()
+    }
+  })
+})
