@@ -216,7 +216,9 @@ export class ReportIntake implements ReportSink {
       })
       const scorers = await this.#o.scoring.open(m.runId, a.round_id, a.id, node.id)
       if (scorers === 0) {
-        await this.finishScoring(a.id)
+        // Nobody else can score it now: judged unscored at once, and answered with that verdict.
+        const judged = await this.finishScoring(a.id, true)
+        if (judged !== null && !judged.ok) return judged
         return { ok: true, outcome: 'accepted', duplicate: false }
       }
       this.#o.log.info('report held for scoring', { peerId, runId: m.runId, round: m.round, scorers })
@@ -244,13 +246,13 @@ export class ReportIntake implements ReportSink {
    * or at the round's close on what they answered: screened with their mean losses, then
    * accepted or refused like any other. Scorers that disagree leave it judged without scores.
    */
-  async finishScoring (assignmentId: string): Promise<void> {
+  async finishScoring (assignmentId: string, atArrival = false): Promise<ReportResponse | null> {
     const { db } = this.#o
     const h = await db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .select(['assignments.status', 'assignments.run_id', 'assignments.round_id', 'assignments.report_blob', 'assignments.held_report', 'rounds.number', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id'])
       .where('assignments.id', '=', assignmentId).executeTakeFirst()
-    if (h === undefined || h.status !== 'held' || h.held_report?.awaitingScores !== true) return
+    if (h === undefined || h.status !== 'held' || h.held_report?.awaitingScores !== true) return null
     const spec = await this.#cache.spec(h.run_id)
     const header = h.held_report.header
     const delta = decodePseudoGradient(spec.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
@@ -259,13 +261,16 @@ export class ReportIntake implements ReportSink {
     const screen = await this.#cache.screen(h.run_id, h.round_id, h.number)
     const verdict = screen.check({ id: assignmentId, delta, tokens: header.metadata.tokens, claimedLoss: header.metadata.lossCurve.at(-1) }, losses.heldOut)
     if (verdict.exclusion !== null) {
-      await this.#recordRefusal(h.peer_id, header, refuseScored(assignmentId, verdict.exclusion.code, `${verdict.exclusion.message} (scored by ${losses.scorers} other node${losses.scorers === 1 ? '' : 's'})`, verdict.score))
-      this.#o.onVerdict?.('refused', verdict.exclusion.code)
-      return
+      const refusal = refuseScored(assignmentId, verdict.exclusion.code, `${verdict.exclusion.message} (scored by ${losses.scorers} other node${losses.scorers === 1 ? '' : 's'})`, verdict.score)
+      await this.#recordRefusal(h.peer_id, header, refusal)
+      // At arrival the caller answers the node and counts the verdict; later it is counted here.
+      if (!atArrival) this.#o.onVerdict?.('refused', refusal.code)
+      return { ok: false, outcome: 'refused', code: refusal.code, message: refusal.message }
     }
-    await this.#commitAccepted({ id: assignmentId, roundId: h.round_id, peerId: h.peer_id, header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: verdict.score, blob: h.report_blob! })
+    await this.#commitAccepted({ id: assignmentId, roundId: h.round_id, peerId: h.peer_id, header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: verdict.score, blob: h.report_blob!, countVerdict: !atArrival })
     screen.admit(verdict)
-    this.#onAccepted(h.run_id)
+    if (!atArrival) this.#onAccepted(h.run_id)
+    return { ok: true, outcome: 'accepted', duplicate: false }
   }
 
   /** Keeps a report's payload (until its round closes) with its blob row. */
@@ -279,7 +284,7 @@ export class ReportIntake implements ReportSink {
    * Accepts a checked report: its payload (unless a held report's is stored already), the unit,
    * the round's tokens and the ledger row in one transaction, then the fold.
    */
-  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array, score: number | null, blob: string, sketch?: Buffer | null }, payload?: Uint8Array): Promise<void> {
+  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
     await this.#o.db.transaction().execute(async (trx) => {
@@ -290,7 +295,7 @@ export class ReportIntake implements ReportSink {
     })
     acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
     // A held report's later acceptance is a verdict of its own (its arrival was counted as held).
-    if (payload === undefined) this.#o.onVerdict?.('accepted', null)
+    if (payload === undefined && r.countVerdict !== false) this.#o.onVerdict?.('accepted', null)
     this.#o.log.info('report accepted', { peerId: r.peerId, runId: m.runId, round: m.round, tokens: m.tokens, score: r.score ?? undefined })
     this.#o.changes.publish('ledger', m.runId)
   }
