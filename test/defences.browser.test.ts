@@ -2,22 +2,14 @@ import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { parseLedgerJson, verifyLedger } from '@barnraise/protocol'
 import { DESKTOP_CONTEXT, launchChromium, screenshot } from './support/browser.ts'
-import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'
-import { spawnCli } from './support/processes.ts'
+import { startHostile } from './support/hostile.ts'
 import type { Spawned } from './support/processes.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import type { ApiCheckpoint } from './support/runs.ts'
 
 interface Row { outcome: string, round: number, peerId: string, tokens: number, reason: string | null, score: number | null }
-
-/** A hostile agent process (test/support/hostile-agent.ts); resolves with its peer id once it enrolled. */
-async function startHostile (attack: 'flip' | 'zero', coordinator: string, token: string): Promise<{ peerId: string, proc: Spawned }> {
-  const proc = spawnCli('test/support/hostile-agent.ts', ['--attack', attack, '--coordinator', coordinator, '--token', token, '--data-dir', await tempDir(`hostile-${attack}`), '--name', `hostile-${attack}`])
-  const [, peerId] = await proc.waitForLine(/^agent: peer id (\S+)/, 60_000)
-  await proc.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
-  return { peerId: peerId!, proc }
-}
 
 describe('a run that screens its reports', () => {
   test('a sign-flipping agent and a free rider among honest agents: the loss falls, neither earns credit, each refusal says why; both are quarantined until an admin releases them on the Nodes page', async () => {

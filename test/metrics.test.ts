@@ -1,8 +1,8 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
-import { spawnCli } from './support/processes.ts'
+import { startHostile } from './support/hostile.ts'
 import type { Spawned } from './support/processes.ts'
 import { createRunViaCli, tinyRunSpec, waitForRun } from './support/runs.ts'
 
@@ -25,9 +25,9 @@ describe('/metrics', () => {
       assert.doesNotMatch(await off.text(), /barnraise_rounds_total/)
       const token = await coordinator.createToken('Metrics Lab', { uses: 2 })
       agent = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'honest' })
-      rider = spawnCli('test/support/hostile-agent.ts', ['--attack', 'zero', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('metrics-zero'), '--name', 'rider'])
-      const [, riderId] = await rider.waitForLine(/^agent: peer id (\S+)/, 60_000)
-      await rider.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      const started = await startHostile('zero', coordinator.multiaddr, token, 'rider')
+      rider = started.proc
+      const riderId = started.peerId
       const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ minNodes: 2, maxNodes: 2, rounds: 2, recipe: { innerSteps: 4, batchSize: 2, seqLen: 16, innerLr: 0.003, warmupSteps: 1 } }))
       await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 120_000)
 
@@ -47,7 +47,7 @@ describe('/metrics', () => {
       assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/blob/1.0.0 sent"}') ?? 0) > 10_000)
       assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/report/1.0.0 received"}') ?? 0) > 1_000)
       assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0 || (sample(text, 'nodejs_memory_usage_bytes{memory="rss"}') ?? 0) > 0, 'process memory is exported')
-      assert.ok(!text.includes(agent.peerId) && !text.includes(riderId!), 'no series names a peer')
+      assert.ok(!text.includes(agent.peerId) && !text.includes(riderId), 'no series names a peer')
     } finally {
       await agent?.stop()
       await rider?.stop()

@@ -1,8 +1,8 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'
-import { spawnCli } from './support/processes.ts'
+import { startHostile } from './support/hostile.ts'
 import type { Spawned } from './support/processes.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import type { ApiCheckpoint } from './support/runs.ts'
@@ -18,9 +18,9 @@ describe('scoring by nodes', () => {
     try {
       const token = await coordinator.createToken('Scoring Lab', { uses: 4 })
       for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
-      flipper = spawnCli('test/support/hostile-agent.ts', ['--attack', 'flip', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('scoring-flip'), '--name', 'flipper'])
-      const [, flipperId] = await flipper.waitForLine(/^agent: peer id (\S+)/, 60_000)
-      await flipper.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper')
+      flipper = started.proc
+      const flipperId = started.peerId
       const spec = tinyRunSpec({
         minNodes: 4, maxNodes: 4, rounds: 3, codec: 'fp32', roundDeadlineSeconds: 90,
         recipe: { innerSteps: 8, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },

@@ -1,8 +1,8 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'
-import { spawnCli } from './support/processes.ts'
+import { startHostile } from './support/hostile.ts'
 import type { Spawned } from './support/processes.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import type { ApiCheckpoint } from './support/runs.ts'
@@ -17,9 +17,9 @@ describe('redundancy sampling', () => {
     try {
       const token = await coordinator.createToken('Twin Lab', { uses: 4 })
       for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
-      flipper = spawnCli('test/support/hostile-agent.ts', ['--attack', 'flip', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('twin-flip'), '--name', 'flipper'])
-      const [, flipperId] = await flipper.waitForLine(/^agent: peer id (\S+)/, 60_000)
-      await flipper.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper')
+      flipper = started.proc
+      const flipperId = started.peerId
       // Four nodes, half the units doubled: two pairs, every node in one, partners changing by round.
       const spec = tinyRunSpec({
         minNodes: 4, maxNodes: 4, rounds: 3, codec: 'int8', roundDeadlineSeconds: 90,

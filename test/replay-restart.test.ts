@@ -1,8 +1,8 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
+import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
-import { spawnCli } from './support/processes.ts'
+import { startHostile } from './support/hostile.ts'
 import type { Spawned } from './support/processes.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 
@@ -17,9 +17,9 @@ describe('screening across a coordinator restart', () => {
     try {
       const token = await coordinator.createToken('Replay Lab', { uses: 4 })
       for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
-      replayer = spawnCli('test/support/hostile-agent.ts', ['--attack', 'replay', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('replayer'), '--name', 'replayer'])
-      const [, replayerId] = await replayer.waitForLine(/^agent: peer id (\S+)/, 60_000)
-      await replayer.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+      const started = await startHostile('replay', coordinator.multiaddr, token, 'replayer')
+      replayer = started.proc
+      const replayerId = started.peerId
       const spec = tinyRunSpec({
         minNodes: 4, maxNodes: 4, rounds: 6, codec: 'fp32', roundDeadlineSeconds: 60,
         recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },

@@ -1,0 +1,21 @@
+import { tempDir } from './cluster.ts'
+import { spawnCli } from './processes.ts'
+import type { Spawned } from './processes.ts'
+
+export type Attack = 'flip' | 'zero' | 'scale' | 'replay'
+
+/**
+ * Starts a hostile agent process (test/support/hostile-agent.ts) mounting `attack`; resolves
+ * with its peer id once it enrolled (and stops it if it never does).
+ */
+export async function startHostile (attack: Attack, coordinator: string, token: string, name = `hostile-${attack}`): Promise<{ peerId: string, proc: Spawned }> {
+  const proc = spawnCli('test/support/hostile-agent.ts', ['--attack', attack, '--coordinator', coordinator, '--token', token, '--data-dir', await tempDir(name), '--name', name])
+  try {
+    const [, peerId] = await proc.waitForLine(/^agent: peer id (\S+)/, 60_000)
+    await proc.waitForLine(/^agent: (?:enrolled|re-joined) as node/, 60_000)
+    return { peerId: peerId!, proc }
+  } catch (err) {
+    await proc.stop()
+    throw err
+  }
+}
