@@ -154,7 +154,7 @@ export class Coordinator {
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
       // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
       const cache = new RunCache({ db: database.db, blobs, log, ...(options.scoreMaxParams !== undefined ? { scoreMaxParams: options.scoreMaxParams } : {}) })
-      const scoring = new NodeScoring({ db: database.db, presence, windows: async (runId) => await cache.scoringTokens(runId) })
+      const scoring = new NodeScoring({ db: database.db, presence, windows: async (runId) => await cache.scoringWindowsBlob(runId) })
       const locks = new RunLocks()
       const intake = new ReportIntake({
         db: database.db, blobs, cache, locks, changes, log,

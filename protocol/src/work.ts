@@ -49,9 +49,10 @@ export const workRequestSchema = z.object({ type: z.literal('work'), decline: un
 
 /**
  * A scoring task: the held-out loss of the round's base weights, of base − Δ and of base + Δ
- * for another node's report Δ, on the given windows (batchSize × (seqLen + 1) token ids, row
- * after row). Handed to two nodes that did not produce the report when the model is too large
- * for the coordinator to score it.
+ * for another node's report Δ, on the windows in shard `windows` (batchSize × (seqLen + 1)
+ * token ids, row after row; a blob, since real windows outgrow a 64 KiB control message).
+ * Handed to two nodes that did not produce the report when the model is too large for the
+ * coordinator to score it.
  */
 export const scoringTaskSchema = z.object({
   taskId: z.string().uuid(),
@@ -63,9 +64,10 @@ export const scoringTaskSchema = z.object({
   /** sha256 of the report's payload, fetched on the blob protocol */
   report: sha256Hex,
   codec: z.enum(['fp32', 'fp16', 'int8']),
+  /** sha256 of a shard holding the scoring windows' token ids */
+  windows: sha256Hex,
   batchSize: z.number().int().positive().max(64),
   seqLen: z.number().int().positive().max(65_536),
-  tokens: z.array(z.number().int().nonnegative()).min(2).max(4_200_000),
   deadline: z.string()
 })
 

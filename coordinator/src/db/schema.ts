@@ -169,6 +169,8 @@ export interface ScoringTasksTable {
   assignment_id: string
   /** the scoring node */
   node_id: string
+  /** the shard of scoring windows the task names (served to the scoring node) */
+  windows_blob: string
   status: 'assigned' | 'done' | 'expired'
   base_loss: number | null
   after_loss: number | null

@@ -32,18 +32,18 @@ export async function mayFetchBlob (db: Kysely<Database>, peerId: string, sha256
 
 /**
  * Whether the peer holds an open scoring task that needs blob `sha256`: the round's base
- * checkpoint or the report it scores. Returns which, or null.
+ * checkpoint, the report it scores or the windows to score it on. Returns which, or null.
  */
-export async function scoresWith (db: Kysely<Database>, peerId: string, sha256: string): Promise<'checkpoint' | 'report' | null> {
+export async function scoresWith (db: Kysely<Database>, peerId: string, sha256: string): Promise<'checkpoint' | 'report' | 'windows' | null> {
   const row = await db.selectFrom('scoring_tasks')
     .innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id')
     .innerJoin('rounds', 'rounds.id', 'scoring_tasks.round_id')
     .innerJoin('assignments', 'assignments.id', 'scoring_tasks.assignment_id')
-    .select(['rounds.base_checkpoint', 'assignments.report_blob'])
+    .select(['rounds.base_checkpoint', 'assignments.report_blob', 'scoring_tasks.windows_blob'])
     .where('nodes.peer_id', '=', peerId).where('nodes.revoked_at', 'is', null)
     .where('scoring_tasks.status', '=', 'assigned')
-    .where((eb) => eb.or([eb('rounds.base_checkpoint', '=', sha256), eb('assignments.report_blob', '=', sha256)]))
+    .where((eb) => eb.or([eb('rounds.base_checkpoint', '=', sha256), eb('assignments.report_blob', '=', sha256), eb('scoring_tasks.windows_blob', '=', sha256)]))
     .limit(1).executeTakeFirst()
   if (row === undefined) return null
-  return row.report_blob === sha256 ? 'report' : 'checkpoint'
+  return row.report_blob === sha256 ? 'report' : row.windows_blob === sha256 ? 'windows' : 'checkpoint'
 }

@@ -29,7 +29,7 @@ beforeAll(async () => {
 afterAll(async () => { await store?.close() })
 
 const presence = { isOnline: (peerId: string) => online.has(peerId) } as unknown as Presence
-const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ tokens: [1, 2, 3], batchSize: 1, seqLen: 2 }) })
+const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ sha256: 'c'.repeat(64), batchSize: 1, seqLen: 2 }) })
 
 async function report (producer: number): Promise<string> {
   return (await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: nodes[producer]!.id, ranges: '[]', tokens: 10, status: 'held', report_blob: 'b'.repeat(64) }).returning('id').executeTakeFirstOrThrow()).id
@@ -50,7 +50,7 @@ test('two online scorers other than the producer, fewest open tasks first; offli
   assert.deepEqual(tasks.map((t) => t.node_id).sort(), [nodes[0]!.id, nodes[2]!.id].sort())
   assert.equal(await s.taskFor(nodes[3]!.id), null, 'node 3 was not asked to score anything')
   const task = await s.taskFor(nodes[0]!.id)
-  assert.deepEqual({ report: task?.report, round: task?.round, tokens: task?.tokens, batchSize: task?.batchSize }, { report: 'b'.repeat(64), round: 1, tokens: [1, 2, 3], batchSize: 1 })
+  assert.deepEqual({ report: task?.report, round: task?.round, windows: task?.windows, batchSize: task?.batchSize }, { report: 'b'.repeat(64), round: 1, windows: 'c'.repeat(64), batchSize: 1 })
   assert.equal(await s.outstanding(roundId), 3)
 })
 

@@ -22,8 +22,8 @@ export const SCORER_AGREEMENT = 1e-3
 export interface NodeScoringOptions {
   db: Kysely<Database>
   presence: Presence
-  /** The windows a task carries for a run: token ids, batchSize × (seqLen + 1), row after row. */
-  windows: (runId: string) => Promise<{ tokens: number[], batchSize: number, seqLen: number }>
+  /** The run's scoring windows: the shard blob holding them (batchSize × (seqLen + 1) token ids, row after row). */
+  windows: (runId: string) => Promise<{ sha256: string, batchSize: number, seqLen: number }>
 }
 
 /** What the scorers measured for one report: the mean losses, and whether two scorers disagreed. */
@@ -56,8 +56,9 @@ export class NodeScoring {
       .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0))
       .slice(0, SCORERS_PER_REPORT)
     if (scorers.length === 0) return 0
+    const windows = await this.#o.windows(runId)
     await db.insertInto('scoring_tasks')
-      .values(scorers.map((s) => ({ run_id: runId, round_id: roundId, assignment_id: assignmentId, node_id: s.id, status: 'assigned' as const })))
+      .values(scorers.map((s) => ({ run_id: runId, round_id: roundId, assignment_id: assignmentId, node_id: s.id, windows_blob: windows.sha256, status: 'assigned' as const })))
       .execute()
     return scorers.length
   }
@@ -84,9 +85,9 @@ export class NodeScoring {
       modelConfig: t.spec.modelConfig,
       report: t.report_blob,
       codec: t.spec.codec,
+      windows: windows.sha256,
       batchSize: windows.batchSize,
       seqLen: windows.seqLen,
-      tokens: windows.tokens,
       deadline: t.deadline_at.toISOString()
     }
   }

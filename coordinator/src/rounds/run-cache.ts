@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
 import { decodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
-import { DEFAULT_SCREENING, ReportScreen, decodeShard, validationGradient, validationLoss, validationWindowStarts, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
+import { DEFAULT_SCREENING, ReportScreen, decodeShard, encodeShard, validationGradient, validationLoss, validationWindowStarts, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
 import type { DeltaSketch } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -9,6 +9,7 @@ import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { SCORING_MAX_PARAMS, defencesOf, evaluationWindows, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
+import { storeBlob } from '../blobs/blob-records.ts'
 
 /** What the coordinator keeps in memory for a running run; all of it can be rebuilt from the database and blob store. */
 interface LoadedRun {
@@ -22,6 +23,8 @@ interface LoadedRun {
   screen?: { roundId: string, screen: ReportScreen }
   /** Held-out scoring loss of the base weights, per base checkpoint. */
   scoringBase?: { sha: string, loss: number }
+  /** sha256 of the shard of scoring windows handed to scoring nodes, once stored. */
+  scoringWindows?: string
 }
 
 /**
@@ -43,16 +46,23 @@ export class RunCache {
     return (await this.#load(runId)).spec.paramCount <= (this.#d.scoreMaxParams ?? SCORING_MAX_PARAMS)
   }
 
-  /** The scoring windows' token ids for scoring tasks: all windows as one batch, row after row (the same mean loss `scoringLoss` takes). */
-  async scoringTokens (runId: string): Promise<{ tokens: number[], batchSize: number, seqLen: number }> {
+  /**
+   * The scoring windows as a shard blob for scoring tasks: all windows as one batch, row after
+   * row (the same mean loss `scoringLoss` takes), stored once per run. Scorers get these few
+   * windows, not the validation shard.
+   */
+  async scoringWindowsBlob (runId: string): Promise<{ sha256: string, batchSize: number, seqLen: number }> {
     const loaded = await this.#load(runId)
-    loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
     const w = scoringWindows(loaded.spec)
-    const tokens: number[] = []
-    for (const start of validationWindowStarts(loaded.validation.length, w)) {
-      for (let t = 0; t <= w.seqLen; t++) tokens.push(loaded.validation[start + t]!)
+    if (loaded.scoringWindows === undefined) {
+      loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
+      const tokens: number[] = []
+      for (const start of validationWindowStarts(loaded.validation.length, w)) {
+        for (let t = 0; t <= w.seqLen; t++) tokens.push(loaded.validation[start + t]!)
+      }
+      loaded.scoringWindows = await storeBlob(this.#d.db, this.#d.blobs, encodeShard(tokens, loaded.spec.vocabSize), 'shard', { tokens: tokens.length, vocabSize: loaded.spec.vocabSize, runId, split: 'scoring windows' })
     }
-    return { tokens, batchSize: w.batches * w.batchSize, seqLen: w.seqLen }
+    return { sha256: loaded.scoringWindows, batchSize: w.batches * w.batchSize, seqLen: w.seqLen }
   }
 
   /** Drops a run's cached state (after it failed). */

@@ -12,6 +12,7 @@ export async function up (db: Kysely<unknown>): Promise<void> {
     .addColumn('round_id', 'uuid', (c) => c.notNull().references('rounds.id').onDelete('cascade'))
     .addColumn('assignment_id', 'uuid', (c) => c.notNull().references('assignments.id').onDelete('cascade'))
     .addColumn('node_id', 'uuid', (c) => c.notNull().references('nodes.id').onDelete('cascade'))
+    .addColumn('windows_blob', 'text', (c) => c.notNull())
     .addColumn('status', 'text', (c) => c.notNull().check(sql`status in ('assigned', 'done', 'expired')`))
     .addColumn('base_loss', 'double precision')
     .addColumn('after_loss', 'double precision')
