@@ -25,7 +25,7 @@ commands:
     --metrics                serve GET /metrics for Prometheus (rounds, verdicts by code, bytes and
                              latency per protocol, process); counts only, no peer ids
     --score-max-params N     the largest model whose reports this coordinator scores itself when a
-                             run screens them (default 5e7); above it, two other nodes score each
+                             run screens them (default 1e6); above it, two other nodes score each
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)

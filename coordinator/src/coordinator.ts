@@ -67,7 +67,7 @@ export interface CoordinatorOptions {
   trustProxy?: boolean
   /** Serve GET /metrics for Prometheus (metrics/coordinator-metrics.ts). */
   metrics?: boolean
-  /** The largest model whose reports the coordinator scores itself; above it, nodes score them (default 50M). */
+  /** The largest model whose reports the coordinator scores itself; above it, nodes score them (default 1M). */
   scoreMaxParams?: number
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>

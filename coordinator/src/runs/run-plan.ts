@@ -49,8 +49,11 @@ export function keepsReports (d: Defences): boolean {
   return d.aggregation !== 'mean' || d.clipToMedianNorm !== null
 }
 
-/** Screening scores a report by a forward pass on held-out data; above this size that is the nodes' job (not built yet). */
-export const SCORING_MAX_PARAMS = 50_000_000
+/**
+ * The coordinator scores a report by three forward passes on held-out data, on its event loop;
+ * above this size (`--score-max-params`) two other nodes score it (rounds/node-scoring.ts).
+ */
+export const SCORING_MAX_PARAMS = 1_000_000
 
 /** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */
 export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSize: number, seqLen: number } {
