@@ -31,10 +31,18 @@ describe('/metrics', () => {
       const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ minNodes: 2, maxNodes: 2, rounds: 2, recipe: { innerSteps: 4, batchSize: 2, seqLen: 16, innerLr: 0.003, warmupSteps: 1 } }))
       await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 120_000)
 
-      const res = await fetch(new URL('metrics', coordinator.url))
+      // The run reads as completed once the last round's transaction commits; the counter follows a moment later.
+      const scrape = async (): Promise<{ res: Response, text: string }> => {
+        const res = await fetch(new URL('metrics', coordinator.url))
+        return { res, text: await res.text() }
+      }
+      let { res, text } = await scrape()
+      for (let i = 0; i < 50 && sample(text, 'barnraise_rounds_total{outcome="closed"}') !== 2; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        ({ res, text } = await scrape())
+      }
       assert.equal(res.status, 200)
       assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/)
-      const text = await res.text()
       assert.equal(sample(text, 'barnraise_rounds_total{outcome="closed"}'), 2)
       assert.equal(sample(text, 'barnraise_reports_total{outcome="accepted",code=""}'), 2)
       assert.equal(sample(text, 'barnraise_reports_total{outcome="refused",code="ERR_EMPTY_DELTA"}'), 2)

@@ -252,6 +252,8 @@ export class RoundEngine implements WorkSource {
         (select id from assignments where run_id = ${runId} and sketch is not null order by resolved_at desc nulls last limit ${DEFAULT_SCREENING.earlierKept})`.execute(trx)
       return await trx.selectFrom('assignments').select('report_blob').where('round_id', '=', roundId).where('report_blob', 'is not', null).execute()
     })
+    // Counted as soon as it is committed (the run may read as completed from here on).
+    this.#o.onRoundEnded('closed')
     await this.#cache.advanceBase(runId, checkpoint, theta)
     // The round is folded into the checkpoint; its reports are no longer needed to rebuild anything.
     for (const r of reportBlobs) {
@@ -259,7 +261,6 @@ export class RoundEngine implements WorkSource {
       await db.deleteFrom('blobs').where('sha256', '=', r.report_blob!).where('kind', '=', 'report').execute()
     }
     await pruneAfterRound(this.#o, runId)
-    this.#o.onRoundEnded('closed')
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)
   }
