@@ -40,7 +40,8 @@ test('two online scorers other than the producer, fewest open tasks first; offli
   online.delete('peer-3')
   await db.updateTable('nodes').set({ quarantined_at: new Date(), quarantine_reason: 'test' }).where('id', '=', nodes[2]!.id).execute()
   const a = await report(0)
-  assert.equal(await s.open(runId, roundId, a, nodes[0]!.id), 1, 'only node 1 is online, unquarantined and not the producer')
+  assert.equal(await s.open(runId, roundId, a, nodes[0]!.id), 0, 'only node 1 is online, unquarantined and not the producer: one scorer is not enough')
+  assert.equal(await s.outstanding(roundId), 0)
   await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null }).where('id', '=', nodes[2]!.id).execute()
   online.add('peer-3')
   const b = await report(1)
@@ -51,7 +52,7 @@ test('two online scorers other than the producer, fewest open tasks first; offli
   assert.equal(await s.taskFor(nodes[3]!.id), null, 'node 3 was not asked to score anything')
   const task = await s.taskFor(nodes[0]!.id)
   assert.deepEqual({ report: task?.report, round: task?.round, windows: task?.windows, batchSize: task?.batchSize }, { report: 'b'.repeat(64), round: 1, windows: 'c'.repeat(64), batchSize: 1 })
-  assert.equal(await s.outstanding(roundId), 3)
+  assert.equal(await s.outstanding(roundId), 2)
 })
 
 test('answers: only the own open task counts; the last one makes the report ready; agreeing scorers are averaged, disagreeing ones void the scores', async () => {
@@ -63,6 +64,7 @@ test('answers: only the own open task counts; the last one makes the report read
   const stranger = nodes.find((n) => !tasks.some((t) => t.node_id === n.id))!
   assert.equal(await s.record(stranger.id, { taskId: t1!.id, base: 1, after: 0, reversed: 2 }), null, 'a task that is not yours is ignored')
   assert.equal(await s.record(t1!.node_id, { taskId: t1!.id, base: 3, after: 2.9, reversed: 3.1 }), null, 'one scorer still out')
+  assert.deepEqual(await s.losses(a), { heldOut: undefined, scorers: 1, disagreement: null }, 'one answer alone scores nothing')
   assert.equal(await s.record(t1!.node_id, { taskId: t1!.id, base: 0, after: 0, reversed: 0 }), null, 'a second answer changes nothing')
   assert.deepEqual(await s.record(t2!.node_id, { taskId: t2!.id, base: 3, after: 2.9002, reversed: null }), { runId, assignmentId: a })
   const disagree = await s.losses(a)

@@ -38,8 +38,9 @@ export class NodeScoring {
   }
 
   /**
-   * Hands report `assignmentId` (of `producerNodeId`) to up to two scorers; returns how many.
-   * Online, unrevoked, unquarantined nodes of labs serving the run, fewest open tasks first.
+   * Hands report `assignmentId` (of `producerNodeId`) to two scorers; returns how many (0 when
+   * fewer than two can score it: one scorer's word alone is never taken). Online, unrevoked,
+   * unquarantined nodes of labs serving the run, fewest open tasks first.
    */
   async open (runId: string, roundId: string, assignmentId: string, producerNodeId: string): Promise<number> {
     const { db, presence } = this.#o
@@ -55,7 +56,7 @@ export class NodeScoring {
     const scorers = nodes.filter((n) => presence.isOnline(n.peer_id))
       .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0))
       .slice(0, SCORERS_PER_REPORT)
-    if (scorers.length === 0) return 0
+    if (scorers.length < SCORERS_PER_REPORT) return 0
     const windows = await this.#o.windows(runId)
     await db.insertInto('scoring_tasks')
       .values(scorers.map((s) => ({ run_id: runId, round_id: roundId, assignment_id: assignmentId, node_id: s.id, windows_blob: windows.sha256, status: 'assigned' as const })))
@@ -121,13 +122,17 @@ export class NodeScoring {
       .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
   }
 
-  /** What the report's finished scorers measured. A loss a scorer could not compute (diverged) counts as infinite. */
+  /**
+   * What the report's scorers measured, once both answered and agree; with fewer answers there
+   * are no scores (a lone scorer could otherwise have an honest report excluded). A loss a
+   * scorer could not compute (diverged) counts as infinite.
+   */
   async losses (assignmentId: string): Promise<ScoredLosses> {
     const rows = await this.#o.db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id')
       .select(['scoring_tasks.base_loss', 'scoring_tasks.after_loss', 'scoring_tasks.reversed_loss', 'nodes.peer_id'])
       .where('scoring_tasks.assignment_id', '=', assignmentId).where('scoring_tasks.status', '=', 'done').execute()
     const usable = rows.filter((r) => r.base_loss !== null)
-    if (usable.length === 0) return { heldOut: undefined, scorers: 0, disagreement: null }
+    if (usable.length < SCORERS_PER_REPORT) return { heldOut: undefined, scorers: usable.length, disagreement: null }
     const value = (x: number | null): number => x ?? Infinity
     const base = usable[0]!.base_loss!
     for (const other of usable.slice(1)) {
