@@ -49,6 +49,7 @@ export default defineConfig({
     projects: [
       unitProject('protocol', 'protocol/src'),
       unitProject('trainer', 'trainer/src'),
+      unitProject('datasets', 'datasets/src'),
       unitProject('migrations', 'migrations/src'),
       unitProject('coordinator', 'coordinator/src'),
       unitProject('node-agent', 'node-agent/src'),

@@ -1,0 +1,6 @@
+export * from './tokenizers/text-tokenizer.ts'
+export * from './tokenizers/tokenizer-error.ts'
+export * from './tokenizers/byte-level.ts'
+export * from './tokenizers/hugging-face-tokenizer.ts'
+export * from './tokenizers/tiktoken-vocabulary.ts'
+export * from './tokenizers/catalog.ts'

@@ -1,0 +1,60 @@
+import { readFileSync } from 'node:fs'
+import { describe, expect, it } from 'vitest'
+import { TOKENIZER_CATALOG, catalogTokenizer, uploadedTokenizer } from './catalog.ts'
+import { TokenizerError } from './tokenizer-error.ts'
+
+const fixtures = JSON.parse(readFileSync(new URL('../../test-data/tokenizer-fixtures.json', import.meta.url), 'utf8')) as { tokenizers: Record<string, Array<{ text: string, ids: number[] }>> }
+
+describe('catalogue tokenizers against the reference implementation', () => {
+  for (const [name, samples] of Object.entries(fixtures.tokenizers)) {
+    it(`${name} gives tiktoken's ids for every sample and decodes them back`, () => {
+      const tok = catalogTokenizer(name)
+      expect(samples.length).toBeGreaterThan(10)
+      for (const { text, ids } of samples) {
+        expect(Array.from(tok.encode(text)), JSON.stringify(text.slice(0, 40))).toEqual(ids)
+        expect(tok.decode(ids)).toBe(text)
+      }
+    })
+  }
+
+  it('every catalogue entry loads with the vocabulary size it advertises', () => {
+    for (const entry of TOKENIZER_CATALOG) expect(catalogTokenizer(entry.name).vocabSize).toBe(entry.vocabSize)
+    expect(catalogTokenizer('gpt2').eosId).toBe(50256)
+    expect(catalogTokenizer('gpt2-1k').eosId).toBe(1024)
+    expect(catalogTokenizer('byte').eosId).toBeNull()
+  })
+
+  it('an unknown name is refused with the names it could have been', () => {
+    expect(() => catalogTokenizer('llama9')).toThrow(/byte, gpt2-1k, gpt2/)
+  })
+})
+
+describe('uploaded tokenizer.json', () => {
+  const gpt2k = catalogTokenizer('gpt2-1k').huggingFaceFiles(512).get('tokenizer.json')
+  const bytes = new TextEncoder().encode(JSON.stringify(gpt2k))
+
+  it('is named by its sha256 and tokenizes as the same file from the catalogue does', () => {
+    const tok = uploadedTokenizer(bytes)
+    expect(tok.name).toMatch(/^sha256:[0-9a-f]{64}$/)
+    const text = fixtures.tokenizers['gpt2-1k']![1]!
+    expect(Array.from(tok.encode(text.text))).toEqual(text.ids)
+    expect(tok.vocabSize).toBe(1025)
+  })
+
+  it('refuses files that are not a tokenizer, with a reason', () => {
+    const refused = (b: Uint8Array): TokenizerError => {
+      try { uploadedTokenizer(b) } catch (err) { return err as TokenizerError }
+      throw new Error('not refused')
+    }
+    expect(refused(new TextEncoder().encode('{"model": 3')).code).toBe('ERR_BAD_TOKENIZER')
+    expect(refused(new Uint8Array([0xff, 0xfe, 0x00])).code).toBe('ERR_BAD_TOKENIZER')
+    expect(refused(new TextEncoder().encode('{"model":{"type":"Magic","vocab":{}}}')).message).toMatch(/model\.type/)
+    expect(refused(new TextEncoder().encode('{"model":{"type":"BPE","vocab":{"a":0}}}')).message).toMatch(/2 to/)
+    const huge = { model: { type: 'WordLevel', vocab: { a: 0, b: 2 ** 24 }, unk_token: 'a' } }
+    expect(refused(new TextEncoder().encode(JSON.stringify(huge))).message).toMatch(/ids/)
+  })
+
+  it('decode refuses ids outside the vocabulary', () => {
+    expect(() => catalogTokenizer('gpt2-1k').decode([5, 1025])).toThrow(TokenizerError)
+  })
+})
