@@ -1,0 +1,31 @@
+// Worker thread body: tokenizing gigabytes must not block the coordinator's event loop.
+import { readFileSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { parentPort, workerData } from 'node:worker_threads'
+import { catalogTokenizer, uploadedTokenizer } from '../tokenizers/catalog.ts'
+import { openReader } from '../readers/open-reader.ts'
+import { buildDataset } from './build-dataset.ts'
+import type { IngestJob, IngestMessage } from './ingest-job.ts'
+
+const job = workerData as IngestJob
+const post = (m: IngestMessage): void => { parentPort!.postMessage(m) }
+
+try {
+  const tokenizer = 'catalog' in job.tokenizer ? catalogTokenizer(job.tokenizer.catalog) : uploadedTokenizer(readFileSync(job.tokenizer.file))
+  const reader = await openReader(job.path, job.format, job.field)
+  const result = await buildDataset({
+    reader,
+    tokenizer,
+    source: job.source,
+    shardTokens: job.shardTokens,
+    holdOutEvery: job.holdOutEvery,
+    maxValidationTokens: job.maxValidationTokens,
+    onShard: async (bytes, manifest) => { await writeFile(join(job.outDir, manifest.sha256), bytes) },
+    onProgress: (progress) => { post({ type: 'progress', progress }) }
+  })
+  post({ type: 'done', result })
+} catch (err) {
+  const e = err as { code?: unknown, message?: unknown }
+  post({ type: 'error', code: typeof e.code === 'string' ? e.code : 'ERR_INGEST_FAILED', message: String(e.message ?? err) })
+}
