@@ -20,6 +20,7 @@ import { startHttpServer } from './http/server.ts'
 import { startAdminSocket } from './admin/admin-socket.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
+import { DatasetLibrary } from './datasets/dataset-library.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
 import { BlobService } from './p2p/blob-service.ts'
 import { WorkService } from './p2p/work-service.ts'
@@ -177,10 +178,13 @@ export class Coordinator {
       engine.start()
       closers.push(async () => { await engine.stop() })
       const folderCache = new FolderCache()
+      const datasets = new DatasetLibrary({ db: database.db, blobs, log, changes, stagingDir: join(options.dataDir, 'uploads'), quotaBytes: installLimits.datasetQuotaBytes })
+      closers.push(async () => { datasets.stop() })
+      await datasets.resume()
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: apiRates(options.rates), folderCache },
+        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: apiRates(options.rates), folderCache, datasets },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs, folderCache },
         log,

@@ -23,7 +23,9 @@ export const datasetSpecSchema = z.discriminatedUnion('source', [
     source: z.literal('shards'),
     train: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(100_000),
     validation: z.string().regex(/^[0-9a-f]{64}$/)
-  })
+  }),
+  /** a dataset uploaded and tokenized on this coordinator (datasets.create, then its file) */
+  z.object({ source: z.literal('dataset'), id: z.string().uuid('a dataset id') })
 ])
 
 /** Most text one dashboard upload may carry (the files together); bigger corpora are sharded offline with `barnraise-agent shard`. */

@@ -1,10 +1,10 @@
 import { createTRPCClient, httpBatchLink } from '@trpc/client'
 import type { AppRouter } from '@barnraise/coordinator'
 
-/** A tRPC client that keeps its own session cookie, like one browser profile. */
-export function sessionClient (baseUrl: string): ReturnType<typeof createTRPCClient<AppRouter>> {
+/** A tRPC client with its own session cookie, like one browser profile, and that cookie for raw requests. */
+export function sessionClientWithCookie (baseUrl: string): { client: ReturnType<typeof createTRPCClient<AppRouter>>, cookie: () => string } {
   let cookie = ''
-  return createTRPCClient<AppRouter>({
+  const client = createTRPCClient<AppRouter>({
     links: [httpBatchLink({
       url: new URL('trpc', baseUrl).toString(),
       fetch: async (url, init) => {
@@ -19,4 +19,10 @@ export function sessionClient (baseUrl: string): ReturnType<typeof createTRPCCli
       }
     })]
   })
+  return { client, cookie: () => cookie }
+}
+
+/** A tRPC client that keeps its own session cookie, like one browser profile. */
+export function sessionClient (baseUrl: string): ReturnType<typeof createTRPCClient<AppRouter>> {
+  return sessionClientWithCookie(baseUrl).client
 }

@@ -10,6 +10,7 @@ import type { SignInThrottle } from '../accounts/sign-in-throttle.ts'
 import type { InstallLimits } from '../runs/install-limits.ts'
 import type { ApiRates } from '../limits/api-rates.ts'
 import type { FolderCache } from '../checkpoints/checkpoint-folder.ts'
+import type { DatasetLibrary } from '../datasets/dataset-library.ts'
 
 /** What every procedure can reach, shared by all requests. */
 export interface ApiServices {
@@ -32,6 +33,8 @@ export interface ApiServices {
   rates: ApiRates
   /** checkpoint folders built for earlier requests (shared with the plain-HTTP downloads) */
   folderCache: FolderCache
+  /** uploaded datasets and their tokenizing */
+  datasets: DatasetLibrary
 }
 
 /** Per request: the services, who is signed in, and how to set or clear their cookie. */

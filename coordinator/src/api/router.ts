@@ -8,6 +8,7 @@ import { pledgesRouter } from './routers/pledges.ts'
 import { liveRouter } from './routers/live.ts'
 import { metricsRouter } from './routers/metrics.ts'
 import { peopleRouter } from './routers/people.ts'
+import { datasetsRouter } from './routers/datasets.ts'
 
 /** The whole API, one router per domain; the dashboard imports only its type. */
 export const appRouter = router({
@@ -16,6 +17,7 @@ export const appRouter = router({
   auth: authRouter,
   nodes: nodesRouter,
   runs: runsRouter,
+  datasets: datasetsRouter,
   labs: labsRouter,
   people: peopleRouter,
   ledger: ledgerRouter,

@@ -6,6 +6,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { checkpointTextFiles } from './checkpoint-weights.ts'
+import { loadTokenizer } from '../datasets/run-tokenizers.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { retentionOf } from '../runs/checkpoint-retention.ts'
 import { renderModelCard } from './model-card.ts'
@@ -135,7 +136,12 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
   if (spec.dataset.source === 'shards') {
     const shard = await deps.db.selectFrom('blobs').select('meta').where('sha256', '=', spec.validationShard.sha256).executeTakeFirst()
     datasetName = typeof shard?.meta.dataset === 'string' ? shard.meta.dataset : null
+  } else if (spec.dataset.source === 'dataset') {
+    const row = await deps.db.selectFrom('datasets').select('name').where('id', '=', spec.dataset.id).executeTakeFirst()
+    datasetName = row?.name ?? null
   }
+  const tokenizerName = spec.tokenizer ?? 'byte'
+  const tokenizerFiles = tokenizerName === 'byte' ? undefined : (await loadTokenizer(deps, tokenizerName)).huggingFaceFiles(spec.modelConfig.max_position_embeddings)
   const rows = await deps.db.selectFrom('ledger')
     .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
     .leftJoin('organizations', 'organizations.id', 'ledger.organization_id')
@@ -153,7 +159,7 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
     currentRound: run.current_round,
     tokensSeen: run.tokens_seen,
     createdAt: run.created_at,
-    textFiles: checkpointTextFiles(spec.modelConfig),
+    textFiles: checkpointTextFiles(spec.modelConfig, tokenizerFiles),
     datasetName,
     work: rows.map((r) => ({
       round: r.round,

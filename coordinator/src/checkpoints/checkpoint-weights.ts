@@ -20,6 +20,6 @@ export function initialCheckpointBytes (config: LlamaConfig, seed: number): Uint
  * A checkpoint folder's files besides model.safetensors (config.json, tokenizer files); the
  * weights are stored as F32, so config.json says float32.
  */
-export function checkpointTextFiles (config: LlamaConfig): Map<string, Uint8Array> {
-  return new Map([...huggingFaceTextFiles(config, 'F32')].map(([name, text]) => [name, new TextEncoder().encode(text)]))
+export function checkpointTextFiles (config: LlamaConfig, tokenizerFiles?: Map<string, Record<string, unknown>>): Map<string, Uint8Array> {
+  return new Map([...huggingFaceTextFiles(config, 'F32', tokenizerFiles)].map(([name, text]) => [name, new TextEncoder().encode(text)]))
 }

@@ -17,7 +17,9 @@ function spec (overrides: Record<string, unknown> = {}): ResolvedRunSpec {
     paramCount: model.paramCount,
     trainShards: [{ sha256: 'c'.repeat(64), tokens: 3_000_000 }, { sha256: 'd'.repeat(64), tokens: 1_000_000 }],
     validationShard: { sha256: 'e'.repeat(64), tokens: 80_000 },
-    vocabSize: 256
+    vocabSize: 256,
+    tokenizer: 'byte',
+    documentIndex: null
   }
 }
 

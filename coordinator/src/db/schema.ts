@@ -108,7 +108,7 @@ export interface RunsTable {
 /** Where the next work unit's tokens start in a run's train shards. */
 export interface DataCursor { epoch: number, shard: number, offset: number }
 
-export type BlobKind = 'checkpoint' | 'shard' | 'report' | 'optimizer'
+export type BlobKind = 'checkpoint' | 'shard' | 'report' | 'optimizer' | 'tokenizer' | 'documents'
 
 export interface BlobsTable {
   sha256: string
@@ -253,8 +253,39 @@ export interface Database {
   ledger: LedgerTable
   ledger_heads: LedgerHeadsTable
   scoring_tasks: ScoringTasksTable
+  datasets: DatasetsTable
   sessions: SessionsTable
   pledges: PledgesTable
+}
+
+export type DatasetStatus = 'uploading' | 'tokenizing' | 'ready' | 'failed'
+
+/** A dataset uploaded in pieces and tokenized by a worker into shards (coordinator/src/datasets). */
+export interface DatasetsTable {
+  id: Generated<string>
+  name: string
+  created_by: string
+  status: DatasetStatus
+  format: 'text' | 'jsonl' | 'parquet'
+  field: string | null
+  /** a catalogue tokenizer's name or sha256:<hex> of an uploaded tokenizer.json blob */
+  tokenizer: string
+  file_name: string
+  file_bytes: number
+  received_bytes: ColumnType<number, number | undefined, number>
+  read_bytes: ColumnType<number, number | undefined, number>
+  documents: ColumnType<number, number | undefined, number>
+  bad_rows: ColumnType<number, number | undefined, number>
+  bad_row_examples: ColumnType<Array<{ locator: string, reason: string }>, string | undefined, string>
+  train_tokens: ColumnType<number, number | undefined, number>
+  validation_tokens: ColumnType<number, number | undefined, number>
+  train_shards: ColumnType<Array<{ sha256: string, tokens: number }>, string | undefined, string>
+  validation_shard: string | null
+  /** sha256 of the gzipped document index blob */
+  document_index: string | null
+  error: string | null
+  created_at: Generated<Date>
+  updated_at: ColumnType<Date, Date | undefined, Date>
 }
 
 export interface SessionsTable {

@@ -2,7 +2,7 @@ import { EventEmitter, on } from 'node:events'
 import { CoordinatorError } from '../errors.ts'
 
 /** What changed; the dashboard refetches the queries of that topic. */
-export type ChangeTopic = 'nodes' | 'runs' | 'ledger' | 'pledges'
+export type ChangeTopic = 'nodes' | 'runs' | 'ledger' | 'pledges' | 'datasets'
 
 export interface ChangeEvent { topic: ChangeTopic, runId?: string, at: string }
 

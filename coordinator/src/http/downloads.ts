@@ -6,6 +6,8 @@ import { ledgerToCsv, readLedger } from '../ledger/ledger.ts'
 import { readLedgerHeads } from '../ledger/ledger-heads.ts'
 import { handleCheckpointRequest } from './checkpoint-downloads.ts'
 import type { FolderCache } from '../checkpoints/checkpoint-folder.ts'
+import { checkpointProvenance, provenanceCsv } from '../datasets/provenance.ts'
+import { CoordinatorError } from '../errors.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
 
@@ -41,6 +43,22 @@ export async function handleDownload (ctx: DownloadsContext, req: IncomingMessag
     if (run === undefined) { json(res, 404, { error: `no run ${runId}` }); return true }
     if (parts[2] === 'ledger.json') { json(res, 200, await readLedger(ctx.db, runId)); return true }
     if (parts[2] === 'ledger-heads.json') { json(res, 200, await readLedgerHeads(ctx.db, runId)); return true }
+    if (parts[2] === 'documents.json' || parts[2] === 'documents.csv') {
+      const roundParam = new URL(req.url ?? '/', 'http://local').searchParams.get('round')
+      const round = roundParam === null ? undefined : Number(roundParam)
+      if (round !== undefined && (!Number.isSafeInteger(round) || round < 0)) { json(res, 400, { error: 'round must be a non-negative integer' }); return true }
+      let provenance
+      try {
+        provenance = await checkpointProvenance(ctx, runId, round)
+      } catch (err) {
+        if (err instanceof CoordinatorError && err.code === 'ERR_NOT_FOUND') { json(res, 404, { error: err.message }); return true }
+        throw err
+      }
+      if (parts[2] === 'documents.json') { json(res, 200, provenance); return true }
+      res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="documents-${runId}-round-${provenance.round}.csv"`, 'access-control-allow-origin': '*' })
+      res.end(provenanceCsv(provenance))
+      return true
+    }
     if (parts[2] === 'ledger.csv') {
       const csv = ledgerToCsv(await readLedger(ctx.db, runId))
       res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="ledger-${runId}.csv"`, 'access-control-allow-origin': '*' })

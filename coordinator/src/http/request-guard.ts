@@ -10,6 +10,15 @@ export function crossSiteRefusal (req: IncomingMessage): string | null {
   if (req.method !== 'POST') return null
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase()
   if (type !== 'application/json') return 'API calls that change something must send a JSON body (content-type: application/json)'
+  return foreignOriginRefusal(req)
+}
+
+/**
+ * Why a request is refused as coming from another site, or null. For uploads (PUT with a raw
+ * body): a cross-origin PUT needs a CORS preflight we never answer, and this refuses what a
+ * browser labels as foreign anyway.
+ */
+export function foreignOriginRefusal (req: IncomingMessage): string | null {
   const site = req.headers['sec-fetch-site']
   if (site === 'cross-site' || site === 'same-site') return 'cross-site requests may not change anything here'
   const origin = req.headers.origin

@@ -14,6 +14,7 @@ import type { DownloadsContext } from './downloads.ts'
 import { handleStatementDownload } from './statement-download.ts'
 import { applySecurityHeaders } from './security-headers.ts'
 import { crossSiteRefusal } from './request-guard.ts'
+import { handleUpload } from './dataset-upload.ts'
 
 export interface HttpServerOptions {
   host: string
@@ -91,6 +92,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
       trpc(req, res)
       return
     }
+    if (path.startsWith('/api/') && await handleUpload(options.services, req, res, path)) return
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
     if (path === '/metrics' && options.metrics !== undefined) {
       const { contentType, body } = await options.metrics.exposition()

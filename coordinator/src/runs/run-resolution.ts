@@ -16,15 +16,34 @@ export function modelPresetList (): Array<{ name: string, config: LlamaConfig, p
   return Object.entries(modelPresets).map(([name, config]) => ({ name, config: { ...config }, paramCount: countParams(config) }))
 }
 
-/** A spec's model as a full config: a named preset or a config.json, validated. */
-export function resolveModel (model: RunSpec['model']): { config: LlamaConfig, paramCount: number } {
-  const config = 'preset' in model ? presetConfig(model.preset) : parseLlamaConfig(model.config)
+/**
+ * A spec's model as a full config: a named preset or a config.json, validated. A preset's
+ * vocabulary follows the tokenizer (`vocabSize`, when given); a config.json's is its own.
+ */
+export function resolveModel (model: RunSpec['model'], vocabSize?: number): { config: LlamaConfig, paramCount: number } {
+  const config = 'preset' in model ? { ...presetConfig(model.preset), ...(vocabSize !== undefined ? { vocab_size: vocabSize } : {}) } : parseLlamaConfig(model.config)
   return { config: { ...config }, paramCount: countParams(config) }
 }
 
-/** A spec's dataset as stored shards: the demo corpus (sharded and stored on first use) or shards already uploaded. */
-export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset']): Promise<{ train: ShardInfo[], validation: ShardInfo, vocabSize: number }> {
+/** A spec's dataset, resolved: its shards, the vocabulary they use, the tokenizer that made them and (for uploaded datasets) its document index. */
+export interface ResolvedDataset { train: ShardInfo[], validation: ShardInfo, vocabSize: number, tokenizer: string, documentIndex: string | null }
+
+/** A spec's dataset as stored shards: the demo corpus (sharded and stored on first use), shards already uploaded, or a tokenized dataset. */
+export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset']): Promise<ResolvedDataset> {
   const { db, blobs } = store
+  if (dataset.source === 'dataset') {
+    const row = await db.selectFrom('datasets').selectAll().where('id', '=', dataset.id).executeTakeFirst()
+    if (row === undefined) throw new Error(`no dataset ${dataset.id} on this coordinator`)
+    if (row.status !== 'ready' || row.validation_shard === null) throw new Error(`dataset "${row.name}" is ${row.status}${row.error !== null ? ` (${row.error})` : ''}; a run needs a tokenized dataset`)
+    const validationRow = await db.selectFrom('blobs').select('meta').where('sha256', '=', row.validation_shard).executeTakeFirstOrThrow()
+    return {
+      train: row.train_shards,
+      validation: { sha256: row.validation_shard, tokens: Number(validationRow.meta.tokens) },
+      vocabSize: Number(validationRow.meta.vocabSize),
+      tokenizer: row.tokenizer,
+      documentIndex: row.document_index
+    }
+  }
   if (dataset.source === 'demo-corpus') {
     const shards = await demoCorpusShards()
     const train: ShardInfo[] = []
@@ -33,16 +52,18 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
     }
     const v = shards.validation
     const validation = { sha256: await storeBlob(db, blobs, v.bytes, 'shard', { tokens: v.tokens.length, vocabSize: shards.vocabSize, split: 'validation' }), tokens: v.tokens.length }
-    return { train, validation, vocabSize: shards.vocabSize }
+    return { train, validation, vocabSize: shards.vocabSize, tokenizer: 'byte', documentIndex: null }
   }
-  const lookup = async (sha: string): Promise<ShardInfo & { vocabSize: number }> => {
+  const lookup = async (sha: string): Promise<ShardInfo & { vocabSize: number, tokenizer: string }> => {
     const row = await db.selectFrom('blobs').select(['kind', 'meta']).where('sha256', '=', sha).executeTakeFirst()
     if (row?.kind !== 'shard') throw new Error(`shard ${sha} is not in this coordinator's blob store; upload its text first`)
-    return { sha256: sha, tokens: Number(row.meta.tokens), vocabSize: Number(row.meta.vocabSize) }
+    return { sha256: sha, tokens: Number(row.meta.tokens), vocabSize: Number(row.meta.vocabSize), tokenizer: typeof row.meta.tokenizer === 'string' ? row.meta.tokenizer : 'byte' }
   }
   const train = await Promise.all(dataset.train.map(lookup))
   const validation = await lookup(dataset.validation)
-  return { train, validation, vocabSize: Math.max(validation.vocabSize, ...train.map((s) => s.vocabSize)) }
+  const tokenizers = new Set([validation, ...train].map((s) => s.tokenizer))
+  if (tokenizers.size > 1) throw new Error(`the shards were made by different tokenizers (${[...tokenizers].join(', ')}); a run's shards must share one`)
+  return { train, validation, vocabSize: Math.max(validation.vocabSize, ...train.map((s) => s.vocabSize)), tokenizer: validation.tokenizer, documentIndex: null }
 }
 
 /** Stores a run's round-0 checkpoint; returns its sha256. */

@@ -23,13 +23,17 @@ export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
   trainShards: ShardInfo[]
   validationShard: ShardInfo
   vocabSize: number
+  /** what made the dataset's tokens: `byte`, a catalogue name or sha256:<hex> of an uploaded tokenizer.json */
+  tokenizer: string
+  /** sha256 of the dataset's document index blob (uploaded datasets); null when there is none */
+  documentIndex: string | null
 }
 
 /**
  * A resolved spec as a `runs.spec` row holds it: rows written before `license`, `retention` and
  * `defences` existed lack them (readers fall back to the defaults).
  */
-export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences'>>
+export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex'>>
 
 /** Thrown with one message per bad field, so a form or CLI can show each. */
 export class RunSpecError extends CoordinatorError {
@@ -63,9 +67,16 @@ async function assertOpenRunRoom (db: Kysely<Database>, owner: string, max: numb
 export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null, limits: InstallLimits = DEFAULT_INSTALL_LIMITS): Promise<{ id: string, spec: ResolvedRunSpec }> {
   const spec = parseRunSpec(input)
   if (createdBy !== null) await assertOpenRunRoom(store.db, createdBy, limits.maxOpenRuns)
+  let dataset
+  try {
+    dataset = await resolveDataset(store, spec.dataset)
+  } catch (err) {
+    throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
+  }
   let model
   try {
-    model = resolveModel(spec.model)
+    // A preset's vocabulary follows the dataset's tokenizer (byte-level data keeps the preset's 256).
+    model = resolveModel(spec.model, dataset.tokenizer === 'byte' ? undefined : dataset.vocabSize)
   } catch (err) {
     throw new RunSpecError([{ field: 'model', message: (err as Error).message }])
   }
@@ -73,12 +84,6 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   const keptReportBytes = keepsReports(spec.defences) ? model.paramCount * spec.maxNodes * 4 : 0
   const over = overInstallLimits({ paramCount: model.paramCount, seqLen: spec.recipe.seqLen, evalBatches: spec.evalBatches, keptReportBytes }, limits)
   if (over.length > 0) throw new RunSpecError(over)
-  let dataset
-  try {
-    dataset = await resolveDataset(store, spec.dataset)
-  } catch (err) {
-    throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
-  }
   if (dataset.vocabSize > model.config.vocab_size) {
     throw new RunSpecError([{ field: 'model', message: `the dataset uses ${dataset.vocabSize} token ids but the model's vocab_size is ${model.config.vocab_size}` }])
   }
@@ -92,7 +97,9 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
     paramCount: model.paramCount,
     trainShards: dataset.train,
     validationShard: dataset.validation,
-    vocabSize: model.config.vocab_size
+    vocabSize: model.config.vocab_size,
+    tokenizer: dataset.tokenizer,
+    documentIndex: dataset.documentIndex
   }
   const checkpoint = await storeInitialCheckpoint(store, model.config, spec.seed)
   const row = await store.db.transaction().execute(async (trx) => {

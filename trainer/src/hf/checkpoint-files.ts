@@ -64,16 +64,18 @@ export function modelSafetensors (params: ParamSet, opts: ExportOptions): Uint8A
 const json = (value: unknown): string => JSON.stringify(value, null, 2) + '\n'
 
 /**
- * The folder's files besides the weights: config.json and the tokenizer files. They depend on
- * the config alone, so a server can list and send them without reading the weights.
+ * The folder's files besides the weights: config.json and the tokenizer files (the byte
+ * tokenizer's unless others are given). They depend on the config and tokenizer alone, so a
+ * server can list and send them without reading the weights.
  */
-export function huggingFaceTextFiles (config: LlamaConfig, dtype: ExportDtype): Map<string, string> {
-  return new Map([
-    ['config.json', json(huggingFaceConfigJson(config, dtype))],
-    ['tokenizer.json', json(tokenizerJson())],
-    ['tokenizer_config.json', json(tokenizerConfigJson(config.max_position_embeddings))],
-    ['special_tokens_map.json', json(specialTokensMapJson())]
+export function huggingFaceTextFiles (config: LlamaConfig, dtype: ExportDtype, tokenizerFiles?: Map<string, Record<string, unknown>>): Map<string, string> {
+  // Without other tokenizer files, the byte tokenizer's.
+  const tokenizer = tokenizerFiles ?? new Map([
+    ['tokenizer.json', tokenizerJson()],
+    ['tokenizer_config.json', tokenizerConfigJson(config.max_position_embeddings)],
+    ['special_tokens_map.json', specialTokensMapJson()]
   ])
+  return new Map([['config.json', json(huggingFaceConfigJson(config, dtype))], ...[...tokenizer].map(([name, value]): [string, string] => [name, json(value)])])
 }
 
 /** Every file of the Hugging Face folder for `params`, by file name (text files as strings). */

@@ -1,0 +1,255 @@
+// Datasets as organizers bring them: a file uploaded in resumable pieces, then tokenized on a
+// worker thread into stored shards plus a document index. One dataset tokenizes at a time.
+import { createWriteStream } from 'node:fs'
+import { mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pipeline } from 'node:stream/promises'
+import { Transform } from 'node:stream'
+import { gzipSync } from 'node:zlib'
+import type { Readable } from 'node:stream'
+import type { Kysely, Selectable } from 'kysely'
+import { sql } from 'kysely'
+import { UPLOAD_BUILD_DEFAULTS, ingestInWorker } from '@barnraise/datasets'
+import type { BuildProgress, DatasetFormat } from '@barnraise/datasets'
+import type { Database, DatasetsTable } from '../db/schema.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import { storeBlob } from '../blobs/blob-records.ts'
+import { CoordinatorError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import type { ChangeFeed } from '../events/change-feed.ts'
+import { loadTokenizer } from './run-tokenizers.ts'
+
+/** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
+export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
+/** Largest piece one upload request may carry. */
+export const MAX_UPLOAD_CHUNK_BYTES = 64 * 1024 * 1024
+
+const MIB = 1024 * 1024
+
+export interface NewDataset {
+  name: string
+  format: DatasetFormat
+  field: string | null
+  tokenizer: string
+  fileName: string
+  fileBytes: number
+}
+
+/** A dataset as the API shows it. */
+export type DatasetView = ReturnType<typeof datasetView>
+
+/** The columns of a dataset row a page needs (never the staging path). */
+export function datasetView (row: Selectable<DatasetsTable>) {
+  return {
+    id: row.id,
+    name: row.name,
+    status: row.status,
+    format: row.format,
+    field: row.field,
+    tokenizer: row.tokenizer,
+    fileName: row.file_name,
+    fileBytes: row.file_bytes,
+    receivedBytes: row.received_bytes,
+    readBytes: row.read_bytes,
+    documents: row.documents,
+    badRows: row.bad_rows,
+    badRowExamples: row.bad_row_examples,
+    trainTokens: row.train_tokens,
+    validationTokens: row.validation_tokens,
+    shards: row.train_shards.length,
+    error: row.error,
+    createdAt: row.created_at.toISOString()
+  }
+}
+
+export interface DatasetLibraryDeps {
+  db: Kysely<Database>
+  blobs: BlobStore
+  log: Logger
+  changes: ChangeFeed
+  /** where uploads are staged until tokenized */
+  stagingDir: string
+  /** bytes of uploaded shards the install keeps, all datasets together */
+  quotaBytes: number
+}
+
+/** Bytes of shards made from web uploads so far (the built-in demo corpus does not count). */
+export async function uploadedShardBytes (db: Kysely<Database>): Promise<number> {
+  const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
+    .where('kind', '=', 'shard').where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
+  return Number(total)
+}
+
+/** Uploads, tokenizing and the dataset rows. */
+export class DatasetLibrary {
+  readonly #deps: DatasetLibraryDeps
+  readonly #writing = new Set<string>()
+  #queue: Promise<void> = Promise.resolve()
+  #stopped = false
+
+  constructor (deps: DatasetLibraryDeps) {
+    this.#deps = deps
+  }
+
+  #staged (id: string): string { return join(this.#deps.stagingDir, id) }
+
+  /** Records a dataset about to be uploaded, after checking its tokenizer and size. */
+  async create (input: NewDataset, userId: string): Promise<DatasetView> {
+    if (!Number.isSafeInteger(input.fileBytes) || input.fileBytes < 1 || input.fileBytes > MAX_DATASET_FILE_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `the file must be 1 byte to ${MAX_DATASET_FILE_BYTES / 1024 ** 3} GiB`)
+    if (input.format !== 'text' && (input.field === null || input.field.trim() === '')) throw new CoordinatorError('ERR_INVALID_INPUT', `say which ${input.format === 'jsonl' ? 'field' : 'column'} holds the text`)
+    await loadTokenizer(this.#deps, input.tokenizer)
+    const used = await uploadedShardBytes(this.#deps.db)
+    if (used >= this.#deps.quotaBytes) throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) is used up; ask the operator for room`)
+    const row = await this.#deps.db.insertInto('datasets').values({
+      name: input.name, created_by: userId, status: 'uploading', format: input.format, field: input.format === 'text' ? null : input.field,
+      tokenizer: input.tokenizer, file_name: input.fileName, file_bytes: input.fileBytes
+    }).returningAll().executeTakeFirstOrThrow()
+    await mkdir(this.#deps.stagingDir, { recursive: true, mode: 0o700 })
+    await rm(this.#staged(row.id), { force: true })
+    this.#deps.changes.publish('datasets')
+    return datasetView(row)
+  }
+
+  /** One dataset, if `userId` may see it (its uploader; admins see all). */
+  async get (id: string, viewer: { id: string, admin: boolean }): Promise<DatasetView> {
+    const row = await this.#deps.db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst()
+    if (row === undefined || (!viewer.admin && row.created_by !== viewer.id)) throw new CoordinatorError('ERR_NOT_FOUND', `no dataset ${id}`)
+    return datasetView(row)
+  }
+
+  /** The viewer's datasets, newest first. */
+  async list (viewer: { id: string }): Promise<DatasetView[]> {
+    const rows = await this.#deps.db.selectFrom('datasets').selectAll().where('created_by', '=', viewer.id).orderBy('created_at', 'desc').limit(200).execute()
+    return rows.map(datasetView)
+  }
+
+  /**
+   * Appends `body` (bytes start..start+length of the file) to a dataset's upload. `start` must be
+   * where the upload stands (a resuming client reads `receivedBytes` first); a piece that fails
+   * halfway is cut off again, so the upload stays where it was.
+   */
+  async append (id: string, userId: string, piece: { start: number, length: number, total: number }, body: Readable): Promise<DatasetView> {
+    const { db } = this.#deps
+    const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirst()
+    if (row === undefined || row.created_by !== userId) throw new CoordinatorError('ERR_NOT_FOUND', `no dataset ${id} of yours`)
+    if (row.status !== 'uploading') throw new CoordinatorError('ERR_CONFLICT', `the dataset is ${row.status}; its upload is finished`)
+    if (piece.total !== row.file_bytes) throw new CoordinatorError('ERR_INVALID_INPUT', `the file was announced as ${row.file_bytes} bytes, not ${piece.total}`)
+    if (piece.start !== row.received_bytes) throw new CoordinatorError('ERR_CONFLICT', `the upload stands at byte ${row.received_bytes}; send from there`)
+    if (piece.length < 1 || piece.length > MAX_UPLOAD_CHUNK_BYTES || piece.start + piece.length > row.file_bytes) throw new CoordinatorError('ERR_INVALID_INPUT', `a piece is 1 byte to ${MAX_UPLOAD_CHUNK_BYTES / MIB} MiB and ends within the file`)
+    if (this.#writing.has(id)) throw new CoordinatorError('ERR_BUSY', 'another piece of this upload is being written; send one piece at a time')
+    this.#writing.add(id)
+    const path = this.#staged(id)
+    try {
+      let seen = 0
+      const counter = new Transform({
+        transform (chunk: Buffer, _enc, done) {
+          seen += chunk.length
+          if (seen > piece.length) { done(new CoordinatorError('ERR_INVALID_INPUT', `the piece holds more than the ${piece.length} bytes it announced`)); return }
+          done(null, chunk)
+        }
+      })
+      try {
+        await pipeline(body, counter, createWriteStream(path, { flags: 'a', mode: 0o600 }))
+        if (seen !== piece.length) throw new CoordinatorError('ERR_INVALID_INPUT', `the piece ended after ${seen} of its ${piece.length} bytes`)
+      } catch (err) {
+        await truncate(path, row.received_bytes).catch(() => {})
+        throw err
+      }
+      const received = row.received_bytes + seen
+      const onDisk = (await stat(path)).size
+      if (onDisk !== received) throw new Error(`staged upload ${id} is ${onDisk} bytes, expected ${received}`)
+      const done = received === row.file_bytes
+      const updated = await db.updateTable('datasets').set({ received_bytes: received, status: done ? 'tokenizing' : 'uploading', updated_at: new Date() })
+        .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+      this.#deps.changes.publish('datasets')
+      if (done) this.#enqueue(id)
+      return datasetView(updated)
+    } finally {
+      this.#writing.delete(id)
+    }
+  }
+
+  /** Tokenizes datasets a stopped coordinator left half done. */
+  async resume (): Promise<void> {
+    const rows = await this.#deps.db.selectFrom('datasets').select('id').where('status', '=', 'tokenizing').orderBy('updated_at').execute()
+    for (const r of rows) this.#enqueue(r.id)
+  }
+
+  /** Waits for the tokenizing queue to drain (tests, shutdown). */
+  async idle (): Promise<void> { await this.#queue }
+
+  stop (): void { this.#stopped = true }
+
+  #enqueue (id: string): void {
+    this.#queue = this.#queue.then(async () => {
+      if (this.#stopped) return
+      try {
+        await this.#tokenize(id)
+      } catch (err) {
+        const message = (err as Error).message
+        this.#deps.log.warn('dataset tokenizing failed', { dataset: id, err })
+        await this.#deps.db.updateTable('datasets').set({ status: 'failed', error: message.slice(0, 2000), updated_at: new Date() }).where('id', '=', id).execute()
+        await rm(this.#staged(id), { force: true })
+        this.#deps.changes.publish('datasets')
+      }
+    })
+  }
+
+  async #tokenize (id: string): Promise<void> {
+    const { db, blobs, log } = this.#deps
+    const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+    const tokenizer = row.tokenizer.startsWith('sha256:') ? { file: await this.#tokenizerFile(row.tokenizer) } : { catalog: row.tokenizer }
+    const outDir = await mkdtemp(join(this.#deps.stagingDir, `${id}-shards-`))
+    const started = Date.now()
+    try {
+      let lastWrite = 0
+      const result = await ingestInWorker({
+        path: this.#staged(id), format: row.format, field: row.field, source: row.file_name, tokenizer, outDir, ...UPLOAD_BUILD_DEFAULTS
+      }, (p: BuildProgress) => {
+        const now = Date.now()
+        if (now - lastWrite < 1000) return
+        lastWrite = now
+        void db.updateTable('datasets').set({ read_bytes: Math.min(p.bytesRead, row.file_bytes), documents: p.documents, bad_rows: p.badRows, train_tokens: p.trainTokens, validation_tokens: p.validationTokens, updated_at: new Date() })
+          .where('id', '=', id).execute().then(() => { this.#deps.changes.publish('datasets') }, (err: unknown) => { log.warn('dataset progress not saved', { dataset: id, err }) })
+      })
+      const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0)
+      const used = await uploadedShardBytes(db)
+      if (used + newBytes > this.#deps.quotaBytes) {
+        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+      }
+      const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }
+      for (const s of result.train) await storeBlob(db, blobs, await readFile(join(outDir, s.sha256)), 'shard', { ...meta, tokens: s.tokens })
+      await storeBlob(db, blobs, await readFile(join(outDir, result.validation.sha256)), 'shard', { ...meta, tokens: result.validation.tokens, split: 'validation' })
+      const index = await storeBlob(db, blobs, gzipSync(JSON.stringify(result.index)), 'documents', { datasetId: id, documents: result.index.documents.length })
+      await db.updateTable('datasets').set({
+        status: 'ready',
+        read_bytes: row.file_bytes,
+        documents: result.documents,
+        bad_rows: result.badRows,
+        bad_row_examples: JSON.stringify(result.badRowExamples),
+        train_tokens: result.trainTokens,
+        validation_tokens: result.validationTokens,
+        train_shards: JSON.stringify(result.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens }))),
+        validation_shard: result.validation.sha256,
+        document_index: index,
+        error: null,
+        updated_at: new Date()
+      }).where('id', '=', id).execute()
+      log.info('dataset tokenized', { dataset: id, documents: result.documents, badRows: result.badRows, trainTokens: result.trainTokens, seconds: (Date.now() - started) / 1000 })
+      await rm(this.#staged(id), { force: true })
+      this.#deps.changes.publish('datasets')
+    } finally {
+      await rm(outDir, { recursive: true, force: true })
+    }
+  }
+
+  /** Writes an uploaded tokenizer's blob where the worker can read it. */
+  async #tokenizerFile (name: string): Promise<string> {
+    const sha = name.slice('sha256:'.length)
+    const row = await this.#deps.db.selectFrom('blobs').select('kind').where('sha256', '=', sha).executeTakeFirst()
+    if (row?.kind !== 'tokenizer') throw new CoordinatorError('ERR_NOT_FOUND', `no uploaded tokenizer ${name}`)
+    const path = join(this.#deps.stagingDir, `tokenizer-${sha}.json`)
+    await writeFile(path, await this.#deps.blobs.get(sha))
+    return path
+  }
+}

@@ -1,0 +1,97 @@
+// "Which documents went into checkpoint N": the accepted work units of the rounds that made it,
+// their shard ranges, and the dataset's document index.
+import { gunzipSync } from 'node:zlib'
+import type { Kysely } from 'kysely'
+import { documentIndexSchema, documentsInRanges } from '@barnraise/datasets'
+import type { DocumentIndex } from '@barnraise/datasets'
+import type { Database } from '../db/schema.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import { CoordinatorError } from '../errors.ts'
+
+/** One trained document: where it is in its file, its tokens, how many were trained, in which rounds, by which nodes. */
+export interface TrainedDocument { locator: string, tokens: number, trainedTokens: number, rounds: number[], nodes: string[] }
+
+/** One accepted work unit: the round, the node (peer id) and the shard ranges it trained. */
+export interface TrainedUnit { round: number, node: string, ranges: Array<{ shard: string, start: number, end: number }> }
+
+export interface CheckpointProvenance {
+  runId: string
+  /** the checkpoint's round: it folds the units of rounds 1..round */
+  round: number
+  dataset: string | null
+  source: string
+  tokenizer: string
+  units: TrainedUnit[]
+  documents: TrainedDocument[]
+  /** documents held out for validation, never trained on */
+  heldOut: string[]
+}
+
+const indexes = new Map<string, DocumentIndex>()
+
+async function loadIndex (blobs: BlobStore, sha: string): Promise<DocumentIndex> {
+  const cached = indexes.get(sha)
+  if (cached !== undefined) return cached
+  const index = documentIndexSchema.parse(JSON.parse(gunzipSync(await blobs.get(sha)).toString('utf8')))
+  // One or two datasets are asked about at a time; keep the last few.
+  if (indexes.size >= 4) indexes.delete(indexes.keys().next().value!)
+  indexes.set(sha, index)
+  return index
+}
+
+/** The provenance of a run's checkpoint after `round` (its latest when absent). */
+export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, round?: number): Promise<CheckpointProvenance> {
+  const run = await deps.db.selectFrom('runs').select(['spec', 'current_round']).where('id', '=', runId).executeTakeFirst()
+  if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+  const spec = run.spec
+  if (spec.documentIndex === undefined || spec.documentIndex === null) {
+    throw new CoordinatorError('ERR_NOT_FOUND', 'this run\'s dataset has no document index: only datasets uploaded for tokenizing (datasets.create) record their documents; the demo corpus and plain shard lists do not')
+  }
+  const checkpoint = round === undefined
+    ? await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).orderBy('round', 'desc').limit(1).executeTakeFirst()
+    : await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).where('round', '=', round).executeTakeFirst()
+  if (checkpoint === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `run ${runId} has no checkpoint for round ${round ?? 'latest'}`)
+  const index = await loadIndex(deps.blobs, spec.documentIndex)
+  const rows = await deps.db.selectFrom('assignments')
+    .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+    .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+    .select(['rounds.number', 'nodes.peer_id', 'assignments.ranges'])
+    .where('assignments.run_id', '=', runId).where('assignments.status', '=', 'accepted')
+    .where('rounds.status', '=', 'closed').where('rounds.number', '<=', checkpoint.round)
+    .orderBy('rounds.number').orderBy('assignments.created_at')
+    .execute()
+  const byLocator = new Map<string, TrainedDocument>()
+  for (const r of rows) {
+    for (const d of documentsInRanges(index, r.ranges)) {
+      let doc = byLocator.get(d.locator)
+      if (doc === undefined) { doc = { locator: d.locator, tokens: d.tokens, trainedTokens: 0, rounds: [], nodes: [] }; byLocator.set(d.locator, doc) }
+      doc.trainedTokens += d.trained
+      if (!doc.rounds.includes(r.number)) doc.rounds.push(r.number)
+      if (!doc.nodes.includes(r.peer_id)) doc.nodes.push(r.peer_id)
+    }
+  }
+  const order = new Map(index.documents.map(([locator], i) => [locator, i]))
+  const documents = [...byLocator.values()].sort((a, b) => order.get(a.locator)! - order.get(b.locator)!)
+  const dataset = spec.dataset.source === 'dataset'
+    ? (await deps.db.selectFrom('datasets').select('name').where('id', '=', spec.dataset.id).executeTakeFirst())?.name ?? null
+    : null
+  return {
+    runId,
+    round: checkpoint.round,
+    dataset,
+    source: index.source,
+    tokenizer: index.tokenizer,
+    units: rows.map((r) => ({ round: r.number, node: r.peer_id, ranges: r.ranges })),
+    documents,
+    heldOut: index.heldOut
+  }
+}
+
+const csvField = (v: string): string => /[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v
+
+/** The trained documents as CSV: locator, tokens, trained tokens, rounds and nodes (space-separated). */
+export function provenanceCsv (p: CheckpointProvenance): string {
+  const lines = ['source,locator,tokens,trained_tokens,rounds,nodes']
+  for (const d of p.documents) lines.push([csvField(p.source), csvField(d.locator), d.tokens, d.trainedTokens, d.rounds.join(' '), d.nodes.join(' ')].join(','))
+  return lines.join('\n') + '\n'
+}

@@ -1,0 +1,42 @@
+import type { Kysely } from 'kysely'
+import { TOKENIZER_CATALOG, catalogTokenizer, uploadedTokenizer, MAX_TOKENIZER_JSON_BYTES } from '@barnraise/datasets'
+import type { TextTokenizer } from '@barnraise/datasets'
+import type { Database } from '../db/schema.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import { storeBlob } from '../blobs/blob-records.ts'
+import { CoordinatorError } from '../errors.ts'
+
+const SHA_NAME = /^sha256:([0-9a-f]{64})$/
+const loaded = new Map<string, TextTokenizer>()
+
+/** The tokenizer a dataset or run names: a catalogue entry, or an uploaded tokenizer.json blob (loaded once per process). */
+export async function loadTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string): Promise<TextTokenizer> {
+  const cached = loaded.get(name)
+  if (cached !== undefined) return cached
+  const sha = SHA_NAME.exec(name)?.[1]
+  let tokenizer: TextTokenizer
+  if (sha === undefined) {
+    if (!TOKENIZER_CATALOG.some((e) => e.name === name)) throw new CoordinatorError('ERR_INVALID_INPUT', `no tokenizer called "${name}"; choose one of ${TOKENIZER_CATALOG.map((e) => e.name).join(', ')} or upload a tokenizer.json`)
+    tokenizer = catalogTokenizer(name)
+  } else {
+    const row = await deps.db.selectFrom('blobs').select('kind').where('sha256', '=', sha).executeTakeFirst()
+    if (row?.kind !== 'tokenizer') throw new CoordinatorError('ERR_NOT_FOUND', `no uploaded tokenizer ${name} on this coordinator`)
+    tokenizer = uploadedTokenizer(await deps.blobs.get(sha))
+  }
+  loaded.set(name, tokenizer)
+  return tokenizer
+}
+
+/** Checks an uploaded tokenizer.json and stores it; returns the name runs and datasets use for it. */
+export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, bytes: Uint8Array, uploadedBy: string): Promise<{ name: string, vocabSize: number }> {
+  if (bytes.byteLength > MAX_TOKENIZER_JSON_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `a tokenizer.json may be at most ${MAX_TOKENIZER_JSON_BYTES / 1024 / 1024} MiB`)
+  let tokenizer: TextTokenizer
+  try {
+    tokenizer = uploadedTokenizer(bytes)
+  } catch (err) {
+    throw new CoordinatorError('ERR_INVALID_INPUT', (err as Error).message)
+  }
+  await storeBlob(deps.db, deps.blobs, bytes, 'tokenizer', { uploadedBy, vocabSize: tokenizer.vocabSize })
+  loaded.set(tokenizer.name, tokenizer)
+  return { name: tokenizer.name, vocabSize: tokenizer.vocabSize }
+}
