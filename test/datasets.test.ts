@@ -213,4 +213,37 @@ describe('datasets from real formats', () => {
       assert.equal(csv.trim().split('\n').length, p1.documents.length + 1)
     }
   })
+
+  test('hostile uploads are refused with a reason and change nothing; a file that is not what it claims fails with why', async () => {
+    const bytes = new TextEncoder().encode('PAR1 not really parquet at all, just words')
+    const created = await organizer.client.datasets.create.mutate({ name: 'fake', format: 'parquet', field: 'content', tokenizer: 'gpt2-1k', fileName: 'fake.parquet', fileBytes: bytes.length })
+    const put = async (headers: Record<string, string>, body: Uint8Array | string = bytes, path = `api/datasets/${created.id}/file`): Promise<{ status: number, body: { code?: string, error?: string } }> => {
+      const res = await fetch(new URL(path, coordinator.url), { method: 'PUT', headers, body })
+      return { status: res.status, body: await res.json() as { code?: string, error?: string } }
+    }
+    const range = `bytes 0-${bytes.length - 1}/${bytes.length}`
+    assert.equal((await put({ 'content-range': range })).status, 401, 'no session')
+    const funder = sessionClientWithCookie(coordinator.url)
+    await funder.client.auth.signUp.mutate({ email: 'fay@funds.test', password: 'fay-password-1', displayName: 'Fay', role: 'funder' })
+    assert.equal((await put({ cookie: funder.cookie(), 'content-range': range })).status, 403, 'not an organizer')
+    const other = sessionClientWithCookie(coordinator.url)
+    await other.client.auth.signUp.mutate({ email: 'bo@runs.test', password: 'bo-password-1', displayName: 'Bo', role: 'organizer' })
+    assert.equal((await put({ cookie: other.cookie(), 'content-range': range })).status, 404, 'someone else\'s dataset')
+    const me = { cookie: organizer.cookie() }
+    assert.match((await put({ ...me })).body.error!, /Content-Range/)
+    assert.equal((await put({ ...me, 'content-range': 'bytes 0-5/99' }, bytes.subarray(0, 6))).status, 400, 'a different file size')
+    assert.equal((await put({ ...me, 'content-range': range, origin: 'https://evil.example' })).status, 403)
+    assert.equal((await put({ ...me, 'content-range': `bytes 0-3/${bytes.length}` })).status, 400, 'more body than the range names')
+    assert.equal((await organizer.client.datasets.get.query({ id: created.id })).receivedBytes, 0, 'nothing was kept')
+    assert.equal((await put({ ...me, 'content-range': range }, bytes, 'api/datasets/not-a-uuid/file')).status, 405, 'no such upload path')
+    const ok = await put({ ...me, 'content-range': range })
+    assert.equal(ok.status, 200)
+    assert.equal((await put({ ...me, 'content-range': range })).status, 409, 'a finished upload takes no more')
+    const failed = await waitReady(created.id)
+    assert.equal(failed.status, 'failed')
+    assert.match(failed.error ?? '', /not a Parquet file/)
+    await assert.rejects(organizer.client.runs.create.mutate({ spec: tinyRunSpec({ dataset: { source: 'dataset', id: created.id } }) }), /dataset "fake" is failed \(not a Parquet file/)
+    await assert.rejects(organizer.client.datasets.create.mutate({ name: 'x', format: 'jsonl', field: 'text', tokenizer: 'llama-9', fileName: 'x.jsonl', fileBytes: 10 }), /no tokenizer called "llama-9"/)
+    await assert.rejects(organizer.client.datasets.create.mutate({ name: 'x', format: 'jsonl', field: null, tokenizer: 'gpt2', fileName: 'x.jsonl', fileBytes: 10 }), /which field holds the text/)
+  })
 })

@@ -7,7 +7,7 @@ import { migrateDownToEmpty, migrateToLatest, migrations } from '@barnraise/migr
 import type { Kysely } from 'kysely'
 import { createTestDatabase } from './support/postgres.ts'
 
-const TABLES = ['assignments', 'blobs', 'checkpoints', 'enrollment_tokens', 'invitations', 'ledger', 'ledger_heads', 'nodes', 'organization_served_organizers', 'organization_served_runs', 'organizations', 'pledges', 'rounds', 'runs', 'scoring_tasks', 'sessions', 'users']
+const TABLES = ['assignments', 'blobs', 'checkpoints', 'datasets', 'enrollment_tokens', 'invitations', 'ledger', 'ledger_heads', 'nodes', 'organization_served_organizers', 'organization_served_runs', 'organizations', 'pledges', 'rounds', 'runs', 'scoring_tasks', 'sessions', 'users']
 
 async function tables (db: Kysely<Database>): Promise<string[]> {
   const result = await sql<{ table_name: string }>`select table_name from information_schema.tables where table_schema = 'public' and table_name not like 'barnraise_migrations%' order by table_name`.execute(db)
