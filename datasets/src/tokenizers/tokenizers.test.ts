@@ -58,3 +58,23 @@ describe('uploaded tokenizer.json', () => {
     expect(() => catalogTokenizer('gpt2-1k').decode([5, 1025])).toThrow(TokenizerError)
   })
 })
+
+describe('the piece-by-piece fast path', () => {
+  it('gives the library\'s own ids on thousands of random texts (whitespace runs, contractions, scripts, emoji, special tokens)', async () => {
+    const { Tokenizer } = await import('@huggingface/tokenizers')
+    const alphabet = ['a', 'Z', 'é', 'ß', '日', '本', 'λ', 'ש', '7', '42', ' ', '  ', '\t', '\n', '\r\n', "'", "'s", "'ll", '!', '?!', '.', ',', '—', '🤖', '👩‍👧', '\u00a0', '<|endoftext|>', '<|', 'endoftext', '|>', '_', '$', '0x1F']
+    let seed = 12345
+    const next = (): number => { seed = (seed * 1103515245 + 12345) & 0x7fffffff; return seed }
+    for (const name of ['gpt2', 'gpt2-1k']) {
+      const ours = catalogTokenizer(name)
+      const reference = new Tokenizer(ours.huggingFaceFiles(64).get('tokenizer.json')!, {})
+      for (let i = 0; i < 1500; i++) {
+        let text = ''
+        const length = next() % 24
+        for (let j = 0; j < length; j++) text += alphabet[next() % alphabet.length]
+        const expected = text === '' ? [] : reference.encode(text, { add_special_tokens: false }).ids
+        expect(Array.from(ours.encode(text)), JSON.stringify(text)).toEqual(expected)
+      }
+    }
+  })
+})
