@@ -218,7 +218,7 @@ describe('datasets from real formats', () => {
     const bytes = new TextEncoder().encode('PAR1 not really parquet at all, just words')
     const created = await organizer.client.datasets.create.mutate({ name: 'fake', format: 'parquet', field: 'content', tokenizer: 'gpt2-1k', fileName: 'fake.parquet', fileBytes: bytes.length })
     const put = async (headers: Record<string, string>, body: Uint8Array | string = bytes, path = `api/datasets/${created.id}/file`): Promise<{ status: number, body: { code?: string, error?: string } }> => {
-      const res = await fetch(new URL(path, coordinator.url), { method: 'PUT', headers, body })
+      const res = await fetch(new URL(path, coordinator.url), { method: 'PUT', headers, body: typeof body === 'string' ? body : Buffer.from(body) })
       return { status: res.status, body: await res.json() as { code?: string, error?: string } }
     }
     const range = `bytes 0-${bytes.length - 1}/${bytes.length}`
