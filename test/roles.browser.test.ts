@@ -285,6 +285,19 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await page.getByTestId('create-run').click()
     assert.match(await fieldError(page, 'recipe.seqLen'), /shorter than one training window/)
     assert.equal((await api.runs.list.query()).length, 0, 'still no run')
+    // A JSONL dataset file with a BPE tokenizer: sent in pieces, tokenized on the coordinator,
+    // its tokenizer shown on a sample line token by token.
+    await page.getByTestId('dataset-file-choice').click()
+    await page.getByTestId('token-pieces').waitFor()
+    assert.ok(await page.locator('.token-piece').count() >= 8, 'the sample line is shown as tokens')
+    const rows = Array.from({ length: 400 }, (_, i) => JSON.stringify({ text: `Row ${i}: the quick brown fox jumps over the lazy dog ${i % 7} times.` })).join('\n') + '\n{"oops": 1}\n'
+    await page.getByTestId('dataset-file').setInputFiles({ name: 'fox.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(rows) })
+    assert.equal(await page.getByTestId('dataset-format').inputValue(), 'jsonl')
+    await page.getByTestId('dataset-file-start').click()
+    await page.getByTestId('dataset-ready').waitFor({ timeout: 60_000 })
+    assert.match(await page.getByTestId('dataset-counts').innerText(), /^400 documents · .* · 1 bad row$/)
+    assert.match(await page.getByTestId('summary-epochs').innerText(), /^≈ \d/)
+    await screenshot(page, 'roles-organizer-dataset-file-desktop')
     await page.getByTestId('dataset-demo').click()
     await page.locator('#f-recipe-seqLen').fill('32')
     assert.equal(await page.locator('[data-testid="field-error"][data-field="recipe.seqLen"]').count(), 0)

@@ -13,7 +13,7 @@ export interface CatalogEntry { name: string, label: string, vocabSize: number, 
 
 export const TOKENIZER_CATALOG: readonly CatalogEntry[] = Object.freeze([
   { name: 'byte', label: 'Bytes (256)', vocabSize: 256, description: 'One token per UTF-8 byte. Any text, no vocabulary; sequences are about 4× longer than with BPE.' },
-  { name: 'gpt2-1k', label: 'GPT-2, first 1,024 (1,025)', vocabSize: 1025, description: 'GPT-2\'s byte-level BPE cut to its 256 bytes and first 768 merges, plus <|endoftext|>: BPE small enough for CPU-sized models.' },
+  { name: 'gpt2-1k', label: 'GPT-2 first 1k (1,025)', vocabSize: 1025, description: 'GPT-2\'s byte-level BPE cut to its 256 bytes and first 768 merges, plus <|endoftext|>: BPE small enough for CPU-sized models.' },
   { name: 'gpt2', label: 'GPT-2 (50,257)', vocabSize: 50257, description: 'GPT-2\'s byte-level BPE (as js-tiktoken ships it), with <|endoftext|> between documents. For GPU-sized models.' }
 ])
 

@@ -3,7 +3,7 @@ import { useQueryClient } from '@tanstack/react-query'
 import { useSubscription } from '@trpc/tanstack-react-query'
 import { useTRPC } from './trpc.ts'
 
-type Topic = 'nodes' | 'runs' | 'ledger' | 'pledges'
+type Topic = 'nodes' | 'runs' | 'ledger' | 'pledges' | 'datasets'
 
 /**
  * Routers whose answers are computed from another topic's tables: a lab's overview counts its
@@ -14,7 +14,8 @@ const ALSO_AFFECTS: Record<Topic, string[]> = {
   nodes: ['labs'],
   runs: ['pledges', 'metrics'],
   ledger: ['labs', 'pledges', 'metrics'],
-  pledges: ['metrics']
+  pledges: ['metrics'],
+  datasets: []
 }
 
 /** Whether the dashboard is receiving live change events right now. */

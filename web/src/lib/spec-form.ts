@@ -34,7 +34,7 @@ export interface SpecForm {
   name: string
   description: string
   preset: string
-  datasetSource: 'demo-corpus' | 'upload'
+  datasetSource: 'demo-corpus' | 'upload' | 'file'
   recipe: Record<RecipeKey, string>
   codec: 'int8' | 'fp16' | 'fp32'
   stopBy: 'rounds' | 'tokens'
@@ -56,6 +56,9 @@ export interface SpecForm {
 }
 
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
+
+/** A dataset file uploaded and tokenized on the coordinator (datasets.create, then its pieces). */
+export interface TokenizedDataset { id: string, name: string, tokenizer: string, vocabSize: number, trainTokens: number, validationTokens: number, documents: number }
 
 export function initialForm (): SpecForm {
   const d = SPEC_DEFAULTS
@@ -95,11 +98,13 @@ function optional (text: string): number | undefined {
 }
 
 /** The spec the form describes (not yet validated). */
-export function buildSpec (form: SpecForm, upload: UploadedDataset | null): RunSpecInput {
+export function buildSpec (form: SpecForm, upload: UploadedDataset | null, tokenized: TokenizedDataset | null = null): RunSpecInput {
   const recipe = Object.fromEntries(Object.entries(form.recipe).map(([k, v]) => [k, required(v)])) as RunSpecInput['recipe']
   const dataset: RunSpecInput['dataset'] = form.datasetSource === 'upload' && upload !== null
     ? { source: 'shards', train: upload.train, validation: upload.validation }
-    : { source: 'demo-corpus' }
+    : form.datasetSource === 'file' && tokenized !== null
+      ? { source: 'dataset', id: tokenized.id }
+      : { source: 'demo-corpus' }
   const spec: RunSpecInput = {
     name: form.name,
     description: form.description,

@@ -7,7 +7,8 @@ import { apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
 import { ACTIVATION_FLOATS_PER_TOKEN_LAYER, BYTES_PER_PARAM, estimateNodeMemory } from '../lib/memory.ts'
 import { formatBytes, formatCount, formatUsd } from '../lib/format.ts'
 import { ADVANCED_RECIPE_FIELDS, RECIPE_FIELDS, SPEC_DEFAULTS, buildSpec, fieldErrorMap, fieldId, initialForm, validateSpec } from '../lib/spec-form.ts'
-import type { RecipeKey, SpecForm, UploadedDataset } from '../lib/spec-form.ts'
+import type { RecipeKey, SpecForm, TokenizedDataset, UploadedDataset } from '../lib/spec-form.ts'
+import { DatasetFileUpload } from './run/DatasetFileUpload.tsx'
 import { Link, navigate } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
 import { RequireRole } from '../components/RequireRole.tsx'
@@ -158,6 +159,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
   const [files, setFiles] = useState<Array<{ name: string, size: number, text: string }>>([])
   const [datasetName, setDatasetName] = useState('')
   const [upload, setUpload] = useState<UploadedDataset | null>(null)
+  const [tokenized, setTokenized] = useState<TokenizedDataset | null>(null)
   const [uploadError, setUploadError] = useState<string | null>(null)
   const [attempted, setAttempted] = useState(false)
   const [touched, setTouched] = useState<Set<string>>(new Set())
@@ -166,12 +168,12 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
   const uploadDataset = useMutation(trpc.runs.uploadDataset.mutationOptions())
   const create = useMutation(trpc.runs.create.mutationOptions())
 
-  const spec = useMemo(() => buildSpec(form, upload), [form, upload])
+  const spec = useMemo(() => buildSpec(form, upload, tokenized), [form, upload, tokenized])
   const clientErrors = useMemo(() => validateSpec(spec), [spec])
   const uploadBytes = files.reduce((sum, f) => sum + f.size, 0)
   const datasetError = form.datasetSource === 'upload' && upload === null
     ? (files.length === 0 ? 'choose one or more text files to upload (or use the demo corpus)' : uploadBytes > MAX_UPLOAD_BYTES ? `these files hold ${formatBytes(uploadBytes)}; one upload takes at most ${formatBytes(MAX_UPLOAD_BYTES)}` : undefined)
-    : undefined
+    : form.datasetSource === 'file' && tokenized === null ? 'upload and tokenize a dataset file first (or use the demo corpus)' : undefined
 
   /** What to show for a field: the server's verdict first, then ours once touched or submitted. */
   const errorFor = (path: string): string | undefined => {
@@ -201,7 +203,19 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
   }
   const innerSteps = Number(form.recipe.innerSteps) > 0 ? Number(form.recipe.innerSteps) : SPEC_DEFAULTS.recipe.innerSteps
   const tokensPerNodeRound = innerSteps * recipeNumbers.batchSize * recipeNumbers.seqLen
-  const preset = presets.find((p) => p.name === form.preset)
+  // A preset's vocabulary follows the dataset's tokenizer: its embedding (and untied head) grow with it.
+  const sizedPresets = useMemo(() => presets.map((p) => {
+    if (form.datasetSource !== 'file' || tokenized === null || tokenized.vocabSize <= 0) return p
+    const config = p.config as Record<string, unknown>
+    const hidden = Number(config.hidden_size)
+    const extra = (tokenized.vocabSize - Number(config.vocab_size)) * hidden * (config.tie_word_embeddings === true ? 1 : 2)
+    return { ...p, config: { ...p.config, vocab_size: tokenized.vocabSize }, paramCount: p.paramCount + extra }
+  }), [presets, form.datasetSource, tokenized])
+  const preset = sizedPresets.find((p) => p.name === form.preset)
+  const datasetTokens = form.datasetSource === 'file' ? tokenized?.trainTokens ?? null : form.datasetSource === 'upload' ? upload?.trainTokens ?? null : null
+  const minNodes = Number(form.minNodes) > 0 ? Number(form.minNodes) : 1
+  const plannedTokens = form.stopBy === 'tokens' ? Number(form.tokenTarget) : Number(form.rounds) * tokensPerNodeRound * minNodes
+  const plannedEpochs = datasetTokens !== null && datasetTokens > 0 && Number.isFinite(plannedTokens) && plannedTokens > 0 ? plannedTokens / datasetTokens : null
 
   const onFiles = async (event: ChangeEvent<HTMLInputElement>): Promise<void> => {
     const picked = [...(event.target.files ?? [])]
@@ -241,7 +255,8 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
       dataset = await doUpload()
       if (dataset === null) return
     }
-    const finalSpec = buildSpec(form, dataset)
+    if (form.datasetSource === 'file' && tokenized === null) { focusFirstError(); return }
+    const finalSpec = buildSpec(form, dataset, tokenized)
     const errors = validateSpec(finalSpec)
     if (errors.size > 0) { focusFirstError(); return }
     try {
@@ -279,8 +294,8 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
           </Field>
         </Section>
 
-        <Section step={2} title='Pick a model' description='Llama-style decoders with a byte-level vocabulary. Memory per node updates with your batch size and sequence length.'>
-          <PresetCards presets={presets} selected={form.preset} onSelect={(name) => { update({ preset: name }, 'model') }} recipe={recipeNumbers} error={errorFor('model')} />
+        <Section step={2} title='Pick a model' description='Llama-style decoders whose vocabulary follows the tokenizer (bytes for the demo corpus). Memory per node updates with your batch size, sequence length and tokenizer.'>
+          <PresetCards presets={sizedPresets} selected={form.preset} onSelect={(name) => { update({ preset: name }, 'model') }} recipe={recipeNumbers} error={errorFor('model')} />
           <MemoryExplainer preset={preset} recipe={recipeNumbers} />
         </Section>
 
@@ -300,7 +315,15 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                 <span className='muted small block'>Plain text, up to {formatBytes(MAX_UPLOAD_BYTES)} in all. The coordinator turns it into shards and holds some out for validation.</span>
               </span>
             </label>
+            <label className={`choice${form.datasetSource === 'file' ? ' choice-on' : ''}`} data-testid='dataset-file-choice'>
+              <input type='radio' name='dataset' checked={form.datasetSource === 'file'} onChange={() => { update({ datasetSource: 'file' }, 'dataset') }} />
+              <span>
+                <span className='strong'>Dataset file with a tokenizer</span>
+                <span className='muted small block'>JSONL, Parquet or text of any size, tokenized with BPE (or bytes) on the coordinator. Every document trained is recorded, so you can later say what went into each checkpoint.</span>
+              </span>
+            </label>
           </div>
+          {form.datasetSource === 'file' && <DatasetFileUpload ready={tokenized} onReady={setTokenized} />}
           {form.datasetSource === 'upload' && (
             <div className='upload-box'>
               <Field id='f-dataset-files' label='Text files' error={(attempted || files.length > 0) ? (serverErrors.get('dataset') ?? datasetError) : undefined} field='dataset' hint={files.length > 0 ? `${files.length} file${files.length === 1 ? '' : 's'}, ${formatBytes(uploadBytes)}` : '.txt, .md or any UTF-8 text'}>
@@ -404,7 +427,8 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
           <dl className='summary-list'>
             <div><dt>Model</dt><dd>{form.preset} · {preset !== undefined ? `${formatCount(preset.paramCount)} params` : '—'}</dd></div>
             <div><dt>Memory per node</dt><dd className='num' data-testid='summary-memory'>{preset !== undefined ? `≈ ${formatBytes(estimateNodeMemory(preset.paramCount, preset.config, recipeNumbers).total)}` : '—'}</dd></div>
-            <div><dt>Data</dt><dd>{form.datasetSource === 'demo-corpus' ? 'Demo corpus (KJV)' : upload !== null ? `${upload.name} (${formatCount(upload.trainTokens)} tokens)` : files.length > 0 ? `${files.length} file(s), not uploaded yet` : 'Upload: no files yet'}</dd></div>
+            <div><dt>Data</dt><dd>{form.datasetSource === 'demo-corpus' ? 'Demo corpus (KJV)' : form.datasetSource === 'file' ? (tokenized !== null ? `${tokenized.name} (${formatCount(tokenized.trainTokens)} tokens, ${tokenized.tokenizer})` : 'Dataset file: not tokenized yet') : upload !== null ? `${upload.name} (${formatCount(upload.trainTokens)} tokens)` : files.length > 0 ? `${files.length} file(s), not uploaded yet` : 'Upload: no files yet'}</dd></div>
+            <div><dt>Planned epochs</dt><dd className='num' data-testid='summary-epochs'>{plannedEpochs !== null ? `≈ ${plannedEpochs < 0.01 ? plannedEpochs.toExponential(1) : plannedEpochs.toFixed(2)} (${formatCount(plannedTokens)} tokens${form.stopBy === 'rounds' ? ` at ${minNodes} node${minNodes === 1 ? '' : 's'}` : ''})` : '—'}</dd></div>
             <div><dt>Per node per round</dt><dd className='num'>{formatCount(tokensPerNodeRound)} tokens</dd></div>
             <div><dt>Stops after</dt><dd className='num'>{form.stopBy === 'rounds' ? `${form.rounds === '' ? '?' : form.rounds} rounds` : `${form.tokenTarget === '' ? '?' : formatCount(Number(form.tokenTarget))} tokens`}</dd></div>
             <div><dt>Goals</dt><dd className='num'>{form.computeGoalGpuHours !== '' ? `${form.computeGoalGpuHours} GPU-h` : 'no compute goal'} · {form.fundingGoalUsd !== '' && Number.isFinite(Number(form.fundingGoalUsd)) ? formatUsd(Number(form.fundingGoalUsd)) : 'no funding goal'}</dd></div>

@@ -3,13 +3,14 @@ import { formatCount, plural } from '../../lib/format.ts'
 import type { RunDetail } from './run-types.ts'
 
 /** The run's model, data and hyperparameters as its spec resolved them. */
-export function RecipeCard ({ run }: { run: RunDetail }): ReactNode {
+export function RecipeCard ({ run, runId }: { run: RunDetail, runId: string }): ReactNode {
   const spec = run.spec
   const r = spec.recipe
   const model = 'preset' in spec.model ? `${spec.model.preset} preset` : 'custom config'
   const rows: Array<[string, string]> = [
     ['Model', `${model} · ${formatCount(spec.paramCount)} parameters`],
-    ['Dataset', spec.dataset.source === 'demo-corpus' ? 'Demo corpus (King James Bible)' : `${plural(spec.dataset.train.length, 'uploaded shard')}`],
+    ['Dataset', spec.dataset.source === 'demo-corpus' ? 'Demo corpus (King James Bible)' : spec.dataset.source === 'shards' ? `${plural(spec.dataset.train.length, 'uploaded shard')}` : `tokenized dataset · ${plural(spec.trainShards.length, 'shard')}`],
+    ['Tokenizer', `${spec.tokenizer ?? 'byte'} · vocabulary ${spec.vocabSize.toLocaleString()}`],
     ['Inner steps × batch × seq', `${r.innerSteps} × ${r.batchSize} × ${r.seqLen}`],
     ['Inner AdamW', `lr ${r.innerLr}, warmup ${r.warmupSteps}, wd ${r.weightDecay}, β ${r.beta1}/${r.beta2}, clip ${r.gradClip}`],
     ['Outer Nesterov', `lr ${r.outerLr}, momentum ${r.outerMomentum}`],
@@ -27,6 +28,11 @@ export function RecipeCard ({ run }: { run: RunDetail }): ReactNode {
       <dl className='summary-list'>
         {rows.map(([k, v]) => <div key={k}><dt>{k}</dt><dd>{v}</dd></div>)}
       </dl>
+      {spec.documentIndex !== undefined && spec.documentIndex !== null && (
+        <p className='small'>
+          Every document trained is on record: <a href={`/api/runs/${runId}/documents.csv`} data-testid='documents-csv'>documents.csv</a> · <a href={`/api/runs/${runId}/documents.json`}>documents.json</a> (add <span className='mono'>?round=N</span> for checkpoint N).
+        </p>
+      )}
     </section>
   )
 }

@@ -99,7 +99,7 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
       <RoundsTimeline rounds={data.rounds} />
       <RunNodes runId={s.id} rounds={data.rounds} />
       <RunCheckpoints runId={s.id} />
-      <RecipeCard run={data} />
+      <RecipeCard run={data} runId={runId} />
     </div>
   )
 }
