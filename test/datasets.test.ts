@@ -209,6 +209,9 @@ describe('datasets from real formats', () => {
       assert.ok(whole.length >= p1.documents.length - 2 * p1.units.length, 'only documents cut by a unit boundary are partly trained')
       for (const d of whole) assert.ok(unitText.includes(sourceText(d.locator)), `${d.locator} is in the trained text`)
       for (const held of p2.heldOut.slice(0, 20)) assert.ok(!trained.has(held), 'held-out documents are never trained')
+      const card = await (await fetch(new URL(`api/checkpoints/${last.sha256}/README.md`, coordinator.url))).text()
+      assert.match(card, new RegExp(`${p2.documents.length.toLocaleString('en-US')} documents were trained on up to this checkpoint`))
+      assert.match(card, dataset === jsonl ? /`gpt2-1k` \(byte-level BPE\)/ : /an uploaded `tokenizer.json`/)
       const csv = await (await fetch(new URL(`api/runs/${runId}/documents.csv?round=1`, coordinator.url))).text()
       assert.equal(csv.trim().split('\n').length, p1.documents.length + 1)
     }

@@ -7,6 +7,7 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { checkpointTextFiles } from './checkpoint-weights.ts'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
+import { checkpointProvenance } from '../datasets/provenance.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { retentionOf } from '../runs/checkpoint-retention.ts'
 import { renderModelCard } from './model-card.ts'
@@ -112,6 +113,8 @@ interface RunContext {
   createdAt: Date
   textFiles: Map<string, Uint8Array>
   datasetName: string | null
+  /** For datasets with a document index: the file, documents held out, and for each round the documents trained up to it. */
+  documents: { source: string, heldOut: number, firstRounds: number[] } | null
   /** Accepted work per round and node. */
   work: Array<{ round: number, contributor: CardContributor }>
 }
@@ -142,6 +145,11 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
   }
   const tokenizerName = spec.tokenizer ?? 'byte'
   const tokenizerFiles = tokenizerName === 'byte' ? undefined : (await loadTokenizer(deps, tokenizerName)).huggingFaceFiles(spec.modelConfig.max_position_embeddings)
+  let documents: RunContext['documents'] = null
+  if (spec.documentIndex !== undefined && spec.documentIndex !== null) {
+    const p = await checkpointProvenance(deps, runId)
+    documents = { source: p.source, heldOut: p.heldOut.length, firstRounds: p.documents.map((d) => Math.min(...d.rounds)).sort((a, b) => a - b) }
+  }
   const rows = await deps.db.selectFrom('ledger')
     .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
     .leftJoin('organizations', 'organizations.id', 'ledger.organization_id')
@@ -161,6 +169,7 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
     createdAt: run.created_at,
     textFiles: checkpointTextFiles(spec.modelConfig, tokenizerFiles),
     datasetName,
+    documents,
     work: rows.map((r) => ({
       round: r.round,
       contributor: {
@@ -172,6 +181,14 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
       }
     }))
   }
+}
+
+/** How many of the sorted `firstRounds` are at most `round`. */
+function countUpTo (firstRounds: number[], round: number): number {
+  let lo = 0
+  let hi = firstRounds.length
+  while (lo < hi) { const mid = (lo + hi) >>> 1; if (firstRounds[mid]! <= round) lo = mid + 1; else hi = mid }
+  return lo
 }
 
 /** Each node's accepted work summed over rounds up to `round`. */
@@ -227,7 +244,8 @@ function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number 
       checkpoint: { sha256: row.sha256, round: row.round, tokensSeen: row.tokens_seen, valLoss: row.val_loss, weightsBytes: weightsBytes! },
       contributors: contributorsUpTo(run, row.round),
       folderName,
-      datasetName: run.datasetName
+      datasetName: run.datasetName,
+      documents: run.documents === null ? null : { source: run.documents.source, heldOut: run.documents.heldOut, trained: countUpTo(run.documents.firstRounds, row.round) }
     }))
     // The card is regenerated on every request (the initial checkpoint's loss arrives later),
     // so its tag is its content's hash; the other files are fixed by the checkpoint id.

@@ -83,6 +83,15 @@ test('body: model, data, tokens, round, recipe, loss, how to load, checksum, lic
   assert.match(uploaded, /\| Data \| Uploaded text “Poems”: 4,000,000 training tokens in 2 shards, with a held-out validation shard of 80,000 tokens/)
 })
 
+test('a tokenized dataset: the card names its tokenizer and how many documents this checkpoint trained on, with where to list them', () => {
+  const tokenized = renderModelCard(input({ spec: { ...spec({ dataset: { source: 'dataset', id: '0b7e1a52-4f4a-4c1e-9a53-5d1c2f0e8a11' } }), tokenizer: 'gpt2-1k', vocabSize: 1025 }, datasetName: 'Verses', documents: { source: 'kjv.jsonl', heldOut: 620, trained: 1234 } }))
+  assert.match(tokenized, /\| Data \| Dataset “Verses”: 4,000,000 training tokens in 2 shards, .* Read from `kjv\.jsonl`; 620 documents are held out for validation, and 1,234 documents were trained on up to this checkpoint: .*documents\.csv\?round=/)
+  assert.match(tokenized, /\| Tokenizer \| `gpt2-1k` \(byte-level BPE\)/)
+  assert.match(tokenized, /with a BPE tokenizer/)
+  const uploadedTokenizer = renderModelCard(input({ spec: { ...spec(), tokenizer: `sha256:${'f'.repeat(64)}` } }))
+  assert.match(uploadedTokenizer, /\| Tokenizer \| an uploaded `tokenizer\.json` \(sha256 `f{64}`\)/)
+})
+
 test('contributors: labs and nodes with their token shares, largest first', () => {
   const card = renderModelCard(input())
   const labRows = card.split('\n').filter((l) => /^\| Lab [AB] \|/.test(l))

@@ -18,6 +18,8 @@ export interface ModelCardInput {
   folderName: string
   /** The name an uploaded dataset was given, when the run trains on uploaded text. */
   datasetName: string | null
+  /** For datasets with a document index: the source file, documents held out, and documents trained up to this checkpoint. */
+  documents?: { source: string, heldOut: number, trained: number } | null
 }
 
 /** Licence a run created before the spec had the field is described with. */
@@ -59,11 +61,29 @@ function datasetLine (input: ModelCardInput): { short: string, long: string } {
       long: `The King James Bible (public domain), Barnraise's demo corpus: ${count(trainTokens)} training tokens in ${shards(spec.trainShards.length)}; the last 2% (${count(spec.validationShard.tokens)} tokens) is held out for validation.`
     }
   }
+  if (spec.dataset.source === 'dataset') {
+    const name = input.datasetName === null ? 'An uploaded dataset' : `Dataset “${inline(input.datasetName)}”`
+    const docs = input.documents
+    const record = docs === undefined || docs === null
+      ? ''
+      : ` Read from \`${inline(docs.source)}\`; ${count(docs.heldOut)} documents are held out for validation, and ${count(docs.trained)} documents were trained on up to this checkpoint: the coordinator lists them, with the rounds and nodes that trained each, at \`/api/runs/${input.run.id}/documents.csv?round=${input.checkpoint.round}\`.`
+    return {
+      short: input.datasetName === null ? 'uploaded dataset (held out)' : `${input.datasetName} (held out)`,
+      long: `${name}: ${count(trainTokens)} training tokens in ${shards(spec.trainShards.length)}, with a held-out validation shard of ${count(spec.validationShard.tokens)} tokens.${record}`
+    }
+  }
   const name = input.datasetName === null ? 'uploaded text' : `uploaded text “${inline(input.datasetName)}”`
   return {
     short: input.datasetName === null ? 'uploaded text (held out)' : `${input.datasetName} (held out)`,
     long: `${capitalize(name)}: ${count(trainTokens)} training tokens in ${shards(spec.trainShards.length)}, with a held-out validation shard of ${count(spec.validationShard.tokens)} tokens (sha256 \`${spec.validationShard.sha256}\`).`
   }
+}
+
+/** The tokenizer row: bytes, a catalogue BPE, or an uploaded tokenizer.json named by its hash. */
+function tokenizerLine (name: string, vocabSize: number): string {
+  if (name === 'byte') return `bytes: one token per UTF-8 byte (vocabulary ${vocabSize}), no special tokens`
+  const which = name.startsWith('sha256:') ? `an uploaded \`tokenizer.json\` (sha256 \`${name.slice(7)}\`)` : `\`${name}\` (byte-level BPE)`
+  return `${which}, model vocabulary ${count(vocabSize)}; \`tokenizer.json\` in this folder, with \`<|endoftext|>\` (where the tokenizer has one) between documents`
 }
 
 function capitalize (text: string): string {
@@ -156,7 +176,7 @@ export function renderModelCard (input: ModelCardInput): string {
     `| Architecture | \`LlamaForCausalLM\`${preset}: ${config.num_hidden_layers} layers, hidden size ${config.hidden_size}, ${heads}, MLP ${config.intermediate_size}, RoPE θ ${config.rope_theta}, ${config.tie_word_embeddings ? 'tied' : 'untied'} embeddings |`,
     `| Parameters | ${count(spec.paramCount)} |`,
     `| Context length | ${count(config.max_position_embeddings)} tokens |`,
-    `| Tokenizer | bytes: one token per UTF-8 byte (vocabulary ${config.vocab_size}), no special tokens |`,
+    `| Tokenizer | ${tokenizerLine(spec.tokenizer ?? 'byte', config.vocab_size)} |`,
     `| Weights | \`model.safetensors\`, float32, ${bytes(checkpoint.weightsBytes)}, sha256 \`${checkpoint.sha256}\` (the checkpoint's id) |`,
     '',
     '## Training',
@@ -203,7 +223,7 @@ export function renderModelCard (input: ModelCardInput): string {
     '',
     '## Limitations',
     '',
-    'A small research model trained on a single corpus with a byte-level tokenizer. It is not instruction-tuned and has not been evaluated for safety or bias; it continues text in the style of its training data.',
+    `A small research model trained on a single corpus with ${(spec.tokenizer ?? 'byte') === 'byte' ? 'a byte-level' : 'a BPE'} tokenizer. It is not instruction-tuned and has not been evaluated for safety or bias; it continues text in the style of its training data.`,
     ''
   ]
   return lines.join('\n')
