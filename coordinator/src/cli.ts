@@ -31,6 +31,8 @@ commands:
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
     --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096)
     --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
+    --allow-private-shard-urls  datasets given as shard URLs may name loopback and private
+                             addresses (for local tests; refused by default)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
                              install \`pnpm start\` runs; or set BARNRAISE_COORDINATOR_DIR)
     --database-url URL       use this Postgres instead of embedded PGlite (or set DATABASE_URL)
@@ -75,6 +77,7 @@ async function serve (argv: string[]): Promise<number> {
       'http-port': { type: 'string', default: '8080' },
       'p2p-port': { type: 'string', default: '4001' },
       'open-organizing': { type: 'boolean', default: false },
+      'allow-private-shard-urls': { type: 'boolean', default: false },
       'tls-cert': { type: 'string' },
       'tls-key': { type: 'string' },
       'trust-proxy': { type: 'boolean', default: false },
@@ -103,6 +106,7 @@ async function serve (argv: string[]): Promise<number> {
     if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
     limits[key] = n * unit
   }
+  if (values['allow-private-shard-urls'] === true) limits.allowPrivateShardUrls = true
   const scoreMaxParams = values['score-max-params'] === undefined ? undefined : Number(values['score-max-params'])
   if (scoreMaxParams !== undefined && !(Number.isSafeInteger(scoreMaxParams) && scoreMaxParams >= 0)) return fail('--score-max-params must be a whole number (0: nodes score every screened report)')
   let tls: { cert: string, key: string } | undefined

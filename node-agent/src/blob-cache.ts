@@ -1,11 +1,16 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises'
+import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, MAX_URL_SHARD_BYTES, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, fetchShardBytes, shardUrlRefusal } from '@barnraise/protocol'
 import { RefusedError } from './coordinator-client.ts'
+
+/** A shard a run serves by URL that this agent cannot or will not use: the unit is declined with the reason. */
+export class ShardUnavailableError extends Error {
+  readonly code = 'ERR_SHARD_UNAVAILABLE'
+}
 
 async function fileSha256 (path: string): Promise<string> {
   const hash = createHash('sha256')
@@ -23,18 +28,47 @@ export class BlobCache {
   readonly #libp2p: Libp2p
   readonly #coordinator: Multiaddr
 
-  constructor (dataDir: string, libp2p: Libp2p, coordinator: Multiaddr) {
+  readonly #allowPrivateUrls: boolean
+  readonly #refuseUrls: boolean
+
+  constructor (dataDir: string, libp2p: Libp2p, coordinator: Multiaddr, options: { allowPrivateUrls?: boolean, refuseUrls?: boolean } = {}) {
     this.#dir = join(dataDir, 'blobs')
     this.#libp2p = libp2p
     this.#coordinator = coordinator
+    this.#allowPrivateUrls = options.allowPrivateUrls === true
+    this.#refuseUrls = options.refuseUrls === true
   }
 
-  /** Returns the blob's bytes, downloading (or resuming) it first when it is not cached. */
-  async get (sha256: string, signal?: AbortSignal): Promise<Uint8Array> {
+  /**
+   * Returns the blob's bytes, downloading (or resuming) it first when it is not cached: from the
+   * coordinator, or from `url` for shards a run's manifest serves elsewhere.
+   */
+  async get (sha256: string, signal?: AbortSignal, url?: string): Promise<Uint8Array> {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`)
     const path = join(this.#dir, sha256)
-    if (await stat(path).catch(() => undefined) === undefined) await this.#download(sha256, path, signal)
+    if (await stat(path).catch(() => undefined) === undefined) {
+      if (url === undefined) await this.#download(sha256, path, signal)
+      else await this.#downloadUrl(sha256, url, path, signal)
+    }
     return new Uint8Array(await readFile(path))
+  }
+
+  async #downloadUrl (sha256: string, url: string, path: string, signal?: AbortSignal): Promise<void> {
+    if (this.#refuseUrls) throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} is served at ${url}, and this agent does not fetch shards by URL (--no-shard-urls)`)
+    const refusal = shardUrlRefusal(url, this.#allowPrivateUrls)
+    if (refusal !== null) throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)}: ${refusal}`)
+    let bytes: Uint8Array
+    try {
+      bytes = await fetchShardBytes(url, MAX_URL_SHARD_BYTES, signal ?? AbortSignal.timeout(10 * 60_000))
+    } catch (err) {
+      if (signal?.aborted === true) throw err
+      throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} could not be fetched: ${(err as Error).message}`)
+    }
+    const actual = createHash('sha256').update(bytes).digest('hex')
+    if (actual !== sha256) throw new ShardUnavailableError(`the shard at ${url} has sha256 ${actual}, not the ${sha256} the run names; not used`)
+    await mkdir(this.#dir, { recursive: true })
+    await writeFile(`${path}.part`, bytes)
+    await rename(`${path}.part`, path)
   }
 
   async #download (sha256: string, path: string, signal?: AbortSignal): Promise<void> {

@@ -15,6 +15,8 @@ commands:
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
        [--executor auto|typescript|torch] [--device auto|cpu|cuda|cuda:N] [executor options below]
        [--verbose]                                 progress and waiting lines, not just one line per round
+       [--no-shard-urls | --allow-private-shard-urls]  never fetch a run's shards by URL, or also from
+                                                   loopback/private addresses (local tests)
   selftest [--golden FILE] [--executor typescript|torch] [--device D] [--python PATH]
                                                  known-answer checks of this machine's numerics
   train [--steps N] [--out DIR]                  train the small model on the demo corpus locally

@@ -26,6 +26,10 @@ export interface SessionOptions {
   verbose?: boolean
   /** When set, the node trains: it asks for work units and reports them. */
   work?: { executor: Executor, key: PrivateKey }
+  /** Whether shards a run serves by URL may be fetched from loopback or private addresses. */
+  allowPrivateShardUrls?: boolean
+  /** Never fetch shards by URL (runs whose datasets are URL manifests get nothing from this node). */
+  noShardUrls?: boolean
 }
 
 /**
@@ -94,7 +98,7 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
   if (options.work !== undefined) {
     tasks.push(runWorkLoop({
       client,
-      cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator),
+      cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator, { allowPrivateUrls: options.allowPrivateShardUrls === true, refuseUrls: options.noShardUrls === true }),
       executor: options.work.executor,
       key: options.work.key,
       peerId: options.libp2p.peerId.toString(),

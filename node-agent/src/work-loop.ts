@@ -10,6 +10,7 @@ import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
+import { ShardUnavailableError } from './blob-cache.ts'
 import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
@@ -80,7 +81,8 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
       await runUnit(o, unit)
     } catch (err) {
-      if (!(err instanceof ExecutorError) || !UNIT_REFUSAL_CODES.has(err.code) || o.signal.aborted) throw err
+      const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
+      if (!refusable || o.signal.aborted) throw err
       declined.add(unit.assignmentId)
       decline = { assignmentId: unit.assignmentId, code: err.code, message: err.message.slice(0, 2000) }
       o.setStatus('idle')
@@ -100,7 +102,9 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
   const shardTokens = new Map<string, ArrayLike<number>>()
   for (const r of unit.ranges) {
-    if (!shardTokens.has(r.shard)) shardTokens.set(r.shard, decodeShard(await o.cache.get(r.shard, o.signal)).tokens)
+    if (!shardTokens.has(r.shard)) shardTokens.set(r.shard, decodeShard(await o.cache.get(r.shard, o.signal, r.url)).tokens)
+    // A manifest can claim more tokens than its shard holds.
+    if (r.end > shardTokens.get(r.shard)!.length) throw new ShardUnavailableError(`shard ${r.shard.slice(0, 12)} holds ${shardTokens.get(r.shard)!.length} tokens, fewer than the unit's range ${r.start}-${r.end} needs`)
   }
   const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
   o.setStatus('training')

@@ -1,5 +1,8 @@
 import { z } from 'zod'
 
+/** Where a shard the coordinator does not hold can be fetched: plain HTTP(S), checked against its sha256 after. */
+export const shardUrlSchema = z.string().max(2000).regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL')
+
 /** Inner (AdamW) and outer (Nesterov) hyperparameters of a run, with DiLoCo's usual defaults. */
 export const recipeSchema = z.object({
   innerSteps: z.number().int().min(1, 'at least 1 inner step').max(100_000).default(20),
@@ -25,10 +28,21 @@ export const datasetSpecSchema = z.discriminatedUnion('source', [
     validation: z.string().regex(/^[0-9a-f]{64}$/)
   }),
   /** a dataset uploaded and tokenized on this coordinator (datasets.create, then its file) */
-  z.object({ source: z.literal('dataset'), id: z.string().uuid('a dataset id') })
+  z.object({ source: z.literal('dataset'), id: z.string().uuid('a dataset id') }),
+  /**
+   * pre-tokenized shards (the trainer's shard format) served elsewhere: agents fetch each train
+   * shard from its URL and check its sha256; the coordinator fetches only the validation shard
+   */
+  z.object({
+    source: z.literal('urls'),
+    /** what made the tokens: a catalogue tokenizer's name or sha256:<hex> of a tokenizer.json uploaded here */
+    tokenizer: z.string().min(1).max(80),
+    train: z.array(z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/), tokens: z.number().int().positive() }).strict()).min(1).max(100_000),
+    validation: z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()
+  }).strict()
 ])
 
-/** Most text one dashboard upload may carry (the files together); bigger corpora are sharded offline with `barnraise-agent shard`. */
+/** Most text one small text upload (`runs.uploadDataset`) may carry; dataset files of any size go through `datasets.create` and resumable pieces. */
 export const MAX_DATASET_UPLOAD_BYTES = 8 * 1024 * 1024
 
 /** What a run keeps of its per-round checkpoints; the rest are deleted as the run goes. */

@@ -1,14 +1,16 @@
 import { z } from 'zod'
 import { reportMetadataSchema } from './signed-report.ts'
 import { llamaConfigSchema } from './llama-config.ts'
+import { shardUrlSchema } from './run-spec.ts'
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256')
 
-/** A contiguous slice of one shard's tokens a node trains on. */
+/** A contiguous slice of one shard's tokens a node trains on; `url` when the shard comes from a URL manifest rather than the coordinator. */
 export const tokenRangeSchema = z.object({
   shard: sha256Hex,
   start: z.number().int().nonnegative(),
-  end: z.number().int().positive()
+  end: z.number().int().positive(),
+  url: shardUrlSchema.optional()
 }).refine((r) => r.end > r.start, 'end must be after start')
 
 /** The inner-loop recipe a work unit carries. */

@@ -22,7 +22,7 @@ export function takeRanges (cursor: DataCursor, shards: ShardInfo[], count: numb
     // Leave no tail too short to train on: take it with this range instead.
     let take = Math.min(remaining, available)
     if (available - take < minRange) take = available
-    ranges.push({ shard: info.sha256, start: offset, end: offset + take })
+    ranges.push({ shard: info.sha256, start: offset, end: offset + take, ...(info.url !== undefined ? { url: info.url } : {}) })
     remaining -= take
     offset += take
     if (offset >= info.tokens) { shard++; offset = 0 }

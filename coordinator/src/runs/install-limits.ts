@@ -14,6 +14,8 @@ export interface InstallLimits {
   datasetQuotaBytes: number
   /** Memory one run's open round may hold when its rule keeps every report whole (model × max nodes × 4 bytes). */
   maxKeptReportBytes: number
+  /** Whether a dataset's shard URLs may name loopback or private addresses (local tests only). */
+  allowPrivateShardUrls?: boolean
 }
 
 /** Room for the largest built-in preset (1b); an operator lowers or raises these. */

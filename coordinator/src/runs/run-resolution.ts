@@ -1,7 +1,8 @@
 import type { Kysely } from 'kysely'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
-import { parseLlamaConfig } from '@barnraise/protocol'
-import { countParams, demoCorpusShards, modelPresets, presetConfig } from '@barnraise/trainer'
+import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
+import { countParams, decodeShard, demoCorpusShards, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
+import { loadTokenizer } from '../datasets/run-tokenizers.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -29,8 +30,9 @@ export function resolveModel (model: RunSpec['model'], vocabSize?: number): { co
 export interface ResolvedDataset { train: ShardInfo[], validation: ShardInfo, vocabSize: number, tokenizer: string, documentIndex: string | null }
 
 /** A spec's dataset as stored shards: the demo corpus (sharded and stored on first use), shards already uploaded, or a tokenized dataset. */
-export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset']): Promise<ResolvedDataset> {
+export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset'], options: { allowPrivateShardUrls?: boolean } = {}): Promise<ResolvedDataset> {
   const { db, blobs } = store
+  if (dataset.source === 'urls') return await resolveUrlDataset(store, dataset, options.allowPrivateShardUrls === true)
   if (dataset.source === 'dataset') {
     const row = await db.selectFrom('datasets').selectAll().where('id', '=', dataset.id).executeTakeFirst()
     if (row === undefined) throw new Error(`no dataset ${dataset.id} on this coordinator`)
@@ -64,6 +66,35 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
   const tokenizers = new Set([validation, ...train].map((s) => s.tokenizer))
   if (tokenizers.size > 1) throw new Error(`the shards were made by different tokenizers (${[...tokenizers].join(', ')}); a run's shards must share one`)
   return { train, validation, vocabSize: Math.max(validation.vocabSize, ...train.map((s) => s.vocabSize)), tokenizer: validation.tokenizer, documentIndex: null }
+}
+
+/**
+ * A manifest of shard URLs: the tokenizer must be known here; the validation shard is fetched,
+ * checked against its sha256 and stored (the coordinator evaluates on it); train shards stay
+ * where they are, and agents fetch and check them.
+ */
+async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dataset'], { source: 'urls' }>, allowPrivate: boolean): Promise<ResolvedDataset> {
+  for (const s of [...dataset.train, dataset.validation]) {
+    const refusal = shardUrlRefusal(s.url, allowPrivate)
+    if (refusal !== null) throw new Error(refusal)
+  }
+  const tokenizer = await loadTokenizer(store, dataset.tokenizer)
+  let bytes: Uint8Array
+  try {
+    bytes = await fetchShardBytes(dataset.validation.url, MAX_URL_SHARD_BYTES, AbortSignal.timeout(60_000))
+  } catch (err) {
+    throw new Error(`the validation shard could not be fetched: ${(err as Error).message}`)
+  }
+  if (sha256Hex(bytes) !== dataset.validation.sha256) throw new Error(`the validation shard at ${dataset.validation.url} does not have the sha256 the manifest gives`)
+  let decoded
+  try {
+    decoded = decodeShard(bytes)
+  } catch (err) {
+    throw new Error(`the validation shard is not a token shard: ${(err as Error).message}`)
+  }
+  if (decoded.vocabSize !== tokenizer.vocabSize) throw new Error(`the shards use a vocabulary of ${decoded.vocabSize} but tokenizer ${dataset.tokenizer} has ${tokenizer.vocabSize}`)
+  const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens.length, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation' }), tokens: decoded.tokens.length }
+  return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex: null }
 }
 
 /** Stores a run's round-0 checkpoint; returns its sha256. */

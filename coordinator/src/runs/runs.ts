@@ -12,7 +12,8 @@ import { keepsReports } from './run-plan.ts'
 import type { InstallLimits } from './install-limits.ts'
 
 /** One stored token shard and how many tokens it holds. */
-export interface ShardInfo { sha256: string, tokens: number }
+/** A train or validation shard of a run; `url` where agents fetch it from a manifest's URL rather than the coordinator. */
+export interface ShardInfo { sha256: string, tokens: number, url?: string }
 
 /** A run spec with everything resolved: the full model config and the dataset's shards. */
 export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
@@ -69,7 +70,7 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   if (createdBy !== null) await assertOpenRunRoom(store.db, createdBy, limits.maxOpenRuns)
   let dataset
   try {
-    dataset = await resolveDataset(store, spec.dataset)
+    dataset = await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true })
   } catch (err) {
     throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
   }

@@ -37,6 +37,8 @@ export async function runUnigramBaseline (deps: { db: Kysely<Database>, blobs: B
 async function compute (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, spec: StoredRunSpec): Promise<number | null> {
   const validation = decodeShard(await deps.blobs.get(spec.validationShard.sha256)).tokens
   if (validation.length < spec.recipe.seqLen + 1) return null
+  // Shards agents fetch by URL are not here; without all the train counts there is no baseline.
+  if (spec.trainShards.some((s) => s.url !== undefined)) return null
   const counts = new Float64Array(spec.vocabSize)
   for (const shard of spec.trainShards) addTokenCounts(counts, decodeShard(await deps.blobs.get(shard.sha256)).tokens)
   const baseline = unigramBaselineLoss(counts, validation, evaluationWindows(spec))

@@ -29,6 +29,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       'data-dir': { type: 'string' },
       'heartbeat-interval': { type: 'string', default: '10' },
       'no-train': { type: 'boolean', default: false },
+      'allow-private-shard-urls': { type: 'boolean', default: false },
+      'no-shard-urls': { type: 'boolean', default: false },
       threads: { type: 'string', default: String(availableParallelism()) },
       ...executorOptions
     }
@@ -98,6 +100,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       libp2p,
       coordinator,
       dataDir,
+      allowPrivateShardUrls: values['allow-private-shard-urls'],
+      noShardUrls: values['no-shard-urls'],
       hardware: await probeHardware(),
       ...(values.token !== undefined ? { token: values.token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
