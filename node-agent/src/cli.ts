@@ -20,7 +20,10 @@ commands:
   selftest [--golden FILE] [--executor typescript|torch] [--device D] [--python PATH]
                                                  known-answer checks of this machine's numerics
   train [--steps N] [--out DIR]                  train the small model on the demo corpus locally
-  shard --out DIR [--shard-tokens N] FILE...     turn text files into training shards
+  shard --out DIR [--shard-tokens N] FILE...     turn text files into byte-level training shards
+  shard --out DIR --tokenizer gpt2 [--format jsonl --field text] [--base-url URL] FILE
+                                                 tokenize one dataset file into shards, a document index and,
+                                                 with --base-url, the run spec's "dataset" for serving them by URL
   help                                           this text
 
 ${EXECUTOR_USAGE}

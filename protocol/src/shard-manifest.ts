@@ -13,10 +13,11 @@ export const shardManifestSchema = z.object({
   vocabSize: z.number().int().min(1).max(2 ** 31)
 }).strict()
 
-/** manifest.json of a sharded corpus: train shards in corpus order, and the held-out tail. */
+/** manifest.json of a sharded corpus: train shards in corpus order, and the held-out part (the tail, or every Nth document). */
 export const datasetManifestSchema = z.object({
   format: z.literal('barnraise-shards-v1'),
-  tokenizer: z.literal('byte'),
+  /** `byte`, a catalogue tokenizer's name, or sha256:<hex> of a tokenizer.json */
+  tokenizer: z.string().min(1).max(80),
   vocabSize: z.number().int().min(1).max(2 ** 31),
   validationFraction: z.number().min(0).max(0.5),
   sources: z.array(z.string()).max(10_000),

@@ -4,7 +4,7 @@ import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
-import { datasetManifestSchema } from '@barnraise/protocol'
+import { datasetManifestSchema, runSpecSchema } from '@barnraise/protocol'
 import { decodeShard, sha256Hex } from '@barnraise/trainer'
 import { runShardCommand } from './shard.ts'
 
@@ -65,4 +65,39 @@ test('shard explains bad usage and unreadable input', async () => {
   const c = capture()
   assert.equal(await runShardCommand(['--out', dir, empty], c.io), 1)
   assert.match(c.err.join(''), /too small/)
+})
+
+test('shard --tokenizer: one JSONL file into BPE shards, a document index and the run spec\'s URL dataset', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-shard-'))
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
+  const rows = Array.from({ length: 120 }, (_, i) => JSON.stringify({ body: `Row ${i}: the quick brown fox jumps over the lazy dog.` }))
+  rows.splice(3, 0, '{broken')
+  await writeFile(join(dir, 'rows.jsonl'), rows.join('\n'))
+  const out = join(dir, 'out')
+  const c = capture()
+  const code = await runShardCommand(['--out', out, '--tokenizer', 'gpt2-1k', '--field', 'body', '--shard-tokens', '500', '--base-url', 'https://data.example.org/rows', join(dir, 'rows.jsonl')], c.io)
+  assert.equal(code, 0, c.err.join(''))
+  assert.match(c.out.join(''), /wrote \d+ train shards \(\d+ tokens, 120 documents, 1 bad row\)/)
+  assert.match(c.err.join(''), /skipped line 4: not JSON/)
+  const manifest = datasetManifestSchema.parse(JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')))
+  assert.equal(manifest.tokenizer, 'gpt2-1k')
+  assert.equal(manifest.vocabSize, 1025)
+  const spec = runSpecSchema.parse({ name: 'from urls', rounds: 1, dataset: JSON.parse(await readFile(join(out, 'urls.json'), 'utf8')) })
+  assert.equal(spec.dataset.source, 'urls')
+  if (spec.dataset.source !== 'urls') return
+  assert.equal(spec.dataset.train.length, manifest.train.length)
+  for (const s of spec.dataset.train) {
+    assert.equal(s.url, `https://data.example.org/rows/${s.sha256}.shard`)
+    const bytes = await readFile(join(out, `${s.sha256}.shard`))
+    assert.equal(sha256Hex(bytes), s.sha256)
+    assert.equal(decodeShard(bytes).tokens.length, s.tokens)
+  }
+  const index = JSON.parse(await readFile(join(out, 'documents.json'), 'utf8')) as { documents: unknown[], heldOut: string[] }
+  assert.equal(index.documents.length + index.heldOut.length, 120)
+
+  const bad = capture()
+  assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'llama-9', join(dir, 'rows.jsonl')], bad.io), 2)
+  assert.match(bad.err.join(''), /--tokenizer: "llama-9" is neither a tokenizer here \(byte, gpt2-1k, gpt2\) nor a tokenizer.json file/)
+  assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'gpt2-1k', '--base-url', 'ftp://x', join(dir, 'rows.jsonl')], capture().io), 2)
+  assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'gpt2-1k', join(dir, 'rows.jsonl'), join(dir, 'rows.jsonl')], capture().io), 2)
 })

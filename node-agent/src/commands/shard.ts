@@ -2,11 +2,15 @@ import { parseArgs } from 'node:util'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
-import { datasetManifestSchema } from '@barnraise/protocol'
+import { datasetManifestSchema, shardUrlRefusal } from '@barnraise/protocol'
+import { DATASET_FORMATS, DatasetError, TOKENIZER_CATALOG, TokenizerError, UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReader, uploadedTokenizer } from '@barnraise/datasets'
+import type { DatasetFormat } from '@barnraise/datasets'
 import type { DatasetManifest } from '@barnraise/protocol'
 import { BYTE_VOCAB_SIZE, buildShardsFromTokens, DEMO_SHARD_OPTIONS, ShardError } from '@barnraise/trainer'
 
-const USAGE = 'usage: barnraise-agent shard --out DIR [--shard-tokens N] [--validation-fraction F] FILE...'
+const USAGE = `usage: barnraise-agent shard --out DIR [--shard-tokens N] [--validation-fraction F] FILE...
+       barnraise-agent shard --out DIR --tokenizer NAME|FILE [--format text|jsonl|parquet] [--field F]
+                             [--shard-tokens N] [--base-url URL] FILE`
 
 export interface CommandIo { stdout: { write: (s: string) => unknown }, stderr: { write: (s: string) => unknown } }
 
@@ -26,6 +30,67 @@ async function readCorpus (files: string[]): Promise<Uint8Array> {
 }
 
 /**
+ * One dataset file, read in its format and tokenized (a catalogue name or a tokenizer.json
+ * path), into `<sha256>.shard` files, `manifest.json`, `documents.json` (which document every
+ * train token came from) and, with `--base-url`, `urls.json`: the run spec's `dataset` for
+ * shards served from that URL.
+ */
+async function shardWithTokenizer (o: { out: string, files: string[], shardTokens: number, tokenizer: string, format: string | undefined, field: string | undefined, baseUrl: string | undefined }, io: CommandIo, fail: (message: string) => number): Promise<number> {
+  if (o.files.length !== 1) return fail('with --tokenizer or --format, give exactly one dataset file')
+  const file = o.files[0]!
+  const format = (o.format ?? (file.endsWith('.parquet') ? 'parquet' : /\.(jsonl|ndjson)$/.test(file) ? 'jsonl' : 'text')) as DatasetFormat
+  if (!DATASET_FORMATS.includes(format)) return fail(`--format must be one of ${DATASET_FORMATS.join(', ')}`)
+  if (o.baseUrl !== undefined && shardUrlRefusal(o.baseUrl, true) !== null) return fail(`--base-url: ${shardUrlRefusal(o.baseUrl, true)!}`)
+  let tokenizer
+  try {
+    tokenizer = TOKENIZER_CATALOG.some((e) => e.name === o.tokenizer) ? catalogTokenizer(o.tokenizer) : uploadedTokenizer(await readFile(o.tokenizer))
+  } catch (err) {
+    const missing = (err as { code?: string }).code === 'ENOENT'
+    return fail(`--tokenizer: ${missing ? `"${o.tokenizer}" is neither a tokenizer here (${TOKENIZER_CATALOG.map((e) => e.name).join(', ')}) nor a tokenizer.json file` : (err as Error).message}`)
+  }
+  await mkdir(o.out, { recursive: true })
+  let result
+  try {
+    result = await buildDataset({
+      reader: await openReader(file, format, o.field ?? (format === 'text' ? null : 'text')),
+      tokenizer,
+      source: basename(file),
+      ...UPLOAD_BUILD_DEFAULTS,
+      shardTokens: o.shardTokens,
+      onShard: async (bytes, m) => { await writeFile(join(o.out, `${m.sha256}.shard`), bytes) }
+    })
+  } catch (err) {
+    if (!(err instanceof DatasetError) && !(err instanceof TokenizerError)) throw err
+    io.stderr.write(`barnraise-agent shard: ${err.message}\n`)
+    return 1
+  }
+  const manifest: DatasetManifest = datasetManifestSchema.parse({
+    format: 'barnraise-shards-v1',
+    tokenizer: tokenizer.name,
+    vocabSize: tokenizer.vocabSize,
+    validationFraction: 1 / UPLOAD_BUILD_DEFAULTS.holdOutEvery,
+    sources: [basename(file)],
+    train: result.train,
+    validation: result.validation
+  })
+  await writeFile(join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
+  await writeFile(join(o.out, 'documents.json'), JSON.stringify(result.index) + '\n')
+  if (o.baseUrl !== undefined) {
+    const base = o.baseUrl.endsWith('/') ? o.baseUrl : `${o.baseUrl}/`
+    const dataset = {
+      source: 'urls',
+      tokenizer: tokenizer.name,
+      train: result.train.map((s) => ({ url: `${base}${s.sha256}.shard`, sha256: s.sha256, tokens: s.tokens })),
+      validation: { url: `${base}${result.validation.sha256}.shard`, sha256: result.validation.sha256 }
+    }
+    await writeFile(join(o.out, 'urls.json'), JSON.stringify(dataset, null, 2) + '\n')
+  }
+  io.stdout.write(`wrote ${result.train.length} train shards (${result.trainTokens} tokens, ${result.documents} documents, ${result.badRows} bad row${result.badRows === 1 ? '' : 's'}) and 1 validation shard (${result.validationTokens} tokens) to ${o.out}${o.baseUrl !== undefined ? '; urls.json is the run spec\'s "dataset" for them' : ''}\n`)
+  for (const e of result.badRowExamples.slice(0, 5)) io.stderr.write(`barnraise-agent shard: skipped ${e.locator}: ${e.reason}\n`)
+  return 0
+}
+
+/**
  * `barnraise-agent shard --out DIR FILE...`: byte-tokenizes text (or .gz) files into shards
  * named `<sha256>.shard` plus `manifest.json`; the last fraction of the corpus is the validation shard.
  */
@@ -38,7 +103,11 @@ export async function runShardCommand (argv: string[], io: CommandIo = process):
       options: {
         out: { type: 'string' },
         'shard-tokens': { type: 'string', default: String(DEMO_SHARD_OPTIONS.shardTokens) },
-        'validation-fraction': { type: 'string', default: String(DEMO_SHARD_OPTIONS.validationFraction) }
+        'validation-fraction': { type: 'string', default: String(DEMO_SHARD_OPTIONS.validationFraction) },
+        tokenizer: { type: 'string' },
+        format: { type: 'string' },
+        field: { type: 'string' },
+        'base-url': { type: 'string' }
       }
     })
   } catch (err) {
@@ -51,6 +120,9 @@ export async function runShardCommand (argv: string[], io: CommandIo = process):
   if (files.length === 0) return fail('give at least one text or .gz file to shard')
   const shardTokens = Number(values['shard-tokens'])
   if (!Number.isSafeInteger(shardTokens) || shardTokens < 1) return fail(`--shard-tokens must be a positive integer, got ${values['shard-tokens']}`)
+  if (values.tokenizer !== undefined || values.format !== undefined) {
+    return await shardWithTokenizer({ out: values.out, files, shardTokens, tokenizer: values.tokenizer ?? 'byte', format: values.format, field: values.field, baseUrl: values['base-url'] }, io, fail)
+  }
   const validationFraction = Number(values['validation-fraction'])
   if (!(validationFraction > 0 && validationFraction <= 0.5)) return fail(`--validation-fraction must be in (0, 0.5], got ${values['validation-fraction']}`)
 
