@@ -24,7 +24,9 @@ describe('/metrics', () => {
       assert.match(off.headers.get('content-type') ?? '', /^text\/html/)
       assert.doesNotMatch(await off.text(), /barnraise_rounds_total/)
       const token = await coordinator.createToken('Metrics Lab', { uses: 2 })
-      agent = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'honest' })
+      agent = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'honest', args: ['--metrics-port', '0'] })
+      const agentMetrics = /^agent: metrics at (\S+)/m.exec(agent.output())?.[1]
+      assert.match(agentMetrics ?? '', /^http:\/\/127\.0\.0\.1:\d+\/metrics$/)
       const started = await startHostile('zero', coordinator.multiaddr, token, 'rider')
       rider = started.proc
       const riderId = started.peerId
@@ -56,6 +58,18 @@ describe('/metrics', () => {
       assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/report/1.0.0 received"}') ?? 0) > 1_000)
       assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0 || (sample(text, 'nodejs_memory_usage_bytes{memory="rss"}') ?? 0) > 0, 'process memory is exported')
       assert.ok(!text.includes(agent.peerId) && !text.includes(riderId), 'no series names a peer')
+
+      // The agent's own /metrics: the work it did and what became of its reports.
+      const mine = await (await fetch(agentMetrics!)).text()
+      assert.equal(sample(mine, 'barnraise_agent_units_trained_total{executor="typescript"}'), 2)
+      assert.equal(sample(mine, 'barnraise_agent_reports_total{outcome="accepted",code=""}'), 2)
+      assert.equal(sample(mine, 'barnraise_agent_tokens_trained_total{executor="typescript"}'), 2 * 4 * 2 * 16)
+      assert.ok((sample(mine, 'barnraise_agent_compute_seconds_total{executor="typescript"}') ?? 0) > 0)
+      assert.ok((sample(mine, 'barnraise_agent_tokens_per_second{executor="typescript"}') ?? 0) > 0)
+      assert.ok((sample(mine, 'barnraise_agent_memory_bytes') ?? 0) > 0)
+      assert.ok((sample(mine, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/blob/1.0.0 received"}') ?? 0) > 10_000, 'checkpoint and shard bytes in')
+      assert.ok((sample(mine, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/report/1.0.0 sent"}') ?? 0) > 1_000, 'report bytes out')
+      assert.equal((await fetch(agentMetrics!.replace('/metrics', '/other'))).status, 404)
     } finally {
       await agent?.stop()
       await rider?.stop()

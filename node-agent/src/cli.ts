@@ -15,6 +15,7 @@ commands:
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
        [--executor auto|typescript|torch] [--device auto|cpu|cuda|cuda:N] [executor options below]
        [--verbose]                                 progress and waiting lines, not just one line per round
+       [--metrics-port N [--metrics-host H]]      serve Prometheus metrics at http://H:N/metrics (H defaults to 127.0.0.1)
        [--no-shard-urls | --allow-private-shard-urls]  never fetch a run's shards by URL, or also from
                                                    loopback/private addresses (local tests)
   selftest [--golden FILE] [--executor typescript|torch] [--device D] [--python PATH]

@@ -7,6 +7,7 @@ import type { Enrollment } from './enrollment-file.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 import { AGENT_VERSION } from './version.ts'
 import { BlobCache } from './blob-cache.ts'
+import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { runWorkLoop } from './work-loop.ts'
 import type { AgentStatus } from './work-loop.ts'
 import type { Executor } from './executors/executor.ts'
@@ -30,6 +31,8 @@ export interface SessionOptions {
   allowPrivateShardUrls?: boolean
   /** Never fetch shards by URL (runs whose datasets are URL manifests get nothing from this node). */
   noShardUrls?: boolean
+  /** Told what the work loop did (--metrics-port). */
+  metrics?: WorkMetrics
 }
 
 /**
@@ -98,6 +101,7 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
   if (options.work !== undefined) {
     tasks.push(runWorkLoop({
       client,
+      ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
       cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator, { allowPrivateUrls: options.allowPrivateShardUrls === true, refuseUrls: options.noShardUrls === true }),
       executor: options.work.executor,
       key: options.work.key,

@@ -11,6 +11,7 @@ import type { Executor } from './executors/executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
 import { ShardUnavailableError } from './blob-cache.ts'
+import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
@@ -29,6 +30,8 @@ export interface WorkLoopOptions {
   setStatus: (status: AgentStatus) => void
   /** Progress and waiting lines too; otherwise one line per round (a terminal still shows a live bar). */
   verbose?: boolean
+  /** Told what the loop did, for --metrics-port. */
+  metrics?: WorkMetrics
 }
 
 /**
@@ -65,6 +68,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
         scored = { taskId: task.taskId, base: null, after: null, reversed: null }
       } else {
         scored = result
+        o.metrics?.scored()
         const fmt = (x: number | null): string => x === null ? 'diverged' : x.toFixed(4)
         o.say(`agent: ${task.runName} round ${task.round}: scored another node's report: held-out loss ${fmt(result.base)} → ${fmt(result.after)} (reversed ${fmt(result.reversed)})`)
       }
@@ -85,6 +89,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       if (!refusable || o.signal.aborted) throw err
       declined.add(unit.assignmentId)
       decline = { assignmentId: unit.assignmentId, code: err.code, message: err.message.slice(0, 2000) }
+      o.metrics?.declined(err.code)
       o.setStatus('idle')
       o.say(`agent: ${unit.runName} round ${unit.round}: declined the work unit (${err.code}): ${err.message}`)
     }
@@ -122,6 +127,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
     signal: o.signal
   })
   if (fresh !== null) await rm(fresh, { recursive: true, force: true })
+  o.metrics?.trained(result.executor, result.tokens, result.computeSeconds, tokensPerSecond > 0 ? tokensPerSecond : result.tokens / Math.max(result.computeSeconds, 1e-9))
   const delta = new Float32Array(base.length)
   for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!
   const payload = encodePseudoGradient(unit.codec, delta)
@@ -144,6 +150,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
+      o.metrics?.verdict(verdict.ok ? verdict.outcome : 'refused', verdict.ok ? null : verdict.code)
       const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
       const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
       const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`

@@ -9,6 +9,8 @@ import { parseCoordinatorAddress } from '../coordinator-client.ts'
 import { readEnrollment } from '../enrollment-file.ts'
 import { resolveDataDir } from '../data-dir.ts'
 import { RefusedError, runSession } from '../session.ts'
+import { AgentMetrics } from '../metrics/agent-metrics.ts'
+import type { Server } from 'node:http'
 import type { Executor } from '../executors/executor.ts'
 import { ExecutorError } from '../executors/executor-error.ts'
 import { createExecutor, formatOffers } from '../executors/executor-choice.ts'
@@ -31,6 +33,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       'no-train': { type: 'boolean', default: false },
       'allow-private-shard-urls': { type: 'boolean', default: false },
       'no-shard-urls': { type: 'boolean', default: false },
+      'metrics-port': { type: 'string' },
+      'metrics-host': { type: 'string', default: '127.0.0.1' },
       threads: { type: 'string', default: String(availableParallelism()) },
       ...executorOptions
     }
@@ -55,6 +59,11 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const threads = Number(values.threads)
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
     process.stderr.write('barnraise-agent join: --threads must be a whole number from 1 to 256\n')
+    return 2
+  }
+  const metricsPort = values['metrics-port'] === undefined ? undefined : Number(values['metrics-port'])
+  if (metricsPort !== undefined && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+    process.stderr.write('barnraise-agent join: --metrics-port must be a port number (0 picks a free one)\n')
     return 2
   }
   // Two agents on one data directory would share a key, a cache and optimizer state.
@@ -86,7 +95,15 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   }
   const coordinator = parseCoordinatorAddress(address)
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
-  const libp2p = await createAgentHost(key)
+  const hardware = await probeHardware()
+  const metrics = metricsPort === undefined ? undefined : new AgentMetrics(hardware)
+  const libp2p = await createAgentHost(key, metrics?.libp2p())
+  let metricsServer: Server | undefined
+  if (metrics !== undefined) {
+    const served = await metrics.serve(values['metrics-host'], metricsPort!)
+    metricsServer = served.server
+    say(`agent: metrics at ${served.url}`)
+  }
   say(`agent: peer id ${libp2p.peerId.toString()} (${created ? 'new identity' : 'existing identity'} in ${dataDir})`)
   const controller = new AbortController()
   const stop = (): void => {
@@ -102,7 +119,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       dataDir,
       allowPrivateShardUrls: values['allow-private-shard-urls'],
       noShardUrls: values['no-shard-urls'],
-      hardware: await probeHardware(),
+      hardware,
+      ...(metrics !== undefined ? { metrics } : {}),
       ...(values.token !== undefined ? { token: values.token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
@@ -121,6 +139,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   } finally {
     removeStopSignal()
     await executor?.close?.()
+    metricsServer?.close()
     await libp2p.stop()
     lock.release()
   }
