@@ -247,6 +247,11 @@ describe('datasets from real formats', () => {
     assert.match(failed.error ?? '', /not a Parquet file/)
     await assert.rejects(organizer.client.runs.create.mutate({ spec: tinyRunSpec({ dataset: { source: 'dataset', id: created.id } }) }), /dataset "fake" is failed \(not a Parquet file/)
     await assert.rejects(organizer.client.datasets.create.mutate({ name: 'x', format: 'jsonl', field: 'text', tokenizer: 'llama-9', fileName: 'x.jsonl', fileBytes: 10 }), /no tokenizer called "llama-9"/)
+    // Announced uploads hold room in the dataset quota (4096 MiB here) until they finish.
+    const huge = { name: 'huge', format: 'jsonl' as const, field: 'text', tokenizer: 'gpt2', fileName: 'huge.jsonl' }
+    await assert.rejects(organizer.client.datasets.create.mutate({ ...huge, fileBytes: 5 * 1024 ** 3 }), /the file is 5120\.0 MiB, and the coordinator's dataset quota \(4096 MiB, --dataset-quota-mb\) has \d+\.\d MiB left/)
+    await organizer.client.datasets.create.mutate({ ...huge, fileBytes: 3 * 1024 ** 3 })
+    await assert.rejects(organizer.client.datasets.create.mutate({ ...huge, fileBytes: 1024 ** 3 }), /uploads in progress \(3072\.0 MiB\)/)
     await assert.rejects(organizer.client.datasets.create.mutate({ name: 'x', format: 'jsonl', field: null, tokenizer: 'gpt2', fileName: 'x.jsonl', fileBytes: 10 }), /which field holds the text/)
   })
 })

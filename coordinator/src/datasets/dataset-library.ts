@@ -26,6 +26,9 @@ export const MAX_UPLOAD_CHUNK_BYTES = 64 * 1024 * 1024
 
 const MIB = 1024 * 1024
 
+/** An upload that receives nothing for this long is abandoned. */
+const ABANDONED_AFTER_HOURS = 24
+
 export interface NewDataset {
   name: string
   format: DatasetFormat
@@ -98,8 +101,15 @@ export class DatasetLibrary {
     if (!Number.isSafeInteger(input.fileBytes) || input.fileBytes < 1 || input.fileBytes > MAX_DATASET_FILE_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `the file must be 1 byte to ${MAX_DATASET_FILE_BYTES / 1024 ** 3} GiB`)
     if (input.format !== 'text' && (input.field === null || input.field.trim() === '')) throw new CoordinatorError('ERR_INVALID_INPUT', `say which ${input.format === 'jsonl' ? 'field' : 'column'} holds the text`)
     await loadTokenizer(this.#deps, input.tokenizer)
+    await this.#expireAbandoned()
+    // Staged files count against the quota too, so announced uploads cannot fill the disk.
     const used = await uploadedShardBytes(this.#deps.db)
-    if (used >= this.#deps.quotaBytes) throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) is used up; ask the operator for room`)
+    const { staged } = await this.#deps.db.selectFrom('datasets').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('file_bytes'), eb.lit(0)).as('staged'))
+      .where('status', 'in', ['uploading', 'tokenizing']).executeTakeFirstOrThrow()
+    const room = this.#deps.quotaBytes - used - Number(staged)
+    if (input.fileBytes > room) {
+      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the file is ${(input.fileBytes / MIB).toFixed(1)} MiB, and the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) has ${(Math.max(0, room) / MIB).toFixed(1)} MiB left after stored shards (${(used / MIB).toFixed(1)} MiB) and uploads in progress (${(Number(staged) / MIB).toFixed(1)} MiB); ask the operator for room`)
+    }
     const row = await this.#deps.db.insertInto('datasets').values({
       name: input.name, created_by: userId, status: 'uploading', format: input.format, field: input.format === 'text' ? null : input.field,
       tokenizer: input.tokenizer, file_name: input.fileName, file_bytes: input.fileBytes
@@ -169,6 +179,13 @@ export class DatasetLibrary {
     }
   }
 
+  /** Uploads untouched for a day are failed and their staged bytes deleted. */
+  async #expireAbandoned (): Promise<void> {
+    const stale = await this.#deps.db.updateTable('datasets').set({ status: 'failed', error: `the upload stopped for more than ${ABANDONED_AFTER_HOURS} hours and was abandoned; upload the file again`, updated_at: new Date() })
+      .where('status', '=', 'uploading').where('updated_at', '<', new Date(Date.now() - ABANDONED_AFTER_HOURS * 3600_000)).returning('id').execute()
+    for (const r of stale) await rm(this.#staged(r.id), { force: true })
+  }
+
   /** Tokenizes datasets a stopped coordinator left half done. */
   async resume (): Promise<void> {
     const rows = await this.#deps.db.selectFrom('datasets').select('id').where('status', '=', 'tokenizing').orderBy('updated_at').execute()
@@ -203,15 +220,21 @@ export class DatasetLibrary {
     const started = Date.now()
     try {
       let lastWrite = 0
+      // Progress writes go one after another, and all land before the final one.
+      let progressWrites: Promise<void> = Promise.resolve()
       const result = await ingestInWorker({
         path: this.#staged(id), format: row.format, field: row.field, source: row.file_name, tokenizer, outDir, ...UPLOAD_BUILD_DEFAULTS
       }, (p: BuildProgress) => {
         const now = Date.now()
         if (now - lastWrite < 1000) return
         lastWrite = now
-        void db.updateTable('datasets').set({ read_bytes: Math.min(p.bytesRead, row.file_bytes), documents: p.documents, bad_rows: p.badRows, train_tokens: p.trainTokens, validation_tokens: p.validationTokens, updated_at: new Date() })
-          .where('id', '=', id).execute().then(() => { this.#deps.changes.publish('datasets') }, (err: unknown) => { log.warn('dataset progress not saved', { dataset: id, err }) })
+        progressWrites = progressWrites.then(async () => {
+          await db.updateTable('datasets').set({ read_bytes: Math.min(p.bytesRead, row.file_bytes), documents: p.documents, bad_rows: p.badRows, train_tokens: p.trainTokens, validation_tokens: p.validationTokens, updated_at: new Date() })
+            .where('id', '=', id).execute()
+          this.#deps.changes.publish('datasets')
+        }).catch((err: unknown) => { log.warn('dataset progress not saved', { dataset: id, err }) })
       })
+      await progressWrites
       const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0)
       const used = await uploadedShardBytes(db)
       if (used + newBytes > this.#deps.quotaBytes) {
