@@ -1,15 +1,13 @@
 // Federated training on the wire and in the coordinator, fp32 against int8 (and fp16), in one run:
 //   bin/node bench/federated.bench.ts
-// 1. bytes on the wire per round, 2. validation loss after the same simulated DiLoCo rounds,
-// 3. aggregation throughput (decode + token-weighted fold, the coordinator's path) against a
-//    plain memory copy of the same bytes measured here and now.
+// 1. bytes on the wire per round, 2. validation loss after the same simulated DiLoCo rounds.
+// (Aggregation throughput is bench/aggregation.bench.ts.)
 import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 import {
   AdamW, BatchSampler, NesterovSGD, clipGradNorm, countParams, createParamSet, demoCorpusShards, initParams,
   learningRateAt, lossAndGrad, presetConfig, validationLoss
 } from '@barnraise/trainer'
-import { RoundAccumulator, l2Norm } from '@barnraise/coordinator'
 
 const PRESET = 'small'
 const WORKERS = 2
@@ -76,38 +74,3 @@ for (const codec of ['fp32', 'int8'] as CodecName[]) {
   process.stdout.write(`  ${codec.padEnd(5)} ${r.loss.toFixed(4)}   (${r.seconds.toFixed(1)} s)\n`)
 }
 process.stdout.write(`  int8 − fp32: ${(losses.get('int8')! - losses.get('fp32')!).toFixed(4)} nats\n`)
-
-// 3. Aggregation throughput against a memory copy.
-const AGG_N = 4_000_000
-const REPORTS = 8
-const delta = new Float32Array(AGG_N)
-for (let i = 0; i < AGG_N; i++) delta[i] = Math.sin(i) * 1e-3
-const payloads = new Map(CODECS.map((c) => [c, encodePseudoGradient(c, delta)]))
-function best (fn: () => void, repeats = 3): number {
-  let min = Infinity
-  for (let r = 0; r < repeats; r++) {
-    const t = performance.now()
-    fn()
-    min = Math.min(min, (performance.now() - t) / 1000)
-  }
-  return min
-}
-const dst = new Float32Array(AGG_N)
-const copySeconds = best(() => { for (let r = 0; r < REPORTS; r++) dst.set(delta) })
-const copyGBs = REPORTS * AGG_N * 4 / copySeconds / 1e9
-process.stdout.write(`\naggregation of ${REPORTS} reports × ${AGG_N.toLocaleString('en-US')} values: decode + norm + fold (GB/s of fp32 pseudo-gradient)\n`)
-process.stdout.write(`  memcpy baseline ${copyGBs.toFixed(2).padStart(7)} GB/s\n`)
-for (const codec of CODECS) {
-  const bytes = payloads.get(codec)!
-  const seconds = best(() => {
-    const acc = new RoundAccumulator('bench', AGG_N)
-    for (let r = 0; r < REPORTS; r++) {
-      // The coordinator's path per report: decode (refusing non-finite values), norm bound, fold.
-      const decoded = decodePseudoGradient(codec, bytes, AGG_N)
-      if (l2Norm(decoded) > 1e9) throw new Error('norm')
-      acc.fold(decoded, 1000, undefined)
-    }
-  })
-  const gbs = REPORTS * AGG_N * 4 / seconds / 1e9
-  process.stdout.write(`  ${codec.padEnd(15)} ${gbs.toFixed(2).padStart(7)} GB/s   ${(gbs / copyGBs).toFixed(3)}× memcpy\n`)
-}

@@ -1,3 +1,5 @@
+import { decodePseudoGradient, foldPseudoGradient } from '@barnraise/protocol'
+import type { CodecName } from '@barnraise/protocol'
 import { aggregate } from '@barnraise/trainer'
 import type { AggregationOptions, AggregationRule, Contribution } from '@barnraise/trainer'
 
@@ -25,6 +27,18 @@ export class RoundAccumulator {
     const sum = this.sum
     for (let i = 0; i < sum.length; i++) sum[i]! += tokens * delta[i]!
     this.#kept?.push({ delta, tokens })
+    this.tokens += tokens
+    this.reports++
+    if (finalLoss !== undefined && Number.isFinite(finalLoss)) this.#lossWeighted += tokens * finalLoss
+  }
+
+  /**
+   * Folds a report from its payload: chunk by chunk, with no decoded copy, unless the rule
+   * keeps reports whole. The payload must have been checked (scanPseudoGradient).
+   */
+  foldEncoded (codec: CodecName, payload: Uint8Array, tokens: number, finalLoss: number | undefined): void {
+    if (this.#kept !== null) { this.fold(decodePseudoGradient(codec, payload, this.sum.length), tokens, finalLoss); return }
+    foldPseudoGradient(codec, payload, this.sum.length, tokens, this.sum)
     this.tokens += tokens
     this.reports++
     if (finalLoss !== undefined && Number.isFinite(finalLoss)) this.#lossWeighted += tokens * finalLoss

@@ -1,5 +1,6 @@
 import type { Kysely, Transaction } from 'kysely'
-import { PseudoGradientError, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, verifyReportSignature } from '@barnraise/protocol'
+import { PseudoGradientError, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, scanPseudoGradient, verifyReportSignature } from '@barnraise/protocol'
+import type { CodecName } from '@barnraise/protocol'
 import type { HardwareProfile, ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { AssignmentStatus, Database, HeldReport } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
@@ -55,6 +56,7 @@ export class ReportIntake implements ReportSink {
   readonly #locks: RunLocks
   readonly #onAccepted: (runId: string) => void
   readonly #refusals: RefusalLimiter
+  readonly #baseNorms = new Map<string, number>()
 
   constructor (options: ReportIntakeOptions) {
     this.#o = options
@@ -187,22 +189,24 @@ export class ReportIntake implements ReportSink {
     const sha = sha256Hex(payload)
     if (sha !== m.payloadSha256) throw refuseSpent(a.id, 'ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
     const spec = await this.#cache.spec(m.runId)
-    let delta: Float32Array
-    // Decoding refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes.
+    // Scanning refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes, without a
+    // decoded copy; the report is decoded only where a check needs it whole.
+    let norm: number
     try {
-      delta = decodePseudoGradient(spec.codec, payload, spec.paramCount)
+      norm = scanPseudoGradient(spec.codec, payload, spec.paramCount).norm
     } catch (err) {
       const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
       throw refuseSpent(a.id, nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)
     }
+    let decoded: Float32Array | null = null
+    const deltaOf = (): Float32Array => { decoded ??= decodePseudoGradient(spec.codec, payload, spec.paramCount); return decoded }
     const theta = await this.#cache.base(m.runId, a.base_checkpoint)
-    const norm = l2Norm(delta)
     if (norm === 0) throw refuseSpent(a.id, 'ERR_EMPTY_DELTA', 'the pseudo-gradient is all zeros: the unit trained nothing, and earns nothing')
-    const bound = this.#o.normBoundRatio * Math.max(1, l2Norm(theta))
+    const bound = this.#o.normBoundRatio * Math.max(1, this.#baseNorm(a.base_checkpoint, theta))
     if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
     const node = await this.#node(peerId)
     if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
-    const screened = await this.#screen(m, a, delta, node.quarantine_reason !== null)
+    const screened = await this.#screen(m, a, deltaOf, node.quarantine_reason !== null)
     if (node.quarantine_reason !== null) {
       const score = screened?.verdict.score ?? null
       throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
@@ -235,8 +239,8 @@ export class ReportIntake implements ReportSink {
       this.#o.log.info('report held for its twin', { peerId, runId: m.runId, round: m.round, twin: twin.id })
       return { ok: true, outcome: 'held', duplicate: false }
     }
-    if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta }, twin)
-    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta, score, blob: sha, sketch: sketchBytes(screened) }, payload)
+    if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta: deltaOf() }, twin)
+    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: spec.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, payload)
     if (screened?.screen != null) screened.screen.admit(screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
   }
@@ -284,7 +288,7 @@ export class ReportIntake implements ReportSink {
    * Accepts a checked report: its payload (unless a held report's is stored already), the unit,
    * the round's tokens and the ledger row in one transaction, then the fold.
    */
-  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
+  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array | { codec: CodecName, payload: Uint8Array }, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
     await this.#o.db.transaction().execute(async (trx) => {
@@ -293,7 +297,8 @@ export class ReportIntake implements ReportSink {
       await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', r.roundId).execute()
       await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score }))
     })
-    acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
+    if (r.delta instanceof Float32Array) acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
+    else acc.foldEncoded(r.delta.codec, r.delta.payload, m.tokens, m.lossCurve.at(-1))
     // A held report's later acceptance is a verdict of its own (its arrival was counted as held).
     if (payload === undefined && r.countVerdict !== false) this.#o.onVerdict?.('accepted', null)
     this.#o.log.info('report accepted', { peerId: r.peerId, runId: m.runId, round: m.round, tokens: m.tokens, score: r.score ?? undefined })
@@ -358,10 +363,22 @@ export class ReportIntake implements ReportSink {
    * node's report is scored even where the run does not screen, so its reviewer sees how it
    * behaves now.
    */
-  async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, delta: Float32Array, quarantined: boolean): Promise<{ screen: ReportScreen | null, verdict: ScreenVerdict } | null> {
+  /** ‖θ‖ of a base checkpoint, computed once per checkpoint (a whole pass over the model) rather than per report. */
+  #baseNorm (sha: string, theta: Float32Array): number {
+    let norm = this.#baseNorms.get(sha)
+    if (norm === undefined) {
+      if (this.#baseNorms.size >= 64) this.#baseNorms.clear()
+      norm = l2Norm(theta)
+      this.#baseNorms.set(sha, norm)
+    }
+    return norm
+  }
+
+  async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, deltaOf: () => Float32Array, quarantined: boolean): Promise<{ screen: ReportScreen | null, verdict: ScreenVerdict } | null> {
     const spec = await this.#cache.spec(m.runId)
     const screening = defencesOf(spec).screening
     if (!screening && !quarantined) return null
+    const delta = deltaOf()
     const heldOut = await this.#cache.scoresItself(m.runId)
       ? {
           base: await this.#cache.scoringLoss(m.runId, a.base_checkpoint),

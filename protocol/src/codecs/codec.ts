@@ -29,6 +29,14 @@ export interface PseudoGradientCodec {
   decodeChunk: (bytes: Uint8Array, start: number, out: Float32Array) => void
   /** Largest |x - decode(encode(x))| for each element of `values` (a documented guarantee, tested). */
   errorBound: (values: Float32Array) => Float32Array
+  /**
+   * Optional fast paths over a length-checked payload, reading its bytes directly: `scan`
+   * refuses what decoding would (malformed bytes, non-finite results) and returns Σx² in
+   * float64; `fold` adds weight·x for every decoded x to `sum`, exactly as decoding and then
+   * `sum[i] += weight * x[i]` would.
+   */
+  scan?: (bytes: Uint8Array, length: number) => number
+  fold?: (bytes: Uint8Array, length: number, weight: number, sum: Float32Array) => void
 }
 
 /** The first non-finite element's index, or -1. */

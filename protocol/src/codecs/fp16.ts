@@ -29,5 +29,19 @@ export const fp16Codec: PseudoGradientCodec = {
     const out = new Float32Array(values.length)
     for (let i = 0; i < values.length; i++) out[i] = Math.max(Math.abs(values[i]) * 2 ** -11, 2 ** -25)
     return out
+  },
+  scan (bytes, length) {
+    const t = float16Lookup()
+    let sumSquares = 0
+    for (let i = 0, at = 0; i < length; i++, at += 2) {
+      const v = t[bytes[at]! | (bytes[at + 1]! << 8)]!
+      if (v - v !== 0) throw new PseudoGradientError('ERR_NON_FINITE', `fp16 payload element ${i} decodes to ${v}; a report must hold finite values only`)
+      sumSquares += v * v
+    }
+    return sumSquares
+  },
+  fold (bytes, length, weight, sum) {
+    const t = float16Lookup()
+    for (let i = 0, at = 0; i < length; i++, at += 2) sum[i]! += weight * t[bytes[at]! | (bytes[at + 1]! << 8)]!
   }
 }

@@ -74,6 +74,45 @@ export function decodePseudoGradient (codec: CodecName, bytes: Uint8Array, lengt
   return out
 }
 
+function requireByteLength (c: PseudoGradientCodec, bytes: Uint8Array, length: number): void {
+  requireLength(length)
+  const expected = c.byteLength(length)
+  if (bytes.byteLength !== expected) {
+    throw new PseudoGradientError('ERR_BAD_LENGTH', `${c.name} payload for ${length} values must be ${expected} bytes, got ${bytes.byteLength}`)
+  }
+}
+
+/**
+ * Checks a payload without keeping it decoded (byte length, malformed bytes, non-finite
+ * values, as decoding does) and returns its L2 norm. Memory: one cache-sized chunk at most.
+ */
+export function scanPseudoGradient (codec: CodecName, bytes: Uint8Array, length: number): { norm: number } {
+  const c = getCodec(codec)
+  if (c.scan !== undefined) {
+    requireByteLength(c, bytes, length)
+    return { norm: Math.sqrt(c.scan(bytes, length)) }
+  }
+  let sumSquares = 0
+  forEachChunk(c, bytes, length, (chunk) => { for (let i = 0; i < chunk.length; i++) sumSquares += chunk[i]! * chunk[i]! })
+  return { norm: Math.sqrt(sumSquares) }
+}
+
+/**
+ * Adds `weight` × the decoded payload to `sum` chunk by chunk, with no model-sized buffer;
+ * the same floats as `sum[i] += weight * decodePseudoGradient(…)[i]`. Checks as decoding does,
+ * but a payload refused halfway has already added its first chunks: scan it first.
+ */
+export function foldPseudoGradient (codec: CodecName, bytes: Uint8Array, length: number, weight: number, sum: Float32Array): void {
+  const c = getCodec(codec)
+  if (sum.length !== length) throw new PseudoGradientError('ERR_BAD_LENGTH', `sum has ${sum.length} values, the payload ${length}`)
+  if (c.fold !== undefined) {
+    requireByteLength(c, bytes, length)
+    c.fold(bytes, length, weight, sum)
+    return
+  }
+  forEachChunk(c, bytes, length, (chunk, start) => { for (let i = 0; i < chunk.length; i++) sum[start + i]! += weight * chunk[i]! })
+}
+
 /** The documented per-element bound on |x − decode(encode(x))| for `values` under `codec`. */
 export function pseudoGradientErrorBound (codec: CodecName, values: Float32Array): Float32Array {
   return getCodec(codec).errorBound(values)

@@ -65,6 +65,41 @@ export const int8Codec: PseudoGradientCodec = {
       }
     }
   },
+  scan (bytes, length) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    let sumSquares = 0
+    for (let from = 0, at = 0; from < length; from += INT8_BLOCK, at += BLOCK_BYTES) {
+      const scale = view.getFloat32(at, true)
+      if (!(scale >= 0) || scale === Number.POSITIVE_INFINITY) {
+        throw new PseudoGradientError('ERR_BAD_SCALE', `int8 block ${at / BLOCK_BYTES} has scale ${scale}; scales must be finite and non-negative`)
+      }
+      const end = at + 4 + Math.min(INT8_BLOCK, length - from)
+      if (scale === 0) {
+        for (let j = at + 4; j < end; j++) if (q[j] === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
+        continue
+      }
+      for (let j = at + 4; j < end; j++) {
+        const v = q[j]!
+        if (v === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
+        // As decoding rounds v·scale to float32 (which overflows for scales near float32's limit).
+        const x = Math.fround(v * scale)
+        if (x - x !== 0) throw new PseudoGradientError('ERR_NON_FINITE', `int8 element ${from + j - at - 4} decodes to ${x}; a report must hold finite values only`)
+        sumSquares += x * x
+      }
+    }
+    return sumSquares
+  },
+  fold (bytes, length, weight, sum) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    for (let from = 0, at = 0; from < length; from += INT8_BLOCK, at += BLOCK_BYTES) {
+      const scale = view.getFloat32(at, true)
+      if (scale === 0) continue
+      const to = Math.min(from + INT8_BLOCK, length)
+      for (let i = from, j = at + 4; i < to; i++, j++) sum[i]! += weight * Math.fround(q[j]! * scale)
+    }
+  },
   errorBound (values) {
     const out = new Float32Array(values.length)
     for (let from = 0; from < values.length; from += INT8_BLOCK) {

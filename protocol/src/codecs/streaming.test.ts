@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest'
+import { CODEC_NAMES, decodePseudoGradient, encodePseudoGradient, foldPseudoGradient, scanPseudoGradient } from './index.ts'
+import { PseudoGradientError } from './codec.ts'
+
+function values (n: number, seed: number): Float32Array {
+  const out = new Float32Array(n)
+  let s = seed
+  for (let i = 0; i < n; i++) { s = (s * 1103515245 + 12345) & 0x7fffffff; out[i] = ((s / 0x7fffffff) - 0.5) * (i % 700 === 0 ? 40 : 0.02) }
+  out.fill(0, 300, 600) // a zero block
+  return out
+}
+
+const codeOf = (fn: () => unknown): string => {
+  try { fn() } catch (err) { return (err as PseudoGradientError).code }
+  return 'none'
+}
+
+describe('scanning and folding a payload without decoding it whole', () => {
+  for (const codec of CODEC_NAMES) {
+    it(`${codec}: the same norm and the same sum, to the bit, as decode-then-fold`, () => {
+      const n = 200_003
+      const payload = encodePseudoGradient(codec, values(n, 7))
+      const decoded = decodePseudoGradient(codec, payload, n)
+      let s = 0
+      for (let i = 0; i < n; i++) s += decoded[i]! * decoded[i]!
+      expect(scanPseudoGradient(codec, payload, n).norm).toBe(Math.sqrt(s))
+      const viaDecode = new Float32Array(n).fill(0.5)
+      const streamed = new Float32Array(n).fill(0.5)
+      for (let i = 0; i < n; i++) viaDecode[i]! += 1234 * decoded[i]!
+      foldPseudoGradient(codec, payload, n, 1234, streamed)
+      expect(Buffer.from(streamed.buffer).equals(Buffer.from(viaDecode.buffer))).toBe(true)
+      // An unaligned payload (a Buffer slice at an odd offset) reads the same.
+      const shifted = new Uint8Array(payload.length + 1).subarray(1)
+      shifted.set(payload)
+      expect(scanPseudoGradient(codec, shifted, n).norm).toBe(Math.sqrt(s))
+    })
+
+    it(`${codec}: refuses what decoding refuses, with the same code`, () => {
+      const n = 1000
+      const payload = encodePseudoGradient(codec, values(n, 3))
+      expect(codeOf(() => scanPseudoGradient(codec, payload.subarray(1), n))).toBe('ERR_BAD_LENGTH')
+      expect(codeOf(() => foldPseudoGradient(codec, payload, n, 1, new Float32Array(n - 1)))).toBe('ERR_BAD_LENGTH')
+      const broken = payload.slice()
+      if (codec === 'int8') {
+        new DataView(broken.buffer).setFloat32(0, Number.NaN, true)
+        expect(codeOf(() => scanPseudoGradient(codec, broken, n))).toBe(codeOf(() => decodePseudoGradient(codec, broken, n)))
+        const minus = payload.slice()
+        minus[10] = 0x80
+        expect(codeOf(() => scanPseudoGradient(codec, minus, n))).toBe('ERR_BAD_VALUE')
+        const huge = payload.slice()
+        new DataView(huge.buffer).setFloat32(0, 3e38, true)
+        expect(codeOf(() => scanPseudoGradient(codec, huge, n))).toBe(codeOf(() => decodePseudoGradient(codec, huge, n)))
+      } else if (codec === 'fp16') {
+        broken[2 * 17] = 0x00; broken[2 * 17 + 1] = 0x7e // NaN
+        expect(codeOf(() => scanPseudoGradient(codec, broken, n))).toBe('ERR_NON_FINITE')
+      } else {
+        new DataView(broken.buffer).setFloat32(4 * 17, Number.POSITIVE_INFINITY, true)
+        expect(codeOf(() => scanPseudoGradient(codec, broken, n))).toBe('ERR_NON_FINITE')
+      }
+    })
+  }
+})
