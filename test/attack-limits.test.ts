@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import { Coordinator } from '@barnraise/coordinator'
 import { tempDir } from './support/cluster.ts'
-import { sessionClient } from './support/session-client.ts'
+import { sessionClient, sessionClientWithCookie } from './support/session-client.ts'
+import { catalogTokenizer } from '@barnraise/datasets'
 import { refused } from './support/refusal.ts'
 
 type Client = ReturnType<typeof sessionClient>
@@ -29,6 +30,7 @@ async function openStream (base: string, signal: AbortSignal): Promise<{ status:
 describe('limits that keep strangers from exhausting a coordinator', () => {
   let coordinator: Coordinator
   let organizer: Client
+  let organizerCookie: () => string
   beforeAll(async () => {
     coordinator = await Coordinator.start({
       dataDir: join(await tempDir('attack-limits'), 'install'),
@@ -41,7 +43,9 @@ describe('limits that keep strangers from exhausting a coordinator', () => {
     })
     const admin = sessionClient(coordinator.url)
     await admin.auth.signUp.mutate({ email: 'root@example.org', password: 'root-password-1', displayName: 'Root', role: 'funder', setupCode: coordinator.setupCode! })
-    organizer = sessionClient(coordinator.url)
+    const withCookie = sessionClientWithCookie(coordinator.url)
+    organizer = withCookie.client
+    organizerCookie = withCookie.cookie
     await organizer.auth.signUp.mutate({ email: 'olu@runs.test', password: 'olu-password-1', displayName: 'Olu', role: 'organizer' })
   })
   afterAll(async () => { await coordinator.stop() })
@@ -108,6 +112,12 @@ describe('limits that keep strangers from exhausting a coordinator', () => {
     const big = await refused(organizer.runs.uploadDataset.mutate({ name: 'big', files: [{ name: 'b.txt', text: corpus(64, 'big') }] }))
     assert.equal(big.appCode, 'ERR_QUOTA_EXCEEDED')
     assert.match(big.message, /dataset quota \(--dataset-quota-mb\)/)
+    assert.equal(await count('blobs'), blobsBefore)
+    // An uploaded tokenizer.json counts against the same quota.
+    const tokenizer = JSON.stringify(catalogTokenizer('gpt2').huggingFaceFiles(1024).get('tokenizer.json'))
+    const res = await fetch(new URL('api/tokenizers', coordinator.url), { method: 'PUT', headers: { cookie: organizerCookie(), 'content-type': 'application/json' }, body: tokenizer })
+    assert.equal(res.status, 413)
+    assert.match(((await res.json()) as { error: string }).error, /dataset quota \(0 MiB, --dataset-quota-mb\) has no room for this tokenizer/)
     assert.equal(await count('blobs'), blobsBefore)
   })
 })

@@ -8,7 +8,6 @@ import { Transform } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import type { Readable } from 'node:stream'
 import type { Kysely, Selectable } from 'kysely'
-import { sql } from 'kysely'
 import { UPLOAD_BUILD_DEFAULTS, ingestInWorker } from '@barnraise/datasets'
 import type { BuildProgress, DatasetFormat } from '@barnraise/datasets'
 import type { Database, DatasetsTable } from '../db/schema.ts'
@@ -18,6 +17,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
+import { uploadedDataBytes } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
 export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
@@ -76,13 +76,6 @@ export interface DatasetLibraryDeps {
   quotaBytes: number
 }
 
-/** Bytes of shards made from web uploads so far (the built-in demo corpus does not count). */
-export async function uploadedShardBytes (db: Kysely<Database>): Promise<number> {
-  const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
-    .where('kind', '=', 'shard').where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
-  return Number(total)
-}
-
 /** Uploads, tokenizing and the dataset rows. */
 export class DatasetLibrary {
   readonly #deps: DatasetLibraryDeps
@@ -103,7 +96,7 @@ export class DatasetLibrary {
     await loadTokenizer(this.#deps, input.tokenizer)
     await this.#expireAbandoned()
     // Staged files count against the quota too, so announced uploads cannot fill the disk.
-    const used = await uploadedShardBytes(this.#deps.db)
+    const used = await uploadedDataBytes(this.#deps.db)
     const { staged } = await this.#deps.db.selectFrom('datasets').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('file_bytes'), eb.lit(0)).as('staged'))
       .where('status', 'in', ['uploading', 'tokenizing']).executeTakeFirstOrThrow()
     const room = this.#deps.quotaBytes - used - Number(staged)
@@ -235,15 +228,15 @@ export class DatasetLibrary {
         }).catch((err: unknown) => { log.warn('dataset progress not saved', { dataset: id, err }) })
       })
       await progressWrites
-      const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0)
-      const used = await uploadedShardBytes(db)
+      const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + result.index.documents.length * 16
+      const used = await uploadedDataBytes(db)
       if (used + newBytes > this.#deps.quotaBytes) {
-        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards and index, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
       }
       const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }
       for (const s of result.train) await storeBlob(db, blobs, await readFile(join(outDir, s.sha256)), 'shard', { ...meta, tokens: s.tokens })
       await storeBlob(db, blobs, await readFile(join(outDir, result.validation.sha256)), 'shard', { ...meta, tokens: result.validation.tokens, split: 'validation' })
-      const index = await storeBlob(db, blobs, gzipSync(JSON.stringify(result.index)), 'documents', { datasetId: id, documents: result.index.documents.length })
+      const index = await storeBlob(db, blobs, gzipSync(JSON.stringify(result.index)), 'documents', { datasetId: id, documents: result.index.documents.length, uploadedBy: row.created_by })
       await db.updateTable('datasets').set({
         status: 'ready',
         read_bytes: row.file_bytes,

@@ -5,14 +5,23 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import { CoordinatorError } from '../errors.ts'
+import { uploadedDataBytes } from './data-storage.ts'
 
 const SHA_NAME = /^sha256:([0-9a-f]{64})$/
+/** Loaded tokenizers, most recently used last; a BPE vocabulary can take tens of MB, so few are kept. */
 const loaded = new Map<string, TextTokenizer>()
+const KEEP_LOADED = 8
+
+function remember (tokenizer: TextTokenizer): void {
+  loaded.delete(tokenizer.name)
+  loaded.set(tokenizer.name, tokenizer)
+  if (loaded.size > KEEP_LOADED) loaded.delete(loaded.keys().next().value!)
+}
 
 /** The tokenizer a dataset or run names: a catalogue entry, or an uploaded tokenizer.json blob (loaded once per process). */
 export async function loadTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string): Promise<TextTokenizer> {
   const cached = loaded.get(name)
-  if (cached !== undefined) return cached
+  if (cached !== undefined) { remember(cached); return cached }
   const sha = SHA_NAME.exec(name)?.[1]
   let tokenizer: TextTokenizer
   if (sha === undefined) {
@@ -23,13 +32,15 @@ export async function loadTokenizer (deps: { db: Kysely<Database>, blobs: BlobSt
     if (row?.kind !== 'tokenizer') throw new CoordinatorError('ERR_NOT_FOUND', `no uploaded tokenizer ${name} on this coordinator`)
     tokenizer = uploadedTokenizer(await deps.blobs.get(sha))
   }
-  loaded.set(name, tokenizer)
+  remember(tokenizer)
   return tokenizer
 }
 
 /** Checks an uploaded tokenizer.json and stores it; returns the name runs and datasets use for it. */
-export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, bytes: Uint8Array, uploadedBy: string): Promise<{ name: string, vocabSize: number }> {
+export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, bytes: Uint8Array, uploadedBy: string, quotaBytes: number): Promise<{ name: string, vocabSize: number }> {
   if (bytes.byteLength > MAX_TOKENIZER_JSON_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `a tokenizer.json may be at most ${MAX_TOKENIZER_JSON_BYTES / 1024 / 1024} MiB`)
+  const used = await uploadedDataBytes(deps.db)
+  if (used + bytes.byteLength > quotaBytes) throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the coordinator's dataset quota (${(quotaBytes / 1024 / 1024).toFixed(0)} MiB, --dataset-quota-mb) has no room for this tokenizer; ask the operator for room`)
   let tokenizer: TextTokenizer
   try {
     tokenizer = uploadedTokenizer(bytes)
@@ -37,6 +48,6 @@ export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blob
     throw new CoordinatorError('ERR_INVALID_INPUT', (err as Error).message)
   }
   await storeBlob(deps.db, deps.blobs, bytes, 'tokenizer', { uploadedBy, vocabSize: tokenizer.vocabSize })
-  loaded.set(tokenizer.name, tokenizer)
+  remember(tokenizer)
   return { name: tokenizer.name, vocabSize: tokenizer.vocabSize }
 }

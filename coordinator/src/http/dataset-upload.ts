@@ -13,13 +13,15 @@ import { parseCookies } from './cookies.ts'
 import { foreignOriginRefusal } from './request-guard.ts'
 import { CoordinatorError } from '../errors.ts'
 import type { CoordinatorErrorCode } from '../errors.ts'
+import { takeOrRefuse } from '../limits/api-rates.ts'
+import type { ApiRates } from '../limits/api-rates.ts'
 
-export interface UploadContext { db: Kysely<Database>, blobs: BlobStore, datasets: DatasetLibrary }
+export interface UploadContext { db: Kysely<Database>, blobs: BlobStore, datasets: DatasetLibrary, rates: ApiRates, limits: { datasetQuotaBytes: number } }
 
 const FILE_PATH = /^\/api\/datasets\/([0-9a-f-]{36})\/file$/
 const CONTENT_RANGE = /^bytes (\d{1,15})-(\d{1,15})\/(\d{1,15})$/
 
-const STATUS: Partial<Record<CoordinatorErrorCode, number>> = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_INVALID_INPUT: 400, ERR_BUSY: 429, ERR_QUOTA_EXCEEDED: 413, ERR_FORBIDDEN: 403 }
+const STATUS: Partial<Record<CoordinatorErrorCode, number>> = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_INVALID_INPUT: 400, ERR_BUSY: 429, ERR_RATE_LIMITED: 429, ERR_QUOTA_EXCEEDED: 413, ERR_FORBIDDEN: 403 }
 
 function send (res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body)
@@ -66,8 +68,9 @@ export async function handleUpload (ctx: UploadContext, req: IncomingMessage, re
       const view = await ctx.datasets.append(fileMatch[1]!, user.id, { start, length, total }, req)
       send(res, 200, view)
     } else {
+      takeOrRefuse(ctx.rates.datasetUploads, user.id, 'dataset uploads')
       const bytes = await readBody(req, MAX_TOKENIZER_JSON_BYTES)
-      send(res, 200, await storeUploadedTokenizer(ctx, bytes, user.id))
+      send(res, 200, await storeUploadedTokenizer(ctx, bytes, user.id, ctx.limits.datasetQuotaBytes))
     }
   } catch (err) {
     if (!(err instanceof CoordinatorError)) throw err

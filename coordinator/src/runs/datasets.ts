@@ -1,8 +1,8 @@
-import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
+import { uploadedDataBytes } from '../datasets/data-storage.ts'
 import { CoordinatorError } from '../errors.ts'
 import { DEMO_SHARD_OPTIONS, buildShards } from '@barnraise/trainer'
 import { MAX_DATASET_UPLOAD_BYTES } from '@barnraise/protocol'
@@ -14,13 +14,6 @@ const MIB = 1024 * 1024
 
 /** Sharding runs on the coordinator's own thread: one upload at a time, the others told to retry. */
 let sharding = false
-
-/** Bytes of shards made from web uploads so far (the built-in demo corpus does not count). */
-async function uploadedShardBytes (db: Kysely<Database>): Promise<number> {
-  const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
-    .where('kind', '=', 'shard').where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
-  return Number(total)
-}
 
 /** One web upload: its dataset name, its text files and who sent them. */
 export interface DatasetUpload {
@@ -54,7 +47,7 @@ async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, up
   const vocabSize = 256
   const shards = buildShards(text, DEMO_SHARD_OPTIONS)
   const newBytes = shards.train.reduce((sum, s) => sum + s.bytes.byteLength, shards.validation.bytes.byteLength)
-  const used = await uploadedShardBytes(deps.db)
+  const used = await uploadedDataBytes(deps.db)
   if (used + newBytes > quotaBytes) {
     throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this upload makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
   }

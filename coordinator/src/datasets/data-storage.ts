@@ -1,0 +1,13 @@
+import { sql } from 'kysely'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+
+/**
+ * Bytes the install keeps for uploaded data: shards made from uploads, uploaded tokenizers and
+ * document indexes (the built-in demo corpus does not count). `--dataset-quota-mb` bounds it.
+ */
+export async function uploadedDataBytes (db: Kysely<Database>): Promise<number> {
+  const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
+    .where('kind', 'in', ['shard', 'tokenizer', 'documents']).where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
+  return Number(total)
+}
