@@ -179,7 +179,7 @@ export class Coordinator {
       closers.push(async () => { await engine.stop() })
       const folderCache = new FolderCache()
       const datasets = new DatasetLibrary({ db: database.db, blobs, log, changes, stagingDir: join(options.dataDir, 'uploads'), quotaBytes: installLimits.datasetQuotaBytes })
-      closers.push(async () => { datasets.stop() })
+      closers.push(async () => { await datasets.stop() })
       await datasets.resume()
       const http = await startHttpServer({
         host,

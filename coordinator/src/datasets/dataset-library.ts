@@ -81,7 +81,7 @@ export class DatasetLibrary {
   readonly #deps: DatasetLibraryDeps
   readonly #writing = new Set<string>()
   #queue: Promise<void> = Promise.resolve()
-  #stopped = false
+  readonly #stopping = new AbortController()
 
   constructor (deps: DatasetLibraryDeps) {
     this.#deps = deps
@@ -188,14 +188,22 @@ export class DatasetLibrary {
   /** Waits for the tokenizing queue to drain (tests, shutdown). */
   async idle (): Promise<void> { await this.#queue }
 
-  stop (): void { this.#stopped = true }
+  /**
+   * Stops tokenizing: the worker is terminated (it would keep the process alive for as long as
+   * a large file takes) and its dataset stays `tokenizing`, for `resume` after a restart.
+   */
+  async stop (): Promise<void> {
+    this.#stopping.abort(new Error('the coordinator is stopping'))
+    await this.#queue
+  }
 
   #enqueue (id: string): void {
     this.#queue = this.#queue.then(async () => {
-      if (this.#stopped) return
+      if (this.#stopping.signal.aborted) return
       try {
         await this.#tokenize(id)
       } catch (err) {
+        if (this.#stopping.signal.aborted) return
         const message = (err as Error).message
         this.#deps.log.warn('dataset tokenizing failed', { dataset: id, err })
         await this.#deps.db.updateTable('datasets').set({ status: 'failed', error: message.slice(0, 2000), updated_at: new Date() }).where('id', '=', id).execute()
@@ -218,6 +226,7 @@ export class DatasetLibrary {
       const result = await ingestInWorker({
         path: this.#staged(id), format: row.format, field: row.field, source: row.file_name, tokenizer, outDir, ...UPLOAD_BUILD_DEFAULTS
       }, (p: BuildProgress) => {
+        if (this.#stopping.signal.aborted) return
         const now = Date.now()
         if (now - lastWrite < 1000) return
         lastWrite = now
@@ -226,8 +235,9 @@ export class DatasetLibrary {
             .where('id', '=', id).execute()
           this.#deps.changes.publish('datasets')
         }).catch((err: unknown) => { log.warn('dataset progress not saved', { dataset: id, err }) })
-      })
+      }, this.#stopping.signal)
       await progressWrites
+      this.#stopping.signal.throwIfAborted()
       const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + result.index.documents.length * 16
       const used = await uploadedDataBytes(db)
       if (used + newBytes > this.#deps.quotaBytes) {
