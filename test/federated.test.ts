@@ -6,9 +6,16 @@ import { paramSetFromSafetensors, validationLoss, demoCorpusShards } from '@barn
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
-import type { ApiCheckpoint } from './support/runs.ts'
+import type { ApiCheckpoint, ProcessLogs } from './support/runs.ts'
 import { runCli } from './support/processes.ts'
 import { createTestDatabase } from './support/postgres.ts'
+
+/** The processes' output, for a timed-out wait to show. */
+function logsOf (coordinator: () => RunningCoordinator | undefined, agents: RunningAgent[]): ProcessLogs {
+  const logs: ProcessLogs = { coordinator: () => coordinator()?.process.output() ?? '' }
+  for (const [i, a] of agents.entries()) logs[`agent ${i}`] = a.output
+  return logs
+}
 
 async function stopAll (agents: RunningAgent[], coordinator: RunningCoordinator | undefined): Promise<void> {
   await Promise.all(agents.map(async (a) => { await a.stop() }))
@@ -24,7 +31,7 @@ describe('federated training between real processes', () => {
       for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `trainer-${i}` }))
       const spec = tinyRunSpec({ minNodes: 3, rounds: 5, recipe: { innerSteps: 10, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 } })
       const runId = await createRunViaCli(coordinator.dataDir, spec)
-      const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed')
+      const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', undefined, logsOf(() => coordinator, agents))
       assert.equal(run.round, 5)
 
       const checkpoints = await getJson<ApiCheckpoint[]>(coordinator.url, `api/runs/${runId}/checkpoints`)
@@ -97,7 +104,7 @@ describe('federated training between real processes', () => {
       await victim.process.waitForLine(/^agent: training with /, 60_000)
       victim.process.child.kill('SIGKILL')
       await victim.process.exited
-      const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000)
+      const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000, logsOf(() => coordinator, agents))
       assert.equal(run.round, 3)
       const round1 = await client.query<{ close_reason: string }>(`select close_reason from rounds where run_id = $1 and number = 1 and status = 'closed'`, [runId])
       assert.match(round1.rows[0]!.close_reason, /^deadline: 2 of 3/)
@@ -130,14 +137,14 @@ describe('federated training between real processes', () => {
       const token = await coordinator.createToken('Sturdy Lab', { uses: 2 })
       for (let i = 0; i < 2; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `sturdy-${i}` }))
       const runId = await createRunViaCli(dataDir, tinyRunSpec({ minNodes: 2, rounds: 6, roundDeadlineSeconds: 20 }), env)
-      await waitForRun(coordinator.url, runId, (r) => r.round >= 2)
+      await waitForRun(coordinator.url, runId, (r) => r.round >= 2, undefined, logsOf(() => coordinator, agents))
       coordinator.process.child.kill('SIGKILL')
       await coordinator.process.exited
       // Same data dir, same key, same port: the agents reconnect on their own.
       const port = new URL(coordinator.url).port
       const p2pPort = coordinator.multiaddr.split('/')[4]!
       coordinator = await startCoordinator({ env, dataDir, args: ['--http-port', port, '--p2p-port', p2pPort] })
-      const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000)
+      const run = await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000, logsOf(() => coordinator, agents))
       assert.equal(run.round, 6)
       const dupes = await client.query(`select assignment_id from ledger where run_id = $1 and outcome = 'accepted' group by assignment_id having count(*) > 1`, [runId])
       assert.equal(dupes.rowCount, 0, 'no contribution counted twice')

@@ -67,6 +67,7 @@ export class CoordinatorClient {
   readonly #libp2p: Libp2p
   readonly #address: Multiaddr
   #turnedAway = 0
+  #lastTurnedAway: string | undefined
 
   constructor (libp2p: Libp2p, address: Multiaddr) {
     this.#libp2p = libp2p
@@ -89,7 +90,11 @@ export class CoordinatorClient {
       this.#turnedAway = 0
       return stream
     } catch (err) {
-      this.#turnedAway = closedAtHandshake(err) ? this.#turnedAway + 1 : 0
+      // Heartbeats and the work loop share a connection: its one close fails both of them, and
+      // counts once. Only distinct connections closed in a row mean the node is turned away.
+      if (!closedAtHandshake(err)) this.#turnedAway = 0
+      else if (connection.id !== this.#lastTurnedAway) this.#turnedAway++
+      this.#lastTurnedAway = connection.id
       if (this.#turnedAway >= TURNED_AWAY_LIMIT) {
         throw new RefusedError('ERR_TURNED_AWAY', `the coordinator closed ${this.#turnedAway} connections in a row right after the handshake: this node was most likely revoked; ask your lab admin`)
       }

@@ -40,15 +40,22 @@ export async function getJson<T> (base: string, path: string): Promise<T> {
   return await res.json() as T
 }
 
-/** Polls until `predicate` holds for the run, failing with the last state seen. */
-export async function waitForRun (base: string, runId: string, predicate: (run: ApiRun) => boolean, timeoutMs = 180_000): Promise<ApiRun> {
+/** Processes whose output a timed-out wait should show (the tail of each), by name. */
+export type ProcessLogs = Record<string, () => string>
+
+function logTails (logs: ProcessLogs): string {
+  return Object.entries(logs).map(([name, output]) => `\n--- ${name} (last lines) ---\n${output().split('\n').slice(-25).join('\n')}`).join('')
+}
+
+/** Polls until `predicate` holds for the run, failing with the last state seen (and the tails of `logs`). */
+export async function waitForRun (base: string, runId: string, predicate: (run: ApiRun) => boolean, timeoutMs = 180_000, logs: ProcessLogs = {}): Promise<ApiRun> {
   const deadline = Date.now() + timeoutMs
   let last: ApiRun | undefined
   for (;;) {
     last = (await getJson<ApiRun[]>(base, 'api/runs').catch(() => [])).find((r) => r.id === runId) ?? last
     if (last !== undefined && predicate(last)) return last
     if (last?.status === 'failed') throw new Error(`run failed: ${JSON.stringify(last)}`)
-    if (Date.now() > deadline) throw new Error(`timed out waiting on run ${runId}; last seen ${JSON.stringify(last)}`)
+    if (Date.now() > deadline) throw new Error(`timed out waiting on run ${runId}; last seen ${JSON.stringify(last)}${logTails(logs)}`)
     await new Promise((resolve) => setTimeout(resolve, 250))
   }
 }
