@@ -1,3 +1,4 @@
+import { CODEC_NAMES } from './codecs/index.ts'
 import { z } from 'zod'
 
 /** Where a shard the coordinator does not hold can be fetched: plain HTTP(S), checked against its sha256 after. */
@@ -86,7 +87,7 @@ export const runSpecSchema = z.object({
   model: modelSpecSchema.default({ preset: 'small' }),
   dataset: datasetSpecSchema.default({ source: 'demo-corpus' }),
   recipe: recipeSchema.default(recipeSchema.parse({})),
-  codec: z.enum(['fp32', 'fp16', 'int8']).default('int8'),
+  codec: z.enum(CODEC_NAMES).default('int8'),
   rounds: z.number().int().min(1).max(1_000_000).optional(),
   tokenTarget: z.number().int().min(1).optional(),
   minNodes: z.number().int().min(1).max(10_000).default(1),
@@ -102,6 +103,8 @@ export const runSpecSchema = z.object({
 }).strict()
   .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
   .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })
+  // Each node adds its own error-feedback residual to a topk report, so two honest twins differ.
+  .refine((s) => s.codec !== 'topk' || s.defences.redundancy === 0, { message: 'redundancy cannot check topk reports (each node adds its own error feedback); use int8 or turn redundancy off', path: ['defences', 'redundancy'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
 export type Retention = z.infer<typeof retentionSchema>

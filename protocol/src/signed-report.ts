@@ -1,3 +1,4 @@
+import { CODEC_NAMES } from './codecs/index.ts'
 import { z } from 'zod'
 import { verifyPeerSignature } from './peer-signature.ts'
 
@@ -25,7 +26,7 @@ export const reportMetadataSchema = z.object({
   tokens: z.number().int().nonnegative(),
   computeSeconds: z.number().nonnegative(),
   lossCurve: z.array(z.number()).max(100_000),
-  codec: z.enum(['fp32', 'fp16', 'int8']),
+  codec: z.enum(CODEC_NAMES),
   payloadBytes: z.number().int().nonnegative(),
   payloadSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256'),
   executor: executorKindSchema.optional()

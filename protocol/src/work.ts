@@ -1,3 +1,4 @@
+import { CODEC_NAMES } from './codecs/index.ts'
 import { z } from 'zod'
 import { reportMetadataSchema } from './signed-report.ts'
 import { llamaConfigSchema } from './llama-config.ts'
@@ -65,7 +66,7 @@ export const scoringTaskSchema = z.object({
   modelConfig: llamaConfigSchema,
   /** sha256 of the report's payload, fetched on the blob protocol */
   report: sha256Hex,
-  codec: z.enum(['fp32', 'fp16', 'int8']),
+  codec: z.enum(CODEC_NAMES),
   /** sha256 of a shard holding the scoring windows' token ids */
   windows: sha256Hex,
   batchSize: z.number().int().positive().max(64),
@@ -92,7 +93,7 @@ export const workUnitSchema = z.object({
   ranges: z.array(tokenRangeSchema).min(1).max(1024),
   shardVocabSize: z.number().int().positive(),
   recipe: innerRecipeSchema,
-  codec: z.enum(['fp32', 'fp16', 'int8']),
+  codec: z.enum(CODEC_NAMES),
   deadline: z.string(),
   /** total optimizer steps this node has been given in this run before; drives the LR schedule */
   scheduleOffset: z.number().int().nonnegative(),

@@ -3,7 +3,7 @@
 // executor on the same class of device, the two deltas must agree up to what floating-point and
 // the codec allow; a pair that does not agree is refused, both reports, and flagged for review,
 // since the coordinator cannot tell which of the two lied.
-import type { HardwareProfile } from '@barnraise/protocol'
+import type { CodecName, HardwareProfile } from '@barnraise/protocol'
 
 /** Index pairs [original, twin] into a round's node list. */
 export type TwinPairs = Array<[number, number]>
@@ -36,14 +36,18 @@ export const SELFTEST_REL_ERROR = 1e-4
  * moment, so coordinates with tiny gradients move by about the learning rate either way.
  */
 const STEP_GROWTH = 10
-/** A codec's rounding of two nearly equal deltas can differ by one quantum where they straddle a step. */
-const CODEC_SLACK = { fp32: 0, fp16: 2e-3, int8: 5e-2 } as const
+/**
+ * A codec's rounding of two nearly equal deltas can differ by one quantum where they straddle a
+ * step. topk is listed for completeness only: each node adds its own error-feedback residual, so
+ * twins never agree, and the run spec refuses redundancy with it.
+ */
+const CODEC_SLACK: Record<CodecName, number> = { fp32: 0, fp16: 2e-3, int8: 5e-2, topk: 1 }
 
 /**
  * The relative L2 distance two honest twins may show: the self-test's per-step error bound grown
  * over the inner steps, plus the codec's rounding. Identical hardware and software give 0.
  */
-export function twinTolerance (innerSteps: number, codec: keyof typeof CODEC_SLACK): number {
+export function twinTolerance (innerSteps: number, codec: CodecName): number {
   return SELFTEST_REL_ERROR * STEP_GROWTH * innerSteps + CODEC_SLACK[codec]
 }
 

@@ -320,7 +320,7 @@ export class ReportIntake implements ReportSink {
    * error bound allows (rounds/redundancy.ts): if not, both are refused and flagged, since
    * either could be the liar, and this throws. Otherwise the held one is accepted now.
    */
-  async #compareTwins (spec: { codec: 'fp32' | 'fp16' | 'int8', paramCount: number, recipe: { innerSteps: number } }, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
+  async #compareTwins (spec: { codec: CodecName, paramCount: number, recipe: { innerSteps: number } }, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
     const held = twin.held_report!
     const theirs = decodePseudoGradient(spec.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
     const myNode = await this.#o.db.selectFrom('nodes').select('hardware').where('peer_id', '=', mine.peerId).executeTakeFirstOrThrow()

@@ -2,7 +2,7 @@ import { CodedError } from '../coded-error.ts'
 // The shape every pseudo-gradient codec has; index.ts adds length checks, chunking and the non-finite check on top.
 
 /** Names of the pseudo-gradient encodings a report may use. */
-export type CodecName = 'fp32' | 'fp16' | 'int8'
+export type CodecName = 'fp32' | 'fp16' | 'int8' | 'topk'
 
 export type PseudoGradientErrorCode =
   | 'ERR_UNKNOWN_CODEC'
@@ -23,10 +23,12 @@ export interface PseudoGradientCodec {
   encode: (values: Float32Array) => Uint8Array
   /**
    * Decodes elements [start, start + out.length) of a payload whose byte length was already
-   * checked; `start` is a multiple of the int8 block size. Throws on structurally bad payload bytes.
+   * checked; `start` is a multiple of every codec's block (int8's 256 values, topk's 4,096). Throws on structurally bad payload bytes.
    * Non-finite results are left for the caller to refuse.
    */
   decodeChunk: (bytes: Uint8Array, start: number, out: Float32Array) => void
+  /** Checks what a byte length alone cannot (topk's header names its element count); throws ERR_BAD_LENGTH. */
+  checkPayload?: (bytes: Uint8Array, length: number) => void
   /** Largest |x - decode(encode(x))| for each element of `values` (a documented guarantee, tested). */
   errorBound: (values: Float32Array) => Float32Array
   /**

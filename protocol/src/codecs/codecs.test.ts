@@ -112,3 +112,27 @@ test('wrong byte lengths are refused', () => {
   }
 })
 
+
+test('topk keeps the 64th part of each 4,096-value chunk with the largest magnitudes, ties to the lower index', () => {
+  assert.equal(encodedByteLength('topk', 4096), 8 + 132)
+  assert.equal(encodedByteLength('topk', 2 * 4096 + 100), 8 + 2 * 132 + (4 + 3 + 1))
+  const n = 4096 + 130
+  const x = randomValues(n, 11)
+  const back = decodePseudoGradient('topk', encodePseudoGradient('topk', x), n)
+  for (const [from, m] of [[0, 4096], [4096, 130]] as const) {
+    const k = Math.ceil(m / 64)
+    const kept = [...back.subarray(from, from + m).keys()].filter((i) => back[from + i] !== 0)
+    assert.ok(kept.length <= k)
+    const order = [...Array(m).keys()].sort((a, b) => Math.abs(x[from + b]!) - Math.abs(x[from + a]!) || a - b)
+    // Every kept index is among the k largest (a kept value can quantize to 0, never the reverse).
+    const top = new Set(order.slice(0, k))
+    for (const i of kept) assert.ok(top.has(i), `chunk at ${from}: kept ${i} is not in the top ${k}`)
+    // The largest one is kept with scale absmax/7: exact up to float32 rounding.
+    const largest = order[0]!
+    assert.ok(Math.abs(back[from + largest]! - x[from + largest]!) <= Math.abs(x[from + largest]!) * 1e-6)
+  }
+  // All equal: the 64 lowest indices win the tie.
+  const ties = new Float32Array(4096).fill(1)
+  const tied = decodePseudoGradient('topk', encodePseudoGradient('topk', ties), 4096)
+  assert.deepEqual([...tied.keys()].filter((i) => tied[i] !== 0), [...Array(64).keys()])
+})

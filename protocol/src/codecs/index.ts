@@ -6,22 +6,24 @@ import type { CodecName, PseudoGradientCodec } from './codec.ts'
 import { fp16Codec } from './fp16.ts'
 import { fp32Codec } from './fp32.ts'
 import { int8Codec } from './int8.ts'
+import { topkCodec } from './topk.ts'
 
 export { PseudoGradientError } from './codec.ts'
 export type { CodecName, PseudoGradientCodec, PseudoGradientErrorCode } from './codec.ts'
 export { fp32Codec } from './fp32.ts'
 export { fp16Codec } from './fp16.ts'
 export { int8Codec, INT8_BLOCK } from './int8.ts'
+export { topkCodec, TOPK_CHUNK, TOPK_DENSITY } from './topk.ts'
 
 /** Every codec name, default first. */
-export const CODEC_NAMES: readonly CodecName[] = ['int8', 'fp16', 'fp32']
+export const CODEC_NAMES = ['int8', 'fp16', 'fp32', 'topk'] as const satisfies readonly CodecName[]
 /** The codec a run uses unless its spec says otherwise. */
 export const DEFAULT_CODEC: CodecName = 'int8'
 
 /** Elements decoded per pass: a multiple of the int8 block (so every chunk starts on a block), small enough to stay in cache. */
 const CHUNK = 64 * 1024
 
-const codecs: Record<CodecName, PseudoGradientCodec> = { fp32: fp32Codec, fp16: fp16Codec, int8: int8Codec }
+const codecs: Record<CodecName, PseudoGradientCodec> = { fp32: fp32Codec, fp16: fp16Codec, int8: int8Codec, topk: topkCodec }
 
 /** The codec called `name`, or ERR_UNKNOWN_CODEC. */
 export function getCodec (name: CodecName): PseudoGradientCodec {
@@ -53,6 +55,7 @@ function forEachChunk (c: PseudoGradientCodec, bytes: Uint8Array, length: number
   if (bytes.byteLength !== expected) {
     throw new PseudoGradientError('ERR_BAD_LENGTH', `${c.name} payload for ${length} values must be ${expected} bytes, got ${bytes.byteLength}`)
   }
+  c.checkPayload?.(bytes, length)
   const scratch = new Float32Array(Math.min(CHUNK, length))
   for (let start = 0; start < length; start += CHUNK) {
     const chunk = scratch.subarray(0, Math.min(CHUNK, length - start))
@@ -80,6 +83,7 @@ function requireByteLength (c: PseudoGradientCodec, bytes: Uint8Array, length: n
   if (bytes.byteLength !== expected) {
     throw new PseudoGradientError('ERR_BAD_LENGTH', `${c.name} payload for ${length} values must be ${expected} bytes, got ${bytes.byteLength}`)
   }
+  c.checkPayload?.(bytes, length)
 }
 
 /**

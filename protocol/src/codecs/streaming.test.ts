@@ -53,6 +53,23 @@ describe('scanning and folding a payload without decoding it whole', () => {
       } else if (codec === 'fp16') {
         broken[2 * 17] = 0x00; broken[2 * 17 + 1] = 0x7e // NaN
         expect(codeOf(() => scanPseudoGradient(codec, broken, n))).toBe('ERR_NON_FINITE')
+      } else if (codec === 'topk') {
+        // 1,000 values: an 8-byte header, then one chunk: scale, 16 indices in 24 bytes, 16 values in 8.
+        const cases: Array<[string, (b: Uint8Array) => void]> = [
+          ['ERR_BAD_SCALE', (b) => { new DataView(b.buffer).setFloat32(8, Number.NaN, true) }],
+          ['ERR_BAD_VALUE', (b) => { b[12] = b[15]!; b[13] = (b[13]! & 0xf0) | (b[16]! & 0x0f) }], // index 0 = index 2
+          ['ERR_BAD_VALUE', (b) => { b[12 + 24] = 0x08 }], // value -8
+          ['ERR_BAD_LENGTH', (b) => { new DataView(b.buffer).setUint32(0, 999, true) }]
+        ]
+        for (const [code, corrupt] of cases) {
+          const bad = payload.slice()
+          corrupt(bad)
+          expect(codeOf(() => decodePseudoGradient(codec, bad, n))).toBe(code)
+          expect(codeOf(() => scanPseudoGradient(codec, bad, n))).toBe(code)
+        }
+        const huge = payload.slice()
+        new DataView(huge.buffer).setFloat32(8, 3e38, true)
+        expect(codeOf(() => scanPseudoGradient(codec, huge, n))).toBe(codeOf(() => decodePseudoGradient(codec, huge, n)))
       } else {
         new DataView(broken.buffer).setFloat32(4 * 17, Number.POSITIVE_INFINITY, true)
         expect(codeOf(() => scanPseudoGradient(codec, broken, n))).toBe('ERR_NON_FINITE')
