@@ -15,6 +15,7 @@ import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
+import { readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
 
 export type AgentStatus = 'idle' | 'training' | 'uploading' | 'downloading'
 
@@ -130,6 +131,11 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   o.metrics?.trained(result.executor, result.tokens, result.computeSeconds, tokensPerSecond > 0 ? tokensPerSecond : result.tokens / Math.max(result.computeSeconds, 1e-9))
   const delta = new Float32Array(base.length)
   for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!
+  // A sparse codec sends part of Δ; what it dropped last time rides along this time.
+  const runDir = join(o.dataDir, 'runs', unit.runId)
+  const feedback = usesErrorFeedback(unit.codec) ? await readResidual(runDir, delta.length) : null
+  if (feedback?.note != null) o.say(`agent: ${unit.runName} ${label}: ${feedback.note}`)
+  if (feedback != null) for (let i = 0; i < delta.length; i++) delta[i]! += feedback.residual[i]!
   const payload = encodePseudoGradient(unit.codec, delta)
   const metadata: ReportMetadata = {
     runId: unit.runId,
@@ -150,6 +156,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   for (let attempt = 0; ; attempt++) {
     try {
       const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
+      if (feedback != null && verdict.ok) await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
       o.metrics?.verdict(verdict.ok ? verdict.outcome : 'refused', verdict.ok ? null : verdict.code)
       const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
       const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'

@@ -36,7 +36,7 @@ export interface SpecForm {
   preset: string
   datasetSource: 'demo-corpus' | 'upload' | 'file'
   recipe: Record<RecipeKey, string>
-  codec: 'int8' | 'fp16' | 'fp32'
+  codec: 'int8' | 'fp16' | 'fp32' | 'topk'
   stopBy: 'rounds' | 'tokens'
   rounds: string
   tokenTarget: string

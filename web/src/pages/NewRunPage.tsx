@@ -363,11 +363,12 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
               {ADVANCED_RECIPE_FIELDS.map((f) => (
                 <NumberInput key={f.key} path={`recipe.${f.key}`} label={f.label} hint={f.hint} step={f.step} value={form.recipe[f.key]} onChange={(v) => { setRecipe(f.key, v) }} error={errorFor(`recipe.${f.key}`)} />
               ))}
-              <Field id={fieldId('codec')} label='Pseudo-gradient codec' hint='int8 sends 4× less than fp32' field='codec'>
+              <Field id={fieldId('codec')} label='Pseudo-gradient codec' hint='int8 sends 4× less than fp32; topk 124× less, keeping what it drops on each node for the next round' field='codec'>
                 <select id={fieldId('codec')} className='input' value={form.codec} onChange={(e) => { update({ codec: e.target.value as SpecForm['codec'] }, 'codec') }}>
                   <option value='int8'>int8 (blockwise absmax)</option>
                   <option value='fp16'>fp16</option>
                   <option value='fp32'>fp32</option>
+                  <option value='topk'>topk (sparse, 4-bit, error feedback)</option>
                 </select>
               </Field>
               <NumberInput path='evalBatches' label='Evaluation batches' hint='held-out batches per checkpoint' value={form.evalBatches} onChange={(v) => { update({ evalBatches: v }, 'evalBatches') }} error={errorFor('evalBatches')} />
