@@ -40,6 +40,14 @@ test('a topk run trains across real agents that keep error feedback between roun
     }
     assert.ok(encodedByteLength('topk', params) * 100 < 4 * params, 'more than 100× smaller than fp32')
 
+    // From round 2 on, every agent rebuilt its base from the previous round's two reports
+    // instead of downloading the model, and its rebuild hashed to the coordinator's checkpoint.
+    for (const agent of agents) {
+      for (let round = 2; round <= 6; round++) {
+        assert.match(agent.output(), new RegExp(`round ${round}: .*base rebuilt from 2 reports \\(\\d+ KiB instead of a \\d+ KiB model\\)`), `round ${round}:\n${agent.output()}`)
+      }
+    }
+
     // Each agent kept what its codec dropped: a residual of the model's size, not all zeros.
     for (const agent of agents) {
       const bytes = await readFile(join(agent.dataDir, 'runs', runId, 'error-feedback.bin'))

@@ -53,6 +53,28 @@ export class BlobCache {
     return new Uint8Array(await readFile(path))
   }
 
+  /** Whether the blob is cached (checked when it was stored). */
+  async has (sha256: string): Promise<boolean> {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) return false
+    return await stat(join(this.#dir, sha256)).then(() => true, () => false)
+  }
+
+  /** Stores bytes this node made itself (a rebuilt base) under their sha256, checked first. */
+  async put (sha256: string, bytes: Uint8Array): Promise<void> {
+    const actual = createHash('sha256').update(bytes).digest('hex')
+    if (actual !== sha256) throw new Error(`refusing to cache ${actual} as ${sha256}`)
+    await mkdir(this.#dir, { recursive: true })
+    const path = join(this.#dir, sha256)
+    await writeFile(`${path}.put`, bytes)
+    await rename(`${path}.put`, path)
+  }
+
+  /** Forgets a blob this node no longer needs (a round's reports once folded, a replaced base). */
+  async drop (sha256: string): Promise<void> {
+    if (!/^[0-9a-f]{64}$/.test(sha256)) return
+    await rm(join(this.#dir, sha256), { force: true })
+  }
+
   async #downloadUrl (sha256: string, url: string, path: string, signal?: AbortSignal): Promise<void> {
     if (this.#refuseUrls) throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} is served at ${url}, and this agent does not fetch shards by URL (--no-shard-urls)`)
     const refusal = shardUrlRefusal(url, this.#allowPrivateUrls)

@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
-import { decodeShard, paramSetFromSafetensors, sha256Hex } from '@barnraise/trainer'
+import { countParams, decodeShard, paramSetFromSafetensors, readMomentum, sha256Hex } from '@barnraise/trainer'
 import type { ReportMetadata, ScoreResult, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
@@ -16,6 +16,7 @@ import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 import { readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
+import { momentumFor, rebuildBase, recordMomentum } from './base-rebuild.ts'
 
 export type AgentStatus = 'idle' | 'training' | 'uploading' | 'downloading'
 
@@ -100,11 +101,43 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
 /** How often a node that declined its unit asks whether a new one is there. */
 const DECLINED_RETRY_MS = 5_000
 
+/**
+ * The unit's base: from the cache, rebuilt from the previous round's reports when the run
+ * broadcasts its updates and this node can (base-rebuild.ts), or downloaded. A node that
+ * downloads it also learns the momentum that goes with it, once, to follow the next updates.
+ */
+async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string): Promise<{ bytes: Uint8Array, rebuilt: { reports: number, reportBytes: number } | null }> {
+  const runDir = join(o.dataDir, 'runs', unit.runId)
+  if (unit.update !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
+    try {
+      const outcome = await rebuildBase(o.cache, runDir, unit, o.signal)
+      if (outcome.rebuilt) return { bytes: outcome.bytes, rebuilt: outcome }
+      if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: downloading the base: ${outcome.reason}`)
+    } catch (err) {
+      if (o.signal.aborted) throw err
+      o.say(`agent: ${unit.runName} ${label}: could not rebuild the base from the round's reports (${(err as Error).message}); downloading it`)
+    }
+  }
+  const bytes = await o.cache.get(unit.baseCheckpoint, o.signal)
+  if (unit.momentum !== undefined && await momentumFor(runDir, unit.baseCheckpoint, countParams(unit.modelConfig)) === undefined) {
+    try {
+      const momentum = unit.momentum === null ? null : readMomentum(await o.cache.get(unit.momentum, o.signal), countParams(unit.modelConfig))
+      await recordMomentum(runDir, unit.baseCheckpoint, momentum)
+      if (unit.momentum !== null) await o.cache.drop(unit.momentum)
+    } catch (err) {
+      if (o.signal.aborted) throw err
+      // Not fatal: this node downloads each base until it learns a momentum.
+      o.say(`agent: ${unit.runName} ${label}: could not fetch the run's outer momentum (${(err as Error).message}); bases will be downloaded`)
+    }
+  }
+  return { bytes, rebuilt: null }
+}
+
 async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
-  const checkpoint = await o.cache.get(unit.baseCheckpoint, o.signal)
+  const { bytes: checkpoint, rebuilt } = await baseCheckpoint(o, unit, label)
   const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
   const shardTokens = new Map<string, ArrayLike<number>>()
   for (const r of unit.ranges) {
@@ -161,7 +194,8 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
       const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
       const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
       const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
-      if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})`)
+      const base = rebuilt === null ? '' : `; base rebuilt from ${rebuilt.reports} report${rebuilt.reports === 1 ? '' : 's'} (${(rebuilt.reportBytes / 1024).toFixed(0)} KiB instead of a ${(checkpoint.byteLength / 1024).toFixed(0)} KiB model)`
+      if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})${base}`)
       else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
       break
     } catch (err) {

@@ -82,6 +82,26 @@ export const scoreResultSchema = z.object({
   reversed: z.number().finite().nullable()
 }).strict()
 
+/**
+ * How a node that holds the previous round's base rebuilds this round's base itself instead of
+ * downloading the model: fold the previous round's accepted reports, in this order with these
+ * token weights, into their token-weighted mean, and take the Nesterov outer step from `from`
+ * with the momentum that went with it. The result must hash to the unit's baseCheckpoint;
+ * otherwise the node downloads the checkpoint as before.
+ */
+export const roundUpdateSchema = z.object({
+  /** the previous round's base checkpoint */
+  from: sha256Hex,
+  reports: z.array(z.object({
+    /** the payload's sha256, fetched on the blob protocol */
+    sha256: sha256Hex,
+    tokens: z.number().int().positive(),
+    bytes: z.number().int().positive()
+  }).strict()).min(1).max(10_000),
+  outerLr: z.number().positive(),
+  outerMomentum: z.number().min(0).max(0.999)
+}).strict()
+
 export const workUnitSchema = z.object({
   assignmentId: z.string().uuid(),
   runId: z.string().uuid(),
@@ -97,7 +117,14 @@ export const workUnitSchema = z.object({
   deadline: z.string(),
   /** total optimizer steps this node has been given in this run before; drives the LR schedule */
   scheduleOffset: z.number().int().nonnegative(),
-  totalInnerSteps: z.number().int().positive()
+  totalInnerSteps: z.number().int().positive(),
+  /** present when the run broadcasts its updates (a mean without clipping) and this is not its first round */
+  update: roundUpdateSchema.optional(),
+  /**
+   * When the run broadcasts updates: the outer momentum that goes with baseCheckpoint (a blob a
+   * node fetches once, to follow the next rounds' updates), or null before the first outer step.
+   */
+  momentum: sha256Hex.nullable().optional()
 })
 
 export const workResponseSchema = z.discriminatedUnion('kind', [
@@ -108,6 +135,7 @@ export const workResponseSchema = z.discriminatedUnion('kind', [
 ])
 
 export type TokenRange = z.infer<typeof tokenRangeSchema>
+export type RoundUpdate = z.infer<typeof roundUpdateSchema>
 export type InnerRecipe = z.infer<typeof innerRecipeSchema>
 export type WorkUnit = z.infer<typeof workUnitSchema>
 export type WorkResponse = z.infer<typeof workResponseSchema>

@@ -2,6 +2,7 @@ export {}
 export * from './optim/optimizer-error.ts'
 export * from './optim/adamw.ts'
 export * from './optim/nesterov.ts'
+export * from './optim/outer-step.ts'
 export * from './optim/clip.ts'
 export * from './optim/schedule.ts'
 export * from './optim/state-file.ts'

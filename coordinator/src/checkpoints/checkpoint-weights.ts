@@ -1,5 +1,5 @@
 import type { LlamaConfig } from '@barnraise/protocol'
-import { createParamSet, huggingFaceTextFiles, initParams, modelSafetensors, paramSetFromSafetensors } from '@barnraise/trainer'
+import { huggingFaceTextFiles, initParams, paramSetFromSafetensors, storedCheckpointBytes } from '@barnraise/trainer'
 
 /** The flat weights in a stored checkpoint (an F32 model.safetensors) of a model shaped by `config`. */
 export function checkpointWeights (config: LlamaConfig, bytes: Uint8Array): Float32Array {
@@ -8,7 +8,7 @@ export function checkpointWeights (config: LlamaConfig, bytes: Uint8Array): Floa
 
 /** A checkpoint as stored: model.safetensors in F32, so its sha256 is the checkpoint's id. */
 export function checkpointBytes (config: LlamaConfig, flat: Float32Array): Uint8Array {
-  return modelSafetensors(createParamSet(config, flat), { dtype: 'F32' })
+  return storedCheckpointBytes(config, flat)
 }
 
 /** The round-0 checkpoint of a run: the model initialised from `seed`. */

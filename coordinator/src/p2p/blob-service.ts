@@ -10,7 +10,7 @@ import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
 import type { RequestTimer } from './protocol-service.ts'
-import { mayFetchBlob, scoresWith } from './peer-access.ts'
+import { mayFetchBlob, rebuildsWith, scoresWith } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface BlobServiceComponents {
@@ -51,8 +51,11 @@ export class BlobService extends ProtocolService {
         throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
       }
       const kind = await blobKind(this.#c.db, request.sha256)
-      // A report is served only to the nodes scoring it (rounds/node-scoring.ts).
-      const servable = kind === 'checkpoint' || kind === 'shard' || (kind === 'report' && await scoresWith(this.#c.db, peerId, request.sha256) === 'report')
+      // A report is served only to the nodes scoring it (rounds/node-scoring.ts) or rebuilding
+      // the next base from it, the run's momentum only to the latter (rounds/round-update.ts).
+      const servable = kind === 'checkpoint' || kind === 'shard' ||
+        (kind === 'report' && await scoresWith(this.#c.db, peerId, request.sha256) === 'report') ||
+        ((kind === 'report' || kind === 'optimizer') && await rebuildsWith(this.#c.db, peerId, request.sha256))
       const size = servable ? await this.#c.blobs.size(request.sha256) : undefined
       if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
       if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)

@@ -11,7 +11,7 @@ export async function isRevokedPeer (db: Kysely<Database>, peerId: string): Prom
 
 /**
  * True when an enrolled, unrevoked node may fetch a blob: one of its own work units names it,
- * as the round's base checkpoint or as a shard of its token ranges. Anything else (another
+ * as the round's base checkpoint, as a shard of its token ranges, or as what rebuilds that base. Anything else (another
  * run's checkpoints, a dataset it was not given, any blob for a stranger) is refused.
  */
 export async function mayFetchBlob (db: Kysely<Database>, peerId: string, sha256: string): Promise<boolean> {
@@ -27,7 +27,33 @@ export async function mayFetchBlob (db: Kysely<Database>, peerId: string, sha256
     ]))
     .limit(1)
     .executeTakeFirst()
-  return row !== undefined || await scoresWith(db, peerId, sha256) !== null
+  return row !== undefined || await scoresWith(db, peerId, sha256) !== null || await rebuildsWith(db, peerId, sha256)
+}
+
+/**
+ * Whether the peer holds a unit of an open round whose base it may rebuild (round-update.ts)
+ * with blob `sha256`: a report accepted in the round before, or the run's current momentum.
+ */
+export async function rebuildsWith (db: Kysely<Database>, peerId: string, sha256: string): Promise<boolean> {
+  const row = await db.selectFrom('assignments as own')
+    .innerJoin('nodes', 'nodes.id', 'own.node_id')
+    .innerJoin('rounds as own_round', 'own_round.id', 'own.round_id')
+    .innerJoin('runs', 'runs.id', 'own.run_id')
+    .select('own.id')
+    .where('nodes.peer_id', '=', peerId).where('nodes.revoked_at', 'is', null)
+    .where('own_round.status', '=', 'open')
+    .where((eb) => eb.or([
+      eb('runs.outer_state', '=', sha256),
+      eb.exists(eb.selectFrom('assignments as prior')
+        .innerJoin('rounds as prior_round', 'prior_round.id', 'prior.round_id')
+        .select('prior.id')
+        .whereRef('prior.run_id', '=', 'own.run_id')
+        .whereRef('prior_round.number', '=', sql<number>`own_round.number - 1`)
+        .where('prior_round.status', '=', 'closed').where('prior.status', '=', 'accepted')
+        .where('prior.report_blob', '=', sha256))
+    ]))
+    .limit(1).executeTakeFirst()
+  return row !== undefined
 }
 
 /**

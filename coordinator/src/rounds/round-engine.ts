@@ -1,7 +1,7 @@
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
-import { DEFAULT_SCREENING } from '@barnraise/trainer'
-import type { ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
+import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
+import type { RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Database, DataCursor } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -16,9 +16,9 @@ import type { NodeScoring } from './node-scoring.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { aggregationRule, defencesOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
+import { aggregationRule, broadcastsUpdates, defencesOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
+import { roundUpdate } from './round-update.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
-import { outerStep, readMomentum, writeMomentum } from './outer-momentum.ts'
 import type { RunCache } from './run-cache.ts'
 import type { ReportIntake } from './report-intake.ts'
 import { pruneAfterRound } from '../runs/checkpoint-retention.ts'
@@ -55,6 +55,8 @@ export class RoundEngine implements WorkSource {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
+  /** Each run's latest round update, worked out once per round rather than once per node. */
+  readonly #updates = new Map<string, { number: number, update: RoundUpdate | undefined }>()
 
   constructor (options: RoundEngineOptions) {
     this.#o = { tickMs: 500, onRoundEnded: () => {}, ...options }
@@ -250,12 +252,20 @@ export class RoundEngine implements WorkSource {
       // Sketches for replay checks after a restart: only as many as a screen keeps.
       await sql`update assignments set sketch = null where run_id = ${runId} and sketch is not null and id not in
         (select id from assignments where run_id = ${runId} and sketch is not null order by resolved_at desc nulls last limit ${DEFAULT_SCREENING.earlierKept})`.execute(trx)
-      return await trx.selectFrom('assignments').select('report_blob').where('round_id', '=', roundId).where('report_blob', 'is not', null).execute()
+      // A run that broadcasts its updates keeps this round's reports until the next one closes:
+      // nodes fetch them to rebuild the next base (rounds/round-update.ts).
+      const keepThisRound = broadcastsUpdates(defences) && !done
+      return await trx.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+        .innerJoin('blobs', (j) => j.onRef('blobs.sha256', '=', 'assignments.report_blob').on('blobs.kind', '=', 'report'))
+        .select('assignments.report_blob').distinct()
+        .where('assignments.run_id', '=', runId)
+        .where((eb) => keepThisRound ? eb('rounds.number', '<', number) : eb('rounds.number', '<=', number))
+        .where('rounds.status', '!=', 'open').execute()
     })
     // Counted as soon as it is committed (the run may read as completed from here on).
     this.#o.onRoundEnded('closed')
     await this.#cache.advanceBase(runId, checkpoint, theta)
-    // The round is folded into the checkpoint; its reports are no longer needed to rebuild anything.
+    // Folded into a checkpoint and no longer needed for a node to rebuild a base from.
     for (const r of reportBlobs) {
       await blobs.delete(r.report_blob!)
       await db.deleteFrom('blobs').where('sha256', '=', r.report_blob!).where('kind', '=', 'report').execute()
@@ -263,6 +273,14 @@ export class RoundEngine implements WorkSource {
     await pruneAfterRound(this.#o, runId)
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)
+  }
+
+  async #roundUpdate (runId: string, number: number, spec: StoredRunSpec): Promise<RoundUpdate | undefined> {
+    const cached = this.#updates.get(runId)
+    if (cached?.number === number) return cached.update
+    const update = await roundUpdate(this.#o.db, runId, number, spec)
+    this.#updates.set(runId, { number, update })
+    return update
   }
 
   /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
@@ -284,7 +302,7 @@ export class RoundEngine implements WorkSource {
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
-      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name'])
+      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state'])
       .where('assignments.node_id', '=', node.id).where('assignments.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       .orderBy('assignments.created_at').executeTakeFirst()
@@ -295,6 +313,8 @@ export class RoundEngine implements WorkSource {
     }
     const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
+    const broadcast = broadcastsUpdates(defencesOf(spec))
+    const update = broadcast ? await this.#roundUpdate(unit.run_id, unit.number, spec) : undefined
     return {
       kind: 'unit',
       unit: {
@@ -315,7 +335,9 @@ export class RoundEngine implements WorkSource {
         codec: spec.codec,
         deadline: unit.deadline_at.toISOString(),
         scheduleOffset: (unit.number - 1) * recipe.innerSteps,
-        totalInnerSteps: plannedRounds(spec) * recipe.innerSteps
+        totalInnerSteps: plannedRounds(spec) * recipe.innerSteps,
+        ...(broadcast ? { momentum: unit.outer_state } : {}),
+        ...(update !== undefined ? { update } : {})
       }
     }
   }

@@ -177,7 +177,9 @@ export class RunCache {
     const accepted = await this.#d.db.selectFrom('assignments')
       .innerJoin('ledger', (j) => j.onRef('ledger.assignment_id', '=', 'assignments.id').on('ledger.outcome', '=', 'accepted'))
       .select(['assignments.report_blob', 'ledger.tokens', 'ledger.metadata'])
-      .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'accepted').execute()
+      .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'accepted')
+      // The order they were folded in the first time (float sums depend on it): the same sum, the same checkpoint.
+      .orderBy('ledger.seq').execute()
     for (const a of accepted) {
       const delta = decodePseudoGradient(spec.codec, await this.#d.blobs.get(a.report_blob!), spec.paramCount)
       const signed = a.metadata === null ? undefined : parseReportMetadata(a.metadata)

@@ -50,6 +50,15 @@ export function keepsReports (d: Defences): boolean {
 }
 
 /**
+ * Whether nodes can rebuild each round's base from the previous round's reports instead of
+ * downloading it: a plain mean folds in ledger order, which a node can replay to the bit.
+ * Such runs keep a round's reports one round longer, for the nodes to fetch.
+ */
+export function broadcastsUpdates (d: Defences): boolean {
+  return !keepsReports(d)
+}
+
+/**
  * The coordinator scores a report by three forward passes on held-out data, on its event loop;
  * above this size (`--score-max-params`) two other nodes score it (rounds/node-scoring.ts).
  */

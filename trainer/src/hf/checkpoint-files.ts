@@ -3,6 +3,7 @@
 // `AutoTokenizer.from_pretrained` load the folder as is.
 import { encodeSafetensors, float32ToTensor, FLOAT16_MAX } from '@barnraise/protocol'
 import type { LlamaConfig, TensorEntry } from '@barnraise/protocol'
+import { createParamSet } from '../model/params.ts'
 import type { ParamSet } from '../model/params.ts'
 import { HuggingFaceError } from './hf-error.ts'
 import { specialTokensMapJson, tokenizerConfigJson, tokenizerJson } from './tokenizer-files.ts'
@@ -84,4 +85,12 @@ export function checkpointFiles (params: ParamSet, opts: ExportOptions): Map<str
     ...huggingFaceTextFiles(params.config, opts.dtype),
     ['model.safetensors', modelSafetensors(params, opts)]
   ])
+}
+
+/**
+ * A checkpoint as the coordinator stores it: model.safetensors in F32, so its sha256 is the
+ * checkpoint's id. Agents that rebuild a base from a round's reports check theirs against it.
+ */
+export function storedCheckpointBytes (config: LlamaConfig, flat: Float32Array): Uint8Array {
+  return modelSafetensors(createParamSet(config, flat), { dtype: 'F32' })
 }

@@ -1,5 +1,7 @@
+// The outer step and its momentum, shared by the coordinator (which closes rounds) and by
+// agents that rebuild the next base from a round's reports: the same code gives the same bits.
 import { decodeSafetensors, encodeSafetensors, float32ToTensor, tensorToFloat32 } from '@barnraise/protocol'
-import { NesterovSGD } from '@barnraise/trainer'
+import { NesterovSGD } from './nesterov.ts'
 
 /** The run's outer momentum from its stored blob (one F32 tensor named `values`). */
 export function readMomentum (bytes: Uint8Array, length: number): Float32Array {

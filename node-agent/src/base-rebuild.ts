@@ -1,0 +1,97 @@
+// Download the update, not the model. A node that holds the previous round's base and the
+// outer momentum that went with it rebuilds this round's base itself from the previous round's
+// accepted reports, with the coordinator's own code: foldPseudoGradient in ledger order with
+// token weights, the token-weighted mean as RoundAccumulator.mean takes it, the trainer's
+// outerStep, storedCheckpointBytes. The result is used only if it hashes to the unit's
+// baseCheckpoint; otherwise the node downloads the checkpoint as before. With topk reports a
+// round's update is a few percent of the model's bytes.
+import { mkdir, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises'
+import { join } from 'node:path'
+import { foldPseudoGradient, scanPseudoGradient } from '@barnraise/protocol'
+import type { WorkUnit } from '@barnraise/protocol'
+import { countParams, outerStep, paramSetFromSafetensors, readMomentum, sha256Hex, storedCheckpointBytes, writeMomentum } from '@barnraise/trainer'
+
+/** The blobs a rebuild reads and writes (the agent's BlobCache). */
+export interface RebuildStore {
+  has: (sha256: string) => Promise<boolean>
+  get: (sha256: string, signal?: AbortSignal) => Promise<Uint8Array>
+  put: (sha256: string, bytes: Uint8Array) => Promise<void>
+  drop: (sha256: string) => Promise<void>
+}
+
+/** Momentum records kept per run: the newest few (a node only ever needs the last one or two). */
+const KEEP_MOMENTA = 3
+
+function momentumDir (runDir: string): string {
+  return join(runDir, 'momentum')
+}
+
+/**
+ * Remembers the outer momentum that goes with checkpoint `checkpoint` (null: before the first
+ * outer step), so the next round's update can be applied to it.
+ */
+export async function recordMomentum (runDir: string, checkpoint: string, momentum: Float32Array | null): Promise<void> {
+  const dir = momentumDir(runDir)
+  await mkdir(dir, { recursive: true })
+  const tmp = join(dir, `${checkpoint}.tmp`)
+  await writeFile(tmp, momentum === null ? new Uint8Array(0) : writeMomentum(momentum))
+  await rename(tmp, join(dir, checkpoint))
+  const files = await readdir(dir)
+  const dated = await Promise.all(files.filter((f) => /^[0-9a-f]{64}$/.test(f)).map(async (f) => ({ f, t: (await stat(join(dir, f))).mtimeMs })))
+  for (const { f } of dated.sort((a, b) => b.t - a.t).slice(KEEP_MOMENTA)) await rm(join(dir, f), { force: true })
+}
+
+/** The momentum that goes with `checkpoint`: its values, null for none yet, undefined when this node does not know it. */
+export async function momentumFor (runDir: string, checkpoint: string, length: number): Promise<Float32Array | null | undefined> {
+  let bytes: Uint8Array
+  try {
+    bytes = await readFile(join(momentumDir(runDir), checkpoint))
+  } catch {
+    return undefined
+  }
+  if (bytes.byteLength === 0) return null
+  try {
+    return readMomentum(bytes, length)
+  } catch {
+    return undefined
+  }
+}
+
+export type RebuildOutcome =
+  | { rebuilt: true, bytes: Uint8Array, reports: number, reportBytes: number }
+  | { rebuilt: false, reason: string }
+
+/** Rebuilds the unit's base from its `update`, or says why not (the caller then downloads it). */
+export async function rebuildBase (store: RebuildStore, runDir: string, unit: WorkUnit, signal?: AbortSignal): Promise<RebuildOutcome> {
+  const u = unit.update
+  if (u === undefined) return { rebuilt: false, reason: 'the unit carries no update' }
+  const n = countParams(unit.modelConfig)
+  if (!await store.has(u.from)) return { rebuilt: false, reason: 'this node does not hold the previous base' }
+  const momentum = await momentumFor(runDir, u.from, n)
+  if (momentum === undefined) return { rebuilt: false, reason: 'this node does not know the momentum of the previous base' }
+  const reportBytes = u.reports.reduce((s, r) => s + r.bytes, 0)
+  // A checkpoint is 4 bytes a parameter; dense reports from many nodes can outweigh it.
+  if (reportBytes >= 4 * n) return { rebuilt: false, reason: `the round's reports (${reportBytes} bytes) are no smaller than the model` }
+  const theta = new Float32Array(paramSetFromSafetensors(unit.modelConfig, await store.get(u.from, signal)).flat)
+  const sum = new Float32Array(n)
+  let tokens = 0
+  for (const r of u.reports) {
+    const payload = await store.get(r.sha256, signal)
+    scanPseudoGradient(unit.codec, payload, n)
+    foldPseudoGradient(unit.codec, payload, n, r.tokens, sum)
+    tokens += r.tokens
+  }
+  // As RoundAccumulator.mean: the sum times 1/tokens, rounded to float32.
+  const inv = 1 / tokens
+  const mean = new Float32Array(n)
+  for (let i = 0; i < n; i++) mean[i] = sum[i]! * inv
+  const next = outerStep(theta, mean, momentum, { lr: u.outerLr, momentum: u.outerMomentum })
+  const bytes = storedCheckpointBytes(unit.modelConfig, theta)
+  const sha = sha256Hex(bytes)
+  for (const r of u.reports) await store.drop(r.sha256)
+  if (sha !== unit.baseCheckpoint) return { rebuilt: false, reason: `the rebuilt base hashes to ${sha.slice(0, 12)}, not ${unit.baseCheckpoint.slice(0, 12)}` }
+  await store.put(sha, bytes)
+  await recordMomentum(runDir, sha, next)
+  await store.drop(u.from)
+  return { rebuilt: true, bytes, reports: u.reports.length, reportBytes }
+}
