@@ -49,7 +49,7 @@ function closedRound (momentum: Float32Array | null): { store: ReturnType<typeof
     store.blobs.set(sha256Hex(payload), payload)
     reports.push({ sha256: sha256Hex(payload), tokens: t, bytes: payload.byteLength })
     const decoded = decodePseudoGradient('topk', payload, n)
-    for (let i = 0; i < n; i++) sum[i]! += t * decoded[i]!
+    for (let i = 0; i < n; i++) sum[i]! += Math.fround(t * decoded[i]!)
     tokens += t
   }
   const mean = new Float32Array(n)

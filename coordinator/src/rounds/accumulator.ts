@@ -1,4 +1,4 @@
-import { decodePseudoGradient, foldPseudoGradient } from '@barnraise/protocol'
+import { createFoldTarget, decodePseudoGradient, foldPseudoGradient } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 import { aggregate } from '@barnraise/trainer'
 import type { AggregationOptions, AggregationRule, Contribution } from '@barnraise/trainer'
@@ -18,14 +18,17 @@ export class RoundAccumulator {
 
   constructor (roundId: string, paramCount: number, keepReports = false) {
     this.roundId = roundId
-    this.sum = new Float32Array(paramCount)
+    // In WebAssembly memory where it fits, so int8 reports fold with SIMD without copying it.
+    this.sum = createFoldTarget(paramCount)
     this.#kept = keepReports ? [] : null
   }
 
   /** Adds `tokens × delta` to the sum (and keeps the delta when the rule needs it whole). */
   fold (delta: Float32Array, tokens: number, finalLoss: number | undefined): void {
     const sum = this.sum
-    for (let i = 0; i < sum.length; i++) sum[i]! += tokens * delta[i]!
+    // Float32 arithmetic, as foldPseudoGradient's: the same sum whichever path a report takes.
+    const w = Math.fround(tokens)
+    for (let i = 0; i < sum.length; i++) sum[i]! += Math.fround(w * delta[i]!)
     this.#kept?.push({ delta, tokens })
     this.tokens += tokens
     this.reports++

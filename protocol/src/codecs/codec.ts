@@ -35,7 +35,9 @@ export interface PseudoGradientCodec {
    * Optional fast paths over a length-checked payload, reading its bytes directly: `scan`
    * refuses what decoding would (malformed bytes, non-finite results) and returns Σx² in
    * float64; `fold` adds weight·x for every decoded x to `sum`, exactly as decoding and then
-   * `sum[i] += weight * x[i]` would.
+   * `sum[i] += Math.fround(Math.fround(weight) * x[i])` would: float32 arithmetic throughout
+   * (a float64 product or sum rounded once to float32 is the float32 one), which SIMD kernels
+   * reproduce to the bit.
    */
   scan?: (bytes: Uint8Array, length: number) => number
   fold?: (bytes: Uint8Array, length: number, weight: number, sum: Float32Array) => void

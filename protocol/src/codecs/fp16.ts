@@ -42,6 +42,7 @@ export const fp16Codec: PseudoGradientCodec = {
   },
   fold (bytes, length, weight, sum) {
     const t = float16Lookup()
-    for (let i = 0, at = 0; i < length; i++, at += 2) sum[i]! += weight * t[bytes[at]! | (bytes[at + 1]! << 8)]!
+    const w = Math.fround(weight)
+    for (let i = 0, at = 0; i < length; i++, at += 2) sum[i]! += Math.fround(w * t[bytes[at]! | (bytes[at + 1]! << 8)]!)
   }
 }

@@ -27,7 +27,8 @@ export const fp32Codec: PseudoGradientCodec = {
   },
   fold (bytes, length, weight, sum) {
     const x = aligned(bytes, length)
-    for (let i = 0; i < length; i++) sum[i]! += weight * x[i]!
+    const w = Math.fround(weight)
+    for (let i = 0; i < length; i++) sum[i]! += Math.fround(w * x[i]!)
   }
 }
 

@@ -14,6 +14,7 @@ export { fp32Codec } from './fp32.ts'
 export { fp16Codec } from './fp16.ts'
 export { int8Codec, INT8_BLOCK } from './int8.ts'
 export { topkCodec, TOPK_CHUNK, TOPK_DENSITY } from './topk.ts'
+export { createFoldTarget } from './wasm/int8-simd.ts'
 
 /** Every codec name, default first. */
 export const CODEC_NAMES = ['int8', 'fp16', 'fp32', 'topk'] as const satisfies readonly CodecName[]
@@ -103,7 +104,8 @@ export function scanPseudoGradient (codec: CodecName, bytes: Uint8Array, length:
 
 /**
  * Adds `weight` × the decoded payload to `sum` chunk by chunk, with no model-sized buffer;
- * the same floats as `sum[i] += weight * decodePseudoGradient(…)[i]`. Checks as decoding does,
+ * the same floats as `sum[i] += Math.fround(Math.fround(weight) * decodePseudoGradient(…)[i])`
+ * (see PseudoGradientCodec.fold). Checks as decoding does,
  * but a payload refused halfway has already added its first chunks: scan it first.
  */
 export function foldPseudoGradient (codec: CodecName, bytes: Uint8Array, length: number, weight: number, sum: Float32Array): void {
@@ -114,7 +116,8 @@ export function foldPseudoGradient (codec: CodecName, bytes: Uint8Array, length:
     c.fold(bytes, length, weight, sum)
     return
   }
-  forEachChunk(c, bytes, length, (chunk, start) => { for (let i = 0; i < chunk.length; i++) sum[start + i]! += weight * chunk[i]! })
+  const w = Math.fround(weight)
+  forEachChunk(c, bytes, length, (chunk, start) => { for (let i = 0; i < chunk.length; i++) sum[start + i]! += Math.fround(w * chunk[i]!) })
 }
 
 /** The documented per-element bound on |x − decode(encode(x))| for `values` under `codec`. */

@@ -5,6 +5,7 @@
 // Error: |x − q·scale| ≤ scale/2 = absmax_block/254 (plus float32 rounding of the product).
 import { PseudoGradientError, requireFinite } from './codec.ts'
 import type { PseudoGradientCodec } from './codec.ts'
+import { foldInt8Blocks, scanInt8Blocks } from './wasm/int8-simd.ts'
 
 export const INT8_BLOCK = 256
 const BLOCK_BYTES = 4 + INT8_BLOCK
@@ -22,6 +23,18 @@ function blockScale (values: Float32Array, from: number, to: number): number {
     if (a > absmax) absmax = a
   }
   return Math.fround(absmax / 127)
+}
+
+/** Throws the error decoding would for a block known to hold a -128 or a value that overflows float32. */
+function failBlock (q: Int8Array, at: number, from: number, count: number, scale: number): never {
+  for (let j = at + 4; j < at + 4 + count; j++) {
+    const v = q[j]!
+    if (v === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
+    // As decoding rounds v·scale to float32 (which overflows for scales near float32's limit).
+    const x = Math.fround(v * scale)
+    if (x - x !== 0) throw new PseudoGradientError('ERR_NON_FINITE', `int8 element ${from + j - at - 4} decodes to ${x}; a report must hold finite values only`)
+  }
+  throw new Error('int8 scan: a block flagged bad has no bad value')
 }
 
 /** Blockwise absmax int8 payload with one float32 scale per 256 values. */
@@ -68,36 +81,47 @@ export const int8Codec: PseudoGradientCodec = {
   scan (bytes, length) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+    const full = Math.floor(length / INT8_BLOCK)
+    // Whole blocks' Σq², max |q| and -128 flags from the SIMD kernel, the rest in JS.
+    const stats = scanInt8Blocks(bytes, full)
     let sumSquares = 0
-    for (let from = 0, at = 0; from < length; from += INT8_BLOCK, at += BLOCK_BYTES) {
+    for (let b = 0, from = 0, at = 0; from < length; b++, from += INT8_BLOCK, at += BLOCK_BYTES) {
       const scale = view.getFloat32(at, true)
       if (!(scale >= 0) || scale === Number.POSITIVE_INFINITY) {
-        throw new PseudoGradientError('ERR_BAD_SCALE', `int8 block ${at / BLOCK_BYTES} has scale ${scale}; scales must be finite and non-negative`)
+        throw new PseudoGradientError('ERR_BAD_SCALE', `int8 block ${b} has scale ${scale}; scales must be finite and non-negative`)
       }
-      const end = at + 4 + Math.min(INT8_BLOCK, length - from)
-      if (scale === 0) {
-        for (let j = at + 4; j < end; j++) if (q[j] === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
-        continue
+      const count = Math.min(INT8_BLOCK, length - from)
+      let squares: number, maxAbs: number, minus128: number
+      if (stats !== null && b < full) {
+        squares = stats[3 * b]!; maxAbs = stats[3 * b + 1]!; minus128 = stats[3 * b + 2]!
+      } else {
+        squares = 0; maxAbs = 0; minus128 = 0
+        for (let j = at + 4; j < at + 4 + count; j++) {
+          const v = q[j]!
+          squares += v * v
+          if (v === -128) minus128 = 1
+          else if (Math.abs(v) > maxAbs) maxAbs = Math.abs(v)
+        }
       }
-      for (let j = at + 4; j < end; j++) {
-        const v = q[j]!
-        if (v === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
-        // As decoding rounds v·scale to float32 (which overflows for scales near float32's limit).
-        const x = Math.fround(v * scale)
-        if (x - x !== 0) throw new PseudoGradientError('ERR_NON_FINITE', `int8 element ${from + j - at - 4} decodes to ${x}; a report must hold finite values only`)
-        sumSquares += x * x
-      }
+      // A bad block is walked value by value, so the error names the first bad element.
+      if (minus128 !== 0 || !Number.isFinite(Math.fround(maxAbs * scale))) failBlock(q, at, from, count, scale)
+      // Σx² as Σ scale²·Σq² per block: exact integers inside a block (x = q·scale to within float32 rounding).
+      sumSquares += scale * scale * squares
     }
     return sumSquares
   },
   fold (bytes, length, weight, sum) {
     const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     const q = new Int8Array(bytes.buffer, bytes.byteOffset, bytes.byteLength)
-    for (let from = 0, at = 0; from < length; from += INT8_BLOCK, at += BLOCK_BYTES) {
+    const full = Math.floor(length / INT8_BLOCK)
+    // The SIMD kernel takes the whole blocks when `sum` lives in its memory; JS the rest.
+    const w = Math.fround(weight)
+    const start = foldInt8Blocks(bytes, full, w, sum) ? full * INT8_BLOCK : 0
+    for (let from = start, at = start / INT8_BLOCK * BLOCK_BYTES; from < length; from += INT8_BLOCK, at += BLOCK_BYTES) {
       const scale = view.getFloat32(at, true)
       if (scale === 0) continue
       const to = Math.min(from + INT8_BLOCK, length)
-      for (let i = from, j = at + 4; i < to; i++, j++) sum[i]! += weight * Math.fround(q[j]! * scale)
+      for (let i = from, j = at + 4; i < to; i++, j++) sum[i]! += Math.fround(w * Math.fround(q[j]! * scale))
     }
   },
   errorBound (values) {

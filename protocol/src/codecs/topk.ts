@@ -200,6 +200,7 @@ export const topkCodec: PseudoGradientCodec = {
   },
   fold (bytes, length, weight, sum) {
     const view = viewOf(bytes)
+    const w = Math.fround(weight)
     for (let c = 0, from = 0; from < length; c++, from += TOPK_CHUNK) {
       const m = Math.min(TOPK_CHUNK, length - from)
       const k = keptIn(m)
@@ -208,7 +209,7 @@ export const topkCodec: PseudoGradientCodec = {
       if (scale === 0) continue
       const idx = at + 4
       const vals = idx + Math.ceil(k * 3 / 2)
-      for (let j = 0; j < k; j++) sum[from + readIndex(bytes, idx, j)]! += weight * Math.fround(readValue(bytes, vals, j) * scale)
+      for (let j = 0; j < k; j++) sum[from + readIndex(bytes, idx, j)]! += Math.fround(w * Math.fround(readValue(bytes, vals, j) * scale))
     }
   },
   errorBound (values) {
@@ -223,10 +224,11 @@ export const topkCodec: PseudoGradientCodec = {
       let absmax = 0
       for (let j = 0; j < k; j++) absmax = Math.max(absmax, Math.abs(values[from + picked[j]!]!))
       const scale = Math.fround(absmax / LEVELS)
-      // Dropped values are off by themselves; kept ones by half a step plus float32 rounding
-      // of q·scale (or all of a value whose scale underflowed to 0).
+      // Dropped values are off by themselves; kept ones by half a step plus float32 rounding of
+      // the scale and of q·scale, which among subnormals is up to 2^-149 a level (or all of a
+      // value whose scale underflowed to 0).
       for (let i = 0; i < m; i++) out[from + i] = Math.abs(values[from + i]!)
-      const kept = scale === 0 ? LEVELS * 2 ** -149 : scale / 2 + 8 * scale * 2 ** -24 + 2 ** -149
+      const kept = scale === 0 ? LEVELS * 2 ** -149 : scale / 2 + 8 * scale * 2 ** -24 + (LEVELS + 1) * 2 ** -149
       for (let j = 0; j < k; j++) out[from + picked[j]!] = kept
     }
     return out
