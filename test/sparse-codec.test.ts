@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { readFile } from 'node:fs/promises'
+import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { encodedByteLength, parseLlamaConfig, parseReportMetadata } from '@barnraise/protocol'
 import { paramSetFromSafetensors } from '@barnraise/trainer'
@@ -46,6 +46,13 @@ test('a topk run trains across real agents that keep error feedback between roun
       for (let round = 2; round <= 6; round++) {
         assert.match(agent.output(), new RegExp(`round ${round}: .*base rebuilt from 2 reports \\(\\d+ KiB instead of a \\d+ KiB model\\)`), `round ${round}:\n${agent.output()}`)
       }
+    }
+
+    // An agent's cache holds its newest base only, not every checkpoint of the run.
+    for (const agent of agents) {
+      const cached = new Set(await readdir(join(agent.dataDir, 'blobs')))
+      assert.ok(cached.has(checkpoints[5]!.sha256), 'the last unit\'s base')
+      for (const c of checkpoints.slice(0, 5)) assert.ok(!cached.has(c.sha256), `round ${c.round}'s checkpoint was dropped`)
     }
 
     // Each agent kept what its codec dropped: a residual of the model's size, not all zeros.

@@ -49,6 +49,8 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   const declined = new Set<string>()
   let decline: UnitDecline | undefined
   let scored: ScoreResult | undefined
+  // Each run's base of the last unit: replaced by the next one, so it leaves the cache then.
+  const bases = new Map<string, string>()
   while (!o.signal.aborted) {
     const reply = await o.client.requestWork(decline, scored)
     decline = undefined
@@ -85,7 +87,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const refusal = await o.executor.check?.(unit)
       if (refusal !== undefined) throw refusal
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
-      await runUnit(o, unit)
+      await runUnit(o, unit, bases)
     } catch (err) {
       const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
       if (!refusable || o.signal.aborted) throw err
@@ -133,11 +135,16 @@ async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string
   return { bytes, rebuilt: null }
 }
 
-async function runUnit (o: WorkLoopOptions, unit: WorkUnit): Promise<void> {
+async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, string>): Promise<void> {
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
   const { bytes: checkpoint, rebuilt } = await baseCheckpoint(o, unit, label)
+  // A node needs only its newest base (the next round's update starts from it): a donor's disk
+  // would otherwise hold every checkpoint of a long run.
+  const previous = bases.get(unit.runId)
+  if (previous !== undefined && previous !== unit.baseCheckpoint) await o.cache.drop(previous)
+  bases.set(unit.runId, unit.baseCheckpoint)
   const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
   const shardTokens = new Map<string, ArrayLike<number>>()
   for (const r of unit.ranges) {
