@@ -343,6 +343,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     const nodeRow = page.locator(`[data-testid="run-node-row"][data-peer-id="${agent!.peerId}"]`)
     await nodeRow.waitFor()
     assert.match(await nodeRow.getByTestId('node-throughput').innerText(), /tok\/s/)
+    assert.match(await nodeRow.getByTestId('node-first-report').innerText(), /^after \d+(\.\d)? s$|^after \d+ min/)
 
     // The same points, plotted by tokens.
     const byRound = await points.count()

@@ -1,4 +1,6 @@
 import { z } from 'zod'
+import type { Kysely } from 'kysely'
+import type { Database } from '../../db/schema.ts'
 import { readLedger } from '../../ledger/ledger.ts'
 import { deviceHours } from '../../ledger/device-hours.ts'
 import type { DeviceKind } from '../../ledger/device-hours.ts'
@@ -10,7 +12,8 @@ export const ledgerRouter = router({
   /**
    * Contributions per organization and per node for a run. `computeHours` is wall-clock
    * compute-seconds ÷ 3600 (for throughput); `gpuHours` and `cpuCoreHours` count the same time by
-   * what the node says it is (see ledger/device-hours.ts).
+   * what the node says it is (see ledger/device-hours.ts). `firstReportSeconds` is how long a
+   * node took from its first work unit of the run to its first accepted report (null: none yet).
    */
   contributions: publicProcedure.input(z.object({ runId: z.string().uuid() })).query(async ({ ctx, input }) => {
     const rows = await ctx.db.selectFrom('ledger')
@@ -23,10 +26,11 @@ export const ledgerRouter = router({
       .execute()
     const nodeIds = [...new Set(rows.map((r) => r.node_id).filter((id): id is string => id !== null))]
     const hardware = new Map(nodeIds.length === 0 ? [] : (await ctx.db.selectFrom('nodes').select(['id', 'hardware']).where('id', 'in', nodeIds).execute()).map((n) => [n.id, n.hardware]))
-    const byNode = new Map<string, { nodeId: string | null, peerId: string, nodeName: string, organizationId: string | null, organizationName: string, kind: DeviceKind, tokens: number, computeHours: number, gpuHours: number, cpuCoreHours: number, accepted: number, refused: number }>()
+    const firstReport = await timeToFirstReport(ctx.db, input.runId)
+    const byNode = new Map<string, { nodeId: string | null, peerId: string, nodeName: string, organizationId: string | null, organizationName: string, kind: DeviceKind, tokens: number, computeHours: number, gpuHours: number, cpuCoreHours: number, accepted: number, refused: number, firstReportSeconds: number | null }>()
     for (const r of rows) {
       const counted = deviceHours(Number(r.compute_seconds), r.node_id === null ? null : hardware.get(r.node_id), r.executor)
-      const entry = byNode.get(r.peer_id) ?? { nodeId: r.node_id, peerId: r.peer_id, nodeName: r.node_name ?? r.peer_id.slice(-8), organizationId: r.organization_id, organizationName: r.organization_name ?? 'unknown', kind: counted.kind, tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0 }
+      const entry = byNode.get(r.peer_id) ?? { nodeId: r.node_id, peerId: r.peer_id, nodeName: r.node_name ?? r.peer_id.slice(-8), organizationId: r.organization_id, organizationName: r.organization_name ?? 'unknown', kind: counted.kind, tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, firstReportSeconds: r.node_id === null ? null : firstReport.get(r.node_id) ?? null }
       entry.tokens += Number(r.tokens)
       entry.computeHours += Number(r.compute_seconds) / 3600
       if (counted.kind === 'gpu') entry.gpuHours += counted.hours
@@ -46,3 +50,18 @@ export const ledgerRouter = router({
     return { nodes, organizations: [...orgs.values()] }
   })
 })
+
+/** Seconds from each node's first unit of the run to its first accepted report, by node id. */
+async function timeToFirstReport (db: Kysely<Database>, runId: string): Promise<Map<string, number>> {
+  const firstUnit = await db.selectFrom('assignments').select('node_id').select((eb) => eb.fn.min('created_at').as('at'))
+    .where('run_id', '=', runId).groupBy('node_id').execute()
+  const firstAccepted = await db.selectFrom('ledger').select('node_id').select((eb) => eb.fn.min('created_at').as('at'))
+    .where('run_id', '=', runId).where('outcome', '=', 'accepted').where('node_id', 'is not', null).groupBy('node_id').execute()
+  const started = new Map(firstUnit.map((r) => [r.node_id, new Date(r.at as unknown as string | Date).getTime()]))
+  const out = new Map<string, number>()
+  for (const r of firstAccepted) {
+    const from = started.get(r.node_id!)
+    if (from !== undefined) out.set(r.node_id!, Math.max(0, (new Date(r.at as unknown as string | Date).getTime() - from) / 1000))
+  }
+  return out
+}

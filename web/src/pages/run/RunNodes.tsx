@@ -1,7 +1,7 @@
 import type { ReactNode } from 'react'
 import { useQuery } from '@tanstack/react-query'
 import { useTRPC } from '../../lib/trpc.ts'
-import { formatCount, formatThroughput, shortPeerId } from '../../lib/format.ts'
+import { formatCount, formatDuration, formatThroughput, shortPeerId } from '../../lib/format.ts'
 import { Link } from '../../lib/router.tsx'
 import { NodeStatusBadge } from '../../components/Badge.tsx'
 import { ErrorState, LoadingRows } from '../../components/States.tsx'
@@ -21,7 +21,7 @@ export function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] })
   for (const p of openRound?.participants ?? []) {
     if (rows.some((r) => r.nodeId === p.nodeId)) continue
     const node = byId.get(p.nodeId)
-    rows.push({ nodeId: p.nodeId, peerId: node?.peerId ?? '', nodeName: p.name, organizationId: node?.organizationId ?? null, organizationName: node?.organizationName ?? '—', kind: (node?.hardware.gpus.length ?? 0) > 0 ? 'gpu' : 'cpu', tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, node })
+    rows.push({ nodeId: p.nodeId, peerId: node?.peerId ?? '', nodeName: p.name, organizationId: node?.organizationId ?? null, organizationName: node?.organizationName ?? '—', kind: (node?.hardware.gpus.length ?? 0) > 0 ? 'gpu' : 'cpu', tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, firstReportSeconds: null, node })
   }
   rows.sort((a, b) => b.tokens - a.tokens)
   return (
@@ -50,6 +50,7 @@ export function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] })
                 <th scope='col' className='num-col'>Compute</th>
                 <th scope='col' className='num-col'>Throughput</th>
                 <th scope='col' className='num-col'>Reports</th>
+                <th scope='col' className='num-col' title='from its first work unit of this run to its first accepted report'>First report</th>
               </tr>
             </thead>
             <tbody>
@@ -67,13 +68,14 @@ export function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] })
                   <td data-label='Reports' className='num num-col'>
                     <span title='accepted'>{r.accepted} ✓</span>{r.refused > 0 && <span className='danger-inline' title='refused'> · {r.refused} ✗</span>}
                   </td>
+                  <td data-label='First report' className='num num-col' data-testid='node-first-report'>{r.firstReportSeconds === null ? <span className='muted'>—</span> : `after ${formatDuration(r.firstReportSeconds)}`}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
-      <p className='muted small section-foot'>Throughput is tokens per compute-second, from the ledger. A machine that lists a GPU delivers GPU-hours (compute-seconds ÷ 3600); a CPU-only machine delivers CPU core-hours (compute-seconds × its cores ÷ 3600), as each machine describes itself.</p>
+      <p className='muted small section-foot'>Throughput is tokens per compute-second, from the ledger. First report is how long a node took from its first work unit of this run to its first accepted report: for a node that joins late, mostly fetching the base and the data. A machine that lists a GPU delivers GPU-hours (compute-seconds ÷ 3600); a CPU-only machine delivers CPU core-hours (compute-seconds × its cores ÷ 3600), as each machine describes itself.</p>
     </section>
   )
 }
