@@ -20,7 +20,7 @@ export interface RebuildStore {
 }
 
 /** Momentum records kept per run: the newest few (a node only ever needs the last one or two). */
-const KEEP_MOMENTA = 3
+const KEEP_MOMENTA = 2
 
 function momentumDir (runDir: string): string {
   return join(runDir, 'momentum')
@@ -75,20 +75,24 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
   const theta = new Float32Array(paramSetFromSafetensors(unit.modelConfig, await store.get(u.from, signal)).flat)
   const sum = new Float32Array(n)
   let tokens = 0
-  for (const r of u.reports) {
-    const payload = await store.get(r.sha256, signal)
-    scanPseudoGradient(unit.codec, payload, n)
-    foldPseudoGradient(unit.codec, payload, n, r.tokens, sum)
-    tokens += r.tokens
+  try {
+    for (const r of u.reports) {
+      const payload = await store.get(r.sha256, signal)
+      scanPseudoGradient(unit.codec, payload, n)
+      foldPseudoGradient(unit.codec, payload, n, r.tokens, sum)
+      tokens += r.tokens
+    }
+  } finally {
+    // Used once, whatever happened: a round's reports never pile up in the cache.
+    for (const r of u.reports) await store.drop(r.sha256)
   }
-  // As RoundAccumulator.mean: the sum times 1/tokens, rounded to float32.
+  // As RoundAccumulator.mean: the sum times 1/tokens, rounded to float32 (in place: one
+  // model-sized buffer fewer).
   const inv = 1 / tokens
-  const mean = new Float32Array(n)
-  for (let i = 0; i < n; i++) mean[i] = sum[i]! * inv
-  const next = outerStep(theta, mean, momentum, { lr: u.outerLr, momentum: u.outerMomentum })
+  for (let i = 0; i < n; i++) sum[i] = sum[i]! * inv
+  const next = outerStep(theta, sum, momentum, { lr: u.outerLr, momentum: u.outerMomentum })
   const bytes = storedCheckpointBytes(unit.modelConfig, theta)
   const sha = sha256Hex(bytes)
-  for (const r of u.reports) await store.drop(r.sha256)
   if (sha !== unit.baseCheckpoint) return { rebuilt: false, reason: `the rebuilt base hashes to ${sha.slice(0, 12)}, not ${unit.baseCheckpoint.slice(0, 12)}` }
   await store.put(sha, bytes)
   await recordMomentum(runDir, sha, next)

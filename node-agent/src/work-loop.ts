@@ -196,7 +196,8 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   for (let attempt = 0; ; attempt++) {
     try {
       const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
-      if (feedback != null && verdict.ok) await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
+      // Only what was folded was sent: a held report may still be refused (node scoring).
+      if (feedback != null && verdict.ok && verdict.outcome === 'accepted') await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
       o.metrics?.verdict(verdict.ok ? verdict.outcome : 'refused', verdict.ok ? null : verdict.code)
       const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
       const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'

@@ -41,7 +41,8 @@ export async function rebuildsWith (db: Kysely<Database>, peerId: string, sha256
     .innerJoin('runs', 'runs.id', 'own.run_id')
     .select('own.id')
     .where('nodes.peer_id', '=', peerId).where('nodes.revoked_at', 'is', null)
-    .where('own_round.status', '=', 'open')
+    // Only while the unit is still to be trained: that is when its base is rebuilt.
+    .where('own_round.status', '=', 'open').where('own.status', '=', 'assigned')
     .where((eb) => eb.or([
       eb('runs.outer_state', '=', sha256),
       eb.exists(eb.selectFrom('assignments as prior')

@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
+import { encodedByteLength } from '@barnraise/protocol'
 import type { RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { Database, DataCursor } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -17,7 +18,7 @@ import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
-import { roundUpdate } from './round-update.ts'
+import { roundUpdate, updateWorthSending } from './round-update.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
 import type { ReportIntake } from './report-intake.ts'
@@ -56,7 +57,7 @@ export class RoundEngine implements WorkSource {
   #ticking: Promise<void> | undefined
   #stopped = false
   /** Each run's latest round update, worked out once per round rather than once per node. */
-  readonly #updates = new Map<string, { number: number, update: RoundUpdate | undefined }>()
+  readonly #updates = new Map<string, { number: number, update: RoundUpdate | undefined, offerMomentum: boolean }>()
 
   constructor (options: RoundEngineOptions) {
     this.#o = { tickMs: 500, onRoundEnded: () => {}, ...options }
@@ -252,14 +253,25 @@ export class RoundEngine implements WorkSource {
       // Sketches for replay checks after a restart: only as many as a screen keeps.
       await sql`update assignments set sketch = null where run_id = ${runId} and sketch is not null and id not in
         (select id from assignments where run_id = ${runId} and sketch is not null order by resolved_at desc nulls last limit ${DEFAULT_SCREENING.earlierKept})`.execute(trx)
-      // A run that broadcasts its updates keeps this round's reports until the next one closes:
-      // nodes fetch them to rebuild the next base (rounds/round-update.ts).
-      const keepThisRound = broadcastsUpdates(defences) && !done
+      // A run that broadcasts its updates keeps this round's reports until the next one closes,
+      // where they are worth fetching: nodes rebuild the next base from them (round-update.ts).
+      const keepThisRound = broadcastsUpdates(defences) && !done &&
+        updateWorthSending(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount)
       return await trx.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
         .innerJoin('blobs', (j) => j.onRef('blobs.sha256', '=', 'assignments.report_blob').on('blobs.kind', '=', 'report'))
         .select('assignments.report_blob').distinct()
         .where('assignments.run_id', '=', runId)
         .where((eb) => keepThisRound ? eb('rounds.number', '<', number) : eb('rounds.number', '<=', number))
+        // The same bytes can be another unit's report still in use (in an open round of any run,
+        // or in the round kept for the next update): those stay.
+        .where(({ not, exists, selectFrom }) => not(exists(selectFrom('assignments as other')
+          .innerJoin('rounds as other_round', 'other_round.id', 'other.round_id')
+          .select('other.id')
+          .whereRef('other.report_blob', '=', 'assignments.report_blob')
+          .where((o) => o.or([
+            o('other_round.status', '=', 'open'),
+            ...(keepThisRound ? [o.and([o('other_round.run_id', '=', runId), o('other_round.number', '=', number)])] : [])
+          ])))))
         .where('rounds.status', '!=', 'open').execute()
     })
     // Counted as soon as it is committed (the run may read as completed from here on).
@@ -275,12 +287,20 @@ export class RoundEngine implements WorkSource {
     this.#o.changes.publish('runs', runId)
   }
 
-  async #roundUpdate (runId: string, number: number, spec: StoredRunSpec): Promise<RoundUpdate | undefined> {
+  /**
+   * Round `number`'s update for its units, and whether to offer the momentum: only where this
+   * round's own reports, all of them in, would be worth fetching instead of the next model (a
+   * node would otherwise download a second model-sized blob for nothing).
+   */
+  async #roundUpdate (runId: string, roundId: string, number: number, spec: StoredRunSpec): Promise<{ update: RoundUpdate | undefined, offerMomentum: boolean }> {
     const cached = this.#updates.get(runId)
-    if (cached?.number === number) return cached.update
+    if (cached?.number === number) return cached
     const update = await roundUpdate(this.#o.db, runId, number, spec)
-    this.#updates.set(runId, { number, update })
-    return update
+    const units = await this.#o.db.selectFrom('assignments').select((eb) => eb.fn.countAll<number>().as('n')).where('round_id', '=', roundId).executeTakeFirstOrThrow()
+    const n = Number(units.n)
+    const entry = { number, update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount) }
+    this.#updates.set(runId, entry)
+    return entry
   }
 
   /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
@@ -302,7 +322,7 @@ export class RoundEngine implements WorkSource {
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
-      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state'])
+      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state'])
       .where('assignments.node_id', '=', node.id).where('assignments.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       .orderBy('assignments.created_at').executeTakeFirst()
@@ -313,8 +333,7 @@ export class RoundEngine implements WorkSource {
     }
     const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
-    const broadcast = broadcastsUpdates(defencesOf(spec))
-    const update = broadcast ? await this.#roundUpdate(unit.run_id, unit.number, spec) : undefined
+    const { update, offerMomentum } = broadcastsUpdates(defencesOf(spec)) ? await this.#roundUpdate(unit.run_id, unit.round_id, unit.number, spec) : { update: undefined, offerMomentum: false }
     return {
       kind: 'unit',
       unit: {
@@ -336,7 +355,7 @@ export class RoundEngine implements WorkSource {
         deadline: unit.deadline_at.toISOString(),
         scheduleOffset: (unit.number - 1) * recipe.innerSteps,
         totalInnerSteps: plannedRounds(spec) * recipe.innerSteps,
-        ...(broadcast ? { momentum: unit.outer_state } : {}),
+        ...(offerMomentum ? { momentum: unit.outer_state } : {}),
         ...(update !== undefined ? { update } : {})
       }
     }

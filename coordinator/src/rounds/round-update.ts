@@ -1,13 +1,15 @@
 // What a node needs to rebuild a round's base itself (protocol's roundUpdateSchema): the
 // previous round's base and its accepted reports in the order they were folded.
 import type { Kysely } from 'kysely'
+import { MAX_CONTROL_MESSAGE_BYTES } from '@barnraise/protocol'
 import type { RoundUpdate } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 
 /**
  * The update that turned round `number − 1`'s base into round `number`'s, or undefined when a
- * node must download the base: the first round, or a report of the previous round is gone.
+ * node must download the base: the first round, a report of the previous round is gone, or the
+ * update is not worth sending (`worthSending`).
  */
 export async function roundUpdate (db: Kysely<Database>, runId: string, number: number, spec: StoredRunSpec): Promise<RoundUpdate | undefined> {
   if (number < 2) return undefined
@@ -23,10 +25,40 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, number: 
     .orderBy('ledger.seq').execute()
   // A partial list would rebuild a different base.
   if (accepted.length === 0 || accepted.some((r) => r.report_blob === null || r.size === null)) return undefined
-  return {
+  const update = {
     from: previous.base_checkpoint,
     reports: accepted.map((r) => ({ sha256: r.report_blob!, tokens: r.tokens, bytes: r.size! })),
     outerLr: spec.recipe.outerLr,
     outerMomentum: spec.recipe.outerMomentum
   }
+  return worthSending(update, spec.paramCount) ? update : undefined
+}
+
+/**
+ * The most of a unit's control message (MAX_CONTROL_MESSAGE_BYTES) its update may take; the rest
+ * is the unit itself. At about 110 bytes a report that is some 450 reports.
+ */
+export const MAX_UPDATE_BYTES = MAX_CONTROL_MESSAGE_BYTES - 16 * 1024
+
+/**
+ * Whether nodes should rebuild the base from this update rather than download it: only when its
+ * reports together are smaller than the model (F32, 4 bytes a parameter) and its list fits in a
+ * work unit. With many nodes neither holds (1,000 int8 reports are 250× the model, and their
+ * list alone is 107 KiB: bench/scale.bench.ts), so each node downloads the one base instead.
+ */
+/** Reports an update can list within MAX_UPDATE_BYTES (an entry is at most about 120 bytes of JSON). */
+export const MAX_UPDATE_REPORTS = Math.floor(MAX_UPDATE_BYTES / 120)
+
+/**
+ * Whether a round with `reports` reports of `bytes` bytes in all will make an update worth
+ * sending: asked before the reports are in (whether to offer the momentum, whether to keep the
+ * reports at the close).
+ */
+export function updateWorthSending (reports: number, bytes: number, paramCount: number): boolean {
+  return reports > 0 && reports <= MAX_UPDATE_REPORTS && bytes < 4 * paramCount
+}
+
+export function worthSending (update: RoundUpdate, paramCount: number): boolean {
+  const reportBytes = update.reports.reduce((n, r) => n + r.bytes, 0)
+  return reportBytes < 4 * paramCount && new TextEncoder().encode(JSON.stringify(update)).byteLength <= MAX_UPDATE_BYTES
 }

@@ -34,8 +34,13 @@ function kernelModule (): WebAssembly.Module | null {
 function instantiate (bytes: number): { kernels: Kernels, memory: WebAssembly.Memory } | null {
   const m = kernelModule()
   if (m === null) return null
-  const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / PAGE) })
-  return { kernels: new WebAssembly.Instance(m, { env: { memory } }).exports as unknown as Kernels, memory }
+  try {
+    const memory = new WebAssembly.Memory({ initial: Math.ceil(bytes / PAGE) })
+    return { kernels: new WebAssembly.Instance(m, { env: { memory } }).exports as unknown as Kernels, memory }
+  } catch {
+    // Out of address space or memory (each WebAssembly memory reserves several GiB of it): the JS loops serve.
+    return null
+  }
 }
 
 interface FoldTarget { kernels: Kernels, memory: WebAssembly.Memory, scratch: number }
