@@ -27,7 +27,7 @@ describe('a hostile agent', () => {
       const client = new CoordinatorClient(libp2p, parseCoordinatorAddress(coordinator.multiaddr))
       const hardware = { hostname: 'evil', platform: 'linux', arch: 'x64', cpuModel: 'evil', cpuCores: 1, memoryBytes: 1, gpus: [] }
       await client.enroll({ type: 'enroll', agentVersion: '0', hardware, token: await coordinator.createToken('Evil Lab') })
-      const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 2, rounds: 5, roundDeadlineSeconds: 30 }), env)
+      const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 2, rounds: 6, roundDeadlineSeconds: 30 }), env)
 
       const nextUnit = async (after: number): Promise<WorkUnit> => {
         for (let i = 0; i < 400; i++) {
@@ -76,7 +76,14 @@ describe('a hostile agent', () => {
       const r3 = await send(unit, new Float32Array(size - 7))
       assert.equal(!r3.verdict.ok && r3.verdict.code, 'ERR_WRONG_SHAPE')
 
-      // Round 4: a valid report is accepted; after its round closes, replaying it is refused.
+      // Round 4: a well-formed report in a codec the run's spec does not name is refused at admission.
+      unit = await nextUnit(unit.round)
+      const sparse = encodePseudoGradient('topk', small)
+      const mixed = await send(unit, sparse, { codec: 'topk' })
+      assert.equal(!mixed.verdict.ok && mixed.verdict.code, 'ERR_WRONG_SHAPE')
+      assert.match(!mixed.verdict.ok ? mixed.verdict.message : '', /the run uses codec fp32, not topk/)
+
+      // Round 5: a valid report is accepted; after its round closes, replaying it is refused.
       unit = await nextUnit(unit.round)
       const good = await send(unit, small, { tokens: 50 })
       assert.equal(good.verdict.ok, true)
@@ -85,7 +92,7 @@ describe('a hostile agent', () => {
       unit = await nextUnit(unit.round)
       const replay = await client.sendReport({ type: 'report', metadata: good.metadata, signature: good.signature }, good.payload)
       assert.equal(!replay.ok && replay.code, 'ERR_REPLAY')
-      // Report round 5 honestly-shaped so the run need not wait for the deadline.
+      // Report round 6 honestly-shaped so the run need not wait for the deadline.
       assert.equal((await send(unit, small, { tokens: 50 })).verdict.ok, true)
 
       // The honest agent finished the run; no hostile payload reached a checkpoint.
@@ -96,8 +103,8 @@ describe('a hostile agent', () => {
         assert.ok(reasons.includes(code), `ledger records ${code}: ${reasons.join(', ')}`)
       }
       assert.ok(!reasons.includes('ERR_UNASSIGNED'), 'a unit the node was never given leaves no ledger row')
-      const accepted = await db.query<{ round: number, peer_id: string }>(`select round, peer_id from ledger where run_id = $1 and outcome = 'accepted' and round <= 3`, [runId])
-      assert.ok(accepted.rows.every((r) => r.peer_id === honest.peerId), 'rounds 1-3 folded only the honest report')
+      const accepted = await db.query<{ round: number, peer_id: string }>(`select round, peer_id from ledger where run_id = $1 and outcome = 'accepted' and round <= 4`, [runId])
+      assert.ok(accepted.rows.every((r) => r.peer_id === honest.peerId), 'rounds 1-4 folded only the honest report')
       const checkpoints = await getJson<Array<{ valLoss: number | null }>>(coordinator.url, `api/runs/${runId}/checkpoints`)
       assert.ok(checkpoints.every((c) => c.valLoss === null || Number.isFinite(c.valLoss)))
       assert.equal((await fetch(new URL('healthz', coordinator.url))).status, 200)
