@@ -79,6 +79,14 @@ function topIndices (values: Float32Array, from: number, m: number, k: number, s
   }
 }
 
+/** Picks a chunk's kept indices into `picked` and returns its scale (absmax of the kept values / 7). */
+function pickChunk (values: Float32Array, from: number, m: number, k: number, scratch: Float32Array, picked: Uint16Array): number {
+  topIndices(values, from, m, k, scratch, picked)
+  let absmax = 0
+  for (let j = 0; j < k; j++) absmax = Math.max(absmax, Math.abs(values[from + picked[j]!]!))
+  return Math.fround(absmax / LEVELS)
+}
+
 function readIndex (bytes: Uint8Array, at: number, j: number): number {
   const p = at + (j >> 1) * 3
   return (j & 1) === 0 ? bytes[p]! | ((bytes[p + 1]! & 0x0f) << 8) : (bytes[p + 1]! >> 4) | (bytes[p + 2]! << 4)
@@ -143,10 +151,7 @@ export const topkCodec: PseudoGradientCodec = {
     for (let c = 0, from = 0; from < n; c++, from += TOPK_CHUNK) {
       const m = Math.min(TOPK_CHUNK, n - from)
       const k = keptIn(m)
-      topIndices(values, from, m, k, scratch, picked)
-      let absmax = 0
-      for (let j = 0; j < k; j++) absmax = Math.max(absmax, Math.abs(values[from + picked[j]!]!))
-      const scale = Math.fround(absmax / LEVELS)
+      const scale = pickChunk(values, from, m, k, scratch, picked)
       const at = chunkOffset(c)
       view.setFloat32(at, scale, true)
       const idx = at + 4
@@ -220,10 +225,7 @@ export const topkCodec: PseudoGradientCodec = {
     for (let from = 0; from < n; from += TOPK_CHUNK) {
       const m = Math.min(TOPK_CHUNK, n - from)
       const k = keptIn(m)
-      topIndices(values, from, m, k, scratch, picked)
-      let absmax = 0
-      for (let j = 0; j < k; j++) absmax = Math.max(absmax, Math.abs(values[from + picked[j]!]!))
-      const scale = Math.fround(absmax / LEVELS)
+      const scale = pickChunk(values, from, m, k, scratch, picked)
       // Dropped values are off by themselves; kept ones by half a step plus float32 rounding of
       // the scale and of q·scale, which among subnormals is up to 2^-149 a level (or all of a
       // value whose scale underflowed to 0).
