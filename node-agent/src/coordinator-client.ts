@@ -158,6 +158,7 @@ export class CoordinatorClient {
 /** True for errors that mean "try again later" rather than "you are refused". */
 export function isRetryable (err: unknown): boolean {
   if (err instanceof RefusedError) return false
-  if (err instanceof ProtocolError) return err.code === 'ERR_TIMEOUT'
+  // A stream that closed under a read is the coordinator restarting or the link dropping.
+  if (err instanceof ProtocolError) return err.code === 'ERR_TIMEOUT' || err.code === 'ERR_STREAM_CLOSED'
   return true
 }

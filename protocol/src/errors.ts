@@ -9,6 +9,8 @@ export type ProtocolErrorCode =
   | 'ERR_NOT_ASSIGNED'
   | 'ERR_BUSY'
   | 'ERR_TIMEOUT'
+  /** the stream ended or was reset before a whole message arrived: the peer went away (retryable) */
+  | 'ERR_STREAM_CLOSED'
   | 'ERR_INTERNAL'
 
 /** A protocol-level failure with a stable code a caller can switch on. */

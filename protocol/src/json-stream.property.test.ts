@@ -11,7 +11,7 @@ import { enrollRequestSchema, heartbeatRequestSchema } from './index.ts'
 import { blobRequestSchema, reportHeaderSchema, workRequestSchema } from './work.ts'
 
 const SCHEMAS = [enrollRequestSchema, heartbeatRequestSchema, workRequestSchema, blobRequestSchema, reportHeaderSchema]
-const CODES = new Set(['ERR_MALFORMED_MESSAGE', 'ERR_MESSAGE_TOO_LARGE', 'ERR_TIMEOUT'])
+const CODES = new Set(['ERR_MALFORMED_MESSAGE', 'ERR_MESSAGE_TOO_LARGE', 'ERR_TIMEOUT', 'ERR_STREAM_CLOSED'])
 
 /** Unsigned LEB128, the length prefix the wire uses. */
 function varint (n: number): Uint8Array {

@@ -8,6 +8,9 @@ import { MAX_CONTROL_MESSAGE_BYTES } from './protocol-ids.ts'
 /** How long either side waits for the other's message before giving up. */
 export const DEFAULT_MESSAGE_TIMEOUT_MS = 10_000
 
+/** libp2p's errors for a stream or connection that ended under a read. */
+const STREAM_GONE = new Set(['UnexpectedEOFError', 'StreamResetError', 'StreamAbortedError', 'StreamStateError', 'ConnectionClosedError'])
+
 /**
  * Length-prefixed frames over a libp2p stream: JSON control messages (at most
  * MAX_CONTROL_MESSAGE_BYTES) and, for blobs and reports, raw byte chunks up to
@@ -35,6 +38,10 @@ export class JsonStream {
       }
       if (e.name === 'TimeoutError' || e.name === 'AbortError') {
         throw new ProtocolError('ERR_TIMEOUT', `no message within ${timeoutMs} ms`)
+      }
+      // The peer went away (a restart, a dropped link): not a malformed message, and worth a retry.
+      if (e.name !== undefined && STREAM_GONE.has(e.name)) {
+        throw new ProtocolError('ERR_STREAM_CLOSED', `the stream closed before a whole message arrived (${(err as Error).message})`)
       }
       throw new ProtocolError('ERR_MALFORMED_MESSAGE', `could not read message: ${(err as Error).message}`)
     }
