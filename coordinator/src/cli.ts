@@ -7,6 +7,7 @@ import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStop
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { readPassword } from './install/read-password.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
+import type { PeerLimits } from './p2p/peer-limits.ts'
 import { openDatabase } from './db/open-database.ts'
 import { adminRequest } from './admin/admin-socket.ts'
 import { createTokenInputSchema } from './nodes/operator-tokens.ts'
@@ -31,6 +32,9 @@ commands:
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
     --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096)
     --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
+    --max-connections N      libp2p connections held at once, all peers together (default 1000)
+    --connections-per-ip N   new libp2p connections one IP address may open per second (default 5;
+                             raise it only where many nodes share an address, e.g. a load test on loopback)
     --allow-private-shard-urls  datasets given as shard URLs may name loopback and private
                              addresses (for local tests; refused by default)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
@@ -88,7 +92,9 @@ async function serve (argv: string[]): Promise<number> {
       'max-eval-batches': { type: 'string' },
       'max-open-runs': { type: 'string' },
       'dataset-quota-mb': { type: 'string' },
-      'max-kept-report-mb': { type: 'string' }
+      'max-kept-report-mb': { type: 'string' },
+      'max-connections': { type: 'string' },
+      'connections-per-ip': { type: 'string' }
     }
   })
   const httpPort = Number(values['http-port'])
@@ -107,6 +113,14 @@ async function serve (argv: string[]): Promise<number> {
     limits[key] = n * unit
   }
   if (values['allow-private-shard-urls'] === true) limits.allowPrivateShardUrls = true
+  const peerLimits: Partial<PeerLimits> = {}
+  for (const [flag, key] of [['max-connections', 'maxConnections'], ['connections-per-ip', 'inboundConnectionThreshold']] as const) {
+    const text = values[flag]
+    if (text === undefined) continue
+    const n = Number(text)
+    if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
+    peerLimits[key] = n
+  }
   const scoreMaxParams = values['score-max-params'] === undefined ? undefined : Number(values['score-max-params'])
   if (scoreMaxParams !== undefined && !(Number.isSafeInteger(scoreMaxParams) && scoreMaxParams >= 0)) return fail('--score-max-params must be a whole number (0: nodes score every screened report)')
   let tls: { cert: string, key: string } | undefined
@@ -130,7 +144,8 @@ async function serve (argv: string[]): Promise<number> {
       trustProxy: values['trust-proxy'],
       metrics: values.metrics,
       ...(scoreMaxParams !== undefined ? { scoreMaxParams } : {}),
-      limits
+      limits,
+      peerLimits
     })
   } catch (err) {
     if (err instanceof DataDirLockedError) {

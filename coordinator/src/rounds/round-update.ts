@@ -40,12 +40,6 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, number: 
  */
 export const MAX_UPDATE_BYTES = MAX_CONTROL_MESSAGE_BYTES - 16 * 1024
 
-/**
- * Whether nodes should rebuild the base from this update rather than download it: only when its
- * reports together are smaller than the model (F32, 4 bytes a parameter) and its list fits in a
- * work unit. With many nodes neither holds (1,000 int8 reports are 250× the model, and their
- * list alone is 107 KiB: bench/scale.bench.ts), so each node downloads the one base instead.
- */
 /** Reports an update can list within MAX_UPDATE_BYTES (an entry is at most about 120 bytes of JSON). */
 export const MAX_UPDATE_REPORTS = Math.floor(MAX_UPDATE_BYTES / 120)
 
@@ -58,6 +52,12 @@ export function updateWorthSending (reports: number, bytes: number, paramCount: 
   return reports > 0 && reports <= MAX_UPDATE_REPORTS && bytes < 4 * paramCount
 }
 
+/**
+ * Whether nodes should rebuild the base from this update rather than download it: only when its
+ * reports together are smaller than the model (F32, 4 bytes a parameter) and its list fits in a
+ * work unit. With many nodes neither holds (1,000 int8 reports are 250× the model, and their
+ * list alone is 107 KiB: bench/scale.bench.ts), so each node downloads the one base instead.
+ */
 export function worthSending (update: RoundUpdate, paramCount: number): boolean {
   const reportBytes = update.reports.reduce((n, r) => n + r.bytes, 0)
   return reportBytes < 4 * paramCount && new TextEncoder().encode(JSON.stringify(update)).byteLength <= MAX_UPDATE_BYTES
