@@ -49,6 +49,15 @@ describe('errors a newcomer meets', () => {
     assert.equal(agent.process.child.exitCode, null, 'the first agent still runs')
   })
 
+  test('serve refuses a connection limit that is not a whole number of at least 1, and starts nothing', async () => {
+    for (const [flag, value] of [['--max-connections', '0'], ['--connections-per-ip', '2.5'], ['--connections-per-ip', 'many']]) {
+      const bad = await runCli(COORDINATOR, ['serve', '--data-dir', await tempDir('bad-limit'), '--http-port', '0', '--p2p-port', '0', flag!, value!])
+      assert.notEqual(bad.code, 0)
+      assert.match(bad.output, new RegExp(`${flag} must be a whole number of at least 1`))
+      assert.doesNotMatch(bad.output, /coordinator dashboard:/)
+    }
+  })
+
   test('ledger verify explains an unreachable coordinator and a malformed run id', async () => {
     const port = await closedPort()
     const unreachable = await runCli(COORDINATOR, ['ledger', 'verify', '--run', '3f2b6c1e-8d7a-4c55-9e61-0b2f4a9c7d13', '--from', `http://127.0.0.1:${port}/`])
