@@ -19,6 +19,7 @@ import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
 import { roundUpdate, updateWorthSending } from './round-update.ts'
+import { waitPollMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
 import type { ReportIntake } from './report-intake.ts'
@@ -329,7 +330,7 @@ export class RoundEngine implements WorkSource {
     if (unit === undefined) {
       const task = await scoring?.taskFor(node.id)
       if (task != null) return { kind: 'score', task }
-      return { kind: 'wait', retryAfterMs: 1000, reason: 'no work for this node now; it gets a unit when the next round opens' }
+      return { kind: 'wait', retryAfterMs: waitPollMs(this.#o.presence.onlineCount()), reason: 'no work for this node now; it gets a unit when the next round opens' }
     }
     const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
