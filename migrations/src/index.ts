@@ -14,6 +14,7 @@ import * as redundantUnits from './migrations/2026-12-04-0002-redundant-units.ts
 import * as reportSketches from './migrations/2026-12-04-0003-report-sketches.ts'
 import * as scoringTasks from './migrations/2026-12-04-0004-scoring-tasks.ts'
 import * as datasets from './migrations/2026-12-05-0001-datasets.ts'
+import * as overlappedRounds from './migrations/2026-12-05-0002-overlapped-rounds.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -30,7 +31,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04-0002-redundant-units': redundantUnits,
   '2026-12-04-0003-report-sketches': reportSketches,
   '2026-12-04-0004-scoring-tasks': scoringTasks,
-  '2026-12-05-0001-datasets': datasets
+  '2026-12-05-0001-datasets': datasets,
+  '2026-12-05-0002-overlapped-rounds': overlappedRounds
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

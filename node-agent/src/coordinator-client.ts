@@ -124,8 +124,8 @@ export class CoordinatorClient {
    * Asks for work (a unit to train, a report to score, or "wait"), first handing back
    * `decline`'s unit with its reason and answering the last scoring task with `scored`.
    */
-  async requestWork (decline?: UnitDecline, scored?: ScoreResult): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
-    const request = { type: 'work' as const, ...(decline !== undefined ? { decline } : {}), ...(scored !== undefined ? { scored } : {}) }
+  async requestWork (decline?: UnitDecline, scored?: ScoreResult, after?: string): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
+    const request = { type: 'work' as const, ...(decline !== undefined ? { decline } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}) }
     const reply = await this.#call(WORK_PROTOCOL, request, workResponseSchema)
     if (reply.kind === 'refused') throw new RefusedError(reply.code, reply.message)
     return reply

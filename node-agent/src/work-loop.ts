@@ -17,6 +17,7 @@ import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 import { readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
 import { momentumFor, rebuildBase, recordMomentum } from './base-rebuild.ts'
+import { startLookAhead } from './look-ahead.ts'
 
 export type AgentStatus = 'idle' | 'training' | 'uploading' | 'downloading'
 
@@ -153,6 +154,23 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
     if (r.end > shardTokens.get(r.shard)!.length) throw new ShardUnavailableError(`shard ${r.shard.slice(0, 12)} holds ${shardTokens.get(r.shard)!.length} tokens, fewer than the unit's range ${r.start}-${r.end} needs`)
   }
   const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
+  // Overlapped rounds: the next unit's base and shards arrive while this one trains.
+  const ahead = unit.overlap === undefined
+    ? undefined
+    : startLookAhead(o, unit, async (next) => {
+      await baseCheckpoint(o, next, `round ${next.round}`)
+      for (const r of next.ranges) await o.cache.get(r.shard, o.signal, r.url)
+    })
+  try {
+    await trainAndReport(o, unit, label, base, batches, checkpoint, rebuilt)
+  } finally {
+    await ahead?.stop()
+  }
+  o.setStatus('idle')
+}
+
+/** Trains the unit from `base`, then encodes, signs and sends its report. */
+async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string, base: Float32Array, batches: ReturnType<typeof createBatchSource>, checkpoint: Uint8Array, rebuilt: { reports: number, reportBytes: number } | null): Promise<void> {
   o.setStatus('training')
   const bar = new ProgressBar(process.stderr, `agent: ${label}`, { verbose: o.verbose === true })
   let tokensPerSecond = 0
@@ -213,5 +231,4 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
       await sleep(delay, o.signal)
     }
   }
-  o.setStatus('idle')
 }

@@ -4,6 +4,10 @@ import { z } from 'zod'
 /** Where a shard the coordinator does not hold can be fetched: plain HTTP(S), checked against its sha256 after. */
 export const shardUrlSchema = z.string().max(2000).regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL')
 
+/** How a run's rounds follow each other: one at a time, or overlapped with a one-step-delayed outer update. */
+export const OVERLAP_MODES = ['none', 'delayed'] as const
+export type OverlapMode = typeof OVERLAP_MODES[number]
+
 /** Inner (AdamW) and outer (Nesterov) hyperparameters of a run, with DiLoCo's usual defaults. */
 export const recipeSchema = z.object({
   innerSteps: z.number().int().min(1, 'at least 1 inner step').max(100_000).default(20),
@@ -99,12 +103,22 @@ export const runSpecSchema = z.object({
   fundingGoalUsd: z.number().nonnegative().optional(),
   license: z.string().trim().max(64).regex(LICENSE_ID, 'use a Hugging Face licence id such as apache-2.0, mit, cc-by-4.0 or other').default('apache-2.0'),
   retention: retentionSchema.default(retentionSchema.parse({})),
-  defences: defencesSchema.default(defencesSchema.parse({}))
+  defences: defencesSchema.default(defencesSchema.parse({})),
+  /**
+   * `delayed`: a node starts its next unit as soon as it has sent a report, from the base one
+   * outer step old, and the coordinator applies that unit's delta to the newer base (a
+   * one-step-delayed outer update; docs/overlap.md). Two rounds are open at a time.
+   */
+  overlap: z.enum(OVERLAP_MODES).default('none')
 }).strict()
   .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
   .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })
   // Each node adds its own error-feedback residual to a topk report, so two honest twins differ.
   .refine((s) => s.codec !== 'topk' || s.defences.redundancy === 0, { message: 'redundancy cannot check topk reports (each node adds its own error feedback); use int8 or turn redundancy off', path: ['defences', 'redundancy'] })
+
+  // Screening and redundancy judge a report against its round's base and neighbours; with two
+  // rounds open at once they would judge against the wrong ones.
+  .refine((s) => s.overlap === 'none' || (!s.defences.screening && s.defences.redundancy === 0), { message: 'overlapped rounds cannot be screened or doubled yet; turn screening and redundancy off, or overlap off', path: ['overlap'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
 export type Retention = z.infer<typeof retentionSchema>

@@ -2,7 +2,7 @@ import { CODEC_NAMES } from './codecs/index.ts'
 import { z } from 'zod'
 import { reportMetadataSchema } from './signed-report.ts'
 import { llamaConfigSchema } from './llama-config.ts'
-import { shardUrlSchema } from './run-spec.ts'
+import { OVERLAP_MODES, shardUrlSchema } from './run-spec.ts'
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256')
 
@@ -48,7 +48,17 @@ export type UnitDecline = z.infer<typeof unitDeclineSchema>
  * coordinator records the reason in the ledger, where the organizer sees it, and gives the
  * unit's tokens to other nodes.
  */
-export const workRequestSchema = z.object({ type: z.literal('work'), decline: unitDeclineSchema.optional(), scored: z.lazy(() => scoreResultSchema).optional() }).strict()
+export const workRequestSchema = z.object({
+  type: z.literal('work'),
+  decline: unitDeclineSchema.optional(),
+  scored: z.lazy(() => scoreResultSchema).optional(),
+  /**
+   * A look ahead: "I am still training this unit; which unit comes after it?" The answer is that
+   * unit (so its base and shards can be fetched while this one trains) or `wait`; nothing is
+   * declined, scored or handed out by asking.
+   */
+  after: z.string().uuid().optional()
+}).strict()
 
 /**
  * A scoring task: the held-out loss of the round's base weights, of base − Δ and of base + Δ
@@ -124,7 +134,12 @@ export const workUnitSchema = z.object({
    * When the run broadcasts updates: the outer momentum that goes with baseCheckpoint (a blob a
    * node fetches once, to follow the next rounds' updates), or null before the first outer step.
    */
-  momentum: sha256Hex.nullable().optional()
+  momentum: sha256Hex.nullable().optional(),
+  /**
+   * `delayed` when the run overlaps its rounds: this unit may start from the base one outer
+   * step old (the round before is still collecting), and its delta is applied to the newer one.
+   */
+  overlap: z.enum(OVERLAP_MODES).optional()
 })
 
 export const workResponseSchema = z.discriminatedUnion('kind', [

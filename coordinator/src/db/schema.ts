@@ -131,6 +131,8 @@ export interface RoundsTable {
   closed_at: NullableTimestamp
   close_reason: string | null
   result_checkpoint: string | null
+  /** the checkpoint the outer step started from (null before overlapped rounds: it was base_checkpoint) */
+  applied_to: string | null
   tokens: ColumnType<number, number | undefined, number>
   train_loss: number | null
   val_loss: number | null

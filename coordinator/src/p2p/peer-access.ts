@@ -32,7 +32,7 @@ export async function mayFetchBlob (db: Kysely<Database>, peerId: string, sha256
 
 /**
  * Whether the peer holds a unit of an open round whose base it may rebuild (round-update.ts)
- * with blob `sha256`: a report accepted in the round before, or the run's current momentum.
+ * with blob `sha256`: a report accepted in the round that made that base, or the run's current momentum.
  */
 export async function rebuildsWith (db: Kysely<Database>, peerId: string, sha256: string): Promise<boolean> {
   const row = await db.selectFrom('assignments as own')
@@ -49,7 +49,8 @@ export async function rebuildsWith (db: Kysely<Database>, peerId: string, sha256
         .innerJoin('rounds as prior_round', 'prior_round.id', 'prior.round_id')
         .select('prior.id')
         .whereRef('prior.run_id', '=', 'own.run_id')
-        .whereRef('prior_round.number', '=', sql<number>`own_round.number - 1`)
+        // The round whose checkpoint is the unit's base (round-update.ts).
+        .whereRef('prior_round.result_checkpoint', '=', 'own_round.base_checkpoint')
         .where('prior_round.status', '=', 'closed').where('prior.status', '=', 'accepted')
         .where('prior.report_blob', '=', sha256))
     ]))

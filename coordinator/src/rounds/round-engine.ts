@@ -1,9 +1,9 @@
 import { sql } from 'kysely'
-import type { Kysely } from 'kysely'
+import type { Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
 import { encodedByteLength } from '@barnraise/protocol'
 import type { RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
-import type { Database, DataCursor } from '../db/schema.ts'
+import type { Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { Logger } from '../log.ts'
@@ -17,7 +17,7 @@ import type { NodeScoring } from './node-scoring.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { aggregationRule, broadcastsUpdates, defencesOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
+import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
 import { roundUpdate, updateWorthSending } from './round-update.ts'
 import { waitPollMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
@@ -50,6 +50,9 @@ export interface RoundEngineOptions {
  * checkpoints, the run's cursor), so a restarted coordinator picks up where it stopped: the
  * open round continues and its running sum is rebuilt from the accepted reports on disk.
  */
+/** Open rounds whose update the engine keeps worked out (two per overlapped run). */
+const MAX_CACHED_UPDATES = 64
+
 export class RoundEngine implements WorkSource {
   readonly #o: Required<Omit<RoundEngineOptions, 'scoring'>> & Pick<RoundEngineOptions, 'scoring'>
   readonly #locks: RunLocks
@@ -57,8 +60,8 @@ export class RoundEngine implements WorkSource {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
-  /** Each run's latest round update, worked out once per round rather than once per node. */
-  readonly #updates = new Map<string, { number: number, update: RoundUpdate | undefined, offerMomentum: boolean }>()
+  /** Open rounds' updates, worked out once per round rather than once per node (the newest few kept). */
+  readonly #updates = new Map<string, { update: RoundUpdate | undefined, offerMomentum: boolean }>()
 
   constructor (options: RoundEngineOptions) {
     this.#o = { tickMs: 500, onRoundEnded: () => {}, ...options }
@@ -104,23 +107,55 @@ export class RoundEngine implements WorkSource {
     }
   }
 
+  /**
+   * Takes as many steps as are due for one run (close a round, open the next, open the one after
+   * when rounds overlap), so a closed round's successor opens without waiting for a tick.
+   */
   async #advance (runId: string): Promise<void> {
+    for (let step = 0; step < 3 && !this.#stopped; step++) {
+      if (!await this.#step(runId)) return
+    }
+  }
+
+  /** One transition of a run's rounds; false when nothing was due. */
+  async #step (runId: string): Promise<boolean> {
     const { db } = this.#o
     const run = await db.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirstOrThrow()
-    if (run.status !== 'running') return
+    if (run.status !== 'running') return false
     const spec = await this.#cache.spec(runId)
     if (runIsDone(spec, { rounds: run.current_round, tokens: run.tokens_seen })) {
       await db.updateTable('runs').set({ status: 'completed', updated_at: new Date() }).where('id', '=', runId).execute()
       this.#o.log.info('run completed', { runId, rounds: run.current_round, tokens: run.tokens_seen })
       this.#o.changes.publish('runs', runId)
-      return
+      return false
     }
-    const round = await db.selectFrom('rounds').selectAll().where('run_id', '=', runId).where('status', '=', 'open').executeTakeFirst()
-    if (round === undefined) {
+    const open = await db.selectFrom('rounds').selectAll().where('run_id', '=', runId).where('status', '=', 'open').orderBy('number').execute()
+    const oldest = open[0]
+    if (oldest === undefined) {
       if (run.current_round === 0) await this.#evaluateInitial(runId, run.latest_checkpoint!)
-      await this.#openRound(runId, run.current_round + 1, run.latest_checkpoint!, run.data_cursor, spec)
-      return
+      return await this.#openRound(runId, run.current_round + 1, run.latest_checkpoint!, run.data_cursor, spec, new Date(Date.now() + spec.roundDeadlineSeconds * 1000))
     }
+    // Only the oldest open round can close: a newer one's outer step needs the checkpoint it makes.
+    if (await this.#settle(runId, oldest, run.current_round)) return true
+    if (overlapOf(spec) === 'none' || open.length > 1 || !await this.#worthAnotherRound(spec, run.tokens_seen, oldest.id, oldest.number)) return false
+    // The next round trains from the base the oldest one trained from and is applied to the
+    // checkpoint the oldest one makes; its units start as soon as each node reports its current one.
+    const deadline = new Date(Math.max(Date.now(), oldest.deadline_at.getTime()) + spec.roundDeadlineSeconds * 1000)
+    return await this.#openRound(runId, oldest.number + 1, run.latest_checkpoint!, run.data_cursor, spec, deadline)
+  }
+
+  /** Whether a round after the open round `number` would still count toward the run's goal. */
+  async #worthAnotherRound (spec: StoredRunSpec, tokensSeen: number, roundId: string, number: number): Promise<boolean> {
+    if (spec.rounds !== undefined && number >= spec.rounds) return false
+    if (spec.tokenTarget === undefined) return true
+    const planned = await this.#o.db.selectFrom('assignments').select((eb) => eb.fn.sum<number>('tokens').as('tokens'))
+      .where('round_id', '=', roundId).where('twin_of', 'is', null).executeTakeFirstOrThrow()
+    return tokensSeen + Number(planned.tokens ?? 0) < spec.tokenTarget
+  }
+
+  /** Closes (or abandons) the open round when all its units are in or its deadline passed; true when it did. */
+  async #settle (runId: string, round: Selectable<RoundsTable>, currentRound: number): Promise<boolean> {
+    const { db } = this.#o
     const acc = await this.#cache.accumulator(runId, round.id)
     const counts = await db.selectFrom('assignments').select(['status']).select((eb) => eb.fn.countAll<number>().as('n'))
       .where('round_id', '=', round.id).groupBy('status').execute()
@@ -130,25 +165,27 @@ export class RoundEngine implements WorkSource {
     if (n('assigned') === 0 && scoringOut === 0 && acc.reports + n('held') > 0) {
       // A held report whose twin was refused or never came is folded alone.
       await this.#o.intake.settleHeld(runId, round.id)
-      await this.#closeRound(runId, round.id, round.number, run.current_round, 'all work units reported')
-    } else if (Date.now() >= round.deadline_at.getTime()) {
-      await scoring?.expire(round.id)
-      await this.#o.intake.settleHeld(runId, round.id)
-      if (acc.reports > 0) {
-        await this.#closeRound(runId, round.id, round.number, run.current_round, `deadline: ${acc.reports} of ${acc.reports + n('assigned') + n('refused')} units reported`)
-      } else {
-        await db.transaction().execute(async (trx) => {
-          await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
-            .where('round_id', '=', round.id).where('status', '=', 'assigned').execute()
-          await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'no accepted report before the deadline' })
-            .where('id', '=', round.id).execute()
-        })
-        this.#cache.dropRound(runId)
-        this.#o.log.warn('round abandoned', { runId, round: round.number })
-        this.#o.onRoundEnded('abandoned')
-        this.#o.changes.publish('runs', runId)
-      }
+      await this.#closeRound(runId, round.id, round.number, currentRound, 'all work units reported')
+      return true
     }
+    if (Date.now() < round.deadline_at.getTime()) return false
+    await scoring?.expire(round.id)
+    await this.#o.intake.settleHeld(runId, round.id)
+    if (acc.reports > 0) {
+      await this.#closeRound(runId, round.id, round.number, currentRound, `deadline: ${acc.reports} of ${acc.reports + n('assigned') + n('refused')} units reported`)
+      return true
+    }
+    await db.transaction().execute(async (trx) => {
+      await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
+        .where('round_id', '=', round.id).where('status', '=', 'assigned').execute()
+      await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'no accepted report before the deadline' })
+        .where('id', '=', round.id).execute()
+    })
+    this.#cache.dropRound(runId, round.id)
+    this.#o.log.warn('round abandoned', { runId, round: round.number })
+    this.#o.onRoundEnded('abandoned')
+    this.#o.changes.publish('runs', runId)
+    return true
   }
 
   /** Gives the initial checkpoint its validation loss, the curve's first point. */
@@ -168,13 +205,12 @@ export class RoundEngine implements WorkSource {
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
 
-  async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec): Promise<void> {
+  async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec, deadline: Date): Promise<boolean> {
     const nodes = (await this.#eligibleNodes(runId)).slice(0, spec.maxNodes)
-    if (nodes.length < spec.minNodes) return
+    if (nodes.length < spec.minNodes) return false
     const { recipe } = spec
     const window = recipe.seqLen + 1
     const unitTokens = recipe.innerSteps * recipe.batchSize * window
-    const deadline = new Date(Date.now() + spec.roundDeadlineSeconds * 1000)
     const opened = await this.#o.db.transaction().execute(async (trx) => {
       const round = await trx.insertInto('rounds').values({ run_id: runId, number, status: 'open', base_checkpoint: baseCheckpoint, deadline_at: deadline })
         .returning('id').executeTakeFirstOrThrow()
@@ -220,6 +256,7 @@ export class RoundEngine implements WorkSource {
     await this.#cache.openRound(runId, opened.id, number)
     this.#o.log.info('round opened', { runId, round: number, nodes: nodes.length, deadline: deadline.toISOString() })
     this.#o.changes.publish('runs', runId)
+    return true
   }
 
   async #closeRound (runId: string, roundId: string, number: number, currentRound: number, reason: string): Promise<void> {
@@ -238,13 +275,22 @@ export class RoundEngine implements WorkSource {
     const outerState = await storeBlob(db, blobs, writeMomentum(newMomentum), 'optimizer', { runId, round: number })
     const tokensSeen = run.tokens_seen + acc.tokens
     const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
+    const overlapped = overlapOf(spec) !== 'none'
     const reportBlobs = await db.transaction().execute(async (trx) => {
       await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
         .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
       await trx.updateTable('rounds').set({
-        status: 'closed', closed_at: new Date(), close_reason: reason, result_checkpoint: checkpoint,
+        status: 'closed', closed_at: new Date(), close_reason: reason, result_checkpoint: checkpoint, applied_to: run.latest_checkpoint,
         tokens: acc.tokens, train_loss: acc.trainLoss(), val_loss: valLoss
       }).where('id', '=', roundId).execute()
+      if (done) {
+        // An overlapped run can reach its goal with its next round already training: that round ends here.
+        const later = trx.selectFrom('rounds').select('id').where('run_id', '=', runId).where('status', '=', 'open').where('id', '!=', roundId)
+        await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
+          .where('round_id', 'in', later).where('status', 'in', ['assigned', 'held']).execute()
+        await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'the run reached its goal' })
+          .where('run_id', '=', runId).where('status', '=', 'open').where('id', '!=', roundId).execute()
+      }
       await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss })
         .onConflict((oc) => oc.column('sha256').doNothing()).execute()
       await trx.updateTable('runs').set({
@@ -258,11 +304,14 @@ export class RoundEngine implements WorkSource {
       // where they are worth fetching: nodes rebuild the next base from them (round-update.ts).
       const keepThisRound = broadcastsUpdates(defences) && !done &&
         updateWorthSending(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount)
+      // Overlapped, the round after next is built on this round's checkpoint, so the round before
+      // this one (kept at its own close if worth it) is still being rebuilt from until now.
+      const keptBefore = overlapped && !done ? number - 1 : number
       return await trx.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
         .innerJoin('blobs', (j) => j.onRef('blobs.sha256', '=', 'assignments.report_blob').on('blobs.kind', '=', 'report'))
         .select('assignments.report_blob').distinct()
         .where('assignments.run_id', '=', runId)
-        .where((eb) => keepThisRound ? eb('rounds.number', '<', number) : eb('rounds.number', '<=', number))
+        .where((eb) => eb.or([eb('rounds.number', '<', keptBefore), ...(keepThisRound ? [] : [eb('rounds.number', '=', number)])]))
         // The same bytes can be another unit's report still in use (in an open round of any run,
         // or in the round kept for the next update): those stay.
         .where(({ not, exists, selectFrom }) => not(exists(selectFrom('assignments as other')
@@ -271,13 +320,14 @@ export class RoundEngine implements WorkSource {
           .whereRef('other.report_blob', '=', 'assignments.report_blob')
           .where((o) => o.or([
             o('other_round.status', '=', 'open'),
-            ...(keepThisRound ? [o.and([o('other_round.run_id', '=', runId), o('other_round.number', '=', number)])] : [])
+            ...(keepThisRound ? [o.and([o('other_round.run_id', '=', runId), o('other_round.number', '=', number)])] : []),
+            ...(keptBefore < number ? [o.and([o('other_round.run_id', '=', runId), o('other_round.number', '>=', keptBefore), o('other_round.number', '<', number)])] : [])
           ])))))
         .where('rounds.status', '!=', 'open').execute()
     })
     // Counted as soon as it is committed (the run may read as completed from here on).
     this.#o.onRoundEnded('closed')
-    await this.#cache.advanceBase(runId, checkpoint, theta)
+    await this.#cache.advanceBase(runId, roundId, checkpoint, theta)
     // Folded into a checkpoint and no longer needed for a node to rebuild a base from.
     for (const r of reportBlobs) {
       await blobs.delete(r.report_blob!)
@@ -289,27 +339,33 @@ export class RoundEngine implements WorkSource {
   }
 
   /**
-   * Round `number`'s update for its units, and whether to offer the momentum: only where this
-   * round's own reports, all of them in, would be worth fetching instead of the next model (a
-   * node would otherwise download a second model-sized blob for nothing).
+   * The update that made the units' base of round `roundId`, and whether to offer the momentum:
+   * only where this round's own reports, all of them in, would be worth fetching instead of the
+   * next model (a node would otherwise download a second model-sized blob for nothing).
    */
-  async #roundUpdate (runId: string, roundId: string, number: number, spec: StoredRunSpec): Promise<{ update: RoundUpdate | undefined, offerMomentum: boolean }> {
-    const cached = this.#updates.get(runId)
-    if (cached?.number === number) return cached
-    const update = await roundUpdate(this.#o.db, runId, number, spec)
+  async #roundUpdate (runId: string, roundId: string, base: string, spec: StoredRunSpec): Promise<{ update: RoundUpdate | undefined, offerMomentum: boolean }> {
+    const cached = this.#updates.get(roundId)
+    if (cached !== undefined) return cached
+    const update = await roundUpdate(this.#o.db, runId, base, spec)
     const units = await this.#o.db.selectFrom('assignments').select((eb) => eb.fn.countAll<number>().as('n')).where('round_id', '=', roundId).executeTakeFirstOrThrow()
     const n = Number(units.n)
-    const entry = { number, update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount) }
-    this.#updates.set(runId, entry)
+    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount) }
+    this.#updates.set(roundId, entry)
+    if (this.#updates.size > MAX_CACHED_UPDATES) this.#updates.delete(this.#updates.keys().next().value!)
     return entry
   }
 
-  /** Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded first (see ReportIntake.decline). */
-  async workFor (peerId: string, decline?: UnitDecline, scored?: ScoreResult): Promise<WorkResponse> {
+  /**
+   * Work for an idle node: its unit in the open round, or "wait". A declined unit is recorded
+   * first (see ReportIntake.decline). With `after`, a look ahead for a node still training unit
+   * `after`: the unit that follows it, or "wait"; nothing else happens.
+   */
+  async workFor (peerId: string, decline?: UnitDecline, scored?: ScoreResult, after?: string): Promise<WorkResponse> {
     const { db } = this.#o
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
+    if (after !== undefined) return await this.#unitFor(node.id, after) ?? { kind: 'wait', retryAfterMs: waitPollMs(this.#o.presence.onlineCount()), reason: 'no unit after this one yet' }
     if (decline !== undefined) await this.#o.intake.decline(peerId, decline)
     const scoring = this.#o.scoring
     if (scored !== undefined && scoring !== undefined) {
@@ -320,21 +376,31 @@ export class RoundEngine implements WorkSource {
         this.nudge()
       }
     }
-    const unit = await db.selectFrom('assignments')
-      .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .innerJoin('runs', 'runs.id', 'assignments.run_id')
-      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state'])
-      .where('assignments.node_id', '=', node.id).where('assignments.status', '=', 'assigned')
-      .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
-      .orderBy('assignments.created_at').executeTakeFirst()
+    const unit = await this.#unitFor(node.id)
     if (unit === undefined) {
       const task = await scoring?.taskFor(node.id)
       if (task != null) return { kind: 'score', task }
       return { kind: 'wait', retryAfterMs: waitPollMs(this.#o.presence.onlineCount()), reason: 'no work for this node now; it gets a unit when the next round opens' }
     }
+    return unit
+  }
+
+  /** The node's oldest unit still to train in an open round (other than `besides`), as the work reply carries it. */
+  async #unitFor (nodeId: string, besides?: string): Promise<WorkResponse | undefined> {
+    const { db } = this.#o
+    const unit = await db.selectFrom('assignments')
+      .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .innerJoin('runs', 'runs.id', 'assignments.run_id')
+      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state', 'runs.latest_checkpoint'])
+      .where('assignments.node_id', '=', nodeId).where('assignments.status', '=', 'assigned')
+      .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
+      .$if(besides !== undefined, (q) => q.where('assignments.id', '!=', besides!))
+      .orderBy('assignments.created_at').executeTakeFirst()
+    if (unit === undefined) return undefined
     const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
-    const { update, offerMomentum } = broadcastsUpdates(defencesOf(spec)) ? await this.#roundUpdate(unit.run_id, unit.round_id, unit.number, spec) : { update: undefined, offerMomentum: false }
+    const { update, offerMomentum } = broadcastsUpdates(defencesOf(spec)) ? await this.#roundUpdate(unit.run_id, unit.round_id, unit.base_checkpoint, spec) : { update: undefined, offerMomentum: false }
+    const overlap = overlapOf(spec)
     return {
       kind: 'unit',
       unit: {
@@ -356,8 +422,10 @@ export class RoundEngine implements WorkSource {
         deadline: unit.deadline_at.toISOString(),
         scheduleOffset: (unit.number - 1) * recipe.innerSteps,
         totalInnerSteps: plannedRounds(spec) * recipe.innerSteps,
-        ...(offerMomentum ? { momentum: unit.outer_state } : {}),
-        ...(update !== undefined ? { update } : {})
+        // The run's momentum goes with its latest checkpoint only; an overlapped unit may train from the one before.
+        ...(offerMomentum && unit.latest_checkpoint === unit.base_checkpoint ? { momentum: unit.outer_state } : {}),
+        ...(update !== undefined ? { update } : {}),
+        ...(overlap !== 'none' ? { overlap } : {})
       }
     }
   }

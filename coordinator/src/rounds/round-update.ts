@@ -1,5 +1,6 @@
-// What a node needs to rebuild a round's base itself (protocol's roundUpdateSchema): the
-// previous round's base and its accepted reports in the order they were folded.
+// What a node needs to rebuild a unit's base itself (protocol's roundUpdateSchema): the
+// checkpoint the round that made the base was applied to, and that round's accepted reports in
+// the order they were folded.
 import type { Kysely } from 'kysely'
 import { MAX_CONTROL_MESSAGE_BYTES } from '@barnraise/protocol'
 import type { RoundUpdate } from '@barnraise/protocol'
@@ -7,14 +8,14 @@ import type { Database } from '../db/schema.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 
 /**
- * The update that turned round `number − 1`'s base into round `number`'s, or undefined when a
- * node must download the base: the first round, a report of the previous round is gone, or the
- * update is not worth sending (`worthSending`).
+ * The update that made checkpoint `base` (a unit's base) from the one before it, or undefined
+ * when a node must download the base: the initial checkpoint, a report of that round is gone,
+ * or the update is not worth sending (`worthSending`). In a run without overlap that round is
+ * the one before the unit's; with overlap it is two before, applied to the checkpoint in between.
  */
-export async function roundUpdate (db: Kysely<Database>, runId: string, number: number, spec: StoredRunSpec): Promise<RoundUpdate | undefined> {
-  if (number < 2) return undefined
-  const previous = await db.selectFrom('rounds').select(['id', 'base_checkpoint'])
-    .where('run_id', '=', runId).where('number', '=', number - 1).where('status', '=', 'closed').executeTakeFirst()
+export async function roundUpdate (db: Kysely<Database>, runId: string, base: string, spec: StoredRunSpec): Promise<RoundUpdate | undefined> {
+  const previous = await db.selectFrom('rounds').select(['id', 'base_checkpoint', 'applied_to'])
+    .where('run_id', '=', runId).where('result_checkpoint', '=', base).where('status', '=', 'closed').executeTakeFirst()
   if (previous === undefined) return undefined
   const accepted = await db.selectFrom('assignments')
     .innerJoin('ledger', (j) => j.onRef('ledger.assignment_id', '=', 'assignments.id').on('ledger.outcome', '=', 'accepted'))
@@ -26,7 +27,8 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, number: 
   // A partial list would rebuild a different base.
   if (accepted.length === 0 || accepted.some((r) => r.report_blob === null || r.size === null)) return undefined
   const update = {
-    from: previous.base_checkpoint,
+    // Rounds closed before `applied_to` existed were applied to their own base.
+    from: previous.applied_to ?? previous.base_checkpoint,
     reports: accepted.map((r) => ({ sha256: r.report_blob!, tokens: r.tokens, bytes: r.size! })),
     outerLr: spec.recipe.outerLr,
     outerMomentum: spec.recipe.outerMomentum

@@ -17,8 +17,8 @@ interface LoadedRun {
   /** The weights of the checkpoint the open (or next) round starts from. */
   base?: { sha: string, flat: Float32Array }
   validation?: Uint8Array | Int32Array
-  /** The open round's running sum; undefined between rounds. */
-  acc?: RoundAccumulator
+  /** Each open round's running sum (two at once when the run overlaps its rounds). */
+  readonly accs: Map<string, RoundAccumulator>
   /** Screening state (when the run screens): sketches and reference values of accepted reports. */
   screen?: { roundId: string, screen: ReportScreen }
   /** Held-out scoring loss of the base weights, per base checkpoint. */
@@ -87,14 +87,15 @@ export class RunCache {
   /** The open round's running sum, rebuilt from accepted reports on disk after a restart. */
   async accumulator (runId: string, roundId: string): Promise<RoundAccumulator> {
     const loaded = await this.#load(runId)
-    if (loaded.acc?.roundId === roundId) return loaded.acc
+    const held = loaded.accs.get(roundId)
+    if (held !== undefined) return held
     const acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)))
     let reports = 0
     for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
       acc.fold(r.delta, r.tokens, r.finalLoss)
       reports++
     }
-    loaded.acc = acc
+    loaded.accs.set(roundId, acc)
     if (reports > 0) this.#d.log.info('round sum rebuilt from disk', { roundId, reports })
     return acc
   }
@@ -197,28 +198,27 @@ export class RunCache {
   /** A round was opened: its running sum starts empty. */
   async openRound (runId: string, roundId: string, number: number): Promise<void> {
     const loaded = await this.#load(runId)
-    loaded.acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)))
+    loaded.accs.set(roundId, new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec))))
     if (defencesOf(loaded.spec).screening) await this.screen(runId, roundId, number)
   }
 
-  /** A round closed into checkpoint `sha`: those weights are the next base, and no round is open. */
-  async advanceBase (runId: string, sha: string, flat: Float32Array): Promise<void> {
+  /** Round `roundId` closed into checkpoint `sha`: those weights are the next base, and its sum is done. */
+  async advanceBase (runId: string, roundId: string, sha: string, flat: Float32Array): Promise<void> {
     const loaded = await this.#load(runId)
     loaded.base = { sha, flat }
-    loaded.acc = undefined
+    loaded.accs.delete(roundId)
   }
 
-  /** A round was abandoned with nothing accepted: no round is open, the base stays. */
-  dropRound (runId: string): void {
-    const loaded = this.#loaded.get(runId)
-    if (loaded !== undefined) loaded.acc = undefined
+  /** Round `roundId` was abandoned with nothing accepted: its sum goes, the base stays. */
+  dropRound (runId: string, roundId: string): void {
+    this.#loaded.get(runId)?.accs.delete(roundId)
   }
 
   async #load (runId: string): Promise<LoadedRun> {
     let loaded = this.#loaded.get(runId)
     if (loaded === undefined) {
       const row = await this.#d.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
-      loaded = { spec: row.spec }
+      loaded = { spec: row.spec, accs: new Map() }
       this.#loaded.set(runId, loaded)
     }
     return loaded

@@ -1,4 +1,4 @@
-import type { Defences } from '@barnraise/protocol'
+import type { Defences, OverlapMode } from '@barnraise/protocol'
 import type { AggregationRule } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
 
@@ -67,4 +67,9 @@ export const SCORING_MAX_PARAMS = 1_000_000
 /** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */
 export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSize: number, seqLen: number } {
   return { batches: 1, batchSize: Math.min(8, spec.recipe.batchSize * 2), seqLen: spec.recipe.seqLen }
+}
+
+/** How a run's rounds follow each other; runs from before the setting do not overlap. */
+export function overlapOf (spec: StoredRunSpec): OverlapMode {
+  return spec.overlap ?? 'none'
 }

@@ -72,6 +72,10 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
         closedAt: r.closed_at?.toISOString() ?? null,
         durationSeconds: r.closed_at === null ? null : (r.closed_at.getTime() - r.opened_at.getTime()) / 1000,
         closeReason: r.close_reason,
+        /** the checkpoint its units trained from */
+        baseCheckpoint: r.base_checkpoint,
+        /** the checkpoint its outer step was applied to: its base, or in an overlapped run the one after */
+        appliedTo: r.applied_to ?? (r.status === 'closed' ? r.base_checkpoint : null),
         tokens: r.tokens,
         trainLoss: r.train_loss,
         valLoss: r.val_loss,

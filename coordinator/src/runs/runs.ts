@@ -32,9 +32,9 @@ export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
 
 /**
  * A resolved spec as a `runs.spec` row holds it: rows written before `license`, `retention` and
- * `defences` existed lack them (readers fall back to the defaults).
+ * `defences` (or `overlap`) existed lack them (readers fall back to the defaults).
  */
-export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex'>>
+export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex' | 'overlap'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex' | 'overlap'>>
 
 /** Thrown with one message per bad field, so a form or CLI can show each. */
 export class RunSpecError extends CoordinatorError {

@@ -53,6 +53,7 @@ export interface SpecForm {
   screening: boolean
   /** percent of each round's units also handed to a second node (redundancy checks) */
   redundancyPercent: string
+  overlap: 'none' | 'delayed'
 }
 
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
@@ -84,7 +85,8 @@ export function initialForm (): SpecForm {
     license: d.license,
     aggregation: d.defences.aggregation,
     screening: d.defences.screening,
-    redundancyPercent: String(d.defences.redundancy * 100)
+    redundancyPercent: String(d.defences.redundancy * 100),
+    overlap: d.overlap
   }
 }
 
@@ -119,7 +121,8 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null, token
     seed: required(form.seed),
     retention: { keepEvery: required(form.keepEvery) },
     license: form.license,
-    defences: { aggregation: form.aggregation, screening: form.screening, redundancy: required(form.redundancyPercent) / 100 }
+    defences: { aggregation: form.aggregation, screening: form.screening, redundancy: required(form.redundancyPercent) / 100 },
+    overlap: form.overlap
   }
   if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
   else spec.tokenTarget = required(form.tokenTarget)

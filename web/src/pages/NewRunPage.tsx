@@ -371,6 +371,12 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                   <option value='topk'>topk (sparse, 4-bit, error feedback)</option>
                 </select>
               </Field>
+              <Field id={fieldId('overlap')} label='Rounds' hint='overlapped: a node starts its next unit as soon as it reports, from the base one outer step old, so it never waits for the round to close (no screening or redundancy yet)' field='overlap' error={errorFor('overlap')}>
+                <select id={fieldId('overlap')} className='input' value={form.overlap} onChange={(e) => { update({ overlap: e.target.value as SpecForm['overlap'] }, 'overlap') }} data-testid='overlap'>
+                  <option value='none'>one at a time</option>
+                  <option value='delayed'>overlapped (one-step-delayed outer update)</option>
+                </select>
+              </Field>
               <NumberInput path='evalBatches' label='Evaluation batches' hint='held-out batches per checkpoint' value={form.evalBatches} onChange={(v) => { update({ evalBatches: v }, 'evalBatches') }} error={errorFor('evalBatches')} />
               <NumberInput path='seed' label='Seed' hint='initial weights' value={form.seed} onChange={(v) => { update({ seed: v }, 'seed') }} error={errorFor('seed')} />
               <NumberInput path='retention.keepEvery' label='Keep every Nth checkpoint' hint='round 0, every Nth round and the latest keep their weights; the rest are deleted as the run goes (1 keeps all)' value={form.keepEvery} onChange={(v) => { update({ keepEvery: v }, 'retention.keepEvery') }} error={errorFor('retention.keepEvery')} />
@@ -455,7 +461,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {
