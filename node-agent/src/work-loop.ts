@@ -52,10 +52,20 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   let scored: ScoreResult | undefined
   // Each run's base of the last unit: replaced by the next one, so it leaves the cache then.
   const bases = new Map<string, string>()
+  // An overlapped unit's report still uploading while the next unit trains (one at a time).
+  let uploading: Upload | undefined
   while (!o.signal.aborted) {
-    const reply = await o.client.requestWork(decline, scored)
+    // While a report uploads its unit is still this node's: ask for the one after it. A decline
+    // or a score travels on a plain request, so those wait for the upload.
+    if (uploading !== undefined && (decline !== undefined || scored !== undefined)) { await uploading.done; uploading = undefined }
+    const reply = await o.client.requestWork(decline, scored, uploading?.assignmentId)
     decline = undefined
     scored = undefined
+    if (reply.kind === 'wait' && uploading !== undefined) {
+      await uploading.done
+      uploading = undefined
+      continue
+    }
     if (reply.kind === 'wait') {
       if (waitingSaid !== reply.reason) { o.say(`agent: waiting for work (${reply.reason})`); waitingSaid = reply.reason }
       if (!await sleep(reply.retryAfterMs, o.signal)) return
@@ -88,7 +98,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const refusal = await o.executor.check?.(unit)
       if (refusal !== undefined) throw refusal
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
-      await runUnit(o, unit, bases)
+      uploading = await runUnit(o, unit, bases, uploading)
     } catch (err) {
       const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
       if (!refusable || o.signal.aborted) throw err
@@ -136,7 +146,14 @@ async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string
   return { bytes, rebuilt: null }
 }
 
-async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, string>): Promise<void> {
+/** A report on its way while the node trains on; `done` settles with the upload (its failure included). */
+interface Upload { assignmentId: string, done: Promise<void> }
+
+/**
+ * Fetches, trains and reports one unit. An overlapped unit's report uploads while the next unit
+ * trains: it is returned instead of awaited. `pending` is such an upload, still under way.
+ */
+async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, string>, pending: Upload | undefined): Promise<Upload | undefined> {
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
@@ -161,16 +178,22 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
       await baseCheckpoint(o, next, `round ${next.round}`)
       for (const r of next.ranges) await o.cache.get(r.shard, o.signal, r.url)
     })
+  let upload: Upload | undefined
   try {
-    await trainAndReport(o, unit, label, base, batches, checkpoint, rebuilt)
+    upload = await trainAndReport(o, unit, label, base, batches, checkpoint, rebuilt, pending)
   } finally {
     await ahead?.stop()
   }
   o.setStatus('idle')
+  return upload
 }
 
-/** Trains the unit from `base`, then encodes, signs and sends its report. */
-async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string, base: Float32Array, batches: ReturnType<typeof createBatchSource>, checkpoint: Uint8Array, rebuilt: { reports: number, reportBytes: number } | null): Promise<void> {
+/**
+ * Trains the unit from `base`, then encodes, signs and sends its report: awaited, or for an
+ * overlapped unit returned as an Upload. `previous` must land first (its verdict decides the
+ * error-feedback residual this report adds).
+ */
+async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string, base: Float32Array, batches: ReturnType<typeof createBatchSource>, checkpoint: Uint8Array, rebuilt: { reports: number, reportBytes: number } | null, previous: Upload | undefined): Promise<Upload | undefined> {
   o.setStatus('training')
   const bar = new ProgressBar(process.stderr, `agent: ${label}`, { verbose: o.verbose === true })
   let tokensPerSecond = 0
@@ -191,6 +214,7 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
   for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!
   // A sparse codec sends part of Δ; what it dropped last time rides along this time.
   const runDir = join(o.dataDir, 'runs', unit.runId)
+  await previous?.done
   const feedback = usesErrorFeedback(unit.codec) ? await readResidual(runDir, delta.length) : null
   if (feedback?.note != null) o.say(`agent: ${unit.runName} ${label}: ${feedback.note}`)
   if (feedback != null) for (let i = 0; i < delta.length; i++) delta[i]! += feedback.residual[i]!
@@ -209,26 +233,36 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
     executor: result.executor
   }
   const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')
-  o.setStatus('uploading')
-  // Reports are idempotent per work unit, so resending after a network error is safe.
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
-      // Only what was folded was sent: a held report may still be refused (node scoring).
-      if (feedback != null && verdict.ok && verdict.outcome === 'accepted') await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
-      o.metrics?.verdict(verdict.ok ? verdict.outcome : 'refused', verdict.ok ? null : verdict.code)
-      const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
-      const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
-      const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
-      const base = rebuilt === null ? '' : `; base rebuilt from ${rebuilt.reports} report${rebuilt.reports === 1 ? '' : 's'} (${(rebuilt.reportBytes / 1024).toFixed(0)} KiB instead of a ${(checkpoint.byteLength / 1024).toFixed(0)} KiB model)`
-      if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})${base}`)
-      else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
-      break
-    } catch (err) {
-      if (!isRetryable(err) || attempt >= 4 || o.signal.aborted) throw err
-      const delay = backoffDelay(attempt)
-      o.say(`agent: ${label} report upload failed (${(err as Error).message}); retrying in ${(delay / 1000).toFixed(1)} s`)
-      await sleep(delay, o.signal)
+  const send = async (): Promise<void> => {
+    o.setStatus('uploading')
+    // Reports are idempotent per work unit, so resending after a network error is safe.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
+        // Only what was folded was sent: a held report may still be refused (node scoring).
+        if (feedback != null && verdict.ok && verdict.outcome === 'accepted') await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
+        o.metrics?.verdict(verdict.ok ? verdict.outcome : 'refused', verdict.ok ? null : verdict.code)
+        const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
+        const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
+        const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
+        const base = rebuilt === null ? '' : `; base rebuilt from ${rebuilt.reports} report${rebuilt.reports === 1 ? '' : 's'} (${(rebuilt.reportBytes / 1024).toFixed(0)} KiB instead of a ${(checkpoint.byteLength / 1024).toFixed(0)} KiB model)`
+        if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})${base}`)
+        else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
+        break
+      } catch (err) {
+        if (!isRetryable(err) || attempt >= 4 || o.signal.aborted) throw err
+        const delay = backoffDelay(attempt)
+        o.say(`agent: ${label} report upload failed (${(err as Error).message}); retrying in ${(delay / 1000).toFixed(1)} s`)
+        await sleep(delay, o.signal)
+      }
     }
   }
+  if (unit.overlap === undefined) {
+    await send()
+    return undefined
+  }
+  const done = send()
+  // Handled where it is awaited (before the next report or request); never an unhandled rejection meanwhile.
+  done.catch(() => {})
+  return { assignmentId: unit.assignmentId, done }
 }
