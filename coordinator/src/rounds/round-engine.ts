@@ -19,7 +19,7 @@ import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
 import { roundUpdate, updateWorthSending } from './round-update.ts'
-import { waitPollMs } from './wait-poll.ts'
+import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
 import type { ReportIntake } from './report-intake.ts'
@@ -60,6 +60,8 @@ export class RoundEngine implements WorkSource {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
+  /** Work requests held until a round opens (or their hold ends): each wakes its request. */
+  readonly #held = new Set<() => void>()
   /** Open rounds' updates, worked out once per round rather than once per node (the newest few kept). */
   readonly #updates = new Map<string, { update: RoundUpdate | undefined, offerMomentum: boolean }>()
 
@@ -87,6 +89,7 @@ export class RoundEngine implements WorkSource {
 
   async stop (): Promise<void> {
     this.#stopped = true
+    this.#wakeHeld()
     clearTimeout(this.#timer)
     await this.#ticking
   }
@@ -254,6 +257,7 @@ export class RoundEngine implements WorkSource {
       return round
     })
     await this.#cache.openRound(runId, opened.id, number)
+    this.#wakeHeld()
     this.#o.log.info('round opened', { runId, round: number, nodes: nodes.length, deadline: deadline.toISOString() })
     this.#o.changes.publish('runs', runId)
     return true
@@ -365,7 +369,12 @@ export class RoundEngine implements WorkSource {
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
-    if (after !== undefined) return await this.#unitFor(node.id, after) ?? { kind: 'wait', retryAfterMs: waitPollMs(this.#o.presence.onlineCount()), reason: 'no unit after this one yet' }
+    if (after !== undefined) {
+      const next = await this.#unitFor(node.id, after)
+      if (next !== undefined) return next
+      const held = await this.#hold()
+      return await this.#unitFor(node.id, after) ?? { kind: 'wait', retryAfterMs: retryAfterHoldMs(this.#o.presence.onlineCount(), held), reason: 'no unit after this one yet' }
+    }
     if (decline !== undefined) await this.#o.intake.decline(peerId, decline)
     const scoring = this.#o.scoring
     if (scored !== undefined && scoring !== undefined) {
@@ -376,13 +385,33 @@ export class RoundEngine implements WorkSource {
         this.nudge()
       }
     }
-    const unit = await this.#unitFor(node.id)
-    if (unit === undefined) {
+    let held = 0
+    for (;;) {
+      const unit = await this.#unitFor(node.id)
+      if (unit !== undefined) return unit
       const task = await scoring?.taskFor(node.id)
       if (task != null) return { kind: 'score', task }
-      return { kind: 'wait', retryAfterMs: waitPollMs(this.#o.presence.onlineCount()), reason: 'no work for this node now; it gets a unit when the next round opens' }
+      if (held > 0 || this.#stopped) break
+      held = await this.#hold()
     }
-    return unit
+    return { kind: 'wait', retryAfterMs: retryAfterHoldMs(this.#o.presence.onlineCount(), held), reason: 'no work for this node now; it gets a unit when the next round opens' }
+  }
+
+  /** Holds a work request until a round opens or holdMs passes; returns how long it held. */
+  async #hold (): Promise<number> {
+    if (this.#stopped) return 0
+    const started = Date.now()
+    await new Promise<void>((resolve) => {
+      const wake = (): void => { clearTimeout(timer); this.#held.delete(wake); resolve() }
+      const timer = setTimeout(wake, holdMs(this.#o.presence.onlineCount()))
+      this.#held.add(wake)
+    })
+    return Math.max(1, Date.now() - started)
+  }
+
+  /** Answers every held work request now (a round opened, or the engine stops). */
+  #wakeHeld (): void {
+    for (const wake of [...this.#held]) wake()
   }
 
   /** The node's oldest unit still to train in an open round (other than `besides`), as the work reply carries it. */

@@ -1,4 +1,5 @@
-// How often a node with nothing to do asks again for work.
+// How often a node with nothing to do asks again for work, and how long its request is held.
+import { REQUEST_TIMEOUT_MS } from '@barnraise/protocol'
 
 /**
  * How long a waiting node sleeps before asking again: a second for a few nodes, longer as more
@@ -7,4 +8,21 @@
  */
 export function waitPollMs (online: number): number {
   return Math.min(10_000, Math.max(1000, Math.round(online * 5)))
+}
+
+/** The longest a work request is held: well inside the agent's wait for a reply (REQUEST_TIMEOUT_MS). */
+export const MAX_HOLD_MS = REQUEST_TIMEOUT_MS - 4_000
+
+/**
+ * How long the coordinator holds a work request it has nothing for, waking it the moment a round
+ * opens (a long poll): the poll interval, so idle requests stay near 200 a second, at most
+ * MAX_HOLD_MS. A node learns of its unit when the round opens, not up to a poll later.
+ */
+export function holdMs (online: number): number {
+  return Math.min(MAX_HOLD_MS, waitPollMs(online))
+}
+
+/** When a node that was held `held` ms asks again: at once, unless the poll interval is longer than a hold. */
+export function retryAfterHoldMs (online: number, held: number): number {
+  return Math.max(1, waitPollMs(online) - held)
 }
