@@ -1,5 +1,6 @@
 // Donated GPUs never wait (issue 15):
-//   pnpm bench overlap   (BENCH_OVERLAP_NODES=4  BENCH_ROUNDS=4  BENCH_OVERLAP_TIME_SCALE=4  BENCH_OVERLAP_CODECS=int8,topk)
+//   pnpm bench overlap   (BENCH_OVERLAP_NODES=4  BENCH_ROUNDS=4  BENCH_OVERLAP_TIME_SCALE=4  BENCH_OVERLAP_CODECS=int8,topk
+//                         BENCH_OVERLAP_MBITS=100,1000  BENCH_OVERLAP_LOG=file)
 //
 // Per-node utilization (compute seconds ÷ wall seconds) of one run trained with rounds one at a
 // time and one with overlapped rounds (spec `overlap: delayed`), over links of 100 Mbit/s and
@@ -10,7 +11,7 @@
 // signed report upload), each behind its own shaped TCP link on loopback (bench/overlap/
 // shaped-link.ts: bandwidth each way plus one-way latency). What is simulated: the GPU. A
 // timed executor (bench/overlap/timed-executor.ts) waits as long as a 125m unit takes on an
-// H100 at 40% MFU, and the model on the wire is the small preset with every link's bandwidth
+// H100 at 40% MFU, and the model on the wire is the medium preset (23M) with every link's bandwidth
 // scaled down by the ratio of the two parameter counts, so each transfer takes as long as the
 // 125m's would. Then everything runs BENCH_OVERLAP_TIME_SCALE× faster (compute, bandwidth and
 // latency alike). What does not scale: the coordinator's own work (closing a round, writing a
@@ -19,6 +20,7 @@
 //
 // Utilization of a node: the time its executor computed on units of the run, over the time from
 // its first unit's start to its last unit's end (the first base download, a join cost, is out).
+import { appendFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -40,7 +42,9 @@ const NODES = Number(process.env.BENCH_OVERLAP_NODES ?? 4)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 4)
 const TIME_SCALE = Number(process.env.BENCH_OVERLAP_TIME_SCALE ?? 4)
 const CODECS = (process.env.BENCH_OVERLAP_CODECS ?? 'int8,topk').split(',').map((c) => c.trim()) as CodecName[]
-const LINKS = [{ name: '100 Mbit/s', bitsPerSecond: 100e6 }, { name: '1 Gbit/s', bitsPerSecond: 1e9 }]
+const LINKS = (process.env.BENCH_OVERLAP_MBITS ?? '100,1000').split(',').map((m) => Number(m.trim())).map((mbit) => ({ name: mbit >= 1000 ? `${mbit / 1000} Gbit/s` : `${mbit} Mbit/s`, bitsPerSecond: mbit * 1e6 }))
+/** A file for every agent line, with the time: what each node did when. */
+const LOG = process.env.BENCH_OVERLAP_LOG
 /** One way; 50 ms round trips, a link across a country. */
 const LATENCY_MS = 25
 
@@ -51,8 +55,8 @@ const H100_BF16_DENSE_FLOPS = 989.4e12
 const MFU = 0.4
 const WIRE_PRESET = 'small'
 
-if (!Number.isInteger(NODES) || NODES < 1 || !Number.isInteger(ROUNDS) || ROUNDS < 3 || !(TIME_SCALE >= 1) || CODECS.some((c) => !['int8', 'fp16', 'fp32', 'topk'].includes(c))) {
-  process.stderr.write('BENCH_OVERLAP_NODES must be at least 1, BENCH_ROUNDS at least 3, BENCH_OVERLAP_TIME_SCALE at least 1, and BENCH_OVERLAP_CODECS a list of int8, fp16, fp32, topk\n')
+if (!Number.isInteger(NODES) || NODES < 1 || LINKS.some((l) => !(l.bitsPerSecond > 0)) || !Number.isInteger(ROUNDS) || ROUNDS < 3 || !(TIME_SCALE >= 1) || CODECS.some((c) => !['int8', 'fp16', 'fp32', 'topk'].includes(c))) {
+  process.stderr.write('BENCH_OVERLAP_NODES must be at least 1, BENCH_ROUNDS at least 3, BENCH_OVERLAP_TIME_SCALE at least 1, BENCH_OVERLAP_MBITS a list of link speeds in Mbit/s, and BENCH_OVERLAP_CODECS a list of int8, fp16, fp32, topk\n')
   process.exit(2)
 }
 
@@ -108,7 +112,11 @@ async function main (): Promise<void> {
         name: `bench-${i}`,
         heartbeatIntervalMs: 10_000,
         signal: stop.signal,
-        say: (line) => { if (/refused|failed|could not|unreachable/.test(line)) process.stderr.write(`node ${i}: ${line}\n`) },
+        say: (line) => {
+          if (LOG !== undefined) appendFileSync(LOG, `${(performance.now() / 1000).toFixed(3)} node ${i}: ${line}\n`)
+          if (/refused|failed|could not|unreachable/.test(line)) process.stderr.write(`node ${i}: ${line}\n`)
+        },
+        verbose: LOG !== undefined,
         work: { executor, key }
       })
       agents.push({ libp2p, link, executor, dataDir, done })
@@ -131,10 +139,13 @@ async function main (): Promise<void> {
             minNodes: NODES,
             maxNodes: NODES,
             roundDeadlineSeconds: 3600,
-            evalBatches: 1
+            evalBatches: 1,
+            // A fresh initial checkpoint each run: no node starts with the base in its cache.
+            seed: rows.length * 2 + (overlap === 'none' ? 1 : 2)
           })
           await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 1_800_000, { coordinator: coordinator.process.output })
           result[overlap] = utilization(agents.map((a) => a.executor.spans))
+          if (LOG !== undefined) for (const [i, a] of agents.entries()) appendFileSync(LOG, `spans node ${i}, ${codec} ${l.name} ${overlap}: ${a.executor.spans.map((x) => `r${x.round} ${(x.start / 1000).toFixed(2)}-${(x.end / 1000).toFixed(2)}`).join(', ')}\n`)
           say(`overlap: ${codec} at ${l.name}, ${overlap === 'none' ? 'blocking  ' : 'overlapped'}: utilization ${pct(result[overlap].mean)} (lowest node ${pct(result[overlap].min)}), ${((performance.now() - started) / 1000).toFixed(0)} s`)
         }
         rows.push({ codec, link: l.name, blocking: result.none!.mean, overlapped: result.delayed!.mean, overlappedMin: result.delayed!.min })
@@ -153,8 +164,8 @@ async function main (): Promise<void> {
   say('')
   say('codec  link        blocking  overlapped (lowest node)')
   for (const r of rows) say(`${r.codec.padEnd(6)} ${r.link.padEnd(11)} ${pct(r.blocking).padStart(8)}  ${pct(r.overlapped).padStart(10)} (${pct(r.overlappedMin)})`)
-  const headline = rows.find((r) => r.codec === 'topk' && r.link === '100 Mbit/s') ?? rows.find((r) => r.link === '100 Mbit/s')!
-  say(`overlap: utilization ${pct(headline.overlapped)} at 100 Mbit/s (blocking ${pct(headline.blocking)}), ${headline.codec}, ${NODES} nodes, ${SCENARIO_PRESET} sizes`)
+  const headline = rows.find((r) => r.codec === 'topk' && r.link === '100 Mbit/s') ?? rows.find((r) => r.link === '100 Mbit/s') ?? rows[0]!
+  say(`overlap: utilization ${pct(headline.overlapped)} at ${headline.link} (blocking ${pct(headline.blocking)}), ${headline.codec}, ${NODES} nodes, ${SCENARIO_PRESET} sizes`)
 }
 
 await main()

@@ -18,17 +18,27 @@ export interface ShapedLink {
   close: () => Promise<void>
 }
 
+/** Bytes a direction holds before it stops reading from its sender. */
+const MAX_QUEUED_BYTES = 256 * 1024
+
 /** One direction: chunks leave in order, each when the link is free and its bits have crossed. */
 function shape (from: Socket, to: Socket, link: LinkShape, count: (n: number) => void): void {
   let free = 0
   let ended = false
   const queue: Array<{ at: number, chunk: Buffer }> = []
   let timer: NodeJS.Timeout | undefined
+  let queued = 0
   // One timer drains the queue front to back, so a stream's bytes never change order.
   const drain = (): void => {
     timer = undefined
     const now = performance.now()
-    while (queue.length > 0 && queue[0]!.at <= now) { if (!to.destroyed) to.write(queue.shift()!.chunk); else queue.shift() }
+    while (queue.length > 0 && queue[0]!.at <= now) {
+      const { chunk } = queue.shift()!
+      queued -= chunk.byteLength
+      if (!to.destroyed) to.write(chunk)
+    }
+    // A router's buffer, not an unbounded one: the sender's TCP backs off when it is full.
+    if (queued < MAX_QUEUED_BYTES && from.isPaused()) from.resume()
     if (queue.length > 0) timer = setTimeout(drain, Math.max(1, queue[0]!.at - now))
     else if (ended) to.end()
   }
@@ -37,6 +47,8 @@ function shape (from: Socket, to: Socket, link: LinkShape, count: (n: number) =>
     const now = performance.now()
     free = Math.max(now, free) + chunk.byteLength * 8 * 1000 / link.bitsPerSecond
     queue.push({ at: free + link.latencyMs, chunk })
+    queued += chunk.byteLength
+    if (queued >= MAX_QUEUED_BYTES) from.pause()
     timer ??= setTimeout(drain, Math.max(1, queue[0]!.at - now))
   })
   from.on('end', () => { ended = true; timer ??= setTimeout(drain, 1) })

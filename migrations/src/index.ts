@@ -15,6 +15,7 @@ import * as reportSketches from './migrations/2026-12-04-0003-report-sketches.ts
 import * as scoringTasks from './migrations/2026-12-04-0004-scoring-tasks.ts'
 import * as datasets from './migrations/2026-12-05-0001-datasets.ts'
 import * as overlappedRounds from './migrations/2026-12-05-0002-overlapped-rounds.ts'
+import * as assignmentLookups from './migrations/2026-12-05-0003-assignment-lookups.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -32,7 +33,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-04-0003-report-sketches': reportSketches,
   '2026-12-04-0004-scoring-tasks': scoringTasks,
   '2026-12-05-0001-datasets': datasets,
-  '2026-12-05-0002-overlapped-rounds': overlappedRounds
+  '2026-12-05-0002-overlapped-rounds': overlappedRounds,
+  '2026-12-05-0003-assignment-lookups': assignmentLookups
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -2,7 +2,7 @@ import type { WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { sleep } from './backoff.ts'
 
-/** A look ahead in progress; `stop` ends its polling and waits for a fetch already under way. */
+/** A look ahead in progress; `stop` ends its polling and waits for a fetch already under way (not for a question). */
 export interface LookAhead {
   stop: () => Promise<void>
 }
@@ -26,6 +26,9 @@ const MAX_POLL_MS = 5_000
 export function startLookAhead (o: LookAheadOptions, current: WorkUnit, fetchInputs: (next: WorkUnit) => Promise<void>): LookAhead {
   const polling = new AbortController()
   const signal = AbortSignal.any([o.signal, polling.signal])
+  // A held question is left to finish on its own when the look ahead stops (its answer is then
+  // ignored); only a fetch under way is waited for.
+  let fetching: Promise<void> | undefined
   const task = (async (): Promise<void> => {
     while (!signal.aborted) {
       let reply
@@ -37,11 +40,11 @@ export function startLookAhead (o: LookAheadOptions, current: WorkUnit, fetchInp
       }
       if (signal.aborted) return
       if (reply.kind === 'unit') {
-        try {
-          await fetchInputs(reply.unit)
-        } catch (err) {
-          if (!o.signal.aborted) o.say(`agent: ${current.runName} round ${reply.unit.round}: could not fetch the next unit's inputs ahead (${(err as Error).message}); they are fetched when it starts`)
-        }
+        const next = reply.unit
+        fetching = fetchInputs(next).catch((err: unknown) => {
+          if (!o.signal.aborted) o.say(`agent: ${current.runName} round ${next.round}: could not fetch the next unit's inputs ahead (${(err as Error).message}); they are fetched when it starts`)
+        })
+        await fetching
         return
       }
       if (!await sleep(Math.min(MAX_POLL_MS, 'retryAfterMs' in reply ? reply.retryAfterMs : MAX_POLL_MS), signal)) return
@@ -50,7 +53,7 @@ export function startLookAhead (o: LookAheadOptions, current: WorkUnit, fetchInp
   return {
     stop: async () => {
       polling.abort()
-      await task
+      await fetching
     }
   }
 }

@@ -53,9 +53,9 @@ export const workRequestSchema = z.object({
   decline: unitDeclineSchema.optional(),
   scored: z.lazy(() => scoreResultSchema).optional(),
   /**
-   * A look ahead: "I am still training this unit; which unit comes after it?" The answer is that
-   * unit (so its base and shards can be fetched while this one trains) or `wait`; nothing is
-   * declined, scored or handed out by asking.
+   * A look ahead: "I am still training (or reporting) this unit; which unit comes after it?" The
+   * answer is the node's oldest unit handed out later than this one (so its base and shards can
+   * be fetched meanwhile) or `wait`; nothing is declined, scored or handed out by asking.
    */
   after: z.string().uuid().optional()
 }).strict()

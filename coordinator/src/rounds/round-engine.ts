@@ -1,9 +1,10 @@
+import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
-import type { Kysely, Selectable } from 'kysely'
+import type { Insertable, Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
 import { encodedByteLength } from '@barnraise/protocol'
 import type { RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
-import type { Database, DataCursor, RoundsTable } from '../db/schema.ts'
+import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { Logger } from '../log.ts'
@@ -228,31 +229,36 @@ export class RoundEngine implements WorkSource {
       // bookkeeping than either check is worth; such runs rely on the scores.
       const nodeScored = defencesOf(spec).screening && !await this.#cache.scoresItself(runId)
       const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
+      // Ids are made here so the whole round goes in as one INSERT (one round trip, not one a node).
       const made: Array<{ id: string, ranges: TokenRange[] }> = []
+      const rows: Array<Insertable<AssignmentsTable>> = []
+      const requeuedIds: string[] = []
       for (const [i, node] of nodes.entries()) {
         if (twins.has(i)) continue
         let ranges: TokenRange[]
         const requeued = pool.shift()
         if (requeued !== undefined) {
           ranges = requeued.ranges
-          await trx.updateTable('assignments').set({ requeued: true }).where('id', '=', requeued.id).execute()
+          requeuedIds.push(requeued.id)
         } else {
           const taken = takeRanges(next, spec.trainShards, unitTokens, window)
           ranges = taken.ranges
           next = taken.cursor
         }
-        const row = await trx.insertInto('assignments').values({
-          run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned'
-        }).returning('id').executeTakeFirstOrThrow()
-        made[i] = { id: row.id, ranges }
+        const id = randomUUID()
+        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned' })
+        made[i] = { id, ranges }
       }
       for (const [twin, original] of twins) {
         const of = made[original]!
-        await trx.insertInto('assignments').values({
-          run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: rangeTokens(of.ranges),
+        rows.push({
+          id: randomUUID(), run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: rangeTokens(of.ranges),
           status: 'assigned', twin_of: of.id, requeued: true
-        }).execute()
+        })
       }
+      if (requeuedIds.length > 0) await trx.updateTable('assignments').set({ requeued: true }).where('id', 'in', requeuedIds).execute()
+      // Postgres takes at most 65,535 parameters a statement: 10 a row.
+      for (let i = 0; i < rows.length; i += 5000) await trx.insertInto('assignments').values(rows.slice(i, i + 5000)).execute()
       await trx.updateTable('runs').set({ data_cursor: JSON.stringify(next), updated_at: new Date() }).where('id', '=', runId).execute()
       return round
     })
@@ -332,11 +338,11 @@ export class RoundEngine implements WorkSource {
     // Counted as soon as it is committed (the run may read as completed from here on).
     this.#o.onRoundEnded('closed')
     await this.#cache.advanceBase(runId, roundId, checkpoint, theta)
-    // Folded into a checkpoint and no longer needed for a node to rebuild a base from.
-    for (const r of reportBlobs) {
-      await blobs.delete(r.report_blob!)
-      await db.deleteFrom('blobs').where('sha256', '=', r.report_blob!).where('kind', '=', 'report').execute()
-    }
+    // Folded into a checkpoint and no longer needed for a node to rebuild a base from: the rows
+    // in one statement, then the files.
+    const spent = reportBlobs.map((r) => r.report_blob!)
+    for (let i = 0; i < spent.length; i += 5000) await db.deleteFrom('blobs').where('sha256', 'in', spent.slice(i, i + 5000)).where('kind', '=', 'report').execute()
+    for (const sha of spent) await blobs.delete(sha)
     await pruneAfterRound(this.#o, runId)
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)
@@ -414,8 +420,8 @@ export class RoundEngine implements WorkSource {
     for (const wake of [...this.#held]) wake()
   }
 
-  /** The node's oldest unit still to train in an open round (other than `besides`), as the work reply carries it. */
-  async #unitFor (nodeId: string, besides?: string): Promise<WorkResponse | undefined> {
+  /** The node's oldest unit still to train in an open round (handed out after unit `after`), as the work reply carries it. */
+  async #unitFor (nodeId: string, after?: string): Promise<WorkResponse | undefined> {
     const { db } = this.#o
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
@@ -423,8 +429,10 @@ export class RoundEngine implements WorkSource {
       .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state', 'runs.latest_checkpoint'])
       .where('assignments.node_id', '=', nodeId).where('assignments.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
-      .$if(besides !== undefined, (q) => q.where('assignments.id', '!=', besides!))
-      .orderBy('assignments.created_at').executeTakeFirst()
+      // "After" a unit: handed out later than it (its own round's and older units are still in flight).
+      .$if(after !== undefined, (q) => q.where('assignments.created_at', '>', (eb) => eb.selectFrom('assignments as current').select('current.created_at').where('current.id', '=', after!)))
+      // Rows of one round share a transaction's timestamp; an overlapped run's next round is later.
+      .orderBy('assignments.created_at').orderBy('rounds.number').executeTakeFirst()
     if (unit === undefined) return undefined
     const spec = await this.#cache.spec(unit.run_id)
     const { recipe } = spec
