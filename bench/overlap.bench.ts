@@ -11,7 +11,7 @@
 // signed report upload), each behind its own shaped TCP link on loopback (bench/overlap/
 // shaped-link.ts: bandwidth each way plus one-way latency). What is simulated: the GPU. A
 // timed executor (bench/overlap/timed-executor.ts) waits as long as a 125m unit takes on an
-// H100 at 40% MFU, and the model on the wire is the medium preset (23M) with every link's bandwidth
+// H100 at 40% MFU, and the model on the wire has about 3M parameters, with every link's bandwidth
 // scaled down by the ratio of the two parameter counts, so each transfer takes as long as the
 // 125m's would. Then everything runs BENCH_OVERLAP_TIME_SCALE× faster (compute, bandwidth and
 // latency alike). What does not scale: the coordinator's own work (closing a round, writing a
@@ -53,7 +53,13 @@ const SCENARIO_PRESET = '125m'
 const SCENARIO_UNIT = { innerSteps: 500, batchSize: 16, seqLen: 2048 }
 const H100_BF16_DENSE_FLOPS = 989.4e12
 const MFU = 0.4
-const WIRE_PRESET = 'small'
+/**
+ * The model on the wire: about 3M parameters, so a scaled 100 Mbit/s link still moves over a
+ * megabyte a second (a slower one would hold a heartbeat behind a download's buffered bytes far
+ * longer than a real link of the scenario's speed would) while the 2-core machine's agents and
+ * coordinator keep up with its encoding and folding.
+ */
+const WIRE_CONFIG = { ...presetConfig('small'), hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4, num_key_value_heads: 2 }
 
 if (!Number.isInteger(NODES) || NODES < 1 || LINKS.some((l) => !(l.bitsPerSecond > 0)) || !Number.isInteger(ROUNDS) || ROUNDS < 3 || !(TIME_SCALE >= 1) || CODECS.some((c) => !['int8', 'fp16', 'fp32', 'topk'].includes(c))) {
   process.stderr.write('BENCH_OVERLAP_NODES must be at least 1, BENCH_ROUNDS at least 3, BENCH_OVERLAP_TIME_SCALE at least 1, BENCH_OVERLAP_MBITS a list of link speeds in Mbit/s, and BENCH_OVERLAP_CODECS a list of int8, fp16, fp32, topk\n')
@@ -64,7 +70,7 @@ const say = (line: string): void => { process.stdout.write(line + '\n') }
 const pct = (x: number): string => `${Math.round(100 * x)}%`
 
 const scenarioParams = countParams(presetConfig(SCENARIO_PRESET))
-const wireParams = countParams(presetConfig(WIRE_PRESET))
+const wireParams = countParams(WIRE_CONFIG)
 const unitTokens = SCENARIO_UNIT.innerSteps * SCENARIO_UNIT.batchSize * SCENARIO_UNIT.seqLen
 const computeSeconds = 6 * scenarioParams * unitTokens / (H100_BF16_DENSE_FLOPS * MFU)
 /** Bytes on the wire per byte of the scenario: the small model stands in for the 125m. */
@@ -85,7 +91,7 @@ function utilization (spansByNode: ComputeSpan[][]): { mean: number, min: number
 
 async function main (): Promise<void> {
   say(`overlap: ${NODES} nodes, ${ROUNDS} rounds a run; scenario: the ${SCENARIO_PRESET} preset (${(scenarioParams / 1e6).toFixed(0)}M parameters), a unit of ${SCENARIO_UNIT.innerSteps} steps × ${SCENARIO_UNIT.batchSize} × ${SCENARIO_UNIT.seqLen} tokens`)
-  say(`overlap: compute ${computeSeconds.toFixed(1)} s a unit (an H100 at ${pct(MFU)} MFU of ${(H100_BF16_DENSE_FLOPS / 1e12).toFixed(0)} TFLOP/s); on the wire the ${WIRE_PRESET} preset (${(wireParams / 1e6).toFixed(2)}M) over links scaled by ${byteScale.toExponential(2)}; time ${TIME_SCALE}× faster; ${LATENCY_MS * 2} ms round trips`)
+  say(`overlap: compute ${computeSeconds.toFixed(1)} s a unit (an H100 at ${pct(MFU)} MFU of ${(H100_BF16_DENSE_FLOPS / 1e12).toFixed(0)} TFLOP/s); on the wire a ${(wireParams / 1e6).toFixed(2)}M-parameter model over links scaled by ${byteScale.toExponential(2)}; time ${TIME_SCALE}× faster; ${LATENCY_MS * 2} ms round trips`)
   const coordinator = await startCoordinator({ env: { BARNRAISE_LOG: 'silent' } })
   const m = /^\/ip4\/127\.0\.0\.1\/tcp\/(\d+)\/p2p\/(\S+)$/.exec(coordinator.multiaddr)
   if (m === null) throw new Error(`unexpected coordinator address ${coordinator.multiaddr}`)
@@ -100,7 +106,10 @@ async function main (): Promise<void> {
     for (let i = 0; i < NODES; i++) {
       const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-overlap-agent-'))
       const { key } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
-      const libp2p = await createAgentHost(key)
+      // libp2p's receive window grows to 16 MiB, over a second of a real 100 Mbit/s link but many
+      // seconds of the scaled one: held to 256 KiB (the least yamux allows), a heartbeat waits
+      // behind about as much of a download as it would on the real link.
+      const libp2p = await createAgentHost(key, undefined, { maxStreamWindowBytes: 256 * 1024 })
       const link = await startShapedLink(coordinatorPort, shape)
       const executor = timedExecutor(computeSeconds * 1000 / TIME_SCALE)
       const done = runSession({
@@ -130,7 +139,7 @@ async function main (): Promise<void> {
           const started = performance.now()
           const runId = await createRunViaCli(coordinator.dataDir, {
             name: `overlap bench ${codec} ${l.name} ${overlap}`,
-            model: { preset: WIRE_PRESET },
+            model: { config: WIRE_CONFIG },
             dataset: { source: 'demo-corpus' },
             recipe: { innerSteps: 4, batchSize: 2, seqLen: 32, warmupSteps: 1 },
             codec,

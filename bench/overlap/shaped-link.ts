@@ -19,7 +19,7 @@ export interface ShapedLink {
 }
 
 /** Bytes a direction holds before it stops reading from its sender. */
-const MAX_QUEUED_BYTES = 256 * 1024
+const MAX_QUEUED_BYTES = 64 * 1024
 
 /** One direction: chunks leave in order, each when the link is free and its bits have crossed. */
 function shape (from: Socket, to: Socket, link: LinkShape, count: (n: number) => void): void {
