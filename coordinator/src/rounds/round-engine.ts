@@ -61,6 +61,8 @@ export class RoundEngine implements WorkSource {
   #timer: NodeJS.Timeout | undefined
   #ticking: Promise<void> | undefined
   #stopped = false
+  #nudging = false
+  #nudgedAgain = false
   /** Work requests held until a round opens (or their hold ends): each wakes its request. */
   readonly #held = new Set<() => void>()
   /** Open rounds' updates, worked out once per round rather than once per node (the newest few kept). */
@@ -72,10 +74,25 @@ export class RoundEngine implements WorkSource {
     this.#locks = options.locks
   }
 
-  /** Looks at the runs now instead of at the next tick (a report was accepted: the round may be at quorum). */
+  /**
+   * Looks at the runs now instead of at the next tick (a report was accepted: the round may be at
+   * quorum). Nudges that arrive while one is being handled fold into one more look after it: a
+   * thousand reports a round make a few ticks, not a thousand.
+   */
   nudge (): void {
     if (this.#stopped) return
-    void this.tick().catch((err: unknown) => { this.#o.log.error('engine tick failed', { err }) })
+    if (this.#nudging) { this.#nudgedAgain = true; return }
+    this.#nudging = true
+    void (async () => {
+      try {
+        do {
+          this.#nudgedAgain = false
+          await this.tick().catch((err: unknown) => { this.#o.log.error('engine tick failed', { err }) })
+        } while (this.#nudgedAgain && !this.#stopped)
+      } finally {
+        this.#nudging = false
+      }
+    })()
   }
 
   start (): void {
