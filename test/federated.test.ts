@@ -78,9 +78,12 @@ describe('federated training between real processes', () => {
         for (let round = 1; round <= 5; round++) {
           const about = lines.filter((l) => new RegExp(`\\bround ${round}\\b`).test(l))
           assert.equal(about.length, 1, `one line for round ${round}:\n${about.join('\n')}`)
-          // From round 2 the base is rebuilt from round − 1's three int8 reports (smaller than the fp32 model).
-          const rebuilt = round === 1 ? '' : '; base rebuilt from 3 reports \\(\\d+ KiB instead of a \\d+ KiB model\\)'
-          assert.match(about[0]!, new RegExp(`^agent: \\S.* round \\d+: 10 steps, loss [\\d.]+ → [\\d.]+, 1,280 tokens at [\\d,]+ tok/s; report accepted \\(\\d+ KiB int8\\)${rebuilt}$`))
+          // From round 2 the base is rebuilt from round − 1's int8 mean (one report's size, where
+          // the three reports would be three times that), never by downloading the fp32 model.
+          const rebuilt = round === 1 ? '' : '; base rebuilt from the round\'s int8 mean \\((\\d+) KiB instead of a (\\d+) KiB model\\)'
+          const line = new RegExp(`^agent: \\S.* round \\d+: 10 steps, loss [\\d.]+ → [\\d.]+, 1,280 tokens at [\\d,]+ tok/s; report accepted \\((\\d+) KiB int8\\)${rebuilt}$`).exec(about[0]!)
+          assert.ok(line !== null, about[0])
+          if (round > 1) assert.ok(Number(line[2]) === Number(line[1]) && Number(line[2]) * 3 < Number(line[3]), `the mean is a report's size, under a third of the model: ${about[0]}`)
         }
         assert.ok(lines.filter((l) => l.startsWith('agent: waiting for work')).length <= 2, `waiting is said once per reason:\n${agent.output()}`)
       }

@@ -98,8 +98,33 @@ test('a rebuild that cannot be made or does not hash right is refused with the r
 
   const heavy = closedRound(null)
   await recordMomentum(runDir, heavy.from, null)
-  const big = { ...heavy.unit, update: { ...heavy.unit.update!, reports: heavy.unit.update!.reports.map((r) => ({ ...r, bytes: 4 * n })) } }
+  const big = { ...heavy.unit, update: { ...heavy.unit.update!, reports: heavy.unit.update!.reports!.map((r) => ({ ...r, bytes: 4 * n })) } }
   assert.match((await rebuildBase(heavy.store, runDir, big) as { reason: string }).reason, /are no smaller than the model/)
   heavy.store.blobs.delete(heavy.from)
   assert.match((await rebuildBase(heavy.store, runDir, heavy.unit) as { reason: string }).reason, /does not hold the previous base/)
+})
+
+test('a node rebuilds the base from the round\'s int8 aggregate, the mean exactly as the coordinator encoded and applied it', async () => {
+  const runDir = await mkdtemp(join(tmpdir(), 'barnraise-rebuild-'))
+  const round = closedRound(null)
+  // The coordinator's side (round-engine.ts #closeRound): encode the mean once, apply its decoding.
+  const mean = deltas(n, 5)
+  const encoded = encodePseudoGradient('int8', mean)
+  const theta = new Float32Array(initParams(config, 3).flat)
+  const next = outerStep(theta, decodePseudoGradient('int8', encoded, n), null, outer)
+  round.store.blobs.set(sha256Hex(encoded), encoded)
+  const unit: WorkUnit = {
+    ...round.unit,
+    codec: 'int8',
+    baseCheckpoint: sha256Hex(storedCheckpointBytes(config, theta)),
+    update: { from: round.from, aggregate: { sha256: sha256Hex(encoded), bytes: encoded.byteLength, codec: 'int8' }, outerLr: outer.lr, outerMomentum: outer.momentum }
+  }
+  await recordMomentum(runDir, round.from, null)
+  const outcome = await rebuildBase(round.store, runDir, unit)
+  assert.ok(outcome.rebuilt, JSON.stringify(outcome))
+  assert.equal(outcome.reports, 0)
+  assert.equal(outcome.reportBytes, encoded.byteLength)
+  assert.ok(outcome.reportBytes * 3 < storedCheckpointBytes(config, theta).byteLength, 'about a quarter of the model')
+  assert.deepEqual(await momentumFor(runDir, unit.baseCheckpoint, n), next)
+  assert.equal(round.store.blobs.has(sha256Hex(encoded)), false, 'the aggregate is used once')
 })

@@ -2,12 +2,13 @@
 // outer momentum that went with it rebuilds this round's base itself from the previous round's
 // accepted reports, with the coordinator's own code: foldPseudoGradient in ledger order with
 // token weights, the token-weighted mean as RoundAccumulator.mean takes it, the trainer's
-// outerStep, storedCheckpointBytes. The result is used only if it hashes to the unit's
-// baseCheckpoint; otherwise the node downloads the checkpoint as before. With topk reports a
-// round's update is a few percent of the model's bytes.
+// outerStep, storedCheckpointBytes; or from the round's mean as the coordinator encoded and
+// applied it (an int8 aggregate, about a quarter of the model), whichever is fewer bytes. The
+// result is used only if it hashes to the unit's baseCheckpoint; otherwise the node downloads
+// the checkpoint as before. With topk reports a round's update is a few percent of the model.
 import { mkdir, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
-import { foldPseudoGradient, scanPseudoGradient } from '@barnraise/protocol'
+import { decodePseudoGradient, foldPseudoGradient, scanPseudoGradient } from '@barnraise/protocol'
 import type { WorkUnit } from '@barnraise/protocol'
 import { countParams, outerStep, paramSetFromSafetensors, readMomentum, sha256Hex, storedCheckpointBytes, writeMomentum } from '@barnraise/trainer'
 
@@ -61,7 +62,7 @@ export type RebuildOutcome =
   | { rebuilt: true, bytes: Uint8Array, reports: number, reportBytes: number }
   | { rebuilt: false, reason: string }
 
-/** Rebuilds the unit's base from its `update`, or says why not (the caller then downloads it). */
+/** Rebuilds the unit's base from its `update`, or says why not (the caller then downloads it). `reports` is 0 when the update came as the round's aggregate. */
 export async function rebuildBase (store: RebuildStore, runDir: string, unit: WorkUnit, signal?: AbortSignal): Promise<RebuildOutcome> {
   const u = unit.update
   if (u === undefined) return { rebuilt: false, reason: 'the unit carries no update' }
@@ -69,33 +70,40 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
   if (!await store.has(u.from)) return { rebuilt: false, reason: 'this node does not hold the previous base' }
   const momentum = await momentumFor(runDir, u.from, n)
   if (momentum === undefined) return { rebuilt: false, reason: 'this node does not know the momentum of the previous base' }
-  const reportBytes = u.reports.reduce((s, r) => s + r.bytes, 0)
+  const blobs = u.aggregate !== undefined ? [u.aggregate] : u.reports ?? []
+  const reportBytes = blobs.reduce((s, r) => s + r.bytes, 0)
   // A checkpoint is 4 bytes a parameter; dense reports from many nodes can outweigh it.
   if (reportBytes >= 4 * n) return { rebuilt: false, reason: `the round's reports (${reportBytes} bytes) are no smaller than the model` }
   const theta = new Float32Array(paramSetFromSafetensors(unit.modelConfig, await store.get(u.from, signal)).flat)
-  const sum = new Float32Array(n)
-  let tokens = 0
+  let mean: Float32Array
   try {
-    for (const r of u.reports) {
-      const payload = await store.get(r.sha256, signal)
-      scanPseudoGradient(unit.codec, payload, n)
-      foldPseudoGradient(unit.codec, payload, n, r.tokens, sum)
-      tokens += r.tokens
+    if (u.aggregate !== undefined) {
+      // The coordinator applied exactly these decoded values.
+      mean = decodePseudoGradient(u.aggregate.codec, await store.get(u.aggregate.sha256, signal), n)
+    } else {
+      mean = new Float32Array(n)
+      let tokens = 0
+      for (const r of u.reports ?? []) {
+        const payload = await store.get(r.sha256, signal)
+        scanPseudoGradient(unit.codec, payload, n)
+        foldPseudoGradient(unit.codec, payload, n, r.tokens, mean)
+        tokens += r.tokens
+      }
+      // As RoundAccumulator.mean: the sum times 1/tokens, rounded to float32 (in place: one
+      // model-sized buffer fewer).
+      const inv = 1 / tokens
+      for (let i = 0; i < n; i++) mean[i] = mean[i]! * inv
     }
   } finally {
     // Used once, whatever happened: a round's reports never pile up in the cache.
-    for (const r of u.reports) await store.drop(r.sha256)
+    for (const r of blobs) await store.drop(r.sha256)
   }
-  // As RoundAccumulator.mean: the sum times 1/tokens, rounded to float32 (in place: one
-  // model-sized buffer fewer).
-  const inv = 1 / tokens
-  for (let i = 0; i < n; i++) sum[i] = sum[i]! * inv
-  const next = outerStep(theta, sum, momentum, { lr: u.outerLr, momentum: u.outerMomentum })
+  const next = outerStep(theta, mean, momentum, { lr: u.outerLr, momentum: u.outerMomentum })
   const bytes = storedCheckpointBytes(unit.modelConfig, theta)
   const sha = sha256Hex(bytes)
   if (sha !== unit.baseCheckpoint) return { rebuilt: false, reason: `the rebuilt base hashes to ${sha.slice(0, 12)}, not ${unit.baseCheckpoint.slice(0, 12)}` }
   await store.put(sha, bytes)
   await recordMomentum(runDir, sha, next)
   await store.drop(u.from)
-  return { rebuilt: true, bytes, reports: u.reports.length, reportBytes }
+  return { rebuilt: true, bytes, reports: u.reports?.length ?? 0, reportBytes }
 }

@@ -245,7 +245,8 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
         const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
         const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
         const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
-        const base = rebuilt === null ? '' : `; base rebuilt from ${rebuilt.reports} report${rebuilt.reports === 1 ? '' : 's'} (${(rebuilt.reportBytes / 1024).toFixed(0)} KiB instead of a ${(checkpoint.byteLength / 1024).toFixed(0)} KiB model)`
+        const from = rebuilt === null ? '' : rebuilt.reports === 0 ? `the round's ${unit.update?.aggregate?.codec ?? ''} mean` : `${rebuilt.reports} report${rebuilt.reports === 1 ? '' : 's'}`
+      const base = rebuilt === null ? '' : `; base rebuilt from ${from} (${(rebuilt.reportBytes / 1024).toFixed(0)} KiB instead of a ${(checkpoint.byteLength / 1024).toFixed(0)} KiB model)`
         if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})${base}`)
         else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
         break

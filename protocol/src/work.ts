@@ -93,24 +93,32 @@ export const scoreResultSchema = z.object({
 }).strict()
 
 /**
- * How a node that holds the previous round's base rebuilds this round's base itself instead of
- * downloading the model: fold the previous round's accepted reports, in this order with these
- * token weights, into their token-weighted mean, and take the Nesterov outer step from `from`
- * with the momentum that went with it. The result must hash to the unit's baseCheckpoint;
- * otherwise the node downloads the checkpoint as before.
+ * How a node that holds the checkpoint `from` rebuilds the unit's base itself instead of
+ * downloading the model, then takes the Nesterov outer step from `from` with the momentum that
+ * went with it. The round's update comes one of two ways, whichever is fewer bytes: `reports`,
+ * the round's accepted reports to fold in this order with these token weights into their
+ * token-weighted mean; or `aggregate`, that mean as the coordinator encoded it (the run's dense
+ * codec; int8 for topk runs) and applied
+ * it. The result must hash to the unit's baseCheckpoint; otherwise the node downloads the model.
  */
+/** Codecs a round's mean update can be broadcast in (dense ones: the mean of sparse reports is not sparse). */
+export const AGGREGATE_CODECS = ['int8', 'fp16', 'fp32'] as const
+export type AggregateCodec = typeof AGGREGATE_CODECS[number]
+
 export const roundUpdateSchema = z.object({
-  /** the previous round's base checkpoint */
+  /** the checkpoint the round's outer step started from */
   from: sha256Hex,
   reports: z.array(z.object({
     /** the payload's sha256, fetched on the blob protocol */
     sha256: sha256Hex,
     tokens: z.number().int().positive(),
     bytes: z.number().int().positive()
-  }).strict()).min(1).max(10_000),
+  }).strict()).min(1).max(10_000).optional(),
+  /** the round's mean update, encoded once by the coordinator (fetched on the blob protocol) */
+  aggregate: z.object({ sha256: sha256Hex, bytes: z.number().int().positive(), codec: z.enum(AGGREGATE_CODECS) }).strict().optional(),
   outerLr: z.number().positive(),
   outerMomentum: z.number().min(0).max(0.999)
-}).strict()
+}).strict().refine((u) => (u.reports === undefined) !== (u.aggregate === undefined), 'an update carries either its reports or its aggregate')
 
 export const workUnitSchema = z.object({
   assignmentId: z.string().uuid(),

@@ -108,7 +108,7 @@ export interface RunsTable {
 /** Where the next work unit's tokens start in a run's train shards. */
 export interface DataCursor { epoch: number, shard: number, offset: number }
 
-export type BlobKind = 'checkpoint' | 'shard' | 'report' | 'optimizer' | 'tokenizer' | 'documents'
+export type BlobKind = 'checkpoint' | 'shard' | 'report' | 'optimizer' | 'tokenizer' | 'documents' | 'update'
 
 export interface BlobsTable {
   sha256: string
@@ -133,6 +133,8 @@ export interface RoundsTable {
   result_checkpoint: string | null
   /** the checkpoint the outer step started from (null before overlapped rounds: it was base_checkpoint) */
   applied_to: string | null
+  /** sha256 of the round's mean update as encoded (int8) and applied, when nodes rebuild from it rather than from the reports */
+  update_blob: string | null
   tokens: ColumnType<number, number | undefined, number>
   train_loss: number | null
   val_loss: number | null

@@ -52,10 +52,11 @@ export class BlobService extends ProtocolService {
       }
       const kind = await blobKind(this.#c.db, request.sha256)
       // A report is served only to the nodes scoring it (rounds/node-scoring.ts) or rebuilding
-      // the next base from it, the run's momentum only to the latter (rounds/round-update.ts).
+      // the next base from it, the run's momentum and a round's aggregate only to the latter
+      // (rounds/round-update.ts).
       const servable = kind === 'checkpoint' || kind === 'shard' ||
         (kind === 'report' && await scoresWith(this.#c.db, peerId, request.sha256) === 'report') ||
-        ((kind === 'report' || kind === 'optimizer') && await rebuildsWith(this.#c.db, peerId, request.sha256))
+        ((kind === 'report' || kind === 'optimizer' || kind === 'update') && await rebuildsWith(this.#c.db, peerId, request.sha256))
       const size = servable ? await this.#c.blobs.size(request.sha256) : undefined
       if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
       if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)

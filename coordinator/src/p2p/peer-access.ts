@@ -32,7 +32,8 @@ export async function mayFetchBlob (db: Kysely<Database>, peerId: string, sha256
 
 /**
  * Whether the peer holds a unit of an open round whose base it may rebuild (round-update.ts)
- * with blob `sha256`: a report accepted in the round that made that base, or the run's current momentum.
+ * with blob `sha256`: a report accepted in the round that made that base, that round's aggregate
+ * update, or the run's current momentum.
  */
 export async function rebuildsWith (db: Kysely<Database>, peerId: string, sha256: string): Promise<boolean> {
   const row = await db.selectFrom('assignments as own')
@@ -45,6 +46,10 @@ export async function rebuildsWith (db: Kysely<Database>, peerId: string, sha256
     .where('own_round.status', '=', 'open').where('own.status', '=', 'assigned')
     .where((eb) => eb.or([
       eb('runs.outer_state', '=', sha256),
+      eb.exists(eb.selectFrom('rounds as prior_round').select('prior_round.id')
+        .whereRef('prior_round.run_id', '=', 'own.run_id')
+        .whereRef('prior_round.result_checkpoint', '=', 'own_round.base_checkpoint')
+        .where('prior_round.update_blob', '=', sha256)),
       eb.exists(eb.selectFrom('assignments as prior')
         .innerJoin('rounds as prior_round', 'prior_round.id', 'prior.round_id')
         .select('prior.id')

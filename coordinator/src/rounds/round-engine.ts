@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
-import { encodedByteLength } from '@barnraise/protocol'
+import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
 import type { RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -19,7 +19,7 @@ import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
-import { roundUpdate, updateWorthSending } from './round-update.ts'
+import { aggregateCodec, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
@@ -295,7 +295,17 @@ export class RoundEngine implements WorkSource {
     const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
     const defences = defencesOf(spec)
     const update = acc.update(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
-    const newMomentum = outerStep(theta, update, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
+    // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs):
+    // the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
+    let applied = update
+    let updateBlob: string | null = null
+    if (broadcastsUpdates(defences) && sendsAggregate(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.codec, spec.paramCount)) {
+      const codec = aggregateCodec(spec.codec)
+      const encoded = encodePseudoGradient(codec, update)
+      applied = decodePseudoGradient(codec, encoded, spec.paramCount)
+      updateBlob = await storeBlob(db, blobs, encoded, 'update', { runId, round: number })
+    }
+    const newMomentum = outerStep(theta, applied, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
     const weights = checkpointBytes(spec.modelConfig, theta)
     const valLoss = await this.#cache.validationLoss(runId, theta)
     const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })
@@ -303,11 +313,12 @@ export class RoundEngine implements WorkSource {
     const tokensSeen = run.tokens_seen + acc.tokens
     const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
     const overlapped = overlapOf(spec) !== 'none'
+    let spentUpdates: string[] = []
     const reportBlobs = await db.transaction().execute(async (trx) => {
       await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
         .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
       await trx.updateTable('rounds').set({
-        status: 'closed', closed_at: new Date(), close_reason: reason, result_checkpoint: checkpoint, applied_to: run.latest_checkpoint,
+        status: 'closed', closed_at: new Date(), close_reason: reason, result_checkpoint: checkpoint, applied_to: run.latest_checkpoint, update_blob: updateBlob,
         tokens: acc.tokens, train_loss: acc.trainLoss(), val_loss: valLoss
       }).where('id', '=', roundId).execute()
       if (done) {
@@ -329,11 +340,15 @@ export class RoundEngine implements WorkSource {
         (select id from assignments where run_id = ${runId} and sketch is not null order by resolved_at desc nulls last limit ${DEFAULT_SCREENING.earlierKept})`.execute(trx)
       // A run that broadcasts its updates keeps this round's reports until the next one closes,
       // where they are worth fetching: nodes rebuild the next base from them (round-update.ts).
-      const keepThisRound = broadcastsUpdates(defences) && !done &&
-        updateWorthSending(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount)
+      const keepThisRound = broadcastsUpdates(defences) && !done && updateBlob === null &&
+        updateWorthSending(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.codec, spec.paramCount)
       // Overlapped, the round after next is built on this round's checkpoint, so the round before
       // this one (kept at its own close if worth it) is still being rebuilt from until now.
       const keptBefore = overlapped && !done ? number - 1 : number
+      // Aggregates no node rebuilds from any more: rounds before those kept (all of them once done).
+      spentUpdates = (await trx.selectFrom('rounds').select('update_blob').where('run_id', '=', runId).where('update_blob', 'is not', null)
+        .where('number', done ? '<=' : '<', done ? number : keptBefore).execute()).map((r) => r.update_blob!)
+      if (spentUpdates.length > 0) await trx.updateTable('rounds').set({ update_blob: null }).where('run_id', '=', runId).where('update_blob', 'in', spentUpdates).execute()
       return await trx.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
         .innerJoin('blobs', (j) => j.onRef('blobs.sha256', '=', 'assignments.report_blob').on('blobs.kind', '=', 'report'))
         .select('assignments.report_blob').distinct()
@@ -357,6 +372,10 @@ export class RoundEngine implements WorkSource {
     await this.#cache.advanceBase(runId, roundId, checkpoint, theta)
     // Folded into a checkpoint and no longer needed for a node to rebuild a base from: the rows
     // in one statement, then the files.
+    for (const sha of spentUpdates) {
+      await db.deleteFrom('blobs').where('sha256', '=', sha).where('kind', '=', 'update').execute()
+      await blobs.delete(sha)
+    }
     const spent = reportBlobs.map((r) => r.report_blob!)
     for (let i = 0; i < spent.length; i += 5000) await db.deleteFrom('blobs').where('sha256', 'in', spent.slice(i, i + 5000)).where('kind', '=', 'report').execute()
     for (const sha of spent) await blobs.delete(sha)
@@ -376,7 +395,7 @@ export class RoundEngine implements WorkSource {
     const update = await roundUpdate(this.#o.db, runId, base, spec)
     const units = await this.#o.db.selectFrom('assignments').select((eb) => eb.fn.countAll<number>().as('n')).where('round_id', '=', roundId).executeTakeFirstOrThrow()
     const n = Number(units.n)
-    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), spec.paramCount) }
+    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), spec.codec, spec.paramCount) }
     this.#updates.set(roundId, entry)
     if (this.#updates.size > MAX_CACHED_UPDATES) this.#updates.delete(this.#updates.keys().next().value!)
     return entry

@@ -2,8 +2,8 @@
 // checkpoint the round that made the base was applied to, and that round's accepted reports in
 // the order they were folded.
 import type { Kysely } from 'kysely'
-import { MAX_CONTROL_MESSAGE_BYTES } from '@barnraise/protocol'
-import type { RoundUpdate } from '@barnraise/protocol'
+import { MAX_CONTROL_MESSAGE_BYTES, encodedByteLength } from '@barnraise/protocol'
+import type { AggregateCodec, CodecName, RoundUpdate } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 
@@ -14,9 +14,17 @@ import type { StoredRunSpec } from '../runs/runs.ts'
  * the one before the unit's; with overlap it is two before, applied to the checkpoint in between.
  */
 export async function roundUpdate (db: Kysely<Database>, runId: string, base: string, spec: StoredRunSpec): Promise<RoundUpdate | undefined> {
-  const previous = await db.selectFrom('rounds').select(['id', 'base_checkpoint', 'applied_to'])
+  const previous = await db.selectFrom('rounds').select(['id', 'base_checkpoint', 'applied_to', 'update_blob'])
     .where('run_id', '=', runId).where('result_checkpoint', '=', base).where('status', '=', 'closed').executeTakeFirst()
   if (previous === undefined) return undefined
+  // Rounds closed before `applied_to` existed were applied to their own base.
+  const from = previous.applied_to ?? previous.base_checkpoint
+  if (previous.update_blob !== null) {
+    const blob = await db.selectFrom('blobs').select('size').where('sha256', '=', previous.update_blob).where('kind', '=', 'update').executeTakeFirst()
+    if (blob === undefined) return undefined
+    const update = { from, aggregate: { sha256: previous.update_blob, bytes: blob.size, codec: aggregateCodec(spec.codec) }, outerLr: spec.recipe.outerLr, outerMomentum: spec.recipe.outerMomentum }
+    return worthSending(update, spec.paramCount) ? update : undefined
+  }
   const accepted = await db.selectFrom('assignments')
     .innerJoin('ledger', (j) => j.onRef('ledger.assignment_id', '=', 'assignments.id').on('ledger.outcome', '=', 'accepted'))
     .leftJoin('blobs', (j) => j.onRef('blobs.sha256', '=', 'assignments.report_blob').on('blobs.kind', '=', 'report'))
@@ -27,8 +35,7 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, base: st
   // A partial list would rebuild a different base.
   if (accepted.length === 0 || accepted.some((r) => r.report_blob === null || r.size === null)) return undefined
   const update = {
-    // Rounds closed before `applied_to` existed were applied to their own base.
-    from: previous.applied_to ?? previous.base_checkpoint,
+    from,
     reports: accepted.map((r) => ({ sha256: r.report_blob!, tokens: r.tokens, bytes: r.size! })),
     outerLr: spec.recipe.outerLr,
     outerMomentum: spec.recipe.outerMomentum
@@ -50,8 +57,29 @@ export const MAX_UPDATE_REPORTS = Math.floor(MAX_UPDATE_BYTES / 120)
  * sending: asked before the reports are in (whether to offer the momentum, whether to keep the
  * reports at the close).
  */
-export function updateWorthSending (reports: number, bytes: number, paramCount: number): boolean {
-  return reports > 0 && reports <= MAX_UPDATE_REPORTS && bytes < 4 * paramCount
+export function updateWorthSending (reports: number, bytes: number, codec: CodecName, paramCount: number): boolean {
+  if (reports === 0) return false
+  // An aggregate (int8: about a quarter of the F32 model) costs the same whatever the number of reports.
+  if (sendsAggregate(reports, bytes, codec, paramCount)) return encodedByteLength(aggregateCodec(codec), paramCount) < 4 * paramCount
+  return reports <= MAX_UPDATE_REPORTS && bytes < 4 * paramCount
+}
+
+/**
+ * The codec a round's mean goes out in: the run's own for dense codecs (a run that chose fp16
+ * keeps fp16 precision), int8 for topk (the mean of many sparse reports is no longer sparse).
+ */
+export function aggregateCodec (codec: CodecName): AggregateCodec {
+  return codec === 'topk' ? 'int8' : codec
+}
+
+/**
+ * Whether a round's update goes out as its mean, encoded once by the coordinator in
+ * `aggregateCodec` (and applied as encoded, so a node rebuilds the same bits), rather than as its
+ * `reports` reports of `bytes` bytes in all: when that is fewer bytes (int8 from two reports on,
+ * topk from about 31).
+ */
+export function sendsAggregate (reports: number, bytes: number, codec: CodecName, paramCount: number): boolean {
+  return reports > 0 && encodedByteLength(aggregateCodec(codec), paramCount) < bytes
 }
 
 /**
@@ -61,6 +89,6 @@ export function updateWorthSending (reports: number, bytes: number, paramCount: 
  * list alone is 107 KiB: bench/scale.bench.ts), so each node downloads the one base instead.
  */
 export function worthSending (update: RoundUpdate, paramCount: number): boolean {
-  const reportBytes = update.reports.reduce((n, r) => n + r.bytes, 0)
+  const reportBytes = update.aggregate?.bytes ?? (update.reports ?? []).reduce((n, r) => n + r.bytes, 0)
   return reportBytes < 4 * paramCount && new TextEncoder().encode(JSON.stringify(update)).byteLength <= MAX_UPDATE_BYTES
 }
