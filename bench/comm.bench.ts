@@ -6,10 +6,12 @@
 // 3. DiLoCo with topk pseudo-gradients plus error feedback (each node keeps what its codec
 //    dropped and adds it to its next report, as node-agent/src/error-feedback.ts does).
 // Bytes are sent plus received per node. A DiLoCo node downloads the model when it joins; after
-// that it rebuilds each round's base from the round's reports when they are smaller than the
-// fp32 model (node-agent/src/base-rebuild.ts), and downloads the model when they are not.
+// that it rebuilds each round's base from whichever is fewest bytes (node-agent/src/base-rebuild.ts,
+// coordinator/src/rounds/round-update.ts): the round's reports, or their mean as the coordinator
+// encodes it (int8 for int8 and topk runs, and then applied as encoded, as here), or the model.
 import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
+import { aggregateCodec, sendsAggregate } from '../coordinator/src/rounds/round-update.ts'
 import {
   AdamW, BatchSampler, NesterovSGD, clipGradNorm, countParams, createParamSet, demoCorpusShards, initParams,
   learningRateAt, lossAndGrad, presetConfig, validationLoss
@@ -73,6 +75,7 @@ function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, 
   const data = samplers()
   const nodes = data.map((sampler) => ({ sampler, params: createParamSet(config), grads: createParamSet(config), opt: adam(), residual: new Float32Array(n) }))
   const payloadBytes = encodedByteLength(codec, n)
+  const aggregate = sendsAggregate(NODES, NODES * payloadBytes, codec, n)
   for (let round = 0; round < ROUNDS; round++) {
     const sum = new Float32Array(n)
     for (const node of nodes) {
@@ -91,10 +94,10 @@ function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, 
       if (errorFeedback) for (let i = 0; i < n; i++) node.residual[i] = delta[i]! - received[i]!
       for (let i = 0; i < n; i++) sum[i]! += received[i]! / NODES
     }
-    outerOpt.step(theta.flat, sum)
+    outerOpt.step(theta.flat, aggregate ? decodePseudoGradient(aggregateCodec(codec), encodePseudoGradient(aggregateCodec(codec), sum), n) : sum)
   }
-  // Each round: its report up; the round's NODES reports down, or the model where that is less.
-  const perRound = payloadBytes + Math.min(NODES * payloadBytes, 4 * n)
+  // Each round: its report up; down, the round's NODES reports or their mean, or the model where that is less.
+  const perRound = payloadBytes + Math.min(aggregate ? encodedByteLength(aggregateCodec(codec), n) : NODES * payloadBytes, 4 * n)
   const bytes = 4 * n + ROUNDS * perRound
   return { loss: validationLoss(theta, shards.validation.tokens, evalOpts), bytes, perRound, seconds: (performance.now() - started) / 1000 }
 }

@@ -80,6 +80,32 @@ describe('blobs over /barnraise/blob/1.0.0', () => {
     await assert.rejects(cache.get(otherSha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
   })
 
+  test('a round\'s aggregate update goes only to a node whose open unit trains from that round\'s checkpoint, and only while the unit is open', async () => {
+    const db = coordinator.database.db
+    const aggregate = randomBytes(5000)
+    const aggregateSha = await coordinator.blobs.put(aggregate)
+    await db.insertInto('blobs').values({ sha256: aggregateSha, size: aggregate.byteLength, kind: 'update', meta: '{}' }).execute()
+    const node = await db.selectFrom('nodes').select('id').where('peer_id', '=', libp2p.peerId.toString()).executeTakeFirstOrThrow()
+    const run = await db.insertInto('runs').values({ name: 'aggregate run', spec: '{}', failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null })
+      .returning('id').executeTakeFirstOrThrow()
+    const made = 'a'.repeat(64)
+    await db.insertInto('rounds').values({ run_id: run.id, number: 1, status: 'closed', base_checkpoint: '0'.repeat(64), deadline_at: new Date(), result_checkpoint: made, update_blob: aggregateSha }).execute()
+    const open = await db.insertInto('rounds').values({ run_id: run.id, number: 2, status: 'open', base_checkpoint: made, deadline_at: new Date(Date.now() + 60_000) })
+      .returning('id').executeTakeFirstOrThrow()
+    const unit = await db.insertInto('assignments').values({ run_id: run.id, round_id: open.id, node_id: node.id, ranges: JSON.stringify([{ shard: otherSha, start: 0, end: 10 }]), tokens: 10, status: 'assigned' })
+      .returning('id').executeTakeFirstOrThrow()
+    // Another node's round: its aggregate is not this node's to read.
+    const elsewhere = randomBytes(5000)
+    const elsewhereSha = await coordinator.blobs.put(elsewhere)
+    await db.insertInto('blobs').values({ sha256: elsewhereSha, size: elsewhere.byteLength, kind: 'update', meta: '{}' }).execute()
+    await db.insertInto('rounds').values({ run_id: run.id, number: 0, status: 'closed', base_checkpoint: '0'.repeat(64), deadline_at: new Date(), result_checkpoint: 'b'.repeat(64), update_blob: elsewhereSha }).execute()
+
+    assert.deepEqual(Buffer.from(await (await cacheIn(await tempDir('blob-aggregate'))).get(aggregateSha)), aggregate)
+    await assert.rejects((await cacheIn(await tempDir('blob-aggregate-other'))).get(elsewhereSha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+    await db.updateTable('assignments').set({ status: 'accepted' }).where('id', '=', unit.id).execute()
+    await assert.rejects((await cacheIn(await tempDir('blob-aggregate-late'))).get(aggregateSha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+  })
+
   test('a peer that is not an enrolled node gets nothing, not even a blob that exists', async () => {
     const cache = await cacheIn(await tempDir('blob-stranger'), stranger)
     await assert.rejects(cache.get(sha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ENROLLED')

@@ -20,8 +20,10 @@ export function timedExecutor (computeMs: number): Executor & { spans: ComputeSp
         request.signal.addEventListener('abort', () => { clearTimeout(timer); reject(request.signal.reason) }, { once: true })
       })
       const params = new Float32Array(request.base.length)
-      // A small step the int8 and topk codecs both carry (a sign pattern that varies by round).
-      for (let i = 0; i < params.length; i++) params[i] = request.base[i]! - 1e-4 * (((i * 2654435761 + request.unit.round) >>> 7) % 3 - 1)
+      // A small step the int8 and topk codecs both carry: a sign pattern of its own for each unit
+      // (identical reports would make a round's mean one of them, which real nodes never send).
+      const salt = Number.parseInt(request.unit.assignmentId.slice(0, 8), 16)
+      for (let i = 0; i < params.length; i++) params[i] = request.base[i]! - 1e-4 * ((((i ^ salt) * 2654435761) >>> 7) % 3 - 1)
       const end = performance.now()
       spans.push({ assignmentId: request.unit.assignmentId, round: request.unit.round, start, end })
       const r = request.unit.recipe

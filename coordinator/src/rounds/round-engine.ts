@@ -362,6 +362,8 @@ export class RoundEngine implements WorkSource {
           .whereRef('other.report_blob', '=', 'assignments.report_blob')
           .where((o) => o.or([
             o('other_round.status', '=', 'open'),
+            // …or a round's aggregate that nodes still rebuild from (the same bytes, when the reports were identical).
+            o.exists(o.selectFrom('rounds as kept').select('kept.id').whereRef('kept.update_blob', '=', 'assignments.report_blob')),
             ...(keepThisRound ? [o.and([o('other_round.run_id', '=', runId), o('other_round.number', '=', number)])] : []),
             ...(keptBefore < number ? [o.and([o('other_round.run_id', '=', runId), o('other_round.number', '>=', keptBefore), o('other_round.number', '<', number)])] : [])
           ])))))
@@ -373,8 +375,9 @@ export class RoundEngine implements WorkSource {
     // Folded into a checkpoint and no longer needed for a node to rebuild a base from: the rows
     // in one statement, then the files.
     for (const sha of spentUpdates) {
-      await db.deleteFrom('blobs').where('sha256', '=', sha).where('kind', '=', 'update').execute()
-      await blobs.delete(sha)
+      // Only the aggregate's own row and file: the same bytes may be a report's still in use.
+      const gone = await db.deleteFrom('blobs').where('sha256', '=', sha).where('kind', '=', 'update').executeTakeFirst()
+      if (gone.numDeletedRows > 0n) await blobs.delete(sha)
     }
     const spent = reportBlobs.map((r) => r.report_blob!)
     for (let i = 0; i < spent.length; i += 5000) await db.deleteFrom('blobs').where('sha256', 'in', spent.slice(i, i + 5000)).where('kind', '=', 'report').execute()

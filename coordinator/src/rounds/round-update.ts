@@ -20,7 +20,8 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, base: st
   // Rounds closed before `applied_to` existed were applied to their own base.
   const from = previous.applied_to ?? previous.base_checkpoint
   if (previous.update_blob !== null) {
-    const blob = await db.selectFrom('blobs').select('size').where('sha256', '=', previous.update_blob).where('kind', '=', 'update').executeTakeFirst()
+    // Any kind: the mean of identical reports is byte for byte one of them (kind `report`).
+    const blob = await db.selectFrom('blobs').select('size').where('sha256', '=', previous.update_blob).executeTakeFirst()
     if (blob === undefined) return undefined
     const update = { from, aggregate: { sha256: previous.update_blob, bytes: blob.size, codec: aggregateCodec(spec.codec) }, outerLr: spec.recipe.outerLr, outerMomentum: spec.recipe.outerMomentum }
     return worthSending(update, spec.paramCount) ? update : undefined
