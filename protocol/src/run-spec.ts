@@ -109,7 +109,14 @@ export const runSpecSchema = z.object({
    * outer step old, and the coordinator applies that unit's delta to the newer base (a
    * one-step-delayed outer update; docs/overlap.md). Two rounds are open at a time.
    */
-  overlap: z.enum(OVERLAP_MODES).default('none')
+  overlap: z.enum(OVERLAP_MODES).default('none'),
+  /**
+   * `throughput`: each node's unit has the run's inner steps scaled by its measured tokens a
+   * second over the round's median (¼× to 4×), so a fast GPU trains more and a laptop less and
+   * their units finish together; the outer step weights each delta by its tokens. `fixed`: every
+   * unit has the run's inner steps.
+   */
+  unitSizing: z.enum(['fixed', 'throughput']).default('fixed')
 }).strict()
   .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
   .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })

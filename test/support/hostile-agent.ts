@@ -1,8 +1,9 @@
 // A real agent process that trains like any other and then lies about what it trained: the
 // attacks of issue 12 (sign flip, all zeros, scaled, a replay of its first delta) as a node would
-// mount them, through the agent's own session, work loop and TypeScript executor. Test support
-// only; never shipped.
-//   node test/support/hostile-agent.ts --attack flip|zero|scale|replay --coordinator MA --token T --data-dir D [--name N]
+// mount them, through the agent's own session, work loop and TypeScript executor. `slow` is no
+// attack: an honest node four times slower than its hardware (a laptop beside a GPU). Test
+// support only; never shipped.
+//   node test/support/hostile-agent.ts --attack flip|zero|scale|replay|slow --coordinator MA --token T --data-dir D [--name N]
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { loadOrCreatePeerKey } from '@barnraise/protocol'
@@ -22,13 +23,14 @@ const { values } = parseArgs({
   }
 })
 const attack = values.attack
-if (attack !== 'flip' && attack !== 'zero' && attack !== 'scale' && attack !== 'replay') throw new Error('--attack flip|zero|scale|replay')
+if (attack !== 'flip' && attack !== 'zero' && attack !== 'scale' && attack !== 'replay' && attack !== 'slow') throw new Error('--attack flip|zero|scale|replay|slow')
 
 /** The replayer's first (honest) delta, sent again every later round. */
 let firstDelta: Float32Array | null = null
 
 /** θ_local that makes the report's Δ = θ − θ_local what the attack sends. */
 function lie (base: Float32Array, honest: Float32Array): Float32Array {
+  if (attack === 'slow') return honest
   if (attack === 'replay') {
     if (firstDelta === null) {
       firstDelta = base.map((x, i) => x - honest[i]!)
@@ -50,6 +52,11 @@ const executor: Executor = {
   kind: inner.kind,
   async train (request: TrainRequest): Promise<TrainResult> {
     const result = await inner.train(request)
+    if (attack === 'slow') {
+      // Three times the work's time again, and says so: its compute seconds are four times the trainer's.
+      await new Promise((resolve) => setTimeout(resolve, 3000 * result.computeSeconds))
+      return { ...result, computeSeconds: 4 * result.computeSeconds }
+    }
     return { ...result, params: lie(request.base, result.params) }
   },
   close: async () => { await inner.close?.() }

@@ -2,7 +2,8 @@ import { tempDir } from './cluster.ts'
 import { spawnCli } from './processes.ts'
 import type { Spawned } from './processes.ts'
 
-export type Attack = 'flip' | 'zero' | 'scale' | 'replay'
+/** `slow` is honest, only four times slower (a laptop beside a GPU). */
+export type Attack = 'flip' | 'zero' | 'scale' | 'replay' | 'slow'
 
 /**
  * Starts a hostile agent process (test/support/hostile-agent.ts) mounting `attack`; resolves

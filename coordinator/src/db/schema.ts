@@ -162,6 +162,8 @@ export interface AssignmentsTable {
   held_report: Json<HeldReport> | null
   /** the accepted report's count sketch (little-endian float32s) in runs that screen; only the latest few hundred are kept */
   sketch: Buffer | null
+  /** this unit's inner steps when the run sizes units by throughput; null: the run's */
+  inner_steps: number | null
 }
 
 /** One node's scoring of another node's held report (models too large for the coordinator to score). */

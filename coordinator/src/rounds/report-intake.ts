@@ -18,7 +18,7 @@ import { RefusalLimiter } from './refusal-limiter.ts'
 import { deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
-import { defencesOf } from '../runs/run-plan.ts'
+import { defencesOf, unitInnerSteps } from '../runs/run-plan.ts'
 import type { NodeScoring } from './node-scoring.ts'
 import { FLAG_CODES, quarantineIfWarranted } from '../nodes/reputation.ts'
 
@@ -142,7 +142,7 @@ export class ReportIntake implements ReportSink {
     const a = await db.selectFrom('assignments')
       .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.report_blob', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
+      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.inner_steps', 'assignments.report_blob', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
       .where('assignments.id', '=', m.assignmentId).executeTakeFirst()
     // Not this node's unit: refused without a ledger row, so strangers cannot grow a run's ledger.
     if (a === undefined || a.peer_id !== peerId || a.run_id !== m.runId || a.number !== m.round) {
@@ -169,7 +169,7 @@ export class ReportIntake implements ReportSink {
     }
     // Credit follows the assignment: a unit cannot train more tokens than it was handed, nor
     // for longer than it has existed.
-    const maxTokens = Math.min(spec.recipe.innerSteps * spec.recipe.batchSize * spec.recipe.seqLen, a.tokens)
+    const maxTokens = Math.min(unitInnerSteps(spec, a.inner_steps) * spec.recipe.batchSize * spec.recipe.seqLen, a.tokens)
     if (m.tokens > maxTokens || m.tokens <= 0) throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.tokens} tokens; this unit trains 1 to ${maxTokens}`)
     const elapsed = (Date.now() - a.created_at.getTime()) / 1000 + COMPUTE_SLACK_SECONDS
     if (!(m.computeSeconds >= 0 && m.computeSeconds <= elapsed)) {

@@ -18,7 +18,8 @@ import type { NodeScoring } from './node-scoring.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone } from '../runs/run-plan.ts'
+import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
+import { measuredSpeeds, stepsByThroughput } from './unit-sizing.ts'
 import { aggregateCodec, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
@@ -46,14 +47,14 @@ export interface RoundEngineOptions {
   onRoundEnded?: (outcome: 'closed' | 'abandoned') => void
 }
 
+/** Open rounds whose update the engine keeps worked out (two per overlapped run). */
+const MAX_CACHED_UPDATES = 64
+
 /**
  * The DiLoCo round loop. Every transition is a row in Postgres (rounds, assignments, ledger,
  * checkpoints, the run's cursor), so a restarted coordinator picks up where it stopped: the
  * open round continues and its running sum is rebuilt from the accepted reports on disk.
  */
-/** Open rounds whose update the engine keeps worked out (two per overlapped run). */
-const MAX_CACHED_UPDATES = 64
-
 export class RoundEngine implements WorkSource {
   readonly #o: Required<Omit<RoundEngineOptions, 'scoring'>> & Pick<RoundEngineOptions, 'scoring'>
   readonly #locks: RunLocks
@@ -226,17 +227,22 @@ export class RoundEngine implements WorkSource {
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
 
+  /** Measured tokens a second of each node (in `nodes` order), undefined where it has no accepted report in the run yet. */
+  async #speedsOf (db: Kysely<Database>, runId: string, nodes: Array<{ id: string }>): Promise<Array<number | undefined>> {
+    const speeds = await measuredSpeeds(db, runId, nodes.map((n) => n.id))
+    return nodes.map((n) => speeds.get(n.id))
+  }
+
   async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec, deadline: Date): Promise<boolean> {
     const nodes = (await this.#eligibleNodes(runId)).slice(0, spec.maxNodes)
     if (nodes.length < spec.minNodes) return false
     const { recipe } = spec
     const window = recipe.seqLen + 1
-    const unitTokens = recipe.innerSteps * recipe.batchSize * window
     const opened = await this.#o.db.transaction().execute(async (trx) => {
       const round = await trx.insertInto('rounds').values({ run_id: runId, number, status: 'open', base_checkpoint: baseCheckpoint, deadline_at: deadline })
         .returning('id').executeTakeFirstOrThrow()
       // Work a vanished or refused node did not finish goes out again before fresh tokens.
-      const pool = await trx.selectFrom('assignments').select(['id', 'ranges', 'tokens'])
+      const pool = await trx.selectFrom('assignments').select(['id', 'ranges', 'tokens', 'inner_steps'])
         .where('run_id', '=', runId).where('status', 'in', ['expired', 'refused']).where('requeued', '=', false)
         .orderBy('created_at').execute()
       let next = cursor
@@ -247,30 +253,38 @@ export class RoundEngine implements WorkSource {
       const nodeScored = defencesOf(spec).screening && !await this.#cache.scoresItself(runId)
       const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
       // Ids are made here so the whole round goes in as one INSERT (one round trip, not one a node).
-      const made: Array<{ id: string, ranges: TokenRange[] }> = []
+      const made: Array<{ id: string, ranges: TokenRange[], steps: number | null }> = []
       const rows: Array<Insertable<AssignmentsTable>> = []
       const requeuedIds: string[] = []
+      // Sized by throughput: each node's own inner steps (unit-sizing.ts); null keeps the run's.
+      const sized = spec.unitSizing === 'throughput' ? stepsByThroughput(recipe.innerSteps, await this.#speedsOf(trx, runId, nodes)) : null
       for (const [i, node] of nodes.entries()) {
         if (twins.has(i)) continue
         let ranges: TokenRange[]
-        const requeued = pool.shift()
-        if (requeued !== undefined) {
-          ranges = requeued.ranges
-          requeuedIds.push(requeued.id)
+        let steps = sized?.[i] ?? null
+        // A requeued unit keeps its size (its ranges were cut for it): one of this node's size
+        // first, else the oldest, so the pool always drains.
+        let requeued = pool.findIndex((p) => (p.inner_steps ?? recipe.innerSteps) === (steps ?? recipe.innerSteps))
+        if (requeued < 0 && pool.length > 0) requeued = 0
+        if (requeued >= 0) {
+          const unit = pool.splice(requeued, 1)[0]!
+          ranges = unit.ranges
+          steps = unit.inner_steps
+          requeuedIds.push(unit.id)
         } else {
-          const taken = takeRanges(next, spec.trainShards, unitTokens, window)
+          const taken = takeRanges(next, spec.trainShards, (steps ?? recipe.innerSteps) * recipe.batchSize * window, window)
           ranges = taken.ranges
           next = taken.cursor
         }
         const id = randomUUID()
-        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned' })
-        made[i] = { id, ranges }
+        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned', inner_steps: steps })
+        made[i] = { id, ranges, steps }
       }
       for (const [twin, original] of twins) {
         const of = made[original]!
         rows.push({
           id: randomUUID(), run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: rangeTokens(of.ranges),
-          status: 'assigned', twin_of: of.id, requeued: true
+          status: 'assigned', twin_of: of.id, requeued: true, inner_steps: of.steps
         })
       }
       if (requeuedIds.length > 0) await trx.updateTable('assignments').set({ requeued: true }).where('id', 'in', requeuedIds).execute()
@@ -465,7 +479,7 @@ export class RoundEngine implements WorkSource {
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
-      .select(['assignments.id', 'assignments.ranges', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state', 'runs.latest_checkpoint'])
+      .select(['assignments.id', 'assignments.ranges', 'assignments.inner_steps', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state', 'runs.latest_checkpoint'])
       .where('assignments.node_id', '=', nodeId).where('assignments.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       // "After" a unit: handed out later than it (its own round's and older units are still in flight).
@@ -477,6 +491,7 @@ export class RoundEngine implements WorkSource {
     const { recipe } = spec
     const { update, offerMomentum } = broadcastsUpdates(defencesOf(spec)) ? await this.#roundUpdate(unit.run_id, unit.round_id, unit.base_checkpoint, spec) : { update: undefined, offerMomentum: false }
     const overlap = overlapOf(spec)
+    const steps = unitInnerSteps(spec, unit.inner_steps)
     return {
       kind: 'unit',
       unit: {
@@ -489,15 +504,16 @@ export class RoundEngine implements WorkSource {
         ranges: unit.ranges,
         shardVocabSize: spec.vocabSize,
         recipe: {
-          innerSteps: recipe.innerSteps, batchSize: recipe.batchSize, seqLen: recipe.seqLen, lr: recipe.innerLr,
+          innerSteps: steps, batchSize: recipe.batchSize, seqLen: recipe.seqLen, lr: recipe.innerLr,
           warmupSteps: recipe.warmupSteps, weightDecay: recipe.weightDecay, beta1: recipe.beta1, beta2: recipe.beta2,
           gradClip: recipe.gradClip, seed: spec.seed,
           ...(defencesOf(spec).redundancy > 0 ? { freshInnerState: true } : {})
         },
         codec: spec.codec,
         deadline: unit.deadline_at.toISOString(),
-        scheduleOffset: (unit.number - 1) * recipe.innerSteps,
-        totalInnerSteps: plannedRounds(spec) * recipe.innerSteps,
+        // A node on its own steps follows its own schedule: the same share of the run each round.
+        scheduleOffset: (unit.number - 1) * steps,
+        totalInnerSteps: plannedRounds(spec) * steps,
         // The run's momentum goes with its latest checkpoint only; an overlapped unit may train from the one before.
         ...(offerMomentum && unit.latest_checkpoint === unit.base_checkpoint ? { momentum: unit.outer_state } : {}),
         ...(update !== undefined ? { update } : {}),

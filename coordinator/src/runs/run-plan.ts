@@ -73,3 +73,8 @@ export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSi
 export function overlapOf (spec: StoredRunSpec): OverlapMode {
   return spec.overlap ?? 'none'
 }
+
+/** Inner steps of a unit: its own where the run sizes units by throughput, else the run's. */
+export function unitInnerSteps (spec: StoredRunSpec, innerSteps: number | null): number {
+  return innerSteps ?? spec.recipe.innerSteps
+}

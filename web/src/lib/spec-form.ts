@@ -54,6 +54,7 @@ export interface SpecForm {
   /** percent of each round's units also handed to a second node (redundancy checks) */
   redundancyPercent: string
   overlap: 'none' | 'delayed'
+  unitSizing: 'fixed' | 'throughput'
 }
 
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
@@ -86,7 +87,8 @@ export function initialForm (): SpecForm {
     aggregation: d.defences.aggregation,
     screening: d.defences.screening,
     redundancyPercent: String(d.defences.redundancy * 100),
-    overlap: d.overlap
+    overlap: d.overlap,
+    unitSizing: d.unitSizing
   }
 }
 
@@ -122,7 +124,8 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null, token
     retention: { keepEvery: required(form.keepEvery) },
     license: form.license,
     defences: { aggregation: form.aggregation, screening: form.screening, redundancy: required(form.redundancyPercent) / 100 },
-    overlap: form.overlap
+    overlap: form.overlap,
+    unitSizing: form.unitSizing
   }
   if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
   else spec.tokenTarget = required(form.tokenTarget)

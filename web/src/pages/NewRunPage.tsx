@@ -377,6 +377,12 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                   <option value='delayed'>overlapped (one-step-delayed outer update)</option>
                 </select>
               </Field>
+              <Field id={fieldId('unitSizing')} label='Unit size' hint='by throughput: each node trains the run’s inner steps scaled by its measured speed (¼× to 4×), so fast GPUs do more and every unit finishes together' field='unitSizing' error={errorFor('unitSizing')}>
+                <select id={fieldId('unitSizing')} className='input' value={form.unitSizing} onChange={(e) => { update({ unitSizing: e.target.value as SpecForm['unitSizing'] }, 'unitSizing') }} data-testid='unit-sizing'>
+                  <option value='fixed'>the same for every node</option>
+                  <option value='throughput'>by each node’s measured throughput</option>
+                </select>
+              </Field>
               <NumberInput path='evalBatches' label='Evaluation batches' hint='held-out batches per checkpoint' value={form.evalBatches} onChange={(v) => { update({ evalBatches: v }, 'evalBatches') }} error={errorFor('evalBatches')} />
               <NumberInput path='seed' label='Seed' hint='initial weights' value={form.seed} onChange={(v) => { update({ seed: v }, 'seed') }} error={errorFor('seed')} />
               <NumberInput path='retention.keepEvery' label='Keep every Nth checkpoint' hint='round 0, every Nth round and the latest keep their weights; the rest are deleted as the run goes (1 keeps all)' value={form.keepEvery} onChange={(v) => { update({ keepEvery: v }, 'retention.keepEvery') }} error={errorFor('retention.keepEvery')} />
@@ -461,7 +467,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap', 'unitSizing',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {
