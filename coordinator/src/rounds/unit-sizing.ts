@@ -26,15 +26,20 @@ export function stepsByThroughput (innerSteps: number, speeds: Array<number | un
 }
 
 /**
- * Each node's tokens a second in this run, from its accepted reports (tokens over the compute
- * seconds it claimed; the intake holds those claims to the time since the unit was handed out).
+ * Each node's tokens a second in this run, from its accepted reports: tokens over the longer of
+ * the compute seconds it claimed and the time from handing its unit out to accepting its report,
+ * so a claim can make a node look no faster than its reports actually came back. A node that
+ * answers at once with anything still looks fast: up to MAX_STEP_FACTOR× the tokens, and the
+ * weight in the mean that goes with them. Runs open to strangers should screen (docs/defences.md).
  */
 export async function measuredSpeeds (db: Kysely<Database>, runId: string, nodeIds: string[]): Promise<Map<string, number>> {
   if (nodeIds.length === 0) return new Map()
   const rows = await db.selectFrom('ledger')
-    .select(['node_id', sql<number>`sum(tokens)::float8`.as('tokens'), sql<number>`sum(compute_seconds)::float8`.as('seconds')])
-    .where('run_id', '=', runId).where('outcome', '=', 'accepted').where('node_id', 'in', nodeIds)
-    .groupBy('node_id').execute()
+    .innerJoin('assignments', 'assignments.id', 'ledger.assignment_id')
+    .select(['ledger.node_id', sql<number>`sum(ledger.tokens)::float8`.as('tokens'),
+      sql<number>`sum(greatest(ledger.compute_seconds, extract(epoch from ledger.created_at - assignments.created_at)))::float8`.as('seconds')])
+    .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted').where('ledger.node_id', 'in', nodeIds)
+    .groupBy('ledger.node_id').execute()
   const out = new Map<string, number>()
   for (const r of rows) if (r.node_id !== null && Number(r.seconds) > 0) out.set(r.node_id, Number(r.tokens) / Number(r.seconds))
   return out
