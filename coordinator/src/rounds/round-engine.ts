@@ -19,7 +19,8 @@ import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
-import { measuredSpeeds, stepsByThroughput } from './unit-sizing.ts'
+import { measuredTimings, stepsByTiming } from './unit-sizing.ts'
+import type { NodeTiming } from './unit-sizing.ts'
 import { aggregateCodec, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
@@ -227,10 +228,10 @@ export class RoundEngine implements WorkSource {
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
 
-  /** Measured tokens a second of each node (in `nodes` order), undefined where it has no accepted report in the run yet. */
-  async #speedsOf (db: Kysely<Database>, runId: string, nodes: Array<{ id: string }>): Promise<Array<number | undefined>> {
-    const speeds = await measuredSpeeds(db, runId, nodes.map((n) => n.id))
-    return nodes.map((n) => speeds.get(n.id))
+  /** Each node's measured timing (in `nodes` order), undefined where it has no accepted report in the run yet. */
+  async #timingsOf (db: Kysely<Database>, runId: string, nodes: Array<{ id: string }>, spec: StoredRunSpec): Promise<Array<NodeTiming | undefined>> {
+    const timings = await measuredTimings(db, runId, nodes.map((n) => n.id), spec.recipe.innerSteps, overlapOf(spec) !== 'none')
+    return nodes.map((n) => timings.get(n.id))
   }
 
   async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec, deadline: Date): Promise<boolean> {
@@ -256,8 +257,8 @@ export class RoundEngine implements WorkSource {
       const made: Array<{ id: string, ranges: TokenRange[], steps: number | null }> = []
       const rows: Array<Insertable<AssignmentsTable>> = []
       const requeuedIds: string[] = []
-      // Sized by throughput: each node's own inner steps (unit-sizing.ts); null keeps the run's.
-      const sized = spec.unitSizing === 'throughput' ? stepsByThroughput(recipe.innerSteps, await this.#speedsOf(trx, runId, nodes)) : null
+      // Sized by throughput: each node's own inner steps from its compute speed and its link (unit-sizing.ts); null keeps the run's.
+      const sized = spec.unitSizing === 'throughput' ? stepsByTiming(recipe.innerSteps, await this.#timingsOf(trx, runId, nodes, spec)) : null
       for (const [i, node] of nodes.entries()) {
         if (twins.has(i)) continue
         let ranges: TokenRange[]

@@ -1,5 +1,5 @@
 // How many inner steps each node's unit gets when a run sizes units by throughput, so a round's
-// units finish at about the same time on a fast GPU and a laptop alike.
+// units come back at about the same time from a fast GPU on a slow link and a laptop on fibre.
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
@@ -8,39 +8,54 @@ import type { Database } from '../db/schema.ts'
 export const MAX_STEP_FACTOR = 4
 
 /**
- * Inner steps for each node: the run's `innerSteps` scaled by the node's measured tokens a
- * second over the median of the nodes measured (a node not yet measured gets the median, so
- * the run's own steps), between innerSteps / MAX_STEP_FACTOR and innerSteps × MAX_STEP_FACTOR.
+ * What a node's last units took: compute seconds per inner step (its claim), and the rest of
+ * the time from handing a unit out to accepting its report (downloading the base and shards,
+ * uploading the report: its link), per unit.
  */
-export function stepsByThroughput (innerSteps: number, speeds: Array<number | undefined>): number[] {
-  const known = speeds.filter((s): s is number => s !== undefined && Number.isFinite(s) && s > 0).sort((a, b) => a - b)
-  if (known.length === 0) return speeds.map(() => innerSteps)
-  const mid = known.length >> 1
-  const median = known.length % 2 === 1 ? known[mid]! : (known[mid - 1]! + known[mid]!) / 2
+export interface NodeTiming { secondsPerStep: number, overheadSeconds: number }
+
+/**
+ * Inner steps for each node so each unit comes back in about the time the median measured node
+ * takes for the run's `innerSteps`: a node's time is its overhead plus steps × its seconds a step.
+ * A node not measured yet gets the run's steps; every unit stays within innerSteps / MAX_STEP_FACTOR
+ * and innerSteps × MAX_STEP_FACTOR (a node whose transfers alone outlast the round gets the least).
+ */
+export function stepsByTiming (innerSteps: number, timings: Array<NodeTiming | undefined>): number[] {
+  const usable = (t: NodeTiming | undefined): t is NodeTiming => t !== undefined && Number.isFinite(t.secondsPerStep) && t.secondsPerStep > 0 && Number.isFinite(t.overheadSeconds) && t.overheadSeconds >= 0
+  const at = timings.filter(usable).map((t) => t.overheadSeconds + innerSteps * t.secondsPerStep).sort((a, b) => a - b)
+  if (at.length === 0) return timings.map(() => innerSteps)
+  const mid = at.length >> 1
+  const target = at.length % 2 === 1 ? at[mid]! : (at[mid - 1]! + at[mid]!) / 2
   const least = Math.max(1, Math.ceil(innerSteps / MAX_STEP_FACTOR))
   const most = innerSteps * MAX_STEP_FACTOR
-  return speeds.map((s) => {
-    if (s === undefined || !Number.isFinite(s) || s <= 0) return innerSteps
-    return Math.min(most, Math.max(least, Math.round(innerSteps * s / median)))
+  return timings.map((t) => {
+    if (!usable(t)) return innerSteps
+    return Math.min(most, Math.max(least, Math.round((target - t.overheadSeconds) / t.secondsPerStep)))
   })
 }
 
 /**
- * Each node's tokens a second in this run, from its accepted reports: tokens over the longer of
- * the compute seconds it claimed and the time from handing its unit out to accepting its report,
- * so a claim can make a node look no faster than its reports actually came back. A node that
- * answers at once with anything still looks fast: up to MAX_STEP_FACTOR× the tokens, and the
- * weight in the mean that goes with them. Runs open to strangers should screen (docs/defences.md).
+ * Each node's timing in this run from its accepted reports: its claimed compute seconds per step,
+ * and the rest of each unit's turnaround (handed out → report accepted) as its overhead. With
+ * `overlapped` the overhead is taken as none: transfers happen while the node trains, and a
+ * unit's turnaround then includes the unit trained before it. A node that under-claims its
+ * compute looks fast and gets up to MAX_STEP_FACTOR× the tokens and the weight that goes with
+ * them; runs open to strangers should screen (docs/defences.md).
  */
-export async function measuredSpeeds (db: Kysely<Database>, runId: string, nodeIds: string[]): Promise<Map<string, number>> {
+export async function measuredTimings (db: Kysely<Database>, runId: string, nodeIds: string[], innerSteps: number, overlapped: boolean): Promise<Map<string, NodeTiming>> {
   if (nodeIds.length === 0) return new Map()
   const rows = await db.selectFrom('ledger')
     .innerJoin('assignments', 'assignments.id', 'ledger.assignment_id')
-    .select(['ledger.node_id', sql<number>`sum(ledger.tokens)::float8`.as('tokens'),
-      sql<number>`sum(greatest(ledger.compute_seconds, extract(epoch from ledger.created_at - assignments.created_at)))::float8`.as('seconds')])
+    .select(['ledger.node_id',
+      sql<number>`sum(coalesce(assignments.inner_steps, ${innerSteps}))::float8`.as('steps'),
+      sql<number>`sum(ledger.compute_seconds)::float8`.as('compute'),
+      sql<number>`avg(greatest(0, extract(epoch from ledger.created_at - assignments.created_at) - ledger.compute_seconds))::float8`.as('overhead')])
     .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted').where('ledger.node_id', 'in', nodeIds)
     .groupBy('ledger.node_id').execute()
-  const out = new Map<string, number>()
-  for (const r of rows) if (r.node_id !== null && Number(r.seconds) > 0) out.set(r.node_id, Number(r.tokens) / Number(r.seconds))
+  const out = new Map<string, NodeTiming>()
+  for (const r of rows) {
+    if (r.node_id === null || !(Number(r.steps) > 0) || !(Number(r.compute) > 0)) continue
+    out.set(r.node_id, { secondsPerStep: Number(r.compute) / Number(r.steps), overheadSeconds: overlapped ? 0 : Number(r.overhead) })
+  }
   return out
 }
