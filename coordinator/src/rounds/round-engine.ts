@@ -332,6 +332,8 @@ export class RoundEngine implements WorkSource {
     const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
     const overlapped = overlapOf(spec) !== 'none'
     let spentUpdates: string[] = []
+    // Rounds still open when the run reached its goal (overlapped runs): their sums go too.
+    let goalAbandoned: string[] = []
     const reportBlobs = await db.transaction().execute(async (trx) => {
       await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
         .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
@@ -341,11 +343,13 @@ export class RoundEngine implements WorkSource {
       }).where('id', '=', roundId).execute()
       if (done) {
         // An overlapped run can reach its goal with its next round already training: that round ends here.
-        const later = trx.selectFrom('rounds').select('id').where('run_id', '=', runId).where('status', '=', 'open').where('id', '!=', roundId)
-        await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
-          .where('round_id', 'in', later).where('status', 'in', ['assigned', 'held']).execute()
-        await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'the run reached its goal' })
-          .where('run_id', '=', runId).where('status', '=', 'open').where('id', '!=', roundId).execute()
+        const later = (await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'the run reached its goal' })
+          .where('run_id', '=', runId).where('status', '=', 'open').where('id', '!=', roundId).returning('id').execute()).map((r) => r.id)
+        if (later.length > 0) {
+          await trx.updateTable('assignments').set({ status: 'expired', resolved_at: new Date() })
+            .where('round_id', 'in', later).where('status', 'in', ['assigned', 'held']).execute()
+        }
+        goalAbandoned = later
       }
       await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss })
         .onConflict((oc) => oc.column('sha256').doNothing()).execute()
@@ -390,8 +394,9 @@ export class RoundEngine implements WorkSource {
     // Counted as soon as it is committed (the run may read as completed from here on).
     this.#o.onRoundEnded('closed')
     await this.#cache.advanceBase(runId, roundId, checkpoint, theta)
-    // Folded into a checkpoint and no longer needed for a node to rebuild a base from: the rows
-    // in one statement, then the files.
+    for (const id of goalAbandoned) this.#cache.dropRound(runId, id)
+    // Folded into a checkpoint and no longer needed for a node to rebuild a base from: the
+    // aggregates no round keeps, then the reports' rows in one statement (their files below).
     for (const sha of spentUpdates) {
       // Only the aggregate's own row and file: the same bytes may be a report's still in use.
       const gone = await db.deleteFrom('blobs').where('sha256', '=', sha).where('kind', '=', 'update').executeTakeFirst()

@@ -1,6 +1,6 @@
 // What a node needs to rebuild a unit's base itself (protocol's roundUpdateSchema): the
-// checkpoint the round that made the base was applied to, and that round's accepted reports in
-// the order they were folded.
+// checkpoint the round that made the base was applied to, and that round's update: its accepted
+// reports in the order they were folded, or its mean as the coordinator encoded and applied it.
 import type { Kysely } from 'kysely'
 import { MAX_CONTROL_MESSAGE_BYTES, encodedByteLength } from '@barnraise/protocol'
 import type { AggregateCodec, CodecName, RoundUpdate } from '@barnraise/protocol'
