@@ -5,7 +5,8 @@ import { openDatabase } from '@barnraise/coordinator'
 import type { Database } from '@barnraise/coordinator'
 import { migrateDownToEmpty, migrateToLatest, migrations } from '@barnraise/migrations'
 import type { Kysely } from 'kysely'
-import { createTestDatabase } from './support/postgres.ts'
+import pg from 'pg'
+import { ADMIN_DATABASE_URL, createTestDatabase } from './support/postgres.ts'
 
 const TABLES = ['assignments', 'blobs', 'checkpoints', 'datasets', 'enrollment_tokens', 'invitations', 'ledger', 'ledger_heads', 'nodes', 'organization_served_organizers', 'organization_served_runs', 'organizations', 'pledges', 'rounds', 'runs', 'scoring_tasks', 'sessions', 'users']
 
@@ -65,3 +66,26 @@ for (const backend of backends) {
     })
   })
 }
+
+test('Postgres terminating an idle connection is reported and the next query reconnects; nothing crashes', async () => {
+  const database = await createTestDatabase()
+  const lost: Error[] = []
+  const opened = await openDatabase({ dataDir: 'memory://unused', databaseUrl: database.url, onIdleError: (err) => { lost.push(err) } })
+  try {
+    assert.equal((await sql<{ one: number }>`select 1 as one`.execute(opened.db)).rows[0]!.one, 1)
+    const name = new URL(database.url).pathname.slice(1)
+    const admin = new pg.Client({ connectionString: ADMIN_DATABASE_URL })
+    await admin.connect()
+    try {
+      await admin.query('select pg_terminate_backend(pid) from pg_stat_activity where datname = $1', [name])
+    } finally {
+      await admin.end()
+    }
+    for (let i = 0; i < 100 && lost.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.ok(lost.length >= 1, 'the lost idle connection was reported')
+    assert.equal((await sql<{ one: number }>`select 1 as one`.execute(opened.db)).rows[0]!.one, 1, 'and the next query ran on a new one')
+  } finally {
+    await opened.close()
+    await database.drop()
+  }
+})

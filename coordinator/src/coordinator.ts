@@ -128,7 +128,7 @@ export class Coordinator {
     const lock = lockDataDir(options.dataDir, 'a coordinator (coordinator serve)')
     closers.push(async () => { lock.release() })
     try {
-      const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl })
+      const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, onIdleError: (err) => { log.warn('database connection lost while idle; the next query reconnects', { err }) } })
       closers.push(database.close)
       const installLimits: InstallLimits = { ...DEFAULT_INSTALL_LIMITS, ...options.limits }
       const setupCode = new SetupCode()

@@ -16,6 +16,8 @@ export interface OpenDatabaseOptions {
   databaseUrl?: string
   /** Where embedded PGlite keeps its files; `memory://` for a throwaway database. */
   dataDir: string
+  /** Told when Postgres drops an idle connection (a server restart, an admin's terminate); the pool reconnects on its next query. */
+  onIdleError?: (err: Error) => void
 }
 
 export interface OpenedDatabase {
@@ -30,6 +32,9 @@ export async function openDatabase (options: OpenDatabaseOptions): Promise<Opene
   let kind: OpenedDatabase['kind']
   if (options.databaseUrl !== undefined && options.databaseUrl !== '') {
     const pool = new pg.Pool({ connectionString: options.databaseUrl, max: 10 })
+    // An idle client the server terminates emits an error on the pool; unheard, it would end the
+    // process. The pool has already dropped that client; the next query opens a new one.
+    pool.on('error', (err) => { (options.onIdleError ?? ((e: Error) => { process.stderr.write(`database: idle connection lost (${e.message})\n`) }))(err) })
     db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) })
     kind = 'postgres'
   } else {
