@@ -23,6 +23,8 @@ import { DiskBlobStore } from './blobs/blob-store.ts'
 import { DatasetLibrary } from './datasets/dataset-library.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
 import { BlobService } from './p2p/blob-service.ts'
+import { SwarmService } from './p2p/swarm-service.ts'
+import { BlockDigests } from './blobs/block-digests.ts'
 import { WorkService } from './p2p/work-service.ts'
 import { ReportService } from './p2p/report-service.ts'
 import { RoundEngine } from './rounds/round-engine.ts'
@@ -170,7 +172,8 @@ export class Coordinator {
         ...(metrics !== undefined ? { onRoundEnded: (outcome: 'closed' | 'abandoned') => { metrics.round(outcome) } } : {}),
         ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })
-      await new BlobService({ ...components, blobs, limits }).start()
+      await new BlobService({ ...components, blobs, limits, ...(metrics !== undefined ? { onServed: (bytes: number) => { metrics.blobServed(bytes) } } : {}) }).start()
+      await new SwarmService({ ...components, blobs, digests: new BlockDigests(blobs), ...(metrics !== undefined ? { onAnswered: (withPeers: boolean) => { metrics.swarmAnswered(withPeers) } } : {}) }).start()
       await new WorkService({ libp2p, source: engine, log, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
       await new ReportService({ libp2p, sink: intake, log, limits, isRevoked, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
       // Stopped after the engine (closers run newest first), so a last round close is signed.

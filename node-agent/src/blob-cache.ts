@@ -6,6 +6,7 @@ import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, MAX_URL_SHARD_BYTES, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, fetchShardBytes, shardUrlRefusal } from '@barnraise/protocol'
 import { RefusedError } from './coordinator-client.ts'
+import type { PeerExchange } from './peers/peer-exchange.ts'
 
 /** A shard a run serves by URL that this agent cannot or will not use: the unit is declined with the reason. */
 export class ShardUnavailableError extends Error {
@@ -19,7 +20,8 @@ async function fileSha256 (path: string): Promise<string> {
 }
 
 /**
- * Checkpoints and shards fetched over `/barnraise/blob/1.0.0`, kept in the agent's data
+ * Checkpoints and shards fetched from the run's peers (with `peers`) or over
+ * `/barnraise/blob/1.0.0`, kept in the agent's data
  * directory by sha256. A broken download resumes from the bytes already on disk; nothing is
  * used before its hash is checked.
  */
@@ -30,13 +32,17 @@ export class BlobCache {
 
   readonly #allowPrivateUrls: boolean
   readonly #refuseUrls: boolean
+  readonly #peers: PeerExchange | undefined
+  readonly #log: (message: string, fields: Record<string, unknown>) => void
 
-  constructor (dataDir: string, libp2p: Libp2p, coordinator: Multiaddr, options: { allowPrivateUrls?: boolean, refuseUrls?: boolean } = {}) {
+  constructor (dataDir: string, libp2p: Libp2p, coordinator: Multiaddr, options: { allowPrivateUrls?: boolean, refuseUrls?: boolean, peers?: PeerExchange, log?: (message: string, fields: Record<string, unknown>) => void } = {}) {
     this.#dir = join(dataDir, 'blobs')
     this.#libp2p = libp2p
     this.#coordinator = coordinator
     this.#allowPrivateUrls = options.allowPrivateUrls === true
     this.#refuseUrls = options.refuseUrls === true
+    this.#peers = options.peers
+    this.#log = options.log ?? (() => {})
   }
 
   /**
@@ -47,8 +53,9 @@ export class BlobCache {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`)
     const path = join(this.#dir, sha256)
     if (await stat(path).catch(() => undefined) === undefined) {
-      if (url === undefined) await this.#download(sha256, path, signal)
-      else await this.#downloadUrl(sha256, url, path, signal)
+      if (url !== undefined) await this.#downloadUrl(sha256, url, path, signal)
+      else if (this.#peers !== undefined) await this.#downloadFromPeers(this.#peers, sha256, path, signal)
+      else await this.#download(sha256, path, signal)
     }
     return new Uint8Array(await readFile(path))
   }
@@ -67,11 +74,35 @@ export class BlobCache {
     const path = join(this.#dir, sha256)
     await writeFile(`${path}.put`, bytes)
     await rename(`${path}.put`, path)
+    this.#offer(sha256, path)
+  }
+
+  /** Offers a verified blob to peers in the background (hashing it in blocks takes a moment). */
+  #offer (sha256: string, path: string): void {
+    this.#peers?.offer(sha256, path).catch((err: unknown) => { this.#log('could not offer a blob to peers', { sha256, err }) })
+  }
+
+  /**
+   * Peer exchange first; a coordinator without it (or a swarm that failed for any reason but a
+   * refusal) leaves the plain download, which resumes on its own.
+   */
+  async #downloadFromPeers (peers: PeerExchange, sha256: string, path: string, signal?: AbortSignal): Promise<void> {
+    await mkdir(this.#dir, { recursive: true })
+    try {
+      await peers.fetch(sha256, path, signal)
+      return
+    } catch (err) {
+      if (err instanceof RefusedError || signal?.aborted === true) throw err
+      this.#log('peer exchange failed; downloading from the coordinator', { sha256, err })
+    }
+    await this.#download(sha256, path, signal)
+    this.#offer(sha256, path)
   }
 
   /** Forgets a blob this node no longer needs (a round's reports once folded, a replaced base). */
   async drop (sha256: string): Promise<void> {
     if (!/^[0-9a-f]{64}$/.test(sha256)) return
+    this.#peers?.forget(sha256)
     await rm(join(this.#dir, sha256), { force: true })
   }
 

@@ -18,6 +18,10 @@ commands:
        [--metrics-port N [--metrics-host H]]      serve Prometheus metrics at http://H:N/metrics (H defaults to 127.0.0.1)
        [--no-shard-urls | --allow-private-shard-urls]  never fetch a run's shards by URL, or also from
                                                    loopback/private addresses (local tests)
+       [--peer-listen MULTIADDR | --no-peer-exchange]  where the run's other agents reach this one for
+                                                   checkpoints and shards (default: every interface, or
+                                                   loopback for a coordinator on this machine); or never
+                                                   exchange with peers and download only from the coordinator
   selftest [--golden FILE] [--executor typescript|torch] [--device D] [--python PATH]
                                                  known-answer checks of this machine's numerics
   train [--steps N] [--out DIR]                  train the small model on the demo corpus locally

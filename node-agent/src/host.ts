@@ -14,14 +14,23 @@ export interface AgentHostOptions {
    * bytes on a slow link; bench/overlap.bench.ts sets it to match the links it emulates.
    */
   maxStreamWindowBytes?: number
+  /**
+   * Where peers of the run reach this agent for peer exchange (node-agent/src/peers/), e.g.
+   * `/ip4/0.0.0.0/tcp/0`; none by default, and then the agent only dials out.
+   */
+  listen?: string[]
 }
 
-/** The agent's libp2p host: it only dials out, so it listens nowhere; `metrics` counts its bytes per protocol. */
+/**
+ * The agent's libp2p host; `metrics` counts its bytes per protocol. It listens only for peer
+ * exchange, and then accepts few connections: its peers, never many at once.
+ */
 export async function createAgentHost (privateKey: PrivateKey, metrics?: (components: PrometheusMetricsComponents) => Metrics, options: AgentHostOptions = {}): Promise<Libp2p> {
   return await createLibp2p({
     privateKey,
     ...(metrics !== undefined ? { metrics } : {}),
-    addresses: { listen: [] },
+    addresses: { listen: options.listen ?? [] },
+    connectionManager: { maxConnections: 64, maxIncomingPendingConnections: 8 },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux(options.maxStreamWindowBytes === undefined ? {} : { streamOptions: { maxStreamWindowSize: options.maxStreamWindowBytes } })],

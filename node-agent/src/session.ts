@@ -7,6 +7,7 @@ import type { Enrollment } from './enrollment-file.ts'
 import { backoffDelay, sleep } from './backoff.ts'
 import { AGENT_VERSION } from './version.ts'
 import { BlobCache } from './blob-cache.ts'
+import type { PeerExchange } from './peers/peer-exchange.ts'
 import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { runWorkLoop } from './work-loop.ts'
 import type { AgentStatus } from './work-loop.ts'
@@ -33,6 +34,8 @@ export interface SessionOptions {
   noShardUrls?: boolean
   /** Told what the work loop did (--metrics-port). */
   metrics?: WorkMetrics
+  /** Fetch blobs from the run's other agents first (peer exchange); the coordinator only otherwise. */
+  peers?: PeerExchange
 }
 
 /**
@@ -102,7 +105,11 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
     tasks.push(runWorkLoop({
       client,
       ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
-      cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator, { allowPrivateUrls: options.allowPrivateShardUrls === true, refuseUrls: options.noShardUrls === true }),
+      cache: new BlobCache(options.dataDir, options.libp2p, options.coordinator, {
+        allowPrivateUrls: options.allowPrivateShardUrls === true,
+        refuseUrls: options.noShardUrls === true,
+        ...(options.peers !== undefined ? { peers: options.peers, log: (message: string, fields: Record<string, unknown>) => { if (options.verbose === true) options.say(`agent: ${message} ${JSON.stringify(fields, (_k, v: unknown) => v instanceof Error ? v.message : v)}`) } } : {})
+      }),
       executor: options.work.executor,
       key: options.work.key,
       peerId: options.libp2p.peerId.toString(),

@@ -169,7 +169,9 @@ export type ScoreResult = z.infer<typeof scoreResultSchema>
 export const blobRequestSchema = z.object({
   type: z.literal('blob'),
   sha256: sha256Hex,
-  offset: z.number().int().nonnegative().default(0)
+  offset: z.number().int().nonnegative().default(0),
+  /** Bytes wanted from `offset` (a block a node's peers could not give it); the rest of the blob when absent. */
+  length: z.number().int().positive().optional()
 }).strict()
 
 /** The coordinator's answer before the raw bytes follow, in frames of at most BLOB_CHUNK_BYTES. */

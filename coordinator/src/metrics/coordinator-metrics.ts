@@ -21,12 +21,16 @@ export class CoordinatorMetrics {
   readonly #rounds: Counter<'outcome'>
   readonly #reports: Counter<'outcome' | 'code'>
   readonly #requests: Histogram<'protocol'>
+  readonly #blobBytes: Counter
+  readonly #swarm: Counter<'answer'>
 
   constructor (o: { onlineNodes: () => number }) {
     const registers = [this.registry]
     this.#rounds = new Counter({ name: 'barnraise_rounds_total', help: 'Rounds ended, by how: closed into a checkpoint, or abandoned with nothing accepted', labelNames: ['outcome'], registers })
     this.#reports = new Counter({ name: 'barnraise_reports_total', help: 'Report verdicts: accepted, held for a redundancy twin, or refused with its code', labelNames: ['outcome', 'code'], registers })
     this.#requests = new Histogram({ name: 'barnraise_protocol_request_seconds', help: 'Time to serve one inbound stream, by libp2p protocol', labelNames: ['protocol'], buckets: LATENCY_BUCKETS, registers })
+    this.#blobBytes = new Counter({ name: 'barnraise_blob_bytes_served_total', help: 'Blob bytes the coordinator sent to agents (checkpoints, shards, updates): its egress that peer exchange saves', registers })
+    this.#swarm = new Counter({ name: 'barnraise_swarm_requests_total', help: 'Peer-exchange requests answered, by whether the asker was handed peers', labelNames: ['answer'], registers })
     new Gauge({ name: 'barnraise_nodes_online', help: 'Enrolled nodes connected now', registers, collect () { this.set(o.onlineNodes()) } })
   }
 
@@ -43,6 +47,16 @@ export class CoordinatorMetrics {
   /** A report's verdict; `code` is the refusal's (a bounded set), empty otherwise. */
   report (outcome: 'accepted' | 'held' | 'refused', code: string | null): void {
     this.#reports.inc({ outcome, code: code ?? '' })
+  }
+
+  /** Blob bytes about to be sent on the blob protocol. */
+  blobServed (bytes: number): void {
+    this.#blobBytes.inc(bytes)
+  }
+
+  /** A swarm request answered: with peers to ask, or with the coordinator as the only source. */
+  swarmAnswered (withPeers: boolean): void {
+    this.#swarm.inc({ answer: withPeers ? 'peers' : 'alone' })
   }
 
   /** Starts timing one inbound stream of `protocol`; call the result when it is served. */

@@ -4,13 +4,12 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Logger } from '../log.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
-import { blobKind } from '../blobs/blob-records.ts'
 import { touchNode } from '../nodes/nodes.ts'
 import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
 import type { RequestTimer } from './protocol-service.ts'
-import { mayFetchBlob, rebuildsWith, scoresWith } from './peer-access.ts'
+import { mayFetchBlob, mayServeBlob } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 export interface BlobServiceComponents {
@@ -21,11 +20,13 @@ export interface BlobServiceComponents {
   limits: PeerLimits
   /** Times each inbound stream (--metrics). */
   requestTimer?: RequestTimer
+  /** Counts the bytes each accepted request will send (--metrics: coordinator egress for blobs). */
+  onServed?: (bytes: number) => void
 }
 
 /**
  * Serves `/barnraise/blob/1.0.0`: checkpoints and shards by sha256, from an offset, in
- * frames of BLOB_CHUNK_BYTES, only to an enrolled node and only the blobs its own work units
+ * frames of BLOB_CHUNK_BYTES (the rest of the blob, or `length` bytes of it), only to an enrolled node and only the blobs its own work units
  * name. A report is served only to the nodes scoring it. A reader too slow to take the bytes is cut off.
  */
 export class BlobService extends ProtocolService {
@@ -50,21 +51,18 @@ export class BlobService extends ProtocolService {
       if (!await mayFetchBlob(this.#c.db, peerId, request.sha256)) {
         throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
       }
-      const kind = await blobKind(this.#c.db, request.sha256)
-      // A report is served only to the nodes scoring it (rounds/node-scoring.ts) or rebuilding
-      // the next base from it, the run's momentum and a round's aggregate only to the latter
-      // (rounds/round-update.ts).
-      const servable = kind === 'checkpoint' || kind === 'shard' ||
-        (kind === 'report' && await scoresWith(this.#c.db, peerId, request.sha256) === 'report') ||
-        ((kind === 'report' || kind === 'optimizer' || kind === 'update') && await rebuildsWith(this.#c.db, peerId, request.sha256))
+      const servable = await mayServeBlob(this.#c.db, peerId, request.sha256)
       const size = servable ? await this.#c.blobs.size(request.sha256) : undefined
       if (size === undefined) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `no blob ${request.sha256} here`)
       if (request.offset > size) throw new ProtocolError('ERR_MALFORMED_MESSAGE', `offset ${request.offset} is past the end (${size} bytes)`)
+      // A length asks for one range (a block no peer delivered); the header still gives the whole size.
+      const end = request.length === undefined ? size : Math.min(size, request.offset + request.length)
       await messages.write({ ok: true, size, offset: request.offset })
       streaming = true
-      const deadline = Date.now() + transferDeadlineMs(size - request.offset, this.#c.limits)
-      if (request.offset < size) {
-        for await (const chunk of this.#c.blobs.createReadStream(request.sha256, request.offset)) {
+      const deadline = Date.now() + transferDeadlineMs(end - request.offset, this.#c.limits)
+      this.#c.onServed?.(end - request.offset)
+      if (request.offset < end) {
+        for await (const chunk of this.#c.blobs.createReadStream(request.sha256, request.offset, end - 1)) {
           const bytes = chunk as Buffer
           for (let i = 0; i < bytes.length; i += BLOB_CHUNK_BYTES) {
             const left = deadline - Date.now()

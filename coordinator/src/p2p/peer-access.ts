@@ -1,6 +1,7 @@
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
+import { blobKind } from '../blobs/blob-records.ts'
 
 /** True when a node with this peer id was revoked; such a peer is refused at the handshake. */
 export async function isRevokedPeer (db: Kysely<Database>, peerId: string): Promise<boolean> {
@@ -79,4 +80,17 @@ export async function scoresWith (db: Kysely<Database>, peerId: string, sha256: 
     .limit(1).executeTakeFirst()
   if (row === undefined) return null
   return row.report_blob === sha256 ? 'report' : row.windows_blob === sha256 ? 'windows' : 'checkpoint'
+}
+
+/**
+ * Whether the blob service may send this blob to the peer, once mayFetchBlob said it is one of
+ * the peer's own: checkpoints and shards always; a report only to the nodes scoring it
+ * (rounds/node-scoring.ts) or rebuilding the next base from it; the run's momentum and a
+ * round's aggregate only to the latter (rounds/round-update.ts).
+ */
+export async function mayServeBlob (db: Kysely<Database>, peerId: string, sha256: string): Promise<boolean> {
+  const kind = await blobKind(db, sha256)
+  return kind === 'checkpoint' || kind === 'shard' ||
+    (kind === 'report' && await scoresWith(db, peerId, sha256) === 'report') ||
+    ((kind === 'report' || kind === 'optimizer' || kind === 'update') && await rebuildsWith(db, peerId, sha256))
 }

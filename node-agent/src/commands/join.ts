@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import { DataDirLockedError, loadOrCreatePeerKey, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import type { DataDirLock } from '@barnraise/protocol'
 import { createAgentHost } from '../host.ts'
+import { PeerExchange } from '../peers/peer-exchange.ts'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import { probeHardware } from '../hardware.ts'
 import { parseCoordinatorAddress } from '../coordinator-client.ts'
 import { readEnrollment } from '../enrollment-file.ts'
@@ -34,6 +36,8 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       'allow-private-shard-urls': { type: 'boolean', default: false },
       'no-shard-urls': { type: 'boolean', default: false },
       'metrics-port': { type: 'string' },
+      'peer-listen': { type: 'string' },
+      'no-peer-exchange': { type: 'boolean', default: false },
       'metrics-host': { type: 'string', default: '127.0.0.1' },
       threads: { type: 'string', default: String(availableParallelism()) },
       ...executorOptions
@@ -97,7 +101,18 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
   const hardware = await probeHardware()
   const metrics = metricsPort === undefined ? undefined : new AgentMetrics(hardware)
-  const libp2p = await createAgentHost(key, metrics?.libp2p())
+  const peerListen = values['no-peer-exchange'] ? [] : [values['peer-listen'] ?? defaultPeerListen(coordinator)]
+  let libp2p: Awaited<ReturnType<typeof createAgentHost>>
+  try {
+    libp2p = await createAgentHost(key, metrics?.libp2p(), { listen: peerListen })
+  } catch (err) {
+    process.stderr.write(`barnraise-agent join: cannot listen on ${peerListen.join(', ')} for peer exchange (${(err as Error).message}); give --peer-listen another address, or --no-peer-exchange\n`)
+    lock.release()
+    return 2
+  }
+  const peers = values['no-peer-exchange'] || executor === undefined
+    ? undefined
+    : await PeerExchange.start(libp2p, coordinator, { log: (message, fields) => { if (values.verbose) process.stderr.write(`agent: ${message} ${JSON.stringify(fields)}\n`) } })
   let metricsServer: Server | undefined
   if (metrics !== undefined) {
     const served = await metrics.serve(values['metrics-host'], metricsPort!)
@@ -121,6 +136,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       noShardUrls: values['no-shard-urls'],
       hardware,
       ...(metrics !== undefined ? { metrics } : {}),
+      ...(peers !== undefined ? { peers } : {}),
       ...(values.token !== undefined ? { token: values.token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
@@ -140,7 +156,19 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     removeStopSignal()
     await executor?.close?.()
     metricsServer?.close()
+    await peers?.stop()
     await libp2p.stop()
     lock.release()
   }
+}
+
+/**
+ * Where peers reach this agent unless --peer-listen says otherwise: loopback when the
+ * coordinator is on this machine (a local demo or test), every interface otherwise.
+ */
+function defaultPeerListen (coordinator: Multiaddr): string {
+  const host = /^\/ip[46]\/([^/]+)/.exec(coordinator.toString())?.[1]
+  if (host === '127.0.0.1' || host === 'localhost') return '/ip4/127.0.0.1/tcp/0'
+  if (host === '::1') return '/ip6/::1/tcp/0'
+  return '/ip4/0.0.0.0/tcp/0'
 }

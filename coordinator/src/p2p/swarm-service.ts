@@ -1,0 +1,140 @@
+import { BLOB_CHUNK_BYTES, JsonStream, ProtocolError, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, blockCount, swarmRequestSchema } from '@barnraise/protocol'
+import type { SwarmPeer, SwarmResponse } from '@barnraise/protocol'
+import type { Libp2p, Stream, Connection } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
+import { sql } from 'kysely'
+import type { Kysely } from 'kysely'
+import type { Database } from '../db/schema.ts'
+import type { Logger } from '../log.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { BlockDigests } from '../blobs/block-digests.ts'
+import { touchNode } from '../nodes/nodes.ts'
+import { ProtocolService } from './protocol-service.ts'
+import type { RequestTimer } from './protocol-service.ts'
+import { mayFetchBlob, mayServeBlob } from './peer-access.ts'
+import { refusalFor } from './reply-refusal.ts'
+import { SwarmTracker } from './swarm-tracker.ts'
+
+export interface SwarmServiceComponents {
+  libp2p: Libp2p
+  db: Kysely<Database>
+  blobs: BlobStore
+  digests: BlockDigests
+  log: Logger
+  requestTimer?: RequestTimer
+  /** Counts answers (--metrics): with peers to ask, or alone. */
+  onAnswered?: (withPeers: boolean) => void
+}
+
+/**
+ * Serves `/barnraise/swarm/1.0.0`, the tracker of peer exchange: for a blob the asking node may
+ * fetch (the same rule as the blob service), its size and block digests, the other nodes that
+ * asked for it and where they listen, and which blocks this node takes from the coordinator.
+ * Agents then exchange the blocks over Bitswap and verify each against its digest; the
+ * coordinator stays the source of last resort through the blob service.
+ */
+export class SwarmService extends ProtocolService {
+  readonly #c: SwarmServiceComponents
+  readonly tracker: SwarmTracker
+
+  constructor (components: SwarmServiceComponents) {
+    super(components.libp2p, SWARM_PROTOCOL, components.requestTimer)
+    this.#c = components
+    this.tracker = new SwarmTracker({ isOnline: (peerId) => this.#connectedHost(peerId) !== undefined })
+  }
+
+  protected async serve (stream: Stream, connection: Connection): Promise<void> {
+    const peerId = connection.remotePeer.toString()
+    const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    let digests: Uint8Array | undefined
+    let reply: SwarmResponse
+    try {
+      const request = await messages.read(swarmRequestSchema, REQUEST_TIMEOUT_MS)
+      await touchNode(this.#c.db, peerId)
+      // One answer for "not yours" and "not here", as on the blob protocol.
+      if (!await mayFetchBlob(this.#c.db, peerId, request.sha256) || !await mayServeBlob(this.#c.db, peerId, request.sha256)) {
+        throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
+      }
+      const size = await this.#c.blobs.size(request.sha256)
+      if (size === undefined) throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
+      digests = await this.#c.digests.of(request.sha256)
+      const count = blockCount(size)
+      const joined = this.tracker.join(request.sha256, peerId, count, await expectedFetchers(this.#c.db, request.sha256))
+      const peers = joined.peers.map((id) => this.#peer(id)).filter((p): p is SwarmPeer => p !== undefined)
+      this.#c.onAnswered?.(peers.length > 0)
+      reply = { ok: true, size, blockBytes: 1024 * 1024, blockCount: count, peers, seed: joined.seed }
+    } catch (err) {
+      const refusal = refusalFor(err)
+      if (refusal.code === 'ERR_INTERNAL') this.#c.log.child('swarm').error('swarm request failed', { peerId, err })
+      reply = refusal
+      digests = undefined
+    }
+    try {
+      await messages.write(reply)
+      if (digests !== undefined) {
+        for (let i = 0; i < digests.byteLength; i += BLOB_CHUNK_BYTES) await messages.writeFrame(digests.subarray(i, i + BLOB_CHUNK_BYTES), REQUEST_TIMEOUT_MS)
+      }
+      await messages.close()
+    } catch (err) {
+      stream.abort(err as Error)
+    }
+  }
+
+  /** The host a peer's open connection comes from, or undefined when it is not connected. */
+  #connectedHost (peerId: string): string | undefined {
+    try {
+      const open = this.#c.libp2p.getConnections(peerIdFromString(peerId)).find((c) => c.status === 'open')
+      return open === undefined ? undefined : hostOf(open.remoteAddr.toString())
+    } catch {
+      return undefined
+    }
+  }
+
+  /**
+   * A member with the addresses it announced (identify) that sit on the host its connection to
+   * the coordinator comes from: a node cannot point its peers' dials at a third party, and a
+   * node behind NAT, whose announced addresses are private, is offered only once it has a
+   * reachable one. Undefined when it has none.
+   */
+  #peer (peerId: string): SwarmPeer | undefined {
+    const host = this.#connectedHost(peerId)
+    if (host === undefined) return undefined
+    const addrs = (this.#addressBook.get(peerId) ?? []).filter((a) => hostOf(a) === host && !a.includes('/p2p-circuit')).slice(0, 8)
+    return addrs.length === 0 ? undefined : { peerId, addrs }
+  }
+
+  /** Each connected peer's announced listen addresses (identify), bounded per peer. */
+  readonly #addressBook = new Map<string, string[]>()
+
+  #startAddressBook (): void {
+    this.#c.libp2p.addEventListener('peer:identify', (evt) => {
+      const addrs = evt.detail.listenAddrs.map((ma) => ma.toString()).filter((a) => a.length <= 256).slice(0, 16)
+      this.#addressBook.set(evt.detail.peerId.toString(), addrs)
+    })
+    this.#c.libp2p.addEventListener('peer:disconnect', (evt) => { this.#addressBook.delete(evt.detail.toString()) })
+  }
+
+  override async start (): Promise<void> {
+    this.#startAddressBook()
+    await super.start()
+  }
+}
+
+/** The IP (or DNS name) of a multiaddr like /ip4/1.2.3.4/tcp/5, or undefined. */
+function hostOf (multiaddr: string): string | undefined {
+  return /^\/(?:ip4|ip6|dns4|dns6|dns)\/([^/]+)/.exec(multiaddr)?.[1]
+}
+
+/** How many nodes hold an open unit that names the blob: its base checkpoint or one of its shards. */
+async function expectedFetchers (db: Kysely<Database>, sha256: string): Promise<number> {
+  const row = await db.selectFrom('assignments')
+    .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+    .select((eb) => eb.fn.count<string>(sql`distinct assignments.node_id`).as('n'))
+    .where('rounds.status', '=', 'open').where('assignments.status', '=', 'assigned')
+    .where((eb) => eb.or([
+      eb('rounds.base_checkpoint', '=', sha256),
+      eb(sql<boolean>`assignments.ranges @> ${JSON.stringify([{ shard: sha256 }])}::jsonb`, '=', true)
+    ]))
+    .executeTakeFirst()
+  return Number(row?.n ?? 1)
+}

@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto'
+import { z } from 'zod'
+
+/**
+ * Peer exchange moves a blob in blocks of this size, each addressed by its own sha256 (a raw
+ * CIDv1), so a block from an untrusted peer is checked as it arrives, not after the whole blob.
+ * 1 MiB is the largest block Bitswap implementations exchange without complaint.
+ */
+export const BLOB_BLOCK_BYTES = 1024 * 1024
+
+/** The most blocks one blob may have on the swarm protocol (8 GiB at BLOB_BLOCK_BYTES). */
+export const MAX_BLOB_BLOCKS = 8192
+
+/** How many blocks a blob of `size` bytes splits into (a zero-length blob still has one, empty). */
+export function blockCount (size: number): number {
+  return Math.max(1, Math.ceil(size / BLOB_BLOCK_BYTES))
+}
+
+/** The sha256 of each block of `bytes`, concatenated (32 bytes a block). */
+export function blockDigests (bytes: Uint8Array): Uint8Array {
+  const count = blockCount(bytes.byteLength)
+  const out = new Uint8Array(count * 32)
+  for (let i = 0; i < count; i++) {
+    const block = bytes.subarray(i * BLOB_BLOCK_BYTES, Math.min(bytes.byteLength, (i + 1) * BLOB_BLOCK_BYTES))
+    out.set(createHash('sha256').update(block).digest(), i * 32)
+  }
+  return out
+}
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lowercase hex')
+
+/** Asks on `/barnraise/swarm/1.0.0` how a blob splits into blocks and who else holds it. */
+export const swarmRequestSchema = z.object({
+  type: z.literal('swarm'),
+  sha256: sha256Hex
+}).strict()
+
+/** Block ranges, `from` inclusive, `to` exclusive. */
+export const blockRangeSchema = z.object({
+  from: z.number().int().nonnegative(),
+  to: z.number().int().positive()
+}).strict().refine((r) => r.to > r.from, 'a block range must not be empty')
+
+/** A peer of the run the coordinator saw ask for the same blob, and where it listens. */
+export const swarmPeerSchema = z.object({
+  peerId: z.string().min(1).max(128),
+  addrs: z.array(z.string().min(1).max(256)).max(8)
+}).strict()
+
+/**
+ * The coordinator's answer. After an `ok` header comes one binary frame (or several) holding
+ * `blockCount` sha256 digests, 32 bytes each. `seed` names the blocks this node should take
+ * from the coordinator itself (nobody else was given them yet); every other block it asks its
+ * peers for first, and takes from the coordinator only when none of them delivers it.
+ */
+export const swarmResponseSchema = z.discriminatedUnion('ok', [
+  z.object({
+    ok: z.literal(true),
+    size: z.number().int().nonnegative(),
+    blockBytes: z.literal(BLOB_BLOCK_BYTES),
+    blockCount: z.number().int().positive().max(MAX_BLOB_BLOCKS),
+    peers: z.array(swarmPeerSchema).max(32),
+    seed: z.array(blockRangeSchema).max(256)
+  }).strict(),
+  z.object({ ok: z.literal(false), code: z.string(), message: z.string() })
+])
+
+export type SwarmRequest = z.infer<typeof swarmRequestSchema>
+export type SwarmResponse = z.infer<typeof swarmResponseSchema>
+export type SwarmPeer = z.infer<typeof swarmPeerSchema>
+export type BlockRange = z.infer<typeof blockRangeSchema>

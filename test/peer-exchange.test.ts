@@ -1,0 +1,117 @@
+import { describe, test, beforeAll, afterAll } from 'vitest'
+import assert from 'node:assert/strict'
+import { createHash, randomBytes } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import type { Libp2p } from '@libp2p/interface'
+import { Coordinator } from '@barnraise/coordinator'
+import { BLOB_BLOCK_BYTES, JsonStream, SWARM_PROTOCOL, swarmResponseSchema } from '@barnraise/protocol'
+import { BlobCache, PeerExchange, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
+import { tempDir } from './support/cluster.ts'
+
+// Peer exchange between real agent hosts on loopback: Bitswap between the agents, the
+// coordinator's swarm protocol as the tracker and its blob protocol as the source of last resort.
+describe('checkpoints and shards spread between the agents of a run', () => {
+  let coordinator: Coordinator
+  const hosts: Libp2p[] = []
+  const exchanges: PeerExchange[] = []
+  // 6.5 blocks, so the last block is short.
+  const blob = randomBytes(6 * BLOB_BLOCK_BYTES + BLOB_BLOCK_BYTES / 2)
+  const sha = createHash('sha256').update(blob).digest('hex')
+  let roundId: string
+  let runId: string
+
+  /** An agent host on loopback with peer exchange, enrolled, with an open unit reading `sha`. */
+  const agent = async (o: { unit?: boolean, stallMs?: number } = {}): Promise<{ libp2p: Libp2p, peers: PeerExchange, cache: BlobCache }> => {
+    const libp2p = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
+    hosts.push(libp2p)
+    const address = parseCoordinatorAddress(coordinator.multiaddrs[0]!)
+    const peers = await PeerExchange.start(libp2p, address, { stallMs: o.stallMs ?? 5_000 })
+    exchanges.push(peers)
+    const db = coordinator.database.db
+    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
+    const node = await db.insertInto('nodes').values({
+      peer_id: libp2p.peerId.toString(), organization_id: org.id, name: `peer ${hosts.length}`, hardware: '{}', agent_version: '0',
+      enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
+    }).returning('id').executeTakeFirstOrThrow()
+    if (o.unit !== false) {
+      await db.insertInto('assignments').values({
+        run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned'
+      }).execute()
+    }
+    return { libp2p, peers, cache: new BlobCache(await tempDir('peer-agent'), libp2p, address, { peers }) }
+  }
+
+  beforeAll(async () => {
+    coordinator = await Coordinator.start({ dataDir: await tempDir('peer-coord'), httpPort: 0, p2pPort: 0 })
+    const db = coordinator.database.db
+    const stored = await coordinator.blobs.put(blob)
+    await db.insertInto('blobs').values({ sha256: stored, size: blob.byteLength, kind: 'shard', meta: '{}' }).execute()
+    await db.insertInto('organizations').values({ name: 'Peer Lab' }).execute()
+    const run = await db.insertInto('runs').values({ name: 'peer run', spec: '{}', failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null })
+      .returning('id').executeTakeFirstOrThrow()
+    runId = run.id
+    const round = await db.insertInto('rounds').values({ run_id: run.id, number: 1, status: 'open', base_checkpoint: '0'.repeat(64), deadline_at: new Date(Date.now() + 600_000) })
+      .returning('id').executeTakeFirstOrThrow()
+    roundId = round.id
+  })
+  afterAll(async () => {
+    for (const e of exchanges) await e.stop().catch(() => {})
+    for (const h of hosts) await h.stop()
+    await coordinator.stop()
+  })
+
+  test('four agents fetching at once take about one copy from the coordinator and the rest from each other; a late joiner takes none', async () => {
+    const four = await Promise.all([agent(), agent(), agent(), agent()])
+    const got = await Promise.all(four.map(async (a) => await a.cache.get(sha)))
+    for (const bytes of got) assert.ok(Buffer.from(bytes).equals(blob), 'every agent holds the verified blob')
+    const fromCoordinator = four.reduce((n, a) => n + a.peers.stats.fromCoordinator, 0)
+    const fromPeers = four.reduce((n, a) => n + a.peers.stats.fromPeers, 0)
+    assert.equal(fromCoordinator + fromPeers, 4 * blob.byteLength, 'each block landed once per agent')
+    assert.ok(fromCoordinator <= 1.5 * blob.byteLength, `coordinator egress ${(fromCoordinator / blob.byteLength).toFixed(2)}× the blob`)
+    assert.ok(fromPeers >= 2.5 * blob.byteLength, `peers gave ${(fromPeers / blob.byteLength).toFixed(2)}× the blob`)
+
+    const late = await agent()
+    assert.ok(Buffer.from(await late.cache.get(sha)).equals(blob))
+    assert.equal(late.peers.stats.fromCoordinator, 0, 'a late joiner takes every block from its peers')
+    assert.equal(late.peers.stats.fromPeers, blob.byteLength)
+  })
+
+  test('a member that never delivers its share is routed around: after the stall the coordinator gives the rest', async () => {
+    // A node that asks the swarm for a share and then never serves it (it runs no Bitswap).
+    const silent = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
+    hosts.push(silent)
+    const db = coordinator.database.db
+    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
+    const node = await db.insertInto('nodes').values({
+      peer_id: silent.peerId.toString(), organization_id: org.id, name: 'silent', hardware: '{}', agent_version: '0', enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
+    }).returning('id').executeTakeFirstOrThrow()
+    await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned' }).execute()
+    // Every earlier agent leaves, so the silent member is the only one offered.
+    for (const e of exchanges.splice(0)) await e.stop()
+    for (const h of hosts.filter((h) => h !== silent).splice(0)) await h.stop()
+    const stream = await silent.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
+    const messages = new JsonStream(stream, 256 * 1024)
+    await messages.write({ type: 'swarm', sha256: sha })
+    const answer = await messages.read(swarmResponseSchema, 10_000)
+    assert.ok(answer.ok)
+    const share = answer.seed.reduce((n, r) => n + r.to - r.from, 0)
+    assert.ok(share > 0 && share < 7, `the silent member was given ${share} of 7 blocks`)
+
+    const patient = await agent({ stallMs: 1_000 })
+    assert.ok(Buffer.from(await patient.cache.get(sha)).equals(blob), 'the blob arrived whole and verified')
+    assert.equal(patient.peers.stats.fromCoordinator, blob.byteLength)
+    await messages.close()
+  })
+
+  test('the swarm answers only an enrolled node whose own unit names the blob', async () => {
+    const stranger = await createAgentHost(await generateKeyPair('Ed25519'))
+    hosts.push(stranger)
+    const address = parseCoordinatorAddress(coordinator.multiaddrs[0]!)
+    const strangerPeers = await PeerExchange.start(stranger, address)
+    exchanges.push(strangerPeers)
+    await assert.rejects(strangerPeers.fetch(sha, `${await tempDir('peer-stranger')}/x`), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ENROLLED')
+    const idle = await agent({ unit: false })
+    await assert.rejects(idle.cache.get(sha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+    await assert.rejects(idle.cache.get('1'.repeat(64)), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+  })
+})
