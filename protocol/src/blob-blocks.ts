@@ -29,11 +29,15 @@ export function blockDigests (bytes: Uint8Array): Uint8Array {
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lowercase hex')
 
-/** Asks on `/barnraise/swarm/1.0.0` how a blob splits into blocks and who else holds it. */
-export const swarmRequestSchema = z.object({
-  type: z.literal('swarm'),
-  sha256: sha256Hex
-}).strict()
+/**
+ * On `/barnraise/swarm/1.0.0`: `swarm` asks how a blob splits into blocks and who else holds it
+ * (asked again mid-download, it also hands over blocks nobody took); `swarm-leave` says this
+ * node no longer holds the blob, so it is not offered to others.
+ */
+export const swarmRequestSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('swarm'), sha256: sha256Hex }).strict(),
+  z.object({ type: z.literal('swarm-leave'), sha256: sha256Hex }).strict()
+])
 
 /** Block ranges, `from` inclusive, `to` exclusive. */
 export const blockRangeSchema = z.object({
@@ -53,7 +57,7 @@ export const swarmPeerSchema = z.object({
  * from the coordinator itself (nobody else was given them yet); every other block it asks its
  * peers for first, and takes from the coordinator only when none of them delivers it.
  */
-export const swarmResponseSchema = z.discriminatedUnion('ok', [
+export const swarmResponseSchema = z.union([
   z.object({
     ok: z.literal(true),
     size: z.number().int().nonnegative(),
@@ -62,6 +66,7 @@ export const swarmResponseSchema = z.discriminatedUnion('ok', [
     peers: z.array(swarmPeerSchema).max(32),
     seed: z.array(blockRangeSchema).max(256)
   }).strict(),
+  z.object({ ok: z.literal(true), left: z.literal(true) }).strict(),
   z.object({ ok: z.literal(false), code: z.string(), message: z.string() })
 ])
 

@@ -29,7 +29,8 @@ export interface SwarmServiceComponents {
 /**
  * Serves `/barnraise/swarm/1.0.0`, the tracker of peer exchange: for a blob the asking node may
  * fetch (the same rule as the blob service), its size and block digests, the other nodes that
- * asked for it and where they listen, and which blocks this node takes from the coordinator.
+ * asked for it and where they listen, and which blocks this node takes from the coordinator;
+ * and a node's word that it no longer holds a blob.
  * Agents then exchange the blocks over Bitswap and verify each against its digest; the
  * coordinator stays the source of last resort through the blob service.
  */
@@ -51,6 +52,13 @@ export class SwarmService extends ProtocolService {
     try {
       const request = await messages.read(swarmRequestSchema, REQUEST_TIMEOUT_MS)
       await touchNode(this.#c.db, peerId)
+      if (request.type === 'swarm-leave') {
+        // Only ever the asker's own membership, so it needs no other check.
+        this.tracker.leave(request.sha256, peerId)
+        await messages.write({ ok: true, left: true })
+        await messages.close()
+        return
+      }
       // One answer for "not yours" and "not here", as on the blob protocol.
       if (!await mayFetchBlob(this.#c.db, peerId, request.sha256) || !await mayServeBlob(this.#c.db, peerId, request.sha256)) {
         throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)

@@ -6,6 +6,8 @@ const MAX_SWARMS = 256
 const MAX_PEERS = 16
 /** A member this long without asking again is no longer offered (it may have dropped the blob). */
 const MEMBER_TTL_MS = 30 * 60_000
+/** How long after a blob's first ask shares are kept for the other nodes whose units name it. */
+const RESERVE_MS = 10_000
 /** swarmResponseSchema's cap on seed ranges. */
 const MAX_SEED_RANGES = 256
 
@@ -18,6 +20,7 @@ interface Swarm {
   /** Which member was told to take each block from the coordinator (undefined: nobody yet). */
   seededBy: Array<string | undefined>
   lastAskedAt: number
+  createdAt: number
 }
 
 export interface SwarmJoin {
@@ -52,7 +55,7 @@ export class SwarmTracker {
     const now = this.#now()
     let swarm = this.#swarms.get(sha256)
     if (swarm === undefined || swarm.seededBy.length !== blockCount) {
-      swarm = { members: new Map(), seededBy: new Array<string | undefined>(blockCount).fill(undefined), lastAskedAt: now }
+      swarm = { members: new Map(), seededBy: new Array<string | undefined>(blockCount).fill(undefined), lastAskedAt: now, createdAt: now }
     }
     this.#swarms.delete(sha256)
     this.#swarms.set(sha256, swarm)
@@ -60,27 +63,58 @@ export class SwarmTracker {
     while (this.#swarms.size > MAX_SWARMS) this.#swarms.delete(this.#swarms.keys().next().value as string)
 
     for (const [id, member] of swarm.members) {
+      if (id === peerId) continue
       const gone = !this.#isOnline(id)
-      if (gone || now - member.joinedAt > MEMBER_TTL_MS || id === peerId) swarm.members.delete(id)
-      // An asker that asks again (it restarted) gets a fresh share; one that left gives its share back.
-      if (gone || id === peerId) for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] === id) swarm.seededBy[b] = undefined
+      if (gone || now - member.joinedAt > MEMBER_TTL_MS) swarm.members.delete(id)
+      // One that left gives its share back.
+      if (gone) this.#release(swarm, id)
     }
-    const peers = [...swarm.members.entries()].sort((a, b) => a[1].joinedAt - b[1].joinedAt).slice(0, MAX_PEERS).map(([id]) => id)
+    const again = swarm.members.get(peerId)
+    const others = swarm.members.size - (again === undefined ? 0 : 1)
+    // Nobody else holds any of it: whatever was handed out is the asker's to take.
+    if (others === 0) for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] !== peerId) swarm.seededBy[b] = undefined
+    const peers = [...swarm.members.entries()].filter(([id]) => id !== peerId)
+      .sort((a, b) => a[1].joinedAt - b[1].joinedAt).slice(0, MAX_PEERS).map(([id]) => id)
     const free: number[] = []
     for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] === undefined) free.push(b)
-    const stillToCome = Math.max(1, expectedFetchers - swarm.members.size)
+    // Shares are kept for the nodes expected only while a swarm is young (they ask together when
+    // a round opens). A member asking again has waited on its peers in vain, and a late asker
+    // comes when the others have asked or never will (they rebuilt the blob themselves): blocks
+    // nobody took are theirs.
+    const young = now - swarm.createdAt < RESERVE_MS
+    const stillToCome = again !== undefined || !young ? 1 : Math.max(1, expectedFetchers - others)
+    for (const b of free.slice(0, Math.ceil(free.length / stillToCome))) swarm.seededBy[b] = peerId
+    const own: number[] = []
+    for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] === peerId) own.push(b)
     // A fragmented share is cut to what one reply may carry; the rest waits for the next asker.
-    const seed = toRanges(free.slice(0, Math.ceil(free.length / stillToCome))).slice(0, MAX_SEED_RANGES)
-    for (const range of seed) for (let b = range.from; b < range.to; b++) swarm.seededBy[b] = peerId
-    swarm.members.set(peerId, { joinedAt: now })
+    const seed = toRanges(own).slice(0, MAX_SEED_RANGES)
+    const kept = new Set(seed.flatMap((r) => Array.from({ length: r.to - r.from }, (_, i) => r.from + i)))
+    for (const b of own) if (!kept.has(b)) swarm.seededBy[b] = undefined
+    swarm.members.set(peerId, { joinedAt: again?.joinedAt ?? now })
     return { peers, seed }
+  }
+
+  /**
+   * The peer no longer holds the blob (its cache dropped it): it is no longer offered. Blocks it
+   * was given stay given (others fetched them from it); when no member is left, the next asker
+   * takes them all.
+   */
+  leave (sha256: string, peerId: string): void {
+    const swarm = this.#swarms.get(sha256)
+    if (swarm === undefined) return
+    swarm.members.delete(peerId)
+    if (swarm.members.size === 0) this.#swarms.delete(sha256)
+  }
+
+  #release (swarm: Swarm, peerId: string): void {
+    for (let b = 0; b < swarm.seededBy.length; b++) if (swarm.seededBy[b] === peerId) swarm.seededBy[b] = undefined
   }
 
   /** Forgets a peer everywhere (revoked): its blocks go to the next askers. */
   forget (peerId: string): void {
     for (const swarm of this.#swarms.values()) {
       swarm.members.delete(peerId)
-      for (let b = 0; b < swarm.seededBy.length; b++) if (swarm.seededBy[b] === peerId) swarm.seededBy[b] = undefined
+      this.#release(swarm, peerId)
     }
   }
 

@@ -112,7 +112,10 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   }
   const peers = values['no-peer-exchange'] || executor === undefined
     ? undefined
-    : await PeerExchange.start(libp2p, coordinator, { log: (message, fields) => { if (values.verbose) process.stderr.write(`agent: ${message} ${JSON.stringify(fields)}\n`) } })
+    : await PeerExchange.start(libp2p, coordinator, {
+      log: (message, fields) => { if (values.verbose) process.stderr.write(`agent: ${message} ${JSON.stringify(fields, (_k, v: unknown) => v instanceof Error ? v.message : v)}\n`) },
+      ...(metrics !== undefined ? { onBytes: (source: 'peers' | 'coordinator', bytes: number) => { metrics.blobBytes(source, bytes) } } : {})
+    })
   let metricsServer: Server | undefined
   if (metrics !== undefined) {
     const served = await metrics.serve(values['metrics-host'], metricsPort!)

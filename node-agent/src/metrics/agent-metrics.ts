@@ -33,6 +33,7 @@ export class AgentMetrics implements WorkMetrics {
   readonly #verdicts: Counter<'outcome' | 'code'>
   readonly #declined: Counter<'code'>
   readonly #scored: Counter
+  readonly #blobBytes: Counter<'source'>
 
   constructor (hardware: HardwareProfile) {
     const registers = [this.registry]
@@ -42,6 +43,7 @@ export class AgentMetrics implements WorkMetrics {
     this.#throughput = new Gauge({ name: 'barnraise_agent_tokens_per_second', help: 'The executor\'s measured throughput in its last unit', labelNames: ['executor'], registers })
     this.#verdicts = new Counter({ name: 'barnraise_agent_reports_total', help: 'Verdicts on this agent\'s reports: accepted, held, or refused with its code', labelNames: ['outcome', 'code'], registers })
     this.#declined = new Counter({ name: 'barnraise_agent_units_declined_total', help: 'Work units handed back, by the reason\'s code', labelNames: ['code'], registers })
+    this.#blobBytes = new Counter({ name: 'barnraise_agent_blob_bytes_received_total', help: 'Blob bytes fetched by peer exchange, by source: the run\'s other agents or the coordinator', labelNames: ['source'], registers })
     this.#scored = new Counter({ name: 'barnraise_agent_scoring_tasks_total', help: 'Other nodes\' reports this agent scored', registers })
     const gpuMemory = new Gauge({ name: 'barnraise_agent_gpu_memory_bytes', help: 'Memory of each GPU the hardware probe found', labelNames: ['gpu', 'name'], registers })
     hardware.gpus.forEach((g, i) => { gpuMemory.set({ gpu: String(i), name: g.name }, g.memoryMiB * 1024 * 1024) })
@@ -66,6 +68,11 @@ export class AgentMetrics implements WorkMetrics {
 
   declined (code: string): void {
     this.#declined.inc({ code })
+  }
+
+  /** Verified blob bytes that arrived through peer exchange, from peers or from the coordinator. */
+  blobBytes (source: 'peers' | 'coordinator', bytes: number): void {
+    this.#blobBytes.inc({ source }, bytes)
   }
 
   scored (): void {

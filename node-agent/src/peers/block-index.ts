@@ -53,6 +53,11 @@ export class BlockIndex implements Blockstore {
     return { held, cids }
   }
 
+  /** Whether the blob's blocks are offered. */
+  holds (sha: string): boolean {
+    return this.#blobs.has(sha)
+  }
+
   /** Stops offering a blob's blocks (it was dropped from the cache). */
   forget (sha: string): void {
     const entry = this.#blobs.get(sha)

@@ -24,6 +24,8 @@ export interface PeerExchangeOptions {
   /** Peers dialled at once, and how long each dial may take. */
   dialTimeoutMs?: number
   log?: (message: string, fields: Record<string, unknown>) => void
+  /** Counts each verified block by where it came from (the agent's --metrics). */
+  onBytes?: (source: 'peers' | 'coordinator', bytes: number) => void
 }
 
 /** Where a download's bytes came from. */
@@ -32,7 +34,7 @@ export interface ExchangeStats {
   fromCoordinator: number
 }
 
-const DEFAULT_STALL_MS = 15_000
+const DEFAULT_STALL_MS = 5_000
 const DEFAULT_MAX_WANTS = 256
 const DEFAULT_DIAL_TIMEOUT_MS = 5_000
 const MAX_DIALS = 8
@@ -56,6 +58,7 @@ export class PeerExchange {
   readonly #maxWants: number
   readonly #dialTimeoutMs: number
   readonly #log: (message: string, fields: Record<string, unknown>) => void
+  readonly #onBytes: (source: 'peers' | 'coordinator', bytes: number) => void
 
   private constructor (libp2p: Libp2p, coordinator: Multiaddr, exchange: BlockExchange, index: BlockIndex, options: PeerExchangeOptions) {
     this.#libp2p = libp2p
@@ -66,6 +69,7 @@ export class PeerExchange {
     this.#maxWants = options.maxWants ?? DEFAULT_MAX_WANTS
     this.#dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
     this.#log = options.log ?? (() => {})
+    this.#onBytes = options.onBytes ?? (() => {})
   }
 
   /** Starts Bitswap on the agent's host (which must listen somewhere its peers can reach). */
@@ -85,9 +89,22 @@ export class PeerExchange {
     for (const cid of cids) void this.#exchange.announce(cid).catch(() => {})
   }
 
-  /** Stops offering a blob (dropped from the cache). */
+  /** Stops offering a blob (dropped from the cache) and tells the tracker, in the background. */
   forget (sha256: string): void {
+    if (!this.index.holds(sha256)) return
     this.index.forget(sha256)
+    void this.#leave(sha256).catch((err: unknown) => { this.#log('could not tell the tracker a blob was dropped', { sha256, err }) })
+  }
+
+  async #leave (sha256: string): Promise<void> {
+    const stream = await this.#libp2p.dialProtocol(this.#coordinator, SWARM_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+    const messages = new JsonStream(stream)
+    try {
+      await messages.write({ type: 'swarm-leave', sha256 })
+      await messages.read(swarmResponseSchema, REQUEST_TIMEOUT_MS)
+    } finally {
+      await messages.close().catch(() => {})
+    }
   }
 
   /**
@@ -100,6 +117,7 @@ export class PeerExchange {
     const count = blockCount(swarm.size)
     const partial = `${dest}.swarm`
     const present = await this.#resume(partial, swarm.size, swarm.digests)
+    this.#log('fetching from peers', { sha256, blocks: count, held: present.reduce((n, p) => n + p, 0), seed: swarm.seed, peers: swarm.peers.map((p) => p.peerId) })
     const file = await open(partial, 'r+')
     const { held, cids } = this.index.register(sha256, swarm.digests, swarm.size, partial, present)
     const fetchAbort = new AbortController()
@@ -121,6 +139,7 @@ export class PeerExchange {
       held.present[i] = 1
       if (from === 'peer') this.stats.fromPeers += bytes.byteLength
       else this.stats.fromCoordinator += bytes.byteLength
+      this.#onBytes(from === 'peer' ? 'peers' : 'coordinator', bytes.byteLength)
       lastProgress = Date.now()
       wants.get(i)?.abort()
       wants.delete(i)
@@ -129,7 +148,7 @@ export class PeerExchange {
     }
 
     const inSeed = new Uint8Array(count)
-    for (const r of swarm.seed) for (let b = r.from; b < Math.min(r.to, count); b++) inSeed[b] = 1
+    for (const b of blocksOf(swarm.seed, count)) inSeed[b] = 1
     const queue: number[] = []
     for (let b = 0; b < count; b++) if (present[b] === 0 && inSeed[b] === 0) queue.push(b)
     let failure: Error | undefined
@@ -152,19 +171,32 @@ export class PeerExchange {
       await this.#dialPeers(swarm.peers, stop)
       wantNext()
       let seedsDone = false
-      const seeding = this.#fromCoordinator(sha256, swarm.seed, count, swarm.size, land, stop)
+      const seeding = this.#fromCoordinator(sha256, rangesOf(blocksOf(swarm.seed, count).filter((b) => present[b] === 0)), count, swarm.size, land, stop)
         .then(() => { seedsDone = true; lastProgress = Date.now() }, fail)
-      // Peers stalled (or there are none): the coordinator gives what is still missing.
+      // Peers stalled (or there are none). First the tracker is asked again: it names peers that
+      // came since and hands over blocks nobody took; a second stall takes everything still
+      // missing from the coordinator.
+      let stalls = 0
       const watchdog = setInterval(() => {
         if (!seedsDone || missing === 0 || Date.now() - lastProgress < this.#stallMs) return
         seedsDone = false
-        const rest: number[] = []
-        for (let b = 0; b < count; b++) if (present[b] === 0) rest.push(b)
-        for (const controller of wants.values()) controller.abort()
-        queue.length = 0
-        this.#log('peers stalled; taking the rest from the coordinator', { sha256, blocks: rest.length })
-        this.#fromCoordinator(sha256, rangesOf(rest), count, swarm.size, land, stop)
-          .then(() => { seedsDone = true; lastProgress = Date.now() }, fail)
+        const firstStall = stalls++ === 0
+        const next = firstStall
+          ? this.#askSwarm(sha256, stop).then(async (again) => {
+            this.#log('peers stalled; asked the tracker again', { sha256, seed: again.seed, peers: again.peers.map((p) => p.peerId) })
+            await this.#dialPeers(again.peers, stop)
+            const ranges = rangesOf(blocksOf(again.seed, count).filter((b) => present[b] === 0))
+            await this.#fromCoordinator(sha256, ranges, count, swarm.size, land, stop)
+          })
+          : (() => {
+              const rest: number[] = []
+              for (let b = 0; b < count; b++) if (present[b] === 0) rest.push(b)
+              for (const controller of wants.values()) controller.abort()
+              queue.length = 0
+              this.#log('peers stalled again; taking the rest from the coordinator', { sha256, blocks: rest.length })
+              return this.#fromCoordinator(sha256, rangesOf(rest), count, swarm.size, land, stop)
+            })()
+        next.then(() => { seedsDone = true; lastProgress = Date.now() }, fail)
       }, Math.min(1000, this.#stallMs))
       try {
         await Promise.race([done, abortedPromise(stop)])
@@ -196,6 +228,7 @@ export class PeerExchange {
       await messages.write({ type: 'swarm', sha256 })
       const header = await messages.read(swarmResponseSchema, BLOB_HEADER_TIMEOUT_MS)
       if (!header.ok) throw new RefusedError(header.code, header.message)
+      if ('left' in header) throw new Error('the coordinator answered a question that was not asked')
       if (header.blockCount !== blockCount(header.size)) throw new Error(`the swarm answer for ${sha256} has ${header.blockCount} blocks for ${header.size} bytes`)
       const digests = new Uint8Array(header.blockCount * 32)
       let got = 0
@@ -297,6 +330,13 @@ export class PeerExchange {
 function sameDigest (bytes: Uint8Array, digests: Uint8Array, index: number): boolean {
   const digest = createHash('sha256').update(bytes).digest()
   return Buffer.compare(digest, digests.subarray(index * 32, (index + 1) * 32)) === 0
+}
+
+/** The block indices of ranges, below `count`. */
+function blocksOf (ranges: BlockRange[], count: number): number[] {
+  const blocks: number[] = []
+  for (const r of ranges) for (let b = r.from; b < Math.min(r.to, count); b++) blocks.push(b)
+  return blocks
 }
 
 /** Sorted block indices as [from, to) ranges. */
