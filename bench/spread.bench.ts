@@ -12,12 +12,13 @@
 import { mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { loadOrCreatePeerKey } from '@barnraise/protocol'
-import type { LlamaConfig, WorkUnit } from '@barnraise/protocol'
+import { llamaConfigSchema, loadOrCreatePeerKey } from '@barnraise/protocol'
+import type { WorkUnit } from '@barnraise/protocol'
 import { countParams } from '@barnraise/trainer'
 import { createAgentHost } from '../node-agent/src/host.ts'
 import { BlobCache } from '../node-agent/src/blob-cache.ts'
-import { CoordinatorClient, parseCoordinatorAddress } from '../node-agent/src/coordinator-client.ts'
+import { CoordinatorClient, isRetryable, parseCoordinatorAddress } from '../node-agent/src/coordinator-client.ts'
+import { backoffDelay } from '../node-agent/src/backoff.ts'
 import { PeerExchange } from '../node-agent/src/peers/peer-exchange.ts'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { AGENT_VERSION } from '../node-agent/src/version.ts'
@@ -50,7 +51,7 @@ const hosts: Array<Awaited<ReturnType<typeof createAgentHost>>> = []
 const exchanges: PeerExchange[] = []
 try {
   const model = modelOfSize(TARGET_MB)
-  const params = countParams(model as unknown as LlamaConfig)
+  const params = countParams(llamaConfigSchema.parse(model))
   say(`spread: ${AGENTS} agents, a ${model.num_hidden_layers}-layer model of ${(params / 1e6).toFixed(1)}M parameters (${(params * 4 / MB).toFixed(0)} MB checkpoint), coordinator and agents on this machine`)
   const token = await coordinator.createToken('Spread Lab', AGENTS)
   const runId = await createRunViaCli(coordinator.dataDir, {
@@ -73,7 +74,16 @@ try {
     const libp2p = await createAgentHost(key, undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
     hosts.push(libp2p)
     const client = new CoordinatorClient(libp2p, address)
-    await client.enroll({ type: 'enroll', agentVersion: AGENT_VERSION, token, name: `spread-${i}`, hardware: { hostname: `spread-${i}`, platform: process.platform, arch: process.arch, cpuModel: 'simulated', cpuCores: 1, memoryBytes: 2 ** 34, gpus: [] } })
+    // The coordinator turns away a burst of new connections from one address: retry as agents do.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await client.enroll({ type: 'enroll', agentVersion: AGENT_VERSION, token, name: `spread-${i}`, hardware: { hostname: `spread-${i}`, platform: process.platform, arch: process.arch, cpuModel: 'simulated', cpuCores: 1, memoryBytes: 2 ** 34, gpus: [] } })
+        break
+      } catch (err) {
+        if (attempt >= 20 || !isRetryable(err)) throw err
+        await sleep(backoffDelay(attempt))
+      }
+    }
     return { libp2p, client, dir }
   }))
   // The round opens once all of them are online; each asks until it holds its unit.

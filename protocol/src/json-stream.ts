@@ -8,6 +8,19 @@ import { MAX_CONTROL_MESSAGE_BYTES } from './protocol-ids.ts'
 /** How long either side waits for the other's message before giving up. */
 export const DEFAULT_MESSAGE_TIMEOUT_MS = 10_000
 
+/**
+ * Flow control. libp2p hands a stream's bytes to its reader as they arrive and yamux grants the
+ * sender more window as soon as bytes arrive, not when they are read, so a reader slower than
+ * its link (a busy agent, a coordinator under load) would buffer without bound, and libp2p
+ * resets a stream past 4 MiB unread. A JsonStream pauses its stream (yamux then stops granting
+ * window) once more than PAUSE_AT bytes are unread and resumes it when its reader catches up;
+ * what arrives meanwhile (at most the sender's remaining window, 16 MiB by default) is held.
+ * Unread bytes stay under PAUSE_AT plus two windows; BUFFER_CAP is the hard limit past which the
+ * stream is reset.
+ */
+const PAUSE_AT = 1024 * 1024
+const BUFFER_CAP = 48 * 1024 * 1024
+
 /** libp2p's errors for a stream or connection that ended under a read. */
 const STREAM_GONE = new Set(['UnexpectedEOFError', 'StreamResetError', 'StreamAbortedError', 'StreamStateError', 'ConnectionClosedError'])
 
@@ -20,17 +33,39 @@ export class JsonStream {
   readonly #lp
   readonly #stream: Stream
   readonly #maxFrameBytes: number
+  readonly #pauseAt: number
+  /** Bytes received and not yet read as frames (length prefixes counted approximately). */
+  #unread = 0
+  #pausing = false
 
   constructor (stream: Stream, maxFrameBytes = MAX_CONTROL_MESSAGE_BYTES) {
     this.#stream = stream
     this.#maxFrameBytes = Math.max(maxFrameBytes, MAX_CONTROL_MESSAGE_BYTES)
-    this.#lp = lpStream(stream, { maxDataLength: this.#maxFrameBytes })
+    // Resuming at half of it leaves two whole frames unread, so a read never waits on a paused stream.
+    this.#pauseAt = Math.max(PAUSE_AT, 4 * this.#maxFrameBytes)
+    this.#lp = lpStream(stream, { maxDataLength: this.#maxFrameBytes, maxBufferSize: BUFFER_CAP })
+    stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, BUFFER_CAP)
+    stream.addEventListener('message', (evt) => {
+      this.#unread += evt.data.byteLength
+      if (this.#unread <= this.#pauseAt || this.#pausing) return
+      // Not from inside the event: resume() dispatches what arrived while paused and only then
+      // tells yamux to grant window again, which would undo a pause made during that dispatch.
+      this.#pausing = true
+      queueMicrotask(() => {
+        this.#pausing = false
+        if (this.#unread > this.#pauseAt && stream.readStatus === 'readable') stream.pause()
+      })
+    })
   }
 
   /** Reads one raw frame. */
   async readFrame (timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<Uint8Array> {
     try {
-      return (await this.#lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray()
+      this.#resumeIfCaughtUp()
+      const frame = (await this.#lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray()
+      this.#unread = Math.max(0, this.#unread - frame.byteLength - lengthPrefixBytes(frame.byteLength))
+      this.#resumeIfCaughtUp()
+      return frame
     } catch (err) {
       const e = err as { name?: string, code?: string }
       if (e.name === 'InvalidDataLengthError' || e.code === 'ERR_MSG_DATA_TOO_LONG') {
@@ -45,6 +80,10 @@ export class JsonStream {
       }
       throw new ProtocolError('ERR_MALFORMED_MESSAGE', `could not read message: ${(err as Error).message}`)
     }
+  }
+
+  #resumeIfCaughtUp (): void {
+    if (this.#unread <= this.#pauseAt / 2 && this.#stream.readStatus === 'paused') this.#stream.resume()
   }
 
   /** Writes one raw frame. */
@@ -74,4 +113,11 @@ export class JsonStream {
       this.#stream.abort(err as Error)
     }
   }
+}
+
+/** The bytes of the unsigned varint that prefixes a frame of `length` bytes. */
+function lengthPrefixBytes (length: number): number {
+  let n = 1
+  while (length >= 0x80) { length = Math.floor(length / 0x80); n++ }
+  return n
 }
