@@ -113,11 +113,15 @@ try {
     await mkdir(dir, { recursive: true })
     size = (await new BlobCache(dir, a.libp2p, address).get(base)).byteLength
   })
+  // What went wrong along the way (a peer that could not be dialled, a fall-back), for BENCH_SPREAD_LOG=1.
+  const log = (message: string, fields: Record<string, unknown>): void => {
+    if (process.env.BENCH_SPREAD_LOG === '1') process.stderr.write(`${message} ${JSON.stringify(fields, (_k, v: unknown) => v instanceof Error ? v.message : v)}\n`)
+  }
   const withPeers = await phase('with peer exchange', async (a) => {
-    const peers = await PeerExchange.start(a.libp2p, address)
+    const peers = await PeerExchange.start(a.libp2p, address, { log })
     exchanges.push(peers)
     const dir = join(a.dir, 'peers')
-    const cache = new BlobCache(dir, a.libp2p, address, { peers })
+    const cache = new BlobCache(dir, a.libp2p, address, { peers, log })
     const bytes = await cache.get(base)
     if (bytes.byteLength !== size) throw new Error('short checkpoint')
   })

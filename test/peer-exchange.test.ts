@@ -89,7 +89,18 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     // Every earlier agent leaves, so the silent member is the only one offered.
     for (const e of exchanges.splice(0)) await e.stop()
     for (const h of hosts.filter((h) => h !== silent).splice(0)) await h.stop()
-    const stream = await silent.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
+    // The coordinator turns away a burst of new connections from one address; retry as agents do.
+    const dialSwarm = async (): Promise<Awaited<ReturnType<typeof silent.dialProtocol>>> => {
+      for (let attempt = 0; ; attempt++) {
+        try {
+          return await silent.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
+        } catch (err) {
+          if (attempt >= 10) throw err
+          await new Promise((resolve) => setTimeout(resolve, 300))
+        }
+      }
+    }
+    const stream = await dialSwarm()
     const messages = new JsonStream(stream, 256 * 1024)
     await messages.write({ type: 'swarm', sha256: sha })
     const answer = await messages.read(swarmResponseSchema, 10_000)

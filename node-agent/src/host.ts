@@ -30,7 +30,10 @@ export async function createAgentHost (privateKey: PrivateKey, metrics?: (compon
     privateKey,
     ...(metrics !== undefined ? { metrics } : {}),
     addresses: { listen: options.listen ?? [] },
-    connectionManager: { maxConnections: 64, maxIncomingPendingConnections: 8 },
+    // Peers of a run that start together all dial in within a second, several from one address
+    // when they share a NAT (or loopback): libp2p's default of 5 new connections per address per
+    // second would turn most of them away.
+    connectionManager: { maxConnections: 64, maxIncomingPendingConnections: 32, inboundConnectionThreshold: 64 },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux(options.maxStreamWindowBytes === undefined ? {} : { streamOptions: { maxStreamWindowSize: options.maxStreamWindowBytes } })],

@@ -2,9 +2,9 @@ import { createHash } from 'node:crypto'
 import { z } from 'zod'
 
 /**
- * Peer exchange moves a blob in blocks of this size, each addressed by its own sha256 (a raw
- * CIDv1), so a block from an untrusted peer is checked as it arrives, not after the whole blob.
- * 1 MiB is the largest block Bitswap implementations exchange without complaint.
+ * Peer exchange moves a blob in blocks of this size, each with its own sha256, so a block from an
+ * untrusted peer is checked as it arrives, not after the whole blob. A 1 MiB block is one short
+ * request on any link, and its digest list costs 32 bytes per MiB of blob.
  */
 export const BLOB_BLOCK_BYTES = 1024 * 1024
 
@@ -74,3 +74,40 @@ export type SwarmRequest = z.infer<typeof swarmRequestSchema>
 export type SwarmResponse = z.infer<typeof swarmResponseSchema>
 export type SwarmPeer = z.infer<typeof swarmPeerSchema>
 export type BlockRange = z.infer<typeof blockRangeSchema>
+
+/**
+ * On `/barnraise/blocks/1.0.0`, between agents: `have` asks which blocks of a blob the peer
+ * holds; `block` asks for one of them. Knowing the blob's sha256 is what lets a peer ask: the
+ * coordinator tells it only to nodes whose work names the blob.
+ */
+export const peerBlockRequestSchema = z.discriminatedUnion('type', [
+  z.object({ type: z.literal('have'), sha256: sha256Hex }).strict(),
+  z.object({ type: z.literal('block'), sha256: sha256Hex, index: z.number().int().nonnegative().max(MAX_BLOB_BLOCKS - 1) }).strict()
+])
+
+/**
+ * A peer's answer: which blocks it holds (a bitfield, base64, one bit a block, first block in
+ * the high bit), and for `block` the block's length, its bytes following in frames.
+ */
+export const peerBlockResponseSchema = z.union([
+  z.object({ ok: z.literal(true), have: z.string().max(Math.ceil(MAX_BLOB_BLOCKS / 8 / 3) * 4 + 4), bytes: z.number().int().nonnegative().max(BLOB_BLOCK_BYTES).optional() }).strict(),
+  z.object({ ok: z.literal(false), code: z.string().max(64), message: z.string().max(500) })
+])
+
+export type PeerBlockRequest = z.infer<typeof peerBlockRequestSchema>
+export type PeerBlockResponse = z.infer<typeof peerBlockResponseSchema>
+
+/** A held-blocks bitfield as base64 (one bit a block, first block in the high bit). */
+export function encodeBitfield (present: Uint8Array): string {
+  const bits = new Uint8Array(Math.ceil(present.length / 8))
+  for (let i = 0; i < present.length; i++) if (present[i] === 1) bits[i >> 3]! |= 0x80 >> (i & 7)
+  return Buffer.from(bits).toString('base64')
+}
+
+/** Reads a bitfield of `count` blocks; bits past the end are ignored, a short one reads as missing. */
+export function decodeBitfield (base64: string, count: number): Uint8Array {
+  const bits = Buffer.from(base64, 'base64')
+  const present = new Uint8Array(count)
+  for (let i = 0; i < count; i++) present[i] = ((bits[i >> 3] ?? 0) & (0x80 >> (i & 7))) !== 0 ? 1 : 0
+  return present
+}

@@ -8,6 +8,8 @@ export type ProtocolErrorCode =
   | 'ERR_NODE_REVOKED'
   | 'ERR_NOT_ASSIGNED'
   | 'ERR_BUSY'
+  /** a peer asked another agent for a blob (or block) that agent does not hold */
+  | 'ERR_NOT_HELD'
   | 'ERR_TIMEOUT'
   /** the stream ended or was reset before a whole message arrived: the peer went away (retryable) */
   | 'ERR_STREAM_CLOSED'

@@ -31,7 +31,7 @@ export interface SwarmServiceComponents {
  * fetch (the same rule as the blob service), its size and block digests, the other nodes that
  * asked for it and where they listen, and which blocks this node takes from the coordinator;
  * and a node's word that it no longer holds a blob.
- * Agents then exchange the blocks over Bitswap and verify each against its digest; the
+ * Agents then exchange the blocks between themselves (`/barnraise/blocks/1.0.0`) and verify each against its digest; the
  * coordinator stays the source of last resort through the blob service.
  */
 export class SwarmService extends ProtocolService {

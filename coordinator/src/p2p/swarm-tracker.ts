@@ -33,7 +33,7 @@ export interface SwarmJoin {
 /**
  * Who asked for which blob, in memory (it is a hint, rebuilt as agents ask, and lost on a
  * restart at no cost but some extra coordinator egress). Each block of a blob is given to one
- * member to take from the coordinator; the others get it from that member over Bitswap. A
+ * member to take from the coordinator; the others get it from that member (or one that has it since). A
  * member that went offline gives its blocks back for the next asker.
  */
 export class SwarmTracker {

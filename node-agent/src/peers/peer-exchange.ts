@@ -1,92 +1,118 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, rename, rm, stat } from 'node:fs/promises'
-import type { FileHandle } from 'node:fs/promises'
-import { BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, blockCount, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, PEER_BLOCKS_PROTOCOL, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, blockCount, decodeBitfield, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
 import type { BlockRange, SwarmPeer } from '@barnraise/protocol'
-import type { Libp2p } from '@libp2p/interface'
+import type { Libp2p, PeerId } from '@libp2p/interface'
+import { peerIdFromString } from '@libp2p/peer-id'
 import { multiaddr } from '@multiformats/multiaddr'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import type { CID } from 'multiformats/cid'
 import { RefusedError } from '../coordinator-client.ts'
 import { BlockIndex } from './block-index.ts'
-import { startBitswap } from './bitswap-engine.ts'
-import type { BlockExchange } from './bitswap-engine.ts'
+import { BlockServer } from './block-server.ts'
 
 export interface PeerExchangeOptions {
   /**
-   * With its own share of blocks fetched, how long the agent waits without any block arriving
-   * before it takes every block still missing from the coordinator.
+   * How long the agent waits with nothing arriving and nothing asked of a peer before it asks
+   * the tracker again, and after that before it takes every block still missing from the
+   * coordinator.
    */
   stallMs?: number
-  /** Blocks asked of peers at once. */
-  maxWants?: number
-  /** Peers dialled at once, and how long each dial may take. */
+  /** Blocks asked of peers at once, in all, and of one peer. */
+  maxInFlight?: number
+  perPeer?: number
+  /** How long a peer dial may take. */
   dialTimeoutMs?: number
   log?: (message: string, fields: Record<string, unknown>) => void
   /** Counts each verified block by where it came from (the agent's --metrics). */
   onBytes?: (source: 'peers' | 'coordinator', bytes: number) => void
 }
 
-/** Where a download's bytes came from. */
+/** Where a download's bytes came from, and what this agent sent its peers. */
 export interface ExchangeStats {
   fromPeers: number
   fromCoordinator: number
+  toPeers: number
 }
 
 const DEFAULT_STALL_MS = 5_000
-const DEFAULT_MAX_WANTS = 256
+const DEFAULT_MAX_IN_FLIGHT = 8
+const DEFAULT_PER_PEER = 2
 const DEFAULT_DIAL_TIMEOUT_MS = 5_000
-const MAX_DIALS = 8
+/** How often a peer that has nothing this agent needs is asked again what it holds. */
+const HAVE_REFRESH_MS = 500
+/** A peer that fails this many requests in a row is no longer asked during this fetch. */
+const MAX_PEER_FAILURES = 3
+/** One block from a peer: its header, then all of it. */
+const BLOCK_TIMEOUT_MS = 60_000
+
+/** What this agent knows of one peer during a fetch. */
+interface PeerState {
+  id: PeerId
+  /** Where the tracker said it listens (with its peer id); empty for a peer that dialled this agent. */
+  addrs: Multiaddr[]
+  /** The blocks it said it holds, when it last said. */
+  have: Uint8Array | undefined
+  haveAt: number
+  asking: boolean
+  inFlight: number
+  failures: number
+  busyUntil: number
+}
 
 /**
- * Fetches blobs in blocks from the run's other agents, with the coordinator as the source of
- * last resort (docs/peer-exchange.md). The coordinator's swarm protocol gives the blob's block
- * digests, the peers that asked for it before, and this agent's share of blocks to take from
- * the coordinator; every other block is asked of the peers over Bitswap, and whatever does not
- * arrive while peers stall comes from the coordinator too. Each block is checked against its
- * digest as it lands, the whole blob against its sha256 at the end, and every verified block is
- * served to the peers in turn.
+ * Fetches blobs in 1 MiB blocks from the run's other agents, with the coordinator as the source
+ * of last resort (docs/peer-exchange.md), and serves the blocks it holds to them
+ * (`block-server.ts`, `/barnraise/blocks/1.0.0`). The coordinator's swarm protocol gives the
+ * blob's block digests, the peers that asked for it before, and this agent's share of blocks to
+ * take from the coordinator. Every other block is asked of one peer that says it holds it (at
+ * most two at a time of one peer, eight in all), so no block crosses a link twice. Each block is
+ * checked against its digest as it lands, the whole blob against its sha256 at the end.
  */
 export class PeerExchange {
   readonly index: BlockIndex
-  readonly stats: ExchangeStats = { fromPeers: 0, fromCoordinator: 0 }
+  readonly stats: ExchangeStats = { fromPeers: 0, fromCoordinator: 0, toPeers: 0 }
   readonly #libp2p: Libp2p
   readonly #coordinator: Multiaddr
-  readonly #exchange: BlockExchange
+  readonly #server: BlockServer
   readonly #stallMs: number
-  readonly #maxWants: number
+  readonly #maxInFlight: number
+  readonly #perPeer: number
   readonly #dialTimeoutMs: number
   readonly #log: (message: string, fields: Record<string, unknown>) => void
   readonly #onBytes: (source: 'peers' | 'coordinator', bytes: number) => void
+  /** Fetches under way, by blob: a peer asking about one of them is asked in return. */
+  readonly #fetching = new Map<string, (peer: PeerId) => void>()
 
-  private constructor (libp2p: Libp2p, coordinator: Multiaddr, exchange: BlockExchange, index: BlockIndex, options: PeerExchangeOptions) {
+  private constructor (libp2p: Libp2p, coordinator: Multiaddr, options: PeerExchangeOptions) {
     this.#libp2p = libp2p
     this.#coordinator = coordinator
-    this.#exchange = exchange
-    this.index = index
+    this.index = new BlockIndex()
+    this.#server = new BlockServer(libp2p, this.index, (sha256, connection) => { this.#fetching.get(sha256)?.(connection.remotePeer) })
     this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS
-    this.#maxWants = options.maxWants ?? DEFAULT_MAX_WANTS
+    this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
+    this.#perPeer = options.perPeer ?? DEFAULT_PER_PEER
     this.#dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
     this.#log = options.log ?? (() => {})
     this.#onBytes = options.onBytes ?? (() => {})
   }
 
-  /** Starts Bitswap on the agent's host (which must listen somewhere its peers can reach). */
+  /** Starts serving blocks on the agent's host (which must listen somewhere its peers can reach). */
   static async start (libp2p: Libp2p, coordinator: Multiaddr, options: PeerExchangeOptions = {}): Promise<PeerExchange> {
-    const index = new BlockIndex()
-    return new PeerExchange(libp2p, coordinator, await startBitswap(libp2p, index), index, options)
+    const exchange = new PeerExchange(libp2p, coordinator, options)
+    await exchange.#server.start()
+    return exchange
   }
 
   async stop (): Promise<void> {
-    await this.#exchange.stop()
+    this.stats.toPeers = this.#server.sentBytes
+    await this.#server.stop()
   }
 
   /** Offers a verified blob this agent already holds (downloaded whole, or rebuilt) to its peers. */
   async offer (sha256: string, path: string): Promise<void> {
-    const { digests, size } = await fileBlockDigests(path)
-    const { cids } = this.index.register(sha256, digests, size, path)
-    for (const cid of cids) void this.#exchange.announce(cid).catch(() => {})
+    const { size } = await stat(path)
+    this.index.register(sha256, size, blockCount(size), path)
   }
 
   /** Stops offering a blob (dropped from the cache) and tells the tracker, in the background. */
@@ -107,6 +133,11 @@ export class PeerExchange {
     }
   }
 
+  /** Bytes sent to peers so far. */
+  get sentBytes (): number {
+    return this.#server.sentBytes
+  }
+
   /**
    * Downloads blob `sha256` into `dest` (renamed there only once whole and verified). Throws
    * RefusedError when the coordinator refuses the blob, and any other error when neither the
@@ -119,17 +150,39 @@ export class PeerExchange {
     const present = await this.#resume(partial, swarm.size, swarm.digests)
     this.#log('fetching from peers', { sha256, blocks: count, held: present.reduce((n, p) => n + p, 0), seed: swarm.seed, peers: swarm.peers.map((p) => p.peerId) })
     const file = await open(partial, 'r+')
-    const { held, cids } = this.index.register(sha256, swarm.digests, swarm.size, partial, present)
+    const held = this.index.register(sha256, swarm.size, count, partial, present)
     const fetchAbort = new AbortController()
     const stop = signal === undefined ? fetchAbort.signal : AbortSignal.any([signal, fetchAbort.signal])
     let lastProgress = Date.now()
     let missing = present.reduce((n, p) => n + (p === 1 ? 0 : 1), 0)
-    let completed!: () => void
-    const done = new Promise<void>((resolve) => { completed = resolve })
-    if (missing === 0) completed()
-    const wants = new Map<number, AbortController>()
+    /** Blocks the coordinator is sending this agent (its seed share, or the rest after a stall). */
+    const reserved = new Uint8Array(count)
+    const inFlight = new Uint8Array(count)
+    let inFlightCount = 0
+    const peers = new Map<string, PeerState>()
+    let failure: Error | undefined
+    let wake: () => void = () => {}
+    const woken = async (ms: number): Promise<void> => {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, ms)
+        wake = () => { clearTimeout(timer); resolve() }
+      })
+    }
+    const own = this.#libp2p.peerId.toString()
+    const addPeer = (id: PeerId, addrs: Multiaddr[] = []): void => {
+      const key = id.toString()
+      if (key === own) return
+      const known = peers.get(key)
+      if (known !== undefined) {
+        if (known.addrs.length === 0) known.addrs = addrs
+        return
+      }
+      peers.set(key, { id, addrs, have: undefined, haveAt: 0, asking: false, inFlight: 0, failures: 0, busyUntil: 0 })
+      wake()
+    }
+    const trackerPeer = (p: SwarmPeer): void => { addPeer(peerIdFromString(p.peerId), p.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${p.peerId}`))) }
 
-    /** Writes a verified block once, whoever delivered it, and tells waiting peers. */
+    /** Writes a verified block once, whoever delivered it. */
     const land = async (i: number, bytes: Uint8Array, from: 'peer' | 'coordinator'): Promise<void> => {
       if (present[i] === 1) return
       if (!sameDigest(bytes, swarm.digests, i)) throw new Error(`block ${i} of ${sha256.slice(0, 12)} from the ${from} does not match its digest`)
@@ -141,72 +194,75 @@ export class PeerExchange {
       else this.stats.fromCoordinator += bytes.byteLength
       this.#onBytes(from === 'peer' ? 'peers' : 'coordinator', bytes.byteLength)
       lastProgress = Date.now()
-      wants.get(i)?.abort()
-      wants.delete(i)
-      void this.#exchange.announce(cids[i]!).catch(() => {})
-      if (--missing === 0) completed()
+      missing--
+      wake()
+    }
+    const fromCoordinator = async (blocks: number[]): Promise<void> => {
+      for (const b of blocks) reserved[b] = 1
+      await this.#fromCoordinator(sha256, rangesOf(blocks), count, swarm.size, land, stop)
     }
 
-    const inSeed = new Uint8Array(count)
-    for (const b of blocksOf(swarm.seed, count)) inSeed[b] = 1
-    const queue: number[] = []
-    for (let b = 0; b < count; b++) if (present[b] === 0 && inSeed[b] === 0) queue.push(b)
-    let failure: Error | undefined
-    const fail = (err: unknown): void => { failure ??= err as Error; completed() }
-
-    const wantNext = (): void => {
-      while (wants.size < this.#maxWants && queue.length > 0 && !stop.aborted) {
-        const b = queue.shift()!
-        if (present[b] === 1) continue
-        const controller = new AbortController()
-        wants.set(b, controller)
-        this.#exchange.want(cids[b]!, AbortSignal.any([controller.signal, stop]))
-          .then(async (bytes) => { await land(b, bytes, 'peer') })
-          .catch((err: unknown) => { if (!controller.signal.aborted && !stop.aborted) this.#log('peer block failed', { sha256, block: b, err }) })
-          .finally(() => { if (wants.get(b) === controller) wants.delete(b); wantNext() })
-      }
-    }
-
+    this.#fetching.set(sha256, addPeer)
     try {
-      await this.#dialPeers(swarm.peers, stop)
-      wantNext()
-      let seedsDone = false
-      const seeding = this.#fromCoordinator(sha256, rangesOf(blocksOf(swarm.seed, count).filter((b) => present[b] === 0)), count, swarm.size, land, stop)
-        .then(() => { seedsDone = true; lastProgress = Date.now() }, fail)
-      // Peers stalled (or there are none). First the tracker is asked again: it names peers that
-      // came since and hands over blocks nobody took; a second stall takes everything still
-      // missing from the coordinator.
+      for (const p of swarm.peers) trackerPeer(p)
+      let coordinatorBusy = true
+      const coordinatorDone = (): void => { coordinatorBusy = false; lastProgress = Date.now(); wake() }
+      const fail = (err: unknown): void => { failure ??= err as Error; wake() }
+      fromCoordinator(blocksOf(swarm.seed, count).filter((b) => present[b] === 0)).then(coordinatorDone, fail)
       let stalls = 0
-      const watchdog = setInterval(() => {
-        if (!seedsDone || missing === 0 || Date.now() - lastProgress < this.#stallMs) return
-        seedsDone = false
-        const firstStall = stalls++ === 0
-        const next = firstStall
-          ? this.#askSwarm(sha256, stop).then(async (again) => {
-            this.#log('peers stalled; asked the tracker again', { sha256, seed: again.seed, peers: again.peers.map((p) => p.peerId) })
-            await this.#dialPeers(again.peers, stop)
-            const ranges = rangesOf(blocksOf(again.seed, count).filter((b) => present[b] === 0))
-            await this.#fromCoordinator(sha256, ranges, count, swarm.size, land, stop)
-          })
-          : (() => {
-              const rest: number[] = []
-              for (let b = 0; b < count; b++) if (present[b] === 0) rest.push(b)
-              for (const controller of wants.values()) controller.abort()
-              queue.length = 0
-              this.#log('peers stalled again; taking the rest from the coordinator', { sha256, blocks: rest.length })
-              return this.#fromCoordinator(sha256, rangesOf(rest), count, swarm.size, land, stop)
-            })()
-        next.then(() => { seedsDone = true; lastProgress = Date.now() }, fail)
-      }, Math.min(1000, this.#stallMs))
-      try {
-        await Promise.race([done, abortedPromise(stop)])
-      } finally {
-        clearInterval(watchdog)
+      while (missing > 0 && failure === undefined && !stop.aborted) {
+        const now = Date.now()
+        for (const peer of shuffled([...peers.values()])) {
+          if (inFlightCount >= this.#maxInFlight) break
+          if (peer.failures >= MAX_PEER_FAILURES || peer.busyUntil > now || peer.asking) continue
+          const block = peer.have === undefined ? -1 : pickBlock(peer.have, present, reserved, inFlight)
+          if (block < 0) {
+            // It has nothing this agent needs that is not already on its way: ask again later.
+            if (now - peer.haveAt >= HAVE_REFRESH_MS && peer.inFlight === 0) {
+              peer.asking = true
+              this.#askHave(peer, sha256, count, stop).finally(() => { peer.asking = false; wake() })
+            }
+            continue
+          }
+          while (peer.inFlight < this.#perPeer && inFlightCount < this.#maxInFlight) {
+            const b = peer.have === undefined ? -1 : pickBlock(peer.have, present, reserved, inFlight)
+            if (b < 0) break
+            inFlight[b] = 1
+            inFlightCount++
+            peer.inFlight++
+            this.#askBlock(peer, sha256, b, count, stop)
+              .then(async (bytes) => { if (bytes !== undefined) await land(b, bytes, 'peer') })
+              .catch((err: unknown) => {
+                if (stop.aborted) return
+                peer.failures++
+                this.#log('a peer failed to deliver a block', { sha256, block: b, peerId: peer.id.toString(), err })
+              })
+              .finally(() => { inFlight[b] = 0; inFlightCount--; peer.inFlight--; wake() })
+          }
+        }
+        // Nothing arriving and nothing asked of anyone: first the tracker is asked again (peers
+        // that came since, blocks nobody took), then the coordinator gives everything missing.
+        if (!coordinatorBusy && inFlightCount === 0 && missing > 0 && Date.now() - lastProgress >= this.#stallMs) {
+          coordinatorBusy = true
+          if (stalls++ === 0) {
+            this.#askSwarm(sha256, stop).then(async (again) => {
+              this.#log('peers stalled; asked the tracker again', { sha256, seed: again.seed, peers: again.peers.map((p) => p.peerId) })
+              for (const p of again.peers) trackerPeer(p)
+              await fromCoordinator(blocksOf(again.seed, count).filter((b) => present[b] === 0))
+            }).then(coordinatorDone, fail)
+          } else {
+            const rest: number[] = []
+            for (let b = 0; b < count; b++) if (present[b] === 0) rest.push(b)
+            this.#log('peers stalled again; taking the rest from the coordinator', { sha256, blocks: rest.length })
+            fromCoordinator(rest).then(coordinatorDone, fail)
+          }
+        }
+        await woken(200)
       }
-      await seeding
       if (failure !== undefined) throw failure
       stop.throwIfAborted()
     } finally {
+      this.#fetching.delete(sha256)
       fetchAbort.abort()
       await file.close()
     }
@@ -220,7 +276,71 @@ export class PeerExchange {
     this.index.moved(sha256, dest)
   }
 
-  /** The swarm's answer: size, digests, peers and this agent's seed share. */
+  /** Asks a peer which blocks of the blob it holds. */
+  async #askHave (peer: PeerState, sha256: string, count: number, signal: AbortSignal): Promise<void> {
+    peer.haveAt = Date.now()
+    try {
+      const stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.#dialTimeoutMs)]) })
+      const messages = new JsonStream(stream)
+      try {
+        await messages.write({ type: 'have', sha256 })
+        const reply = await messages.read(peerBlockResponseSchema, REQUEST_TIMEOUT_MS)
+        if (reply.ok) {
+          peer.have = decodeBitfield(reply.have, count)
+          peer.failures = 0
+        } else if (reply.code === 'ERR_NOT_HELD') {
+          peer.have = new Uint8Array(count)
+        } else {
+          peer.failures++
+        }
+      } finally {
+        await messages.close().catch(() => {})
+      }
+    } catch (err) {
+      if (signal.aborted) return
+      peer.failures++
+      this.#log('could not ask a peer what it holds', { sha256, peerId: peer.id.toString(), err })
+    }
+  }
+
+  /** Asks a peer for one block; undefined when it turned out not to have it (or was busy). */
+  async #askBlock (peer: PeerState, sha256: string, index: number, count: number, signal: AbortSignal): Promise<Uint8Array | undefined> {
+    const within = AbortSignal.any([signal, AbortSignal.timeout(BLOCK_TIMEOUT_MS)])
+    const stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.any([within, AbortSignal.timeout(this.#dialTimeoutMs)]) })
+    const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    try {
+      await messages.write({ type: 'block', sha256, index })
+      const reply = await messages.read(peerBlockResponseSchema, REQUEST_TIMEOUT_MS)
+      if (!reply.ok) {
+        if (reply.code === 'ERR_BUSY') peer.busyUntil = Date.now() + HAVE_REFRESH_MS
+        else if (reply.code === 'ERR_NOT_HELD' && peer.have !== undefined) peer.have[index] = 0
+        else throw new Error(`${reply.code}: ${reply.message}`)
+        return undefined
+      }
+      peer.have = decodeBitfield(reply.have, count)
+      peer.haveAt = Date.now()
+      const expected = Math.min(BLOB_BLOCK_BYTES, Math.max(0, (await this.#blobSize(sha256)) - index * BLOB_BLOCK_BYTES))
+      if (reply.bytes !== expected) throw new Error(`the peer announced ${reply.bytes ?? 'no'} bytes for block ${index}, not ${expected}`)
+      const bytes = new Uint8Array(expected)
+      let got = 0
+      while (got < expected) {
+        within.throwIfAborted()
+        const frame = await messages.readFrame(CHUNK_TIMEOUT_MS)
+        if (got + frame.byteLength > expected) throw new Error(`block ${index} from the peer is longer than announced`)
+        bytes.set(frame, got)
+        got += frame.byteLength
+      }
+      peer.failures = 0
+      return bytes
+    } finally {
+      await messages.close().catch(() => {})
+    }
+  }
+
+  async #blobSize (sha256: string): Promise<number> {
+    return this.index.get(sha256)?.size ?? 0
+  }
+
   async #askSwarm (sha256: string, signal?: AbortSignal): Promise<{ size: number, digests: Uint8Array, peers: SwarmPeer[], seed: BlockRange[] }> {
     const stream = await this.#libp2p.dialProtocol(this.#coordinator, SWARM_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TRANSFER_DIAL_TIMEOUT_MS) })
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
@@ -267,21 +387,6 @@ export class PeerExchange {
     await file.truncate(size)
     await file.close()
     return present
-  }
-
-  async #dialPeers (peers: SwarmPeer[], signal: AbortSignal): Promise<void> {
-    const own = this.#libp2p.peerId.toString()
-    const targets = peers.filter((p) => p.peerId !== own)
-    for (let i = 0; i < targets.length; i += MAX_DIALS) {
-      await Promise.all(targets.slice(i, i + MAX_DIALS).map(async (peer) => {
-        try {
-          const addrs = peer.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${peer.peerId}`))
-          await this.#libp2p.dial(addrs, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.#dialTimeoutMs)]) })
-        } catch (err) {
-          this.#log('could not reach a peer', { peerId: peer.peerId, err })
-        }
-      }))
-    }
   }
 
   /** Takes block ranges from the coordinator's blob service, landing each block as it completes. */
@@ -332,6 +437,30 @@ function sameDigest (bytes: Uint8Array, digests: Uint8Array, index: number): boo
   return Buffer.compare(digest, digests.subarray(index * 32, (index + 1) * 32)) === 0
 }
 
+/** A random order, so agents spread their asks over their peers. */
+function shuffled<T> (items: T[]): T[] {
+  for (let i = items.length - 1; i > 0; i--) {
+    const j = Math.floor(Math.random() * (i + 1))
+    ;[items[i], items[j]] = [items[j]!, items[i]!]
+  }
+  return items
+}
+
+/**
+ * A block the peer holds that this agent still needs and nobody is already sending it, chosen
+ * from a random place so that agents asking the same peer do not all want the same block; -1
+ * when there is none.
+ */
+function pickBlock (have: Uint8Array, present: Uint8Array, reserved: Uint8Array, inFlight: Uint8Array): number {
+  const n = present.length
+  const start = Math.floor(Math.random() * n)
+  for (let k = 0; k < n; k++) {
+    const b = (start + k) % n
+    if (have[b] === 1 && present[b] === 0 && reserved[b] === 0 && inFlight[b] === 0) return b
+  }
+  return -1
+}
+
 /** The block indices of ranges, below `count`. */
 function blocksOf (ranges: BlockRange[], count: number): number[] {
   const blocks: number[] = []
@@ -350,34 +479,8 @@ function rangesOf (blocks: number[]): BlockRange[] {
   return ranges
 }
 
-async function abortedPromise (signal: AbortSignal): Promise<void> {
-  await new Promise<void>((resolve) => {
-    if (signal.aborted) resolve()
-    else signal.addEventListener('abort', () => { resolve() }, { once: true })
-  })
-}
-
 async function fileSha256 (path: string): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
   return hash.digest('hex')
-}
-
-/** A file's block digests, read once. */
-async function fileBlockDigests (path: string): Promise<{ digests: Uint8Array, size: number }> {
-  const file: FileHandle = await open(path, 'r')
-  try {
-    const { size } = await file.stat()
-    const count = blockCount(size)
-    const digests = new Uint8Array(count * 32)
-    const bytes = new Uint8Array(BLOB_BLOCK_BYTES)
-    for (let b = 0; b < count; b++) {
-      const length = Math.min(BLOB_BLOCK_BYTES, size - b * BLOB_BLOCK_BYTES)
-      await file.read(bytes, 0, length, b * BLOB_BLOCK_BYTES)
-      digests.set(createHash('sha256').update(bytes.subarray(0, length)).digest(), b * 32)
-    }
-    return { digests, size }
-  } finally {
-    await file.close()
-  }
 }

@@ -1,0 +1,84 @@
+import { BLOB_CHUNK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, ProtocolError, REQUEST_TIMEOUT_MS, encodeBitfield, peerBlockRequestSchema } from '@barnraise/protocol'
+import type { PeerBlockResponse } from '@barnraise/protocol'
+import type { Libp2p, Stream, Connection } from '@libp2p/interface'
+import type { BlockIndex } from './block-index.ts'
+
+/** Blocks being sent at once, to all peers together: a donor's uplink is shared, not handed to whoever asks most. */
+const MAX_UPLOADS = 8
+/** Concurrent streams one connection may hold on this protocol. */
+const MAX_STREAMS_PER_CONNECTION = 4
+/** A 1 MiB block that takes longer than this to send goes to a peer too slow to wait for. */
+const BLOCK_SEND_TIMEOUT_MS = 60_000
+
+/**
+ * Serves `/barnraise/blocks/1.0.0` to the run's other agents: which blocks of a blob this agent
+ * holds, and one block at a time, only blocks it has verified. A peer that asks about a blob
+ * this agent is fetching too is reported through `onAsked`, so the fetch can ask it in return
+ * (the tracker names only the peers that asked before).
+ */
+export class BlockServer {
+  readonly #libp2p: Libp2p
+  readonly #index: BlockIndex
+  readonly #onAsked: (sha256: string, peer: Connection) => void
+  #uploads = 0
+  /** Blocks sent to peers, bytes. */
+  sentBytes = 0
+
+  constructor (libp2p: Libp2p, index: BlockIndex, onAsked: (sha256: string, peer: Connection) => void) {
+    this.#libp2p = libp2p
+    this.#index = index
+    this.#onAsked = onAsked
+  }
+
+  async start (): Promise<void> {
+    await this.#libp2p.handle(PEER_BLOCKS_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, { maxInboundStreams: MAX_STREAMS_PER_CONNECTION })
+  }
+
+  async stop (): Promise<void> {
+    await this.#libp2p.unhandle(PEER_BLOCKS_PROTOCOL)
+  }
+
+  async #serve (stream: Stream, connection: Connection): Promise<void> {
+    const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    let uploading = false
+    let streaming = false
+    try {
+      const request = await messages.read(peerBlockRequestSchema, REQUEST_TIMEOUT_MS)
+      const held = this.#index.get(request.sha256)
+      // Same answer for "never heard of it" and "dropped it".
+      if (held === undefined) throw new ProtocolError('ERR_NOT_HELD', 'this agent does not hold that blob')
+      this.#onAsked(request.sha256, connection)
+      if (request.type === 'have') {
+        await messages.write({ ok: true, have: encodeBitfield(held.present) } satisfies PeerBlockResponse)
+      } else {
+        if (this.#uploads >= MAX_UPLOADS) throw new ProtocolError('ERR_BUSY', 'this agent is sending as many blocks as it will at once; ask another peer or later')
+        this.#uploads++
+        uploading = true
+        const bytes = await this.#index.readBlock(request.sha256, request.index)
+        if (bytes === undefined) throw new ProtocolError('ERR_NOT_HELD', `this agent does not hold block ${request.index} of that blob`)
+        await messages.write({ ok: true, have: encodeBitfield(held.present), bytes: bytes.byteLength } satisfies PeerBlockResponse)
+        streaming = true
+        const deadline = Date.now() + BLOCK_SEND_TIMEOUT_MS
+        for (let i = 0; i < bytes.byteLength; i += BLOB_CHUNK_BYTES) {
+          await messages.writeFrame(bytes.subarray(i, i + BLOB_CHUNK_BYTES), Math.max(1, deadline - Date.now()))
+        }
+        this.sentBytes += bytes.byteLength
+      }
+      await messages.close()
+    } catch (err) {
+      // Once bytes flow a JSON reply would read as data: cut the stream (the asker tries elsewhere).
+      if (streaming) { stream.abort(err as Error); return }
+      const reply = err instanceof ProtocolError
+        ? { ok: false as const, code: err.code, message: err.message }
+        : { ok: false as const, code: 'ERR_INTERNAL', message: 'this agent could not serve the request' }
+      try {
+        await messages.write(reply)
+        await messages.close()
+      } catch {
+        stream.abort(err as Error)
+      }
+    } finally {
+      if (uploading) this.#uploads--
+    }
+  }
+}
