@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
 import { Coordinator } from '@barnraise/coordinator'
-import { BLOB_BLOCK_BYTES, JsonStream, SWARM_PROTOCOL, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, encodeBitfield, peerBlockRequestSchema, swarmResponseSchema } from '@barnraise/protocol'
 import { BlobCache, PeerExchange, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
 
@@ -112,6 +112,56 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     assert.ok(Buffer.from(await patient.cache.get(sha)).equals(blob), 'the blob arrived whole and verified')
     assert.equal(patient.peers.stats.fromCoordinator, blob.byteLength)
     await messages.close()
+  })
+
+  test('a peer that sends bytes that are not the block is dropped, and nothing it sent is kept', async () => {
+    // A swarm member that claims every block and answers each request with random bytes.
+    const liar = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
+    hosts.push(liar)
+    let lies = 0
+    await liar.handle(PEER_BLOCKS_PROTOCOL, async (stream) => {
+      const messages = new JsonStream(stream, 256 * 1024)
+      const request = await messages.read(peerBlockRequestSchema, 10_000)
+      const have = encodeBitfield(new Uint8Array(7).fill(1))
+      if (request.type === 'have') {
+        await messages.write({ ok: true, have })
+      } else {
+        lies++
+        const length = request.index === 6 ? BLOB_BLOCK_BYTES / 2 : BLOB_BLOCK_BYTES
+        await messages.write({ ok: true, have, bytes: length })
+        await messages.writeFrame(randomBytes(length))
+      }
+      await messages.close()
+    })
+    const db = coordinator.database.db
+    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
+    const node = await db.insertInto('nodes').values({
+      peer_id: liar.peerId.toString(), organization_id: org.id, name: 'liar', hardware: '{}', agent_version: '0', enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
+    }).returning('id').executeTakeFirstOrThrow()
+    await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned' }).execute()
+    for (const e of exchanges.splice(0)) await e.stop()
+    for (const h of hosts) if (h !== liar) await h.stop()
+    let asked
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const stream = await liar.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
+        const messages = new JsonStream(stream, 256 * 1024)
+        await messages.write({ type: 'swarm', sha256: sha })
+        asked = await messages.read(swarmResponseSchema, 10_000)
+        await messages.close()
+        break
+      } catch (err) {
+        if (attempt >= 10) throw err
+        await new Promise((resolve) => setTimeout(resolve, 300))
+      }
+    }
+    assert.ok(asked.ok)
+
+    const honest = await agent({ stallMs: 1_000 })
+    assert.ok(Buffer.from(await honest.cache.get(sha)).equals(blob), 'the blob arrived whole and verified')
+    assert.ok(lies >= 1, 'the liar was asked')
+    assert.equal(honest.peers.stats.fromPeers, 0, 'nothing from the liar was kept')
+    assert.equal(honest.peers.stats.fromCoordinator, blob.byteLength)
   })
 
   test('the swarm answers only an enrolled node whose own unit names the blob', async () => {
