@@ -56,6 +56,10 @@ describe('/metrics', () => {
       // Checkpoints and shards went out on the blob protocol; two reports' payloads came in.
       assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/blob/1.0.0 sent"}') ?? 0) > 10_000)
       assert.ok((sample(text, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/report/1.0.0 received"}') ?? 0) > 1_000)
+      // The honest agent fetched through peer exchange: the tracker answered it, and the blob bytes it
+      // took from the coordinator are counted as egress (the rider downloads the plain way).
+      assert.ok((sample(text, 'barnraise_blob_bytes_served_total') ?? 0) > 10_000, 'coordinator blob egress is counted')
+      assert.ok((sample(text, 'barnraise_swarm_requests_total{answer="alone"}') ?? 0) + (sample(text, 'barnraise_swarm_requests_total{answer="peers"}') ?? 0) >= 1, 'the tracker answered')
       assert.ok((sample(text, 'process_resident_memory_bytes') ?? 0) > 0 || (sample(text, 'nodejs_memory_usage_bytes{memory="rss"}') ?? 0) > 0, 'process memory is exported')
       assert.ok(!text.includes(agent.peerId) && !text.includes(riderId), 'no series names a peer')
 
@@ -68,6 +72,7 @@ describe('/metrics', () => {
       assert.ok((sample(mine, 'barnraise_agent_tokens_per_second{executor="typescript"}') ?? 0) > 0)
       assert.ok((sample(mine, 'barnraise_agent_memory_bytes') ?? 0) > 0)
       assert.ok((sample(mine, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/blob/1.0.0 received"}') ?? 0) > 10_000, 'checkpoint and shard bytes in')
+      assert.ok((sample(mine, 'barnraise_agent_blob_bytes_received_total{source="coordinator"}') ?? 0) > 10_000, 'peer exchange counted what came from the coordinator')
       assert.ok((sample(mine, 'libp2p_data_transfer_bytes_total{protocol="/barnraise/report/1.0.0 sent"}') ?? 0) > 1_000, 'report bytes out')
       assert.equal((await fetch(agentMetrics!.replace('/metrics', '/other'))).status, 404)
     } finally {
