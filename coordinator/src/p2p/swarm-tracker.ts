@@ -95,14 +95,14 @@ export class SwarmTracker {
   }
 
   /**
-   * The peer no longer holds the blob (its cache dropped it): it is no longer offered. Blocks it
-   * was given stay given (others fetched them from it); when no member is left, the next asker
-   * takes them all.
+   * The peer no longer holds the blob (its cache dropped it): it is no longer offered, and the
+   * blocks it was given go back, since nobody may have fetched them from it.
    */
   leave (sha256: string, peerId: string): void {
     const swarm = this.#swarms.get(sha256)
     if (swarm === undefined) return
     swarm.members.delete(peerId)
+    this.#release(swarm, peerId)
     if (swarm.members.size === 0) this.#swarms.delete(sha256)
   }
 

@@ -13,9 +13,9 @@ import { BlockServer } from './block-server.ts'
 
 export interface PeerExchangeOptions {
   /**
-   * How long the agent waits with nothing arriving and nothing asked of a peer before it asks
-   * the tracker again, and after that before it takes every block still missing from the
-   * coordinator.
+   * After asking the tracker again (once nothing arrived and nothing was asked of a peer for a
+   * second), how long the agent waits the same way before it takes every block still missing
+   * from the coordinator.
    */
   stallMs?: number
   /** Blocks asked of peers at once, in all, and of one peer. */
@@ -39,6 +39,10 @@ const DEFAULT_STALL_MS = 5_000
 const DEFAULT_MAX_IN_FLIGHT = 8
 const DEFAULT_PER_PEER = 2
 const DEFAULT_DIAL_TIMEOUT_MS = 5_000
+/** Blobs up to this size are not worth asking peers for. */
+const SMALL_BLOB_BYTES = 4 * BLOB_BLOCK_BYTES
+/** Nothing arriving and nothing asked of a peer for this long: ask the tracker again. */
+const REASK_MS = 1_000
 /** How often a peer that has nothing this agent needs is asked again what it holds. */
 const HAVE_REFRESH_MS = 500
 /** A peer that fails this many requests in a row is no longer asked during this fetch. */
@@ -204,7 +208,10 @@ export class PeerExchange {
 
     this.#fetching.set(sha256, addPeer)
     try {
-      for (const p of swarm.peers) trackerPeer(p)
+      // A small blob (a tiny model's checkpoint, a report folded and dropped a moment later) costs
+      // the coordinator little and is gone from peers soon: it comes from the coordinator whole.
+      if (swarm.size <= SMALL_BLOB_BYTES) swarm.seed = [{ from: 0, to: count }]
+      else for (const p of swarm.peers) trackerPeer(p)
       let coordinatorBusy = true
       const coordinatorDone = (): void => { coordinatorBusy = false; lastProgress = Date.now(); wake() }
       const fail = (err: unknown): void => { failure ??= err as Error; wake() }
@@ -242,7 +249,9 @@ export class PeerExchange {
         }
         // Nothing arriving and nothing asked of anyone: first the tracker is asked again (peers
         // that came since, blocks nobody took), then the coordinator gives everything missing.
-        if (!coordinatorBusy && inFlightCount === 0 && missing > 0 && Date.now() - lastProgress >= this.#stallMs) {
+        // The tracker is cheap to ask again: after a second of nothing. The coordinator's bytes are
+        // what this saves: only after stallMs more.
+        if (!coordinatorBusy && inFlightCount === 0 && missing > 0 && Date.now() - lastProgress >= (stalls === 0 ? Math.min(REASK_MS, this.#stallMs) : this.#stallMs)) {
           coordinatorBusy = true
           if (stalls++ === 0) {
             this.#askSwarm(sha256, stop).then(async (again) => {
