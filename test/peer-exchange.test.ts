@@ -5,6 +5,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
 import { Coordinator } from '@barnraise/coordinator'
 import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, encodeBitfield, peerBlockRequestSchema, swarmResponseSchema } from '@barnraise/protocol'
+import type { SwarmResponse } from '@barnraise/protocol'
 import { BlobCache, PeerExchange, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
 
@@ -20,6 +21,38 @@ describe('checkpoints and shards spread between the agents of a run', () => {
   let roundId: string
   let runId: string
 
+  /** Records `host` as an enrolled node, with an open unit reading `sha` unless `unit` is false. */
+  const enrol = async (host: Libp2p, name: string, unit = true): Promise<void> => {
+    const db = coordinator.database.db
+    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
+    const node = await db.insertInto('nodes').values({
+      peer_id: host.peerId.toString(), organization_id: org.id, name, hardware: '{}', agent_version: '0',
+      enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
+    }).returning('id').executeTakeFirstOrThrow()
+    if (unit) {
+      await db.insertInto('assignments').values({
+        run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned'
+      }).execute()
+    }
+  }
+
+  /** Asks the swarm for `sha` as `host` would, retrying while the coordinator turns a burst of new connections away. */
+  const askSwarmAs = async (host: Libp2p): Promise<SwarmResponse> => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const stream = await host.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
+        const messages = new JsonStream(stream, 256 * 1024)
+        await messages.write({ type: 'swarm', sha256: sha })
+        const answer = await messages.read(swarmResponseSchema, 10_000)
+        await messages.close()
+        return answer
+      } catch (err) {
+        if (attempt >= 10) throw err
+        await new Promise((resolve) => setTimeout(resolve, 300))
+      }
+    }
+  }
+
   /** An agent host on loopback with peer exchange, enrolled, with an open unit reading `sha`. */
   const agent = async (o: { unit?: boolean, stallMs?: number } = {}): Promise<{ libp2p: Libp2p, peers: PeerExchange, cache: BlobCache }> => {
     const libp2p = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
@@ -27,17 +60,7 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     const address = parseCoordinatorAddress(coordinator.multiaddrs[0]!)
     const peers = await PeerExchange.start(libp2p, address, { stallMs: o.stallMs ?? 5_000 })
     exchanges.push(peers)
-    const db = coordinator.database.db
-    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
-    const node = await db.insertInto('nodes').values({
-      peer_id: libp2p.peerId.toString(), organization_id: org.id, name: `peer ${hosts.length}`, hardware: '{}', agent_version: '0',
-      enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
-    }).returning('id').executeTakeFirstOrThrow()
-    if (o.unit !== false) {
-      await db.insertInto('assignments').values({
-        run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned'
-      }).execute()
-    }
+    await enrol(libp2p, `peer ${hosts.length}`, o.unit !== false)
     return { libp2p, peers, cache: new BlobCache(await tempDir('peer-agent'), libp2p, address, { peers }) }
   }
 
@@ -77,33 +100,14 @@ describe('checkpoints and shards spread between the agents of a run', () => {
   })
 
   test('a member that never delivers its share is routed around: after the stall the coordinator gives the rest', async () => {
-    // A node that asks the swarm for a share and then never serves it (it runs no Bitswap).
+    // A node that asks the swarm for a share and then never serves it (it runs no block server).
     const silent = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
     hosts.push(silent)
-    const db = coordinator.database.db
-    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
-    const node = await db.insertInto('nodes').values({
-      peer_id: silent.peerId.toString(), organization_id: org.id, name: 'silent', hardware: '{}', agent_version: '0', enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
-    }).returning('id').executeTakeFirstOrThrow()
-    await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned' }).execute()
+    await enrol(silent, 'silent')
     // Every earlier agent leaves, so the silent member is the only one offered.
     for (const e of exchanges.splice(0)) await e.stop()
     for (const h of hosts.filter((h) => h !== silent).splice(0)) await h.stop()
-    // The coordinator turns away a burst of new connections from one address; retry as agents do.
-    const dialSwarm = async (): Promise<Awaited<ReturnType<typeof silent.dialProtocol>>> => {
-      for (let attempt = 0; ; attempt++) {
-        try {
-          return await silent.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
-        } catch (err) {
-          if (attempt >= 10) throw err
-          await new Promise((resolve) => setTimeout(resolve, 300))
-        }
-      }
-    }
-    const stream = await dialSwarm()
-    const messages = new JsonStream(stream, 256 * 1024)
-    await messages.write({ type: 'swarm', sha256: sha })
-    const answer = await messages.read(swarmResponseSchema, 10_000)
+    const answer = await askSwarmAs(silent)
     assert.ok(answer.ok && !('left' in answer))
     const share = answer.seed.reduce((n, r) => n + r.to - r.from, 0)
     assert.ok(share > 0 && share < 7, `the silent member was given ${share} of 7 blocks`)
@@ -111,7 +115,6 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     const patient = await agent({ stallMs: 1_000 })
     assert.ok(Buffer.from(await patient.cache.get(sha)).equals(blob), 'the blob arrived whole and verified')
     assert.equal(patient.peers.stats.fromCoordinator, blob.byteLength)
-    await messages.close()
   })
 
   test('a peer that sends bytes that are not the block is dropped, and nothing it sent is kept', async () => {
@@ -133,28 +136,10 @@ describe('checkpoints and shards spread between the agents of a run', () => {
       }
       await messages.close()
     })
-    const db = coordinator.database.db
-    const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
-    const node = await db.insertInto('nodes').values({
-      peer_id: liar.peerId.toString(), organization_id: org.id, name: 'liar', hardware: '{}', agent_version: '0', enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
-    }).returning('id').executeTakeFirstOrThrow()
-    await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: node.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned' }).execute()
+    await enrol(liar, 'liar')
     for (const e of exchanges.splice(0)) await e.stop()
     for (const h of hosts) if (h !== liar) await h.stop()
-    let asked
-    for (let attempt = 0; ; attempt++) {
-      try {
-        const stream = await liar.dialProtocol(parseCoordinatorAddress(coordinator.multiaddrs[0]!), SWARM_PROTOCOL)
-        const messages = new JsonStream(stream, 256 * 1024)
-        await messages.write({ type: 'swarm', sha256: sha })
-        asked = await messages.read(swarmResponseSchema, 10_000)
-        await messages.close()
-        break
-      } catch (err) {
-        if (attempt >= 10) throw err
-        await new Promise((resolve) => setTimeout(resolve, 300))
-      }
-    }
+    const asked = await askSwarmAs(liar)
     assert.ok(asked.ok)
 
     const honest = await agent({ stallMs: 1_000 })

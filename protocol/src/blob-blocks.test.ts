@@ -2,7 +2,7 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import fc from 'fast-check'
-import { BLOB_BLOCK_BYTES, blockCount, blockDigests, decodeBitfield, encodeBitfield, peerBlockResponseSchema } from './blob-blocks.ts'
+import { BLOB_BLOCK_BYTES, blockCount, blockDigests, blocksInRanges, decodeBitfield, encodeBitfield, peerBlockResponseSchema, toBlockRanges } from './blob-blocks.ts'
 
 test('bitfields round-trip for any set of held blocks, and a short one reads as missing', () => {
   fc.assert(fc.property(fc.array(fc.boolean(), { minLength: 1, maxLength: 8192 }), (held) => {
@@ -28,4 +28,10 @@ test('blocks: an exact multiple, a short last block, and the one empty block of 
   assert.equal(digests.byteLength, 64)
   assert.deepEqual(Buffer.from(digests.subarray(32)), createHash('sha256').update(bytes.subarray(BLOB_BLOCK_BYTES)).digest())
   assert.deepEqual(Buffer.from(blockDigests(new Uint8Array(0))), createHash('sha256').update(new Uint8Array(0)).digest())
+})
+
+test('block lists become ranges and back', () => {
+  assert.deepEqual(toBlockRanges([0, 1, 2, 5, 7, 8]), [{ from: 0, to: 3 }, { from: 5, to: 6 }, { from: 7, to: 9 }])
+  assert.deepEqual(toBlockRanges([]), [])
+  assert.deepEqual(blocksInRanges([{ from: 0, to: 3 }, { from: 7, to: 12 }], 9), [0, 1, 2, 7, 8])
 })

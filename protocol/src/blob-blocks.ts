@@ -27,6 +27,24 @@ export function blockDigests (bytes: Uint8Array): Uint8Array {
   return out
 }
 
+/** Sorted block indices as [from, to) ranges. */
+export function toBlockRanges (blocks: number[]): Array<{ from: number, to: number }> {
+  const ranges: Array<{ from: number, to: number }> = []
+  for (const b of blocks) {
+    const last = ranges.at(-1)
+    if (last !== undefined && last.to === b) last.to = b + 1
+    else ranges.push({ from: b, to: b + 1 })
+  }
+  return ranges
+}
+
+/** The block indices of [from, to) ranges, below `count`. */
+export function blocksInRanges (ranges: Array<{ from: number, to: number }>, count: number): number[] {
+  const blocks: number[] = []
+  for (const r of ranges) for (let b = r.from; b < Math.min(r.to, count); b++) blocks.push(b)
+  return blocks
+}
+
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lowercase hex')
 
 /**

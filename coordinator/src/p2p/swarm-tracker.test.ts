@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { SwarmTracker, toRanges } from './swarm-tracker.ts'
+import { SwarmTracker } from './swarm-tracker.ts'
 
 const blocks = (seed: Array<{ from: number, to: number }>): number[] => seed.flatMap((r) => Array.from({ length: r.to - r.from }, (_, i) => r.from + i))
 
@@ -62,9 +62,4 @@ test('the tracker forgets the least recently asked blob past its bound, and a re
   const next = tracker.join('d'.repeat(64), 'good', 4, 1)
   assert.deepEqual(next.peers, [])
   assert.deepEqual(next.seed, [{ from: 0, to: 4 }])
-})
-
-test('block lists become ranges', () => {
-  assert.deepEqual(toRanges([0, 1, 2, 5, 7, 8]), [{ from: 0, to: 3 }, { from: 5, to: 6 }, { from: 7, to: 9 }])
-  assert.deepEqual(toRanges([]), [])
 })

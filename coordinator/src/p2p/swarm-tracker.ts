@@ -1,3 +1,4 @@
+import { toBlockRanges } from '@barnraise/protocol'
 import type { BlockRange } from '@barnraise/protocol'
 
 /** The most blobs tracked at once; the least recently asked is forgotten first. */
@@ -87,7 +88,7 @@ export class SwarmTracker {
     const own: number[] = []
     for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] === peerId) own.push(b)
     // A fragmented share is cut to what one reply may carry; the rest waits for the next asker.
-    const seed = toRanges(own).slice(0, MAX_SEED_RANGES)
+    const seed = toBlockRanges(own).slice(0, MAX_SEED_RANGES)
     const kept = new Set(seed.flatMap((r) => Array.from({ length: r.to - r.from }, (_, i) => r.from + i)))
     for (const b of own) if (!kept.has(b)) swarm.seededBy[b] = undefined
     swarm.members.set(peerId, { joinedAt: again?.joinedAt ?? now })
@@ -122,15 +123,4 @@ export class SwarmTracker {
   get size (): number {
     return this.#swarms.size
   }
-}
-
-/** Sorted block indices as [from, to) ranges. */
-export function toRanges (blocks: number[]): BlockRange[] {
-  const ranges: BlockRange[] = []
-  for (const b of blocks) {
-    const last = ranges.at(-1)
-    if (last !== undefined && last.to === b) last.to = b + 1
-    else ranges.push({ from: b, to: b + 1 })
-  }
-  return ranges
 }

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, rename, rm, stat } from 'node:fs/promises'
-import { BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, PEER_BLOCKS_PROTOCOL, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, blockCount, decodeBitfield, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, PEER_BLOCKS_PROTOCOL, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, blockCount, blocksInRanges, toBlockRanges, decodeBitfield, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
 import type { BlockRange, SwarmPeer } from '@barnraise/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -203,7 +203,7 @@ export class PeerExchange {
     }
     const fromCoordinator = async (blocks: number[]): Promise<void> => {
       for (const b of blocks) reserved[b] = 1
-      await this.#fromCoordinator(sha256, rangesOf(blocks), count, swarm.size, land, stop)
+      await this.#fromCoordinator(sha256, toBlockRanges(blocks), count, swarm.size, land, stop)
     }
 
     this.#fetching.set(sha256, addPeer)
@@ -215,7 +215,7 @@ export class PeerExchange {
       let coordinatorBusy = true
       const coordinatorDone = (): void => { coordinatorBusy = false; lastProgress = Date.now(); wake() }
       const fail = (err: unknown): void => { failure ??= err as Error; wake() }
-      fromCoordinator(blocksOf(swarm.seed, count).filter((b) => present[b] === 0)).then(coordinatorDone, fail)
+      fromCoordinator(blocksInRanges(swarm.seed, count).filter((b) => present[b] === 0)).then(coordinatorDone, fail)
       let stalls = 0
       while (missing > 0 && failure === undefined && !stop.aborted) {
         const now = Date.now()
@@ -257,7 +257,7 @@ export class PeerExchange {
             this.#askSwarm(sha256, stop).then(async (again) => {
               this.#log('peers stalled; asked the tracker again', { sha256, seed: again.seed, peers: again.peers.map((p) => p.peerId) })
               for (const p of again.peers) trackerPeer(p)
-              await fromCoordinator(blocksOf(again.seed, count).filter((b) => present[b] === 0))
+              await fromCoordinator(blocksInRanges(again.seed, count).filter((b) => present[b] === 0))
             }).then(coordinatorDone, fail)
           } else {
             const rest: number[] = []
@@ -468,24 +468,6 @@ function pickBlock (have: Uint8Array, present: Uint8Array, reserved: Uint8Array,
     if (have[b] === 1 && present[b] === 0 && reserved[b] === 0 && inFlight[b] === 0) return b
   }
   return -1
-}
-
-/** The block indices of ranges, below `count`. */
-function blocksOf (ranges: BlockRange[], count: number): number[] {
-  const blocks: number[] = []
-  for (const r of ranges) for (let b = r.from; b < Math.min(r.to, count); b++) blocks.push(b)
-  return blocks
-}
-
-/** Sorted block indices as [from, to) ranges. */
-function rangesOf (blocks: number[]): BlockRange[] {
-  const ranges: BlockRange[] = []
-  for (const b of blocks) {
-    const last = ranges.at(-1)
-    if (last !== undefined && last.to === b) last.to = b + 1
-    else ranges.push({ from: b, to: b + 1 })
-  }
-  return ranges
 }
 
 async function fileSha256 (path: string): Promise<string> {
