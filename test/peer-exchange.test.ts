@@ -54,8 +54,8 @@ describe('checkpoints and shards spread between the agents of a run', () => {
   }
 
   /** An agent host on loopback with peer exchange, enrolled, with an open unit reading `sha`. */
-  const agent = async (o: { unit?: boolean, stallMs?: number } = {}): Promise<{ libp2p: Libp2p, peers: PeerExchange, cache: BlobCache }> => {
-    const libp2p = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const agent = async (o: { unit?: boolean, stallMs?: number, listen?: string[], relayed?: boolean } = {}): Promise<{ libp2p: Libp2p, peers: PeerExchange, cache: BlobCache }> => {
+    const libp2p = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: o.listen ?? ['/ip4/127.0.0.1/tcp/0'], relayed: o.relayed ?? false })
     hosts.push(libp2p)
     const address = parseCoordinatorAddress(coordinator.multiaddrs[0]!)
     const peers = await PeerExchange.start(libp2p, address, { stallMs: o.stallMs ?? 5_000 })
@@ -132,7 +132,8 @@ describe('checkpoints and shards spread between the agents of a run', () => {
         lies++
         const length = request.index === 6 ? BLOB_BLOCK_BYTES / 2 : BLOB_BLOCK_BYTES
         await messages.write({ ok: true, have, bytes: length })
-        await messages.writeFrame(randomBytes(length))
+        const lie = randomBytes(length)
+        for (let i = 0; i < length; i += 256 * 1024) await messages.writeFrame(lie.subarray(i, i + 256 * 1024))
       }
       await messages.close()
     })
@@ -147,6 +148,33 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     assert.ok(lies >= 1, 'the liar was asked')
     assert.equal(honest.peers.stats.fromPeers, 0, 'nothing from the liar was kept')
     assert.equal(honest.peers.stats.fromCoordinator, blob.byteLength)
+  })
+
+  test('an agent that can only dial out still serves its blocks: its peers reach it through the coordinator\'s relay', async () => {
+    for (const e of exchanges.splice(0)) await e.stop()
+    for (const h of hosts) await h.stop()
+    // Listens nowhere, as behind NAT: its only address is a slot on the coordinator's relay.
+    const natted = await agent({ listen: [], relayed: true })
+    assert.ok(Buffer.from(await natted.cache.get(sha)).equals(blob))
+    for (let i = 0; i < 100 && !natted.libp2p.getMultiaddrs().some((a) => a.toString().includes('/p2p-circuit')); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.ok(natted.libp2p.getMultiaddrs().every((a) => a.toString().includes('/p2p-circuit')), 'its only addresses are relayed')
+    // identify push tells the coordinator of the new address a moment after the slot is granted.
+    const known = async (): Promise<boolean> => (await coordinator.libp2p.peerStore.get(natted.libp2p.peerId)).addresses.some((a) => a.multiaddr.toString().includes('/p2p-circuit'))
+    for (let i = 0; i < 100 && !await known(); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.ok(await known(), 'the coordinator learned the relayed address')
+    const other = await agent({ relayed: true })
+    assert.ok(Buffer.from(await other.cache.get(sha)).equals(blob))
+    assert.equal(other.peers.stats.fromPeers, blob.byteLength, 'every block came from the agent behind the relay')
+    const links = other.libp2p.getConnections(natted.libp2p.peerId)
+    assert.ok(links.length > 0 && links.every((c) => c.limits !== undefined && c.remoteAddr.toString().includes('/p2p-circuit')), 'over a relayed connection')
+  })
+
+  test('a stranger gets no slot on the coordinator\'s relay', async () => {
+    const stranger = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: [], relayed: true })
+    hosts.push(stranger)
+    await stranger.dial(parseCoordinatorAddress(coordinator.multiaddrs[0]!))
+    await new Promise((resolve) => setTimeout(resolve, 1500))
+    assert.ok(!stranger.getMultiaddrs().some((a) => a.toString().includes('/p2p-circuit')), 'no relayed address for a node that is not enrolled')
   })
 
   test('the swarm answers only an enrolled node whose own unit names the blob', async () => {

@@ -13,7 +13,7 @@ import { CoordinatorMetrics } from './metrics/coordinator-metrics.ts'
 import { NodeScoring } from './rounds/node-scoring.ts'
 import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
-import { isRevokedPeer } from './p2p/peer-access.ts'
+import { isEnrolledPeer, isRevokedPeer } from './p2p/peer-access.ts'
 import { EnrollService } from './p2p/enroll-service.ts'
 import { HeartbeatService } from './p2p/heartbeat-service.ts'
 import { startHttpServer } from './http/server.ts'
@@ -142,7 +142,8 @@ export class Coordinator {
       // The presence set exists only with the host; the metrics read it when scraped.
       let online = (): number => 0
       const metrics = options.metrics === true ? new CoordinatorMetrics({ onlineNodes: () => online() }) : undefined
-      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked, ...(metrics !== undefined ? { metrics: metrics.libp2p() } : {}) })
+      const isEnrolled = async (peerId: string): Promise<boolean> => await isEnrolledPeer(database.db, peerId)
+      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked, isEnrolled, ...(metrics !== undefined ? { metrics: metrics.libp2p() } : {}) })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
       online = () => presence.onlineCount()

@@ -2,9 +2,12 @@ import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
-import type { Libp2p, Metrics, PrivateKey } from '@libp2p/interface'
+import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
+import { dcutr } from '@libp2p/dcutr'
+import type { Libp2p, Metrics, PrivateKey, ServiceMap } from '@libp2p/interface'
+import type { ServiceFactoryMap } from 'libp2p'
 import type { PrometheusMetricsComponents } from '@libp2p/prometheus-metrics'
 
 export interface AgentHostOptions {
@@ -19,6 +22,12 @@ export interface AgentHostOptions {
    * `/ip4/0.0.0.0/tcp/0`; none by default, and then the agent only dials out.
    */
   listen?: string[]
+  /**
+   * Also reachable through the coordinator's relay (circuit relay v2: a slot on the coordinator,
+   * so a peer behind NAT can still be dialled), upgrading a relayed connection to a direct one by
+   * hole punching (DCUtR) where both NATs allow it. On with peer exchange.
+   */
+  relayed?: boolean
 }
 
 /**
@@ -26,17 +35,23 @@ export interface AgentHostOptions {
  * exchange, and then accepts few connections: its peers, never many at once.
  */
 export async function createAgentHost (privateKey: PrivateKey, metrics?: (components: PrometheusMetricsComponents) => Metrics, options: AgentHostOptions = {}): Promise<Libp2p> {
+  const services: ServiceFactoryMap<ServiceMap> = { identify: identify(), ping: ping() }
+  if (options.relayed === true) {
+    services.dcutr = dcutr()
+    // A relay slot is granted after the first identify: the coordinator learns the new address by push.
+    services.identifyPush = identifyPush()
+  }
   return await createLibp2p({
     privateKey,
     ...(metrics !== undefined ? { metrics } : {}),
-    addresses: { listen: options.listen ?? [] },
+    addresses: { listen: [...(options.listen ?? []), ...(options.relayed === true ? ['/p2p-circuit'] : [])] },
     // Peers of a run that start together all dial in within a second, several from one address
     // when they share a NAT (or loopback): libp2p's default of 5 new connections per address per
     // second would turn most of them away.
     connectionManager: { maxConnections: 64, maxIncomingPendingConnections: 32, inboundConnectionThreshold: 64 },
-    transports: [tcp()],
+    transports: options.relayed === true ? [tcp(), circuitRelayTransport()] : [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux(options.maxStreamWindowBytes === undefined ? {} : { streamOptions: { maxStreamWindowSize: options.maxStreamWindowBytes } })],
-    services: { identify: identify(), ping: ping() }
+    services
   })
 }

@@ -2,10 +2,15 @@ import { createLibp2p } from 'libp2p'
 import { tcp } from '@libp2p/tcp'
 import { noise } from '@chainsafe/libp2p-noise'
 import { yamux } from '@chainsafe/libp2p-yamux'
-import { identify } from '@libp2p/identify'
+import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
+import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import type { ComponentLogger, Libp2p, Metrics, PeerId, PrivateKey } from '@libp2p/interface'
 import type { PeerLimits } from './peer-limits.ts'
+
+/** What one relayed connection between two agents may carry, and for how long. */
+export const RELAY_DATA_LIMIT_BYTES = 64 * 1024 * 1024
+export const RELAY_DURATION_LIMIT_MS = 10 * 60_000
 
 export interface HostOptions {
   privateKey: PrivateKey
@@ -14,6 +19,12 @@ export interface HostOptions {
   limits: PeerLimits
   /** True for a peer that must not connect at all (a revoked node). */
   isRevoked: (peerId: string) => Promise<boolean>
+  /**
+   * True for an enrolled, unrevoked node. With it the host relays between such nodes (circuit
+   * relay v2), so an agent that can only dial out is still reachable by its peers; without it
+   * the host relays nothing.
+   */
+  isEnrolled?: (peerId: string) => Promise<boolean>
   /** A libp2p metrics component (--metrics: bytes per protocol, connections); none by default. */
   metrics?: (components: { logger: ComponentLogger }) => Metrics
 }
@@ -47,12 +58,34 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
     // window already granted: 4 MiB keeps a thousand slow uploads in memory the coordinator has,
     // and still fills 300 Mbit/s at 100 ms round trip per stream.
     streamMuxers: [yamux({ maxInboundStreams: limits.maxStreamsPerConnection, streamOptions: { maxStreamWindowSize: 4 * 1024 * 1024 } })],
-    services: { identify: identify(), ping: ping() },
+    services: {
+      identify: identify(),
+      ping: ping(),
+      // Agents push the relay address they are granted after the first identify.
+      identifyPush: identifyPush(),
+      ...(options.isEnrolled !== undefined
+        ? {
+            relay: circuitRelayServer({
+              reservations: {
+                maxReservations: limits.maxConnections,
+                // Relayed bytes are the coordinator's egress: enough for a peer to send some blocks
+                // while the two try a direct connection (DCUtR), not a second download path.
+                defaultDataLimit: BigInt(RELAY_DATA_LIMIT_BYTES),
+                defaultDurationLimit: RELAY_DURATION_LIMIT_MS
+              }
+            })
+          }
+        : {})
+    },
     ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
     connectionGater: {
       denyInboundEncryptedConnection: deny,
       // The coordinator never dials; this keeps a revoked peer out of any dial path too.
-      denyDialPeer: async (peerId) => await options.isRevoked(peerId.toString())
+      denyDialPeer: async (peerId) => await options.isRevoked(peerId.toString()),
+      // Only enrolled nodes hold a relay slot, and only to reach one another.
+      denyInboundRelayReservation: async (peerId) => options.isEnrolled === undefined || !await options.isEnrolled(peerId.toString()),
+      denyOutboundRelayedConnection: async (source, destination) =>
+        options.isEnrolled === undefined || !await options.isEnrolled(source.toString()) || !await options.isEnrolled(destination.toString())
     },
     connectionManager: {
       maxConnections: limits.maxConnections,

@@ -10,6 +10,13 @@ export async function isRevokedPeer (db: Kysely<Database>, peerId: string): Prom
   return row !== undefined
 }
 
+/** True for an enrolled, unrevoked node (it may hold a relay slot and be relayed to). */
+export async function isEnrolledPeer (db: Kysely<Database>, peerId: string): Promise<boolean> {
+  const row = await db.selectFrom('nodes').select('id').where('peer_id', '=', peerId)
+    .where('revoked_at', 'is', null).executeTakeFirst()
+  return row !== undefined
+}
+
 /**
  * True when an enrolled, unrevoked node may fetch a blob: one of its own work units names it,
  * as the round's base checkpoint, as a shard of its token ranges, or as what rebuilds that base. Anything else (another

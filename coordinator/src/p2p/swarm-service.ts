@@ -100,14 +100,20 @@ export class SwarmService extends ProtocolService {
 
   /**
    * A member with the addresses it announced (identify) that sit on the host its connection to
-   * the coordinator comes from: a node cannot point its peers' dials at a third party, and a
-   * node behind NAT, whose announced addresses are private, is offered only once it has a
-   * reachable one. Undefined when it has none.
+   * the coordinator comes from, so a node cannot point its peers' dials at a third party, and
+   * its slot on this coordinator's relay. A node behind NAT, whose announced addresses are
+   * private, is offered through the relay only. Undefined when it has neither.
    */
   #peer (peerId: string): SwarmPeer | undefined {
     const host = this.#connectedHost(peerId)
     if (host === undefined) return undefined
-    const addrs = (this.#addressBook.get(peerId) ?? []).filter((a) => hostOf(a) === host && !a.includes('/p2p-circuit')).slice(0, 8)
+    const announced = this.#addressBook.get(peerId) ?? []
+    const direct = announced.filter((a) => hostOf(a) === host && !a.includes('/p2p-circuit'))
+    // A slot on this coordinator's relay, the way to a node behind NAT (its peers dial through
+    // the coordinator, then try a direct connection by hole punching).
+    const own = `/p2p/${this.#c.libp2p.peerId.toString()}/p2p-circuit`
+    const relayed = announced.filter((a) => a.includes(own)).map((a) => a.slice(0, a.indexOf(own) + own.length))
+    const addrs = [...direct, ...new Set(relayed)].slice(0, 8)
     return addrs.length === 0 ? undefined : { peerId, addrs }
   }
 

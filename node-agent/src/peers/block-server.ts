@@ -31,7 +31,11 @@ export class BlockServer {
   }
 
   async start (): Promise<void> {
-    await this.#libp2p.handle(PEER_BLOCKS_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, { maxInboundStreams: MAX_STREAMS_PER_CONNECTION })
+    await this.#libp2p.handle(PEER_BLOCKS_PROTOCOL, async (stream, connection) => { await this.#serve(stream, connection) }, {
+      maxInboundStreams: MAX_STREAMS_PER_CONNECTION,
+      // A peer behind NAT reaches this one through the coordinator's relay, a limited connection.
+      runOnLimitedConnection: true
+    })
   }
 
   async stop (): Promise<void> {

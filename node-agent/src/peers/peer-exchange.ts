@@ -47,6 +47,8 @@ const REASK_MS = 1_000
 const HAVE_REFRESH_MS = 500
 /** A peer that fails this many requests in a row is no longer asked during this fetch. */
 const MAX_PEER_FAILURES = 3
+/** A peer none of whose last this many streams opened is no longer asked during this fetch. */
+const MAX_DIAL_FAILURES = 5
 /** One block from a peer: its header, then all of it. */
 const BLOCK_TIMEOUT_MS = 60_000
 
@@ -61,6 +63,8 @@ interface PeerState {
   asking: boolean
   inFlight: number
   failures: number
+  /** Streams that could not be opened in a row (each also waits a moment before the next ask). */
+  dialFailures: number
   busyUntil: number
 }
 
@@ -181,10 +185,10 @@ export class PeerExchange {
         if (known.addrs.length === 0) known.addrs = addrs
         return
       }
-      peers.set(key, { id, addrs, have: undefined, haveAt: 0, asking: false, inFlight: 0, failures: 0, busyUntil: 0 })
+      peers.set(key, { id, addrs, have: undefined, haveAt: 0, asking: false, inFlight: 0, failures: 0, dialFailures: 0, busyUntil: 0 })
       wake()
     }
-    const trackerPeer = (p: SwarmPeer): void => { addPeer(peerIdFromString(p.peerId), p.addrs.map((a) => multiaddr(a.includes('/p2p/') ? a : `${a}/p2p/${p.peerId}`))) }
+    const trackerPeer = (p: SwarmPeer): void => { addPeer(peerIdFromString(p.peerId), p.addrs.map((a) => multiaddr(a.endsWith(`/p2p/${p.peerId}`) ? a : `${a}/p2p/${p.peerId}`))) }
 
     /** Writes a verified block once, whoever delivered it. */
     const land = async (i: number, bytes: Uint8Array, from: 'peer' | 'coordinator'): Promise<void> => {
@@ -289,7 +293,7 @@ export class PeerExchange {
   async #askHave (peer: PeerState, sha256: string, count: number, signal: AbortSignal): Promise<void> {
     peer.haveAt = Date.now()
     try {
-      const stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.any([signal, AbortSignal.timeout(this.#dialTimeoutMs)]) })
+      const stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.any([signal, AbortSignal.timeout(this.#dialTimeoutMs)]) })
       const messages = new JsonStream(stream)
       try {
         await messages.write({ type: 'have', sha256 })
@@ -315,7 +319,17 @@ export class PeerExchange {
   /** Asks a peer for one block; undefined when it turned out not to have it (or was busy). */
   async #askBlock (peer: PeerState, sha256: string, index: number, count: number, signal: AbortSignal): Promise<Uint8Array | undefined> {
     const within = AbortSignal.any([signal, AbortSignal.timeout(BLOCK_TIMEOUT_MS)])
-    const stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.any([within, AbortSignal.timeout(this.#dialTimeoutMs)]) })
+    let stream
+    try {
+      stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.any([within, AbortSignal.timeout(this.#dialTimeoutMs)]) })
+    } catch (err) {
+      // A relayed connection closes under a stream being opened when the two peers move to a
+      // direct one (or the relay's limit ends it): not the peer's fault, ask again shortly.
+      if (signal.aborted || ++peer.dialFailures >= MAX_DIAL_FAILURES) throw err
+      peer.busyUntil = Date.now() + HAVE_REFRESH_MS
+      return undefined
+    }
+    peer.dialFailures = 0
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     try {
       await messages.write({ type: 'block', sha256, index })
