@@ -2,7 +2,7 @@
 # Installs what a fresh machine lacks: Node 22 (from the npm registry's node@22 package, when
 # the machine's node is older), pnpm 10 (into a folder already on the caller's PATH, so the
 # README's `… && pnpm start` finds it in the same shell), the workspace's packages, Debian's
-# chromium (browser tests) and python3-torch (the torch executor), and builds the dashboard.
+# chromium (browser tests), python3-torch (the torch executor) and iptables (the NAT test), and builds the dashboard.
 # BARNRAISE_NO_APT=1 skips the Debian packages (BARNRAISE_NO_CHROMIUM=1 or BARNRAISE_NO_TORCH=1 one of them). Prints one line per step; details of a failed
 # step go to .data/setup.log.
 set -euo pipefail
@@ -68,6 +68,8 @@ apt_packages=()
 if [ "${BARNRAISE_NO_APT:-0}" != "1" ] && [ "${BARNRAISE_NO_CHROMIUM:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then apt_packages+=(chromium); fi
 # /usr/bin/python3: the interpreter the torch executor finds when a python3 earlier on PATH (pyenv) lacks torch.
 if [ "${BARNRAISE_NO_APT:-0}" != "1" ] && [ "${BARNRAISE_NO_TORCH:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1 && ! /usr/bin/python3 -c 'import torch, numpy' >/dev/null 2>&1; then apt_packages+=(python3-torch python3-numpy); fi
+# iptables: test/nat-relay.test.ts puts agents behind masquerading routers in network namespaces.
+if [ "${BARNRAISE_NO_APT:-0}" != "1" ] && command -v apt-get >/dev/null 2>&1 && [ ! -x /usr/sbin/iptables ]; then apt_packages+=(iptables); fi
 if [ "${#apt_packages[@]}" -gt 0 ]; then
   say "installing Debian packages: ${apt_packages[*]}"
   sudo_cmd=()

@@ -17,9 +17,11 @@ export interface Spawned {
   stop: (graceMs?: number) => Promise<number | null>
 }
 
-/** Runs a project CLI (a .ts file under the repo) with the project's Node 22, capturing output. */
-export function spawnCli (script: string, args: string[], env: Record<string, string> = {}): Spawned {
-  const child = spawn(process.execPath, ['--disable-warning=ExperimentalWarning', script, ...args], {
+/** Runs a project CLI (a .ts file under the repo) with the project's Node 22, capturing output; `wrap` is a command that execs it. */
+export function spawnCli (script: string, args: string[], env: Record<string, string> = {}, wrap: string[] = []): Spawned {
+  // `wrap` runs it through another command that execs it (e.g. `ip netns exec NS`).
+  const command = [...wrap, process.execPath, '--disable-warning=ExperimentalWarning', script, ...args]
+  const child = spawn(command[0]!, command.slice(1), {
     cwd: REPO_ROOT,
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe']

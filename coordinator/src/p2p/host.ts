@@ -22,7 +22,7 @@ export interface HostOptions {
   /**
    * True for an enrolled, unrevoked node. With it the host relays between such nodes (circuit
    * relay v2), so an agent that can only dial out is still reachable by its peers; without it
-   * the host relays nothing.
+   * the host is no relay.
    */
   isEnrolled?: (peerId: string) => Promise<boolean>
   /** A libp2p metrics component (--metrics: bytes per protocol, connections); none by default. */
@@ -82,8 +82,10 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
       denyInboundEncryptedConnection: deny,
       // The coordinator never dials; this keeps a revoked peer out of any dial path too.
       denyDialPeer: async (peerId) => await options.isRevoked(peerId.toString()),
-      // Only enrolled nodes hold a relay slot, and only to reach one another.
-      denyInboundRelayReservation: async (peerId) => options.isEnrolled === undefined || !await options.isEnrolled(peerId.toString()),
+      // A new agent asks for its relay slot on the connection it enrolls over, before its
+      // enrollment is through, so any peer but a revoked one gets a slot (a few hundred bytes,
+      // at most one a connection); only enrolled nodes are relayed, and only to one another.
+      denyInboundRelayReservation: async (peerId) => options.isEnrolled === undefined || await options.isRevoked(peerId.toString()),
       denyOutboundRelayedConnection: async (source, destination) =>
         options.isEnrolled === undefined || !await options.isEnrolled(source.toString()) || !await options.isEnrolled(destination.toString())
     },

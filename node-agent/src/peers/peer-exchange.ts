@@ -242,7 +242,13 @@ export class PeerExchange {
             inFlightCount++
             peer.inFlight++
             this.#askBlock(peer, sha256, b, count, stop)
-              .then(async (bytes) => { if (bytes !== undefined) await land(b, bytes, 'peer') })
+              .then(async (bytes) => {
+                if (bytes === undefined) return
+                // Checked here, so a peer sending wrong bytes is the one that fails.
+                if (!sameDigest(bytes, swarm.digests, b)) throw new Error(`block ${b} does not match its digest`)
+                peer.failures = 0
+                await land(b, bytes, 'peer')
+              })
               .catch((err: unknown) => {
                 if (stop.aborted) return
                 peer.failures++
@@ -353,7 +359,6 @@ export class PeerExchange {
         bytes.set(frame, got)
         got += frame.byteLength
       }
-      peer.failures = 0
       return bytes
     } finally {
       await messages.close().catch(() => {})
