@@ -49,6 +49,19 @@ describe('errors a newcomer meets', () => {
     assert.equal(agent.process.child.exitCode, null, 'the first agent still runs')
   })
 
+  test('a --peer-listen the agent cannot use is named, with what to do, and nothing enrolls', async () => {
+    const token = await coordinator.createToken('Listen Lab', { uses: 2 })
+    const join = async (listen: string): Promise<Awaited<ReturnType<typeof runCli>>> => await runCli(AGENT, ['join', '--coordinator', coordinator.multiaddr, '--token', token, '--data-dir', await tempDir('bad-listen'), '--executor', 'typescript', '--threads', '1', '--peer-listen', listen])
+    const udp = await join('/ip4/127.0.0.1/udp/1')
+    assert.equal(udp.code, 2, udp.output)
+    assert.match(udp.output, /--peer-listen must be a TCP address such as \/ip4\/0\.0\.0\.0\/tcp\/4002/)
+    // An address this machine does not have (TEST-NET-1).
+    const elsewhere = await join('/ip4/192.0.2.1/tcp/0')
+    assert.equal(elsewhere.code, 2, elsewhere.output)
+    assert.match(elsewhere.output, /cannot listen on \/ip4\/192\.0\.2\.1\/tcp\/0 for peer exchange .*give --peer-listen another address, or --no-peer-exchange/s)
+    for (const r of [udp, elsewhere]) assert.doesNotMatch(r.output, /enrolled as node/)
+  })
+
   test('serve refuses a connection limit that is not a whole number of at least 1, and starts nothing', async () => {
     for (const [flag, value] of [['--max-connections', '0'], ['--connections-per-ip', '2.5'], ['--connections-per-ip', 'many']]) {
       const bad = await runCli(COORDINATOR, ['serve', '--data-dir', await tempDir('bad-limit'), '--http-port', '0', '--p2p-port', '0', flag!, value!])

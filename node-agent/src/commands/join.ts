@@ -70,6 +70,11 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.stderr.write('barnraise-agent join: --metrics-port must be a port number (0 picks a free one)\n')
     return 2
   }
+  // libp2p skips a listen address no transport takes, so a typo would pass silently.
+  if (values['peer-listen'] !== undefined && !/^\/(?:ip4|ip6)\/[^/]+\/tcp\/\d{1,5}$/.test(values['peer-listen'])) {
+    process.stderr.write('barnraise-agent join: --peer-listen must be a TCP address such as /ip4/0.0.0.0/tcp/4002 (tcp/0 picks a free port)\n')
+    return 2
+  }
   // Two agents on one data directory would share a key, a cache and optimizer state.
   let lock: DataDirLock
   try {
@@ -101,16 +106,19 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
   const hardware = await probeHardware()
   const metrics = metricsPort === undefined ? undefined : new AgentMetrics(hardware)
-  const peerListen = values['no-peer-exchange'] ? [] : [values['peer-listen'] ?? defaultPeerListen(coordinator)]
+  // A node that does not train fetches nothing, so it has nothing to exchange either.
+  const exchanging = !values['no-peer-exchange'] && executor !== undefined
+  const peerListen = exchanging ? [values['peer-listen'] ?? defaultPeerListen(coordinator)] : []
   let libp2p: Awaited<ReturnType<typeof createAgentHost>>
   try {
     libp2p = await createAgentHost(key, metrics?.libp2p(), { listen: peerListen, relayed: peerListen.length > 0 })
   } catch (err) {
     process.stderr.write(`barnraise-agent join: cannot listen on ${peerListen.join(', ')} for peer exchange (${(err as Error).message}); give --peer-listen another address, or --no-peer-exchange\n`)
+    await executor?.close?.()
     lock.release()
     return 2
   }
-  const peers = values['no-peer-exchange'] || executor === undefined
+  const peers = !exchanging
     ? undefined
     : await PeerExchange.start(libp2p, coordinator, {
       log: (message, fields) => { if (values.verbose) process.stderr.write(`agent: ${message} ${JSON.stringify(fields, (_k, v: unknown) => v instanceof Error ? v.message : v)}\n`) },
