@@ -28,11 +28,10 @@ export interface PeerExchangeOptions {
   onBytes?: (source: 'peers' | 'coordinator', bytes: number) => void
 }
 
-/** Where a download's bytes came from, and what this agent sent its peers. */
+/** Where a download's bytes came from (what this agent sent its peers is `sentBytes`). */
 export interface ExchangeStats {
   fromPeers: number
   fromCoordinator: number
-  toPeers: number
 }
 
 const DEFAULT_STALL_MS = 5_000
@@ -79,7 +78,7 @@ interface PeerState {
  */
 export class PeerExchange {
   readonly index: BlockIndex
-  readonly stats: ExchangeStats = { fromPeers: 0, fromCoordinator: 0, toPeers: 0 }
+  readonly stats: ExchangeStats = { fromPeers: 0, fromCoordinator: 0 }
   readonly #libp2p: Libp2p
   readonly #coordinator: Multiaddr
   readonly #server: BlockServer
@@ -113,7 +112,6 @@ export class PeerExchange {
   }
 
   async stop (): Promise<void> {
-    this.stats.toPeers = this.#server.sentBytes
     await this.#server.stop()
   }
 
@@ -348,7 +346,7 @@ export class PeerExchange {
       }
       peer.have = decodeBitfield(reply.have, count)
       peer.haveAt = Date.now()
-      const expected = Math.min(BLOB_BLOCK_BYTES, Math.max(0, (await this.#blobSize(sha256)) - index * BLOB_BLOCK_BYTES))
+      const expected = Math.min(BLOB_BLOCK_BYTES, Math.max(0, (this.index.get(sha256)?.size ?? 0) - index * BLOB_BLOCK_BYTES))
       if (reply.bytes !== expected) throw new Error(`the peer announced ${reply.bytes ?? 'no'} bytes for block ${index}, not ${expected}`)
       const bytes = new Uint8Array(expected)
       let got = 0
@@ -365,9 +363,6 @@ export class PeerExchange {
     }
   }
 
-  async #blobSize (sha256: string): Promise<number> {
-    return this.index.get(sha256)?.size ?? 0
-  }
 
   async #askSwarm (sha256: string, signal?: AbortSignal): Promise<{ size: number, digests: Uint8Array, peers: SwarmPeer[], seed: BlockRange[] }> {
     const stream = await this.#libp2p.dialProtocol(this.#coordinator, SWARM_PROTOCOL, { signal: signal ?? AbortSignal.timeout(TRANSFER_DIAL_TIMEOUT_MS) })
