@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import type { Browser, Page } from 'playwright-core'
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
-import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll } from './support/browser.ts'
+import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll, watchLayoutWidth } from './support/browser.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
 import { createTestDatabase } from './support/postgres.ts'
 // The dashboard's own byte format, so the test compares with what the page prints.
@@ -189,6 +189,7 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
 
   test('phone (390px): the section fits, shows the first rows, and expands to all', async () => {
     const context = await browser!.newContext(PHONE)
+    await watchLayoutWidth(context)
     try {
       const page = await context.newPage()
       page.setDefaultTimeout(WAIT_MS)

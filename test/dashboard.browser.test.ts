@@ -11,7 +11,7 @@ import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
-import { PHONE_CONTEXT, launchChromium, screenshot, assertNoHorizontalScroll } from './support/browser.ts'
+import { PHONE_CONTEXT, launchChromium, screenshot, assertNoHorizontalScroll, watchLayoutWidth } from './support/browser.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { runCli } from './support/processes.ts'
 import { apiClient } from './support/api-client.ts'
@@ -77,6 +77,7 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
     await screenshot(page, 'desktop-nodes-empty')
 
     const phone = await browser!.newContext(PHONE_CONTEXT)
+    await watchLayoutWidth(phone)
     try {
       const mobile = await phone.newPage()
       mobile.setDefaultTimeout(WAIT_MS)
@@ -168,6 +169,7 @@ describe('dashboard in a real browser', { timeout: 180_000 }, () => {
 
   test('at phone width (375px) every page fits without sideways scrolling', async () => {
     const phone = await browser!.newContext(PHONE_CONTEXT)
+    await watchLayoutWidth(phone)
     try {
       const mobile = await phone.newPage()
       mobile.setDefaultTimeout(WAIT_MS)

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { Coordinator } from '@barnraise/coordinator'
-import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll } from './support/browser.ts'
+import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll, watchLayoutWidth } from './support/browser.ts'
 import { tempDir } from './support/cluster.ts'
 import { createTestDatabase } from './support/postgres.ts'
 import { sessionClient } from './support/session-client.ts'
@@ -68,6 +68,7 @@ describe('funders and charts in a real browser', { timeout: 180_000 }, () => {
   async function signedIn (email: string, viewport: typeof DESKTOP | typeof PHONE = DESKTOP, state?: Awaited<ReturnType<BrowserContext['storageState']>>): Promise<{ context: BrowserContext, page: Page }> {
     const context = await browser.newContext({ ...viewport, ...(state !== undefined ? { storageState: state } : {}) })
     contexts.push(context)
+    if (viewport === PHONE) await watchLayoutWidth(context)
     const page = await context.newPage()
     page.setDefaultTimeout(WAIT_MS)
     page.on('pageerror', (err) => { process.stderr.write(`[page error] ${err.message}\n`) })

@@ -13,7 +13,7 @@ import assert from 'node:assert/strict'
 import { join } from 'node:path'
 import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startAgent, startCoordinator } from './support/cluster.ts'
-import { DESKTOP_CONTEXT, PHONE_CONTEXT, SCREENSHOTS, launchChromium, screenshot, assertNoHorizontalScroll } from './support/browser.ts'
+import { DESKTOP_CONTEXT, PHONE_CONTEXT, SCREENSHOTS, launchChromium, screenshot, assertNoHorizontalScroll, watchLayoutWidth } from './support/browser.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { apiClient } from './support/api-client.ts'
 import { waitForRun } from './support/runs.ts'
@@ -93,6 +93,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await ready(page)
     await screenshot(page, `roles-${who}-${name}-desktop`)
     const phone = await browser!.newContext({ ...PHONE_CONTEXT, storageState: await contexts[who]!.storageState() })
+    await watchLayoutWidth(phone)
     try {
       const mobile = await phone.newPage()
       mobile.setDefaultTimeout(WAIT_MS)

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { chromium } from 'playwright-core'
-import type { Browser, Page } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import assert from 'node:assert/strict'
 import { REPO_ROOT } from './processes.ts'
 
@@ -39,12 +39,34 @@ export async function screenshot (page: Page, name: string): Promise<void> {
 }
 
 /**
- * Fails when the page is wider than the viewport it was given. Measured against the
- * configured width: a mobile viewport widens itself (and `innerWidth`) to fit overflowing
- * content, so comparing with `innerWidth` would pass exactly the pages that overflow.
+ * Records, in every page of `context`, the widest the document has been after any change to
+ * its DOM (read when the change's task ends, so before the browser paints it). A layout that
+ * is too wide only between a render and its effects is caught every time, not by the luck of
+ * when a test looks.
+ */
+export async function watchLayoutWidth (context: BrowserContext): Promise<void> {
+  await context.addInitScript(() => {
+    const w = window as unknown as { __widestLayout?: number }
+    w.__widestLayout = 0
+    new MutationObserver(() => {
+      const root = document.scrollingElement
+      if (root !== null) w.__widestLayout = Math.max(w.__widestLayout ?? 0, root.scrollWidth)
+    }).observe(document, { childList: true, subtree: true, attributes: true })
+  })
+}
+
+/**
+ * Fails when the page is wider than the viewport it was given, now or (in a context given to
+ * `watchLayoutWidth`) at any moment since it loaded. Measured against the configured width: a
+ * mobile viewport widens itself (and `innerWidth`) to fit overflowing content, so comparing
+ * with `innerWidth` would pass exactly the pages that overflow.
  */
 export async function assertNoHorizontalScroll (page: Page, where: string): Promise<void> {
   const width = page.viewportSize()?.width ?? await page.evaluate(() => window.innerWidth)
-  const scrollWidth = await page.evaluate(() => document.scrollingElement!.scrollWidth)
-  assert.ok(scrollWidth <= width, `${where}: page is ${scrollWidth}px wide in a ${width}px viewport`)
+  const { now, widest } = await page.evaluate(() => ({
+    now: document.scrollingElement!.scrollWidth,
+    widest: (window as unknown as { __widestLayout?: number }).__widestLayout ?? 0
+  }))
+  assert.ok(now <= width, `${where}: page is ${now}px wide in a ${width}px viewport`)
+  assert.ok(widest <= width, `${where}: page was ${widest}px wide in a ${width}px viewport while it loaded`)
 }

@@ -1,4 +1,4 @@
-import { useEffect, useRef, useState } from 'react'
+import { useLayoutEffect, useRef, useState } from 'react'
 import type { ReactNode, RefObject } from 'react'
 import { axisTicks, formatTimeTick, labelWidth, timeTicks } from './chart-math.ts'
 import type { AxisKind, Domain } from './chart-math.ts'
@@ -24,11 +24,15 @@ export interface Scales {
 /** An entry under the chart: a swatch in the series' colours, its name and an optional note. */
 export interface LegendItem { id: string, name: string, className: string, note?: string, shape?: 'line' | 'dashed' | 'area' }
 
-/** The width of the element `ref` points at, following resizes (the SVG is drawn at that pixel width). */
+/**
+ * The width of the element `ref` points at, following resizes (the SVG is drawn at that pixel width).
+ * Measured in a layout effect so the guessed first width is never painted nor seen by anything
+ * that reads the layout: a chart that mounted at 640px on a phone widened the page for a frame.
+ */
 export function useWidth<T extends HTMLElement> (): [RefObject<T | null>, number] {
   const ref = useRef<T>(null)
   const [width, setWidth] = useState(640)
-  useEffect(() => {
+  useLayoutEffect(() => {
     const el = ref.current
     if (el === null) return
     setWidth(el.clientWidth)
