@@ -8,7 +8,7 @@
 //
 // What is real: one coordinator process (PGlite), N agents running the real session and work
 // loop (enroll, heartbeat, work, look-ahead, base download or rebuild, int8/topk encoding,
-// signed report upload), each behind its own shaped TCP link on loopback (bench/overlap/
+// signed report upload), each behind its own shaped TCP link on loopback (test/support/
 // shaped-link.ts: bandwidth each way plus one-way latency). What is simulated: the GPU. A
 // timed executor (bench/overlap/timed-executor.ts) waits as long as a 125m unit takes on an
 // H100 at 40% MFU, and the model on the wire has about 3M parameters, with every link's bandwidth
@@ -33,8 +33,8 @@ import { probeHardware } from '../node-agent/src/hardware.ts'
 import { runSession } from '../node-agent/src/session.ts'
 import { startCoordinator } from '../test/support/cluster.ts'
 import { createRunViaCli, waitForRun } from '../test/support/runs.ts'
-import { startShapedLink } from './overlap/shaped-link.ts'
-import type { LinkShape, ShapedLink } from './overlap/shaped-link.ts'
+import { startShapedLink } from '../test/support/shaped-link.ts'
+import type { LinkShape, ShapedLink } from '../test/support/shaped-link.ts'
 import { timedExecutor } from './overlap/timed-executor.ts'
 import type { ComputeSpan } from './overlap/timed-executor.ts'
 

@@ -83,10 +83,12 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
     } else {
       mean = new Float32Array(n)
       let tokens = 0
+      // The reports' codec, where the coordinator moved this node to another one than they were sent in.
+      const codec = u.codec ?? unit.codec
       for (const r of u.reports ?? []) {
         const payload = await store.get(r.sha256, signal)
-        scanPseudoGradient(unit.codec, payload, n)
-        foldPseudoGradient(unit.codec, payload, n, r.tokens, mean)
+        scanPseudoGradient(codec, payload, n)
+        foldPseudoGradient(codec, payload, n, r.tokens, mean)
         tokens += r.tokens
       }
       // As RoundAccumulator.mean: the sum times 1/tokens, rounded to float32 (in place: one

@@ -5,7 +5,7 @@
 // It lives in the agent, not in an executor, because the agent encodes for every executor: a
 // TypeScript and a torch node keep it the same way. One file per run in the run's state folder,
 // written only once the coordinator took the report (a refused report leaves e_{t-1} as it was).
-import { readFile, rename, writeFile, mkdir } from 'node:fs/promises'
+import { access, readFile, rename, rm, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodePseudoGradient } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
@@ -38,6 +38,24 @@ export async function readResidual (runDir: string, length: number): Promise<{ r
     if (!Number.isFinite(residual[i])) return { residual: new Float32Array(length), note: `the saved error feedback holds ${residual[i]} at ${i}; starting from zero` }
   }
   return { residual, note: null }
+}
+
+/**
+ * Whether a run holds a residual: a node moved from a sparse codec to a dense one (its link got
+ * faster, in a run that allows both) still owes the coordinator what the sparse reports dropped.
+ */
+export async function hasResidual (runDir: string): Promise<boolean> {
+  try {
+    await access(join(runDir, FILE))
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** Forgets a run's residual: sent in full by a dense codec's report. */
+export async function clearResidual (runDir: string): Promise<void> {
+  await rm(join(runDir, FILE), { force: true })
 }
 
 /** Saves a run's residual (a temporary file renamed over the old one, so a crash leaves one or the other). */

@@ -15,7 +15,7 @@ import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
-import { readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
+import { clearResidual, hasResidual, readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
 import { momentumFor, rebuildBase, recordMomentum } from './base-rebuild.ts'
 import { startLookAhead } from './look-ahead.ts'
 
@@ -215,7 +215,8 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
   // A sparse codec sends part of Δ; what it dropped last time rides along this time.
   const runDir = join(o.dataDir, 'runs', unit.runId)
   await previous?.done
-  const feedback = usesErrorFeedback(unit.codec) ? await readResidual(runDir, delta.length) : null
+  // A residual left from sparse units rides along a dense one too, which then sends it whole.
+  const feedback = usesErrorFeedback(unit.codec) || await hasResidual(runDir) ? await readResidual(runDir, delta.length) : null
   if (feedback?.note != null) o.say(`agent: ${unit.runName} ${label}: ${feedback.note}`)
   if (feedback != null) for (let i = 0; i < delta.length; i++) delta[i]! += feedback.residual[i]!
   const payload = encodePseudoGradient(unit.codec, delta)
@@ -240,7 +241,10 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
       try {
         const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
         // Only what was folded was sent: a held report may still be refused (node scoring).
-        if (feedback != null && verdict.ok && verdict.outcome === 'accepted') await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
+        if (feedback != null && verdict.ok && verdict.outcome === 'accepted') {
+          if (usesErrorFeedback(unit.codec)) await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
+          else await clearResidual(runDir)
+        }
         o.metrics?.verdict(verdict.ok ? verdict.outcome : 'refused', verdict.ok ? null : verdict.code)
         const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
         const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'

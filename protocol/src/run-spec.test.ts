@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { describeSpecErrors, runSpecSchema } from './run-spec.ts'
+import { allowedCodecs, describeSpecErrors, runSpecSchema } from './run-spec.ts'
 
 test('spec errors speak in words a form can show under its own labels', () => {
   const bad = runSpecSchema.safeParse({ name: '', minNodes: 5, maxNodes: 2, recipe: { seqLen: 2, innerSteps: 0 }, roundDeadlineSeconds: 1 })
@@ -25,4 +25,20 @@ test('overlapped rounds are off by default and refused beside screening or redun
     assert.deepEqual(describeSpecErrors(bad.error!).map((e) => e.field), ['overlap'])
   }
   assert.equal(runSpecSchema.safeParse({ name: 'r', rounds: 3, overlap: 'eager' }).success, false)
+})
+
+test('a run may let slow links use smaller codecs: its own codec among them, each once, and no topk beside redundancy', () => {
+  const spec = runSpecSchema.parse({ name: 'r', rounds: 3, codec: 'int8', codecs: ['int8', 'topk'] })
+  assert.deepEqual(allowedCodecs(spec), ['int8', 'topk'])
+  assert.deepEqual(allowedCodecs(runSpecSchema.parse({ name: 'r', rounds: 3, codec: 'fp16' })), ['fp16'])
+  const field = (input: object): string[] => {
+    const bad = runSpecSchema.safeParse({ name: 'r', rounds: 3, ...input })
+    assert.equal(bad.success, false, JSON.stringify(input))
+    return describeSpecErrors(bad.error!).map((e) => e.field)
+  }
+  assert.deepEqual(field({ codec: 'int8', codecs: ['fp16', 'topk'] }), ['codecs'])
+  assert.deepEqual(field({ codec: 'int8', codecs: ['int8', 'int8'] }), ['codecs'])
+  assert.deepEqual(field({ codec: 'int8', codecs: [] }), ['codecs'])
+  assert.deepEqual(field({ codec: 'int8', codecs: ['int8', 'gzip'] }), ['codecs.1'])
+  assert.deepEqual(field({ codec: 'int8', codecs: ['int8', 'topk'], defences: { redundancy: 0.1 } }), ['defences.redundancy'])
 })

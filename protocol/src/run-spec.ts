@@ -1,4 +1,5 @@
 import { CODEC_NAMES } from './codecs/index.ts'
+import type { CodecName } from './codecs/index.ts'
 import { z } from 'zod'
 
 /** Where a shard the coordinator does not hold can be fetched: plain HTTP(S), checked against its sha256 after. */
@@ -92,6 +93,12 @@ export const runSpecSchema = z.object({
   dataset: datasetSpecSchema.default({ source: 'demo-corpus' }),
   recipe: recipeSchema.default(recipeSchema.parse({})),
   codec: z.enum(CODEC_NAMES).default('int8'),
+  /**
+   * The codecs a node of this run may be given: `codec` for every node whose measured upload
+   * keeps up, a smaller one from this list for a node whose link would hold the round
+   * (docs/codec-choice.md). Absent: `codec` alone. A report in any other codec is refused.
+   */
+  codecs: z.array(z.enum(CODEC_NAMES)).min(1, 'name at least the run\'s own codec').max(CODEC_NAMES.length, `there are only ${CODEC_NAMES.length} codecs`).optional(),
   rounds: z.number().int().min(1).max(1_000_000).optional(),
   tokenTarget: z.number().int().min(1).optional(),
   minNodes: z.number().int().min(1).max(10_000).default(1),
@@ -120,14 +127,21 @@ export const runSpecSchema = z.object({
 }).strict()
   .refine((s) => s.minNodes <= s.maxNodes, { message: 'cannot be more than the maximum number of nodes', path: ['minNodes'] })
   .refine((s) => s.rounds !== undefined || s.tokenTarget !== undefined, { message: 'say when to stop: a number of rounds or a token target', path: ['rounds'] })
+  .refine((s) => s.codecs === undefined || s.codecs.length === 0 || s.codecs.includes(s.codec), { message: 'list the run\'s codec among the codecs its nodes may use', path: ['codecs'] })
+  .refine((s) => s.codecs === undefined || new Set(s.codecs).size === s.codecs.length, { message: 'name each codec once', path: ['codecs'] })
   // Each node adds its own error-feedback residual to a topk report, so two honest twins differ.
-  .refine((s) => s.codec !== 'topk' || s.defences.redundancy === 0, { message: 'redundancy cannot check topk reports (each node adds its own error feedback); use int8 or turn redundancy off', path: ['defences', 'redundancy'] })
+  .refine((s) => !allowedCodecs(s).includes('topk') || s.defences.redundancy === 0, { message: 'redundancy cannot check topk reports (each node adds its own error feedback); use int8 or turn redundancy off', path: ['defences', 'redundancy'] })
 
   // Screening and redundancy judge a report against its round's base and neighbours; with two
   // rounds open at once they would judge against the wrong ones.
   .refine((s) => s.overlap === 'none' || (!s.defences.screening && s.defences.redundancy === 0), { message: 'overlapped rounds cannot be screened or doubled yet; turn screening and redundancy off, or overlap off', path: ['overlap'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
+
+/** The codecs a run's nodes may report in: its `codecs`, or its one `codec`. */
+export function allowedCodecs (spec: { codec: CodecName, codecs?: readonly CodecName[] | undefined }): CodecName[] {
+  return spec.codecs !== undefined && spec.codecs.length > 0 ? [...spec.codecs] : [spec.codec]
+}
 export type Retention = z.infer<typeof retentionSchema>
 export type Defences = z.infer<typeof defencesSchema>
 export type RunSpecInput = z.input<typeof runSpecSchema>

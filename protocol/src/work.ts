@@ -114,11 +114,15 @@ export const roundUpdateSchema = z.object({
     tokens: z.number().int().positive(),
     bytes: z.number().int().positive()
   }).strict()).min(1).max(10_000).optional(),
+  /** the listed reports' codec, when it is not the unit's own (a run that lets slow links use a smaller codec) */
+  codec: z.enum(CODEC_NAMES).optional(),
   /** the round's mean update, encoded once by the coordinator (fetched on the blob protocol) */
   aggregate: z.object({ sha256: sha256Hex, bytes: z.number().int().positive(), codec: z.enum(AGGREGATE_CODECS) }).strict().optional(),
   outerLr: z.number().positive(),
   outerMomentum: z.number().min(0).max(0.999)
-}).strict().refine((u) => (u.reports === undefined) !== (u.aggregate === undefined), 'an update carries either its reports or its aggregate')
+}).strict()
+  .refine((u) => (u.reports === undefined) !== (u.aggregate === undefined), 'an update carries either its reports or its aggregate')
+  .refine((u) => u.codec === undefined || u.reports !== undefined, 'only listed reports have a codec of their own')
 
 export const workUnitSchema = z.object({
   assignmentId: z.string().uuid(),

@@ -188,7 +188,7 @@ export function renderModelCard (input: ModelCardInput): string {
     `| Round | ${planned} |`,
     `| Inner steps | ${r.innerSteps} AdamW steps per node per round, batch ${r.batchSize} × ${r.seqLen} tokens, learning rate ${r.innerLr} (warmup ${r.warmupSteps}, cosine decay), weight decay ${r.weightDecay}, β ${r.beta1}/${r.beta2}, gradient clip ${r.gradClip} |`,
     `| Outer step | Nesterov SGD on the token-weighted mean of the nodes' weight changes, learning rate ${r.outerLr}, momentum ${r.outerMomentum} |`,
-    `| Pseudo-gradients | sent as ${spec.codec} |`,
+    `| Pseudo-gradients | ${spec.codecs !== undefined && spec.codecs.length > 1 ? `sent as ${spec.codec}, or ${spec.codecs.filter((c) => c !== spec.codec).join(' or ')} from nodes whose upload was too slow for it` : `sent as ${spec.codec}`} |`,
     `| Seed | ${spec.seed} |`,
     `| Run | \`${run.id}\` |`,
     '',

@@ -1,5 +1,5 @@
 import type { ColumnType, Generated } from 'kysely'
-import type { HardwareProfile, ReportHeader } from '@barnraise/protocol'
+import type { CodecName, HardwareProfile, ReportHeader } from '@barnraise/protocol'
 import type { StoredRunSpec } from '../runs/runs.ts'
 
 type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>
@@ -82,6 +82,8 @@ export interface NodesTable {
   /** the last release from quarantine: flags before it no longer count */
   reviewed_at: NullableTimestamp
   reviewed_by: string | null
+  /** report bytes a second, as the coordinator measured this node's uploads (an average); null before one was measured */
+  upload_bytes_per_second: number | null
 }
 
 export type RunStatus = 'draft' | 'running' | 'paused' | 'completed' | 'failed'
@@ -164,6 +166,8 @@ export interface AssignmentsTable {
   sketch: Buffer | null
   /** this unit's inner steps when the run sizes units by throughput; null: the run's */
   inner_steps: number | null
+  /** the codec this unit was handed out in, when the run allows several and it is not the run's own; null: the run's */
+  codec: CodecName | null
 }
 
 /** One node's scoring of another node's held report (models too large for the coordinator to score). */

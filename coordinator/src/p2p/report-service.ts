@@ -17,8 +17,11 @@ export interface ReportSink {
    * read, or a refusal (already written to the ledger) when the header alone condemns it.
    */
   admit: (peerId: string, header: ReportHeader) => Promise<{ ok: true, payloadBytes: number } | { ok: false, code: string, message: string }>
-  /** Verifies and folds the payload; returns the verdict (the ledger row is written either way). */
-  settle: (peerId: string, header: ReportHeader, payload: Uint8Array) => Promise<ReportResponse>
+  /**
+   * Verifies and folds the payload; returns the verdict (the ledger row is written either way).
+   * `uploadSeconds`: from our "proceed" to the payload's last byte, the node's link as we saw it.
+   */
+  settle: (peerId: string, header: ReportHeader, payload: Uint8Array, uploadSeconds: number) => Promise<ReportResponse>
 }
 
 /**
@@ -70,6 +73,7 @@ export class ReportService extends ProtocolService {
         return
       } else {
         await messages.write({ proceed: true })
+        const started = performance.now()
         const payload = new Uint8Array(admitted.payloadBytes)
         const deadline = Date.now() + transferDeadlineMs(payload.byteLength, this.#limits)
         let received = 0
@@ -85,7 +89,7 @@ export class ReportService extends ProtocolService {
         }
         // Revocation may have landed while the bytes were on the wire.
         if (await this.#isRevoked(peerId)) throw new ProtocolError('ERR_NODE_REVOKED', 'this node was revoked by its organization; its reports are refused')
-        reply = await this.#sink.settle(peerId, header, payload)
+        reply = await this.#sink.settle(peerId, header, payload, (performance.now() - started) / 1000)
       }
     } catch (err) {
       const refusal = refusalFor(err)

@@ -71,7 +71,7 @@ export class NodeScoring {
       .innerJoin('rounds', 'rounds.id', 'scoring_tasks.round_id')
       .innerJoin('runs', 'runs.id', 'scoring_tasks.run_id')
       .innerJoin('assignments', 'assignments.id', 'scoring_tasks.assignment_id')
-      .select(['scoring_tasks.id', 'scoring_tasks.run_id', 'runs.name', 'runs.spec', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'assignments.report_blob'])
+      .select(['scoring_tasks.id', 'scoring_tasks.run_id', 'runs.name', 'runs.spec', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'assignments.report_blob', 'assignments.codec'])
       .where('scoring_tasks.node_id', '=', nodeId).where('scoring_tasks.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       .orderBy('scoring_tasks.created_at').executeTakeFirst()
@@ -85,7 +85,7 @@ export class NodeScoring {
       baseCheckpoint: t.base_checkpoint,
       modelConfig: t.spec.modelConfig,
       report: t.report_blob,
-      codec: t.spec.codec,
+      codec: t.codec ?? t.spec.codec,
       windows: windows.sha256,
       batchSize: windows.batchSize,
       seqLen: windows.seqLen,

@@ -1,9 +1,10 @@
 import type { Kysely, Transaction } from 'kysely'
-import { PseudoGradientError, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, scanPseudoGradient, verifyReportSignature } from '@barnraise/protocol'
+import { PseudoGradientError, allowedCodecs, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, scanPseudoGradient, verifyReportSignature } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 import type { HardwareProfile, ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { AssignmentStatus, Database, HeldReport } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
+import { recordUpload } from '../nodes/upload-rate.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
@@ -117,8 +118,13 @@ export class ReportIntake implements ReportSink {
   }
 
   /** Payload checks, then accept (commit, fold) or refuse; both leave a ledger row. */
-  async settle (peerId: string, header: ReportHeader, payload: Uint8Array): Promise<ReportResponse> {
+  async settle (peerId: string, header: ReportHeader, payload: Uint8Array, uploadSeconds?: number): Promise<ReportResponse> {
     const m = header.metadata
+    // The link is measured whatever the verdict: the bytes crossed it either way.
+    if (uploadSeconds !== undefined) {
+      await recordUpload(this.#o.db, peerId, payload.byteLength, uploadSeconds)
+        .catch((err: unknown) => { this.#o.log.error('recording a report upload\'s rate failed', { peerId, runId: m.runId, err }) })
+    }
     const result = await this.#locks.with(m.runId, async (): Promise<ReportResponse> => {
       try {
         return await this.#accept(peerId, header, payload)
@@ -142,7 +148,7 @@ export class ReportIntake implements ReportSink {
     const a = await db.selectFrom('assignments')
       .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.inner_steps', 'assignments.report_blob', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
+      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.inner_steps', 'assignments.codec', 'assignments.report_blob', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
       .where('assignments.id', '=', m.assignmentId).executeTakeFirst()
     // Not this node's unit: refused without a ledger row, so strangers cannot grow a run's ledger.
     if (a === undefined || a.peer_id !== peerId || a.run_id !== m.runId || a.number !== m.round) {
@@ -161,8 +167,13 @@ export class ReportIntake implements ReportSink {
     if (a.status === 'refused') throw refuseNamed(a.id, 'ERR_DUPLICATE', 'a report for this work unit was already refused')
     if (a.round_status !== 'open' || a.status === 'expired') throw refuseNamed(a.id, 'ERR_STALE', `round ${a.number} closed before this report arrived`)
     const spec = await this.#cache.spec(a.run_id)
-    if (m.codec !== spec.codec) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `the run uses codec ${spec.codec}, not ${m.codec}`)
-    const expected = encodedByteLength(spec.codec, spec.paramCount)
+    const allowed = allowedCodecs(spec)
+    if (!allowed.includes(m.codec)) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `the run uses codec ${allowed.join(' or ')}, not ${m.codec}`)
+    // Within what the run allows, the coordinator chose this unit's codec from the node's link.
+    const assigned = a.codec ?? spec.codec
+    if (m.codec !== assigned) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `this unit was handed out in codec ${assigned}, not ${m.codec}`)
+    // From here on the signed codec is the unit's: every later decode of this report uses it.
+    const expected = encodedByteLength(m.codec, spec.paramCount)
     if (m.payloadBytes !== expected) {
       const what = m.payloadBytes > expected ? 'oversized payload' : 'payload too small'
       throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `${what}: ${m.payloadBytes} bytes announced, the model needs exactly ${expected}`)
@@ -193,13 +204,13 @@ export class ReportIntake implements ReportSink {
     // decoded copy; the report is decoded only where a check needs it whole.
     let norm: number
     try {
-      norm = scanPseudoGradient(spec.codec, payload, spec.paramCount).norm
+      norm = scanPseudoGradient(m.codec, payload, spec.paramCount).norm
     } catch (err) {
       const nonFinite = err instanceof PseudoGradientError && err.code === 'ERR_NON_FINITE'
       throw refuseSpent(a.id, nonFinite ? 'ERR_NOT_FINITE' : 'ERR_BAD_PAYLOAD', (err as Error).message)
     }
     let decoded: Float32Array | null = null
-    const deltaOf = (): Float32Array => { decoded ??= decodePseudoGradient(spec.codec, payload, spec.paramCount); return decoded }
+    const deltaOf = (): Float32Array => { decoded ??= decodePseudoGradient(m.codec, payload, spec.paramCount); return decoded }
     const theta = await this.#cache.base(m.runId, a.base_checkpoint)
     if (norm === 0) throw refuseSpent(a.id, 'ERR_EMPTY_DELTA', 'the pseudo-gradient is all zeros: the unit trained nothing, and earns nothing')
     const bound = this.#o.normBoundRatio * Math.max(1, this.#baseNorm(a.base_checkpoint, theta))
@@ -240,7 +251,7 @@ export class ReportIntake implements ReportSink {
       return { ok: true, outcome: 'held', duplicate: false }
     }
     if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta: deltaOf() }, twin)
-    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: spec.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, payload)
+    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: m.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, payload)
     if (screened?.screen != null) screened.screen.admit(screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
   }
@@ -259,7 +270,7 @@ export class ReportIntake implements ReportSink {
     if (h === undefined || h.status !== 'held' || h.held_report?.awaitingScores !== true) return null
     const spec = await this.#cache.spec(h.run_id)
     const header = h.held_report.header
-    const delta = decodePseudoGradient(spec.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
+    const delta = decodePseudoGradient(header.metadata.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
     const losses = this.#o.scoring === undefined ? { heldOut: undefined, scorers: 0, disagreement: null } : await this.#o.scoring.losses(assignmentId)
     if (losses.disagreement !== null) this.#o.log.warn('scorers disagree', { runId: h.run_id, assignmentId, detail: losses.disagreement })
     const screen = await this.#cache.screen(h.run_id, h.round_id, h.number)
@@ -320,14 +331,16 @@ export class ReportIntake implements ReportSink {
    * error bound allows (rounds/redundancy.ts): if not, both are refused and flagged, since
    * either could be the liar, and this throws. Otherwise the held one is accepted now.
    */
-  async #compareTwins (spec: { codec: CodecName, paramCount: number, recipe: { innerSteps: number } }, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
+  async #compareTwins (spec: { paramCount: number, recipe: { innerSteps: number } }, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
     const held = twin.held_report!
-    const theirs = decodePseudoGradient(spec.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
+    // A twin is handed out in its original's codec, so the two differ only if one was refused for it.
+    const codec = mine.header.metadata.codec
+    const theirs = decodePseudoGradient(held.header.metadata.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
     const myNode = await this.#o.db.selectFrom('nodes').select('hardware').where('peer_id', '=', mine.peerId).executeTakeFirstOrThrow()
     const mineClass = deviceClass(mine.header.metadata.executor, myNode.hardware)
     const comparable = mineClass !== null && mineClass === deviceClass(held.header.metadata.executor, twin.hardware)
     const distance = relativeDistance(mine.delta, theirs)
-    const tolerance = twinTolerance(spec.recipe.innerSteps, spec.codec)
+    const tolerance = twinTolerance(spec.recipe.innerSteps, codec)
     if (comparable && !(distance <= tolerance)) {
       const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe on the same class of device (${mineClass}), and the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed): both are held for review and earn nothing`
       await this.#recordRefusal(twin.peer_id, held.header, refuseScored(twin.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${mine.peerId}`), held.score))
@@ -350,7 +363,7 @@ export class ReportIntake implements ReportSink {
     for (const h of held) {
       // Waiting for scores that will not all come: judged on those that did (or none).
       if (h.held_report?.awaitingScores === true) { await this.finishScoring(h.id); continue }
-      const delta = decodePseudoGradient(spec.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
+      const delta = decodePseudoGradient(h.held_report!.header.metadata.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
       await this.#commitAccepted({ id: h.id, roundId, peerId: h.peer_id, header: h.held_report!.header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: h.held_report!.score, blob: h.report_blob! })
     }
   }

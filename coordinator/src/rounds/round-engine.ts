@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
-import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
-import type { RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
+import { allowedCodecs, decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
+import type { CodecName, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -20,8 +20,9 @@ import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
 import { measuredTimings, stepsByTiming } from './unit-sizing.ts'
+import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
-import { aggregateCodec, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
+import { aggregateCodec, roundUpdate, sendsAggregate, updateCodecOf, updateWorthSending } from './round-update.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
@@ -223,10 +224,10 @@ export class RoundEngine implements WorkSource {
   }
 
   /** Online, unrevoked nodes of labs that serve this run, oldest first (a stable order keeps assignments predictable). */
-  async #eligibleNodes (runId: string): Promise<Array<{ id: string, peer_id: string }>> {
+  async #eligibleNodes (runId: string): Promise<Array<{ id: string, peer_id: string, upload_bytes_per_second: number | null }>> {
     const serving = await organizationsServing(this.#o.db, runId)
     if (serving.size === 0) return []
-    const nodes = await this.#o.db.selectFrom('nodes').select(['id', 'peer_id']).where('revoked_at', 'is', null)
+    const nodes = await this.#o.db.selectFrom('nodes').select(['id', 'peer_id', 'upload_bytes_per_second']).where('revoked_at', 'is', null)
       .where('organization_id', 'in', [...serving]).orderBy('first_seen_at').execute()
     return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
   }
@@ -257,11 +258,27 @@ export class RoundEngine implements WorkSource {
       const nodeScored = defencesOf(spec).screening && !await this.#cache.scoresItself(runId)
       const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
       // Ids are made here so the whole round goes in as one INSERT (one round trip, not one a node).
-      const made: Array<{ id: string, ranges: TokenRange[], steps: number | null }> = []
+      const made: Array<{ id: string, ranges: TokenRange[], steps: number | null, codec: CodecName | null }> = []
       const rows: Array<Insertable<AssignmentsTable>> = []
       const requeuedIds: string[] = []
       // Sized by throughput: each node's own inner steps from its compute speed and its link (unit-sizing.ts); null keeps the run's.
-      const sized = spec.unitSizing === 'throughput' ? stepsByTiming(recipe.innerSteps, await this.#timingsOf(trx, runId, nodes, spec)) : null
+      const allowed = allowedCodecs(spec)
+      const timings = spec.unitSizing === 'throughput' || allowed.length > 1 ? await this.#timingsOf(trx, runId, nodes, spec) : null
+      const sized = spec.unitSizing === 'throughput' ? stepsByTiming(recipe.innerSteps, timings!) : null
+      // A run that allows several codecs: each node's from its measured upload rate (codec-choice.ts); null is the run's own.
+      const codecOf = (i: number, steps: number): CodecName | null => {
+        if (allowed.length < 2) return null
+        const timing = timings![i]
+        const codec = chooseCodec({
+          allowed,
+          preferred: spec.codec,
+          paramCount: spec.paramCount,
+          uploadBytesPerSecond: nodes[i]!.upload_bytes_per_second ?? undefined,
+          unitSeconds: timing !== undefined ? steps * timing.secondsPerStep : spec.roundDeadlineSeconds,
+          overlapped: overlapOf(spec) !== 'none'
+        })
+        return codec === spec.codec ? null : codec
+      }
       for (const [i, node] of nodes.entries()) {
         if (twins.has(i)) continue
         let ranges: TokenRange[]
@@ -281,18 +298,20 @@ export class RoundEngine implements WorkSource {
           next = taken.cursor
         }
         const id = randomUUID()
-        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned', inner_steps: steps })
-        made[i] = { id, ranges, steps }
+        const codec = codecOf(i, steps ?? recipe.innerSteps)
+        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned', inner_steps: steps, codec })
+        made[i] = { id, ranges, steps, codec }
       }
       for (const [twin, original] of twins) {
         const of = made[original]!
         rows.push({
           id: randomUUID(), run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: rangeTokens(of.ranges),
-          status: 'assigned', twin_of: of.id, requeued: true, inner_steps: of.steps
+          // A twin's report must be comparable with its original's: the same codec.
+          status: 'assigned', twin_of: of.id, requeued: true, inner_steps: of.steps, codec: of.codec
         })
       }
       if (requeuedIds.length > 0) await trx.updateTable('assignments').set({ requeued: true }).where('id', 'in', requeuedIds).execute()
-      // Postgres takes at most 65,535 parameters a statement: 10 a row.
+      // Postgres takes at most 65,535 parameters a statement: 11 a row.
       for (let i = 0; i < rows.length; i += 5000) await trx.insertInto('assignments').values(rows.slice(i, i + 5000)).execute()
       await trx.updateTable('runs').set({ data_cursor: JSON.stringify(next), updated_at: new Date() }).where('id', '=', runId).execute()
       return round
@@ -317,8 +336,15 @@ export class RoundEngine implements WorkSource {
     // the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
     let applied = update
     let updateBlob: string | null = null
-    if (broadcastsUpdates(defences) && sendsAggregate(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.codec, spec.paramCount)) {
-      const codec = aggregateCodec(spec.codec)
+    // The codecs the round's reports came in (a run may let slow links use a smaller one) and their bytes.
+    const folded = await db.selectFrom('assignments').select(['codec', (eb) => eb.fn.countAll<number>().as('n')])
+      .where('round_id', '=', roundId).where('status', '=', 'accepted').groupBy('codec').execute()
+    const reportBytes = folded.reduce((sum, f) => sum + Number(f.n) * encodedByteLength(f.codec ?? spec.codec, spec.paramCount), 0)
+    // Reports in several codecs cannot be listed for a node to fold in one: the mean goes out.
+    const mixed = new Set(folded.map((f) => f.codec ?? spec.codec)).size > 1
+    const updateCodec = updateCodecOf(spec)
+    if (broadcastsUpdates(defences) && acc.reports > 0 && (mixed || sendsAggregate(acc.reports, reportBytes, updateCodec, spec.paramCount))) {
+      const codec = aggregateCodec(updateCodec)
       const encoded = encodePseudoGradient(codec, update)
       applied = decodePseudoGradient(codec, encoded, spec.paramCount)
       updateBlob = await storeBlob(db, blobs, encoded, 'update', { runId, round: number })
@@ -363,7 +389,7 @@ export class RoundEngine implements WorkSource {
       // A run that broadcasts its updates keeps this round's reports until the next one closes,
       // where they are worth fetching: nodes rebuild the next base from them (round-update.ts).
       const keepThisRound = broadcastsUpdates(defences) && !done && updateBlob === null &&
-        updateWorthSending(acc.reports, acc.reports * encodedByteLength(spec.codec, spec.paramCount), spec.codec, spec.paramCount)
+        updateWorthSending(acc.reports, reportBytes, updateCodec, spec.paramCount)
       // Overlapped, the round after next is built on this round's checkpoint, so the round before
       // this one (kept at its own close if worth it) is still being rebuilt from until now.
       const keptBefore = overlapped && !done ? number - 1 : number
@@ -430,7 +456,7 @@ export class RoundEngine implements WorkSource {
     const update = await roundUpdate(this.#o.db, runId, base, spec)
     const units = await this.#o.db.selectFrom('assignments').select((eb) => eb.fn.countAll<number>().as('n')).where('round_id', '=', roundId).executeTakeFirstOrThrow()
     const n = Number(units.n)
-    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), spec.codec, spec.paramCount) }
+    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), updateCodecOf(spec), spec.paramCount) }
     this.#updates.set(roundId, entry)
     if (this.#updates.size > MAX_CACHED_UPDATES) this.#updates.delete(this.#updates.keys().next().value!)
     return entry
@@ -497,7 +523,7 @@ export class RoundEngine implements WorkSource {
     const unit = await db.selectFrom('assignments')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
       .innerJoin('runs', 'runs.id', 'assignments.run_id')
-      .select(['assignments.id', 'assignments.ranges', 'assignments.inner_steps', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state', 'runs.latest_checkpoint'])
+      .select(['assignments.id', 'assignments.ranges', 'assignments.inner_steps', 'assignments.codec', 'assignments.run_id', 'assignments.round_id', 'rounds.number', 'rounds.base_checkpoint', 'rounds.deadline_at', 'runs.name', 'runs.outer_state', 'runs.latest_checkpoint'])
       .where('assignments.node_id', '=', nodeId).where('assignments.status', '=', 'assigned')
       .where('rounds.status', '=', 'open').where('runs.status', '=', 'running')
       // "After" a unit: handed out later than it (its own round's and older units are still in flight).
@@ -510,6 +536,10 @@ export class RoundEngine implements WorkSource {
     const { update, offerMomentum } = broadcastsUpdates(defencesOf(spec)) ? await this.#roundUpdate(unit.run_id, unit.round_id, unit.base_checkpoint, spec) : { update: undefined, offerMomentum: false }
     const overlap = overlapOf(spec)
     const steps = unitInnerSteps(spec, unit.inner_steps)
+    const codec = unit.codec ?? spec.codec
+    // Listed reports say their codec only where it is not this unit's (older agents know no such field).
+    const { codec: reportsCodec, ...rest } = update ?? {}
+    const sent = update === undefined ? undefined : { ...rest, ...(reportsCodec !== undefined && reportsCodec !== codec ? { codec: reportsCodec } : {}) } as RoundUpdate
     return {
       kind: 'unit',
       unit: {
@@ -527,14 +557,14 @@ export class RoundEngine implements WorkSource {
           gradClip: recipe.gradClip, seed: spec.seed,
           ...(defencesOf(spec).redundancy > 0 ? { freshInnerState: true } : {})
         },
-        codec: spec.codec,
+        codec,
         deadline: unit.deadline_at.toISOString(),
         // A node on its own steps follows its own schedule: the same share of the run each round.
         scheduleOffset: (unit.number - 1) * steps,
         totalInnerSteps: plannedRounds(spec) * steps,
         // The run's momentum goes with its latest checkpoint only; an overlapped unit may train from the one before.
         ...(offerMomentum && unit.latest_checkpoint === unit.base_checkpoint ? { momentum: unit.outer_state } : {}),
-        ...(update !== undefined ? { update } : {}),
+        ...(sent !== undefined ? { update: sent } : {}),
         ...(overlap !== 'none' ? { overlap } : {})
       }
     }

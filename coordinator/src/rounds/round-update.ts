@@ -2,7 +2,7 @@
 // checkpoint the round that made the base was applied to, and that round's update: its accepted
 // reports in the order they were folded, or its mean as the coordinator encoded and applied it.
 import type { Kysely } from 'kysely'
-import { MAX_CONTROL_MESSAGE_BYTES, encodedByteLength } from '@barnraise/protocol'
+import { MAX_CONTROL_MESSAGE_BYTES, allowedCodecs, encodedByteLength } from '@barnraise/protocol'
 import type { AggregateCodec, CodecName, RoundUpdate } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
@@ -23,21 +23,25 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, base: st
     // Any kind: the mean of identical reports is byte for byte one of them (kind `report`).
     const blob = await db.selectFrom('blobs').select('size').where('sha256', '=', previous.update_blob).executeTakeFirst()
     if (blob === undefined) return undefined
-    const update = { from, aggregate: { sha256: previous.update_blob, bytes: blob.size, codec: aggregateCodec(spec.codec) }, outerLr: spec.recipe.outerLr, outerMomentum: spec.recipe.outerMomentum }
+    const update = { from, aggregate: { sha256: previous.update_blob, bytes: blob.size, codec: aggregateCodec(updateCodecOf(spec)) }, outerLr: spec.recipe.outerLr, outerMomentum: spec.recipe.outerMomentum }
     return worthSending(update, spec.paramCount) ? update : undefined
   }
   const accepted = await db.selectFrom('assignments')
     .innerJoin('ledger', (j) => j.onRef('ledger.assignment_id', '=', 'assignments.id').on('ledger.outcome', '=', 'accepted'))
     .leftJoin('blobs', (j) => j.onRef('blobs.sha256', '=', 'assignments.report_blob').on('blobs.kind', '=', 'report'))
-    .select(['assignments.report_blob', 'ledger.tokens', 'blobs.size'])
+    .select(['assignments.report_blob', 'assignments.codec', 'ledger.tokens', 'blobs.size'])
     .where('assignments.round_id', '=', previous.id).where('assignments.status', '=', 'accepted')
     // The order the coordinator folded them in (report-intake commits the ledger row, then folds, under the run's lock).
     .orderBy('ledger.seq').execute()
   // A partial list would rebuild a different base.
   if (accepted.length === 0 || accepted.some((r) => r.report_blob === null || r.size === null)) return undefined
+  // A round in several codecs goes out as its aggregate (round-engine); listed reports share one.
+  const codecs = new Set(accepted.map((r) => r.codec ?? spec.codec))
+  if (codecs.size !== 1) return undefined
   const update = {
     from,
     reports: accepted.map((r) => ({ sha256: r.report_blob!, tokens: r.tokens, bytes: r.size! })),
+    codec: [...codecs][0]!,
     outerLr: spec.recipe.outerLr,
     outerMomentum: spec.recipe.outerMomentum
   }
@@ -63,6 +67,17 @@ export function updateWorthSending (reports: number, bytes: number, codec: Codec
   // An aggregate (int8: about a quarter of the F32 model) costs the same whatever the number of reports.
   if (sendsAggregate(reports, bytes, codec, paramCount)) return encodedByteLength(aggregateCodec(codec), paramCount) < 4 * paramCount
   return reports <= MAX_UPDATE_REPORTS && bytes < 4 * paramCount
+}
+
+/**
+ * The codec whose aggregate a run's round means go out in: its smallest allowed codec (its only
+ * one, in most runs), so a node moved to a smaller codec for its slow link never downloads a
+ * larger mean than its own codec's.
+ */
+export function updateCodecOf (spec: { codec: CodecName, codecs?: readonly CodecName[] | undefined }): CodecName {
+  // Sizes compared at a model's scale (topk's chunks make tiny vectors unrepresentative).
+  const paramCount = 1 << 20
+  return allowedCodecs(spec).reduce((a, b) => encodedByteLength(b, paramCount) < encodedByteLength(a, paramCount) ? b : a)
 }
 
 /**

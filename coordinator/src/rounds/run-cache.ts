@@ -182,8 +182,9 @@ export class RunCache {
       // The order they were folded in the first time (float sums depend on it): the same sum, the same checkpoint.
       .orderBy('ledger.seq').execute()
     for (const a of accepted) {
-      const delta = decodePseudoGradient(spec.codec, await this.#d.blobs.get(a.report_blob!), spec.paramCount)
       const signed = a.metadata === null ? undefined : parseReportMetadata(a.metadata)
+      // Each report in the codec it was signed in (a run may allow several); rows without metadata predate that.
+      const delta = decodePseudoGradient(signed?.codec ?? spec.codec, await this.#d.blobs.get(a.report_blob!), spec.paramCount)
       yield { delta, tokens: a.tokens, finalLoss: signed?.lossCurve.at(-1) }
     }
   }
