@@ -67,7 +67,7 @@ describe('checkpoints and shards spread between the agents of a run', () => {
   }
 
   beforeAll(async () => {
-    coordinator = await Coordinator.start({ dataDir: await tempDir('peer-coord'), httpPort: 0, p2pPort: 0 })
+    coordinator = await Coordinator.start({ dataDir: await tempDir('peer-coord'), httpPort: 0, p2pPort: 0, metrics: true })
     const db = coordinator.database.db
     const stored = await coordinator.blobs.put(blob)
     await db.insertInto('blobs').values({ sha256: stored, size: blob.byteLength, kind: 'shard', meta: '{}' }).execute()
@@ -170,6 +170,10 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     assert.equal(other.peers.stats.fromPeers, blob.byteLength, 'every block came from the agent behind the relay')
     const links = other.libp2p.getConnections(natted.libp2p.peerId)
     assert.ok(links.length > 0 && links.every((c) => c.limits !== undefined && c.remoteAddr.toString().includes('/p2p-circuit')), 'over a relayed connection')
+    // What the relay carried is the coordinator's egress too: operators see it per relay protocol.
+    const text = await (await fetch(new URL('metrics', coordinator.url))).text()
+    const relayed = /^libp2p_data_transfer_bytes_total\{protocol="\/libp2p\/circuit\/relay\/0\.2\.0\/hop sent"\} (\d+)$/m.exec(text)
+    assert.ok(relayed !== null && Number(relayed[1]) >= blob.byteLength, `relayed bytes in /metrics: ${relayed?.[0] ?? 'none'}`)
   })
 
   test('the relay carries nothing to or from a node that is not enrolled', async () => {
