@@ -101,6 +101,17 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     assert.equal(late.peers.stats.fromPeers, blob.byteLength)
   })
 
+  test('a node that made the blob itself (a rebuilt base) tells the tracker, and a later asker takes every block from it', async () => {
+    for (const e of exchanges.splice(0)) await e.stop()
+    for (const h of hosts.splice(0)) await h.stop()
+    const maker = await agent()
+    await maker.cache.put(sha, blob)
+    assert.equal(maker.peers.stats.fromCoordinator + maker.peers.stats.fromPeers, 0, 'the maker fetched nothing')
+    const asker = await agent()
+    assert.ok(Buffer.from(await asker.cache.get(sha)).equals(blob))
+    assert.deepEqual(asker.peers.stats, { fromPeers: blob.byteLength, fromCoordinator: 0 }, 'every block came from the node that made it')
+  })
+
   test('a member that never delivers its share is routed around: after the stall the coordinator gives the rest', async () => {
     // A node that asks the swarm for a share and then never serves it (it runs no block server).
     const silent = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
@@ -110,7 +121,7 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     for (const e of exchanges.splice(0)) await e.stop()
     for (const h of hosts.filter((h) => h !== silent).splice(0)) await h.stop()
     const answer = await askSwarmAs(silent)
-    assert.ok(answer.ok && !('left' in answer))
+    assert.ok(answer.ok && !('left' in answer) && !('held' in answer))
     const share = answer.seed.reduce((n, r) => n + r.to - r.from, 0)
     assert.ok(share > 0 && share < 7, `the silent member was given ${share} of 7 blocks`)
 

@@ -66,7 +66,10 @@ export class BlobCache {
     return await stat(join(this.#dir, sha256)).then(() => true, () => false)
   }
 
-  /** Stores bytes this node made itself (a rebuilt base) under their sha256, checked first. */
+  /**
+   * Stores bytes this node made itself (a rebuilt base) under their sha256, checked first, and
+   * tells the tracker it holds them (one round trip; a failure there is logged, not thrown).
+   */
   async put (sha256: string, bytes: Uint8Array): Promise<void> {
     const actual = createHash('sha256').update(bytes).digest('hex')
     if (actual !== sha256) throw new Error(`refusing to cache ${actual} as ${sha256}`)
@@ -74,12 +77,15 @@ export class BlobCache {
     const path = join(this.#dir, sha256)
     await writeFile(`${path}.put`, bytes)
     await rename(`${path}.put`, path)
-    this.#offer(sha256, path)
+    await this.#peers?.offer(sha256, path, { announce: true }).catch((err: unknown) => { this.#log('could not offer a blob to peers', { sha256, err }) })
   }
 
-  /** Offers a verified blob to peers in the background (hashing it in blocks takes a moment). */
-  #offer (sha256: string, path: string): void {
-    this.#peers?.offer(sha256, path).catch((err: unknown) => { this.#log('could not offer a blob to peers', { sha256, err }) })
+  /**
+   * Offers a verified blob to peers in the background (hashing it in blocks takes a moment);
+   * `announce` when the tracker does not know this node holds it (it did not fetch it in the swarm).
+   */
+  #offer (sha256: string, path: string, announce = false): void {
+    this.#peers?.offer(sha256, path, { announce }).catch((err: unknown) => { this.#log('could not offer a blob to peers', { sha256, err }) })
   }
 
   /**
@@ -96,7 +102,7 @@ export class BlobCache {
       this.#log('peer exchange failed; downloading from the coordinator', { sha256, err })
     }
     await this.#download(sha256, path, signal)
-    this.#offer(sha256, path)
+    this.#offer(sha256, path, true)
   }
 
   /** Forgets a blob this node no longer needs (a round's reports once folded, a replaced base). */

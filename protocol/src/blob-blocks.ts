@@ -54,7 +54,10 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lowercase hex'
  */
 export const swarmRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('swarm'), sha256: sha256Hex }).strict(),
-  z.object({ type: z.literal('swarm-leave'), sha256: sha256Hex }).strict()
+  z.object({ type: z.literal('swarm-leave'), sha256: sha256Hex }).strict(),
+  // The node holds the whole blob without having fetched it through the swarm (it rebuilt a
+  // base from a round's update, or downloaded it plainly): offer it to the next askers.
+  z.object({ type: z.literal('swarm-hold'), sha256: sha256Hex }).strict()
 ])
 
 /** Block ranges, `from` inclusive, `to` exclusive. */
@@ -85,6 +88,7 @@ export const swarmResponseSchema = z.union([
     seed: z.array(blockRangeSchema).max(256)
   }).strict(),
   z.object({ ok: z.literal(true), left: z.literal(true) }).strict(),
+  z.object({ ok: z.literal(true), held: z.literal(true) }).strict(),
   z.object({ ok: z.literal(false), code: z.string(), message: z.string() })
 ])
 

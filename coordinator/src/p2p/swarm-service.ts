@@ -45,6 +45,8 @@ export class SwarmService extends ProtocolService {
   }
 
   protected async serve (stream: Stream, connection: Connection): Promise<void> {
+    // swarm: join a blob's swarm (peers, a seed share, the block digests); swarm-leave: no longer
+    // hold it; swarm-hold: hold all of it, made or fetched outside the swarm.
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     let digests: Uint8Array | undefined
@@ -59,12 +61,21 @@ export class SwarmService extends ProtocolService {
         await messages.close()
         return
       }
-      // One answer for "not yours" and "not here", as on the blob protocol.
+      // One answer for "not yours" and "not here", as on the blob protocol. A holder passes the
+      // same check as an asker: only a node whose unit names the blob is offered to others.
       if (!await mayFetchBlob(this.#c.db, peerId, request.sha256) || !await mayServeBlob(this.#c.db, peerId, request.sha256)) {
         throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
       }
       const size = await this.#c.blobs.size(request.sha256)
       if (size === undefined) throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
+      if (request.type === 'swarm-hold') {
+        // Its word that it holds every block is checked by each asker, block by block, against
+        // the digests: a node that lies is dropped by its peers and costs them a stall.
+        this.tracker.hold(request.sha256, peerId, blockCount(size))
+        await messages.write({ ok: true, held: true })
+        await messages.close()
+        return
+      }
       digests = await this.#c.digests.of(request.sha256)
       const count = blockCount(size)
       const joined = this.tracker.join(request.sha256, peerId, count, await expectedFetchers(this.#c.db, request.sha256))

@@ -63,3 +63,19 @@ test('the tracker forgets the least recently asked blob past its bound, and a re
   assert.deepEqual(next.peers, [])
   assert.deepEqual(next.seed, [{ from: 0, to: 4 }])
 })
+
+test('a node that holds the whole blob takes every free block, including those of members gone offline; shares given stay', () => {
+  const online = new Set(['early', 'gone', 'maker', 'late'])
+  const tracker = new SwarmTracker({ isOnline: (p) => online.has(p) })
+  const sha = 'd'.repeat(64)
+  assert.deepEqual(blocks(tracker.join(sha, 'early', 6, 3).seed), [0, 1])
+  assert.deepEqual(blocks(tracker.join(sha, 'gone', 6, 3).seed), [2, 3])
+  online.delete('gone')
+  tracker.hold(sha, 'maker', 6)
+  const late = tracker.join(sha, 'late', 6, 3)
+  assert.deepEqual(late.seed, [], 'nothing is left to take from the coordinator')
+  assert.deepEqual(late.peers, ['early', 'maker'])
+  // The holder leaves: its blocks are the next asker's to take from the coordinator.
+  tracker.leave(sha, 'maker')
+  assert.deepEqual(blocks(tracker.join(sha, 'late', 6, 3).seed), [2, 3, 4, 5])
+})

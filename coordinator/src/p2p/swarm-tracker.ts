@@ -63,13 +63,7 @@ export class SwarmTracker {
     swarm.lastAskedAt = now
     while (this.#swarms.size > MAX_SWARMS) this.#swarms.delete(this.#swarms.keys().next().value as string)
 
-    for (const [id, member] of swarm.members) {
-      if (id === peerId) continue
-      const gone = !this.#isOnline(id)
-      if (gone || now - member.joinedAt > MEMBER_TTL_MS) swarm.members.delete(id)
-      // One that left gives its share back.
-      if (gone) this.#release(swarm, id)
-    }
+    this.#prune(swarm, peerId, now)
     const again = swarm.members.get(peerId)
     const others = swarm.members.size - (again === undefined ? 0 : 1)
     // Nobody else holds any of it: whatever was handed out is the asker's to take.
@@ -96,6 +90,27 @@ export class SwarmTracker {
   }
 
   /**
+   * `peerId` holds the whole blob (it made it, or fetched it outside the swarm): it becomes a
+   * member, offered to later askers, and the blocks nobody was given are its, so askers take
+   * them from it rather than from the coordinator. Shares already given stay with their holders.
+   */
+  hold (sha256: string, peerId: string, blockCount: number): void {
+    const now = this.#now()
+    let swarm = this.#swarms.get(sha256)
+    if (swarm === undefined || swarm.seededBy.length !== blockCount) {
+      swarm = { members: new Map(), seededBy: new Array<string | undefined>(blockCount).fill(undefined), lastAskedAt: now, createdAt: now }
+    }
+    this.#swarms.delete(sha256)
+    this.#swarms.set(sha256, swarm)
+    swarm.lastAskedAt = now
+    while (this.#swarms.size > MAX_SWARMS) this.#swarms.delete(this.#swarms.keys().next().value as string)
+    // Blocks of members gone offline are free again: the holder has them too.
+    this.#prune(swarm, peerId, now)
+    for (let b = 0; b < blockCount; b++) swarm.seededBy[b] ??= peerId
+    swarm.members.set(peerId, { joinedAt: swarm.members.get(peerId)?.joinedAt ?? now })
+  }
+
+  /**
    * The peer no longer holds the blob (its cache dropped it): it is no longer offered, and the
    * blocks it was given go back, since nobody may have fetched them from it.
    */
@@ -105,6 +120,16 @@ export class SwarmTracker {
     swarm.members.delete(peerId)
     this.#release(swarm, peerId)
     if (swarm.members.size === 0) this.#swarms.delete(sha256)
+  }
+
+  /** Drops members other than `keep` that went offline (their blocks go back) or were not heard from in MEMBER_TTL_MS. */
+  #prune (swarm: Swarm, keep: string, now: number): void {
+    for (const [id, member] of swarm.members) {
+      if (id === keep) continue
+      const gone = !this.#isOnline(id)
+      if (gone || now - member.joinedAt > MEMBER_TTL_MS) swarm.members.delete(id)
+      if (gone) this.#release(swarm, id)
+    }
   }
 
   #release (swarm: Swarm, peerId: string): void {

@@ -115,10 +115,27 @@ export class PeerExchange {
     await this.#server.stop()
   }
 
-  /** Offers a verified blob this agent already holds (downloaded whole, or rebuilt) to its peers. */
-  async offer (sha256: string, path: string): Promise<void> {
+  /**
+   * Offers a verified blob this agent already holds to its peers. With `announce` (a base it
+   * rebuilt, or a blob it downloaded outside the swarm) the tracker is told, so later askers
+   * are pointed at it: otherwise they would only ever find the nodes that fetched it.
+   */
+  async offer (sha256: string, path: string, options: { announce?: boolean } = {}): Promise<void> {
     const { size } = await stat(path)
     this.index.register(sha256, size, blockCount(size), path)
+    if (options.announce === true) await this.#hold(sha256)
+  }
+
+  async #hold (sha256: string): Promise<void> {
+    const stream = await this.#libp2p.dialProtocol(this.#coordinator, SWARM_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+    const messages = new JsonStream(stream)
+    try {
+      await messages.write({ type: 'swarm-hold', sha256 })
+      const answer = await messages.read(swarmResponseSchema, REQUEST_TIMEOUT_MS)
+      if (!answer.ok) throw new RefusedError(answer.code, answer.message)
+    } finally {
+      await messages.close().catch(() => {})
+    }
   }
 
   /** Stops offering a blob (dropped from the cache) and tells the tracker, in the background. */
@@ -371,7 +388,7 @@ export class PeerExchange {
       await messages.write({ type: 'swarm', sha256 })
       const header = await messages.read(swarmResponseSchema, BLOB_HEADER_TIMEOUT_MS)
       if (!header.ok) throw new RefusedError(header.code, header.message)
-      if ('left' in header) throw new Error('the coordinator answered a question that was not asked')
+      if ('left' in header || 'held' in header) throw new Error('the coordinator answered a question that was not asked')
       if (header.blockCount !== blockCount(header.size)) throw new Error(`the swarm answer for ${sha256} has ${header.blockCount} blocks for ${header.size} bytes`)
       const digests = new Uint8Array(header.blockCount * 32)
       let got = 0
