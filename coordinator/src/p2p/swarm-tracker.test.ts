@@ -79,3 +79,11 @@ test('a node that holds the whole blob takes every free block, including those o
   tracker.leave(sha, 'maker')
   assert.deepEqual(blocks(tracker.join(sha, 'late', 6, 3).seed), [2, 3, 4, 5])
 })
+
+test('a holder that does not deliver costs an asker one re-ask: the blocks it claimed are then the asker\'s to take from the coordinator', () => {
+  const tracker = new SwarmTracker({ isOnline: () => true })
+  const sha = 'e'.repeat(64)
+  tracker.hold(sha, 'claims-all', 4)
+  assert.deepEqual(tracker.join(sha, 'asker', 4, 1).seed, [], 'first, the holder is trusted to serve')
+  assert.deepEqual(blocks(tracker.join(sha, 'asker', 4, 1).seed), [0, 1, 2, 3], 'asking again, it takes what the holder claimed')
+})

@@ -14,6 +14,8 @@ const MAX_SEED_RANGES = 256
 
 interface Member {
   joinedAt: number
+  /** said it holds the whole blob (swarm-hold) rather than asked for it */
+  holder?: boolean
 }
 
 interface Swarm {
@@ -70,6 +72,14 @@ export class SwarmTracker {
     if (others === 0) for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] !== peerId) swarm.seededBy[b] = undefined
     const peers = [...swarm.members.entries()].filter(([id]) => id !== peerId)
       .sort((a, b) => a[1].joinedAt - b[1].joinedAt).slice(0, MAX_PEERS).map(([id]) => id)
+    // A member asking again got nothing from its peers for a while: blocks a holder claimed are
+    // free to it, since an honest holder serves in milliseconds and a liar must not stall it more.
+    if (again !== undefined) {
+      for (let b = 0; b < blockCount; b++) {
+        const by = swarm.seededBy[b]
+        if (by !== undefined && by !== peerId && swarm.members.get(by)?.holder === true) swarm.seededBy[b] = undefined
+      }
+    }
     const free: number[] = []
     for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] === undefined) free.push(b)
     // Shares are kept for the nodes expected only while a swarm is young (they ask together when
@@ -85,7 +95,7 @@ export class SwarmTracker {
     const seed = toBlockRanges(own).slice(0, MAX_SEED_RANGES)
     const kept = new Set(seed.flatMap((r) => Array.from({ length: r.to - r.from }, (_, i) => r.from + i)))
     for (const b of own) if (!kept.has(b)) swarm.seededBy[b] = undefined
-    swarm.members.set(peerId, { joinedAt: again?.joinedAt ?? now })
+    swarm.members.set(peerId, { joinedAt: again?.joinedAt ?? now, ...(again?.holder === true ? { holder: true } : {}) })
     return { peers, seed }
   }
 
@@ -107,7 +117,7 @@ export class SwarmTracker {
     // Blocks of members gone offline are free again: the holder has them too.
     this.#prune(swarm, peerId, now)
     for (let b = 0; b < blockCount; b++) swarm.seededBy[b] ??= peerId
-    swarm.members.set(peerId, { joinedAt: swarm.members.get(peerId)?.joinedAt ?? now })
+    swarm.members.set(peerId, { joinedAt: swarm.members.get(peerId)?.joinedAt ?? now, holder: true })
   }
 
   /**
