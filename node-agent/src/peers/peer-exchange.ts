@@ -10,6 +10,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { RefusedError } from '../coordinator-client.ts'
 import { BlockIndex } from './block-index.ts'
 import { BlockServer } from './block-server.ts'
+import { blockAvailability, pickBlock } from './block-choice.ts'
 
 export interface PeerExchangeOptions {
   /**
@@ -44,6 +45,8 @@ const SMALL_BLOB_BYTES = 4 * BLOB_BLOCK_BYTES
 const REASK_MS = 1_000
 /** How often a peer that has nothing this agent needs is asked again what it holds. */
 const HAVE_REFRESH_MS = 500
+/** How often the count of peers holding each block (for rarest first) is taken again. */
+const AVAILABILITY_MS = 200
 /** A peer that fails this many requests in a row is no longer asked during this fetch. */
 const MAX_PEER_FAILURES = 3
 /** A peer none of whose last this many streams opened is no longer asked during this fetch. */
@@ -236,12 +239,19 @@ export class PeerExchange {
       const fail = (err: unknown): void => { failure ??= err as Error; wake() }
       fromCoordinator(blocksInRanges(swarm.seed, count).filter((b) => present[b] === 0)).then(coordinatorDone, fail)
       let stalls = 0
+      let available: Uint16Array = new Uint16Array(count)
+      let availableAt = 0
       while (missing > 0 && failure === undefined && !stop.aborted) {
         const now = Date.now()
+        // Recounted at most every AVAILABILITY_MS: bitfields change with every block a peer gets.
+        if (now - availableAt >= AVAILABILITY_MS) {
+          available = blockAvailability([...peers.values()].map((p) => p.have), count)
+          availableAt = now
+        }
         for (const peer of shuffled([...peers.values()])) {
           if (inFlightCount >= this.#maxInFlight) break
           if (peer.failures >= MAX_PEER_FAILURES || peer.busyUntil > now || peer.asking) continue
-          const block = peer.have === undefined ? -1 : pickBlock(peer.have, present, reserved, inFlight)
+          const block = peer.have === undefined ? -1 : pickBlock(peer.have, present, reserved, inFlight, available)
           if (block < 0) {
             // It has nothing this agent needs that is not already on its way: ask again later.
             if (now - peer.haveAt >= HAVE_REFRESH_MS && peer.inFlight === 0) {
@@ -251,7 +261,7 @@ export class PeerExchange {
             continue
           }
           while (peer.inFlight < this.#perPeer && inFlightCount < this.#maxInFlight) {
-            const b = peer.have === undefined ? -1 : pickBlock(peer.have, present, reserved, inFlight)
+            const b = peer.have === undefined ? -1 : pickBlock(peer.have, present, reserved, inFlight, available)
             if (b < 0) break
             inFlight[b] = 1
             inFlightCount++
@@ -484,21 +494,6 @@ function shuffled<T> (items: T[]): T[] {
     ;[items[i], items[j]] = [items[j]!, items[i]!]
   }
   return items
-}
-
-/**
- * A block the peer holds that this agent still needs and nobody is already sending it, chosen
- * from a random place so that agents asking the same peer do not all want the same block; -1
- * when there is none.
- */
-function pickBlock (have: Uint8Array, present: Uint8Array, reserved: Uint8Array, inFlight: Uint8Array): number {
-  const n = present.length
-  const start = Math.floor(Math.random() * n)
-  for (let k = 0; k < n; k++) {
-    const b = (start + k) % n
-    if (have[b] === 1 && present[b] === 0 && reserved[b] === 0 && inFlight[b] === 0) return b
-  }
-  return -1
 }
 
 async function fileSha256 (path: string): Promise<string> {
