@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { canonicalReportMetadata, encodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
-import type { CodecName, LedgerEntry, ReportMetadata, WorkUnit } from '@barnraise/protocol'
+import type { CodecName, LedgerEntry, ReportMetadata } from '@barnraise/protocol'
 import { CoordinatorClient, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { countParams } from '@barnraise/trainer'
 import { startAgent, startCoordinator } from './support/cluster.ts'
@@ -11,6 +11,7 @@ import type { RunningAgent } from './support/cluster.ts'
 import { startShapedLink } from './support/shaped-link.ts'
 import type { ShapedLink } from './support/shaped-link.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
+import { waitForUnit } from './support/work-units.ts'
 import type { ApiCheckpoint } from './support/runs.ts'
 
 // A run that lets slow links use a smaller codec, between real processes: one agent on
@@ -74,13 +75,7 @@ test('a report in a codec the run allows but its unit was not given is refused a
     const hardware = { hostname: 'picky', platform: 'linux', arch: 'x64', cpuModel: 'picky', cpuCores: 1, memoryBytes: 1, gpus: [] }
     await client.enroll({ type: 'enroll', agentVersion: '0', hardware, token: await coordinator.createToken('Picky Lab') })
     const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ codec: 'fp32', codecs: ['fp32', 'topk'], rounds: 1 }))
-    let unit: WorkUnit | undefined
-    for (let i = 0; i < 200 && unit === undefined; i++) {
-      await client.heartbeat({ type: 'heartbeat', status: 'idle' })
-      const reply = await client.requestWork()
-      if (reply.kind === 'unit') unit = reply.unit
-      else await new Promise((resolve) => setTimeout(resolve, 250))
-    }
+    const unit = await waitForUnit(client)
     assert.ok(unit !== undefined, 'a unit came')
     assert.equal(unit.codec, 'fp32', 'an unmeasured node is handed the run\'s own codec')
     const delta = new Float32Array(countParams(unit.modelConfig)).fill(1e-6)

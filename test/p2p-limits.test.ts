@@ -5,12 +5,13 @@ import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import {
   BLOB_PROTOCOL, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, REPORT_PROTOCOL, WORK_PROTOCOL, BLOB_CHUNK_BYTES, canonicalReportMetadata, reportAdmissionSchema, reportResponseSchema
 } from '@barnraise/protocol'
-import type { ReportHeader, WorkUnit } from '@barnraise/protocol'
+import type { ReportHeader } from '@barnraise/protocol'
 import { Coordinator } from '@barnraise/coordinator'
 import { CoordinatorClient, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
 import { runCli } from './support/processes.ts'
 import { createRunViaCli, tinyRunSpec } from './support/runs.ts'
+import { waitForUnit } from './support/work-units.ts'
 
 describe('per-peer limits on the libp2p host', () => {
   let coordinator: Coordinator
@@ -79,13 +80,7 @@ describe('per-peer limits on the libp2p host', () => {
     const hardware = { hostname: 'slow', platform: 'linux', arch: 'x64', cpuModel: 'slow', cpuCores: 1, memoryBytes: 1, gpus: [] }
     await client.enroll({ type: 'enroll', agentVersion: '0', hardware, token })
     const runId = await createRunViaCli(dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 1, rounds: 2, roundDeadlineSeconds: 60 }))
-    let unit: WorkUnit | undefined
-    for (let i = 0; i < 200 && unit === undefined; i++) {
-      await client.heartbeat({ type: 'heartbeat', status: 'idle' })
-      const reply = await client.requestWork()
-      if (reply.kind === 'unit') unit = reply.unit
-      else await new Promise((resolve) => setTimeout(resolve, 250))
-    }
+    const unit = await waitForUnit(client)
     assert.ok(unit !== undefined, 'a work unit came')
     const spec = await coordinator.database.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
     const payloadBytes = (spec.spec as { paramCount: number }).paramCount * 4

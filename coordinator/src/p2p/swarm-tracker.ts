@@ -56,14 +56,7 @@ export class SwarmTracker {
    */
   join (sha256: string, peerId: string, blockCount: number, expectedFetchers: number): SwarmJoin {
     const now = this.#now()
-    let swarm = this.#swarms.get(sha256)
-    if (swarm === undefined || swarm.seededBy.length !== blockCount) {
-      swarm = { members: new Map(), seededBy: new Array<string | undefined>(blockCount).fill(undefined), lastAskedAt: now, createdAt: now }
-    }
-    this.#swarms.delete(sha256)
-    this.#swarms.set(sha256, swarm)
-    swarm.lastAskedAt = now
-    while (this.#swarms.size > MAX_SWARMS) this.#swarms.delete(this.#swarms.keys().next().value as string)
+    const swarm = this.#touch(sha256, blockCount, now)
 
     this.#prune(swarm, peerId, now)
     const again = swarm.members.get(peerId)
@@ -106,14 +99,7 @@ export class SwarmTracker {
    */
   hold (sha256: string, peerId: string, blockCount: number): void {
     const now = this.#now()
-    let swarm = this.#swarms.get(sha256)
-    if (swarm === undefined || swarm.seededBy.length !== blockCount) {
-      swarm = { members: new Map(), seededBy: new Array<string | undefined>(blockCount).fill(undefined), lastAskedAt: now, createdAt: now }
-    }
-    this.#swarms.delete(sha256)
-    this.#swarms.set(sha256, swarm)
-    swarm.lastAskedAt = now
-    while (this.#swarms.size > MAX_SWARMS) this.#swarms.delete(this.#swarms.keys().next().value as string)
+    const swarm = this.#touch(sha256, blockCount, now)
     // Blocks of members gone offline are free again: the holder has them too.
     this.#prune(swarm, peerId, now)
     for (let b = 0; b < blockCount; b++) swarm.seededBy[b] ??= peerId
@@ -130,6 +116,19 @@ export class SwarmTracker {
     swarm.members.delete(peerId)
     this.#release(swarm, peerId)
     if (swarm.members.size === 0) this.#swarms.delete(sha256)
+  }
+
+  /** The blob's swarm (a new one if its size changed), now the most recently asked; the least recent beyond MAX_SWARMS go. */
+  #touch (sha256: string, blockCount: number, now: number): Swarm {
+    let swarm = this.#swarms.get(sha256)
+    if (swarm === undefined || swarm.seededBy.length !== blockCount) {
+      swarm = { members: new Map(), seededBy: new Array<string | undefined>(blockCount).fill(undefined), lastAskedAt: now, createdAt: now }
+    }
+    this.#swarms.delete(sha256)
+    this.#swarms.set(sha256, swarm)
+    swarm.lastAskedAt = now
+    while (this.#swarms.size > MAX_SWARMS) this.#swarms.delete(this.#swarms.keys().next().value as string)
+    return swarm
   }
 
   /** Drops members other than `keep` that went offline (their blocks go back) or were not heard from in MEMBER_TTL_MS. */
