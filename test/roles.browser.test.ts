@@ -315,6 +315,20 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     assert.equal((await api.runs.list.query()).length, 0, 'still no run')
     await page.getByTestId('screening').uncheck()
     await page.getByTestId('overlap').selectOption('none')
+    // Slow links may send topk beside the run's int8; topk reports cannot be doubled, which the
+    // form says on the codecs ticked; a run codec of topk leaves nothing smaller to tick.
+    await page.getByTestId('slow-link-codec-topk').check()
+    await page.locator('#f-defences-redundancy').fill('10')
+    await page.getByTestId('create-and-start').click()
+    assert.match(await fieldError(page, 'codecs'), /doubled units cannot check topk reports/)
+    assert.equal((await api.runs.list.query()).length, 0, 'still no run')
+    await page.locator('#f-defences-redundancy').fill('0')
+    assert.equal(await page.locator('[data-testid="field-error"][data-field="codecs"]').count(), 0)
+    await page.locator('#f-codec').selectOption('topk')
+    assert.equal(await page.getByTestId('slow-link-codec-topk').count(), 0)
+    await page.locator('#f-codec').selectOption('int8')
+    assert.equal(await page.getByTestId('slow-link-codec-topk').isChecked(), false, 'a codec no longer smaller was unticked')
+    await page.getByTestId('slow-link-codec-topk').check()
     await page.locator('#f-evalBatches').fill('2')
     await page.locator('#f-rounds').fill('12')
     await page.locator('#f-minNodes').fill('1')
@@ -336,7 +350,10 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     assert.equal(detail.spec.recipe.seqLen, 32)
     assert.equal(detail.spec.rounds, 12)
     assert.equal(detail.spec.fundingGoalUsd, 1000)
+    assert.equal(detail.spec.codec, 'int8')
+    assert.deepEqual(detail.spec.codecs, ['int8', 'topk'])
     await page.locator('[data-testid="run-page"][data-status="running"]').waitFor()
+    await page.getByText('int8, or topk on slow links').waitFor()
     await page.getByTestId('steer-pause').waitFor()
   })
 
@@ -353,6 +370,10 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await nodeRow.waitFor()
     assert.match(await nodeRow.getByTestId('node-throughput').innerText(), /tok\/s/)
     assert.match(await nodeRow.getByTestId('node-first-report').innerText(), /^after \d+(\.\d)? s$|^after \d+ min/)
+    // Its link: the rate the coordinator measured (none for reports too small to time) and the
+    // codec of its latest unit, one the run allows (int8 unless the link was too slow for it).
+    assert.match(await nodeRow.getByTestId('node-upload').innerText(), /^(—|\d+(\.\d)? (B|kB|MB|GB)\/s)$/)
+    assert.match(await nodeRow.getByTestId('node-codec').innerText(), /^(int8|topk)$/)
 
     // The same points, plotted by tokens.
     const byRound = await points.count()
@@ -438,6 +459,14 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await organizer.getByTestId('steer-stop-confirm').click()
     await organizer.locator('[data-testid="run-page"][data-status="completed"]').waitFor()
     await waitForRun(coordinator!.url, runId, (r) => r.status === 'completed', WAIT_MS)
+    // A report in flight when the run was stopped is still refused onto the ledger a moment
+    // later: the visitor looks once the ledger has stopped growing, so page and exports agree.
+    for (let rows = -1, settled = 0; settled < 2;) {
+      await new Promise((resolve) => setTimeout(resolve, 1000))
+      const now = (await apiClient(coordinator!.url).ledger.entries.query({ runId })).length
+      settled = now === rows ? settled + 1 : 0
+      rows = now
+    }
     const page = pages.visitor!
     await page.goto(url('/ledger'))
     await page.getByTestId('nav-ledger').waitFor()

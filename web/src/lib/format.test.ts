@@ -1,6 +1,6 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { cleanCpuModel, formatBytes, formatCount, formatDuration, formatGiB, formatHours, formatLoss, formatThroughput, formatUsd, groupGpus, plural, shortHash, shortPeerId } from './format.ts'
+import { cleanCpuModel, formatBytes, formatCodecs, formatCount, formatDuration, formatGiB, formatHours, formatLoss, formatRate, formatThroughput, formatUsd, groupGpus, plural, shortHash, shortPeerId } from './format.ts'
 
 describe('dashboard formatting', () => {
   test('bytes and gigabytes', () => {
@@ -36,6 +36,18 @@ describe('dashboard formatting', () => {
     assert.equal(formatDuration(3 * 3600 + 5 * 60), '3 h 5 min')
     assert.equal(formatThroughput(1200, 1), '1.2K tok/s')
     assert.equal(formatThroughput(10, 0), '—')
+  })
+
+  test('upload rates in decimal units, and the codecs a run allows', () => {
+    assert.equal(formatRate(null), '—')
+    assert.equal(formatRate(512), '512 B/s')
+    assert.equal(formatRate(12_345_678), '12.3 MB/s')
+    assert.equal(formatRate(250_000_000), '250 MB/s')
+    assert.equal(formatRate(1.5e9), '1.5 GB/s')
+    assert.equal(formatCodecs('int8', undefined), 'int8')
+    assert.equal(formatCodecs('int8', ['int8']), 'int8')
+    assert.equal(formatCodecs('int8', ['int8', 'topk']), 'int8, or topk on slow links')
+    assert.equal(formatCodecs('fp32', ['fp32', 'fp16', 'int8', 'topk']), 'fp32, or fp16, int8 or topk on slow links')
   })
 
   test('machines and identifiers', () => {

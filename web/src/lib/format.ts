@@ -104,6 +104,25 @@ export function formatThroughput (tokens: number, computeSeconds: number): strin
   return `${formatCount(tokens / computeSeconds)} tok/s`
 }
 
+/** Bytes a second in decimal units, as links are quoted: 12_300_000 → "12.3 MB/s"; null (not measured) → "—". */
+export function formatRate (bytesPerSecond: number | null): string {
+  if (bytesPerSecond === null || !Number.isFinite(bytesPerSecond) || bytesPerSecond < 0) return '—'
+  const units = ['B/s', 'kB/s', 'MB/s', 'GB/s']
+  let value = bytesPerSecond
+  let unit = 0
+  while (value >= 1000 && unit < units.length - 1) { value /= 1000; unit++ }
+  if (unit === 0) return `${Math.round(value)} B/s`
+  return `${value >= 100 ? Math.round(value) : value.toFixed(1)} ${units[unit]}`
+}
+
+/** A run's codecs for people: "int8", or "int8, or topk on slow links" when smaller ones are allowed too. */
+export function formatCodecs (codec: string, codecs: readonly string[] | undefined): string {
+  const others = (codecs ?? []).filter((c) => c !== codec)
+  if (others.length === 0) return codec
+  const list = others.length === 1 ? others[0] : `${others.slice(0, -1).join(', ')} or ${others.at(-1)!}`
+  return `${codec}, or ${list} on slow links`
+}
+
 export function shortHash (hash: string): string {
   return hash.length <= 12 ? hash : `${hash.slice(0, 12)}…`
 }

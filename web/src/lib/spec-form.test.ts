@@ -1,6 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { buildSpec, fieldId, initialForm, validateSpec } from './spec-form.ts'
+import { runSpecSchema } from '@barnraise/protocol/run-spec'
+import { CODECS_BY_SIZE, buildSpec, fieldErrorMap, fieldId, initialForm, smallerCodecs, validateSpec, withCodec, withSlowLinkCodec } from './spec-form.ts'
 
 test('the default form with a name is a valid spec that stops after 100 rounds on the demo corpus', () => {
   const form = { ...initialForm(), name: 'first run' }
@@ -44,4 +45,37 @@ test('doubled units are entered in percent and refused past half, on their own f
   assert.equal(validateSpec(buildSpec(form, null)).size, 0)
   assert.equal(validateSpec(buildSpec({ ...form, redundancyPercent: '60' }, null)).get('defences.redundancy'), 'at most half the units can be doubled')
   assert.equal(validateSpec(buildSpec({ ...form, redundancyPercent: '' }, null)).get('defences.redundancy'), 'enter a number')
+})
+
+test('slow links may be given smaller codecs: the spec lists them after the run\'s own, only when one is ticked', () => {
+  const form = { ...initialForm(), name: 'slow links' }
+  assert.equal(buildSpec(form, null).codecs, undefined)
+  assert.deepEqual([...CODECS_BY_SIZE].sort(), [...runSpecSchema.shape.codec.unwrap().options].sort(), 'every codec has a place in the size order')
+  assert.deepEqual(smallerCodecs('fp32'), ['fp16', 'int8', 'topk'])
+  assert.deepEqual(smallerCodecs('int8'), ['topk'])
+  assert.deepEqual(smallerCodecs('topk'), [])
+  const fp16 = withSlowLinkCodec(withSlowLinkCodec(withCodec(form, 'fp16'), 'topk', true), 'int8', true)
+  const spec = buildSpec(fp16, null)
+  assert.deepEqual(spec.codecs, ['fp16', 'int8', 'topk'], 'the run\'s codec first, then the ticked ones largest first')
+  assert.equal(validateSpec(spec).size, 0)
+  assert.equal(buildSpec(withSlowLinkCodec(withSlowLinkCodec(fp16, 'int8', false), 'topk', false), null).codecs, undefined, 'unticking all of them drops codecs again')
+})
+
+test('choosing a smaller run codec drops ticked codecs that are no longer smaller', () => {
+  const ticked = withSlowLinkCodec(withSlowLinkCodec(withCodec({ ...initialForm(), name: 'x' }, 'fp32'), 'fp16', true), 'topk', true)
+  assert.deepEqual(withCodec(ticked, 'int8').slowLinkCodecs, ['topk'])
+  assert.deepEqual(buildSpec(withCodec(ticked, 'int8'), null).codecs, ['int8', 'topk'])
+  assert.deepEqual(withCodec(ticked, 'topk').slowLinkCodecs, [])
+  assert.equal(buildSpec(withCodec(ticked, 'topk'), null).codecs, undefined)
+})
+
+test('topk for slow links with doubled units is named on the slow-link codecs, in the form\'s words', () => {
+  const form = withSlowLinkCodec({ ...initialForm(), name: 'clash', redundancyPercent: '10' }, 'topk', true)
+  const errors = validateSpec(buildSpec(form, null))
+  assert.match(errors.get('codecs') ?? '', /doubled units cannot check topk reports.*untick topk or set doubled units to 0/)
+  assert.equal(errors.has('defences.redundancy'), false)
+  // topk as the run's own codec keeps the schema's wording on the doubled-units field.
+  assert.match(validateSpec(buildSpec(withCodec(form, 'topk'), null)).get('defences.redundancy') ?? '', /redundancy cannot check topk/)
+  // The server names one codec of the list by its index; the form shows it on the checkboxes.
+  assert.equal(fieldErrorMap([{ field: 'codecs.1', message: 'bad codec' }]).get('codecs'), 'bad codec')
 })

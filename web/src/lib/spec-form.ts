@@ -1,5 +1,5 @@
 import { runSpecSchema } from '@barnraise/protocol/run-spec'
-import type { RunSpecInput } from '@barnraise/protocol/run-spec'
+import type { RunSpec, RunSpecInput } from '@barnraise/protocol/run-spec'
 import type { FieldError } from './errors.ts'
 
 /*
@@ -30,13 +30,25 @@ export const ADVANCED_RECIPE_FIELDS = [
 
 export type RecipeKey = typeof RECIPE_FIELDS[number]['key'] | typeof ADVANCED_RECIPE_FIELDS[number]['key']
 
+export type CodecChoice = RunSpec['codec']
+
+/** Every codec, largest report first: a slow link may only be moved down this list. */
+export const CODECS_BY_SIZE = ['fp32', 'fp16', 'int8', 'topk'] as const satisfies readonly CodecChoice[]
+
+/** The codecs whose reports are smaller than `codec`'s, largest first: what a slow link may be given instead. */
+export function smallerCodecs (codec: CodecChoice): CodecChoice[] {
+  return CODECS_BY_SIZE.slice(CODECS_BY_SIZE.indexOf(codec) + 1)
+}
+
 export interface SpecForm {
   name: string
   description: string
   preset: string
   datasetSource: 'demo-corpus' | 'upload' | 'file'
   recipe: Record<RecipeKey, string>
-  codec: 'int8' | 'fp16' | 'fp32' | 'topk'
+  codec: CodecChoice
+  /** smaller codecs the coordinator may give a node whose link would hold the round (spec `codecs`, beside `codec`) */
+  slowLinkCodecs: CodecChoice[]
   stopBy: 'rounds' | 'tokens'
   rounds: string
   tokenTarget: string
@@ -72,6 +84,7 @@ export function initialForm (): SpecForm {
     datasetSource: 'demo-corpus',
     recipe,
     codec: d.codec,
+    slowLinkCodecs: [],
     stopBy: 'rounds',
     rounds: '100',
     tokenTarget: '',
@@ -90,6 +103,23 @@ export function initialForm (): SpecForm {
     overlap: d.overlap,
     unitSizing: d.unitSizing
   }
+}
+
+/**
+ * The form after choosing the run's codec: ticked slow-link codecs that are no longer smaller
+ * are dropped, so the spec never lists a codec a slow link could not be moved down to.
+ */
+export function withCodec (form: SpecForm, codec: CodecChoice): SpecForm {
+  const smaller = smallerCodecs(codec)
+  return { ...form, codec, slowLinkCodecs: form.slowLinkCodecs.filter((c) => smaller.includes(c)) }
+}
+
+/** The form with one slow-link codec ticked or unticked, kept in size order. */
+export function withSlowLinkCodec (form: SpecForm, codec: CodecChoice, on: boolean): SpecForm {
+  const ticked = new Set(form.slowLinkCodecs)
+  if (on) ticked.add(codec)
+  else ticked.delete(codec)
+  return { ...form, slowLinkCodecs: CODECS_BY_SIZE.filter((c) => ticked.has(c)) }
 }
 
 /** A required number: blank is NaN, so the schema says "enter a number" instead of quietly using a default. */
@@ -127,6 +157,8 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null, token
     overlap: form.overlap,
     unitSizing: form.unitSizing
   }
+  // Absent unless a smaller codec is ticked: a run with `codecs` of one is the same run, written longer.
+  if (form.slowLinkCodecs.length > 0) spec.codecs = [form.codec, ...form.slowLinkCodecs]
   if (form.stopBy === 'rounds') spec.rounds = required(form.rounds)
   else spec.tokenTarget = required(form.tokenTarget)
   const compute = optional(form.computeGoalGpuHours)
@@ -148,23 +180,40 @@ function friendly (issue: LooseIssue): string {
   return issue.message
 }
 
+/** The form field an error path belongs to: one entry of `codecs` (`codecs.1`) is the slow-link checkboxes' whole. */
+export function formField (path: string): string {
+  return path.startsWith('codecs.') ? 'codecs' : path
+}
+
 /** Field path → message, using the same schema the server uses. */
 export function validateSpec (spec: RunSpecInput): Map<string, string> {
   const errors = new Map<string, string>()
   const result = runSpecSchema.safeParse(spec)
   if (result.success) return errors
   for (const issue of result.error.issues as unknown as LooseIssue[]) {
-    let field = issue.path.map(String).join('.') || '(spec)'
+    let field = formField(issue.path.map(String).join('.') || '(spec)')
+    let message = friendly(issue)
     // "say when to stop" belongs to whichever stop condition the form shows.
     if (field === 'rounds' && spec.rounds === undefined && spec.tokenTarget !== undefined) field = 'tokenTarget'
-    if (!errors.has(field)) errors.set(field, friendly(issue))
+    // topk ticked for slow links clashes with doubled units: the schema's "use int8" would read
+    // as "change the run's codec", so the form says it where the tick was made.
+    if (field === 'defences.redundancy' && issue.code === 'custom' && spec.codec !== 'topk' && (spec.codecs ?? []).includes('topk')) {
+      field = 'codecs'
+      message = 'doubled units cannot check topk reports (each node adds its own error feedback); untick topk or set doubled units to 0'
+    }
+    if (!errors.has(field)) errors.set(field, message)
   }
   return errors
 }
 
 /** The server's `data.fields` in the same shape. */
 export function fieldErrorMap (fields: FieldError[]): Map<string, string> {
-  return new Map(fields.map((f) => [f.field, f.message]))
+  const errors = new Map<string, string>()
+  for (const f of fields) {
+    const field = formField(f.field)
+    if (!errors.has(field)) errors.set(field, f.message)
+  }
+  return errors
 }
 
 /** The form's field ids, `recipe.seqLen` → `f-recipe-seqLen`. */

@@ -6,8 +6,8 @@ import type { RouterOutputs } from '../lib/trpc.ts'
 import { apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
 import { ACTIVATION_FLOATS_PER_TOKEN_LAYER, BYTES_PER_PARAM, estimateNodeMemory } from '../lib/memory.ts'
 import { formatBytes, formatCount, formatUsd } from '../lib/format.ts'
-import { ADVANCED_RECIPE_FIELDS, RECIPE_FIELDS, SPEC_DEFAULTS, buildSpec, fieldErrorMap, fieldId, initialForm, validateSpec } from '../lib/spec-form.ts'
-import type { RecipeKey, SpecForm, TokenizedDataset, UploadedDataset } from '../lib/spec-form.ts'
+import { ADVANCED_RECIPE_FIELDS, RECIPE_FIELDS, SPEC_DEFAULTS, buildSpec, fieldErrorMap, fieldId, formField, initialForm, smallerCodecs, validateSpec, withCodec, withSlowLinkCodec } from '../lib/spec-form.ts'
+import type { CodecChoice, RecipeKey, SpecForm, TokenizedDataset, UploadedDataset } from '../lib/spec-form.ts'
 import { DatasetFileUpload } from './run/DatasetFileUpload.tsx'
 import { Link, navigate } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
@@ -133,6 +133,38 @@ function NumberInput ({ path, value, onChange, error, hint, label, step = '1', m
   )
 }
 
+const SLOW_LINK_HINT = 'the coordinator measures each node’s report uploads and moves a node whose report would take over a tenth of its unit (nine tenths in overlapped runs) to the largest ticked codec that fits (the smallest when none does)'
+
+/** Checkboxes for the codecs smaller than the run's own that a slow link may be moved to (spec `codecs`). */
+function SlowLinkCodecs ({ codec, ticked, onToggle, error }: {
+  codec: CodecChoice
+  ticked: CodecChoice[]
+  onToggle: (codec: CodecChoice, on: boolean) => void
+  error: string | undefined
+}): ReactNode {
+  const id = fieldId('codecs')
+  const smaller = smallerCodecs(codec)
+  const hint = smaller.length === 0 ? 'none: topk is the smallest codec' : SLOW_LINK_HINT
+  return (
+    // A group of checkboxes has no one input for a <label>, so the group is named by its heading.
+    <div className={`field${error !== undefined ? ' field-invalid' : ''}`} data-field='codecs' role='group' aria-labelledby={`${id}-label`} aria-describedby={error !== undefined ? `${id}-error` : `${id}-hint`}>
+      <span className='field-label' id={`${id}-label`}>Nodes on slow links may send</span>
+      {smaller.length > 0 && (
+        <div className='check-inline'>
+          {smaller.map((c) => (
+            <label key={c} className='check-row'>
+              <input id={`${id}-${c}`} type='checkbox' checked={ticked.includes(c)} onChange={(e) => { onToggle(c, e.target.checked) }} data-testid={`slow-link-codec-${c}`} />
+              {c}
+            </label>
+          ))}
+        </div>
+      )}
+      {error !== undefined && <p className='field-error' id={`${id}-error`} data-testid='field-error' data-field='codecs'>{error}</p>}
+      {error === undefined && <p className='field-hint' id={`${id}-hint`}>{hint}</p>}
+    </div>
+  )
+}
+
 function Section ({ step, title, description, children }: { step: number, title: string, description?: ReactNode, children: ReactNode }): ReactNode {
   return (
     <section className='card form-section' aria-labelledby={`section-${step}`}>
@@ -183,18 +215,27 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
     return clientErrors.get(path)
   }
 
+  /** A field the organizer changed: its own errors show from now on, and the server's verdict on it is stale. */
+  const markTouched = (path: string): void => {
+    setTouched((t) => new Set(t).add(path))
+    if (serverErrors.has(path)) setServerErrors((m) => { const c = new Map(m); c.delete(path); return c })
+  }
   const update = (patch: Partial<SpecForm>, path?: string): void => {
     setForm((f) => ({ ...f, ...patch }))
-    if (path !== undefined) {
-      setTouched((t) => new Set(t).add(path))
-      if (serverErrors.has(path)) setServerErrors((m) => { const c = new Map(m); c.delete(path); return c })
-    }
+    if (path !== undefined) markTouched(path)
   }
   const setRecipe = (key: RecipeKey, value: string): void => {
     setForm((f) => ({ ...f, recipe: { ...f.recipe, [key]: value } }))
-    const path = `recipe.${key}`
-    setTouched((t) => new Set(t).add(path))
-    if (serverErrors.has(path)) setServerErrors((m) => { const c = new Map(m); c.delete(path); return c })
+    markTouched(`recipe.${key}`)
+  }
+  const setCodec = (codec: CodecChoice): void => {
+    setForm((f) => withCodec(f, codec))
+    markTouched('codec')
+    markTouched('codecs')
+  }
+  const setSlowLinkCodec = (codec: CodecChoice, on: boolean): void => {
+    setForm((f) => withSlowLinkCodec(f, codec, on))
+    markTouched('codecs')
   }
 
   const recipeNumbers = {
@@ -267,7 +308,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
       const fields = apiErrorFields(err)
       if (fields.length > 0) {
         setServerErrors(fieldErrorMap(fields))
-        const unplaced = fields.filter((f) => !KNOWN_FIELDS.has(f.field))
+        const unplaced = fields.filter((f) => !KNOWN_FIELDS.has(formField(f.field)))
         if (unplaced.length > 0) setFormError(unplaced.map((f) => `${f.field}: ${f.message}`).join('; '))
         focusFirstError()
       } else {
@@ -363,14 +404,15 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
               {ADVANCED_RECIPE_FIELDS.map((f) => (
                 <NumberInput key={f.key} path={`recipe.${f.key}`} label={f.label} hint={f.hint} step={f.step} value={form.recipe[f.key]} onChange={(v) => { setRecipe(f.key, v) }} error={errorFor(`recipe.${f.key}`)} />
               ))}
-              <Field id={fieldId('codec')} label='Pseudo-gradient codec' hint='int8 sends 4× less than fp32; topk 124× less, keeping what it drops on each node for the next round' field='codec'>
-                <select id={fieldId('codec')} className='input' value={form.codec} onChange={(e) => { update({ codec: e.target.value as SpecForm['codec'] }, 'codec') }}>
+              <Field id={fieldId('codec')} label='Pseudo-gradient codec' hint='int8 sends 4× less than fp32; topk 124× less, keeping what it drops on each node for the next round' field='codec' error={errorFor('codec')}>
+                <select id={fieldId('codec')} className='input' value={form.codec} onChange={(e) => { setCodec(e.target.value as CodecChoice) }}>
                   <option value='int8'>int8 (blockwise absmax)</option>
                   <option value='fp16'>fp16</option>
                   <option value='fp32'>fp32</option>
                   <option value='topk'>topk (sparse, 4-bit, error feedback)</option>
                 </select>
               </Field>
+              <SlowLinkCodecs codec={form.codec} ticked={form.slowLinkCodecs} onToggle={setSlowLinkCodec} error={errorFor('codecs')} />
               <Field id={fieldId('overlap')} label='Round overlap' hint='overlapped: a node starts its next unit as soon as it reports, from the base one outer step old, so it never waits for the round to close (no screening or redundancy yet)' field='overlap' error={errorFor('overlap')}>
                 <select id={fieldId('overlap')} className='input' value={form.overlap} onChange={(e) => { update({ overlap: e.target.value as SpecForm['overlap'] }, 'overlap') }} data-testid='overlap'>
                   <option value='none'>one at a time</option>
@@ -467,7 +509,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap', 'unitSizing',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'codecs', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap', 'unitSizing',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {

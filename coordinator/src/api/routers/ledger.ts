@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import type { Kysely } from 'kysely'
+import type { CodecName } from '@barnraise/protocol'
 import type { Database } from '../../db/schema.ts'
 import { readLedger } from '../../ledger/ledger.ts'
 import { deviceHours } from '../../ledger/device-hours.ts'
@@ -14,6 +15,9 @@ export const ledgerRouter = router({
    * compute-seconds ÷ 3600 (for throughput); `gpuHours` and `cpuCoreHours` count the same time by
    * what the node says it is (see ledger/device-hours.ts). `firstReportSeconds` is how long a
    * node took from its first work unit of the run to its first accepted report (null: none yet).
+   * `links` has one entry for each node handed a unit of the run, reported or not: its report
+   * upload rate as the coordinator measured it (bytes a second, null until measured) and the
+   * codec of its latest unit in this run (the run's own unless a slow link was moved to a smaller one).
    */
   contributions: publicProcedure.input(z.object({ runId: z.string().uuid() })).query(async ({ ctx, input }) => {
     const rows = await ctx.db.selectFrom('ledger')
@@ -47,9 +51,23 @@ export const ledgerRouter = router({
       o.tokens += n.tokens; o.computeHours += n.computeHours; o.gpuHours += n.gpuHours; o.cpuCoreHours += n.cpuCoreHours; o.accepted += n.accepted; o.refused += n.refused; o.nodes++
       orgs.set(key, o)
     }
-    return { nodes, organizations: [...orgs.values()] }
+    return { nodes, organizations: [...orgs.values()], links: await nodeLinks(ctx.db, input.runId) }
   })
 })
+
+/** What the run page says of each node's link: for every node with a unit of the run, its measured upload rate and its latest unit's codec. */
+async function nodeLinks (db: Kysely<Database>, runId: string): Promise<Array<{ nodeId: string, uploadBytesPerSecond: number | null, codec: CodecName }>> {
+  const run = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
+  if (run === undefined) return []
+  const latest = await db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
+    .distinctOn('assignments.node_id')
+    .select(['assignments.node_id', 'assignments.codec', 'nodes.upload_bytes_per_second'])
+    .where('assignments.run_id', '=', runId)
+    .orderBy('assignments.node_id').orderBy('assignments.created_at', 'desc')
+    .execute()
+  // A null codec is the run's own (assignments.codec is written only when it differs).
+  return latest.map((r) => ({ nodeId: r.node_id, uploadBytesPerSecond: r.upload_bytes_per_second === null ? null : Number(r.upload_bytes_per_second), codec: r.codec ?? run.spec.codec }))
+}
 
 /** Seconds from each node's first unit of the run to its first accepted report, by node id. */
 async function timeToFirstReport (db: Kysely<Database>, runId: string): Promise<Map<string, number>> {

@@ -1,5 +1,5 @@
 import type { ReactNode } from 'react'
-import { formatCount, plural } from '../../lib/format.ts'
+import { formatCodecs, formatCount, plural } from '../../lib/format.ts'
 import type { RunDetail } from './run-types.ts'
 
 /** The run's model, data and hyperparameters as its spec resolved them. */
@@ -14,7 +14,7 @@ export function RecipeCard ({ run, runId }: { run: RunDetail, runId: string }): 
     ['Inner steps × batch × seq', `${r.innerSteps} × ${r.batchSize} × ${r.seqLen}`],
     ['Inner AdamW', `lr ${r.innerLr}, warmup ${r.warmupSteps}, wd ${r.weightDecay}, β ${r.beta1}/${r.beta2}, clip ${r.gradClip}`],
     ['Outer Nesterov', `lr ${r.outerLr}, momentum ${r.outerMomentum}`],
-    ['Codec', spec.codec],
+    ['Codec', formatCodecs(spec.codec, spec.codecs)],
     ['Defences', `${spec.defences?.aggregation ?? 'mean'}${spec.defences?.screening === true ? ', every report screened' : ', no screening'}${(spec.defences?.redundancy ?? 0) > 0 ? `, ${Math.round(100 * spec.defences!.redundancy)}% of units doubled` : ''}`],
     ['Stops after', spec.rounds !== undefined ? `${spec.rounds.toLocaleString()} rounds` : `${formatCount(spec.tokenTarget ?? 0)} tokens`],
     ['Nodes per round', `${spec.minNodes} to ${spec.maxNodes}`],

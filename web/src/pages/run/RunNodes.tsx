@@ -1,7 +1,7 @@
 import type { ReactNode } from 'react'
 import { useQuery } from '@tanstack/react-query'
 import { useTRPC } from '../../lib/trpc.ts'
-import { formatCount, formatDuration, formatThroughput, shortPeerId } from '../../lib/format.ts'
+import { formatCount, formatDuration, formatRate, formatThroughput, shortPeerId } from '../../lib/format.ts'
 import { Link } from '../../lib/router.tsx'
 import { NodeStatusBadge } from '../../components/Badge.tsx'
 import { ErrorState, LoadingRows } from '../../components/States.tsx'
@@ -24,6 +24,8 @@ export function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] })
     rows.push({ nodeId: p.nodeId, peerId: node?.peerId ?? '', nodeName: p.name, organizationId: node?.organizationId ?? null, organizationName: node?.organizationName ?? '—', kind: (node?.hardware.gpus.length ?? 0) > 0 ? 'gpu' : 'cpu', tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, firstReportSeconds: null, node })
   }
   rows.sort((a, b) => b.tokens - a.tokens)
+  const links = new Map((contributions.data?.links ?? []).map((l) => [l.nodeId, l]))
+  const shown = rows.map((r) => ({ ...r, link: r.nodeId !== null ? links.get(r.nodeId) : undefined }))
   return (
     <section className='section' aria-labelledby='nodes-title'>
       <div className='section-head'>
@@ -51,10 +53,12 @@ export function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] })
                 <th scope='col' className='num-col'>Throughput</th>
                 <th scope='col' className='num-col'>Reports</th>
                 <th scope='col' className='num-col' title='from its first work unit of this run to its first accepted report'>First report</th>
+                <th scope='col' className='num-col' title='its report uploads, as the coordinator measured them'>Upload</th>
+                <th scope='col' title='the codec of its latest unit of this run'>Codec</th>
               </tr>
             </thead>
             <tbody>
-              {rows.map((r) => (
+              {shown.map((r) => (
                 <tr key={r.peerId !== '' ? r.peerId : r.nodeId} data-testid='run-node-row' data-peer-id={r.peerId}>
                   <td className='cell-primary' data-label='Node'>
                     <div className='node-name'>{r.node?.name ?? r.nodeName}</div>
@@ -69,13 +73,15 @@ export function RunNodes ({ runId, rounds }: { runId: string, rounds: Round[] })
                     <span title='accepted'>{r.accepted} ✓</span>{r.refused > 0 && <span className='danger-inline' title='refused'> · {r.refused} ✗</span>}
                   </td>
                   <td data-label='First report' className='num num-col' data-testid='node-first-report'>{r.firstReportSeconds === null ? <span className='muted'>—</span> : `after ${formatDuration(r.firstReportSeconds)}`}</td>
+                  <td data-label='Upload' className='num num-col nowrap' data-testid='node-upload'>{r.link !== undefined && r.link.uploadBytesPerSecond !== null ? formatRate(r.link.uploadBytesPerSecond) : <span className='muted'>—</span>}</td>
+                  <td data-label='Codec' className='mono' data-testid='node-codec'>{r.link?.codec ?? <span className='muted'>—</span>}</td>
                 </tr>
               ))}
             </tbody>
           </table>
         </div>
       )}
-      <p className='muted small section-foot'>Throughput is tokens per compute-second, from the ledger. First report is how long a node took from its first work unit of this run to its first accepted report: for a node that joins late, mostly fetching the base and the data. A machine that lists a GPU delivers GPU-hours (compute-seconds ÷ 3600); a CPU-only machine delivers CPU core-hours (compute-seconds × its cores ÷ 3600), as each machine describes itself.</p>
+      <p className='muted small section-foot'>Throughput is tokens per compute-second, from the ledger. Upload is how fast the node’s reports reached the coordinator, as the coordinator timed them; codec is the one its latest unit of this run was handed out in (a run may let slow links send a smaller one). First report is how long a node took from its first work unit of this run to its first accepted report: for a node that joins late, mostly fetching the base and the data. A machine that lists a GPU delivers GPU-hours (compute-seconds ÷ 3600); a CPU-only machine delivers CPU core-hours (compute-seconds × its cores ÷ 3600), as each machine describes itself.</p>
     </section>
   )
 }
