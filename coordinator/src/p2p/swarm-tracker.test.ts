@@ -87,3 +87,22 @@ test('a holder that does not deliver costs an asker one re-ask: the blocks it cl
   assert.deepEqual(tracker.join(sha, 'asker', 4, 1).seed, [], 'first, the holder is trusted to serve')
   assert.deepEqual(blocks(tracker.join(sha, 'asker', 4, 1).seed), [0, 1, 2, 3], 'asking again, it takes what the holder claimed')
 })
+
+test('a holder that announced itself after an asker\'s last ask is a new peer to try, not a stall: its blocks stay its own until the asker asks again', () => {
+  let now = 1_000
+  const tracker = new SwarmTracker({ isOnline: () => true, now: () => now })
+  const sha = 'f'.repeat(64)
+  // A node joining mid-run asks first; two nodes whose units name the blob too are expected.
+  assert.deepEqual(blocks(tracker.join(sha, 'late', 6, 3).seed), [0, 1])
+  now += 500
+  // They rebuild the base themselves and say so instead of asking.
+  tracker.hold(sha, 'rebuilt-a', 6)
+  tracker.hold(sha, 'rebuilt-b', 6)
+  now += 1_000
+  const again = tracker.join(sha, 'late', 6, 3)
+  assert.deepEqual(blocks(again.seed), [0, 1], 'it keeps its own share and takes nothing the holders claimed')
+  assert.deepEqual(again.peers, ['rebuilt-a', 'rebuilt-b'])
+  now += 1_000
+  // Stalled once more with the holders known to it: what they claimed is its to take.
+  assert.deepEqual(blocks(tracker.join(sha, 'late', 6, 3).seed), [0, 1, 2, 3, 4, 5])
+})

@@ -14,6 +14,8 @@ const MAX_SEED_RANGES = 256
 
 interface Member {
   joinedAt: number
+  /** when it last asked (join), or said it holds the blob (hold) */
+  seenAt: number
   /** said it holds the whole blob (swarm-hold) rather than asked for it */
   holder?: boolean
 }
@@ -65,12 +67,14 @@ export class SwarmTracker {
     if (others === 0) for (let b = 0; b < blockCount; b++) if (swarm.seededBy[b] !== peerId) swarm.seededBy[b] = undefined
     const peers = [...swarm.members.entries()].filter(([id]) => id !== peerId)
       .sort((a, b) => a[1].joinedAt - b[1].joinedAt).slice(0, MAX_PEERS).map(([id]) => id)
-    // A member asking again got nothing from its peers for a while: blocks a holder claimed are
-    // free to it, since an honest holder serves in milliseconds and a liar must not stall it more.
+    // A member asking again got nothing from its peers for a while: blocks claimed by a holder
+    // it was already told of are free to it, since an honest holder serves in milliseconds and a
+    // liar must not stall it more. A holder that came since its last ask is a new peer to try.
     if (again !== undefined) {
       for (let b = 0; b < blockCount; b++) {
         const by = swarm.seededBy[b]
-        if (by !== undefined && by !== peerId && swarm.members.get(by)?.holder === true) swarm.seededBy[b] = undefined
+        const holder = by === undefined || by === peerId ? undefined : swarm.members.get(by)
+        if (holder?.holder === true && holder.seenAt <= again.seenAt) swarm.seededBy[b] = undefined
       }
     }
     const free: number[] = []
@@ -88,7 +92,7 @@ export class SwarmTracker {
     const seed = toBlockRanges(own).slice(0, MAX_SEED_RANGES)
     const kept = new Set(seed.flatMap((r) => Array.from({ length: r.to - r.from }, (_, i) => r.from + i)))
     for (const b of own) if (!kept.has(b)) swarm.seededBy[b] = undefined
-    swarm.members.set(peerId, { joinedAt: again?.joinedAt ?? now, ...(again?.holder === true ? { holder: true } : {}) })
+    swarm.members.set(peerId, { joinedAt: again?.joinedAt ?? now, seenAt: now, ...(again?.holder === true ? { holder: true } : {}) })
     return { peers, seed }
   }
 
@@ -103,7 +107,7 @@ export class SwarmTracker {
     // Blocks of members gone offline are free again: the holder has them too.
     this.#prune(swarm, peerId, now)
     for (let b = 0; b < blockCount; b++) swarm.seededBy[b] ??= peerId
-    swarm.members.set(peerId, { joinedAt: swarm.members.get(peerId)?.joinedAt ?? now, holder: true })
+    swarm.members.set(peerId, { joinedAt: swarm.members.get(peerId)?.joinedAt ?? now, seenAt: now, holder: true })
   }
 
   /**
