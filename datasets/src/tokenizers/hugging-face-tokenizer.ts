@@ -45,8 +45,11 @@ function piecewiseEligible (raw: Record<string, unknown>): boolean {
 
 const escapeRegExp = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')
 
-/** Names tried, in order, for the token that ends a document. */
-const EOS_NAMES = ['<|endoftext|>', '<|end_of_text|>', '</s>', '<eos>', '<|eos|>']
+/**
+ * Names tried, in order, for the token that ends a document; `[SEP]` last, for BERT-style
+ * WordPiece vocabularies, whose fallback separator (a blank line) encodes to nothing.
+ */
+const EOS_NAMES = ['<|endoftext|>', '<|end_of_text|>', '</s>', '<eos>', '<|eos|>', '[SEP]']
 
 function vocabSizeOf (json: z.infer<typeof tokenizerJsonSchema>): number {
   let max = -1

@@ -3,11 +3,16 @@ import { describe, expect, it } from 'vitest'
 import { TOKENIZER_CATALOG, catalogTokenizer, uploadedTokenizer } from './catalog.ts'
 import { TokenizerError } from './tokenizer-error.ts'
 
-const fixtures = JSON.parse(readFileSync(new URL('../../test-data/tokenizer-fixtures.json', import.meta.url), 'utf8')) as { tokenizers: Record<string, Array<{ text: string, ids: number[] }>> }
+interface Fixtures {
+  tokenizers: Record<string, Array<{ text: string, ids: number[] }>>
+  uploaded: Record<string, { file: string, vocabSize: number, samples: Array<{ text: string, ids: number[], decoded: string }> }>
+}
+const testData = (file: string): URL => new URL(`../../test-data/${file}`, import.meta.url)
+const fixtures = JSON.parse(readFileSync(testData('tokenizer-fixtures.json'), 'utf8')) as Fixtures
 
 describe('catalogue tokenizers against the reference implementation', () => {
   for (const [name, samples] of Object.entries(fixtures.tokenizers)) {
-    it(`${name} gives tiktoken's ids for every sample and decodes them back`, () => {
+    it(`${name} gives the reference implementation's ids for every sample and decodes them back`, () => {
       const tok = catalogTokenizer(name)
       expect(samples.length).toBeGreaterThan(10)
       for (const { text, ids } of samples) {
@@ -16,6 +21,10 @@ describe('catalogue tokenizers against the reference implementation', () => {
       }
     })
   }
+
+  it('every catalogue entry has known answers', () => {
+    expect(Object.keys(fixtures.tokenizers).sort()).toEqual(TOKENIZER_CATALOG.map((e) => e.name).sort())
+  })
 
   it('every catalogue entry loads with the vocabulary size it advertises', () => {
     for (const entry of TOKENIZER_CATALOG) expect(catalogTokenizer(entry.name).vocabSize).toBe(entry.vocabSize)
@@ -39,6 +48,27 @@ describe('uploaded tokenizer.json', () => {
     const text = fixtures.tokenizers['gpt2-1k']![1]!
     expect(Array.from(tok.encode(text.text))).toEqual(text.ids)
     expect(tok.vocabSize).toBe(1025)
+  })
+
+  // Other kinds than GPT-2's byte-level BPE, built and run by Hugging Face's Rust tokenizers (the
+  // fixture file says how): the path an upload takes gives Rust's ids and decodes as Rust does.
+  for (const [kind, fixture] of Object.entries(fixtures.uploaded)) {
+    it(`${kind}: gives Rust tokenizers' ids for every sample and decodes them as it does`, () => {
+      const tok = uploadedTokenizer(new Uint8Array(readFileSync(testData(fixture.file))))
+      expect(tok.vocabSize).toBe(fixture.vocabSize)
+      expect(fixture.samples.length).toBeGreaterThan(10)
+      for (const { text, ids, decoded } of fixture.samples) {
+        expect(Array.from(tok.encode(text)), JSON.stringify(text.slice(0, 40))).toEqual(ids)
+        expect(tok.decode(ids)).toBe(decoded)
+      }
+    })
+  }
+
+  it('takes the end-of-text token an uploaded tokenizer names, and none where it has none', () => {
+    const eosOf = (kind: string): number | null => uploadedTokenizer(new Uint8Array(readFileSync(testData(fixtures.uploaded[kind]!.file)))).eosId
+    expect(eosOf('unigram-kjv')).toBe(1230)
+    // BERT-style: [SEP] ends a document, since a blank line encodes to nothing in WordPiece.
+    expect(eosOf('wordpiece-kjv')).toBe(3)
   })
 
   it('refuses files that are not a tokenizer, with a reason', () => {
