@@ -19,7 +19,7 @@ import { RefusalLimiter } from './refusal-limiter.ts'
 import { deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
-import { defencesOf, unitInnerSteps } from '../runs/run-plan.ts'
+import { defencesOf, overlapOf, unitInnerSteps } from '../runs/run-plan.ts'
 import type { NodeScoring } from './node-scoring.ts'
 import { FLAG_CODES, quarantineIfWarranted } from '../nodes/reputation.ts'
 
@@ -223,7 +223,9 @@ export class ReportIntake implements ReportSink {
       throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
     }
     const score = screened?.verdict.score ?? null
-    if (screened?.screen != null && this.#o.scoring !== undefined && !await this.#cache.scoresItself(m.runId)) {
+    // Not in overlapped runs: their nodes go from unit to unit without asking for other work,
+    // so a report there is screened without held-out scores when the model is too large.
+    if (screened?.screen != null && this.#o.scoring !== undefined && overlapOf(spec) === 'none' && !await this.#cache.scoresItself(m.runId)) {
       // Too large for the coordinator to score: held until two other nodes have scored it.
       await db.transaction().execute(async (trx) => {
         await this.#storeReport(trx, a.id, payload, sha)
@@ -246,13 +248,13 @@ export class ReportIntake implements ReportSink {
         await this.#storeReport(trx, a.id, payload, sha)
         await trx.updateTable('assignments').set({ status: 'held', report_blob: sha, held_report: JSON.stringify({ header, score }), sketch: sketchBytes(screened) }).where('id', '=', a.id).execute()
       })
-      if (screened?.screen != null) screened.screen.admit(screened.verdict)
+      if (screened?.screen != null) this.#admit(m.runId, m.round, screened.screen, screened.verdict)
       this.#o.log.info('report held for its twin', { peerId, runId: m.runId, round: m.round, twin: twin.id })
       return { ok: true, outcome: 'held', duplicate: false }
     }
     if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta: deltaOf() }, twin)
     await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: m.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, payload)
-    if (screened?.screen != null) screened.screen.admit(screened.verdict)
+    if (screened?.screen != null) this.#admit(m.runId, m.round, screened.screen, screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
   }
 
@@ -283,9 +285,15 @@ export class ReportIntake implements ReportSink {
       return { ok: false, outcome: 'refused', code: refusal.code, message: refusal.message }
     }
     await this.#commitAccepted({ id: assignmentId, roundId: h.round_id, peerId: h.peer_id, header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: verdict.score, blob: h.report_blob!, countVerdict: !atArrival })
-    screen.admit(verdict)
+    this.#admit(h.run_id, h.number, screen, verdict)
     if (!atArrival) this.#onAccepted(h.run_id)
     return { ok: true, outcome: 'accepted', duplicate: false }
+  }
+
+  /** An accepted report becomes reference for its round's screen, and replay history for a later round's already open. */
+  #admit (runId: string, round: number, screen: ReportScreen, verdict: ScreenVerdict): void {
+    screen.admit(verdict)
+    this.#cache.admitted(runId, round, verdict)
   }
 
   /** Keeps a report's payload (until its round closes) with its blob row. */

@@ -19,8 +19,11 @@ interface LoadedRun {
   validation?: Uint8Array | Int32Array
   /** Each open round's running sum (two at once when the run overlaps its rounds). */
   readonly accs: Map<string, RoundAccumulator>
-  /** Screening state (when the run screens): sketches and reference values of accepted reports. */
-  screen?: { roundId: string, screen: ReportScreen }
+  /**
+   * Screening state (when the run screens), one screen per round: sketches and reference values
+   * of accepted reports. Two rounds take reports at once when the run overlaps them.
+   */
+  readonly screens: Map<string, { number: number, screen: ReportScreen }>
   /** Held-out scoring loss of the base weights, per base checkpoint. */
   scoringBase?: { sha: string, loss: number }
   /** sha256 of the shard of scoring windows handed to scoring nodes, once stored. */
@@ -101,28 +104,47 @@ export class RunCache {
   }
 
   /**
-   * The run's report screen, opened for round `number`. After a restart it is rebuilt from the
-   * stored sketches of earlier rounds' accepted reports (replay checks and the last round's
-   * direction) and the open round's accepted reports.
+   * Round `number`'s report screen: the round before's carried on (its accepted reports become
+   * the direction and replay history), or after a restart rebuilt from the stored sketches of
+   * earlier rounds' accepted reports and this round's accepted reports. In an overlapped run
+   * the round before may still take reports: those reach this screen through `admitted`.
    */
   async screen (runId: string, roundId: string, number: number): Promise<ReportScreen> {
     const loaded = await this.#load(runId)
-    if (loaded.screen?.roundId === roundId) return loaded.screen.screen
-    if (loaded.screen !== undefined) {
-      loaded.screen.screen.openRound(number)
-      loaded.screen = { roundId, screen: loaded.screen.screen }
-      await this.#orientFirstRound(runId, roundId, number, loaded.screen.screen)
-      return loaded.screen.screen
+    const own = loaded.screens.get(roundId)
+    if (own !== undefined) return own.screen
+    const before = [...loaded.screens.values()].filter((s) => s.number < number).sort((a, b) => b.number - a.number)[0]
+    let screen: ReportScreen
+    if (before !== undefined) {
+      screen = before.screen.fork(number)
+      // In an overlapped run the round before still takes reports: the direction is the newest
+      // closed round's, whole, not the part of the open one's accepted so far.
+      const closed = [...loaded.screens.entries()].filter(([id, s]) => s.number < number && !loaded.accs.has(id)).sort((a, b) => b[1].number - a[1].number)[0]
+      if (closed !== undefined && closed[1] !== before) screen.followDirection(closed[1].screen)
+      await this.#orientFirstRound(runId, roundId, number, screen)
+    } else {
+      screen = new ReportScreen()
+      screen.openRound(number)
+      screen.restore(await this.#storedSketches(runId, number))
+      await this.#orientFirstRound(runId, roundId, number, screen)
+      for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
+        screen.admit(screen.check({ id: roundId, delta: r.delta, tokens: r.tokens }))
+      }
     }
-    const screen = new ReportScreen()
-    screen.openRound(number)
-    screen.restore(await this.#storedSketches(runId, number))
-    await this.#orientFirstRound(runId, roundId, number, screen)
-    for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
-      screen.admit(screen.check({ id: roundId, delta: r.delta, tokens: r.tokens }))
-    }
-    loaded.screen = { roundId, screen }
+    loaded.screens.set(roundId, { number, screen })
+    // A round two behind this one takes no more reports (at most two rounds are open at once).
+    for (const [id, s] of loaded.screens) if (s.number < number - 1) loaded.screens.delete(id)
     return screen
+  }
+
+  /**
+   * Round `number` accepted a report whose screening verdict was `verdict`: screens of later
+   * rounds already open (overlapped runs) learn of it for their replay checks.
+   */
+  admitted (runId: string, number: number, verdict: { sketch: DeltaSketch }): void {
+    const loaded = this.#loaded.get(runId)
+    if (loaded === undefined) return
+    for (const s of loaded.screens.values()) if (s.number > number) s.screen.rememberEarlier(number, [verdict.sketch])
   }
 
   /** The latest stored sketches of reports accepted before round `number`, oldest first (see the `sketch` column). */
@@ -208,6 +230,9 @@ export class RunCache {
     const loaded = await this.#load(runId)
     loaded.base = { sha, flat }
     loaded.accs.delete(roundId)
+    // A later round already open (overlapped runs) now screens against this one's accepted reports.
+    const closed = loaded.screens.get(roundId)
+    if (closed !== undefined) for (const s of loaded.screens.values()) if (s.number > closed.number) s.screen.followDirection(closed.screen)
   }
 
   /** Round `roundId` was abandoned with nothing accepted: its sum goes, the base stays. */
@@ -219,7 +244,7 @@ export class RunCache {
     let loaded = this.#loaded.get(runId)
     if (loaded === undefined) {
       const row = await this.#d.db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirstOrThrow()
-      loaded = { spec: row.spec, accs: new Map() }
+      loaded = { spec: row.spec, accs: new Map(), screens: new Map() }
       this.#loaded.set(runId, loaded)
     }
     return loaded

@@ -171,3 +171,27 @@ test('stored sketch bytes round-trip; truncated or non-finite bytes are not a sk
   bad[7] = Number.NaN
   assert.equal(sketchFromBytes(sketchToBytes(bad)), null)
 })
+
+test('overlapped rounds: a fork screens the next round while this one still accepts; its direction follows the round that closes', () => {
+  const r1 = new ReportScreen()
+  r1.openRound(1)
+  const a = honest(1)
+  r1.admit(r1.check(a))
+  // Round 2 opens while round 1 still takes reports; round 1 is left as it was.
+  const r2 = r1.fork(2)
+  assert.equal(r1.check({ ...a, id: 'again' }).exclusion?.code, 'ERR_COPIED', 'round 1 still knows its own accepted report')
+  assert.equal(r2.check({ ...a, id: 'replay' }).exclusion?.code, 'ERR_REPLAYED', 'round 2 sees it as an earlier round\'s')
+  // A report round 1 accepts after the fork reaches round 2 as replay history.
+  const b = honest(2)
+  r1.admit(r1.check(b))
+  assert.equal(r2.check({ ...b, id: 'late replay' }).exclusion, null, 'not known to round 2 until it is told')
+  r2.rememberEarlier(1, [r1.check(b).sketch])
+  assert.equal(r2.check({ ...b, id: 'late replay' }).exclusion?.code, 'ERR_REPLAYED')
+  // Round 1 closes with a direction opposite to what round 2 was forked with: round 2 follows it.
+  const flipped = (k: number): ReturnType<typeof honest> => ({ ...honest(k), delta: Float32Array.from(honest(k).delta, (x) => -x) })
+  const r0 = new ReportScreen()
+  r0.openRound(1)
+  for (const k of [3, 4, 5]) r0.admit(r0.check(flipped(k)))
+  r2.followDirection(r0)
+  assert.equal(r2.check(honest(6)).exclusion?.code, 'ERR_UNRELATED', 'judged against the closed round\'s direction')
+})

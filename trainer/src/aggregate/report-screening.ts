@@ -114,11 +114,46 @@ export class ReportScreen {
     this.#t = { ...DEFAULT_SCREENING, ...thresholds }
   }
 
+  /**
+   * A screen for the round after this one, leaving this one as it is: what `openRound` would
+   * make of it, for a run whose rounds overlap (the next round opens while this one still takes
+   * reports; each keeps its own screen). Reports this one accepts later reach the new one with
+   * `rememberEarlier`.
+   */
+  fork (round: number): ReportScreen {
+    const next = new ReportScreen(this.#t)
+    next.#direction = this.#direction
+    next.#directionFrom = this.#directionFrom
+    next.#earlier = [...this.#earlier]
+    next.#current = [...this.#current]
+    next.#norms = [...this.#norms]
+    next.#round = this.#round
+    next.openRound(round)
+    return next
+  }
+
+  /**
+   * The run's direction is now what `closed`'s round accepted (it closed after this screen was
+   * made from the round before it, as in an overlapped run); unchanged if it accepted nothing.
+   */
+  followDirection (closed: ReportScreen): void {
+    const mean = closed.#currentMean()
+    if (mean === null) return
+    this.#direction = mean
+    this.#directionFrom = 'previous round'
+  }
+
+  #currentMean (): DeltaSketch | null {
+    if (this.#current.length === 0) return null
+    const mean = new Float32Array(this.#current[0]!.length)
+    for (const sketch of this.#current) for (let i = 0; i < mean.length; i++) mean[i]! += sketch[i]! / this.#current.length
+    return mean
+  }
+
   /** A new round starts: this round's accepted sketches become earlier ones. */
   openRound (round: number): void {
-    if (this.#current.length > 0) {
-      const mean = new Float32Array(this.#current[0]!.length)
-      for (const sketch of this.#current) for (let i = 0; i < mean.length; i++) mean[i]! += sketch[i]! / this.#current.length
+    const mean = this.#currentMean()
+    if (mean !== null) {
       this.#direction = mean
       this.#directionFrom = 'previous round'
     }
