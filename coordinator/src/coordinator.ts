@@ -21,6 +21,7 @@ import { startAdminSocket } from './admin/admin-socket.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
 import { DatasetLibrary } from './datasets/dataset-library.ts'
+import { settleAwaitingRuns } from './runs/awaiting-data.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
 import { BlobService } from './p2p/blob-service.ts'
 import { SwarmService } from './p2p/swarm-service.ts'
@@ -79,6 +80,9 @@ export interface CoordinatorOptions {
   /** Live-update streams (SSE) served at once, in total and per address. */
   listenerLimits?: Partial<ListenerLimits>
 }
+
+/** How often runs waiting on a dataset that has settled are looked for, beside the dataset's own word. */
+const AWAITING_SWEEP_MS = 5_000
 
 const DEFAULT_WEB_ROOT = fileURLToPath(new URL('../../web/dist', import.meta.url))
 
@@ -182,9 +186,18 @@ export class Coordinator {
       engine.start()
       closers.push(async () => { await engine.stop() })
       const folderCache = new FolderCache()
-      const datasets = new DatasetLibrary({ db: database.db, blobs, log, changes, stagingDir: join(options.dataDir, 'uploads'), quotaBytes: installLimits.datasetQuotaBytes })
+      const awaiting = { db: database.db, blobs, log, changes }
+      const datasets = new DatasetLibrary({
+        db: database.db, blobs, log, changes, stagingDir: join(options.dataDir, 'uploads'), quotaBytes: installLimits.datasetQuotaBytes,
+        onSettled: async (id) => { await settleAwaitingRuns(awaiting, id) }
+      })
       closers.push(async () => { await datasets.stop() })
       await datasets.resume()
+      // Also every few seconds: a run launched in the moment its dataset settled, or before a
+      // restart, would otherwise wait for nothing.
+      await settleAwaitingRuns(awaiting)
+      const sweep = setInterval(() => { settleAwaitingRuns(awaiting).catch((err: unknown) => { log.error('settling runs that await a dataset failed', { err }) }) }, AWAITING_SWEEP_MS)
+      closers.push(async () => { clearInterval(sweep) })
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,

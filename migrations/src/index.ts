@@ -18,6 +18,7 @@ import * as overlappedRounds from './migrations/2026-12-05-0002-overlapped-round
 import * as assignmentLookups from './migrations/2026-12-05-0003-assignment-lookups.ts'
 import * as roundAggregates from './migrations/2026-12-05-0004-round-aggregates.ts'
 import * as codecChoice from './migrations/2026-12-06-0001-codec-choice.ts'
+import * as runsAwaitingData from './migrations/2026-12-06-0002-runs-awaiting-data.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -38,7 +39,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-05-0002-overlapped-rounds': overlappedRounds,
   '2026-12-05-0003-assignment-lookups': assignmentLookups,
   '2026-12-05-0004-round-aggregates': roundAggregates,
-  '2026-12-06-0001-codec-choice': codecChoice
+  '2026-12-06-0001-codec-choice': codecChoice,
+  '2026-12-06-0002-runs-awaiting-data': runsAwaitingData
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

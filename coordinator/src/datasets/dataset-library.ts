@@ -74,6 +74,8 @@ export interface DatasetLibraryDeps {
   stagingDir: string
   /** bytes of uploaded shards the install keeps, all datasets together */
   quotaBytes: number
+  /** A dataset became ready or failed: runs launched on it before it was tokenized go on (runs/awaiting-data.ts). */
+  onSettled?: (datasetId: string) => Promise<void>
 }
 
 /** Uploads, tokenizing and the dataset rows. */
@@ -176,7 +178,10 @@ export class DatasetLibrary {
   async #expireAbandoned (): Promise<void> {
     const stale = await this.#deps.db.updateTable('datasets').set({ status: 'failed', error: `the upload stopped for more than ${ABANDONED_AFTER_HOURS} hours and was abandoned; upload the file again`, updated_at: new Date() })
       .where('status', '=', 'uploading').where('updated_at', '<', new Date(Date.now() - ABANDONED_AFTER_HOURS * 3600_000)).returning('id').execute()
-    for (const r of stale) await rm(this.#staged(r.id), { force: true })
+    for (const r of stale) {
+      await rm(this.#staged(r.id), { force: true })
+      await this.#settled(r.id)
+    }
   }
 
   /** Tokenizes datasets a stopped coordinator left half done. */
@@ -210,7 +215,13 @@ export class DatasetLibrary {
         await rm(this.#staged(id), { force: true })
         this.#deps.changes.publish('datasets')
       }
+      await this.#settled(id)
     })
+  }
+
+  /** Tells the runs waiting on a dataset that it settled; their failure is logged, never the queue's. */
+  async #settled (id: string): Promise<void> {
+    await this.#deps.onSettled?.(id).catch((err: unknown) => { this.#deps.log.error('runs waiting on a dataset were not settled', { dataset: id, err }) })
   }
 
   async #tokenize (id: string): Promise<void> {

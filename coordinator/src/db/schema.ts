@@ -105,6 +105,10 @@ export interface RunsTable {
   data_cursor: ColumnType<DataCursor, string | undefined, string>
   /** nats/token of the training data's unigram model on the validation windows; null until first computed */
   unigram_baseline: ColumnType<number | null, number | null | undefined, number | null>
+  /** the dataset a run launched before it was tokenized waits for; null once its shards are in the spec */
+  awaiting_dataset: ColumnType<string | null, string | null | undefined, string | null>
+  /** the organizer started a run still awaiting its dataset: it starts when the dataset is ready */
+  start_when_ready: ColumnType<boolean, boolean | undefined, boolean>
 }
 
 /** Where the next work unit's tokens start in a run's train shards. */

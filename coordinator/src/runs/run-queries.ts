@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Database, RunStatus } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import type { StoredRunSpec } from './runs.ts'
+import { datasetView } from '../datasets/dataset-library.ts'
 
 /** One line of the runs list; the same nouns the dashboard and the HTTP API use. */
 export interface RunSummary {
@@ -58,9 +59,13 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
   // A unit's score is the one its verdict row recorded (the coordinator scores each report once).
   const scoreOf = new Map(verdicts.filter((v) => v.assignment_id !== null && v.score !== null).map((v) => [v.assignment_id!, v.score!]))
   const spec = run.spec
+  // Launched before its dataset was tokenized: the page shows the dataset's progress until then.
+  const awaited = run.awaiting_dataset === null ? undefined : await db.selectFrom('datasets').selectAll().where('id', '=', run.awaiting_dataset).executeTakeFirst()
   return {
     summary: summarize(run, checkpoints.filter((c) => c.val_loss !== null).at(-1)?.val_loss ?? null),
     spec,
+    /** the dataset this run waits for (it starts when that is ready, if `startWhenReady`); null once it has its shards */
+    awaiting: awaited === undefined ? null : { dataset: datasetView(awaited), startWhenReady: run.start_when_ready },
     checkpoints: checkpoints.map((c) => ({ round: c.round, sha256: c.sha256, tokensSeen: c.tokens_seen, valLoss: c.val_loss, createdAt: c.created_at.toISOString() })),
     rounds: rounds.map((r) => {
       const mine = assignments.filter((a) => a.round_id === r.id)

@@ -29,6 +29,19 @@ export function resolveModel (model: RunSpec['model'], vocabSize?: number): { co
 /** A spec's dataset, resolved: its shards, the vocabulary they use, the tokenizer that made them and (for uploaded datasets) its document index. */
 export interface ResolvedDataset { train: ShardInfo[], validation: ShardInfo, vocabSize: number, tokenizer: string, documentIndex: string | null }
 
+/**
+ * What a run can know now of an uploaded dataset still uploading or tokenizing: its tokenizer
+ * and vocabulary, no shards yet (the run waits for them: runs/awaiting-data.ts). Null when the
+ * spec names no such dataset; `resolveDataset` then resolves it, or says why it cannot.
+ */
+export async function pendingDataset (store: RunStore, dataset: RunSpec['dataset']): Promise<ResolvedDataset | null> {
+  if (dataset.source !== 'dataset') return null
+  const row = await store.db.selectFrom('datasets').select(['status', 'tokenizer']).where('id', '=', dataset.id).executeTakeFirst()
+  if (row === undefined || (row.status !== 'uploading' && row.status !== 'tokenizing')) return null
+  const { vocabSize } = await loadTokenizer(store, row.tokenizer)
+  return { train: [], validation: { sha256: '', tokens: 0 }, vocabSize, tokenizer: row.tokenizer, documentIndex: null }
+}
+
 /** A spec's dataset as stored shards: the demo corpus (sharded and stored on first use), shards already uploaded, or a tokenized dataset. */
 export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset'], options: { allowPrivateShardUrls?: boolean } = {}): Promise<ResolvedDataset> {
   const { db, blobs } = store

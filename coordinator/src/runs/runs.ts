@@ -4,8 +4,8 @@ import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import type { Database, RunStatus } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { nextStatus } from './run-states.ts'
-import { resolveDataset, resolveModel, storeInitialCheckpoint } from './run-resolution.ts'
-import type { RunStore } from './run-resolution.ts'
+import { pendingDataset, resolveDataset, resolveModel, storeInitialCheckpoint } from './run-resolution.ts'
+import type { ResolvedDataset, RunStore } from './run-resolution.ts'
 import type { RunAction } from './run-states.ts'
 import { DEFAULT_INSTALL_LIMITS, overInstallLimits } from './install-limits.ts'
 import { keepsReports } from './run-plan.ts'
@@ -64,13 +64,20 @@ async function assertOpenRunRoom (db: Kysely<Database>, owner: string, max: numb
   }
 }
 
-/** Creates a run in `draft` with its initial checkpoint; resolution errors name the field. */
+/**
+ * Creates a run in `draft` with its initial checkpoint; resolution errors name the field. A run
+ * on an uploaded dataset still uploading or tokenizing is made now and waits for its shards
+ * (`awaiting_dataset`; runs/awaiting-data.ts fills them in, or fails the run, when it settles).
+ */
 export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null, limits: InstallLimits = DEFAULT_INSTALL_LIMITS): Promise<{ id: string, spec: ResolvedRunSpec }> {
   const spec = parseRunSpec(input)
   if (createdBy !== null) await assertOpenRunRoom(store.db, createdBy, limits.maxOpenRuns)
-  let dataset
+  let dataset: ResolvedDataset
+  let awaiting: string | null = null
   try {
-    dataset = await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true })
+    const pending = await pendingDataset(store, spec.dataset)
+    if (pending !== null && spec.dataset.source === 'dataset') awaiting = spec.dataset.id
+    dataset = pending ?? await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true })
   } catch (err) {
     throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
   }
@@ -88,10 +95,9 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   if (dataset.vocabSize > model.config.vocab_size) {
     throw new RunSpecError([{ field: 'model', message: `the dataset uses ${dataset.vocabSize} token ids but the model's vocab_size is ${model.config.vocab_size}` }])
   }
-  const window = spec.recipe.seqLen + 1
-  if (!dataset.train.some((s) => s.tokens >= window) || dataset.validation.tokens < window) {
-    throw new RunSpecError([{ field: 'recipe.seqLen', message: `the dataset's shards are shorter than one training window (${window} tokens)` }])
-  }
+  // A dataset still tokenizing has no shards to measure yet: checked when they come.
+  const short = awaiting === null ? shardsTooShort(spec, dataset) : null
+  if (short !== null) throw new RunSpecError([short])
   const resolved: ResolvedRunSpec = {
     ...spec,
     modelConfig: model.config,
@@ -109,7 +115,8 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
       spec: JSON.stringify(resolved),
       created_by: createdBy,
       updated_at: new Date(),
-      latest_checkpoint: checkpoint
+      latest_checkpoint: checkpoint,
+      awaiting_dataset: awaiting
     }).returning('id').executeTakeFirstOrThrow()
     await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: run.id, round: 0, tokens_seen: 0, val_loss: null })
       .onConflict((oc) => oc.column('sha256').doNothing()).execute()
@@ -118,11 +125,23 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   return { id: row.id, spec: resolved }
 }
 
+/** The field error when no train shard, or the validation shard, is shorter than one training window; null when they fit. */
+export function shardsTooShort (spec: Pick<RunSpec, 'recipe'>, dataset: Pick<ResolvedDataset, 'train' | 'validation'>): { field: string, message: string } | null {
+  const window = spec.recipe.seqLen + 1
+  if (dataset.train.some((s) => s.tokens >= window) && dataset.validation.tokens >= window) return null
+  return { field: 'recipe.seqLen', message: `the dataset's shards are shorter than one training window (${window} tokens)` }
+}
+
 /** Applies start / pause / resume / stop, refusing transitions that make no sense. */
 export async function changeRunStatus (db: Kysely<Database>, runId: string, action: RunAction): Promise<RunStatus> {
   return await db.transaction().execute(async (trx) => {
-    const run = await trx.selectFrom('runs').select(['status']).where('id', '=', runId).forUpdate().executeTakeFirst()
+    const run = await trx.selectFrom('runs').select(['status', 'awaiting_dataset']).where('id', '=', runId).forUpdate().executeTakeFirst()
     if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
+    // Its dataset is still tokenizing: it starts the moment its shards are in (runs/awaiting-data.ts).
+    if (action === 'start' && run.status === 'draft' && run.awaiting_dataset !== null) {
+      await trx.updateTable('runs').set({ start_when_ready: true, updated_at: new Date() }).where('id', '=', runId).execute()
+      return 'draft'
+    }
     const to = nextStatus(run.status, action)
     if (to === undefined) throw new CoordinatorError('ERR_CONFLICT', `cannot ${action} a run that is ${run.status}`)
     await trx.updateTable('runs').set({ status: to, updated_at: new Date() }).where('id', '=', runId).execute()

@@ -22,6 +22,8 @@ export async function runUnigramBaseline (deps: { db: Kysely<Database>, blobs: B
   const row = await deps.db.selectFrom('runs').select(['spec', 'unigram_baseline']).where('id', '=', runId).executeTakeFirst()
   if (row === undefined) return null
   if (row.unigram_baseline !== null) return row.unigram_baseline
+  // A run still waiting for its dataset's shards (runs/awaiting-data.ts) has nothing to count yet.
+  if (row.spec.trainShards.length === 0) return null
   if (Date.now() - (unavailable.get(runId) ?? -Infinity) < RETRY_MS) return null
   let pending = inFlight.get(runId)
   if (pending === undefined) {
