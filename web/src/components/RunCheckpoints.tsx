@@ -81,6 +81,18 @@ function range (values: Array<string>): string {
   return values.length === 1 || values[0] === values.at(-1) ? values[0]! : `${values[0]}–${values.at(-1)}`
 }
 
+/** The documents a checkpoint trained on, as CSV and JSON; only runs on an uploaded dataset keep the index that answers it. */
+function DocumentLinks ({ round, links, label }: { round: number, links: { csv: string, json: string }, label?: string }): ReactNode {
+  return (
+    <p className='checkpoint-documents small' data-testid='checkpoint-documents' data-round={round}>
+      <span className='muted'>{label ?? (round === 0 ? 'Documents trained (none):' : 'Documents trained:')}</span>{' '}
+      <a href={links.csv} download data-testid='checkpoint-documents-csv' title={`Every document checkpoint ${round} trained on, as CSV`}>CSV</a>
+      <span aria-hidden='true'> · </span>
+      <a href={links.json} data-testid='checkpoint-documents-json' title={`Every document checkpoint ${round} trained on, with its work units, as JSON`}>JSON</a>
+    </p>
+  )
+}
+
 function PrunedRow ({ items, keepEvery, now }: { items: Checkpoint[], keepEvery: number, now: number }): ReactNode {
   const oldestFirst = [...items].reverse()
   const rounds = range(oldestFirst.map((c) => String(c.round)))
@@ -98,8 +110,16 @@ function PrunedRow ({ items, keepEvery, now }: { items: Checkpoint[], keepEvery:
       <td data-label='Saved' className='nowrap'><RelativeTime iso={items[0]!.createdAt} now={now} /></td>
       <td data-label='Files' className='span-2'>
         <span className='muted small'>
-          {items.length === 1 ? 'Weights deleted' : `Weights of ${plural(items.length, 'checkpoint')} deleted`} by retention (this run keeps round 0, every {ordinal(keepEvery)} round and the latest); losses and ledger rows stay.
+          {items.length === 1 ? 'Weights deleted' : `Weights of ${plural(items.length, 'checkpoint')} deleted`} by retention (this run keeps round 0, every {ordinal(keepEvery)} round and the latest); {items[0]!.documents === null ? 'losses and ledger rows stay.' : 'losses, ledger rows and document lists stay.'}
         </span>
+        {items.length === 1 && items[0]!.documents !== null && <DocumentLinks round={items[0]!.round} links={items[0]!.documents} />}
+        {items.length > 1 && items[0]!.documents !== null && (
+          // Folded rounds can be many: their lists stay one click away instead of widening the row.
+          <details className='checkpoint-documents small' data-testid='pruned-documents'>
+            <summary>Documents each of these trained on</summary>
+            {oldestFirst.map((c) => c.documents !== null && <DocumentLinks key={c.round} round={c.round} links={c.documents} label={`Round ${c.round}:`} />)}
+          </details>
+        )}
       </td>
       <td data-label='Download' className='actions-cell' />
     </tr>
@@ -135,6 +155,7 @@ function CheckpointRow ({ c, origin, chosen, onChoose, now }: { c: Checkpoint, o
               ))}
             </ul>
             )}
+        {c.documents !== null && <DocumentLinks round={c.round} links={c.documents} />}
       </td>
       <td data-label='Download' className='actions-cell'>
         {c.tar !== null && (

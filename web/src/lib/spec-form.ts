@@ -72,7 +72,11 @@ export interface SpecForm {
 export interface UploadedDataset { name: string, train: string[], validation: string, trainTokens: number, validationTokens: number }
 
 /** A dataset file uploaded and tokenized on the coordinator (datasets.create, then its pieces). */
-export interface TokenizedDataset { id: string, name: string, tokenizer: string, vocabSize: number, trainTokens: number, validationTokens: number, documents: number }
+/**
+ * An uploaded dataset a run can be launched on: tokenized, or uploaded and still tokenizing (the
+ * run then waits for it, and its token counts are what was counted so far).
+ */
+export interface TokenizedDataset { id: string, name: string, tokenizer: string, vocabSize: number, trainTokens: number, validationTokens: number, documents: number, status: 'tokenizing' | 'ready' }
 
 export function initialForm (): SpecForm {
   const d = SPEC_DEFAULTS

@@ -205,7 +205,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
   const uploadBytes = files.reduce((sum, f) => sum + f.size, 0)
   const datasetError = form.datasetSource === 'upload' && upload === null
     ? (files.length === 0 ? 'choose one or more text files to upload (or use the demo corpus)' : uploadBytes > MAX_UPLOAD_BYTES ? `these files hold ${formatBytes(uploadBytes)}; one upload takes at most ${formatBytes(MAX_UPLOAD_BYTES)}` : undefined)
-    : form.datasetSource === 'file' && tokenized === null ? 'upload and tokenize a dataset file first (or use the demo corpus)' : undefined
+    : form.datasetSource === 'file' && tokenized === null ? 'upload a dataset file first (or use the demo corpus); the run may be launched while it tokenizes' : undefined
 
   /** What to show for a field: the server's verdict first, then ours once touched or submitted. */
   const errorFor = (path: string): string | undefined => {
@@ -253,7 +253,8 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
     return { ...p, config: { ...p.config, vocab_size: tokenized.vocabSize }, paramCount: p.paramCount + extra }
   }), [presets, form.datasetSource, tokenized])
   const preset = sizedPresets.find((p) => p.name === form.preset)
-  const datasetTokens = form.datasetSource === 'file' ? tokenized?.trainTokens ?? null : form.datasetSource === 'upload' ? upload?.trainTokens ?? null : null
+  // Counted so far while it tokenizes: no epochs to plan from that yet.
+  const datasetTokens = form.datasetSource === 'file' ? (tokenized?.status === 'ready' ? tokenized.trainTokens : null) : form.datasetSource === 'upload' ? upload?.trainTokens ?? null : null
   const minNodes = Number(form.minNodes) > 0 ? Number(form.minNodes) : 1
   const plannedTokens = form.stopBy === 'tokens' ? Number(form.tokenTarget) : Number(form.rounds) * tokensPerNodeRound * minNodes
   const plannedEpochs = datasetTokens !== null && datasetTokens > 0 && Number.isFinite(plannedTokens) && plannedTokens > 0 ? plannedTokens / datasetTokens : null
@@ -482,7 +483,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
           <dl className='summary-list'>
             <div><dt>Model</dt><dd>{form.preset} · {preset !== undefined ? `${formatCount(preset.paramCount)} params` : '—'}</dd></div>
             <div><dt>Memory per node</dt><dd className='num' data-testid='summary-memory'>{preset !== undefined ? `≈ ${formatBytes(estimateNodeMemory(preset.paramCount, preset.config, recipeNumbers).total)}` : '—'}</dd></div>
-            <div><dt>Data</dt><dd>{form.datasetSource === 'demo-corpus' ? 'Demo corpus (KJV)' : form.datasetSource === 'file' ? (tokenized !== null ? `${tokenized.name} (${formatCount(tokenized.trainTokens)} tokens, ${tokenized.tokenizer})` : 'Dataset file: not tokenized yet') : upload !== null ? `${upload.name} (${formatCount(upload.trainTokens)} tokens)` : files.length > 0 ? `${files.length} file(s), not uploaded yet` : 'Upload: no files yet'}</dd></div>
+            <div><dt>Data</dt><dd>{form.datasetSource === 'demo-corpus' ? 'Demo corpus (KJV)' : form.datasetSource === 'file' ? (tokenized !== null ? `${tokenized.name} (${tokenized.status === 'tokenizing' ? 'still tokenizing: the run waits for it' : `${formatCount(tokenized.trainTokens)} tokens`}, ${tokenized.tokenizer.startsWith('sha256:') ? 'uploaded tokenizer.json' : tokenized.tokenizer})` : 'Dataset file: not uploaded yet') : upload !== null ? `${upload.name} (${formatCount(upload.trainTokens)} tokens)` : files.length > 0 ? `${files.length} file(s), not uploaded yet` : 'Upload: no files yet'}</dd></div>
             <div><dt>Planned epochs</dt><dd className='num' data-testid='summary-epochs'>{plannedEpochs !== null ? `≈ ${plannedEpochs < 0.01 ? plannedEpochs.toExponential(1) : plannedEpochs.toFixed(2)} (${formatCount(plannedTokens)} tokens${form.stopBy === 'rounds' ? ` at ${minNodes} node${minNodes === 1 ? '' : 's'}` : ''})` : '—'}</dd></div>
             <div><dt>Per node per round</dt><dd className='num'>{formatCount(tokensPerNodeRound)} tokens</dd></div>
             <div><dt>Stops after</dt><dd className='num'>{form.stopBy === 'rounds' ? `${form.rounds === '' ? '?' : form.rounds} rounds` : `${form.tokenTarget === '' ? '?' : formatCount(Number(form.tokenTarget))} tokens`}</dd></div>

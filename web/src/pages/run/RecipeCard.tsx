@@ -30,7 +30,7 @@ export function RecipeCard ({ run, runId }: { run: RunDetail, runId: string }): 
       </dl>
       {spec.documentIndex !== undefined && spec.documentIndex !== null && (
         <p className='small'>
-          Every document trained is on record: <a href={`/api/runs/${runId}/documents.csv`} data-testid='documents-csv'>documents.csv</a> · <a href={`/api/runs/${runId}/documents.json`}>documents.json</a> (add <span className='mono'>?round=N</span> for checkpoint N).
+          Every document trained is on record: each checkpoint above links the documents that went into it, and <a href={`/api/runs/${runId}/documents.csv`} data-testid='documents-csv'>documents.csv</a> · <a href={`/api/runs/${runId}/documents.json`}>documents.json</a> always answer for the latest.
         </p>
       )}
     </section>

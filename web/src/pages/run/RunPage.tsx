@@ -15,6 +15,7 @@ import { RunCheckpoints } from '../../components/RunCheckpoints.tsx'
 import { RunActivityCharts } from './RunActivityCharts.tsx'
 import { SteerControls } from './SteerControls.tsx'
 import { ProgressCard, RunStats } from './RunProgress.tsx'
+import { AwaitingDataset } from './AwaitingDataset.tsx'
 import { LossCard } from './LossCard.tsx'
 import { RoundsTimeline } from './RoundsTimeline.tsx'
 import { RunNodes } from './RunNodes.tsx'
@@ -75,7 +76,8 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
       {run.isError && <StaleBanner error={run.error} />}
       {data.spec.description !== '' && <p className='run-description'>{data.spec.description}</p>}
       {s.status === 'failed' && s.failureReason !== null && <FormMessage tone='danger' testId='run-failed'>This run failed: {s.failureReason}</FormMessage>}
-      {s.status === 'draft' && (
+      {data.awaiting !== null && <AwaitingDataset awaiting={data.awaiting} canSteer={access.data?.canSteer === true} />}
+      {s.status === 'draft' && data.awaiting === null && (
         <FormMessage tone='info' testId='run-draft'>
           This run is a draft: nothing trains until {access.data?.canSteer === true ? 'you start it' : 'its organizer starts it'}.
         </FormMessage>
