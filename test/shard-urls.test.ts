@@ -17,7 +17,7 @@ import { UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReader } fro
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'
 import { REPO_ROOT, runCli } from './support/processes.ts'
-import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
+import { createRunViaCli, getJson, logTails, tinyRunSpec, waitForRun } from './support/runs.ts'
 import type { ApiCheckpoint } from './support/runs.ts'
 
 /** Shards made offline from the first 6,000 KJV verses, as an organizer's pipeline would. */
@@ -82,7 +82,7 @@ describe('datasets as shard URLs', () => {
       const config = await getJson<{ vocab_size: number }>(coordinator.url, `api/checkpoints/${checkpoints.at(-1)!.sha256}/config.json`)
       assert.equal(config.vocab_size, 1025)
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- coordinator ---\n${coordinator.process.output().split('\n').slice(-30).join('\n')}\n--- agent ---\n${agent?.output().split('\n').slice(-30).join('\n') ?? ''}`)
+      throw new Error(`${(err as Error).message}${logTails({ coordinator: coordinator.process.output, agent: () => agent?.output() ?? '' })}`)
     } finally {
       await agent?.stop()
       await coordinator.stop()
@@ -144,7 +144,7 @@ describe('datasets as shard URLs', () => {
       const run = (await getJson<Array<{ id: string, status: string }>>(coordinator.url, 'api/runs')).find((r) => r.id === runId)
       assert.notEqual(run?.status, 'completed', 'no round was trained on the shards')
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n--- coordinator ---\n${coordinator.process.output().split('\n').slice(-30).join('\n')}\n--- agent ---\n${agent?.output().split('\n').slice(-30).join('\n') ?? ''}`)
+      throw new Error(`${(err as Error).message}${logTails({ coordinator: coordinator.process.output, agent: () => agent?.output() ?? '' })}`)
     } finally {
       await agent?.stop()
       await coordinator.stop()

@@ -43,7 +43,8 @@ export async function getJson<T> (base: string, path: string): Promise<T> {
 /** Processes whose output a timed-out wait should show (the tail of each), by name. */
 export type ProcessLogs = Record<string, () => string>
 
-function logTails (logs: ProcessLogs): string {
+/** The last lines of each process's output, headed by its name: what a failing test shows. */
+export function logTails (logs: ProcessLogs): string {
   return Object.entries(logs).map(([name, output]) => `\n--- ${name} (last lines) ---\n${output().split('\n').slice(-25).join('\n')}`).join('')
 }
 
