@@ -5,7 +5,6 @@ import { mkdir, mkdtemp, readFile, rm, stat, truncate, writeFile } from 'node:fs
 import { join } from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { Transform } from 'node:stream'
-import { gzipSync } from 'node:zlib'
 import type { Readable } from 'node:stream'
 import type { Kysely, Selectable } from 'kysely'
 import { UPLOAD_BUILD_DEFAULTS, ingestInWorker } from '@barnraise/datasets'
@@ -249,7 +248,8 @@ export class DatasetLibrary {
       }, this.#stopping.signal)
       await progressWrites
       this.#stopping.signal.throwIfAborted()
-      const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + result.index.documents.length * 16
+      const indexBytes = await readFile(result.indexFile)
+      const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + indexBytes.byteLength
       const used = await uploadedDataBytes(db)
       if (used + newBytes > this.#deps.quotaBytes) {
         throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards and index, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
@@ -257,7 +257,7 @@ export class DatasetLibrary {
       const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }
       for (const s of result.train) await storeBlob(db, blobs, await readFile(join(outDir, s.sha256)), 'shard', { ...meta, tokens: s.tokens })
       await storeBlob(db, blobs, await readFile(join(outDir, result.validation.sha256)), 'shard', { ...meta, tokens: result.validation.tokens, split: 'validation' })
-      const index = await storeBlob(db, blobs, gzipSync(JSON.stringify(result.index)), 'documents', { datasetId: id, documents: result.index.documents.length, uploadedBy: row.created_by })
+      const index = await storeBlob(db, blobs, indexBytes, 'documents', { datasetId: id, documents: result.indexDocuments, uploadedBy: row.created_by })
       await db.updateTable('datasets').set({
         status: 'ready',
         read_bytes: row.file_bytes,

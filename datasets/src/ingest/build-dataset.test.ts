@@ -1,4 +1,5 @@
 import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
+import { gunzipSync } from 'node:zlib'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { parquetWriteFile } from 'hyparquet-writer'
@@ -125,6 +126,10 @@ describe('ingestInWorker', () => {
     expect(result.documents).toBe(300)
     expect(seen.at(-1)).toBe(result.bytesTotal)
     for (const s of [...result.train, result.validation]) expect(decodeShard(await readFile(join(dir, s.sha256))).tokens.length).toBe(s.tokens)
+    // The index is left gzipped beside the shards, made on the worker.
+    const index = JSON.parse(gunzipSync(await readFile(result.indexFile)).toString('utf8')) as { documents: unknown[] }
+    expect(index.documents).toHaveLength(result.indexDocuments)
+    expect(result.indexDocuments).toBe(300 - 300 / 50)
     const stop = new AbortController()
     const stopped = ingestInWorker({ path: join(dir, 'a.jsonl'), format: 'jsonl', field: 't', source: 'a.jsonl', tokenizer: { catalog: 'gpt2-1k' }, outDir: dir, shardTokens: 2000, holdOutEvery: 50, maxValidationTokens: 100_000 }, () => {}, stop.signal)
     stop.abort(new Error('stopping'))

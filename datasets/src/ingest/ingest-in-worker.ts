@@ -1,14 +1,14 @@
 import { Worker } from 'node:worker_threads'
 import { DatasetError } from '../dataset-error.ts'
-import type { BuildProgress, BuildResult } from './build-dataset.ts'
-import type { IngestJob, IngestMessage } from './ingest-job.ts'
+import type { BuildProgress } from './build-dataset.ts'
+import type { IngestJob, IngestMessage, IngestResult } from './ingest-job.ts'
 
 /** Runs an ingest job on a worker thread; `onProgress` hears from it as it reads; `signal` stops the worker (the promise rejects with the abort reason). */
-export async function ingestInWorker (job: IngestJob, onProgress: (p: BuildProgress) => void, signal?: AbortSignal): Promise<BuildResult> {
+export async function ingestInWorker (job: IngestJob, onProgress: (p: BuildProgress) => void, signal?: AbortSignal): Promise<IngestResult> {
   signal?.throwIfAborted()
   const worker = new Worker(new URL('./ingest-worker.ts', import.meta.url), { workerData: job })
   try {
-    return await new Promise<BuildResult>((resolve, reject) => {
+    return await new Promise<IngestResult>((resolve, reject) => {
       signal?.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
       worker.on('message', (m: IngestMessage) => {
         if (m.type === 'progress') onProgress(m.progress)

@@ -17,8 +17,18 @@ export interface IngestJob {
   maxValidationTokens: number
 }
 
+/** The index file the worker leaves in `outDir`: the document index as gzipped JSON. */
+export const INDEX_FILE = 'documents.json.gz'
+
+/**
+ * A worker's result: shard manifests and counts. The document index is left gzipped in
+ * `indexFile`, made on the worker: an index of millions of documents neither crosses threads
+ * nor stringifies and compresses on the coordinator's event loop.
+ */
+export type IngestResult = Omit<BuildResult, 'index'> & { indexFile: string, indexDocuments: number }
+
 /** Messages from the worker: progress as it reads, then the result (shard files named by sha256 in outDir) or an error. */
 export type IngestMessage =
   | { type: 'progress', progress: BuildProgress }
-  | { type: 'done', result: BuildResult }
+  | { type: 'done', result: IngestResult }
   | { type: 'error', code: string, message: string }

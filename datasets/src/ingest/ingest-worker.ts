@@ -3,9 +3,11 @@ import { readFileSync } from 'node:fs'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
+import { gzipSync } from 'node:zlib'
 import { catalogTokenizer, uploadedTokenizer } from '../tokenizers/catalog.ts'
 import { openReader } from '../readers/open-reader.ts'
 import { buildDataset } from './build-dataset.ts'
+import { INDEX_FILE } from './ingest-job.ts'
 import type { IngestJob, IngestMessage } from './ingest-job.ts'
 
 const job = workerData as IngestJob
@@ -24,7 +26,10 @@ try {
     onShard: async (bytes, manifest) => { await writeFile(join(job.outDir, manifest.sha256), bytes) },
     onProgress: (progress) => { post({ type: 'progress', progress }) }
   })
-  post({ type: 'done', result })
+  const { index, ...rest } = result
+  const indexFile = join(job.outDir, INDEX_FILE)
+  await writeFile(indexFile, gzipSync(JSON.stringify(index)))
+  post({ type: 'done', result: { ...rest, indexFile, indexDocuments: index.documents.length } })
 } catch (err) {
   const e = err as { code?: unknown, message?: unknown }
   post({ type: 'error', code: typeof e.code === 'string' ? e.code : 'ERR_INGEST_FAILED', message: String(e.message ?? err) })
