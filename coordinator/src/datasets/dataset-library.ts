@@ -165,7 +165,7 @@ export class DatasetLibrary {
       const done = received === row.file_bytes
       const updated = await db.updateTable('datasets').set({ received_bytes: received, status: done ? 'tokenizing' : 'uploading', updated_at: new Date() })
         .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
-      this.#deps.changes.publish('datasets')
+      await this.#changed(id)
       if (done) this.#enqueue(id)
       return datasetView(updated)
     } finally {
@@ -218,6 +218,16 @@ export class DatasetLibrary {
     })
   }
 
+  /**
+   * A dataset's row moved: pages showing datasets hear of it, and so do the pages of runs
+   * launched on it before it was tokenized, which show its progress.
+   */
+  async #changed (id: string): Promise<void> {
+    this.#deps.changes.publish('datasets')
+    const waiting = await this.#deps.db.selectFrom('runs').select('id').where('awaiting_dataset', '=', id).execute()
+    for (const r of waiting) this.#deps.changes.publish('runs', r.id)
+  }
+
   /** Tells the runs waiting on a dataset that it settled; their failure is logged, never the queue's. */
   async #settled (id: string): Promise<void> {
     await this.#deps.onSettled?.(id).catch((err: unknown) => { this.#deps.log.error('runs waiting on a dataset were not settled', { dataset: id, err }) })
@@ -243,7 +253,7 @@ export class DatasetLibrary {
         progressWrites = progressWrites.then(async () => {
           await db.updateTable('datasets').set({ read_bytes: Math.min(p.bytesRead, row.file_bytes), documents: p.documents, bad_rows: p.badRows, train_tokens: p.trainTokens, validation_tokens: p.validationTokens, updated_at: new Date() })
             .where('id', '=', id).execute()
-          this.#deps.changes.publish('datasets')
+          await this.#changed(id)
         }).catch((err: unknown) => { log.warn('dataset progress not saved', { dataset: id, err }) })
       }, this.#stopping.signal)
       await progressWrites

@@ -8,16 +8,15 @@ type Topic = 'nodes' | 'runs' | 'ledger' | 'pledges' | 'datasets'
 /**
  * Routers whose answers are computed from another topic's tables: a lab's overview counts its
  * nodes and ledger rows; pledges show compute delivered per the ledger and the run's status;
- * a run's metrics chart its rounds, ledger rows and pledges; a run waiting for its dataset
- * shows the dataset's progress.
+ * a run's metrics chart its rounds, ledger rows and pledges. (A run waiting for its dataset
+ * shows the dataset's progress: the coordinator publishes `runs` for it when the dataset moves.)
  */
 const ALSO_AFFECTS: Record<Topic, string[]> = {
   nodes: ['labs'],
   runs: ['pledges', 'metrics'],
   ledger: ['labs', 'pledges', 'metrics'],
   pledges: ['metrics'],
-  // A run launched before its dataset was tokenized shows that dataset's progress.
-  datasets: ['runs']
+  datasets: []
 }
 
 /** Whether the dashboard is receiving live change events right now. */
