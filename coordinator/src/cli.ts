@@ -248,8 +248,9 @@ async function runCommand (argv: string[]): Promise<number> {
       return fail(`run create: cannot read ${values.spec}: ${(err as Error).message}`)
     }
     try {
-      const run = await admin<{ id: string, name: string, status: string, paramCount: number }>(dataDir, databaseUrl, '/runs', { spec, start: values.start, ...(values.owner !== undefined ? { owner: values.owner } : {}) })
-      process.stdout.write(`run ${run.id} "${run.name}" created (${run.status}, ${run.paramCount.toLocaleString('en-US')} parameters)\n`)
+      const run = await admin<{ id: string, name: string, status: string, paramCount: number, awaitingDataset?: boolean }>(dataDir, databaseUrl, '/runs', { spec, start: values.start, ...(values.owner !== undefined ? { owner: values.owner } : {}) })
+      const waits = run.awaitingDataset === true ? `; it waits for its dataset to be tokenized${values.start === true ? ', then starts' : ''}` : ''
+      process.stdout.write(`run ${run.id} "${run.name}" created (${run.status}, ${run.paramCount.toLocaleString('en-US')} parameters${waits})\n`)
       return 0
     } catch (err) {
       return fail(`run create: ${(err as Error).message}`)

@@ -50,7 +50,9 @@ export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore,
       const run = await createRun({ db, blobs }, input.spec, ownerId, limits)
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
-      return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount }
+      // Launched on a dataset still uploading or tokenizing (runs/awaiting-data.ts).
+      const waiting = run.spec.trainShards.length === 0 && run.spec.dataset.source === 'dataset'
+      return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount, awaitingDataset: waiting }
     },
     '/users': async (body) => {
       const user = await createAccount(db, parse(createAccountInput, body))
