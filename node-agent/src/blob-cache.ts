@@ -118,7 +118,7 @@ export class BlobCache {
     if (refusal !== null) throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)}: ${refusal}`)
     let bytes: Uint8Array
     try {
-      bytes = await fetchShardBytes(url, MAX_URL_SHARD_BYTES, signal ?? AbortSignal.timeout(10 * 60_000))
+      bytes = await fetchShardBytes(url, MAX_URL_SHARD_BYTES, { signal: signal ?? AbortSignal.timeout(10 * 60_000), allowPrivate: this.#allowPrivateUrls })
     } catch (err) {
       if (signal?.aborted === true) throw err
       throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} could not be fetched: ${(err as Error).message}`)

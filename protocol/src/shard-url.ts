@@ -1,5 +1,10 @@
 // Shards fetched by URL (datasets given as a manifest): what a coordinator or agent will dial.
+import { lookup as dnsLookup } from 'node:dns'
+import type { LookupAddress, LookupOptions } from 'node:dns'
+import { request as httpRequest } from 'node:http'
+import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
+import type { LookupFunction } from 'node:net'
 
 function privateV4 (ip: string): boolean {
   const [a, b] = ip.split('.').map(Number) as [number, number]
@@ -31,7 +36,7 @@ export function namesPrivateHost (hostname: string): boolean {
  * Why a shard URL is refused, or null. Only http(s); and unless `allowPrivate`, not a literal
  * private or loopback address, so an organizer's manifest cannot point donors' machines (or the
  * coordinator) at their own local services. A DNS name that resolves to a private address is
- * not caught here (see docs/security.md).
+ * refused when it is fetched (`fetchShardBytes`), on the address actually dialled.
  */
 export function shardUrlRefusal (url: string, allowPrivate: boolean): string | null {
   let parsed: URL
@@ -46,23 +51,69 @@ export function shardUrlRefusal (url: string, allowPrivate: boolean): string | n
   return null
 }
 
-/** Fetches a shard by URL, refusing bodies over `maxBytes`; the caller checks its sha256. */
-export async function fetchShardBytes (url: string, maxBytes: number, signal?: AbortSignal): Promise<Uint8Array> {
-  const res = await fetch(url, { redirect: 'error', ...(signal !== undefined ? { signal } : {}) })
-  if (!res.ok || res.body === null) throw new Error(`${url} answered HTTP ${res.status}`)
-  const declared = Number(res.headers.get('content-length') ?? NaN)
-  if (declared > maxBytes) throw new Error(`${url} is ${declared} bytes, more than the ${maxBytes} a shard may be`)
-  const chunks: Uint8Array[] = []
-  let size = 0
-  const reader = res.body.getReader()
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    size += value.byteLength
-    if (size > maxBytes) { await reader.cancel(); throw new Error(`${url} is longer than the ${maxBytes} bytes a shard may be`) }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks)
+/** How a name is resolved: `dns.lookup` with `all: true`, replaceable in tests. */
+export type ResolveAll = (hostname: string, callback: (err: Error | null, addresses: LookupAddress[]) => void) => void
+
+const systemResolve: ResolveAll = (hostname, callback) => { dnsLookup(hostname, { all: true }, callback) }
+
+/**
+ * A socket lookup that refuses a name resolving to any private or loopback address. It runs for
+ * the connection itself, so the address checked is the address dialled: a name cannot be
+ * pointed somewhere public for a check and somewhere private for the dial (DNS rebinding).
+ */
+export function publicOnlyLookup (resolve: ResolveAll = systemResolve): LookupFunction {
+  return ((hostname: string, options: LookupOptions, callback: (err: NodeJS.ErrnoException | null, address: string | LookupAddress[], family?: number) => void) => {
+    resolve(hostname, (err, addresses) => {
+      if (err !== null) { callback(err, ''); return }
+      const wanted = addresses.filter((a) => options.family === undefined || options.family === 0 || a.family === options.family)
+      const bad = wanted.find((a) => namesPrivateHost(a.address))
+      if (bad !== undefined) {
+        callback(Object.assign(new Error(`${hostname} resolves to ${bad.address}, a private or loopback address; shard URLs must be public`), { code: 'ERR_PRIVATE_ADDRESS' }), '')
+        return
+      }
+      if (wanted.length === 0) { callback(Object.assign(new Error(`${hostname} has no address`), { code: 'ENOTFOUND' }), ''); return }
+      if (options.all === true) callback(null, wanted)
+      else callback(null, wanted[0]!.address, wanted[0]!.family)
+    })
+  }) as LookupFunction
+}
+
+/**
+ * Fetches a shard by URL, refusing bodies over `maxBytes` and any redirect; the caller checks
+ * its sha256. Unless `allowPrivate`, a host that is, or resolves to, a private or loopback
+ * address is refused at connect time.
+ */
+export async function fetchShardBytes (url: string, maxBytes: number, options: { signal?: AbortSignal, allowPrivate?: boolean, resolve?: ResolveAll } = {}): Promise<Uint8Array> {
+  const refusal = shardUrlRefusal(url, options.allowPrivate === true)
+  if (refusal !== null) throw new Error(refusal)
+  const target = new URL(url)
+  const get = target.protocol === 'https:' ? httpsRequest : httpRequest
+  return await new Promise<Uint8Array>((resolve, reject) => {
+    const req = get(target, {
+      ...(options.allowPrivate === true ? {} : { lookup: publicOnlyLookup(options.resolve) }),
+      ...(options.signal !== undefined ? { signal: options.signal } : {})
+    }, (res) => {
+      const status = res.statusCode ?? 0
+      if (status < 200 || status >= 300) {
+        res.resume()
+        reject(new Error(status >= 300 && status < 400 ? `${url} redirects (HTTP ${status}); shard URLs must serve the shard itself` : `${url} answered HTTP ${status}`))
+        return
+      }
+      const declared = Number(res.headers['content-length'] ?? NaN)
+      if (declared > maxBytes) { res.destroy(); reject(new Error(`${url} is ${declared} bytes, more than the ${maxBytes} a shard may be`)); return }
+      const chunks: Buffer[] = []
+      let size = 0
+      res.on('data', (chunk: Buffer) => {
+        size += chunk.byteLength
+        if (size > maxBytes) { res.destroy(); reject(new Error(`${url} is longer than the ${maxBytes} bytes a shard may be`)); return }
+        chunks.push(chunk)
+      })
+      res.on('end', () => { resolve(Buffer.concat(chunks)) })
+      res.on('error', reject)
+    })
+    req.on('error', reject)
+    req.end()
+  })
 }
 
 /** Largest shard anyone fetches by URL (2^27 four-byte tokens). */

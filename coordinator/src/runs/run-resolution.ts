@@ -94,7 +94,7 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   const tokenizer = await loadTokenizer(store, dataset.tokenizer)
   let bytes: Uint8Array
   try {
-    bytes = await fetchShardBytes(dataset.validation.url, MAX_URL_SHARD_BYTES, AbortSignal.timeout(60_000))
+    bytes = await fetchShardBytes(dataset.validation.url, MAX_URL_SHARD_BYTES, { signal: AbortSignal.timeout(60_000), allowPrivate })
   } catch (err) {
     throw new Error(`the validation shard could not be fetched: ${(err as Error).message}`)
   }
