@@ -105,6 +105,9 @@ export const scoreResultSchema = z.object({
 export const AGGREGATE_CODECS = ['int8', 'fp16', 'fp32'] as const
 export type AggregateCodec = typeof AGGREGATE_CODECS[number]
 
+// Parsed only by agents, from their coordinator: fields a newer coordinator adds are dropped,
+// not refused, so an older agent keeps training. A base rebuilt from an update it only half
+// understands fails its sha256 check and is downloaded instead: never a wrong base.
 export const roundUpdateSchema = z.object({
   /** the checkpoint the round's outer step started from */
   from: sha256Hex,
@@ -113,14 +116,14 @@ export const roundUpdateSchema = z.object({
     sha256: sha256Hex,
     tokens: z.number().int().positive(),
     bytes: z.number().int().positive()
-  }).strict()).min(1).max(10_000).optional(),
+  })).min(1).max(10_000).optional(),
   /** the listed reports' codec, when it is not the unit's own (a run that lets slow links use a smaller codec) */
   codec: z.enum(CODEC_NAMES).optional(),
   /** the round's mean update, encoded once by the coordinator (fetched on the blob protocol) */
-  aggregate: z.object({ sha256: sha256Hex, bytes: z.number().int().positive(), codec: z.enum(AGGREGATE_CODECS) }).strict().optional(),
+  aggregate: z.object({ sha256: sha256Hex, bytes: z.number().int().positive(), codec: z.enum(AGGREGATE_CODECS) }).optional(),
   outerLr: z.number().positive(),
   outerMomentum: z.number().min(0).max(0.999)
-}).strict()
+})
   .refine((u) => (u.reports === undefined) !== (u.aggregate === undefined), 'an update carries either its reports or its aggregate')
   .refine((u) => u.codec === undefined || u.reports !== undefined, 'only listed reports have a codec of their own')
 

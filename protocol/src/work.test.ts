@@ -1,0 +1,15 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { roundUpdateSchema } from './work.ts'
+
+const sha = 'a'.repeat(64)
+const update = { from: sha, reports: [{ sha256: sha, tokens: 10, bytes: 100 }], outerLr: 0.7, outerMomentum: 0.9 }
+
+test('an update from a newer coordinator parses with the fields an agent does not know dropped; a contradictory one is refused', () => {
+  const parsed = roundUpdateSchema.parse({ ...update, reports: [{ ...update.reports[0], signedBy: 'x' }], futureField: { anything: true } })
+  assert.deepEqual(parsed, update)
+  assert.equal(roundUpdateSchema.parse({ ...update, codec: 'topk' }).codec, 'topk')
+  assert.equal(roundUpdateSchema.safeParse({ ...update, aggregate: { sha256: sha, bytes: 10, codec: 'int8' } }).success, false, 'reports and an aggregate at once')
+  assert.equal(roundUpdateSchema.safeParse({ from: sha, aggregate: { sha256: sha, bytes: 10, codec: 'int8' }, codec: 'int8', outerLr: 1, outerMomentum: 0 }).success, false, 'only listed reports name a codec')
+  assert.equal(roundUpdateSchema.safeParse({ ...update, reports: [{ sha256: 'nope', tokens: 10, bytes: 100 }] }).success, false)
+})
