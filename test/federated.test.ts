@@ -78,9 +78,10 @@ describe('federated training between real processes', () => {
         for (let round = 1; round <= 5; round++) {
           const about = lines.filter((l) => new RegExp(`\\bround ${round}\\b`).test(l))
           assert.equal(about.length, 1, `one line for round ${round}:\n${about.join('\n')}`)
-          // From round 2 the base is rebuilt from round − 1's int8 mean (one report's size, where
-          // the three reports would be three times that), never by downloading the fp32 model.
-          const rebuilt = round === 1 ? '' : '; base rebuilt from the round\'s int8 mean \\((\\d+) KiB instead of a (\\d+) KiB model\\)'
+          // Round 1's base is the untrained model, made from the run's seed; from round 2 the base
+          // is rebuilt from round − 1's int8 mean (one report's size, where the three reports would
+          // be three times that): the fp32 model is never downloaded.
+          const rebuilt = round === 1 ? `; base made from the run's seed \\(\\d+\\) instead of downloading a \\d+ KiB model` : '; base rebuilt from the round\'s int8 mean \\((\\d+) KiB instead of a (\\d+) KiB model\\)'
           const line = new RegExp(`^agent: \\S.* round \\d+: 10 steps, loss [\\d.]+ → [\\d.]+, 1,280 tokens at [\\d,]+ tok/s; report accepted \\((\\d+) KiB int8\\)${rebuilt}$`).exec(about[0]!)
           assert.ok(line !== null, about[0])
           if (round > 1) assert.ok(Number(line[2]) === Number(line[1]) && Number(line[2]) * 3 < Number(line[3]), `the mean is a report's size, under a third of the model: ${about[0]}`)

@@ -18,6 +18,7 @@ import { backoffDelay, sleep } from './backoff.ts'
 import { clearResidual, hasResidual, readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
 import { momentumFor, rebuildBase, recordMomentum } from './base-rebuild.ts'
 import { startLookAhead } from './look-ahead.ts'
+import { makeInitialBase } from './initial-base.ts'
 
 export type AgentStatus = 'idle' | 'training' | 'uploading' | 'downloading'
 
@@ -114,17 +115,32 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
 /** How often a node that declined its unit asks whether a new one is there. */
 const DECLINED_RETRY_MS = 5_000
 
+/** Where a unit's base came from, when not from the cache or a download: the log line says so. */
+type BaseSource =
+  | { kind: 'initial', seed: number }
+  | { kind: 'rebuilt', reports: number, reportBytes: number }
+
 /**
- * The unit's base: from the cache, rebuilt from the previous round's reports when the run
- * broadcasts its updates and this node can (base-rebuild.ts), or downloaded. A node that
- * downloads it also learns the momentum that goes with it, once, to follow the next updates.
+ * The unit's base: from the cache, made from the run's seed when it is the untrained model
+ * (initial-base.ts), rebuilt from the previous round's reports when the run broadcasts its
+ * updates and this node can (base-rebuild.ts), or downloaded. A node that downloads it also
+ * learns the momentum that goes with it, once, to follow the next updates.
  */
-async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string): Promise<{ bytes: Uint8Array, rebuilt: { reports: number, reportBytes: number } | null }> {
+async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string): Promise<{ bytes: Uint8Array, source: BaseSource | null }> {
   const runDir = join(o.dataDir, 'runs', unit.runId)
+  let source: BaseSource | null = null
+  if (unit.initialSeed !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
+    const made = makeInitialBase(unit.modelConfig, unit.initialSeed, unit.baseCheckpoint)
+    // Into the cache, then on as if it had been downloaded: the momentum below still goes with it.
+    if (made.made) {
+      await o.cache.put(unit.baseCheckpoint, made.bytes)
+      source = { kind: 'initial', seed: unit.initialSeed }
+    } else o.say(`agent: ${unit.runName} ${label}: downloading the base: ${made.reason}`)
+  }
   if (unit.update !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
     try {
       const outcome = await rebuildBase(o.cache, runDir, unit, o.signal)
-      if (outcome.rebuilt) return { bytes: outcome.bytes, rebuilt: outcome }
+      if (outcome.rebuilt) return { bytes: outcome.bytes, source: { kind: 'rebuilt', reports: outcome.reports, reportBytes: outcome.reportBytes } }
       if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: downloading the base: ${outcome.reason}`)
     } catch (err) {
       if (o.signal.aborted) throw err
@@ -143,7 +159,16 @@ async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string
       o.say(`agent: ${unit.runName} ${label}: could not fetch the run's outer momentum (${(err as Error).message}); bases will be downloaded`)
     }
   }
-  return { bytes, rebuilt: null }
+  return { bytes, source }
+}
+
+/** The log line's word on where the base came from, when it was not downloaded or cached. */
+function baseSaid (unit: WorkUnit, source: BaseSource | null, modelBytes: number): string {
+  const model = `${(modelBytes / 1024).toFixed(0)} KiB model`
+  if (source === null) return ''
+  if (source.kind === 'initial') return `; base made from the run's seed (${source.seed}) instead of downloading a ${model}`
+  const from = source.reports === 0 ? `the round's ${unit.update?.aggregate?.codec ?? ''} mean` : `${source.reports} report${source.reports === 1 ? '' : 's'}`
+  return `; base rebuilt from ${from} (${(source.reportBytes / 1024).toFixed(0)} KiB instead of a ${model})`
 }
 
 /** A report on its way while the node trains on; `done` settles with the upload (its failure included). */
@@ -157,7 +182,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
-  const { bytes: checkpoint, rebuilt } = await baseCheckpoint(o, unit, label)
+  const { bytes: checkpoint, source } = await baseCheckpoint(o, unit, label)
   // A node needs only its newest base (the next round's update starts from it): a donor's disk
   // would otherwise hold every checkpoint of a long run.
   const previous = bases.get(unit.runId)
@@ -180,7 +205,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
     })
   let upload: Upload | undefined
   try {
-    upload = await trainAndReport(o, unit, label, base, batches, checkpoint, rebuilt, pending)
+    upload = await trainAndReport(o, unit, label, base, batches, checkpoint, source, pending)
   } finally {
     await ahead?.stop()
   }
@@ -193,7 +218,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
  * overlapped unit returned as an Upload. `previous` must land first (its verdict decides the
  * error-feedback residual this report adds).
  */
-async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string, base: Float32Array, batches: ReturnType<typeof createBatchSource>, checkpoint: Uint8Array, rebuilt: { reports: number, reportBytes: number } | null, previous: Upload | undefined): Promise<Upload | undefined> {
+async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string, base: Float32Array, batches: ReturnType<typeof createBatchSource>, checkpoint: Uint8Array, source: BaseSource | null, previous: Upload | undefined): Promise<Upload | undefined> {
   o.setStatus('training')
   const bar = new ProgressBar(process.stderr, `agent: ${label}`, { verbose: o.verbose === true })
   let tokensPerSecond = 0
@@ -249,8 +274,7 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
         const first = metadata.lossCurve[0]?.toFixed(3) ?? '?'
         const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
         const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
-        const from = rebuilt === null ? '' : rebuilt.reports === 0 ? `the round's ${unit.update?.aggregate?.codec ?? ''} mean` : `${rebuilt.reports} report${rebuilt.reports === 1 ? '' : 's'}`
-      const base = rebuilt === null ? '' : `; base rebuilt from ${from} (${(rebuilt.reportBytes / 1024).toFixed(0)} KiB instead of a ${(checkpoint.byteLength / 1024).toFixed(0)} KiB model)`
+        const base = baseSaid(unit, source, checkpoint.byteLength)
         if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})${base}`)
         else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
         break

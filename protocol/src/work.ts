@@ -151,6 +151,12 @@ export const workUnitSchema = z.object({
    */
   momentum: sha256Hex.nullable().optional(),
   /**
+   * Present when baseCheckpoint is the run's untrained model, initialised from this seed: a node
+   * may make it itself (the trainer's initParams, stored as F32 safetensors) instead of
+   * downloading it, and uses what it made only if it hashes to baseCheckpoint.
+   */
+  initialSeed: z.number().int().nonnegative().optional(),
+  /**
    * `delayed` when the run overlaps its rounds: this unit may start from the base one outer
    * step old (the round before is still collecting), and its delta is applied to the newer one.
    */

@@ -70,6 +70,8 @@ export class RoundEngine implements WorkSource {
   #sweeping: Promise<void> = Promise.resolve()
   /** Work requests held until a round opens (or their hold ends): each wakes its request. */
   readonly #held = new Set<() => void>()
+  /** Each run's round-0 checkpoint, once asked for: it never changes. */
+  readonly #initialCheckpoints = new Map<string, string>()
   /** Open rounds' updates, worked out once per round rather than once per node (the newest few kept). */
   readonly #updates = new Map<string, { update: RoundUpdate | undefined, offerMomentum: boolean }>()
 
@@ -517,6 +519,18 @@ export class RoundEngine implements WorkSource {
     for (const wake of [...this.#held]) wake()
   }
 
+  /** Whether `checkpoint` is the run's round-0 model (round 1's base; an overlapped round 2 trains from it too). */
+  async #isInitial (runId: string, checkpoint: string): Promise<boolean> {
+    let initial = this.#initialCheckpoints.get(runId)
+    if (initial === undefined) {
+      const row = await this.#o.db.selectFrom('rounds').select('base_checkpoint').where('run_id', '=', runId).where('number', '=', 1).executeTakeFirst()
+      if (row === undefined) return false
+      initial = row.base_checkpoint
+      this.#initialCheckpoints.set(runId, initial)
+    }
+    return initial === checkpoint
+  }
+
   /** The node's oldest unit still to train in an open round (handed out after unit `after`), as the work reply carries it. */
   async #unitFor (nodeId: string, after?: string): Promise<WorkResponse | undefined> {
     const { db } = this.#o
@@ -565,6 +579,7 @@ export class RoundEngine implements WorkSource {
         // The run's momentum goes with its latest checkpoint only; an overlapped unit may train from the one before.
         ...(offerMomentum && unit.latest_checkpoint === unit.base_checkpoint ? { momentum: unit.outer_state } : {}),
         ...(sent !== undefined ? { update: sent } : {}),
+        ...(await this.#isInitial(unit.run_id, unit.base_checkpoint) ? { initialSeed: spec.seed } : {}),
         ...(overlap !== 'none' ? { overlap } : {})
       }
     }
