@@ -307,14 +307,6 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await page.locator('#f-recipe-batchSize').fill('4')
     await page.locator('#f-recipe-warmupSteps').fill('2')
     await page.getByText('Advanced: optimizer, codec, evaluation').click()
-    // Overlapped rounds are not doubled yet: the form says so on the overlap field, and nothing is made.
-    await page.getByTestId('overlap').selectOption('delayed')
-    await page.locator('#f-defences-redundancy').fill('10')
-    await page.getByTestId('create-and-start').click()
-    assert.match(await fieldError(page, 'overlap'), /overlapped rounds cannot be doubled yet/)
-    assert.equal((await api.runs.list.query()).length, 0, 'still no run')
-    await page.locator('#f-defences-redundancy').fill('0')
-    await page.getByTestId('overlap').selectOption('none')
     // Slow links may send topk beside the run's int8; topk reports cannot be doubled, which the
     // form says on the codecs ticked; a run codec of topk leaves nothing smaller to tick.
     await page.getByTestId('slow-link-codec-topk').check()

@@ -16,13 +16,14 @@ test('spec errors speak in words a form can show under its own labels', () => {
   assert.equal(errors.find((e) => e.field === 'minNodes')?.message, 'cannot be more than the maximum number of nodes')
 })
 
-test('overlapped rounds are off by default, may be screened, and are refused beside redundancy, on the overlap field', () => {
+test('overlapped rounds are off by default and may be screened and doubled (redundancy), but not with topk beside redundancy', () => {
   assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3 }).overlap, 'none')
   assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3, overlap: 'delayed' }).overlap, 'delayed')
   assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3, overlap: 'delayed', defences: { screening: true } }).defences.screening, true)
-  const bad = runSpecSchema.safeParse({ name: 'r', rounds: 3, overlap: 'delayed', defences: { redundancy: 0.1 } })
+  assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3, overlap: 'delayed', codec: 'int8', defences: { redundancy: 0.1 } }).defences.redundancy, 0.1)
+  const bad = runSpecSchema.safeParse({ name: 'r', rounds: 3, overlap: 'delayed', codec: 'topk', defences: { redundancy: 0.1 } })
   assert.equal(bad.success, false)
-  assert.deepEqual(describeSpecErrors(bad.error!).map((e) => e.field), ['overlap'])
+  assert.deepEqual(describeSpecErrors(bad.error!).map((e) => e.field), ['defences.redundancy'])
   assert.equal(runSpecSchema.safeParse({ name: 'r', rounds: 3, overlap: 'eager' }).success, false)
 })
 

@@ -132,9 +132,6 @@ export const runSpecSchema = z.object({
   // Each node adds its own error-feedback residual to a topk report, so two honest twins differ.
   .refine((s) => !allowedCodecs(s).includes('topk') || s.defences.redundancy === 0, { message: 'redundancy cannot check topk reports (each node adds its own error feedback); use int8 or turn redundancy off', path: ['defences', 'redundancy'] })
 
-  // A twin held for its pair while its node trains on would need the held report's verdict
-  // before the next report's error feedback; overlapped nodes do not wait for it.
-  .refine((s) => s.overlap === 'none' || s.defences.redundancy === 0, { message: 'overlapped rounds cannot be doubled yet; turn redundancy off, or overlap off', path: ['overlap'] })
 
 export type Recipe = z.infer<typeof recipeSchema>
 
