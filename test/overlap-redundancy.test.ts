@@ -17,20 +17,20 @@ test('an overlapped run with every unit doubled: honest pairs agree and are cred
   const coordinator = await startCoordinator()
   const agents: RunningAgent[] = []
   let flipper: Spawned | undefined
-  let flipperId = ''
   try {
     const token = await coordinator.createToken('Overlap Twin Lab', { uses: 4 })
     for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
     const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper')
     flipper = started.proc
-    flipperId = started.peerId
+    const flipperId = started.peerId
     const spec = tinyRunSpec({
       overlap: 'delayed', minNodes: 4, maxNodes: 4, rounds: 4, codec: 'int8', roundDeadlineSeconds: 90,
       recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
       defences: { redundancy: 0.5 }
     })
     const runId = await createRunViaCli(coordinator.dataDir, spec)
-    await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000)
+    const logs = { coordinator: coordinator.process.output, flipper: flipper.output, ...Object.fromEntries(agents.map((a, i) => [`honest ${i}`, a.output])) }
+    await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000, logs)
 
     const detail = await apiClient(coordinator.url).runs.get.query({ id: runId })
     assert.deepEqual(detail.rounds.filter((r) => r.status === 'closed').map((r) => r.number), [1, 2, 3, 4])
@@ -55,9 +55,6 @@ test('an overlapped run with every unit doubled: honest pairs agree and are cred
     assert.ok(detail.checkpoints.at(-1)!.valLoss! < detail.checkpoints[0]!.valLoss!, `the honest pairs still train the model: ${detail.checkpoints.map((c) => c.valLoss).join(' → ')}`)
     const held = agents.flatMap((a) => a.output().split('\n')).filter((l) => /report held until a second node's copy of this unit reports/.test(l))
     assert.ok(held.length >= 1, 'the first of a pair to report is told it is held')
-  } catch (err) {
-    const tail = (text: string): string => text.split('\n').slice(-30).join('\n')
-    throw new Error(`${(err as Error).message}\n--- coordinator ---\n${tail(coordinator.process.output())}\n--- flipper ---\n${tail(flipper?.output() ?? '')}\n${agents.map((a) => `--- honest ${a.peerId} ---\n${tail(a.output())}`).join('\n')}`)
   } finally {
     await Promise.all(agents.map(async (a) => { await a.stop() }))
     await flipper?.stop()
