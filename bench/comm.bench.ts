@@ -73,17 +73,23 @@ function dataParallel (): Outcome {
 }
 
 /**
- * DiLoCo rounds: H AdamW steps per node from the shared base, codec'd deltas averaged, Nesterov
- * outer step. `delayed`: each round trains from the base one outer step old (overlapped rounds).
+ * How rounds follow each other: one at a time; overlapped with a one-step-delayed outer update
+ * (each round trains from the base one outer step old); or the eager variant of Kale et al.
+ * (docs/overlap.md), simulated only here: each node's base is that older base minus its own
+ * last report's share of the outer step, so its own work counts at once.
  */
-function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, momentum: number }, delayed = false): Outcome {
+type Rounds = 'blocking' | 'delayed' | 'eager'
+
+/** DiLoCo rounds: H AdamW steps per node from the shared base, codec'd deltas averaged, Nesterov outer step. */
+function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, momentum: number }, rounds: Rounds = 'blocking'): Outcome {
+  const delayed = rounds !== 'blocking'
   const started = performance.now()
   const theta = initParams(config, 7)
   // Overlapped: the checkpoint before theta, which round r + 1's units start from.
   const older = new Float32Array(theta.flat)
   const outerOpt = new NesterovSGD(n, outer)
   const data = samplers()
-  const nodes = data.map((sampler) => ({ sampler, params: createParamSet(config), grads: createParamSet(config), opt: adam(), residual: new Float32Array(n) }))
+  const nodes = data.map((sampler) => ({ sampler, params: createParamSet(config), grads: createParamSet(config), opt: adam(), residual: new Float32Array(n), last: new Float32Array(n), base: new Float32Array(n) }))
   const payloadBytes = encodedByteLength(codec, n)
   const aggregate = sendsAggregate(NODES, NODES * payloadBytes, codec, n)
   for (let round = 0; round < ROUNDS; round++) {
@@ -91,7 +97,9 @@ function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, 
     const base = delayed ? new Float32Array(older) : theta.flat
     if (delayed) older.set(theta.flat)
     for (const node of nodes) {
-      node.params.flat.set(base)
+      node.base.set(base)
+      if (rounds === 'eager') for (let i = 0; i < n; i++) node.base[i] = base[i]! - outer.lr * node.last[i]! / NODES
+      node.params.flat.set(node.base)
       for (let s = 0; s < INNER_STEPS; s++) {
         const step = round * INNER_STEPS + s
         const { loss } = lossAndGrad(node.params, node.sampler.batchAt(step), BATCH, SEQ, node.grads)
@@ -100,10 +108,11 @@ function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, 
         node.opt.step(node.params.flat, node.grads.flat, learningRateAt(step, schedule))
       }
       const delta = new Float32Array(n)
-      for (let i = 0; i < n; i++) delta[i] = base[i]! - node.params.flat[i]! + (errorFeedback ? node.residual[i]! : 0)
+      for (let i = 0; i < n; i++) delta[i] = node.base[i]! - node.params.flat[i]! + (errorFeedback ? node.residual[i]! : 0)
       const payload = encodePseudoGradient(codec, delta)
       const received = decodePseudoGradient(codec, payload, n)
       if (errorFeedback) for (let i = 0; i < n; i++) node.residual[i] = delta[i]! - received[i]!
+      node.last.set(received)
       for (let i = 0; i < n; i++) sum[i]! += received[i]! / NODES
     }
     outerOpt.step(theta.flat, aggregate ? decodePseudoGradient(aggregateCodec(codec), encodePseudoGradient(aggregateCodec(codec), sum), n) : sum)
@@ -135,7 +144,26 @@ const TOPK_OUTER = { lr: 3, momentum: 0 }
 const OVERLAPPED_OUTER = { lr: 0.5, momentum: 0 }
 report('DiLoCo int8', diloco('int8', false, INT8_OUTER))
 report('DiLoCo topk + err. fb.', diloco('topk', true, TOPK_OUTER))
-report('DiLoCo int8, overlapped', diloco('int8', false, OVERLAPPED_OUTER, true))
+report('DiLoCo int8, overlapped', diloco('int8', false, OVERLAPPED_OUTER, 'delayed'))
+
+// BENCH_COMM_SWEEP=1: the blocking / overlapped / eager table of docs/overlap.md, row by row.
+if (process.env.BENCH_COMM_SWEEP === '1') {
+  process.stdout.write('\nsweep (validation loss at the end; outer lr / momentum):\n')
+  const cells: Array<[CodecName, { lr: number, momentum: number }, Rounds]> = [
+    ['int8', { lr: 1, momentum: 0 }, 'delayed'], ['int8', { lr: 1, momentum: 0 }, 'eager'],
+    ['topk', { lr: 1, momentum: 0 }, 'blocking'], ['topk', { lr: 1, momentum: 0 }, 'delayed'], ['topk', { lr: 1, momentum: 0 }, 'eager'],
+    ['topk', TOPK_OUTER, 'delayed']
+  ]
+  for (const [codec, outer, rounds] of cells) {
+    let loss: string
+    try {
+      loss = diloco(codec, codec === 'topk', outer, rounds).loss.toFixed(4)
+    } catch (err) {
+      loss = (err as Error).message
+    }
+    process.stdout.write(`  ${codec.padEnd(5)} ${`${outer.lr} / ${outer.momentum}`.padEnd(8)} ${rounds.padEnd(9)} ${loss}\n`)
+  }
+}
 
 const dp = results[0]![1]
 const int8 = results[1]![1]
@@ -150,3 +178,4 @@ for (const [name, o] of results) {
 process.stdout.write(`a node joining after round 1 downloads the model once: +${(4 * n / 2 ** 20).toFixed(2)} MiB\n`)
 const penalty = 100 * (sparse.loss - dp.loss) / dp.loss
 process.stdout.write(`comm: ${(dp.bytes / sparse.bytes).toFixed(0)}× fewer bytes than data parallel, loss ${sign(penalty)} (${sign(100 * (sparse.loss - int8.loss) / int8.loss)} against DiLoCo int8; int8 overlapped ${sign(100 * (overlapped.loss - dp.loss) / dp.loss)})\n`)
+

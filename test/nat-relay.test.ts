@@ -41,8 +41,10 @@ test('two agents behind separate NATs take the base checkpoint from each other t
 
     // A 13 MB checkpoint: more than peer exchange fetches from the coordinator whole.
     const model = { vocab_size: 256, hidden_size: 256, intermediate_size: 688, num_hidden_layers: 4, num_attention_heads: 4, max_position_embeddings: 64, tie_word_embeddings: false }
-    await createRunViaCli(dataDir, tinyRunSpec({ model: { config: model }, rounds: 1, minNodes: 2, maxNodes: 2, evalBatches: 1, recipe: { innerSteps: 2, batchSize: 1, seqLen: 16, innerLr: 0.001, warmupSteps: 1 } }), { DATABASE_URL: '' })
-    for (const a of agents) await a.waitForLine(/round 1: .*report accepted/, 180_000)
+    // Round 1's base is made from the run's seed; clipped reports mean no broadcast updates, so
+    // round 2's base is downloaded.
+    await createRunViaCli(dataDir, tinyRunSpec({ model: { config: model }, rounds: 2, minNodes: 2, maxNodes: 2, evalBatches: 1, defences: { clipToMedianNorm: 10 }, recipe: { innerSteps: 2, batchSize: 1, seqLen: 16, innerLr: 0.001, warmupSteps: 1 } }), { DATABASE_URL: '' })
+    for (const a of agents) await a.waitForLine(/round 2: .*report accepted/, 180_000)
 
     let fromPeers = 0
     for (const [i, a] of agents.entries()) {

@@ -29,8 +29,10 @@ test('three agents take the base checkpoint mostly from each other; the coordina
     const token = await coordinator.createToken('Spread Lab', { uses: 3 })
     for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `spread-${i}`, args: ['--metrics-port', '0'] }))
     const checkpointBytes = CHECKPOINT_BYTES
+    // Round 1's base is the untrained model, which every agent makes from the run's seed; a run
+    // that clips its reports does not broadcast updates, so round 2's base is downloaded by all three.
     const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({
-      model: { config: MODEL }, rounds: 1, minNodes: 3, maxNodes: 3, evalBatches: 1,
+      model: { config: MODEL }, rounds: 2, minNodes: 3, maxNodes: 3, evalBatches: 1, defences: { clipToMedianNorm: 10 },
       recipe: { innerSteps: 2, batchSize: 1, seqLen: 16, innerLr: 0.001, warmupSteps: 1 }
     }))
     await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000, Object.fromEntries(agents.map((a, i) => [`agent ${i}`, a.output])))

@@ -414,7 +414,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                 </select>
               </Field>
               <SlowLinkCodecs codec={form.codec} ticked={form.slowLinkCodecs} onToggle={setSlowLinkCodec} error={errorFor('codecs')} />
-              <Field id={fieldId('overlap')} label='Round overlap' hint='overlapped: a node starts its next unit as soon as it reports, from the base one outer step old, so it never waits for the round to close (screened round by round; units may be doubled)' field='overlap' error={errorFor('overlap')}>
+              <Field id={fieldId('overlap')} label='Round overlap' hint='overlapped: a node starts its next unit as soon as it reports, from the base one outer step old, so it never waits for the round to close; the stale outer step costs loss in short runs, so lower the outer learning rate (screened round by round; units may be doubled)' field='overlap' error={errorFor('overlap')}>
                 <select id={fieldId('overlap')} className='input' value={form.overlap} onChange={(e) => { update({ overlap: e.target.value as SpecForm['overlap'] }, 'overlap') }} data-testid='overlap'>
                   <option value='none'>one at a time</option>
                   <option value='delayed'>overlapped (one-step-delayed outer update)</option>
