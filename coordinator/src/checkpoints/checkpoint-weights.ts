@@ -1,5 +1,5 @@
 import type { LlamaConfig } from '@barnraise/protocol'
-import { huggingFaceTextFiles, initParams, paramSetFromSafetensors, storedCheckpointBytes } from '@barnraise/trainer'
+import { huggingFaceTextFiles, paramSetFromSafetensors, storedCheckpointBytes } from '@barnraise/trainer'
 
 /** The flat weights in a stored checkpoint (an F32 model.safetensors) of a model shaped by `config`. */
 export function checkpointWeights (config: LlamaConfig, bytes: Uint8Array): Float32Array {
@@ -9,11 +9,6 @@ export function checkpointWeights (config: LlamaConfig, bytes: Uint8Array): Floa
 /** A checkpoint as stored: model.safetensors in F32, so its sha256 is the checkpoint's id. */
 export function checkpointBytes (config: LlamaConfig, flat: Float32Array): Uint8Array {
   return storedCheckpointBytes(config, flat)
-}
-
-/** The round-0 checkpoint of a run: the model initialised from `seed`. */
-export function initialCheckpointBytes (config: LlamaConfig, seed: number): Uint8Array {
-  return checkpointBytes(config, initParams(config, seed).flat)
 }
 
 /**

@@ -1,12 +1,11 @@
 import type { Kysely } from 'kysely'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
-import { countParams, decodeShard, demoCorpusShards, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
+import { countParams, decodeShard, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
-import { initialCheckpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { ShardInfo } from './runs.ts'
 
 /** Where a run's model, dataset and initial checkpoint are resolved and stored. */
@@ -110,7 +109,7 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex: null }
 }
 
-/** Stores a run's round-0 checkpoint; returns its sha256. */
+/** Stores a run's round-0 checkpoint (made on a worker thread: a large model takes tens of seconds); returns its sha256. */
 export async function storeInitialCheckpoint (store: RunStore, config: LlamaConfig, seed: number): Promise<string> {
-  return await storeBlob(store.db, store.blobs, initialCheckpointBytes(config, seed), 'checkpoint', { initial: true })
+  return await storeBlob(store.db, store.blobs, (await initialCheckpoint(config, seed)).bytes, 'checkpoint', { initial: true })
 }
