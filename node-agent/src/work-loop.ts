@@ -130,7 +130,10 @@ async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string
   const runDir = join(o.dataDir, 'runs', unit.runId)
   let source: BaseSource | null = null
   if (unit.initialSeed !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
-    const made = await makeInitialBase(unit.modelConfig, unit.initialSeed, unit.baseCheckpoint, o.signal)
+    const made = await makeInitialBase(unit.modelConfig, unit.initialSeed, unit.baseCheckpoint, o.signal).catch((err: unknown) => {
+      if (o.signal.aborted) throw err
+      return { made: false as const, reason: `the model could not be made from the run's seed (${(err as Error).message})` }
+    })
     // Into the cache, then on as if it had been downloaded: the momentum below still goes with it.
     if (made.made) {
       await o.cache.put(unit.baseCheckpoint, made.bytes)
