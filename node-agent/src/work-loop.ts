@@ -129,18 +129,20 @@ type BaseSource =
 async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string): Promise<{ bytes: Uint8Array, source: BaseSource | null }> {
   const runDir = join(o.dataDir, 'runs', unit.runId)
   let source: BaseSource | null = null
+  let made: Uint8Array | undefined
   if (unit.initialSeed !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
-    const made = await makeInitialBase(unit.modelConfig, unit.initialSeed, unit.baseCheckpoint, o.signal).catch((err: unknown) => {
+    const outcome = await makeInitialBase(unit.modelConfig, unit.initialSeed, unit.baseCheckpoint, o.signal).catch((err: unknown) => {
       if (o.signal.aborted) throw err
       return { made: false as const, reason: `the model could not be made from the run's seed (${(err as Error).message})` }
     })
     // Into the cache, then on as if it had been downloaded: the momentum below still goes with it.
-    if (made.made) {
-      await o.cache.put(unit.baseCheckpoint, made.bytes)
+    if (outcome.made) {
+      await o.cache.put(unit.baseCheckpoint, outcome.bytes)
+      made = outcome.bytes
       source = { kind: 'initial', seed: unit.initialSeed }
-    } else o.say(`agent: ${unit.runName} ${label}: downloading the base: ${made.reason}`)
+    } else o.say(`agent: ${unit.runName} ${label}: downloading the base: ${outcome.reason}`)
   }
-  if (unit.update !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
+  if (made === undefined && unit.update !== undefined && !await o.cache.has(unit.baseCheckpoint)) {
     try {
       const outcome = await rebuildBase(o.cache, runDir, unit, o.signal)
       if (outcome.rebuilt) return { bytes: outcome.bytes, source: { kind: 'rebuilt', reports: outcome.reports, reportBytes: outcome.reportBytes } }
@@ -150,7 +152,8 @@ async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string
       o.say(`agent: ${unit.runName} ${label}: could not rebuild the base from the round's reports (${(err as Error).message}); downloading it`)
     }
   }
-  const bytes = await o.cache.get(unit.baseCheckpoint, o.signal)
+  // The model just made is in hand: reading it back from the cache would cost a model's I/O.
+  const bytes = made ?? await o.cache.get(unit.baseCheckpoint, o.signal)
   if (unit.momentum !== undefined && await momentumFor(runDir, unit.baseCheckpoint, countParams(unit.modelConfig)) === undefined) {
     try {
       const momentum = unit.momentum === null ? null : readMomentum(await o.cache.get(unit.momentum, o.signal), countParams(unit.modelConfig))
