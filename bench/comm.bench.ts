@@ -5,7 +5,11 @@
 // 2. DiLoCo with int8 pseudo-gradients, Nesterov outer step (Barnraise's default);
 // 3. DiLoCo with topk pseudo-gradients plus error feedback (each node keeps what its codec
 //    dropped and adds it to its next report, as node-agent/src/error-feedback.ts does).
-// 4. DiLoCo int8 with overlapped rounds (a one-step-delayed outer update, docs/overlap.md):
+// 4. the same topk run with a sparse broadcast (run spec `broadcast: 'sparse'`): the round's mean
+//    goes out as topk plus the coordinator's own error feedback (coordinator/src/rounds/
+//    sparse-broadcast.ts, called here), so a node downloads 0.032 bytes a parameter a round
+//    however many nodes there are, where the listed reports grow with the node count;
+// 5. DiLoCo int8 with overlapped rounds (a one-step-delayed outer update, docs/overlap.md):
 //    round r's units train from the checkpoint before round r − 1's, and their mean is applied
 //    to round r − 1's, so a node never waits for a round to close; this row is what that costs.
 // Bytes are sent plus received per node. A DiLoCo node that is there from the start makes the
@@ -16,14 +20,15 @@
 // encoded, as here), or the model. A node that joins later downloads the model once (printed).
 import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
-import { aggregateCodec, sendsAggregate } from '../coordinator/src/rounds/round-update.ts'
+import { broadcastCodecOf, sendsAggregate } from '../coordinator/src/rounds/round-update.ts'
+import { sparseBroadcast } from '../coordinator/src/rounds/sparse-broadcast.ts'
 import {
   AdamW, BatchSampler, NesterovSGD, clipGradNorm, countParams, createParamSet, demoCorpusShards, initParams,
   learningRateAt, lossAndGrad, presetConfig, validationLoss
 } from '@barnraise/trainer'
 
 const PRESET = 'small'
-const NODES = 4
+const NODES = Number(process.env.BENCH_NODES ?? 4)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
 const INNER_STEPS = Number(process.env.BENCH_INNER_STEPS ?? 20)
 const BATCH = 4
@@ -80,8 +85,11 @@ function dataParallel (): Outcome {
  */
 type Rounds = 'blocking' | 'delayed' | 'eager'
 
+/** How the round's mean reaches the nodes (run spec `broadcast`). */
+type Broadcast = 'dense' | 'sparse'
+
 /** DiLoCo rounds: H AdamW steps per node from the shared base, codec'd deltas averaged, Nesterov outer step. */
-function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, momentum: number }, rounds: Rounds = 'blocking'): Outcome {
+function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, momentum: number }, rounds: Rounds = 'blocking', broadcast: Broadcast = 'dense'): Outcome {
   const delayed = rounds !== 'blocking'
   const started = performance.now()
   const theta = initParams(config, 7)
@@ -91,7 +99,10 @@ function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, 
   const data = samplers()
   const nodes = data.map((sampler) => ({ sampler, params: createParamSet(config), grads: createParamSet(config), opt: adam(), residual: new Float32Array(n), last: new Float32Array(n), base: new Float32Array(n) }))
   const payloadBytes = encodedByteLength(codec, n)
-  const aggregate = sendsAggregate(NODES, NODES * payloadBytes, codec, n)
+  const meanCodec = broadcastCodecOf({ codec, broadcast })
+  const aggregate = sendsAggregate(NODES, NODES * payloadBytes, meanCodec, n)
+  // The coordinator's residual (sparse broadcast): what its broadcasts have left out so far.
+  let carried: Float32Array | null = null
   for (let round = 0; round < ROUNDS; round++) {
     const sum = new Float32Array(n)
     const base = delayed ? new Float32Array(older) : theta.flat
@@ -115,10 +126,18 @@ function diloco (codec: CodecName, errorFeedback: boolean, outer: { lr: number, 
       node.last.set(received)
       for (let i = 0; i < n; i++) sum[i]! += received[i]! / NODES
     }
-    outerOpt.step(theta.flat, aggregate ? decodePseudoGradient(aggregateCodec(codec), encodePseudoGradient(aggregateCodec(codec), sum), n) : sum)
+    let applied: Float32Array = sum
+    if (aggregate && meanCodec === 'topk') {
+      const sparse = sparseBroadcast(sum, carried)
+      applied = sparse.applied
+      carried = sparse.residual
+    } else if (aggregate) {
+      applied = decodePseudoGradient(meanCodec, encodePseudoGradient(meanCodec, sum), n)
+    }
+    outerOpt.step(theta.flat, applied)
   }
   // Each round: its report up; down, the round's NODES reports or their mean, or the model where that is less.
-  const perRound = payloadBytes + Math.min(aggregate ? encodedByteLength(aggregateCodec(codec), n) : NODES * payloadBytes, 4 * n)
+  const perRound = payloadBytes + Math.min(aggregate ? encodedByteLength(meanCodec, n) : NODES * payloadBytes, 4 * n)
   const bytes = ROUNDS * perRound
   return { loss: validationLoss(theta, shards.validation.tokens, evalOpts), bytes, perRound, seconds: (performance.now() - started) / 1000 }
 }
@@ -138,12 +157,15 @@ report('data parallel (fp32)', dataParallel())
 // amplified (lr 3, no momentum: 2.50; 2 / 0: 2.54; 4 / 0: 2.76; 1 / 0: 2.82; 1 / 0.5: 2.58),
 // since its error feedback holds back most of what each round trained. A delayed outer step
 // wants a smaller lr: int8 overlapped ends at 2.48 with lr 0.5 and 2.59 with lr 1 (topk
-// overlapped: 3.42 at 1 / 0, 5.26 at 2 / 0, 6.36 at 3 / 0).
+// overlapped: 3.42 at 1 / 0, 5.26 at 2 / 0, 6.36 at 3 / 0). A sparse broadcast's topk mean
+// holds back more again: 2 / 0 ends at 2.69, 3 / 0 at 2.70, 4 / 0 at 3.04, 1 / 0 at 3.19.
 const INT8_OUTER = { lr: 1, momentum: 0 }
 const TOPK_OUTER = { lr: 3, momentum: 0 }
+const SPARSE_OUTER = { lr: 2, momentum: 0 }
 const OVERLAPPED_OUTER = { lr: 0.5, momentum: 0 }
 report('DiLoCo int8', diloco('int8', false, INT8_OUTER))
 report('DiLoCo topk + err. fb.', diloco('topk', true, TOPK_OUTER))
+report('DiLoCo topk, sparse broadcast', diloco('topk', true, SPARSE_OUTER, 'blocking', 'sparse'))
 report('DiLoCo int8, overlapped', diloco('int8', false, OVERLAPPED_OUTER, 'delayed'))
 
 // BENCH_COMM_SWEEP=1: the blocking / overlapped / eager table of docs/overlap.md, row by row.
@@ -168,7 +190,8 @@ if (process.env.BENCH_COMM_SWEEP === '1') {
 const dp = results[0]![1]
 const int8 = results[1]![1]
 const sparse = results[2]![1]
-const overlapped = results[3]![1]
+const sparseBroadcastRun = results[3]![1]
+const overlapped = results[4]![1]
 const sign = (x: number): string => `${x >= 0 ? '+' : ''}${x.toFixed(1)}%`
 process.stdout.write('\nmethod                          loss vs DP   bytes/node, whole run   × fewer   a round   × fewer\n')
 for (const [name, o] of results) {
@@ -176,6 +199,18 @@ for (const [name, o] of results) {
     `${(o.bytes / 2 ** 20).toFixed(2).padStart(9)} MiB   ${(dp.bytes / o.bytes).toFixed(0).padStart(9)}×   ${(o.perRound / 2 ** 10).toFixed(1).padStart(8)} KiB   ${(dp.perRound / o.perRound).toFixed(0).padStart(5)}×\n`)
 }
 process.stdout.write(`a node joining after round 1 downloads the model once: +${(4 * n / 2 ** 20).toFixed(2)} MiB\n`)
+// What a round costs a topk node as the run grows: the listed reports grow with the node count
+// until their int8 mean is smaller; a sparse broadcast stays one topk payload each way.
+const up = encodedByteLength('topk', n)
+const perNode = (nodes: number, broadcast: Broadcast): number => {
+  const mean = broadcastCodecOf({ codec: 'topk', broadcast })
+  return up + Math.min(sendsAggregate(nodes, nodes * up, mean, n) ? encodedByteLength(mean, n) : nodes * up, 4 * n)
+}
+const dpRound = (nodes: number): number => 2 * 2 * (nodes - 1) / nodes * 4 * n * INNER_STEPS
+process.stdout.write('\na topk round per node, × fewer bytes than data parallel, as the run grows:\n  nodes          ' + [4, 16, 64, 1024].map((k) => String(k).padStart(8)).join('') + '\n')
+for (const broadcast of ['dense', 'sparse'] as const) {
+  process.stdout.write(`  ${`${broadcast} broadcast`.padEnd(15)}` + [4, 16, 64, 1024].map((k) => `${(dpRound(k) / perNode(k, broadcast)).toFixed(0)}×`.padStart(8)).join('') + '\n')
+}
 const penalty = 100 * (sparse.loss - dp.loss) / dp.loss
-process.stdout.write(`comm: ${(dp.bytes / sparse.bytes).toFixed(0)}× fewer bytes than data parallel, loss ${sign(penalty)} (${sign(100 * (sparse.loss - int8.loss) / int8.loss)} against DiLoCo int8; int8 overlapped ${sign(100 * (overlapped.loss - dp.loss) / dp.loss)})\n`)
+process.stdout.write(`comm: ${(dp.bytes / sparse.bytes).toFixed(0)}× fewer bytes than data parallel, loss ${sign(penalty)} (${sign(100 * (sparse.loss - int8.loss) / int8.loss)} against DiLoCo int8; sparse broadcast ${(dp.bytes / sparseBroadcastRun.bytes).toFixed(0)}×, ${sign(100 * (sparseBroadcastRun.loss - dp.loss) / dp.loss)}; int8 overlapped ${sign(100 * (overlapped.loss - dp.loss) / dp.loss)})\n`)
 

@@ -321,6 +321,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await page.locator('#f-codec').selectOption('int8')
     assert.equal(await page.getByTestId('slow-link-codec-topk').isChecked(), false, 'a codec no longer smaller was unticked')
     await page.getByTestId('slow-link-codec-topk').check()
+    await page.getByTestId('broadcast').selectOption('sparse')
     await page.locator('#f-evalBatches').fill('2')
     await page.locator('#f-rounds').fill('12')
     await page.locator('#f-minNodes').fill('1')
@@ -344,8 +345,10 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     assert.equal(detail.spec.fundingGoalUsd, 1000)
     assert.equal(detail.spec.codec, 'int8')
     assert.deepEqual(detail.spec.codecs, ['int8', 'topk'])
+    assert.equal(detail.spec.broadcast, 'sparse')
     await page.locator('[data-testid="run-page"][data-status="running"]').waitFor()
     await page.getByText('int8, or topk on slow links').waitFor()
+    await page.getByText('sparse: a topk of each round’s mean').waitFor()
     await page.getByTestId('steer-pause').waitFor()
   })
 

@@ -19,6 +19,7 @@ import * as assignmentLookups from './migrations/2026-12-05-0003-assignment-look
 import * as roundAggregates from './migrations/2026-12-05-0004-round-aggregates.ts'
 import * as codecChoice from './migrations/2026-12-06-0001-codec-choice.ts'
 import * as runsAwaitingData from './migrations/2026-12-06-0002-runs-awaiting-data.ts'
+import * as broadcastResidual from './migrations/2026-12-06-0003-broadcast-residual.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -40,7 +41,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-05-0003-assignment-lookups': assignmentLookups,
   '2026-12-05-0004-round-aggregates': roundAggregates,
   '2026-12-06-0001-codec-choice': codecChoice,
-  '2026-12-06-0002-runs-awaiting-data': runsAwaitingData
+  '2026-12-06-0002-runs-awaiting-data': runsAwaitingData,
+  '2026-12-06-0003-broadcast-residual': broadcastResidual
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -42,3 +42,11 @@ test('a run may let slow links use smaller codecs: its own codec among them, eac
   assert.deepEqual(field({ codec: 'int8', codecs: ['int8', 'gzip'] }), ['codecs.1'])
   assert.deepEqual(field({ codec: 'int8', codecs: ['int8', 'topk'], defences: { redundancy: 0.1 } }), ['defences.redundancy'])
 })
+
+test('a run\'s round means go out dense unless it asks for a sparse broadcast', () => {
+  assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3 }).broadcast, 'dense')
+  assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3, codec: 'topk', broadcast: 'sparse' }).broadcast, 'sparse')
+  const bad = runSpecSchema.safeParse({ name: 'r', rounds: 3, broadcast: 'topk' })
+  assert.equal(bad.success, false)
+  assert.deepEqual(bad.error?.issues.map((i) => i.path.join('.')), ['broadcast'])
+})

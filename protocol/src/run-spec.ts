@@ -9,6 +9,15 @@ export const shardUrlSchema = z.string().max(2000).regex(/^https?:\/\/[^\s]+$/, 
 export const OVERLAP_MODES = ['none', 'delayed'] as const
 export type OverlapMode = typeof OVERLAP_MODES[number]
 
+/**
+ * How a round's mean goes out to the nodes that rebuild the next base themselves: `dense` in
+ * int8 (or the run's codec where that is fp16 or fp32); `sparse` as a topk of the mean plus what
+ * earlier broadcasts dropped (the coordinator's own error feedback), a thirty-first of int8's
+ * bytes whatever the number of nodes, at some cost in loss (docs/sparse-broadcast.md).
+ */
+export const BROADCAST_MODES = ['dense', 'sparse'] as const
+export type BroadcastMode = typeof BROADCAST_MODES[number]
+
 /** Inner (AdamW) and outer (Nesterov) hyperparameters of a run, with DiLoCo's usual defaults. */
 export const recipeSchema = z.object({
   innerSteps: z.number().int().min(1, 'at least 1 inner step').max(100_000).default(20),
@@ -117,6 +126,11 @@ export const runSpecSchema = z.object({
    * one-step-delayed outer update; docs/overlap.md). Two rounds are open at a time.
    */
   overlap: z.enum(OVERLAP_MODES).default('none'),
+  /**
+   * How a round's mean goes out to nodes that rebuild the next base from it (BROADCAST_MODES);
+   * where the round's reports are fewer bytes than that mean, the reports go out instead.
+   */
+  broadcast: z.enum(BROADCAST_MODES).default('dense'),
   /**
    * `throughput`: each node's unit has the run's inner steps scaled by its measured tokens a
    * second over the round's median (¼× to 4×), so a fast GPU trains more and a laptop less and

@@ -98,11 +98,11 @@ export const scoreResultSchema = z.object({
  * went with it. The round's update comes one of two ways, whichever is fewer bytes: `reports`,
  * the round's accepted reports to fold in this order with these token weights into their
  * token-weighted mean; or `aggregate`, that mean as the coordinator encoded it (the run's dense
- * codec; int8 for topk runs) and applied
+ * codec, int8 for topk runs; topk in runs with a sparse broadcast) and applied
  * it. The result must hash to the unit's baseCheckpoint; otherwise the node downloads the model.
  */
-/** Codecs a round's mean update can be broadcast in (dense ones: the mean of sparse reports is not sparse). */
-export const AGGREGATE_CODECS = ['int8', 'fp16', 'fp32'] as const
+/** Codecs a round's mean update can be broadcast in: dense ones, and topk where the run's broadcast is sparse. */
+export const AGGREGATE_CODECS = ['int8', 'fp16', 'fp32', 'topk'] as const
 export type AggregateCodec = typeof AGGREGATE_CODECS[number]
 
 // Parsed only by agents, from their coordinator: fields a newer coordinator adds are dropped,

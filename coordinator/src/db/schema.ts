@@ -102,6 +102,8 @@ export interface RunsTable {
   latest_checkpoint: string | null
   /** sha256 of the outer optimizer's momentum buffer blob */
   outer_state: string | null
+  /** sha256 of what the run's sparse broadcasts left out so far (sparse-broadcast.ts); null: none */
+  broadcast_residual: ColumnType<string | null, string | null | undefined, string | null>
   data_cursor: ColumnType<DataCursor, string | undefined, string>
   /** nats/token of the training data's unigram model on the validation windows; null until first computed */
   unigram_baseline: ColumnType<number | null, number | null | undefined, number | null>

@@ -22,7 +22,9 @@ import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRound
 import { measuredTimings, stepsByTiming } from './unit-sizing.ts'
 import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
-import { aggregateCodec, roundUpdate, sendsAggregate, updateCodecOf, updateWorthSending } from './round-update.ts'
+import { broadcastCodecOf, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
+import { readBroadcastResidual, sparseBroadcast, writeBroadcastResidual } from './sparse-broadcast.ts'
+import { l2Norm } from './accumulator.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
@@ -328,14 +330,14 @@ export class RoundEngine implements WorkSource {
   async #closeRound (runId: string, roundId: string, number: number, currentRound: number, reason: string): Promise<void> {
     const { db, blobs } = this.#o
     const spec = await this.#cache.spec(runId)
-    const run = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state', 'tokens_seen']).where('id', '=', runId).executeTakeFirstOrThrow()
+    const run = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state', 'broadcast_residual', 'tokens_seen']).where('id', '=', runId).executeTakeFirstOrThrow()
     const acc = await this.#cache.accumulator(runId, roundId)
     const theta = new Float32Array(await this.#cache.base(runId, run.latest_checkpoint!))
     const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
     const defences = defencesOf(spec)
     const update = acc.update(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
-    // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs):
-    // the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
+    // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs,
+    // topk where the broadcast is sparse): the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
     let applied = update
     let updateBlob: string | null = null
     // The codecs the round's reports came in (a run may let slow links use a smaller one) and their bytes.
@@ -344,11 +346,22 @@ export class RoundEngine implements WorkSource {
     const reportBytes = folded.reduce((sum, f) => sum + Number(f.n) * encodedByteLength(f.codec ?? spec.codec, spec.paramCount), 0)
     // Reports in several codecs cannot be listed for a node to fold in one: the mean goes out.
     const mixed = new Set(folded.map((f) => f.codec ?? spec.codec)).size > 1
-    const updateCodec = updateCodecOf(spec)
-    if (broadcastsUpdates(defences) && acc.reports > 0 && (mixed || sendsAggregate(acc.reports, reportBytes, updateCodec, spec.paramCount))) {
-      const codec = aggregateCodec(updateCodec)
-      const encoded = encodePseudoGradient(codec, update)
-      applied = decodePseudoGradient(codec, encoded, spec.paramCount)
+    const broadcastCodec = broadcastCodecOf(spec)
+    // A sparse broadcast's residual: unchanged by a round whose reports go out as they are.
+    let residualBlob = run.broadcast_residual
+    if (broadcastsUpdates(defences) && acc.reports > 0 && (mixed || sendsAggregate(acc.reports, reportBytes, broadcastCodec, spec.paramCount))) {
+      let encoded: Uint8Array
+      if (broadcastCodec === 'topk') {
+        const carried = await this.#broadcastResidual(runId, run.broadcast_residual, spec.paramCount)
+        const sparse = sparseBroadcast(update, carried)
+        encoded = sparse.encoded
+        applied = sparse.applied
+        residualBlob = await storeBlob(db, blobs, writeBroadcastResidual(sparse.residual), 'optimizer', { runId, round: number })
+        this.#o.log.info('sparse broadcast', { runId, round: number, bytes: encoded.byteLength, residualCarried: carried !== null, residualNorm: l2Norm(sparse.residual) })
+      } else {
+        encoded = encodePseudoGradient(broadcastCodec, update)
+        applied = decodePseudoGradient(broadcastCodec, encoded, spec.paramCount)
+      }
       updateBlob = await storeBlob(db, blobs, encoded, 'update', { runId, round: number })
     }
     const newMomentum = outerStep(theta, applied, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
@@ -382,7 +395,7 @@ export class RoundEngine implements WorkSource {
       await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss })
         .onConflict((oc) => oc.column('sha256').doNothing()).execute()
       await trx.updateTable('runs').set({
-        current_round: number, tokens_seen: tokensSeen, latest_checkpoint: checkpoint, outer_state: outerState,
+        current_round: number, tokens_seen: tokensSeen, latest_checkpoint: checkpoint, outer_state: outerState, broadcast_residual: residualBlob,
         updated_at: new Date(), ...(done ? { status: 'completed' as const } : {})
       }).where('id', '=', runId).execute()
       // Sketches for replay checks after a restart: only as many as a screen keeps.
@@ -391,7 +404,7 @@ export class RoundEngine implements WorkSource {
       // A run that broadcasts its updates keeps this round's reports until the next one closes,
       // where they are worth fetching: nodes rebuild the next base from them (round-update.ts).
       const keepThisRound = broadcastsUpdates(defences) && !done && updateBlob === null &&
-        updateWorthSending(acc.reports, reportBytes, updateCodec, spec.paramCount)
+        updateWorthSending(acc.reports, reportBytes, broadcastCodec, spec.paramCount)
       // Overlapped, the round after next is built on this round's checkpoint, so the round before
       // this one (kept at its own close if worth it) is still being rebuilt from until now.
       const keptBefore = overlapped && !done ? number - 1 : number
@@ -448,6 +461,21 @@ export class RoundEngine implements WorkSource {
   }
 
   /**
+   * The sparse broadcast's carried residual, or null for none yet. A residual that cannot be
+   * read (its file lost or damaged) is dropped with a warning rather than stalling the run: it
+   * only holds what earlier broadcasts left out, never anything a node's base depends on.
+   */
+  async #broadcastResidual (runId: string, sha256: string | null, paramCount: number): Promise<Float32Array | null> {
+    if (sha256 === null) return null
+    try {
+      return readBroadcastResidual(await this.#o.blobs.get(sha256), paramCount)
+    } catch (err) {
+      this.#o.log.warn('the sparse broadcast\'s residual cannot be read; this round\'s broadcast starts without it', { runId, residual: sha256, err })
+      return null
+    }
+  }
+
+  /**
    * The update that made the units' base of round `roundId`, and whether to offer the momentum:
    * only where this round's own reports, all of them in, would be worth fetching instead of the
    * next model (a node would otherwise download a second model-sized blob for nothing).
@@ -458,7 +486,7 @@ export class RoundEngine implements WorkSource {
     const update = await roundUpdate(this.#o.db, runId, base, spec)
     const units = await this.#o.db.selectFrom('assignments').select((eb) => eb.fn.countAll<number>().as('n')).where('round_id', '=', roundId).executeTakeFirstOrThrow()
     const n = Number(units.n)
-    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), updateCodecOf(spec), spec.paramCount) }
+    const entry = { update, offerMomentum: updateWorthSending(n, n * encodedByteLength(spec.codec, spec.paramCount), broadcastCodecOf(spec), spec.paramCount) }
     this.#updates.set(roundId, entry)
     if (this.#updates.size > MAX_CACHED_UPDATES) this.#updates.delete(this.#updates.keys().next().value!)
     return entry

@@ -3,7 +3,7 @@
 // reports in the order they were folded, or its mean as the coordinator encoded and applied it.
 import type { Kysely } from 'kysely'
 import { MAX_CONTROL_MESSAGE_BYTES, allowedCodecs, encodedByteLength } from '@barnraise/protocol'
-import type { AggregateCodec, CodecName, RoundUpdate } from '@barnraise/protocol'
+import type { AggregateCodec, BroadcastMode, CodecName, RoundUpdate } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 
@@ -23,7 +23,7 @@ export async function roundUpdate (db: Kysely<Database>, runId: string, base: st
     // Any kind: the mean of identical reports is byte for byte one of them (kind `report`).
     const blob = await db.selectFrom('blobs').select('size').where('sha256', '=', previous.update_blob).executeTakeFirst()
     if (blob === undefined) return undefined
-    const update = { from, aggregate: { sha256: previous.update_blob, bytes: blob.size, codec: aggregateCodec(updateCodecOf(spec)) }, outerLr: spec.recipe.outerLr, outerMomentum: spec.recipe.outerMomentum }
+    const update = { from, aggregate: { sha256: previous.update_blob, bytes: blob.size, codec: broadcastCodecOf(spec) }, outerLr: spec.recipe.outerLr, outerMomentum: spec.recipe.outerMomentum }
     return worthSending(update, spec.paramCount) ? update : undefined
   }
   const accepted = await db.selectFrom('assignments')
@@ -62,10 +62,10 @@ export const MAX_UPDATE_REPORTS = Math.floor(MAX_UPDATE_BYTES / 120)
  * sending: asked before the reports are in (whether to offer the momentum, whether to keep the
  * reports at the close).
  */
-export function updateWorthSending (reports: number, bytes: number, codec: CodecName, paramCount: number): boolean {
+export function updateWorthSending (reports: number, bytes: number, aggregate: AggregateCodec, paramCount: number): boolean {
   if (reports === 0) return false
   // An aggregate (int8: about a quarter of the F32 model) costs the same whatever the number of reports.
-  if (sendsAggregate(reports, bytes, codec, paramCount)) return encodedByteLength(aggregateCodec(codec), paramCount) < 4 * paramCount
+  if (sendsAggregate(reports, bytes, aggregate, paramCount)) return encodedByteLength(aggregate, paramCount) < 4 * paramCount
   return reports <= MAX_UPDATE_REPORTS && bytes < 4 * paramCount
 }
 
@@ -81,21 +81,25 @@ export function updateCodecOf (spec: { codec: CodecName, codecs?: readonly Codec
 }
 
 /**
- * The codec a round's mean goes out in: the run's own for dense codecs (a run that chose fp16
- * keeps fp16 precision), int8 for topk (the mean of many sparse reports is no longer sparse).
+ * The codec a round's mean goes out in: topk where the run's broadcast is sparse (with the
+ * coordinator's error feedback, sparse-broadcast.ts); otherwise the run's own for dense codecs
+ * (a run that chose fp16 keeps fp16 precision) and int8 for topk (the mean of many sparse
+ * reports is no longer sparse).
  */
-export function aggregateCodec (codec: CodecName): AggregateCodec {
+export function broadcastCodecOf (spec: { codec: CodecName, codecs?: readonly CodecName[] | undefined, broadcast?: BroadcastMode | undefined }): AggregateCodec {
+  if (spec.broadcast === 'sparse') return 'topk'
+  const codec = updateCodecOf(spec)
   return codec === 'topk' ? 'int8' : codec
 }
 
 /**
- * Whether a round's update goes out as its mean, encoded once by the coordinator in
- * `aggregateCodec` (and applied as encoded, so a node rebuilds the same bits), rather than as its
- * `reports` reports of `bytes` bytes in all: when that is fewer bytes (int8 from two reports on,
- * topk from about 31).
+ * Whether a round's update goes out as its mean, encoded once by the coordinator in `aggregate`
+ * (broadcastCodecOf; applied as encoded, so a node rebuilds the same bits), rather than as its
+ * `reports` reports of `bytes` bytes in all: when that is fewer bytes (an int8 mean from two int8
+ * reports on, or from about 31 topk ones; a topk mean from two topk reports on).
  */
-export function sendsAggregate (reports: number, bytes: number, codec: CodecName, paramCount: number): boolean {
-  return reports > 0 && encodedByteLength(aggregateCodec(codec), paramCount) < bytes
+export function sendsAggregate (reports: number, bytes: number, aggregate: AggregateCodec, paramCount: number): boolean {
+  return reports > 0 && encodedByteLength(aggregate, paramCount) < bytes
 }
 
 /**

@@ -24,16 +24,18 @@ export function keptByRetention (round: number, keepEvery: number): boolean {
 
 /**
  * Blobs the round loop may still read, for every run: each run's latest checkpoint (the next
- * round's base, and what a restart resumes from), its outer momentum, and the base of any open
+ * round's base, and what a restart resumes from), its outer momentum and sparse broadcast
+ * residual, and the base of any open
  * round. The store is content-addressed, so another run can point at the same bytes.
  */
 async function blobsInUse (db: Kysely<Database>): Promise<Set<string>> {
-  const runs = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state']).execute()
+  const runs = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state', 'broadcast_residual']).execute()
   const open = await db.selectFrom('rounds').select('base_checkpoint').where('status', '=', 'open').execute()
   const inUse = new Set<string>()
   for (const r of runs) {
     if (r.latest_checkpoint !== null) inUse.add(r.latest_checkpoint)
     if (r.outer_state !== null) inUse.add(r.outer_state)
+    if (r.broadcast_residual !== null) inUse.add(r.broadcast_residual)
   }
   for (const r of open) inUse.add(r.base_checkpoint)
   return inUse

@@ -34,7 +34,7 @@ export interface ResolvedRunSpec extends Omit<RunSpec, 'dataset' | 'model'> {
  * A resolved spec as a `runs.spec` row holds it: rows written before `license`, `retention` and
  * `defences` (or `overlap`) existed lack them (readers fall back to the defaults).
  */
-export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex' | 'overlap' | 'unitSizing'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex' | 'overlap' | 'unitSizing'>>
+export type StoredRunSpec = Omit<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex' | 'overlap' | 'unitSizing' | 'broadcast'> & Partial<Pick<ResolvedRunSpec, 'license' | 'retention' | 'defences' | 'tokenizer' | 'documentIndex' | 'overlap' | 'unitSizing' | 'broadcast'>>
 
 /** Thrown with one message per bad field, so a form or CLI can show each. */
 export class RunSpecError extends CoordinatorError {

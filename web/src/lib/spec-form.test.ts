@@ -11,7 +11,11 @@ test('the default form with a name is a valid spec that stops after 100 rounds o
   assert.deepEqual(spec.dataset, { source: 'demo-corpus' })
   assert.equal(spec.recipe?.innerSteps, 20)
   assert.deepEqual(spec.defences, { aggregation: 'mean', screening: false, redundancy: 0 })
+  assert.equal(spec.broadcast, 'dense')
   assert.equal(validateSpec(spec).size, 0)
+  const sparse = buildSpec({ ...form, codec: 'topk', broadcast: 'sparse' }, null)
+  assert.equal(sparse.broadcast, 'sparse')
+  assert.equal(validateSpec(sparse).size, 0)
 })
 
 test('blank and out-of-range numbers are named in plain words on their own fields', () => {

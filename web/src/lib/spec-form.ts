@@ -66,6 +66,7 @@ export interface SpecForm {
   /** percent of each round's units also handed to a second node (redundancy checks) */
   redundancyPercent: string
   overlap: 'none' | 'delayed'
+  broadcast: 'dense' | 'sparse'
   unitSizing: 'fixed' | 'throughput'
 }
 
@@ -105,6 +106,7 @@ export function initialForm (): SpecForm {
     screening: d.defences.screening,
     redundancyPercent: String(d.defences.redundancy * 100),
     overlap: d.overlap,
+    broadcast: d.broadcast,
     unitSizing: d.unitSizing
   }
 }
@@ -159,6 +161,7 @@ export function buildSpec (form: SpecForm, upload: UploadedDataset | null, token
     license: form.license,
     defences: { aggregation: form.aggregation, screening: form.screening, redundancy: required(form.redundancyPercent) / 100 },
     overlap: form.overlap,
+    broadcast: form.broadcast,
     unitSizing: form.unitSizing
   }
   // Absent unless a smaller codec is ticked: a run with `codecs` of one is the same run, written longer.

@@ -420,6 +420,12 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                   <option value='delayed'>overlapped (one-step-delayed outer update)</option>
                 </select>
               </Field>
+              <Field id={fieldId('broadcast')} label='Round update broadcast' hint='how each round’s mean reaches nodes that rebuild the next base themselves; sparse: a topk of it (0.032 bytes a parameter however many nodes, the coordinator keeping what it drops for the next round), at some cost in loss: raise the outer learning rate (2 in our measurements)' field='broadcast' error={errorFor('broadcast')}>
+                <select id={fieldId('broadcast')} className='input' value={form.broadcast} onChange={(e) => { update({ broadcast: e.target.value as SpecForm['broadcast'] }, 'broadcast') }} data-testid='broadcast'>
+                  <option value='dense'>dense (int8, or the run’s codec)</option>
+                  <option value='sparse'>sparse (topk with the coordinator’s error feedback)</option>
+                </select>
+              </Field>
               <Field id={fieldId('unitSizing')} label='Unit size' hint='by throughput: each node trains the run’s inner steps scaled by its measured speed (¼× to 4×), so fast GPUs do more and every unit finishes together' field='unitSizing' error={errorFor('unitSizing')}>
                 <select id={fieldId('unitSizing')} className='input' value={form.unitSizing} onChange={(e) => { update({ unitSizing: e.target.value as SpecForm['unitSizing'] }, 'unitSizing') }} data-testid='unit-sizing'>
                   <option value='fixed'>the same for every node</option>
@@ -510,7 +516,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
 }
 
 /** Fields the form shows inline; any other server field error is listed above the form. */
-const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'codecs', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap', 'unitSizing',
+const KNOWN_FIELDS = new Set(['name', 'description', 'model', 'dataset', 'codec', 'codecs', 'rounds', 'tokenTarget', 'minNodes', 'maxNodes', 'roundDeadlineSeconds', 'evalBatches', 'seed', 'computeGoalGpuHours', 'fundingGoalUsd', 'retention.keepEvery', 'license', 'defences.aggregation', 'defences.screening', 'defences.redundancy', 'overlap', 'broadcast', 'unitSizing',
   ...[...RECIPE_FIELDS, ...ADVANCED_RECIPE_FIELDS].map((f) => `recipe.${f.key}`)])
 
 function focusFirstError (): void {
