@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { roundUpdateSchema } from './work.ts'
+import { roundUpdateSchema, workUnitSchema } from './work.ts'
 
 const sha = 'a'.repeat(64)
 const update = { from: sha, reports: [{ sha256: sha, tokens: 10, bytes: 100 }], outerLr: 0.7, outerMomentum: 0.9 }
@@ -12,4 +12,13 @@ test('an update from a newer coordinator parses with the fields an agent does no
   assert.equal(roundUpdateSchema.safeParse({ ...update, aggregate: { sha256: sha, bytes: 10, codec: 'int8' } }).success, false, 'reports and an aggregate at once')
   assert.equal(roundUpdateSchema.safeParse({ from: sha, aggregate: { sha256: sha, bytes: 10, codec: 'int8' }, codec: 'int8', outerLr: 1, outerMomentum: 0 }).success, false, 'only listed reports name a codec')
   assert.equal(roundUpdateSchema.safeParse({ ...update, reports: [{ sha256: 'nope', tokens: 10, bytes: 100 }] }).success, false)
+})
+
+test('a unit whose update this agent cannot read keeps the unit and drops the update (the node then downloads its base)', () => {
+  const field = workUnitSchema.shape.update
+  assert.deepEqual(field.parse(update), update)
+  assert.equal(field.parse(undefined), undefined)
+  assert.equal(field.parse({ from: sha, aggregate: { sha256: sha, bytes: 10, codec: 'topk' }, outerLr: 2, outerMomentum: 0 })?.aggregate?.codec, 'topk')
+  assert.equal(field.parse({ from: sha, aggregate: { sha256: sha, bytes: 10, codec: 'a-codec-from-the-future' }, outerLr: 1, outerMomentum: 0 }), undefined)
+  assert.equal(field.parse({ ...update, aggregate: { sha256: sha, bytes: 10, codec: 'int8' } }), undefined, 'a contradictory update is dropped too')
 })

@@ -143,8 +143,12 @@ export const workUnitSchema = z.object({
   /** total optimizer steps this node has been given in this run before; drives the LR schedule */
   scheduleOffset: z.number().int().nonnegative(),
   totalInnerSteps: z.number().int().positive(),
-  /** present when the run broadcasts its updates (a mean without clipping) and this is not its first round */
-  update: roundUpdateSchema.optional(),
+  /**
+   * Present when the run broadcasts its updates (a mean without clipping) and this is not its
+   * first round. One this agent cannot read (an aggregate codec added after it was built) is
+   * dropped, not the unit: the node downloads the base instead of rebuilding it.
+   */
+  update: roundUpdateSchema.optional().catch(undefined),
   /**
    * When the run broadcasts updates: the outer momentum that goes with baseCheckpoint (a blob a
    * node fetches once, to follow the next rounds' updates), or null before the first outer step.
