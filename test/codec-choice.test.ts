@@ -51,7 +51,7 @@ test('a run allowing int8 and topk moves the node on a slow link to topk, keeps 
 
     // A mixed round goes out as its int8 mean: the next round's units rebuild their base from it.
     assert.match(fast.output(), /base rebuilt from the round's int8 mean/)
-    assert.match(slow.output(), /\(\d+ KiB topk\)/)
+    assert.match(slow.output(), /\(\d+ KiB topk[,)]/)
     const checkpoints = await getJson<ApiCheckpoint[]>(coordinator.url, `api/runs/${runId}/checkpoints`)
     assert.equal(checkpoints.length, 5)
     assert.ok(checkpoints.at(-1)!.valLoss! < checkpoints[0]!.valLoss!, `the loss fell: ${checkpoints.map((c) => c.valLoss).join(', ')}`)

@@ -45,6 +45,8 @@ test('a topk run trains across real agents that keep error feedback between roun
     for (const agent of agents) {
       for (let round = 2; round <= 6; round++) {
         assert.match(agent.output(), new RegExp(`round ${round}: .*base rebuilt from 2 reports \\(\\d+ KiB instead of a \\d+ KiB model\\)`), `round ${round}:\n${agent.output()}`)
+        // The run's default error-feedback decay reached the agent in its units.
+        assert.match(agent.output(), new RegExp(`round ${round}: .*report accepted \\(\\d+ KiB topk, 0\\.7 of the last residual carried\\)`))
       }
     }
 

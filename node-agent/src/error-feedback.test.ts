@@ -4,7 +4,7 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { decodePseudoGradient, encodePseudoGradient } from '@barnraise/protocol'
-import { readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
+import { addResidual, readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
 
 function deltas (n: number, seed: number): Float32Array {
   const out = new Float32Array(n)
@@ -25,7 +25,7 @@ test('over rounds, what was sent plus what is kept is everything the node traine
     for (let i = 0; i < n; i++) trained[i]! += delta[i]!
     const { residual, note } = await readResidual(dir, n)
     assert.equal(note, null)
-    for (let i = 0; i < n; i++) delta[i]! += residual[i]!
+    addResidual(delta, residual, 1)
     const payload = encodePseudoGradient('topk', delta)
     const decoded = decodePseudoGradient('topk', payload, n)
     for (let i = 0; i < n; i++) sent[i]! += decoded[i]!
@@ -56,4 +56,25 @@ test('a missing, foreign or damaged residual file gives zeros and says why', asy
   const refused = await readResidual(dir, 3)
   assert.match(refused.note!, /holds NaN at 1/)
   assert.deepEqual([...refused.residual], [0, 0, 0])
+})
+
+test('a decayed residual carries that share of what was left out: unsent coordinates fade round by round', () => {
+  const residual = Float32Array.from([1, -2, 0.5, 0])
+  const plain = Float32Array.from([0.25, 0.25, 0.25, 0.25])
+  addResidual(plain, residual, 1)
+  assert.deepEqual(plain, Float32Array.from([1.25, -1.75, 0.75, 0.25]))
+  const decayed = Float32Array.from([0.25, 0.25, 0.25, 0.25])
+  addResidual(decayed, residual, 0.5)
+  assert.deepEqual(decayed, Float32Array.from([0.75, -0.75, 0.5, 0.25]))
+  // A coordinate topk never sends, with nothing new trained: β^t of it is left after t rounds.
+  const n = 4096
+  let kept: Float32Array = new Float32Array(n)
+  kept[4000] = 1e-6
+  for (let round = 0; round < 3; round++) {
+    const delta = new Float32Array(n)
+    for (let i = 0; i < 64; i++) delta[i] = 1
+    addResidual(delta, kept, 0.7)
+    kept = residualAfter(delta, 'topk', encodePseudoGradient('topk', delta))
+  }
+  assert.ok(Math.abs(kept[4000]! - 1e-6 * 0.7 ** 3) < 1e-12, `${kept[4000]}`)
 })

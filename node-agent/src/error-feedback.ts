@@ -1,7 +1,10 @@
 // Error feedback for lossy sparse codecs (Karimireddy et al. 2019, "Error Feedback Fixes
 // SignSGD"; SparseLoCo 2025 uses it with top-k): what the codec dropped from this node's
 // pseudo-gradient is kept and added to its next one, so over rounds every coordinate is sent.
-//   Δ'_t = Δ_t + e_{t-1};  send C(Δ'_t);  e_t = Δ'_t − decode(C(Δ'_t))
+//   Δ'_t = Δ_t + β·e_{t-1};  send C(Δ'_t);  e_t = Δ'_t − decode(C(Δ'_t))
+// β is the run's recipe.errorFeedbackDecay (SparseLoCo decays its residual too): 1 keeps every
+// coordinate owed until sent; less lets what stayed unsent for rounds fade (0.7 suited short runs
+// best in `pnpm bench comm`).
 // It lives in the agent, not in an executor, because the agent encodes for every executor: a
 // TypeScript and a torch node keep it the same way. One file per run in the run's state folder,
 // written only once the coordinator took the report (a refused report leaves e_{t-1} as it was).
@@ -68,6 +71,15 @@ export async function writeResidual (runDir: string, residual: Float32Array): Pr
   const tmp = join(runDir, `${FILE}.tmp`)
   await writeFile(tmp, bytes)
   await rename(tmp, join(runDir, FILE))
+}
+
+/**
+ * Δ' = Δ + decay · e_{t−1}, in place on `delta`: the residual a node carries into its report,
+ * scaled by the run's recipe.errorFeedbackDecay (1: all of it, the default of runs before it).
+ */
+export function addResidual (delta: Float32Array, residual: Float32Array, decay: number): void {
+  // 1 · e is e exactly, so a decay of 1 gives the bits runs before the setting gave.
+  for (let i = 0; i < delta.length; i++) delta[i]! += decay * residual[i]!
 }
 
 /** e_t = Δ' − decode(payload): what the payload did not carry. */

@@ -15,7 +15,7 @@ import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
 import { backoffDelay, sleep } from './backoff.ts'
-import { clearResidual, hasResidual, readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
+import { addResidual, clearResidual, hasResidual, readResidual, residualAfter, usesErrorFeedback, writeResidual } from './error-feedback.ts'
 import { momentumFor, rebuildBase, recordMomentum } from './base-rebuild.ts'
 import { startLookAhead } from './look-ahead.ts'
 import { makeInitialBase } from './initial-base.ts'
@@ -249,7 +249,10 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
   // A residual left from sparse units rides along a dense one too, which then sends it whole.
   const feedback = usesErrorFeedback(unit.codec) || await hasResidual(runDir) ? await readResidual(runDir, delta.length) : null
   if (feedback?.note != null) o.say(`agent: ${unit.runName} ${label}: ${feedback.note}`)
-  if (feedback != null) for (let i = 0; i < delta.length; i++) delta[i]! += feedback.residual[i]!
+  const decay = unit.errorFeedbackDecay ?? 1
+  if (feedback != null) addResidual(delta, feedback.residual, decay)
+  // Said on the round line where the run decays its residual: what a node carries is the run's choice.
+  const carried = feedback != null && decay !== 1 ? `, ${decay} of the last residual carried` : ''
   const payload = encodePseudoGradient(unit.codec, delta)
   const metadata: ReportMetadata = {
     runId: unit.runId,
@@ -281,7 +284,7 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
         const loss = metadata.lossCurve.at(-1)?.toFixed(3) ?? '?'
         const trained = `${unit.recipe.innerSteps} steps, loss ${first} → ${loss}, ${metadata.tokens.toLocaleString('en-US')} tokens at ${Math.round(tokensPerSecond).toLocaleString('en-US')} tok/s`
         const base = baseSaid(unit, source, checkpoint.byteLength)
-        if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec})${base}`)
+        if (verdict.ok) o.say(`agent: ${unit.runName} ${label}: ${trained}; report ${verdict.outcome === 'held' ? 'held until a second node\'s copy of this unit reports and the two are compared' : 'accepted'}${verdict.duplicate ? ' (already had it)' : ''} (${(payload.byteLength / 1024).toFixed(0)} KiB ${unit.codec}${carried})${base}`)
         else o.say(`agent: ${unit.runName} ${label}: ${trained}; report refused (${verdict.code}): ${verdict.message}`)
         break
       } catch (err) {

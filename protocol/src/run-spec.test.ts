@@ -50,3 +50,14 @@ test('a run\'s round means go out dense unless it asks for a sparse broadcast', 
   assert.equal(bad.success, false)
   assert.deepEqual(bad.error?.issues.map((i) => i.path.join('.')), ['broadcast'])
 })
+
+test('a topk run carries 0.7 of each residual into the next report unless it says otherwise, between 0 and 1', () => {
+  assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3 }).recipe.errorFeedbackDecay, 0.7)
+  assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3, recipe: { errorFeedbackDecay: 1 } }).recipe.errorFeedbackDecay, 1)
+  assert.equal(runSpecSchema.parse({ name: 'r', rounds: 3, recipe: { errorFeedbackDecay: 0 } }).recipe.errorFeedbackDecay, 0)
+  for (const bad of [-0.1, 1.5]) {
+    const parsed = runSpecSchema.safeParse({ name: 'r', rounds: 3, recipe: { errorFeedbackDecay: bad } })
+    assert.equal(parsed.success, false)
+    assert.deepEqual(parsed.error?.issues.map((i) => [i.path.join('.'), i.message]), [['recipe.errorFeedbackDecay', 'between 0 and 1']])
+  }
+})

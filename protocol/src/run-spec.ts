@@ -18,6 +18,9 @@ export type OverlapMode = typeof OVERLAP_MODES[number]
 export const BROADCAST_MODES = ['dense', 'sparse'] as const
 export type BroadcastMode = typeof BROADCAST_MODES[number]
 
+/** A new run's error-feedback decay (recipe.errorFeedbackDecay); runs stored before the setting keep all of it (1). */
+export const DEFAULT_ERROR_FEEDBACK_DECAY = 0.7
+
 /** Inner (AdamW) and outer (Nesterov) hyperparameters of a run, with DiLoCo's usual defaults. */
 export const recipeSchema = z.object({
   innerSteps: z.number().int().min(1, 'at least 1 inner step').max(100_000).default(20),
@@ -30,7 +33,13 @@ export const recipeSchema = z.object({
   beta2: z.number().min(0).max(0.99999).default(0.95),
   gradClip: z.number().positive().default(1.0),
   outerLr: z.number().positive().max(10).default(0.7),
-  outerMomentum: z.number().min(0).max(0.999).default(0.9)
+  outerMomentum: z.number().min(0).max(0.999).default(0.9),
+  /**
+   * How much of what a node's topk reports left out it carries into its next report: each
+   * round's residual is scaled by this before it is added (1 keeps all of it; SparseLoCo decays
+   * it too). `pnpm bench comm` measured 0.7 best over a short run (docs/run-spec.md).
+   */
+  errorFeedbackDecay: z.number().min(0, 'between 0 and 1').max(1, 'between 0 and 1').default(DEFAULT_ERROR_FEEDBACK_DECAY)
 })
 
 export const datasetSpecSchema = z.discriminatedUnion('source', [

@@ -164,7 +164,12 @@ export const workUnitSchema = z.object({
    * `delayed` when the run overlaps its rounds: this unit may start from the base one outer
    * step old (the round before is still collecting), and its delta is applied to the newer one.
    */
-  overlap: z.enum(OVERLAP_MODES).optional()
+  overlap: z.enum(OVERLAP_MODES).optional(),
+  /**
+   * The share of this node's error-feedback residual to add to this unit's delta (the run's
+   * recipe.errorFeedbackDecay); absent: all of it.
+   */
+  errorFeedbackDecay: z.number().min(0).max(1).optional()
 })
 
 export const workResponseSchema = z.discriminatedUnion('kind', [

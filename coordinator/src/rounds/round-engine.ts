@@ -18,7 +18,7 @@ import type { NodeScoring } from './node-scoring.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { aggregationRule, broadcastsUpdates, defencesOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
+import { aggregationRule, broadcastsUpdates, defencesOf, errorFeedbackDecayOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
 import { measuredTimings, stepsByTiming } from './unit-sizing.ts'
 import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
@@ -608,7 +608,9 @@ export class RoundEngine implements WorkSource {
         ...(offerMomentum && unit.latest_checkpoint === unit.base_checkpoint ? { momentum: unit.outer_state } : {}),
         ...(sent !== undefined ? { update: sent } : {}),
         ...(await this.#isInitial(unit.run_id, unit.base_checkpoint) ? { initialSeed: spec.seed } : {}),
-        ...(overlap !== 'none' ? { overlap } : {})
+        ...(overlap !== 'none' ? { overlap } : {}),
+        // Absent is all of it: an agent from before the setting keeps doing what it did.
+        ...(errorFeedbackDecayOf(spec) !== 1 ? { errorFeedbackDecay: errorFeedbackDecayOf(spec) } : {})
       }
     }
   }

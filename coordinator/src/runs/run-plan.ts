@@ -69,6 +69,12 @@ export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSi
   return { batches: 1, batchSize: Math.min(8, spec.recipe.batchSize * 2), seqLen: spec.recipe.seqLen }
 }
 
+/** The share of a node's error-feedback residual carried into its next report; runs from before the setting carry all of it. */
+export function errorFeedbackDecayOf (spec: StoredRunSpec): number {
+  const recipe: { errorFeedbackDecay?: number } = spec.recipe
+  return recipe.errorFeedbackDecay ?? 1
+}
+
 /** How a run's rounds follow each other; runs from before the setting do not overlap. */
 export function overlapOf (spec: StoredRunSpec): OverlapMode {
   return spec.overlap ?? 'none'

@@ -25,7 +25,8 @@ export const ADVANCED_RECIPE_FIELDS = [
   { key: 'beta2', label: 'β₂', hint: 'AdamW second moment', step: 'any' },
   { key: 'gradClip', label: 'Gradient clip', hint: 'global norm', step: 'any' },
   { key: 'outerLr', label: 'Outer learning rate', hint: 'DiLoCo’s Nesterov step', step: 'any' },
-  { key: 'outerMomentum', label: 'Outer momentum', hint: 'Nesterov momentum', step: 'any' }
+  { key: 'outerMomentum', label: 'Outer momentum', hint: 'Nesterov momentum', step: 'any' },
+  { key: 'errorFeedbackDecay', label: 'Error-feedback decay', hint: 'topk: the share of what a node’s last reports left out that rides along its next one (1: all of it)', step: 'any' }
 ] as const
 
 export type RecipeKey = typeof RECIPE_FIELDS[number]['key'] | typeof ADVANCED_RECIPE_FIELDS[number]['key']

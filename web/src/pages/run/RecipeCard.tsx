@@ -14,7 +14,7 @@ export function RecipeCard ({ run, runId }: { run: RunDetail, runId: string }): 
     ['Inner steps × batch × seq', `${r.innerSteps} × ${r.batchSize} × ${r.seqLen}`],
     ['Inner AdamW', `lr ${r.innerLr}, warmup ${r.warmupSteps}, wd ${r.weightDecay}, β ${r.beta1}/${r.beta2}, clip ${r.gradClip}`],
     ['Outer Nesterov', `lr ${r.outerLr}, momentum ${r.outerMomentum}`],
-    ['Codec', formatCodecs(spec.codec, spec.codecs)],
+    ['Codec', `${formatCodecs(spec.codec, spec.codecs)}${[spec.codec, ...(spec.codecs ?? [])].includes('topk') ? `; error feedback decay ${r.errorFeedbackDecay ?? 1}` : ''}`],
     ['Round update broadcast', spec.broadcast === 'sparse' ? 'sparse: a topk of each round’s mean, the coordinator keeping what it drops' : 'dense'],
     ['Defences', `${spec.defences?.aggregation ?? 'mean'}${spec.defences?.screening === true ? ', every report screened' : ', no screening'}${(spec.defences?.redundancy ?? 0) > 0 ? `, ${Math.round(100 * spec.defences!.redundancy)}% of units doubled` : ''}`],
     ['Stops after', spec.rounds !== undefined ? `${spec.rounds.toLocaleString()} rounds` : `${formatCount(spec.tokenTarget ?? 0)} tokens`],
