@@ -36,6 +36,9 @@ const INNER_STEPS = Number(process.env.BENCH_INNER_STEPS ?? 20)
 const BATCH = 4
 const SEQ = 64
 const PEAK_LR = 3e-3
+// BENCH_EF_DECAY sets another decay for the topk rows (1: carry all of each residual).
+const FEEDBACK_DECAY = Number(process.env.BENCH_EF_DECAY ?? DEFAULT_ERROR_FEEDBACK_DECAY)
+if (!(FEEDBACK_DECAY >= 0 && FEEDBACK_DECAY <= 1)) throw new Error(`BENCH_EF_DECAY must be between 0 and 1, not ${process.env.BENCH_EF_DECAY}`)
 
 const config = presetConfig(PRESET)
 const n = countParams(config)
@@ -170,8 +173,8 @@ const TOPK_OUTER = { lr: 3, momentum: 0 }
 const SPARSE_OUTER = { lr: 3, momentum: 0 }
 const OVERLAPPED_OUTER = { lr: 0.5, momentum: 0 }
 report('DiLoCo int8', diloco('int8', null, INT8_OUTER))
-report('DiLoCo topk + err. fb.', diloco('topk', DEFAULT_ERROR_FEEDBACK_DECAY, TOPK_OUTER))
-report('DiLoCo topk, sparse broadcast', diloco('topk', DEFAULT_ERROR_FEEDBACK_DECAY, SPARSE_OUTER, 'blocking', 'sparse'))
+report('DiLoCo topk + err. fb.', diloco('topk', FEEDBACK_DECAY, TOPK_OUTER))
+report('DiLoCo topk, sparse broadcast', diloco('topk', FEEDBACK_DECAY, SPARSE_OUTER, 'blocking', 'sparse'))
 report('DiLoCo int8, overlapped', diloco('int8', null, OVERLAPPED_OUTER, 'delayed'))
 
 // BENCH_COMM_SWEEP=1: the blocking / overlapped / eager table of docs/overlap.md, row by row.

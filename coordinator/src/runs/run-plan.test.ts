@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import type { StoredRunSpec } from './runs.ts'
-import { plannedRounds, runIsDone, storedLoss } from './run-plan.ts'
+import { errorFeedbackDecayOf, plannedRounds, runIsDone, storedLoss } from './run-plan.ts'
 
 function spec (goal: { rounds?: number, tokenTarget?: number }): StoredRunSpec {
   return { ...goal, minNodes: 2, recipe: { innerSteps: 10, batchSize: 4, seqLen: 32 } } as unknown as StoredRunSpec
@@ -25,4 +25,10 @@ test('a loss that is not a finite number is stored as null', () => {
   assert.equal(storedLoss(2.5), 2.5)
   assert.equal(storedLoss(Number.NaN), null)
   assert.equal(storedLoss(Number.POSITIVE_INFINITY), null)
+})
+
+test('a run stored before the error-feedback decay existed carries all of each residual; a newer one its own share', () => {
+  assert.equal(errorFeedbackDecayOf(spec({ rounds: 3 })), 1)
+  const decayed = { ...spec({ rounds: 3 }), recipe: { innerSteps: 10, batchSize: 4, seqLen: 32, errorFeedbackDecay: 0.7 } } as unknown as StoredRunSpec
+  assert.equal(errorFeedbackDecayOf(decayed), 0.7)
 })

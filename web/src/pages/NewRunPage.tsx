@@ -420,7 +420,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                   <option value='delayed'>overlapped (one-step-delayed outer update)</option>
                 </select>
               </Field>
-              <Field id={fieldId('broadcast')} label='Round update broadcast' hint='how each round’s mean reaches nodes that rebuild the next base themselves; sparse: a topk of it (0.032 bytes a parameter however many nodes, the coordinator keeping what it drops for the next round), at some cost in loss: raise the outer learning rate (2 in our measurements)' field='broadcast' error={errorFor('broadcast')}>
+              <Field id={fieldId('broadcast')} label='Round update broadcast' hint='how each round’s mean reaches nodes that rebuild the next base themselves; sparse: a topk of it (0.032 bytes a parameter however many nodes, the coordinator keeping what it drops for the next round), at some cost in loss: raise the outer learning rate (3 in our measurements, as for topk reports)' field='broadcast' error={errorFor('broadcast')}>
                 <select id={fieldId('broadcast')} className='input' value={form.broadcast} onChange={(e) => { update({ broadcast: e.target.value as SpecForm['broadcast'] }, 'broadcast') }} data-testid='broadcast'>
                   <option value='dense'>dense (int8, or the run’s codec)</option>
                   <option value='sparse'>sparse (topk with the coordinator’s error feedback)</option>
