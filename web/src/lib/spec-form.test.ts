@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { runSpecSchema } from '@barnraise/protocol/run-spec'
-import { CODECS_BY_SIZE, buildSpec, fieldErrorMap, fieldId, initialForm, smallerCodecs, validateSpec, withCodec, withSlowLinkCodec } from './spec-form.ts'
+import { CODECS_BY_SIZE, buildSpec, fieldErrorMap, fieldId, initialForm, overlapWarning, smallerCodecs, validateSpec, withCodec, withSlowLinkCodec } from './spec-form.ts'
 
 test('the default form with a name is a valid spec that stops after 100 rounds on the demo corpus', () => {
   const form = { ...initialForm(), name: 'first run' }
@@ -82,4 +82,14 @@ test('topk for slow links with doubled units is named on the slow-link codecs, i
   assert.match(validateSpec(buildSpec(withCodec(form, 'topk'), null)).get('defences.redundancy') ?? '', /redundancy cannot check topk/)
   // The server names one codec of the list by its index; the form shows it on the checkboxes.
   assert.equal(fieldErrorMap([{ field: 'codecs.1', message: 'bad codec' }]).get('codecs'), 'bad codec')
+})
+
+test('an overlapped run with DiLoCo\'s long-run outer step is warned about; one with lr 0.5 and no momentum is not', () => {
+  const form = initialForm()
+  assert.equal(overlapWarning(form), null, 'rounds one at a time')
+  const overlapped = { ...form, overlap: 'delayed' as const }
+  assert.match(overlapWarning(overlapped) ?? '', /outer lr 0\.7 and momentum 0\.9/)
+  assert.equal(overlapWarning({ ...overlapped, recipe: { ...form.recipe, outerLr: '0.5', outerMomentum: '0' } }), null)
+  assert.match(overlapWarning({ ...overlapped, recipe: { ...form.recipe, outerLr: '0.5', outerMomentum: '0.5' } }) ?? '', /momentum 0\.5/)
+  assert.equal(overlapWarning({ ...overlapped, recipe: { ...form.recipe, outerLr: '', outerMomentum: '' } }), null, 'blank fields have their own errors')
 })

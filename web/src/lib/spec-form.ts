@@ -228,3 +228,16 @@ export function fieldErrorMap (fields: FieldError[]): Map<string, string> {
 export function fieldId (path: string): string {
   return `f-${path.replace(/\./g, '-')}`
 }
+
+/**
+ * A word of warning for an overlapped run whose outer step is DiLoCo's long-run default or
+ * larger: a one-step-delayed outer update with a high lr or momentum lost most of what DiLoCo
+ * gained in `pnpm bench comm` (docs/overlap.md); null when there is nothing to say.
+ */
+export function overlapWarning (form: Pick<SpecForm, 'overlap' | 'recipe'>): string | null {
+  if (form.overlap !== 'delayed') return null
+  const lr = Number(form.recipe.outerLr)
+  const momentum = Number(form.recipe.outerMomentum)
+  if (!(lr > 0.5 || momentum > 0)) return null
+  return `Overlapped rounds apply each outer step one round late; with outer lr ${form.recipe.outerLr} and momentum ${form.recipe.outerMomentum} that cost much of DiLoCo's gain in our measurements. Short runs did best with lr 0.5 and no momentum (docs/overlap.md).`
+}

@@ -6,7 +6,7 @@ import type { RouterOutputs } from '../lib/trpc.ts'
 import { apiErrorFields, apiErrorMessage } from '../lib/errors.ts'
 import { ACTIVATION_FLOATS_PER_TOKEN_LAYER, BYTES_PER_PARAM, estimateNodeMemory } from '../lib/memory.ts'
 import { formatBytes, formatCount, formatUsd } from '../lib/format.ts'
-import { ADVANCED_RECIPE_FIELDS, RECIPE_FIELDS, SPEC_DEFAULTS, buildSpec, fieldErrorMap, fieldId, formField, initialForm, smallerCodecs, validateSpec, withCodec, withSlowLinkCodec } from '../lib/spec-form.ts'
+import { ADVANCED_RECIPE_FIELDS, RECIPE_FIELDS, SPEC_DEFAULTS, buildSpec, fieldErrorMap, fieldId, formField, initialForm, overlapWarning, smallerCodecs, validateSpec, withCodec, withSlowLinkCodec } from '../lib/spec-form.ts'
 import type { CodecChoice, RecipeKey, SpecForm, TokenizedDataset, UploadedDataset } from '../lib/spec-form.ts'
 import { DatasetFileUpload } from './run/DatasetFileUpload.tsx'
 import { Link, navigate } from '../lib/router.tsx'
@@ -206,6 +206,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
   const datasetError = form.datasetSource === 'upload' && upload === null
     ? (files.length === 0 ? 'choose one or more text files to upload (or use the demo corpus)' : uploadBytes > MAX_UPLOAD_BYTES ? `these files hold ${formatBytes(uploadBytes)}; one upload takes at most ${formatBytes(MAX_UPLOAD_BYTES)}` : undefined)
     : form.datasetSource === 'file' && tokenized === null ? 'upload a dataset file first (or use the demo corpus); the run may be launched while it tokenizes' : undefined
+  const overlapNote = overlapWarning(form)
 
   /** What to show for a field: the server's verdict first, then ours once touched or submitted. */
   const errorFor = (path: string): string | undefined => {
@@ -420,6 +421,7 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
                   <option value='delayed'>overlapped (one-step-delayed outer update)</option>
                 </select>
               </Field>
+              {overlapNote !== null && <p className='banner banner-warning' role='status' data-testid='overlap-warning'>{overlapNote}</p>}
               <Field id={fieldId('broadcast')} label='Round update broadcast' hint='how each round’s mean reaches nodes that rebuild the next base themselves; sparse: a topk of it (0.032 bytes a parameter however many nodes, the coordinator keeping what it drops for the next round), at some cost in loss: raise the outer learning rate (3 in our measurements, as for topk reports)' field='broadcast' error={errorFor('broadcast')}>
                 <select id={fieldId('broadcast')} className='input' value={form.broadcast} onChange={(e) => { update({ broadcast: e.target.value as SpecForm['broadcast'] }, 'broadcast') }} data-testid='broadcast'>
                   <option value='dense'>dense (int8, or the run’s codec)</option>
