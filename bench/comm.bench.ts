@@ -76,8 +76,7 @@ function dataParallel (): Outcome {
     clipGradNorm(mean, 1)
     opt.step(theta.flat, mean, learningRateAt(step, schedule))
   }
-  // A ring all-reduce sends and receives 2(N−1)/N of the fp32 gradient each, every step.
-  const perStep = 2 * 2 * (NODES - 1) / NODES * 4 * n
+  const perStep = allReduceBytes(NODES)
   const bytes = perStep * ROUNDS * INNER_STEPS
   return { loss: validationLoss(theta, shards.validation.tokens, evalOpts), bytes, perRound: perStep * INNER_STEPS, seconds: (performance.now() - started) / 1000 }
 }
@@ -90,8 +89,23 @@ function dataParallel (): Outcome {
  */
 type Rounds = 'blocking' | 'delayed' | 'eager'
 
+/** A ring all-reduce sends and receives 2(N−1)/N of the fp32 gradient each, every step. */
+function allReduceBytes (nodes: number): number {
+  return 2 * 2 * (nodes - 1) / nodes * 4 * n
+}
+
 /** How the round's mean reaches the nodes (run spec `broadcast`). */
 type Broadcast = 'dense' | 'sparse'
+
+/**
+ * A DiLoCo node's bytes a round: its report up; down, the round's `nodes` reports or their mean
+ * (as the coordinator decides, round-update.ts), or the model where that is less.
+ */
+function roundBytes (nodes: number, codec: CodecName, broadcast: Broadcast): number {
+  const up = encodedByteLength(codec, n)
+  const mean = broadcastCodecOf({ codec, broadcast })
+  return up + Math.min(sendsAggregate(nodes, nodes * up, mean, n) ? encodedByteLength(mean, n) : nodes * up, 4 * n)
+}
 
 /** DiLoCo rounds: H AdamW steps per node from the shared base, codec'd deltas averaged, Nesterov outer step. */
 function diloco (codec: CodecName, errorFeedback: number | null, outer: { lr: number, momentum: number }, rounds: Rounds = 'blocking', broadcast: Broadcast = 'dense'): Outcome {
@@ -142,8 +156,7 @@ function diloco (codec: CodecName, errorFeedback: number | null, outer: { lr: nu
     }
     outerOpt.step(theta.flat, applied)
   }
-  // Each round: its report up; down, the round's NODES reports or their mean, or the model where that is less.
-  const perRound = payloadBytes + Math.min(aggregate ? encodedByteLength(meanCodec, n) : NODES * payloadBytes, 4 * n)
+  const perRound = roundBytes(NODES, codec, broadcast)
   const bytes = ROUNDS * perRound
   return { loss: validationLoss(theta, shards.validation.tokens, evalOpts), bytes, perRound, seconds: (performance.now() - started) / 1000 }
 }
@@ -165,7 +178,8 @@ report('data parallel (fp32)', dataParallel())
 // wants a smaller lr: int8 overlapped ends at 2.48 with lr 0.5 and 2.59 with lr 1 (topk
 // overlapped: 3.42 at 1 / 0, 5.26 at 2 / 0, 6.36 at 3 / 0). A sparse broadcast's topk mean
 // holds back more again: 2 / 0 ends at 2.69, 3 / 0 at 2.70, 4 / 0 at 3.04, 1 / 0 at 3.19.
-// Those topk figures carry all of each residual (decay 1). Letting unsent values fade helps:
+// Those topk figures carry all of each residual (decay 1); at decay 0.7 a sparse broadcast ends
+// at 2.54 with lr 3 and 2.79 with lr 2. Letting unsent values fade helps:
 // at lr 3, decay 0.9 ends at 2.43, 0.7 at 2.37, 0.5 at 2.40 (0.7 at lr 2: 2.57, at lr 4: 2.45);
 // 0.7 is the run spec's default (README.md).
 const INT8_OUTER = { lr: 1, momentum: 0 }
@@ -211,15 +225,9 @@ for (const [name, o] of results) {
 process.stdout.write(`a node joining after round 1 downloads the model once: +${(4 * n / 2 ** 20).toFixed(2)} MiB\n`)
 // What a round costs a topk node as the run grows: the listed reports grow with the node count
 // until their int8 mean is smaller; a sparse broadcast stays one topk payload each way.
-const up = encodedByteLength('topk', n)
-const perNode = (nodes: number, broadcast: Broadcast): number => {
-  const mean = broadcastCodecOf({ codec: 'topk', broadcast })
-  return up + Math.min(sendsAggregate(nodes, nodes * up, mean, n) ? encodedByteLength(mean, n) : nodes * up, 4 * n)
-}
-const dpRound = (nodes: number): number => 2 * 2 * (nodes - 1) / nodes * 4 * n * INNER_STEPS
 process.stdout.write('\na topk round per node, × fewer bytes than data parallel, as the run grows:\n  nodes          ' + [4, 16, 64, 1024].map((k) => String(k).padStart(8)).join('') + '\n')
 for (const broadcast of ['dense', 'sparse'] as const) {
-  process.stdout.write(`  ${`${broadcast} broadcast`.padEnd(15)}` + [4, 16, 64, 1024].map((k) => `${(dpRound(k) / perNode(k, broadcast)).toFixed(0)}×`.padStart(8)).join('') + '\n')
+  process.stdout.write(`  ${`${broadcast} broadcast`.padEnd(15)}` + [4, 16, 64, 1024].map((k) => `${(allReduceBytes(k) * INNER_STEPS / roundBytes(k, 'topk', broadcast)).toFixed(0)}×`.padStart(8)).join('') + '\n')
 }
 const penalty = 100 * (sparse.loss - dp.loss) / dp.loss
 process.stdout.write(`comm: ${(dp.bytes / sparse.bytes).toFixed(0)}× fewer bytes than data parallel, loss ${sign(penalty)} (${sign(100 * (sparse.loss - int8.loss) / int8.loss)} against DiLoCo int8; sparse broadcast ${(dp.bytes / sparseBroadcastRun.bytes).toFixed(0)}×, ${sign(100 * (sparseBroadcastRun.loss - dp.loss) / dp.loss)}; int8 overlapped ${sign(100 * (overlapped.loss - dp.loss) / dp.loss)})\n`)

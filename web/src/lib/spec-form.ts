@@ -67,7 +67,7 @@ export interface SpecForm {
   /** percent of each round's units also handed to a second node (redundancy checks) */
   redundancyPercent: string
   overlap: 'none' | 'delayed'
-  broadcast: 'dense' | 'sparse'
+  broadcast: RunSpec['broadcast']
   unitSizing: 'fixed' | 'throughput'
 }
 
