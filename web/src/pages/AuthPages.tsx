@@ -224,8 +224,11 @@ export function SignUpPage (): ReactNode {
         <Field id='signup-password' label='Password' hint='At least 10 characters.' error={errors.password} field='password'>
           <input id='signup-password' className='input' type='password' name='password' autoComplete='new-password' value={password} onChange={(e) => { setPassword(e.target.value) }} {...fieldAria('signup-password', errors.password, true)} />
         </Field>
-        <button type='submit' className='button button-block' disabled={signUp.isPending} data-testid='signup-submit'>
-          {signUp.isPending ? 'Creating your account…' : 'Create account'}
+        {/* Until the coordinator says whether it still needs its admin, the form cannot know
+            whether a setup code is required or an invitation applies: submitting then would
+            validate the wrong fields. */}
+        <button type='submit' className='button button-block' disabled={signUp.isPending || setup.isPending} data-testid='signup-submit'>
+          {signUp.isPending ? 'Creating your account…' : setup.isPending ? 'Checking this coordinator…' : 'Create account'}
         </button>
       </form>
     </AuthCard>
