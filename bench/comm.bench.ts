@@ -33,7 +33,8 @@ const PRESET = 'small'
 const NODES = Number(process.env.BENCH_NODES ?? 4)
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
 const INNER_STEPS = Number(process.env.BENCH_INNER_STEPS ?? 20)
-const BATCH = 4
+// BENCH_BATCH: sequences per node per inner step (data parallel's batch is that × the nodes).
+const BATCH = Number(process.env.BENCH_BATCH ?? 4)
 const SEQ = 64
 const PEAK_LR = 3e-3
 // BENCH_EF_DECAY sets another decay for the topk rows (1: carry all of each residual).

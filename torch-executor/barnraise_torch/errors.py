@@ -13,3 +13,11 @@ class ExecutorFailure(Exception):
     def to_frame(self, request_id):
         """The ``error`` frame the server answers with."""
         return {'type': 'error', 'id': request_id, 'code': self.code, 'message': self.message, 'retryable': self.retryable}
+
+
+class RanksBroken(Exception):
+    """A multi-device child whose ranks no longer agree where they are (one failed mid-round).
+
+    Nothing but a restart mends that: the server stops, the agent starts a fresh child and redoes
+    the round from the files on disk.
+    """

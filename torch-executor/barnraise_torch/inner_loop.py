@@ -18,7 +18,7 @@ import torch
 
 from .config import LlamaConfig, count_params, parse_config
 from .device import estimate_bytes, features, plan_fit, resolve_precision
-from .errors import ExecutorFailure
+from .errors import ExecutorFailure, RanksBroken
 from .model import LlamaForCausalLM
 from .optim import STATE_FILE, export_state, import_state, learning_rate_at, make_adamw, read_state_file, write_state_file
 from .safetensors import SafetensorsError, read_file, write_file
@@ -44,9 +44,13 @@ def _file_signature(path):
 class ResidentTrainer:
     """Holds the model and optimizer for one device between requests."""
 
-    def __init__(self, device: torch.device, log=lambda line: None):
+    def __init__(self, device: torch.device, log=lambda line: None, group=None):
         self.device = device
         self.log = log
+        # A ranks.RankGroup when this child trains on several devices; None on one.
+        self.group = group
+        # True while the ranks are inside a round's collectives (see _run).
+        self._stepping = False
         self.model = None
         self.optimizer = None
         self.optimizer_kind = None
@@ -93,10 +97,49 @@ class ResidentTrainer:
             self._forget_optimizer()
             raise ExecutorFailure('ERR_STATE_WRITE', f'could not save the inner optimizer state: {err}; check free disk space in the data directory', retryable=True)
 
+    # -- several devices ---------------------------------------------------------------------
+
+    def _leads(self):
+        """Rank 0 of a group: it sends every command to the other ranks before doing it itself."""
+        return self.group is not None and self.group.rank == 0
+
+    def _rows(self, batch):
+        return (0, batch) if self.group is None else self.group.rows(batch)
+
+    def follow(self, message):
+        """A worker rank's share of a command rank 0 broadcast."""
+        kind = message['type']
+        if kind == 'fit':
+            return self._fit(*message['args'])
+        if kind == 'train':
+            return self._run(message['req'], message['plan'], message['reuse'], None, lambda: False)
+        if kind == 'measure':
+            return self._measure(*message['args'])
+        raise ExecutorFailure('ERR_PROTOCOL', f'unknown rank command {kind!r}')
+
     # -- requests ----------------------------------------------------------------------------
 
     def fit(self, config: LlamaConfig, batch, seq_len, precision, checkpointing, limit_bytes=None):
-        """The fit plan for a unit on this device (see device.plan_fit)."""
+        """The fit plan for a unit on this device, or on every rank's device (see device.plan_fit)."""
+        args = [config, batch, seq_len, precision, checkpointing, limit_bytes]
+        if self._leads():
+            self.group.broadcast({'type': 'fit', 'args': args})
+        return self._fit(*args)
+
+    def _fit(self, config, batch, seq_len, precision, checkpointing, limit_bytes):
+        start, end = self._rows(batch)
+        local = self._fit_here(config, end - start, seq_len, precision, checkpointing, limit_bytes)
+        if self.group is None:
+            return local
+        plans = self.group.all_gather({**local, 'device': str(self.device)})
+        for rank, plan in enumerate(plans):
+            if not plan['fits']:
+                return {**plan, 'reason': f'rank {rank} of {len(plans)}: {plan["reason"]}'}
+        # Checkpointing changes memory, not the math: one rank that needs it turns it on for all.
+        return {**plans[0], 'checkpointing': any(p['checkpointing'] for p in plans),
+                'needBytes': max(p['needBytes'] for p in plans), 'freeBytes': min(p['freeBytes'] for p in plans)}
+
+    def _fit_here(self, config, batch, seq_len, precision, checkpointing, limit_bytes):
         precision = resolve_precision(precision, self.device)
         ckpt = checkpointing == 'on'
         plan = plan_fit(config, batch, seq_len, precision, ckpt, self.device, self.resident_bytes(), limit_bytes)
@@ -110,13 +153,29 @@ class ResidentTrainer:
         self.flush()
         config = parse_config(req['config'])
         recipe = req['recipe']
-        steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
+        batch, seq_len = recipe['batchSize'], recipe['seqLen']
+        if self.group is not None and batch < self.group.world:
+            raise ExecutorFailure('ERR_UNIT_TOO_SMALL', f'a batch of {batch} rows cannot be shared by {self.group.world} devices; join with fewer devices or ask for a batch of at least {self.group.world}')
         plan = self.fit(config, batch, seq_len, req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'))
         if not plan['fits']:
             raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'] + '; lower the run\'s batch size or sequence length, or join with a larger GPU')
+        reuse = self._resident_state_current(req['stateDir'])
+        if self._leads():
+            self.group.broadcast({'type': 'train', 'req': req, 'plan': plan, 'reuse': reuse})
+        return self._run(req, plan, reuse, progress, aborted)
+
+    def _run(self, req, plan, reuse, progress, aborted):
+        config = parse_config(req['config'])
         try:
-            return self._train(req, config, recipe, plan, progress, aborted)
+            return self._train(req, config, req['recipe'], plan, reuse, progress, aborted)
         except BaseException as err:
+            consistent = isinstance(err, ExecutorFailure) and err.code == 'ERR_ABORTED'
+            if self._stepping and self.group is not None and not consistent:
+                # The other ranks are inside (or headed for) a collective this rank will never
+                # join: only a restart of the whole child brings them back in step.
+                self._stepping = False
+                raise RanksBroken(f'rank {self.group.rank} ({self.device}) failed mid-round: {type(err).__name__}: {str(err).splitlines()[0][:300] if str(err) else ""}') from err
+            self._stepping = False
             # Half a round has moved the resident moments; the next round reloads them from disk.
             self._forget_optimizer()
             if self.model is not None:
@@ -154,10 +213,16 @@ class ResidentTrainer:
             raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: token ids must lie in [0, {vocab})')
         return torch.from_numpy(tokens).to(self.device)
 
-    def _optimizer_for(self, model, ordered, state_dir, recipe):
+    def _resident_state_current(self, state_dir):
+        """Whether the resident optimizer is what the state file holds (else the file is read)."""
+        path = os.path.join(state_dir, STATE_FILE)
+        return self.optimizer is not None and self.state_path == path and _file_signature(path) == self.state_signature
+
+    def _optimizer_for(self, model, ordered, state_dir, recipe, reuse):
         path = os.path.join(state_dir, STATE_FILE)
         betas = (recipe['beta1'], recipe['beta2'])
-        if self.optimizer is not None and self.state_path == path and _file_signature(path) == self.state_signature:
+        # A worker rank never writes the file: it reuses its moments exactly when rank 0 does.
+        if reuse and self.optimizer is not None:
             for group in self.optimizer.param_groups:
                 group['betas'] = betas
                 group['weight_decay'] = recipe['weightDecay']
@@ -185,7 +250,48 @@ class ResidentTrainer:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
-    def _train(self, req, config, recipe, plan, progress, aborted):
+    def _load_unit(self, req, config, recipe, model, ordered, reuse):
+        """Base weights, this rank's rows of the batches, and the optimizer; every rank or none."""
+        steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
+        failure = None
+        try:
+            if seq_len > config.max_position_embeddings:
+                raise ExecutorFailure('ERR_BAD_INPUT', f'seqLen {seq_len} exceeds the model\'s max_position_embeddings ({config.max_position_embeddings})')
+            self._load_base(model, req['baseFile'])
+            start, end = self._rows(batch)
+            windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)[:, start:end]
+            optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe, reuse)
+        except ExecutorFailure as err:
+            failure = err
+        if self.group is not None:
+            # The ranks read the same files, so they fail alike; this makes sure of it before
+            # any of them enters a step's collectives.
+            failed = self.group.sum_values([0.0 if failure is None else 1.0])[0]
+            if failure is None and failed > 0:
+                failure = ExecutorFailure('ERR_BAD_INPUT', 'another rank could not load the unit (rank 0 says why)')
+        if failure is not None:
+            raise failure
+        return windows, optimizer
+
+    def _step(self, model, params, rows, share, precision, clip, stop=False):
+        """Forward, backward, gradients summed over the ranks, clipping: (loss, norm, stop) as every rank sees them.
+
+        ``share`` is this rank's part of the step's batch rows: each rank's loss is scaled by it
+        so the summed gradient is the whole batch's mean gradient, as on one device.
+        """
+        with self._autocast(precision):
+            loss = model.loss(rows)
+        (loss if share == 1 else loss * share).backward()
+        if self.group is None:
+            loss_value = loss.item()
+        else:
+            self.group.sum_gradients(params)
+            loss_value, stops = self.group.sum_values([loss.item() * share, 1.0 if stop else 0.0])
+            stop = stops > 0
+        norm = torch.nn.utils.clip_grad_norm_(params, clip)
+        return loss_value, norm, stop
+
+    def _train(self, req, config, recipe, plan, reuse, progress, aborted):
         model = self._ensure_model(config)
         model.checkpointing = plan['checkpointing']
         if self.device.type == 'cuda':
@@ -194,12 +300,8 @@ class ResidentTrainer:
         ordered = model.ordered_parameters()
         params = [p for _, p in ordered]
         steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
-        if seq_len > config.max_position_embeddings:
-            raise ExecutorFailure('ERR_BAD_INPUT', f'seqLen {seq_len} exceeds the model\'s max_position_embeddings ({config.max_position_embeddings})')
         load_started = time.perf_counter()
-        self._load_base(model, req['baseFile'])
-        windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)
-        optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe)
+        windows, optimizer = self._load_unit(req, config, recipe, model, ordered, reuse)
         load_seconds = time.perf_counter() - load_started
         offset = req.get('scheduleOffset')
         if offset is None:
@@ -207,21 +309,23 @@ class ResidentTrainer:
             offset = adamw_step_count(optimizer)
         peak, warmup, total = recipe['lr'], recipe['warmupSteps'], req['totalInnerSteps']
         precision = plan['precision']
+        share = windows.shape[1] / batch
         loss_curve = []
         skipped = 0
         tokens_per_step = batch * seq_len
         self._sync()
         started = time.perf_counter()
         last_report = 0.0
+        self._stepping = True
         for step in range(steps):
-            if aborted():
+            # On several devices the abort travels with the step's loss, so every rank stops at the same step.
+            stop = aborted()
+            if stop and self.group is None:
                 raise ExecutorFailure('ERR_ABORTED', 'the agent aborted the round')
             lr = learning_rate_at(offset + step, peak, warmup, total, peak / 10)
-            with self._autocast(precision):
-                loss = model.loss(windows[step])
-            loss.backward()
-            norm = torch.nn.utils.clip_grad_norm_(params, recipe['gradClip'])
-            loss_value = loss.item()
+            loss_value, norm, stop = self._step(model, params, windows[step], share, precision, recipe['gradClip'], stop)
+            if stop:
+                raise ExecutorFailure('ERR_ABORTED', 'the agent aborted the round')
             if math.isfinite(loss_value) and math.isfinite(norm.item()):
                 for group in optimizer.param_groups:
                     group['lr'] = lr
@@ -233,15 +337,17 @@ class ResidentTrainer:
                 loss_curve.append(None)
             optimizer.zero_grad(set_to_none=True)
             now = time.perf_counter()
-            if now - last_report >= 0.1 or step == steps - 1:
+            if progress is not None and (now - last_report >= 0.1 or step == steps - 1):
                 last_report = now
                 progress({'step': step + 1, 'steps': steps, 'loss': loss_value if math.isfinite(loss_value) else None,
                           'tokensPerSecond': tokens_per_step * (step + 1) / max(now - started, 1e-9)})
+        self._stepping = False
         self._sync()
         seconds = time.perf_counter() - started
         save_started = time.perf_counter()
-        write_file(req['outFile'], {name: p.detach().float().cpu().numpy() for name, p in ordered})
-        self._save_state_async(optimizer, ordered)
+        if self.group is None or self.group.rank == 0:
+            write_file(req['outFile'], {name: p.detach().float().cpu().numpy() for name, p in ordered})
+            self._save_state_async(optimizer, ordered)
         return {
             'lossCurve': loss_curve,
             'skippedSteps': skipped,
@@ -252,6 +358,7 @@ class ResidentTrainer:
             'checkpointing': plan['checkpointing'],
             'optimizer': self.optimizer_kind,
             'attention': 'sdpa' if model.model.layers[0].self_attn.use_sdpa else 'explicit',
+            'devices': 1 if self.group is None else self.group.world,
         }
 
     def _save_state_async(self, optimizer, ordered):
@@ -271,12 +378,23 @@ class ResidentTrainer:
         self._writer.start()
 
     def measure(self, config: LlamaConfig, batch, seq_len, steps, precision='auto', seed=0):
-        """Training tokens per second on random weights and tokens (for ``barnraise-agent info`` and auto choice)."""
+        """Training tokens per second on random weights and tokens (for ``barnraise-agent info`` and auto choice).
+
+        On several devices every rank trains its share of each batch, so the figure is the node's.
+        """
         self.flush()
+        args = [config, batch, seq_len, steps, precision, seed]
+        if self._leads():
+            self.group.broadcast({'type': 'measure', 'args': args})
+        return self._measure(*args)
+
+    def _measure(self, config, batch, seq_len, steps, precision, seed):
         precision = resolve_precision(precision, self.device)
-        plan = plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes())
-        if not plan['fits']:
-            raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'])
+        start, end = self._rows(batch)
+        plan = plan_fit(config, end - start, seq_len, precision, False, self.device, self.resident_bytes())
+        fits = plan['fits'] if self.group is None else self.group.sum_values([0.0 if plan['fits'] else 1.0])[0] == 0
+        if not fits:
+            raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'] if not plan['fits'] else 'another rank cannot fit the measurement (rank 0 says why)')
         model = self._ensure_model(config)
         self._forget_optimizer()
         generator = torch.Generator().manual_seed(seed)
@@ -288,24 +406,25 @@ class ResidentTrainer:
                     p.copy_(torch.randn(p.shape, generator=generator) * 0.02)
         params = list(model.parameters())
         optimizer, _ = make_adamw(params, 1e-3, (0.9, 0.95), 0.01, self.device)
-        windows = torch.randint(0, config.vocab_size, (steps + 2, batch, seq_len + 1), generator=generator).to(self.device)
+        windows = torch.randint(0, config.vocab_size, (steps + 2, batch, seq_len + 1), generator=generator)[:, start:end].to(self.device)
         try:
             started = None
+            self._stepping = True
             for step in range(steps + 2):
                 if step == 2:  # two warm-up steps: allocator, kernels, lazy optimizer state
                     self._sync()
                     started = time.perf_counter()
-                with self._autocast(precision):
-                    loss = model.loss(windows[step])
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(params, 1.0)
+                self._step(model, params, windows[step], (end - start) / batch, precision, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
-                loss.item()
             self._sync()
+            self._stepping = False
             seconds = time.perf_counter() - started
         except BaseException as err:
             self._drop()
+            if self._stepping and self.group is not None:
+                self._stepping = False
+                raise RanksBroken(f'rank {self.group.rank} ({self.device}) failed while measuring: {type(err).__name__}: {err}') from err
             if is_out_of_memory(err):
                 raise ExecutorFailure('ERR_OUT_OF_MEMORY', f'{self.device} ran out of memory while measuring throughput') from None
             raise

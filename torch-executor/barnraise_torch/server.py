@@ -16,7 +16,7 @@ import threading
 import traceback
 
 from . import PROTOCOL_VERSION
-from .errors import ExecutorFailure
+from .errors import ExecutorFailure, RanksBroken
 from .frames import FrameError, FrameWriter, read_frame
 
 MIN_TORCH = (1, 13)
@@ -55,6 +55,7 @@ class Server:
         self.aborted = set()
         self.closed = False
         self.trainer = None
+        self.group = None
 
     def log(self, message):
         """A line for the agent's log."""
@@ -85,16 +86,22 @@ class Server:
             torch = import_torch()
             from .device import describe_devices, resolve_device
             from .inner_loop import ResidentTrainer
-            device = resolve_device(self.device_name)
+            from .ranks import launch, parse_device_list
+            names = parse_device_list(self.device_name)
+            device = resolve_device(names[0])
             if device.type == 'cpu' and self.threads:
                 torch.set_num_threads(self.threads)
-            self.trainer = ResidentTrainer(device, self.log)
+            if len(names) > 1:
+                self.group = launch(names, self.threads, self._worker_exited)
+            self.trainer = ResidentTrainer(device, self.log, self.group)
             ready = {
                 'type': 'ready', 'protocol': PROTOCOL_VERSION, 'pid': os.getpid(),
                 'python': platform.python_version(), 'executable': sys.executable,
                 'torch': torch.__version__, 'cuda': torch.version.cuda,
                 'threads': torch.get_num_threads(), 'devices': describe_devices(),
                 **self.trainer.describe(),
+                'ranks': [{'rank': 0, 'device': str(device), 'pid': os.getpid()}] +
+                         [{'rank': rank, 'device': name, 'pid': proc.pid} for rank, name, proc in (self.group.workers if self.group else [])],
             }
             if device.type == 'cuda':
                 props = torch.cuda.get_device_properties(device)
@@ -105,6 +112,20 @@ class Server:
             self.out.send({'type': 'fatal', 'code': err.code, 'message': err.message})
             return False
 
+    def _worker_exited(self, rank, device, code):
+        # A rank gone means the others wait forever in their next collective: end the child
+        # (the agent sees it exit, restarts it and redoes the round). Its last output says why.
+        print(f'barnraise_torch: rank {rank} ({device}) exited with code {code}; stopping this child so the agent restarts it', file=sys.stderr, flush=True)
+        os._exit(1)
+
+    def _stop(self):
+        try:
+            self.trainer.flush()
+        except ExecutorFailure as err:
+            print(f'barnraise_torch: {err.message}', file=sys.stderr)
+        if self.group is not None:
+            self.group.close()
+
     def serve(self):
         """Answers requests until shutdown or end of input."""
         threading.Thread(target=self._reader, name='frame-reader', daemon=True).start()
@@ -112,10 +133,7 @@ class Server:
             req = self.requests.get()
             kind = req.get('type')
             if kind == 'shutdown':
-                try:
-                    self.trainer.flush()
-                except ExecutorFailure as err:
-                    print(f'barnraise_torch: {err.message}', file=sys.stderr)
+                self._stop()
                 return
             rid = req.get('id')
             try:
@@ -126,6 +144,9 @@ class Server:
                     self.out.send(err.to_frame(rid))
                 except (BrokenPipeError, ConnectionResetError):
                     raise
+                except RanksBroken as err:
+                    print(f'barnraise_torch: {err}; stopping this child so the agent restarts it', file=sys.stderr, flush=True)
+                    os._exit(1)
                 except Exception as err:  # noqa: BLE001 — the agent must get an answer for every request
                     traceback.print_exc(file=sys.stderr)
                     self.out.send({'type': 'error', 'id': rid, 'code': 'ERR_INTERNAL', 'message': f'{type(err).__name__}: {err}', 'retryable': True})
@@ -155,7 +176,7 @@ class Server:
 def main(argv=None):
     """Entry point: keeps stdout for frames, sends ready/fatal, then serves."""
     parser = argparse.ArgumentParser(prog='python3 -m barnraise_torch.server')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, or several: cuda:0,cuda:1 or cuda:all (cpu,cpu for tests)')
     parser.add_argument('--threads', type=int, default=0, help='CPU threads for torch (0: torch\'s default)')
     args = parser.parse_args(argv)
     # Ctrl-C in the agent's terminal reaches the whole process group; the agent decides when we

@@ -24,6 +24,9 @@ test('--executor auto measures TypeScript and torch on the CPU and keeps the fas
 test('executor flags are checked with a message naming the flag', () => {
   assert.deepEqual(parseExecutorFlags({ executor: 'gpu' }, 1, 'auto'), { ok: false, message: '--executor must be one of auto, typescript, torch' })
   assert.equal(parseExecutorFlags({ device: 'tpu' }, 1, 'auto').ok, false)
+  // Several GPUs in one node: every one, or a list; a list with a hole or a stranger is refused.
+  for (const device of ['cuda:all', 'cuda:0,cuda:1', 'cpu,cpu']) assert.equal(parseExecutorFlags({ device }, 1, 'auto').ok, true, device)
+  for (const device of ['cuda:0,', ',cuda:1', 'cuda:0,tpu', 'cuda:all,cuda:1']) assert.equal(parseExecutorFlags({ device }, 1, 'auto').ok, false, device)
   assert.equal(parseExecutorFlags({ 'max-memory': '-1' }, 1, 'auto').ok, false)
   const ok = parseExecutorFlags({ executor: 'torch', device: 'cuda:1', precision: 'float32', 'max-memory': '0.5' }, 4, 'auto')
   assert.deepEqual(ok, { ok: true, choice: 'torch', settings: { threads: 4, device: 'cuda:1', precision: 'float32', checkpointing: 'auto', memoryLimitBytes: 2 ** 29 } })

@@ -19,7 +19,7 @@ export const EXECUTOR_CHOICES: readonly ExecutorChoice[] = ['auto', 'typescript'
 export interface ExecutorSettings {
   threads: number
   python?: string
-  /** torch device: auto, cpu, cuda or cuda:N */
+  /** torch device: auto, cpu, cuda, cuda:N, cuda:all or a list such as cuda:0,cuda:1 */
   device?: string
   precision?: Precision
   checkpointing?: Checkpointing
@@ -98,13 +98,22 @@ export async function surveyExecutors (settings: ExecutorSettings, measure = tru
   }
   executors.set('torch-cpu', cpu)
   offers.push(await offerOf('torch-cpu', cpu, measure))
-  for (const device of cpu.ready.devices.filter((d) => d.kind === 'cuda')) {
+  const gpus = cpu.ready.devices.filter((d) => d.kind === 'cuda')
+  const groups: Array<{ name: string, label: string, memoryBytes: number }> = gpus.map((d) => ({ name: d.name, label: d.label, memoryBytes: d.totalBytes }))
+  // Several GPUs in one node, data parallel: every GPU, or the list named with --device. Each
+  // holds a full replica, so the smallest GPU's memory is what bounds a unit.
+  const several = settings.device !== undefined && (settings.device === 'cuda:all' || settings.device.includes(',')) ? settings.device : gpus.length > 1 ? 'cuda:all' : undefined
+  if (several !== undefined && several.startsWith('cuda')) {
+    const named = several === 'cuda:all' ? gpus : gpus.filter((d) => several.split(',').includes(d.name))
+    groups.push({ name: several, label: `${named.length} × ${named[0]?.label ?? 'GPU'}`, memoryBytes: Math.min(...named.map((d) => d.totalBytes)) })
+  }
+  for (const device of groups) {
     try {
       const gpu = await TorchExecutor.start({ ...settings, python: cpu.python, device: device.name })
       executors.set(`torch-${device.name}`, gpu)
-      offers.push(await offerOf(`torch-${device.name}`, gpu, measure, device.totalBytes))
+      offers.push(await offerOf(`torch-${device.name}`, gpu, measure, device.memoryBytes))
     } catch (err) {
-      offers.push({ id: `torch-${device.name}`, kind: 'torch-cuda', description: `PyTorch on ${device.label} (${device.name})`, memoryBytes: device.totalBytes, error: errorOf(err) })
+      offers.push({ id: `torch-${device.name}`, kind: 'torch-cuda', description: `PyTorch on ${device.label} (${device.name})`, memoryBytes: device.memoryBytes, error: errorOf(err) })
     }
   }
   return { offers, executors }

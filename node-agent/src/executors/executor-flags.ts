@@ -15,12 +15,15 @@ export const executorOptions = {
 
 export const EXECUTOR_USAGE = `executor options:
   --executor auto|typescript|torch   auto (join's default) measures each and keeps the fastest
-  --device auto|cpu|cuda|cuda:N      torch's device (auto: the first GPU, else the CPU)
+  --device auto|cpu|cuda|cuda:N      torch's device (auto: the first GPU, else the CPU);
+           cuda:all | cuda:0,cuda:1  several GPUs in one node: data parallel across them
   --python PATH                      an interpreter with torch (default: $BARNRAISE_PYTHON, python3, /usr/bin/python3)
   --precision auto|bf16|float32      auto: bf16 autocast on GPUs that support it, float32 elsewhere
   --checkpointing auto|on|off        activation checkpointing (auto: when a unit only fits with it)
   --max-memory GIB                   never plan to use more device memory than this`
 
+// One device, every GPU, or a list of them (cpu,cpu runs two ranks on the CPU, for tests).
+const DEVICE = /^(auto|cpu|cuda(:\d+)?|cuda:all|(cpu|cuda:\d+)(,(cpu|cuda:\d+))+)$/
 const PRECISIONS: readonly string[] = ['auto', 'bf16', 'float32']
 const CHECKPOINTING: readonly string[] = ['auto', 'on', 'off']
 
@@ -30,7 +33,7 @@ export function parseExecutorFlags (values: { executor?: string, python?: string
   const choice = values.executor ?? defaultChoice
   if (!(EXECUTOR_CHOICES as readonly string[]).includes(choice)) return { ok: false, message: `--executor must be one of ${EXECUTOR_CHOICES.join(', ')}` }
   const device = values.device ?? 'auto'
-  if (!/^(auto|cpu|cuda(:\d+)?)$/.test(device)) return { ok: false, message: '--device must be auto, cpu, cuda or cuda:N' }
+  if (!DEVICE.test(device)) return { ok: false, message: '--device must be auto, cpu, cuda, cuda:N, cuda:all or a list such as cuda:0,cuda:1' }
   const precision = values.precision ?? 'auto'
   if (!PRECISIONS.includes(precision)) return { ok: false, message: '--precision must be auto, bf16 or float32' }
   const checkpointing = values.checkpointing ?? 'auto'

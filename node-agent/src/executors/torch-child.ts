@@ -46,7 +46,9 @@ export const readySchema = z.object({
   devices: z.array(deviceSchema),
   device: z.string(),
   deviceName: z.string().optional(),
-  features: z.object({ sdpa: z.boolean(), fusedAdamw: z.boolean(), bf16: z.boolean(), checkpointing: z.boolean() })
+  features: z.object({ sdpa: z.boolean(), fusedAdamw: z.boolean(), bf16: z.boolean(), checkpointing: z.boolean() }),
+  /** one entry per device the child trains on (rank 0 is the child itself); older children send none */
+  ranks: z.array(z.object({ rank: z.number().int().nonnegative(), device: z.string(), pid: z.number().int() })).min(1).optional()
 })
 
 export type TorchReady = z.infer<typeof readySchema>

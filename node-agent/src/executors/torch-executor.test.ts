@@ -137,6 +137,40 @@ describe('torch executor', () => {
     assert.deepEqual(restarted.params, clean.params)
   })
 
+  test('on two ranks (--device cpu,cpu: data parallel inside the child) a round ends where one device ends; a rank killed mid-round is a crash the executor recovers from', async () => {
+    const base = initParams(tiny, 5).flat
+    const unit = syntheticUnit(tiny, { innerSteps: 30, batchSize: 6, seqLen: 32 })
+    const batches = randomBatches(9, tiny.vocab_size, 6, 32)
+    const one = await torch.train({ unit, base, batches, stateDir: join(dir, 'ranks-one'), ...quiet })
+    const two = await TorchExecutor.start({ device: 'cpu,cpu', threads: 1 })
+    try {
+      assert.equal(two.kind, 'torch-cpu')
+      assert.match(two.name, /on CPU \(1 thread × 2 ranks\)$/)
+      assert.equal(two.rankPids.length, 2)
+      const clean = await two.train({ unit, base, batches, stateDir: join(dir, 'ranks-two'), ...quiet })
+      assert.equal(clean.tokens, one.tokens)
+      const moved = relDiff(clean.params.map((p, i) => p - base[i]!), one.params.map((p, i) => p - base[i]!))
+      assert.ok(moved < 1e-4, `two ranks' update differs from one device's by ${moved}`)
+
+      const victim = two.rankPids[1]!
+      let killed = false
+      const recovered = await two.train({
+        unit,
+        base,
+        batches,
+        stateDir: join(dir, 'ranks-killed'),
+        signal: new AbortController().signal,
+        onProgress: () => { if (!killed) { killed = true; process.kill(victim, 'SIGKILL') } }
+      })
+      assert.ok(killed, 'rank 1 was killed during the round')
+      assert.equal(two.restarts, 1)
+      assert.ok(!two.rankPids.includes(victim))
+      assert.deepEqual(recovered.params, clean.params)
+    } finally {
+      await two.close()
+    }
+  })
+
   test('refuses a unit that does not fit its memory, with the reason', async () => {
     // 100 MiB: the tiny model fits; the small one at batch 8 × 512 needs ~0.6 GiB, ~0.2 GiB even with checkpointing.
     const capped = await TorchExecutor.start({ device: 'cpu', threads: 1, memoryLimitBytes: 100 * 1024 * 1024 })

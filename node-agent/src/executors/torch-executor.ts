@@ -17,7 +17,7 @@ export interface TorchExecutorOptions {
   python?: string
   /** interpreter flags (tests pass -S -I to hide site-packages) */
   pythonFlags?: string[]
-  /** auto (first GPU, else CPU), cpu, cuda or cuda:N */
+  /** auto (first GPU, else CPU), cpu, cuda, cuda:N, or several: cuda:all, cuda:0,cuda:1 (cpu,cpu in tests) */
   device?: string
   /** CPU threads for torch on the CPU (0: torch's default) */
   threads?: number
@@ -109,7 +109,10 @@ export class TorchExecutor implements Executor {
     this.#options = options
     const r = child.ready
     this.kind = r.device.startsWith('cuda') ? 'torch-cuda' : 'torch-cpu'
-    const where = r.device.startsWith('cuda') ? `${r.deviceName ?? 'GPU'} (${r.device})` : `CPU (${r.threads} thread${r.threads === 1 ? '' : 's'})`
+    const ranks = r.ranks ?? [{ rank: 0, device: r.device, pid: r.pid }]
+    const where = r.device.startsWith('cuda')
+      ? `${ranks.length > 1 ? `${ranks.length} × ` : ''}${r.deviceName ?? 'GPU'} (${ranks.map((k) => k.device).join(',')})`
+      : `CPU (${r.threads} thread${r.threads === 1 ? '' : 's'}${ranks.length > 1 ? ` × ${ranks.length} ranks` : ''})`
     this.name = `PyTorch ${r.torch} on ${where}`
   }
 
@@ -129,6 +132,9 @@ export class TorchExecutor implements Executor {
 
   /** The current child's process id. */
   get childPid (): number | undefined { return this.#child?.pid }
+
+  /** Every rank's process id (rank 0 is the child; more when it trains on several devices). */
+  get rankPids (): number[] { return this.#child?.ready.ranks?.map((r) => r.pid) ?? (this.#child !== undefined ? [this.#child.pid] : []) }
 
   async #live (): Promise<TorchChild> {
     if (this.#child !== undefined && !this.#child.dead) return this.#child
