@@ -215,8 +215,8 @@ def main(argv=None):
     """Entry point; prints the figures and ends with one summary line."""
     parser = argparse.ArgumentParser(prog='python3 -m barnraise_torch.bench', description='Executor throughput against a bare PyTorch loop.')
     parser.add_argument('--preset', default='125m', help='model preset (see barnraise_torch/presets.py)')
-    parser.add_argument('--device', default='auto', help='auto, cpu, cuda or cuda:N')
-    parser.add_argument('--batch', type=int, default=None, help='sequences per step (default: 16 on a GPU, 8 on a CPU)')
+    parser.add_argument('--device', default='auto', help='auto, cpu, cuda, cuda:N, or several: cuda:all, cuda:0,cuda:1 (cpu,cpu)')
+    parser.add_argument('--batch', type=int, default=None, help='sequences per step, all devices together (default: 16 per GPU, 8 per CPU rank)')
     parser.add_argument('--seq', type=int, default=None, help='sequence length (default: 1024 on a GPU, 128 on a CPU)')
     parser.add_argument('--steps', type=int, default=None, help='timed steps (default: 30 on a GPU, 10 on a CPU)')
     parser.add_argument('--precision', default='auto', help='auto, bf16 or float32')
@@ -230,9 +230,14 @@ def main(argv=None):
     from .config import count_params
     from .device import resolve_device, resolve_precision
     from .presets import preset
-    device = resolve_device(args.device)
+    from .ranks import parse_device_list
+    names = parse_device_list(args.device)
+    world = len(names)
+    device = resolve_device(names[0])
     gpu = device.type == 'cuda'
-    batch = args.batch or (16 if gpu else 8)
+    batch = args.batch or (16 if gpu else 8) * world
+    if batch < world:
+        parser.error(f'--batch {batch} gives some of the {world} devices no rows')
     seq_len = args.seq or (1024 if gpu else 128)
     steps = args.steps or (30 if gpu else 10)
     config = preset(args.preset)
@@ -240,10 +245,15 @@ def main(argv=None):
     params = count_params(config)
     name = torch.cuda.get_device_properties(device).name if gpu else f"CPU ({args.threads} thread{'' if args.threads == 1 else 's'})"
     peak = args.peak_tflops or (_peak_for(name) if gpu else None)
+    if world > 1:
+        # Several devices: the ceiling is the bare loop on one of them at its share of the
+        # batch, times the devices (perfect scaling); MFU is against all of their peaks.
+        name = f'{world} × {name}'
+        peak = peak * world if peak else None
     print(f'bench: {args.preset} ({params / 1e6:.1f}M parameters), batch {batch} × seq {seq_len}, {steps} steps, {precision}, {name}, torch {torch.__version__}', flush=True)
 
-    ceiling = bare_loop(config, batch, seq_len, steps, 3, device, precision, args.threads)
-    child = Child(str(device), args.threads if not gpu else 0)
+    ceiling = world * bare_loop(config, batch // world, seq_len, steps, 3, device, precision, args.threads)
+    child = Child(','.join(names) if world > 1 else str(device), args.threads if not gpu else 0)
     with tempfile.TemporaryDirectory(prefix='barnraise-bench-') as work:
         state = os.path.join(work, 'state')
         executor_round(child, config, batch, seq_len, 3, work, args.precision, args.checkpointing, state)  # warm-up round: model, kernels, optimizer state
@@ -257,7 +267,7 @@ def main(argv=None):
         mfu = f', MFU {100 * tflops / peak:.1f}%' if peak else ''
         print(f'{label}: {tokens_per_second:,.0f} tokens/s, {tflops * 1000:,.1f} GFLOP/s{mfu}', flush=True)
 
-    line('bare PyTorch loop (ceiling)', ceiling)
+    line('bare PyTorch loop (ceiling)' if world == 1 else f'bare PyTorch loop on one device × {world} (ceiling)', ceiling)
     line('executor, inner loop only', compute_tps)
     line('executor, whole round through the child protocol', tps)
     print(f"executor details: precision {result['precision']}, attention {result['attention']}, optimizer {result['optimizer']}, "
