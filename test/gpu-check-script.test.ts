@@ -5,6 +5,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
+import type { SpawnSyncReturns } from 'node:child_process'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -20,7 +21,7 @@ test('prepare.ts writes folders whose logits hf_load_check.py reproduces, and a 
   try {
     const prepared = spawnSync(join(ROOT, 'bin/node'), ['scripts/gpu-check/prepare.ts', dir], { cwd: ROOT, encoding: 'utf8' })
     assert.equal(prepared.status, 0, prepared.stderr)
-    const check = (): ReturnType<typeof spawnSync<string>> => spawnSync(python, ['scripts/gpu-check/hf_load_check.py', dir, '--loader', 'barnraise', '--device', 'cpu'], { cwd: ROOT, encoding: 'utf8' })
+    const check = (): SpawnSyncReturns<string> => spawnSync(python, ['scripts/gpu-check/hf_load_check.py', dir, '--loader', 'barnraise', '--device', 'cpu'], { cwd: ROOT, encoding: 'utf8' })
     const good = check()
     assert.equal(good.status, 0, good.stdout + good.stderr)
     assert.match(good.stdout, /hf-check: 4 of 4 folders load and match \(barnraise\)/)
