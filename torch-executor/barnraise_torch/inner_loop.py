@@ -261,7 +261,9 @@ class ResidentTrainer:
             start, end = self._rows(batch)
             windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)[:, start:end]
             optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe, reuse)
-        except ExecutorFailure as err:
+        except Exception as err:  # noqa: BLE001 — raised below, once every rank knows
+            if self.group is None:
+                raise
             failure = err
         if self.group is not None:
             # The ranks read the same files, so they fail alike; this makes sure of it before

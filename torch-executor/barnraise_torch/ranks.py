@@ -164,7 +164,8 @@ def launch(devices, threads: int, on_worker_exit):
         while not group._closing.wait(0.5):
             for rank, name, proc in group.workers:
                 code = proc.poll()
-                if code is not None:
+                # A worker ending after close() began is the shutdown, not a crash.
+                if code is not None and not group._closing.is_set():
                     on_worker_exit(rank, name, code)
                     return
 
