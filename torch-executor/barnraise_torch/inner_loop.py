@@ -51,6 +51,8 @@ class ResidentTrainer:
         self.group = group
         # True while the ranks are inside a round's collectives (see _run).
         self._stepping = False
+        # The resident model behind DistributedDataParallel, on several devices.
+        self._ddp = None
         self.model = None
         self.optimizer = None
         self.optimizer_kind = None
@@ -68,10 +70,13 @@ class ResidentTrainer:
         self._drop()
         self.model = LlamaForCausalLM(config, self.device)
         self.model.train()
+        if self.group is not None:
+            self._ddp = self.group.data_parallel(self.model)
         return self.model
 
     def _drop(self):
         self.model = None
+        self._ddp = None
         self._forget_optimizer()
         if self.device.type == 'cuda':
             torch.cuda.empty_cache()
@@ -282,12 +287,14 @@ class ResidentTrainer:
         so the summed gradient is the whole batch's mean gradient, as on one device.
         """
         with self._autocast(precision):
-            loss = model.loss(rows)
-        (loss if share == 1 else loss * share).backward()
+            loss = model.loss(rows) if self._ddp is None else self._ddp(rows)
         if self.group is None:
+            (loss if share == 1 else loss * share).backward()
             loss_value = loss.item()
         else:
-            self.group.sum_gradients(params)
+            # DDP averages the ranks' gradients; scaled by share × ranks, that average is the sum
+            # of each rank's share-weighted gradient, the whole batch's mean gradient.
+            (loss * (share * self.group.world)).backward()
             loss_value, stops = self.group.sum_values([loss.item() * share, 1.0 if stop else 0.0])
             stop = stops > 0
         norm = torch.nn.utils.clip_grad_norm_(params, clip)

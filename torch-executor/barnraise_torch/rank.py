@@ -5,6 +5,8 @@ an aborted round) is logged and the worker waits for the next command; anything 
 process, and rank 0 then stops the whole child so the agent restarts it.
 """
 import argparse
+import faulthandler
+import os
 import signal
 import sys
 import traceback
@@ -23,6 +25,8 @@ def main(argv=None):
     parser.add_argument('--parent', type=int, required=True)
     args = parser.parse_args(argv)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a rank waits.
+    faulthandler.register(signal.SIGUSR1)
     from .ranks import die_with_parent, join
     die_with_parent(args.parent)
     from .server import import_torch
@@ -47,9 +51,13 @@ def main(argv=None):
         except Exception:  # noqa: BLE001 — rank 0 sees this process end and stops the child
             traceback.print_exc(file=sys.stderr)
             return 1
-    group.close()
     return 0
 
 
 if __name__ == '__main__':
-    sys.exit(main())
+    code = main()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # A worker writes no files, so nothing is lost by skipping teardown; freeing a
+    # DistributedDataParallel whose process group is gone can block forever (gloo, torch 1.13).
+    os._exit(code)

@@ -4,8 +4,9 @@
 makes the server rank 0 of a ``torch.distributed`` group and starts one worker process per
 further device (``python3 -m barnraise_torch.rank``). Every rank keeps a full replica of the
 model and the inner AdamW (the models Barnraise trains fit one GPU; what several GPUs buy is
-tokens per second), trains on its share of each step's batch rows, and the ranks' gradients are
-summed before clipping, so a step is the same step one device would take on the whole batch.
+tokens per second), trains on its share of each step's batch rows, and DistributedDataParallel
+averages the ranks' gradients (each rank's loss scaled by its share of the rows × the ranks)
+before clipping, so a step is the same step one device would take on the whole batch.
 Because every rank then applies identical gradients to identical weights, no broadcast of
 weights is needed after a step; rank 0 alone writes θ_local and the optimizer state.
 
@@ -100,11 +101,16 @@ class RankGroup:
 
     # -- tensors -----------------------------------------------------------------------------
 
-    def sum_gradients(self, params):
-        """Sums every parameter's gradient over the ranks, in place (each rank scaled its loss by its share)."""
-        works = [dist.all_reduce(p.grad, op=dist.ReduceOp.SUM, async_op=True) for p in params if p.grad is not None]
-        for work in works:
-            work.wait()
+    def data_parallel(self, model):
+        """``model``'s loss behind DistributedDataParallel: a call returns the loss, and its backward averages the ranks' gradients.
+
+        DDP all-reduces gradients in buckets while the backward pass is still running, so the
+        communication hides behind computation; the gradients are views into those buckets
+        (no second copy of them).
+        """
+        from torch.nn.parallel import DistributedDataParallel
+        return DistributedDataParallel(_LossOf(model), device_ids=[self.device.index] if self.device.type == 'cuda' else None,
+                                       broadcast_buffers=False, gradient_as_bucket_view=True)
 
     def sum_values(self, values):
         """Sums a few float64 numbers over the ranks."""
@@ -119,24 +125,35 @@ class RankGroup:
     # -- lifetime ----------------------------------------------------------------------------
 
     def close(self):
-        """Rank 0: tells the workers to stop, waits for them, removes the rendezvous folder."""
+        """Rank 0: tells the workers to stop, waits for them, removes the rendezvous folder.
+
+        The process group is left for the process's end (the server exits right after): freeing
+        DistributedDataParallel after its group is destroyed can block forever.
+        """
         self._closing.set()
-        if self.rank == 0:
-            try:
-                self.broadcast({'type': 'shutdown'})
-            except RuntimeError:
-                pass  # a worker is already gone; killing it below is all that is left
-            for _, _, proc in self.workers:
-                try:
-                    proc.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
         try:
-            dist.destroy_process_group()
-        except (RuntimeError, AssertionError, ValueError):
-            pass
+            self.broadcast({'type': 'shutdown'})
+        except RuntimeError:
+            pass  # a worker is already gone; killing it below is all that is left
+        for _, _, proc in self.workers:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
+
+
+class _LossOf(torch.nn.Module):
+    """DDP hooks the forward of the module it wraps: this one's forward is the model's loss."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, windows):
+        return self.model.loss(windows)
 
 
 def _package_root():

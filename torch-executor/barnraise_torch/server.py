@@ -7,6 +7,7 @@ stream). Tensors never travel in frames: base weights, token batches and θ_loca
 safetensors files named in the requests. The protocol is documented in ../README.md.
 """
 import argparse
+import faulthandler
 import os
 import platform
 import queue
@@ -182,6 +183,8 @@ def main(argv=None):
     # Ctrl-C in the agent's terminal reaches the whole process group; the agent decides when we
     # stop (shutdown frame or end of stdin), so a round's state is never cut off half-written.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # `kill -USR1 PID` prints every thread's stack to stderr: how to see where a rank waits.
+    faulthandler.register(signal.SIGUSR1)
     frames_out = os.fdopen(os.dup(1), 'wb', buffering=0)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
@@ -190,6 +193,11 @@ def main(argv=None):
     if not server.start():
         return 3
     server.serve()
+    if server.group is not None:
+        # Skip interpreter teardown: the state file is written (serve waited for it), and freeing
+        # DistributedDataParallel's process group at exit can block (see ranks.RankGroup.close).
+        sys.stderr.flush()
+        os._exit(0)
     return 0
 
 
