@@ -281,10 +281,10 @@ class ResidentTrainer:
         return windows, optimizer
 
     def _step(self, model, params, rows, share, precision, clip, stop=False):
-        """Forward, backward, gradients summed over the ranks, clipping: (loss, norm, stop) as every rank sees them.
+        """Forward, backward (gradients averaged over the ranks by DDP), clipping: (loss, norm, stop) as every rank sees them.
 
-        ``share`` is this rank's part of the step's batch rows: each rank's loss is scaled by it
-        so the summed gradient is the whole batch's mean gradient, as on one device.
+        ``share`` is this rank's part of the step's batch rows: each rank's loss is weighted by it
+        so the gradient every rank ends with is the whole batch's mean gradient, as on one device.
         """
         with self._autocast(precision):
             loss = model.loss(rows) if self._ddp is None else self._ddp(rows)
