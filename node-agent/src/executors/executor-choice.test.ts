@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { createExecutor, formatOffers } from './executor-choice.ts'
+import { createExecutor, formatOffers, workloadFor } from './executor-choice.ts'
 import { parseExecutorFlags } from './executor-flags.ts'
 
 test('--executor auto measures TypeScript and torch on the CPU and keeps the faster one', async () => {
@@ -12,13 +12,21 @@ test('--executor auto measures TypeScript and torch on the CPU and keeps the fas
     for (const o of measured) assert.ok(o.tokensPerSecond! > 0 && Math.abs(o.gflops! - 6 * 198_208 * o.tokensPerSecond! / 1e9) < 1e-9)
     const fastest = measured.reduce((a, b) => (b.tokensPerSecond! > a.tokensPerSecond! ? b : a))
     assert.equal(executor.kind, fastest.kind)
+    assert.ok(measured.every((o) => o.measuredOn === 'small, batch 8 × 128'))
     const table = formatOffers(offers)
-    assert.match(table, /^executors \(tokens\/s training the small preset, batch 8 × seq 128\):$/m)
-    assert.match(table, /^ {2}typescript +the TypeScript CPU trainer \(1 thread\): [\d,]+ tokens\/s, \d+\.\d\d GFLOP\/s$/m)
+    assert.match(table, /^executors \(training throughput on a model sized for each device; auto keeps the highest GFLOP\/s\):$/m)
+    assert.match(table, /^ {2}typescript +the TypeScript CPU trainer \(1 thread\): [\d,]+ tokens\/s, \d+\.\d\d GFLOP\/s \(small, batch 8 × 128\)$/m)
     assert.match(table, /^ {2}torch-cpu +PyTorch \S+ on CPU \(1 thread\): [\d,]+ tokens\/s/m)
   } finally {
     await executor.close?.()
   }
+})
+
+test('CPUs are measured on the demo model, GPUs on the 125M preset at 8 rows of 512 per GPU', () => {
+  assert.deepEqual(workloadFor('typescript'), { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 })
+  assert.deepEqual(workloadFor('torch-cpu', 2), { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 })
+  assert.deepEqual(workloadFor('torch-cuda'), { preset: '125m', batchSize: 8, seqLen: 512, steps: 4 })
+  assert.deepEqual(workloadFor('torch-cuda', 4), { preset: '125m', batchSize: 32, seqLen: 512, steps: 4 })
 })
 
 test('executor flags are checked with a message naming the flag', () => {

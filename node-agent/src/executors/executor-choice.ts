@@ -1,6 +1,9 @@
 // Which executors this machine can run, how fast each trains, and `--executor auto|typescript|torch`.
 // Throughput is measured through each executor's real train() path (the torch child protocol
-// included) on the small preset, so the numbers are comparable and auto picks the fastest.
+// included) on a model sized for the device: the small preset on CPUs, the 125M preset on GPUs
+// (the 0.2M-parameter demo model leaves a GPU waiting on kernel launches, and would rank one GPU
+// above several, whose gradient all-reduce it cannot hide). auto keeps the highest achieved
+// GFLOP/s (6 × parameters × tokens/s), which is comparable across the two models.
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -37,32 +40,39 @@ export interface ExecutorOffer {
   tokensPerSecond?: number
   /** 6 × parameters × tokens/s of the measurement model */
   gflops?: number
+  /** the measurement's model and batch, e.g. "small, batch 8 × 128" */
+  measuredOn?: string
   error?: { code: string, message: string }
 }
 
-/** The measurement: the small preset, batch 8 × 128, a one-step warm-up round then a timed one. */
-const MEASURE = { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 }
+/** What an offer is measured on: a one-step warm-up round, then a timed round of `steps`. */
+export interface Workload { preset: string, batchSize: number, seqLen: number, steps: number }
 
-/** Training tokens/s and GFLOP/s of an executor on the measurement model. */
-export async function measureExecutor (executor: Executor, steps = MEASURE.steps): Promise<{ tokensPerSecond: number, gflops: number }> {
-  const config = presetConfig(MEASURE.preset)
+/** The workload for an executor of `kind` on `devices` devices: the small preset on CPUs; the 125M preset at batch 8 × 512 per GPU. */
+export function workloadFor (kind: ExecutorKind, devices = 1): Workload {
+  return kind === 'torch-cuda'
+    ? { preset: '125m', batchSize: 8 * devices, seqLen: 512, steps: 4 }
+    : { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 }
+}
+
+/** Training tokens/s and GFLOP/s of an executor on its workload (`workloadFor`). */
+export async function measureExecutor (executor: Executor, workload = workloadFor(executor.kind, executor instanceof TorchExecutor ? executor.devices : 1)): Promise<{ tokensPerSecond: number, gflops: number, measuredOn: string }> {
+  const { preset, batchSize, seqLen, steps } = workload
+  const config = presetConfig(preset)
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-measure-'))
   try {
     const base = initParams(config, 1).flat
-    const batches = randomBatches(1, config.vocab_size, MEASURE.batchSize, MEASURE.seqLen)
+    const batches = randomBatches(1, config.vocab_size, batchSize, seqLen)
     const quiet = { onProgress: () => {}, signal: new AbortController().signal, stateDir: dir, base, batches }
     // The warm-up round pays for allocation, the worker pool or child model, and lazy optimizer state.
-    await executor.train({ unit: syntheticUnit(config, { innerSteps: 1, batchSize: MEASURE.batchSize, seqLen: MEASURE.seqLen }), ...quiet })
-    const result = await executor.train({ unit: syntheticUnit(config, { innerSteps: steps, batchSize: MEASURE.batchSize, seqLen: MEASURE.seqLen }), ...quiet })
+    await executor.train({ unit: syntheticUnit(config, { innerSteps: 1, batchSize, seqLen }), ...quiet })
+    const result = await executor.train({ unit: syntheticUnit(config, { innerSteps: steps, batchSize, seqLen }), ...quiet })
     const tokensPerSecond = result.tokens / result.computeSeconds
-    return { tokensPerSecond, gflops: 6 * countParams(config) * tokensPerSecond / 1e9 }
+    return { tokensPerSecond, gflops: 6 * countParams(config) * tokensPerSecond / 1e9, measuredOn: `${preset}, batch ${batchSize} × ${seqLen}` }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
 }
-
-/** A description of the measurement, for the tables that show its numbers. */
-export const MEASUREMENT_NOTE = `tokens/s training the ${MEASURE.preset} preset, batch ${MEASURE.batchSize} × seq ${MEASURE.seqLen}`
 
 async function offerOf (id: string, executor: Executor, measure: boolean, memoryBytes?: number): Promise<ExecutorOffer> {
   const offer: ExecutorOffer = { id, kind: executor.kind, description: executor.name, ...(memoryBytes !== undefined ? { memoryBytes } : {}) }
@@ -121,12 +131,12 @@ export async function surveyExecutors (settings: ExecutorSettings, measure = tru
 
 /** The offers as a table for people. */
 export function formatOffers (offers: ExecutorOffer[]): string {
-  const lines = [`executors (${MEASUREMENT_NOTE}):`]
+  const lines = ['executors (training throughput on a model sized for each device; auto keeps the highest GFLOP/s):']
   for (const o of offers) {
     const memory = o.memoryBytes !== undefined ? `, ${(o.memoryBytes / 2 ** 30).toFixed(1)} GiB` : ''
     const speed = o.error !== undefined
       ? `unavailable (${o.error.code}): ${o.error.message}`
-      : o.tokensPerSecond !== undefined ? `${Math.round(o.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${o.gflops!.toFixed(2)} GFLOP/s` : 'available'
+      : o.tokensPerSecond !== undefined ? `${Math.round(o.tokensPerSecond).toLocaleString('en-US')} tokens/s, ${o.gflops!.toFixed(2)} GFLOP/s (${o.measuredOn ?? ''})` : 'available'
     lines.push(`  ${o.id.padEnd(12)} ${o.description}${memory}: ${speed}`)
   }
   return lines.join('\n')
@@ -134,7 +144,7 @@ export function formatOffers (offers: ExecutorOffer[]): string {
 
 /**
  * The executor for `--executor`: typescript; torch (on --device, errors thrown with what to
- * install); or auto — every option measured, the fastest kept, the rest closed. Auto falls
+ * install); or auto — every option measured, the highest GFLOP/s kept, the rest closed. Auto falls
  * back to TypeScript, saying why, when torch cannot start.
  */
 export async function createExecutor (choice: ExecutorChoice, settings: ExecutorSettings): Promise<{ executor: Executor, offers?: ExecutorOffer[] }> {
@@ -142,9 +152,9 @@ export async function createExecutor (choice: ExecutorChoice, settings: Executor
   if (choice === 'torch') return { executor: await TorchExecutor.start(settings) }
   const { offers, executors } = await surveyExecutors(settings)
   // An explicit --device limits auto to that device (and the CPU executors).
-  const allowed = offers.filter((o) => o.error === undefined && o.tokensPerSecond !== undefined &&
+  const allowed = offers.filter((o) => o.error === undefined && o.gflops !== undefined &&
     (settings.device === undefined || settings.device === 'auto' || !o.id.startsWith('torch-cuda') || o.id === `torch-${settings.device}`))
-  const best = allowed.reduce<ExecutorOffer | undefined>((b, o) => (b === undefined || o.tokensPerSecond! > b.tokensPerSecond! ? o : b), undefined)
+  const best = allowed.reduce<ExecutorOffer | undefined>((b, o) => (b === undefined || o.gflops! > b.gflops! ? o : b), undefined)
   const id = best?.id ?? 'typescript'
   for (const [key, executor] of executors) if (key !== id) await executor.close?.()
   return { executor: executors.get(id)!, offers }

@@ -14,7 +14,7 @@ export const executorOptions = {
 } as const
 
 export const EXECUTOR_USAGE = `executor options:
-  --executor auto|typescript|torch   auto (join's default) measures each and keeps the fastest
+  --executor auto|typescript|torch   auto (join's default) measures each and keeps the fastest (GFLOP/s)
   --device auto|cpu|cuda|cuda:N      torch's device (auto: the first GPU, else the CPU);
            cuda:all | cuda:0,cuda:1  several GPUs in one node: data parallel across them
   --python PATH                      an interpreter with torch (default: $BARNRAISE_PYTHON, python3, /usr/bin/python3)

@@ -133,6 +133,9 @@ export class TorchExecutor implements Executor {
   /** The current child's process id. */
   get childPid (): number | undefined { return this.#child?.pid }
 
+  /** How many devices the child trains on (ranks of its data-parallel group). */
+  get devices (): number { return this.#child?.ready.ranks?.length ?? 1 }
+
   /** Every rank's process id (rank 0 is the child; more when it trains on several devices). */
   get rankPids (): number[] { return this.#child?.ready.ranks?.map((r) => r.pid) ?? (this.#child !== undefined ? [this.#child.pid] : []) }
 
