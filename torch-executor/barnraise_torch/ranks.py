@@ -187,7 +187,18 @@ def launch(devices, threads: int, on_worker_exit):
                     return
 
     threading.Thread(target=watch, name='rank-watcher', daemon=True).start()
-    group._join(init_method)
+    try:
+        group._join(init_method)
+    except RuntimeError as err:
+        group._closing.set()  # the workers are ended here, not crashed
+        for _, _, proc in group.workers:
+            proc.kill()
+        shutil.rmtree(folder, ignore_errors=True)
+        if group.device.type == 'cuda':
+            backend, hint = 'NCCL', 'check that every GPU is visible to this process (CUDA_VISIBLE_DEVICES) and that NCCL works (`NCCL_DEBUG=INFO`), or join with one device (--device cuda:0) per agent'
+        else:
+            backend, hint = 'gloo', 'check that GLOO_SOCKET_IFNAME, if set, names a network interface of this machine (default: lo)'
+        raise ExecutorFailure('ERR_RANKS_START', f'the {len(devices)} ranks on {",".join(devices)} could not form a {backend} group ({str(err).splitlines()[0][:300]}); {hint}') from None
     return group
 
 

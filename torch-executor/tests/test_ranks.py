@@ -27,8 +27,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 class Child:
     """A server process and its frames."""
 
-    def __init__(self, device):
-        env = {**os.environ, 'PYTHONPATH': ROOT, 'PYTHONDONTWRITEBYTECODE': '1'}
+    def __init__(self, device, extra_env=None):
+        env = {**os.environ, 'PYTHONPATH': ROOT, 'PYTHONDONTWRITEBYTECODE': '1', **(extra_env or {})}
         self.proc = subprocess.Popen([sys.executable, '-m', 'barnraise_torch.server', '--device', device, '--threads', '1'],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
         self.ready = self.next_frame()
@@ -169,6 +169,16 @@ class RanksTest(unittest.TestCase):
                 time.sleep(0.1)
             self.assertEqual(child.proc.returncode, 1)
             self.assertIn('rank 1 (cpu) exited', child.proc.stderr.read().decode())
+        finally:
+            child.close()
+
+    def test_ranks_that_cannot_form_a_group_are_a_fatal_start_with_the_reason(self):
+        child = Child('cpu,cpu', {'GLOO_SOCKET_IFNAME': 'no-such-if0'})
+        try:
+            self.assertEqual(child.ready['type'], 'fatal', child.ready)
+            self.assertEqual(child.ready['code'], 'ERR_RANKS_START')
+            self.assertIn('GLOO_SOCKET_IFNAME', child.ready['message'])
+            self.assertEqual(child.proc.wait(timeout=30), 3)
         finally:
             child.close()
 

@@ -109,13 +109,14 @@ export async function surveyExecutors (settings: ExecutorSettings, measure = tru
   executors.set('torch-cpu', cpu)
   offers.push(await offerOf('torch-cpu', cpu, measure))
   const gpus = cpu.ready.devices.filter((d) => d.kind === 'cuda')
-  const groups: Array<{ name: string, label: string, memoryBytes: number }> = gpus.map((d) => ({ name: d.name, label: d.label, memoryBytes: d.totalBytes }))
+  const groups: Array<{ name: string, label: string, memoryBytes?: number }> = gpus.map((d) => ({ name: d.name, label: d.label, memoryBytes: d.totalBytes }))
   // Several GPUs in one node, data parallel: every GPU, or the list named with --device. Each
   // holds a full replica, so the smallest GPU's memory is what bounds a unit.
   const several = settings.device !== undefined && (settings.device === 'cuda:all' || settings.device.includes(',')) ? settings.device : gpus.length > 1 ? 'cuda:all' : undefined
   if (several !== undefined && several.startsWith('cuda')) {
     const named = several === 'cuda:all' ? gpus : gpus.filter((d) => several.split(',').includes(d.name))
-    groups.push({ name: several, label: `${named.length} × ${named[0]?.label ?? 'GPU'}`, memoryBytes: Math.min(...named.map((d) => d.totalBytes)) })
+    // A list naming a GPU this machine lacks still gets an offer: starting it says which is missing.
+    groups.push({ name: several, label: `${named.length} × ${named[0]?.label ?? 'GPU'}`, ...(named.length > 0 ? { memoryBytes: Math.min(...named.map((d) => d.totalBytes)) } : {}) })
   }
   for (const device of groups) {
     try {
@@ -123,7 +124,7 @@ export async function surveyExecutors (settings: ExecutorSettings, measure = tru
       executors.set(`torch-${device.name}`, gpu)
       offers.push(await offerOf(`torch-${device.name}`, gpu, measure, device.memoryBytes))
     } catch (err) {
-      offers.push({ id: `torch-${device.name}`, kind: 'torch-cuda', description: `PyTorch on ${device.label} (${device.name})`, memoryBytes: device.memoryBytes, error: errorOf(err) })
+      offers.push({ id: `torch-${device.name}`, kind: 'torch-cuda', description: `PyTorch on ${device.label} (${device.name})`, ...(device.memoryBytes !== undefined ? { memoryBytes: device.memoryBytes } : {}), error: errorOf(err) })
     }
   }
   return { offers, executors }
