@@ -1,6 +1,8 @@
 // One run, two kinds of node: a TypeScript agent and a PyTorch agent (torch on the CPU) train
 // the same rounds. Their deltas fold together, the model improves, and the ledger says which
-// executor trained each report, signed by the node. A third node, capped to less memory than
+// executor trained each report, signed by the node. The torch agent trains on two ranks
+// (`--device cpu,cpu`, data parallel inside its child, as `cuda:all` on a GPU machine), and
+// its signed reports and ledger rows say two devices trained them. A third node, capped to less memory than
 // any unit needs, declines its units: the reason lands in the ledger and the rounds go on.
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
@@ -16,8 +18,8 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
   try {
     const token = await coordinator.createToken('Mixed Lab', { uses: 3 })
     agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: 'cpu-ts', args: ['--executor', 'typescript'] }))
-    agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: 'cpu-torch', args: ['--executor', 'torch', '--device', 'cpu'] }))
-    assert.match(agents[1]!.output(), /agent: executor torch-cpu: PyTorch/)
+    agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: 'cpu-torch', args: ['--executor', 'torch', '--device', 'cpu,cpu'] }))
+    assert.match(agents[1]!.output(), /agent: executor torch-cpu: PyTorch \S+ on CPU \(1 thread × 2 ranks\)/)
     agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: 'cramped', args: ['--executor', 'torch', '--device', 'cpu', '--max-memory', '0.01'] }))
     const spec = tinyRunSpec({ minNodes: 2, maxNodes: 3, rounds: 5, recipe: { innerSteps: 10, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 } })
     const runId = await createRunViaCli(coordinator.dataDir, spec)
@@ -30,14 +32,18 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
     assert.ok(first.valLoss !== null && last.valLoss !== null)
     assert.ok(last.valLoss < first.valLoss - 0.2, `validation loss fell clearly: ${first.valLoss} → ${last.valLoss}`)
 
-    const ledger = await getJson<Array<{ outcome: string, peerId: string, executor: string | null, metadata: string | null, reason: string | null }>>(coordinator.url, `api/runs/${runId}/ledger.json`)
+    const ledger = await getJson<Array<{ outcome: string, peerId: string, executor: string | null, devices: number | null, metadata: string | null, reason: string | null }>>(coordinator.url, `api/runs/${runId}/ledger.json`)
     const accepted = ledger.filter((e) => e.outcome === 'accepted')
     assert.equal(accepted.length, 10, 'both training nodes\' reports accepted in all five rounds')
     const [ts, torch] = agents
     assert.deepEqual(new Set(accepted.filter((e) => e.peerId === ts!.peerId).map((e) => e.executor)), new Set(['typescript']))
     assert.deepEqual(new Set(accepted.filter((e) => e.peerId === torch!.peerId).map((e) => e.executor)), new Set(['torch-cpu']))
     assert.equal(accepted.filter((e) => e.peerId === torch!.peerId).length, 5)
-    for (const e of accepted) assert.ok(e.metadata?.endsWith(`,"${e.executor}"]`), 'the executor is in the signed metadata')
+    for (const e of accepted) {
+      const mine = e.peerId === torch!.peerId
+      assert.equal(e.devices, mine ? 2 : null)
+      assert.ok(e.metadata?.endsWith(mine ? `,"${e.executor}",2]` : `,"${e.executor}"]`), 'the executor and the device count are in the signed metadata')
+    }
     const cramped = agents[2]!
     const declined = ledger.filter((e) => e.peerId === cramped.peerId)
     assert.ok(declined.length >= 1)
@@ -51,8 +57,8 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
     assert.equal(verify.code, 0, verify.output)
     const csv = (await (await fetch(new URL(`api/runs/${runId}/ledger.csv`, coordinator.url))).text()).trim().split('\r\n')
     assert.ok(csv[0]!.split(',').includes('executor'))
-    // The executor is the next-to-last column, before the score (empty: this run does not screen).
-    assert.ok(csv.some((line) => /,torch-cpu,[^,]*$/.test(line)) && csv.some((line) => /,typescript,[^,]*$/.test(line)))
+    // The executor, the score (empty: this run does not screen) and the device count (empty: one) end each row.
+    assert.ok(csv.some((line) => /,torch-cpu,,2$/.test(line)) && csv.some((line) => /,typescript,,$/.test(line)))
   } finally {
     await Promise.all(agents.map(async (a) => { await a.stop() }))
     await coordinator.stop()

@@ -265,7 +265,8 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
     codec: unit.codec,
     payloadBytes: payload.byteLength,
     payloadSha256: sha256Hex(payload),
-    executor: result.executor
+    executor: result.executor,
+    ...(result.devices !== undefined && result.devices > 1 ? { devices: result.devices } : {})
   }
   const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')
   const send = async (): Promise<void> => {

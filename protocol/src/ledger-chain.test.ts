@@ -102,6 +102,28 @@ test('rows that name their executor (v2) chain after v1 rows; the executor is si
   assert.match(!v2.ok ? v2.reason : '', /disagrees with what the node signed/)
 })
 
+test('a row trained on several devices verifies, and a device count that disagrees with the signed one is named', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const rows = await chain(1)
+  const assignmentId = '00000000-0000-4000-8000-000000000301'
+  const meta: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), executor: 'torch-cuda', devices: 4 }
+  const fields = {
+    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted' as const, reason: null,
+    metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'),
+    prevHash: rows[0]!.hash, executor: 'torch-cuda'
+  }
+  rows.push({ seq: 2, ...fields, hash: await ledgerEntryHash(fields), devices: 4 })
+  assert.deepEqual(await verifyLedger(runId, rows), { ok: true, rows: 2 })
+  // An export from before the column (no field) still verifies: the count is in the signed text.
+  assert.deepEqual(await verifyLedger(runId, rows.map(({ devices: _, ...r }) => r)), { ok: true, rows: 2 })
+  for (const devices of [8, null]) {
+    const verdict = await verifyLedger(runId, rows.map((r, i) => (i === 1 ? { ...r, devices } : r)))
+    assert.equal(!verdict.ok && verdict.seq, 2)
+    assert.match(!verdict.ok ? verdict.reason : '', /disagrees with what the node signed/)
+  }
+})
+
 test('metadata without an executor signs the exact v1 bytes, so rows from before the field verify unchanged', () => {
   const meta: ReportMetadata = { runId, round: 1, assignmentId: runId, peerId: 'p', tokens: 1, computeSeconds: 0.5, lossCurve: [2.5], codec: 'int8', payloadBytes: 3, payloadSha256: 'c'.repeat(64) }
   assert.equal(new TextDecoder().decode(canonicalReportMetadata(meta)),

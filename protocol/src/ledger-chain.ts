@@ -2,7 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { z } from 'zod'
 import { CodedError } from './coded-error.ts'
 import { verifyPeerSignature } from './peer-signature.ts'
-import { parseReportMetadata, verifyReportSignature } from './signed-report.ts'
+import { MAX_REPORT_DEVICES, parseReportMetadata, verifyReportSignature } from './signed-report.ts'
 
 /** One ledger row as exported (ledger.json) and as hashed. */
 export interface LedgerEntry {
@@ -29,6 +29,12 @@ export interface LedgerEntry {
    * absent on rows from before the field existed and on refusals that did not say.
    */
   executor?: string | null
+  /**
+   * How many devices trained the report together, as the node signed it (report v3); null or
+   * absent for one. Not hashed on its own: the signed metadata it is copied from is, and
+   * `verifyLedger` checks that the two agree.
+   */
+  devices?: number | null
   /**
    * The loss the report removed on held-out data no node trained on (positive helps), as the
    * coordinator measured it when the run screens reports; null or absent when not scored.
@@ -90,10 +96,10 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
       if (e.metadata === null || e.signature === null) return bad('accepted row lacks signed metadata')
       if (!await verifyReportSignature(e.peerId, e.metadata, e.signature)) return bad('node signature does not verify')
       const m = parseReportMetadata(e.metadata)
-      if (m === undefined) return bad('metadata is not well-formed canonical report metadata (v1 or v2 JSON)')
+      if (m === undefined) return bad('metadata is not well-formed canonical report metadata (v1, v2 or v3 JSON)')
       if (m.runId !== e.runId || m.round !== e.round || m.assignmentId !== e.assignmentId ||
         m.peerId !== e.peerId || m.tokens !== e.tokens || m.computeSeconds !== e.computeSeconds ||
-        (m.executor ?? null) !== (e.executor ?? null)) {
+        (m.executor ?? null) !== (e.executor ?? null) || (e.devices !== undefined && (m.devices ?? null) !== e.devices)) {
         return bad('row disagrees with what the node signed')
       }
       if (acceptedUnits.has(m.assignmentId)) return bad(`work unit ${m.assignmentId} is credited twice (a second accepted row for one assignment)`)
@@ -129,6 +135,7 @@ export const ledgerEntrySchema = z.object({
   hash: sha256HexSchema,
   createdAt: z.string().max(64).optional(),
   executor: nullableText(32).optional(),
+  devices: z.number().int().min(2).max(MAX_REPORT_DEVICES).nullable().optional(),
   score: z.number().finite().nullable().optional()
 })
 

@@ -1,15 +1,27 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { canonicalReportMetadataText, parseReportMetadata } from './signed-report.ts'
+import { canonicalReportMetadataText, parseReportMetadata, reportMetadataSchema } from './signed-report.ts'
 import type { ReportMetadata } from './signed-report.ts'
 
 const id = '6f1c2d3e-4b5a-4c6d-8e7f-9a0b1c2d3e4f'
 const v1: ReportMetadata = { runId: id, round: 3, assignmentId: id, peerId: 'peer', tokens: 40, computeSeconds: 1.25, lossCurve: [5, 4.5], codec: 'fp16', payloadBytes: 8, payloadSha256: 'd'.repeat(64) }
 
-test('the parser reads back exactly what the encoder wrote, in both forms', () => {
+test('the parser reads back exactly what the encoder wrote, in every form', () => {
   assert.deepEqual(parseReportMetadata(canonicalReportMetadataText(v1)), v1)
   const v2: ReportMetadata = { ...v1, executor: 'torch-cuda' }
   assert.deepEqual(parseReportMetadata(canonicalReportMetadataText(v2)), v2)
+  // Several devices: v3, the count after the executor.
+  const v3: ReportMetadata = { ...v2, devices: 8 }
+  const text = canonicalReportMetadataText(v3)
+  assert.match(text, /^\["barnraise-report-v3",.*,"torch-cuda",8\]$/)
+  assert.deepEqual(parseReportMetadata(text), v3)
+})
+
+test('a device count must be a whole number from 2 to 64, and comes with an executor', () => {
+  const text = canonicalReportMetadataText({ ...v1, executor: 'torch-cuda', devices: 2 })
+  for (const bad of ['1', '65', '2.5', '"2"', 'null']) assert.equal(parseReportMetadata(text.replace(/,2\]$/, `,${bad}]`)), undefined, bad)
+  assert.equal(parseReportMetadata(text.replace('barnraise-report-v3', 'barnraise-report-v2')), undefined, 'v2 tag with the v3 length')
+  assert.equal(reportMetadataSchema.safeParse({ ...v1, devices: 2 }).success, false, 'devices without an executor')
 })
 
 test('the parser refuses text that is not canonical report metadata', () => {

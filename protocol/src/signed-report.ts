@@ -13,6 +13,9 @@ export const executorKindSchema = z.enum(['typescript', 'torch-cpu', 'torch-cuda
 
 export type ExecutorKind = z.infer<typeof executorKindSchema>
 
+/** The most devices one report may say trained it (a machine's GPUs). */
+export const MAX_REPORT_DEVICES = 64
+
 /**
  * What a node signs about one report. Field order is fixed by `canonicalReportMetadata`,
  * so the same bytes can be rebuilt from a ledger row and checked offline. `executor` came
@@ -29,22 +32,31 @@ export const reportMetadataSchema = z.object({
   codec: z.enum(CODEC_NAMES),
   payloadBytes: z.number().int().nonnegative(),
   payloadSha256: z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256'),
-  executor: executorKindSchema.optional()
+  executor: executorKindSchema.optional(),
+  /**
+   * How many devices trained the report together (a node on several GPUs, data parallel in one
+   * torch child); absent means one. A claim, counted only up to the GPUs the node listed.
+   */
+  devices: z.number().int().min(2).max(MAX_REPORT_DEVICES).optional()
 }).strict()
+  .refine((m) => m.devices === undefined || m.executor !== undefined, { message: 'a report naming its devices names its executor too', path: ['devices'] })
 
 export type ReportMetadata = z.infer<typeof reportMetadataSchema>
 
 const V1 = 'barnraise-report-v1'
 const V2 = 'barnraise-report-v2'
+const V3 = 'barnraise-report-v3'
 
 /**
  * The canonical text a node signs: a JSON array with a fixed order and no whitespace. With
- * an executor the tag is v2 and the executor is the last element; without one the text is
- * exactly the v1 form, so rows signed before the field existed still verify.
+ * an executor the tag is v2 and the executor is the last element; with a device count too, v3
+ * with the count after the executor; without either the text is exactly the v1 form, so rows
+ * signed before the fields existed still verify.
  */
 export function canonicalReportMetadataText (m: ReportMetadata): string {
   const ordered = [m.runId, m.round, m.assignmentId, m.peerId, m.tokens, m.computeSeconds, m.lossCurve, m.codec, m.payloadBytes, m.payloadSha256]
-  return JSON.stringify(m.executor === undefined ? [V1, ...ordered] : [V2, ...ordered, m.executor])
+  if (m.executor === undefined) return JSON.stringify([V1, ...ordered])
+  return JSON.stringify(m.devices === undefined ? [V2, ...ordered, m.executor] : [V3, ...ordered, m.executor, m.devices])
 }
 
 /** The bytes a node signs: `canonicalReportMetadataText` as UTF-8. */
@@ -52,7 +64,7 @@ export function canonicalReportMetadata (m: ReportMetadata): Uint8Array {
   return new TextEncoder().encode(canonicalReportMetadataText(m))
 }
 
-/** Reads canonical metadata text (v1 or v2) back into checked fields; undefined when it is neither form or a field is malformed. */
+/** Reads canonical metadata text (v1, v2 or v3) back into checked fields; undefined when it is neither form or a field is malformed. */
 export function parseReportMetadata (text: string): ReportMetadata | undefined {
   let arr: unknown
   try {
@@ -61,11 +73,12 @@ export function parseReportMetadata (text: string): ReportMetadata | undefined {
     return undefined
   }
   if (!Array.isArray(arr)) return undefined
-  const [tag, runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256, executor] = arr as unknown[]
+  const [tag, runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256, executor, devices] = arr as unknown[]
   const fields = { runId, round, assignmentId, peerId, tokens, computeSeconds, lossCurve, codec, payloadBytes, payloadSha256 }
   let candidate: unknown
   if (tag === V1 && arr.length === 11) candidate = fields
   else if (tag === V2 && arr.length === 12) candidate = { ...fields, executor }
+  else if (tag === V3 && arr.length === 13) candidate = { ...fields, executor, devices }
   else return undefined
   const parsed = reportMetadataSchema.safeParse(candidate)
   return parsed.success ? parsed.data : undefined

@@ -234,6 +234,8 @@ export interface LedgerTable {
   created_at: Generated<Date>
   /** what trained the report (typescript, torch-cpu, torch-cuda); null on rows from before reports said */
   executor: string | null
+  /** devices that trained the report together, as signed (report v3); null: one */
+  devices: ColumnType<number | null, number | null | undefined, number | null>
   /** loss removed on held-out data, as the coordinator measured it; null where not scored */
   score: number | null
 }

@@ -9,6 +9,18 @@ test('a node listing a GPU counts GPU-hours, one per wall-clock hour however man
   assert.deepEqual(deviceHours(3600, { gpus: [gpu, gpu, gpu, gpu], cpuCores: 64 }), { kind: 'gpu', hours: 1 })
 })
 
+test('a node that trained on several GPUs together counts one GPU-hour per GPU its report names, up to the GPUs it listed', () => {
+  const four = { gpus: [gpu, gpu, gpu, gpu], cpuCores: 64 }
+  assert.deepEqual(deviceHours(3600, four, 'torch-cuda', 4), { kind: 'gpu', hours: 4 })
+  assert.deepEqual(deviceHours(1800, four, 'torch-cuda', 2), { kind: 'gpu', hours: 1 })
+  // A report claiming more GPUs than the machine listed gets the listed count.
+  assert.deepEqual(deviceHours(3600, four, 'torch-cuda', 8), { kind: 'gpu', hours: 4 })
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 8 }, 'torch-cuda', 8), { kind: 'gpu', hours: 1 })
+  // Devices on a CPU run change nothing: core-hours are already counted per core.
+  assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 8 }, 'torch-cpu', 2), { kind: 'cpu', hours: 8 })
+  assert.deepEqual(deviceHours(3600, four, 'torch-cuda', null), { kind: 'gpu', hours: 1 })
+})
+
 test('a CPU-only node counts core-hours: compute-seconds × its claimed cores ÷ 3600', () => {
   assert.deepEqual(deviceHours(1800, { gpus: [], cpuCores: 8 }), { kind: 'cpu', hours: 4 })
 })

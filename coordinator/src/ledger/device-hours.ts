@@ -24,15 +24,20 @@ export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined,
 }
 
 /**
- * Device-hours a row's compute-seconds are worth. A GPU node's wall-clock hour is one GPU-hour,
- * never one per listed GPU: nothing in a report shows that more than one worked. A CPU node's
- * hour is worth its claimed core count in core-hours, an upper bound when the agent was told
- * to use fewer threads than the machine has.
+ * Device-hours a row's compute-seconds are worth. A GPU node's wall-clock hour is one GPU-hour
+ * per GPU that trained the report together: the count its signed report gives (`devices`, a
+ * node on `--device cuda:all`), never more than the GPUs it listed, one when the report gives
+ * none (listing GPUs shows nothing about how many worked). A CPU node's hour is worth its
+ * claimed core count in core-hours, an upper bound when the agent was told to use fewer
+ * threads than the machine has.
  */
-export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null): { kind: DeviceKind, hours: number } {
+export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null, devices?: number | null): { kind: DeviceKind, hours: number } {
   const kind = deviceKindOf(hardware, executor)
   const seconds = Number.isFinite(computeSeconds) && computeSeconds > 0 ? computeSeconds : 0
-  if (kind === 'gpu') return { kind, hours: seconds / 3600 }
+  if (kind === 'gpu') {
+    const claimed = Number.isInteger(devices) && devices! > 1 ? devices! : 1
+    return { kind, hours: seconds * Math.min(claimed, hardware?.gpus?.length ?? 1) / 3600 }
+  }
   const cores = Number.isInteger(hardware?.cpuCores) && hardware!.cpuCores! > 0 ? hardware!.cpuCores! : 1
   return { kind, hours: seconds * cores / 3600 }
 }

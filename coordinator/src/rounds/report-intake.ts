@@ -475,7 +475,7 @@ type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null
  */
 function verdictEntry (peerId: string, header: ReportHeader, node: { id: string, organization_id: string } | undefined, verdict: Verdict): NewLedgerEntry {
   const m = header.metadata
-  const who = { runId: m.runId, round: m.round, nodeId: node?.id ?? null, peerId, organizationId: node?.organization_id ?? null, executor: m.executor ?? null }
+  const who = { runId: m.runId, round: m.round, nodeId: node?.id ?? null, peerId, organizationId: node?.organization_id ?? null, executor: m.executor ?? null, devices: m.devices ?? null }
   if (verdict.outcome === 'accepted') {
     return {
       ...who, assignmentId: verdict.assignmentId, tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null,

@@ -32,6 +32,8 @@ export interface TrainResult {
   computeSeconds: number
   /** what trained it, for the signed report (torch-cuda, torch-cpu, typescript) */
   executor: ExecutorKind
+  /** how many devices trained it together, where more than one (a torch child on several GPUs) */
+  devices?: number
 }
 
 /**

@@ -153,6 +153,9 @@ describe('torch executor', () => {
       assert.equal(await two.check(unit), undefined)
       const clean = await two.train({ unit, base, batches, stateDir: join(dir, 'ranks-two'), ...quiet })
       assert.equal(clean.tokens, one.tokens)
+      // The report says two devices trained it (its signed metadata carries the count).
+      assert.equal(clean.devices, 2)
+      assert.equal(one.devices, undefined)
       const moved = relDiff(clean.params.map((p, i) => p - base[i]!), one.params.map((p, i) => p - base[i]!))
       assert.ok(moved < 1e-4, `two ranks' update differs from one device's by ${moved}`)
 

@@ -216,7 +216,8 @@ export class TorchExecutor implements Executor {
             lossCurve: result.lossCurve.filter((l): l is number => l !== null && Number.isFinite(l)),
             tokens: result.tokens,
             computeSeconds: result.computeSeconds,
-            executor: this.kind
+            executor: this.kind,
+            ...(this.devices > 1 ? { devices: this.devices } : {})
           }
         } catch (err) {
           if (signal.aborted || !(err instanceof ExecutorError) || attempt >= 1) throw err
