@@ -69,7 +69,6 @@ class RankGroup:
         self.rank = rank
         self.world = world
         self.device = device
-        self.tensor_group = None  # the default group
         self.control = None
         self.workers = []  # rank 0: [(rank, device name, Popen)]
         self._folder = None
@@ -177,6 +176,7 @@ def launch(devices, threads: int, on_worker_exit):
         # The worker's stdout is our stderr: only rank 0 speaks the frame protocol.
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=sys.stderr.fileno(), env=env, cwd=_package_root())
         group.workers.append((rank, name, proc))
+
     def watch():
         while not group._closing.wait(0.5):
             for rank, name, proc in group.workers:
