@@ -130,16 +130,18 @@ def free_bytes(device: torch.device, resident_bytes: int = 0) -> int:
     return host_available() + resident_bytes
 
 
-def estimate_bytes(c: LlamaConfig, batch: int, seq_len: int, precision: str, checkpointing: bool, device: torch.device):
+def estimate_bytes(c: LlamaConfig, batch: int, seq_len: int, precision: str, checkpointing: bool, device: torch.device, optimizer_share=1.0):
     """Bytes one inner step needs: parameters, gradients, AdamW moments, activations and logits.
 
     A deliberately plain model (see the README): 16 bytes per parameter for fp32 weights,
     gradients and the two moments, plus 2 for bf16 weight copies under autocast and 4 for the
     optimizer's temporaries; activations counted per token and layer from the tensors autograd
     keeps; the T×T attention matrix only without fused attention; 20% headroom on activations.
+    ``optimizer_share`` is the part of the parameters whose moments this device holds (a rank
+    of a sharded optimizer).
     """
     p = count_params(c)
-    static = p * (16 + 4 + (2 if precision == 'bf16' else 0))
+    static = p * (8 + (2 if precision == 'bf16' else 0)) + int(p * optimizer_share) * 12
     d = c.hidden_size
     q_dim = c.num_attention_heads * c.head_dim
     kv_dim = c.num_key_value_heads * c.head_dim
@@ -172,7 +174,7 @@ def format_count(n: int) -> str:
     return f'{n / 1e6:.2f}M'
 
 
-def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, resident_bytes=0, limit_bytes=None):
+def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, resident_bytes=0, limit_bytes=None, optimizer_share=1.0):
     """Decides whether a unit fits, turning on activation checkpointing when only that makes it fit.
 
     Returns ``{'fits', 'checkpointing', 'needBytes', 'freeBytes', 'reason'}``.
@@ -180,15 +182,16 @@ def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, r
     free = free_bytes(device, resident_bytes)
     if limit_bytes is not None:
         free = min(free, limit_bytes)
-    need, parts = estimate_bytes(c, batch, seq_len, precision, checkpointing, device)
+    need, parts = estimate_bytes(c, batch, seq_len, precision, checkpointing, device, optimizer_share)
     if need <= free:
         return {'fits': True, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': ''}
     if not checkpointing:
-        need_ckpt, _ = estimate_bytes(c, batch, seq_len, precision, True, device)
+        need_ckpt, _ = estimate_bytes(c, batch, seq_len, precision, True, device, optimizer_share)
         if need_ckpt <= free:
             return {'fits': True, 'checkpointing': True, 'needBytes': need_ckpt, 'freeBytes': free, 'reason': 'activation checkpointing turned on to fit'}
     where = 'GPU memory' if device.type == 'cuda' else 'host memory'
+    moments = 'AdamW state' if optimizer_share >= 1 else "this rank's share of the AdamW state"
     reason = (f'the unit needs about {need / GIB:.1f} GiB ({format_count(parts["params"])} parameters: {parts["staticBytes"] / GIB:.1f} GiB of weights, '
-              f'gradients and AdamW state; {parts["activationBytes"] / GIB:.1f} GiB of activations for batch {batch} × seq {seq_len} in {precision}) '
+              f'gradients and {moments}; {parts["activationBytes"] / GIB:.1f} GiB of activations for batch {batch} × seq {seq_len} in {precision}) '
               f'but {device} has {free / GIB:.1f} GiB of free {where}')
     return {'fits': False, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': reason}

@@ -16,11 +16,12 @@ import time
 import numpy as np
 import torch
 
-from .config import LlamaConfig, count_params, parse_config
+from .config import LlamaConfig, count_params, param_specs, parse_config
 from .device import estimate_bytes, features, plan_fit, resolve_precision
 from .errors import ExecutorFailure, RanksBroken
 from .model import LlamaForCausalLM
-from .optim import STATE_FILE, export_state, import_state, learning_rate_at, make_adamw, read_state_file, write_state_file
+from .optim import (STATE_FILE, create_shared_state_file, export_state, finish_shared_state_file, import_state, learning_rate_at, make_adamw,
+                    read_state_file, write_state_file, write_state_part)
 from .safetensors import SafetensorsError, read_file, write_file
 
 
@@ -56,6 +57,8 @@ class ResidentTrainer:
         self.model = None
         self.optimizer = None
         self.optimizer_kind = None
+        # Whether the resident optimizer holds only this rank's parameters (a sharded optimizer).
+        self.optimizer_sharded = False
         # Which state file the resident optimizer mirrors, and that file's signature when we wrote it.
         self.state_path = None
         self.state_signature = None
@@ -83,6 +86,7 @@ class ResidentTrainer:
 
     def _forget_optimizer(self):
         self.optimizer = None
+        self.optimizer_sharded = False
         self.state_path = None
         self.state_signature = None
 
@@ -90,7 +94,10 @@ class ResidentTrainer:
         """Memory this process holds that a new unit may reuse (what the fit check adds to free memory)."""
         if self.device.type == 'cuda':
             return int(torch.cuda.memory_reserved(self.device))
-        return 16 * count_params(self.model.config) if self.model is not None else 0
+        if self.model is None:
+            return 0
+        p = count_params(self.model.config)
+        return 4 * p + (4 + 8 * self._owned_share(self.model.config) if self.optimizer_sharded else 12) * p
 
     def flush(self):
         """Waits for the background optimizer-state write; raises if it failed."""
@@ -111,6 +118,17 @@ class ResidentTrainer:
     def _rows(self, batch):
         return (0, batch) if self.group is None else self.group.rows(batch)
 
+    def _owned(self, config):
+        """This rank's (first, end) parameters under a sharded optimizer, in checkpoint order."""
+        from .ranks import owned_ranges
+        return owned_ranges([math.prod(shape) for _, shape in param_specs(config)], self.group.world)
+
+    def _owned_share(self, config):
+        """The part of the weights whose AdamW moments this rank holds when sharded."""
+        sizes = [math.prod(shape) for _, shape in param_specs(config)]
+        first, end = self._owned(config)[self.group.rank]
+        return sum(sizes[first:end]) / sum(sizes)
+
     def follow(self, message):
         """A worker rank's share of a command rank 0 broadcast."""
         kind = message['type']
@@ -124,18 +142,43 @@ class ResidentTrainer:
 
     # -- requests ----------------------------------------------------------------------------
 
-    def fit(self, config: LlamaConfig, batch, seq_len, precision, checkpointing, limit_bytes=None):
-        """The fit plan for a unit on this device, or on every rank's device (see device.plan_fit)."""
-        args = [config, batch, seq_len, precision, checkpointing, limit_bytes]
+    def fit(self, config: LlamaConfig, batch, seq_len, precision, checkpointing, limit_bytes=None, sharding='auto'):
+        """The fit plan for a unit on this device, or on every rank's device (see device.plan_fit).
+
+        On several devices ``sharding`` (auto, on, off) says whether the ranks may share AdamW's
+        moments instead of each holding all of them; auto shards when a replica does not fit
+        each device, or fits only with activation checkpointing and sharding spares it (the
+        broadcast a sharded step adds costs far less than recomputing activations).
+        """
+        if sharding not in ('auto', 'on', 'off'):
+            raise ExecutorFailure('ERR_PROTOCOL', f'sharding {sharding!r} is not auto, on or off')
+        args = [config, batch, seq_len, precision, checkpointing, limit_bytes, sharding]
         if self._leads():
             self.group.broadcast({'type': 'fit', 'args': args})
         return self._fit(*args)
 
-    def _fit(self, config, batch, seq_len, precision, checkpointing, limit_bytes):
+    def _fit(self, config, batch, seq_len, precision, checkpointing, limit_bytes, sharding='auto'):
         start, end = self._rows(batch)
         local = self._fit_here(config, end - start, seq_len, precision, checkpointing, limit_bytes)
         if self.group is None:
-            return local
+            return {**local, 'shardedOptimizer': False}
+        replica = {**self._gathered(local), 'shardedOptimizer': False}
+        added = lambda plan: plan['checkpointing'] and checkpointing != 'on'  # noqa: E731
+        if sharding == 'off' or (sharding == 'auto' and replica['fits'] and not added(replica)):
+            return replica
+        try:
+            share = self._owned_share(config)
+        except ValueError:
+            return replica  # fewer parameters than ranks: nothing to shard
+        sharded = {**self._gathered(self._fit_here(config, end - start, seq_len, precision, checkpointing, limit_bytes, share)), 'shardedOptimizer': True}
+        if sharding == 'on' or (sharded['fits'] and (not added(sharded) or not replica['fits'])):
+            if sharded['fits']:
+                sharded['reason'] = '; '.join(r for r in ('AdamW state sharded over the ranks to fit' if sharding == 'auto' else '', sharded['reason']) if r)
+            return sharded
+        return replica if replica['fits'] else sharded
+
+    def _gathered(self, local):
+        """Every rank's plan, as one: it fits when each rank's does."""
         plans = self.group.all_gather({**local, 'device': str(self.device)})
         for rank, plan in enumerate(plans):
             if not plan['fits']:
@@ -144,12 +187,12 @@ class ResidentTrainer:
         return {**plans[0], 'checkpointing': any(p['checkpointing'] for p in plans),
                 'needBytes': max(p['needBytes'] for p in plans), 'freeBytes': min(p['freeBytes'] for p in plans)}
 
-    def _fit_here(self, config, batch, seq_len, precision, checkpointing, limit_bytes):
+    def _fit_here(self, config, batch, seq_len, precision, checkpointing, limit_bytes, share=1.0):
         precision = resolve_precision(precision, self.device)
         ckpt = checkpointing == 'on'
-        plan = plan_fit(config, batch, seq_len, precision, ckpt, self.device, self.resident_bytes(), limit_bytes)
+        plan = plan_fit(config, batch, seq_len, precision, ckpt, self.device, self.resident_bytes(), limit_bytes, share)
         if checkpointing == 'off' and plan['checkpointing']:
-            plan = {**plan, 'fits': False, 'checkpointing': False, 'reason': plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes(), limit_bytes)['reason']}
+            plan = {**plan, 'fits': False, 'checkpointing': False, 'reason': plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes(), limit_bytes, share)['reason']}
         plan['precision'] = precision
         return plan
 
@@ -161,10 +204,11 @@ class ResidentTrainer:
         batch, seq_len = recipe['batchSize'], recipe['seqLen']
         if self.group is not None and batch < self.group.world:
             raise ExecutorFailure('ERR_UNIT_TOO_SMALL', f'a batch of {batch} rows cannot be shared by {self.group.world} devices; join with fewer devices or ask for a batch of at least {self.group.world}')
-        plan = self.fit(config, batch, seq_len, req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'))
+        plan = self.fit(config, batch, seq_len, req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'), req.get('sharding', 'auto'))
         if not plan['fits']:
             raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'] + '; lower the run\'s batch size or sequence length, or join with a larger GPU')
-        reuse = self._resident_state_current(req['stateDir'])
+        # Every rank built its optimizer in the same mode, so rank 0's answer holds for all.
+        reuse = self._resident_state_current(req['stateDir']) and self.optimizer_sharded == plan['shardedOptimizer']
         if self._leads():
             self.group.broadcast({'type': 'train', 'req': req, 'plan': plan, 'reuse': reuse})
         return self._run(req, plan, reuse, progress, aborted)
@@ -223,25 +267,32 @@ class ResidentTrainer:
         path = os.path.join(state_dir, STATE_FILE)
         return self.optimizer is not None and self.state_path == path and _file_signature(path) == self.state_signature
 
-    def _optimizer_for(self, model, ordered, state_dir, recipe, reuse):
+    def _stepped_parameters(self, ordered, sharded):
+        """(the parameters this rank's optimizer steps, the flat offset of the first): all of them, or this rank's range."""
+        if not sharded:
+            return ordered, 0
+        first, end = self._owned(self.model.config)[self.group.rank]
+        return ordered[first:end], sum(p.numel() for _, p in ordered[:first])
+
+    def _optimizer_for(self, model, ordered, state_dir, recipe, reuse, sharded):
         path = os.path.join(state_dir, STATE_FILE)
         betas = (recipe['beta1'], recipe['beta2'])
-        # A worker rank never writes the file: it reuses its moments exactly when rank 0 does.
+        # A worker rank reuses its moments exactly when rank 0 does (rank 0 decides from the file).
         if reuse and self.optimizer is not None:
             for group in self.optimizer.param_groups:
                 group['betas'] = betas
                 group['weight_decay'] = recipe['weightDecay']
             return self.optimizer
-        params = [p for _, p in ordered]
-        optimizer, kind = make_adamw(params, recipe['lr'], betas, recipe['weightDecay'], self.device)
+        mine, offset = self._stepped_parameters(ordered, sharded)
+        optimizer, kind = make_adamw([p for _, p in mine], recipe['lr'], betas, recipe['weightDecay'], self.device)
         try:
-            saved = read_state_file(path, sum(p.numel() for p in params))
+            saved = read_state_file(path, sum(p.numel() for _, p in ordered), (offset, sum(p.numel() for _, p in mine)))
         except ValueError as err:
             raise ExecutorFailure('ERR_BAD_STATE', str(err)) from None
         if saved is not None:
-            import_state(optimizer, ordered, *saved)
+            import_state(optimizer, mine, *saved)
             self.log(f'resumed the inner optimizer at step {saved[0]} from {path}')
-        self.optimizer, self.optimizer_kind = optimizer, kind
+        self.optimizer, self.optimizer_kind, self.optimizer_sharded = optimizer, kind, sharded
         self.state_path = path
         self.state_signature = _file_signature(path)
         return optimizer
@@ -255,7 +306,7 @@ class ResidentTrainer:
         if self.device.type == 'cuda':
             torch.cuda.synchronize(self.device)
 
-    def _load_unit(self, req, config, recipe, model, ordered, reuse):
+    def _load_unit(self, req, config, recipe, model, ordered, reuse, sharded=False):
         """Base weights, this rank's rows of the batches, and the optimizer; every rank or none."""
         steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
         failure = None
@@ -265,7 +316,7 @@ class ResidentTrainer:
             self._load_base(model, req['baseFile'])
             start, end = self._rows(batch)
             windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)[:, start:end]
-            optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe, reuse)
+            optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe, reuse, sharded)
         except Exception as err:  # noqa: BLE001 — raised below, once every rank knows
             if self.group is None:
                 raise
@@ -310,7 +361,9 @@ class ResidentTrainer:
         params = [p for _, p in ordered]
         steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
         load_started = time.perf_counter()
-        windows, optimizer = self._load_unit(req, config, recipe, model, ordered, reuse)
+        sharded = plan.get('shardedOptimizer', False)
+        windows, optimizer = self._load_unit(req, config, recipe, model, ordered, reuse, sharded)
+        owned = self._owned(config) if sharded else None
         load_seconds = time.perf_counter() - load_started
         offset = req.get('scheduleOffset')
         if offset is None:
@@ -339,12 +392,15 @@ class ResidentTrainer:
                 for group in optimizer.param_groups:
                     group['lr'] = lr
                 optimizer.step()
+                if owned is not None:
+                    self.group.broadcast_owned(params, owned)
                 loss_curve.append(loss_value)
             else:
                 # One poisoned batch must not wreck the weights; the coordinator's checks catch a node that keeps failing.
                 skipped += 1
                 loss_curve.append(None)
-            optimizer.zero_grad(set_to_none=True)
+            # The model, not the optimizer: a sharded optimizer holds only its rank's parameters.
+            model.zero_grad(set_to_none=True)
             now = time.perf_counter()
             if progress is not None and (now - last_report >= 0.1 or step == steps - 1):
                 last_report = now
@@ -356,6 +412,9 @@ class ResidentTrainer:
         save_started = time.perf_counter()
         if self.group is None or self.group.rank == 0:
             write_file(req['outFile'], {name: p.detach().float().cpu().numpy() for name, p in ordered})
+        if sharded:
+            self._save_state_shared(optimizer, ordered, os.path.join(req['stateDir'], STATE_FILE))
+        elif self.group is None or self.group.rank == 0:
             self._save_state_async(optimizer, ordered)
         return {
             'lossCurve': loss_curve,
@@ -368,6 +427,7 @@ class ResidentTrainer:
             'optimizer': self.optimizer_kind,
             'attention': 'sdpa' if model.model.layers[0].self_attn.use_sdpa else 'explicit',
             'devices': 1 if self.group is None else self.group.world,
+            'shardedOptimizer': sharded,
         }
 
     def _save_state_async(self, optimizer, ordered):
@@ -385,6 +445,37 @@ class ResidentTrainer:
 
         self._writer = threading.Thread(target=write, name='state-writer', daemon=False)
         self._writer.start()
+
+    def _save_state_shared(self, optimizer, ordered, path):
+        """A sharded optimizer's state file: each rank writes its own range of m and v, rank 0 the
+        header and the rename. Collective and on the round's path (every rank must have written
+        before the rename), but each rank moves only its share."""
+        mine, offset = self._stepped_parameters(ordered, True)
+        step, m, v = export_state(optimizer, mine)
+        size = sum(p.numel() for _, p in ordered)
+        failed = 0.0
+        if self.group.rank == 0:
+            try:
+                create_shared_state_file(path, size, step)
+            except OSError as err:
+                failed, error = 1.0, err
+        # The barrier doubles as the partial file's existence check for the other ranks.
+        if self.group.sum_values([failed])[0] == 0:
+            try:
+                write_state_part(path, size, step, offset, m, v)
+            except OSError as err:
+                failed, error = 1.0, err
+        failures = self.group.sum_values([failed])[0]
+        if failures == 0 and self.group.rank == 0:
+            try:
+                finish_shared_state_file(path)
+                self.state_signature = _file_signature(path)
+            except OSError as err:
+                failed, error = 1.0, err
+        if failures > 0 or failed:
+            self._forget_optimizer()
+            cause = error if failed else 'another rank could not write its part'
+            raise ExecutorFailure('ERR_STATE_WRITE', f'could not save the inner optimizer state: {cause}; check free disk space in the data directory', retryable=True)
 
     def measure(self, config: LlamaConfig, batch, seq_len, steps, precision='auto', seed=0):
         """Training tokens per second on random weights and tokens (for ``barnraise-agent info`` and auto choice).

@@ -7,13 +7,14 @@
   ``__metadata__`` ``{format: barnraise-optimizer-v1, kind: adamw, step}``. Either executor can
   therefore pick up the other's state when a node switches.
 """
+import json
 import math
 import os
 
 import numpy as np
 import torch
 
-from .safetensors import SafetensorsError, read_file, write_file
+from .safetensors import SafetensorsError, read_header, write_file
 
 STATE_FILE = 'inner-adamw.safetensors'
 
@@ -91,29 +92,88 @@ def import_state(optimizer, ordered, step, m, v):
 def write_state_file(path, step, m, v):
     """Writes the state file (temp + rename)."""
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    write_file(path, {'m': m, 'v': v}, {'format': 'barnraise-optimizer-v1', 'kind': 'adamw', 'step': str(step)})
+    write_file(path, {'m': m, 'v': v}, _state_metadata(step))
 
 
-def read_state_file(path, size):
+def _state_metadata(step):
+    return {'format': 'barnraise-optimizer-v1', 'kind': 'adamw', 'step': str(step)}
+
+
+def read_state_file(path, size, part=None):
     """(step, m, v) from a state file that fits a model of ``size`` weights; None when absent or for another model.
 
-    Raises ValueError with what to do when the file exists but is unreadable.
+    ``part`` = (offset, count) reads only those weights' moments (a rank's shard). Raises
+    ValueError with what to do when the file exists but is unreadable.
     """
     if not os.path.exists(path):
         return None
+    fix = 'delete it to start the optimizer afresh'
     try:
-        metadata, tensors = read_file(path)
+        with open(path, 'rb') as f:
+            metadata, entries, start = read_header(f, os.path.getsize(path))
+            if metadata.get('format') != 'barnraise-optimizer-v1' or metadata.get('kind') != 'adamw':
+                raise ValueError(f'{path} is not an AdamW state file; {fix}')
+            try:
+                step = int(metadata.get('step', ''))
+            except ValueError:
+                raise ValueError(f'{path}: step {metadata.get("step")!r} is not an integer; {fix}') from None
+            found = {name: (dtype, shape, begin, end) for name, dtype, shape, begin, end in entries}
+            if any(found.get(k, ('',))[0] != 'F32' for k in ('m', 'v')):
+                raise ValueError(f'{path} lacks F32 tensors m and v; {fix}')
+            if any(found[k][1] != [size] for k in ('m', 'v')):
+                return None
+            offset, count = part if part is not None else (0, size)
+            out = []
+            for k in ('m', 'v'):
+                f.seek(start + found[k][2] + 4 * offset)
+                array = np.fromfile(f, dtype='<f4', count=count)
+                if array.size != count:
+                    raise SafetensorsError('ERR_TRUNCATED', f'tensor "{k}" was cut short while reading')
+                out.append(array)
     except (OSError, SafetensorsError) as err:
-        raise ValueError(f'inner optimizer state {path} is unreadable ({err}); delete it to start the optimizer afresh') from None
-    if metadata.get('format') != 'barnraise-optimizer-v1' or metadata.get('kind') != 'adamw':
-        raise ValueError(f'{path} is not an AdamW state file; delete it to start the optimizer afresh')
+        raise ValueError(f'inner optimizer state {path} is unreadable ({err}); {fix}') from None
+    return step, out[0], out[1]
+
+
+def _shared_layout(size, step):
+    """The header and data offset ``write_file`` would give flat m and v of ``size`` weights."""
+    header = {'__metadata__': _state_metadata(step),
+              'm': {'dtype': 'F32', 'shape': [size], 'data_offsets': [0, 4 * size]},
+              'v': {'dtype': 'F32', 'shape': [size], 'data_offsets': [4 * size, 8 * size]}}
+    text = json.dumps(header, separators=(',', ':')).encode('utf-8')
+    padded = (len(text) + 7) // 8 * 8
+    return padded.to_bytes(8, 'little') + text + b' ' * (padded - len(text)), 8 + padded
+
+
+def partial_state_path(path):
+    """Where the ranks of a sharded optimizer assemble the state file before it is renamed into place."""
+    return path + '.partial'
+
+
+def create_shared_state_file(path, size, step):
+    """Rank 0, before any rank writes: the partial file with its header, sized for every moment."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    head, data_start = _shared_layout(size, step)
+    with open(partial_state_path(path), 'wb') as f:
+        f.write(head)
+        f.truncate(data_start + 8 * size)
+
+
+def write_state_part(path, size, step, offset, m, v):
+    """One rank's moments (weights ``offset`` … ``offset + len(m)``) into the partial file."""
+    _, data_start = _shared_layout(size, step)
+    fd = os.open(partial_state_path(path), os.O_WRONLY)
     try:
-        step = int(metadata.get('step', ''))
-    except ValueError:
-        raise ValueError(f'{path}: step {metadata.get("step")!r} is not an integer; delete it to start the optimizer afresh') from None
-    m, v = tensors.get('m'), tensors.get('v')
-    if m is None or v is None or m.dtype != 'F32' or v.dtype != 'F32':
-        raise ValueError(f'{path} lacks F32 tensors m and v; delete it to start the optimizer afresh')
-    if m.array.size != size or v.array.size != size:
-        return None
-    return step, m.array.reshape(-1), v.array.reshape(-1)
+        for base, array in ((data_start, m), (data_start + 4 * size, v)):
+            view = memoryview(np.ascontiguousarray(array, dtype='<f4')).cast('B')
+            at = base + 4 * offset
+            while view:
+                written = os.pwrite(fd, view, at)
+                view, at = view[written:], at + written
+    finally:
+        os.close(fd)
+
+
+def finish_shared_state_file(path):
+    """Rank 0, after every rank wrote its part: renames the partial file into place."""
+    os.replace(partial_state_path(path), path)

@@ -3,12 +3,18 @@
 ``--device cuda:0,cuda:1`` (or ``cuda:all``; ``cpu,cpu`` on a machine without GPUs, for tests)
 makes the server rank 0 of a ``torch.distributed`` group and starts one worker process per
 further device (``python3 -m barnraise_torch.rank``). Every rank keeps a full replica of the
-model and the inner AdamW (the models Barnraise trains fit one GPU; what several GPUs buy is
-tokens per second), trains on its share of each step's batch rows, and DistributedDataParallel
-averages the ranks' gradients (each rank's loss scaled by its share of the rows × the ranks)
-before clipping, so a step is the same step one device would take on the whole batch.
-Because every rank then applies identical gradients to identical weights, no broadcast of
-weights is needed after a step; rank 0 alone writes θ_local and the optimizer state.
+model, trains on its share of each step's batch rows, and DistributedDataParallel averages the
+ranks' gradients (each rank's loss scaled by its share of the rows × the ranks) before
+clipping, so a step is the same step one device would take on the whole batch. Because every
+rank then applies identical gradients to identical weights, no broadcast of weights is needed
+after a step; rank 0 alone writes θ_local and the optimizer state.
+
+When a replica of the model, its gradients and AdamW's moments does not fit each device, the
+moments are sharded instead (ZeRO stage 1): each rank owns a contiguous run of parameters
+(``owned_ranges``), steps only those, and broadcasts them to the others after the step. AdamW
+treats every parameter on its own, so the step is the same; the moments cost 12 bytes a
+parameter ÷ the ranks instead of 12 on each, at one broadcast of the weights a step. Each
+rank writes its range of the flat state file itself.
 
 Two process groups: tensors (gradients, the per-step loss) go over NCCL on CUDA and gloo on
 the CPU; commands (train, fit, measure, shutdown) go over gloo as pickled objects, always from
@@ -54,6 +60,32 @@ def parse_device_list(spec: str):
     if len(set(cuda)) != len(cuda):
         raise ExecutorFailure('ERR_BAD_DEVICE', f'device list "{spec}" names a GPU twice; each rank needs its own GPU')
     return [str(d) for d in devices]
+
+
+def owned_ranges(sizes, world: int):
+    """Splits parameters (sizes in checkpoint order) into ``world`` contiguous runs of about equal
+    weight count, one per rank: ``[(first, end), ...]``, each with at least one parameter.
+
+    Contiguous so that a rank's AdamW moments are one range of the flat state file.
+    """
+    if len(sizes) < world:
+        raise ValueError(f'{len(sizes)} parameters cannot be shared by {world} ranks')
+    prefix = [0]
+    for n in sizes:
+        prefix.append(prefix[-1] + n)
+    bounds = [0]
+    for k in range(1, world):
+        target = prefix[-1] * k / world
+        # Leave at least one parameter for each rank still to come.
+        last = len(sizes) - (world - k)
+        i = bounds[-1] + 1
+        while i < last and prefix[i] < target:
+            i += 1
+        if i - 1 > bounds[-1] and target - prefix[i - 1] < prefix[i] - target:
+            i -= 1
+        bounds.append(i)
+    bounds.append(len(sizes))
+    return [(bounds[r], bounds[r + 1]) for r in range(world)]
 
 
 def row_share(batch: int, rank: int, world: int):
@@ -110,6 +142,20 @@ class RankGroup:
         from torch.nn.parallel import DistributedDataParallel
         return DistributedDataParallel(_LossOf(model), device_ids=[self.device.index] if self.device.type == 'cuda' else None,
                                        broadcast_buffers=False, gradient_as_bucket_view=True)
+
+    def broadcast_owned(self, params, ranges):
+        """After a sharded optimizer step: every rank sends the parameters it owns (``ranges`` from
+        ``owned_ranges``) to the others, so all replicas hold the stepped weights again."""
+        pending = []
+        for owner, (first, end) in enumerate(ranges):
+            for p in params[first:end]:
+                pending.append(dist.broadcast(p.data, src=owner, async_op=True))
+        for work in pending:
+            work.wait()
+
+    def barrier(self):
+        """Waits until every rank gets here (over the command group)."""
+        dist.barrier(group=self.control)
 
     def sum_values(self, values):
         """Sums a few float64 numbers over the ranks."""

@@ -165,7 +165,7 @@ class Server:
             rid = req.get('id')
             return t.train(req, lambda p: self.out.send({'type': 'progress', 'id': rid, **p}), lambda: self.closed or rid in self.aborted)
         if kind == 'fit':
-            return t.fit(parse_config(req['config']), req['batchSize'], req['seqLen'], req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'))
+            return t.fit(parse_config(req['config']), req['batchSize'], req['seqLen'], req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'), req.get('sharding', 'auto'))
         if kind == 'measure':
             return t.measure(parse_config(req['config']), req['batchSize'], req['seqLen'], req.get('steps', 5), req.get('precision', 'auto'))
         if kind == 'golden':

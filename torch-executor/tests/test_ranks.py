@@ -5,6 +5,7 @@ device reaches on the whole batch, a bad input must be refused by every rank ali
 keeps serving), and a rank that dies must take the child down instead of leaving it hung.
 """
 import json
+import math
 import os
 import signal
 import struct
@@ -191,6 +192,85 @@ class RanksTest(unittest.TestCase):
             self.assertEqual(refused['code'], 'ERR_UNIT_TOO_SMALL', refused)
         finally:
             child.close()
+
+    def test_a_sharded_optimizer_takes_the_steps_one_device_takes_and_writes_the_same_state_file(self):
+        from barnraise_torch.optim import STATE_FILE
+        one = Child('cpu')
+        two = Child('cpu,cpu')
+        try:
+            for name in ('s-one', 's-two'):
+                os.makedirs(os.path.join(self.dir, name), exist_ok=True)
+            a = one.request(self.train_request('s-one'))
+            b = two.request({**self.train_request('s-two'), 'sharding': 'on'})
+            self.assertEqual(b['type'], 'result', b)
+            self.assertTrue(b['result']['shardedOptimizer'])
+            self.assertFalse(a['result']['shardedOptimizer'])
+            np.testing.assert_allclose(b['result']['lossCurve'], a['result']['lossCurve'], rtol=1e-5)
+            self.assertLess(self.update_gap('s-one', 's-two'), 1e-4)
+            # The ranks' parts make one state file, the one a single device writes.
+            ma, sa = read_file(os.path.join(self.dir, 's-one', STATE_FILE))
+            mb, sb = read_file(os.path.join(self.dir, 's-two', STATE_FILE))
+            self.assertEqual(ma, mb)
+            for k in ('m', 'v'):
+                gap = np.linalg.norm(sb[k].array - sa[k].array) / np.linalg.norm(sa[k].array)
+                self.assertLess(gap, 1e-4, f'{k} is {gap:.2e} of its norm away from one device\'s')
+            self.assertFalse(os.path.exists(os.path.join(self.dir, 's-two', STATE_FILE + '.partial')))
+
+            # Round two from the resident shards; round three in a fresh child, each rank reading its part of the file.
+            for round_ in (2, 3):
+                if round_ == 3:
+                    two.close()
+                    two = Child('cpu,cpu')
+                a = one.request({**self.train_request('s-one'), 'scheduleOffset': self.steps * (round_ - 1)})
+                b = two.request({**self.train_request('s-two'), 'scheduleOffset': self.steps * (round_ - 1), 'sharding': 'on'})
+                self.assertEqual(b['type'], 'result', b)
+                np.testing.assert_allclose(b['result']['lossCurve'], a['result']['lossCurve'], rtol=1e-4)
+                self.assertLess(self.update_gap('s-one', 's-two'), 1e-3, f'round {round_}')
+
+            # auto shards exactly when a replica does not fit each device and a shard does.
+            fit = {'type': 'fit', 'config': self.config, 'batchSize': 4, 'seqLen': 16, 'precision': 'float32', 'checkpointing': 'off'}
+            replica = two.request({**fit, 'memoryLimitBytes': None, 'sharding': 'off'})['result']
+            shard = two.request({**fit, 'memoryLimitBytes': None, 'sharding': 'on'})['result']
+            self.assertLess(shard['needBytes'], replica['needBytes'])
+            between = (shard['needBytes'] + replica['needBytes']) // 2
+            auto = two.request({**fit, 'memoryLimitBytes': between, 'sharding': 'auto'})['result']
+            self.assertTrue(auto['fits'] and auto['shardedOptimizer'], auto)
+            self.assertIn('sharded', auto['reason'])
+            roomy = two.request({**fit, 'memoryLimitBytes': None, 'sharding': 'auto'})['result']
+            self.assertTrue(roomy['fits'])
+            self.assertFalse(roomy['shardedOptimizer'])
+            refused = two.request({**fit, 'memoryLimitBytes': between, 'sharding': 'off'})['result']
+            self.assertFalse(refused['fits'])
+            bad = two.request({**fit, 'sharding': 'maybe'})
+            self.assertEqual(bad['type'], 'error', bad)
+        finally:
+            one.close()
+            two.close()
+
+    def update_gap(self, one, two):
+        """How far the second child's weights are from the first's, relative to how far the first moved from the base."""
+        _, base = read_file(self.base)
+        _, wa = read_file(os.path.join(self.dir, f'{one}.out.safetensors'))
+        _, wb = read_file(os.path.join(self.dir, f'{two}.out.safetensors'))
+        moved = sum(float(np.sum((wa[k].to_float32() - base[k].to_float32()) ** 2)) for k in wa) ** 0.5
+        diff = sum(float(np.sum((wa[k].to_float32() - wb[k].to_float32()) ** 2)) for k in wa) ** 0.5
+        self.assertGreater(moved, 0)
+        return diff / moved
+
+    def test_parameters_are_owned_in_contiguous_runs_of_about_equal_size(self):
+        from barnraise_torch.ranks import owned_ranges
+        self.assertEqual(owned_ranges([10, 1, 1, 10, 5, 5], 3), [(0, 2), (2, 4), (4, 6)])
+        self.assertEqual(owned_ranges([100, 1, 1], 3), [(0, 1), (1, 2), (2, 3)])
+        sizes = [math.prod(shape) for _, shape in param_specs(PRESETS['125m'])]
+        runs = owned_ranges(sizes, 8)
+        self.assertEqual(runs[0][0], 0)
+        self.assertEqual(runs[-1][1], len(sizes))
+        self.assertTrue(all(a[1] == b[0] for a, b in zip(runs, runs[1:])))
+        largest = max(sizes)
+        for first, end in runs:
+            self.assertLess(abs(sum(sizes[first:end]) - sum(sizes) / 8), largest)
+        with self.assertRaises(ValueError):
+            owned_ranges([1], 2)
 
     def test_device_lists_that_cannot_work_are_refused(self):
         from barnraise_torch.errors import ExecutorFailure

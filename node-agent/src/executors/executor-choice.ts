@@ -11,7 +11,7 @@ import { countParams, initParams, presetConfig } from '@barnraise/trainer'
 import type { Executor, ExecutorKind } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
 import { TorchExecutor } from './torch-executor.ts'
-import type { Checkpointing, Precision } from './torch-executor.ts'
+import type { Checkpointing, Precision, Sharding } from './torch-executor.ts'
 import { TypeScriptExecutor } from './typescript-executor.ts'
 import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
 
@@ -26,6 +26,7 @@ export interface ExecutorSettings {
   device?: string
   precision?: Precision
   checkpointing?: Checkpointing
+  sharding?: Sharding
   memoryLimitBytes?: number
   log?: (line: string) => void
 }

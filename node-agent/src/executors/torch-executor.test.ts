@@ -178,6 +178,39 @@ describe('torch executor', () => {
     }
   })
 
+  test('on two ranks with AdamW sharded over them (--shard-optimizer on, ZeRO-1) two rounds end where one device ends', async () => {
+    const base = initParams(tiny, 6).flat
+    const unit = syntheticUnit(tiny, { innerSteps: 12, batchSize: 4, seqLen: 32 })
+    const batches = randomBatches(10, tiny.vocab_size, 4, 32)
+    const lines: string[] = []
+    const sharded = await TorchExecutor.start({ device: 'cpu,cpu', threads: 1, sharding: 'on', log: (line) => { lines.push(line) } })
+    try {
+      let oneBase = base
+      let twoBase = base
+      for (const scheduleOffset of [0, 12]) {
+        const next = { ...unit, scheduleOffset }
+        const one = await torch.train({ unit: next, base: oneBase, batches, stateDir: join(dir, 'zero-one'), ...quiet })
+        const two = await sharded.train({ unit: next, base: twoBase, batches, stateDir: join(dir, 'zero-two'), ...quiet })
+        const gap = relDiff(two.params.map((p, i) => p - twoBase[i]!), one.params.map((p, i) => p - oneBase[i]!))
+        assert.ok(gap < 1e-4, `round at ${scheduleOffset}: the sharded update differs from one device's by ${gap}`)
+        oneBase = one.params
+        twoBase = two.params
+      }
+      assert.ok(lines.some((l) => l.includes("AdamW's moments are sharded over the 2 ranks")), lines.join('\n'))
+      // The ranks' parts make the state file one device writes.
+      const stateOf = async (d: string): Promise<{ step: string | undefined, v: Float32Array }> => {
+        const f = decodeSafetensors(await readFile(join(d, 'inner-adamw.safetensors')))
+        return { step: f.metadata.step, v: tensorToFloat32(f.tensors.get('v')!) }
+      }
+      const [a, b] = [await stateOf(join(dir, 'zero-one')), await stateOf(join(dir, 'zero-two'))]
+      assert.equal(b.step, '24')
+      assert.equal(a.step, '24')
+      assert.ok(relDiff(b.v, a.v) < 1e-3, `second moments ${relDiff(b.v, a.v)}`)
+    } finally {
+      await sharded.close()
+    }
+  })
+
   test('refuses a unit that does not fit its memory, with the reason', async () => {
     // 100 MiB: the tiny model fits; the small one at batch 8 × 512 needs ~0.6 GiB, ~0.2 GiB even with checkpointing.
     const capped = await TorchExecutor.start({ device: 'cpu', threads: 1, memoryLimitBytes: 100 * 1024 * 1024 })

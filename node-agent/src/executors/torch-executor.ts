@@ -11,6 +11,7 @@ import type { TorchReady } from './torch-child.ts'
 
 export type Precision = 'auto' | 'bf16' | 'float32'
 export type Checkpointing = 'auto' | 'on' | 'off'
+export type Sharding = 'auto' | 'on' | 'off'
 
 export interface TorchExecutorOptions {
   /** the interpreter; default $BARNRAISE_PYTHON, else the first of python3 and /usr/bin/python3 that has torch */
@@ -25,6 +26,8 @@ export interface TorchExecutorOptions {
   precision?: Precision
   /** activation checkpointing; auto turns it on when a unit only fits with it, or after running out of memory */
   checkpointing?: Checkpointing
+  /** on several devices, whether the ranks share AdamW's moments (ZeRO-1); auto when a replica per device does not fit */
+  sharding?: Sharding
   /** never plan to use more than this many bytes of device memory */
   memoryLimitBytes?: number
   /** the child's log and stderr lines */
@@ -40,7 +43,8 @@ const trainResultSchema = z.object({
   precision: z.enum(['bf16', 'float32']),
   checkpointing: z.boolean(),
   optimizer: z.string(),
-  attention: z.string()
+  attention: z.string(),
+  shardedOptimizer: z.boolean().optional()
 })
 
 const fitSchema = z.object({
@@ -49,7 +53,8 @@ const fitSchema = z.object({
   needBytes: z.number(),
   freeBytes: z.number(),
   reason: z.string(),
-  precision: z.enum(['bf16', 'float32'])
+  precision: z.enum(['bf16', 'float32']),
+  shardedOptimizer: z.boolean().optional()
 })
 
 export type TorchFit = z.infer<typeof fitSchema>
@@ -102,6 +107,7 @@ export class TorchExecutor implements Executor {
   readonly #options: TorchExecutorOptions
   #child: TorchChild | undefined
   #restarts = 0
+  #shardingLogged = false
 
   private constructor (child: TorchChild, python: string, options: TorchExecutorOptions) {
     this.#child = child
@@ -151,7 +157,8 @@ export class TorchExecutor implements Executor {
     const child = await this.#live()
     return fitSchema.parse(await child.request({
       type: 'fit', config, batchSize, seqLen, precision: this.#options.precision ?? 'auto',
-      checkpointing: this.#options.checkpointing ?? 'auto', memoryLimitBytes: this.#options.memoryLimitBytes ?? null
+      checkpointing: this.#options.checkpointing ?? 'auto', memoryLimitBytes: this.#options.memoryLimitBytes ?? null,
+      sharding: this.#options.sharding ?? 'auto'
     }))
   }
 
@@ -203,12 +210,17 @@ export class TorchExecutor implements Executor {
             stateDir: request.stateDir,
             precision: this.#options.precision ?? 'auto',
             checkpointing,
-            memoryLimitBytes: this.#options.memoryLimitBytes ?? null
+            memoryLimitBytes: this.#options.memoryLimitBytes ?? null,
+            sharding: this.#options.sharding ?? 'auto'
           }, {
             signal,
             onProgress: (p) => { request.onProgress({ step: p.step, steps: p.steps, loss: p.loss ?? Number.NaN, tokensPerSecond: p.tokensPerSecond }) }
           })
           const result = trainResultSchema.parse(raw)
+          if (result.shardedOptimizer === true && !this.#shardingLogged) {
+            this.#shardingLogged = true
+            this.#options.log?.(`torch: AdamW's moments are sharded over the ${this.devices} ranks (each steps its share of the weights, then broadcasts them)`)
+          }
           if (result.skippedSteps === r.innerSteps) throw new ExecutorError('ERR_NON_FINITE', 'every inner step had a non-finite loss or gradient; nothing to report')
           const params = await readWeightsFile(files.out, config)
           return {
