@@ -2,7 +2,8 @@
 // the same rounds. Their deltas fold together, the model improves, and the ledger says which
 // executor trained each report, signed by the node. The torch agent trains on two ranks
 // (`--device cpu,cpu`, data parallel inside its child, as `cuda:all` on a GPU machine), and
-// its signed reports and ledger rows say two devices trained them. A third node, capped to less memory than
+// its signed reports and ledger rows say two devices trained them (the coordinator credits one:
+// their throughput does not show two GPUs' worth). A third node, capped to less memory than
 // any unit needs, declines its units: the reason lands in the ledger and the rounds go on.
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
@@ -32,7 +33,7 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
     assert.ok(first.valLoss !== null && last.valLoss !== null)
     assert.ok(last.valLoss < first.valLoss - 0.2, `validation loss fell clearly: ${first.valLoss} → ${last.valLoss}`)
 
-    const ledger = await getJson<Array<{ outcome: string, peerId: string, executor: string | null, devices: number | null, metadata: string | null, reason: string | null }>>(coordinator.url, `api/runs/${runId}/ledger.json`)
+    const ledger = await getJson<Array<{ outcome: string, peerId: string, executor: string | null, devices: number | null, creditedDevices: number | null, metadata: string | null, reason: string | null }>>(coordinator.url, `api/runs/${runId}/ledger.json`)
     const accepted = ledger.filter((e) => e.outcome === 'accepted')
     assert.equal(accepted.length, 10, 'both training nodes\' reports accepted in all five rounds')
     const [ts, torch] = agents
@@ -42,6 +43,8 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
     for (const e of accepted) {
       const mine = e.peerId === torch!.peerId
       assert.equal(e.devices, mine ? 2 : null)
+      // Two CPU ranks on the tiny model are far from 10 TFLOP/s a device: the coordinator credits one.
+      assert.equal(e.creditedDevices, mine ? 1 : null)
       assert.ok(e.metadata?.endsWith(mine ? `,"${e.executor}",2]` : `,"${e.executor}"]`), 'the executor and the device count are in the signed metadata')
     }
     const cramped = agents[2]!
@@ -57,8 +60,8 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
     assert.equal(verify.code, 0, verify.output)
     const csv = (await (await fetch(new URL(`api/runs/${runId}/ledger.csv`, coordinator.url))).text()).trim().split('\r\n')
     assert.ok(csv[0]!.split(',').includes('executor'))
-    // The executor, the score (empty: this run does not screen) and the device count (empty: one) end each row.
-    assert.ok(csv.some((line) => /,torch-cpu,,2$/.test(line)) && csv.some((line) => /,typescript,,$/.test(line)))
+    // The executor, the score (empty: this run does not screen), the device count and the credited count (empty: one) end each row.
+    assert.ok(csv.some((line) => /,torch-cpu,,2,1$/.test(line)) && csv.some((line) => /,typescript,,,$/.test(line)))
   } finally {
     await Promise.all(agents.map(async (a) => { await a.stop() }))
     await coordinator.stop()

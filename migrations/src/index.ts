@@ -21,6 +21,7 @@ import * as codecChoice from './migrations/2026-12-06-0001-codec-choice.ts'
 import * as runsAwaitingData from './migrations/2026-12-06-0002-runs-awaiting-data.ts'
 import * as broadcastResidual from './migrations/2026-12-06-0003-broadcast-residual.ts'
 import * as ledgerDevices from './migrations/2026-12-06-0004-ledger-devices.ts'
+import * as creditedDevices from './migrations/2026-12-06-0005-ledger-credited-devices.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -44,7 +45,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06-0001-codec-choice': codecChoice,
   '2026-12-06-0002-runs-awaiting-data': runsAwaitingData,
   '2026-12-06-0003-broadcast-residual': broadcastResidual,
-  '2026-12-06-0004-ledger-devices': ledgerDevices
+  '2026-12-06-0004-ledger-devices': ledgerDevices,
+  '2026-12-06-0005-ledger-credited-devices': creditedDevices
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

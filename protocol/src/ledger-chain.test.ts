@@ -122,6 +122,17 @@ test('a row trained on several devices verifies, and a device count that disagre
     assert.equal(!verdict.ok && verdict.seq, 2)
     assert.match(!verdict.ok ? verdict.reason : '', /disagrees with what the node signed/)
   }
+  // The coordinator credits 2 of the 4 (its judgement, hashed with the row as ledger v4).
+  const creditedFields = { ...fields, creditedDevices: 2 }
+  const credited = [rows[0]!, { seq: 2, ...creditedFields, hash: await ledgerEntryHash(creditedFields), devices: 4 }]
+  assert.notEqual(credited[1]!.hash, rows[1]!.hash)
+  assert.deepEqual(await verifyLedger(runId, credited), { ok: true, rows: 2 })
+  // Raising it afterwards breaks the row's hash; a row hashed with more than the node signed is named.
+  const raised = await verifyLedger(runId, credited.map((r, i) => (i === 1 ? { ...r, creditedDevices: 4 } : r)))
+  assert.match(!raised.ok ? raised.reason : '', /hash does not match/)
+  const tooManyFields = { ...fields, creditedDevices: 5 }
+  const tooMany = await verifyLedger(runId, [rows[0]!, { seq: 2, ...tooManyFields, hash: await ledgerEntryHash(tooManyFields), devices: 4 }])
+  assert.match(!tooMany.ok ? tooMany.reason : '', /credits 5 devices where the node signed 4/)
 })
 
 test('metadata without an executor signs the exact v1 bytes, so rows from before the field verify unchanged', () => {

@@ -36,6 +36,12 @@ export interface LedgerEntry {
    */
   devices?: number | null
   /**
+   * How many of `devices` the coordinator credits, from the throughput the row shows (see the
+   * coordinator's `ledger/device-credit.ts`): 1 to `devices`; null or absent when the report
+   * named no device count. Hashed, not signed: the coordinator's judgement, not the node's claim.
+   */
+  creditedDevices?: number | null
+  /**
    * The loss the report removed on held-out data no node trained on (positive helps), as the
    * coordinator measured it when the run screens reports; null or absent when not scored.
    * Hashed, not signed: it is the coordinator's measurement, not the node's claim.
@@ -70,6 +76,8 @@ export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   ]
   const executor = e.executor ?? null
   const score = e.score ?? null
+  const credited = e.creditedDevices ?? null
+  if (credited !== null) return await sha256Hex(JSON.stringify(['barnraise-ledger-v4', ...fields, executor, score, credited]))
   if (score !== null) return await sha256Hex(JSON.stringify(['barnraise-ledger-v3', ...fields, executor, score]))
   return await sha256Hex(JSON.stringify(executor === null ? ['barnraise-ledger-v1', ...fields] : ['barnraise-ledger-v2', ...fields, executor]))
 }
@@ -101,6 +109,10 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
         m.peerId !== e.peerId || m.tokens !== e.tokens || m.computeSeconds !== e.computeSeconds ||
         (m.executor ?? null) !== (e.executor ?? null) || (e.devices !== undefined && (m.devices ?? null) !== e.devices)) {
         return bad('row disagrees with what the node signed')
+      }
+      const credited = e.creditedDevices ?? null
+      if (credited !== null && !(Number.isInteger(credited) && credited >= 1 && credited <= (m.devices ?? 1))) {
+        return bad(`credits ${credited} devices where the node signed ${m.devices ?? 1}`)
       }
       if (acceptedUnits.has(m.assignmentId)) return bad(`work unit ${m.assignmentId} is credited twice (a second accepted row for one assignment)`)
       acceptedUnits.add(m.assignmentId)
@@ -136,6 +148,7 @@ export const ledgerEntrySchema = z.object({
   createdAt: z.string().max(64).optional(),
   executor: nullableText(32).optional(),
   devices: z.number().int().min(2).max(MAX_REPORT_DEVICES).nullable().optional(),
+  creditedDevices: z.number().int().min(1).max(MAX_REPORT_DEVICES).nullable().optional(),
   score: z.number().finite().nullable().optional()
 })
 

@@ -236,6 +236,8 @@ export interface LedgerTable {
   executor: string | null
   /** devices that trained the report together, as signed (report v3); null: one */
   devices: ColumnType<number | null, number | null | undefined, number | null>
+  /** how many of `devices` the coordinator credits from the row's throughput (ledger/device-credit.ts); null with devices */
+  credited_devices: ColumnType<number | null, number | null | undefined, number | null>
   /** loss removed on held-out data, as the coordinator measured it; null where not scored */
   score: number | null
 }

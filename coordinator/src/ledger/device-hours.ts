@@ -25,9 +25,10 @@ export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined,
 
 /**
  * Device-hours a row's compute-seconds are worth. A GPU node's wall-clock hour is one GPU-hour
- * per GPU that trained the report together: the count its signed report gives (`devices`, a
- * node on `--device cuda:all`), never more than the GPUs it listed, one when the report gives
- * none (listing GPUs shows nothing about how many worked). A CPU node's hour is worth its
+ * per GPU that trained the report together: the count the coordinator credited from the one its
+ * signed report gives (`ledger.credited_devices`, a node on `--device cuda:all`; see
+ * device-credit.ts), never more than the GPUs it listed, one when the report gives none
+ * (listing GPUs shows nothing about how many worked). A CPU node's hour is worth its
  * claimed core count in core-hours, an upper bound when the agent was told to use fewer
  * threads than the machine has.
  */

@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { ReportSink } from '../p2p/report-service.ts'
 import { appendLedgerEntry } from '../ledger/ledger.ts'
+import { creditedDevices, loadDeviceFloor } from '../ledger/device-credit.ts'
 import type { NewLedgerEntry } from '../ledger/ledger.ts'
 import { l2Norm } from './accumulator.ts'
 import type { RunLocks } from './run-lock.ts'
@@ -310,11 +311,12 @@ export class ReportIntake implements ReportSink {
   async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array | { codec: CodecName, payload: Uint8Array }, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
+    const credited = await this.#creditedDevices(m)
     await this.#o.db.transaction().execute(async (trx) => {
       if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
       await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date(), ...(r.sketch != null ? { sketch: r.sketch } : {}) }).where('id', '=', r.id).execute()
       await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', r.roundId).execute()
-      await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score }))
+      await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score, creditedDevices: credited }))
     })
     if (r.delta instanceof Float32Array) acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
     else acc.foldEncoded(r.delta.codec, r.delta.payload, m.tokens, m.lossCurve.at(-1))
@@ -322,6 +324,21 @@ export class ReportIntake implements ReportSink {
     if (payload === undefined && r.countVerdict !== false) this.#o.onVerdict?.('accepted', null)
     this.#o.log.info('report accepted', { peerId: r.peerId, runId: m.runId, round: m.round, tokens: m.tokens, score: r.score ?? undefined })
     this.#o.changes.publish('ledger', m.runId)
+  }
+
+  /** How many of the devices an accepted report names are credited (null when it names none; ledger/device-credit.ts). */
+  async #creditedDevices (m: ReportHeader['metadata']): Promise<number | null> {
+    if (m.devices === undefined || m.devices === null) return null
+    const spec = await this.#cache.spec(m.runId)
+    const floor = await loadDeviceFloor(this.#o.db, m.runId, spec.paramCount)
+    const credited = creditedDevices(m.devices, m.tokens, m.computeSeconds, floor)
+    if (credited < m.devices) {
+      this.#o.log.warn('device count not shown by throughput', {
+        runId: m.runId, round: m.round, peerId: m.peerId, claimed: m.devices, credited,
+        tokensPerSecond: Math.round(m.tokens / m.computeSeconds), floorPerDevice: Math.round(floor.tokensPerSecond), floorFrom: floor.source
+      })
+    }
+    return credited
   }
 
   /** The other unit of a redundant pair (whichever of the two this is), or null. */
@@ -466,7 +483,7 @@ interface HeldTwin {
   hardware: HardwareProfile
 }
 
-type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null } | { outcome: 'refused', refusal: ReportRefusal }
+type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null, creditedDevices: number | null } | { outcome: 'refused', refusal: ReportRefusal }
 
 /**
  * The ledger row for a report's verdict. An accepted row carries the signed metadata and
@@ -479,7 +496,7 @@ function verdictEntry (peerId: string, header: ReportHeader, node: { id: string,
   if (verdict.outcome === 'accepted') {
     return {
       ...who, assignmentId: verdict.assignmentId, tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null,
-      metadata: canonicalReportMetadataText(m), signature: header.signature, score: finiteOrNull(verdict.score)
+      metadata: canonicalReportMetadataText(m), signature: header.signature, score: finiteOrNull(verdict.score), creditedDevices: verdict.creditedDevices
     }
   }
   const { refusal } = verdict
