@@ -67,7 +67,9 @@ export async function ledgerGenesisHash (runId: string): Promise<string> {
  * The hash that chains a row: sha256 over its fields in a fixed order, including the previous
  * hash. A row with an executor hashes as `barnraise-ledger-v2` with the executor last; a row
  * without one hashes exactly as before the field existed, so old chains still verify. A scored
- * row hashes as `barnraise-ledger-v3`, with the executor (or null) and then the score.
+ * row hashes as `barnraise-ledger-v3`, with the executor (or null) and then the score; a row
+ * with a credited device count as `barnraise-ledger-v4`, with executor, score (or null) and the
+ * count.
  */
 export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   const fields = [
