@@ -58,6 +58,7 @@ if __name__ == '__main__':
     code = main()
     sys.stdout.flush()
     sys.stderr.flush()
-    # A worker writes no files, so nothing is lost by skipping teardown; freeing a
+    # A worker's only file (its part of a sharded optimizer's state) is complete before rank 0
+    # renames it, so nothing is lost by skipping teardown; freeing a
     # DistributedDataParallel whose process group is gone can block forever (gloo, torch 1.13).
     os._exit(code)
