@@ -186,7 +186,7 @@ class Child:
         self.proc.wait()
 
 
-def executor_round(child, config, batch, seq_len, steps, work_dir, precision, checkpointing, state_dir, seed=0):
+def executor_round(child, config, batch, seq_len, steps, work_dir, precision, checkpointing, state_dir, seed=0, sharding='auto'):
     """One round as the agent runs it, after the coordinator's bytes have arrived: write the base
     weights and batches, one ``train`` request, read θ_local back. Returns (tokens/s over that
     wall clock, the child's result, the wall seconds). Network transfers are not included."""
@@ -204,7 +204,7 @@ def executor_round(child, config, batch, seq_len, steps, work_dir, precision, ch
         'type': 'train', 'config': config.to_json(),
         'recipe': {'innerSteps': steps, 'batchSize': batch, 'seqLen': seq_len, 'lr': 3e-4, 'warmupSteps': 10, 'weightDecay': 0.01, 'beta1': 0.9, 'beta2': 0.95, 'gradClip': 1.0},
         'scheduleOffset': 0, 'totalInnerSteps': 10_000, 'baseFile': files['base'], 'batchesFile': files['batches'], 'outFile': files['local'],
-        'stateDir': state_dir, 'precision': precision, 'checkpointing': checkpointing,
+        'stateDir': state_dir, 'precision': precision, 'checkpointing': checkpointing, 'sharding': sharding,
     })
     read_file(files['local'])
     wall = time.perf_counter() - started
@@ -221,6 +221,7 @@ def main(argv=None):
     parser.add_argument('--steps', type=int, default=None, help='timed steps (default: 30 on a GPU, 10 on a CPU)')
     parser.add_argument('--precision', default='auto', help='auto, bf16 or float32')
     parser.add_argument('--checkpointing', default='auto', help='auto, on or off')
+    parser.add_argument('--shard-optimizer', default='auto', choices=('auto', 'on', 'off'), help='several devices: share AdamW\'s moments over them (auto: when a replica does not fit)')
     parser.add_argument('--threads', type=int, default=os.cpu_count() or 1, help='CPU threads (CPU only)')
     parser.add_argument('--peak-tflops', type=float, default=None, help='the device\'s dense bf16 peak for MFU (default: known GPUs; H100 SXM 989)')
     parser.add_argument('--json', action='store_true', help='also print the figures as one JSON line')
@@ -256,9 +257,10 @@ def main(argv=None):
     child = Child(','.join(names) if world > 1 else str(device), args.threads if not gpu else 0)
     with tempfile.TemporaryDirectory(prefix='barnraise-bench-') as work:
         state = os.path.join(work, 'state')
-        executor_round(child, config, batch, seq_len, 3, work, args.precision, args.checkpointing, state)  # warm-up round: model, kernels, optimizer state
-        tps, result, wall = executor_round(child, config, batch, seq_len, steps, work, args.precision, args.checkpointing, state, seed=1)
-    child.close()
+        executor_round(child, config, batch, seq_len, 3, work, args.precision, args.checkpointing, state, sharding=args.shard_optimizer)  # warm-up round: model, kernels, optimizer state
+        tps, result, wall = executor_round(child, config, batch, seq_len, steps, work, args.precision, args.checkpointing, state, seed=1, sharding=args.shard_optimizer)
+        # Inside the folder's lifetime: the child writes the optimizer state after answering.
+        child.close()
     compute_tps = result['tokens'] / result['computeSeconds']
     utilization = result['computeSeconds'] / wall
 
@@ -271,7 +273,7 @@ def main(argv=None):
     line('executor, inner loop only', compute_tps)
     line('executor, whole round through the child protocol', tps)
     print(f"executor details: precision {result['precision']}, attention {result['attention']}, optimizer {result['optimizer']}, "
-          f"checkpointing {'on' if result['checkpointing'] else 'off'}, round utilization {100 * utilization:.1f}% "
+          f"checkpointing {'on' if result['checkpointing'] else 'off'}{', AdamW sharded over the ranks' if result.get('shardedOptimizer') else ''}, round utilization {100 * utilization:.1f}% "
           f"(compute {result['computeSeconds']:.2f} s of {wall:.2f} s wall, files included)", flush=True)
     if args.json:
         print(json.dumps({'preset': args.preset, 'params': params, 'device': name, 'precision': precision, 'ceilingTokensPerSecond': ceiling,
