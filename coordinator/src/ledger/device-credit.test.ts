@@ -56,10 +56,14 @@ test('the floor is read from the run\'s accepted single-GPU torch-cuda rows, and
     peer_id: 'peer-gpu', organization_id: orgId, name: 'gpu box', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date(),
     hardware: JSON.stringify({ hostname: 'h', platform: 'linux', arch: 'x64', cpuModel: 'EPYC', cpuCores: 64, memoryBytes: 1, gpus: Array.from({ length: 8 }, () => ({ name: 'NVIDIA H100', memoryMiB: 81_559 })) })
   }).returning('id').executeTakeFirstOrThrow()).id
-  const row = async (tokens: number, seconds: number, extra: { executor?: string, devices?: number, creditedDevices?: number, outcome?: 'accepted' | 'refused' } = {}): Promise<void> => {
+  const cpuNode = (await db.insertInto('nodes').values({
+    peer_id: 'peer-cpu', organization_id: orgId, name: 'cpu box', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date(),
+    hardware: JSON.stringify({ hostname: 'c', platform: 'linux', arch: 'x64', cpuModel: 'EPYC', cpuCores: 4, memoryBytes: 1, gpus: [] })
+  }).returning('id').executeTakeFirstOrThrow()).id
+  const row = async (tokens: number, seconds: number, extra: { executor?: string, devices?: number, creditedDevices?: number, outcome?: 'accepted' | 'refused', cpu?: boolean } = {}): Promise<void> => {
     await db.transaction().execute(async (trx) => {
       await appendLedgerEntry(trx, {
-        runId, round: 1, nodeId: node, peerId: 'peer-gpu', organizationId: orgId, assignmentId: null, tokens, computeSeconds: seconds,
+        runId, round: 1, nodeId: extra.cpu === true ? cpuNode : node, peerId: extra.cpu === true ? 'peer-cpu' : 'peer-gpu', organizationId: orgId, assignmentId: null, tokens, computeSeconds: seconds,
         outcome: extra.outcome ?? 'accepted', reason: extra.outcome === 'refused' ? 'ERR_X: no' : null, metadata: null, signature: null,
         executor: extra.executor ?? 'torch-cuda', devices: extra.devices ?? null, creditedDevices: extra.creditedDevices ?? null
       })
@@ -68,8 +72,10 @@ test('the floor is read from the run\'s accepted single-GPU torch-cuda rows, and
   assert.equal((await loadDeviceFloor(db, runId, PARAMS)).source, 'fixed floor')
   await row(300_000, 1)
   await row(280_000, 1)
-  // Rows that say nothing about one GPU's rate: CPU rows, multi-device rows, refusals.
+  // Rows that say nothing about one GPU's rate: CPU rows, a torch-cuda claim from a machine that listed no GPU, multi-device rows, refusals.
   await row(10, 1, { executor: 'torch-cpu' })
+  await row(10, 1, { cpu: true })
+  await row(10, 1, { cpu: true })
   await row(16_000_000, 10, { devices: 8, creditedDevices: 8 })
   await row(0, 0, { outcome: 'refused' })
   assert.equal((await loadDeviceFloor(db, runId, PARAMS)).source, 'fixed floor', 'two single-GPU rows are not enough')

@@ -9,6 +9,7 @@
 // model. A node with one GPU that signs 64 therefore earns about 2 GPU-hours an hour beside
 // peers with the same GPU, not 64; and whatever seconds it claims, a report's GPU-hours never
 // exceed its tokens at the floor's rate, so a credited GPU-hour always stands for work.
+import { sql } from 'kysely'
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
 
@@ -55,11 +56,16 @@ export function creditedDevices (claimed: number, tokens: number, computeSeconds
   return Math.max(1, Math.min(claimed, shown))
 }
 
-/** The run's device floor from its latest accepted single-GPU rows (torch-cuda, no device count). */
+/**
+ * The run's device floor from its latest accepted single-GPU rows: torch-cuda, no device count,
+ * from nodes that listed a GPU (the rows that count as GPU time; a CPU machine's torch-cuda
+ * claim would only drag the floor down).
+ */
 export async function loadDeviceFloor (db: Kysely<Database> | Transaction<Database>, runId: string, paramCount: number): Promise<DeviceFloor> {
-  const rows = await db.selectFrom('ledger').select(['tokens', 'compute_seconds'])
-    .where('run_id', '=', runId).where('outcome', '=', 'accepted').where('executor', '=', 'torch-cuda')
-    .where('devices', 'is', null).where('compute_seconds', '>', 0)
-    .orderBy('seq', 'desc').limit(REFERENCE_WINDOW).execute()
+  const rows = await db.selectFrom('ledger').innerJoin('nodes', 'nodes.id', 'ledger.node_id').select(['ledger.tokens', 'ledger.compute_seconds'])
+    .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted').where('ledger.executor', '=', 'torch-cuda')
+    .where('ledger.devices', 'is', null).where('ledger.compute_seconds', '>', 0)
+    .where(sql<boolean>`jsonb_typeof(nodes.hardware->'gpus') = 'array' and jsonb_array_length(nodes.hardware->'gpus') > 0`)
+    .orderBy('ledger.seq', 'desc').limit(REFERENCE_WINDOW).execute()
   return deviceFloor(rows.map((r) => Number(r.tokens) / r.compute_seconds), paramCount)
 }
