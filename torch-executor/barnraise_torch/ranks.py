@@ -38,6 +38,9 @@ import torch.distributed as dist
 from .device import resolve_device
 from .errors import ExecutorFailure
 
+# Weights a sharded optimizer's ranks send each other in one collective (DDP's bucket size).
+BROADCAST_BUCKET_BYTES = 25 * 1024 ** 2
+
 # A collective that waits longer than this means a rank is gone or stuck.
 COLLECTIVE_TIMEOUT = datetime.timedelta(minutes=30)
 
@@ -86,6 +89,20 @@ def owned_ranges(sizes, world: int):
         bounds.append(i)
     bounds.append(len(sizes))
     return [(bounds[r], bounds[r + 1]) for r in range(world)]
+
+
+def _buckets(params, limit_bytes):
+    """Consecutive parameters grouped up to ``limit_bytes`` each (a larger one alone)."""
+    bucket, size = [], 0
+    for p in params:
+        nbytes = p.numel() * p.element_size()
+        if bucket and size + nbytes > limit_bytes:
+            yield bucket
+            bucket, size = [], 0
+        bucket.append(p)
+        size += nbytes
+    if bucket:
+        yield bucket
 
 
 def row_share(batch: int, rank: int, world: int):
@@ -145,13 +162,26 @@ class RankGroup:
 
     def broadcast_owned(self, params, ranges):
         """After a sharded optimizer step: every rank sends the parameters it owns (``ranges`` from
-        ``owned_ranges``) to the others, so all replicas hold the stepped weights again."""
-        pending = []
+        ``owned_ranges``) to the others, so all replicas hold the stepped weights again.
+
+        Small parameters travel together in buckets of up to ``BROADCAST_BUCKET_BYTES`` (one
+        collective each, not one per tensor); one bucket is in flight at a time, so the copy
+        costs at most one bucket of memory.
+        """
+        from torch._utils import _flatten_dense_tensors, _unflatten_dense_tensors
         for owner, (first, end) in enumerate(ranges):
-            for p in params[first:end]:
-                pending.append(dist.broadcast(p.data, src=owner, async_op=True))
-        for work in pending:
-            work.wait()
+            for bucket in _buckets(params[first:end], BROADCAST_BUCKET_BYTES):
+                if len(bucket) == 1:
+                    dist.broadcast(bucket[0].data, src=owner)
+                    continue
+                tensors = [p.data for p in bucket]
+                if self.rank == owner:
+                    dist.broadcast(_flatten_dense_tensors(tensors), src=owner)
+                    continue
+                flat = torch.empty(sum(t.numel() for t in tensors), dtype=tensors[0].dtype, device=tensors[0].device)
+                dist.broadcast(flat, src=owner)
+                for t, value in zip(tensors, _unflatten_dense_tensors(flat, tensors)):
+                    t.copy_(value)
 
     def barrier(self):
         """Waits until every rank gets here (over the command group)."""
