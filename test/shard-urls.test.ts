@@ -45,16 +45,25 @@ async function serveFiles (files: Map<string, Uint8Array>): Promise<{ server: Se
 }
 
 describe('datasets as shard URLs', () => {
-  test('agents fetch and check train shards from their URLs; the coordinator holds only the validation shard; a manifest that lies is refused', async () => {
+  test('agents fetch and check train shards from their URLs; the coordinator holds only the validation shard and the document index; a manifest that lies is refused', async () => {
     const dir = await tempDir('shard-urls')
     const { shards, built } = await makeShards(dir)
-    const { server, base: origin, served } = await serveFiles(new Map([...shards].map(([sha, bytes]) => [`/shards/${sha}`, bytes])))
+    // The document index as `barnraise-agent shard` writes it, and one that describes other shards.
+    const index = Buffer.from(JSON.stringify(built.index) + '\n')
+    const otherIndex = Buffer.from(JSON.stringify({ ...built.index, shards: built.index.shards.slice(1) }) + '\n')
+    const shuffledIndex = Buffer.from(JSON.stringify({ ...built.index, documents: [...built.index.documents].reverse() }) + '\n')
+    const { server, base: origin, served } = await serveFiles(new Map([
+      ...[...shards].map(([sha, bytes]) => [`/shards/${sha}`, bytes] as const),
+      ['/shards/documents.json', index], ['/shards/other-documents.json', otherIndex], ['/shards/shuffled-documents.json', shuffledIndex]
+    ]))
     const base = `${origin}/shards/`
+    const sha = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex')
     const manifest = {
       source: 'urls',
       tokenizer: 'gpt2-1k',
       train: built.train.map((s) => ({ url: base + s.sha256, sha256: s.sha256, tokens: s.tokens })),
-      validation: { url: base + built.validation.sha256, sha256: built.validation.sha256 }
+      validation: { url: base + built.validation.sha256, sha256: built.validation.sha256 },
+      documents: { url: `${base}documents.json`, sha256: sha(index) }
     }
     const coordinator = await startCoordinator({ args: ['--allow-private-shard-urls'] })
     let agent: RunningAgent | undefined
@@ -68,6 +77,14 @@ describe('datasets as shard URLs', () => {
       assert.match(refused.output, /does not have the sha256 the manifest gives/)
       await writeFile(specFile, JSON.stringify(tinyRunSpec({ dataset: { ...manifest, tokenizer: 'gpt2' } })))
       assert.match((await runCli('coordinator/src/cli.ts', ['run', 'create', '--spec', specFile, '--data-dir', coordinator.dataDir])).output, /vocabulary of 1025 but tokenizer gpt2 has 50257/)
+      // An index whose bytes are not the ones named, or that describes other shards, is refused too.
+      await writeFile(specFile, JSON.stringify(tinyRunSpec({ dataset: { ...manifest, documents: { url: `${base}other-documents.json`, sha256: sha(index) } } })))
+      assert.match((await runCli('coordinator/src/cli.ts', ['run', 'create', '--spec', specFile, '--data-dir', coordinator.dataDir])).output, /the document index at \S+ does not have the sha256 the manifest gives/)
+      await writeFile(specFile, JSON.stringify(tinyRunSpec({ dataset: { ...manifest, documents: { url: `${base}other-documents.json`, sha256: sha(otherIndex) } } })))
+      assert.match((await runCli('coordinator/src/cli.ts', ['run', 'create', '--spec', specFile, '--data-dir', coordinator.dataDir])).output, /describes other train shards than the manifest lists/)
+      await writeFile(specFile, JSON.stringify(tinyRunSpec({ dataset: { ...manifest, documents: { url: `${base}shuffled-documents.json`, sha256: sha(shuffledIndex) } } })))
+      assert.match((await runCli('coordinator/src/cli.ts', ['run', 'create', '--spec', specFile, '--data-dir', coordinator.dataDir])).output, /the document index is out of order or out of range at "line \d+"/)
+      assert.deepEqual(await getJson<unknown[]>(coordinator.url, 'api/runs'), [], 'no refused manifest made a run')
 
       const token = await coordinator.createToken('URL Lab', { uses: 1 })
       agent = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'fetcher', args: ['--allow-private-shard-urls'] })
@@ -81,6 +98,14 @@ describe('datasets as shard URLs', () => {
       assert.ok(existsSync(join(coordinator.dataDir, 'blobs', built.validation.sha256.slice(0, 2), built.validation.sha256)), 'it holds the validation shard it evaluates on')
       const config = await getJson<{ vocab_size: number }>(coordinator.url, `api/checkpoints/${checkpoints.at(-1)!.sha256}/config.json`)
       assert.equal(config.vocab_size, 1025)
+      // What the run trained on is public as for an uploaded dataset: the verses, by line.
+      const trained = await getJson<{ source: string, documents: Array<{ locator: string, tokens: number, trainedTokens: number }>, heldOut: string[] }>(coordinator.url, `api/runs/${runId}/documents.json`)
+      assert.equal(trained.source, 'verses.jsonl')
+      assert.ok(trained.documents.length > 0)
+      for (const d of trained.documents) {
+        assert.match(d.locator, /^line \d+$/)
+        assert.ok(d.trainedTokens > 0 && d.trainedTokens <= d.tokens)
+      }
     } catch (err) {
       throw new Error(`${(err as Error).message}${logTails({ coordinator: coordinator.process.output, agent: () => agent?.output() ?? '' })}`)
     } finally {

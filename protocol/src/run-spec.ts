@@ -62,7 +62,12 @@ export const datasetSpecSchema = z.discriminatedUnion('source', [
     /** what made the tokens: a catalogue tokenizer's name or sha256:<hex> of a tokenizer.json uploaded here */
     tokenizer: z.string().min(1).max(80),
     train: z.array(z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/), tokens: z.number().int().positive() }).strict()).min(1).max(100_000),
-    validation: z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict()
+    validation: z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(),
+    /**
+     * the document index `barnraise-agent shard` writes (documents.json): fetched and checked
+     * once by the coordinator, it gives the run the same provenance as an uploaded dataset
+     */
+    documents: z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict().optional()
   }).strict()
 ])
 

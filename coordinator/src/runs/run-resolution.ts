@@ -1,4 +1,6 @@
+import { gzipSync } from 'node:zlib'
 import type { Kysely } from 'kysely'
+import { documentIndexSchema } from '@barnraise/datasets'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
 import { countParams, decodeShard, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
@@ -24,6 +26,9 @@ export function resolveModel (model: RunSpec['model'], vocabSize?: number): { co
   const config = 'preset' in model ? { ...presetConfig(model.preset), ...(vocabSize !== undefined ? { vocab_size: vocabSize } : {}) } : parseLlamaConfig(model.config)
   return { config: { ...config }, paramCount: countParams(config) }
 }
+
+/** The largest document index a URL dataset may name (one uploaded here has no such cap: the coordinator wrote it). */
+export const MAX_DOCUMENT_INDEX_BYTES = 256 * 1024 * 1024
 
 /** A spec's dataset, resolved: its shards, the vocabulary they use, the tokenizer that made them and (for uploaded datasets) its document index. */
 export interface ResolvedDataset { train: ShardInfo[], validation: ShardInfo, vocabSize: number, tokenizer: string, documentIndex: string | null }
@@ -105,8 +110,46 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
     throw new Error(`the validation shard is not a token shard: ${(err as Error).message}`)
   }
   if (decoded.vocabSize !== tokenizer.vocabSize) throw new Error(`the shards use a vocabulary of ${decoded.vocabSize} but tokenizer ${dataset.tokenizer} has ${tokenizer.vocabSize}`)
+  const documentIndex = dataset.documents === undefined ? null : await fetchDocumentIndex(store, dataset, allowPrivate)
   const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens.length, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation' }), tokens: decoded.tokens.length }
-  return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex: null }
+  return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex }
+}
+
+/**
+ * A URL dataset's document index: fetched, checked against its sha256, parsed, and held to the
+ * manifest (the same train shards in the same order, the same tokenizer), then stored gzipped
+ * as an uploaded dataset's is, so documents.json and the model card work alike. Returns its blob.
+ */
+async function fetchDocumentIndex (store: RunStore, dataset: Extract<RunSpec['dataset'], { source: 'urls' }>, allowPrivate: boolean): Promise<string> {
+  const where = dataset.documents!
+  const refusal = shardUrlRefusal(where.url, allowPrivate)
+  if (refusal !== null) throw new Error(refusal)
+  let bytes: Uint8Array
+  try {
+    bytes = await fetchShardBytes(where.url, MAX_DOCUMENT_INDEX_BYTES, { signal: AbortSignal.timeout(120_000), allowPrivate })
+  } catch (err) {
+    throw new Error(`the document index could not be fetched: ${(err as Error).message}`)
+  }
+  if (sha256Hex(bytes) !== where.sha256) throw new Error(`the document index at ${where.url} does not have the sha256 the manifest gives`)
+  let parsed
+  try {
+    parsed = documentIndexSchema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')))
+  } catch {
+    throw new Error(`the document index at ${where.url} is not JSON`)
+  }
+  if (!parsed.success) throw new Error(`the document index at ${where.url} is not a barnraise-documents-v1 index: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim())
+  const index = parsed.data
+  if (index.tokenizer !== dataset.tokenizer) throw new Error(`the document index was made with tokenizer ${index.tokenizer}, the manifest names ${dataset.tokenizer}`)
+  const sameShards = index.shards.length === dataset.train.length && index.shards.every((s, i) => s.sha256 === dataset.train[i]!.sha256 && s.tokens === dataset.train[i]!.tokens)
+  if (!sameShards) throw new Error('the document index describes other train shards than the manifest lists (each shard\'s sha256 and tokens, in order)')
+  // Lookups binary-search the documents: they must be in stream order, disjoint and inside the stream.
+  const streamTokens = index.shards.reduce((n, s) => n + s.tokens, 0)
+  let previousEnd = 0
+  for (const [locator, start, end] of index.documents) {
+    if (start < previousEnd || end < start || end > streamTokens) throw new Error(`the document index is out of order or out of range at ${JSON.stringify(locator.slice(0, 80))} [${start}, ${end}) (documents must be in stream order, disjoint, within the ${streamTokens} train tokens)`)
+    previousEnd = end
+  }
+  return await storeBlob(store.db, store.blobs, gzipSync(bytes), 'documents', { source: index.source, documents: index.documents.length, url: where.url })
 }
 
 /** Stores a run's round-0 checkpoint (made on a worker thread: a large model takes tens of seconds); returns its sha256. */

@@ -94,6 +94,8 @@ test('shard --tokenizer: one JSONL file into BPE shards, a document index and th
   }
   const index = JSON.parse(await readFile(join(out, 'documents.json'), 'utf8')) as { documents: unknown[], heldOut: string[] }
   assert.equal(index.documents.length + index.heldOut.length, 120)
+  // urls.json names the index too, by URL and sha256, for the coordinator's provenance.
+  assert.deepEqual(spec.dataset.documents, { url: 'https://data.example.org/rows/documents.json', sha256: sha256Hex(await readFile(join(out, 'documents.json'))) })
 
   const bad = capture()
   assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'llama-9', join(dir, 'rows.jsonl')], bad.io), 2)

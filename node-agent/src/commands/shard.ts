@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { parseArgs } from 'node:util'
 import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
@@ -74,14 +75,17 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
     validation: result.validation
   })
   await writeFile(join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
-  await writeFile(join(o.out, 'documents.json'), JSON.stringify(result.index) + '\n')
+  const documents = Buffer.from(JSON.stringify(result.index) + '\n')
+  await writeFile(join(o.out, 'documents.json'), documents)
   if (o.baseUrl !== undefined) {
     const base = o.baseUrl.endsWith('/') ? o.baseUrl : `${o.baseUrl}/`
     const dataset = {
       source: 'urls',
       tokenizer: tokenizer.name,
       train: result.train.map((s) => ({ url: `${base}${s.sha256}.shard`, sha256: s.sha256, tokens: s.tokens })),
-      validation: { url: `${base}${result.validation.sha256}.shard`, sha256: result.validation.sha256 }
+      validation: { url: `${base}${result.validation.sha256}.shard`, sha256: result.validation.sha256 },
+      // The provenance of every train token: the coordinator fetches and checks it once.
+      documents: { url: `${base}documents.json`, sha256: createHash('sha256').update(documents).digest('hex') }
     }
     await writeFile(join(o.out, 'urls.json'), JSON.stringify(dataset, null, 2) + '\n')
   }
