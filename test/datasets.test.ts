@@ -5,8 +5,9 @@
 // against the accepted work units.
 import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import { request } from 'node:http'
-import { readFile, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { parquetWriteFile } from 'hyparquet-writer'
@@ -217,6 +218,20 @@ describe('datasets from real formats', () => {
       const csv = await (await fetch(new URL(`api/runs/${runId}/documents.csv?round=1`, coordinator.url))).text()
       assert.equal(csv.trim().split('\n').length, p1.documents.length + 1)
     }
+  })
+
+  test('a tar archive of several JSONL files uploads as one dataset, each document named by its file', async () => {
+    const parts = join(dir, 'parts')
+    await mkdir(parts, { recursive: true })
+    await writeFile(join(parts, 'part-1.jsonl'), lines.slice(0, 1500).map((text) => JSON.stringify({ text })).join('\n') + '\n')
+    await writeFile(join(parts, 'part-2.jsonl'), [...lines.slice(1500, 1502).map((text) => JSON.stringify({ text })), '{"text": broken', ...lines.slice(1502, 3000).map((text) => JSON.stringify({ text }))].join('\n') + '\n')
+    // The system's tar, as an organizer would make it.
+    execFileSync('tar', ['-cf', join(dir, 'parts.tar'), '-C', parts, 'part-1.jsonl', 'part-2.jsonl'])
+    const ready = await upload(join(dir, 'parts.tar'), { name: 'two parts', format: 'jsonl', field: 'text', tokenizer: 'gpt2-1k' })
+    assert.equal(ready.status, 'ready', ready.error ?? '')
+    assert.equal(ready.documents, 3000)
+    assert.equal(ready.badRows, 1)
+    assert.deepEqual(ready.badRowExamples.map((e) => e.locator), ['part-2.jsonl: line 3'])
   })
 
   test('hostile uploads are refused with a reason and change nothing; a file that is not what it claims fails with why', async () => {

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest'
 import { catalogTokenizer } from '../tokenizers/catalog.ts'
 import { openReader } from '../readers/open-reader.ts'
 import { fileLines } from '../readers/line-splitter.ts'
+import { wholeFile } from '../readers/file-span.ts'
 import { buildDataset } from './build-dataset.ts'
 import type { BuildResult } from './build-dataset.ts'
 import { documentsInRanges } from './document-index.ts'
@@ -102,7 +103,7 @@ describe('building a dataset', () => {
     const dir = await mkdtemp(join(tmpdir(), 'ds-'))
     await writeFile(join(dir, 'a.txt'), `short\n${'x'.repeat(5000)}\nafter`)
     const lines = []
-    for await (const l of fileLines(join(dir, 'a.txt'), () => {}, 1000)) lines.push(l.tooLong ? 'TOO LONG' : Buffer.from(l.bytes).toString())
+    for await (const l of fileLines(await wholeFile(join(dir, 'a.txt')), () => {}, 1000)) lines.push(l.tooLong ? 'TOO LONG' : Buffer.from(l.bytes).toString())
     expect(lines).toEqual(['short', 'TOO LONG', 'after'])
   })
 })

@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises'
 import { fileLines } from './line-splitter.ts'
+import type { FileSpan } from './file-span.ts'
 import type { DocumentReader, ReadItem } from './source-document.ts'
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
@@ -9,11 +9,10 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * line number. Blank lines are skipped; lines that are not JSON objects with that string field
  * are bad rows with the reason.
  */
-export async function jsonlReader (path: string, field: string): Promise<DocumentReader> {
-  const { size } = await stat(path)
+export function jsonlReader (span: FileSpan, field: string): DocumentReader {
   let read = 0
   async function * items (): AsyncGenerator<ReadItem> {
-    for await (const line of fileLines(path, (n) => { read = n })) {
+    for await (const line of fileLines(span, (n) => { read = n })) {
       const locator = `line ${line.number}`
       if (line.tooLong) { yield { kind: 'bad', locator, reason: 'the line is longer than 16 MiB' }; continue }
       if (line.bytes.length === 0) continue
@@ -31,5 +30,5 @@ export async function jsonlReader (path: string, field: string): Promise<Documen
       yield { kind: 'document', locator, text: value }
     }
   }
-  return { bytesTotal: size, bytesRead: () => read, items }
+  return { bytesTotal: span.end - span.start, bytesRead: () => read, items }
 }

@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs'
+import { spanStream } from './file-span.ts'
+import type { FileSpan } from './file-span.ts'
 
 /** A line longer than this is not kept in memory: it is reported and skipped. */
 export const MAX_LINE_BYTES = 16 * 1024 * 1024
@@ -11,7 +12,7 @@ export type Line = { number: number, bytes: Uint8Array, tooLong: false } | { num
  * one line plus one read chunk, so files far larger than memory can be read. `onBytes` is told
  * the running count of bytes read.
  */
-export async function * fileLines (path: string, onBytes: (read: number) => void, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<Line> {
+export async function * fileLines (span: FileSpan, onBytes: (read: number) => void, maxLineBytes = MAX_LINE_BYTES): AsyncGenerator<Line> {
   let pending: Buffer[] = []
   let pendingBytes = 0
   let skipping = false
@@ -26,7 +27,7 @@ export async function * fileLines (path: string, onBytes: (read: number) => void
     if (bytes.length > 0 && bytes[bytes.length - 1] === 0x0d) bytes = bytes.subarray(0, bytes.length - 1)
     return { number, bytes, tooLong: false }
   }
-  for await (const chunk of createReadStream(path, { highWaterMark: 1024 * 1024 }) as AsyncIterable<Buffer>) {
+  for await (const chunk of spanStream(span)) {
     read += chunk.length
     let start = 0
     for (;;) {

@@ -1,15 +1,17 @@
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet'
+import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet'
 import type { FileMetaData } from 'hyparquet'
 import { DatasetError } from '../dataset-error.ts'
 import type { DocumentReader, ReadItem } from './source-document.ts'
+import { spanBuffer } from './file-span.ts'
+import type { FileSpan } from './file-span.ts'
 
 /**
  * Parquet, read with hyparquet one row group at a time (so memory holds one group of one
  * column): each row's `column` (a string) is a document, located by its row number. Null or
  * non-string values are bad rows.
  */
-export async function parquetReader (path: string, column: string): Promise<DocumentReader> {
-  const file = await asyncBufferFromFile(path)
+export async function parquetReader (span: FileSpan, column: string): Promise<DocumentReader> {
+  const file = spanBuffer(span)
   let metadata: FileMetaData
   try {
     metadata = await parquetMetadataAsync(file)

@@ -1,5 +1,5 @@
-import { stat } from 'node:fs/promises'
 import { fileLines } from './line-splitter.ts'
+import type { FileSpan } from './file-span.ts'
 import type { DocumentReader, ReadItem } from './source-document.ts'
 
 /** A paragraph longer than this becomes several documents, so no document outgrows memory. */
@@ -11,8 +11,7 @@ const utf8 = new TextDecoder('utf-8', { fatal: true })
  * Plain UTF-8 text: each paragraph (lines up to a blank line) is a document, located by its
  * line numbers. Lines that are not UTF-8 are bad rows.
  */
-export async function plainTextReader (path: string): Promise<DocumentReader> {
-  const { size } = await stat(path)
+export function plainTextReader (span: FileSpan): DocumentReader {
   let read = 0
   async function * items (): AsyncGenerator<ReadItem> {
     let lines: string[] = []
@@ -25,7 +24,7 @@ export async function plainTextReader (path: string): Promise<DocumentReader> {
       bytes = 0
       return item
     }
-    for await (const line of fileLines(path, (n) => { read = n })) {
+    for await (const line of fileLines(span, (n) => { read = n })) {
       if (line.tooLong) { yield { kind: 'bad', locator: `line ${line.number}`, reason: 'the line is longer than 16 MiB' }; continue }
       let text: string
       try {
@@ -43,5 +42,5 @@ export async function plainTextReader (path: string): Promise<DocumentReader> {
     }
     if (lines.length > 0) yield flush()
   }
-  return { bytesTotal: size, bytesRead: () => read, items }
+  return { bytesTotal: span.end - span.start, bytesRead: () => read, items }
 }

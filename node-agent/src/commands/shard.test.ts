@@ -101,5 +101,20 @@ test('shard --tokenizer: one JSONL file into BPE shards, a document index and th
   assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'llama-9', join(dir, 'rows.jsonl')], bad.io), 2)
   assert.match(bad.err.join(''), /--tokenizer: "llama-9" is neither a tokenizer here \(byte, gpt2-1k, gpt2\) nor a tokenizer.json file/)
   assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'gpt2-1k', '--base-url', 'ftp://x', join(dir, 'rows.jsonl')], capture().io), 2)
-  assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'gpt2-1k', join(dir, 'rows.jsonl'), join(dir, 'rows.jsonl')], capture().io), 2)
+
+  // Several files in one format make one dataset; each document's locator names its file.
+  await writeFile(join(dir, 'more.jsonl'), rows.slice(0, 30).join('\n'))
+  const both = join(dir, 'both')
+  const two = capture()
+  assert.equal(await runShardCommand(['--out', both, '--tokenizer', 'gpt2-1k', '--field', 'body', join(dir, 'rows.jsonl'), join(dir, 'more.jsonl')], two.io), 0, two.err.join(''))
+  assert.match(two.out.join(''), /149 documents, 2 bad rows/)
+  assert.deepEqual(datasetManifestSchema.parse(JSON.parse(await readFile(join(both, 'manifest.json'), 'utf8'))).sources, ['rows.jsonl', 'more.jsonl'])
+  const bothIndex = JSON.parse(await readFile(join(both, 'documents.json'), 'utf8')) as { source: string, documents: Array<[string, number, number]> }
+  assert.equal(bothIndex.source, 'rows.jsonl and 1 more')
+  assert.equal(bothIndex.documents[0]![0], 'rows.jsonl: line 1')
+  assert.equal(bothIndex.documents.at(-1)![0], 'more.jsonl: line 30')
+  const mixed = capture()
+  await writeFile(join(dir, 'notes.txt'), 'plain text')
+  assert.equal(await runShardCommand(['--out', both, '--tokenizer', 'gpt2-1k', join(dir, 'rows.jsonl'), join(dir, 'notes.txt')], mixed.io), 2)
+  assert.match(mixed.err.join(''), /every dataset file must be in one format: rows\.jsonl reads as jsonl, notes\.txt as text/)
 })

@@ -4,14 +4,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { datasetManifestSchema, shardUrlRefusal } from '@barnraise/protocol'
-import { DATASET_FORMATS, DatasetError, TOKENIZER_CATALOG, TokenizerError, UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReader, uploadedTokenizer } from '@barnraise/datasets'
+import { DATASET_FORMATS, DatasetError, TOKENIZER_CATALOG, TokenizerError, UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReaders, uploadedTokenizer } from '@barnraise/datasets'
 import type { DatasetFormat } from '@barnraise/datasets'
 import type { DatasetManifest } from '@barnraise/protocol'
 import { BYTE_VOCAB_SIZE, buildShardsFromTokens, DEMO_SHARD_OPTIONS, ShardError } from '@barnraise/trainer'
 
 const USAGE = `usage: barnraise-agent shard --out DIR [--shard-tokens N] [--validation-fraction F] FILE...
        barnraise-agent shard --out DIR --tokenizer NAME|FILE [--format text|jsonl|parquet] [--field F]
-                             [--shard-tokens N] [--base-url URL] FILE`
+                             [--shard-tokens N] [--base-url URL] FILE...
+  (several files, or a .tar of them, in one format make one dataset; locators name the file)`
 
 export interface CommandIo { stdout: { write: (s: string) => unknown }, stderr: { write: (s: string) => unknown } }
 
@@ -31,16 +32,19 @@ async function readCorpus (files: string[]): Promise<Uint8Array> {
 }
 
 /**
- * One dataset file, read in its format and tokenized (a catalogue name or a tokenizer.json
+ * One dataset (one file, several, or a tar archive of them, all in one format), read and tokenized (a catalogue name or a tokenizer.json
  * path), into `<sha256>.shard` files, `manifest.json`, `documents.json` (which document every
  * train token came from) and, with `--base-url`, `urls.json`: the run spec's `dataset` for
  * shards served from that URL.
  */
 async function shardWithTokenizer (o: { out: string, files: string[], shardTokens: number, tokenizer: string, format: string | undefined, field: string | undefined, baseUrl: string | undefined }, io: CommandIo, fail: (message: string) => number): Promise<number> {
-  if (o.files.length !== 1) return fail('with --tokenizer or --format, give exactly one dataset file')
+  if (o.files.length === 0) return fail('give at least one dataset file')
   const file = o.files[0]!
-  const format = (o.format ?? (file.endsWith('.parquet') ? 'parquet' : /\.(jsonl|ndjson)$/.test(file) ? 'jsonl' : 'text')) as DatasetFormat
+  const formatOf = (f: string): string => o.format ?? (f.endsWith('.parquet') ? 'parquet' : /\.(jsonl|ndjson)$/.test(f) ? 'jsonl' : 'text')
+  const format = formatOf(file) as DatasetFormat
   if (!DATASET_FORMATS.includes(format)) return fail(`--format must be one of ${DATASET_FORMATS.join(', ')}`)
+  const other = o.files.find((f) => formatOf(f) !== format)
+  if (other !== undefined) return fail(`every dataset file must be in one format: ${basename(file)} reads as ${format}, ${basename(other)} as ${formatOf(other)}; pass --format to say which`)
   if (o.baseUrl !== undefined && shardUrlRefusal(o.baseUrl, true) !== null) return fail(`--base-url: ${shardUrlRefusal(o.baseUrl, true)!}`)
   let tokenizer
   try {
@@ -53,9 +57,9 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
   let result
   try {
     result = await buildDataset({
-      reader: await openReader(file, format, o.field ?? (format === 'text' ? null : 'text')),
+      reader: await openReaders(o.files, format, o.field ?? (format === 'text' ? null : 'text')),
       tokenizer,
-      source: basename(file),
+      source: o.files.length === 1 ? basename(file) : `${basename(file)} and ${o.files.length - 1} more`,
       ...UPLOAD_BUILD_DEFAULTS,
       shardTokens: o.shardTokens,
       onShard: async (bytes, m) => { await writeFile(join(o.out, `${m.sha256}.shard`), bytes) }
@@ -70,7 +74,7 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
     tokenizer: tokenizer.name,
     vocabSize: tokenizer.vocabSize,
     validationFraction: 1 / UPLOAD_BUILD_DEFAULTS.holdOutEvery,
-    sources: [basename(file)],
+    sources: o.files.map((f) => basename(f)),
     train: result.train,
     validation: result.validation
   })

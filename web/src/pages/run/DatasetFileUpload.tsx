@@ -22,9 +22,9 @@ interface UploadedOption { name: string, vocabSize: number | null, fileName: str
 
 const SAMPLE = 'In the beginning God created the heaven and the earth.'
 
-/** The format a file name suggests. */
+/** The format a file name suggests (for a tar of several files, the name before `.tar`: `shards.jsonl.tar`). */
 function formatOf (name: string): Format {
-  const lower = name.toLowerCase()
+  const lower = name.toLowerCase().replace(/\.tar$/, '')
   if (lower.endsWith('.jsonl') || lower.endsWith('.ndjson') || lower.endsWith('.json')) return 'jsonl'
   if (lower.endsWith('.parquet')) return 'parquet'
   return 'text'
@@ -225,8 +225,8 @@ export function DatasetFileUpload ({ onReady, ready }: { onReady: (d: TokenizedD
   const resumeFrom = choice.kind === 'resume' ? choice.from : null
   return (
     <div className='upload-box' data-testid='dataset-file-box'>
-      <Field id='f-dataset-file' label='Dataset file' hint={file !== null ? `${file.name}, ${formatBytes(file.size)}` : 'JSONL, Parquet or plain text; any size (it is sent in pieces; an interrupted upload carries on when you upload the same file again)'} field='dataset'>
-        <input id='f-dataset-file' type='file' accept='.jsonl,.ndjson,.json,.parquet,.txt,.md,text/plain' className='input-file' onChange={(e) => { pick(e.target.files?.[0] ?? null) }} data-testid='dataset-file' />
+      <Field id='f-dataset-file' label='Dataset file' hint={file !== null ? `${file.name}, ${formatBytes(file.size)}` : 'JSONL, Parquet or plain text, or a .tar of several such files in one format; any size (it is sent in pieces; an interrupted upload carries on when you upload the same file again)'} field='dataset'>
+        <input id='f-dataset-file' type='file' accept='.jsonl,.ndjson,.json,.parquet,.txt,.md,.tar,text/plain,application/x-tar' className='input-file' onChange={(e) => { pick(e.target.files?.[0] ?? null) }} data-testid='dataset-file' />
       </Field>
       <div className='field-grid'>
         <Field id='f-dataset-format' label='Format' hint={format === 'text' ? 'paragraphs (split at blank lines) are documents' : format === 'jsonl' ? 'one JSON object per line' : 'read one row group at a time'}>
