@@ -31,6 +31,31 @@ async function archive (files: Record<string, string | Uint8Array>, tarArgs: str
   return { dir, tar }
 }
 
+/** One ustar header block (name, size field, type), with its checksum, as tar writes it. */
+function header (name: string, size: number, type: string): Buffer {
+  const h = Buffer.alloc(512)
+  h.write(name, 0, 'utf8')
+  h.write('0000644\0', 100, 'latin1')
+  h.write(size.toString(8).padStart(11, '0') + '\0', 124, 'latin1')
+  h.write(type, 156, 'latin1')
+  h.write('ustar\u000000', 257, 'latin1')
+  h.fill(0x20, 148, 156)
+  let sum = 0
+  for (const b of h) sum += b
+  h.write(sum.toString(8).padStart(6, '0') + '\0 ', 148, 'latin1')
+  return h
+}
+
+const padded = (data: Buffer): Buffer => Buffer.concat([data, Buffer.alloc((512 - data.length % 512) % 512)])
+
+/** A pax record: its length counts its own digits. */
+function paxRecord (key: string, value: string): string {
+  const body = ` ${key}=${value}\n`
+  let length = Buffer.byteLength(body) + 1
+  while (String(length).length + Buffer.byteLength(body) !== length) length++
+  return `${length}${body}`
+}
+
 describe('datasets of several files', () => {
   it('reads a tar archive of JSONL files member by member, each locator naming its file', async () => {
     const { tar } = await archive({
@@ -105,6 +130,16 @@ describe('datasets of several files', () => {
     // A Parquet member that is not Parquet is named.
     const { tar: mixed } = await archive({ 'good.txt': 'not parquet at all' })
     await expect(all(await openReader(mixed, 'parquet', 'text'))).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^good\.txt: not a Parquet file/) })
+    // A pax header's path and size override the member header's (how pax stores long names and files over 8 GiB).
+    const body = Buffer.from('First paragraph.\n\nSecond paragraph.\n')
+    const pax = Buffer.from(paxRecord('path', 'folder/ünïcode-name.txt') + paxRecord('size', String(body.length)))
+    const crafted = join(dir, 'crafted.tar')
+    await writeFile(crafted, Buffer.concat([header('PaxHeader/x', pax.length, 'x'), padded(pax), header('short.txt', 0, '0'), padded(body), Buffer.alloc(1024)]))
+    expect((await tarMembers(crafted)).map((m) => [m.name, m.span.end - m.span.start])).toEqual([['folder/ünïcode-name.txt', body.length]])
+    expect((await all(await openReader(crafted, 'text', null))).map((i) => i.locator)).toEqual(['folder/ünïcode-name.txt: line 1', 'folder/ünïcode-name.txt: line 3'])
+    const negative = Buffer.from(paxRecord('size', '-4'))
+    await writeFile(crafted, Buffer.concat([header('PaxHeader/x', negative.length, 'x'), padded(negative), header('short.txt', 0, '0'), Buffer.alloc(1024)]))
+    await expect(tarMembers(crafted)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/the pax record at byte 0 gives size "-4"/) })
     // A plain file is still read as itself.
     expect(await isTarArchive(join(dir, 'src', 'real.txt'))).toBe(false)
   })

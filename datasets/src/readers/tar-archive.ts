@@ -38,8 +38,9 @@ async function readMembers (file: FileHandle, path: string, size: number): Promi
   const members: TarMember[] = []
   const header = Buffer.alloc(BLOCK)
   let at = 0
-  // A pax or GNU long-name record names the member after it.
+  // A pax record (path, size) or a GNU long name describes the member after it.
   let longName: string | null = null
+  let paxSize: number | null = null
   for (;;) {
     if (at + BLOCK > size) {
       if (at === size) break // no end-of-archive blocks: tolerated, as tar itself does
@@ -48,18 +49,30 @@ async function readMembers (file: FileHandle, path: string, size: number): Promi
     await file.read(header, 0, BLOCK, at)
     if (header.every((b) => b === 0)) break
     if (!checksumHolds(header)) throw bad(`the header at byte ${at} is damaged (its checksum does not hold)`)
-    const length = octalOrBinary(header.subarray(124, 136), at)
     const type = String.fromCharCode(header[156]!)
+    const entry = type !== 'x' && type !== 'L' && type !== 'g'
+    const length = entry && paxSize !== null ? paxSize : octalOrBinary(header.subarray(124, 136), at)
     const dataStart = at + BLOCK
     if (dataStart + length > size) throw bad(`the member at byte ${at} claims ${length} bytes, past the end of the archive`)
     if (type === 'x' || type === 'L') {
       if (length > 1024 * 1024) throw bad(`the long-name record at byte ${at} is ${length} bytes`)
       const data = Buffer.alloc(length)
       await file.read(data, 0, length, dataStart)
-      longName = type === 'L' ? cString(data) : paxPath(data) ?? longName
-    } else if (type !== 'g') {
+      if (type === 'L') {
+        longName = cString(data)
+      } else {
+        const records = paxRecords(data)
+        longName = records.get('path') ?? longName
+        const sizeText = records.get('size')
+        if (sizeText !== undefined) {
+          if (!/^\d+$/.test(sizeText) || !Number.isSafeInteger(Number(sizeText))) throw bad(`the pax record at byte ${at} gives size ${JSON.stringify(sizeText.slice(0, 30))}`)
+          paxSize = Number(sizeText)
+        }
+      }
+    } else if (entry) {
       const name = longName ?? joinUstarName(header)
       longName = null
+      paxSize = null
       if (type === '0' || type === '\0' || type === '7') members.push({ name, span: { path, start: dataStart, end: dataStart + length } })
     }
     at = dataStart + Math.ceil(length / BLOCK) * BLOCK
@@ -102,8 +115,9 @@ function joinUstarName (header: Buffer): string {
   return prefix === '' ? name : `${prefix}/${name}`
 }
 
-/** The `path` record of a pax extended header ("<length> path=<value>\n" records), if any. */
-function paxPath (data: Buffer): string | null {
+/** A pax extended header's records ("<length> <key>=<value>\n"). */
+function paxRecords (data: Buffer): Map<string, string> {
+  const records = new Map<string, string>()
   // Record lengths count bytes, so the records are cut from the bytes, not from decoded text.
   let at = 0
   while (at < data.length) {
@@ -112,8 +126,9 @@ function paxPath (data: Buffer): string | null {
     const length = Number(data.toString('latin1', at, space))
     if (!Number.isInteger(length) || length <= space - at || at + length > data.length) break
     const record = data.toString('utf8', space + 1, at + length - 1)
-    if (record.startsWith('path=')) return record.slice('path='.length)
+    const eq = record.indexOf('=')
+    if (eq > 0) records.set(record.slice(0, eq), record.slice(eq + 1))
     at += length
   }
-  return null
+  return records
 }
