@@ -45,7 +45,7 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
   if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
   const spec = run.spec
   if (spec.documentIndex === undefined || spec.documentIndex === null) {
-    throw new CoordinatorError('ERR_NOT_FOUND', 'this run\'s dataset has no document index: only datasets uploaded for tokenizing (datasets.create) record their documents; the demo corpus and plain shard lists do not')
+    throw new CoordinatorError('ERR_NOT_FOUND', 'this run\'s dataset has no document index: datasets uploaded for tokenizing (datasets.create) and URL manifests with a documents entry (barnraise-agent shard writes one) record their documents; the demo corpus, plain shard lists and manifests without that entry do not')
   }
   const checkpoint = round === undefined
     ? await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).orderBy('round', 'desc').limit(1).executeTakeFirst()
