@@ -125,8 +125,9 @@ class ResidentTrainer:
 
     def _owned_share(self, config):
         """The part of the weights whose AdamW moments this rank holds when sharded."""
+        from .ranks import owned_ranges
         sizes = [math.prod(shape) for _, shape in param_specs(config)]
-        first, end = self._owned(config)[self.group.rank]
+        first, end = owned_ranges(sizes, self.group.world)[self.group.rank]
         return sum(sizes[first:end]) / sum(sizes)
 
     def follow(self, message):

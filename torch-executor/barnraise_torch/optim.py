@@ -7,14 +7,13 @@
   ``__metadata__`` ``{format: barnraise-optimizer-v1, kind: adamw, step}``. Either executor can
   therefore pick up the other's state when a node switches.
 """
-import json
 import math
 import os
 
 import numpy as np
 import torch
 
-from .safetensors import SafetensorsError, read_header, write_file
+from .safetensors import SafetensorsError, header_bytes, read_header, write_file
 
 STATE_FILE = 'inner-adamw.safetensors'
 
@@ -136,13 +135,8 @@ def read_state_file(path, size, part=None):
 
 
 def _shared_layout(size, step):
-    """The header and data offset ``write_file`` would give flat m and v of ``size`` weights."""
-    header = {'__metadata__': _state_metadata(step),
-              'm': {'dtype': 'F32', 'shape': [size], 'data_offsets': [0, 4 * size]},
-              'v': {'dtype': 'F32', 'shape': [size], 'data_offsets': [4 * size, 8 * size]}}
-    text = json.dumps(header, separators=(',', ':')).encode('utf-8')
-    padded = (len(text) + 7) // 8 * 8
-    return padded.to_bytes(8, 'little') + text + b' ' * (padded - len(text)), 8 + padded
+    """The header and data offset ``write_file`` gives flat m and v of ``size`` weights."""
+    return header_bytes([('m', 'F32', [size]), ('v', 'F32', [size])], _state_metadata(step))
 
 
 def partial_state_path(path):

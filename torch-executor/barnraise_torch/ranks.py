@@ -12,9 +12,10 @@ after a step; rank 0 alone writes θ_local and the optimizer state.
 When a replica of the model, its gradients and AdamW's moments does not fit each device, the
 moments are sharded instead (ZeRO stage 1): each rank owns a contiguous run of parameters
 (``owned_ranges``), steps only those, and broadcasts them to the others after the step. AdamW
-treats every parameter on its own, so the step is the same; the moments cost 12 bytes a
-parameter ÷ the ranks instead of 12 on each, at one broadcast of the weights a step. Each
-rank writes its range of the flat state file itself.
+treats every parameter on its own, so the step is the same; the moments and AdamW's
+temporaries cost 12 bytes a parameter ÷ the ranks instead of 12 on each, at one broadcast of
+the weights a step. Each rank then writes its range of the flat state file itself (rank 0
+still writes θ_local alone).
 
 Two process groups: tensors (gradients, the per-step loss) go over NCCL on CUDA and gloo on
 the CPU; commands (train, fit, measure, shutdown) go over gloo as pickled objects, always from

@@ -144,31 +144,40 @@ def _dtype_name(array):
     raise SafetensorsError('ERR_UNKNOWN_DTYPE', f'numpy dtype {array.dtype} has no safetensors name')
 
 
-def write_file(path, tensors, metadata=None):
-    """Writes ``{name: numpy array}`` (in dict order) via a temporary file and rename, so readers never see half a file."""
+def header_bytes(layout, metadata=None):
+    """The length prefix and padded JSON header for tensors laid out in order, and where their data starts.
+
+    ``layout`` is ``[(name, dtype name, shape)]``; each tensor's bytes follow the previous one's.
+    """
     header = {}
     if metadata:
         if not all(isinstance(v, str) for v in metadata.values()):
             raise SafetensorsError('ERR_BAD_HEADER', '__metadata__ values must be strings')
         header[METADATA_KEY] = dict(metadata)
     offset = 0
-    arrays = []
-    for name, array in tensors.items():
+    for name, dtype, shape in layout:
         if name in ('', METADATA_KEY):
             raise SafetensorsError('ERR_BAD_NAME', f'tensor name {json.dumps(name)} is reserved or empty')
+        nbytes = _element_count(name, list(shape)) * DTYPES[dtype].itemsize
+        header[name] = {'dtype': dtype, 'shape': list(shape), 'data_offsets': [offset, offset + nbytes]}
+        offset += nbytes
+    text = json.dumps(header, separators=(',', ':')).encode('utf-8')
+    padded = (len(text) + 7) // 8 * 8
+    return padded.to_bytes(8, 'little') + text + b' ' * (padded - len(text)), 8 + padded
+
+
+def write_file(path, tensors, metadata=None):
+    """Writes ``{name: numpy array}`` (in dict order) via a temporary file and rename, so readers never see half a file."""
+    arrays = []
+    for array in tensors.values():
         array = np.ascontiguousarray(array)
         if array.dtype.byteorder == '>':
             array = array.astype(array.dtype.newbyteorder('<'))
-        nbytes = array.nbytes
-        header[name] = {'dtype': _dtype_name(array), 'shape': list(array.shape), 'data_offsets': [offset, offset + nbytes]}
-        offset += nbytes
         arrays.append(array)
-    text = json.dumps(header, separators=(',', ':')).encode('utf-8')
-    padded = (len(text) + 7) // 8 * 8
+    head, _ = header_bytes([(name, _dtype_name(a), a.shape) for name, a in zip(tensors, arrays)], metadata)
     tmp = f'{path}.tmp{os.getpid()}'
     with open(tmp, 'wb') as f:
-        f.write(padded.to_bytes(8, 'little'))
-        f.write(text + b' ' * (padded - len(text)))
+        f.write(head)
         for array in arrays:
             f.write(memoryview(array.reshape(-1)).cast('B'))
     os.replace(tmp, path)
