@@ -116,7 +116,18 @@ class ResidentTrainer:
         return self.group is not None and self.group.rank == 0
 
     def _rows(self, batch):
-        return (0, batch) if self.group is None else self.group.rows(batch)
+        """(start, end, share): the rows of each step's batch this rank trains, and their part of the batch.
+
+        A batch with fewer rows than ranks leaves some ranks none; such a rank still runs a step on
+        the batch's first row, weighted 0, so that it joins every gradient all-reduce and adds
+        nothing to it: a node with 8 GPUs can take a run whose batch is 4.
+        """
+        if self.group is None:
+            return 0, batch, 1.0
+        start, end = self.group.rows(batch)
+        if end == start:
+            return 0, 1, 0.0
+        return start, end, (end - start) / batch
 
     def _owned(self, config):
         """This rank's (first, end) parameters under a sharded optimizer, in checkpoint order."""
@@ -159,7 +170,7 @@ class ResidentTrainer:
         return self._fit(*args)
 
     def _fit(self, config, batch, seq_len, precision, checkpointing, limit_bytes, sharding='auto'):
-        start, end = self._rows(batch)
+        start, end, _ = self._rows(batch)
         local = self._fit_here(config, end - start, seq_len, precision, checkpointing, limit_bytes)
         if self.group is None:
             return {**local, 'shardedOptimizer': False}
@@ -203,8 +214,6 @@ class ResidentTrainer:
         config = parse_config(req['config'])
         recipe = req['recipe']
         batch, seq_len = recipe['batchSize'], recipe['seqLen']
-        if self.group is not None and batch < self.group.world:
-            raise ExecutorFailure('ERR_UNIT_TOO_SMALL', f'a batch of {batch} rows cannot be shared by {self.group.world} devices; join with fewer devices or ask for a batch of at least {self.group.world}')
         plan = self.fit(config, batch, seq_len, req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'), req.get('sharding', 'auto'))
         if not plan['fits']:
             raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'] + '; lower the run\'s batch size or sequence length, or join with a larger GPU')
@@ -315,7 +324,7 @@ class ResidentTrainer:
             if seq_len > config.max_position_embeddings:
                 raise ExecutorFailure('ERR_BAD_INPUT', f'seqLen {seq_len} exceeds the model\'s max_position_embeddings ({config.max_position_embeddings})')
             self._load_base(model, req['baseFile'])
-            start, end = self._rows(batch)
+            start, end, _ = self._rows(batch)
             windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)[:, start:end]
             optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe, reuse, sharded)
         except Exception as err:  # noqa: BLE001 — raised below, once every rank knows
@@ -372,7 +381,7 @@ class ResidentTrainer:
             offset = adamw_step_count(optimizer)
         peak, warmup, total = recipe['lr'], recipe['warmupSteps'], req['totalInnerSteps']
         precision = plan['precision']
-        share = windows.shape[1] / batch
+        share = self._rows(batch)[2]
         loss_curve = []
         skipped = 0
         tokens_per_step = batch * seq_len
@@ -491,7 +500,7 @@ class ResidentTrainer:
 
     def _measure(self, config, batch, seq_len, steps, precision, seed):
         precision = resolve_precision(precision, self.device)
-        start, end = self._rows(batch)
+        start, end, share = self._rows(batch)
         plan = plan_fit(config, end - start, seq_len, precision, False, self.device, self.resident_bytes())
         fits = plan['fits'] if self.group is None else self.group.sum_values([0.0 if plan['fits'] else 1.0])[0] == 0
         if not fits:
@@ -515,7 +524,7 @@ class ResidentTrainer:
                 if step == 2:  # two warm-up steps: allocator, kernels, lazy optimizer state
                     self._sync()
                     started = time.perf_counter()
-                self._step(model, params, windows[step], (end - start) / batch, precision, 1.0)
+                self._step(model, params, windows[step], share, precision, 1.0)
                 optimizer.step()
                 optimizer.zero_grad(set_to_none=True)
             self._sync()

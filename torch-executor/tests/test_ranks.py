@@ -183,15 +183,33 @@ class RanksTest(unittest.TestCase):
         finally:
             child.close()
 
-    def test_a_batch_smaller_than_the_ranks_is_refused(self):
-        child = Child('cpu,cpu')
+    def test_a_batch_smaller_than_the_ranks_trains_as_one_device_does(self):
+        # One row, two ranks: rank 1 has no row of its own and steps on row 0 weighted 0.
+        rng = np.random.default_rng(11)
+        single = os.path.join(self.dir, 'batches-1.safetensors')
+        write_file(single, {'tokens': rng.integers(0, PRESETS['tiny'].vocab_size, (self.steps, 1, self.seq + 1)).astype(np.int32)})
+        one = Child('cpu')
+        two = Child('cpu,cpu')
         try:
-            req = self.train_request('small')
-            req['recipe'] = {**req['recipe'], 'batchSize': 1}
-            refused = child.request(req)
-            self.assertEqual(refused['code'], 'ERR_UNIT_TOO_SMALL', refused)
+            for name in ('small-one', 'small-two', 'small-sharded'):
+                os.makedirs(os.path.join(self.dir, name), exist_ok=True)
+            narrow = lambda name: {**self.train_request(name, single), 'recipe': {**self.train_request(name)['recipe'], 'batchSize': 1}}  # noqa: E731
+            a = one.request(narrow('small-one'))
+            b = two.request(narrow('small-two'))
+            c = two.request({**narrow('small-sharded'), 'sharding': 'on'})
+            for r in (a, b, c):
+                self.assertEqual(r['type'], 'result', r)
+            self.assertEqual(b['result']['devices'], 2)
+            self.assertEqual(b['result']['tokens'], a['result']['tokens'])
+            self.assertTrue(c['result']['shardedOptimizer'])
+            for r in (b, c):
+                # The idle rank's weighted-0 loss adds nothing to the step's loss either.
+                np.testing.assert_allclose(r['result']['lossCurve'], a['result']['lossCurve'], rtol=1e-5)
+            self.assertLess(self.update_gap('small-one', 'small-two'), 1e-4)
+            self.assertLess(self.update_gap('small-one', 'small-sharded'), 1e-4)
         finally:
-            child.close()
+            one.close()
+            two.close()
 
     def test_a_sharded_optimizer_takes_the_steps_one_device_takes_and_writes_the_same_state_file(self):
         from barnraise_torch.optim import STATE_FILE

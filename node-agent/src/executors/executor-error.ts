@@ -13,8 +13,6 @@ export type ExecutorErrorCode =
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_UNIT_TOO_LARGE'
   | 'ERR_UNIT_TOO_SLOW'
-  /** a batch with fewer rows than the node's devices */
-  | 'ERR_UNIT_TOO_SMALL'
   /** several devices that could not form their torch.distributed group */
   | 'ERR_RANKS_START'
   | 'ERR_CHILD_CRASHED'
@@ -24,7 +22,7 @@ export type ExecutorErrorCode =
   | 'ERR_EXECUTOR'
 
 /** Codes that are about the unit, not the machine: the node declines that unit and keeps serving. */
-export const UNIT_REFUSAL_CODES: ReadonlySet<string> = new Set(['ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_UNIT_TOO_SMALL', 'ERR_OUT_OF_MEMORY'])
+export const UNIT_REFUSAL_CODES: ReadonlySet<string> = new Set(['ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_OUT_OF_MEMORY'])
 
 /** An executor failure with a code to switch on and a message that says what to do. */
 export class ExecutorError extends CodedError<ExecutorErrorCode> {
@@ -38,7 +36,7 @@ export class ExecutorError extends CodedError<ExecutorErrorCode> {
 
 const KNOWN: ReadonlySet<string> = new Set<ExecutorErrorCode>([
   'ERR_PYTHON_MISSING', 'ERR_PYTHON_TOO_OLD', 'ERR_TORCH_MISSING', 'ERR_TORCH_TOO_OLD', 'ERR_CUDA_UNAVAILABLE', 'ERR_BAD_DEVICE',
-  'ERR_BAD_PRECISION', 'ERR_OUT_OF_MEMORY', 'ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_UNIT_TOO_SMALL', 'ERR_RANKS_START', 'ERR_CHILD_CRASHED', 'ERR_CHILD_PROTOCOL',
+  'ERR_BAD_PRECISION', 'ERR_OUT_OF_MEMORY', 'ERR_UNIT_TOO_LARGE', 'ERR_UNIT_TOO_SLOW', 'ERR_RANKS_START', 'ERR_CHILD_CRASHED', 'ERR_CHILD_PROTOCOL',
   'ERR_NON_FINITE', 'ERR_BAD_STATE', 'ERR_EXECUTOR'
 ])
 

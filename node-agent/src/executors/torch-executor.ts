@@ -164,8 +164,6 @@ export class TorchExecutor implements Executor {
 
   /** Refuses a unit whose parameters, optimizer state and activations do not fit the device. */
   async check (unit: WorkUnit): Promise<ExecutorError | undefined> {
-    // Every device trains at least one row of each step's batch; declined before any download.
-    if (unit.recipe.batchSize < this.devices) return new ExecutorError('ERR_UNIT_TOO_SMALL', `a batch of ${unit.recipe.batchSize} rows cannot be shared by this node's ${this.devices} devices; join with fewer devices (--device) for runs with batches this small`)
     const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen)
     if (plan.fits) return undefined
     return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or join with a larger GPU`)
