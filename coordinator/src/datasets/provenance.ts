@@ -1,18 +1,13 @@
 // "Which documents went into checkpoint N": the accepted work units of the rounds that made it,
 // their shard ranges, and the dataset's document index.
-import { gunzipSync } from 'node:zlib'
 import type { Kysely } from 'kysely'
-import { documentIndexSchema, documentsInRanges } from '@barnraise/datasets'
-import type { DocumentIndex } from '@barnraise/datasets'
+import type { TrainedDocument, TrainedUnit } from '@barnraise/datasets'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { CoordinatorError } from '../errors.ts'
+import { documentIndexes } from './document-indexes.ts'
 
-/** One trained document: where it is in its file, its tokens, how many were trained, in which rounds, by which nodes. */
-export interface TrainedDocument { locator: string, tokens: number, trainedTokens: number, rounds: number[], nodes: string[] }
-
-/** One accepted work unit: the round, the node (peer id) and the shard ranges it trained. */
-export interface TrainedUnit { round: number, node: string, ranges: Array<{ shard: string, start: number, end: number }> }
+export type { TrainedDocument, TrainedUnit } from '@barnraise/datasets'
 
 export interface CheckpointProvenance {
   runId: string
@@ -27,18 +22,6 @@ export interface CheckpointProvenance {
   heldOut: string[]
 }
 
-const indexes = new Map<string, DocumentIndex>()
-
-async function loadIndex (blobs: BlobStore, sha: string): Promise<DocumentIndex> {
-  const cached = indexes.get(sha)
-  if (cached !== undefined) return cached
-  const index = documentIndexSchema.parse(JSON.parse(gunzipSync(await blobs.get(sha)).toString('utf8')))
-  // One or two datasets are asked about at a time; keep the last few.
-  if (indexes.size >= 4) indexes.delete(indexes.keys().next().value!)
-  indexes.set(sha, index)
-  return index
-}
-
 /** The provenance of a run's checkpoint after `round` (its latest when absent). */
 export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, round?: number): Promise<CheckpointProvenance> {
   const run = await deps.db.selectFrom('runs').select(['spec', 'current_round']).where('id', '=', runId).executeTakeFirst()
@@ -51,7 +34,6 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
     ? await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).orderBy('round', 'desc').limit(1).executeTakeFirst()
     : await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).where('round', '=', round).executeTakeFirst()
   if (checkpoint === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `run ${runId} has no checkpoint for round ${round ?? 'latest'}`)
-  const index = await loadIndex(deps.blobs, spec.documentIndex)
   const rows = await deps.db.selectFrom('assignments')
     .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
     .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
@@ -60,18 +42,10 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
     .where('rounds.status', '=', 'closed').where('rounds.number', '<=', checkpoint.round)
     .orderBy('rounds.number').orderBy('assignments.created_at')
     .execute()
-  const byLocator = new Map<string, TrainedDocument>()
-  for (const r of rows) {
-    for (const d of documentsInRanges(index, r.ranges)) {
-      let doc = byLocator.get(d.locator)
-      if (doc === undefined) { doc = { locator: d.locator, tokens: d.tokens, trainedTokens: 0, rounds: [], nodes: [] }; byLocator.set(d.locator, doc) }
-      doc.trainedTokens += d.trained
-      if (!doc.rounds.includes(r.number)) doc.rounds.push(r.number)
-      if (!doc.nodes.includes(r.peer_id)) doc.nodes.push(r.peer_id)
-    }
-  }
-  const order = new Map(index.documents.map(([locator], i) => [locator, i]))
-  const documents = [...byLocator.values()].sort((a, b) => order.get(a.locator)! - order.get(b.locator)!)
+  const units = rows.map((r) => ({ round: r.number, node: r.peer_id, ranges: r.ranges }))
+  const indexSha = spec.documentIndex
+  // Parsing and walking the index happen on the worker thread; its bytes travel only when it does not hold them.
+  const trace = await documentIndexes.trace(indexSha, async () => await deps.blobs.get(indexSha), units)
   const dataset = spec.dataset.source === 'dataset'
     ? (await deps.db.selectFrom('datasets').select('name').where('id', '=', spec.dataset.id).executeTakeFirst())?.name ?? null
     : null
@@ -79,11 +53,11 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
     runId,
     round: checkpoint.round,
     dataset,
-    source: index.source,
-    tokenizer: index.tokenizer,
-    units: rows.map((r) => ({ round: r.number, node: r.peer_id, ranges: r.ranges })),
-    documents,
-    heldOut: index.heldOut
+    source: trace.source,
+    tokenizer: trace.tokenizer,
+    units,
+    documents: trace.documents,
+    heldOut: trace.heldOut
   }
 }
 

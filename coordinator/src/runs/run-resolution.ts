@@ -1,10 +1,11 @@
-import { gzipSync } from 'node:zlib'
 import type { Kysely } from 'kysely'
-import { documentIndexSchema } from '@barnraise/datasets'
+import type { CheckedDocumentIndex } from '@barnraise/datasets'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
 import { countParams, decodeShard, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
+import { uploadedDataBytes } from '../datasets/data-storage.ts'
+import { documentIndexes } from '../datasets/document-indexes.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -47,9 +48,9 @@ export async function pendingDataset (store: RunStore, dataset: RunSpec['dataset
 }
 
 /** A spec's dataset as stored shards: the demo corpus (sharded and stored on first use), shards already uploaded, or a tokenized dataset. */
-export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset'], options: { allowPrivateShardUrls?: boolean } = {}): Promise<ResolvedDataset> {
+export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset'], options: { allowPrivateShardUrls?: boolean, owner?: FetchedDataOwner } = {}): Promise<ResolvedDataset> {
   const { db, blobs } = store
-  if (dataset.source === 'urls') return await resolveUrlDataset(store, dataset, options.allowPrivateShardUrls === true)
+  if (dataset.source === 'urls') return await resolveUrlDataset(store, dataset, options.allowPrivateShardUrls === true, options.owner ?? null)
   if (dataset.source === 'dataset') {
     const row = await db.selectFrom('datasets').selectAll().where('id', '=', dataset.id).executeTakeFirst()
     if (row === undefined) throw new Error(`no dataset ${dataset.id} on this coordinator`)
@@ -85,12 +86,16 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
   return { train, validation, vocabSize: Math.max(validation.vocabSize, ...train.map((s) => s.vocabSize)), tokenizer: validation.tokenizer, documentIndex: null }
 }
 
+/** Who a URL dataset's fetched files are stored for, and the room they have (`--dataset-quota-mb`). */
+export interface FetchedDataOwner { uploadedBy: string, quotaBytes: number }
+
 /**
  * A manifest of shard URLs: the tokenizer must be known here; the validation shard is fetched,
- * checked against its sha256 and stored (the coordinator evaluates on it); train shards stay
- * where they are, and agents fetch and check them.
+ * checked against its sha256 and stored (the coordinator evaluates on it), and so is the
+ * document index when the manifest names one; train shards stay where they are, and agents
+ * fetch and check them. What is stored for an organizer counts against the dataset quota.
  */
-async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dataset'], { source: 'urls' }>, allowPrivate: boolean): Promise<ResolvedDataset> {
+async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dataset'], { source: 'urls' }>, allowPrivate: boolean, owner: FetchedDataOwner | null): Promise<ResolvedDataset> {
   for (const s of [...dataset.train, dataset.validation]) {
     const refusal = shardUrlRefusal(s.url, allowPrivate)
     if (refusal !== null) throw new Error(refusal)
@@ -110,17 +115,35 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
     throw new Error(`the validation shard is not a token shard: ${(err as Error).message}`)
   }
   if (decoded.vocabSize !== tokenizer.vocabSize) throw new Error(`the shards use a vocabulary of ${decoded.vocabSize} but tokenizer ${dataset.tokenizer} has ${tokenizer.vocabSize}`)
-  const documentIndex = dataset.documents === undefined ? null : await fetchDocumentIndex(store, dataset, allowPrivate)
-  const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens.length, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation' }), tokens: decoded.tokens.length }
+  const index = dataset.documents === undefined ? null : await fetchDocumentIndex(dataset, allowPrivate)
+  const uploadedBy = owner === null ? {} : { uploadedBy: owner.uploadedBy }
+  if (owner !== null) {
+    const added = await newBytes(store.db, [{ sha256: dataset.validation.sha256, size: bytes.byteLength }, ...(index === null ? [] : [{ sha256: sha256Hex(index.gzipped), size: index.gzipped.byteLength }])])
+    const used = await uploadedDataBytes(store.db)
+    if (used + added > owner.quotaBytes) {
+      throw new Error(`storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${(added / MIB).toFixed(1)} MiB, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(owner.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+    }
+  }
+  const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy })
+  const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens.length, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation', ...uploadedBy }), tokens: decoded.tokens.length }
   return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex }
 }
 
+const MIB = 1024 * 1024
+
+/** Bytes of `blobs` not stored yet (a blob already here, uploaded or fetched before, takes no more room). */
+async function newBytes (db: Kysely<Database>, blobs: Array<{ sha256: string, size: number }>): Promise<number> {
+  const present = new Set((await db.selectFrom('blobs').select('sha256').where('sha256', 'in', blobs.map((b) => b.sha256)).execute()).map((r) => r.sha256))
+  return blobs.filter((b) => !present.has(b.sha256)).reduce((n, b) => n + b.size, 0)
+}
+
 /**
- * A URL dataset's document index: fetched, checked against its sha256, parsed, and held to the
- * manifest (the same train shards in the same order, the same tokenizer), then stored gzipped
- * as an uploaded dataset's is, so documents.json and the model card work alike. Returns its blob.
+ * A URL dataset's document index: fetched, then checked on the document-index worker (its
+ * sha256, its format, the manifest's train shards in order and tokenizer, documents sorted and
+ * in range; a large index takes seconds to parse) and gzipped for storage, as an uploaded
+ * dataset's is, so documents.json and the model card work alike.
  */
-async function fetchDocumentIndex (store: RunStore, dataset: Extract<RunSpec['dataset'], { source: 'urls' }>, allowPrivate: boolean): Promise<string> {
+async function fetchDocumentIndex (dataset: Extract<RunSpec['dataset'], { source: 'urls' }>, allowPrivate: boolean): Promise<CheckedDocumentIndex> {
   const where = dataset.documents!
   const refusal = shardUrlRefusal(where.url, allowPrivate)
   if (refusal !== null) throw new Error(refusal)
@@ -130,26 +153,7 @@ async function fetchDocumentIndex (store: RunStore, dataset: Extract<RunSpec['da
   } catch (err) {
     throw new Error(`the document index could not be fetched: ${(err as Error).message}`)
   }
-  if (sha256Hex(bytes) !== where.sha256) throw new Error(`the document index at ${where.url} does not have the sha256 the manifest gives`)
-  let parsed
-  try {
-    parsed = documentIndexSchema.safeParse(JSON.parse(Buffer.from(bytes).toString('utf8')))
-  } catch {
-    throw new Error(`the document index at ${where.url} is not JSON`)
-  }
-  if (!parsed.success) throw new Error(`the document index at ${where.url} is not a barnraise-documents-v1 index: ${parsed.error.issues[0]?.path.join('.') ?? ''} ${parsed.error.issues[0]?.message ?? ''}`.trim())
-  const index = parsed.data
-  if (index.tokenizer !== dataset.tokenizer) throw new Error(`the document index was made with tokenizer ${index.tokenizer}, the manifest names ${dataset.tokenizer}`)
-  const sameShards = index.shards.length === dataset.train.length && index.shards.every((s, i) => s.sha256 === dataset.train[i]!.sha256 && s.tokens === dataset.train[i]!.tokens)
-  if (!sameShards) throw new Error('the document index describes other train shards than the manifest lists (each shard\'s sha256 and tokens, in order)')
-  // Lookups binary-search the documents: they must be in stream order, disjoint and inside the stream.
-  const streamTokens = index.shards.reduce((n, s) => n + s.tokens, 0)
-  let previousEnd = 0
-  for (const [locator, start, end] of index.documents) {
-    if (start < previousEnd || end < start || end > streamTokens) throw new Error(`the document index is out of order or out of range at ${JSON.stringify(locator.slice(0, 80))} [${start}, ${end}) (documents must be in stream order, disjoint, within the ${streamTokens} train tokens)`)
-    previousEnd = end
-  }
-  return await storeBlob(store.db, store.blobs, gzipSync(bytes), 'documents', { source: index.source, documents: index.documents.length, url: where.url })
+  return await documentIndexes.check(bytes, { url: where.url, sha256: where.sha256, tokenizer: dataset.tokenizer, shards: dataset.train })
 }
 
 /** Stores a run's round-0 checkpoint (made on a worker thread: a large model takes tens of seconds); returns its sha256. */

@@ -77,7 +77,8 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   try {
     const pending = await pendingDataset(store, spec.dataset)
     if (pending !== null && spec.dataset.source === 'dataset') awaiting = spec.dataset.id
-    dataset = pending ?? await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true })
+    const owner = createdBy === null ? undefined : { uploadedBy: createdBy, quotaBytes: limits.datasetQuotaBytes }
+    dataset = pending ?? await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true, owner })
   } catch (err) {
     throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
   }

@@ -1,0 +1,80 @@
+// What the coordinator fetches and keeps for an organizer's URL dataset (its validation shard and
+// document index) is stored data like an upload, and counts against the same dataset quota.
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { createServer } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { mkdtemp, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReader } from '@barnraise/datasets'
+import { openDatabase } from '../db/open-database.ts'
+import { DiskBlobStore } from '../blobs/blob-store.ts'
+import { uploadedDataBytes } from '../datasets/data-storage.ts'
+import { DEFAULT_INSTALL_LIMITS } from './install-limits.ts'
+import { RunSpecError, createRun } from './runs.ts'
+
+const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
+
+test('a URL dataset\'s validation shard and document index count against the dataset quota: refused with the figures when they do not fit, stored as the organizer\'s when they do, and not counted twice', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-quota-'))
+  // Lines of made-up words: enough for a few shards of gpt2-1k tokens.
+  const words = ['barn', 'raise', 'seed', 'grain', 'field', 'plough', 'harvest', 'rain', 'sun', 'oak']
+  const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: Array.from({ length: 12 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(' ') }))
+  await writeFile(join(dir, 'fields.jsonl'), lines.join('\n'))
+  const files = new Map<string, Uint8Array>()
+  const built = await buildDataset({ reader: await openReader(join(dir, 'fields.jsonl'), 'jsonl', 'text'), tokenizer: catalogTokenizer('gpt2-1k'), source: 'fields.jsonl', ...UPLOAD_BUILD_DEFAULTS, shardTokens: 8_000, onShard: async (bytes, m) => { files.set(`/${m.sha256}`, bytes) } })
+  const index = Buffer.from(JSON.stringify(built.index))
+  files.set('/documents.json', index)
+  const server = createServer((req, res) => {
+    const bytes = files.get(req.url ?? '')
+    if (bytes === undefined) { res.writeHead(404); res.end(); return }
+    res.end(bytes)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const database = await openDatabase({ dataDir: 'memory://' })
+  const db = database.db
+  const store = { db, blobs: new DiskBlobStore(join(dir, 'blobs')) }
+  try {
+    const organizer = (await db.insertInto('users').values({ email: 'o@x.test', display_name: 'O', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+    const spec = {
+      name: 'from urls',
+      model: { preset: 'tiny' },
+      dataset: {
+        source: 'urls',
+        tokenizer: 'gpt2-1k',
+        train: built.train.map((s) => ({ url: `${base}/${s.sha256}`, sha256: s.sha256, tokens: s.tokens })),
+        validation: { url: `${base}/${built.validation.sha256}`, sha256: built.validation.sha256 },
+        documents: { url: `${base}/documents.json`, sha256: sha(index) }
+      },
+      recipe: { innerSteps: 4, batchSize: 2, seqLen: 32, innerLr: 0.003, warmupSteps: 1 },
+      rounds: 2
+    }
+    const validationBytes = files.get(`/${built.validation.sha256}`)!.byteLength
+    // Room for the validation shard alone, not for the index as well.
+    const tight = { ...DEFAULT_INSTALL_LIMITS, allowPrivateShardUrls: true, datasetQuotaBytes: validationBytes + 10 }
+    const refused = await createRun(store, spec, organizer, tight).then(() => undefined, (e: unknown) => e)
+    assert.ok(refused instanceof RunSpecError, String(refused))
+    assert.equal(refused.fields[0]!.field, 'dataset')
+    assert.match(refused.fields[0]!.message, /validation shard and document index takes [\d.]+ MiB, and the coordinator already stores 0\.0 MiB of uploaded data in its 0 MiB dataset quota \(--dataset-quota-mb\)/)
+    assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0, 'a refused dataset stores nothing')
+
+    const roomy = { ...tight, datasetQuotaBytes: 64 * 1024 * 1024 }
+    const { spec: resolved } = await createRun(store, spec, organizer, roomy)
+    const stored = await db.selectFrom('blobs').select(['sha256', 'size', 'kind', 'meta']).where('kind', 'in', ['shard', 'documents']).execute()
+    assert.deepEqual(stored.map((b) => b.kind).sort(), ['documents', 'shard'])
+    for (const b of stored) assert.equal(b.meta.uploadedBy, organizer, `${b.kind} is stored as the organizer's`)
+    assert.equal(resolved.documentIndex, stored.find((b) => b.kind === 'documents')!.sha256)
+    const used = await uploadedDataBytes(db)
+    assert.equal(used, stored.reduce((n, b) => n + b.size, 0))
+
+    // The same files again take no more room: a quota exactly full still has room for them.
+    await createRun(store, { ...spec, name: 'again' }, organizer, { ...roomy, datasetQuotaBytes: used })
+    assert.equal(await uploadedDataBytes(db), used)
+  } finally {
+    await database.close()
+    server.close()
+  }
+})
