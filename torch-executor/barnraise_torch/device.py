@@ -174,14 +174,17 @@ def format_count(n: int) -> str:
     return f'{n / 1e6:.2f}M'
 
 
-def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, resident_bytes=0, limit_bytes=None, optimizer_share=1.0):
+def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, resident_bytes=0, limit_bytes=None, optimizer_share=1.0, sharers=1):
     """Decides whether a unit fits, turning on activation checkpointing when only that makes it fit.
 
-    Returns ``{'fits', 'checkpointing', 'needBytes', 'freeBytes', 'reason'}``.
+    ``sharers`` ranks use the same memory (CPU ranks all use the host's): each plans with its
+    share of what is free, ``limit_bytes`` included. Returns ``{'fits', 'checkpointing',
+    'needBytes', 'freeBytes', 'reason'}``.
     """
-    free = free_bytes(device, resident_bytes)
+    total = free_bytes(device, resident_bytes)
     if limit_bytes is not None:
-        free = min(free, limit_bytes)
+        total = min(total, limit_bytes)
+    free = total // sharers
     need, parts = estimate_bytes(c, batch, seq_len, precision, checkpointing, device, optimizer_share)
     if need <= free:
         return {'fits': True, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': ''}
@@ -193,5 +196,5 @@ def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, r
     moments = 'AdamW state' if optimizer_share >= 1 else "this rank's share of the AdamW state"
     reason = (f'the unit needs about {need / GIB:.1f} GiB ({format_count(parts["params"])} parameters: {parts["staticBytes"] / GIB:.1f} GiB of weights, '
               f'gradients and {moments}; {parts["activationBytes"] / GIB:.1f} GiB of activations for batch {batch} × seq {seq_len} in {precision}) '
-              f'but {device} has {free / GIB:.1f} GiB of free {where}')
+              f'but {device} has {total / GIB:.1f} GiB of free {where}' + (f', {free / GIB:.1f} GiB for each of the {sharers} ranks that share it' if sharers > 1 else ''))
     return {'fits': False, 'checkpointing': checkpointing, 'needBytes': need, 'freeBytes': free, 'reason': reason}

@@ -54,6 +54,7 @@ class ResidentTrainer:
         self._stepping = False
         # The resident model behind DistributedDataParallel, on several devices.
         self._ddp = None
+        self._sharer_count = None
         self.model = None
         self.optimizer = None
         self.optimizer_kind = None
@@ -199,12 +200,24 @@ class ResidentTrainer:
         return {**plans[0], 'checkpointing': any(p['checkpointing'] for p in plans),
                 'needBytes': max(p['needBytes'] for p in plans), 'freeBytes': min(p['freeBytes'] for p in plans)}
 
+    def _sharers(self):
+        """How many ranks use this rank's memory (itself included): all the CPU ranks share the host's.
+
+        A collective the first time: every rank calls it at the same point (fit and measure).
+        """
+        if self.group is None:
+            return 1
+        if self._sharer_count is None:
+            self._sharer_count = self.group.all_gather(str(self.device)).count(str(self.device))
+        return self._sharer_count
+
     def _fit_here(self, config, batch, seq_len, precision, checkpointing, limit_bytes, share=1.0):
         precision = resolve_precision(precision, self.device)
         ckpt = checkpointing == 'on'
-        plan = plan_fit(config, batch, seq_len, precision, ckpt, self.device, self.resident_bytes(), limit_bytes, share)
+        sharers = self._sharers()
+        plan = plan_fit(config, batch, seq_len, precision, ckpt, self.device, self.resident_bytes(), limit_bytes, share, sharers)
         if checkpointing == 'off' and plan['checkpointing']:
-            plan = {**plan, 'fits': False, 'checkpointing': False, 'reason': plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes(), limit_bytes, share)['reason']}
+            plan = {**plan, 'fits': False, 'checkpointing': False, 'reason': plan_fit(config, batch, seq_len, precision, False, self.device, self.resident_bytes(), limit_bytes, share, sharers)['reason']}
         plan['precision'] = precision
         return plan
 
@@ -501,7 +514,7 @@ class ResidentTrainer:
     def _measure(self, config, batch, seq_len, steps, precision, seed):
         precision = resolve_precision(precision, self.device)
         start, end, share = self._rows(batch)
-        plan = plan_fit(config, end - start, seq_len, precision, False, self.device, self.resident_bytes())
+        plan = plan_fit(config, end - start, seq_len, precision, False, self.device, self.resident_bytes(), sharers=self._sharers())
         fits = plan['fits'] if self.group is None else self.group.sum_values([0.0 if plan['fits'] else 1.0])[0] == 0
         if not fits:
             raise ExecutorFailure('ERR_UNIT_TOO_LARGE', plan['reason'] if not plan['fits'] else 'another rank cannot fit the measurement (rank 0 says why)')

@@ -168,6 +168,9 @@ class Server:
             return t.fit(parse_config(req['config']), req['batchSize'], req['seqLen'], req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'), req.get('sharding', 'auto'))
         if kind == 'measure':
             return t.measure(parse_config(req['config']), req['batchSize'], req['seqLen'], req.get('steps', 5), req.get('precision', 'auto'))
+        if kind == 'flush':
+            t.flush()
+            return {}
         if kind == 'golden':
             from .golden import check_golden_file
             return {'rows': check_golden_file(req['file'], t.device)}

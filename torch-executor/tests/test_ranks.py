@@ -245,12 +245,13 @@ class RanksTest(unittest.TestCase):
                 np.testing.assert_allclose(b['result']['lossCurve'], a['result']['lossCurve'], rtol=1e-4)
                 self.assertLess(self.update_gap('s-one', 's-two'), 1e-3, f'round {round_}')
 
-            # auto shards exactly when a replica does not fit each device and a shard does.
+            # auto shards exactly when a replica does not fit each device and a shard does. Both
+            # CPU ranks plan within the host's memory, so each has half of --max-memory.
             fit = {'type': 'fit', 'config': self.config, 'batchSize': 4, 'seqLen': 16, 'precision': 'float32', 'checkpointing': 'off'}
             replica = two.request({**fit, 'memoryLimitBytes': None, 'sharding': 'off'})['result']
             shard = two.request({**fit, 'memoryLimitBytes': None, 'sharding': 'on'})['result']
             self.assertLess(shard['needBytes'], replica['needBytes'])
-            between = (shard['needBytes'] + replica['needBytes']) // 2
+            between = shard['needBytes'] + replica['needBytes']
             auto = two.request({**fit, 'memoryLimitBytes': between, 'sharding': 'auto'})['result']
             self.assertTrue(auto['fits'] and auto['shardedOptimizer'], auto)
             self.assertIn('sharded', auto['reason'])
@@ -259,6 +260,14 @@ class RanksTest(unittest.TestCase):
             self.assertFalse(roomy['shardedOptimizer'])
             refused = two.request({**fit, 'memoryLimitBytes': between, 'sharding': 'off'})['result']
             self.assertFalse(refused['fits'])
+            # Room for one replica is not room for two on the same host: refused, saying so.
+            one_replica = one.request({**fit, 'batchSize': 2, 'memoryLimitBytes': None, 'sharding': 'off'})['result']
+            self.assertEqual(one_replica['needBytes'], replica['needBytes'])
+            alone = one.request({**fit, 'batchSize': 2, 'memoryLimitBytes': int(replica['needBytes'] * 1.5), 'sharding': 'off'})['result']
+            self.assertTrue(alone['fits'], alone)
+            crowded = two.request({**fit, 'memoryLimitBytes': int(replica['needBytes'] * 1.5), 'sharding': 'off'})['result']
+            self.assertFalse(crowded['fits'], crowded)
+            self.assertRegex(crowded['reason'], r'GiB for each of the 2 ranks that share it$')
             bad = two.request({**fit, 'sharding': 'maybe'})
             self.assertEqual(bad['type'], 'error', bad)
         finally:

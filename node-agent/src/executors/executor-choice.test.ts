@@ -22,6 +22,22 @@ test('--executor auto measures TypeScript and torch on the CPU and keeps the fas
   }
 })
 
+test('with two threads, auto also measures torch as two CPU ranks of one thread each, and keeps whichever trains fastest', async () => {
+  const { executor, offers } = await createExecutor('auto', { threads: 2, device: 'cpu' })
+  try {
+    assert.ok(offers !== undefined)
+    assert.deepEqual(offers.map((o) => o.id), ['typescript', 'torch-cpu', 'torch-cpu×2'])
+    for (const o of offers) assert.ok(o.error === undefined && o.tokensPerSecond! > 0, JSON.stringify(o))
+    const ranks = offers.find((o) => o.id === 'torch-cpu×2')!
+    assert.match(ranks.description, /on CPU \(1 thread × 2 ranks\)$/)
+    const fastest = offers.reduce((a, b) => (b.gflops! > a.gflops! ? b : a))
+    assert.equal(executor.name, fastest.description)
+    assert.match(formatOffers(offers), /^ {2}torch-cpu×2 +PyTorch \S+ on CPU \(1 thread × 2 ranks\): [\d,]+ tokens\/s/m)
+  } finally {
+    await executor.close?.()
+  }
+})
+
 test('CPUs are measured on the demo model, GPUs on the 125M preset at 8 rows of 512 per GPU', () => {
   assert.deepEqual(workloadFor('typescript'), { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 })
   assert.deepEqual(workloadFor('torch-cpu', 2), { preset: 'small', batchSize: 8, seqLen: 128, steps: 4 })

@@ -48,4 +48,6 @@ export interface Executor {
   train: (request: TrainRequest) => Promise<TrainResult>
   /** Releases threads or processes the executor holds. */
   close?: () => Promise<void>
+  /** Waits for what a round left writing in the background (torch's optimizer state); call before removing its state directory. */
+  flush?: () => Promise<void>
 }

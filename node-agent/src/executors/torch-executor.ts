@@ -169,6 +169,12 @@ export class TorchExecutor implements Executor {
     return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or join with a larger GPU`)
   }
 
+  /** Waits until the child has written the last round's optimizer state (it writes while the agent uploads). */
+  async flush (): Promise<void> {
+    const child = await this.#live()
+    await child.request({ type: 'flush' })
+  }
+
   /** Training tokens per second of `config` on random data, measured in the child. */
   async measure (config: Record<string, unknown>, batchSize: number, seqLen: number, steps: number): Promise<z.infer<typeof measureSchema>> {
     const child = await this.#live()
