@@ -4,6 +4,7 @@ import { readFile, stat } from 'node:fs/promises'
 import { spawnSync } from 'node:child_process'
 import { request as httpsRequest } from 'node:https'
 import { join } from 'node:path'
+import { connect } from 'node:net'
 import { Coordinator } from '@barnraise/coordinator'
 import { tempDir } from './support/cluster.ts'
 import { sessionClient } from './support/session-client.ts'
@@ -13,6 +14,17 @@ const SIGN_UP = { email: 'eve@evil.test', password: 'eve-password-1', displayNam
 /** A raw POST to one tRPC procedure, as a hostile page or script would send it. */
 async function post (base: string, path: string, body: string, headers: Record<string, string>): Promise<Response> {
   return await fetch(new URL(`trpc/${path}`, base), { method: 'POST', body, headers })
+}
+
+/** The status line's code for a GET of `target` exactly as given (fetch would normalise it). */
+async function rawGetStatus (port: number, target: string): Promise<number> {
+  return await new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => { socket.write(`GET ${target} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n`) })
+    let head = ''
+    socket.on('data', (chunk: Buffer) => { head += chunk.toString('latin1') })
+    socket.on('end', () => { resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(head)?.[1] ?? 0)) })
+    socket.on('error', reject)
+  })
 }
 
 describe('the HTTP side against a hostile browser and a password guesser', () => {
@@ -64,6 +76,13 @@ describe('the HTTP side against a hostile browser and a password guesser', () =>
     assert.equal(bad.status, 400)
     const text = await bad.text()
     assert.doesNotMatch(text, /"stack"|at file:|node_modules/)
+    // Targets no URL parser accepts, and a pledge id that is not percent-encoding: the client's error, not ours.
+    const { port } = new URL(coordinator.url)
+    for (const target of ['//[/x', 'http://[/', '/api/pledges/%/statement.csv', '/api/pledges/%E0%A4%A/statement.csv']) {
+      const status = await rawGetStatus(Number(port), target)
+      assert.equal(status, 400, target)
+    }
+    assert.equal((await fetch(new URL('healthz', coordinator.url))).status, 200)
   })
 
   test('a batch of many calls in one request is refused', async () => {
@@ -122,14 +141,26 @@ describe('the session cookie is Secure when the dashboard is served over HTTPS',
     }
   })
 
-  test('behind a proxy the operator declared trusted, and only then', async () => {
+  test('behind a proxy the operator declared trusted, and only then; the address is the one the proxy wrote', async () => {
     for (const trustProxy of [true, false]) {
-      const coordinator = await Coordinator.start({ dataDir: join(await tempDir('proxy'), 'install'), httpPort: 0, p2pPort: 0, trustProxy })
+      const coordinator = await Coordinator.start({ dataDir: join(await tempDir('proxy'), 'install'), httpPort: 0, p2pPort: 0, trustProxy, rates: { signUpsPerHour: 2 } })
       try {
         const res = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, setupCode: coordinator.setupCode }), { 'content-type': 'application/json', 'x-forwarded-proto': 'https' })
         assert.equal(res.status, 200)
         const cookie = res.headers.get('set-cookie') ?? ''
         assert.equal(/; Secure/.test(cookie), trustProxy, `trustProxy ${String(trustProxy)}: ${cookie}`)
+        if (trustProxy) {
+          // A proxy that appends: the client's own first entry changes every time, the proxy's last does not.
+          const statuses = []
+          for (let i = 0; i < 3; i++) {
+            const signUp = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: `sybil-${i}@evil.test`, organization: `Sybil ${i}` }), { 'content-type': 'application/json', 'x-forwarded-for': `10.9.${i}.1, 203.0.113.7` })
+            statuses.push(signUp.status)
+            await signUp.arrayBuffer()
+          }
+          assert.deepEqual(statuses, [200, 200, 429], 'sign-ups are counted against 203.0.113.7, whatever the client put first')
+          const elsewhere = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: 'someone@else.test', organization: 'Else Lab' }), { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.8' })
+          assert.equal(elsewhere.status, 200, 'another address has its own count')
+        }
       } finally {
         await coordinator.stop()
       }

@@ -89,6 +89,12 @@ describe('a hostile agent', () => {
       assert.equal(good.verdict.ok, true)
       const again = await client.sendReport({ type: 'report', metadata: good.metadata, signature: good.signature }, good.payload)
       assert.deepEqual(again, { ok: true, outcome: 'accepted', duplicate: true }, 'a retry in the same round is idempotent')
+      // A retry may not announce a size of its own: the coordinator would allocate and read it.
+      const bloated = { ...good.metadata, payloadBytes: 8 * 2 ** 30 }
+      const bloatedSignature = Buffer.from(await key.sign(canonicalReportMetadata(bloated))).toString('base64')
+      const bloatedRetry = await client.sendReport({ type: 'report', metadata: bloated, signature: bloatedSignature }, good.payload)
+      assert.equal(!bloatedRetry.ok && bloatedRetry.code, 'ERR_WRONG_SHAPE')
+      assert.match(!bloatedRetry.ok ? bloatedRetry.message : '', /a retry of the accepted report must announce its \d+ bytes, not 8589934592/)
       unit = await nextUnit(unit.round)
       const replay = await client.sendReport({ type: 'report', metadata: good.metadata, signature: good.signature }, good.payload)
       assert.equal(!replay.ok && replay.code, 'ERR_REPLAY')

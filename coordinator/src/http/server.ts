@@ -40,9 +40,11 @@ function requestOrigin (req: IncomingMessage, options: HttpServerOptions): { sec
   const socketAddress = req.socket.remoteAddress ?? 'unknown'
   if (options.tls !== undefined) return { secure: true, address: socketAddress }
   if (options.trustProxy !== true) return { secure: false, address: socketAddress }
-  const proto = String(req.headers['x-forwarded-proto'] ?? '').split(',')[0]!.trim()
-  const forwarded = String(req.headers['x-forwarded-for'] ?? '').split(',')[0]!.trim()
-  return { secure: proto === 'https', address: forwarded !== '' ? forwarded : socketAddress }
+  // The last entry is the one the proxy itself wrote: a proxy that appends (nginx's
+  // $proxy_add_x_forwarded_for) keeps whatever the client sent in front of it.
+  const lastOf = (header: string | string[] | undefined): string => String(header ?? '').split(',').at(-1)!.trim()
+  const forwarded = lastOf(req.headers['x-forwarded-for'])
+  return { secure: lastOf(req.headers['x-forwarded-proto']) === 'https', address: forwarded !== '' ? forwarded : socketAddress }
 }
 
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Barnraise</title>
@@ -84,6 +86,8 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
   })
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     applySecurityHeaders(res)
+    // Later handlers parse the target again; one that cannot be parsed is the client's error.
+    if (!URL.canParse(req.url ?? '/', 'http://localhost')) { req.resume(); sendJson(res, 400, { error: 'the request target is not a valid URL path' }); return }
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     if (path === '/healthz') { sendJson(res, 200, { ok: true }); return }
     if (path.startsWith('/trpc/')) {

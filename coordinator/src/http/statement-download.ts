@@ -21,7 +21,12 @@ function json (res: ServerResponse, status: number, body: unknown): void {
 export async function handleStatementDownload (ctx: { db: Kysely<Database> }, res: ServerResponse, path: string): Promise<boolean> {
   const m = ROUTE.exec(path)
   if (m === null) return false
-  const id = decodeURIComponent(m[1]!).toLowerCase()
+  let id: string
+  try {
+    id = decodeURIComponent(m[1]!).toLowerCase()
+  } catch {
+    id = ''
+  }
   if (!UUID.test(id)) { json(res, 400, { error: 'a pledge id is a UUID; copy the statement link from the Pledges page', code: 'ERR_INVALID_INPUT' }); return true }
   let statement
   try {

@@ -161,7 +161,15 @@ export class ReportIntake implements ReportSink {
     if (a.status === 'accepted' || a.status === 'held') {
       // A retry of the accepted (or held) report while its round is open is answered as before
       // (the agent may have lost our reply); after the round closed it is a replay.
-      if (a.report_blob === m.payloadSha256 && a.round_status === 'open') return
+      if (a.report_blob === m.payloadSha256 && a.round_status === 'open') {
+        // The retry's bytes are read (and its size allocated) before the answer, so its size
+        // must be the stored report's: a signed header may claim any size.
+        const stored = await db.selectFrom('blobs').select('size').where('sha256', '=', a.report_blob).executeTakeFirst()
+        if (stored === undefined || Number(stored.size) !== m.payloadBytes) {
+          throw refuseNamed(a.id, 'ERR_WRONG_SHAPE', `a retry of the accepted report must announce its ${stored === undefined ? 'stored' : Number(stored.size)} bytes, not ${m.payloadBytes}`)
+        }
+        return
+      }
       if (a.report_blob === m.payloadSha256) throw refuseNamed(a.id, 'ERR_REPLAY', `this report was already accepted in round ${a.number}; it is not counted twice`)
       throw refuseNamed(a.id, 'ERR_DUPLICATE', 'a different report for this work unit was already accepted')
     }
