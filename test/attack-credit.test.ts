@@ -75,6 +75,18 @@ test('credit cannot be inflated: impossible compute time and all-zero deltas ear
     const credited = await db.query<{ tokens: string, seconds: number }>(`select sum(tokens) as tokens, sum(compute_seconds) as seconds from ledger where run_id = $1 and peer_id = $2 and outcome = 'accepted'`, [runId, node.peerId.toString()])
     assert.deepEqual([Number(credited.rows[0]!.tokens), credited.rows[0]!.seconds], [64, 0.5])
 
+    // Its core-hours were fixed when the row was written (64 tokens in 0.5 s shows one core):
+    // re-joining with the most cores a profile may claim, or with GPUs, does not revalue them.
+    const coreHours = async (): Promise<{ cpu: number, gpu: number }> => {
+      const res = await fetch(new URL(`trpc/ledger.contributions?input=${encodeURIComponent(JSON.stringify({ runId }))}`, coordinator.url))
+      const body = await res.json() as { result: { data: { nodes: Array<{ peerId: string, cpuCoreHours: number, gpuHours: number }> } } }
+      const mine = body.result.data.nodes.find((n) => n.peerId === node.peerId.toString())!
+      return { cpu: mine.cpuCoreHours, gpu: mine.gpuHours }
+    }
+    assert.deepEqual(await coreHours(), { cpu: 0.5 / 3600, gpu: 0 })
+    await client.enroll({ type: 'enroll', agentVersion: '0', hardware: { ...hardware, cpuCores: 4096, gpus: [{ name: 'NVIDIA H100', memoryMiB: 81_559 }] } })
+    assert.deepEqual(await coreHours(), { cpu: 0.5 / 3600, gpu: 0 })
+
     // A peer that never enrolled hammers the report protocol: no ledger rows, then it is rate-limited.
     // Rows it caused would carry its own peer id (the connection's); counted so, since the honest
     // agent's next reports land meanwhile.

@@ -67,7 +67,7 @@ describe('a run that screens its reports', () => {
       const exported = parseLedgerJson(await (await fetch(new URL(`api/runs/${runId}/ledger.json`, coordinator.url))).text())
       assert.deepEqual(await verifyLedger(runId, exported), { ok: true, rows: exported.length })
       const csv = await (await fetch(new URL(`api/runs/${runId}/ledger.csv`, coordinator.url))).text()
-      assert.match(csv.split('\r\n')[0]!, /,executor,score,devices,creditedDevices$/)
+      assert.match(csv.split('\r\n')[0]!, /,executor,score,devices,creditedDevices,creditedCores$/)
 
       // Both hostile nodes are quarantined, publicly, with why; no honest one is.
       const browser = await launchChromium(60_000)

@@ -60,8 +60,9 @@ test('a TypeScript agent and a torch agent train one run: both accepted, validat
     assert.equal(verify.code, 0, verify.output)
     const csv = (await (await fetch(new URL(`api/runs/${runId}/ledger.csv`, coordinator.url))).text()).trim().split('\r\n')
     assert.ok(csv[0]!.split(',').includes('executor'))
-    // The executor, the score (empty: this run does not screen), the device count and the credited count (empty: one) end each row.
-    assert.ok(csv.some((line) => /,torch-cpu,,2,1$/.test(line)) && csv.some((line) => /,typescript,,,$/.test(line)))
+    // The executor, the score (empty: this run does not screen), the device count and the credited
+    // count (empty: one), then the credited CPU cores (both rows are CPU time: 1 or 2 of the machine's) end each row.
+    assert.ok(csv.some((line) => /,torch-cpu,,2,1,[12]$/.test(line)) && csv.some((line) => /,typescript,,,,[12]$/.test(line)), csv.filter((line) => /,(torch-cpu|typescript),/.test(line)).slice(0, 4).map((line) => line.slice(-40)).join('\n'))
   } finally {
     await Promise.all(agents.map(async (a) => { await a.stop() }))
     await coordinator.stop()

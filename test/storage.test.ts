@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { sql } from 'kysely'
 import { openDatabase } from '@barnraise/coordinator'
 import type { Database } from '@barnraise/coordinator'
-import { migrateDownToEmpty, migrateToLatest, migrations } from '@barnraise/migrations'
+import { createMigrator, migrateDownToEmpty, migrateToLatest, migrations } from '@barnraise/migrations'
 import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { ADMIN_DATABASE_URL, createTestDatabase } from './support/postgres.ts'
@@ -48,6 +48,21 @@ for (const backend of backends) {
       assert.deepEqual(await migrateToLatest(db), Object.keys(migrations))
       assert.deepEqual(await tables(db), TABLES)
       assert.deepEqual(await migrateToLatest(db), [], 'a second run applies nothing')
+    })
+
+    test('2026-12-06-0006 gives rows hashed before credited_devices existed their null back (0005 once copied devices in), and leaves later credits alone', async () => {
+      const migrator = createMigrator(db)
+      const down = await migrator.migrateTo('2026-12-06-0005-ledger-credited-devices')
+      assert.equal(down.error, undefined)
+      const run = await db.insertInto('runs').values({ name: 'm', spec: '{}', updated_at: new Date() }).returning('id').executeTakeFirstOrThrow()
+      const row = (createdAt: string, credited: number) => sql`insert into ledger (run_id, round, peer_id, tokens, compute_seconds, outcome, prev_hash, hash, executor, devices, credited_devices, created_at)
+        values (${run.id}, 1, 'p', 1, 1, 'accepted', ${'0'.repeat(64)}, ${String(credited).repeat(64)}, 'torch-cuda', 4, ${credited}, ${createdAt}::timestamptz)`.execute(db)
+      await row('2020-01-01T00:00:00Z', 4)
+      await row(new Date(Date.now() + 60_000).toISOString(), 2)
+      const up = await migrator.migrateToLatest()
+      assert.equal(up.error, undefined)
+      const rows = await db.selectFrom('ledger').select(['credited_devices', 'credited_cores']).where('run_id', '=', run.id).orderBy('created_at').execute()
+      assert.deepEqual(rows, [{ credited_devices: null, credited_cores: null }, { credited_devices: 2, credited_cores: null }])
     })
 
     test('constraints hold: run status and token use counts are checked by the database', async () => {

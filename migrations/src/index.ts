@@ -22,6 +22,7 @@ import * as runsAwaitingData from './migrations/2026-12-06-0002-runs-awaiting-da
 import * as broadcastResidual from './migrations/2026-12-06-0003-broadcast-residual.ts'
 import * as ledgerDevices from './migrations/2026-12-06-0004-ledger-devices.ts'
 import * as creditedDevices from './migrations/2026-12-06-0005-ledger-credited-devices.ts'
+import * as creditedCores from './migrations/2026-12-06-0006-ledger-credited-cores.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -46,7 +47,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06-0002-runs-awaiting-data': runsAwaitingData,
   '2026-12-06-0003-broadcast-residual': broadcastResidual,
   '2026-12-06-0004-ledger-devices': ledgerDevices,
-  '2026-12-06-0005-ledger-credited-devices': creditedDevices
+  '2026-12-06-0005-ledger-credited-devices': creditedDevices,
+  '2026-12-06-0006-ledger-credited-cores': creditedCores
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -7,13 +7,16 @@ export const gpuSchema = z.object({
   driverVersion: z.string().max(50).optional()
 })
 
+/** The most CPU cores a machine may claim (and a ledger row be credited). */
+export const MAX_CPU_CORES = 4096
+
 /** What an agent reports about the machine it runs on. */
 export const hardwareProfileSchema = z.object({
   hostname: z.string().max(255),
   platform: z.string().max(50),
   arch: z.string().max(50),
   cpuModel: z.string().max(200),
-  cpuCores: z.number().int().positive().max(4096),
+  cpuCores: z.number().int().positive().max(MAX_CPU_CORES),
   memoryBytes: z.number().int().nonnegative(),
   gpus: z.array(gpuSchema).max(64)
 })

@@ -135,6 +135,27 @@ test('a row trained on several devices verifies, and a device count that disagre
   assert.match(!tooMany.ok ? tooMany.reason : '', /credits 5 devices where the node signed 4/)
 })
 
+test('a CPU row\'s credited cores are hashed with it (v5): raising them afterwards breaks the hash, and a count out of range is named', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const rows = await chain(1)
+  const assignmentId = '00000000-0000-4000-8000-000000000401'
+  const meta: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), executor: 'typescript' }
+  const fields = {
+    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted' as const, reason: null,
+    metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'),
+    prevHash: rows[0]!.hash, executor: 'typescript', creditedCores: 2
+  }
+  const row = { seq: 2, ...fields, hash: await ledgerEntryHash(fields) }
+  assert.notEqual(row.hash, await ledgerEntryHash({ ...fields, creditedCores: null }))
+  assert.deepEqual(await verifyLedger(runId, [rows[0]!, row]), { ok: true, rows: 2 })
+  const raised = await verifyLedger(runId, [rows[0]!, { ...row, creditedCores: 64 }])
+  assert.match(!raised.ok ? raised.reason : '', /hash does not match/)
+  const wildFields = { ...fields, creditedCores: 5000 }
+  const wild = await verifyLedger(runId, [rows[0]!, { seq: 2, ...wildFields, hash: await ledgerEntryHash(wildFields) }])
+  assert.match(!wild.ok ? wild.reason : '', /credits 5000 CPU cores \(0 for GPU time, else 1 to 4096\)/)
+})
+
 test('metadata without an executor signs the exact v1 bytes, so rows from before the field verify unchanged', () => {
   const meta: ReportMetadata = { runId, round: 1, assignmentId: runId, peerId: 'p', tokens: 1, computeSeconds: 0.5, lossCurve: [2.5], codec: 'int8', payloadBytes: 3, payloadSha256: 'c'.repeat(64) }
   assert.equal(new TextDecoder().decode(canonicalReportMetadata(meta)),

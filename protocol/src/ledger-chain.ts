@@ -2,6 +2,7 @@ import type { PrivateKey } from '@libp2p/interface'
 import { z } from 'zod'
 import { CodedError } from './coded-error.ts'
 import { verifyPeerSignature } from './peer-signature.ts'
+import { MAX_CPU_CORES } from './hardware.ts'
 import { MAX_REPORT_DEVICES, parseReportMetadata, verifyReportSignature } from './signed-report.ts'
 
 /** One ledger row as exported (ledger.json) and as hashed. */
@@ -42,6 +43,14 @@ export interface LedgerEntry {
    */
   creditedDevices?: number | null
   /**
+   * CPU cores the coordinator credits a row counted as CPU time, from the throughput it shows
+   * (the node's claimed core count, at most: see the coordinator's `ledger/device-credit.ts`);
+   * 0 for a row counted as GPU time; null or absent on refused rows and rows from before the
+   * field. Hashed, not signed: the coordinator's judgement, fixed when the row is written, so a
+   * node cannot change its past hours by re-joining with another hardware profile.
+   */
+  creditedCores?: number | null
+  /**
    * The loss the report removed on held-out data no node trained on (positive helps), as the
    * coordinator measured it when the run screens reports; null or absent when not scored.
    * Hashed, not signed: it is the coordinator's measurement, not the node's claim.
@@ -69,7 +78,8 @@ export async function ledgerGenesisHash (runId: string): Promise<string> {
  * without one hashes exactly as before the field existed, so old chains still verify. A scored
  * row hashes as `barnraise-ledger-v3`, with the executor (or null) and then the score; a row
  * with a credited device count as `barnraise-ledger-v4`, with executor, score (or null) and the
- * count.
+ * count; a row with credited CPU cores as `barnraise-ledger-v5`, with executor, score, device
+ * count (each or null) and the cores.
  */
 export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   const fields = [
@@ -79,6 +89,8 @@ export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   const executor = e.executor ?? null
   const score = e.score ?? null
   const credited = e.creditedDevices ?? null
+  const cores = e.creditedCores ?? null
+  if (cores !== null) return await sha256Hex(JSON.stringify(['barnraise-ledger-v5', ...fields, executor, score, credited, cores]))
   if (credited !== null) return await sha256Hex(JSON.stringify(['barnraise-ledger-v4', ...fields, executor, score, credited]))
   if (score !== null) return await sha256Hex(JSON.stringify(['barnraise-ledger-v3', ...fields, executor, score]))
   return await sha256Hex(JSON.stringify(executor === null ? ['barnraise-ledger-v1', ...fields] : ['barnraise-ledger-v2', ...fields, executor]))
@@ -116,6 +128,8 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
       if (credited !== null && !(Number.isInteger(credited) && credited >= 1 && credited <= (m.devices ?? 1))) {
         return bad(`credits ${credited} devices where the node signed ${m.devices ?? 1}`)
       }
+      const cores = e.creditedCores ?? null
+      if (cores !== null && !(Number.isInteger(cores) && cores >= 0 && cores <= MAX_CPU_CORES)) return bad(`credits ${cores} CPU cores (0 for GPU time, else 1 to ${MAX_CPU_CORES})`)
       if (acceptedUnits.has(m.assignmentId)) return bad(`work unit ${m.assignmentId} is credited twice (a second accepted row for one assignment)`)
       acceptedUnits.add(m.assignmentId)
     }
@@ -151,6 +165,7 @@ export const ledgerEntrySchema = z.object({
   executor: nullableText(32).optional(),
   devices: z.number().int().min(2).max(MAX_REPORT_DEVICES).nullable().optional(),
   creditedDevices: z.number().int().min(1).max(MAX_REPORT_DEVICES).nullable().optional(),
+  creditedCores: z.number().int().min(0).max(MAX_CPU_CORES).nullable().optional(),
   score: z.number().finite().nullable().optional()
 })
 

@@ -238,6 +238,8 @@ export interface LedgerTable {
   devices: ColumnType<number | null, number | null | undefined, number | null>
   /** how many of `devices` the coordinator credits from the row's throughput (ledger/device-credit.ts); null with devices */
   credited_devices: ColumnType<number | null, number | null | undefined, number | null>
+  /** CPU cores credited to an accepted row counted as CPU time, from its throughput (ledger/device-credit.ts); 0 for GPU time; null on refused and older rows */
+  credited_cores: ColumnType<number | null, number | null | undefined, number | null>
   /** loss removed on held-out data, as the coordinator measured it; null where not scored */
   score: number | null
 }

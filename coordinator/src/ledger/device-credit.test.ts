@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
 import { runDeliveredHours } from '../pledges/run-deliveries.ts'
-import { MIN_DEVICE_FLOPS, creditedDevices, deviceFloor, loadDeviceFloor } from './device-credit.ts'
+import { MIN_CORE_FLOPS, MIN_DEVICE_FLOPS, creditedCores, creditedDevices, deviceFloor, loadDeviceFloor } from './device-credit.ts'
 import { appendLedgerEntry, readLedger } from './ledger.ts'
 
 const PARAMS = 125_000_000
@@ -34,6 +34,19 @@ test('before a run has single-GPU rows, a device counts when it shows 10 TFLOP/s
   assert.equal(creditedDevices(4, 100, 60, floor), 1)
   // No measurable time: no hours to multiply, so the claim stands.
   assert.equal(creditedDevices(4, 100, 0, floor), 4)
+})
+
+test('a CPU row is credited as many of its claimed cores as its throughput shows at 0.1 GFLOP/s a core, at least one', () => {
+  const small = 198_208
+  const perCore = MIN_CORE_FLOPS / (6 * small)
+  // The demo model on two honest cores of this VM (~2,100 tokens/s, 2.5 GFLOP/s): both count.
+  assert.equal(creditedCores(2, 2_100 * 60, 60, small), 2)
+  // The same work from a node claiming 4,096 cores: what its rate shows, about 21.
+  assert.equal(creditedCores(4096, 2_100 * 60, 60, small), Math.floor(2_100 / perCore))
+  // A trickle, no time, or a nonsensical claim: one core.
+  assert.equal(creditedCores(64, 1, 60, small), 1)
+  assert.equal(creditedCores(64, 100, 0, small), 1)
+  assert.equal(creditedCores(0, 2_100 * 60, 60, small), 1)
 })
 
 test('with single-GPU rows the floor is half their 25th-percentile rate, so a liar among peers gains at most 2×', () => {

@@ -57,6 +57,26 @@ export function creditedDevices (claimed: number, tokens: number, computeSeconds
 }
 
 /**
+ * The least a credited CPU core trains, in FLOP/s (6 × parameters × tokens/s): a tenth or less
+ * of what one core of any machine worth pooling does (on the 2-core VM this was written on, one
+ * thread of the TypeScript trainer reaches 1.3 GFLOP/s, a torch rank 1.6).
+ */
+export const MIN_CORE_FLOPS = 0.1e9
+
+/**
+ * CPU cores credited to a row counted as CPU time: as many of the node's claimed cores as its
+ * throughput clears MIN_CORE_FLOPS for, at least one. The core count is an unsigned claim in
+ * the node's hardware profile, so it counts only as far as the work shows it; a node told to
+ * use fewer threads than its machine has is credited about what it used.
+ */
+export function creditedCores (claimed: number, tokens: number, computeSeconds: number, paramCount: number): number {
+  const cores = Number.isInteger(claimed) && claimed > 0 ? claimed : 1
+  if (!(computeSeconds > 0) || !(paramCount > 0)) return 1
+  const shown = Math.floor(6 * paramCount * tokens / computeSeconds / MIN_CORE_FLOPS)
+  return Math.max(1, Math.min(cores, shown))
+}
+
+/**
  * The run's device floor from its latest accepted single-GPU rows: torch-cuda, no device count,
  * from nodes that listed a GPU (the rows that count as GPU time; a CPU machine's torch-cuda
  * claim would only drag the floor down).

@@ -43,3 +43,16 @@ test('the executor a report names decides, and GPU time needs the hardware to ag
   // Rows from before reports named an executor fall back to the hardware.
   assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 16 }, null), { kind: 'gpu', hours: 1 })
 })
+
+test('a row\'s credited cores fix its kind and its core count when it is written: a later profile changes neither', () => {
+  const now = { gpus: [gpu, gpu], cpuCores: 4096 }
+  // Credited 2 cores as CPU time: 2 core-hours an hour, whatever the node claims now.
+  assert.deepEqual(deviceHours(3600, now, 'typescript', null, 2), { kind: 'cpu', hours: 2 })
+  // A torch-cuda row judged CPU time (no GPU listed then) stays CPU time after a re-join listing GPUs.
+  assert.deepEqual(deviceHours(3600, now, 'torch-cuda', null, 3), { kind: 'cpu', hours: 3 })
+  // 0 cores: GPU time, even after a re-join that lists no GPU and thousands of cores.
+  assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 4096 }, 'torch-cuda', null, 0), { kind: 'gpu', hours: 1 })
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu, gpu, gpu, gpu], cpuCores: 8 }, 'torch-cuda', 4, 0), { kind: 'gpu', hours: 4 })
+  // Rows from before the column (null) are judged by the profile, as before.
+  assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 8 }, 'typescript', null, null), { kind: 'cpu', hours: 8 })
+})

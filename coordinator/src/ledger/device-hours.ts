@@ -28,17 +28,23 @@ export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined,
  * per GPU that trained the report together: the count the coordinator credited from the one its
  * signed report gives (`ledger.credited_devices`, a node on `--device cuda:all`; see
  * device-credit.ts), never more than the GPUs it listed, one when the report gives none
- * (listing GPUs shows nothing about how many worked). A CPU node's hour is worth its
- * claimed core count in core-hours, an upper bound when the agent was told to use fewer
- * threads than the machine has.
+ * (listing GPUs shows nothing about how many worked). A CPU node's hour is worth the cores
+ * credited to the row when it was written (`ledger.credited_cores`: its claimed count, as far
+ * as its throughput shows it). That column also fixes the kind when the row is written (0: GPU
+ * time), so a node re-joining with another profile changes neither; rows from before it are
+ * judged by the profile the node has now.
  */
-export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null, devices?: number | null): { kind: DeviceKind, hours: number } {
-  const kind = deviceKindOf(hardware, executor)
+export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null, devices?: number | null, creditedCores?: number | null): { kind: DeviceKind, hours: number } {
+  const pinned = Number.isInteger(creditedCores) && creditedCores! >= 0
+  const kind = pinned ? (creditedCores === 0 ? 'gpu' : 'cpu') : deviceKindOf(hardware, executor)
   const seconds = Number.isFinite(computeSeconds) && computeSeconds > 0 ? computeSeconds : 0
   if (kind === 'gpu') {
     const claimed = Number.isInteger(devices) && devices! > 1 ? devices! : 1
-    return { kind, hours: seconds * Math.min(claimed, hardware?.gpus?.length ?? 1) / 3600 }
+    // The credited count already bounds a re-join that lists more GPUs; one that lists fewer lowers it.
+    return { kind, hours: seconds * Math.min(claimed, Math.max(1, hardware?.gpus?.length ?? 1)) / 3600 }
   }
-  const cores = Number.isInteger(hardware?.cpuCores) && hardware!.cpuCores! > 0 ? hardware!.cpuCores! : 1
+  const cores = pinned
+    ? creditedCores!
+    : Number.isInteger(hardware?.cpuCores) && hardware!.cpuCores! > 0 ? hardware!.cpuCores! : 1
   return { kind, hours: seconds * cores / 3600 }
 }

@@ -4,7 +4,7 @@ import { ledgerEntryHash, ledgerGenesisHash } from '@barnraise/protocol'
 import type { LedgerEntry, LedgerEntryFields } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 
-export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash' | 'executor'> & { executor: string | null, devices?: number | null, creditedDevices?: number | null }
+export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash' | 'executor'> & { executor: string | null, devices?: number | null, creditedDevices?: number | null, creditedCores?: number | null }
 
 /**
  * Appends a row to a run's hash chain inside the caller's transaction. The run row is locked
@@ -35,6 +35,7 @@ export async function appendLedgerEntry (trx: Transaction<Database>, entry: NewL
     executor: fields.executor,
     devices: fields.devices ?? null,
     credited_devices: fields.creditedDevices ?? null,
+    credited_cores: fields.creditedCores ?? null,
     score: fields.score ?? null
   }).returning(['seq', 'created_at']).executeTakeFirstOrThrow()
   return { ...fields, seq: row.seq, hash, createdAt: row.created_at.toISOString() }
@@ -63,11 +64,12 @@ export async function readLedger (db: Kysely<Database>, runId: string): Promise<
     executor: r.executor,
     devices: r.devices,
     creditedDevices: r.credited_devices,
+    creditedCores: r.credited_cores,
     score: r.score
   }))
 }
 
-const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor', 'score', 'devices', 'creditedDevices']
+const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor', 'score', 'devices', 'creditedDevices', 'creditedCores']
 
 function csvField (value: unknown): string {
   if (value === null || value === undefined) return ''

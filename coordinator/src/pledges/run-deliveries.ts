@@ -37,7 +37,7 @@ export async function loadRunDeliveries (db: Kysely<Database>, runId: string, sc
   let query = db.selectFrom('ledger')
     .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
     .leftJoin('organizations', 'organizations.id', 'ledger.organization_id')
-    .select(['ledger.seq', 'ledger.round', 'ledger.created_at', 'ledger.node_id', 'ledger.peer_id', 'ledger.organization_id', 'ledger.tokens', 'ledger.compute_seconds', 'ledger.executor', 'ledger.credited_devices',
+    .select(['ledger.seq', 'ledger.round', 'ledger.created_at', 'ledger.node_id', 'ledger.peer_id', 'ledger.organization_id', 'ledger.tokens', 'ledger.compute_seconds', 'ledger.executor', 'ledger.devices', 'ledger.credited_devices', 'ledger.credited_cores',
       'nodes.name as node_name', 'nodes.hardware', 'organizations.name as organization_name'])
     .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted')
   if (scope.organizationIds !== undefined) query = query.where('ledger.organization_id', 'in', scope.organizationIds)
@@ -45,7 +45,7 @@ export async function loadRunDeliveries (db: Kysely<Database>, runId: string, sc
   const rows = await query.orderBy('ledger.seq').execute()
   return rows.map((r) => {
     const hardware = (r.hardware ?? null) as HardwareProfile | null
-    const { kind, hours } = deviceHours(r.compute_seconds, hardware, r.executor, r.credited_devices)
+    const { kind, hours } = deviceHours(r.compute_seconds, hardware, r.executor, r.credited_devices ?? r.devices, r.credited_cores)
     return {
       seq: r.seq,
       round: r.round,
@@ -77,9 +77,9 @@ export function hoursByKind (parts: Array<{ kind: DeviceKind, hours: number }>):
 
 /** GPU-hours and CPU core-hours every node delivered to a run, summed in the database per node. */
 export async function runDeliveredHours (db: Kysely<Database>, runId: string): Promise<{ gpuHours: number, cpuCoreHours: number }> {
-  const perNode = await db.selectFrom('ledger').select(['node_id', 'executor', 'credited_devices']).select((eb) => eb.fn.sum<number>('compute_seconds').as('seconds'))
-    .where('run_id', '=', runId).where('outcome', '=', 'accepted').groupBy(['node_id', 'executor', 'credited_devices']).execute()
+  const perNode = await db.selectFrom('ledger').select(['node_id', 'executor', 'devices', 'credited_devices', 'credited_cores']).select((eb) => eb.fn.sum<number>('compute_seconds').as('seconds'))
+    .where('run_id', '=', runId).where('outcome', '=', 'accepted').groupBy(['node_id', 'executor', 'devices', 'credited_devices', 'credited_cores']).execute()
   const ids = perNode.map((n) => n.node_id).filter((id): id is string => id !== null)
   const hardware = new Map(ids.length === 0 ? [] : (await db.selectFrom('nodes').select(['id', 'hardware']).where('id', 'in', ids).execute()).map((n) => [n.id, n.hardware]))
-  return hoursByKind(perNode.map((n) => deviceHours(Number(n.seconds), n.node_id === null ? null : hardware.get(n.node_id), n.executor, n.credited_devices)))
+  return hoursByKind(perNode.map((n) => deviceHours(Number(n.seconds), n.node_id === null ? null : hardware.get(n.node_id), n.executor, n.credited_devices ?? n.devices, n.credited_cores)))
 }

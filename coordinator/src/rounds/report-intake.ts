@@ -10,7 +10,8 @@ import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { ReportSink } from '../p2p/report-service.ts'
 import { appendLedgerEntry } from '../ledger/ledger.ts'
-import { creditedDevices, loadDeviceFloor } from '../ledger/device-credit.ts'
+import { creditedCores, creditedDevices, loadDeviceFloor } from '../ledger/device-credit.ts'
+import { deviceKindOf } from '../ledger/device-hours.ts'
 import type { NewLedgerEntry } from '../ledger/ledger.ts'
 import { l2Norm } from './accumulator.ts'
 import type { RunLocks } from './run-lock.ts'
@@ -320,11 +321,12 @@ export class ReportIntake implements ReportSink {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
     const credited = await this.#creditedDevices(m)
+    const cores = await this.#creditedCores(m, r.node.id)
     await this.#o.db.transaction().execute(async (trx) => {
       if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
       await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date(), ...(r.sketch != null ? { sketch: r.sketch } : {}) }).where('id', '=', r.id).execute()
       await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', r.roundId).execute()
-      await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score, creditedDevices: credited }))
+      await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score, creditedDevices: credited, creditedCores: cores }))
     })
     if (r.delta instanceof Float32Array) acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
     else acc.foldEncoded(r.delta.codec, r.delta.payload, m.tokens, m.lossCurve.at(-1))
@@ -345,6 +347,23 @@ export class ReportIntake implements ReportSink {
         runId: m.runId, round: m.round, peerId: m.peerId, claimed: m.devices, credited,
         tokensPerSecond: Math.round(m.tokens / m.computeSeconds), floorPerDevice: Math.round(floor.tokensPerSecond), floorFrom: floor.source
       })
+    }
+    return credited
+  }
+
+  /**
+   * CPU cores credited to an accepted report counted as CPU time, 0 when it counts as GPU time:
+   * fixed now, from the profile the node has today and the throughput the report shows, so a
+   * later re-join with another profile leaves this row's hours and their kind as they are.
+   */
+  async #creditedCores (m: ReportHeader['metadata'], nodeId: string): Promise<number> {
+    const node = await this.#o.db.selectFrom('nodes').select('hardware').where('id', '=', nodeId).executeTakeFirst()
+    if (deviceKindOf(node?.hardware, m.executor) !== 'cpu') return 0
+    const spec = await this.#cache.spec(m.runId)
+    const claimed = node?.hardware.cpuCores ?? 1
+    const credited = creditedCores(claimed, m.tokens, m.computeSeconds, spec.paramCount)
+    if (credited < claimed) {
+      this.#o.log.info('core count not shown by throughput', { runId: m.runId, round: m.round, peerId: m.peerId, claimed, credited })
     }
     return credited
   }
@@ -491,7 +510,7 @@ interface HeldTwin {
   hardware: HardwareProfile
 }
 
-type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null, creditedDevices: number | null } | { outcome: 'refused', refusal: ReportRefusal }
+type Verdict = { outcome: 'accepted', assignmentId: string, score: number | null, creditedDevices: number | null, creditedCores: number | null } | { outcome: 'refused', refusal: ReportRefusal }
 
 /**
  * The ledger row for a report's verdict. An accepted row carries the signed metadata and
@@ -504,7 +523,8 @@ function verdictEntry (peerId: string, header: ReportHeader, node: { id: string,
   if (verdict.outcome === 'accepted') {
     return {
       ...who, assignmentId: verdict.assignmentId, tokens: m.tokens, computeSeconds: m.computeSeconds, outcome: 'accepted', reason: null,
-      metadata: canonicalReportMetadataText(m), signature: header.signature, score: finiteOrNull(verdict.score), creditedDevices: verdict.creditedDevices
+      metadata: canonicalReportMetadataText(m), signature: header.signature, score: finiteOrNull(verdict.score), creditedDevices: verdict.creditedDevices,
+      creditedCores: verdict.creditedCores
     }
   }
   const { refusal } = verdict

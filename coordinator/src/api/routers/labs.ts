@@ -24,13 +24,13 @@ export const labsRouter = router({
       .select((eb) => [eb.fn.coalesce(eb.fn.sum<number>('tokens'), eb.lit(0)).as('tokens'), eb.fn.coalesce(eb.fn.sum<number>('compute_seconds'), eb.lit(0)).as('computeSeconds'), eb.fn.countAll<number>().as('reports')])
       .where('organization_id', '=', orgId).where('outcome', '=', 'accepted').executeTakeFirstOrThrow()
     // Each node's time counts as GPU-hours or CPU core-hours by what it says it is.
-    const perNode = await ctx.db.selectFrom('ledger').select(['node_id', 'executor', 'credited_devices']).select((eb) => eb.fn.sum<number>('compute_seconds').as('s'))
-      .where('organization_id', '=', orgId).where('outcome', '=', 'accepted').groupBy(['node_id', 'executor', 'credited_devices']).execute()
+    const perNode = await ctx.db.selectFrom('ledger').select(['node_id', 'executor', 'devices', 'credited_devices', 'credited_cores']).select((eb) => eb.fn.sum<number>('compute_seconds').as('s'))
+      .where('organization_id', '=', orgId).where('outcome', '=', 'accepted').groupBy(['node_id', 'executor', 'devices', 'credited_devices', 'credited_cores']).execute()
     const hardware = new Map((await ctx.db.selectFrom('nodes').select(['id', 'hardware']).where('organization_id', '=', orgId).execute()).map((n) => [n.id, n.hardware]))
     let gpuHours = 0
     let cpuCoreHours = 0
     for (const n of perNode) {
-      const counted = deviceHours(Number(n.s), n.node_id === null ? null : hardware.get(n.node_id), n.executor, n.credited_devices)
+      const counted = deviceHours(Number(n.s), n.node_id === null ? null : hardware.get(n.node_id), n.executor, n.credited_devices ?? n.devices, n.credited_cores)
       if (counted.kind === 'gpu') gpuHours += counted.hours
       else cpuCoreHours += counted.hours
     }

@@ -23,17 +23,17 @@ export const ledgerRouter = router({
     const rows = await ctx.db.selectFrom('ledger')
       .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
       .leftJoin('organizations', 'organizations.id', 'ledger.organization_id')
-      .select(['ledger.node_id', 'ledger.peer_id', 'nodes.name as node_name', 'ledger.organization_id', 'organizations.name as organization_name', 'ledger.outcome', 'ledger.executor', 'ledger.credited_devices'])
+      .select(['ledger.node_id', 'ledger.peer_id', 'nodes.name as node_name', 'ledger.organization_id', 'organizations.name as organization_name', 'ledger.outcome', 'ledger.executor', 'ledger.devices', 'ledger.credited_devices', 'ledger.credited_cores'])
       .select((eb) => [eb.fn.sum<number>('ledger.tokens').as('tokens'), eb.fn.sum<number>('ledger.compute_seconds').as('compute_seconds'), eb.fn.countAll<number>().as('n')])
       .where('ledger.run_id', '=', input.runId)
-      .groupBy(['ledger.node_id', 'ledger.peer_id', 'nodes.name', 'ledger.organization_id', 'organizations.name', 'ledger.outcome', 'ledger.executor', 'ledger.credited_devices'])
+      .groupBy(['ledger.node_id', 'ledger.peer_id', 'nodes.name', 'ledger.organization_id', 'organizations.name', 'ledger.outcome', 'ledger.executor', 'ledger.devices', 'ledger.credited_devices', 'ledger.credited_cores'])
       .execute()
     const nodeIds = [...new Set(rows.map((r) => r.node_id).filter((id): id is string => id !== null))]
     const hardware = new Map(nodeIds.length === 0 ? [] : (await ctx.db.selectFrom('nodes').select(['id', 'hardware']).where('id', 'in', nodeIds).execute()).map((n) => [n.id, n.hardware]))
     const firstReport = await timeToFirstReport(ctx.db, input.runId)
     const byNode = new Map<string, { nodeId: string | null, peerId: string, nodeName: string, organizationId: string | null, organizationName: string, kind: DeviceKind, tokens: number, computeHours: number, gpuHours: number, cpuCoreHours: number, accepted: number, refused: number, firstReportSeconds: number | null }>()
     for (const r of rows) {
-      const counted = deviceHours(Number(r.compute_seconds), r.node_id === null ? null : hardware.get(r.node_id), r.executor, r.credited_devices)
+      const counted = deviceHours(Number(r.compute_seconds), r.node_id === null ? null : hardware.get(r.node_id), r.executor, r.credited_devices ?? r.devices, r.credited_cores)
       const entry = byNode.get(r.peer_id) ?? { nodeId: r.node_id, peerId: r.peer_id, nodeName: r.node_name ?? r.peer_id.slice(-8), organizationId: r.organization_id, organizationName: r.organization_name ?? 'unknown', kind: counted.kind, tokens: 0, computeHours: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0, firstReportSeconds: r.node_id === null ? null : firstReport.get(r.node_id) ?? null }
       entry.tokens += Number(r.tokens)
       entry.computeHours += Number(r.compute_seconds) / 3600
