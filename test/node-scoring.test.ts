@@ -16,9 +16,9 @@ describe('scoring by nodes', () => {
     const agents: RunningAgent[] = []
     let flipper: Spawned | undefined
     try {
-      const token = await coordinator.createToken('Scoring Lab', { uses: 4 })
-      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
-      const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper')
+      // Four labs: a report's two scorers come from two labs other than its producer's.
+      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken(`Scoring Lab ${i}`), name: `honest-${i}` }))
+      const started = await startHostile('flip', coordinator.multiaddr, await coordinator.createToken('Flipper Lab'), 'flipper')
       flipper = started.proc
       const flipperId = started.peerId
       const spec = tinyRunSpec({

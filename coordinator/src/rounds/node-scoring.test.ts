@@ -11,18 +11,21 @@ let db: Kysely<Database>
 let runId: string
 let roundId: string
 let nodes: Array<{ id: string, peer_id: string }>
+let orgs: string[]
 const online = new Set<string>()
 
 beforeAll(async () => {
   store = await openTestStore('node-scoring')
   db = store.db
-  const org = await db.insertInto('organizations').values({ name: 'Lab' }).returning('id').executeTakeFirstOrThrow()
+  // One lab a node: scorers must come from two labs other than the producer's.
+  orgs = []
+  for (const name of ['Lab A', 'Lab B', 'Lab C', 'Lab D']) orgs.push((await db.insertInto('organizations').values({ name }).returning('id').executeTakeFirstOrThrow()).id)
   runId = (await db.insertInto('runs').values({ name: 'r', status: 'running', spec: JSON.stringify({ modelConfig: {}, codec: 'fp32' }), failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null }).returning('id').executeTakeFirstOrThrow()).id
-  await db.insertInto('organization_served_runs').values({ organization_id: org.id, run_id: runId }).execute()
+  for (const org of orgs) await db.insertInto('organization_served_runs').values({ organization_id: org, run_id: runId }).execute()
   roundId = (await db.insertInto('rounds').values({ run_id: runId, number: 1, status: 'open', base_checkpoint: 'a'.repeat(64), deadline_at: new Date(Date.now() + 60_000) }).returning('id').executeTakeFirstOrThrow()).id
   nodes = []
   for (let i = 0; i < 4; i++) {
-    nodes.push(await db.insertInto('nodes').values({ peer_id: `peer-${i}`, organization_id: org.id, name: `n${i}`, hardware: '{}', agent_version: 't', first_seen_at: new Date(Date.now() + i), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow())
+    nodes.push(await db.insertInto('nodes').values({ peer_id: `peer-${i}`, organization_id: orgs[i]!, name: `n${i}`, hardware: '{}', agent_version: 't', first_seen_at: new Date(Date.now() + i), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow())
     online.add(`peer-${i}`)
   }
 }, 60_000)
@@ -77,4 +80,31 @@ test('answers: only the own open task counts; the last one makes the report read
   assert.ok(Math.abs(agree.heldOut!.after - 2.9001) < 1e-9 && agree.heldOut!.base === 3)
   await s.expire(roundId)
   assert.equal(await s.outstanding(roundId), 0)
+})
+
+test('the two scorers come from two different labs, neither the producer\'s: lab-mates never score each other, nor both one report', async () => {
+  const s = scoring()
+  const saved = new Set(online)
+  online.clear()
+  const node = async (peer: string, org: number): Promise<{ id: string, peer_id: string }> => {
+    const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
+    online.add(peer)
+    return n
+  }
+  try {
+    const producer = await node('lab-a-1', 0)
+    await node('lab-a-2', 0)
+    await node('lab-b-1', 1)
+    await node('lab-b-2', 1)
+    const held = (await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: producer.id, ranges: '[]', tokens: 10, status: 'held', report_blob: 'e'.repeat(64) }).returning('id').executeTakeFirstOrThrow()).id
+    assert.equal(await s.open(runId, roundId, held, producer.id), 0, 'a lab-mate of the producer and two nodes of one other lab are not two independent scorers')
+    const c = await node('lab-c-1', 2)
+    assert.equal(await s.open(runId, roundId, held, producer.id), 2)
+    const scorers = await db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id').select(['nodes.peer_id', 'nodes.organization_id']).where('assignment_id', '=', held).execute()
+    assert.deepEqual(scorers.map((r) => r.organization_id).sort(), [orgs[1]!, orgs[2]!].sort())
+    assert.ok(scorers.some((r) => r.peer_id === c.peer_id))
+  } finally {
+    online.clear()
+    for (const p of saved) online.add(p)
+  }
 })

@@ -40,22 +40,28 @@ export class NodeScoring {
   /**
    * Hands report `assignmentId` (of `producerNodeId`) to two scorers; returns how many (0 when
    * fewer than two can score it: one scorer's word alone is never taken). Online, unrevoked,
-   * unquarantined nodes of labs serving the run, fewest open tasks first.
+   * unquarantined nodes of labs serving the run, fewest open tasks first, from two different
+   * labs, neither the producer's: two scorers always agree when one lab runs both, so a lab
+   * could otherwise vouch for its own reports or condemn another's alone.
    */
   async open (runId: string, roundId: string, assignmentId: string, producerNodeId: string): Promise<number> {
     const { db, presence } = this.#o
     const serving = await organizationsServing(db, runId)
     if (serving.size === 0) return 0
+    const producer = await db.selectFrom('nodes').select('organization_id').where('id', '=', producerNodeId).executeTakeFirst()
     const nodes = await db.selectFrom('nodes')
-      .select(['nodes.id', 'nodes.peer_id'])
+      .select(['nodes.id', 'nodes.peer_id', 'nodes.organization_id'])
       .select((eb) => eb.selectFrom('scoring_tasks').select(eb.fn.countAll<string>().as('n'))
         .whereRef('scoring_tasks.node_id', '=', 'nodes.id').where('scoring_tasks.status', '=', 'assigned').as('open'))
       .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
       .where('nodes.organization_id', 'in', [...serving]).where('nodes.id', '!=', producerNodeId)
       .orderBy('nodes.first_seen_at').execute()
-    const scorers = nodes.filter((n) => presence.isOnline(n.peer_id))
+    const candidates = nodes.filter((n) => presence.isOnline(n.peer_id) && n.organization_id !== producer?.organization_id)
       .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0))
-      .slice(0, SCORERS_PER_REPORT)
+    const scorers: typeof candidates = []
+    for (const n of candidates) {
+      if (scorers.length < SCORERS_PER_REPORT && !scorers.some((s) => s.organization_id === n.organization_id)) scorers.push(n)
+    }
     if (scorers.length < SCORERS_PER_REPORT) return 0
     const windows = await this.#o.windows(runId)
     await db.insertInto('scoring_tasks')
