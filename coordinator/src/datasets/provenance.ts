@@ -3,6 +3,7 @@
 import type { Kysely } from 'kysely'
 import type { TrainedDocument, TrainedUnit } from '@barnraise/datasets'
 import type { Database } from '../db/schema.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { CoordinatorError } from '../errors.ts'
 import { documentIndexes } from './document-indexes.ts'
@@ -22,6 +23,14 @@ export interface CheckpointProvenance {
   heldOut: string[]
 }
 
+/**
+ * Answers by run and checkpoint round. A closed round's accepted units never change, so an
+ * answer holds for good: a public route asked again (or by many at once) shares one trace
+ * instead of each request walking the index again. The last few are kept.
+ */
+const answers = new Map<string, Promise<CheckpointProvenance>>()
+const KEPT_ANSWERS = 8
+
 /** The provenance of a run's checkpoint after `round` (its latest when absent). */
 export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, round?: number): Promise<CheckpointProvenance> {
   const run = await deps.db.selectFrom('runs').select(['spec', 'current_round']).where('id', '=', runId).executeTakeFirst()
@@ -34,6 +43,20 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
     ? await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).orderBy('round', 'desc').limit(1).executeTakeFirst()
     : await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).where('round', '=', round).executeTakeFirst()
   if (checkpoint === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `run ${runId} has no checkpoint for round ${round ?? 'latest'}`)
+  const key = `${runId}:${checkpoint.round}`
+  let answer = answers.get(key)
+  if (answer === undefined) {
+    answer = traceCheckpoint(deps, runId, spec, checkpoint.round)
+    answers.set(key, answer)
+    // A failed trace is not kept: the next request tries again.
+    answer.catch(() => { if (answers.get(key) === answer) answers.delete(key) })
+    if (answers.size > KEPT_ANSWERS) answers.delete(answers.keys().next().value!)
+  }
+  return await answer
+}
+
+async function traceCheckpoint (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, spec: StoredRunSpec, checkpointRound: number): Promise<CheckpointProvenance> {
+  const checkpoint = { round: checkpointRound }
   const rows = await deps.db.selectFrom('assignments')
     .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
     .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
@@ -43,7 +66,7 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
     .orderBy('rounds.number').orderBy('assignments.created_at')
     .execute()
   const units = rows.map((r) => ({ round: r.number, node: r.peer_id, ranges: r.ranges }))
-  const indexSha = spec.documentIndex
+  const indexSha = spec.documentIndex!
   // Parsing and walking the index happen on the worker thread; its bytes travel only when it does not hold them.
   const trace = await documentIndexes.trace(indexSha, async () => await deps.blobs.get(indexSha), units)
   const dataset = spec.dataset.source === 'dataset'
@@ -63,9 +86,24 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
 
 const csvField = (v: string): string => /[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v
 
-/** The trained documents as CSV: locator, tokens, trained tokens, rounds and nodes (space-separated). */
+const bodies = new WeakMap<CheckpointProvenance, { json?: string, csv?: string }>()
+
+/** The trained documents as CSV: locator, tokens, trained tokens, rounds and nodes (space-separated); made once per kept answer. */
 export function provenanceCsv (p: CheckpointProvenance): string {
-  const lines = ['source,locator,tokens,trained_tokens,rounds,nodes']
-  for (const d of p.documents) lines.push([csvField(p.source), csvField(d.locator), d.tokens, d.trainedTokens, d.rounds.join(' '), d.nodes.join(' ')].join(','))
-  return lines.join('\n') + '\n'
+  const made = bodies.get(p) ?? {}
+  if (made.csv === undefined) {
+    const lines = ['source,locator,tokens,trained_tokens,rounds,nodes']
+    for (const d of p.documents) lines.push([csvField(p.source), csvField(d.locator), d.tokens, d.trainedTokens, d.rounds.join(' '), d.nodes.join(' ')].join(','))
+    made.csv = lines.join('\n') + '\n'
+    bodies.set(p, made)
+  }
+  return made.csv
+}
+
+/** The provenance as JSON text; made once per kept answer (it can be megabytes). */
+export function provenanceJson (p: CheckpointProvenance): string {
+  const made = bodies.get(p) ?? {}
+  made.json ??= JSON.stringify(p)
+  bodies.set(p, made)
+  return made.json
 }

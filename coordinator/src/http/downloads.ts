@@ -6,7 +6,7 @@ import { ledgerToCsv, readLedger } from '../ledger/ledger.ts'
 import { readLedgerHeads } from '../ledger/ledger-heads.ts'
 import { handleCheckpointRequest } from './checkpoint-downloads.ts'
 import type { FolderCache } from '../checkpoints/checkpoint-folder.ts'
-import { checkpointProvenance, provenanceCsv } from '../datasets/provenance.ts'
+import { checkpointProvenance, provenanceCsv, provenanceJson } from '../datasets/provenance.ts'
 import { CoordinatorError } from '../errors.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -54,7 +54,12 @@ export async function handleDownload (ctx: DownloadsContext, req: IncomingMessag
         if (err instanceof CoordinatorError && err.code === 'ERR_NOT_FOUND') { json(res, 404, { error: err.message }); return true }
         throw err
       }
-      if (parts[2] === 'documents.json') { json(res, 200, provenance); return true }
+      if (parts[2] === 'documents.json') {
+        const text = provenanceJson(provenance)
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'access-control-allow-origin': '*' })
+        res.end(text)
+        return true
+      }
       res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="documents-${runId}-round-${provenance.round}.csv"`, 'access-control-allow-origin': '*' })
       res.end(provenanceCsv(provenance))
       return true

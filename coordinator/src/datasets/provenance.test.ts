@@ -1,0 +1,43 @@
+import { afterAll, beforeAll, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { gzipSync } from 'node:zlib'
+import type { Kysely } from 'kysely'
+import { openTestStore } from '../../../test/support/store.ts'
+import type { Database } from '../db/schema.ts'
+import { checkpointProvenance, provenanceCsv, provenanceJson } from './provenance.ts'
+
+let store: Awaited<ReturnType<typeof openTestStore>>
+let db: Kysely<Database>
+let runId: string
+const SHARD = 'a'.repeat(64)
+
+beforeAll(async () => {
+  store = await openTestStore('provenance')
+  db = store.db
+  const index = { format: 'barnraise-documents-v1', source: 'notes.jsonl', tokenizer: 'byte', shards: [{ sha256: SHARD, tokens: 300 }], documents: [['line 1', 0, 100], ['line 2', 100, 200], ['line 3', 200, 300]], heldOut: ['line 4'] }
+  const indexSha = await store.blobs.put(gzipSync(JSON.stringify(index)))
+  runId = (await db.insertInto('runs').values({ name: 'r', status: 'running', spec: JSON.stringify({ dataset: { source: 'urls' }, documentIndex: indexSha }), failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null }).returning('id').executeTakeFirstOrThrow()).id
+  const org = (await db.insertInto('organizations').values({ name: 'Lab' }).returning('id').executeTakeFirstOrThrow()).id
+  const node = (await db.insertInto('nodes').values({ peer_id: 'peer-1', organization_id: org, name: 'n', hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning('id').executeTakeFirstOrThrow()).id
+  for (const [round, start, end] of [[1, 0, 150], [2, 150, 250]] as const) {
+    const roundId = (await db.insertInto('rounds').values({ run_id: runId, number: round, status: 'closed', base_checkpoint: 'b'.repeat(64), deadline_at: new Date() }).returning('id').executeTakeFirstOrThrow()).id
+    await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: node, ranges: JSON.stringify([{ shard: SHARD, start, end }]), tokens: end - start, status: 'accepted', report_blob: 'c'.repeat(64) }).execute()
+    await db.insertInto('checkpoints').values({ sha256: String(round).repeat(64), run_id: runId, round, tokens_seen: end, val_loss: null }).execute()
+  }
+}, 60_000)
+afterAll(async () => { await store?.close() })
+
+test('a checkpoint\'s documents are traced once: asked again, or by many at once, the answer (and its JSON and CSV) is shared', async () => {
+  const [a, b] = await Promise.all([checkpointProvenance(store, runId), checkpointProvenance(store, runId, 2)])
+  assert.equal(a, b, 'the latest checkpoint and round 2 are one answer')
+  assert.deepEqual(a.documents.map((d) => [d.locator, d.trainedTokens, d.rounds]), [['line 1', 100, [1]], ['line 2', 100, [1, 2]], ['line 3', 50, [2]]])
+  assert.equal(await checkpointProvenance(store, runId), a)
+  assert.equal(provenanceJson(a), JSON.stringify(a))
+  assert.equal(provenanceJson(a), provenanceJson(a))
+  assert.match(provenanceCsv(a), /^source,locator,tokens,trained_tokens,rounds,nodes\nnotes\.jsonl,line 1,100,100,1,peer-1\n/)
+  // Another checkpoint is another answer.
+  const first = await checkpointProvenance(store, runId, 1)
+  assert.notEqual(first, a)
+  assert.deepEqual(first.documents.map((d) => d.locator), ['line 1', 'line 2'])
+  await assert.rejects(checkpointProvenance(store, runId, 3), /has no checkpoint for round 3/)
+})
