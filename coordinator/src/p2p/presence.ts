@@ -17,8 +17,8 @@ export class Presence {
   constructor (libp2p: Libp2p) {
     this.#libp2p = libp2p
     libp2p.addEventListener('peer:disconnect', (evt) => {
-      this.#peers.delete(evt.detail.toString())
-      this.#notify()
+      // Only a node that said hello changes what anyone sees; any peer can connect and leave.
+      if (this.#peers.delete(evt.detail.toString())) this.#notify()
     })
   }
 

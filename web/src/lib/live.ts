@@ -23,8 +23,8 @@ const ALSO_AFFECTS: Record<Topic, string[]> = {
 export type LiveState = 'connecting' | 'live' | 'reconnecting'
 
 /**
- * Subscribes once, app-wide, to `live.changes` (SSE) and invalidates the queries of the topic
- * each event names: `nodes` → every `nodes.*` query, `runs` → every `runs.*` query (run
+ * Subscribes once, app-wide, to `live.changes` (SSE) and invalidates the queries of the topics
+ * each message names (the coordinator merges changes into at most a few messages a second): `nodes` → every `nodes.*` query, `runs` → every `runs.*` query (run
  * details included), and so on. Events carry no data, only what to refetch. After a
  * reconnect every query is invalidated, since events may have been missed meanwhile.
  */
@@ -37,12 +37,11 @@ export function useLiveChanges (): LiveState {
       if (startedBefore.current) void queryClient.invalidateQueries()
       startedBefore.current = true
     },
-    onData: (event) => {
+    onData: (batch) => {
       // tRPC query keys start with the procedure path, e.g. [['nodes', 'list'], {...}];
       // [[topic]] matches every procedure under that router.
-      for (const router of [event.topic, ...ALSO_AFFECTS[event.topic]]) {
-        void queryClient.invalidateQueries({ queryKey: [[router]] })
-      }
+      const routers = new Set(batch.topics.flatMap((topic) => [topic, ...ALSO_AFFECTS[topic]]))
+      for (const router of routers) void queryClient.invalidateQueries({ queryKey: [[router]] })
     }
   }))
   if (subscription.status === 'pending') return 'live'
