@@ -239,7 +239,11 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
     onProgress: (p) => { tokensPerSecond = p.tokensPerSecond; bar.update(p.step, p.steps, p.loss, p.tokensPerSecond) },
     signal: o.signal
   })
-  if (fresh !== null) await rm(fresh, { recursive: true, force: true })
+  if (fresh !== null) {
+    // The torch child may still be writing this unit's optimizer state into the folder.
+    await o.executor.flush?.()
+    await rm(fresh, { recursive: true, force: true })
+  }
   o.metrics?.trained(result.executor, result.tokens, result.computeSeconds, tokensPerSecond > 0 ? tokensPerSecond : result.tokens / Math.max(result.computeSeconds, 1e-9))
   const delta = new Float32Array(base.length)
   for (let i = 0; i < delta.length; i++) delta[i] = base[i]! - result.params[i]!

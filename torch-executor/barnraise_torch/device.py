@@ -181,7 +181,8 @@ def plan_fit(c: LlamaConfig, batch, seq_len, precision, checkpointing, device, r
     share of what is free, ``limit_bytes`` included. Returns ``{'fits', 'checkpointing',
     'needBytes', 'freeBytes', 'reason'}``.
     """
-    total = free_bytes(device, resident_bytes)
+    # Each sharing rank holds about what this one does, and all of it comes back when replaced.
+    total = free_bytes(device, resident_bytes * sharers)
     if limit_bytes is not None:
         total = min(total, limit_bytes)
     free = total // sharers

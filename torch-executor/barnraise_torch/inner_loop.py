@@ -449,7 +449,8 @@ class ResidentTrainer:
             'checkpointing': plan['checkpointing'],
             'optimizer': self.optimizer_kind,
             'attention': 'sdpa' if model.model.layers[0].self_attn.use_sdpa else 'explicit',
-            'devices': 1 if self.group is None else self.group.world,
+            # Ranks without rows (a batch smaller than the node) trained nothing: not counted.
+            'devices': 1 if self.group is None else min(self.group.world, batch),
             'shardedOptimizer': sharded,
         }
 

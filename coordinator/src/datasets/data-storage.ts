@@ -11,3 +11,10 @@ export async function uploadedDataBytes (db: Kysely<Database>): Promise<number> 
     .where('kind', 'in', ['shard', 'tokenizer', 'documents']).where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
   return Number(total)
 }
+
+/** Bytes announced by uploads still uploading or tokenizing: promised room, counted as used. */
+export async function stagedUploadBytes (db: Kysely<Database>): Promise<number> {
+  const { staged } = await db.selectFrom('datasets').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('file_bytes'), eb.lit(0)).as('staged'))
+    .where('status', 'in', ['uploading', 'tokenizing']).executeTakeFirstOrThrow()
+  return Number(staged)
+}

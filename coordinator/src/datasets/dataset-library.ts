@@ -16,7 +16,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { uploadedDataBytes } from './data-storage.ts'
+import { stagedUploadBytes, uploadedDataBytes } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
 export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
@@ -98,11 +98,10 @@ export class DatasetLibrary {
     await this.#expireAbandoned()
     // Staged files count against the quota too, so announced uploads cannot fill the disk.
     const used = await uploadedDataBytes(this.#deps.db)
-    const { staged } = await this.#deps.db.selectFrom('datasets').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('file_bytes'), eb.lit(0)).as('staged'))
-      .where('status', 'in', ['uploading', 'tokenizing']).executeTakeFirstOrThrow()
-    const room = this.#deps.quotaBytes - used - Number(staged)
+    const staged = await stagedUploadBytes(this.#deps.db)
+    const room = this.#deps.quotaBytes - used - staged
     if (input.fileBytes > room) {
-      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the file is ${(input.fileBytes / MIB).toFixed(1)} MiB, and the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) has ${(Math.max(0, room) / MIB).toFixed(1)} MiB left after stored shards (${(used / MIB).toFixed(1)} MiB) and uploads in progress (${(Number(staged) / MIB).toFixed(1)} MiB); ask the operator for room`)
+      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the file is ${(input.fileBytes / MIB).toFixed(1)} MiB, and the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) has ${(Math.max(0, room) / MIB).toFixed(1)} MiB left after stored shards (${(used / MIB).toFixed(1)} MiB) and uploads in progress (${(staged / MIB).toFixed(1)} MiB); ask the operator for room`)
     }
     const row = await this.#deps.db.insertInto('datasets').values({
       name: input.name, created_by: userId, status: 'uploading', format: input.format, field: input.format === 'text' ? null : input.field,

@@ -35,7 +35,8 @@ export class ChangeFeed {
   #pendingTopics = new Set<ChangeTopic>()
   #pendingRuns = new Set<string>()
   #flush: NodeJS.Timeout | undefined
-  #lastFlush = 0
+  /** performance.now() of the last message: a monotonic clock, so a clock step cannot stall the streams */
+  #lastFlush = -Infinity
 
   constructor (limits: Partial<ListenerLimits> = {}, options: { batchMs?: number } = {}) {
     this.#limits = { ...DEFAULT_LISTENER_LIMITS, ...limits }
@@ -51,14 +52,14 @@ export class ChangeFeed {
     if (runId !== undefined) this.#pendingRuns.add(runId)
     if (this.#flush !== undefined) return
     // Changes made in the same turn go out together; after that, one message per window.
-    const wait = Math.max(0, this.#lastFlush + this.#batchMs - Date.now())
+    const wait = Math.max(0, this.#lastFlush + this.#batchMs - performance.now())
     this.#flush = setTimeout(() => { this.#send() }, wait)
     this.#flush.unref()
   }
 
   #send (): void {
     this.#flush = undefined
-    this.#lastFlush = Date.now()
+    this.#lastFlush = performance.now()
     const batch: ChangeBatch = { topics: [...this.#pendingTopics], runIds: [...this.#pendingRuns], at: new Date().toISOString() }
     this.#pendingTopics = new Set()
     this.#pendingRuns = new Set()

@@ -53,6 +53,8 @@ test('a row\'s credited cores fix its kind and its core count when it is written
   // 0 cores: GPU time, even after a re-join that lists no GPU and thousands of cores.
   assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 4096 }, 'torch-cuda', null, 0), { kind: 'gpu', hours: 1 })
   assert.deepEqual(deviceHours(3600, { gpus: [gpu, gpu, gpu, gpu], cpuCores: 8 }, 'torch-cuda', 4, 0), { kind: 'gpu', hours: 4 })
+  // Its 4 credited GPUs stay 4 after a re-join that lists one (the count was held to the list when written).
+  assert.deepEqual(deviceHours(3600, { gpus: [gpu], cpuCores: 8 }, 'torch-cuda', 4, 0), { kind: 'gpu', hours: 4 })
   // Rows from before the column (null) are judged by the profile, as before.
   assert.deepEqual(deviceHours(3600, { gpus: [], cpuCores: 8 }, 'typescript', null, null), { kind: 'cpu', hours: 8 })
 })

@@ -40,8 +40,8 @@ export function deviceHours (computeSeconds: number, hardware: Partial<DeviceCla
   const seconds = Number.isFinite(computeSeconds) && computeSeconds > 0 ? computeSeconds : 0
   if (kind === 'gpu') {
     const claimed = Number.isInteger(devices) && devices! > 1 ? devices! : 1
-    // The credited count already bounds a re-join that lists more GPUs; one that lists fewer lowers it.
-    return { kind, hours: seconds * Math.min(claimed, Math.max(1, hardware?.gpus?.length ?? 1)) / 3600 }
+    // A pinned row's count was held to the GPUs listed when it was written; older rows use today's list.
+    return { kind, hours: seconds * (pinned ? claimed : Math.min(claimed, Math.max(1, hardware?.gpus?.length ?? 1))) / 3600 }
   }
   const cores = pinned
     ? creditedCores!

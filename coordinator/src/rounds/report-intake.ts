@@ -320,8 +320,10 @@ export class ReportIntake implements ReportSink {
   async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array | { codec: CodecName, payload: Uint8Array }, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
-    const credited = await this.#creditedDevices(m)
-    const cores = await this.#creditedCores(m, r.node.id)
+    // Judged now, from the profile the node has now: a later re-join changes neither.
+    const hardware = (await this.#o.db.selectFrom('nodes').select('hardware').where('id', '=', r.node.id).executeTakeFirst())?.hardware
+    const credited = await this.#creditedDevices(m, hardware)
+    const cores = await this.#creditedCores(m, hardware)
     await this.#o.db.transaction().execute(async (trx) => {
       if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
       await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date(), ...(r.sketch != null ? { sketch: r.sketch } : {}) }).where('id', '=', r.id).execute()
@@ -336,12 +338,17 @@ export class ReportIntake implements ReportSink {
     this.#o.changes.publish('ledger', m.runId)
   }
 
-  /** How many of the devices an accepted report names are credited (null when it names none; ledger/device-credit.ts). */
-  async #creditedDevices (m: ReportHeader['metadata']): Promise<number | null> {
+  /**
+   * How many of the devices an accepted report names are credited (null when it names none;
+   * ledger/device-credit.ts): what its throughput shows, and for GPU time no more than the
+   * GPUs the node lists now.
+   */
+  async #creditedDevices (m: ReportHeader['metadata'], hardware: HardwareProfile | undefined): Promise<number | null> {
     if (m.devices === undefined || m.devices === null) return null
     const spec = await this.#cache.spec(m.runId)
     const floor = await loadDeviceFloor(this.#o.db, m.runId, spec.paramCount)
-    const credited = creditedDevices(m.devices, m.tokens, m.computeSeconds, floor)
+    const listed = deviceKindOf(hardware, m.executor) === 'gpu' ? Math.max(1, hardware?.gpus.length ?? 1) : m.devices
+    const credited = Math.min(listed, creditedDevices(m.devices, m.tokens, m.computeSeconds, floor))
     if (credited < m.devices) {
       this.#o.log.warn('device count not shown by throughput', {
         runId: m.runId, round: m.round, peerId: m.peerId, claimed: m.devices, credited,
@@ -356,11 +363,10 @@ export class ReportIntake implements ReportSink {
    * fixed now, from the profile the node has today and the throughput the report shows, so a
    * later re-join with another profile leaves this row's hours and their kind as they are.
    */
-  async #creditedCores (m: ReportHeader['metadata'], nodeId: string): Promise<number> {
-    const node = await this.#o.db.selectFrom('nodes').select('hardware').where('id', '=', nodeId).executeTakeFirst()
-    if (deviceKindOf(node?.hardware, m.executor) !== 'cpu') return 0
+  async #creditedCores (m: ReportHeader['metadata'], hardware: HardwareProfile | undefined): Promise<number> {
+    if (deviceKindOf(hardware, m.executor) !== 'cpu') return 0
     const spec = await this.#cache.spec(m.runId)
-    const claimed = node?.hardware.cpuCores ?? 1
+    const claimed = hardware?.cpuCores ?? 1
     const credited = creditedCores(claimed, m.tokens, m.computeSeconds, spec.paramCount)
     if (credited < claimed) {
       this.#o.log.info('core count not shown by throughput', { runId: m.runId, round: m.round, peerId: m.peerId, claimed, credited })

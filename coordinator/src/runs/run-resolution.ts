@@ -4,7 +4,7 @@ import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
 import { countParams, decodeShard, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
-import { uploadedDataBytes } from '../datasets/data-storage.ts'
+import { stagedUploadBytes, uploadedDataBytes } from '../datasets/data-storage.ts'
 import { documentIndexes } from '../datasets/document-indexes.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -119,9 +119,10 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   const uploadedBy = owner === null ? {} : { uploadedBy: owner.uploadedBy }
   if (owner !== null) {
     const added = await newBytes(store.db, [{ sha256: dataset.validation.sha256, size: bytes.byteLength }, ...(index === null ? [] : [{ sha256: sha256Hex(index.gzipped), size: index.gzipped.byteLength }])])
-    const used = await uploadedDataBytes(store.db)
+    // Room promised to uploads in progress is not free.
+    const used = await uploadedDataBytes(store.db) + await stagedUploadBytes(store.db)
     if (used + added > owner.quotaBytes) {
-      throw new Error(`storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${(added / MIB).toFixed(1)} MiB, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(owner.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+      throw new Error(`storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${(added / MIB).toFixed(1)} MiB, and the coordinator already stores or has promised to uploads in progress ${(used / MIB).toFixed(1)} MiB of its ${(owner.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
     }
   }
   const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy })

@@ -58,7 +58,7 @@ test('a URL dataset\'s validation shard and document index count against the dat
     const refused = await createRun(store, spec, organizer, tight).then(() => undefined, (e: unknown) => e)
     assert.ok(refused instanceof RunSpecError, String(refused))
     assert.equal(refused.fields[0]!.field, 'dataset')
-    assert.match(refused.fields[0]!.message, /validation shard and document index takes [\d.]+ MiB, and the coordinator already stores 0\.0 MiB of uploaded data in its 0 MiB dataset quota \(--dataset-quota-mb\)/)
+    assert.match(refused.fields[0]!.message, /validation shard and document index takes [\d.]+ MiB, and the coordinator already stores or has promised to uploads in progress 0\.0 MiB of its 0 MiB dataset quota \(--dataset-quota-mb\)/)
     assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0, 'a refused dataset stores nothing')
 
     const roomy = { ...tight, datasetQuotaBytes: 64 * 1024 * 1024 }

@@ -154,7 +154,8 @@ describe('torch executor', () => {
       const narrowBatches = randomBatches(13, tiny.vocab_size, 1, 32)
       const narrowOne = await torch.train({ unit: narrow, base, batches: narrowBatches, stateDir: join(dir, 'ranks-narrow-one'), ...quiet })
       const narrowTwo = await two.train({ unit: narrow, base, batches: narrowBatches, stateDir: join(dir, 'ranks-narrow-two'), ...quiet })
-      assert.equal(narrowTwo.devices, 2)
+      // Rank 1 had no row of its own: the report says one device trained it.
+      assert.equal(narrowTwo.devices, undefined)
       const narrowGap = relDiff(narrowTwo.params.map((p, i) => p - base[i]!), narrowOne.params.map((p, i) => p - base[i]!))
       assert.ok(narrowGap < 1e-4, `two ranks on a one-row batch differ from one device by ${narrowGap}`)
       assert.equal(await two.check(unit), undefined)

@@ -44,7 +44,9 @@ const trainResultSchema = z.object({
   checkpointing: z.boolean(),
   optimizer: z.string(),
   attention: z.string(),
-  shardedOptimizer: z.boolean().optional()
+  shardedOptimizer: z.boolean().optional(),
+  /** ranks that trained rows of the batch (fewer than the node's when the batch is smaller) */
+  devices: z.number().int().positive().optional()
 })
 
 const fitSchema = z.object({
@@ -233,7 +235,8 @@ export class TorchExecutor implements Executor {
             tokens: result.tokens,
             computeSeconds: result.computeSeconds,
             executor: this.kind,
-            ...(this.devices > 1 ? { devices: this.devices } : {})
+            // The ranks that trained rows, not the node's: a rank without rows only joined the all-reduce.
+            ...(Math.min(result.devices ?? this.devices, this.devices) > 1 ? { devices: Math.min(result.devices ?? this.devices, this.devices) } : {})
           }
         } catch (err) {
           if (signal.aborted || !(err instanceof ExecutorError) || attempt >= 1) throw err
