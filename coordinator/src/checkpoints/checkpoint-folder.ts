@@ -114,7 +114,7 @@ interface RunContext {
   textFiles: Map<string, Uint8Array>
   datasetName: string | null
   /** For datasets with a document index: the file, documents held out, and for each round the documents trained up to it. */
-  documents: { source: string, heldOut: number, firstRounds: number[] } | null
+  documents: { source: string, heldOut: number, firstRounds: ArrayLike<number> } | null
   /** Accepted work per round and node. */
   work: Array<{ round: number, contributor: CardContributor }>
 }
@@ -147,8 +147,7 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
   const tokenizerFiles = tokenizerName === 'byte' ? undefined : (await loadTokenizer(deps, tokenizerName)).huggingFaceFiles(spec.modelConfig.max_position_embeddings)
   let documents: RunContext['documents'] = null
   if (spec.documentIndex !== undefined && spec.documentIndex !== null) {
-    const p = await checkpointProvenance(deps, runId)
-    documents = { source: p.source, heldOut: p.heldOut.length, firstRounds: p.documents.map((d) => Math.min(...d.rounds)).sort((a, b) => a - b) }
+    documents = (await checkpointProvenance(deps, runId)).summary
   }
   const rows = await deps.db.selectFrom('ledger')
     .leftJoin('nodes', 'nodes.id', 'ledger.node_id')
@@ -184,7 +183,7 @@ async function buildRunContext (deps: CheckpointFolderDeps, run: { id: string, n
 }
 
 /** How many of the sorted `firstRounds` are at most `round`. */
-function countUpTo (firstRounds: number[], round: number): number {
+function countUpTo (firstRounds: ArrayLike<number>, round: number): number {
   let lo = 0
   let hi = firstRounds.length
   while (lo < hi) { const mid = (lo + hi) >>> 1; if (firstRounds[mid]! <= round) lo = mid + 1; else hi = mid }

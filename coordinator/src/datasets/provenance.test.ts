@@ -4,7 +4,8 @@ import { gzipSync } from 'node:zlib'
 import type { Kysely } from 'kysely'
 import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
-import { checkpointProvenance, provenanceCsv, provenanceJson } from './provenance.ts'
+import { checkpointProvenance } from './provenance.ts'
+import type { CheckpointProvenance, ProvenanceAnswer } from './provenance.ts'
 
 let store: Awaited<ReturnType<typeof openTestStore>>
 let db: Kysely<Database>
@@ -27,17 +28,20 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(async () => { await store?.close() })
 
-test('a checkpoint\'s documents are traced once: asked again, or by many at once, the answer (and its JSON and CSV) is shared', async () => {
+const parsed = (answer: ProvenanceAnswer): CheckpointProvenance => JSON.parse(Buffer.from(answer.json).toString('utf8')) as CheckpointProvenance
+
+test('a checkpoint\'s documents are traced once: asked again, or by many at once, the answer (finished JSON and CSV bodies) is shared', async () => {
   const [a, b] = await Promise.all([checkpointProvenance(store, runId), checkpointProvenance(store, runId, 2)])
   assert.equal(a, b, 'the latest checkpoint and round 2 are one answer')
-  assert.deepEqual(a.documents.map((d) => [d.locator, d.trainedTokens, d.rounds]), [['line 1', 100, [1]], ['line 2', 100, [1, 2]], ['line 3', 50, [2]]])
+  assert.equal(a.round, 2)
+  assert.deepEqual(parsed(a).documents.map((d) => [d.locator, d.trainedTokens, d.rounds]), [['line 1', 100, [1]], ['line 2', 100, [1, 2]], ['line 3', 50, [2]]])
+  assert.deepEqual(parsed(a).units.map((u) => u.round), [1, 2])
   assert.equal(await checkpointProvenance(store, runId), a)
-  assert.equal(provenanceJson(a), JSON.stringify(a))
-  assert.equal(provenanceJson(a), provenanceJson(a))
-  assert.match(provenanceCsv(a), /^source,locator,tokens,trained_tokens,rounds,nodes\nnotes\.jsonl,line 1,100,100,1,peer-1\n/)
+  assert.match(Buffer.from(a.csv).toString('utf8'), /^source,locator,tokens,trained_tokens,rounds,nodes\nnotes\.jsonl,line 1,100,100,1,peer-1\n/)
+  assert.deepEqual([...a.summary.firstRounds], [1, 1, 2])
   // Another checkpoint is another answer.
   const first = await checkpointProvenance(store, runId, 1)
   assert.notEqual(first, a)
-  assert.deepEqual(first.documents.map((d) => d.locator), ['line 1', 'line 2'])
+  assert.deepEqual(parsed(first).documents.map((d) => d.locator), ['line 1', 'line 2'])
   await assert.rejects(checkpointProvenance(store, runId, 3), /has no checkpoint for round 3/)
 })

@@ -6,7 +6,7 @@ import { ledgerToCsv, readLedger } from '../ledger/ledger.ts'
 import { readLedgerHeads } from '../ledger/ledger-heads.ts'
 import { handleCheckpointRequest } from './checkpoint-downloads.ts'
 import type { FolderCache } from '../checkpoints/checkpoint-folder.ts'
-import { checkpointProvenance, provenanceCsv, provenanceJson } from '../datasets/provenance.ts'
+import { checkpointProvenance } from '../datasets/provenance.ts'
 import { CoordinatorError } from '../errors.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
@@ -55,13 +55,12 @@ export async function handleDownload (ctx: DownloadsContext, req: IncomingMessag
         throw err
       }
       if (parts[2] === 'documents.json') {
-        const text = provenanceJson(provenance)
-        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': Buffer.byteLength(text), 'access-control-allow-origin': '*' })
-        res.end(text)
+        res.writeHead(200, { 'content-type': 'application/json; charset=utf-8', 'content-length': provenance.json.byteLength, 'access-control-allow-origin': '*' })
+        res.end(provenance.json)
         return true
       }
-      res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-disposition': `attachment; filename="documents-${runId}-round-${provenance.round}.csv"`, 'access-control-allow-origin': '*' })
-      res.end(provenanceCsv(provenance))
+      res.writeHead(200, { 'content-type': 'text/csv; charset=utf-8', 'content-length': provenance.csv.byteLength, 'content-disposition': `attachment; filename="documents-${runId}-round-${provenance.round}.csv"`, 'access-control-allow-origin': '*' })
+      res.end(provenance.csv)
       return true
     }
     if (parts[2] === 'ledger.csv') {

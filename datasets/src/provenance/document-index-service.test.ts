@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto'
 import { gunzipSync, gzipSync } from 'node:zlib'
 import { DatasetError } from '../dataset-error.ts'
 import type { DocumentIndex } from '../ingest/document-index.ts'
+import type { CheckpointProvenance } from './checkpoint-provenance.ts'
 import { DocumentIndexService } from './document-index-service.ts'
 
 const SHARDS = [{ sha256: 'a'.repeat(64), tokens: 1000 }, { sha256: 'b'.repeat(64), tokens: 500 }]
@@ -46,7 +47,7 @@ test('the worker checks an index against its manifest and hands back its stored 
   }
 })
 
-test('a trace reads the stored index once and keeps it: the documents each unit trained, in stream order', async () => {
+test('a trace reads the stored index once and keeps it; it answers with finished documents.json and .csv bodies: the documents each unit trained, in stream order', async () => {
   const service = new DocumentIndexService()
   try {
     const gz = gzipSync(bytesOf(indexOf([['a.txt: line 1', 0, 600], ['a.txt: line 2', 600, 1000], ['b.txt: line 1', 1000, 1500]])))
@@ -56,16 +57,20 @@ test('a trace reads the stored index once and keeps it: the documents each unit 
       { round: 2, node: 'peer-b', ranges: [{ shard: 'b'.repeat(64), start: 0, end: 100 }] },
       { round: 1, node: 'peer-a', ranges: [{ shard: 'a'.repeat(64), start: 500, end: 700 }] }
     ]
-    const first = await service.trace(sha(gz), load, units)
-    assert.equal(first.source, 'books.tar')
-    assert.deepEqual(first.heldOut, ['held.txt: line 1'])
-    assert.deepEqual(first.documents, [
+    const meta = { runId: 'run-1', round: 2, dataset: 'books' }
+    const first = await service.trace(sha(gz), load, meta, units)
+    const json = JSON.parse(Buffer.from(first.json).toString('utf8')) as CheckpointProvenance
+    assert.deepEqual({ ...json, units: undefined, documents: undefined }, { runId: 'run-1', round: 2, dataset: 'books', source: 'books.tar', tokenizer: 'gpt2-1k', heldOut: ['held.txt: line 1'], units: undefined, documents: undefined })
+    assert.deepEqual(json.units, units)
+    assert.deepEqual(json.documents, [
       { locator: 'a.txt: line 1', tokens: 600, trainedTokens: 100, rounds: [1], nodes: ['peer-a'] },
       { locator: 'a.txt: line 2', tokens: 400, trainedTokens: 100, rounds: [1], nodes: ['peer-a'] },
       { locator: 'b.txt: line 1', tokens: 500, trainedTokens: 100, rounds: [2], nodes: ['peer-b'] }
     ])
-    const second = await service.trace(sha(gz), load, units.slice(0, 1))
-    assert.deepEqual(second.documents.map((d) => d.locator), ['b.txt: line 1'])
+    assert.equal(Buffer.from(first.csv).toString('utf8'), 'source,locator,tokens,trained_tokens,rounds,nodes\nbooks.tar,a.txt: line 1,600,100,1,peer-a\nbooks.tar,a.txt: line 2,400,100,1,peer-a\nbooks.tar,b.txt: line 1,500,100,2,peer-b\n')
+    assert.deepEqual({ ...first.summary, firstRounds: [...first.summary.firstRounds] }, { source: 'books.tar', heldOut: 1, firstRounds: [1, 1, 2] })
+    const second = await service.trace(sha(gz), load, { ...meta, round: 1 }, units.slice(0, 1))
+    assert.deepEqual((JSON.parse(Buffer.from(second.json).toString('utf8')) as CheckpointProvenance).documents.map((d) => d.locator), ['b.txt: line 1'])
     assert.equal(loads, 1, 'the worker held the parsed index for the second trace')
   } finally {
     await service.close()

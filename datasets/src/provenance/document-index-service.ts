@@ -4,7 +4,8 @@ import { Worker } from 'node:worker_threads'
 import { DatasetError } from '../dataset-error.ts'
 import type { DatasetErrorCode } from '../dataset-error.ts'
 import type { CheckedDocumentIndex, DocumentIndexExpectation } from './check-document-index.ts'
-import type { DocumentIndexReply, DocumentIndexRequest, DocumentTrace } from './document-index-messages.ts'
+import type { DocumentIndexReply, DocumentIndexRequest } from './document-index-messages.ts'
+import type { ProvenanceAnswer, ProvenanceMeta } from './checkpoint-provenance.ts'
 import type { TrainedUnit } from './trace-documents.ts'
 
 type Pending = (reply: DocumentIndexReply) => void
@@ -35,12 +36,15 @@ export class DocumentIndexService {
     return reply.result
   }
 
-  /** The documents `units` trained, from the stored (gzipped) index `sha256`; `load` is called only when the worker does not hold it. */
-  async trace (sha256: string, load: () => Promise<Uint8Array>, units: TrainedUnit[]): Promise<DocumentTrace> {
-    let reply = await this.#send({ type: 'trace', sha256, units })
+  /**
+   * The provenance of a checkpoint whose accepted units are `units`, from the stored (gzipped)
+   * index `sha256`, as finished bodies; `load` is called only when the worker does not hold it.
+   */
+  async trace (sha256: string, load: () => Promise<Uint8Array>, meta: ProvenanceMeta, units: TrainedUnit[]): Promise<ProvenanceAnswer> {
+    let reply = await this.#send({ type: 'trace', sha256, meta, units })
     if (reply.type === 'miss') {
       const gzipped = await load()
-      reply = await this.#send({ type: 'trace', sha256, gzipped, units })
+      reply = await this.#send({ type: 'trace', sha256, gzipped, meta, units })
     }
     if (reply.type !== 'traced') throw new DatasetError('ERR_INDEX_WORKER', `unexpected reply ${reply.type} to a trace`)
     return reply.result

@@ -6,7 +6,7 @@ import { parseDocumentIndex } from '../ingest/document-index.ts'
 import type { DocumentIndex } from '../ingest/document-index.ts'
 import { checkDocumentIndex } from './check-document-index.ts'
 import type { DocumentIndexReply, DocumentIndexRequest } from './document-index-messages.ts'
-import { traceDocuments } from './trace-documents.ts'
+import { provenanceAnswer } from './checkpoint-provenance.ts'
 
 /** Parsed indexes by sha256 of their stored (gzipped) bytes; a parsed index can be gigabytes of objects, so only two. */
 const held = new Map<string, DocumentIndex>()
@@ -30,7 +30,7 @@ function handle (req: DocumentIndexRequest): DocumentIndexReply {
   if (req.type === 'check') return { id: req.id, type: 'checked', result: checkDocumentIndex(req.bytes, req.expect) }
   const index = indexFor(req.sha256, req.gzipped)
   if (index === undefined) return { id: req.id, type: 'miss' }
-  return { id: req.id, type: 'traced', result: { source: index.source, tokenizer: index.tokenizer, heldOut: index.heldOut, documents: traceDocuments(index, req.units) } }
+  return { id: req.id, type: 'traced', result: provenanceAnswer(req.meta, req.units, index) }
 }
 
 parentPort!.on('message', (req: DocumentIndexRequest) => {
@@ -41,6 +41,9 @@ parentPort!.on('message', (req: DocumentIndexRequest) => {
     const e = err as { code?: unknown, message?: unknown }
     reply = { id: req.id, type: 'error', code: typeof e.code === 'string' ? e.code : 'ERR_BAD_INDEX', message: String(e.message ?? err) }
   }
-  const transfer = reply.type === 'checked' ? [reply.result.gzipped.buffer as ArrayBuffer] : []
+  // The large parts move, not copied: the caller's thread only receives them.
+  const transfer = reply.type === 'checked'
+    ? [reply.result.gzipped.buffer as ArrayBuffer]
+    : reply.type === 'traced' ? [reply.result.json.buffer, reply.result.csv.buffer, reply.result.summary.firstRounds.buffer] as ArrayBuffer[] : []
   parentPort!.postMessage(reply, transfer)
 })
