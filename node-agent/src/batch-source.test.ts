@@ -16,3 +16,14 @@ test('windows are consecutive, disjoint, within ranges, and never cross a shard'
 test('a range past the end of its shard is refused', () => {
   assert.throws(() => createBatchSource([{ shard: 'a', start: 0, end: 500 }], new Map([['a', new Uint8Array(100)]]), 1, 4), /past the end/)
 })
+
+test('a unit naming the same big range a thousand times over costs one entry a range, not one a window', () => {
+  // 1024 ranges of a 1 Mi-token shard with seqLen 1: 537 M windows, which a list of windows could not hold.
+  const tokens = Int32Array.from({ length: 1 << 20 }, (_, i) => i)
+  const ranges = Array.from({ length: 1024 }, () => ({ shard: 's', start: 0, end: 1 << 20 }))
+  const source = createBatchSource(ranges, new Map([['s', tokens]]), 2, 1)
+  assert.deepEqual([...source(0)], [0, 1, 2, 3])
+  // Window 2^19 is the second range's first: it starts over at token 0.
+  assert.deepEqual([...source((1 << 19) / 2)], [0, 1, 2, 3])
+  assert.deepEqual([...source((1 << 19) / 2 - 1)], [(1 << 20) - 4, (1 << 20) - 3, (1 << 20) - 2, (1 << 20) - 1])
+})

@@ -4,7 +4,7 @@ import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/prom
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, MAX_URL_SHARD_BYTES, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, fetchShardBytes, shardUrlRefusal } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, MAX_BLOB_BYTES, MAX_URL_SHARD_BYTES, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, fetchShardBytes, shardUrlRefusal } from '@barnraise/protocol'
 import { RefusedError } from './coordinator-client.ts'
 import type { PeerExchange } from './peers/peer-exchange.ts'
 
@@ -102,14 +102,17 @@ export class BlobCache {
       this.#log('peer exchange failed; downloading from the coordinator', { sha256, err })
     }
     await this.#download(sha256, path, signal)
+    // The blocks the peers had delivered are in the whole file now.
+    await rm(`${path}.swarm`, { force: true })
     this.#offer(sha256, path, true)
   }
 
-  /** Forgets a blob this node no longer needs (a round's reports once folded, a replaced base). */
+  /** Forgets a blob this node no longer needs (a round's reports once folded, a replaced base), with any partial download of it. */
   async drop (sha256: string): Promise<void> {
     if (!/^[0-9a-f]{64}$/.test(sha256)) return
     this.#peers?.forget(sha256)
-    await rm(join(this.#dir, sha256), { force: true })
+    const path = join(this.#dir, sha256)
+    await Promise.all([path, `${path}.swarm`, `${path}.part`].map(async (p) => { await rm(p, { force: true }) }))
   }
 
   async #downloadUrl (sha256: string, url: string, path: string, signal?: AbortSignal): Promise<void> {
@@ -118,7 +121,9 @@ export class BlobCache {
     if (refusal !== null) throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)}: ${refusal}`)
     let bytes: Uint8Array
     try {
-      bytes = await fetchShardBytes(url, MAX_URL_SHARD_BYTES, { signal: signal ?? AbortSignal.timeout(10 * 60_000), allowPrivate: this.#allowPrivateUrls })
+      // The caller's signal stops it early; the whole fetch is bounded either way.
+      const bounded = AbortSignal.timeout(10 * 60_000)
+      bytes = await fetchShardBytes(url, MAX_URL_SHARD_BYTES, { signal: signal === undefined ? bounded : AbortSignal.any([signal, bounded]), allowPrivate: this.#allowPrivateUrls })
     } catch (err) {
       if (signal?.aborted === true) throw err
       throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} could not be fetched: ${(err as Error).message}`)
@@ -144,6 +149,12 @@ export class BlobCache {
         // A partial file can be stale (the coordinator's blob is shorter); start over next time.
         if (offset > 0) await rm(partial, { force: true })
         throw new RefusedError(header.code, header.message)
+      }
+      // The size is the coordinator's word, and the partial file grows to it: held to the
+      // largest blob there is, and to the offset this agent asked for.
+      if (header.size > MAX_BLOB_BYTES || header.offset !== offset || header.size < offset) {
+        await rm(partial, { force: true })
+        throw new Error(`the coordinator announced blob ${sha256.slice(0, 12)} as ${header.size} bytes from offset ${header.offset} (asked from ${offset}; blobs are at most ${MAX_BLOB_BYTES} bytes)`)
       }
       while (offset < header.size) {
         signal?.throwIfAborted()

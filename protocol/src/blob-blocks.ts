@@ -11,6 +11,9 @@ export const BLOB_BLOCK_BYTES = 1024 * 1024
 /** The most blocks one blob may have on the swarm protocol (8 GiB at BLOB_BLOCK_BYTES). */
 export const MAX_BLOB_BLOCKS = 8192
 
+/** The largest blob anyone sends or accepts: 8 GiB (a 1B-parameter checkpoint is 4 GiB in fp32). */
+export const MAX_BLOB_BYTES = MAX_BLOB_BLOCKS * BLOB_BLOCK_BYTES
+
 /** How many blocks a blob of `size` bytes splits into (a zero-length blob still has one, empty). */
 export function blockCount (size: number): number {
   return Math.max(1, Math.ceil(size / BLOB_BLOCK_BYTES))

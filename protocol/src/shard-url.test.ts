@@ -19,6 +19,24 @@ describe('shard URLs', () => {
     expect(namesPrivateHost('8.8.8.8')).toBe(false)
   })
 
+  it('gives up on a server that goes quiet, before its headers or in the middle of the body', async () => {
+    const held: Array<{ destroy: () => void }> = []
+    const server = createServer((req, res) => {
+      held.push(res)
+      if (req.url === '/half') { res.writeHead(200, { 'content-length': '1000' }); res.write(Buffer.alloc(10)) }
+      // '/silent': nothing at all, ever.
+    })
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+    try {
+      await expect(fetchShardBytes(`${base}/silent`, 1000, { allowPrivate: true, idleMs: 200 })).rejects.toThrow(/sent nothing for 0\.2 s/)
+      await expect(fetchShardBytes(`${base}/half`, 1000, { allowPrivate: true, idleMs: 200 })).rejects.toThrow(/sent nothing for 0\.2 s/)
+    } finally {
+      for (const r of held) r.destroy()
+      server.close()
+    }
+  })
+
   it('fetches a body up to the limit and refuses a longer one, or a redirect', async () => {
     const server = createServer((req, res) => {
       if (req.url === '/redirect') { res.writeHead(302, { location: 'http://127.0.0.1:1/x' }); res.end(); return }

@@ -83,7 +83,8 @@ export function publicOnlyLookup (resolve: ResolveAll = systemResolve): LookupFu
  * its sha256. Unless `allowPrivate`, a host that is, or resolves to, a private or loopback
  * address is refused at connect time.
  */
-export async function fetchShardBytes (url: string, maxBytes: number, options: { signal?: AbortSignal, allowPrivate?: boolean, resolve?: ResolveAll } = {}): Promise<Uint8Array> {
+export async function fetchShardBytes (url: string, maxBytes: number, options: { signal?: AbortSignal, allowPrivate?: boolean, resolve?: ResolveAll, idleMs?: number } = {}): Promise<Uint8Array> {
+  const idleMs = options.idleMs ?? SHARD_URL_IDLE_MS
   const refusal = shardUrlRefusal(url, options.allowPrivate === true)
   if (refusal !== null) throw new Error(refusal)
   const target = new URL(url)
@@ -112,9 +113,14 @@ export async function fetchShardBytes (url: string, maxBytes: number, options: {
       res.on('error', reject)
     })
     req.on('error', reject)
+    // A server that accepts and then says nothing (before its headers or mid-body) is cut off.
+    req.setTimeout(idleMs, () => { req.destroy(new Error(`${url} sent nothing for ${idleMs / 1000} s`)) })
     req.end()
   })
 }
+
+/** How long a shard URL's server may send nothing before the fetch gives up. */
+export const SHARD_URL_IDLE_MS = 60_000
 
 /** Largest shard anyone fetches by URL (2^27 four-byte tokens). */
 export const MAX_URL_SHARD_BYTES = 512 * 1024 * 1024

@@ -51,8 +51,10 @@ const AVAILABILITY_MS = 200
 const MAX_PEER_FAILURES = 3
 /** A peer none of whose last this many streams opened is no longer asked during this fetch. */
 const MAX_DIAL_FAILURES = 5
-/** One block from a peer: its header, then all of it. */
+/** One block from a peer: its header, then all of it, within this (a peer trickling bytes is cut off). */
 const BLOCK_TIMEOUT_MS = 60_000
+/** Peers that dialled this agent (not named by the tracker) it asks during one fetch: any stranger can announce a blob. */
+const MAX_UNNAMED_PEERS = 8
 
 /** What this agent knows of one peer during a fetch. */
 interface PeerState {
@@ -195,6 +197,7 @@ export class PeerExchange {
       })
     }
     const own = this.#libp2p.peerId.toString()
+    let unnamed = 0
     const addPeer = (id: PeerId, addrs: Multiaddr[] = []): void => {
       const key = id.toString()
       if (key === own) return
@@ -203,6 +206,9 @@ export class PeerExchange {
         if (known.addrs.length === 0) known.addrs = addrs
         return
       }
+      // A peer that only announced itself counts against a small allowance: many identities
+      // cost a stranger nothing, and each could hold request slots.
+      if (addrs.length === 0 && unnamed++ >= MAX_UNNAMED_PEERS) return
       peers.set(key, { id, addrs, have: undefined, haveAt: 0, asking: false, inFlight: 0, failures: 0, dialFailures: 0, busyUntil: 0 })
       wake()
     }
@@ -285,8 +291,13 @@ export class PeerExchange {
         // Nothing arriving and nothing asked of anyone: first the tracker is asked again (peers
         // that came since, blocks nobody took), then the coordinator gives everything missing.
         // The tracker is cheap to ask again: after a second of nothing. The coordinator's bytes are
-        // what this saves: only after stallMs more.
-        if (!coordinatorBusy && inFlightCount === 0 && missing > 0 && Date.now() - lastProgress >= (stalls === 0 ? Math.min(REASK_MS, this.#stallMs) : this.#stallMs)) {
+        // what this saves: only after stallMs more. Requests in flight that land nothing for
+        // stallMs and a block's whole time do not hold that off (peers that accept and trickle).
+        const quiet = Date.now() - lastProgress
+        const stalled = inFlightCount === 0
+          ? quiet >= (stalls === 0 ? Math.min(REASK_MS, this.#stallMs) : this.#stallMs)
+          : quiet >= this.#stallMs + BLOCK_TIMEOUT_MS
+        if (!coordinatorBusy && missing > 0 && stalled) {
           coordinatorBusy = true
           if (stalls++ === 0) {
             this.#askSwarm(sha256, stop).then(async (again) => {
@@ -361,6 +372,11 @@ export class PeerExchange {
       return undefined
     }
     peer.dialFailures = 0
+    // The block's deadline ends the stream itself, so a read waiting on a peer that trickles
+    // bytes fails then, not a frame timeout later.
+    const opened = stream
+    const cut = (): void => { opened.abort(new Error(`block ${index} took longer than ${BLOCK_TIMEOUT_MS / 1000} s`)) }
+    within.addEventListener('abort', cut, { once: true })
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     try {
       await messages.write({ type: 'block', sha256, index })
@@ -386,6 +402,7 @@ export class PeerExchange {
       }
       return bytes
     } finally {
+      within.removeEventListener('abort', cut)
       await messages.close().catch(() => {})
     }
   }
