@@ -4,7 +4,7 @@ import { gzipSync } from 'node:zlib'
 import type { Kysely } from 'kysely'
 import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
-import { checkpointProvenance } from './provenance.ts'
+import { AnswerCache, checkpointProvenance } from './provenance.ts'
 import type { CheckpointProvenance, ProvenanceAnswer } from './provenance.ts'
 
 let store: Awaited<ReturnType<typeof openTestStore>>
@@ -44,4 +44,20 @@ test('a checkpoint\'s documents are traced once: asked again, or by many at once
   assert.notEqual(first, a)
   assert.deepEqual(parsed(first).documents.map((d) => d.locator), ['line 1', 'line 2'])
   await assert.rejects(checkpointProvenance(store, runId, 3), /has no checkpoint for round 3/)
+})
+
+test('public requests start at most two traces at once; more are refused ERR_BUSY (kept answers and the coordinator\'s own requests are not)', async () => {
+  const cache = new AnswerCache()
+  const answer = (round: number): ProvenanceAnswer => ({ round, json: new Uint8Array(1), csv: new Uint8Array(1), summary: { source: 's', heldOut: 0, firstRounds: new Int32Array(0) } })
+  const releases: Array<() => void> = []
+  const slow = (round: number) => async (): Promise<ProvenanceAnswer> => await new Promise((resolve) => { releases.push(() => { resolve(answer(round)) }) })
+  const a = cache.get('r:1', slow(1), true)
+  const b = cache.get('r:2', slow(2), true)
+  await assert.rejects(cache.get('r:3', slow(3), true), /already listing the documents of 2 other checkpoints/)
+  const own = cache.get('r:4', slow(4), false)
+  const same = cache.get('r:1', slow(1), true)
+  for (const release of releases) release()
+  assert.deepEqual((await Promise.all([a, b, own, same])).map((x) => x.round), [1, 2, 4, 1])
+  // Once those are made, a public request may start one again.
+  assert.equal((await cache.get('r:3', async () => answer(3), true)).round, 3)
 })

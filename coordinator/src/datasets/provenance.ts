@@ -14,24 +14,33 @@ export type { CheckpointProvenance, ProvenanceAnswer } from '@barnraise/datasets
 /** Bytes of kept answers (their JSON and CSV bodies); the latest answer is kept whatever its size. */
 const KEPT_ANSWER_BYTES = 256 * 1024 * 1024
 
+/** Traces a public request may start while others are still being made (each takes the worker seconds on a large index). */
+const MAX_PUBLIC_TRACES = 2
+
 /**
  * Answers by run and checkpoint round. A closed round's accepted units never change, so an
  * answer holds for good: a public route asked again, or by many at once, shares one trace
  * instead of each request walking the index again. Bounded by bytes, not count: one answer of
  * a run with millions of documents is hundreds of megabytes.
  */
-class AnswerCache {
+export class AnswerCache {
   readonly #answers = new Map<string, { answer: Promise<ProvenanceAnswer>, bytes: number }>()
   #bytes = 0
+  #making = 0
 
-  async get (key: string, make: () => Promise<ProvenanceAnswer>): Promise<ProvenanceAnswer> {
+  /** The answer for `key`, made when not kept; `limited` (a public request) is refused ERR_BUSY rather than queue a trace behind MAX_PUBLIC_TRACES others. */
+  async get (key: string, make: () => Promise<ProvenanceAnswer>, limited: boolean): Promise<ProvenanceAnswer> {
     const kept = this.#answers.get(key)
     if (kept !== undefined) {
       this.#answers.delete(key)
       this.#answers.set(key, kept)
       return await kept.answer
     }
-    const entry = { answer: make(), bytes: 0 }
+    if (limited && this.#making >= MAX_PUBLIC_TRACES) {
+      throw new CoordinatorError('ERR_BUSY', `the coordinator is already listing the documents of ${this.#making} other checkpoints; ask again in a minute`)
+    }
+    this.#making++
+    const entry = { answer: make().finally(() => { this.#making-- }), bytes: 0 }
     this.#answers.set(key, entry)
     try {
       const answer = await entry.answer
@@ -60,8 +69,11 @@ class AnswerCache {
 
 const answers = new AnswerCache()
 
-/** The provenance of a run's checkpoint after `round` (its latest when absent), as bodies to send. */
-export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, round?: number): Promise<ProvenanceAnswer> {
+/**
+ * The provenance of a run's checkpoint after `round` (its latest when absent), as bodies to
+ * send. `limited`: a public request, refused ERR_BUSY while traces are already being made.
+ */
+export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, round?: number, limited = false): Promise<ProvenanceAnswer> {
   const run = await deps.db.selectFrom('runs').select(['spec', 'current_round']).where('id', '=', runId).executeTakeFirst()
   if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
   const spec = run.spec
@@ -72,7 +84,7 @@ export async function checkpointProvenance (deps: { db: Kysely<Database>, blobs:
     ? await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).orderBy('round', 'desc').limit(1).executeTakeFirst()
     : await deps.db.selectFrom('checkpoints').select('round').where('run_id', '=', runId).where('round', '=', round).executeTakeFirst()
   if (checkpoint === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `run ${runId} has no checkpoint for round ${round ?? 'latest'}`)
-  return await answers.get(`${runId}:${checkpoint.round}`, async () => await traceCheckpoint(deps, runId, spec, checkpoint.round))
+  return await answers.get(`${runId}:${checkpoint.round}`, async () => await traceCheckpoint(deps, runId, spec, checkpoint.round), limited)
 }
 
 async function traceCheckpoint (deps: { db: Kysely<Database>, blobs: BlobStore }, runId: string, spec: StoredRunSpec, round: number): Promise<ProvenanceAnswer> {

@@ -49,9 +49,10 @@ export async function handleDownload (ctx: DownloadsContext, req: IncomingMessag
       if (round !== undefined && (!Number.isSafeInteger(round) || round < 0)) { json(res, 400, { error: 'round must be a non-negative integer' }); return true }
       let provenance
       try {
-        provenance = await checkpointProvenance(ctx, runId, round)
+        provenance = await checkpointProvenance(ctx, runId, round, true)
       } catch (err) {
         if (err instanceof CoordinatorError && err.code === 'ERR_NOT_FOUND') { json(res, 404, { error: err.message }); return true }
+        if (err instanceof CoordinatorError && err.code === 'ERR_BUSY') { res.setHeader('retry-after', '60'); json(res, 503, { error: err.message }); return true }
         throw err
       }
       if (parts[2] === 'documents.json') {

@@ -1,6 +1,6 @@
 // A document index fetched from a URL is a claim: it is held to the manifest that names it.
-import { createHash } from 'node:crypto'
 import { gzipSync } from 'node:zlib'
+import { sha256Hex } from '@barnraise/trainer'
 import { DatasetError } from '../dataset-error.ts'
 import { parseDocumentIndex } from '../ingest/document-index.ts'
 import type { DocumentIndex } from '../ingest/document-index.ts'
@@ -25,7 +25,7 @@ export interface CheckedDocumentIndex { source: string, documents: number, gzipp
  */
 export function checkDocumentIndex (bytes: Uint8Array, expect: DocumentIndexExpectation): CheckedDocumentIndex {
   const bad = (message: string): DatasetError => new DatasetError('ERR_BAD_INDEX', message)
-  if (createHash('sha256').update(bytes).digest('hex') !== expect.sha256) throw bad(`the document index at ${expect.url} does not have the sha256 the manifest gives`)
+  if (sha256Hex(bytes) !== expect.sha256) throw bad(`the document index at ${expect.url} does not have the sha256 the manifest gives`)
   let json: unknown
   try {
     json = JSON.parse(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('utf8'))
