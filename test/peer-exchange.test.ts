@@ -56,11 +56,11 @@ describe('checkpoints and shards spread between the agents of a run', () => {
   }
 
   /** An agent host on loopback with peer exchange, enrolled, with an open unit reading `sha`. */
-  const agent = async (o: { unit?: boolean, stallMs?: number, listen?: string[], relayed?: boolean } = {}): Promise<{ libp2p: Libp2p, peers: PeerExchange, cache: BlobCache }> => {
+  const agent = async (o: { unit?: boolean, stallMs?: number, blockTimeoutMs?: number, log?: (message: string) => void, listen?: string[], relayed?: boolean } = {}): Promise<{ libp2p: Libp2p, peers: PeerExchange, cache: BlobCache }> => {
     const libp2p = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: o.listen ?? ['/ip4/127.0.0.1/tcp/0'], relayed: o.relayed ?? false })
     hosts.push(libp2p)
     const address = parseCoordinatorAddress(coordinator.multiaddrs[0]!)
-    const peers = await PeerExchange.start(libp2p, address, { stallMs: o.stallMs ?? 5_000 })
+    const peers = await PeerExchange.start(libp2p, address, { stallMs: o.stallMs ?? 5_000, blockTimeoutMs: o.blockTimeoutMs, log: o.log })
     exchanges.push(peers)
     await enrol(libp2p, `peer ${hosts.length}`, o.unit !== false)
     return { libp2p, peers, cache: new BlobCache(await tempDir('peer-agent'), libp2p, address, { peers }) }
@@ -160,6 +160,50 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     assert.ok(Buffer.from(await honest.cache.get(sha)).equals(blob), 'the blob arrived whole and verified')
     assert.ok(lies >= 1, 'the liar was asked')
     assert.equal(honest.peers.stats.fromPeers, 0, 'nothing from the liar was kept')
+    assert.equal(honest.peers.stats.fromCoordinator, blob.byteLength)
+  })
+
+  test('a peer that accepts every block and trickles it is cut off at the block deadline, and once it has stalled the fetch it holds the rest back no longer than the stall', async () => {
+    // A swarm member that claims every block and sends each a few bytes at a time, never the whole.
+    const trickler = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
+    hosts.push(trickler)
+    let asked = 0
+    await trickler.handle(PEER_BLOCKS_PROTOCOL, async (stream) => {
+      const messages = new JsonStream(stream, 256 * 1024)
+      const request = await messages.read(peerBlockRequestSchema, 10_000)
+      const have = encodeBitfield(new Uint8Array(7).fill(1))
+      if (request.type === 'have') {
+        await messages.write({ ok: true, have })
+        await messages.close()
+        return
+      }
+      asked++
+      await messages.write({ ok: true, have, bytes: request.index === 6 ? BLOB_BLOCK_BYTES / 2 : BLOB_BLOCK_BYTES })
+      try {
+        for (let i = 0; i < 600; i++) {
+          await messages.writeFrame(randomBytes(16))
+          await new Promise((resolve) => setTimeout(resolve, 100))
+        }
+      } catch {
+        // The asker cut the stream: what this test expects.
+      }
+    })
+    await enrol(trickler, 'trickler')
+    for (const e of exchanges.splice(0)) await e.stop()
+    for (const h of hosts) if (h !== trickler) await h.stop()
+    assert.ok((await askSwarmAs(trickler)).ok)
+
+    const logged: string[] = []
+    const honest = await agent({ stallMs: 300, blockTimeoutMs: 3_000, log: (message) => { logged.push(message) } })
+    assert.ok(Buffer.from(await honest.cache.get(sha)).equals(blob), 'the blob arrived whole and verified')
+    assert.ok(asked >= 1, 'the trickler was asked')
+    assert.ok(logged.includes('a peer failed to deliver a block'), `a trickled block ended at its deadline: ${logged.join('; ')}`)
+    const again = logged.indexOf('peers stalled again; taking the rest from the coordinator')
+    assert.ok(again > 0, logged.join('; '))
+    // Its first two blocks ran out their deadline before the first stall; the two asked next were
+    // still trickling when the rest came from the coordinator, a stall (not a deadline) later.
+    assert.equal(logged.slice(0, again).filter((m) => m === 'a peer failed to deliver a block').length, 2, logged.join('; '))
+    assert.equal(honest.peers.stats.fromPeers, 0, 'nothing the trickler sent was kept')
     assert.equal(honest.peers.stats.fromCoordinator, blob.byteLength)
   })
 

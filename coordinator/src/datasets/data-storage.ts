@@ -18,3 +18,16 @@ export async function stagedUploadBytes (db: Kysely<Database>): Promise<number> 
     .where('status', 'in', ['uploading', 'tokenizing']).executeTakeFirstOrThrow()
   return Number(staged)
 }
+
+const quotaQueues = new WeakMap<Kysely<Database>, Promise<unknown>>()
+
+/**
+ * Runs `fn`, a dataset-quota check and the writes it allows, after every earlier one on this
+ * database has finished, so two requests cannot each see the same free room and both take it.
+ * In-process: one coordinator serves a data directory at a time (`serve` holds its lock).
+ */
+export async function withDataQuota<T> (db: Kysely<Database>, fn: () => Promise<T>): Promise<T> {
+  const turn = (quotaQueues.get(db) ?? Promise.resolve()).then(fn, fn)
+  quotaQueues.set(db, turn.catch(() => undefined))
+  return await turn
+}

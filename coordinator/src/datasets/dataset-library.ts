@@ -16,7 +16,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { stagedUploadBytes, uploadedDataBytes } from './data-storage.ts'
+import { stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
 export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
@@ -97,16 +97,18 @@ export class DatasetLibrary {
     await loadTokenizer(this.#deps, input.tokenizer)
     await this.#expireAbandoned()
     // Staged files count against the quota too, so announced uploads cannot fill the disk.
-    const used = await uploadedDataBytes(this.#deps.db)
-    const staged = await stagedUploadBytes(this.#deps.db)
-    const room = this.#deps.quotaBytes - used - staged
-    if (input.fileBytes > room) {
-      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the file is ${(input.fileBytes / MIB).toFixed(1)} MiB, and the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) has ${(Math.max(0, room) / MIB).toFixed(1)} MiB left after stored shards (${(used / MIB).toFixed(1)} MiB) and uploads in progress (${(staged / MIB).toFixed(1)} MiB); ask the operator for room`)
-    }
-    const row = await this.#deps.db.insertInto('datasets').values({
-      name: input.name, created_by: userId, status: 'uploading', format: input.format, field: input.format === 'text' ? null : input.field,
-      tokenizer: input.tokenizer, file_name: input.fileName, file_bytes: input.fileBytes
-    }).returningAll().executeTakeFirstOrThrow()
+    const row = await withDataQuota(this.#deps.db, async () => {
+      const used = await uploadedDataBytes(this.#deps.db)
+      const staged = await stagedUploadBytes(this.#deps.db)
+      const room = this.#deps.quotaBytes - used - staged
+      if (input.fileBytes > room) {
+        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the file is ${(input.fileBytes / MIB).toFixed(1)} MiB, and the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) has ${(Math.max(0, room) / MIB).toFixed(1)} MiB left after stored shards (${(used / MIB).toFixed(1)} MiB) and uploads in progress (${(staged / MIB).toFixed(1)} MiB); ask the operator for room`)
+      }
+      return await this.#deps.db.insertInto('datasets').values({
+        name: input.name, created_by: userId, status: 'uploading', format: input.format, field: input.format === 'text' ? null : input.field,
+        tokenizer: input.tokenizer, file_name: input.fileName, file_bytes: input.fileBytes
+      }).returningAll().executeTakeFirstOrThrow()
+    })
     await mkdir(this.#deps.stagingDir, { recursive: true, mode: 0o700 })
     await rm(this.#staged(row.id), { force: true })
     this.#deps.changes.publish('datasets')
@@ -259,28 +261,31 @@ export class DatasetLibrary {
       this.#stopping.signal.throwIfAborted()
       const indexBytes = await readFile(result.indexFile)
       const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + indexBytes.byteLength
-      const used = await uploadedDataBytes(db)
-      if (used + newBytes > this.#deps.quotaBytes) {
-        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards and index, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
-      }
-      const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }
-      for (const s of result.train) await storeBlob(db, blobs, await readFile(join(outDir, s.sha256)), 'shard', { ...meta, tokens: s.tokens })
-      await storeBlob(db, blobs, await readFile(join(outDir, result.validation.sha256)), 'shard', { ...meta, tokens: result.validation.tokens, split: 'validation' })
-      const index = await storeBlob(db, blobs, indexBytes, 'documents', { datasetId: id, documents: result.indexDocuments, uploadedBy: row.created_by })
-      await db.updateTable('datasets').set({
-        status: 'ready',
-        read_bytes: row.file_bytes,
-        documents: result.documents,
-        bad_rows: result.badRows,
-        bad_row_examples: JSON.stringify(result.badRowExamples),
-        train_tokens: result.trainTokens,
-        validation_tokens: result.validationTokens,
-        train_shards: JSON.stringify(result.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens }))),
-        validation_shard: result.validation.sha256,
-        document_index: index,
-        error: null,
-        updated_at: new Date()
-      }).where('id', '=', id).execute()
+      // The check, the stores and the status flip happen together: the staged bytes stop counting as the shards start to.
+      await withDataQuota(db, async () => {
+        const used = await uploadedDataBytes(db)
+        if (used + newBytes > this.#deps.quotaBytes) {
+          throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards and index, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+        }
+        const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }
+        for (const s of result.train) await storeBlob(db, blobs, await readFile(join(outDir, s.sha256)), 'shard', { ...meta, tokens: s.tokens })
+        await storeBlob(db, blobs, await readFile(join(outDir, result.validation.sha256)), 'shard', { ...meta, tokens: result.validation.tokens, split: 'validation' })
+        const index = await storeBlob(db, blobs, indexBytes, 'documents', { datasetId: id, documents: result.indexDocuments, uploadedBy: row.created_by })
+        await db.updateTable('datasets').set({
+          status: 'ready',
+          read_bytes: row.file_bytes,
+          documents: result.documents,
+          bad_rows: result.badRows,
+          bad_row_examples: JSON.stringify(result.badRowExamples),
+          train_tokens: result.trainTokens,
+          validation_tokens: result.validationTokens,
+          train_shards: JSON.stringify(result.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens }))),
+          validation_shard: result.validation.sha256,
+          document_index: index,
+          error: null,
+          updated_at: new Date()
+        }).where('id', '=', id).execute()
+      })
       log.info('dataset tokenized', { dataset: id, documents: result.documents, badRows: result.badRows, trainTokens: result.trainTokens, seconds: (Date.now() - started) / 1000 })
       await rm(this.#staged(id), { force: true })
       this.#deps.changes.publish('datasets')

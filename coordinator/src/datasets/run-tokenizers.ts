@@ -5,7 +5,7 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import { CoordinatorError } from '../errors.ts'
-import { uploadedDataBytes } from './data-storage.ts'
+import { uploadedDataBytes, withDataQuota } from './data-storage.ts'
 
 const SHA_NAME = /^sha256:([0-9a-f]{64})$/
 /** Loaded tokenizers, most recently used last; a BPE vocabulary can take tens of MB, so few are kept. */
@@ -39,15 +39,18 @@ export async function loadTokenizer (deps: { db: Kysely<Database>, blobs: BlobSt
 /** Checks an uploaded tokenizer.json and stores it; returns the name runs and datasets use for it. */
 export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, bytes: Uint8Array, uploadedBy: string, quotaBytes: number): Promise<{ name: string, vocabSize: number }> {
   if (bytes.byteLength > MAX_TOKENIZER_JSON_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `a tokenizer.json may be at most ${MAX_TOKENIZER_JSON_BYTES / 1024 / 1024} MiB`)
-  const used = await uploadedDataBytes(deps.db)
-  if (used + bytes.byteLength > quotaBytes) throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the coordinator's dataset quota (${(quotaBytes / 1024 / 1024).toFixed(0)} MiB, --dataset-quota-mb) has no room for this tokenizer; ask the operator for room`)
-  let tokenizer: TextTokenizer
-  try {
-    tokenizer = uploadedTokenizer(bytes)
-  } catch (err) {
-    throw new CoordinatorError('ERR_INVALID_INPUT', (err as Error).message)
-  }
-  await storeBlob(deps.db, deps.blobs, bytes, 'tokenizer', { uploadedBy, vocabSize: tokenizer.vocabSize })
+  const tokenizer = await withDataQuota(deps.db, async () => {
+    const used = await uploadedDataBytes(deps.db)
+    if (used + bytes.byteLength > quotaBytes) throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the coordinator's dataset quota (${(quotaBytes / 1024 / 1024).toFixed(0)} MiB, --dataset-quota-mb) has no room for this tokenizer; ask the operator for room`)
+    let parsed: TextTokenizer
+    try {
+      parsed = uploadedTokenizer(bytes)
+    } catch (err) {
+      throw new CoordinatorError('ERR_INVALID_INPUT', (err as Error).message)
+    }
+    await storeBlob(deps.db, deps.blobs, bytes, 'tokenizer', { uploadedBy, vocabSize: parsed.vocabSize })
+    return parsed
+  })
   remember(tokenizer)
   return { name: tokenizer.name, vocabSize: tokenizer.vocabSize }
 }

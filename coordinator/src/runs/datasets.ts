@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
-import { uploadedDataBytes } from '../datasets/data-storage.ts'
+import { uploadedDataBytes, withDataQuota } from '../datasets/data-storage.ts'
 import { CoordinatorError } from '../errors.ts'
 import { DEMO_SHARD_OPTIONS, buildShards } from '@barnraise/trainer'
 import { MAX_DATASET_UPLOAD_BYTES } from '@barnraise/protocol'
@@ -35,7 +35,7 @@ export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: Bl
   if (sharding) throw new CoordinatorError('ERR_BUSY', 'another dataset upload is being sharded; try again in a moment')
   sharding = true
   try {
-    return await storeShards(deps, upload, text, quotaBytes)
+    return await withDataQuota(deps.db, async () => await storeShards(deps, upload, text, quotaBytes))
   } finally {
     sharding = false
   }

@@ -2,10 +2,11 @@ import type { Kysely } from 'kysely'
 import type { CheckedDocumentIndex } from '@barnraise/datasets'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
-import { countParams, decodeShard, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
+import { countParams, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
-import { stagedUploadBytes, uploadedDataBytes } from '../datasets/data-storage.ts'
+import { stagedUploadBytes, uploadedDataBytes, withDataQuota } from '../datasets/data-storage.ts'
 import { documentIndexes } from '../datasets/document-indexes.ts'
+import { checkFetchedShard } from '../datasets/fetched-shard.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -107,26 +108,23 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   } catch (err) {
     throw new Error(`the validation shard could not be fetched: ${(err as Error).message}`)
   }
-  if (sha256Hex(bytes) !== dataset.validation.sha256) throw new Error(`the validation shard at ${dataset.validation.url} does not have the sha256 the manifest gives`)
-  let decoded
-  try {
-    decoded = decodeShard(bytes)
-  } catch (err) {
-    throw new Error(`the validation shard is not a token shard: ${(err as Error).message}`)
-  }
+  const decoded = await checkFetchedShard(bytes, dataset.validation.sha256, dataset.validation.url)
   if (decoded.vocabSize !== tokenizer.vocabSize) throw new Error(`the shards use a vocabulary of ${decoded.vocabSize} but tokenizer ${dataset.tokenizer} has ${tokenizer.vocabSize}`)
   const index = dataset.documents === undefined ? null : await fetchDocumentIndex(dataset, allowPrivate)
   const uploadedBy = owner === null ? {} : { uploadedBy: owner.uploadedBy }
-  if (owner !== null) {
-    const added = await newBytes(store.db, [{ sha256: dataset.validation.sha256, size: bytes.byteLength }, ...(index === null ? [] : [{ sha256: sha256Hex(index.gzipped), size: index.gzipped.byteLength }])])
-    // Room promised to uploads in progress is not free.
-    const used = await uploadedDataBytes(store.db) + await stagedUploadBytes(store.db)
-    if (used + added > owner.quotaBytes) {
-      throw new Error(`storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${(added / MIB).toFixed(1)} MiB, and the coordinator already stores or has promised to uploads in progress ${(used / MIB).toFixed(1)} MiB of its ${(owner.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+  const { documentIndex, validation } = await withDataQuota(store.db, async () => {
+    if (owner !== null) {
+      const added = await newBytes(store.db, [{ sha256: dataset.validation.sha256, size: bytes.byteLength }, ...(index === null ? [] : [{ sha256: sha256Hex(index.gzipped), size: index.gzipped.byteLength }])])
+      // Room promised to uploads in progress is not free.
+      const used = await uploadedDataBytes(store.db) + await stagedUploadBytes(store.db)
+      if (used + added > owner.quotaBytes) {
+        throw new Error(`storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${(added / MIB).toFixed(1)} MiB, and the coordinator already stores or has promised to uploads in progress ${(used / MIB).toFixed(1)} MiB of its ${(owner.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
+      }
     }
-  }
-  const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy })
-  const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens.length, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation', ...uploadedBy }), tokens: decoded.tokens.length }
+    const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy })
+    const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation', ...uploadedBy }), tokens: decoded.tokens }
+    return { documentIndex, validation }
+  })
   return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex }
 }
 

@@ -78,3 +78,53 @@ test('a URL dataset\'s validation shard and document index count against the dat
     server.close()
   }
 })
+
+test('two runs created at once cannot both take the last room in the dataset quota: one is stored, the other refused with the figures', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-quota-race-'))
+  const files = new Map<string, Uint8Array>()
+  const datasets = []
+  for (const [n, words] of [['a', ['barn', 'raise', 'seed', 'grain']], ['b', ['field', 'plough', 'harvest', 'rain']]] as const) {
+    const lines = Array.from({ length: 1500 }, (_, i) => JSON.stringify({ text: Array.from({ length: 12 }, (_, j) => words[(i * 3 + j) % words.length]).join(' ') }))
+    await writeFile(join(dir, `${n}.jsonl`), lines.join('\n'))
+    datasets.push(await buildDataset({ reader: await openReader(join(dir, `${n}.jsonl`), 'jsonl', 'text'), tokenizer: catalogTokenizer('gpt2-1k'), source: `${n}.jsonl`, ...UPLOAD_BUILD_DEFAULTS, shardTokens: 8_000, onShard: async (bytes, m) => { files.set(`/${m.sha256}`, bytes) } }))
+  }
+  const server = createServer((req, res) => {
+    const bytes = files.get(req.url ?? '')
+    if (bytes === undefined) { res.writeHead(404); res.end(); return }
+    res.end(bytes)
+  })
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
+  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  const database = await openDatabase({ dataDir: 'memory://' })
+  const db = database.db
+  const store = { db, blobs: new DiskBlobStore(join(dir, 'blobs')) }
+  try {
+    const organizer = (await db.insertInto('users').values({ email: 'o@x.test', display_name: 'O', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+    const spec = (built: typeof datasets[number], name: string) => ({
+      name,
+      model: { preset: 'tiny' },
+      dataset: {
+        source: 'urls',
+        tokenizer: 'gpt2-1k',
+        train: built.train.map((s) => ({ url: `${base}/${s.sha256}`, sha256: s.sha256, tokens: s.tokens })),
+        validation: { url: `${base}/${built.validation.sha256}`, sha256: built.validation.sha256 }
+      },
+      recipe: { innerSteps: 4, batchSize: 2, seqLen: 32, innerLr: 0.003, warmupSteps: 1 },
+      rounds: 2
+    })
+    const sizes = datasets.map((d) => files.get(`/${d.validation.sha256}`)!.byteLength)
+    assert.notEqual(datasets[0]!.validation.sha256, datasets[1]!.validation.sha256)
+    // Room for the larger of the two validation shards, not for both.
+    const limits = { ...DEFAULT_INSTALL_LIMITS, allowPrivateShardUrls: true, datasetQuotaBytes: Math.max(...sizes) + 10 }
+    const outcomes = await Promise.allSettled([createRun(store, spec(datasets[0]!, 'first'), organizer, limits), createRun(store, spec(datasets[1]!, 'second'), organizer, limits)])
+    assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'])
+    const refused = (outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason as unknown
+    assert.ok(refused instanceof RunSpecError, String(refused))
+    assert.match(refused.fields[0]!.message, /validation shard takes [\d.]+ MiB, and the coordinator already stores or has promised to uploads in progress [\d.]+ MiB of its 0 MiB dataset quota/)
+    assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', '=', 'shard').execute()).length, 1, 'one validation shard is stored')
+    assert.ok(await uploadedDataBytes(db) <= limits.datasetQuotaBytes)
+  } finally {
+    await database.close()
+    server.close()
+  }
+})

@@ -24,6 +24,8 @@ export interface PeerExchangeOptions {
   perPeer?: number
   /** How long a peer dial may take. */
   dialTimeoutMs?: number
+  /** How long one block from a peer may take, header and bytes (60 s; a peer trickling bytes is cut off). */
+  blockTimeoutMs?: number
   log?: (message: string, fields: Record<string, unknown>) => void
   /** Counts each verified block by where it came from (the agent's --metrics). */
   onBytes?: (source: 'peers' | 'coordinator', bytes: number) => void
@@ -52,7 +54,7 @@ const MAX_PEER_FAILURES = 3
 /** A peer none of whose last this many streams opened is no longer asked during this fetch. */
 const MAX_DIAL_FAILURES = 5
 /** One block from a peer: its header, then all of it, within this (a peer trickling bytes is cut off). */
-const BLOCK_TIMEOUT_MS = 60_000
+const DEFAULT_BLOCK_TIMEOUT_MS = 60_000
 /** Peers that dialled this agent (not named by the tracker) it asks during one fetch: any stranger can announce a blob. */
 const MAX_UNNAMED_PEERS = 8
 
@@ -88,6 +90,7 @@ export class PeerExchange {
   readonly #coordinator: Multiaddr
   readonly #server: BlockServer
   readonly #stallMs: number
+  readonly #blockTimeoutMs: number
   readonly #maxInFlight: number
   readonly #perPeer: number
   readonly #dialTimeoutMs: number
@@ -105,6 +108,7 @@ export class PeerExchange {
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#perPeer = options.perPeer ?? DEFAULT_PER_PEER
     this.#dialTimeoutMs = options.dialTimeoutMs ?? DEFAULT_DIAL_TIMEOUT_MS
+    this.#blockTimeoutMs = options.blockTimeoutMs ?? DEFAULT_BLOCK_TIMEOUT_MS
     this.#log = options.log ?? (() => {})
     this.#onBytes = options.onBytes ?? (() => {})
   }
@@ -245,6 +249,7 @@ export class PeerExchange {
       const fail = (err: unknown): void => { failure ??= err as Error; wake() }
       fromCoordinator(blocksInRanges(swarm.seed, count).filter((b) => present[b] === 0)).then(coordinatorDone, fail)
       let stalls = 0
+      let trickled = false
       let available: Uint16Array = new Uint16Array(count)
       let availableAt = 0
       while (missing > 0 && failure === undefined && !stop.aborted) {
@@ -292,13 +297,15 @@ export class PeerExchange {
         // that came since, blocks nobody took), then the coordinator gives everything missing.
         // The tracker is cheap to ask again: after a second of nothing. The coordinator's bytes are
         // what this saves: only after stallMs more. Requests in flight that land nothing for
-        // stallMs and a block's whole time do not hold that off (peers that accept and trickle).
+        // stallMs and a block's whole time do not hold that off (peers that accept and trickle);
+        // once they have stalled a fetch like that, they hold it off no longer than stallMs.
         const quiet = Date.now() - lastProgress
         const stalled = inFlightCount === 0
           ? quiet >= (stalls === 0 ? Math.min(REASK_MS, this.#stallMs) : this.#stallMs)
-          : quiet >= this.#stallMs + BLOCK_TIMEOUT_MS
+          : quiet >= this.#stallMs + (trickled ? 0 : this.#blockTimeoutMs)
         if (!coordinatorBusy && missing > 0 && stalled) {
           coordinatorBusy = true
+          if (inFlightCount > 0) trickled = true
           if (stalls++ === 0) {
             this.#askSwarm(sha256, stop).then(async (again) => {
               this.#log('peers stalled; asked the tracker again', { sha256, seed: again.seed, peers: again.peers.map((p) => p.peerId) })
@@ -360,7 +367,7 @@ export class PeerExchange {
 
   /** Asks a peer for one block; undefined when it turned out not to have it (or was busy). */
   async #askBlock (peer: PeerState, sha256: string, index: number, count: number, signal: AbortSignal): Promise<Uint8Array | undefined> {
-    const within = AbortSignal.any([signal, AbortSignal.timeout(BLOCK_TIMEOUT_MS)])
+    const within = AbortSignal.any([signal, AbortSignal.timeout(this.#blockTimeoutMs)])
     let stream
     try {
       stream = await this.#libp2p.dialProtocol(peer.addrs.length > 0 ? peer.addrs : peer.id, PEER_BLOCKS_PROTOCOL, { runOnLimitedConnection: true, signal: AbortSignal.any([within, AbortSignal.timeout(this.#dialTimeoutMs)]) })
@@ -375,7 +382,7 @@ export class PeerExchange {
     // The block's deadline ends the stream itself, so a read waiting on a peer that trickles
     // bytes fails then, not a frame timeout later.
     const opened = stream
-    const cut = (): void => { opened.abort(new Error(`block ${index} took longer than ${BLOCK_TIMEOUT_MS / 1000} s`)) }
+    const cut = (): void => { opened.abort(new Error(`block ${index} took longer than ${this.#blockTimeoutMs / 1000} s`)) }
     within.addEventListener('abort', cut, { once: true })
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     try {

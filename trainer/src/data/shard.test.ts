@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { shardManifestSchema } from '@barnraise/protocol'
-import { buildShards, buildShardsFromTokens, decodeShard, encodeShard, SHARD_HEADER_BYTES, ShardError, sha256Hex } from './shard.ts'
+import { buildShards, buildShardsFromTokens, checkShardTokens, decodeShard, encodeShard, readShardHeader, SHARD_HEADER_BYTES, ShardError, sha256Hex } from './shard.ts'
 
 const isCode = (code: string) => (err: unknown) => err instanceof ShardError && err.code === code
 
@@ -49,6 +49,25 @@ test('truncated, padded, foreign and inconsistent shards are refused', () => {
   assert.throws(() => decodeShard(token), isCode('ERR_BAD_TOKEN'))
   const huge = good.slice(); new DataView(huge.buffer).setBigUint64(24, 2n ** 63n, true)
   assert.throws(() => decodeShard(huge), isCode('ERR_TRUNCATED'))
+})
+
+test('a shard checked in place, in slices, finds the same bad token decodeShard does, at any width', () => {
+  for (const [vocab, width] of [[100, 1], [1000, 2], [100_000, 4]] as const) {
+    const tokens = Array.from({ length: 50 }, (_, i) => i % vocab)
+    const good = encodeShard(tokens, vocab)
+    const header = readShardHeader(good)
+    assert.deepEqual(header, { vocabSize: vocab, width, tokens: 50 })
+    checkShardTokens(good, header, 0, 20)
+    checkShardTokens(good, header, 20)
+    const bad = good.slice()
+    const at = SHARD_HEADER_BYTES + 37 * width
+    if (width === 4) new DataView(bad.buffer).setUint32(at, 0xffffffff, true)
+    else bad[at + width - 1] = 0xff
+    assert.throws(() => decodeShard(bad), /token 37 is/)
+    checkShardTokens(bad, header, 0, 37)
+    assert.throws(() => checkShardTokens(bad, header, 30, 40), (err: unknown) => isCode('ERR_BAD_TOKEN')(err) && /token 37 is/.test((err as Error).message))
+  }
+  assert.throws(() => readShardHeader(encodeShard([1], 1000).subarray(0, 33)), isCode('ERR_TRUNCATED'))
 })
 
 test('buildShards holds out the last fraction as validation and names shards by content', () => {

@@ -52,8 +52,11 @@ export function encodeShard (tokens: ArrayLike<number>, vocabSize: number): Uint
   return out
 }
 
-/** Reads a shard, checking magic, version, header consistency, exact length and every token against the vocabulary. */
-export function decodeShard (bytes: Uint8Array): { vocabSize: number, tokens: ShardTokens } {
+/** A shard's header, checked against the bytes that follow it. */
+export interface ShardHeader { vocabSize: number, width: 1 | 2 | 4, tokens: number }
+
+/** Reads and checks a shard's header (magic, version, consistency, exact length) without reading its tokens. */
+export function readShardHeader (bytes: Uint8Array): ShardHeader {
   if (bytes.byteLength < SHARD_HEADER_BYTES) throw new ShardError('ERR_TRUNCATED', `shard is ${bytes.byteLength} bytes, shorter than its ${SHARD_HEADER_BYTES}-byte header`)
   if (new TextDecoder().decode(bytes.subarray(0, 8)) !== SHARD_MAGIC) throw new ShardError('ERR_BAD_MAGIC', `not a token shard: it does not start with "${SHARD_MAGIC}"`)
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
@@ -69,12 +72,34 @@ export function decodeShard (bytes: Uint8Array): { vocabSize: number, tokens: Sh
   if (count * BigInt(width) !== actual) {
     throw new ShardError('ERR_TRUNCATED', `shard header promises ${count} tokens (${count * BigInt(width)} bytes) but ${actual} bytes follow; the file is truncated or padded`)
   }
-  const n = Number(count)
+  return { vocabSize, width: width as 1 | 2 | 4, tokens: Number(count) }
+}
+
+/**
+ * Checks tokens `from` to `to` (exclusive) of a shard whose header `readShardHeader` accepted
+ * against its vocabulary, reading them in place; throws `ERR_BAD_TOKEN` at the first one outside.
+ */
+export function checkShardTokens (bytes: Uint8Array, header: ShardHeader, from = 0, to = header.tokens): void {
+  const { vocabSize, width } = header
+  if (width === 1 && vocabSize === 256) return
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  for (let i = from; i < to; i++) {
+    const at = SHARD_HEADER_BYTES + width * i
+    const t = width === 1 ? bytes[at]! : width === 2 ? view.getUint16(at, true) : view.getUint32(at, true)
+    if (t >= vocabSize) throw new ShardError('ERR_BAD_TOKEN', `token ${i} is ${t}, outside the shard's vocabulary of ${vocabSize}`)
+  }
+}
+
+/** Reads a shard, checking magic, version, header consistency, exact length and every token against the vocabulary. */
+export function decodeShard (bytes: Uint8Array): { vocabSize: number, tokens: ShardTokens } {
+  const header = readShardHeader(bytes)
+  const { vocabSize, width, tokens: n } = header
   const body = bytes.subarray(SHARD_HEADER_BYTES)
   let tokens: ShardTokens
   if (width === 1) {
     tokens = body
   } else {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength)
     tokens = new Int32Array(n)
     for (let i = 0; i < n; i++) tokens[i] = width === 2 ? view.getUint16(SHARD_HEADER_BYTES + 2 * i, true) : view.getUint32(SHARD_HEADER_BYTES + 4 * i, true)
   }
