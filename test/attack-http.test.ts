@@ -92,6 +92,35 @@ describe('the HTTP side against a hostile browser and a password guesser', () =>
     await res.arrayBuffer()
   })
 
+  test('a stranger\'s large or deeply nested body is refused before it is parsed; an organizer\'s large spec is still read', async () => {
+    const nested = '['.repeat(500_000) + ']'.repeat(500_000)
+    const deep = await post(coordinator.url, 'auth.signIn', nested, { 'content-type': 'application/json' })
+    assert.equal(deep.status, 413)
+    await deep.arrayBuffer()
+    // The large-body calls are large only for organizers (admins pass every role check).
+    const anonymous = await post(coordinator.url, 'runs.create', nested, { 'content-type': 'application/json' })
+    assert.equal(anonymous.status, 413)
+    await anonymous.arrayBuffer()
+    const admin = sessionClient(coordinator.url)
+    await admin.auth.signIn.mutate({ email: 'root@example.org', password: 'root-password-1' })
+    const shards = Array.from({ length: 6000 }, (_, i) => i.toString(16).padStart(64, '0'))
+    const refused = await admin.runs.create.mutate({ spec: { name: 'many shards', rounds: 2, model: { preset: 'tiny' }, dataset: { source: 'shards', train: shards, validation: shards[0] } } }).then(() => null, (err: unknown) => err)
+    assert.ok(refused instanceof Error)
+    assert.ok(JSON.stringify(shards).length > 256 * 1024, 'the spec is larger than an ordinary call may be')
+    assert.notEqual((refused as { data?: { httpStatus?: number } }).data?.httpStatus, 413, refused.message)
+    assert.match(refused.message + JSON.stringify((refused as { data?: unknown }).data), /shard|dataset/i)
+    assert.equal((await fetch(new URL('healthz', coordinator.url))).status, 200)
+  })
+
+  test('text with a NUL character is the caller\'s error (400, named), never the database\'s (500)', async () => {
+    const res = await post(coordinator.url, 'auth.signIn', JSON.stringify({ email: 'root\u0000@example.org', password: 'x' }), { 'content-type': 'application/json' })
+    assert.equal(res.status, 400)
+    assert.match(await res.text(), /NUL character/)
+    const signUp = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: 'nul@example.org', organization: 'Lab\u0000' }), { 'content-type': 'application/json' })
+    assert.equal(signUp.status, 400)
+    await signUp.arrayBuffer()
+  })
+
   test('password guessing is throttled per account (HTTP 429, Retry-After), even for the right password', async () => {
     const guess = async (password: string): Promise<Response> =>
       await post(coordinator.url, 'auth.signIn', JSON.stringify({ email: 'root@example.org', password }), { 'content-type': 'application/json' })

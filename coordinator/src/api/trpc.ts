@@ -10,8 +10,12 @@ const t = initTRPC.context<ApiContext>().create({
   isDev: false,
   errorFormatter ({ shape, error }) {
     const cause = error.cause
+    // An error no domain code names is a fault here, not the caller's: its text (a database's
+    // message, a library's) is for the log (server.ts logs it), not for whoever caused it.
+    const hidden = error.code === 'INTERNAL_SERVER_ERROR' && !(cause instanceof CoordinatorError) && !(cause instanceof RunSpecError)
     return {
       ...shape,
+      message: hidden ? 'internal error; the coordinator logged what went wrong' : shape.message,
       data: {
         ...shape.data,
         appCode: cause instanceof CoordinatorError ? cause.code : null,
@@ -49,8 +53,22 @@ const mapDomainErrors = t.middleware(async ({ ctx, next }) => {
   return result
 })
 
+/** True when a string anywhere in `value` holds U+0000, which Postgres text cannot store. */
+function holdsNul (value: unknown, depth = 0): boolean {
+  if (typeof value === 'string') return value.includes('\u0000')
+  if (depth > 32 || value === null || typeof value !== 'object') return false
+  for (const v of Array.isArray(value) ? value : Object.values(value)) if (holdsNul(v, depth + 1)) return true
+  return false
+}
+
+/** Input with a NUL character is refused here, as the caller's error, before any check or query sees it. */
+const refuseNul = t.middleware(async ({ next, getRawInput }) => {
+  if (holdsNul(await getRawInput())) throw new TRPCError({ code: 'BAD_REQUEST', message: 'the input holds a NUL character (U+0000); text may not contain it' })
+  return await next()
+})
+
 export const router = t.router
-export const publicProcedure = t.procedure.use(mapDomainErrors)
+export const publicProcedure = t.procedure.use(refuseNul).use(mapDomainErrors)
 
 /** Any signed-in person. */
 export const protectedProcedure = publicProcedure.use(async ({ ctx, next }) => {

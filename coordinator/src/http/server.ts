@@ -6,6 +6,7 @@ import { createHTTPHandler } from '@trpc/server/adapters/standalone'
 import { appRouter } from '../api/router.ts'
 import type { ApiServices } from '../api/context.ts'
 import { SESSION_COOKIE, userForSession } from '../accounts/accounts.ts'
+import { hasRole } from '../accounts/roles.ts'
 import { parseCookies, sessionCookie } from './cookies.ts'
 import type { Logger } from '../log.ts'
 import { serveStatic } from './static-files.ts'
@@ -47,6 +48,13 @@ function requestOrigin (req: IncomingMessage, options: HttpServerOptions): { sec
   return { secure: lastOf(req.headers['x-forwarded-proto']) === 'https', address: forwarded !== '' ? forwarded : socketAddress }
 }
 
+/** The largest body of an API call (a run spec, a pledge, a sign-in are a few KiB). */
+export const MAX_API_BODY_BYTES = 256 * 1024
+/** The largest body of an organizer's large call: `runs.uploadDataset` (8 MiB of text, JSON-escaped) or a spec of many shards. */
+const MAX_LARGE_BODY_BYTES = 12 * 1024 * 1024
+/** Calls that may carry large bodies, each alone in its request, and only from an organizer. */
+const LARGE_BODY_PATHS = new Set(['/trpc/runs.uploadDataset', '/trpc/runs.create'])
+
 const NOT_BUILT = `<!doctype html><meta charset="utf-8"><title>Barnraise</title>
 <p>The dashboard has not been built. Run <code>pnpm --filter @barnraise/web build</code> and reload.
 The API is up at <code>/trpc</code>.</p>`
@@ -59,11 +67,10 @@ function sendJson (res: ServerResponse, status: number, body: unknown): void {
 
 /** Starts the HTTP side: /healthz, the tRPC API under /trpc, and the dashboard. */
 export async function startHttpServer (options: HttpServerOptions): Promise<{ server: Server, url: string }> {
-  const trpc = createHTTPHandler({
+  const trpcHandler = (maxBodySize: number): ReturnType<typeof createHTTPHandler> => createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
-    // Dataset uploads are the largest requests (8 MiB of text, JSON-escaped).
-    maxBodySize: 12 * 1024 * 1024,
+    maxBodySize,
     // The dashboard batches a page's few queries; a hundred calls in one request is an attack.
     maxBatchSize: 16,
     createContext: async ({ req, res }) => {
@@ -84,6 +91,15 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
       if (error.code === 'INTERNAL_SERVER_ERROR') options.log.error('api error', { path, err: error.cause ?? error })
     }
   })
+  // JSON is parsed whole, on this thread, before any check: 10 MB nested `[[[…]]]` held every
+  // request for seconds. Calls get a small body, except an organizer's dataset upload, alone
+  // in its request, which may be as large as its files, and a run spec listing many shards.
+  const trpc = trpcHandler(MAX_API_BODY_BYTES)
+  const trpcLarge = trpcHandler(MAX_LARGE_BODY_BYTES)
+  const mayUpload = async (req: IncomingMessage): Promise<boolean> => {
+    const user = await userForSession(options.services.db, parseCookies(req.headers.cookie).get(SESSION_COOKIE))
+    return user !== null && hasRole(user.roles, 'organizer')
+  }
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     applySecurityHeaders(res)
     // Later handlers parse the target again; one that cannot be parsed is the client's error.
@@ -93,7 +109,8 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     if (path.startsWith('/trpc/')) {
       const refusal = crossSiteRefusal(req)
       if (refusal !== null) { req.resume(); sendJson(res, 403, { error: refusal }); return }
-      trpc(req, res)
+      if (LARGE_BODY_PATHS.has(path) && await mayUpload(req)) trpcLarge(req, res)
+      else trpc(req, res)
       return
     }
     if (path.startsWith('/api/') && await handleUpload(options.services, req, res, path)) return

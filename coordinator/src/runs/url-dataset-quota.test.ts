@@ -82,7 +82,7 @@ test('a URL dataset\'s validation shard and document index count against the dat
 test('two runs created at once cannot both take the last room in the dataset quota: one is stored, the other refused with the figures', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-quota-race-'))
   const files = new Map<string, Uint8Array>()
-  const datasets = []
+  const datasets: Array<Awaited<ReturnType<typeof buildDataset>>> = []
   for (const [n, words] of [['a', ['barn', 'raise', 'seed', 'grain']], ['b', ['field', 'plough', 'harvest', 'rain']]] as const) {
     const lines = Array.from({ length: 1500 }, (_, i) => JSON.stringify({ text: Array.from({ length: 12 }, (_, j) => words[(i * 3 + j) % words.length]).join(' ') }))
     await writeFile(join(dir, `${n}.jsonl`), lines.join('\n'))

@@ -17,7 +17,8 @@ export const labsRouter = router({
   /** The lab admin's organization: its tokens (never the secret), nodes and contribution. */
   overview: roleProcedure('lab_admin').input(z.object({ organizationId: z.string().uuid().optional() }).optional()).query(async ({ ctx, input }) => {
     const orgId = organizationOf(ctx.user!, input?.organizationId)
-    const org = await ctx.db.selectFrom('organizations').select(['id', 'name']).where('id', '=', orgId).executeTakeFirstOrThrow()
+    const org = await ctx.db.selectFrom('organizations').select(['id', 'name']).where('id', '=', orgId).executeTakeFirst()
+    if (org === undefined) throw new TRPCError({ code: 'NOT_FOUND', message: `no organization ${orgId}` })
     const tokens = await ctx.db.selectFrom('enrollment_tokens').select(['id', 'label', 'max_uses', 'used_count', 'expires_at', 'revoked_at', 'created_at'])
       .where('organization_id', '=', orgId).orderBy('created_at', 'desc').execute()
     const contribution = await ctx.db.selectFrom('ledger')
