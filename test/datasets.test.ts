@@ -249,6 +249,8 @@ describe('datasets from real formats', () => {
     const other = sessionClientWithCookie(coordinator.url)
     await other.client.auth.signUp.mutate({ email: 'bo@runs.test', password: 'bo-password-1', displayName: 'Bo', role: 'organizer' })
     assert.equal((await put({ cookie: other.cookie(), 'content-range': range })).status, 404, 'someone else\'s dataset')
+    // Nor may another organizer train on it, while it uploads or after: to them it does not exist.
+    await assert.rejects(other.client.runs.create.mutate({ spec: tinyRunSpec({ dataset: { source: 'dataset', id: created.id } }) }), new RegExp(`no dataset ${created.id} on this coordinator`))
     const me = { cookie: organizer.cookie() }
     assert.match((await put({ ...me })).body.error!, /Content-Range/)
     assert.equal((await put({ ...me, 'content-range': 'bytes 0-5/99' }, bytes.subarray(0, 6))).status, 400, 'a different file size')
@@ -263,6 +265,7 @@ describe('datasets from real formats', () => {
     assert.equal(failed.status, 'failed')
     assert.match(failed.error ?? '', /not a Parquet file/)
     await assert.rejects(organizer.client.runs.create.mutate({ spec: tinyRunSpec({ dataset: { source: 'dataset', id: created.id } }) }), /dataset "fake" is failed \(not a Parquet file/)
+    await assert.rejects(other.client.runs.create.mutate({ spec: tinyRunSpec({ dataset: { source: 'dataset', id: created.id } }) }), new RegExp(`no dataset ${created.id} on this coordinator`))
     await assert.rejects(organizer.client.datasets.create.mutate({ name: 'x', format: 'jsonl', field: 'text', tokenizer: 'llama-9', fileName: 'x.jsonl', fileBytes: 10 }), /no tokenizer called "llama-9"/)
     // Announced uploads hold room in the dataset quota (4096 MiB here) until they finish.
     const huge = { name: 'huge', format: 'jsonl' as const, field: 'text', tokenizer: 'gpt2', fileName: 'huge.jsonl' }

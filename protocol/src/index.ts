@@ -1,6 +1,7 @@
 export * from './coded-error.ts'
 export * from './protocol-ids.ts'
 export * from './errors.ts'
+export * from './csv-field.ts'
 export * from './hardware.ts'
 export * from './enroll.ts'
 export * from './json-messages.ts'

@@ -47,7 +47,8 @@ export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore,
         if (!owner.roles.includes('organizer') && !owner.roles.includes('admin')) throw new CoordinatorError('ERR_INVALID_INPUT', `${input.owner} is not an organizer`)
         ownerId = owner.id
       }
-      const run = await createRun({ db, blobs }, input.spec, ownerId, limits)
+      // The operator, on the coordinator's machine, may launch on any dataset for any organizer.
+      const run = await createRun({ db, blobs }, input.spec, ownerId, limits, { anyDataset: true })
       const status = input.start ? await changeRunStatus(db, run.id, 'start') : 'draft'
       changes?.publish('runs', run.id)
       // Launched on a dataset still uploading or tokenizing (runs/awaiting-data.ts).

@@ -64,6 +64,15 @@ export function datasetView (row: Selectable<DatasetsTable>) {
   }
 }
 
+/**
+ * What a run's public page shows of the dataset it waits for: its progress, not its uploader's
+ * details (its bad rows' text, its errors, how it is read).
+ */
+export function awaitedDatasetView (row: Selectable<DatasetsTable>) {
+  const { name, status, tokenizer, fileName, fileBytes, receivedBytes, readBytes, documents, badRows, trainTokens } = datasetView(row)
+  return { name, status, tokenizer, fileName, fileBytes, receivedBytes, readBytes, documents, badRows, trainTokens }
+}
+
 export interface DatasetLibraryDeps {
   db: Kysely<Database>
   blobs: BlobStore

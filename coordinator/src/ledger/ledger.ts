@@ -1,6 +1,6 @@
 import { sql } from 'kysely'
 import type { Kysely, Transaction } from 'kysely'
-import { ledgerEntryHash, ledgerGenesisHash } from '@barnraise/protocol'
+import { csvField, ledgerEntryHash, ledgerGenesisHash } from '@barnraise/protocol'
 import type { LedgerEntry, LedgerEntryFields } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 
@@ -71,15 +71,9 @@ export async function readLedger (db: Kysely<Database>, runId: string): Promise<
 
 const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor', 'score', 'devices', 'creditedDevices', 'creditedCores']
 
-function csvField (value: unknown): string {
-  if (value === null || value === undefined) return ''
-  const text = String(value)
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
-}
-
 /** The ledger as CSV (RFC 4180), header row first. */
 export function ledgerToCsv (entries: LedgerEntry[]): string {
   const lines = [CSV_COLUMNS.join(',')]
-  for (const e of entries) lines.push(CSV_COLUMNS.map((c) => csvField(e[c])).join(','))
+  for (const e of entries) lines.push(CSV_COLUMNS.map((c) => { const v = e[c]; return csvField(typeof v === 'string' || typeof v === 'number' || v === null ? v : String(v)) }).join(','))
   return lines.join('\r\n') + '\r\n'
 }

@@ -1,18 +1,8 @@
+import { csvField } from '@barnraise/protocol'
 import type { PledgeStatement } from './pledge-statements.ts'
 
 const COLUMNS = ['pledge_id', 'run_id', 'pledge_kind', 'ledger_seq', 'round', 'delivered_at', 'node', 'peer_id', 'organization', 'device_kind', 'device',
   'compute_seconds', 'unit', 'hours_counted', 'tokens_counted', 'share_of_row', 'checkpoint_sha256'] as const
-
-/**
- * One field of RFC 4180 CSV. Text that a spreadsheet would run as a formula (node and lab
- * names come from other people's machines) gets a leading apostrophe.
- */
-function csvField (value: string | number | null): string {
-  if (value === null) return ''
-  let text = String(value)
-  if (typeof value === 'string' && /^[=+\-@\t\r]/.test(text)) text = `'${text}`
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text
-}
 
 /** A pledge statement as CSV: a header, then one line per ledger row (or counted part of one). */
 export function statementToCsv (s: PledgeStatement): string {

@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { Database, RunStatus } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import type { StoredRunSpec } from './runs.ts'
-import { datasetView } from '../datasets/dataset-library.ts'
+import { awaitedDatasetView } from '../datasets/dataset-library.ts'
 
 /** One line of the runs list; the same nouns the dashboard and the HTTP API use. */
 export interface RunSummary {
@@ -65,7 +65,7 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
     summary: summarize(run, checkpoints.filter((c) => c.val_loss !== null).at(-1)?.val_loss ?? null),
     spec,
     /** the dataset this run waits for (it starts when that is ready, if `startWhenReady`); null once it has its shards */
-    awaiting: awaited === undefined ? null : { dataset: datasetView(awaited), startWhenReady: run.start_when_ready },
+    awaiting: awaited === undefined ? null : { dataset: awaitedDatasetView(awaited), startWhenReady: run.start_when_ready },
     checkpoints: checkpoints.map((c) => ({ round: c.round, sha256: c.sha256, tokensSeen: c.tokens_seen, valLoss: c.val_loss, createdAt: c.created_at.toISOString() })),
     rounds: rounds.map((r) => {
       const mine = assignments.filter((a) => a.round_id === r.id)

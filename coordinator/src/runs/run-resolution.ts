@@ -40,21 +40,30 @@ export interface ResolvedDataset { train: ShardInfo[], validation: ShardInfo, vo
  * and vocabulary, no shards yet (the run waits for them: runs/awaiting-data.ts). Null when the
  * spec names no such dataset; `resolveDataset` then resolves it, or says why it cannot.
  */
-export async function pendingDataset (store: RunStore, dataset: RunSpec['dataset']): Promise<ResolvedDataset | null> {
+export async function pendingDataset (store: RunStore, dataset: RunSpec['dataset'], user?: DatasetUser): Promise<ResolvedDataset | null> {
   if (dataset.source !== 'dataset') return null
-  const row = await store.db.selectFrom('datasets').select(['status', 'tokenizer']).where('id', '=', dataset.id).executeTakeFirst()
-  if (row === undefined || (row.status !== 'uploading' && row.status !== 'tokenizing')) return null
+  const row = await store.db.selectFrom('datasets').select(['status', 'tokenizer', 'created_by']).where('id', '=', dataset.id).executeTakeFirst()
+  if (row === undefined || !mayUseDataset(row, user)) return null
+  if (row.status !== 'uploading' && row.status !== 'tokenizing') return null
   const { vocabSize } = await loadTokenizer(store, row.tokenizer)
   return { train: [], validation: { sha256: '', tokens: 0 }, vocabSize, tokenizer: row.tokenizer, documentIndex: null }
 }
 
+/** Who launches a run, for the datasets it may name: an uploaded dataset is its uploader's (admins may name any). Absent: the coordinator itself or its operator. */
+export interface DatasetUser { id: string, admin: boolean }
+
+function mayUseDataset (row: { created_by: string }, user: DatasetUser | undefined): boolean {
+  return user === undefined || user.admin || row.created_by === user.id
+}
+
 /** A spec's dataset as stored shards: the demo corpus (sharded and stored on first use), shards already uploaded, or a tokenized dataset. */
-export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset'], options: { allowPrivateShardUrls?: boolean, owner?: FetchedDataOwner } = {}): Promise<ResolvedDataset> {
+export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset'], options: { allowPrivateShardUrls?: boolean, owner?: FetchedDataOwner, user?: DatasetUser } = {}): Promise<ResolvedDataset> {
   const { db, blobs } = store
   if (dataset.source === 'urls') return await resolveUrlDataset(store, dataset, options.allowPrivateShardUrls === true, options.owner ?? null)
   if (dataset.source === 'dataset') {
     const row = await db.selectFrom('datasets').selectAll().where('id', '=', dataset.id).executeTakeFirst()
-    if (row === undefined) throw new Error(`no dataset ${dataset.id} on this coordinator`)
+    // Another organizer's dataset is answered as one that does not exist: its id says nothing.
+    if (row === undefined || !mayUseDataset(row, options.user)) throw new Error(`no dataset ${dataset.id} on this coordinator`)
     if (row.status !== 'ready' || row.validation_shard === null) throw new Error(`dataset "${row.name}" is ${row.status}${row.error !== null ? ` (${row.error})` : ''}; a run needs a tokenized dataset`)
     const validationRow = await db.selectFrom('blobs').select('meta').where('sha256', '=', row.validation_shard).executeTakeFirstOrThrow()
     return {

@@ -69,16 +69,18 @@ async function assertOpenRunRoom (db: Kysely<Database>, owner: string, max: numb
  * on an uploaded dataset still uploading or tokenizing is made now and waits for its shards
  * (`awaiting_dataset`; runs/awaiting-data.ts fills them in, or fails the run, when it settles).
  */
-export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null, limits: InstallLimits = DEFAULT_INSTALL_LIMITS): Promise<{ id: string, spec: ResolvedRunSpec }> {
+export async function createRun (store: RunStore, input: unknown, createdBy: string | null = null, limits: InstallLimits = DEFAULT_INSTALL_LIMITS, options: { anyDataset?: boolean } = {}): Promise<{ id: string, spec: ResolvedRunSpec }> {
   const spec = parseRunSpec(input)
   if (createdBy !== null) await assertOpenRunRoom(store.db, createdBy, limits.maxOpenRuns)
   let dataset: ResolvedDataset
   let awaiting: string | null = null
   try {
-    const pending = await pendingDataset(store, spec.dataset)
+    // A person may train on the datasets they uploaded (an admin, or the operator, on any).
+    const user = createdBy === null ? undefined : { id: createdBy, admin: options.anyDataset === true }
+    const pending = await pendingDataset(store, spec.dataset, user)
     if (pending !== null && spec.dataset.source === 'dataset') awaiting = spec.dataset.id
     const owner = createdBy === null ? undefined : { uploadedBy: createdBy, quotaBytes: limits.datasetQuotaBytes }
-    dataset = pending ?? await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true, owner })
+    dataset = pending ?? await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true, owner, user })
   } catch (err) {
     throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])
   }

