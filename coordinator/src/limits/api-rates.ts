@@ -2,14 +2,16 @@ import { RateLimitedError } from '../errors.ts'
 import { WindowLimiter } from './window-limiter.ts'
 
 /**
- * How often one address may sign up and one person may create runs or upload datasets: each
- * is expensive (a password hash, an initial checkpoint, a sharding pass) or leaves rows behind,
- * so a stranger's script cannot make the coordinator do it without end.
+ * How often one address may sign up and one person may create runs, upload datasets or
+ * pledge: each is expensive (a password hash, an initial checkpoint, a sharding pass) or leaves
+ * rows every viewer of a page then loads, so a stranger's script cannot make the coordinator do
+ * it without end.
  */
 export interface ApiRates {
   signUps: WindowLimiter
   runCreations: WindowLimiter
   datasetUploads: WindowLimiter
+  pledges: WindowLimiter
 }
 
 const HOUR_MS = 60 * 60_000
@@ -19,10 +21,11 @@ export interface ApiRateLimits {
   signUpsPerHour: number
   runCreationsPerHour: number
   datasetUploadsPerHour: number
+  pledgesPerHour: number
 }
 
 /** Generous for people, tight for scripts. */
-export const DEFAULT_API_RATE_LIMITS: ApiRateLimits = { signUpsPerHour: 20, runCreationsPerHour: 30, datasetUploadsPerHour: 20 }
+export const DEFAULT_API_RATE_LIMITS: ApiRateLimits = { signUpsPerHour: 20, runCreationsPerHour: 30, datasetUploadsPerHour: 20, pledgesPerHour: 30 }
 
 /** The limiters for these rates (the defaults where none is given). */
 export function apiRates (limits: Partial<ApiRateLimits> = {}): ApiRates {
@@ -30,7 +33,8 @@ export function apiRates (limits: Partial<ApiRateLimits> = {}): ApiRates {
   return {
     signUps: new WindowLimiter({ limit: l.signUpsPerHour, windowMs: HOUR_MS }),
     runCreations: new WindowLimiter({ limit: l.runCreationsPerHour, windowMs: HOUR_MS }),
-    datasetUploads: new WindowLimiter({ limit: l.datasetUploadsPerHour, windowMs: HOUR_MS })
+    datasetUploads: new WindowLimiter({ limit: l.datasetUploadsPerHour, windowMs: HOUR_MS }),
+    pledges: new WindowLimiter({ limit: l.pledgesPerHour, windowMs: HOUR_MS })
   }
 }
 

@@ -139,10 +139,15 @@ function pledgeLine (view: RunLedgerView, p: PledgeRecord): PledgeLine {
 }
 
 /** A run's pledges (newest first) with each one's fulfilment, and the run's goals against pledges and deliveries. */
-export async function runPledgeSummary (db: Kysely<Database>, runId: string): Promise<RunGoalProgress & { pledges: PledgeLine[] }> {
+export async function runPledgeSummary (db: Kysely<Database>, runId: string): Promise<RunGoalProgress & { pledges: PledgeLine[], pledgeCount: number }> {
   const view = await loadRunView(db, runId)
-  return { ...goalProgress(view), pledges: view.pledges.map((p) => pledgeLine(view, p)).reverse() }
+  // The totals count every pledge; the list, read by anyone, is the newest few.
+  const newest = view.pledges.slice(-RUN_PLEDGES_LISTED).reverse()
+  return { ...goalProgress(view), pledges: newest.map((p) => pledgeLine(view, p)), pledgeCount: view.pledges.length }
 }
+
+/** Pledges a run's public summary lists, newest first (each person's own are on their Pledges page). */
+export const RUN_PLEDGES_LISTED = 50
 
 /** A person's pledges, newest first, each with its fulfilment and its run's goal progress. */
 export async function pledgesOfUser (db: Kysely<Database>, userId: string): Promise<Array<PledgeLine & { runName: string, runStatus: RunStatus, run: RunGoalProgress }>> {

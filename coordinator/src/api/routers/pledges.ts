@@ -2,6 +2,11 @@ import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
 import { protectedProcedure, publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { pledgeStatement, pledgesOfUser, runPledgeSummary } from '../../pledges/pledge-statements.ts'
+import { takeOrRefuse } from '../../limits/api-rates.ts'
+import { CoordinatorError } from '../../errors.ts'
+
+/** Pledges one person may make to one run: every viewer of the run loads them (a script made 16,000 in 20 s). */
+export const MAX_PLEDGES_PER_PERSON_PER_RUN = 20
 
 const KIND_WORDS = { usd: 'money', gpu_hours: 'GPU-hours', cpu_core_hours: 'CPU core-hours' } as const
 
@@ -24,6 +29,7 @@ export const pledgesRouter = router({
       note: z.string().trim().max(500).optional()
     }))
     .mutation(async ({ ctx, input }) => {
+      takeOrRefuse(ctx.rates.pledges, ctx.user.id, 'pledges')
       const run = await ctx.db.selectFrom('runs').select('status').where('id', '=', input.runId).executeTakeFirst()
       if (run === undefined) throw new TRPCError({ code: 'NOT_FOUND', message: `no run ${input.runId}` })
       if (run.status === 'completed' || run.status === 'failed') throw new TRPCError({ code: 'CONFLICT', message: `this run is ${run.status}; pledge to an active run` })
@@ -32,6 +38,11 @@ export const pledgesRouter = router({
           code: 'PRECONDITION_FAILED',
           message: `${KIND_WORDS[input.kind]} are delivered by your organization's machines, and your account has no organization; pledge money instead, or use an account that names your lab's organization`
         })
+      }
+      const { made } = await ctx.db.selectFrom('pledges').select((eb) => eb.fn.countAll<string>().as('made'))
+        .where('run_id', '=', input.runId).where('user_id', '=', ctx.user.id).executeTakeFirstOrThrow()
+      if (Number(made) >= MAX_PLEDGES_PER_PERSON_PER_RUN) {
+        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `you have made ${Number(made)} pledges to this run, the most one person may; pledge a larger amount in one, or write to the run's organizer`)
       }
       const row = await ctx.db.insertInto('pledges').values({
         run_id: input.runId, user_id: ctx.user.id, organization_id: ctx.user.organizationId, kind: input.kind, amount: input.amount, note: input.note ?? null

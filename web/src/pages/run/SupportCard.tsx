@@ -52,7 +52,7 @@ export function SupportCard ({ runId, status }: { runId: string, status: string 
           <PledgeCall runId={runId} status={status} />
           {p.pledges.length > 0 && (
             <div className='pledge-list'>
-              <h3 className='subsection-title'>{plural(p.pledges.length, 'pledge')}</h3>
+              <h3 className='subsection-title'>{plural(p.pledgeCount, 'pledge')}</h3>
               <ul className='plain-list' data-testid='run-pledges'>
                 {p.pledges.slice(0, 8).map((x) => (
                   <li key={x.id} data-testid='run-pledge' data-kind={x.kind} data-amount={x.amount}>
