@@ -88,6 +88,8 @@ test('a release is for those who may review the node, and starts its record afre
   const stranger = { id: '00000000-0000-4000-8000-000000000099', roles: ['lab_admin'] as const, organizationId: otherOrgId }
   const refusal = await releaseNode(db, { ...stranger, roles: [...stranger.roles] }, rider.id).catch((err: unknown) => err)
   assert.ok(refusal instanceof CoordinatorError && refusal.code === 'ERR_FORBIDDEN', String(refusal))
+  // Nor its own lab's admin: a lab that poisons or free-rides could lift it at once.
+  await assert.rejects(releaseNode(db, { id: '00000000-0000-4000-8000-000000000098', roles: ['lab_admin'], organizationId: orgId }, rider.id), /a node's own lab cannot release it/)
   const unrelatedOrganizer = await db.insertInto('users').values({ email: 'u@x.test', display_name: 'U', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()
   await assert.rejects(releaseNode(db, { id: unrelatedOrganizer.id, roles: ['organizer'], organizationId: null }, rider.id), /only an admin/)
   assert.notEqual(await quarantined(rider.id), null, 'refused reviews change nothing')

@@ -109,10 +109,13 @@ export async function quarantineIfWarranted (trx: Transaction<Database>, nodeId:
   return reason
 }
 
-/** Whether `viewer` may release a node from quarantine: an admin, the node's lab admin, or an organizer of a run it reported to. */
+/**
+ * Whether `viewer` may release a node from quarantine: an admin, or an organizer of a run it
+ * reported to. Not its own lab: anyone can sign up as a lab's admin, and quarantine is there
+ * for the lab whose node poisons or free-rides.
+ */
 export async function mayReviewNode (db: Reader, viewer: { id: string, roles: readonly string[], organizationId: string | null }, node: { id: string, organizationId: string }): Promise<boolean> {
   if (viewer.roles.includes('admin')) return true
-  if (viewer.roles.includes('lab_admin') && viewer.organizationId === node.organizationId) return true
   if (!viewer.roles.includes('organizer')) return false
   const run = await db.selectFrom('ledger').innerJoin('runs', 'runs.id', 'ledger.run_id').select('runs.id')
     .where('ledger.node_id', '=', node.id).where('runs.created_by', '=', viewer.id).limit(1).executeTakeFirst()
@@ -124,7 +127,7 @@ export async function releaseNode (db: Kysely<Database>, viewer: { id: string, r
   const node = await db.selectFrom('nodes').select(['id', 'organization_id', 'quarantined_at']).where('id', '=', nodeId).executeTakeFirst()
   if (node === undefined) throw new CoordinatorError('ERR_NOT_FOUND', 'no such node')
   if (!await mayReviewNode(db, viewer, { id: node.id, organizationId: node.organization_id })) {
-    throw new CoordinatorError('ERR_FORBIDDEN', 'only an admin, the node\'s lab admin, or an organizer of a run it reported to may review it')
+    throw new CoordinatorError('ERR_FORBIDDEN', 'only an admin or an organizer of a run it reported to may review it; a node\'s own lab cannot release it')
   }
   // The database's clock, as the ledger's created_at is: the record restarts exactly here.
   const released = await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null, reviewed_at: sql<Date>`clock_timestamp()`, reviewed_by: viewer.id })

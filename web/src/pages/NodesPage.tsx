@@ -104,7 +104,7 @@ function NodeRecordCell ({ node }: { node: NodeSummary }): ReactNode {
       {node.quarantine !== null && (
         <div className='quarantine' data-testid='node-quarantine'>
           <Badge tone='danger'>Quarantined</Badge>
-          <div className='small' title='Its reports are scored but neither folded nor credited until its lab admin, an organizer of a run it reported to, or an admin reviews and releases it.'>{node.quarantine.reason}; scored, not credited, until reviewed.</div>
+          <div className='small' title='Its reports are scored but neither folded nor credited until an organizer of a run it reported to, or an admin, reviews and releases it (its own lab cannot).'>{node.quarantine.reason}; scored, not credited, until reviewed.</div>
           {r !== null && r.passedWhileQuarantined > 0 && <div className='small muted'>{formatCount(r.passedWhileQuarantined)} report{r.passedWhileQuarantined === 1 ? '' : 's'} passed screening since.</div>}
           {node.mayReview && (
             <ConfirmButton label='Release…' confirmLabel='Release' cancelLabel='Keep' pending={release.isPending} onConfirm={() => { release.mutate({ id: node.id }) }} testId='node-release' ariaLabel={`Release ${node.name} from quarantine`} />
