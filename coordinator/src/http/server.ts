@@ -7,6 +7,7 @@ import { appRouter } from '../api/router.ts'
 import type { ApiServices } from '../api/context.ts'
 import { SESSION_COOKIE, userForSession } from '../accounts/accounts.ts'
 import { hasRole } from '../accounts/roles.ts'
+import { addressKey } from './address-key.ts'
 import { parseCookies, sessionCookie } from './cookies.ts'
 import type { Logger } from '../log.ts'
 import { serveStatic } from './static-files.ts'
@@ -36,8 +37,13 @@ export interface HttpServerOptions {
   metrics?: { exposition: () => Promise<{ contentType: string, body: string }> }
 }
 
-/** What the request says about its scheme and sender, believing a proxy only when told to. */
+/** What the request says about its scheme and sender, believing a proxy only when told to; the sender as per-address limits key it. */
 function requestOrigin (req: IncomingMessage, options: HttpServerOptions): { secure: boolean, address: string } {
+  const { secure, address } = claimedOrigin(req, options)
+  return { secure, address: addressKey(address) }
+}
+
+function claimedOrigin (req: IncomingMessage, options: HttpServerOptions): { secure: boolean, address: string } {
   const socketAddress = req.socket.remoteAddress ?? 'unknown'
   if (options.tls !== undefined) return { secure: true, address: socketAddress }
   if (options.trustProxy !== true) return { secure: false, address: socketAddress }

@@ -44,7 +44,7 @@ export const authRouter = router({
       if (err instanceof CoordinatorError) ctx.signIns.failed(email, ctx.clientAddress)
       throw err
     }
-    ctx.signIns.succeeded(email)
+    ctx.signIns.succeeded(email, ctx.clientAddress)
     const session = await createSession(ctx.db, userId)
     ctx.setSessionCookie(session.token, session.expiresAt)
     return { ok: true as const }

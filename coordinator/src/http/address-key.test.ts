@@ -1,0 +1,17 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { addressKey } from './address-key.ts'
+
+test('per-address limits count an IPv6 client by its /64 and an IPv4 one by its address, however written', () => {
+  assert.equal(addressKey('203.0.113.7'), '203.0.113.7')
+  assert.equal(addressKey('::ffff:203.0.113.7'), '203.0.113.7', 'IPv4-mapped IPv6 is the IPv4 address')
+  assert.equal(addressKey('2001:db8:1:2:aaaa:bbbb:cccc:dddd'), '2001:db8:1:2::/64')
+  assert.equal(addressKey('2001:0db8:0001:0002::1'), '2001:db8:1:2::/64', 'leading zeros and :: do not make another key')
+  assert.equal(addressKey('2001:db8:1:2:ffff::9'), addressKey('2001:db8:1:2::1'), 'one /64, one key')
+  assert.notEqual(addressKey('2001:db8:1:3::1'), addressKey('2001:db8:1:2::1'), 'another /64, another key')
+  assert.equal(addressKey('2001:db8::'), '2001:db8:0:0::/64')
+  assert.equal(addressKey('::1'), '0:0:0:0::/64')
+  assert.equal(addressKey('fe80::1%eth0'), 'fe80:0:0:0::/64', 'a zone id is dropped')
+  assert.equal(addressKey('64:ff9b::192.0.2.33'), '64:ff9b:0:0::/64')
+  assert.equal(addressKey('unknown'), 'unknown', 'what is no address stays as it is')
+})

@@ -1,0 +1,24 @@
+import { isIPv6 } from 'node:net'
+
+/**
+ * The key per-address limits count a client under: an IPv4 address as it is (an IPv4-mapped
+ * IPv6 one as IPv4), an IPv6 address as its /64, which one host or home is usually given
+ * whole, so stepping through its addresses does not make a client many.
+ */
+export function addressKey (address: string): string {
+  const mapped = /^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i.exec(address)
+  if (mapped !== null) return mapped[1]!
+  const bare = address.split('%')[0]!
+  if (!isIPv6(bare)) return address
+  const [head = '', tail] = bare.split('::') as [string, string | undefined]
+  const groupsOf = (part: string): string[] => part === '' ? [] : part.split(':').flatMap((g) => {
+    if (!g.includes('.')) return [g]
+    // An embedded IPv4 tail is the last two groups.
+    const [a, b, c, d] = g.split('.').map(Number) as [number, number, number, number]
+    return [((a << 8) | b).toString(16), ((c << 8) | d).toString(16)]
+  })
+  const front = groupsOf(head)
+  const back = tail === undefined ? [] : groupsOf(tail)
+  const groups = [...front, ...Array<string>(8 - front.length - back.length).fill('0'), ...back]
+  return `${groups.slice(0, 4).map((g) => parseInt(g, 16).toString(16)).join(':')}::/64`
+}
