@@ -165,6 +165,7 @@ describe('the session cookie is Secure when the dashboard is served over HTTPS',
       const res = await httpsPost(new URL('trpc/auth.signUp', coordinator.url).toString(), JSON.stringify({ ...SIGN_UP, setupCode: coordinator.setupCode }), tls.cert)
       assert.equal(res.status, 200)
       assert.match(String(res.headers['set-cookie']), /; Secure/)
+      assert.equal(res.headers['strict-transport-security'], 'max-age=31536000', 'browsers keep to HTTPS')
     } finally {
       await coordinator.stop()
     }

@@ -17,8 +17,10 @@ const CONTENT_SECURITY_POLICY = [
   "frame-ancestors 'none'"
 ].join('; ')
 
-/** Sets the headers every response carries, before anything else writes. */
-export function applySecurityHeaders (res: ServerResponse): void {
+/** Sets the headers every response carries, before anything else writes; `secure` when served over HTTPS (HSTS). */
+export function applySecurityHeaders (res: ServerResponse, secure = false): void {
+  // Once a browser has the dashboard over HTTPS, it never asks for it over plain HTTP again.
+  if (secure) res.setHeader('strict-transport-security', 'max-age=31536000')
   res.setHeader('content-security-policy', CONTENT_SECURITY_POLICY)
   res.setHeader('x-content-type-options', 'nosniff')
   res.setHeader('x-frame-options', 'DENY')

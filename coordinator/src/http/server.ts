@@ -107,7 +107,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     return user !== null && hasRole(user.roles, 'organizer')
   }
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    applySecurityHeaders(res)
+    applySecurityHeaders(res, claimedOrigin(req, options).secure)
     // Later handlers parse the target again; one that cannot be parsed is the client's error.
     if (!URL.canParse(req.url ?? '/', 'http://localhost')) { req.resume(); sendJson(res, 400, { error: 'the request target is not a valid URL path' }); return }
     const path = (req.url ?? '/').split('?')[0] ?? '/'

@@ -8,12 +8,8 @@ import { apiErrorCode, apiErrorMessage } from '../lib/errors.ts'
 import { fieldErrorsFrom } from '../lib/field-errors.ts'
 import type { CodeFields } from '../lib/field-errors.ts'
 import { Link, navigate, useSearchParams } from '../lib/router.tsx'
+import { safeNext } from '../lib/safe-next.ts'
 import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
-
-/** Only same-site paths are followed after signing in (no open redirects). */
-function safeNext (next: string | null): string | null {
-  return next !== null && next.startsWith('/') && !next.startsWith('//') ? next : null
-}
 
 function AuthCard ({ title, lead, children, footer }: { title: string, lead: ReactNode, children: ReactNode, footer: ReactNode }): ReactNode {
   return (
