@@ -122,7 +122,11 @@ describe('a dataset file and its tokenizer from the launch form, resumed after a
     assert.match(await page.locator('#f-dataset-tokenizer-hint').innerText(), /stored as sha256:[0-9a-f]{12}…; vocabulary 1,025/)
     // The sample line is now tokenized by the uploaded file (the same vocabulary as gpt2-1k).
     await page.getByTestId('token-pieces').waitFor()
-    const preview = await apiClient(coordinator!.url).datasets.preview.query({ tokenizer: tokenizerName, text: await page.locator('#f-tokenizer-sample').inputValue() })
+    // A preview may parse an uploaded tokenizer.json (up to 32 MiB): organizers only.
+    await assert.rejects(apiClient(coordinator!.url).datasets.preview.query({ tokenizer: tokenizerName, text: 'x' }), /sign in first/)
+    const root = sessionClientWithCookie(coordinator!.url)
+    await root.client.auth.signIn.mutate({ email: 'root@example.org', password: 'root-password-1' })
+    const preview = await root.client.datasets.preview.query({ tokenizer: tokenizerName, text: await page.locator('#f-tokenizer-sample').inputValue() })
     assert.equal(preview.vocabSize, 1025)
     await page.waitForFunction((n) => document.querySelectorAll('.token-piece').length === n, preview.pieces.length)
   })

@@ -144,8 +144,15 @@ export async function createSession (db: Kysely<Database>, userId: string): Prom
   const token = randomBytes(32).toString('base64url')
   const expiresAt = new Date(Date.now() + SESSION_DAYS * 86_400_000)
   await db.insertInto('sessions').values({ token_hash: hashSessionToken(token), user_id: userId, expires_at: expiresAt }).execute()
+  // Each sign-in adds a row: the person's expired ones, and all past their newest few, go.
+  const kept = db.selectFrom('sessions').select('token_hash').where('user_id', '=', userId).orderBy('expires_at', 'desc').limit(MAX_SESSIONS_PER_USER)
+  await db.deleteFrom('sessions').where('user_id', '=', userId)
+    .where((eb) => eb.or([eb('expires_at', '<=', new Date()), eb('token_hash', 'not in', kept)])).execute()
   return { token, expiresAt }
 }
+
+/** Sessions one person keeps at once (browsers, devices); a sign-in past this ends the oldest. */
+export const MAX_SESSIONS_PER_USER = 20
 
 /** Ends a session. */
 export async function deleteSession (db: Kysely<Database>, token: string): Promise<void> {

@@ -32,8 +32,8 @@ export const datasetsRouter = router({
     .query(async ({ ctx, input }) => await ctx.datasets.get(input.id, { id: ctx.user.id, admin: hasRole(ctx.user.roles, 'admin') })),
   /** Your datasets, newest first. */
   list: roleProcedure('organizer').query(async ({ ctx }) => await ctx.datasets.list({ id: ctx.user.id })),
-  /** What a tokenizer does to a sample: its ids and the text of each token. */
-  preview: publicProcedure.input(z.object({ tokenizer: tokenizerName, text: z.string().max(2000) }))
+  /** What a tokenizer does to a sample: its ids and the text of each token (for organizers: an uploaded tokenizer not in memory is parsed on this thread). */
+  preview: roleProcedure('organizer').input(z.object({ tokenizer: tokenizerName, text: z.string().max(2000) }))
     .query(async ({ ctx, input }) => {
       const tokenizer = await loadTokenizer(ctx, input.tokenizer)
       const ids = Array.from(tokenizer.encode(input.text))
