@@ -96,7 +96,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       continue
     }
     try {
-      const refusal = await o.executor.check?.(unit)
+      const refusal = vocabularyRefusal(unit) ?? await o.executor.check?.(unit, o.signal)
       if (refusal !== undefined) throw refusal
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
       uploading = await runUnit(o, unit, bases, uploading)
@@ -110,6 +110,23 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       o.say(`agent: ${unit.runName} round ${unit.round}: declined the work unit (${err.code}): ${err.message}`)
     }
   }
+}
+
+/**
+ * Refuses a unit whose tokens the model cannot embed: the unit says its shards use a larger
+ * vocabulary than the model's (checked before any download), or a fetched shard does
+ * (`shardVocabs`, each shard's own header; decodeShard has checked every token against it). The
+ * child would refuse such a batch each time it is retried.
+ */
+export function vocabularyRefusal (unit: WorkUnit, shardVocabs?: Map<string, number>): ExecutorError | undefined {
+  const vocab = unit.modelConfig.vocab_size
+  const mismatch = (what: string, size: number): ExecutorError =>
+    new ExecutorError('ERR_BAD_INPUT', `${what} tokenized with a vocabulary of ${size}, but the model embeds ${vocab} token ids; the run's dataset and model do not match`)
+  if (unit.shardVocabSize > vocab) return mismatch('the unit\'s shards are', unit.shardVocabSize)
+  for (const [shard, size] of shardVocabs ?? []) {
+    if (size > vocab) return mismatch(`shard ${shard.slice(0, 12)} is`, size)
+  }
+  return undefined
 }
 
 /** How often a node that declined its unit asks whether a new one is there. */
@@ -196,11 +213,18 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   bases.set(unit.runId, unit.baseCheckpoint)
   const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
   const shardTokens = new Map<string, ArrayLike<number>>()
+  const shardVocabs = new Map<string, number>()
   for (const r of unit.ranges) {
-    if (!shardTokens.has(r.shard)) shardTokens.set(r.shard, decodeShard(await o.cache.get(r.shard, o.signal, r.url)).tokens)
+    if (!shardTokens.has(r.shard)) {
+      const shard = decodeShard(await o.cache.get(r.shard, o.signal, r.url))
+      shardTokens.set(r.shard, shard.tokens)
+      shardVocabs.set(r.shard, shard.vocabSize)
+    }
     // A manifest can claim more tokens than its shard holds.
     if (r.end > shardTokens.get(r.shard)!.length) throw new ShardUnavailableError(`shard ${r.shard.slice(0, 12)} holds ${shardTokens.get(r.shard)!.length} tokens, fewer than the unit's range ${r.start}-${r.end} needs`)
   }
+  const outside = vocabularyRefusal(unit, shardVocabs)
+  if (outside !== undefined) throw outside
   const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
   // Overlapped rounds: the next unit's base and shards arrive while this one trains.
   const ahead = unit.overlap === undefined
@@ -241,7 +265,7 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
   })
   if (fresh !== null) {
     // The torch child may still be writing this unit's optimizer state into the folder.
-    await o.executor.flush?.()
+    await o.executor.flush?.(o.signal)
     await rm(fresh, { recursive: true, force: true })
   }
   o.metrics?.trained(result.executor, result.tokens, result.computeSeconds, tokensPerSecond > 0 ? tokensPerSecond : result.tokens / Math.max(result.computeSeconds, 1e-9))

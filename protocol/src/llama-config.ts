@@ -5,22 +5,40 @@
 import { z } from 'zod'
 import { CodedError } from './coded-error.ts'
 
-const positiveInt = (): z.ZodNumber =>
-  z.number({ error: 'must be a number' }).int('must be an integer').positive('must be positive')
+/**
+ * Upper bounds on every dimension. A config arrives from the coordinator (or a checkpoint on
+ * disk), and every consumer sizes lists and buffers from it: without a bound one number can make
+ * an agent or its torch child allocate until the OOM killer steps in. The bounds sit far above
+ * any Llama released (405B: 126 layers, hidden 16384, MLP 53248, vocabulary 128256, 128 heads,
+ * head_dim 128, 131072 positions). torch-executor/barnraise_torch/config.py mirrors them.
+ */
+export const LLAMA_LIMITS = {
+  vocab_size: 2 ** 22,
+  hidden_size: 2 ** 17,
+  intermediate_size: 2 ** 17,
+  num_hidden_layers: 1024,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 1024,
+  max_position_embeddings: 2 ** 20
+} as const
+
+const positiveInt = (max: number): z.ZodNumber =>
+  z.number({ error: 'must be a number' }).int('must be an integer').positive('must be positive').max(max, `must be at most ${max}`)
 
 const llamaConfigObject = z.object({
-  vocab_size: positiveInt(),
-  hidden_size: positiveInt(),
-  intermediate_size: positiveInt(),
-  num_hidden_layers: positiveInt(),
-  num_attention_heads: positiveInt(),
-  num_key_value_heads: positiveInt().optional(),
-  head_dim: positiveInt().optional(),
+  vocab_size: positiveInt(LLAMA_LIMITS.vocab_size),
+  hidden_size: positiveInt(LLAMA_LIMITS.hidden_size),
+  intermediate_size: positiveInt(LLAMA_LIMITS.intermediate_size),
+  num_hidden_layers: positiveInt(LLAMA_LIMITS.num_hidden_layers),
+  num_attention_heads: positiveInt(LLAMA_LIMITS.num_attention_heads),
+  num_key_value_heads: positiveInt(LLAMA_LIMITS.num_key_value_heads).optional(),
+  head_dim: positiveInt(LLAMA_LIMITS.head_dim).optional(),
   // HF LlamaConfig defaults for the optional numeric fields.
   rms_norm_eps: z.number({ error: 'must be a number' }).positive('must be positive').finite().default(1e-6),
   rope_theta: z.number({ error: 'must be a number' }).positive('must be positive').finite().default(10000),
   tie_word_embeddings: z.boolean({ error: 'must be true or false' }).default(false),
-  max_position_embeddings: positiveInt().default(2048),
+  max_position_embeddings: positiveInt(LLAMA_LIMITS.max_position_embeddings).default(2048),
   hidden_act: z.literal('silu', { error: 'must be "silu" (SwiGLU); other activations are not implemented' }).optional(),
   attention_bias: z.literal(false, { error: 'must be false; biased projections are not implemented' }).optional(),
   mlp_bias: z.literal(false, { error: 'must be false; biased projections are not implemented' }).optional(),
@@ -63,6 +81,10 @@ export const llamaConfigSchema = llamaConfigObject.transform((c, ctx): LlamaConf
     return z.NEVER
   }
   const headDim = c.head_dim ?? c.hidden_size / c.num_attention_heads
+  if (headDim > LLAMA_LIMITS.head_dim) {
+    ctx.addIssue({ code: 'custom', path: ['head_dim'], message: `head_dim (${headDim}, hidden_size / num_attention_heads) must be at most ${LLAMA_LIMITS.head_dim}` })
+    return z.NEVER
+  }
   if (headDim % 2 !== 0) {
     ctx.addIssue({ code: 'custom', path: ['head_dim'], message: `head_dim (${headDim}) must be even: rotary embeddings rotate pairs` })
     return z.NEVER

@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { roundUpdateSchema, workUnitSchema } from './work.ts'
+import { innerRecipeSchema, roundUpdateSchema, workUnitSchema } from './work.ts'
 
 const sha = 'a'.repeat(64)
 const update = { from: sha, reports: [{ sha256: sha, tokens: 10, bytes: 100 }], outerLr: 0.7, outerMomentum: 0.9 }
@@ -21,4 +21,12 @@ test('a unit whose update this agent cannot read keeps the unit and drops the up
   assert.equal(field.parse({ from: sha, aggregate: { sha256: sha, bytes: 10, codec: 'topk' }, outerLr: 2, outerMomentum: 0 })?.aggregate?.codec, 'topk')
   assert.equal(field.parse({ from: sha, aggregate: { sha256: sha, bytes: 10, codec: 'a-codec-from-the-future' }, outerLr: 1, outerMomentum: 0 }), undefined)
   assert.equal(field.parse({ ...update, aggregate: { sha256: sha, bytes: 10, codec: 'int8' } }), undefined, 'a contradictory update is dropped too')
+})
+
+test('a recipe with beta1 or beta2 of 1 is refused (torch\'s AdamW refuses it too); the run spec\'s largest betas pass', () => {
+  const recipe = { innerSteps: 10, batchSize: 4, seqLen: 32, lr: 1e-3, warmupSteps: 0, weightDecay: 0.1, beta1: 0.9, beta2: 0.95, gradClip: 1, seed: 1 }
+  assert.equal(innerRecipeSchema.safeParse(recipe).success, true)
+  assert.equal(innerRecipeSchema.safeParse({ ...recipe, beta1: 0.9999, beta2: 0.99999 }).success, true)
+  assert.equal(innerRecipeSchema.safeParse({ ...recipe, beta1: 1 }).success, false)
+  assert.equal(innerRecipeSchema.safeParse({ ...recipe, beta2: 1 }).success, false)
 })

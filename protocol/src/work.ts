@@ -22,8 +22,9 @@ export const innerRecipeSchema = z.object({
   lr: z.number().positive().max(1),
   warmupSteps: z.number().int().nonnegative(),
   weightDecay: z.number().nonnegative().max(1),
-  beta1: z.number().min(0).max(1),
-  beta2: z.number().min(0).max(1),
+  // AdamW (torch's and ours) needs each beta in [0, 1): at 1 a moment never moves off its start.
+  beta1: z.number().min(0).lt(1, 'must be below 1'),
+  beta2: z.number().min(0).lt(1, 'must be below 1'),
   gradClip: z.number().positive(),
   seed: z.number().int().nonnegative(),
   /**

@@ -24,6 +24,21 @@ class LlamaConfig:
         return asdict(self)
 
 
+# Upper bounds on every dimension, as protocol/src/llama-config.ts LLAMA_LIMITS: a config comes
+# from the coordinator, and a fit check or a model built from an unbounded one allocates until
+# the OOM killer steps in. Far above any released Llama (405B: 126 layers, hidden 16384).
+LIMITS = {
+    'vocab_size': 2 ** 22,
+    'hidden_size': 2 ** 17,
+    'intermediate_size': 2 ** 17,
+    'num_hidden_layers': 1024,
+    'num_attention_heads': 1024,
+    'num_key_value_heads': 1024,
+    'head_dim': 1024,
+    'max_position_embeddings': 2 ** 20,
+}
+
+
 def _bad(field, message):
     return ExecutorFailure('ERR_INVALID_CONFIG', f'invalid Llama config: {field}: {message}')
 
@@ -34,6 +49,8 @@ def _positive_int(raw, key, default=None):
         raise _bad(key, 'is required')
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value <= 0:
         raise _bad(key, 'must be a positive integer')
+    if value > LIMITS[key]:
+        raise _bad(key, f'must be at most {LIMITS[key]}')
     return int(value)
 
 
@@ -110,11 +127,10 @@ def param_specs(c: LlamaConfig):
 
 
 def count_params(c: LlamaConfig) -> int:
-    """Total number of weights (tied embeddings counted once)."""
-    total = 0
-    for _, shape in param_specs(c):
-        n = 1
-        for s in shape:
-            n *= s
-        total += n
-    return total
+    """Total number of weights (tied embeddings counted once), in closed form: param_specs' sum without its list."""
+    d = c.hidden_size
+    q_dim = c.num_attention_heads * c.head_dim
+    kv_dim = c.num_key_value_heads * c.head_dim
+    per_layer = 2 * q_dim * d + 2 * kv_dim * d + 3 * c.intermediate_size * d + 2 * d
+    embeddings = c.vocab_size * d * (1 if c.tie_word_embeddings else 2)
+    return c.num_hidden_layers * per_layer + embeddings + d

@@ -41,8 +41,8 @@ def read_frame(stream):
         raise FrameError('stream ended inside a frame')
     try:
         value = json.loads(body.decode('utf-8'))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise FrameError(f'frame is not UTF-8 JSON: {err}') from None
+    except Exception as err:  # noqa: BLE001 — RecursionError (deep nesting) too: anything else would kill the reader thread
+        raise FrameError(f'frame is not UTF-8 JSON: {type(err).__name__}: {err}') from None
     if not isinstance(value, dict):
         raise FrameError('frame must be a JSON object')
     return value

@@ -22,7 +22,7 @@ from .errors import ExecutorFailure, RanksBroken
 from .model import LlamaForCausalLM
 from .optim import (STATE_FILE, create_shared_state_file, export_state, finish_shared_state_file, import_state, learning_rate_at, make_adamw,
                     read_state_file, write_state_file, write_state_part)
-from .safetensors import SafetensorsError, read_file, write_file
+from .safetensors import DTYPES, SafetensorsError, read_file, read_header, sweep_temp_files, write_file
 
 
 def is_out_of_memory(err: BaseException) -> bool:
@@ -32,6 +32,47 @@ def is_out_of_memory(err: BaseException) -> bool:
         return True
     text = str(err)
     return isinstance(err, RuntimeError) and ('out of memory' in text or "can't allocate memory" in text)
+
+
+def _check_recipe(recipe):
+    """Refuses a recipe torch would refuse mid-round (AdamW raises ValueError on a beta of 1) as ERR_BAD_INPUT: the unit's fault, not the child's."""
+    if not isinstance(recipe, dict):
+        raise ExecutorFailure('ERR_BAD_INPUT', 'recipe must be an object')
+
+    def number(key, ok, what):
+        value = recipe.get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or not ok(value):
+            raise ExecutorFailure('ERR_BAD_INPUT', f'recipe {key} {value!r} must be {what}')
+
+    for key in ('innerSteps', 'batchSize', 'seqLen'):
+        number(key, lambda v: v == int(v) and v > 0, 'a positive integer')
+    number('warmupSteps', lambda v: v == int(v) and v >= 0, 'a non-negative integer')
+    number('lr', lambda v: v > 0, 'positive')
+    number('weightDecay', lambda v: v >= 0, 'non-negative')
+    number('gradClip', lambda v: v > 0, 'positive')
+    for key in ('beta1', 'beta2'):
+        number(key, lambda v: 0 <= v < 1, 'in [0, 1) (AdamW\'s moments need it)')
+
+
+class _StepBatches:
+    """A unit's token batches read one inner step at a time from the file the agent wrote.
+
+    The file stays on disk (memory-mapped: the page cache, not this process, holds it); only the
+    current step's rows become an int64 tensor on the device. Holding every step at once cost
+    12 bytes a token on the host and 8 on the GPU, counted by no fit check.
+    """
+
+    def __init__(self, tokens, start, end, device):
+        self._tokens = tokens
+        self._start, self._end = start, end
+        self._device = device
+
+    def __len__(self):
+        return self._tokens.shape[0]
+
+    def __getitem__(self, step):
+        rows = np.asarray(self._tokens[step, self._start:self._end], dtype=np.int64)
+        return torch.from_numpy(rows).to(self._device)
 
 
 def _file_signature(path):
@@ -65,6 +106,8 @@ class ResidentTrainer:
         self.state_signature = None
         self._writer = None
         self._writer_error = None
+        # Folders already cleared of an earlier child's temp files (see _sweep).
+        self._swept = set()
 
     # -- residency ---------------------------------------------------------------------------
 
@@ -226,6 +269,8 @@ class ResidentTrainer:
         self.flush()
         config = parse_config(req['config'])
         recipe = req['recipe']
+        self._sweep(req)
+        _check_recipe(recipe)
         batch, seq_len = recipe['batchSize'], recipe['seqLen']
         plan = self.fit(config, batch, seq_len, req.get('precision', 'auto'), req.get('checkpointing', 'auto'), req.get('memoryLimitBytes'), req.get('sharding', 'auto'))
         if not plan['fits']:
@@ -235,6 +280,14 @@ class ResidentTrainer:
         if self._leads():
             self.group.broadcast({'type': 'train', 'req': req, 'plan': plan, 'reuse': reuse})
         return self._run(req, plan, reuse, progress, aborted)
+
+    def _sweep(self, req):
+        """Once per folder and process: removes the temp files a killed child left half-written there (model-sized each)."""
+        for directory in (req.get('stateDir'), os.path.dirname(req.get('outFile') or '')):
+            if directory and directory not in self._swept:
+                self._swept.add(directory)
+                for name in sweep_temp_files(directory):
+                    self.log(f'removed {name}, left half-written in {directory} by an earlier child')
 
     def _run(self, req, plan, reuse, progress, aborted):
         config = parse_config(req['config'])
@@ -272,18 +325,26 @@ class ResidentTrainer:
                     raise ExecutorFailure('ERR_BAD_INPUT', f'base weights {path}: tensor {name} is missing or has shape {None if t is None else t.shape}, expected {list(p.shape)}')
                 p.copy_(torch.from_numpy(t.to_float32()))
 
-    def _load_batches(self, path, steps, batch, seq_len, vocab):
+    def _load_batches(self, path, steps, batch, seq_len, vocab, start=0, end=None):
+        """The unit's batches (rows ``start:end`` of each step), checked against the vocabulary and read step by step (_StepBatches)."""
+        shape = [steps, batch, seq_len + 1]
         try:
-            _, tensors = read_file(path)
-        except (OSError, SafetensorsError) as err:
+            with open(path, 'rb') as f:
+                _, entries, data_start = read_header(f, os.fstat(f.fileno()).st_size)
+            found = [e for e in entries if e[0] == 'tokens']
+            if not found or list(found[0][2]) != shape or found[0][1] not in ('I32', 'I64', 'I16', 'U16', 'I8', 'U8'):
+                raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: needs integer "tokens" of shape {shape}')
+            _, dtype, _, begin, _ = found[0]
+            tokens = np.memmap(path, dtype=DTYPES[dtype], mode='r', offset=data_start + begin, shape=tuple(shape))
+        except (OSError, ValueError, SafetensorsError) as err:
             raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: {err}') from None
-        t = tensors.get('tokens')
-        if t is None or list(t.shape) != [steps, batch, seq_len + 1]:
-            raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: needs "tokens" of shape [{steps}, {batch}, {seq_len + 1}]')
-        tokens = t.to_int64()
-        if tokens.size and (tokens.min() < 0 or tokens.max() >= vocab):
-            raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: token ids must lie in [0, {vocab})')
-        return torch.from_numpy(tokens).to(self.device)
+        # Checked before the first step, a few steps at a time (bounded memory for any unit).
+        chunk = max(1, (1 << 24) // (batch * (seq_len + 1)))
+        for at in range(0, steps, chunk):
+            part = tokens[at:at + chunk]
+            if part.min() < 0 or part.max() >= vocab:
+                raise ExecutorFailure('ERR_BAD_INPUT', f'batches {path}: token ids must lie in [0, {vocab})')
+        return _StepBatches(tokens, start, batch if end is None else end, self.device)
 
     def _resident_state_current(self, state_dir):
         """Whether the resident optimizer is what the state file holds (else the file is read)."""
@@ -307,7 +368,10 @@ class ResidentTrainer:
                 group['weight_decay'] = recipe['weightDecay']
             return self.optimizer
         mine, offset = self._stepped_parameters(ordered, sharded)
-        optimizer, kind = make_adamw([p for _, p in mine], recipe['lr'], betas, recipe['weightDecay'], self.device)
+        try:
+            optimizer, kind = make_adamw([p for _, p in mine], recipe['lr'], betas, recipe['weightDecay'], self.device)
+        except ValueError as err:
+            raise ExecutorFailure('ERR_BAD_INPUT', f'the recipe\'s AdamW settings are refused: {err}') from None
         try:
             saved = read_state_file(path, sum(p.numel() for _, p in ordered), (offset, sum(p.numel() for _, p in mine)))
         except ValueError as err:
@@ -338,7 +402,7 @@ class ResidentTrainer:
                 raise ExecutorFailure('ERR_BAD_INPUT', f'seqLen {seq_len} exceeds the model\'s max_position_embeddings ({config.max_position_embeddings})')
             self._load_base(model, req['baseFile'])
             start, end, _ = self._rows(batch)
-            windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size)[:, start:end]
+            windows = self._load_batches(req['batchesFile'], steps, batch, seq_len, config.vocab_size, start, end)
             optimizer = self._optimizer_for(model, ordered, req['stateDir'], recipe, reuse, sharded)
         except Exception as err:  # noqa: BLE001 — raised below, once every rank knows
             if self.group is None:

@@ -6,13 +6,18 @@ little-endian tensor bytes. Like ``protocol/src/safetensors.ts``, reading refuse
 reference library would refuse (gaps, overlaps, sizes that do not match) with a coded error
 instead of reading out of bounds.
 """
+import contextlib
 import json
 import os
+import re
 import sys
 
 import numpy as np
 
 MAX_HEADER_BYTES = 100_000_000
+# No dimension, and no product of the non-zero dimensions, may reach 2^53: the TypeScript reader's
+# bound (a JavaScript number is exact below it), and far past any tensor that fits a disk.
+MAX_ELEMENTS = 2 ** 53
 METADATA_KEY = '__metadata__'
 
 # numpy dtype for each safetensors dtype; BF16 has no numpy type, so it is read as raw uint16.
@@ -60,8 +65,14 @@ def _element_count(name, shape):
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
         raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape must be an array of non-negative integers')
     n = 1
+    nonzero = 1
     for d in shape:
         n *= d
+        if d:
+            nonzero *= d
+        # A zero dimension makes the count 0, but numpy still refuses to shape an array past its index range.
+        if nonzero >= MAX_ELEMENTS:
+            raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape {shape} holds {MAX_ELEMENTS} or more elements')
     return n
 
 
@@ -76,8 +87,8 @@ def read_header(f, file_size):
         raise SafetensorsError('ERR_TRUNCATED', f'header claims {n} bytes but only {file_size - 8} follow the length; the file is truncated')
     try:
         header = json.loads(f.read(n).decode('utf-8'))
-    except (UnicodeDecodeError, ValueError) as err:
-        raise SafetensorsError('ERR_BAD_HEADER', f'header is not valid UTF-8 JSON: {err}') from None
+    except Exception as err:  # noqa: BLE001 — a deeply nested header raises RecursionError, not ValueError
+        raise SafetensorsError('ERR_BAD_HEADER', f'header is not valid UTF-8 JSON: {type(err).__name__}: {err}') from None
     if not isinstance(header, dict):
         raise SafetensorsError('ERR_BAD_HEADER', 'header must be a JSON object')
     data_bytes = file_size - 8 - n
@@ -133,7 +144,10 @@ def read_file(path):
             array = np.fromfile(f, dtype=DTYPES[dtype], count=count)
             if array.size != count:
                 raise SafetensorsError('ERR_TRUNCATED', f'tensor "{name}" was cut short while reading')
-            tensors[name] = Tensor(dtype, shape, array.reshape(shape))
+            try:
+                tensors[name] = Tensor(dtype, shape, array.reshape(shape))
+            except ValueError as err:
+                raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape {shape}: {err}') from None
     return metadata, tensors
 
 
@@ -176,8 +190,37 @@ def write_file(path, tensors, metadata=None):
         arrays.append(array)
     head, _ = header_bytes([(name, _dtype_name(a), a.shape) for name, a in zip(tensors, arrays)], metadata)
     tmp = f'{path}.tmp{os.getpid()}'
-    with open(tmp, 'wb') as f:
-        f.write(head)
-        for array in arrays:
-            f.write(memoryview(array.reshape(-1)).cast('B'))
-    os.replace(tmp, path)
+    try:
+        with open(tmp, 'wb') as f:
+            f.write(head)
+            for array in arrays:
+                f.write(memoryview(array.reshape(-1)).cast('B'))
+        os.replace(tmp, path)
+    except BaseException:
+        # A full disk must not stay full of half a file (up to model-sized) that nothing reads.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+_TEMP_NAME = re.compile(r'\.tmp(\d+)$')
+
+
+def sweep_temp_files(directory):
+    """Removes the ``*.tmp<pid>`` files another process's ``write_file`` left in ``directory`` (killed mid-write); returns their names.
+
+    This process's own are kept: its background state writer may be writing one now.
+    """
+    removed = []
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return removed
+    for name in names:
+        match = _TEMP_NAME.search(name)
+        if match is None or int(match.group(1)) == os.getpid():
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(os.path.join(directory, name))
+            removed.append(name)
+    return removed

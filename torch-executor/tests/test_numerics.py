@@ -41,6 +41,32 @@ class LayoutTest(unittest.TestCase):
             with self.assertRaises(ExecutorFailure):
                 parse_config({'vocab_size': 10, 'hidden_size': 8, 'intermediate_size': 16, 'num_hidden_layers': 1, 'num_attention_heads': 2, **bad})
 
+    def test_config_dimensions_are_bounded_as_the_protocol_bounds_them(self):
+        small = {'vocab_size': 10, 'hidden_size': 8, 'intermediate_size': 16, 'num_hidden_layers': 1, 'num_attention_heads': 2}
+        cases = [('num_hidden_layers', 10 ** 9), ('hidden_size', 2 ** 17 + 2), ('intermediate_size', 2 ** 40), ('vocab_size', 2 ** 22 + 1),
+                 ('num_attention_heads', 2048), ('num_key_value_heads', 1025), ('head_dim', 2048), ('max_position_embeddings', 2 ** 20 + 1)]
+        for key, value in cases:
+            with self.assertRaises(ExecutorFailure) as caught:
+                parse_config({**small, key: value})
+            self.assertEqual(caught.exception.code, 'ERR_INVALID_CONFIG')
+            self.assertIn(f'{key}: must be at most', caught.exception.message)
+        # A head_dim derived from hidden_size / heads is bounded too.
+        with self.assertRaises(ExecutorFailure):
+            parse_config({**small, 'hidden_size': 4096, 'num_attention_heads': 2})
+        self.assertEqual(parse_config({**small, 'num_hidden_layers': 1024}).num_hidden_layers, 1024)
+
+    def test_count_params_is_the_layouts_sum_in_closed_form(self):
+        configs = list(PRESETS.values()) + [parse_config({'vocab_size': 19, 'hidden_size': 12, 'intermediate_size': 20, 'num_hidden_layers': 3,
+                                                          'num_attention_heads': 4, 'num_key_value_heads': 2, 'head_dim': 6, 'tie_word_embeddings': t})
+                                            for t in (False, True)]
+        for c in configs:
+            self.assertEqual(count_params(c), sum(math.prod(shape) for _, shape in param_specs(c)))
+        # The largest config the bounds allow is counted at once (the per-layer list took minutes and gigabytes).
+        huge = parse_config({'vocab_size': 2 ** 22, 'hidden_size': 2 ** 17, 'intermediate_size': 2 ** 17, 'num_hidden_layers': 1024,
+                             'num_attention_heads': 1024, 'head_dim': 1024, 'max_position_embeddings': 2 ** 20})
+        d, q = 2 ** 17, 1024 * 1024
+        self.assertEqual(count_params(huge), 1024 * (4 * q * d + 3 * d * d + 2 * d) + 2 * 2 ** 22 * d + d)
+
 
 def _meta_ok():
     try:

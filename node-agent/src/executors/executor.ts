@@ -44,10 +44,10 @@ export interface Executor {
   readonly name: string
   readonly kind: ExecutorKind
   /** A reason this executor cannot train the unit (too large, too slow), checked before any download; undefined when it can. */
-  check?: (unit: WorkUnit) => Promise<ExecutorError | undefined>
+  check?: (unit: WorkUnit, signal?: AbortSignal) => Promise<ExecutorError | undefined>
   train: (request: TrainRequest) => Promise<TrainResult>
   /** Releases threads or processes the executor holds. */
   close?: () => Promise<void>
   /** Waits for what a round left writing in the background (torch's optimizer state); call before removing its state directory. */
-  flush?: () => Promise<void>
+  flush?: (signal?: AbortSignal) => Promise<void>
 }

@@ -1,9 +1,8 @@
 // The files the agent and the torch child exchange: weights as safetensors with the checkpoint's
 // Hugging Face names (the flat parameter vector is exactly the data section, because tensors are
-// laid out in paramSpecs order) and a unit's token batches as one I32 tensor. Weights are streamed
+// laid out in paramSpecs order) and a unit's token batches as one I32 tensor. Both are streamed
 // in chunks: a 1B-parameter model is 4 GiB, past what one fs read or write call moves.
 import { open } from 'node:fs/promises'
-import { encodeSafetensors } from '@barnraise/protocol'
 import type { LlamaConfig } from '@barnraise/protocol'
 import { paramSpecs, shapeSize } from '@barnraise/trainer'
 import type { BatchSource } from './executor.ts'
@@ -84,14 +83,36 @@ export async function readWeightsFile (path: string, config: LlamaConfig): Promi
   }
 }
 
-/** Every inner step's batch as one I32 tensor "tokens" [steps, batch, seqLen + 1]. */
-export function encodeBatches (batches: BatchSource, steps: number, batch: number, seqLen: number): Uint8Array {
+/**
+ * Writes every inner step's batch as one I32 tensor "tokens" [steps, batch, seqLen + 1], a few
+ * steps at a time: a unit of many steps is gigabytes, which must not sit in the agent's memory
+ * (the child, too, reads it one step at a time).
+ */
+export async function writeBatchesFile (path: string, batches: BatchSource, steps: number, batch: number, seqLen: number, signal?: AbortSignal): Promise<void> {
   const window = batch * (seqLen + 1)
-  const tokens = new Int32Array(steps * window)
-  for (let s = 0; s < steps; s++) {
-    const b = batches(s)
-    if (b.length !== window) throw new ExecutorError('ERR_EXECUTOR', `batch ${s} holds ${b.length} tokens, expected ${window}`)
-    tokens.set(b, s * window)
+  const dataBytes = steps * window * 4
+  const header = { tokens: { dtype: 'I32', shape: [steps, batch, seqLen + 1], data_offsets: [0, dataBytes] } }
+  const json = new TextEncoder().encode(JSON.stringify(header))
+  const padded = Math.ceil(json.byteLength / 8) * 8
+  const head = new Uint8Array(8 + padded).fill(0x20)
+  new DataView(head.buffer).setBigUint64(0, BigInt(padded), true)
+  head.set(json, 8)
+  const stepsPerChunk = Math.max(1, Math.floor(CHUNK_BYTES / (window * 4)))
+  const file = await open(path, 'w')
+  try {
+    await file.write(head)
+    for (let first = 0; first < steps; first += stepsPerChunk) {
+      signal?.throwIfAborted()
+      const count = Math.min(stepsPerChunk, steps - first)
+      const chunk = new Int32Array(count * window)
+      for (let s = 0; s < count; s++) {
+        const b = batches(first + s)
+        if (b.length !== window) throw new ExecutorError('ERR_EXECUTOR', `batch ${first + s} holds ${b.length} tokens, expected ${window}`)
+        chunk.set(b, s * window)
+      }
+      await file.write(new Uint8Array(chunk.buffer))
+    }
+  } finally {
+    await file.close()
   }
-  return encodeSafetensors(new Map([['tokens', { dtype: 'I32', shape: [steps, batch, seqLen + 1], data: new Uint8Array(tokens.buffer) }]]))
 }

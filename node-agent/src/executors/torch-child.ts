@@ -82,6 +82,25 @@ interface Pending {
   onProgress?: (p: TorchProgress) => void
 }
 
+/** How long a request may take before the agent stops waiting; see request() and torch-executor/README.md. */
+export interface RequestOptions {
+  onProgress?: (p: TorchProgress) => void
+  /** aborting rejects at once with the signal's reason; the child gets `abortGraceMs` to answer, then is killed */
+  signal?: AbortSignal
+  /**
+   * The child is wedged when no answer (and, for a request with `onProgress`, no progress frame)
+   * comes within this: it is killed at once and the request rejects with ERR_CHILD_HUNG.
+   */
+  hungAfterMs?: number
+  /** Past this the answer is of no use (a unit past its deadline): handled like an abort, rejecting with `error`. */
+  giveUpAfter?: { ms: number, error: () => ExecutorError }
+  /** how long an abandoned request's child may take to answer before it is killed (default 10 s) */
+  abortGraceMs?: number
+}
+
+/** Default grace after an abort: the child checks for aborts between inner steps, which take well under this on a GPU. */
+export const ABORT_GRACE_MS = 10_000
+
 export interface TorchChildOptions {
   python: string
   /** interpreter flags before the boot code (tests use -S -I to hide site-packages) */
@@ -194,8 +213,10 @@ export class TorchChild {
         try {
           texts = decoder.push(chunk)
         } catch (err) {
-          proc.kill('SIGKILL')
+          // Recorded before the kill, so pending requests learn the protocol error rather than "killed by SIGKILL".
           if (child === undefined) reject(err as Error)
+          else child.#died(err as ExecutorError)
+          proc.kill('SIGKILL')
           return
         }
         for (const text of texts) {
@@ -204,9 +225,9 @@ export class TorchChild {
             frame = frameSchema.parse(JSON.parse(text))
           } catch (err) {
             const bad = new ExecutorError('ERR_CHILD_PROTOCOL', `the torch child sent a malformed frame (${(err as Error).message.slice(0, 200)})`)
-            proc.kill('SIGKILL')
             if (child === undefined) reject(bad)
             else child.#died(bad)
+            proc.kill('SIGKILL')
             return
           }
           if (child === undefined) {
@@ -240,44 +261,87 @@ export class TorchChild {
       }
       case 'error': {
         const err = executorErrorFromChild(frame.code, frame.message, frame.retryable)
-        if (frame.id === null) { this.#died(err); return }
+        // An error that answers no request means the child gave up on the stream: it must not live on beside its replacement.
+        if (frame.id === null) { this.#kill(err); return }
         const p = this.#pending.get(frame.id)
         this.#pending.delete(frame.id)
         p?.reject(err)
         return
       }
-      case 'fatal': this.#died(executorErrorFromChild(frame.code, frame.message, false)); return
+      // The server finishes its current request after a fatal frame; on a GPU its replacement would share the memory meanwhile.
+      case 'fatal': this.#kill(executorErrorFromChild(frame.code, frame.message, false)); return
       case 'ready': return
     }
   }
 
   #died (err: ExecutorError): void {
     this.#exit ??= err
-    for (const p of this.#pending.values()) p.reject(this.#closing ? new ExecutorError('ERR_CHILD_CRASHED', 'the torch child was closed', { retryable: true }) : this.#exit)
+    const pending = [...this.#pending.values()]
     this.#pending.clear()
+    for (const p of pending) p.reject(this.#closing ? new ExecutorError('ERR_CHILD_CRASHED', 'the torch child was closed', { retryable: true }) : this.#exit)
+  }
+
+  /** Marks the child dead with `err` as the cause and kills it, so that the next request starts a fresh one. */
+  #kill (err: ExecutorError): void {
+    this.#died(err)
+    this.#proc.kill('SIGKILL')
   }
 
   /**
    * Sends one request and resolves with the child's `result` body (unparsed: the caller owns its
-   * schema). Aborting `signal` sends an `abort` frame; the child then answers ERR_ABORTED.
+   * schema). Aborting `signal`, or passing `giveUpAfter`, rejects at once and sends an `abort`
+   * frame; a child that has not answered `abortGraceMs` later is killed. A child silent for
+   * `hungAfterMs` is killed at once (ERR_CHILD_HUNG).
    */
-  async request (body: Record<string, unknown>, options: { onProgress?: (p: TorchProgress) => void, signal?: AbortSignal } = {}): Promise<unknown> {
+  async request (body: Record<string, unknown>, options: RequestOptions = {}): Promise<unknown> {
     if (this.#exit !== undefined) throw this.#exit
-    const id = this.#nextId++
     const { signal } = options
-    const onAbort = (): void => { this.#send({ type: 'abort', id }) }
-    try {
-      return await new Promise<unknown>((resolve, reject) => {
-        this.#pending.set(id, { resolve, reject, ...(options.onProgress !== undefined ? { onProgress: options.onProgress } : {}) })
-        signal?.addEventListener('abort', onAbort, { once: true })
-        this.#send({ ...body, id })
-      })
-    } catch (err) {
-      if (signal?.aborted === true) throw signal.reason
-      throw err
-    } finally {
-      signal?.removeEventListener('abort', onAbort)
-    }
+    signal?.throwIfAborted()
+    const id = this.#nextId++
+    const graceMs = options.abortGraceMs ?? ABORT_GRACE_MS
+    return await new Promise<unknown>((resolve, reject) => {
+      let hung: NodeJS.Timeout | undefined
+      let late: NodeJS.Timeout | undefined
+      const cleanup = (): void => {
+        clearTimeout(hung)
+        clearTimeout(late)
+        signal?.removeEventListener('abort', onAbort)
+      }
+      const armHung = (): void => {
+        if (options.hungAfterMs === undefined) return
+        clearTimeout(hung)
+        hung = setTimeout(() => {
+          const what = options.onProgress !== undefined ? 'sent no progress' : 'did not answer'
+          this.#kill(new ExecutorError('ERR_CHILD_HUNG', `the torch child ${what} for ${options.hungAfterMs! / 1000} s on a ${String(body.type)} request; killed it (a fresh one starts for the next request)`, { retryable: true }))
+        }, options.hungAfterMs)
+      }
+      // The caller stops waiting now; the child's late answer only tells us it is still sound.
+      const giveUp = (err: unknown): void => {
+        if (this.#pending.get(id) !== entry) return
+        cleanup()
+        const kill = setTimeout(() => {
+          this.#kill(new ExecutorError('ERR_CHILD_HUNG', `the torch child did not stop a ${String(body.type)} request within ${graceMs / 1000} s of being aborted; killed it`, { retryable: true }))
+        }, graceMs)
+        const settle = (): void => { clearTimeout(kill) }
+        this.#pending.set(id, { resolve: settle, reject: settle })
+        this.#send({ type: 'abort', id })
+        reject(err)
+      }
+      const onAbort = (): void => { giveUp(signal!.reason) }
+      const entry: Pending = {
+        resolve: (value) => { cleanup(); resolve(value) },
+        reject: (err) => { cleanup(); reject(err) },
+        ...(options.onProgress !== undefined ? { onProgress: (p: TorchProgress) => { armHung(); options.onProgress!(p) } } : {})
+      }
+      this.#pending.set(id, entry)
+      signal?.addEventListener('abort', onAbort, { once: true })
+      armHung()
+      if (options.giveUpAfter !== undefined) {
+        const { ms, error } = options.giveUpAfter
+        late = setTimeout(() => { giveUp(error()) }, ms)
+      }
+      this.#send({ ...body, id })
+    })
   }
 
   #send (value: unknown): void {

@@ -3,19 +3,21 @@
 // meets first. Tiny models and few steps: CI has two cores.
 import { afterAll, beforeAll, describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
 import { decodeSafetensors, tensorToFloat32 } from '@barnraise/protocol'
-import { GOLDEN_DIR, demoCorpusShards, gpuModelPresets, initParams, modelPresets, presetConfig } from '@barnraise/trainer'
+import type { WorkUnit } from '@barnraise/protocol'
+import { GOLDEN_DIR, countParams, demoCorpusShards, gpuModelPresets, initParams, modelPresets, presetConfig } from '@barnraise/trainer'
 import { createBatchSource } from '../batch-source.ts'
 import type { BatchSource, TrainResult } from './executor.ts'
-import { ExecutorError } from './executor-error.ts'
-import { TorchExecutor } from './torch-executor.ts'
+import { ExecutorError, UNIT_REFUSAL_CODES } from './executor-error.ts'
+import { TorchExecutor, pythonCandidates, torchRefusal } from './torch-executor.ts'
+import type { TorchTimeouts } from './torch-executor.ts'
 import { TypeScriptExecutor } from './typescript-executor.ts'
 import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
-import { TORCH_EXECUTOR_DIR } from './torch-child.ts'
+import { TORCH_EXECUTOR_DIR, TorchChild } from './torch-child.ts'
 
 const tiny = presetConfig('tiny')
 
@@ -237,6 +239,31 @@ describe('torch executor', () => {
     }
   })
 
+  test('unit-caused failures in the child arrive as refusal codes the work loop declines with (token ids past the vocabulary)', async () => {
+    const unit = syntheticUnit(tiny, { innerSteps: 2, batchSize: 2, seqLen: 8 })
+    const base = initParams(tiny, 1).flat
+    await assert.rejects(torch.train({ unit, base, batches: randomBatches(1, tiny.vocab_size + 5, 2, 8), stateDir: join(dir, 'bad-vocab'), ...quiet }), (err: unknown) => {
+      assert.ok(err instanceof ExecutorError)
+      assert.equal(err.code, 'ERR_BAD_INPUT')
+      assert.match(err.message, /token ids must lie in \[0, 256\)/)
+      assert.ok(UNIT_REFUSAL_CODES.has(err.code))
+      return true
+    })
+    // The child is unharmed: the same unit with good batches trains.
+    assert.equal((await torch.train({ unit, base, batches: randomBatches(1, tiny.vocab_size, 2, 8), stateDir: join(dir, 'bad-vocab'), ...quiet })).lossCurve.length, 2)
+  })
+
+  test('after a round, a unit that cannot finish before its deadline at the measured rate is refused as too slow', async () => {
+    const unit = syntheticUnit(tiny, { innerSteps: 3, batchSize: 2, seqLen: 16 })
+    await torch.train({ unit, base: initParams(tiny, 1).flat, batches: randomBatches(1, tiny.vocab_size, 2, 16), stateDir: join(dir, 'rate'), ...quiet })
+    // 100 000 steps of batch 8 × 64 is 51M tokens: far more than the tiny model trains in 10 s on one thread.
+    const long = { ...syntheticUnit(tiny, { innerSteps: 100_000, batchSize: 8, seqLen: 64 }), deadline: new Date(Date.now() + 10_000).toISOString() }
+    const refusal = await torch.check(long)
+    assert.equal(refusal?.code, 'ERR_UNIT_TOO_SLOW')
+    assert.match(refusal.message, /GFLOP\/s this node measured on its last round, but the round closes in \d+ s/)
+    assert.equal(await torch.check({ ...long, deadline: new Date(Date.now() + 365 * 86_400_000).toISOString() }), undefined)
+  })
+
   test('an interpreter without torch (real python3 -S -I: no site-packages) is named with what to install', async () => {
     const python = torch.python
     await assert.rejects(TorchExecutor.start({ python, pythonFlags: ['-S', '-I'], device: 'cpu' }), (err: unknown) => {
@@ -273,5 +300,205 @@ describe('torch executor', () => {
     const result = spawnSync(torch.python, ['-m', 'barnraise_torch.presets'], { cwd: TORCH_EXECUTOR_DIR, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } })
     assert.equal(result.status, 0, result.stderr)
     assert.deepEqual(JSON.parse(result.stdout), { ...modelPresets, ...gpuModelPresets })
+  })
+})
+
+// A stand-in for the server that misbehaves on cue, to drive the agent's end of the protocol
+// through what a wedged or broken child does. Real processes and real frames; only the Python
+// side is scripted. argv[1] names the behaviour.
+const FAKE_CHILD = String.raw`
+import json, os, struct, sys, threading, time
+mode = sys.argv[1]
+out = os.fdopen(os.dup(1), 'wb', buffering=0)
+def send(frame):
+    body = json.dumps(frame).encode()
+    out.write(struct.pack('>I', len(body)) + body)
+def read():
+    head = sys.stdin.buffer.read(4)
+    if len(head) < 4:
+        return None
+    return json.loads(sys.stdin.buffer.read(struct.unpack('>I', head)[0]))
+send({'type': 'ready', 'protocol': 1, 'pid': os.getpid(), 'python': '3', 'executable': sys.executable, 'torch': '0.0-fake', 'cuda': None,
+      'threads': 1, 'devices': [], 'device': 'cpu', 'features': {'sdpa': False, 'fusedAdamw': False, 'bf16': False, 'checkpointing': False}})
+aborted = set()
+def forever():
+    while True:
+        time.sleep(60)
+def progress(rid, steps):
+    for step in range(steps):
+        if rid in aborted:
+            send({'type': 'error', 'id': rid, 'code': 'ERR_ABORTED', 'message': 'aborted', 'retryable': False})
+            return
+        send({'type': 'progress', 'id': rid, 'step': step + 1, 'steps': 10 ** 6, 'loss': 1.0, 'tokensPerSecond': 1.0})
+        time.sleep(0.02)
+    forever()
+def reader():
+    while True:
+        frame = read()
+        if frame is None:
+            if mode == 'cooperative':
+                os._exit(0)
+            forever()
+        if frame['type'] == 'abort':
+            if mode != 'deaf':
+                aborted.add(frame['id'])
+            continue
+        if frame['type'] == 'shutdown':
+            if mode == 'cooperative':
+                os._exit(0)
+            continue
+        rid = frame['id']
+        if mode == 'silent':
+            continue
+        if mode == 'deaf' and frame['type'] != 'train':
+            send({'type': 'log', 'message': 'got ' + frame['type']})
+            continue
+        if mode == 'fatal':
+            send({'type': 'fatal', 'code': 'ERR_PROTOCOL', 'message': 'bad frame'})
+        elif mode == 'nullid':
+            send({'type': 'error', 'id': None, 'code': 'ERR_X', 'message': 'boom', 'retryable': False})
+        elif mode == 'huge':
+            out.write(struct.pack('>I', 2 ** 31))
+        elif frame['type'] == 'fit':
+            send({'type': 'result', 'id': rid, 'result': {'fits': True, 'checkpointing': False, 'needBytes': 1, 'freeBytes': 2, 'reason': '', 'precision': 'float32'}})
+        elif frame['type'] == 'train':
+            threading.Thread(target=progress, args=(rid, {'stall': 3, 'deaf': 1}.get(mode, 10 ** 6)), daemon=True).start()
+threading.Thread(target=reader, daemon=True).start()
+forever()
+`
+
+describe('torch executor against a misbehaving child', () => {
+  let dir = ''
+  let script = ''
+  const python = pythonCandidates(undefined).at(-1)!
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'barnraise-fake-torch-'))
+    script = join(dir, 'fake_child.py')
+    await writeFile(script, FAKE_CHILD)
+  })
+  afterAll(async () => { await rm(dir, { recursive: true, force: true }) })
+
+  const alive = (pid: number): boolean => { try { process.kill(pid, 0); return true } catch { return false } }
+  const fake = async (mode: string, timeouts: Partial<TorchTimeouts> = {}): Promise<TorchExecutor> =>
+    await TorchExecutor.start({ python, pythonFlags: [script, mode], device: 'cpu', timeouts })
+  const fakeChild = async (mode: string): Promise<TorchChild> => await TorchChild.start({ python, pythonFlags: [script, mode], device: 'cpu', threads: 1 })
+  const unitOf = (innerSteps: number, deadline = new Date(Date.now() + 3_600_000)): WorkUnit =>
+    ({ ...syntheticUnit(tiny, { innerSteps, batchSize: 2, seqLen: 8 }), deadline: deadline.toISOString() })
+  const trainOn = async (executor: TorchExecutor, unit: WorkUnit, signal: AbortSignal, onProgress: () => void = () => {}): Promise<TrainResult> =>
+    await executor.train({ unit, base: initParams(tiny, 1).flat, batches: randomBatches(1, tiny.vocab_size, 2, 8), stateDir: join(dir, 'state'), onProgress, signal })
+
+  test('an abort rejects a pending train at once; a child that does not answer it is killed after the grace, and close() then returns (agent shutdown)', async () => {
+    const executor = await fake('deaf', { abortGraceMs: 200 })
+    const pid = executor.childPid!
+    const controller = new AbortController()
+    // The deaf child sends one progress frame, then ignores everything, the abort included.
+    await assert.rejects(trainOn(executor, unitOf(5), controller.signal, () => { controller.abort(new Error('agent stopping')) }), /agent stopping/)
+    assert.equal(alive(pid), true, 'rejected before the grace ran out')
+    await executor.close()
+    assert.equal(alive(pid), false, 'the wedged child is gone')
+  })
+
+  test('check() passes its signal to the fit request: an abort ends a fit the child never answers', async () => {
+    const controller = new AbortController()
+    // The deaf child logs that it has the request, then never answers it nor the abort.
+    const executor = await TorchExecutor.start({
+      python, pythonFlags: [script, 'deaf'], device: 'cpu', timeouts: { abortGraceMs: 200 },
+      log: (line) => { if (line.includes('got fit')) controller.abort(new Error('stop')) }
+    })
+    const pid = executor.childPid!
+    await assert.rejects(executor.check(unitOf(5), controller.signal), /stop/)
+    await executor.close()
+    assert.equal(alive(pid), false)
+  })
+
+  test('a fit the child never answers is bounded: the child is killed and restarted once, and a second hang declines the unit (ERR_UNIT_CRASHED)', async () => {
+    const executor = await fake('silent', { controlMs: 300 })
+    try {
+      const first = executor.childPid!
+      const refusal = await executor.check(unitOf(5))
+      assert.ok(refusal instanceof ExecutorError)
+      assert.equal(refusal.code, 'ERR_UNIT_CRASHED')
+      assert.match(refusal.message, /did not answer for 0\.3 s on a fit request/)
+      assert.ok(UNIT_REFUSAL_CODES.has(refusal.code), 'the work loop declines it')
+      assert.equal(executor.restarts, 2)
+      assert.equal(alive(first), false)
+    } finally {
+      await executor.close()
+    }
+  })
+
+  test('a round that stops sending progress is killed by the watchdog, redone once, and then declined', async () => {
+    const executor = await fake('stall', { trainIdleMs: 500 })
+    try {
+      const first = executor.childPid!
+      await assert.rejects(trainOn(executor, unitOf(50), new AbortController().signal), (err: unknown) => {
+        assert.ok(err instanceof ExecutorError)
+        assert.equal(err.code, 'ERR_UNIT_CRASHED')
+        assert.match(err.message, /sent no progress/)
+        return true
+      })
+      assert.equal(executor.restarts, 2)
+      assert.equal(alive(first), false)
+    } finally {
+      await executor.close()
+    }
+  })
+
+  test('a round still running past its deadline and the margin is abandoned as too slow; a child that answers the abort is kept', async () => {
+    const executor = await fake('cooperative', { deadlineMarginMs: 300 })
+    try {
+      const pid = executor.childPid!
+      let steps = 0
+      await assert.rejects(trainOn(executor, unitOf(10 ** 5, new Date(Date.now() - 1000)), new AbortController().signal, () => { steps++ }), (err: unknown) => {
+        assert.ok(err instanceof ExecutorError)
+        assert.equal(err.code, 'ERR_UNIT_TOO_SLOW')
+        assert.ok(UNIT_REFUSAL_CODES.has(err.code))
+        return true
+      })
+      assert.ok(steps > 0, 'it was training')
+      // The child answered the abort: still the same process, and it serves the next request.
+      assert.equal((await executor.fit(tiny, 2, 8)).fits, true)
+      assert.equal(executor.childPid, pid)
+      assert.equal(executor.restarts, 0)
+    } finally {
+      await executor.close()
+    }
+  })
+
+  for (const [mode, code, message] of [
+    ['fatal', 'ERR_EXECUTOR', /ERR_PROTOCOL: bad frame/],
+    ['nullid', 'ERR_EXECUTOR', /ERR_X: boom/],
+    ['huge', 'ERR_CHILD_PROTOCOL', /frame \(cap/]
+  ] as const) {
+    test(`a child that answers with ${mode === 'huge' ? 'an oversized frame' : mode === 'fatal' ? 'a fatal frame' : 'an error for no request'} is killed, with that as the recorded cause`, async () => {
+      const child = await fakeChild(mode)
+      await assert.rejects(child.request({ type: 'fit' }), (err: unknown) => {
+        assert.ok(err instanceof ExecutorError, String(err))
+        assert.equal(err.code, code)
+        assert.match(err.message, message)
+        return true
+      })
+      assert.equal(child.dead, true)
+      await child.exited
+      assert.equal(alive(child.pid), false, 'the old child does not live on beside its replacement')
+      await assert.rejects(child.request({ type: 'fit' }), (err: unknown) => err instanceof ExecutorError && err.code === code)
+    })
+  }
+})
+
+describe('what the torch executor refuses before asking the child', () => {
+  test('more token batches than a node writes for a unit, a model larger than the agent holds, and a unit that cannot finish at the measured rate', () => {
+    const many = syntheticUnit(tiny, { innerSteps: 100_000, batchSize: 64, seqLen: 512 })
+    assert.equal(torchRefusal(many, undefined)?.code, 'ERR_UNIT_TOO_LARGE')
+    assert.match(torchRefusal(many, undefined)!.message, /12\.2 GiB of token batches/)
+    const wide = syntheticUnit({ ...tiny, vocab_size: 2 ** 22, hidden_size: 2 ** 17, num_attention_heads: 128 }, { innerSteps: 1, batchSize: 1, seqLen: 8 })
+    assert.equal(torchRefusal(wide, undefined)?.code, 'ERR_UNIT_TOO_LARGE')
+    const now = Date.parse('2030-01-01T00:00:00Z')
+    const unit = { ...syntheticUnit(tiny, { innerSteps: 1000, batchSize: 8, seqLen: 64 }), deadline: new Date(now + 60_000).toISOString() }
+    const flops = 6 * countParams(tiny) * 8 * 64 * 1000
+    assert.equal(torchRefusal(unit, flops / 30, now), undefined, '30 s of 60')
+    assert.equal(torchRefusal(unit, flops / 120, now)?.code, 'ERR_UNIT_TOO_SLOW', '120 s of 60')
+    assert.equal(torchRefusal(unit, undefined, now), undefined, 'nothing measured yet: the child decides')
+    assert.equal(torchRefusal({ ...unit, deadline: new Date(now - 1).toISOString() }, flops / 120, now), undefined, 'a past deadline is the coordinator\'s call')
   })
 })

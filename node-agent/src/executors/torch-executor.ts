@@ -1,13 +1,75 @@
-import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { parseLlamaConfig } from '@barnraise/protocol'
 import type { LlamaConfig, WorkUnit } from '@barnraise/protocol'
+import { countParams } from '@barnraise/trainer'
 import type { Executor, ExecutorKind, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
-import { encodeBatches, readWeightsFile, writeWeightsFile } from './tensor-files.ts'
+import { readWeightsFile, writeBatchesFile, writeWeightsFile } from './tensor-files.ts'
 import { TorchChild } from './torch-child.ts'
 import type { TorchReady } from './torch-child.ts'
+
+/** How long the agent waits on the child; torch-executor/README.md ("Deadlines") says why each is what it is. */
+export interface TorchTimeouts {
+  /** fit, flush, measure and golden requests: a fit is arithmetic, a flush one state write, a measurement a few steps */
+  controlMs: number
+  /** a train request with no progress frame for this long (loading a large model, or one slow step, stays well inside) */
+  trainIdleMs: number
+  /** how long past the unit's deadline a round may run before it is abandoned as too slow */
+  deadlineMarginMs: number
+  /** after an abort, how long the child may take to answer before it is killed */
+  abortGraceMs: number
+}
+
+export const DEFAULT_TORCH_TIMEOUTS: TorchTimeouts = {
+  controlMs: 10 * 60_000,
+  trainIdleMs: 30 * 60_000,
+  deadlineMarginMs: 15 * 60_000,
+  abortGraceMs: 10_000
+}
+
+/**
+ * The most parameters the agent takes a unit for: it holds the base, θ_local and the delta as
+ * Float32Arrays (12 bytes a parameter), and V8 caps one at 2^32 elements (createParamSet says so).
+ */
+export const TORCH_MAX_PARAMS = 2 ** 32 - 1
+
+/**
+ * The most bytes of token batches a unit may need on disk (innerSteps × batch × (seqLen + 1) × 4).
+ * 2^31 tokens: a thousand steps of batch 256 × 8192 fits; a coordinator cannot make a node
+ * write 13 GB by asking for 100 000 steps of a tiny model.
+ */
+export const TORCH_MAX_BATCH_BYTES = 8 * 1024 ** 3
+
+// setTimeout fires at once past this (about 24.8 days).
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/**
+ * Why the torch executor should not take `unit` before asking the child: more parameters than
+ * the agent can hold, more batch bytes than TORCH_MAX_BATCH_BYTES, or, given the FLOP/s this
+ * executor measured on earlier rounds, no chance to finish before the deadline. Undefined when none applies.
+ */
+export function torchRefusal (unit: WorkUnit, flopsPerSecond: number | undefined, now = Date.now()): ExecutorError | undefined {
+  const params = countParams(unit.modelConfig)
+  if (params > TORCH_MAX_PARAMS) {
+    return new ExecutorError('ERR_UNIT_TOO_LARGE', `the run's model has ${params.toExponential(2)} parameters; an agent holds at most ${TORCH_MAX_PARAMS} (${(TORCH_MAX_PARAMS * 12 / 1024 ** 3).toFixed(0)} GiB of weights, θ_local and delta in its memory)`)
+  }
+  const r = unit.recipe
+  const batchBytes = r.innerSteps * r.batchSize * (r.seqLen + 1) * 4
+  if (batchBytes > TORCH_MAX_BATCH_BYTES) {
+    return new ExecutorError('ERR_UNIT_TOO_LARGE', `the unit's ${r.innerSteps} steps of batch ${r.batchSize} × ${r.seqLen + 1} tokens are ${(batchBytes / 1024 ** 3).toFixed(1)} GiB of token batches; a node takes at most ${TORCH_MAX_BATCH_BYTES / 1024 ** 3} GiB a unit. Ask the organizer for fewer inner steps`)
+  }
+  if (flopsPerSecond === undefined || !(flopsPerSecond > 0)) return undefined
+  const tokens = r.innerSteps * r.batchSize * r.seqLen
+  const seconds = 6 * params * tokens / flopsPerSecond
+  const left = (Date.parse(unit.deadline) - now) / 1000
+  // A deadline already past (or a skewed clock) is the coordinator's call, not ours.
+  if (left > 0 && seconds > left) {
+    return new ExecutorError('ERR_UNIT_TOO_SLOW', `the unit is ${tokens.toLocaleString('en-US')} tokens of a ${(params / 1e6).toFixed(1)}M-parameter model: about ${Math.ceil(seconds)} s at the ${(flopsPerSecond / 1e9).toFixed(1)} GFLOP/s this node measured on its last round, but the round closes in ${Math.floor(left)} s`)
+  }
+  return undefined
+}
 
 export type Precision = 'auto' | 'bf16' | 'float32'
 export type Checkpointing = 'auto' | 'on' | 'off'
@@ -32,6 +94,8 @@ export interface TorchExecutorOptions {
   memoryLimitBytes?: number
   /** the child's log and stderr lines */
   log?: (line: string) => void
+  /** how long to wait on the child (DEFAULT_TORCH_TIMEOUTS; tests shorten them) */
+  timeouts?: Partial<TorchTimeouts>
 }
 
 const trainResultSchema = z.object({
@@ -107,14 +171,18 @@ export class TorchExecutor implements Executor {
   readonly kind: ExecutorKind
   readonly python: string
   readonly #options: TorchExecutorOptions
+  readonly #timeouts: TorchTimeouts
   #child: TorchChild | undefined
   #restarts = 0
   #shardingLogged = false
+  /** 6 × parameters × tokens / second of the last round trained (any model): what the deadline check extrapolates from */
+  #flopsPerSecond: number | undefined
 
   private constructor (child: TorchChild, python: string, options: TorchExecutorOptions) {
     this.#child = child
     this.python = python
     this.#options = options
+    this.#timeouts = { ...DEFAULT_TORCH_TIMEOUTS, ...options.timeouts }
     const r = child.ready
     this.kind = r.device.startsWith('cuda') ? 'torch-cuda' : 'torch-cpu'
     const ranks = r.ranks ?? [{ rank: 0, device: r.device, pid: r.pid }]
@@ -149,44 +217,64 @@ export class TorchExecutor implements Executor {
 
   async #live (): Promise<TorchChild> {
     if (this.#child !== undefined && !this.#child.dead) return this.#child
+    // A killed child may not be reaped yet: on a GPU two children would share its memory.
+    await this.#child?.exited
     const { child } = await startChild({ ...this.#options, python: this.python })
     this.#child = child
     return child
   }
 
-  /** Whether a unit fits this device's free memory, turning on checkpointing if that is what it takes. */
-  async fit (config: LlamaConfig, batchSize: number, seqLen: number): Promise<TorchFit> {
+  /** A control request (not train): bounded by `controlMs`, after which the child counts as hung and is killed. */
+  async #control (body: Record<string, unknown>, signal?: AbortSignal): Promise<unknown> {
     const child = await this.#live()
-    return fitSchema.parse(await child.request({
+    return await child.request(body, { hungAfterMs: this.#timeouts.controlMs, abortGraceMs: this.#timeouts.abortGraceMs, ...(signal !== undefined ? { signal } : {}) })
+  }
+
+  /** Whether a unit fits this device's free memory, turning on checkpointing if that is what it takes. */
+  async fit (config: LlamaConfig, batchSize: number, seqLen: number, signal?: AbortSignal): Promise<TorchFit> {
+    return fitSchema.parse(await this.#control({
       type: 'fit', config, batchSize, seqLen, precision: this.#options.precision ?? 'auto',
       checkpointing: this.#options.checkpointing ?? 'auto', memoryLimitBytes: this.#options.memoryLimitBytes ?? null,
       sharding: this.#options.sharding ?? 'auto'
-    }))
+    }, signal))
   }
 
-  /** Refuses a unit whose parameters, optimizer state and activations do not fit the device. */
-  async check (unit: WorkUnit): Promise<ExecutorError | undefined> {
-    const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen)
-    if (plan.fits) return undefined
-    return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or join with a larger GPU`)
+  /**
+   * Refuses a unit the agent cannot hold, one that cannot finish before its deadline at the
+   * throughput measured so far, and one whose parameters, optimizer state and activations do not
+   * fit the device. A child that crashes or hangs on the fit check is restarted once; failing
+   * again, the unit is declined (ERR_UNIT_CRASHED) rather than retried through reconnects.
+   */
+  async check (unit: WorkUnit, signal?: AbortSignal): Promise<ExecutorError | undefined> {
+    const early = torchRefusal(unit, this.#flopsPerSecond)
+    if (early !== undefined) return early
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen, signal)
+        if (plan.fits) return undefined
+        return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or join with a larger GPU`)
+      } catch (err) {
+        if (signal?.aborted === true || !isChildFailure(err)) throw err
+        this.#restarts++
+        if (attempt >= 1) return crashedTwice(err as ExecutorError)
+        this.#options.log?.(`torch: the child failed checking the unit (${(err as Error).message}); restarting it`)
+      }
+    }
   }
 
   /** Waits until the child has written the last round's optimizer state (it writes while the agent uploads). */
-  async flush (): Promise<void> {
-    const child = await this.#live()
-    await child.request({ type: 'flush' })
+  async flush (signal?: AbortSignal): Promise<void> {
+    await this.#control({ type: 'flush' }, signal)
   }
 
   /** Training tokens per second of `config` on random data, measured in the child. */
   async measure (config: Record<string, unknown>, batchSize: number, seqLen: number, steps: number): Promise<z.infer<typeof measureSchema>> {
-    const child = await this.#live()
-    return measureSchema.parse(await child.request({ type: 'measure', config: parseLlamaConfig(config), batchSize, seqLen, steps, precision: this.#options.precision ?? 'auto' }))
+    return measureSchema.parse(await this.#control({ type: 'measure', config: parseLlamaConfig(config), batchSize, seqLen, steps, precision: this.#options.precision ?? 'auto' }))
   }
 
   /** Checks a golden file in the child (float32 on its device); one row per compared tensor. */
   async golden (file: string): Promise<z.infer<typeof goldenSchema>['rows']> {
-    const child = await this.#live()
-    return goldenSchema.parse(await child.request({ type: 'golden', file })).rows
+    return goldenSchema.parse(await this.#control({ type: 'golden', file })).rows
   }
 
   async train (request: TrainRequest): Promise<TrainResult> {
@@ -198,12 +286,16 @@ export class TorchExecutor implements Executor {
     const files = { base: join(dir, 'base.safetensors'), batches: join(dir, 'batches.safetensors'), out: join(dir, 'local.safetensors') }
     try {
       await writeWeightsFile(files.base, config, request.base)
-      await writeFile(files.batches, encodeBatches(request.batches, r.innerSteps, r.batchSize, r.seqLen))
+      await writeBatchesFile(files.batches, request.batches, r.innerSteps, r.batchSize, r.seqLen, signal)
       let checkpointing = this.#options.checkpointing ?? 'auto'
+      const deadline = Date.parse(unit.deadline)
+      let childFailures = 0
       for (let attempt = 0; ; attempt++) {
         signal.throwIfAborted()
         try {
           const child = await this.#live()
+          // Past its deadline and the margin, the coordinator has given the unit's tokens to others: stop and decline it.
+          const giveUpMs = Number.isFinite(deadline) ? Math.max(deadline - Date.now(), 0) + this.#timeouts.deadlineMarginMs : undefined
           const raw = await child.request({
             type: 'train',
             config,
@@ -220,9 +312,20 @@ export class TorchExecutor implements Executor {
             sharding: this.#options.sharding ?? 'auto'
           }, {
             signal,
+            hungAfterMs: this.#timeouts.trainIdleMs,
+            abortGraceMs: this.#timeouts.abortGraceMs,
+            ...(giveUpMs !== undefined
+              ? {
+                  giveUpAfter: {
+                    ms: Math.min(giveUpMs, MAX_TIMER_MS),
+                    error: () => new ExecutorError('ERR_UNIT_TOO_SLOW', `the unit was still training ${Math.round(this.#timeouts.deadlineMarginMs / 60_000)} min after its deadline (${unit.deadline}); abandoned it. Ask the organizer for fewer inner steps or a later deadline`)
+                  }
+                }
+              : {}),
             onProgress: (p) => { request.onProgress({ step: p.step, steps: p.steps, loss: p.loss ?? Number.NaN, tokensPerSecond: p.tokensPerSecond }) }
           })
           const result = trainResultSchema.parse(raw)
+          if (result.tokens > 0 && result.computeSeconds > 0) this.#flopsPerSecond = 6 * countParams(config) * result.tokens / result.computeSeconds
           if (result.shardedOptimizer === true && !this.#shardingLogged) {
             this.#shardingLogged = true
             this.#options.log?.(`torch: AdamW's moments are sharded over the ${this.devices} ranks (each steps its share of the weights, then broadcasts them)`)
@@ -239,14 +342,16 @@ export class TorchExecutor implements Executor {
             ...(Math.min(result.devices ?? this.devices, this.devices) > 1 ? { devices: Math.min(result.devices ?? this.devices, this.devices) } : {})
           }
         } catch (err) {
-          if (signal.aborted || !(err instanceof ExecutorError) || attempt >= 1) throw err
-          if (err.code === 'ERR_CHILD_CRASHED') {
+          if (signal.aborted || !(err instanceof ExecutorError)) throw err
+          if (isChildFailure(err)) {
             // The files are still on disk and the optimizer state on disk is the round's start: a fresh child redoes the round exactly.
             this.#restarts++
-            this.#child = undefined
-            this.#options.log?.(`torch: the child crashed (${err.message}); restarting it and retrying the round`)
+            // Twice on one unit: the unit is what kills it (or this node cannot run it); decline rather than loop through reconnects.
+            if (++childFailures >= 2) throw crashedTwice(err)
+            this.#options.log?.(`torch: the child ${err.code === 'ERR_CHILD_HUNG' ? 'hung' : 'crashed'} (${err.message}); restarting it and retrying the round`)
             continue
           }
+          if (attempt >= 1) throw err
           if (err.code === 'ERR_OUT_OF_MEMORY' && checkpointing === 'auto') {
             checkpointing = 'on'
             this.#options.log?.('torch: out of memory; retrying the round with activation checkpointing')
@@ -261,9 +366,18 @@ export class TorchExecutor implements Executor {
     }
   }
 
-  /** Stops the child (after it finishes writing the optimizer state). */
+  /** Stops the child (after it finishes writing the optimizer state; killed after 30 s). */
   async close (): Promise<void> {
     await this.#child?.close()
     this.#child = undefined
   }
+}
+
+/** A child that died or was killed under a request: the next request starts a fresh one. */
+function isChildFailure (err: unknown): boolean {
+  return err instanceof ExecutorError && (err.code === 'ERR_CHILD_CRASHED' || err.code === 'ERR_CHILD_HUNG')
+}
+
+function crashedTwice (err: ExecutorError): ExecutorError {
+  return new ExecutorError('ERR_UNIT_CRASHED', `the torch child failed twice on this unit, restarted in between (${err.message}); declining it`, { cause: err })
 }
