@@ -12,6 +12,7 @@ import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { runWorkLoop } from './work-loop.ts'
 import type { AgentStatus } from './work-loop.ts'
 import type { Executor } from './executors/executor.ts'
+import { ExecutorError } from './executors/executor-error.ts'
 
 export interface SessionOptions {
   libp2p: Libp2p
@@ -71,7 +72,9 @@ export async function runSession (options: SessionOptions): Promise<void> {
       }
       if (!isRetryable(err)) throw err
       const delay = backoffDelay(attempt++)
-      options.say(`agent: coordinator unreachable (${(err as Error).message}); retrying in ${(delay / 1000).toFixed(1)} s`)
+      // This machine's own trainer failing is not the network's fault: say which it was.
+      const what = err instanceof ExecutorError ? `the executor failed (${err.code}: ${err.message})` : `coordinator unreachable (${(err as Error).message})`
+      options.say(`agent: ${what}; retrying in ${(delay / 1000).toFixed(1)} s`)
       await sleep(delay, options.signal)
     }
   }
