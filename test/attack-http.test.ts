@@ -119,6 +119,10 @@ describe('the HTTP side against a hostile browser and a password guesser', () =>
     const signUp = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: 'nul@example.org', organization: 'Lab\u0000' }), { 'content-type': 'application/json' })
     assert.equal(signUp.status, 400)
     await signUp.arrayBuffer()
+    // A password is hashed, never stored as text: NUL in it is only a wrong password.
+    const password = await post(coordinator.url, 'auth.signIn', JSON.stringify({ email: 'nobody@example.org', password: 'pass\u0000word' }), { 'content-type': 'application/json' })
+    assert.equal(password.status, 400)
+    assert.match(await password.text(), /wrong email or password/)
   })
 
   test('password guessing is throttled per account (HTTP 429, Retry-After), even for the right password', async () => {

@@ -12,4 +12,6 @@ test('a CSV field quotes what needs quoting and defuses text a spreadsheet would
   assert.equal(csvField(-2.5), '-2.5', 'numbers are numbers')
   assert.equal(csvField(null), '')
   assert.equal(csvField(undefined), '')
+  assert.equal(csvField('+AbC/9==', { verbatim: true }), '+AbC/9==', 'a base64 signature keeps its bytes')
+  assert.equal(csvField('{"a":1,"b":2}', { verbatim: true }), '"{""a"":1,""b"":2}"', 'and is still quoted')
 })

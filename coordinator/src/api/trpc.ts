@@ -53,12 +53,22 @@ const mapDomainErrors = t.middleware(async ({ ctx, next }) => {
   return result
 })
 
-/** True when a string anywhere in `value` holds U+0000, which Postgres text cannot store. */
+/**
+ * Fields that never reach a Postgres text column, so may hold NUL: a password (hashed) and an
+ * uploaded file's text (tokenized into shards; scraped corpora have stray NULs).
+ */
+const NUL_ALLOWED = new Set(['password', 'text'])
+
+/**
+ * True when a string anywhere in `value` holds U+0000, which Postgres text cannot store. Keys
+ * are not looked at and depth stops at 32: every input's zod schema is flat and strict, so
+ * neither reaches a query.
+ */
 function holdsNul (value: unknown, depth = 0): boolean {
   if (typeof value === 'string') return value.includes('\u0000')
   if (depth > 32 || value === null || typeof value !== 'object') return false
-  for (const v of Array.isArray(value) ? value : Object.values(value)) if (holdsNul(v, depth + 1)) return true
-  return false
+  if (Array.isArray(value)) return value.some((v) => holdsNul(v, depth + 1))
+  return Object.entries(value).some(([k, v]) => !NUL_ALLOWED.has(k) && holdsNul(v, depth + 1))
 }
 
 /** Input with a NUL character is refused here, as the caller's error, before any check or query sees it. */

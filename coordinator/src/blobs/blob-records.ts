@@ -1,15 +1,35 @@
+import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { BlobKind, Database } from '../db/schema.ts'
 import type { BlobStore } from './blob-store.ts'
 
-/** Stores bytes and records what they are, so the blob protocol knows what it may serve. */
+/**
+ * Stores bytes and records what they are, so the blob protocol knows what it may serve. The
+ * first to store a blob is its `uploadedBy`; anyone who stores the same bytes later joins its
+ * `uploaders` (they hold the bytes too, so they may use them: runs/run-resolution.ts).
+ */
 export async function storeBlob (db: Kysely<Database>, store: BlobStore, bytes: Uint8Array, kind: BlobKind, meta: Record<string, unknown> = {}): Promise<string> {
   const sha = await store.put(bytes)
-  await db.insertInto('blobs')
+  const inserted = await db.insertInto('blobs')
     .values({ sha256: sha, size: bytes.byteLength, kind, meta: JSON.stringify(meta) })
     .onConflict((oc) => oc.column('sha256').doNothing())
-    .execute()
+    .returning('sha256')
+    .executeTakeFirst()
+  if (inserted === undefined && typeof meta.uploadedBy === 'string') {
+    const who = meta.uploadedBy
+    await db.updateTable('blobs')
+      .set({ meta: sql<string>`jsonb_set(meta, '{uploaders}', coalesce(meta->'uploaders', '[]'::jsonb) || to_jsonb(${who}::text))` })
+      .where('sha256', '=', sha)
+      .where(sql<boolean>`coalesce(meta->>'uploadedBy', '') <> ${who}`)
+      .where(sql<boolean>`not (coalesce(meta->'uploaders', '[]'::jsonb) ? ${who})`)
+      .execute()
+  }
   return sha
+}
+
+/** Whether `userId` stored these bytes (first or later), from a blob's meta. */
+export function storedBy (meta: Record<string, unknown>, userId: string): boolean {
+  return meta.uploadedBy === userId || (Array.isArray(meta.uploaders) && meta.uploaders.includes(userId))
 }
 
 /** The kind of a recorded blob, or undefined when unknown. */

@@ -71,9 +71,20 @@ export async function readLedger (db: Kysely<Database>, runId: string): Promise<
 
 const CSV_COLUMNS: Array<keyof LedgerEntry> = ['seq', 'runId', 'round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'createdAt', 'executor', 'score', 'devices', 'creditedDevices', 'creditedCores']
 
+/**
+ * Columns whose text a node or person chose (a decline's reason): defused for spreadsheets. The
+ * rest are ids, hashes, signatures and canonical JSON, written exactly, so the CSV verifies.
+ */
+const FREE_TEXT_COLUMNS = new Set<keyof LedgerEntry>(['reason', 'executor'])
+
 /** The ledger as CSV (RFC 4180), header row first. */
 export function ledgerToCsv (entries: LedgerEntry[]): string {
   const lines = [CSV_COLUMNS.join(',')]
-  for (const e of entries) lines.push(CSV_COLUMNS.map((c) => { const v = e[c]; return csvField(typeof v === 'string' || typeof v === 'number' || v === null ? v : String(v)) }).join(','))
+  for (const e of entries) {
+    lines.push(CSV_COLUMNS.map((c) => {
+      const v = e[c]
+      return csvField(typeof v === 'string' || typeof v === 'number' || v === null ? v : String(v), { verbatim: !FREE_TEXT_COLUMNS.has(c) })
+    }).join(','))
+  }
   return lines.join('\r\n') + '\r\n'
 }

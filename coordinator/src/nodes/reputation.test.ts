@@ -94,6 +94,8 @@ test('a release is for those who may review the node, and starts its record afre
   await assert.rejects(releaseNode(db, { id: unrelatedOrganizer.id, roles: ['organizer'], organizationId: null }, rider.id), /only an admin/)
   assert.notEqual(await quarantined(rider.id), null, 'refused reviews change nothing')
 
+  // Where anyone may organize, only an admin may.
+  await assert.rejects(releaseNode(db, { id: organizerId, roles: ['organizer'], organizationId: null }, rider.id, false), /only an admin may review/)
   // The organizer of a run it reported to may.
   await releaseNode(db, { id: organizerId, roles: ['organizer'], organizationId: null }, rider.id)
   assert.equal(await quarantined(rider.id), null)

@@ -112,22 +112,26 @@ export async function quarantineIfWarranted (trx: Transaction<Database>, nodeId:
 /**
  * Whether `viewer` may release a node from quarantine: an admin, or an organizer of a run it
  * reported to. Not its own lab: anyone can sign up as a lab's admin, and quarantine is there
- * for the lab whose node poisons or free-rides.
+ * for the lab whose node poisons or free-rides. Where anyone may organize
+ * (`--open-organizing`), that lab could make a run of its own and release from it: then only an
+ * admin may (`organizersMay` false).
  */
-export async function mayReviewNode (db: Reader, viewer: { id: string, roles: readonly string[], organizationId: string | null }, node: { id: string, organizationId: string }): Promise<boolean> {
+export async function mayReviewNode (db: Reader, viewer: { id: string, roles: readonly string[], organizationId: string | null }, node: { id: string, organizationId: string }, organizersMay = true): Promise<boolean> {
   if (viewer.roles.includes('admin')) return true
-  if (!viewer.roles.includes('organizer')) return false
+  if (!organizersMay || !viewer.roles.includes('organizer')) return false
   const run = await db.selectFrom('ledger').innerJoin('runs', 'runs.id', 'ledger.run_id').select('runs.id')
     .where('ledger.node_id', '=', node.id).where('runs.created_by', '=', viewer.id).limit(1).executeTakeFirst()
   return run !== undefined
 }
 
 /** Releases a quarantined node after review: its record starts afresh. Throws ERR_NOT_FOUND, ERR_FORBIDDEN, or ERR_CONFLICT when it is not quarantined. */
-export async function releaseNode (db: Kysely<Database>, viewer: { id: string, roles: readonly string[], organizationId: string | null }, nodeId: string): Promise<void> {
+export async function releaseNode (db: Kysely<Database>, viewer: { id: string, roles: readonly string[], organizationId: string | null }, nodeId: string, organizersMay = true): Promise<void> {
   const node = await db.selectFrom('nodes').select(['id', 'organization_id', 'quarantined_at']).where('id', '=', nodeId).executeTakeFirst()
   if (node === undefined) throw new CoordinatorError('ERR_NOT_FOUND', 'no such node')
-  if (!await mayReviewNode(db, viewer, { id: node.id, organizationId: node.organization_id })) {
-    throw new CoordinatorError('ERR_FORBIDDEN', 'only an admin or an organizer of a run it reported to may review it; a node\'s own lab cannot release it')
+  if (!await mayReviewNode(db, viewer, { id: node.id, organizationId: node.organization_id }, organizersMay)) {
+    throw new CoordinatorError('ERR_FORBIDDEN', organizersMay
+      ? 'only an admin or an organizer of a run it reported to may review it; a node\'s own lab cannot release it'
+      : 'on a coordinator where anyone may organize, only an admin may review a quarantined node')
   }
   // The database's clock, as the ledger's created_at is: the record restarts exactly here.
   const released = await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null, reviewed_at: sql<Date>`clock_timestamp()`, reviewed_by: viewer.id })

@@ -11,7 +11,7 @@ export function statementToCsv (s: PledgeStatement): string {
     lines.push([
       s.pledge.id, s.pledge.runId, s.pledge.kind, r.seq, r.round, r.at, r.nodeName, r.peerId, r.organizationName, r.kind, r.device,
       r.computeSeconds, r.kind === 'gpu' ? 'gpu_hours' : 'cpu_core_hours', Number(r.hours.toFixed(9)), Number(r.tokens.toFixed(3)), Number(r.share.toFixed(9)), r.checkpoint
-    ].map(csvField).join(','))
+    ].map((v) => csvField(v)).join(','))
   }
   return lines.join('\r\n') + '\r\n'
 }

@@ -9,7 +9,7 @@ import { documentIndexes } from '../datasets/document-indexes.ts'
 import { checkFetchedShard } from '../datasets/fetched-shard.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
-import { storeBlob } from '../blobs/blob-records.ts'
+import { storeBlob, storedBy } from '../blobs/blob-records.ts'
 import type { ShardInfo } from './runs.ts'
 
 /** Where a run's model, dataset and initial checkpoint are resolved and stored. */
@@ -86,7 +86,13 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
   }
   const lookup = async (sha: string): Promise<ShardInfo & { vocabSize: number, tokenizer: string }> => {
     const row = await db.selectFrom('blobs').select(['kind', 'meta']).where('sha256', '=', sha).executeTakeFirst()
-    if (row?.kind !== 'shard') throw new Error(`shard ${sha} is not in this coordinator's blob store; upload its text first`)
+    // Shards someone uploaded are for those who uploaded them, like datasets (runs publish their
+    // hashes); the demo corpus's are anyone's.
+    const user = options.user
+    const mayUse = row === undefined || typeof row.meta.uploadedBy !== 'string' || user === undefined || user.admin || storedBy(row.meta, user.id)
+    if (row?.kind !== 'shard' || !mayUse) {
+      throw new Error(`shard ${sha} is not in this coordinator's blob store; upload its text first`)
+    }
     return { sha256: sha, tokens: Number(row.meta.tokens), vocabSize: Number(row.meta.vocabSize), tokenizer: typeof row.meta.tokenizer === 'string' ? row.meta.tokenizer : 'byte' }
   }
   const train = await Promise.all(dataset.train.map(lookup))

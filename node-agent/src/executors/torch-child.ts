@@ -94,7 +94,7 @@ export interface RequestOptions {
   hungAfterMs?: number
   /** Past this the answer is of no use (a unit past its deadline): handled like an abort, rejecting with `error`. */
   giveUpAfter?: { ms: number, error: () => ExecutorError }
-  /** how long an abandoned request's child may take to answer before it is killed (default 10 s) */
+  /** how long an abandoned request's child may take to answer before it is killed (default 10 s, or twice the longest inner step seen, if longer) */
   abortGraceMs?: number
 }
 
@@ -302,6 +302,9 @@ export class TorchChild {
     return await new Promise<unknown>((resolve, reject) => {
       let hung: NodeJS.Timeout | undefined
       let late: NodeJS.Timeout | undefined
+      // The child notices an abort between inner steps: the longest step seen sets how long that may take.
+      let lastProgressAt = performance.now()
+      let longestStepMs = 0
       const cleanup = (): void => {
         clearTimeout(hung)
         clearTimeout(late)
@@ -319,9 +322,10 @@ export class TorchChild {
       const giveUp = (err: unknown): void => {
         if (this.#pending.get(id) !== entry) return
         cleanup()
+        const waitMs = Math.min(Math.max(graceMs, 2 * longestStepMs), 2 ** 31 - 1)
         const kill = setTimeout(() => {
-          this.#kill(new ExecutorError('ERR_CHILD_HUNG', `the torch child did not stop a ${String(body.type)} request within ${graceMs / 1000} s of being aborted; killed it`, { retryable: true }))
-        }, graceMs)
+          this.#kill(new ExecutorError('ERR_CHILD_HUNG', `the torch child did not stop a ${String(body.type)} request within ${Math.round(waitMs / 1000)} s of being aborted; killed it`, { retryable: true }))
+        }, waitMs)
         const settle = (): void => { clearTimeout(kill) }
         this.#pending.set(id, { resolve: settle, reject: settle })
         this.#send({ type: 'abort', id })
@@ -331,7 +335,17 @@ export class TorchChild {
       const entry: Pending = {
         resolve: (value) => { cleanup(); resolve(value) },
         reject: (err) => { cleanup(); reject(err) },
-        ...(options.onProgress !== undefined ? { onProgress: (p: TorchProgress) => { armHung(); options.onProgress!(p) } } : {})
+        ...(options.onProgress !== undefined
+          ? {
+              onProgress: (p: TorchProgress) => {
+                const now = performance.now()
+                longestStepMs = Math.max(longestStepMs, now - lastProgressAt)
+                lastProgressAt = now
+                armHung()
+                options.onProgress!(p)
+              }
+            }
+          : {})
       }
       this.#pending.set(id, entry)
       signal?.addEventListener('abort', onAbort, { once: true })

@@ -13,7 +13,7 @@ import { GOLDEN_DIR, countParams, demoCorpusShards, gpuModelPresets, initParams,
 import { createBatchSource } from '../batch-source.ts'
 import type { BatchSource, TrainResult } from './executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executor-error.ts'
-import { TorchExecutor, pythonCandidates, torchRefusal } from './torch-executor.ts'
+import { TorchExecutor, pythonCandidates, torchRefusal, trainIdleMs } from './torch-executor.ts'
 import type { TorchTimeouts } from './torch-executor.ts'
 import { TypeScriptExecutor } from './typescript-executor.ts'
 import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
@@ -258,10 +258,15 @@ describe('torch executor', () => {
     await torch.train({ unit, base: initParams(tiny, 1).flat, batches: randomBatches(1, tiny.vocab_size, 2, 16), stateDir: join(dir, 'rate'), ...quiet })
     // 100 000 steps of batch 8 × 64 is 51M tokens: far more than the tiny model trains in 10 s on one thread.
     const long = { ...syntheticUnit(tiny, { innerSteps: 100_000, batchSize: 8, seqLen: 64 }), deadline: new Date(Date.now() + 10_000).toISOString() }
+    assert.equal(await torch.check({ ...long, deadline: new Date(Date.now() + 365 * 86_400_000).toISOString() }), undefined)
+    // A rate is its model's own: another model (small models run at lower FLOP/s) is left to the fit check.
+    const wider = { ...tiny, intermediate_size: tiny.intermediate_size * 2 }
+    assert.equal(await torch.check({ ...syntheticUnit(wider, { innerSteps: 100_000, batchSize: 8, seqLen: 64 }), deadline: long.deadline }), undefined)
     const refusal = await torch.check(long)
     assert.equal(refusal?.code, 'ERR_UNIT_TOO_SLOW')
     assert.match(refusal.message, /GFLOP\/s this node measured on its last round, but the round closes in \d+ s/)
-    assert.equal(await torch.check({ ...long, deadline: new Date(Date.now() + 365 * 86_400_000).toISOString() }), undefined)
+    // One refusal spends the rate (a busy machine's slow round must not refuse every later unit).
+    assert.equal(await torch.check(long), undefined)
   })
 
   test('an interpreter without torch (real python3 -S -I: no site-packages) is named with what to install', async () => {
@@ -330,13 +335,13 @@ def progress(rid, steps):
             send({'type': 'error', 'id': rid, 'code': 'ERR_ABORTED', 'message': 'aborted', 'retryable': False})
             return
         send({'type': 'progress', 'id': rid, 'step': step + 1, 'steps': 10 ** 6, 'loss': 1.0, 'tokensPerSecond': 1.0})
-        time.sleep(0.02)
+        time.sleep(0.6 if mode == 'slow' else 0.02)
     forever()
 def reader():
     while True:
         frame = read()
         if frame is None:
-            if mode == 'cooperative':
+            if mode in ('cooperative', 'slow'):
                 os._exit(0)
             forever()
         if frame['type'] == 'abort':
@@ -344,7 +349,7 @@ def reader():
                 aborted.add(frame['id'])
             continue
         if frame['type'] == 'shutdown':
-            if mode == 'cooperative':
+            if mode in ('cooperative', 'slow'):
                 os._exit(0)
             continue
         rid = frame['id']
@@ -465,6 +470,23 @@ describe('torch executor against a misbehaving child', () => {
     }
   })
 
+  test('an abort waits for a step longer than the grace: a child whose inner steps are slow (a large model on a CPU) is kept, not killed', async () => {
+    const executor = await fake('slow', { abortGraceMs: 200 })
+    try {
+      const pid = executor.childPid!
+      const controller = new AbortController()
+      let steps = 0
+      // Steps of 0.6 s: the abort lands mid-step and the child notices it only at the next boundary.
+      await assert.rejects(trainOn(executor, unitOf(10 ** 5), controller.signal, () => { if (++steps === 3) controller.abort(new Error('agent stopping')) }), /agent stopping/)
+      assert.equal((await executor.fit(tiny, 2, 8)).fits, true, 'it answers the next request')
+      assert.equal(executor.childPid, pid)
+      assert.ok(alive(pid))
+      assert.equal(executor.restarts, 0)
+    } finally {
+      await executor.close()
+    }
+  })
+
   for (const [mode, code, message] of [
     ['fatal', 'ERR_EXECUTOR', /ERR_PROTOCOL: bad frame/],
     ['nullid', 'ERR_EXECUTOR', /ERR_X: boom/],
@@ -500,5 +522,14 @@ describe('what the torch executor refuses before asking the child', () => {
     assert.equal(torchRefusal(unit, flops / 120, now)?.code, 'ERR_UNIT_TOO_SLOW', '120 s of 60')
     assert.equal(torchRefusal(unit, undefined, now), undefined, 'nothing measured yet: the child decides')
     assert.equal(torchRefusal({ ...unit, deadline: new Date(now - 1).toISOString() }, flops / 120, now), undefined, 'a past deadline is the coordinator\'s call')
+  })
+
+  test('a round may go without progress for three inner steps at the model\'s measured rate (1 GFLOP/s unmeasured), at least the floor', () => {
+    const floor = 30 * 60_000
+    assert.equal(trainIdleMs(floor, tiny, 8, 64, undefined), floor, 'a tiny step is far under the floor')
+    const big = { ...tiny, hidden_size: 2048, intermediate_size: 5632, num_hidden_layers: 22, num_attention_heads: 32, num_key_value_heads: 4, vocab_size: 32_000 }
+    const step = 6 * countParams(big) * 8 * 2048
+    assert.equal(trainIdleMs(floor, big, 8, 2048, undefined), 3 * step / 1e9 * 1000, 'a 1B step on a slow CPU takes hours, unmeasured')
+    assert.equal(trainIdleMs(floor, big, 8, 2048, step / 10), floor, 'measured at 10 steps a second: the floor')
   })
 })

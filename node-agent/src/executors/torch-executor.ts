@@ -45,6 +45,24 @@ export const TORCH_MAX_BATCH_BYTES = 8 * 1024 ** 3
 // setTimeout fires at once past this (about 24.8 days).
 const MAX_TIMER_MS = 2 ** 31 - 1
 
+/** The slowest FLOP/s assumed of a model not trained here yet, for how long one inner step may take. */
+const SLOWEST_FLOPS = 1e9
+
+/** Which model a measured rate belongs to. */
+function rateKey (config: LlamaConfig): string {
+  return JSON.stringify(config)
+}
+
+/**
+ * How long a train request may go without a progress frame: `floorMs`, or three inner steps
+ * at the rate measured for this model (1 GFLOP/s when none is), whichever is longer. A 1B
+ * model's step on a CPU takes tens of minutes; the unit's deadline still bounds the whole round.
+ */
+export function trainIdleMs (floorMs: number, config: LlamaConfig, batchSize: number, seqLen: number, flopsPerSecond: number | undefined): number {
+  const stepSeconds = 6 * countParams(config) * batchSize * seqLen / (flopsPerSecond !== undefined && flopsPerSecond > 0 ? flopsPerSecond : SLOWEST_FLOPS)
+  return Math.min(Math.max(floorMs, 3 * stepSeconds * 1000), MAX_TIMER_MS)
+}
+
 /**
  * Why the torch executor should not take `unit` before asking the child: more parameters than
  * the agent can hold, more batch bytes than TORCH_MAX_BATCH_BYTES, or, given the FLOP/s this
@@ -176,7 +194,12 @@ export class TorchExecutor implements Executor {
   #restarts = 0
   #shardingLogged = false
   /** 6 × parameters × tokens / second of the last round trained (any model): what the deadline check extrapolates from */
-  #flopsPerSecond: number | undefined
+  /**
+   * FLOP/s measured on the last trained round of each model (by its config): a rate is only
+   * used for units of the same model, since small models run at far lower FLOP/s than large
+   * ones (`auto`'s measurement round would otherwise make a node refuse every large unit).
+   */
+  readonly #rates = new Map<string, number>()
 
   private constructor (child: TorchChild, python: string, options: TorchExecutorOptions) {
     this.#child = child
@@ -246,8 +269,13 @@ export class TorchExecutor implements Executor {
    * again, the unit is declined (ERR_UNIT_CRASHED) rather than retried through reconnects.
    */
   async check (unit: WorkUnit, signal?: AbortSignal): Promise<ExecutorError | undefined> {
-    const early = torchRefusal(unit, this.#flopsPerSecond)
-    if (early !== undefined) return early
+    const key = rateKey(unit.modelConfig)
+    const early = torchRefusal(unit, this.#rates.get(key))
+    if (early !== undefined) {
+      // One slow round (a busy machine, warm-up) must not refuse every later unit: the next gets a real try.
+      if (early.code === 'ERR_UNIT_TOO_SLOW') this.#rates.delete(key)
+      return early
+    }
     for (let attempt = 0; ; attempt++) {
       try {
         const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen, signal)
@@ -262,9 +290,14 @@ export class TorchExecutor implements Executor {
     }
   }
 
-  /** Waits until the child has written the last round's optimizer state (it writes while the agent uploads). */
+  /**
+   * Waits until the child has written the last round's optimizer state (it writes while the agent
+   * uploads). A disk write, not a model step: no hang bound (8 GiB of moments on a slow disk takes
+   * long), only the caller's signal.
+   */
   async flush (signal?: AbortSignal): Promise<void> {
-    await this.#control({ type: 'flush' }, signal)
+    const child = await this.#live()
+    await child.request({ type: 'flush' }, { abortGraceMs: this.#timeouts.abortGraceMs, ...(signal !== undefined ? { signal } : {}) })
   }
 
   /** Training tokens per second of `config` on random data, measured in the child. */
@@ -312,7 +345,7 @@ export class TorchExecutor implements Executor {
             sharding: this.#options.sharding ?? 'auto'
           }, {
             signal,
-            hungAfterMs: this.#timeouts.trainIdleMs,
+            hungAfterMs: trainIdleMs(this.#timeouts.trainIdleMs, config, r.batchSize, r.seqLen, this.#rates.get(rateKey(config))),
             abortGraceMs: this.#timeouts.abortGraceMs,
             ...(giveUpMs !== undefined
               ? {
@@ -325,7 +358,7 @@ export class TorchExecutor implements Executor {
             onProgress: (p) => { request.onProgress({ step: p.step, steps: p.steps, loss: p.loss ?? Number.NaN, tokensPerSecond: p.tokensPerSecond }) }
           })
           const result = trainResultSchema.parse(raw)
-          if (result.tokens > 0 && result.computeSeconds > 0) this.#flopsPerSecond = 6 * countParams(config) * result.tokens / result.computeSeconds
+          if (result.tokens > 0 && result.computeSeconds > 0) this.#rates.set(rateKey(config), 6 * countParams(config) * result.tokens / result.computeSeconds)
           if (result.shardedOptimizer === true && !this.#shardingLogged) {
             this.#shardingLogged = true
             this.#options.log?.(`torch: AdamW's moments are sharded over the ${this.devices} ranks (each steps its share of the weights, then broadcasts them)`)

@@ -22,7 +22,7 @@ export const nodesRouter = router({
     }),
   /** Releases a quarantined node after review (an admin, its lab admin, or an organizer of a run it reported to). */
   release: protectedProcedure.input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {
-    await releaseNode(ctx.db, ctx.user, input.id)
+    await releaseNode(ctx.db, ctx.user, input.id, !ctx.openOrganizing)
     ctx.log.info('node released from quarantine', { nodeId: input.id, by: ctx.user.id })
     ctx.changes.publish('nodes')
     return { ok: true as const }
@@ -45,10 +45,9 @@ async function reviewableNodes (ctx: ApiContext): Promise<(node: { id: string, o
   const viewer = ctx.user
   if (viewer === null) return () => false
   if (viewer.roles.includes('admin')) return () => true
-  const theirRuns = viewer.roles.includes('organizer')
+  const theirRuns = viewer.roles.includes('organizer') && !ctx.openOrganizing
     ? new Set((await ctx.db.selectFrom('ledger').innerJoin('runs', 'runs.id', 'ledger.run_id').select('ledger.node_id').distinct()
       .where('runs.created_by', '=', viewer.id).execute()).map((r) => r.node_id))
     : new Set<string | null>()
-  const lab = viewer.roles.includes('lab_admin') ? viewer.organizationId : null
-  return (node) => node.organizationId === lab || theirRuns.has(node.id)
+  return (node) => theirRuns.has(node.id)
 }
