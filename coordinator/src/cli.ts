@@ -50,6 +50,8 @@ commands:
   user create --email E --name N [--admin | --role organizer|lab_admin|funder] [--org NAME]
                              create a dashboard account; the password is read from a prompt,
                              from stdin (--password-stdin) or a file (--password-file F), never argv
+  user password --email E    set an account's password (a forgotten one, the admin's too) and end
+                             all its sessions; read as for user create
   run create --spec FILE     create a run from a JSON spec (see docs/run-spec.md); --start to start it;
     --owner EMAIL            the organizer who owns (steers) it; without one only an admin can
   run list                   the install's runs, newest first
@@ -273,6 +275,33 @@ async function ledgerVerify (argv: string[]): Promise<number> {
   return await ledgerVerifyCommand(argv, (line) => { process.stdout.write(line + '\n') }, fail)
 }
 
+async function userPassword (argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      email: { type: 'string' },
+      password: { type: 'string' },
+      'password-file': { type: 'string' },
+      'password-stdin': { type: 'boolean', default: false },
+      'data-dir': { type: 'string' },
+      'database-url': { type: 'string' }
+    }
+  })
+  if (values.password !== undefined) {
+    return fail('user password: a password on the command line lands in shell history and `ps`; use --password-stdin, --password-file FILE, or answer the prompt')
+  }
+  if (values.email === undefined) return fail('user password: say whose (--email E)')
+  try {
+    const password = await readPassword({ file: values['password-file'], stdin: values['password-stdin'] })
+    const { dataDir, databaseUrl } = installOf(values)
+    const user = await admin<{ id: string, email: string }>(dataDir, databaseUrl, '/users/password', { email: values.email, password })
+    process.stdout.write(`password of ${user.email} set; all its sessions ended (sign in again)\n`)
+    return 0
+  } catch (err) {
+    return fail(`user password: ${(err as Error).message}`)
+  }
+}
+
 async function userCreate (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
@@ -358,7 +387,8 @@ async function main (argv: string[]): Promise<number> {
     case 'run': return await runCommand(rest)
     case 'user':
       if (rest[0] === 'create') return await userCreate(rest.slice(1))
-      return fail('unknown user subcommand; try: user create --email E --password P --name N --role organizer')
+      if (rest[0] === 'password') return await userPassword(rest.slice(1))
+      return fail('unknown user subcommand; try: user create --email E --name N --role organizer, or user password --email E')
     case 'ledger':
       if (rest[0] === 'verify') return await ledgerVerify(rest.slice(1))
       return fail('unknown ledger subcommand; try: ledger verify --run ID')

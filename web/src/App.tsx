@@ -13,6 +13,7 @@ import { PledgeStatementPage } from './pages/PledgeStatementPage.tsx'
 import { LabsPage } from './pages/LabsPage.tsx'
 import { SignInPage, SignUpPage } from './pages/AuthPages.tsx'
 import { NotFoundPage } from './pages/NotFoundPage.tsx'
+import { AccountPage } from './pages/AccountPage.tsx'
 import { LoadingRows } from './components/States.tsx'
 
 // The launch form carries the run spec schema (zod); load it when someone opens it.
@@ -29,6 +30,7 @@ const ROUTES: Route[] = [
   { path: '/pledges', title: 'Pledges', render: () => <PledgesPage /> },
   { path: '/pledges/:pledgeId', title: 'Pledge statement', render: (p) => <PledgeStatementPage key={p.pledgeId} pledgeId={p.pledgeId!} /> },
   { path: '/labs', title: 'Labs', render: () => <LabsPage /> },
+  { path: '/account', title: 'Your account', render: () => <AccountPage /> },
   { path: '/signin', title: 'Sign in', render: () => <SignInPage /> },
   { path: '/signup', title: 'Sign up', render: () => <SignUpPage /> }
 ]

@@ -125,6 +125,28 @@ export async function createAccount (db: Kysely<Database>, input: CreateAccountI
   })
 }
 
+/**
+ * Sets a person's password and ends every session they have, so a cookie taken with the old
+ * password dies with it. Throws ERR_NOT_FOUND when no account has that email.
+ */
+export async function setPassword (db: Kysely<Database>, who: { userId: string } | { email: string }, password: string): Promise<{ id: string, email: string }> {
+  const passwordHash = await hashPassword(password)
+  return await db.transaction().execute(async (trx) => {
+    const query = trx.updateTable('users').set({ password_hash: passwordHash })
+    const row = await ('userId' in who ? query.where('id', '=', who.userId) : query.where('email', '=', who.email.trim().toLowerCase()))
+      .returning(['id', 'email']).executeTakeFirst()
+    if (row === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no account ${'email' in who ? who.email : who.userId}`)
+    await trx.deleteFrom('sessions').where('user_id', '=', row.id).execute()
+    return row
+  })
+}
+
+/** Ends every session a person has (signed in anywhere); returns how many. */
+export async function endSessions (db: Kysely<Database>, userId: string): Promise<number> {
+  const result = await db.deleteFrom('sessions').where('user_id', '=', userId).executeTakeFirst()
+  return Number(result.numDeletedRows)
+}
+
 /** True when the install has an admin account. */
 export async function hasAdmin (db: Kysely<Database>): Promise<boolean> {
   return await db.transaction().execute(async (trx) => await adminExists(trx))

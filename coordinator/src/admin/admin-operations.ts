@@ -6,7 +6,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { createOperatorToken, createTokenInputSchema } from '../nodes/operator-tokens.ts'
 import type { AdminHandler } from './admin-socket.ts'
-import { createAccount } from '../accounts/accounts.ts'
+import { createAccount, setPassword } from '../accounts/accounts.ts'
 import { SELF_SERVE_ROLES } from '../accounts/roles.ts'
 
 import { listRunSummaries, resolveRunRef } from '../runs/run-queries.ts'
@@ -22,6 +22,10 @@ const createAccountInput = z.object({
   role: z.enum(SELF_SERVE_ROLES).default('organizer'),
   organization: z.string().trim().max(100).optional(),
   admin: z.boolean().default(false)
+})
+const setPasswordInput = z.object({
+  email: z.string().trim().email('enter a valid email address').max(200),
+  password: z.string().min(10, 'use at least 10 characters').max(200)
 })
 const statusInput = z.object({ run: z.string().trim().min(1, 'give a run id (or its first characters, or its name)').max(200), action: z.enum(['start', 'pause', 'resume', 'stop']) })
 
@@ -54,6 +58,10 @@ export function adminOperations (deps: { db: Kysely<Database>, blobs: BlobStore,
       // Launched on a dataset still uploading or tokenizing (runs/awaiting-data.ts).
       const waiting = run.spec.trainShards.length === 0 && run.spec.dataset.source === 'dataset'
       return { id: run.id, name: run.spec.name, status, paramCount: run.spec.paramCount, awaitingDataset: waiting }
+    },
+    '/users/password': async (body) => {
+      const input = parse(setPasswordInput, body)
+      return await setPassword(db, { email: input.email }, input.password)
     },
     '/users': async (body) => {
       const user = await createAccount(db, parse(createAccountInput, body))

@@ -77,6 +77,7 @@ function AccountMenu ({ me }: { me: Me }): ReactNode {
             {userHasRole(me, 'organizer') && <li><Link role='menuitem' to='/runs/new'>Launch a run</Link></li>}
             {userHasRole(me, 'lab_admin') && <li><Link role='menuitem' to='/labs'>Your lab’s tokens and nodes</Link></li>}
             {userHasRole(me, 'funder') && <li><Link role='menuitem' to='/pledges'>Your pledges</Link></li>}
+            <li><Link role='menuitem' to='/account' data-testid='to-account'>Password and sessions</Link></li>
           </ul>
           <button
             type='button'

@@ -1,9 +1,9 @@
 import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
 import { CoordinatorError } from '../../errors.ts'
-import { authenticate, createSession, deleteSession, hasAdmin, signUp } from '../../accounts/accounts.ts'
+import { authenticate, createSession, deleteSession, endSessions, hasAdmin, setPassword, signUp } from '../../accounts/accounts.ts'
 import { SELF_SERVE_ROLES } from '../../accounts/roles.ts'
-import { publicProcedure, router } from '../trpc.ts'
+import { protectedProcedure, publicProcedure, router } from '../trpc.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
 
 export const signUpInput = z.object({
@@ -48,6 +48,37 @@ export const authRouter = router({
     const session = await createSession(ctx.db, userId)
     ctx.setSessionCookie(session.token, session.expiresAt)
     return { ok: true as const }
+  }),
+  /**
+   * Changes the signed-in person's password, given the current one (throttled like a sign-in):
+   * every session ends, this browser gets a fresh one.
+   */
+  changePassword: protectedProcedure.input(z.object({ password: z.string().max(200), newPassword: signUpInput.shape.password })).mutation(async ({ ctx, input }) => {
+    const email = ctx.user.email
+    const wait = ctx.signIns.retryAfter(email, ctx.clientAddress)
+    if (wait > 0) {
+      ctx.setResponseHeader('retry-after', String(wait))
+      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many failed sign-ins; try again in ${wait} s` })
+    }
+    try {
+      await authenticate(ctx.db, email, input.password)
+    } catch (err) {
+      if (err instanceof CoordinatorError) {
+        ctx.signIns.failed(email, ctx.clientAddress)
+        throw new CoordinatorError('ERR_INVALID_INPUT', 'your current password is not right')
+      }
+      throw err
+    }
+    await setPassword(ctx.db, { userId: ctx.user.id }, input.newPassword)
+    const session = await createSession(ctx.db, ctx.user.id)
+    ctx.setSessionCookie(session.token, session.expiresAt)
+    return { ok: true as const }
+  }),
+  /** Ends every session of the signed-in person, this one too (a lost laptop, a shared computer). */
+  signOutEverywhere: protectedProcedure.mutation(async ({ ctx }) => {
+    const ended = await endSessions(ctx.db, ctx.user.id)
+    ctx.clearSessionCookie()
+    return { ended }
   }),
   signOut: publicProcedure.mutation(async ({ ctx }) => {
     if (ctx.sessionToken !== undefined) await deleteSession(ctx.db, ctx.sessionToken)
