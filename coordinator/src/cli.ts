@@ -275,17 +275,20 @@ async function ledgerVerify (argv: string[]): Promise<number> {
   return await ledgerVerifyCommand(argv, (line) => { process.stdout.write(line + '\n') }, fail)
 }
 
+/** Options of the commands that take an account and its password (never from argv: `password` is only there to refuse it). */
+const ACCOUNT_OPTIONS = {
+  email: { type: 'string' },
+  password: { type: 'string' },
+  'password-file': { type: 'string' },
+  'password-stdin': { type: 'boolean', default: false },
+  'data-dir': { type: 'string' },
+  'database-url': { type: 'string' }
+} as const
+
 async function userPassword (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: {
-      email: { type: 'string' },
-      password: { type: 'string' },
-      'password-file': { type: 'string' },
-      'password-stdin': { type: 'boolean', default: false },
-      'data-dir': { type: 'string' },
-      'database-url': { type: 'string' }
-    }
+    options: { ...ACCOUNT_OPTIONS }
   })
   if (values.password !== undefined) {
     return fail('user password: a password on the command line lands in shell history and `ps`; use --password-stdin, --password-file FILE, or answer the prompt')
@@ -306,16 +309,11 @@ async function userCreate (argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
-      email: { type: 'string' },
-      password: { type: 'string' },
-      'password-file': { type: 'string' },
-      'password-stdin': { type: 'boolean', default: false },
+      ...ACCOUNT_OPTIONS,
       name: { type: 'string' },
       role: { type: 'string', default: 'organizer' },
       admin: { type: 'boolean', default: false },
-      org: { type: 'string' },
-      'data-dir': { type: 'string' },
-      'database-url': { type: 'string' }
+      org: { type: 'string' }
     }
   })
   if (values.password !== undefined) {

@@ -17,16 +17,8 @@ import { RunSpecError, createRun } from './runs.ts'
 
 const sha = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex')
 
-test('a URL dataset\'s validation shard and document index count against the dataset quota: refused with the figures when they do not fit, stored as the organizer\'s when they do, and not counted twice', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-quota-'))
-  // Lines of made-up words: enough for a few shards of gpt2-1k tokens.
-  const words = ['barn', 'raise', 'seed', 'grain', 'field', 'plough', 'harvest', 'rain', 'sun', 'oak']
-  const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: Array.from({ length: 12 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(' ') }))
-  await writeFile(join(dir, 'fields.jsonl'), lines.join('\n'))
-  const files = new Map<string, Uint8Array>()
-  const built = await buildDataset({ reader: await openReader(join(dir, 'fields.jsonl'), 'jsonl', 'text'), tokenizer: catalogTokenizer('gpt2-1k'), source: 'fields.jsonl', ...UPLOAD_BUILD_DEFAULTS, shardTokens: 8_000, onShard: async (bytes, m) => { files.set(`/${m.sha256}`, bytes) } })
-  const index = Buffer.from(JSON.stringify(built.index))
-  files.set('/documents.json', index)
+/** `files` served over HTTP on loopback, an in-memory coordinator database and blob store, and an organizer in it. */
+async function serveAndOpen (files: Map<string, Uint8Array>, dir: string) {
   const server = createServer((req, res) => {
     const bytes = files.get(req.url ?? '')
     if (bytes === undefined) { res.writeHead(404); res.end(); return }
@@ -37,8 +29,22 @@ test('a URL dataset\'s validation shard and document index count against the dat
   const database = await openDatabase({ dataDir: 'memory://' })
   const db = database.db
   const store = { db, blobs: new DiskBlobStore(join(dir, 'blobs')) }
+  const organizer = (await db.insertInto('users').values({ email: 'o@x.test', display_name: 'O', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+  return { server, base, database, db, store, organizer }
+}
+
+test('a URL dataset\'s validation shard and document index count against the dataset quota: refused with the figures when they do not fit, stored as the organizer\'s when they do, and not counted twice', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-quota-'))
+  // Lines of made-up words: enough for a few shards of gpt2-1k tokens.
+  const words = ['barn', 'raise', 'seed', 'grain', 'field', 'plough', 'harvest', 'rain', 'sun', 'oak']
+  const lines = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: Array.from({ length: 12 }, (_, j) => words[(i * 7 + j * 3) % words.length]).join(' ') }))
+  await writeFile(join(dir, 'fields.jsonl'), lines.join('\n'))
+  const files = new Map<string, Uint8Array>()
+  const built = await buildDataset({ reader: await openReader(join(dir, 'fields.jsonl'), 'jsonl', 'text'), tokenizer: catalogTokenizer('gpt2-1k'), source: 'fields.jsonl', ...UPLOAD_BUILD_DEFAULTS, shardTokens: 8_000, onShard: async (bytes, m) => { files.set(`/${m.sha256}`, bytes) } })
+  const index = Buffer.from(JSON.stringify(built.index))
+  files.set('/documents.json', index)
+  const { server, base, database, db, store, organizer } = await serveAndOpen(files, dir)
   try {
-    const organizer = (await db.insertInto('users').values({ email: 'o@x.test', display_name: 'O', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
     const spec = {
       name: 'from urls',
       model: { preset: 'tiny' },
@@ -88,18 +94,8 @@ test('two runs created at once cannot both take the last room in the dataset quo
     await writeFile(join(dir, `${n}.jsonl`), lines.join('\n'))
     datasets.push(await buildDataset({ reader: await openReader(join(dir, `${n}.jsonl`), 'jsonl', 'text'), tokenizer: catalogTokenizer('gpt2-1k'), source: `${n}.jsonl`, ...UPLOAD_BUILD_DEFAULTS, shardTokens: 8_000, onShard: async (bytes, m) => { files.set(`/${m.sha256}`, bytes) } }))
   }
-  const server = createServer((req, res) => {
-    const bytes = files.get(req.url ?? '')
-    if (bytes === undefined) { res.writeHead(404); res.end(); return }
-    res.end(bytes)
-  })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-  const database = await openDatabase({ dataDir: 'memory://' })
-  const db = database.db
-  const store = { db, blobs: new DiskBlobStore(join(dir, 'blobs')) }
+  const { server, base, database, db, store, organizer } = await serveAndOpen(files, dir)
   try {
-    const organizer = (await db.insertInto('users').values({ email: 'o@x.test', display_name: 'O', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
     const spec = (built: typeof datasets[number], name: string) => ({
       name,
       model: { preset: 'tiny' },
