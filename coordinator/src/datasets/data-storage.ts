@@ -4,12 +4,31 @@ import type { Database } from '../db/schema.ts'
 
 /**
  * Bytes the install keeps for uploaded data: shards made from uploads, uploaded tokenizers and
- * document indexes (the built-in demo corpus does not count). `--dataset-quota-mb` bounds it.
+ * document indexes (the built-in demo corpus does not count), and room reserved for a large
+ * dataset's shards while they are being stored (`reserveDataRoom`). `--dataset-quota-mb` bounds it.
  */
 export async function uploadedDataBytes (db: Kysely<Database>): Promise<number> {
   const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
     .where('kind', 'in', ['shard', 'tokenizer', 'documents']).where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
-  return Number(total)
+  return Number(total) + (reservations.get(db) ?? 0)
+}
+
+const reservations = new WeakMap<Kysely<Database>, number>()
+
+/**
+ * Counts `bytes` as stored until the returned release is called: taken inside `withDataQuota`
+ * once the check passed, so the writes (minutes for a large dataset) can happen outside it
+ * without other requests taking the same room. Counted twice between a write and the release:
+ * briefly too strict, never too lenient.
+ */
+export function reserveDataRoom (db: Kysely<Database>, bytes: number): () => void {
+  reservations.set(db, (reservations.get(db) ?? 0) + bytes)
+  let held = true
+  return () => {
+    if (!held) return
+    held = false
+    reservations.set(db, (reservations.get(db) ?? 0) - bytes)
+  }
 }
 
 /** Bytes announced by uploads still uploading or tokenizing: promised room, counted as used. */

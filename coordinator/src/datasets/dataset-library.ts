@@ -16,7 +16,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
+import { reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
 export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
@@ -270,12 +270,16 @@ export class DatasetLibrary {
       this.#stopping.signal.throwIfAborted()
       const indexBytes = await readFile(result.indexFile)
       const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + indexBytes.byteLength
-      // The check, the stores and the status flip happen together: the staged bytes stop counting as the shards start to.
-      await withDataQuota(db, async () => {
+      // The check and a reservation happen together; the stores (minutes for a large dataset)
+      // and the status flip follow outside the lock, the room held for them until they are done.
+      const release = await withDataQuota(db, async () => {
         const used = await uploadedDataBytes(db)
         if (used + newBytes > this.#deps.quotaBytes) {
           throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards and index, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
         }
+        return reserveDataRoom(db, newBytes)
+      })
+      try {
         const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }
         for (const s of result.train) await storeBlob(db, blobs, await readFile(join(outDir, s.sha256)), 'shard', { ...meta, tokens: s.tokens })
         await storeBlob(db, blobs, await readFile(join(outDir, result.validation.sha256)), 'shard', { ...meta, tokens: result.validation.tokens, split: 'validation' })
@@ -294,7 +298,9 @@ export class DatasetLibrary {
           error: null,
           updated_at: new Date()
         }).where('id', '=', id).execute()
-      })
+      } finally {
+        release()
+      }
       log.info('dataset tokenized', { dataset: id, documents: result.documents, badRows: result.badRows, trainTokens: result.trainTokens, seconds: (Date.now() - started) / 1000 })
       await rm(this.#staged(id), { force: true })
       this.#deps.changes.publish('datasets')
