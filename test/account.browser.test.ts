@@ -5,7 +5,7 @@
  */
 import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
-import type { Browser } from 'playwright-core'
+import type { Browser, BrowserContext, Page } from 'playwright-core'
 import { startCoordinator } from './support/cluster.ts'
 import type { RunningCoordinator } from './support/cluster.ts'
 import { DESKTOP_CONTEXT, PHONE_CONTEXT, launchChromium, screenshot, assertNoHorizontalScroll } from './support/browser.ts'
@@ -28,17 +28,22 @@ describe('a person\'s own account page', { timeout: 300_000 }, () => {
 
   test('change the password from the page (the other session ends), then sign out everywhere', async () => {
     const url = (path: string): string => new URL(path, coordinator!.url).toString()
+    /** A page of `context` signed in as Fay through the sign-in form. */
+    const signedIn = async (context: BrowserContext, password: string): Promise<Page> => {
+      const page = await context.newPage()
+      page.setDefaultTimeout(WAIT_MS)
+      await page.goto(url('signin'))
+      await page.locator('#signin-email').fill('fay@funds.test')
+      await page.locator('#signin-password').fill(password)
+      await page.getByTestId('signin-submit').click()
+      await page.getByTestId('account-name').waitFor({ state: 'attached' })
+      return page
+    }
     const elsewhere = sessionClient(coordinator!.url)
     await elsewhere.auth.signIn.mutate({ email: 'fay@funds.test', password: 'first-password-1' })
 
     const context = await browser!.newContext(DESKTOP_CONTEXT)
-    const page = await context.newPage()
-    page.setDefaultTimeout(WAIT_MS)
-    await page.goto(url('signin'))
-    await page.locator('#signin-email').fill('fay@funds.test')
-    await page.locator('#signin-password').fill('first-password-1')
-    await page.getByTestId('signin-submit').click()
-    await page.getByTestId('account-name').waitFor()
+    const page = await signedIn(context, 'first-password-1')
     await page.getByTestId('account-name').click()
     await page.getByTestId('to-account').click()
     await page.waitForURL(/\/account$/)
@@ -75,13 +80,7 @@ describe('a person\'s own account page', { timeout: 300_000 }, () => {
     await context.close()
 
     const phone = await browser!.newContext(PHONE_CONTEXT)
-    const small = await phone.newPage()
-    small.setDefaultTimeout(WAIT_MS)
-    await small.goto(url('signin'))
-    await small.locator('#signin-email').fill('fay@funds.test')
-    await small.locator('#signin-password').fill('second-password-2')
-    await small.getByTestId('signin-submit').click()
-    await small.getByTestId('account-name').waitFor({ state: 'attached' })
+    const small = await signedIn(phone, 'second-password-2')
     await small.goto(url('account'))
     await small.getByTestId('account-details').waitFor()
     await assertNoHorizontalScroll(small, 'the account page on a phone')
