@@ -20,6 +20,7 @@ import { startHttpServer } from './http/server.ts'
 import { startAdminSocket } from './admin/admin-socket.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
+import { BlobPins } from './blobs/blob-pins.ts'
 import { DatasetLibrary } from './datasets/dataset-library.ts'
 import { settleAwaitingRuns } from './runs/awaiting-data.ts'
 import type { BlobStore } from './blobs/blob-store.ts'
@@ -164,8 +165,9 @@ export class Coordinator {
       const cache = new RunCache({ db: database.db, blobs, log, ...(options.scoreMaxParams !== undefined ? { scoreMaxParams: options.scoreMaxParams } : {}) })
       const scoring = new NodeScoring({ db: database.db, presence, windows: async (runId) => await cache.scoringWindowsBlob(runId) })
       const locks = new RunLocks()
+      const pins = new BlobPins()
       const intake = new ReportIntake({
-        db: database.db, blobs, cache, locks, changes, log,
+        db: database.db, blobs, pins, cache, locks, changes, log,
         normBoundRatio: options.normBoundRatio ?? 1,
         scoring,
         ...(metrics !== undefined ? { onVerdict: (outcome: 'accepted' | 'held' | 'refused', code: string | null) => { metrics.report(outcome, code) } } : {}),
@@ -173,7 +175,7 @@ export class Coordinator {
         onAccepted: () => { engine.nudge() }
       })
       const engine = new RoundEngine({
-        db: database.db, blobs, presence, changes, log, cache, locks, intake, scoring,
+        db: database.db, blobs, pins, presence, changes, log, cache, locks, intake, scoring,
         ...(metrics !== undefined ? { onRoundEnded: (outcome: 'closed' | 'abandoned') => { metrics.round(outcome) } } : {}),
         ...(options.tickMs !== undefined ? { tickMs: options.tickMs } : {})
       })

@@ -6,6 +6,7 @@ import type { AssignmentStatus, Database, HeldReport } from '../db/schema.ts'
 import { sha256Hex } from '../blobs/blob-store.ts'
 import { recordUpload } from '../nodes/upload-rate.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
+import type { BlobPins } from '../blobs/blob-pins.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { ReportSink } from '../p2p/report-service.ts'
@@ -30,6 +31,8 @@ type Refusal = { ok: false, code: string, message: string }
 export interface ReportIntakeOptions {
   db: Kysely<Database>
   blobs: BlobStore
+  /** Report bytes being stored, kept from the spent-report sweep until their rows commit (shared with the round engine). */
+  pins: BlobPins
   cache: RunCache
   locks: RunLocks
   changes: ChangeFeed
@@ -128,12 +131,16 @@ export class ReportIntake implements ReportSink {
         .catch((err: unknown) => { this.#o.log.error('recording a report upload\'s rate failed', { peerId, runId: m.runId, err }) })
     }
     const result = await this.#locks.with(m.runId, async (): Promise<ReportResponse> => {
+      // Pinned until its row has committed, so the sweep of a spent copy cannot delete its file.
+      const release = await this.#o.pins.pin(m.payloadSha256)
       try {
         return await this.#accept(peerId, header, payload)
       } catch (err) {
         if (!(err instanceof ReportRefusal)) throw err
         await this.#recordRefusal(peerId, header, err)
         return { ok: false, outcome: 'refused', code: err.code, message: err.message }
+      } finally {
+        release()
       }
     })
     // Close at quorum right away rather than at the next tick.
@@ -176,6 +183,13 @@ export class ReportIntake implements ReportSink {
     }
     if (a.status === 'refused') throw refuseNamed(a.id, 'ERR_DUPLICATE', 'a report for this work unit was already refused')
     if (a.round_status !== 'open' || a.status === 'expired') throw refuseNamed(a.id, 'ERR_STALE', `round ${a.number} closed before this report arrived`)
+    // A report is a node's own training: bytes the coordinator already keeps as something else
+    // (a round's published update, which nodes download to rebuild their base) are a copy, and
+    // would share that file's single row, so retiring the update would delete them under it.
+    const stored = await db.selectFrom('blobs').select('kind').where('sha256', '=', m.payloadSha256).executeTakeFirst()
+    if (stored !== undefined && stored.kind !== 'report') {
+      throw refuseSpent(a.id, 'ERR_REPLAY', `these bytes are the coordinator's own ${stored.kind === 'update' ? 'round update' : `${stored.kind} file`}, not this unit's training`)
+    }
     const spec = await this.#cache.spec(a.run_id)
     const allowed = allowedCodecs(spec)
     if (!allowed.includes(m.codec)) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `the run uses codec ${allowed.join(' or ')}, not ${m.codec}`)

@@ -6,6 +6,7 @@ import { allowedCodecs, decodePseudoGradient, encodePseudoGradient, encodedByteL
 import type { CodecName, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
+import type { BlobPins } from '../blobs/blob-pins.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { Logger } from '../log.ts'
 import type { Presence } from '../p2p/presence.ts'
@@ -41,6 +42,8 @@ export interface RoundEngineOptions {
   cache: RunCache
   /** The per-run locks this engine shares with report intake. */
   locks: RunLocks
+  /** Report bytes being stored right now, which the spent-report sweep must not delete (shared with report intake). */
+  pins: BlobPins
   /** Where a node's declined unit is recorded before it asks for more work. */
   intake: Pick<ReportIntake, 'decline' | 'settleHeld' | 'finishScoring'>
   /** Scoring tasks, handed out to idle nodes (rounds/node-scoring.ts); none: nodes never score. */
@@ -448,12 +451,15 @@ export class RoundEngine implements WorkSource {
     // The files go after the next round is open: their rows are gone, so nothing serves them, and
     // a thousand unlinks need not hold the round transition (bench/scale.bench.ts).
     this.#sweeping = this.#sweeping.then(async () => {
-      // The same bytes may have come back since as another report (a copy): its row says keep.
-      const back = new Set<string>()
-      for (let i = 0; i < spent.length; i += 5000) {
-        for (const r of await db.selectFrom('blobs').select('sha256').where('sha256', 'in', spent.slice(i, i + 5000)).execute()) back.add(r.sha256)
-      }
-      for (const sha of spent) if (!back.has(sha)) await blobs.delete(sha)
+      // The same bytes may have come back since as another report (a copy): its row says keep,
+      // and a copy still being stored has them pinned (blobs/blob-pins.ts).
+      await this.#o.pins.deleteUnlessPinned(spent, async (shas) => {
+        const back = new Set<string>()
+        for (let i = 0; i < shas.length; i += 5000) {
+          for (const r of await db.selectFrom('blobs').select('sha256').where('sha256', 'in', shas.slice(i, i + 5000)).execute()) back.add(r.sha256)
+        }
+        return back
+      }, async (sha) => { await blobs.delete(sha) })
     }).catch((err: unknown) => { this.#o.log.error('deleting spent report files failed', { runId, round: number, err }) })
     await pruneAfterRound(this.#o, runId)
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
