@@ -1,4 +1,7 @@
 import { CodedError } from '../coded-error.ts'
+
+/** Elements decoded per pass: a multiple of the int8 block (so every chunk starts on a block), small enough to stay in cache. */
+export const DECODE_CHUNK = 64 * 1024
 // The shape every pseudo-gradient codec has; index.ts adds length checks, chunking and the non-finite check on top.
 
 /** Names of the pseudo-gradient encodings a report may use. */

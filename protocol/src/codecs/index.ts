@@ -1,7 +1,7 @@
 // Pseudo-gradient codecs: how a node's Δ = θ_base − θ_local travels in a report. Decoding
 // checks the byte length, decodes in cache-sized chunks and refuses non-finite values and
 // malformed bytes with a PseudoGradientError; the coordinator folds the decoded vector itself.
-import { PseudoGradientError } from './codec.ts'
+import { DECODE_CHUNK, PseudoGradientError } from './codec.ts'
 import type { CodecName, PseudoGradientCodec } from './codec.ts'
 import { fp16Codec } from './fp16.ts'
 import { fp32Codec } from './fp32.ts'
@@ -21,8 +21,7 @@ export const CODEC_NAMES = ['int8', 'fp16', 'fp32', 'topk'] as const satisfies r
 /** The codec a run uses unless its spec says otherwise. */
 export const DEFAULT_CODEC: CodecName = 'int8'
 
-/** Elements decoded per pass: a multiple of the int8 block (so every chunk starts on a block), small enough to stay in cache. */
-const CHUNK = 64 * 1024
+const CHUNK = DECODE_CHUNK
 
 const codecs: Record<CodecName, PseudoGradientCodec> = { fp32: fp32Codec, fp16: fp16Codec, int8: int8Codec, topk: topkCodec }
 

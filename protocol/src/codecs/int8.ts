@@ -3,7 +3,7 @@
 // (ties to even) clamped to [-127, 127]. Interleaving scale and values keeps every block
 // self-contained, so any run of whole blocks decodes on its own. Size: n + 4·ceil(n/256) bytes.
 // Error: |x − q·scale| ≤ scale/2 = absmax_block/254 (plus float32 rounding of the product).
-import { PseudoGradientError, requireFinite } from './codec.ts'
+import { DECODE_CHUNK, PseudoGradientError, requireFinite } from './codec.ts'
 import type { PseudoGradientCodec } from './codec.ts'
 import { foldInt8Blocks, scanInt8Blocks } from './wasm/int8-simd.ts'
 
@@ -25,13 +25,27 @@ function blockScale (values: Float32Array, from: number, to: number): number {
   return Math.fround(absmax / 127)
 }
 
-/** Throws the error decoding would for a block known to hold a -128 or a value that overflows float32. */
-function failBlock (q: Int8Array, at: number, from: number, count: number, scale: number): never {
+/**
+ * Throws the error decoding would for a block known to hold a -128 or a value that overflows
+ * float32. Decoding refuses a -128 or a bad scale anywhere in its pass (DECODE_CHUNK values)
+ * before it looks for non-finite values, so an overflow is reported only once the rest of that
+ * pass has neither: the scan and the decoder then name the same code.
+ */
+function failBlock (view: DataView, q: Int8Array, at: number, from: number, count: number, scale: number, length: number): never {
   for (let j = at + 4; j < at + 4 + count; j++) {
-    const v = q[j]!
-    if (v === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
+    if (q[j] === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${from + j - at - 4} is -128; encoders clamp to [-127, 127]`)
+  }
+  const passEnd = Math.min(length, (Math.floor(from / DECODE_CHUNK) + 1) * DECODE_CHUNK)
+  for (let f = from + INT8_BLOCK, a = at + BLOCK_BYTES; f < passEnd; f += INT8_BLOCK, a += BLOCK_BYTES) {
+    const s = view.getFloat32(a, true)
+    if (!(s >= 0) || s === Number.POSITIVE_INFINITY) throw new PseudoGradientError('ERR_BAD_SCALE', `int8 block ${f / INT8_BLOCK} has scale ${s}; scales must be finite and non-negative`)
+    for (let j = a + 4, end = a + 4 + Math.min(INT8_BLOCK, length - f); j < end; j++) {
+      if (q[j] === -128) throw new PseudoGradientError('ERR_BAD_VALUE', `int8 element ${f + j - a - 4} is -128; encoders clamp to [-127, 127]`)
+    }
+  }
+  for (let j = at + 4; j < at + 4 + count; j++) {
     // As decoding rounds v·scale to float32 (which overflows for scales near float32's limit).
-    const x = Math.fround(v * scale)
+    const x = Math.fround(q[j]! * scale)
     if (x - x !== 0) throw new PseudoGradientError('ERR_NON_FINITE', `int8 element ${from + j - at - 4} decodes to ${x}; a report must hold finite values only`)
   }
   throw new Error('int8 scan: a block flagged bad has no bad value')
@@ -104,7 +118,7 @@ export const int8Codec: PseudoGradientCodec = {
         }
       }
       // A bad block is walked value by value, so the error names the first bad element.
-      if (minus128 !== 0 || !Number.isFinite(Math.fround(maxAbs * scale))) failBlock(q, at, from, count, scale)
+      if (minus128 !== 0 || !Number.isFinite(Math.fround(maxAbs * scale))) failBlock(view, q, at, from, count, scale, length)
       // Σx² as Σ scale²·Σq² per block: exact integers inside a block (x = q·scale to within float32 rounding).
       sumSquares += scale * scale * squares
     }

@@ -59,6 +59,24 @@ describe('scanning and folding a payload without decoding it whole', () => {
         const huge = payload.slice()
         new DataView(huge.buffer).setFloat32(0, 3e38, true)
         expect(codeOf(() => scanPseudoGradient(codec, huge, n))).toBe(codeOf(() => decodePseudoGradient(codec, huge, n)))
+        // Two defects: decoding refuses a -128 or a bad scale anywhere in its 64 Ki-value pass
+        // before it looks at overflows, so an overflow in block 0 with either later in the pass
+        // is that code; one in the next pass leaves the overflow first. 256 values a block, 260 bytes.
+        const big = 70_000
+        const base = encodePseudoGradient(codec, values(big, 5))
+        const twoDefects: Array<[string, (b: Uint8Array) => void]> = [
+          ['ERR_BAD_VALUE', (b) => { b[4] = 127; b[5] = 0x80 }], // same block: an overflowing 127, then -128
+          ['ERR_BAD_VALUE', (b) => { b[4] = 127; b[3 * 260 + 4 + 9] = 0x80 }], // -128 in block 3
+          ['ERR_BAD_SCALE', (b) => { b[4] = 127; new DataView(b.buffer).setFloat32(7 * 260, -1, true) }], // bad scale in block 7
+          ['ERR_NON_FINITE', (b) => { b[4] = 127; b[256 * 260 + 4] = 0x80 }] // -128 in block 256: the next pass
+        ]
+        for (const [code, corrupt] of twoDefects) {
+          const bad = base.slice()
+          new DataView(bad.buffer).setFloat32(0, 3e38, true)
+          corrupt(bad)
+          expect(codeOf(() => decodePseudoGradient(codec, bad, big))).toBe(code)
+          expect(codeOf(() => scanPseudoGradient(codec, bad, big))).toBe(code)
+        }
       } else if (codec === 'fp16') {
         broken[2 * 17] = 0x00; broken[2 * 17 + 1] = 0x7e // NaN
         expect(codeOf(() => scanPseudoGradient(codec, broken, n))).toBe('ERR_NON_FINITE')
