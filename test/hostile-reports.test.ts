@@ -27,7 +27,7 @@ describe('a hostile agent', () => {
       const client = new CoordinatorClient(libp2p, parseCoordinatorAddress(coordinator.multiaddr))
       const hardware = { hostname: 'evil', platform: 'linux', arch: 'x64', cpuModel: 'evil', cpuCores: 1, memoryBytes: 1, gpus: [] }
       await client.enroll({ type: 'enroll', agentVersion: '0', hardware, token: await coordinator.createToken('Evil Lab') })
-      const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 2, rounds: 6, roundDeadlineSeconds: 30 }), env)
+      const runId = await createRunViaCli(coordinator.dataDir, tinyRunSpec({ codec: 'fp32', minNodes: 2, rounds: 7, roundDeadlineSeconds: 30 }), env)
 
       const nextUnit = async (after: number): Promise<WorkUnit> => {
         for (let i = 0; i < 400; i++) {
@@ -83,7 +83,13 @@ describe('a hostile agent', () => {
       assert.equal(!mixed.verdict.ok && mixed.verdict.code, 'ERR_WRONG_SHAPE')
       assert.match(!mixed.verdict.ok ? mixed.verdict.message : '', /the run uses codec fp32, not topk/)
 
-      // Round 5: a valid report is accepted; after its round closes, replaying it is refused.
+      // Round 5: more losses than the unit has steps (one a step at most; agents sample long curves down).
+      unit = await nextUnit(unit.round)
+      const overlong = await send(unit, small, { tokens: 50, lossCurve: Array.from({ length: unit.recipe.innerSteps + 1 }, () => 3) })
+      assert.equal(!overlong.verdict.ok && overlong.verdict.code, 'ERR_BAD_REPORT')
+      assert.match(!overlong.verdict.ok ? overlong.verdict.message : '', new RegExp(`loss curve has ${unit.recipe.innerSteps + 1} points; this unit trains ${unit.recipe.innerSteps} steps`))
+
+      // Round 6: a valid report is accepted; after its round closes, replaying it is refused.
       unit = await nextUnit(unit.round)
       const good = await send(unit, small, { tokens: 50 })
       assert.equal(good.verdict.ok, true)
@@ -98,19 +104,32 @@ describe('a hostile agent', () => {
       unit = await nextUnit(unit.round)
       const replay = await client.sendReport({ type: 'report', metadata: good.metadata, signature: good.signature }, good.payload)
       assert.equal(!replay.ok && replay.code, 'ERR_REPLAY')
-      // Report round 6 honestly-shaped so the run need not wait for the deadline.
+      // Sent again and again, it is refused each time, and the ledger keeps the first.
+      for (let i = 0; i < 3; i++) {
+        const more = await client.sendReport({ type: 'report', metadata: good.metadata, signature: good.signature }, good.payload)
+        assert.equal(!more.ok && more.code, 'ERR_REPLAY')
+      }
+      const replayRows = await db.query(`select 1 from ledger where assignment_id = $1 and reason like 'ERR_REPLAY:%'`, [good.metadata.assignmentId])
+      assert.equal(replayRows.rowCount, 1, 'one ERR_REPLAY row for one replayed unit')
+      // Report round 7 honestly-shaped so the run need not wait for the deadline.
       assert.equal((await send(unit, small, { tokens: 50 })).verdict.ok, true)
 
       // The honest agent finished the run; no hostile payload reached a checkpoint.
       await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000)
+      // A finished run's ledger is closed: replays of its reports are refused and leave no row.
+      const rows = async (): Promise<number> => (await db.query('select 1 from ledger where run_id = $1', [runId])).rowCount ?? 0
+      const before = await rows()
+      const late = await client.sendReport({ type: 'report', metadata: good.metadata, signature: good.signature }, good.payload)
+      assert.equal(!late.ok && late.code, 'ERR_REPLAY')
+      assert.equal(await rows(), before)
       const refused = await db.query<{ reason: string }>(`select reason from ledger where run_id = $1 and outcome = 'refused' order by seq`, [runId])
       const reasons = refused.rows.map((r) => r.reason.split(':')[0])
-      for (const code of ['ERR_BAD_SIGNATURE', 'ERR_WRONG_SHAPE', 'ERR_NOT_FINITE', 'ERR_REPLAY']) {
+      for (const code of ['ERR_BAD_SIGNATURE', 'ERR_WRONG_SHAPE', 'ERR_NOT_FINITE', 'ERR_BAD_REPORT', 'ERR_REPLAY']) {
         assert.ok(reasons.includes(code), `ledger records ${code}: ${reasons.join(', ')}`)
       }
       assert.ok(!reasons.includes('ERR_UNASSIGNED'), 'a unit the node was never given leaves no ledger row')
-      const accepted = await db.query<{ round: number, peer_id: string }>(`select round, peer_id from ledger where run_id = $1 and outcome = 'accepted' and round <= 4`, [runId])
-      assert.ok(accepted.rows.every((r) => r.peer_id === honest.peerId), 'rounds 1-4 folded only the honest report')
+      const accepted = await db.query<{ round: number, peer_id: string }>(`select round, peer_id from ledger where run_id = $1 and outcome = 'accepted' and round <= 5`, [runId])
+      assert.ok(accepted.rows.every((r) => r.peer_id === honest.peerId), 'rounds 1-5 folded only the honest report')
       const checkpoints = await getJson<Array<{ valLoss: number | null }>>(coordinator.url, `api/runs/${runId}/checkpoints`)
       assert.ok(checkpoints.every((c) => c.valLoss === null || Number.isFinite(c.valLoss)))
       assert.equal((await fetch(new URL('healthz', coordinator.url))).status, 200)

@@ -110,6 +110,25 @@ describe('per-peer limits on the libp2p host', () => {
     const rows = await coordinator.database.db.selectFrom('ledger').select('outcome').where('run_id', '=', runId).where('outcome', '=', 'accepted').execute()
     assert.deepEqual(rows, [], 'nothing was credited')
 
+    // A unit that stops counting mid-upload (here marked expired straight in the database, as
+    // when its round closes): the upload is cut within seconds, not buffered to its end.
+    const trickle = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
+    await trickle.write(header)
+    assert.deepEqual(await trickle.read(reportAdmissionSchema), { proceed: true })
+    await coordinator.database.db.updateTable('assignments').set({ status: 'expired' }).where('id', '=', unit.assignmentId).execute()
+    const answer = trickle.read(reportResponseSchema, 20_000)
+    let answered = false
+    void answer.then(() => { answered = true }, () => { answered = true })
+    // One byte every half second: never idle, and far from the whole payload.
+    for (let i = 0; i < 24 && !answered; i++) {
+      await trickle.writeFrame(new Uint8Array(1)).catch(() => undefined)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+    }
+    const cut = await answer
+    assert.equal(!cut.ok && cut.code, 'ERR_STALE')
+    assert.match(!cut.ok ? cut.message : '', /the round closed while the report was uploading \(\d+ of \d+ bytes in\)/)
+    await coordinator.database.db.updateTable('assignments').set({ status: 'assigned' }).where('id', '=', unit.assignmentId).execute()
+
     // Revoked while the payload is on the wire (here straight in the database, so the
     // connection stays up): the rest arrives, and the report is still refused.
     const late = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)

@@ -59,4 +59,69 @@ describe('redundancy sampling', () => {
       await coordinator.stop()
     }
   })
+  test('a flipper that signs another executor is still compared: across classes the two must point the same way, and a flip does not', async () => {
+    const coordinator = await startCoordinator()
+    const agents: RunningAgent[] = []
+    let flipper: Spawned | undefined
+    try {
+      const token = await coordinator.createToken('Twin Lab', { uses: 4 })
+      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
+      // Trained by the TypeScript trainer, signed as torch on a CPU only it claims: a class of its own.
+      const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper', 'torch-cpu')
+      flipper = started.proc
+      const spec = tinyRunSpec({
+        minNodes: 4, maxNodes: 4, rounds: 2, codec: 'int8', roundDeadlineSeconds: 90,
+        recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
+        defences: { redundancy: 0.5 }
+      })
+      const runId = await createRunViaCli(coordinator.dataDir, spec)
+      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
+      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+      for (let round = 1; round <= 2; round++) {
+        const disputed = ledger.filter((r) => r.round === round && r.outcome === 'refused')
+        assert.equal(disputed.length, 2, `round ${round}: ${ledger.filter((r) => r.round === round).map((r) => r.reason ?? r.outcome).join(' | ')}`)
+        assert.ok(disputed.some((r) => r.peerId === started.peerId))
+        for (const r of disputed) {
+          assert.match(r.reason ?? '', /^ERR_REDUNDANCY_MISMATCH: .* on another class of device \((typescript and torch-cpu:hostile|torch-cpu:hostile and typescript): only the direction must agree\), and the two pseudo-gradients differ by 2\d\d\.\d\d% \(at most 100\.00% allowed\)/)
+          assert.equal(r.tokens, 0)
+        }
+      }
+    } finally {
+      await Promise.all(agents.map(async (a) => { await a.stop() }))
+      await flipper?.stop()
+      await coordinator.stop()
+    }
+  })
+
+  test('a report that names no executor is refused in a run that doubles units, whichever unit it answers', async () => {
+    const coordinator = await startCoordinator()
+    let honest: RunningAgent | undefined
+    let unnamed: Spawned | undefined
+    try {
+      const token = await coordinator.createToken('Twin Lab', { uses: 2 })
+      honest = await startAgent({ coordinator: coordinator.multiaddr, token, name: 'honest' })
+      // Trains honestly and signs the v1 form, which has no executor.
+      const started = await startHostile('slow', coordinator.multiaddr, token, 'unnamed', 'none')
+      unnamed = started.proc
+      const spec = tinyRunSpec({
+        minNodes: 2, maxNodes: 2, rounds: 1, codec: 'int8', roundDeadlineSeconds: 60,
+        recipe: { innerSteps: 2, batchSize: 2, seqLen: 16, innerLr: 0.01, warmupSteps: 1 },
+        defences: { redundancy: 0.5 }
+      })
+      const runId = await createRunViaCli(coordinator.dataDir, spec)
+      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 120_000)
+      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+      const theirs = ledger.filter((r) => r.peerId === started.peerId)
+      assert.ok(theirs.length >= 1, JSON.stringify(ledger))
+      for (const r of theirs) {
+        assert.equal(r.outcome, 'refused')
+        assert.match(r.reason ?? '', /^ERR_WRONG_SHAPE: this run checks doubled units against each other, so a report must name its executor/)
+      }
+      assert.ok(ledger.some((r) => r.peerId !== started.peerId && r.outcome === 'accepted'), 'the honest twin is accepted alone')
+    } finally {
+      await honest?.stop()
+      await unnamed?.stop()
+      await coordinator.stop()
+    }
+  })
 })

@@ -23,6 +23,9 @@ import * as broadcastResidual from './migrations/2026-12-06-0003-broadcast-resid
 import * as ledgerDevices from './migrations/2026-12-06-0004-ledger-devices.ts'
 import * as creditedDevices from './migrations/2026-12-06-0005-ledger-credited-devices.ts'
 import * as creditedCores from './migrations/2026-12-06-0006-ledger-credited-cores.ts'
+import * as unitTurnaround from './migrations/2026-12-07-0001-unit-turnaround-and-cut-requeues.ts'
+import * as computeTimeline from './migrations/2026-12-07-0002-node-compute-timeline.ts'
+import * as ledgerAssignmentIndex from './migrations/2026-12-07-0003-ledger-assignment-index.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -48,7 +51,10 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06-0003-broadcast-residual': broadcastResidual,
   '2026-12-06-0004-ledger-devices': ledgerDevices,
   '2026-12-06-0005-ledger-credited-devices': creditedDevices,
-  '2026-12-06-0006-ledger-credited-cores': creditedCores
+  '2026-12-06-0006-ledger-credited-cores': creditedCores,
+  '2026-12-07-0001-unit-turnaround-and-cut-requeues': unitTurnaround,
+  '2026-12-07-0002-node-compute-timeline': computeTimeline,
+  '2026-12-07-0003-ledger-assignment-index': ledgerAssignmentIndex
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -1,8 +1,12 @@
 import { execFile } from 'node:child_process'
 import { cpus, hostname, totalmem, platform, arch } from 'node:os'
+import { toPlainText } from '@barnraise/protocol'
 import type { Gpu, HardwareProfile } from '@barnraise/protocol'
 
-/** Parses `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits`. */
+/**
+ * Parses `nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader,nounits`.
+ * Names are the driver's text: control characters become spaces, as the coordinator refuses them.
+ */
 export function parseNvidiaSmi (output: string): Gpu[] {
   const gpus: Gpu[] = []
   for (const line of output.split('\n')) {
@@ -10,9 +14,9 @@ export function parseNvidiaSmi (output: string): Gpu[] {
     if (fields.length < 2 || fields[0] === '') continue
     const memoryMiB = Number.parseInt(fields[1] ?? '', 10)
     gpus.push({
-      name: fields[0]!.slice(0, 200),
+      name: machineText(fields[0]!, 200),
       memoryMiB: Number.isFinite(memoryMiB) && memoryMiB >= 0 ? memoryMiB : 0,
-      ...(fields[2] !== undefined && fields[2] !== '' ? { driverVersion: fields[2].slice(0, 50) } : {})
+      ...(fields[2] !== undefined && fields[2] !== '' ? { driverVersion: machineText(fields[2], 50) } : {})
     })
   }
   return gpus
@@ -27,14 +31,24 @@ export async function probeGpus (timeoutMs = 5_000): Promise<Gpu[]> {
   })
 }
 
+/**
+ * What the machine says about itself, as the coordinator takes it: at most `max` characters of
+ * plain text (control and bidirectional formatting characters, and a surrogate pair the cut
+ * split, become spaces: see plain-text.ts), trimmed. A CPU model from /proc/cpuinfo or a GPU
+ * name is the vendor's text, and an odd one must not get an honest node refused.
+ */
+export function machineText (text: string, max: number): string {
+  return toPlainText(text.trim().slice(0, max)).trim()
+}
+
 /** Describes this machine: CPU, memory, GPUs. */
 export async function probeHardware (): Promise<HardwareProfile> {
   const cpu = cpus()
   return {
-    hostname: hostname().slice(0, 255),
-    platform: platform(),
-    arch: arch(),
-    cpuModel: (cpu[0]?.model ?? 'unknown').trim().slice(0, 200),
+    hostname: machineText(hostname(), 255),
+    platform: machineText(platform(), 50),
+    arch: machineText(arch(), 50),
+    cpuModel: machineText(cpu[0]?.model ?? 'unknown', 200) || 'unknown',
     cpuCores: Math.max(1, cpu.length),
     memoryBytes: totalmem(),
     gpus: await probeGpus()

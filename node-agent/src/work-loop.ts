@@ -1,7 +1,7 @@
 import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
-import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
+import { canonicalReportMetadata, encodePseudoGradient, sampleLossCurve, toPlainText } from '@barnraise/protocol'
 import { countParams, decodeShard, paramSetFromSafetensors, readMomentum, sha256Hex } from '@barnraise/trainer'
 import type { ReportMetadata, ScoreResult, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
@@ -104,12 +104,22 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
       if (!refusable || o.signal.aborted) throw err
       declined.add(unit.assignmentId)
-      decline = { assignmentId: unit.assignmentId, code: err.code, message: err.message.slice(0, 2000) }
+      decline = unitDecline(unit.assignmentId, err.code, err.message)
       o.metrics?.declined(err.code)
       o.setStatus('idle')
       o.say(`agent: ${unit.runName} round ${unit.round}: declined the work unit (${err.code}): ${err.message}`)
     }
   }
+}
+
+/**
+ * The decline the coordinator is sent for an executor's error: the message is often not ours (a
+ * Python exception, a child's last output, a shard URL's reply), and the coordinator refuses
+ * control and bidirectional formatting characters in it (plain-text.ts), so they become spaces
+ * here (line feeds and tabs stay) and an honest node's decline is never refused.
+ */
+export function unitDecline (assignmentId: string, code: string, message: string): UnitDecline {
+  return { assignmentId, code: toPlainText(code.slice(0, 64)), message: toPlainText(message.slice(0, 2000), 'multi-line') }
 }
 
 /**
@@ -289,7 +299,7 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
     peerId: o.peerId,
     tokens: result.tokens,
     computeSeconds: Math.round(result.computeSeconds * 1000) / 1000,
-    lossCurve: result.lossCurve.map((l) => Math.round(l * 1e5) / 1e5),
+    lossCurve: sampleLossCurve(result.lossCurve).map((l) => Math.round(l * 1e5) / 1e5),
     codec: unit.codec,
     payloadBytes: payload.byteLength,
     payloadSha256: sha256Hex(payload),

@@ -1,5 +1,6 @@
 import { z } from 'zod'
 import { hardwareProfileSchema } from './hardware.ts'
+import { plainTextSchema } from './plain-text.ts'
 
 /**
  * Sent by an agent on `/barnraise/enroll/1.0.0`. A node whose key is already enrolled may
@@ -7,9 +8,10 @@ import { hardwareProfileSchema } from './hardware.ts'
  */
 export const enrollRequestSchema = z.object({
   type: z.literal('enroll'),
-  token: z.string().min(1).max(200).optional(),
-  name: z.string().min(1).max(100).optional(),
-  agentVersion: z.string().max(50),
+  token: plainTextSchema({ min: 1, max: 200 }).optional(),
+  /** public (the ledger, model cards, the Nodes page): plain text, one line */
+  name: plainTextSchema({ min: 1, max: 100 }).optional(),
+  agentVersion: plainTextSchema({ max: 50 }),
   hardware: hardwareProfileSchema
 }).strict()
 

@@ -11,6 +11,8 @@ export type ProtocolErrorCode =
   /** a peer asked another agent for a blob (or block) that agent does not hold */
   | 'ERR_NOT_HELD'
   | 'ERR_TIMEOUT'
+  /** the work unit's round closed (or the unit expired) while its report was uploading */
+  | 'ERR_STALE'
   /** the stream ended or was reset before a whole message arrived: the peer went away (retryable) */
   | 'ERR_STREAM_CLOSED'
   | 'ERR_INTERNAL'

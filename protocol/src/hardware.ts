@@ -1,10 +1,15 @@
 import { z } from 'zod'
+import { plainTextSchema } from './plain-text.ts'
+
+// Every string here is shown on the dashboard (GPU names and the CPU model publicly; hostname,
+// platform and driver to the node's own lab): plain text only (plain-text.ts). An agent turns
+// what its machine reports into plain text first (node-agent/src/hardware.ts machineText).
 
 /** One NVIDIA GPU as `nvidia-smi` describes it. */
 export const gpuSchema = z.object({
-  name: z.string().max(200),
+  name: plainTextSchema({ max: 200 }),
   memoryMiB: z.number().int().nonnegative(),
-  driverVersion: z.string().max(50).optional()
+  driverVersion: plainTextSchema({ max: 50 }).optional()
 })
 
 /** The most CPU cores a machine may claim (and a ledger row be credited). */
@@ -12,10 +17,10 @@ export const MAX_CPU_CORES = 4096
 
 /** What an agent reports about the machine it runs on. */
 export const hardwareProfileSchema = z.object({
-  hostname: z.string().max(255),
-  platform: z.string().max(50),
-  arch: z.string().max(50),
-  cpuModel: z.string().max(200),
+  hostname: plainTextSchema({ max: 255 }),
+  platform: plainTextSchema({ max: 50 }),
+  arch: plainTextSchema({ max: 50 }),
+  cpuModel: plainTextSchema({ max: 200 }),
   cpuCores: z.number().int().positive().max(MAX_CPU_CORES),
   memoryBytes: z.number().int().nonnegative(),
   gpus: z.array(gpuSchema).max(64)

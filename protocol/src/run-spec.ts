@@ -21,9 +21,17 @@ export type BroadcastMode = typeof BROADCAST_MODES[number]
 /** A new run's error-feedback decay (recipe.errorFeedbackDecay); runs stored before the setting keep all of it (1). */
 export const DEFAULT_ERROR_FEEDBACK_DECAY = 0.7
 
+/**
+ * The most inner steps one work unit may carry (a work unit's `recipe.innerSteps`; an agent
+ * refuses a work reply with more). A run's own `innerSteps` stays within it, and so does every
+ * unit the coordinator sizes or cuts for a node: a run sized by throughput gives its fastest
+ * nodes up to 4× its steps, but never more than this.
+ */
+export const MAX_UNIT_INNER_STEPS = 100_000
+
 /** Inner (AdamW) and outer (Nesterov) hyperparameters of a run, with DiLoCo's usual defaults. */
 export const recipeSchema = z.object({
-  innerSteps: z.number().int().min(1, 'at least 1 inner step').max(100_000).default(20),
+  innerSteps: z.number().int().min(1, 'at least 1 inner step').max(MAX_UNIT_INNER_STEPS).default(20),
   batchSize: z.number().int().min(1).max(4096).default(8),
   seqLen: z.number().int().min(8, 'sequence length must be at least 8').max(65_536).default(128),
   innerLr: z.number().positive('must be positive').max(1).default(3e-3),

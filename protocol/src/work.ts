@@ -2,7 +2,8 @@ import { CODEC_NAMES } from './codecs/index.ts'
 import { z } from 'zod'
 import { reportMetadataSchema } from './signed-report.ts'
 import { llamaConfigSchema } from './llama-config.ts'
-import { OVERLAP_MODES, shardUrlSchema } from './run-spec.ts'
+import { MAX_UNIT_INNER_STEPS, OVERLAP_MODES, shardUrlSchema } from './run-spec.ts'
+import { plainTextSchema } from './plain-text.ts'
 
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase hex sha256')
 
@@ -16,7 +17,7 @@ export const tokenRangeSchema = z.object({
 
 /** The inner-loop recipe a work unit carries. */
 export const innerRecipeSchema = z.object({
-  innerSteps: z.number().int().positive().max(100_000),
+  innerSteps: z.number().int().positive().max(MAX_UNIT_INNER_STEPS),
   batchSize: z.number().int().positive().max(4096),
   seqLen: z.number().int().positive().max(65_536),
   lr: z.number().positive().max(1),
@@ -35,11 +36,14 @@ export const innerRecipeSchema = z.object({
   freshInnerState: z.boolean().optional()
 })
 
-/** A unit the node's executor cannot train (too large for its memory, too slow for the deadline), with why. */
+/**
+ * A unit the node's executor cannot train (too large for its memory, too slow for the deadline), with why.
+ * Both go into the ledger's public reason: plain text (plain-text.ts); the message may span lines.
+ */
 export const unitDeclineSchema = z.object({
   assignmentId: z.string().uuid(),
-  code: z.string().min(1).max(64),
-  message: z.string().max(2000)
+  code: plainTextSchema({ min: 1, max: 64 }),
+  message: plainTextSchema({ max: 2000, lines: 'multi-line' })
 }).strict()
 
 export type UnitDecline = z.infer<typeof unitDeclineSchema>

@@ -3,7 +3,9 @@
 // mount them, through the agent's own session, work loop and TypeScript executor. `slow` is no
 // attack: an honest node four times slower than its hardware (a laptop beside a GPU). Test
 // support only; never shipped.
-//   node test/support/hostile-agent.ts --attack flip|zero|scale|replay|slow --coordinator MA --token T --data-dir D [--name N]
+// `--claim` signs another executor than the one that trained (`none`: the v1 form, no executor),
+// so its doubled units are judged as from another class of device.
+//   node test/support/hostile-agent.ts --attack flip|zero|scale|replay|slow --coordinator MA --token T --data-dir D [--name N] [--claim torch-cpu|torch-cuda|none]
 import { parseArgs } from 'node:util'
 import { join } from 'node:path'
 import { loadOrCreatePeerKey } from '@barnraise/protocol'
@@ -12,6 +14,7 @@ import { parseCoordinatorAddress } from '../../node-agent/src/coordinator-client
 import { runSession } from '../../node-agent/src/session.ts'
 import { TypeScriptExecutor } from '../../node-agent/src/executors/typescript-executor.ts'
 import type { Executor, TrainRequest, TrainResult } from '../../node-agent/src/executors/executor.ts'
+import type { ExecutorKind } from '@barnraise/protocol'
 
 const { values } = parseArgs({
   options: {
@@ -19,11 +22,16 @@ const { values } = parseArgs({
     coordinator: { type: 'string' },
     token: { type: 'string' },
     'data-dir': { type: 'string' },
-    name: { type: 'string' }
+    name: { type: 'string' },
+    claim: { type: 'string' }
   }
 })
 const attack = values.attack
 if (attack !== 'flip' && attack !== 'zero' && attack !== 'scale' && attack !== 'replay' && attack !== 'slow') throw new Error('--attack flip|zero|scale|replay|slow')
+const claim = values.claim
+if (claim !== undefined && claim !== 'torch-cpu' && claim !== 'torch-cuda' && claim !== 'none') throw new Error('--claim torch-cpu|torch-cuda|none')
+/** What the report signs as its executor: the trainer's, another, or (none) nothing, as agents before executors were named did. */
+const claimed = (trained: ExecutorKind): ExecutorKind => claim === undefined ? trained : claim === 'none' ? undefined as unknown as ExecutorKind : claim
 
 /** The replayer's first (honest) delta, sent again every later round. */
 let firstDelta: Float32Array | null = null
@@ -55,9 +63,9 @@ const executor: Executor = {
     if (attack === 'slow') {
       // Three times the work's time again, and says so: its compute seconds are four times the trainer's.
       await new Promise((resolve) => setTimeout(resolve, 3000 * result.computeSeconds))
-      return { ...result, computeSeconds: 4 * result.computeSeconds }
+      return { ...result, computeSeconds: 4 * result.computeSeconds, executor: claimed(result.executor) }
     }
-    return { ...result, params: lie(request.base, result.params) }
+    return { ...result, params: lie(request.base, result.params), executor: claimed(result.executor) }
   },
   close: async () => { await inner.close?.() }
 }

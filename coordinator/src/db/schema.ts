@@ -84,6 +84,8 @@ export interface NodesTable {
   reviewed_by: string | null
   /** report bytes a second, as the coordinator measured this node's uploads (an average); null before one was measured */
   upload_bytes_per_second: number | null
+  /** where this node's claimed compute, laid end to end, ends so far (ledger/compute-time.ts); null before its first claim */
+  credited_until: NullableTimestamp
 }
 
 export type RunStatus = 'draft' | 'running' | 'paused' | 'completed' | 'failed'
@@ -159,11 +161,15 @@ export interface AssignmentsTable {
   ranges: Json<Array<{ shard: string, start: number, end: number }>>
   tokens: number
   status: AssignmentStatus
-  /** true once an expired unit's ranges went back into the pool and were handed out again */
+  /** true once an expired unit's ranges went back into the pool and were handed out again (all of them) */
   requeued: ColumnType<boolean, boolean | undefined, boolean>
+  /** inner steps of this expired or refused unit handed out again so far, to nodes that took a part of it (rounds/requeue.ts) */
+  requeued_steps: ColumnType<number, number | undefined, number>
   report_blob: string | null
   created_at: Generated<Date>
   resolved_at: NullableTimestamp
+  /** when the coordinator had the bytes of a report for this unit (the latest, while the unit was open); sizing measures turnaround to here */
+  reported_at: NullableTimestamp
   /** the unit this one doubles (same ranges, seed and recipe) for a redundancy check; null for most */
   twin_of: string | null
   /** a held report's signed header and score, until it is settled */
@@ -174,6 +180,8 @@ export interface AssignmentsTable {
   inner_steps: number | null
   /** the codec this unit was handed out in, when the run allows several and it is not the run's own; null: the run's */
   codec: CodecName | null
+  /** where its report's claimed compute was placed on its node's timeline (ledger/compute-time.ts); null before a report was admitted */
+  compute_from: NullableTimestamp
 }
 
 /** One node's scoring of another node's held report (models too large for the coordinator to score). */

@@ -32,7 +32,10 @@ export function deviceKindOf (hardware: Partial<DeviceClaim> | null | undefined,
  * credited to the row when it was written (`ledger.credited_cores`: its claimed count, as far
  * as its throughput shows it). That column also fixes the kind when the row is written (0: GPU
  * time), so a node re-joining with another profile changes neither; rows from before it are
- * judged by the profile the node has now.
+ * judged by the profile the node has now. Since device-credit.ts's creditRow writes them, a
+ * row from a GPU that did not show a GPU's work is pinned as one CPU core, so a pinned GPU-time
+ * row's hours never exceed its tokens at the device floor's rate; rows pinned before that keep
+ * the kind and count they were hashed with.
  */
 export function deviceHours (computeSeconds: number, hardware: Partial<DeviceClaim> | null | undefined, executor?: string | null, devices?: number | null, creditedCores?: number | null): { kind: DeviceKind, hours: number } {
   const pinned = Number.isInteger(creditedCores) && creditedCores! >= 0

@@ -2,8 +2,22 @@ import type { Libp2p } from '@libp2p/interface'
 
 export interface PeerPresence {
   status: string
+  /** When it last heartbeated (its enrollment counts as its first). */
   lastHeartbeatAt: Date
+  /**
+   * When it last enrolled, heartbeated or asked for work: what a node has to keep doing to be
+   * handed units (isLive). An open connection costs nothing to keep, and a node given units it
+   * never works on holds each of those rounds open until its deadline.
+   */
+  lastActiveAt: Date
 }
+
+/**
+ * How recently a node must have enrolled, heartbeated or asked for work to be handed units. An
+ * agent heartbeats every 10 s by default (`--heartbeat-interval`) and an idle one asks for work
+ * at least every 10 s (rounds/wait-poll.ts): three missed heartbeats.
+ */
+export const LIVENESS_MS = 30_000
 
 /**
  * Which peers are connected right now and what they last said they were doing. It lives in
@@ -25,7 +39,8 @@ export class Presence {
   /** Records a heartbeat from a peer. */
   heartbeat (peerId: string, status: string): void {
     const previous = this.#peers.get(peerId)
-    this.#peers.set(peerId, { status, lastHeartbeatAt: new Date() })
+    const now = new Date()
+    this.#peers.set(peerId, { status, lastHeartbeatAt: now, lastActiveAt: now })
     if (previous?.status !== status) this.#notify()
   }
 
@@ -35,12 +50,30 @@ export class Presence {
     this.#notify()
   }
 
+  /** Records an enrolled node's work request: it is active (and present, if it had not said so yet). */
+  askedForWork (peerId: string): void {
+    const previous = this.#peers.get(peerId)
+    const now = new Date()
+    this.#peers.set(peerId, { status: previous?.status ?? 'idle', lastHeartbeatAt: previous?.lastHeartbeatAt ?? now, lastActiveAt: now })
+    if (previous === undefined) this.#notify()
+  }
+
   /** True while the peer holds a connection to us. */
   isOnline (peerId: string): boolean {
     return this.#libp2p.getConnections().some((c) => c.remotePeer.toString() === peerId && c.status === 'open')
   }
 
-  /** Peers that said hello (enrolled or heartbeat) and still hold an open connection. */
+  /**
+   * True while the peer holds a connection and enrolled, heartbeated or asked for work (on this
+   * connection or one before it with no gap) within LIVENESS_MS: a node the round engine may hand
+   * a unit. A connection alone is not enough.
+   */
+  isLive (peerId: string, now = Date.now()): boolean {
+    const active = this.#peers.get(peerId)?.lastActiveAt
+    return active !== undefined && now - active.getTime() <= LIVENESS_MS && this.isOnline(peerId)
+  }
+
+  /** Peers that said hello (enrolled, heartbeated or asked for work) and still hold an open connection. */
   onlineCount (): number {
     const connected = new Set(this.#libp2p.getConnections().filter((c) => c.status === 'open').map((c) => c.remotePeer.toString()))
     let n = 0

@@ -22,7 +22,12 @@ export interface ReportSink {
    * `uploadSeconds`: from our "proceed" to the payload's last byte, the node's link as we saw it.
    */
   settle: (peerId: string, header: ReportHeader, payload: Uint8Array, uploadSeconds: number) => Promise<ReportResponse>
+  /** Whether a report for this unit can still count (the unit is out and its round open): asked during long uploads. */
+  stillWanted: (assignmentId: string) => Promise<boolean>
 }
+
+/** How often a long upload asks whether its round is still open: a closed round's upload is cut, not buffered to the end. */
+const STILL_WANTED_EVERY_MS = 5_000
 
 /**
  * Serves `/barnraise/report/1.0.0`: a signed header frame, our admission, then the encoded
@@ -77,9 +82,16 @@ export class ReportService extends ProtocolService {
         const payload = new Uint8Array(admitted.payloadBytes)
         const deadline = Date.now() + transferDeadlineMs(payload.byteLength, this.#limits)
         let received = 0
+        let asked = performance.now()
         while (received < payload.byteLength) {
           const left = deadline - Date.now()
           if (left <= 0) throw new ProtocolError('ERR_TIMEOUT', `the payload came too slowly (${received} of ${payload.byteLength} bytes in the time allowed)`)
+          // A whole report's buffer is held while it uploads (hours for the largest models at the
+          // slowest rate allowed): once its round has closed it can only be refused, so stop now.
+          if (performance.now() - asked >= STILL_WANTED_EVERY_MS) {
+            asked = performance.now()
+            if (!await this.#sink.stillWanted(unit)) throw new ProtocolError('ERR_STALE', `the round closed while the report was uploading (${received} of ${payload.byteLength} bytes in)`)
+          }
           const frame = await messages.readFrame(Math.min(left, this.#limits.frameIdleTimeoutMs))
           if (received + frame.byteLength > payload.byteLength) {
             throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `payload is larger than the ${payload.byteLength} bytes the header announced`)

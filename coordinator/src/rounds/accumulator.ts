@@ -13,7 +13,8 @@ export class RoundAccumulator {
   readonly sum: Float32Array
   tokens = 0
   reports = 0
-  #lossWeighted = 0
+  /** Each report's claimed last inner-loop loss (finite ones) with its tokens. */
+  readonly #losses: Array<{ loss: number, tokens: number }> = []
   readonly #kept: Contribution[] | null
 
   constructor (roundId: string, paramCount: number, keepReports = false) {
@@ -32,7 +33,7 @@ export class RoundAccumulator {
     this.#kept?.push({ delta, tokens })
     this.tokens += tokens
     this.reports++
-    if (finalLoss !== undefined && Number.isFinite(finalLoss)) this.#lossWeighted += tokens * finalLoss
+    this.#claimLoss(finalLoss, tokens)
   }
 
   /**
@@ -44,7 +45,7 @@ export class RoundAccumulator {
     foldPseudoGradient(codec, payload, this.sum.length, tokens, this.sum)
     this.tokens += tokens
     this.reports++
-    if (finalLoss !== undefined && Number.isFinite(finalLoss)) this.#lossWeighted += tokens * finalLoss
+    this.#claimLoss(finalLoss, tokens)
   }
 
   /** The round's update under `rule`: the running mean for a plain mean, else the rule over the kept reports. */
@@ -65,9 +66,28 @@ export class RoundAccumulator {
     return out
   }
 
-  /** Token-weighted mean of the nodes' last inner-loop losses. */
+  #claimLoss (finalLoss: number | undefined, tokens: number): void {
+    if (finalLoss !== undefined && Number.isFinite(finalLoss)) this.#losses.push({ loss: finalLoss, tokens })
+  }
+
+  /**
+   * The round's training loss: the token-weighted median of the nodes' last inner-loop losses,
+   * null when none claimed one. Each is a node's unchecked claim, so a median: nodes holding
+   * under half the round's tokens cannot move it outside the others' (a mean took one claim of
+   * 1e308 to Infinity, and two of opposite sign to NaN).
+   */
   trainLoss (): number | null {
-    return this.tokens === 0 ? null : this.#lossWeighted / this.tokens
+    if (this.#losses.length === 0) return null
+    const sorted = [...this.#losses].sort((a, b) => a.loss - b.loss)
+    const total = sorted.reduce((t, c) => t + c.tokens, 0)
+    let below = 0
+    for (const [i, c] of sorted.entries()) {
+      below += c.tokens
+      // Exactly half the tokens at or below this loss: the midpoint with the next, as a median of an even count.
+      if (below === total / 2 && i + 1 < sorted.length) return (c.loss + sorted[i + 1]!.loss) / 2
+      if (below > total / 2) return c.loss
+    }
+    return sorted.at(-1)!.loss
   }
 }
 

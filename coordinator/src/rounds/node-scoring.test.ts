@@ -31,7 +31,7 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(async () => { await store?.close() })
 
-const presence = { isOnline: (peerId: string) => online.has(peerId) } as unknown as Presence
+const presence = { isLive: (peerId: string) => online.has(peerId) } as unknown as Presence
 const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ sha256: 'c'.repeat(64), batchSize: 1, seqLen: 2 }) })
 
 async function report (producer: number): Promise<string> {

@@ -56,7 +56,7 @@ export class NodeScoring {
       .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
       .where('nodes.organization_id', 'in', [...serving]).where('nodes.id', '!=', producerNodeId)
       .orderBy('nodes.first_seen_at').execute()
-    const candidates = nodes.filter((n) => presence.isOnline(n.peer_id) && n.organization_id !== producer?.organization_id)
+    const candidates = nodes.filter((n) => presence.isLive(n.peer_id) && n.organization_id !== producer?.organization_id)
       .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0))
     const scorers: typeof candidates = []
     for (const n of candidates) {

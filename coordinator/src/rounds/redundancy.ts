@@ -1,8 +1,9 @@
 // Redundancy sampling (BOINC's homogeneous redundancy): a share of each round's units is handed
 // to a second node with the same ranges, seed and recipe. Where both nodes trained with the same
 // executor on the same class of device, the two deltas must agree up to what floating-point and
-// the codec allow; a pair that does not agree is refused, both reports, and flagged for review,
-// since the coordinator cannot tell which of the two lied.
+// the codec allow; on different classes they must at least point the same way. A pair that does
+// not agree is refused, both reports, and flagged for review, since the coordinator cannot tell
+// which of the two lied.
 import type { CodecName, HardwareProfile } from '@barnraise/protocol'
 
 /** Index pairs [original, twin] into a round's node list. */
@@ -50,6 +51,16 @@ const CODEC_SLACK: Record<CodecName, number> = { fp32: 0, fp16: 2e-3, int8: 5e-2
 export function twinTolerance (innerSteps: number, codec: CodecName): number {
   return SELFTEST_REL_ERROR * STEP_GROWTH * innerSteps + CODEC_SLACK[codec]
 }
+
+/**
+ * The relative L2 distance twins trained on different classes of device may show (a bf16 GPU
+ * beside a float32 CPU, or any pair a node made "different" by what it claims: the class is the
+ * node's own word). Their deltas need not agree closely, but they must point the same way:
+ * ‖a − b‖ ≤ max(‖a‖, ‖b‖) holds exactly when cos(a, b) ≥ min(‖a‖, ‖b‖) / (2 max(‖a‖, ‖b‖)),
+ * at least 0.5 for deltas of equal size. A delta unrelated to the training (random, of any size,
+ * being nearly orthogonal to the honest one in millions of dimensions) or against it lands above.
+ */
+export const CROSS_CLASS_TOLERANCE = 1
 
 /** ‖a − b‖ / max(‖a‖, ‖b‖), in float64; 0 for two zero vectors. */
 export function relativeDistance (a: Float32Array, b: Float32Array): number {

@@ -3,7 +3,7 @@ import { PseudoGradientError, allowedCodecs, canonicalReportMetadataText, decode
 import type { CodecName } from '@barnraise/protocol'
 import type { HardwareProfile, ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { AssignmentStatus, Database, HeldReport } from '../db/schema.ts'
-import { sha256Hex } from '../blobs/blob-store.ts'
+import { sha256HexInSlices } from '../blobs/blob-store.ts'
 import { recordUpload } from '../nodes/upload-rate.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { BlobPins } from '../blobs/blob-pins.ts'
@@ -11,7 +11,9 @@ import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { ReportSink } from '../p2p/report-service.ts'
 import { appendLedgerEntry } from '../ledger/ledger.ts'
-import { creditedCores, creditedDevices, loadDeviceFloor } from '../ledger/device-credit.ts'
+import { creditRow, deviceFloor, loadDeviceFloor } from '../ledger/device-credit.ts'
+import type { RowCredit } from '../ledger/device-credit.ts'
+import { COMPUTE_SLACK_SECONDS, claimComputeTime } from '../ledger/compute-time.ts'
 import { deviceKindOf } from '../ledger/device-hours.ts'
 import type { NewLedgerEntry } from '../ledger/ledger.ts'
 import { l2Norm } from './accumulator.ts'
@@ -19,7 +21,7 @@ import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseScored, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
-import { deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
+import { CROSS_CLASS_TOLERANCE, deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
 import { defencesOf, overlapOf, unitInnerSteps } from '../runs/run-plan.ts'
@@ -48,9 +50,6 @@ export interface ReportIntakeOptions {
   /** Told every verdict (for /metrics): its outcome and, for a refusal, its code. */
   onVerdict?: (outcome: 'accepted' | 'held' | 'refused', code: string | null) => void
 }
-
-/** Clock skew and scheduling slack allowed between a unit's hand-out and its claimed compute time. */
-const COMPUTE_SLACK_SECONDS = 5
 
 /**
  * Checks reports and folds the good ones into their round's running sum. Every verdict,
@@ -122,6 +121,13 @@ export class ReportIntake implements ReportSink {
     }
   }
 
+  /** Whether a report for `assignmentId` can still be accepted or held: the unit is out and its round open. */
+  async stillWanted (assignmentId: string): Promise<boolean> {
+    const a = await this.#o.db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+      .select(['assignments.status', 'rounds.status as round_status']).where('assignments.id', '=', assignmentId).executeTakeFirst()
+    return a !== undefined && a.status === 'assigned' && a.round_status === 'open'
+  }
+
   /** Payload checks, then accept (commit, fold) or refuse; both leave a ledger row. */
   async settle (peerId: string, header: ReportHeader, payload: Uint8Array, uploadSeconds?: number): Promise<ReportResponse> {
     const m = header.metadata
@@ -130,6 +136,10 @@ export class ReportIntake implements ReportSink {
       await recordUpload(this.#o.db, peerId, payload.byteLength, uploadSeconds)
         .catch((err: unknown) => { this.#o.log.error('recording a report upload\'s rate failed', { peerId, runId: m.runId, err }) })
     }
+    // The report is in: its node's turnaround ends here, whenever its verdict comes (rounds/unit-sizing.ts).
+    await this.#o.db.updateTable('assignments').set({ reported_at: new Date() })
+      .where('id', '=', m.assignmentId).where('status', '=', 'assigned')
+      .where('node_id', '=', (eb) => eb.selectFrom('nodes').select('id').where('peer_id', '=', peerId)).execute()
     const result = await this.#locks.with(m.runId, async (): Promise<ReportResponse> => {
       // Pinned until its row has committed, so the sweep of a spent copy cannot delete its file.
       const release = await this.#o.pins.pin(m.payloadSha256)
@@ -196,6 +206,11 @@ export class ReportIntake implements ReportSink {
     // Within what the run allows, the coordinator chose this unit's codec from the node's link.
     const assigned = a.codec ?? spec.codec
     if (m.codec !== assigned) throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `this unit was handed out in codec ${assigned}, not ${m.codec}`)
+    // Doubled units are compared by what trained them; a report that does not say would choose
+    // the looser check for itself. Every unit of such a run asks it, so none is singled out.
+    if (m.executor === undefined && defencesOf(spec).redundancy > 0) {
+      throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', 'this run checks doubled units against each other, so a report must name its executor (the signed v2 form); update the agent')
+    }
     // From here on the signed codec is the unit's: every later decode of this report uses it.
     const expected = encodedByteLength(m.codec, spec.paramCount)
     if (m.payloadBytes !== expected) {
@@ -203,12 +218,22 @@ export class ReportIntake implements ReportSink {
       throw refuseSpent(a.id, 'ERR_WRONG_SHAPE', `${what}: ${m.payloadBytes} bytes announced, the model needs exactly ${expected}`)
     }
     // Credit follows the assignment: a unit cannot train more tokens than it was handed, nor
-    // for longer than it has existed.
+    // for longer than it has existed, nor in time the node's other units already claimed.
     const maxTokens = Math.min(unitInnerSteps(spec, a.inner_steps) * spec.recipe.batchSize * spec.recipe.seqLen, a.tokens)
     if (m.tokens > maxTokens || m.tokens <= 0) throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.tokens} tokens; this unit trains 1 to ${maxTokens}`)
-    const elapsed = (Date.now() - a.created_at.getTime()) / 1000 + COMPUTE_SLACK_SECONDS
-    if (!(m.computeSeconds >= 0 && m.computeSeconds <= elapsed)) {
-      throw refuseSpent(a.id, 'ERR_BAD_REPORT', `claims ${m.computeSeconds} s of compute; this unit was handed out ${Math.round(elapsed - COMPUTE_SLACK_SECONDS)} s ago`)
+    // At most one loss a step (agents sample long curves down; protocol/src/loss-curve.ts).
+    const steps = unitInnerSteps(spec, a.inner_steps)
+    if (m.lossCurve.length > steps) throw refuseSpent(a.id, 'ERR_BAD_REPORT', `its loss curve has ${m.lossCurve.length} points; this unit trains ${steps} steps`)
+    // Last of the header's checks: a claim that fits takes its place on the node's timeline now
+    // (ledger/compute-time.ts). One that does not is refused, not clamped: the seconds are
+    // signed and the ledger row must say what the node signed, and an honest agent never claims
+    // more than its inner loop's wall-clock time, which always fits.
+    const placed = await claimComputeTime(db, a.id, m.computeSeconds)
+    if (!placed.ok) {
+      const since = Math.max(0, Math.round(placed.availableSeconds))
+      throw refuseSpent(a.id, 'ERR_BAD_REPORT', placed.boundBy === 'hand-out'
+        ? `claims ${m.computeSeconds} s of compute; this unit was handed out ${since} s ago`
+        : `claims ${m.computeSeconds} s of compute; this node's earlier reports account for its time until ${since} s ago, so this unit can have trained at most ${since} s (plus ${COMPUTE_SLACK_SECONDS} s of slack)`)
     }
   }
 
@@ -221,7 +246,8 @@ export class ReportIntake implements ReportSink {
       .where('assignments.id', '=', m.assignmentId).executeTakeFirstOrThrow()
     if ((a.status === 'accepted' || a.status === 'held') && a.report_blob === m.payloadSha256) return { ok: true, outcome: a.status, duplicate: true }
     if (a.status !== 'assigned' || a.round_status !== 'open') throw refuseNamed(a.id, 'ERR_STALE', 'the round closed while the report was uploading')
-    const sha = sha256Hex(payload)
+    // In slices: a 1B model's int8 report is about 1 GB, a second of hashing the event loop need not hold.
+    const sha = await sha256HexInSlices(payload)
     if (sha !== m.payloadSha256) throw refuseSpent(a.id, 'ERR_BAD_PAYLOAD', 'payload does not match the signed sha256')
     const spec = await this.#cache.spec(m.runId)
     // Scanning refuses non-finite values (ERR_NON_FINITE) as well as malformed bytes, without a
@@ -235,9 +261,8 @@ export class ReportIntake implements ReportSink {
     }
     let decoded: Float32Array | null = null
     const deltaOf = (): Float32Array => { decoded ??= decodePseudoGradient(m.codec, payload, spec.paramCount); return decoded }
-    const theta = await this.#cache.base(m.runId, a.base_checkpoint)
     if (norm === 0) throw refuseSpent(a.id, 'ERR_EMPTY_DELTA', 'the pseudo-gradient is all zeros: the unit trained nothing, and earns nothing')
-    const bound = this.#o.normBoundRatio * Math.max(1, this.#baseNorm(a.base_checkpoint, theta))
+    const bound = this.#o.normBoundRatio * Math.max(1, await this.#baseNorm(m.runId, a.base_checkpoint))
     if (norm > bound) throw refuseSpent(a.id, 'ERR_NORM_BOUND', `pseudo-gradient norm ${norm.toFixed(3)} exceeds the bound ${bound.toFixed(3)}`)
     const node = await this.#node(peerId)
     if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
@@ -336,8 +361,7 @@ export class ReportIntake implements ReportSink {
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
     // Judged now, from the profile the node has now: a later re-join changes neither.
     const hardware = (await this.#o.db.selectFrom('nodes').select('hardware').where('id', '=', r.node.id).executeTakeFirst())?.hardware
-    const credited = await this.#creditedDevices(m, hardware)
-    const cores = await this.#creditedCores(m, hardware)
+    const { devices: credited, cores } = await this.#credit(m, hardware)
     await this.#o.db.transaction().execute(async (trx) => {
       if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
       await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date(), ...(r.sketch != null ? { sketch: r.sketch } : {}) }).where('id', '=', r.id).execute()
@@ -353,39 +377,28 @@ export class ReportIntake implements ReportSink {
   }
 
   /**
-   * How many of the devices an accepted report names are credited (null when it names none;
-   * ledger/device-credit.ts): what its throughput shows, and for GPU time no more than the
-   * GPUs the node lists now.
-   */
-  async #creditedDevices (m: ReportHeader['metadata'], hardware: HardwareProfile | undefined): Promise<number | null> {
-    if (m.devices === undefined || m.devices === null) return null
-    const spec = await this.#cache.spec(m.runId)
-    const floor = await loadDeviceFloor(this.#o.db, m.runId, spec.paramCount)
-    const listed = deviceKindOf(hardware, m.executor) === 'gpu' ? Math.max(1, hardware?.gpus.length ?? 1) : m.devices
-    const credited = Math.min(listed, creditedDevices(m.devices, m.tokens, m.computeSeconds, floor))
-    if (credited < m.devices) {
-      this.#o.log.warn('device count not shown by throughput', {
-        runId: m.runId, round: m.round, peerId: m.peerId, claimed: m.devices, credited,
-        tokensPerSecond: Math.round(m.tokens / m.computeSeconds), floorPerDevice: Math.round(floor.tokensPerSecond), floorFrom: floor.source
-      })
-    }
-    return credited
-  }
-
-  /**
-   * CPU cores credited to an accepted report counted as CPU time, 0 when it counts as GPU time:
-   * fixed now, from the profile the node has today and the throughput the report shows, so a
+   * What an accepted report is credited (ledger/device-credit.ts's creditRow): whether it is GPU
+   * time (only if its throughput shows at least one device at the run's floor), how many of the
+   * devices it names (as far as its throughput shows them, no more than the GPUs the node lists
+   * now), and for CPU time how many cores. Fixed now, from the profile the node has today, so a
    * later re-join with another profile leaves this row's hours and their kind as they are.
    */
-  async #creditedCores (m: ReportHeader['metadata'], hardware: HardwareProfile | undefined): Promise<number> {
-    if (deviceKindOf(hardware, m.executor) !== 'cpu') return 0
+  async #credit (m: ReportHeader['metadata'], hardware: HardwareProfile | undefined): Promise<RowCredit> {
     const spec = await this.#cache.spec(m.runId)
-    const claimed = hardware?.cpuCores ?? 1
-    const credited = creditedCores(claimed, m.tokens, m.computeSeconds, spec.paramCount)
-    if (credited < claimed) {
-      this.#o.log.info('core count not shown by throughput', { runId: m.runId, round: m.round, peerId: m.peerId, claimed, credited })
+    const kind = deviceKindOf(hardware, m.executor)
+    const devices = m.devices ?? null
+    // The floor is read only where it decides something: GPU time, or a device count.
+    const floor = kind === 'gpu' || devices !== null ? await loadDeviceFloor(this.#o.db, m.runId, spec.paramCount) : deviceFloor([], spec.paramCount)
+    const credit = creditRow({ kind, devices, listedGpus: hardware?.gpus.length ?? 0, cpuCores: hardware?.cpuCores ?? 1, tokens: m.tokens, computeSeconds: m.computeSeconds, paramCount: spec.paramCount }, floor)
+    const rate = { tokensPerSecond: Math.round(m.tokens / m.computeSeconds), floorPerDevice: Math.round(floor.tokensPerSecond), gpuTimeFloor: Math.round(floor.gpuTime), floorFrom: floor.source }
+    if (kind === 'gpu' && credit.cores > 0) {
+      this.#o.log.warn('GPU time not shown by throughput: counted as one CPU core', { runId: m.runId, round: m.round, peerId: m.peerId, ...rate })
+    } else if (kind === 'gpu' && devices !== null && credit.devices !== null && credit.devices < devices) {
+      this.#o.log.warn('device count not shown by throughput', { runId: m.runId, round: m.round, peerId: m.peerId, claimed: devices, credited: credit.devices, ...rate })
+    } else if (kind === 'cpu' && credit.cores < (hardware?.cpuCores ?? 1)) {
+      this.#o.log.info('core count not shown by throughput', { runId: m.runId, round: m.round, peerId: m.peerId, claimed: hardware?.cpuCores ?? 1, credited: credit.cores })
     }
-    return credited
+    return credit
   }
 
   /** The other unit of a redundant pair (whichever of the two this is), or null. */
@@ -410,11 +423,15 @@ export class ReportIntake implements ReportSink {
     const theirs = decodePseudoGradient(held.header.metadata.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
     const myNode = await this.#o.db.selectFrom('nodes').select('hardware').where('peer_id', '=', mine.peerId).executeTakeFirstOrThrow()
     const mineClass = deviceClass(mine.header.metadata.executor, myNode.hardware)
-    const comparable = mineClass !== null && mineClass === deviceClass(held.header.metadata.executor, twin.hardware)
+    const theirClass = deviceClass(held.header.metadata.executor, twin.hardware)
+    const comparable = mineClass !== null && mineClass === theirClass
     const distance = relativeDistance(mine.delta, theirs)
-    const tolerance = twinTolerance(spec.recipe.innerSteps, codec)
-    if (comparable && !(distance <= tolerance)) {
-      const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe on the same class of device (${mineClass}), and the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed): both are held for review and earn nothing`
+    // Different classes still must point the same way: the class is each node's own claim, so
+    // "not comparable" must not mean "not checked".
+    const tolerance = comparable ? twinTolerance(spec.recipe.innerSteps, codec) : CROSS_CLASS_TOLERANCE
+    if (!(distance <= tolerance)) {
+      const devices = comparable ? `on the same class of device (${mineClass})` : `on another class of device (${mineClass ?? 'unnamed'} and ${theirClass ?? 'unnamed'}: only the direction must agree)`
+      const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe ${devices}, and the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed): both are held for review and earn nothing`
       await this.#recordRefusal(twin.peer_id, held.header, refuseScored(twin.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${mine.peerId}`), held.score))
       this.#o.onVerdict?.('refused', 'ERR_REDUNDANCY_MISMATCH')
       throw refuseScored(mine.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${twin.peer_id}`), null)
@@ -441,17 +458,15 @@ export class ReportIntake implements ReportSink {
   }
 
   /**
-   * When the run screens reports: this report's verdict against what was accepted before it
-   * (scored on held-out data when the model is small enough for the coordinator to do it).
-   * Throws the exclusion as a refusal that spends the unit (with its score); returns what to
-   * record once the report is committed, or null when the run does not screen. A quarantined
-   * node's report is scored even where the run does not screen, so its reviewer sees how it
-   * behaves now.
+   * ‖θ‖ of a base checkpoint, computed once per checkpoint (a whole pass over the model) rather
+   * than per report; the checkpoint is loaded only then. Overlapped runs have two rounds open on
+   * two bases, and the run cache holds one: loading θ for every report would read and decode the
+   * whole checkpoint on alternate reports.
    */
-  /** ‖θ‖ of a base checkpoint, computed once per checkpoint (a whole pass over the model) rather than per report. */
-  #baseNorm (sha: string, theta: Float32Array): number {
+  async #baseNorm (runId: string, sha: string): Promise<number> {
     let norm = this.#baseNorms.get(sha)
     if (norm === undefined) {
+      const theta = await this.#cache.base(runId, sha)
       if (this.#baseNorms.size >= 64) this.#baseNorms.clear()
       norm = l2Norm(theta)
       this.#baseNorms.set(sha, norm)
@@ -459,6 +474,14 @@ export class ReportIntake implements ReportSink {
     return norm
   }
 
+  /**
+   * When the run screens reports: this report's verdict against what was accepted before it
+   * (scored on held-out data when the model is small enough for the coordinator to do it).
+   * Throws the exclusion as a refusal that spends the unit (with its score); returns what to
+   * record once the report is committed, or null when the run does not screen. A quarantined
+   * node's report is scored even where the run does not screen, so its reviewer sees how it
+   * behaves now.
+   */
   async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, deltaOf: () => Float32Array, quarantined: boolean): Promise<{ screen: ReportScreen | null, verdict: ScreenVerdict } | null> {
     const spec = await this.#cache.spec(m.runId)
     const screening = defencesOf(spec).screening
@@ -495,6 +518,10 @@ export class ReportIntake implements ReportSink {
     if (refusal.assignmentId === null) return
     const node = await this.#node(peerId)
     if (node === undefined) return
+    // A refusal about a unit already settled (a replay, a duplicate, a report after its round)
+    // changes nothing, and anyone enrolled can send them all day: the ledger keeps the first of
+    // each code for a unit, and none once the run is over (its last signed head would not cover them).
+    if (refusal.unit.kind === 'named' && !await this.#firstOfItsKind(m.runId, refusal.unit.assignmentId, refusal.code)) return
     const quarantined = await db.transaction().execute(async (trx) => {
       if (refusal.unit.kind === 'spent') {
         await trx.updateTable('assignments').set({ status: 'refused', held_report: null, resolved_at: new Date() })
@@ -508,6 +535,16 @@ export class ReportIntake implements ReportSink {
       this.#o.changes.publish('nodes')
     }
     this.#o.changes.publish('ledger', m.runId)
+  }
+
+  /** Whether a refusal naming a settled unit is worth a ledger row: its run still open, and no row with its code for that unit yet. */
+  async #firstOfItsKind (runId: string, assignmentId: string, code: string): Promise<boolean> {
+    const run = await this.#o.db.selectFrom('runs').select('status').where('id', '=', runId).executeTakeFirst()
+    if (run === undefined || run.status === 'completed' || run.status === 'failed') return false
+    const seen = await this.#o.db.selectFrom('ledger').select('seq')
+      .where('assignment_id', '=', assignmentId).where('outcome', '=', 'refused').where('reason', 'like', `${code}:%`)
+      .limit(1).executeTakeFirst()
+    return seen === undefined
   }
 
   async #node (peerId: string): Promise<{ id: string, organization_id: string, quarantine_reason: string | null } | undefined> {

@@ -21,6 +21,8 @@ import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, errorFeedbackDecayOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
 import { measuredTimings, stepsByTiming } from './unit-sizing.ts'
+import { pickFromPool, requeuedPart } from './requeue.ts'
+import { backedOffNodes } from './node-backoff.ts'
 import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
 import { broadcastCodecOf, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
@@ -230,33 +232,50 @@ export class RoundEngine implements WorkSource {
     await this.#o.db.updateTable('checkpoints').set({ val_loss: loss }).where('sha256', '=', sha).where('run_id', '=', runId).execute()
   }
 
-  /** Online, unrevoked nodes of labs that serve this run, oldest first (a stable order keeps assignments predictable). */
-  async #eligibleNodes (runId: string): Promise<Array<{ id: string, peer_id: string, upload_bytes_per_second: number | null }>> {
+  /**
+   * The nodes this run's next round goes to, at most its maxNodes, oldest first (a stable order
+   * keeps assignments predictable): unrevoked nodes of labs that serve the run, connected, and
+   * active lately (a heartbeat or a work request: Presence.isLive; a connection alone costs
+   * nothing to keep). A node whose latest units expired unreported sits the round out
+   * (node-backoff.ts) unless the run has too few nodes without it.
+   */
+  async #eligibleNodes (runId: string, spec: StoredRunSpec): Promise<Array<{ id: string, peer_id: string, organization_id: string, upload_bytes_per_second: number | null }>> {
     const serving = await organizationsServing(this.#o.db, runId)
     if (serving.size === 0) return []
-    const nodes = await this.#o.db.selectFrom('nodes').select(['id', 'peer_id', 'upload_bytes_per_second']).where('revoked_at', 'is', null)
+    const nodes = await this.#o.db.selectFrom('nodes').select(['id', 'peer_id', 'organization_id', 'upload_bytes_per_second']).where('revoked_at', 'is', null)
       .where('organization_id', 'in', [...serving]).orderBy('first_seen_at').execute()
-    return nodes.filter((n) => this.#o.presence.isOnline(n.peer_id))
+    const live = nodes.filter((n) => this.#o.presence.isLive(n.peer_id))
+    const backedOff = await backedOffNodes(this.#o.db, runId, live.map((n) => n.id))
+    if (backedOff.size === 0) return live.slice(0, spec.maxNodes)
+    const ready = live.filter((n) => !backedOff.has(n.id))
+    // A run that could not open a round without them is no faster for their absence (and its
+    // rounds are what ends their backoff): the shortest streaks make up its minNodes.
+    const wanted = new Set([...ready.slice(0, spec.maxNodes), ...live.filter((n) => backedOff.has(n.id))
+      .sort((a, b) => backedOff.get(a.id)! - backedOff.get(b.id)!).slice(0, Math.max(0, spec.minNodes - ready.length))])
+    if (ready.length < spec.minNodes) this.#o.log.info('nodes back from a backoff to make up the run\'s minimum', { runId, nodes: spec.minNodes - ready.length })
+    return live.filter((n) => wanted.has(n))
   }
 
-  /** Each node's measured timing (in `nodes` order), undefined where it has no accepted report in the run yet. */
-  async #timingsOf (db: Kysely<Database>, runId: string, nodes: Array<{ id: string }>, spec: StoredRunSpec): Promise<Array<NodeTiming | undefined>> {
+  /** Each node's measured timing (in `nodes` order) with its lab, undefined where it has no accepted report in the run yet. */
+  async #timingsOf (db: Kysely<Database>, runId: string, nodes: Array<{ id: string, organization_id: string }>, spec: StoredRunSpec): Promise<Array<NodeTiming | undefined>> {
     const timings = await measuredTimings(db, runId, nodes.map((n) => n.id), spec.recipe.innerSteps, overlapOf(spec) !== 'none')
-    return nodes.map((n) => timings.get(n.id))
+    return nodes.map((n) => { const t = timings.get(n.id); return t === undefined ? undefined : { ...t, lab: n.organization_id } })
   }
 
   async #openRound (runId: string, number: number, baseCheckpoint: string, cursor: DataCursor, spec: StoredRunSpec, deadline: Date): Promise<boolean> {
-    const nodes = (await this.#eligibleNodes(runId)).slice(0, spec.maxNodes)
+    const nodes = await this.#eligibleNodes(runId, spec)
     if (nodes.length < spec.minNodes) return false
     const { recipe } = spec
     const window = recipe.seqLen + 1
     const opened = await this.#o.db.transaction().execute(async (trx) => {
-      const round = await trx.insertInto('rounds').values({ run_id: runId, number, status: 'open', base_checkpoint: baseCheckpoint, deadline_at: deadline })
+      // Opened by this clock, the one units are resolved by (a node's backoff counts the rounds opened after its unit expired).
+      const round = await trx.insertInto('rounds').values({ run_id: runId, number, status: 'open', base_checkpoint: baseCheckpoint, deadline_at: deadline, opened_at: new Date() })
         .returning('id').executeTakeFirstOrThrow()
       // Work a vanished or refused node did not finish goes out again before fresh tokens.
-      const pool = await trx.selectFrom('assignments').select(['id', 'ranges', 'tokens', 'inner_steps'])
+      const pool = (await trx.selectFrom('assignments').select(['id', 'ranges', 'inner_steps', 'requeued_steps'])
         .where('run_id', '=', runId).where('status', 'in', ['expired', 'refused']).where('requeued', '=', false)
-        .orderBy('created_at').execute()
+        .orderBy('created_at').execute())
+        .map((p) => ({ id: p.id, ranges: p.ranges, steps: p.inner_steps ?? recipe.innerSteps, handed: p.requeued_steps, innerSteps: p.inner_steps }))
       let next = cursor
       // A twin takes its original's ranges instead of fresh ones; it is never requeued itself
       // (its original's ranges go out again if both fail).
@@ -267,7 +286,8 @@ export class RoundEngine implements WorkSource {
       // Ids are made here so the whole round goes in as one INSERT (one round trip, not one a node).
       const made: Array<{ id: string, ranges: TokenRange[], steps: number | null, codec: CodecName | null }> = []
       const rows: Array<Insertable<AssignmentsTable>> = []
-      const requeuedIds: string[] = []
+      // Pool units handed out again in this round: all of it (true), or their steps so far.
+      const requeued = new Map<string, number | true>()
       // Sized by throughput: each node's own inner steps from its compute speed and its link (unit-sizing.ts); null keeps the run's.
       const allowed = allowedCodecs(spec)
       const timings = spec.unitSizing === 'throughput' || allowed.length > 1 ? await this.#timingsOf(trx, runId, nodes, spec) : null
@@ -290,15 +310,18 @@ export class RoundEngine implements WorkSource {
         if (twins.has(i)) continue
         let ranges: TokenRange[]
         let steps = sized?.[i] ?? null
-        // A requeued unit keeps its size (its ranges were cut for it): one of this node's size
-        // first, else the oldest, so the pool always drains.
-        let requeued = pool.findIndex((p) => (p.inner_steps ?? recipe.innerSteps) === (steps ?? recipe.innerSteps))
-        if (requeued < 0 && pool.length > 0) requeued = 0
-        if (requeued >= 0) {
-          const unit = pool.splice(requeued, 1)[0]!
-          ranges = unit.ranges
-          steps = unit.inner_steps
-          requeuedIds.push(unit.id)
+        // A requeued unit goes out whole where it is no larger than this node's unit, else cut to
+        // this node's size (requeue.ts): never a unit its node cannot train in time, or read.
+        const from = pickFromPool(pool, steps ?? recipe.innerSteps)
+        if (from >= 0) {
+          const unit = pool[from]!
+          const part = requeuedPart(unit, steps ?? recipe.innerSteps, window)
+          ranges = part.ranges
+          // Whole, it keeps its own steps (null: the run's).
+          steps = unit.handed === 0 && part.handed === unit.steps ? unit.innerSteps : part.steps
+          unit.handed = part.handed
+          if (part.handed >= unit.steps) pool.splice(from, 1)
+          requeued.set(unit.id, part.handed >= unit.steps ? true : part.handed)
         } else {
           const taken = takeRanges(next, spec.trainShards, (steps ?? recipe.innerSteps) * recipe.batchSize * window, window)
           ranges = taken.ranges
@@ -317,7 +340,9 @@ export class RoundEngine implements WorkSource {
           status: 'assigned', twin_of: of.id, requeued: true, inner_steps: of.steps, codec: of.codec
         })
       }
-      if (requeuedIds.length > 0) await trx.updateTable('assignments').set({ requeued: true }).where('id', 'in', requeuedIds).execute()
+      const whole = [...requeued].filter(([, h]) => h === true).map(([id]) => id)
+      if (whole.length > 0) await trx.updateTable('assignments').set({ requeued: true }).where('id', 'in', whole).execute()
+      for (const [id, handed] of requeued) if (handed !== true) await trx.updateTable('assignments').set({ requeued_steps: handed }).where('id', '=', id).execute()
       // Postgres takes at most 65,535 parameters a statement: 11 a row.
       for (let i = 0; i < rows.length; i += 5000) await trx.insertInto('assignments').values(rows.slice(i, i + 5000)).execute()
       await trx.updateTable('runs').set({ data_cursor: JSON.stringify(next), updated_at: new Date() }).where('id', '=', runId).execute()
@@ -508,6 +533,8 @@ export class RoundEngine implements WorkSource {
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
+    // Asking is being active: the next round may hand it a unit (Presence.isLive).
+    this.#o.presence.askedForWork(peerId)
     if (after !== undefined) {
       const next = await this.#unitFor(node.id, after)
       if (next !== undefined) return next

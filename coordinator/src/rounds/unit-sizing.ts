@@ -2,32 +2,57 @@
 // units come back at about the same time from a fast GPU on a slow link and a laptop on fibre.
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
+import { MAX_UNIT_INNER_STEPS } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 
 /** A unit is at most this many times the run's inner steps, and at least its share: a node's claim moves its unit only so far. */
 export const MAX_STEP_FACTOR = 4
 
 /**
- * What a node's last units took: compute seconds per inner step (its claim), and the rest of
- * the time from handing a unit out to accepting its report (downloading the base and shards,
- * uploading the report: its link), per unit.
+ * The most inner steps a node's unit of a run with `innerSteps` may get: MAX_STEP_FACTOR× the
+ * run's, and never more than a work unit may carry (an agent cannot even read, or decline, a
+ * larger unit).
  */
-export interface NodeTiming { secondsPerStep: number, overheadSeconds: number }
+export function mostSteps (innerSteps: number): number {
+  return Math.min(MAX_UNIT_INNER_STEPS, innerSteps * MAX_STEP_FACTOR)
+}
 
 /**
- * Inner steps for each node so each unit comes back in about the time the median measured node
- * takes for the run's `innerSteps`: a node's time is its overhead plus steps × its seconds a step.
- * A node not measured yet gets the run's steps; every unit stays within innerSteps / MAX_STEP_FACTOR
- * and innerSteps × MAX_STEP_FACTOR (a node whose transfers alone outlast the round gets the least).
+ * What a node's last units took: compute seconds per inner step (its claim), and the rest of
+ * the time from handing a unit out to receiving its report (downloading the base and shards,
+ * uploading the report: its link), per unit. `lab` is its organization: the round's target is
+ * the median over labs, so one lab's many nodes count once.
+ */
+export interface NodeTiming { secondsPerStep: number, overheadSeconds: number, lab?: string }
+
+/** The middle of a non-empty list of numbers (the mean of the middle two for an even count). */
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  const mid = sorted.length >> 1
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2
+}
+
+/**
+ * Inner steps for each node so each unit comes back in about the time the median lab takes for
+ * the run's `innerSteps`: a node's time is its overhead plus steps × its seconds a step, a lab's
+ * the median of its measured nodes' (a node with no lab is a lab of its own). A node not
+ * measured yet gets the run's steps; every unit stays within innerSteps / MAX_STEP_FACTOR and
+ * mostSteps (a node whose transfers alone outlast the round gets the least).
  */
 export function stepsByTiming (innerSteps: number, timings: Array<NodeTiming | undefined>): number[] {
   const usable = (t: NodeTiming | undefined): t is NodeTiming => t !== undefined && Number.isFinite(t.secondsPerStep) && t.secondsPerStep > 0 && Number.isFinite(t.overheadSeconds) && t.overheadSeconds >= 0
-  const at = timings.filter(usable).map((t) => t.overheadSeconds + innerSteps * t.secondsPerStep).sort((a, b) => a - b)
-  if (at.length === 0) return timings.map(() => innerSteps)
-  const mid = at.length >> 1
-  const target = at.length % 2 === 1 ? at[mid]! : (at[mid - 1]! + at[mid]!) / 2
+  const labs = new Map<string, number[]>()
+  for (const [i, t] of timings.entries()) {
+    if (!usable(t)) continue
+    const key = t.lab !== undefined ? `lab:${t.lab}` : `node:${i}`
+    const times = labs.get(key) ?? []
+    times.push(t.overheadSeconds + innerSteps * t.secondsPerStep)
+    labs.set(key, times)
+  }
+  if (labs.size === 0) return timings.map(() => innerSteps)
+  const target = median([...labs.values()].map(median))
   const least = Math.max(1, Math.ceil(innerSteps / MAX_STEP_FACTOR))
-  const most = innerSteps * MAX_STEP_FACTOR
+  const most = mostSteps(innerSteps)
   return timings.map((t) => {
     if (!usable(t)) return innerSteps
     return Math.min(most, Math.max(least, Math.round((target - t.overheadSeconds) / t.secondsPerStep)))
@@ -36,11 +61,14 @@ export function stepsByTiming (innerSteps: number, timings: Array<NodeTiming | u
 
 /**
  * Each node's timing in this run from its accepted reports: its claimed compute seconds per step,
- * and the rest of each unit's turnaround (handed out → report accepted) as its overhead. With
- * `overlapped` the overhead is taken as none: transfers happen while the node trains, and a
- * unit's turnaround then includes the unit trained before it. A node that under-claims its
- * compute looks fast and gets up to MAX_STEP_FACTOR× the tokens and the weight that goes with
- * them; runs open to strangers should screen (docs/defences.md).
+ * and the median of the rest of its units' turnarounds (handed out → its report's bytes in) as
+ * its overhead. The turnaround ends when the report arrived, not at its verdict: a report held
+ * for its twin or its scorers until the round closes says nothing about its node's link. Rows
+ * from before `reported_at` existed end at their ledger row. With `overlapped` the overhead is
+ * taken as none: transfers happen while the node trains, and a unit's turnaround then includes
+ * the unit trained before it. A node that under-claims its compute looks fast and gets up to
+ * MAX_STEP_FACTOR× the tokens and the weight that goes with them; runs open to strangers
+ * should screen (docs/defences.md).
  */
 export async function measuredTimings (db: Kysely<Database>, runId: string, nodeIds: string[], innerSteps: number, overlapped: boolean): Promise<Map<string, NodeTiming>> {
   if (nodeIds.length === 0) return new Map()
@@ -49,7 +77,7 @@ export async function measuredTimings (db: Kysely<Database>, runId: string, node
     .select(['ledger.node_id',
       sql<number>`sum(coalesce(assignments.inner_steps, ${innerSteps}))::float8`.as('steps'),
       sql<number>`sum(ledger.compute_seconds)::float8`.as('compute'),
-      sql<number>`avg(greatest(0, extract(epoch from ledger.created_at - assignments.created_at) - ledger.compute_seconds))::float8`.as('overhead')])
+      sql<number>`percentile_cont(0.5) within group (order by greatest(0, extract(epoch from coalesce(assignments.reported_at, ledger.created_at) - assignments.created_at) - ledger.compute_seconds))::float8`.as('overhead')])
     .where('ledger.run_id', '=', runId).where('ledger.outcome', '=', 'accepted').where('ledger.node_id', 'in', nodeIds)
     .groupBy('ledger.node_id').execute()
   const out = new Map<string, NodeTiming>()

@@ -1,0 +1,35 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { RoundAccumulator } from './accumulator.ts'
+
+test('the round\'s training loss is the token-weighted median of the claims: liars under half the tokens cannot move it out of the honest range', () => {
+  const delta = new Float32Array([0.1, -0.2, 0.3])
+  const round = (claims: Array<[number | undefined, number]>): number | null => {
+    const acc = new RoundAccumulator('r', 3)
+    for (const [loss, tokens] of claims) acc.fold(delta, tokens, loss)
+    return acc.trainLoss()
+  }
+  // A mean made these Infinity and NaN.
+  assert.equal(round([[3.2, 100], [3.0, 100], [1e308, 100]]), 3.2)
+  assert.equal(round([[3.2, 100], [3.0, 100], [1e308, 50], [-1e308, 50]]), 3.1)
+  assert.equal(round([[3.2, 100], [3.0, 100], [-1e6, 90]]), 3.0)
+  // Weighted by tokens: the node that trained most of the round sets it.
+  assert.equal(round([[2.5, 900], [4.0, 50], [4.1, 50]]), 2.5)
+  assert.equal(round([[2.5, 100]]), 2.5)
+  assert.equal(round([[2.5, 100], [3.5, 100]]), 3.0)
+  // Claims that are missing or not finite are not counted; none at all is no figure.
+  assert.equal(round([[undefined, 100], [Number.NaN, 100], [2.0, 10]]), 2.0)
+  assert.equal(round([[undefined, 100]]), null)
+  assert.equal(round([]), null)
+})
+
+test('foldEncoded counts the claim as fold does', async () => {
+  const { encodePseudoGradient } = await import('@barnraise/protocol')
+  const acc = new RoundAccumulator('r', 300)
+  const payload = encodePseudoGradient('int8', new Float32Array(300).fill(0.01))
+  acc.foldEncoded('int8', payload, 100, 4.5)
+  acc.foldEncoded('int8', payload, 100, 1e308)
+  acc.foldEncoded('int8', payload, 300, 4.0)
+  assert.equal(acc.trainLoss(), 4.0)
+  assert.equal(acc.tokens, 500)
+})

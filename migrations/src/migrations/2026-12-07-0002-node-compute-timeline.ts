@@ -1,0 +1,21 @@
+import type { Kysely } from 'kysely'
+
+/**
+ * A node's claimed compute laid end to end (coordinator/src/ledger/compute-time.ts), so units it
+ * holds at once cannot each claim the same wall-clock time:
+ * - `nodes.credited_until`: where the node's admitted claims end so far; null before its first
+ *   report under this rule (its next claim is bounded by its unit's hand-out alone, as before).
+ * - `assignments.compute_from`: where the unit's claim was placed, so a retried report is judged
+ *   as the first attempt was.
+ * Past rows are left as they are: the ledger's compute seconds are what the nodes signed.
+ */
+export async function up (db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('nodes').addColumn('credited_until', 'timestamptz').execute()
+  await db.schema.alterTable('assignments').addColumn('compute_from', 'timestamptz').execute()
+}
+
+/** Drops both columns. */
+export async function down (db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('assignments').dropColumn('compute_from').execute()
+  await db.schema.alterTable('nodes').dropColumn('credited_until').execute()
+}
