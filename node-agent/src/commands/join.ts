@@ -56,8 +56,9 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     return 2
   }
   const heartbeatSeconds = Number(values['heartbeat-interval'])
-  if (!(heartbeatSeconds > 0 && heartbeatSeconds <= 3600)) {
-    process.stderr.write('barnraise-agent join: --heartbeat-interval must be seconds between 0 and 3600\n')
+  // The coordinator hands units only to nodes it heard from in the last 30 s (Presence.isLive).
+  if (!(heartbeatSeconds > 0 && heartbeatSeconds <= 20)) {
+    process.stderr.write('barnraise-agent join: --heartbeat-interval must be more than 0 and at most 20 seconds: the coordinator hands work only to nodes it heard from in the last 30 s\n')
     return 2
   }
   const threads = Number(values.threads)
