@@ -82,7 +82,7 @@ describe('redundancy sampling', () => {
         assert.equal(disputed.length, 2, `round ${round}: ${ledger.filter((r) => r.round === round).map((r) => r.reason ?? r.outcome).join(' | ')}`)
         assert.ok(disputed.some((r) => r.peerId === started.peerId))
         for (const r of disputed) {
-          assert.match(r.reason ?? '', /^ERR_REDUNDANCY_MISMATCH: .* on another class of device \((typescript and torch-cpu:hostile|torch-cpu:hostile and typescript): only the direction must agree\), and the two pseudo-gradients differ by 2\d\d\.\d\d% \(at most 100\.00% allowed\)/)
+          assert.match(r.reason ?? '', /^ERR_REDUNDANCY_MISMATCH: .* on another class of device \((typescript and torch-cpu:hostile|torch-cpu:hostile and typescript): their direction and size must agree\), and the two pseudo-gradients differ by 2\d\d\.\d\d% \(at most 100\.00% allowed\)/)
           assert.equal(r.tokens, 0)
         }
       }

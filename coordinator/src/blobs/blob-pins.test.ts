@@ -13,13 +13,13 @@ test('pinned bytes are not deleted; unpinned ones are, unless still used', async
   const pins = new BlobPins()
   const unlinked: string[] = []
   const release = await pins.pin('a')
-  const deleted = await pins.deleteUnlessPinned(['a', 'b', 'c'], async () => new Set(['c']), async (sha) => { unlinked.push(sha) })
+  const deleted = await pins.deleteUnlessPinned(['a', 'b', 'c'], async () => new Set(['c']), async (shas) => { unlinked.push(...shas) })
   assert.deepEqual(deleted, ['b'])
   assert.deepEqual(unlinked, ['b'])
   release()
   release()
   assert.equal(pins.pinned('a'), false, 'a release counts once')
-  assert.deepEqual(await pins.deleteUnlessPinned(['a'], async () => new Set(), async (sha) => { unlinked.push(sha) }), ['a'])
+  assert.deepEqual(await pins.deleteUnlessPinned(['a'], async () => new Set(), async (shas) => { unlinked.push(...shas) }), ['a'])
 })
 
 test('a writer that pins while the sweep is checking keeps the file', async () => {
@@ -28,7 +28,7 @@ test('a writer that pins while the sweep is checking keeps the file', async () =
   const answer = gate()
   const unlinked: string[] = []
   // The sweep has looked for rows (none yet), and a writer pins before it unlinks.
-  const sweep = pins.deleteUnlessPinned(['x'], async () => { asked.open(); await answer.opened; return new Set() }, async (sha) => { unlinked.push(sha) })
+  const sweep = pins.deleteUnlessPinned(['x'], async () => { asked.open(); await answer.opened; return new Set() }, async (shas) => { unlinked.push(...shas) })
   await asked.opened
   let pinned = false
   const writer = pins.pin('x').then((release) => { pinned = true; return release })

@@ -36,21 +36,18 @@ export class BlobPins {
   }
 
   /**
-   * Unlinks each of `shas` unless it is pinned, already being deleted, or among those `stillUsed`
-   * names. `stillUsed` is asked once, after the deletions are marked, so a writer that pins one
-   * meanwhile waits for its deletion and then writes the file afresh. Resolves the shas deleted.
+   * Removes (rows and files, as `remove` does) those of `shas` not pinned, not already being
+   * deleted, and not among those `stillUsed` names. `stillUsed` is asked once, after the
+   * deletions are marked, so a writer that pins one meanwhile waits for its deletion and then
+   * writes it afresh. Resolves the shas removed.
    */
-  async deleteUnlessPinned (shas: readonly string[], stillUsed: (shas: string[]) => Promise<Set<string>>, unlink: (sha256: string) => Promise<void>): Promise<string[]> {
+  async deleteUnlessPinned (shas: readonly string[], stillUsed: (shas: string[]) => Promise<Set<string>>, remove: (shas: string[]) => Promise<void>): Promise<string[]> {
     const mine = [...new Set(shas)].filter((sha) => !this.#pins.has(sha) && !this.#deleting.has(sha))
     if (mine.length === 0) return []
     const run = (async () => {
       const used = await stillUsed(mine)
-      const deleted: string[] = []
-      for (const sha of mine) {
-        if (used.has(sha) || this.#pins.has(sha)) continue
-        await unlink(sha)
-        deleted.push(sha)
-      }
+      const deleted = mine.filter((sha) => !used.has(sha) && !this.#pins.has(sha))
+      if (deleted.length > 0) await remove(deleted)
       return deleted
     })()
     for (const sha of mine) this.#deleting.set(sha, run)

@@ -182,6 +182,8 @@ export interface AssignmentsTable {
   codec: CodecName | null
   /** where its report's claimed compute was placed on its node's timeline (ledger/compute-time.ts); null before a report was admitted */
   compute_from: NullableTimestamp
+  /** how many seconds that placed claim was: a re-sent report claiming more is placed afresh */
+  compute_claimed_seconds: ColumnType<number | null, number | null | undefined, number | null>
 }
 
 /** One node's scoring of another node's held report (models too large for the coordinator to score). */

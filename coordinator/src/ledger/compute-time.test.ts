@@ -9,21 +9,21 @@ const at = (s: number): Date => new Date(Date.UTC(2026, 11, 6) + s * 1000)
 
 test('a claim is placed from the later of its hand-out and the node\'s earlier claims, and must end by now plus the slack', () => {
   // Alone: anything up to the unit's age (plus slack) fits, as before.
-  assert.deepEqual(placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, computeSeconds: 60, now: at(60) }), { ok: true, from: at(0), until: at(60) })
-  assert.equal(placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, computeSeconds: 60 + COMPUTE_SLACK_SECONDS, now: at(60) }).ok, true)
-  const late = placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, computeSeconds: 66, now: at(60) })
+  assert.deepEqual(placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, placedSeconds: null, computeSeconds: 60, now: at(60) }), { ok: true, from: at(0), until: at(60) })
+  assert.equal(placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, placedSeconds: null, computeSeconds: 60 + COMPUTE_SLACK_SECONDS, now: at(60) }).ok, true)
+  const late = placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, placedSeconds: null, computeSeconds: 66, now: at(60) })
   assert.deepEqual(late, { ok: false, from: at(0), availableSeconds: 60, boundBy: 'hand-out' })
   // Two units handed out together (an overlapped run's look-ahead): the second starts where the first's claim ended.
-  const second = placeCompute({ handedOutAt: at(0), creditedUntil: at(60), placedFrom: null, computeSeconds: 60, now: at(60) })
+  const second = placeCompute({ handedOutAt: at(0), creditedUntil: at(60), placedFrom: null, placedSeconds: null, computeSeconds: 60, now: at(60) })
   assert.deepEqual(second, { ok: false, from: at(60), availableSeconds: 0, boundBy: 'earlier claims' })
   // An honest node trains it after the first: by the time it reports, its time has passed.
-  assert.deepEqual(placeCompute({ handedOutAt: at(0), creditedUntil: at(60), placedFrom: null, computeSeconds: 55, now: at(118) }), { ok: true, from: at(60), until: at(115) })
+  assert.deepEqual(placeCompute({ handedOutAt: at(0), creditedUntil: at(60), placedFrom: null, placedSeconds: null, computeSeconds: 55, now: at(118) }), { ok: true, from: at(60), until: at(115) })
   // Time before a unit was handed out is not claimable, whatever the node did before.
-  assert.equal(placeCompute({ handedOutAt: at(100), creditedUntil: at(10), placedFrom: null, computeSeconds: 30, now: at(110) }).ok, false)
+  assert.equal(placeCompute({ handedOutAt: at(100), creditedUntil: at(10), placedFrom: null, placedSeconds: null, computeSeconds: 30, now: at(110) }).ok, false)
   // A retry keeps its unit's place.
-  assert.deepEqual(placeCompute({ handedOutAt: at(0), creditedUntil: at(60), placedFrom: at(0), computeSeconds: 60, now: at(61) }), { ok: true, from: at(0), until: at(60) })
+  assert.deepEqual(placeCompute({ handedOutAt: at(0), creditedUntil: at(60), placedFrom: at(0), placedSeconds: 60, computeSeconds: 60, now: at(61) }), { ok: true, from: at(0), until: at(60) })
   // Nonsense is refused.
-  for (const computeSeconds of [-1, Number.NaN, Infinity, 1e308]) assert.equal(placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, computeSeconds, now: at(60) }).ok, false)
+  for (const computeSeconds of [-1, Number.NaN, Infinity, 1e308]) assert.equal(placeCompute({ handedOutAt: at(0), creditedUntil: null, placedFrom: null, placedSeconds: null, computeSeconds, now: at(60) }).ok, false)
 })
 
 test('an honest node\'s claims, packed as early as they can be, never pass its real training', () => {
@@ -39,7 +39,7 @@ test('an honest node\'s claims, packed as early as they can be, never pass its r
     clock += random() * 5 // download, decode
     const seconds = random() * 40
     clock += seconds
-    const placed = placeCompute({ handedOutAt: at(handedOut), creditedUntil, placedFrom: null, computeSeconds: seconds, now: at(clock), slackSeconds: 0.002 })
+    const placed = placeCompute({ handedOutAt: at(handedOut), creditedUntil, placedFrom: null, placedSeconds: null, computeSeconds: seconds, now: at(clock), slackSeconds: 0.002 })
     assert.ok(placed.ok, `unit ${i}`)
     assert.ok(placed.until.getTime() <= at(clock).getTime() + 2)
     creditedUntil = placed.until
@@ -100,4 +100,18 @@ test('units held at once share the node\'s time: the second claim of the same se
   const [a, b] = [await unit(30), await unit(30)]
   const both = await Promise.all([claimComputeTime(db, a, 25), claimComputeTime(db, b, 25)])
   assert.deepEqual(both.map((p) => p.ok).sort(), [false, true])
+})
+
+test('a unit placed early with a moment\'s claim cannot come back for the time another unit claimed after it', async () => {
+  await db.updateTable('nodes').set({ credited_until: null }).where('id', '=', nodeId).execute()
+  const [a, b] = [await unit(60), await unit(60)]
+  // A claims a moment (its upload then dropped), B claims the minute after it.
+  assert.equal((await claimComputeTime(db, a, 0.001)).ok, true)
+  assert.equal((await claimComputeTime(db, b, 59.9)).ok, true)
+  // A re-sent claiming the whole minute is placed afresh, after B: it does not fit.
+  const back = await claimComputeTime(db, a, 60)
+  assert.equal(back.ok, false)
+  assert.equal(!back.ok && back.boundBy, 'earlier claims')
+  // The same moment again (an honest retry) keeps its place.
+  assert.equal((await claimComputeTime(db, a, 0.001)).ok, true)
 })

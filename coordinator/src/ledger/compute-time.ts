@@ -13,7 +13,8 @@
 // the node's row: two reports sent at once cannot both claim the same seconds, and a report
 // held for its redundancy twin and accepted later keeps the place it got on arrival, so the
 // order of acceptances does not matter. A unit's place is kept on the unit
-// (`assignments.compute_from`), so a retry of a report whose upload failed is judged as before.
+// (`assignments.compute_from`, with the seconds claimed there), so a retry of a report whose
+// upload failed is judged as before; a retry claiming more is placed afresh.
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
@@ -28,12 +29,15 @@ export type ComputePlacement =
 
 /**
  * Places `computeSeconds` on a node's timeline: from `placedFrom` when the unit already has a
- * place (a retry), else from max(`handedOutAt`, `creditedUntil`). It fits when it ends by
- * `now` plus the slack.
+ * place and the claim is no longer than the one placed there (a retry), else from
+ * max(`handedOutAt`, `creditedUntil`). It fits when it ends by `now` plus the slack. A longer
+ * re-claim is placed afresh: kept at its early place, a unit could first claim a moment, let
+ * another unit claim the time after it, then come back claiming all of it.
  */
-export function placeCompute (o: { handedOutAt: Date, creditedUntil: Date | null, placedFrom: Date | null, computeSeconds: number, now: Date, slackSeconds?: number }): ComputePlacement {
+export function placeCompute (o: { handedOutAt: Date, creditedUntil: Date | null, placedFrom: Date | null, placedSeconds: number | null, computeSeconds: number, now: Date, slackSeconds?: number }): ComputePlacement {
   const slack = o.slackSeconds ?? COMPUTE_SLACK_SECONDS
-  const start = o.placedFrom ?? new Date(Math.max(o.handedOutAt.getTime(), o.creditedUntil?.getTime() ?? -Infinity))
+  const kept = o.placedFrom !== null && o.placedSeconds !== null && o.computeSeconds <= o.placedSeconds
+  const start = kept ? o.placedFrom! : new Date(Math.max(o.handedOutAt.getTime(), o.creditedUntil?.getTime() ?? -Infinity))
   const availableSeconds = (o.now.getTime() - start.getTime()) / 1000
   if (Number.isFinite(o.computeSeconds) && o.computeSeconds >= 0 && o.computeSeconds <= availableSeconds + slack) {
     return { ok: true, from: start, until: new Date(start.getTime() + o.computeSeconds * 1000) }
@@ -49,13 +53,17 @@ export function placeCompute (o: { handedOutAt: Date, creditedUntil: Date | null
  */
 export async function claimComputeTime (db: Kysely<Database>, assignmentId: string, computeSeconds: number): Promise<ComputePlacement> {
   return await db.transaction().execute(async (trx) => {
-    // The unit first, then its node: every claim takes the two locks in this order.
-    const unit = await trx.selectFrom('assignments').select(['node_id', 'created_at', 'compute_from']).where('id', '=', assignmentId).forUpdate().executeTakeFirstOrThrow()
-    const node = await trx.selectFrom('nodes').select('credited_until').where('id', '=', unit.node_id).forUpdate().executeTakeFirstOrThrow()
+    // The node first, then its unit: the order revoking a node takes them in (nodes/nodes.ts),
+    // so a report and a revoke at once wait for each other instead of deadlocking.
+    const { node_id: nodeId } = await trx.selectFrom('assignments').select('node_id').where('id', '=', assignmentId).executeTakeFirstOrThrow()
+    const node = await trx.selectFrom('nodes').select('credited_until').where('id', '=', nodeId).forUpdate().executeTakeFirstOrThrow()
+    const unit = await trx.selectFrom('assignments').select(['node_id', 'created_at', 'compute_from', 'compute_claimed_seconds']).where('id', '=', assignmentId).forUpdate().executeTakeFirstOrThrow()
     const { now } = (await sql<{ now: Date }>`select clock_timestamp() as now`.execute(trx)).rows[0]!
-    const placed = placeCompute({ handedOutAt: unit.created_at, creditedUntil: node.credited_until, placedFrom: unit.compute_from, computeSeconds, now })
+    const placed = placeCompute({ handedOutAt: unit.created_at, creditedUntil: node.credited_until, placedFrom: unit.compute_from, placedSeconds: unit.compute_claimed_seconds, computeSeconds, now })
     if (placed.ok) {
-      if (unit.compute_from === null) await trx.updateTable('assignments').set({ compute_from: placed.from }).where('id', '=', assignmentId).execute()
+      if (unit.compute_from === null || placed.from.getTime() !== unit.compute_from.getTime() || computeSeconds > (unit.compute_claimed_seconds ?? 0)) {
+        await trx.updateTable('assignments').set({ compute_from: placed.from, compute_claimed_seconds: computeSeconds }).where('id', '=', assignmentId).execute()
+      }
       if (node.credited_until === null || placed.until > node.credited_until) {
         await trx.updateTable('nodes').set({ credited_until: placed.until }).where('id', '=', unit.node_id).execute()
       }

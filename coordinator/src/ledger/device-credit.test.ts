@@ -4,7 +4,7 @@ import type { Kysely } from 'kysely'
 import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
 import { runDeliveredHours } from '../pledges/run-deliveries.ts'
-import { MIN_CORE_FLOPS, MIN_DEVICE_FLOPS, MIN_FLOOR_SHARE, creditRow, creditedCores, creditedDevices, deviceFloor, fixedFloorTokensPerSecond, loadDeviceFloor, nodeRates } from './device-credit.ts'
+import { MIN_CORE_FLOPS, MIN_DEVICE_FLOPS, MIN_FLOOR_SHARE, creditRow, creditedCores, creditedDevices, deviceFloor, fixedFloorTokensPerSecond, gpuTimeFloorTokensPerSecond, loadDeviceFloor, nodeRates } from './device-credit.ts'
 import type { DeviceFloor, RowClaim } from './device-credit.ts'
 import { deviceHours } from './device-hours.ts'
 import { appendLedgerEntry, readLedger } from './ledger.ts'
@@ -131,9 +131,10 @@ test('the floor is one rate per node and never below half the fixed floor: sandb
   assert.equal(deviceFloor(nodeRates(rows), PARAMS).tokensPerSecond, 0.5 * 501_000, 'the third slowest of nine nodes: an honest one')
   // A node's rate is the median of its rows: one odd row of its own does not move it.
   assert.deepEqual(nodeRates([{ node: 'a', rate: 300_000 }, { node: 'a', rate: 1 }, { node: 'a', rate: 310_000 }, { node: 'b', rate: 0 }]), [300_000])
-  // A run of fast GPUs still counts an honest slower one as GPU time (at the fixed floor), just fewer devices per claim.
+  // A run of fast GPUs still counts an honest slower one as GPU time (at 1 TFLOP/s), just fewer devices per claim.
   const fast = deviceFloor([2_000_000, 2_100_000, 1_900_000], PARAMS)
-  assert.equal(fast.gpuTime, fixed)
+  assert.equal(fast.gpuTime, gpuTimeFloorTokensPerSecond(PARAMS))
+  assert.ok(Math.abs(gpuTimeFloorTokensPerSecond(PARAMS) - fixed / 10) < 1e-9 * fixed)
   assert.deepEqual(creditRow(gpuRow({ tokens: 100_000 * 60, computeSeconds: 60 }), fast), { devices: null, cores: 0 })
   assert.deepEqual(creditRow(gpuRow({ tokens: 100_000 * 60, computeSeconds: 60, devices: 4, listedGpus: 4 }), fast), { devices: 1, cores: 0 })
 })
@@ -170,7 +171,7 @@ test('the floor is read from the run\'s accepted single-GPU torch-cuda rows, one
   assert.equal((await loadDeviceFloor(db, runId, PARAMS)).source, 'fixed floor', 'three rows of one node are one node, not enough')
   await row(nodes.b, 280_000, 1)
   await row(nodes.c, 320_000, 1)
-  assert.deepEqual(await loadDeviceFloor(db, runId, PARAMS), { tokensPerSecond: 140_000, gpuTime: fixedFloorTokensPerSecond(PARAMS), source: 'run' })
+  assert.deepEqual(await loadDeviceFloor(db, runId, PARAMS), { tokensPerSecond: 140_000, gpuTime: gpuTimeFloorTokensPerSecond(PARAMS), source: 'run' })
   // A node filing many slow rows is one slow node among four: it sets the 25th percentile, but no lower than the clamp.
   for (let i = 0; i < 20; i++) await row(nodes.slow, 10, 1)
   assert.equal((await loadDeviceFloor(db, runId, PARAMS)).tokensPerSecond, MIN_FLOOR_SHARE * fixedFloorTokensPerSecond(PARAMS))
@@ -189,4 +190,13 @@ test('the floor is read from the run\'s accepted single-GPU torch-cuda rows, one
   // torch-cpu row's), 10 s × 8 credited; then 3600 s × 8 credited. The trickle is one core-hour.
   assert.ok(Math.abs(gpuHours - (3 + 2 + 20 + 80 + 8 * 3600) / 3600) < 1e-9, `${gpuHours}`)
   assert.ok(Math.abs(cpuCoreHours - (64 + 4 + 4 + 3600) / 3600) < 1e-9, `${cpuCoreHours}`)
+})
+
+test('an fp32 GPU on a real model is GPU time before the run has its own floor; a CPU-sized rate is not', () => {
+  // 125M parameters: a T4 in float32 trains about 3 TFLOP/s, 4,000 tokens/s; the device floor (10 TFLOP/s) is 13,333.
+  const params = 125e6
+  const floor = deviceFloor([], params)
+  assert.deepEqual(creditRow({ kind: 'gpu', devices: null, listedGpus: 1, cpuCores: 8, tokens: 4000 * 600, computeSeconds: 600, paramCount: params }, floor), { devices: null, cores: 0 })
+  // 100 tokens/s (0.075 TFLOP/s) is what a few CPU cores do: one core of credit, whatever it lists.
+  assert.deepEqual(creditRow({ kind: 'gpu', devices: null, listedGpus: 1, cpuCores: 8, tokens: 100 * 600, computeSeconds: 600, paramCount: params }, floor), { devices: null, cores: 1 })
 })

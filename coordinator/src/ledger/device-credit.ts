@@ -10,12 +10,13 @@
 // rows never set the floor below half the fixed one (5 TFLOP/s), so nodes that file slow rows
 // on purpose cannot pull it down further. A row from a GPU (a node that lists one, training
 // with torch-cuda or naming no executor) counts as GPU time only if it shows at least the floor
-// for one device (at most the fixed floor, so a run of fast GPUs does not demote an honest
-// slower one); otherwise it counts as one CPU core. A GPU-time row is credited as many of the
+// for one device, or 1 TFLOP/s where that is lower (MIN_GPU_TIME_FLOPS: so a run of fast GPUs
+// does not demote an honest slower one, nor the fixed floor an fp32 card); otherwise it counts
+// as one CPU core. A GPU-time row is credited as many of the
 // devices it names as its rate clears the floor for. So a node with one GPU that signs 64 earns
 // about 2 GPU-hours an hour beside peers with the same GPU, not 64; and whatever seconds it
-// claims, a row's GPU-hours never exceed its tokens at the floor's rate (the lower of the run's
-// floor and the fixed one), so a credited GPU-hour always stands for work.
+// claims, a row's GPU-hours never exceed its tokens at the GPU-time floor's rate (the lower of the
+// run's floor and 1 TFLOP/s), so a credited GPU-hour always stands for work.
 import { sql } from 'kysely'
 import type { Kysely, Transaction } from 'kysely'
 import type { Database } from '../db/schema.ts'
@@ -39,13 +40,22 @@ export const REFERENCE_SHARE = 0.5
 /** The run's rows never set the floor below this share of the fixed floor (MIN_DEVICE_FLOPS). */
 export const MIN_FLOOR_SHARE = 0.5
 
+/**
+ * The least a row from a GPU must show to count as GPU time at all, in FLOP/s: a tenth of the
+ * device floor. Any GPU of the last decade clears it on a real model, fp32 ones (a T4) included,
+ * where 10 TFLOP/s would have demoted them; a CPU-only machine claiming a GPU does not, short of
+ * a large server doing work of that size. The demo presets (tiny, small) are too small for any
+ * GPU to show it (kernel launches, not FLOPs, bound them), so there a GPU's rows are core-time.
+ */
+export const MIN_GPU_TIME_FLOPS = 1e12
+
 /** What a report's device count and GPU time are judged against. */
 export interface DeviceFloor {
   /** tokens/s each device a report names must show to be credited */
   tokensPerSecond: number
   /**
-   * tokens/s a row must show to count as GPU time at all: the floor, or the fixed floor where
-   * the run's is higher (a run of fast GPUs does not demote an honest slower one to CPU time)
+   * tokens/s a row must show to count as GPU time at all: the floor, or MIN_GPU_TIME_FLOPS' rate
+   * where that is lower (a run of fast GPUs does not demote an honest slower one to CPU time)
    */
   gpuTime: number
   /** where the floor came from, for the log */
@@ -55,6 +65,11 @@ export interface DeviceFloor {
 /** The fixed floor's tokens/s for a model of `paramCount` parameters (6 × parameters × tokens/s = MIN_DEVICE_FLOPS). */
 export function fixedFloorTokensPerSecond (paramCount: number): number {
   return MIN_DEVICE_FLOPS / (6 * Math.max(1, paramCount))
+}
+
+/** The tokens/s a row must show to count as GPU time at all on a model of `paramCount` parameters (MIN_GPU_TIME_FLOPS). */
+export function gpuTimeFloorTokensPerSecond (paramCount: number): number {
+  return MIN_GPU_TIME_FLOPS / (6 * Math.max(1, paramCount))
 }
 
 /**
@@ -68,9 +83,9 @@ export function deviceFloor (perNodeRates: number[], paramCount: number): Device
   if (rates.length >= MIN_REFERENCE_NODES) {
     const slower = rates[Math.floor(REFERENCE_PERCENTILE * (rates.length - 1))]!
     const floor = Math.max(REFERENCE_SHARE * slower, MIN_FLOOR_SHARE * fixed)
-    return { tokensPerSecond: floor, gpuTime: Math.min(floor, fixed), source: 'run' }
+    return { tokensPerSecond: floor, gpuTime: Math.min(floor, gpuTimeFloorTokensPerSecond(paramCount)), source: 'run' }
   }
-  return { tokensPerSecond: fixed, gpuTime: fixed, source: 'fixed floor' }
+  return { tokensPerSecond: fixed, gpuTime: gpuTimeFloorTokensPerSecond(paramCount), source: 'fixed floor' }
 }
 
 /**

@@ -22,8 +22,8 @@ export interface ReportSink {
    * `uploadSeconds`: from our "proceed" to the payload's last byte, the node's link as we saw it.
    */
   settle: (peerId: string, header: ReportHeader, payload: Uint8Array, uploadSeconds: number) => Promise<ReportResponse>
-  /** Whether a report for this unit can still count (the unit is out and its round open): asked during long uploads. */
-  stillWanted: (assignmentId: string) => Promise<boolean>
+  /** Whether an upload of these bytes for this unit can still count (its round open; the unit out, or this report's retry): asked during long uploads. */
+  stillWanted: (assignmentId: string, sha256: string) => Promise<boolean>
 }
 
 /** How often a long upload asks whether its round is still open: a closed round's upload is cut, not buffered to the end. */
@@ -90,7 +90,7 @@ export class ReportService extends ProtocolService {
           // slowest rate allowed): once its round has closed it can only be refused, so stop now.
           if (performance.now() - asked >= STILL_WANTED_EVERY_MS) {
             asked = performance.now()
-            if (!await this.#sink.stillWanted(unit)) throw new ProtocolError('ERR_STALE', `the round closed while the report was uploading (${received} of ${payload.byteLength} bytes in)`)
+            if (!await this.#sink.stillWanted(unit, header.metadata.payloadSha256)) throw new ProtocolError('ERR_STALE', `the round closed while the report was uploading (${received} of ${payload.byteLength} bytes in)`)
           }
           const frame = await messages.readFrame(Math.min(left, this.#limits.frameIdleTimeoutMs))
           if (received + frame.byteLength > payload.byteLength) {

@@ -80,3 +80,20 @@ test('a node whose latest units expired at their deadline sits out the next roun
   assert.deepEqual([...await backedOffNodes(db, a, all)], [])
   assert.deepEqual([...await backedOffNodes(db, a, [])], [])
 })
+
+test('a unit declined or refused in the second half of its round counts as an expiry; one declined at once does not', async () => {
+  const a = await run()
+  const r1 = await round(a, 1000)
+  const shirker = await node()
+  const honest = await node()
+  // Took the unit and declined it a second before the deadline: the round waited as for silence.
+  await unit(a, r1, shirker, 'refused', 1059)
+  // Declined at once, as an agent does with a unit it cannot train.
+  await unit(a, r1, honest, 'refused', 1002)
+  assert.deepEqual([...await backedOffNodes(db, a, [shirker, honest])], [[shirker, 1]])
+  const r2 = await round(a, 1061)
+  await unit(a, r2, shirker, 'refused', 1119)
+  await round(a, 1121)
+  // Two late ones in a row: two rounds out, and one opened since.
+  assert.deepEqual([...await backedOffNodes(db, a, [shirker, honest])], [[shirker, 2]])
+})

@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import type { HardwareProfile } from '@barnraise/protocol'
-import { deviceClass, pickTwins, relativeDistance, twinTolerance } from './redundancy.ts'
+import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, deviceClass, normRatio, pickTwins, relativeDistance, twinTolerance } from './redundancy.ts'
 
 test('pickTwins doubles floor(fraction × units) units, each with a distinct original, and changes the choice by round', () => {
   assert.deepEqual(pickTwins(5, 0, 1), [])
@@ -38,4 +38,22 @@ test('device classes: TypeScript everywhere alike, torch by GPU or CPU model, un
   assert.equal(deviceClass('torch-cpu', hw()), 'torch-cpu:EPYC 9654')
   assert.equal(deviceClass(undefined, hw()), null)
   assert.equal(deviceClass('something-else', hw()), null)
+})
+
+test('across device classes: a small vector leaning toward the training points the right way but is not the same size', () => {
+  const n = 10_000
+  const honest = new Float32Array(n)
+  const hint = new Float32Array(n)
+  let s = 7
+  const next = (): number => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s / 0x7fffffff - 0.5 }
+  for (let i = 0; i < n; i++) { honest[i] = next(); hint[i] = 0.2 * honest[i]! + next() }
+  // A tenth of the honest size along a vector with cosine ~0.2 to it: within the distance bound, far off in size.
+  const scale = 0.1 * Math.sqrt(honest.reduce((t, x) => t + x * x, 0) / hint.reduce((t, x) => t + x * x, 0))
+  const lazy = hint.map((x) => x * scale)
+  assert.ok(relativeDistance(lazy, honest) <= CROSS_CLASS_TOLERANCE)
+  assert.ok(normRatio(lazy, honest) < CROSS_CLASS_NORM_RATIO)
+  // An honest twin on other hardware: the same delta up to a few percent.
+  const other = honest.map((x) => x * (1 + 0.03 * next()))
+  assert.ok(normRatio(other, honest) > 0.95)
+  assert.equal(normRatio(new Float32Array(3), new Float32Array(3)), 1)
 })

@@ -62,6 +62,26 @@ export function twinTolerance (innerSteps: number, codec: CodecName): number {
  */
 export const CROSS_CLASS_TOLERANCE = 1
 
+/**
+ * The least ratio of the smaller twin's norm to the larger's across device classes. Pointing the
+ * same way alone lets a node that trained nothing pass with a small multiple of any vector that
+ * leans toward the training (the last published update, say); honest twins trained the same
+ * steps on the same data and land at about the same size.
+ */
+export const CROSS_CLASS_NORM_RATIO = 0.5
+
+/** min(‖a‖, ‖b‖) / max(‖a‖, ‖b‖), in float64; 1 for two zero vectors. */
+export function normRatio (a: Float32Array, b: Float32Array): number {
+  let na = 0
+  let nb = 0
+  for (let i = 0; i < a.length; i++) {
+    na += a[i]! * a[i]!
+    nb += b[i]! * b[i]!
+  }
+  const big = Math.max(na, nb)
+  return big === 0 ? 1 : Math.sqrt(Math.min(na, nb) / big)
+}
+
 /** ‖a − b‖ / max(‖a‖, ‖b‖), in float64; 0 for two zero vectors. */
 export function relativeDistance (a: Float32Array, b: Float32Array): number {
   let diff = 0

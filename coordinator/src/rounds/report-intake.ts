@@ -1,3 +1,4 @@
+import { sql } from 'kysely'
 import type { Kysely, Transaction } from 'kysely'
 import { PseudoGradientError, allowedCodecs, canonicalReportMetadataText, decodePseudoGradient, encodedByteLength, scanPseudoGradient, verifyReportSignature } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
@@ -21,7 +22,7 @@ import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseScored, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
-import { CROSS_CLASS_TOLERANCE, deviceClass, relativeDistance, twinTolerance } from './redundancy.ts'
+import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, deviceClass, normRatio, relativeDistance, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
 import { defencesOf, overlapOf, unitInnerSteps } from '../runs/run-plan.ts'
@@ -121,11 +122,16 @@ export class ReportIntake implements ReportSink {
     }
   }
 
-  /** Whether a report for `assignmentId` can still be accepted or held: the unit is out and its round open. */
-  async stillWanted (assignmentId: string): Promise<boolean> {
+  /**
+   * Whether an upload of `sha256` for `assignmentId` can still be answered as it would have been
+   * when admitted: its round is open, and the unit still out, or already accepted or held with
+   * these bytes (a retry after a lost reply, answered "accepted" again).
+   */
+  async stillWanted (assignmentId: string, sha256: string): Promise<boolean> {
     const a = await this.#o.db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.status', 'rounds.status as round_status']).where('assignments.id', '=', assignmentId).executeTakeFirst()
-    return a !== undefined && a.status === 'assigned' && a.round_status === 'open'
+      .select(['assignments.status', 'assignments.report_blob', 'rounds.status as round_status']).where('assignments.id', '=', assignmentId).executeTakeFirst()
+    if (a === undefined || a.round_status !== 'open') return false
+    return a.status === 'assigned' || ((a.status === 'accepted' || a.status === 'held') && a.report_blob === sha256)
   }
 
   /** Payload checks, then accept (commit, fold) or refuse; both leave a ledger row. */
@@ -137,7 +143,8 @@ export class ReportIntake implements ReportSink {
         .catch((err: unknown) => { this.#o.log.error('recording a report upload\'s rate failed', { peerId, runId: m.runId, err }) })
     }
     // The report is in: its node's turnaround ends here, whenever its verdict comes (rounds/unit-sizing.ts).
-    await this.#o.db.updateTable('assignments').set({ reported_at: new Date() })
+    // The database's clock, as the unit's hand-out: turnaround is their difference.
+    await this.#o.db.updateTable('assignments').set({ reported_at: sql<Date>`clock_timestamp()` })
       .where('id', '=', m.assignmentId).where('status', '=', 'assigned')
       .where('node_id', '=', (eb) => eb.selectFrom('nodes').select('id').where('peer_id', '=', peerId)).execute()
     const result = await this.#locks.with(m.runId, async (): Promise<ReportResponse> => {
@@ -426,17 +433,23 @@ export class ReportIntake implements ReportSink {
     const theirClass = deviceClass(held.header.metadata.executor, twin.hardware)
     const comparable = mineClass !== null && mineClass === theirClass
     const distance = relativeDistance(mine.delta, theirs)
-    // Different classes still must point the same way: the class is each node's own claim, so
-    // "not comparable" must not mean "not checked".
-    const tolerance = comparable ? twinTolerance(spec.recipe.innerSteps, codec) : CROSS_CLASS_TOLERANCE
-    if (!(distance <= tolerance)) {
-      const devices = comparable ? `on the same class of device (${mineClass})` : `on another class of device (${mineClass ?? 'unnamed'} and ${theirClass ?? 'unnamed'}: only the direction must agree)`
-      const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe ${devices}, and the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed): both are held for review and earn nothing`
+    const sizes = normRatio(mine.delta, theirs)
+    // Different classes still must point the same way, at about the same size: the class is each
+    // node's own claim, so "not comparable" must not mean "not checked". Never stricter than the
+    // same-class bound, which grows with the inner steps.
+    const tolerance = comparable ? twinTolerance(spec.recipe.innerSteps, codec) : Math.max(CROSS_CLASS_TOLERANCE, twinTolerance(spec.recipe.innerSteps, codec))
+    const sizeOff = !comparable && sizes < CROSS_CLASS_NORM_RATIO
+    if (!(distance <= tolerance) || sizeOff) {
+      const devices = comparable ? `on the same class of device (${mineClass})` : `on another class of device (${mineClass ?? 'unnamed'} and ${theirClass ?? 'unnamed'}: their direction and size must agree)`
+      const how = sizeOff
+        ? `one pseudo-gradient is ${(100 * sizes).toFixed(1)}% the size of the other (at least ${(100 * CROSS_CLASS_NORM_RATIO).toFixed(0)}% allowed)`
+        : `the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed)`
+      const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe ${devices}, and ${how}: both are held for review and earn nothing`
       await this.#recordRefusal(twin.peer_id, held.header, refuseScored(twin.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${mine.peerId}`), held.score))
       this.#o.onVerdict?.('refused', 'ERR_REDUNDANCY_MISMATCH')
       throw refuseScored(mine.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${twin.peer_id}`), null)
     }
-    this.#o.log.info('redundant pair compared', { runId: mine.header.metadata.runId, units: [twin.id, mine.id], comparable, distance, tolerance })
+    this.#o.log.info('redundant pair compared', { runId: mine.header.metadata.runId, units: [twin.id, mine.id], comparable, distance, tolerance, sizes })
     await this.#commitAccepted({ id: twin.id, roundId: twin.round_id, peerId: twin.peer_id, header: held.header, node: { id: twin.node_id, organization_id: twin.organization_id }, delta: theirs, score: held.score, blob: twin.report_blob! })
   }
 
@@ -542,7 +555,7 @@ export class ReportIntake implements ReportSink {
     const run = await this.#o.db.selectFrom('runs').select('status').where('id', '=', runId).executeTakeFirst()
     if (run === undefined || run.status === 'completed' || run.status === 'failed') return false
     const seen = await this.#o.db.selectFrom('ledger').select('seq')
-      .where('assignment_id', '=', assignmentId).where('outcome', '=', 'refused').where('reason', 'like', `${code}:%`)
+      .where('assignment_id', '=', assignmentId).where('outcome', '=', 'refused').where(sql<string>`split_part(reason, ':', 1)`, '=', code)
       .limit(1).executeTakeFirst()
     return seen === undefined
   }

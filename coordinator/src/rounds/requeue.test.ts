@@ -1,7 +1,8 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import type { TokenRange } from '@barnraise/protocol'
-import { pickFromPool, requeuedPart } from './requeue.ts'
+import { pickFromPool, requeuedPart, unitTokenBudget } from './requeue.ts'
+import { rangeTokens, takeRanges } from './data-cursor.ts'
 import type { PoolUnit } from './requeue.ts'
 
 const shard = (n: number): string => String(n).repeat(64)
@@ -65,4 +66,25 @@ test('the last part is what is left; a unit with fewer windows than steps still 
   assert.deepEqual(rest, { ranges: [{ shard: shard(3), start: 63, end: 90 }], steps: 30, handed: 100 })
   const tiny = requeuedPart({ ranges: [{ shard: shard(4), start: 0, end: 18 }], steps: 10, handed: 9 }, 1, 9)
   assert.equal(tokens(tiny.ranges), 9)
+})
+
+test('a part cut from a unit that crossed a shard boundary is credited its steps\' windows, not one window fewer', () => {
+  const batch = 8
+  const seqLen = 128
+  const window = seqLen + 1
+  const shards = [{ sha256: 'a'.repeat(64), tokens: 1_000_000 }, { sha256: 'b'.repeat(64), tokens: 1_000_000 }]
+  // 20 steps taken 10,000 tokens before shard a ends: a's tail and b's head, one window short in whole windows.
+  const { ranges } = takeRanges({ epoch: 0, shard: 0, offset: 990_000 }, shards, 20 * batch * window, window)
+  let unit: PoolUnit = { ranges, steps: 20, handed: 0 }
+  let short = 0
+  while (unit.handed < unit.steps) {
+    const part = requeuedPart(unit, 5, window)
+    const budget = unitTokenBudget(rangeTokens(part.ranges), part.steps, batch, window)
+    // What an honest agent claims for the part (it wraps to train every step): within the budget,
+    // where the part's ranges alone (the old bound) fall short once.
+    assert.ok(part.steps * batch * seqLen <= budget)
+    if (rangeTokens(part.ranges) < part.steps * batch * seqLen) short++
+    unit = { ...unit, handed: part.handed }
+  }
+  assert.equal(short, 1, 'one part is a window short, and it is still credited in full')
 })

@@ -50,3 +50,13 @@ export function requeuedPart (unit: PoolUnit, size: number, window: number): { r
   }
   return { ranges, steps, handed }
 }
+
+/**
+ * The tokens a unit may be credited for: its ranges' tokens, or its steps' windows where those
+ * are more. A part cut from a requeued unit holds whole windows only, and one that crossed a
+ * shard boundary is a window short of its steps (the agent wraps around and trains them all);
+ * crediting it by its ranges alone refused the honest report, and the part went round again.
+ */
+export function unitTokenBudget (rangeTokens: number, steps: number, batchSize: number, window: number): number {
+  return Math.max(rangeTokens, steps * batchSize * window)
+}

@@ -21,7 +21,7 @@ import { failRun } from '../runs/runs.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { aggregationRule, broadcastsUpdates, defencesOf, errorFeedbackDecayOf, overlapOf, plannedRounds, runIsDone, unitInnerSteps } from '../runs/run-plan.ts'
 import { measuredTimings, stepsByTiming } from './unit-sizing.ts'
-import { pickFromPool, requeuedPart } from './requeue.ts'
+import { pickFromPool, requeuedPart, unitTokenBudget } from './requeue.ts'
 import { backedOffNodes } from './node-backoff.ts'
 import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
@@ -306,6 +306,7 @@ export class RoundEngine implements WorkSource {
         })
         return codec === spec.codec ? null : codec
       }
+      const unitTokens = (ranges: TokenRange[], steps: number | null): number => unitTokenBudget(rangeTokens(ranges), steps ?? recipe.innerSteps, recipe.batchSize, window)
       for (const [i, node] of nodes.entries()) {
         if (twins.has(i)) continue
         let ranges: TokenRange[]
@@ -329,13 +330,13 @@ export class RoundEngine implements WorkSource {
         }
         const id = randomUUID()
         const codec = codecOf(i, steps ?? recipe.innerSteps)
-        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: rangeTokens(ranges), status: 'assigned', inner_steps: steps, codec })
+        rows.push({ id, run_id: runId, round_id: round.id, node_id: node.id, ranges: JSON.stringify(ranges), tokens: unitTokens(ranges, steps), status: 'assigned', inner_steps: steps, codec })
         made[i] = { id, ranges, steps, codec }
       }
       for (const [twin, original] of twins) {
         const of = made[original]!
         rows.push({
-          id: randomUUID(), run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: rangeTokens(of.ranges),
+          id: randomUUID(), run_id: runId, round_id: round.id, node_id: nodes[twin]!.id, ranges: JSON.stringify(of.ranges), tokens: unitTokens(of.ranges, of.steps),
           // A twin's report must be comparable with its original's: the same codec.
           status: 'assigned', twin_of: of.id, requeued: true, inner_steps: of.steps, codec: of.codec
         })
@@ -472,20 +473,28 @@ export class RoundEngine implements WorkSource {
       if (gone.numDeletedRows > 0n) await blobs.delete(sha)
     }
     const spent = reportBlobs.map((r) => r.report_blob!)
-    for (let i = 0; i < spent.length; i += 5000) await db.deleteFrom('blobs').where('sha256', 'in', spent.slice(i, i + 5000)).where('kind', '=', 'report').execute()
-    // The files go after the next round is open: their rows are gone, so nothing serves them, and
-    // a thousand unlinks need not hold the round transition (bench/scale.bench.ts).
+    // Their rows and files go after the next round is open (a thousand deletes need not hold the
+    // round transition: bench/scale.bench.ts), each unless the same bytes came back meanwhile as
+    // another unit's report (a node may send a delta again, in this run or another): named by a
+    // unit accepted or held in an open round, or being stored right now (pinned:
+    // blobs/blob-pins.ts). The close chose these before such a copy could commit, so the check is
+    // made again here, with the deletions marked; a round closed later retries what a crash left.
     this.#sweeping = this.#sweeping.then(async () => {
-      // The same bytes may have come back since as another report (a copy): its row says keep,
-      // and a copy still being stored has them pinned (blobs/blob-pins.ts).
       await this.#o.pins.deleteUnlessPinned(spent, async (shas) => {
-        const back = new Set<string>()
+        const used = new Set<string>()
         for (let i = 0; i < shas.length; i += 5000) {
-          for (const r of await db.selectFrom('blobs').select('sha256').where('sha256', 'in', shas.slice(i, i + 5000)).execute()) back.add(r.sha256)
+          const chunk = shas.slice(i, i + 5000)
+          const copies = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id').select('assignments.report_blob')
+            .where('assignments.report_blob', 'in', chunk).where('rounds.status', '=', 'open').where('assignments.status', 'in', ['accepted', 'held']).execute()
+          for (const r of copies) used.add(r.report_blob!)
+          for (const r of await db.selectFrom('blobs').select('sha256').where('sha256', 'in', chunk).where('kind', '!=', 'report').execute()) used.add(r.sha256)
         }
-        return back
-      }, async (sha) => { await blobs.delete(sha) })
-    }).catch((err: unknown) => { this.#o.log.error('deleting spent report files failed', { runId, round: number, err }) })
+        return used
+      }, async (shas) => {
+        for (let i = 0; i < shas.length; i += 5000) await db.deleteFrom('blobs').where('sha256', 'in', shas.slice(i, i + 5000)).where('kind', '=', 'report').execute()
+        for (const sha of shas) await blobs.delete(sha)
+      })
+    }).catch((err: unknown) => { this.#o.log.error('deleting spent reports failed', { runId, round: number, err }) })
     await pruneAfterRound(this.#o, runId)
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)

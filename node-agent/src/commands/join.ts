@@ -18,6 +18,9 @@ import { ExecutorError } from '../executors/executor-error.ts'
 import { createExecutor, formatOffers } from '../executors/executor-choice.ts'
 import { executorOptions, parseExecutorFlags } from '../executors/executor-flags.ts'
 
+/** The slowest heartbeat that keeps a node live for the coordinator (30 s, coordinator/src/p2p/presence.ts), with room for one late beat. */
+const MAX_HEARTBEAT_SECONDS = 20
+
 /**
  * `barnraise-agent join --coordinator MULTIADDR --token TOKEN`: enroll this machine and stay
  * connected. A node that enrolled before may omit both; it re-joins with its saved identity.
@@ -55,11 +58,17 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.stderr.write('barnraise-agent join: --token <token> is required for the first join; ask your lab admin for one\n')
     return 2
   }
-  const heartbeatSeconds = Number(values['heartbeat-interval'])
-  // The coordinator hands units only to nodes it heard from in the last 30 s (Presence.isLive).
-  if (!(heartbeatSeconds > 0 && heartbeatSeconds <= 20)) {
-    process.stderr.write('barnraise-agent join: --heartbeat-interval must be more than 0 and at most 20 seconds: the coordinator hands work only to nodes it heard from in the last 30 s\n')
+  let heartbeatSeconds = Number(values['heartbeat-interval'])
+  if (!(heartbeatSeconds > 0 && heartbeatSeconds <= 3600)) {
+    process.stderr.write('barnraise-agent join: --heartbeat-interval must be seconds between 0 and 3600\n')
     return 2
+  }
+  // The coordinator hands units only to nodes it heard from in the last 30 s (Presence.isLive):
+  // a slower heartbeat would cost the node its units, so it is clamped rather than refused (a
+  // service file written for an older agent keeps working).
+  if (heartbeatSeconds > MAX_HEARTBEAT_SECONDS) {
+    process.stderr.write(`barnraise-agent join: --heartbeat-interval ${heartbeatSeconds} is over ${MAX_HEARTBEAT_SECONDS} s; using ${MAX_HEARTBEAT_SECONDS} (the coordinator hands work only to nodes it heard from in the last 30 s)\n`)
+    heartbeatSeconds = MAX_HEARTBEAT_SECONDS
   }
   const threads = Number(values.threads)
   if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
