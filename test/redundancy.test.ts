@@ -9,27 +9,45 @@ import type { ApiCheckpoint } from './support/runs.ts'
 
 interface Row { outcome: string, round: number, peerId: string, tokens: number, reason: string | null }
 
+/** What a finished run of three honest agents and a sign-flipper, every unit doubled, shows. */
+interface FlipperRun { coordinator: Awaited<ReturnType<typeof startCoordinator>>, runId: string, ledger: Row[], flipperId: string, agents: RunningAgent[] }
+
+/**
+ * Three honest agents and a sign-flipper (signing `claim` as its executor when given) on four
+ * nodes with half the units doubled: two pairs, every node in one, partners changing by round.
+ * Runs `check` on the completed run, with every process's output on a failure.
+ */
+async function withFlipperRun (rounds: number, claim: 'torch-cpu' | undefined, check: (run: FlipperRun) => Promise<void>): Promise<void> {
+  const coordinator = await startCoordinator()
+  const agents: RunningAgent[] = []
+  let flipper: Spawned | undefined
+  try {
+    const token = await coordinator.createToken('Twin Lab', { uses: 4 })
+    for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
+    const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper', claim)
+    flipper = started.proc
+    const spec = tinyRunSpec({
+      minNodes: 4, maxNodes: 4, rounds, codec: 'int8', roundDeadlineSeconds: 90,
+      recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
+      defences: { redundancy: 0.5 }
+    })
+    const runId = await createRunViaCli(coordinator.dataDir, spec)
+    await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
+    const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+    await check({ coordinator, runId, ledger, flipperId: started.peerId, agents })
+  } catch (err) {
+    const tail = (text: string): string => text.split('\n').slice(-30).join('\n')
+    throw new Error(`${(err as Error).message}\n--- coordinator ---\n${tail(coordinator.process.output())}\n--- flipper ---\n${tail(flipper?.output() ?? '')}\n${agents.map((a) => `--- honest ${a.peerId} ---\n${tail(a.output())}`).join('\n')}`)
+  } finally {
+    await Promise.all(agents.map(async (a) => { await a.stop() }))
+    await flipper?.stop()
+    await coordinator.stop()
+  }
+}
+
 describe('redundancy sampling', () => {
   test('every unit doubled: honest pairs agree and are credited; each pair with the sign-flipper disagrees, and both earn nothing', async () => {
-    const coordinator = await startCoordinator()
-    const agents: RunningAgent[] = []
-    let flipper: Spawned | undefined
-    try {
-      const token = await coordinator.createToken('Twin Lab', { uses: 4 })
-      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
-      const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper')
-      flipper = started.proc
-      const flipperId = started.peerId
-      // Four nodes, half the units doubled: two pairs, every node in one, partners changing by round.
-      const spec = tinyRunSpec({
-        minNodes: 4, maxNodes: 4, rounds: 3, codec: 'int8', roundDeadlineSeconds: 90,
-        recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
-        defences: { redundancy: 0.5 }
-      })
-      const runId = await createRunViaCli(coordinator.dataDir, spec)
-      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
-
-      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+    await withFlipperRun(3, undefined, async ({ coordinator, runId, ledger, flipperId, agents }) => {
       for (let round = 1; round <= 3; round++) {
         const rows = ledger.filter((r) => r.round === round)
         assert.equal(rows.length, 4, `round ${round}: one verdict per unit: ${JSON.stringify(rows)}`)
@@ -50,47 +68,22 @@ describe('redundancy sampling', () => {
       assert.ok(checkpoints.at(-1)!.valLoss! < checkpoints[0]!.valLoss!, 'the honest pairs still train the model')
       const held = agents.flatMap((a) => a.output().split('\n')).filter((l) => /report held until a second node's copy of this unit reports/.test(l))
       assert.ok(held.length >= 1, 'the first of a pair to report is told it is held')
-    } catch (err) {
-      const tail = (text: string): string => text.split('\n').slice(-30).join('\n')
-      throw new Error(`${(err as Error).message}\n--- coordinator ---\n${tail(coordinator.process.output())}\n--- flipper ---\n${tail(flipper?.output() ?? '')}\n${agents.map((a) => `--- honest ${a.peerId} ---\n${tail(a.output())}`).join('\n')}`)
-    } finally {
-      await Promise.all(agents.map(async (a) => { await a.stop() }))
-      await flipper?.stop()
-      await coordinator.stop()
-    }
+    })
   })
+
   test('a flipper that signs another executor is still compared: across classes the two must point the same way, and a flip does not', async () => {
-    const coordinator = await startCoordinator()
-    const agents: RunningAgent[] = []
-    let flipper: Spawned | undefined
-    try {
-      const token = await coordinator.createToken('Twin Lab', { uses: 4 })
-      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token, name: `honest-${i}` }))
-      // Trained by the TypeScript trainer, signed as torch on a CPU only it claims: a class of its own.
-      const started = await startHostile('flip', coordinator.multiaddr, token, 'flipper', 'torch-cpu')
-      flipper = started.proc
-      const spec = tinyRunSpec({
-        minNodes: 4, maxNodes: 4, rounds: 2, codec: 'int8', roundDeadlineSeconds: 90,
-        recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
-        defences: { redundancy: 0.5 }
-      })
-      const runId = await createRunViaCli(coordinator.dataDir, spec)
-      await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
-      const ledger = await getJson<Row[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+    // Trained by the TypeScript trainer, signed as torch on a CPU only it claims: a class of its own.
+    await withFlipperRun(2, 'torch-cpu', async ({ ledger, flipperId }) => {
       for (let round = 1; round <= 2; round++) {
         const disputed = ledger.filter((r) => r.round === round && r.outcome === 'refused')
         assert.equal(disputed.length, 2, `round ${round}: ${ledger.filter((r) => r.round === round).map((r) => r.reason ?? r.outcome).join(' | ')}`)
-        assert.ok(disputed.some((r) => r.peerId === started.peerId))
+        assert.ok(disputed.some((r) => r.peerId === flipperId))
         for (const r of disputed) {
           assert.match(r.reason ?? '', /^ERR_REDUNDANCY_MISMATCH: .* on another class of device \((typescript and torch-cpu:hostile|torch-cpu:hostile and typescript): their direction and size must agree\), and the two pseudo-gradients differ by 2\d\d\.\d\d% \(at most 100\.00% allowed\)/)
           assert.equal(r.tokens, 0)
         }
       }
-    } finally {
-      await Promise.all(agents.map(async (a) => { await a.stop() }))
-      await flipper?.stop()
-      await coordinator.stop()
-    }
+    })
   })
 
   test('a report that names no executor is refused in a run that doubles units, whichever unit it answers', async () => {

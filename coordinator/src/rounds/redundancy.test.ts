@@ -1,7 +1,10 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import type { HardwareProfile } from '@barnraise/protocol'
-import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, deviceClass, normRatio, pickTwins, relativeDistance, twinTolerance } from './redundancy.ts'
+import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, compareDeltas, deviceClass, pickTwins, twinTolerance } from './redundancy.ts'
+
+const relativeDistance = (a: Float32Array, b: Float32Array): number => compareDeltas(a, b).distance
+const normRatio = (a: Float32Array, b: Float32Array): number => compareDeltas(a, b).sizes
 
 test('pickTwins doubles floor(fraction × units) units, each with a distinct original, and changes the choice by round', () => {
   assert.deepEqual(pickTwins(5, 0, 1), [])

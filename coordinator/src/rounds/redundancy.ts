@@ -70,20 +70,11 @@ export const CROSS_CLASS_TOLERANCE = 1
  */
 export const CROSS_CLASS_NORM_RATIO = 0.5
 
-/** min(‖a‖, ‖b‖) / max(‖a‖, ‖b‖), in float64; 1 for two zero vectors. */
-export function normRatio (a: Float32Array, b: Float32Array): number {
-  let na = 0
-  let nb = 0
-  for (let i = 0; i < a.length; i++) {
-    na += a[i]! * a[i]!
-    nb += b[i]! * b[i]!
-  }
-  const big = Math.max(na, nb)
-  return big === 0 ? 1 : Math.sqrt(Math.min(na, nb) / big)
-}
-
-/** ‖a − b‖ / max(‖a‖, ‖b‖), in float64; 0 for two zero vectors. */
-export function relativeDistance (a: Float32Array, b: Float32Array): number {
+/**
+ * Two twins' deltas compared in one pass, in float64: `distance` = ‖a − b‖ / max(‖a‖, ‖b‖)
+ * (0 for two zero vectors) and `sizes` = min(‖a‖, ‖b‖) / max(‖a‖, ‖b‖) (1 for two zero vectors).
+ */
+export function compareDeltas (a: Float32Array, b: Float32Array): { distance: number, sizes: number } {
   let diff = 0
   let na = 0
   let nb = 0
@@ -93,8 +84,8 @@ export function relativeDistance (a: Float32Array, b: Float32Array): number {
     na += a[i]! * a[i]!
     nb += b[i]! * b[i]!
   }
-  const scale = Math.sqrt(Math.max(na, nb))
-  return scale === 0 ? 0 : Math.sqrt(diff) / scale
+  const big = Math.max(na, nb)
+  return big === 0 ? { distance: 0, sizes: 1 } : { distance: Math.sqrt(diff / big), sizes: Math.sqrt(Math.min(na, nb) / big) }
 }
 
 /**

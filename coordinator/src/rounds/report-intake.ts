@@ -22,7 +22,7 @@ import type { RunLocks } from './run-lock.ts'
 import type { RunCache } from './run-cache.ts'
 import { ReportRefusal, refuseNamed, refuseScored, refuseSpent } from './report-refusal.ts'
 import { RefusalLimiter } from './refusal-limiter.ts'
-import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, deviceClass, normRatio, relativeDistance, twinTolerance } from './redundancy.ts'
+import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, compareDeltas, deviceClass, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
 import { defencesOf, overlapOf, unitInnerSteps } from '../runs/run-plan.ts'
@@ -432,8 +432,7 @@ export class ReportIntake implements ReportSink {
     const mineClass = deviceClass(mine.header.metadata.executor, myNode.hardware)
     const theirClass = deviceClass(held.header.metadata.executor, twin.hardware)
     const comparable = mineClass !== null && mineClass === theirClass
-    const distance = relativeDistance(mine.delta, theirs)
-    const sizes = normRatio(mine.delta, theirs)
+    const { distance, sizes } = compareDeltas(mine.delta, theirs)
     // Different classes still must point the same way, at about the same size: the class is each
     // node's own claim, so "not comparable" must not mean "not checked". Never stricter than the
     // same-class bound, which grows with the inner steps.
