@@ -1,4 +1,4 @@
-import type { Kysely } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import type { EnrollRequest, HardwareProfile } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
@@ -29,12 +29,13 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
       if (existing.revoked_at !== null) {
         throw new CoordinatorError('ERR_NODE_REVOKED', 'this node was revoked by its organization; ask your lab admin')
       }
+      const name = request.name === undefined ? undefined : await freeName(trx, existing.organization_id, request.name, existing.id)
       await trx.updateTable('nodes')
         .set({
           hardware: JSON.stringify(request.hardware),
           agent_version: request.agentVersion,
           last_seen_at: new Date(),
-          ...(request.name !== undefined ? { name: request.name } : {})
+          ...(name !== undefined ? { name } : {})
         })
         .where('id', '=', existing.id)
         .execute()
@@ -50,7 +51,7 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
         peer_id: peerId,
         organization_id: organizationId,
         // Node names are public (ledger, model cards): a machine's hostname is not, unless its owner names it so.
-        name: request.name ?? `node-${peerId.slice(-8)}`,
+        name: await freeName(trx, organizationId, request.name ?? `node-${peerId.slice(-8)}`, null),
         hardware: JSON.stringify(request.hardware),
         agent_version: request.agentVersion,
         enrolled_with_token_id: tokenId,
@@ -62,6 +63,29 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
     const org = await trx.selectFrom('organizations').select('name').where('id', '=', organizationId).executeTakeFirstOrThrow()
     return { nodeId: row.id, organizationId, organizationName: org.name, rejoined: false }
   })
+}
+
+/** Longest node name (protocol/src/enroll.ts). */
+const MAX_NODE_NAME = 100
+
+/**
+ * `wanted`, or `wanted-2`, `-3` … where another node of the lab has it: ledger rows and public
+ * pages name a node by lab and name, so one node must not pass for another of its lab. Joins
+ * of one lab take turns on its row, so two cannot pick the same name at once.
+ */
+async function freeName (trx: Transaction<Database>, organizationId: string, wanted: string, self: string | null): Promise<string> {
+  await trx.selectFrom('organizations').select('id').where('id', '=', organizationId).forUpdate().executeTakeFirst()
+  // Every name a suffix could give: those beginning with as much of `wanted` as a suffix leaves.
+  const prefix = wanted.slice(0, MAX_NODE_NAME - 8).replace(/[\\%_]/g, '\\$&')
+  const taken = new Set((await trx.selectFrom('nodes').select('name').where('organization_id', '=', organizationId)
+    .where('name', 'like', `${prefix}%`)
+    .$if(self !== null, (q) => q.where('id', '!=', self!)).execute()).map((r) => r.name))
+  if (!taken.has(wanted)) return wanted
+  for (let n = 2; ; n++) {
+    const suffix = `-${n}`
+    const name = wanted.slice(0, MAX_NODE_NAME - suffix.length) + suffix
+    if (!taken.has(name)) return name
+  }
 }
 
 /** Records that an enrolled peer is alive; refuses unknown or revoked peers. */
