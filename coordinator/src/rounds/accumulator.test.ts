@@ -33,3 +33,17 @@ test('foldEncoded counts the claim as fold does', async () => {
   assert.equal(acc.trainLoss(), 4.0)
   assert.equal(acc.tokens, 500)
 })
+
+test('mapping the sum in while reports fold loses none of them', async () => {
+  const n = 9 * 1024 * 1024 + 5
+  const acc = new RoundAccumulator('r', n)
+  const delta = new Float32Array(n).fill(0.5)
+  const mapping = acc.prefault()
+  // A report folds between two of its slices (the first slice was mapped synchronously).
+  acc.fold(delta, 2, undefined)
+  await mapping
+  acc.fold(delta, 2, undefined)
+  const mean = acc.mean()
+  for (const i of [0, 1024, 4 * 1024 * 1024, 8 * 1024 * 1024 + 2048, n - 1]) assert.equal(mean[i], 0.5, `value ${i}`)
+  assert.equal(acc.sum[5 * 1024 * 1024], 2, 'the sum holds both folds')
+})

@@ -3,6 +3,11 @@ import type { CodecName } from '@barnraise/protocol'
 import { aggregate } from '@barnraise/trainer'
 import type { AggregationOptions, AggregationRule, Contribution } from '@barnraise/trainer'
 
+/** Values a page of memory holds (4 KiB of float32). */
+const PAGE_VALUES = 1024
+/** Values mapped in per turn of the event loop: 16 MiB, about 10 ms of page faults here. */
+const PREFAULT_SLICE = 4 * 1024 * 1024
+
 /**
  * One open round's accepted pseudo-gradients: their running token-weighted sum (one model's
  * worth of memory, however many reports arrive) and, when the run's rule needs them whole
@@ -22,6 +27,21 @@ export class RoundAccumulator {
     // In WebAssembly memory where it fits, so int8 reports fold with SIMD without copying it.
     this.sum = createFoldTarget(paramCount)
     this.#kept = keepReports ? [] : null
+  }
+
+  /**
+   * Maps the sum's memory in a slice at a time, the event loop let through between slices, so
+   * the round's first report does not fold through a model's worth of page faults in one turn
+   * (0.14 s at 32M values here, against 13 ms for a fold into mapped memory). Each touched value
+   * is written back as read within one turn, so a fold in between loses nothing.
+   */
+  async prefault (): Promise<void> {
+    const sum = this.sum
+    for (let start = 0; start < sum.length; start += PREFAULT_SLICE) {
+      const end = Math.min(start + PREFAULT_SLICE, sum.length)
+      for (let i = start; i < end; i += PAGE_VALUES) sum[i] = sum[i]!
+      if (end < sum.length) await new Promise((resolve) => setImmediate(resolve))
+    }
   }
 
   /** Adds `tokens × delta` to the sum (and keeps the delta when the rule needs it whole). */

@@ -221,7 +221,10 @@ export class RunCache {
   /** A round was opened: its running sum starts empty. */
   async openRound (runId: string, roundId: string, number: number): Promise<void> {
     const loaded = await this.#load(runId)
-    loaded.accs.set(roundId, new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec))))
+    const acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)))
+    loaded.accs.set(roundId, acc)
+    // In the background: reports fold into it meanwhile as they would anyway.
+    void acc.prefault()
     if (defencesOf(loaded.spec).screening) await this.screen(runId, roundId, number)
   }
 
