@@ -27,6 +27,9 @@ commands:
                              latency per protocol, process); counts only, no peer ids
     --score-max-params N     the largest model whose reports this coordinator scores itself when a
                              run screens them (default 1e6); above it, two other nodes score each
+    --inline-eval-gflop N    a checkpoint's validation loss costing more GFLOP than this (default 2)
+                             is measured on a worker thread after its round closes, the newest
+                             checkpoint of each run when the thread is free (0: every one)
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
@@ -89,6 +92,7 @@ async function serve (argv: string[]): Promise<number> {
       'trust-proxy': { type: 'boolean', default: false },
       metrics: { type: 'boolean', default: false },
       'score-max-params': { type: 'string' },
+      'inline-eval-gflop': { type: 'string' },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
@@ -125,6 +129,8 @@ async function serve (argv: string[]): Promise<number> {
   }
   const scoreMaxParams = values['score-max-params'] === undefined ? undefined : Number(values['score-max-params'])
   if (scoreMaxParams !== undefined && !(Number.isSafeInteger(scoreMaxParams) && scoreMaxParams >= 0)) return fail('--score-max-params must be a whole number (0: nodes score every screened report)')
+  const inlineEvalGflop = values['inline-eval-gflop'] === undefined ? undefined : Number(values['inline-eval-gflop'])
+  if (inlineEvalGflop !== undefined && !(Number.isFinite(inlineEvalGflop) && inlineEvalGflop >= 0 && inlineEvalGflop <= 1e6)) return fail('--inline-eval-gflop must be a number from 0 to 1000000 (0: every validation loss on a worker thread)')
   let tls: { cert: string, key: string } | undefined
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
     try {
@@ -146,6 +152,7 @@ async function serve (argv: string[]): Promise<number> {
       trustProxy: values['trust-proxy'],
       metrics: values.metrics,
       ...(scoreMaxParams !== undefined ? { scoreMaxParams } : {}),
+      ...(inlineEvalGflop !== undefined ? { inlineEvalFlops: inlineEvalGflop * 1e9 } : {}),
       limits,
       peerLimits
     })

@@ -31,6 +31,7 @@ import { WorkService } from './p2p/work-service.ts'
 import { ReportService } from './p2p/report-service.ts'
 import { RoundEngine } from './rounds/round-engine.ts'
 import { RunCache } from './rounds/run-cache.ts'
+import { BackgroundEvaluation } from './checkpoints/background-evaluation.ts'
 import { RunLocks } from './rounds/run-lock.ts'
 import { ReportIntake } from './rounds/report-intake.ts'
 import { createLogger } from './log.ts'
@@ -74,6 +75,8 @@ export interface CoordinatorOptions {
   metrics?: boolean
   /** The largest model whose reports the coordinator scores itself; above it, nodes score them (default 1M). */
   scoreMaxParams?: number
+  /** The most FLOPs a checkpoint's validation loss may cost on the event loop; costlier ones go to a worker thread (default 2e9). */
+  inlineEvalFlops?: number
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>
   /** Sign-ups per address, run creations and dataset uploads per person, per hour. */
@@ -162,7 +165,14 @@ export class Coordinator {
       await heartbeat.start()
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
       // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
-      const cache = new RunCache({ db: database.db, blobs, log, ...(options.scoreMaxParams !== undefined ? { scoreMaxParams: options.scoreMaxParams } : {}) })
+      // Validation losses too costly for the event loop (large models), on a worker thread.
+      const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log: log.child('evaluation'), onMeasured: (runId) => { changes.publish('runs', runId) } })
+      closers.push(async () => { await evaluation.stop() })
+      const cache = new RunCache({
+        db: database.db, blobs, log, evaluation,
+        ...(options.scoreMaxParams !== undefined ? { scoreMaxParams: options.scoreMaxParams } : {}),
+        ...(options.inlineEvalFlops !== undefined ? { inlineEvalFlops: options.inlineEvalFlops } : {})
+      })
       const scoring = new NodeScoring({ db: database.db, presence, windows: async (runId) => await cache.scoringWindowsBlob(runId) })
       const locks = new RunLocks()
       const pins = new BlobPins()

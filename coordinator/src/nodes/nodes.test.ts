@@ -16,7 +16,7 @@ test('node names are unique within a lab: a taken name gets -2, -3 …; a re-joi
     const token = (await createEnrollmentToken(db, { organizationId: lab.id, limits: { maxUses: 10 } })).token
     const otherToken = (await createEnrollmentToken(db, { organizationId: other.id, limits: { maxUses: 10 } })).token
     const join = async (peer: string, name: string | undefined, t: string | undefined = token): Promise<string> => {
-      const { nodeId } = await enrollNode(db, peer, { agentVersion: '1', hardware, ...(t !== undefined ? { token: t } : {}), ...(name !== undefined ? { name } : {}) })
+      const { nodeId } = await enrollNode(db, peer, { type: 'enroll', agentVersion: '1', hardware, ...(t !== undefined ? { token: t } : {}), ...(name !== undefined ? { name } : {}) })
       return (await db.selectFrom('nodes').select('name').where('id', '=', nodeId).executeTakeFirstOrThrow()).name
     }
     assert.equal(await join('peer-1', 'gpu-box'), 'gpu-box')

@@ -229,6 +229,7 @@ export class RoundEngine implements WorkSource {
     const row = await this.#o.db.selectFrom('checkpoints').select('val_loss').where('sha256', '=', sha).executeTakeFirst()
     if (row === undefined || row.val_loss !== null) return
     const loss = await this.#cache.validationLoss(runId, await this.#cache.base(runId, sha))
+    if (loss === undefined) { await this.#cache.validateLater(runId, sha); return }
     await this.#o.db.updateTable('checkpoints').set({ val_loss: loss }).where('sha256', '=', sha).where('run_id', '=', runId).execute()
   }
 
@@ -409,7 +410,7 @@ export class RoundEngine implements WorkSource {
         .where('round_id', '=', roundId).where('status', '=', 'assigned').execute()
       await trx.updateTable('rounds').set({
         status: 'closed', closed_at: new Date(), close_reason: reason, result_checkpoint: checkpoint, applied_to: run.latest_checkpoint, update_blob: updateBlob,
-        tokens: acc.tokens, train_loss: acc.trainLoss(), val_loss: valLoss
+        tokens: acc.tokens, train_loss: acc.trainLoss(), val_loss: valLoss ?? null
       }).where('id', '=', roundId).execute()
       if (done) {
         // An overlapped run can reach its goal with its next round already training: that round ends here.
@@ -421,7 +422,7 @@ export class RoundEngine implements WorkSource {
         }
         goalAbandoned = later
       }
-      await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss })
+      await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss ?? null })
         .onConflict((oc) => oc.column('sha256').doNothing()).execute()
       await trx.updateTable('runs').set({
         current_round: number, tokens_seen: tokensSeen, latest_checkpoint: checkpoint, outer_state: outerState, broadcast_residual: residualBlob,
@@ -463,6 +464,8 @@ export class RoundEngine implements WorkSource {
     })
     // Counted as soon as it is committed (the run may read as completed from here on).
     this.#o.onRoundEnded('closed')
+    // Too costly to measure on the event loop: a worker thread writes it into the rows later.
+    if (valLoss === undefined) await this.#cache.validateLater(runId, checkpoint)
     await this.#cache.advanceBase(runId, roundId, checkpoint, theta)
     for (const id of goalAbandoned) this.#cache.dropRound(runId, id)
     // Folded into a checkpoint and no longer needed for a node to rebuild a base from: the

@@ -1,15 +1,16 @@
 import type { Kysely } from 'kysely'
 import { decodePseudoGradient, parseReportMetadata } from '@barnraise/protocol'
-import { DEFAULT_SCREENING, ReportScreen, decodeShard, encodeShard, validationGradient, validationLoss, validationWindowStarts, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
+import { DEFAULT_SCREENING, ReportScreen, decodeShard, encodeShard, validationBatches, validationGradient, validationLoss, validationWindowStarts, createParamSet, sketchDelta, sketchFromBytes } from '@barnraise/trainer'
 import type { DeltaSketch } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { SCORING_MAX_PARAMS, defencesOf, evaluationWindows, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
+import { INLINE_EVAL_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
+import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
 
 /** What the coordinator keeps in memory for a running run; all of it can be rebuilt from the database and blob store. */
 interface LoadedRun {
@@ -30,6 +31,18 @@ interface LoadedRun {
   scoringWindows?: string
 }
 
+export interface RunCacheDeps {
+  db: Kysely<Database>
+  blobs: BlobStore
+  log: Logger
+  /** The largest model whose reports the coordinator scores itself (default SCORING_MAX_PARAMS). */
+  scoreMaxParams?: number
+  /** Where validation losses too costly for the event loop go; none: every loss is measured inline. */
+  evaluation?: BackgroundEvaluation
+  /** The most FLOPs a validation loss may cost on the event loop (default INLINE_EVAL_FLOPS). */
+  inlineEvalFlops?: number
+}
+
 /**
  * Per-run state shared by the round engine and report intake: the resolved spec, the current
  * base weights, the validation tokens and the open round's running sum. The cache is the only
@@ -37,10 +50,10 @@ interface LoadedRun {
  * dropped) and it keeps base and sum consistent with the rows.
  */
 export class RunCache {
-  readonly #d: { db: Kysely<Database>, blobs: BlobStore, log: Logger, scoreMaxParams?: number }
+  readonly #d: RunCacheDeps
   readonly #loaded = new Map<string, LoadedRun>()
 
-  constructor (deps: { db: Kysely<Database>, blobs: BlobStore, log: Logger, scoreMaxParams?: number }) {
+  constructor (deps: RunCacheDeps) {
     this.#d = deps
   }
 
@@ -211,11 +224,25 @@ export class RunCache {
     }
   }
 
-  /** Held-out loss of `flat` on the run's fixed evaluation windows; null when it is not finite. */
-  async validationLoss (runId: string, flat: Float32Array): Promise<number | null> {
+  /**
+   * Held-out loss of `flat` on the run's fixed evaluation windows; null when it is not finite;
+   * undefined when it costs too much for the event loop (then `validateLater` its checkpoint).
+   */
+  async validationLoss (runId: string, flat: Float32Array): Promise<number | null | undefined> {
     const loaded = await this.#load(runId)
+    if (this.#d.evaluation !== undefined && evaluationFlops(loaded.spec) > (this.#d.inlineEvalFlops ?? INLINE_EVAL_FLOPS)) return undefined
     loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
     return storedLoss(validationLoss(createParamSet(loaded.spec.modelConfig, flat), loaded.validation, evaluationWindows(loaded.spec)))
+  }
+
+  /** Has checkpoint `sha` of the run (its row written) measured on a worker thread, its loss written when known. */
+  async validateLater (runId: string, sha: string): Promise<void> {
+    const evaluation = this.#d.evaluation
+    if (evaluation === undefined) return
+    const loaded = await this.#load(runId)
+    loaded.validation ??= decodeShard(await this.#d.blobs.get(loaded.spec.validationShard.sha256)).tokens
+    const w = evaluationWindows(loaded.spec)
+    evaluation.schedule({ runId, sha, config: loaded.spec.modelConfig, batches: validationBatches(loaded.validation, w), batchSize: w.batchSize, seqLen: w.seqLen })
   }
 
   /** A round was opened: its running sum starts empty. */

@@ -23,6 +23,19 @@ export function evaluationWindows (spec: StoredRunSpec): { batches: number, batc
   return { batches: spec.evalBatches, batchSize: spec.recipe.batchSize, seqLen: spec.recipe.seqLen }
 }
 
+/**
+ * A checkpoint's validation loss costing more than this many FLOPs (2 × parameters × evaluation
+ * tokens) is measured on a worker thread after its round closes (checkpoints/background-evaluation.ts),
+ * not on the event loop: the demo models' take well under a second, a 125M model's hours.
+ */
+export const INLINE_EVAL_FLOPS = 2e9
+
+/** FLOPs of one checkpoint's validation loss: a forward pass (2 × parameters a token) over the evaluation windows. */
+export function evaluationFlops (spec: StoredRunSpec): number {
+  const w = evaluationWindows(spec)
+  return 2 * spec.paramCount * w.batches * w.batchSize * w.seqLen
+}
+
 /** A measured loss as stored: null when it is not a finite number (a diverged model). */
 export function storedLoss (loss: number): number | null {
   return Number.isFinite(loss) ? loss : null

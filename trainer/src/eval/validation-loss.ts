@@ -9,18 +9,28 @@ export interface ValidationOptions { batches: number, batchSize: number, seqLen:
  * checkpoint and the validation shard gets the same number the coordinator reported.
  */
 export function validationLoss (params: ParamSet, tokens: ArrayLike<number>, opts: ValidationOptions): number {
+  return lossOverBatches(params, validationBatches(tokens, opts), opts)
+}
+
+/** The token ids of `validationLoss`'s batches, `batchSize × (seqLen + 1)` each: all a measurement needs of the held-out tokens. */
+export function validationBatches (tokens: ArrayLike<number>, opts: ValidationOptions): Int32Array[] {
   const window = opts.seqLen + 1
   const starts = validationWindowStarts(tokens.length, opts)
-  let total = 0
-  for (let b = 0; b < opts.batches; b++) {
+  return Array.from({ length: opts.batches }, (_, b) => {
     const ids = new Int32Array(opts.batchSize * window)
     for (let i = 0; i < opts.batchSize; i++) {
       const start = starts[b * opts.batchSize + i]!
       for (let t = 0; t < window; t++) ids[i * window + t] = tokens[start + t]!
     }
-    total += evaluateLoss(params, ids, opts.batchSize, opts.seqLen)
-  }
-  return total / opts.batches
+    return ids
+  })
+}
+
+/** The mean of each batch's next-token loss (`validationLoss` over batches already cut). */
+export function lossOverBatches (params: ParamSet, batches: readonly Int32Array[], opts: Pick<ValidationOptions, 'batchSize' | 'seqLen'>): number {
+  let total = 0
+  for (const ids of batches) total += evaluateLoss(params, ids, opts.batchSize, opts.seqLen)
+  return total / batches.length
 }
 
 /**

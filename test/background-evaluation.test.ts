@@ -1,0 +1,57 @@
+/*
+ * Validation losses too costly for the coordinator's event loop (large models) are measured on a
+ * worker thread after their round closes. `--inline-eval-gflop 0` sends every checkpoint there,
+ * so a tiny run shows it: the run completes without waiting for them, its checkpoints' losses
+ * arrive afterwards, each the same number the event loop would have measured (recomputed here
+ * from the downloaded weights), on the checkpoint rows, the round rows and the run's summary.
+ */
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { demoCorpusShards, paramSetFromSafetensors, presetConfig, validationLoss } from '@barnraise/trainer'
+import { startAgent, startCoordinator } from './support/cluster.ts'
+import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
+import { apiClient } from './support/api-client.ts'
+import { createRunViaCli, tinyRunSpec, waitForRun } from './support/runs.ts'
+
+test('checkpoints measured on a worker thread get the event loop\'s losses, after the round closed', { timeout: 240_000 }, async () => {
+  const coordinator: RunningCoordinator = await startCoordinator({ env: { BARNRAISE_LOG: 'info' }, args: ['--inline-eval-gflop', '0'] })
+  let agent: RunningAgent | undefined
+  try {
+    agent = await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken('Eval Lab') })
+    const windows = { batches: 2, batchSize: 2, seqLen: 16 }
+    const spec = tinyRunSpec({ rounds: 4, retention: { keepEvery: 1 }, evalBatches: windows.batches, recipe: { innerSteps: 4, batchSize: windows.batchSize, seqLen: windows.seqLen, innerLr: 0.003, warmupSteps: 1 } })
+    const runId = await createRunViaCli(coordinator.dataDir, spec)
+    const logs = { coordinator: () => coordinator.process.output(), agent: () => agent!.output() }
+    await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000, logs)
+    // The last checkpoint is never overtaken: its loss arrives.
+    const api = apiClient(coordinator.url)
+    let detail = await api.runs.get.query({ id: runId })
+    let listed = detail.checkpoints
+    for (let i = 0; i < 200; i++) {
+      detail = await api.runs.get.query({ id: runId })
+      listed = detail.checkpoints
+      if (listed.at(-1)?.round === 4 && listed.at(-1)?.valLoss !== null) break
+      await new Promise((resolve) => setTimeout(resolve, 250))
+    }
+    assert.equal(listed.at(-1)?.round, 4)
+    assert.notEqual(listed.at(-1)?.valLoss, null, `the last checkpoint's loss arrived\n${coordinator.process.output().split('\n').slice(-20).join('\n')}`)
+    assert.match(coordinator.process.output(), /checkpoint validated on a worker thread/)
+    // Each loss measured is what the event loop measures on those weights, to the bit.
+    const { validation } = await demoCorpusShards()
+    const config = presetConfig('tiny')
+    let measured = 0
+    for (const c of listed.filter((c) => c.valLoss !== null)) {
+      const res = await fetch(new URL(`api/checkpoints/${c.sha256}/model.safetensors`, coordinator.url))
+      assert.equal(res.status, 200)
+      const params = paramSetFromSafetensors(config, new Uint8Array(await res.arrayBuffer()))
+      assert.equal(c.valLoss, validationLoss(params, validation.tokens, windows), `round ${c.round}`)
+      measured++
+    }
+    assert.ok(measured >= 2, `the initial and the last checkpoint at least (${measured})`)
+    assert.equal(detail.rounds.find((r) => r.number === 4)?.valLoss, listed.at(-1)!.valLoss, 'the round row has it too')
+    assert.equal(detail.summary.latestValLoss, listed.at(-1)!.valLoss, 'the run\'s summary shows it')
+  } finally {
+    await agent?.stop()
+    await coordinator.stop()
+  }
+})
