@@ -7,6 +7,8 @@
  */
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
+import pg from 'pg'
+import { createTestDatabase } from './support/postgres.ts'
 import { demoCorpusShards, paramSetFromSafetensors, presetConfig, validationLoss } from '@barnraise/trainer'
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
@@ -14,14 +16,24 @@ import { apiClient } from './support/api-client.ts'
 import { createRunViaCli, tinyRunSpec, waitForRun } from './support/runs.ts'
 
 test('checkpoints measured on a worker thread get the event loop\'s losses, after the round closed', { timeout: 240_000 }, async () => {
-  const coordinator: RunningCoordinator = await startCoordinator({ env: { BARNRAISE_LOG: 'info' }, args: ['--inline-eval-gflop', '0'] })
+  const database = await createTestDatabase()
+  const env = { DATABASE_URL: database.url, BARNRAISE_LOG: 'info' }
+  let coordinator: RunningCoordinator = await startCoordinator({ env, args: ['--inline-eval-gflop', '0'] })
   let agent: RunningAgent | undefined
   try {
     agent = await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken('Eval Lab') })
     const windows = { batches: 2, batchSize: 2, seqLen: 16 }
     const spec = tinyRunSpec({ rounds: 4, retention: { keepEvery: 1 }, evalBatches: windows.batches, recipe: { innerSteps: 4, batchSize: windows.batchSize, seqLen: windows.seqLen, innerLr: 0.003, warmupSteps: 1 } })
-    const runId = await createRunViaCli(coordinator.dataDir, spec)
+    const runId = await createRunViaCli(coordinator.dataDir, spec, env)
     const logs = { coordinator: () => coordinator.process.output(), agent: () => agent!.output() }
+    const lastLoss = async (): Promise<number | null> => {
+      for (let i = 0; i < 200; i++) {
+        const last = (await apiClient(coordinator.url).runs.get.query({ id: runId })).checkpoints.at(-1)
+        if (last?.round === 4 && last.valLoss !== null) return last.valLoss
+        await new Promise((resolve) => setTimeout(resolve, 250))
+      }
+      return null
+    }
     await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000, logs)
     // The last checkpoint is never overtaken: its loss arrives.
     const api = apiClient(coordinator.url)
@@ -50,8 +62,22 @@ test('checkpoints measured on a worker thread get the event loop\'s losses, afte
     assert.ok(measured >= 2, `the initial and the last checkpoint at least (${measured})`)
     assert.equal(detail.rounds.find((r) => r.number === 4)?.valLoss, listed.at(-1)!.valLoss, 'the round row has it too')
     assert.equal(detail.summary.latestValLoss, listed.at(-1)!.valLoss, 'the run\'s summary shows it')
+
+    // A loss still waiting when the coordinator stops is measured after its restart.
+    const before = listed.at(-1)!.valLoss
+    await coordinator.stop()
+    const client = new pg.Client({ connectionString: database.url })
+    await client.connect()
+    try {
+      await client.query('update checkpoints set val_loss = null where run_id = $1 and round = 4', [runId])
+    } finally {
+      await client.end()
+    }
+    coordinator = await startCoordinator({ env, dataDir: coordinator.dataDir, args: ['--inline-eval-gflop', '0'] })
+    assert.equal(await lastLoss(), before, `measured again after the restart\n${coordinator.process.output().split('\n').slice(-20).join('\n')}`)
   } finally {
     await agent?.stop()
     await coordinator.stop()
+    await database.drop()
   }
 })

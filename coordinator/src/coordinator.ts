@@ -197,6 +197,7 @@ export class Coordinator {
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       engine.start()
       closers.push(async () => { await engine.stop() })
+      await cache.resumeValidation().catch((err: unknown) => { log.warn('checkpoint validation not resumed', { error: err instanceof Error ? err.message : String(err) }) })
       const folderCache = new FolderCache()
       const awaiting = { db: database.db, blobs, log, changes }
       const datasets = new DatasetLibrary({

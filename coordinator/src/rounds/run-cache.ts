@@ -235,6 +235,26 @@ export class RunCache {
     return storedLoss(validationLoss(createParamSet(loaded.spec.modelConfig, flat), loaded.validation, evaluationWindows(loaded.spec)))
   }
 
+  /**
+   * After a restart: each run's newest checkpoint still without a loss goes back to the worker
+   * thread where its loss is too costly for the event loop (what was waiting was lost with the
+   * process). Runs measured inline are left alone: there no loss means a diverged model.
+   */
+  async resumeValidation (): Promise<void> {
+    if (this.#d.evaluation === undefined) return
+    const rows = await this.#d.db.selectFrom('checkpoints').innerJoin('runs', 'runs.id', 'checkpoints.run_id')
+      .select(['checkpoints.run_id', 'checkpoints.sha256', 'checkpoints.val_loss'])
+      .where('runs.status', 'in', ['running', 'completed'])
+      .where('checkpoints.pruned_at', 'is', null)
+      .where(({ eb, selectFrom }) => eb('checkpoints.round', '=', selectFrom('checkpoints as newer').select((n) => n.fn.max('newer.round').as('r')).whereRef('newer.run_id', '=', 'checkpoints.run_id')))
+      .execute()
+    for (const row of rows) {
+      if (row.val_loss !== null) continue
+      const spec = await this.spec(row.run_id)
+      if (evaluationFlops(spec) > (this.#d.inlineEvalFlops ?? INLINE_EVAL_FLOPS)) await this.validateLater(row.run_id, row.sha256)
+    }
+  }
+
   /** Has checkpoint `sha` of the run (its row written) measured on a worker thread, its loss written when known. */
   async validateLater (runId: string, sha: string): Promise<void> {
     const evaluation = this.#d.evaluation
