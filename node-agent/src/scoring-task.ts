@@ -1,13 +1,15 @@
-import { decodePseudoGradient } from '@barnraise/protocol'
+import { Worker } from 'node:worker_threads'
 import type { ScoreResult, ScoringTask } from '@barnraise/protocol'
-import { createParamSet, decodeShard, evaluateLoss, paramSetFromSafetensors } from '@barnraise/trainer'
+import { decodeShard } from '@barnraise/trainer'
 import type { BlobCache } from './blob-cache.ts'
+import type { ScoringJob, ScoringReply } from './scoring-worker.ts'
 
 /**
  * Scores another node's report (rounds/node-scoring.ts on the coordinator): the held-out loss
  * of the base weights, of base − Δ and of base + Δ on the task's windows, with the TypeScript
  * trainer's forward pass whatever executor trains here (every scorer runs the same arithmetic,
- * so honest scorers agree). A task whose windows do not fit its model is answered with no losses.
+ * so honest scorers agree), on a worker thread. A task whose windows, weights or report do not
+ * fit its model is answered with no losses.
  */
 export async function scoreReport (cache: BlobCache, task: ScoringTask, signal: AbortSignal): Promise<ScoreResult | { malformed: string }> {
   const window = task.seqLen + 1
@@ -15,16 +17,39 @@ export async function scoreReport (cache: BlobCache, task: ScoringTask, signal: 
   if (tokens.length !== task.batchSize * window) return { malformed: `${tokens.length} token ids for ${task.batchSize} windows of ${window}` }
   const ids = Int32Array.from(tokens)
   if (ids.some((t) => t >= task.modelConfig.vocab_size)) return { malformed: 'a token id is past the vocabulary' }
-  const base = paramSetFromSafetensors(task.modelConfig, await cache.get(task.baseCheckpoint, signal))
-  const delta = decodePseudoGradient(task.codec, await cache.get(task.report, signal), base.flat.length)
-  const loss = (flat: Float32Array): number | null => {
-    const value = evaluateLoss(createParamSet(task.modelConfig, flat), ids, task.batchSize, task.seqLen)
-    return Number.isFinite(value) ? value : null
+  const job: ScoringJob = {
+    config: task.modelConfig,
+    checkpoint: await cache.get(task.baseCheckpoint, signal),
+    report: await cache.get(task.report, signal),
+    codec: task.codec,
+    ids,
+    batchSize: task.batchSize,
+    seqLen: task.seqLen
   }
-  return {
-    taskId: task.taskId,
-    base: loss(base.flat),
-    after: loss(base.flat.map((x, i) => x - delta[i]!)),
-    reversed: loss(base.flat.map((x, i) => x + delta[i]!))
+  try {
+    return { taskId: task.taskId, ...await inWorker(job, signal) }
+  } catch (err) {
+    if (signal.aborted) throw err
+    // Weights or a payload that do not decode for this model: a bad task, not a broken agent.
+    return { malformed: err instanceof Error ? err.message : String(err) }
+  }
+}
+
+/** Runs a scoring job on a worker thread: a large model's three passes take minutes, and the agent must go on answering. */
+async function inWorker (job: ScoringJob, signal: AbortSignal): Promise<ScoringReply> {
+  signal.throwIfAborted()
+  const worker = new Worker(new URL('./scoring-worker.ts', import.meta.url), { workerData: job })
+  const abort = (): void => { void worker.terminate() }
+  signal.addEventListener('abort', abort, { once: true })
+  try {
+    return await new Promise((resolve, reject) => {
+      signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+      worker.once('message', (m: ScoringReply) => { resolve(m) })
+      worker.once('error', reject)
+      worker.once('exit', (code) => { reject(new Error(`the scoring worker stopped (exit ${code}) before finishing`)) })
+    })
+  } finally {
+    signal.removeEventListener('abort', abort)
+    await worker.terminate()
   }
 }

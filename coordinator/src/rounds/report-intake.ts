@@ -281,7 +281,8 @@ export class ReportIntake implements ReportSink {
     const score = screened?.verdict.score ?? null
     // Not in overlapped runs: their nodes go from unit to unit without asking for other work,
     // so a report there is screened without held-out scores when the model is too large.
-    if (screened?.screen != null && this.#o.scoring !== undefined && overlapOf(spec) === 'none' && !await this.#cache.scoresItself(m.runId)) {
+    // Nor where scoring costs more than nodes are asked to spend on it (run-plan.ts).
+    if (screened?.screen != null && this.#o.scoring !== undefined && overlapOf(spec) === 'none' && await this.#cache.nodesScore(m.runId)) {
       // Too large for the coordinator to score: held until two other nodes have scored it.
       await db.transaction().execute(async (trx) => {
         await this.#storeReport(trx, a.id, payload, sha)

@@ -282,7 +282,7 @@ export class RoundEngine implements WorkSource {
       // (its original's ranges go out again if both fail).
       // Not with node scoring: a report held for its scores and for its twin at once is more
       // bookkeeping than either check is worth; such runs rely on the scores.
-      const nodeScored = defencesOf(spec).screening && !await this.#cache.scoresItself(runId)
+      const nodeScored = defencesOf(spec).screening && await this.#cache.nodesScore(runId)
       const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
       // Ids are made here so the whole round goes in as one INSERT (one round trip, not one a node).
       const made: Array<{ id: string, ranges: TokenRange[], steps: number | null, codec: CodecName | null }> = []

@@ -7,7 +7,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { INLINE_EVAL_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
+import { INLINE_EVAL_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
@@ -57,9 +57,21 @@ export class RunCache {
     this.#d = deps
   }
 
-  /** Whether the coordinator scores this run's reports itself (else nodes do, when it screens). */
+  /**
+   * Whether the coordinator scores this run's reports itself (else nodes do, when it screens):
+   * a model up to `--score-max-params` whose three forward passes fit the event loop's budget.
+   */
   async scoresItself (runId: string): Promise<boolean> {
-    return (await this.#load(runId)).spec.paramCount <= (this.#d.scoreMaxParams ?? SCORING_MAX_PARAMS)
+    return await this.#scorer(runId) === 'coordinator'
+  }
+
+  /** Whether nodes score this run's reports when it screens (not when it costs them too much: run-plan.ts's scorer). */
+  async nodesScore (runId: string): Promise<boolean> {
+    return await this.#scorer(runId) === 'nodes'
+  }
+
+  async #scorer (runId: string): Promise<'coordinator' | 'nodes' | 'none'> {
+    return scorer((await this.#load(runId)).spec, this.#d.scoreMaxParams ?? SCORING_MAX_PARAMS, this.#d.inlineEvalFlops ?? INLINE_EVAL_FLOPS)
   }
 
   /**

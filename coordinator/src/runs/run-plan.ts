@@ -77,6 +77,30 @@ export function broadcastsUpdates (d: Defences): boolean {
  */
 export const SCORING_MAX_PARAMS = 1_000_000
 
+/** FLOPs of scoring one report: three forward passes (base, base − Δ, base + Δ) over the scoring windows. */
+export function scoringFlops (spec: StoredRunSpec): number {
+  const w = scoringWindows(spec)
+  return 3 * 2 * spec.paramCount * w.batches * w.batchSize * w.seqLen
+}
+
+/**
+ * Scoring a report costing more than this is not asked of nodes either: their scorer is the
+ * TypeScript forward pass too (about 10 minutes of one core at 1.6 GFLOP/s), so such reports
+ * are screened without held-out scores, as overlapped runs' are.
+ */
+export const NODE_SCORING_MAX_FLOPS = 1e12
+
+/**
+ * Who scores a screened run's reports on held-out data: the coordinator, for a model up to
+ * `scoreMaxParams` whose three forward passes fit the event loop's budget; else two other
+ * nodes, up to NODE_SCORING_MAX_FLOPS; else nobody (screened without held-out scores).
+ */
+export function scorer (spec: StoredRunSpec, scoreMaxParams: number, inlineFlops: number): 'coordinator' | 'nodes' | 'none' {
+  const flops = scoringFlops(spec)
+  if (spec.paramCount <= scoreMaxParams && flops <= inlineFlops) return 'coordinator'
+  return flops <= NODE_SCORING_MAX_FLOPS ? 'nodes' : 'none'
+}
+
 /** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */
 export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSize: number, seqLen: number } {
   return { batches: 1, batchSize: Math.min(8, spec.recipe.batchSize * 2), seqLen: spec.recipe.seqLen }
