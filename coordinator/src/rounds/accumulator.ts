@@ -1,6 +1,7 @@
 import { createFoldTarget, decodePseudoGradient, foldPseudoGradient } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 import { aggregate } from '@barnraise/trainer'
+import { CLOSE_SLICE } from './close-in-slices.ts'
 import type { AggregationOptions, AggregationRule, Contribution } from '@barnraise/trainer'
 
 /** Values a page of memory holds (4 KiB of float32). */
@@ -75,6 +76,21 @@ export class RoundAccumulator {
       return this.mean()
     }
     return this.#kept.length === 0 ? this.mean() : aggregate(this.#kept, rule, options).update
+  }
+
+  /** `update`, with the plain mean worked out a slice at a time between turns of the event loop (close-in-slices.ts). */
+  async updateInSlices (rule: AggregationRule, options: AggregationOptions = {}): Promise<Float32Array> {
+    if (this.#kept !== null) return this.update(rule, options)
+    if (rule.rule !== 'mean' || options.clipToMedianNorm !== undefined) return this.update(rule, options)
+    const out = new Float32Array(this.sum.length)
+    if (this.tokens === 0) return out
+    const inv = 1 / this.tokens
+    for (let from = 0; from < out.length; from += CLOSE_SLICE) {
+      const to = Math.min(from + CLOSE_SLICE, out.length)
+      for (let i = from; i < to; i++) out[i] = this.sum[i]! * inv
+      if (to < out.length) await new Promise((resolve) => setImmediate(resolve))
+    }
+    return out
   }
 
   /** The token-weighted mean pseudo-gradient. */

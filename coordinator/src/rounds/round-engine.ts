@@ -1,8 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
-import { DEFAULT_SCREENING, outerStep, readMomentum, writeMomentum } from '@barnraise/trainer'
-import { allowedCodecs, decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
+import { DEFAULT_SCREENING, readMomentum, writeMomentum } from '@barnraise/trainer'
+import { allowedCodecs, encodedByteLength } from '@barnraise/protocol'
+import { decodeInSlices, encodeInSlices, outerStepInSlices } from './close-in-slices.ts'
 import type { CodecName, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -365,7 +366,8 @@ export class RoundEngine implements WorkSource {
     const theta = new Float32Array(await this.#cache.base(runId, run.latest_checkpoint!))
     const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
     const defences = defencesOf(spec)
-    const update = acc.update(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
+    // Whole-model arithmetic from here on goes a slice at a time (close-in-slices.ts): the same bits, the event loop let through.
+    const update = await acc.updateInSlices(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
     // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs,
     // topk where the broadcast is sparse): the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
     let applied = update
@@ -389,12 +391,12 @@ export class RoundEngine implements WorkSource {
         residualBlob = await storeBlob(db, blobs, writeBroadcastResidual(sparse.residual), 'optimizer', { runId, round: number })
         this.#o.log.info('sparse broadcast', { runId, round: number, bytes: encoded.byteLength, residualCarried: carried !== null, residualNorm: l2Norm(sparse.residual) })
       } else {
-        encoded = encodePseudoGradient(broadcastCodec, update)
-        applied = decodePseudoGradient(broadcastCodec, encoded, spec.paramCount)
+        encoded = await encodeInSlices(broadcastCodec, update)
+        applied = await decodeInSlices(broadcastCodec, encoded, spec.paramCount)
       }
       updateBlob = await storeBlob(db, blobs, encoded, 'update', { runId, round: number })
     }
-    const newMomentum = outerStep(theta, applied, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
+    const newMomentum = await outerStepInSlices(theta, applied, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
     const weights = checkpointBytes(spec.modelConfig, theta)
     const valLoss = await this.#cache.validationLoss(runId, theta)
     const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })
