@@ -14,6 +14,7 @@ Prints tokens/s, achieved TFLOP/s (6 × parameters × tokens/s), MFU against a s
 peak (H100 SXM: 989 TFLOP/s; set ``--peak-tflops`` for other GPUs) and the executor/ceiling ratio.
 """
 import argparse
+import gc
 import json
 import math
 import os
@@ -25,7 +26,11 @@ import time
 
 import numpy as np
 
-PEAKS_TFLOPS = {'H100': 989.0, 'H200': 989.0, 'A100': 312.0, 'L40S': 362.0, 'RTX 4090': 165.0}
+# Dense bf16 tensor-core peaks in TFLOP/s, by a part of the name torch reports ("NVIDIA H100 80GB
+# HBM3"); the first key found in the name wins, so the lower-clocked PCIe and NVL cards come
+# before the SXM parts whose names they contain.
+PEAKS_TFLOPS = {'H100 PCIe': 756.0, 'H100 NVL': 835.0, 'H200 NVL': 835.0, 'GH200': 989.0, 'H100': 989.0, 'H200': 989.0,
+                'A100': 312.0, 'L40S': 362.0, 'RTX 4090': 165.0}
 
 
 def _peak_for(name):
@@ -36,7 +41,12 @@ def _peak_for(name):
 
 
 def bare_loop(config, batch, seq_len, steps, warmup, device, precision, threads, seed=0):
-    """The ceiling: the same Llama written plainly, trained for ``steps`` timed steps; returns tokens/s."""
+    """The ceiling: the same Llama written plainly, trained for ``steps`` timed steps.
+
+    Returns (tokens/s, peak bytes allocated on the GPU or None). The model is built on the device
+    itself (a 1B model initialised on the CPU and then copied costs tens of seconds), and every
+    tensor is released before returning so the executor's child finds the GPU empty.
+    """
     import torch
     import torch.nn.functional as F
     from torch import nn
@@ -48,18 +58,25 @@ def bare_loop(config, batch, seq_len, steps, warmup, device, precision, threads,
     hd = c.head_dim
     sdpa = hasattr(F, 'scaled_dot_product_attention')
 
+    gpu = device.type == 'cuda'
+    if gpu:
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def linear(n_in, n_out):
+        return nn.Linear(n_in, n_out, bias=False, device=device)
+
     class Block(nn.Module):
         def __init__(self):
             super().__init__()
-            self.q = nn.Linear(c.hidden_size, c.num_attention_heads * hd, bias=False)
-            self.k = nn.Linear(c.hidden_size, c.num_key_value_heads * hd, bias=False)
-            self.v = nn.Linear(c.hidden_size, c.num_key_value_heads * hd, bias=False)
-            self.o = nn.Linear(c.num_attention_heads * hd, c.hidden_size, bias=False)
-            self.gate = nn.Linear(c.hidden_size, c.intermediate_size, bias=False)
-            self.up = nn.Linear(c.hidden_size, c.intermediate_size, bias=False)
-            self.down = nn.Linear(c.intermediate_size, c.hidden_size, bias=False)
-            self.n1 = nn.Parameter(torch.ones(c.hidden_size))
-            self.n2 = nn.Parameter(torch.ones(c.hidden_size))
+            self.q = linear(c.hidden_size, c.num_attention_heads * hd)
+            self.k = linear(c.hidden_size, c.num_key_value_heads * hd)
+            self.v = linear(c.hidden_size, c.num_key_value_heads * hd)
+            self.o = linear(c.num_attention_heads * hd, c.hidden_size)
+            self.gate = linear(c.hidden_size, c.intermediate_size)
+            self.up = linear(c.hidden_size, c.intermediate_size)
+            self.down = linear(c.intermediate_size, c.hidden_size)
+            self.n1 = nn.Parameter(torch.ones(c.hidden_size, device=device))
+            self.n2 = nn.Parameter(torch.ones(c.hidden_size, device=device))
 
         def norm(self, x, w):
             h = x.float()
@@ -90,10 +107,10 @@ def bare_loop(config, batch, seq_len, steps, warmup, device, precision, threads,
     class Llama(nn.Module):
         def __init__(self):
             super().__init__()
-            self.embed = nn.Embedding(c.vocab_size, c.hidden_size)
+            self.embed = nn.Embedding(c.vocab_size, c.hidden_size, device=device)
             self.blocks = nn.ModuleList([Block() for _ in range(c.num_hidden_layers)])
-            self.norm = nn.Parameter(torch.ones(c.hidden_size))
-            self.head = None if c.tie_word_embeddings else nn.Linear(c.hidden_size, c.vocab_size, bias=False)
+            self.norm = nn.Parameter(torch.ones(c.hidden_size, device=device))
+            self.head = None if c.tie_word_embeddings else linear(c.hidden_size, c.vocab_size)
 
         def forward(self, ids, cos, sin):
             x = self.embed(ids)
@@ -103,19 +120,19 @@ def bare_loop(config, batch, seq_len, steps, warmup, device, precision, threads,
             x = self.norm * (h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + c.rms_norm_eps)).to(x.dtype)
             return F.linear(x, self.embed.weight if self.head is None else self.head.weight)
 
-    model = Llama().to(device)
+    model = Llama()
     inv = 1.0 / (c.rope_theta ** (torch.arange(0, hd, 2, dtype=torch.float64) / hd))
     ang = torch.outer(torch.arange(seq_len, dtype=torch.float64), inv)
     ang = torch.cat([ang, ang], -1)
     cos, sin = ang.cos().float().to(device), ang.sin().float().to(device)
     kwargs = {'lr': 1e-3, 'betas': (0.9, 0.95), 'weight_decay': 0.01}
     try:
-        opt = torch.optim.AdamW(model.parameters(), fused=device.type == 'cuda', **kwargs) if device.type == 'cuda' else torch.optim.AdamW(model.parameters(), **kwargs)
+        opt = torch.optim.AdamW(model.parameters(), fused=True, **kwargs) if gpu else torch.optim.AdamW(model.parameters(), **kwargs)
     except (TypeError, RuntimeError):
         opt = torch.optim.AdamW(model.parameters(), **kwargs)
     data = torch.randint(0, c.vocab_size, (warmup + steps, batch, seq_len + 1)).to(device)
     autocast = torch.autocast(device_type=device.type, dtype=torch.bfloat16) if precision == 'bf16' else _null()
-    sync = (lambda: torch.cuda.synchronize(device)) if device.type == 'cuda' else (lambda: None)
+    sync = (lambda: torch.cuda.synchronize(device)) if gpu else (lambda: None)
     started = None
     for i in range(warmup + steps):
         if i == warmup:
@@ -130,10 +147,13 @@ def bare_loop(config, batch, seq_len, steps, warmup, device, precision, threads,
         opt.zero_grad(set_to_none=True)
     sync()
     seconds = time.perf_counter() - started
-    del model, opt, data
-    if device.type == 'cuda':
+    peak = torch.cuda.max_memory_allocated(device) if gpu else None
+    # The last step's logits and loss too: a live tensor keeps the whole cached block it sits in.
+    del model, opt, data, logits, loss, cos, sin
+    gc.collect()
+    if gpu:
         torch.cuda.empty_cache()
-    return batch * seq_len * steps / seconds
+    return batch * seq_len * steps / seconds, peak
 
 
 class _null:
@@ -173,6 +193,9 @@ class Child:
         self.send({**frame, 'id': rid})
         while True:
             reply = self.recv()
+            if reply.get('type') == 'log':
+                print(f"executor log: {reply.get('message')}", flush=True)
+                continue
             if reply.get('id') != rid:
                 continue
             if reply['type'] == 'result':
@@ -186,14 +209,36 @@ class Child:
         self.proc.wait()
 
 
-def executor_round(child, config, batch, seq_len, steps, work_dir, precision, checkpointing, state_dir, seed=0, sharding='auto'):
+def random_base(config, seed=0):
+    """Base weights for the bench: norms 1, matrices uniform with standard deviation 0.02.
+
+    Uniform draws cost half of normal ones, which matters for a 1B model (a billion draws on
+    one core), and the throughput does not depend on the weights' distribution.
+    """
+    from .config import param_specs
+    rng = np.random.default_rng(seed)
+    half_width = 0.02 * math.sqrt(3)
+    base = {}
+    for name, shape in param_specs(config):
+        if len(shape) == 1:
+            base[name] = np.ones(shape, np.float32)
+            continue
+        w = rng.random(shape, dtype=np.float32)
+        w -= 0.5
+        w *= 2 * half_width
+        base[name] = w
+    return base
+
+
+def executor_round(child, config, batch, seq_len, steps, work_dir, precision, checkpointing, state_dir, seed=0, sharding='auto', base=None):
     """One round as the agent runs it, after the coordinator's bytes have arrived: write the base
     weights and batches, one ``train`` request, read θ_local back. Returns (tokens/s over that
-    wall clock, the child's result, the wall seconds). Network transfers are not included."""
-    from .config import param_specs
+    wall clock, the child's result, the wall seconds). Network transfers are not included.
+    ``base`` (from ``random_base``) may be shared by rounds; drawing it is not part of the round."""
     from .safetensors import read_file, write_file
     rng = np.random.default_rng(seed)
-    base = {name: (np.ones(shape, np.float32) if len(shape) == 1 else (rng.standard_normal(shape, dtype=np.float32) * 0.02)) for name, shape in param_specs(config)}
+    if base is None:
+        base = random_base(config, seed)
     tokens = rng.integers(0, config.vocab_size, (steps, batch, seq_len + 1), dtype=np.int32)
     files = {k: os.path.join(work_dir, f'{k}.safetensors') for k in ('base', 'batches', 'local')}
     # The clock starts where the agent's part of a round starts: weights and tokens in memory.
@@ -229,7 +274,7 @@ def main(argv=None):
 
     import torch
     from .config import count_params
-    from .device import resolve_device, resolve_precision
+    from .device import GIB, estimate_bytes, resolve_device, resolve_precision
     from .presets import preset
     from .ranks import parse_device_list
     names = parse_device_list(args.device)
@@ -253,12 +298,19 @@ def main(argv=None):
         peak = peak * world if peak else None
     print(f'bench: {args.preset} ({params / 1e6:.1f}M parameters), batch {batch} × seq {seq_len}, {steps} steps, {precision}, {name}, torch {torch.__version__}', flush=True)
 
-    ceiling = world * bare_loop(config, batch // world, seq_len, steps, 3, device, precision, args.threads)
+    one_device, bare_peak = bare_loop(config, batch // world, seq_len, steps, 3, device, precision, args.threads)
+    ceiling = world * one_device
+    estimate = None
+    if gpu:
+        estimate, _ = estimate_bytes(config, batch // world, seq_len, precision, False, device)
+        print(f'bare PyTorch loop: peak GPU memory {bare_peak / GIB:.1f} GiB allocated; the executor\'s fit estimate for '
+              f'{batch // world} × {seq_len} without checkpointing is {estimate / GIB:.1f} GiB', flush=True)
     child = Child(','.join(names) if world > 1 else str(device), args.threads if not gpu else 0)
+    base = random_base(config)
     with tempfile.TemporaryDirectory(prefix='barnraise-bench-') as work:
         state = os.path.join(work, 'state')
-        executor_round(child, config, batch, seq_len, 3, work, args.precision, args.checkpointing, state, sharding=args.shard_optimizer)  # warm-up round: model, kernels, optimizer state
-        tps, result, wall = executor_round(child, config, batch, seq_len, steps, work, args.precision, args.checkpointing, state, seed=1, sharding=args.shard_optimizer)
+        executor_round(child, config, batch, seq_len, 3, work, args.precision, args.checkpointing, state, sharding=args.shard_optimizer, base=base)  # warm-up round: model, kernels, optimizer state
+        tps, result, wall = executor_round(child, config, batch, seq_len, steps, work, args.precision, args.checkpointing, state, seed=1, sharding=args.shard_optimizer, base=base)
         # Inside the folder's lifetime: the child writes the optimizer state after answering.
         child.close()
     compute_tps = result['tokens'] / result['computeSeconds']
@@ -276,13 +328,27 @@ def main(argv=None):
           f"checkpointing {'on' if result['checkpointing'] else 'off'}{', AdamW sharded over the ranks' if result.get('shardedOptimizer') else ''}, round utilization {100 * utilization:.1f}% "
           f"(compute {result['computeSeconds']:.2f} s of {wall:.2f} s wall, files included)", flush=True)
     if args.json:
-        print(json.dumps({'preset': args.preset, 'params': params, 'device': name, 'precision': precision, 'ceilingTokensPerSecond': ceiling,
+        mfu = (lambda t: 6 * params * t / 1e12 / peak) if peak else (lambda t: None)
+        print(json.dumps({'preset': args.preset, 'params': params, 'device': name, 'precision': precision, 'batch': batch, 'seqLen': seq_len, 'steps': steps,
+                          'torch': torch.__version__, 'ceilingTokensPerSecond': ceiling,
                           'executorTokensPerSecond': tps, 'executorComputeTokensPerSecond': compute_tps, 'utilization': utilization,
-                          'peakTflops': peak}), flush=True)
+                          'peakTflops': peak, 'ceilingMfu': mfu(ceiling), 'executorComputeMfu': mfu(compute_tps), 'executorRoundMfu': mfu(tps),
+                          'computeSeconds': result['computeSeconds'], 'wallSeconds': wall, 'checkpointing': result['checkpointing'],
+                          'attention': result['attention'], 'optimizer': result['optimizer'],
+                          'bareLoopPeakBytes': bare_peak, 'fitEstimateBytes': estimate}), flush=True)
     mfu = f', MFU {100 * 6 * params * tps / 1e12 / peak:.1f}% of {peak:g} TFLOP/s bf16 dense' if peak else ''
     print(f'bench: executor {tps / ceiling:.2f}× bare loop{mfu}, round utilization {100 * utilization:.1f}% ({args.preset}, {name}, {precision})', flush=True)
     return 0
 
 
+def _main_or_reason(argv=None):
+    from .errors import ExecutorFailure
+    try:
+        return main(argv)
+    except ExecutorFailure as err:
+        print(f'bench: {err.code}: {err.message}', flush=True)
+        return 2
+
+
 if __name__ == '__main__':
-    sys.exit(main())
+    sys.exit(_main_or_reason())

@@ -39,11 +39,34 @@ def resolve_device(name: str) -> torch.device:
 
 
 def supports_bf16(device: torch.device) -> bool:
-    """bf16 autocast pays off on GPUs with bf16 tensor cores (Ampere and later)."""
+    """bf16 autocast pays off on GPUs with bf16 tensor cores (Ampere and later, compute capability ≥ 8).
+
+    Not ``torch.cuda.is_bf16_supported()``: since torch 2.4 it defaults to
+    ``including_emulation=True`` and answers yes on a T4 or V100, where bf16 is emulated and
+    slower than float32; and it looks at the current device, not ``device``. ROCm builds
+    report their own capability numbers, so there torch's answer (without emulation) stands.
+    """
     if device.type != 'cuda':
         return False
-    check = getattr(torch.cuda, 'is_bf16_supported', None)
-    return bool(check()) if check is not None else torch.cuda.get_device_capability(device)[0] >= 8
+    if getattr(torch.version, 'hip', None):
+        check = torch.cuda.is_bf16_supported
+        try:
+            return bool(check(including_emulation=False))
+        except TypeError:  # torch before 2.4
+            return bool(check())
+    return torch.cuda.get_device_capability(device)[0] >= 8
+
+
+def use_ieee_float32_matmuls():
+    """float32 matmuls in full float32, not TF32 (the float32 precision, and the known-answer checks).
+
+    ``torch.set_float32_matmul_precision('highest')`` exists since torch 1.12 and, on torch ≥ 2.9,
+    sets the legacy flag and the new ``fp32_precision`` one together. Assigning
+    ``torch.backends.cuda.matmul.allow_tf32`` is deprecated from 2.9 on (a warning), and mixing
+    the legacy and new settings makes every later matmul raise "you have used mix of the
+    legacy and new APIs".
+    """
+    torch.set_float32_matmul_precision('highest')
 
 
 def resolve_precision(requested: str, device: torch.device) -> str:
@@ -130,6 +153,30 @@ def free_bytes(device: torch.device, resident_bytes: int = 0) -> int:
     return host_available() + resident_bytes
 
 
+def activation_bytes_per_token_layer(c: LlamaConfig, precision: str, fused_attention: bool) -> int:
+    """Bytes autograd keeps for backward per token in each decoder layer, the T×T attention matrix aside.
+
+    Counted from what the model saves (``torch.autograd.graph.saved_tensors_hooks``; the test
+    ``test_estimate_covers_what_autograd_keeps`` measures it). Each RMSNorm keeps its float32
+    input, the square and the normalized output (12d); the projections after it keep its
+    weighted output: in float32 one tensor they share (4d a norm), under bf16 autocast each its
+    own bf16 copy (q, k, v, gate, up: 10d in all). Attention keeps the rotated queries, the keys
+    and values (already repeated to every query head under grouped-query attention, so of query
+    width) and its output (4 × q_dim, 2 or 4 bytes each); the MLP keeps gate, silu(gate), up and
+    their product. Fused attention adds its log-sum-exp (4 bytes a head).
+    """
+    d = c.hidden_size
+    q_dim = c.num_attention_heads * c.head_dim
+    inter = c.intermediate_size
+    if precision == 'bf16':
+        per_token_layer = 34 * d + 8 * q_dim + 8 * inter
+    else:
+        per_token_layer = 32 * d + 16 * q_dim + 16 * inter
+    if fused_attention:
+        per_token_layer += 4 * c.num_attention_heads
+    return per_token_layer
+
+
 def estimate_bytes(c: LlamaConfig, batch: int, seq_len: int, precision: str, checkpointing: bool, device: torch.device, optimizer_share=1.0):
     """Bytes one inner step needs: parameters, gradients, AdamW moments, activations and logits.
 
@@ -143,15 +190,9 @@ def estimate_bytes(c: LlamaConfig, batch: int, seq_len: int, precision: str, che
     p = count_params(c)
     static = p * (8 + (2 if precision == 'bf16' else 0)) + int(p * optimizer_share) * 12
     d = c.hidden_size
-    q_dim = c.num_attention_heads * c.head_dim
-    kv_dim = c.num_key_value_heads * c.head_dim
-    inter = c.intermediate_size
     tokens = batch * seq_len
-    if precision == 'bf16':
-        per_token_layer = 26 * d + 10 * q_dim + 6 * kv_dim + 8 * inter
-    else:
-        per_token_layer = 16 * d + 16 * q_dim + 12 * kv_dim + 16 * inter
     fused_attention = device.type == 'cuda' and sdpa_available()
+    per_token_layer = activation_bytes_per_token_layer(c, precision, fused_attention)
     scores = 0 if fused_attention else batch * c.num_attention_heads * seq_len * seq_len * 12
     layer = tokens * per_token_layer + scores
     if checkpointing:

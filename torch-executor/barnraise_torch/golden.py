@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from .config import parse_config
+from .device import use_ieee_float32_matmuls
 from .errors import ExecutorFailure
 from .model import LlamaForCausalLM
 from .safetensors import SafetensorsError, read_file
@@ -59,10 +60,11 @@ def check_llama(metadata, tensors, device):
     except ValueError:
         raise ExecutorFailure('ERR_BAD_GOLDEN', 'golden file metadata "config" is missing or not JSON') from None
     model = LlamaForCausalLM(config, device)
-    # The reference is float64; TF32 matmuls on Ampere+ would cost three digits.
+    # The reference is float64; TF32 matmuls on Ampere+ would cost three digits. (No convolutions,
+    # so cuDNN's own TF32 flag does not matter; leaving it alone avoids the legacy flag that
+    # torch ≥ 2.9 deprecates.)
     if device.type == 'cuda':
-        torch.backends.cuda.matmul.allow_tf32 = False
-        torch.backends.cudnn.allow_tf32 = False
+        use_ieee_float32_matmuls()
     with torch.no_grad():
         for name, p in model.ordered_parameters():
             p.copy_(torch.from_numpy(_tensor(tensors, f'param/{name}').to_float32().copy()))

@@ -8,16 +8,18 @@ step whose loss or gradient norm is not finite is skipped without touching the w
 optimizer, and only the steps that trained count tokens.
 """
 import contextlib
+import gc
 import math
 import os
 import threading
 import time
+import traceback
 
 import numpy as np
 import torch
 
 from .config import LlamaConfig, count_params, param_specs, parse_config
-from .device import estimate_bytes, features, plan_fit, resolve_precision
+from .device import GIB, features, plan_fit, resolve_precision, use_ieee_float32_matmuls
 from .errors import ExecutorFailure, RanksBroken
 from .model import LlamaForCausalLM
 from .optim import (STATE_FILE, create_shared_state_file, export_state, finish_shared_state_file, import_state, learning_rate_at, make_adamw,
@@ -32,6 +34,19 @@ def is_out_of_memory(err: BaseException) -> bool:
         return True
     text = str(err)
     return isinstance(err, RuntimeError) and ('out of memory' in text or "can't allocate memory" in text)
+
+
+def release_frames(err: BaseException):
+    """Lets go of the tensors the frames in ``err``'s traceback still hold, before memory is handed back.
+
+    A caught exception keeps every frame it unwound alive, and with them the round's model,
+    activations and optimizer; the frame handling it is part of a reference cycle with it, so
+    they stay until the garbage collector runs. ``torch.cuda.empty_cache()`` then frees none of
+    that memory, and the retry with checkpointing after an out-of-memory error meets the same
+    full GPU. The frames' code and line numbers stay, so a traceback still prints.
+    """
+    traceback.clear_frames(err.__traceback__)
+    gc.collect()
 
 
 def _check_recipe(recipe):
@@ -306,6 +321,7 @@ class ResidentTrainer:
             if self.model is not None:
                 self.model.zero_grad(set_to_none=True)
             if is_out_of_memory(err):
+                release_frames(err)
                 self._drop()
                 where = 'GPU' if self.device.type == 'cuda' else 'host'
                 raise ExecutorFailure('ERR_OUT_OF_MEMORY', f'{self.device} ran out of {where} memory during the round ({str(err).splitlines()[0][:200]}); '
@@ -443,7 +459,8 @@ class ResidentTrainer:
         model.checkpointing = plan['checkpointing']
         if self.device.type == 'cuda':
             # float32 means float32: no TF32 shortcuts in matmuls.
-            torch.backends.cuda.matmul.allow_tf32 = False
+            use_ieee_float32_matmuls()
+            torch.cuda.reset_peak_memory_stats(self.device)
         ordered = model.ordered_parameters()
         params = [p for _, p in ordered]
         steps, batch, seq_len = recipe['innerSteps'], recipe['batchSize'], recipe['seqLen']
@@ -496,6 +513,11 @@ class ResidentTrainer:
         self._stepping = False
         self._sync()
         seconds = time.perf_counter() - started
+        if self.device.type == 'cuda':
+            # How the fit estimate compares with what the round really took (the logs of the first GPU runs).
+            self.log(f'{self.device}: peak memory this round {torch.cuda.max_memory_allocated(self.device) / GIB:.1f} GiB allocated, '
+                     f'{torch.cuda.max_memory_reserved(self.device) / GIB:.1f} GiB reserved; the fit check estimated {plan["needBytes"] / GIB:.1f} GiB '
+                     f'(batch {batch} × seq {seq_len}, {precision}, checkpointing {"on" if plan["checkpointing"] else "off"})')
         save_started = time.perf_counter()
         if self.group is None or self.group.rank == 0:
             write_file(req['outFile'], {name: p.detach().float().cpu().numpy() for name, p in ordered})
@@ -609,6 +631,8 @@ class ResidentTrainer:
             self._stepping = False
             seconds = time.perf_counter() - started
         except BaseException as err:
+            if is_out_of_memory(err):
+                release_frames(err)
             self._drop()
             if self._stepping and self.group is not None:
                 self._stepping = False
