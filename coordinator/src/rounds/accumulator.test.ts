@@ -47,3 +47,20 @@ test('mapping the sum in while reports fold loses none of them', async () => {
   for (const i of [0, 1024, 4 * 1024 * 1024, 8 * 1024 * 1024 + 2048, n - 1]) assert.equal(mean[i], 0.5, `value ${i}`)
   assert.equal(acc.sum[5 * 1024 * 1024], 2, 'the sum holds both folds')
 })
+
+test('a report folded a slice at a time into a plain sum gives the one-call fold\'s floats', async () => {
+  const { encodePseudoGradient } = await import('@barnraise/protocol')
+  const n = 3 * 512 + 300
+  for (const codec of ['int8', 'fp16', 'fp32', 'topk'] as const) {
+    const payload = encodePseudoGradient(codec, Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.3) * 1e-2))
+    const whole = new RoundAccumulator('r', n, false, { foldTarget: false })
+    const sliced = new RoundAccumulator('r', n, false, { foldTarget: false, slice: 512 })
+    for (const acc of [whole, sliced]) acc.foldEncoded(codec, payload, 3, 2.5)
+    whole.foldEncoded(codec, payload, 7, 2.0)
+    await sliced.foldEncodedInSlices(codec, payload, 7, 2.0)
+    assert.deepEqual(sliced.sum, whole.sum, codec)
+    assert.equal(sliced.tokens, 10)
+    assert.equal(sliced.reports, 2)
+    assert.equal(sliced.trainLoss(), whole.trainLoss())
+  }
+})

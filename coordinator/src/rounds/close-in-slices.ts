@@ -11,7 +11,7 @@ import { outerStep } from '@barnraise/trainer'
 export const CLOSE_SLICE = 4 * 1024 * 1024
 
 /** Codecs whose payload is its slices' payloads end to end (no header; int8 blocks never straddle CLOSE_SLICE). */
-const SLICEABLE: ReadonlySet<CodecName> = new Set(['int8', 'fp16', 'fp32'])
+export const SLICEABLE_CODECS: ReadonlySet<CodecName> = new Set(['int8', 'fp16', 'fp32'])
 
 async function turn (): Promise<void> {
   await new Promise((resolve) => setImmediate(resolve))
@@ -37,7 +37,7 @@ export async function outerStepInSlices (theta: Float32Array, update: Float32Arr
 
 /** `encodePseudoGradient`, a slice at a time where the codec allows (else in one go). */
 export async function encodeInSlices (codec: CodecName, values: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
-  if (!SLICEABLE.has(codec)) return encodePseudoGradient(codec, values)
+  if (!SLICEABLE_CODECS.has(codec)) return encodePseudoGradient(codec, values)
   const out = new Uint8Array(encodedByteLength(codec, values.length))
   await inSlices(values.length, (a, b) => { out.set(encodePseudoGradient(codec, values.subarray(a, b)), encodedByteLength(codec, a)) }, slice)
   return out
@@ -45,7 +45,7 @@ export async function encodeInSlices (codec: CodecName, values: Float32Array, sl
 
 /** `decodePseudoGradient`, a slice at a time where the codec allows (else in one go); the length is checked first. */
 export async function decodeInSlices (codec: CodecName, bytes: Uint8Array, length: number, slice = CLOSE_SLICE): Promise<Float32Array> {
-  if (!SLICEABLE.has(codec) || bytes.byteLength !== encodedByteLength(codec, length)) return decodePseudoGradient(codec, bytes, length)
+  if (!SLICEABLE_CODECS.has(codec) || bytes.byteLength !== encodedByteLength(codec, length)) return decodePseudoGradient(codec, bytes, length)
   const out = new Float32Array(length)
   await inSlices(length, (a, b) => {
     out.set(decodePseudoGradient(codec, bytes.subarray(encodedByteLength(codec, a), encodedByteLength(codec, b)), b - a), a)

@@ -377,7 +377,7 @@ export class ReportIntake implements ReportSink {
       await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score, creditedDevices: credited, creditedCores: cores }))
     })
     if (r.delta instanceof Float32Array) acc.fold(r.delta, m.tokens, m.lossCurve.at(-1))
-    else acc.foldEncoded(r.delta.codec, r.delta.payload, m.tokens, m.lossCurve.at(-1))
+    else await acc.foldEncodedInSlices(r.delta.codec, r.delta.payload, m.tokens, m.lossCurve.at(-1))
     // A held report's later acceptance is a verdict of its own (its arrival was counted as held).
     if (payload === undefined && r.countVerdict !== false) this.#o.onVerdict?.('accepted', null)
     this.#o.log.info('report accepted', { peerId: r.peerId, runId: m.runId, round: m.round, tokens: m.tokens, score: r.score ?? undefined })

@@ -14,7 +14,7 @@ export { fp32Codec } from './fp32.ts'
 export { fp16Codec } from './fp16.ts'
 export { int8Codec, INT8_BLOCK } from './int8.ts'
 export { topkCodec, TOPK_CHUNK, TOPK_DENSITY } from './topk.ts'
-export { createFoldTarget } from './wasm/int8-simd.ts'
+export { createFoldTarget, isFoldTarget } from './wasm/int8-simd.ts'
 
 /** Every codec name, default first. */
 export const CODEC_NAMES = ['int8', 'fp16', 'fp32', 'topk'] as const satisfies readonly CodecName[]

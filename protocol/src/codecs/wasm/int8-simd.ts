@@ -60,6 +60,11 @@ export function createFoldTarget (length: number): Float32Array {
   return sum
 }
 
+/** Whether `sum` is a fold target in WebAssembly memory (int8 folds into it run in the SIMD kernel). */
+export function isFoldTarget (sum: Float32Array): boolean {
+  return targets.has(sum)
+}
+
 /**
  * Folds the first `blocks` whole blocks of an int8 payload into `sum` with the kernel, the same
  * floats as int8Codec's JS fold; false (nothing done) when `sum` is not a fold target.
