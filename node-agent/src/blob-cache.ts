@@ -47,13 +47,17 @@ export class BlobCache {
 
   /**
    * Returns the blob's bytes, downloading (or resuming) it first when it is not cached: from the
-   * coordinator, or from `url` for shards a run's manifest serves elsewhere.
+   * coordinator, or from `url` for shards a run's manifest serves elsewhere. `share: false`
+   * keeps it out of peer exchange (fetched from the coordinator only and never offered to
+   * peers): another node's report handed out for scoring is the coordinator's to give, and a
+   * peer's block server answers strangers who read its hash off the public ledger.
    */
-  async get (sha256: string, signal?: AbortSignal, url?: string): Promise<Uint8Array> {
+  async get (sha256: string, signal?: AbortSignal, url?: string, options: { share?: boolean } = {}): Promise<Uint8Array> {
     if (!/^[0-9a-f]{64}$/.test(sha256)) throw new Error(`not a sha256: ${sha256}`)
     const path = join(this.#dir, sha256)
     if (await stat(path).catch(() => undefined) === undefined) {
       if (url !== undefined) await this.#downloadUrl(sha256, url, path, signal)
+      else if (options.share === false) await this.#download(sha256, path, signal)
       else if (this.#peers !== undefined) await this.#downloadFromPeers(this.#peers, sha256, path, signal)
       else await this.#download(sha256, path, signal)
     }

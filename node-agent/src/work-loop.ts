@@ -3,7 +3,7 @@ import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata, encodePseudoGradient, sampleLossCurve, toPlainText } from '@barnraise/protocol'
 import { countParams, decodeShard, paramSetFromSafetensors, readMomentum, sha256Hex } from '@barnraise/trainer'
-import type { ReportMetadata, ScoreResult, UnitDecline, WorkUnit } from '@barnraise/protocol'
+import type { ReportMetadata, ScoreResult, TokenRange, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
 import type { BlobCache } from './blob-cache.ts'
@@ -53,6 +53,8 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   let scored: ScoreResult | undefined
   // Each run's base of the last unit: replaced by the next one, so it leaves the cache then.
   const bases = new Map<string, string>()
+  /** Per run, the shards the last unit read (dropped once a unit no longer needs them). */
+  const shardsHeld = new Map<string, Set<string>>()
   // An overlapped unit's report still uploading while the next unit trains (one at a time).
   let uploading: Upload | undefined
   while (!o.signal.aborted) {
@@ -78,6 +80,11 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const task = reply.task
       o.setStatus('training')
       const result = await scoreReport(o.cache, task, o.signal)
+      // Nothing of a scoring task is needed again: the windows and the report go (another
+      // node's report is the coordinator's to hand out, not this disk's), the base unless it is
+      // one a unit of this node trains from.
+      for (const sha of [task.windows, task.report]) await o.cache.drop(sha)
+      if (![...bases.values()].includes(task.baseCheckpoint)) await o.cache.drop(task.baseCheckpoint)
       o.setStatus('idle')
       if ('malformed' in result) {
         o.say(`agent: ${task.runName} round ${task.round}: could not score a report (${result.malformed})`)
@@ -99,7 +106,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const refusal = vocabularyRefusal(unit) ?? await o.executor.check?.(unit, o.signal)
       if (refusal !== undefined) throw refusal
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
-      uploading = await runUnit(o, unit, bases, uploading)
+      uploading = await runUnit(o, unit, bases, shardsHeld, uploading)
     } catch (err) {
       const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
       if (!refusable || o.signal.aborted) throw err
@@ -211,7 +218,7 @@ interface Upload { assignmentId: string, done: Promise<void> }
  * Fetches, trains and reports one unit. An overlapped unit's report uploads while the next unit
  * trains: it is returned instead of awaited. `pending` is such an upload, still under way.
  */
-async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, string>, pending: Upload | undefined): Promise<Upload | undefined> {
+async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, string>, shardsHeld: Map<string, Set<string>>, pending: Upload | undefined): Promise<Upload | undefined> {
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
@@ -222,26 +229,23 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   if (previous !== undefined && previous !== unit.baseCheckpoint) await o.cache.drop(previous)
   bases.set(unit.runId, unit.baseCheckpoint)
   const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
-  const shardTokens = new Map<string, ArrayLike<number>>()
-  const shardVocabs = new Map<string, number>()
-  for (const r of unit.ranges) {
-    if (!shardTokens.has(r.shard)) {
-      const shard = decodeShard(await o.cache.get(r.shard, o.signal, r.url))
-      shardTokens.set(r.shard, shard.tokens)
-      shardVocabs.set(r.shard, shard.vocabSize)
-    }
-    // A manifest can claim more tokens than its shard holds.
-    if (r.end > shardTokens.get(r.shard)!.length) throw new ShardUnavailableError(`shard ${r.shard.slice(0, 12)} holds ${shardTokens.get(r.shard)!.length} tokens, fewer than the unit's range ${r.start}-${r.end} needs`)
-  }
+  // The previous unit's shards this one does not use: consecutive units mostly read on in the
+  // same shard, and a donor's disk would otherwise keep every shard a long run named.
+  for (const sha of shardsHeld.get(unit.runId) ?? []) if (!unit.ranges.some((r) => r.shard === sha)) await o.cache.drop(sha)
+  shardsHeld.set(unit.runId, new Set(usedRanges(unit).map((r) => r.shard)))
+  const { ranges, tokens: shardTokens, vocabs: shardVocabs } = await unitTokens(o, unit)
   const outside = vocabularyRefusal(unit, shardVocabs)
   if (outside !== undefined) throw outside
-  const batches = createBatchSource(unit.ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
-  // Overlapped rounds: the next unit's base and shards arrive while this one trains.
+  const batches = createBatchSource(ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
+  // Overlapped rounds: the next unit's base and shards arrive while this one trains, once the
+  // next unit passed the checks this one did (a unit this machine cannot train fetches nothing).
   const ahead = unit.overlap === undefined
     ? undefined
     : startLookAhead(o, unit, async (next) => {
+      const refusal = vocabularyRefusal(next) ?? await o.executor.check?.(next, o.signal)
+      if (refusal !== undefined) return
       await baseCheckpoint(o, next, `round ${next.round}`)
-      for (const r of next.ranges) await o.cache.get(r.shard, o.signal, r.url)
+      for (const r of usedRanges(next)) await o.cache.get(r.shard, o.signal, r.url)
     })
   let upload: Upload | undefined
   try {
@@ -251,6 +255,51 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   }
   o.setStatus('idle')
   return upload
+}
+
+/**
+ * The start of the unit's ranges its training reads: windows are drawn in order, one per batch
+ * row, `innerSteps × batchSize` in all, so ranges past those windows are never read (a unit
+ * may name up to 1,024 ranges in shards of gigabytes). Each range cut to the windows used.
+ */
+export function usedRanges (unit: WorkUnit): TokenRange[] {
+  const window = unit.recipe.seqLen + 1
+  let needed = unit.recipe.innerSteps * unit.recipe.batchSize
+  const used: TokenRange[] = []
+  for (const r of unit.ranges) {
+    if (needed <= 0) break
+    const windows = Math.min(needed, Math.max(0, Math.floor((r.end - r.start) / window)))
+    if (windows === 0) continue
+    used.push({ ...r, end: r.start + windows * window })
+    needed -= windows
+  }
+  return used
+}
+
+/**
+ * The tokens the unit trains on, shard by shard but kept a range at a time: only the windows
+ * used (usedRanges), copied out so each shard's bytes are let go once read. The same batches
+ * as reading the whole shards (windows are drawn in order and never past those used).
+ */
+async function unitTokens (o: WorkLoopOptions, unit: WorkUnit): Promise<{ ranges: TokenRange[], tokens: Map<string, ArrayLike<number>>, vocabs: Map<string, number> }> {
+  const used = usedRanges(unit)
+  const tokens = new Map<string, ArrayLike<number>>()
+  const vocabs = new Map<string, number>()
+  const ranges: TokenRange[] = []
+  for (const shardSha of new Set(used.map((r) => r.shard))) {
+    const first = used.find((r) => r.shard === shardSha)!
+    const shard = decodeShard(await o.cache.get(shardSha, o.signal, first.url))
+    vocabs.set(shardSha, shard.vocabSize)
+    for (const [i, r] of used.entries()) {
+      if (r.shard !== shardSha) continue
+      // A manifest can claim more tokens than its shard holds.
+      if (r.end > shard.tokens.length) throw new ShardUnavailableError(`shard ${r.shard.slice(0, 12)} holds ${shard.tokens.length} tokens, fewer than the unit's range ${r.start}-${r.end} needs`)
+      const key = `${shardSha}:${i}`
+      tokens.set(key, shard.tokens.slice(r.start, r.end))
+      ranges[i] = { ...r, shard: key, start: 0, end: r.end - r.start }
+    }
+  }
+  return { ranges, tokens, vocabs }
 }
 
 /**

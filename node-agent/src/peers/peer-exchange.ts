@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
 import { open, rename, rm, stat } from 'node:fs/promises'
-import { BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, PEER_BLOCKS_PROTOCOL, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, blockCount, blocksInRanges, toBlockRanges, decodeBitfield, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, PEER_BLOCKS_PROTOCOL, REQUEST_TIMEOUT_MS, SWARM_PROTOCOL, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, blockCount, blocksInRanges, toBlockRanges, decodeBitfield, namesPrivateHost, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
 import type { BlockRange, SwarmPeer } from '@barnraise/protocol'
 import type { Libp2p, PeerId } from '@libp2p/interface'
 import { peerIdFromString } from '@libp2p/peer-id'
@@ -88,6 +88,8 @@ export class PeerExchange {
   readonly stats: ExchangeStats = { fromPeers: 0, fromCoordinator: 0 }
   readonly #libp2p: Libp2p
   readonly #coordinator: Multiaddr
+  /** A coordinator on a private or loopback address (a lab's own network, a test): its tracker may name peers there too. */
+  readonly #coordinatorIsPrivate: boolean
   readonly #server: BlockServer
   readonly #stallMs: number
   readonly #blockTimeoutMs: number
@@ -102,6 +104,7 @@ export class PeerExchange {
   private constructor (libp2p: Libp2p, coordinator: Multiaddr, options: PeerExchangeOptions) {
     this.#libp2p = libp2p
     this.#coordinator = coordinator
+    this.#coordinatorIsPrivate = coordinator.getComponents().some((c) => (c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6') && c.value !== undefined && namesPrivateHost(c.value))
     this.index = new BlockIndex()
     this.#server = new BlockServer(libp2p, this.index, (sha256, connection) => { this.#fetching.get(sha256)?.(connection.remotePeer) })
     this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS
@@ -216,7 +219,12 @@ export class PeerExchange {
       peers.set(key, { id, addrs, have: undefined, haveAt: 0, asking: false, inFlight: 0, failures: 0, dialFailures: 0, busyUntil: 0 })
       wake()
     }
-    const trackerPeer = (p: SwarmPeer): void => { addPeer(peerIdFromString(p.peerId), p.addrs.map((a) => multiaddr(a.endsWith(`/p2p/${p.peerId}`) ? a : `${a}/p2p/${p.peerId}`))) }
+    const trackerPeer = (p: SwarmPeer): void => {
+      const addrs = dialableAddrs(p.addrs, this.#coordinatorIsPrivate)
+      // Named only by addresses this agent will not dial: no peer at all, not an unnamed one.
+      if (p.addrs.length > 0 && addrs.length === 0) return
+      addPeer(peerIdFromString(p.peerId), addrs.map((a) => multiaddr(a.endsWith(`/p2p/${p.peerId}`) ? a : `${a}/p2p/${p.peerId}`)))
+    }
 
     /** Writes a verified block once, whoever delivered it. */
     const land = async (i: number, bytes: Uint8Array, from: 'peer' | 'coordinator'): Promise<void> => {
@@ -524,4 +532,25 @@ async function fileSha256 (path: string): Promise<string> {
   const hash = createHash('sha256')
   for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
   return hash.digest('hex')
+}
+
+/**
+ * The tracker's addresses for a peer that this agent dials: the tracker is the coordinator's
+ * word, and an address on the volunteer's own network (192.168.1.1, 169.254.169.254, loopback)
+ * would turn its agent into a port scanner there. Those are dropped unless the coordinator
+ * itself is on such a network; so is anything but ip4/ip6/dns over tcp, or a relay circuit.
+ */
+export function dialableAddrs (addrs: readonly string[], privateAllowed: boolean): string[] {
+  return addrs.filter((text) => {
+    let components
+    try {
+      components = multiaddr(text).getComponents()
+    } catch {
+      return false
+    }
+    const host = components[0]
+    if (host === undefined || !['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(host.name) || host.value === undefined) return false
+    if (!privateAllowed && namesPrivateHost(host.value)) return false
+    return components[1]?.name === 'tcp' || components.some((c) => c.name === 'p2p-circuit')
+  })
 }

@@ -1,0 +1,14 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { presetConfig } from '@barnraise/trainer'
+import { scoringRefusal } from './scoring-task.ts'
+
+test('a scoring task this machine cannot carry is refused before anything is fetched: model size, work, memory', () => {
+  const tiny = presetConfig('tiny')
+  const gib = 2 ** 30
+  assert.equal(scoringRefusal({ modelConfig: tiny, batchSize: 8, seqLen: 64 }, 16 * gib), undefined)
+  // The schema allows seqLen 65,536: T² attention a layer.
+  assert.match(scoringRefusal({ modelConfig: { ...tiny, max_position_embeddings: 65_536 }, batchSize: 64, seqLen: 65_536 }, 16 * gib) ?? '', /TFLOP|GiB/)
+  assert.match(scoringRefusal({ modelConfig: tiny, batchSize: 8, seqLen: 1024 }, gib / 8) ?? '', /GiB of memory; this machine has 0\.1 GiB/)
+  assert.match(scoringRefusal({ modelConfig: presetConfig('125m'), batchSize: 1, seqLen: 16 }, 64 * gib) ?? '', /past what this agent scores/)
+})
