@@ -8,6 +8,8 @@ import { RunSpecError } from '../runs/runs.ts'
 const t = initTRPC.context<ApiContext>().create({
   // Never send stack traces to clients, whatever NODE_ENV says.
   isDev: false,
+  // A comment every 20 s keeps a quiet live stream from being closed as idle (http/server.ts).
+  sse: { ping: { enabled: true, intervalMs: 20_000 } },
   errorFormatter ({ shape, error }) {
     const cause = error.cause
     // An error no domain code names is a fault here, not the caller's: its text (a database's

@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { ChangeFeed } from './change-feed.ts'
+import { ChangeFeed, networkOf } from './change-feed.ts'
 import type { ChangeBatch, ChangeEvent } from './change-feed.ts'
 
 /** Waits (up to 5 s, however loaded the machine) until `done` holds. */
@@ -47,4 +47,21 @@ test('streams are capped per address and in total, refused before anything is he
   assert.equal(feed.listeners(), 3)
   controller.abort()
   assert.equal(feed.listeners(), 0)
+})
+
+test('streams are capped per network too: the /64s of one IPv6 /48 share a cap, and closing streams frees it', () => {
+  const feed = new ChangeFeed({ total: 100, perAddress: 2, perNetwork: 3 })
+  const controller = new AbortController()
+  feed.subscribe(controller.signal, '2001:db8:1:1::/64')
+  feed.subscribe(controller.signal, '2001:db8:1:2::/64')
+  feed.subscribe(controller.signal, '2001:db8:1:3::/64')
+  assert.throws(() => feed.subscribe(controller.signal, '2001:db8:1:4::/64'), /3 live streams are already open from your network \(at most 3\)/)
+  // Another /48, and IPv4 addresses, are networks of their own.
+  feed.subscribe(controller.signal, '2001:db8:2:1::/64')
+  feed.subscribe(controller.signal, '198.51.100.7')
+  assert.equal(networkOf('2001:db8:1:4::/64'), '2001:db8:1::/48')
+  assert.equal(networkOf('198.51.100.7'), '198.51.100.7')
+  controller.abort()
+  feed.subscribe(undefined, '2001:db8:1:4::/64')
+  assert.equal(feed.listeners(), 1)
 })

@@ -9,10 +9,20 @@ export interface ChangeEvent { topic: ChangeTopic, runId?: string, at: string }
 /** What a live stream sends: the topics (and runs) that changed since its last message. */
 export interface ChangeBatch { topics: ChangeTopic[], runIds: string[], at: string }
 
-/** How many open streams the feed serves: all together, and from one address (a person's tabs). */
-export interface ListenerLimits { total: number, perAddress: number }
+/**
+ * How many open streams the feed serves: all together, from one address (a person's tabs), and
+ * from one network (an IPv6 /48, which one customer is often given: 256 of its /64s would
+ * otherwise each be an address of their own).
+ */
+export interface ListenerLimits { total: number, perAddress: number, perNetwork: number }
 
-export const DEFAULT_LISTENER_LIMITS: ListenerLimits = { total: 500, perAddress: 32 }
+export const DEFAULT_LISTENER_LIMITS: ListenerLimits = { total: 500, perAddress: 32, perNetwork: 64 }
+
+/** The network an address key (http/address-key.ts) belongs to: an IPv6 /64's /48, an IPv4 address itself. */
+export function networkOf (address: string): string {
+  const v6 = /^([0-9a-f]{1,4}):([0-9a-f]{1,4}):([0-9a-f]{1,4}):[0-9a-f]{1,4}::\/64$/i.exec(address)
+  return v6 === null ? address : `${v6[1]}:${v6[2]}:${v6[3]}::/48`
+}
 
 /** The least time between two messages to the live streams. */
 export const DEFAULT_BATCH_MS = 250
@@ -30,6 +40,7 @@ export class ChangeFeed {
   readonly #emitter = new EventEmitter({ captureRejections: false })
   readonly #limits: ListenerLimits
   readonly #perAddress = new Map<string, number>()
+  readonly #perNetwork = new Map<string, number>()
   readonly #batchMs: number
   #total = 0
   #pendingTopics = new Set<ChangeTopic>()
@@ -87,11 +98,17 @@ export class ChangeFeed {
     if (fromAddress >= this.#limits.perAddress) {
       throw new CoordinatorError('ERR_BUSY', `${fromAddress} live streams are already open from your address (at most ${this.#limits.perAddress}); close some dashboard tabs`)
     }
+    const network = networkOf(address)
+    const fromNetwork = this.#perNetwork.get(network) ?? 0
+    if (fromNetwork >= this.#limits.perNetwork) {
+      throw new CoordinatorError('ERR_BUSY', `${fromNetwork} live streams are already open from your network (at most ${this.#limits.perNetwork}); the dashboard will update when you reload later`)
+    }
     if (this.#total >= this.#limits.total) {
       throw new CoordinatorError('ERR_BUSY', `the coordinator already serves ${this.#total} live streams; the dashboard will update when you reload later`)
     }
     this.#total++
     this.#perAddress.set(address, fromAddress + 1)
+    this.#perNetwork.set(network, fromNetwork + 1)
     let held = true
     const release = (): void => {
       if (!held) return
@@ -100,6 +117,9 @@ export class ChangeFeed {
       const left = (this.#perAddress.get(address) ?? 1) - 1
       if (left <= 0) this.#perAddress.delete(address)
       else this.#perAddress.set(address, left)
+      const inNetwork = (this.#perNetwork.get(network) ?? 1) - 1
+      if (inNetwork <= 0) this.#perNetwork.delete(network)
+      else this.#perNetwork.set(network, inNetwork)
     }
     // The generator's `finally` runs only once it was started; the abort covers a stream never read.
     signal?.addEventListener('abort', release, { once: true })

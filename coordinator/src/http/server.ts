@@ -1,7 +1,7 @@
 import { createServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { createHTTPHandler } from '@trpc/server/adapters/standalone'
 import { appRouter } from '../api/router.ts'
 import type { ApiServices } from '../api/context.ts'
@@ -18,6 +18,40 @@ import { applySecurityHeaders } from './security-headers.ts'
 import { crossSiteRefusal } from './request-guard.ts'
 import { handleUpload } from './dataset-upload.ts'
 
+/** Sockets the HTTP server holds: all together, from one address, and how long one may sit idle. */
+export interface ConnectionLimits { total: number, perAddress: number, idleMs: number }
+
+/**
+ * A socket that sent nothing used to be held for ever: 24k of them from one address took the
+ * process's file descriptors (HTTP, Postgres and libp2p alike). Live streams send a ping every
+ * 20 s (api/trpc.ts), well inside the idle time.
+ */
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { total: 4096, perAddress: 256, idleMs: 120_000 }
+
+/**
+ * Caps `server`'s sockets in total and per address (an IPv6 /64 counts once: address-key.ts)
+ * and closes those idle for `idleMs`. Behind a trusted proxy every socket comes from the proxy,
+ * so there only the total applies.
+ */
+export function limitConnections (server: Server, limits: ConnectionLimits, behindProxy: boolean): void {
+  server.maxConnections = limits.total
+  // With no 'timeout' listener, a socket idle this long is destroyed.
+  server.setTimeout(limits.idleMs)
+  if (behindProxy) return
+  const open = new Map<string, number>()
+  server.on('connection', (socket: Socket) => {
+    const key = addressKey(socket.remoteAddress ?? '')
+    const count = (open.get(key) ?? 0) + 1
+    if (count > limits.perAddress) { socket.destroy(); return }
+    open.set(key, count)
+    socket.once('close', () => {
+      const left = (open.get(key) ?? 1) - 1
+      if (left <= 0) open.delete(key)
+      else open.set(key, left)
+    })
+  })
+}
+
 export interface HttpServerOptions {
   host: string
   port: number
@@ -33,6 +67,8 @@ export interface HttpServerOptions {
    * Secure flag) and X-Forwarded-For (for per-address limits). Only set this behind a proxy.
    */
   trustProxy?: boolean
+  /** Socket caps and idle time (DEFAULT_CONNECTION_LIMITS); tests lower them. */
+  connectionLimits?: Partial<ConnectionLimits>
   /** Serve GET /metrics (Prometheus text format) from this; absent: /metrics is not found. */
   metrics?: { exposition: () => Promise<{ contentType: string, body: string }> }
 }
@@ -142,6 +178,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     })
   }
   const server = options.tls !== undefined ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener) : createServer(listener)
+  limitConnections(server, { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits }, options.trustProxy === true)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => { server.off('error', reject); resolve() })
