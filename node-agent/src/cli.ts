@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs'
+import { toPlainText } from '@barnraise/protocol'
 import { runInfoCommand } from './commands/info.ts'
 import { runJoinCommand } from './commands/join.ts'
 import { runSelftestCommand } from './commands/selftest.ts'
@@ -63,6 +64,7 @@ async function main (argv: string[]): Promise<number> {
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
-  process.stderr.write(`barnraise-agent: ${(err as Error).message}\n`)
+  // An error's message may quote the coordinator (a reply's fields): plain text only.
+  process.stderr.write(`barnraise-agent: ${toPlainText(String((err as Error)?.message ?? err), 'multi-line')}\n`)
   process.exitCode = 1
 })

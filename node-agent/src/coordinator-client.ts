@@ -4,10 +4,11 @@ import type { Connection, Libp2p } from '@libp2p/interface'
 import {
   BLOB_CHUNK_BYTES, CodedError, ENROLL_PROTOCOL, HEARTBEAT_PROTOCOL, JsonStream, ProtocolError, REPORT_PROTOCOL, WORK_PROTOCOL,
   CHUNK_TIMEOUT_MS, REPORT_ADMISSION_TIMEOUT_MS, REPORT_VERDICT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TRANSFER_DIAL_TIMEOUT_MS,
-  enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, workResponseSchema
+  enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, toPlainText, workResponseSchema
 } from '@barnraise/protocol'
 import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, ScoreResult, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
+import { AGENT_VERSION } from './version.ts'
 
 /** The coordinator said no; retrying the same request will not help. */
 export class RefusedError extends CodedError {}
@@ -68,6 +69,8 @@ export class CoordinatorClient {
   readonly #address: Multiaddr
   #turnedAway = 0
   #lastTurnedAway: string | undefined
+  /** A unit whose reply did not parse, to hand back with the next plain work request. */
+  #unreadable: UnitDecline | undefined
 
   constructor (libp2p: Libp2p, address: Multiaddr) {
     this.#libp2p = libp2p
@@ -125,8 +128,30 @@ export class CoordinatorClient {
    * `decline`'s unit with its reason and answering the last scoring task with `scored`.
    */
   async requestWork (decline?: UnitDecline, scored?: ScoreResult, after?: string): Promise<Exclude<WorkResponse, { kind: 'refused' }>> {
-    const request = { type: 'work' as const, ...(decline !== undefined ? { decline } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}) }
-    const reply = await this.#call(WORK_PROTOCOL, request, workResponseSchema)
+    // A unit this agent could not read goes back on the next plain request (a look-ahead carries
+    // no decline), unless the caller hands one back itself; it stays pending until a reply shows
+    // the coordinator got it.
+    const pending = decline === undefined && after === undefined ? this.#unreadable : undefined
+    const handBack = decline ?? pending
+    const request = { type: 'work' as const, ...(handBack !== undefined ? { decline: handBack } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}) }
+    const raw: unknown = await this.#call(WORK_PROTOCOL, request, z.unknown())
+    if (pending !== undefined) this.#unreadable = undefined
+    const parsed = workResponseSchema.safeParse(raw)
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0]
+      const problem = `${issue?.path.length ? issue.path.join('.') : 'reply'}: ${issue?.message ?? 'invalid'}`
+      const assignmentId = unreadableUnitId(raw)
+      if (assignmentId !== undefined) {
+        this.#unreadable = {
+          assignmentId,
+          code: 'ERR_BAD_INPUT',
+          message: toPlainText(`barnraise-agent ${AGENT_VERSION} cannot read this work unit (${problem.slice(0, 1500)}); the coordinator may be newer than the agent`, 'multi-line')
+        }
+      }
+      // Retryable (isRetryable): one unit of a newer coordinator, or one bad reply, must not take the node offline.
+      throw new ProtocolError('ERR_MALFORMED_MESSAGE', `the work reply is not one this agent can read (${problem})${assignmentId !== undefined ? '; the unit will be handed back' : ''}`)
+    }
+    const reply = parsed.data
     if (reply.kind === 'refused') throw new RefusedError(reply.code, reply.message)
     return reply
   }
@@ -155,10 +180,21 @@ export class CoordinatorClient {
   }
 }
 
+/** The assignment id of a `unit` reply that failed to parse, when that much of it is readable. */
+function unreadableUnitId (raw: unknown): string | undefined {
+  if (typeof raw !== 'object' || raw === null || (raw as { kind?: unknown }).kind !== 'unit') return undefined
+  const unit = (raw as { unit?: unknown }).unit
+  const id = typeof unit === 'object' && unit !== null ? (unit as { assignmentId?: unknown }).assignmentId : undefined
+  return z.string().uuid().safeParse(id).success ? id as string : undefined
+}
+
 /** True for errors that mean "try again later" rather than "you are refused". */
 export function isRetryable (err: unknown): boolean {
   if (err instanceof RefusedError) return false
-  // A stream that closed under a read is the coordinator restarting or the link dropping.
-  if (err instanceof ProtocolError) return err.code === 'ERR_TIMEOUT' || err.code === 'ERR_STREAM_CLOSED'
+  // A stream that closed under a read is the coordinator restarting or the link dropping. A
+  // reply that does not parse (a coordinator newer than this agent, a codec it adds, or a broken
+  // one) is retried with backoff too: the next reply may be one this agent reads, and only an
+  // explicit refusal should stop a volunteer's node.
+  if (err instanceof ProtocolError) return err.code === 'ERR_TIMEOUT' || err.code === 'ERR_STREAM_CLOSED' || err.code === 'ERR_MALFORMED_MESSAGE'
   return true
 }

@@ -1,5 +1,6 @@
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
+import { ProtocolError, toPlainText } from '@barnraise/protocol'
 import type { HardwareProfile } from '@barnraise/protocol'
 import { CoordinatorClient, RefusedError, isRetryable } from './coordinator-client.ts'
 import { writeEnrollment } from './enrollment-file.ts'
@@ -39,15 +40,33 @@ export interface SessionOptions {
   peers?: PeerExchange
 }
 
+/** How long without an unreadable reply before their backoff starts over. */
+const MALFORMED_STREAK_MS = 10 * 60_000
+
+/**
+ * A `say` that writes only plain text. Status lines quote the coordinator (run names, wait
+ * reasons, its organization's name, refusal codes and messages), and a hostile one could
+ * otherwise reach the volunteer's terminal with escape sequences: an OSC 52 clipboard write, a
+ * screen clear, a fake window title. ESC, BEL and every other C0 and C1 control, bidirectional
+ * overrides and unpaired surrogates become spaces; line feeds and tabs stay.
+ */
+export function plainSay (say: (line: string) => void): (line: string) => void {
+  return (line) => { say(toPlainText(line, 'multi-line')) }
+}
+
 /**
  * Keeps a node enrolled and connected: enroll (or re-join), heartbeat, and after any network
  * failure reconnect with backoff. Returns when the signal aborts; throws RefusedError when
  * the coordinator refuses the node, which no retry can fix.
  */
-export async function runSession (options: SessionOptions): Promise<void> {
+export async function runSession (sessionOptions: SessionOptions): Promise<void> {
+  // Everything said from here on (the work loop's lines included) may quote the coordinator.
+  const options: SessionOptions = { ...sessionOptions, say: plainSay(sessionOptions.say) }
   const client = new CoordinatorClient(options.libp2p, options.coordinator)
   const peerId = options.libp2p.peerId.toString()
   let attempt = 0
+  let malformedStreak = 0
+  let lastMalformedAt = 0
   let enrollment: Enrollment | undefined
   while (!options.signal.aborted) {
     try {
@@ -71,9 +90,22 @@ export async function runSession (options: SessionOptions): Promise<void> {
         continue
       }
       if (!isRetryable(err)) throw err
-      const delay = backoffDelay(attempt++)
-      // This machine's own trainer failing is not the network's fault: say which it was.
-      const what = err instanceof ExecutorError ? `the executor failed (${err.code}: ${err.message})` : `coordinator unreachable (${(err as Error).message})`
+      const malformed = err instanceof ProtocolError && err.code === 'ERR_MALFORMED_MESSAGE'
+      // Enrolling resets `attempt`, but a coordinator that keeps sending replies this agent
+      // cannot read answers enroll fine: those back off on their own count, which a quiet spell
+      // starts over.
+      if (malformed) {
+        if (Date.now() - lastMalformedAt > MALFORMED_STREAK_MS) malformedStreak = 0
+        lastMalformedAt = Date.now()
+      }
+      const delay = backoffDelay(malformed ? Math.max(attempt++, malformedStreak++) : attempt++)
+      // This machine's own trainer failing is not the network's fault, and a reply this agent
+      // cannot read is not an outage: say which it was.
+      const what = err instanceof ExecutorError
+        ? `the executor failed (${err.code}: ${err.message})`
+        : malformed
+          ? `the coordinator sent a reply this agent cannot read (${err.message}); if the coordinator was upgraded, upgrade this agent too`
+          : `coordinator unreachable (${(err as Error).message})`
       options.say(`agent: ${what}; retrying in ${(delay / 1000).toFixed(1)} s`)
       await sleep(delay, options.signal)
     }

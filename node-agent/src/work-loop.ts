@@ -228,7 +228,14 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   const previous = bases.get(unit.runId)
   if (previous !== undefined && previous !== unit.baseCheckpoint) await o.cache.drop(previous)
   bases.set(unit.runId, unit.baseCheckpoint)
-  const base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
+  let base: Float32Array
+  try {
+    base = paramSetFromSafetensors(unit.modelConfig, checkpoint).flat
+  } catch (err) {
+    // Bytes that hash right but are not this model's weights: the unit is declined with why,
+    // not retried for ever (the coordinator would hand the same unit again).
+    throw new ExecutorError('ERR_BAD_INPUT', `the unit's base checkpoint does not hold this model's weights: ${(err as Error).message}`)
+  }
   // The previous unit's shards this one does not use: consecutive units mostly read on in the
   // same shard, and a donor's disk would otherwise keep every shard a long run named.
   for (const sha of shardsHeld.get(unit.runId) ?? []) if (!unit.ranges.some((r) => r.shard === sha)) await o.cache.drop(sha)

@@ -151,3 +151,26 @@ test('encode refuses entries whose bytes do not match their shape', () => {
   assertCode(() => encodeSafetensors(new Map([['__metadata__', { dtype: 'U8', shape: [0], data: new Uint8Array(0) }]])), 'ERR_BAD_NAME')
   assertCode(() => encodeSafetensors(new Map([['a', { dtype: 'X' as Dtype, shape: [0], data: new Uint8Array(0) }]])), 'ERR_UNKNOWN_DTYPE')
 })
+
+test('a caller-given maxHeaderBytes refuses a larger header before parsing it', () => {
+  const tensors = new Map<string, TensorEntry>([['a', float32ToTensor(new Float32Array([1, 2]), [2])]])
+  const file = encodeSafetensors(tensors, { format: 'pt' })
+  const headerLength = Number(new DataView(file.buffer).getBigUint64(0, true))
+  assert.equal(decodeSafetensors(file, { maxHeaderBytes: headerLength }).tensors.size, 1)
+  assertCode(() => decodeSafetensors(file, { maxHeaderBytes: headerLength - 1 }), 'ERR_HEADER_TOO_LARGE', new RegExp(`header length ${headerLength} exceeds the ${headerLength - 1} bytes`))
+  // Refused on its length alone: this header is not even JSON, and would be ERR_BAD_HEADER if parsed.
+  const junk = rawFile({}, new Uint8Array(0), 4096n)
+  const padded = new Uint8Array(8 + 4096)
+  padded.set(junk.subarray(0, 8))
+  padded.fill(0x7b, 8)
+  assertCode(() => decodeSafetensors(padded, { maxHeaderBytes: 1024 }), 'ERR_HEADER_TOO_LARGE')
+  assertCode(() => decodeSafetensors(padded), 'ERR_BAD_HEADER')
+})
+
+test('a tensor entry with fields beyond dtype, shape and data_offsets is refused', () => {
+  const data = new Uint8Array(8)
+  const entry = { dtype: 'F32', shape: [2], data_offsets: [0, 8] }
+  assert.equal(decodeSafetensors(rawFile({ a: entry }, data)).tensors.size, 1)
+  assertCode(() => decodeSafetensors(rawFile({ a: { ...entry, junk: Array.from({ length: 1000 }, () => ({})) } }, data)), 'ERR_BAD_HEADER', /"a": unknown header field "junk"/)
+  assertCode(() => decodeSafetensors(rawFile({ a: { ...entry, quantization: 'q4' } }, data)), 'ERR_BAD_HEADER', /only dtype, shape and data_offsets/)
+})

@@ -1,7 +1,8 @@
 // safetensors read/write (https://github.com/huggingface/safetensors): u64 LE header length,
 // a JSON header, then raw little-endian tensor bytes. Decoding accepts what the reference
-// Rust library accepts (contiguous, non-overlapping, covering the data section exactly) and
-// refuses everything else with a typed error, never an out-of-bounds read.
+// Rust library writes (contiguous, non-overlapping, covering the data section exactly, entries of
+// dtype, shape and data_offsets only) and refuses everything else with a typed error, never an
+// out-of-bounds read.
 import { CodedError } from './coded-error.ts'
 import {
   decodeBfloat16Array, decodeFloat16Array, encodeBfloat16Array, encodeFloat16Array
@@ -67,6 +68,13 @@ interface HeaderEntry { name: string, dtype: Dtype, shape: number[], begin: numb
 function parseHeaderEntry (name: string, raw: unknown, dataBytes: number): HeaderEntry {
   if (name.length === 0) throw new SafetensorsError('ERR_BAD_NAME', 'a tensor has an empty name')
   if (!isPlainObject(raw)) throw new SafetensorsError('ERR_BAD_HEADER', `tensor "${name}": header entry must be an object with dtype, shape and data_offsets`)
+  // The format has exactly these three fields; anything else is not from a safetensors writer,
+  // and a place to hide bulk that costs parse time and memory.
+  for (const key of Object.keys(raw)) {
+    if (key !== 'dtype' && key !== 'shape' && key !== 'data_offsets') {
+      throw new SafetensorsError('ERR_BAD_HEADER', `tensor "${name}": unknown header field ${JSON.stringify(key.slice(0, 40))}; an entry holds only dtype, shape and data_offsets`)
+    }
+  }
   const { dtype, shape, data_offsets: offsets } = raw
   if (!isDtype(dtype)) throw new SafetensorsError('ERR_UNKNOWN_DTYPE', `tensor "${name}": dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(DTYPE_BYTES).join(', ')}`)
   const count = elementCount(name, shape)
@@ -95,11 +103,24 @@ function parseMetadata (raw: unknown): Record<string, string> {
   return out
 }
 
+export interface DecodeSafetensorsOptions {
+  /**
+   * The largest header this caller expects, below MAX_HEADER_BYTES: a caller that knows how many
+   * tensors the file should hold refuses a bloated header before parsing it, since JSON.parse of
+   * 100 MB blocks the thread for a minute and can exhaust the heap (an uncatchable crash).
+   */
+  maxHeaderBytes?: number
+}
+
 /** Parses a safetensors file; tensor data are views into `bytes` (no copy). */
-export function decodeSafetensors (bytes: Uint8Array): SafetensorsFile {
+export function decodeSafetensors (bytes: Uint8Array, options: DecodeSafetensorsOptions = {}): SafetensorsFile {
   if (bytes.byteLength < 8) throw new SafetensorsError('ERR_TRUNCATED', `file is ${bytes.byteLength} bytes; a safetensors file starts with an 8-byte header length`)
   const headerLength = new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true)
   if (headerLength > BigInt(MAX_HEADER_BYTES)) throw new SafetensorsError('ERR_HEADER_TOO_LARGE', `header length ${headerLength} exceeds the ${MAX_HEADER_BYTES}-byte cap; the file is corrupt or not safetensors`)
+  const cap = options.maxHeaderBytes
+  if (cap !== undefined && headerLength > BigInt(Math.max(0, Math.floor(cap)))) {
+    throw new SafetensorsError('ERR_HEADER_TOO_LARGE', `header length ${headerLength} exceeds the ${Math.floor(cap)} bytes a file of the expected tensors needs; the file is corrupt or padded with something other than weights`)
+  }
   const n = Number(headerLength)
   if (8 + n > bytes.byteLength) throw new SafetensorsError('ERR_TRUNCATED', `header claims ${n} bytes but only ${bytes.byteLength - 8} follow the length; the file is truncated`)
 

@@ -19,6 +19,50 @@ describe('shard URLs', () => {
     expect(namesPrivateHost('8.8.8.8')).toBe(false)
   })
 
+  it('refuses the special-purpose IPv4 ranges: benchmarking, IETF assignments, multicast, reserved and broadcast', () => {
+    for (const ip of ['198.18.0.1', '198.19.255.254', '192.0.0.1', '192.0.0.170', '224.0.0.1', '239.255.255.250', '240.0.0.1', '255.255.255.255']) {
+      expect(namesPrivateHost(ip), ip).toBe(true)
+      expect(shardUrlRefusal(`http://${ip}/a`, false), ip).toMatch(/private or loopback/)
+    }
+    for (const ip of ['198.17.255.255', '198.20.0.1', '192.0.1.1', '223.255.255.255', '1.1.1.1']) expect(namesPrivateHost(ip), ip).toBe(false)
+  })
+
+  it('judges IPv6 forms that carry an IPv4 address by that address: NAT64, 6to4, compatible, mapped, Teredo', () => {
+    const privateForms = [
+      '64:ff9b::a9fe:a9fe', '64:ff9b::169.254.169.254', '64:ff9b::a00:1', '64:ff9b::7f00:1', // NAT64 of metadata, 10.0.0.1, loopback
+      '64:ff9b:1::1', '64:ff9b:1:abcd::808:808', // local-use NAT64: the site maps it anywhere
+      '2002:a9fe:a9fe::1', '2002:c0a8:101::', '2002:7f00:1::', // 6to4 of 169.254.169.254, 192.168.1.1, 127.0.0.1
+      '::a9fe:a9fe', '::127.0.0.1', '::10.0.0.1', '::', '::1', // IPv4-compatible
+      '::ffff:7f00:1', '::ffff:10.0.0.1', '::ffff:0:a00:1', // mapped and SIIT
+      'fec0::1', 'fed0::1', 'feff::1', 'fe80::1%eth0', 'fc00::1', 'fdff::1', 'ff02::1', '::2:3:4:5:6' // site/link-local, ULA, multicast, reserved
+    ]
+    for (const ip of privateForms) {
+      expect(namesPrivateHost(ip), ip).toBe(true)
+      expect(namesPrivateHost(`[${ip}]`), ip).toBe(true)
+    }
+    // URL() normalises what it is given; the hex form it writes is judged the same.
+    for (const host of ['[64:ff9b::169.254.169.254]', '[2002:a9fe:a9fe::1]', '[::127.0.0.1]', '[fec0::1]']) {
+      expect(shardUrlRefusal(`http://${host}/a`, false), host).toMatch(/private or loopback/)
+    }
+    // Teredo: the client address is the last 32 bits inverted (here 10.0.0.1, then 8.8.8.8).
+    expect(namesPrivateHost('2001:0:4136:e378:8000:63bf:f5ff:fffe')).toBe(true)
+    expect(namesPrivateHost('2001:0:4136:e378:8000:63bf:f7f7:f7f7')).toBe(false)
+    // The same forms around a public IPv4 address are public.
+    for (const ip of ['64:ff9b::808:808', '64:ff9b::8.8.8.8', '2002:808:808::1', '::ffff:8.8.8.8', '2606:4700:4700::1111', '2001:db8:1::1', '2a00:1450:4001::200e']) {
+      expect(namesPrivateHost(ip), ip).toBe(false)
+    }
+  })
+
+  it('refuses a name that resolves to a NAT64 or 6to4 form of a private address', async () => {
+    for (const address of ['64:ff9b::a9fe:a9fe', '2002:a00:1::1', 'fec0::1', '198.18.0.1']) {
+      const resolve: ResolveAll = (_host, callback) => { callback(null, [{ address, family: address.includes(':') ? 6 : 4 }]) }
+      const err = await new Promise<NodeJS.ErrnoException | null>((done) => {
+        publicOnlyLookup(resolve)('shards.example.org', { all: true }, (e) => { done(e) })
+      })
+      expect(err?.code, address).toBe('ERR_PRIVATE_ADDRESS')
+    }
+  })
+
   it('gives up on a server that goes quiet, before its headers or in the middle of the body', async () => {
     const held: Array<{ destroy: () => void }> = []
     const server = createServer((req, res) => {

@@ -9,8 +9,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { probeHardware } from '../hardware.ts'
 import { parseCoordinatorAddress } from '../coordinator-client.ts'
 import { readEnrollment } from '../enrollment-file.ts'
-import { resolveDataDir } from '../data-dir.ts'
-import { RefusedError, runSession } from '../session.ts'
+import { resolveDataDir, secureDataDir } from '../data-dir.ts'
+import { RefusedError, plainSay, runSession } from '../session.ts'
 import { AgentMetrics } from '../metrics/agent-metrics.ts'
 import type { Server } from 'node:http'
 import type { Executor } from '../executors/executor.ts'
@@ -46,7 +46,9 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       ...executorOptions
     }
   })
-  const say = (line: string): void => { process.stdout.write(line + '\n') }
+  // Lines quote the coordinator (run names, reasons, refusals): plain text only, never its escape sequences.
+  const say = plainSay((line: string): void => { process.stdout.write(line + '\n') })
+  const warn = plainSay((line: string): void => { process.stderr.write(line + '\n') })
   const dataDir = resolveDataDir(values['data-dir'])
   const saved = await readEnrollment(dataDir)
   const address = values.coordinator ?? saved?.coordinator
@@ -83,6 +85,13 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   // libp2p skips a listen address no transport takes, so a typo would pass silently.
   if (values['peer-listen'] !== undefined && !/^\/(?:ip4|ip6)\/[^/]+\/tcp\/\d{1,5}$/.test(values['peer-listen'])) {
     process.stderr.write('barnraise-agent join: --peer-listen must be a TCP address such as /ip4/0.0.0.0/tcp/4002 (tcp/0 picks a free port)\n')
+    return 2
+  }
+  // The node's enrollment, optimizer state and blobs are its owner's alone.
+  try {
+    secureDataDir(dataDir)
+  } catch (err) {
+    process.stderr.write(`barnraise-agent join: ${(err as Error).message}\n`)
     return 2
   }
   // Two agents on one data directory would share a key, a cache and optimizer state.
@@ -131,7 +140,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const peers = !exchanging
     ? undefined
     : await PeerExchange.start(libp2p, coordinator, {
-      log: (message, fields) => { if (values.verbose) process.stderr.write(`agent: ${message} ${JSON.stringify(fields, (_k, v: unknown) => v instanceof Error ? v.message : v)}\n`) },
+      log: (message, fields) => { if (values.verbose) warn(`agent: ${message} ${JSON.stringify(fields, (_k, v: unknown) => v instanceof Error ? v.message : v)}`) },
       ...(metrics !== undefined ? { onBytes: (source: 'peers' | 'coordinator', bytes: number) => { metrics.blobBytes(source, bytes) } } : {})
     })
   let metricsServer: Server | undefined
@@ -169,7 +178,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     return 0
   } catch (err) {
     if (err instanceof RefusedError) {
-      process.stderr.write(err.code === 'ERR_WRONG_PEER' ? `barnraise-agent: ${err.message}\n` : `barnraise-agent: enrollment refused (${err.code}): ${err.message}\n`)
+      warn(err.code === 'ERR_WRONG_PEER' ? `barnraise-agent: ${err.message}` : `barnraise-agent: enrollment refused (${err.code}): ${err.message}`)
       return 3
     }
     throw err

@@ -1,9 +1,11 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { WorkUnit } from '@barnraise/protocol'
-import { AdamW, GradientPool, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining } from '@barnraise/trainer'
+import { AdamW, GradientPool, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining, trainingAttentionBytes, trainingWorkspaceBytes } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
+// Not yet re-exported by @barnraise/trainer's index; the estimate lives beside the workspace it sizes.
 
 /**
  * Past this size the CPU trainer is the wrong tool: the 186M `large` preset runs at a few
@@ -12,24 +14,69 @@ import { ExecutorError } from './executor-error.ts'
 export const TYPESCRIPT_MAX_PARAMS = 50_000_000
 
 /**
- * An optimistic training rate per thread (6·params·tokens/s; measured here: 2–4 GFLOP/s per
- * core). Optimistic on purpose: a unit is refused only when even this rate misses the deadline.
+ * An optimistic training rate per thread (measured here: 2–4 GFLOP/s per core). Optimistic on
+ * purpose: a unit is refused only when even this rate misses the deadline.
  */
 const OPTIMISTIC_FLOPS_PER_THREAD = 8e9
 
-/** Why the TypeScript trainer should not take `unit` (too large, or cannot finish before its deadline); undefined when it can. */
-export function typescriptRefusal (unit: WorkUnit, threads: number, now = Date.now()): ExecutorError | undefined {
+/** Share of this machine's memory the trainer may plan to use: the rest is the donor's. */
+const MEMORY_SHARE = 0.5
+
+const gib = (bytes: number): string => (bytes / 1024 ** 3).toFixed(bytes < 10 * 1024 ** 3 ? 1 : 0)
+
+/**
+ * Bytes a unit needs while training here: one training workspace per thread that gets batch rows
+ * (GradientPool splits the batch), plus model-sized buffers: the weights, AdamW's m and v, a
+ * gradient per thread and the pool's shared copy of the weights.
+ */
+export function typescriptTrainingBytes (unit: WorkUnit, threads: number): { total: number, attention: number, shares: number, rowsPerShare: number } {
+  const config = unit.modelConfig
+  const { batchSize, seqLen } = unit.recipe
+  const shares = Math.max(1, Math.min(threads, batchSize))
+  const rowsPerShare = Math.ceil(batchSize / shares)
+  const modelCopies = 3 + shares + (shares > 1 ? 1 : 0)
+  return {
+    total: shares * trainingWorkspaceBytes(config, rowsPerShare, seqLen) + modelCopies * 4 * countParams(config),
+    attention: shares * trainingAttentionBytes(config, rowsPerShare, seqLen),
+    shares,
+    rowsPerShare
+  }
+}
+
+/** Limits `typescriptRefusal` checks against; tests inject them. */
+export interface TypeScriptLimits {
+  /** the memory a unit may plan to use; default half of os.totalmem() */
+  memoryBytes?: number
+  now?: number
+}
+
+/** Why the TypeScript trainer should not take `unit` (too large for this machine, or cannot finish before its deadline); undefined when it can. */
+export function typescriptRefusal (unit: WorkUnit, threads: number, limits: TypeScriptLimits = {}): ExecutorError | undefined {
   const params = countParams(unit.modelConfig)
   if (params > TYPESCRIPT_MAX_PARAMS) {
     return new ExecutorError('ERR_UNIT_TOO_LARGE', `the TypeScript CPU trainer handles models up to ${TYPESCRIPT_MAX_PARAMS / 1e6}M parameters in sane time; this run's model has ${(params / 1e6).toFixed(0)}M. Join this node with --executor torch (a GPU: see torch-executor/README.md)`)
   }
   const r = unit.recipe
+  // Attention keeps layers × batch × heads × seqLen² floats for backward: a tiny model with a
+  // long sequence needs more memory than the machine has, and an allocation that large ends in
+  // the OOM killer (this agent or the donor's other programs), not a catchable error.
+  const limit = limits.memoryBytes ?? MEMORY_SHARE * totalmem()
+  const need = typescriptTrainingBytes(unit, threads)
+  if (need.total > limit) {
+    const perThread = need.shares > 1 ? ` (${need.shares} threads of ${need.rowsPerShare} row${need.rowsPerShare === 1 ? '' : 's'} each)` : ''
+    return new ExecutorError('ERR_UNIT_TOO_LARGE', `seqLen ${r.seqLen} × batch ${r.batchSize} needs ~${gib(need.total)} GiB to train on the TypeScript CPU trainer${perThread}, ~${gib(need.attention)} GiB of it attention memory (it grows with seqLen²); this node allows ${gib(limit)} GiB${limits.memoryBytes === undefined ? ` (half of this machine's ${gib(totalmem())} GiB)` : ''}. Ask the organizer for a shorter seqLen or a smaller batch, or join with --executor torch (a GPU)`)
+  }
   const tokens = r.innerSteps * r.batchSize * r.seqLen
-  const seconds = 6 * params * tokens / (OPTIMISTIC_FLOPS_PER_THREAD * threads)
+  // 6·params per token for the matrix products, plus attention's scores and weighted sums:
+  // 4·layers·heads·headDim·seqLen per token forward, three times that with backward.
+  const c = unit.modelConfig
+  const attentionFlopsPerToken = 12 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * r.seqLen
+  const seconds = tokens * (6 * params + attentionFlopsPerToken) / (OPTIMISTIC_FLOPS_PER_THREAD * threads)
+  const now = limits.now ?? Date.now()
   const left = (Date.parse(unit.deadline) - now) / 1000
   // A deadline already past (or a skewed clock) is the coordinator's call, not ours.
   if (left > 0 && seconds > left) {
-    return new ExecutorError('ERR_UNIT_TOO_SLOW', `the unit is ${tokens.toLocaleString('en-US')} tokens of a ${(params / 1e6).toFixed(1)}M-parameter model: at least ${Math.ceil(seconds)} s on ${threads} CPU thread${threads === 1 ? '' : 's'} of the TypeScript trainer, but the round closes in ${Math.floor(left)} s. Join with --executor torch or more --threads`)
+    return new ExecutorError('ERR_UNIT_TOO_SLOW', `the unit is ${tokens.toLocaleString('en-US')} tokens of a ${(params / 1e6).toFixed(1)}M-parameter model at seqLen ${r.seqLen}: at least ${Math.ceil(seconds)} s on ${threads} CPU thread${threads === 1 ? '' : 's'} of the TypeScript trainer, but the round closes in ${Math.floor(left)} s. Join with --executor torch or more --threads`)
   }
   return undefined
 }
@@ -59,11 +106,13 @@ export class TypeScriptExecutor implements Executor {
   readonly name: string
   readonly kind = 'typescript' as const
   readonly #threads: number
+  readonly #memoryBytes: number | undefined
   #pool: { key: string, pool: GradientPool } | undefined
 
-  /** `threads` CPU threads share each step (batch rows split across worker threads). */
-  constructor (options: { threads?: number } = {}) {
+  /** `threads` CPU threads share each step (batch rows split across worker threads); `memoryBytes` caps what a unit may need (default half of this machine's memory). */
+  constructor (options: { threads?: number, memoryBytes?: number } = {}) {
     this.#threads = options.threads ?? 1
+    this.#memoryBytes = options.memoryBytes
     this.name = `the TypeScript CPU trainer (${this.#threads} thread${this.#threads === 1 ? '' : 's'})`
   }
 
@@ -84,9 +133,9 @@ export class TypeScriptExecutor implements Executor {
     this.#pool = undefined
   }
 
-  /** Refuses models too large for a CPU trainer and units it cannot finish before their deadline. */
+  /** Refuses models too large for a CPU trainer or this machine's memory, and units it cannot finish before their deadline. */
   async check (unit: WorkUnit): Promise<ExecutorError | undefined> {
-    return typescriptRefusal(unit, this.#threads)
+    return typescriptRefusal(unit, this.#threads, this.#memoryBytes !== undefined ? { memoryBytes: this.#memoryBytes } : {})
   }
 
   async train (request: TrainRequest): Promise<TrainResult> {

@@ -3,13 +3,14 @@ import assert from 'node:assert/strict'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { decodeSafetensors, encodeSafetensors, float32ToTensor, parseLlamaConfig } from '@barnraise/protocol'
+import { SafetensorsError, decodeSafetensors, encodeSafetensors, float32ToTensor, parseLlamaConfig } from '@barnraise/protocol'
 import type { TensorEntry } from '@barnraise/protocol'
 import { initParams, paramSpecs } from '../model/params.ts'
 import { checkpointFiles, modelSafetensors } from './checkpoint-files.ts'
 import { exportHuggingFace } from './export.ts'
 import { HuggingFaceError } from './hf-error.ts'
-import { importHuggingFace, paramSetFromSafetensors } from './import.ts'
+import { checkpointHeaderLimit, importHuggingFace, paramSetFromSafetensors } from './import.ts'
+import { presetConfig } from '../model/presets.ts'
 
 const untied = parseLlamaConfig({ vocab_size: 256, hidden_size: 32, intermediate_size: 48, num_hidden_layers: 2, num_attention_heads: 4, num_key_value_heads: 2, max_position_embeddings: 128 })
 const tied = { ...untied, tie_word_embeddings: true }
@@ -122,4 +123,55 @@ test('import reads a sharded checkpoint and explains a folder that is not one', 
   await assert.rejects(importHuggingFace(dir), isCode('ERR_BAD_INDEX', /escape/))
   await writeFile(join(dir, 'config.json'), '{not json')
   await assert.rejects(importHuggingFace(dir), isCode('ERR_BAD_CONFIG', /config\.json/))
+})
+
+/** The header our writer (encodeSafetensors via modelSafetensors) gives `config`'s weights, built without the weights. */
+function writerHeaderBytes (config: ReturnType<typeof parseLlamaConfig>, dtype: 'F32' | 'BF16', extraPerLayer: (l: number) => Array<[string, number[]]> = () => []): number {
+  const header: Record<string, unknown> = { __metadata__: { format: 'pt' } }
+  let offset = 0
+  const add = (name: string, shape: number[], bytes: number): void => {
+    const size = shape.reduce((a, b) => a * b, 1) * bytes
+    header[name] = { dtype, shape, data_offsets: [offset, offset + size] }
+    offset += size
+  }
+  for (const s of paramSpecs(config)) add(s.name, s.shape, dtype === 'F32' ? 4 : 2)
+  for (let l = 0; l < config.num_hidden_layers; l++) for (const [name, shape] of extraPerLayer(l)) add(name, shape, 4)
+  return Math.ceil(new TextEncoder().encode(JSON.stringify(header)).byteLength / 8) * 8
+}
+
+test('checkpointHeaderLimit leaves room over the headers real checkpoints have', () => {
+  // What our own writer produces, measured on real files.
+  for (const config of [untied, tied, presetConfig('small')]) {
+    const bytes = modelSafetensors(initParams(config, 1), { dtype: 'F32' })
+    const headerLength = Number(new DataView(bytes.buffer, bytes.byteOffset, 8).getBigUint64(0, true))
+    assert.equal(headerLength, writerHeaderBytes(config, 'F32'))
+    assert.ok(headerLength * 2 < checkpointHeaderLimit(config))
+    assert.equal(paramSetFromSafetensors(config, bytes).flat.length, initParams(config, 1).flat.length)
+  }
+  // GPU presets and a Llama-3-70B-shaped config (80 layers, BF16, ~140 GB of offsets) with the
+  // rotary_emb.inv_freq buffers older exporters add: at least twice the room they use.
+  const llama70b = parseLlamaConfig({ vocab_size: 128256, hidden_size: 8192, intermediate_size: 28672, num_hidden_layers: 80, num_attention_heads: 64, num_key_value_heads: 8, max_position_embeddings: 8192 })
+  for (const config of [presetConfig('medium'), presetConfig('1b'), llama70b]) {
+    const used = writerHeaderBytes(config, 'BF16', (l) => [[`model.layers.${l}.self_attn.rotary_emb.inv_freq`, [64]]])
+    assert.ok(used * 2 < checkpointHeaderLimit(config), `${used} bytes of header against a limit of ${checkpointHeaderLimit(config)}`)
+  }
+  // The largest config we accept still gets a bound far below the format's 100 MB.
+  const largest = parseLlamaConfig({ vocab_size: 2 ** 22, hidden_size: 2 ** 17, intermediate_size: 2 ** 17, num_hidden_layers: 1024, num_attention_heads: 1024, num_key_value_heads: 1024, head_dim: 128 })
+  assert.ok(checkpointHeaderLimit(largest) < 3_000_000)
+})
+
+test('a checkpoint whose header is bloated past what its config implies is refused before parsing', () => {
+  const params = initParams(tied, 2)
+  const tensors = new Map<string, TensorEntry>()
+  for (const [name, t] of params.tensors) tensors.set(name, float32ToTensor(t.data, t.shape))
+  // The weights are right; a megabyte of metadata rides along (a hostile base checkpoint's 100 MB, scaled down).
+  const bloated = encodeSafetensors(tensors, { format: 'pt', junk: 'x'.repeat(1_000_000) })
+  assert.throws(() => paramSetFromSafetensors(tied, bloated), (err: unknown) => {
+    assert.ok(err instanceof SafetensorsError, String(err))
+    assert.equal(err.code, 'ERR_HEADER_TOO_LARGE')
+    assert.match(err.message, /exceeds the \d+ bytes a file of the expected tensors needs/)
+    return true
+  })
+  // The same weights with ordinary metadata load.
+  assert.deepEqual(paramSetFromSafetensors(tied, encodeSafetensors(tensors, { format: 'pt' })).flat, params.flat)
 })

@@ -44,9 +44,24 @@ export function paramSetFromTensors (config: LlamaConfig, tensors: Map<string, T
   return params
 }
 
-/** Decodes a model.safetensors for `config` into a ParamSet. */
+/**
+ * The largest safetensors header a checkpoint of `config` may have. Our writer spends about 110
+ * bytes a tensor (name, dtype, shape, offsets); 256 leaves room for longer names and offsets in
+ * multi-gigabyte files, with one entry a layer (and lm_head) more for the buffers some exporters
+ * add and we ignore (rotary_emb.inv_freq, a tied head's copy), and 64 KiB for __metadata__. A
+ * 1024-layer model gets under 3 MB, where the format's own cap is 100 MB.
+ */
+export function checkpointHeaderLimit (config: LlamaConfig): number {
+  return 64 * 1024 + 256 * (paramSpecs(config).length + config.num_hidden_layers + 1)
+}
+
+/**
+ * Decodes a model.safetensors for `config` into a ParamSet. The header is bounded by what the
+ * config implies before it is parsed: a checkpoint comes from the coordinator, and a bloated
+ * header would hold the thread (or exhaust the heap) for nothing.
+ */
 export function paramSetFromSafetensors (config: LlamaConfig, bytes: Uint8Array): ParamSet {
-  return paramSetFromTensors(config, decodeSafetensors(bytes).tensors)
+  return paramSetFromTensors(config, decodeSafetensors(bytes, { maxHeaderBytes: checkpointHeaderLimit(config) }).tensors)
 }
 
 async function readIn (dir: string, name: string): Promise<Uint8Array | undefined> {
@@ -97,7 +112,8 @@ export async function importHuggingFace (dir: string): Promise<ParamSet> {
   for (const file of shardFiles(new TextDecoder().decode(index))) {
     const bytes = await readIn(dir, file)
     if (bytes === undefined) throw new HuggingFaceError('ERR_MISSING_FILE', `shard ${file} listed in model.safetensors.index.json is missing`)
-    for (const [name, t] of decodeSafetensors(bytes).tensors) tensors.set(name, t)
+    // Each shard holds some of the tensors, so the whole model's bound holds for it too.
+    for (const [name, t] of decodeSafetensors(bytes, { maxHeaderBytes: checkpointHeaderLimit(config) }).tensors) tensors.set(name, t)
   }
   return paramSetFromTensors(config, tensors)
 }

@@ -158,6 +158,33 @@ function createWorkspace (key: string, m: Dims, theta: number, training: boolean
   }
 }
 
+/**
+ * Bytes a training workspace for this shape allocates (what `workspaceFor(…, true)` holds), so a
+ * caller can refuse a shape before allocating it: attention probabilities alone are
+ * layers × batch × heads × seqLen² floats. Kept beside `createWorkspace`, and tested against
+ * it, so the two stay in step.
+ */
+export function trainingWorkspaceBytes (config: LlamaConfig, batch: number, seqLen: number): number {
+  const m = dimsOf(config, batch, seqLen)
+  const { rows, d, qDim, kvDim, inter, vocab } = m
+  const tt = m.seqLen * m.seqLen
+  const perLayer = rows * (3 * d + 2 * qDim + 2 * kvDim + 3 * inter + 2) + m.batch * m.heads * tt
+  const residual = (m.layers + 1) * rows * d
+  const head = rows * (2 * d + 1 + vocab)
+  const attention = 10 * m.seqLen * m.headDim + 4 * tt
+  const backward = rows * (2 * d + 2 * qDim + 2 * kvDim + 2 * inter + Math.max(d, qDim, inter) + Math.max(d, qDim, kvDim, inter, vocab)) +
+    Math.max(vocab * d, inter * d, qDim * d, kvDim * d)
+  const floats = m.layers * perLayer + residual + head + attention + backward
+  // Token ids (inputs, targets) are int32; the RoPE table is float64 cos and sin of seqLen × headDim/2.
+  return 4 * floats + 4 * 2 * rows + 8 * m.seqLen * m.headDim
+}
+
+/** Bytes of the attention probabilities a training workspace keeps (the part growing with seqLen²): one [batch, heads, T, T] per layer plus 4 T² of scratch. */
+export function trainingAttentionBytes (config: LlamaConfig, batch: number, seqLen: number): number {
+  const tt = seqLen * seqLen
+  return 4 * (config.num_hidden_layers * batch * config.num_attention_heads * tt + 4 * tt)
+}
+
 // One cached workspace per mode: a trainer calls with one shape over and over; a second shape
 // (say, evaluation batches) replaces the first rather than piling up memory.
 const cache: { train?: Workspace, eval?: Workspace } = {}

@@ -3,9 +3,9 @@
 import { decodeSafetensors, encodeSafetensors, float32ToTensor, tensorToFloat32 } from '@barnraise/protocol'
 import { NesterovSGD } from './nesterov.ts'
 
-/** The run's outer momentum from its stored blob (one F32 tensor named `values`). */
+/** The run's outer momentum from its stored blob (one F32 tensor named `values`; a header of a few hundred bytes, so a larger one is refused unparsed). */
 export function readMomentum (bytes: Uint8Array, length: number): Float32Array {
-  const entry = decodeSafetensors(bytes).tensors.get('values')
+  const entry = decodeSafetensors(bytes, { maxHeaderBytes: 4096 }).tensors.get('values')
   if (entry === undefined || entry.shape[0] !== length) throw new Error(`optimizer state does not hold ${length} values`)
   return tensorToFloat32(entry)
 }
