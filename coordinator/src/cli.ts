@@ -31,7 +31,9 @@ commands:
                              is measured on a worker thread after its round closes, the newest
                              checkpoint of each run when the thread is free (0: every one)
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
-                             (default 8192) and --max-eval-batches N (default 64)
+                             (default 8192) and --max-eval-batches N (default 64), --max-batch-size N
+                             (default 1024) and --max-eval-tokens N (default 4194304: evalBatches ×
+                             batchSize × seqLen a checkpoint)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
     --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096)
     --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
@@ -96,6 +98,8 @@ async function serve (argv: string[]): Promise<number> {
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
+      'max-batch-size': { type: 'string' },
+      'max-eval-tokens': { type: 'string' },
       'max-open-runs': { type: 'string' },
       'dataset-quota-mb': { type: 'string' },
       'max-kept-report-mb': { type: 'string' },
@@ -110,6 +114,7 @@ async function serve (argv: string[]): Promise<number> {
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) return fail('--tls-cert and --tls-key go together')
   const limits: Partial<InstallLimits> = {}
   const limitFlags = [['max-params', 'maxParams', 1], ['max-seq-len', 'maxSeqLen', 1], ['max-eval-batches', 'maxEvalBatches', 1],
+    ['max-batch-size', 'maxBatchSize', 1], ['max-eval-tokens', 'maxEvalTokens', 1],
     ['max-open-runs', 'maxOpenRuns', 1], ['dataset-quota-mb', 'datasetQuotaBytes', 1024 * 1024], ['max-kept-report-mb', 'maxKeptReportBytes', 1024 * 1024]] as const
   for (const [flag, key, unit] of limitFlags) {
     const text = values[flag]

@@ -50,14 +50,27 @@ export const recipeSchema = z.object({
   errorFeedbackDecay: z.number().min(0, 'between 0 and 1').max(1, 'between 0 and 1').default(DEFAULT_ERROR_FEEDBACK_DECAY)
 })
 
+/**
+ * The most train shards a spec may name. Each is resolved when the run is made, stored in its
+ * spec and read by every viewer of the run, so the list is bounded; 10,000 shards of the
+ * trainer's default size hold billions of tokens, and a larger corpus fits in fewer, larger shards.
+ */
+export const MAX_TRAIN_SHARDS = 10_000
+
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/)
+
+/** Whether a list names each hash once (a repeated shard only makes the spec larger and skews what the run samples). */
+const distinct = (hashes: string[]): boolean => new Set(hashes).size === hashes.length
+const NAME_EACH_SHARD_ONCE = 'name each shard once; this list repeats a sha256'
+
 export const datasetSpecSchema = z.discriminatedUnion('source', [
   /** the King James Bible shipped in data/corpus, with its last 2% held out */
   z.object({ source: z.literal('demo-corpus') }),
   /** shards already in the coordinator's blob store (uploaded text becomes these) */
   z.object({
     source: z.literal('shards'),
-    train: z.array(z.string().regex(/^[0-9a-f]{64}$/)).min(1).max(100_000),
-    validation: z.string().regex(/^[0-9a-f]{64}$/)
+    train: z.array(sha256Hex).min(1).max(MAX_TRAIN_SHARDS, `at most ${MAX_TRAIN_SHARDS} train shards`).refine(distinct, NAME_EACH_SHARD_ONCE),
+    validation: sha256Hex
   }),
   /** a dataset uploaded and tokenized on this coordinator (datasets.create, then its file) */
   z.object({ source: z.literal('dataset'), id: z.string().uuid('a dataset id') }),
@@ -69,7 +82,8 @@ export const datasetSpecSchema = z.discriminatedUnion('source', [
     source: z.literal('urls'),
     /** what made the tokens: a catalogue tokenizer's name or sha256:<hex> of a tokenizer.json uploaded here */
     tokenizer: z.string().min(1).max(80),
-    train: z.array(z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/), tokens: z.number().int().positive() }).strict()).min(1).max(100_000),
+    train: z.array(z.object({ url: shardUrlSchema, sha256: sha256Hex, tokens: z.number().int().positive() }).strict()).min(1)
+      .max(MAX_TRAIN_SHARDS, `at most ${MAX_TRAIN_SHARDS} train shards`).refine((shards) => distinct(shards.map((s) => s.sha256)), NAME_EACH_SHARD_ONCE),
     validation: z.object({ url: shardUrlSchema, sha256: z.string().regex(/^[0-9a-f]{64}$/) }).strict(),
     /**
      * the document index `barnraise-agent shard` writes (documents.json): fetched and checked

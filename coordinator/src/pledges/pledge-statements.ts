@@ -152,11 +152,14 @@ export const RUN_PLEDGES_LISTED = 50
 /** A person's pledges, newest first, each with its fulfilment and its run's goal progress. */
 export async function pledgesOfUser (db: Kysely<Database>, userId: string): Promise<Array<PledgeLine & { runName: string, runStatus: RunStatus, run: RunGoalProgress }>> {
   const mine = await db.selectFrom('pledges').select(['id', 'run_id']).where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id', 'desc').execute()
-  const views = new Map<string, RunLedgerView>()
-  for (const runId of new Set(mine.map((p) => p.run_id))) views.set(runId, await loadRunView(db, runId))
+  const views = new Map<string, RunLedgerView & { byId: Map<string, PledgeRecord> }>()
+  for (const runId of new Set(mine.map((p) => p.run_id))) {
+    const view = await loadRunView(db, runId)
+    views.set(runId, { ...view, byId: new Map(view.pledges.map((p) => [p.id, p])) })
+  }
   return mine.map((m) => {
     const view = views.get(m.run_id)!
-    const p = view.pledges.find((x) => x.id === m.id)!
+    const p = view.byId.get(m.id)!
     return { ...pledgeLine(view, p), runName: view.run.name, runStatus: view.run.status, run: goalProgress(view) }
   })
 }
@@ -207,10 +210,15 @@ export async function pledgeStatement (db: Kysely<Database>, pledgeId: string): 
     labs.set(key, l)
   }
 
+  // Summed by round in one pass: filtering every counted row for each round made a money
+  // pledge's statement (it counts every row after it) cost rounds × rows.
+  const tokensOf = new Map<number, number>()
+  for (const c of counted) tokensOf.set(c.row.round, (tokensOf.get(c.row.round) ?? 0) + c.tokens)
+  const keptBySha = new Map(kept.map((k) => [k.sha256, k]))
   const checkpoints: PledgeStatement['checkpoints'] = rounds.map((round) => {
     const sha = checkpointOf.get(round) ?? null
-    const row = kept.find((k) => k.sha256 === sha)
-    const tokens = counted.filter((c) => c.row.round === round).reduce((a, c) => a + c.tokens, 0)
+    const row = sha === null ? undefined : keptBySha.get(sha)
+    const tokens = tokensOf.get(round) ?? 0
     if (sha === null) return { round, sha256: null, state: 'pending', valLoss: null, tokensSeen: null, createdAt: null, tokens }
     if (row === undefined) return { round, sha256: sha, state: 'not kept', valLoss: null, tokensSeen: null, createdAt: null, tokens }
     return { round, sha256: sha, state: 'written', valLoss: row.val_loss, tokensSeen: Number(row.tokens_seen), createdAt: row.created_at.toISOString(), tokens }

@@ -54,7 +54,10 @@ async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, up
   const train: string[] = []
   let tokens = 0
   for (const s of shards.train) {
-    train.push(await storeBlob(deps.db, deps.blobs, s.bytes, 'shard', { tokens: s.manifest.tokens, vocabSize, dataset: name, uploadedBy }))
+    const sha = await storeBlob(deps.db, deps.blobs, s.bytes, 'shard', { tokens: s.manifest.tokens, vocabSize, dataset: name, uploadedBy })
+    // Two byte-identical shards (repeated text) are one shard: a run names each shard once.
+    if (train.includes(sha)) continue
+    train.push(sha)
     tokens += s.manifest.tokens
   }
   const v = shards.validation

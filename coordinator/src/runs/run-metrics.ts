@@ -43,7 +43,15 @@ export async function runMetrics (db: Kysely<Database>, runId: string, baselineL
   const deliveries = await loadRunDeliveries(db, runId)
   const pledges = await db.selectFrom('pledges').select(['created_at', 'kind', 'amount']).where('run_id', '=', runId).orderBy('created_at').execute()
 
-  const closedAt = new Map(rounds.map((r) => [r.number, r.closed_at!.toISOString()]))
+  // Each row is looked at once, grouped by its round: scanning every row for every round made
+  // this public read cost rounds × rows.
+  const workOf = new Map<string, { nodes: number, reported: number }>()
+  for (const w of work) {
+    const counts = workOf.get(w.round_id) ?? { nodes: 0, reported: 0 }
+    counts.nodes += Number(w.n)
+    if (w.status === 'accepted') counts.reported += Number(w.n)
+    workOf.set(w.round_id, counts)
+  }
   const labTotals = new Map<string, { organizationId: string | null, name: string, tokens: number }>()
   for (const d of deliveries) {
     const key = d.organizationId ?? 'unknown'
@@ -53,12 +61,23 @@ export async function runMetrics (db: Kysely<Database>, runId: string, baselineL
   }
   const labs = [...labTotals.values()].sort((a, b) => b.tokens - a.tokens || a.name.localeCompare(b.name))
   const labIndex = new Map(labs.map((l, i) => [l.organizationId ?? 'unknown', i]))
+  const perRound = new Map<number, { labTokens: number[], gpuHours: number, cpuCoreHours: number }>()
+  for (const d of deliveries) {
+    let sums = perRound.get(d.round)
+    if (sums === undefined) {
+      sums = { labTokens: labs.map(() => 0), gpuHours: 0, cpuCoreHours: 0 }
+      perRound.set(d.round, sums)
+    }
+    sums.labTokens[labIndex.get(d.organizationId ?? 'unknown')!]! += d.tokens
+    if (d.kind === 'gpu') sums.gpuHours += d.hours
+    else sums.cpuCoreHours += d.hours
+  }
 
   return {
     baselineLoss,
     rounds: rounds.map((r) => {
       const seconds = Math.max(0.001, (r.closed_at!.getTime() - r.opened_at.getTime()) / 1000)
-      const mine = work.filter((w) => w.round_id === r.id)
+      const counts = workOf.get(r.id) ?? { nodes: 0, reported: 0 }
       return {
         round: r.number,
         openedAt: r.opened_at.toISOString(),
@@ -66,26 +85,16 @@ export async function runMetrics (db: Kysely<Database>, runId: string, baselineL
         seconds,
         tokens: Number(r.tokens),
         tokensPerSecond: Number(r.tokens) / seconds,
-        nodes: mine.reduce((a, w) => a + Number(w.n), 0),
-        reported: mine.filter((w) => w.status === 'accepted').reduce((a, w) => a + Number(w.n), 0)
+        nodes: counts.nodes,
+        reported: counts.reported
       }
     }),
     labs,
-    labRounds: rounds.map((r) => {
-      const tokens = labs.map(() => 0)
-      for (const d of deliveries) if (d.round === r.number) tokens[labIndex.get(d.organizationId ?? 'unknown')!]! += d.tokens
-      return { round: r.number, at: closedAt.get(r.number)!, tokens }
-    }),
+    labRounds: rounds.map((r) => ({ round: r.number, at: r.closed_at!.toISOString(), tokens: perRound.get(r.number)?.labTokens ?? labs.map(() => 0) })),
     pledges: pledges.map((p) => ({ at: p.created_at.toISOString(), kind: p.kind, amount: p.amount })),
     delivered: rounds.map((r) => {
-      let gpuHours = 0
-      let cpuCoreHours = 0
-      for (const d of deliveries) {
-        if (d.round !== r.number) continue
-        if (d.kind === 'gpu') gpuHours += d.hours
-        else cpuCoreHours += d.hours
-      }
-      return { round: r.number, at: closedAt.get(r.number)!, gpuHours, cpuCoreHours }
+      const sums = perRound.get(r.number)
+      return { round: r.number, at: r.closed_at!.toISOString(), gpuHours: sums?.gpuHours ?? 0, cpuCoreHours: sums?.cpuCoreHours ?? 0 }
     }),
     goals: { fundingGoalUsd: spec.fundingGoalUsd ?? null, computeGoalGpuHours: spec.computeGoalGpuHours ?? null }
   }

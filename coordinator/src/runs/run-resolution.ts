@@ -84,8 +84,16 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
     const validation = { sha256: await storeBlob(db, blobs, v.bytes, 'shard', { tokens: v.tokens.length, vocabSize: shards.vocabSize, split: 'validation' }), tokens: v.tokens.length }
     return { train, validation, vocabSize: shards.vocabSize, tokenizer: 'byte', documentIndex: null }
   }
-  const lookup = async (sha: string): Promise<ShardInfo & { vocabSize: number, tokenizer: string }> => {
-    const row = await db.selectFrom('blobs').select(['kind', 'meta']).where('sha256', '=', sha).executeTakeFirst()
+  // One query for every hash (in chunks), not one each at once: a spec names up to
+  // MAX_TRAIN_SHARDS, and a query apiece held the whole pool while it ran.
+  const wanted = [...new Set([...dataset.train, dataset.validation])]
+  const rows = new Map<string, { kind: string, meta: Record<string, unknown> }>()
+  for (let i = 0; i < wanted.length; i += SHARD_LOOKUP_CHUNK) {
+    const found = await db.selectFrom('blobs').select(['sha256', 'kind', 'meta']).where('sha256', 'in', wanted.slice(i, i + SHARD_LOOKUP_CHUNK)).execute()
+    for (const row of found) rows.set(row.sha256, row)
+  }
+  const lookup = (sha: string): ShardInfo & { vocabSize: number, tokenizer: string } => {
+    const row = rows.get(sha)
     // Shards someone uploaded are for those who uploaded them, like datasets (runs publish their
     // hashes); the demo corpus's are anyone's.
     const user = options.user
@@ -95,12 +103,15 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
     }
     return { sha256: sha, tokens: Number(row.meta.tokens), vocabSize: Number(row.meta.vocabSize), tokenizer: typeof row.meta.tokenizer === 'string' ? row.meta.tokenizer : 'byte' }
   }
-  const train = await Promise.all(dataset.train.map(lookup))
-  const validation = await lookup(dataset.validation)
+  const train = dataset.train.map(lookup)
+  const validation = lookup(dataset.validation)
   const tokenizers = new Set([validation, ...train].map((s) => s.tokenizer))
   if (tokenizers.size > 1) throw new Error(`the shards were made by different tokenizers (${[...tokenizers].join(', ')}); a run's shards must share one`)
   return { train, validation, vocabSize: Math.max(validation.vocabSize, ...train.map((s) => s.vocabSize)), tokenizer: validation.tokenizer, documentIndex: null }
 }
+
+/** Hashes looked up in one query when a spec names stored shards (well under Postgres's 65,535 parameters). */
+export const SHARD_LOOKUP_CHUNK = 1000
 
 /** Who a URL dataset's fetched files are stored for, and the room they have (`--dataset-quota-mb`). */
 export interface FetchedDataOwner { uploadedBy: string, quotaBytes: number }

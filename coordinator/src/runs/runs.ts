@@ -1,4 +1,5 @@
-import type { Kysely } from 'kysely'
+import { sql } from 'kysely'
+import type { Kysely, Transaction } from 'kysely'
 import { describeSpecErrors, runSpecSchema } from '@barnraise/protocol'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import type { Database, RunStatus } from '../db/schema.ts'
@@ -55,7 +56,10 @@ export function parseRunSpec (input: unknown): RunSpec {
 /** Statuses of a run that is not finished: it holds its owner's room and (when running) nodes. */
 const OPEN_STATUSES: RunStatus[] = ['draft', 'running', 'paused']
 
-/** Refuses a new run to an organizer who already owns `max` unfinished ones. */
+/**
+ * Refuses a new run to an organizer who already owns `max` unfinished ones. Counted before the
+ * run is resolved (a cheap early refusal) and again, under the owner's lock, where it is inserted.
+ */
 async function assertOpenRunRoom (db: Kysely<Database>, owner: string, max: number): Promise<void> {
   const { n } = await db.selectFrom('runs').select((eb) => eb.fn.countAll<string>().as('n'))
     .where('created_by', '=', owner).where('status', 'in', OPEN_STATUSES).executeTakeFirstOrThrow()
@@ -93,7 +97,7 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   }
   // Before anything the size of the model is allocated.
   const keptReportBytes = keepsReports(spec.defences) ? model.paramCount * spec.maxNodes * 4 : 0
-  const over = overInstallLimits({ paramCount: model.paramCount, seqLen: spec.recipe.seqLen, evalBatches: spec.evalBatches, keptReportBytes }, limits)
+  const over = overInstallLimits({ paramCount: model.paramCount, seqLen: spec.recipe.seqLen, batchSize: spec.recipe.batchSize, evalBatches: spec.evalBatches, keptReportBytes }, limits)
   if (over.length > 0) throw new RunSpecError(over)
   if (dataset.vocabSize > model.config.vocab_size) {
     throw new RunSpecError([{ field: 'model', message: `the dataset uses ${dataset.vocabSize} token ids but the model's vocab_size is ${model.config.vocab_size}` }])
@@ -103,6 +107,9 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   if (short !== null) throw new RunSpecError([short])
   const resolved: ResolvedRunSpec = {
     ...spec,
+    // A config.json as parsed: the keys it does not use are dropped, not stored (an unknown key
+    // nested thousands deep made writing the spec overflow the stack) and shown to every viewer.
+    model: 'preset' in spec.model ? { preset: spec.model.preset } : { config: { ...model.config } },
     modelConfig: model.config,
     paramCount: model.paramCount,
     trainShards: dataset.train,
@@ -113,6 +120,12 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
   }
   const checkpoint = await storeInitialCheckpoint(store, model.config, spec.seed)
   const row = await store.db.transaction().execute(async (trx) => {
+    if (createdBy !== null) {
+      // Counted again under a lock on the owner, in the transaction that inserts: creations at
+      // once each counted the same runs before any was inserted, and all got through.
+      await lockOwner(trx, 'runs.create', createdBy)
+      await assertOpenRunRoom(trx, createdBy, limits.maxOpenRuns)
+    }
     const run = await trx.insertInto('runs').values({
       name: spec.name,
       spec: JSON.stringify(resolved),
@@ -126,6 +139,15 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
     return run
   })
   return { id: row.id, spec: resolved }
+}
+
+/**
+ * Serializes what one person does under `scope` until the transaction ends (a transaction-level
+ * advisory lock on the pair), so a quota counted inside it holds against requests at once.
+ * PGlite has one connection and runs transactions one at a time; the lock is taken there too.
+ */
+export async function lockOwner (trx: Transaction<Database>, scope: string, owner: string): Promise<void> {
+  await sql`select pg_advisory_xact_lock(hashtext(${scope}), hashtext(${owner}))`.execute(trx)
 }
 
 /** The field error when no train shard, or the validation shard, is shorter than one training window; null when they fit. */

@@ -4,6 +4,7 @@ import { protectedProcedure, publicProcedure, roleProcedure, router } from '../t
 import { pledgeStatement, pledgesOfUser, runPledgeSummary } from '../../pledges/pledge-statements.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
 import { CoordinatorError } from '../../errors.ts'
+import { lockOwner } from '../../runs/runs.ts'
 
 /** Pledges one person may make to one run: every viewer of the run loads them (a script made 16,000 in 20 s). */
 export const MAX_PLEDGES_PER_PERSON_PER_RUN = 20
@@ -39,14 +40,20 @@ export const pledgesRouter = router({
           message: `${KIND_WORDS[input.kind]} are delivered by your organization's machines, and your account has no organization; pledge money instead, or use an account that names your lab's organization`
         })
       }
-      const { made } = await ctx.db.selectFrom('pledges').select((eb) => eb.fn.countAll<string>().as('made'))
-        .where('run_id', '=', input.runId).where('user_id', '=', ctx.user.id).executeTakeFirstOrThrow()
-      if (Number(made) >= MAX_PLEDGES_PER_PERSON_PER_RUN) {
-        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `you have made ${Number(made)} pledges to this run, the most one person may; pledge a larger amount in one, or write to the run's organizer`)
-      }
-      const row = await ctx.db.insertInto('pledges').values({
-        run_id: input.runId, user_id: ctx.user.id, organization_id: ctx.user.organizationId, kind: input.kind, amount: input.amount, note: input.note ?? null
-      }).returning('id').executeTakeFirstOrThrow()
+      const user = ctx.user
+      const row = await ctx.db.transaction().execute(async (trx) => {
+        // Counted under a lock on the person, in the transaction that inserts: pledges sent at
+        // once each counted the same rows before any was inserted, and all got through.
+        await lockOwner(trx, 'pledges.create', user.id)
+        const { made } = await trx.selectFrom('pledges').select((eb) => eb.fn.countAll<string>().as('made'))
+          .where('run_id', '=', input.runId).where('user_id', '=', user.id).executeTakeFirstOrThrow()
+        if (Number(made) >= MAX_PLEDGES_PER_PERSON_PER_RUN) {
+          throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `you have made ${Number(made)} pledges to this run, the most one person may; pledge a larger amount in one, or write to the run's organizer`)
+        }
+        return await trx.insertInto('pledges').values({
+          run_id: input.runId, user_id: user.id, organization_id: user.organizationId, kind: input.kind, amount: input.amount, note: input.note ?? null
+        }).returning('id').executeTakeFirstOrThrow()
+      })
       ctx.changes.publish('pledges', input.runId)
       return { id: row.id }
     }),

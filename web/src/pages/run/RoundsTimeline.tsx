@@ -7,8 +7,12 @@ import type { Round } from './run-types.ts'
 
 const ROUND_TONES = { open: 'info', closed: 'success', abandoned: 'neutral' } as const
 
-/** Every round, newest first: who took part (with each report's score), what was refused and why, tokens, losses and why it closed. */
-export function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
+/**
+ * The rounds the coordinator sends (its latest few hundred), newest first: who took part (with
+ * each report's score), what was refused and why, tokens, losses and why it closed; `omitted`
+ * older rounds it left out are counted under the table.
+ */
+export function RoundsTimeline ({ rounds, omitted = 0 }: { rounds: Round[], omitted?: number }): ReactNode {
   const [showAll, setShowAll] = useState(false)
   const now = useNow(1_000)
   const phone = useMediaQuery('(max-width: 760px)')
@@ -18,7 +22,7 @@ export function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
     <section className='section' aria-labelledby='rounds-title'>
       <div className='section-head'>
         <h2 id='rounds-title' className='section-title'>Rounds</h2>
-        <span className='muted small'>{plural(rounds.length, 'round')}, newest first</span>
+        <span className='muted small'>{plural(rounds.length + omitted, 'round')}, newest first</span>
       </div>
       {rounds.length === 0
         ? <div className='card empty-inline' data-testid='rounds-empty'>No rounds yet. A round opens once the run is running and at least its minimum number of nodes is online.</div>
@@ -86,7 +90,10 @@ export function RoundsTimeline ({ rounds }: { rounds: Round[] }): ReactNode {
           </div>
           )}
       {sorted.length > shown.length && (
-        <button type='button' className='button button-ghost show-more' onClick={() => { setShowAll(true) }}>Show all {sorted.length} rounds</button>
+        <button type='button' className='button button-ghost show-more' onClick={() => { setShowAll(true) }}>Show {omitted > 0 ? 'the latest' : 'all'} {sorted.length} rounds</button>
+      )}
+      {omitted > 0 && (showAll || sorted.length <= shown.length) && (
+        <p className='muted small section-foot' data-testid='rounds-omitted'>{plural(omitted, 'older round')} not listed here; the run’s ledger has every report.</p>
       )}
     </section>
   )

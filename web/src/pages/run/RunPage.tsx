@@ -98,7 +98,7 @@ export function RunPage ({ runId }: { runId: string }): ReactNode {
         </div>
       </div>
       <RunActivityCharts runId={s.id} createdAt={s.createdAt} />
-      <RoundsTimeline rounds={data.rounds} />
+      <RoundsTimeline rounds={data.rounds} omitted={data.roundsOmitted} />
       <RunNodes runId={s.id} rounds={data.rounds} />
       <RunCheckpoints runId={s.id} />
       <RecipeCard run={data} runId={runId} />

@@ -2,10 +2,14 @@ import { formatCount } from '../../lib/format.ts'
 import type { ChartSeries } from '../../components/LossChart.tsx'
 import type { RunDetail } from './run-types.ts'
 
-/** The loss chart's two series: training loss per closed round and validation loss per checkpoint, by round or by tokens trained. */
-export function lossSeries (run: Pick<RunDetail, 'rounds' | 'checkpoints'>, by: 'round' | 'tokens'): ChartSeries[] {
+/**
+ * The loss chart's two series: training loss per listed closed round and validation loss per
+ * checkpoint, by round or by tokens trained (counted from the run's start when older rounds
+ * were left out: `omittedTokens`).
+ */
+export function lossSeries (run: Pick<RunDetail, 'rounds' | 'checkpoints'> & { omittedTokens?: number }, by: 'round' | 'tokens'): ChartSeries[] {
   const rounds = [...run.rounds].sort((a, b) => a.number - b.number)
-  let cumulative = 0
+  let cumulative = run.omittedTokens ?? 0
   const tokensAfter = new Map<number, number>()
   for (const r of rounds) { cumulative += r.tokens; tokensAfter.set(r.number, cumulative) }
   const train = rounds.filter((r) => r.trainLoss !== null && r.status === 'closed').map((r) => ({

@@ -1,0 +1,55 @@
+// A pledge's statement is public (pledges.statement, /api/pledges/:id/statement.csv), and a money
+// pledge counts every ledger row after it: its cost must grow with those rows, not rounds × rows.
+// Counted by reads of each row (test/support/read-counts.ts), not timed.
+import { afterAll, beforeAll, test, vi } from 'vitest'
+import assert from 'node:assert/strict'
+import type { Kysely } from 'kysely'
+import { openDatabase } from '../db/open-database.ts'
+import type { Database } from '../db/schema.ts'
+import { ReadCounter } from '../../../test/support/read-counts.ts'
+import { seedLongRun } from '../../../test/support/long-run.ts'
+import { pledgeStatement } from './pledge-statements.ts'
+
+// The deliveries are built from ledger rows in JavaScript: counted where they are handed out.
+const slot = vi.hoisted(() => ({ counter: undefined as undefined | { wrap: <T extends object>(rows: T[]) => T[] } }))
+vi.mock('./run-deliveries.ts', async (importOriginal) => {
+  const real = await importOriginal<typeof import('./run-deliveries.ts')>()
+  return {
+    ...real,
+    loadRunDeliveries: async (...args: Parameters<typeof real.loadRunDeliveries>) => {
+      const rows = await real.loadRunDeliveries(...args)
+      return slot.counter?.wrap(rows) ?? rows
+    }
+  }
+})
+
+let db: Kysely<Database>
+let close: () => Promise<void>
+
+beforeAll(async () => {
+  const database = await openDatabase({ dataDir: 'memory://' })
+  db = database.db
+  close = database.close
+})
+afterAll(async () => { await close() })
+
+test('a money pledge\'s statement reads each counted row and checkpoint a few times, not once per round', async () => {
+  const rounds = 40
+  const nodes = 6
+  const from = new Date('2026-01-01T00:00:00Z')
+  const run = await seedLongRun(db, { rounds, nodes, from })
+  const pledge = await db.insertInto('pledges').values({ run_id: run.runId, user_id: run.userId, organization_id: null, kind: 'usd', amount: 100, note: null, created_at: new Date(from.getTime() - 60_000) })
+    .returning('id').executeTakeFirstOrThrow()
+  const counter = new ReadCounter()
+  slot.counter = counter
+  const statement = await pledgeStatement(db.withPlugin(counter.plugin), pledge.id)
+  slot.counter = undefined
+  assert.equal(statement.scope, 'run')
+  assert.equal(statement.rows.length, rounds * nodes, 'every accepted row after the pledge')
+  assert.equal(statement.checkpoints.length, rounds)
+  assert.ok(statement.checkpoints.every((c) => c.state === 'written' && c.tokens === 100 * nodes && c.valLoss !== null), 'each round\'s tokens and kept checkpoint')
+  assert.equal(statement.totals.tokens, rounds * nodes * 100)
+  const most = counter.mostReadsPerRow()
+  // Filtering every counted row (and every kept checkpoint) for each of 40 rounds reads each 40 times.
+  assert.ok(most.perRow <= 8, `${most.property} was read ${most.perRow} times per row`)
+})

@@ -1,0 +1,69 @@
+// runs.get and runs.list are public and refetched by every open run page: what they cost must
+// grow with the rows they return, not with rounds × rows, and runs.get must stay bounded however
+// long a run goes. Checked by counting reads and rows (test/support/read-counts.ts), not by timing.
+import { afterAll, beforeAll, test } from 'vitest'
+import assert from 'node:assert/strict'
+import type { Kysely } from 'kysely'
+import { openDatabase } from '../db/open-database.ts'
+import type { Database } from '../db/schema.ts'
+import { ReadCounter } from '../../../test/support/read-counts.ts'
+import { seedLongRun } from '../../../test/support/long-run.ts'
+import { RUN_DETAIL_ROUNDS, getRunDetail, listRunSummaries } from './run-queries.ts'
+
+let db: Kysely<Database>
+let close: () => Promise<void>
+
+beforeAll(async () => {
+  const database = await openDatabase({ dataDir: 'memory://' })
+  db = database.db
+  close = database.close
+})
+afterAll(async () => { await close() })
+
+test('runs.get groups a run\'s assignments and refusals by round once: each row is read a few times, not once per round', async () => {
+  const rounds = 40
+  const run = await seedLongRun(db, { rounds, nodes: 6, from: new Date('2026-01-01T00:00:00Z') })
+  const counter = new ReadCounter()
+  const detail = await getRunDetail(db.withPlugin(counter.plugin), run.runId)
+  assert.equal(detail.rounds.length, rounds)
+  assert.equal(detail.roundsOmitted, 0)
+  assert.ok(detail.rounds.every((r) => r.participants.length === 6 && r.refusals.length === 1), 'every round has its own participants and refusal')
+  assert.ok(detail.rounds.every((r) => r.participants.every((p) => p.score === 0.01)), 'each participant has its report\'s score')
+  assert.deepEqual(detail.rounds[3]!.refusals, [{ peerId: detail.rounds[3]!.refusals[0]!.peerId, reason: 'seeded refusal', score: null }])
+  const most = counter.mostReadsPerRow()
+  // Scanning every row for each of 40 rounds reads a row's round 40 times.
+  assert.ok(most.perRow <= 8, `${most.property} was read ${most.perRow} times per row`)
+})
+
+test(`runs.get lists the latest ${RUN_DETAIL_ROUNDS} rounds and says how many older ones, and their tokens, it left out`, async () => {
+  const run = await seedLongRun(db, { rounds: RUN_DETAIL_ROUNDS + 3, nodes: 1, from: new Date('2026-02-01T00:00:00Z') })
+  const counter = new ReadCounter()
+  const detail = await getRunDetail(db.withPlugin(counter.plugin), run.runId)
+  assert.equal(detail.rounds.length, RUN_DETAIL_ROUNDS)
+  assert.equal(detail.roundsOmitted, 3)
+  assert.equal(detail.omittedTokens, 3 * 100, 'the omitted rounds\' tokens, so cumulative counts start right')
+  assert.deepEqual([detail.rounds[0]!.number, detail.rounds.at(-1)!.number], [4, RUN_DETAIL_ROUNDS + 3], 'oldest first, as before, from the fourth')
+  assert.ok(detail.rounds.every((r) => r.participants.length === 1 && r.refusals.length === 1))
+  // The omitted rounds' assignments and ledger rows are not read at all.
+  const perShownRound = 1 /* round */ + 1 /* assignment */ + 2 /* accepted (scored) and refused ledger rows */ + 1 /* checkpoint */
+  assert.ok(counter.rows <= RUN_DETAIL_ROUNDS * perShownRound + 3 /* checkpoints of the omitted rounds */ + 3, `${counter.rows} rows read`)
+  assert.equal(detail.checkpoints.length, RUN_DETAIL_ROUNDS + 3, 'every checkpoint is still listed')
+})
+
+test('runs.list takes each run\'s latest validation loss in the same query as the runs, not every checkpoint row of the install', async () => {
+  const counter = new ReadCounter()
+  const before = (await listRunSummaries(db)).length
+  const a = await seedLongRun(db, { rounds: 30, nodes: 1, from: new Date('2026-03-01T00:00:00Z'), name: 'a' })
+  const b = await seedLongRun(db, { rounds: 12, nodes: 1, from: new Date('2026-03-02T00:00:00Z'), name: 'b' })
+  // A later checkpoint without a loss (not measured yet) does not hide the latest one measured.
+  await db.insertInto('checkpoints').values({ sha256: 'f'.repeat(64), run_id: a.runId, round: 31, tokens_seen: 0, val_loss: null }).execute()
+  const runs = await listRunSummaries(db.withPlugin(counter.plugin))
+  assert.equal(counter.queries, 1)
+  assert.equal(counter.rows, before + 2, 'one row per run')
+  const byId = new Map(runs.map((r) => [r.id, r]))
+  assert.equal(byId.get(a.runId)!.latestValLoss, 5 - 29 / 30)
+  assert.equal(byId.get(b.runId)!.latestValLoss, 5 - 11 / 12)
+  assert.deepEqual({ ...byId.get(a.runId)!, id: '', createdAt: '', updatedAt: '' }, {
+    id: '', name: 'a', status: 'paused', round: 30, tokensSeen: 0, tokenGoal: null, roundsGoal: 60, latestValLoss: 5 - 29 / 30, paramCount: 1000, createdAt: '', updatedAt: '', failureReason: null
+  })
+})
