@@ -11,6 +11,7 @@ export type CoordinatorErrorCode =
   | 'ERR_SETUP_REQUIRED'
   | 'ERR_INVALID_SETUP_CODE'
   | 'ERR_NAME_TAKEN'
+  | 'ERR_EMAIL_TAKEN'
   | 'ERR_BUSY'
   | 'ERR_RATE_LIMITED'
   | 'ERR_QUOTA_EXCEEDED'

@@ -26,6 +26,7 @@ import * as creditedCores from './migrations/2026-12-06-0006-ledger-credited-cor
 import * as unitTurnaround from './migrations/2026-12-07-0001-unit-turnaround-and-cut-requeues.ts'
 import * as computeTimeline from './migrations/2026-12-07-0002-node-compute-timeline.ts'
 import * as ledgerAssignmentIndex from './migrations/2026-12-07-0003-ledger-assignment-index.ts'
+import * as organizationNameKeys from './migrations/2026-12-08-0001-organization-name-keys.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -54,7 +55,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-06-0006-ledger-credited-cores': creditedCores,
   '2026-12-07-0001-unit-turnaround-and-cut-requeues': unitTurnaround,
   '2026-12-07-0002-node-compute-timeline': computeTimeline,
-  '2026-12-07-0003-ledger-assignment-index': ledgerAssignmentIndex
+  '2026-12-07-0003-ledger-assignment-index': ledgerAssignmentIndex,
+  '2026-12-08-0001-organization-name-keys': organizationNameKeys
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

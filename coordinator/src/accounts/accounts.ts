@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Kysely, Transaction } from 'kysely'
+import { plainTextProblem } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { createOrganization, ensureOrganization } from '../nodes/organizations.ts'
@@ -21,6 +22,36 @@ export interface SessionUser {
   roles: Role[]
   organizationId: string | null
   organizationName: string | null
+}
+
+/**
+ * The refusal of a wrong email or password: the same for both, so sign-in does not tell which
+ * emails have accounts. A caller counts it as a failed sign-in; other refusals on the way (the
+ * password checker being busy) are not the person's failure.
+ */
+export class WrongCredentialsError extends CoordinatorError {
+  constructor () {
+    super('ERR_INVALID_INPUT', 'wrong email or password')
+  }
+}
+
+/**
+ * A sign-up for an email that has an account. It says no more than a wrong-password sign-in
+ * would: the caller checks the password and signs the owner in, or counts a failed sign-in and
+ * answers with this.
+ */
+export class EmailTakenError extends CoordinatorError {
+  constructor () {
+    super('ERR_EMAIL_TAKEN', 'could not create this account; if one already exists for this email, sign in instead')
+  }
+}
+
+/** Why `name` cannot be a person's display name (shown beside their pledges and runs), or undefined when it can. */
+export function displayNameProblem (name: string): string | undefined {
+  const trimmed = name.trim()
+  if (trimmed.length === 0 || trimmed.length > 100) return 'display name must be 1 to 100 characters'
+  const plain = plainTextProblem(trimmed)
+  return plain === undefined ? undefined : `display name ${plain}`
 }
 
 function hashSessionToken (token: string): string {
@@ -52,9 +83,14 @@ async function adminExists (trx: Transaction<Database>): Promise<boolean> {
   return row !== undefined
 }
 
+async function emailTaken (db: Kysely<Database>, email: string): Promise<boolean> {
+  return await db.selectFrom('users').select('id').where('email', '=', email).executeTakeFirst() !== undefined
+}
+
 async function insertUser (trx: Transaction<Database>, input: { email: string, passwordHash: string, displayName: string, roles: Role[], organization: Organization | null }): Promise<SessionUser> {
-  const existing = await trx.selectFrom('users').select('id').where('email', '=', input.email).executeTakeFirst()
-  if (existing !== undefined) throw new CoordinatorError('ERR_CONFLICT', 'an account with this email exists; sign in instead')
+  if (await emailTaken(trx, input.email)) throw new EmailTakenError()
+  const problem = displayNameProblem(input.displayName)
+  if (problem !== undefined) throw new CoordinatorError('ERR_INVALID_INPUT', problem)
   const displayName = input.displayName.trim()
   const row = await trx.insertInto('users').values({
     email: input.email, display_name: displayName, password_hash: input.passwordHash, roles: input.roles, organization_id: input.organization?.id ?? null
@@ -65,14 +101,20 @@ async function insertUser (trx: Transaction<Database>, input: { email: string, p
 /**
  * Web sign-up, open to strangers. The first admin needs the setup code the coordinator printed;
  * an existing organization is joined only with an invitation; organizers are invited unless
- * the install opens organizing to everyone. Naming an organization creates a new one.
+ * the install opens organizing to everyone. Naming an organization creates a new one. An
+ * email that has an account is refused with `EmailTakenError` before anything is hashed or
+ * spent (the setup code, an invitation's use).
  */
 export async function signUp (db: Kysely<Database>, input: SignUpInput, policy: SignUpPolicy): Promise<SessionUser> {
   const email = input.email.trim().toLowerCase()
+  // Answered before hashing: the caller then checks the password, one scrypt as a new email's hash is.
+  if (await emailTaken(db, email)) throw new EmailTakenError()
   const passwordHash = await hashPassword(input.password)
   return await db.transaction().execute(async (trx) => {
     // Serialize sign-ups so two requests cannot both spend the setup code or the last invitation use.
     await sql`lock table users in share row exclusive mode`.execute(trx)
+    // Again under the lock (one may have signed up meanwhile), before the setup code is spent.
+    if (await emailTaken(trx, email)) throw new EmailTakenError()
     const hasAdmin = await adminExists(trx)
     const orgName = input.organization?.trim() ?? ''
     if (!hasAdmin) {
@@ -152,12 +194,12 @@ export async function hasAdmin (db: Kysely<Database>): Promise<boolean> {
   return await db.transaction().execute(async (trx) => await adminExists(trx))
 }
 
-/** Checks credentials; the same message for an unknown email and a wrong password. */
+/** Checks credentials; an unknown email and a wrong password are the same `WrongCredentialsError`. */
 export async function authenticate (db: Kysely<Database>, email: string, password: string): Promise<string> {
   const user = await db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email.trim().toLowerCase()).executeTakeFirst()
   // Hash anyway on an unknown email so response time does not reveal which emails exist.
   const ok = await verifyPassword(password, user?.password_hash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA')
-  if (user === undefined || !ok) throw new CoordinatorError('ERR_INVALID_INPUT', 'wrong email or password')
+  if (user === undefined || !ok) throw new WrongCredentialsError()
   return user.id
 }
 

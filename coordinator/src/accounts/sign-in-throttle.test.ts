@@ -31,3 +31,59 @@ test('the account\'s ceiling does not hold back where its owner signed in lately
   throttle.succeeded('ada@x.test', '203.0.113.9', now)
   assert.equal(throttle.retryAfter('ada@x.test', '203.0.113.9', now), 0, 'a good sign-in clears that address\'s count')
 })
+
+test('a shared address guessing at other emails does not lock out an account that signed in there before; others at that address wait', () => {
+  const throttle = new SignInThrottle({ windowMs: 60_000 })
+  const now = 1_000_000
+  throttle.succeeded('owner@x.test', '198.51.100.1', now)
+  for (let i = 0; i < 30; i++) throttle.failed(`made-up-${i}@x.test`, '198.51.100.1', now)
+  assert.equal(throttle.retryAfter('owner@x.test', '198.51.100.1', now), 0, 'the owner still signs in where they did before')
+  assert.ok(throttle.retryAfter('newcomer@x.test', '198.51.100.1', now) > 0, 'an account new to the address meets the address\'s limit')
+  for (let i = 0; i < 10; i++) throttle.failed('owner@x.test', '198.51.100.1', now)
+  assert.ok(throttle.retryAfter('owner@x.test', '198.51.100.1', now) > 0, 'guesses at the owner from that address still hold it back there')
+})
+
+test('familiar addresses are kept per account: nobody else\'s sign-ins push an account\'s out, only its own newer ones', () => {
+  const throttle = new SignInThrottle({ windowMs: 60_000, addressesPerAccount: 3 })
+  const now = 1_000_000
+  throttle.succeeded('victim@x.test', '203.0.113.9', now)
+  // Ten thousand sign-ins of the attacker's own account, each from another address, once flushed a global list of 10,000.
+  for (let i = 0; i < 12_000; i++) throttle.succeeded('attacker@x.test', `2001:db8:${i.toString(16)}::/64`, now)
+  for (let i = 0; i < 200; i++) throttle.failed('victim@x.test', `198.51.100.${i % 20}`, now)
+  assert.ok(throttle.retryAfter('victim@x.test', '192.0.2.1', now) > 0, 'the account\'s ceiling holds it back at a new address')
+  assert.equal(throttle.retryAfter('victim@x.test', '203.0.113.9', now), 0, 'but not where its owner signs in')
+  // The account's own newer addresses do push its oldest out, past the per-account cap.
+  for (let i = 0; i < 3; i++) throttle.succeeded('victim@x.test', `192.0.2.${10 + i}`, now)
+  assert.ok(throttle.retryAfter('victim@x.test', '203.0.113.9', now) > 0, 'the oldest of four went')
+  assert.equal(throttle.retryAfter('victim@x.test', '192.0.2.10', now), 0)
+})
+
+test('the accounts remembered are bounded; the one that signed in longest ago goes first', () => {
+  const throttle = new SignInThrottle({ windowMs: 60_000, perAccount: 1, maxAccounts: 2 })
+  const now = 1_000_000
+  throttle.succeeded('a@x.test', '192.0.2.1', now)
+  throttle.succeeded('b@x.test', '192.0.2.2', now)
+  throttle.succeeded('a@x.test', '192.0.2.1', now)
+  throttle.succeeded('c@x.test', '192.0.2.3', now)
+  for (const email of ['a@x.test', 'b@x.test', 'c@x.test']) throttle.failed(email, '198.51.100.1', now)
+  assert.equal(throttle.retryAfter('a@x.test', '192.0.2.1', now), 0)
+  assert.ok(throttle.retryAfter('b@x.test', '192.0.2.2', now) > 0, 'b signed in longest ago and was forgotten')
+  assert.equal(throttle.retryAfter('c@x.test', '192.0.2.3', now), 0)
+})
+
+test('sign-ins that add a new (account, address) pair are limited per address; familiar ones are not', () => {
+  const throttle = new SignInThrottle({ windowMs: 60_000, newPairsPerAddress: 60 })
+  const now = 1_000_000
+  throttle.succeeded('regular@x.test', '198.51.100.1', now - 61_000)
+  for (let i = 0; i < 60; i++) {
+    assert.equal(throttle.retryAfter(`account-${i}@x.test`, '198.51.100.1', now), 0)
+    throttle.succeeded(`account-${i}@x.test`, '198.51.100.1', now)
+  }
+  assert.ok(throttle.retryAfter('account-60@x.test', '198.51.100.1', now) > 0, 'the 61st new pair in the window waits')
+  assert.equal(throttle.retryAfter('account-60@x.test', '203.0.113.9', now), 0, 'at its own address only')
+  assert.equal(throttle.retryAfter('regular@x.test', '198.51.100.1', now), 0, 'someone who signed in there before does not wait')
+  // Signing in again where one is familiar adds no pair.
+  for (let i = 0; i < 100; i++) throttle.succeeded('regular@x.test', '203.0.113.9', now)
+  assert.equal(throttle.retryAfter('account-60@x.test', '203.0.113.9', now), 0)
+  assert.equal(throttle.retryAfter('account-60@x.test', '198.51.100.1', now + 61_000), 0, 'the limit is per window')
+})

@@ -13,6 +13,12 @@ export type ServePolicy = 'all' | 'chosen'
 export interface OrganizationsTable {
   id: Generated<string>
   name: string
+  /**
+   * `organizationNameKey(name)`, unique: names people would read as the same share it. The
+   * coordinator always writes it; a row inserted without it gets a close SQL approximation
+   * from a trigger (migration 2026-12-08-0001).
+   */
+  name_key: ColumnType<string, string | undefined, string>
   created_at: Generated<Date>
   serves: ColumnType<ServePolicy, ServePolicy | undefined, ServePolicy>
 }

@@ -86,7 +86,11 @@ function claimedOrigin (req: IncomingMessage, options: HttpServerOptions): { sec
   // The last entry is the one the proxy itself wrote: a proxy that appends (nginx's
   // $proxy_add_x_forwarded_for) keeps whatever the client sent in front of it.
   const lastOf = (header: string | string[] | undefined): string => String(header ?? '').split(',').at(-1)!.trim()
-  const forwarded = lastOf(req.headers['x-forwarded-for'])
+  // Some proxies write the client's port too ("203.0.113.7:51234", "[2001:db8::7]:443"); left
+  // on, every source port would count as an address of its own to per-address limits.
+  const hostOf = (entry: string): string =>
+    /^\[([^\]]*)\](?::\d*)?$/.exec(entry)?.[1] ?? /^(\d{1,3}(?:\.\d{1,3}){3}):\d*$/.exec(entry)?.[1] ?? entry
+  const forwarded = hostOf(lastOf(req.headers['x-forwarded-for']))
   return { secure: lastOf(req.headers['x-forwarded-proto']) === 'https', address: forwarded !== '' ? forwarded : socketAddress }
 }
 

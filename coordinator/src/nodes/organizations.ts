@@ -1,35 +1,86 @@
 import type { Kysely } from 'kysely'
+import { plainTextProblem } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 
 export interface Organization { id: string, name: string, createdAt: Date }
 
-function checkedName (name: string): string {
+/** The longest organization name, in UTF-16 units as the sign-up form counts them. */
+export const MAX_ORGANIZATION_NAME = 100
+
+/**
+ * What two organization names share when people would read them as the same name: compatibility
+ * forms folded (full-width letters, ligatures, the no-break space), invisible characters dropped,
+ * spacing collapsed, case ignored. `organizations.name_key` holds it, unique, so "Hilltop  Lab",
+ * "hilltop lab" and "Hilltop Lab\u200b" are all the taken "Hilltop Lab". (The migration that
+ * added the column keeps its own copy of this rule, as it was then.) Letters of other scripts
+ * that merely look alike (a Cyrillic "Н") are not folded.
+ */
+export function organizationNameKey (name: string): string {
+  return name.normalize('NFKC').replace(/\p{Default_Ignorable_Code_Point}/gu, '').replace(/\s+/gu, ' ').trim().toLowerCase()
+}
+
+/**
+ * Invisible characters refused in a name: every default-ignorable code point (zero-width
+ * space, word joiner, BOM, Hangul fillers, tag characters, …) except those that writing needs
+ * (the zero-width non-joiner and joiner, in Persian, Indic scripts and emoji; variation
+ * selectors, in emoji) and the direction marks plain text allows (U+200E, U+200F).
+ */
+const INVISIBLE = /(?![\u200c-\u200f\ufe00-\ufe0f])\p{Default_Ignorable_Code_Point}/u
+
+/**
+ * Why `name` cannot be an organization's name (shown on public pages, the ledger and its
+ * exports), or undefined when it can: it must be plain text (no control or bidirectional
+ * formatting characters, as node text), hold no zero-width or other invisible character, and
+ * have something visible.
+ */
+export function organizationNameProblem (name: string): string | undefined {
   const trimmed = name.trim()
-  if (trimmed.length === 0 || trimmed.length > 100) {
-    throw new CoordinatorError('ERR_INVALID_INPUT', 'organization name must be 1 to 100 characters')
+  if (trimmed.length === 0 || trimmed.length > MAX_ORGANIZATION_NAME) return `organization name must be 1 to ${MAX_ORGANIZATION_NAME} characters`
+  const plain = plainTextProblem(trimmed)
+  if (plain !== undefined) return `organization name ${plain}`
+  const invisible = INVISIBLE.exec(trimmed)
+  if (invisible !== null) {
+    const cp = invisible[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
+    return `organization name must not hold invisible characters: U+${cp} (zero-width or another default-ignorable character) is refused; remove it`
   }
-  return trimmed
+  if (organizationNameKey(trimmed) === '') return 'organization name must hold a visible character'
+  return undefined
+}
+
+function checkedName (name: string): string {
+  const problem = organizationNameProblem(name)
+  if (problem !== undefined) throw new CoordinatorError('ERR_INVALID_INPUT', problem)
+  return name.trim()
 }
 
 /**
  * Creates a new organization; a taken name is refused, so nobody joins an organization by
- * naming it (they need an invitation from it).
+ * naming it (they need an invitation from it). "Taken" means the same name key: a name that
+ * differs only in case, spacing or invisible characters is taken too.
  */
 export async function createOrganization (db: Kysely<Database>, name: string): Promise<Organization> {
   const trimmed = checkedName(name)
-  const row = await db.insertInto('organizations').values({ name: trimmed })
-    .onConflict((oc) => oc.column('name').doNothing()).returningAll().executeTakeFirst()
-  if (row === undefined) throw new CoordinatorError('ERR_NAME_TAKEN', `an organization named “${trimmed}” already exists; ask its lab admin for an invitation`)
+  // No conflict target: the name's own unique index and the key's both answer "taken".
+  const row = await db.insertInto('organizations').values({ name: trimmed, name_key: organizationNameKey(trimmed) })
+    .onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst()
+  if (row === undefined) {
+    throw new CoordinatorError('ERR_NAME_TAKEN', `an organization named “${trimmed}” (or the same name in other case or spacing) already exists; ask its lab admin for an invitation, or choose another name`)
+  }
   return { id: row.id, name: row.name, createdAt: row.created_at }
 }
 
-/** Returns the organization with this name, creating it if new: for the operator's own CLI only. */
+/**
+ * Returns the organization with this name (by name key, so other case or spacing finds it),
+ * creating it if new: for the operator's own CLI only.
+ */
 export async function ensureOrganization (db: Kysely<Database>, name: string): Promise<Organization> {
   const trimmed = checkedName(name)
-  await db.insertInto('organizations').values({ name: trimmed })
-    .onConflict((oc) => oc.column('name').doNothing()).execute()
-  const row = await db.selectFrom('organizations').selectAll().where('name', '=', trimmed).executeTakeFirstOrThrow()
+  const key = organizationNameKey(trimmed)
+  await db.insertInto('organizations').values({ name: trimmed, name_key: key })
+    .onConflict((oc) => oc.doNothing()).execute()
+  const row = await db.selectFrom('organizations').selectAll().where((eb) => eb.or([eb('name_key', '=', key), eb('name', '=', trimmed)]))
+    .orderBy('created_at').limit(1).executeTakeFirstOrThrow()
   return { id: row.id, name: row.name, createdAt: row.created_at }
 }
 

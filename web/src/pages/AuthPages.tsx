@@ -40,7 +40,10 @@ type Errors = Partial<Record<'email' | 'password' | 'displayName' | 'organizatio
 const SIGN_UP_CODE_FIELDS: CodeFields = {
   ERR_NAME_TAKEN: 'organization',
   ERR_INVALID_SETUP_CODE: 'setupCode',
-  CONFLICT: { field: 'email', message: 'an account with this email already exists; sign in instead' }
+  // The coordinator's own words: they say no more about whether the email has an account than
+  // a wrong password at sign-in does (ERR_EMAIL_TAKEN once the coordinator names it so).
+  ERR_EMAIL_TAKEN: 'email',
+  CONFLICT: 'email'
 }
 
 export function SignInPage (): ReactNode {

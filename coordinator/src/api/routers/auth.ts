@@ -1,52 +1,107 @@
 import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
 import { CoordinatorError } from '../../errors.ts'
-import { authenticate, createSession, deleteSession, endSessions, hasAdmin, setPassword, signUp } from '../../accounts/accounts.ts'
+import {
+  EmailTakenError, WrongCredentialsError, authenticate, createSession, deleteSession, displayNameProblem, endSessions, hasAdmin, setPassword, signUp, userForSession
+} from '../../accounts/accounts.ts'
+import type { SessionUser } from '../../accounts/accounts.ts'
 import { SELF_SERVE_ROLES } from '../../accounts/roles.ts'
+import { organizationNameProblem } from '../../nodes/organizations.ts'
 import { protectedProcedure, publicProcedure, router } from '../trpc.ts'
+import type { ApiContext } from '../context.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
 
 export const signUpInput = z.object({
   email: z.string().trim().email('enter a valid email address').max(200),
   password: z.string().min(10, 'use at least 10 characters').max(200),
-  displayName: z.string().trim().min(1, 'tell us your name').max(100),
+  // Shown on public pages beside pledges and runs: plain text, as node text is.
+  displayName: z.string().trim().min(1, 'tell us your name').max(100).superRefine((name, issues) => {
+    const problem = displayNameProblem(name)
+    if (problem !== undefined) issues.addIssue({ code: 'custom', message: problem, input: name })
+  }),
   role: z.enum(SELF_SERVE_ROLES),
-  organization: z.string().trim().max(100).optional(),
+  organization: z.string().trim().max(100).superRefine((name, issues) => {
+    // Empty is "no organization"; signUp decides whether the role needs one.
+    const problem = name === '' ? undefined : organizationNameProblem(name)
+    if (problem !== undefined) issues.addIssue({ code: 'custom', message: problem, input: name })
+  }).optional(),
   invite: z.string().trim().max(100).optional(),
   setupCode: z.string().trim().max(100).optional()
 })
+
+/** Refuses (429 with Retry-After) while the sign-in throttle holds this account back at this address. */
+function refuseWhileThrottled (ctx: ApiContext, email: string): void {
+  const wait = ctx.signIns.retryAfter(email, ctx.clientAddress)
+  if (wait > 0) {
+    ctx.setResponseHeader('retry-after', String(wait))
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many sign-in attempts; try again in ${wait} s` })
+  }
+}
+
+/**
+ * Checks a password as sign-in does: a wrong one counts as a failed sign-in for (email,
+ * address). A check that could not run (ERR_BUSY: the password checker's queue is full) is not
+ * the person's failure, so it is not counted: a flood of other sign-ins would otherwise lock
+ * out people typing the right password.
+ */
+async function checkPassword (ctx: ApiContext, email: string, password: string): Promise<string> {
+  try {
+    return await authenticate(ctx.db, email, password)
+  } catch (err) {
+    if (err instanceof WrongCredentialsError) ctx.signIns.failed(email, ctx.clientAddress)
+    throw err
+  }
+}
+
+/** Signs `userId` in on this browser (a fresh session cookie) and remembers this address as theirs. */
+async function startSession (ctx: ApiContext, email: string, userId: string): Promise<{ token: string }> {
+  ctx.signIns.succeeded(email, ctx.clientAddress)
+  const session = await createSession(ctx.db, userId)
+  ctx.setSessionCookie(session.token, session.expiresAt)
+  return session
+}
 
 export const authRouter = router({
   /** Who is signed in (null when nobody). */
   me: publicProcedure.query(({ ctx }) => ctx.user),
   /** What sign-up needs on this install: the setup code (no admin yet), or an invitation to organize. */
   setupStatus: publicProcedure.query(async ({ ctx }) => ({ needsAdmin: !await hasAdmin(ctx.db), openOrganizing: ctx.openOrganizing })),
-  /** Creates an account and signs it in (see `signUp` for who may take which role). */
-  signUp: publicProcedure.input(signUpInput).mutation(async ({ ctx, input }) => {
+  /**
+   * Creates an account and signs it in (see `signUp` for who may take which role). An email that
+   * has an account is answered as a sign-in with that password: the right one signs its owner in
+   * (the answer is then that account), a wrong one is a failed sign-in, throttled like one and
+   * refused with a message that says no more than a wrong password does. Probing which emails
+   * have accounts this way costs the same guesses as probing passwords.
+   */
+  signUp: publicProcedure.input(signUpInput).mutation(async ({ ctx, input }): Promise<SessionUser> => {
+    const email = input.email.toLowerCase()
+    refuseWhileThrottled(ctx, email)
     takeOrRefuse(ctx.rates.signUps, ctx.clientAddress, 'sign-ups from this address')
-    const user = await signUp(ctx.db, input, { setupCode: ctx.setupCode, openOrganizing: ctx.openOrganizing })
-    const session = await createSession(ctx.db, user.id)
-    ctx.setSessionCookie(session.token, session.expiresAt)
+    let user: SessionUser
+    try {
+      user = await signUp(ctx.db, input, { setupCode: ctx.setupCode, openOrganizing: ctx.openOrganizing })
+    } catch (err) {
+      if (!(err instanceof EmailTakenError)) throw err
+      let userId: string
+      try {
+        userId = await checkPassword(ctx, email, input.password)
+      } catch (checkErr) {
+        throw checkErr instanceof WrongCredentialsError ? err : checkErr
+      }
+      const session = await startSession(ctx, email, userId)
+      const owner = await userForSession(ctx.db, session.token)
+      if (owner === null) throw new CoordinatorError('ERR_NOT_FOUND', 'that account was removed while signing in; try again')
+      return owner
+    }
+    await startSession(ctx, email, user.id)
     return user
   }),
   /** Signs in; failed attempts are throttled per account and per address (HTTP 429 with Retry-After). */
   signIn: publicProcedure.input(z.object({ email: z.string().max(200), password: z.string().max(200) })).mutation(async ({ ctx, input }) => {
     const email = input.email.trim().toLowerCase()
-    const wait = ctx.signIns.retryAfter(email, ctx.clientAddress)
-    if (wait > 0) {
-      ctx.setResponseHeader('retry-after', String(wait))
-      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many failed sign-ins; try again in ${wait} s` })
-    }
-    let userId: string
-    try {
-      userId = await authenticate(ctx.db, email, input.password)
-    } catch (err) {
-      if (err instanceof CoordinatorError) ctx.signIns.failed(email, ctx.clientAddress)
-      throw err
-    }
-    ctx.signIns.succeeded(email, ctx.clientAddress)
-    const session = await createSession(ctx.db, userId)
-    ctx.setSessionCookie(session.token, session.expiresAt)
+    refuseWhileThrottled(ctx, email)
+    const userId = await checkPassword(ctx, email, input.password)
+    await startSession(ctx, email, userId)
     return { ok: true as const }
   }),
   /**
@@ -55,18 +110,11 @@ export const authRouter = router({
    */
   changePassword: protectedProcedure.input(z.object({ password: z.string().max(200), newPassword: signUpInput.shape.password })).mutation(async ({ ctx, input }) => {
     const email = ctx.user.email
-    const wait = ctx.signIns.retryAfter(email, ctx.clientAddress)
-    if (wait > 0) {
-      ctx.setResponseHeader('retry-after', String(wait))
-      throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many failed sign-ins; try again in ${wait} s` })
-    }
+    refuseWhileThrottled(ctx, email)
     try {
-      await authenticate(ctx.db, email, input.password)
+      await checkPassword(ctx, email, input.password)
     } catch (err) {
-      if (err instanceof CoordinatorError) {
-        ctx.signIns.failed(email, ctx.clientAddress)
-        throw new CoordinatorError('ERR_INVALID_INPUT', 'your current password is not right')
-      }
+      if (err instanceof WrongCredentialsError) throw new CoordinatorError('ERR_INVALID_INPUT', 'your current password is not right')
       throw err
     }
     await setPassword(ctx.db, { userId: ctx.user.id }, input.newPassword)

@@ -1,0 +1,54 @@
+import { afterAll, beforeAll, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { openDatabase } from '../db/open-database.ts'
+import type { OpenedDatabase } from '../db/open-database.ts'
+import { CoordinatorError } from '../errors.ts'
+import { createOrganization, ensureOrganization, organizationNameKey, organizationNameProblem } from './organizations.ts'
+
+let database: OpenedDatabase
+beforeAll(async () => { database = await openDatabase({ dataDir: 'memory://' }) })
+afterAll(async () => { await database.close() })
+
+async function refusedCode (call: Promise<unknown>): Promise<string> {
+  try {
+    await call
+  } catch (err) {
+    assert.ok(err instanceof CoordinatorError, String(err))
+    return err.code
+  }
+  throw new Error('the call was allowed')
+}
+
+test('names people would read as a taken one are taken: case, spacing, compatibility forms and invisible characters', async () => {
+  const hilltop = await createOrganization(database.db, '  Hilltop Lab ')
+  assert.equal(hilltop.name, 'Hilltop Lab')
+  // From the review's spoof.ts, plus full-width letters and a no-break space.
+  for (const name of ['Hilltop  Lab', 'hilltop lab', 'HILLTOP LAB', 'Hilltop\u00a0Lab', 'Hi\u200dlltop Lab', '\uff28\uff49\uff4c\uff4c\uff54\uff4f\uff50 Lab', 'Hilltop\tLab']) {
+    const code = await refusedCode(createOrganization(database.db, name))
+    // A tab is a control character, refused before its key is looked at.
+    assert.equal(code, name.includes('\t') ? 'ERR_INVALID_INPUT' : 'ERR_NAME_TAKEN', JSON.stringify(name))
+  }
+  assert.equal((await database.db.selectFrom('organizations').select('id').where('name_key', '=', 'hilltop lab').execute()).length, 1)
+  // The operator's CLI finds the existing one, however it is typed.
+  assert.equal((await ensureOrganization(database.db, 'HILLTOP  lab')).id, hilltop.id)
+  assert.notEqual((await ensureOrganization(database.db, 'Valley Lab')).id, hilltop.id)
+})
+
+test('control, bidirectional and invisible characters are refused in a name; letters of every script, emoji joiners and direction marks pass', () => {
+  for (const name of ['Hilltop Lab\u202e', 'Hilltop\u2066Lab', 'Hilltop\u0000Lab', 'Hilltop\u0085Lab', 'Hilltop Lab\u200b', 'Hilltop\u2060Lab', 'Hill\ufefftop', 'Hill\u00adtop', '\u3164', 'Lab\u{e0041}', '\ud800Lab']) {
+    assert.ok(organizationNameProblem(name) !== undefined, JSON.stringify(name))
+  }
+  for (const name of ['Hilltop Lab', 'Лаборатория', '東京ラボ', 'مختبر\u200fالتلة', 'دانش\u200cگاه', '\u{1f469}\u200d\u{1f52c} Lab', '\u2764\ufe0f Lab']) {
+    assert.equal(organizationNameProblem(name), undefined, JSON.stringify(name))
+  }
+  assert.match(organizationNameProblem('Hilltop Lab\u200b')!, /U\+200B/)
+  assert.match(organizationNameProblem('x'.repeat(101))!, /1 to 100 characters/)
+  assert.equal(organizationNameKey('  Ｈｉｌｌｔｏｐ\u00a0\u00a0LAB\u200b '), 'hilltop lab')
+})
+
+test('a row inserted without a key (a script, a test) gets one from the database, and its name is taken too', async () => {
+  const row = await database.db.insertInto('organizations').values({ name: 'Raw  Inserted LAB' }).returning(['id', 'name_key']).executeTakeFirstOrThrow()
+  assert.equal(row.name_key, organizationNameKey('Raw  Inserted LAB'))
+  assert.equal(await refusedCode(createOrganization(database.db, 'raw inserted lab')), 'ERR_NAME_TAKEN')
+  assert.equal((await ensureOrganization(database.db, 'Raw Inserted Lab')).id, row.id)
+})
