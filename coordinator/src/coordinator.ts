@@ -195,9 +195,11 @@ export class Coordinator {
       await new ReportService({ libp2p, sink: intake, log, limits, isRevoked, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
       // Stopped after the engine (closers run newest first), so a last round close is signed.
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
+      // Before the engine starts: a close it makes meanwhile queues a newer checkpoint, which an
+      // older one resumed after it would displace.
+      await cache.resumeValidation().catch((err: unknown) => { log.warn('checkpoint validation not resumed', { error: err instanceof Error ? err.message : String(err) }) })
       engine.start()
       closers.push(async () => { await engine.stop() })
-      await cache.resumeValidation().catch((err: unknown) => { log.warn('checkpoint validation not resumed', { error: err instanceof Error ? err.message : String(err) }) })
       const folderCache = new FolderCache()
       const awaiting = { db: database.db, blobs, log, changes }
       const datasets = new DatasetLibrary({

@@ -245,11 +245,12 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   if (outside !== undefined) throw outside
   const batches = createBatchSource(ranges, shardTokens, unit.recipe.batchSize, unit.recipe.seqLen)
   // Overlapped rounds: the next unit's base and shards arrive while this one trains, once the
-  // next unit passed the checks this one did (a unit this machine cannot train fetches nothing).
+  // next unit passed the checks that need nothing but the unit (one this machine cannot train
+  // fetches nothing; the executor's full check waits until it is free, as it may be training).
   const ahead = unit.overlap === undefined
     ? undefined
     : startLookAhead(o, unit, async (next) => {
-      const refusal = vocabularyRefusal(next) ?? await o.executor.check?.(next, o.signal)
+      const refusal = vocabularyRefusal(next) ?? o.executor.precheck?.(next)
       if (refusal !== undefined) return
       await baseCheckpoint(o, next, `round ${next.round}`)
       for (const r of usedRanges(next)) await o.cache.get(r.shard, o.signal, r.url)

@@ -35,6 +35,8 @@ export class BackgroundEvaluation {
   readonly #waiting = new Map<string, EvaluationJob>()
   readonly #abort = new AbortController()
   #running: Promise<void> | null = null
+  /** The checkpoint on the worker thread now. */
+  #measuring: { runId: string, sha: string } | null = null
 
   constructor (options: BackgroundEvaluationOptions) {
     this.#o = options
@@ -43,6 +45,10 @@ export class BackgroundEvaluation {
   /** Queues `job`; a checkpoint of the same run still waiting is dropped and keeps no loss. */
   schedule (job: EvaluationJob): void {
     if (this.#abort.signal.aborted) return
+    // Asked again for what is waiting or being measured (the engine asks for round 0's loss on
+    // every tick until the run's first round opens): nothing to do.
+    if (this.#waiting.get(job.runId)?.sha === job.sha) return
+    if (this.#measuring?.runId === job.runId && this.#measuring.sha === job.sha) return
     const dropped = this.#waiting.get(job.runId)
     if (dropped !== undefined) this.#o.log.info('validation skipped: a newer checkpoint is waiting', { runId: job.runId, skipped: dropped.sha, newer: job.sha })
     // Deleted first so the run goes to the back of the turn order.
@@ -69,7 +75,12 @@ export class BackgroundEvaluation {
       if (next.done === true || this.#abort.signal.aborted) return
       const [runId, job] = next.value
       this.#waiting.delete(runId)
-      await this.#measure(job)
+      this.#measuring = { runId, sha: job.sha }
+      try {
+        await this.#measure(job)
+      } finally {
+        this.#measuring = null
+      }
     }
   }
 

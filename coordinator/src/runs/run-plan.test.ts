@@ -1,5 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
+import { countParams, presetConfig } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
 import { INLINE_EVAL_FLOPS, NODE_SCORING_MAX_FLOPS, SCORING_MAX_PARAMS, errorFeedbackDecayOf, evaluationFlops, plannedRounds, runIsDone, scorer, scoringFlops, storedLoss } from './run-plan.ts'
 
@@ -45,6 +46,13 @@ test('forward-pass work goes where it costs what that place can spend: scoring a
   // A 125M model at 2,048 tokens: hours for any TypeScript scorer, so nobody scores it.
   assert.equal(scorer(sized(124_278_528, 2048, 8), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'none')
   assert.ok(scoringFlops(sized(124_278_528, 2048, 8)) > NODE_SCORING_MAX_FLOPS)
+  // What agents refuse is asked of nobody: a model past their 50M parameters, or T² attention past 1 TFLOP.
+  const withModel = (preset: string, seqLen: number): StoredRunSpec => ({ ...sized(countParams(presetConfig(preset)), seqLen), modelConfig: presetConfig(preset) } as unknown as StoredRunSpec)
+  assert.equal(scorer(withModel('large', 64), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'none')
+  assert.equal(scorer(withModel('small', 8192), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'none')
+  assert.equal(scorer(withModel('small', 64), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'coordinator')
+  assert.equal(scorer(withModel('small', 256), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'nodes', 'its attention takes it past the event loop\'s budget')
+  assert.ok(scoringFlops(withModel('small', 8192)) > scoringFlops(sized(countParams(presetConfig('small')), 8192)), 'attention is counted')
   // --score-max-params 0: nodes score every screened report they can.
   assert.equal(scorer(sized(198_208, 64), 0, INLINE_EVAL_FLOPS), 'nodes')
   // Validation: the demo's windows on the event loop, a 125m run's on the worker thread.

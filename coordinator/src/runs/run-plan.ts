@@ -80,13 +80,21 @@ export const SCORING_MAX_PARAMS = 1_000_000
 /** FLOPs of scoring one report: three forward passes (base, base − Δ, base + Δ) over the scoring windows. */
 export function scoringFlops (spec: StoredRunSpec): number {
   const w = scoringWindows(spec)
-  return 3 * 2 * spec.paramCount * w.batches * w.batchSize * w.seqLen
+  const c = spec.modelConfig
+  const rows = w.batches * w.batchSize
+  // The weights' 2 FLOPs a parameter a token, and attention's T² (as the agent counts it: scoring-task.ts).
+  const attention = c === undefined ? 0 : 4 * c.num_hidden_layers * rows * c.num_attention_heads * w.seqLen * w.seqLen * c.head_dim
+  return 3 * (2 * spec.paramCount * rows * w.seqLen + attention)
 }
+
+/** The largest model a node scores: the TypeScript forward pass's (node-agent's TYPESCRIPT_MAX_PARAMS), past which agents refuse scoring tasks. */
+export const NODE_SCORING_MAX_PARAMS = 50_000_000
 
 /**
  * Scoring a report costing more than this is not asked of nodes either: their scorer is the
- * TypeScript forward pass too (about 10 minutes of one core at 1.6 GFLOP/s), so such reports
- * are screened without held-out scores, as overlapped runs' are.
+ * TypeScript forward pass too (about 10 minutes of one core at 1.6 GFLOP/s; agents refuse
+ * tasks over 2 TFLOP), so such reports are screened without held-out scores, as overlapped
+ * runs' are.
  */
 export const NODE_SCORING_MAX_FLOPS = 1e12
 
@@ -98,7 +106,8 @@ export const NODE_SCORING_MAX_FLOPS = 1e12
 export function scorer (spec: StoredRunSpec, scoreMaxParams: number, inlineFlops: number): 'coordinator' | 'nodes' | 'none' {
   const flops = scoringFlops(spec)
   if (spec.paramCount <= scoreMaxParams && flops <= inlineFlops) return 'coordinator'
-  return flops <= NODE_SCORING_MAX_FLOPS ? 'nodes' : 'none'
+  // What agents would refuse (scoring-task.ts) is asked of nobody: the run then picks twins instead.
+  return flops <= NODE_SCORING_MAX_FLOPS && spec.paramCount <= NODE_SCORING_MAX_PARAMS ? 'nodes' : 'none'
 }
 
 /** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */

@@ -45,6 +45,12 @@ export interface Executor {
   readonly kind: ExecutorKind
   /** A reason this executor cannot train the unit (too large, too slow), checked before any download; undefined when it can. */
   check?: (unit: WorkUnit, signal?: AbortSignal) => Promise<ExecutorError | undefined>
+  /**
+   * The part of `check` that needs nothing but the unit (no child process, no device), so it may
+   * run while this executor trains: the look-ahead asks it of the next unit. A torch child
+   * answers one request at a time, so its `check` would wait behind the unit training.
+   */
+  precheck?: (unit: WorkUnit) => ExecutorError | undefined
   train: (request: TrainRequest) => Promise<TrainResult>
   /** Releases threads or processes the executor holds. */
   close?: () => Promise<void>

@@ -135,6 +135,11 @@ export class TypeScriptExecutor implements Executor {
 
   /** Refuses models too large for a CPU trainer or this machine's memory, and units it cannot finish before their deadline. */
   async check (unit: WorkUnit): Promise<ExecutorError | undefined> {
+    return this.precheck(unit)
+  }
+
+  /** All of `check`: it needs only the unit and this machine's figures. */
+  precheck (unit: WorkUnit): ExecutorError | undefined {
     return typescriptRefusal(unit, this.#threads, this.#memoryBytes !== undefined ? { memoryBytes: this.#memoryBytes } : {})
   }
 

@@ -538,7 +538,8 @@ async function fileSha256 (path: string): Promise<string> {
  * The tracker's addresses for a peer that this agent dials: the tracker is the coordinator's
  * word, and an address on the volunteer's own network (192.168.1.1, 169.254.169.254, loopback)
  * would turn its agent into a port scanner there. Those are dropped unless the coordinator
- * itself is on such a network; so is anything but ip4/ip6/dns over tcp, or a relay circuit.
+ * itself is on such a network, and so are DNS names (they could resolve there) except in a
+ * relay circuit; so is anything but ip4/ip6 over tcp, or a relay circuit.
  */
 export function dialableAddrs (addrs: readonly string[], privateAllowed: boolean): string[] {
   return addrs.filter((text) => {
@@ -550,7 +551,10 @@ export function dialableAddrs (addrs: readonly string[], privateAllowed: boolean
     }
     const host = components[0]
     if (host === undefined || !['ip4', 'ip6', 'dns', 'dns4', 'dns6'].includes(host.name) || host.value === undefined) return false
+    const relayed = components.some((c) => c.name === 'p2p-circuit')
+    // A name could resolve to anything; only a relay (the coordinator's own address) may be one.
+    if (host.name.startsWith('dns') && !relayed && !privateAllowed) return false
     if (!privateAllowed && namesPrivateHost(host.value)) return false
-    return components[1]?.name === 'tcp' || components.some((c) => c.name === 'p2p-circuit')
+    return components[1]?.name === 'tcp' || relayed
   })
 }
