@@ -150,3 +150,16 @@ test('display and organization names must be plain text without invisible charac
   }
   assert.equal((await database.db.selectFrom('users').select('id').where('email', 'like', 'eve%@m4.test').execute()).length, 0)
 })
+
+test('failed sign-ins sprayed at an email nobody has yet do not keep its person from signing up', async () => {
+  const signIns = new SignInThrottle({ perAccountAddress: 2, perAccount: 3 })
+  for (const address of ['198.51.100.21', '198.51.100.22']) {
+    const attacker = callerAt(address, signIns)
+    for (let i = 0; i < 2; i++) await refusal(attacker.signIn({ email: 'newhire@m3.test', password: `guess-${i}` }))
+  }
+  // The email is held back for sign-in now, everywhere…
+  assert.equal((await refusal(callerAt('203.0.113.9', signIns).signIn({ email: 'newhire@m3.test', password: 'whatever-1' }))).code, 'TOO_MANY_REQUESTS')
+  // …but the person it belongs to can still make the account.
+  const made = await callerAt('203.0.113.9', signIns).signUp({ email: 'newhire@m3.test', password: 'newhire-password-1', displayName: 'New Hire', role: 'funder' })
+  assert.equal(made.email, 'newhire@m3.test')
+})

@@ -75,13 +75,15 @@ export const authRouter = router({
    */
   signUp: publicProcedure.input(signUpInput).mutation(async ({ ctx, input }): Promise<SessionUser> => {
     const email = input.email.toLowerCase()
-    refuseWhileThrottled(ctx, email)
     takeOrRefuse(ctx.rates.signUps, ctx.clientAddress, 'sign-ups from this address')
     let user: SessionUser
     try {
       user = await signUp(ctx.db, input, { setupCode: ctx.setupCode, openOrganizing: ctx.openOrganizing })
     } catch (err) {
       if (!(err instanceof EmailTakenError)) throw err
+      // Throttled only here, as a sign-in: failed sign-ins sprayed at an email nobody has yet
+      // must not keep the person invited with it from signing up.
+      refuseWhileThrottled(ctx, email)
       let userId: string
       try {
         userId = await checkPassword(ctx, email, input.password)
