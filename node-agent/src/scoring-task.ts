@@ -67,11 +67,13 @@ export function scoringRefusal (task: Pick<ScoringTask, 'modelConfig' | 'batchSi
 async function inWorker (job: ScoringJob, signal: AbortSignal): Promise<ScoringReply> {
   signal.throwIfAborted()
   const worker = new Worker(new URL('./scoring-worker.ts', import.meta.url), { workerData: job })
-  const abort = (): void => { void worker.terminate() }
+  let stop: () => void = () => {}
+  const abort = (): void => { stop(); void worker.terminate() }
   signal.addEventListener('abort', abort, { once: true })
   try {
     return await new Promise((resolve, reject) => {
-      signal.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+      // Removed with `abort` below: the agent's signal outlives every task.
+      stop = () => { reject(signal.reason) }
       worker.once('message', (m: ScoringReply) => { resolve(m) })
       worker.once('error', reject)
       worker.once('exit', (code) => { reject(new Error(`the scoring worker stopped (exit ${code}) before finishing`)) })

@@ -238,8 +238,9 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
   }
   // The previous unit's shards this one does not use: consecutive units mostly read on in the
   // same shard, and a donor's disk would otherwise keep every shard a long run named.
-  for (const sha of shardsHeld.get(unit.runId) ?? []) if (!unit.ranges.some((r) => r.shard === sha)) await o.cache.drop(sha)
-  shardsHeld.set(unit.runId, new Set(usedRanges(unit).map((r) => r.shard)))
+  const reading = new Set(usedRanges(unit).map((r) => r.shard))
+  for (const sha of shardsHeld.get(unit.runId) ?? []) if (!reading.has(sha)) await o.cache.drop(sha)
+  shardsHeld.set(unit.runId, reading)
   const { ranges, tokens: shardTokens, vocabs: shardVocabs } = await unitTokens(o, unit)
   const outside = vocabularyRefusal(unit, shardVocabs)
   if (outside !== undefined) throw outside

@@ -54,7 +54,7 @@ export class BackgroundEvaluation {
     // Deleted first so the run goes to the back of the turn order.
     this.#waiting.delete(job.runId)
     this.#waiting.set(job.runId, job)
-    this.#running ??= this.#drain().finally(() => { this.#running = null })
+    this.#running ??= this.#drain()
   }
 
   /** Resolves once nothing is waiting or being measured. */
@@ -72,7 +72,11 @@ export class BackgroundEvaluation {
   async #drain (): Promise<void> {
     for (;;) {
       const next = this.#waiting.entries().next()
-      if (next.done === true || this.#abort.signal.aborted) return
+      if (next.done === true || this.#abort.signal.aborted) {
+        // Cleared here, not in a later microtask, so a job scheduled right after is drained.
+        this.#running = null
+        return
+      }
       const [runId, job] = next.value
       this.#waiting.delete(runId)
       this.#measuring = { runId, sha: job.sha }

@@ -51,7 +51,8 @@ test('mapping the sum in while reports fold loses none of them', async () => {
 test('a report folded a slice at a time into a plain sum gives the one-call fold\'s floats', async () => {
   const { encodePseudoGradient } = await import('@barnraise/protocol')
   const n = 3 * 512 + 300
-  for (const codec of ['int8', 'fp16', 'fp32', 'topk'] as const) {
+  // topk has a header (no slices): it folds in one call, so it is not compared here.
+  for (const codec of ['int8', 'fp16', 'fp32'] as const) {
     const payload = encodePseudoGradient(codec, Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.3) * 1e-2))
     const whole = new RoundAccumulator('r', n, false, { foldTarget: false })
     const sliced = new RoundAccumulator('r', n, false, { foldTarget: false, slice: 512 })

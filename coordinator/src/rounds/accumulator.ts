@@ -74,14 +74,14 @@ export class RoundAccumulator {
   }
 
   /**
-   * `foldEncoded`, a slice at a time where the fold runs in JavaScript: a sum past 512M values
-   * does not fit the SIMD kernel's memory, and folding a 1B model's int8 report there took one
-   * turn of about 2.5 s. Into a fold target it folds in one call (0.4 ns a value). The same
-   * floats either way: each value's fold is its own.
+   * `foldEncoded`, a slice at a time where the fold runs in JavaScript (fp16 and fp32 always;
+   * int8 past 512M values, where the sum does not fit the SIMD kernel's memory: a 1B model's
+   * int8 report took one turn of about 2.5 s). int8 into a fold target folds in one call (0.4 ns
+   * a value). The same floats either way: each value's fold is its own.
    */
   async foldEncodedInSlices (codec: CodecName, payload: Uint8Array, tokens: number, finalLoss: number | undefined): Promise<void> {
     const n = this.sum.length
-    if (this.#kept !== null || isFoldTarget(this.sum) || !SLICEABLE_CODECS.has(codec) || n <= this.#slice) {
+    if (this.#kept !== null || (codec === 'int8' && isFoldTarget(this.sum)) || !SLICEABLE_CODECS.has(codec) || n <= this.#slice) {
       this.foldEncoded(codec, payload, tokens, finalLoss)
       return
     }

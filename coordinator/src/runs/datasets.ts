@@ -52,11 +52,13 @@ async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, up
     throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this upload makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
   }
   const train: string[] = []
+  const named = new Set<string>()
   let tokens = 0
   for (const s of shards.train) {
     const sha = await storeBlob(deps.db, deps.blobs, s.bytes, 'shard', { tokens: s.manifest.tokens, vocabSize, dataset: name, uploadedBy })
     // Two byte-identical shards (repeated text) are one shard: a run names each shard once.
-    if (train.includes(sha)) continue
+    if (named.has(sha)) continue
+    named.add(sha)
     train.push(sha)
     tokens += s.manifest.tokens
   }

@@ -5,7 +5,6 @@ import type { WorkUnit } from '@barnraise/protocol'
 import { AdamW, GradientPool, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining, trainingAttentionBytes, trainingWorkspaceBytes } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
-// Not yet re-exported by @barnraise/trainer's index; the estimate lives beside the workspace it sizes.
 
 /**
  * Past this size the CPU trainer is the wrong tool: the 186M `large` preset runs at a few

@@ -17,11 +17,13 @@ export async function validationLossInWorker (config: LlamaConfig, checkpoint: U
   const bytes = whole ? checkpoint : checkpoint.slice()
   const job: ValidationLossJob = { config, checkpoint: bytes, batches, batchSize: opts.batchSize, seqLen: opts.seqLen }
   const worker = new Worker(new URL('./validation-loss-worker.ts', import.meta.url), { workerData: job, transferList: [bytes.buffer as ArrayBuffer] })
-  const abort = (): void => { void worker.terminate() }
+  let stop: () => void = () => {}
+  const abort = (): void => { stop(); void worker.terminate() }
   signal?.addEventListener('abort', abort, { once: true })
   try {
     return await new Promise((resolve, reject) => {
-      signal?.addEventListener('abort', () => { reject(signal.reason) }, { once: true })
+      // Removed with `abort` below: the signal may outlive many measurements (BackgroundEvaluation's).
+      stop = () => { reject(signal?.reason) }
       worker.once('message', (m: ValidationLossReply) => { resolve(m.loss) })
       worker.once('error', reject)
       worker.once('exit', (code) => { reject(new Error(`the worker measuring a validation loss stopped (exit ${code}) before finishing`)) })
