@@ -14,7 +14,7 @@ function scratch (): string {
   return root
 }
 
-test.skipIf(process.platform === 'win32')('the data directory is created for its owner alone, and an existing one is tightened', () => {
+test('the data directory is created for its owner alone, and an existing one is tightened', () => {
   const root = scratch()
   const previous = process.umask(0o022)
   try {
@@ -33,7 +33,7 @@ test.skipIf(process.platform === 'win32')('the data directory is created for its
   }
 })
 
-test.skipIf(process.platform === 'win32')('join makes the data directory private before it locks it', async () => {
+test('join makes the data directory private before it locks it', async () => {
   const dir = join(scratch(), 'agent')
   mkdirSync(dir, { mode: 0o755 })
   // Held by a live process (this one's parent), so join stops right after taking the directory.
