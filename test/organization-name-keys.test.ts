@@ -5,40 +5,22 @@ import assert from 'node:assert/strict'
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import { createMigrator, migrations } from '@barnraise/migrations'
-import { openDatabase } from '../coordinator/src/db/open-database.ts'
 import type { Database } from '../coordinator/src/db/schema.ts'
 import { CoordinatorError } from '../coordinator/src/errors.ts'
 import { createOrganization } from '../coordinator/src/nodes/organizations.ts'
-import { createTestDatabase } from './support/postgres.ts'
+import { BACKENDS, migrationBefore } from './support/backends.ts'
 
 const MIGRATION = '2026-12-08-0001-organization-name-keys'
 /** The migration before this one, which the test goes back to. */
-const BEFORE = Object.keys(migrations).sort().at(Object.keys(migrations).sort().indexOf(MIGRATION) - 1)!
+const BEFORE = migrationBefore(Object.keys(migrations), MIGRATION)
 
-const backends: Array<{ name: string, open: () => Promise<{ db: Kysely<Database>, close: () => Promise<void> }> }> = [
-  {
-    name: 'pglite',
-    open: async () => {
-      const opened = await openDatabase({ dataDir: 'memory://' })
-      return { db: opened.db, close: opened.close }
-    }
-  },
-  {
-    name: 'postgres',
-    open: async () => {
-      const fresh = await createTestDatabase()
-      const opened = await openDatabase({ dataDir: 'unused', databaseUrl: fresh.url })
-      return { db: opened.db, close: async () => { await opened.close(); await fresh.drop() } }
-    }
-  }
-]
 
 async function hasColumn (db: Kysely<Database>): Promise<boolean> {
   const result = await sql<{ n: number }>`select count(*)::int as n from information_schema.columns where table_name = 'organizations' and column_name = 'name_key'`.execute(db)
   return result.rows[0]!.n === 1
 }
 
-for (const backend of backends) {
+for (const backend of BACKENDS) {
   describe(`organizations.name_key on ${backend.name}`, () => {
     let db: Kysely<Database>
     let close: () => Promise<void>

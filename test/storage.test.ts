@@ -7,6 +7,7 @@ import { createMigrator, migrateDownToEmpty, migrateToLatest, migrations } from 
 import type { Kysely } from 'kysely'
 import pg from 'pg'
 import { ADMIN_DATABASE_URL, createTestDatabase } from './support/postgres.ts'
+import { BACKENDS } from './support/backends.ts'
 
 const TABLES = ['assignments', 'blobs', 'checkpoints', 'datasets', 'enrollment_tokens', 'invitations', 'ledger', 'ledger_heads', 'nodes', 'organization_served_organizers', 'organization_served_runs', 'organizations', 'pledges', 'rounds', 'runs', 'scoring_tasks', 'sessions', 'users']
 
@@ -15,25 +16,8 @@ async function tables (db: Kysely<Database>): Promise<string[]> {
   return result.rows.map((r) => r.table_name)
 }
 
-const backends: Array<{ name: string, open: () => Promise<{ db: Kysely<Database>, close: () => Promise<void> }> }> = [
-  {
-    name: 'pglite',
-    open: async () => {
-      const opened = await openDatabase({ dataDir: 'memory://' })
-      return { db: opened.db, close: opened.close }
-    }
-  },
-  {
-    name: 'postgres',
-    open: async () => {
-      const fresh = await createTestDatabase()
-      const opened = await openDatabase({ dataDir: 'unused', databaseUrl: fresh.url })
-      return { db: opened.db, close: async () => { await opened.close(); await fresh.drop() } }
-    }
-  }
-]
 
-for (const backend of backends) {
+for (const backend of BACKENDS) {
   describe(`storage on ${backend.name}`, () => {
     let db: Kysely<Database>
     let close: () => Promise<void>

@@ -2,6 +2,7 @@
 // is, and where their bytes come from (generated text, or the weights blob streamed from the
 // store). The HTTP downloads, the tar archive and the run page all read this one description.
 import { createHash } from 'node:crypto'
+import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -302,7 +303,10 @@ export async function runCheckpointFolders (deps: CheckpointFolderDeps, runId: s
 
 /** The checkpoint whose weights have this sha256; undefined when unknown. */
 export async function checkpointFolder (deps: CheckpointFolderDeps, sha256: string): Promise<CheckpointFolder | undefined> {
-  const row = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', sha256).executeTakeFirst()
+  // Runs with the same model and seed share their round-0 weights: the address names the
+  // weights, so it answers with the first run that kept them.
+  const row = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', sha256)
+    .orderBy(sql`pruned_at is not null`).orderBy('created_at').orderBy('run_id').limit(1).executeTakeFirst()
   if (row === undefined) return undefined
   const run = await loadRun(deps, row.run_id)
   if (run === undefined) return undefined
@@ -316,8 +320,8 @@ export async function latestCheckpointFolder (deps: CheckpointFolderDeps, runId:
   if (run?.latest === null || run === undefined) return undefined
   const latest = run.latest
   const own = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', latest).where('run_id', '=', runId).executeTakeFirst()
-  // Runs with the same model and seed start from the same weights, and the checkpoints table
-  // keys rows by sha256, so a later run's initial checkpoint may be recorded under the first run.
+  // Every run has a row for its latest checkpoint; the stand-in covers a run created before
+  // migration 2026-12-09-0001 whose round 0 could not be recovered.
   const row: CheckpointRow = own ?? { sha256: latest, run_id: runId, round: run.currentRound, tokens_seen: run.tokensSeen, val_loss: null, created_at: run.createdAt, pruned_at: null }
   const sizes = await weightSizes(deps, [latest])
   return folderOf(deps, run, row, sizes.get(latest))

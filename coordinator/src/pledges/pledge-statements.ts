@@ -186,7 +186,7 @@ export async function pledgeStatement (db: Kysely<Database>, pledgeId: string): 
     ? []
     : await db.selectFrom('rounds').select(['number', 'status', 'result_checkpoint']).where('run_id', '=', view.run.id).where('number', 'in', rounds).where('status', '=', 'closed').execute()
   const shas = roundRows.map((r) => r.result_checkpoint).filter((s): s is string => s !== null)
-  const kept = shas.length === 0 ? [] : await db.selectFrom('checkpoints').select(['sha256', 'val_loss', 'tokens_seen', 'created_at']).where('sha256', 'in', shas).execute()
+  const kept = shas.length === 0 ? [] : await db.selectFrom('checkpoints').select(['sha256', 'val_loss', 'tokens_seen', 'created_at']).where('run_id', '=', view.run.id).where('sha256', 'in', shas).execute()
   const checkpointOf = new Map(roundRows.map((r) => [r.number, r.result_checkpoint]))
 
   const rows: StatementRow[] = counted.map(({ row, hours, tokens, share }) => ({

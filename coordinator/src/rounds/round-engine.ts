@@ -227,7 +227,7 @@ export class RoundEngine implements WorkSource {
 
   /** Gives the initial checkpoint its validation loss, the curve's first point. */
   async #evaluateInitial (runId: string, sha: string): Promise<void> {
-    const row = await this.#o.db.selectFrom('checkpoints').select('val_loss').where('sha256', '=', sha).executeTakeFirst()
+    const row = await this.#o.db.selectFrom('checkpoints').select('val_loss').where('run_id', '=', runId).where('sha256', '=', sha).executeTakeFirst()
     if (row === undefined || row.val_loss !== null) return
     const loss = await this.#cache.validationLoss(runId, await this.#cache.base(runId, sha))
     if (loss === undefined) { await this.#cache.validateLater(runId, sha); return }
@@ -425,7 +425,7 @@ export class RoundEngine implements WorkSource {
         goalAbandoned = later
       }
       await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: runId, round: number, tokens_seen: tokensSeen, val_loss: valLoss ?? null })
-        .onConflict((oc) => oc.column('sha256').doNothing()).execute()
+        .onConflict((oc) => oc.columns(['run_id', 'round']).doNothing()).execute()
       await trx.updateTable('runs').set({
         current_round: number, tokens_seen: tokensSeen, latest_checkpoint: checkpoint, outer_state: outerState, broadcast_residual: residualBlob,
         updated_at: new Date(), ...(done ? { status: 'completed' as const } : {})

@@ -133,3 +133,25 @@ test('a run created before retention existed keeps every checkpoint; a failing s
     assert.equal(await blobs.size(sha), undefined)
   }
 })
+
+test('runs with the same model and seed each keep a round-0 row; weights another run keeps are not deleted', async () => {
+  const { id: a } = await createRun({ db, blobs }, { ...SPEC, name: 'twin a', seed: 7, retention: { keepEvery: 2 } })
+  const { id: b } = await createRun({ db, blobs }, { ...SPEC, name: 'twin b', seed: 7, retention: { keepEvery: 1 } })
+  const initial = await db.selectFrom('checkpoints').select(['run_id', 'sha256']).where('round', '=', 0).where('run_id', 'in', [a, b]).execute()
+  assert.equal(initial.length, 2, 'a round-0 row for each run')
+  assert.equal(initial[0]!.sha256, initial[1]!.sha256, 'over the same weights')
+
+  // Both runs reach the same weights at round 1 (deterministic twins); run a's setting drops round 1, run b's keeps it.
+  const shared = await closeRound(a, 1)
+  await db.insertInto('checkpoints').values({ sha256: shared.checkpoint, run_id: b, round: 1, tokens_seen: 100, val_loss: 4.9 }).execute()
+  await closeRound(a, 2)
+  await applyCheckpointRetention({ db, blobs, log }, a)
+  assert.deepEqual(await prunedRounds(a), [1], 'run a marks its round 1 pruned')
+  assert.deepEqual(await prunedRounds(b), [], 'run b\'s row is untouched')
+  assert.equal(await blobs.size(shared.checkpoint), 2048, 'the weights stay: run b keeps them')
+
+  // Once run b lets go too, the next sweep deletes them.
+  await db.updateTable('checkpoints').set({ pruned_at: new Date() }).where('run_id', '=', b).where('round', '=', 1).execute()
+  await applyCheckpointRetention({ db, blobs, log }, a)
+  assert.equal(await blobs.size(shared.checkpoint), undefined)
+})

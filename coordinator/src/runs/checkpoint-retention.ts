@@ -41,6 +41,16 @@ async function blobsInUse (db: Kysely<Database>): Promise<Set<string>> {
   return inUse
 }
 
+/**
+ * Whether a checkpoint row that is not pruned (of any run) still points at these weights: runs
+ * with the same model and seed share their round-0 blob, and one run's setting must not delete
+ * what another run keeps.
+ */
+async function keptByAnotherRow (db: Kysely<Database>, sha256: string): Promise<boolean> {
+  const row = await db.selectFrom('checkpoints').select('run_id').where('sha256', '=', sha256).where('pruned_at', 'is', null).limit(1).executeTakeFirst()
+  return row !== undefined
+}
+
 /** What one sweep deleted. */
 export interface RetentionResult { prunedRounds: number[], optimizerStates: number }
 
@@ -66,10 +76,10 @@ export async function applyCheckpointRetention (deps: { db: Kysely<Database>, bl
   for (const r of due) {
     // Mark first, then delete: a crash in between leaves a pruned row whose blob the next sweep
     // deletes, never a downloadable row without its weights.
-    await db.updateTable('checkpoints').set({ pruned_at: new Date() }).where('sha256', '=', r.sha256).where('pruned_at', 'is', null).execute()
+    await db.updateTable('checkpoints').set({ pruned_at: new Date() }).where('run_id', '=', runId).where('round', '=', r.round).where('pruned_at', 'is', null).execute()
   }
   for (const r of [...unfinished, ...due]) {
-    if (inUse.has(r.sha256)) continue
+    if (inUse.has(r.sha256) || await keptByAnotherRow(db, r.sha256)) continue
     await blobs.delete(r.sha256)
     await db.deleteFrom('blobs').where('sha256', '=', r.sha256).where('kind', '=', 'checkpoint').execute()
   }

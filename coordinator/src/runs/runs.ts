@@ -135,7 +135,7 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
       awaiting_dataset: awaiting
     }).returning('id').executeTakeFirstOrThrow()
     await trx.insertInto('checkpoints').values({ sha256: checkpoint, run_id: run.id, round: 0, tokens_seen: 0, val_loss: null })
-      .onConflict((oc) => oc.column('sha256').doNothing()).execute()
+      .execute()
     return run
   })
   return { id: row.id, spec: resolved }
