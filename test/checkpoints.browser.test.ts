@@ -15,6 +15,7 @@ import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { SCREENSHOTS, launchChromium, assertNoHorizontalScroll, watchLayoutWidth } from './support/browser.ts'
 import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/runs.ts'
+import pg from 'pg'
 import { createTestDatabase } from './support/postgres.ts'
 // The dashboard's own byte format, so the test compares with what the page prints.
 import { formatBytes } from '../web/src/lib/format.ts'
@@ -41,12 +42,14 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
   let listed: Listed[]
 
   let dropDatabase: (() => Promise<void>) | undefined
+  let databaseUrl: string
 
   beforeAll(async () => {
     browser = await launchChromium(WAIT_MS)
     // Postgres: the coordinator starts faster than with embedded PGlite.
     const database = await createTestDatabase()
     dropDatabase = database.drop
+    databaseUrl = database.url
     const env = { DATABASE_URL: database.url }
     coordinator = await startCoordinator({ env })
     agent = await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken('Browser Lab'), name: 'browser-ckpt' })
@@ -182,6 +185,38 @@ describe('run page checkpoints in a real browser', { timeout: 240_000 }, () => {
       await page.locator('[data-testid="retention-note"][data-keep-every="25"]').waitFor()
       assert.match(await page.getByTestId('retention-note').innerText(), /every 25th round and the latest.*Licence: mit\./)
       assert.equal((await getJson<{ status: string }>(coordinator!.url, `api/runs/${id}/checkpoints/latest`)).status, 'available')
+    } finally {
+      await context.close()
+    }
+  })
+
+  test('a run with more checkpoints than one listing gives: the page loads the newest, counts them all, and links to the full list', async () => {
+    // A long history written straight into the database: 520 pruned rounds after the run's round 0.
+    const client = new pg.Client({ connectionString: databaseUrl })
+    await client.connect()
+    let longId: string
+    try {
+      longId = (await client.query<{ id: string }>(`insert into runs (name, spec, updated_at, status, current_round, latest_checkpoint)
+        select 'Long history', spec, now(), 'completed', 520, latest_checkpoint from runs where id = $1 returning id`, [runId])).rows[0]!.id
+      await client.query(`insert into checkpoints (sha256, run_id, round, tokens_seen, val_loss, pruned_at)
+        select $2, $1::uuid, 0, 0, 5.5, null union all
+        select md5(g::text) || md5((g + 1)::text), $1::uuid, g, g * 64, 5.5 - g / 1000.0, now() from generate_series(1, 520) g`, [longId, listed[0]!.sha256])
+    } finally {
+      await client.end()
+    }
+    const context = await browser!.newContext(DESKTOP)
+    try {
+      const page = await context.newPage()
+      page.setDefaultTimeout(WAIT_MS)
+      await page.goto(new URL(`/runs/${longId}`, coordinator!.url).toString())
+      const section = page.getByTestId('checkpoints-section')
+      await section.getByTestId('checkpoints-table').waitFor()
+      assert.match(await section.getByTestId('retention-note').innerText(), /520 checkpoints pruned so far/, 'counted over every checkpoint, not the page loaded')
+      await section.getByRole('button', { name: 'Show all 521 checkpoints' }).click()
+      const older = section.getByTestId('checkpoints-older')
+      await older.waitFor()
+      assert.equal(await older.innerText(), `The newest 500 are listed here; all 521 are at /api/runs/${longId}/checkpoints, 500 at a time.`)
+      assert.equal(await older.getByRole('link').getAttribute('href'), `/api/runs/${longId}/checkpoints`)
     } finally {
       await context.close()
     }

@@ -206,6 +206,20 @@ describe('checkpoints as a model page', () => {
       const initialCard = new TextDecoder().decode((await get(base, `api/checkpoints/${kept[0]!.sha256}/README.md`)).bytes)
       assert.match(initialCard, /No contributions yet: this checkpoint holds the initial, untrained weights\./)
 
+      // The listing a page at a time, each answer naming the next page; together, the whole list.
+      const whole = JSON.parse(new TextDecoder().decode((await get(base, `api/runs/${runId}/checkpoints`)).bytes)) as Array<{ round: number }>
+      assert.ok(whole.length >= 4)
+      const paged: Array<{ round: number }> = []
+      let next: string | null = `api/runs/${runId}/checkpoints?limit=3`
+      while (next !== null) {
+        const page = await get(base, next)
+        assert.equal(page.status, 200)
+        paged.push(...JSON.parse(new TextDecoder().decode(page.bytes)) as Array<{ round: number }>)
+        next = /^<\/(\S+)>; rel="next"$/.exec(page.headers.get('link') ?? '')?.[1] ?? null
+        assert.ok(paged.length <= whole.length, 'the pages end')
+      }
+      assert.deepEqual(paged.map((c) => c.round), whole.map((c) => c.round))
+
       // Bad addresses get a 4xx with a code and a sentence that says what to do; nothing crashes.
       const zeros = '0'.repeat(64)
       const bad: Array<[string, number, string, RegExp]> = [
@@ -214,6 +228,8 @@ describe('checkpoints as a model page', () => {
         ['api/runs/00000000-0000-4000-8000-000000000000/checkpoints', 404, 'ERR_RUN_NOT_FOUND', /no run 00000000-0000-4000-8000-000000000000/],
         ['api/runs/00000000-0000-4000-8000-000000000000/checkpoints/latest/config.json', 404, 'ERR_RUN_NOT_FOUND', /list runs at \/api\/runs/],
         [`api/runs/${runId}/checkpoints/3/README.md`, 404, 'ERR_NOT_FOUND', /checkpoints\/latest\/<file>/],
+        [`api/runs/${runId}/checkpoints?limit=0`, 400, 'ERR_BAD_PAGE', /limit="0" is not a whole number from 1 to 500: list a run's checkpoints a page at a time/],
+        [`api/runs/${runId}/checkpoints?after=1e3`, 400, 'ERR_BAD_PAGE', /after="1e3" is not a whole number/],
         ['api/checkpoints/abc/config.json', 400, 'ERR_BAD_CHECKPOINT_ID', /64-character hex sha256/],
         [`api/checkpoints/${zeros}/config.json`, 404, 'ERR_CHECKPOINT_NOT_FOUND', /no checkpoint 0{64}/],
         [`api/checkpoints/${latest.sha256}/pytorch_model.bin`, 404, 'ERR_NO_SUCH_FILE', /README\.md, config\.json, model\.safetensors, .* and folder\.tar/],

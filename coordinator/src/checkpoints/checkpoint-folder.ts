@@ -292,13 +292,31 @@ export function tarEntries (files: FolderFile[], folderName: string, mtime: Date
   ]
 }
 
-/** Every checkpoint of a run, oldest first; undefined when there is no such run. */
-export async function runCheckpointFolders (deps: CheckpointFolderDeps, runId: string): Promise<CheckpointFolder[] | undefined> {
+/**
+ * The most checkpoints one listing builds: each available one renders its model card, and the
+ * listings are public, so a long run's are read a page at a time.
+ */
+export const CHECKPOINT_PAGE_MAX = 500
+
+/** Which of a run's checkpoints a listing wants: those after a round, oldest first, or the newest. */
+export type CheckpointPage = { order: 'oldest', after: number, limit: number } | { order: 'newest', limit: number }
+
+/** A page of a run's checkpoints, oldest first, and whether the run has more past it. */
+export interface CheckpointFolderPage { folders: CheckpointFolder[], more: boolean }
+
+/** A page of a run's checkpoints (at most CHECKPOINT_PAGE_MAX); undefined when there is no such run. */
+export async function runCheckpointFolders (deps: CheckpointFolderDeps, runId: string, page: CheckpointPage = { order: 'oldest', after: -1, limit: CHECKPOINT_PAGE_MAX }): Promise<CheckpointFolderPage | undefined> {
   const run = await loadRun(deps, runId)
   if (run === undefined) return undefined
-  const rows = await deps.db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).orderBy('round').execute()
+  const limit = Math.max(1, Math.min(CHECKPOINT_PAGE_MAX, Math.floor(page.limit)))
+  let query = deps.db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId)
+  query = page.order === 'oldest' ? query.where('round', '>', page.after).orderBy('round') : query.orderBy('round', 'desc')
+  // One more than the page, to tell whether there are more.
+  const fetched = await query.limit(limit + 1).execute()
+  const rows = fetched.slice(0, limit)
+  if (page.order === 'newest') rows.reverse()
   const sizes = await weightSizes(deps, rows.filter((r) => r.pruned_at === null).map((r) => r.sha256))
-  return rows.map((r) => folderOf(deps, run, r, sizes.get(r.sha256)))
+  return { folders: rows.map((r) => folderOf(deps, run, r, sizes.get(r.sha256))), more: fetched.length > limit }
 }
 
 /** The checkpoint whose weights have this sha256; undefined when unknown. */

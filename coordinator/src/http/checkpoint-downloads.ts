@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { CheckpointFolder, CheckpointFolderDeps } from '../checkpoints/checkpoint-folder.ts'
-import { FOLDER_TAR, checkpointFolder, checkpointSummary, latestCheckpointFolder, runCheckpointFolders, tarEntries } from '../checkpoints/checkpoint-folder.ts'
+import { CHECKPOINT_PAGE_MAX, FOLDER_TAR, checkpointFolder, checkpointSummary, latestCheckpointFolder, runCheckpointFolders, tarEntries } from '../checkpoints/checkpoint-folder.ts'
 import { tarChunks } from '../checkpoints/tar-writer.ts'
 import { sendFile } from './send-file.ts'
 
@@ -93,6 +93,23 @@ async function sendFolderFile (deps: CheckpointFolderDeps, req: IncomingMessage,
   })
 }
 
+const PAGE_HELP = `list a run's checkpoints a page at a time with ?after=<round>&limit=<1…${CHECKPOINT_PAGE_MAX}>; the answer's Link header names the next page`
+
+/** `?after=<round>&limit=<n>` of a run's checkpoint listing, or what is wrong with them. */
+function listingPage (params: URLSearchParams): { after: number, limit: number } | string {
+  const number = (name: string, fallback: number, min: number, max: number): number | string => {
+    const raw = params.get(name)
+    if (raw === null) return fallback
+    if (!/^-?\d{1,10}$/.test(raw) || Number(raw) < min || Number(raw) > max) return `${name}=${JSON.stringify(raw.slice(0, 40))} is not a whole number from ${min} to ${max}: ${PAGE_HELP}`
+    return Number(raw)
+  }
+  const after = number('after', -1, -1, 2 ** 31 - 1)
+  const limit = number('limit', CHECKPOINT_PAGE_MAX, 1, CHECKPOINT_PAGE_MAX)
+  if (typeof after === 'string') return after
+  if (typeof limit === 'string') return limit
+  return { after, limit }
+}
+
 const RUN_ID_HELP = 'a run id is a UUID such as 1b4e28ba-2fa1-41d2-883f-0016d3cca427; copy it from the run page\'s address, or list runs at /api/runs'
 const SHA_HELP = 'a checkpoint id is the 64-character hex sha256 of its model.safetensors; list a run\'s checkpoints at /api/runs/<run id>/checkpoints'
 
@@ -106,9 +123,15 @@ export async function handleCheckpointRequest (deps: CheckpointFolderDeps, req: 
     if (!UUID.test(runId)) { fail(res, 400, 'ERR_BAD_RUN_ID', `${JSON.stringify(runId.slice(0, 80))} is not a run id: ${RUN_ID_HELP}`); return true }
     const rest = parts.slice(3)
     if (rest.length === 0 || (rest.length === 1 && rest[0] === '')) {
-      const folders = await runCheckpointFolders(deps, runId.toLowerCase())
-      if (folders === undefined) { fail(res, 404, 'ERR_RUN_NOT_FOUND', `no run ${runId} on this coordinator; list runs at /api/runs`); return true }
-      json(res, folders.map(checkpointSummary))
+      const page = listingPage(new URL(req.url ?? '/', 'http://x').searchParams)
+      if (typeof page === 'string') { fail(res, 400, 'ERR_BAD_PAGE', page); return true }
+      const found = await runCheckpointFolders(deps, runId.toLowerCase(), { order: 'oldest', ...page })
+      if (found === undefined) { fail(res, 404, 'ERR_RUN_NOT_FOUND', `no run ${runId} on this coordinator; list runs at /api/runs`); return true }
+      const last = found.folders.at(-1)
+      // The next page's address, as GitHub's API gives it: a long run is listed a page at a time.
+      res.setHeader('access-control-expose-headers', 'link')
+      if (found.more && last !== undefined) res.setHeader('link', `</api/runs/${runId.toLowerCase()}/checkpoints?after=${last.round}&limit=${page.limit}>; rel="next"`)
+      json(res, found.folders.map(checkpointSummary))
       return true
     }
     if (rest[0] !== 'latest' || rest.length > 2) {

@@ -8,7 +8,7 @@ import { openDatabase } from '../db/open-database.ts'
 import type { Database } from '../db/schema.ts'
 import { ReadCounter } from '../../../test/support/read-counts.ts'
 import { seedLongRun } from '../../../test/support/long-run.ts'
-import { RUN_DETAIL_ROUNDS, getRunDetail, listRunSummaries } from './run-queries.ts'
+import { RUN_DETAIL_CHECKPOINTS, RUN_DETAIL_ROUNDS, getRunDetail, listRunSummaries, thinEvenly } from './run-queries.ts'
 
 let db: Kysely<Database>
 let close: () => Promise<void>
@@ -48,6 +48,32 @@ test(`runs.get lists the latest ${RUN_DETAIL_ROUNDS} rounds and says how many ol
   const perShownRound = 1 /* round */ + 1 /* assignment */ + 2 /* accepted (scored) and refused ledger rows */ + 1 /* checkpoint */
   assert.ok(counter.rows <= RUN_DETAIL_ROUNDS * perShownRound + 3 /* checkpoints of the omitted rounds */ + 3, `${counter.rows} rows read`)
   assert.equal(detail.checkpoints.length, RUN_DETAIL_ROUNDS + 3, 'every checkpoint is still listed')
+})
+
+test(`runs.get thins a longer run's loss curve to ${RUN_DETAIL_CHECKPOINTS} checkpoints, evenly, keeping the first, the newest and the newest with a loss`, async () => {
+  const rounds = RUN_DETAIL_CHECKPOINTS + 250
+  const run = await seedLongRun(db, { rounds, nodes: 1, from: new Date('2026-04-01T00:00:00Z'), name: 'thinned' })
+  // The newest checkpoint's loss is still being measured.
+  await db.insertInto('checkpoints').values({ sha256: 'e'.repeat(64), run_id: run.runId, round: rounds + 1, tokens_seen: 0, val_loss: null }).execute()
+  const detail = await getRunDetail(db, run.runId)
+  const listed = detail.checkpoints.map((c) => c.round)
+  assert.ok(listed.length <= RUN_DETAIL_CHECKPOINTS && listed.length >= RUN_DETAIL_CHECKPOINTS - 3, `${listed.length} listed`)
+  assert.equal(detail.checkpointsOmitted, rounds + 1 - listed.length)
+  assert.deepEqual([listed[0], listed.at(-2), listed.at(-1)], [1, rounds, rounds + 1], 'the first, the newest with a loss and the newest')
+  assert.deepEqual(listed, [...listed].sort((a, b) => a - b), 'oldest first')
+  const gaps = listed.slice(1).map((r, i) => r - listed[i]!)
+  assert.ok(Math.max(...gaps) <= 2, `evenly spaced: the widest gap is ${Math.max(...gaps)} rounds`)
+  assert.equal(detail.summary.latestValLoss, 5 - (rounds - 1) / rounds, 'the summary\'s loss is the newest measured, thinned or not')
+})
+
+test('thinning leaves short lists alone and never passes its bound', () => {
+  const rows = Array.from({ length: 10 }, (_, i) => i)
+  assert.equal(thinEvenly(rows, 10), rows)
+  for (const [n, most] of [[11, 10], [1001, 1000], [5000, 7], [5, 3], [4, 3]] as const) {
+    const thinned = thinEvenly(Array.from({ length: n }, (_, i) => i), most, (r) => [r[1]])
+    assert.ok(thinned.length <= most, `${n} → ${most}: ${thinned.length}`)
+    assert.ok(thinned.includes(0) && thinned.includes(n - 1) && thinned.includes(1))
+  }
 })
 
 test('runs.list takes each run\'s latest validation loss in the same query as the runs, not every checkpoint row of the install', async () => {

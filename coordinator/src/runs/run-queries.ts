@@ -65,6 +65,24 @@ export async function listRunSummaries (db: Kysely<Database>): Promise<RunSummar
  */
 export const RUN_DETAIL_ROUNDS = 500
 
+/**
+ * The most checkpoints `runs.get` lists (the loss curve's points): a longer run's are thinned
+ * evenly, keeping round 0, the newest and the newest with a loss; every checkpoint is still
+ * listed, a page at a time, by `runs.checkpoints` and `/api/runs/:id/checkpoints`.
+ */
+export const RUN_DETAIL_CHECKPOINTS = 1000
+
+/** At most `most` of `rows` (or just the always-kept ones, if they are more), evenly spaced, always with the first, the last and each of `keep`'s picks. */
+export function thinEvenly<T> (rows: T[], most: number, keep: (rows: T[]) => Array<T | undefined> = () => []): T[] {
+  if (rows.length <= most) return rows
+  const kept = new Set<T>([rows[0]!, rows.at(-1)!, ...keep(rows).filter((r): r is T => r !== undefined)])
+  // Evenly spaced picks, leaving room for the ones kept regardless.
+  const room = most - kept.size
+  const stride = (rows.length - 1) / Math.max(1, room)
+  for (let i = 0; i < room; i++) kept.add(rows[Math.round(i * stride)]!)
+  return rows.filter((r) => kept.has(r))
+}
+
 /** Rows by a key, in one pass (each row is looked at once, not once per group). */
 function groupBy<T, K> (rows: T[], key: (row: T) => K): Map<K, T[]> {
   const groups = new Map<K, T[]>()
@@ -84,7 +102,9 @@ function groupBy<T, K> (rows: T[], key: (row: T) => K): Map<K, T[]> {
 export async function getRunDetail (db: Kysely<Database>, runId: string) {
   const run = await db.selectFrom('runs').selectAll().where('id', '=', runId).executeTakeFirst()
   if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
-  const checkpoints = await db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).orderBy('round').execute()
+  const allCheckpoints = await db.selectFrom('checkpoints').select(['round', 'sha256', 'tokens_seen', 'val_loss', 'created_at']).where('run_id', '=', runId).orderBy('round').execute()
+  const latestLoss = allCheckpoints.findLast((c) => c.val_loss !== null)?.val_loss ?? null
+  const checkpoints = thinEvenly(allCheckpoints, RUN_DETAIL_CHECKPOINTS, (rows) => [rows.findLast((c) => c.val_loss !== null)])
   const rounds = (await db.selectFrom('rounds').selectAll().where('run_id', '=', runId)
     .orderBy('opened_at', 'desc').orderBy('number', 'desc').limit(RUN_DETAIL_ROUNDS).execute()).reverse()
   // What the older rounds add up to, so the page can say how many it leaves out and count tokens from the start.
@@ -119,11 +139,14 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
   // Launched before its dataset was tokenized: the page shows the dataset's progress until then.
   const awaited = run.awaiting_dataset === null ? undefined : await db.selectFrom('datasets').selectAll().where('id', '=', run.awaiting_dataset).executeTakeFirst()
   return {
-    summary: summarize(run, spec, checkpoints.filter((c) => c.val_loss !== null).at(-1)?.val_loss ?? null),
+    summary: summarize(run, spec, latestLoss),
     spec,
     /** the dataset this run waits for (it starts when that is ready, if `startWhenReady`); null once it has its shards */
     awaiting: awaited === undefined ? null : { dataset: awaitedDatasetView(awaited), startWhenReady: run.start_when_ready },
+    /** the run's checkpoints oldest first, evenly thinned to at most RUN_DETAIL_CHECKPOINTS (round 0, the newest and the newest with a loss always kept) */
     checkpoints: checkpoints.map((c) => ({ round: c.round, sha256: c.sha256, tokensSeen: c.tokens_seen, valLoss: c.val_loss, createdAt: c.created_at.toISOString() })),
+    /** checkpoints left out of `checkpoints` by the thinning */
+    checkpointsOmitted: allCheckpoints.length - checkpoints.length,
     /** rounds older than those listed (at most RUN_DETAIL_ROUNDS are), left out */
     roundsOmitted,
     /** tokens the rounds left out trained, so a cumulative count over the listed ones starts where they end */

@@ -1,6 +1,6 @@
 import { useState } from 'react'
 import type { ReactNode } from 'react'
-import { useQuery } from '@tanstack/react-query'
+import { keepPreviousData, useQuery } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs } from '../lib/trpc.ts'
 import { useCopy } from '../lib/use-copy.ts'
@@ -177,7 +177,10 @@ function CheckpointRow ({ c, origin, chosen, onChoose, now }: { c: Checkpoint, o
 /** The run page's checkpoints: the stable latest address, every checkpoint with file sizes and downloads, pruned ones marked. */
 export function RunCheckpoints ({ runId }: { runId: string }): ReactNode {
   const trpc = useTRPC()
-  const list = useQuery({ ...trpc.runs.checkpoints.queryOptions({ id: runId }), refetchInterval: 15_000 })
+  // The newest page first; "show all" asks for as many as one listing gives (a long run's
+  // full list is at data.allUrl, a page at a time).
+  const [limit, setLimit] = useState<number | undefined>(undefined)
+  const list = useQuery({ ...trpc.runs.checkpoints.queryOptions({ id: runId, limit }), refetchInterval: 15_000, placeholderData: keepPreviousData })
   const now = useNow(5_000)
   const [selected, setSelected] = useState<string | null>(null)
   const [showAll, setShowAll] = useState(false)
@@ -190,7 +193,12 @@ export function RunCheckpoints ({ runId }: { runId: string }): ReactNode {
   const latest = checkpoints.find((c) => c.latest)
   const rows = tableRows(checkpoints)
   const shown = showAll ? rows : rows.slice(0, phone ? 3 : 8)
-  const pruned = checkpoints.length - available.length
+  const pruned = data?.pruned ?? 0
+  const total = data?.total ?? 0
+  const showEverything = (): void => {
+    setShowAll(true)
+    if (data !== undefined && data.total > checkpoints.length) setLimit(Math.min(data.total, data.pageMax))
+  }
   return (
     <section className='section' aria-labelledby='checkpoints-title' data-testid='checkpoints-section'>
       <div className='section-head'>
@@ -238,7 +246,13 @@ export function RunCheckpoints ({ runId }: { runId: string }): ReactNode {
                 </table>
               </div>
               )}
-          {rows.length > shown.length && <button type='button' className='button button-ghost show-more' onClick={() => { setShowAll(true) }}>Show all {plural(checkpoints.length, 'checkpoint')}</button>}
+          {(rows.length > shown.length || (!showAll && total > checkpoints.length)) && <button type='button' className='button button-ghost show-more' onClick={showEverything}>Show all {plural(total, 'checkpoint')}</button>}
+          {showAll && list.isPlaceholderData && <LoadingRows label='Loading older checkpoints…' rows={1} />}
+          {showAll && !list.isPlaceholderData && total > checkpoints.length && (
+            <p className='muted small' data-testid='checkpoints-older'>
+              The newest {formatCount(checkpoints.length)} are listed here; all {formatCount(total)} are at <a href={data.allUrl}>{data.allUrl}</a>, {formatCount(data.pageMax)} at a time.
+            </p>
+          )}
           {chosen !== undefined && (
             <div className='snippets' data-testid='checkpoint-snippets' data-sha={chosen.sha256}>
               <p className='small'>Load {chosen.round === 0 ? 'the initial checkpoint' : `the round ${chosen.round} checkpoint`} in Python:</p>

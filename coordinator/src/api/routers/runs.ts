@@ -9,6 +9,7 @@ import { modelPresetList } from '../../runs/run-resolution.ts'
 import { maySteerRun } from '../../runs/run-access.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
 import { listRunCheckpoints } from '../../checkpoints/run-checkpoints.ts'
+import { CHECKPOINT_PAGE_MAX } from '../../checkpoints/checkpoint-folder.ts'
 
 export const runsRouter = router({
   /** Model sizes to pick from, with parameter counts, for the launch form. */
@@ -28,7 +29,8 @@ export const runsRouter = router({
   /** One run with its rounds, checkpoints and loss history. */
   get: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await getRunDetail(ctx.db, input.id)),
   /** A run's checkpoints with their folders' files and sizes, its retention setting and licence; under `runs` so it refreshes when a round closes. */
-  checkpoints: publicProcedure.input(z.object({ id: z.string().uuid() })).query(async ({ ctx, input }) => await listRunCheckpoints(ctx, input.id)),
+  checkpoints: publicProcedure.input(z.object({ id: z.string().uuid(), limit: z.number().int().min(1).max(CHECKPOINT_PAGE_MAX).optional() }))
+    .query(async ({ ctx, input }) => await listRunCheckpoints(ctx, input.id, input.limit)),
   /**
    * Who created a run, whether the signed-in person may steer it, and which of start, pause,
    * resume and stop its status allows, so the dashboard shows just those controls. Read-only;
