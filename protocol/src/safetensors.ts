@@ -161,6 +161,39 @@ export function decodeSafetensors (bytes: Uint8Array, options: DecodeSafetensors
 
 /** Writes a safetensors file: tensors in map order, header padded with spaces to a multiple of 8 bytes. */
 export function encodeSafetensors (tensors: Map<string, TensorEntry>, metadata?: Record<string, string>): Uint8Array {
+  const { out, dataStart } = safetensorsShell(tensors, metadata)
+  let at = dataStart
+  for (const t of tensors.values()) {
+    out.set(t.data, at)
+    at += t.data.byteLength
+  }
+  return out
+}
+
+/**
+ * The same bytes as encodeSafetensors, with the tensors' bytes copied `sliceBytes` at a time and
+ * `yieldTurn` awaited between slices: a model-sized file built on a server's event loop leaves
+ * it free to serve others in between. `tensors` must not change until it resolves.
+ */
+export async function encodeSafetensorsInSlices (tensors: Map<string, TensorEntry>, metadata: Record<string, string> | undefined, opts: { sliceBytes: number, yieldTurn: () => Promise<void> }): Promise<Uint8Array> {
+  const { out, dataStart } = safetensorsShell(tensors, metadata)
+  const slice = Math.max(1, Math.floor(opts.sliceBytes))
+  let at = dataStart
+  let sinceYield = 0
+  for (const t of tensors.values()) {
+    for (let from = 0; from < t.data.byteLength; from += slice) {
+      const part = t.data.subarray(from, from + slice)
+      out.set(part, at + from)
+      sinceYield += part.byteLength
+      if (sinceYield >= slice) { sinceYield = 0; await opts.yieldTurn() }
+    }
+    at += t.data.byteLength
+  }
+  return out
+}
+
+/** A checked layout for `tensors`: the whole file's buffer with its header written, and where the tensors' bytes start. */
+function safetensorsShell (tensors: Map<string, TensorEntry>, metadata?: Record<string, string>): { out: Uint8Array, dataStart: number } {
   const header: Record<string, unknown> = {}
   if (metadata !== undefined && Object.keys(metadata).length > 0) header[METADATA_KEY] = parseMetadata(metadata)
   let offset = 0
@@ -181,12 +214,7 @@ export function encodeSafetensors (tensors: Map<string, TensorEntry>, metadata?:
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true)
   out.set(json, 8)
   out.fill(0x20, 8 + json.byteLength, 8 + headerLength)
-  let at = 8 + headerLength
-  for (const t of tensors.values()) {
-    out.set(t.data, at)
-    at += t.data.byteLength
-  }
-  return out
+  return { out, dataStart: 8 + headerLength }
 }
 
 function requireLittleEndianHost (): void {

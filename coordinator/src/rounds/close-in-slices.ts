@@ -4,8 +4,8 @@
 // int8 block by block), so a slice's results are the whole call's, to the bit: what nodes
 // compute in one call when they rebuild a base, the coordinator computes here in slices.
 import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
-import type { CodecName } from '@barnraise/protocol'
-import { outerStep } from '@barnraise/trainer'
+import type { CodecName, LlamaConfig } from '@barnraise/protocol'
+import { outerStep, storedCheckpointBytesInSlices, writeMomentumInSlices } from '@barnraise/trainer'
 
 /** Values between turns of the event loop: 4M (16 MiB of float32; a whole number of int8 blocks). */
 export const CLOSE_SLICE = 4 * 1024 * 1024
@@ -51,4 +51,14 @@ export async function decodeInSlices (codec: CodecName, bytes: Uint8Array, lengt
     out.set(decodePseudoGradient(codec, bytes.subarray(encodedByteLength(codec, a), encodedByteLength(codec, b)), b - a), a)
   }, slice)
   return out
+}
+
+/** The checkpoint's stored bytes (checkpointBytes in checkpoints/checkpoint-weights.ts), copied a slice at a time; θ must not change until it resolves. */
+export async function checkpointBytesInSlices (config: LlamaConfig, theta: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
+  return await storedCheckpointBytesInSlices(config, theta, { sliceBytes: 4 * slice, yieldTurn: turn })
+}
+
+/** The outer momentum's blob (writeMomentum), copied a slice at a time; `momentum` must not change until it resolves. */
+export async function momentumBytesInSlices (momentum: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
+  return await writeMomentumInSlices(momentum, { sliceBytes: 4 * slice, yieldTurn: turn })
 }

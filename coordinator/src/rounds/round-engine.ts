@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
-import { DEFAULT_SCREENING, readMomentum, writeMomentum } from '@barnraise/trainer'
+import { DEFAULT_SCREENING, readMomentum } from '@barnraise/trainer'
 import { allowedCodecs, encodedByteLength } from '@barnraise/protocol'
-import { decodeInSlices, encodeInSlices, outerStepInSlices } from './close-in-slices.ts'
+import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices } from './close-in-slices.ts'
 import type { CodecName, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -31,7 +31,6 @@ import { broadcastCodecOf, roundUpdate, sendsAggregate, updateWorthSending } fro
 import { readBroadcastResidual, sparseBroadcast, writeBroadcastResidual } from './sparse-broadcast.ts'
 import { l2Norm } from './accumulator.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
-import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import type { RunCache } from './run-cache.ts'
 import type { ReportIntake } from './report-intake.ts'
 import { pruneAfterRound } from '../runs/checkpoint-retention.ts'
@@ -400,10 +399,10 @@ export class RoundEngine implements WorkSource {
       updateBlob = await storeBlob(db, blobs, encoded, 'update', { runId, round: number })
     }
     const newMomentum = await outerStepInSlices(theta, applied, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
-    const weights = checkpointBytes(spec.modelConfig, theta)
+    const weights = await checkpointBytesInSlices(spec.modelConfig, theta)
     const valLoss = await this.#cache.validationLoss(runId, theta)
     const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })
-    const outerState = await storeBlob(db, blobs, writeMomentum(newMomentum), 'optimizer', { runId, round: number })
+    const outerState = await storeBlob(db, blobs, await momentumBytesInSlices(newMomentum), 'optimizer', { runId, round: number })
     const tokensSeen = run.tokens_seen + acc.tokens
     const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
     const overlapped = overlapOf(spec) !== 'none'
