@@ -4,7 +4,9 @@ import { decodePseudoGradient, encodePseudoGradient } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 import { countParams, initParams, outerStep, presetConfig, writeMomentum } from '@barnraise/trainer'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
-import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices } from './close-in-slices.ts'
+import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices, residualBytesInSlices, sparseBroadcastInSlices } from './close-in-slices.ts'
+import { sparseBroadcast, writeBroadcastResidual } from './sparse-broadcast.ts'
+import { TOPK_CHUNK } from '@barnraise/protocol'
 
 // 3 slices of 512 and a ragged tail that ends inside an int8 block.
 const N = 3 * 512 + 300
@@ -57,4 +59,20 @@ test('the checkpoint and the momentum are written in slices to the same bytes, l
   const momentum = values(6)
   assert.deepEqual(await momentumBytesInSlices(momentum, SLICE), writeMomentum(momentum))
   assert.deepEqual(await momentumBytesInSlices(momentum.subarray(7, 907), SLICE), writeMomentum(momentum.subarray(7, 907)), 'a view at an offset')
+})
+
+test('a sparse broadcast in slices of whole topk chunks gives the whole call\'s payload, applied values and residual', async () => {
+  const n = 3 * TOPK_CHUNK + 1000
+  const mean = Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.11) * (1 + (i % 13)) * 1e-3))
+  for (const carried of [null, Float32Array.from({ length: n }, (_, i) => Math.fround(Math.cos(i * 0.07) * 1e-4))]) {
+    const whole = sparseBroadcast(mean, carried === null ? null : carried.slice())
+    const sliced = await sparseBroadcastInSlices(mean, carried === null ? null : carried.slice(), TOPK_CHUNK)
+    const label = carried === null ? 'no residual yet' : 'a residual carried'
+    assert.deepEqual(sliced.encoded, whole.encoded, `${label}: the payload`)
+    assert.deepEqual(sliced.applied, whole.applied, `${label}: the values applied`)
+    assert.deepEqual(sliced.residual, whole.residual, `${label}: the residual left`)
+    assert.deepEqual(await residualBytesInSlices(sliced.residual, 512), writeBroadcastResidual(whole.residual), `${label}: the residual's blob`)
+  }
+  await assert.rejects(sparseBroadcastInSlices(mean, null, 1000), /whole topk chunks/)
+  await assert.rejects(sparseBroadcastInSlices(mean, new Float32Array(5)), /residual holds 5 values/)
 })

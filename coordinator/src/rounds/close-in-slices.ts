@@ -3,9 +3,11 @@
 // the outer step for as long again (docs/scaling.md). Every step here works value by value (or
 // int8 block by block), so a slice's results are the whole call's, to the bit: what nodes
 // compute in one call when they rebuild a base, the coordinator computes here in slices.
-import { decodePseudoGradient, encodePseudoGradient, encodedByteLength } from '@barnraise/protocol'
+import { TOPK_CHUNK, decodePseudoGradient, encodePseudoGradient, encodeSafetensorsInSlices, encodedByteLength, float32ToTensor } from '@barnraise/protocol'
 import type { CodecName, LlamaConfig } from '@barnraise/protocol'
 import { outerStep, storedCheckpointBytesInSlices, writeMomentumInSlices } from '@barnraise/trainer'
+import { sparseBroadcast } from './sparse-broadcast.ts'
+import type { SparseBroadcast } from './sparse-broadcast.ts'
 
 /** Values between turns of the event loop: 4M (16 MiB of float32; a whole number of int8 blocks). */
 export const CLOSE_SLICE = 4 * 1024 * 1024
@@ -61,4 +63,41 @@ export async function checkpointBytesInSlices (config: LlamaConfig, theta: Float
 /** The outer momentum's blob (writeMomentum), copied a slice at a time; `momentum` must not change until it resolves. */
 export async function momentumBytesInSlices (momentum: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
   return await writeMomentumInSlices(momentum, { sliceBytes: 4 * slice, yieldTurn: turn })
+}
+
+/** topk's payload header: the value count as two little-endian u32 halves (protocol/src/codecs/topk.ts). */
+const TOPK_HEADER_BYTES = 8
+
+/**
+ * `sparseBroadcast`, a slice at a time. A slice is a whole number of topk chunks and each
+ * chunk's top k is its own, so the payload (one header, then the slices' chunks end to end),
+ * the values applied and the residual are the whole call's, to the bit. `residual` is taken over
+ * as in the whole call.
+ */
+export async function sparseBroadcastInSlices (mean: Float32Array, residual: Float32Array | null, slice = CLOSE_SLICE): Promise<SparseBroadcast> {
+  if (slice % TOPK_CHUNK !== 0) throw new Error(`a sparse broadcast's slice must be whole topk chunks of ${TOPK_CHUNK} values, not ${slice}`)
+  if (residual !== null && residual.length !== mean.length) throw new Error(`the broadcast residual holds ${residual.length} values, not the model's ${mean.length}`)
+  const n = mean.length
+  const encoded = new Uint8Array(encodedByteLength('topk', n))
+  const header = new DataView(encoded.buffer, 0, TOPK_HEADER_BYTES)
+  header.setUint32(0, n % 2 ** 32, true)
+  header.setUint32(4, Math.floor(n / 2 ** 32), true)
+  const applied = new Float32Array(n)
+  const left = residual ?? new Float32Array(n)
+  await inSlices(n, (a, b) => {
+    const part = sparseBroadcast(mean.subarray(a, b), residual === null ? null : residual.subarray(a, b))
+    // Every chunk before `a` is full, so its bytes start where a payload of `a` values ends.
+    encoded.set(part.encoded.subarray(TOPK_HEADER_BYTES), a === 0 ? TOPK_HEADER_BYTES : encodedByteLength('topk', a))
+    applied.set(part.applied, a)
+    if (residual === null) left.set(part.residual, a)
+  }, slice)
+  return { encoded, applied, residual: left }
+}
+
+/** The sparse broadcast's residual blob (writeBroadcastResidual in sparse-broadcast.ts), copied a slice at a time; `residual` must not change until it resolves. */
+export async function residualBytesInSlices (residual: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
+  // Checks the host is little-endian, so the F32 bytes are the values' own memory.
+  float32ToTensor(new Float32Array(0), [0])
+  const view = { dtype: 'F32' as const, shape: [residual.length], data: new Uint8Array(residual.buffer, residual.byteOffset, residual.byteLength) }
+  return await encodeSafetensorsInSlices(new Map([['residual', view]]), undefined, { sliceBytes: 4 * slice, yieldTurn: turn })
 }

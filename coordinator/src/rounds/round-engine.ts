@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, readMomentum } from '@barnraise/trainer'
 import { allowedCodecs, encodedByteLength } from '@barnraise/protocol'
-import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices } from './close-in-slices.ts'
+import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices, residualBytesInSlices, sparseBroadcastInSlices } from './close-in-slices.ts'
 import type { CodecName, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -28,7 +28,7 @@ import { backedOffNodes } from './node-backoff.ts'
 import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
 import { broadcastCodecOf, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
-import { readBroadcastResidual, sparseBroadcast, writeBroadcastResidual } from './sparse-broadcast.ts'
+import { readBroadcastResidual } from './sparse-broadcast.ts'
 import { l2Norm } from './accumulator.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import type { RunCache } from './run-cache.ts'
@@ -387,10 +387,10 @@ export class RoundEngine implements WorkSource {
       let encoded: Uint8Array
       if (broadcastCodec === 'topk') {
         const carried = await this.#broadcastResidual(runId, run.broadcast_residual, spec.paramCount)
-        const sparse = sparseBroadcast(update, carried)
+        const sparse = await sparseBroadcastInSlices(update, carried)
         encoded = sparse.encoded
         applied = sparse.applied
-        residualBlob = await storeBlob(db, blobs, writeBroadcastResidual(sparse.residual), 'optimizer', { runId, round: number })
+        residualBlob = await storeBlob(db, blobs, await residualBytesInSlices(sparse.residual), 'optimizer', { runId, round: number })
         this.#o.log.info('sparse broadcast', { runId, round: number, bytes: encoded.byteLength, residualCarried: carried !== null, residualNorm: l2Norm(sparse.residual) })
       } else {
         encoded = await encodeInSlices(broadcastCodec, update)
