@@ -1,5 +1,7 @@
 import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
 import type { RunningCoordinator } from './support/cluster.ts'
 import { spawnCli } from './support/processes.ts'
@@ -73,6 +75,21 @@ describe('enrollment between real processes', () => {
       assert.match(proc.output(), /enrollment refused \(ERR_INVALID_TOKEN\): enrollment token is unknown, used up, expired or revoked/)
     }
     assert.equal((await api.nodes.list.query()).length, before + 1, 'only the first agent got a row')
+  })
+
+  test('an agent enrolls with its token read from a file (--token-file), with no warning for a private file', async () => {
+    const api = apiClient(coordinator.url)
+    const token = await coordinator.createToken('File Lab')
+    const file = join(await tempDir('token-file'), 'token')
+    await writeFile(file, `${token}\n`, { mode: 0o600 })
+    const agent = await startAgent({ coordinator: coordinator.multiaddr, args: ['--token-file', file] })
+    try {
+      const node = await until(async () => (await api.nodes.list.query()).find((n) => n.peerId === agent.peerId), 'node listed')
+      assert.equal(node.organizationName, 'File Lab')
+      assert.doesNotMatch(agent.output(), /open to other users/)
+    } finally {
+      await agent.stop()
+    }
   })
 
   test('join without a token on a fresh machine explains what is missing', async () => {

@@ -14,6 +14,8 @@ import { tempDir } from './support/cluster.ts'
 describe('checkpoints and shards spread between the agents of a run', () => {
   let coordinator: Coordinator
   const hosts: Libp2p[] = []
+  // Names stay unique within the lab (nodes.name_key) across tests, which empty `hosts`.
+  let enrolled = 0
   const exchanges: PeerExchange[] = []
   // 6.5 blocks, so the last block is short.
   const blob = randomBytes(6 * BLOB_BLOCK_BYTES + BLOB_BLOCK_BYTES / 2)
@@ -62,12 +64,14 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     const address = parseCoordinatorAddress(coordinator.multiaddrs[0]!)
     const peers = await PeerExchange.start(libp2p, address, { stallMs: o.stallMs ?? 5_000, blockTimeoutMs: o.blockTimeoutMs, log: o.log })
     exchanges.push(peers)
-    await enrol(libp2p, `peer ${hosts.length}`, o.unit !== false)
+    await enrol(libp2p, `peer ${++enrolled}`, o.unit !== false)
     return { libp2p, peers, cache: new BlobCache(await tempDir('peer-agent'), libp2p, address, { peers }) }
   }
 
   beforeAll(async () => {
-    coordinator = await Coordinator.start({ dataDir: await tempDir('peer-coord'), httpPort: 0, p2pPort: 0, metrics: true })
+    // Every agent here dials from 127.0.0.1, several within a second: the per-address rate a
+    // public coordinator keeps (5 new connections a second) reset some of them at random.
+    coordinator = await Coordinator.start({ dataDir: await tempDir('peer-coord'), httpPort: 0, p2pPort: 0, metrics: true, peerLimits: { inboundConnectionThreshold: 1000 } })
     const db = coordinator.database.db
     const stored = await coordinator.blobs.put(blob)
     await db.insertInto('blobs').values({ sha256: stored, size: blob.byteLength, kind: 'shard', meta: '{}' }).execute()

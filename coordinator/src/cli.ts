@@ -15,6 +15,7 @@ import { coordinatorDataDir, hasEmbeddedDatabase, readRunningInstall } from './i
 import { ledgerVerifyCommand } from './ledger/verify-command.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
+import { metricsTokenProblem } from './http/server.ts'
 
 const USAGE = `usage: barnraise-coordinator <command> [options]
 
@@ -24,12 +25,19 @@ commands:
     --tls-cert F --tls-key F serve HTTPS with this PEM certificate and key (the session cookie is Secure)
     --trust-proxy            behind a TLS-terminating reverse proxy: believe X-Forwarded-Proto/-For
     --metrics                serve GET /metrics for Prometheus (rounds, verdicts by code, bytes and
-                             latency per protocol, process); counts only, no peer ids
+                             latency per protocol, process); counts only, no peer ids; to callers on
+                             this machine only (behind --trust-proxy: those the proxy says are)
+    --metrics-token-file F   also to callers elsewhere that send Authorization: Bearer <the token in F>
+                             (or set BARNRAISE_METRICS_TOKEN); at least 16 characters
     --score-max-params N     the largest model whose reports this coordinator scores itself when a
                              run screens them (default 1e6); above it, two other nodes score each
     --inline-eval-gflop N    a checkpoint's validation loss costing more GFLOP than this (default 2)
                              is measured on a worker thread after its round closes, the newest
                              checkpoint of each run when the thread is free (0: every one)
+    --inline-score-gflop N   scoring one report of a screened run costing more GFLOP than this
+                             (default 2) is left to two other nodes, or nobody; apart from
+                             --inline-eval-gflop, so the coordinator can score inline without
+                             also measuring large validation losses on its event loop
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64), --max-batch-size N
                              (default 1024) and --max-eval-tokens N (default 4194304: evalBatches ×
@@ -93,8 +101,10 @@ async function serve (argv: string[]): Promise<number> {
       'tls-key': { type: 'string' },
       'trust-proxy': { type: 'boolean', default: false },
       metrics: { type: 'boolean', default: false },
+      'metrics-token-file': { type: 'string' },
       'score-max-params': { type: 'string' },
       'inline-eval-gflop': { type: 'string' },
+      'inline-score-gflop': { type: 'string' },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
@@ -136,6 +146,8 @@ async function serve (argv: string[]): Promise<number> {
   if (scoreMaxParams !== undefined && !(Number.isSafeInteger(scoreMaxParams) && scoreMaxParams >= 0)) return fail('--score-max-params must be a whole number (0: nodes score every screened report)')
   const inlineEvalGflop = values['inline-eval-gflop'] === undefined ? undefined : Number(values['inline-eval-gflop'])
   if (inlineEvalGflop !== undefined && !(Number.isFinite(inlineEvalGflop) && inlineEvalGflop >= 0 && inlineEvalGflop <= 1e6)) return fail('--inline-eval-gflop must be a number from 0 to 1000000 (0: every validation loss on a worker thread)')
+  const inlineScoreGflop = values['inline-score-gflop'] === undefined ? undefined : Number(values['inline-score-gflop'])
+  if (inlineScoreGflop !== undefined && !(Number.isFinite(inlineScoreGflop) && inlineScoreGflop >= 0 && inlineScoreGflop <= 1e6)) return fail('--inline-score-gflop must be a number from 0 to 1000000 (0: the coordinator scores no report itself)')
   let tls: { cert: string, key: string } | undefined
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
     try {
@@ -143,6 +155,22 @@ async function serve (argv: string[]): Promise<number> {
     } catch (err) {
       return fail(`cannot read the TLS certificate or key: ${(err as Error).message}`)
     }
+  }
+  // A token from a file or the environment, never argv: argv lands in shell history and `ps`.
+  let metricsToken: string | undefined
+  if (values['metrics-token-file'] !== undefined) {
+    try {
+      metricsToken = (await readFile(values['metrics-token-file'], 'utf8')).trim()
+    } catch (err) {
+      return fail(`cannot read the metrics token: ${(err as Error).message}`)
+    }
+  } else if (process.env.BARNRAISE_METRICS_TOKEN !== undefined && process.env.BARNRAISE_METRICS_TOKEN !== '') {
+    metricsToken = process.env.BARNRAISE_METRICS_TOKEN
+  }
+  if (metricsToken !== undefined) {
+    if (values.metrics !== true) return fail('a metrics token (--metrics-token-file or BARNRAISE_METRICS_TOKEN) is for --metrics; add --metrics, or leave the token out')
+    const problem = metricsTokenProblem(metricsToken)
+    if (problem !== null) return fail(problem)
   }
   let coordinator: Coordinator
   try {
@@ -156,8 +184,10 @@ async function serve (argv: string[]): Promise<number> {
       ...(tls !== undefined ? { tls } : {}),
       trustProxy: values['trust-proxy'],
       metrics: values.metrics,
+      ...(metricsToken !== undefined ? { metricsToken } : {}),
       ...(scoreMaxParams !== undefined ? { scoreMaxParams } : {}),
       ...(inlineEvalGflop !== undefined ? { inlineEvalFlops: inlineEvalGflop * 1e9 } : {}),
+      ...(inlineScoreGflop !== undefined ? { inlineScoreFlops: inlineScoreGflop * 1e9 } : {}),
       limits,
       peerLimits
     })

@@ -71,12 +71,16 @@ export interface CoordinatorOptions {
   tls?: { cert: string, key: string }
   /** Behind a reverse proxy that terminates TLS: believe its X-Forwarded-Proto/-For. */
   trustProxy?: boolean
-  /** Serve GET /metrics for Prometheus (metrics/coordinator-metrics.ts). */
+  /** Serve GET /metrics for Prometheus (metrics/coordinator-metrics.ts), to loopback callers only. */
   metrics?: boolean
+  /** Also serve /metrics to callers elsewhere that send `Authorization: Bearer <this>`. */
+  metricsToken?: string
   /** The largest model whose reports the coordinator scores itself; above it, nodes score them (default 1M). */
   scoreMaxParams?: number
   /** The most FLOPs a checkpoint's validation loss may cost on the event loop; costlier ones go to a worker thread (default 2e9). */
   inlineEvalFlops?: number
+  /** The most FLOPs scoring one report may cost on the event loop; costlier ones go to nodes or nobody (default 2e9). */
+  inlineScoreFlops?: number
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
   limits?: Partial<InstallLimits>
   /** Sign-ups per address, run creations and dataset uploads per person, per hour. */
@@ -171,7 +175,8 @@ export class Coordinator {
       const cache = new RunCache({
         db: database.db, blobs, log, evaluation,
         ...(options.scoreMaxParams !== undefined ? { scoreMaxParams: options.scoreMaxParams } : {}),
-        ...(options.inlineEvalFlops !== undefined ? { inlineEvalFlops: options.inlineEvalFlops } : {})
+        ...(options.inlineEvalFlops !== undefined ? { inlineEvalFlops: options.inlineEvalFlops } : {}),
+        ...(options.inlineScoreFlops !== undefined ? { inlineScoreFlops: options.inlineScoreFlops } : {})
       })
       const scoring = new NodeScoring({ db: database.db, presence, windows: async (runId) => await cache.scoringWindowsBlob(runId) })
       const locks = new RunLocks()
@@ -222,7 +227,8 @@ export class Coordinator {
         log,
         ...(options.tls !== undefined ? { tls: options.tls } : {}),
         trustProxy: options.trustProxy ?? false,
-        ...(metrics !== undefined ? { metrics } : {})
+        ...(metrics !== undefined ? { metrics } : {}),
+        ...(options.metricsToken !== undefined ? { metricsToken: options.metricsToken } : {})
       })
       closers.push(async () => { await closeServer(http.server) })
       const adminPath = adminSocketPath(options.dataDir)

@@ -28,6 +28,7 @@ import * as computeTimeline from './migrations/2026-12-07-0002-node-compute-time
 import * as ledgerAssignmentIndex from './migrations/2026-12-07-0003-ledger-assignment-index.ts'
 import * as organizationNameKeys from './migrations/2026-12-08-0001-organization-name-keys.ts'
 import * as checkpointsPerRun from './migrations/2026-12-09-0001-checkpoints-per-run.ts'
+import * as nodeNameKeys from './migrations/2026-12-10-0001-node-name-keys.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -58,7 +59,8 @@ export const migrations: Record<string, Migration> = {
   '2026-12-07-0002-node-compute-timeline': computeTimeline,
   '2026-12-07-0003-ledger-assignment-index': ledgerAssignmentIndex,
   '2026-12-08-0001-organization-name-keys': organizationNameKeys,
-  '2026-12-09-0001-checkpoints-per-run': checkpointsPerRun
+  '2026-12-09-0001-checkpoints-per-run': checkpointsPerRun,
+  '2026-12-10-0001-node-name-keys': nodeNameKeys
 }
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */

@@ -13,7 +13,9 @@ const USAGE = `usage: barnraise-agent <command> [options]
 commands:
   info [--json] [--no-measure]                   the hardware this agent sees and the executors it can run, measured
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
+       (or --token-file PATH: the token from a file, kept out of argv and shell history)
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
+       [--max-memory SIZE]                         the most memory a unit or a scoring task may plan with (8GiB, 512MiB)
        [--executor auto|typescript|torch] [--device auto|cpu|cuda|cuda:N] [executor options below]
        [--verbose]                                 progress and waiting lines, not just one line per round
        [--metrics-port N [--metrics-host H]]      serve Prometheus metrics at http://H:N/metrics (H defaults to 127.0.0.1)

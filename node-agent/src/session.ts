@@ -28,8 +28,8 @@ export interface SessionOptions {
   say: (line: string) => void
   /** Progress and waiting lines as well as one line per round. */
   verbose?: boolean
-  /** When set, the node trains: it asks for work units and reports them. */
-  work?: { executor: Executor, key: PrivateKey }
+  /** When set, the node trains: it asks for work units and reports them (and scores others' within `maxMemoryBytes`, --max-memory). */
+  work?: { executor: Executor, key: PrivateKey, maxMemoryBytes?: number }
   /** Whether shards a run serves by URL may be fetched from loopback or private addresses. */
   allowPrivateShardUrls?: boolean
   /** Never fetch shards by URL (runs whose datasets are URL manifests get nothing from this node). */
@@ -147,6 +147,7 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
       }),
       executor: options.work.executor,
       key: options.work.key,
+      maxMemoryBytes: options.work.maxMemoryBytes,
       peerId: options.libp2p.peerId.toString(),
       dataDir: options.dataDir,
       signal: inner.signal,

@@ -36,6 +36,8 @@ export interface WorkLoopOptions {
   verbose?: boolean
   /** Told what the loop did, for --metrics-port. */
   metrics?: WorkMetrics
+  /** --max-memory: the most host memory scoring another node's report may plan to use (below its share of the machine). */
+  maxMemoryBytes?: number
 }
 
 /**
@@ -79,7 +81,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
     if (reply.kind === 'score') {
       const task = reply.task
       o.setStatus('training')
-      const result = await scoreReport(o.cache, task, o.signal)
+      const result = await scoreReport(o.cache, task, o.signal, undefined, o.maxMemoryBytes)
       // Nothing of a scoring task is needed again: the windows and the report go (another
       // node's report is the coordinator's to hand out, not this disk's), the base unless it is
       // one a unit of this node trains from.

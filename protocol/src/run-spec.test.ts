@@ -61,3 +61,18 @@ test('a topk run carries 0.7 of each residual into the next report unless it say
     assert.deepEqual(parsed.error?.issues.map((i) => [i.path.join('.'), i.message]), [['recipe.errorFeedbackDecay', 'between 0 and 1']])
   }
 })
+
+test('a run name is plain text: controls and bidirectional overrides are refused, naming the field and what is refused; every script passes', () => {
+  for (const [name, what] of [['adminexe\u202egnp', /U\+202E \(right-to-left override, a bidirectional formatting character\)/], ['run\u001b[2J', /U\+001B \(escape, a control character\)/], ['two\nlines', /U\+000A \(line feed, a control character\)/], ['tab\there', /U\+0009/]] as const) {
+    const bad = runSpecSchema.safeParse({ name, rounds: 3 })
+    assert.equal(bad.success, false, JSON.stringify(name))
+    const errors = describeSpecErrors(bad.error!)
+    assert.deepEqual(errors.map((e) => e.field), ['name'])
+    assert.match(errors[0]!.message, /^run name must be plain text: /)
+    assert.match(errors[0]!.message, what)
+    assert.match(errors[0]!.message, /Control characters .* bidirectional overrides and isolates .* are refused/)
+  }
+  for (const name of ['Лаборатория run', '東京 run 🚀', 'مختبر\u200f run']) assert.equal(runSpecSchema.parse({ name, rounds: 3 }).name, name)
+  // Spaces and line breaks around a name are trimmed first, as before.
+  assert.equal(runSpecSchema.parse({ name: '  tidy\n', rounds: 3 }).name, 'tidy')
+})

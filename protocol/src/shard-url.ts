@@ -5,6 +5,7 @@ import { request as httpRequest } from 'node:http'
 import { request as httpsRequest } from 'node:https'
 import { isIP } from 'node:net'
 import type { LookupFunction } from 'node:net'
+import { ipv4FromGroups, parseIpv6 } from './ipv6-address.ts'
 
 /**
  * Whether a dotted-quad IPv4 address is not on the public internet: this network (0/8), private
@@ -18,25 +19,6 @@ function privateV4 (ip: string): boolean {
     (a === 100 && b >= 64 && b <= 127) || (a === 192 && b === 0 && c === 0) || (a === 198 && (b === 18 || b === 19)) || a >= 224
 }
 
-/** The eight 16-bit groups of an IPv6 literal (a zone id dropped, a dotted IPv4 tail folded in); undefined if it does not parse. */
-function ipv6Groups (literal: string): number[] | undefined {
-  let host = literal.replace(/%.*$/, '')
-  const dotted = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(host)
-  if (dotted !== null) {
-    const [p0, p1, p2, p3] = dotted.slice(2).map(Number) as [number, number, number, number]
-    host = `${dotted[1]!}${((p0 << 8) | p1).toString(16)}:${((p2 << 8) | p3).toString(16)}`
-  }
-  const halves = host.split('::')
-  if (halves.length > 2) return undefined
-  const groups = (part: string | undefined): number[] => part === undefined || part === '' ? [] : part.split(':').map((h) => /^[0-9a-f]{1,4}$/.test(h) ? parseInt(h, 16) : NaN)
-  const head = groups(halves[0])
-  const tail = groups(halves[1])
-  const all = halves.length === 2 ? [...head, ...new Array<number>(Math.max(0, 8 - head.length - tail.length)).fill(0), ...tail] : head
-  return all.length === 8 && all.every((g) => Number.isInteger(g)) ? all : undefined
-}
-
-const v4From = (hi: number, lo: number): string => `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`
-
 /**
  * Whether an IPv6 address is not on the public internet. Forms that carry an IPv4 address are
  * judged by that address, since a translator or tunnel on the path delivers them to it: mapped
@@ -46,20 +28,20 @@ const v4From = (hi: number, lo: number): string => `${hi >> 8}.${hi & 255}.${lo 
  * local (fc00::/7), link- and site-local (fe80::/10, fec0::/10) and multicast (ff00::/8).
  */
 function privateV6 (literal: string): boolean {
-  const g = ipv6Groups(literal)
+  const g = parseIpv6(literal)
   // isIP said IPv6; a form this parser does not follow is refused rather than guessed at.
   if (g === undefined) return true
   const zero = (from: number, to: number): boolean => g.slice(from, to).every((x) => x === 0)
-  if (zero(0, 5) && (g[5] === 0 || g[5] === 0xffff)) return privateV4(v4From(g[6]!, g[7]!))
-  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return privateV4(v4From(g[6]!, g[7]!))
+  if (zero(0, 5) && (g[5] === 0 || g[5] === 0xffff)) return privateV4(ipv4FromGroups(g[6]!, g[7]!))
+  if (zero(0, 4) && g[4] === 0xffff && g[5] === 0) return privateV4(ipv4FromGroups(g[6]!, g[7]!))
   if (g[0] === 0) return true
   if (g[0] === 0x64 && g[1] === 0xff9b) {
-    if (zero(2, 6)) return privateV4(v4From(g[6]!, g[7]!))
+    if (zero(2, 6)) return privateV4(ipv4FromGroups(g[6]!, g[7]!))
     return true
   }
-  if (g[0] === 0x2002) return privateV4(v4From(g[1]!, g[2]!))
+  if (g[0] === 0x2002) return privateV4(ipv4FromGroups(g[1]!, g[2]!))
   // Teredo keeps the client's IPv4 address in the last 32 bits, inverted.
-  if (g[0] === 0x2001 && g[1] === 0) return privateV4(v4From(g[6]! ^ 0xffff, g[7]! ^ 0xffff))
+  if (g[0] === 0x2001 && g[1] === 0) return privateV4(ipv4FromGroups(g[6]! ^ 0xffff, g[7]! ^ 0xffff))
   return (g[0]! & 0xfe00) === 0xfc00 || (g[0]! & 0xff80) === 0xfe80 || (g[0]! & 0xff00) === 0xff00
 }
 

@@ -14,7 +14,7 @@ export interface OrganizationsTable {
   id: Generated<string>
   name: string
   /**
-   * `organizationNameKey(name)`, unique: names people would read as the same share it. The
+   * `nameKey(name)` (nodes/name-key.ts), unique: names people would read as the same share it. The
    * coordinator always writes it; a row inserted without it gets a close SQL approximation
    * from a trigger (migration 2026-12-08-0001).
    */
@@ -76,6 +76,12 @@ export interface NodesTable {
   peer_id: string
   organization_id: string
   name: string
+  /**
+   * `nameKey(name)` (nodes/name-key.ts), unique within the organization: two nodes of a lab
+   * cannot read as the same name. The coordinator always writes it; a row inserted without it
+   * gets a close SQL approximation from a trigger (migration 2026-12-10-0001).
+   */
+  name_key: ColumnType<string, string | undefined, string>
   hardware: Json<HardwareProfile>
   agent_version: string
   enrolled_with_token_id: string | null

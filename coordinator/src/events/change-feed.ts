@@ -1,5 +1,10 @@
 import { EventEmitter, on } from 'node:events'
 import { CoordinatorError } from '../errors.ts'
+import { networkOf } from '../http/address-key.ts'
+
+// The network key lives with the address keys it reads (the HTTP server's socket caps use it
+// too); re-exported for the code that imported it from here.
+export { networkOf }
 
 /** What changed; the dashboard refetches the queries of that topic. */
 export type ChangeTopic = 'nodes' | 'runs' | 'ledger' | 'pledges' | 'datasets'
@@ -17,12 +22,6 @@ export interface ChangeBatch { topics: ChangeTopic[], runIds: string[], at: stri
 export interface ListenerLimits { total: number, perAddress: number, perNetwork: number }
 
 export const DEFAULT_LISTENER_LIMITS: ListenerLimits = { total: 500, perAddress: 32, perNetwork: 64 }
-
-/** The network an address key (http/address-key.ts) belongs to: an IPv6 /64's /48, an IPv4 address itself. */
-export function networkOf (address: string): string {
-  const v6 = /^([0-9a-f]{1,4}):([0-9a-f]{1,4}):([0-9a-f]{1,4}):[0-9a-f]{1,4}::\/64$/i.exec(address)
-  return v6 === null ? address : `${v6[1]}:${v6[2]}:${v6[3]}::/48`
-}
 
 /** The least time between two messages to the live streams. */
 export const DEFAULT_BATCH_MS = 250

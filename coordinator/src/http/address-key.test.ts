@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { addressKey } from './address-key.ts'
+import { addressKey, isLoopbackAddress, networkOf } from './address-key.ts'
 
 test('per-address limits count an IPv6 client by its /64 and an IPv4 one by its address, however written', () => {
   assert.equal(addressKey('203.0.113.7'), '203.0.113.7')
@@ -17,4 +17,22 @@ test('per-address limits count an IPv6 client by its /64 and an IPv4 one by its 
   assert.equal(addressKey('::ffff:7f00:1'), '127.0.0.1', 'mapped, in hex')
   assert.equal(addressKey('::FFFF:203.0.113.7'), '203.0.113.7')
   assert.equal(addressKey('unknown'), 'unknown', 'what is no address stays as it is')
+})
+
+test('a network is an IPv6 /64\'s /48, and an IPv4 address is its own network', () => {
+  assert.equal(networkOf(addressKey('2001:db8:1:2::7')), '2001:db8:1::/48')
+  assert.equal(networkOf(addressKey('2001:DB8:1:ffff::1')), networkOf(addressKey('2001:db8:1:2::9')), 'every /64 of one /48, one network')
+  assert.notEqual(networkOf(addressKey('2001:db8:2::1')), networkOf(addressKey('2001:db8:1::1')))
+  assert.equal(networkOf(addressKey('198.51.100.7')), '198.51.100.7')
+  assert.equal(networkOf(addressKey('::ffff:198.51.100.7')), '198.51.100.7', 'a mapped IPv4 client is its IPv4 address here too')
+  assert.equal(networkOf('unknown'), 'unknown')
+})
+
+test('loopback is 127/8 and ::1 in any notation, and nothing a translator delivers', () => {
+  for (const address of ['127.0.0.1', '127.1.2.3', '::1', '0:0:0:0:0:0:0:1', '::ffff:127.0.0.1', '::FFFF:7f00:1', '::1%lo']) {
+    assert.equal(isLoopbackAddress(address), true, address)
+  }
+  for (const address of ['', 'unknown', 'localhost', '128.0.0.1', '10.0.0.1', '::', '::2', '::127.0.0.1', '64:ff9b::127.0.0.1', '::ffff:10.0.0.1', '2001:db8::1', '127.0.0.1:8080', '[::1]']) {
+    assert.equal(isLoopbackAddress(address), false, address)
+  }
 })

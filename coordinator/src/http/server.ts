@@ -1,3 +1,4 @@
+import { createHash, timingSafeEqual } from 'node:crypto'
 import { createServer } from 'node:http'
 import { createServer as createHttpsServer } from 'node:https'
 import type { IncomingMessage, Server, ServerResponse } from 'node:http'
@@ -7,7 +8,7 @@ import { appRouter } from '../api/router.ts'
 import type { ApiServices } from '../api/context.ts'
 import { SESSION_COOKIE, userForSession } from '../accounts/accounts.ts'
 import { hasRole } from '../accounts/roles.ts'
-import { addressKey } from './address-key.ts'
+import { addressKey, isLoopbackAddress, networkOf } from './address-key.ts'
 import { parseCookies, sessionCookie } from './cookies.ts'
 import type { Logger } from '../log.ts'
 import { serveStatic } from './static-files.ts'
@@ -17,37 +18,82 @@ import { handleStatementDownload } from './statement-download.ts'
 import { applySecurityHeaders } from './security-headers.ts'
 import { crossSiteRefusal } from './request-guard.ts'
 import { handleUpload } from './dataset-upload.ts'
+import { CoordinatorError } from '../errors.ts'
 
-/** Sockets the HTTP server holds: all together, from one address, and how long one may sit idle. */
-export interface ConnectionLimits { total: number, perAddress: number, idleMs: number }
+/** Sockets the HTTP server holds: all together, from one address, from one network, and how long one may sit idle. */
+export interface ConnectionLimits { total: number, perAddress: number, perNetwork: number, idleMs: number }
 
 /**
  * A socket that sent nothing used to be held for ever: 24k of them from one address took the
  * process's file descriptors (HTTP, Postgres and libp2p alike). Live streams send a ping every
- * 20 s (api/trpc.ts), well inside the idle time.
+ * 20 s (api/trpc.ts), well inside the idle time. One IPv6 /48 (one customer's, 65536 /64s)
+ * could still take every socket 256 at a time, so a network gets a quarter of the total.
  */
-export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { total: 4096, perAddress: 256, idleMs: 120_000 }
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { total: 4096, perAddress: 256, perNetwork: 1024, idleMs: 120_000 }
+
+/** Open sockets per key, forgetting a key at zero so strangers' addresses do not pile up. */
+class SocketCounts {
+  readonly #counts = new Map<string, number>()
+  get (key: string): number { return this.#counts.get(key) ?? 0 }
+  add (key: string): void { this.#counts.set(key, this.get(key) + 1) }
+  remove (key: string): void {
+    const left = this.get(key) - 1
+    if (left <= 0) this.#counts.delete(key)
+    else this.#counts.set(key, left)
+  }
+}
 
 /**
- * Caps `server`'s sockets in total and per address (an IPv6 /64 counts once: address-key.ts)
- * and closes those idle for `idleMs`. Behind a trusted proxy every socket comes from the proxy,
- * so there only the total applies.
+ * Closes sockets idle for the server's timeout, unless the silence is the server's own: the
+ * request came in whole and its response has nothing waiting for the client to read. Node
+ * cuts any idle socket, so a `runs.create` fetching a URL dataset's validation shard for minutes
+ * lost its answer; a client that stops sending headers or a body (slowloris), stops reading a
+ * response, or holds a connection open between requests is still cut.
+ */
+function closeSilentClients (server: Server): void {
+  // Per socket: responses not yet closed, and the request read last (a pipelined one is read
+  // only after the one before it came in whole, so the last says whether the client is done).
+  const exchanges = new WeakMap<Socket, { open: number, latest: IncomingMessage }>()
+  server.on('request', (req: IncomingMessage, res: ServerResponse) => {
+    const exchange = exchanges.get(req.socket) ?? { open: 0, latest: req }
+    exchange.open++
+    exchange.latest = req
+    exchanges.set(req.socket, exchange)
+    res.once('close', () => { exchange.open-- })
+  })
+  // With a 'timeout' listener Node leaves the socket to us; Node re-arms the timer on the next
+  // byte in or out, so a handler that stays silent is asked about again only once it writes.
+  server.on('timeout', (socket: Socket) => {
+    const exchange = exchanges.get(socket)
+    const serverIsWorking = exchange !== undefined && exchange.open > 0 && exchange.latest.complete && socket.writableLength === 0
+    if (!serverIsWorking) socket.destroy()
+  })
+}
+
+/**
+ * Caps `server`'s sockets in total, per address (an IPv6 /64 counts once: address-key.ts) and
+ * per network (an IPv6 /48; an IPv4 address is its own), and closes those whose client is idle
+ * for `idleMs`. Behind a trusted proxy every socket comes from the proxy, so there only the
+ * total applies.
  */
 export function limitConnections (server: Server, limits: ConnectionLimits, behindProxy: boolean): void {
   server.maxConnections = limits.total
-  // With no 'timeout' listener, a socket idle this long is destroyed.
   server.setTimeout(limits.idleMs)
+  closeSilentClients(server)
   if (behindProxy) return
-  const open = new Map<string, number>()
+  const perAddress = new SocketCounts()
+  const perNetwork = new SocketCounts()
   server.on('connection', (socket: Socket) => {
     const key = addressKey(socket.remoteAddress ?? '')
-    const count = (open.get(key) ?? 0) + 1
-    if (count > limits.perAddress) { socket.destroy(); return }
-    open.set(key, count)
+    // IPv4 is capped per address only: its networks are not handed out whole as IPv6 /48s are.
+    const wider = networkOf(key)
+    const network = wider !== key ? wider : undefined
+    if (perAddress.get(key) >= limits.perAddress || (network !== undefined && perNetwork.get(network) >= limits.perNetwork)) { socket.destroy(); return }
+    perAddress.add(key)
+    if (network !== undefined) perNetwork.add(network)
     socket.once('close', () => {
-      const left = (open.get(key) ?? 1) - 1
-      if (left <= 0) open.delete(key)
-      else open.set(key, left)
+      perAddress.remove(key)
+      if (network !== undefined) perNetwork.remove(network)
     })
   })
 }
@@ -64,13 +110,16 @@ export interface HttpServerOptions {
   tls?: { cert: string, key: string }
   /**
    * A reverse proxy in front terminates TLS: believe its X-Forwarded-Proto (for the cookie's
-   * Secure flag) and X-Forwarded-For (for per-address limits). Only set this behind a proxy.
+   * Secure flag) and X-Forwarded-For (for per-address limits and who may read /metrics). Only
+   * set this behind a proxy.
    */
   trustProxy?: boolean
   /** Socket caps and idle time (DEFAULT_CONNECTION_LIMITS); tests lower them. */
   connectionLimits?: Partial<ConnectionLimits>
   /** Serve GET /metrics (Prometheus text format) from this; absent: /metrics is not found. */
   metrics?: { exposition: () => Promise<{ contentType: string, body: string }> }
+  /** Callers other than loopback may read /metrics with `Authorization: Bearer <this>`; absent: loopback only. */
+  metricsToken?: string
 }
 
 /** What the request says about its scheme and sender, believing a proxy only when told to; the sender as per-address limits key it. */
@@ -79,19 +128,87 @@ function requestOrigin (req: IncomingMessage, options: HttpServerOptions): { sec
   return { secure, address: addressKey(address) }
 }
 
+/** The last entry of a proxy's comma-separated header: a proxy that appends (nginx's $proxy_add_x_forwarded_for) keeps whatever the client sent in front of it. */
+function lastOf (header: string | string[] | undefined): string {
+  return String(header ?? '').split(',').at(-1)!.trim()
+}
+
+/** The client address the proxy wrote into X-Forwarded-For, without a port; '' when there is none. */
+function forwardedFor (req: IncomingMessage): string {
+  // Some proxies write the client's port too ("203.0.113.7:51234", "[2001:db8::7]:443"); left
+  // on, every source port would count as an address of its own to per-address limits.
+  const entry = lastOf(req.headers['x-forwarded-for'])
+  return /^\[([^\]]*)\](?::\d*)?$/.exec(entry)?.[1] ?? /^(\d{1,3}(?:\.\d{1,3}){3}):\d*$/.exec(entry)?.[1] ?? entry
+}
+
 function claimedOrigin (req: IncomingMessage, options: HttpServerOptions): { secure: boolean, address: string } {
   const socketAddress = req.socket.remoteAddress ?? 'unknown'
   if (options.tls !== undefined) return { secure: true, address: socketAddress }
   if (options.trustProxy !== true) return { secure: false, address: socketAddress }
-  // The last entry is the one the proxy itself wrote: a proxy that appends (nginx's
-  // $proxy_add_x_forwarded_for) keeps whatever the client sent in front of it.
-  const lastOf = (header: string | string[] | undefined): string => String(header ?? '').split(',').at(-1)!.trim()
-  // Some proxies write the client's port too ("203.0.113.7:51234", "[2001:db8::7]:443"); left
-  // on, every source port would count as an address of its own to per-address limits.
-  const hostOf = (entry: string): string =>
-    /^\[([^\]]*)\](?::\d*)?$/.exec(entry)?.[1] ?? /^(\d{1,3}(?:\.\d{1,3}){3}):\d*$/.exec(entry)?.[1] ?? entry
-  const forwarded = hostOf(lastOf(req.headers['x-forwarded-for']))
+  const forwarded = forwardedFor(req)
   return { secure: lastOf(req.headers['x-forwarded-proto']) === 'https', address: forwarded !== '' ? forwarded : socketAddress }
+}
+
+/** Whether this process already said that it ignores X-Forwarded-For: once is enough to point an operator at --trust-proxy. */
+let warnedForwardedIgnored = false
+
+/** Logs, once per process, that a request's X-Forwarded-For is ignored because the proxy is not trusted. */
+function warnIfForwardedIgnored (req: IncomingMessage, options: HttpServerOptions): void {
+  if (warnedForwardedIgnored || options.trustProxy === true || req.headers['x-forwarded-for'] === undefined) return
+  warnedForwardedIgnored = true
+  options.log.warn('a request carried X-Forwarded-For, which is ignored: per-address limits count the socket\'s address. ' +
+    'If this coordinator sits behind a reverse proxy, start it with --trust-proxy (only then); this is said once', {
+    header: 'x-forwarded-for',
+    socketAddress: req.socket.remoteAddress ?? 'unknown',
+    flag: '--trust-proxy'
+  })
+}
+
+/** Whether two secrets are equal, in time that does not depend on where they differ (both are hashed first, so their lengths leak nothing either). */
+function sameSecret (given: string, expected: string): boolean {
+  const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest()
+  return timingSafeEqual(digest(given), digest(expected))
+}
+
+/** The smallest metrics token accepted: shorter ones can be guessed. */
+export const MIN_METRICS_TOKEN_LENGTH = 16
+
+/** Why `token` cannot be the metrics token (too short, or not printable ASCII fit for a header), or null. */
+export function metricsTokenProblem (token: string): string | null {
+  if (!/^[\x21-\x7e]*$/.test(token)) return 'the metrics token must be printable ASCII without spaces (it travels in an Authorization header)'
+  if (token.length < MIN_METRICS_TOKEN_LENGTH) return `the metrics token must be at least ${MIN_METRICS_TOKEN_LENGTH} characters; make one with \`openssl rand -hex 32\``
+  if (token.length > 1024) return 'the metrics token may be at most 1024 characters'
+  return null
+}
+
+/**
+ * Why this request may not read /metrics, or null. The counts tell strangers how busy the
+ * coordinator is and how its defences fire, so only this machine may read them, or a caller
+ * with the operator's token. Behind a trusted proxy every socket is the proxy's (often on
+ * loopback itself), so there the caller is the address the proxy wrote, and a request it wrote
+ * none for is not local.
+ */
+function metricsRefusal (req: IncomingMessage, options: HttpServerOptions): { status: number, code: string, error: string } | null {
+  const caller = options.trustProxy === true && options.tls === undefined ? forwardedFor(req) : req.socket.remoteAddress ?? ''
+  if (isLoopbackAddress(caller)) return null
+  const token = options.metricsToken
+  if (token === undefined) {
+    return {
+      status: 403,
+      code: 'ERR_METRICS_LOOPBACK_ONLY',
+      error: 'GET /metrics answers only callers on the coordinator\'s own machine; to scrape it from elsewhere, start the coordinator with ' +
+        '--metrics-token-file FILE (or BARNRAISE_METRICS_TOKEN) and send Authorization: Bearer <token>'
+    }
+  }
+  const given = /^Bearer +(\S+) *$/i.exec(req.headers.authorization ?? '')?.[1]
+  if (given !== undefined && sameSecret(given, token)) return null
+  return {
+    status: 401,
+    code: 'ERR_METRICS_TOKEN',
+    error: given === undefined
+      ? 'GET /metrics from another machine needs Authorization: Bearer <the token the coordinator was started with>'
+      : 'the bearer token is not the coordinator\'s metrics token'
+  }
 }
 
 /** The largest body of an API call (a run spec, a pledge, a sign-in are a few KiB). */
@@ -113,6 +230,8 @@ function sendJson (res: ServerResponse, status: number, body: unknown): void {
 
 /** Starts the HTTP side: /healthz, the tRPC API under /trpc, and the dashboard. */
 export async function startHttpServer (options: HttpServerOptions): Promise<{ server: Server, url: string }> {
+  const tokenProblem = options.metricsToken === undefined ? null : metricsTokenProblem(options.metricsToken)
+  if (tokenProblem !== null) throw new CoordinatorError('ERR_INVALID_INPUT', tokenProblem)
   const trpcHandler = (maxBodySize: number): ReturnType<typeof createHTTPHandler> => createHTTPHandler({
     router: appRouter,
     basePath: '/trpc/',
@@ -148,6 +267,7 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
   }
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     applySecurityHeaders(res, claimedOrigin(req, options).secure)
+    warnIfForwardedIgnored(req, options)
     // Later handlers parse the target again; one that cannot be parsed is the client's error.
     if (!URL.canParse(req.url ?? '/', 'http://localhost')) { req.resume(); sendJson(res, 400, { error: 'the request target is not a valid URL path' }); return }
     const path = (req.url ?? '/').split('?')[0] ?? '/'
@@ -162,6 +282,12 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     if (path.startsWith('/api/') && await handleUpload(options.services, req, res, path)) return
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
     if (path === '/metrics' && options.metrics !== undefined) {
+      const refusal = metricsRefusal(req, options)
+      if (refusal !== null) {
+        if (refusal.status === 401) res.setHeader('www-authenticate', 'Bearer realm="metrics"')
+        sendJson(res, refusal.status, { code: refusal.code, error: refusal.error })
+        return
+      }
       const { contentType, body } = await options.metrics.exposition()
       res.writeHead(200, { 'content-type': contentType, 'cache-control': 'no-store' })
       res.end(req.method === 'HEAD' ? undefined : body)

@@ -37,3 +37,36 @@ test('node names are unique within a lab: a taken name gets -2, -3 …; a re-joi
     await database.close()
   }
 })
+
+test('a lab\'s node names are compared as people read them: case, spacing, compatibility forms and invisible characters make no new name', async () => {
+  const database = await openDatabase({ dataDir: 'memory://' })
+  const db = database.db
+  try {
+    const lab = await createOrganization(db, 'Lab A')
+    const token = (await createEnrollmentToken(db, { organizationId: lab.id, limits: { maxUses: 20 } })).token
+    const join = async (peer: string, name: string | undefined, t: string | undefined = token): Promise<{ name: string, key: string }> => {
+      const { nodeId } = await enrollNode(db, peer, { type: 'enroll', agentVersion: '1', hardware, ...(t !== undefined ? { token: t } : {}), ...(name !== undefined ? { name } : {}) })
+      const row = await db.selectFrom('nodes').select(['name', 'name_key']).where('id', '=', nodeId).executeTakeFirstOrThrow()
+      return { name: row.name, key: row.name_key }
+    }
+    assert.deepEqual(await join('peer-1', 'Trainer'), { name: 'Trainer', key: 'trainer' })
+    assert.equal((await join('peer-2', 'trainer')).name, 'trainer-2', 'another case is the same name')
+    assert.equal((await join('peer-3', 'train\u200ber')).name, 'train\u200ber-3', 'a zero-width space is the same name')
+    assert.equal((await join('peer-4', '\uff34\uff32\uff21\uff29\uff2e\uff25\uff32')).name, '\uff34\uff32\uff21\uff29\uff2e\uff25\uff32-4', 'full-width letters are the same name')
+    assert.equal((await join('peer-5', ' Trainer\u00a0')).name, 'Trainer-5', 'spaces around it are the same name, and are not kept')
+    assert.equal((await join('peer-6', 'TRAINER-2')).name, 'TRAINER-2-2', 'a suffixed name, in other case, is taken too')
+    assert.equal((await join('peer-1', 'TRAINER', undefined)).name, 'TRAINER', 'a re-join may change the case of its own name')
+    assert.equal((await join('peer-2', 'Trainer', undefined)).name, 'Trainer-2', 'a re-join cannot take another node\'s name in other case (its own -2 is free to it)')
+    const blank = await join('peer-70000000', '\u200b\u2060')
+    assert.equal(blank.name, 'node-70000000', 'a name that reads as nothing gets the default name')
+    assert.equal((await join('peer-70000000', '\u200b', undefined)).name, 'node-70000000', 'and a re-join with one keeps its name')
+    // Cut to fit without splitting a surrogate pair: 99 units ending in half of an emoji's pair.
+    const emoji = `${'e'.repeat(97)}\u{1f600}`
+    assert.equal((await join('peer-8', emoji)).name, emoji)
+    const cutName = (await join('peer-9', emoji)).name
+    assert.equal(cutName, `${'e'.repeat(97)}-2`, 'the emoji goes whole, not half of it')
+    assert.doesNotMatch(cutName, /[\ud800-\udfff]/u, 'no half of a surrogate pair')
+  } finally {
+    await database.close()
+  }
+})

@@ -3,6 +3,7 @@ import type { EnrollRequest, HardwareProfile } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { consumeEnrollmentToken } from './enrollment-tokens.ts'
+import { nameKey } from './name-key.ts'
 import { nodeRecords } from './reputation.ts'
 import type { NodeRecord } from './reputation.ts'
 
@@ -29,13 +30,14 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
       if (existing.revoked_at !== null) {
         throw new CoordinatorError('ERR_NODE_REVOKED', 'this node was revoked by its organization; ask your lab admin')
       }
-      const name = request.name === undefined ? undefined : await freeName(trx, existing.organization_id, request.name, existing.id)
+      const wanted = visibleName(request.name)
+      const name = wanted === undefined ? undefined : await freeName(trx, existing.organization_id, wanted, existing.id)
       await trx.updateTable('nodes')
         .set({
           hardware: JSON.stringify(request.hardware),
           agent_version: request.agentVersion,
           last_seen_at: new Date(),
-          ...(name !== undefined ? { name } : {})
+          ...(name !== undefined ? { name: name.name, name_key: name.key } : {})
         })
         .where('id', '=', existing.id)
         .execute()
@@ -46,12 +48,14 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
     }
     const { tokenId, organizationId } = await consumeEnrollmentToken(trx, request.token)
     const now = new Date()
+    // Node names are public (ledger, model cards): a machine's hostname is not, unless its owner names it so.
+    const name = await freeName(trx, organizationId, visibleName(request.name) ?? `node-${peerId.slice(-8)}`, null)
     const row = await trx.insertInto('nodes')
       .values({
         peer_id: peerId,
         organization_id: organizationId,
-        // Node names are public (ledger, model cards): a machine's hostname is not, unless its owner names it so.
-        name: await freeName(trx, organizationId, request.name ?? `node-${peerId.slice(-8)}`, null),
+        name: name.name,
+        name_key: name.key,
         hardware: JSON.stringify(request.hardware),
         agent_version: request.agentVersion,
         enrolled_with_token_id: tokenId,
@@ -68,23 +72,53 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
 /** Longest node name (protocol/src/enroll.ts). */
 const MAX_NODE_NAME = 100
 
+/** Candidate names looked up per query: a lab rarely has more than a few of one name. */
+const CANDIDATES_PER_QUERY = 32
+
 /**
- * `wanted`, or `wanted-2`, `-3` … where another node of the lab has it: ledger rows and public
- * pages name a node by lab and name, so one node must not pass for another of its lab. Joins
- * of one lab take turns on its row, so two cannot pick the same name at once.
+ * A requested name without the spaces around it (a page shows none, as organization names keep
+ * none), unless it reads as nothing (only spaces or invisible characters): such a node keeps its
+ * name, or gets the default.
  */
-async function freeName (trx: Transaction<Database>, organizationId: string, wanted: string, self: string | null): Promise<string> {
+function visibleName (name: string | undefined): string | undefined {
+  return name === undefined || nameKey(name) === '' ? undefined : name.trim()
+}
+
+/** `wanted` cut to `length` UTF-16 units without splitting a surrogate pair (half of one is not Unicode, and Postgres would store U+FFFD). */
+function cut (wanted: string, length: number): string {
+  if (wanted.length <= length) return wanted
+  const last = wanted.charCodeAt(length - 1)
+  return wanted.slice(0, last >= 0xd800 && last <= 0xdbff ? length - 1 : length)
+}
+
+/** The nth name `wanted` may get: itself, then `wanted-2`, `-3` …, cut to fit the longest name. */
+function candidate (wanted: string, n: number): string {
+  if (n === 1) return wanted
+  const suffix = `-${n}`
+  return cut(wanted, MAX_NODE_NAME - suffix.length) + suffix
+}
+
+/**
+ * `wanted`, or `wanted-2`, `-3` … where another node of the lab has it, compared by `nameKey`
+ * (`nodes.name_key`): ledger rows and public pages name a node by lab and name, so one node must
+ * not pass for another of its lab, neither as typed nor in other case, spacing or invisible
+ * characters ("trainer" and "train\u200ber" are the lab's "Trainer"). Joins of one lab take
+ * turns on its row, so two cannot pick the same name at once.
+ */
+async function freeName (trx: Transaction<Database>, organizationId: string, wanted: string, self: string | null): Promise<{ name: string, key: string }> {
   await trx.selectFrom('organizations').select('id').where('id', '=', organizationId).forUpdate().executeTakeFirst()
-  // Every name a suffix could give: those beginning with as much of `wanted` as a suffix leaves.
-  const prefix = wanted.slice(0, MAX_NODE_NAME - 8).replace(/[\\%_]/g, '\\$&')
-  const taken = new Set((await trx.selectFrom('nodes').select('name').where('organization_id', '=', organizationId)
-    .where('name', 'like', `${prefix}%`)
-    .$if(self !== null, (q) => q.where('id', '!=', self!)).execute()).map((r) => r.name))
-  if (!taken.has(wanted)) return wanted
-  for (let n = 2; ; n++) {
-    const suffix = `-${n}`
-    const name = wanted.slice(0, MAX_NODE_NAME - suffix.length) + suffix
-    if (!taken.has(name)) return name
+  // Exact keys, a batch at a time, on the (organization_id, name_key) index: a lab's node count
+  // is unbounded (tokens of 10,000 uses, as many tokens as it likes), so its names are not read whole.
+  for (let first = 1; ; first += CANDIDATES_PER_QUERY) {
+    const batch = Array.from({ length: CANDIDATES_PER_QUERY }, (_, i) => {
+      const name = candidate(wanted, first + i)
+      return { name, key: nameKey(name) }
+    })
+    const taken = new Set((await trx.selectFrom('nodes').select('name_key').where('organization_id', '=', organizationId)
+      .where('name_key', 'in', batch.map((c) => c.key))
+      .$if(self !== null, (q) => q.where('id', '!=', self!)).execute()).map((r) => r.name_key))
+    const free = batch.find((c) => !taken.has(c.key))
+    if (free !== undefined) return free
   }
 }
 

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict'
 import { openDatabase } from '../db/open-database.ts'
 import type { OpenedDatabase } from '../db/open-database.ts'
 import { CoordinatorError } from '../errors.ts'
-import { createOrganization, ensureOrganization, organizationNameKey, organizationNameProblem } from './organizations.ts'
+import { createOrganization, ensureOrganization, organizationNameProblem } from './organizations.ts'
+import { nameKey } from './name-key.ts'
 
 let database: OpenedDatabase
 beforeAll(async () => { database = await openDatabase({ dataDir: 'memory://' }) })
@@ -43,12 +44,12 @@ test('control, bidirectional and invisible characters are refused in a name; let
   }
   assert.match(organizationNameProblem('Hilltop Lab\u200b')!, /U\+200B/)
   assert.match(organizationNameProblem('x'.repeat(101))!, /1 to 100 characters/)
-  assert.equal(organizationNameKey('  Ｈｉｌｌｔｏｐ\u00a0\u00a0LAB\u200b '), 'hilltop lab')
+  assert.equal(nameKey('  Ｈｉｌｌｔｏｐ\u00a0\u00a0LAB\u200b '), 'hilltop lab')
 })
 
 test('a row inserted without a key (a script, a test) gets one from the database, and its name is taken too', async () => {
   const row = await database.db.insertInto('organizations').values({ name: 'Raw  Inserted LAB' }).returning(['id', 'name_key']).executeTakeFirstOrThrow()
-  assert.equal(row.name_key, organizationNameKey('Raw  Inserted LAB'))
+  assert.equal(row.name_key, nameKey('Raw  Inserted LAB'))
   assert.equal(await refusedCode(createOrganization(database.db, 'raw inserted lab')), 'ERR_NAME_TAKEN')
   assert.equal((await ensureOrganization(database.db, 'Raw Inserted Lab')).id, row.id)
 })

@@ -2,23 +2,12 @@ import type { Kysely } from 'kysely'
 import { plainTextProblem } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
+import { nameKey } from './name-key.ts'
 
 export interface Organization { id: string, name: string, createdAt: Date }
 
 /** The longest organization name, in UTF-16 units as the sign-up form counts them. */
 export const MAX_ORGANIZATION_NAME = 100
-
-/**
- * What two organization names share when people would read them as the same name: compatibility
- * forms folded (full-width letters, ligatures, the no-break space), invisible characters dropped,
- * spacing collapsed, case ignored. `organizations.name_key` holds it, unique, so "Hilltop  Lab",
- * "hilltop lab" and "Hilltop Lab\u200b" are all the taken "Hilltop Lab". (The migration that
- * added the column keeps its own copy of this rule, as it was then.) Letters of other scripts
- * that merely look alike (a Cyrillic "Н") are not folded.
- */
-export function organizationNameKey (name: string): string {
-  return name.normalize('NFKC').replace(/\p{Default_Ignorable_Code_Point}/gu, '').replace(/\s+/gu, ' ').trim().toLowerCase()
-}
 
 /**
  * Invisible characters refused in a name: every default-ignorable code point (zero-width
@@ -44,7 +33,7 @@ export function organizationNameProblem (name: string): string | undefined {
     const cp = invisible[0].codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')
     return `organization name must not hold invisible characters: U+${cp} (zero-width or another default-ignorable character) is refused; remove it`
   }
-  if (organizationNameKey(trimmed) === '') return 'organization name must hold a visible character'
+  if (nameKey(trimmed) === '') return 'organization name must hold a visible character'
   return undefined
 }
 
@@ -62,7 +51,7 @@ function checkedName (name: string): string {
 export async function createOrganization (db: Kysely<Database>, name: string): Promise<Organization> {
   const trimmed = checkedName(name)
   // No conflict target: the name's own unique index and the key's both answer "taken".
-  const row = await db.insertInto('organizations').values({ name: trimmed, name_key: organizationNameKey(trimmed) })
+  const row = await db.insertInto('organizations').values({ name: trimmed, name_key: nameKey(trimmed) })
     .onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst()
   if (row === undefined) {
     throw new CoordinatorError('ERR_NAME_TAKEN', `an organization named “${trimmed}” (or the same name in other case or spacing) already exists; ask its lab admin for an invitation, or choose another name`)
@@ -76,7 +65,7 @@ export async function createOrganization (db: Kysely<Database>, name: string): P
  */
 export async function ensureOrganization (db: Kysely<Database>, name: string): Promise<Organization> {
   const trimmed = checkedName(name)
-  const key = organizationNameKey(trimmed)
+  const key = nameKey(trimmed)
   await db.insertInto('organizations').values({ name: trimmed, name_key: key })
     .onConflict((oc) => oc.doNothing()).execute()
   const row = await db.selectFrom('organizations').selectAll().where((eb) => eb.or([eb('name_key', '=', key), eb('name', '=', trimmed)]))

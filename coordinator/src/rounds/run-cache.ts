@@ -7,7 +7,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { INLINE_EVAL_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
+import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
@@ -41,6 +41,8 @@ export interface RunCacheDeps {
   evaluation?: BackgroundEvaluation
   /** The most FLOPs a validation loss may cost on the event loop (default INLINE_EVAL_FLOPS). */
   inlineEvalFlops?: number
+  /** The most FLOPs scoring one report may cost on the event loop (default INLINE_SCORE_FLOPS); apart from inlineEvalFlops. */
+  inlineScoreFlops?: number
 }
 
 /**
@@ -71,7 +73,7 @@ export class RunCache {
   }
 
   async #scorer (runId: string): Promise<'coordinator' | 'nodes' | 'none'> {
-    return scorer((await this.#load(runId)).spec, this.#d.scoreMaxParams ?? SCORING_MAX_PARAMS, this.#d.inlineEvalFlops ?? INLINE_EVAL_FLOPS)
+    return scorer((await this.#load(runId)).spec, this.#d.scoreMaxParams ?? SCORING_MAX_PARAMS, this.#d.inlineScoreFlops ?? INLINE_SCORE_FLOPS)
   }
 
   /**

@@ -2,7 +2,7 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { countParams, presetConfig } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
-import { INLINE_EVAL_FLOPS, NODE_SCORING_MAX_FLOPS, SCORING_MAX_PARAMS, errorFeedbackDecayOf, evaluationFlops, plannedRounds, runIsDone, scorer, scoringFlops, storedLoss } from './run-plan.ts'
+import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, NODE_SCORING_MAX_FLOPS, SCORING_MAX_PARAMS, errorFeedbackDecayOf, evaluationFlops, plannedRounds, runIsDone, scorer, scoringFlops, storedLoss } from './run-plan.ts'
 
 function spec (goal: { rounds?: number, tokenTarget?: number }): StoredRunSpec {
   return { ...goal, minNodes: 2, recipe: { innerSteps: 10, batchSize: 4, seqLen: 32 } } as unknown as StoredRunSpec
@@ -37,24 +37,32 @@ test('a run stored before the error-feedback decay existed carries all of each r
 test('forward-pass work goes where it costs what that place can spend: scoring and validation by FLOPs, not parameters alone', () => {
   const sized = (paramCount: number, seqLen: number, batchSize = 4, evalBatches = 4): StoredRunSpec =>
     ({ paramCount, evalBatches, minNodes: 1, recipe: { innerSteps: 10, batchSize, seqLen } } as unknown as StoredRunSpec)
-  // The demo's small model at seq 64: 8 windows × 64 tokens × 3 passes × 2 × 198,208 parameters.
-  assert.equal(scoringFlops(sized(198_208, 64)), 8 * 64 * 3 * 2 * 198_208)
-  assert.equal(scorer(sized(198_208, 64), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'coordinator')
-  // Under --score-max-params, but 8,192-token windows: minutes of event loop a report. Nodes score it.
-  assert.equal(scorer(sized(1_000_000, 8192), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'nodes')
-  assert.equal(scorer(sized(23_000_000, 256, 8), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'nodes')
+  // A preset, its positions stretched where the windows are longer (a custom config may do that).
+  const withModel = (preset: string, seqLen: number, batchSize = 4): StoredRunSpec => {
+    const config = presetConfig(preset)
+    const modelConfig = { ...config, max_position_embeddings: Math.max(seqLen, config.max_position_embeddings) }
+    return { ...sized(countParams(modelConfig), seqLen, batchSize), modelConfig } as unknown as StoredRunSpec
+  }
+  const score = (spec: StoredRunSpec): string => scorer(spec, SCORING_MAX_PARAMS, INLINE_SCORE_FLOPS)
+  // The demo's small model at seq 64: 8 windows × 64 tokens × 3 passes × (2 × 198,208 parameters + attention's 4 · 4 layers · 4 heads · 16 · 64).
+  assert.equal(scoringFlops(withModel('small', 64)), 8 * 64 * 3 * (2 * 198_208 + 4 * 4 * 4 * 16 * 64))
+  assert.equal(score(withModel('small', 64)), 'coordinator')
+  // Under --score-max-params, but 2,048-token windows: seconds of event loop a report. Nodes score it.
+  assert.equal(score(withModel('tiny', 2048)), 'nodes')
+  assert.equal(score(withModel('small', 256)), 'nodes', 'its attention takes it past the event loop\'s budget')
+  assert.equal(score(withModel('medium', 256, 8)), 'nodes')
   // A 125M model at 2,048 tokens: hours for any TypeScript scorer, so nobody scores it.
-  assert.equal(scorer(sized(124_278_528, 2048, 8), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'none')
-  assert.ok(scoringFlops(sized(124_278_528, 2048, 8)) > NODE_SCORING_MAX_FLOPS)
-  // What agents refuse is asked of nobody: a model past their 50M parameters, or T² attention past 1 TFLOP.
-  const withModel = (preset: string, seqLen: number): StoredRunSpec => ({ ...sized(countParams(presetConfig(preset)), seqLen), modelConfig: presetConfig(preset) } as unknown as StoredRunSpec)
-  assert.equal(scorer(withModel('large', 64), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'none')
-  assert.equal(scorer(withModel('small', 8192), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'none')
-  assert.equal(scorer(withModel('small', 64), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'coordinator')
-  assert.equal(scorer(withModel('small', 256), SCORING_MAX_PARAMS, INLINE_EVAL_FLOPS), 'nodes', 'its attention takes it past the event loop\'s budget')
-  assert.ok(scoringFlops(withModel('small', 8192)) > scoringFlops(sized(countParams(presetConfig('small')), 8192)), 'attention is counted')
+  assert.equal(score(withModel('125m', 2048, 8)), 'none')
+  assert.ok(scoringFlops(withModel('125m', 2048, 8)) > NODE_SCORING_MAX_FLOPS)
+  // What agents refuse is asked of nobody: a model past their 50M parameters, T² attention past
+  // 1 TFLOP, or a task needing more than half of an 8 GiB machine (small's 8,192-token windows,
+  // two of them: 0.4 TFLOP but 8 GiB of attention).
+  assert.equal(score(withModel('large', 64)), 'none')
+  assert.equal(score(withModel('small', 8192)), 'none')
+  assert.ok(scoringFlops(withModel('small', 8192, 1)) <= NODE_SCORING_MAX_FLOPS)
+  assert.equal(score(withModel('small', 8192, 1)), 'none')
   // --score-max-params 0: nodes score every screened report they can.
-  assert.equal(scorer(sized(198_208, 64), 0, INLINE_EVAL_FLOPS), 'nodes')
+  assert.equal(scorer(withModel('small', 64), 0, INLINE_SCORE_FLOPS), 'nodes')
   // Validation: the demo's windows on the event loop, a 125m run's on the worker thread.
   assert.ok(evaluationFlops(sized(198_208, 64)) <= INLINE_EVAL_FLOPS)
   assert.equal(evaluationFlops(sized(124_278_528, 2048, 8)), 2 * 124_278_528 * 4 * 8 * 2048)

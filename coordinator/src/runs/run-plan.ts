@@ -1,4 +1,5 @@
 import type { Defences, OverlapMode } from '@barnraise/protocol'
+import { AGENT_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, TYPESCRIPT_MAX_PARAMS, scoringTaskBytes, scoringTaskFlops } from '@barnraise/trainer'
 import type { AggregationRule } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
 
@@ -27,8 +28,17 @@ export function evaluationWindows (spec: StoredRunSpec): { batches: number, batc
  * A checkpoint's validation loss costing more than this many FLOPs (2 × parameters × evaluation
  * tokens) is measured on a worker thread after its round closes (checkpoints/background-evaluation.ts),
  * not on the event loop: the demo models' take well under a second, a 125M model's hours.
+ * `--inline-eval-gflop`.
  */
 export const INLINE_EVAL_FLOPS = 2e9
+
+/**
+ * The most FLOPs the coordinator spends scoring one report on its event loop (`scorer`); a
+ * costlier report is scored by nodes, or not at all. `--inline-score-gflop`, apart from
+ * INLINE_EVAL_FLOPS: a report is scored while its round is open, a checkpoint's loss can wait
+ * for a worker thread.
+ */
+export const INLINE_SCORE_FLOPS = 2e9
 
 /** FLOPs of one checkpoint's validation loss: a forward pass (2 × parameters a token) over the evaluation windows. */
 export function evaluationFlops (spec: StoredRunSpec): number {
@@ -77,37 +87,54 @@ export function broadcastsUpdates (d: Defences): boolean {
  */
 export const SCORING_MAX_PARAMS = 1_000_000
 
-/** FLOPs of scoring one report: three forward passes (base, base − Δ, base + Δ) over the scoring windows. */
+/** FLOPs of scoring one report: three forward passes (base, base − Δ, base + Δ) over the scoring windows, counted as agents count them. */
 export function scoringFlops (spec: StoredRunSpec): number {
   const w = scoringWindows(spec)
-  const c = spec.modelConfig
-  const rows = w.batches * w.batchSize
-  // The weights' 2 FLOPs a parameter a token, and attention's T² (as the agent counts it: scoring-task.ts).
-  const attention = c === undefined ? 0 : 4 * c.num_hidden_layers * rows * c.num_attention_heads * w.seqLen * w.seqLen * c.head_dim
-  return 3 * (2 * spec.paramCount * rows * w.seqLen + attention)
+  return scoringTaskFlops(spec.modelConfig, w.batches * w.batchSize, w.seqLen)
 }
 
-/** The largest model a node scores: the TypeScript forward pass's (node-agent's TYPESCRIPT_MAX_PARAMS), past which agents refuse scoring tasks. */
-export const NODE_SCORING_MAX_PARAMS = 50_000_000
+/** Bytes a scoring task of this run needs on the node (weights thrice, a forward pass), counted as agents count them. */
+export function scoringBytes (spec: StoredRunSpec): number {
+  const w = scoringWindows(spec)
+  return scoringTaskBytes(spec.modelConfig, w.batches * w.batchSize, w.seqLen)
+}
+
+/** The largest model a node scores: the TypeScript forward pass's, past which agents refuse scoring tasks. */
+export const NODE_SCORING_MAX_PARAMS = TYPESCRIPT_MAX_PARAMS
 
 /**
  * Scoring a report costing more than this is not asked of nodes either: their scorer is the
- * TypeScript forward pass too (about 10 minutes of one core at 1.6 GFLOP/s; agents refuse
- * tasks over 2 TFLOP), so such reports are screened without held-out scores, as overlapped
- * runs' are.
+ * TypeScript forward pass too (about 10 minutes of one core at 1.6 GFLOP/s), so such reports are
+ * screened without held-out scores, as overlapped runs' are. Derived from what agents accept
+ * (half of it, the room it always had), so the two limits cannot drift apart.
  */
-export const NODE_SCORING_MAX_FLOPS = 1e12
+export const NODE_SCORING_MAX_FLOPS = AGENT_SCORING_MAX_FLOPS / 2
+
+/**
+ * The smallest machine the coordinator counts on to score: nodes are asked only for tasks an
+ * agent with this much memory accepts (SCORING_MEMORY_SHARE of it). Long windows of a small model
+ * fit the FLOP budget while their T² attention needs gigabytes; an agent with less memory refuses
+ * the task and the report is judged without its scores.
+ */
+export const NODE_SCORING_MEMORY_BYTES = 8 * 2 ** 30
+
+/** Whether an agent with default limits (on a machine of NODE_SCORING_MEMORY_BYTES) takes this run's scoring tasks. */
+export function nodesCanScore (spec: StoredRunSpec): boolean {
+  return spec.paramCount <= NODE_SCORING_MAX_PARAMS &&
+    scoringFlops(spec) <= NODE_SCORING_MAX_FLOPS &&
+    scoringBytes(spec) <= SCORING_MEMORY_SHARE * NODE_SCORING_MEMORY_BYTES
+}
 
 /**
  * Who scores a screened run's reports on held-out data: the coordinator, for a model up to
- * `scoreMaxParams` whose three forward passes fit the event loop's budget; else two other
- * nodes, up to NODE_SCORING_MAX_FLOPS; else nobody (screened without held-out scores).
+ * `scoreMaxParams` whose three forward passes fit the event loop's budget (`inlineScoreFlops`,
+ * `--inline-score-gflop`); else two other nodes, where agents would take the task
+ * (`nodesCanScore`); else nobody (screened without held-out scores).
  */
-export function scorer (spec: StoredRunSpec, scoreMaxParams: number, inlineFlops: number): 'coordinator' | 'nodes' | 'none' {
-  const flops = scoringFlops(spec)
-  if (spec.paramCount <= scoreMaxParams && flops <= inlineFlops) return 'coordinator'
+export function scorer (spec: StoredRunSpec, scoreMaxParams: number, inlineScoreFlops: number): 'coordinator' | 'nodes' | 'none' {
+  if (spec.paramCount <= scoreMaxParams && scoringFlops(spec) <= inlineScoreFlops) return 'coordinator'
   // What agents would refuse (scoring-task.ts) is asked of nobody: the run then picks twins instead.
-  return flops <= NODE_SCORING_MAX_FLOPS && spec.paramCount <= NODE_SCORING_MAX_PARAMS ? 'nodes' : 'none'
+  return nodesCanScore(spec) ? 'nodes' : 'none'
 }
 
 /** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */

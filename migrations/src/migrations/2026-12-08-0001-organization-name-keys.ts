@@ -2,16 +2,25 @@ import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 
 /**
- * The rule as the coordinator had it when this migration was written
- * (`organizationNameKey` in coordinator/src/nodes/organizations.ts): kept here so this
- * migration computes the same keys however that rule changes later.
+ * The rule as the coordinator had it when this migration was written (`organizationNameKey` in
+ * coordinator/src/nodes/organizations.ts then, `nameKey` in coordinator/src/nodes/name-key.ts
+ * now): kept here so this migration, and 2026-12-10-0001 (node names) that reuses it, compute
+ * the same keys however that rule changes later.
  */
-function nameKey (name: string): string {
+export function nameKey (name: string): string {
   return name.normalize('NFKC').replace(/\p{Default_Ignorable_Code_Point}/gu, '').replace(/\s+/gu, ' ').trim().toLowerCase()
 }
 
 /** Default_Ignorable_Code_Point (Unicode 17) as a Postgres regular-expression bracket. */
-const IGNORABLE = String.raw`[\u00ad\u034f\u061c\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]`
+export const IGNORABLE = String.raw`[\u00ad\u034f\u061c\u115f-\u1160\u17b4-\u17b5\u180b-\u180f\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufff8\U0001bca0-\U0001bca3\U0001d173-\U0001d17a\U000e0000-\U000e0fff]`
+
+/**
+ * `nameKey` in SQL, of the text `expression` (a trigger's `new.name`): the same for every name
+ * whose case Postgres folds as JavaScript does (all of ASCII, and more under a UTF-8 locale).
+ */
+export function nameKeySql (expression: string): string {
+  return String.raw`lower(btrim(regexp_replace(regexp_replace(normalize(${expression}, NFKC), '${IGNORABLE}', '', 'g'), '\s+', ' ', 'g')))`
+}
 
 /**
  * `organizations.name_key`, unique: what a name reads as (compatibility forms folded, invisible
@@ -37,7 +46,7 @@ export async function up (db: Kysely<unknown>): Promise<void> {
   await sql.raw(String.raw`create function organizations_name_key() returns trigger language plpgsql as $$
     begin
       if new.name_key is null or (tg_op = 'UPDATE' and new.name is distinct from old.name and new.name_key is not distinct from old.name_key) then
-        new.name_key := lower(btrim(regexp_replace(regexp_replace(normalize(new.name, NFKC), '${IGNORABLE}', '', 'g'), '\s+', ' ', 'g')));
+        new.name_key := ${nameKeySql('new.name')};
       end if;
       return new;
     end

@@ -9,7 +9,8 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { probeHardware } from '../hardware.ts'
 import { parseCoordinatorAddress } from '../coordinator-client.ts'
 import { readEnrollment } from '../enrollment-file.ts'
-import { resolveDataDir, secureDataDir } from '../data-dir.ts'
+import { readTokenFile } from './token-file.ts'
+import { DataDirError, PEER_KEY_FILE, resolveDataDir, secureDataDir } from '../data-dir.ts'
 import { RefusedError, plainSay, runSession } from '../session.ts'
 import { AgentMetrics } from '../metrics/agent-metrics.ts'
 import type { Server } from 'node:http'
@@ -22,8 +23,9 @@ import { executorOptions, parseExecutorFlags } from '../executors/executor-flags
 const MAX_HEARTBEAT_SECONDS = 20
 
 /**
- * `barnraise-agent join --coordinator MULTIADDR --token TOKEN`: enroll this machine and stay
- * connected. A node that enrolled before may omit both; it re-joins with its saved identity.
+ * `barnraise-agent join --coordinator MULTIADDR --token TOKEN` (or `--token-file PATH`): enroll
+ * this machine and stay connected. A node that enrolled before may omit both; it re-joins with
+ * its saved identity.
  */
 export async function runJoinCommand (argv: string[]): Promise<number> {
   const { values } = parseArgs({
@@ -32,6 +34,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       coordinator: { type: 'string' },
       verbose: { type: 'boolean', short: 'v', default: false },
       token: { type: 'string' },
+      'token-file': { type: 'string' },
       name: { type: 'string' },
       'data-dir': { type: 'string' },
       'heartbeat-interval': { type: 'string', default: '10' },
@@ -56,8 +59,22 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     process.stderr.write('barnraise-agent join: --coordinator <multiaddr> is required (the coordinator prints it at start)\n')
     return 2
   }
-  if (values.token === undefined && saved === undefined) {
-    process.stderr.write('barnraise-agent join: --token <token> is required for the first join; ask your lab admin for one\n')
+  if (values.token !== undefined && values['token-file'] !== undefined) {
+    process.stderr.write('barnraise-agent join: give the token one way: --token TOKEN or --token-file PATH, not both (--token-file keeps it out of the process list and your shell history)\n')
+    return 2
+  }
+  let token = values.token
+  if (values['token-file'] !== undefined) {
+    const read = await readTokenFile(values['token-file'])
+    if (!read.ok) {
+      process.stderr.write(`barnraise-agent join: ${read.message}\n`)
+      return 2
+    }
+    if (read.warning !== undefined) warn(`barnraise-agent join: warning: ${read.warning}`)
+    token = read.token
+  }
+  if (token === undefined && saved === undefined) {
+    process.stderr.write('barnraise-agent join: --token <token> is required for the first join (or --token-file <path>, a file holding it); ask your lab admin for one\n')
     return 2
   }
   let heartbeatSeconds = Number(values['heartbeat-interval'])
@@ -89,9 +106,10 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   }
   // The node's enrollment, optimizer state and blobs are its owner's alone.
   try {
-    secureDataDir(dataDir)
+    const secured = secureDataDir(dataDir)
+    if (secured.warning !== undefined) warn(`barnraise-agent join: warning: ${secured.warning}`)
   } catch (err) {
-    process.stderr.write(`barnraise-agent join: ${(err as Error).message}\n`)
+    process.stderr.write(`barnraise-agent join: ${(err as Error).message}${err instanceof DataDirError ? ` (${err.code})` : ''}\n`)
     return 2
   }
   // Two agents on one data directory would share a key, a cache and optimizer state.
@@ -122,7 +140,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     }
   }
   const coordinator = parseCoordinatorAddress(address)
-  const { key, created } = await loadOrCreatePeerKey(join(dataDir, 'peer.key'))
+  const { key, created } = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE))
   const hardware = await probeHardware()
   const metrics = metricsPort === undefined ? undefined : new AgentMetrics(hardware)
   // A node that does not train fetches nothing, so it has nothing to exchange either.
@@ -167,10 +185,10 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       hardware,
       ...(metrics !== undefined ? { metrics } : {}),
       ...(peers !== undefined ? { peers } : {}),
-      ...(values.token !== undefined ? { token: values.token } : {}),
+      ...(token !== undefined ? { token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
-      ...(executor === undefined ? {} : { work: { executor, key } }),
+      ...(executor === undefined ? {} : { work: { executor, key, maxMemoryBytes: flags.settings.memoryLimitBytes } }),
       signal: controller.signal,
       verbose: values.verbose,
       say

@@ -2,6 +2,8 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createExecutor, formatOffers, workloadFor } from './executor-choice.ts'
 import { parseExecutorFlags } from './executor-flags.ts'
+import { presetConfig } from '@barnraise/trainer'
+import { syntheticUnit } from './synthetic-unit.ts'
 
 test('--executor auto measures TypeScript and torch on the CPU and keeps the faster one', async () => {
   const { executor, offers } = await createExecutor('auto', { threads: 1, device: 'cpu' })
@@ -52,9 +54,27 @@ test('executor flags are checked with a message naming the flag', () => {
   for (const device of ['cuda:all', 'cuda:0,cuda:1', 'cpu,cpu']) assert.equal(parseExecutorFlags({ device }, 1, 'auto').ok, true, device)
   for (const device of ['cuda:0,', ',cuda:1', 'cuda:0,tpu', 'cuda:all,cuda:1']) assert.equal(parseExecutorFlags({ device }, 1, 'auto').ok, false, device)
   assert.equal(parseExecutorFlags({ 'max-memory': '-1' }, 1, 'auto').ok, false)
+  assert.deepEqual(parseExecutorFlags({ 'max-memory': '8 gigs' }, 1, 'auto'), { ok: false, message: '--max-memory has an unknown unit "gigs": give a size such as 8GiB or 512MiB (KiB, MiB, GiB, TiB, or KB, MB, GB, TB; a bare number is GiB)' })
+  const sized = parseExecutorFlags({ 'max-memory': '512MiB' }, 1, 'auto')
+  assert.equal(sized.ok && sized.settings.memoryLimitBytes, 2 ** 29)
   assert.deepEqual(parseExecutorFlags({ 'shard-optimizer': 'yes' }, 1, 'auto'), { ok: false, message: '--shard-optimizer must be auto, on or off' })
   const ok = parseExecutorFlags({ executor: 'torch', device: 'cuda:1', precision: 'float32', 'max-memory': '0.5' }, 4, 'auto')
   assert.deepEqual(ok, { ok: true, choice: 'torch', settings: { threads: 4, device: 'cuda:1', precision: 'float32', checkpointing: 'auto', sharding: 'auto', memoryLimitBytes: 2 ** 29 } })
   const sharded = parseExecutorFlags({ device: 'cuda:all', 'shard-optimizer': 'on' }, 4, 'auto')
   assert.equal(sharded.ok && sharded.settings.sharding, 'on')
+})
+
+test('--max-memory reaches the TypeScript trainer join builds: a unit over it is declined naming the flag', async () => {
+  const flags = parseExecutorFlags({ executor: 'typescript', 'max-memory': '200MiB' }, 1, 'auto')
+  assert.ok(flags.ok)
+  const { executor } = await createExecutor(flags.choice, flags.settings)
+  try {
+    // ~0.27 GiB of training memory: over 200 MiB on any machine.
+    const unit = syntheticUnit({ ...presetConfig('tiny'), max_position_embeddings: 8192 }, { innerSteps: 1, batchSize: 2, seqLen: 2048 })
+    const refusal = await executor.check?.(unit, new AbortController().signal)
+    assert.equal(refusal?.code, 'ERR_UNIT_TOO_LARGE')
+    assert.match(refusal?.message ?? '', /this node allows 0\.2 GiB \(--max-memory\)/)
+  } finally {
+    await executor.close?.()
+  }
 })

@@ -27,6 +27,7 @@ export interface ExecutorSettings {
   precision?: Precision
   checkpointing?: Checkpointing
   sharding?: Sharding
+  /** --max-memory: the most memory a unit may plan to use, on the GPU for torch on CUDA, on the host otherwise */
   memoryLimitBytes?: number
   log?: (line: string) => void
 }
@@ -102,7 +103,7 @@ function errorOf (err: unknown): { code: string, message: string } {
 export async function surveyExecutors (settings: ExecutorSettings, measure = true): Promise<{ offers: ExecutorOffer[], executors: Map<string, Executor> }> {
   const offers: ExecutorOffer[] = []
   const executors = new Map<string, Executor>()
-  const ts = new TypeScriptExecutor({ threads: settings.threads })
+  const ts = new TypeScriptExecutor({ threads: settings.threads, maxMemoryBytes: settings.memoryLimitBytes })
   executors.set('typescript', ts)
   offers.push(await offerOf('typescript', ts, measure))
   let cpu: TorchExecutor
@@ -169,7 +170,7 @@ export function formatOffers (offers: ExecutorOffer[]): string {
  * back to TypeScript, saying why, when torch cannot start.
  */
 export async function createExecutor (choice: ExecutorChoice, settings: ExecutorSettings): Promise<{ executor: Executor, offers?: ExecutorOffer[] }> {
-  if (choice === 'typescript') return { executor: new TypeScriptExecutor({ threads: settings.threads }) }
+  if (choice === 'typescript') return { executor: new TypeScriptExecutor({ threads: settings.threads, maxMemoryBytes: settings.memoryLimitBytes }) }
   if (choice === 'torch') return { executor: await TorchExecutor.start(settings) }
   const { offers, executors } = await surveyExecutors(settings)
   // An explicit --device limits auto to that device (and the CPU executors).

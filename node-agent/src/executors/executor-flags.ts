@@ -1,6 +1,7 @@
 // The command-line options that choose and configure an executor, shared by join, info and selftest.
 import type { ExecutorChoice, ExecutorSettings } from './executor-choice.ts'
 import { EXECUTOR_CHOICES } from './executor-choice.ts'
+import { parseMemorySize } from '../memory-size.ts'
 import type { Checkpointing, Precision, Sharding } from './torch-executor.ts'
 
 /** parseArgs option declarations for the executor flags. */
@@ -23,7 +24,9 @@ export const EXECUTOR_USAGE = `executor options:
   --checkpointing auto|on|off        activation checkpointing (auto: when a unit only fits with it)
   --shard-optimizer auto|on|off      several devices: share AdamW's moments over them (auto: when a
                                      replica of model and moments per device does not fit)
-  --max-memory GIB                   never plan to use more device memory than this`
+  --max-memory SIZE                  never plan to use more memory than this (8GiB, 512MiB; a bare number is GiB):
+                                     the GPU's for torch on CUDA, the host's for the TypeScript trainer, torch on
+                                     the CPU and scoring other nodes' reports (which already take at most half of it)`
 
 // One device, every GPU, or a list of them (cpu,cpu runs two ranks on the CPU, for tests).
 const DEVICE = /^(auto|cpu|cuda(:\d+)?|cuda:all|(cpu|cuda:\d+)(,(cpu|cuda:\d+))+)$/
@@ -46,9 +49,9 @@ export function parseExecutorFlags (values: { executor?: string, python?: string
   if (!SHARDING.includes(sharding)) return { ok: false, message: '--shard-optimizer must be auto, on or off' }
   let memoryLimitBytes: number | undefined
   if (values['max-memory'] !== undefined) {
-    const gib = Number(values['max-memory'])
-    if (!(gib > 0)) return { ok: false, message: '--max-memory must be a positive number of GiB' }
-    memoryLimitBytes = Math.floor(gib * 2 ** 30)
+    const size = parseMemorySize(values['max-memory'], '--max-memory')
+    if (!size.ok) return size
+    memoryLimitBytes = size.bytes
   }
   return {
     ok: true,

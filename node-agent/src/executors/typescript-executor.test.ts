@@ -67,3 +67,24 @@ test('the time estimate counts attention, which dominates a small model at a lon
   assert.equal(slow?.code, 'ERR_UNIT_TOO_SLOW')
   assert.match(slow?.message ?? '', /at seqLen 4096: at least \d+ s on 1 CPU thread/)
 })
+
+test('--max-memory caps what the TypeScript trainer plans with, and a unit over it is refused naming the flag; it never raises the cap', async () => {
+  const config = { ...presetConfig('tiny'), max_position_embeddings: 8192 }
+  // ~0.27 GiB: fits half of a 16 GiB machine, not a 0.2 GiB cap.
+  const mid = syntheticUnit(config, { innerSteps: 1, batchSize: 2, seqLen: 2048 })
+  assert.equal(typescriptRefusal(mid, 1, { memoryBytes: 8 * GiB }), undefined)
+  const refused = typescriptRefusal(mid, 1, { memoryBytes: 8 * GiB, maxMemoryBytes: GiB / 5 })
+  assert.equal(refused?.code, 'ERR_UNIT_TOO_LARGE')
+  assert.match(refused?.message ?? '', /this node allows 0\.2 GiB \(--max-memory\)\. Join with a larger --max-memory, ask the organizer/)
+  // A cap above the machine's share leaves the share in charge.
+  const share = typescriptRefusal(mid, 1, { memoryBytes: 0.1 * GiB, maxMemoryBytes: 64 * GiB })
+  assert.doesNotMatch(share?.message ?? '', /--max-memory/)
+  assert.match(share?.message ?? '', /this node allows 0\.1 GiB\. Ask the organizer/)
+  // The executor the join flag builds says the same before any download.
+  const executor = new TypeScriptExecutor({ threads: 1, maxMemoryBytes: GiB / 5 })
+  try {
+    assert.match((await executor.check(mid))?.message ?? '', /\(--max-memory\)/)
+  } finally {
+    await executor.close()
+  }
+})

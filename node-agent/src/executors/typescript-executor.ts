@@ -2,15 +2,9 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
 import { totalmem } from 'node:os'
 import { join } from 'node:path'
 import type { WorkUnit } from '@barnraise/protocol'
-import { AdamW, GradientPool, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining, trainingAttentionBytes, trainingWorkspaceBytes } from '@barnraise/trainer'
+import { AdamW, GradientPool, TYPESCRIPT_MAX_PARAMS, countParams, createParamSet, decodeAdamWState, encodeAdamWState, runLocalTraining, trainingAttentionBytes, trainingFlopsPerToken, trainingWorkspaceBytes } from '@barnraise/trainer'
 import type { Executor, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
-
-/**
- * Past this size the CPU trainer is the wrong tool: the 186M `large` preset runs at a few
- * tokens per second per core, so a round of any useful size takes hours. GPU presets start at 124M.
- */
-export const TYPESCRIPT_MAX_PARAMS = 50_000_000
 
 /**
  * An optimistic training rate per thread (measured here: 2–4 GFLOP/s per core). Optimistic on
@@ -46,6 +40,8 @@ export function typescriptTrainingBytes (unit: WorkUnit, threads: number): { tot
 export interface TypeScriptLimits {
   /** the memory a unit may plan to use; default half of os.totalmem() */
   memoryBytes?: number
+  /** --max-memory: a cap below that, never a raise (the rest of the machine is the donor's) */
+  maxMemoryBytes?: number
   now?: number
 }
 
@@ -59,18 +55,18 @@ export function typescriptRefusal (unit: WorkUnit, threads: number, limits: Type
   // Attention keeps layers × batch × heads × seqLen² floats for backward: a tiny model with a
   // long sequence needs more memory than the machine has, and an allocation that large ends in
   // the OOM killer (this agent or the donor's other programs), not a catchable error.
-  const limit = limits.memoryBytes ?? MEMORY_SHARE * totalmem()
+  const share = limits.memoryBytes ?? MEMORY_SHARE * totalmem()
+  const capped = limits.maxMemoryBytes !== undefined && limits.maxMemoryBytes < share
+  const limit = capped ? limits.maxMemoryBytes! : share
   const need = typescriptTrainingBytes(unit, threads)
   if (need.total > limit) {
     const perThread = need.shares > 1 ? ` (${need.shares} threads of ${need.rowsPerShare} row${need.rowsPerShare === 1 ? '' : 's'} each)` : ''
-    return new ExecutorError('ERR_UNIT_TOO_LARGE', `seqLen ${r.seqLen} × batch ${r.batchSize} needs ~${gib(need.total)} GiB to train on the TypeScript CPU trainer${perThread}, ~${gib(need.attention)} GiB of it attention memory (it grows with seqLen²); this node allows ${gib(limit)} GiB${limits.memoryBytes === undefined ? ` (half of this machine's ${gib(totalmem())} GiB)` : ''}. Ask the organizer for a shorter seqLen or a smaller batch, or join with --executor torch (a GPU)`)
+    const allows = capped ? ' (--max-memory)' : limits.memoryBytes === undefined ? ` (half of this machine's ${gib(totalmem())} GiB)` : ''
+    return new ExecutorError('ERR_UNIT_TOO_LARGE', `seqLen ${r.seqLen} × batch ${r.batchSize} needs ~${gib(need.total)} GiB to train on the TypeScript CPU trainer${perThread}, ~${gib(need.attention)} GiB of it attention memory (it grows with seqLen²); this node allows ${gib(limit)} GiB${allows}. ${capped ? 'Join with a larger --max-memory, ask' : 'Ask'} the organizer for a shorter seqLen or a smaller batch, or join with --executor torch (a GPU)`)
   }
   const tokens = r.innerSteps * r.batchSize * r.seqLen
-  // 6·params per token for the matrix products, plus attention's scores and weighted sums:
-  // 4·layers·heads·headDim·seqLen per token forward, three times that with backward.
-  const c = unit.modelConfig
-  const attentionFlopsPerToken = 12 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * r.seqLen
-  const seconds = tokens * (6 * params + attentionFlopsPerToken) / (OPTIMISTIC_FLOPS_PER_THREAD * threads)
+  // Forward and backward, attention's T² share included (the trainer's cost.ts).
+  const seconds = tokens * trainingFlopsPerToken(unit.modelConfig, r.seqLen) / (OPTIMISTIC_FLOPS_PER_THREAD * threads)
   const now = limits.now ?? Date.now()
   const left = (Date.parse(unit.deadline) - now) / 1000
   // A deadline already past (or a skewed clock) is the coordinator's call, not ours.
@@ -106,12 +102,18 @@ export class TypeScriptExecutor implements Executor {
   readonly kind = 'typescript' as const
   readonly #threads: number
   readonly #memoryBytes: number | undefined
+  readonly #maxMemoryBytes: number | undefined
   #pool: { key: string, pool: GradientPool } | undefined
 
-  /** `threads` CPU threads share each step (batch rows split across worker threads); `memoryBytes` caps what a unit may need (default half of this machine's memory). */
-  constructor (options: { threads?: number, memoryBytes?: number } = {}) {
+  /**
+   * `threads` CPU threads share each step (batch rows split across worker threads); `memoryBytes`
+   * is what a unit may need (default half of this machine's memory), `maxMemoryBytes`
+   * (--max-memory) a cap below it.
+   */
+  constructor (options: { threads?: number, memoryBytes?: number, maxMemoryBytes?: number } = {}) {
     this.#threads = options.threads ?? 1
     this.#memoryBytes = options.memoryBytes
+    this.#maxMemoryBytes = options.maxMemoryBytes
     this.name = `the TypeScript CPU trainer (${this.#threads} thread${this.#threads === 1 ? '' : 's'})`
   }
 
@@ -139,7 +141,7 @@ export class TypeScriptExecutor implements Executor {
 
   /** All of `check`: it needs only the unit and this machine's figures. */
   precheck (unit: WorkUnit): ExecutorError | undefined {
-    return typescriptRefusal(unit, this.#threads, this.#memoryBytes !== undefined ? { memoryBytes: this.#memoryBytes } : {})
+    return typescriptRefusal(unit, this.#threads, { memoryBytes: this.#memoryBytes, maxMemoryBytes: this.#maxMemoryBytes })
   }
 
   async train (request: TrainRequest): Promise<TrainResult> {

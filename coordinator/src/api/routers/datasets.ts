@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { plainTextProblem } from '@barnraise/protocol'
 import { DATASET_FORMATS, TOKENIZER_CATALOG } from '@barnraise/datasets'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
@@ -16,7 +17,11 @@ export const datasetsRouter = router({
    */
   create: roleProcedure('organizer')
     .input(z.object({
-      name: z.string().trim().min(1, 'name the dataset').max(100),
+      // Shown beside the runs that train on it and in shard records: plain text, as organization names are.
+      name: z.string().trim().min(1, 'name the dataset').max(100).superRefine((name, ctx) => {
+        const problem = plainTextProblem(name)
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `dataset name ${problem}`, input: name })
+      }),
       format: z.enum(DATASET_FORMATS),
       field: z.string().trim().max(200).nullable().default(null),
       tokenizer: tokenizerName,

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { plainTextProblem } from '@barnraise/protocol'
 import { TRPCError } from '@trpc/server'
 import { protectedProcedure, publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { pledgeStatement, pledgesOfUser, runPledgeSummary } from '../../pledges/pledge-statements.ts'
@@ -27,7 +28,12 @@ export const pledgesRouter = router({
       runId: z.string().uuid('a run id is a UUID, as in /runs/<id>'),
       kind: z.enum(['usd', 'gpu_hours', 'cpu_core_hours']),
       amount: z.number({ message: 'enter an amount' }).positive('the amount must be more than zero').max(1e9, 'that is more than we can record'),
-      note: z.string().trim().max(500).optional()
+      // Public beside the pledge: plain text, except that a note may run to several lines (line
+      // feeds and tabs reorder and hide nothing; a page shows them as spaces).
+      note: z.string().trim().max(500).superRefine((note, ctx) => {
+        const problem = plainTextProblem(note, 'multi-line')
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `pledge note ${problem}`, input: note })
+      }).optional()
     }))
     .mutation(async ({ ctx, input }) => {
       takeOrRefuse(ctx.rates.pledges, ctx.user.id, 'pledges')

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { plainTextProblem } from '@barnraise/protocol'
 import { TRPCError } from '@trpc/server'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
@@ -17,7 +18,11 @@ export const runsRouter = router({
   /** Uploads text files and turns them into shards; the result goes in a spec's `dataset`. */
   uploadDataset: roleProcedure('organizer')
     .input(z.object({
-      name: z.string().trim().min(1, 'name the dataset').max(100),
+      // Shown beside the runs that train on it and in shard records: plain text, as organization names are.
+      name: z.string().trim().min(1, 'name the dataset').max(100).superRefine((name, ctx) => {
+        const problem = plainTextProblem(name)
+        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `dataset name ${problem}`, input: name })
+      }),
       files: z.array(z.object({ name: z.string().max(255), text: z.string().max(MAX_UPLOAD_BYTES) })).min(1, 'add at least one text file').max(100)
     }))
     .mutation(async ({ ctx, input }) => {

@@ -1,0 +1,61 @@
+import { afterAll, beforeAll, test } from 'vitest'
+import assert from 'node:assert/strict'
+import type { Kysely } from 'kysely'
+import { countParams, encodeShard, presetConfig } from '@barnraise/trainer'
+import { openTestStore } from '../../../test/support/store.ts'
+import type { Database } from '../db/schema.ts'
+import type { BlobStore } from '../blobs/blob-store.ts'
+import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
+import { createLogger } from '../log.ts'
+import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, evaluationFlops, scoringFlops } from '../runs/run-plan.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
+import { RunCache } from './run-cache.ts'
+
+let store: Awaited<ReturnType<typeof openTestStore>>
+let db: Kysely<Database>
+let runId: string
+
+// The demo's small model at seq 64: both its validation loss and a report's scoring fit the default 2 GFLOP budgets.
+const config = presetConfig('small')
+const spec = {
+  modelConfig: config, paramCount: countParams(config), vocabSize: config.vocab_size, evalBatches: 4, minNodes: 1,
+  recipe: { innerSteps: 10, batchSize: 4, seqLen: 64 }, validationShard: { sha256: 'v'.repeat(64), tokens: 4096 }, defences: { screening: true }
+} as unknown as StoredRunSpec
+// The validation shard, served by a stand-in blob store: the inline loss reads it.
+const validation = encodeShard(Array.from({ length: 4096 }, (_, i) => (i * 37) % 256), 256)
+const blobs = { get: async () => validation } as unknown as BlobStore
+// Only its presence matters here: a loss over the budget is left to it.
+const evaluation = {} as BackgroundEvaluation
+const log = createLogger('run-cache-test')
+
+beforeAll(async () => {
+  store = await openTestStore('run-cache')
+  db = store.db
+  runId = (await db.insertInto('runs').values({ name: 'r', status: 'running', spec: JSON.stringify(spec), failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null }).returning('id').executeTakeFirstOrThrow()).id
+}, 60_000)
+afterAll(async () => { await store?.close() })
+
+test('the inline budgets for validation and scoring are independent: each flag moves only its own work', async () => {
+  assert.ok(evaluationFlops(spec) <= INLINE_EVAL_FLOPS && scoringFlops(spec) <= INLINE_SCORE_FLOPS, 'both fit the defaults')
+  assert.equal(INLINE_SCORE_FLOPS, INLINE_EVAL_FLOPS, 'the scoring budget defaults to what the shared flag was')
+  const flat = new Float32Array(spec.paramCount)
+  const defaults = new RunCache({ db, blobs, log, evaluation })
+  assert.equal(await defaults.scoresItself(runId), true)
+  assert.equal(typeof await defaults.validationLoss(runId, flat), 'number', 'measured on the event loop')
+
+  // --inline-eval-gflop 0: every loss goes to the worker thread, and the coordinator still scores inline.
+  const noInlineEval = new RunCache({ db, blobs, log, evaluation, inlineEvalFlops: 0 })
+  assert.equal(await noInlineEval.validationLoss(runId, flat), undefined, 'left to the worker thread')
+  assert.equal(await noInlineEval.scoresItself(runId), true)
+
+  // --inline-score-gflop 0: nodes score the reports, and the loss is still measured inline.
+  const noInlineScore = new RunCache({ db, blobs, log, evaluation, inlineScoreFlops: 0 })
+  assert.equal(await noInlineScore.scoresItself(runId), false)
+  assert.equal(await noInlineScore.nodesScore(runId), true)
+  assert.equal(typeof await noInlineScore.validationLoss(runId, flat), 'number', 'measured on the event loop')
+
+  // A large scoring budget with no inline validation: an operator's "score here, measure losses elsewhere".
+  const scoreOnly = new RunCache({ db, blobs, log, evaluation, inlineEvalFlops: 0, inlineScoreFlops: 1e12 })
+  assert.equal(await scoreOnly.scoresItself(runId), true)
+  assert.equal(await scoreOnly.validationLoss(runId, flat), undefined)
+})
