@@ -95,3 +95,23 @@ export function toPlainText (text: string, lines: TextLines = 'single-line'): st
   for (const ch of normalized) out += refused(ch.codePointAt(0)!, lines) ? ' ' : ch
   return out
 }
+
+/** Whether `text` shows nothing: only whitespace and invisible (default-ignorable) characters. */
+export function readsAsNothing (text: string): boolean {
+  return text.replace(/[\s\p{Default_Ignorable_Code_Point}]/gu, '') === ''
+}
+
+/**
+ * A name people read on public pages (a run's, a dataset's): trimmed, 1 to `max` characters,
+ * single-line plain text, and showing something. `label` starts each message ("run name must
+ * be plain text: …"), `missing` is what an empty one is told.
+ */
+export function publicNameSchema (label: string, options: { max: number, missing: string }) {
+  return z.string().trim().min(1, options.missing).max(options.max).superRefine((name, ctx) => {
+    // An empty one was told `missing` already.
+    if (name === '') return
+    const problem = plainTextProblem(name)
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `${label} ${problem}`, input: name })
+    else if (readsAsNothing(name)) ctx.addIssue({ code: 'custom', message: `${label} shows nothing: it holds only spaces and invisible characters; ${options.missing}`, input: name })
+  })
+}

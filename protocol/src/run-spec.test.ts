@@ -76,3 +76,19 @@ test('a run name is plain text: controls and bidirectional overrides are refused
   // Spaces and line breaks around a name are trimmed first, as before.
   assert.equal(runSpecSchema.parse({ name: '  tidy\n', rounds: 3 }).name, 'tidy')
 })
+
+test('a run name must show something, and a description is plain text that may run to several lines', () => {
+  for (const name of ['\u200b', ' \u2060\u200b ', '\ufeff']) {
+    const bad = runSpecSchema.safeParse({ name, rounds: 3 })
+    assert.equal(bad.success, false, JSON.stringify(name))
+    const errors = describeSpecErrors(bad.error!)
+    assert.deepEqual(errors.map((e) => e.field), ['name'])
+    assert.match(errors[0]!.message, /^(run name shows nothing: it holds only spaces and invisible characters; )?give the run a name$/)
+  }
+  assert.equal(runSpecSchema.parse({ name: 'a', rounds: 3, description: 'line one\nline two\tend' }).description, 'line one\nline two\tend')
+  for (const description of ['\u001b[31mred', 'crlf\r\n', 'swap\u202eit']) {
+    const bad = runSpecSchema.safeParse({ name: 'a', rounds: 3, description })
+    assert.equal(bad.success, false, JSON.stringify(description))
+    assert.deepEqual(describeSpecErrors(bad.error!).map((e) => e.field), ['description'])
+  }
+})

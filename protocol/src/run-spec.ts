@@ -1,7 +1,7 @@
 import { CODEC_NAMES } from './codecs/index.ts'
 import type { CodecName } from './codecs/index.ts'
 import { z } from 'zod'
-import { plainTextProblem } from './plain-text.ts'
+import { plainTextSchema, publicNameSchema } from './plain-text.ts'
 
 /** Where a shard the coordinator does not hold can be fetched: plain HTTP(S), checked against its sha256 after. */
 export const shardUrlSchema = z.string().max(2000).regex(/^https?:\/\/[^\s]+$/, 'must be an http(s) URL')
@@ -134,11 +134,9 @@ export const modelSpecSchema = z.union([
 /** A run as organizers write it (CLI JSON file or dashboard form). */
 export const runSpecSchema = z.object({
   // Shown on public pages, the ledger's exports, model cards and organizers' terminals: plain text, as organization names are.
-  name: z.string().trim().min(1, 'give the run a name').max(100).superRefine((name, ctx) => {
-    const problem = plainTextProblem(name)
-    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `run name ${problem}`, input: name })
-  }),
-  description: z.string().max(2000).default(''),
+  name: publicNameSchema('run name', { max: 100, missing: 'give the run a name' }),
+  // On the run page and the model cards, under the name: prose, so line feeds are allowed.
+  description: plainTextSchema({ max: 2000, lines: 'multi-line' }).default(''),
   model: modelSpecSchema.default({ preset: 'small' }),
   dataset: datasetSpecSchema.default({ source: 'demo-corpus' }),
   recipe: recipeSchema.default(recipeSchema.parse({})),

@@ -1,5 +1,5 @@
 import { z } from 'zod'
-import { plainTextProblem } from '@barnraise/protocol'
+import { plainTextSchema, publicNameSchema } from '@barnraise/protocol'
 import { DATASET_FORMATS, TOKENIZER_CATALOG } from '@barnraise/datasets'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
@@ -18,14 +18,12 @@ export const datasetsRouter = router({
   create: roleProcedure('organizer')
     .input(z.object({
       // Shown beside the runs that train on it and in shard records: plain text, as organization names are.
-      name: z.string().trim().min(1, 'name the dataset').max(100).superRefine((name, ctx) => {
-        const problem = plainTextProblem(name)
-        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `dataset name ${problem}`, input: name })
-      }),
+      name: publicNameSchema('dataset name', { max: 100, missing: 'name the dataset' }),
       format: z.enum(DATASET_FORMATS),
-      field: z.string().trim().max(200).nullable().default(null),
+      // Both shown on the dataset's page and in its shards' records.
+      field: plainTextSchema({ max: 200 }).trim().nullable().default(null),
       tokenizer: tokenizerName,
-      fileName: z.string().trim().min(1).max(255),
+      fileName: plainTextSchema({ min: 1, max: 255 }).trim(),
       fileBytes: z.number().int().positive('the file is empty')
     }))
     .mutation(async ({ ctx, input }) => {

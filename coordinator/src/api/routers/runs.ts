@@ -1,9 +1,9 @@
 import { z } from 'zod'
-import { plainTextProblem } from '@barnraise/protocol'
+import { plainTextSchema, publicNameSchema } from '@barnraise/protocol'
 import { TRPCError } from '@trpc/server'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { getRunDetail, listRunSummaries } from '../../runs/run-queries.ts'
-import { changeRunStatus, createRun } from '../../runs/runs.ts'
+import { changeRunStatus, createRun, parseRunSpec } from '../../runs/runs.ts'
 import { allowedActions } from '../../runs/run-states.ts'
 import { MAX_UPLOAD_BYTES, shardUploadedText } from '../../runs/datasets.ts'
 import { modelPresetList } from '../../runs/run-resolution.ts'
@@ -19,11 +19,8 @@ export const runsRouter = router({
   uploadDataset: roleProcedure('organizer')
     .input(z.object({
       // Shown beside the runs that train on it and in shard records: plain text, as organization names are.
-      name: z.string().trim().min(1, 'name the dataset').max(100).superRefine((name, ctx) => {
-        const problem = plainTextProblem(name)
-        if (problem !== undefined) ctx.addIssue({ code: 'custom', message: `dataset name ${problem}`, input: name })
-      }),
-      files: z.array(z.object({ name: z.string().max(255), text: z.string().max(MAX_UPLOAD_BYTES) })).min(1, 'add at least one text file').max(100)
+      name: publicNameSchema('dataset name', { max: 100, missing: 'name the dataset' }),
+      files: z.array(z.object({ name: plainTextSchema({ max: 255 }), text: z.string().max(MAX_UPLOAD_BYTES) })).min(1, 'add at least one text file').max(100)
     }))
     .mutation(async ({ ctx, input }) => {
       takeOrRefuse(ctx.rates.datasetUploads, ctx.user.id, 'dataset uploads')
@@ -53,8 +50,11 @@ export const runsRouter = router({
   create: roleProcedure('organizer')
     .input(z.object({ spec: z.unknown(), start: z.boolean().default(false) }))
     .mutation(async ({ ctx, input }) => {
+      // A spec that does not parse costs nothing and is not counted: a form's typo must not use
+      // up the hour's creations. What costs work (datasets, URLs) comes after the count.
+      const spec = parseRunSpec(input.spec)
       takeOrRefuse(ctx.rates.runCreations, ctx.user.id, 'runs created')
-      const run = await createRun(ctx, input.spec, ctx.user!.id, ctx.limits, { anyDataset: ctx.user!.roles.includes('admin') })
+      const run = await createRun(ctx, spec, ctx.user!.id, ctx.limits, { anyDataset: ctx.user!.roles.includes('admin') })
       if (input.start) await changeRunStatus(ctx.db, run.id, 'start')
       ctx.changes.publish('runs', run.id)
       return { id: run.id }
