@@ -64,7 +64,12 @@ test('forward-pass work goes where it costs what that place can spend: scoring a
   // --score-max-params 0: nodes score every screened report they can.
   assert.equal(scorer(withModel('small', 64), 0, INLINE_SCORE_FLOPS), 'nodes')
   // Validation: the demo's windows on the event loop, a 125m run's on the worker thread.
-  assert.ok(evaluationFlops(sized(198_208, 64)) <= INLINE_EVAL_FLOPS)
-  assert.equal(evaluationFlops(sized(124_278_528, 2048, 8)), 2 * 124_278_528 * 4 * 8 * 2048)
-  assert.ok(evaluationFlops(sized(124_278_528, 2048, 8)) > INLINE_EVAL_FLOPS)
+  assert.ok(evaluationFlops(withModel('small', 64)) <= INLINE_EVAL_FLOPS)
+  const c125 = presetConfig('125m')
+  const perToken = 2 * countParams(c125) + 4 * c125.num_hidden_layers * c125.num_attention_heads * c125.head_dim * 2048
+  assert.equal(evaluationFlops(withModel('125m', 2048, 8)), 4 * 8 * 2048 * perToken, 'four windows of eight rows, attention counted')
+  assert.ok(evaluationFlops(withModel('125m', 2048, 8)) > INLINE_EVAL_FLOPS)
+  // Long windows of a small model: the weights alone fit the budget, their attention does not.
+  const long = withModel('tiny', 1024, 1)
+  assert.ok(2 * long.paramCount * 4 * 1024 <= INLINE_EVAL_FLOPS && evaluationFlops(long) > INLINE_EVAL_FLOPS, 'tiny at 1,024 tokens: 0.9 GFLOP of weights, 3 GFLOP with attention')
 })

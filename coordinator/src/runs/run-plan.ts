@@ -1,5 +1,5 @@
 import type { Defences, OverlapMode } from '@barnraise/protocol'
-import { AGENT_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, TYPESCRIPT_MAX_PARAMS, scoringTaskBytes, scoringTaskFlops } from '@barnraise/trainer'
+import { AGENT_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, TYPESCRIPT_MAX_PARAMS, forwardFlopsPerToken, scoringTaskBytes, scoringTaskFlops } from '@barnraise/trainer'
 import type { AggregationRule } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
 
@@ -25,8 +25,8 @@ export function evaluationWindows (spec: StoredRunSpec): { batches: number, batc
 }
 
 /**
- * A checkpoint's validation loss costing more than this many FLOPs (2 × parameters × evaluation
- * tokens) is measured on a worker thread after its round closes (checkpoints/background-evaluation.ts),
+ * A checkpoint's validation loss costing more than this many FLOPs (`evaluationFlops`) is
+ * measured on a worker thread after its round closes (checkpoints/background-evaluation.ts),
  * not on the event loop: the demo models' take well under a second, a 125M model's hours.
  * `--inline-eval-gflop`.
  */
@@ -40,10 +40,10 @@ export const INLINE_EVAL_FLOPS = 2e9
  */
 export const INLINE_SCORE_FLOPS = 2e9
 
-/** FLOPs of one checkpoint's validation loss: a forward pass (2 × parameters a token) over the evaluation windows. */
+/** FLOPs of one checkpoint's validation loss: a forward pass over the evaluation windows, T² attention counted (model/cost.ts, as scoring is). */
 export function evaluationFlops (spec: StoredRunSpec): number {
   const w = evaluationWindows(spec)
-  return 2 * spec.paramCount * w.batches * w.batchSize * w.seqLen
+  return w.batches * w.batchSize * w.seqLen * forwardFlopsPerToken(spec.modelConfig, w.seqLen)
 }
 
 /** A measured loss as stored: null when it is not a finite number (a diverged model). */
