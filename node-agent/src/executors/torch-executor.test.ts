@@ -231,6 +231,7 @@ describe('torch executor', () => {
       assert.ok(refusal instanceof ExecutorError)
       assert.equal(refusal.code, 'ERR_UNIT_TOO_LARGE')
       assert.match(refusal.message, /needs about 0\.6 GiB \(0\.20M parameters.*batch 8 × seq 512 in float32\) but cpu has 0\.1 GiB of free host memory/)
+      assert.match(refusal.message, /or join with a larger --max-memory \(this node allows 0\.1 GiB\) or a larger GPU$/)
       assert.equal(await capped.check(syntheticUnit(tiny, { innerSteps: 1, batchSize: 4, seqLen: 32 })), undefined)
       await assert.rejects(capped.train({ unit: large, base: initParams(small, 1).flat, batches: randomBatches(1, 256, 8, 512), stateDir: join(dir, 'too-large'), ...quiet }),
         (err: unknown) => err instanceof ExecutorError && err.code === 'ERR_UNIT_TOO_LARGE')

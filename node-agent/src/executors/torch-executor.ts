@@ -280,7 +280,10 @@ export class TorchExecutor implements Executor {
       try {
         const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen, signal)
         if (plan.fits) return undefined
-        return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or join with a larger GPU`)
+        // Where the node's own --max-memory set the bound, that is the first thing its owner can change.
+        const limit = this.#options.memoryLimitBytes
+        const larger = limit === undefined ? 'join with a larger GPU' : `join with a larger --max-memory (this node allows ${(limit / 2 ** 30).toFixed(1)} GiB) or a larger GPU`
+        return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or ${larger}`)
       } catch (err) {
         if (signal?.aborted === true || !isChildFailure(err)) throw err
         this.#restarts++
