@@ -177,7 +177,7 @@ describe('the session cookie is Secure when the dashboard is served over HTTPS',
 
   test('behind a proxy the operator declared trusted, and only then; the address is the one the proxy wrote', async () => {
     for (const trustProxy of [true, false]) {
-      const coordinator = await Coordinator.start({ dataDir: join(await tempDir('proxy'), 'install'), httpPort: 0, p2pPort: 0, trustProxy, rates: { signUpsPerHour: 2 } })
+      const coordinator = await Coordinator.start({ dataDir: join(await tempDir('proxy'), 'install'), httpPort: 0, p2pPort: 0, trustProxy, rates: { signUpsPerHour: 2, signUpsPerNetworkPerHour: 3 } })
       try {
         const res = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, setupCode: coordinator.setupCode }), { 'content-type': 'application/json', 'x-forwarded-proto': 'https' })
         assert.equal(res.status, 200)
@@ -194,6 +194,17 @@ describe('the session cookie is Secure when the dashboard is served over HTTPS',
           assert.deepEqual(statuses, [200, 200, 429], 'sign-ups are counted against 203.0.113.7, whatever the client put first')
           const elsewhere = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: 'someone@else.test', organization: 'Else Lab' }), { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.8' })
           assert.equal(elsewhere.status, 200, 'another address has its own count')
+
+          // One IPv6 /48 (a customer's 65,536 /64s) counts as one network: 3 sign-ups an hour here.
+          const fromNetwork = []
+          for (let i = 0; i < 5; i++) {
+            const signUp = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: `v6-${i}@evil.test`, organization: `V6 ${i}` }), { 'content-type': 'application/json', 'x-forwarded-for': `2001:db8:7:${i}::1` })
+            fromNetwork.push([signUp.status, signUp.status === 429 ? (await signUp.json() as { error: { message: string } }).error.message : ''])
+          }
+          assert.deepEqual(fromNetwork.map(([status]) => status), [200, 200, 200, 429, 429], 'five /64s of one /48')
+          assert.match(String(fromNetwork[3]![1]), /too many sign-ups from this network in the last hour/)
+          const otherNetwork = await post(coordinator.url, 'auth.signUp', JSON.stringify({ ...SIGN_UP, email: 'v6-other@else.test', organization: 'V6 Else' }), { 'content-type': 'application/json', 'x-forwarded-for': '2001:db8:8::1' })
+          assert.equal(otherNetwork.status, 200, 'another /48 has its own count')
         }
       } finally {
         await coordinator.stop()

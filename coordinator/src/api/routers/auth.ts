@@ -9,7 +9,9 @@ import { SELF_SERVE_ROLES } from '../../accounts/roles.ts'
 import { organizationNameProblem } from '../../nodes/organizations.ts'
 import { protectedProcedure, publicProcedure, router } from '../trpc.ts'
 import type { ApiContext } from '../context.ts'
-import { takeOrRefuse } from '../../limits/api-rates.ts'
+import { takeOrRefuseAll } from '../../limits/api-rates.ts'
+import type { WindowLimiter } from '../../limits/window-limiter.ts'
+import { networkOf } from '../../http/address-key.ts'
 
 export const signUpInput = z.object({
   email: z.string().trim().email('enter a valid email address').max(200),
@@ -75,7 +77,12 @@ export const authRouter = router({
    */
   signUp: publicProcedure.input(signUpInput).mutation(async ({ ctx, input }): Promise<SessionUser> => {
     const email = input.email.toLowerCase()
-    takeOrRefuse(ctx.rates.signUps, ctx.clientAddress, 'sign-ups from this address')
+    const network = networkOf(ctx.clientAddress)
+    takeOrRefuseAll([
+      [ctx.rates.signUps, ctx.clientAddress, 'sign-ups from this address'],
+      // An IPv4 address is its own network: there the per-address limit is the one that binds.
+      ...(network !== ctx.clientAddress ? [[ctx.rates.signUpNetworks, network, 'sign-ups from this network'] as [WindowLimiter, string, string]] : [])
+    ])
     let user: SessionUser
     try {
       user = await signUp(ctx.db, input, { setupCode: ctx.setupCode, openOrganizing: ctx.openOrganizing })
