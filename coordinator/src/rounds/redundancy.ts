@@ -18,37 +18,15 @@ function mix (a: number, b: number): number {
 }
 
 /**
- * Which of a round's units double another: floor(fraction × units) twins, each paired with a
- * distinct original, chosen afresh each round. `classes` is each unit's node's device class
- * (deviceClass of its latest executor; null while unknown): nodes of one class are paired with
- * each other first, since only such twins must agree closely (the strict check), and the rest
- * are paired across classes (checked only to point the same way). A round of one node has none.
+ * Which of a round's `count` units double another: floor(fraction × count) twins, each paired
+ * with a distinct original, chosen afresh each round. A round of one node has none.
  */
-export function pickTwins (classes: ReadonlyArray<string | null>, fraction: number, round: number): TwinPairs {
-  const count = classes.length
+export function pickTwins (count: number, fraction: number, round: number): TwinPairs {
   const twins = Math.min(Math.floor(fraction * count), Math.floor(count / 2))
   if (twins <= 0) return []
   const order = Array.from({ length: count }, (_, i) => i).sort((a, b) => mix(round, a) - mix(round, b) || a - b)
   const pairs: TwinPairs = []
-  const paired = new Set<number>()
-  // Classes in the order the round's shuffle first meets them, so which class is doubled first changes too.
-  const byClass = new Map<string, number[]>()
-  for (const i of order) {
-    const c = classes[i]
-    if (c === null || c === undefined) continue
-    const members = byClass.get(c)
-    if (members === undefined) byClass.set(c, [i])
-    else members.push(i)
-  }
-  for (const members of byClass.values()) {
-    for (let k = 0; 2 * k + 1 < members.length && pairs.length < twins; k++) {
-      const pair: [number, number] = [members[k]!, members[members.length - 1 - k]!]
-      pairs.push(pair)
-      paired.add(pair[0]).add(pair[1])
-    }
-  }
-  const rest = order.filter((i) => !paired.has(i))
-  for (let k = 0; pairs.length < twins; k++) pairs.push([rest[k]!, rest[rest.length - 1 - k]!])
+  for (let k = 0; k < twins; k++) pairs.push([order[k]!, order[count - 1 - k]!])
   return pairs
 }
 

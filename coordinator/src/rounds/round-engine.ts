@@ -16,7 +16,6 @@ import type { WorkSource } from '../p2p/work-service.ts'
 import { organizationsServing } from '../nodes/serving-choices.ts'
 import { takeRanges, rangeTokens } from './data-cursor.ts'
 import { pickTwins } from './redundancy.ts'
-import { nodeDeviceClasses } from './node-classes.ts'
 import type { NodeScoring } from './node-scoring.ts'
 import type { RunLocks } from './run-lock.ts'
 import { failRun } from '../runs/runs.ts'
@@ -284,9 +283,9 @@ export class RoundEngine implements WorkSource {
       // Not with node scoring: a report held for its scores and for its twin at once is more
       // bookkeeping than either check is worth; such runs rely on the scores.
       const nodeScored = defencesOf(spec).screening && await this.#cache.nodesScore(runId)
-      const redundancy = nodeScored ? 0 : defencesOf(spec).redundancy
-      const classes = redundancy > 0 ? await nodeDeviceClasses(trx, nodes.map((n) => n.id)) : nodes.map(() => null)
-      const twins = new Map(pickTwins(classes, redundancy, number).map(([original, twin]) => [twin, original]))
+      // Paired without regard to device class: the class is the node's own claim, and pairing by
+      // it would let two colluders naming one made-up GPU be each other's only twin.
+      const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))
       // Ids are made here so the whole round goes in as one INSERT (one round trip, not one a node).
       const made: Array<{ id: string, ranges: TokenRange[], steps: number | null, codec: CodecName | null }> = []
       const rows: Array<Insertable<AssignmentsTable>> = []
