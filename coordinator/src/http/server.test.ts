@@ -130,6 +130,9 @@ test('behind a trusted proxy the caller is the address the proxy wrote, and a re
   assert.equal((await get(metrics, { 'x-forwarded-for': '127.0.0.1, 203.0.113.9' })).status, 403, 'a client cannot put loopback in front of the entry the proxy appends')
   assert.equal((await get(metrics)).status, 403, 'no X-Forwarded-For: a proxy that wrote none, not this machine')
   assert.equal((await get(metrics, { 'x-forwarded-for': '203.0.113.9, 127.0.0.1' })).status, 200)
+  // A stranger who reaches the HTTP port directly, not through the proxy, and forges the header.
+  server.from('203.0.113.9')
+  assert.equal((await get(metrics, { 'x-forwarded-for': '127.0.0.1' })).status, 403, 'the socket must be this machine\'s too')
   assert.equal(server.scrapes(), 1)
   assert.deepEqual(lines.filter((l) => l.level === 'warn'), [], 'with --trust-proxy the header is believed, not warned about')
 })

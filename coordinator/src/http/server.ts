@@ -189,8 +189,12 @@ export function metricsTokenProblem (token: string): string | null {
  * none for is not local.
  */
 function metricsRefusal (req: IncomingMessage, options: HttpServerOptions): { status: number, code: string, error: string } | null {
-  const caller = options.trustProxy === true && options.tls === undefined ? forwardedFor(req) : req.socket.remoteAddress ?? ''
-  if (isLoopbackAddress(caller)) return null
+  // The socket must be this machine's either way: behind a proxy, X-Forwarded-For is believed
+  // only from the proxy, and a coordinator whose HTTP port strangers can reach directly (one
+  // --host for HTTP and libp2p) would otherwise open /metrics to a forged "127.0.0.1".
+  const socketLocal = isLoopbackAddress(req.socket.remoteAddress ?? '')
+  const behindProxy = options.trustProxy === true && options.tls === undefined
+  if (socketLocal && (!behindProxy || isLoopbackAddress(forwardedFor(req)))) return null
   const token = options.metricsToken
   if (token === undefined) {
     return {
