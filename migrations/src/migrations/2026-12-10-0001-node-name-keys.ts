@@ -13,8 +13,8 @@ const CHUNK = 500
  * where two nodes of a lab already read the same, the one seen first keeps the key and each later
  * one gets the key, a line feed and its id, which no name's key can be (whitespace collapses to a
  * space), so this migration cannot fail; such a node keeps its name until it re-joins with
- * `--name`, when the coordinator gives it a free one. A row inserted without a key (a script, a
- * test) gets it from a trigger, as organizations do.
+ * `--name`, when the coordinator gives it a free one. A row inserted or updated without a key (a
+ * script, a test; a rename by hand sets name_key to null) gets it from a trigger.
  */
 export async function up (db: Kysely<unknown>): Promise<void> {
   await sql`alter table nodes add column name_key text`.execute(db)
@@ -32,7 +32,11 @@ export async function up (db: Kysely<unknown>): Promise<void> {
   }
   await sql.raw(String.raw`create function nodes_name_key() returns trigger language plpgsql as $$
     begin
-      if new.name_key is null or (tg_op = 'UPDATE' and new.name is distinct from old.name and new.name_key is not distinct from old.name_key) then
+      -- Only a row given no key: the coordinator always writes its own (exact) key, and a rename
+      -- that leaves the key as it was (a change of case) must not have it replaced by this
+      -- approximation, which folds some scripts' case differently (a final sigma, or nothing at
+      -- all under a C locale). A script that renames a node sets name_key to null to recompute it.
+      if new.name_key is null then
         new.name_key := ${nameKeySql('new.name')};
       end if;
       return new;
