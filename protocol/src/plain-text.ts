@@ -72,11 +72,13 @@ export function plainTextProblem (text: string, lines: TextLines = 'single-line'
 
 /**
  * A string schema for node-supplied text: `min` to `max` characters, and plain text (see
- * `plainTextProblem`). Single-line unless `lines` says otherwise.
+ * `plainTextProblem`). Single-line unless `lines` says otherwise; `trim` trims it first, so the
+ * bounds count what is kept (a name of spaces is empty).
  */
-export function plainTextSchema (options: { max: number, min?: number, lines?: TextLines }): z.ZodString {
+export function plainTextSchema (options: { max: number, min?: number, lines?: TextLines, trim?: boolean }): z.ZodString {
   const lines = options.lines ?? 'single-line'
-  return z.string().min(options.min ?? 0).max(options.max).superRefine((text, ctx) => {
+  const base = options.trim === true ? z.string().trim() : z.string()
+  return base.min(options.min ?? 0).max(options.max).superRefine((text, ctx) => {
     const problem = plainTextProblem(text, lines)
     if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem, input: text })
   })

@@ -59,7 +59,8 @@ test('a dataset that shows no name, or whose file name or field is not plain tex
   const cases: Array<[Record<string, unknown>, RegExp]> = [
     [{ name: '\u200b\u2060' }, /dataset name shows nothing: it holds only spaces and invisible characters; name the dataset/],
     [{ name: 'ok', fileName: 'invoice\u202egnp.jsonl' }, /U\+202E/],
-    [{ name: 'ok', field: 'te\u001bxt' }, /U\+001B/]
+    [{ name: 'ok', field: 'te\u001bxt' }, /U\+001B/],
+    [{ name: 'ok', fileName: '   ' }, /at least 1|>=1|too small/i]
   ]
   for (const [input, what] of cases) {
     const err = await refusal(caller.create({ ...file, ...input } as Parameters<typeof caller.create>[0]))

@@ -21,9 +21,9 @@ export const datasetsRouter = router({
       name: publicNameSchema('dataset name', { max: 100, missing: 'name the dataset' }),
       format: z.enum(DATASET_FORMATS),
       // Both shown on the dataset's page and in its shards' records.
-      field: plainTextSchema({ max: 200 }).trim().nullable().default(null),
+      field: plainTextSchema({ max: 200, trim: true }).nullable().default(null),
       tokenizer: tokenizerName,
-      fileName: plainTextSchema({ min: 1, max: 255 }).trim(),
+      fileName: plainTextSchema({ min: 1, max: 255, trim: true }),
       fileBytes: z.number().int().positive('the file is empty')
     }))
     .mutation(async ({ ctx, input }) => {
