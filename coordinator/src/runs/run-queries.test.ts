@@ -8,7 +8,7 @@ import { openDatabase } from '../db/open-database.ts'
 import type { Database } from '../db/schema.ts'
 import { ReadCounter } from '../../../test/support/read-counts.ts'
 import { seedLongRun } from '../../../test/support/long-run.ts'
-import { RUN_DETAIL_CHECKPOINTS, RUN_DETAIL_ROUNDS, getRunDetail, listRunSummaries, thinEvenly } from './run-queries.ts'
+import { RUN_DETAIL_CHECKPOINTS, RUN_DETAIL_ROUNDS, getRunDetail, listRunSummaries, lossCurve, thinEvenly } from './run-queries.ts'
 
 let db: Kysely<Database>
 let close: () => Promise<void>
@@ -66,14 +66,33 @@ test(`runs.get thins a longer run's loss curve to ${RUN_DETAIL_CHECKPOINTS} chec
   assert.equal(detail.summary.latestValLoss, 5 - (rounds - 1) / rounds, 'the summary\'s loss is the newest measured, thinned or not')
 })
 
-test('thinning leaves short lists alone and never passes its bound', () => {
+test('thinning leaves short lists alone and otherwise gives exactly its bound, in order, each row once', () => {
   const rows = Array.from({ length: 10 }, (_, i) => i)
   assert.equal(thinEvenly(rows, 10), rows)
-  for (const [n, most] of [[11, 10], [1001, 1000], [5000, 7], [5, 3], [4, 3]] as const) {
-    const thinned = thinEvenly(Array.from({ length: n }, (_, i) => i), most, (r) => [r[1]])
-    assert.ok(thinned.length <= most, `${n} → ${most}: ${thinned.length}`)
-    assert.ok(thinned.includes(0) && thinned.includes(n - 1) && thinned.includes(1))
+  for (const [n, most] of [[11, 10], [1001, 1000], [5000, 7], [5, 3], [4, 3], [3, 2], [1500, 999]] as const) {
+    const thinned = thinEvenly(Array.from({ length: n }, (_, i) => i), most)
+    assert.equal(thinned.length, Math.max(2, most), `${n} → ${most}`)
+    assert.equal(new Set(thinned).size, thinned.length, 'no row twice')
+    assert.deepEqual(thinned, [...thinned].sort((a, b) => a - b), 'in order')
+    assert.ok(thinned.includes(0) && thinned.includes(n - 1))
   }
+})
+
+test('a long run\'s loss curve keeps its measured points, not rows without a loss', () => {
+  // A large model's run: one checkpoint in ten measured, and the newest still waiting.
+  const rows = Array.from({ length: 3000 }, (_, i) => ({ round: i, val_loss: i % 10 === 0 ? 5 - i / 1000 : null }))
+  const curve = lossCurve(rows, 1000)
+  const measured = rows.filter((r) => r.val_loss !== null)
+  assert.equal(curve.length, measured.length + 1, 'every measured point (300 fit), and the newest')
+  assert.deepEqual(curve.slice(0, -1), measured)
+  assert.equal(curve.at(-1), rows.at(-1))
+  // More measured points than fit: thinned evenly among themselves, the first and newest measured kept.
+  const dense = Array.from({ length: 3000 }, (_, i) => ({ round: i, val_loss: i % 2 === 0 ? 1 : null }))
+  const thinned = lossCurve(dense, 1000)
+  assert.equal(thinned.length, 1000)
+  assert.ok(thinned.slice(0, -1).every((r) => r.val_loss !== null))
+  assert.deepEqual([thinned[0]!.round, thinned.at(-2)!.round, thinned.at(-1)!.round], [0, 2998, 2999])
+  assert.equal(lossCurve(rows.slice(0, 5), 1000).length, 5, 'a short run is listed whole')
 })
 
 test('runs.list takes each run\'s latest validation loss in the same query as the runs, not every checkpoint row of the install', async () => {

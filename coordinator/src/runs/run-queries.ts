@@ -67,20 +67,36 @@ export const RUN_DETAIL_ROUNDS = 500
 
 /**
  * The most checkpoints `runs.get` lists (the loss curve's points): a longer run's are thinned
- * evenly, keeping round 0, the newest and the newest with a loss; every checkpoint is still
- * listed, a page at a time, by `runs.checkpoints` and `/api/runs/:id/checkpoints`.
+ * (`lossCurve`); every checkpoint is still listed, a page at a time, by `runs.checkpoints` and
+ * `/api/runs/:id/checkpoints`.
  */
 export const RUN_DETAIL_CHECKPOINTS = 1000
 
-/** At most `most` of `rows` (or just the always-kept ones, if they are more), evenly spaced, always with the first, the last and each of `keep`'s picks. */
-export function thinEvenly<T> (rows: T[], most: number, keep: (rows: T[]) => Array<T | undefined> = () => []): T[] {
+/** At most `most` of `rows` (at least the first and the last), evenly spaced, always with the first and the last. */
+export function thinEvenly<T> (rows: T[], most: number): T[] {
   if (rows.length <= most) return rows
-  const kept = new Set<T>([rows[0]!, rows.at(-1)!, ...keep(rows).filter((r): r is T => r !== undefined)])
-  // Evenly spaced picks, leaving room for the ones kept regardless.
-  const room = most - kept.size
-  const stride = (rows.length - 1) / Math.max(1, room)
-  for (let i = 0; i < room; i++) kept.add(rows[Math.round(i * stride)]!)
-  return rows.filter((r) => kept.has(r))
+  // The first, the last, and `most - 2` picks evenly spaced strictly between them: the stride
+  // is over 1 (there are more rows than picks), so no two picks round to the same row.
+  const room = Math.max(0, most - 2)
+  const stride = (rows.length - 1) / (room + 1)
+  const picked = [rows[0]!]
+  for (let i = 1; i <= room; i++) picked.push(rows[Math.round(i * stride)]!)
+  picked.push(rows.at(-1)!)
+  return picked
+}
+
+/**
+ * A run's checkpoints for its loss curve, at most `most`: all of them when they fit; else the
+ * measured ones thinned evenly (the first and the newest kept), and the newest checkpoint
+ * whether measured or not. Long runs of large models leave most checkpoints unmeasured (only
+ * the newest waiting one is), and a point without a loss draws nothing.
+ */
+export function lossCurve<T extends { val_loss: number | null }> (rows: T[], most: number): T[] {
+  if (rows.length <= most) return rows
+  const newest = rows.at(-1)!
+  const measured = rows.filter((r) => r.val_loss !== null)
+  if (newest.val_loss !== null) return thinEvenly(measured, most)
+  return [...thinEvenly(measured, most - 1), newest]
 }
 
 /** Rows by a key, in one pass (each row is looked at once, not once per group). */
@@ -104,7 +120,7 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
   if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}`)
   const allCheckpoints = await db.selectFrom('checkpoints').select(['round', 'sha256', 'tokens_seen', 'val_loss', 'created_at']).where('run_id', '=', runId).orderBy('round').execute()
   const latestLoss = allCheckpoints.findLast((c) => c.val_loss !== null)?.val_loss ?? null
-  const checkpoints = thinEvenly(allCheckpoints, RUN_DETAIL_CHECKPOINTS, (rows) => [rows.findLast((c) => c.val_loss !== null)])
+  const checkpoints = lossCurve(allCheckpoints, RUN_DETAIL_CHECKPOINTS)
   const rounds = (await db.selectFrom('rounds').selectAll().where('run_id', '=', runId)
     .orderBy('opened_at', 'desc').orderBy('number', 'desc').limit(RUN_DETAIL_ROUNDS).execute()).reverse()
   // What the older rounds add up to, so the page can say how many it leaves out and count tokens from the start.
@@ -143,7 +159,7 @@ export async function getRunDetail (db: Kysely<Database>, runId: string) {
     spec,
     /** the dataset this run waits for (it starts when that is ready, if `startWhenReady`); null once it has its shards */
     awaiting: awaited === undefined ? null : { dataset: awaitedDatasetView(awaited), startWhenReady: run.start_when_ready },
-    /** the run's checkpoints oldest first, evenly thinned to at most RUN_DETAIL_CHECKPOINTS (round 0, the newest and the newest with a loss always kept) */
+    /** the run's checkpoints oldest first; past RUN_DETAIL_CHECKPOINTS, its measured ones evenly thinned and the newest (`lossCurve`) */
     checkpoints: checkpoints.map((c) => ({ round: c.round, sha256: c.sha256, tokensSeen: c.tokens_seen, valLoss: c.val_loss, createdAt: c.created_at.toISOString() })),
     /** checkpoints left out of `checkpoints` by the thinning */
     checkpointsOmitted: allCheckpoints.length - checkpoints.length,
