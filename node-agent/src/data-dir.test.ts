@@ -99,6 +99,26 @@ test('a peer key open to other users is refused before anything changes', () => 
   })
 })
 
+test('an existing directory other users may write is refused: they could plant links where the agent keeps its state', () => {
+  const root = scratch()
+  underUmask(() => {
+    for (const open of [0o777, 0o775, 0o757]) {
+      const dir = join(root, `shared-${open.toString(8)}`)
+      mkdirSync(dir)
+      chmodSync(dir, open)
+      assert.throws(() => secureDataDir(dir), (err) => {
+        assert.ok(err instanceof DataDirError)
+        assert.equal(err.code, 'ERR_DATA_DIR')
+        assert.match(err.message, new RegExp(`can be written by other users of this machine \\(mode 0${open.toString(8)}\\)`))
+        assert.match(err.message, /chmod 700 '.*'; otherwise join with --data-dir naming a folder that does not exist yet/)
+        return true
+      })
+      assert.throws(() => statSync(join(dir, 'blobs')), /ENOENT/, 'nothing was made in it')
+      assert.equal(mode(dir), open, 'and its mode is left alone')
+    }
+  })
+})
+
 test('modes mean nothing on Windows: the directory is only made', () => {
   const dir = join(scratch(), 'agent')
   assert.deepEqual(secureDataDir(dir, 'win32'), { created: true })

@@ -55,6 +55,8 @@ const quoted = (path: string): string => `'${path.replace(/'/g, '\'\\\'\'')}'`
  *   user's other files. The agent makes its own folders in it (`blobs/`, `runs/`) 0700 when it
  *   creates them, and when the directory is open to other users the result carries one warning
  *   saying so and what to do.
+ * - An existing directory other users may write is refused (`ERR_DATA_DIR`): they could plant
+ *   links where the agent keeps its state.
  * - A peer key other users may read is refused (`ERR_KEY_EXPOSED`), before anything changes: it
  *   signs the node's reports, so whoever read it can act as this node, and whether that happened
  *   is the owner's call (tighten it, or move it aside for a new identity), not the agent's.
@@ -73,6 +75,7 @@ export function secureDataDir (dir: string, platform: NodeJS.Platform = process.
   }
   if (!statSync(dir).isDirectory()) throw new DataDirError('ERR_DATA_DIR', `the data directory ${dir} is not a directory; give --data-dir a directory`)
   const own = created || resolve(dir) === defaultDataDir()
+  refuseWritableByOthers(dir, own)
   if (own) {
     // The mode passed to mkdir is cut by the umask, and an older agent made its default folder 0755.
     makePrivate(dir)
@@ -91,6 +94,19 @@ export function secureDataDir (dir: string, platform: NodeJS.Platform = process.
       `the agent keeps ${['its key 0600', ...closed.map((f) => `${f.name} 0700`)].join(', ')}. ` +
       `If the folder is the agent's alone, run chmod 700 ${quoted(dir)}; otherwise join with --data-dir naming a folder that does not exist yet, which the agent creates private`
   }
+}
+
+/**
+ * Throws ERR_DATA_DIR when another user may write the directory (and it is not the agent's own,
+ * which it makes 0700 next): they could put links of theirs where the agent keeps its state
+ * (`blobs/`, `runs/`, the key), and the agent would read and write through them.
+ */
+function refuseWritableByOthers (dir: string, own: boolean): void {
+  if (own) return
+  const mode = statSync(dir).mode
+  if ((mode & 0o022) === 0) return
+  throw new DataDirError('ERR_DATA_DIR', `the data directory ${dir} can be written by other users of this machine (mode ${octal(mode)}): they could replace the agent's files with links of theirs. ` +
+    `If the folder is the agent's alone, run chmod 700 ${quoted(dir)}; otherwise join with --data-dir naming a folder that does not exist yet, which the agent creates private`)
 }
 
 /** Throws ERR_KEY_EXPOSED when the key file exists and its mode lets group or others in. */
