@@ -149,19 +149,22 @@ function claimedOrigin (req: IncomingMessage, options: HttpServerOptions): { sec
   return { secure: lastOf(req.headers['x-forwarded-proto']) === 'https', address: forwarded !== '' ? forwarded : socketAddress }
 }
 
-/** Whether this process already said that it ignores X-Forwarded-For: once is enough to point an operator at --trust-proxy. */
-let warnedForwardedIgnored = false
-
-/** Logs, once per process, that a request's X-Forwarded-For is ignored because the proxy is not trusted. */
-function warnIfForwardedIgnored (req: IncomingMessage, options: HttpServerOptions): void {
-  if (warnedForwardedIgnored || options.trustProxy === true || req.headers['x-forwarded-for'] === undefined) return
-  warnedForwardedIgnored = true
-  options.log.warn('a request carried X-Forwarded-For, which is ignored: per-address limits count the socket\'s address. ' +
-    'If this coordinator sits behind a reverse proxy, start it with --trust-proxy (only then); this is said once', {
-    header: 'x-forwarded-for',
-    socketAddress: req.socket.remoteAddress ?? 'unknown',
-    flag: '--trust-proxy'
-  })
+/**
+ * A logger of, once per server (a coordinator runs one), that a request's X-Forwarded-For is
+ * ignored because the proxy is not trusted: once is enough to point an operator at --trust-proxy.
+ */
+function forwardedIgnoredWarning (options: HttpServerOptions): (req: IncomingMessage) => void {
+  let warned = false
+  return (req) => {
+    if (warned || options.trustProxy === true || req.headers['x-forwarded-for'] === undefined) return
+    warned = true
+    options.log.warn('a request carried X-Forwarded-For, which is ignored: per-address limits count the socket\'s address. ' +
+      'If this coordinator sits behind a reverse proxy, start it with --trust-proxy (only then); this is said once', {
+      header: 'x-forwarded-for',
+      socketAddress: req.socket.remoteAddress ?? 'unknown',
+      flag: '--trust-proxy'
+    })
+  }
 }
 
 /** Whether two secrets are equal, in time that does not depend on where they differ (both are hashed first, so their lengths leak nothing either). */
@@ -269,9 +272,10 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     const user = await userForSession(options.services.db, parseCookies(req.headers.cookie).get(SESSION_COOKIE))
     return user !== null && hasRole(user.roles, 'organizer')
   }
+  const warnIfForwardedIgnored = forwardedIgnoredWarning(options)
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     applySecurityHeaders(res, claimedOrigin(req, options).secure)
-    warnIfForwardedIgnored(req, options)
+    warnIfForwardedIgnored(req)
     // Later handlers parse the target again; one that cannot be parsed is the client's error.
     if (!URL.canParse(req.url ?? '/', 'http://localhost')) { req.resume(); sendJson(res, 400, { error: 'the request target is not a valid URL path' }); return }
     const path = (req.url ?? '/').split('?')[0] ?? '/'

@@ -56,7 +56,8 @@ test('aborting terminates the worker and rejects with an AbortError; an aborted 
     onMessage: () => { resolveStarted(); return undefined }
   })
   await started
-  await sleep(20)
+  // Until it has ticked at all (a loaded machine may not run the thread for a while), bounded.
+  for (let i = 0; i < 500 && Atomics.load(ticks, 0) === 0; i++) await sleep(10)
   assert.ok(Atomics.load(ticks, 0) > 0, 'the worker runs')
   stop.abort()
   await assert.rejects(running, { name: 'AbortError' })
