@@ -8,7 +8,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { countParams, presetConfig } from '@barnraise/trainer'
-import { INLINE_SCORE_FLOPS, NODE_SCORING_MEMORY_BYTES, SCORING_MAX_PARAMS, scorer, scoringWindows } from '../coordinator/src/runs/run-plan.ts'
+import { INLINE_SCORE_FLOPS, NODE_SCORING_MEMORY_BYTES, SCORING_MAX_PARAMS, scorer, scoringTaskShape } from '../coordinator/src/runs/run-plan.ts'
 import type { StoredRunSpec } from '../coordinator/src/runs/runs.ts'
 import { scoringRefusal } from '../node-agent/src/scoring-task.ts'
 
@@ -21,9 +21,8 @@ test('the coordinator never asks nodes to score what an agent with default limit
         const base = presetConfig(preset)
         const modelConfig = { ...base, max_position_embeddings: Math.max(seqLen, base.max_position_embeddings) }
         const spec = { modelConfig, paramCount: countParams(modelConfig), evalBatches: 4, minNodes: 1, recipe: { innerSteps: 10, batchSize, seqLen } } as unknown as StoredRunSpec
-        // The task as RunCache.scoringWindowsBlob and NodeScoring.taskFor make it: every scoring window as one batch.
-        const w = scoringWindows(spec)
-        const task = { modelConfig, batchSize: w.batches * w.batchSize, seqLen: w.seqLen }
+        // The task's shape as RunCache.scoringWindowsBlob hands it to NodeScoring.taskFor.
+        const task = { modelConfig, ...scoringTaskShape(spec) }
         // --score-max-params 0 as well: then every report the coordinator would score goes to nodes or nobody.
         for (const scoreMaxParams of [SCORING_MAX_PARAMS, 0]) {
           const who = scorer(spec, scoreMaxParams, INLINE_SCORE_FLOPS)

@@ -7,7 +7,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, scoringWindows, storedLoss } from '../runs/run-plan.ts'
+import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, scoringTaskShape, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
@@ -92,7 +92,7 @@ export class RunCache {
       }
       loaded.scoringWindows = await storeBlob(this.#d.db, this.#d.blobs, encodeShard(tokens, loaded.spec.vocabSize), 'shard', { tokens: tokens.length, vocabSize: loaded.spec.vocabSize, runId, split: 'scoring windows' })
     }
-    return { sha256: loaded.scoringWindows, batchSize: w.batches * w.batchSize, seqLen: w.seqLen }
+    return { sha256: loaded.scoringWindows, ...scoringTaskShape(loaded.spec) }
   }
 
   /** Drops a run's cached state (after it failed). */

@@ -89,14 +89,14 @@ export const SCORING_MAX_PARAMS = 1_000_000
 
 /** FLOPs of scoring one report: three forward passes (base, base − Δ, base + Δ) over the scoring windows, counted as agents count them. */
 export function scoringFlops (spec: StoredRunSpec): number {
-  const w = scoringWindows(spec)
-  return scoringTaskFlops(spec.modelConfig, w.batches * w.batchSize, w.seqLen)
+  const t = scoringTaskShape(spec)
+  return scoringTaskFlops(spec.modelConfig, t.batchSize, t.seqLen)
 }
 
 /** Bytes a scoring task of this run needs on the node (weights thrice, a forward pass), counted as agents count them. */
 export function scoringBytes (spec: StoredRunSpec): number {
-  const w = scoringWindows(spec)
-  return scoringTaskBytes(spec.modelConfig, w.batches * w.batchSize, w.seqLen)
+  const t = scoringTaskShape(spec)
+  return scoringTaskBytes(spec.modelConfig, t.batchSize, t.seqLen)
 }
 
 /** The largest model a node scores: the TypeScript forward pass's, past which agents refuse scoring tasks. */
@@ -140,6 +140,12 @@ export function scorer (spec: StoredRunSpec, scoreMaxParams: number, inlineScore
 /** The held-out windows reports are scored on: a few of the validation shard's, fewer than the checkpoint evaluation's. */
 export function scoringWindows (spec: StoredRunSpec): { batches: number, batchSize: number, seqLen: number } {
   return { batches: 1, batchSize: Math.min(8, spec.recipe.batchSize * 2), seqLen: spec.recipe.seqLen }
+}
+
+/** A scoring task's shape as nodes are handed it (RunCache.scoringWindowsBlob): every scoring window in one batch. What its cost is counted on. */
+export function scoringTaskShape (spec: StoredRunSpec): { batchSize: number, seqLen: number } {
+  const w = scoringWindows(spec)
+  return { batchSize: w.batches * w.batchSize, seqLen: w.seqLen }
 }
 
 /** The share of a node's error-feedback residual carried into its next report; runs from before the setting carry all of it. */
