@@ -47,6 +47,15 @@ test('control, bidirectional and invisible characters are refused in a name; let
   assert.equal(nameKey('  Ｈｉｌｌｔｏｐ\u00a0\u00a0LAB\u200b '), 'hilltop lab')
 })
 
+test('a look-alike of a lab\'s name made by mixing scripts in a word is refused, naming the word and the scripts; a name in one script a word passes', async () => {
+  assert.match(organizationNameProblem('H\u0456lltop Lab')!, /^organization name must not mix scripts within a word: "H\u0456lltop" mixes Latin and Cyrillic letters/)
+  for (const name of ['Лаборатория AI', 'Ελληνικό Lab', 'ソニーAI研究所']) assert.equal(organizationNameProblem(name), undefined, name)
+  const before = (await database.db.selectFrom('organizations').select('id').execute()).length
+  await createOrganization(database.db, 'Mixed Script Lab')
+  await assert.rejects(createOrganization(database.db, 'Mixed Script L\u0430b'), (err) => err instanceof CoordinatorError && err.code === 'ERR_INVALID_INPUT' && /"L\u0430b" mixes Latin and Cyrillic/.test(err.message))
+  assert.equal((await database.db.selectFrom('organizations').select('id').execute()).length, before + 1, 'the look-alike was not created')
+})
+
 test('a row inserted without a key (a script, a test) gets one from the database, and its name is taken too', async () => {
   const row = await database.db.insertInto('organizations').values({ name: 'Raw  Inserted LAB' }).returning(['id', 'name_key']).executeTakeFirstOrThrow()
   assert.equal(row.name_key, nameKey('Raw  Inserted LAB'))

@@ -3,6 +3,7 @@ import { plainTextProblem } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import { CoordinatorError } from '../errors.ts'
 import { nameKey } from './name-key.ts'
+import { mixedScriptWord } from './mixed-script.ts'
 
 export interface Organization { id: string, name: string, createdAt: Date }
 
@@ -20,8 +21,8 @@ const INVISIBLE = /(?![\u200c-\u200f\ufe00-\ufe0f])\p{Default_Ignorable_Code_Poi
 /**
  * Why `name` cannot be an organization's name (shown on public pages, the ledger and its
  * exports), or undefined when it can: it must be plain text (no control or bidirectional
- * formatting characters, as node text), hold no zero-width or other invisible character, and
- * have something visible.
+ * formatting characters, as node text), hold no zero-width or other invisible character, have
+ * something visible, and write each word in one script (mixed-script.ts).
  */
 export function organizationNameProblem (name: string): string | undefined {
   const trimmed = name.trim()
@@ -34,6 +35,10 @@ export function organizationNameProblem (name: string): string | undefined {
     return `organization name must not hold invisible characters: U+${cp} (zero-width or another default-ignorable character) is refused; remove it`
   }
   if (nameKey(trimmed) === '') return 'organization name must hold a visible character'
+  const mixed = mixedScriptWord(trimmed)
+  if (mixed !== undefined) {
+    return `organization name must not mix scripts within a word: "${mixed.word}" mixes ${mixed.scripts.join(' and ')} letters, which is how a look-alike of another lab's name is made; write each word in one script`
+  }
   return undefined
 }
 
@@ -64,12 +69,17 @@ export async function createOrganization (db: Kysely<Database>, name: string): P
  * creating it if new: for the operator's own CLI only.
  */
 export async function ensureOrganization (db: Kysely<Database>, name: string): Promise<Organization> {
-  const trimmed = checkedName(name)
-  const key = nameKey(trimmed)
-  await db.insertInto('organizations').values({ name: trimmed, name_key: key })
-    .onConflict((oc) => oc.doNothing()).execute()
-  const row = await db.selectFrom('organizations').selectAll().where((eb) => eb.or([eb('name_key', '=', key), eb('name', '=', trimmed)]))
-    .orderBy('created_at').limit(1).executeTakeFirstOrThrow()
+  const find = async (trimmed: string, key: string) => await db.selectFrom('organizations').selectAll()
+    .where((eb) => eb.or([eb('name_key', '=', key), eb('name', '=', trimmed)])).orderBy('created_at').limit(1).executeTakeFirst()
+  // An organization named before a rule existed (a mixed-script word) is still found by its name.
+  const existing = await find(name.trim(), nameKey(name.trim()))
+  const row = existing ?? await (async () => {
+    const trimmed = checkedName(name)
+    await db.insertInto('organizations').values({ name: trimmed, name_key: nameKey(trimmed) })
+      .onConflict((oc) => oc.doNothing()).execute()
+    return await find(trimmed, nameKey(trimmed))
+  })()
+  if (row === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `the organization "${name.trim()}" was removed while it was being made; try again`)
   return { id: row.id, name: row.name, createdAt: row.created_at }
 }
 
