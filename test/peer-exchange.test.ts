@@ -4,7 +4,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
 import { Coordinator } from '@barnraise/coordinator'
-import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, encodeBitfield, peerBlockRequestSchema, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, encodeBitfield, peerBlockRequestSchema, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
 import type { SwarmResponse } from '@barnraise/protocol'
 import { BlobCache, PeerExchange, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
@@ -125,7 +125,7 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     for (const e of exchanges.splice(0)) await e.stop()
     for (const h of hosts.filter((h) => h !== silent).splice(0)) await h.stop()
     const answer = await askSwarmAs(silent)
-    assert.ok(answer.ok && !('left' in answer) && !('held' in answer))
+    assert.ok(answer.ok && 'seed' in answer)
     const share = answer.seed.reduce((n, r) => n + r.to - r.from, 0)
     assert.ok(share > 0 && share < 7, `the silent member was given ${share} of 7 blocks`)
 
@@ -253,5 +253,26 @@ describe('checkpoints and shards spread between the agents of a run', () => {
     const idle = await agent({ unit: false })
     await assert.rejects(idle.cache.get(sha), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
     await assert.rejects(idle.cache.get('1'.repeat(64)), (err: unknown) => err instanceof RefusedError && err.code === 'ERR_NOT_ASSIGNED')
+  })
+
+  test('a holder serves blocks only to a peer the coordinator says may have the blob: its sha256 is public', async () => {
+    const holder = await agent()
+    assert.ok(Buffer.from(await holder.cache.get(sha)).equals(blob))
+    const have = async (asker: Libp2p): Promise<{ ok: boolean, code?: string }> => {
+      const stream = await asker.dialProtocol(holder.libp2p.getMultiaddrs()[0]!, PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
+      const messages = new JsonStream(stream)
+      try {
+        await messages.write({ type: 'have', sha256: sha })
+        return await messages.read(peerBlockResponseSchema, 10_000)
+      } finally {
+        await messages.close().catch(() => {})
+      }
+    }
+    // Enrolled, but no unit of its own names the blob (a run's spec lists its shards for anyone).
+    const idle = await agent({ unit: false })
+    assert.deepEqual(await have(idle.libp2p), { ok: false, code: 'ERR_NOT_HELD', message: 'this agent does not hold that blob' })
+    const member = await agent()
+    const answer = await have(member.libp2p)
+    assert.equal(answer.ok, true, 'a node whose unit names it is served')
   })
 })

@@ -53,14 +53,18 @@ const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'a sha256 in lowercase hex'
 /**
  * On `/barnraise/swarm/1.0.0`: `swarm` asks how a blob splits into blocks and who else holds it
  * (asked again mid-download, it also hands over blocks nobody took); `swarm-leave` says this
- * node no longer holds the blob, so it is not offered to others.
+ * node no longer holds the blob, so it is not offered to others; `swarm-hold` that it holds all
+ * of it; `swarm-member` whether another peer may have it.
  */
 export const swarmRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('swarm'), sha256: sha256Hex }).strict(),
   z.object({ type: z.literal('swarm-leave'), sha256: sha256Hex }).strict(),
   // The node holds the whole blob without having fetched it through the swarm (it rebuilt a
   // base from a round's update, or downloaded it plainly): offer it to the next askers.
-  z.object({ type: z.literal('swarm-hold'), sha256: sha256Hex }).strict()
+  z.object({ type: z.literal('swarm-hold'), sha256: sha256Hex }).strict(),
+  // Whether `peerId` may have the blob (the blob service's rule), asked by a node holding it
+  // before it serves that peer blocks: a blob's sha256 is no secret (run specs list their shards).
+  z.object({ type: z.literal('swarm-member'), sha256: sha256Hex, peerId: z.string().min(1).max(128) }).strict()
 ])
 
 /** Block ranges, `from` inclusive, `to` exclusive. */
@@ -92,6 +96,7 @@ export const swarmResponseSchema = z.union([
   }).strict(),
   z.object({ ok: z.literal(true), left: z.literal(true) }).strict(),
   z.object({ ok: z.literal(true), held: z.literal(true) }).strict(),
+  z.object({ ok: z.literal(true), member: z.boolean() }).strict(),
   z.object({ ok: z.literal(false), code: z.string(), message: z.string() })
 ])
 
@@ -102,8 +107,8 @@ export type BlockRange = z.infer<typeof blockRangeSchema>
 
 /**
  * On `/barnraise/blocks/1.0.0`, between agents: `have` asks which blocks of a blob the peer
- * holds; `block` asks for one of them. Knowing the blob's sha256 is what lets a peer ask: the
- * coordinator tells it only to nodes whose work names the blob.
+ * holds; `block` asks for one of them. A holder answers only a peer the coordinator says may
+ * have the blob (`swarm-member`): sha256s are public (run specs list their shards).
  */
 export const peerBlockRequestSchema = z.discriminatedUnion('type', [
   z.object({ type: z.literal('have'), sha256: sha256Hex }).strict(),

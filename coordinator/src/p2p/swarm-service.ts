@@ -46,7 +46,8 @@ export class SwarmService extends ProtocolService {
 
   protected async serve (stream: Stream, connection: Connection): Promise<void> {
     // swarm: join a blob's swarm (peers, a seed share, the block digests); swarm-leave: no longer
-    // hold it; swarm-hold: hold all of it, made or fetched outside the swarm.
+    // hold it; swarm-hold: hold all of it, made or fetched outside the swarm; swarm-member: may
+    // another peer have it (asked before serving that peer blocks).
     const peerId = connection.remotePeer.toString()
     const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
     let digests: Uint8Array | undefined
@@ -68,6 +69,14 @@ export class SwarmService extends ProtocolService {
       }
       const size = await this.#c.blobs.size(request.sha256)
       if (size === undefined) throw new ProtocolError('ERR_NOT_ASSIGNED', `blob ${request.sha256} is not part of any work unit assigned to this node`)
+      if (request.type === 'swarm-member') {
+        // Asked only by a node that may hold the blob itself (checked above), so nobody learns
+        // from it who works on what they could not have.
+        const member = await mayFetchBlob(this.#c.db, request.peerId, request.sha256) && await mayServeBlob(this.#c.db, request.peerId, request.sha256)
+        await messages.write({ ok: true, member })
+        await messages.close()
+        return
+      }
       if (request.type === 'swarm-hold') {
         // Its word that it holds every block is checked by each asker, block by block, against
         // the digests: a node that lies is dropped by its peers and costs them a stall.

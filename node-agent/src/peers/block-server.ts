@@ -12,7 +12,8 @@ const BLOCK_SEND_TIMEOUT_MS = 60_000
 
 /**
  * Serves `/barnraise/blocks/1.0.0` to the run's other agents: which blocks of a blob this agent
- * holds, and one block at a time, only blocks it has verified. A peer that asks about a blob
+ * holds, and one block at a time, only blocks it has verified, and only to a peer the
+ * coordinator says may have the blob. A peer that asks about a blob
  * this agent is fetching too is reported through `onAsked`, so the fetch can ask it in return
  * (the tracker names only the peers that asked before).
  */
@@ -20,14 +21,17 @@ export class BlockServer {
   readonly #libp2p: Libp2p
   readonly #index: BlockIndex
   readonly #onAsked: (sha256: string, peer: Connection) => void
+  readonly #mayServe: (sha256: string, peerId: string) => Promise<boolean>
   #uploads = 0
   /** Blocks sent to peers, bytes. */
   sentBytes = 0
 
-  constructor (libp2p: Libp2p, index: BlockIndex, onAsked: (sha256: string, peer: Connection) => void) {
+  /** `mayServe` says whether a peer may have a blob (the coordinator's word, cached by the caller). */
+  constructor (libp2p: Libp2p, index: BlockIndex, onAsked: (sha256: string, peer: Connection) => void, mayServe: (sha256: string, peerId: string) => Promise<boolean>) {
     this.#libp2p = libp2p
     this.#index = index
     this.#onAsked = onAsked
+    this.#mayServe = mayServe
   }
 
   async start (): Promise<void> {
@@ -49,8 +53,9 @@ export class BlockServer {
     try {
       const request = await messages.read(peerBlockRequestSchema, REQUEST_TIMEOUT_MS)
       const held = this.#index.get(request.sha256)
-      // Same answer for "never heard of it" and "dropped it".
-      if (held === undefined) throw new ProtocolError('ERR_NOT_HELD', 'this agent does not hold that blob')
+      // Same answer for "never heard of it", "dropped it" and "not yours to have": a blob's
+      // sha256 is public (run specs list their shards), so holding it is no right to it.
+      if (held === undefined || !await this.#mayServe(request.sha256, connection.remotePeer.toString())) throw new ProtocolError('ERR_NOT_HELD', 'this agent does not hold that blob')
       this.#onAsked(request.sha256, connection)
       if (request.type === 'have') {
         await messages.write({ ok: true, have: encodeBitfield(held.present) } satisfies PeerBlockResponse)

@@ -10,6 +10,7 @@ import type { Multiaddr } from '@multiformats/multiaddr'
 import { RefusedError } from '../coordinator-client.ts'
 import { BlockIndex } from './block-index.ts'
 import { BlockServer } from './block-server.ts'
+import { PeerPermissions } from './peer-permissions.ts'
 import { blockAvailability, pickBlock } from './block-choice.ts'
 
 export interface PeerExchangeOptions {
@@ -106,7 +107,9 @@ export class PeerExchange {
     this.#coordinator = coordinator
     this.#coordinatorIsPrivate = coordinator.getComponents().some((c) => (c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6') && c.value !== undefined && namesPrivateHost(c.value))
     this.index = new BlockIndex()
-    this.#server = new BlockServer(libp2p, this.index, (sha256, connection) => { this.#fetching.get(sha256)?.(connection.remotePeer) })
+    const permissions = new PeerPermissions(async (sha256, peerId) => await this.#isMember(sha256, peerId))
+    this.#server = new BlockServer(libp2p, this.index, (sha256, connection) => { this.#fetching.get(sha256)?.(connection.remotePeer) },
+      async (sha256, peerId) => await permissions.allows(sha256, peerId))
     this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#perPeer = options.perPeer ?? DEFAULT_PER_PEER
@@ -145,6 +148,20 @@ export class PeerExchange {
       await messages.write({ type: 'swarm-hold', sha256 })
       const answer = await messages.read(swarmResponseSchema, REQUEST_TIMEOUT_MS)
       if (!answer.ok) throw new RefusedError(answer.code, answer.message)
+    } finally {
+      await messages.close().catch(() => {})
+    }
+  }
+
+  /** Asks the coordinator whether `peerId` may have blob `sha256` (`swarm-member`). */
+  async #isMember (sha256: string, peerId: string): Promise<boolean> {
+    const stream = await this.#libp2p.dialProtocol(this.#coordinator, SWARM_PROTOCOL, { signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS) })
+    const messages = new JsonStream(stream)
+    try {
+      await messages.write({ type: 'swarm-member', sha256, peerId })
+      const answer = await messages.read(swarmResponseSchema, REQUEST_TIMEOUT_MS)
+      if (!answer.ok) throw new RefusedError(answer.code, answer.message)
+      return 'member' in answer && answer.member
     } finally {
       await messages.close().catch(() => {})
     }
@@ -430,7 +447,7 @@ export class PeerExchange {
       await messages.write({ type: 'swarm', sha256 })
       const header = await messages.read(swarmResponseSchema, BLOB_HEADER_TIMEOUT_MS)
       if (!header.ok) throw new RefusedError(header.code, header.message)
-      if ('left' in header || 'held' in header) throw new Error('the coordinator answered a question that was not asked')
+      if (!('blockCount' in header)) throw new Error('the coordinator answered a question that was not asked')
       if (header.blockCount !== blockCount(header.size)) throw new Error(`the swarm answer for ${sha256} has ${header.blockCount} blocks for ${header.size} bytes`)
       const digests = new Uint8Array(header.blockCount * 32)
       let got = 0
