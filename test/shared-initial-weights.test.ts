@@ -9,7 +9,7 @@ import { createRunViaCli, getJson, tinyRunSpec, waitForRun } from './support/run
 import type { ApiCheckpoint } from './support/runs.ts'
 
 describe('runs that share their initial weights', () => {
-  test('each lists its own round 0 with a loss, trains from it, and the shared weights download', async () => {
+  test('each lists its own round 0 with a loss, trains from it, and downloads its own card and archive of the shared weights', async () => {
     let coordinator: RunningCoordinator | undefined
     let agent: RunningAgent | undefined
     try {
@@ -34,6 +34,24 @@ describe('runs that share their initial weights', () => {
       assert.equal(res.status, 200)
       assert.equal(res.headers.get('x-checkpoint-round'), '0')
       await res.arrayBuffer()
+
+      // Each run's own card and archive: shared weights are listed at a run-scoped address.
+      const folders = await Promise.all([first, second].map(async (id) => await getJson<Array<{ round: number, url: string, tar: { name: string, url: string } }>>(coordinator!.url, `api/runs/${id}/checkpoints`)))
+      for (const [i, id] of [first, second].entries()) {
+        const [initial, trained] = folders[i]!
+        assert.equal(initial!.url, `/api/runs/${id}/checkpoints/0/`, 'shared weights: the run-scoped address')
+        assert.equal(initial!.tar.name, `${i === 0 ? 'first' : 'second'}-twin-round-0.tar`)
+        // One agent trains both alike, so their round 1 may match too: run-scoped exactly where the weights are shared.
+        const sameRound1 = lists[0]![1]!.sha256 === lists[1]![1]!.sha256
+        assert.equal(trained!.url, sameRound1 ? `/api/runs/${id}/checkpoints/1/` : `/api/checkpoints/${lists[i]![1]!.sha256}/`)
+        const card = await (await fetch(new URL(`${initial!.url}README.md`, coordinator.url))).text()
+        assert.match(card, new RegExp(`${i === 0 ? 'first' : 'second'} twin`), `run ${i + 1}'s own card`)
+        assert.ok(card.includes(`/api/runs/${id}/checkpoints/0/folder.tar`), 'which points at its own archive')
+        const archive: Response = await fetch(new URL(initial!.tar.url, coordinator.url))
+        assert.equal(archive.status, 200)
+        assert.match(archive.headers.get('content-disposition') ?? '', new RegExp(`${i === 0 ? 'first' : 'second'}-twin-round-0\\.tar`))
+        await archive.arrayBuffer()
+      }
     } finally {
       await agent?.stop()
       await coordinator?.stop()

@@ -74,6 +74,12 @@ export interface CheckpointFolder {
   keepEvery: number
   /** `<run-name>-round-<n>`: the folder the archive unpacks into. */
   folderName: string
+  /**
+   * Where the folder lives on the coordinator: `/api/checkpoints/<sha256>`, or
+   * `/api/runs/<id>/checkpoints/<round>` where another run kept the same weights (runs with the
+   * same model and seed share round 0), so this run's card and archive are the ones served.
+   */
+  address: string
   tarName: string
   files: FolderFile[]
   tarSize: number
@@ -218,22 +224,31 @@ async function weightSizes (deps: CheckpointFolderDeps, shas: string[]): Promise
   return sizes
 }
 
+/** Of these weights, those more than one run's checkpoint row names. */
+async function sharedWeights (deps: CheckpointFolderDeps, shas: string[]): Promise<Set<string>> {
+  if (shas.length === 0) return new Set()
+  const rows = await deps.db.selectFrom('checkpoints').select('sha256').where('sha256', 'in', [...new Set(shas)])
+    .groupBy('sha256').having((eb) => eb.fn.count('run_id').distinct(), '>', 1).execute()
+  return new Set(rows.map((r) => r.sha256))
+}
+
 /** The folder of `row`, from the cache when neither the run nor the row changed since it was built. */
-function folderOf (deps: CheckpointFolderDeps, run: RunContext, row: CheckpointRow, weightsBytes: number | undefined): CheckpointFolder {
+function folderOf (deps: CheckpointFolderDeps, run: RunContext, row: CheckpointRow, weightsBytes: number | undefined, shared: boolean): CheckpointFolder {
   const cache = deps.folderCache
-  if (cache === undefined) return buildFolder(run, row, weightsBytes)
-  const key = `${run.id}:${row.sha256}`
-  const stamp = [run.stamp, row.round, row.tokens_seen, row.val_loss, row.created_at.getTime(), row.pruned_at?.getTime() ?? '', weightsBytes ?? ''].join('|')
+  if (cache === undefined) return buildFolder(run, row, weightsBytes, shared)
+  const key = `${run.id}:${row.round}`
+  const stamp = [run.stamp, row.sha256, row.tokens_seen, row.val_loss, row.created_at.getTime(), row.pruned_at?.getTime() ?? '', weightsBytes ?? '', shared].join('|')
   const cached = cache.folders.get(key, stamp)
   if (cached !== undefined) return cached
-  const folder = buildFolder(run, row, weightsBytes)
+  const folder = buildFolder(run, row, weightsBytes, shared)
   cache.builds++
   cache.folders.set(key, stamp, folder)
   return folder
 }
 
-function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number | undefined): CheckpointFolder {
+function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number | undefined, shared: boolean): CheckpointFolder {
   const folderName = `${fileSlug(run.name)}-round-${row.round}`
+  const address = shared ? `/api/runs/${run.id}/checkpoints/${row.round}` : `/api/checkpoints/${row.sha256}`
   const status: CheckpointStatus = row.pruned_at !== null ? 'pruned' : weightsBytes === undefined ? 'missing' : 'available'
   const files: FolderFile[] = []
   let cardHash = 'none'
@@ -244,6 +259,7 @@ function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number 
       checkpoint: { sha256: row.sha256, round: row.round, tokensSeen: row.tokens_seen, valLoss: row.val_loss, weightsBytes: weightsBytes! },
       contributors: contributorsUpTo(run, row.round),
       folderName,
+      folderUrl: `${address}/${FOLDER_TAR}`,
       datasetName: run.datasetName,
       documents: run.documents === null ? null : { source: run.documents.source, heldOut: run.documents.heldOut, trained: countUpTo(run.documents.firstRounds, row.round) }
     }))
@@ -271,6 +287,7 @@ function buildFolder (run: RunContext, row: CheckpointRow, weightsBytes: number 
     status,
     keepEvery: retentionOf(run.spec).keepEvery,
     folderName,
+    address,
     tarName: `${folderName}.tar`,
     files,
     tarSize: files.length === 0 ? 0 : tarSize([{ type: 'directory' }, ...files.map((f) => ({ type: 'file' as const, size: f.size }))]),
@@ -316,7 +333,24 @@ export async function runCheckpointFolders (deps: CheckpointFolderDeps, runId: s
   const rows = fetched.slice(0, limit)
   if (page.order === 'newest') rows.reverse()
   const sizes = await weightSizes(deps, rows.filter((r) => r.pruned_at === null).map((r) => r.sha256))
-  return { folders: rows.map((r) => folderOf(deps, run, r, sizes.get(r.sha256))), more: fetched.length > limit }
+  const shared = await sharedWeights(deps, rows.map((r) => r.sha256))
+  return { folders: rows.map((r) => folderOf(deps, run, r, sizes.get(r.sha256), shared.has(r.sha256))), more: fetched.length > limit }
+}
+
+/** A run's checkpoint of one round; undefined when the run has none (or there is no such run). */
+export async function roundCheckpointFolder (deps: CheckpointFolderDeps, runId: string, round: number): Promise<CheckpointFolder | undefined> {
+  const run = await loadRun(deps, runId)
+  if (run === undefined) return undefined
+  const row = await deps.db.selectFrom('checkpoints').selectAll().where('run_id', '=', runId).where('round', '=', round).executeTakeFirst()
+  if (row === undefined) return undefined
+  return await oneFolder(deps, run, row)
+}
+
+/** One row's folder: its weights' size and whether other runs share them, looked up for it alone. */
+async function oneFolder (deps: CheckpointFolderDeps, run: RunContext, row: CheckpointRow): Promise<CheckpointFolder> {
+  const sizes = await weightSizes(deps, row.pruned_at === null ? [row.sha256] : [])
+  const shared = await sharedWeights(deps, [row.sha256])
+  return folderOf(deps, run, row, sizes.get(row.sha256), shared.has(row.sha256))
 }
 
 /** The checkpoint whose weights have this sha256; undefined when unknown. */
@@ -328,8 +362,7 @@ export async function checkpointFolder (deps: CheckpointFolderDeps, sha256: stri
   if (row === undefined) return undefined
   const run = await loadRun(deps, row.run_id)
   if (run === undefined) return undefined
-  const sizes = await weightSizes(deps, row.pruned_at === null ? [sha256] : [])
-  return folderOf(deps, run, row, sizes.get(sha256))
+  return await oneFolder(deps, run, row)
 }
 
 /** A run's newest checkpoint (the base of its next round); undefined when there is no such run. */
@@ -337,17 +370,17 @@ export async function latestCheckpointFolder (deps: CheckpointFolderDeps, runId:
   const run = await loadRun(deps, runId)
   if (run?.latest === null || run === undefined) return undefined
   const latest = run.latest
-  const own = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', latest).where('run_id', '=', runId).executeTakeFirst()
+  const own = await deps.db.selectFrom('checkpoints').selectAll().where('sha256', '=', latest).where('run_id', '=', runId)
+    .orderBy('round', 'desc').limit(1).executeTakeFirst()
   // Every run has a row for its latest checkpoint; the stand-in covers a run created before
   // migration 2026-12-09-0001 whose round 0 could not be recovered.
   const row: CheckpointRow = own ?? { sha256: latest, run_id: runId, round: run.currentRound, tokens_seen: run.tokensSeen, val_loss: null, created_at: run.createdAt, pruned_at: null }
-  const sizes = await weightSizes(deps, [latest])
-  return folderOf(deps, run, row, sizes.get(latest))
+  return await oneFolder(deps, run, row)
 }
 
 /** A checkpoint as the HTTP API and the dashboard list it: files with sizes and download paths. */
 export function checkpointSummary (f: CheckpointFolder) {
-  const base = `/api/checkpoints/${f.sha256}`
+  const base = f.address
   return {
     round: f.round,
     tokensSeen: f.tokensSeen,

@@ -34,6 +34,7 @@ function input (overrides: Partial<ModelCardInput> = {}): ModelCardInput {
       { organization: 'Lab A', node: 'a-2', peerId: 'p3', tokens: 50, computeSeconds: 3600 }
     ],
     folderName: 'kjv-demo-round-12',
+    folderUrl: `/api/checkpoints/${SHA}/folder.tar`,
     datasetName: null,
     ...overrides
   }

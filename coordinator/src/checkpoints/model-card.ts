@@ -16,6 +16,8 @@ export interface ModelCardInput {
   contributors: CardContributor[]
   /** The folder's name when downloaded as one archive. */
   folderName: string
+  /** Where the archive is on the coordinator (`…/folder.tar`). */
+  folderUrl: string
   /** The name an uploaded dataset was given, when the run trains on uploaded text. */
   datasetName: string | null
   /** For datasets with a document index: the source file, documents held out, and documents trained up to this checkpoint. */
@@ -202,7 +204,7 @@ export function renderModelCard (input: ModelCardInput): string {
     '',
     '## How to use',
     '',
-    `Download the folder as one file from the coordinator (\`/api/checkpoints/${checkpoint.sha256}/folder.tar\`, which unpacks into \`${input.folderName}/\`), then:`,
+    `Download the folder as one file from the coordinator (\`${input.folderUrl}\`, which unpacks into \`${input.folderName}/\`), then:`,
     '',
     '```python',
     'from transformers import AutoModelForCausalLM, AutoTokenizer',

@@ -4,7 +4,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Readable } from 'node:stream'
 import type { CheckpointFolder, CheckpointFolderDeps } from '../checkpoints/checkpoint-folder.ts'
-import { CHECKPOINT_PAGE_MAX, FOLDER_TAR, checkpointFolder, checkpointSummary, latestCheckpointFolder, runCheckpointFolders, tarEntries } from '../checkpoints/checkpoint-folder.ts'
+import { CHECKPOINT_PAGE_MAX, FOLDER_TAR, checkpointFolder, checkpointSummary, latestCheckpointFolder, roundCheckpointFolder, runCheckpointFolders, tarEntries } from '../checkpoints/checkpoint-folder.ts'
 import { tarChunks } from '../checkpoints/tar-writer.ts'
 import { sendFile } from './send-file.ts'
 
@@ -60,7 +60,7 @@ async function sendFolderFile (deps: CheckpointFolderDeps, req: IncomingMessage,
     'access-control-expose-headers': EXPOSED
   }
   // The moving address says which checkpoint it is serving now, and where that one lives for good.
-  if (latest) identity['content-location'] = `/api/checkpoints/${f.sha256}/${name}`
+  if (latest) identity['content-location'] = `${f.address}/${name}`
   if (name === FOLDER_TAR) {
     await sendFile(req, res, {
       size: f.tarSize,
@@ -114,7 +114,7 @@ const RUN_ID_HELP = 'a run id is a UUID such as 1b4e28ba-2fa1-41d2-883f-0016d3cc
 const SHA_HELP = 'a checkpoint id is the 64-character hex sha256 of its model.safetensors; list a run\'s checkpoints at /api/runs/<run id>/checkpoints'
 
 /**
- * Answers `/api/runs/:id/checkpoints[/latest[/<file>]]` and `/api/checkpoints/:sha256[/<file>]`.
+ * Answers `/api/runs/:id/checkpoints[/latest|/<round>[/<file>]]` and `/api/checkpoints/:sha256[/<file>]`.
  * `parts` is the path after `/api/`, split on `/`. Returns false for any other path.
  */
 export async function handleCheckpointRequest (deps: CheckpointFolderDeps, req: IncomingMessage, res: ServerResponse, parts: string[]): Promise<boolean> {
@@ -134,8 +134,18 @@ export async function handleCheckpointRequest (deps: CheckpointFolderDeps, req: 
       json(res, found.folders.map(checkpointSummary))
       return true
     }
+    if (/^\d{1,9}$/.test(rest[0]!) && rest.length <= 2) {
+      // One round's checkpoint of this run: the address the run's own card and archive have
+      // where another run kept the same weights (the sha256 address answers as that run).
+      const round = Number(rest[0])
+      const folder = await roundCheckpointFolder(deps, runId.toLowerCase(), round)
+      if (folder === undefined) { fail(res, 404, 'ERR_CHECKPOINT_NOT_FOUND', `run ${runId} has no checkpoint of round ${round} on this coordinator; list its checkpoints at /api/runs/${runId}/checkpoints`); return true }
+      if (rest.length === 1 || rest[1] === '') { json(res, checkpointSummary(folder)); return true }
+      await sendFolderFile(deps, req, res, folder, rest[1]!, false)
+      return true
+    }
     if (rest[0] !== 'latest' || rest.length > 2) {
-      fail(res, 404, 'ERR_NOT_FOUND', `no such address; use /api/runs/${runId}/checkpoints (the list), /api/runs/${runId}/checkpoints/latest/<file> (the newest checkpoint), or /api/checkpoints/<sha256>/<file>`)
+      fail(res, 404, 'ERR_NOT_FOUND', `no such address; use /api/runs/${runId}/checkpoints (the list), /api/runs/${runId}/checkpoints/<round>/<file> or /api/runs/${runId}/checkpoints/latest/<file> (the newest checkpoint), or /api/checkpoints/<sha256>/<file>`)
       return true
     }
     const latest = await latestCheckpointFolder(deps, runId.toLowerCase())
