@@ -57,6 +57,8 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   const bases = new Map<string, string>()
   /** Per run, the shards the last unit read (dropped once a unit no longer needs them). */
   const shardsHeld = new Map<string, Set<string>>()
+  /** Bases a look ahead made or rebuilt for the next unit, by sha256: that unit's line says so. */
+  const prepared = new Map<string, BaseSource>()
   // An overlapped unit's report still uploading while the next unit trains (one at a time).
   let uploading: Upload | undefined
   while (!o.signal.aborted) {
@@ -108,7 +110,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const refusal = vocabularyRefusal(unit) ?? await o.executor.check?.(unit, o.signal)
       if (refusal !== undefined) throw refusal
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
-      uploading = await runUnit(o, unit, bases, shardsHeld, uploading)
+      uploading = await runUnit(o, unit, { bases, shardsHeld, prepared }, uploading)
     } catch (err) {
       const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
       if (!refusable || o.signal.aborted) throw err
@@ -220,11 +222,22 @@ interface Upload { assignmentId: string, done: Promise<void> }
  * Fetches, trains and reports one unit. An overlapped unit's report uploads while the next unit
  * trains: it is returned instead of awaited. `pending` is such an upload, still under way.
  */
-async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, string>, shardsHeld: Map<string, Set<string>>, pending: Upload | undefined): Promise<Upload | undefined> {
+/** What the work loop keeps between units: each run's last base and shards, and bases a look ahead prepared. */
+interface HeldBetweenUnits {
+  bases: Map<string, string>
+  shardsHeld: Map<string, Set<string>>
+  prepared: Map<string, BaseSource>
+}
+
+async function runUnit (o: WorkLoopOptions, unit: WorkUnit, held: HeldBetweenUnits, pending: Upload | undefined): Promise<Upload | undefined> {
+  const { bases, shardsHeld, prepared } = held
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
-  const { bytes: checkpoint, source } = await baseCheckpoint(o, unit, label)
+  const { bytes: checkpoint, source: found } = await baseCheckpoint(o, unit, label)
+  // Made or rebuilt while the unit before trained (a look ahead): this unit's line says so.
+  const source = found ?? prepared.get(unit.baseCheckpoint) ?? null
+  prepared.delete(unit.baseCheckpoint)
   // A node needs only its newest base (the next round's update starts from it): a donor's disk
   // would otherwise hold every checkpoint of a long run.
   const previous = bases.get(unit.runId)
@@ -255,7 +268,10 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, bases: Map<string, s
     : startLookAhead(o, unit, async (next) => {
       const refusal = vocabularyRefusal(next) ?? o.executor.precheck?.(next)
       if (refusal !== undefined) return
-      await baseCheckpoint(o, next, `round ${next.round}`)
+      const { source: made } = await baseCheckpoint(o, next, `round ${next.round}`)
+      // Only the next unit's: one that never ran (declined, expired) is forgotten here.
+      prepared.clear()
+      if (made !== null) prepared.set(next.baseCheckpoint, made)
       for (const r of usedRanges(next)) await o.cache.get(r.shard, o.signal, r.url)
     })
   let upload: Upload | undefined
