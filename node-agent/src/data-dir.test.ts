@@ -24,6 +24,18 @@ function underUmask<T> (body: () => T): T {
   }
 }
 
+/** `join` on `dir` against an unreachable coordinator, with what it wrote to stderr. */
+async function joinWithStderr (dir: string): Promise<{ code: number, errors: string[] }> {
+  const errors: string[] = []
+  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { errors.push(String(chunk)); return true })
+  try {
+    const code = await runJoinCommand(['--coordinator', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf', '--token', 't', '--data-dir', dir, '--no-train'])
+    return { code, errors }
+  } finally {
+    spy.mockRestore()
+  }
+}
+
 test('a data directory the agent creates is for its owner alone', () => {
   const root = scratch()
   underUmask(() => {
@@ -129,14 +141,7 @@ test('join leaves an existing --data-dir\'s mode alone and warns on stderr befor
   mkdirSync(dir, { mode: 0o755 })
   // Held by a live process (this one's parent), so join stops right after taking the directory.
   writeFileSync(join(dir, 'lock.json'), JSON.stringify({ pid: process.ppid, holder: 'a test', startedAt: new Date().toISOString() }))
-  const errors: string[] = []
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { errors.push(String(chunk)); return true })
-  let code: number
-  try {
-    code = await runJoinCommand(['--coordinator', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf', '--token', 't', '--data-dir', dir, '--no-train'])
-  } finally {
-    spy.mockRestore()
-  }
+  const { code, errors } = await joinWithStderr(dir)
   assert.equal(code, 2)
   assert.equal(mode(dir), 0o755)
   assert.equal(errors.filter((e) => e.includes('is open to other users')).length, 1, errors.join(''))
@@ -147,14 +152,7 @@ test('join refuses a data directory whose key is open to other users, saying wha
   const dir = join(scratch(), 'agent')
   mkdirSync(dir, { mode: 0o700 })
   writeFileSync(join(dir, 'peer.key'), 'key', { mode: 0o640 })
-  const errors: string[] = []
-  const spy = vi.spyOn(process.stderr, 'write').mockImplementation((chunk) => { errors.push(String(chunk)); return true })
-  let code: number
-  try {
-    code = await runJoinCommand(['--coordinator', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGzxzKZYveHXtpG6AsrUJBcWxHBFS2HsEoGTxrMLvKXtf', '--token', 't', '--data-dir', dir, '--no-train'])
-  } finally {
-    spy.mockRestore()
-  }
+  const { code, errors } = await joinWithStderr(dir)
   assert.equal(code, 2)
   assert.match(errors.join(''), /mode 0640.*chmod 600.*\(ERR_KEY_EXPOSED\)/s)
 })

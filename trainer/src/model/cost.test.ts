@@ -5,20 +5,7 @@ import { countParams } from './params.ts'
 import { presetConfig } from './presets.ts'
 import { workspaceFor } from './workspace.ts'
 import { forwardFlopsPerToken, forwardPassBytes, scoringTaskBytes, scoringTaskFlops, trainingFlopsPerToken } from './cost.ts'
-
-/** Bytes of every distinct typed array reachable from `value` (a buffer shared by two views counts once). */
-function allocatedBytes (value: unknown, seen = new Set<ArrayBufferLike>(), visited = new Set<object>()): number {
-  if (typeof value !== 'object' || value === null || visited.has(value)) return 0
-  visited.add(value)
-  if (ArrayBuffer.isView(value)) {
-    if (seen.has(value.buffer)) return 0
-    seen.add(value.buffer)
-    return value.buffer.byteLength
-  }
-  let total = 0
-  for (const child of Object.values(value)) total += allocatedBytes(child, seen, visited)
-  return total
-}
+import { allocatedBytes } from '../../../test/support/allocated-bytes.ts'
 
 test('a forward pass costs 2 FLOPs a parameter a token plus attention\'s T² share; training three times that; scoring three passes', () => {
   const small = presetConfig('small')
