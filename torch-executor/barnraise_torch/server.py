@@ -171,6 +171,10 @@ class Server:
         if kind == 'flush':
             t.flush()
             return {}
+        if kind == 'evaluate':
+            # On this child's own device (rank 0's on several): a forward pass needs no collective.
+            from .evaluate import held_out_losses
+            return held_out_losses(parse_config(req['config']), req['weightsFile'], req['windowsFile'], t.device, req.get('deltaFile'), req.get('scales', [0.0]))
         if kind == 'golden':
             from .golden import check_golden_file
             return {'rows': check_golden_file(req['file'], t.device)}
