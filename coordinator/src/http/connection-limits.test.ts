@@ -37,7 +37,7 @@ async function ask (socket: Socket): Promise<string> {
 
 test('sockets are capped per address and closed when idle, so silent connections cannot take the process\'s descriptors', async () => {
   const server = createServer((_req, res) => { res.end('ok') })
-  limitConnections(server, { total: 100, perAddress: 2, perNetwork: 100, idleMs: 400 }, false)
+  limitConnections(server, { total: 100, perAddress: 2, perNetwork: 100, idleMs: 400, handlerSilenceMs: 600_000 }, false)
   await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
   const { port } = server.address() as AddressInfo
   const open = async (): Promise<Socket> => await new Promise((resolve, reject) => { const s = connect(port, '127.0.0.1', () => { resolve(s) }); s.once('error', reject) })
@@ -59,7 +59,7 @@ test('sockets are capped per address and closed when idle, so silent connections
 
 test('behind a trusted proxy every socket is the proxy\'s: only the total applies', async () => {
   const server = createServer((_req, res) => { res.end('ok') })
-  limitConnections(server, { total: 100, perAddress: 1, perNetwork: 1, idleMs: 60_000 }, true)
+  limitConnections(server, { total: 100, perAddress: 1, perNetwork: 1, idleMs: 60_000, handlerSilenceMs: 600_000 }, true)
   await new Promise<void>((resolve) => { server.listen(0, '127.0.0.1', resolve) })
   const { port } = server.address() as AddressInfo
   try {
@@ -86,7 +86,7 @@ test('one IPv6 /48 is capped as a network, however many /64s it steps through; I
     Object.defineProperty(socket, 'remoteAddress', { value: address })
     serverSide.set(address, socket)
   })
-  limitConnections(server, { total: 100, perAddress: 2, perNetwork: 3, idleMs: 600_000 }, false)
+  limitConnections(server, { total: 100, perAddress: 2, perNetwork: 3, idleMs: 600_000, handlerSilenceMs: 600_000 }, false)
   const port = await listen(server)
   const from = async (address: string): Promise<Socket> => { addresses.push(address); return await openSocket(port) }
   try {
@@ -119,7 +119,7 @@ test('a request whose handler works longer than the idle time without writing is
   // after it, so the idle timer always fires first: no race with the machine's speed.
   const idleMs = 100
   const server = createServer((_req, res) => { sleep(idleMs * 4).then(() => { res.end('done') }, () => {}) })
-  limitConnections(server, { total: 100, perAddress: 10, perNetwork: 10, idleMs }, false)
+  limitConnections(server, { total: 100, perAddress: 10, perNetwork: 10, idleMs, handlerSilenceMs: 600_000 }, false)
   const port = await listen(server)
   try {
     const answer = await fetch(`http://127.0.0.1:${port}/`).then(async (res) => await res.text(), (err: Error) => `cut off: ${String((err.cause as Error | undefined)?.message ?? err.message)}`)
@@ -150,7 +150,7 @@ test('a client that goes silent is still cut off: headers unfinished, a body unf
     req.resume()
     req.once('end', () => { res.end('read') })
   })
-  limitConnections(server, { total: 100, perAddress: 10, perNetwork: 10, idleMs: 200 }, false)
+  limitConnections(server, { total: 100, perAddress: 10, perNetwork: 10, idleMs: 200, handlerSilenceMs: 600_000 }, false)
   const port = await listen(server)
   try {
     const partialHeaders = await openSocket(port)
@@ -167,6 +167,41 @@ test('a client that goes silent is still cut off: headers unfinished, a body unf
     await bigSeen
     await bigClosed
     nonReader.destroy()
+  } finally {
+    await shut(server)
+  }
+})
+
+test('a handler that never finishes is answered 503 ERR_HANDLER_TIMEOUT once silent too long; one that keeps writing is not cut', async () => {
+  const idleMs = 100
+  const handlerSilenceMs = 450
+  const told: Array<{ url: string | undefined, silentMs: number }> = []
+  const server = createServer((req, res) => {
+    if (req.url === '/stream') {
+      // A live stream: a byte every idle time, for longer than the silence cap, then done.
+      res.writeHead(200)
+      let n = 0
+      const tick = setInterval(() => { if (++n === 10) { clearInterval(tick); res.end('.') } else res.write('.') }, idleMs)
+      return
+    }
+    // Never answers: as a handler awaiting a promise that never settles.
+  })
+  limitConnections(server, { total: 100, perAddress: 10, perNetwork: 10, idleMs, handlerSilenceMs }, false, (req, silentMs) => { told.push({ url: req.url, silentMs }) })
+  const port = await listen(server)
+  try {
+    const started = Date.now()
+    const res = await fetch(`http://127.0.0.1:${port}/stuck?secret=1`)
+    const waited = Date.now() - started
+    assert.equal(res.status, 503)
+    const body = await res.json() as { error: { code: string } }
+    assert.equal(body.error.code, 'ERR_HANDLER_TIMEOUT')
+    assert.ok(waited >= handlerSilenceMs, `answered after ${waited} ms, before the cap`)
+    assert.equal(told.length, 1)
+    assert.equal(told[0]!.url, '/stuck?secret=1')
+    assert.ok(told[0]!.silentMs >= handlerSilenceMs)
+    const stream = await fetch(`http://127.0.0.1:${port}/stream`)
+    assert.equal(await stream.text(), '..........')
+    assert.equal(told.length, 1)
   } finally {
     await shut(server)
   }

@@ -20,16 +20,21 @@ import { crossSiteRefusal } from './request-guard.ts'
 import { handleUpload } from './dataset-upload.ts'
 import { CoordinatorError } from '../errors.ts'
 
-/** Sockets the HTTP server holds: all together, from one address, from one network, and how long one may sit idle. */
-export interface ConnectionLimits { total: number, perAddress: number, perNetwork: number, idleMs: number }
+/**
+ * Sockets the HTTP server holds: all together, from one address, from one network, how long one
+ * may sit idle, and how long a request's handler may go without sending a byte.
+ */
+export interface ConnectionLimits { total: number, perAddress: number, perNetwork: number, idleMs: number, handlerSilenceMs: number }
 
 /**
  * A socket that sent nothing used to be held for ever: 24k of them from one address took the
  * process's file descriptors (HTTP, Postgres and libp2p alike). Live streams send a ping every
  * 20 s (api/trpc.ts), well inside the idle time. One IPv6 /48 (one customer's, 65536 /64s)
  * could still take every socket 256 at a time, so a network gets a quarter of the total.
+ * The slowest honest handler, `runs.create` with a URL dataset, fetches for at most 3 minutes
+ * (run-resolution.ts); ten minutes of a handler's silence is a handler that will not finish.
  */
-export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { total: 4096, perAddress: 256, perNetwork: 1024, idleMs: 120_000 }
+export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { total: 4096, perAddress: 256, perNetwork: 1024, idleMs: 120_000, handlerSilenceMs: 600_000 }
 
 /** Open sockets per key, forgetting a key at zero so strangers' addresses do not pile up. */
 class SocketCounts {
@@ -43,30 +48,59 @@ class SocketCounts {
   }
 }
 
+/** Told when a handler's silence outlasted `handlerSilenceMs` and its socket was closed. */
+export type SilentHandlerListener = (req: IncomingMessage, silentMs: number) => void
+
 /**
  * Closes sockets idle for the server's timeout, unless the silence is the server's own: the
  * request came in whole and its response has nothing waiting for the client to read. Node
  * cuts any idle socket, so a `runs.create` fetching a URL dataset's validation shard for minutes
  * lost its answer; a client that stops sending headers or a body (slowloris), stops reading a
- * response, or holds a connection open between requests is still cut.
+ * response, or holds a connection open between requests is still cut. A handler that never
+ * finishes (a bug, an await on something that never settles) no longer holds its socket for
+ * ever either: after `handlerSilenceMs` without a byte either way the client gets a 503
+ * `ERR_HANDLER_TIMEOUT` where nothing was sent yet, and the socket is closed.
  */
-function closeSilentClients (server: Server): void {
+function closeSilentClients (server: Server, limits: ConnectionLimits, onSilentHandler?: SilentHandlerListener): void {
   // Per socket: responses not yet closed, and the request read last (a pipelined one is read
   // only after the one before it came in whole, so the last says whether the client is done).
-  const exchanges = new WeakMap<Socket, { open: number, latest: IncomingMessage }>()
+  const exchanges = new WeakMap<Socket, { open: number, latest: IncomingMessage, response: ServerResponse }>()
+  // Per socket the server is working on: its byte count and when it was last seen to change.
+  const quiet = new WeakMap<Socket, { bytes: number, since: number }>()
   server.on('request', (req: IncomingMessage, res: ServerResponse) => {
-    const exchange = exchanges.get(req.socket) ?? { open: 0, latest: req }
+    const exchange = exchanges.get(req.socket) ?? { open: 0, latest: req, response: res }
     exchange.open++
     exchange.latest = req
+    exchange.response = res
     exchanges.set(req.socket, exchange)
     res.once('close', () => { exchange.open-- })
   })
   // With a 'timeout' listener Node leaves the socket to us; Node re-arms the timer on the next
-  // byte in or out, so a handler that stays silent is asked about again only once it writes.
+  // byte in or out, so a silent handler's socket is re-armed here to be asked about again.
   server.on('timeout', (socket: Socket) => {
     const exchange = exchanges.get(socket)
     const serverIsWorking = exchange !== undefined && exchange.open > 0 && exchange.latest.complete && socket.writableLength === 0
-    if (!serverIsWorking) socket.destroy()
+    if (!serverIsWorking) { socket.destroy(); return }
+    const now = Date.now()
+    const bytes = socket.bytesRead + socket.bytesWritten
+    const seen = quiet.get(socket)
+    // The timer fired after idleMs of silence, so the silence began that long ago.
+    if (seen === undefined || seen.bytes !== bytes) quiet.set(socket, { bytes, since: now - limits.idleMs })
+    const silentMs = now - (quiet.get(socket)?.since ?? now)
+    if (silentMs < limits.handlerSilenceMs) { socket.setTimeout(Math.min(limits.idleMs, limits.handlerSilenceMs - silentMs)); return }
+    onSilentHandler?.(exchange.latest, silentMs)
+    const res = exchange.response
+    // The handler may still write later: onto a destroyed socket, never as an unhandled error.
+    res.on('error', () => {})
+    if (!res.headersSent) {
+      const body = JSON.stringify({ error: { code: 'ERR_HANDLER_TIMEOUT', message: `the server did not answer within ${Math.round(silentMs / 1000)} s; try again, and tell the operator if it keeps happening` } })
+      res.writeHead(503, { 'content-type': 'application/json', connection: 'close' })
+      res.end(body, () => { socket.destroy() })
+      // A client that does not read the 503 is not waited for.
+      setTimeout(() => { socket.destroy() }, 1000).unref()
+    } else {
+      socket.destroy()
+    }
   })
 }
 
@@ -76,10 +110,10 @@ function closeSilentClients (server: Server): void {
  * for `idleMs`. Behind a trusted proxy every socket comes from the proxy, so there only the
  * total applies.
  */
-export function limitConnections (server: Server, limits: ConnectionLimits, behindProxy: boolean): void {
+export function limitConnections (server: Server, limits: ConnectionLimits, behindProxy: boolean, onSilentHandler?: SilentHandlerListener): void {
   server.maxConnections = limits.total
   server.setTimeout(limits.idleMs)
-  closeSilentClients(server)
+  closeSilentClients(server, limits, onSilentHandler)
   if (behindProxy) return
   const perAddress = new SocketCounts()
   const perNetwork = new SocketCounts()
@@ -316,7 +350,10 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     })
   }
   const server = options.tls !== undefined ? createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, listener) : createServer(listener)
-  limitConnections(server, { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits }, options.trustProxy === true)
+  limitConnections(server, { ...DEFAULT_CONNECTION_LIMITS, ...options.connectionLimits }, options.trustProxy === true, (req, silentMs) => {
+    // The path only: a query string may carry what a log should not keep.
+    options.log.warn('a request handler was silent too long; its socket was closed', { method: req.method, path: (req.url ?? '').split('?')[0], silentSeconds: Math.round(silentMs / 1000) })
+  })
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(options.port, options.host, () => { server.off('error', reject); resolve() })
