@@ -29,6 +29,7 @@ import * as ledgerAssignmentIndex from './migrations/2026-12-07-0003-ledger-assi
 import * as organizationNameKeys from './migrations/2026-12-08-0001-organization-name-keys.ts'
 import * as checkpointsPerRun from './migrations/2026-12-09-0001-checkpoints-per-run.ts'
 import * as nodeNameKeys from './migrations/2026-12-10-0001-node-name-keys.ts'
+import * as lookAlikeNameKeys from './migrations/2026-12-11-0001-look-alike-name-keys.ts'
 
 /** Every migration, keyed by its dated name; kysely applies them in key order. */
 export const migrations: Record<string, Migration> = {
@@ -60,8 +61,16 @@ export const migrations: Record<string, Migration> = {
   '2026-12-07-0003-ledger-assignment-index': ledgerAssignmentIndex,
   '2026-12-08-0001-organization-name-keys': organizationNameKeys,
   '2026-12-09-0001-checkpoints-per-run': checkpointsPerRun,
-  '2026-12-10-0001-node-name-keys': nodeNameKeys
+  '2026-12-10-0001-node-name-keys': nodeNameKeys,
+  '2026-12-11-0001-look-alike-name-keys': lookAlikeNameKeys
 }
+
+/**
+ * The name-key rule the newest name-key migration keyed every row with: what organizations' and
+ * nodes' names read as. The coordinator keys new names with it, so stored and new keys always
+ * follow one rule; changing the rule means a migration that re-keys the rows and is exported here.
+ */
+export { nameKey, LOOK_ALIKES } from './migrations/2026-12-11-0001-look-alike-name-keys.ts'
 
 /** Raised when a migration fails; names the migration so the operator knows where to look. */
 export class MigrationError extends Error {

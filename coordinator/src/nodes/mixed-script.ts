@@ -1,9 +1,9 @@
 // Look-alike names: "Hіlltop Lab" with a Cyrillic і reads as "Hilltop Lab" on the ledger, pledge
-// statements and model cards, and the name key (name-key.ts) cannot tell them apart: NFKC leaves
-// other scripts' letters alone. A word that mixes scripts is how such a name is made, and almost
+// statements and model cards. A word that mixes scripts is how such a name is made, and almost
 // never how a real one is written (UTS #39's "highly restrictive" level, applied per word so
 // "Лаборатория AI" still passes). Japanese, Korean and Chinese words that mix Han with their own
-// scripts are allowed, as UTS #39 allows them.
+// scripts are allowed, as UTS #39 allows them. A whole word in a look-alike script ("Арех") is
+// the name key's to catch (name-key.ts folds such letters).
 
 /** Scripts told apart; a letter of none of them counts as one more script ("other"). */
 const SCRIPTS: ReadonlyArray<[string, RegExp]> = [

@@ -62,3 +62,11 @@ test('a row inserted without a key (a script, a test) gets one from the database
   assert.equal(await refusedCode(createOrganization(database.db, 'raw inserted lab')), 'ERR_NAME_TAKEN')
   assert.equal((await ensureOrganization(database.db, 'Raw Inserted Lab')).id, row.id)
 })
+
+test('whole words of other scripts that read as Latin ones are the Latin name: Cyrillic "Арех", Greek "ΑΡΕΧ" are "apex"; other letters are kept', () => {
+  assert.equal(nameKey('\u0410\u0440\u0435\u0445 Lab'), 'apex lab')
+  assert.equal(nameKey('\u0391\u03a1\u0395\u03a7 LAB'), 'apex lab')
+  assert.equal(nameKey('\u13aa\u13e2\u13ac\u13c3'), 'apez', 'Cherokee capitals too')
+  assert.equal(nameKey('Лаборатория'), nameKey('ЛАБОРАТОРИЯ'), 'case still folds within a script')
+  assert.notEqual(nameKey('Лаборатория'), nameKey('Лабораторий'))
+})

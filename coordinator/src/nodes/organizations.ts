@@ -59,7 +59,7 @@ export async function createOrganization (db: Kysely<Database>, name: string): P
   const row = await db.insertInto('organizations').values({ name: trimmed, name_key: nameKey(trimmed) })
     .onConflict((oc) => oc.doNothing()).returningAll().executeTakeFirst()
   if (row === undefined) {
-    throw new CoordinatorError('ERR_NAME_TAKEN', `an organization named “${trimmed}” (or the same name in other case or spacing) already exists; ask its lab admin for an invitation, or choose another name`)
+    throw new CoordinatorError('ERR_NAME_TAKEN', `an organization named “${trimmed}” (or a name that reads the same: other case or spacing, or look-alike letters of another script) already exists; ask its lab admin for an invitation, or choose another name`)
   }
   return { id: row.id, name: row.name, createdAt: row.created_at }
 }
