@@ -51,6 +51,20 @@ test('a lab\'s many nodes count once: a lab of fast-answering nodes cannot push 
   assert.deepEqual(stepsByTiming(20, [{ ...compute(1), lab: 'a' }, { ...compute(1), lab: 'a' }, { ...compute(2), lab: 'b' }]), [30, 30, 15])
 })
 
+test('labs count by the work they did: several new labs claiming a speed cannot move the target that two working labs set', () => {
+  const honest = { secondsPerStep: 1, overheadSeconds: 5 }
+  // Three sign-ups, each with one accepted unit (20 steps) and a claim of near-instant compute.
+  const sybils = ['x', 'y', 'z'].map((lab) => ({ secondsPerStep: 1e-4, overheadSeconds: 0, lab, weight: 20 }))
+  const steps = stepsByTiming(100, [{ ...honest, lab: 'a', weight: 2000 }, { ...honest, lab: 'b', weight: 1500 }, ...sybils])
+  assert.deepEqual(steps.slice(0, 2), [100, 100])
+  // One lab each, as before weights, the three would set the target and cut the working labs to a quarter.
+  assert.deepEqual(stepsByTiming(100, [{ ...honest, lab: 'a' }, { ...honest, lab: 'b' }, ...sybils.map(({ weight: _, ...t }) => t)]).slice(0, 2), [25, 25])
+  // Equal weights are the plain median, the two middle labs' mean for an even count.
+  assert.deepEqual(stepsByTiming(20, [{ ...compute(1), lab: 'a', weight: 7 }, { ...compute(2), lab: 'b', weight: 7 }]), [30, 15])
+  // A lab with no sensible weight counts as one.
+  assert.deepEqual(stepsByTiming(20, [{ ...compute(1), lab: 'a', weight: Number.NaN }, { ...compute(2), lab: 'b', weight: -5 }]), [30, 15])
+})
+
 test('turnaround ends when the report came in: a report held until its round closed does not make its node look slow', async () => {
   const store = await openTestStore('unit-sizing')
   try {
@@ -77,6 +91,7 @@ test('turnaround ends when the report came in: a report held until its round clo
     const timings = await measuredTimings(db, runId, nodes, 10, false)
     const held = timings.get(nodes[0]!)!
     assert.equal(held.secondsPerStep, 0.5)
+    assert.equal(held.weight, 10, 'weighed by the steps its accepted report trained')
     assert.ok(Math.abs(held.overheadSeconds - 5) < 0.01, `10 s from hand-out to report, 5 s of it compute: ${held.overheadSeconds}`)
     // A row from before reported_at existed: its turnaround ends at its ledger row, as it did.
     assert.ok(timings.get(nodes[1]!)!.overheadSeconds > 690)
