@@ -1,5 +1,7 @@
 import { describe, test } from 'vitest'
 import assert from 'node:assert/strict'
+import { existsSync, readdirSync } from 'node:fs'
+import { join } from 'node:path'
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import type { RunningAgent } from './support/cluster.ts'
 import { startHostile } from './support/hostile.ts'
@@ -16,8 +18,12 @@ describe('scoring by nodes', () => {
     const agents: RunningAgent[] = []
     let flipper: Spawned | undefined
     try {
-      // Four labs: a report's two scorers come from two labs other than its producer's.
-      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken(`Scoring Lab ${i}`), name: `honest-${i}` }))
+      // Four labs: a report's two scorers come from two labs other than its producer's. One
+      // honest node trains and scores with the torch executor (its PyTorch child on the CPU), the
+      // others with TypeScript: a report it scores beside one of them is scored only if the two
+      // executors' losses agree to 0.1% of the base loss.
+      for (let i = 0; i < 3; i++) agents.push(await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken(`Scoring Lab ${i}`), name: `honest-${i}`, ...(i === 0 ? { args: ['--executor', 'torch', '--device', 'cpu'] } : {}) }))
+      assert.match(agents[0]!.output(), /agent: executor torch-cpu: PyTorch/)
       const started = await startHostile('flip', coordinator.multiaddr, await coordinator.createToken('Flipper Lab'), 'flipper')
       flipper = started.proc
       const flipperId = started.peerId
@@ -40,6 +46,9 @@ describe('scoring by nodes', () => {
         // It scored others' reports, and said so.
         assert.match(a.output(), /scored another node's report: held-out loss \d\.\d{4} → \d\.\d{4} \(reversed \d\.\d{4}\)/)
       }
+      // The torch node measured in its child: the folder its files went to (and were removed from).
+      assert.deepEqual(readdirSync(join(agents[0]!.dataDir, 'runs', runId, 'scoring')), [])
+      for (const a of agents.slice(1)) assert.equal(existsSync(join(a.dataDir, 'runs', runId, 'scoring')), false, 'TypeScript scorers write no files')
       const flips = ledger.filter((r) => r.peerId === flipperId && r.round > 1)
       assert.ok(flips.length >= 2 && flips.every((r) => r.outcome === 'refused'), `the flipper after round 1: ${JSON.stringify(flips)}`)
       const checkpoints = await getJson<ApiCheckpoint[]>(coordinator.url, `api/runs/${runId}/checkpoints`)

@@ -6,7 +6,7 @@ import {
   CHUNK_TIMEOUT_MS, REPORT_ADMISSION_TIMEOUT_MS, REPORT_VERDICT_TIMEOUT_MS, REQUEST_TIMEOUT_MS, TRANSFER_DIAL_TIMEOUT_MS,
   enrollResponseSchema, heartbeatResponseSchema, reportAdmissionSchema, reportResponseSchema, toPlainText, workResponseSchema
 } from '@barnraise/protocol'
-import type { EnrollRequest, HeartbeatRequest, ReportHeader, ReportResponse, ScoreResult, UnitDecline, WorkResponse } from '@barnraise/protocol'
+import type { EnrollRequest, ExecutorKind, HeartbeatRequest, ReportHeader, ReportResponse, ScoreResult, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import { z } from 'zod'
 import { AGENT_VERSION } from './version.ts'
 
@@ -72,9 +72,13 @@ export class CoordinatorClient {
   /** A unit whose reply did not parse, to hand back with the next plain work request. */
   #unreadable: UnitDecline | undefined
 
-  constructor (libp2p: Libp2p, address: Multiaddr) {
+  /** The executor this node trains with, named in every work request (the coordinator picks scorers by it). */
+  readonly #executor: ExecutorKind | undefined
+
+  constructor (libp2p: Libp2p, address: Multiaddr, options: { executor?: ExecutorKind } = {}) {
     this.#libp2p = libp2p
     this.#address = address
+    this.#executor = options.executor
   }
 
   async #dial (protocol: string, signal: AbortSignal): Promise<Awaited<ReturnType<Libp2p['dialProtocol']>>> {
@@ -133,7 +137,7 @@ export class CoordinatorClient {
     // the coordinator got it.
     const pending = decline === undefined && after === undefined ? this.#unreadable : undefined
     const handBack = decline ?? pending
-    const request = { type: 'work' as const, ...(handBack !== undefined ? { decline: handBack } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}) }
+    const request = { type: 'work' as const, ...(handBack !== undefined ? { decline: handBack } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}), ...(this.#executor !== undefined ? { executor: this.#executor } : {}) }
     const raw: unknown = await this.#call(WORK_PROTOCOL, request, z.unknown())
     if (pending !== undefined) this.#unreadable = undefined
     const parsed = workResponseSchema.safeParse(raw)

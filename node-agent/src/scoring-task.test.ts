@@ -1,7 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { presetConfig } from '@barnraise/trainer'
-import { scoringRefusal } from './scoring-task.ts'
+import { TORCH_MAX_PARAMS, countParams, presetConfig, scoringTaskFlops, torchScoringTaskBytes } from '@barnraise/trainer'
+import { scoringRefusal, torchScoringRefusal } from './scoring-task.ts'
 
 test('a scoring task this machine cannot carry is refused before anything is fetched: model size, work, memory', () => {
   const tiny = presetConfig('tiny')
@@ -22,4 +22,37 @@ test('--max-memory caps what scoring may use below half the machine, and a task 
   // A cap above half the machine leaves the half in charge.
   assert.match(scoringRefusal(task, gib / 8, 64 * gib) ?? '', /this machine has 0\.1 GiB/)
   assert.equal(scoringRefusal({ ...task, seqLen: 64 }, 64 * gib, gib / 8), undefined, 'a task under the cap is scored')
+})
+
+test('the torch path refuses by its own limits: the agent\'s parameters, the work bound, its device\'s share, free memory and --max-memory, and a task its measured speed cannot finish in half the round', () => {
+  const gib = 2 ** 30
+  const now = Date.parse('2030-01-01T00:00:00Z')
+  const inAnHour = new Date(now + 3_600_000).toISOString()
+  const m125 = presetConfig('125m')
+  const task = { modelConfig: m125, batchSize: 8, seqLen: 2048, deadline: inAnHour }
+  const h100 = { executor: 'torch-cuda' as const, totalBytes: 80 * gib, freeBytes: 79 * gib, flopsPerSecond: 30e12 }
+  assert.equal(torchScoringRefusal(task, h100, now), undefined, 'past the TypeScript limits, seconds on a GPU')
+  assert.ok(scoringRefusal(task, 64 * gib) !== undefined)
+  const need = torchScoringTaskBytes(m125, 8, 2048, 'torch-cuda')
+  assert.match(torchScoringRefusal(task, { ...h100, totalBytes: need * 1.9, freeBytes: need * 1.9 }, now) ?? '', /GiB of memory; this GPU has \d+\.\d GiB$/, 'half the device at most')
+  assert.match(torchScoringRefusal(task, { ...h100, freeBytes: need / 2 }, now) ?? '', /this GPU had \d+\.\d GiB free$/)
+  assert.match(torchScoringRefusal(task, { ...h100, maxMemoryBytes: need / 2 }, now) ?? '', /--max-memory allows/)
+  // On the CPU the agent's copies of the weights and Δ share the host: 8 bytes a parameter more.
+  const cpu = { executor: 'torch-cpu' as const, totalBytes: 64 * gib, freeBytes: 60 * gib, flopsPerSecond: 200e9 }
+  assert.equal(torchScoringTaskBytes(m125, 8, 2048, 'torch-cpu') - need, 8 * countParams(m125))
+  // 16.6 TFLOP (T² attention counted) at 200 GFLOP/s: 83 s of an hour.
+  assert.equal(Math.ceil(scoringTaskFlops(m125, 8, 2048) / 200e9), 83)
+  assert.equal(torchScoringRefusal(task, cpu, now), undefined)
+  // Time: more than half of what is left of the round at the measured speed, or at 1 GFLOP/s when nothing was measured.
+  assert.equal(torchScoringRefusal({ ...task, deadline: new Date(now + 170_000).toISOString() }, cpu, now), undefined)
+  assert.match(torchScoringRefusal({ ...task, deadline: new Date(now + 160_000).toISOString() }, cpu, now) ?? '', /about 83 s at 200\.0 GFLOP\/s, more than half of the 160 s left in the round$/)
+  const unmeasured = { executor: 'torch-cpu' as const, totalBytes: 64 * gib, freeBytes: 60 * gib }
+  assert.match(torchScoringRefusal(task, unmeasured, now) ?? '', /at 1\.0 GFLOP\/s \(nothing measured yet\)/)
+  assert.equal(torchScoringRefusal({ ...task, deadline: new Date(now - 1000).toISOString() }, unmeasured, now), undefined, 'a deadline already past is the coordinator\'s call')
+  // The work bound, and the agent's own parameter limit (it holds the weights in Float32Arrays).
+  const long = { ...m125, max_position_embeddings: 65_536 }
+  assert.match(torchScoringRefusal({ ...task, modelConfig: long, seqLen: 65_536, batchSize: 64 }, h100, now) ?? '', /TFLOP; this agent scores at most 2000 TFLOP a task/)
+  const giant = { ...m125, num_hidden_layers: 1024, hidden_size: 4096, intermediate_size: 16_384, head_dim: 128, num_attention_heads: 32, num_key_value_heads: 32 }
+  assert.ok(countParams(giant) > TORCH_MAX_PARAMS)
+  assert.match(torchScoringRefusal({ ...task, modelConfig: giant }, h100, now) ?? '', /past what this agent holds/)
 })

@@ -119,6 +119,8 @@ test('a work reply the agent cannot read is logged and retried with backoff, and
   assert.equal(coordinator.work[0]!.decline, undefined)
   assert.equal(coordinator.work[1]!.decline?.assignmentId, unit.assignmentId)
   assert.equal(coordinator.work[1]!.decline?.code, 'ERR_BAD_INPUT')
+  // Every request names the executor this node trains with: the coordinator picks scorers by it.
+  assert.deepEqual(coordinator.work.map((w) => w.executor), coordinator.work.map(() => 'typescript'))
   assert.match(coordinator.work[1]!.decline?.message ?? '', /cannot read this work unit \(unit\.codec: .*\); the coordinator may be newer/)
   await until('the wait line', () => lines.some((l) => l.includes('waiting for work')))
   controller.abort()

@@ -62,7 +62,7 @@ export function plainSay (say: (line: string) => void): (line: string) => void {
 export async function runSession (sessionOptions: SessionOptions): Promise<void> {
   // Everything said from here on (the work loop's lines included) may quote the coordinator.
   const options: SessionOptions = { ...sessionOptions, say: plainSay(sessionOptions.say) }
-  const client = new CoordinatorClient(options.libp2p, options.coordinator)
+  const client = new CoordinatorClient(options.libp2p, options.coordinator, options.work !== undefined ? { executor: options.work.executor.kind } : {})
   const peerId = options.libp2p.peerId.toString()
   let attempt = 0
   let malformedStreak = 0

@@ -83,7 +83,8 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
     if (reply.kind === 'score') {
       const task = reply.task
       o.setStatus('training')
-      const result = await scoreReport(o.cache, task, o.signal, undefined, o.maxMemoryBytes)
+      // A torch executor scores in its child (its files in a folder of their own); any other on a worker thread.
+      const result = await scoreReport(o.cache, task, o.signal, { executor: o.executor, dir: join(o.dataDir, 'runs', task.runId, 'scoring'), ...(o.maxMemoryBytes !== undefined ? { maxMemoryBytes: o.maxMemoryBytes } : {}) })
       // Nothing of a scoring task is needed again: the windows and the report go (another
       // node's report is the coordinator's to hand out, not this disk's), the base unless it is
       // one a unit of this node trains from.

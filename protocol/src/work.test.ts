@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { innerRecipeSchema, roundUpdateSchema, workUnitSchema } from './work.ts'
+import { innerRecipeSchema, roundUpdateSchema, workRequestSchema, workUnitSchema } from './work.ts'
 
 const sha = 'a'.repeat(64)
 const update = { from: sha, reports: [{ sha256: sha, tokens: 10, bytes: 100 }], outerLr: 0.7, outerMomentum: 0.9 }
@@ -29,4 +29,10 @@ test('a recipe with beta1 or beta2 of 1 is refused (torch\'s AdamW refuses it to
   assert.equal(innerRecipeSchema.safeParse({ ...recipe, beta1: 0.9999, beta2: 0.99999 }).success, true)
   assert.equal(innerRecipeSchema.safeParse({ ...recipe, beta1: 1 }).success, false)
   assert.equal(innerRecipeSchema.safeParse({ ...recipe, beta2: 1 }).success, false)
+})
+
+test('a work request may name the node\'s executor (the coordinator picks scorers by it); older agents omit it, and an unknown one is refused', () => {
+  assert.equal(workRequestSchema.safeParse({ type: 'work' }).success, true)
+  assert.deepEqual(workRequestSchema.parse({ type: 'work', executor: 'torch-cuda' }), { type: 'work', executor: 'torch-cuda' })
+  assert.equal(workRequestSchema.safeParse({ type: 'work', executor: 'tpu' }).success, false)
 })

@@ -1,6 +1,6 @@
 import { CODEC_NAMES } from './codecs/index.ts'
 import { z } from 'zod'
-import { reportMetadataSchema } from './signed-report.ts'
+import { executorKindSchema, reportMetadataSchema } from './signed-report.ts'
 import { llamaConfigSchema } from './llama-config.ts'
 import { MAX_UNIT_INNER_STEPS, OVERLAP_MODES, shardUrlSchema } from './run-spec.ts'
 import { plainTextSchema } from './plain-text.ts'
@@ -62,7 +62,13 @@ export const workRequestSchema = z.object({
    * answer is the node's oldest unit handed out later than this one (so its base and shards can
    * be fetched meanwhile) or `wait`; nothing is declined, scored or handed out by asking.
    */
-  after: z.string().uuid().optional()
+  after: z.string().uuid().optional(),
+  /**
+   * The executor this node trains and scores with. The coordinator hands scoring tasks too large
+   * for the TypeScript forward pass only to nodes that name a torch executor (rounds/node-scoring.ts).
+   * A claim: a node that names one it lacks refuses those tasks, nothing more. Older agents omit it.
+   */
+  executor: executorKindSchema.optional()
 }).strict()
 
 /**
@@ -88,6 +94,13 @@ export const scoringTaskSchema = z.object({
   seqLen: z.number().int().positive().max(65_536),
   deadline: z.string()
 })
+
+/**
+ * Two honest scorers' losses agree to this share of the base loss: the same float32 arithmetic on
+ * the same bytes, the TypeScript forward pass or the torch executor's, summation order aside (the
+ * agent's tests hold the two executors to a tenth of it). The coordinator voids scores that differ by more.
+ */
+export const SCORER_AGREEMENT = 1e-3
 
 /** A scoring task's answer; a loss that is not finite (the model diverged) is null. */
 export const scoreResultSchema = z.object({

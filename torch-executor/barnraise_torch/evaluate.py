@@ -32,7 +32,8 @@ from .safetensors import DTYPES, SafetensorsError, read_file, read_header
 
 # Rows a forward pass takes at once: bounds activation memory (the logits alone are
 # rows × T × vocab floats) whatever the batch. Row losses are summed, so chunking changes
-# nothing but float summation order.
+# nothing but float summation order. The agent and the coordinator count a scoring task's memory
+# with the same figure (trainer/src/model/cost.ts, TORCH_EVALUATE_PASS_BYTES): keep them equal.
 ROWS_PER_PASS_BYTES = 1 << 30
 
 

@@ -44,11 +44,20 @@ test('a connection alone is online but not live; enrolling, heartbeating or aski
   presence.askedForWork(peer)
   assert.equal(presence.isLive(peer, Date.now() + LIVENESS_MS - 1000), true)
   assert.equal(presence.get(peer)?.status, 'training', 'asking for work leaves its status as its heartbeat said')
+  // The executor its latest work request names (node-scoring.ts picks scorers by it); heartbeats keep it.
+  assert.equal(presence.executorOf(peer), undefined)
+  presence.askedForWork(peer, 'torch-cuda')
+  presence.heartbeat(peer, 'training')
+  assert.equal(presence.executorOf(peer), 'torch-cuda')
+  presence.askedForWork(peer)
+  assert.equal(presence.executorOf(peer), undefined, 'a request naming none (an older agent) names none')
+  presence.askedForWork(peer, 'torch-cpu')
 
   // Gone: not live, and coming back with a bare connection is not enough either.
   await node.hangUp(coordinator.peerId)
   await until(() => presence.get(peer) === undefined)
   assert.equal(presence.isLive(peer), false)
+  assert.equal(presence.executorOf(peer), undefined, 'forgotten with the connection')
   await node.dial(coordinator.getMultiaddrs()[0]!)
   await until(() => presence.isOnline(peer))
   assert.equal(presence.isLive(peer), false)

@@ -1,4 +1,5 @@
 import type { Libp2p } from '@libp2p/interface'
+import type { ExecutorKind } from '@barnraise/protocol'
 
 export interface PeerPresence {
   status: string
@@ -10,6 +11,12 @@ export interface PeerPresence {
    * never works on holds each of those rounds open until its deadline.
    */
   lastActiveAt: Date
+  /**
+   * The executor its latest work request named (older agents name none). Only which scoring
+   * tasks it is offered depends on it (rounds/node-scoring.ts), and a node that names one it
+   * lacks only refuses those tasks: the claim needs no proof.
+   */
+  executor?: ExecutorKind
 }
 
 /**
@@ -40,7 +47,7 @@ export class Presence {
   heartbeat (peerId: string, status: string): void {
     const previous = this.#peers.get(peerId)
     const now = new Date()
-    this.#peers.set(peerId, { status, lastHeartbeatAt: now, lastActiveAt: now })
+    this.#peers.set(peerId, { status, lastHeartbeatAt: now, lastActiveAt: now, ...(previous?.executor !== undefined ? { executor: previous.executor } : {}) })
     if (previous?.status !== status) this.#notify()
   }
 
@@ -50,12 +57,17 @@ export class Presence {
     this.#notify()
   }
 
-  /** Records an enrolled node's work request: it is active (and present, if it had not said so yet). */
-  askedForWork (peerId: string): void {
+  /** Records an enrolled node's work request: it is active (and present, if it had not said so yet), with the executor it named. */
+  askedForWork (peerId: string, executor?: ExecutorKind): void {
     const previous = this.#peers.get(peerId)
     const now = new Date()
-    this.#peers.set(peerId, { status: previous?.status ?? 'idle', lastHeartbeatAt: previous?.lastHeartbeatAt ?? now, lastActiveAt: now })
+    this.#peers.set(peerId, { status: previous?.status ?? 'idle', lastHeartbeatAt: previous?.lastHeartbeatAt ?? now, lastActiveAt: now, ...(executor !== undefined ? { executor } : {}) })
     if (previous === undefined) this.#notify()
+  }
+
+  /** The executor the peer's latest work request named, if it named one. */
+  executorOf (peerId: string): ExecutorKind | undefined {
+    return this.#peers.get(peerId)?.executor
   }
 
   /** True while the peer holds a connection to us. */

@@ -5,6 +5,10 @@ import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
 import type { Presence } from '../p2p/presence.ts'
 import { NodeScoring } from './node-scoring.ts'
+import { countParams, presetConfig } from '@barnraise/trainer'
+import type { ExecutorKind } from '@barnraise/protocol'
+import { torchScoringBytes } from '../runs/run-plan.ts'
+import type { StoredRunSpec } from '../runs/runs.ts'
 
 let store: Awaited<ReturnType<typeof openTestStore>>
 let db: Kysely<Database>
@@ -20,7 +24,8 @@ beforeAll(async () => {
   // One lab a node: scorers must come from two labs other than the producer's.
   orgs = []
   for (const name of ['Lab A', 'Lab B', 'Lab C', 'Lab D']) orgs.push((await db.insertInto('organizations').values({ name }).returning('id').executeTakeFirstOrThrow()).id)
-  runId = (await db.insertInto('runs').values({ name: 'r', status: 'running', spec: JSON.stringify({ modelConfig: {}, codec: 'fp32' }), failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null }).returning('id').executeTakeFirstOrThrow()).id
+  // The demo's model: within the TypeScript limits, so any node may score it.
+  runId = await run(specOf('small', 64, 4))
   for (const org of orgs) await db.insertInto('organization_served_runs').values({ organization_id: org, run_id: runId }).execute()
   roundId = (await db.insertInto('rounds').values({ run_id: runId, number: 1, status: 'open', base_checkpoint: 'a'.repeat(64), deadline_at: new Date(Date.now() + 60_000) }).returning('id').executeTakeFirstOrThrow()).id
   nodes = []
@@ -31,7 +36,19 @@ beforeAll(async () => {
 }, 60_000)
 afterAll(async () => { await store?.close() })
 
-const presence = { isLive: (peerId: string) => online.has(peerId) } as unknown as Presence
+/** A run's stored spec, as far as scoring reads it: the model and the scoring windows' shape. */
+function specOf (preset: string, seqLen: number, batchSize: number): Record<string, unknown> {
+  const modelConfig = presetConfig(preset)
+  return { modelConfig, paramCount: countParams(modelConfig), codec: 'fp32', evalBatches: 4, minNodes: 1, recipe: { innerSteps: 10, batchSize, seqLen } }
+}
+
+async function run (spec: Record<string, unknown>): Promise<string> {
+  return (await db.insertInto('runs').values({ name: `r-${Math.random()}`, status: 'running', spec: JSON.stringify(spec), failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null }).returning('id').executeTakeFirstOrThrow()).id
+}
+
+/** The executor each peer's work requests named (Presence.executorOf). */
+const executors = new Map<string, ExecutorKind>()
+const presence = { isLive: (peerId: string) => online.has(peerId), executorOf: (peerId: string) => executors.get(peerId) } as unknown as Presence
 const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ sha256: 'c'.repeat(64), batchSize: 1, seqLen: 2 }) })
 
 async function report (producer: number): Promise<string> {
@@ -104,6 +121,64 @@ test('the two scorers come from two different labs, neither the producer\'s: lab
     assert.deepEqual(scorers.map((r) => r.organization_id).sort(), [orgs[1]!, orgs[2]!].sort())
     assert.ok(scorers.some((r) => r.peer_id === c.peer_id))
   } finally {
+    online.clear()
+    for (const p of saved) online.add(p)
+  }
+})
+
+test('a task past the TypeScript limits goes only to nodes naming a torch executor whose claimed memory holds it, GPUs first; fewer than two such nodes score nothing', async () => {
+  const s = scoring()
+  const saved = new Set(online)
+  online.clear()
+  // 125M parameters at 2,048 tokens: the TypeScript forward pass would take hours.
+  const spec = specOf('125m', 2048, 8)
+  const bigRun = await run(spec)
+  for (const org of orgs) await db.insertInto('organization_served_runs').values({ organization_id: org, run_id: bigRun }).execute()
+  const bigRound = (await db.insertInto('rounds').values({ run_id: bigRun, number: 1, status: 'open', base_checkpoint: 'a'.repeat(64), deadline_at: new Date(Date.now() + 60_000) }).returning('id').executeTakeFirstOrThrow()).id
+  const need = torchScoringBytes(spec as unknown as StoredRunSpec, 'torch-cuda')
+  const gpuMiB = (bytes: number): number => Math.ceil(bytes / 2 ** 20)
+  const node = async (peer: string, org: number, executor: ExecutorKind | undefined, hardware: Record<string, unknown>): Promise<{ id: string, peer_id: string }> => {
+    const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: JSON.stringify({ hostname: peer, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 8, memoryBytes: 8 * 2 ** 30, gpus: [], ...hardware }), agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
+    online.add(peer)
+    if (executor !== undefined) executors.set(peer, executor)
+    return n
+  }
+  const held = async (producer: { id: string }): Promise<string> => (await db.insertInto('assignments').values({ run_id: bigRun, round_id: bigRound, node_id: producer.id, ranges: '[]', tokens: 10, status: 'held', report_blob: 'f'.repeat(64) }).returning('id').executeTakeFirstOrThrow()).id
+  const scorersOf = async (assignment: string): Promise<string[]> => (await db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id').select('nodes.peer_id').where('assignment_id', '=', assignment).execute()).map((r) => r.peer_id).sort()
+  try {
+    const producer = await node('big-producer', 0, 'torch-cuda', { gpus: [{ name: 'H100', memoryMiB: 81_559 }] })
+    // Lab B: a TypeScript node on a large machine, an older agent naming nothing, a GPU too small for the task.
+    await node('big-ts', 1, 'typescript', { memoryBytes: 512 * 2 ** 30, gpus: [{ name: 'H100', memoryMiB: 81_559 }] })
+    await node('big-old', 1, undefined, { gpus: [{ name: 'H100', memoryMiB: 81_559 }] })
+    await node('big-small-gpu', 1, 'torch-cuda', { gpus: [{ name: 'T4', memoryMiB: gpuMiB(need) }] })
+    // Lab C: torch on a CPU with room for it.
+    await node('big-cpu', 2, 'torch-cpu', { memoryBytes: 64 * 2 ** 30 })
+    const a = await held(producer)
+    assert.equal(await s.open(bigRun, bigRound, a, producer.id), 0, 'lab B has no node that can score it: one lab alone is not two scorers')
+    assert.deepEqual(await scorersOf(a), [])
+    // A GPU with twice what the task needs (the agent's share) in lab B, and another in lab D.
+    await node('big-gpu-b', 1, 'torch-cuda', { gpus: [{ name: 'L40S', memoryMiB: gpuMiB(2 * need) }] })
+    await node('big-gpu-d', 3, 'torch-cuda', { gpus: [{ name: 'A100', memoryMiB: 40_960 }] })
+    assert.equal(await s.open(bigRun, bigRound, a, producer.id), 2)
+    // Labs B and D's GPUs before lab C's CPU, all with no open task; never a node that cannot.
+    assert.deepEqual(await scorersOf(a), ['big-gpu-b', 'big-gpu-d'])
+    // With both GPUs busy, the CPU that can score it comes first.
+    const b = await held(producer)
+    assert.equal(await s.open(bigRun, bigRound, b, producer.id), 2)
+    const second = await scorersOf(b)
+    assert.ok(second.includes('big-cpu') && !second.some((p) => ['big-ts', 'big-old', 'big-small-gpu'].includes(p)), JSON.stringify(second))
+    // The same nodes take the demo run's tasks, whatever executor they name.
+    const small = await held(producer)
+    await db.updateTable('assignments').set({ run_id: runId, round_id: roundId }).where('id', '=', small).execute()
+    online.delete('big-gpu-b')
+    online.delete('big-gpu-d')
+    online.delete('big-cpu')
+    assert.equal(await s.open(runId, roundId, small, producer.id), 0, 'only lab B is online: one lab')
+    online.add('big-cpu')
+    assert.equal(await s.open(runId, roundId, small, producer.id), 2)
+    assert.equal((await scorersOf(small)).filter((p) => ['big-ts', 'big-old', 'big-small-gpu'].includes(p)).length, 1, 'a TypeScript-sized task goes to any node of lab B')
+  } finally {
+    await s.expire(bigRound)
     online.clear()
     for (const p of saved) online.add(p)
   }

@@ -7,17 +7,19 @@
 // they do not, one of them lied and the report is judged without scores (disagreement is logged
 // as a signal for review).
 import type { Kysely } from 'kysely'
+import { SCORER_AGREEMENT } from '@barnraise/protocol'
 import type { ScoreResult, ScoringTask } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 import type { Presence } from '../p2p/presence.ts'
 import { organizationsServing } from '../nodes/serving-choices.ts'
+import { nodeCanScore, typescriptCanScore } from '../runs/run-plan.ts'
 import type { HeldOutLoss } from '@barnraise/trainer'
 
 /** Scorers per report. */
 export const SCORERS_PER_REPORT = 2
 
-/** Two honest scorers' losses agree to this share of the base loss (same arithmetic, same bytes; float summation order aside). */
-export const SCORER_AGREEMENT = 1e-3
+/** Two honest scorers' losses agree to this share of the base loss (protocol's, which both executors are tested against). */
+export { SCORER_AGREEMENT }
 
 export interface NodeScoringOptions {
   db: Kysely<Database>
@@ -42,22 +44,34 @@ export class NodeScoring {
    * fewer than two can score it: one scorer's word alone is never taken). Online, unrevoked,
    * unquarantined nodes of labs serving the run, fewest open tasks first, from two different
    * labs, neither the producer's: two scorers always agree when one lab runs both, so a lab
-   * could otherwise vouch for its own reports or condemn another's alone.
+   * could otherwise vouch for its own reports or condemn another's alone. Only nodes that can
+   * score the run's task (`nodeCanScore`): any node where the TypeScript forward pass takes it,
+   * else nodes whose work requests name a torch executor and whose hardware profile holds the
+   * task, GPUs first. Both are the node's claims; a node that lies about them only refuses the
+   * task it is then handed (the report goes unscored, as with fewer than two scorers).
    */
   async open (runId: string, roundId: string, assignmentId: string, producerNodeId: string): Promise<number> {
     const { db, presence } = this.#o
     const serving = await organizationsServing(db, runId)
     if (serving.size === 0) return 0
+    const run = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
+    if (run === undefined) return 0
+    const spec = run.spec
+    const anyNode = typescriptCanScore(spec)
     const producer = await db.selectFrom('nodes').select('organization_id').where('id', '=', producerNodeId).executeTakeFirst()
     const nodes = await db.selectFrom('nodes')
-      .select(['nodes.id', 'nodes.peer_id', 'nodes.organization_id'])
+      .select(['nodes.id', 'nodes.peer_id', 'nodes.organization_id', 'nodes.hardware'])
       .select((eb) => eb.selectFrom('scoring_tasks').select(eb.fn.countAll<string>().as('n'))
         .whereRef('scoring_tasks.node_id', '=', 'nodes.id').where('scoring_tasks.status', '=', 'assigned').as('open'))
       .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
       .where('nodes.organization_id', 'in', [...serving]).where('nodes.id', '!=', producerNodeId)
       .orderBy('nodes.first_seen_at').execute()
-    const candidates = nodes.filter((n) => presence.isLive(n.peer_id) && n.organization_id !== producer?.organization_id)
-      .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0))
+    // A task past the TypeScript limits goes to a GPU before a CPU with as few open tasks: the
+    // CPU may well find it too slow for the round and refuse it.
+    const onGpu = (peerId: string): number => anyNode || presence.executorOf(peerId) === 'torch-cuda' ? 0 : 1
+    const candidates = nodes.filter((n) => presence.isLive(n.peer_id) && n.organization_id !== producer?.organization_id &&
+        nodeCanScore(spec, { executor: presence.executorOf(n.peer_id), hardware: n.hardware }))
+      .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0) || onGpu(a.peer_id) - onGpu(b.peer_id))
     const scorers: typeof candidates = []
     for (const n of candidates) {
       if (scorers.length < SCORERS_PER_REPORT && !scorers.some((s) => s.organization_id === n.organization_id)) scorers.push(n)

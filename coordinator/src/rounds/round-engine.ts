@@ -4,7 +4,7 @@ import type { Insertable, Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, readMomentum } from '@barnraise/trainer'
 import { allowedCodecs, encodedByteLength } from '@barnraise/protocol'
 import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices, residualBytesInSlices, sparseBroadcastInSlices } from './close-in-slices.ts'
-import type { CodecName, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
+import type { CodecName, ExecutorKind, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { BlobPins } from '../blobs/blob-pins.ts'
@@ -543,13 +543,14 @@ export class RoundEngine implements WorkSource {
    * first (see ReportIntake.decline). With `after`, a look ahead for a node still training unit
    * `after`: the unit that follows it, or "wait"; nothing else happens.
    */
-  async workFor (peerId: string, decline?: UnitDecline, scored?: ScoreResult, after?: string): Promise<WorkResponse> {
+  async workFor (peerId: string, decline?: UnitDecline, scored?: ScoreResult, after?: string, executor?: ExecutorKind): Promise<WorkResponse> {
     const { db } = this.#o
     const node = await db.selectFrom('nodes').select(['id', 'revoked_at']).where('peer_id', '=', peerId).executeTakeFirst()
     if (node === undefined) return { kind: 'refused', code: 'ERR_NOT_ENROLLED', message: 'enroll this node before asking for work' }
     if (node.revoked_at !== null) return { kind: 'refused', code: 'ERR_NODE_REVOKED', message: 'this node was revoked by its organization' }
-    // Asking is being active: the next round may hand it a unit (Presence.isLive).
-    this.#o.presence.askedForWork(peerId)
+    // Asking is being active: the next round may hand it a unit (Presence.isLive). The executor
+    // it names decides which scoring tasks it may be handed (node-scoring.ts).
+    this.#o.presence.askedForWork(peerId, executor)
     if (after !== undefined) {
       const next = await this.#unitFor(node.id, after)
       if (next !== undefined) return next

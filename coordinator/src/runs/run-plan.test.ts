@@ -2,7 +2,7 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { countParams, presetConfig } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
-import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, NODE_SCORING_MAX_FLOPS, SCORING_MAX_PARAMS, errorFeedbackDecayOf, evaluationFlops, plannedRounds, runIsDone, scorer, scoringFlops, storedLoss } from './run-plan.ts'
+import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, NODE_SCORING_MAX_FLOPS, NODE_TORCH_SCORING_MAX_FLOPS, NODE_TORCH_SCORING_MEMORY_BYTES, SCORING_MAX_PARAMS, claimedScoringMemory, errorFeedbackDecayOf, evaluationFlops, nodeCanScore, plannedRounds, runIsDone, scorer, scoringFlops, storedLoss, torchCanScore, torchScoringBytes, typescriptCanScore } from './run-plan.ts'
 
 function spec (goal: { rounds?: number, tokenTarget?: number }): StoredRunSpec {
   return { ...goal, minNodes: 2, recipe: { innerSteps: 10, batchSize: 4, seqLen: 32 } } as unknown as StoredRunSpec
@@ -51,16 +51,30 @@ test('forward-pass work goes where it costs what that place can spend: scoring a
   assert.equal(score(withModel('tiny', 2048)), 'nodes')
   assert.equal(score(withModel('small', 256)), 'nodes', 'its attention takes it past the event loop\'s budget')
   assert.equal(score(withModel('medium', 256, 8)), 'nodes')
-  // A 125M model at 2,048 tokens: hours for any TypeScript scorer, so nobody scores it.
-  assert.equal(score(withModel('125m', 2048, 8)), 'none')
+  // A 125M model at 2,048 tokens: hours for any TypeScript scorer, seconds for a GPU's torch
+  // executor: nodes score it, only those that train with torch (nodeCanScore).
+  assert.equal(score(withModel('125m', 2048, 8)), 'nodes')
   assert.ok(scoringFlops(withModel('125m', 2048, 8)) > NODE_SCORING_MAX_FLOPS)
-  // What agents refuse is asked of nobody: a model past their 50M parameters, T² attention past
-  // 1 TFLOP, or a task needing more than half of an 8 GiB machine (small's 8,192-token windows,
-  // two of them: 0.4 TFLOP but 8 GiB of attention).
-  assert.equal(score(withModel('large', 64)), 'none')
-  assert.equal(score(withModel('small', 8192)), 'none')
+  assert.ok(!typescriptCanScore(withModel('125m', 2048, 8)) && torchCanScore(withModel('125m', 2048, 8)))
+  // What TypeScript scorers refuse goes to torch scorers alone: a model past their 50M
+  // parameters, T² attention past 1 TFLOP, or a task needing more than half of an 8 GiB machine
+  // (small's 8,192-token windows, two of them: 0.4 TFLOP but 8 GiB of attention; torch holds one
+  // layer's at a time).
+  for (const [preset, seqLen, batch] of [['large', 64, 4], ['small', 8192, 4], ['small', 8192, 1]] as const) {
+    const s = withModel(preset, seqLen, batch)
+    assert.equal(score(s), 'nodes', `${preset} at ${seqLen}`)
+    assert.ok(!typescriptCanScore(s) && torchCanScore(s), `${preset} at ${seqLen}: torch scorers only`)
+  }
   assert.ok(scoringFlops(withModel('small', 8192, 1)) <= NODE_SCORING_MAX_FLOPS)
-  assert.equal(score(withModel('small', 8192, 1)), 'none')
+  // What torch scorers refuse too is asked of nobody: more than half of an 80 GB GPU (small's
+  // 65,536-token windows: 3 × 4 heads × 65,536² floats of attention a pass), or more work than
+  // NODE_TORCH_SCORING_MAX_FLOPS (the 1B model's 16,384-token windows, eight of them).
+  assert.ok(scoringFlops(withModel('small', 65_536, 1)) <= NODE_TORCH_SCORING_MAX_FLOPS)
+  assert.equal(score(withModel('small', 65_536, 1)), 'none')
+  assert.ok(scoringFlops(withModel('1b', 16_384, 8)) > NODE_TORCH_SCORING_MAX_FLOPS)
+  assert.equal(score(withModel('1b', 16_384, 8)), 'none')
+  // The 1B model at 2,048 tokens is within both: about 120 TFLOP and 20 GiB of a GPU.
+  assert.equal(score(withModel('1b', 2048, 8)), 'nodes')
   // --score-max-params 0: nodes score every screened report they can.
   assert.equal(scorer(withModel('small', 64), 0, INLINE_SCORE_FLOPS), 'nodes')
   // Validation: the demo's windows on the event loop, a 125m run's on the worker thread.
@@ -72,4 +86,46 @@ test('forward-pass work goes where it costs what that place can spend: scoring a
   // Long windows of a small model: the weights alone fit the budget, their attention does not.
   const long = withModel('tiny', 1024, 1)
   assert.ok(2 * long.paramCount * 4 * 1024 <= INLINE_EVAL_FLOPS && evaluationFlops(long) > INLINE_EVAL_FLOPS, 'tiny at 1,024 tokens: 0.9 GFLOP of weights, 3 GFLOP with attention')
+})
+
+test('which nodes may score a run\'s reports: any node within the TypeScript limits, past them only nodes naming a torch executor whose claimed memory holds the task', () => {
+  const withModel = (preset: string, seqLen: number, batchSize: number): StoredRunSpec => {
+    const config = presetConfig(preset)
+    const modelConfig = { ...config, max_position_embeddings: Math.max(seqLen, config.max_position_embeddings) }
+    return { modelConfig, paramCount: countParams(modelConfig), evalBatches: 4, minNodes: 1, recipe: { innerSteps: 10, batchSize, seqLen } } as unknown as StoredRunSpec
+  }
+  const gib = 2 ** 30
+  const gpu = (memoryMiB: number): { name: string, memoryMiB: number } => ({ name: 'GPU', memoryMiB })
+  const hardware = (memoryBytes: number, gpus: Array<{ name: string, memoryMiB: number }> = []): unknown => ({ hostname: 'h', platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 8, memoryBytes, gpus })
+  // The demo's model: anyone, whatever it claims (the TypeScript forward pass takes it).
+  const small = withModel('small', 64, 4)
+  assert.ok(typescriptCanScore(small))
+  for (const executor of [undefined, 'typescript', 'torch-cpu', 'torch-cuda'] as const) assert.ok(nodeCanScore(small, { executor, hardware: {} }), String(executor))
+  // 125M at 2,048 tokens: torch nodes only, and only where their memory holds it.
+  const big = withModel('125m', 2048, 8)
+  const cuda = torchScoringBytes(big, 'torch-cuda')
+  assert.ok(cuda > 2 * gib && cuda < 8 * gib, `${cuda} bytes on a GPU`)
+  assert.ok(torchScoringBytes(big, 'torch-cpu') > cuda, 'on a CPU the agent\'s copies share the host')
+  assert.equal(nodeCanScore(big, { executor: undefined, hardware: hardware(512 * gib, [gpu(81_559)]) }), false, 'an older agent names no executor')
+  assert.equal(nodeCanScore(big, { executor: 'typescript', hardware: hardware(512 * gib, [gpu(81_559)]) }), false)
+  assert.equal(nodeCanScore(big, { executor: 'torch-cuda', hardware: hardware(8 * gib, [gpu(81_559)]) }), true, 'an H100')
+  assert.equal(nodeCanScore(big, { executor: 'torch-cuda', hardware: hardware(512 * gib, [gpu(4096)]) }), false, 'a 4 GB GPU: half of it is too little')
+  assert.equal(nodeCanScore(big, { executor: 'torch-cuda', hardware: hardware(512 * gib, [gpu(81_559), gpu(4096)]) }), false, 'the smallest GPU counts: the one it evaluates on is not named')
+  assert.equal(nodeCanScore(big, { executor: 'torch-cuda', hardware: hardware(512 * gib) }), false, 'torch-cuda with no GPU listed')
+  assert.equal(nodeCanScore(big, { executor: 'torch-cpu', hardware: hardware(64 * gib) }), true)
+  assert.equal(nodeCanScore(big, { executor: 'torch-cpu', hardware: hardware(8 * gib, [gpu(81_559)]) }), false, 'torch-cpu is sized by the host, not its GPUs')
+  // The share is the agent's: exactly SCORING_MEMORY_SHARE of the claim holds the task, a byte less does not.
+  const exact = Math.ceil(2 * torchScoringBytes(big, 'torch-cpu'))
+  assert.equal(nodeCanScore(big, { executor: 'torch-cpu', hardware: hardware(exact) }), true)
+  assert.equal(nodeCanScore(big, { executor: 'torch-cpu', hardware: hardware(exact - 2) }), false)
+  // Profiles from tests or older rows that lack the fields give no memory: such nodes score small tasks only.
+  for (const bad of [null, {}, 'x', { memoryBytes: -1 }, { gpus: [{ memoryMiB: 'many' }] }]) {
+    assert.equal(claimedScoringMemory({ executor: 'torch-cuda', hardware: bad }), 0, JSON.stringify(bad))
+    assert.equal(nodeCanScore(big, { executor: 'torch-cpu', hardware: bad }), false, JSON.stringify(bad))
+  }
+  // Past the torch limits nobody may, whatever it claims.
+  const huge = withModel('small', 65_536, 1)
+  assert.ok(!torchCanScore(huge))
+  assert.equal(nodeCanScore(huge, { executor: 'torch-cuda', hardware: hardware(2 ** 50, [gpu(2 ** 30)]) }), false)
+  assert.ok(torchScoringBytes(huge, 'torch-cuda') > NODE_TORCH_SCORING_MEMORY_BYTES / 2)
 })

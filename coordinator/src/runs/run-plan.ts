@@ -1,5 +1,6 @@
-import type { Defences, OverlapMode } from '@barnraise/protocol'
-import { AGENT_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, TYPESCRIPT_MAX_PARAMS, forwardFlopsPerToken, scoringTaskBytes, scoringTaskFlops } from '@barnraise/trainer'
+import { z } from 'zod'
+import type { Defences, ExecutorKind, OverlapMode } from '@barnraise/protocol'
+import { AGENT_SCORING_MAX_FLOPS, AGENT_TORCH_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, TORCH_MAX_PARAMS, TYPESCRIPT_MAX_PARAMS, forwardFlopsPerToken, scoringTaskBytes, scoringTaskFlops, torchScoringTaskBytes } from '@barnraise/trainer'
 import type { AggregationRule } from '@barnraise/trainer'
 import type { StoredRunSpec } from './runs.ts'
 
@@ -99,37 +100,111 @@ export function scoringBytes (spec: StoredRunSpec): number {
   return scoringTaskBytes(spec.modelConfig, t.batchSize, t.seqLen)
 }
 
-/** The largest model a node scores: the TypeScript forward pass's, past which agents refuse scoring tasks. */
+/** The largest model nodes score with the TypeScript forward pass, past which such agents refuse scoring tasks. */
 export const NODE_SCORING_MAX_PARAMS = TYPESCRIPT_MAX_PARAMS
 
 /**
- * Scoring a report costing more than this is not asked of nodes either: their scorer is the
- * TypeScript forward pass too (about 10 minutes of one core at 1.6 GFLOP/s), so such reports are
- * screened without held-out scores, as overlapped runs' are. Derived from what agents accept
- * (half of it, the room it always had), so the two limits cannot drift apart.
+ * Scoring a report costing more than this is not asked of TypeScript scorers: about 10 minutes
+ * of one core at 1.6 GFLOP/s. Derived from what agents accept (half of it, the room it always
+ * had), so the two limits cannot drift apart.
  */
 export const NODE_SCORING_MAX_FLOPS = AGENT_SCORING_MAX_FLOPS / 2
 
 /**
- * The smallest machine the coordinator counts on to score: nodes are asked only for tasks an
- * agent with this much memory accepts (SCORING_MEMORY_SHARE of it). Long windows of a small model
- * fit the FLOP budget while their T² attention needs gigabytes; an agent with less memory refuses
- * the task and the report is judged without its scores.
+ * The smallest machine the coordinator counts on to score with the TypeScript forward pass:
+ * every node is asked only for tasks an agent with this much memory accepts (SCORING_MEMORY_SHARE
+ * of it). Long windows of a small model fit the FLOP budget while their T² attention needs
+ * gigabytes; an agent with less memory refuses the task and the report is judged without its scores.
  */
 export const NODE_SCORING_MEMORY_BYTES = 8 * 2 ** 30
 
-/** Whether an agent with default limits (on a machine of NODE_SCORING_MEMORY_BYTES) takes this run's scoring tasks. */
-export function nodesCanScore (spec: StoredRunSpec): boolean {
+/** Whether an agent scoring with the TypeScript forward pass, with default limits on a machine of NODE_SCORING_MEMORY_BYTES, takes this run's scoring tasks: then any node may be handed them. */
+export function typescriptCanScore (spec: StoredRunSpec): boolean {
   return spec.paramCount <= NODE_SCORING_MAX_PARAMS &&
     scoringFlops(spec) <= NODE_SCORING_MAX_FLOPS &&
     scoringBytes(spec) <= SCORING_MEMORY_SHARE * NODE_SCORING_MEMORY_BYTES
 }
 
 /**
+ * The most scoring work asked of a node that scores with the torch executor: half of what such
+ * agents accept (AGENT_TORCH_SCORING_MAX_FLOPS), as for TypeScript scorers. A 1B model's task is
+ * about 120 TFLOP; each agent also refuses what its own measured speed cannot finish in the round.
+ */
+export const NODE_TORCH_SCORING_MAX_FLOPS = AGENT_TORCH_SCORING_MAX_FLOPS / 2
+
+/**
+ * The largest device the coordinator counts on for a torch scorer: an 80 GB GPU (H100, A100
+ * 80GB). A task needing more than SCORING_MEMORY_SHARE of it is asked of nobody, so the run is
+ * screened without held-out scores (and may double units) instead of waiting for scorers that
+ * cannot exist.
+ */
+export const NODE_TORCH_SCORING_MEMORY_BYTES = 80 * 2 ** 30
+
+/** Bytes a scoring task of this run needs on a torch scorer (its device, or the host on torch-cpu), as agents count them (cost.ts). */
+export function torchScoringBytes (spec: StoredRunSpec, executor: 'torch-cpu' | 'torch-cuda'): number {
+  const t = scoringTaskShape(spec)
+  return torchScoringTaskBytes(spec.modelConfig, t.batchSize, t.seqLen, executor)
+}
+
+/** Whether a torch agent on a GPU of NODE_TORCH_SCORING_MEMORY_BYTES takes this run's scoring tasks (its model fits the agent, its work the bound). */
+export function torchCanScore (spec: StoredRunSpec): boolean {
+  return spec.paramCount <= TORCH_MAX_PARAMS &&
+    scoringFlops(spec) <= NODE_TORCH_SCORING_MAX_FLOPS &&
+    torchScoringBytes(spec, 'torch-cuda') <= SCORING_MEMORY_SHARE * NODE_TORCH_SCORING_MEMORY_BYTES
+}
+
+/** Whether some agent would take this run's scoring tasks: any node with the TypeScript forward pass, or a torch node with a large enough device. */
+export function nodesCanScore (spec: StoredRunSpec): boolean {
+  return typescriptCanScore(spec) || torchCanScore(spec)
+}
+
+/** The parts of a stored hardware profile (protocol's hardwareProfileSchema, checked at join) that size a torch scorer. */
+const scorerHardwareSchema = z.object({
+  memoryBytes: z.number().nonnegative().optional(),
+  gpus: z.array(z.object({ memoryMiB: z.number().nonnegative() })).optional()
+})
+
+/** What a node says about itself that decides which scoring tasks it is handed: the executor its work requests name, and its hardware profile. */
+export interface ScorerClaim {
+  executor: ExecutorKind | undefined
+  /** its hardware profile as stored from its latest join (nodes.hardware), read through scorerHardwareSchema */
+  hardware: unknown
+}
+
+/**
+ * The memory a node's claims give its torch executor for a scoring task: its smallest GPU's
+ * (the one it evaluates on is not named) for torch-cuda, the machine's for torch-cpu; 0 for a
+ * node that names no torch executor.
+ */
+export function claimedScoringMemory (claim: ScorerClaim): number {
+  const parsed = scorerHardwareSchema.safeParse(claim.hardware)
+  if (!parsed.success) return 0
+  const hw = parsed.data
+  if (claim.executor === 'torch-cuda') return hw.gpus === undefined || hw.gpus.length === 0 ? 0 : Math.min(...hw.gpus.map((g) => g.memoryMiB)) * 2 ** 20
+  if (claim.executor === 'torch-cpu') return hw.memoryBytes ?? 0
+  return 0
+}
+
+/**
+ * Whether a node may be handed this run's scoring tasks: any node where the TypeScript forward
+ * pass takes them (typescriptCanScore); for larger ones, only a node naming a torch executor
+ * whose claimed memory holds the task with SCORING_MEMORY_SHARE to spare, as the agent checks
+ * it. Claims, not proofs: a node that overstates its device only refuses the task it is handed
+ * (its report goes unscored, as with fewer than two scorers), and one that understates it is
+ * handed fewer tasks.
+ */
+export function nodeCanScore (spec: StoredRunSpec, claim: ScorerClaim): boolean {
+  if (typescriptCanScore(spec)) return true
+  if (!torchCanScore(spec) || (claim.executor !== 'torch-cuda' && claim.executor !== 'torch-cpu')) return false
+  return torchScoringBytes(spec, claim.executor) <= SCORING_MEMORY_SHARE * claimedScoringMemory(claim)
+}
+
+/**
  * Who scores a screened run's reports on held-out data: the coordinator, for a model up to
  * `scoreMaxParams` whose three forward passes fit the event loop's budget (`inlineScoreFlops`,
  * `--inline-score-gflop`); else two other nodes, where agents would take the task
- * (`nodesCanScore`); else nobody (screened without held-out scores).
+ * (`nodesCanScore`: any node within the TypeScript limits, torch nodes past them); else nobody
+ * (screened without held-out scores). Which nodes score a report is NodeScoring.open's choice.
  */
 export function scorer (spec: StoredRunSpec, scoreMaxParams: number, inlineScoreFlops: number): 'coordinator' | 'nodes' | 'none' {
   if (spec.paramCount <= scoreMaxParams && scoringFlops(spec) <= inlineScoreFlops) return 'coordinator'

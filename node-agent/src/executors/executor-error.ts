@@ -26,6 +26,8 @@ export type ExecutorErrorCode =
   | 'ERR_INVALID_CONFIG'
   /** the child crashed or hung on this unit, was restarted, and failed on it again */
   | 'ERR_UNIT_CRASHED'
+  /** a scoring task still measuring at its round's deadline: its answer could no longer count, so it was abandoned */
+  | 'ERR_SCORING_TOO_SLOW'
   | 'ERR_EXECUTOR'
 
 /**

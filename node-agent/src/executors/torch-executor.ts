@@ -1,14 +1,14 @@
-import { mkdir, rm } from 'node:fs/promises'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { z } from 'zod'
 import { parseLlamaConfig } from '@barnraise/protocol'
 import type { LlamaConfig, WorkUnit } from '@barnraise/protocol'
-import { countParams } from '@barnraise/trainer'
+import { TORCH_MAX_PARAMS, countParams, forwardFlopsPerToken } from '@barnraise/trainer'
 import type { Executor, ExecutorKind, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
 import { readWeightsFile, writeBatchesFile, writeWeightsFile } from './tensor-files.ts'
 import { TorchChild } from './torch-child.ts'
-import type { TorchReady } from './torch-child.ts'
+import type { RequestOptions, TorchDevice, TorchReady } from './torch-child.ts'
 
 /** How long the agent waits on the child; torch-executor/README.md ("Deadlines") says why each is what it is. */
 export interface TorchTimeouts {
@@ -29,11 +29,9 @@ export const DEFAULT_TORCH_TIMEOUTS: TorchTimeouts = {
   abortGraceMs: 10_000
 }
 
-/**
- * The most parameters the agent takes a unit for: it holds the base, θ_local and the delta as
- * Float32Arrays (12 bytes a parameter), and V8 caps one at 2^32 elements (createParamSet says so).
- */
-export const TORCH_MAX_PARAMS = 2 ** 32 - 1
+// The most parameters the agent takes a unit (or a scoring task) for: trainer's cost.ts, where
+// the coordinator reads it too.
+export { TORCH_MAX_PARAMS }
 
 /**
  * The most bytes of token batches a unit may need on disk (innerSteps × batch × (seqLen + 1) × 4).
@@ -145,6 +143,51 @@ export type TorchFit = z.infer<typeof fitSchema>
 
 const measureSchema = z.object({ tokensPerSecond: z.number(), gflops: z.number(), precision: z.string(), seconds: z.number() })
 
+/** The child's answer to `evaluate` (torch-executor/README.md, "Held-out losses"). */
+const evaluateSchema = z.object({
+  losses: z.array(z.number().nullable()),
+  batches: z.number().int().positive(),
+  batchSize: z.number().int().positive(),
+  seqLen: z.number().int().positive(),
+  seconds: z.number().nonnegative(),
+  device: z.string(),
+  attention: z.string()
+})
+
+/**
+ * Held-out losses the torch child measures (`heldOutLosses`): a checkpoint's, and of it moved
+ * along a report's Δ for each scale, in float32 as the TypeScript forward pass measures them.
+ */
+export interface HeldOutRequest {
+  config: LlamaConfig
+  /** the checkpoint as the coordinator stores it: an F32 model.safetensors with Hugging Face names, written to the child as it is */
+  weights: Uint8Array
+  /** Δ, flat in checkpoint order; each scale s measures weights + s·Δ */
+  delta?: Float32Array
+  /** 1 to 16 finite numbers; a scale other than 0 needs `delta` */
+  scales: number[]
+  /** batches × batchSize windows of seqLen + 1 token ids, row after row */
+  tokens: Int32Array
+  batches: number
+  batchSize: number
+  seqLen: number
+  /** a folder for the request's files (they are removed afterwards; the folder stays) */
+  dir: string
+  signal: AbortSignal
+  /** when the answer stops being of use (ms since the epoch, a scoring task's round deadline): past it the request is abandoned */
+  deadline?: number
+}
+
+/** One loss per scale (null where not finite), how long the child took, and where it measured. */
+export interface HeldOutResult { losses: Array<number | null>, seconds: number, device: string }
+
+/**
+ * How much slower a float32 forward pass (what `evaluate` runs: IEEE matmuls, no TF32) goes than
+ * bf16 training on the same GPU: dense bf16 against plain float32 is 989 against 67 TFLOP/s on an
+ * H100 SXM, 312 against 19.5 on an A100. Used only until this executor has timed a scoring task.
+ */
+const BF16_OVER_FLOAT32 = 16
+
 const goldenSchema = z.object({
   rows: z.array(z.object({ name: z.string(), value: z.number().nullable(), threshold: z.number(), relErr: z.boolean(), unit: z.string().optional() }))
 })
@@ -200,6 +243,10 @@ export class TorchExecutor implements Executor {
    * ones (`auto`'s measurement round would otherwise make a node refuse every large unit).
    */
   readonly #rates = new Map<string, number>()
+  /** Whether each model's rate in #rates was measured in bf16 (a float32 evaluation runs far slower). */
+  readonly #ratePrecisions = new Map<string, 'bf16' | 'float32'>()
+  /** Forward FLOP/s of the last `evaluate` of each model (load included), by its config. */
+  readonly #evaluateRates = new Map<string, number>()
 
   private constructor (child: TorchChild, python: string, options: TorchExecutorOptions) {
     this.#child = child
@@ -361,7 +408,10 @@ export class TorchExecutor implements Executor {
             onProgress: (p) => { request.onProgress({ step: p.step, steps: p.steps, loss: p.loss ?? Number.NaN, tokensPerSecond: p.tokensPerSecond }) }
           })
           const result = trainResultSchema.parse(raw)
-          if (result.tokens > 0 && result.computeSeconds > 0) this.#rates.set(rateKey(config), 6 * countParams(config) * result.tokens / result.computeSeconds)
+          if (result.tokens > 0 && result.computeSeconds > 0) {
+            this.#rates.set(rateKey(config), 6 * countParams(config) * result.tokens / result.computeSeconds)
+            this.#ratePrecisions.set(rateKey(config), result.precision)
+          }
           if (result.shardedOptimizer === true && !this.#shardingLogged) {
             this.#shardingLogged = true
             this.#options.log?.(`torch: AdamW's moments are sharded over the ${this.devices} ranks (each steps its share of the weights, then broadcasts them)`)
@@ -398,6 +448,109 @@ export class TorchExecutor implements Executor {
       }
     } finally {
       // Up to three model-sized files; the next round writes fresh ones.
+      await Promise.all(Object.values(files).map(async (f) => { await rm(f, { force: true }) }))
+    }
+  }
+
+  /** The device `evaluate` runs on (rank 0's, on several), with its memory as the child reported it at start. */
+  get evaluationDevice (): TorchDevice | undefined {
+    const r = this.#child?.ready
+    if (r === undefined) return undefined
+    const name = r.ranks?.[0]?.device ?? r.device
+    const kind = name.startsWith('cuda') ? 'cuda' : 'cpu'
+    return r.devices.find((d) => d.name === name) ?? r.devices.find((d) => d.kind === kind)
+  }
+
+  /** --max-memory: the most device memory this node lets the executor plan for, if set. */
+  get memoryLimitBytes (): number | undefined { return this.#options.memoryLimitBytes }
+
+  /**
+   * Forward-pass FLOP/s this executor can be expected to score `config` at: what its last
+   * scoring task of the model measured, else the model's training rate (divided by
+   * BF16_OVER_FLOAT32 where it trained in bf16: evaluation is float32), else undefined.
+   */
+  evaluationFlopsPerSecond (config: LlamaConfig): number | undefined {
+    const key = rateKey(config)
+    const measured = this.#evaluateRates.get(key)
+    if (measured !== undefined) return measured
+    const trained = this.#rates.get(key)
+    if (trained === undefined) return undefined
+    return this.#ratePrecisions.get(key) === 'bf16' ? trained / BF16_OVER_FLOAT32 : trained
+  }
+
+  /**
+   * Held-out losses in the child (`evaluate`): the checkpoint moved by s·Δ for each scale, on the
+   * request's windows, in float32. The files go to `dir` and are removed after. Waits first for
+   * the last round's optimizer state write, so a child killed here never cuts one off. The
+   * evaluation is bounded as control requests are, or longer where this executor's measured
+   * speed says the passes take longer (three times the estimate): past it the child counts as
+   * hung and is killed (ERR_CHILD_HUNG). Past `deadline` either wait is abandoned
+   * (ERR_SCORING_TOO_SLOW) and the child, which cannot stop mid-pass, is killed after the abort
+   * grace. The child's refusals (ERR_BAD_INPUT, ERR_OUT_OF_MEMORY, …) and failures arrive as
+   * ExecutorErrors; an abort of `signal` rejects with its reason. A killed child is replaced by
+   * the next request.
+   */
+  async heldOutLosses (request: HeldOutRequest): Promise<HeldOutResult> {
+    const { config, signal } = request
+    const rows = request.batches * request.batchSize
+    if (request.tokens.length !== rows * (request.seqLen + 1)) {
+      throw new ExecutorError('ERR_BAD_INPUT', `${request.tokens.length} token ids for ${request.batches} × ${request.batchSize} windows of ${request.seqLen + 1}`)
+    }
+    // Past the deadline the answer counts for nothing: both waits below give up then (a deadline
+    // already past, or a skewed clock, is left to the hang bound).
+    const giveUp = (): Pick<RequestOptions, 'giveUpAfter'> => {
+      const leftMs = request.deadline !== undefined ? request.deadline - Date.now() : Number.NaN
+      if (!(leftMs > 0)) return {}
+      const error = (): ExecutorError => new ExecutorError('ERR_SCORING_TOO_SLOW', `the held-out losses of a ${(countParams(config) / 1e6).toFixed(1)}M-parameter model were still being measured at the round's deadline; abandoned them`)
+      return { giveUpAfter: { ms: Math.min(leftMs, MAX_TIMER_MS), error } }
+    }
+    try {
+      // The last round's optimizer state first, so a child killed below never cuts its write off.
+      // One disk write (no hang bound, as flush()), but no longer than the answer is of use.
+      await (await this.#live()).request({ type: 'flush' }, { signal, abortGraceMs: this.#timeouts.abortGraceMs, ...giveUp() })
+    } catch (err) {
+      if (isChildFailure(err)) this.#restarts++
+      throw err
+    }
+    await mkdir(request.dir, { recursive: true })
+    const files = { weights: join(request.dir, 'weights.safetensors'), windows: join(request.dir, 'windows.safetensors'), ...(request.delta !== undefined ? { delta: join(request.dir, 'delta.safetensors') } : {}) }
+    try {
+      await writeFile(files.weights, request.weights)
+      if (request.delta !== undefined) await writeWeightsFile(files.delta!, config, request.delta)
+      const window = request.batchSize * (request.seqLen + 1)
+      await writeBatchesFile(files.windows, (b) => request.tokens.subarray(b * window, (b + 1) * window), request.batches, request.batchSize, request.seqLen, signal)
+      const flops = request.scales.length * rows * request.seqLen * forwardFlopsPerToken(config, request.seqLen)
+      const expectedMs = 1000 * flops / (this.evaluationFlopsPerSecond(config) ?? SLOWEST_FLOPS)
+      let raw: unknown
+      try {
+        const child = await this.#live()
+        raw = await child.request({
+          type: 'evaluate',
+          config,
+          weightsFile: files.weights,
+          windowsFile: files.windows,
+          ...(files.delta !== undefined ? { deltaFile: files.delta } : {}),
+          scales: request.scales
+        }, {
+          signal,
+          // No progress frames: the whole request is one wait. A hung child must not hold scoring forever.
+          hungAfterMs: Math.min(Math.max(this.#timeouts.controlMs, 3 * expectedMs), MAX_TIMER_MS),
+          abortGraceMs: this.#timeouts.abortGraceMs,
+          ...giveUp()
+        })
+      } catch (err) {
+        // The next request starts a fresh child (#live).
+        if (isChildFailure(err)) this.#restarts++
+        throw err
+      }
+      const parsed = evaluateSchema.safeParse(raw)
+      if (!parsed.success) throw new ExecutorError('ERR_CHILD_PROTOCOL', `the child's evaluate answer does not parse: ${parsed.error.issues[0]?.message ?? 'invalid'}`)
+      const result = parsed.data
+      if (result.losses.length !== request.scales.length) throw new ExecutorError('ERR_CHILD_PROTOCOL', `the child answered ${result.losses.length} losses for ${request.scales.length} scales`)
+      if (result.seconds > 0) this.#evaluateRates.set(rateKey(config), flops / result.seconds)
+      return { losses: result.losses, seconds: result.seconds, device: result.device }
+    } finally {
+      // Up to two model-sized files, and another node's tokens: nothing here is needed again.
       await Promise.all(Object.values(files).map(async (f) => { await rm(f, { force: true }) }))
     }
   }

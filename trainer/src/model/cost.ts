@@ -64,3 +64,45 @@ export function forwardPassBytes (config: LlamaConfig, batch: number, seqLen: nu
 export function scoringTaskBytes (config: LlamaConfig, batch: number, seqLen: number): number {
   return 4 * SCORING_PASSES * countParams(config) + forwardPassBytes(config, batch, seqLen)
 }
+
+/**
+ * The most parameters an agent takes a torch unit or scoring task for: it holds the weights it
+ * hands the child as Float32Arrays (base, θ_local and the delta), and V8 caps one at 2^32
+ * elements (createParamSet says so). The torch executor's own limit, and the largest model the
+ * coordinator asks torch nodes to score.
+ */
+export const TORCH_MAX_PARAMS = 2 ** 32 - 1
+
+/**
+ * The most forward-pass work an agent scores with its torch executor for one task. Far above the
+ * TypeScript bound: a 1B model's task (8 windows of 2,048 tokens, three passes) is about 120
+ * TFLOP, seconds on a GPU in float32. The coordinator asks for half of it at most
+ * (NODE_TORCH_SCORING_MAX_FLOPS); each agent also refuses what its measured speed cannot finish
+ * well before the round's deadline.
+ */
+export const AGENT_TORCH_SCORING_MAX_FLOPS = 2e15
+
+/**
+ * Bytes of logits and activations one pass of the torch child's `evaluate` takes at most: it
+ * feeds the windows a few rows at a time (torch-executor/barnraise_torch/evaluate.py,
+ * ROWS_PER_PASS_BYTES; the two must stay equal).
+ */
+export const TORCH_EVALUATE_PASS_BYTES = 2 ** 30
+
+/**
+ * Bytes a scoring task needs on the torch executor: the model, the base weights and Δ on the
+ * device (evaluate.py builds weights + s·Δ in place from one load of both), and one pass of the
+ * rows evaluate.py takes at once, one layer at a time (no gradients are kept): its logits twice
+ * (cross-entropy's log-softmax), the layer's activations and, without fused attention, three
+ * T² score tensors (the scores, masked, softmaxed). On the CPU the agent's own copies of the checkpoint
+ * and the decoded Δ share the host, so they count too. An upper bound, like forwardPassBytes.
+ */
+export function torchScoringTaskBytes (config: LlamaConfig, batch: number, seqLen: number, executor: 'torch-cpu' | 'torch-cuda'): number {
+  const c = config
+  const params = countParams(c)
+  const rows = Math.min(batch, Math.max(1, Math.floor(TORCH_EVALUATE_PASS_BYTES / (seqLen * (c.vocab_size + 4 * c.hidden_size) * 4))))
+  const pass = 4 * rows * (seqLen * (2 * c.vocab_size + 10 * c.hidden_size + 3 * c.intermediate_size) + 3 * c.num_attention_heads * seqLen * seqLen)
+  // The model, the base weights and Δ: 4 bytes a parameter each.
+  const device = 12 * params + pass
+  return executor === 'torch-cpu' ? device + 8 * params : device
+}
