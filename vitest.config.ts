@@ -8,7 +8,7 @@ import { defineConfig } from 'vitest/config'
 import type { TestProjectInlineConfiguration } from 'vitest/config'
 
 /** Test files outside test/ that start real child processes: they join the one-at-a-time group. */
-const PROCESS_FILES = ['node-agent/src/executors/torch-executor.test.ts']
+const PROCESS_FILES = ['node-agent/src/executors/torch-executor.test.ts', 'node-agent/src/executors/torch-scoring.test.ts', 'coordinator/src/checkpoints/torch-evaluation.test.ts']
 
 const UNIT_GROUP = 0
 const PROCESS_GROUP = 1

@@ -23,7 +23,11 @@ const { values } = parseArgs({
     'http-port': { type: 'string', default: process.env.PORT ?? '8080' },
     'p2p-port': { type: 'string', default: process.env.P2P_PORT ?? '4001' },
     agents: { type: 'string', default: '2' },
-    spec: { type: 'string', default: join(root, 'data', 'demo-run.json') }
+    spec: { type: 'string', default: join(root, 'data', 'demo-run.json') },
+    // Passed to `coordinator serve`: what measures validation losses too costly for its event
+    // loop (auto: torch when the interpreter has it), and that interpreter. The agents find theirs.
+    evaluator: { type: 'string' },
+    python: { type: 'string' }
   }
 })
 const dataDir = values['data-dir']
@@ -110,7 +114,8 @@ if (running !== undefined) {
 let multiaddr = ''
 let url = ''
 await new Promise<void>((resolve) => {
-  run('coordinator', ['coordinator/src/cli.ts', 'serve', '--data-dir', coordinatorDir, '--http-port', values['http-port'], '--p2p-port', values['p2p-port']], (line) => {
+  const evaluation = [...(values.evaluator !== undefined ? ['--evaluator', values.evaluator] : []), ...(values.python !== undefined ? ['--python', values.python] : [])]
+  run('coordinator', ['coordinator/src/cli.ts', 'serve', '--data-dir', coordinatorDir, '--http-port', values['http-port'], '--p2p-port', values['p2p-port'], ...evaluation], (line) => {
     const ma = line.match(/^coordinator multiaddr: (\S+)/)
     if (ma !== null && multiaddr === '') multiaddr = ma[1]!
     const dash = line.match(/^coordinator dashboard: (\S+)/)

@@ -1,9 +1,11 @@
 /*
- * Validation losses too costly for the coordinator's event loop (large models) are measured on a
- * worker thread after their round closes. `--inline-eval-gflop 0` sends every checkpoint there,
- * so a tiny run shows it: the run completes without waiting for them, its checkpoints' losses
- * arrive afterwards, each the same number the event loop would have measured (recomputed here
- * from the downloaded weights), on the checkpoint rows, the round rows and the run's summary.
+ * Validation losses too costly for the coordinator's event loop (large models) are measured off
+ * it after their round closes. `--inline-eval-gflop 0` sends every checkpoint there, so a tiny run
+ * shows it: the run completes without waiting for them, its checkpoints' losses arrive
+ * afterwards, on the checkpoint rows, the round rows and the run's summary. On the worker thread
+ * (`--evaluator typescript`) each is the number the event loop would have measured to the bit
+ * (recomputed here from the downloaded weights); by PyTorch (`--evaluator torch`, Debian's
+ * python3-torch in CI) it agrees to float32 rounding.
  */
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
@@ -18,7 +20,7 @@ import { createRunViaCli, tinyRunSpec, waitForRun } from './support/runs.ts'
 test('checkpoints measured on a worker thread get the event loop\'s losses, after the round closed', { timeout: 240_000 }, async () => {
   const database = await createTestDatabase()
   const env = { DATABASE_URL: database.url, BARNRAISE_LOG: 'info' }
-  let coordinator: RunningCoordinator = await startCoordinator({ env, args: ['--inline-eval-gflop', '0'] })
+  let coordinator: RunningCoordinator = await startCoordinator({ env, args: ['--inline-eval-gflop', '0', '--evaluator', 'typescript'] })
   let agent: RunningAgent | undefined
   try {
     agent = await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken('Eval Lab') })
@@ -73,8 +75,44 @@ test('checkpoints measured on a worker thread get the event loop\'s losses, afte
     } finally {
       await client.end()
     }
-    coordinator = await startCoordinator({ env, dataDir: coordinator.dataDir, args: ['--inline-eval-gflop', '0'] })
+    coordinator = await startCoordinator({ env, dataDir: coordinator.dataDir, args: ['--inline-eval-gflop', '0', '--evaluator', 'typescript'] })
     assert.equal(await lastLoss(), before, `measured again after the restart\n${coordinator.process.output().split('\n').slice(-20).join('\n')}`)
+  } finally {
+    await agent?.stop()
+    await coordinator.stop()
+    await database.drop()
+  }
+})
+
+test('--evaluator torch measures them with PyTorch: each within 1e-5 of the TypeScript forward pass', { timeout: 240_000 }, async () => {
+  const database = await createTestDatabase()
+  const env = { DATABASE_URL: database.url, BARNRAISE_LOG: 'info' }
+  // No --python: the coordinator finds the interpreter with torch as the agent does.
+  const coordinator: RunningCoordinator = await startCoordinator({ env, args: ['--inline-eval-gflop', '0', '--evaluator', 'torch', '--eval-device', 'cpu'] })
+  let agent: RunningAgent | undefined
+  try {
+    assert.match(coordinator.process.output(), /validation losses off the event loop: PyTorch \S+ on cpu/)
+    agent = await startAgent({ coordinator: coordinator.multiaddr, token: await coordinator.createToken('Torch Eval Lab') })
+    const windows = { batches: 2, batchSize: 2, seqLen: 16 }
+    const spec = tinyRunSpec({ rounds: 2, retention: { keepEvery: 1 }, evalBatches: windows.batches, recipe: { innerSteps: 4, batchSize: windows.batchSize, seqLen: windows.seqLen, innerLr: 0.003, warmupSteps: 1 } })
+    const runId = await createRunViaCli(coordinator.dataDir, spec, env)
+    await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000, { coordinator: () => coordinator.process.output(), agent: () => agent!.output() })
+    const api = apiClient(coordinator.url)
+    let listed = (await api.runs.get.query({ id: runId })).checkpoints
+    for (let i = 0; i < 200 && !(listed.at(-1)?.round === 2 && listed.at(-1)?.valLoss !== null); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 250))
+      listed = (await api.runs.get.query({ id: runId })).checkpoints
+    }
+    assert.notEqual(listed.at(-1)?.valLoss, null, `the last checkpoint's loss arrived\n${coordinator.process.output().split('\n').slice(-20).join('\n')}`)
+    assert.match(coordinator.process.output(), /checkpoint validated with PyTorch/)
+    assert.doesNotMatch(coordinator.process.output(), /torch evaluation failed/)
+    const { validation } = await demoCorpusShards()
+    const config = presetConfig('tiny')
+    for (const c of listed.filter((c) => c.valLoss !== null)) {
+      const res = await fetch(new URL(`api/checkpoints/${c.sha256}/model.safetensors`, coordinator.url))
+      const expected = validationLoss(paramSetFromSafetensors(config, new Uint8Array(await res.arrayBuffer())), validation.tokens, windows)
+      assert.ok(Math.abs(c.valLoss! - expected) <= 1e-5 * expected, `round ${c.round}: torch ${c.valLoss}, TypeScript ${expected}`)
+    }
   } finally {
     await agent?.stop()
     await coordinator.stop()

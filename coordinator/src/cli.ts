@@ -16,6 +16,7 @@ import { ledgerVerifyCommand } from './ledger/verify-command.ts'
 import { adminOperations } from './admin/admin-operations.ts'
 import { DiskBlobStore } from './blobs/blob-store.ts'
 import { metricsTokenProblem } from './http/server.ts'
+import { TorchEvaluationError } from './checkpoints/torch-evaluation.ts'
 
 const USAGE = `usage: barnraise-coordinator <command> [options]
 
@@ -38,6 +39,18 @@ commands:
                              (default 2) is left to two other nodes, or nobody; apart from
                              --inline-eval-gflop, so the coordinator can score inline without
                              also measuring large validation losses on its event loop
+    --evaluator auto|typescript|torch
+                             what measures the validation losses above --inline-eval-gflop
+                             (default auto): torch runs python -m barnraise_torch.evaluate once a
+                             checkpoint (minutes for a 125M model on a CPU, seconds on a GPU, where
+                             the TypeScript forward pass on a worker thread takes hours); auto uses
+                             it when --python has torch, else the worker thread; torch refuses to
+                             start without it. A torch evaluation that fails (crash, out of memory)
+                             is measured on the worker thread instead
+    --python PATH            the interpreter with torch for --evaluator (default $BARNRAISE_PYTHON,
+                             else python3, then /usr/bin/python3)
+    --eval-device D          where torch evaluates: auto (the first GPU, else the CPU), cpu, cuda,
+                             cuda:N (default auto; cpu keeps a GPU an agent trains on to itself)
     --max-params N           the largest model a run may use (default 1.2e9); also --max-seq-len N
                              (default 8192) and --max-eval-batches N (default 64), --max-batch-size N
                              (default 1024) and --max-eval-tokens N (default 4194304: evalBatches ×
@@ -105,6 +118,9 @@ async function serve (argv: string[]): Promise<number> {
       'score-max-params': { type: 'string' },
       'inline-eval-gflop': { type: 'string' },
       'inline-score-gflop': { type: 'string' },
+      evaluator: { type: 'string', default: 'auto' },
+      python: { type: 'string' },
+      'eval-device': { type: 'string' },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
@@ -148,6 +164,11 @@ async function serve (argv: string[]): Promise<number> {
   if (inlineEvalGflop !== undefined && !(Number.isFinite(inlineEvalGflop) && inlineEvalGflop >= 0 && inlineEvalGflop <= 1e6)) return fail('--inline-eval-gflop must be a number from 0 to 1000000 (0: every validation loss on a worker thread)')
   const inlineScoreGflop = values['inline-score-gflop'] === undefined ? undefined : Number(values['inline-score-gflop'])
   if (inlineScoreGflop !== undefined && !(Number.isFinite(inlineScoreGflop) && inlineScoreGflop >= 0 && inlineScoreGflop <= 1e6)) return fail('--inline-score-gflop must be a number from 0 to 1000000 (0: the coordinator scores no report itself)')
+  const evaluator = values.evaluator
+  if (evaluator !== 'auto' && evaluator !== 'typescript' && evaluator !== 'torch') return fail('--evaluator must be auto, typescript or torch')
+  if (values.python === '') return fail('--python needs a path (or a name on PATH)')
+  const evalDevice = values['eval-device']
+  if (evalDevice !== undefined && !/^(auto|cpu|cuda(:\d+)?)$/.test(evalDevice)) return fail('--eval-device must be auto, cpu, cuda or cuda:N')
   let tls: { cert: string, key: string } | undefined
   if (values['tls-cert'] !== undefined && values['tls-key'] !== undefined) {
     try {
@@ -188,6 +209,9 @@ async function serve (argv: string[]): Promise<number> {
       ...(scoreMaxParams !== undefined ? { scoreMaxParams } : {}),
       ...(inlineEvalGflop !== undefined ? { inlineEvalFlops: inlineEvalGflop * 1e9 } : {}),
       ...(inlineScoreGflop !== undefined ? { inlineScoreFlops: inlineScoreGflop * 1e9 } : {}),
+      evaluator,
+      ...(values.python !== undefined ? { python: values.python } : {}),
+      ...(evalDevice !== undefined ? { evalDevice } : {}),
       limits,
       peerLimits
     })
@@ -197,6 +221,7 @@ async function serve (argv: string[]): Promise<number> {
       return fail(`a coordinator is already running on ${err.dir} (pid ${err.owner.pid}${running !== undefined ? `, dashboard ${running.url}` : ''}).\n` +
         `Use that one, stop it first (Ctrl-C in its terminal, or kill ${err.owner.pid}), or serve another install with --data-dir DIR.`)
     }
+    if (err instanceof TorchEvaluationError) return fail(err.message)
     if ((err as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       return fail(`a port is already in use (${(err as Error).message}); pick others with --http-port and --p2p-port, or stop the other coordinator`)
     }

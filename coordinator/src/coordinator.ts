@@ -1,7 +1,7 @@
 import { chmodSync, mkdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import { join } from 'node:path'
-import { rm } from 'node:fs/promises'
+import { mkdir, rm } from 'node:fs/promises'
 import type { Server } from 'node:http'
 import type { Libp2p } from '@libp2p/interface'
 import { loadOrCreatePeerKey, lockDataDir } from '@barnraise/protocol'
@@ -32,6 +32,9 @@ import { ReportService } from './p2p/report-service.ts'
 import { RoundEngine } from './rounds/round-engine.ts'
 import { RunCache } from './rounds/run-cache.ts'
 import { BackgroundEvaluation } from './checkpoints/background-evaluation.ts'
+import type { CheckpointEvaluator } from './checkpoints/background-evaluation.ts'
+import { chooseEvaluator } from './checkpoints/torch-evaluation.ts'
+import type { EvaluatorMode } from './checkpoints/torch-evaluation.ts'
 import { RunLocks } from './rounds/run-lock.ts'
 import { ReportIntake } from './rounds/report-intake.ts'
 import { createLogger } from './log.ts'
@@ -77,8 +80,18 @@ export interface CoordinatorOptions {
   metricsToken?: string
   /** The largest model whose reports the coordinator scores itself; above it, nodes score them (default 1M). */
   scoreMaxParams?: number
-  /** The most FLOPs a checkpoint's validation loss may cost on the event loop; costlier ones go to a worker thread (default 2e9). */
+  /** The most FLOPs a checkpoint's validation loss may cost on the event loop; costlier ones are measured off it (`evaluator`; default 2e9). */
   inlineEvalFlops?: number
+  /**
+   * What measures the validation losses too costly for the event loop (default auto: PyTorch when
+   * an interpreter has it, else the TypeScript forward pass on a worker thread); torch refuses to
+   * start without it.
+   */
+  evaluator?: EvaluatorMode
+  /** The interpreter torch evaluations run in (default $BARNRAISE_PYTHON, else python3, then /usr/bin/python3). */
+  python?: string
+  /** The device they run on: auto (the first GPU, else the CPU), cpu, cuda or cuda:N. */
+  evalDevice?: string
   /** The most FLOPs scoring one report may cost on the event loop; costlier ones go to nodes or nobody (default 2e9). */
   inlineScoreFlops?: number
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
@@ -142,6 +155,20 @@ export class Coordinator {
     const lock = lockDataDir(options.dataDir, 'a coordinator (coordinator serve)')
     closers.push(async () => { lock.release() })
     try {
+      // Each torch evaluation writes the checkpoint (model-sized) to a private folder in here rather
+      // than the OS's temporary folder, often a small tmpfs; what a killed process left is removed.
+      const evaluationDir = join(options.dataDir, 'evaluation')
+      await rm(evaluationDir, { recursive: true, force: true })
+      await mkdir(evaluationDir, { mode: 0o700 })
+      const torchOptions = { ...(options.python !== undefined ? { python: options.python } : {}), device: options.evalDevice ?? 'auto', tempDir: evaluationDir }
+      const evaluationLog = log.child('evaluation')
+      // --evaluator torch refuses to start without a working torch; auto probes when the first
+      // costly checkpoint needs it (up to a minute for an interpreter that hangs), so the many
+      // coordinators whose runs never need it (the demo, tests) never start Python.
+      const mode = options.evaluator ?? 'auto'
+      const evaluator: CheckpointEvaluator | ((signal: AbortSignal) => Promise<CheckpointEvaluator>) = mode === 'auto'
+        ? async (signal) => await chooseEvaluator('auto', torchOptions, evaluationLog, signal)
+        : await chooseEvaluator(mode, torchOptions, evaluationLog)
       const database = await openDatabase({ dataDir: options.dataDir, databaseUrl: options.databaseUrl, onIdleError: (err) => { log.warn('database connection lost while idle; the next query reconnects', { err }) } })
       closers.push(database.close)
       const installLimits: InstallLimits = { ...DEFAULT_INSTALL_LIMITS, ...options.limits }
@@ -169,8 +196,8 @@ export class Coordinator {
       await heartbeat.start()
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
       // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
-      // Validation losses too costly for the event loop (large models), on a worker thread.
-      const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log: log.child('evaluation'), onMeasured: (runId) => { changes.publish('runs', runId) } })
+      // Validation losses too costly for the event loop (large models): by torch in a child process, or on a worker thread.
+      const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log: evaluationLog, evaluator, onMeasured: (runId) => { changes.publish('runs', runId) } })
       closers.push(async () => { await evaluation.stop() })
       const cache = new RunCache({
         db: database.db, blobs, log, evaluation,

@@ -5,7 +5,7 @@
 # then run from the repository root on the device, carrying that folder:
 #   run(command='bash scripts/gpu-check/run.sh', carry=['test-artifacts/gpu-check'], timeout_s=600)
 # Every step runs even if one before it failed; everything printed is also kept in $OUT.
-# The limits add up to 550 s on one GPU (expected: about 4 minutes): bench-1b gets the most, as
+# The limits add up to 590 s on one GPU (expected: about 4 minutes): bench-1b gets the most, as
 # each of its rounds writes and reads ~17 GB of files (weights both ways, optimizer state).
 set -u
 OUT=${OUT:-$(mktemp -d)}
@@ -41,6 +41,9 @@ for i in range(torch.cuda.device_count()):
 '
 step selftest 60 python3 -m barnraise_torch.selftest --device cuda
 step hf-load 90 python3 ../scripts/gpu-check/hf_load_check.py ../test-artifacts/gpu-check --device cuda
+# The coordinator's --evaluator torch on one checkpoint, on the GPU and the CPU: float32 on both,
+# so the two losses (and the TypeScript one) agree within 1e-4.
+step evaluate 40 python3 ../scripts/gpu-check/evaluate_check.py ../test-artifacts/gpu-check --devices cuda,cpu
 step bench-125m 100 python3 -m barnraise_torch.bench --preset 125m --device cuda --json
 step bench-1b 240 python3 -m barnraise_torch.bench --preset 1b --device cuda --batch 8 --seq 2048 --json
 if [ "$(python3 -c 'import torch; print(torch.cuda.device_count())' 2>/dev/null || echo 0)" -gt 1 ]; then

@@ -1,8 +1,10 @@
-// Validation losses too costly for the event loop. A checkpoint's loss is a TypeScript forward
-// pass over the run's evaluation windows: milliseconds for the demo models, hours for a 125M
-// one on this machine (1.6 GFLOP/s). Those run here, on one worker thread at a time, after the
-// round has closed without them; a run's checkpoint still waiting when a newer one arrives is
-// skipped (it keeps no loss), so the queue never holds more than one checkpoint a run.
+// Validation losses too costly for the event loop. A checkpoint's loss is a forward pass over the
+// run's evaluation windows: milliseconds for the demo models, hours for a 125M one in TypeScript
+// on this machine (1.6 GFLOP/s). Those run here, one checkpoint at a time, after the round has
+// closed without them: by PyTorch in a child process when the coordinator has it
+// (torch-evaluation.ts, `--evaluator`), else by the TypeScript forward pass on a worker thread. A
+// run's checkpoint still waiting when a newer one arrives is skipped (it keeps no loss), so the
+// queue never holds more than one checkpoint a run.
 import type { Kysely } from 'kysely'
 import type { LlamaConfig } from '@barnraise/protocol'
 import { validationLossInWorker } from '@barnraise/trainer'
@@ -20,26 +22,81 @@ export interface EvaluationJob {
   seqLen: number
 }
 
+/** What measures a checkpoint's loss off the event loop. */
+export interface CheckpointEvaluator {
+  /** A torch evaluation that fails is measured again by the TypeScript worker. */
+  readonly kind: 'typescript' | 'torch'
+  /** For the log: what measures, and where. */
+  readonly name: string
+  /**
+   * The checkpoint's mean loss over the job's windows, null when it is not finite. The
+   * TypeScript worker takes `checkpoint`'s buffer (moved to its thread); torch only reads it.
+   */
+  measure: (job: EvaluationJob, checkpoint: Uint8Array, signal: AbortSignal) => Promise<number | null>
+}
+
+/** The TypeScript forward pass on a worker thread: always there, to the bit what the event loop measures. */
+export const TYPESCRIPT_EVALUATOR: CheckpointEvaluator = {
+  kind: 'typescript',
+  name: 'the TypeScript forward pass on a worker thread',
+  measure: async (job, checkpoint, signal) => {
+    const loss = await validationLossInWorker(job.config, checkpoint, job.batches, job, signal)
+    return Number.isFinite(loss) ? loss : null
+  }
+}
+
+/** Torch failures in a row after which the coordinator stops trying it until restarted: each one costs a process start, a timeout at worst. */
+export const TORCH_FAILURES_BEFORE_GIVING_UP = 3
+
 export interface BackgroundEvaluationOptions {
   db: Kysely<Database>
   blobs: BlobStore
   log: Logger
+  /**
+   * What measures (default TYPESCRIPT_EVALUATOR), or how to choose it: called when the first
+   * checkpoint needs measuring, with a signal aborted by `stop()` (`--evaluator auto` probes for
+   * torch then, so a coordinator whose runs never need it never starts Python); a rejection
+   * means the TypeScript worker.
+   */
+  evaluator?: CheckpointEvaluator | ((signal: AbortSignal) => Promise<CheckpointEvaluator>)
   /** Told when a checkpoint of `runId` got its loss (the dashboard's live updates). */
   onMeasured?: (runId: string) => void
 }
 
-/** Measures checkpoints' validation losses on a worker thread, the newest of each run, one at a time. */
+/**
+ * Measures checkpoints' validation losses off the event loop, the newest of each run, one at a
+ * time: with the evaluator it was given, falling back to the TypeScript worker for a checkpoint
+ * torch failed on.
+ */
 export class BackgroundEvaluation {
   readonly #o: BackgroundEvaluationOptions
   /** Per run, the newest checkpoint waiting (insertion order: runs take turns). */
   readonly #waiting = new Map<string, EvaluationJob>()
   readonly #abort = new AbortController()
   #running: Promise<void> | null = null
-  /** The checkpoint on the worker thread now. */
+  /** The checkpoint being measured now. */
   #measuring: { runId: string, sha: string } | null = null
+  /** The evaluator, once chosen (undefined until the first checkpoint needs one). */
+  #evaluator: CheckpointEvaluator | Promise<CheckpointEvaluator> | undefined
+  /** Torch failures since its last success. */
+  #torchFailures = 0
 
   constructor (options: BackgroundEvaluationOptions) {
     this.#o = options
+    const chosen = options.evaluator ?? TYPESCRIPT_EVALUATOR
+    if (typeof chosen !== 'function') this.#evaluator = chosen
+  }
+
+  /** The evaluator, choosing it on first use; a failed choice is the TypeScript worker. */
+  #chosen (): CheckpointEvaluator | Promise<CheckpointEvaluator> {
+    const choose = this.#o.evaluator
+    if (this.#evaluator === undefined && typeof choose === 'function') {
+      this.#evaluator = choose(this.#abort.signal).catch((err: unknown) => {
+        if (!this.#abort.signal.aborted) this.#o.log.warn('no torch evaluator; validation losses are measured on a worker thread', { error: err instanceof Error ? err.message : String(err) })
+        return TYPESCRIPT_EVALUATOR
+      })
+    }
+    return this.#evaluator ?? TYPESCRIPT_EVALUATOR
   }
 
   /** Queues `job`; a checkpoint of the same run still waiting is dropped and keeps no loss. */
@@ -93,17 +150,46 @@ export class BackgroundEvaluation {
     const started = Date.now()
     try {
       const checkpoint = await blobs.get(job.sha)
-      const measured = await validationLossInWorker(job.config, checkpoint, job.batches, job, this.#abort.signal)
-      const loss = Number.isFinite(measured) ? measured : null
+      const { loss, by } = await this.#loss(job, checkpoint)
       // Only rows still without a loss: a checkpoint measured before (one sha, two runs) keeps its figure.
       await db.updateTable('checkpoints').set({ val_loss: loss }).where('sha256', '=', job.sha).where('run_id', '=', job.runId).where('val_loss', 'is', null).execute()
       await db.updateTable('rounds').set({ val_loss: loss }).where('run_id', '=', job.runId).where('result_checkpoint', '=', job.sha).where('val_loss', 'is', null).execute()
-      log.info('checkpoint validated on a worker thread', { runId: job.runId, sha: job.sha, loss, seconds: Math.round((Date.now() - started) / 1000) })
+      const seconds = Math.round((Date.now() - started) / 1000)
+      if (by.kind === 'typescript') log.info('checkpoint validated on a worker thread', { runId: job.runId, sha: job.sha, loss, seconds })
+      else log.info('checkpoint validated with PyTorch', { runId: job.runId, sha: job.sha, loss, seconds, evaluator: by.name })
       this.#o.onMeasured?.(job.runId)
     } catch (err) {
       if (this.#abort.signal.aborted) return
       // A checkpoint pruned meanwhile, a worker out of memory: the checkpoint keeps no loss, the round loop goes on.
       log.warn('checkpoint validation failed', { runId: job.runId, sha: job.sha, error: err instanceof Error ? err.message : String(err) })
     }
+  }
+
+  /** The loss by the chosen evaluator, or by the TypeScript worker when torch failed on it. */
+  async #loss (job: EvaluationJob, checkpoint: Uint8Array): Promise<{ loss: number | null, by: CheckpointEvaluator }> {
+    const evaluator = await this.#chosen()
+    this.#abort.signal.throwIfAborted()
+    this.#evaluator = evaluator
+    if (evaluator.kind === 'typescript') return { loss: await evaluator.measure(job, checkpoint, this.#abort.signal), by: evaluator }
+    try {
+      const loss = await evaluator.measure(job, checkpoint, this.#abort.signal)
+      this.#torchFailures = 0
+      return { loss, by: evaluator }
+    } catch (err) {
+      if (this.#abort.signal.aborted) throw err
+      // A crash, out of memory, a hung child: the checkpoint still gets its loss, only slower.
+      const code = (err as { code?: unknown }).code
+      this.#o.log.warn('torch evaluation failed; measuring this checkpoint on a worker thread instead', { runId: job.runId, sha: job.sha, code, error: err instanceof Error ? err.message : String(err) })
+      if (++this.#torchFailures >= TORCH_FAILURES_BEFORE_GIVING_UP) {
+        this.#o.log.warn(`torch failed ${this.#torchFailures} checkpoints in a row; the TypeScript worker measures the rest until the coordinator restarts`, { evaluator: evaluator.name })
+        this.#evaluator = TYPESCRIPT_EVALUATOR
+      }
+      return { loss: await TYPESCRIPT_EVALUATOR.measure(job, checkpoint, this.#abort.signal), by: TYPESCRIPT_EVALUATOR }
+    }
+  }
+
+  /** The evaluator that measures (choosing it now if no checkpoint has needed it yet), for tests and logs. */
+  async evaluator (): Promise<CheckpointEvaluator> {
+    return await this.#chosen()
   }
 }
