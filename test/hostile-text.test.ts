@@ -59,6 +59,7 @@ describe('node free text over a real connection', () => {
       // The same token then enrolls the node with a plain name (Unicode letters are plain text).
       const joined = await client.enroll(enroll({ name: 'Лаборатория B 🚀' }))
       assert.equal(joined.rejoined, false)
+      assert.deepEqual(joined.workFields, ['executor'], 'the coordinator lists the work-request fields it reads')
       // A re-join may change the name, but not to one with NUL or an override.
       for (const name of ['x\u0000', 'admin\u202Egnp.exe']) {
         const r = await refusal(client.enroll(rejoin(name)))

@@ -74,6 +74,8 @@ export class CoordinatorClient {
 
   /** The executor this node trains with, named in every work request (the coordinator picks scorers by it). */
   readonly #executor: ExecutorKind | undefined
+  /** Whether the coordinator said, when this node enrolled, that its work requests may name the executor. */
+  #namesExecutor = false
 
   constructor (libp2p: Libp2p, address: Multiaddr, options: { executor?: ExecutorKind } = {}) {
     this.#libp2p = libp2p
@@ -121,9 +123,11 @@ export class CoordinatorClient {
   }
 
   /** Enrolls (or re-joins) this node; throws RefusedError when the coordinator refuses. */
-  async enroll (request: EnrollRequest): Promise<{ nodeId: string, organizationId: string, organizationName: string, rejoined: boolean }> {
+  async enroll (request: EnrollRequest): Promise<{ nodeId: string, organizationId: string, organizationName: string, rejoined: boolean, workFields?: string[] }> {
     const reply = await this.#call(ENROLL_PROTOCOL, request, enrollResponseSchema)
     if (!reply.ok) throw new RefusedError(reply.code, reply.message)
+    // An older coordinator lists no fields and refuses work requests carrying one it does not know.
+    this.#namesExecutor = reply.workFields?.includes('executor') === true
     return reply
   }
 
@@ -137,7 +141,7 @@ export class CoordinatorClient {
     // the coordinator got it.
     const pending = decline === undefined && after === undefined ? this.#unreadable : undefined
     const handBack = decline ?? pending
-    const request = { type: 'work' as const, ...(handBack !== undefined ? { decline: handBack } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}), ...(this.#executor !== undefined ? { executor: this.#executor } : {}) }
+    const request = { type: 'work' as const, ...(handBack !== undefined ? { decline: handBack } : {}), ...(scored !== undefined ? { scored } : {}), ...(after !== undefined ? { after } : {}), ...(this.#executor !== undefined && this.#namesExecutor ? { executor: this.#executor } : {}) }
     const raw: unknown = await this.#call(WORK_PROTOCOL, request, z.unknown())
     if (pending !== undefined) this.#unreadable = undefined
     const parsed = workResponseSchema.safeParse(raw)

@@ -38,8 +38,11 @@ test('a malformed reply is retryable; a refusal is not', () => {
   assert.equal(isRetryable(new RefusedError('ERR_NODE_REVOKED', 'revoked')), false)
 })
 
-/** A coordinator that answers enroll and heartbeat, and work with `replies` in turn (then "wait"). */
-async function fakeCoordinator (organizationName: string, replies: unknown[]): Promise<{ host: Libp2p, address: string, work: WorkRequest[], enrolls: number }> {
+/**
+ * A coordinator that answers enroll and heartbeat, and work with `replies` in turn (then "wait");
+ * its enrollment answer lists `workFields` (null: none, as an older coordinator's).
+ */
+async function fakeCoordinator (organizationName: string, replies: unknown[], workFields: string[] | null = ['executor']): Promise<{ host: Libp2p, address: string, work: WorkRequest[], enrolls: number }> {
   const host = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
   const state = { host, address: '', work: [] as WorkRequest[], enrolls: 0 }
   const answer = async (stream: Parameters<Parameters<Libp2p['handle']>[1]>[0], reply: (messages: JsonStream) => Promise<unknown>): Promise<void> => {
@@ -54,7 +57,7 @@ async function fakeCoordinator (organizationName: string, replies: unknown[]): P
     await answer(stream, async (m) => {
       await m.read(enrollRequestSchema)
       state.enrolls++
-      return { ok: true, nodeId: randomUUID(), organizationId: randomUUID(), organizationName, rejoined: state.enrolls > 1 }
+      return { ok: true, nodeId: randomUUID(), organizationId: randomUUID(), organizationName, rejoined: state.enrolls > 1, ...(workFields !== null ? { workFields } : {}) }
     })
   })
   await host.handle(HEARTBEAT_PROTOCOL, async (stream) => {
@@ -106,6 +109,17 @@ async function startSession (coordinator: Awaited<ReturnType<typeof fakeCoordina
   session.then(() => { state.ended = 'returned' }, (err: unknown) => { state.ended = err })
   return { lines, session, controller, state }
 }
+
+test('a coordinator that lists no work-request fields (an older one, which refuses unknown keys) is sent work requests without the executor', async () => {
+  const coordinator = await fakeCoordinator('Older Lab', [], null)
+  const { session, controller, state } = await startSession(coordinator)
+  await until('a work request', () => coordinator.work.length >= 1 || state.ended !== 'running')
+  assert.equal(state.ended, 'running', `the session ended: ${String(state.ended)}`)
+  assert.equal(coordinator.work[0]!.executor, undefined)
+  assert.ok(!('executor' in coordinator.work[0]!))
+  controller.abort()
+  await session
+})
 
 test('a work reply the agent cannot read is logged and retried with backoff, and its unit handed back; coordinator text reaches say as plain text', async () => {
   // A newer coordinator's codec: the unit does not parse (work.ts: codec is an enum).

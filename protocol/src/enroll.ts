@@ -21,7 +21,14 @@ export const enrollAcceptedSchema = z.object({
   organizationId: z.string(),
   organizationName: z.string(),
   /** true when this peer was already enrolled and its existing row was reused */
-  rejoined: z.boolean()
+  rejoined: z.boolean(),
+  /**
+   * Optional work-request fields added after the first protocol that this coordinator reads
+   * (WORK_REQUEST_EXTENSIONS). Work requests are parsed strictly, so an agent sends such a field
+   * only to a coordinator that lists it: a newer agent keeps working with an older coordinator,
+   * which lists none. Unknown names are ignored.
+   */
+  workFields: z.array(z.string().max(50)).max(32).optional()
 })
 
 export const enrollRefusedSchema = z.object({

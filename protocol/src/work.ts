@@ -95,6 +95,9 @@ export const scoringTaskSchema = z.object({
   deadline: z.string()
 })
 
+/** The optional work-request fields a coordinator of this version reads, listed in its enrollment answer (`workFields`). */
+export const WORK_REQUEST_EXTENSIONS: readonly string[] = ['executor']
+
 /**
  * Two honest scorers' losses agree to this share of the base loss: the same float32 arithmetic on
  * the same bytes, the TypeScript forward pass or the torch executor's, summation order aside (the

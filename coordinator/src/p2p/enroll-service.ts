@@ -1,4 +1,4 @@
-import { ENROLL_PROTOCOL, ProtocolError, enrollRequestSchema } from '@barnraise/protocol'
+import { ENROLL_PROTOCOL, ProtocolError, WORK_REQUEST_EXTENSIONS, enrollRequestSchema } from '@barnraise/protocol'
 import type { EnrollResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
@@ -36,7 +36,7 @@ export class EnrollService extends ProtocolService {
       const enrolled = await enrollNode(this.#c.db, peerId, request)
       log.info(enrolled.rejoined ? 'node re-joined' : 'node enrolled', { peerId, nodeId: enrolled.nodeId, organizationId: enrolled.organizationId })
       this.#c.onEnrolled?.(peerId)
-      return { ok: true, ...enrolled }
+      return { ok: true, ...enrolled, workFields: [...WORK_REQUEST_EXTENSIONS] }
     }, (err) => {
       const reply = refusalFor(err)
       const expected = err instanceof ProtocolError || err instanceof CoordinatorError
