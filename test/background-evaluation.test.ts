@@ -88,7 +88,7 @@ test('--evaluator torch measures them with PyTorch: each within 1e-5 of the Type
   const database = await createTestDatabase()
   const env = { DATABASE_URL: database.url, BARNRAISE_LOG: 'info' }
   // No --python: the coordinator finds the interpreter with torch as the agent does.
-  const coordinator: RunningCoordinator = await startCoordinator({ env, args: ['--inline-eval-gflop', '0', '--evaluator', 'torch', '--eval-device', 'cpu'] })
+  const coordinator: RunningCoordinator = await startCoordinator({ env, args: ['--inline-eval-gflop', '0', '--evaluator', 'torch', '--eval-device', 'cpu', '--torch-eval-gflop', '0'] })
   let agent: RunningAgent | undefined
   try {
     assert.match(coordinator.process.output(), /validation losses off the event loop: PyTorch \S+ on cpu/)

@@ -47,6 +47,9 @@ commands:
                              it when --python has torch, else the worker thread; torch refuses to
                              start without it. A torch evaluation that fails (crash, out of memory)
                              is measured on the worker thread instead
+    --torch-eval-gflop N     torch measures only checkpoints costing at least this many GFLOP
+                             (default 50, about half a minute on the worker thread): below it
+                             starting Python costs more than it saves
     --python PATH            the interpreter with torch for --evaluator (default $BARNRAISE_PYTHON,
                              else python3, then /usr/bin/python3)
     --eval-device D          where torch evaluates: auto (the first GPU, else the CPU), cpu, cuda,
@@ -121,6 +124,7 @@ async function serve (argv: string[]): Promise<number> {
       evaluator: { type: 'string', default: 'auto' },
       python: { type: 'string' },
       'eval-device': { type: 'string' },
+      'torch-eval-gflop': { type: 'string' },
       'max-params': { type: 'string' },
       'max-seq-len': { type: 'string' },
       'max-eval-batches': { type: 'string' },
@@ -167,6 +171,8 @@ async function serve (argv: string[]): Promise<number> {
   const evaluator = values.evaluator
   if (evaluator !== 'auto' && evaluator !== 'typescript' && evaluator !== 'torch') return fail('--evaluator must be auto, typescript or torch')
   if (values.python === '') return fail('--python needs a path (or a name on PATH)')
+  const torchEvalGflop = values['torch-eval-gflop'] === undefined ? undefined : Number(values['torch-eval-gflop'])
+  if (torchEvalGflop !== undefined && !(Number.isFinite(torchEvalGflop) && torchEvalGflop >= 0 && torchEvalGflop <= 1e9)) return fail('--torch-eval-gflop must be a number from 0 to 1000000000 (0: torch measures every checkpoint off the event loop)')
   const evalDevice = values['eval-device']
   if (evalDevice !== undefined && !/^(auto|cpu|cuda(:\d+)?)$/.test(evalDevice)) return fail('--eval-device must be auto, cpu, cuda or cuda:N')
   let tls: { cert: string, key: string } | undefined
@@ -212,6 +218,7 @@ async function serve (argv: string[]): Promise<number> {
       evaluator,
       ...(values.python !== undefined ? { python: values.python } : {}),
       ...(evalDevice !== undefined ? { evalDevice } : {}),
+      ...(torchEvalGflop !== undefined ? { torchEvalFlops: torchEvalGflop * 1e9 } : {}),
       limits,
       peerLimits
     })

@@ -92,6 +92,8 @@ export interface CoordinatorOptions {
   python?: string
   /** The device they run on: auto (the first GPU, else the CPU), cpu, cuda or cuda:N. */
   evalDevice?: string
+  /** Checkpoints costing fewer FLOPs than this stay on the worker thread whatever `evaluator` says (default 50e9). */
+  torchEvalFlops?: number
   /** The most FLOPs scoring one report may cost on the event loop; costlier ones go to nodes or nobody (default 2e9). */
   inlineScoreFlops?: number
   /** What a run may ask of this install (model size, sequence length, evaluation work). */
@@ -197,7 +199,7 @@ export class Coordinator {
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
       // The round loop: loaded runs and per-run locks, shared by the intake (reports in) and the engine (rounds out).
       // Validation losses too costly for the event loop (large models): by torch in a child process, or on a worker thread.
-      const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log: evaluationLog, evaluator, onMeasured: (runId) => { changes.publish('runs', runId) } })
+      const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log: evaluationLog, evaluator, ...(options.torchEvalFlops !== undefined ? { torchMinFlops: options.torchEvalFlops } : {}), onMeasured: (runId) => { changes.publish('runs', runId) } })
       closers.push(async () => { await evaluation.stop() })
       const cache = new RunCache({
         db: database.db, blobs, log, evaluation,

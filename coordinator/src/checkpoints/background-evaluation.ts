@@ -7,7 +7,7 @@
 // queue never holds more than one checkpoint a run.
 import type { Kysely } from 'kysely'
 import type { LlamaConfig } from '@barnraise/protocol'
-import { validationLossInWorker } from '@barnraise/trainer'
+import { forwardFlopsPerToken, validationLossInWorker } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
@@ -45,6 +45,20 @@ export const TYPESCRIPT_EVALUATOR: CheckpointEvaluator = {
   }
 }
 
+/**
+ * The least a checkpoint's forward passes cost (FLOPs) for torch to measure them: below it the
+ * TypeScript worker thread is as quick, since starting Python and importing torch costs seconds
+ * (the demo model's 2.2 GFLOP took 13 s by torch on a busy 2-core VM and about 2 s on the worker
+ * thread), and its number is then the event loop's to the bit. 50 GFLOP is about half a minute
+ * on the worker thread. `--torch-eval-gflop`.
+ */
+export const TORCH_MIN_EVAL_FLOPS = 50e9
+
+/** FLOPs of a job's forward passes (T² attention counted, as run-plan's evaluationFlops). */
+export function evaluationJobFlops (job: Pick<EvaluationJob, 'config' | 'batches' | 'batchSize' | 'seqLen'>): number {
+  return job.batches.length * job.batchSize * job.seqLen * forwardFlopsPerToken(job.config, job.seqLen)
+}
+
 /** Torch failures in a row after which the coordinator stops trying it until restarted: each one costs a process start, a timeout at worst. */
 export const TORCH_FAILURES_BEFORE_GIVING_UP = 3
 
@@ -59,6 +73,8 @@ export interface BackgroundEvaluationOptions {
    * means the TypeScript worker.
    */
   evaluator?: CheckpointEvaluator | ((signal: AbortSignal) => Promise<CheckpointEvaluator>)
+  /** Checkpoints whose forward passes cost fewer FLOPs than this go to the TypeScript worker whatever the evaluator (default TORCH_MIN_EVAL_FLOPS). */
+  torchMinFlops?: number
   /** Told when a checkpoint of `runId` got its loss (the dashboard's live updates). */
   onMeasured?: (runId: string) => void
 }
@@ -167,7 +183,9 @@ export class BackgroundEvaluation {
 
   /** The loss by the chosen evaluator, or by the TypeScript worker when torch failed on it. */
   async #loss (job: EvaluationJob, checkpoint: Uint8Array): Promise<{ loss: number | null, by: CheckpointEvaluator }> {
-    const evaluator = await this.#chosen()
+    // Small enough that starting Python would cost more than it saves: no evaluator is chosen for it.
+    const small = evaluationJobFlops(job) < (this.#o.torchMinFlops ?? TORCH_MIN_EVAL_FLOPS)
+    const evaluator = small ? TYPESCRIPT_EVALUATOR : await this.#chosen()
     this.#abort.signal.throwIfAborted()
     this.#evaluator = evaluator
     if (evaluator.kind === 'typescript') return { loss: await evaluator.measure(job, checkpoint, this.#abort.signal), by: evaluator }

@@ -260,7 +260,7 @@ describe('BackgroundEvaluation with torch', () => {
 
   test('torch measures the checkpoint: its loss is written, within 1e-5 of the TypeScript one', async () => {
     const { log, lines } = recorder()
-    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, evaluator: async (signal) => await chooseEvaluator('auto', { python, device: 'cpu', threads: 1 }, log, signal) })
+    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, torchMinFlops: 0, evaluator: async (signal) => await chooseEvaluator('auto', { python, device: 'cpu', threads: 1 }, log, signal) })
     const c = await checkpointToMeasure(11)
     evaluation.schedule(c.job)
     await evaluation.idle()
@@ -271,10 +271,29 @@ describe('BackgroundEvaluation with torch', () => {
     await evaluation.stop()
   })
 
+  test('a checkpoint below the torch threshold goes to the worker thread, and no evaluator is chosen for it', async () => {
+    const { log, lines } = recorder()
+    let chosen = 0
+    const evaluation = new BackgroundEvaluation({
+      db: database.db,
+      blobs,
+      log,
+      torchMinFlops: 1e15,
+      evaluator: async (signal) => { chosen++; return await chooseEvaluator('auto', { python, device: 'cpu', threads: 1 }, log, signal) }
+    })
+    const c = await checkpointToMeasure(12)
+    evaluation.schedule(c.job)
+    await evaluation.idle()
+    assert.equal(await c.loss(), c.expected, 'the worker thread\'s loss, to the bit')
+    assert.equal(chosen, 0, 'Python was never started for it')
+    assert.ok(lines.some((l) => l.msg === 'checkpoint validated on a worker thread'), JSON.stringify(lines))
+    await evaluation.stop()
+  })
+
   test('a torch evaluation that fails is measured on the worker thread instead; after repeated failures torch is left alone', async () => {
     const { log, lines } = recorder()
     const crashing = new TorchEvaluator({ python, pythonFlags: [fake, 'oom'] }, probe)
-    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, evaluator: crashing })
+    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, torchMinFlops: 0, evaluator: crashing })
     const checkpoints = []
     for (let i = 0; i < TORCH_FAILURES_BEFORE_GIVING_UP + 1; i++) {
       const c = await checkpointToMeasure(20 + i)
@@ -294,7 +313,7 @@ describe('BackgroundEvaluation with torch', () => {
   test('a truncated checkpoint fails in torch and on the worker thread: no loss is written, the queue goes on', async () => {
     const { log, lines } = recorder()
     const measured: string[] = []
-    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, evaluator: new TorchEvaluator({ python, device: 'cpu', threads: 1 }, probe), onMeasured: (runId) => { measured.push(runId) } })
+    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, torchMinFlops: 0, evaluator: new TorchEvaluator({ python, device: 'cpu', threads: 1 }, probe), onMeasured: (runId) => { measured.push(runId) } })
     const bad = await checkpointToMeasure(30, (good) => good.slice(0, good.length - 4096))
     const good = await checkpointToMeasure(31)
     evaluation.schedule(bad.job)
@@ -311,7 +330,7 @@ describe('BackgroundEvaluation with torch', () => {
 
   test('stop() kills a torch evaluation in progress and writes nothing', async () => {
     const { log } = recorder()
-    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, evaluator: new TorchEvaluator({ python, pythonFlags: [fake, 'sleep'] }, probe) })
+    const evaluation = new BackgroundEvaluation({ db: database.db, blobs, log, torchMinFlops: 0, evaluator: new TorchEvaluator({ python, pythonFlags: [fake, 'sleep'] }, probe) })
     const c = await checkpointToMeasure(40)
     await rm(join(dir, 'sleep.pid'), { force: true })
     evaluation.schedule(c.job)
