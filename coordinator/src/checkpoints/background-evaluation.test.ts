@@ -14,7 +14,7 @@ test('a checkpoint asked for again while it waits or is measured is measured onc
   try {
     const store = new DiskBlobStore(join(dir, 'blobs'))
     const reads: string[] = []
-    const blobs = Object.assign(Object.create(store) as DiskBlobStore, { get: async (sha: string) => { reads.push(sha); return await store.get(sha) } })
+    const blobs = Object.assign(Object.create(store) as DiskBlobStore, { get: async (sha: string) => { reads.push(sha); return await store.get(sha) }, size: async (sha: string) => await store.size(sha) })
     const config = presetConfig('tiny')
     const shas = [] as string[]
     for (const seed of [1, 2, 3]) shas.push(await store.put((await initialCheckpoint(config, seed)).bytes))

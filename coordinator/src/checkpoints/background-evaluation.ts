@@ -5,6 +5,7 @@
 // (torch-evaluation.ts, `--evaluator`), else by the TypeScript forward pass on a worker thread. A
 // run's checkpoint still waiting when a newer one arrives is skipped (it keeps no loss), so the
 // queue never holds more than one checkpoint a run.
+import type { Readable } from 'node:stream'
 import type { Kysely } from 'kysely'
 import type { LlamaConfig } from '@barnraise/protocol'
 import { forwardFlopsPerToken, validationLossInWorker } from '@barnraise/trainer'
@@ -22,17 +23,24 @@ export interface EvaluationJob {
   seqLen: number
 }
 
+/**
+ * A stored checkpoint, read the way its evaluator needs it: whole (the worker thread) or as a
+ * stream into the torch child's file, so a 1B model's 4 GB are not held in the coordinator's
+ * memory while Python measures them.
+ */
+export interface CheckpointSource {
+  bytes: () => Promise<Uint8Array>
+  stream: () => Readable
+}
+
 /** What measures a checkpoint's loss off the event loop. */
 export interface CheckpointEvaluator {
   /** A torch evaluation that fails is measured again by the TypeScript worker. */
   readonly kind: 'typescript' | 'torch'
   /** For the log: what measures, and where. */
   readonly name: string
-  /**
-   * The checkpoint's mean loss over the job's windows, null when it is not finite. The
-   * TypeScript worker takes `checkpoint`'s buffer (moved to its thread); torch only reads it.
-   */
-  measure: (job: EvaluationJob, checkpoint: Uint8Array, signal: AbortSignal) => Promise<number | null>
+  /** The checkpoint's mean loss over the job's windows, null when it is not finite. */
+  measure: (job: EvaluationJob, checkpoint: CheckpointSource, signal: AbortSignal) => Promise<number | null>
 }
 
 /** The TypeScript forward pass on a worker thread: always there, to the bit what the event loop measures. */
@@ -40,7 +48,7 @@ export const TYPESCRIPT_EVALUATOR: CheckpointEvaluator = {
   kind: 'typescript',
   name: 'the TypeScript forward pass on a worker thread',
   measure: async (job, checkpoint, signal) => {
-    const loss = await validationLossInWorker(job.config, checkpoint, job.batches, job, signal)
+    const loss = await validationLossInWorker(job.config, await checkpoint.bytes(), job.batches, job, signal)
     return Number.isFinite(loss) ? loss : null
   }
 }
@@ -165,7 +173,9 @@ export class BackgroundEvaluation {
     const { db, blobs, log } = this.#o
     const started = Date.now()
     try {
-      const checkpoint = await blobs.get(job.sha)
+      // Pruned meanwhile: said here, not as a torch failure.
+      if (await blobs.size(job.sha) === undefined) throw new Error(`checkpoint ${job.sha} is no longer stored`)
+      const checkpoint: CheckpointSource = { bytes: async () => await blobs.get(job.sha), stream: () => blobs.createReadStream(job.sha) }
       const { loss, by } = await this.#loss(job, checkpoint)
       // Only rows still without a loss: a checkpoint measured before (one sha, two runs) keeps its figure.
       await db.updateTable('checkpoints').set({ val_loss: loss }).where('sha256', '=', job.sha).where('run_id', '=', job.runId).where('val_loss', 'is', null).execute()
@@ -182,7 +192,7 @@ export class BackgroundEvaluation {
   }
 
   /** The loss by the chosen evaluator, or by the TypeScript worker when torch failed on it. */
-  async #loss (job: EvaluationJob, checkpoint: Uint8Array): Promise<{ loss: number | null, by: CheckpointEvaluator }> {
+  async #loss (job: EvaluationJob, checkpoint: CheckpointSource): Promise<{ loss: number | null, by: CheckpointEvaluator }> {
     // Small enough that starting Python would cost more than it saves: no evaluator is chosen for it.
     const small = evaluationJobFlops(job) < (this.#o.torchMinFlops ?? TORCH_MIN_EVAL_FLOPS)
     const evaluator = small ? TYPESCRIPT_EVALUATOR : await this.#chosen()

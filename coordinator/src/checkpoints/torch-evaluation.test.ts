@@ -29,7 +29,7 @@ const untied = parseLlamaConfig({ vocab_size: 256, hidden_size: 48, intermediate
 const windows = { batches: 3, batchSize: 2, seqLen: 16 }
 
 /** The held-out windows the coordinator would cut for a run on the demo corpus. */
-async function corpusInput (config: LlamaConfig, seed: number): Promise<TorchEvaluationInput> {
+async function corpusInput (config: LlamaConfig, seed: number): Promise<TorchEvaluationInput & { checkpoint: Uint8Array }> {
   const { validation } = await demoCorpusShards()
   return { config, checkpoint: (await initialCheckpoint(config, seed)).bytes, batches: validationBatches(validation.tokens, windows), batchSize: windows.batchSize, seqLen: windows.seqLen }
 }

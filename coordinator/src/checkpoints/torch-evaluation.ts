@@ -11,7 +11,10 @@
 // the child is located and booted here the way node-agent/src/executors/torch-child.ts does it.
 import { spawn } from 'node:child_process'
 import { availableParallelism, setPriority, tmpdir } from 'node:os'
+import { createWriteStream } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import type { Readable } from 'node:stream'
+import { pipeline } from 'node:stream/promises'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
@@ -20,7 +23,7 @@ import type { LlamaConfig } from '@barnraise/protocol'
 import { forwardFlopsPerToken, huggingFaceConfigJson } from '@barnraise/trainer'
 import type { Logger } from '../log.ts'
 import { TYPESCRIPT_EVALUATOR } from './background-evaluation.ts'
-import type { CheckpointEvaluator, EvaluationJob } from './background-evaluation.ts'
+import type { CheckpointEvaluator, CheckpointSource, EvaluationJob } from './background-evaluation.ts'
 
 /** The Python package's folder (torch-executor/ at the repository root). */
 export const TORCH_EXECUTOR_DIR = fileURLToPath(new URL('../../../torch-executor/', import.meta.url))
@@ -74,8 +77,8 @@ export interface TorchProbe {
 /** The token windows of one evaluation: what `validationBatches` cut for the checkpoint's run. */
 export interface TorchEvaluationInput {
   config: LlamaConfig
-  /** The stored checkpoint: F32 safetensors with Hugging Face Llama names, read by the Python side as is. */
-  checkpoint: Uint8Array
+  /** The stored checkpoint: F32 safetensors with Hugging Face Llama names, read by the Python side as is; its bytes, or a stream of them. */
+  checkpoint: Uint8Array | (() => Readable)
   batches: readonly Int32Array[]
   batchSize: number
   seqLen: number
@@ -204,7 +207,8 @@ export async function writeEvaluationFiles (dir: string, input: TorchEvaluationI
   const paths = { config: join(dir, 'config.json'), weights: join(dir, 'model.safetensors'), windows: join(dir, 'windows.safetensors') }
   await writeFile(paths.config, JSON.stringify(huggingFaceConfigJson(input.config, 'F32')))
   // Written as stored: an F32 safetensors file with Hugging Face names is what the Python reader takes.
-  await writeFile(paths.weights, input.checkpoint)
+  if (typeof input.checkpoint === 'function') await pipeline(input.checkpoint(), createWriteStream(paths.weights))
+  else await writeFile(paths.weights, input.checkpoint)
   await writeFile(paths.windows, encodeSafetensors(new Map([['tokens', { dtype: 'I32', shape: [input.batches.length, batchSize, window], data: new Uint8Array(windows.buffer) }]])))
   return paths
 }
@@ -330,8 +334,8 @@ export class TorchEvaluator implements CheckpointEvaluator {
   }
 
   /** The checkpoint's loss, null when not finite; a TorchEvaluationError when torch could not measure it. */
-  async measure (job: EvaluationJob, checkpoint: Uint8Array, signal: AbortSignal): Promise<number | null> {
-    return (await torchValidationLoss(this.#o, { config: job.config, checkpoint, batches: job.batches, batchSize: job.batchSize, seqLen: job.seqLen }, signal)).loss
+  async measure (job: EvaluationJob, checkpoint: CheckpointSource, signal: AbortSignal): Promise<number | null> {
+    return (await torchValidationLoss(this.#o, { config: job.config, checkpoint: checkpoint.stream, batches: job.batches, batchSize: job.batchSize, seqLen: job.seqLen }, signal)).loss
   }
 }
 
