@@ -27,6 +27,7 @@ import torch
 from .config import count_params, parse_config
 from .device import resolve_device, use_ieee_float32_matmuls
 from .errors import ExecutorFailure
+from .inner_loop import is_out_of_memory
 from .model import HAS_SDPA, LlamaForCausalLM
 from .safetensors import DTYPES, SafetensorsError, read_file, read_header
 
@@ -35,12 +36,6 @@ from .safetensors import DTYPES, SafetensorsError, read_file, read_header
 # nothing but float summation order. The agent and the coordinator count a scoring task's memory
 # with the same figure (trainer/src/model/cost.ts, TORCH_EVALUATE_PASS_BYTES): keep them equal.
 ROWS_PER_PASS_BYTES = 1 << 30
-
-
-def _out_of_memory(err):
-    oom_type = getattr(torch.cuda, 'OutOfMemoryError', None)
-    text = str(err)
-    return (oom_type is not None and isinstance(err, oom_type)) or (isinstance(err, RuntimeError) and ('out of memory' in text or "can't allocate memory" in text))
 
 
 def read_windows(path, vocab_size):
@@ -101,7 +96,7 @@ def held_out_losses(config, weights_path, windows_path, device, delta_path=None,
             per_pass = max(1, ROWS_PER_PASS_BYTES // max(1, (window - 1) * (config.vocab_size + 4 * config.hidden_size) * 4))
             losses = []
             for s in scales:
-                for p, b, i in zip(params, base, range(len(params))):
+                for i, (p, b) in enumerate(zip(params, base)):
                     p.copy_(b)
                     if s != 0:
                         p.add_(delta[i], alpha=float(s))
@@ -116,7 +111,7 @@ def held_out_losses(config, weights_path, windows_path, device, delta_path=None,
                 loss = total / batches
                 losses.append(loss if math.isfinite(loss) else None)
     except (RuntimeError, MemoryError) as err:
-        if not (isinstance(err, MemoryError) or _out_of_memory(err)):
+        if not (isinstance(err, MemoryError) or is_out_of_memory(err)):
             raise
         where = 'GPU' if device.type == 'cuda' else 'host'
         raise ExecutorFailure('ERR_OUT_OF_MEMORY', f'{device} ran out of {where} memory measuring held-out losses of a {count_params(config):,}-parameter model ({str(err).splitlines()[0][:200] if str(err) else "MemoryError"})') from None
