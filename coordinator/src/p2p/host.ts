@@ -5,6 +5,7 @@ import { yamux } from '@chainsafe/libp2p-yamux'
 import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
+import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
 import type { ComponentLogger, Libp2p, Metrics, PeerId, PrivateKey } from '@libp2p/interface'
 import type { PeerLimits } from './peer-limits.ts'
 
@@ -95,5 +96,19 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
       maxIncomingPendingConnections: limits.maxIncomingPendingConnections
     }
   })
+  const relay = (host.services as { relay?: CircuitRelayService }).relay
+  if (relay !== undefined) {
+    // A slot outlives its connection by its TTL (2 h) otherwise, and anyone may take one: fresh
+    // peer ids that reserve and hang up filled every slot (maxConnections), and enrolled nodes
+    // behind NAT got none. A slot is only usable while its peer is connected, so it goes with the
+    // last connection, and the strangers' slots are bounded by the connections they hold.
+    host.addEventListener('peer:disconnect', (evt) => {
+      const slot = relay.reservations.get(evt.detail)
+      if (slot === undefined) return
+      // Its expiry timer would otherwise delete a slot the peer takes again under the same id.
+      slot.signal.clear()
+      relay.reservations.delete(evt.detail)
+    })
+  }
   return host
 }

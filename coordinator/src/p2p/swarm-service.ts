@@ -88,7 +88,8 @@ export class SwarmService extends ProtocolService {
       digests = await this.#c.digests.of(request.sha256)
       const count = blockCount(size)
       const joined = this.tracker.join(request.sha256, peerId, count, await expectedFetchers(this.#c.db, request.sha256))
-      const peers = joined.peers.map((id) => this.#peer(id)).filter((p): p is SwarmPeer => p !== undefined)
+      const relays = this.#relaysFor(peerId)
+      const peers = joined.peers.map((id) => this.#peer(id, relays)).filter((p): p is SwarmPeer => p !== undefined)
       this.#c.onAnswered?.(peers.length > 0)
       reply = { ok: true, size, blockBytes: 1024 * 1024, blockCount: count, peers, seed: joined.seed }
     } catch (err) {
@@ -121,20 +122,37 @@ export class SwarmService extends ProtocolService {
   /**
    * A member with the addresses it announced (identify) that sit on the host its connection to
    * the coordinator comes from, so a node cannot point its peers' dials at a third party, and
-   * its slot on this coordinator's relay. A node behind NAT, whose announced addresses are
-   * private, is offered through the relay only. Undefined when it has neither.
+   * its slot on this coordinator's relay, at one of `relays`. A node behind NAT, whose announced
+   * addresses are private, is offered through the relay only. Undefined when it has neither.
    */
-  #peer (peerId: string): SwarmPeer | undefined {
+  #peer (peerId: string, relays: ReadonlySet<string>): SwarmPeer | undefined {
     const host = this.#connectedHost(peerId)
     if (host === undefined) return undefined
     const announced = this.#addressBook.get(peerId) ?? []
     const direct = announced.filter((a) => hostOf(a) === host && !a.includes('/p2p-circuit'))
     // A slot on this coordinator's relay, the way to a node behind NAT (its peers dial through
-    // the coordinator, then try a direct connection by hole punching).
-    const own = `/p2p/${this.#c.libp2p.peerId.toString()}/p2p-circuit`
-    const relayed = announced.filter((a) => a.includes(own)).map((a) => a.slice(0, a.indexOf(own) + own.length))
+    // the coordinator, then try a direct connection by hole punching). Its peers dial the part
+    // before our peer id, which the node wrote: only an address of ours may stand there, or a
+    // node could aim every agent of the run at any host (agents dial a relay's DNS name).
+    const relayed = this.#relayPrefixes(announced).filter((a) => relays.has(a))
     const addrs = [...direct, ...new Set(relayed)].slice(0, 8)
     return addrs.length === 0 ? undefined : { peerId, addrs }
+  }
+
+  /** `addrs` that go through this coordinator's relay, cut after `/p2p-circuit`: `<how to reach the relay>/p2p/<our id>/p2p-circuit`. */
+  #relayPrefixes (addrs: readonly string[]): string[] {
+    const own = `/p2p/${this.#c.libp2p.peerId.toString()}/p2p-circuit`
+    return addrs.filter((a) => a.includes(own)).map((a) => a.slice(0, a.indexOf(own) + own.length))
+  }
+
+  /**
+   * The addresses of this coordinator's relay that may be offered to `asker`: those it listens
+   * on, and those the asker itself reached it at (its own slot's addresses: behind a port
+   * forward, the only ones it can dial). An address the asker wrote misleads only the asker.
+   */
+  #relaysFor (asker: string): Set<string> {
+    const listening = this.#c.libp2p.getMultiaddrs().map((ma) => `${ma.toString()}/p2p-circuit`)
+    return new Set([...listening, ...this.#relayPrefixes(this.#addressBook.get(asker) ?? [])])
   }
 
   /** Each connected peer's announced listen addresses (identify), bounded per peer. */
