@@ -17,8 +17,8 @@ interface FlipperRun { coordinator: Awaited<ReturnType<typeof startCoordinator>>
  * nodes with half the units doubled: two pairs, every node in one, partners changing by round.
  * Runs `check` on the completed run, with every process's output on a failure.
  */
-async function withFlipperRun (rounds: number, claim: 'torch-cpu' | undefined, check: (run: FlipperRun) => Promise<void>): Promise<void> {
-  const coordinator = await startCoordinator()
+async function withFlipperRun (rounds: number, claim: 'torch-cpu' | undefined, check: (run: FlipperRun) => Promise<void>, options: { coordinatorArgs?: string[], screening?: boolean } = {}): Promise<void> {
+  const coordinator = await startCoordinator({ args: options.coordinatorArgs ?? [] })
   const agents: RunningAgent[] = []
   let flipper: Spawned | undefined
   try {
@@ -29,7 +29,7 @@ async function withFlipperRun (rounds: number, claim: 'torch-cpu' | undefined, c
     const spec = tinyRunSpec({
       minNodes: 4, maxNodes: 4, rounds, codec: 'int8', roundDeadlineSeconds: 90,
       recipe: { innerSteps: 6, batchSize: 4, seqLen: 32, innerLr: 0.01, warmupSteps: 2 },
-      defences: { redundancy: 0.5 }
+      defences: { redundancy: 0.5, screening: options.screening ?? false }
     })
     const runId = await createRunViaCli(coordinator.dataDir, spec)
     await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 180_000)
@@ -84,6 +84,27 @@ describe('redundancy sampling', () => {
         }
       }
     })
+  })
+
+  test('a model scored by nodes, but with no scorers from other labs online: its rounds double units instead, and the sign-flipper earns nothing', async () => {
+    // --score-max-params 0 makes the tiny model one that nodes score; all four nodes are of one
+    // lab, so no report can find two scorers from other labs.
+    await withFlipperRun(2, undefined, async ({ ledger, flipperId, agents }) => {
+      for (let round = 1; round <= 2; round++) {
+        const rows = ledger.filter((r) => r.round === round)
+        assert.equal(rows.length, 4, `round ${round}: one verdict per unit, twins included: ${JSON.stringify(rows)}`)
+        const flips = rows.filter((r) => r.peerId === flipperId)
+        assert.ok(flips.length === 1 && flips[0]!.outcome === 'refused' && flips[0]!.tokens === 0, `round ${round}: ${JSON.stringify(flips)}`)
+        // An honest report is refused only as the flipper's twin; never as a copy of its own twin
+        // (the screen's copy check knows twins answer one unit).
+        for (const r of rows.filter((r) => r.peerId !== flipperId && r.outcome !== 'accepted')) assert.match(r.reason ?? '', /^ERR_REDUNDANCY_MISMATCH: /, `round ${round}`)
+      }
+      // The screen may refuse the flipper before its twin reports; in round 1 it has nothing to go by.
+      assert.ok(ledger.some((r) => r.round === 1 && /^ERR_REDUNDANCY_MISMATCH: /.test(r.reason ?? '')), ledger.map((r) => r.reason ?? r.outcome).join(' | '))
+      const held = agents.flatMap((a) => a.output().split('\n')).filter((l) => /report held until a second node's copy of this unit reports/.test(l))
+      assert.ok(held.length >= 2, 'each round\'s first twin to report is held for the second')
+      for (const a of agents) assert.doesNotMatch(a.output(), /scored another node's report/, 'nobody was handed a scoring task')
+    }, { coordinatorArgs: ['--score-max-params', '0'], screening: true })
   })
 
   test('a report that names no executor is refused in a run that doubles units, whichever unit it answers', async () => {

@@ -183,3 +183,27 @@ test('a task past the TypeScript limits goes only to nodes naming a torch execut
     for (const p of saved) online.add(p)
   }
 })
+
+test('a round is covered only when every producing lab has scorers in two other labs online now', async () => {
+  const s = scoring()
+  const saved = new Set(online)
+  online.clear()
+  try {
+    for (const [peer, org] of [['cover-a', 0], ['cover-a-2', 0], ['cover-b', 1]] as const) {
+      await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).execute()
+      online.add(peer)
+    }
+    assert.equal(await s.covers(runId, []), true, 'a round with no units needs no scorers')
+    assert.equal(await s.covers(runId, [orgs[2]!]), true, 'lab C\'s reports: labs A and B score them')
+    assert.equal(await s.covers(runId, [orgs[0]!]), false, 'lab A\'s reports: only lab B is another lab, however many nodes lab A has')
+    assert.equal(await s.covers(runId, [orgs[2]!, orgs[1]!]), false, 'one uncovered lab is enough')
+    online.add('peer-2')
+    assert.equal(await s.covers(runId, [orgs[0]!, orgs[1]!, orgs[2]!, orgs[0]!]), true, 'three labs online: each has the other two')
+    await db.updateTable('nodes').set({ quarantined_at: new Date(), quarantine_reason: 'test' }).where('id', '=', nodes[2]!.id).execute()
+    assert.equal(await s.covers(runId, [orgs[0]!]), false, 'a quarantined node scores nothing')
+  } finally {
+    await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null }).where('id', '=', nodes[2]!.id).execute()
+    online.clear()
+    for (const p of saved) online.add(p)
+  }
+})

@@ -51,27 +51,9 @@ export class NodeScoring {
    * task it is then handed (the report goes unscored, as with fewer than two scorers).
    */
   async open (runId: string, roundId: string, assignmentId: string, producerNodeId: string): Promise<number> {
-    const { db, presence } = this.#o
-    const serving = await organizationsServing(db, runId)
-    if (serving.size === 0) return 0
-    const run = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
-    if (run === undefined) return 0
-    const spec = run.spec
-    const anyNode = typescriptCanScore(spec)
+    const { db } = this.#o
     const producer = await db.selectFrom('nodes').select('organization_id').where('id', '=', producerNodeId).executeTakeFirst()
-    const nodes = await db.selectFrom('nodes')
-      .select(['nodes.id', 'nodes.peer_id', 'nodes.organization_id', 'nodes.hardware'])
-      .select((eb) => eb.selectFrom('scoring_tasks').select(eb.fn.countAll<string>().as('n'))
-        .whereRef('scoring_tasks.node_id', '=', 'nodes.id').where('scoring_tasks.status', '=', 'assigned').as('open'))
-      .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
-      .where('nodes.organization_id', 'in', [...serving]).where('nodes.id', '!=', producerNodeId)
-      .orderBy('nodes.first_seen_at').execute()
-    // A task past the TypeScript limits goes to a GPU before a CPU with as few open tasks: the
-    // CPU may well find it too slow for the round and refuse it.
-    const onGpu = (peerId: string): number => anyNode || presence.executorOf(peerId) === 'torch-cuda' ? 0 : 1
-    const candidates = nodes.filter((n) => presence.isLive(n.peer_id) && n.organization_id !== producer?.organization_id &&
-        nodeCanScore(spec, { executor: presence.executorOf(n.peer_id), hardware: n.hardware }))
-      .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0) || onGpu(a.peer_id) - onGpu(b.peer_id))
+    const candidates = (await this.#candidates(runId)).filter((n) => n.id !== producerNodeId && n.organization_id !== producer?.organization_id)
     const scorers: typeof candidates = []
     for (const n of candidates) {
       if (scorers.length < SCORERS_PER_REPORT && !scorers.some((s) => s.organization_id === n.organization_id)) scorers.push(n)
@@ -82,6 +64,44 @@ export class NodeScoring {
       .values(scorers.map((s) => ({ run_id: runId, round_id: roundId, assignment_id: assignmentId, node_id: s.id, windows_blob: windows.sha256, status: 'assigned' as const })))
       .execute()
     return scorers.length
+  }
+
+  /**
+   * Whether every lab in `producerLabs` has scorers in two other labs now (online, unrevoked,
+   * unquarantined nodes of labs serving the run that can score its task): where one does not,
+   * its reports would go unscored, so a round opened now doubles units instead (round-engine.ts).
+   */
+  async covers (runId: string, producerLabs: Iterable<string>): Promise<boolean> {
+    const labs = new Set((await this.#candidates(runId)).map((n) => n.organization_id))
+    for (const lab of new Set(producerLabs)) {
+      if (labs.size - (labs.has(lab) ? 1 : 0) < SCORERS_PER_REPORT) return false
+    }
+    return true
+  }
+
+  /**
+   * The nodes that may score the run's reports now, fewest open tasks first and, for a task past
+   * the TypeScript limits, GPUs before CPUs with as many: the CPU may well find it too slow for
+   * the round and refuse it.
+   */
+  async #candidates (runId: string): Promise<Array<{ id: string, organization_id: string, open: string | null }>> {
+    const { db, presence } = this.#o
+    const serving = await organizationsServing(db, runId)
+    if (serving.size === 0) return []
+    const run = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
+    if (run === undefined) return []
+    const spec = run.spec
+    const anyNode = typescriptCanScore(spec)
+    const nodes = await db.selectFrom('nodes')
+      .select(['nodes.id', 'nodes.peer_id', 'nodes.organization_id', 'nodes.hardware'])
+      .select((eb) => eb.selectFrom('scoring_tasks').select(eb.fn.countAll<string>().as('n'))
+        .whereRef('scoring_tasks.node_id', '=', 'nodes.id').where('scoring_tasks.status', '=', 'assigned').as('open'))
+      .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
+      .where('nodes.organization_id', 'in', [...serving])
+      .orderBy('nodes.first_seen_at').execute()
+    const onGpu = (peerId: string): number => anyNode || presence.executorOf(peerId) === 'torch-cuda' ? 0 : 1
+    return nodes.filter((n) => presence.isLive(n.peer_id) && nodeCanScore(spec, { executor: presence.executorOf(n.peer_id), hardware: n.hardware }))
+      .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0) || onGpu(a.peer_id) - onGpu(b.peer_id))
   }
 
   /** The node's oldest open task in an open round of a running run, or null. */

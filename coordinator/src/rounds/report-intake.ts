@@ -25,7 +25,7 @@ import { RefusalLimiter } from './refusal-limiter.ts'
 import { CROSS_CLASS_NORM_RATIO, CROSS_CLASS_TOLERANCE, compareDeltas, deviceClass, twinTolerance } from './redundancy.ts'
 import { ReportScreen, sketchToBytes } from '@barnraise/trainer'
 import type { ScreenVerdict } from '@barnraise/trainer'
-import { defencesOf, overlapOf, unitInnerSteps } from '../runs/run-plan.ts'
+import { defencesOf, unitInnerSteps } from '../runs/run-plan.ts'
 import type { NodeScoring } from './node-scoring.ts'
 import { FLAG_CODES, quarantineIfWarranted } from '../nodes/reputation.ts'
 
@@ -279,10 +279,11 @@ export class ReportIntake implements ReportSink {
       throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
     }
     const score = screened?.verdict.score ?? null
-    // Not in overlapped runs: their nodes go from unit to unit without asking for other work,
-    // so a report there is screened without held-out scores when the model is too large.
-    // Nor where scoring costs more than nodes are asked to spend on it (run-plan.ts).
-    if (screened?.screen != null && this.#o.scoring !== undefined && overlapOf(spec) === 'none' && await this.#cache.nodesScore(m.runId)) {
+    const twin = await this.#twin(a.id, a.twin_of)
+    // Where nodes score the run (not overlapped runs, nor where scoring costs more than nodes are
+    // asked to spend on it: RunCache.nodesScore), and this unit has no twin: its round doubles
+    // units only when too few scorers were online at its opening (round-engine.ts).
+    if (screened?.screen != null && this.#o.scoring !== undefined && twin === null && await this.#cache.nodesScore(m.runId)) {
       // Too large for the coordinator to score: held until two other nodes have scored it.
       await db.transaction().execute(async (trx) => {
         await this.#storeReport(trx, a.id, payload, sha)
@@ -298,7 +299,6 @@ export class ReportIntake implements ReportSink {
       this.#o.log.info('report held for scoring', { peerId, runId: m.runId, round: m.round, scorers })
       return { ok: true, outcome: 'held', duplicate: false }
     }
-    const twin = await this.#twin(a.id, a.twin_of)
     if (twin?.status === 'assigned') {
       // The first of a pair to report waits for the second, checked but neither folded nor credited.
       await db.transaction().execute(async (trx) => {
@@ -495,7 +495,7 @@ export class ReportIntake implements ReportSink {
    * node's report is scored even where the run does not screen, so its reviewer sees how it
    * behaves now.
    */
-  async #screen (m: ReportHeader['metadata'], a: { id: string, round_id: string, base_checkpoint: string }, deltaOf: () => Float32Array, quarantined: boolean): Promise<{ screen: ReportScreen | null, verdict: ScreenVerdict } | null> {
+  async #screen (m: ReportHeader['metadata'], a: { id: string, twin_of: string | null, round_id: string, base_checkpoint: string }, deltaOf: () => Float32Array, quarantined: boolean): Promise<{ screen: ReportScreen | null, verdict: ScreenVerdict } | null> {
     const spec = await this.#cache.spec(m.runId)
     const screening = defencesOf(spec).screening
     if (!screening && !quarantined) return null
@@ -507,7 +507,8 @@ export class ReportIntake implements ReportSink {
           reversed: await this.#cache.scoringLoss(m.runId, a.base_checkpoint, delta, true)
         }
       : undefined
-    const report = { id: a.id, delta, tokens: m.tokens, claimedLoss: m.lossCurve.at(-1) }
+    // A twin answers its original's unit: the two are the same bytes by design, not a copy.
+    const report = { id: a.id, unit: a.twin_of ?? a.id, delta, tokens: m.tokens, claimedLoss: m.lossCurve.at(-1) }
     if (!screening) {
       // Scored only: a fresh screen has no reference, so it names no exclusion beyond "uphill".
       return { screen: null, verdict: new ReportScreen().check(report, heldOut) }

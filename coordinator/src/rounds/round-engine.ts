@@ -268,6 +268,15 @@ export class RoundEngine implements WorkSource {
     if (nodes.length < spec.minNodes) return false
     const { recipe } = spec
     const window = recipe.seqLen + 1
+    // Node scoring and twins are the two ways a large model's reports are checked; a report held
+    // for both at once is more bookkeeping than either check is worth, so a round uses one. It
+    // doubles units (where the run asks for redundancy) when nodes do not score the run, or when
+    // some lab of this round has no scorers in two other labs now (its reports would go unscored).
+    const nodeScored = defencesOf(spec).screening && await this.#cache.nodesScore(runId) && this.#o.scoring !== undefined &&
+      await this.#o.scoring.covers(runId, nodes.map((n) => n.organization_id))
+    if (!nodeScored && defencesOf(spec).screening && defencesOf(spec).redundancy > 0 && await this.#cache.nodesScore(runId)) {
+      this.#o.log.info('too few scorers from other labs online: this round doubles units instead', { runId, round: number })
+    }
     const opened = await this.#o.db.transaction().execute(async (trx) => {
       // Opened by this clock, the one units are resolved by (a node's backoff counts the rounds opened after its unit expired).
       const round = await trx.insertInto('rounds').values({ run_id: runId, number, status: 'open', base_checkpoint: baseCheckpoint, deadline_at: deadline, opened_at: new Date() })
@@ -280,9 +289,6 @@ export class RoundEngine implements WorkSource {
       let next = cursor
       // A twin takes its original's ranges instead of fresh ones; it is never requeued itself
       // (its original's ranges go out again if both fail).
-      // Not with node scoring: a report held for its scores and for its twin at once is more
-      // bookkeeping than either check is worth; such runs rely on the scores.
-      const nodeScored = defencesOf(spec).screening && await this.#cache.nodesScore(runId)
       // Paired without regard to device class: the class is the node's own claim, and pairing by
       // it would let two colluders naming one made-up GPU be each other's only twin.
       const twins = new Map(nodeScored ? [] : pickTwins(nodes.length, defencesOf(spec).redundancy, number).map(([original, twin]) => [twin, original]))

@@ -7,7 +7,7 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
 import { RoundAccumulator } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
-import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, scoringTaskShape, scoringWindows, storedLoss } from '../runs/run-plan.ts'
+import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, overlapOf, scoringTaskShape, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
@@ -67,9 +67,13 @@ export class RunCache {
     return await this.#scorer(runId) === 'coordinator'
   }
 
-  /** Whether nodes score this run's reports when it screens (not when it costs them too much: run-plan.ts's scorer). */
+  /**
+   * Whether nodes score this run's reports when it screens (not when it costs them too much:
+   * run-plan.ts's scorer). Never in overlapped runs: their nodes go from unit to unit without
+   * asking for other work, so their reports are screened without held-out scores (or doubled).
+   */
   async nodesScore (runId: string): Promise<boolean> {
-    return await this.#scorer(runId) === 'nodes'
+    return await this.#scorer(runId) === 'nodes' && overlapOf((await this.#load(runId)).spec) === 'none'
   }
 
   async #scorer (runId: string): Promise<'coordinator' | 'nodes' | 'none'> {
@@ -155,7 +159,7 @@ export class RunCache {
       screen.restore(await this.#storedSketches(runId, number))
       await this.#orientFirstRound(runId, roundId, number, screen)
       for await (const r of this.#acceptedReports(loaded.spec, roundId)) {
-        screen.admit(screen.check({ id: roundId, delta: r.delta, tokens: r.tokens }))
+        screen.admit(screen.check({ id: roundId, unit: r.unit, delta: r.delta, tokens: r.tokens }))
       }
     }
     loaded.screens.set(roundId, { number, screen })
@@ -223,10 +227,10 @@ export class RunCache {
   }
 
   /** The open round's accepted reports as stored until it closes. */
-  async * #acceptedReports (spec: StoredRunSpec, roundId: string): AsyncGenerator<{ delta: Float32Array, tokens: number, finalLoss: number | undefined }> {
+  async * #acceptedReports (spec: StoredRunSpec, roundId: string): AsyncGenerator<{ unit: string, delta: Float32Array, tokens: number, finalLoss: number | undefined }> {
     const accepted = await this.#d.db.selectFrom('assignments')
       .innerJoin('ledger', (j) => j.onRef('ledger.assignment_id', '=', 'assignments.id').on('ledger.outcome', '=', 'accepted'))
-      .select(['assignments.report_blob', 'ledger.tokens', 'ledger.metadata'])
+      .select(['assignments.id', 'assignments.twin_of', 'assignments.report_blob', 'ledger.tokens', 'ledger.metadata'])
       .where('assignments.round_id', '=', roundId).where('assignments.status', '=', 'accepted')
       // The order they were folded in the first time (float sums depend on it): the same sum, the same checkpoint.
       .orderBy('ledger.seq').execute()
@@ -234,7 +238,7 @@ export class RunCache {
       const signed = a.metadata === null ? undefined : parseReportMetadata(a.metadata)
       // Each report in the codec it was signed in (a run may allow several); rows without metadata predate that.
       const delta = decodePseudoGradient(signed?.codec ?? spec.codec, await this.#d.blobs.get(a.report_blob!), spec.paramCount)
-      yield { delta, tokens: a.tokens, finalLoss: signed?.lossCurve.at(-1) }
+      yield { unit: a.twin_of ?? a.id, delta, tokens: a.tokens, finalLoss: signed?.lossCurve.at(-1) }
     }
   }
 

@@ -38,6 +38,13 @@ test('a copy of another report in the same round is excluded; the first sender k
   assert.equal(excluded.get('copier')!.code, 'ERR_COPIED')
 })
 
+test('twins of one unit are not each other\'s copy; a third report with their bytes still is', () => {
+  const a = honest(1)
+  const { excluded } = screenReports([{ ...a, unit: 'u1' }, honest(2), { ...a, id: 'twin', unit: 'u1' }, { ...a, id: 'copier', unit: 'u9' }, { ...a, id: 'unnamed' }])
+  assert.deepEqual([...excluded.keys()], ['copier', 'unnamed'])
+  assert.ok([...excluded.values()].every((e) => e.code === 'ERR_COPIED'))
+})
+
 test('a replay of an earlier round\'s accepted report is excluded by its sketch alone', () => {
   const old = honest(7)
   const earlier = [{ round: 3, sketch: sketchDelta(old.delta) }]

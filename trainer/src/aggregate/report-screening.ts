@@ -13,6 +13,11 @@ import type { DeltaSketch } from './delta-sketch.ts'
 
 export interface ReportToScreen {
   id: string
+  /**
+   * The work unit it answers, where a run hands one unit to two nodes (redundancy): such twins
+   * train the same data to the same bytes, so they are never each other's copy. Unique otherwise.
+   */
+  unit?: string
   delta: Float32Array
   tokens: number
   /** The node's own last inner-loop loss, as it reported it. */
@@ -75,6 +80,8 @@ export interface ScreenVerdict {
   sketch: DeltaSketch
   /** after − claimed final loss; null without both. */
   lossGap: number | null
+  /** The report's work unit, when given (ReportToScreen.unit). */
+  unit?: string
 }
 
 function median (values: number[]): number {
@@ -101,7 +108,7 @@ const MIN_REFERENCE = 3
 export class ReportScreen {
   readonly #t: ScreeningThresholds
   #round: number | null = null
-  #current: DeltaSketch[] = []
+  #current: Array<{ sketch: DeltaSketch, unit: string | undefined }> = []
   /** Mean sketch of the previous round's accepted reports (or, before any, the held-out gradient's): the direction the run is going. */
   #direction: DeltaSketch | null = null
   #directionFrom: 'previous round' | 'gradient' = 'previous round'
@@ -145,8 +152,8 @@ export class ReportScreen {
 
   #currentMean (): DeltaSketch | null {
     if (this.#current.length === 0) return null
-    const mean = new Float32Array(this.#current[0]!.length)
-    for (const sketch of this.#current) for (let i = 0; i < mean.length; i++) mean[i]! += sketch[i]! / this.#current.length
+    const mean = new Float32Array(this.#current[0]!.sketch.length)
+    for (const { sketch } of this.#current) for (let i = 0; i < mean.length; i++) mean[i]! += sketch[i]! / this.#current.length
     return mean
   }
 
@@ -157,7 +164,7 @@ export class ReportScreen {
       this.#direction = mean
       this.#directionFrom = 'previous round'
     }
-    if (this.#round !== null) for (const sketch of this.#current) this.#earlier.push({ round: this.#round, sketch })
+    if (this.#round !== null) for (const { sketch } of this.#current) this.#earlier.push({ round: this.#round, sketch })
     this.#earlier = this.#earlier.slice(-this.#t.earlierKept)
     this.#current = []
     this.#scores = []
@@ -206,7 +213,7 @@ export class ReportScreen {
     const sketch = sketchDelta(report.delta)
     const score = heldOut === undefined ? null : Number.isFinite(heldOut.after) ? heldOut.base - heldOut.after : -Infinity
     const lossGap = heldOut === undefined || report.claimedLoss === undefined || !Number.isFinite(heldOut.after) ? null : heldOut.after - report.claimedLoss
-    const verdict = (exclusion: Exclusion | null): ScreenVerdict => ({ exclusion, score, norm, sketch, lossGap })
+    const verdict = (exclusion: Exclusion | null): ScreenVerdict => ({ exclusion, score, norm, sketch, lossGap, ...(report.unit !== undefined ? { unit: report.unit } : {}) })
 
     if (this.#norms.length >= MIN_REFERENCE) {
       const typical = median(this.#norms)
@@ -225,7 +232,8 @@ export class ReportScreen {
       }
     }
     for (const other of this.#current) {
-      const cos = cosineSimilarity(sketch, other)
+      if (report.unit !== undefined && other.unit === report.unit) continue
+      const cos = cosineSimilarity(sketch, other.sketch)
       if (cos >= t.copyCosine) return verdict({ code: 'ERR_COPIED', message: `the pseudo-gradient matches a report already accepted this round (cosine ${cos.toFixed(4)}) though it trained other data` })
     }
     for (const e of this.#earlier) {
@@ -260,7 +268,7 @@ export class ReportScreen {
   /** Records an accepted report's measurements as reference for the reports after it. */
   admit (verdict: ScreenVerdict): void {
     const keep = (list: number[], value: number | null): number[] => value === null || !Number.isFinite(value) ? list : [...list, value].slice(-this.#t.window)
-    this.#current.push(verdict.sketch)
+    this.#current.push({ sketch: verdict.sketch, unit: verdict.unit })
     this.#norms = keep(this.#norms, verdict.norm)
     this.#scores = keep(this.#scores, verdict.score)
     this.#gaps = keep(this.#gaps, verdict.lossGap)
