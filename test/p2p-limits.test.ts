@@ -95,10 +95,15 @@ describe('per-peer limits on the libp2p host', () => {
     assert.deepEqual(await slow.read(reportAdmissionSchema), { proceed: true })
     await slow.writeFrame(new Uint8Array(Math.min(1024, payloadBytes - 1)))
 
+    const claimed = async (): Promise<unknown> => await coordinator.database.db.selectFrom('assignments').select(['compute_claimed_seconds', 'compute_from']).where('id', '=', unit.assignmentId).executeTakeFirstOrThrow()
+    const before = await claimed()
+    // The same unit again, claiming other compute: refused as busy, having changed nothing.
+    const again = { ...metadata, computeSeconds: 2 }
     const second = new JsonStream(await h.dialProtocol(address(), REPORT_PROTOCOL), BLOB_CHUNK_BYTES)
-    await second.write(header)
+    await second.write({ type: 'report', metadata: again, signature: Buffer.from(await key.sign(canonicalReportMetadata(again))).toString('base64') })
     const busy = await second.read(reportAdmissionSchema)
     assert.equal(!busy.proceed && busy.code, 'ERR_BUSY')
+    assert.deepEqual(await claimed(), before, 'the busy stream did not re-place the unit\'s compute time')
 
     // Nothing more comes on the first stream: past the idle limit the coordinator gives up on it.
     const started = Date.now()

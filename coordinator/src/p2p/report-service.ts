@@ -41,7 +41,7 @@ export class ReportService extends ProtocolService {
   readonly #log: Logger
   readonly #limits: PeerLimits
   readonly #isRevoked: (peerId: string) => Promise<boolean>
-  /** Assignment ids with an upload in progress. */
+  /** Uploads in progress (or in admission), as "<peer id> <assignment id>". */
   readonly #uploading = new Set<string>()
 
   constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean>, requestTimer?: RequestTimer }) {
@@ -61,16 +61,18 @@ export class ReportService extends ProtocolService {
     try {
       const header = await messages.read(reportHeaderSchema, REQUEST_TIMEOUT_MS)
       const unit = header.metadata.assignmentId
-      let admitted = await this.#sink.admit(peerId, header)
-      // Claimed only once admitted (so only the unit's own node can hold it, never a peer that
-      // guessed its id), and checked and claimed with no await between, so two streams cannot both pass.
-      if (admitted.ok) {
-        if (this.#uploading.has(unit)) {
-          admitted = { ok: false, code: 'ERR_BUSY', message: `a report for work unit ${unit} is already being uploaded` }
-        } else {
-          this.#uploading.add(unit)
-          claimed = unit
-        }
+      // Claimed before admission, which writes (the unit's claimed compute time): a second stream
+      // is refused as busy having changed nothing. Keyed by the sender too, so a peer that guessed
+      // a unit's id holds only its own key (admission refuses it), never the unit's node's; checked
+      // and claimed with no await between, so two streams cannot both pass.
+      const key = `${peerId} ${unit}`
+      let admitted: Awaited<ReturnType<ReportSink['admit']>>
+      if (this.#uploading.has(key)) {
+        admitted = { ok: false, code: 'ERR_BUSY', message: `a report for work unit ${unit} is already being uploaded` }
+      } else {
+        this.#uploading.add(key)
+        claimed = key
+        admitted = await this.#sink.admit(peerId, header)
       }
       if (!admitted.ok) {
         await messages.write({ proceed: false, code: admitted.code, message: admitted.message })

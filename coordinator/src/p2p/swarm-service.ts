@@ -160,6 +160,9 @@ export class SwarmService extends ProtocolService {
 
   #startAddressBook (): void {
     this.#c.libp2p.addEventListener('peer:identify', (evt) => {
+      // Identify is announced after an await: a peer gone meanwhile had its disconnect already,
+      // and its entry would stay until the same peer id disconnects again.
+      if (this.#c.libp2p.getConnections(evt.detail.peerId).length === 0) return
       const addrs = evt.detail.listenAddrs.map((ma) => ma.toString()).filter((a) => a.length <= 256).slice(0, 16)
       this.#addressBook.set(evt.detail.peerId.toString(), addrs)
     })
