@@ -64,6 +64,9 @@ commands:
     --max-connections N      libp2p connections held at once, all peers together (default 1000)
     --connections-per-ip N   new libp2p connections one IP address may open per second (default 5;
                              raise it only where many nodes share an address, e.g. a load test on loopback)
+    --peer-streams-per-second N  libp2p streams one peer id may open per second, all protocols
+                             together, after a burst of --peer-stream-burst (defaults 100 and 600)
+    --peer-stream-burst N
     --allow-private-shard-urls  datasets given as shard URLs may name loopback and private
                              addresses (for local tests; refused by default)
     --data-dir DIR           where state lives (default: this checkout's .data/coordinator, the
@@ -134,7 +137,9 @@ async function serve (argv: string[]): Promise<number> {
       'dataset-quota-mb': { type: 'string' },
       'max-kept-report-mb': { type: 'string' },
       'max-connections': { type: 'string' },
-      'connections-per-ip': { type: 'string' }
+      'connections-per-ip': { type: 'string' },
+      'peer-streams-per-second': { type: 'string' },
+      'peer-stream-burst': { type: 'string' }
     }
   })
   const httpPort = Number(values['http-port'])
@@ -155,7 +160,7 @@ async function serve (argv: string[]): Promise<number> {
   }
   if (values['allow-private-shard-urls'] === true) limits.allowPrivateShardUrls = true
   const peerLimits: Partial<PeerLimits> = {}
-  for (const [flag, key] of [['max-connections', 'maxConnections'], ['connections-per-ip', 'inboundConnectionThreshold']] as const) {
+  for (const [flag, key] of [['max-connections', 'maxConnections'], ['connections-per-ip', 'inboundConnectionThreshold'], ['peer-streams-per-second', 'streamsPerSecond'], ['peer-stream-burst', 'streamBurst']] as const) {
     const text = values[flag]
     if (text === undefined) continue
     const n = Number(text)

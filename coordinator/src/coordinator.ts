@@ -14,6 +14,7 @@ import { NodeScoring } from './rounds/node-scoring.ts'
 import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
 import { isEnrolledPeer, isRevokedPeer } from './p2p/peer-access.ts'
+import { StreamRate } from './p2p/stream-rate.ts'
 import { EnrollService } from './p2p/enroll-service.ts'
 import { HeartbeatService } from './p2p/heartbeat-service.ts'
 import { startHttpServer } from './http/server.ts'
@@ -47,6 +48,7 @@ import { SetupCode } from './accounts/setup-code.ts'
 import { SignInThrottle } from './accounts/sign-in-throttle.ts'
 import { apiRates } from './limits/api-rates.ts'
 import type { ApiRateLimits } from './limits/api-rates.ts'
+import { WindowLimiter } from './limits/window-limiter.ts'
 import { FolderCache } from './checkpoints/checkpoint-folder.ts'
 import { DEFAULT_INSTALL_LIMITS } from './runs/install-limits.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
@@ -191,7 +193,15 @@ export class Coordinator {
       const requestTimer = metrics === undefined ? undefined : (protocol: string) => metrics.request(protocol)
       const changes = new ChangeFeed(options.listenerLimits)
       presence.onChange(() => { changes.publish('nodes') })
-      const components = { libp2p, db: database.db, log, ...(requestTimer !== undefined ? { requestTimer } : {}) }
+      // Told once a minute per peer at most: a flood of refused streams is not a flood of log lines.
+      const warned = new WindowLimiter({ limit: 1, windowMs: 60_000, maxKeys: 1000 })
+      const onRateLimited = (peerId: string, protocol: string): void => {
+        if (warned.retryAfter(peerId) > 0) return
+        warned.hit(peerId)
+        log.warn('streams refused: the peer opens them faster than allowed', { peerId, protocol, streamsPerSecond: limits.streamsPerSecond, streamBurst: limits.streamBurst })
+      }
+      const streamRate = new StreamRate({ perSecond: limits.streamsPerSecond, burst: limits.streamBurst })
+      const components = { libp2p, db: database.db, log, streamRate, onRateLimited, ...(requestTimer !== undefined ? { requestTimer } : {}) }
       const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
       const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
@@ -225,8 +235,8 @@ export class Coordinator {
       })
       await new BlobService({ ...components, blobs, limits, ...(metrics !== undefined ? { onServed: (bytes: number) => { metrics.blobServed(bytes) } } : {}) }).start()
       await new SwarmService({ ...components, blobs, digests: new BlockDigests(blobs), ...(metrics !== undefined ? { onAnswered: (withPeers: boolean) => { metrics.swarmAnswered(withPeers) } } : {}) }).start()
-      await new WorkService({ libp2p, source: engine, log, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
-      await new ReportService({ libp2p, sink: intake, log, limits, isRevoked, ...(requestTimer !== undefined ? { requestTimer } : {}) }).start()
+      await new WorkService({ ...components, source: engine }).start()
+      await new ReportService({ ...components, sink: intake, limits, isRevoked }).start()
       // Stopped after the engine (closers run newest first), so a last round close is signed.
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       // Before the engine starts: a close it makes meanwhile queues a newer checkpoint, which an

@@ -15,6 +15,8 @@ export type ProtocolErrorCode =
   | 'ERR_STALE'
   /** the stream ended or was reset before a whole message arrived: the peer went away (retryable) */
   | 'ERR_STREAM_CLOSED'
+  /** the coordinator reset the stream: this peer opened streams faster than it allows (retry later) */
+  | 'ERR_RATE_LIMITED'
   | 'ERR_INTERNAL'
 
 /** A protocol-level failure with a stable code a caller can switch on. */

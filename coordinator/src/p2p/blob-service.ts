@@ -8,18 +8,15 @@ import { touchNode } from '../nodes/nodes.ts'
 import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
-import type { RequestTimer } from './protocol-service.ts'
+import type { ProtocolComponents } from './protocol-service.ts'
 import { mayFetchBlob, mayServeBlob } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 
-export interface BlobServiceComponents {
-  libp2p: Libp2p
+export interface BlobServiceComponents extends ProtocolComponents {
   db: Kysely<Database>
   blobs: BlobStore
   log: Logger
   limits: PeerLimits
-  /** Times each inbound stream (--metrics). */
-  requestTimer?: RequestTimer
   /** Counts the bytes each accepted request will send (--metrics: coordinator egress for blobs). */
   onServed?: (bytes: number) => void
 }
@@ -33,7 +30,7 @@ export class BlobService extends ProtocolService {
   readonly #c: BlobServiceComponents
 
   constructor (components: BlobServiceComponents) {
-    super(components.libp2p, BLOB_PROTOCOL, components.requestTimer)
+    super(components, BLOB_PROTOCOL)
     this.#c = components
   }
 

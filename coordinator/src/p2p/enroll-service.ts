@@ -7,17 +7,14 @@ import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { enrollNode } from '../nodes/nodes.ts'
 import { ProtocolService } from './protocol-service.ts'
-import type { RequestTimer } from './protocol-service.ts'
+import type { ProtocolComponents } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
-export interface EnrollServiceComponents {
-  libp2p: Libp2p
+export interface EnrollServiceComponents extends ProtocolComponents {
   db: Kysely<Database>
   log: Logger
   /** Called after a node is enrolled or re-joins, so live views can refresh. */
   onEnrolled?: (peerId: string) => void
-  /** Times each inbound stream (--metrics). */
-  requestTimer?: RequestTimer
 }
 
 /** Serves `/barnraise/enroll/1.0.0`: one request, one reply, then the stream closes. */
@@ -25,7 +22,7 @@ export class EnrollService extends ProtocolService {
   readonly #c: EnrollServiceComponents
 
   constructor (components: EnrollServiceComponents) {
-    super(components.libp2p, ENROLL_PROTOCOL, components.requestTimer)
+    super(components, ENROLL_PROTOCOL)
     this.#c = components
   }
 

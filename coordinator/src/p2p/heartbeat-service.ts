@@ -7,16 +7,13 @@ import type { Logger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { touchNode } from '../nodes/nodes.ts'
 import { ProtocolService } from './protocol-service.ts'
-import type { RequestTimer } from './protocol-service.ts'
+import type { ProtocolComponents } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
-export interface HeartbeatServiceComponents {
-  libp2p: Libp2p
+export interface HeartbeatServiceComponents extends ProtocolComponents {
   db: Kysely<Database>
   log: Logger
   onHeartbeat?: (peerId: string, status: string) => void
-  /** Times each inbound stream (--metrics). */
-  requestTimer?: RequestTimer
 }
 
 /** Serves `/barnraise/heartbeat/1.0.0`: an enrolled node says it is alive and what it is doing. */
@@ -24,7 +21,7 @@ export class HeartbeatService extends ProtocolService {
   readonly #c: HeartbeatServiceComponents
 
   constructor (components: HeartbeatServiceComponents) {
-    super(components.libp2p, HEARTBEAT_PROTOCOL, components.requestTimer)
+    super(components, HEARTBEAT_PROTOCOL)
     this.#c = components
   }
 

@@ -19,6 +19,13 @@ export interface PeerLimits {
    * REQUEST_TIMEOUT_MS plus its size at this rate in total, then it is cut.
    */
   minBytesPerSecond: number
+  /**
+   * Inbound streams one peer id may open per second, all protocols together, after a first
+   * `streamBurst` (p2p/stream-rate.ts). An agent opens a few a minute, and at most one a block
+   * (1 MiB) when it downloads a checkpoint block by block; more is a peer looping requests.
+   */
+  streamsPerSecond: number
+  streamBurst: number
 }
 
 export const DEFAULT_PEER_LIMITS: PeerLimits = {
@@ -28,7 +35,9 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   inboundConnectionThreshold: 5,
   maxIncomingPendingConnections: 32,
   frameIdleTimeoutMs: 30_000,
-  minBytesPerSecond: 64 * 1024
+  minBytesPerSecond: 64 * 1024,
+  streamsPerSecond: 100,
+  streamBurst: 600
 }
 
 /** The whole time a transfer of `bytes` may take under `limits`. */

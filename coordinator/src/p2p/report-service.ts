@@ -7,7 +7,7 @@ import type { Logger } from '../log.ts'
 import { transferDeadlineMs } from './peer-limits.ts'
 import type { PeerLimits } from './peer-limits.ts'
 import { ProtocolService } from './protocol-service.ts'
-import type { RequestTimer } from './protocol-service.ts'
+import type { ProtocolComponents } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** A report the engine may still refuse; it reads the payload only once the header passes. */
@@ -44,8 +44,8 @@ export class ReportService extends ProtocolService {
   /** Uploads in progress (or in admission), as "<peer id> <assignment id>". */
   readonly #uploading = new Set<string>()
 
-  constructor (components: { libp2p: Libp2p, sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean>, requestTimer?: RequestTimer }) {
-    super(components.libp2p, REPORT_PROTOCOL, components.requestTimer)
+  constructor (components: ProtocolComponents & { sink: ReportSink, log: Logger, limits: PeerLimits, isRevoked: (peerId: string) => Promise<boolean> }) {
+    super(components, REPORT_PROTOCOL)
     this.#sink = components.sink
     this.#log = components.log.child('report')
     this.#limits = components.limits

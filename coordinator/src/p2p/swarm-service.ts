@@ -10,18 +10,16 @@ import type { BlobStore } from '../blobs/blob-store.ts'
 import type { BlockDigests } from '../blobs/block-digests.ts'
 import { touchNode } from '../nodes/nodes.ts'
 import { ProtocolService } from './protocol-service.ts'
-import type { RequestTimer } from './protocol-service.ts'
+import type { ProtocolComponents } from './protocol-service.ts'
 import { mayFetchBlob, mayServeBlob } from './peer-access.ts'
 import { refusalFor } from './reply-refusal.ts'
 import { SwarmTracker } from './swarm-tracker.ts'
 
-export interface SwarmServiceComponents {
-  libp2p: Libp2p
+export interface SwarmServiceComponents extends ProtocolComponents {
   db: Kysely<Database>
   blobs: BlobStore
   digests: BlockDigests
   log: Logger
-  requestTimer?: RequestTimer
   /** Counts answers (--metrics): with peers to ask, or alone. */
   onAnswered?: (withPeers: boolean) => void
 }
@@ -39,7 +37,7 @@ export class SwarmService extends ProtocolService {
   readonly tracker: SwarmTracker
 
   constructor (components: SwarmServiceComponents) {
-    super(components.libp2p, SWARM_PROTOCOL, components.requestTimer)
+    super(components, SWARM_PROTOCOL)
     this.#c = components
     this.tracker = new SwarmTracker({ isOnline: (peerId) => this.#connectedHost(peerId) !== undefined })
   }

@@ -3,7 +3,7 @@ import type { ExecutorKind, ScoreResult, UnitDecline, WorkResponse } from '@barn
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { Logger } from '../log.ts'
 import { ProtocolService } from './protocol-service.ts'
-import type { RequestTimer } from './protocol-service.ts'
+import type { ProtocolComponents } from './protocol-service.ts'
 import { refusalFor } from './reply-refusal.ts'
 
 /** What the work service needs from the round engine. */
@@ -17,8 +17,8 @@ export class WorkService extends ProtocolService {
   readonly #source: WorkSource
   readonly #log: Logger
 
-  constructor (components: { libp2p: Libp2p, source: WorkSource, log: Logger, requestTimer?: RequestTimer }) {
-    super(components.libp2p, WORK_PROTOCOL, components.requestTimer)
+  constructor (components: ProtocolComponents & { source: WorkSource, log: Logger }) {
+    super(components, WORK_PROTOCOL)
     this.#source = components.source
     this.#log = components.log.child('work')
   }
