@@ -8,6 +8,7 @@ import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { readPassword } from './install/read-password.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
+import { checkAnnounceAddress } from './p2p/announce.ts'
 import { openDatabase } from './db/open-database.ts'
 import { adminRequest } from './admin/admin-socket.ts'
 import { createTokenInputSchema } from './nodes/operator-tokens.ts'
@@ -75,6 +76,9 @@ commands:
     --host HOST              interface to listen on (default 127.0.0.1; 0.0.0.0 to accept other machines)
     --http-port N            dashboard and API port (default 8080; 0 picks a free one)
     --p2p-port N             libp2p TCP port (default 4001; 0 picks a free one)
+    --announce ADDR          where agents reach that port when it is not this machine's own
+                             address (behind NAT, a port forward, a DNS name), e.g.
+                             /dns4/coordinator.example.org/tcp/4001; repeatable; join commands use it
   token create [--org NAME] issue an enrollment token (for the install's only organization,
                              or the one named; a new name creates it) and print the join command
     --uses N                 how many nodes may enroll with it (default 1)
@@ -114,6 +118,7 @@ async function serve (argv: string[]): Promise<number> {
       host: { type: 'string', default: '127.0.0.1' },
       'http-port': { type: 'string', default: '8080' },
       'p2p-port': { type: 'string', default: '4001' },
+      announce: { type: 'string', multiple: true },
       'open-organizing': { type: 'boolean', default: false },
       'allow-private-shard-urls': { type: 'boolean', default: false },
       'tls-cert': { type: 'string' },
@@ -147,6 +152,12 @@ async function serve (argv: string[]): Promise<number> {
   if (!Number.isInteger(httpPort) || httpPort < 0 || httpPort > 65535) return fail('--http-port must be a port number')
   if (!Number.isInteger(p2pPort) || p2pPort < 0 || p2pPort > 65535) return fail('--p2p-port must be a port number')
   if ((values['tls-cert'] === undefined) !== (values['tls-key'] === undefined)) return fail('--tls-cert and --tls-key go together')
+  const announce: string[] = []
+  for (const text of values.announce ?? []) {
+    const checked = checkAnnounceAddress(text)
+    if (!checked.ok) return fail(checked.message)
+    announce.push(checked.address)
+  }
   const limits: Partial<InstallLimits> = {}
   const limitFlags = [['max-params', 'maxParams', 1], ['max-seq-len', 'maxSeqLen', 1], ['max-eval-batches', 'maxEvalBatches', 1],
     ['max-batch-size', 'maxBatchSize', 1], ['max-eval-tokens', 'maxEvalTokens', 1],
@@ -212,6 +223,7 @@ async function serve (argv: string[]): Promise<number> {
       host: values.host,
       httpPort,
       p2pPort,
+      ...(announce.length > 0 ? { announce } : {}),
       openOrganizing: values['open-organizing'],
       ...(tls !== undefined ? { tls } : {}),
       trustProxy: values['trust-proxy'],

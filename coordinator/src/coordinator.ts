@@ -62,6 +62,8 @@ export interface CoordinatorOptions {
   host?: string
   httpPort?: number
   p2pPort?: number
+  /** Where agents reach the libp2p host when not at the address it listens on (--announce, checked by p2p/announce.ts): printed, in join commands, and the only relay addresses offered. */
+  announce?: string[]
   webRoot?: string
   log?: Logger
   /** Round engine tick; tests shorten it. */
@@ -186,7 +188,7 @@ export class Coordinator {
       let online = (): number => 0
       const metrics = options.metrics === true ? new CoordinatorMetrics({ onlineNodes: () => online() }) : undefined
       const isEnrolled = async (peerId: string): Promise<boolean> => await isEnrolledPeer(database.db, peerId)
-      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], limits, isRevoked, isEnrolled, ...(metrics !== undefined ? { metrics: metrics.libp2p() } : {}) })
+      const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], ...(options.announce !== undefined ? { announce: options.announce } : {}), limits, isRevoked, isEnrolled, ...(metrics !== undefined ? { metrics: metrics.libp2p() } : {}) })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
       online = () => presence.onlineCount()

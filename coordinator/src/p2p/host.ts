@@ -26,6 +26,8 @@ export interface HostOptions {
    * the host is no relay.
    */
   isEnrolled?: (peerId: string) => Promise<boolean>
+  /** Where agents reach the host when not at a listen address (--announce); these replace the listen addresses in what it tells peers. */
+  announce?: string[]
   /** A libp2p metrics component (--metrics: bytes per protocol, connections); none by default. */
   metrics?: (components: { logger: ComponentLogger }) => Metrics
 }
@@ -52,7 +54,7 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
   }
   host = await createLibp2p({
     privateKey: options.privateKey,
-    addresses: { listen: options.listen },
+    addresses: { listen: options.listen, ...(options.announce !== undefined && options.announce.length > 0 ? { announce: options.announce } : {}) },
     transports: [tcp()],
     connectionEncrypters: [noise()],
     // A stream's unread bytes are bounded by its reader's pause (protocol's JsonStream) plus the

@@ -2,6 +2,8 @@ import { afterAll, beforeAll, test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdtemp } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createLibp2p } from 'libp2p'
@@ -19,32 +21,37 @@ import { Coordinator } from '../coordinator.ts'
 // A real coordinator (embedded PGlite) and real libp2p hosts on loopback, each recorded as an
 // enrolled node whose open unit reads one shard.
 let coordinator: Coordinator
-let roundId: string
-let runId: string
 const hosts: Libp2p[] = []
 const blob = randomBytes(3 * 1024 * 1024)
 const sha = createHash('sha256').update(blob).digest('hex')
+/** Each coordinator's run and open round, which every node's unit belongs to. */
+const rounds = new Map<Coordinator, { runId: string, roundId: string }>()
 
-beforeAll(async () => {
-  coordinator = await Coordinator.start({ dataDir: await mkdtemp(join(tmpdir(), 'barnraise-swarm-service-')), httpPort: 0, p2pPort: 0, peerLimits: { inboundConnectionThreshold: 1000 } })
-  const db = coordinator.database.db
-  await coordinator.blobs.put(blob)
+/** A coordinator holding the shard, with an organization and a run whose round 1 is open. */
+const start = async (options: Partial<Parameters<typeof Coordinator.start>[0]> = {}): Promise<Coordinator> => {
+  const c = await Coordinator.start({ dataDir: await mkdtemp(join(tmpdir(), 'barnraise-swarm-service-')), httpPort: 0, p2pPort: 0, peerLimits: { inboundConnectionThreshold: 1000 }, ...options })
+  const db = c.database.db
+  await c.blobs.put(blob)
   await db.insertInto('blobs').values({ sha256: sha, size: blob.byteLength, kind: 'shard', meta: '{}' }).execute()
   await db.insertInto('organizations').values({ name: 'Swarm Lab' }).execute()
   const run = await db.insertInto('runs').values({ name: 'swarm run', spec: '{}', failure_reason: null, created_by: null, updated_at: new Date(), latest_checkpoint: null, outer_state: null })
     .returning('id').executeTakeFirstOrThrow()
-  runId = run.id
   const round = await db.insertInto('rounds').values({ run_id: run.id, number: 1, status: 'open', base_checkpoint: '0'.repeat(64), deadline_at: new Date(Date.now() + 600_000) })
     .returning('id').executeTakeFirstOrThrow()
-  roundId = round.id
+  rounds.set(c, { runId: run.id, roundId: round.id })
+  return c
+}
+
+beforeAll(async () => {
+  coordinator = await start()
 }, 120_000)
 afterAll(async () => {
   for (const h of hosts) await h.stop()
-  await coordinator?.stop()
+  for (const c of rounds.keys()) await c.stop()
 })
 
-/** A host that announces `announce` (identify) as its listen addresses, enrolled with a unit reading the shard. */
-const node = async (name: string, announce: string[]): Promise<Libp2p> => {
+/** A host that announces `announce` (identify) as its listen addresses, enrolled at `c` with a unit reading the shard. */
+const node = async (name: string, announce: string[], c = coordinator): Promise<Libp2p> => {
   const h = await createLibp2p({
     privateKey: await generateKeyPair('Ed25519'),
     addresses: { listen: ['/ip4/127.0.0.1/tcp/0'], announce },
@@ -54,21 +61,22 @@ const node = async (name: string, announce: string[]): Promise<Libp2p> => {
     services: { identify: identify() }
   })
   hosts.push(h)
-  const db = coordinator.database.db
+  const db = c.database.db
   const org = await db.selectFrom('organizations').select('id').executeTakeFirstOrThrow()
   const row = await db.insertInto('nodes').values({
     peer_id: h.peerId.toString(), organization_id: org.id, name, hardware: '{}', agent_version: '0',
     enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date()
   }).returning('id').executeTakeFirstOrThrow()
+  const { runId, roundId } = rounds.get(c)!
   await db.insertInto('assignments').values({
     run_id: runId, round_id: roundId, node_id: row.id, ranges: JSON.stringify([{ shard: sha, start: 0, end: 10 }]), tokens: 10, status: 'assigned'
   }).execute()
   return h
 }
 
-/** Asks the swarm for the shard as `h`; returns the peers offered. */
-const ask = async (h: Libp2p): Promise<SwarmPeer[]> => {
-  const messages = new JsonStream(await h.dialProtocol(multiaddr(coordinator.multiaddrs[0]!), SWARM_PROTOCOL), 256 * 1024)
+/** Asks `c`'s swarm (at `at`, by default its first address) for the shard as `h`; returns the peers offered. */
+const ask = async (h: Libp2p, c = coordinator, at = c.multiaddrs[0]!): Promise<SwarmPeer[]> => {
+  const messages = new JsonStream(await h.dialProtocol(multiaddr(at), SWARM_PROTOCOL), 256 * 1024)
   await messages.write({ type: 'swarm', sha256: sha })
   const answer = await messages.read(swarmResponseSchema, 10_000)
   await messages.close()
@@ -108,4 +116,28 @@ test('a member is offered only at its own host and at this coordinator\'s relay,
     if (seen?.addrs.includes(foreign[1]!) !== true) await new Promise((resolve) => setTimeout(resolve, 100))
   }
   assert.deepEqual(seen?.addrs.filter((a) => a.includes('/p2p-circuit')).sort(), [ownRelay, foreign[1]!].sort(), 'the asker\'s own way to the relay, never the name it did not use')
+})
+
+test('a coordinator started with --announce offers members\' slots at the announced address to every asker, and names it in its own addresses', async () => {
+  // The port is only known once bound elsewhere; the announced DNS name is what agents behind the cloud's NAT dial.
+  const free = createServer()
+  await new Promise<void>((resolve) => free.listen(0, '127.0.0.1', resolve))
+  const port = (free.address() as AddressInfo).port
+  await new Promise((resolve) => free.close(resolve))
+  const announced = '/dns4/coordinator.example/tcp/4001'
+  const c = await start({ p2pPort: port, announce: [announced, `/ip4/127.0.0.1/tcp/${port}`] })
+  const id = c.libp2p.peerId.toString()
+  assert.deepEqual([...c.multiaddrs].sort(), [`${announced}/p2p/${id}`, `/ip4/127.0.0.1/tcp/${port}/p2p/${id}`].sort(), 'the announced addresses replace the listen address')
+  const at = `/ip4/127.0.0.1/tcp/${port}/p2p/${id}`
+  const slot = `${announced}/p2p/${id}/p2p-circuit`
+  const behindNat = await node('behind NAT', [slot], c)
+  await ask(behindNat, c, at)
+  // An asker with no slot of its own: before --announce it was offered no way to a member behind NAT.
+  const asker = await node('public asker', ['/ip4/127.0.0.1/tcp/4104'], c)
+  let offered: SwarmPeer | undefined
+  for (let i = 0; i < 100 && offered === undefined; i++) {
+    offered = (await ask(asker, c, at)).find((p) => p.peerId === behindNat.peerId.toString())
+    if (offered === undefined) await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  assert.deepEqual(offered?.addrs, [slot])
 })
