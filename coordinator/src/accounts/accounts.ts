@@ -121,11 +121,16 @@ export async function signUp (db: Kysely<Database>, input: SignUpInput, policy: 
       if (input.setupCode === undefined || input.setupCode === '') {
         throw new CoordinatorError('ERR_SETUP_REQUIRED', 'this coordinator has no admin yet: sign up with the setup code it printed when it started, or run `pnpm coordinator user create --admin` on its machine')
       }
-      if (policy.setupCode === null || !policy.setupCode.spend(input.setupCode)) {
-        throw new CoordinatorError('ERR_INVALID_SETUP_CODE', 'that setup code is not the one this coordinator printed; copy it again from its output')
-      }
+      const wrongCode = (): CoordinatorError => new CoordinatorError('ERR_INVALID_SETUP_CODE', 'that setup code is not the one this coordinator printed; copy it again from its output')
+      const setupCode = policy.setupCode
+      if (setupCode === null || !setupCode.matches(input.setupCode)) throw wrongCode()
       const organization = orgName === '' ? null : await createOrganization(trx, orgName)
-      return await insertUser(trx, { email, passwordHash, displayName: input.displayName, roles: [...ROLES], organization })
+      const admin = await insertUser(trx, { email, passwordHash, displayName: input.displayName, roles: [...ROLES], organization })
+      // Spent only once the admin is made: when it was spent before the organization was made, a
+      // taken name refused the sign-up and used up the only code (a restart printed another).
+      // The table lock above keeps a second sign-up from reaching this meanwhile.
+      if (!setupCode.spend(input.setupCode)) throw wrongCode()
+      return admin
     }
     if (input.setupCode !== undefined && input.setupCode !== '') {
       throw new CoordinatorError('ERR_CONFLICT', 'this coordinator already has an admin; sign up without a setup code')

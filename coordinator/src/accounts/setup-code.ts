@@ -16,12 +16,17 @@ export class SetupCode {
   /** True while a code is outstanding. */
   get pending (): boolean { return this.#code !== null }
 
-  /** Spends the code if `candidate` matches it; a wrong guess leaves it in place. */
-  spend (candidate: string): boolean {
+  /** Whether `candidate` is the outstanding code, compared in constant time; spends nothing. */
+  matches (candidate: string): boolean {
     if (this.#code === null) return false
     const a = Buffer.from(candidate)
     const b = Buffer.from(this.#code)
-    if (a.length !== b.length || !timingSafeEqual(a, b)) return false
+    return a.length === b.length && timingSafeEqual(a, b)
+  }
+
+  /** Spends the code if `candidate` matches it; a wrong guess leaves it in place. */
+  spend (candidate: string): boolean {
+    if (!this.matches(candidate)) return false
     this.#code = null
     return true
   }

@@ -18,7 +18,9 @@ import type { ApiRates } from '../limits/api-rates.ts'
 
 export interface UploadContext { db: Kysely<Database>, blobs: BlobStore, datasets: DatasetLibrary, rates: ApiRates, limits: { datasetQuotaBytes: number } }
 
-const FILE_PATH = /^\/api\/datasets\/([0-9a-f-]{36})\/file$/
+// A UUID, lower case (the id also names the staged file, so a dataset has one spelling): 36
+// characters of hex and dashes in any order had passed, and failed the uuid column as a 500.
+const FILE_PATH = /^\/api\/datasets\/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})\/file$/
 const CONTENT_RANGE = /^bytes (\d{1,15})-(\d{1,15})\/(\d{1,15})$/
 
 const STATUS: Partial<Record<CoordinatorErrorCode, number>> = { ERR_NOT_FOUND: 404, ERR_CONFLICT: 409, ERR_INVALID_INPUT: 400, ERR_BUSY: 429, ERR_RATE_LIMITED: 429, ERR_QUOTA_EXCEEDED: 413, ERR_FORBIDDEN: 403 }

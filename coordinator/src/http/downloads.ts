@@ -10,6 +10,8 @@ import { checkpointProvenance } from '../datasets/provenance.ts'
 import { CoordinatorError } from '../errors.ts'
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/
+/** The largest round a query may name: rounds are stored as Postgres integers. */
+const MAX_ROUND = 2 ** 31 - 1
 
 export interface DownloadsContext {
   db: Kysely<Database>
@@ -45,8 +47,13 @@ export async function handleDownload (ctx: DownloadsContext, req: IncomingMessag
     if (parts[2] === 'ledger-heads.json') { json(res, 200, await readLedgerHeads(ctx.db, runId)); return true }
     if (parts[2] === 'documents.json' || parts[2] === 'documents.csv') {
       const roundParam = new URL(req.url ?? '/', 'http://local').searchParams.get('round')
-      const round = roundParam === null ? undefined : Number(roundParam)
-      if (round !== undefined && (!Number.isSafeInteger(round) || round < 0)) { json(res, 400, { error: 'round must be a non-negative integer' }); return true }
+      // Rounds are Postgres integers: a larger number failed the query as a 500 (and an error
+      // logged) for anyone who asked; '' and '1e3' are not how a round is written either.
+      const round = roundParam === null ? undefined : /^\d{1,10}$/.test(roundParam) ? Number(roundParam) : NaN
+      if (round !== undefined && !(round <= MAX_ROUND)) {
+        json(res, 400, { error: `round must be a whole number from 0 to ${MAX_ROUND}, the round of one of the run's checkpoints (listed at /api/runs/${runId}/checkpoints)`, code: 'ERR_INVALID_INPUT' })
+        return true
+      }
       let provenance
       try {
         provenance = await checkpointProvenance(ctx, runId, round, true)
