@@ -128,3 +128,24 @@ test('a node rebuilds the base from the round\'s int8 aggregate, the mean exactl
   assert.deepEqual(await momentumFor(runDir, unit.baseCheckpoint, n), next)
   assert.equal(round.store.blobs.has(sha256Hex(encoded)), false, 'the aggregate is used once')
 })
+
+test('an update whose reports are larger than it says is not rebuilt from: the first one found larger stops it, before the next is fetched', async () => {
+  const runDir = await mkdtemp(join(tmpdir(), 'barnraise-rebuild-'))
+  const round = closedRound(null)
+  await recordMomentum(runDir, round.from, null)
+  // Whole fp32 reports, each a model's size, listed as a few bytes: the claims pass the
+  // "smaller than the model" test, and 10,000 of them would be 10,000 models on this disk.
+  const reports = Array.from({ length: 40 }, (_, i) => {
+    const payload = encodePseudoGradient('fp32', deltas(n, 100 + i))
+    round.store.blobs.set(sha256Hex(payload), payload)
+    return { sha256: sha256Hex(payload), tokens: 64, bytes: 16 }
+  })
+  const fetched: string[] = []
+  const store: RebuildStore = { ...round.store, get: async (sha, signal) => { fetched.push(sha); return await round.store.get(sha, signal) } }
+  const lying: WorkUnit = { ...round.unit, codec: 'fp32', update: { ...round.unit.update!, reports } }
+  const outcome = await rebuildBase(store, runDir, lying)
+  assert.equal(outcome.rebuilt, false)
+  assert.match((outcome as { reason: string }).reason, /is \d+ bytes, not the 16 the round's update lists/)
+  assert.deepEqual(fetched, [round.from, reports[0]!.sha256], 'the base, then one report')
+  assert.ok(reports.every((r) => !round.store.blobs.has(r.sha256)), 'every listed report is dropped')
+})

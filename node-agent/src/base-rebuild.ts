@@ -76,10 +76,18 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
   if (reportBytes >= 4 * n) return { rebuilt: false, reason: `the round's reports (${reportBytes} bytes) are no smaller than the model` }
   const theta = new Float32Array(paramSetFromSafetensors(unit.modelConfig, await store.get(u.from, signal)).flat)
   let mean: Float32Array
+  // The sizes above are the coordinator's word: each blob is held to its own, so a rebuild never
+  // fetches more than the model it saves (listed as a few bytes, 10,000 model-sized reports had
+  // all been fetched onto this disk before the base failed its hash).
+  const misstated = (blob: { sha256: string, bytes: number }, payload: Uint8Array): string | undefined =>
+    payload.byteLength === blob.bytes ? undefined : `blob ${blob.sha256.slice(0, 12)} is ${payload.byteLength} bytes, not the ${blob.bytes} the round's update lists`
   try {
     if (u.aggregate !== undefined) {
+      const payload = await store.get(u.aggregate.sha256, signal)
+      const wrong = misstated(u.aggregate, payload)
+      if (wrong !== undefined) return { rebuilt: false, reason: wrong }
       // The coordinator applied exactly these decoded values.
-      mean = decodePseudoGradient(u.aggregate.codec, await store.get(u.aggregate.sha256, signal), n)
+      mean = decodePseudoGradient(u.aggregate.codec, payload, n)
     } else {
       mean = new Float32Array(n)
       let tokens = 0
@@ -87,6 +95,8 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
       const codec = u.codec ?? unit.codec
       for (const r of u.reports ?? []) {
         const payload = await store.get(r.sha256, signal)
+        const wrong = misstated(r, payload)
+        if (wrong !== undefined) return { rebuilt: false, reason: wrong }
         scanPseudoGradient(codec, payload, n)
         foldPseudoGradient(codec, payload, n, r.tokens, mean)
         tokens += r.tokens

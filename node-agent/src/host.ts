@@ -7,8 +7,10 @@ import { ping } from '@libp2p/ping'
 import { circuitRelayTransport } from '@libp2p/circuit-relay-v2'
 import { dcutr } from '@libp2p/dcutr'
 import type { Libp2p, Metrics, PrivateKey, ServiceMap } from '@libp2p/interface'
+import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ServiceFactoryMap } from 'libp2p'
 import type { PrometheusMetricsComponents } from '@libp2p/prometheus-metrics'
+import { mayDial } from './peers/peer-exchange.ts'
 
 export interface AgentHostOptions {
   /**
@@ -28,6 +30,13 @@ export interface AgentHostOptions {
    * hole punching (DCUtR) where both NATs allow it. On with peer exchange.
    */
   relayed?: boolean
+  /**
+   * The coordinator (`--coordinator`). Given, every dial is gated by `mayDial`: a coordinator on
+   * the public internet leaves nothing on the volunteer's own network, and no DNS name but its
+   * own, for this host to dial, whoever named the address (its tracker, a peer's identify
+   * message, a peer's hole-punching offer).
+   */
+  coordinator?: Multiaddr
 }
 
 /**
@@ -36,6 +45,7 @@ export interface AgentHostOptions {
  */
 export async function createAgentHost (privateKey: PrivateKey, metrics?: (components: PrometheusMetricsComponents) => Metrics, options: AgentHostOptions = {}): Promise<Libp2p> {
   const services: ServiceFactoryMap<ServiceMap> = { identify: identify(), ping: ping() }
+  const coordinator = options.coordinator
   if (options.relayed === true) {
     services.dcutr = dcutr()
     // A relay slot is granted after the first identify: the coordinator learns the new address by push.
@@ -52,6 +62,7 @@ export async function createAgentHost (privateKey: PrivateKey, metrics?: (compon
     transports: options.relayed === true ? [tcp(), circuitRelayTransport()] : [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux(options.maxStreamWindowBytes === undefined ? {} : { streamOptions: { maxStreamWindowSize: options.maxStreamWindowBytes } })],
-    services
+    services,
+    ...(coordinator !== undefined ? { connectionGater: { denyDialMultiaddr: (address: Multiaddr) => !mayDial(address, coordinator) } } : {})
   })
 }

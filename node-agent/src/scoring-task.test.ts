@@ -1,7 +1,16 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { TORCH_MAX_PARAMS, countParams, presetConfig, scoringTaskFlops, torchScoringTaskBytes } from '@barnraise/trainer'
-import { scoringRefusal, torchScoringRefusal } from './scoring-task.ts'
+import { randomUUID } from 'node:crypto'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { multiaddr } from '@multiformats/multiaddr'
+import type { ScoringTask } from '@barnraise/protocol'
+import { TORCH_MAX_PARAMS, countParams, presetConfig, scoringTaskFlops, sha256Hex, torchScoringTaskBytes } from '@barnraise/trainer'
+import { BlobCache } from './blob-cache.ts'
+import { createAgentHost } from './host.ts'
+import { scoreReport, scoringRefusal, torchScoringRefusal } from './scoring-task.ts'
 
 test('a scoring task this machine cannot carry is refused before anything is fetched: model size, work, memory', () => {
   const tiny = presetConfig('tiny')
@@ -55,4 +64,37 @@ test('the torch path refuses by its own limits: the agent\'s parameters, the wor
   const giant = { ...m125, num_hidden_layers: 1024, hidden_size: 4096, intermediate_size: 16_384, head_dim: 128, num_attention_heads: 32, num_key_value_heads: 32 }
   assert.ok(countParams(giant) > TORCH_MAX_PARAMS)
   assert.match(torchScoringRefusal({ ...task, modelConfig: giant }, h100, now) ?? '', /past what this agent holds/)
+})
+
+test('scoring windows that hash right but are not a token shard answer the task as malformed (so its blobs are dropped), not as a failure the agent retries', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-bad-windows-'))
+  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+  try {
+    const windows = new TextEncoder().encode('not a token shard, though its sha256 is the one the task names')
+    const sha = sha256Hex(windows)
+    await mkdir(join(dataDir, 'blobs'), { recursive: true })
+    await writeFile(join(dataDir, 'blobs', sha), windows)
+    // Only the windows are read before they are found wanting: nothing is dialled.
+    const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
+    const task: ScoringTask = {
+      taskId: randomUUID(),
+      runId: randomUUID(),
+      runName: 'hostile',
+      round: 1,
+      baseCheckpoint: 'a'.repeat(64),
+      modelConfig: presetConfig('tiny'),
+      report: 'b'.repeat(64),
+      codec: 'fp32',
+      windows: sha,
+      batchSize: 1,
+      seqLen: 8,
+      deadline: new Date(Date.now() + 3_600_000).toISOString()
+    }
+    const result = await scoreReport(cache, task, new AbortController().signal, { memoryBytes: 16 * 2 ** 30 })
+    assert.ok('malformed' in result)
+    assert.match(result.malformed, /ERR_TRUNCATED|ERR_BAD_MAGIC/)
+  } finally {
+    await libp2p.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
 })

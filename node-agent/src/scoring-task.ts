@@ -1,6 +1,6 @@
 import { totalmem } from 'node:os'
 import type { ScoreResult, ScoringTask } from '@barnraise/protocol'
-import { AGENT_SCORING_MAX_FLOPS, AGENT_TORCH_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, TORCH_MAX_PARAMS, TYPESCRIPT_MAX_PARAMS, callWorker, countParams, decodeShard, scoringTaskBytes, scoringTaskFlops, torchScoringTaskBytes } from '@barnraise/trainer'
+import { AGENT_SCORING_MAX_FLOPS, AGENT_TORCH_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, ShardError, TORCH_MAX_PARAMS, TYPESCRIPT_MAX_PARAMS, callWorker, countParams, decodeShard, scoringTaskBytes, scoringTaskFlops, torchScoringTaskBytes } from '@barnraise/trainer'
 import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError } from './executors/executor-error.ts'
@@ -51,7 +51,15 @@ export async function scoreReport (cache: BlobCache, task: ScoringTask, signal: 
     return { malformed: typescript }
   }
   const window = task.seqLen + 1
-  const tokens = decodeShard(await cache.get(task.windows, signal)).tokens
+  let tokens: ReturnType<typeof decodeShard>['tokens']
+  try {
+    tokens = decodeShard(await cache.get(task.windows, signal)).tokens
+  } catch (err) {
+    // The coordinator's bytes, hashed right but not a shard: a bad task. Thrown, it read as a
+    // network failure: the task went unanswered and its windows stayed on this disk.
+    if (!(err instanceof ShardError)) throw err
+    return { malformed: `the scoring windows are not a token shard (${err.code}: ${err.message})` }
+  }
   if (tokens.length !== task.batchSize * window) return { malformed: `${tokens.length} token ids for ${task.batchSize} windows of ${window}` }
   const ids = Int32Array.from(tokens)
   if (ids.some((t) => t >= task.modelConfig.vocab_size)) return { malformed: 'a token id is past the vocabulary' }

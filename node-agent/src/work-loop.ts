@@ -2,7 +2,7 @@ import { rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { PrivateKey } from '@libp2p/interface'
 import { canonicalReportMetadata, encodePseudoGradient, sampleLossCurve, toPlainText } from '@barnraise/protocol'
-import { countParams, decodeShard, paramSetFromSafetensors, readMomentum, sha256Hex } from '@barnraise/trainer'
+import { ShardError, countParams, decodeShard, paramSetFromSafetensors, readMomentum, sha256Hex } from '@barnraise/trainer'
 import type { ReportMetadata, ScoreResult, TokenRange, UnitDecline, WorkUnit } from '@barnraise/protocol'
 import type { CoordinatorClient } from './coordinator-client.ts'
 import { isRetryable } from './coordinator-client.ts'
@@ -316,7 +316,7 @@ async function unitTokens (o: WorkLoopOptions, unit: WorkUnit): Promise<{ ranges
   const ranges: TokenRange[] = []
   for (const shardSha of new Set(used.map((r) => r.shard))) {
     const first = used.find((r) => r.shard === shardSha)!
-    const shard = decodeShard(await o.cache.get(shardSha, o.signal, first.url))
+    const shard = readShard(shardSha, await o.cache.get(shardSha, o.signal, first.url))
     vocabs.set(shardSha, shard.vocabSize)
     for (const [i, r] of used.entries()) {
       if (r.shard !== shardSha) continue
@@ -328,6 +328,21 @@ async function unitTokens (o: WorkLoopOptions, unit: WorkUnit): Promise<{ ranges
     }
   }
   return { ranges, tokens, vocabs }
+}
+
+/**
+ * A fetched shard's tokens. Its sha256 is checked, not its contents: a shard served by URL is the
+ * organizer's word and no coordinator read it, so one that does not decode declines the unit with
+ * why (ShardUnavailableError). Thrown as it was, it read as a network failure: the agent
+ * reconnected and was handed the same unit again until its deadline, every unit naming the shard.
+ */
+function readShard (sha256: string, bytes: Uint8Array): ReturnType<typeof decodeShard> {
+  try {
+    return decodeShard(bytes)
+  } catch (err) {
+    if (!(err instanceof ShardError)) throw err
+    throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} has the sha256 the run names but is not a token shard this agent reads (${err.code}: ${err.message})`)
+  }
 }
 
 /**

@@ -61,9 +61,20 @@ class Tensor:
         raise SafetensorsError('ERR_UNSUPPORTED_DTYPE', f'cannot read a {self.dtype} tensor as integers')
 
 
+def _shown(value, limit=200):
+    """A header value for a message, cut to ``limit`` characters.
+
+    Names, dtypes and shapes are the file's word: a checkpoint handed out for scoring is the
+    coordinator's, and quoted whole, a 20 MB tensor name made the child's error frame one the
+    agent refuses (it kills the child).
+    """
+    text = value if isinstance(value, str) else json.dumps(value)
+    return json.dumps(text if len(text) <= limit else text[:limit] + f'… ({len(text)} characters)')
+
+
 def _element_count(name, shape):
     if not isinstance(shape, list) or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape):
-        raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape must be an array of non-negative integers')
+        raise SafetensorsError('ERR_BAD_SHAPE', f'tensor {_shown(name)}: shape must be an array of non-negative integers')
     n = 1
     nonzero = 1
     for d in shape:
@@ -72,7 +83,7 @@ def _element_count(name, shape):
             nonzero *= d
         # A zero dimension makes the count 0, but numpy still refuses to shape an array past its index range.
         if nonzero >= MAX_ELEMENTS:
-            raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape {shape} holds {MAX_ELEMENTS} or more elements')
+            raise SafetensorsError('ERR_BAD_SHAPE', f'tensor {_shown(name)}: shape {_shown(shape)} holds {MAX_ELEMENTS} or more elements')
     return n
 
 
@@ -103,27 +114,27 @@ def read_header(f, file_size):
         if name == '':
             raise SafetensorsError('ERR_BAD_NAME', 'a tensor has an empty name')
         if not isinstance(raw, dict):
-            raise SafetensorsError('ERR_BAD_HEADER', f'tensor "{name}": header entry must be an object with dtype, shape and data_offsets')
+            raise SafetensorsError('ERR_BAD_HEADER', f'tensor {_shown(name)}: header entry must be an object with dtype, shape and data_offsets')
         dtype = raw.get('dtype')
         if dtype not in DTYPES:
-            raise SafetensorsError('ERR_UNKNOWN_DTYPE', f'tensor "{name}": dtype {json.dumps(dtype)} is not one of {", ".join(DTYPES)}')
+            raise SafetensorsError('ERR_UNKNOWN_DTYPE', f'tensor {_shown(name)}: dtype {_shown(dtype)} is not one of {", ".join(DTYPES)}')
         count = _element_count(name, raw.get('shape'))
         offsets = raw.get('data_offsets')
         if not isinstance(offsets, list) or len(offsets) != 2 or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offsets):
-            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor "{name}": data_offsets must be [begin, end] non-negative integers')
+            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor {_shown(name)}: data_offsets must be [begin, end] non-negative integers')
         begin, end = offsets
         if begin > end or end > data_bytes:
-            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor "{name}": data_offsets [{begin}, {end}] fall outside the {data_bytes}-byte data section')
+            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor {_shown(name)}: data_offsets [{begin}, {end}] fall outside the {data_bytes}-byte data section')
         expected = count * DTYPES[dtype].itemsize
         if end - begin != expected:
-            raise SafetensorsError('ERR_SIZE_MISMATCH', f'tensor "{name}": {dtype} {raw["shape"]} needs {expected} bytes but data_offsets span {end - begin}')
+            raise SafetensorsError('ERR_SIZE_MISMATCH', f'tensor {_shown(name)}: {dtype} {_shown(raw["shape"])} needs {expected} bytes but data_offsets span {end - begin}')
         entries.append((name, dtype, raw['shape'], begin, end))
     entries.sort(key=lambda e: (e[3], e[4]))
     cursor = 0
     for name, _, _, begin, end in entries:
         if begin != cursor:
             what = 'overlaps the tensor before it' if begin < cursor else f'leaves a gap after byte {cursor}'
-            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor "{name}": data_offsets [{begin}, {end}] {what}')
+            raise SafetensorsError('ERR_BAD_OFFSETS', f'tensor {_shown(name)}: data_offsets [{begin}, {end}] {what}')
         cursor = end
     if cursor != data_bytes:
         raise SafetensorsError('ERR_BAD_OFFSETS', f'tensors cover {cursor} bytes but the data section holds {data_bytes}; the file is padded or truncated')
@@ -143,11 +154,11 @@ def read_file(path):
             count = (end - begin) // DTYPES[dtype].itemsize
             array = np.fromfile(f, dtype=DTYPES[dtype], count=count)
             if array.size != count:
-                raise SafetensorsError('ERR_TRUNCATED', f'tensor "{name}" was cut short while reading')
+                raise SafetensorsError('ERR_TRUNCATED', f'tensor {_shown(name)} was cut short while reading')
             try:
                 tensors[name] = Tensor(dtype, shape, array.reshape(shape))
             except ValueError as err:
-                raise SafetensorsError('ERR_BAD_SHAPE', f'tensor "{name}": shape {shape}: {err}') from None
+                raise SafetensorsError('ERR_BAD_SHAPE', f'tensor {_shown(name)}: shape {_shown(shape)}: {err}') from None
     return metadata, tensors
 
 

@@ -79,6 +79,46 @@ class SafetensorsHardeningTest(unittest.TestCase):
                     read_file(self.write_raw(blob))
                 self.assertEqual(caught.exception.code, code)
 
+    def test_a_refusal_quotes_a_hostile_name_dtype_or_shape_only_in_part(self):
+        # A checkpoint handed out for scoring is the coordinator's bytes; its names reach the
+        # agent in the child's error frame, which the agent refuses past 16 MiB by killing the child.
+        long = 'w' * 5_000_000
+        cases = [
+            (raw_file(json.dumps({long: {'dtype': 'F99', 'shape': [1], 'data_offsets': [0, 4]}}).encode(), b'\0' * 4), 'ERR_UNKNOWN_DTYPE'),
+            (raw_file(json.dumps({'x': {'dtype': long, 'shape': [1], 'data_offsets': [0, 4]}}).encode(), b'\0' * 4), 'ERR_UNKNOWN_DTYPE'),
+            (raw_file(json.dumps({'x': {'dtype': 'F32', 'shape': [1] * 1_000_000, 'data_offsets': [0, 8]}}).encode(), b'\0' * 8), 'ERR_SIZE_MISMATCH'),
+            (raw_file(json.dumps({long: {'dtype': 'F32', 'shape': [1], 'data_offsets': [4, 8]}}).encode(), b'\0' * 8), 'ERR_BAD_OFFSETS'),
+        ]
+        for blob, code in cases:
+            with self.subTest(code=code):
+                with self.assertRaises(SafetensorsError) as caught:
+                    read_file(self.write_raw(blob))
+                self.assertEqual(caught.exception.code, code)
+                self.assertLess(len(str(caught.exception)), 2000)
+
+    def test_the_server_answers_a_checkpoint_with_a_huge_tensor_name_in_a_frame_the_agent_reads(self):
+        weights = self.write_raw(raw_file(json.dumps({'w' * 20_000_000: {'dtype': 'F99', 'shape': [1], 'data_offsets': [0, 4]}}).encode(), b'\0' * 4), 'weights.safetensors')
+        windows = os.path.join(self.dir, 'windows.safetensors')
+        write_file(windows, {'tokens': np.zeros((1, 1, 5), dtype=np.int32)})
+        request = {'type': 'evaluate', 'id': 1, 'config': TINY, 'weightsFile': weights, 'windowsFile': windows, 'scales': [0]}
+        env = {**os.environ, 'PYTHONPATH': ROOT, 'PYTHONDONTWRITEBYTECODE': '1'}
+        proc = subprocess.Popen([sys.executable, '-m', 'barnraise_torch.server', '--device', 'cpu', '--threads', '1'],
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+        try:
+            out, _ = proc.communicate(frame(json.dumps(request).encode()), timeout=120)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+            self.fail('the server neither answered nor exited after its input ended')
+        frames = []
+        stream = io.BytesIO(out)
+        # read_frame holds frames to the agent's own 16 MiB cap (torch-child.ts MAX_FRAME_BYTES).
+        while (f := read_frame(stream)) is not None:
+            frames.append(f)
+        answers = [f for f in frames if f.get('id') == 1]
+        self.assertEqual([(f['type'], f['code']) for f in answers], [('error', 'ERR_BAD_INPUT')])
+        self.assertLess(len(answers[0]['message']), 2000)
+
     def test_a_failed_write_leaves_no_temp_file(self):
         # The target is a folder, so the final rename fails after the whole temp file was written.
         target = os.path.join(self.dir, 'state.safetensors')

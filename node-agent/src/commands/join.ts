@@ -148,7 +148,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const peerListen = exchanging ? [values['peer-listen'] ?? defaultPeerListen(coordinator)] : []
   let libp2p: Awaited<ReturnType<typeof createAgentHost>>
   try {
-    libp2p = await createAgentHost(key, metrics?.libp2p(), { listen: peerListen, relayed: peerListen.length > 0 })
+    libp2p = await createAgentHost(key, metrics?.libp2p(), { listen: peerListen, relayed: peerListen.length > 0, coordinator })
   } catch (err) {
     process.stderr.write(`barnraise-agent join: cannot listen on ${peerListen.join(', ')} for peer exchange (${(err as Error).message}); give --peer-listen another address, or --no-peer-exchange\n`)
     await executor?.close?.()

@@ -105,7 +105,7 @@ export class PeerExchange {
   private constructor (libp2p: Libp2p, coordinator: Multiaddr, options: PeerExchangeOptions) {
     this.#libp2p = libp2p
     this.#coordinator = coordinator
-    this.#coordinatorIsPrivate = coordinator.getComponents().some((c) => (c.name === 'ip4' || c.name === 'ip6' || c.name === 'dns' || c.name === 'dns4' || c.name === 'dns6') && c.value !== undefined && namesPrivateHost(c.value))
+    this.#coordinatorIsPrivate = onPrivateNetwork(coordinator)
     this.index = new BlockIndex()
     const permissions = new PeerPermissions(async (sha256, peerId) => await this.#isMember(sha256, peerId))
     this.#server = new BlockServer(libp2p, this.index, (sha256, connection) => { this.#fetching.get(sha256)?.(connection.remotePeer) },
@@ -574,4 +574,29 @@ export function dialableAddrs (addrs: readonly string[], privateAllowed: boolean
     if (!privateAllowed && namesPrivateHost(host.value)) return false
     return components[1]?.name === 'tcp' || relayed
   })
+}
+
+const HOST_PROTOCOLS = ['ip4', 'ip6', 'dns', 'dns4', 'dns6']
+
+/** Whether the coordinator's address is on a private or loopback network (a lab's own, a test): its peers may be there too. */
+export function onPrivateNetwork (coordinator: Multiaddr): boolean {
+  return coordinator.getComponents().some((c) => HOST_PROTOCOLS.includes(c.name) && c.value !== undefined && namesPrivateHost(c.value))
+}
+
+/**
+ * Whether the agent's host may dial `address` at all (its connection gater, `host.ts`): the
+ * coordinator's own host, or what `dialableAddrs` lets through. The tracker is not the only
+ * source of addresses: a peer's identify message fills the peer store (an unnamed peer is
+ * dialled by its id from there) and hole punching (DCUtR) dials the addresses the other side
+ * sends, DNS names included, so a peer could otherwise aim this agent at 192.168.1.1 or at a
+ * name that resolves to 169.254.169.254.
+ */
+export function mayDial (address: Multiaddr, coordinator: Multiaddr): boolean {
+  if (onPrivateNetwork(coordinator)) return true
+  const host = address.getComponents()[0]
+  // A circuit named by the relay's peer id alone: the dial to the relay is gated in its turn.
+  if (host === undefined || !HOST_PROTOCOLS.includes(host.name)) return host?.name === 'p2p' || host?.name === 'p2p-circuit'
+  const own = coordinator.getComponents()[0]
+  if (own !== undefined && own.name === host.name && own.value !== undefined && own.value.toLowerCase() === host.value?.toLowerCase()) return true
+  return dialableAddrs([address.toString()], false).length > 0
 }
