@@ -154,6 +154,11 @@ export class DatasetLibrary {
     this.#writing.add(id)
     const path = this.#staged(id)
     try {
+      // Read again now that the upload is ours: a piece that finished between the read above and
+      // the claim (a pooled Postgres runs both at once) moved it on, and this one would append
+      // at a stale offset.
+      const now = await db.selectFrom('datasets').select(['status', 'received_bytes']).where('id', '=', id).executeTakeFirstOrThrow()
+      if (now.status !== 'uploading' || now.received_bytes !== row.received_bytes) throw new CoordinatorError('ERR_CONFLICT', `the upload stands at byte ${now.received_bytes}; send from there`)
       let seen = 0
       const counter = new Transform({
         transform (chunk: Buffer, _enc, done) {

@@ -47,6 +47,8 @@ export async function serveStatic (root: string, req: IncomingMessage, res: Serv
     'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache'
   })
   if (req.method === 'HEAD') { res.end(); return true }
-  createReadStream(file).pipe(res)
+  // A file gone between stat and read (the dashboard rebuilt meanwhile) is an 'error' event,
+  // which unheard would throw out of the server; the headers are sent, so the reply is cut.
+  createReadStream(file).on('error', () => { res.destroy() }).pipe(res)
   return true
 }
