@@ -6,9 +6,9 @@
 // applied it (an int8 aggregate, about a quarter of the model), whichever is fewer bytes. The
 // result is used only if it hashes to the unit's baseCheckpoint; otherwise the node downloads
 // the checkpoint as before. With topk reports a round's update is a few percent of the model.
-import { mkdir, readdir, readFile, rm, stat, writeFile, rename } from 'node:fs/promises'
+import { mkdir, readdir, rm, stat, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decodePseudoGradient, foldPseudoGradient, scanPseudoGradient } from '@barnraise/protocol'
+import { decodePseudoGradient, foldPseudoGradient, readWholeFile, scanPseudoGradient } from '@barnraise/protocol'
 import type { WorkUnit } from '@barnraise/protocol'
 import { countParams, outerStep, paramSetFromSafetensors, readMomentum, sha256Hex, storedCheckpointBytes, writeMomentum } from '@barnraise/trainer'
 
@@ -46,7 +46,8 @@ export async function recordMomentum (runDir: string, checkpoint: string, moment
 export async function momentumFor (runDir: string, checkpoint: string, length: number): Promise<Float32Array | null | undefined> {
   let bytes: Uint8Array
   try {
-    bytes = await readFile(join(momentumDir(runDir), checkpoint))
+    // Model-sized: past fs.readFile's 2 GiB for a 1B model.
+    bytes = await readWholeFile(join(momentumDir(runDir), checkpoint))
   } catch {
     return undefined
   }

@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto'
 import { createReadStream } from 'node:fs'
-import { mkdir, open, readFile, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, open, rename, rm, stat, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Libp2p } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
-import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, MAX_BLOB_BYTES, MAX_URL_SHARD_BYTES, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, fetchShardBytes, shardUrlRefusal } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, BLOB_HEADER_TIMEOUT_MS, BLOB_PROTOCOL, CHUNK_TIMEOUT_MS, JsonStream, MAX_BLOB_BYTES, MAX_URL_SHARD_BYTES, TRANSFER_DIAL_TIMEOUT_MS, blobResponseSchema, fetchShardBytes, readWholeFile, sha256Hex, shardUrlRefusal } from '@barnraise/protocol'
 import { RefusedError } from './coordinator-client.ts'
 import type { PeerExchange } from './peers/peer-exchange.ts'
 
@@ -61,7 +61,8 @@ export class BlobCache {
       else if (this.#peers !== undefined) await this.#downloadFromPeers(this.#peers, sha256, path, signal)
       else await this.#download(sha256, path, signal)
     }
-    return new Uint8Array(await readFile(path))
+    // Past fs.readFile's 2 GiB: a 1B model's checkpoint is 4.4 GB.
+    return await readWholeFile(path)
   }
 
   /** Whether the blob is cached (checked when it was stored). */
@@ -75,7 +76,7 @@ export class BlobCache {
    * tells the tracker it holds them (one round trip; a failure there is logged, not thrown).
    */
   async put (sha256: string, bytes: Uint8Array): Promise<void> {
-    const actual = createHash('sha256').update(bytes).digest('hex')
+    const actual = sha256Hex(bytes)
     if (actual !== sha256) throw new Error(`refusing to cache ${actual} as ${sha256}`)
     await mkdir(this.#dir, { recursive: true })
     const path = join(this.#dir, sha256)
@@ -132,7 +133,7 @@ export class BlobCache {
       if (signal?.aborted === true) throw err
       throw new ShardUnavailableError(`shard ${sha256.slice(0, 12)} could not be fetched: ${(err as Error).message}`)
     }
-    const actual = createHash('sha256').update(bytes).digest('hex')
+    const actual = sha256Hex(bytes)
     if (actual !== sha256) throw new ShardUnavailableError(`the shard at ${url} has sha256 ${actual}, not the ${sha256} the run names; not used`)
     await mkdir(this.#dir, { recursive: true })
     await writeFile(`${path}.part`, bytes)

@@ -8,9 +8,9 @@
 // It lives in the agent, not in an executor, because the agent encodes for every executor: a
 // TypeScript and a torch node keep it the same way. One file per run in the run's state folder,
 // written only once the coordinator took the report (a refused report leaves e_{t-1} as it was).
-import { access, readFile, rename, rm, writeFile, mkdir } from 'node:fs/promises'
+import { access, rename, rm, writeFile, mkdir } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decodePseudoGradient } from '@barnraise/protocol'
+import { decodePseudoGradient, readWholeFile } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 
 const FILE = 'error-feedback.bin'
@@ -26,7 +26,9 @@ export function usesErrorFeedback (codec: CodecName): boolean {
 export async function readResidual (runDir: string, length: number): Promise<{ residual: Float32Array, note: string | null }> {
   let bytes: Buffer
   try {
-    bytes = await readFile(join(runDir, FILE))
+    // Model-sized: past fs.readFile's 2 GiB for a 1B model.
+    const whole = await readWholeFile(join(runDir, FILE))
+    bytes = Buffer.from(whole.buffer, whole.byteOffset, whole.byteLength)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { residual: new Float32Array(length), note: null }
     throw err

@@ -2,8 +2,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { createReadStream } from 'node:fs'
 import type { ReadStream } from 'node:fs'
-import { mkdir, readFile, rename, stat, writeFile, rm } from 'node:fs/promises'
+import { mkdir, rename, stat, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { readWholeFile, sha256Hex } from '@barnraise/protocol'
 
 /** Content-addressed bytes: the key is the sha256 of the value. S3 could implement this too. */
 export interface BlobStore {
@@ -17,10 +18,8 @@ export interface BlobStore {
 
 const SHA256 = /^[0-9a-f]{64}$/
 
-/** sha256 of bytes, lowercase hex. */
-export function sha256Hex (bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex')
-}
+/** sha256 of bytes, lowercase hex, of any size (protocol's). */
+export { sha256Hex }
 
 /** Bytes hashed between turns of the event loop: 16 MiB is about 12 ms of sha256 here. */
 const HASH_SLICE_BYTES = 16 * 1024 * 1024
@@ -65,7 +64,8 @@ export class DiskBlobStore implements BlobStore {
   }
 
   async get (sha256: string): Promise<Uint8Array> {
-    return new Uint8Array(await readFile(this.#path(sha256)))
+    // Past fs.readFile's 2 GiB: a 1B model's checkpoint is 4.4 GB.
+    return await readWholeFile(this.#path(sha256))
   }
 
   async size (sha256: string): Promise<number | undefined> {

@@ -1,7 +1,7 @@
 // A checkpoint as the Hugging Face folder people download: which files it has, how big each
 // is, and where their bytes come from (generated text, or the weights blob streamed from the
 // store). The HTTP downloads, the tar archive and the run page all read this one description.
-import { createHash } from 'node:crypto'
+import { sha256Hex } from '@barnraise/protocol'
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
@@ -103,7 +103,7 @@ function contentType (name: string): string {
   return CONTENT_TYPES[name.slice(name.lastIndexOf('.'))] ?? 'application/octet-stream'
 }
 
-const shortHash = (bytes: Uint8Array): string => createHash('sha256').update(bytes).digest('hex').slice(0, 16)
+const shortHash = (bytes: Uint8Array): string => sha256Hex(bytes).slice(0, 16)
 
 interface CheckpointRow { sha256: string, run_id: string, round: number, tokens_seen: number, val_loss: number | null, created_at: Date, pruned_at: Date | null }
 

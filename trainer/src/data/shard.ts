@@ -7,8 +7,7 @@
 //  20  u32      reserved, 0
 //  24  u64      token count
 //  32  tokens   count × width bytes, nothing after
-import { createHash } from 'node:crypto'
-import { CodedError } from '@barnraise/protocol'
+import { CodedError, sha256Hex } from '@barnraise/protocol'
 import type { ShardManifest } from '@barnraise/protocol'
 import { BYTE_VOCAB_SIZE, encodeBytes } from './byte-tokenizer.ts'
 
@@ -111,10 +110,8 @@ export function decodeShard (bytes: Uint8Array): { vocabSize: number, tokens: Sh
   return { vocabSize, tokens }
 }
 
-/** Lowercase hex sha256 of some bytes (a shard's name and blob key). */
-export function sha256Hex (bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex')
-}
+/** Lowercase hex sha256 of some bytes (a shard's name and blob key), of any size (protocol's). */
+export { sha256Hex }
 
 /** A shard's bytes with its manifest entry. */
 export interface BuiltShard { bytes: Uint8Array, manifest: ShardManifest }

@@ -2,9 +2,8 @@
 // (or the shards a model.safetensors.index.json lists). Every weight our model needs must be
 // there with its exact shape, as F32, F16 or BF16, and finite; anything else is refused with a
 // message naming the tensor.
-import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { decodeSafetensors, parseLlamaConfig, tensorToFloat32 } from '@barnraise/protocol'
+import { decodeSafetensors, parseLlamaConfig, readWholeFile, tensorToFloat32 } from '@barnraise/protocol'
 import type { LlamaConfig, TensorEntry } from '@barnraise/protocol'
 import { createParamSet, paramSpecs } from '../model/params.ts'
 import type { ParamSet } from '../model/params.ts'
@@ -66,7 +65,8 @@ export function paramSetFromSafetensors (config: LlamaConfig, bytes: Uint8Array)
 
 async function readIn (dir: string, name: string): Promise<Uint8Array | undefined> {
   try {
-    return new Uint8Array(await readFile(join(dir, name)))
+    // A 1B model's weights are past fs.readFile's 2 GiB.
+    return await readWholeFile(join(dir, name))
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
     throw err
