@@ -91,3 +91,30 @@ test('a shard whose bytes hash as the run names but are not a token shard (a hos
     await rm(dataDir, { recursive: true, force: true })
   }
 })
+
+test('a wait reply longer than a timer holds does not make the agent poll in a loop: it sleeps at most MAX_WAIT_MS', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-long-wait-'))
+  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+  const stop = new AbortController()
+  try {
+    let requests = 0
+    const client = {
+      requestWork: async (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
+        requests++
+        // Past 2^31 ms Node's timers fire after 1 ms.
+        return { kind: 'wait', retryAfterMs: 2 ** 31 + 10, reason: 'hostile' }
+      }
+    }
+    const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('no unit is handed out') } }
+    const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
+    const loop = runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    stop.abort()
+    await loop
+    assert.equal(requests, 1, `asked ${requests} times in half a second`)
+  } finally {
+    stop.abort()
+    await libp2p.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+})

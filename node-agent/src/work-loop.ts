@@ -41,6 +41,13 @@ export interface WorkLoopOptions {
 }
 
 /**
+ * The longest a `wait` reply makes the agent sleep (the coordinator asks for at most 10 s): the
+ * number is the coordinator's, and past 2^31 ms a timer fires at once, so a huge one made a
+ * tight polling loop.
+ */
+export const MAX_WAIT_MS = 60_000
+
+/**
  * Asks for work, trains it, reports it, and asks again. Network failures propagate (the
  * session reconnects and calls this again); everything fetched stays in the blob cache.
  */
@@ -75,7 +82,7 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
     }
     if (reply.kind === 'wait') {
       if (waitingSaid !== reply.reason) { o.say(`agent: waiting for work (${reply.reason})`); waitingSaid = reply.reason }
-      if (!await sleep(reply.retryAfterMs, o.signal)) return
+      if (!await sleep(Math.min(reply.retryAfterMs, MAX_WAIT_MS), o.signal)) return
       continue
     }
     // Between rounds every node waits a little; say so again only when asked for detail.

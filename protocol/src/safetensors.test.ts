@@ -141,6 +141,16 @@ test('lying headers are refused with the tensor named', () => {
   assertCode(() => decodeSafetensors(rawFile({ a: 3 }, data)), 'ERR_BAD_HEADER')
   assertCode(() => decodeSafetensors(rawFile([1, 2], data)), 'ERR_BAD_HEADER')
   assertCode(() => decodeSafetensors(rawFile({ __metadata__: { n: 1 } }, new Uint8Array(0))), 'ERR_BAD_HEADER')
+  // A hostile header's names, dtypes and shapes are quoted cut to 200 characters, not whole.
+  const long = 'x'.repeat(1_000_000)
+  for (const file of [rawFile({ [long]: f32([8, 24]) }, data), rawFile({ a: { dtype: long, shape: [2], data_offsets: [0, 8] } }, data), rawFile({ a: f32([0, 8], Array(100_000).fill(0.5)) }, data)]) {
+    try {
+      decodeSafetensors(file)
+      assert.fail('refused')
+    } catch (err) {
+      assert.ok(err instanceof SafetensorsError && err.message.length < 500 && /… \(\d+ characters\)/.test(err.message), String(err).slice(0, 300))
+    }
+  }
   const notJson = rawFile({}, new Uint8Array(0))
   notJson[8] = 0xff
   assertCode(() => decodeSafetensors(notJson), 'ERR_BAD_HEADER')

@@ -41,6 +41,15 @@ export const MAX_HEADER_BYTES = 100_000_000
 const METADATA_KEY = '__metadata__'
 const hostIsLittleEndian = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1
 
+/**
+ * A name, dtype or shape from a file's header as an error quotes it: at most 200 characters. A
+ * checkpoint comes from the coordinator, and a 20 MB tensor name made a 20 MB message.
+ */
+function shown (value: unknown): string {
+  const text = typeof value === 'string' ? value : JSON.stringify(value) ?? String(value)
+  return text.length <= 200 ? text : `${text.slice(0, 200)}… (${text.length} characters)`
+}
+
 function isDtype (value: unknown): value is Dtype {
   return typeof value === 'string' && Object.hasOwn(DTYPE_BYTES, value)
 }
@@ -51,14 +60,14 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 
 /** Number of elements of a shape, or an error naming the tensor when the shape is not a list of non-negative integers. */
 function elementCount (name: string, shape: unknown): number {
-  if (!Array.isArray(shape)) throw new SafetensorsError('ERR_BAD_SHAPE', `tensor "${name}": shape must be an array of non-negative integers`)
+  if (!Array.isArray(shape)) throw new SafetensorsError('ERR_BAD_SHAPE', `tensor "${shown(name)}": shape must be an array of non-negative integers`)
   let n = 1
   for (const d of shape) {
     if (typeof d !== 'number' || !Number.isSafeInteger(d) || d < 0) {
-      throw new SafetensorsError('ERR_BAD_SHAPE', `tensor "${name}": shape ${JSON.stringify(shape)} has a dimension that is not a non-negative integer`)
+      throw new SafetensorsError('ERR_BAD_SHAPE', `tensor "${shown(name)}": shape ${shown(shape)} has a dimension that is not a non-negative integer`)
     }
     n *= d
-    if (!Number.isSafeInteger(n)) throw new SafetensorsError('ERR_BAD_SHAPE', `tensor "${name}": shape ${JSON.stringify(shape)} has too many elements`)
+    if (!Number.isSafeInteger(n)) throw new SafetensorsError('ERR_BAD_SHAPE', `tensor "${shown(name)}": shape ${shown(shape)} has too many elements`)
   }
   return n
 }
@@ -67,27 +76,27 @@ interface HeaderEntry { name: string, dtype: Dtype, shape: number[], begin: numb
 
 function parseHeaderEntry (name: string, raw: unknown, dataBytes: number): HeaderEntry {
   if (name.length === 0) throw new SafetensorsError('ERR_BAD_NAME', 'a tensor has an empty name')
-  if (!isPlainObject(raw)) throw new SafetensorsError('ERR_BAD_HEADER', `tensor "${name}": header entry must be an object with dtype, shape and data_offsets`)
+  if (!isPlainObject(raw)) throw new SafetensorsError('ERR_BAD_HEADER', `tensor "${shown(name)}": header entry must be an object with dtype, shape and data_offsets`)
   // The format has exactly these three fields; anything else is not from a safetensors writer,
   // and a place to hide bulk that costs parse time and memory.
   for (const key of Object.keys(raw)) {
     if (key !== 'dtype' && key !== 'shape' && key !== 'data_offsets') {
-      throw new SafetensorsError('ERR_BAD_HEADER', `tensor "${name}": unknown header field ${JSON.stringify(key.slice(0, 40))}; an entry holds only dtype, shape and data_offsets`)
+      throw new SafetensorsError('ERR_BAD_HEADER', `tensor "${shown(name)}": unknown header field ${JSON.stringify(key.slice(0, 40))}; an entry holds only dtype, shape and data_offsets`)
     }
   }
   const { dtype, shape, data_offsets: offsets } = raw
-  if (!isDtype(dtype)) throw new SafetensorsError('ERR_UNKNOWN_DTYPE', `tensor "${name}": dtype ${JSON.stringify(dtype)} is not one of ${Object.keys(DTYPE_BYTES).join(', ')}`)
+  if (!isDtype(dtype)) throw new SafetensorsError('ERR_UNKNOWN_DTYPE', `tensor "${shown(name)}": dtype ${shown(dtype)} is not one of ${Object.keys(DTYPE_BYTES).join(', ')}`)
   const count = elementCount(name, shape)
   if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every((o) => typeof o === 'number' && Number.isSafeInteger(o) && o >= 0)) {
-    throw new SafetensorsError('ERR_BAD_OFFSETS', `tensor "${name}": data_offsets must be [begin, end] non-negative integers`)
+    throw new SafetensorsError('ERR_BAD_OFFSETS', `tensor "${shown(name)}": data_offsets must be [begin, end] non-negative integers`)
   }
   const [begin, end] = offsets as number[]
   if (begin > end || end > dataBytes) {
-    throw new SafetensorsError('ERR_BAD_OFFSETS', `tensor "${name}": data_offsets [${begin}, ${end}] fall outside the ${dataBytes}-byte data section`)
+    throw new SafetensorsError('ERR_BAD_OFFSETS', `tensor "${shown(name)}": data_offsets [${begin}, ${end}] fall outside the ${dataBytes}-byte data section`)
   }
   const expected = count * DTYPE_BYTES[dtype]
   if (end - begin !== expected) {
-    throw new SafetensorsError('ERR_SIZE_MISMATCH', `tensor "${name}": ${dtype} ${JSON.stringify(shape)} needs ${expected} bytes but data_offsets span ${end - begin}`)
+    throw new SafetensorsError('ERR_SIZE_MISMATCH', `tensor "${shown(name)}": ${dtype} ${shown(shape)} needs ${expected} bytes but data_offsets span ${end - begin}`)
   }
   return { name, dtype, shape: shape as number[], begin, end }
 }
@@ -146,7 +155,7 @@ export function decodeSafetensors (bytes: Uint8Array, options: DecodeSafetensors
   for (const e of entries) {
     if (e.begin !== cursor) {
       const what = e.begin < cursor ? 'overlaps the tensor before it' : `leaves a gap after byte ${cursor}`
-      throw new SafetensorsError('ERR_BAD_OFFSETS', `tensor "${e.name}": data_offsets [${e.begin}, ${e.end}] ${what}`)
+      throw new SafetensorsError('ERR_BAD_OFFSETS', `tensor "${shown(e.name)}": data_offsets [${e.begin}, ${e.end}] ${what}`)
     }
     cursor = e.end
   }
@@ -198,11 +207,11 @@ function safetensorsShell (tensors: Map<string, TensorEntry>, metadata?: Record<
   if (metadata !== undefined && Object.keys(metadata).length > 0) header[METADATA_KEY] = parseMetadata(metadata)
   let offset = 0
   for (const [name, t] of tensors) {
-    if (name.length === 0 || name === METADATA_KEY) throw new SafetensorsError('ERR_BAD_NAME', `tensor name ${JSON.stringify(name)} is reserved or empty`)
-    if (!isDtype(t.dtype)) throw new SafetensorsError('ERR_UNKNOWN_DTYPE', `tensor "${name}": dtype ${JSON.stringify(t.dtype)} is not supported`)
+    if (name.length === 0 || name === METADATA_KEY) throw new SafetensorsError('ERR_BAD_NAME', `tensor name ${shown(JSON.stringify(name))} is reserved or empty`)
+    if (!isDtype(t.dtype)) throw new SafetensorsError('ERR_UNKNOWN_DTYPE', `tensor "${shown(name)}": dtype ${shown(t.dtype)} is not supported`)
     const expected = elementCount(name, t.shape) * DTYPE_BYTES[t.dtype]
     if (t.data.byteLength !== expected) {
-      throw new SafetensorsError('ERR_SIZE_MISMATCH', `tensor "${name}": ${t.dtype} ${JSON.stringify(t.shape)} needs ${expected} bytes, got ${t.data.byteLength}`)
+      throw new SafetensorsError('ERR_SIZE_MISMATCH', `tensor "${shown(name)}": ${t.dtype} ${shown(t.shape)} needs ${expected} bytes, got ${t.data.byteLength}`)
     }
     // Defined, not assigned: a tensor named "__proto__" would otherwise vanish from the header.
     Object.defineProperty(header, name, { value: { dtype: t.dtype, shape: t.shape, data_offsets: [offset, offset + expected] }, enumerable: true, writable: true, configurable: true })
@@ -280,7 +289,7 @@ export function tensorToInt32 (entry: TensorEntry): Int32Array {
 export function float32ToTensor (data: Float32Array, shape: number[], dtype: 'F32' | 'F16' | 'BF16' = 'F32'): TensorEntry {
   requireLittleEndianHost()
   const count = elementCount('(new)', shape)
-  if (count !== data.length) throw new SafetensorsError('ERR_SIZE_MISMATCH', `shape ${JSON.stringify(shape)} holds ${count} elements but ${data.length} values were given`)
+  if (count !== data.length) throw new SafetensorsError('ERR_SIZE_MISMATCH', `shape ${shown(shape)} holds ${count} elements but ${data.length} values were given`)
   if (dtype === 'F32') {
     const bytes = new Uint8Array(data.byteLength)
     bytes.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength))

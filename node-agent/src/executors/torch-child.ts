@@ -177,7 +177,9 @@ export class TorchChild {
       tail.text = (tail.text + chunk).slice(-STDERR_TAIL_BYTES)
       const lines = (partial + chunk).split('\n')
       partial = lines.pop() ?? ''
-      for (const line of lines) if (line.trim() !== '') o.log?.(`torch: ${line}`)
+      for (const line of lines) if (line.trim() !== '') o.log?.(`torch: ${line.slice(0, STDERR_TAIL_BYTES)}`)
+      // A line that never ends (a message quoting a hostile file's bytes) is not kept growing.
+      if (partial.length > STDERR_TAIL_BYTES) { o.log?.(`torch: ${partial.slice(0, STDERR_TAIL_BYTES)} … (line cut)`); partial = '' }
     })
     proc.stdin.on('error', () => { /* EPIPE when the child died; its exit handler reports it */ })
     return await new Promise<TorchChild>((resolve, reject) => {
