@@ -249,7 +249,7 @@ export class ReportIntake implements ReportSink {
     const { db } = this.#o
     const m = header.metadata
     const a = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.id', 'assignments.status', 'assignments.report_blob', 'assignments.twin_of', 'rounds.status as round_status', 'rounds.id as round_id', 'rounds.base_checkpoint'])
+      .select(['assignments.id', 'assignments.status', 'assignments.report_blob', 'assignments.twin_of', 'assignments.inner_steps', 'rounds.status as round_status', 'rounds.id as round_id', 'rounds.base_checkpoint'])
       .where('assignments.id', '=', m.assignmentId).executeTakeFirstOrThrow()
     if ((a.status === 'accepted' || a.status === 'held') && a.report_blob === m.payloadSha256) return { ok: true, outcome: a.status, duplicate: true }
     if (a.status !== 'assigned' || a.round_status !== 'open') throw refuseNamed(a.id, 'ERR_STALE', 'the round closed while the report was uploading')
@@ -309,7 +309,8 @@ export class ReportIntake implements ReportSink {
       this.#o.log.info('report held for its twin', { peerId, runId: m.runId, round: m.round, twin: twin.id })
       return { ok: true, outcome: 'held', duplicate: false }
     }
-    if (twin?.status === 'held') await this.#compareTwins(spec, { id: a.id, peerId, header, delta: deltaOf() }, twin)
+    // A twin trains its original's steps (a throughput-sized unit's, not the run's), and the two drift apart with each.
+    if (twin?.status === 'held') await this.#compareTwins(spec, unitInnerSteps(spec, a.inner_steps), { id: a.id, peerId, header, delta: deltaOf() }, twin)
     await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: m.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, payload)
     if (screened?.screen != null) this.#admit(m.runId, m.round, screened.screen, screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
@@ -421,10 +422,11 @@ export class ReportIntake implements ReportSink {
   /**
    * The second report of a pair meets the held first. Where both trained with the same executor
    * on the same class of device their deltas must agree within the tolerance the self-test's
-   * error bound allows (rounds/redundancy.ts): if not, both are refused and flagged, since
-   * either could be the liar, and this throws. Otherwise the held one is accepted now.
+   * error bound allows over the `innerSteps` they trained (rounds/redundancy.ts): if not, both
+   * are refused and flagged, since either could be the liar, and this throws. Otherwise the
+   * held one is accepted now.
    */
-  async #compareTwins (spec: { paramCount: number, recipe: { innerSteps: number } }, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
+  async #compareTwins (spec: { paramCount: number }, innerSteps: number, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
     const held = twin.held_report!
     // A twin is handed out in its original's codec, so the two differ only if one was refused for it.
     const codec = mine.header.metadata.codec
@@ -437,7 +439,7 @@ export class ReportIntake implements ReportSink {
     // Different classes still must point the same way, at about the same size: the class is each
     // node's own claim, so "not comparable" must not mean "not checked". Never stricter than the
     // same-class bound, which grows with the inner steps.
-    const tolerance = comparable ? twinTolerance(spec.recipe.innerSteps, codec) : Math.max(CROSS_CLASS_TOLERANCE, twinTolerance(spec.recipe.innerSteps, codec))
+    const tolerance = comparable ? twinTolerance(innerSteps, codec) : Math.max(CROSS_CLASS_TOLERANCE, twinTolerance(innerSteps, codec))
     const sizeOff = !comparable && sizes < CROSS_CLASS_NORM_RATIO
     if (!(distance <= tolerance) || sizeOff) {
       const devices = comparable ? `on the same class of device (${mineClass})` : `on another class of device (${mineClass ?? 'unnamed'} and ${theirClass ?? 'unnamed'}: their direction and size must agree)`

@@ -201,8 +201,13 @@ export class RoundEngine implements WorkSource {
     if (n('assigned') === 0 && scoringOut === 0 && acc.reports + n('held') > 0) {
       // A held report whose twin was refused or never came is folded alone.
       await this.#o.intake.settleHeld(runId, round.id)
-      await this.#closeRound(runId, round.id, round.number, currentRound, 'all work units reported')
-      return true
+      // Settling can refuse every held report (one judged on its scorers' answers, recorded
+      // before it could be judged): a close now would take an outer step on nothing and count
+      // the round. Like a round whose every unit was refused, it waits for its deadline.
+      if (acc.reports > 0) {
+        await this.#closeRound(runId, round.id, round.number, currentRound, 'all work units reported')
+        return true
+      }
     }
     if (Date.now() < round.deadline_at.getTime()) return false
     await scoring?.expire(round.id)

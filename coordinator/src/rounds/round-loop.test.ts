@@ -1,0 +1,212 @@
+// The round loop in-process against the real database and blob store: the engine opens and
+// closes rounds, the intake takes signed reports from nodes with real Ed25519 keys, and nodes
+// score reports through NodeScoring. No libp2p host: the tests call what the protocol services
+// call (admit and settle for a report, record and finishScoring for a scorer's answer), in the
+// interleavings the services allow.
+import { afterAll, beforeAll, test } from 'vitest'
+import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
+import { generateKeyPair } from '@libp2p/crypto/keys'
+import { peerIdFromPrivateKey } from '@libp2p/peer-id'
+import type { PrivateKey } from '@libp2p/interface'
+import type { Kysely } from 'kysely'
+import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
+import type { ReportHeader, ReportMetadata, ReportResponse } from '@barnraise/protocol'
+import { openTestStore } from '../../../test/support/store.ts'
+import type { Database } from '../db/schema.ts'
+import type { DiskBlobStore } from '../blobs/blob-store.ts'
+import { BlobPins } from '../blobs/blob-pins.ts'
+import { ChangeFeed } from '../events/change-feed.ts'
+import { createLogger } from '../log.ts'
+import type { Presence } from '../p2p/presence.ts'
+import { changeRunStatus, createRun } from '../runs/runs.ts'
+import { NodeScoring } from './node-scoring.ts'
+import { ReportIntake } from './report-intake.ts'
+import { RoundEngine } from './round-engine.ts'
+import { RunCache } from './run-cache.ts'
+import { RunLocks } from './run-lock.ts'
+
+let store: Awaited<ReturnType<typeof openTestStore>>
+let db: Kysely<Database>
+let blobs: DiskBlobStore
+const log = createLogger('round-loop-test')
+
+/** Nodes the presence stub reports live (connected and active lately). */
+const live = new Set<string>()
+const presence = {
+  isLive: (peerId: string) => live.has(peerId),
+  executorOf: () => undefined,
+  askedForWork: () => {},
+  onlineCount: () => live.size
+} as unknown as Presence
+
+interface TestNode { id: string, peerId: string, key: PrivateKey }
+/** One node in each of six labs. */
+const nodes: TestNode[] = []
+
+beforeAll(async () => {
+  store = await openTestStore('round-loop')
+  db = store.db
+  blobs = store.blobs
+  for (const [i, lab] of ['Lab A', 'Lab B', 'Lab C', 'Lab D', 'Lab E', 'Lab F'].entries()) {
+    const org = (await db.insertInto('organizations').values({ name: lab }).returning('id').executeTakeFirstOrThrow()).id
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const hardware = { hostname: `h${i}`, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 1, memoryBytes: 1e9, gpus: [] }
+    const id = (await db.insertInto('nodes').values({ peer_id: peerId, organization_id: org, name: `n${i}`, hardware: JSON.stringify(hardware), agent_version: 't', first_seen_at: new Date(Date.now() + i), last_seen_at: new Date() })
+      .returning('id').executeTakeFirstOrThrow()).id
+    nodes.push({ id, peerId, key })
+  }
+}, 120_000)
+afterAll(async () => { await store?.close() })
+
+/** The coordinator's round loop as coordinator.ts builds it, with its clock left to the test (no timer ticks). */
+function roundLoop (cacheOptions: { inlineScoreFlops?: number } = {}): { engine: RoundEngine, intake: ReportIntake, scoring: NodeScoring, cache: RunCache } {
+  const changes = new ChangeFeed()
+  const cache = new RunCache({ db, blobs, log, ...cacheOptions })
+  const scoring = new NodeScoring({ db, presence, windows: async (runId) => await cache.scoringWindowsBlob(runId) })
+  const locks = new RunLocks()
+  const pins = new BlobPins()
+  const intake = new ReportIntake({ db, blobs, pins, cache, locks, changes, log, normBoundRatio: 1, scoring, onAccepted: () => {} })
+  const engine = new RoundEngine({ db, blobs, pins, presence, changes, log, cache, locks, intake, scoring })
+  return { engine, intake, scoring, cache }
+}
+
+/** A started run of the tiny preset on the demo corpus. */
+async function startedRun (overrides: Record<string, unknown>): Promise<{ id: string, paramCount: number }> {
+  const { id, spec } = await createRun({ db, blobs }, {
+    name: 'round loop',
+    model: { preset: 'tiny' },
+    dataset: { source: 'demo-corpus' },
+    recipe: { innerSteps: 8, batchSize: 4, seqLen: 32, innerLr: 0.003, warmupSteps: 2 },
+    codec: 'fp32',
+    rounds: 5,
+    minNodes: 1,
+    maxNodes: 8,
+    roundDeadlineSeconds: 3600,
+    evalBatches: 2,
+    ...overrides
+  })
+  await changeRunStatus(db, id, 'start')
+  return { id, paramCount: spec.paramCount }
+}
+
+/** A node's open units in the run, oldest first. */
+async function unitsOf (runId: string, node: TestNode): Promise<Array<{ id: string, round: number, tokens: number }>> {
+  return await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
+    .select(['assignments.id', 'rounds.number as round', 'assignments.tokens'])
+    .where('assignments.run_id', '=', runId).where('assignments.node_id', '=', node.id).where('assignments.status', '=', 'assigned')
+    .orderBy('assignments.created_at').execute()
+}
+
+/** Signs and sends a report as the report service does: admission, then the payload settled. */
+async function report (intake: ReportIntake, runId: string, node: TestNode, unit: { id: string, round: number }, delta: Float32Array, patch: Partial<ReportMetadata> = {}): Promise<ReportResponse | { ok: false, code: string }> {
+  const payload = encodePseudoGradient('fp32', delta)
+  const metadata: ReportMetadata = {
+    runId, round: unit.round, assignmentId: unit.id, peerId: node.peerId, tokens: 128, computeSeconds: 0, lossCurve: [5],
+    codec: 'fp32', payloadBytes: payload.byteLength, payloadSha256: createHash('sha256').update(payload).digest('hex'), executor: 'typescript', ...patch
+  }
+  const header: ReportHeader = { type: 'report', metadata, signature: Buffer.from(await node.key.sign(canonicalReportMetadata(metadata))).toString('base64') }
+  const admitted = await intake.admit(node.peerId, header)
+  if (!admitted.ok) return admitted
+  return await intake.settle(node.peerId, header, payload)
+}
+
+/** A small delta, well inside the norm bound, pointing along `seed`'s pseudo-random direction. */
+function delta (paramCount: number, seed: number, scale = 1e-4): Float32Array {
+  const out = new Float32Array(paramCount)
+  let s = seed >>> 0
+  for (let i = 0; i < paramCount; i++) {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0
+    out[i] = scale * ((s / 2 ** 32) * 2 - 1)
+  }
+  return out
+}
+
+test('a round whose held reports are all refused when it settles is not closed with nothing in it: the scorers\' last answer racing the engine\'s tick', async () => {
+  // Screened, and scored by nodes (the coordinator's own scoring budget is nothing here).
+  const { engine, intake, scoring } = roundLoop({ inlineScoreFlops: 0 })
+  const run = await startedRun({ defences: { screening: true } })
+  // Only the producer is live when round 1 opens: the round is its one unit.
+  live.clear()
+  live.add(nodes[0]!.peerId)
+  await engine.tick()
+  const [unit] = await unitsOf(run.id, nodes[0]!)
+  assert.ok(unit !== undefined && unit.round === 1)
+  // Two nodes of two other labs come online to score it.
+  live.add(nodes[1]!.peerId)
+  live.add(nodes[2]!.peerId)
+  const held = await report(intake, run.id, nodes[0]!, unit, delta(run.paramCount, 1))
+  assert.deepEqual([held.ok, held.ok && held.outcome], [true, 'held'])
+  const tasks = await db.selectFrom('scoring_tasks').select(['id', 'node_id']).where('assignment_id', '=', unit.id).execute()
+  assert.equal(tasks.length, 2)
+  // Both scorers find it points uphill. Each answer is recorded (WorkService → RoundEngine.workFor
+  // → NodeScoring.record) before the report is judged under the run's lock; the engine's tick
+  // can take the lock in between, with every unit in and no task outstanding.
+  for (const t of tasks) await scoring.record(t.node_id, { taskId: t.id, base: 5, after: 5.5, reversed: 4.5 })
+  await engine.tick()
+  const judged = await db.selectFrom('assignments').select('status').where('id', '=', unit.id).executeTakeFirstOrThrow()
+  assert.equal(judged.status, 'refused', 'the settle judged it with its scores: harmful')
+  const accepted = await db.selectFrom('ledger').select('seq').where('run_id', '=', run.id).where('outcome', '=', 'accepted').execute()
+  assert.equal(accepted.length, 0)
+  const round = await db.selectFrom('rounds').select(['status', 'close_reason']).where('run_id', '=', run.id).where('number', '=', 1).executeTakeFirstOrThrow()
+  assert.notEqual(round.status, 'closed', `a round with no accepted report made a checkpoint (${round.close_reason ?? ''})`)
+  const after = await db.selectFrom('runs').select(['current_round', 'status']).where('id', '=', run.id).executeTakeFirstOrThrow()
+  assert.deepEqual(after, { current_round: 0, status: 'running' }, 'the run did not advance on nothing')
+  // At its deadline it is abandoned, as a round with nothing accepted is, and opened again.
+  await db.updateTable('rounds').set({ deadline_at: new Date(Date.now() - 1000) }).where('run_id', '=', run.id).where('number', '=', 1).execute()
+  await engine.tick()
+  const rounds = await db.selectFrom('rounds').select(['number', 'status']).where('run_id', '=', run.id).orderBy('opened_at').execute()
+  assert.deepEqual(rounds.map((r) => `${r.number} ${r.status}`), ['1 abandoned', '1 open'])
+  await changeRunStatus(db, run.id, 'stop')
+})
+
+/** Opens round 1 of `runId` for nodes `x` and `y` (one doubles the other's unit) with `steps` inner steps each; returns their units. */
+async function pairOfUnits (engine: RoundEngine, runId: string, [x, y]: [TestNode, TestNode], steps: number): Promise<Array<{ id: string, round: number, tokens: number }>> {
+  live.clear()
+  live.add(x.peerId)
+  live.add(y.peerId)
+  await engine.tick()
+  const units = [(await unitsOf(runId, x))[0]!, (await unitsOf(runId, y))[0]!]
+  const pair = await db.selectFrom('assignments').select(['id', 'twin_of']).where('id', 'in', units.map((u) => u.id)).execute()
+  assert.equal(pair.filter((a) => a.twin_of !== null).length, 1, 'one unit doubles the other')
+  // What throughput sizing hands a node whose timing is 4× (or ¼×) the median's; its twin takes the same.
+  await db.updateTable('assignments').set({ inner_steps: steps, tokens: steps * 4 * 33 }).where('id', 'in', units.map((u) => u.id)).execute()
+  return units
+}
+
+/** `a` moved by `distance` of its own length in an unrelated direction. */
+function near (a: Float32Array, distance: number): Float32Array {
+  const noise = delta(a.length, 99)
+  let na = 0
+  let nn = 0
+  for (let i = 0; i < a.length; i++) { na += a[i]! * a[i]!; nn += noise[i]! * noise[i]! }
+  const k = distance * Math.sqrt(na / nn)
+  return a.map((v, i) => v + k * noise[i]!)
+}
+
+test('twins are held to the tolerance of the steps their unit trained, not the run\'s: a 4× unit\'s honest pair agrees, a ¼× unit\'s gets no extra slack', async () => {
+  const { engine, intake } = roundLoop()
+  // Every pair is compared on one class of device: torch on the same CPU model. The tolerance
+  // grows by 0.1% a step (fp32: no codec slack): 0.8% for the run's 8 steps, 3.2% for 32, 0.2% for 2.
+  const sized = { unitSizing: 'throughput', defences: { redundancy: 0.5 } }
+  const pair: [TestNode, TestNode] = [nodes[3]!, nodes[4]!]
+  const long = await startedRun(sized)
+  const [a, b] = await pairOfUnits(engine, long.id, pair, 32)
+  const honest = delta(long.paramCount, 2)
+  const first = await report(intake, long.id, pair[0], a!, honest, { executor: 'torch-cpu' })
+  assert.deepEqual([first.ok, first.ok && first.outcome], [true, 'held'])
+  // 2% apart: more than the run's 8 steps allow, well within what 32 steps do.
+  const second = await report(intake, long.id, pair[1], b!, near(honest, 0.02), { executor: 'torch-cpu' })
+  assert.deepEqual([second.ok, second.ok ? second.outcome : second.code], [true, 'accepted'])
+  const verdicts = await db.selectFrom('ledger').select(['outcome', 'assignment_id']).where('run_id', '=', long.id).execute()
+  assert.deepEqual(verdicts.map((v) => v.outcome), ['accepted', 'accepted'], 'both twins credited')
+
+  const short = await startedRun(sized)
+  const [c, d] = await pairOfUnits(engine, short.id, pair, 2)
+  const first2 = await report(intake, short.id, pair[0], c!, honest, { executor: 'torch-cpu' })
+  assert.deepEqual([first2.ok, first2.ok && first2.outcome], [true, 'held'])
+  // 0.5% apart: within the run's 8 steps' bound, more than two steps can drift.
+  const second2 = await report(intake, short.id, pair[1], d!, near(honest, 0.005), { executor: 'torch-cpu' })
+  assert.deepEqual([second2.ok, !second2.ok && second2.code], [false, 'ERR_REDUNDANCY_MISMATCH'])
+})
