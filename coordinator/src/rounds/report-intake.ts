@@ -274,10 +274,7 @@ export class ReportIntake implements ReportSink {
     const node = await this.#node(peerId)
     if (node === undefined) throw new Error(`node ${peerId} holds an assignment but has no row`)
     const screened = await this.#screen(m, a, deltaOf, node.quarantine_reason !== null)
-    if (node.quarantine_reason !== null) {
-      const score = screened?.verdict.score ?? null
-      throw refuseScored(a.id, 'ERR_QUARANTINED', `this node is quarantined (${node.quarantine_reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
-    }
+    if (node.quarantine_reason !== null) throw quarantinedRefusal(a.id, node.quarantine_reason, screened?.verdict.score ?? null)
     const score = screened?.verdict.score ?? null
     const twin = await this.#twin(a.id, a.twin_of)
     // Where nodes score the run (not overlapped runs, nor where scoring costs more than nodes are
@@ -339,6 +336,13 @@ export class ReportIntake implements ReportSink {
       const refusal = refuseScored(assignmentId, verdict.exclusion.code, `${verdict.exclusion.message} (scored by ${losses.scorers} other node${losses.scorers === 1 ? '' : 's'})`, verdict.score)
       await this.#recordRefusal(h.peer_id, header, refusal)
       // At arrival the caller answers the node and counts the verdict; later it is counted here.
+      if (!atArrival) this.#o.onVerdict?.('refused', refusal.code)
+      return { ok: false, outcome: 'refused', code: refusal.code, message: refusal.message }
+    }
+    const quarantined = await this.#quarantineOf(h.node_id)
+    if (quarantined !== null) {
+      const refusal = quarantinedRefusal(assignmentId, quarantined, verdict.score)
+      await this.#recordRefusal(h.peer_id, header, refusal)
       if (!atArrival) this.#o.onVerdict?.('refused', refusal.code)
       return { ok: false, outcome: 'refused', code: refusal.code, message: refusal.message }
     }
@@ -428,6 +432,8 @@ export class ReportIntake implements ReportSink {
    */
   async #compareTwins (spec: { paramCount: number }, innerSteps: number, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
     const held = twin.held_report!
+    // Its node quarantined while it was held: not folded, and this one is accepted alone.
+    if (await this.#refuseIfQuarantined(twin.id, twin.node_id, twin.peer_id, held.header, held.score)) return
     // A twin is handed out in its original's codec, so the two differ only if one was refused for it.
     const codec = mine.header.metadata.codec
     const theirs = decodePseudoGradient(held.header.metadata.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
@@ -455,6 +461,25 @@ export class ReportIntake implements ReportSink {
     await this.#commitAccepted({ id: twin.id, roundId: twin.round_id, peerId: twin.peer_id, header: held.header, node: { id: twin.node_id, organization_id: twin.organization_id }, delta: theirs, score: held.score, blob: twin.report_blob! })
   }
 
+  /** Why the node is quarantined now, or null: a report held for its twin or scorers is judged later than it came. */
+  async #quarantineOf (nodeId: string): Promise<string | null> {
+    const row = await this.#o.db.selectFrom('nodes').select('quarantine_reason').where('id', '=', nodeId).executeTakeFirst()
+    return row?.quarantine_reason ?? null
+  }
+
+  /**
+   * Refuses a held report (ERR_QUARANTINED) whose node was quarantined after it arrived: it is
+   * neither folded nor credited, as it would not have been on arrival. True when it did.
+   */
+  async #refuseIfQuarantined (assignmentId: string, nodeId: string, peerId: string, header: ReportHeader, score: number | null): Promise<boolean> {
+    const reason = await this.#quarantineOf(nodeId)
+    if (reason === null) return false
+    const refusal = quarantinedRefusal(assignmentId, reason, score)
+    await this.#recordRefusal(peerId, header, refusal)
+    this.#o.onVerdict?.('refused', refusal.code)
+    return true
+  }
+
   /**
    * Before a round closes (under the run's lock): each held report whose twin was refused, or
    * never reported, has nothing to be compared with and is accepted alone.
@@ -467,6 +492,7 @@ export class ReportIntake implements ReportSink {
     for (const h of held) {
       // Waiting for scores that will not all come: judged on those that did (or none).
       if (h.held_report?.awaitingScores === true) { await this.finishScoring(h.id); continue }
+      if (await this.#refuseIfQuarantined(h.id, h.node_id, h.peer_id, h.held_report!.header, h.held_report!.score)) continue
       const delta = decodePseudoGradient(h.held_report!.header.metadata.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
       await this.#commitAccepted({ id: h.id, roundId, peerId: h.peer_id, header: h.held_report!.header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: h.held_report!.score, blob: h.report_blob! })
     }
@@ -615,4 +641,9 @@ function sketchBytes (screened: { screen: ReportScreen | null, verdict: ScreenVe
 /** Scores go on the ledger only when finite (a report that diverges the model scores -Infinity: its reason says so). */
 function finiteOrNull (score: number | null): number | null {
   return score !== null && Number.isFinite(score) ? score : null
+}
+
+/** The refusal of a quarantined node's report: scored (for its reviewer), never folded or credited. */
+function quarantinedRefusal (assignmentId: string, reason: string, score: number | null): ReportRefusal {
+  return refuseScored(assignmentId, 'ERR_QUARANTINED', `this node is quarantined (${reason}); its reports are scored${score === null ? '' : ` (this one: ${score.toFixed(4)})`} but not folded or credited until its lab admin or an organizer reviews it on the Nodes page`, score)
 }

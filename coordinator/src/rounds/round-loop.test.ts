@@ -210,3 +210,42 @@ test('twins are held to the tolerance of the steps their unit trained, not the r
   const second2 = await report(intake, short.id, pair[1], d!, near(honest, 0.005), { executor: 'torch-cpu' })
   assert.deepEqual([second2.ok, !second2.ok && second2.code], [false, 'ERR_REDUNDANCY_MISMATCH'])
 })
+
+test('a node quarantined while its report is held is neither folded nor credited for it: at its twin\'s arrival, or alone at the round\'s close', async () => {
+  const { engine, intake } = roundLoop()
+  const doubled = { defences: { redundancy: 0.5 } }
+  const quarantine = async (node: TestNode, at: Date | null): Promise<void> => {
+    await db.updateTable('nodes').set({ quarantined_at: at, quarantine_reason: at === null ? null : 'flagged in another run' }).where('id', '=', node.id).execute()
+  }
+  const verdicts = async (runId: string): Promise<string[]> => (await db.selectFrom('ledger').select(['peer_id', 'outcome', 'reason']).where('run_id', '=', runId).orderBy('seq').execute())
+    .map((v) => `${v.peer_id === nodes[5]!.peerId ? 'held' : 'twin'} ${v.outcome}${v.reason === null ? '' : ` ${v.reason.split(':')[0]}`}`)
+  const pair: [TestNode, TestNode] = [nodes[5]!, nodes[1]!]
+  try {
+    const first = await startedRun(doubled)
+    const [a, b] = await pairOfUnits(engine, first.id, pair, 8)
+    const honest = delta(first.paramCount, 3)
+    const held = await report(intake, first.id, pair[0], a!, honest)
+    assert.deepEqual([held.ok, held.ok && held.outcome], [true, 'held'])
+    await quarantine(pair[0], new Date())
+    const twin = await report(intake, first.id, pair[1], b!, honest)
+    assert.deepEqual([twin.ok, twin.ok && twin.outcome], [true, 'accepted'], 'the twin is accepted alone')
+    assert.deepEqual(await verdicts(first.id), ['held refused ERR_QUARANTINED', 'twin accepted'])
+    await changeRunStatus(db, first.id, 'stop')
+
+    await quarantine(pair[0], null)
+    const second = await startedRun(doubled)
+    const [c] = await pairOfUnits(engine, second.id, pair, 8)
+    const alone = await report(intake, second.id, pair[0], c!, honest)
+    assert.deepEqual([alone.ok, alone.ok && alone.outcome], [true, 'held'])
+    await quarantine(pair[0], new Date())
+    // Its twin never reports: at the deadline the held report would be folded alone.
+    await db.updateTable('rounds').set({ deadline_at: new Date(Date.now() - 1000) }).where('run_id', '=', second.id).execute()
+    await engine.tick()
+    assert.deepEqual(await verdicts(second.id), ['held refused ERR_QUARANTINED'])
+    const round = await db.selectFrom('rounds').select('status').where('run_id', '=', second.id).where('number', '=', 1).orderBy('opened_at').executeTakeFirstOrThrow()
+    assert.equal(round.status, 'abandoned', 'nothing accepted: no checkpoint')
+    await changeRunStatus(db, second.id, 'stop')
+  } finally {
+    await quarantine(pair[0], null)
+  }
+})
