@@ -289,6 +289,9 @@ export class RoundEngine implements WorkSource {
       // Work a vanished or refused node did not finish goes out again before fresh tokens.
       const pool = (await trx.selectFrom('assignments').select(['id', 'ranges', 'inner_steps', 'requeued_steps'])
         .where('run_id', '=', runId).where('status', 'in', ['expired', 'refused']).where('requeued', '=', false)
+        // Not a unit whose twin was accepted: those ranges were trained and folded.
+        .where((eb) => eb.not(eb.exists(eb.selectFrom('assignments as twin').select('twin.id')
+          .whereRef('twin.twin_of', '=', 'assignments.id').where('twin.status', '=', 'accepted'))))
         .orderBy('created_at').execute())
         .map((p) => ({ id: p.id, ranges: p.ranges, steps: p.inner_steps ?? recipe.innerSteps, handed: p.requeued_steps, innerSteps: p.inner_steps }))
       let next = cursor

@@ -249,3 +249,24 @@ test('a node quarantined while its report is held is neither folded nor credited
     await quarantine(pair[0], null)
   }
 })
+
+test('a doubled unit whose original never reports but whose twin is accepted is not handed out again: its data was trained', async () => {
+  const { engine, intake } = roundLoop()
+  const run = await startedRun({ defences: { redundancy: 0.5 } })
+  const pair: [TestNode, TestNode] = [nodes[2]!, nodes[3]!]
+  const units = await pairOfUnits(engine, run.id, pair, 8)
+  const rows = await db.selectFrom('assignments').select(['id', 'twin_of', 'ranges']).where('id', 'in', units.map((u) => u.id)).execute()
+  const original = rows.find((r) => r.twin_of === null)!
+  const twinIndex = units.findIndex((u) => u.id !== original.id)
+  const sent = await report(intake, run.id, pair[twinIndex]!, units[twinIndex]!, delta(run.paramCount, 4))
+  assert.deepEqual([sent.ok, sent.ok && sent.outcome], [true, 'held'])
+  // The original never reports: at the deadline the twin is accepted alone and the round closes.
+  await db.updateTable('rounds').set({ deadline_at: new Date(Date.now() - 1000) }).where('run_id', '=', run.id).execute()
+  await engine.tick()
+  await engine.tick()
+  const next = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id').select(['assignments.ranges', 'rounds.number'])
+    .where('assignments.run_id', '=', run.id).where('rounds.number', '=', 2).execute()
+  assert.ok(next.length > 0, 'round 2 opened')
+  assert.ok(next.every((a) => JSON.stringify(a.ranges) !== JSON.stringify(original.ranges)), 'the original\'s ranges are not trained again')
+  await changeRunStatus(db, run.id, 'stop')
+})
