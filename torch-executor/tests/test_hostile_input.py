@@ -29,28 +29,34 @@ def frame(body: bytes) -> bytes:
     return struct.pack('>I', len(body)) + body
 
 
+def server_frames(test: unittest.TestCase, stdin: bytes) -> tuple:
+    """Runs the child server on the CPU with `stdin` as its whole input; returns every frame it wrote and its exit code."""
+    env = {**os.environ, 'PYTHONPATH': ROOT, 'PYTHONDONTWRITEBYTECODE': '1'}
+    proc = subprocess.Popen([sys.executable, '-m', 'barnraise_torch.server', '--device', 'cpu', '--threads', '1'],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
+    try:
+        out, _ = proc.communicate(stdin, timeout=120)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        test.fail('the server neither answered nor exited after its input ended')
+    frames = []
+    stream = io.BytesIO(out)
+    while (f := read_frame(stream)) is not None:
+        frames.append(f)
+    return frames, proc.returncode
+
+
 class FramesTest(unittest.TestCase):
     def test_a_deeply_nested_frame_is_a_frame_error(self):
         with self.assertRaises(FrameError):
             read_frame(io.BytesIO(frame(NESTED)))
 
     def test_the_server_answers_a_nested_frame_with_fatal_and_exits_at_the_end_of_input(self):
-        env = {**os.environ, 'PYTHONPATH': ROOT, 'PYTHONDONTWRITEBYTECODE': '1'}
-        proc = subprocess.Popen([sys.executable, '-m', 'barnraise_torch.server', '--device', 'cpu', '--threads', '1'],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-        try:
-            out, _ = proc.communicate(frame(NESTED), timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            self.fail('the server neither answered nor exited after its input ended')
-        frames = []
-        stream = io.BytesIO(out)
-        while (f := read_frame(stream)) is not None:
-            frames.append(f)
+        frames, code = server_frames(self, frame(NESTED))
         self.assertEqual(frames[0]['type'], 'ready')
         self.assertIn({'type': 'fatal', 'code': 'ERR_PROTOCOL'}, [{k: f[k] for k in ('type', 'code')} for f in frames if f['type'] == 'fatal'])
-        self.assertEqual(proc.returncode, 0)
+        self.assertEqual(code, 0)
 
 
 def raw_file(header_text: bytes, data=b''):
@@ -101,20 +107,8 @@ class SafetensorsHardeningTest(unittest.TestCase):
         windows = os.path.join(self.dir, 'windows.safetensors')
         write_file(windows, {'tokens': np.zeros((1, 1, 5), dtype=np.int32)})
         request = {'type': 'evaluate', 'id': 1, 'config': TINY, 'weightsFile': weights, 'windowsFile': windows, 'scales': [0]}
-        env = {**os.environ, 'PYTHONPATH': ROOT, 'PYTHONDONTWRITEBYTECODE': '1'}
-        proc = subprocess.Popen([sys.executable, '-m', 'barnraise_torch.server', '--device', 'cpu', '--threads', '1'],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=ROOT)
-        try:
-            out, _ = proc.communicate(frame(json.dumps(request).encode()), timeout=120)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.communicate()
-            self.fail('the server neither answered nor exited after its input ended')
-        frames = []
-        stream = io.BytesIO(out)
         # read_frame holds frames to the agent's own 16 MiB cap (torch-child.ts MAX_FRAME_BYTES).
-        while (f := read_frame(stream)) is not None:
-            frames.append(f)
+        frames, _ = server_frames(self, frame(json.dumps(request).encode()))
         answers = [f for f in frames if f.get('id') == 1]
         self.assertEqual([(f['type'], f['code']) for f in answers], [('error', 'ERR_BAD_INPUT')])
         self.assertLess(len(answers[0]['message']), 2000)
