@@ -207,3 +207,49 @@ test('a round is covered only when every producing lab has scorers in two other 
     for (const p of saved) online.add(p)
   }
 })
+
+test('a scorer whose last two tasks expired unanswered is handed none until it answers one or the strikes age out', async () => {
+  const s = scoring()
+  const saved = new Set(online)
+  online.clear()
+  const node = async (peer: string, org: number): Promise<{ id: string, peer_id: string }> => {
+    const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
+    online.add(peer)
+    return n
+  }
+  const task = async (scorer: { id: string }, status: 'done' | 'expired', minutesAgo: number): Promise<void> => {
+    const held = await report(0)
+    await db.insertInto('scoring_tasks').values({ run_id: runId, round_id: roundId, assignment_id: held, node_id: scorer.id, windows_blob: 'c'.repeat(64), status, resolved_at: new Date(Date.now() - minutesAgo * 60_000) }).execute()
+  }
+  const scorersOf = async (producer: { id: string }): Promise<string[]> => {
+    const held = (await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: producer.id, ranges: '[]', tokens: 10, status: 'held', report_blob: 'd'.repeat(64) }).returning('id').executeTakeFirstOrThrow()).id
+    await s.open(runId, roundId, held, producer.id)
+    return (await db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id').select('nodes.peer_id').where('assignment_id', '=', held).execute()).map((r) => r.peer_id).sort()
+  }
+  try {
+    const producer = await node('silent-producer', 0)
+    const silent = await node('silent-b', 1)
+    await node('silent-c', 2)
+    await node('silent-d', 3)
+    // One expired task is a slow day; a second in a row, with no answer since, is a pattern.
+    await task(silent, 'done', 20)
+    await task(silent, 'expired', 10)
+    assert.ok((await scorersOf(producer)).includes('silent-b'), 'one strike')
+    await db.updateTable('scoring_tasks').set({ status: 'expired', resolved_at: new Date(Date.now() - 60_000) }).where('node_id', '=', silent.id).where('status', '=', 'assigned').execute()
+    assert.deepEqual(await scorersOf(producer), ['silent-c', 'silent-d'], 'two in a row: passed over')
+    online.delete('silent-d')
+    assert.equal(await s.covers(runId, [orgs[0]!]), false, 'with lab D offline, lab A\'s reports have only lab C: lab B\'s silent scorer does not count')
+    online.add('silent-d')
+    // An answer (a refusal counts) puts it back.
+    await task(silent, 'done', 0)
+    assert.ok((await scorersOf(producer)).includes('silent-b'), 'it answered since')
+    // Strikes older than the window do not count.
+    await db.deleteFrom('scoring_tasks').where('node_id', '=', silent.id).where('status', '=', 'done').execute()
+    await db.updateTable('scoring_tasks').set({ resolved_at: new Date(Date.now() - 31 * 60_000) }).where('node_id', '=', silent.id).execute()
+    assert.ok((await scorersOf(producer)).includes('silent-b'), 'the strikes aged out')
+  } finally {
+    await db.updateTable('scoring_tasks').set({ status: 'expired', resolved_at: new Date(Date.now() - 60 * 60_000) }).where('status', '=', 'assigned').execute()
+    online.clear()
+    for (const p of saved) online.add(p)
+  }
+})

@@ -18,6 +18,11 @@ import type { HeldOutLoss } from '@barnraise/trainer'
 /** Scorers per report. */
 export const SCORERS_PER_REPORT = 2
 
+/** Tasks in a row a scorer let expire before it is handed no more for a while. */
+export const SILENT_STRIKES = 2
+/** How long such a scorer is passed over: its expired tasks count within this window only. */
+export const SILENT_BACKOFF_MS = 30 * 60_000
+
 /** Two honest scorers' losses agree to this share of the base loss (protocol's, which both executors are tested against). */
 export { SCORER_AGREEMENT }
 
@@ -100,8 +105,29 @@ export class NodeScoring {
       .where('nodes.organization_id', 'in', [...serving])
       .orderBy('nodes.first_seen_at').execute()
     const onGpu = (peerId: string): number => anyNode || presence.executorOf(peerId) === 'torch-cuda' ? 0 : 1
-    return nodes.filter((n) => presence.isLive(n.peer_id) && nodeCanScore(spec, { executor: presence.executorOf(n.peer_id), hardware: n.hardware }))
+    const able = nodes.filter((n) => presence.isLive(n.peer_id) && nodeCanScore(spec, { executor: presence.executorOf(n.peer_id), hardware: n.hardware }))
+    const silent = await this.#silentScorers(able.map((n) => n.id))
+    return able.filter((n) => !silent.has(n.id))
       .sort((a, b) => Number(a.open ?? 0) - Number(b.open ?? 0) || onGpu(a.peer_id) - onGpu(b.peer_id))
+  }
+
+  /**
+   * Of `nodeIds`, those whose last SILENT_STRIKES scoring tasks resolved within SILENT_BACKOFF_MS
+   * all expired unanswered: each such task held its round open until the deadline (the round
+   * waits for its scorers), so a scorer that takes tasks and never answers is handed none for a
+   * while. An answer, even a refusal, counts as one; a strike ages out with the window.
+   */
+  async #silentScorers (nodeIds: string[]): Promise<Set<string>> {
+    if (nodeIds.length === 0) return new Set()
+    const since = new Date(Date.now() - SILENT_BACKOFF_MS)
+    // Expired tasks since the node's last answer (in the window), counted in one grouped query:
+    // this runs for every report held for scoring.
+    const rows = await this.#o.db.selectFrom('scoring_tasks as t').select('t.node_id')
+      .where('t.node_id', 'in', nodeIds).where('t.status', '=', 'expired').where('t.resolved_at', '>', since)
+      .where((eb) => eb.not(eb.exists(eb.selectFrom('scoring_tasks as d').select('d.id')
+        .whereRef('d.node_id', '=', 't.node_id').where('d.status', '=', 'done').whereRef('d.resolved_at', '>', 't.resolved_at'))))
+      .groupBy('t.node_id').having((eb) => eb.fn.countAll(), '>=', SILENT_STRIKES).execute()
+    return new Set(rows.map((r) => r.node_id))
   }
 
   /** The node's oldest open task in an open round of a running run, or null. */
