@@ -433,7 +433,7 @@ export class ReportIntake implements ReportSink {
   async #compareTwins (spec: { paramCount: number }, innerSteps: number, mine: { id: string, peerId: string, header: ReportHeader, delta: Float32Array }, twin: HeldTwin): Promise<void> {
     const held = twin.held_report!
     // Its node quarantined while it was held: not folded, and this one is accepted alone.
-    if (await this.#refuseIfQuarantined(twin.id, twin.node_id, twin.peer_id, held.header, held.score)) return
+    if (await this.#refuseIfQuarantined(twin.id, twin.round_id, twin.node_id, twin.peer_id, held.header, held.score)) return
     // A twin is handed out in its original's codec, so the two differ only if one was refused for it.
     const codec = mine.header.metadata.codec
     const theirs = decodePseudoGradient(held.header.metadata.codec, await this.#o.blobs.get(twin.report_blob!), spec.paramCount)
@@ -454,6 +454,7 @@ export class ReportIntake implements ReportSink {
         : `the two pseudo-gradients differ by ${(100 * distance).toFixed(2)}% (at most ${(100 * tolerance).toFixed(2)}% allowed)`
       const message = (other: string): string => `this unit was also trained by ${other} from the same data, seed and recipe ${devices}, and ${how}: both are held for review and earn nothing`
       await this.#recordRefusal(twin.peer_id, held.header, refuseScored(twin.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${mine.peerId}`), held.score))
+      await this.#retract(held.header.metadata, twin.round_id)
       this.#o.onVerdict?.('refused', 'ERR_REDUNDANCY_MISMATCH')
       throw refuseScored(mine.id, 'ERR_REDUNDANCY_MISMATCH', message(`node ${twin.peer_id}`), null)
     }
@@ -471,13 +472,25 @@ export class ReportIntake implements ReportSink {
    * Refuses a held report (ERR_QUARANTINED) whose node was quarantined after it arrived: it is
    * neither folded nor credited, as it would not have been on arrival. True when it did.
    */
-  async #refuseIfQuarantined (assignmentId: string, nodeId: string, peerId: string, header: ReportHeader, score: number | null): Promise<boolean> {
+  async #refuseIfQuarantined (assignmentId: string, roundId: string, nodeId: string, peerId: string, header: ReportHeader, score: number | null): Promise<boolean> {
     const reason = await this.#quarantineOf(nodeId)
     if (reason === null) return false
     const refusal = quarantinedRefusal(assignmentId, reason, score)
     await this.#recordRefusal(peerId, header, refusal)
+    await this.#retract(header.metadata, roundId)
     this.#o.onVerdict?.('refused', refusal.code)
     return true
+  }
+
+  /**
+   * A held report refused after all: the screen took it as reference when it was held (for its
+   * twin), and must not keep it. Both twins answer one unit: the original's id.
+   */
+  async #retract (m: ReportHeader['metadata'], roundId: string): Promise<void> {
+    if (!defencesOf(await this.#cache.spec(m.runId)).screening) return
+    const row = await this.#o.db.selectFrom('assignments').select('twin_of').where('id', '=', m.assignmentId).executeTakeFirst()
+    const screen = await this.#cache.screen(m.runId, roundId, m.round)
+    screen.retract(row?.twin_of ?? m.assignmentId)
   }
 
   /**
@@ -492,7 +505,7 @@ export class ReportIntake implements ReportSink {
     for (const h of held) {
       // Waiting for scores that will not all come: judged on those that did (or none).
       if (h.held_report?.awaitingScores === true) { await this.finishScoring(h.id); continue }
-      if (await this.#refuseIfQuarantined(h.id, h.node_id, h.peer_id, h.held_report!.header, h.held_report!.score)) continue
+      if (await this.#refuseIfQuarantined(h.id, roundId, h.node_id, h.peer_id, h.held_report!.header, h.held_report!.score)) continue
       const delta = decodePseudoGradient(h.held_report!.header.metadata.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
       await this.#commitAccepted({ id: h.id, roundId, peerId: h.peer_id, header: h.held_report!.header, node: { id: h.node_id, organization_id: h.organization_id }, delta, score: h.held_report!.score, blob: h.report_blob! })
     }

@@ -270,3 +270,40 @@ test('a doubled unit whose original never reports but whose twin is accepted is 
   assert.ok(next.every((a) => JSON.stringify(a.ranges) !== JSON.stringify(original.ranges)), 'the original\'s ranges are not trained again')
   await changeRunStatus(db, run.id, 'stop')
 })
+
+test('a held twin refused with its pair no longer stands as an accepted report on the screen: a third report with its bytes is not a copy', async () => {
+  // Scored by nodes (so the screen has no held-out direction for round 1), from two labs: no lab
+  // has scorers in two others, so the round doubles units instead.
+  const { engine, intake } = roundLoop({ inlineScoreFlops: 0 })
+  const run = await startedRun({ defences: { redundancy: 0.5, screening: true } })
+  // Fresh nodes: the earlier tests' late and missing units back theirs off.
+  const three: TestNode[] = []
+  const labs = new Map<string, string>()
+  for (const lab of ['Lab G', 'Lab G', 'Lab H']) {
+    const org = labs.get(lab) ?? (await db.insertInto('organizations').values({ name: lab }).returning('id').executeTakeFirstOrThrow()).id
+    labs.set(lab, org)
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const id = (await db.insertInto('nodes').values({ peer_id: peerId, organization_id: org, name: `${lab} ${three.length}`, hardware: JSON.stringify({ hostname: lab, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 1, memoryBytes: 1e9, gpus: [] }), agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning('id').executeTakeFirstOrThrow()).id
+    three.push({ id, peerId, key })
+  }
+  live.clear()
+  for (const n of three) live.add(n.peerId)
+  await engine.tick()
+  const units = await Promise.all(three.map(async (n) => (await unitsOf(run.id, n))[0]!))
+  const rows = await db.selectFrom('assignments').select(['id', 'twin_of']).where('id', 'in', units.map((u) => u.id)).execute()
+  const twinRow = rows.find((r) => r.twin_of !== null)!
+  const at = (id: string): number => units.findIndex((u) => u.id === id)
+  const [original, twin] = [at(twinRow.twin_of!), at(twinRow.id)]
+  const single = [0, 1, 2].find((i) => i !== original && i !== twin)!
+  const honest = delta(run.paramCount, 5)
+  const held = await report(intake, run.id, three[original]!, units[original]!, honest)
+  assert.deepEqual([held.ok, held.ok && held.outcome], [true, 'held'])
+  // Its twin sends the opposite: the pair disagrees, and both are refused.
+  const flipped = await report(intake, run.id, three[twin]!, units[twin]!, honest.map((x) => -x))
+  assert.deepEqual([flipped.ok, !flipped.ok && flipped.code], [false, 'ERR_REDUNDANCY_MISMATCH'])
+  // The third node's report happens to carry the held report's bytes: nothing accepted has them.
+  const third = await report(intake, run.id, three[single]!, units[single]!, honest)
+  assert.deepEqual([third.ok, third.ok ? third.outcome : third.code], [true, 'accepted'])
+  await changeRunStatus(db, run.id, 'stop')
+})

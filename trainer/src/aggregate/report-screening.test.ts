@@ -45,6 +45,20 @@ test('twins of one unit are not each other\'s copy; a third report with their by
   assert.ok([...excluded.values()].every((e) => e.code === 'ERR_COPIED'))
 })
 
+test('a retracted unit no longer steers the next round\'s direction nor counts as a copy', () => {
+  const screen = new ReportScreen()
+  screen.openRound(1)
+  const a = honest(1)
+  const flipped = { ...honest(2), id: 'flipped', unit: 'u2', delta: Float32Array.from(honest(2).delta, (x) => -x) }
+  screen.admit(screen.check({ ...a, unit: 'u1' }))
+  screen.admit(screen.check(flipped))
+  screen.retract('u2')
+  assert.equal(screen.check({ ...flipped, id: 'again', unit: 'u9' }).exclusion, null, 'no longer a copy of anything')
+  screen.openRound(2)
+  // The direction is round 1's honest report alone: the flipped one points against it.
+  assert.equal(screen.check({ ...flipped, id: 'next', unit: 'u3' }).exclusion?.code, 'ERR_UNRELATED')
+})
+
 test('a replay of an earlier round\'s accepted report is excluded by its sketch alone', () => {
   const old = honest(7)
   const earlier = [{ round: 3, sketch: sketchDelta(old.delta) }]

@@ -265,6 +265,15 @@ export class ReportScreen {
     return verdict(null)
   }
 
+  /**
+   * Drops the round's reference sketches of `unit`: a report admitted while it waited for its
+   * twin, then refused with it (they disagreed, or its node was quarantined), must not steer the
+   * next round's direction or the copy checks.
+   */
+  retract (unit: string): void {
+    this.#current = this.#current.filter((c) => c.unit !== unit)
+  }
+
   /** Records an accepted report's measurements as reference for the reports after it. */
   admit (verdict: ScreenVerdict): void {
     const keep = (list: number[], value: number | null): number[] => value === null || !Number.isFinite(value) ? list : [...list, value].slice(-this.#t.window)
