@@ -27,8 +27,12 @@ export const INDEX_FILE = 'documents.json.gz'
  */
 export type IngestResult = Omit<BuildResult, 'index'> & { indexFile: string, indexDocuments: number }
 
-/** Messages from the worker: progress as it reads, then the result (shard files named by sha256 in outDir) or an error. */
+/** How often the worker says it is alive: its event loop turns at every read, however slow the file. */
+export const INGEST_HEARTBEAT_MS = 1000
+
+/** Messages from the worker: that it is alive, progress as it reads, then the result (shard files named by sha256 in outDir) or an error. */
 export type IngestMessage =
+  | { type: 'alive' }
   | { type: 'progress', progress: BuildProgress }
   | { type: 'done', result: IngestResult }
   | { type: 'error', code: string, message: string }

@@ -7,11 +7,14 @@ import { gzipSync } from 'node:zlib'
 import { catalogTokenizer, uploadedTokenizer } from '../tokenizers/catalog.ts'
 import { openReader } from '../readers/open-reader.ts'
 import { buildDataset } from './build-dataset.ts'
-import { INDEX_FILE } from './ingest-job.ts'
+import { INDEX_FILE, INGEST_HEARTBEAT_MS } from './ingest-job.ts'
 import type { IngestJob, IngestMessage } from './ingest-job.ts'
 
 const job = workerData as IngestJob
 const post = (m: IngestMessage): void => { parentPort!.postMessage(m) }
+// Stops arriving while one step blocks the thread (a tokenizer stuck on a document), which is how
+// the caller tells a stuck worker from a slow file.
+const heartbeat = setInterval(() => { post({ type: 'alive' }) }, INGEST_HEARTBEAT_MS)
 
 try {
   const tokenizer = 'catalog' in job.tokenizer ? catalogTokenizer(job.tokenizer.catalog) : uploadedTokenizer(readFileSync(job.tokenizer.file))
@@ -34,3 +37,4 @@ try {
   const e = err as { code?: unknown, message?: unknown }
   post({ type: 'error', code: typeof e.code === 'string' ? e.code : 'ERR_INGEST_FAILED', message: String(e.message ?? err) })
 }
+clearInterval(heartbeat)

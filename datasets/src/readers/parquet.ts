@@ -1,9 +1,25 @@
 import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparquet'
-import type { FileMetaData } from 'hyparquet'
+import type { AsyncBuffer, FileMetaData, RowGroup } from 'hyparquet'
+import { parquetHeader } from 'hyparquet/src/column.js'
 import { DatasetError } from '../dataset-error.ts'
 import type { DocumentReader, ReadItem } from './source-document.ts'
 import { spanBuffer } from './file-span.ts'
 import type { FileSpan } from './file-span.ts'
+
+// Every count and size in a Parquet file is the writer's claim, and hyparquet allocates what the
+// claims say (an array per row, per value, per decompressed byte) before the bytes can disagree:
+// a 100-byte file claiming 2^32 rows aborts the whole process (V8's "invalid table size" is
+// fatal even on a worker thread). So the claims are bounded here before hyparquet sees them.
+
+/** Most bytes of footer metadata: real files have kilobytes to a few MiB. */
+export const MAX_PARQUET_FOOTER_BYTES = 64 * 1024 * 1024
+/** Most rows, and most values of the text column, one row group may hold (pyarrow writes 1 Mi rows per group). */
+export const MAX_ROW_GROUP_VALUES = 8 * 1024 * 1024
+/** Most bytes the text column of one row group may take, as stored and as decompressed. */
+export const MAX_ROW_GROUP_BYTES = 1024 * 1024 * 1024
+
+const MIB = 1024 * 1024
+const REWRITE = 'write the file with smaller row groups (pyarrow: row_group_size=100_000)'
 
 /**
  * Parquet, read with hyparquet one row group at a time (so memory holds one group of one
@@ -12,23 +28,26 @@ import type { FileSpan } from './file-span.ts'
  */
 export async function parquetReader (span: FileSpan, column: string): Promise<DocumentReader> {
   const file = spanBuffer(span)
-  let metadata: FileMetaData
-  try {
-    metadata = await parquetMetadataAsync(file)
-  } catch (err) {
-    throw new DatasetError('ERR_BAD_FILE', `not a Parquet file: ${(err as Error).message}`)
-  }
-  const names = parquetSchema(metadata).children.map((c) => c.element.name)
-  if (!names.includes(column)) throw new DatasetError('ERR_BAD_FILE', `the Parquet file has no column "${column}"; its columns are ${names.slice(0, 20).join(', ')}`)
+  const metadata = await readMetadata(file)
+  checkTextColumn(metadata, column)
   let read = 0
   async function * items (): AsyncGenerator<ReadItem> {
     let rowStart = 0
-    for (const group of metadata.row_groups) {
-      const rowEnd = rowStart + Number(group.num_rows)
-      const rows = await parquetReadObjects({ file, metadata, columns: [column], rowStart, rowEnd })
-      for (const [i, row] of rows.entries()) {
+    for (const [g, group] of metadata.row_groups.entries()) {
+      const rows = groupRows(group, g)
+      const rowEnd = rowStart + rows
+      const checked = await checkedChunk(file, group, column, g)
+      let values: Array<Record<string, unknown>>
+      try {
+        // The metadata given holds this group alone: hyparquet plans every group of the footer
+        // on each call, so a footer of many tiny groups would cost their count squared.
+        values = await parquetReadObjects({ file: checked, metadata: { ...metadata, row_groups: [group], num_rows: BigInt(rows) }, columns: [column], rowStart: 0, rowEnd: rows })
+      } catch (err) {
+        throw new DatasetError('ERR_BAD_FILE', `row group ${g} could not be read: ${(err as Error).message.slice(0, 200)}`)
+      }
+      for (const [i, row] of values.entries()) {
         const locator = `row ${rowStart + i}`
-        const value = (row as Record<string, unknown>)[column]
+        const value = row[column]
         if (typeof value !== 'string') { yield { kind: 'bad', locator, reason: value === null || value === undefined ? `"${column}" is null` : `"${column}" is not a string` }; continue }
         if (value.trim() === '') { yield { kind: 'bad', locator, reason: `"${column}" is empty` }; continue }
         yield { kind: 'document', locator, text: value }
@@ -39,4 +58,93 @@ export async function parquetReader (span: FileSpan, column: string): Promise<Do
   }
   const total = metadata.row_groups.reduce((n, g) => n + Number(g.total_byte_size), 0)
   return { bytesTotal: total, bytesRead: () => read, items }
+}
+
+async function readMetadata (file: AsyncBuffer): Promise<FileMetaData> {
+  if (file.byteLength >= 8) {
+    const tail = Buffer.from(await file.slice(file.byteLength - 8, file.byteLength))
+    const length = tail.readUInt32LE(0)
+    if (tail.toString('latin1', 4) === 'PAR1' && length > MAX_PARQUET_FOOTER_BYTES) {
+      throw new DatasetError('ERR_BAD_FILE', `the Parquet file's metadata claims ${(length / MIB).toFixed(0)} MiB; at most ${MAX_PARQUET_FOOTER_BYTES / MIB} MiB is read: ${REWRITE}`)
+    }
+  }
+  try {
+    const metadata = await parquetMetadataAsync(file)
+    parquetSchema(metadata)
+    return metadata
+  } catch (err) {
+    throw new DatasetError('ERR_BAD_FILE', `not a Parquet file: ${(err as Error).message.slice(0, 200)}`)
+  }
+}
+
+/** The text must be a top-level column of plain values: a list or struct has several chunks under its name. */
+function checkTextColumn (metadata: FileMetaData, column: string): void {
+  const children = parquetSchema(metadata).children
+  const child = children.find((c) => c.element.name === column)
+  if (child === undefined) throw new DatasetError('ERR_BAD_FILE', `the Parquet file has no column "${column}"; its columns are ${children.slice(0, 20).map((c) => c.element.name).join(', ')}`)
+  if (child.children.length > 0) throw new DatasetError('ERR_BAD_FILE', `the Parquet column "${column}" is a list or struct, not a column of strings`)
+}
+
+function groupRows (group: RowGroup, g: number): number {
+  const rows = Number(group.num_rows)
+  if (!Number.isSafeInteger(rows) || rows < 0 || rows > MAX_ROW_GROUP_VALUES) {
+    throw new DatasetError('ERR_BAD_FILE', `row group ${g} claims ${String(group.num_rows)} rows; a row group may hold at most ${MAX_ROW_GROUP_VALUES}: ${REWRITE}`)
+  }
+  return rows
+}
+
+/**
+ * Reads the text column's chunk of one row group and walks its page headers, refusing pages that
+ * run past the chunk or whose claimed values or decompressed bytes exceed a row group's bounds;
+ * hyparquet is then handed these checked bytes instead of reading the chunk again.
+ */
+async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string, g: number): Promise<AsyncBuffer> {
+  // hyparquet reads every chunk whose path starts with the column's name; exactly one is checked and read.
+  const chunks = group.columns.filter((c) => c.meta_data?.path_in_schema[0] === column)
+  const meta = chunks[0]?.meta_data
+  if (chunks.length !== 1 || meta === undefined || meta.path_in_schema.length !== 1) throw new DatasetError('ERR_BAD_FILE', `row group ${g} has ${chunks.length} chunks for the column "${column}" where a column of strings has one`)
+  // As hyparquet places the chunk (an offset of 0 means none).
+  const start = Number(meta.dictionary_page_offset || meta.data_page_offset)
+  const stored = Number(meta.total_compressed_size)
+  if (!Number.isSafeInteger(start) || start < 0 || start > file.byteLength || !Number.isSafeInteger(stored) || stored < 0) {
+    throw new DatasetError('ERR_BAD_FILE', `row group ${g}'s text column is placed at byte ${String(start)} with ${String(stored)} bytes, outside the file`)
+  }
+  if (stored > MAX_ROW_GROUP_BYTES) throw new DatasetError('ERR_BAD_FILE', `row group ${g}'s text column is ${(stored / MIB).toFixed(0)} MiB; a row group's may be at most ${MAX_ROW_GROUP_BYTES / MIB} MiB: ${REWRITE}`)
+  const claimedEnd = start + stored
+  const end = Math.min(claimedEnd, file.byteLength)
+  const bytes = await file.slice(start, end)
+  const view = new DataView(bytes)
+  const reader = { view, offset: 0 }
+  let values = 0
+  let decompressed = 0
+  // hyparquet's own loop: a page header, then its compressed bytes, to the chunk's last byte.
+  while (reader.offset < view.byteLength - 1) {
+    const at = reader.offset
+    let header: ReturnType<typeof parquetHeader>
+    try {
+      header = parquetHeader(reader)
+    } catch (err) {
+      throw new DatasetError('ERR_BAD_FILE', `the page header at byte ${at} of row group ${g} is unreadable: ${(err as Error).message.slice(0, 200)}`)
+    }
+    const size = header.compressed_page_size
+    const unpacked = header.uncompressed_page_size
+    for (const n of [size, unpacked]) {
+      if (!Number.isSafeInteger(n) || n < 0) throw new DatasetError('ERR_BAD_FILE', `the page at byte ${at} of row group ${g} has a size of ${String(n)}`)
+    }
+    if (size > view.byteLength - reader.offset) throw new DatasetError('ERR_BAD_FILE', `the page at byte ${at} of row group ${g} claims ${size} bytes; its column chunk has ${view.byteLength - reader.offset} left`)
+    decompressed += Math.max(size, unpacked)
+    if (decompressed > MAX_ROW_GROUP_BYTES) throw new DatasetError('ERR_BAD_FILE', `row group ${g}'s text column decompresses to more than ${MAX_ROW_GROUP_BYTES / MIB} MiB (by its page headers): ${REWRITE}`)
+    const count = header.data_page_header?.num_values ?? header.data_page_header_v2?.num_values ?? header.dictionary_page_header?.num_values ?? 0
+    if (!Number.isSafeInteger(count) || count < 0) throw new DatasetError('ERR_BAD_FILE', `the page at byte ${at} of row group ${g} claims ${String(count)} values`)
+    values += count
+    if (values > MAX_ROW_GROUP_VALUES) throw new DatasetError('ERR_BAD_FILE', `row group ${g}'s text column claims ${values} values in all; a row group may hold at most ${MAX_ROW_GROUP_VALUES}: ${REWRITE}`)
+    reader.offset += size
+  }
+  return {
+    byteLength: file.byteLength,
+    async slice (from: number, to?: number): Promise<ArrayBuffer> {
+      if (from >= start && to !== undefined && to <= claimedEnd) return bytes.slice(from - start, to - start)
+      return await file.slice(from, to)
+    }
+  }
 }
