@@ -1,6 +1,6 @@
 import type { Kysely } from 'kysely'
-import { TOKENIZER_CATALOG, catalogTokenizer, uploadedTokenizer, MAX_TOKENIZER_JSON_BYTES } from '@barnraise/datasets'
-import type { TextTokenizer } from '@barnraise/datasets'
+import { DatasetError, TOKENIZER_CATALOG, catalogTokenizer, previewUploadedTokenizer, uploadedTokenizer, MAX_TOKENIZER_JSON_BYTES } from '@barnraise/datasets'
+import type { TextTokenizer, TokenizerPreview } from '@barnraise/datasets'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
@@ -34,6 +34,28 @@ export async function loadTokenizer (deps: { db: Kysely<Database>, blobs: BlobSt
   }
   remember(tokenizer)
   return tokenizer
+}
+
+/**
+ * What a tokenizer makes of a sample (the upload form's preview). An uploaded tokenizer runs on a
+ * worker thread with a deadline: its patterns are its uploader's, and one that backtracks without
+ * end on the sample froze the coordinator's event loop for everyone.
+ */
+export async function previewTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, text: string): Promise<TokenizerPreview> {
+  const sha = SHA_NAME.exec(name)?.[1]
+  if (sha === undefined) {
+    const tokenizer = await loadTokenizer(deps, name)
+    const ids = Array.from(tokenizer.encode(text))
+    return { name: tokenizer.name, vocabSize: tokenizer.vocabSize, ids, pieces: ids.map((id) => tokenizer.decode([id])) }
+  }
+  const row = await deps.db.selectFrom('blobs').select('kind').where('sha256', '=', sha).executeTakeFirst()
+  if (row?.kind !== 'tokenizer') throw new CoordinatorError('ERR_NOT_FOUND', `no uploaded tokenizer ${name} on this coordinator`)
+  try {
+    return await previewUploadedTokenizer(await deps.blobs.get(sha), text)
+  } catch (err) {
+    if (err instanceof DatasetError) throw new CoordinatorError(err.code === 'ERR_BUSY' ? 'ERR_BUSY' : 'ERR_INVALID_INPUT', err.message)
+    throw err
+  }
 }
 
 /** Checks an uploaded tokenizer.json and stores it; returns the name runs and datasets use for it. */

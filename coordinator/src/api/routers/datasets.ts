@@ -4,7 +4,7 @@ import { DATASET_FORMATS, TOKENIZER_CATALOG } from '@barnraise/datasets'
 import { publicProcedure, roleProcedure, router } from '../trpc.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
 import { hasRole } from '../../accounts/roles.ts'
-import { loadTokenizer } from '../../datasets/run-tokenizers.ts'
+import { previewTokenizer } from '../../datasets/run-tokenizers.ts'
 
 const tokenizerName = z.string().trim().min(1, 'choose a tokenizer').max(80)
 
@@ -35,11 +35,7 @@ export const datasetsRouter = router({
     .query(async ({ ctx, input }) => await ctx.datasets.get(input.id, { id: ctx.user.id, admin: hasRole(ctx.user.roles, 'admin') })),
   /** Your datasets, newest first. */
   list: roleProcedure('organizer').query(async ({ ctx }) => await ctx.datasets.list({ id: ctx.user.id })),
-  /** What a tokenizer does to a sample: its ids and the text of each token (for organizers: an uploaded tokenizer not in memory is parsed on this thread). */
+  /** What a tokenizer does to a sample: its ids and the text of each token (an uploaded tokenizer runs on a worker thread, with a deadline). */
   preview: roleProcedure('organizer').input(z.object({ tokenizer: tokenizerName, text: z.string().max(2000) }))
-    .query(async ({ ctx, input }) => {
-      const tokenizer = await loadTokenizer(ctx, input.tokenizer)
-      const ids = Array.from(tokenizer.encode(input.text))
-      return { name: tokenizer.name, vocabSize: tokenizer.vocabSize, ids, pieces: ids.map((id) => tokenizer.decode([id])) }
-    })
+    .query(async ({ ctx, input }) => await previewTokenizer(ctx, input.tokenizer, input.text))
 })
