@@ -4,7 +4,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { canonicalReportMetadata } from './signed-report.ts'
 import type { ReportMetadata } from './signed-report.ts'
-import { checkLedgerHead, ledgerEntryHash, ledgerGenesisHash, parseLedgerHeads, parseLedgerJson, signLedgerHead, verifyLedger } from './ledger-chain.ts'
+import { checkLedgerHead, ledgerEntryHash, ledgerGenesisHash, parseLedgerHeads, parseLedgerJson, repeatedJsonKey, signLedgerHead, verifyLedger } from './ledger-chain.ts'
 import type { LedgerEntry } from './ledger-chain.ts'
 
 const runId = '00000000-0000-4000-8000-000000000001'
@@ -219,4 +219,98 @@ test('exported ledgers and heads parse into typed rows or fail with ERR_MALFORME
     assert.throws(() => parseLedgerJson(text), (err: unknown) => (err as { code?: string }).code === 'ERR_MALFORMED_LEDGER', text)
   }
   assert.throws(() => parseLedgerHeads('[1]'), (err: unknown) => (err as { code?: string }).code === 'ERR_MALFORMED_LEDGER')
+})
+
+/** Re-hashes `rows` from the first and chains each onto the one before, as a careful forger would. */
+async function rechain (rows: LedgerEntry[]): Promise<LedgerEntry[]> {
+  let prev = await ledgerGenesisHash(runId)
+  for (const r of rows) { r.prevHash = prev; r.hash = await ledgerEntryHash(r); prev = r.hash }
+  return rows
+}
+
+test('metadata a node signed in a non-canonical spelling is refused, though the signature over it verifies', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const assignmentId = '00000000-0000-4000-8000-000000000200'
+  const meta: ReportMetadata = { runId, round: 0, assignmentId, peerId, tokens: 100, computeSeconds: 1.5, lossCurve: [3, 2], codec: 'int8', payloadBytes: 10, payloadSha256: 'a'.repeat(64) }
+  const canonical = new TextDecoder().decode(canonicalReportMetadata(meta))
+  // The same fields, spelled so another reader could take 100 tokens for something else.
+  const respelled = canonical.replace(',100,', ',1e2,').replace(',[3,2],', ', [3, 2],')
+  assert.notEqual(respelled, canonical)
+  const signature = Buffer.from(await key.sign(new TextEncoder().encode(respelled))).toString('base64')
+  const [row] = await rechain([{
+    seq: 1, runId, round: 0, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 100, computeSeconds: 1.5,
+    outcome: 'accepted', reason: null, metadata: respelled, signature, prevHash: '', hash: ''
+  }])
+  const v = await verifyLedger(runId, [row!])
+  assert.equal(v.ok, false)
+  assert.match(!v.ok ? v.reason : '', /not well-formed canonical report metadata/)
+})
+
+test('one work unit credited twice is refused when the second row names it in upper case', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const unit = '0000000a-0000-4000-8000-00000000abcd'
+  const rows: LedgerEntry[] = []
+  for (const [i, assignmentId] of [unit, unit.toUpperCase()].entries()) {
+    const meta: ReportMetadata = { runId, round: 0, assignmentId, peerId, tokens: 100, computeSeconds: 1.5, lossCurve: [3, 2], codec: 'int8', payloadBytes: 10, payloadSha256: 'a'.repeat(64) }
+    rows.push({
+      seq: i + 1, runId, round: 0, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 100, computeSeconds: 1.5, outcome: 'accepted', reason: null,
+      metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'), prevHash: '', hash: ''
+    })
+  }
+  const v = await verifyLedger(runId, await rechain(rows))
+  assert.equal(!v.ok && v.seq, 2)
+})
+
+test('rows renumbered out of chain order are refused: seq is not hashed, but rows are named by it', async () => {
+  const rows = await chain(3)
+  const swapped = rows.map((r) => ({ ...r }))
+  swapped[0]!.seq = 3
+  swapped[2]!.seq = 1
+  const v = await verifyLedger(runId, swapped)
+  assert.equal(!v.ok && v.index, 1)
+  assert.match(!v.ok ? v.reason : '', /renumbered/)
+  const repeated = rows.map((r) => ({ ...r, seq: 7 }))
+  assert.equal((await verifyLedger(runId, repeated)).ok, false, 'one seq on every row')
+  assert.deepEqual(await verifyLedger(runId, rows.map((r) => ({ ...r, seq: r.seq * 10 }))), { ok: true, rows: 3 }, 'gaps are fine: seqs are shared by every run')
+})
+
+test('an export or head that names a key twice is refused: readers disagree on which one counts', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const coordinator = peerIdFromPrivateKey(key).toString()
+  const rows = await chain(2)
+  const text = JSON.stringify(rows)
+  // The row verifies with the organization this parser keeps (the last); a first-wins reader credits another.
+  const twice = text.replace('"organizationId":null', '"organizationId":"00000000-0000-4000-8000-00000000beef","organizationId":null')
+  assert.notEqual(twice, text)
+  assert.throws(() => parseLedgerJson(twice), (err: unknown) => (err as { code?: string }).code === 'ERR_MALFORMED_LEDGER' && /"organizationId" twice/.test((err as Error).message))
+  const escaped = text.replace('"reason":null', '"reason":null,"re\\u0061son":"x"')
+  assert.throws(() => parseLedgerJson(escaped), /"reason" twice/, 'an escape spells the same key')
+  const head = await signLedgerHead(key, { runId, round: 1, seq: 2, rows: 2, hash: rows[1]!.hash, signedAt: '2026-11-23T00:00:00.000Z', coordinator })
+  assert.throws(() => parseLedgerHeads(JSON.stringify(head).replace('{', '{"seq":1,')), /"seq" twice/)
+  // The same key in different objects, and keys' names as values, are not repeats.
+  assert.deepEqual(parseLedgerJson(text), rows)
+  assert.equal(repeatedJsonKey('[{"a":{"a":["a",{"a":1}]},"b":"a"},{"a":2}]'), undefined)
+  assert.equal(repeatedJsonKey('{"a":{"b":1},"c":[{"d":2}],"a":3}'), 'a')
+})
+
+test('checking a head per round against a long ledger looks at a few rows per head, not the whole ledger each time', async () => {
+  // A hostile coordinator may publish thousands of heads; each one scanning every row is rounds × rows.
+  const key = await generateKeyPair('Ed25519')
+  const coordinator = peerIdFromPrivateKey(key).toString()
+  const rows = 2000
+  let seqReads = 0
+  const entries = Array.from({ length: rows }, (_, i) => {
+    const hash = (i + 1).toString(16).padStart(64, '0')
+    return { get seq () { seqReads++; return (i + 1) * 3 }, hash } as unknown as LedgerEntry
+  })
+  const heads = []
+  for (let round = 1; round <= 40; round++) {
+    const at = round * 49
+    heads.push(await signLedgerHead(key, { runId, round, seq: (at + 1) * 3, rows: at + 1, hash: entries[at]!.hash, signedAt: 'then', coordinator }))
+  }
+  for (const head of heads) assert.equal(await checkLedgerHead(runId, entries, head, coordinator), undefined)
+  assert.ok(seqReads < rows, `${seqReads} reads of a row's seq for ${heads.length} heads over ${rows} rows`)
+  assert.match(await checkLedgerHead(runId, entries, { ...heads[0]!, seq: 4 }, coordinator) ?? '', /signature does not verify/)
 })

@@ -107,10 +107,15 @@ export type LedgerVerdict =
  */
 export async function verifyLedger (runId: string, entries: LedgerEntry[]): Promise<LedgerVerdict> {
   let prev = await ledgerGenesisHash(runId)
+  let lastSeq = 0
   const acceptedUnits = new Set<string>()
   for (const [index, e] of entries.entries()) {
     const bad = (reason: string): LedgerVerdict => ({ ok: false, rows: entries.length, seq: e.seq, index, reason })
     if (e.runId !== runId) return bad(`row belongs to run ${e.runId}`)
+    // seq is not hashed, yet heads, statements and readers name rows by it: the coordinator
+    // numbers rows in chain order, so any other numbering was made after the fact.
+    if (!Number.isSafeInteger(e.seq) || e.seq <= lastSeq) return bad(`seq ${String(e.seq)} does not follow seq ${lastSeq} (rows were renumbered or reordered)`)
+    lastSeq = e.seq
     if (e.outcome !== 'accepted' && e.outcome !== 'refused') return bad(`outcome ${JSON.stringify(e.outcome)} is neither accepted nor refused`)
     if (e.prevHash !== prev) return bad('prev_hash does not match the previous row (a row was removed, reordered or inserted)')
     if (await ledgerEntryHash(e) !== e.hash) return bad('hash does not match the row\'s contents (the row was altered)')
@@ -169,12 +174,61 @@ export const ledgerEntrySchema = z.object({
   score: z.number().finite().nullable().optional()
 })
 
+/**
+ * The first key that one object of JSON `text` (text JSON.parse accepts) names twice, or
+ * undefined. JSON.parse keeps the last of the two, other readers the first or refuse the file,
+ * so an export carrying both could verify here and credit someone else in a spreadsheet;
+ * JSON.stringify never writes one.
+ */
+export function repeatedJsonKey (text: string): string | undefined {
+  // One entry per open object (its keys so far) or array (null).
+  const open: Array<Set<string> | null> = []
+  let expectKey = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (c === 0x22) {
+      let end = i + 1
+      let escaped = false
+      for (; end < text.length && text.charCodeAt(end) !== 0x22; end++) {
+        if (text.charCodeAt(end) === 0x5c) { escaped = true; end++ }
+      }
+      const keys = open[open.length - 1]
+      if (expectKey && keys !== undefined && keys !== null) {
+        // "a" and "\u0061" are one key to every reader.
+        const key = escaped ? JSON.parse(text.slice(i, end + 1)) as string : text.slice(i + 1, end)
+        if (keys.has(key)) return key
+        keys.add(key)
+        expectKey = false
+      }
+      i = end
+    } else if (c === 0x7b) {
+      open.push(new Set())
+      expectKey = true
+    } else if (c === 0x5b) {
+      open.push(null)
+    } else if (c === 0x7d || c === 0x5d) {
+      open.pop()
+      expectKey = false
+    } else if (c === 0x2c) {
+      const top = open[open.length - 1]
+      expectKey = top !== undefined && top !== null
+    }
+  }
+  return undefined
+}
+
 function parseJsonText (text: string, what: string): unknown {
+  let value: unknown
   try {
-    return JSON.parse(text)
+    value = JSON.parse(text)
   } catch {
     throw new LedgerFormatError('ERR_MALFORMED_LEDGER', `${what} is not JSON`)
   }
+  const key = repeatedJsonKey(text)
+  if (key !== undefined) {
+    throw new LedgerFormatError('ERR_MALFORMED_LEDGER', `${what} names the key ${JSON.stringify(key)} twice in one object; no coordinator writes that, so the file was edited: fetch it again from the coordinator`)
+  }
+  return value
 }
 
 function firstIssue (error: z.ZodError, what: string): LedgerFormatError {
@@ -231,6 +285,24 @@ export function parseLedgerHeads (text: string): SignedLedgerHead[] {
 }
 
 /**
+ * Where row `seq` sits, or -1. A verified ledger's seqs increase, so a binary search finds it; a
+ * coordinator may publish a head per round, and a scan per head would cost rounds × rows. Falls
+ * back to the scan for rows verifyLedger has not ordered.
+ */
+function indexOfSeq (entries: LedgerEntry[], seq: number): number {
+  let lo = 0
+  let hi = entries.length - 1
+  while (lo <= hi) {
+    const mid = (lo + hi) >>> 1
+    const at = entries[mid]!.seq
+    if (at === seq) return mid
+    if (at < seq) lo = mid + 1
+    else hi = mid - 1
+  }
+  return entries.findIndex((e) => e.seq === seq)
+}
+
+/**
  * Checks a signed head against a ledger: the signature is the named coordinator's (and, when
  * given, the coordinator the caller expects), and the ledger still holds the row it signed,
  * with the same hash and as many rows up to it. Returns why not, or undefined when it holds.
@@ -243,7 +315,7 @@ export async function checkLedgerHead (runId: string, entries: LedgerEntry[], he
   if (!await verifyPeerSignature(head.coordinator, canonicalLedgerHead(fields), signature)) return 'the head\'s signature does not verify'
   if (head.runId !== runId) return `the head is for run ${head.runId}`
   if (head.seq === 0) return head.rows === 0 ? undefined : 'the head signs an empty ledger with rows'
-  const at = entries.findIndex((e) => e.seq === head.seq)
+  const at = indexOfSeq(entries, head.seq)
   if (at === -1) return `row seq=${head.seq}, signed at round ${head.round}, is missing (history was rewritten)`
   if (entries[at]!.hash !== head.hash) return `row seq=${head.seq} hashes differently from what was signed at round ${head.round} (history was rewritten)`
   if (at + 1 !== head.rows) return `${at + 1} rows lead up to seq=${head.seq}, but ${head.rows} were signed at round ${head.round} (rows were removed or inserted)`

@@ -32,3 +32,21 @@ test('the parser refuses text that is not canonical report metadata', () => {
   assert.equal(parseReportMetadata(text.replace('"fp16"', '"bf16"')), undefined, 'a codec the schema does not know')
   assert.equal(parseReportMetadata(text.replace(',40,', ',-40,')), undefined, 'negative tokens')
 })
+
+test('text that spells the same fields another way is refused: a signature covers bytes, and only the canonical bytes have one reading', () => {
+  const text = canonicalReportMetadataText(v1)
+  assert.deepEqual(parseReportMetadata(text), v1, 'the canonical text itself')
+  const respelled = {
+    'a space after a comma': text.replace(',3,', ', 3,'),
+    'an exponent': text.replace(',40,', ',4e1,'),
+    'a trailing zero': text.replace(',1.25,', ',1.250,'),
+    'an escaped character': text.replace('"peer"', '"p\\u0065er"'),
+    'a count past 2^53 that rounds to another': text.replace(',40,', ',9007199254740993,'),
+    'a negative zero': text.replace(',8,', ',-0,'),
+    'an id in upper case, one unit to the database and another to the ledger': text.replace(`,"${id}","peer"`, `,"${id.toUpperCase()}","peer"`)
+  }
+  for (const [what, other] of Object.entries(respelled)) {
+    assert.notEqual(other, text, what)
+    assert.equal(parseReportMetadata(other), undefined, what)
+  }
+})

@@ -17,14 +17,21 @@ export type ExecutorKind = z.infer<typeof executorKindSchema>
 export const MAX_REPORT_DEVICES = 64
 
 /**
+ * A UUID as the database writes it. Postgres reads `ABC…` and `abc…` as one id, JavaScript and
+ * the ledger's one-credit-per-unit check as two: an upper-case id would let one unit be
+ * credited twice, or land in a row whose (lower-case) id no longer matches what was signed.
+ */
+const canonicalUuid = z.string().uuid().regex(/^[0-9a-f-]+$/, 'must be a UUID in lower case')
+
+/**
  * What a node signs about one report. Field order is fixed by `canonicalReportMetadata`,
  * so the same bytes can be rebuilt from a ledger row and checked offline. `executor` came
  * later: reports without it are signed (and verified) in the original v1 form.
  */
 export const reportMetadataSchema = z.object({
-  runId: z.string().uuid(),
+  runId: canonicalUuid,
   round: z.number().int().nonnegative(),
-  assignmentId: z.string().uuid(),
+  assignmentId: canonicalUuid,
   peerId: z.string().min(1).max(100),
   tokens: z.number().int().nonnegative(),
   computeSeconds: z.number().nonnegative(),
@@ -64,7 +71,13 @@ export function canonicalReportMetadata (m: ReportMetadata): Uint8Array {
   return new TextEncoder().encode(canonicalReportMetadataText(m))
 }
 
-/** Reads canonical metadata text (v1, v2 or v3) back into checked fields; undefined when it is neither form or a field is malformed. */
+/**
+ * Reads canonical metadata text (v1, v2 or v3) back into checked fields; undefined when it is
+ * neither form, a field is malformed, or the text is not exactly what the encoder writes for
+ * those fields. The last matters because a signature covers the text, not the fields: JSON
+ * spells one value many ways (`40`, `4e1`, `40.0`, `"\u0034"`, spaces, a number past 2^53 that
+ * rounds), and a verifier must not read a meaning other readers of the same bytes might not.
+ */
 export function parseReportMetadata (text: string): ReportMetadata | undefined {
   let arr: unknown
   try {
@@ -81,7 +94,8 @@ export function parseReportMetadata (text: string): ReportMetadata | undefined {
   else if (tag === V3 && arr.length === 13) candidate = { ...fields, executor, devices }
   else return undefined
   const parsed = reportMetadataSchema.safeParse(candidate)
-  return parsed.success ? parsed.data : undefined
+  if (!parsed.success) return undefined
+  return canonicalReportMetadataText(parsed.data) === text ? parsed.data : undefined
 }
 
 /** Checks a node's signature over canonical report metadata text. */

@@ -18,13 +18,15 @@ export async function signRoundHead (db: Kysely<Database>, key: PrivateKey, runI
   if (run === undefined || closed === undefined) return undefined
   const signed = await db.selectFrom('ledger_heads').select('id').where('run_id', '=', runId).where('round', '=', closed.number).executeTakeFirst()
   if (signed !== undefined) return undefined
-  const last = await db.selectFrom('ledger').select(['seq', 'hash']).where('run_id', '=', runId).orderBy('seq', 'desc').limit(1).executeTakeFirst()
-  const count = await db.selectFrom('ledger').select((eb) => eb.fn.countAll<number>().as('n')).where('run_id', '=', runId).executeTakeFirstOrThrow()
+  // The last row and the count in one statement, so one snapshot: the next round's reports keep
+  // landing, and a row committed between two queries made a head whose count its row never had.
+  const last = await db.selectFrom('ledger').select(['seq', 'hash']).select((eb) => eb.fn.countAll<string | number>().over().as('n'))
+    .where('run_id', '=', runId).orderBy('seq', 'desc').limit(1).executeTakeFirst()
   const head = await signLedgerHead(key, {
     runId,
     round: closed.number,
     seq: last?.seq ?? 0,
-    rows: Number(count.n),
+    rows: Number(last?.n ?? 0),
     hash: last?.hash ?? await ledgerGenesisHash(runId),
     signedAt: new Date().toISOString(),
     coordinator: peerIdFromPrivateKey(key).toString()
