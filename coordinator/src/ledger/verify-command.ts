@@ -148,7 +148,11 @@ export async function ledgerVerifyCommand (argv: string[], say: (line: string) =
     }
   }
   const latest = heads.reduce<SignedLedgerHead | undefined>((a, { head }) => (a === undefined || head.round > a.round ? head : a), undefined)
+  // Without a head the chain only agrees with itself: say so, or "OK" reads as "the coordinator vouched for it".
+  const noHead = values.coordinator !== undefined
+    ? `; no signed head was checked, so coordinator ${values.coordinator} vouched for none of it (a run publishes heads as its rounds close; pass --head FILE with heads you saved)`
+    : '; no signed head was checked: the chain agrees with itself, and an operator who rewrote it all would pass (pass --head FILE with heads you saved)'
   say(`ledger OK: ${verdict.rows} rows, hash chain and signatures verify` +
-    (latest === undefined ? '' : `; ${heads.length} signed head(s) match (latest round ${latest.round}, signed by coordinator ${latest.coordinator})`))
+    (latest === undefined ? noHead : `; ${heads.length} signed head(s) match (latest round ${latest.round}, signed by coordinator ${latest.coordinator})`))
   return 0
 }
