@@ -38,12 +38,14 @@ export async function loadTokenizer (deps: { db: Kysely<Database>, blobs: BlobSt
 
 /**
  * What a tokenizer makes of a sample (the upload form's preview). An uploaded tokenizer runs on a
- * worker thread with a deadline: its patterns are its uploader's, and one that backtracks without
- * end on the sample froze the coordinator's event loop for everyone.
+ * worker thread with a deadline (datasets' previewUploadedTokenizer): its patterns are its
+ * uploader's, and one that backtracks without end on the sample froze the coordinator's event
+ * loop for everyone.
  */
 export async function previewTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, name: string, text: string): Promise<TokenizerPreview> {
   const sha = SHA_NAME.exec(name)?.[1]
-  if (sha === undefined) {
+  // An empty sample (the form asking for the vocabulary size) runs no pattern.
+  if (sha === undefined || text === '') {
     const tokenizer = await loadTokenizer(deps, name)
     const ids = Array.from(tokenizer.encode(text))
     return { name: tokenizer.name, vocabSize: tokenizer.vocabSize, ids, pieces: ids.map((id) => tokenizer.decode([id])) }
@@ -51,7 +53,7 @@ export async function previewTokenizer (deps: { db: Kysely<Database>, blobs: Blo
   const row = await deps.db.selectFrom('blobs').select('kind').where('sha256', '=', sha).executeTakeFirst()
   if (row?.kind !== 'tokenizer') throw new CoordinatorError('ERR_NOT_FOUND', `no uploaded tokenizer ${name} on this coordinator`)
   try {
-    return await previewUploadedTokenizer(await deps.blobs.get(sha), text)
+    return await previewUploadedTokenizer(sha, async () => await deps.blobs.get(sha), text)
   } catch (err) {
     if (err instanceof DatasetError) throw new CoordinatorError(err.code === 'ERR_BUSY' ? 'ERR_BUSY' : 'ERR_INVALID_INPUT', err.message)
     throw err

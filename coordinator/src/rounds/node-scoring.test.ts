@@ -234,9 +234,12 @@ test('a scorer whose last two tasks expired unanswered is handed none until it a
     // One expired task is a slow day; a second in a row, with no answer since, is a pattern.
     await task(silent, 'done', 20)
     await task(silent, 'expired', 10)
-    assert.ok((await scorersOf(producer)).includes('silent-b'), 'one strike')
-    await db.updateTable('scoring_tasks').set({ status: 'expired', resolved_at: new Date(Date.now() - 60_000) }).where('node_id', '=', silent.id).where('status', '=', 'assigned').execute()
-    assert.deepEqual(await scorersOf(producer), ['silent-c', 'silent-d'], 'two in a row: passed over')
+    await task(silent, 'expired', 10)
+    assert.ok((await scorersOf(producer)).includes('silent-b'), 'two tasks of one round expired at its deadline: one bad round')
+    // Its task from scorersOf expires in the next round.
+    const next = (await db.insertInto('rounds').values({ run_id: runId, number: 2, status: 'closed', base_checkpoint: 'a'.repeat(64), deadline_at: new Date() }).returning('id').executeTakeFirstOrThrow()).id
+    await db.updateTable('scoring_tasks').set({ status: 'expired', round_id: next, resolved_at: new Date(Date.now() - 60_000) }).where('node_id', '=', silent.id).where('status', '=', 'assigned').execute()
+    assert.deepEqual(await scorersOf(producer), ['silent-c', 'silent-d'], 'two rounds in a row: passed over')
     online.delete('silent-d')
     assert.equal(await s.covers(runId, [orgs[0]!]), false, 'with lab D offline, lab A\'s reports have only lab C: lab B\'s silent scorer does not count')
     online.add('silent-d')

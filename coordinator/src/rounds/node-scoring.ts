@@ -18,7 +18,7 @@ import type { HeldOutLoss } from '@barnraise/trainer'
 /** Scorers per report. */
 export const SCORERS_PER_REPORT = 2
 
-/** Tasks in a row a scorer let expire before it is handed no more for a while. */
+/** Rounds in a row in which a scorer let its tasks expire before it is handed no more for a while. */
 export const SILENT_STRIKES = 2
 /** How long such a scorer is passed over: its expired tasks count within this window only. */
 export const SILENT_BACKOFF_MS = 30 * 60_000
@@ -112,21 +112,23 @@ export class NodeScoring {
   }
 
   /**
-   * Of `nodeIds`, those whose last SILENT_STRIKES scoring tasks resolved within SILENT_BACKOFF_MS
-   * all expired unanswered: each such task held its round open until the deadline (the round
-   * waits for its scorers), so a scorer that takes tasks and never answers is handed none for a
-   * while. An answer, even a refusal, counts as one; a strike ages out with the window.
+   * Of `nodeIds`, those that let tasks expire unanswered in SILENT_STRIKES rounds within
+   * SILENT_BACKOFF_MS with no answer since: each such round waited for them until its deadline,
+   * so a scorer that takes tasks and never answers is handed none for a while. An answer, even a
+   * refusal, clears the strikes; a strike ages out with the window.
    */
   async #silentScorers (nodeIds: string[]): Promise<Set<string>> {
     if (nodeIds.length === 0) return new Set()
     const since = new Date(Date.now() - SILENT_BACKOFF_MS)
-    // Expired tasks since the node's last answer (in the window), counted in one grouped query:
-    // this runs for every report held for scoring.
+    // Rounds with a task expired since the node's last answer (in the window), counted in one
+    // grouped query: this runs for every report held for scoring. Rounds, not tasks: a round's
+    // tasks all expire at its deadline together, and two handed to one scorer late in a round
+    // are one bad round, not a pattern.
     const rows = await this.#o.db.selectFrom('scoring_tasks as t').select('t.node_id')
       .where('t.node_id', 'in', nodeIds).where('t.status', '=', 'expired').where('t.resolved_at', '>', since)
       .where((eb) => eb.not(eb.exists(eb.selectFrom('scoring_tasks as d').select('d.id')
         .whereRef('d.node_id', '=', 't.node_id').where('d.status', '=', 'done').whereRef('d.resolved_at', '>', 't.resolved_at'))))
-      .groupBy('t.node_id').having((eb) => eb.fn.countAll(), '>=', SILENT_STRIKES).execute()
+      .groupBy('t.node_id').having((eb) => eb.fn.count('t.round_id').distinct(), '>=', SILENT_STRIKES).execute()
     return new Set(rows.map((r) => r.node_id))
   }
 

@@ -289,9 +289,11 @@ export class RoundEngine implements WorkSource {
       // Work a vanished or refused node did not finish goes out again before fresh tokens.
       const pool = (await trx.selectFrom('assignments').select(['id', 'ranges', 'inner_steps', 'requeued_steps'])
         .where('run_id', '=', runId).where('status', 'in', ['expired', 'refused']).where('requeued', '=', false)
-        // Not a unit whose twin was accepted: those ranges were trained and folded.
+        // Not a unit whose twin was accepted, or may still be (an overlapped run opens this round
+        // while the twin's is open): those ranges are trained and folded. One whose twin fails
+        // later is requeued at the next opening.
         .where((eb) => eb.not(eb.exists(eb.selectFrom('assignments as twin').select('twin.id')
-          .whereRef('twin.twin_of', '=', 'assignments.id').where('twin.status', '=', 'accepted'))))
+          .whereRef('twin.twin_of', '=', 'assignments.id').where('twin.status', 'in', ['accepted', 'held', 'assigned']))))
         .orderBy('created_at').execute())
         .map((p) => ({ id: p.id, ranges: p.ranges, steps: p.inner_steps ?? recipe.innerSteps, handed: p.requeued_steps, innerSteps: p.inner_steps }))
       let next = cursor

@@ -30,14 +30,24 @@ function formatOf (name: string): Format {
   return 'text'
 }
 
+/** How long typing pauses before the sample is tokenized again. */
+const PREVIEW_PAUSE_MS = 300
+
 /** What the tokenizer does to a sample line: its tokens, each shown on its own. */
 function TokenizerSample ({ tokenizer }: { tokenizer: string }): ReactNode {
   const trpc = useTRPC()
   const [text, setText] = useState(SAMPLE)
-  const preview = useQuery(trpc.datasets.preview.queryOptions({ tokenizer, text }))
+  // Asked once typing pauses: each preview of an uploaded tokenizer runs on the coordinator's
+  // one preview worker, and a query per keystroke queued up behind it.
+  const [asked, setAsked] = useState(SAMPLE)
+  useEffect(() => {
+    const timer = setTimeout(() => { setAsked(text) }, PREVIEW_PAUSE_MS)
+    return () => { clearTimeout(timer) }
+  }, [text])
+  const preview = useQuery(trpc.datasets.preview.queryOptions({ tokenizer, text: asked }))
   return (
     <div className='tokenizer-sample' data-testid='tokenizer-sample'>
-      <Field id='f-tokenizer-sample' label='Try the tokenizer' hint={preview.data !== undefined ? `${preview.data.ids.length} tokens for ${new TextEncoder().encode(text).length} bytes · vocabulary ${formatCount(preview.data.vocabSize)}` : undefined}>
+      <Field id='f-tokenizer-sample' label='Try the tokenizer' hint={preview.data !== undefined ? `${preview.data.ids.length} tokens for ${new TextEncoder().encode(asked).length} bytes · vocabulary ${formatCount(preview.data.vocabSize)}` : undefined}>
         <input id='f-tokenizer-sample' className='input' value={text} maxLength={2000} onChange={(e) => { setText(e.target.value) }} />
       </Field>
       {preview.data !== undefined && (
