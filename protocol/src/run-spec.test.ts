@@ -92,3 +92,20 @@ test('a run name must show something, and a description is plain text that may r
     assert.deepEqual(describeSpecErrors(bad.error!).map((e) => e.field), ['description'])
   }
 })
+
+test('absurd numbers an organizer can type are refused with the bound, not stored', () => {
+  const cases: Array<[Record<string, unknown>, string, RegExp]> = [
+    [{ recipe: { warmupSteps: 1e12 } }, 'recipe.warmupSteps', /at most 10,000,000 warmup steps/],
+    [{ recipe: { gradClip: 1e300 } }, 'recipe.gradClip', /at most 1,000,000/],
+    [{ tokenTarget: 2 ** 52 }, 'tokenTarget', /at most 10\^15 tokens/],
+    [{ computeGoalGpuHours: 1e20 }, 'computeGoalGpuHours', /GPU-hours/],
+    [{ fundingGoalUsd: 1e20 }, 'fundingGoalUsd', /\$1,000,000,000,000/]
+  ]
+  for (const [input, path, message] of cases) {
+    const parsed = runSpecSchema.safeParse({ name: 'r', rounds: 3, ...input })
+    assert.ok(!parsed.success, path)
+    const issue = parsed.error.issues.find((i) => i.path.join('.') === path)
+    assert.match(issue?.message ?? JSON.stringify(parsed.error.issues), message)
+  }
+  assert.ok(runSpecSchema.safeParse({ name: 'r', tokenTarget: 1e12, recipe: { warmupSteps: 1000, gradClip: 5 }, computeGoalGpuHours: 50_000, fundingGoalUsd: 2e6 }).success, 'large honest values pass')
+})
