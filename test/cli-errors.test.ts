@@ -2,7 +2,8 @@
 // retry can fix stop the process instead of retrying forever.
 import { afterAll, beforeAll, describe, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { existsSync } from 'node:fs'
+import { existsSync, readdirSync } from 'node:fs'
+import { writeFile } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { startAgent, startCoordinator, tempDir } from './support/cluster.ts'
@@ -114,5 +115,85 @@ describe('errors a newcomer meets', () => {
     } finally {
       await alone.stop()
     }
+  })
+})
+
+// Mistakes in the flags themselves, refused before anything starts: no install or coordinator needed.
+describe('flags a CLI refuses', () => {
+  test('an unknown flag, a flag without its value or a stray argument is a usage error (exit 2, the command named, where the flags are listed), never a stack trace', async () => {
+    const dataDir = await tempDir('bad-flag')
+    const cases: Array<[string, string[], RegExp]> = [
+      [COORDINATOR, ['serve', '--data-dir', dataDir, '--bogus'], /barnraise-coordinator: serve: Unknown option '--bogus'/],
+      [COORDINATOR, ['serve', '--data-dir', dataDir, '--http-port'], /barnraise-coordinator: serve: Option '--http-port <value>' argument missing/],
+      [COORDINATOR, ['token', 'create', '--data-dir', dataDir, 'extra'], /barnraise-coordinator: token create: Unexpected argument 'extra'/],
+      [COORDINATOR, ['token', 'create', '--data-dir', dataDir, '--expires-in', '-1'], /barnraise-coordinator: token create: Option '--expires-in' argument is ambiguous/],
+      [COORDINATOR, ['run', 'list', '--data-dir', dataDir, '--nope'], /barnraise-coordinator: run list: Unknown option '--nope'/],
+      [COORDINATOR, ['user', 'create', '--data-dir', dataDir, '--mail', 'a@example.org'], /barnraise-coordinator: user create: Unknown option '--mail'/],
+      [COORDINATOR, ['ledger', 'verify', '--run'], /barnraise-coordinator: ledger verify: Option '--run <value>' argument missing/],
+      [AGENT, ['join', '--data-dir', dataDir, '--bogus'], /barnraise-agent join: Unknown option '--bogus'/],
+      [AGENT, ['info', 'extra'], /barnraise-agent info: Unexpected argument 'extra'/]
+    ]
+    for (const [cli, args, message] of cases) {
+      const result = await runCli(cli, args)
+      const what = `${cli} ${args.join(' ')}: ${result.output}`
+      assert.equal(result.code, 2, what)
+      assert.match(result.output, message, what)
+      assert.match(result.output, /see `barnraise-(coordinator|agent) help` for the commands and their flags/, what)
+      assert.doesNotMatch(result.output, /TypeError|ERR_PARSE_ARGS|\n\s+at /, what)
+    }
+    assert.deepEqual(readdirSync(dataDir), [], 'nothing was created')
+  })
+
+  test('user create names a missing --email or --name as the flag to add', async () => {
+    const dataDir = await tempDir('user-flags')
+    const noEmail = await runCli(COORDINATOR, ['user', 'create', '--name', 'Ada', '--password-stdin', '--data-dir', dataDir])
+    assert.equal(noEmail.code, 2, noEmail.output)
+    assert.match(noEmail.output, /user create: --email E is required/)
+    const noName = await runCli(COORDINATOR, ['user', 'create', '--email', 'ada@example.org', '--password-stdin', '--data-dir', dataDir])
+    assert.equal(noName.code, 2, noName.output)
+    assert.match(noName.output, /user create: --name N is required/)
+    assert.doesNotMatch(noName.output, /displayName|expected string/)
+  })
+
+  test('agent numbers out of range are refused, not used: info --threads and join --heartbeat-interval', async () => {
+    for (const threads of ['abc', '0', '1.5', '100000']) {
+      const info = await runCli(AGENT, ['info', '--no-measure', '--json', '--threads', threads])
+      assert.equal(info.code, 2, info.output)
+      assert.match(info.output, /barnraise-agent info: --threads must be a whole number from 1 to 256/)
+      assert.doesNotMatch(info.stdout, /"executors"/)
+    }
+    // A heartbeat every millisecond would hammer the coordinator back to back.
+    for (const seconds of ['0.001', '0.5', 'NaN']) {
+      const join = await runCli(AGENT, ['join', '--coordinator', '/ip4/127.0.0.1/tcp/1/p2p/12D3KooWGRUVh7qxGmX3wzLYYj9sKDmCsBYxQgnrPDtN4Xy5ZbzL', '--token', 'unused', '--no-train', '--data-dir', await tempDir('fast-heartbeat'), '--heartbeat-interval', seconds])
+      assert.equal(join.code, 2, join.output)
+      assert.match(join.output, /--heartbeat-interval must be seconds from 1 to 3600/)
+    }
+  })
+
+  test('shard refuses a flag the chosen way of sharding would silently ignore', async () => {
+    const dir = await tempDir('shard-flags')
+    const text = join(dir, 'a.txt')
+    await writeFile(text, 'In the beginning was the word.\n'.repeat(200))
+    const cases: Array<[string[], RegExp]> = [
+      [['--base-url', 'https://data.example.org/shards'], /--base-url goes with --tokenizer/],
+      [['--field', 'body'], /--field goes with --tokenizer/],
+      [['--tokenizer', 'byte', '--validation-fraction', '0.2'], /--validation-fraction is for byte shards/]
+    ]
+    for (const [flags, message] of cases) {
+      const out = join(dir, `out-${flags[0]!.slice(2)}`)
+      const result = await runCli(AGENT, ['shard', '--out', out, ...flags, text])
+      assert.equal(result.code, 2, result.output)
+      assert.match(result.output, message)
+      assert.equal(existsSync(out), false, 'no shards were written')
+    }
+  })
+
+  test('--help names the flags the commands take: token create --json, info --threads and the executor options', async () => {
+    const coordinatorHelp = await runCli(COORDINATOR, ['help'])
+    assert.equal(coordinatorHelp.code, 0)
+    assert.match(coordinatorHelp.stdout, /\n {4}--json +print the token/)
+    const agentHelp = await runCli(AGENT, ['help'])
+    assert.equal(agentHelp.code, 0)
+    assert.match(agentHelp.stdout, /\n {2}info \[--json\] \[--no-measure\] \[--threads N\] \[executor options below\]/)
   })
 })

@@ -83,6 +83,7 @@ commands:
                              or the one named; a new name creates it) and print the join command
     --uses N                 how many nodes may enroll with it (default 1)
     --expires-in HOURS       token lifetime (default: no expiry)
+    --json                   print the token, its organization, uses, expiry and join command as one JSON line
   user create --email E --name N [--admin | --role organizer|lab_admin|funder] [--org NAME]
                              create a dashboard account; the password is read from a prompt,
                              from stdin (--password-stdin) or a file (--password-file F), never argv
@@ -410,6 +411,9 @@ async function userCreate (argv: string[]): Promise<number> {
   if (values.password !== undefined) {
     return fail('user create: a password on the command line lands in shell history and `ps`; use --password-stdin, --password-file FILE, or answer the prompt')
   }
+  // Named here, before the password prompt, as flags: the schema would call them "email" and "displayName".
+  if (values.email === undefined) return fail('user create: --email E is required (the address the account signs in with)')
+  if (values.name === undefined) return fail('user create: --name N is required (the name the dashboard shows)')
   try {
     const password = await readPassword({ file: values['password-file'], stdin: values['password-stdin'] })
     const { dataDir, databaseUrl } = installOf(values)
@@ -466,7 +470,24 @@ async function tokenCreate (argv: string[]): Promise<number> {
 // paths (--golden FILE, --spec FILE, --data-dir) against the directory they typed them in.
 if (process.env.INIT_CWD !== undefined && existsSync(process.env.INIT_CWD)) process.chdir(process.env.INIT_CWD)
 
+/** parseArgs' refusals (an unknown flag, a flag without its value, a stray argument): the user's mistake, not a crash. */
+function isParseArgsError (err: unknown): err is Error {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
+}
+
 async function main (argv: string[]): Promise<number> {
+  try {
+    return await dispatch(argv)
+  } catch (err) {
+    if (!isParseArgsError(err)) throw err
+    const [command, sub] = argv
+    const name = command === 'token' || command === 'run' || command === 'user' || command === 'ledger' ? `${command} ${sub ?? ''}`.trim() : command
+    return fail(`${name}: ${err.message}\n(see \`barnraise-coordinator help\` for the commands and their flags)`)
+  }
+}
+
+async function dispatch (argv: string[]): Promise<number> {
   const [command, ...rest] = argv
   switch (command) {
     case 'serve': return await serve(rest)

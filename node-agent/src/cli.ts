@@ -11,7 +11,8 @@ import { EXECUTOR_USAGE } from './executors/executor-flags.ts'
 const USAGE = `usage: barnraise-agent <command> [options]
 
 commands:
-  info [--json] [--no-measure]                   the hardware this agent sees and the executors it can run, measured
+  info [--json] [--no-measure] [--threads N] [executor options below]
+                                                 the hardware this agent sees and the executors it can run, measured
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
        (or --token-file PATH: the token from a file, kept out of argv and shell history)
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
@@ -62,7 +63,20 @@ async function main (argv: string[]): Promise<number> {
     process.stderr.write(`barnraise-agent: unknown command "${name}"\n${USAGE}`)
     return 2
   }
-  return await command(rest)
+  try {
+    return await command(rest)
+  } catch (err) {
+    if (!isParseArgsError(err)) throw err
+    // A usage mistake exits 2 as every other refused flag does, and says where the flags are listed.
+    process.stderr.write(`barnraise-agent ${name}: ${err.message}\n(see \`barnraise-agent help\` for the commands and their flags)\n`)
+    return 2
+  }
+}
+
+/** parseArgs' refusals (an unknown flag, a flag without its value, a stray argument): the user's mistake, not a crash. */
+function isParseArgsError (err: unknown): err is Error {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code
+  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {

@@ -20,7 +20,12 @@ export async function runInfoCommand (argv: string[]): Promise<number> {
     }
   })
   const threads = Number(values.threads)
-  const flags = parseExecutorFlags(values, Number.isInteger(threads) && threads >= 1 ? threads : 1, 'auto')
+  // Refused as join refuses it: a typo must not silently measure one thread.
+  if (!Number.isInteger(threads) || threads < 1 || threads > 256) {
+    process.stderr.write('barnraise-agent info: --threads must be a whole number from 1 to 256\n')
+    return 2
+  }
+  const flags = parseExecutorFlags(values, threads, 'auto')
   if (!flags.ok) {
     process.stderr.write(`barnraise-agent info: ${flags.message}\n`)
     return 2

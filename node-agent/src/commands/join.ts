@@ -21,6 +21,7 @@ import { executorOptions, parseExecutorFlags } from '../executors/executor-flags
 
 /** The slowest heartbeat that keeps a node live for the coordinator (30 s, coordinator/src/p2p/presence.ts), with room for one late beat. */
 const MAX_HEARTBEAT_SECONDS = 20
+const MIN_HEARTBEAT_SECONDS = 1
 
 /**
  * `barnraise-agent join --coordinator MULTIADDR --token TOKEN` (or `--token-file PATH`): enroll
@@ -78,8 +79,9 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
     return 2
   }
   let heartbeatSeconds = Number(values['heartbeat-interval'])
-  if (!(heartbeatSeconds > 0 && heartbeatSeconds <= 3600)) {
-    process.stderr.write('barnraise-agent join: --heartbeat-interval must be seconds between 0 and 3600\n')
+  // Below a second the agent heartbeats back to back and runs into the coordinator's per-peer stream limit.
+  if (!(heartbeatSeconds >= MIN_HEARTBEAT_SECONDS && heartbeatSeconds <= 3600)) {
+    process.stderr.write(`barnraise-agent join: --heartbeat-interval must be seconds from ${MIN_HEARTBEAT_SECONDS} to 3600 (default 10)\n`)
     return 2
   }
   // The coordinator hands units only to nodes it heard from in the last 30 s (Presence.isLive):

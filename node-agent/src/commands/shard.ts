@@ -108,6 +108,7 @@ export async function runShardCommand (argv: string[], io: CommandIo = process):
     parsed = parseArgs({
       args: argv,
       allowPositionals: true,
+      tokens: true,
       options: {
         out: { type: 'string' },
         'shard-tokens': { type: 'string', default: String(DEMO_SHARD_OPTIONS.shardTokens) },
@@ -128,7 +129,17 @@ export async function runShardCommand (argv: string[], io: CommandIo = process):
   if (files.length === 0) return fail('give at least one text or .gz file to shard')
   const shardTokens = Number(values['shard-tokens'])
   if (!Number.isSafeInteger(shardTokens) || shardTokens < 1) return fail(`--shard-tokens must be a positive integer, got ${values['shard-tokens']}`)
-  if (values.tokenizer !== undefined || values.format !== undefined) {
+  const tokenized = values.tokenizer !== undefined || values.format !== undefined
+  // Each flag belongs to one of the two ways to shard; on the other it would be silently ignored.
+  if (tokenized && parsed.tokens.some((t) => t.kind === 'option' && t.name === 'validation-fraction')) {
+    return fail('--validation-fraction is for byte shards; with --tokenizer or --format every dataset holds out the same share for validation, so leave it out')
+  }
+  if (!tokenized) {
+    for (const flag of ['field', 'base-url'] as const) {
+      if (values[flag] !== undefined) return fail(`--${flag} goes with --tokenizer NAME|FILE (or --format); byte shards without them have no ${flag === 'field' ? 'records to take a field from' : 'urls.json to write'}`)
+    }
+  }
+  if (tokenized) {
     return await shardWithTokenizer({ out: values.out, files, shardTokens, tokenizer: values.tokenizer ?? 'byte', format: values.format, field: values.field, baseUrl: values['base-url'] }, io, fail)
   }
   const validationFraction = Number(values['validation-fraction'])
