@@ -10,15 +10,33 @@ function dataOf (error: unknown): ErrorData | undefined {
   return undefined
 }
 
+interface ZodIssueJson { path?: Array<string | number>, message?: string, code?: string, origin?: string, minimum?: number, maximum?: number, inclusive?: boolean, expected?: string }
+
+/**
+ * An issue's message in words a person can act on. A schema's own message is kept; zod's
+ * generic ones ("Too big: expected string to have <=200 characters") are what a form field
+ * would otherwise show verbatim.
+ */
+function plainIssueMessage (issue: ZodIssueJson): string {
+  const message = issue.message ?? 'invalid value'
+  if (!/^(Too small|Too big|Invalid input)/.test(message)) return message
+  const text = issue.origin === 'string'
+  const bound = (n: number | undefined): string => text ? `${String(n)} character${n === 1 ? '' : 's'}` : String(n)
+  if (issue.code === 'too_big') return text || issue.inclusive !== false ? `use at most ${bound(issue.maximum)}` : `must be less than ${String(issue.maximum)}`
+  if (issue.code === 'too_small') return text || issue.inclusive !== false ? `use at least ${bound(issue.minimum)}` : `must be more than ${String(issue.minimum)}`
+  if (issue.code === 'invalid_type') return issue.expected === 'int' ? 'enter a whole number' : issue.expected === 'number' ? 'enter a number' : 'enter a value'
+  return message
+}
+
 /** tRPC reports input that failed its zod schema as the issues' JSON; unpack it into fields. */
 function zodIssues (error: unknown): FieldError[] | null {
   if (!(error instanceof Error)) return null
   const text = error.message.trim()
   if (!text.startsWith('[')) return null
   try {
-    const issues = JSON.parse(text) as Array<{ path?: Array<string | number>, message?: string }>
+    const issues = JSON.parse(text) as ZodIssueJson[]
     if (!Array.isArray(issues)) return null
-    return issues.map((i) => ({ field: (i.path ?? []).join('.'), message: i.message ?? 'invalid value' }))
+    return issues.map((i) => ({ field: (i.path ?? []).join('.'), message: plainIssueMessage(i) }))
   } catch {
     return null
   }

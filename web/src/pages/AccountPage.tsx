@@ -5,6 +5,7 @@ import { useTRPC } from '../lib/trpc.ts'
 import { describeRole, useMe } from '../lib/auth.ts'
 import type { Me } from '../lib/auth.ts'
 import { apiErrorMessage } from '../lib/errors.ts'
+import { placeFieldErrors } from '../lib/field-errors.ts'
 import { Link, navigate, usePathname } from '../lib/router.tsx'
 import { PageHeader } from '../components/PageHeader.tsx'
 import { Field, FormMessage, fieldAria } from '../components/Form.tsx'
@@ -57,6 +58,8 @@ function ChangePassword (): ReactNode {
     const found: Errors = {}
     if (password === '') found.password = 'enter the password you use now'
     if (newPassword.length < 10) found.newPassword = 'use at least 10 characters'
+    // The coordinator's limit (auth.changePassword): said here rather than after a round trip.
+    else if (newPassword.length > 200) found.newPassword = 'use at most 200 characters'
     else if (newPassword === password) found.newPassword = 'choose a password other than the one you use now'
     if (confirm !== newPassword) found.confirm = 'type the new password the same way twice'
     setErrors(found)
@@ -67,7 +70,10 @@ function ChangePassword (): ReactNode {
       setPassword(''); setNewPassword(''); setConfirm('')
       setOutcome({ tone: 'success', text: 'Password changed. You stay signed in here; everywhere else you were signed in, you are signed out.' })
     } catch (err) {
-      setOutcome({ tone: 'danger', text: apiErrorMessage(err) })
+      // A refused new password (longer than the coordinator takes) is said at that field, in plain words.
+      const placed = placeFieldErrors(err, ['password', 'newPassword'])
+      setErrors(placed.fields)
+      if (placed.message !== null) setOutcome({ tone: 'danger', text: placed.message })
     }
   }
 

@@ -5,7 +5,7 @@ import { useTRPC } from '../lib/trpc.ts'
 import { ROLE_CHOICES, ROLE_LABELS, homeFor, useMe } from '../lib/auth.ts'
 import type { Me, SelfServeRole } from '../lib/auth.ts'
 import { apiErrorCode, apiErrorMessage } from '../lib/errors.ts'
-import { fieldErrorsFrom } from '../lib/field-errors.ts'
+import { placeFieldErrors } from '../lib/field-errors.ts'
 import type { CodeFields } from '../lib/field-errors.ts'
 import { Link, navigate, useSearchParams } from '../lib/router.tsx'
 import { safeNext } from '../lib/safe-next.ts'
@@ -132,9 +132,13 @@ export function SignUpPage (): ReactNode {
     const found: Errors = {}
     if (role === null && !invited) found.role = 'choose what you want to do'
     if (needsAdmin && setupCode.trim() === '') found.setupCode = 'enter the setup code the coordinator printed when it started'
+    // The coordinator's limits (auth.signUp), said before a round trip.
     if (displayName.trim() === '') found.displayName = 'tell us your name'
+    else if (displayName.trim().length > 100) found.displayName = 'use at most 100 characters'
     if (!EMAIL.test(email.trim())) found.email = 'enter a valid email address'
+    else if (email.trim().length > 200) found.email = 'use at most 200 characters'
     if (password.length < 10) found.password = 'use at least 10 characters'
+    else if (password.length > 200) found.password = 'use at most 200 characters'
     if (role === 'lab_admin' && !invited && organization.trim() === '') found.organization = 'name the lab or organization whose machines you manage'
     return found
   }
@@ -162,9 +166,11 @@ export function SignUpPage (): ReactNode {
       await queryClient.invalidateQueries()
       navigate(next ?? homeFor(user))
     } catch (err) {
-      const fields = fieldErrorsFrom(err, SIGN_UP_CODE_FIELDS)
-      if (Object.keys(fields).length > 0) setErrors(fields)
-      else setFormError(apiErrorMessage(err))
+      // Only the fields on screen take a message; the rest (the invitation code from the link) is said above the form.
+      const shown: Array<keyof Errors> = ['email', 'password', 'displayName', ...(needsAdmin ? ['setupCode' as const] : []), ...(invited ? [] : ['role' as const]), ...(!invited && (role === 'lab_admin' || role === 'funder') ? ['organization' as const] : [])]
+      const placed = placeFieldErrors(err, shown, SIGN_UP_CODE_FIELDS)
+      setErrors(placed.fields)
+      setFormError(placed.message)
     }
   }
 

@@ -4,7 +4,7 @@ import { useMutation, useQuery, useQueryClient } from '@tanstack/react-query'
 import { useTRPC } from '../lib/trpc.ts'
 import type { RouterOutputs } from '../lib/trpc.ts'
 import { apiErrorCode, apiErrorMessage } from '../lib/errors.ts'
-import { fieldErrorsFrom } from '../lib/field-errors.ts'
+import { placeFieldErrors } from '../lib/field-errors.ts'
 import { useNow } from '../lib/time.ts'
 import { cleanCpuModel, formatCount, formatGiB, formatHours, plural, shortPeerId } from '../lib/format.ts'
 import { useMe, userHasRole } from '../lib/auth.ts'
@@ -76,11 +76,13 @@ function CreateTokenForm ({ onCreated }: { onCreated: (c: { token: string, joinC
   const [maxUses, setMaxUses] = useState('1')
   const [expires, setExpires] = useState('168')
   const [error, setError] = useState<string | undefined>()
+  const [labelError, setLabelError] = useState<string | undefined>()
   const [formError, setFormError] = useState<string | null>(null)
   const create = useMutation(trpc.labs.createToken.mutationOptions())
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault()
     setFormError(null)
+    setLabelError(undefined)
     const uses = Number(maxUses)
     if (maxUses.trim() === '' || !Number.isInteger(uses)) { setError('enter a whole number of machines'); return }
     if (uses < 1) { setError('at least 1 use'); return }
@@ -93,17 +95,19 @@ function CreateTokenForm ({ onCreated }: { onCreated: (c: { token: string, joinC
       setMaxUses('1')
       await queryClient.invalidateQueries({ queryKey: [['labs']] })
     } catch (err) {
-      const field = fieldErrorsFrom(err).maxUses
-      if (field !== undefined) setError(field)
-      else setFormError(apiErrorMessage(err))
+      // A refused label is said at the label, not in a banner naming the API's field.
+      const placed = placeFieldErrors(err, ['maxUses', 'label'])
+      setError(placed.fields.maxUses)
+      setLabelError(placed.fields.label)
+      setFormError(placed.message)
     }
   }
   return (
     <form className='form token-form' noValidate onSubmit={(e) => { void submit(e) }} data-testid='create-token-form'>
       {formError !== null && <FormMessage tone='danger' testId='form-error'>{formError}</FormMessage>}
       <div className='field-grid field-grid-3'>
-        <Field id='token-label' label={<>Label <span className='muted'>(optional)</span></>} hint='e.g. “GPU rack B”' field='label'>
-          <input id='token-label' className='input' value={label} maxLength={100} onChange={(e) => { setLabel(e.target.value) }} />
+        <Field id='token-label' label={<>Label <span className='muted'>(optional)</span></>} hint='e.g. “GPU rack B”' error={labelError} field='label'>
+          <input id='token-label' className='input' value={label} maxLength={100} onChange={(e) => { setLabel(e.target.value) }} {...fieldAria('token-label', labelError, 'e.g. “GPU rack B”')} />
         </Field>
         <Field id='token-uses' label='Machines it can enroll' error={error} field='maxUses'>
           <input id='token-uses' className='input num' type='number' min={1} step={1} value={maxUses} onChange={(e) => { setMaxUses(e.target.value) }} {...fieldAria('token-uses', error, undefined)} />

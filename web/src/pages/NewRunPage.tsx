@@ -388,7 +388,8 @@ function LaunchForm ({ presets }: { presets: Preset[] }): ReactNode {
               {uploadError !== null && <p className='field-error' data-testid='field-error' data-field='dataset'>{uploadError}</p>}
             </div>
           )}
-          {form.datasetSource === 'demo-corpus' && serverErrors.has('dataset') && <p className='field-error' data-testid='field-error' data-field='dataset'>{serverErrors.get('dataset')}</p>}
+          {/* The upload box shows its own; a dataset file's refusal (failed, removed, over quota) had no place and the form said nothing. */}
+          {form.datasetSource !== 'upload' && serverErrors.has('dataset') && <p className='field-error' data-testid='field-error' data-field='dataset'>{serverErrors.get('dataset')}</p>}
         </Section>
 
         <Section step={4} title='Training recipe' description={<>Each round, every node takes H AdamW steps from the current checkpoint and reports what it learned; the coordinator merges the reports with Nesterov momentum (DiLoCo). Defaults are the schema’s.</>}>

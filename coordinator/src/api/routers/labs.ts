@@ -1,7 +1,7 @@
 import { z } from 'zod'
 import { TRPCError } from '@trpc/server'
 import { createEnrollmentToken, revokeEnrollmentToken, tokenLimitsSchema } from '../../nodes/enrollment-tokens.ts'
-import { agentJoinCommand } from '@barnraise/protocol'
+import { agentJoinCommand, plainTextSchema } from '@barnraise/protocol'
 import { roleProcedure, router } from '../trpc.ts'
 import { deviceHours } from '../../ledger/device-hours.ts'
 import { servingCandidates, servingChoices, setServingChoices } from '../../nodes/serving-choices.ts'
@@ -47,10 +47,11 @@ export const labsRouter = router({
   }),
   /** Issues a token; its secret is in this response only. */
   createToken: roleProcedure('lab_admin')
-    .input(tokenLimitsSchema.extend({ label: z.string().trim().max(100).optional() }))
+    // Shown on the lab's page beside each token: plain text, as node and organization names are.
+    .input(tokenLimitsSchema.extend({ label: plainTextSchema({ max: 100, trim: true }).optional() }))
     .mutation(async ({ ctx, input }) => {
       const orgId = organizationOf(ctx.user!)
-      const token = await createEnrollmentToken(ctx.db, { organizationId: orgId, limits: input, label: input.label ?? null, createdBy: ctx.user!.id })
+      const token = await createEnrollmentToken(ctx.db, { organizationId: orgId, limits: input, label: input.label === undefined || input.label === '' ? null : input.label, createdBy: ctx.user!.id })
       return { id: token.id, token: token.token, joinCommand: agentJoinCommand(ctx.multiaddrs(), token.token) }
     }),
   revokeToken: roleProcedure('lab_admin').input(z.object({ id: z.string().uuid() })).mutation(async ({ ctx, input }) => {

@@ -2,8 +2,7 @@ import { useState } from 'react'
 import type { FormEvent, ReactNode } from 'react'
 import { useMutation, useQueryClient } from '@tanstack/react-query'
 import { useTRPC } from '../../lib/trpc.ts'
-import { apiErrorMessage } from '../../lib/errors.ts'
-import { fieldErrorsFrom } from '../../lib/field-errors.ts'
+import { placeFieldErrors } from '../../lib/field-errors.ts'
 import { formatHours, formatUsd } from '../../lib/format.ts'
 import { Field, FormMessage, Segmented, fieldAria } from '../../components/Form.tsx'
 import { UNIT_SHORT, UNIT_WORDS } from '../../lib/pledge-units.ts'
@@ -17,12 +16,14 @@ export function PledgeForm ({ runId }: { runId: string }): ReactNode {
   const [amount, setAmount] = useState('')
   const [note, setNote] = useState('')
   const [error, setError] = useState<string | undefined>()
+  const [noteError, setNoteError] = useState<string | undefined>()
   const [done, setDone] = useState<string | null>(null)
   const create = useMutation(trpc.pledges.create.mutationOptions())
   const amountHint = kind === 'usd' ? undefined : `Delivered by your organization’s ${kind === 'gpu_hours' ? 'GPU' : 'CPU-only'} machines; only their work after the pledge counts.`
   const submit = async (event: FormEvent): Promise<void> => {
     event.preventDefault()
     setDone(null)
+    setNoteError(undefined)
     const value = Number(amount)
     if (amount.trim() === '' || !Number.isFinite(value)) { setError('enter an amount'); return }
     if (value <= 0) { setError('the amount must be more than zero'); return }
@@ -34,7 +35,11 @@ export function PledgeForm ({ runId }: { runId: string }): ReactNode {
       setNote('')
       await queryClient.invalidateQueries({ queryKey: [['pledges']] })
     } catch (err) {
-      setError(fieldErrorsFrom(err).amount ?? apiErrorMessage(err))
+      // A refused note is said at the note: under the amount it read as the amount's fault.
+      const placed = placeFieldErrors(err, ['amount', 'note'])
+      setNoteError(placed.fields.note)
+      // A refusal of the pledge as a whole (no organization, a finished run) is said beside the amount, where the pledge is made.
+      setError(placed.fields.amount ?? placed.message ?? undefined)
     }
   }
   return (
@@ -47,8 +52,8 @@ export function PledgeForm ({ runId }: { runId: string }): ReactNode {
           <span className='input-suffix'>{kind === 'usd' ? 'USD' : UNIT_SHORT[kind]}</span>
         </div>
       </Field>
-      <Field id='pledge-note' label={<>Note <span className='muted'>(optional, public)</span></>} field='note'>
-        <input id='pledge-note' className='input' value={note} maxLength={500} onChange={(e) => { setNote(e.target.value) }} />
+      <Field id='pledge-note' label={<>Note <span className='muted'>(optional, public)</span></>} error={noteError} field='note'>
+        <input id='pledge-note' className='input' value={note} maxLength={500} onChange={(e) => { setNote(e.target.value) }} {...fieldAria('pledge-note', noteError, undefined)} />
       </Field>
       <button type='submit' className='button button-block' disabled={create.isPending} data-testid='pledge-submit'>{create.isPending ? 'Pledging…' : 'Pledge'}</button>
       {done !== null && <FormMessage tone='success' testId='pledge-done'>{done}</FormMessage>}
