@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { existsSync } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { DataDirLockedError, agentJoinCommand, dataDirOwner, lockDataDir, onStopSignal } from '@barnraise/protocol'
+import { DataDirLockedError, agentJoinCommand, dataDirOwner, isParseArgsError, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { readPassword } from './install/read-password.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
@@ -469,12 +469,6 @@ async function tokenCreate (argv: string[]): Promise<number> {
 // `pnpm agent …` / `pnpm coordinator …` run from the repo root; resolve the user's relative
 // paths (--golden FILE, --spec FILE, --data-dir) against the directory they typed them in.
 if (process.env.INIT_CWD !== undefined && existsSync(process.env.INIT_CWD)) process.chdir(process.env.INIT_CWD)
-
-/** parseArgs' refusals (an unknown flag, a flag without its value, a stray argument): the user's mistake, not a crash. */
-function isParseArgsError (err: unknown): err is Error {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
-  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
-}
 
 async function main (argv: string[]): Promise<number> {
   try {

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import { existsSync } from 'node:fs'
-import { toPlainText } from '@barnraise/protocol'
+import { isParseArgsError, toPlainText } from '@barnraise/protocol'
 import { runInfoCommand } from './commands/info.ts'
 import { runJoinCommand } from './commands/join.ts'
 import { runSelftestCommand } from './commands/selftest.ts'
@@ -71,12 +71,6 @@ async function main (argv: string[]): Promise<number> {
     process.stderr.write(`barnraise-agent ${name}: ${err.message}\n(see \`barnraise-agent help\` for the commands and their flags)\n`)
     return 2
   }
-}
-
-/** parseArgs' refusals (an unknown flag, a flag without its value, a stray argument): the user's mistake, not a crash. */
-function isParseArgsError (err: unknown): err is Error {
-  const code = (err as NodeJS.ErrnoException | undefined)?.code
-  return err instanceof TypeError && typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS_')
 }
 
 main(process.argv.slice(2)).then((code) => { process.exitCode = code }, (err: unknown) => {
