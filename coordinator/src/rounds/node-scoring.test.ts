@@ -51,6 +51,13 @@ const executors = new Map<string, ExecutorKind>()
 const presence = { isLive: (peerId: string) => online.has(peerId), executorOf: (peerId: string) => executors.get(peerId) } as unknown as Presence
 const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ sha256: 'c'.repeat(64), batchSize: 1, seqLen: 2 }) })
 
+/** A node of lab `org`, online now, with `hardware` as its stored profile. */
+async function onlineNode (peer: string, org: number, hardware = '{}'): Promise<{ id: string, peer_id: string }> {
+  const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware, agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
+  online.add(peer)
+  return n
+}
+
 async function report (producer: number): Promise<string> {
   return (await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: nodes[producer]!.id, ranges: '[]', tokens: 10, status: 'held', report_blob: 'b'.repeat(64) }).returning('id').executeTakeFirstOrThrow()).id
 }
@@ -103,19 +110,14 @@ test('the two scorers come from two different labs, neither the producer\'s: lab
   const s = scoring()
   const saved = new Set(online)
   online.clear()
-  const node = async (peer: string, org: number): Promise<{ id: string, peer_id: string }> => {
-    const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
-    online.add(peer)
-    return n
-  }
   try {
-    const producer = await node('lab-a-1', 0)
-    await node('lab-a-2', 0)
-    await node('lab-b-1', 1)
-    await node('lab-b-2', 1)
+    const producer = await onlineNode('lab-a-1', 0)
+    await onlineNode('lab-a-2', 0)
+    await onlineNode('lab-b-1', 1)
+    await onlineNode('lab-b-2', 1)
     const held = (await db.insertInto('assignments').values({ run_id: runId, round_id: roundId, node_id: producer.id, ranges: '[]', tokens: 10, status: 'held', report_blob: 'e'.repeat(64) }).returning('id').executeTakeFirstOrThrow()).id
     assert.equal(await s.open(runId, roundId, held, producer.id), 0, 'a lab-mate of the producer and two nodes of one other lab are not two independent scorers')
-    const c = await node('lab-c-1', 2)
+    const c = await onlineNode('lab-c-1', 2)
     assert.equal(await s.open(runId, roundId, held, producer.id), 2)
     const scorers = await db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id').select(['nodes.peer_id', 'nodes.organization_id']).where('assignment_id', '=', held).execute()
     assert.deepEqual(scorers.map((r) => r.organization_id).sort(), [orgs[1]!, orgs[2]!].sort())
@@ -138,8 +140,7 @@ test('a task past the TypeScript limits goes only to nodes naming a torch execut
   const need = torchScoringBytes(spec as unknown as StoredRunSpec, 'torch-cuda')
   const gpuMiB = (bytes: number): number => Math.ceil(bytes / 2 ** 20)
   const node = async (peer: string, org: number, executor: ExecutorKind | undefined, hardware: Record<string, unknown>): Promise<{ id: string, peer_id: string }> => {
-    const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: JSON.stringify({ hostname: peer, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 8, memoryBytes: 8 * 2 ** 30, gpus: [], ...hardware }), agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
-    online.add(peer)
+    const n = await onlineNode(peer, org, JSON.stringify({ hostname: peer, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 8, memoryBytes: 8 * 2 ** 30, gpus: [], ...hardware }))
     if (executor !== undefined) executors.set(peer, executor)
     return n
   }
@@ -189,10 +190,7 @@ test('a round is covered only when every producing lab has scorers in two other 
   const saved = new Set(online)
   online.clear()
   try {
-    for (const [peer, org] of [['cover-a', 0], ['cover-a-2', 0], ['cover-b', 1]] as const) {
-      await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).execute()
-      online.add(peer)
-    }
+    for (const [peer, org] of [['cover-a', 0], ['cover-a-2', 0], ['cover-b', 1]] as const) await onlineNode(peer, org)
     assert.equal(await s.covers(runId, []), true, 'a round with no units needs no scorers')
     assert.equal(await s.covers(runId, [orgs[2]!]), true, 'lab C\'s reports: labs A and B score them')
     assert.equal(await s.covers(runId, [orgs[0]!]), false, 'lab A\'s reports: only lab B is another lab, however many nodes lab A has')
@@ -212,11 +210,6 @@ test('a scorer whose last two tasks expired unanswered is handed none until it a
   const s = scoring()
   const saved = new Set(online)
   online.clear()
-  const node = async (peer: string, org: number): Promise<{ id: string, peer_id: string }> => {
-    const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware: '{}', agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
-    online.add(peer)
-    return n
-  }
   const task = async (scorer: { id: string }, status: 'done' | 'expired', minutesAgo: number): Promise<void> => {
     const held = await report(0)
     await db.insertInto('scoring_tasks').values({ run_id: runId, round_id: roundId, assignment_id: held, node_id: scorer.id, windows_blob: 'c'.repeat(64), status, resolved_at: new Date(Date.now() - minutesAgo * 60_000) }).execute()
@@ -227,10 +220,10 @@ test('a scorer whose last two tasks expired unanswered is handed none until it a
     return (await db.selectFrom('scoring_tasks').innerJoin('nodes', 'nodes.id', 'scoring_tasks.node_id').select('nodes.peer_id').where('assignment_id', '=', held).execute()).map((r) => r.peer_id).sort()
   }
   try {
-    const producer = await node('silent-producer', 0)
-    const silent = await node('silent-b', 1)
-    await node('silent-c', 2)
-    await node('silent-d', 3)
+    const producer = await onlineNode('silent-producer', 0)
+    const silent = await onlineNode('silent-b', 1)
+    await onlineNode('silent-c', 2)
+    await onlineNode('silent-d', 3)
     // One expired task is a slow day; a second in a row, with no answer since, is a pattern.
     await task(silent, 'done', 20)
     await task(silent, 'expired', 10)
