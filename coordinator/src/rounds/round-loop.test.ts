@@ -13,6 +13,7 @@ import type { Kysely } from 'kysely'
 import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
 import type { ReportHeader, ReportMetadata, ReportResponse } from '@barnraise/protocol'
 import { openTestStore } from '../../../test/support/store.ts'
+import { tinyRunSpec } from '../../../test/support/runs.ts'
 import type { Database } from '../db/schema.ts'
 import type { DiskBlobStore } from '../blobs/blob-store.ts'
 import { BlobPins } from '../blobs/blob-pins.ts'
@@ -74,19 +75,8 @@ function roundLoop (cacheOptions: { inlineScoreFlops?: number } = {}): { engine:
 
 /** A started run of the tiny preset on the demo corpus. */
 async function startedRun (overrides: Record<string, unknown>): Promise<{ id: string, paramCount: number }> {
-  const { id, spec } = await createRun({ db, blobs }, {
-    name: 'round loop',
-    model: { preset: 'tiny' },
-    dataset: { source: 'demo-corpus' },
-    recipe: { innerSteps: 8, batchSize: 4, seqLen: 32, innerLr: 0.003, warmupSteps: 2 },
-    codec: 'fp32',
-    rounds: 5,
-    minNodes: 1,
-    maxNodes: 8,
-    roundDeadlineSeconds: 3600,
-    evalBatches: 2,
-    ...overrides
-  })
+  // Rounds end when a test says so (it moves their deadlines), not by the clock.
+  const { id, spec } = await createRun({ db, blobs }, tinyRunSpec({ name: 'round loop', codec: 'fp32', roundDeadlineSeconds: 3600, ...overrides }))
   await changeRunStatus(db, id, 'start')
   return { id, paramCount: spec.paramCount }
 }
