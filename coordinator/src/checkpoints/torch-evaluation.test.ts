@@ -20,7 +20,8 @@ import { DiskBlobStore } from '../blobs/blob-store.ts'
 import { createRun } from '../runs/runs.ts'
 import { BackgroundEvaluation, TORCH_FAILURES_BEFORE_GIVING_UP, TYPESCRIPT_EVALUATOR } from './background-evaluation.ts'
 import type { EvaluationJob } from './background-evaluation.ts'
-import { TorchEvaluationError, TorchEvaluator, chooseEvaluator, probeTorch, pythonCandidates, torchValidationLoss } from './torch-evaluation.ts'
+import { pythonCandidates } from '@barnraise/torch-executor'
+import { TorchEvaluationError, TorchEvaluator, chooseEvaluator, probeTorch, torchValidationLoss } from './torch-evaluation.ts'
 import type { TorchEvaluationInput, TorchProbe } from './torch-evaluation.ts'
 
 const tiny = presetConfig('tiny')

@@ -16,17 +16,14 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import type { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
 import { CodedError, encodeSafetensors } from '@barnraise/protocol'
 import type { LlamaConfig } from '@barnraise/protocol'
+import { TORCH_EXECUTOR_DIR, pythonCandidates } from '@barnraise/torch-executor'
 import { forwardFlopsPerToken, huggingFaceConfigJson } from '@barnraise/trainer'
 import type { Logger } from '../log.ts'
 import { TYPESCRIPT_EVALUATOR } from './background-evaluation.ts'
 import type { CheckpointEvaluator, CheckpointSource, EvaluationJob } from './background-evaluation.ts'
-
-/** The Python package's folder (torch-executor/ at the repository root). */
-export const TORCH_EXECUTOR_DIR = fileURLToPath(new URL('../../../torch-executor/', import.meta.url))
 
 export type TorchEvaluationErrorCode =
   /** the interpreter does not exist or cannot be started */
@@ -313,13 +310,6 @@ function throwError (err: Error): never {
 function lastLines (text: string): string {
   const lines = text.trim().split('\n').filter((l) => l.trim() !== '').slice(-4)
   return lines.length === 0 ? '(none)' : lines.join(' | ').slice(-1000)
-}
-
-/** The interpreters tried when none is named: $BARNRAISE_PYTHON alone when set, else python3 on PATH then Debian's (the agent's order). */
-export function pythonCandidates (explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (explicit !== undefined && explicit !== '') return [explicit]
-  if (env.BARNRAISE_PYTHON !== undefined && env.BARNRAISE_PYTHON !== '') return [env.BARNRAISE_PYTHON]
-  return ['python3', '/usr/bin/python3']
 }
 
 /** Measures checkpoints with torch; what BackgroundEvaluation runs when the probe found an interpreter with it. */

@@ -4,12 +4,10 @@
 // `result` or `error` frame, with `progress` frames in between for training.
 import { spawn } from 'node:child_process'
 import type { ChildProcessWithoutNullStreams } from 'node:child_process'
-import { fileURLToPath } from 'node:url'
 import { z } from 'zod'
+import { TORCH_EXECUTOR_DIR } from '@barnraise/torch-executor'
 import { ExecutorError, executorErrorFromChild } from './executor-error.ts'
 
-/** The Python package's folder (torch-executor/ at the repository root). */
-export const TORCH_EXECUTOR_DIR = fileURLToPath(new URL('../../../torch-executor/', import.meta.url))
 
 const MAX_FRAME_BYTES = 16 * 1024 * 1024
 const STDERR_TAIL_BYTES = 4096

@@ -13,11 +13,12 @@ import { GOLDEN_DIR, countParams, demoCorpusShards, gpuModelPresets, initParams,
 import { createBatchSource } from '../batch-source.ts'
 import type { BatchSource, TrainResult } from './executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executor-error.ts'
-import { TorchExecutor, pythonCandidates, torchRefusal, trainIdleMs } from './torch-executor.ts'
+import { TORCH_EXECUTOR_DIR, pythonCandidates } from '@barnraise/torch-executor'
+import { TorchExecutor, torchRefusal, trainIdleMs } from './torch-executor.ts'
 import type { TorchTimeouts } from './torch-executor.ts'
 import { TypeScriptExecutor } from './typescript-executor.ts'
 import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
-import { TORCH_EXECUTOR_DIR, TorchChild } from './torch-child.ts'
+import { TorchChild } from './torch-child.ts'
 
 const tiny = presetConfig('tiny')
 

@@ -3,6 +3,7 @@ import { join } from 'node:path'
 import { z } from 'zod'
 import { parseLlamaConfig } from '@barnraise/protocol'
 import type { LlamaConfig, WorkUnit } from '@barnraise/protocol'
+import { pythonCandidates } from '@barnraise/torch-executor'
 import { TORCH_MAX_PARAMS, countParams, forwardFlopsPerToken } from '@barnraise/trainer'
 import type { Executor, ExecutorKind, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
@@ -191,13 +192,6 @@ const BF16_OVER_FLOAT32 = 16
 const goldenSchema = z.object({
   rows: z.array(z.object({ name: z.string(), value: z.number().nullable(), threshold: z.number(), relErr: z.boolean(), unit: z.string().optional() }))
 })
-
-/** The interpreters tried when none is named: $BARNRAISE_PYTHON alone when set, else python3 on PATH then Debian's. */
-export function pythonCandidates (explicit: string | undefined, env: NodeJS.ProcessEnv = process.env): string[] {
-  if (explicit !== undefined) return [explicit]
-  if (env.BARNRAISE_PYTHON !== undefined && env.BARNRAISE_PYTHON !== '') return [env.BARNRAISE_PYTHON]
-  return [...new Set(['python3', '/usr/bin/python3'])]
-}
 
 /**
  * Starts a torch child with the first interpreter that has torch. Refusals that no other
