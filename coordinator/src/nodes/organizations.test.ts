@@ -1,14 +1,11 @@
-import { afterAll, beforeAll, test } from 'vitest'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { openDatabase } from '../db/open-database.ts'
-import type { OpenedDatabase } from '../db/open-database.ts'
+import { databaseForFile } from '../../../test/support/file-database.ts'
 import { CoordinatorError } from '../errors.ts'
 import { createOrganization, ensureOrganization, organizationNameProblem } from './organizations.ts'
 import { nameKey } from './name-key.ts'
 
-let database: OpenedDatabase
-beforeAll(async () => { database = await openDatabase({ dataDir: 'memory://' }) })
-afterAll(async () => { await database.close() })
+const database = databaseForFile()
 
 async function refusedCode (call: Promise<unknown>): Promise<string> {
   try {

@@ -1,11 +1,9 @@
 // A pledge's statement is public (pledges.statement, /api/pledges/:id/statement.csv), and a money
 // pledge counts every ledger row after it: its cost must grow with those rows, not rounds × rows.
 // Counted by reads of each row (test/support/read-counts.ts), not timed.
-import { afterAll, beforeAll, test, vi } from 'vitest'
+import { test, vi } from 'vitest'
 import assert from 'node:assert/strict'
-import type { Kysely } from 'kysely'
-import { openDatabase } from '../db/open-database.ts'
-import type { Database } from '../db/schema.ts'
+import { databaseForFile } from '../../../test/support/file-database.ts'
 import { ReadCounter } from '../../../test/support/read-counts.ts'
 import { seedLongRun } from '../../../test/support/long-run.ts'
 import { pledgeStatement } from './pledge-statements.ts'
@@ -23,17 +21,10 @@ vi.mock('./run-deliveries.ts', async (importOriginal) => {
   }
 })
 
-let db: Kysely<Database>
-let close: () => Promise<void>
-
-beforeAll(async () => {
-  const database = await openDatabase({ dataDir: 'memory://' })
-  db = database.db
-  close = database.close
-})
-afterAll(async () => { await close() })
+const file = databaseForFile()
 
 test('a money pledge\'s statement reads each counted row and checkpoint a few times, not once per round', async () => {
+  const { db } = file
   const rounds = 40
   const nodes = 6
   const from = new Date('2026-01-01T00:00:00Z')

@@ -1,10 +1,8 @@
 // metrics.run is public and refetched on every change: its cost must grow with a run's rows,
 // not with rounds × rows. Counted by reads of each row (test/support/read-counts.ts), not timed.
-import { afterAll, beforeAll, test, vi } from 'vitest'
+import { test, vi } from 'vitest'
 import assert from 'node:assert/strict'
-import type { Kysely } from 'kysely'
-import { openDatabase } from '../db/open-database.ts'
-import type { Database } from '../db/schema.ts'
+import { databaseForFile } from '../../../test/support/file-database.ts'
 import { ReadCounter } from '../../../test/support/read-counts.ts'
 import { seedLongRun } from '../../../test/support/long-run.ts'
 import { runMetrics } from './run-metrics.ts'
@@ -22,17 +20,10 @@ vi.mock('../pledges/run-deliveries.ts', async (importOriginal) => {
   }
 })
 
-let db: Kysely<Database>
-let close: () => Promise<void>
-
-beforeAll(async () => {
-  const database = await openDatabase({ dataDir: 'memory://' })
-  db = database.db
-  close = database.close
-})
-afterAll(async () => { await close() })
+const file = databaseForFile()
 
 test('a run\'s metrics read each work and ledger row a few times, not once per round', async () => {
+  const { db } = file
   const rounds = 40
   const nodes = 6
   const run = await seedLongRun(db, { rounds, nodes, from: new Date('2026-01-01T00:00:00Z') })

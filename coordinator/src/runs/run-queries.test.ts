@@ -1,26 +1,17 @@
 // runs.get and runs.list are public and refetched by every open run page: what they cost must
 // grow with the rows they return, not with rounds × rows, and runs.get must stay bounded however
 // long a run goes. Checked by counting reads and rows (test/support/read-counts.ts), not by timing.
-import { afterAll, beforeAll, test } from 'vitest'
+import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import type { Kysely } from 'kysely'
-import { openDatabase } from '../db/open-database.ts'
-import type { Database } from '../db/schema.ts'
+import { databaseForFile } from '../../../test/support/file-database.ts'
 import { ReadCounter } from '../../../test/support/read-counts.ts'
 import { seedLongRun } from '../../../test/support/long-run.ts'
 import { RUN_DETAIL_CHECKPOINTS, RUN_DETAIL_ROUNDS, getRunDetail, listRunSummaries, lossCurve, thinEvenly } from './run-queries.ts'
 
-let db: Kysely<Database>
-let close: () => Promise<void>
-
-beforeAll(async () => {
-  const database = await openDatabase({ dataDir: 'memory://' })
-  db = database.db
-  close = database.close
-})
-afterAll(async () => { await close() })
+const file = databaseForFile()
 
 test('runs.get groups a run\'s assignments and refusals by round once: each row is read a few times, not once per round', async () => {
+  const { db } = file
   const rounds = 40
   const run = await seedLongRun(db, { rounds, nodes: 6, from: new Date('2026-01-01T00:00:00Z') })
   const counter = new ReadCounter()
@@ -36,6 +27,7 @@ test('runs.get groups a run\'s assignments and refusals by round once: each row 
 })
 
 test(`runs.get lists the latest ${RUN_DETAIL_ROUNDS} rounds and says how many older ones, and their tokens, it left out`, async () => {
+  const { db } = file
   const run = await seedLongRun(db, { rounds: RUN_DETAIL_ROUNDS + 3, nodes: 1, from: new Date('2026-02-01T00:00:00Z') })
   const counter = new ReadCounter()
   const detail = await getRunDetail(db.withPlugin(counter.plugin), run.runId)
@@ -51,6 +43,7 @@ test(`runs.get lists the latest ${RUN_DETAIL_ROUNDS} rounds and says how many ol
 })
 
 test(`runs.get thins a longer run's loss curve to ${RUN_DETAIL_CHECKPOINTS} checkpoints, evenly, keeping the first, the newest and the newest with a loss`, async () => {
+  const { db } = file
   const rounds = RUN_DETAIL_CHECKPOINTS + 250
   const run = await seedLongRun(db, { rounds, nodes: 1, from: new Date('2026-04-01T00:00:00Z'), name: 'thinned' })
   // The newest checkpoint's loss is still being measured.
@@ -96,6 +89,7 @@ test('a long run\'s loss curve keeps its measured points, not rows without a los
 })
 
 test('runs.list takes each run\'s latest validation loss in the same query as the runs, not every checkpoint row of the install', async () => {
+  const { db } = file
   const counter = new ReadCounter()
   const before = (await listRunSummaries(db)).length
   const a = await seedLongRun(db, { rounds: 30, nodes: 1, from: new Date('2026-03-01T00:00:00Z'), name: 'a' })
