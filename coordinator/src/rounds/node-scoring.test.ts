@@ -51,6 +51,13 @@ const executors = new Map<string, ExecutorKind>()
 const presence = { isLive: (peerId: string) => online.has(peerId), executorOf: (peerId: string) => executors.get(peerId) } as unknown as Presence
 const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ sha256: 'c'.repeat(64), batchSize: 1, seqLen: 2 }) })
 
+/** Takes every node offline for one test, which brings its own online; the returned function puts the file's nodes back. */
+function onlyNodesAddedNowOnline (): () => void {
+  const saved = new Set(online)
+  online.clear()
+  return () => { online.clear(); for (const p of saved) online.add(p) }
+}
+
 /** A node of lab `org`, online now, with `hardware` as its stored profile. */
 async function onlineNode (peer: string, org: number, hardware = '{}'): Promise<{ id: string, peer_id: string }> {
   const n = await db.insertInto('nodes').values({ peer_id: peer, organization_id: orgs[org]!, name: peer, hardware, agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning(['id', 'peer_id']).executeTakeFirstOrThrow()
@@ -108,8 +115,7 @@ test('answers: only the own open task counts; the last one makes the report read
 
 test('the two scorers come from two different labs, neither the producer\'s: lab-mates never score each other, nor both one report', async () => {
   const s = scoring()
-  const saved = new Set(online)
-  online.clear()
+  const restoreOnline = onlyNodesAddedNowOnline()
   try {
     const producer = await onlineNode('lab-a-1', 0)
     await onlineNode('lab-a-2', 0)
@@ -123,15 +129,13 @@ test('the two scorers come from two different labs, neither the producer\'s: lab
     assert.deepEqual(scorers.map((r) => r.organization_id).sort(), [orgs[1]!, orgs[2]!].sort())
     assert.ok(scorers.some((r) => r.peer_id === c.peer_id))
   } finally {
-    online.clear()
-    for (const p of saved) online.add(p)
+    restoreOnline()
   }
 })
 
 test('a task past the TypeScript limits goes only to nodes naming a torch executor whose claimed memory holds it, GPUs first; fewer than two such nodes score nothing', async () => {
   const s = scoring()
-  const saved = new Set(online)
-  online.clear()
+  const restoreOnline = onlyNodesAddedNowOnline()
   // 125M parameters at 2,048 tokens: the TypeScript forward pass would take hours.
   const spec = specOf('125m', 2048, 8)
   const bigRun = await run(spec)
@@ -180,15 +184,13 @@ test('a task past the TypeScript limits goes only to nodes naming a torch execut
     assert.equal((await scorersOf(small)).filter((p) => ['big-ts', 'big-old', 'big-small-gpu'].includes(p)).length, 1, 'a TypeScript-sized task goes to any node of lab B')
   } finally {
     await s.expire(bigRound)
-    online.clear()
-    for (const p of saved) online.add(p)
+    restoreOnline()
   }
 })
 
 test('a round is covered only when every producing lab has scorers in two other labs online now', async () => {
   const s = scoring()
-  const saved = new Set(online)
-  online.clear()
+  const restoreOnline = onlyNodesAddedNowOnline()
   try {
     for (const [peer, org] of [['cover-a', 0], ['cover-a-2', 0], ['cover-b', 1]] as const) await onlineNode(peer, org)
     assert.equal(await s.covers(runId, []), true, 'a round with no units needs no scorers')
@@ -201,15 +203,13 @@ test('a round is covered only when every producing lab has scorers in two other 
     assert.equal(await s.covers(runId, [orgs[0]!]), false, 'a quarantined node scores nothing')
   } finally {
     await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null }).where('id', '=', nodes[2]!.id).execute()
-    online.clear()
-    for (const p of saved) online.add(p)
+    restoreOnline()
   }
 })
 
 test('a scorer whose last two tasks expired unanswered is handed none until it answers one or the strikes age out', async () => {
   const s = scoring()
-  const saved = new Set(online)
-  online.clear()
+  const restoreOnline = onlyNodesAddedNowOnline()
   const task = async (scorer: { id: string }, status: 'done' | 'expired', minutesAgo: number): Promise<void> => {
     const held = await report(0)
     await db.insertInto('scoring_tasks').values({ run_id: runId, round_id: roundId, assignment_id: held, node_id: scorer.id, windows_blob: 'c'.repeat(64), status, resolved_at: new Date(Date.now() - minutesAgo * 60_000) }).execute()
@@ -245,7 +245,6 @@ test('a scorer whose last two tasks expired unanswered is handed none until it a
     assert.ok((await scorersOf(producer)).includes('silent-b'), 'the strikes aged out')
   } finally {
     await db.updateTable('scoring_tasks').set({ status: 'expired', resolved_at: new Date(Date.now() - 60 * 60_000) }).where('status', '=', 'assigned').execute()
-    online.clear()
-    for (const p of saved) online.add(p)
+    restoreOnline()
   }
 })
