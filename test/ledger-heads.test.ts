@@ -38,11 +38,19 @@ test('the coordinator signs the ledger head each round; an operator who rewrites
     const kept = join(await tempDir('heads'), 'ledger-heads.json')
     await writeFile(kept, JSON.stringify(heads))
 
+    const entries = await getJson<LedgerEntry[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
+    const victim = entries.find((e) => e.outcome === 'accepted')!
+    // A row's time is hashed (ledger v6): moving it back an hour, to count it toward an older
+    // pledge, fails at that row even without a head.
+    await db.query(`update ledger set created_at = created_at - interval '1 hour' where seq = $1`, [victim.seq])
+    const moved = await runCli(COORDINATOR, ['ledger', 'verify', '--run', runId, '--from', coordinator.url])
+    assert.equal(moved.code, 1, moved.output)
+    assert.match(moved.stdout, new RegExp(`ledger FAILED at row seq=${victim.seq} .*hash does not match`))
+    await db.query('update ledger set created_at = $1 where seq = $2', [victim.createdAt, victim.seq])
+
     // The operator moves the first accepted report's credit to another organization and re-chains
     // every row so the ledger is self-consistent again, then drops the heads it signed.
     const other = await db.query<{ id: string }>(`insert into organizations (name) values ('Operator Friends') returning id`)
-    const entries = await getJson<LedgerEntry[]>(coordinator.url, `api/runs/${runId}/ledger.json`)
-    const victim = entries.find((e) => e.outcome === 'accepted')!
     let prev = await ledgerGenesisHash(runId)
     for (const e of entries) {
       const fields = { ...e, prevHash: prev, organizationId: e.seq === victim.seq ? other.rows[0]!.id : e.organizationId }

@@ -10,7 +10,7 @@ import type { LedgerEntry } from './ledger-chain.ts'
 const runId = '00000000-0000-4000-8000-000000000001'
 const uuid = (i: number): string => `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`
 
-/** A valid chain of `n` accepted rows signed by one node, with its organization and node named. */
+/** A valid chain of `n` accepted rows signed by one node, with its organization and node named, each hashed with its time (v6). */
 async function chain (n: number): Promise<LedgerEntry[]> {
   const key = await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key).toString()
@@ -21,7 +21,8 @@ async function chain (n: number): Promise<LedgerEntry[]> {
     const fields = {
       runId, round: i, nodeId: uuid(7), peerId, organizationId: uuid(8), assignmentId: meta.assignmentId, tokens: meta.tokens, computeSeconds: 2,
       outcome: 'accepted' as const, reason: null, metadata: new TextDecoder().decode(canonicalReportMetadata(meta)),
-      signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'), prevHash: prev
+      signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'), prevHash: prev,
+      createdAt: new Date(Date.UTC(2026, 10, 23, 10, i)).toISOString()
     }
     const hash = await ledgerEntryHash(fields)
     rows.push({ seq: i + 1, ...fields, hash })
@@ -53,8 +54,9 @@ test('ledger JSON: any JSON or bytes parse into rows or throw LedgerFormatError;
 
 test('ledger chain: changing any hashed field of any row, organization and node included, fails verification', async () => {
   const rows = await chain(4)
-  const fields = ['round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'executor', 'score'] as const
-  const replacement = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.constant(null), fc.constant('refused'))
+  const fields = ['round', 'nodeId', 'peerId', 'organizationId', 'assignmentId', 'tokens', 'computeSeconds', 'outcome', 'reason', 'metadata', 'signature', 'prevHash', 'hash', 'executor', 'score', 'createdAt'] as const
+  const replacement = fc.oneof(fc.string({ maxLength: 40 }), fc.integer(), fc.constant(null), fc.constant('refused'),
+    fc.integer({ min: -1e10, max: 1e10 }).map((ms) => new Date(Date.UTC(2026, 10, 23, 10) + ms).toISOString()))
   await fc.assert(fc.asyncProperty(fc.nat({ max: 3 }), fc.constantFrom(...fields), replacement, fc.boolean(), async (at, field, value, rehash) => {
     const altered = rows.map((r) => ({ ...r }))
     const row = altered[at] as unknown as Record<string, unknown>
@@ -68,7 +70,7 @@ test('ledger chain: changing any hashed field of any row, organization and node 
       }
     }
     const verdict = await verifyLedger(runId, altered)
-    const unsigned = field === 'nodeId' || field === 'organizationId' || field === 'reason' || field === 'score' || (field === 'outcome' && value === 'refused')
+    const unsigned = field === 'nodeId' || field === 'organizationId' || field === 'reason' || field === 'score' || field === 'createdAt' || (field === 'outcome' && value === 'refused')
     if (rehash && unsigned) {
       // Not in what the node signed, and re-chained: the chain alone cannot tell; a kept head can.
       const key = await generateKeyPair('Ed25519')

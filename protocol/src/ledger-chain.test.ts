@@ -1,10 +1,11 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
+import { createHash } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { canonicalReportMetadata } from './signed-report.ts'
 import type { ReportMetadata } from './signed-report.ts'
-import { checkLedgerHead, ledgerEntryHash, ledgerGenesisHash, parseLedgerHeads, parseLedgerJson, repeatedJsonKey, signLedgerHead, verifyLedger } from './ledger-chain.ts'
+import { checkLedgerHead, isLedgerTime, ledgerEntryHash, ledgerGenesisHash, parseLedgerHeads, parseLedgerJson, repeatedJsonKey, signLedgerHead, verifyLedger } from './ledger-chain.ts'
 import type { LedgerEntry } from './ledger-chain.ts'
 
 const runId = '00000000-0000-4000-8000-000000000001'
@@ -313,4 +314,114 @@ test('checking a head per round against a long ledger looks at a few rows per he
   for (const head of heads) assert.equal(await checkLedgerHead(runId, entries, head, coordinator), undefined)
   assert.ok(seqReads < rows, `${seqReads} reads of a row's seq for ${heads.length} heads over ${rows} rows`)
   assert.match(await checkLedgerHead(runId, entries, { ...heads[0]!, seq: 4 }, coordinator) ?? '', /signature does not verify/)
+})
+
+const at = (ms: number): string => new Date(Date.UTC(2026, 10, 23, 10, 0, 0, ms)).toISOString()
+
+/**
+ * `rows` as a coordinator upgraded to ledger v6 before row `from` writes them: every row carries
+ * its time, as exports do, and rows from `from` on hash it. Re-chained from the genesis.
+ */
+async function timedFrom (rows: LedgerEntry[], from: number): Promise<LedgerEntry[]> {
+  const out = rows.map((r, i) => ({ ...r, createdAt: at(i * 1000 + 7) }))
+  let prev = await ledgerGenesisHash(runId)
+  for (const [i, r] of out.entries()) {
+    r.prevHash = prev
+    r.hash = await ledgerEntryHash(i >= from ? r : { ...r, createdAt: undefined })
+    prev = r.hash
+  }
+  return out
+}
+
+test('a v6 row hashes its time with the v5 fields, exactly as documented, and verifies', async () => {
+  const rows = await timedFrom(await chain(3), 0)
+  assert.deepEqual(await verifyLedger(runId, rows), { ok: true, rows: 3 })
+  const r = rows[2]!
+  const expected = createHash('sha256').update(JSON.stringify(['barnraise-ledger-v6', r.runId, r.round, r.nodeId, r.peerId, r.organizationId, r.assignmentId,
+    r.tokens, r.computeSeconds, r.outcome, r.reason, r.metadata, r.signature, r.prevHash, null, null, null, null, '2026-11-23T10:00:02.007Z'])).digest('hex')
+  assert.equal(r.hash, expected)
+  assert.notEqual(r.hash, await ledgerEntryHash({ ...r, createdAt: undefined }), 'the time is in the hash')
+  // An export round-trips the time exactly, and what it parses verifies.
+  assert.deepEqual(await verifyLedger(runId, parseLedgerJson(JSON.stringify(rows))), { ok: true, rows: 3 })
+})
+
+test('moving a v6 row\'s time by one millisecond is named; re-hashing it is caught by a kept head', async () => {
+  const rows = await timedFrom(await chain(3), 0)
+  const moved = rows.map((r) => ({ ...r }))
+  moved[0]!.createdAt = at(6)
+  const v = await verifyLedger(runId, moved)
+  assert.equal(!v.ok && v.seq, 1)
+  assert.match(!v.ok ? v.reason : '', /hash does not match the row's contents \(the row was altered\)/)
+  moved[0] = { ...rows[0]! }
+  moved[2]!.createdAt = at(2000 + 8)
+  const later = await verifyLedger(runId, moved)
+  assert.equal(!later.ok && later.seq, 3)
+  assert.match(!later.ok ? later.reason : '', /createdAt 2026-11-23T10:00:02\.008Z \(the row was altered, or its time moved\)/)
+  // A v6 row whose time an export left out cannot be checked; it says so.
+  const dropped = await verifyLedger(runId, rows.map((r, i) => (i === 2 ? { ...r, createdAt: undefined } : r)))
+  assert.match(!dropped.ok ? dropped.reason : '', /has no createdAt, which every row from seq=1 on hashes/)
+
+  const key = await generateKeyPair('Ed25519')
+  const coordinator = peerIdFromPrivateKey(key).toString()
+  const head = await signLedgerHead(key, { runId, round: 2, seq: 3, rows: 3, hash: rows[2]!.hash, signedAt: at(5000), coordinator })
+  const rechained = rows.map((r) => ({ ...r }))
+  rechained[0]!.createdAt = at(-60_000)
+  let prev = await ledgerGenesisHash(runId)
+  for (const r of rechained) { r.prevHash = prev; r.hash = await ledgerEntryHash(r); prev = r.hash }
+  assert.deepEqual(await verifyLedger(runId, rechained), { ok: true, rows: 3 }, 'a consistent rewrite agrees with itself')
+  assert.match(await checkLedgerHead(runId, rechained, head, coordinator) ?? '', /history was rewritten/)
+})
+
+test('an old chain (v1 to v5, times not hashed) still verifies; its times are not pinned', async () => {
+  const key = await generateKeyPair('Ed25519')
+  const peerId = peerIdFromPrivateKey(key).toString()
+  const rows = await chain(2)
+  const assignmentId = '00000000-0000-4000-8000-000000000501'
+  const meta: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), executor: 'typescript' }
+  const fields = {
+    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted' as const, reason: null,
+    metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'),
+    prevHash: rows[1]!.hash, executor: 'typescript', score: 0.5, creditedCores: 2
+  }
+  rows.push({ seq: 3, ...fields, hash: await ledgerEntryHash(fields) })
+  // Exported as the coordinator exports them: every row with its (unhashed) time.
+  const old = parseLedgerJson(JSON.stringify(rows.map((r, i) => ({ ...r, createdAt: at(i) }))))
+  assert.deepEqual(await verifyLedger(runId, old), { ok: true, rows: 3 })
+  assert.deepEqual(await verifyLedger(runId, old.map((r) => ({ ...r, createdAt: at(-86_400_000) }))), { ok: true, rows: 3 }, 'the gap ledger v6 closes, for rows written before it')
+  // A run upgraded mid-way: v5 rows, then v6 rows chained onto them.
+  assert.deepEqual(await verifyLedger(runId, await timedFrom(rows, 2)), { ok: true, rows: 3 })
+})
+
+test('a row re-hashed without its time after a v6 row is refused: rows cannot be downgraded to unpinned times', async () => {
+  const rows = await timedFrom(await chain(4), 0)
+  // Move row 3's time and re-hash it the v5 way, then re-chain row 4 as v6.
+  const downgraded = rows.map((r) => ({ ...r }))
+  downgraded[2]!.createdAt = at(-3_600_000)
+  downgraded[2]!.hash = await ledgerEntryHash({ ...downgraded[2]!, createdAt: undefined })
+  downgraded[3]!.prevHash = downgraded[2]!.hash
+  downgraded[3]!.hash = await ledgerEntryHash(downgraded[3]!)
+  const v = await verifyLedger(runId, downgraded)
+  assert.equal(!v.ok && v.seq, 3)
+  assert.match(!v.ok ? v.reason : '', /leaves out its time .* row seq=1 before it hashed its time/)
+  // Downgrading every row from the first v6 one agrees with itself; a kept head still catches it.
+  const key = await generateKeyPair('Ed25519')
+  const coordinator = peerIdFromPrivateKey(key).toString()
+  const head = await signLedgerHead(key, { runId, round: 3, seq: 4, rows: 4, hash: rows[3]!.hash, signedAt: at(9000), coordinator })
+  const allDowngraded = await timedFrom(rows, 4)
+  allDowngraded[2]!.createdAt = at(-3_600_000)
+  assert.deepEqual(await verifyLedger(runId, allDowngraded), { ok: true, rows: 4 })
+  assert.match(await checkLedgerHead(runId, allDowngraded, head, coordinator) ?? '', /history was rewritten/)
+})
+
+test('a createdAt that is not a strict ISO-8601 UTC time with milliseconds is ERR_MALFORMED_LEDGER, and refused by verifyLedger', async () => {
+  const rows = await timedFrom(await chain(1), 0)
+  for (const bad of ['2026-11-23 10:00:00.007', '2026-11-23T10:00:00Z', '2026-11-23T10:00:00.007+00:00', '2026-02-30T10:00:00.000Z', '2026-11-23T10:00:00.0070Z', 'yesterday', '']) {
+    assert.throws(() => parseLedgerJson(JSON.stringify([{ ...rows[0]!, createdAt: bad }])),
+      (err: unknown) => (err as { code?: string }).code === 'ERR_MALFORMED_LEDGER' && /0\.createdAt: must be an ISO-8601 UTC time with milliseconds/.test((err as Error).message), bad)
+    assert.equal(isLedgerTime(bad), false, bad)
+    const v = await verifyLedger(runId, [{ ...rows[0]!, createdAt: bad }])
+    assert.match(!v.ok ? v.reason : '', /is not an ISO-8601 UTC time with milliseconds/, bad)
+  }
+  assert.throws(() => parseLedgerJson(JSON.stringify([{ ...rows[0]!, createdAt: 5 }])), /createdAt/)
+  assert.equal(isLedgerTime('2026-11-23T10:00:00.007Z'), true)
 })

@@ -24,6 +24,11 @@ export interface LedgerEntry {
   signature: string | null
   prevHash: string
   hash: string
+  /**
+   * When the coordinator wrote the row, ISO-8601 UTC with milliseconds; it decides which pledges
+   * the row counts toward. Hashed from ledger v6 on (see `ledgerEntryHash`); absent only in
+   * rows built by hand, never in an export.
+   */
   createdAt?: string
   /**
    * What trained the report (typescript, torch-cpu, torch-cuda), as the node signed it; null or
@@ -58,7 +63,8 @@ export interface LedgerEntry {
   score?: number | null
 }
 
-export type LedgerEntryFields = Omit<LedgerEntry, 'seq' | 'hash' | 'createdAt'>
+/** What a row's hash covers: every field but seq and the hash (createdAt only from ledger v6 on). */
+export type LedgerEntryFields = Omit<LedgerEntry, 'seq' | 'hash'>
 
 const encoder = new TextEncoder()
 
@@ -73,19 +79,27 @@ export async function ledgerGenesisHash (runId: string): Promise<string> {
 }
 
 /**
- * The hash that chains a row: sha256 over its fields in a fixed order, including the previous
- * hash. A row with an executor hashes as `barnraise-ledger-v2` with the executor last; a row
- * without one hashes exactly as before the field existed, so old chains still verify. A scored
- * row hashes as `barnraise-ledger-v3`, with the executor (or null) and then the score; a row
- * with a credited device count as `barnraise-ledger-v4`, with executor, score (or null) and the
- * count; a row with credited CPU cores as `barnraise-ledger-v5`, with executor, score, device
- * count (each or null) and the cores.
+ * A row's time exactly as the coordinator hashes and exports it: ISO-8601 UTC with milliseconds,
+ * the one spelling `Date.prototype.toISOString` gives an instant, so one instant has one hash.
  */
-export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
-  const fields = [
+export function isLedgerTime (value: unknown): value is string {
+  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(value)) return false
+  const at = new Date(value)
+  // A well-shaped string can still name no instant (February 30th) or be read as another.
+  return !Number.isNaN(at.getTime()) && at.toISOString() === value
+}
+
+/** The fields every hash version starts with, in order. */
+function baseFields (e: LedgerEntryFields): unknown[] {
+  return [
     e.runId, e.round, e.nodeId, e.peerId, e.organizationId, e.assignmentId,
     e.tokens, e.computeSeconds, e.outcome, e.reason, e.metadata, e.signature, e.prevHash
   ]
+}
+
+/** The hash of a row without its time: the rule for rows written before ledger v6. */
+async function untimedEntryHash (e: LedgerEntryFields): Promise<string> {
+  const fields = baseFields(e)
   const executor = e.executor ?? null
   const score = e.score ?? null
   const credited = e.creditedDevices ?? null
@@ -96,6 +110,23 @@ export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
   return await sha256Hex(JSON.stringify(executor === null ? ['barnraise-ledger-v1', ...fields] : ['barnraise-ledger-v2', ...fields, executor]))
 }
 
+/**
+ * The hash that chains a row: sha256 over its fields in a fixed order, including the previous
+ * hash. A row with a `createdAt` hashes as `barnraise-ledger-v6`: executor, score, credited
+ * devices and credited cores (each or null), then the time as ISO-8601 UTC with milliseconds,
+ * so the time that decides which pledge a row counts toward is pinned like the rest. Without a
+ * `createdAt` the older rules hold, so old chains still verify: a row with an executor hashes as
+ * `barnraise-ledger-v2` with the executor last, else as `barnraise-ledger-v1`; a scored row as
+ * `barnraise-ledger-v3`, with the executor (or null) and then the score; a row with a credited
+ * device count as `barnraise-ledger-v4`, with executor, score (or null) and the count; a row with
+ * credited CPU cores as `barnraise-ledger-v5`, with executor, score, device count (each or null)
+ * and the cores.
+ */
+export async function ledgerEntryHash (e: LedgerEntryFields): Promise<string> {
+  if (e.createdAt === undefined) return await untimedEntryHash(e)
+  return await sha256Hex(JSON.stringify(['barnraise-ledger-v6', ...baseFields(e), e.executor ?? null, e.score ?? null, e.creditedDevices ?? null, e.creditedCores ?? null, e.createdAt]))
+}
+
 export type LedgerVerdict =
   | { ok: true, rows: number }
   | { ok: false, rows: number, seq: number, index: number, reason: string }
@@ -104,11 +135,24 @@ export type LedgerVerdict =
  * Verifies a run's ledger end to end, offline: the chain of hashes from the genesis, each
  * row's own hash, and for accepted rows the node's signature and that the signed metadata
  * says what the row says, and that no work unit was accepted twice. Names the first bad row.
+ *
+ * A row's hash may cover its time (v6) or not (v1 to v5, rows written before v6): a row counts
+ * as v6 when its hash matches with its `createdAt`, else it must match the older rule. Once a
+ * run has a v6 row every later row must be v6, since a coordinator writes nothing else from
+ * then on. Moving a v6 row's time changes its hash, so the row fails here unless it is re-hashed
+ * and every later row re-chained; re-hashing it the old way, to leave its time out, is refused
+ * when an earlier row is v6. What this cannot see on its own: a rewrite from the run's first v6
+ * row on (or of the whole run) down to v5, with times moved and every later row re-chained,
+ * agrees with itself like any consistent rewrite. Every hash from that row on then differs, so a
+ * kept head signed after it catches it (`checkLedgerHead`); rows older than v6 never pinned
+ * their time, and a head pins only their other fields.
  */
 export async function verifyLedger (runId: string, entries: LedgerEntry[]): Promise<LedgerVerdict> {
   let prev = await ledgerGenesisHash(runId)
   let lastSeq = 0
   const acceptedUnits = new Set<string>()
+  // The first row whose hash covers its time (v6), once there is one.
+  let timedSince: number | undefined
   for (const [index, e] of entries.entries()) {
     const bad = (reason: string): LedgerVerdict => ({ ok: false, rows: entries.length, seq: e.seq, index, reason })
     if (e.runId !== runId) return bad(`row belongs to run ${e.runId}`)
@@ -118,7 +162,18 @@ export async function verifyLedger (runId: string, entries: LedgerEntry[]): Prom
     lastSeq = e.seq
     if (e.outcome !== 'accepted' && e.outcome !== 'refused') return bad(`outcome ${JSON.stringify(e.outcome)} is neither accepted nor refused`)
     if (e.prevHash !== prev) return bad('prev_hash does not match the previous row (a row was removed, reordered or inserted)')
-    if (await ledgerEntryHash(e) !== e.hash) return bad('hash does not match the row\'s contents (the row was altered)')
+    // A present time must be the one spelling the coordinator writes: any other could hash
+    // differently from the instant a reader takes it for.
+    if (e.createdAt !== undefined && !isLedgerTime(e.createdAt)) return bad(`createdAt ${JSON.stringify(e.createdAt)} is not an ISO-8601 UTC time with milliseconds (like 2026-11-23T10:00:00.000Z)`)
+    if (e.createdAt !== undefined && await ledgerEntryHash(e) === e.hash) {
+      timedSince ??= e.seq
+    } else if (await untimedEntryHash(e) !== e.hash) {
+      if (timedSince === undefined) return bad('hash does not match the row\'s contents (the row was altered)')
+      if (e.createdAt === undefined) return bad(`hash does not match the row's contents, and the row has no createdAt, which every row from seq=${timedSince} on hashes (the row was altered, or its time left out of the export)`)
+      return bad(`hash does not match the row's contents and its createdAt ${e.createdAt} (the row was altered, or its time moved)`)
+    } else if (timedSince !== undefined) {
+      return bad(`the row's hash leaves out its time (a hash version before barnraise-ledger-v6), yet row seq=${timedSince} before it hashed its time, and a coordinator writes v6 from then on: the row was re-hashed, perhaps to move its createdAt`)
+    }
     if (e.outcome === 'accepted') {
       if (e.metadata === null || e.signature === null) return bad('accepted row lacks signed metadata')
       if (!await verifyReportSignature(e.peerId, e.metadata, e.signature)) return bad('node signature does not verify')
@@ -166,7 +221,7 @@ export const ledgerEntrySchema = z.object({
   signature: nullableText(200),
   prevHash: sha256HexSchema,
   hash: sha256HexSchema,
-  createdAt: z.string().max(64).optional(),
+  createdAt: z.string().max(64).refine(isLedgerTime, 'must be an ISO-8601 UTC time with milliseconds, as the coordinator writes it (like 2026-11-23T10:00:00.000Z)').optional(),
   executor: nullableText(32).optional(),
   devices: z.number().int().min(2).max(MAX_REPORT_DEVICES).nullable().optional(),
   creditedDevices: z.number().int().min(1).max(MAX_REPORT_DEVICES).nullable().optional(),

@@ -73,7 +73,9 @@ export class LedgerSeeder {
     const last = await this.#db.selectFrom('ledger').select('hash').where('run_id', '=', this.#runId).orderBy('seq', 'desc').limit(1).executeTakeFirst()
     const fields: LedgerEntryFields = {
       runId: this.#runId, round: round.number, nodeId: node.id, peerId: node.peerId, organizationId: node.organizationId, assignmentId: assignment.id,
-      tokens: o.tokens, computeSeconds: o.computeSeconds, outcome: 'accepted', reason: null, metadata: text, signature, prevHash: last?.hash ?? await ledgerGenesisHash(this.#runId)
+      tokens: o.tokens, computeSeconds: o.computeSeconds, outcome: 'accepted', reason: null, metadata: text, signature, prevHash: last?.hash ?? await ledgerGenesisHash(this.#runId),
+      // Hashed with the row (ledger v6), as the coordinator writes it.
+      createdAt: o.at.toISOString()
     }
     const row = await this.#db.insertInto('ledger').values({
       run_id: fields.runId, round: fields.round, node_id: fields.nodeId, peer_id: fields.peerId, organization_id: fields.organizationId, assignment_id: fields.assignmentId,

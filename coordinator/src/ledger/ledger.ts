@@ -4,7 +4,7 @@ import { csvField, ledgerEntryHash, ledgerGenesisHash } from '@barnraise/protoco
 import type { LedgerEntry, LedgerEntryFields } from '@barnraise/protocol'
 import type { Database } from '../db/schema.ts'
 
-export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash' | 'executor'> & { executor: string | null, devices?: number | null, creditedDevices?: number | null, creditedCores?: number | null }
+export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash' | 'executor' | 'createdAt'> & { executor: string | null, devices?: number | null, creditedDevices?: number | null, creditedCores?: number | null }
 
 /**
  * Appends a row to a run's hash chain inside the caller's transaction. The run row is locked
@@ -12,10 +12,16 @@ export type NewLedgerEntry = Omit<LedgerEntryFields, 'prevHash' | 'executor'> & 
  */
 export async function appendLedgerEntry (trx: Transaction<Database>, entry: NewLedgerEntry): Promise<LedgerEntry> {
   await sql`select id from runs where id = ${entry.runId} for update`.execute(trx)
-  const last = await trx.selectFrom('ledger').select('hash').where('run_id', '=', entry.runId)
-    .orderBy('seq', 'desc').limit(1).executeTakeFirst()
-  const prevHash = last?.hash ?? await ledgerGenesisHash(entry.runId)
-  const fields: LedgerEntryFields = { ...entry, prevHash }
+  // The row's time is hashed (ledger v6), so it is picked here, not left to the column's default
+  // after the hash. The database's clock, read after the lock: pledges' and reviews' times come
+  // from it too, and a row compared with them must not carry another host's clock skew. Whole
+  // milliseconds, so the Date read back and the ISO string hashed name the same instant.
+  const picked = (await sql<{ hash: string | null, now: Date }>`select
+    (select hash from ledger where run_id = ${entry.runId} order by seq desc limit 1) as hash,
+    date_trunc('milliseconds', clock_timestamp()) as now`.execute(trx)).rows[0]!
+  const prevHash = picked.hash ?? await ledgerGenesisHash(entry.runId)
+  const createdAt = picked.now
+  const fields: LedgerEntryFields = { ...entry, prevHash, createdAt: createdAt.toISOString() }
   const hash = await ledgerEntryHash(fields)
   const row = await trx.insertInto('ledger').values({
     run_id: fields.runId,
@@ -36,9 +42,10 @@ export async function appendLedgerEntry (trx: Transaction<Database>, entry: NewL
     devices: fields.devices ?? null,
     credited_devices: fields.creditedDevices ?? null,
     credited_cores: fields.creditedCores ?? null,
-    score: fields.score ?? null
-  }).returning(['seq', 'created_at']).executeTakeFirstOrThrow()
-  return { ...fields, seq: row.seq, hash, createdAt: row.created_at.toISOString() }
+    score: fields.score ?? null,
+    created_at: createdAt
+  }).returning('seq').executeTakeFirstOrThrow()
+  return { ...fields, seq: row.seq, hash }
 }
 
 /** A run's ledger in chain order, as exported and verified. */

@@ -96,3 +96,12 @@ test('an answer or file that is not UTF-8 is refused rather than read with repla
   assert.equal(local.code, 2)
   assert.match(local.failed.join('\n'), /ledger\.json is not UTF-8 text/)
 })
+
+test('a row whose createdAt is not the coordinator\'s ISO-8601 spelling is unreadable input, named by field', async () => {
+  const [row] = await oneRowLedger()
+  const text = JSON.stringify([{ ...row, createdAt: '2026-11-23 10:00:00+00' }])
+  const url = await serve((res) => { res.writeHead(200, { 'content-type': 'application/json' }); res.end(text) })
+  const r = await verify(['--from', url])
+  assert.equal(r.code, 2)
+  assert.match(r.failed.join('\n'), /the ledger: 0\.createdAt: must be an ISO-8601 UTC time with milliseconds/)
+})
