@@ -1,9 +1,13 @@
 // Hostile Parquet files, written byte by byte: a footer, row group or page header that claims far
 // more rows or bytes than the file holds must be refused from its claims, before anything that
-// size is allocated or decoded.
+// size is allocated or decoded. Pages in each codec read here are read as written, and refused
+// when they decompress to more or fewer bytes than their headers declare.
 import { mkdtemp, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { brotliCompressSync, gzipSync, zstdCompressSync } from 'node:zlib'
+import { parquetMetadata } from 'hyparquet'
+import { parquetWriteBuffer } from 'hyparquet-writer'
 import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js'
 import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js'
 import { describe, expect, it } from 'vitest'
@@ -30,11 +34,15 @@ function varint (n: number): Buffer {
   return Buffer.from(out)
 }
 
-interface Page { type?: number, uncompressed?: number, compressed?: number, values: number, body: Buffer }
+/** A page as written, except for its sizes if given; `v2Levels` makes it a v2 data page with that many bytes of definition levels. */
+interface Page { type?: number, uncompressed?: number, compressed?: number, values: number, body: Buffer, v2Levels?: number }
 const PAGE_DATA = 0
 const PAGE_DICTIONARY = 2
+const PAGE_DATA_V2 = 3
 const CODEC_UNCOMPRESSED = 0
 const CODEC_SNAPPY = 1
+/** Parquet's codec numbers, for crafted files. */
+const CODEC = { GZIP: 2, LZO: 3, BROTLI: 4, LZ4: 5, ZSTD: 6, LZ4_RAW: 7 } as const
 
 /**
  * One string column "text" in one row group, its pages as given: what a writer would produce,
@@ -42,9 +50,10 @@ const CODEC_SNAPPY = 1
  */
 function craftedParquet (opts: { pages: Page[], rows: number, optional?: boolean, codec?: number }): Buffer {
   const chunk = Buffer.concat(opts.pages.flatMap((p) => {
-    const type = p.type ?? PAGE_DATA
+    const type = p.v2Levels !== undefined ? PAGE_DATA_V2 : p.type ?? PAGE_DATA
     const header: Thrift = { field_1: type, field_2: p.uncompressed ?? p.body.length, field_3: p.compressed ?? p.body.length }
     if (type === PAGE_DICTIONARY) header.field_7 = { field_1: p.values, field_2: 0 }
+    else if (type === PAGE_DATA_V2) header.field_8 = { field_1: p.values, field_2: 0, field_3: p.values, field_4: 0, field_5: p.v2Levels, field_6: 0 }
     else header.field_5 = { field_1: p.values, field_2: 0, field_3: 3, field_4: 3 }
     return [thrift(header), p.body]
   }))
@@ -117,5 +126,114 @@ describe('hostile Parquet files', () => {
     // The page says one value, but its bytes end inside that value's length prefix.
     const file = craftedParquet({ pages: [{ values: 1, body: Buffer.from([9, 0]) }], rows: 1 })
     await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^row group 0 could not be read: /) })
+  })
+})
+
+/**
+ * A greedy LZ4 block encoder (a 4-byte hash of earlier positions, no search), following the
+ * format's end rules: the last 5 bytes are literals and no match starts in the last 12.
+ */
+function lz4Block (data: Uint8Array): Buffer {
+  const out: number[] = []
+  const lengthBytes = (n: number): void => { for (; n >= 255; n -= 255) out.push(255); out.push(n) }
+  const sequence = (literals: Uint8Array, offset?: number, match?: number): void => {
+    const m = match === undefined ? 0 : match - 4
+    out.push((Math.min(literals.length, 15) << 4) | Math.min(m, 15))
+    if (literals.length >= 15) lengthBytes(literals.length - 15)
+    out.push(...literals)
+    if (offset === undefined) return
+    out.push(offset & 0xff, offset >> 8)
+    if (m >= 15) lengthBytes(m - 15)
+  }
+  const seen = new Map<number, number>()
+  let anchor = 0
+  let i = 0
+  while (i < data.length - 12) {
+    const key = data[i]! | (data[i + 1]! << 8) | (data[i + 2]! << 16) | (data[i + 3]! << 24)
+    const prev = seen.get(key)
+    seen.set(key, i)
+    if (prev === undefined || i - prev > 65535) { i++; continue }
+    let match = 4
+    while (i + match < data.length - 5 && data[prev + match] === data[i + match]) match++
+    sequence(data.subarray(anchor, i), i - prev, match)
+    i += match
+    anchor = i
+  }
+  sequence(data.subarray(anchor))
+  return Buffer.from(out)
+}
+
+/** Hadoop's framing of the legacy LZ4 codec: one block behind its two sizes, big-endian. */
+function hadoopLz4 (data: Uint8Array): Buffer {
+  const block = lz4Block(data)
+  const header = Buffer.alloc(8)
+  header.writeUInt32BE(data.length, 0)
+  header.writeUInt32BE(block.length, 4)
+  return Buffer.concat([header, block])
+}
+
+type Codec = 'GZIP' | 'BROTLI' | 'ZSTD' | 'LZ4_RAW' | 'LZ4'
+const COMPRESS: Record<Codec, (data: Uint8Array) => Buffer> = {
+  GZIP: (data) => gzipSync(data),
+  BROTLI: (data) => brotliCompressSync(data),
+  ZSTD: (data) => zstdCompressSync(data),
+  LZ4_RAW: lz4Block,
+  LZ4: hadoopLz4
+}
+const CODECS = Object.keys(COMPRESS) as Codec[]
+
+describe('compressed Parquet pages', () => {
+  // Repeated documents, so the writer keeps a dictionary page as well as data pages.
+  const texts = Array.from({ length: 600 }, (_, i) => `Document ${i % 90} tells of ${'fields and rivers, '.repeat((i % 9) + 1)}and sheep.`)
+
+  it.each(CODECS)('%s: reads a file written with it (dictionary and v2 data pages, two row groups)', async (codec) => {
+    const file = Buffer.from(parquetWriteBuffer({ columnData: [{ name: 'text', data: texts, type: 'STRING' }], codec, compressors: { [codec]: COMPRESS[codec] }, rowGroupSize: 400, pageSize: 4096, statistics: false }))
+    const metadata = parquetMetadata(file.buffer.slice(file.byteOffset, file.byteOffset + file.length))
+    expect(metadata.row_groups.map((g) => g.columns[0]?.meta_data?.codec)).toEqual([codec, codec])
+    expect(metadata.row_groups[0]?.columns[0]?.meta_data?.dictionary_page_offset).toBeDefined()
+    // Compressed for real: the repeated phrase is nowhere in the file as written.
+    expect(file.includes('fields and rivers, fields')).toBe(false)
+    const items = await readAll(file)
+    expect(items).toEqual(texts.map((text, i) => ({ kind: 'document', locator: `row ${i}`, text })))
+  })
+
+  it.each(CODECS)('%s: reads a v1 data page', async (codec) => {
+    const body = plainStrings(texts.slice(0, 20))
+    const items = await readAll(craftedParquet({ pages: [{ values: 20, uncompressed: body.length, body: COMPRESS[codec](body) }], rows: 20, codec: CODEC[codec] }))
+    expect(items.map((i) => i.kind === 'document' ? i.text : i.reason)).toEqual(texts.slice(0, 20))
+  })
+
+  it.each(CODECS)('%s: refuses a page that decompresses past its declared size (a bomb), naming it', async (codec) => {
+    const body = plainStrings(['x'.repeat(100_000)])
+    const first = plainStrings(['fine'])
+    const file = craftedParquet({ pages: [{ values: 1, uncompressed: first.length, body: COMPRESS[codec](first) }, { values: 1, uncompressed: 100, body: COMPRESS[codec](body) }], rows: 2, codec: CODEC[codec] })
+    await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(new RegExp(`^the page at byte [1-9]\\d* of row group 0: its ${codec} data decompresses to more than the 100 bytes its header declares$`)) })
+  })
+
+  it.each(CODECS)('%s: refuses truncated and corrupt pages', async (codec) => {
+    const body = plainStrings(texts.slice(0, 20))
+    const whole = COMPRESS[codec](body)
+    const bad = new RegExp(`^the page at byte 0 of row group 0: its ${codec} data (is corrupt \\(.+\\)|decompresses to \\d+ bytes where its header declares ${body.length})$`)
+    for (const broken of [whole.subarray(0, whole.length >> 1), whole.subarray(0, whole.length - 2), Buffer.from('these bytes were never compressed')]) {
+      const file = craftedParquet({ pages: [{ values: 20, uncompressed: body.length, body: broken }], rows: 20, codec: CODEC[codec] })
+      await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(bad) })
+    }
+  })
+
+  it('refuses an LZ4_RAW page whose match reaches before the start of its output', async () => {
+    // One literal "a", then a 4-byte match from 5 bytes back.
+    const file = craftedParquet({ pages: [{ values: 1, uncompressed: 5, body: Buffer.from([0x10, 0x61, 0x05, 0x00]) }], rows: 1, codec: CODEC.LZ4_RAW })
+    await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: 'the page at byte 0 of row group 0: its LZ4_RAW data is corrupt (a match at output byte 1 reaches back 5 bytes)' })
+  })
+
+  it('refuses a v2 page whose level bytes exceed its declared size, so its data would be of negative size', async () => {
+    const body = zstdCompressSync(plainStrings(['x']))
+    const file = craftedParquet({ pages: [{ values: 1, uncompressed: 10, body, v2Levels: 50 }], rows: 1, codec: CODEC.ZSTD })
+    await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: 'the page at byte 0 of row group 0: its ZSTD data is declared to decompress to -40 bytes' })
+  })
+
+  it('refuses LZO pages with the codecs that are read', async () => {
+    const file = craftedParquet({ pages: [{ values: 1, uncompressed: 10, body: Buffer.from([1, 2, 3]) }], rows: 1, codec: CODEC.LZO })
+    await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^the page at byte 0 of row group 0 is LZO-compressed, which is not read: write the file with ZSTD/) })
   })
 })

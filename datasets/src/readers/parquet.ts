@@ -2,6 +2,8 @@ import { parquetMetadataAsync, parquetReadObjects, parquetSchema } from 'hyparqu
 import type { AsyncBuffer, FileMetaData, RowGroup } from 'hyparquet'
 import { parquetHeader } from 'hyparquet/src/column.js'
 import { DatasetError } from '../dataset-error.ts'
+import { pageDecompressors } from './parquet-decompressors.ts'
+import type { PageNamer } from './parquet-decompressors.ts'
 import type { DocumentReader, ReadItem } from './source-document.ts'
 import { spanBuffer } from './file-span.ts'
 import type { FileSpan } from './file-span.ts'
@@ -41,8 +43,10 @@ export async function parquetReader (span: FileSpan, column: string): Promise<Do
       try {
         // The metadata given holds this group alone: hyparquet plans every group of the footer
         // on each call, so a footer of many tiny groups would cost their count squared.
-        values = await parquetReadObjects({ file: checked, metadata: { ...metadata, row_groups: [group], num_rows: BigInt(rows) }, columns: [column], rowStart: 0, rowEnd: rows })
+        values = await parquetReadObjects({ file: checked.file, metadata: { ...metadata, row_groups: [group], num_rows: BigInt(rows) }, columns: [column], rowStart: 0, rowEnd: rows, compressors: pageDecompressors(checked.name) })
       } catch (err) {
+        // The decompressors' errors already name the page and say what is wrong with it.
+        if (err instanceof DatasetError) throw err
         throw new DatasetError('ERR_BAD_FILE', `row group ${g} could not be read: ${(err as Error).message.slice(0, 200)}`)
       }
       for (const [i, row] of values.entries()) {
@@ -96,9 +100,10 @@ function groupRows (group: RowGroup, g: number): number {
 /**
  * Reads the text column's chunk of one row group and walks its page headers, refusing pages that
  * run past the chunk or whose claimed values or decompressed bytes exceed a row group's bounds;
- * hyparquet is then handed these checked bytes instead of reading the chunk again.
+ * hyparquet is then handed these checked bytes instead of reading the chunk again, and `name`
+ * places a page's compressed bytes within them for the decompressors' errors.
  */
-async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string, g: number): Promise<AsyncBuffer> {
+async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string, g: number): Promise<{ file: AsyncBuffer, name: PageNamer }> {
   // hyparquet reads every chunk whose path starts with the column's name; exactly one is checked and read.
   const chunks = group.columns.filter((c) => c.meta_data?.path_in_schema[0] === column)
   const meta = chunks[0]?.meta_data
@@ -140,11 +145,32 @@ async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string,
     if (values > MAX_ROW_GROUP_VALUES) throw new DatasetError('ERR_BAD_FILE', `row group ${g}'s text column claims ${values} values in all; a row group may hold at most ${MAX_ROW_GROUP_VALUES}: ${REWRITE}`)
     reader.offset += size
   }
-  return {
+  const checked: AsyncBuffer = {
     byteLength: file.byteLength,
     async slice (from: number, to?: number): Promise<ArrayBuffer> {
+      // hyparquet asks for the chunk exactly: it gets these bytes themselves, not a copy, so a
+      // page's bytes can be placed by their offset in them.
+      if (from === start && to === claimedEnd) return bytes
       if (from >= start && to !== undefined && to <= claimedEnd) return bytes.slice(from - start, to - start)
       return await file.slice(from, to)
     }
   }
+  const name: PageNamer = (input) => {
+    // The headers are walked again rather than kept: a chunk of empty pages could hold millions
+    // (a list of them would be the allocation this file guards against), and only errors ask.
+    const walk = { view, offset: 0 }
+    try {
+      while (input.buffer === bytes && walk.offset < view.byteLength - 1) {
+        const at = walk.offset
+        const size = parquetHeader(walk).compressed_page_size
+        const dataStart = walk.offset
+        const end = dataStart + size
+        // A v2 page's compressed bytes start after its levels: within its bytes, not at their start.
+        if (input.byteOffset <= end) return input.byteOffset >= dataStart ? `the page at byte ${at} of row group ${g}` : `a page of row group ${g}`
+        walk.offset = end
+      }
+    } catch {} // the headers were read once above; a page not found is named by its row group
+    return `a page of row group ${g}`
+  }
+  return { file: checked, name }
 }
