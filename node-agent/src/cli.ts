@@ -16,7 +16,8 @@ commands:
   join --coordinator MULTIADDR --token TOKEN     enroll this machine and stay connected
        (or --token-file PATH: the token from a file, kept out of argv and shell history)
        [--data-dir DIR] [--name NAME] [--heartbeat-interval SECONDS] [--threads N] [--no-train]
-       [--max-memory SIZE]                         the most memory a unit or a scoring task may plan with (8GiB, 512MiB)
+       [--max-memory SIZE]                         the most host memory a unit or a scoring task may plan with (8GiB, 512MiB)
+       [--max-gpu-memory SIZE]                     the most GPU memory torch on CUDA may plan with (without it, --max-memory)
        [--executor auto|typescript|torch] [--device auto|cpu|cuda|cuda:N] [executor options below]
        [--verbose]                                 progress and waiting lines, not just one line per round
        [--metrics-port N [--metrics-host H]]      serve Prometheus metrics at http://H:N/metrics (H defaults to 127.0.0.1)

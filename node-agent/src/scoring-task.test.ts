@@ -10,7 +10,7 @@ import type { ScoringTask } from '@barnraise/protocol'
 import { TORCH_MAX_PARAMS, countParams, presetConfig, scoringTaskFlops, sha256Hex, torchScoringTaskBytes } from '@barnraise/trainer'
 import { BlobCache } from './blob-cache.ts'
 import { createAgentHost } from './host.ts'
-import { scoreReport, scoringRefusal, torchScoringRefusal } from './scoring-task.ts'
+import { scoreReport, scoringRefusal, torchScoringHostBytes, torchScoringRefusal } from './scoring-task.ts'
 
 test('a scoring task this machine cannot carry is refused before anything is fetched: model size, work, memory', () => {
   const tiny = presetConfig('tiny')
@@ -45,7 +45,7 @@ test('the torch path refuses by its own limits: the agent\'s parameters, the wor
   const need = torchScoringTaskBytes(m125, 8, 2048, 'torch-cuda')
   assert.match(torchScoringRefusal(task, { ...h100, totalBytes: need * 1.9, freeBytes: need * 1.9 }, now) ?? '', /GiB of memory; this GPU has \d+\.\d GiB$/, 'half the device at most')
   assert.match(torchScoringRefusal(task, { ...h100, freeBytes: need / 2 }, now) ?? '', /this GPU had \d+\.\d GiB free$/)
-  assert.match(torchScoringRefusal(task, { ...h100, maxMemoryBytes: need / 2 }, now) ?? '', /--max-memory allows/)
+  assert.match(torchScoringRefusal(task, { ...h100, deviceLimit: { bytes: need / 2, flag: '--max-gpu-memory' } }, now) ?? '', /--max-gpu-memory allows/)
   // On the CPU the agent's copies of the weights and Δ share the host: 8 bytes a parameter more.
   const cpu = { executor: 'torch-cpu' as const, totalBytes: 64 * gib, freeBytes: 60 * gib, flopsPerSecond: 200e9 }
   assert.equal(torchScoringTaskBytes(m125, 8, 2048, 'torch-cpu') - need, 8 * countParams(m125))
@@ -64,6 +64,33 @@ test('the torch path refuses by its own limits: the agent\'s parameters, the wor
   const giant = { ...m125, num_hidden_layers: 1024, hidden_size: 4096, intermediate_size: 16_384, head_dim: 128, num_attention_heads: 32, num_key_value_heads: 32 }
   assert.ok(countParams(giant) > TORCH_MAX_PARAMS)
   assert.match(torchScoringRefusal({ ...task, modelConfig: giant }, h100, now) ?? '', /past what this agent holds/)
+})
+
+test('on CUDA the GPU\'s cap and the host\'s are apart: --max-gpu-memory bounds the device, --max-memory the agent\'s copies of the checkpoint and Δ; on the CPU --max-memory bounds both', () => {
+  const gib = 2 ** 30
+  const now = Date.parse('2030-01-01T00:00:00Z')
+  const m125 = presetConfig('125m')
+  const task = { modelConfig: m125, batchSize: 8, seqLen: 2048, deadline: new Date(now + 3_600_000).toISOString() }
+  const h100 = { executor: 'torch-cuda' as const, totalBytes: 80 * gib, freeBytes: 79 * gib, flopsPerSecond: 30e12 }
+  const device = torchScoringTaskBytes(m125, 8, 2048, 'torch-cuda')
+  const host = torchScoringHostBytes(m125)
+  assert.equal(host, 8 * countParams(m125))
+  // 16 GiB of host, 20 GiB of GPU: both hold a 125M task.
+  assert.equal(torchScoringRefusal(task, { ...h100, deviceLimit: { bytes: 20 * gib, flag: '--max-gpu-memory' }, hostLimitBytes: 16 * gib }, now), undefined)
+  assert.equal(torchScoringRefusal(task, { ...h100, deviceLimit: { bytes: device, flag: '--max-gpu-memory' }, hostLimitBytes: host }, now), undefined, 'exactly at both caps')
+  assert.equal(torchScoringRefusal(task, { ...h100, deviceLimit: { bytes: device - 1, flag: '--max-gpu-memory' }, hostLimitBytes: 16 * gib }, now),
+    `scoring would need ${(device / gib).toFixed(1)} GiB of memory; --max-gpu-memory allows ${((device - 1) / gib).toFixed(1)} GiB`)
+  // A host cap below the agent's copies refuses however roomy the GPU: it names --max-memory, not the GPU's flag.
+  assert.equal(torchScoringRefusal(task, { ...h100, deviceLimit: { bytes: 20 * gib, flag: '--max-gpu-memory' }, hostLimitBytes: host - 1 }, now),
+    `scoring would need ${(host / gib).toFixed(1)} GiB of host memory for the checkpoint and Δ; --max-memory allows ${((host - 1) / gib).toFixed(1)} GiB`)
+  // --max-memory alone on CUDA caps the GPU too, and the refusal says so.
+  assert.match(torchScoringRefusal(task, { ...h100, deviceLimit: { bytes: device / 2, flag: '--max-memory' }, hostLimitBytes: device / 2 }, now) ?? '',
+    /GiB of memory; --max-memory allows \d+\.\d GiB \(it caps the GPU too while --max-gpu-memory is not given\)$/)
+  // On the CPU the device is the host: one cap, the agent's copies inside torchScoringTaskBytes.
+  const cpu = { executor: 'torch-cpu' as const, totalBytes: 64 * gib, freeBytes: 60 * gib, flopsPerSecond: 200e9 }
+  const onCpu = torchScoringTaskBytes(m125, 8, 2048, 'torch-cpu')
+  assert.equal(torchScoringRefusal(task, { ...cpu, deviceLimit: { bytes: onCpu, flag: '--max-memory' } }, now), undefined)
+  assert.match(torchScoringRefusal(task, { ...cpu, deviceLimit: { bytes: onCpu - 1, flag: '--max-memory' } }, now) ?? '', /GiB of memory; --max-memory allows \d+\.\d GiB$/)
 })
 
 test('scoring windows that hash right but are not a token shard answer the task as malformed (so its blobs are dropped), not as a failure the agent retries', async () => {

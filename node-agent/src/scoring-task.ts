@@ -5,6 +5,7 @@ import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError } from './executors/executor-error.ts'
 import { TorchExecutor } from './executors/torch-executor.ts'
+import type { MemoryCap } from './executors/torch-executor.ts'
 import type { DeltaJob } from './delta-worker.ts'
 import type { ScoringJob, ScoringReply } from './scoring-worker.ts'
 
@@ -12,7 +13,7 @@ import type { ScoringJob, ScoringReply } from './scoring-worker.ts'
 export interface ScoringOptions {
   /** this machine's memory (default: the host's) */
   memoryBytes?: number
-  /** --max-memory: the most memory a scoring task may plan to use, where less than its share of the machine */
+  /** --max-memory: the most host memory a scoring task may plan to use, where less than its share of the machine (the GPU's cap is the executor's: --max-gpu-memory) */
   maxMemoryBytes?: number
   /** the executor this agent trains with: a TorchExecutor scores with its child, any other leaves it to the TypeScript forward pass */
   executor?: Executor
@@ -132,14 +133,16 @@ export function scoringRefusal (task: Pick<ScoringTask, 'modelConfig' | 'batchSi
   return undefined
 }
 
-/** What a torch scorer has to spend on a task: its evaluation device, --max-memory, and its speed. */
+/** What a torch scorer has to spend on a task: its evaluation device, the memory flags, and its speed. */
 export interface TorchScoringMachine {
   executor: 'torch-cpu' | 'torch-cuda'
   /** the evaluation device's memory (the host's on torch-cpu), total and free, as the child reported them at start */
   totalBytes: number
   freeBytes: number
-  /** --max-memory */
-  maxMemoryBytes?: number
+  /** the cap on the evaluation device and the flag that set it: --max-gpu-memory on CUDA (or --max-memory without it), --max-memory on the CPU */
+  deviceLimit?: MemoryCap
+  /** --max-memory on torch-cuda: the host memory for the agent's copies of the checkpoint and Δ while the GPU measures */
+  hostLimitBytes?: number
   /** forward FLOP/s expected on the task's model (TorchExecutor.evaluationFlopsPerSecond); undefined when nothing was measured */
   flopsPerSecond?: number
 }
@@ -147,27 +150,41 @@ export interface TorchScoringMachine {
 /** Forward FLOP/s assumed of a torch scorer that has neither trained nor scored the model yet (as the executor's hang bound assumes). */
 export const SLOWEST_SCORING_FLOPS = 1e9
 
-/** The executor's figures for `torchScoringRefusal`. */
+/** The executor's figures for `torchScoringRefusal`; `maxMemoryBytes` is the work loop's --max-memory. */
 export function torchScoringMachine (torch: TorchExecutor, task: Pick<ScoringTask, 'modelConfig'>, maxMemoryBytes?: number): TorchScoringMachine {
   const device = torch.evaluationDevice
-  // --max-memory reaches the executor too (memoryLimitBytes); the lower of the two holds.
-  const limits = [maxMemoryBytes, torch.memoryLimitBytes].filter((b): b is number => b !== undefined)
+  const onCuda = torch.kind === 'torch-cuda'
+  // --max-memory reaches the executor too; the lower of the two holds.
+  const hosts = [maxMemoryBytes, torch.hostMemoryLimitBytes].filter((b): b is number => b !== undefined)
+  const host = hosts.length > 0 ? Math.min(...hosts) : undefined
+  const deviceLimit = onCuda ? torch.deviceMemoryCap : host !== undefined ? { bytes: host, flag: '--max-memory' as const } : undefined
   const flopsPerSecond = torch.evaluationFlopsPerSecond(task.modelConfig)
   return {
-    executor: torch.kind === 'torch-cuda' ? 'torch-cuda' : 'torch-cpu',
+    executor: onCuda ? 'torch-cuda' : 'torch-cpu',
     totalBytes: device?.totalBytes ?? 0,
     freeBytes: device?.freeBytes ?? 0,
-    ...(limits.length > 0 ? { maxMemoryBytes: Math.min(...limits) } : {}),
+    ...(deviceLimit !== undefined ? { deviceLimit } : {}),
+    ...(onCuda && host !== undefined ? { hostLimitBytes: host } : {}),
     ...(flopsPerSecond !== undefined ? { flopsPerSecond } : {})
   }
+}
+
+/**
+ * Host bytes a torch-cuda agent holds while its child scores: the checkpoint as fetched and the
+ * decoded Δ, 4 bytes a parameter each (torchScoringTaskBytes counts the same on torch-cpu, where
+ * they share the device's memory).
+ */
+export function torchScoringHostBytes (config: ScoringTask['modelConfig']): number {
+  return 8 * countParams(config)
 }
 
 /**
  * Why the torch executor will not score `task`, or undefined: a model past what the agent holds
  * (TORCH_MAX_PARAMS), more work than any torch scorer takes (AGENT_TORCH_SCORING_MAX_FLOPS), more
  * memory than SCORING_MEMORY_SHARE of its device (the host on torch-cpu), than the device had
- * free or than --max-memory allows (cost.ts's torchScoringTaskBytes, as the coordinator counts
- * it), or more time than half of what is left of the round at the speed it measured (1 GFLOP/s
+ * free or than its cap allows (cost.ts's torchScoringTaskBytes, as the coordinator counts it,
+ * against --max-gpu-memory on CUDA, --max-memory on the CPU), on CUDA more host memory for the
+ * agent's copies than --max-memory allows, or more time than half of what is left of the round at the speed it measured (1 GFLOP/s
  * when it has measured nothing): an answer after the deadline counts for nothing. A deadline
  * already past (or a skewed clock) is the coordinator's call.
  */
@@ -180,7 +197,13 @@ export function torchScoringRefusal (task: Pick<ScoringTask, 'modelConfig' | 'ba
   const bytes = torchScoringTaskBytes(c, task.batchSize, task.seqLen, m.executor)
   const gib = (b: number): string => `${(b / 2 ** 30).toFixed(1)} GiB`
   const where = m.executor === 'torch-cuda' ? 'GPU' : 'machine'
-  if (m.maxMemoryBytes !== undefined && bytes > m.maxMemoryBytes) return `scoring would need ${gib(bytes)} of memory; --max-memory allows ${gib(m.maxMemoryBytes)}`
+  if (m.deviceLimit !== undefined && bytes > m.deviceLimit.bytes) {
+    const too = m.executor === 'torch-cuda' && m.deviceLimit.flag === '--max-memory' ? ' (it caps the GPU too while --max-gpu-memory is not given)' : ''
+    return `scoring would need ${gib(bytes)} of memory; ${m.deviceLimit.flag} allows ${gib(m.deviceLimit.bytes)}${too}`
+  }
+  if (m.executor === 'torch-cuda' && m.hostLimitBytes !== undefined && torchScoringHostBytes(c) > m.hostLimitBytes) {
+    return `scoring would need ${gib(torchScoringHostBytes(c))} of host memory for the checkpoint and Δ; --max-memory allows ${gib(m.hostLimitBytes)}`
+  }
   if (bytes > SCORING_MEMORY_SHARE * m.totalBytes) return `scoring would need ${gib(bytes)} of memory; this ${where} has ${gib(m.totalBytes)}`
   if (bytes > m.freeBytes) return `scoring would need ${gib(bytes)} of memory; this ${where} had ${gib(m.freeBytes)} free`
   const left = (Date.parse(task.deadline) - now) / 1000

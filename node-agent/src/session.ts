@@ -28,7 +28,7 @@ export interface SessionOptions {
   say: (line: string) => void
   /** Progress and waiting lines as well as one line per round. */
   verbose?: boolean
-  /** When set, the node trains: it asks for work units and reports them (and scores others' within `maxMemoryBytes`, --max-memory). */
+  /** When set, the node trains: it asks for work units and reports them (and scores others' within `maxMemoryBytes` of host memory, --max-memory). */
   work?: { executor: Executor, key: PrivateKey, maxMemoryBytes?: number }
   /** Whether shards a run serves by URL may be fetched from loopback or private addresses. */
   allowPrivateShardUrls?: boolean

@@ -36,7 +36,7 @@ export interface WorkLoopOptions {
   verbose?: boolean
   /** Told what the loop did, for --metrics-port. */
   metrics?: WorkMetrics
-  /** --max-memory: the most host memory scoring another node's report may plan to use (below its share of the machine). */
+  /** --max-memory: the most host memory scoring another node's report may plan to use (below its share of the machine); the GPU's cap is the executor's. */
   maxMemoryBytes?: number
 }
 

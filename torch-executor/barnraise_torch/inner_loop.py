@@ -323,10 +323,11 @@ class ResidentTrainer:
             if is_out_of_memory(err):
                 release_frames(err)
                 self._drop()
-                where = 'GPU' if self.device.type == 'cuda' else 'host'
+                on_gpu = self.device.type == 'cuda'
+                where, flag = ('GPU', '--max-gpu-memory') if on_gpu else ('host', '--max-memory')
                 raise ExecutorFailure('ERR_OUT_OF_MEMORY', f'{self.device} ran out of {where} memory during the round ({str(err).splitlines()[0][:200]}); '
                                       'the fit estimate was too optimistic for this machine: close other programs using the device, '
-                                      'pass --max-memory to leave headroom, or ask the organizer for a smaller batch or sequence length') from None
+                                      f'pass {flag} to leave headroom, or ask the organizer for a smaller batch or sequence length') from None
             raise
 
     def _load_base(self, model, path):

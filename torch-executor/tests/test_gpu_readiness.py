@@ -153,6 +153,7 @@ class OutOfMemoryTest(unittest.TestCase):
             with self.assertRaises(ExecutorFailure) as caught:
                 trainer.train(req, None, lambda: False)
             self.assertEqual(caught.exception.code, 'ERR_OUT_OF_MEMORY')
+            self.assertIn('pass --max-memory to leave headroom', str(caught.exception), 'on the CPU the host flag is the one to change')
             activations, model = held[0]
             self.assertIsNone(activations(), 'the failed step\'s tensors are still referenced by the traceback')
             self.assertIsNone(model(), 'the dropped model is still referenced by the traceback')

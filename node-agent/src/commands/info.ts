@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util'
 import { availableParallelism } from 'node:os'
 import { formatHardware, probeHardware } from '../hardware.ts'
 import { formatOffers, surveyExecutors } from '../executors/executor-choice.ts'
-import { executorOptions, parseExecutorFlags } from '../executors/executor-flags.ts'
+import { executorOptions, gpuFlagWithoutCuda, parseExecutorFlags } from '../executors/executor-flags.ts'
 
 /**
  * `barnraise-agent info [--json] [--no-measure]`: prints the hardware this agent sees and the
@@ -33,6 +33,11 @@ export async function runInfoCommand (argv: string[]): Promise<number> {
   const hw = await probeHardware()
   const { offers, executors } = await surveyExecutors(flags.settings, !values['no-measure'])
   for (const executor of executors.values()) await executor.close?.()
+  // As join refuses it: a GPU cap on a machine whose torch offers no GPU is a mistake to say, not to ignore.
+  if (flags.settings.gpuMemoryLimitBytes !== undefined && !offers.some((o) => o.kind === 'torch-cuda')) {
+    process.stderr.write(`barnraise-agent info: ${gpuFlagWithoutCuda('this machine offers no torch executor on CUDA')}\n`)
+    return 2
+  }
   process.stdout.write((values.json ? JSON.stringify({ ...hw, executors: offers }) : `${formatHardware(hw)}\n${formatOffers(offers)}`) + '\n')
   return 0
 }

@@ -1,6 +1,6 @@
 import { test, onTestFinished, vi } from 'vitest'
 import assert from 'node:assert/strict'
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { runJoinCommand } from './join.ts'
@@ -57,4 +57,19 @@ test('a --token-file others may read is used with one warning; a first join with
   const none = await joinWith(['--data-dir', join(scratch(), 'fresh')])
   assert.equal(none.code, 2)
   assert.match(none.stderr, /--token <token> is required for the first join \(or --token-file <path>/)
+})
+
+test('--max-gpu-memory with an executor that cannot be on CUDA is a usage error naming both flags; a bad size names its flag', async () => {
+  const dir = join(scratch(), 'agent')
+  const typescript = await joinWith(['--token', 'brt_x', '--data-dir', dir, '--executor', 'typescript', '--max-gpu-memory', '8GiB'])
+  assert.equal(typescript.code, 2)
+  assert.match(typescript.stderr, /^barnraise-agent join: --max-gpu-memory caps GPU memory for torch on CUDA, but --executor typescript trains on the CPU; drop it \(--max-memory caps this host's memory\)/)
+  assert.equal(existsSync(join(dir, 'lock.json')), false, 'the refused join let its data directory go')
+  const cpu = await joinWith(['--token', 'brt_x', '--data-dir', dir, '--device', 'cpu', '--max-gpu-memory', '8GiB'])
+  assert.equal(cpu.code, 2)
+  assert.match(cpu.stderr, /but --device cpu trains on the CPU/)
+  const size = await joinWith(['--token', 'brt_x', '--data-dir', dir, '--max-memory', '16GiB', '--max-gpu-memory', 'twenty'])
+  assert.equal(size.code, 2)
+  assert.match(size.stderr, /^barnraise-agent join: --max-gpu-memory cannot be "twenty": give a size such as 8GiB/)
+  assert.doesNotMatch(size.stderr, /already running/)
 })

@@ -17,7 +17,7 @@ import type { Server } from 'node:http'
 import type { Executor } from '../executors/executor.ts'
 import { ExecutorError } from '../executors/executor-error.ts'
 import { createExecutor, formatOffers } from '../executors/executor-choice.ts'
-import { executorOptions, parseExecutorFlags } from '../executors/executor-flags.ts'
+import { executorOptions, memoryFlagsFor, parseExecutorFlags } from '../executors/executor-flags.ts'
 
 /** The slowest heartbeat that keeps a node live for the coordinator (30 s, coordinator/src/p2p/presence.ts), with room for one late beat. */
 const MAX_HEARTBEAT_SECONDS = 20
@@ -126,6 +126,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
   const flags = parseExecutorFlags(values, threads, 'auto')
   if (!flags.ok) {
     process.stderr.write(`barnraise-agent join: ${flags.message}\n`)
+    lock.release()
     return 2
   }
   let executor: Executor | undefined
@@ -140,6 +141,15 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       process.stderr.write(`barnraise-agent join: cannot use --executor ${flags.choice} (${err.code}): ${err.message}\n`)
       return 4
     }
+    // Only now is it known whether auto, or torch on --device auto, landed on a GPU.
+    const memory = memoryFlagsFor(executor.kind, executor.name, flags.settings)
+    if (!memory.ok) {
+      process.stderr.write(`barnraise-agent join: ${memory.message}\n`)
+      await executor.close?.()
+      lock.release()
+      return 2
+    }
+    if (memory.note !== undefined) say(memory.note)
   }
   const coordinator = parseCoordinatorAddress(address)
   const { key, created } = await loadOrCreatePeerKey(join(dataDir, PEER_KEY_FILE))
@@ -190,7 +200,7 @@ export async function runJoinCommand (argv: string[]): Promise<number> {
       ...(token !== undefined ? { token } : {}),
       ...(values.name !== undefined ? { name: values.name } : {}),
       heartbeatIntervalMs: heartbeatSeconds * 1000,
-      ...(executor === undefined ? {} : { work: { executor, key, maxMemoryBytes: flags.settings.memoryLimitBytes } }),
+      ...(executor === undefined ? {} : { work: { executor, key, maxMemoryBytes: flags.settings.hostMemoryLimitBytes } }),
       signal: controller.signal,
       verbose: values.verbose,
       say

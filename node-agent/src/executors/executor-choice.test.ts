@@ -56,18 +56,19 @@ test('executor flags are checked with a message naming the flag', () => {
   assert.equal(parseExecutorFlags({ 'max-memory': '-1' }, 1, 'auto').ok, false)
   assert.deepEqual(parseExecutorFlags({ 'max-memory': '8 gigs' }, 1, 'auto'), { ok: false, message: '--max-memory has an unknown unit "gigs": give a size such as 8GiB or 512MiB (KiB, MiB, GiB, TiB, or KB, MB, GB, TB; a bare number is GiB)' })
   const sized = parseExecutorFlags({ 'max-memory': '512MiB' }, 1, 'auto')
-  assert.equal(sized.ok && sized.settings.memoryLimitBytes, 2 ** 29)
+  assert.equal(sized.ok && sized.settings.hostMemoryLimitBytes, 2 ** 29)
   assert.deepEqual(parseExecutorFlags({ 'shard-optimizer': 'yes' }, 1, 'auto'), { ok: false, message: '--shard-optimizer must be auto, on or off' })
   const ok = parseExecutorFlags({ executor: 'torch', device: 'cuda:1', precision: 'float32', 'max-memory': '0.5' }, 4, 'auto')
-  assert.deepEqual(ok, { ok: true, choice: 'torch', settings: { threads: 4, device: 'cuda:1', precision: 'float32', checkpointing: 'auto', sharding: 'auto', memoryLimitBytes: 2 ** 29 } })
+  assert.deepEqual(ok, { ok: true, choice: 'torch', settings: { threads: 4, device: 'cuda:1', precision: 'float32', checkpointing: 'auto', sharding: 'auto', hostMemoryLimitBytes: 2 ** 29 } })
   const sharded = parseExecutorFlags({ device: 'cuda:all', 'shard-optimizer': 'on' }, 4, 'auto')
   assert.equal(sharded.ok && sharded.settings.sharding, 'on')
 })
 
-test('--max-memory reaches the TypeScript trainer join builds: a unit over it is declined naming the flag', async () => {
+test('--max-memory reaches the TypeScript trainer join builds: a unit over it is declined naming the flag; a GPU cap never reaches it', async () => {
   const flags = parseExecutorFlags({ executor: 'typescript', 'max-memory': '200MiB' }, 1, 'auto')
   assert.ok(flags.ok)
-  const { executor } = await createExecutor(flags.choice, flags.settings)
+  // The parser refuses --max-gpu-memory with typescript; were it set anyway, the host cap alone bounds the CPU trainer.
+  const { executor } = await createExecutor(flags.choice, { ...flags.settings, gpuMemoryLimitBytes: 64 * 2 ** 30 })
   try {
     // ~0.27 GiB of training memory: over 200 MiB on any machine.
     const unit = syntheticUnit({ ...presetConfig('tiny'), max_position_embeddings: 8192 }, { innerSteps: 1, batchSize: 2, seqLen: 2048 })

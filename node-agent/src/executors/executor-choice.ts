@@ -27,8 +27,10 @@ export interface ExecutorSettings {
   precision?: Precision
   checkpointing?: Checkpointing
   sharding?: Sharding
-  /** --max-memory: the most memory a unit may plan to use, on the GPU for torch on CUDA, on the host otherwise */
-  memoryLimitBytes?: number
+  /** --max-memory: the most host memory a unit or a scoring task may plan to use, whatever the executor (on CUDA it caps the GPU too unless `gpuMemoryLimitBytes` is set: deviceMemoryCap) */
+  hostMemoryLimitBytes?: number
+  /** --max-gpu-memory: the most GPU memory torch on CUDA may plan to use */
+  gpuMemoryLimitBytes?: number
   log?: (line: string) => void
 }
 
@@ -103,7 +105,7 @@ function errorOf (err: unknown): { code: string, message: string } {
 export async function surveyExecutors (settings: ExecutorSettings, measure = true): Promise<{ offers: ExecutorOffer[], executors: Map<string, Executor> }> {
   const offers: ExecutorOffer[] = []
   const executors = new Map<string, Executor>()
-  const ts = new TypeScriptExecutor({ threads: settings.threads, maxMemoryBytes: settings.memoryLimitBytes })
+  const ts = new TypeScriptExecutor({ threads: settings.threads, maxMemoryBytes: settings.hostMemoryLimitBytes })
   executors.set('typescript', ts)
   offers.push(await offerOf('typescript', ts, measure))
   let cpu: TorchExecutor
@@ -170,7 +172,7 @@ export function formatOffers (offers: ExecutorOffer[]): string {
  * back to TypeScript, saying why, when torch cannot start.
  */
 export async function createExecutor (choice: ExecutorChoice, settings: ExecutorSettings): Promise<{ executor: Executor, offers?: ExecutorOffer[] }> {
-  if (choice === 'typescript') return { executor: new TypeScriptExecutor({ threads: settings.threads, maxMemoryBytes: settings.memoryLimitBytes }) }
+  if (choice === 'typescript') return { executor: new TypeScriptExecutor({ threads: settings.threads, maxMemoryBytes: settings.hostMemoryLimitBytes }) }
   if (choice === 'torch') return { executor: await TorchExecutor.start(settings) }
   const { offers, executors } = await surveyExecutors(settings)
   // An explicit --device limits auto to that device (and the CPU executors).

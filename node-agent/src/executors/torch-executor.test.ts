@@ -14,7 +14,7 @@ import { createBatchSource } from '../batch-source.ts'
 import type { BatchSource, TrainResult } from './executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executor-error.ts'
 import { TORCH_EXECUTOR_DIR, pythonCandidates } from '@barnraise/torch-executor'
-import { TorchExecutor, torchRefusal, trainIdleMs } from './torch-executor.ts'
+import { TorchExecutor, deviceFitRefusal, deviceMemoryCap, torchHostBytes, torchRefusal, trainIdleMs } from './torch-executor.ts'
 import type { TorchTimeouts } from './torch-executor.ts'
 import { TypeScriptExecutor } from './typescript-executor.ts'
 import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
@@ -224,8 +224,10 @@ describe('torch executor', () => {
 
   test('refuses a unit that does not fit its memory, with the reason', async () => {
     // 100 MiB: the tiny model fits; the small one at batch 8 × 512 needs ~0.6 GiB, ~0.2 GiB even with checkpointing.
-    const capped = await TorchExecutor.start({ device: 'cpu', threads: 1, memoryLimitBytes: 100 * 1024 * 1024 })
+    // A GPU cap of one byte means nothing on the CPU: --max-memory alone bounds it.
+    const capped = await TorchExecutor.start({ device: 'cpu', threads: 1, hostMemoryLimitBytes: 100 * 1024 * 1024, gpuMemoryLimitBytes: 1 })
     try {
+      assert.deepEqual(capped.deviceMemoryCap, { bytes: 100 * 1024 * 1024, flag: '--max-memory' })
       const small = presetConfig('small')
       const large = syntheticUnit(small, { innerSteps: 1, batchSize: 8, seqLen: 512 })
       const refusal = await capped.check(large)
@@ -524,6 +526,41 @@ describe('what the torch executor refuses before asking the child', () => {
     assert.equal(torchRefusal(unit, flops / 120, now)?.code, 'ERR_UNIT_TOO_SLOW', '120 s of 60')
     assert.equal(torchRefusal(unit, undefined, now), undefined, 'nothing measured yet: the child decides')
     assert.equal(torchRefusal({ ...unit, deadline: new Date(now - 1).toISOString() }, flops / 120, now), undefined, 'a past deadline is the coordinator\'s call')
+  })
+
+  test('--max-memory bounds the host memory the agent holds for a unit (its copies of the weights, Δ, the report and the batches), on any device', () => {
+    const gpt = presetConfig('125m')
+    const unit = syntheticUnit(gpt, { innerSteps: 100, batchSize: 8, seqLen: 1024 })
+    const params = countParams(gpt)
+    assert.equal(torchHostBytes(unit), 5 * 4 * params + 100 * 8 * 1025 * 4)
+    assert.equal(torchHostBytes({ ...unit, codec: 'topk' }), 6 * 4 * params + 100 * 8 * 1025 * 4, 'a residual more with error feedback')
+    assert.equal(torchRefusal(unit, undefined, Date.now(), torchHostBytes(unit)), undefined, 'exactly at the cap')
+    const refusal = torchRefusal(unit, undefined, Date.now(), 2 * 2 ** 30)
+    assert.equal(refusal?.code, 'ERR_UNIT_TOO_LARGE')
+    assert.match(refusal!.message, /^the agent holds about \d+\.\d GiB of host memory for this unit \(the 124\.\d+M-parameter model's .*\); --max-memory allows 2\.0 GiB\. Join with a larger --max-memory/)
+    assert.equal(torchRefusal(unit, undefined), undefined, 'no cap given: only the agent\'s parameter bound')
+  })
+
+  test('the device cap is --max-gpu-memory on CUDA and --max-memory on the CPU; on CUDA without --max-gpu-memory, --max-memory caps the GPU too', () => {
+    const host = 16 * 2 ** 30
+    const gpu = 20 * 2 ** 30
+    assert.deepEqual(deviceMemoryCap(true, { hostMemoryLimitBytes: host, gpuMemoryLimitBytes: gpu }), { bytes: gpu, flag: '--max-gpu-memory' })
+    assert.deepEqual(deviceMemoryCap(true, { gpuMemoryLimitBytes: gpu }), { bytes: gpu, flag: '--max-gpu-memory' })
+    assert.deepEqual(deviceMemoryCap(true, { hostMemoryLimitBytes: host }), { bytes: host, flag: '--max-memory' }, 'an old `--device cuda --max-memory` keeps its GPU cap')
+    assert.deepEqual(deviceMemoryCap(false, { hostMemoryLimitBytes: host, gpuMemoryLimitBytes: gpu }), { bytes: host, flag: '--max-memory' })
+    assert.equal(deviceMemoryCap(false, { gpuMemoryLimitBytes: gpu }), undefined)
+    assert.equal(deviceMemoryCap(true, {}), undefined)
+  })
+
+  test('a unit the device does not fit is refused naming the flag that capped it', () => {
+    const reason = 'the unit needs about 30.0 GiB (…) but cuda:0 has 20.0 GiB of free GPU memory'
+    const gpu = deviceFitRefusal(reason, { bytes: 20 * 2 ** 30, flag: '--max-gpu-memory' }, true)
+    assert.equal(gpu.code, 'ERR_UNIT_TOO_LARGE')
+    assert.equal(gpu.message, `${reason}; lower the run's batch size or sequence length, or join with a larger --max-gpu-memory (this node allows 20.0 GiB of the GPU) or a larger GPU`)
+    assert.match(deviceFitRefusal(reason, { bytes: 20 * 2 ** 30, flag: '--max-memory' }, true).message, /or join with --max-gpu-memory SIZE for the GPU alone \(--max-memory's 20\.0 GiB caps the GPU too while --max-gpu-memory is not given\) or a larger GPU$/)
+    assert.match(deviceFitRefusal(reason, { bytes: 2 ** 30, flag: '--max-memory' }, false).message, /or join with a larger --max-memory \(this node allows 1\.0 GiB\) or a larger GPU$/)
+    assert.match(deviceFitRefusal(reason, undefined, true).message, /, or join with a larger GPU$/)
+    assert.doesNotMatch(deviceFitRefusal(reason, undefined, true).message, /--max/)
   })
 
   test('a round may go without progress for three inner steps at the model\'s measured rate (1 GFLOP/s unmeasured), at least the floor', () => {

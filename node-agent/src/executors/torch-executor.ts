@@ -8,6 +8,7 @@ import { TORCH_MAX_PARAMS, countParams, forwardFlopsPerToken } from '@barnraise/
 import type { Executor, ExecutorKind, TrainRequest, TrainResult } from './executor.ts'
 import { ExecutorError } from './executor-error.ts'
 import { readWeightsFile, writeBatchesFile, writeWeightsFile } from './tensor-files.ts'
+import { usesErrorFeedback } from '../error-feedback.ts'
 import { TorchChild } from './torch-child.ts'
 import type { RequestOptions, TorchDevice, TorchReady } from './torch-child.ts'
 
@@ -62,12 +63,62 @@ export function trainIdleMs (floorMs: number, config: LlamaConfig, batchSize: nu
   return Math.min(Math.max(floorMs, 3 * stepSeconds * 1000), MAX_TIMER_MS)
 }
 
+const gib = (bytes: number): string => (bytes / 2 ** 30).toFixed(1)
+
+/**
+ * Host memory the agent itself holds for a torch unit, whatever device the child trains on: the
+ * base checkpoint as fetched, the base weights, θ_local read back from the child, Δ and the
+ * encoded report (up to Δ's size), 4 bytes a parameter each, one more model-sized residual for a
+ * codec with error feedback (work-loop.ts holds them together while it encodes the report), and
+ * the unit's token batches (4 bytes a token at most). What --max-memory bounds for torch on CUDA,
+ * and what the child's plan leaves to the agent on the CPU.
+ */
+export function torchHostBytes (unit: WorkUnit): number {
+  const copies = 5 + (usesErrorFeedback(unit.codec) ? 1 : 0)
+  const r = unit.recipe
+  return copies * 4 * countParams(unit.modelConfig) + r.innerSteps * r.batchSize * (r.seqLen + 1) * 4
+}
+
+/** A cap on memory and the flag that set it, for refusals to name. */
+export interface MemoryCap { bytes: number, flag: '--max-memory' | '--max-gpu-memory' }
+
+/**
+ * The cap the torch child plans its device with: --max-gpu-memory on CUDA, --max-memory on the
+ * CPU (whose memory is the host's; --max-gpu-memory means nothing there). On CUDA without
+ * --max-gpu-memory, --max-memory caps the GPU too. Until --max-gpu-memory existed --max-memory
+ * was the GPU's cap on CUDA, so a service file written then (`--device cuda --max-memory 20GiB`
+ * on a shared GPU) must keep its GPU bound after an upgrade: dropping it would silently let the
+ * child plan with the whole card, and refusing the flag would take every such node offline at
+ * once. join says so in one line and how to split the two.
+ */
+export function deviceMemoryCap (onCuda: boolean, limits: { hostMemoryLimitBytes?: number | undefined, gpuMemoryLimitBytes?: number | undefined }): MemoryCap | undefined {
+  if (onCuda && limits.gpuMemoryLimitBytes !== undefined) return { bytes: limits.gpuMemoryLimitBytes, flag: '--max-gpu-memory' }
+  return limits.hostMemoryLimitBytes !== undefined ? { bytes: limits.hostMemoryLimitBytes, flag: '--max-memory' } : undefined
+}
+
+/**
+ * The refusal of a unit the child's fit check says does not fit (`reason`, the child's numbers),
+ * naming what its owner can change first: the flag that capped the device (`cap`), else the device.
+ */
+export function deviceFitRefusal (reason: string, cap: MemoryCap | undefined, onCuda: boolean): ExecutorError {
+  const larger = cap === undefined
+    ? 'join with a larger GPU'
+    : !onCuda
+        ? `join with a larger --max-memory (this node allows ${gib(cap.bytes)} GiB) or a larger GPU`
+        : cap.flag === '--max-gpu-memory'
+          ? `join with a larger --max-gpu-memory (this node allows ${gib(cap.bytes)} GiB of the GPU) or a larger GPU`
+          : `join with --max-gpu-memory SIZE for the GPU alone (--max-memory's ${gib(cap.bytes)} GiB caps the GPU too while --max-gpu-memory is not given) or a larger GPU`
+  return new ExecutorError('ERR_UNIT_TOO_LARGE', `${reason}; lower the run's batch size or sequence length, or ${larger}`)
+}
+
 /**
  * Why the torch executor should not take `unit` before asking the child: more parameters than
- * the agent can hold, more batch bytes than TORCH_MAX_BATCH_BYTES, or, given the FLOP/s this
- * executor measured on earlier rounds, no chance to finish before the deadline. Undefined when none applies.
+ * the agent can hold, more batch bytes than TORCH_MAX_BATCH_BYTES, more host memory for the
+ * agent's own copies (torchHostBytes) than `hostMemoryLimitBytes` (--max-memory), or, given the
+ * FLOP/s this executor measured on earlier rounds, no chance to finish before the deadline.
+ * Undefined when none applies.
  */
-export function torchRefusal (unit: WorkUnit, flopsPerSecond: number | undefined, now = Date.now()): ExecutorError | undefined {
+export function torchRefusal (unit: WorkUnit, flopsPerSecond: number | undefined, now = Date.now(), hostMemoryLimitBytes?: number): ExecutorError | undefined {
   const params = countParams(unit.modelConfig)
   if (params > TORCH_MAX_PARAMS) {
     return new ExecutorError('ERR_UNIT_TOO_LARGE', `the run's model has ${params.toExponential(2)} parameters; an agent holds at most ${TORCH_MAX_PARAMS} (${(TORCH_MAX_PARAMS * 12 / 1024 ** 3).toFixed(0)} GiB of weights, θ_local and delta in its memory)`)
@@ -76,6 +127,12 @@ export function torchRefusal (unit: WorkUnit, flopsPerSecond: number | undefined
   const batchBytes = r.innerSteps * r.batchSize * (r.seqLen + 1) * 4
   if (batchBytes > TORCH_MAX_BATCH_BYTES) {
     return new ExecutorError('ERR_UNIT_TOO_LARGE', `the unit's ${r.innerSteps} steps of batch ${r.batchSize} × ${r.seqLen + 1} tokens are ${(batchBytes / 1024 ** 3).toFixed(1)} GiB of token batches; a node takes at most ${TORCH_MAX_BATCH_BYTES / 1024 ** 3} GiB a unit. Ask the organizer for fewer inner steps`)
+  }
+  if (hostMemoryLimitBytes !== undefined) {
+    const held = torchHostBytes(unit)
+    if (held > hostMemoryLimitBytes) {
+      return new ExecutorError('ERR_UNIT_TOO_LARGE', `the agent holds about ${gib(held)} GiB of host memory for this unit (the ${(params / 1e6).toFixed(1)}M-parameter model's checkpoint, base, trained weights, Δ and report, and its token batches); --max-memory allows ${gib(hostMemoryLimitBytes)} GiB. Join with a larger --max-memory, or ask the organizer for a smaller model or fewer inner steps`)
+    }
   }
   if (flopsPerSecond === undefined || !(flopsPerSecond > 0)) return undefined
   const tokens = r.innerSteps * r.batchSize * r.seqLen
@@ -107,8 +164,10 @@ export interface TorchExecutorOptions {
   checkpointing?: Checkpointing
   /** on several devices, whether the ranks share AdamW's moments (ZeRO-1); auto when a replica per device does not fit */
   sharding?: Sharding
-  /** never plan to use more than this many bytes of device memory */
-  memoryLimitBytes?: number
+  /** --max-memory: the host memory this node lets the agent plan with (the child's too on the CPU; on CUDA without `gpuMemoryLimitBytes`, the GPU's as well: deviceMemoryCap) */
+  hostMemoryLimitBytes?: number
+  /** --max-gpu-memory: the device memory the child may plan with on CUDA */
+  gpuMemoryLimitBytes?: number
   /** the child's log and stderr lines */
   log?: (line: string) => void
   /** how long to wait on the child (DEFAULT_TORCH_TIMEOUTS; tests shorten them) */
@@ -294,11 +353,34 @@ export class TorchExecutor implements Executor {
     return await child.request(body, { hungAfterMs: this.#timeouts.controlMs, abortGraceMs: this.#timeouts.abortGraceMs, ...(signal !== undefined ? { signal } : {}) })
   }
 
-  /** Whether a unit fits this device's free memory, turning on checkpointing if that is what it takes. */
-  async fit (config: LlamaConfig, batchSize: number, seqLen: number, signal?: AbortSignal): Promise<TorchFit> {
+  /** The cap the child plans its device with (--max-gpu-memory on CUDA, --max-memory on the CPU: deviceMemoryCap), if any. */
+  get deviceMemoryCap (): MemoryCap | undefined {
+    return deviceMemoryCap(this.kind === 'torch-cuda', this.#options)
+  }
+
+  /** --max-memory: the host memory this node lets the agent plan with, if set. */
+  get hostMemoryLimitBytes (): number | undefined { return this.#options.hostMemoryLimitBytes }
+
+  /**
+   * The bytes the child may plan with: the device cap; on the CPU, less `agentBytes`, the host
+   * memory the agent holds for the unit beside the child (torchHostBytes). Null for no cap.
+   */
+  #childLimit (agentBytes: number): number | null {
+    const cap = this.deviceMemoryCap
+    if (cap === undefined) return null
+    // At least a byte: null would mean no cap. torchRefusal has refused a unit whose copies alone pass it.
+    return this.kind === 'torch-cuda' ? cap.bytes : Math.max(1, cap.bytes - agentBytes)
+  }
+
+  /**
+   * Whether a unit fits this device's free memory, turning on checkpointing if that is what it
+   * takes; `agentBytes` is what the agent holds for it on the host (counted against --max-memory
+   * on the CPU, where the child shares that memory).
+   */
+  async fit (config: LlamaConfig, batchSize: number, seqLen: number, signal?: AbortSignal, agentBytes = 0): Promise<TorchFit> {
     return fitSchema.parse(await this.#control({
       type: 'fit', config, batchSize, seqLen, precision: this.#options.precision ?? 'auto',
-      checkpointing: this.#options.checkpointing ?? 'auto', memoryLimitBytes: this.#options.memoryLimitBytes ?? null,
+      checkpointing: this.#options.checkpointing ?? 'auto', memoryLimitBytes: this.#childLimit(agentBytes),
       sharding: this.#options.sharding ?? 'auto'
     }, signal))
   }
@@ -311,7 +393,7 @@ export class TorchExecutor implements Executor {
    */
   async check (unit: WorkUnit, signal?: AbortSignal): Promise<ExecutorError | undefined> {
     const key = rateKey(unit.modelConfig)
-    const early = torchRefusal(unit, this.#rates.get(key))
+    const early = torchRefusal(unit, this.#rates.get(key), Date.now(), this.#options.hostMemoryLimitBytes)
     if (early !== undefined) {
       // One slow round (a busy machine, warm-up) must not refuse every later unit: the next gets a real try.
       if (early.code === 'ERR_UNIT_TOO_SLOW') this.#rates.delete(key)
@@ -319,12 +401,10 @@ export class TorchExecutor implements Executor {
     }
     for (let attempt = 0; ; attempt++) {
       try {
-        const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen, signal)
+        const plan = await this.fit(unit.modelConfig, unit.recipe.batchSize, unit.recipe.seqLen, signal, torchHostBytes(unit))
         if (plan.fits) return undefined
-        // Where the node's own --max-memory set the bound, that is the first thing its owner can change.
-        const limit = this.#options.memoryLimitBytes
-        const larger = limit === undefined ? 'join with a larger GPU' : `join with a larger --max-memory (this node allows ${(limit / 2 ** 30).toFixed(1)} GiB) or a larger GPU`
-        return new ExecutorError('ERR_UNIT_TOO_LARGE', `${plan.reason}; lower the run's batch size or sequence length, or ${larger}`)
+        // Where the node's own flag set the bound, that is the first thing its owner can change.
+        return deviceFitRefusal(plan.reason, this.deviceMemoryCap, this.kind === 'torch-cuda')
       } catch (err) {
         if (signal?.aborted === true || !isChildFailure(err)) throw err
         this.#restarts++
@@ -385,7 +465,7 @@ export class TorchExecutor implements Executor {
             stateDir: request.stateDir,
             precision: this.#options.precision ?? 'auto',
             checkpointing,
-            memoryLimitBytes: this.#options.memoryLimitBytes ?? null,
+            memoryLimitBytes: this.#childLimit(torchHostBytes(unit)),
             sharding: this.#options.sharding ?? 'auto'
           }, {
             signal,
@@ -454,9 +534,6 @@ export class TorchExecutor implements Executor {
     const kind = name.startsWith('cuda') ? 'cuda' : 'cpu'
     return r.devices.find((d) => d.name === name) ?? r.devices.find((d) => d.kind === kind)
   }
-
-  /** --max-memory: the most device memory this node lets the executor plan for, if set. */
-  get memoryLimitBytes (): number | undefined { return this.#options.memoryLimitBytes }
 
   /**
    * Forward-pass FLOP/s this executor can be expected to score `config` at: what its last
