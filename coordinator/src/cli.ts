@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path'
 import { DataDirLockedError, agentJoinCommand, dataDirOwner, isParseArgsError, lockDataDir, onStopSignal } from '@barnraise/protocol'
 import { Coordinator, adminSocketPath } from './coordinator.ts'
 import { readPassword } from './install/read-password.ts'
+import { DEFAULT_INSTALL_LIMITS } from './runs/install-limits.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
 import { checkAnnounceAddress } from './p2p/announce.ts'
@@ -60,7 +61,12 @@ commands:
                              (default 1024) and --max-eval-tokens N (default 4194304: evalBatches ×
                              batchSize × seqLen a checkpoint)
     --max-open-runs N        unfinished runs one organizer may own at once (default 10)
-    --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096)
+    --dataset-quota-mb N     storage for dataset shards, all uploads together (default 4096); an
+                             upload in progress holds room for its whole file while it moves, only
+                             what it received once stalled (no piece for an hour, or under 64 KiB/s)
+    --user-dataset-quota-mb N  the part of it one account may take, stored and held together
+                             (default: all of it); set it where organizers do not trust each other,
+                             e.g. with --open-organizing
     --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
     --max-connections N      libp2p connections held at once, all peers together (default 1000)
     --connections-per-ip N   new libp2p connections one IP address may open per second (default 5;
@@ -141,6 +147,7 @@ async function serve (argv: string[]): Promise<number> {
       'max-eval-tokens': { type: 'string' },
       'max-open-runs': { type: 'string' },
       'dataset-quota-mb': { type: 'string' },
+      'user-dataset-quota-mb': { type: 'string' },
       'max-kept-report-mb': { type: 'string' },
       'max-connections': { type: 'string' },
       'connections-per-ip': { type: 'string' },
@@ -162,13 +169,19 @@ async function serve (argv: string[]): Promise<number> {
   const limits: Partial<InstallLimits> = {}
   const limitFlags = [['max-params', 'maxParams', 1], ['max-seq-len', 'maxSeqLen', 1], ['max-eval-batches', 'maxEvalBatches', 1],
     ['max-batch-size', 'maxBatchSize', 1], ['max-eval-tokens', 'maxEvalTokens', 1],
-    ['max-open-runs', 'maxOpenRuns', 1], ['dataset-quota-mb', 'datasetQuotaBytes', 1024 * 1024], ['max-kept-report-mb', 'maxKeptReportBytes', 1024 * 1024]] as const
+    ['max-open-runs', 'maxOpenRuns', 1], ['dataset-quota-mb', 'datasetQuotaBytes', 1024 * 1024],
+    ['user-dataset-quota-mb', 'userDatasetQuotaBytes', 1024 * 1024], ['max-kept-report-mb', 'maxKeptReportBytes', 1024 * 1024]] as const
   for (const [flag, key, unit] of limitFlags) {
     const text = values[flag]
     if (text === undefined) continue
     const n = Number(text)
     if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
     limits[key] = n * unit
+  }
+  // A share larger than the whole is a typo or a forgotten --dataset-quota-mb, not a wish.
+  const wholeQuota = limits.datasetQuotaBytes ?? DEFAULT_INSTALL_LIMITS.datasetQuotaBytes
+  if (limits.userDatasetQuotaBytes !== undefined && limits.userDatasetQuotaBytes > wholeQuota) {
+    return fail(`--user-dataset-quota-mb (${limits.userDatasetQuotaBytes / 1024 / 1024}) is more than the whole --dataset-quota-mb (${wholeQuota / 1024 / 1024}); lower it or raise --dataset-quota-mb`)
   }
   if (values['allow-private-shard-urls'] === true) limits.allowPrivateShardUrls = true
   const peerLimits: Partial<PeerLimits> = {}

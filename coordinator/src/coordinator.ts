@@ -249,7 +249,7 @@ export class Coordinator {
       const folderCache = new FolderCache()
       const awaiting = { db: database.db, blobs, log, changes }
       const datasets = new DatasetLibrary({
-        db: database.db, blobs, log, changes, stagingDir: join(options.dataDir, 'uploads'), quotaBytes: installLimits.datasetQuotaBytes,
+        db: database.db, blobs, log, changes, stagingDir: join(options.dataDir, 'uploads'), quota: installLimits,
         onSettled: async (id) => { await settleAwaitingRuns(awaiting, id) }
       })
       closers.push(async () => { await datasets.stop() })

@@ -1,7 +1,8 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
+import { createTestDatabase } from '../../../test/support/postgres.ts'
 import { openDatabase } from '../db/open-database.ts'
-import { reserveDataRoom, uploadedDataBytes, withDataQuota } from './data-storage.ts'
+import { UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, heldBytes, holdsWholeFile, reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
 
 test('room reserved for a dataset being stored counts as used until released, once, and only on its own database', async () => {
   const a = await openDatabase({ dataDir: 'memory://' })
@@ -20,3 +21,69 @@ test('room reserved for a dataset being stored counts as used until released, on
     await b.close()
   }
 })
+
+test('room reserved for one account counts for that account and the install, and no other account', async () => {
+  const a = await openDatabase({ dataDir: 'memory://' })
+  try {
+    await a.db.insertInto('blobs').values({ sha256: 'c'.repeat(64), size: 100, kind: 'tokenizer', meta: JSON.stringify({ uploadedBy: 'u' }) }).execute()
+    const release = reserveDataRoom(a.db, 1000, 'u')
+    assert.deepEqual([await uploadedDataBytes(a.db), await uploadedDataBytes(a.db, 'u'), await uploadedDataBytes(a.db, 'v')], [1100, 1100, 0])
+    release()
+    assert.deepEqual([await uploadedDataBytes(a.db), await uploadedDataBytes(a.db, 'u')], [100, 100])
+  } finally {
+    await a.close()
+  }
+})
+
+test('an upload holds its whole file while a piece came within the hour and it keeps the pace it was announced at; else only what it received', () => {
+  const now = Date.parse('2026-12-20T12:00:00Z')
+  const upload = (createdAgo: number, touchedAgo: number, received: number, status: 'uploading' | 'tokenizing' | 'failed' = 'uploading') =>
+    ({ status, file_bytes: 10 * 1024 ** 3, received_bytes: received, created_at: new Date(now - createdAgo), updated_at: new Date(now - touchedAgo) })
+  const minute = 60_000
+  assert.equal(heldBytes(upload(0, 0, 0), now), 10 * 1024 ** 3, 'just announced')
+  assert.equal(heldBytes(upload(UPLOAD_HOLD_MS, UPLOAD_HOLD_MS, 0), now), 10 * 1024 ** 3, 'an hour without a piece, to the millisecond')
+  assert.equal(heldBytes(upload(UPLOAD_HOLD_MS + 1, UPLOAD_HOLD_MS + 1, 0), now), 0, 'past the hour')
+  // Three hours in: the pace asks for two hours' worth of bytes (the first hour is free).
+  const due = 2 * 3600 * UPLOAD_PACE_BYTES_PER_S
+  assert.equal(heldBytes(upload(3 * 60 * minute, minute, due), now), 10 * 1024 ** 3, 'on pace')
+  assert.equal(heldBytes(upload(3 * 60 * minute, minute, due - UPLOAD_PACE_BYTES_PER_S), now), due - UPLOAD_PACE_BYTES_PER_S, 'a second behind')
+  assert.equal(heldBytes(upload(3 * 60 * minute, 3 * 60 * minute, 10 * 1024 ** 3, 'tokenizing'), now), 10 * 1024 ** 3, 'tokenizing holds its file whatever its age')
+  assert.equal(holdsWholeFile(upload(0, 0, 5, 'failed'), now), false)
+})
+
+for (const kind of ['pglite', 'postgres'] as const) {
+  test(`${kind}: the database counts what uploads hold as holdsWholeFile says, one upload at a time and all together`, async () => {
+    const fresh = kind === 'postgres' ? await createTestDatabase() : undefined
+    const a = await openDatabase({ dataDir: 'memory://', databaseUrl: fresh?.url })
+    try {
+      const user = (await a.db.insertInto('users').values({ email: 'u@held.test', display_name: 'U', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+      const now = Date.now()
+      const second = 1000
+      const hour = 3600 * second
+      const file = 64 * 1024 ** 3
+      const due = (ago: number): number => Math.max(0, (ago - UPLOAD_HOLD_MS) / 1000 * UPLOAD_PACE_BYTES_PER_S)
+      // [status, announced ago, last piece ago, received]: each a second or more either side of a rule.
+      const cases: Array<['uploading' | 'tokenizing' | 'ready', number, number, number]> = [
+        ['uploading', 0, 0, 0], ['uploading', 10 * second, 10 * second, 5],
+        ['uploading', UPLOAD_HOLD_MS - second, UPLOAD_HOLD_MS - second, 0], ['uploading', UPLOAD_HOLD_MS + second, UPLOAD_HOLD_MS + second, 7],
+        ['uploading', 5 * hour, second, due(5 * hour) + UPLOAD_PACE_BYTES_PER_S], ['uploading', 5 * hour, second, due(5 * hour) - UPLOAD_PACE_BYTES_PER_S],
+        ['uploading', 5 * hour, UPLOAD_HOLD_MS + second, due(5 * hour) + 10 * UPLOAD_PACE_BYTES_PER_S],
+        ['tokenizing', 30 * hour, 30 * hour, file], ['ready', 0, 0, file]
+      ]
+      let expected = 0
+      for (const [status, createdAgo, touchedAgo, received] of cases) {
+        const row = { status, file_bytes: file, received_bytes: received, created_at: new Date(now - createdAgo), updated_at: new Date(now - touchedAgo) }
+        const { id } = await a.db.insertInto('datasets').values({ ...row, name: 'd', created_by: user, format: 'text', field: null, tokenizer: 'byte', file_name: 'd.txt' }).returning('id').executeTakeFirstOrThrow()
+        const alone = await stagedUploadBytes(a.db, { now }) - await stagedUploadBytes(a.db, { now, except: id })
+        const held = status === 'ready' ? 0 : heldBytes(row, now)
+        assert.equal(alone, held, `${status}, announced ${createdAgo / second} s ago, last piece ${touchedAgo / second} s ago, ${received} bytes`)
+        expected += held
+      }
+      assert.equal(await stagedUploadBytes(a.db, { now, userId: user }), expected)
+      assert.equal(await stagedUploadBytes(a.db, { now, userId: '00000000-0000-0000-0000-000000000000' }), 0)
+    } finally {
+      await a.close()
+      await fresh?.drop()
+    }
+  })
+}

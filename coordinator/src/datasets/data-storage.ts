@@ -1,41 +1,143 @@
 import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
-import type { Database } from '../db/schema.ts'
+import type { Database, DatasetStatus } from '../db/schema.ts'
+import { CoordinatorError } from '../errors.ts'
+
+/**
+ * The room uploaded data may take: the install's (`--dataset-quota-mb`) and one account's
+ * (`--user-dataset-quota-mb`; absent, an account may take all of the install's). `InstallLimits`
+ * is one.
+ */
+export interface DataQuota { datasetQuotaBytes: number, userDatasetQuotaBytes?: number }
+
+/**
+ * An upload holds room for its whole announced file only while it is moving: a piece within
+ * this long (a client retrying a dropped piece comes back within minutes, a laptop put to sleep
+ * does not), and on average at least `UPLOAD_PACE_BYTES_PER_S` since it was announced, after a
+ * first stretch this long. Otherwise it holds only the bytes it has received (they are on disk)
+ * and takes the rest again with its next piece, if the room is still there. Without the pace, a
+ * byte sent every 59 minutes would hold a file as large as the quota for ever.
+ */
+export const UPLOAD_HOLD_MS = 3600_000
+/** 64 KiB/s (about 0.5 Mbit/s, below any uplink in use): 4 GiB take 18 hours at this pace. */
+export const UPLOAD_PACE_BYTES_PER_S = 64 * 1024
+
+/** The columns of a dataset row that say how much room its upload holds. */
+export interface UploadHold { status: DatasetStatus, file_bytes: number, received_bytes: number, created_at: Date, updated_at: Date }
+
+/** Whether an upload holds room for its whole file at `now` (ms), or only for the bytes it has received (see `UPLOAD_HOLD_MS`). */
+export function holdsWholeFile (row: UploadHold, now: number): boolean {
+  if (row.status === 'tokenizing') return true
+  if (row.status !== 'uploading') return false
+  if (now - row.updated_at.getTime() > UPLOAD_HOLD_MS) return false
+  // Each byte received buys time at the pace; a new upload starts with the first stretch.
+  return now <= row.created_at.getTime() + UPLOAD_HOLD_MS + row.received_bytes / UPLOAD_PACE_BYTES_PER_S * 1000
+}
+
+/** Bytes an upload in progress counts against the quota at `now` (ms). */
+export function heldBytes (row: UploadHold, now: number): number {
+  return holdsWholeFile(row, now) ? row.file_bytes : row.received_bytes
+}
 
 /**
  * Bytes the install keeps for uploaded data: shards made from uploads, uploaded tokenizers and
  * document indexes (the built-in demo corpus does not count), and room reserved for a large
- * dataset's shards while they are being stored (`reserveDataRoom`). `--dataset-quota-mb` bounds it.
+ * dataset's shards while they are being stored (`reserveDataRoom`); only `userId`'s when given
+ * (a blob counts for whoever stored it first). `--dataset-quota-mb` bounds it.
  */
-export async function uploadedDataBytes (db: Kysely<Database>): Promise<number> {
-  const { total } = await db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
-    .where('kind', 'in', ['shard', 'tokenizer', 'documents']).where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null).executeTakeFirstOrThrow()
-  return Number(total) + (reservations.get(db) ?? 0)
+export async function uploadedDataBytes (db: Kysely<Database>, userId?: string): Promise<number> {
+  let query = db.selectFrom('blobs').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('size'), eb.lit(0)).as('total'))
+    .where('kind', 'in', ['shard', 'tokenizer', 'documents']).where(sql<string | null>`meta->>'uploadedBy'`, 'is not', null)
+  if (userId !== undefined) query = query.where(sql<string | null>`meta->>'uploadedBy'`, '=', userId)
+  const { total } = await query.executeTakeFirstOrThrow()
+  const held = reservations.get(db)
+  return Number(total) + (userId === undefined ? held?.total ?? 0 : held?.byUser.get(userId) ?? 0)
 }
 
-const reservations = new WeakMap<Kysely<Database>, number>()
+const reservations = new WeakMap<Kysely<Database>, { total: number, byUser: Map<string, number> }>()
 
 /**
- * Counts `bytes` as stored until the returned release is called: taken inside `withDataQuota`
- * once the check passed, so the writes (minutes for a large dataset) can happen outside it
- * without other requests taking the same room. Counted twice between a write and the release:
- * briefly too strict, never too lenient.
+ * Counts `bytes` as stored (for `userId` too, when given) until the returned release is called:
+ * taken inside `withDataQuota` once the check passed, so the writes (minutes for a large
+ * dataset) can happen outside it without other requests taking the same room. Counted twice
+ * between a write and the release: briefly too strict, never too lenient.
  */
-export function reserveDataRoom (db: Kysely<Database>, bytes: number): () => void {
-  reservations.set(db, (reservations.get(db) ?? 0) + bytes)
-  let held = true
+export function reserveDataRoom (db: Kysely<Database>, bytes: number, userId?: string): () => void {
+  const held = reservations.get(db) ?? { total: 0, byUser: new Map<string, number>() }
+  reservations.set(db, held)
+  const add = (n: number): void => {
+    held.total += n
+    if (userId === undefined) return
+    const mine = (held.byUser.get(userId) ?? 0) + n
+    if (mine === 0) held.byUser.delete(userId)
+    else held.byUser.set(userId, mine)
+  }
+  add(bytes)
+  let holding = true
   return () => {
-    if (!held) return
-    held = false
-    reservations.set(db, (reservations.get(db) ?? 0) - bytes)
+    if (!holding) return
+    holding = false
+    add(-bytes)
   }
 }
 
-/** Bytes announced by uploads still uploading or tokenizing: promised room, counted as used. */
-export async function stagedUploadBytes (db: Kysely<Database>): Promise<number> {
-  const { staged } = await db.selectFrom('datasets').select((eb) => eb.fn.coalesce(eb.fn.sum<string>('file_bytes'), eb.lit(0)).as('staged'))
-    .where('status', 'in', ['uploading', 'tokenizing']).executeTakeFirstOrThrow()
-  return Number(staged)
+/**
+ * Bytes held for uploads still uploading or tokenizing, counted as used: a moving upload's
+ * whole file, a stalled one's received bytes (`holdsWholeFile`). Only `userId`'s when given;
+ * `except` leaves one dataset out (the one asking).
+ */
+export async function stagedUploadBytes (db: Kysely<Database>, options: { userId?: string, except?: string, now?: number } = {}): Promise<number> {
+  // `holdsWholeFile` in SQL, so a check costs one row however many uploads there are.
+  const cutoff = new Date((options.now ?? Date.now()) - UPLOAD_HOLD_MS)
+  let query = db.selectFrom('datasets')
+    .select(sql<string>`coalesce(sum(case when status = 'tokenizing' or (updated_at >= ${cutoff} and created_at + (received_bytes::float8 / ${UPLOAD_PACE_BYTES_PER_S}::float8) * interval '1 second' >= ${cutoff}) then file_bytes else received_bytes end), 0)`.as('held'))
+    .where('status', 'in', ['uploading', 'tokenizing'])
+  if (options.userId !== undefined) query = query.where('created_by', '=', options.userId)
+  if (options.except !== undefined) query = query.where('id', '<>', options.except)
+  const { held } = await query.executeTakeFirstOrThrow()
+  return Number(held)
+}
+
+const MIB = 1024 * 1024
+
+/** A size for a message: MiB with one decimal, KiB for less than one MiB (a test's small quota). */
+export function dataAmount (bytes: number): string {
+  return bytes === 0 || Math.abs(bytes) >= MIB ? `${(bytes / MIB).toFixed(1)} MiB` : `${(bytes / 1024).toFixed(1)} KiB`
+}
+
+/** A quota as the operator gave it: whole MiB when it is. */
+function quotaAmount (bytes: number): string {
+  return bytes % MIB === 0 ? `${bytes / MIB} MiB` : dataAmount(bytes)
+}
+
+/** What needs room: whose it is, how much, what it is (`the file is 3.0 MiB`), and what the refused person can do. */
+export interface RoomNeeded { userId: string, bytes: number, what: string, except?: string, advice?: string }
+
+/**
+ * Refuses (`ERR_QUOTA_EXCEEDED`, naming the flag and the figures) when `need.bytes` more for
+ * `need.userId` would go past that account's share or the install's dataset quota, counting
+ * stored data and the room uploads in progress hold. Run it inside `withDataQuota`, with the
+ * writes it allows. Nothing new to store (0 bytes) always fits.
+ */
+export async function assertDataRoom (db: Kysely<Database>, quota: DataQuota, need: RoomNeeded): Promise<void> {
+  if (need.bytes <= 0) return
+  const now = Date.now()
+  const advice = need.advice ?? 'ask the operator for room'
+  const cap = quota.userDatasetQuotaBytes
+  if (cap !== undefined && Number.isFinite(cap)) {
+    const stored = await uploadedDataBytes(db, need.userId)
+    const staged = await stagedUploadBytes(db, { userId: need.userId, ...(need.except !== undefined ? { except: need.except } : {}), now })
+    const room = cap - stored - staged
+    if (need.bytes > room) {
+      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `${need.what}, and your share of the dataset quota (${quotaAmount(cap)} an account, --user-dataset-quota-mb) has ${dataAmount(Math.max(0, room))} left after your stored data (${dataAmount(stored)}) and your uploads in progress (${dataAmount(staged)}); ${advice}`)
+    }
+  }
+  const stored = await uploadedDataBytes(db)
+  const staged = await stagedUploadBytes(db, { ...(need.except !== undefined ? { except: need.except } : {}), now })
+  const room = quota.datasetQuotaBytes - stored - staged
+  if (need.bytes > room) {
+    throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `${need.what}, and the coordinator's dataset quota (${quotaAmount(quota.datasetQuotaBytes)}, --dataset-quota-mb) has ${dataAmount(Math.max(0, room))} left after stored data (${dataAmount(stored)}) and uploads in progress (${dataAmount(staged)}); ${advice}`)
+  }
 }
 
 const quotaQueues = new WeakMap<Kysely<Database>, Promise<unknown>>()

@@ -16,7 +16,8 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
+import { UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
+import type { DataQuota } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
 export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
@@ -80,8 +81,8 @@ export interface DatasetLibraryDeps {
   changes: ChangeFeed
   /** where uploads are staged until tokenized */
   stagingDir: string
-  /** bytes of uploaded shards the install keeps, all datasets together */
-  quotaBytes: number
+  /** room for uploaded data, the install's and one account's (`InstallLimits` is one) */
+  quota: DataQuota
   /** A dataset became ready or failed: runs launched on it before it was tokenized go on (runs/awaiting-data.ts). */
   onSettled?: (datasetId: string) => Promise<void>
 }
@@ -105,17 +106,15 @@ export class DatasetLibrary {
     if (input.format !== 'text' && (input.field === null || input.field.trim() === '')) throw new CoordinatorError('ERR_INVALID_INPUT', `say which ${input.format === 'jsonl' ? 'field' : 'column'} holds the text`)
     await loadTokenizer(this.#deps, input.tokenizer)
     await this.#expireAbandoned()
-    // Staged files count against the quota too, so announced uploads cannot fill the disk.
+    // A moving upload holds room for its whole file, so announced uploads cannot fill the disk
+    // and one that keeps sending is sure to fit; a stalled one holds only what it received.
     const row = await withDataQuota(this.#deps.db, async () => {
-      const used = await uploadedDataBytes(this.#deps.db)
-      const staged = await stagedUploadBytes(this.#deps.db)
-      const room = this.#deps.quotaBytes - used - staged
-      if (input.fileBytes > room) {
-        throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the file is ${(input.fileBytes / MIB).toFixed(1)} MiB, and the coordinator's dataset quota (${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB, --dataset-quota-mb) has ${(Math.max(0, room) / MIB).toFixed(1)} MiB left after stored shards (${(used / MIB).toFixed(1)} MiB) and uploads in progress (${(staged / MIB).toFixed(1)} MiB); ask the operator for room`)
-      }
+      await assertDataRoom(this.#deps.db, this.#deps.quota, { userId, bytes: input.fileBytes, what: `the file is ${dataAmount(input.fileBytes)}` })
+      // Both times from this clock, which `holdsWholeFile` compares them with.
+      const now = new Date()
       return await this.#deps.db.insertInto('datasets').values({
         name: input.name, created_by: userId, status: 'uploading', format: input.format, field: input.format === 'text' ? null : input.field,
-        tokenizer: input.tokenizer, file_name: input.fileName, file_bytes: input.fileBytes
+        tokenizer: input.tokenizer, file_name: input.fileName, file_bytes: input.fileBytes, created_at: now, updated_at: now
       }).returningAll().executeTakeFirstOrThrow()
     })
     await mkdir(this.#deps.stagingDir, { recursive: true, mode: 0o700 })
@@ -140,7 +139,9 @@ export class DatasetLibrary {
   /**
    * Appends `body` (bytes start..start+length of the file) to a dataset's upload. `start` must be
    * where the upload stands (a resuming client reads `receivedBytes` first); a piece that fails
-   * halfway is cut off again, so the upload stays where it was.
+   * halfway is cut off again, so the upload stays where it was. A stalled upload's piece first
+   * takes room for the rest of its file again, and is refused (`ERR_QUOTA_EXCEEDED`, nothing
+   * changed) when others took that room meanwhile.
    */
   async append (id: string, userId: string, piece: { start: number, length: number, total: number }, body: Readable): Promise<DatasetView> {
     const { db } = this.#deps
@@ -157,8 +158,9 @@ export class DatasetLibrary {
       // Read again now that the upload is ours: a piece that finished between the read above and
       // the claim (a pooled Postgres runs both at once) moved it on, and this one would append
       // at a stale offset.
-      const now = await db.selectFrom('datasets').select(['status', 'received_bytes']).where('id', '=', id).executeTakeFirstOrThrow()
+      const now = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
       if (now.status !== 'uploading' || now.received_bytes !== row.received_bytes) throw new CoordinatorError('ERR_CONFLICT', `the upload stands at byte ${now.received_bytes}; send from there`)
+      if (!holdsWholeFile(now, Date.now())) await this.#holdAgain(id, userId)
       let seen = 0
       const counter = new Transform({
         transform (chunk: Buffer, _enc, done) {
@@ -167,25 +169,72 @@ export class DatasetLibrary {
           done(null, chunk)
         }
       })
+      let updated: Selectable<DatasetsTable>
       try {
         await pipeline(body, counter, createWriteStream(path, { flags: 'a', mode: 0o600 }))
         if (seen !== piece.length) throw new CoordinatorError('ERR_INVALID_INPUT', `the piece ended after ${seen} of its ${piece.length} bytes`)
+        const onDisk = (await stat(path)).size
+        if (onDisk !== row.received_bytes + seen) throw new Error(`staged upload ${id} is ${onDisk} bytes, expected ${row.received_bytes + seen}`)
+        updated = await this.#received(id, userId, seen)
       } catch (err) {
         await truncate(path, row.received_bytes).catch(() => {})
         throw err
       }
-      const received = row.received_bytes + seen
-      const onDisk = (await stat(path)).size
-      if (onDisk !== received) throw new Error(`staged upload ${id} is ${onDisk} bytes, expected ${received}`)
-      const done = received === row.file_bytes
-      const updated = await db.updateTable('datasets').set({ received_bytes: received, status: done ? 'tokenizing' : 'uploading', updated_at: new Date() })
-        .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+      const done = updated.status === 'tokenizing'
       await this.#changed(id)
       if (done) this.#enqueue(id)
       return datasetView(updated)
     } finally {
       this.#writing.delete(id)
     }
+  }
+
+  /**
+   * Takes room for the rest of a stalled upload's file again (it held only what it received),
+   * inside the quota's turn; refused, with what is left, when others took the room meanwhile.
+   */
+  async #holdAgain (id: string, userId: string): Promise<void> {
+    const { db } = this.#deps
+    await withDataQuota(db, async () => {
+      const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+      const at = Date.now()
+      if (holdsWholeFile(row, at)) return
+      // Its received bytes are counted already (as a stalled upload's); the rest must fit.
+      await assertDataRoom(db, this.#deps.quota, {
+        userId,
+        bytes: row.file_bytes - row.received_bytes,
+        what: `this upload stalled (no piece for ${UPLOAD_HOLD_MS / 3600_000} hour, or under ${UPLOAD_PACE_BYTES_PER_S / 1024} KiB/s on average), so it held only the ${dataAmount(row.received_bytes)} it has received, and the rest of its file is ${dataAmount(row.file_bytes - row.received_bytes)}`,
+        advice: `the upload stays at byte ${row.received_bytes} for ${ABANDONED_AFTER_HOURS} hours after its last piece: resume it later, once other uploads have finished or failed, or ask the operator for room`
+      })
+      await db.updateTable('datasets').set({ updated_at: new Date(at) }).where('id', '=', id).execute()
+    })
+  }
+
+  /**
+   * Records `seen` more bytes received, inside the quota's turn: an upload that stalled while
+   * this piece came in (its room went to others) and holds its whole file again with it must
+   * find that room still there, or the piece is refused (the caller cuts it off again).
+   */
+  async #received (id: string, userId: string, seen: number): Promise<Selectable<DatasetsTable>> {
+    const { db } = this.#deps
+    return await withDataQuota(db, async () => {
+      const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
+      const at = Date.now()
+      const received = row.received_bytes + seen
+      const status = received === row.file_bytes ? 'tokenizing' as const : 'uploading' as const
+      const after = { ...row, received_bytes: received, status, updated_at: new Date(at) }
+      if (status === 'uploading' && !holdsWholeFile(row, at) && holdsWholeFile(after, at)) {
+        await assertDataRoom(db, this.#deps.quota, {
+          userId,
+          // This piece's bytes are not counted yet: they are part of the rest.
+          bytes: row.file_bytes - row.received_bytes,
+          what: `this upload stalled while its piece came in, and the rest of its file is ${dataAmount(row.file_bytes - row.received_bytes)}`,
+          advice: `the upload stays at byte ${row.received_bytes}: resume it later, once other uploads have finished or failed, or ask the operator for room`
+        })
+      }
+      return await db.updateTable('datasets').set({ received_bytes: received, status, updated_at: after.updated_at })
+        .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
+    })
   }
 
   /** Uploads untouched for a day are failed and their staged bytes deleted. */
@@ -277,12 +326,10 @@ export class DatasetLibrary {
       const newBytes = [...result.train, result.validation].reduce((n, s) => n + s.bytes, 0) + indexBytes.byteLength
       // The check and a reservation happen together; the stores (minutes for a large dataset)
       // and the status flip follow outside the lock, the room held for them until they are done.
+      // Beside the others, not its own room: that was held for its file, and the shards replace it.
       const release = await withDataQuota(db, async () => {
-        const used = await uploadedDataBytes(db)
-        if (used + newBytes > this.#deps.quotaBytes) {
-          throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this dataset makes ${(newBytes / MIB).toFixed(1)} MiB of shards and index, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of uploaded data in its ${(this.#deps.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
-        }
-        return reserveDataRoom(db, newBytes)
+        await assertDataRoom(db, this.#deps.quota, { userId: row.created_by, bytes: newBytes, except: id, what: `this dataset makes ${dataAmount(newBytes)} of shards and index` })
+        return reserveDataRoom(db, newBytes, row.created_by)
       })
       try {
         const meta = { vocabSize: result.train[0]!.vocabSize, tokenizer: row.tokenizer, dataset: row.name, datasetId: id, uploadedBy: row.created_by }

@@ -5,7 +5,8 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
 import { CoordinatorError } from '../errors.ts'
-import { uploadedDataBytes, withDataQuota } from './data-storage.ts'
+import { assertDataRoom, dataAmount, withDataQuota } from './data-storage.ts'
+import type { DataQuota } from './data-storage.ts'
 
 const SHA_NAME = /^sha256:([0-9a-f]{64})$/
 /** Loaded tokenizers, most recently used last; a BPE vocabulary can take tens of MB, so few are kept. */
@@ -61,11 +62,10 @@ export async function previewTokenizer (deps: { db: Kysely<Database>, blobs: Blo
 }
 
 /** Checks an uploaded tokenizer.json and stores it; returns the name runs and datasets use for it. */
-export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, bytes: Uint8Array, uploadedBy: string, quotaBytes: number): Promise<{ name: string, vocabSize: number }> {
+export async function storeUploadedTokenizer (deps: { db: Kysely<Database>, blobs: BlobStore }, bytes: Uint8Array, uploadedBy: string, quota: DataQuota): Promise<{ name: string, vocabSize: number }> {
   if (bytes.byteLength > MAX_TOKENIZER_JSON_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `a tokenizer.json may be at most ${MAX_TOKENIZER_JSON_BYTES / 1024 / 1024} MiB`)
   const tokenizer = await withDataQuota(deps.db, async () => {
-    const used = await uploadedDataBytes(deps.db)
-    if (used + bytes.byteLength > quotaBytes) throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `the coordinator's dataset quota (${(quotaBytes / 1024 / 1024).toFixed(0)} MiB, --dataset-quota-mb) has no room for this tokenizer; ask the operator for room`)
+    await assertDataRoom(deps.db, quota, { userId: uploadedBy, bytes: bytes.byteLength, what: `this tokenizer is ${dataAmount(bytes.byteLength)}` })
     let parsed: TextTokenizer
     try {
       parsed = uploadedTokenizer(bytes)

@@ -6,6 +6,7 @@ import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { DatasetLibrary } from '../datasets/dataset-library.ts'
 import { storeUploadedTokenizer } from '../datasets/run-tokenizers.ts'
+import type { DataQuota } from '../datasets/data-storage.ts'
 import { MAX_TOKENIZER_JSON_BYTES } from '@barnraise/datasets'
 import { SESSION_COOKIE, userForSession } from '../accounts/accounts.ts'
 import { hasRole } from '../accounts/roles.ts'
@@ -16,7 +17,7 @@ import type { CoordinatorErrorCode } from '../errors.ts'
 import { takeOrRefuse } from '../limits/api-rates.ts'
 import type { ApiRates } from '../limits/api-rates.ts'
 
-export interface UploadContext { db: Kysely<Database>, blobs: BlobStore, datasets: DatasetLibrary, rates: ApiRates, limits: { datasetQuotaBytes: number } }
+export interface UploadContext { db: Kysely<Database>, blobs: BlobStore, datasets: DatasetLibrary, rates: ApiRates, limits: DataQuota }
 
 // A UUID, lower case (the id also names the staged file, so a dataset has one spelling): 36
 // characters of hex and dashes in any order had passed, and failed the uuid column as a 500.
@@ -72,7 +73,7 @@ export async function handleUpload (ctx: UploadContext, req: IncomingMessage, re
     } else {
       takeOrRefuse(ctx.rates.datasetUploads, user.id, 'dataset uploads')
       const bytes = await readBody(req, MAX_TOKENIZER_JSON_BYTES)
-      send(res, 200, await storeUploadedTokenizer(ctx, bytes, user.id, ctx.limits.datasetQuotaBytes))
+      send(res, 200, await storeUploadedTokenizer(ctx, bytes, user.id, ctx.limits))
     }
   } catch (err) {
     if (!(err instanceof CoordinatorError)) throw err

@@ -2,7 +2,8 @@ import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob } from '../blobs/blob-records.ts'
-import { uploadedDataBytes, withDataQuota } from '../datasets/data-storage.ts'
+import { assertDataRoom, dataAmount, withDataQuota } from '../datasets/data-storage.ts'
+import type { DataQuota } from '../datasets/data-storage.ts'
 import { CoordinatorError } from '../errors.ts'
 import { DEMO_SHARD_OPTIONS, buildShards } from '@barnraise/trainer'
 import { MAX_DATASET_UPLOAD_BYTES } from '@barnraise/protocol'
@@ -24,10 +25,10 @@ export interface DatasetUpload {
 
 /**
  * Turns uploaded text files into stored shards a run spec can name. Refused when another
- * upload is being sharded (`ERR_BUSY`) or when the shards would take the install's uploaded
- * shards past `quotaBytes` (`ERR_QUOTA_EXCEEDED`); a refused upload stores nothing.
+ * upload is being sharded (`ERR_BUSY`) or when the shards do not fit the install's dataset quota
+ * or the uploader's share of it (`ERR_QUOTA_EXCEEDED`); a refused upload stores nothing.
  */
-export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: BlobStore }, upload: DatasetUpload, quotaBytes = Infinity) {
+export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: BlobStore }, upload: DatasetUpload, quota: DataQuota = { datasetQuotaBytes: Infinity }) {
   const text = upload.files.map((f) => f.text).join('\n\n')
   const bytes = Buffer.byteLength(text)
   if (bytes > MAX_UPLOAD_BYTES) throw new CoordinatorError('ERR_INVALID_INPUT', `the files hold ${(bytes / MIB).toFixed(1)} MiB; one upload takes at most ${MAX_UPLOAD_BYTES / MIB} MiB`)
@@ -35,22 +36,19 @@ export async function shardUploadedText (deps: { db: Kysely<Database>, blobs: Bl
   if (sharding) throw new CoordinatorError('ERR_BUSY', 'another dataset upload is being sharded; try again in a moment')
   sharding = true
   try {
-    return await withDataQuota(deps.db, async () => await storeShards(deps, upload, text, quotaBytes))
+    return await withDataQuota(deps.db, async () => await storeShards(deps, upload, text, quota))
   } finally {
     sharding = false
   }
 }
 
-async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, upload: DatasetUpload, text: string, quotaBytes: number) {
+async function storeShards (deps: { db: Kysely<Database>, blobs: BlobStore }, upload: DatasetUpload, text: string, quota: DataQuota) {
   const { name, uploadedBy } = upload
   // Byte tokens: every id is below 256.
   const vocabSize = 256
   const shards = buildShards(text, DEMO_SHARD_OPTIONS)
   const newBytes = shards.train.reduce((sum, s) => sum + s.bytes.byteLength, shards.validation.bytes.byteLength)
-  const used = await uploadedDataBytes(deps.db)
-  if (used + newBytes > quotaBytes) {
-    throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this upload makes ${(newBytes / MIB).toFixed(1)} MiB of shards, and the coordinator already stores ${(used / MIB).toFixed(1)} MiB of its ${(quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
-  }
+  await assertDataRoom(deps.db, quota, { userId: uploadedBy, bytes: newBytes, what: `this upload makes ${dataAmount(newBytes)} of shards` })
   const train: string[] = []
   const named = new Set<string>()
   let tokens = 0

@@ -21,6 +21,11 @@ export interface InstallLimits {
   maxOpenRuns: number
   /** Bytes of dataset shards the install stores for web uploads, all organizers together. */
   datasetQuotaBytes: number
+  /**
+   * The part of that one account may take (its stored data and the room its uploads in progress
+   * hold); absent, one account may take all of it (`--user-dataset-quota-mb`).
+   */
+  userDatasetQuotaBytes?: number
   /** Memory one run's open round may hold when its rule keeps every report whole (model × max nodes × 4 bytes). */
   maxKeptReportBytes: number
   /** Whether a dataset's shard URLs may name loopback or private addresses (local tests only). */

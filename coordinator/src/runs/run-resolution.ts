@@ -4,7 +4,8 @@ import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
 import { countParams, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
-import { stagedUploadBytes, uploadedDataBytes, withDataQuota } from '../datasets/data-storage.ts'
+import { assertDataRoom, dataAmount, withDataQuota } from '../datasets/data-storage.ts'
+import type { DataQuota } from '../datasets/data-storage.ts'
 import { documentIndexes } from '../datasets/document-indexes.ts'
 import { checkFetchedShard } from '../datasets/fetched-shard.ts'
 import type { Database } from '../db/schema.ts'
@@ -113,8 +114,8 @@ export async function resolveDataset (store: RunStore, dataset: RunSpec['dataset
 /** Hashes looked up in one query when a spec names stored shards (well under Postgres's 65,535 parameters). */
 export const SHARD_LOOKUP_CHUNK = 1000
 
-/** Who a URL dataset's fetched files are stored for, and the room they have (`--dataset-quota-mb`). */
-export interface FetchedDataOwner { uploadedBy: string, quotaBytes: number }
+/** Who a URL dataset's fetched files are stored for, and the room they have (`--dataset-quota-mb`, `--user-dataset-quota-mb`). */
+export interface FetchedDataOwner { uploadedBy: string, quota: DataQuota }
 
 /**
  * A manifest of shard URLs: the tokenizer must be known here; the validation shard is fetched,
@@ -141,11 +142,8 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   const { documentIndex, validation } = await withDataQuota(store.db, async () => {
     if (owner !== null) {
       const added = await newBytes(store.db, [{ sha256: dataset.validation.sha256, size: bytes.byteLength }, ...(index === null ? [] : [{ sha256: sha256Hex(index.gzipped), size: index.gzipped.byteLength }])])
-      // Room promised to uploads in progress is not free.
-      const used = await uploadedDataBytes(store.db) + await stagedUploadBytes(store.db)
-      if (used + added > owner.quotaBytes) {
-        throw new Error(`storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${(added / MIB).toFixed(1)} MiB, and the coordinator already stores or has promised to uploads in progress ${(used / MIB).toFixed(1)} MiB of its ${(owner.quotaBytes / MIB).toFixed(0)} MiB dataset quota (--dataset-quota-mb); ask the operator for room`)
-      }
+      // Room held by uploads in progress is not free.
+      await assertDataRoom(store.db, owner.quota, { userId: owner.uploadedBy, bytes: added, what: `storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${dataAmount(added)}` })
     }
     const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy })
     const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation', ...uploadedBy }), tokens: decoded.tokens }
@@ -153,8 +151,6 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   })
   return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex }
 }
-
-const MIB = 1024 * 1024
 
 /** Bytes of `blobs` not stored yet (a blob already here, uploaded or fetched before, takes no more room). */
 async function newBytes (db: Kysely<Database>, blobs: Array<{ sha256: string, size: number }>): Promise<number> {

@@ -83,7 +83,7 @@ export async function createRun (store: RunStore, input: unknown, createdBy: str
     const user = createdBy === null ? undefined : { id: createdBy, admin: options.anyDataset === true }
     const pending = await pendingDataset(store, spec.dataset, user)
     if (pending !== null && spec.dataset.source === 'dataset') awaiting = spec.dataset.id
-    const owner = createdBy === null ? undefined : { uploadedBy: createdBy, quotaBytes: limits.datasetQuotaBytes }
+    const owner = createdBy === null ? undefined : { uploadedBy: createdBy, quota: limits }
     dataset = pending ?? await resolveDataset(store, spec.dataset, { allowPrivateShardUrls: limits.allowPrivateShardUrls === true, owner, user })
   } catch (err) {
     throw new RunSpecError([{ field: 'dataset', message: (err as Error).message }])

@@ -1,5 +1,6 @@
 // What the coordinator fetches and keeps for an organizer's URL dataset (its validation shard and
-// document index) is stored data like an upload, and counts against the same dataset quota.
+// document index) is stored data like an upload, and counts against the same dataset quota and
+// the organizer's share of it (--user-dataset-quota-mb).
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createHash } from 'node:crypto'
@@ -33,7 +34,7 @@ async function serveAndOpen (files: Map<string, Uint8Array>, dir: string) {
   return { server, base, database, db, store, organizer }
 }
 
-test('a URL dataset\'s validation shard and document index count against the dataset quota: refused with the figures when they do not fit, stored as the organizer\'s when they do, and not counted twice', async () => {
+test('a URL dataset\'s validation shard and document index count against the dataset quota and the organizer\'s share: refused with the figures when they do not fit, stored as the organizer\'s when they do, and not counted twice', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-quota-'))
   // Lines of made-up words: enough for a few shards of gpt2-1k tokens.
   const words = ['barn', 'raise', 'seed', 'grain', 'field', 'plough', 'harvest', 'rain', 'sun', 'oak']
@@ -64,10 +65,16 @@ test('a URL dataset\'s validation shard and document index count against the dat
     const refused = await createRun(store, spec, organizer, tight).then(() => undefined, (e: unknown) => e)
     assert.ok(refused instanceof RunSpecError, String(refused))
     assert.equal(refused.fields[0]!.field, 'dataset')
-    assert.match(refused.fields[0]!.message, /validation shard and document index takes [\d.]+ MiB, and the coordinator already stores or has promised to uploads in progress 0\.0 MiB of its 0 MiB dataset quota \(--dataset-quota-mb\)/)
+    assert.match(refused.fields[0]!.message, /validation shard and document index takes [\d.]+ KiB, and the coordinator's dataset quota \([\d.]+ KiB, --dataset-quota-mb\) has [\d.]+ KiB left after stored data \(0\.0 MiB\) and uploads in progress \(0\.0 MiB\); ask the operator for room/)
     assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0, 'a refused dataset stores nothing')
 
     const roomy = { ...tight, datasetQuotaBytes: 64 * 1024 * 1024 }
+    // Room in the install, but not in the organizer's share of it.
+    const share = await createRun(store, spec, organizer, { ...roomy, userDatasetQuotaBytes: validationBytes + 10 }).then(() => undefined, (e: unknown) => e)
+    assert.ok(share instanceof RunSpecError, String(share))
+    assert.match(share.fields[0]!.message, /validation shard and document index takes [\d.]+ KiB, and your share of the dataset quota \([\d.]+ KiB an account, --user-dataset-quota-mb\) has [\d.]+ KiB left after your stored data \(0\.0 MiB\)/)
+    assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0, 'a dataset refused for the share stores nothing')
+
     const { spec: resolved } = await createRun(store, spec, organizer, roomy)
     const stored = await db.selectFrom('blobs').select(['sha256', 'size', 'kind', 'meta']).where('kind', 'in', ['shard', 'documents']).execute()
     assert.deepEqual(stored.map((b) => b.kind).sort(), ['documents', 'shard'])
@@ -116,7 +123,7 @@ test('two runs created at once cannot both take the last room in the dataset quo
     assert.deepEqual(outcomes.map((o) => o.status).sort(), ['fulfilled', 'rejected'])
     const refused = (outcomes.find((o) => o.status === 'rejected') as PromiseRejectedResult).reason as unknown
     assert.ok(refused instanceof RunSpecError, String(refused))
-    assert.match(refused.fields[0]!.message, /validation shard takes [\d.]+ MiB, and the coordinator already stores or has promised to uploads in progress [\d.]+ MiB of its 0 MiB dataset quota/)
+    assert.match(refused.fields[0]!.message, /validation shard takes [\d.]+ KiB, and the coordinator's dataset quota \([\d.]+ KiB, --dataset-quota-mb\) has [\d.]+ KiB left after stored data \([\d.]+ KiB\)/)
     assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', '=', 'shard').execute()).length, 1, 'one validation shard is stored')
     assert.ok(await uploadedDataBytes(db) <= limits.datasetQuotaBytes)
   } finally {

@@ -24,7 +24,7 @@ export const runsRouter = router({
     }))
     .mutation(async ({ ctx, input }) => {
       takeOrRefuse(ctx.rates.datasetUploads, ctx.user.id, 'dataset uploads')
-      return await shardUploadedText(ctx, { ...input, uploadedBy: ctx.user.id }, ctx.limits.datasetQuotaBytes)
+      return await shardUploadedText(ctx, { ...input, uploadedBy: ctx.user.id }, ctx.limits)
     }),
   /** Runs, newest first. */
   list: publicProcedure.query(async ({ ctx }) => await listRunSummaries(ctx.db)),
