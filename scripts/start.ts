@@ -8,6 +8,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { readRunningInstall } from '../coordinator/src/install/install-dir.ts'
 import { dataDirOwner } from '../protocol/src/data-dir-lock.ts'
 import { onStopSignal } from '../protocol/src/stop-signals.ts'
+import { ensureDashboardBuilt } from './dashboard-build.ts'
 import { randomBytes } from 'node:crypto'
 import { availableParallelism } from 'node:os'
 import { createInterface } from 'node:readline'
@@ -97,11 +98,7 @@ async function stopChild (child: ChildProcess): Promise<void> {
 
 onStopSignal(() => { void shutdown(0) })
 
-if (!existsSync(join(root, 'web', 'dist', 'index.html'))) {
-  say('start: building the dashboard')
-  const build = spawnSync('pnpm', ['--filter', '@barnraise/web', 'build'], { cwd: root, stdio: 'inherit' })
-  if (build.status !== 0) process.exit(build.status ?? 1)
-}
+ensureDashboardBuilt(root, say, 'start')
 
 const coordinatorDir = join(dataDir, 'coordinator')
 const running = dataDirOwner(coordinatorDir)

@@ -7,16 +7,13 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { ensureDashboardBuilt } from './dashboard-build.ts'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const args = process.argv.slice(2)
 const watch = args.includes('--watch') || args.includes('-w')
 
-if (!existsSync(`${root}/web/dist/index.html`)) {
-  process.stdout.write('test: building the dashboard first (web/dist is missing)\n')
-  const build = spawnSync('pnpm', ['--filter', '@barnraise/web', 'build'], { cwd: root, stdio: 'inherit' })
-  if (build.status !== 0) process.exit(build.status ?? 1)
-}
+ensureDashboardBuilt(root, (line) => process.stdout.write(`${line}\n`), 'test')
 
 const vitest = join(root, 'node_modules/vitest/vitest.mjs')
 const resultDir = mkdtempSync(join(tmpdir(), 'barnraise-test-'))
