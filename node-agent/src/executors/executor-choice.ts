@@ -27,7 +27,7 @@ export interface ExecutorSettings {
   precision?: Precision
   checkpointing?: Checkpointing
   sharding?: Sharding
-  /** --max-memory: the most host memory a unit or a scoring task may plan to use, whatever the executor (on CUDA it caps the GPU too unless `gpuMemoryLimitBytes` is set: deviceMemoryCap) */
+  /** --max-memory: the most host memory a unit or a scoring task may plan to use, whatever the executor (on CUDA without `gpuMemoryLimitBytes` it caps the GPU instead and scoring's host memory: deviceMemoryCap, trainingHostCap) */
   hostMemoryLimitBytes?: number
   /** --max-gpu-memory: the most GPU memory torch on CUDA may plan to use */
   gpuMemoryLimitBytes?: number

@@ -40,7 +40,7 @@ test('--max-gpu-memory where the flags rule out CUDA is a usage error that says 
   assert.equal(gpuFlagWithoutCuda('--device cpu trains on the CPU'), '--max-gpu-memory caps GPU memory for torch on CUDA, but --device cpu trains on the CPU; drop it (--max-memory caps this host\'s memory), or train on a GPU with --executor torch --device cuda')
 })
 
-test('against the executor chosen: the GPU cap off CUDA is refused; --max-memory alone on CUDA caps the GPU too, and join says so', () => {
+test('against the executor chosen: the GPU cap off CUDA is refused; --max-memory alone on CUDA caps the GPU, and join says so', () => {
   const refused = memoryFlagsFor('torch-cpu', 'PyTorch 2.4 on CPU (4 threads)', { gpuMemoryLimitBytes: 8 * GiB })
   assert.deepEqual(refused, { ok: false, message: gpuFlagWithoutCuda('the executor chosen, PyTorch 2.4 on CPU (4 threads) (torch-cpu), does not run on a GPU') })
   assert.equal(memoryFlagsFor('typescript', 'the TypeScript CPU trainer (1 thread)', { gpuMemoryLimitBytes: 8 * GiB, hostMemoryLimitBytes: GiB }).ok, false)
@@ -49,5 +49,5 @@ test('against the executor chosen: the GPU cap off CUDA is refused; --max-memory
   assert.deepEqual(memoryFlagsFor('typescript', 'the TypeScript CPU trainer (1 thread)', { hostMemoryLimitBytes: GiB }), { ok: true })
   const compat = memoryFlagsFor('torch-cuda', 'PyTorch on H100', { hostMemoryLimitBytes: 20 * GiB })
   assert.ok(compat.ok)
-  assert.equal(compat.note, 'agent: --max-memory 20.0 GiB caps this host\'s memory and, with no --max-gpu-memory given, the GPU\'s too; give --max-gpu-memory SIZE to cap the GPU on its own')
+  assert.equal(compat.note, 'agent: --max-memory 20.0 GiB caps the GPU, as before --max-gpu-memory existed (and scoring\'s host memory), not the agent\'s host copies of a unit; give --max-gpu-memory SIZE for the GPU and --max-memory then caps this host')
 })

@@ -29,7 +29,8 @@ export const EXECUTOR_USAGE = `executor options:
   --max-memory SIZE                  never plan to use more host memory than this (8GiB, 512MiB; a bare number is
                                      GiB): the TypeScript trainer, torch on the CPU, the agent's own copies of a
                                      torch unit's weights, and scoring other nodes' reports (which already take at
-                                     most half of it). On CUDA without --max-gpu-memory it caps the GPU too
+                                     most half of it). On CUDA without --max-gpu-memory it caps the GPU instead,
+                                     as before the two were split (and scoring's host memory)
   --max-gpu-memory SIZE              torch on CUDA: never plan to use more GPU memory than this (each GPU of
                                      several); an executor that is not on CUDA refuses it`
 
@@ -91,14 +92,14 @@ export function gpuFlagWithoutCuda (why: string): string {
 
 /**
  * The memory flags against the executor join chose (`kind`, `name`): --max-gpu-memory on one not
- * on CUDA is a usage error; on CUDA without it, a note that --max-memory caps the GPU too
+ * on CUDA is a usage error; on CUDA without it, a note that --max-memory caps the GPU (its old meaning)
  * (deviceMemoryCap says why), for join to print.
  */
 export function memoryFlagsFor (kind: ExecutorKind, name: string, settings: Pick<ExecutorSettings, 'hostMemoryLimitBytes' | 'gpuMemoryLimitBytes'>): { ok: true, note?: string } | { ok: false, message: string } {
   if (settings.gpuMemoryLimitBytes !== undefined && kind !== 'torch-cuda') return { ok: false, message: gpuFlagWithoutCuda(`the executor chosen, ${name} (${kind}), does not run on a GPU`) }
   if (kind === 'torch-cuda' && settings.gpuMemoryLimitBytes === undefined && settings.hostMemoryLimitBytes !== undefined) {
     const gib = (settings.hostMemoryLimitBytes / 2 ** 30).toFixed(1)
-    return { ok: true, note: `agent: --max-memory ${gib} GiB caps this host's memory and, with no --max-gpu-memory given, the GPU's too; give --max-gpu-memory SIZE to cap the GPU on its own` }
+    return { ok: true, note: `agent: --max-memory ${gib} GiB caps the GPU, as before --max-gpu-memory existed (and scoring's host memory), not the agent's host copies of a unit; give --max-gpu-memory SIZE for the GPU and --max-memory then caps this host` }
   }
   return { ok: true }
 }

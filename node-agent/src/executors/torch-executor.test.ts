@@ -14,7 +14,7 @@ import { createBatchSource } from '../batch-source.ts'
 import type { BatchSource, TrainResult } from './executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executor-error.ts'
 import { TORCH_EXECUTOR_DIR, pythonCandidates } from '@barnraise/torch-executor'
-import { TorchExecutor, deviceFitRefusal, deviceMemoryCap, torchHostBytes, torchRefusal, trainIdleMs } from './torch-executor.ts'
+import { TorchExecutor, deviceFitRefusal, deviceMemoryCap, torchHostBytes, torchRefusal, trainIdleMs, trainingHostCap } from './torch-executor.ts'
 import type { TorchTimeouts } from './torch-executor.ts'
 import { TypeScriptExecutor } from './typescript-executor.ts'
 import { randomBatches, syntheticUnit } from './synthetic-unit.ts'
@@ -552,12 +552,22 @@ describe('what the torch executor refuses before asking the child', () => {
     assert.equal(deviceMemoryCap(true, {}), undefined)
   })
 
+  test('a training unit\'s host copies are held to --max-memory, except on CUDA where --max-memory alone still means the GPU', () => {
+    const host = 16 * 2 ** 30
+    const gpu = 20 * 2 ** 30
+    assert.equal(trainingHostCap(false, { hostMemoryLimitBytes: host }), host)
+    assert.equal(trainingHostCap(true, { hostMemoryLimitBytes: host, gpuMemoryLimitBytes: gpu }), host, 'both given: each caps its own memory')
+    assert.equal(trainingHostCap(true, { hostMemoryLimitBytes: host }), undefined, 'an old `--device cuda --max-memory` service file: its number was sized for the card')
+    assert.equal(trainingHostCap(true, { gpuMemoryLimitBytes: gpu }), undefined)
+    assert.equal(trainingHostCap(false, {}), undefined)
+  })
+
   test('a unit the device does not fit is refused naming the flag that capped it', () => {
     const reason = 'the unit needs about 30.0 GiB (…) but cuda:0 has 20.0 GiB of free GPU memory'
     const gpu = deviceFitRefusal(reason, { bytes: 20 * 2 ** 30, flag: '--max-gpu-memory' }, true)
     assert.equal(gpu.code, 'ERR_UNIT_TOO_LARGE')
     assert.equal(gpu.message, `${reason}; lower the run's batch size or sequence length, or join with a larger --max-gpu-memory (this node allows 20.0 GiB of the GPU) or a larger GPU`)
-    assert.match(deviceFitRefusal(reason, { bytes: 20 * 2 ** 30, flag: '--max-memory' }, true).message, /or join with --max-gpu-memory SIZE for the GPU alone \(--max-memory's 20\.0 GiB caps the GPU too while --max-gpu-memory is not given\) or a larger GPU$/)
+    assert.match(deviceFitRefusal(reason, { bytes: 20 * 2 ** 30, flag: '--max-memory' }, true).message, /or join with --max-gpu-memory SIZE for the GPU alone \(--max-memory's 20\.0 GiB caps the GPU while --max-gpu-memory is not given\) or a larger GPU$/)
     assert.match(deviceFitRefusal(reason, { bytes: 2 ** 30, flag: '--max-memory' }, false).message, /or join with a larger --max-memory \(this node allows 1\.0 GiB\) or a larger GPU$/)
     assert.match(deviceFitRefusal(reason, undefined, true).message, /, or join with a larger GPU$/)
     assert.doesNotMatch(deviceFitRefusal(reason, undefined, true).message, /--max/)

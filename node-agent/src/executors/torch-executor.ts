@@ -85,7 +85,7 @@ export interface MemoryCap { bytes: number, flag: '--max-memory' | '--max-gpu-me
 /**
  * The cap the torch child plans its device with: --max-gpu-memory on CUDA, --max-memory on the
  * CPU (whose memory is the host's; --max-gpu-memory means nothing there). On CUDA without
- * --max-gpu-memory, --max-memory caps the GPU too. Until --max-gpu-memory existed --max-memory
+ * --max-gpu-memory, --max-memory caps the GPU (and not a training unit's host copies: trainingHostCap). Until --max-gpu-memory existed --max-memory
  * was the GPU's cap on CUDA, so a service file written then (`--device cuda --max-memory 20GiB`
  * on a shared GPU) must keep its GPU bound after an upgrade: dropping it would silently let the
  * child plan with the whole card, and refusing the flag would take every such node offline at
@@ -94,6 +94,17 @@ export interface MemoryCap { bytes: number, flag: '--max-memory' | '--max-gpu-me
 export function deviceMemoryCap (onCuda: boolean, limits: { hostMemoryLimitBytes?: number | undefined, gpuMemoryLimitBytes?: number | undefined }): MemoryCap | undefined {
   if (onCuda && limits.gpuMemoryLimitBytes !== undefined) return { bytes: limits.gpuMemoryLimitBytes, flag: '--max-gpu-memory' }
   return limits.hostMemoryLimitBytes !== undefined ? { bytes: limits.hostMemoryLimitBytes, flag: '--max-memory' } : undefined
+}
+
+/**
+ * The host memory a training unit's own copies (torchHostBytes) may take: --max-memory, except
+ * on CUDA without --max-gpu-memory, where --max-memory keeps its old meaning, the GPU's
+ * (deviceMemoryCap): a number an old service file sized for the card would otherwise refuse
+ * units whose host copies (about 20 bytes a parameter) pass it on a host with room to spare.
+ */
+export function trainingHostCap (onCuda: boolean, limits: { hostMemoryLimitBytes?: number | undefined, gpuMemoryLimitBytes?: number | undefined }): number | undefined {
+  if (onCuda && limits.gpuMemoryLimitBytes === undefined) return undefined
+  return limits.hostMemoryLimitBytes
 }
 
 /**
@@ -107,7 +118,7 @@ export function deviceFitRefusal (reason: string, cap: MemoryCap | undefined, on
         ? `join with a larger --max-memory (this node allows ${gib(cap.bytes)} GiB) or a larger GPU`
         : cap.flag === '--max-gpu-memory'
           ? `join with a larger --max-gpu-memory (this node allows ${gib(cap.bytes)} GiB of the GPU) or a larger GPU`
-          : `join with --max-gpu-memory SIZE for the GPU alone (--max-memory's ${gib(cap.bytes)} GiB caps the GPU too while --max-gpu-memory is not given) or a larger GPU`
+          : `join with --max-gpu-memory SIZE for the GPU alone (--max-memory's ${gib(cap.bytes)} GiB caps the GPU while --max-gpu-memory is not given) or a larger GPU`
   return new ExecutorError('ERR_UNIT_TOO_LARGE', `${reason}; lower the run's batch size or sequence length, or ${larger}`)
 }
 
@@ -361,6 +372,7 @@ export class TorchExecutor implements Executor {
   /** --max-memory: the host memory this node lets the agent plan with, if set. */
   get hostMemoryLimitBytes (): number | undefined { return this.#options.hostMemoryLimitBytes }
 
+
   /**
    * The bytes the child may plan with: the device cap; on the CPU, less `agentBytes`, the host
    * memory the agent holds for the unit beside the child (torchHostBytes). Null for no cap.
@@ -393,7 +405,7 @@ export class TorchExecutor implements Executor {
    */
   async check (unit: WorkUnit, signal?: AbortSignal): Promise<ExecutorError | undefined> {
     const key = rateKey(unit.modelConfig)
-    const early = torchRefusal(unit, this.#rates.get(key), Date.now(), this.#options.hostMemoryLimitBytes)
+    const early = torchRefusal(unit, this.#rates.get(key), Date.now(), trainingHostCap(this.kind === 'torch-cuda', this.#options))
     if (early !== undefined) {
       // One slow round (a busy machine, warm-up) must not refuse every later unit: the next gets a real try.
       if (early.code === 'ERR_UNIT_TOO_SLOW') this.#rates.delete(key)
