@@ -65,8 +65,8 @@ commands:
                              upload in progress holds room for its whole file while it moves, only
                              what it received once stalled (no piece for an hour, or under 64 KiB/s)
     --user-dataset-quota-mb N  the part of it one account may take, stored and held together
-                             (default: all of it); set it where organizers do not trust each other,
-                             e.g. with --open-organizing
+                             (default: all of it); it bounds one account, not one person: with open
+                             sign-ups (--open-organizing) one person may hold several
     --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
     --max-connections N      libp2p connections held at once, all peers together (default 1000)
     --connections-per-ip N   new libp2p connections one IP address may open per second (default 5;

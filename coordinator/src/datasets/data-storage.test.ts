@@ -49,14 +49,20 @@ test('an upload holds its whole file while a piece came within the hour and it k
   assert.equal(heldBytes(upload(3 * 60 * minute, minute, due - UPLOAD_PACE_BYTES_PER_S), now), due - UPLOAD_PACE_BYTES_PER_S, 'a second behind')
   assert.equal(heldBytes(upload(3 * 60 * minute, 3 * 60 * minute, 10 * 1024 ** 3, 'tokenizing'), now), 10 * 1024 ** 3, 'tokenizing holds its file whatever its age')
   assert.equal(holdsWholeFile(upload(0, 0, 5, 'failed'), now), false)
+  // For its own uploader a stalled upload counts whole, for anyone else only what it received.
+  const stalled = { ...upload(UPLOAD_HOLD_MS + 1, UPLOAD_HOLD_MS + 1, 5), created_by: 'u' }
+  assert.deepEqual([heldBytes(stalled, now, 'u'), heldBytes(stalled, now, 'v'), heldBytes(stalled, now)], [10 * 1024 ** 3, 5, 5])
+  assert.equal(heldBytes({ ...stalled, status: 'failed' }, now, 'u'), 5, 'a failed upload is no upload in progress')
 })
 
 for (const kind of ['pglite', 'postgres'] as const) {
-  test(`${kind}: the database counts what uploads hold as holdsWholeFile says, one upload at a time and all together`, async () => {
+  test(`${kind}: the database counts what uploads hold as heldBytes says, for anyone and for their uploader, one upload at a time and all together`, async () => {
     const fresh = kind === 'postgres' ? await createTestDatabase() : undefined
     const a = await openDatabase({ dataDir: 'memory://', databaseUrl: fresh?.url })
     try {
-      const user = (await a.db.insertInto('users').values({ email: 'u@held.test', display_name: 'U', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+      const account = async (email: string): Promise<string> => (await a.db.insertInto('users').values({ email, display_name: 'U', password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+      const user = await account('u@held.test')
+      const other = await account('v@held.test')
       const now = Date.now()
       const second = 1000
       const hour = 3600 * second
@@ -71,15 +77,28 @@ for (const kind of ['pglite', 'postgres'] as const) {
         ['tokenizing', 30 * hour, 30 * hour, file], ['ready', 0, 0, file]
       ]
       let expected = 0
+      let whole = 0
+      // Each case twice: the user's own upload, and another account's.
       for (const [status, createdAgo, touchedAgo, received] of cases) {
-        const row = { status, file_bytes: file, received_bytes: received, created_at: new Date(now - createdAgo), updated_at: new Date(now - touchedAgo) }
-        const { id } = await a.db.insertInto('datasets').values({ ...row, name: 'd', created_by: user, format: 'text', field: null, tokenizer: 'byte', file_name: 'd.txt' }).returning('id').executeTakeFirstOrThrow()
-        const alone = await stagedUploadBytes(a.db, { now }) - await stagedUploadBytes(a.db, { now, except: id })
-        const held = status === 'ready' ? 0 : heldBytes(row, now)
-        assert.equal(alone, held, `${status}, announced ${createdAgo / second} s ago, last piece ${touchedAgo / second} s ago, ${received} bytes`)
-        expected += held
+        for (const owner of [user, other]) {
+          const row = { status, file_bytes: file, received_bytes: received, created_at: new Date(now - createdAgo), updated_at: new Date(now - touchedAgo), created_by: owner }
+          const { id } = await a.db.insertInto('datasets').values({ ...row, name: 'd', format: 'text', field: null, tokenizer: 'byte', file_name: 'd.txt' }).returning('id').executeTakeFirstOrThrow()
+          const what = `${owner === user ? 'own' : 'another\'s'}, ${status}, announced ${createdAgo / second} s ago, last piece ${touchedAgo / second} s ago, ${received} bytes`
+          const alone = async (options: { fullFor?: string, asking?: string }): Promise<number> => await stagedUploadBytes(a.db, { now, ...options }) - await stagedUploadBytes(a.db, { now, ...options, except: id })
+          const held = status === 'ready' ? 0 : heldBytes(row, now)
+          assert.equal(await alone({}), held, what)
+          assert.equal(await alone({ fullFor: user }), status === 'ready' ? 0 : heldBytes(row, now, user), `${what}, for the user`)
+          assert.equal(await alone({ fullFor: user, asking: id }), held, `${what}, for the user, asking for it`)
+          if (owner === user) {
+            expected += held
+            if (status !== 'ready') whole += file
+          }
+        }
       }
+      assert.ok(whole > expected, 'some of the user\'s uploads stalled')
       assert.equal(await stagedUploadBytes(a.db, { now, userId: user }), expected)
+      assert.equal(await stagedUploadBytes(a.db, { now, userId: user, fullFor: user }), whole)
+      assert.equal(await stagedUploadBytes(a.db, { now, userId: other, fullFor: user }), expected, 'another account\'s uploads count as they hold')
       assert.equal(await stagedUploadBytes(a.db, { now, userId: '00000000-0000-0000-0000-000000000000' }), 0)
     } finally {
       await a.close()

@@ -15,7 +15,9 @@ export interface DataQuota { datasetQuotaBytes: number, userDatasetQuotaBytes?: 
  * this long (a client retrying a dropped piece comes back within minutes, a laptop put to sleep
  * does not), and on average at least `UPLOAD_PACE_BYTES_PER_S` since it was announced, after a
  * first stretch this long. Otherwise it holds only the bytes it has received (they are on disk)
- * and takes the rest again with its next piece, if the room is still there. Without the pace, a
+ * for others (its own uploader's checks count it whole: `heldBytes`). Its next piece takes the
+ * rest again if the room is still there, when the pause was all that stalled it; a slow one
+ * carries on without holding the rest, each piece needing room of its own. Without the pace, a
  * byte sent every 59 minutes would hold a file as large as the quota for ever.
  */
 export const UPLOAD_HOLD_MS = 3600_000
@@ -34,8 +36,16 @@ export function holdsWholeFile (row: UploadHold, now: number): boolean {
   return now <= row.created_at.getTime() + UPLOAD_HOLD_MS + row.received_bytes / UPLOAD_PACE_BYTES_PER_S * 1000
 }
 
-/** Bytes an upload in progress counts against the quota at `now` (ms). */
-export function heldBytes (row: UploadHold, now: number): number {
+/** An upload that receives nothing for this long is abandoned (failed, its staged bytes deleted). */
+export const UPLOAD_ABANDONED_AFTER_HOURS = 24
+
+/**
+ * Bytes an upload in progress counts against the quota at `now` (ms); in a check for `forUser`,
+ * that account's own uploads count whole, stalled or not: a stall frees room for others, not for
+ * its own uploader, who could otherwise announce the whole quota again each hour and send nothing.
+ */
+export function heldBytes (row: UploadHold & { created_by?: string }, now: number, forUser?: string): number {
+  if (forUser !== undefined && row.created_by === forUser && (row.status === 'uploading' || row.status === 'tokenizing')) return row.file_bytes
   return holdsWholeFile(row, now) ? row.file_bytes : row.received_bytes
 }
 
@@ -81,19 +91,37 @@ export function reserveDataRoom (db: Kysely<Database>, bytes: number, userId?: s
   }
 }
 
+/** Which uploads `stagedUploadBytes` counts, and how. */
+export interface StagedOptions {
+  /** only this account's uploads */
+  userId?: string
+  /** leaves this dataset out (one whose room its shards take over) */
+  except?: string
+  /** counts this account's uploads whole, stalled or not (`heldBytes`' `forUser`), all but `asking` */
+  fullFor?: string
+  /** the upload whose piece is being checked: counted as it stands, its uploader resuming it */
+  asking?: string
+  now?: number
+}
+
 /**
  * Bytes held for uploads still uploading or tokenizing, counted as used: a moving upload's
- * whole file, a stalled one's received bytes (`holdsWholeFile`). Only `userId`'s when given;
- * `except` leaves one dataset out (the one asking).
+ * whole file, a stalled one's received bytes (`holdsWholeFile`), and `fullFor`'s whole files.
  */
-export async function stagedUploadBytes (db: Kysely<Database>, options: { userId?: string, except?: string, now?: number } = {}): Promise<number> {
-  // `holdsWholeFile` in SQL, so a check costs one row however many uploads there are.
+export async function stagedUploadBytes (db: Kysely<Database>, options: StagedOptions = {}): Promise<number> {
+  // `heldBytes` in SQL, so a check costs one row however many uploads there are. Ids compare as
+  // text: a caller's account id need not be a uuid (a test's, a manifest's owner).
   const cutoff = new Date((options.now ?? Date.now()) - UPLOAD_HOLD_MS)
+  const own = options.fullFor === undefined
+    ? sql<boolean>`false`
+    : options.asking === undefined
+      ? sql<boolean>`created_by::text = ${options.fullFor}`
+      : sql<boolean>`(created_by::text = ${options.fullFor} and id::text <> ${options.asking})`
   let query = db.selectFrom('datasets')
-    .select(sql<string>`coalesce(sum(case when status = 'tokenizing' or (updated_at >= ${cutoff} and created_at + (received_bytes::float8 / ${UPLOAD_PACE_BYTES_PER_S}::float8) * interval '1 second' >= ${cutoff}) then file_bytes else received_bytes end), 0)`.as('held'))
+    .select(sql<string>`coalesce(sum(case when status = 'tokenizing' or ${own} or (updated_at >= ${cutoff} and created_at + (received_bytes::float8 / ${UPLOAD_PACE_BYTES_PER_S}::float8) * interval '1 second' >= ${cutoff}) then file_bytes else received_bytes end), 0)`.as('held'))
     .where('status', 'in', ['uploading', 'tokenizing'])
-  if (options.userId !== undefined) query = query.where('created_by', '=', options.userId)
-  if (options.except !== undefined) query = query.where('id', '<>', options.except)
+  if (options.userId !== undefined) query = query.where(sql<string>`created_by::text`, '=', options.userId)
+  if (options.except !== undefined) query = query.where(sql<string>`id::text`, '<>', options.except)
   const { held } = await query.executeTakeFirstOrThrow()
   return Number(held)
 }
@@ -110,33 +138,45 @@ function quotaAmount (bytes: number): string {
   return bytes % MIB === 0 ? `${bytes / MIB} MiB` : dataAmount(bytes)
 }
 
-/** What needs room: whose it is, how much, what it is (`the file is 3.0 MiB`), and what the refused person can do. */
-export interface RoomNeeded { userId: string, bytes: number, what: string, except?: string, advice?: string }
+/**
+ * What needs room: whose it is, how much, what it is (`the file is 3.0 MiB`), and what the
+ * refused person can do; `except` leaves a dataset out (its shards take over its room), `asking`
+ * is the upload whose piece needs it (counted as it stands, not whole for its own uploader).
+ */
+export interface RoomNeeded { userId: string, bytes: number, what: string, except?: string, asking?: string, advice?: string }
 
 /**
  * Refuses (`ERR_QUOTA_EXCEEDED`, naming the flag and the figures) when `need.bytes` more for
  * `need.userId` would go past that account's share or the install's dataset quota, counting
- * stored data and the room uploads in progress hold. Run it inside `withDataQuota`, with the
- * writes it allows. Nothing new to store (0 bytes) always fits.
+ * stored data and the room uploads in progress hold, the account's own at their whole file
+ * (`heldBytes`). Run it inside `withDataQuota`, with the writes it allows. Nothing new to store
+ * (0 bytes) always fits.
  */
 export async function assertDataRoom (db: Kysely<Database>, quota: DataQuota, need: RoomNeeded): Promise<void> {
   if (need.bytes <= 0) return
   const now = Date.now()
   const advice = need.advice ?? 'ask the operator for room'
+  const which: StagedOptions = { now, ...(need.except !== undefined ? { except: need.except } : {}), ...(need.asking !== undefined ? { asking: need.asking } : {}) }
+  // Said only when refused: how much of the held room is the asker's own stalled uploads, which
+  // hold less for others and would free it for the asker too by moving on or being abandoned.
+  const ownStalled = async (staged: number, userId?: string): Promise<string> => {
+    const extra = staged - await stagedUploadBytes(db, { ...which, ...(userId !== undefined ? { userId } : {}) })
+    return extra <= 0 ? '' : `; your stalled uploads count whole for you, ${dataAmount(extra)} more than for others, until you resume them or they are abandoned ${UPLOAD_ABANDONED_AFTER_HOURS} hours after their last piece`
+  }
   const cap = quota.userDatasetQuotaBytes
   if (cap !== undefined && Number.isFinite(cap)) {
     const stored = await uploadedDataBytes(db, need.userId)
-    const staged = await stagedUploadBytes(db, { userId: need.userId, ...(need.except !== undefined ? { except: need.except } : {}), now })
+    const staged = await stagedUploadBytes(db, { ...which, userId: need.userId, fullFor: need.userId })
     const room = cap - stored - staged
     if (need.bytes > room) {
-      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `${need.what}, and your share of the dataset quota (${quotaAmount(cap)} an account, --user-dataset-quota-mb) has ${dataAmount(Math.max(0, room))} left after your stored data (${dataAmount(stored)}) and your uploads in progress (${dataAmount(staged)}); ${advice}`)
+      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `${need.what}, and your share of the dataset quota (${quotaAmount(cap)} an account, --user-dataset-quota-mb) has ${dataAmount(Math.max(0, room))} left after your stored data (${dataAmount(stored)}) and your uploads in progress (${dataAmount(staged)}${await ownStalled(staged, need.userId)}); ${advice}`)
     }
   }
   const stored = await uploadedDataBytes(db)
-  const staged = await stagedUploadBytes(db, { ...(need.except !== undefined ? { except: need.except } : {}), now })
+  const staged = await stagedUploadBytes(db, { ...which, fullFor: need.userId })
   const room = quota.datasetQuotaBytes - stored - staged
   if (need.bytes > room) {
-    throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `${need.what}, and the coordinator's dataset quota (${quotaAmount(quota.datasetQuotaBytes)}, --dataset-quota-mb) has ${dataAmount(Math.max(0, room))} left after stored data (${dataAmount(stored)}) and uploads in progress (${dataAmount(staged)}); ${advice}`)
+    throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `${need.what}, and the coordinator's dataset quota (${quotaAmount(quota.datasetQuotaBytes)}, --dataset-quota-mb) has ${dataAmount(Math.max(0, room))} left after stored data (${dataAmount(stored)}) and uploads in progress (${dataAmount(staged)}${await ownStalled(staged)}); ${advice}`)
   }
 }
 

@@ -1,7 +1,9 @@
 // An announced upload holds room in the dataset quota only while it moves: one that stalls (no
-// piece for an hour, or far behind a modest pace) holds just the bytes it received, so nobody can
-// announce the whole quota, send nothing, and keep every other organizer out; it takes its room
-// again with its next piece, if the room is still there. And one account takes at most its share
+// piece for an hour, or far behind a modest pace) holds just the bytes it received for others, so
+// nobody can announce the whole quota, send nothing, and keep every other organizer out; nor
+// announce it again each hour, as the uploader's own stalled uploads count whole for them. One
+// that only paused takes its room again with its next piece, if the room is still there; a slow
+// one carries on piece by piece, each piece needing room. And one account takes at most its share
 // (--user-dataset-quota-mb). Real PGlite, a real blob store, the real tokenizing worker.
 import { afterEach, test } from 'vitest'
 import assert from 'node:assert/strict'
@@ -48,7 +50,7 @@ async function open (quota: DataQuota, kind: 'pglite' | 'postgres' = 'pglite') {
     await rm(dir, { recursive: true, force: true })
   })
   const user = async (email: string): Promise<string> => (await db.insertInto('users').values({ email, display_name: email, password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
-  return { db, blobs, library, stagingDir, mallory: await user('mallory@quota.test'), alice: await user('alice@quota.test') }
+  return { db, blobs, library, stagingDir, user, mallory: await user('mallory@quota.test'), alice: await user('alice@quota.test') }
 }
 
 const file = (fileBytes: number, name = 'corpus'): NewDataset => ({ name, format: 'jsonl', field: 'text', tokenizer: 'byte', fileName: `${name}.jsonl`, fileBytes })
@@ -95,7 +97,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
     // Resuming finds its room taken: refused with what is left and what to do, and nothing moves.
     const before = await row(db, hostage.id)
     const refused = await quotaRefusal(put(library, hostage.id, mallory, new Uint8Array(100).fill(98), 4 * MIB, 8 * MIB))
-    assert.equal(refused, 'this upload stalled (no piece for 1 hour, or under 64 KiB/s on average), so it held only the 4.0 MiB it has received, and the rest of its file is 4.0 MiB, ' +
+    assert.equal(refused, 'this upload had no piece for 1 hour, so it held only the 4.0 MiB it has received, and the rest of its file is 4.0 MiB, ' +
       'and the coordinator\'s dataset quota (8 MiB, --dataset-quota-mb) has 0.0 MiB left after stored data (0.0 MiB) and uploads in progress (8.0 MiB); ' +
       'the upload stays at byte 4194304 for 24 hours after its last piece: resume it later, once other uploads have finished or failed, or ask the operator for room')
     const after = await row(db, hostage.id)
@@ -109,8 +111,9 @@ for (const kind of ['pglite', 'postgres'] as const) {
     const resumed = await put(library, hostage.id, mallory, new Uint8Array(100).fill(98), 4 * MIB, 8 * MIB)
     assert.equal(resumed.receivedBytes, 4 * MIB + 100)
     assert.equal(await stagedUploadBytes(db), 8 * MIB, 'the resumed upload holds its whole file, the stalled one nothing')
+    // Theirs, announced over an hour ago with nothing sent, is slow too: even ten bytes need room.
     const theirsRefused = await quotaRefusal(put(library, theirs.id, alice, new Uint8Array(10).fill(99), 0, 4 * MIB))
-    assert.match(theirsRefused, /the rest of its file is 4\.0 MiB, .* has 0\.0 MiB left/)
+    assert.match(theirsRefused, /this upload is slow .* piece by piece; this piece is 10 bytes, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 0\.0 MiB left/)
     assert.equal((await row(db, theirs.id)).received_bytes, 0)
   })
 }
@@ -129,7 +132,7 @@ test('a piece that comes in while its upload stalls (its room went to others mea
   body.end(Buffer.alloc(100))
   const err = await piece
   assert.ok(err instanceof CoordinatorError && err.code === 'ERR_QUOTA_EXCEEDED', String(err))
-  assert.match(err.message, /this upload stalled while its piece came in, and the rest of its file is 4\.0 MiB, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 0\.0 MiB left/)
+  assert.match(err.message, /this upload stalled \(no piece for 1 hour, or under 64 KiB\/s on average\) and held only the 4\.0 MiB it had received, and with this piece it holds its whole file again: the rest is 4\.0 MiB, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 0\.0 MiB left/)
   assert.equal((await row(db, slow.id)).received_bytes, 4 * MIB)
   assert.equal((await stat(join(stagingDir, slow.id))).size, 4 * MIB)
   assert.equal(await stagedUploadBytes(db), 8 * MIB, 'its 4 MiB and theirs, nothing over')
@@ -145,12 +148,85 @@ test('a byte now and then does not keep the room: an upload far behind the pace 
   await library.create(file(MIB - 10, 'theirs'), alice)
   // Its next piece finds the room gone.
   const refused = await quotaRefusal(put(library, trickle.id, mallory, new Uint8Array(10).fill(97), 10, MIB))
-  assert.match(refused, /the upload stays at byte 10 for 24 hours/)
+  assert.match(refused, /carries on only while there is room, piece by piece; this piece is 10 bytes, .*; the upload stays at byte 10 for 24 hours/)
+})
+
+for (const kind of ['pglite', 'postgres'] as const) {
+  test(`${kind}: pieces sent at once to two slow uploads cannot both take the same free room: each is checked at its end, one at a time`, async () => {
+    const { db, library, stagingDir, mallory, alice } = await open({ datasetQuotaBytes: 8 * MIB }, kind)
+    const a = await library.create(file(8 * MIB, 'a'), mallory)
+    await age(db, a.id, UPLOAD_HOLD_MS + 30_000, UPLOAD_HOLD_MS + 30_000)
+    const b = await library.create(file(8 * MIB, 'b'), alice)
+    // Announced three hours ago, touched a minute ago, nothing sent: both far behind the pace, holding nothing.
+    for (const id of [a.id, b.id]) await age(db, id, 3 * HOUR, 60_000)
+    assert.equal(await stagedUploadBytes(db), 0)
+    const bodies = [new PassThrough(), new PassThrough()]
+    const pieces = [library.append(a.id, mallory, { start: 0, length: 5 * MIB, total: 8 * MIB }, bodies[0]!), library.append(b.id, alice, { start: 0, length: 5 * MIB, total: 8 * MIB }, bodies[1]!)]
+    const outcomes = Promise.allSettled(pieces)
+    // Both pieces are past their first check and being written, each against the same 8 MiB free.
+    for (const body of bodies) body.write(Buffer.alloc(MIB))
+    const size = async (id: string): Promise<number> => await stat(join(stagingDir, id)).then((s) => s.size, () => 0)
+    for (let i = 0; i < 400 && ((await size(a.id)) < MIB || (await size(b.id)) < MIB); i++) await new Promise((r) => setTimeout(r, 25))
+    for (const body of bodies) body.end(Buffer.alloc(4 * MIB))
+    const [first, second] = await outcomes
+    const kept = [first, second].filter((o) => o.status === 'fulfilled')
+    const refused = [first, second].flatMap((o) => o.status === 'rejected' ? [o.reason as unknown] : [])
+    assert.equal(kept.length, 1, 'one piece fits')
+    assert.equal(refused.length, 1, 'the other does not')
+    const err = refused[0]
+    assert.ok(err instanceof CoordinatorError && err.code === 'ERR_QUOTA_EXCEEDED', String(err))
+    assert.match(err.message, /^this upload is slow \(under 64 KiB\/s on average since it was announced, after its first hour\), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is 5\.0 MiB, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 3\.0 MiB left after stored data \(0\.0 MiB\) and uploads in progress \(5\.0 MiB\); the upload stays at byte 0 for 24 hours after its last piece/)
+    assert.equal(await stagedUploadBytes(db), 5 * MIB, 'the kept piece, nothing over the quota')
+    const received = [(await row(db, a.id)).received_bytes, (await row(db, b.id)).received_bytes].sort((x, y) => x - y)
+    assert.deepEqual(received, [0, 5 * MIB])
+    assert.deepEqual([await size(a.id), await size(b.id)].sort((x, y) => x - y), [0, 5 * MIB], 'the refused piece was cut off again')
+  })
+}
+
+test('a slow upload carries on piece by piece: a piece that fits is kept though the rest of its file would not, one that does not is refused with nothing changed', async () => {
+  const { db, library, stagingDir, mallory, alice } = await open({ datasetQuotaBytes: 8 * MIB })
+  const slow = await library.create(file(8 * MIB, 'slow'), mallory)
+  await put(library, slow.id, mallory, new Uint8Array(10).fill(97), 0, 8 * MIB)
+  await age(db, slow.id, 3 * HOUR, 60_000)
+  const theirs = await library.create(file(8 * MIB - 10, 'theirs'), alice)
+  await put(library, theirs.id, alice, new Uint8Array(2 * MIB), 0, 8 * MIB - 10)
+
+  const before = await row(db, slow.id)
+  const refused = await quotaRefusal(put(library, slow.id, mallory, new Uint8Array(100), 10, 8 * MIB))
+  assert.equal(refused, 'this upload is slow (under 64 KiB/s on average since it was announced, after its first hour), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is 100 bytes, ' +
+    'and the coordinator\'s dataset quota (8 MiB, --dataset-quota-mb) has 0.0 MiB left after stored data (0.0 MiB) and uploads in progress (8.0 MiB); ' +
+    'the upload stays at byte 10 for 24 hours after its last piece: resume it later, once other uploads have finished or failed, or ask the operator for room')
+  const after = await row(db, slow.id)
+  assert.deepEqual([after.received_bytes, after.updated_at.getTime()], [10, before.updated_at.getTime()])
+  assert.equal((await stat(join(stagingDir, slow.id))).size, 10)
+
+  // Theirs pauses past the hour: it holds its 2 MiB, and 6 MiB are free, less than the rest of the slow file but room for a piece.
+  await age(db, theirs.id, UPLOAD_HOLD_MS + 30_000, UPLOAD_HOLD_MS + 30_000)
+  const kept = await put(library, slow.id, mallory, new Uint8Array(MIB), 10, 8 * MIB)
+  assert.equal(kept.receivedBytes, MIB + 10)
+  assert.equal(await stagedUploadBytes(db), MIB + 10 + 2 * MIB, 'still slow, it holds what it received and takes nothing more')
+})
+
+test('announcing the whole quota again each hour and sending nothing does not work: the uploader\'s own stalled upload counts whole for them, not for others', async () => {
+  const { db, library, mallory, alice } = await open({ datasetQuotaBytes: 8 * MIB })
+  const hostage = await library.create(file(8 * MIB, 'hostage'), mallory)
+  await age(db, hostage.id, UPLOAD_HOLD_MS + 30_000, UPLOAD_HOLD_MS + 30_000)
+  assert.equal(await stagedUploadBytes(db), 0)
+  assert.equal(await stagedUploadBytes(db, { fullFor: mallory }), 8 * MIB)
+  const again = await quotaRefusal(library.create(file(8 * MIB, 'hostage'), mallory))
+  assert.equal(again, 'the file is 8.0 MiB, and the coordinator\'s dataset quota (8 MiB, --dataset-quota-mb) has 0.0 MiB left after stored data (0.0 MiB) and uploads in progress ' +
+    '(8.0 MiB; your stalled uploads count whole for you, 8.0 MiB more than for others, until you resume them or they are abandoned 24 hours after their last piece); ask the operator for room')
+  await quotaRefusal(library.create(file(1, 'tiny'), mallory))
+  await library.create(file(8 * MIB, 'theirs'), alice)
+  // Abandoned after a day, it counts for nobody: its uploader may announce again, within what others left.
+  await age(db, hostage.id, 25 * HOUR, 25 * HOUR)
+  assert.match(await quotaRefusal(library.create(file(1, 'tiny'), mallory)), /has 0\.0 MiB left after stored data \(0\.0 MiB\) and uploads in progress \(8\.0 MiB\); ask/)
+  assert.equal((await row(db, hostage.id)).status, 'failed')
 })
 
 for (const kind of ['pglite', 'postgres'] as const) {
   test(`${kind}: one account takes at most its share (--user-dataset-quota-mb): on announcing, on resuming, for a tokenizer; the others keep theirs`, async () => {
-    const { db, blobs, library, mallory, alice } = await open({ datasetQuotaBytes: MIB, userDatasetQuotaBytes: 512 * KIB }, kind)
+    const { db, blobs, library, user, mallory, alice } = await open({ datasetQuotaBytes: MIB, userDatasetQuotaBytes: 512 * KIB }, kind)
     const whole = await quotaRefusal(library.create(file(600 * KIB), mallory))
     assert.match(whole, /the file is 600\.0 KiB, and your share of the dataset quota \(512\.0 KiB an account, --user-dataset-quota-mb\) has 512\.0 KiB left after your stored data \(0\.0 MiB\) and your uploads in progress \(0\.0 MiB\); ask the operator for room/)
     const first = await library.create(file(400 * KIB, 'first'), mallory)
@@ -163,15 +239,23 @@ for (const kind of ['pglite', 'postgres'] as const) {
     await quotaRefusal(library.create(file(50 * KIB, 'small'), mallory))
     // Another organizer has their own share, up to what the install has left.
     await library.create(file(500 * KIB, 'hers'), alice)
-    const installFull = await quotaRefusal(library.create(file(12 * KIB + 1, 'more'), alice))
-    assert.match(installFull, /your share of the dataset quota .* has 12\.0 KiB left/)
+    const shareFull = await quotaRefusal(library.create(file(12 * KIB + 1, 'more'), alice))
+    assert.match(shareFull, /your share of the dataset quota .* has 12\.0 KiB left/)
+    // A third has room in their share, but the install has only 24 KiB left.
+    const carol = await user('carol@quota.test')
+    const installFull = await quotaRefusal(library.create(file(24 * KIB + 1, 'carols'), carol))
+    assert.match(installFull, /^the file is 24\.0 KiB, and the coordinator's dataset quota \(1 MiB, --dataset-quota-mb\) has 24\.0 KiB left after stored data \(100\.0 KiB\) and uploads in progress \(900\.0 KiB\); ask the operator for room$/)
 
-    // A stalled upload's share goes to the account's new upload; the stalled one resumes only within the share.
+    // A stalled upload frees its room for others, not for its own uploader: announcing again is refused, saying why.
     await age(db, first.id, UPLOAD_HOLD_MS + 60_000, UPLOAD_HOLD_MS + 60_000)
-    await library.create(file(300 * KIB, 'third'), mallory)
-    const resumed = await quotaRefusal(put(library, first.id, mallory, new Uint8Array(10), 0, 400 * KIB))
-    assert.match(resumed, /your share of the dataset quota \(512\.0 KiB an account, --user-dataset-quota-mb\) has 112\.0 KiB left after your stored data \(100\.0 KiB\) and your uploads in progress \(300\.0 KiB\); the upload stays at byte 0/)
-    assert.equal((await row(db, first.id)).received_bytes, 0)
+    const again = await quotaRefusal(library.create(file(300 * KIB, 'third'), mallory))
+    assert.match(again, /your share of the dataset quota \(512\.0 KiB an account, --user-dataset-quota-mb\) has 12\.0 KiB left after your stored data \(100\.0 KiB\) and your uploads in progress \(400\.0 KiB; your stalled uploads count whole for you, 400\.0 KiB more than for others, until you resume them or they are abandoned 24 hours after their last piece\)/)
+    await library.create(file(300 * KIB, 'carols'), carol)
+    // The stalled one is slow (nothing in over an hour): it carries on piece by piece, each within both quotas.
+    assert.equal((await put(library, first.id, mallory, new Uint8Array(10), 0, 400 * KIB)).receivedBytes, 10)
+    const past = await quotaRefusal(put(library, first.id, mallory, new Uint8Array(200 * KIB), 10, 400 * KIB))
+    assert.match(past, /this piece is 200\.0 KiB, and the coordinator's dataset quota \(1 MiB, --dataset-quota-mb\) has 124\.0 KiB left after stored data \(100\.0 KiB\) and uploads in progress \(800\.0 KiB\)/)
+    assert.equal((await row(db, first.id)).received_bytes, 10)
 
     // A tokenizer.json is stored data of its uploader too, refused before it is read.
     const tokenizer = await quotaRefusal(storeUploadedTokenizer({ db, blobs }, new Uint8Array(200 * KIB), mallory, { datasetQuotaBytes: MIB, userDatasetQuotaBytes: 512 * KIB }))

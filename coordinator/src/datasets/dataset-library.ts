@@ -16,18 +16,26 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
+import { UPLOAD_ABANDONED_AFTER_HOURS, UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
 import type { DataQuota } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
 export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
+
+/** Why a piece of a slow upload needs room of its own. */
+function slowPiece (bytes: number): string {
+  return `this upload is slow (under ${UPLOAD_PACE_BYTES_PER_S / 1024} KiB/s on average since it was announced, after its first hour), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is ${bytes < 1024 ? `${bytes} bytes` : dataAmount(bytes)}`
+}
+
+/** What a refused uploader can do: the bytes kept wait for a day. */
+function resumeLater (at: number): string {
+  return `the upload stays at byte ${at} for ${UPLOAD_ABANDONED_AFTER_HOURS} hours after its last piece: resume it later, once other uploads have finished or failed, or ask the operator for room`
+}
+
 /** Largest piece one upload request may carry. */
 export const MAX_UPLOAD_CHUNK_BYTES = 64 * 1024 * 1024
 
 const MIB = 1024 * 1024
-
-/** An upload that receives nothing for this long is abandoned. */
-const ABANDONED_AFTER_HOURS = 24
 
 export interface NewDataset {
   name: string
@@ -107,7 +115,8 @@ export class DatasetLibrary {
     await loadTokenizer(this.#deps, input.tokenizer)
     await this.#expireAbandoned()
     // A moving upload holds room for its whole file, so announced uploads cannot fill the disk
-    // and one that keeps sending is sure to fit; a stalled one holds only what it received.
+    // and one that keeps sending is sure to fit; a stalled one holds only what it received, for
+    // others: the asker's own count whole, so re-announcing each hour takes nothing more.
     const row = await withDataQuota(this.#deps.db, async () => {
       await assertDataRoom(this.#deps.db, this.#deps.quota, { userId, bytes: input.fileBytes, what: `the file is ${dataAmount(input.fileBytes)}` })
       // Both times from this clock, which `holdsWholeFile` compares them with.
@@ -139,9 +148,10 @@ export class DatasetLibrary {
   /**
    * Appends `body` (bytes start..start+length of the file) to a dataset's upload. `start` must be
    * where the upload stands (a resuming client reads `receivedBytes` first); a piece that fails
-   * halfway is cut off again, so the upload stays where it was. A stalled upload's piece first
-   * takes room for the rest of its file again, and is refused (`ERR_QUOTA_EXCEEDED`, nothing
-   * changed) when others took that room meanwhile.
+   * halfway is cut off again, so the upload stays where it was. A piece of an upload that paused
+   * an hour first takes room for the rest of its file again; one of an upload too slow to hold
+   * its file needs room for itself. Either is refused (`ERR_QUOTA_EXCEEDED`, nothing changed)
+   * when others took that room meanwhile.
    */
   async append (id: string, userId: string, piece: { start: number, length: number, total: number }, body: Readable): Promise<DatasetView> {
     const { db } = this.#deps
@@ -160,7 +170,7 @@ export class DatasetLibrary {
       // at a stale offset.
       const now = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
       if (now.status !== 'uploading' || now.received_bytes !== row.received_bytes) throw new CoordinatorError('ERR_CONFLICT', `the upload stands at byte ${now.received_bytes}; send from there`)
-      if (!holdsWholeFile(now, Date.now())) await this.#holdAgain(id, userId)
+      if (!holdsWholeFile(now, Date.now())) await this.#holdAgain(id, userId, piece.length)
       let seen = 0
       const counter = new Transform({
         transform (chunk: Buffer, _enc, done) {
@@ -190,30 +200,39 @@ export class DatasetLibrary {
   }
 
   /**
-   * Takes room for the rest of a stalled upload's file again (it held only what it received),
-   * inside the quota's turn; refused, with what is left, when others took the room meanwhile.
+   * Readies a piece of an upload that does not hold its whole file, inside the quota's turn. One
+   * that only paused (its pace is fine) takes room for the rest of its file again, refused when
+   * others took it meanwhile. One too slow to hold it (`UPLOAD_PACE_BYTES_PER_S`) holds nothing
+   * more: this piece must fit now, so a refused client stops before sending it, and is checked
+   * for sure at its end (`#received`), when pieces to other slow uploads may have taken the room.
    */
-  async #holdAgain (id: string, userId: string): Promise<void> {
+  async #holdAgain (id: string, userId: string, length: number): Promise<void> {
     const { db } = this.#deps
     await withDataQuota(db, async () => {
       const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
       const at = Date.now()
       if (holdsWholeFile(row, at)) return
+      if (!holdsWholeFile({ ...row, updated_at: new Date(at) }, at)) {
+        await assertDataRoom(db, this.#deps.quota, { userId, bytes: length, asking: id, what: slowPiece(length), advice: resumeLater(row.received_bytes) })
+        return
+      }
       // Its received bytes are counted already (as a stalled upload's); the rest must fit.
       await assertDataRoom(db, this.#deps.quota, {
         userId,
         bytes: row.file_bytes - row.received_bytes,
-        what: `this upload stalled (no piece for ${UPLOAD_HOLD_MS / 3600_000} hour, or under ${UPLOAD_PACE_BYTES_PER_S / 1024} KiB/s on average), so it held only the ${dataAmount(row.received_bytes)} it has received, and the rest of its file is ${dataAmount(row.file_bytes - row.received_bytes)}`,
-        advice: `the upload stays at byte ${row.received_bytes} for ${ABANDONED_AFTER_HOURS} hours after its last piece: resume it later, once other uploads have finished or failed, or ask the operator for room`
+        asking: id,
+        what: `this upload had no piece for ${UPLOAD_HOLD_MS / 3600_000} hour, so it held only the ${dataAmount(row.received_bytes)} it has received, and the rest of its file is ${dataAmount(row.file_bytes - row.received_bytes)}`,
+        advice: resumeLater(row.received_bytes)
       })
       await db.updateTable('datasets').set({ updated_at: new Date(at) }).where('id', '=', id).execute()
     })
   }
 
   /**
-   * Records `seen` more bytes received, inside the quota's turn: an upload that stalled while
-   * this piece came in (its room went to others) and holds its whole file again with it must
-   * find that room still there, or the piece is refused (the caller cuts it off again).
+   * Records `seen` more bytes received, inside the quota's turn. An upload that did not hold its
+   * whole file before this piece (it stalled, or was slow all along) must find room for it still
+   * there: for the rest of its file when the piece makes it hold it again, else for the piece.
+   * Refused, the caller cuts the piece off again and nothing changes.
    */
   async #received (id: string, userId: string, seen: number): Promise<Selectable<DatasetsTable>> {
     const { db } = this.#deps
@@ -223,14 +242,18 @@ export class DatasetLibrary {
       const received = row.received_bytes + seen
       const status = received === row.file_bytes ? 'tokenizing' as const : 'uploading' as const
       const after = { ...row, received_bytes: received, status, updated_at: new Date(at) }
-      if (status === 'uploading' && !holdsWholeFile(row, at) && holdsWholeFile(after, at)) {
-        await assertDataRoom(db, this.#deps.quota, {
-          userId,
-          // This piece's bytes are not counted yet: they are part of the rest.
-          bytes: row.file_bytes - row.received_bytes,
-          what: `this upload stalled while its piece came in, and the rest of its file is ${dataAmount(row.file_bytes - row.received_bytes)}`,
-          advice: `the upload stays at byte ${row.received_bytes}: resume it later, once other uploads have finished or failed, or ask the operator for room`
-        })
+      if (!holdsWholeFile(row, at)) {
+        const rest = row.file_bytes - row.received_bytes
+        // This piece's bytes are not counted yet: they are part of what must fit.
+        await assertDataRoom(db, this.#deps.quota, holdsWholeFile(after, at)
+          ? {
+              userId,
+              bytes: rest,
+              asking: id,
+              what: `this upload stalled (no piece for ${UPLOAD_HOLD_MS / 3600_000} hour, or under ${UPLOAD_PACE_BYTES_PER_S / 1024} KiB/s on average) and held only the ${dataAmount(row.received_bytes)} it had received, and with this piece it holds its whole file again: the rest is ${dataAmount(rest)}`,
+              advice: resumeLater(row.received_bytes)
+            }
+          : { userId, bytes: seen, asking: id, what: slowPiece(seen), advice: resumeLater(row.received_bytes) })
       }
       return await db.updateTable('datasets').set({ received_bytes: received, status, updated_at: after.updated_at })
         .where('id', '=', id).returningAll().executeTakeFirstOrThrow()
@@ -239,8 +262,8 @@ export class DatasetLibrary {
 
   /** Uploads untouched for a day are failed and their staged bytes deleted. */
   async #expireAbandoned (): Promise<void> {
-    const stale = await this.#deps.db.updateTable('datasets').set({ status: 'failed', error: `the upload stopped for more than ${ABANDONED_AFTER_HOURS} hours and was abandoned; upload the file again`, updated_at: new Date() })
-      .where('status', '=', 'uploading').where('updated_at', '<', new Date(Date.now() - ABANDONED_AFTER_HOURS * 3600_000)).returning('id').execute()
+    const stale = await this.#deps.db.updateTable('datasets').set({ status: 'failed', error: `the upload stopped for more than ${UPLOAD_ABANDONED_AFTER_HOURS} hours and was abandoned; upload the file again`, updated_at: new Date() })
+      .where('status', '=', 'uploading').where('updated_at', '<', new Date(Date.now() - UPLOAD_ABANDONED_AFTER_HOURS * 3600_000)).returning('id').execute()
     for (const r of stale) {
       await rm(this.#staged(r.id), { force: true })
       await this.#settled(r.id)
