@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import {
-  decodeSafetensors, encodeSafetensors, encodeSafetensorsInSlices, float32ToTensor, SafetensorsError, tensorToFloat32, tensorToInt32
+  decodeSafetensors, encodeSafetensors, encodeSafetensorsInSlices, float32ToTensor, SafetensorsError, safetensorsHeader, safetensorsParts, tensorToFloat32, tensorToInt32
 } from './safetensors.ts'
 import type { Dtype, TensorEntry } from './safetensors.ts'
 
@@ -198,4 +198,36 @@ test('encodeSafetensorsInSlices writes encodeSafetensors\' bytes at any slice si
     assert.deepEqual(sliced, whole, `slices of ${sliceBytes} bytes`)
     assert.equal(yields, Math.floor((37 + 12) * 4 / sliceBytes), `one yield per full slice of ${sliceBytes} bytes`)
   }
+})
+
+test('safetensorsParts end to end are encodeSafetensors\' bytes, the tensors\' parts their own memory', () => {
+  const values = Float32Array.from({ length: 49 }, (_, i) => i / 7 - 3)
+  const bytes = new Uint8Array(values.buffer)
+  const tensors = new Map<string, TensorEntry>([
+    ['a', { dtype: 'F32', shape: [37], data: bytes.subarray(0, 37 * 4) }],
+    ['b.weight', { dtype: 'F32', shape: [3, 4], data: bytes.subarray(37 * 4) }],
+    ['empty', float32ToTensor(new Float32Array(0), [0])]
+  ])
+  for (const metadata of [undefined, { format: 'pt' }]) {
+    const parts = safetensorsParts(tensors, metadata)
+    const joined = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+    let at = 0
+    for (const p of parts) { joined.set(p, at); at += p.byteLength }
+    assert.deepEqual(joined, encodeSafetensors(tensors, metadata))
+    assert.equal(parts[1]!.buffer, values.buffer, 'a view, not a copy')
+  }
+  assert.throws(() => safetensorsParts(new Map([['a', { dtype: 'F32', shape: [3], data: new Uint8Array(8) }]])), /needs 12 bytes, got 8/)
+})
+
+test('safetensorsHeader is the header encodeSafetensors writes, from dtypes and shapes alone', () => {
+  const tensors = new Map<string, TensorEntry>([
+    ['values', float32ToTensor(Float32Array.from({ length: 10 }, (_, i) => i), [10])],
+    ['ids', { dtype: 'I32', shape: [2, 3], data: new Uint8Array(24) }]
+  ])
+  const file = encodeSafetensors(tensors, { format: 'pt' })
+  const { header, dataBytes } = safetensorsHeader(new Map([['values', { dtype: 'F32', shape: [10] }], ['ids', { dtype: 'I32', shape: [2, 3] }]]), { format: 'pt' })
+  assert.deepEqual(header, file.subarray(0, header.byteLength))
+  assert.equal(header.byteLength + dataBytes, file.byteLength)
+  assert.equal(header.byteLength % 8, 0)
+  assert.throws(() => safetensorsHeader(new Map([['', { dtype: 'F32', shape: [1] }]])), /reserved or empty/)
 })

@@ -201,8 +201,31 @@ export async function encodeSafetensorsInSlices (tensors: Map<string, TensorEntr
   return out
 }
 
+/**
+ * encodeSafetensors' bytes as parts end to end: the header, then each tensor's own data (views,
+ * not copies). A model-sized file can be hashed and written from them without first being built
+ * whole: at 1B parameters that copy was 4 GB. `tensors` must not change while the parts are used.
+ */
+export function safetensorsParts (tensors: Map<string, TensorEntry>, metadata?: Record<string, string>): Uint8Array[] {
+  const { header } = safetensorsHeader(tensors, metadata)
+  return [header, ...[...tensors.values()].map((t) => t.data)]
+}
+
 /** A checked layout for `tensors`: the whole file's buffer with its header written, and where the tensors' bytes start. */
 function safetensorsShell (tensors: Map<string, TensorEntry>, metadata?: Record<string, string>): { out: Uint8Array, dataStart: number } {
+  const { header, dataBytes } = safetensorsHeader(tensors, metadata)
+  const out = new Uint8Array(header.byteLength + dataBytes)
+  out.set(header)
+  return { out, dataStart: header.byteLength }
+}
+
+/**
+ * The header encodeSafetensors writes for tensors of these dtypes and shapes, in map order
+ * (length, JSON, padding to 8 bytes: where the tensors' bytes start), and how many bytes of
+ * tensors follow it. A tensor's data, where given, must be its size. A file can be streamed from
+ * its header and its tensors' bytes as they are made, or a stored one recognised by its header.
+ */
+export function safetensorsHeader (tensors: Map<string, Pick<TensorEntry, 'dtype' | 'shape'> & { data?: Uint8Array }>, metadata?: Record<string, string>): { header: Uint8Array, dataBytes: number } {
   const header: Record<string, unknown> = {}
   if (metadata !== undefined && Object.keys(metadata).length > 0) header[METADATA_KEY] = parseMetadata(metadata)
   let offset = 0
@@ -210,7 +233,7 @@ function safetensorsShell (tensors: Map<string, TensorEntry>, metadata?: Record<
     if (name.length === 0 || name === METADATA_KEY) throw new SafetensorsError('ERR_BAD_NAME', `tensor name ${shown(JSON.stringify(name))} is reserved or empty`)
     if (!isDtype(t.dtype)) throw new SafetensorsError('ERR_UNKNOWN_DTYPE', `tensor "${shown(name)}": dtype ${shown(t.dtype)} is not supported`)
     const expected = elementCount(name, t.shape) * DTYPE_BYTES[t.dtype]
-    if (t.data.byteLength !== expected) {
+    if (t.data !== undefined && t.data.byteLength !== expected) {
       throw new SafetensorsError('ERR_SIZE_MISMATCH', `tensor "${shown(name)}": ${t.dtype} ${shown(t.shape)} needs ${expected} bytes, got ${t.data.byteLength}`)
     }
     // Defined, not assigned: a tensor named "__proto__" would otherwise vanish from the header.
@@ -219,11 +242,11 @@ function safetensorsShell (tensors: Map<string, TensorEntry>, metadata?: Record<
   }
   const json = new TextEncoder().encode(JSON.stringify(header))
   const headerLength = Math.ceil(json.byteLength / 8) * 8
-  const out = new Uint8Array(8 + headerLength + offset)
+  const out = new Uint8Array(8 + headerLength)
   new DataView(out.buffer).setBigUint64(0, BigInt(headerLength), true)
   out.set(json, 8)
   out.fill(0x20, 8 + json.byteLength, 8 + headerLength)
-  return { out, dataStart: 8 + headerLength }
+  return { header: out, dataBytes: offset }
 }
 
 function requireLittleEndianHost (): void {

@@ -2,13 +2,20 @@ import { createHash, randomBytes } from 'node:crypto'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { createReadStream } from 'node:fs'
 import type { ReadStream } from 'node:fs'
-import { mkdir, rename, stat, writeFile, rm } from 'node:fs/promises'
+import { mkdir, open, rename, stat, writeFile, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { readWholeFile, sha256Hex } from '@barnraise/protocol'
 
+/**
+ * A blob's bytes: whole, as parts end to end (a checkpoint's header and its weights' own memory:
+ * no model-sized copy), or as a source that makes them as they are read (never held whole).
+ */
+export type BlobBytes = Uint8Array | readonly Uint8Array[] | AsyncIterable<Uint8Array>
+
 /** Content-addressed bytes: the key is the sha256 of the value. S3 could implement this too. */
 export interface BlobStore {
-  put: (bytes: Uint8Array) => Promise<string>
+  /** Stores bytes (read to their end, a source included) and returns their sha256. */
+  put: (bytes: BlobBytes) => Promise<string>
   get: (sha256: string) => Promise<Uint8Array>
   size: (sha256: string) => Promise<number | undefined>
   /** Reads bytes `start` to `end` (inclusive; the end of the blob when absent). */
@@ -29,14 +36,30 @@ const HASH_SLICE_BYTES = 16 * 1024 * 1024
  * between, so a checkpoint or shard of hundreds of MiB does not stall every other request.
  * The caller must not change `bytes` until it resolves.
  */
-export async function sha256HexInSlices (bytes: Uint8Array): Promise<string> {
-  if (bytes.byteLength <= HASH_SLICE_BYTES) return sha256Hex(bytes)
+export async function sha256HexInSlices (bytes: Uint8Array | readonly Uint8Array[]): Promise<string> {
+  const parts = bytes instanceof Uint8Array ? [bytes] : bytes
+  if (parts.length === 1 && parts[0]!.byteLength <= HASH_SLICE_BYTES) return sha256Hex(parts[0]!)
   const hash = createHash('sha256')
-  for (let at = 0; at < bytes.byteLength; at += HASH_SLICE_BYTES) {
-    hash.update(bytes.subarray(at, at + HASH_SLICE_BYTES))
-    await nextTurn()
+  let sinceTurn = 0
+  for (const part of parts) {
+    for (let at = 0; at < part.byteLength; at += HASH_SLICE_BYTES) {
+      const slice = part.subarray(at, at + HASH_SLICE_BYTES)
+      hash.update(slice)
+      sinceTurn += slice.byteLength
+      if (sinceTurn >= HASH_SLICE_BYTES) { sinceTurn = 0; await nextTurn() }
+    }
   }
   return hash.digest('hex')
+}
+
+/** How many bytes `bytes` are, whole or in parts. */
+export function byteLengthOf (bytes: Uint8Array | readonly Uint8Array[]): number {
+  return bytes instanceof Uint8Array ? bytes.byteLength : bytes.reduce((n, part) => n + part.byteLength, 0)
+}
+
+/** Whether `bytes` is a source read as it makes them (not bytes in memory). */
+export function isBlobSource (bytes: BlobBytes): bytes is AsyncIterable<Uint8Array> {
+  return !(bytes instanceof Uint8Array) && !Array.isArray(bytes)
 }
 
 /** Blobs as files under `root/ab/abcdef…`, written to a temp name and renamed so readers never see half a blob. */
@@ -52,13 +75,46 @@ export class DiskBlobStore implements BlobStore {
     return join(this.#root, sha256.slice(0, 2), sha256)
   }
 
-  async put (bytes: Uint8Array): Promise<string> {
+  async put (bytes: BlobBytes): Promise<string> {
+    if (isBlobSource(bytes)) return await this.#putSource(bytes)
     const sha = await sha256HexInSlices(bytes)
     const path = this.#path(sha)
-    if (await this.size(sha) === bytes.byteLength) return sha
+    if (await this.size(sha) === byteLengthOf(bytes)) return sha
     await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })
     const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
+    // Parts are written one after another (writeFile takes an iterable), never joined in memory.
     await writeFile(tmp, bytes)
+    await rename(tmp, path)
+    return sha
+  }
+
+  /** A source's bytes, hashed and written to a temp file as they come, then named by their sha256. */
+  async #putSource (source: AsyncIterable<Uint8Array>): Promise<string> {
+    await mkdir(this.#root, { recursive: true })
+    const tmp = join(this.#root, `incoming.${randomBytes(8).toString('hex')}.tmp`)
+    const hash = createHash('sha256')
+    let size = 0
+    const file = await open(tmp, 'wx')
+    try {
+      for await (const chunk of source) {
+        // hash.update stops at 2 GiB a call.
+        for (let at = 0; at < chunk.byteLength; at += HASH_SLICE_BYTES) hash.update(chunk.subarray(at, at + HASH_SLICE_BYTES))
+        for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten
+        size += chunk.byteLength
+      }
+    } catch (err) {
+      await file.close()
+      await rm(tmp, { force: true })
+      throw err
+    }
+    await file.close()
+    const sha = hash.digest('hex')
+    const path = this.#path(sha)
+    if (await this.size(sha) === size) {
+      await rm(tmp, { force: true })
+      return sha
+    }
+    await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })
     await rename(tmp, path)
     return sha
   }

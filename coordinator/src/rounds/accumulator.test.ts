@@ -65,3 +65,31 @@ test('a report folded a slice at a time into a plain sum gives the one-call fold
     assert.equal(sliced.trainLoss(), whole.trainLoss())
   }
 })
+
+test('the close takes the mean in the sum\'s own memory, the mean\'s floats, and the spent accumulator folds nothing more', async () => {
+  const { encodePseudoGradient } = await import('@barnraise/protocol')
+  const n = 3 * 512 + 300
+  const delta = (seed: number): Float32Array => Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.3 + seed) * 1e-2)
+  for (const foldTarget of [true, false]) {
+    const acc = new RoundAccumulator('r', n, false, { foldTarget })
+    acc.fold(delta(1), 3, 2.5)
+    acc.foldEncoded('int8', encodePseudoGradient('int8', delta(2)), 7, 2.0)
+    const mean = acc.mean()
+    const taken = await acc.takeUpdateInSlices({ rule: 'mean' })
+    assert.deepEqual(taken, mean, 'the floats mean() gives')
+    assert.equal(taken, acc.sum, 'no model-sized buffer of its own')
+    assert.equal(acc.trainLoss(), 2.0, 'the claims outlive the sum')
+    assert.throws(() => { acc.fold(delta(3), 1, undefined) }, /spent on its close/)
+    assert.throws(() => acc.foldEncoded('int8', encodePseudoGradient('int8', delta(3)), 1, undefined), /spent on its close/)
+    assert.throws(() => acc.mean(), /spent on its close/)
+    await assert.rejects(acc.takeUpdateInSlices({ rule: 'mean' }), /spent on its close/)
+  }
+  // No report: nothing to apply.
+  assert.deepEqual(await new RoundAccumulator('r', 5).takeUpdateInSlices({ rule: 'mean' }), new Float32Array(5))
+  // A rule over kept reports gives update()'s values, then lets the reports go.
+  const kept = new RoundAccumulator('r', n, true)
+  const twin = new RoundAccumulator('r', n, true)
+  for (const acc of [kept, twin]) for (const seed of [1, 2, 3]) acc.fold(delta(seed), 10 * seed, undefined)
+  assert.deepEqual(await kept.takeUpdateInSlices({ rule: 'median' }), twin.update({ rule: 'median' }))
+  assert.throws(() => kept.update({ rule: 'median' }), /spent on its close/)
+})

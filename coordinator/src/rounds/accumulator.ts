@@ -22,6 +22,8 @@ export class RoundAccumulator {
   /** Each report's claimed last inner-loop loss (finite ones) with its tokens. */
   readonly #losses: Array<{ loss: number, tokens: number }> = []
   readonly #kept: Contribution[] | null
+  /** Set once the close took the update (takeUpdateInSlices): the sum holds the mean from then on. */
+  #spent = false
 
   /** Values folded between turns of the event loop where a fold runs in JavaScript. */
   readonly #slice: number
@@ -51,6 +53,7 @@ export class RoundAccumulator {
 
   /** Adds `tokens × delta` to the sum (and keeps the delta when the rule needs it whole). */
   fold (delta: Float32Array, tokens: number, finalLoss: number | undefined): void {
+    this.#assertUnspent()
     const sum = this.sum
     // Float32 arithmetic, as foldPseudoGradient's: the same sum whichever path a report takes.
     const w = Math.fround(tokens)
@@ -67,6 +70,7 @@ export class RoundAccumulator {
    */
   foldEncoded (codec: CodecName, payload: Uint8Array, tokens: number, finalLoss: number | undefined): void {
     if (this.#kept !== null) { this.fold(decodePseudoGradient(codec, payload, this.sum.length), tokens, finalLoss); return }
+    this.#assertUnspent()
     foldPseudoGradient(codec, payload, this.sum.length, tokens, this.sum)
     this.tokens += tokens
     this.reports++
@@ -80,6 +84,7 @@ export class RoundAccumulator {
    * a value). The same floats either way: each value's fold is its own.
    */
   async foldEncodedInSlices (codec: CodecName, payload: Uint8Array, tokens: number, finalLoss: number | undefined): Promise<void> {
+    this.#assertUnspent()
     const n = this.sum.length
     if (this.#kept !== null || (codec === 'int8' && isFoldTarget(this.sum)) || !SLICEABLE_CODECS.has(codec) || n <= this.#slice) {
       this.foldEncoded(codec, payload, tokens, finalLoss)
@@ -97,6 +102,7 @@ export class RoundAccumulator {
 
   /** The round's update under `rule`: the running mean for a plain mean, else the rule over the kept reports. */
   update (rule: AggregationRule, options: AggregationOptions = {}): Float32Array {
+    this.#assertUnspent()
     if (this.#kept === null) {
       if (rule.rule !== 'mean' || options.clipToMedianNorm !== undefined) throw new Error(`the ${rule.rule} rule needs the round's reports whole, and this accumulator did not keep them`)
       return this.mean()
@@ -104,23 +110,41 @@ export class RoundAccumulator {
     return this.#kept.length === 0 ? this.mean() : aggregate(this.#kept, rule, options).update
   }
 
-  /** `update`, with the plain mean worked out a slice at a time between turns of the event loop (close-in-slices.ts). */
-  async updateInSlices (rule: AggregationRule, options: AggregationOptions = {}): Promise<Float32Array> {
-    if (this.#kept !== null) return this.update(rule, options)
-    if (rule.rule !== 'mean' || options.clipToMedianNorm !== undefined) return this.update(rule, options)
-    const out = new Float32Array(this.sum.length)
-    if (this.tokens === 0) return out
-    const inv = 1 / this.tokens
-    for (let from = 0; from < out.length; from += CLOSE_SLICE) {
-      const to = Math.min(from + CLOSE_SLICE, out.length)
-      for (let i = from; i < to; i++) out[i] = this.sum[i]! * inv
-      if (to < out.length) await new Promise((resolve) => setImmediate(resolve))
+  /**
+   * The round's update for its close, which spends the accumulator: a plain mean is worked out
+   * a slice at a time between turns of the event loop (close-in-slices.ts) in the sum's own
+   * memory (a model-sized buffer fewer than `update`), and a rule over kept reports lets them go
+   * once it has its update. Later folds, means and updates throw: the sum is gone.
+   */
+  async takeUpdateInSlices (rule: AggregationRule, options: AggregationOptions = {}): Promise<Float32Array> {
+    this.#assertUnspent()
+    if (this.#kept !== null || rule.rule !== 'mean' || options.clipToMedianNorm !== undefined) {
+      const update = this.update(rule, options)
+      this.#spent = true
+      if (this.#kept !== null) this.#kept.length = 0
+      return update
     }
-    return out
+    this.#spent = true
+    const sum = this.sum
+    // Never a report yet: the update is nothing (a sum untouched holds zeros).
+    if (this.tokens === 0) return sum.fill(0)
+    const inv = 1 / this.tokens
+    for (let from = 0; from < sum.length; from += CLOSE_SLICE) {
+      const to = Math.min(from + CLOSE_SLICE, sum.length)
+      // The values `mean` gives: each float32 sum times the same double, rounded once.
+      for (let i = from; i < to; i++) sum[i] = sum[i]! * inv
+      if (to < sum.length) await new Promise((resolve) => setImmediate(resolve))
+    }
+    return sum
+  }
+
+  #assertUnspent (): void {
+    if (this.#spent) throw new Error(`round ${this.roundId}'s sum was spent on its close; nothing more folds into it`)
   }
 
   /** The token-weighted mean pseudo-gradient. */
   mean (): Float32Array {
+    this.#assertUnspent()
     const out = new Float32Array(this.sum.length)
     if (this.tokens === 0) return out
     const inv = 1 / this.tokens

@@ -1,10 +1,15 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
+import { createReadStream } from 'node:fs'
+import { mkdtemp, rm, truncate } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { decodePseudoGradient, encodePseudoGradient } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
-import { countParams, initParams, outerStep, presetConfig, writeMomentum } from '@barnraise/trainer'
+import { countParams, encodeNesterovState, initParams, momentumParts, outerStep, presetConfig, storedCheckpointParts, writeMomentum } from '@barnraise/trainer'
 import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
-import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices, residualBytesInSlices, sparseBroadcastInSlices } from './close-in-slices.ts'
+import { encodeAppliedInSlices, outerStepInSlices, residualParts, sparseBroadcastInSlices, streamedOuterStep } from './close-in-slices.ts'
+import { DiskBlobStore, sha256Hex } from '../blobs/blob-store.ts'
 import { sparseBroadcast, writeBroadcastResidual } from './sparse-broadcast.ts'
 import { TOPK_CHUNK } from '@barnraise/protocol'
 
@@ -13,52 +18,55 @@ const N = 3 * 512 + 300
 const SLICE = 512
 const values = (seed: number): Float32Array => Float32Array.from({ length: N }, (_, i) => Math.fround(Math.sin(i * 0.37 + seed) * (1 + (i % 97)) * 1e-3))
 
-test('a close worked in slices gives the whole calls\' bits: encode, decode, outer step with and without momentum', async () => {
+/** Parts end to end, as the blob store writes them. */
+function joined (parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0))
+  let at = 0
+  for (const p of parts) { out.set(p, at); at += p.byteLength }
+  return out
+}
+
+test('a close worked in slices gives the whole calls\' bits: encode with the values applied, outer step with and without momentum', async () => {
   const update = values(1)
   for (const codec of ['int8', 'fp16', 'fp32', 'topk'] as CodecName[]) {
     const whole = encodePseudoGradient(codec, update)
-    const sliced = await encodeInSlices(codec, update, SLICE)
+    const applied = update.slice()
+    const sliced = await encodeAppliedInSlices(codec, applied, SLICE)
     assert.deepEqual(sliced, whole, `${codec} encode`)
-    assert.deepEqual(await decodeInSlices(codec, whole, N, SLICE), decodePseudoGradient(codec, whole, N), `${codec} decode`)
+    assert.deepEqual(applied, decodePseudoGradient(codec, whole, N), `${codec}: the values replaced by what the payload decodes to`)
   }
   for (const momentum of [null, values(2)]) {
     const a = values(3)
     const b = values(3)
     const opts = { lr: 0.7, momentum: 0.9 }
     const expected = outerStep(a, update, momentum, opts)
-    const got = await outerStepInSlices(b, update, momentum, opts, SLICE)
+    const carried = momentum?.slice() ?? null
+    const given = update.slice()
+    const got = await outerStepInSlices(b, given, carried, opts, SLICE)
     assert.deepEqual(b, a, `θ, momentum ${momentum === null ? 'none' : 'carried'}`)
     assert.deepEqual(got, expected, 'the new momentum')
+    assert.equal(got, carried ?? given, 'in the carried momentum\'s memory, or with none the update\'s')
+    assert.deepEqual(given, update, 'the update is not changed')
   }
+  await assert.rejects(outerStepInSlices(values(3), values(1).subarray(1), null, { lr: 0.7, momentum: 0.9 }, SLICE), /one size/)
 })
 
-test('a bad payload is refused in slices as in one call', async () => {
-  const good = encodePseudoGradient('int8', values(4))
-  await assert.rejects(decodeInSlices('int8', good.subarray(1), N, SLICE), /payload/)
-  const nanScale = good.slice()
-  new DataView(nanScale.buffer).setFloat32(260 * 3, Number.NaN, true)
-  assert.throws(() => decodePseudoGradient('int8', nanScale, N))
-  await assert.rejects(decodeInSlices('int8', nanScale, N, SLICE))
-  await assert.rejects(encodeInSlices('fp16', Float32Array.from({ length: N }, (_, i) => i === N - 1 ? 1e6 : 0), SLICE))
+test('a value a codec cannot carry is refused in slices as in one call', async () => {
+  const big = Float32Array.from({ length: N }, (_, i) => i === N - 1 ? 1e6 : 0)
+  assert.throws(() => encodePseudoGradient('fp16', big))
+  await assert.rejects(encodeAppliedInSlices('fp16', big, SLICE))
 })
 
-test('the checkpoint and the momentum are written in slices to the same bytes, letting the event loop through between them', async () => {
+test('the checkpoint and the momentum are written as parts that are their bytes end to end, the values\' own memory among them', () => {
   const config = presetConfig('tiny')
   const theta = initParams(config, 5).flat
   assert.equal(theta.length, countParams(config))
-  // Another task on the loop, rescheduling itself: it runs only between turns, and a slice of 512 values gives it many.
-  let turns = 0
-  let ticking = true
-  const tick = (): void => { if (ticking) { turns++; setImmediate(tick) } }
-  setImmediate(tick)
-  const sliced = await checkpointBytesInSlices(config, theta, SLICE)
-  const between = turns
-  ticking = false
-  assert.deepEqual(sliced, checkpointBytes(config, theta), 'the stored checkpoint\'s bytes, so its sha256 (the checkpoint id) is unchanged')
-  assert.ok(between > 50, `the event loop ran another task ${between} times while ${theta.length} values were written`)
+  const parts = storedCheckpointParts(config, theta)
+  assert.deepEqual(joined(parts), checkpointBytes(config, theta), 'the stored checkpoint\'s bytes, so its sha256 (the checkpoint id) is unchanged')
+  assert.ok(parts.slice(1).every((p) => p.buffer === theta.buffer), 'no copy of the weights')
   const momentum = values(6)
-  assert.deepEqual(await momentumBytesInSlices(momentum, SLICE), writeMomentum(momentum))
-  assert.deepEqual(await momentumBytesInSlices(momentum.subarray(7, 907), SLICE), writeMomentum(momentum.subarray(7, 907)), 'a view at an offset')
+  assert.deepEqual(joined(momentumParts(momentum)), writeMomentum(momentum))
+  assert.deepEqual(joined(momentumParts(momentum.subarray(7, 907))), writeMomentum(momentum.subarray(7, 907)), 'a view at an offset')
 })
 
 test('a sparse broadcast in slices of whole topk chunks gives the whole call\'s payload, applied values and residual', async () => {
@@ -66,13 +74,58 @@ test('a sparse broadcast in slices of whole topk chunks gives the whole call\'s 
   const mean = Float32Array.from({ length: n }, (_, i) => Math.fround(Math.sin(i * 0.11) * (1 + (i % 13)) * 1e-3))
   for (const carried of [null, Float32Array.from({ length: n }, (_, i) => Math.fround(Math.cos(i * 0.07) * 1e-4))]) {
     const whole = sparseBroadcast(mean, carried === null ? null : carried.slice())
-    const sliced = await sparseBroadcastInSlices(mean, carried === null ? null : carried.slice(), TOPK_CHUNK)
+    const given = mean.slice()
+    const sliced = await sparseBroadcastInSlices(given, carried === null ? null : carried.slice(), TOPK_CHUNK)
     const label = carried === null ? 'no residual yet' : 'a residual carried'
     assert.deepEqual(sliced.encoded, whole.encoded, `${label}: the payload`)
     assert.deepEqual(sliced.applied, whole.applied, `${label}: the values applied`)
+    assert.equal(sliced.applied, given, `${label}: applied in the mean's own memory`)
     assert.deepEqual(sliced.residual, whole.residual, `${label}: the residual left`)
-    assert.deepEqual(await residualBytesInSlices(sliced.residual, 512), writeBroadcastResidual(whole.residual), `${label}: the residual's blob`)
+    assert.deepEqual(joined(residualParts(sliced.residual)), writeBroadcastResidual(whole.residual), `${label}: the residual's blob`)
   }
   await assert.rejects(sparseBroadcastInSlices(mean, null, 1000), /whole topk chunks/)
   await assert.rejects(sparseBroadcastInSlices(mean, new Float32Array(5)), /residual holds 5 values/)
+})
+
+test('the momentum streamed through the outer step gives the whole step\'s θ and momentum blob, whatever the read\'s chunks', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-close-'))
+  try {
+    const store = new DiskBlobStore(join(dir, 'blobs'))
+    const opts = { lr: 0.7, momentum: 0.9 }
+    const update = values(1)
+    const momentum = values(2)
+    const sha = await store.put(writeMomentum(momentum))
+    const file = (s: string): string => join(dir, 'blobs', s.slice(0, 2), s)
+    // Chunks of 7 bytes: values cut across chunks, and slices of 512 values across both.
+    const odd = { size: async (s: string) => await store.size(s), createReadStream: (s: string, start?: number, end?: number) => createReadStream(file(s), { start, end, highWaterMark: 7 }) }
+    for (const blobs of [store, odd]) {
+      const expectedTheta = values(3)
+      const expectedMomentum = outerStep(expectedTheta, update, momentum.slice(), opts)
+      const theta = values(3)
+      const streamed = await streamedOuterStep(blobs, sha, theta, update, opts, SLICE)
+      assert.ok(streamed !== undefined)
+      assert.equal(streamed.finished(), false)
+      const next = await store.put(streamed.bytes)
+      assert.equal(streamed.finished(), true)
+      assert.deepEqual(theta, expectedTheta, 'θ stepped in place, to the bit')
+      assert.equal(next, sha256Hex(writeMomentum(expectedMomentum)), 'the new momentum\'s blob, to the bit')
+      assert.deepEqual(await store.get(next), writeMomentum(expectedMomentum))
+    }
+    // Not writeMomentum's layout for this size: nothing read, θ untouched, the caller reads it whole.
+    const theta = values(3)
+    for (const other of [writeMomentum(momentum.subarray(1)), encodeNesterovState({ step: 1, buffer: momentum })]) {
+      assert.equal(await streamedOuterStep(store, await store.put(other), theta, update, opts, SLICE), undefined)
+    }
+    assert.deepEqual(theta, values(3))
+    await assert.rejects(streamedOuterStep(store, sha, theta, update.subarray(1), opts, SLICE), /one size/)
+    // A file cut short while it is read (its size said whole): the source throws, nothing is stored.
+    const cut = await store.put(writeMomentum(values(4)))
+    const whole = await store.size(cut)
+    const streamed = await streamedOuterStep(store, cut, values(3), update, opts, SLICE)
+    await truncate(file(cut), whole! - 10)
+    await assert.rejects(store.put(streamed!.bytes), /ended after 1536 of its 1836 values/)
+    assert.equal(streamed!.finished(), false)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
 })

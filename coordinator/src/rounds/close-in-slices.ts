@@ -3,9 +3,10 @@
 // the outer step for as long again (docs/scaling.md). Every step here works value by value (or
 // int8 block by block), so a slice's results are the whole call's, to the bit: what nodes
 // compute in one call when they rebuild a base, the coordinator computes here in slices.
-import { TOPK_CHUNK, decodePseudoGradient, encodePseudoGradient, encodeSafetensorsInSlices, encodedByteLength, float32ToTensor } from '@barnraise/protocol'
-import type { CodecName, LlamaConfig } from '@barnraise/protocol'
-import { outerStep, storedCheckpointBytesInSlices, writeMomentumInSlices } from '@barnraise/trainer'
+import { TOPK_CHUNK, decodePseudoGradient, encodePseudoGradient, encodedByteLength, float32ToTensor, safetensorsParts } from '@barnraise/protocol'
+import type { CodecName } from '@barnraise/protocol'
+import { momentumHeader, outerStep } from '@barnraise/trainer'
+import type { BlobStore } from '../blobs/blob-store.ts'
 import { sparseBroadcast } from './sparse-broadcast.ts'
 import type { SparseBroadcast } from './sparse-broadcast.ts'
 
@@ -28,41 +29,92 @@ async function inSlices (length: number, each: (from: number, to: number) => voi
   }
 }
 
-/** `outerStep` (θ in place, the new momentum returned), a slice at a time. */
+/**
+ * `outerStep` a slice at a time, θ and the momentum both in place: the new momentum is
+ * `momentum`'s own buffer, or with none yet `update`'s (a first step's momentum is the update
+ * itself, value for value). A new momentum of its own was a model-sized buffer more at a close.
+ */
 export async function outerStepInSlices (theta: Float32Array, update: Float32Array, momentum: Float32Array | null, opts: { lr: number, momentum: number }, slice = CLOSE_SLICE): Promise<Float32Array> {
-  const next = new Float32Array(theta.length)
+  if (update.length !== theta.length || (momentum !== null && momentum.length !== theta.length)) {
+    throw new Error(`the outer step needs θ, the update and the momentum of one size, not ${theta.length}, ${update.length} and ${momentum?.length ?? 'none'}`)
+  }
   await inSlices(theta.length, (a, b) => {
-    next.set(outerStep(theta.subarray(a, b), update.subarray(a, b), momentum === null ? null : momentum.subarray(a, b), opts), a)
+    const next = outerStep(theta.subarray(a, b), update.subarray(a, b), momentum === null ? null : momentum.subarray(a, b), opts)
+    momentum?.set(next, a)
   }, slice)
-  return next
+  return momentum ?? update
 }
 
-/** `encodePseudoGradient`, a slice at a time where the codec allows (else in one go). */
-export async function encodeInSlices (codec: CodecName, values: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
-  if (!SLICEABLE_CODECS.has(codec)) return encodePseudoGradient(codec, values)
+/**
+ * `outerStepInSlices` with the momentum streamed through instead of read whole: its blob (in
+ * writeMomentum's layout) is read a slice at a time, each slice stepped (θ in place) and handed
+ * on as the new momentum blob's bytes, header first, for the blob store to hash and write as they
+ * come. The momentum is never in memory whole: a model-sized buffer fewer at a close (4 GB at
+ * 1B parameters). θ is stepped as the bytes are read, and whole once all of them were; a read that
+ * fails or ends early throws from the source; `finished` says whether it was read to its end.
+ * Undefined (nothing read) where the stored blob is not in that layout for θ's size: the caller
+ * reads it whole then (readMomentum).
+ */
+export async function streamedOuterStep (blobs: Pick<BlobStore, 'size' | 'createReadStream'>, momentumSha: string, theta: Float32Array, update: Float32Array, opts: { lr: number, momentum: number }, slice = CLOSE_SLICE): Promise<{ bytes: AsyncGenerator<Uint8Array>, finished: () => boolean } | undefined> {
+  const n = theta.length
+  if (update.length !== n) throw new Error(`the outer step needs θ and the update of one size, not ${n} and ${update.length}`)
+  const header = momentumHeader(n)
+  if (await blobs.size(momentumSha) !== header.byteLength + 4 * n) return undefined
+  const stored = new Uint8Array(header.byteLength)
+  let got = 0
+  for await (const chunk of blobs.createReadStream(momentumSha, 0, header.byteLength - 1) as AsyncIterable<Uint8Array>) {
+    stored.set(chunk.subarray(0, stored.byteLength - got), got)
+    got += Math.min(chunk.byteLength, stored.byteLength - got)
+  }
+  if (got !== header.byteLength || stored.some((b, i) => b !== header[i])) return undefined
+  let finished = false
+  const bytes = (async function * () {
+    yield header
+    // One slice of the stored momentum, filled from the file's chunks (they need not end on a value).
+    const carried = new Uint8Array(4 * Math.min(slice, n))
+    let at = 0
+    let filled = 0
+    const stepped = (): Uint8Array => {
+      const count = filled / 4
+      const next = outerStep(theta.subarray(at, at + count), update.subarray(at, at + count), new Float32Array(carried.buffer, 0, count), opts)
+      at += count
+      filled = 0
+      return new Uint8Array(next.buffer, next.byteOffset, next.byteLength)
+    }
+    for await (const chunk of blobs.createReadStream(momentumSha, header.byteLength) as AsyncIterable<Uint8Array>) {
+      for (let off = 0; off < chunk.byteLength;) {
+        const want = Math.min(4 * Math.min(slice, n - at) - filled, chunk.byteLength - off)
+        if (want <= 0) throw new Error(`the momentum blob ${momentumSha} holds more than ${n} values`)
+        carried.set(chunk.subarray(off, off + want), filled)
+        filled += want
+        off += want
+        if (filled === 4 * Math.min(slice, n - at)) yield stepped()
+      }
+    }
+    if (at !== n || filled !== 0) throw new Error(`the momentum blob ${momentumSha} ended after ${at} of its ${n} values`)
+    finished = true
+  })()
+  return { bytes, finished: () => finished }
+}
+
+/**
+ * `encodePseudoGradient`, a slice at a time where the codec allows (else in one go), with
+ * `values` replaced by what the payload decodes to: what nodes apply is what the coordinator
+ * applies, in the same memory rather than a decoded copy. On a throw `values` may be partly replaced.
+ */
+export async function encodeAppliedInSlices (codec: CodecName, values: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
+  if (!SLICEABLE_CODECS.has(codec)) {
+    const whole = encodePseudoGradient(codec, values)
+    values.set(decodePseudoGradient(codec, whole, values.length))
+    return whole
+  }
   const out = new Uint8Array(encodedByteLength(codec, values.length))
-  await inSlices(values.length, (a, b) => { out.set(encodePseudoGradient(codec, values.subarray(a, b)), encodedByteLength(codec, a)) }, slice)
-  return out
-}
-
-/** `decodePseudoGradient`, a slice at a time where the codec allows (else in one go); the length is checked first. */
-export async function decodeInSlices (codec: CodecName, bytes: Uint8Array, length: number, slice = CLOSE_SLICE): Promise<Float32Array> {
-  if (!SLICEABLE_CODECS.has(codec) || bytes.byteLength !== encodedByteLength(codec, length)) return decodePseudoGradient(codec, bytes, length)
-  const out = new Float32Array(length)
-  await inSlices(length, (a, b) => {
-    out.set(decodePseudoGradient(codec, bytes.subarray(encodedByteLength(codec, a), encodedByteLength(codec, b)), b - a), a)
+  await inSlices(values.length, (a, b) => {
+    const part = encodePseudoGradient(codec, values.subarray(a, b))
+    out.set(part, encodedByteLength(codec, a))
+    values.set(decodePseudoGradient(codec, part, b - a), a)
   }, slice)
   return out
-}
-
-/** The checkpoint's stored bytes (checkpointBytes in checkpoints/checkpoint-weights.ts), copied a slice at a time; θ must not change until it resolves. */
-export async function checkpointBytesInSlices (config: LlamaConfig, theta: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
-  return await storedCheckpointBytesInSlices(config, theta, { sliceBytes: 4 * slice, yieldTurn: turn })
-}
-
-/** The outer momentum's blob (writeMomentum), copied a slice at a time; `momentum` must not change until it resolves. */
-export async function momentumBytesInSlices (momentum: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
-  return await writeMomentumInSlices(momentum, { sliceBytes: 4 * slice, yieldTurn: turn })
 }
 
 /** topk's payload header: the value count as two little-endian u32 halves (protocol/src/codecs/topk.ts). */
@@ -71,8 +123,10 @@ const TOPK_HEADER_BYTES = 8
 /**
  * `sparseBroadcast`, a slice at a time. A slice is a whole number of topk chunks and each
  * chunk's top k is its own, so the payload (one header, then the slices' chunks end to end),
- * the values applied and the residual are the whole call's, to the bit. `residual` is taken over
- * as in the whole call.
+ * the values applied and the residual are the whole call's, to the bit. Both buffers are taken
+ * over: `mean`'s becomes the values applied (each slice's mean is spent once its part is worked
+ * out) and `residual`'s the new residual, as in the whole call; no model-sized buffer is made
+ * but a first residual.
  */
 export async function sparseBroadcastInSlices (mean: Float32Array, residual: Float32Array | null, slice = CLOSE_SLICE): Promise<SparseBroadcast> {
   if (slice % TOPK_CHUNK !== 0) throw new Error(`a sparse broadcast's slice must be whole topk chunks of ${TOPK_CHUNK} values, not ${slice}`)
@@ -82,22 +136,21 @@ export async function sparseBroadcastInSlices (mean: Float32Array, residual: Flo
   const header = new DataView(encoded.buffer, 0, TOPK_HEADER_BYTES)
   header.setUint32(0, n % 2 ** 32, true)
   header.setUint32(4, Math.floor(n / 2 ** 32), true)
-  const applied = new Float32Array(n)
   const left = residual ?? new Float32Array(n)
   await inSlices(n, (a, b) => {
     const part = sparseBroadcast(mean.subarray(a, b), residual === null ? null : residual.subarray(a, b))
     // Every chunk before `a` is full, so its bytes start where a payload of `a` values ends.
     encoded.set(part.encoded.subarray(TOPK_HEADER_BYTES), a === 0 ? TOPK_HEADER_BYTES : encodedByteLength('topk', a))
-    applied.set(part.applied, a)
+    mean.set(part.applied, a)
     if (residual === null) left.set(part.residual, a)
   }, slice)
-  return { encoded, applied, residual: left }
+  return { encoded, applied: mean, residual: left }
 }
 
-/** The sparse broadcast's residual blob (writeBroadcastResidual in sparse-broadcast.ts), copied a slice at a time; `residual` must not change until it resolves. */
-export async function residualBytesInSlices (residual: Float32Array, slice = CLOSE_SLICE): Promise<Uint8Array> {
+/** The sparse broadcast's residual blob (writeBroadcastResidual in sparse-broadcast.ts) as parts end to end, `residual`'s own memory among them; it must not change while they are used. */
+export function residualParts (residual: Float32Array): Uint8Array[] {
   // Checks the host is little-endian, so the F32 bytes are the values' own memory.
   float32ToTensor(new Float32Array(0), [0])
   const view = { dtype: 'F32' as const, shape: [residual.length], data: new Uint8Array(residual.buffer, residual.byteOffset, residual.byteLength) }
-  return await encodeSafetensorsInSlices(new Map([['residual', view]]), undefined, { sliceBytes: 4 * slice, yieldTurn: turn })
+  return safetensorsParts(new Map([['residual', view]]))
 }

@@ -1,9 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
-import { DEFAULT_SCREENING, readMomentum } from '@barnraise/trainer'
+import { DEFAULT_SCREENING, momentumParts, readMomentum, storedCheckpointParts } from '@barnraise/trainer'
 import { allowedCodecs, encodedByteLength } from '@barnraise/protocol'
-import { checkpointBytesInSlices, decodeInSlices, encodeInSlices, momentumBytesInSlices, outerStepInSlices, residualBytesInSlices, sparseBroadcastInSlices } from './close-in-slices.ts'
+import { encodeAppliedInSlices, outerStepInSlices, residualParts, sparseBroadcastInSlices, streamedOuterStep } from './close-in-slices.ts'
 import type { CodecName, ExecutorKind, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -380,15 +380,7 @@ export class RoundEngine implements WorkSource {
     const spec = await this.#cache.spec(runId)
     const run = await db.selectFrom('runs').select(['latest_checkpoint', 'outer_state', 'broadcast_residual', 'tokens_seen']).where('id', '=', runId).executeTakeFirstOrThrow()
     const acc = await this.#cache.accumulator(runId, roundId)
-    const theta = new Float32Array(await this.#cache.base(runId, run.latest_checkpoint!))
-    const momentum = run.outer_state === null ? null : readMomentum(await blobs.get(run.outer_state), spec.paramCount)
     const defences = defencesOf(spec)
-    // Whole-model arithmetic from here on goes a slice at a time (close-in-slices.ts): the same bits, the event loop let through.
-    const update = await acc.updateInSlices(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
-    // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs,
-    // topk where the broadcast is sparse): the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
-    let applied = update
-    let updateBlob: string | null = null
     // The codecs the round's reports came in (a run may let slow links use a smaller one) and their bytes.
     const folded = await db.selectFrom('assignments').select(['codec', (eb) => eb.fn.countAll<number>().as('n')])
       .where('round_id', '=', roundId).where('status', '=', 'accepted').groupBy('codec').execute()
@@ -396,28 +388,25 @@ export class RoundEngine implements WorkSource {
     // Reports in several codecs cannot be listed for a node to fold in one: the mean goes out.
     const mixed = new Set(folded.map((f) => f.codec ?? spec.codec)).size > 1
     const broadcastCodec = broadcastCodecOf(spec)
-    // A sparse broadcast's residual: unchanged by a round whose reports go out as they are.
-    let residualBlob = run.broadcast_residual
-    if (broadcastsUpdates(defences) && acc.reports > 0 && (mixed || sendsAggregate(acc.reports, reportBytes, broadcastCodec, spec.paramCount))) {
-      let encoded: Uint8Array
-      if (broadcastCodec === 'topk') {
-        const carried = await this.#broadcastResidual(runId, run.broadcast_residual, spec.paramCount)
-        const sparse = await sparseBroadcastInSlices(update, carried)
-        encoded = sparse.encoded
-        applied = sparse.applied
-        residualBlob = await storeBlob(db, blobs, await residualBytesInSlices(sparse.residual), 'optimizer', { runId, round: number })
-        this.#o.log.info('sparse broadcast', { runId, round: number, bytes: encoded.byteLength, residualCarried: carried !== null, residualNorm: l2Norm(sparse.residual) })
-      } else {
-        encoded = await encodeInSlices(broadcastCodec, update)
-        applied = await decodeInSlices(broadcastCodec, encoded, spec.paramCount)
-      }
-      updateBlob = await storeBlob(db, blobs, encoded, 'update', { runId, round: number })
-    }
-    const newMomentum = await outerStepInSlices(theta, applied, momentum, { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum })
-    const weights = await checkpointBytesInSlices(spec.modelConfig, theta)
+    // Whole-model arithmetic from here on goes a slice at a time (close-in-slices.ts): the same
+    // bits, the event loop let through. It holds as few models at once as it can (measured by
+    // `pnpm bench round-memory`): the round's update is made in its sum's memory (the accumulator
+    // is spent), the broadcast's applied values replace it there, the outer step changes the
+    // cache's base in place and streams the momentum from its blob into the new one, and the
+    // checkpoint is written from θ's own memory. A close that throws fails the run (tick), which
+    // drops what the cache held.
+    const applied = await acc.takeUpdateInSlices(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
+    // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs,
+    // topk where the broadcast is sparse): the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
+    // A sparse broadcast's residual is unchanged by a round whose reports go out as they are.
+    const { updateBlob, residualBlob } = broadcastsUpdates(defences) && acc.reports > 0 && (mixed || sendsAggregate(acc.reports, reportBytes, broadcastCodec, spec.paramCount))
+      ? await this.#broadcast(runId, number, run.broadcast_residual, applied, spec)
+      : { updateBlob: null, residualBlob: run.broadcast_residual }
+    // Taken only now, after the broadcast's own buffers are gone: the base is the cache's.
+    const theta = await this.#cache.takeBase(runId, run.latest_checkpoint!)
+    const outerState = await this.#outerStep(runId, number, theta, applied, run.outer_state, spec)
     const valLoss = await this.#cache.validationLoss(runId, theta)
-    const checkpoint = await storeBlob(db, blobs, weights, 'checkpoint', { runId, round: number })
-    const outerState = await storeBlob(db, blobs, await momentumBytesInSlices(newMomentum), 'optimizer', { runId, round: number })
+    const checkpoint = await storeBlob(db, blobs, storedCheckpointParts(spec.modelConfig, theta), 'checkpoint', { runId, round: number })
     const tokensSeen = run.tokens_seen + acc.tokens
     const done = runIsDone(spec, { rounds: currentRound + 1, tokens: tokensSeen })
     const overlapped = overlapOf(spec) !== 'none'
@@ -520,6 +509,46 @@ export class RoundEngine implements WorkSource {
     await pruneAfterRound(this.#o, runId)
     this.#o.log.info('round closed', { runId, round: number, reports: acc.reports, tokens: acc.tokens, valLoss, reason, checkpoint })
     this.#o.changes.publish('runs', runId)
+  }
+
+  /**
+   * The outer step on θ in place with the values `applied`, and the new momentum stored; returns
+   * its blob. The momentum is streamed from its blob through the step into the new one
+   * (close-in-slices.ts), never whole in memory; one not in writeMomentum's layout is read whole.
+   */
+  async #outerStep (runId: string, number: number, theta: Float32Array, applied: Float32Array, momentumSha: string | null, spec: StoredRunSpec): Promise<string> {
+    const { db, blobs } = this.#o
+    const opts = { lr: spec.recipe.outerLr, momentum: spec.recipe.outerMomentum }
+    const meta = { runId, round: number }
+    const streamed = momentumSha === null ? undefined : await streamedOuterStep(blobs, momentumSha, theta, applied, opts)
+    if (streamed !== undefined) {
+      const sha = await storeBlob(db, blobs, streamed.bytes, 'optimizer', meta)
+      // θ is whole only once every slice was stepped.
+      if (!streamed.finished()) throw new Error('the blob store stopped reading the new momentum before its end; the outer step is incomplete')
+      return sha
+    }
+    const momentum = momentumSha === null ? null : readMomentum(await blobs.get(momentumSha), spec.paramCount)
+    return await storeBlob(db, blobs, momentumParts(await outerStepInSlices(theta, applied, momentum, opts)), 'optimizer', meta)
+  }
+
+  /**
+   * Encodes the round's update for nodes to apply (`broadcastCodecOf`) and stores it, with a
+   * sparse broadcast's new residual; `values` become what the payload decodes to, what the
+   * outer step applies. The payload and residual are let go when it returns, before the close
+   * reads the base and the momentum.
+   */
+  async #broadcast (runId: string, number: number, residualSha: string | null, values: Float32Array, spec: StoredRunSpec): Promise<{ updateBlob: string, residualBlob: string | null }> {
+    const { db, blobs } = this.#o
+    const codec = broadcastCodecOf(spec)
+    if (codec !== 'topk') {
+      const encoded = await encodeAppliedInSlices(codec, values)
+      return { updateBlob: await storeBlob(db, blobs, encoded, 'update', { runId, round: number }), residualBlob: residualSha }
+    }
+    const carried = await this.#broadcastResidual(runId, residualSha, spec.paramCount)
+    const sparse = await sparseBroadcastInSlices(values, carried)
+    const residualBlob = await storeBlob(db, blobs, residualParts(sparse.residual), 'optimizer', { runId, round: number })
+    this.#o.log.info('sparse broadcast', { runId, round: number, bytes: sparse.encoded.byteLength, residualCarried: carried !== null, residualNorm: l2Norm(sparse.residual) })
+    return { updateBlob: await storeBlob(db, blobs, sparse.encoded, 'update', { runId, round: number }), residualBlob }
   }
 
   /**

@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, test } from 'vitest'
 import assert from 'node:assert/strict'
 import type { Kysely } from 'kysely'
-import { countParams, encodeShard, presetConfig } from '@barnraise/trainer'
+import { countParams, encodeShard, initParams, presetConfig } from '@barnraise/trainer'
 import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { BackgroundEvaluation } from '../checkpoints/background-evaluation.ts'
+import { checkpointBytes } from '../checkpoints/checkpoint-weights.ts'
 import { createLogger } from '../log.ts'
 import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, evaluationFlops, scoringFlops } from '../runs/run-plan.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
@@ -58,4 +59,21 @@ test('the inline budgets for validation and scoring are independent: each flag m
   const scoreOnly = new RunCache({ db, blobs, log, evaluation, inlineEvalFlops: 0, inlineScoreFlops: 1e12 })
   assert.equal(await scoreOnly.scoresItself(runId), true)
   assert.equal(await scoreOnly.validationLoss(runId, flat), undefined)
+})
+
+test('a close takes the base from the cache rather than a copy, and the cache reads it again if asked before the next base comes', async () => {
+  const weights = initParams(config, 1).flat
+  const sha = await store.blobs.put(checkpointBytes(config, weights))
+  const cache = new RunCache({ db, blobs: store.blobs, log })
+  const base = await cache.base(runId, sha)
+  const taken = await cache.takeBase(runId, sha)
+  assert.equal(taken, base, 'the cached weights themselves')
+  // The close's outer step changes them in place: the cache no longer offers them as checkpoint `sha`.
+  taken.fill(0.5)
+  const reread = await cache.base(runId, sha)
+  assert.notEqual(reread, taken)
+  assert.deepEqual(reread, weights, 'checkpoint sha\'s own weights, read again')
+  const next = new Float32Array(weights.length).fill(0.25)
+  await cache.advanceBase(runId, 'a round', 'f'.repeat(64), next)
+  assert.equal(await cache.base(runId, 'f'.repeat(64)), next, 'the next base is the close\'s θ, kept as it is')
 })

@@ -118,6 +118,19 @@ export class RunCache {
     return loaded.base.flat
   }
 
+  /**
+   * The weights of checkpoint `sha` for a round's close to take its outer step on in place: the
+   * cache lets go of them (a copy was a model more at every close), and has them again from
+   * `advanceBase` as the next base; asked for meanwhile (a close that failed), it reads the
+   * checkpoint again.
+   */
+  async takeBase (runId: string, sha: string): Promise<Float32Array> {
+    const flat = await this.base(runId, sha)
+    const loaded = await this.#load(runId)
+    loaded.base = undefined
+    return flat
+  }
+
   /** The open round's running sum, rebuilt from accepted reports on disk after a restart. */
   async accumulator (runId: string, roundId: string): Promise<RoundAccumulator> {
     const loaded = await this.#load(runId)

@@ -1,7 +1,7 @@
 // A checkpoint as a Hugging Face folder, in memory: what `exportHuggingFace` writes to disk
 // and what the coordinator serves over HTTP. `LlamaForCausalLM.from_pretrained` and
 // `AutoTokenizer.from_pretrained` load the folder as is.
-import { encodeSafetensors, encodeSafetensorsInSlices, float32ToTensor, FLOAT16_MAX } from '@barnraise/protocol'
+import { encodeSafetensors, float32ToTensor, FLOAT16_MAX, safetensorsParts } from '@barnraise/protocol'
 import type { LlamaConfig, TensorEntry } from '@barnraise/protocol'
 import { createParamSet } from '../model/params.ts'
 import type { ParamSet } from '../model/params.ts'
@@ -101,15 +101,15 @@ function float32View (data: Float32Array, shape: number[]): TensorEntry {
 }
 
 /**
- * storedCheckpointBytes's bytes, built a slice at a time with `yieldTurn` awaited between
- * slices, and without the per-tensor copy: at 1B parameters the whole build was one 4 GB copy
- * on the coordinator's event loop (two, counting float32ToTensor's). `flat` must not change
- * until it resolves.
+ * storedCheckpointBytes's bytes as parts end to end (safetensorsParts): the header, then views of
+ * `flat`'s own memory. The coordinator hashes and writes a checkpoint from them, where building
+ * it whole was a second model in memory (4 GB at 1B parameters). `flat` must not change while
+ * the parts are used.
  */
-export async function storedCheckpointBytesInSlices (config: LlamaConfig, flat: Float32Array, opts: { sliceBytes: number, yieldTurn: () => Promise<void> }): Promise<Uint8Array> {
+export function storedCheckpointParts (config: LlamaConfig, flat: Float32Array): Uint8Array[] {
   // Checks the host is little-endian (F32 bytes are then the values' own memory), as storedCheckpointBytes does.
   float32ToTensor(new Float32Array(0), [0])
   const tensors = new Map<string, TensorEntry>()
   for (const [name, t] of createParamSet(config, flat).tensors) tensors.set(name, float32View(t.data, t.shape))
-  return await encodeSafetensorsInSlices(tensors, { format: 'pt' }, opts)
+  return safetensorsParts(tensors, { format: 'pt' })
 }

@@ -1,6 +1,6 @@
 // The outer step and its momentum, shared by the coordinator (which closes rounds) and by
 // agents that rebuild the next base from a round's reports: the same code gives the same bits.
-import { decodeSafetensors, encodeSafetensors, encodeSafetensorsInSlices, float32ToTensor, tensorToFloat32 } from '@barnraise/protocol'
+import { decodeSafetensors, encodeSafetensors, float32ToTensor, safetensorsHeader, safetensorsParts, tensorToFloat32 } from '@barnraise/protocol'
 import { NesterovSGD } from './nesterov.ts'
 
 /** The run's outer momentum from its stored blob (one F32 tensor named `values`; a header of a few hundred bytes, so a larger one is refused unparsed). */
@@ -15,12 +15,17 @@ export function writeMomentum (values: Float32Array): Uint8Array {
   return encodeSafetensors(new Map([['values', float32ToTensor(values, [values.length])]]))
 }
 
-/** writeMomentum's bytes, copied a slice at a time with `yieldTurn` awaited between slices; `values` must not change until it resolves. */
-export async function writeMomentumInSlices (values: Float32Array, opts: { sliceBytes: number, yieldTurn: () => Promise<void> }): Promise<Uint8Array> {
+/** The bytes a momentum blob of `length` values starts with (writeMomentum's header): a stored blob is recognised by it, and a new one streamed after it. */
+export function momentumHeader (length: number): Uint8Array {
+  return safetensorsHeader(new Map([['values', { dtype: 'F32' as const, shape: [length] }]])).header
+}
+
+/** writeMomentum's bytes as parts end to end (safetensorsParts): the header, then a view of `values`' own memory; `values` must not change while they are used. */
+export function momentumParts (values: Float32Array): Uint8Array[] {
   // Checks the host is little-endian (F32 bytes are then the values' own memory), as writeMomentum does.
   float32ToTensor(new Float32Array(0), [0])
   const view = { dtype: 'F32' as const, shape: [values.length], data: new Uint8Array(values.buffer, values.byteOffset, values.byteLength) }
-  return await encodeSafetensorsInSlices(new Map([['values', view]]), undefined, opts)
+  return safetensorsParts(new Map([['values', view]]))
 }
 
 /** Nesterov outer step on `theta` in place with the round's mean pseudo-gradient; returns the new momentum. */

@@ -1,0 +1,54 @@
+import { test } from 'vitest'
+import assert from 'node:assert/strict'
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { DiskBlobStore, byteLengthOf, isBlobSource, sha256Hex, sha256HexInSlices } from './blob-store.ts'
+
+test('bytes stored as parts end to end are the blob of the bytes joined: one sha256, one file, no temp left', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-blob-store-'))
+  try {
+    const store = new DiskBlobStore(dir)
+    // Past a hashing slice (16 MiB), with a part that ends inside one and an empty part.
+    const big = new Uint8Array(17 * 1024 * 1024 + 3).map((_, i) => (i * 31) & 0xff)
+    const parts = [new Uint8Array([1, 2, 3]), big.subarray(0, 5), new Uint8Array(0), big.subarray(5)]
+    const whole = new Uint8Array(byteLengthOf(parts))
+    let at = 0
+    for (const p of parts) { whole.set(p, at); at += p.byteLength }
+    assert.equal(byteLengthOf(parts), 3 + big.byteLength)
+    assert.equal(await sha256HexInSlices(parts), sha256Hex(whole))
+    const sha = await store.put(parts)
+    assert.equal(sha, sha256Hex(whole))
+    assert.deepEqual(await store.get(sha), whole)
+    assert.equal(await store.put(whole), sha, 'the same blob, whole or in parts')
+    assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha])
+    assert.deepEqual(new Uint8Array(await readFile(join(dir, sha.slice(0, 2), sha))), whole)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('bytes from a source are hashed and written as they come; a source that fails leaves nothing behind', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-blob-store-'))
+  try {
+    const store = new DiskBlobStore(dir)
+    const chunks = [new Uint8Array([9, 8, 7]), new Uint8Array(0), new Uint8Array(1000).fill(5)]
+    const whole = new Uint8Array(byteLengthOf(chunks))
+    whole.set(chunks[0]!)
+    whole.set(chunks[2]!, 3)
+    async function * source (fail: boolean): AsyncGenerator<Uint8Array> {
+      for (const c of chunks) yield c
+      if (fail) throw new Error('the disk it was read from went away')
+    }
+    assert.ok(isBlobSource(source(false)) && !isBlobSource(whole) && !isBlobSource(chunks))
+    const sha = await store.put(source(false))
+    assert.equal(sha, sha256Hex(whole))
+    assert.deepEqual(await store.get(sha), whole)
+    assert.equal(await store.put(source(false)), sha, 'stored again: the same file')
+    await assert.rejects(store.put(source(true)), /went away/)
+    assert.deepEqual((await readdir(dir)).sort(), [sha.slice(0, 2)], 'no temp file left')
+    assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha])
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
