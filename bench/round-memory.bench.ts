@@ -243,11 +243,12 @@ else if (mode === '--yardstick') say(JSON.stringify(await yardstickChild()))
 else {
   const yard = child<{ ratio: number }>('--yardstick')
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-round-memory-'))
-  const database = await createTestDatabase()
+  let database: Awaited<ReturnType<typeof createTestDatabase>> | undefined
   let r: ChildResult
   let paramCount: number
   let layers: number
   try {
+    database = await createTestDatabase()
     const opened = await openDatabase({ dataDir: dir, databaseUrl: database.url })
     try {
       const { id, spec } = await createRun({ db: opened.db, blobs: new DiskBlobStore(join(dir, 'blobs')) }, runSpec())
@@ -260,7 +261,7 @@ else {
       await opened.close()
     }
   } finally {
-    await database.drop()
+    await database?.drop()
     await rm(dir, { recursive: true, force: true })
   }
   const modelBytes = 4 * paramCount

@@ -1,6 +1,6 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DiskBlobStore, byteLengthOf, isBlobSource, sha256Hex, sha256HexInSlices } from './blob-store.ts'
@@ -48,6 +48,25 @@ test('bytes from a source are hashed and written as they come; a source that fai
     await assert.rejects(store.put(source(true)), /went away/)
     assert.deepEqual((await readdir(dir)).sort(), [sha.slice(0, 2)], 'no temp file left')
     assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha])
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+})
+
+test('a write that fails at its end (the rename, as on a full disk) leaves no temp file, whole, in parts or from a source', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-blob-store-'))
+  try {
+    const store = new DiskBlobStore(dir)
+    const bytes = new Uint8Array(4096).map((_, i) => i & 0xff)
+    const sha = sha256Hex(bytes)
+    // A folder where the blob's file goes: renaming the temp file onto it fails.
+    await mkdir(join(dir, sha.slice(0, 2), sha), { recursive: true })
+    async function * source (): AsyncGenerator<Uint8Array> { yield bytes.subarray(0, 100); yield bytes.subarray(100) }
+    for (const put of [async () => await store.put(bytes), async () => await store.put([bytes.subarray(0, 10), bytes.subarray(10)]), async () => await store.put(source())]) {
+      await assert.rejects(put())
+      assert.deepEqual(await readdir(dir), [sha.slice(0, 2)], 'no incoming temp file')
+      assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha], 'no temp file beside the blob')
+    }
   } finally {
     await rm(dir, { recursive: true, force: true })
   }

@@ -82,9 +82,15 @@ export class DiskBlobStore implements BlobStore {
     if (await this.size(sha) === byteLengthOf(bytes)) return sha
     await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })
     const tmp = `${path}.${randomBytes(4).toString('hex')}.tmp`
-    // Parts are written one after another (writeFile takes an iterable), never joined in memory.
-    await writeFile(tmp, bytes)
-    await rename(tmp, path)
+    try {
+      // Parts are written one after another (writeFile takes an iterable), never joined in memory.
+      await writeFile(tmp, bytes)
+      await rename(tmp, path)
+    } catch (err) {
+      // A full disk must not also keep a partial checkpoint of gigabytes nothing would sweep.
+      await rm(tmp, { force: true })
+      throw err
+    }
     return sha
   }
 
@@ -92,31 +98,32 @@ export class DiskBlobStore implements BlobStore {
   async #putSource (source: AsyncIterable<Uint8Array>): Promise<string> {
     await mkdir(this.#root, { recursive: true })
     const tmp = join(this.#root, `incoming.${randomBytes(8).toString('hex')}.tmp`)
-    const hash = createHash('sha256')
-    let size = 0
-    const file = await open(tmp, 'wx')
+    let named = false
     try {
-      for await (const chunk of source) {
-        // hash.update stops at 2 GiB a call.
-        for (let at = 0; at < chunk.byteLength; at += HASH_SLICE_BYTES) hash.update(chunk.subarray(at, at + HASH_SLICE_BYTES))
-        for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten
-        size += chunk.byteLength
+      const hash = createHash('sha256')
+      let size = 0
+      const file = await open(tmp, 'wx')
+      try {
+        for await (const chunk of source) {
+          // hash.update stops at 2 GiB a call.
+          for (let at = 0; at < chunk.byteLength; at += HASH_SLICE_BYTES) hash.update(chunk.subarray(at, at + HASH_SLICE_BYTES))
+          for (let at = 0; at < chunk.byteLength;) at += (await file.write(chunk, at, chunk.byteLength - at)).bytesWritten
+          size += chunk.byteLength
+        }
+      } finally {
+        await file.close()
       }
-    } catch (err) {
-      await file.close()
-      await rm(tmp, { force: true })
-      throw err
-    }
-    await file.close()
-    const sha = hash.digest('hex')
-    const path = this.#path(sha)
-    if (await this.size(sha) === size) {
-      await rm(tmp, { force: true })
+      const sha = hash.digest('hex')
+      const path = this.#path(sha)
+      if (await this.size(sha) === size) return sha
+      await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })
+      await rename(tmp, path)
+      named = true
       return sha
+    } finally {
+      // Whatever stopped it (the source, a full disk, the rename) or a copy already stored: the temp file goes.
+      if (!named) await rm(tmp, { force: true })
     }
-    await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })
-    await rename(tmp, path)
-    return sha
   }
 
   async get (sha256: string): Promise<Uint8Array> {

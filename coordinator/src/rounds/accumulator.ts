@@ -25,6 +25,9 @@ export class RoundAccumulator {
   /** Set once the close took the update (takeUpdateInSlices): the sum holds the mean from then on. */
   #spent = false
 
+  /** Whether the close took the update (nothing more folds in). */
+  get spent (): boolean { return this.#spent }
+
   /** Values folded between turns of the event loop where a fold runs in JavaScript. */
   readonly #slice: number
 

@@ -322,9 +322,10 @@ export class ReportIntake implements ReportSink {
     const { db } = this.#o
     const h = await db.selectFrom('assignments').innerJoin('nodes', 'nodes.id', 'assignments.node_id')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.status', 'assignments.run_id', 'assignments.round_id', 'assignments.report_blob', 'assignments.held_report', 'rounds.number', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id'])
+      .select(['assignments.status', 'assignments.run_id', 'assignments.round_id', 'assignments.report_blob', 'assignments.held_report', 'rounds.number', 'rounds.status as round_status', 'nodes.id as node_id', 'nodes.organization_id', 'nodes.peer_id'])
       .where('assignments.id', '=', assignmentId).executeTakeFirst()
-    if (h === undefined || h.status !== 'held' || h.held_report?.awaitingScores !== true) return null
+    // A round that ended meanwhile (its run failed) credits nothing more.
+    if (h === undefined || h.status !== 'held' || h.held_report?.awaitingScores !== true || h.round_status !== 'open') return null
     const spec = await this.#cache.spec(h.run_id)
     const header = h.held_report.header
     const delta = decodePseudoGradient(header.metadata.codec, await this.#o.blobs.get(h.report_blob!), spec.paramCount)
@@ -372,6 +373,8 @@ export class ReportIntake implements ReportSink {
   async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array | { codec: CodecName, payload: Uint8Array }, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
+    // Checked before the commit, so a report is never credited without being folded.
+    if (acc.spent) throw new Error(`round ${m.round}'s sum was already spent on its close`)
     // Judged now, from the profile the node has now: a later re-join changes neither.
     const hardware = (await this.#o.db.selectFrom('nodes').select('hardware').where('id', '=', r.node.id).executeTakeFirst())?.hardware
     const { devices: credited, cores } = await this.#credit(m, hardware)

@@ -132,14 +132,19 @@ export class RoundEngine implements WorkSource {
     const runs = await this.#o.db.selectFrom('runs').select('id').where('status', '=', 'running').execute()
     for (const { id } of runs) {
       if (this.#stopped) return
-      try {
-        await this.#locks.with(id, async () => { await this.#advance(id) })
-      } catch (err) {
-        this.#o.log.error('run failed', { runId: id, err })
-        await failRun(this.#o.db, id, `coordinator error: ${(err as Error).message}`)
-        this.#cache.forget(id)
-        this.#o.changes.publish('runs', id)
-      }
+      // Failed and forgotten before the lock goes: a close that threw may have spent the round's
+      // sum and taken the cache's base, and a report waiting on the lock must find the run
+      // failed and its rounds ended, not that half-closed state.
+      await this.#locks.with(id, async () => {
+        try {
+          await this.#advance(id)
+        } catch (err) {
+          this.#o.log.error('run failed', { runId: id, err })
+          await failRun(this.#o.db, id, `coordinator error: ${(err as Error).message}`)
+          this.#cache.forget(id)
+          this.#o.changes.publish('runs', id)
+        }
+      })
     }
   }
 

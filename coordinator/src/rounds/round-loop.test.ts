@@ -81,6 +81,21 @@ async function startedRun (overrides: Record<string, unknown>): Promise<{ id: st
   return { id, paramCount: spec.paramCount }
 }
 
+/** New nodes, one per entry, in labs of those names (made once each): the earlier tests' late and missing units back off the file's own. */
+async function freshNodes (labNames: string[]): Promise<TestNode[]> {
+  const made: TestNode[] = []
+  const labs = new Map<string, string>()
+  for (const lab of labNames) {
+    const org = labs.get(lab) ?? (await db.insertInto('organizations').values({ name: lab }).returning('id').executeTakeFirstOrThrow()).id
+    labs.set(lab, org)
+    const key = await generateKeyPair('Ed25519')
+    const peerId = peerIdFromPrivateKey(key).toString()
+    const id = (await db.insertInto('nodes').values({ peer_id: peerId, organization_id: org, name: `${lab} ${made.length}`, hardware: JSON.stringify({ hostname: lab, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 1, memoryBytes: 1e9, gpus: [] }), agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning('id').executeTakeFirstOrThrow()).id
+    made.push({ id, peerId, key })
+  }
+  return made
+}
+
 /** A node's open units in the run, oldest first. */
 async function unitsOf (runId: string, node: TestNode): Promise<Array<{ id: string, round: number, tokens: number }>> {
   return await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
@@ -267,16 +282,7 @@ test('a held twin refused with its pair no longer stands as an accepted report o
   const { engine, intake } = roundLoop({ inlineScoreFlops: 0 })
   const run = await startedRun({ defences: { redundancy: 0.5, screening: true } })
   // Fresh nodes: the earlier tests' late and missing units back theirs off.
-  const three: TestNode[] = []
-  const labs = new Map<string, string>()
-  for (const lab of ['Lab G', 'Lab G', 'Lab H']) {
-    const org = labs.get(lab) ?? (await db.insertInto('organizations').values({ name: lab }).returning('id').executeTakeFirstOrThrow()).id
-    labs.set(lab, org)
-    const key = await generateKeyPair('Ed25519')
-    const peerId = peerIdFromPrivateKey(key).toString()
-    const id = (await db.insertInto('nodes').values({ peer_id: peerId, organization_id: org, name: `${lab} ${three.length}`, hardware: JSON.stringify({ hostname: lab, platform: 'linux', arch: 'x64', cpuModel: 'cpu', cpuCores: 1, memoryBytes: 1e9, gpus: [] }), agent_version: 't', first_seen_at: new Date(), last_seen_at: new Date() }).returning('id').executeTakeFirstOrThrow()).id
-    three.push({ id, peerId, key })
-  }
+  const three = await freshNodes(['Lab G', 'Lab G', 'Lab H'])
   live.clear()
   for (const n of three) live.add(n.peerId)
   await engine.tick()
@@ -296,4 +302,33 @@ test('a held twin refused with its pair no longer stands as an accepted report o
   const third = await report(intake, run.id, three[single]!, units[single]!, honest)
   assert.deepEqual([third.ok, third.ok ? third.outcome : third.code], [true, 'accepted'])
   await changeRunStatus(db, run.id, 'stop')
+})
+
+test('a close that throws fails the run and ends its rounds before anyone else holds its lock: a report still on its way is refused as stale, never credited', async () => {
+  const { engine, intake, cache } = roundLoop()
+  const run = await startedRun({})
+  const [x, y] = await freshNodes(['Lab I', 'Lab J'])
+  live.clear()
+  for (const n of [x!, y!]) live.add(n.peerId)
+  await engine.tick()
+  const [first] = await unitsOf(run.id, x!)
+  const [second] = await unitsOf(run.id, y!)
+  const sent = await report(intake, run.id, x!, first!, delta(run.paramCount, 11))
+  assert.deepEqual([sent.ok, sent.ok && sent.outcome], [true, 'accepted'])
+  // The base's file is gone, and the cache no longer holds it: the close throws where it takes the base.
+  const base = (await db.selectFrom('runs').select('latest_checkpoint').where('id', '=', run.id).executeTakeFirstOrThrow()).latest_checkpoint!
+  cache.forget(run.id)
+  await blobs.delete(base)
+  await db.updateTable('rounds').set({ deadline_at: new Date(Date.now() - 1000) }).where('run_id', '=', run.id).execute()
+  // The second report waits on the run's lock while the close holds it.
+  const [, late] = await Promise.all([engine.tick(), report(intake, run.id, y!, second!, delta(run.paramCount, 12))])
+  const after = await db.selectFrom('runs').select(['status', 'failure_reason']).where('id', '=', run.id).executeTakeFirstOrThrow()
+  assert.equal(after.status, 'failed')
+  assert.match(after.failure_reason ?? '', /^coordinator error: /)
+  assert.deepEqual((await db.selectFrom('rounds').select(['status', 'close_reason']).where('run_id', '=', run.id).execute()).map((r) => [r.status, r.close_reason]), [['abandoned', 'the run failed']])
+  assert.equal(late.ok, false, 'the report arriving with the failure is refused')
+  const credited = await db.selectFrom('ledger').select(['assignment_id', 'outcome']).where('run_id', '=', run.id).where('outcome', '=', 'accepted').execute()
+  assert.deepEqual(credited.map((r) => r.assignment_id), [first!.id], 'only the report accepted before the close is credited')
+  const secondRow = await db.selectFrom('assignments').select('status').where('id', '=', second!.id).executeTakeFirstOrThrow()
+  assert.notEqual(secondRow.status, 'accepted')
 })

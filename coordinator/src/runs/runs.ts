@@ -178,8 +178,16 @@ export async function changeRunStatus (db: Kysely<Database>, runId: string, acti
   })
 }
 
-/** Marks a run failed with a reason an organizer can act on. */
+/**
+ * Marks a run failed with a reason an organizer can act on. Failed is final, so its open rounds
+ * end with it: a report or score still on its way is refused as stale instead of being credited
+ * to a round that will never close.
+ */
 export async function failRun (db: Kysely<Database>, runId: string, reason: string): Promise<void> {
-  await db.updateTable('runs').set({ status: 'failed', failure_reason: reason.slice(0, 2000), updated_at: new Date() })
-    .where('id', '=', runId).execute()
+  await db.transaction().execute(async (trx) => {
+    await trx.updateTable('runs').set({ status: 'failed', failure_reason: reason.slice(0, 2000), updated_at: new Date() })
+      .where('id', '=', runId).execute()
+    await trx.updateTable('rounds').set({ status: 'abandoned', closed_at: new Date(), close_reason: 'the run failed' })
+      .where('run_id', '=', runId).where('status', '=', 'open').execute()
+  })
 }
