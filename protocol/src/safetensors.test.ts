@@ -3,7 +3,7 @@ import assert from 'node:assert/strict'
 import { readFileSync, readdirSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import {
-  decodeSafetensors, encodeSafetensors, encodeSafetensorsInSlices, float32ToTensor, SafetensorsError, safetensorsHeader, safetensorsParts, tensorToFloat32, tensorToInt32
+  decodeSafetensors, encodeSafetensors, float32ToTensor, SafetensorsError, safetensorsHeader, safetensorsParts, tensorToFloat32, tensorToInt32
 } from './safetensors.ts'
 import type { Dtype, TensorEntry } from './safetensors.ts'
 
@@ -183,21 +183,6 @@ test('a tensor entry with fields beyond dtype, shape and data_offsets is refused
   assert.equal(decodeSafetensors(rawFile({ a: entry }, data)).tensors.size, 1)
   assertCode(() => decodeSafetensors(rawFile({ a: { ...entry, junk: Array.from({ length: 1000 }, () => ({})) } }, data)), 'ERR_BAD_HEADER', /"a": unknown header field "junk"/)
   assertCode(() => decodeSafetensors(rawFile({ a: { ...entry, quantization: 'q4' } }, data)), 'ERR_BAD_HEADER', /only dtype, shape and data_offsets/)
-})
-
-test('encodeSafetensorsInSlices writes encodeSafetensors\' bytes at any slice size, yielding between slices', async () => {
-  const tensors = new Map([
-    ['a', float32ToTensor(Float32Array.from({ length: 37 }, (_, i) => i / 7), [37])],
-    ['b.weight', float32ToTensor(Float32Array.from({ length: 12 }, (_, i) => -i), [3, 4])],
-    ['empty', float32ToTensor(new Float32Array(0), [0])]
-  ])
-  const whole = encodeSafetensors(tensors, { format: 'pt' })
-  for (const sliceBytes of [1, 3, 8, 64, 1 << 20]) {
-    let yields = 0
-    const sliced = await encodeSafetensorsInSlices(tensors, { format: 'pt' }, { sliceBytes, yieldTurn: async () => { yields++ } })
-    assert.deepEqual(sliced, whole, `slices of ${sliceBytes} bytes`)
-    assert.equal(yields, Math.floor((37 + 12) * 4 / sliceBytes), `one yield per full slice of ${sliceBytes} bytes`)
-  }
 })
 
 test('safetensorsParts end to end are encodeSafetensors\' bytes, the tensors\' parts their own memory', () => {

@@ -180,28 +180,6 @@ export function encodeSafetensors (tensors: Map<string, TensorEntry>, metadata?:
 }
 
 /**
- * The same bytes as encodeSafetensors, with the tensors' bytes copied `sliceBytes` at a time and
- * `yieldTurn` awaited between slices: a model-sized file built on a server's event loop leaves
- * it free to serve others in between. `tensors` must not change until it resolves.
- */
-export async function encodeSafetensorsInSlices (tensors: Map<string, TensorEntry>, metadata: Record<string, string> | undefined, opts: { sliceBytes: number, yieldTurn: () => Promise<void> }): Promise<Uint8Array> {
-  const { out, dataStart } = safetensorsShell(tensors, metadata)
-  const slice = Math.max(1, Math.floor(opts.sliceBytes))
-  let at = dataStart
-  let sinceYield = 0
-  for (const t of tensors.values()) {
-    for (let from = 0; from < t.data.byteLength; from += slice) {
-      const part = t.data.subarray(from, from + slice)
-      out.set(part, at + from)
-      sinceYield += part.byteLength
-      if (sinceYield >= slice) { sinceYield = 0; await opts.yieldTurn() }
-    }
-    at += t.data.byteLength
-  }
-  return out
-}
-
-/**
  * encodeSafetensors' bytes as parts end to end: the header, then each tensor's own data (views,
  * not copies). A model-sized file can be hashed and written from them without first being built
  * whole: at 1B parameters that copy was 4 GB. `tensors` must not change while the parts are used.
