@@ -15,7 +15,8 @@ function newestUnder (path: string): number {
   if (!stat.isDirectory()) return stat.mtimeMs
   let newest = stat.mtimeMs
   for (const entry of readdirSync(path)) {
-    if (entry === 'node_modules') continue
+    // Tests are not bundled: changing one needs no build.
+    if (entry === 'node_modules' || /\.test\.tsx?$/.test(entry)) continue
     newest = Math.max(newest, newestUnder(join(path, entry)))
   }
   return newest

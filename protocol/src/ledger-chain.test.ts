@@ -6,7 +6,7 @@ import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import { canonicalReportMetadata } from './signed-report.ts'
 import type { ReportMetadata } from './signed-report.ts'
 import { checkLedgerHead, isLedgerTime, ledgerEntryHash, ledgerGenesisHash, parseLedgerHeads, parseLedgerJson, repeatedJsonKey, signLedgerHead, verifyLedger } from './ledger-chain.ts'
-import type { LedgerEntry } from './ledger-chain.ts'
+import type { LedgerEntry, LedgerEntryFields } from './ledger-chain.ts'
 
 const runId = '00000000-0000-4000-8000-000000000001'
 
@@ -103,17 +103,21 @@ test('rows that name their executor (v2) chain after v1 rows; the executor is si
   assert.match(!v2.ok ? v2.reason : '', /disagrees with what the node signed/)
 })
 
-test('a row trained on several devices verifies, and a device count that disagrees with the signed one is named', async () => {
+/** An accepted row of round 2 (9 tokens, int8), signed by a new node over its metadata with `meta`, chained after `prevHash`, with the row's own `extra` fields. */
+async function acceptedRoundTwo (prevHash: string, assignmentId: string, meta: Partial<ReportMetadata>, extra: Partial<LedgerEntryFields>): Promise<LedgerEntryFields> {
   const key = await generateKeyPair('Ed25519')
   const peerId = peerIdFromPrivateKey(key).toString()
-  const rows = await chain(1)
-  const assignmentId = '00000000-0000-4000-8000-000000000301'
-  const meta: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), executor: 'torch-cuda', devices: 4 }
-  const fields = {
-    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted' as const, reason: null,
-    metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'),
-    prevHash: rows[0]!.hash, executor: 'torch-cuda'
+  const signed: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), ...meta }
+  return {
+    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted', reason: null,
+    metadata: new TextDecoder().decode(canonicalReportMetadata(signed)), signature: Buffer.from(await key.sign(canonicalReportMetadata(signed))).toString('base64'),
+    prevHash, ...extra
   }
+}
+
+test('a row trained on several devices verifies, and a device count that disagrees with the signed one is named', async () => {
+  const rows = await chain(1)
+  const fields = await acceptedRoundTwo(rows[0]!.hash, '00000000-0000-4000-8000-000000000301', { executor: 'torch-cuda', devices: 4 }, { executor: 'torch-cuda' })
   rows.push({ seq: 2, ...fields, hash: await ledgerEntryHash(fields), devices: 4 })
   assert.deepEqual(await verifyLedger(runId, rows), { ok: true, rows: 2 })
   // An export from before the column (no field) still verifies: the count is in the signed text.
@@ -137,16 +141,8 @@ test('a row trained on several devices verifies, and a device count that disagre
 })
 
 test('a CPU row\'s credited cores are hashed with it (v5): raising them afterwards breaks the hash, and a count out of range is named', async () => {
-  const key = await generateKeyPair('Ed25519')
-  const peerId = peerIdFromPrivateKey(key).toString()
   const rows = await chain(1)
-  const assignmentId = '00000000-0000-4000-8000-000000000401'
-  const meta: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), executor: 'typescript' }
-  const fields = {
-    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted' as const, reason: null,
-    metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'),
-    prevHash: rows[0]!.hash, executor: 'typescript', creditedCores: 2
-  }
+  const fields = await acceptedRoundTwo(rows[0]!.hash, '00000000-0000-4000-8000-000000000401', { executor: 'typescript' }, { executor: 'typescript', creditedCores: 2 })
   const row = { seq: 2, ...fields, hash: await ledgerEntryHash(fields) }
   assert.notEqual(row.hash, await ledgerEntryHash({ ...fields, creditedCores: null }))
   assert.deepEqual(await verifyLedger(runId, [rows[0]!, row]), { ok: true, rows: 2 })
@@ -373,16 +369,8 @@ test('moving a v6 row\'s time by one millisecond is named; re-hashing it is caug
 })
 
 test('an old chain (v1 to v5, times not hashed) still verifies; its times are not pinned', async () => {
-  const key = await generateKeyPair('Ed25519')
-  const peerId = peerIdFromPrivateKey(key).toString()
   const rows = await chain(2)
-  const assignmentId = '00000000-0000-4000-8000-000000000501'
-  const meta: ReportMetadata = { runId, round: 2, assignmentId, peerId, tokens: 9, computeSeconds: 3, lossCurve: [1], codec: 'int8', payloadBytes: 4, payloadSha256: 'c'.repeat(64), executor: 'typescript' }
-  const fields = {
-    runId, round: 2, nodeId: null, peerId, organizationId: null, assignmentId, tokens: 9, computeSeconds: 3, outcome: 'accepted' as const, reason: null,
-    metadata: new TextDecoder().decode(canonicalReportMetadata(meta)), signature: Buffer.from(await key.sign(canonicalReportMetadata(meta))).toString('base64'),
-    prevHash: rows[1]!.hash, executor: 'typescript', score: 0.5, creditedCores: 2
-  }
+  const fields = await acceptedRoundTwo(rows[1]!.hash, '00000000-0000-4000-8000-000000000501', { executor: 'typescript' }, { executor: 'typescript', score: 0.5, creditedCores: 2 })
   rows.push({ seq: 3, ...fields, hash: await ledgerEntryHash(fields) })
   // Exported as the coordinator exports them: every row with its (unhashed) time.
   const old = parseLedgerJson(JSON.stringify(rows.map((r, i) => ({ ...r, createdAt: at(i) }))))
