@@ -5,9 +5,19 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { DiskBlobStore, byteLengthOf, isBlobSource, sha256Hex, sha256HexInSlices } from './blob-store.ts'
 
-test('bytes stored as parts end to end are the blob of the bytes joined: one sha256, one file, no temp left', async () => {
+
+/** Runs `fn` with a fresh folder for a store, removed afterwards whatever happens. */
+async function inStoreDir (fn: (dir: string) => Promise<void>): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-blob-store-'))
   try {
+    await fn(dir)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
+test('bytes stored as parts end to end are the blob of the bytes joined: one sha256, one file, no temp left', async () => {
+  await inStoreDir(async (dir) => {
     const store = new DiskBlobStore(dir)
     // Past a hashing slice (16 MiB), with a part that ends inside one and an empty part.
     const big = new Uint8Array(17 * 1024 * 1024 + 3).map((_, i) => (i * 31) & 0xff)
@@ -23,14 +33,11 @@ test('bytes stored as parts end to end are the blob of the bytes joined: one sha
     assert.equal(await store.put(whole), sha, 'the same blob, whole or in parts')
     assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha])
     assert.deepEqual(new Uint8Array(await readFile(join(dir, sha.slice(0, 2), sha))), whole)
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 })
 
 test('bytes from a source are hashed and written as they come; a source that fails leaves nothing behind', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'barnraise-blob-store-'))
-  try {
+  await inStoreDir(async (dir) => {
     const store = new DiskBlobStore(dir)
     const chunks = [new Uint8Array([9, 8, 7]), new Uint8Array(0), new Uint8Array(1000).fill(5)]
     const whole = new Uint8Array(byteLengthOf(chunks))
@@ -48,14 +55,11 @@ test('bytes from a source are hashed and written as they come; a source that fai
     await assert.rejects(store.put(source(true)), /went away/)
     assert.deepEqual((await readdir(dir)).sort(), [sha.slice(0, 2)], 'no temp file left')
     assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha])
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 })
 
 test('a write that fails at its end (the rename, as on a full disk) leaves no temp file, whole, in parts or from a source', async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'barnraise-blob-store-'))
-  try {
+  await inStoreDir(async (dir) => {
     const store = new DiskBlobStore(dir)
     const bytes = new Uint8Array(4096).map((_, i) => i & 0xff)
     const sha = sha256Hex(bytes)
@@ -67,7 +71,5 @@ test('a write that fails at its end (the rename, as on a full disk) leaves no te
       assert.deepEqual(await readdir(dir), [sha.slice(0, 2)], 'no incoming temp file')
       assert.deepEqual(await readdir(join(dir, sha.slice(0, 2))), [sha], 'no temp file beside the blob')
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 })
