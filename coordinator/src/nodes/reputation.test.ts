@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, test } from 'vitest'
 import assert from 'node:assert/strict'
+import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import { openTestStore } from '../../../test/support/store.ts'
 import type { Database } from '../db/schema.ts'
@@ -106,4 +107,20 @@ test('a release is for those who may review the node, and starts its record afre
   await verdict(rider, 'refused', 'ERR_EMPTY_DELTA: all zeros')
   assert.equal(await verdict(rider, 'refused', 'ERR_EMPTY_DELTA: all zeros'), null)
   assert.notEqual(await verdict(rider, 'refused', 'ERR_NEAR_ZERO: tiny'), null)
+})
+
+test('a release is timed in whole milliseconds, as ledger rows are, and a row in its millisecond counts toward the new record', async () => {
+  const rider = await node()
+  for (let i = 0; i < 3; i++) await verdict(rider, 'refused', 'ERR_EMPTY_DELTA: all zeros')
+  await releaseNode(db, { id: organizerId, roles: ['admin'], organizationId: null }, rider.id)
+  const { whole } = await db.selectFrom('nodes').select(sql<boolean>`reviewed_at = date_trunc('milliseconds', reviewed_at)`.as('whole'))
+    .where('id', '=', rider.id).executeTakeFirstOrThrow()
+  assert.equal(whole, true, 'a sub-millisecond release time sorts a same-millisecond row (whole ms) before it')
+  // A flag written in the release's own millisecond, which the reviewer could not have seen.
+  await verdict(rider, 'refused', 'ERR_EMPTY_DELTA: all zeros')
+  await sql`update ledger set created_at = (select reviewed_at from nodes where id = ${rider.id})
+    where seq = (select max(seq) from ledger where node_id = ${rider.id})`.execute(db)
+  assert.deepEqual((await nodeRecords(db)).get(rider.id)?.flags, { ERR_EMPTY_DELTA: 1 })
+  await verdict(rider, 'refused', 'ERR_EMPTY_DELTA: all zeros')
+  assert.notEqual(await verdict(rider, 'refused', 'ERR_EMPTY_DELTA: all zeros'), null, 'three flags since the release, the first in its millisecond')
 })

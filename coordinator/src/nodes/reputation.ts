@@ -68,7 +68,7 @@ export async function nodeRecords (db: Reader): Promise<Map<string, NodeRecord>>
     .select(['ledger.node_id as nodeId', 'ledger.outcome as outcome'])
     .select(sql<string | null>`substring(ledger.reason from '^(ERR_[A-Z_]+):')`.as('code'))
     .select((eb) => [eb.fn.countAll<string>().as('n'), eb.fn.count<string>('ledger.score').as('scored'), eb.fn.sum<number | null>('ledger.score').as('total')])
-    .where((eb) => eb.or([eb('nodes.reviewed_at', 'is', null), eb('ledger.created_at', '>', eb.ref('nodes.reviewed_at'))]))
+    .where((eb) => eb.or([eb('nodes.reviewed_at', 'is', null), eb('ledger.created_at', '>=', eb.ref('nodes.reviewed_at'))]))
     .groupBy(['ledger.node_id', 'ledger.outcome', sql`3`])
     .execute()
   const records = new Map<string, NodeRecord & { scored: number, total: number }>()
@@ -95,7 +95,7 @@ export async function quarantineIfWarranted (trx: Transaction<Database>, nodeId:
   if (node === undefined || node.quarantined_at !== null) return null
   let query = trx.selectFrom('ledger').select(['outcome', 'reason']).where('node_id', '=', nodeId)
     .orderBy('created_at', 'desc').orderBy('seq', 'desc').limit(policy.window * 4)
-  if (node.reviewed_at !== null) query = query.where('created_at', '>', node.reviewed_at)
+  if (node.reviewed_at !== null) query = query.where('created_at', '>=', node.reviewed_at)
   const judged = (await query.execute())
     .map((r) => r.outcome === 'accepted' ? 'folded' : FLAG_CODES.has(reasonCode(r.reason) ?? '') ? reasonCode(r.reason)! : null)
     .filter((v): v is string => v !== null)
@@ -133,8 +133,11 @@ export async function releaseNode (db: Kysely<Database>, viewer: { id: string, r
       ? 'only an admin or an organizer of a run it reported to may review it; a node\'s own lab cannot release it'
       : 'on a coordinator where anyone may organize, only an admin may review a quarantined node')
   }
-  // The database's clock, as the ledger's created_at is: the record restarts exactly here.
-  const released = await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null, reviewed_at: sql<Date>`clock_timestamp()`, reviewed_by: viewer.id })
+  // The database's clock, as the ledger's created_at is, and whole milliseconds as it is: the
+  // record restarts with this millisecond (rows at or after it count). A finer time left a row
+  // written in the same millisecond after the release, its time truncated, counted as before it.
+  // A row from just before, in the same millisecond, counts too: the reviewer could not have seen it.
+  const released = await db.updateTable('nodes').set({ quarantined_at: null, quarantine_reason: null, reviewed_at: sql<Date>`date_trunc('milliseconds', clock_timestamp())`, reviewed_by: viewer.id })
     .where('id', '=', nodeId).where('quarantined_at', 'is not', null).executeTakeFirst()
   if (released.numUpdatedRows === 0n) throw new CoordinatorError('ERR_CONFLICT', 'this node is not quarantined; there is nothing to release')
 }
