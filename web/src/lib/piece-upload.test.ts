@@ -138,7 +138,12 @@ describe('piece upload', () => {
     const err = await uploadPieces({ url: '/u', file: blob, from: 0, onProgress: () => {}, received: async () => refusing.received, send: refusing.send, wait: noWait }).then(() => null, (e: unknown) => e)
     assert.ok(err instanceof UploadError)
     assert.equal(err.message, 'the dataset quota is full')
-    assert.equal(err.resumable, false)
+    assert.equal(err.resumable, true, 'the pieces taken before a full quota are kept')
     assert.equal(refusing.requests, 2, 'a refusal is not retried')
+
+    const forbidden = fakeServer(size, (n) => n === 0 ? Response.json({ code: 'ERR_FORBIDDEN', error: 'not your dataset' }, { status: 403 }) : 'none')
+    const denied = await uploadPieces({ url: '/u', file: blob, from: 0, onProgress: () => {}, received: async () => forbidden.received, send: forbidden.send, wait: noWait }).then(() => null, (e: unknown) => e)
+    assert.ok(denied instanceof UploadError)
+    assert.equal(denied.resumable, false)
   })
 })

@@ -45,7 +45,8 @@ export function keepsFailingMessage (reason: string): string {
 /**
  * Uploads `file` from byte `from` to the end; `onProgress` hears the bytes the server has
  * confirmed. Network failures, 5xx and "busy" answers are retried with backoff, asking
- * `received()` where the upload stands; other refusals stop it at once.
+ * `received()` where the upload stands; other refusals stop it at once (resumable only for a
+ * full quota, 413: the pieces already taken are kept).
  */
 export async function uploadPieces (opts: UploadOptions): Promise<void> {
   const { file } = opts
@@ -95,6 +96,8 @@ export async function uploadPieces (opts: UploadOptions): Promise<void> {
       continue
     }
     if (res.status >= 500) { await retry(`HTTP ${res.status}`); continue }
-    throw new UploadError(typeof body.error === 'string' ? body.error : `the coordinator refused the upload (HTTP ${res.status})`, false)
+    // A full quota is not retried (room comes back when uploads end or data is deleted, not in
+    // seconds), but the server keeps every piece it took: a later attempt carries on from there.
+    throw new UploadError(typeof body.error === 'string' ? body.error : `the coordinator refused the upload (HTTP ${res.status})`, res.status === 413)
   }
 }
