@@ -116,7 +116,8 @@ def read_header(f, file_size):
         if not isinstance(raw, dict):
             raise SafetensorsError('ERR_BAD_HEADER', f'tensor {_shown(name)}: header entry must be an object with dtype, shape and data_offsets')
         dtype = raw.get('dtype')
-        if dtype not in DTYPES:
+        # A list or object is no dtype, and `in` on it would raise an uncoded TypeError.
+        if not isinstance(dtype, str) or dtype not in DTYPES:
             raise SafetensorsError('ERR_UNKNOWN_DTYPE', f'tensor {_shown(name)}: dtype {_shown(dtype)} is not one of {", ".join(DTYPES)}')
         count = _element_count(name, raw.get('shape'))
         offsets = raw.get('data_offsets')

@@ -59,6 +59,8 @@ class SafetensorsTest(unittest.TestCase):
             (struct.pack('<Q', 50) + b'{}', 'ERR_TRUNCATED'),
             (raw_file({'x': {'dtype': 'F32', 'shape': [2], 'data_offsets': [0, 4]}}, b'\0' * 4), 'ERR_SIZE_MISMATCH'),
             (raw_file({'x': {'dtype': 'Q8', 'shape': [1], 'data_offsets': [0, 1]}}, b'\0'), 'ERR_UNKNOWN_DTYPE'),
+            (raw_file({'x': {'dtype': ['F32'], 'shape': [1], 'data_offsets': [0, 4]}}, b'\0' * 4), 'ERR_UNKNOWN_DTYPE'),
+            (raw_file({'x': {'dtype': {}, 'shape': [1], 'data_offsets': [0, 4]}}, b'\0' * 4), 'ERR_UNKNOWN_DTYPE'),
             (raw_file({'x': {'dtype': 'F32', 'shape': [1], 'data_offsets': [4, 8]}}, b'\0' * 8), 'ERR_BAD_OFFSETS'),
             (raw_file({'x': {'dtype': 'F32', 'shape': [1], 'data_offsets': [0, 4]}}, b'\0' * 8), 'ERR_BAD_OFFSETS'),
             (raw_file({'x': {'dtype': 'F32', 'shape': [-1], 'data_offsets': [0, 4]}}, b'\0' * 4), 'ERR_BAD_SHAPE'),
