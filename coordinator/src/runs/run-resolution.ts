@@ -2,7 +2,7 @@ import type { Kysely } from 'kysely'
 import type { CheckedDocumentIndex } from '@barnraise/datasets'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
-import { countParams, demoCorpusShards, initialCheckpoint, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
+import { countParams, demoCorpusShards, initialCheckpointChunks, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
 import { assertDataRoom, dataAmount, withDataQuota } from '../datasets/data-storage.ts'
 import type { DataQuota } from '../datasets/data-storage.ts'
@@ -177,7 +177,12 @@ async function fetchDocumentIndex (dataset: Extract<RunSpec['dataset'], { source
   return await documentIndexes.check(bytes, { url: where.url, sha256: where.sha256, tokenizer: dataset.tokenizer, shards: dataset.train })
 }
 
-/** Stores a run's round-0 checkpoint (made on a worker thread: a large model takes tens of seconds); returns its sha256. */
-export async function storeInitialCheckpoint (store: RunStore, config: LlamaConfig, seed: number): Promise<string> {
-  return await storeBlob(store.db, store.blobs, (await initialCheckpoint(config, seed)).bytes, 'checkpoint', { initial: true })
+/**
+ * Stores a run's round-0 checkpoint, made on a worker thread (a large model takes tens of
+ * seconds) and written to the blob store a slice at a time as it comes: the coordinator never
+ * holds the model, whose memory would stay with the process for good (a worker's malloc arenas
+ * kept 0.9× of it). Returns its sha256; `signal` stops it, leaving nothing stored.
+ */
+export async function storeInitialCheckpoint (store: RunStore, config: LlamaConfig, seed: number, signal?: AbortSignal): Promise<string> {
+  return await storeBlob(store.db, store.blobs, initialCheckpointChunks(config, seed, { signal }), 'checkpoint', { initial: true })
 }
