@@ -24,7 +24,7 @@ function etagMatches (header: string | undefined, etag: string): boolean {
 }
 
 /** A client that hangs up mid-download is not an error worth logging. */
-function isClientGone (err: unknown): boolean {
+export function isClientGone (err: unknown): boolean {
   const code = (err as NodeJS.ErrnoException).code
   return code === 'ERR_STREAM_PREMATURE_CLOSE' || code === 'ECONNRESET' || code === 'EPIPE'
 }

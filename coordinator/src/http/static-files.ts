@@ -1,7 +1,9 @@
 import { createReadStream } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import { pipeline } from 'node:stream/promises'
 import { extname, join, normalize, sep } from 'node:path'
 import type { IncomingMessage, ServerResponse } from 'node:http'
+import { isClientGone } from './send-file.ts'
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -47,8 +49,13 @@ export async function serveStatic (root: string, req: IncomingMessage, res: Serv
     'cache-control': immutable ? 'public, max-age=31536000, immutable' : 'no-cache'
   })
   if (req.method === 'HEAD') { res.end(); return true }
-  // A file gone between stat and read (the dashboard rebuilt meanwhile) is an 'error' event,
-  // which unheard would throw out of the server; the headers are sent, so the reply is cut.
-  createReadStream(file).on('error', () => { res.destroy() }).pipe(res)
+  // pipeline closes the file when the client hangs up (pipe left it open) and cuts the reply
+  // when the read fails (a file gone between stat and read: the dashboard rebuilt meanwhile),
+  // so a truncated body never passes for a whole one; that failure is the caller's to log.
+  try {
+    await pipeline(createReadStream(file), res)
+  } catch (err) {
+    if (!isClientGone(err)) throw err
+  }
   return true
 }
