@@ -2,7 +2,7 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createTestDatabase } from '../../../test/support/postgres.ts'
 import { openDatabase } from '../db/open-database.ts'
-import { UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, heldBytes, holdsWholeFile, reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
+import { UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, dataRoom, heldBytes, holdsWholeFile, reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
 
 test('room reserved for a dataset being stored counts as used until released, once, and only on its own database', async () => {
   const a = await openDatabase({ dataDir: 'memory://' })
@@ -106,3 +106,31 @@ for (const kind of ['pglite', 'postgres'] as const) {
     }
   })
 }
+
+test('the room an ingest may write is the smaller of the account\'s share and the install\'s, naming which, with the tokenizing dataset\'s own file left out', async () => {
+  const { db, close } = await openDatabase({ dataDir: 'memory://' })
+  try {
+    const user = async (email: string): Promise<string> => (await db.insertInto('users').values({ email, display_name: email, password_hash: 'x', roles: ['organizer'], organization_id: null }).returning('id').executeTakeFirstOrThrow()).id
+    const [u, v] = [await user('u@room.test'), await user('v@room.test')]
+    await db.insertInto('blobs').values([
+      { sha256: 'a'.repeat(64), size: 1000, kind: 'shard', meta: JSON.stringify({ uploadedBy: u }) },
+      { sha256: 'b'.repeat(64), size: 6000, kind: 'shard', meta: JSON.stringify({ uploadedBy: v }) }
+    ]).execute()
+    const now = new Date()
+    const dataset = (createdBy: string, bytes: number) => ({ name: 'd', created_by: createdBy, status: 'tokenizing' as const, format: 'text' as const, field: null, tokenizer: 'byte', file_name: 'd.txt', file_bytes: bytes, received_bytes: bytes, created_at: now, updated_at: now })
+    const mine = (await db.insertInto('datasets').values(dataset(u, 500)).returning('id').executeTakeFirstOrThrow()).id
+    await db.insertInto('datasets').values(dataset(u, 200)).execute()
+    const quota = { datasetQuotaBytes: 10_000, userDatasetQuotaBytes: 5000 }
+    // u: its share has 5000 - 1000 - 200 = 3800, the install 10000 - 7000 - 200 = 2800; its own tokenizing file is not counted.
+    const room = await dataRoom(db, quota, { userId: u, except: mine })
+    assert.equal(room.bytes, 2800)
+    assert.match(room.limit, /^the coordinator's dataset quota \(9\.8 KiB, --dataset-quota-mb\) had 2\.7 KiB left after stored data \(6\.8 KiB\) and other uploads in progress \(0\.2 KiB\)$/)
+    // v is past its share already: no room, its share named.
+    const none = await dataRoom(db, quota, { userId: v })
+    assert.equal(none.bytes, 0)
+    assert.match(none.limit, /^your share of the dataset quota \(4\.9 KiB an account, --user-dataset-quota-mb\) had 0\.0 MiB left after your stored data \(5\.9 KiB\)/)
+    assert.equal((await dataRoom(db, { datasetQuotaBytes: Infinity }, { userId: u })).bytes, Infinity)
+  } finally {
+    await close()
+  }
+})

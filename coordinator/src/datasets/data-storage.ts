@@ -180,6 +180,34 @@ export async function assertDataRoom (db: Kysely<Database>, quota: DataQuota, ne
   }
 }
 
+/** The room an account has for new data, and what bounds it, in words for a message. */
+export interface DataRoom { bytes: number, limit: string }
+
+/**
+ * The bytes `who.userId` may still store, by the same count `assertDataRoom` checks (stored data,
+ * reserved room and uploads in progress, the account's own whole, `except` left out): the
+ * smaller of the account's share and the install's quota, and which it is, naming its flag and
+ * figures. Infinite when neither bounds it. Read it inside `withDataQuota`.
+ */
+export async function dataRoom (db: Kysely<Database>, quota: DataQuota, who: { userId: string, except?: string }): Promise<DataRoom> {
+  const which: StagedOptions = { now: Date.now(), ...(who.except !== undefined ? { except: who.except } : {}) }
+  let found: DataRoom = { bytes: Infinity, limit: 'no dataset quota bounds it' }
+  const cap = quota.userDatasetQuotaBytes
+  if (cap !== undefined && Number.isFinite(cap)) {
+    const stored = await uploadedDataBytes(db, who.userId)
+    const staged = await stagedUploadBytes(db, { ...which, userId: who.userId, fullFor: who.userId })
+    const bytes = Math.max(0, cap - stored - staged)
+    found = { bytes, limit: `your share of the dataset quota (${quotaAmount(cap)} an account, --user-dataset-quota-mb) had ${dataAmount(bytes)} left after your stored data (${dataAmount(stored)}) and your other uploads in progress (${dataAmount(staged)})` }
+  }
+  if (Number.isFinite(quota.datasetQuotaBytes)) {
+    const stored = await uploadedDataBytes(db)
+    const staged = await stagedUploadBytes(db, { ...which, fullFor: who.userId })
+    const bytes = Math.max(0, quota.datasetQuotaBytes - stored - staged)
+    if (bytes < found.bytes) found = { bytes, limit: `the coordinator's dataset quota (${quotaAmount(quota.datasetQuotaBytes)}, --dataset-quota-mb) had ${dataAmount(bytes)} left after stored data (${dataAmount(stored)}) and other uploads in progress (${dataAmount(staged)})` }
+  }
+  return found
+}
+
 const quotaQueues = new WeakMap<Kysely<Database>, Promise<unknown>>()
 
 /**

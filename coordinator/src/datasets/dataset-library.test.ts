@@ -7,7 +7,7 @@
 // (--user-dataset-quota-mb). Real PGlite, a real blob store, the real tokenizing worker.
 import { afterEach, test } from 'vitest'
 import assert from 'node:assert/strict'
-import { mkdtemp, rm, stat } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { PassThrough, Readable } from 'node:stream'
@@ -24,6 +24,7 @@ import type { NewDataset } from './dataset-library.ts'
 import { UPLOAD_HOLD_MS, stagedUploadBytes, uploadedDataBytes } from './data-storage.ts'
 import type { DataQuota } from './data-storage.ts'
 import { storeUploadedTokenizer } from './run-tokenizers.ts'
+import { zstdParquet } from '../../../datasets/src/readers/crafted-parquet.ts'
 
 const KIB = 1024
 const MIB = 1024 * 1024
@@ -301,7 +302,44 @@ test('shards that no longer fit the uploader\'s share (the operator lowered it m
   await library.idle()
   const failed = await library.get(created.id, { id: alice, admin: false })
   assert.equal(failed.status, 'failed')
-  assert.match(failed.error ?? '', /this dataset makes [\d.]+ KiB of shards and index, and your share of the dataset quota \(1\.0 KiB an account, --user-dataset-quota-mb\) has 1\.0 KiB left/)
+  // The worker's budget is the room when tokenizing starts, so it stops before writing the shard.
+  assert.match(failed.error ?? '', /^tokenizing stopped after \d+ documents and 0 shards of 0 tokens: train shard 1 \([\d.]+ KiB\) would take this dataset's shards and index past 1\.0 KiB \(0\.0 MiB so far\), the room it had when tokenizing began: your share of the dataset quota \(1\.0 KiB an account, --user-dataset-quota-mb\) had 1\.0 KiB left/)
+  assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0)
+  assert.equal(await stagedUploadBytes(db), 0, 'a failed upload holds nothing')
+})
+
+/** Everything under `dir`, as relative paths. */
+async function filesUnder (dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).sort()
+}
+
+test('a ~10 KB Parquet file whose row groups all name one compressed page of text is refused from its footer: nothing is written toward its gigabytes', async () => {
+  const { db, library, stagingDir, mallory } = await open({ datasetQuotaBytes: MIB, userDatasetQuotaBytes: MIB })
+  // 24 row groups naming one ZSTD page of 8 MiB of text: 192 MiB of text from a file of ~9 KB.
+  const bytes = zstdParquet({ groups: 24, rows: 8, rowBytes: MIB, shared: true })
+  assert.ok(bytes.length < 10 * KIB)
+  const created = await library.create({ name: 'bomb', format: 'parquet', field: 'text', tokenizer: 'byte', fileName: 'bomb.parquet', fileBytes: bytes.length }, mallory)
+  await put(library, created.id, mallory, bytes, 0, bytes.length)
+  await library.idle()
+  const failed = await library.get(created.id, { id: mallory, admin: false })
+  assert.equal(failed.status, 'failed')
+  assert.match(failed.error ?? '', /^row group 1's "text" column chunk \(bytes 4 to \d+\) overlaps row group 0's \(bytes 4 to \d+\): each row group must have pages of its own/)
+  assert.deepEqual(await filesUnder(stagingDir), [], 'the staged file and the shard folder are gone')
+  assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0)
+})
+
+test('a file that tokenizes into more than the uploader\'s room is stopped by the worker before the shard that would pass it, the room named', async () => {
+  const { db, library, stagingDir, alice } = await open({ datasetQuotaBytes: 4 * MIB, userDatasetQuotaBytes: MIB })
+  // Japanese through gpt2-1k: a token a byte, two bytes a token in a shard, so ~600 KB becomes ~1.2 MB.
+  const text = Buffer.from(Array.from({ length: 10_000 }, (_, i) => `段落${i}:漢字のテキスト、とても長い段落です。`).join('\n\n'))
+  assert.ok(text.length > 600 * KIB && text.length < 700 * KIB)
+  const created = await library.create({ name: 'wide', format: 'text', field: null, tokenizer: 'gpt2-1k', fileName: 'wide.txt', fileBytes: text.length }, alice)
+  await put(library, created.id, alice, text, 0, text.length)
+  await library.idle()
+  const failed = await library.get(created.id, { id: alice, admin: false })
+  assert.equal(failed.status, 'failed')
+  assert.match(failed.error ?? '', /^tokenizing stopped after \d+ documents and 0 shards of 0 tokens: train shard 1 \(1\.\d MiB\) would take this dataset's shards and index past 1\.0 MiB \(0\.0 MiB so far\), the room it had when tokenizing began: your share of the dataset quota \(1 MiB an account, --user-dataset-quota-mb\) had 1\.0 MiB left after your stored data \(0\.0 MiB\) and your other uploads in progress \(0\.0 MiB\); upload a smaller part of the file, or ask the operator for room$/)
+  assert.deepEqual(await filesUnder(stagingDir), [], 'the staged file and the shard folder are gone')
   assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0)
   assert.equal(await stagedUploadBytes(db), 0, 'a failed upload holds nothing')
 })

@@ -16,7 +16,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { UPLOAD_ABANDONED_AFTER_HOURS, UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
+import { UPLOAD_ABANDONED_AFTER_HOURS, UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, dataRoom, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
 import type { DataQuota } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
@@ -324,6 +324,12 @@ export class DatasetLibrary {
     const { db, blobs, log } = this.#deps
     const row = await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
     const tokenizer = row.tokenizer.startsWith('sha256:') ? { file: await this.#tokenizerFile(row.tokenizer) } : { catalog: row.tokenizer }
+    // The worker writes no more than the room this dataset has now (its own file's room counts,
+    // as the shards replace it); its shards are checked again against the room left when they
+    // are stored below, as others may have taken some meanwhile. Without the bound, a file that
+    // tokenizes into gigabytes (a Parquet decompression bomb) would fill the staging disk first.
+    const room = await withDataQuota(db, async () => await dataRoom(db, this.#deps.quota, { userId: row.created_by, except: id }))
+    const budget = Number.isFinite(room.bytes) ? { bytes: room.bytes, limit: room.limit, advice: 'upload a smaller part of the file, or ask the operator for room' } : null
     const outDir = await mkdtemp(join(this.#deps.stagingDir, `${id}-shards-`))
     const started = Date.now()
     try {
@@ -331,7 +337,7 @@ export class DatasetLibrary {
       // Progress writes go one after another, and all land before the final one.
       let progressWrites: Promise<void> = Promise.resolve()
       const result = await ingestInWorker({
-        path: this.#staged(id), format: row.format, field: row.field, source: row.file_name, tokenizer, outDir, ...UPLOAD_BUILD_DEFAULTS
+        path: this.#staged(id), format: row.format, field: row.field, source: row.file_name, tokenizer, outDir, ...UPLOAD_BUILD_DEFAULTS, budget
       }, (p: BuildProgress) => {
         if (this.#stopping.signal.aborted) return
         const now = Date.now()

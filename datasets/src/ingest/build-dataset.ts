@@ -20,6 +20,12 @@ export interface BuildOptions {
   maxValidationTokens: number
   /** stores a finished shard (bytes and manifest) before the build goes on */
   onShard: (bytes: Uint8Array, manifest: ShardManifest, split: 'train' | 'validation') => Promise<void>
+  /**
+   * Takes each trained document, in stream order, instead of the result's index holding it: an
+   * index of tens of millions of small documents then never sits in memory (the ingest worker
+   * streams it to disk). The result's `index.documents` is then empty.
+   */
+  onDocument?: (locator: string, start: number, end: number) => Promise<void> | undefined
   onProgress?: (progress: BuildProgress) => void
 }
 
@@ -37,7 +43,10 @@ export interface BuildResult extends BuildProgress {
   badRowExamples: Array<{ locator: string, reason: string }>
   train: ShardManifest[]
   validation: ShardManifest
+  /** the document index; its `documents` are empty when `onDocument` took them */
   index: DocumentIndex
+  /** how many documents the index lists */
+  indexDocuments: number
 }
 
 /** Shard sizes for uploads: 1 Mi tokens (2–4 MiB) per train shard, every 50th document held out, at most 1 Mi validation tokens. */
@@ -78,6 +87,8 @@ export async function buildDataset (opts: BuildOptions): Promise<BuildResult> {
   const validation = new TokenBuffer()
   const trainShards: ShardManifest[] = []
   const documents: IndexedDocument[] = []
+  const onDocument = opts.onDocument ?? ((locator: string, start: number, end: number): undefined => { documents.push([locator, start, end]) })
+  let indexed = 0
   const heldOut: string[] = []
   const examples: BuildResult['badRowExamples'] = []
   let streamAt = 0
@@ -108,7 +119,10 @@ export async function buildDataset (opts: BuildOptions): Promise<BuildResult> {
       heldOut.push(item.locator)
       validationFull = validation.length >= opts.maxValidationTokens
     } else {
-      documents.push([item.locator, streamAt, streamAt + ids.length])
+      // Awaited only when the taker asks (a full buffer to write): most documents cost no turn.
+      const taking = onDocument(item.locator, streamAt, streamAt + ids.length)
+      if (taking !== undefined) await taking
+      indexed++
       train.push(ids)
       train.push(separator)
       streamAt += ids.length + separator.length
@@ -118,7 +132,7 @@ export async function buildDataset (opts: BuildOptions): Promise<BuildResult> {
     if (opts.onProgress !== undefined && now - lastReport > 250) { lastReport = now; opts.onProgress(progress()) }
   }
   if (train.length > 0) await flushTrain(train.length)
-  if (documents.length === 0) throw new DatasetError('ERR_TOO_FEW_DOCUMENTS', `no document to train on (${badRows} bad rows${examples[0] !== undefined ? `; first: ${examples[0].locator}: ${examples[0].reason}` : ''})`)
+  if (indexed === 0) throw new DatasetError('ERR_TOO_FEW_DOCUMENTS', `no document to train on (${badRows} bad rows${examples[0] !== undefined ? `; first: ${examples[0].locator}: ${examples[0].reason}` : ''})`)
   if (validation.length === 0) throw new DatasetError('ERR_TOO_FEW_DOCUMENTS', `the file has ${seen} documents; every ${opts.holdOutEvery}th is held out for validation, so it needs at least ${opts.holdOutEvery}`)
   const vTokens = validation.take(validation.length)
   const vBytes = encodeShard(vTokens, tokenizer.vocabSize)
@@ -131,6 +145,7 @@ export async function buildDataset (opts: BuildOptions): Promise<BuildResult> {
     badRowExamples: examples,
     train: trainShards,
     validation: vManifest,
-    index: { format: 'barnraise-documents-v1', source: opts.source, tokenizer: tokenizer.name, shards: trainShards.map((s) => ({ sha256: s.sha256, tokens: s.tokens })), documents, heldOut }
+    index: { format: 'barnraise-documents-v1', source: opts.source, tokenizer: tokenizer.name, shards: trainShards.map((s) => ({ sha256: s.sha256, tokens: s.tokens })), documents, heldOut },
+    indexDocuments: indexed
   }
 }

@@ -18,7 +18,7 @@ describe('a tokenizing worker that never finishes a document', () => {
     expect(Array.from(uploadedTokenizer(bytes).encode('short line!')).length).toBeGreaterThan(0)
     await writeFile(join(dir, 'tokenizer.json'), bytes)
     const lines = Array.from({ length: 60 }, (_, i) => JSON.stringify({ text: row(i) }))
-    const job = (file: string): IngestJob => ({ path: join(dir, file), format: 'jsonl', field: 'text', source: file, tokenizer: { file: join(dir, 'tokenizer.json') }, outDir: dir, shardTokens: 2000, holdOutEvery: 50, maxValidationTokens: 100_000 })
+    const job = (file: string): IngestJob => ({ path: join(dir, file), format: 'jsonl', field: 'text', source: file, tokenizer: { file: join(dir, 'tokenizer.json') }, outDir: dir, shardTokens: 2000, holdOutEvery: 50, maxValidationTokens: 100_000, budget: null })
     // The same tokenizer finishes an honest file: a stall is what stops the other.
     await writeFile(join(dir, 'fine.jsonl'), lines.join('\n'))
     // A wide margin here: the worker's heartbeat starts only once its modules load, slow on a busy machine.

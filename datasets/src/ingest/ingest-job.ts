@@ -15,6 +15,21 @@ export interface IngestJob {
   shardTokens: number
   holdOutEvery: number
   maxValidationTokens: number
+  /** most bytes the job may write into `outDir`; null for none (a caller writing to its own disk) */
+  budget: IngestBudget | null
+}
+
+/**
+ * The room a dataset's shards and index may take, fixed when tokenizing starts: the worker stops
+ * (ERR_QUOTA_EXCEEDED) before a write would pass it, so a file that tokenizes into far more than
+ * its own size (a decompression bomb, a file of tiny documents) never fills the staging disk.
+ */
+export interface IngestBudget {
+  bytes: number
+  /** what bounds it, for the refusal: "your share of the dataset quota (…, --user-dataset-quota-mb) had 1.0 MiB left …" */
+  limit: string
+  /** what the refused uploader can do */
+  advice: string
 }
 
 /** The index file the worker leaves in `outDir`: the document index as gzipped JSON. */

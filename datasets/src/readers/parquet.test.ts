@@ -8,22 +8,13 @@ import { join } from 'node:path'
 import { brotliCompressSync, gzipSync, zstdCompressSync } from 'node:zlib'
 import { parquetMetadata } from 'hyparquet'
 import { parquetWriteBuffer } from 'hyparquet-writer'
-import { ByteWriter } from 'hyparquet-writer/src/bytewriter.js'
-import { serializeTCompactProtocol } from 'hyparquet-writer/src/thrift.js'
 import { describe, expect, it } from 'vitest'
+import { thrift, u32 } from './crafted-parquet.ts'
+import type { Thrift } from './crafted-parquet.ts'
 import { wholeFile } from './file-span.ts'
-import { MAX_ROW_GROUP_BYTES, parquetReader } from './parquet.ts'
+import { MAX_PARQUET_EXPANSION, MAX_ROW_GROUP_BYTES, MIN_PARQUET_TEXT_BYTES, parquetReader } from './parquet.ts'
 import type { ReadItem } from './source-document.ts'
 
-type Thrift = { [key: `field_${number}`]: unknown }
-
-function thrift (data: Thrift): Buffer {
-  const writer = new ByteWriter()
-  serializeTCompactProtocol(writer, data)
-  return Buffer.from(writer.getBuffer())
-}
-
-const u32 = (n: number): Buffer => { const b = Buffer.alloc(4); b.writeUInt32LE(n); return b }
 /** PLAIN BYTE_ARRAY values: each a 4-byte length and its bytes. */
 const plainStrings = (texts: string[]): Buffer => Buffer.concat(texts.flatMap((t) => [u32(Buffer.byteLength(t)), Buffer.from(t)]))
 /** An unsigned LEB128 varint (RLE run headers). */
@@ -34,8 +25,8 @@ function varint (n: number): Buffer {
   return Buffer.from(out)
 }
 
-/** A page as written, except for its sizes if given; `v2Levels` makes it a v2 data page with that many bytes of definition levels. */
-interface Page { type?: number, uncompressed?: number, compressed?: number, values: number, body: Buffer, v2Levels?: number }
+/** A page as written, except for its sizes if given; `v2Levels` makes it a v2 data page with that many bytes of definition levels; `encoding` is a v1 data page's (PLAIN unless given). */
+interface Page { type?: number, uncompressed?: number, compressed?: number, values: number, body: Buffer, v2Levels?: number, encoding?: number }
 const PAGE_DATA = 0
 const PAGE_DICTIONARY = 2
 const PAGE_DATA_V2 = 3
@@ -43,32 +34,54 @@ const CODEC_UNCOMPRESSED = 0
 const CODEC_SNAPPY = 1
 /** Parquet's codec numbers, for crafted files. */
 const CODEC = { GZIP: 2, LZO: 3, BROTLI: 4, LZ4: 5, ZSTD: 6, LZ4_RAW: 7 } as const
+const ENCODING_RLE_DICTIONARY = 8
+
+/** A column chunk: each page behind its header. */
+function craftedChunk (pages: Page[]): Buffer {
+  return Buffer.concat(pages.flatMap((p) => {
+    const type = p.v2Levels !== undefined ? PAGE_DATA_V2 : p.type ?? PAGE_DATA
+    const header: Thrift = { field_1: type, field_2: p.uncompressed ?? p.body.length, field_3: p.compressed ?? p.body.length }
+    if (type === PAGE_DICTIONARY) header.field_7 = { field_1: p.values, field_2: 0 }
+    else if (type === PAGE_DATA_V2) header.field_8 = { field_1: p.values, field_2: 0, field_3: p.values, field_4: 0, field_5: p.v2Levels, field_6: 0 }
+    else header.field_5 = { field_1: p.values, field_2: p.encoding ?? 0, field_3: 3, field_4: 3 }
+    return [thrift(header), p.body]
+  }))
+}
+
+/**
+ * One string column "text" in row groups whose chunks are the given ones, laid out one after
+ * another: each group names the chunk it reads (several may name one, as no writer would), its
+ * start moved by `shift` bytes and its size claimed `extra` bytes larger if given.
+ */
+function craftedGroups (opts: { chunks: Page[][], groups: Array<{ chunk: number, rows: number, shift?: number, extra?: number }>, optional?: boolean, codec?: number }): Buffer {
+  const chunks = opts.chunks.map(craftedChunk)
+  const offsets: number[] = []
+  let at = 4
+  for (const c of chunks) { offsets.push(at); at += c.length }
+  const metadata = thrift({
+    field_1: 1,
+    field_2: [{ field_4: 'schema', field_5: 1 }, { field_1: 6, field_3: opts.optional === true ? 1 : 0, field_4: 'text', field_6: 0 }],
+    field_3: BigInt(opts.groups.reduce((n, g) => n + g.rows, 0)),
+    field_4: opts.groups.map((g) => {
+      const size = chunks[g.chunk]!.length + (g.extra ?? 0)
+      const start = BigInt(offsets[g.chunk]! + (g.shift ?? 0))
+      const values = opts.chunks[g.chunk]!.reduce((n, p) => n + p.values, 0)
+      return {
+        field_1: [{ field_2: start, field_3: { field_1: 6, field_2: [0, 3], field_3: ['text'], field_4: opts.codec ?? CODEC_UNCOMPRESSED, field_5: BigInt(values), field_6: BigInt(size), field_7: BigInt(size), field_9: start } }],
+        field_2: BigInt(size),
+        field_3: BigInt(g.rows)
+      }
+    })
+  })
+  return Buffer.concat([Buffer.from('PAR1'), ...chunks, metadata, u32(metadata.length), Buffer.from('PAR1')])
+}
 
 /**
  * One string column "text" in one row group, its pages as given: what a writer would produce,
  * except that every count and size is whatever the test says.
  */
 function craftedParquet (opts: { pages: Page[], rows: number, optional?: boolean, codec?: number }): Buffer {
-  const chunk = Buffer.concat(opts.pages.flatMap((p) => {
-    const type = p.v2Levels !== undefined ? PAGE_DATA_V2 : p.type ?? PAGE_DATA
-    const header: Thrift = { field_1: type, field_2: p.uncompressed ?? p.body.length, field_3: p.compressed ?? p.body.length }
-    if (type === PAGE_DICTIONARY) header.field_7 = { field_1: p.values, field_2: 0 }
-    else if (type === PAGE_DATA_V2) header.field_8 = { field_1: p.values, field_2: 0, field_3: p.values, field_4: 0, field_5: p.v2Levels, field_6: 0 }
-    else header.field_5 = { field_1: p.values, field_2: 0, field_3: 3, field_4: 3 }
-    return [thrift(header), p.body]
-  }))
-  const values = opts.pages.reduce((n, p) => n + p.values, 0)
-  const metadata = thrift({
-    field_1: 1,
-    field_2: [{ field_4: 'schema', field_5: 1 }, { field_1: 6, field_3: opts.optional === true ? 1 : 0, field_4: 'text', field_6: 0 }],
-    field_3: BigInt(opts.rows),
-    field_4: [{
-      field_1: [{ field_2: 4n, field_3: { field_1: 6, field_2: [0, 3], field_3: ['text'], field_4: opts.codec ?? CODEC_UNCOMPRESSED, field_5: BigInt(values), field_6: BigInt(chunk.length), field_7: BigInt(chunk.length), field_9: 4n } }],
-      field_2: BigInt(chunk.length),
-      field_3: BigInt(opts.rows)
-    }]
-  })
-  return Buffer.concat([Buffer.from('PAR1'), chunk, metadata, u32(metadata.length), Buffer.from('PAR1')])
+  return craftedGroups({ chunks: [opts.pages], groups: [{ chunk: 0, rows: opts.rows }], ...(opts.optional !== undefined ? { optional: opts.optional } : {}), ...(opts.codec !== undefined ? { codec: opts.codec } : {}) })
 }
 
 async function readAll (bytes: Buffer): Promise<ReadItem[]> {
@@ -120,6 +133,51 @@ describe('hostile Parquet files', () => {
     await expect(readAll(past)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/page at byte 0 of row group 0 claims 5000 bytes; its column chunk has \d+ left/) })
     const negative = craftedParquet({ pages: [{ values: 1, uncompressed: -7, body: plainStrings(['x']) }], rows: 1, codec: CODEC_SNAPPY })
     await expect(readAll(negative)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/page at byte 0 of row group 0 has a size of -7/) })
+  })
+
+  it('refuses row groups that share one column chunk, from the footer, before decoding any (a 10 KB file read as gigabytes)', async () => {
+    // One ZSTD page of 8 MiB of text, a few KB compressed, that every row group names.
+    const text = 'the quick brown fox jumps over a lazy dog while seven bakers sing '.repeat(16_000)
+    const body = plainStrings(Array.from({ length: 8 }, () => text))
+    const page = { values: 8, uncompressed: body.length, body: zstdCompressSync(body) }
+    const shared = craftedGroups({ chunks: [[page]], groups: Array.from({ length: 32 }, () => ({ chunk: 0, rows: 8 })), codec: CODEC.ZSTD })
+    expect(shared.length).toBeLessThan(20_000)
+    const path = join(await mkdtemp(join(tmpdir(), 'ds-pq-shared-')), 'file.parquet')
+    await writeFile(path, shared)
+    // Refused as the reader opens, before a row is decoded.
+    await expect(parquetReader(await wholeFile(path), 'text')).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^row group 1's "text" column chunk \(bytes 4 to \d+\) overlaps row group 0's \(bytes 4 to \d+\): each row group must have pages of its own/) })
+    // Overlapping by a byte is as bad as sharing all; groups of their own are read.
+    const own = craftedGroups({ chunks: [[{ values: 1, body: plainStrings(['one']) }], [{ values: 1, body: plainStrings(['two']) }]], groups: [{ chunk: 1, rows: 1 }, { chunk: 0, rows: 1 }] })
+    expect((await readAll(own)).map((i) => i.kind === 'document' && i.text)).toEqual(['two', 'one'])
+    // Row group 0 reads chunk 1 from a byte early, the last byte of chunk 0.
+    const early = craftedGroups({ chunks: [[{ values: 1, body: plainStrings(['one']) }], [{ values: 1, body: plainStrings(['two']) }]], groups: [{ chunk: 1, rows: 1, shift: -1 }, { chunk: 0, rows: 1 }] })
+    await expect(readAll(early)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^row group 1's "text" column chunk \(bytes 4 to (\d+)\) overlaps row group 0's \(bytes \d+ to \d+\)/) })
+  })
+
+  it('refuses a column chunk that runs past the file\'s data into its footer, or starts before it', async () => {
+    const pages = [{ values: 1, body: plainStrings(['x']) }]
+    await expect(readAll(craftedGroups({ chunks: [pages], groups: [{ chunk: 0, rows: 1, extra: 40 }] }))).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^row group 0's "text" column chunk claims bytes 4 to \d+, outside the file's data \(bytes 4 to \d+\)/) })
+    await expect(readAll(craftedGroups({ chunks: [pages], groups: [{ chunk: 0, rows: 1, shift: -2 }] }))).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^row group 0's "text" column chunk claims bytes 2 to \d+, outside/) })
+  })
+
+  it('refuses a file whose row groups, each within bounds, decompress to more than 100 times its size', async () => {
+    // Two groups of their own, each a ZSTD page of 33 MiB of text in a few KB: 66 MiB in all
+    // passes the 64 MiB a small file may hold, and the second group is refused before decoding.
+    const text = 'the quick brown fox jumps over a lazy dog while seven bakers sing '.repeat(16_000)
+    const body = plainStrings(Array.from({ length: Math.ceil(33 * 1024 * 1024 / text.length) }, () => text))
+    const page = { values: Math.ceil(33 * 1024 * 1024 / text.length), uncompressed: body.length, body: zstdCompressSync(body) }
+    const file = craftedGroups({ chunks: [[page], [page]], groups: [{ chunk: 0, rows: page.values }, { chunk: 1, rows: page.values }], codec: CODEC.ZSTD })
+    expect(file.length * MAX_PARQUET_EXPANSION).toBeLessThan(MIN_PARQUET_TEXT_BYTES)
+    await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^the Parquet file's "text" column decompresses \(by its page headers, through row group 1\) to more than 64 MiB: at most 100 times/) })
+  })
+
+  it('refuses a dictionary of one long value that every row repeats, by the text decoded', async () => {
+    // A 1 MiB dictionary entry and 300 rows naming it: 300 MiB of text from a ~1 MiB file.
+    const dictionary = { type: PAGE_DICTIONARY, values: 1, body: plainStrings(['w'.repeat(1024 * 1024)]) }
+    // Bit width 1, then one RLE run of 300 zeros.
+    const indices = { values: 300, encoding: ENCODING_RLE_DICTIONARY, body: Buffer.concat([Buffer.from([1]), varint(300 << 1), Buffer.from([0])]) }
+    const file = craftedParquet({ pages: [dictionary, indices], rows: 300 })
+    await expect(readAll(file)).rejects.toMatchObject({ code: 'ERR_BAD_FILE', message: expect.stringMatching(/^the Parquet file's "text" column holds \(by its characters, through row \d+\) more text than 100 MiB: at most 100 times the file's 1.0 MiB/) })
   })
 
   it('names a row group that cannot be decoded as a bad file, not an internal error', async () => {

@@ -20,6 +20,18 @@ export const MAX_ROW_GROUP_VALUES = 8 * 1024 * 1024
 /** Most bytes the text column of one row group may take, as stored and as decompressed. */
 export const MAX_ROW_GROUP_BYTES = 1024 * 1024 * 1024
 
+/**
+ * Most text one Parquet file may decompress to, as a multiple of its size. Honest text columns
+ * compress 3-5x with Snappy or ZSTD, 10-20x when their documents repeat boilerplate; a writer's
+ * dictionary of repeated values adds a little more. Each row group is bounded alone (above), so
+ * without a bound on the whole file a 10 KB file of many small groups could decode to gigabytes
+ * (and tokenize into gigabytes of shards, which the ingest's byte budget then refuses, but only
+ * after the work). 100x leaves honest files far inside it.
+ */
+export const MAX_PARQUET_EXPANSION = 100
+/** The bound for a small file, whose footer and headers make its ratio meaningless: 64 MiB of text. */
+export const MIN_PARQUET_TEXT_BYTES = 64 * 1024 * 1024
+
 const MIB = 1024 * 1024
 const REWRITE = 'write the file with smaller row groups (pyarrow: row_group_size=100_000)'
 
@@ -32,13 +44,22 @@ export async function parquetReader (span: FileSpan, column: string): Promise<Do
   const file = spanBuffer(span)
   const metadata = await readMetadata(file)
   checkTextColumn(metadata, column)
+  checkChunkPlacement(metadata, column, file.byteLength)
+  const maxText = Math.max(MIN_PARQUET_TEXT_BYTES, MAX_PARQUET_EXPANSION * file.byteLength)
+  const tooMuch = (what: string): DatasetError => new DatasetError('ERR_BAD_FILE', `the Parquet file's "${column}" column ${what} ${(maxText / MIB).toFixed(0)} MiB: at most ${MAX_PARQUET_EXPANSION} times the file's ${(file.byteLength / MIB).toFixed(1)} MiB (or ${MIN_PARQUET_TEXT_BYTES / MIB} MiB for a small file) is read, as honest text compresses 3-20x; upload the text as JSONL or plain text instead`)
   let read = 0
   async function * items (): AsyncGenerator<ReadItem> {
     let rowStart = 0
+    // The file's whole text column, by its page headers before each group is decoded and by the
+    // strings decoded (a dictionary page's long value, repeated by every row, is counted each time).
+    let declared = 0
+    let text = 0
     for (const [g, group] of metadata.row_groups.entries()) {
       const rows = groupRows(group, g)
       const rowEnd = rowStart + rows
       const checked = await checkedChunk(file, group, column, g)
+      declared += checked.decompressed
+      if (declared > maxText) throw tooMuch(`decompresses (by its page headers, through row group ${g}) to more than`)
       let values: Array<Record<string, unknown>>
       try {
         // The metadata given holds this group alone: hyparquet plans every group of the footer
@@ -53,6 +74,8 @@ export async function parquetReader (span: FileSpan, column: string): Promise<Do
         const locator = `row ${rowStart + i}`
         const value = row[column]
         if (typeof value !== 'string') { yield { kind: 'bad', locator, reason: value === null || value === undefined ? `"${column}" is null` : `"${column}" is not a string` }; continue }
+        text += value.length
+        if (text > maxText) throw tooMuch(`holds (by its characters, through row ${rowStart + i}) more text than`)
         if (value.trim() === '') { yield { kind: 'bad', locator, reason: `"${column}" is empty` }; continue }
         yield { kind: 'document', locator, text: value }
       }
@@ -89,6 +112,46 @@ function checkTextColumn (metadata: FileMetaData, column: string): void {
   if (child.children.length > 0) throw new DatasetError('ERR_BAD_FILE', `the Parquet column "${column}" is a list or struct, not a column of strings`)
 }
 
+/** Where a row group's text column chunk lies, as hyparquet places it (an offset of 0 means none). */
+function chunkRange (group: RowGroup, column: string): { start: number, end: number } | undefined {
+  const meta = group.columns.find((c) => c.meta_data?.path_in_schema[0] === column)?.meta_data
+  if (meta === undefined) return undefined
+  const start = Number(meta.dictionary_page_offset || meta.data_page_offset)
+  return { start, end: start + Number(meta.total_compressed_size) }
+}
+
+/**
+ * Every row group's text column chunk must lie between the leading magic and the footer, and no
+ * two may share bytes: a writer gives each group its own pages, while a footer whose groups all
+ * point at one highly compressed page would have it decoded once per group (a 10 KB file read as
+ * gigabytes). Checked from the footer alone, before anything is decoded.
+ */
+function checkChunkPlacement (metadata: FileMetaData, column: string, fileBytes: number): void {
+  const groups = metadata.row_groups
+  const dataEnd = fileBytes - 8 - metadata.metadata_length
+  const starts = new Float64Array(groups.length)
+  const ends = new Float64Array(groups.length)
+  for (const [g, group] of groups.entries()) {
+    const range = chunkRange(group, column)
+    if (range === undefined) { starts[g] = ends[g] = -1; continue } // refused by checkedChunk, naming its chunks
+    const { start, end } = range
+    if (!Number.isSafeInteger(start) || !Number.isSafeInteger(end) || start < 4 || end < start || end > dataEnd) {
+      throw new DatasetError('ERR_BAD_FILE', `row group ${g}'s "${column}" column chunk claims bytes ${String(start)} to ${String(end)}, outside the file's data (bytes 4 to ${dataEnd})`)
+    }
+    starts[g] = start
+    ends[g] = end
+  }
+  const order = Array.from(groups.keys()).filter((g) => ends[g]! > starts[g]!).sort((a, b) => starts[a]! - starts[b]!)
+  for (let i = 1; i < order.length; i++) {
+    const [a, b] = [order[i - 1]!, order[i]!]
+    if (starts[b]! < ends[a]!) {
+      const [first, second] = a < b ? [a, b] : [b, a]
+      const bytes = (g: number): string => `bytes ${starts[g]} to ${ends[g]}`
+      throw new DatasetError('ERR_BAD_FILE', `row group ${second}'s "${column}" column chunk (${bytes(second)}) overlaps row group ${first}'s (${bytes(first)}): each row group must have pages of its own, as a Parquet writer gives it`)
+    }
+  }
+}
+
 function groupRows (group: RowGroup, g: number): number {
   const rows = Number(group.num_rows)
   if (!Number.isSafeInteger(rows) || rows < 0 || rows > MAX_ROW_GROUP_VALUES) {
@@ -103,7 +166,7 @@ function groupRows (group: RowGroup, g: number): number {
  * hyparquet is then handed these checked bytes instead of reading the chunk again, and `name`
  * places a page's compressed bytes within them for the decompressors' errors.
  */
-async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string, g: number): Promise<{ file: AsyncBuffer, name: PageNamer }> {
+async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string, g: number): Promise<{ file: AsyncBuffer, name: PageNamer, decompressed: number }> {
   // hyparquet reads every chunk whose path starts with the column's name; exactly one is checked and read.
   const chunks = group.columns.filter((c) => c.meta_data?.path_in_schema[0] === column)
   const meta = chunks[0]?.meta_data
@@ -172,5 +235,5 @@ async function checkedChunk (file: AsyncBuffer, group: RowGroup, column: string,
     } catch {} // the headers were read once above; a page not found is named by its row group
     return `a page of row group ${g}`
   }
-  return { file: checked, name }
+  return { file: checked, name, decompressed }
 }

@@ -6,7 +6,7 @@
 // calls), an error thrown in the worker rejects with its message and code, a worker that exits
 // without a result rejects instead of hanging, and the thread is always terminated.
 import { Worker } from 'node:worker_threads'
-import type { Transferable } from 'node:worker_threads'
+import type { ResourceLimits, Transferable } from 'node:worker_threads'
 import { CodedError } from '@barnraise/protocol'
 
 export type WorkerCallErrorCode = 'ERR_WORKER_EXITED'
@@ -21,6 +21,8 @@ export interface WorkerCallOptions<Message, Result> {
   workerData?: unknown
   /** Buffers in workerData to move rather than copy; the caller must not use them afterwards. */
   transferList?: readonly Transferable[]
+  /** Caps on the worker's heap: one that fills it is stopped alone, and the call rejects with ERR_WORKER_OUT_OF_MEMORY. */
+  resourceLimits?: ResourceLimits
   /** Aborting terminates the worker; the call rejects with the signal's reason (an AbortError unless one was given). */
   signal?: AbortSignal
   /**
@@ -38,7 +40,8 @@ export async function callWorker<Result, Message = Result> (url: URL, options: W
   signal?.throwIfAborted()
   const worker = new Worker(url, {
     workerData: options.workerData,
-    ...(options.transferList !== undefined ? { transferList: [...options.transferList] } : {})
+    ...(options.transferList !== undefined ? { transferList: [...options.transferList] } : {}),
+    ...(options.resourceLimits !== undefined ? { resourceLimits: options.resourceLimits } : {})
   })
   const read = options.onMessage ?? ((m: Message) => ({ result: m as unknown as Result }))
   let onAbort = (): void => {}
