@@ -54,5 +54,33 @@ export function uploadedTokenizer (bytes: Uint8Array): TextTokenizer {
   } catch (err) {
     throw new TokenizerError('ERR_BAD_TOKENIZER', `the tokenizer file is not UTF-8 JSON: ${(err as Error).message}`)
   }
+  const depth = nestingDepth(raw)
+  if (depth > MAX_TOKENIZER_DEPTH) {
+    throw new TokenizerError('ERR_BAD_TOKENIZER', `the tokenizer file nests ${depth > 10_000 ? 'more than 10000' : depth} levels deep; a tokenizer.json nests fewer than ${MAX_TOKENIZER_DEPTH} (save it again from the tokenizers library)`)
+  }
   return huggingFaceTokenizer(uploadedTokenizerName(bytes), raw)
+}
+
+/**
+ * Levels of arrays and objects a tokenizer.json may nest: Hugging Face's nest fewer than ten.
+ * Unknown keys are kept and written back into every checkpoint folder, indented: a value nested
+ * thousands deep made that a string of tens of megabytes, or overflowed the stack on each request.
+ */
+export const MAX_TOKENIZER_DEPTH = 64
+
+/** How deep `value` nests (a scalar: 0), counted without recursion and stopping past 10000. */
+function nestingDepth (value: unknown): number {
+  let deepest = 0
+  const stack: Array<{ value: unknown, depth: number }> = [{ value, depth: 0 }]
+  while (stack.length > 0) {
+    const { value: v, depth } = stack.pop()!
+    if (v === null || typeof v !== 'object') continue
+    const here = depth + 1
+    if (here > deepest) deepest = here
+    if (deepest > 10_000) return deepest
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (child !== null && typeof child === 'object') stack.push({ value: child, depth: here })
+    }
+  }
+  return deepest
 }

@@ -84,6 +84,17 @@ describe('uploaded tokenizer.json', () => {
     expect(refused(new TextEncoder().encode(JSON.stringify(huge))).message).toMatch(/ids/)
   })
 
+  it('refuses a tokenizer nested deeper than any real one, however valid the rest (its unknown keys are written into every checkpoint folder)', () => {
+    const real = JSON.parse(readFileSync(testData(fixtures.uploaded['unigram-kjv']!.file), 'utf8')) as Record<string, unknown>
+    const withExtra = (extra: string): Uint8Array => new TextEncoder().encode(JSON.stringify(real).replace(/}$/, `,"extra":${extra}}`))
+    expect(uploadedTokenizer(withExtra('[[[[1]]]]')).vocabSize).toBeGreaterThan(0)
+    for (const depth of [100, 100_000]) {
+      const err = (() => { try { uploadedTokenizer(withExtra('['.repeat(depth) + ']'.repeat(depth))) } catch (e) { return e as TokenizerError } throw new Error('not refused') })()
+      expect(err.code).toBe('ERR_BAD_TOKENIZER')
+      expect(err.message).toMatch(/nests (101|more than 10000) levels deep/)
+    }
+  })
+
   it('decode refuses ids outside the vocabulary', () => {
     expect(() => catalogTokenizer('gpt2-1k').decode([5, 1025])).toThrow(TokenizerError)
   })
