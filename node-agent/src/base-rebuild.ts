@@ -10,12 +10,15 @@ import { mkdir, readdir, rm, stat, writeFile, rename } from 'node:fs/promises'
 import { join } from 'node:path'
 import { decodePseudoGradient, foldPseudoGradient, readWholeFile, scanPseudoGradient } from '@barnraise/protocol'
 import type { WorkUnit } from '@barnraise/protocol'
+import { BlobSizeError } from './blob-cache.ts'
+import { storedCheckpointByteLength } from './blob-sizes.ts'
 import { countParams, outerStep, paramSetFromSafetensors, readMomentum, sha256Hex, storedCheckpointBytes, writeMomentum } from '@barnraise/trainer'
 
 /** The blobs a rebuild reads and writes (the agent's BlobCache). */
 export interface RebuildStore {
   has: (sha256: string) => Promise<boolean>
-  get: (sha256: string, signal?: AbortSignal) => Promise<Uint8Array>
+  /** With `bytes`, a blob announced at another size is refused before it is fetched (BlobCache.get). */
+  get: (sha256: string, signal?: AbortSignal, url?: string, options?: { bytes?: number, what?: string }) => Promise<Uint8Array>
   put: (sha256: string, bytes: Uint8Array) => Promise<void>
   drop: (sha256: string) => Promise<void>
 }
@@ -75,7 +78,7 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
   const reportBytes = blobs.reduce((s, r) => s + r.bytes, 0)
   // A checkpoint is 4 bytes a parameter; dense reports from many nodes can outweigh it.
   if (reportBytes >= 4 * n) return { rebuilt: false, reason: `the round's reports (${reportBytes} bytes) are no smaller than the model` }
-  const theta = new Float32Array(paramSetFromSafetensors(unit.modelConfig, await store.get(u.from, signal)).flat)
+  const theta = new Float32Array(paramSetFromSafetensors(unit.modelConfig, await store.get(u.from, signal, undefined, { bytes: storedCheckpointByteLength(unit.modelConfig), what: 'the previous base' })).flat)
   let mean: Float32Array
   // The sizes above are the coordinator's word: each blob is held to its own, so a rebuild never
   // fetches more than the model it saves (listed as a few bytes, 10,000 model-sized reports had
@@ -84,7 +87,7 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
     payload.byteLength === blob.bytes ? undefined : `blob ${blob.sha256.slice(0, 12)} is ${payload.byteLength} bytes, not the ${blob.bytes} the round's update lists`
   try {
     if (u.aggregate !== undefined) {
-      const payload = await store.get(u.aggregate.sha256, signal)
+      const payload = await store.get(u.aggregate.sha256, signal, undefined, { bytes: u.aggregate.bytes, what: 'the round\'s aggregate' })
       const wrong = misstated(u.aggregate, payload)
       if (wrong !== undefined) return { rebuilt: false, reason: wrong }
       // The coordinator applied exactly these decoded values.
@@ -95,7 +98,7 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
       // The reports' codec, where the coordinator moved this node to another one than they were sent in.
       const codec = u.codec ?? unit.codec
       for (const r of u.reports ?? []) {
-        const payload = await store.get(r.sha256, signal)
+        const payload = await store.get(r.sha256, signal, undefined, { bytes: r.bytes, what: 'a round\'s report' })
         const wrong = misstated(r, payload)
         if (wrong !== undefined) return { rebuilt: false, reason: wrong }
         scanPseudoGradient(codec, payload, n)
@@ -107,6 +110,10 @@ export async function rebuildBase (store: RebuildStore, runDir: string, unit: Wo
       const inv = 1 / tokens
       for (let i = 0; i < n; i++) mean[i] = mean[i]! * inv
     }
+  } catch (err) {
+    // Announced at another size than the update lists: refused before it was fetched.
+    if (err instanceof BlobSizeError) return { rebuilt: false, reason: err.message }
+    throw err
   } finally {
     // Used once, whatever happened: a round's reports never pile up in the cache.
     for (const r of blobs) await store.drop(r.sha256)

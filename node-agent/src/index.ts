@@ -1,6 +1,6 @@
 export { probeHardware, parseNvidiaSmi } from './hardware.ts'
 export { createAgentHost } from './host.ts'
 export { CoordinatorClient, RefusedError, parseCoordinatorAddress } from './coordinator-client.ts'
-export { BlobCache } from './blob-cache.ts'
+export { BlobCache, BlobSizeError } from './blob-cache.ts'
 export { PeerExchange } from './peers/peer-exchange.ts'
 export type { PeerExchangeOptions, ExchangeStats } from './peers/peer-exchange.ts'

@@ -2,6 +2,8 @@ import { totalmem } from 'node:os'
 import type { ScoreResult, ScoringTask } from '@barnraise/protocol'
 import { AGENT_SCORING_MAX_FLOPS, AGENT_TORCH_SCORING_MAX_FLOPS, SCORING_MEMORY_SHARE, ShardError, TORCH_MAX_PARAMS, TYPESCRIPT_MAX_PARAMS, callWorker, countParams, decodeShard, scoringTaskBytes, scoringTaskFlops, torchScoringTaskBytes } from '@barnraise/trainer'
 import type { BlobCache } from './blob-cache.ts'
+import { BlobSizeError } from './blob-cache.ts'
+import { storedCheckpointByteLength } from './blob-sizes.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError } from './executors/executor-error.ts'
 import { TorchExecutor } from './executors/torch-executor.ts'
@@ -64,7 +66,14 @@ export async function scoreReport (cache: BlobCache, task: ScoringTask, signal: 
   if (tokens.length !== task.batchSize * window) return { malformed: `${tokens.length} token ids for ${task.batchSize} windows of ${window}` }
   const ids = Int32Array.from(tokens)
   if (ids.some((t) => t >= task.modelConfig.vocab_size)) return { malformed: 'a token id is past the vocabulary' }
-  const checkpoint = await cache.get(task.baseCheckpoint, signal)
+  let checkpoint: Uint8Array
+  try {
+    checkpoint = await cache.get(task.baseCheckpoint, signal, undefined, { bytes: storedCheckpointByteLength(task.modelConfig), what: 'the task\'s base checkpoint' })
+  } catch (err) {
+    // Not this model's size: a bad task, refused before its bytes came.
+    if (!(err instanceof BlobSizeError)) throw err
+    return { malformed: err.message }
+  }
   // Another node's report: from the coordinator only, never offered on to peers (blob-cache.ts).
   const report = async (): Promise<Uint8Array> => await cache.get(task.report, signal, undefined, { share: false })
   if (useTorch) return await scoreWithTorch(torch!, options.dir!, task, checkpoint, report, ids, signal)

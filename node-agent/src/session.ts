@@ -10,8 +10,8 @@ import { AGENT_VERSION } from './version.ts'
 import { BlobCache } from './blob-cache.ts'
 import type { PeerExchange } from './peers/peer-exchange.ts'
 import type { WorkMetrics } from './metrics/agent-metrics.ts'
-import { runWorkLoop } from './work-loop.ts'
-import type { AgentStatus } from './work-loop.ts'
+import { runWorkLoop, workState } from './work-loop.ts'
+import type { AgentStatus, WorkState } from './work-loop.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError } from './executors/executor-error.ts'
 
@@ -68,6 +68,8 @@ export async function runSession (sessionOptions: SessionOptions): Promise<void>
   let malformedStreak = 0
   let lastMalformedAt = 0
   let enrollment: Enrollment | undefined
+  // Which blobs the last unit held, across reconnects: the cache drops the rest as a unit starts.
+  const state = workState()
   while (!options.signal.aborted) {
     try {
       const reply = await client.enroll({
@@ -81,7 +83,7 @@ export async function runSession (sessionOptions: SessionOptions): Promise<void>
       await writeEnrollment(options.dataDir, enrollment)
       options.say(`agent: ${reply.rejoined ? 're-joined' : 'enrolled'} as node ${reply.nodeId} of ${reply.organizationName} (peer ${peerId})`)
       attempt = 0
-      await connected(options, client)
+      await connected(options, client, state)
     } catch (err) {
       if (options.signal.aborted) break
       // A token is spent once; a node the coordinator already knows re-joins by its key.
@@ -113,7 +115,7 @@ export async function runSession (sessionOptions: SessionOptions): Promise<void>
 }
 
 /** Heartbeats and, for a training node, the work loop, until either fails or the signal aborts. */
-async function connected (options: SessionOptions, client: CoordinatorClient): Promise<void> {
+async function connected (options: SessionOptions, client: CoordinatorClient, state: WorkState): Promise<void> {
   const inner = new AbortController()
   const onAbort = (): void => { inner.abort() }
   options.signal.addEventListener('abort', onAbort, { once: true })
@@ -148,6 +150,7 @@ async function connected (options: SessionOptions, client: CoordinatorClient): P
       executor: options.work.executor,
       key: options.work.key,
       maxMemoryBytes: options.work.maxMemoryBytes,
+      state,
       peerId: options.libp2p.peerId.toString(),
       dataDir: options.dataDir,
       signal: inner.signal,

@@ -1,10 +1,11 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
+import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, blobRequestSchema } from '@barnraise/protocol'
 import type { UnitDecline, WorkResponse, WorkUnit } from '@barnraise/protocol'
 import { encodeShard, initialCheckpoint, presetConfig, sha256Hex } from '@barnraise/trainer'
 import { BlobCache } from './blob-cache.ts'
@@ -14,7 +15,8 @@ import { createAgentHost } from './host.ts'
 import { syntheticUnit } from './executors/synthetic-unit.ts'
 import { UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
-import { runWorkLoop, usedRanges, vocabularyRefusal } from './work-loop.ts'
+import { runWorkLoop, usedRanges, vocabularyRefusal, workState } from './work-loop.ts'
+import type { WorkState } from './work-loop.ts'
 
 test('a unit whose shards use a larger vocabulary than its model is declined (ERR_BAD_INPUT), before the download and from the shards\' own headers', () => {
   const config = presetConfig('tiny')
@@ -114,6 +116,172 @@ test('a wait reply longer than a timer holds does not make the agent poll in a l
     assert.equal(requests, 1, `asked ${requests} times in half a second`)
   } finally {
     stop.abort()
+    await libp2p.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+})
+
+test('a restarted agent drops what its previous process held (its last base and shards, a look ahead\'s inputs, partial files) once a unit shows what is used; the unit\'s own inputs stay', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-restart-'))
+  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+  try {
+    const config = presetConfig('tiny')
+    const runId = crypto.randomUUID()
+    const blobs = join(dataDir, 'blobs')
+    await mkdir(blobs, { recursive: true })
+    const units: WorkUnit[] = []
+    for (const seed of [1, 2, 3]) {
+      const base = await initialCheckpoint(config, seed)
+      const shard = encodeShard(Uint8Array.from({ length: 64 }, (_, i) => (i * seed) % 256), 256)
+      await writeFile(join(blobs, base.sha256), base.bytes)
+      await writeFile(join(blobs, sha256Hex(shard)), shard)
+      units.push({ ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), runId, round: seed, baseCheckpoint: base.sha256, ranges: [{ shard: sha256Hex(shard), start: 0, end: 18 }] })
+    }
+    // Left by a process stopped mid-way: downloads and a write of a blob nothing names any more.
+    const gone = 'd'.repeat(64)
+    for (const suffix of ['.part', '.swarm', '.put']) await writeFile(join(blobs, `${gone}${suffix}`), 'x')
+    await writeFile(join(blobs, 'keep-me.txt'), 'not the cache\'s')
+    // Unit 1 is what the previous process trained last, unit 3 what its look ahead fetched for a
+    // unit that never ran; this process is handed unit 2.
+    const stop = new AbortController()
+    let n = 0
+    const client = {
+      requestWork: async (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
+        if (n++ === 0) return { kind: 'unit', unit: units[1]! }
+        stop.abort()
+        return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
+      },
+      sendReport: async () => ({ ok: true as const, outcome: 'accepted' as const, duplicate: false })
+    }
+    const executor: Executor = {
+      name: 'echo',
+      kind: 'typescript',
+      train: async (r) => ({ params: r.base.map((x) => x + 1e-3), lossCurve: [1], tokens: 8, computeSeconds: 1, executor: 'typescript' })
+    }
+    // Nothing is dialled: unit 2's inputs are on disk (the coordinator address is never reached).
+    const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
+    await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    assert.deepEqual((await readdir(blobs)).sort(), [units[1]!.baseCheckpoint, units[1]!.ranges[0]!.shard, 'keep-me.txt'].sort(), 'only the unit\'s base and shard, and what is not the cache\'s')
+  } finally {
+    await libp2p.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+})
+
+test('a unit whose base the coordinator announces at another size than its model\'s checkpoint is declined (ERR_BLOB_SIZE) before the bytes come', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-base-size-'))
+  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+  // A hostile coordinator: every blob is 64 MiB of zeros (a tiny model's base is 0.5 MiB).
+  const hostile = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
+  const size = 64 * 1024 * 1024
+  await hostile.handle(BLOB_PROTOCOL, async (stream) => {
+    const messages = new JsonStream(stream, BLOB_CHUNK_BYTES)
+    try {
+      const request = await messages.read(blobRequestSchema, 10_000)
+      await messages.write({ ok: true, size, offset: request.offset })
+      for (let at = request.offset; at < size; at += BLOB_CHUNK_BYTES) await messages.writeFrame(new Uint8Array(BLOB_CHUNK_BYTES), 10_000)
+      await messages.close()
+    } catch {
+      stream.abort(new Error('closed'))
+    }
+  })
+  try {
+    const config = presetConfig('tiny')
+    const shard = encodeShard(Uint8Array.from({ length: 64 }, (_, i) => i), 256)
+    await mkdir(join(dataDir, 'blobs'), { recursive: true })
+    await writeFile(join(dataDir, 'blobs', sha256Hex(shard)), shard)
+    const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), baseCheckpoint: 'b'.repeat(64), ranges: [{ shard: sha256Hex(shard), start: 0, end: 18 }] }
+    const stop = new AbortController()
+    const declines: Array<UnitDecline | undefined> = []
+    const client = {
+      requestWork: async (decline?: UnitDecline): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
+        declines.push(decline)
+        if (declines.length === 1) return { kind: 'unit', unit }
+        stop.abort()
+        return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
+      }
+    }
+    const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('nothing is trained without a base') } }
+    const cache = new BlobCache(dataDir, libp2p, hostile.getMultiaddrs()[0]!)
+    await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    assert.equal(declines[1]?.code, 'ERR_BLOB_SIZE')
+    assert.match(declines[1]?.message ?? '', /the unit's base checkpoint bbbbbbbbbbbb is 67108864 bytes, not the \d+ it must be/)
+    assert.ok(!(await readdir(join(dataDir, 'blobs'))).some((f) => f.startsWith('b'.repeat(64))), 'nothing of it kept')
+  } finally {
+    await hostile.stop()
+    await libp2p.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+})
+
+test('what a look ahead fetched for the next unit survives a reconnect that hands the current unit out again; a process that knows nothing of it drops it', async () => {
+  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-ahead-'))
+  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+  try {
+    const config = presetConfig('tiny')
+    const runId = crypto.randomUUID()
+    const blobs = join(dataDir, 'blobs')
+    await mkdir(blobs, { recursive: true })
+    const inputs: Array<{ unit: WorkUnit, files: Array<[string, Uint8Array]> }> = []
+    for (const seed of [1, 2]) {
+      const base = await initialCheckpoint(config, seed)
+      const shard = encodeShard(Uint8Array.from({ length: 64 }, (_, i) => (i * seed) % 256), 256)
+      const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), runId, round: seed, overlap: 'delayed', baseCheckpoint: base.sha256, ranges: [{ shard: sha256Hex(shard), start: 0, end: 18 }] }
+      inputs.push({ unit, files: [[base.sha256, base.bytes], [sha256Hex(shard), shard]] })
+    }
+    const [current, next] = inputs as [typeof inputs[0], typeof inputs[0]]
+    for (const [sha, bytes] of current.files) await writeFile(join(blobs, sha), bytes)
+    const nextOnDisk = async (): Promise<boolean> => {
+      const names = await readdir(blobs)
+      return next.files.every(([sha]) => names.includes(sha))
+    }
+    /** One connection's work loop: it is handed `current`; `ahead` answers the look ahead. */
+    const connection = async (state: WorkState | undefined, ahead: boolean): Promise<void> => {
+      const stop = new AbortController()
+      let answered: () => void = () => {}
+      const lookedAhead = new Promise<void>((resolve) => { answered = resolve })
+      let handed = false
+      let trained = false
+      const client = {
+        requestWork: async (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
+          if (!handed) { handed = true; return { kind: 'unit', unit: current.unit } }
+          if (!trained && ahead) {
+            // The look ahead's question. The next unit's inputs "downloaded" (the coordinator's
+            // blob store, on this disk) as its fetch finds them.
+            for (const [sha, bytes] of next.files) await writeFile(join(blobs, sha), bytes)
+            answered()
+            return { kind: 'unit', unit: next.unit }
+          }
+          if (!trained) return { kind: 'wait', retryAfterMs: 60_000, reason: 'no next unit yet' }
+          // The link drops: the session reconnects and calls the loop again.
+          stop.abort()
+          return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
+        },
+        sendReport: async () => ({ ok: true as const, outcome: 'accepted' as const, duplicate: false })
+      }
+      const executor: Executor = {
+        name: 'echo',
+        kind: 'typescript',
+        train: async (r) => {
+          if (ahead) await lookedAhead
+          trained = true
+          return { params: r.base.map((x) => x + 1e-3), lossCurve: [1], tokens: 8, computeSeconds: 1, executor: 'typescript' }
+        }
+      }
+      const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
+      await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {}, ...(state !== undefined ? { state } : {}) })
+    }
+    const session = workState()
+    await connection(session, true)
+    assert.ok(await nextOnDisk(), 'the look ahead fetched the next unit\'s inputs')
+    // Reconnected, the node is handed the unit it was training again: the next one's inputs stay.
+    await connection(session, false)
+    assert.ok(await nextOnDisk(), 'kept across the reconnect')
+    // A new process (nothing known of the look ahead) handed the same unit: they are dropped.
+    await connection(undefined, false)
+    assert.equal(await nextOnDisk(), false, 'dropped by a process that does not know them')
+    assert.deepEqual((await readdir(blobs)).sort(), current.files.map(([sha]) => sha).sort())
+  } finally {
     await libp2p.stop()
     await rm(dataDir, { recursive: true, force: true })
   }

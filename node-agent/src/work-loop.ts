@@ -10,7 +10,8 @@ import type { BlobCache } from './blob-cache.ts'
 import type { Executor } from './executors/executor.ts'
 import { ExecutorError, UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
-import { ShardUnavailableError } from './blob-cache.ts'
+import { BlobSizeError, ShardUnavailableError } from './blob-cache.ts'
+import { momentumMaxBytes, storedCheckpointByteLength } from './blob-sizes.ts'
 import type { WorkMetrics } from './metrics/agent-metrics.ts'
 import { scoreReport } from './scoring-task.ts'
 import { ProgressBar } from './progress-bar.ts'
@@ -38,6 +39,11 @@ export interface WorkLoopOptions {
   metrics?: WorkMetrics
   /** --max-memory: the most host memory scoring another node's report may plan to use (below its share of the machine); the GPU's cap is the executor's. */
   maxMemoryBytes?: number
+  /**
+   * What the loop keeps between units (workState()): the session passes the same one to each
+   * call, so a reconnect does not forget which blobs the last unit and its look ahead hold.
+   */
+  state?: WorkState
 }
 
 /**
@@ -60,12 +66,8 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
   const declined = new Set<string>()
   let decline: UnitDecline | undefined
   let scored: ScoreResult | undefined
-  // Each run's base of the last unit: replaced by the next one, so it leaves the cache then.
-  const bases = new Map<string, string>()
-  /** Per run, the shards the last unit read (dropped once a unit no longer needs them). */
-  const shardsHeld = new Map<string, Set<string>>()
-  /** Bases a look ahead made or rebuilt for the next unit, by sha256: that unit's line says so. */
-  const prepared = new Map<string, BaseSource>()
+  const state = o.state ?? workState()
+  const { bases } = state
   // An overlapped unit's report still uploading while the next unit trains (one at a time).
   let uploading: Upload | undefined
   while (!o.signal.aborted) {
@@ -118,9 +120,9 @@ export async function runWorkLoop (o: WorkLoopOptions): Promise<void> {
       const refusal = vocabularyRefusal(unit) ?? await o.executor.check?.(unit, o.signal)
       if (refusal !== undefined) throw refusal
       if (!executorSaid) { o.say(`agent: training with ${o.executor.name}`); executorSaid = true }
-      uploading = await runUnit(o, unit, { bases, shardsHeld, prepared }, uploading)
+      uploading = await runUnit(o, unit, state, uploading)
     } catch (err) {
-      const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError
+      const refusable = (err instanceof ExecutorError && UNIT_REFUSAL_CODES.has(err.code)) || err instanceof ShardUnavailableError || err instanceof BlobSizeError
       if (!refusable || o.signal.aborted) throw err
       declined.add(unit.assignmentId)
       decline = unitDecline(unit.assignmentId, err.code, err.message)
@@ -199,10 +201,13 @@ async function baseCheckpoint (o: WorkLoopOptions, unit: WorkUnit, label: string
     }
   }
   // The model just made is in hand: reading it back from the cache would cost a model's I/O.
-  const bytes = made ?? await o.cache.get(unit.baseCheckpoint, o.signal)
+  // Held to its model's size before a byte comes: the unit's word on the model is checked
+  // against the bytes only once they are read whole.
+  const bytes = made ?? await o.cache.get(unit.baseCheckpoint, o.signal, undefined, { bytes: storedCheckpointByteLength(unit.modelConfig), what: 'the unit\'s base checkpoint' })
   if (unit.momentum !== undefined && await momentumFor(runDir, unit.baseCheckpoint, countParams(unit.modelConfig)) === undefined) {
     try {
-      const momentum = unit.momentum === null ? null : readMomentum(await o.cache.get(unit.momentum, o.signal), countParams(unit.modelConfig))
+      const n = countParams(unit.modelConfig)
+      const momentum = unit.momentum === null ? null : readMomentum(await o.cache.get(unit.momentum, o.signal, undefined, { maxBytes: momentumMaxBytes(n), what: 'the run\'s outer momentum' }), n)
       await recordMomentum(runDir, unit.baseCheckpoint, momentum)
       if (unit.momentum !== null) await o.cache.drop(unit.momentum)
     } catch (err) {
@@ -226,22 +231,41 @@ function baseSaid (unit: WorkUnit, source: BaseSource | null, modelBytes: number
 /** A report on its way while the node trains on; `done` settles with the upload (its failure included). */
 interface Upload { assignmentId: string, done: Promise<void> }
 
+/** What the work loop keeps between units: each run's last base and shards, what a look ahead fetched and the bases it prepared. */
+export interface WorkState {
+  /** Each run's base of the last unit: replaced by the next one, so it leaves the cache then. */
+  bases: Map<string, string>
+  /** Per run, the shards the last unit read (dropped once a unit no longer needs them). */
+  shardsHeld: Map<string, Set<string>>
+  /** Bases a look ahead made or rebuilt for the next unit, by sha256: that unit's line says so. */
+  prepared: Map<string, BaseSource>
+  /** The blobs of the unit the last look ahead fetched for: kept through the next unit's start, even if another unit comes first. */
+  ahead: Set<string>
+}
+
+/** A work loop's state before its first unit. */
+export function workState (): WorkState {
+  return { bases: new Map(), shardsHeld: new Map(), prepared: new Map(), ahead: new Set() }
+}
+
 /**
  * Fetches, trains and reports one unit. An overlapped unit's report uploads while the next unit
  * trains: it is returned instead of awaited. `pending` is such an upload, still under way.
  */
-/** What the work loop keeps between units: each run's last base and shards, and bases a look ahead prepared. */
-interface HeldBetweenUnits {
-  bases: Map<string, string>
-  shardsHeld: Map<string, Set<string>>
-  prepared: Map<string, BaseSource>
-}
-
-async function runUnit (o: WorkLoopOptions, unit: WorkUnit, held: HeldBetweenUnits, pending: Upload | undefined): Promise<Upload | undefined> {
+async function runUnit (o: WorkLoopOptions, unit: WorkUnit, held: WorkState, pending: Upload | undefined): Promise<Upload | undefined> {
   const { bases, shardsHeld, prepared } = held
   const label = `round ${unit.round}`
   if (o.verbose === true) o.say(`agent: ${unit.runName} ${label}: training ${unit.recipe.innerSteps} steps on ${unit.ranges.length} token range(s) with ${o.executor.name}`)
   o.setStatus('downloading')
+  // What nothing here will read again leaves the disk before this unit's downloads need room: a
+  // process before this one's last base and shards (4.4 GB for a 1B model), a look ahead's
+  // inputs for a unit that never ran, a scoring task's blobs or partial files a stop left. Kept:
+  // this unit's inputs (partial downloads of them too, to resume), each run's last base and
+  // shards, which the code below replaces, and the last look ahead's fetch (a unit handed out
+  // again after a reconnect comes before the one it fetched for), until the next unit starts.
+  const dropped = await o.cache.sweep(new Set([...unitBlobs(unit), ...bases.values(), ...[...shardsHeld.values()].flatMap((s) => [...s]), ...held.ahead]))
+  held.ahead.clear()
+  if (dropped.length > 0 && o.verbose === true) o.say(`agent: ${unit.runName} ${label}: dropped ${dropped.length} blob(s) no unit uses from the cache`)
   const { bytes: checkpoint, source: found } = await baseCheckpoint(o, unit, label)
   // Made or rebuilt while the unit before trained (a look ahead): this unit's line says so.
   const source = found ?? prepared.get(unit.baseCheckpoint) ?? null
@@ -276,6 +300,7 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, held: HeldBetweenUni
     : startLookAhead(o, unit, async (next) => {
       const refusal = vocabularyRefusal(next) ?? o.executor.precheck?.(next)
       if (refusal !== undefined) return
+      for (const sha of unitBlobs(next)) held.ahead.add(sha)
       const { source: made } = await baseCheckpoint(o, next, `round ${next.round}`)
       // Only the next unit's: one that never ran (declined, expired) is forgotten here.
       prepared.clear()
@@ -290,6 +315,16 @@ async function runUnit (o: WorkLoopOptions, unit: WorkUnit, held: HeldBetweenUni
   }
   o.setStatus('idle')
   return upload
+}
+
+/**
+ * Every blob the unit reads: its base, what rebuilds the base (the previous one, the round's
+ * reports or aggregate), its outer momentum, and the shards of the windows it trains on.
+ */
+export function unitBlobs (unit: WorkUnit): string[] {
+  const u = unit.update
+  const update = u === undefined ? [] : [u.from, ...(u.reports ?? []).map((r) => r.sha256), ...(u.aggregate === undefined ? [] : [u.aggregate.sha256])]
+  return [unit.baseCheckpoint, ...update, ...(unit.momentum == null ? [] : [unit.momentum]), ...usedRanges(unit).map((r) => r.shard)]
 }
 
 /**

@@ -2,6 +2,7 @@ import { BLOB_CHUNK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, ProtocolError, REQU
 import type { PeerBlockResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { BlockIndex } from './block-index.ts'
+import type { Permission } from './peer-permissions.ts'
 
 /** Blocks being sent at once, to all peers together: a donor's uplink is shared, not handed to whoever asks most. */
 const MAX_UPLOADS = 8
@@ -11,9 +12,43 @@ const MAX_STREAMS_PER_CONNECTION = 4
 const BLOCK_SEND_TIMEOUT_MS = 60_000
 
 /**
+ * Where an asker connects from, for the per-source budget of membership questions
+ * (peer-permissions.ts): its IPv4 address, its IPv6 /64 (one host is handed a whole /64), or,
+ * over the coordinator's relay (which carries only enrolled nodes), its peer id.
+ */
+export function askerSource (connection: Pick<Connection, 'remoteAddr' | 'remotePeer'>): string {
+  const text = connection.remoteAddr.toString()
+  if (text.includes('/p2p-circuit')) return `relayed/${connection.remotePeer.toString()}`
+  const host = connection.remoteAddr.getComponents()[0]
+  if (host?.value === undefined) return text
+  if (host.name === 'ip6') return `ip6/${ipv6Prefix64(host.value)}`
+  return `${host.name}/${host.value}`
+}
+
+/** The first 64 bits of an IPv6 address, written out; an IPv4-mapped address is its IPv4 address. */
+function ipv6Prefix64 (address: string): string {
+  let text = address.toLowerCase()
+  // A dotted IPv4 tail (::ffff:1.2.3.4) as its two groups.
+  const dotted = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
+  if (dotted !== null) {
+    const [a, b, c, d] = dotted.slice(2).map(Number) as [number, number, number, number]
+    text = `${dotted[1]!}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
+  }
+  const [head = '', tail] = text.split('::')
+  const left = head === '' ? [] : head.split(':')
+  const right = tail === undefined || tail === '' ? [] : tail.split(':')
+  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right].map((g) => parseInt(g, 16) || 0)
+  if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
+    return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.')
+  }
+  return groups.slice(0, 4).map((g) => g.toString(16)).join(':')
+}
+
+/**
  * Serves `/barnraise/blocks/1.0.0` to the run's other agents: which blocks of a blob this agent
  * holds, and one block at a time, only blocks it has verified, and only to a peer the
- * coordinator says may have the blob. A peer that asks about a blob
+ * coordinator says may have the blob. Asking the coordinator is budgeted (peer-permissions.ts):
+ * an asker past the budget is answered `ERR_BUSY` and asks again later. A peer that asks about a blob
  * this agent is fetching too is reported through `onAsked`, so the fetch can ask it in return
  * (the tracker names only the peers that asked before).
  */
@@ -21,13 +56,13 @@ export class BlockServer {
   readonly #libp2p: Libp2p
   readonly #index: BlockIndex
   readonly #onAsked: (sha256: string, peer: Connection) => void
-  readonly #mayServe: (sha256: string, peerId: string) => Promise<boolean>
+  readonly #mayServe: (sha256: string, peerId: string, source: string, held: boolean) => Promise<Permission>
   #uploads = 0
   /** Blocks sent to peers, bytes. */
   sentBytes = 0
 
-  /** `mayServe` says whether a peer may have a blob (the coordinator's word, cached by the caller). */
-  constructor (libp2p: Libp2p, index: BlockIndex, onAsked: (sha256: string, peer: Connection) => void, mayServe: (sha256: string, peerId: string) => Promise<boolean>) {
+  /** `mayServe` says whether a peer, connected from `source`, may have a blob (the coordinator's word, cached and budgeted by the caller), or to come back later. */
+  constructor (libp2p: Libp2p, index: BlockIndex, onAsked: (sha256: string, peer: Connection) => void, mayServe: (sha256: string, peerId: string, source: string, held: boolean) => Promise<Permission>) {
     this.#libp2p = libp2p
     this.#index = index
     this.#onAsked = onAsked
@@ -54,8 +89,11 @@ export class BlockServer {
       const request = await messages.read(peerBlockRequestSchema, REQUEST_TIMEOUT_MS)
       const held = this.#index.get(request.sha256)
       // Same answer for "never heard of it", "dropped it" and "not yours to have": a blob's
-      // sha256 is public (run specs list their shards), so holding it is no right to it.
-      if (held === undefined || !await this.#mayServe(request.sha256, connection.remotePeer.toString())) throw new ProtocolError('ERR_NOT_HELD', 'this agent does not hold that blob')
+      // sha256 is public (run specs list their shards), so holding it is no right to it. Busy
+      // (too many questions to the coordinator already) reads the same whether it is held or not.
+      const verdict = await this.#mayServe(request.sha256, connection.remotePeer.toString(), askerSource(connection), held !== undefined)
+      if (verdict === 'busy') throw new ProtocolError('ERR_BUSY', 'this agent is checking as many peers with the coordinator as it will at once; ask again later')
+      if (held === undefined || verdict !== 'allowed') throw new ProtocolError('ERR_NOT_HELD', 'this agent does not hold that blob')
       this.#onAsked(request.sha256, connection)
       if (request.type === 'have') {
         await messages.write({ ok: true, have: encodeBitfield(held.present) } satisfies PeerBlockResponse)

@@ -101,6 +101,7 @@ export class PeerExchange {
   readonly #onBytes: (source: 'peers' | 'coordinator', bytes: number) => void
   /** Fetches under way, by blob: a peer asking about one of them is asked in return. */
   readonly #fetching = new Map<string, (peer: PeerId) => void>()
+  readonly #permissions: PeerPermissions
 
   private constructor (libp2p: Libp2p, coordinator: Multiaddr, options: PeerExchangeOptions) {
     this.#libp2p = libp2p
@@ -108,8 +109,9 @@ export class PeerExchange {
     this.#coordinatorIsPrivate = onPrivateNetwork(coordinator)
     this.index = new BlockIndex()
     const permissions = new PeerPermissions(async (sha256, peerId) => await this.#isMember(sha256, peerId))
+    this.#permissions = permissions
     this.#server = new BlockServer(libp2p, this.index, (sha256, connection) => { this.#fetching.get(sha256)?.(connection.remotePeer) },
-      async (sha256, peerId) => await permissions.allows(sha256, peerId))
+      async (sha256, peerId, source, held) => await permissions.check(sha256, peerId, source, held))
     this.#stallMs = options.stallMs ?? DEFAULT_STALL_MS
     this.#maxInFlight = options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT
     this.#perPeer = options.perPeer ?? DEFAULT_PER_PEER
@@ -190,13 +192,20 @@ export class PeerExchange {
     return this.#server.sentBytes
   }
 
+  /** `swarm-member` questions put to the coordinator so far (what askers cost this agent's stream allowance). */
+  get membershipQuestions (): number {
+    return this.#permissions.asked
+  }
+
   /**
    * Downloads blob `sha256` into `dest` (renamed there only once whole and verified). Throws
    * RefusedError when the coordinator refuses the blob, and any other error when neither the
-   * peers nor the coordinator delivered it.
+   * peers nor the coordinator delivered it. `checkSize` is given the size the tracker announces
+   * before anything is written or fetched; what it throws ends the fetch.
    */
-  async fetch (sha256: string, dest: string, signal?: AbortSignal): Promise<void> {
+  async fetch (sha256: string, dest: string, signal?: AbortSignal, checkSize?: (size: number) => void): Promise<void> {
     const swarm = await this.#askSwarm(sha256, signal)
+    checkSize?.(swarm.size)
     const count = blockCount(swarm.size)
     const partial = `${dest}.swarm`
     const present = await this.#resume(partial, swarm.size, swarm.digests)
@@ -238,6 +247,9 @@ export class PeerExchange {
     }
     const trackerPeer = (p: SwarmPeer): void => {
       const addrs = dialableAddrs(p.addrs, this.#coordinatorIsPrivate)
+      // The tracker names only members (they passed the coordinator's rule for this blob when
+      // they joined): they are served without a question when they ask in return.
+      this.#permissions.vouch(sha256, p.peerId)
       // Named only by addresses this agent will not dial: no peer at all, not an unnamed one.
       if (p.addrs.length > 0 && addrs.length === 0) return
       addPeer(peerIdFromString(p.peerId), addrs.map((a) => multiaddr(a.endsWith(`/p2p/${p.peerId}`) ? a : `${a}/p2p/${p.peerId}`)))
@@ -377,6 +389,9 @@ export class PeerExchange {
           peer.failures = 0
         } else if (reply.code === 'ERR_NOT_HELD') {
           peer.have = new Uint8Array(count)
+        } else if (reply.code === 'ERR_BUSY') {
+          // Checking askers with the coordinator as fast as it will: not the peer's failure.
+          peer.busyUntil = Date.now() + HAVE_REFRESH_MS
         } else {
           peer.failures++
         }

@@ -2,37 +2,154 @@
 // minute: a peer asks for a blob block by block, and the coordinator need not be asked each
 // time. A blob's sha256 is public (run specs list their shards), so a holder serves only peers
 // the coordinator vouches for, as the coordinator itself would serve them.
+//
+// Each question is a stream from this agent to the coordinator, counted against this agent's own
+// stream allowance there (a few concurrent swarm streams, a rate after a burst). Peer ids cost a
+// stranger nothing, so the questions a stranger can cause are budgeted here, before any is put:
+// at most a few in flight and a few a second in all, and a smaller rate per address the askers
+// connect from. Past the budget the asker is told to come back (busy), nothing is asked, and the
+// agent's own heartbeats, swarm requests and uploads keep their allowance.
 
-/** How long the coordinator's answer is trusted: about a round, so a revoked node soon loses it. */
+/** How long the coordinator's yes is trusted: about a round, so a revoked node soon loses it. */
 const REMEMBER_MS = 60_000
+/** How long a no is remembered: short, as a node may be handed a unit naming the blob a moment later. */
+const REMEMBER_NO_MS = 10_000
+/** How long a question that failed (coordinator unreachable, refused) refuses that peer without asking again. */
+const REMEMBER_ERROR_MS = 5_000
 /** Answers kept at once; the oldest go first. */
 const MAX_ANSWERS = 4096
+/** Sources (addresses) whose budgets are kept at once; a source forgotten starts with a full bucket. */
+const MAX_SOURCES = 1024
 
-/** The coordinator's answers about which peers may have which blobs. */
+/** How many questions the coordinator may be asked, and how fast. */
+export interface QuestionBudget {
+  /** Questions in flight at once: the coordinator takes 4 concurrent swarm streams from this agent, and its own requests need some. */
+  maxInFlight: number
+  /** Questions a second in all, after a first `burst`: far below the coordinator's 100 a second for this agent's streams. */
+  perSecond: number
+  burst: number
+  /** Questions a second caused by askers from one source (an IP address, an IPv6 /64, a relayed peer), after `sourceBurst`. */
+  sourcePerSecond: number
+  sourceBurst: number
+}
+
+/**
+ * The default budget. A swarm's honest questions come once a minute per peer and blob: a holder
+ * of a blob 20 agents fetch is asked about at most 19 peers (fewer: peers the tracker named are
+ * not asked about), well within the burst; askers told busy ask again half a second later.
+ */
+export const DEFAULT_QUESTION_BUDGET: QuestionBudget = { maxInFlight: 2, perSecond: 4, burst: 32, sourcePerSecond: 2, sourceBurst: 24 }
+
+/** The verdict on one request: serve, refuse (as if the blob were not held), or busy (ask again later). */
+export type Permission = 'allowed' | 'refused' | 'busy'
+
+/** Tokens that refill at `rate` a second up to `capacity`. */
+class TokenBucket {
+  readonly #rate: number
+  readonly #capacity: number
+  #tokens: number
+  #at: number
+  constructor (rate: number, capacity: number, now: number) {
+    this.#rate = rate
+    this.#capacity = capacity
+    this.#tokens = capacity
+    this.#at = now
+  }
+
+  #refill (now: number): void {
+    this.#tokens = Math.min(this.#capacity, this.#tokens + Math.max(0, now - this.#at) / 1000 * this.#rate)
+    this.#at = now
+  }
+
+  has (now: number): boolean {
+    this.#refill(now)
+    return this.#tokens >= 1
+  }
+
+  take (): void {
+    this.#tokens -= 1
+  }
+}
+
+/** The coordinator's answers about which peers may have which blobs, and the budget for asking. */
 export class PeerPermissions {
   readonly #ask: (sha256: string, peerId: string) => Promise<boolean>
   readonly #now: () => number
-  readonly #answers = new Map<string, { allowed: Promise<boolean>, at: number }>()
+  readonly #budget: QuestionBudget
+  readonly #answers = new Map<string, { allowed: Promise<boolean>, until: number }>()
+  readonly #all: TokenBucket
+  readonly #sources = new Map<string, TokenBucket>()
+  #inFlight = 0
+  /** Questions put to the coordinator so far. */
+  asked = 0
 
-  /** `ask` puts the question to the coordinator; it may throw (then the peer is refused this once). */
-  constructor (ask: (sha256: string, peerId: string) => Promise<boolean>, now: () => number = Date.now) {
+  /** `ask` puts the question to the coordinator; it may throw (then the peer is refused for a few seconds). */
+  constructor (ask: (sha256: string, peerId: string) => Promise<boolean>, now: () => number = Date.now, budget: QuestionBudget = DEFAULT_QUESTION_BUDGET) {
     this.#ask = ask
     this.#now = now
+    this.#budget = budget
+    this.#all = new TokenBucket(budget.perSecond, budget.burst, now())
   }
 
-  /** Whether `peerId` may have blob `sha256`; false when the coordinator could not be asked. */
-  async allows (sha256: string, peerId: string): Promise<boolean> {
+  /**
+   * The tracker named `peerId` for blob `sha256`: it passed the coordinator's rule when it
+   * joined the blob's swarm, so it is served without asking for as long as a yes is trusted.
+   */
+  vouch (sha256: string, peerId: string): void {
     const key = `${sha256}/${peerId}`
     const known = this.#answers.get(key)
-    if (known !== undefined && this.#now() - known.at < REMEMBER_MS) return await known.allowed
+    // A no heard since stands; a yes (or nothing) is renewed.
+    if (known !== undefined && known.until > this.#now()) {
+      void known.allowed.then((yes) => { if (yes) this.#remember(key, Promise.resolve(true), REMEMBER_MS) })
+      return
+    }
+    this.#remember(key, Promise.resolve(true), REMEMBER_MS)
+  }
+
+  /**
+   * Whether `peerId`, connected from `source`, may have blob `sha256`. A remembered answer is
+   * given at once. Otherwise the question costs budget, whether or not the blob is `held`, so
+   * "busy" says nothing about what this agent holds; it is put to the coordinator only for a
+   * held blob.
+   */
+  async check (sha256: string, peerId: string, source: string, held: boolean): Promise<Permission> {
+    const key = `${sha256}/${peerId}`
+    const now = this.#now()
+    const known = this.#answers.get(key)
+    if (known !== undefined && known.until > now) return await known.allowed ? 'allowed' : 'refused'
     if (known !== undefined) this.#answers.delete(key)
-    // One question for peers asking at once; an error is not remembered.
-    const allowed = this.#ask(sha256, peerId).catch(() => {
-      this.#answers.delete(key)
+    const bucket = this.#source(source, now)
+    if (this.#inFlight >= this.#budget.maxInFlight || !this.#all.has(now) || !bucket.has(now)) return 'busy'
+    this.#all.take()
+    bucket.take()
+    if (!held) return 'refused'
+    this.#inFlight++
+    this.asked++
+    // One question for peers asking at once: the others wait on it at no cost.
+    const allowed = this.#ask(sha256, peerId).then((yes) => {
+      this.#remember(key, allowed, yes ? REMEMBER_MS : REMEMBER_NO_MS)
+      return yes
+    }, () => {
+      this.#remember(key, allowed, REMEMBER_ERROR_MS)
       return false
-    })
-    this.#answers.set(key, { allowed, at: this.#now() })
+    }).finally(() => { this.#inFlight-- })
+    this.#remember(key, allowed, REMEMBER_MS)
+    return await allowed ? 'allowed' : 'refused'
+  }
+
+  #remember (key: string, allowed: Promise<boolean>, forMs: number): void {
+    this.#answers.delete(key)
+    this.#answers.set(key, { allowed, until: this.#now() + forMs })
     if (this.#answers.size > MAX_ANSWERS) this.#answers.delete(this.#answers.keys().next().value!)
-    return await allowed
+  }
+
+  #source (source: string, now: number): TokenBucket {
+    let bucket = this.#sources.get(source)
+    if (bucket === undefined) {
+      bucket = new TokenBucket(this.#budget.sourcePerSecond, this.#budget.sourceBurst, now)
+      this.#sources.set(source, bucket)
+      if (this.#sources.size > MAX_SOURCES) this.#sources.delete(this.#sources.keys().next().value!)
+    }
+    return bucket
   }
 }
