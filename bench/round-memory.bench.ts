@@ -6,12 +6,16 @@
 // RoundEngine) on them, its validation losses left to the background evaluation as a 1B model's
 // are (an evaluator that streams the checkpoint away, as the torch one does). BENCH_NODES nodes
 // send signed reports through the intake; the engine's tick closes round 1 (no momentum yet) and
-// round 2 (momentum 0.9), with no node live so that no next round opens in the same tick. Before
-// each close the child collects its garbage and resets its peak (VmHWM, through
-// /proc/self/clear_refs); after it, reads the peak. Figures are the peak less the child's own
-// resident set before it held a model (Node, the Postgres client, modules), over 4 × parameters
-// bytes. A second child fills one model-sized Float32Array: the yardstick, near 1.00× when the
-// method is sound.
+// round 2 (momentum 0.9), with no node live so that no next round opens in the same tick, then
+// round 3 with its nodes live: that tick opens round 4 as soon as round 3 is closed, its sum
+// made there and then (RunCache.openRound: in round 3's spent sum, else a new one while the spent
+// one may not be collected yet). Before each close the child collects its garbage and resets its
+// peak (VmHWM, through /proc/self/clear_refs); after it, reads the peak, and the resident set
+// before any collection. The opening's own peak is read as well: reset as RunCache.openRound
+// begins, with no collection forced. Figures are the peak less the child's own resident set
+// before it held a model (Node, the Postgres client, modules), over 4 × parameters bytes. A
+// second child fills one model-sized Float32Array: the yardstick, near 1.00× when the method is
+// sound.
 import { spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import { readFileSync, writeFileSync } from 'node:fs'
@@ -43,6 +47,8 @@ const NODES = Number(process.env.BENCH_NODES ?? 3)
 const CODEC = (process.env.BENCH_CODEC ?? 'int8') as CodecName
 const BROADCAST = process.env.BENCH_BROADCAST ?? 'dense'
 const MOMENTUM = 0.9
+/** The rounds closed; the last one's tick opens the next round. */
+const CLOSES = [1, 2, 3]
 if (!Number.isInteger(PARAMS) || PARAMS < 1_000_000 || !Number.isInteger(NODES) || NODES < 1 || !['int8', 'fp16', 'fp32', 'topk'].includes(CODEC) || !['dense', 'sparse'].includes(BROADCAST)) {
   process.stderr.write('BENCH_PARAMS must be a whole number of at least 1000000, BENCH_NODES at least 1, BENCH_CODEC one of int8, fp16, fp32, topk, BENCH_BROADCAST dense or sparse\n')
   process.exit(2)
@@ -124,7 +130,7 @@ async function sendReport (intake: ReportIntake, node: BenchNode, unit: { runId:
   if (!settled.ok) throw new Error(`report refused: ${settled.message}`)
 }
 
-interface CloseFigures { round: number, heldBefore: number, arrayBuffersBefore: number, peak: number, arrayBuffersPeak: number, seconds: number }
+interface CloseFigures { round: number, opensNext: boolean, heldBefore: number, arrayBuffersBefore: number, peak: number, heldAfter: number, arrayBuffersPeak: number, seconds: number, open?: { heldBefore: number, peak: number } }
 interface ChildResult { fixed: number, closes: CloseFigures[], checkpoints: string[] }
 
 /** The run's spec: a model of about PARAMS parameters, a fixed seed (the same checkpoints run after run: their hashes are printed). */
@@ -136,7 +142,8 @@ function runSpec (): Record<string, unknown> {
     recipe: { innerSteps: 8, batchSize: 4, seqLen: 32, innerLr: 0.003, warmupSteps: 2, outerMomentum: MOMENTUM },
     codec: CODEC,
     ...(BROADCAST === 'sparse' ? { broadcast: 'sparse' } : {}),
-    rounds: 3,
+    // Round 3's close opens round 4.
+    rounds: 4,
     seed: 1,
     minNodes: 1,
     maxNodes: NODES,
@@ -184,9 +191,20 @@ async function closeChild (dir: string, databaseUrl: string, runId: string): Pro
     const changes = new ChangeFeed()
     const intake = new ReportIntake({ db, blobs, pins, cache, locks, changes, log, normBoundRatio: 1, onAccepted: () => {} })
     const engine = new RoundEngine({ db, blobs, pins, presence, changes, log, cache, locks, intake })
+    // The next round's opening on its own: its peak from where the close left off, with no
+    // collection forced (whether the spent sum is still held is the point).
+    let opening: { closePeak: number, heldBefore: number } | undefined
+    const openRound = cache.openRound.bind(cache)
+    cache.openRound = async (...args) => {
+      const closePeak = memory().hwm
+      writeFileSync('/proc/self/clear_refs', '5')
+      opening = { closePeak, heldBefore: memory().rss }
+      await openRound(...args)
+    }
     const fixed = await settleAndResetPeak()
     const closes: CloseFigures[] = []
-    for (const round of [1, 2]) {
+    for (const round of CLOSES) {
+      const opensNext = round === CLOSES.at(-1)
       for (const n of nodes) live.add(n.peerId)
       await engine.tick()
       const units = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id')
@@ -195,19 +213,28 @@ async function closeChild (dir: string, databaseUrl: string, runId: string): Pro
       if (units.length !== NODES) throw new Error(`round ${round} opened ${units.length} units, not ${NODES}`)
       for (const [i, n] of nodes.entries()) await sendReport(intake, n, { runId, round, assignmentId: units.find((u) => u.node_id === n.id)!.id }, await readWholeFile(payloadPath(dir, round, i)))
       // Nobody live: the tick closes this round and opens no next one, so the peak is the close's.
-      live.clear()
+      // The last close's nodes stay: its tick opens the next round too.
+      if (!opensNext) live.clear()
       let arrayBuffersPeak = 0
       const sampler = setInterval(() => { arrayBuffersPeak = Math.max(arrayBuffersPeak, process.memoryUsage().arrayBuffers) }, 2)
       const heldBefore = await settleAndResetPeak()
+      opening = undefined
       const arrayBuffersBefore = process.memoryUsage().arrayBuffers
       const started = performance.now()
       await engine.tick()
       const seconds = (performance.now() - started) / 1000
+      // The next round's sum is mapped in after the tick (RoundAccumulator.prefault, a slice a turn).
+      if (opensNext) await sleep(2000)
       clearInterval(sampler)
-      const peak = memory().hwm
+      const { rss: heldAfter, hwm } = memory()
+      // The close's peak was read as the opening began (and reset the peak): the tick's is the larger of the two.
+      const opened = opening as { closePeak: number, heldBefore: number } | undefined
+      const peak = opened === undefined ? hwm : Math.max(hwm, opened.closePeak)
       const closed = await db.selectFrom('rounds').select('status').where('run_id', '=', runId).where('number', '=', round).executeTakeFirstOrThrow()
       if (closed.status !== 'closed') throw new Error(`round ${round} did not close (${closed.status})`)
-      closes.push({ round, heldBefore, arrayBuffersBefore, peak, arrayBuffersPeak, seconds })
+      const next = await db.selectFrom('rounds').select('status').where('run_id', '=', runId).where('number', '=', round + 1).executeTakeFirst()
+      if ((next?.status === 'open') !== opensNext) throw new Error(`round ${round + 1} is ${next?.status ?? 'not opened'} after round ${round} closed`)
+      closes.push({ round, opensNext, heldBefore, arrayBuffersBefore, peak, heldAfter, arrayBuffersPeak, seconds, ...(opened === undefined ? {} : { open: { heldBefore: opened.heldBefore, peak: hwm } }) })
     }
     await evaluation.idle()
     await evaluation.stop()
@@ -255,7 +282,7 @@ else {
       await changeRunStatus(opened.db, id, 'start')
       paramCount = spec.paramCount
       layers = spec.modelConfig.num_hidden_layers
-      for (const round of [1, 2]) for (let i = 0; i < NODES; i++) await writePayload(payloadPath(dir, round, i), CODEC, paramCount, 10 * round + i)
+      for (const round of CLOSES) for (let i = 0; i < NODES; i++) await writePayload(payloadPath(dir, round, i), CODEC, paramCount, 10 * round + i)
       r = child<ChildResult>('--close', dir, database.url, id)
     } finally {
       await opened.close()
@@ -269,12 +296,17 @@ else {
   say(`round-memory: a ${layers}-layer model of ${(paramCount / 1e6).toFixed(1)}M parameters (${(modelBytes / MB).toFixed(0)} MB fp32), ${NODES} ${CODEC} reports a round, ${BROADCAST} broadcast, momentum ${MOMENTUM}`)
   say(`yardstick: one fp32 model filled peaks at ${yard.ratio.toFixed(2)}× the model; the child's own resident set before any model: ${(r.fixed / MB).toFixed(0)} MB`)
   // Array buffers leave out WebAssembly memory, where the round's sum lives.
-  say('round  held before the close   close peak   the close adds   array buffers before → peak (sampled)   close time')
+  say('round         held before the close   close peak   the close adds   held after (no GC)   array buffers before → peak (sampled)   close time')
   for (const c of r.closes) {
-    say(`${String(c.round).padEnd(6)} ${x(c.heldBefore - r.fixed).padStart(8)}               ${x(c.peak - r.fixed).padStart(8)}     ${x(c.peak - c.heldBefore).padStart(8)}         ${x(c.arrayBuffersBefore).padStart(6)} → ${x(c.arrayBuffersPeak).padEnd(6)}                      ${c.seconds.toFixed(2)} s`)
+    const label = c.opensNext ? `${c.round}, opens ${c.round + 1}` : String(c.round)
+    say(`${label.padEnd(13)} ${x(c.heldBefore - r.fixed).padStart(8)}               ${x(c.peak - r.fixed).padStart(8)}     ${x(c.peak - c.heldBefore).padStart(8)}         ${x(c.heldAfter - r.fixed).padStart(8)}             ${x(c.arrayBuffersBefore).padStart(6)} → ${x(c.arrayBuffersPeak).padEnd(6)}                      ${c.seconds.toFixed(2)} s`)
   }
   say(`checkpoints: ${r.checkpoints.map((s) => s.slice(0, 12)).join(' ')}`)
+  // Every tick's, the one that opens the next round too.
   const worst = Math.max(...r.closes.map((c) => c.peak - r.fixed))
+  const opening = r.closes.find((c) => c.opensNext)!
+  if (opening.open === undefined) throw new Error('the next round opened without RunCache.openRound')
+  say(`a close that opens the next round in its tick peaks at ${x(opening.peak - r.fixed)}; the opening alone: held as it began ${x(opening.open.heldBefore - r.fixed)}, its peak ${x(opening.open.peak - r.fixed)} (no collection forced); held 2 s after the tick: ${x(opening.heldAfter - r.fixed)}`)
   const oneB = 4 * countParams(presetConfig('1b'))
   say(`round-memory: close peaks at ${x(worst)} the model (${(paramCount / 1e6).toFixed(0)}M parameters, ${NODES} ${CODEC} reports, ${BROADCAST} broadcast, momentum ${MOMENTUM}); for the 1b preset (${(oneB / 1e9).toFixed(2)} GB fp32) about ${((worst / modelBytes) * oneB / 1e9 + r.fixed / 1e9).toFixed(1)} GB`)
 }

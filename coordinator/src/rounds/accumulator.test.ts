@@ -93,3 +93,26 @@ test('the close takes the mean in the sum\'s own memory, the mean\'s floats, and
   assert.deepEqual(await kept.takeUpdateInSlices({ rule: 'median' }), twin.update({ rule: 'median' }))
   assert.throws(() => kept.update({ rule: 'median' }), /spent on its close/)
 })
+
+test('a round sums in a spent round\'s sum, zeroed, as in a new one: the same floats, a fold target still', async () => {
+  const { encodePseudoGradient, isFoldTarget } = await import('@barnraise/protocol')
+  const { zeroInSlices } = await import('./accumulator.ts')
+  const n = 3 * 512 + 300
+  const payload = (seed: number): Uint8Array => encodePseudoGradient('int8', Float32Array.from({ length: n }, (_, i) => Math.sin(i * 0.3 + seed) * 1e-2))
+  for (const foldTarget of [true, false]) {
+    const spent = new RoundAccumulator('r1', n, false, { foldTarget })
+    spent.foldEncoded('int8', payload(1), 3, undefined)
+    const sum = await spent.takeUpdateInSlices({ rule: 'mean' })
+    // Zeroed a slice at a time: every slice, the ragged last one included.
+    await zeroInSlices(sum, 512)
+    assert.ok(sum.every((x) => x === 0))
+    const reused = new RoundAccumulator('r2', n, false, { sum })
+    const fresh = new RoundAccumulator('r2', n, false, { foldTarget })
+    assert.equal(reused.sum, sum, 'no new buffer')
+    assert.equal(isFoldTarget(reused.sum), isFoldTarget(fresh.sum), 'int8 folds take the same path')
+    for (const acc of [reused, fresh]) for (const seed of [2, 3]) await acc.foldEncodedInSlices('int8', payload(seed), 5, undefined)
+    assert.deepEqual(reused.sum, fresh.sum)
+    assert.deepEqual(await reused.takeUpdateInSlices({ rule: 'mean' }), await fresh.takeUpdateInSlices({ rule: 'mean' }))
+  }
+  assert.throws(() => new RoundAccumulator('r', n, false, { sum: new Float32Array(n - 1) }), /holds the model's 1836 values, not 1835/)
+})

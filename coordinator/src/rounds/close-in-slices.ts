@@ -3,11 +3,11 @@
 // the outer step for as long again (docs/scaling.md). Every step here works value by value (or
 // int8 block by block), so a slice's results are the whole call's, to the bit: what nodes
 // compute in one call when they rebuild a base, the coordinator computes here in slices.
-import { TOPK_CHUNK, decodePseudoGradient, encodePseudoGradient, encodedByteLength, float32ToTensor, safetensorsParts } from '@barnraise/protocol'
+import { TOPK_CHUNK, decodePseudoGradient, encodePseudoGradient, encodedByteLength, float32ToTensor, safetensorsHeader, safetensorsParts } from '@barnraise/protocol'
 import type { CodecName } from '@barnraise/protocol'
 import { momentumHeader, outerStep } from '@barnraise/trainer'
 import type { BlobStore } from '../blobs/blob-store.ts'
-import { sparseBroadcast } from './sparse-broadcast.ts'
+import { readBroadcastResidual, sparseBroadcast } from './sparse-broadcast.ts'
 import type { SparseBroadcast } from './sparse-broadcast.ts'
 
 /** Values between turns of the event loop: 4M (16 MiB of float32; a whole number of int8 blocks). */
@@ -45,6 +45,64 @@ export async function outerStepInSlices (theta: Float32Array, update: Float32Arr
   return momentum ?? update
 }
 
+/** Whether blob `sha` is `header` then `n` float32 values: its size, and its first bytes read. */
+async function storedAs (blobs: Pick<BlobStore, 'size' | 'createReadStream'>, sha: string, header: Uint8Array, n: number): Promise<boolean> {
+  if (await blobs.size(sha) !== header.byteLength + 4 * n) return false
+  const stored = new Uint8Array(header.byteLength)
+  let got = 0
+  for await (const chunk of blobs.createReadStream(sha, 0, header.byteLength - 1) as AsyncIterable<Uint8Array>) {
+    stored.set(chunk.subarray(0, stored.byteLength - got), got)
+    got += Math.min(chunk.byteLength, stored.byteLength - got)
+  }
+  return got === header.byteLength && stored.every((b, i) => b === header[i])
+}
+
+/**
+ * The `n` float32 values stored in blob `sha` from byte `start`, a slice at a time, each slice
+ * filled from the file's chunks (they need not end on a value): into memory of its own, which the
+ * caller may keep, or with `reuse` into one buffer, valid until the next slice is asked for.
+ * Throws where the blob holds more values or fewer.
+ */
+async function * storedSlices (blobs: Pick<BlobStore, 'createReadStream'>, sha: string, start: number, n: number, slice: number, reuse = false): AsyncGenerator<Float32Array> {
+  let at = 0
+  let values = new Float32Array(Math.min(slice, n))
+  let bytes = new Uint8Array(values.buffer)
+  let filled = 0
+  for await (const chunk of blobs.createReadStream(sha, start) as AsyncIterable<Uint8Array>) {
+    for (let off = 0; off < chunk.byteLength;) {
+      const want = Math.min(bytes.byteLength - filled, chunk.byteLength - off)
+      if (want <= 0) throw new Error(`the blob ${sha} holds more than ${n} values`)
+      bytes.set(chunk.subarray(off, off + want), filled)
+      filled += want
+      off += want
+      if (filled === bytes.byteLength) {
+        at += values.length
+        yield values
+        const count = Math.min(slice, n - at)
+        values = reuse ? values.subarray(0, count) : new Float32Array(count)
+        bytes = new Uint8Array(values.buffer, 0, 4 * count)
+        filled = 0
+      }
+    }
+  }
+  if (at !== n || filled !== 0) throw new Error(`the blob ${sha} ended after ${at} of its ${n} values`)
+}
+
+/** `start` plus Σ x² over `values` in float64, in order: l2Norm's running sum carried across slices, the same float. */
+function sumOfSquares (values: Float32Array, start: number): number {
+  let s = start
+  for (let i = 0; i < values.length; i++) s += values[i]! * values[i]!
+  return s
+}
+
+/** The first value of `values` that is not finite, as [index, value], or undefined. */
+function notFinite (values: Float32Array): [number, number] | undefined {
+  // NaN and ±Infinity are the float32s whose exponent bits are all set.
+  const bits = new Uint32Array(values.buffer, values.byteOffset, values.length)
+  for (let i = 0; i < bits.length; i++) if ((bits[i]! & 0x7f800000) === 0x7f800000) return [i, values[i]!]
+  return undefined
+}
+
 /**
  * `outerStepInSlices` with the momentum streamed through instead of read whole: its blob (in
  * writeMomentum's layout) is read a slice at a time, each slice stepped (θ in place) and handed
@@ -59,14 +117,7 @@ export async function streamedOuterStep (blobs: Pick<BlobStore, 'size' | 'create
   const n = theta.length
   if (update.length !== n) throw new Error(`the outer step needs θ and the update of one size, not ${n} and ${update.length}`)
   const header = momentumHeader(n)
-  if (await blobs.size(momentumSha) !== header.byteLength + 4 * n) return undefined
-  const stored = new Uint8Array(header.byteLength)
-  let got = 0
-  for await (const chunk of blobs.createReadStream(momentumSha, 0, header.byteLength - 1) as AsyncIterable<Uint8Array>) {
-    stored.set(chunk.subarray(0, stored.byteLength - got), got)
-    got += Math.min(chunk.byteLength, stored.byteLength - got)
-  }
-  if (got !== header.byteLength || stored.some((b, i) => b !== header[i])) return undefined
+  if (!await storedAs(blobs, momentumSha, header, n)) return undefined
   let finished = false
   const bytes = (async function * () {
     yield header
@@ -145,6 +196,102 @@ export async function sparseBroadcastInSlices (mean: Float32Array, residual: Flo
     if (residual === null) left.set(part.residual, a)
   }, slice)
   return { encoded, applied: mean, residual: left }
+}
+
+/** The residual blob's first bytes for `n` values (writeBroadcastResidual's layout, as residualParts writes it). */
+function residualHeader (n: number): Uint8Array {
+  return safetensorsHeader(new Map([['residual', { dtype: 'F32' as const, shape: [n] }]])).header
+}
+
+/**
+ * How a close reads the sparse broadcast's carried residual, blob `sha`, for a model of `n`
+ * values: streamed (`stream`: stored in writeBroadcastResidual's layout, every value finite,
+ * checked by reading it through once; never whole in memory), read whole (`whole`: another
+ * layout readBroadcastResidual accepts), or not at all (`dropped`, why: its file lost, damaged,
+ * of another size, or a value not finite), as readBroadcastResidual refuses it. Its values are
+ * checked before any is used, so a broadcast that drops it starts afresh from an unchanged mean.
+ */
+export async function carriedResidual (blobs: Pick<BlobStore, 'size' | 'createReadStream' | 'get'>, sha: string, n: number, slice = CLOSE_SLICE): Promise<{ stream: string } | { whole: Float32Array } | { dropped: Error }> {
+  try {
+    const header = residualHeader(n)
+    if (!await storedAs(blobs, sha, header, n)) return { whole: readBroadcastResidual(await blobs.get(sha), n) }
+    let at = 0
+    for await (const values of storedSlices(blobs, sha, header.byteLength, n, slice, true)) {
+      const bad = notFinite(values)
+      if (bad !== undefined) throw new Error(`the broadcast residual holds ${bad[1]} at ${at + bad[0]}`)
+      at += values.length
+    }
+    return { stream: sha }
+  } catch (err) {
+    return { dropped: err instanceof Error ? err : new Error(String(err)) }
+  }
+}
+
+/** A sparse broadcast worked out as the new residual's blob is read (streamedSparseBroadcast). */
+export interface StreamedSparseBroadcast {
+  /** The new residual's blob, header first, each slice's bytes made as they are asked for. */
+  residual: AsyncGenerator<Uint8Array>
+  /** The topk payload: whole once `residual` was read to its end. */
+  encoded: Uint8Array
+  /** Whether `residual` was read to its end (and so the mean wholly replaced by the values applied). */
+  finished: () => boolean
+  /** The new residual's L2 norm (float64, as l2Norm), once finished. */
+  residualNorm: () => number
+}
+
+/**
+ * `sparseBroadcastInSlices` with the residuals streamed: the carried one (`residualSha`, checked
+ * by carriedResidual; null: none yet) read from its blob a slice at a time, and the new one handed
+ * on a slice at a time as its blob's bytes for the blob store to hash and write as they come. No
+ * residual is ever whole in memory: a model-sized buffer fewer at a close (4 GB at 1B
+ * parameters). The payload, the values applied (in `mean`'s memory, a slice replaced as its part
+ * is worked out) and the new residual's blob are sparseBroadcastInSlices', to the bit. A carried
+ * blob that ends early, runs long or holds a value not finite (it changed since it was checked)
+ * throws from the source, `mean` partly replaced: the close fails.
+ */
+export function streamedSparseBroadcast (blobs: Pick<BlobStore, 'createReadStream'>, residualSha: string | null, mean: Float32Array, slice = CLOSE_SLICE): StreamedSparseBroadcast {
+  if (slice % TOPK_CHUNK !== 0) throw new Error(`a sparse broadcast's slice must be whole topk chunks of ${TOPK_CHUNK} values, not ${slice}`)
+  const n = mean.length
+  const header = residualHeader(n)
+  const encoded = new Uint8Array(encodedByteLength('topk', n))
+  const topkHeader = new DataView(encoded.buffer, 0, TOPK_HEADER_BYTES)
+  topkHeader.setUint32(0, n % 2 ** 32, true)
+  topkHeader.setUint32(4, Math.floor(n / 2 ** 32), true)
+  let finished = false
+  let squares = 0
+  const residual = (async function * () {
+    // Checks the host is little-endian, so the F32 bytes are the values' own memory.
+    float32ToTensor(new Float32Array(0), [0])
+    yield header
+    const carried = residualSha === null ? undefined : storedSlices(blobs, residualSha, header.byteLength, n, slice)
+    try {
+      for (let a = 0; a < n; a += slice) {
+        const b = Math.min(a + slice, n)
+        let left: Float32Array | null = null
+        if (carried !== undefined) {
+          const next = await carried.next()
+          if (next.done === true) throw new Error(`the broadcast residual ${residualSha} ended after ${a} of its ${n} values`)
+          left = next.value
+        }
+        // The carried slice's memory becomes this slice's new residual, handed on and not touched
+        // again. topk's encode refuses a value not finite (one in a residual that changed since
+        // carriedResidual read it through).
+        const part = sparseBroadcast(mean.subarray(a, b), left)
+        // Every chunk before `a` is full, so its bytes start where a payload of `a` values ends.
+        encoded.set(part.encoded.subarray(TOPK_HEADER_BYTES), a === 0 ? TOPK_HEADER_BYTES : encodedByteLength('topk', a))
+        mean.set(part.applied, a)
+        squares = sumOfSquares(part.residual, squares)
+        yield new Uint8Array(part.residual.buffer, part.residual.byteOffset, part.residual.byteLength)
+      }
+      // The carried blob read to its end: one that runs long throws here.
+      if (carried !== undefined && (await carried.next()).done !== true) throw new Error(`the broadcast residual ${residualSha} holds more than ${n} values`)
+      finished = true
+    } finally {
+      // A reader that stopped early (the disk full) leaves no file open.
+      await carried?.return(undefined)
+    }
+  })()
+  return { residual, encoded, finished: () => finished, residualNorm: () => Math.sqrt(squares) }
 }
 
 /** The sparse broadcast's residual blob (writeBroadcastResidual in sparse-broadcast.ts) as parts end to end, `residual`'s own memory among them; it must not change while they are used. */

@@ -3,7 +3,7 @@ import { sql } from 'kysely'
 import type { Insertable, Kysely, Selectable } from 'kysely'
 import { DEFAULT_SCREENING, momentumParts, readMomentum, storedCheckpointParts } from '@barnraise/trainer'
 import { allowedCodecs, encodedByteLength } from '@barnraise/protocol'
-import { encodeAppliedInSlices, outerStepInSlices, residualParts, sparseBroadcastInSlices, streamedOuterStep } from './close-in-slices.ts'
+import { carriedResidual, encodeAppliedInSlices, outerStepInSlices, residualParts, sparseBroadcastInSlices, streamedOuterStep, streamedSparseBroadcast } from './close-in-slices.ts'
 import type { CodecName, ExecutorKind, RoundUpdate, ScoreResult, TokenRange, UnitDecline, WorkResponse } from '@barnraise/protocol'
 import type { AssignmentsTable, Database, DataCursor, RoundsTable } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
@@ -27,7 +27,6 @@ import { backedOffNodes } from './node-backoff.ts'
 import { chooseCodec } from './codec-choice.ts'
 import type { NodeTiming } from './unit-sizing.ts'
 import { broadcastCodecOf, roundUpdate, sendsAggregate, updateWorthSending } from './round-update.ts'
-import { readBroadcastResidual } from './sparse-broadcast.ts'
 import { l2Norm } from './accumulator.ts'
 import { holdMs, retryAfterHoldMs } from './wait-poll.ts'
 import type { RunCache } from './run-cache.ts'
@@ -153,8 +152,13 @@ export class RoundEngine implements WorkSource {
    * when rounds overlap), so a closed round's successor opens without waiting for a tick.
    */
   async #advance (runId: string): Promise<void> {
-    for (let step = 0; step < 3 && !this.#stopped; step++) {
-      if (!await this.#step(runId)) return
+    try {
+      for (let step = 0; step < 3 && !this.#stopped; step++) {
+        if (!await this.#step(runId)) return
+      }
+    } finally {
+      // A closed round's sum is the next round's where it opened in these steps; else it goes.
+      this.#cache.releaseSpareSum(runId)
     }
   }
 
@@ -398,8 +402,9 @@ export class RoundEngine implements WorkSource {
     // `pnpm bench round-memory`): the round's update is made in its sum's memory (the accumulator
     // is spent), the broadcast's applied values replace it there, the outer step changes the
     // cache's base in place and streams the momentum from its blob into the new one, and the
-    // checkpoint is written from θ's own memory. A close that throws fails the run (tick), which
-    // drops what the cache held.
+    // checkpoint is written from θ's own memory. The spent sum, zeroed, is the next round's
+    // (RunCache.advanceBase). A close that throws fails the run (tick), which drops what the
+    // cache held.
     const applied = await acc.takeUpdateInSlices(aggregationRule(defences), defences.clipToMedianNorm === null ? {} : { clipToMedianNorm: defences.clipToMedianNorm })
     // Where fewer bytes than the reports, nodes rebuild the next base from the mean itself (int8 for int8 and topk runs,
     // topk where the broadcast is sparse): the coordinator applies exactly what it sends, so their bases hash the same (round-update.ts).
@@ -539,36 +544,48 @@ export class RoundEngine implements WorkSource {
   /**
    * Encodes the round's update for nodes to apply (`broadcastCodecOf`) and stores it, with a
    * sparse broadcast's new residual; `values` become what the payload decodes to, what the
-   * outer step applies. The payload and residual are let go when it returns, before the close
-   * reads the base and the momentum.
+   * outer step applies. The payload is let go when it returns, before the close reads the base
+   * and the momentum; the residuals stream from blob to blob (close-in-slices.ts), never whole
+   * in memory, but for a carried one in another layout, read whole.
    */
   async #broadcast (runId: string, number: number, residualSha: string | null, values: Float32Array, spec: StoredRunSpec): Promise<{ updateBlob: string, residualBlob: string | null }> {
     const { db, blobs } = this.#o
+    const meta = { runId, round: number }
     const codec = broadcastCodecOf(spec)
     if (codec !== 'topk') {
       const encoded = await encodeAppliedInSlices(codec, values)
-      return { updateBlob: await storeBlob(db, blobs, encoded, 'update', { runId, round: number }), residualBlob: residualSha }
+      return { updateBlob: await storeBlob(db, blobs, encoded, 'update', meta), residualBlob: residualSha }
     }
     const carried = await this.#broadcastResidual(runId, residualSha, spec.paramCount)
-    const sparse = await sparseBroadcastInSlices(values, carried)
-    const residualBlob = await storeBlob(db, blobs, residualParts(sparse.residual), 'optimizer', { runId, round: number })
-    this.#o.log.info('sparse broadcast', { runId, round: number, bytes: sparse.encoded.byteLength, residualCarried: carried !== null, residualNorm: l2Norm(sparse.residual) })
-    return { updateBlob: await storeBlob(db, blobs, sparse.encoded, 'update', { runId, round: number }), residualBlob }
+    let sparse: { encoded: Uint8Array, residualBlob: string, residualNorm: number }
+    if (carried instanceof Float32Array) {
+      const whole = await sparseBroadcastInSlices(values, carried)
+      sparse = { encoded: whole.encoded, residualBlob: await storeBlob(db, blobs, residualParts(whole.residual), 'optimizer', meta), residualNorm: l2Norm(whole.residual) }
+    } else {
+      const streamed = streamedSparseBroadcast(blobs, carried, values)
+      const residualBlob = await storeBlob(db, blobs, streamed.residual, 'optimizer', meta)
+      // The payload and the values applied are whole only once every slice was worked out.
+      if (!streamed.finished()) throw new Error('the blob store stopped reading the new broadcast residual before its end; the sparse broadcast is incomplete')
+      sparse = { encoded: streamed.encoded, residualBlob, residualNorm: streamed.residualNorm() }
+    }
+    this.#o.log.info('sparse broadcast', { runId, round: number, bytes: sparse.encoded.byteLength, residualCarried: carried !== null, residualNorm: sparse.residualNorm })
+    return { updateBlob: await storeBlob(db, blobs, sparse.encoded, 'update', meta), residualBlob: sparse.residualBlob }
   }
 
   /**
-   * The sparse broadcast's carried residual, or null for none yet. A residual that cannot be
-   * read (its file lost or damaged) is dropped with a warning rather than stalling the run: it
-   * only holds what earlier broadcasts left out, never anything a node's base depends on.
+   * The sparse broadcast's carried residual: its blob where it streams, its values where stored
+   * in another layout, or null for none yet. A residual that cannot be read (its file lost or
+   * damaged) is dropped with a warning rather than stalling the run: it only holds what earlier
+   * broadcasts left out, never anything a node's base depends on.
    */
-  async #broadcastResidual (runId: string, sha256: string | null, paramCount: number): Promise<Float32Array | null> {
+  async #broadcastResidual (runId: string, sha256: string | null, paramCount: number): Promise<string | Float32Array | null> {
     if (sha256 === null) return null
-    try {
-      return readBroadcastResidual(await this.#o.blobs.get(sha256), paramCount)
-    } catch (err) {
-      this.#o.log.warn('the sparse broadcast\'s residual cannot be read; this round\'s broadcast starts without it', { runId, residual: sha256, err })
+    const carried = await carriedResidual(this.#o.blobs, sha256, paramCount)
+    if ('dropped' in carried) {
+      this.#o.log.warn('the sparse broadcast\'s residual cannot be read; this round\'s broadcast starts without it', { runId, residual: sha256, err: carried.dropped })
       return null
     }
+    return 'stream' in carried ? carried.stream : carried.whole
   }
 
   /**

@@ -10,7 +10,7 @@ import { generateKeyPair } from '@libp2p/crypto/keys'
 import { peerIdFromPrivateKey } from '@libp2p/peer-id'
 import type { PrivateKey } from '@libp2p/interface'
 import type { Kysely } from 'kysely'
-import { canonicalReportMetadata, encodePseudoGradient } from '@barnraise/protocol'
+import { canonicalReportMetadata, encodePseudoGradient, sha256Hex } from '@barnraise/protocol'
 import type { ReportHeader, ReportMetadata, ReportResponse } from '@barnraise/protocol'
 import { openTestStore } from '../../../test/support/store.ts'
 import { tinyRunSpec } from '../../../test/support/runs.ts'
@@ -26,6 +26,8 @@ import { ReportIntake } from './report-intake.ts'
 import { RoundEngine } from './round-engine.ts'
 import { RunCache } from './run-cache.ts'
 import { RunLocks } from './run-lock.ts'
+import { RoundAccumulator } from './accumulator.ts'
+import { readBroadcastResidual, sparseBroadcast, writeBroadcastResidual } from './sparse-broadcast.ts'
 
 let store: Awaited<ReturnType<typeof openTestStore>>
 let db: Kysely<Database>
@@ -331,4 +333,43 @@ test('a close that throws fails the run and ends its rounds before anyone else h
   assert.deepEqual(credited.map((r) => r.assignment_id), [first!.id], 'only the report accepted before the close is credited')
   const secondRow = await db.selectFrom('assignments').select('status').where('id', '=', second!.id).executeTakeFirstOrThrow()
   assert.notEqual(secondRow.status, 'accepted')
+})
+
+test('a sparse broadcast\'s residual streams from blob to blob with the whole call\'s bits, one damaged is dropped, and each next round sums in the spent sum', async () => {
+  const { engine, intake, cache } = roundLoop()
+  const run = await startedRun({ broadcast: 'sparse', rounds: 5 })
+  const pair = await freshNodes(['Lab K', 'Lab L'])
+  live.clear()
+  for (const n of pair) live.add(n.peerId)
+  const runRow = async (): Promise<{ broadcast_residual: string | null }> => await db.selectFrom('runs').select('broadcast_residual').where('id', '=', run.id).executeTakeFirstOrThrow()
+  // A residual of another size, then one holding a NaN: each dropped, its round's broadcast starting without it.
+  const damaged = [null, null, writeBroadcastResidual(new Float32Array(run.paramCount - 1)), writeBroadcastResidual(new Float32Array(run.paramCount).fill(Number.NaN))]
+  await engine.tick()
+  for (const [i, damage] of damaged.entries()) {
+    const number = i + 1
+    const round = await db.selectFrom('rounds').select('id').where('run_id', '=', run.id).where('number', '=', number).executeTakeFirstOrThrow()
+    const sum = (await cache.accumulator(run.id, round.id)).sum
+    if (damage !== null) await db.updateTable('runs').set({ broadcast_residual: await blobs.put(damage) }).where('id', '=', run.id).execute()
+    const carried = damage !== null || (await runRow()).broadcast_residual === null ? null : readBroadcastResidual(await blobs.get((await runRow()).broadcast_residual!), run.paramCount)
+    // The round's mean as the intake folds it, in the order it does.
+    const expected = new RoundAccumulator('expected', run.paramCount)
+    for (const [j, n] of pair.entries()) {
+      const d = delta(run.paramCount, 40 + 2 * number + j)
+      const sent = await report(intake, run.id, n, (await unitsOf(run.id, n))[0]!, d)
+      assert.deepEqual([sent.ok, sent.ok && sent.outcome], [true, 'accepted'])
+      expected.foldEncoded('fp32', encodePseudoGradient('fp32', d), 128, undefined)
+    }
+    const whole = sparseBroadcast(expected.mean(), carried)
+    // Its units all in and its nodes live: the tick closes it and opens the next round.
+    await engine.tick()
+    const closed = await db.selectFrom('rounds').select(['status', 'update_blob']).where('id', '=', round.id).executeTakeFirstOrThrow()
+    assert.equal(closed.status, 'closed')
+    assert.deepEqual(await blobs.get(closed.update_blob!), whole.encoded, `round ${number}: the payload`)
+    assert.equal((await runRow()).broadcast_residual, sha256Hex(writeBroadcastResidual(whole.residual)), `round ${number}: the residual's blob`)
+    const opened = await db.selectFrom('rounds').select('id').where('run_id', '=', run.id).where('number', '=', number + 1).executeTakeFirstOrThrow()
+    const nextSum = (await cache.accumulator(run.id, opened.id)).sum
+    assert.ok(nextSum === sum, `round ${number + 1} sums in round ${number}'s spent sum`)
+    assert.ok(nextSum.every((x) => x === 0), 'zeroed')
+  }
+  await changeRunStatus(db, run.id, 'stop')
 })

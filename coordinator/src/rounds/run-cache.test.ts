@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, test } from 'vitest'
+import { randomUUID } from 'node:crypto'
 import assert from 'node:assert/strict'
 import type { Kysely } from 'kysely'
 import { countParams, encodeShard, initParams, presetConfig } from '@barnraise/trainer'
@@ -76,4 +77,36 @@ test('a close takes the base from the cache rather than a copy, and the cache re
   const next = new Float32Array(weights.length).fill(0.25)
   await cache.advanceBase(runId, 'a round', 'f'.repeat(64), next)
   assert.equal(await cache.base(runId, 'f'.repeat(64)), next, 'the next base is the close\'s θ, kept as it is')
+})
+
+test('the next round opened sums in the spent sum of the round closed before it, zeroed; one opened later, or beside an open round, gets its own', async () => {
+  const cache = new RunCache({ db, blobs: store.blobs, log })
+  const next = new Float32Array(spec.paramCount)
+  /** Opens a round (numbered past 1: no held-out direction to measure), folds into it, and closes it as the engine does. */
+  const closed = async (roundId: string, number: number): Promise<Float32Array> => {
+    await cache.openRound(runId, roundId, number)
+    const acc = await cache.accumulator(runId, roundId)
+    acc.fold(new Float32Array(spec.paramCount).fill(0.5), 10, undefined)
+    const applied = await acc.takeUpdateInSlices({ rule: 'mean' })
+    assert.ok(applied === acc.sum, 'the mean in the sum\'s memory')
+    await cache.advanceBase(runId, roundId, 'f'.repeat(64), next)
+    return applied
+  }
+  const spent = await closed(randomUUID(), 2)
+  const second = randomUUID()
+  await cache.openRound(runId, second, 3)
+  const reused = (await cache.accumulator(runId, second)).sum
+  // Compared as references: a failed deepEqual-style message over 20M values takes minutes.
+  assert.ok(reused === spent, 'the spent sum\'s memory')
+  assert.ok(reused.every((x) => x === 0), 'zeroed')
+  // Overlapped: a round opened while another is open sums in memory of its own.
+  const beside = randomUUID()
+  await cache.openRound(runId, beside, 4)
+  assert.ok((await cache.accumulator(runId, beside)).sum !== reused)
+  // The engine's step ended with no round opened: the spent sum goes, and a later round makes its own.
+  const alone = await closed(randomUUID(), 5)
+  cache.releaseSpareSum(runId)
+  const later = randomUUID()
+  await cache.openRound(runId, later, 6)
+  assert.ok((await cache.accumulator(runId, later)).sum !== alone)
 })

@@ -5,7 +5,7 @@ import type { DeltaSketch } from '@barnraise/trainer'
 import type { Database } from '../db/schema.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { Logger } from '../log.ts'
-import { RoundAccumulator } from './accumulator.ts'
+import { RoundAccumulator, zeroInSlices } from './accumulator.ts'
 import type { StoredRunSpec } from '../runs/runs.ts'
 import { INLINE_EVAL_FLOPS, INLINE_SCORE_FLOPS, SCORING_MAX_PARAMS, defencesOf, evaluationFlops, evaluationWindows, scorer, keepsReports, overlapOf, scoringTaskShape, scoringWindows, storedLoss } from '../runs/run-plan.ts'
 import { checkpointWeights } from '../checkpoints/checkpoint-weights.ts'
@@ -20,6 +20,12 @@ interface LoadedRun {
   validation?: Uint8Array | Int32Array
   /** Each open round's running sum (two at once when the run overlaps its rounds). */
   readonly accs: Map<string, RoundAccumulator>
+  /**
+   * The sum of the round closed last, which its close is done with, zeroed: the next round opened
+   * sums in it rather than in a new model-sized buffer made while this one may not be collected
+   * yet. Kept only until the engine's step is over (`releaseSpareSum`).
+   */
+  spareSum?: Float32Array
   /**
    * Screening state (when the run screens), one screen per round: sketches and reference values
    * of accepted reports. Two rounds take reports at once when the run overlaps them.
@@ -296,24 +302,49 @@ export class RunCache {
     evaluation.schedule({ runId, sha, config: loaded.spec.modelConfig, batches: validationBatches(loaded.validation, w), batchSize: w.batchSize, seqLen: w.seqLen })
   }
 
-  /** A round was opened: its running sum starts empty. */
+  /**
+   * A round was opened: its running sum starts empty, in the spent sum of the round closed last
+   * where there is one (`advanceBase`), else in a new buffer.
+   */
   async openRound (runId: string, roundId: string, number: number): Promise<void> {
     const loaded = await this.#load(runId)
-    const acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)))
+    const spare = loaded.spareSum
+    loaded.spareSum = undefined
+    const acc = new RoundAccumulator(roundId, loaded.spec.paramCount, keepsReports(defencesOf(loaded.spec)), spare === undefined ? {} : { sum: spare })
     loaded.accs.set(roundId, acc)
-    // In the background: reports fold into it meanwhile as they would anyway.
-    void acc.prefault()
+    // In the background: reports fold into it meanwhile as they would anyway. A spent sum's memory is mapped in already.
+    if (spare === undefined) void acc.prefault()
     if (defencesOf(loaded.spec).screening) await this.screen(runId, roundId, number)
   }
 
-  /** Round `roundId` closed into checkpoint `sha`: those weights are the next base, and its sum is done. */
+  /**
+   * Round `roundId` closed into checkpoint `sha`: those weights are the next base, and its sum is
+   * done. Called once the close is done with the values applied (in the spent sum's memory): the
+   * update and the momentum stored, the outer step taken, the checkpoint written. The spent sum
+   * is zeroed, a slice at a time, and kept for the next round opened (`openRound`) until
+   * `releaseSpareSum`; zeroed here, under the run's lock, so no report can fold into it first.
+   */
   async advanceBase (runId: string, roundId: string, sha: string, flat: Float32Array): Promise<void> {
     const loaded = await this.#load(runId)
     loaded.base = { sha, flat }
+    const acc = loaded.accs.get(roundId)
     loaded.accs.delete(roundId)
     // A later round already open (overlapped runs) now screens against this one's accepted reports.
     const closed = loaded.screens.get(roundId)
     if (closed !== undefined) for (const s of loaded.screens.values()) if (s.number > closed.number) s.screen.followDirection(closed.screen)
+    if (acc?.spent === true) {
+      await zeroInSlices(acc.sum)
+      loaded.spareSum = acc.sum
+    }
+  }
+
+  /**
+   * Lets go of the spent sum no round was opened in (the engine's step is over): a run waiting
+   * for nodes holds no sum, as before a round opened. The next round then makes a new one.
+   */
+  releaseSpareSum (runId: string): void {
+    const loaded = this.#loaded.get(runId)
+    if (loaded !== undefined) loaded.spareSum = undefined
   }
 
   /** Round `roundId` was abandoned with nothing accepted: its sum goes, the base stays. */
