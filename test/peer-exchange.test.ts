@@ -4,10 +4,11 @@ import { createHash, randomBytes } from 'node:crypto'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
 import { Coordinator } from '@barnraise/coordinator'
-import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, encodeBitfield, peerBlockRequestSchema, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, encodeBitfield, peerBlockRequestSchema, swarmResponseSchema } from '@barnraise/protocol'
 import type { SwarmResponse } from '@barnraise/protocol'
 import { BlobCache, PeerExchange, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
+import { askHave } from './support/peer-have.ts'
 
 // Peer exchange between real agent hosts on loopback: Bitswap between the agents, the
 // coordinator's swarm protocol as the tracker and its blob protocol as the source of last resort.
@@ -258,16 +259,7 @@ describe('checkpoints and shards spread between the agents of a run', () => {
   test('a holder serves blocks only to a peer the coordinator says may have the blob: its sha256 is public', async () => {
     const holder = await agent()
     assert.ok(Buffer.from(await holder.cache.get(sha)).equals(blob))
-    const have = async (asker: Libp2p): Promise<{ ok: boolean, code?: string }> => {
-      const stream = await asker.dialProtocol(holder.libp2p.getMultiaddrs()[0]!, PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
-      const messages = new JsonStream(stream)
-      try {
-        await messages.write({ type: 'have', sha256: sha })
-        return await messages.read(peerBlockResponseSchema, 10_000)
-      } finally {
-        await messages.close().catch(() => {})
-      }
-    }
+    const have = async (asker: Libp2p): Promise<{ ok: boolean, code?: string }> => await askHave(asker, holder.libp2p.getMultiaddrs()[0]!, sha)
     // Enrolled, but no unit of its own names the blob (a run's spec lists its shards for anyone).
     const idle = await agent({ unit: false })
     assert.deepEqual(await have(idle.libp2p), { ok: false, code: 'ERR_NOT_HELD', message: 'this agent does not hold that blob' })

@@ -6,10 +6,11 @@ import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p } from '@libp2p/interface'
 import { Coordinator } from '@barnraise/coordinator'
-import { BLOB_BLOCK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, SWARM_PROTOCOL, peerBlockResponseSchema, swarmResponseSchema } from '@barnraise/protocol'
+import { BLOB_BLOCK_BYTES, JsonStream, SWARM_PROTOCOL, swarmResponseSchema } from '@barnraise/protocol'
 import type { PeerBlockResponse } from '@barnraise/protocol'
 import { CoordinatorClient, PeerExchange, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
+import { askHave } from './support/peer-have.ts'
 
 // A holder asks the coordinator whether each asker may have a blob (`swarm-member`), from its own
 // peer id: each question counts against its own stream allowance there. A stranger with a new
@@ -45,16 +46,7 @@ test('strangers with a new identity per request cost the holder a budget of ques
     await peers.offer(sha, file)
     const client = new CoordinatorClient(holder, address)
 
-    const have = async (asker: Libp2p): Promise<PeerBlockResponse> => {
-      const stream = await asker.dialProtocol(holder.getMultiaddrs(), PEER_BLOCKS_PROTOCOL, { signal: AbortSignal.timeout(10_000) })
-      const messages = new JsonStream(stream)
-      try {
-        await messages.write({ type: 'have', sha256: sha })
-        return await messages.read(peerBlockResponseSchema, 10_000)
-      } finally {
-        await messages.close().catch(() => {})
-      }
-    }
+    const have = async (asker: Libp2p): Promise<PeerBlockResponse> => await askHave(asker, holder.getMultiaddrs(), sha)
     // The holder's own traffic: a heartbeat and a swarm request every second.
     const own = async (ms: number): Promise<{ ok: number, failed: number }> => {
       const out = { ok: 0, failed: 0 }

@@ -18,6 +18,21 @@ import { createBatchSource } from './batch-source.ts'
 import { runWorkLoop, usedRanges, vocabularyRefusal, workState } from './work-loop.ts'
 import type { WorkState } from './work-loop.ts'
 
+/** A coordinator that hands out `unit` once, then stops the loop: `declines` holds what each request carried. */
+function oneUnitThenStop (unit: WorkUnit, stop: AbortController): { client: CoordinatorClient, declines: Array<UnitDecline | undefined> } {
+  const declines: Array<UnitDecline | undefined> = []
+  const client = {
+    requestWork: async (decline?: UnitDecline): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
+      declines.push(decline)
+      if (declines.length === 1) return { kind: 'unit', unit }
+      stop.abort()
+      return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
+    },
+    sendReport: async () => ({ ok: true as const, outcome: 'accepted' as const, duplicate: false })
+  }
+  return { client: client as unknown as CoordinatorClient, declines }
+}
+
 test('a unit whose shards use a larger vocabulary than its model is declined (ERR_BAD_INPUT), before the download and from the shards\' own headers', () => {
   const config = presetConfig('tiny')
   const unit = syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 })
@@ -71,19 +86,11 @@ test('a shard whose bytes hash as the run names but are not a token shard (a hos
     await writeFile(join(dataDir, 'blobs', shardSha), shard)
     const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), baseCheckpoint: base.sha256, ranges: [{ shard: shardSha, start: 0, end: 18 }] }
     const stop = new AbortController()
-    const declines: Array<UnitDecline | undefined> = []
-    const client = {
-      requestWork: async (decline?: UnitDecline): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
-        declines.push(decline)
-        if (declines.length === 1) return { kind: 'unit', unit }
-        stop.abort()
-        return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
-      }
-    }
+    const { client, declines } = oneUnitThenStop(unit, stop)
     const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('nothing is trained from a shard that does not read') } }
     // Every blob is on disk already: nothing is dialled (the coordinator address is never reached).
     const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
-    await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    await runWorkLoop({ client, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
     assert.equal(declines.length, 2)
     assert.equal(declines[1]?.assignmentId, unit.assignmentId)
     assert.equal(declines[1]?.code, 'ERR_SHARD_UNAVAILABLE')
@@ -144,15 +151,7 @@ test('a restarted agent drops what its previous process held (its last base and 
     // Unit 1 is what the previous process trained last, unit 3 what its look ahead fetched for a
     // unit that never ran; this process is handed unit 2.
     const stop = new AbortController()
-    let n = 0
-    const client = {
-      requestWork: async (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
-        if (n++ === 0) return { kind: 'unit', unit: units[1]! }
-        stop.abort()
-        return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
-      },
-      sendReport: async () => ({ ok: true as const, outcome: 'accepted' as const, duplicate: false })
-    }
+    const { client } = oneUnitThenStop(units[1]!, stop)
     const executor: Executor = {
       name: 'echo',
       kind: 'typescript',
@@ -160,7 +159,7 @@ test('a restarted agent drops what its previous process held (its last base and 
     }
     // Nothing is dialled: unit 2's inputs are on disk (the coordinator address is never reached).
     const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
-    await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    await runWorkLoop({ client, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
     assert.deepEqual((await readdir(blobs)).sort(), [units[1]!.baseCheckpoint, units[1]!.ranges[0]!.shard, 'keep-me.txt'].sort(), 'only the unit\'s base and shard, and what is not the cache\'s')
   } finally {
     await libp2p.stop()
@@ -192,18 +191,10 @@ test('a unit whose base the coordinator announces at another size than its model
     await writeFile(join(dataDir, 'blobs', sha256Hex(shard)), shard)
     const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), baseCheckpoint: 'b'.repeat(64), ranges: [{ shard: sha256Hex(shard), start: 0, end: 18 }] }
     const stop = new AbortController()
-    const declines: Array<UnitDecline | undefined> = []
-    const client = {
-      requestWork: async (decline?: UnitDecline): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
-        declines.push(decline)
-        if (declines.length === 1) return { kind: 'unit', unit }
-        stop.abort()
-        return { kind: 'wait', retryAfterMs: 1000, reason: 'done' }
-      }
-    }
+    const { client, declines } = oneUnitThenStop(unit, stop)
     const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('nothing is trained without a base') } }
     const cache = new BlobCache(dataDir, libp2p, hostile.getMultiaddrs()[0]!)
-    await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    await runWorkLoop({ client, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
     assert.equal(declines[1]?.code, 'ERR_BLOB_SIZE')
     assert.match(declines[1]?.message ?? '', /the unit's base checkpoint bbbbbbbbbbbb is 67108864 bytes, not the \d+ it must be/)
     assert.ok(!(await readdir(join(dataDir, 'blobs'))).some((f) => f.startsWith('b'.repeat(64))), 'nothing of it kept')
