@@ -102,8 +102,10 @@ test('strangers with a new identity per request cost the holder a budget of ques
     await enrol(member, 'member')
     let answer: PeerBlockResponse | undefined
     for (let attempt = 0; attempt < 20; attempt++) {
-      answer = await have(member)
-      if (answer.ok || answer.code !== 'ERR_BUSY') break
+      // The holder's inbound connection limit per address can still reset a dial from loopback,
+      // where the strangers came from: a reset is retried as busy is.
+      answer = await have(member).catch(() => undefined)
+      if (answer !== undefined && (answer.ok || answer.code !== 'ERR_BUSY')) break
       await new Promise((resolve) => setTimeout(resolve, 500))
     }
     assert.equal(answer?.ok, true, `the member was served: ${JSON.stringify(answer)}`)
