@@ -1,4 +1,4 @@
-import { BLOB_CHUNK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, ProtocolError, REQUEST_TIMEOUT_MS, encodeBitfield, peerBlockRequestSchema } from '@barnraise/protocol'
+import { BLOB_CHUNK_BYTES, JsonStream, PEER_BLOCKS_PROTOCOL, ProtocolError, REQUEST_TIMEOUT_MS, encodeBitfield, parseIpv6, peerBlockRequestSchema } from '@barnraise/protocol'
 import type { PeerBlockResponse } from '@barnraise/protocol'
 import type { Libp2p, Stream, Connection } from '@libp2p/interface'
 import type { BlockIndex } from './block-index.ts'
@@ -27,17 +27,9 @@ export function askerSource (connection: Pick<Connection, 'remoteAddr' | 'remote
 
 /** The first 64 bits of an IPv6 address, written out; an IPv4-mapped address is its IPv4 address. */
 function ipv6Prefix64 (address: string): string {
-  let text = address.toLowerCase()
-  // A dotted IPv4 tail (::ffff:1.2.3.4) as its two groups.
-  const dotted = /^(.*:)(\d+)\.(\d+)\.(\d+)\.(\d+)$/.exec(text)
-  if (dotted !== null) {
-    const [a, b, c, d] = dotted.slice(2).map(Number) as [number, number, number, number]
-    text = `${dotted[1]!}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`
-  }
-  const [head = '', tail] = text.split('::')
-  const left = head === '' ? [] : head.split(':')
-  const right = tail === undefined || tail === '' ? [] : tail.split(':')
-  const groups = [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right].map((g) => parseInt(g, 16) || 0)
+  const groups = parseIpv6(address)
+  // A multiaddr's ip6 is always valid; were it not, the whole text keys its own budget.
+  if (groups === undefined) return address
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.')
   }

@@ -10,6 +10,8 @@
 // connect from. Past the budget the asker is told to come back (busy), nothing is asked, and the
 // agent's own heartbeats, swarm requests and uploads keep their allowance.
 
+import { KeyedTokenBuckets, TokenBucket } from '@barnraise/protocol'
+
 /** How long the coordinator's yes is trusted: about a round, so a revoked node soon loses it. */
 const REMEMBER_MS = 60_000
 /** How long a no is remembered: short, as a node may be handed a unit naming the blob a moment later. */
@@ -43,34 +45,6 @@ export const DEFAULT_QUESTION_BUDGET: QuestionBudget = { maxInFlight: 2, perSeco
 /** The verdict on one request: serve, refuse (as if the blob were not held), or busy (ask again later). */
 export type Permission = 'allowed' | 'refused' | 'busy'
 
-/** Tokens that refill at `rate` a second up to `capacity`. */
-class TokenBucket {
-  readonly #rate: number
-  readonly #capacity: number
-  #tokens: number
-  #at: number
-  constructor (rate: number, capacity: number, now: number) {
-    this.#rate = rate
-    this.#capacity = capacity
-    this.#tokens = capacity
-    this.#at = now
-  }
-
-  #refill (now: number): void {
-    this.#tokens = Math.min(this.#capacity, this.#tokens + Math.max(0, now - this.#at) / 1000 * this.#rate)
-    this.#at = now
-  }
-
-  has (now: number): boolean {
-    this.#refill(now)
-    return this.#tokens >= 1
-  }
-
-  take (): void {
-    this.#tokens -= 1
-  }
-}
-
 /** The coordinator's answers about which peers may have which blobs, and the budget for asking. */
 export class PeerPermissions {
   readonly #ask: (sha256: string, peerId: string) => Promise<boolean>
@@ -78,7 +52,7 @@ export class PeerPermissions {
   readonly #budget: QuestionBudget
   readonly #answers = new Map<string, { allowed: Promise<boolean>, until: number }>()
   readonly #all: TokenBucket
-  readonly #sources = new Map<string, TokenBucket>()
+  readonly #sources: KeyedTokenBuckets
   #inFlight = 0
   /** Questions put to the coordinator so far. */
   asked = 0
@@ -88,7 +62,8 @@ export class PeerPermissions {
     this.#ask = ask
     this.#now = now
     this.#budget = budget
-    this.#all = new TokenBucket(budget.perSecond, budget.burst, now())
+    this.#all = new TokenBucket({ perSecond: budget.perSecond, capacity: budget.burst }, now())
+    this.#sources = new KeyedTokenBuckets({ perSecond: budget.sourcePerSecond, capacity: budget.sourceBurst, maxKeys: MAX_SOURCES })
   }
 
   /**
@@ -118,10 +93,10 @@ export class PeerPermissions {
     const known = this.#answers.get(key)
     if (known !== undefined && known.until > now) return await known.allowed ? 'allowed' : 'refused'
     if (known !== undefined) this.#answers.delete(key)
-    const bucket = this.#source(source, now)
-    if (this.#inFlight >= this.#budget.maxInFlight || !this.#all.has(now) || !bucket.has(now)) return 'busy'
-    this.#all.take()
-    bucket.take()
+    const bucket = this.#sources.get(source, now)
+    if (this.#inFlight >= this.#budget.maxInFlight || this.#all.available(now) < 1 || bucket.available(now) < 1) return 'busy'
+    this.#all.take(now)
+    bucket.take(now)
     if (!held) return 'refused'
     this.#inFlight++
     this.asked++
@@ -141,15 +116,5 @@ export class PeerPermissions {
     this.#answers.delete(key)
     this.#answers.set(key, { allowed, until: this.#now() + forMs })
     if (this.#answers.size > MAX_ANSWERS) this.#answers.delete(this.#answers.keys().next().value!)
-  }
-
-  #source (source: string, now: number): TokenBucket {
-    let bucket = this.#sources.get(source)
-    if (bucket === undefined) {
-      bucket = new TokenBucket(this.#budget.sourcePerSecond, this.#budget.sourceBurst, now)
-      this.#sources.set(source, bucket)
-      if (this.#sources.size > MAX_SOURCES) this.#sources.delete(this.#sources.keys().next().value!)
-    }
-    return bucket
   }
 }
