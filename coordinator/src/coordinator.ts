@@ -9,6 +9,7 @@ import { openDatabase } from './db/open-database.ts'
 import type { OpenedDatabase } from './db/open-database.ts'
 import { createCoordinatorHost } from './p2p/host.ts'
 import { Presence } from './p2p/presence.ts'
+import { RecentRevocations } from './nodes/recent-revocations.ts'
 import { CoordinatorMetrics } from './metrics/coordinator-metrics.ts'
 import { NodeScoring } from './rounds/node-scoring.ts'
 import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
@@ -123,6 +124,8 @@ export class Coordinator {
   readonly libp2p: Libp2p
   readonly database: OpenedDatabase
   readonly presence: Presence
+  /** Peers revoked lately, which every heartbeat reply lists (nodes/recent-revocations.ts). */
+  readonly revocations: RecentRevocations
   readonly changes: ChangeFeed
   readonly engine: RoundEngine
   readonly blobs: BlobStore
@@ -132,10 +135,11 @@ export class Coordinator {
   readonly setupCode: string | null
   readonly #closers: Array<() => Promise<void>>
 
-  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, url: string, log: Logger, setupCode: string | null, closers: Array<() => Promise<void>> }) {
+  private constructor (fields: { libp2p: Libp2p, database: OpenedDatabase, presence: Presence, revocations: RecentRevocations, changes: ChangeFeed, engine: RoundEngine, blobs: BlobStore, url: string, log: Logger, setupCode: string | null, closers: Array<() => Promise<void>> }) {
     this.libp2p = fields.libp2p
     this.database = fields.database
     this.presence = fields.presence
+    this.revocations = fields.revocations
     this.changes = fields.changes
     this.engine = fields.engine
     this.blobs = fields.blobs
@@ -191,6 +195,8 @@ export class Coordinator {
       const libp2p = await createCoordinatorHost({ privateKey: key, listen: [`/${ipProto}/${host}/tcp/${options.p2pPort ?? 0}`], ...(options.announce !== undefined ? { announce: options.announce } : {}), limits, isRevoked, isEnrolled, ...(metrics !== undefined ? { metrics: metrics.libp2p() } : {}) })
       closers.push(async () => { await libp2p.stop() })
       const presence = new Presence(libp2p)
+      // From the database too: agents still remember a yes for a node revoked just before a restart.
+      const revocations = await RecentRevocations.load(database.db)
       online = () => presence.onlineCount()
       const requestTimer = metrics === undefined ? undefined : (protocol: string) => metrics.request(protocol)
       const changes = new ChangeFeed(options.listenerLimits)
@@ -205,7 +211,7 @@ export class Coordinator {
       const streamRate = new StreamRate({ perSecond: limits.streamsPerSecond, burst: limits.streamBurst })
       const components = { libp2p, db: database.db, log, streamRate, onRateLimited, ...(requestTimer !== undefined ? { requestTimer } : {}) }
       const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
-      const heartbeat = new HeartbeatService({ ...components, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
+      const heartbeat = new HeartbeatService({ ...components, revocations, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
       await heartbeat.start()
       const blobs = new DiskBlobStore(join(options.dataDir, 'blobs'))
@@ -262,7 +268,7 @@ export class Coordinator {
       const http = await startHttpServer({
         host,
         port: options.httpPort ?? 0,
-        services: { db: database.db, presence, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: apiRates(options.rates), folderCache, datasets },
+        services: { db: database.db, presence, revocations, log, changes, blobs, multiaddrs: () => libp2p.getMultiaddrs().map((ma) => ma.toString()), setupCode, openOrganizing: options.openOrganizing ?? false, signIns: new SignInThrottle(), limits: installLimits, rates: apiRates(options.rates), folderCache, datasets },
         webRoot: options.webRoot ?? DEFAULT_WEB_ROOT,
         downloads: { db: database.db, blobs, folderCache },
         log,
@@ -277,7 +283,7 @@ export class Coordinator {
       closers.push(async () => { await closeServer(admin); await rm(adminPath, { force: true }) })
       writeRunningInstall(options.dataDir, { pid: process.pid, url: http.url, multiaddrs: libp2p.getMultiaddrs().map((ma) => ma.toString()), database: database.kind })
       closers.push(async () => { clearRunningInstall(options.dataDir) })
-      return new Coordinator({ libp2p, database, presence, changes, engine, blobs, url: http.url, log, setupCode: printedSetupCode, closers })
+      return new Coordinator({ libp2p, database, presence, revocations, changes, engine, blobs, url: http.url, log, setupCode: printedSetupCode, closers })
     } catch (err) {
       await unwind()
       throw err

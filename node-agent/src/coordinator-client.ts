@@ -181,10 +181,14 @@ export class CoordinatorClient {
     }
   }
 
-  /** Says this node is alive; throws RefusedError when the coordinator no longer knows it. */
-  async heartbeat (request: HeartbeatRequest): Promise<void> {
+  /**
+   * Says this node is alive and returns the peers the coordinator revoked lately (none from a
+   * coordinator older than that list); throws RefusedError when the coordinator no longer knows it.
+   */
+  async heartbeat (request: HeartbeatRequest): Promise<{ revoked: string[] }> {
     const reply = await this.#call(HEARTBEAT_PROTOCOL, request, heartbeatResponseSchema)
     if (!reply.ok) throw new RefusedError(reply.code, reply.message)
+    return { revoked: reply.revoked ?? [] }
   }
 }
 

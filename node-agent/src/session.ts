@@ -127,7 +127,10 @@ async function connected (options: SessionOptions, client: CoordinatorClient, st
     let misses = 0
     while (!inner.signal.aborted) {
       try {
-        await client.heartbeat({ type: 'heartbeat', status })
+        const { revoked } = await client.heartbeat({ type: 'heartbeat', status })
+        // Within a heartbeat of a revocation, not when the remembered yes runs out (a minute).
+        const fresh = revoked.length > 0 ? options.peers?.revoke(revoked) ?? [] : []
+        if (fresh.length > 0) options.say(`agent: the coordinator revoked ${fresh.length === 1 ? 'peer' : `${fresh.length} peers:`} ${fresh.slice(0, 3).join(', ')}${fresh.length > 3 ? ' …' : ''}; this node serves ${fresh.length === 1 ? 'it' : 'them'} no more blocks`)
         if (misses > 0) options.say('agent: coordinator reachable again')
         misses = 0
       } catch (err) {

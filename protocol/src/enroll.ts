@@ -48,8 +48,23 @@ export const heartbeatRequestSchema = z.object({
   status: z.enum(['idle', 'training', 'uploading', 'downloading'])
 }).strict()
 
+/** The most peer ids one heartbeat reply lists as revoked: 256 of the longest (34 KB) fit well inside a 64 KiB control message. */
+export const MAX_REVOKED_PER_HEARTBEAT = 256
+/** The longest peer id a heartbeat reply lists (as the swarm protocol's): a real one is about 52 characters. */
+export const MAX_REVOKED_PEER_ID_CHARS = 128
+
 export const heartbeatResponseSchema = z.discriminatedUnion('ok', [
-  z.object({ ok: z.literal(true), serverTime: z.string() }),
+  z.object({
+    ok: z.literal(true),
+    serverTime: z.string(),
+    /**
+     * Peer ids the coordinator revoked lately, newest first (added after the first protocol;
+     * absent from older coordinators and when there are none). An agent stops serving them blob
+     * blocks at once rather than when its remembered "yes" for them runs out. A list this agent
+     * cannot read is dropped, not the heartbeat: the remembered yes still runs out on its own.
+     */
+    revoked: z.array(z.string().min(1).max(MAX_REVOKED_PEER_ID_CHARS)).max(MAX_REVOKED_PER_HEARTBEAT).optional().catch(undefined)
+  }),
   enrollRefusedSchema
 ])
 

@@ -1,6 +1,7 @@
 import type { Kysely } from 'kysely'
 import type { Database } from '../db/schema.ts'
 import type { Presence } from '../p2p/presence.ts'
+import type { RecentRevocations } from '../nodes/recent-revocations.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import type { SessionUser } from '../accounts/accounts.ts'
@@ -16,6 +17,8 @@ import type { DatasetLibrary } from '../datasets/dataset-library.ts'
 export interface ApiServices {
   db: Kysely<Database>
   presence: Presence
+  /** peers revoked lately, listed to agents in heartbeat replies */
+  revocations: RecentRevocations
   log: Logger
   changes: ChangeFeed
   blobs: BlobStore

@@ -187,6 +187,30 @@ export class PeerExchange {
     }
   }
 
+  /**
+   * The coordinator revoked these peers (its heartbeat reply lists them): what was remembered
+   * of its word about them is dropped, so a request from one is asked about again (and
+   * refused), and this agent's connections to them are closed. Returns those it had not heard
+   * of already.
+   */
+  revoke (peerIds: readonly string[]): string[] {
+    const own = this.#libp2p.peerId.toString()
+    const others = peerIds.filter((id) => id !== own)
+    // Forgotten first: a peer that dials again at once meets the question, not a remembered yes.
+    const fresh = this.#permissions.forget(others)
+    for (const id of others) {
+      let peer: PeerId
+      try {
+        peer = peerIdFromString(id)
+      } catch {
+        continue
+      }
+      if (this.#libp2p.getConnections(peer).length === 0) continue
+      this.#libp2p.hangUp(peer).catch((err: unknown) => { this.#log('could not close a revoked peer\'s connections', { peerId: id, err }) })
+    }
+    return fresh
+  }
+
   /** Bytes sent to peers so far. */
   get sentBytes (): number {
     return this.#server.sentBytes

@@ -90,6 +90,64 @@ test('a request about a blob this agent does not hold costs the same budget and 
   assert.equal(asked, 1)
 })
 
+test('a peer the coordinator revoked is forgotten: its remembered yes is dropped, it is asked about again, and a vouch does not bring it back for a while', async () => {
+  let now = 0
+  const asked: string[] = []
+  const revoked = new Set<string>()
+  const permissions = new PeerPermissions(async (sha, peer) => {
+    asked.push(`${sha}/${peer}`)
+    return !revoked.has(peer)
+  }, () => now, ROOMY)
+  assert.equal(await permissions.check('a', 'member', 's', true), 'allowed')
+  assert.equal(await permissions.check('b', 'member', 's', true), 'allowed')
+  assert.equal(await permissions.check('a', 'other', 's', true), 'allowed')
+  permissions.vouch('c', 'member')
+  assert.equal(asked.length, 3)
+  now = 5_000
+  revoked.add('member')
+  assert.equal(await permissions.check('a', 'member', 's', true), 'allowed', 'until forgotten, the yes is remembered for a minute')
+  assert.equal(asked.length, 3)
+
+  assert.deepEqual(permissions.forget(['member']), ['member'])
+  assert.equal(await permissions.check('a', 'member', 's', true), 'refused', 'asked again: the coordinator says no')
+  assert.equal(await permissions.check('b', 'member', 's', true), 'refused', 'every blob\'s answer was dropped')
+  assert.equal(await permissions.check('c', 'member', 's', true), 'refused', 'a vouch from before was dropped too')
+  assert.deepEqual(asked.slice(3), ['a/member', 'b/member', 'c/member'])
+  assert.equal(await permissions.check('a', 'other', 's', true), 'allowed', 'other peers keep their answers')
+  assert.equal(asked.length, 6)
+
+  // The tracker's answer may predate the revocation: its vouch is not trusted.
+  now = 20_000
+  permissions.vouch('d', 'member')
+  assert.equal(await permissions.check('d', 'member', 's', true), 'refused', 'asked, not taken on the vouch')
+  assert.equal(asked.at(-1), 'd/member')
+  // The coordinator repeats the list each heartbeat: heard again, nothing is dropped or asked anew.
+  assert.deepEqual(permissions.forget(['member']), [], 'already forgotten')
+  assert.equal(await permissions.check('d', 'member', 's', true), 'refused')
+  assert.equal(asked.length, 7, 'the no is still remembered')
+  // A minute after the last listing a vouch counts again (the coordinator lists a revocation for minutes).
+  now = 20_000 + 60_000
+  permissions.vouch('e', 'member')
+  assert.equal(await permissions.check('e', 'member', 's', true), 'allowed')
+  assert.equal(asked.length, 7)
+  assert.deepEqual(permissions.forget(['member', 'member']), ['member'], 'forgotten again once its time was up, named once')
+})
+
+test('a question in flight when its peer is forgotten is answered no: the coordinator\'s yes may predate the revocation', async () => {
+  let answer: (yes: boolean) => void = () => {}
+  const permissions = new PeerPermissions(async () => await new Promise<boolean>((resolve) => { answer = resolve }), () => 0, ROOMY)
+  const pending = permissions.check('a', 'member', 's', true)
+  const waiting = permissions.check('a', 'member', 's', true)
+  await new Promise((resolve) => setImmediate(resolve))
+  permissions.forget(['member'])
+  answer(true)
+  assert.deepEqual(await Promise.all([pending, waiting]), ['refused', 'refused'])
+  assert.equal(permissions.asked, 1)
+  const again = permissions.check('a', 'member', 's', true)
+  assert.equal(await again, 'refused', 'remembered as a no')
+  assert.equal(permissions.asked, 1)
+})
+
 test('an asker\'s source: its IPv4 address, its IPv6 /64, its peer id over the relay', async () => {
   const remotePeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
   const source = (addr: string): string => askerSource({ remoteAddr: multiaddr(addr), remotePeer })

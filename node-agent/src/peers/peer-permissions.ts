@@ -22,6 +22,14 @@ const REMEMBER_ERROR_MS = 5_000
 const MAX_ANSWERS = 4096
 /** Sources (addresses) whose budgets are kept at once; a source forgotten starts with a full bucket. */
 const MAX_SOURCES = 1024
+/**
+ * How long after the coordinator last listed a peer as revoked (`forget`) a tracker's vouch for
+ * it is not trusted: a swarm answer given before the revocation may arrive after it. The
+ * coordinator lists a revocation for minutes, so this runs from the last heartbeat naming it.
+ */
+const DISTRUST_MS = 60_000
+/** Revoked peers whose vouches are ignored, kept at once; the oldest go first. */
+const MAX_FORGOTTEN = 1024
 
 /** How many questions the coordinator may be asked, and how fast. */
 export interface QuestionBudget {
@@ -53,6 +61,10 @@ export class PeerPermissions {
   readonly #answers = new Map<string, { allowed: Promise<boolean>, until: number }>()
   readonly #all: TokenBucket
   readonly #sources: KeyedTokenBuckets
+  /** Peers the coordinator revoked lately, until when a vouch for them is ignored; oldest first. */
+  readonly #forgotten = new Map<string, number>()
+  /** Calls to `forget` that named a peer not forgotten already: a question put before one may have been answered before a revocation. */
+  #forgets = 0
   #inFlight = 0
   /** Questions put to the coordinator so far. */
   asked = 0
@@ -71,11 +83,13 @@ export class PeerPermissions {
    * joined the blob's swarm, so it is served without asking for as long as a yes is trusted.
    */
   vouch (sha256: string, peerId: string): void {
+    // The tracker's answer may predate the peer's revocation: the coordinator is asked instead.
+    if (this.#distrusts(peerId)) return
     const key = `${sha256}/${peerId}`
     const known = this.#answers.get(key)
     // A no heard since stands; a yes (or nothing) is renewed.
     if (known !== undefined && known.until > this.#now()) {
-      void known.allowed.then((yes) => { if (yes) this.#remember(key, Promise.resolve(true), REMEMBER_MS) })
+      void known.allowed.then((yes) => { if (yes && !this.#distrusts(peerId)) this.#remember(key, Promise.resolve(true), REMEMBER_MS) })
       return
     }
     this.#remember(key, Promise.resolve(true), REMEMBER_MS)
@@ -101,7 +115,10 @@ export class PeerPermissions {
     this.#inFlight++
     this.asked++
     // One question for peers asking at once: the others wait on it at no cost.
-    const allowed = this.#ask(sha256, peerId).then((yes) => {
+    const forgets = this.#forgets
+    const allowed = this.#ask(sha256, peerId).then((answer) => {
+      // A yes to a question put before the peer was forgotten may predate its revocation.
+      const yes = answer && !(forgets !== this.#forgets && this.#distrusts(peerId))
       this.#remember(key, allowed, yes ? REMEMBER_MS : REMEMBER_NO_MS)
       return yes
     }, () => {
@@ -110,6 +127,43 @@ export class PeerPermissions {
     }).finally(() => { this.#inFlight-- })
     this.#remember(key, allowed, REMEMBER_MS)
     return await allowed ? 'allowed' : 'refused'
+  }
+
+  /**
+   * The coordinator revoked these peers (its heartbeat reply lists them): every answer
+   * remembered for them is dropped and, for a while, a tracker's vouch for them is ignored, so
+   * the next request from one is asked about again (and the coordinator says no). Returns those
+   * not already forgotten.
+   */
+  forget (peerIds: Iterable<string>): string[] {
+    const now = this.#now()
+    // Ordered by when last forgotten, so those whose time is up are at the front.
+    for (const [peerId, until] of this.#forgotten) {
+      if (until > now) break
+      this.#forgotten.delete(peerId)
+    }
+    const fresh = new Set<string>()
+    for (const peerId of peerIds) {
+      if (!this.#forgotten.has(peerId)) fresh.add(peerId)
+      this.#forgotten.delete(peerId)
+      this.#forgotten.set(peerId, now + DISTRUST_MS)
+      if (this.#forgotten.size > MAX_FORGOTTEN) this.#forgotten.delete(this.#forgotten.keys().next().value!)
+    }
+    // A peer still forgotten since an earlier call has no answer but the coordinator's since
+    // then (a no): the same list heard again each heartbeat drops nothing and asks nothing again.
+    if (fresh.size === 0) return []
+    this.#forgets++
+    // Keys are `${sha256}/${peerId}`, and neither holds a slash.
+    for (const key of this.#answers.keys()) {
+      if (fresh.has(key.slice(key.indexOf('/') + 1))) this.#answers.delete(key)
+    }
+    return [...fresh]
+  }
+
+  /** Whether `peerId` was forgotten lately: a vouch for it is ignored. */
+  #distrusts (peerId: string): boolean {
+    const until = this.#forgotten.get(peerId)
+    return until !== undefined && until > this.#now()
   }
 
   #remember (key: string, allowed: Promise<boolean>, forMs: number): void {

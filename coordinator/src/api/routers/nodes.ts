@@ -33,8 +33,12 @@ export const nodesRouter = router({
     const orgScope = ctx.user!.roles.includes('admin') ? null : ctx.user!.organizationId ?? '00000000-0000-0000-0000-000000000000'
     await revokeNode(ctx.db, input.id, orgScope)
     const node = await ctx.db.selectFrom('nodes').select('peer_id').where('id', '=', input.id).executeTakeFirst()
-    // Drop its live connection so it stops immediately, not at its next heartbeat.
-    if (node !== undefined) ctx.presence.disconnect(node.peer_id)
+    if (node !== undefined) {
+      // Drop its live connection so it stops immediately, not at its next heartbeat; and tell
+      // the other agents, at their next heartbeat, to stop serving it blob blocks.
+      ctx.presence.disconnect(node.peer_id)
+      ctx.revocations.add(node.peer_id)
+    }
     ctx.changes.publish('nodes')
     return { ok: true as const }
   })
