@@ -2,18 +2,19 @@ import { sql } from 'kysely'
 import type { Kysely } from 'kysely'
 import type { BlobKind, Database } from '../db/schema.ts'
 import { byteLengthOf, isBlobSource } from './blob-store.ts'
-import type { BlobBytes, BlobStore } from './blob-store.ts'
+import type { BlobBytes, BlobStore, ComputedSha256 } from './blob-store.ts'
 
 /**
  * Stores bytes and records what they are, so the blob protocol knows what it may serve. The
  * first to store a blob is its `uploadedBy`; anyone who stores the same bytes later joins its
  * `uploaders` (they hold the bytes too, so they may use them: runs/run-resolution.ts).
+ * `sha256`, the bytes' own as the caller just computed it, is not computed again.
  */
-export async function storeBlob (db: Kysely<Database>, store: BlobStore, bytes: BlobBytes, kind: BlobKind, meta: Record<string, unknown> = {}): Promise<string> {
+export async function storeBlob (db: Kysely<Database>, store: BlobStore, bytes: BlobBytes, kind: BlobKind, meta: Record<string, unknown> = {}, sha256?: ComputedSha256): Promise<string> {
   let size = 0
   // A source's size is known once it has been read: counted as the store reads it.
   const counted = isBlobSource(bytes) ? (async function * () { for await (const chunk of bytes) { size += chunk.byteLength; yield chunk } })() : bytes
-  const sha = await store.put(counted)
+  const sha = await store.put(counted, sha256)
   if (!isBlobSource(bytes)) size = byteLengthOf(bytes)
   const inserted = await db.insertInto('blobs')
     .values({ sha256: sha, size, kind, meta: JSON.stringify(meta) })

@@ -12,10 +12,18 @@ import { readWholeFile, sha256Hex } from '@barnraise/protocol'
  */
 export type BlobBytes = Uint8Array | readonly Uint8Array[] | AsyncIterable<Uint8Array>
 
+declare const computed: unique symbol
+
+/**
+ * A sha256 this process computed over bytes (`sha256HexInSlices`), never one a request or
+ * manifest claims: a store given it with those bytes takes it instead of hashing them again.
+ */
+export type ComputedSha256 = string & { readonly [computed]: true }
+
 /** Content-addressed bytes: the key is the sha256 of the value. S3 could implement this too. */
 export interface BlobStore {
-  /** Stores bytes (read to their end, a source included) and returns their sha256. */
-  put: (bytes: BlobBytes) => Promise<string>
+  /** Stores bytes (read to their end, a source included) and returns their sha256; `sha256`, of bytes in memory, saves hashing them again. */
+  put: (bytes: BlobBytes, sha256?: ComputedSha256) => Promise<string>
   get: (sha256: string) => Promise<Uint8Array>
   size: (sha256: string) => Promise<number | undefined>
   /** Reads bytes `start` to `end` (inclusive; the end of the blob when absent). */
@@ -36,9 +44,9 @@ const HASH_SLICE_BYTES = 16 * 1024 * 1024
  * between, so a checkpoint or shard of hundreds of MiB does not stall every other request.
  * The caller must not change `bytes` until it resolves.
  */
-export async function sha256HexInSlices (bytes: Uint8Array | readonly Uint8Array[]): Promise<string> {
+export async function sha256HexInSlices (bytes: Uint8Array | readonly Uint8Array[]): Promise<ComputedSha256> {
   const parts = bytes instanceof Uint8Array ? [bytes] : bytes
-  if (parts.length === 1 && parts[0]!.byteLength <= HASH_SLICE_BYTES) return sha256Hex(parts[0]!)
+  if (parts.length === 1 && parts[0]!.byteLength <= HASH_SLICE_BYTES) return sha256Hex(parts[0]!) as ComputedSha256
   const hash = createHash('sha256')
   let sinceTurn = 0
   for (const part of parts) {
@@ -49,7 +57,7 @@ export async function sha256HexInSlices (bytes: Uint8Array | readonly Uint8Array
       if (sinceTurn >= HASH_SLICE_BYTES) { sinceTurn = 0; await nextTurn() }
     }
   }
-  return hash.digest('hex')
+  return hash.digest('hex') as ComputedSha256
 }
 
 /** How many bytes `bytes` are, whole or in parts. */
@@ -75,9 +83,9 @@ export class DiskBlobStore implements BlobStore {
     return join(this.#root, sha256.slice(0, 2), sha256)
   }
 
-  async put (bytes: BlobBytes): Promise<string> {
+  async put (bytes: BlobBytes, sha256?: ComputedSha256): Promise<string> {
     if (isBlobSource(bytes)) return await this.#putSource(bytes)
-    const sha = await sha256HexInSlices(bytes)
+    const sha = sha256 ?? await sha256HexInSlices(bytes)
     const path = this.#path(sha)
     if (await this.size(sha) === byteLengthOf(bytes)) return sha
     await mkdir(join(this.#root, sha.slice(0, 2)), { recursive: true })

@@ -2,13 +2,14 @@ import type { Kysely } from 'kysely'
 import type { CheckedDocumentIndex } from '@barnraise/datasets'
 import type { LlamaConfig, RunSpec } from '@barnraise/protocol'
 import { MAX_URL_SHARD_BYTES, fetchShardBytes, parseLlamaConfig, shardUrlRefusal } from '@barnraise/protocol'
-import { countParams, demoCorpusShards, initialCheckpointChunks, modelPresets, presetConfig, sha256Hex } from '@barnraise/trainer'
+import { countParams, demoCorpusShards, initialCheckpointChunks, modelPresets, presetConfig } from '@barnraise/trainer'
 import { loadTokenizer } from '../datasets/run-tokenizers.ts'
 import { assertDataRoom, dataAmount, withDataQuota } from '../datasets/data-storage.ts'
 import type { DataQuota } from '../datasets/data-storage.ts'
 import { documentIndexes } from '../datasets/document-indexes.ts'
 import { checkFetchedShard } from '../datasets/fetched-shard.ts'
 import type { Database } from '../db/schema.ts'
+import { sha256HexInSlices } from '../blobs/blob-store.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import { storeBlob, storedBy } from '../blobs/blob-records.ts'
 import type { ShardInfo } from './runs.ts'
@@ -135,18 +136,20 @@ async function resolveUrlDataset (store: RunStore, dataset: Extract<RunSpec['dat
   } catch (err) {
     throw new Error(`the validation shard could not be fetched: ${(err as Error).message}`)
   }
-  const decoded = await checkFetchedShard(bytes, dataset.validation.sha256, dataset.validation.url)
+  // Hashed once, here: the store takes the sha256 computed in the check.
+  const { header: decoded, sha256: validationSha } = await checkFetchedShard(bytes, dataset.validation.sha256, dataset.validation.url)
   if (decoded.vocabSize !== tokenizer.vocabSize) throw new Error(`the shards use a vocabulary of ${decoded.vocabSize} but tokenizer ${dataset.tokenizer} has ${tokenizer.vocabSize}`)
   const index = dataset.documents === undefined ? null : await fetchDocumentIndex(dataset, allowPrivate)
+  const indexSha = index === null ? undefined : await sha256HexInSlices(index.gzipped)
   const uploadedBy = owner === null ? {} : { uploadedBy: owner.uploadedBy }
   const { documentIndex, validation } = await withDataQuota(store.db, async () => {
     if (owner !== null) {
-      const added = await newBytes(store.db, [{ sha256: dataset.validation.sha256, size: bytes.byteLength }, ...(index === null ? [] : [{ sha256: sha256Hex(index.gzipped), size: index.gzipped.byteLength }])])
+      const added = await newBytes(store.db, [{ sha256: validationSha, size: bytes.byteLength }, ...(index === null || indexSha === undefined ? [] : [{ sha256: indexSha, size: index.gzipped.byteLength }])])
       // Room held by uploads in progress is not free.
       await assertDataRoom(store.db, owner.quota, { userId: owner.uploadedBy, bytes: added, what: `storing this dataset's validation shard${index === null ? '' : ' and document index'} takes ${dataAmount(added)}` })
     }
-    const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy })
-    const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation', ...uploadedBy }), tokens: decoded.tokens }
+    const documentIndex = index === null ? null : await storeBlob(store.db, store.blobs, index.gzipped, 'documents', { source: index.source, documents: index.documents, url: dataset.documents!.url, ...uploadedBy }, indexSha)
+    const validation = { sha256: await storeBlob(store.db, store.blobs, bytes, 'shard', { tokens: decoded.tokens, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, split: 'validation', ...uploadedBy }, validationSha), tokens: decoded.tokens }
     return { documentIndex, validation }
   })
   return { train: dataset.train.map((s) => ({ sha256: s.sha256, tokens: s.tokens, url: s.url })), validation, vocabSize: decoded.vocabSize, tokenizer: dataset.tokenizer, documentIndex }

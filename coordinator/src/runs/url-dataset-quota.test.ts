@@ -131,3 +131,46 @@ test('two runs created at once cannot both take the last room in the dataset quo
     server.close()
   }
 })
+
+test('a URL dataset\'s validation shard is hashed once: the store takes the sha256 its check computed; bytes without the manifest\'s sha256 are refused with nothing stored', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-url-validation-'))
+  const words = ['barn', 'raise', 'seed', 'grain', 'field', 'plough']
+  const lines = Array.from({ length: 1500 }, (_, i) => JSON.stringify({ text: Array.from({ length: 12 }, (_, j) => words[(i * 5 + j) % words.length]).join(' ') }))
+  await writeFile(join(dir, 'v.jsonl'), lines.join('\n'))
+  const files = new Map<string, Uint8Array>()
+  const built = await buildDataset({ reader: await openReader(join(dir, 'v.jsonl'), 'jsonl', 'text'), tokenizer: catalogTokenizer('gpt2-1k'), source: 'v.jsonl', ...UPLOAD_BUILD_DEFAULTS, shardTokens: 8_000, onShard: async (bytes, m) => { files.set(`/${m.sha256}`, bytes) } })
+  const { server, base, database, db, store, organizer } = await serveAndOpen(files, dir)
+  // What the store is handed for bytes in memory: the sha256 it is given saves it hashing them again.
+  const puts: Array<{ sha256: string | undefined, size: number }> = []
+  const put = store.blobs.put.bind(store.blobs)
+  store.blobs.put = async (bytes, sha256) => {
+    if (bytes instanceof Uint8Array) puts.push({ sha256, size: bytes.byteLength })
+    return await put(bytes, sha256)
+  }
+  try {
+    const spec = (validation: { url: string, sha256: string }) => ({
+      name: 'from urls',
+      model: { preset: 'tiny' },
+      dataset: { source: 'urls', tokenizer: 'gpt2-1k', train: built.train.map((s) => ({ url: `${base}/${s.sha256}`, sha256: s.sha256, tokens: s.tokens })), validation },
+      recipe: { innerSteps: 4, batchSize: 2, seqLen: 32, innerLr: 0.003, warmupSteps: 1 },
+      rounds: 2
+    })
+    const limits = { ...DEFAULT_INSTALL_LIMITS, allowPrivateShardUrls: true, datasetQuotaBytes: 64 * 1024 * 1024 }
+    // A token shard, but not the one the manifest names.
+    const wrongUrl = `${base}/${built.train[0]!.sha256}`
+    const refused = await createRun(store, spec({ url: wrongUrl, sha256: built.validation.sha256 }), organizer, limits).then(() => undefined, (e: unknown) => e)
+    assert.ok(refused instanceof RunSpecError, String(refused))
+    assert.equal(refused.fields[0]!.message, `the validation shard at ${wrongUrl} does not have the sha256 the manifest gives`)
+    assert.deepEqual(puts, [], 'nothing is stored')
+    assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', '=', 'shard').execute()).length, 0)
+
+    const validation = files.get(`/${built.validation.sha256}`)!
+    const { spec: resolved } = await createRun(store, spec({ url: `${base}/${built.validation.sha256}`, sha256: built.validation.sha256 }), organizer, limits)
+    assert.equal(resolved.validationShard.sha256, built.validation.sha256)
+    assert.deepEqual(puts, [{ sha256: built.validation.sha256, size: validation.byteLength }], 'the store was given the checked sha256 with the shard')
+    assert.equal(sha(await store.blobs.get(built.validation.sha256)), built.validation.sha256, 'and holds the shard under it')
+  } finally {
+    await database.close()
+    server.close()
+  }
+})

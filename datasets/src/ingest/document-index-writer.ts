@@ -5,7 +5,7 @@
 import { createReadStream, createWriteStream } from 'node:fs'
 import { rm } from 'node:fs/promises'
 import { once } from 'node:events'
-import { Transform } from 'node:stream'
+import { PassThrough, Transform } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
 import type { Gzip } from 'node:zlib'
@@ -29,11 +29,15 @@ function counted (take: (bytes: number, what: string) => void, what: string): Tr
   })
 }
 
+/** How `finish` writes the index: gzipped (the default) or plain JSON, and the file's mode (0o600 unless given; the umask applies). */
+export interface IndexFileOptions { gzip?: boolean, mode?: number }
+
 /**
- * Writes a document index as gzipped JSON, the same bytes (once gunzipped) as `JSON.stringify`
- * of the whole index. Its documents come first, in stream order, and are gzipped into a part
- * file as they come; `finish` writes the index from its head (the shards, known only at the
- * end), that part and its tail. Every byte written to disk is counted with `take` first.
+ * Writes a document index as gzipped JSON (or plain, `IndexFileOptions`), the same bytes (once
+ * gunzipped) as `JSON.stringify` of the whole index. Its documents come first, in stream order,
+ * and are gzipped into a part file as they come; `finish` writes the index from its head (the
+ * shards, known only at the end), that part and its tail. Every byte written to disk is counted
+ * with `take` first: the part's and the index's, as both are on disk until the part is removed.
  */
 export class DocumentIndexWriter {
   readonly #part: string
@@ -72,8 +76,8 @@ export class DocumentIndexWriter {
     if (this.#failed !== undefined) throw this.#failed
   }
 
-  /** Writes the index, with `head`'s fields around the documents added, gzipped to `path`. */
-  async finish (head: Omit<DocumentIndex, 'documents'>, path: string): Promise<void> {
+  /** Writes the index, with `head`'s fields around the documents added, to `path` (gzipped unless `options.gzip` is false), and removes the part. */
+  async finish (head: Omit<DocumentIndex, 'documents'>, path: string, options: IndexFileOptions = {}): Promise<void> {
     if (this.#pending !== '') await this.#flush()
     this.#gzip.end()
     await this.#written
@@ -91,7 +95,14 @@ export class DocumentIndexWriter {
       await reading
       yield after
     }
-    await pipeline(json, createGzip(), counted(this.#take, 'the document index'), createWriteStream(path, { mode: 0o600 }))
+    await pipeline(json, options.gzip === false ? new PassThrough() : createGzip(), counted(this.#take, 'the document index'), createWriteStream(path, { mode: options.mode ?? 0o600 }))
     await rm(part, { force: true })
+  }
+
+  /** Stops writing and removes the part: for a build that failed before `finish` (a worker's thread ends anyway; a CLI's process goes on). */
+  async discard (): Promise<void> {
+    this.#gzip.destroy()
+    await this.#written.catch(() => undefined)
+    await rm(this.#part, { force: true })
   }
 }

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { gzipSync } from 'node:zlib'
 import { datasetManifestSchema, runSpecSchema } from '@barnraise/protocol'
+import { UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReaders, parseDocumentIndex } from '@barnraise/datasets'
 import { decodeShard, sha256Hex } from '@barnraise/trainer'
 import { runShardCommand } from './shard.ts'
 
@@ -117,4 +118,43 @@ test('shard --tokenizer: one JSONL file into BPE shards, a document index and th
   await writeFile(join(dir, 'notes.txt'), 'plain text')
   assert.equal(await runShardCommand(['--out', both, '--tokenizer', 'gpt2-1k', join(dir, 'rows.jsonl'), join(dir, 'notes.txt')], mixed.io), 2)
   assert.match(mixed.err.join(''), /every dataset file must be in one format: rows\.jsonl reads as jsonl, notes\.txt as text/)
+})
+
+test('shard --tokenizer writes the document index as documents arrive: the same file as the index held whole, every document in it', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'barnraise-shard-'))
+  onTestFinished(async () => { await rm(dir, { recursive: true, force: true }) })
+  // Two files of 40,000 short paragraphs: over a megabyte of index JSON, so the writer gzips
+  // several blocks into its part file before the index is written.
+  const paragraphs = (n: number, tag: string): string => Array.from({ length: n }, (_, i) => `${tag} ${i} "q"`).join('\n\n') + '\n'
+  await writeFile(join(dir, 'a.txt'), paragraphs(40_000, 'alpha'))
+  await writeFile(join(dir, 'b.txt'), paragraphs(40_000, 'beta'))
+  const files = [join(dir, 'a.txt'), join(dir, 'b.txt')]
+  const out = join(dir, 'out')
+  const c = capture()
+  assert.equal(await runShardCommand(['--out', out, '--tokenizer', 'byte', '--shard-tokens', '65536', '--base-url', 'https://data.example.org/p/', ...files], c.io), 0, c.err.join(''))
+  assert.match(c.out.join(''), /80000 documents, 0 bad rows/)
+  const written = await readFile(join(out, 'documents.json'), 'utf8')
+  // The same input built with its index held whole, as the command did before.
+  const whole = await buildDataset({ reader: await openReaders(files, 'text', null), tokenizer: catalogTokenizer('byte'), source: 'a.txt and 1 more', ...UPLOAD_BUILD_DEFAULTS, shardTokens: 65536, onShard: async () => {} })
+  assert.equal(whole.index.documents.length, 80_000 - 80_000 / UPLOAD_BUILD_DEFAULTS.holdOutEvery)
+  const expected = JSON.stringify(whole.index) + '\n'
+  assert.ok(expected.length > 1024 * 1024, 'more than one block of documents')
+  // Compared whole, reported by length and first difference: the strings are megabytes.
+  const differsAt = [...Array(Math.max(written.length, expected.length)).keys()].find((i) => written[i] !== expected[i])
+  assert.deepEqual({ length: written.length, differsAt }, { length: expected.length, differsAt: undefined })
+  const index = parseDocumentIndex(JSON.parse(written))
+  assert.equal(index.documents[0]![0], 'a.txt: line 1')
+  assert.equal(index.documents.at(-1)![0], 'b.txt: line 79997', 'the last paragraph is the 80,000th document, held out')
+  assert.deepEqual(index.shards, JSON.parse(await readFile(join(out, 'manifest.json'), 'utf8')).train.map((s: { sha256: string, tokens: number }) => ({ sha256: s.sha256, tokens: s.tokens })))
+  const urls = JSON.parse(await readFile(join(out, 'urls.json'), 'utf8')) as { documents: { url: string, sha256: string } }
+  assert.deepEqual(urls.documents, { url: 'https://data.example.org/p/documents.json', sha256: sha256Hex(Buffer.from(written)) })
+  assert.ok(!(await readdir(out)).includes('documents.json.part'), 'the part file is gone')
+
+  // A build that fails leaves no part file behind (the train shards it wrote stay, as before).
+  const few = join(dir, 'few')
+  await writeFile(join(dir, 'few.txt'), paragraphs(10, 'few'))
+  const failed = capture()
+  assert.equal(await runShardCommand(['--out', few, '--tokenizer', 'byte', join(dir, 'few.txt')], failed.io), 1)
+  assert.match(failed.err.join(''), /needs at least 50/)
+  assert.deepEqual((await readdir(few)).filter((f) => f.startsWith('documents')), [])
 })

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto'
+import { createReadStream } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { appendFile, mkdir, readFile, writeFile } from 'node:fs/promises'
 import { basename, join } from 'node:path'
 import { gunzipSync } from 'node:zlib'
 import { datasetManifestSchema, shardUrlRefusal } from '@barnraise/protocol'
-import { DATASET_FORMATS, DatasetError, TOKENIZER_CATALOG, TokenizerError, UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReaders, uploadedTokenizer } from '@barnraise/datasets'
+import { DATASET_FORMATS, DatasetError, DocumentIndexWriter, TOKENIZER_CATALOG, TokenizerError, UPLOAD_BUILD_DEFAULTS, buildDataset, catalogTokenizer, openReaders, uploadedTokenizer } from '@barnraise/datasets'
 import type { DatasetFormat } from '@barnraise/datasets'
 import type { DatasetManifest } from '@barnraise/protocol'
 import { BYTE_VOCAB_SIZE, buildShardsFromTokens, DEMO_SHARD_OPTIONS, ShardError } from '@barnraise/trainer'
@@ -31,11 +32,18 @@ async function readCorpus (files: string[]): Promise<Uint8Array> {
   return out
 }
 
+/** sha256 of a file, read as a stream: a document index can be hundreds of MiB. */
+async function sha256OfFile (path: string): Promise<string> {
+  const hash = createHash('sha256')
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer)
+  return hash.digest('hex')
+}
+
 /**
  * One dataset (one file, several, or a tar archive of them, all in one format), read and tokenized (a catalogue name or a tokenizer.json
  * path), into `<sha256>.shard` files, `manifest.json`, `documents.json` (which document every
- * train token came from) and, with `--base-url`, `urls.json`: the run spec's `dataset` for
- * shards served from that URL.
+ * train token came from, written as documents arrive: memory does not grow with their number)
+ * and, with `--base-url`, `urls.json`: the run spec's `dataset` for shards served from that URL.
  */
 async function shardWithTokenizer (o: { out: string, files: string[], shardTokens: number, tokenizer: string, format: string | undefined, field: string | undefined, baseUrl: string | undefined }, io: CommandIo, fail: (message: string) => number): Promise<number> {
   if (o.files.length === 0) return fail('give at least one dataset file')
@@ -54,6 +62,9 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
     return fail(`--tokenizer: ${missing ? `"${o.tokenizer}" is neither a tokenizer here (${TOKENIZER_CATALOG.map((e) => e.name).join(', ')}) nor a tokenizer.json file` : (err as Error).message}`)
   }
   await mkdir(o.out, { recursive: true })
+  const documentsFile = join(o.out, 'documents.json')
+  // The ingest's writer, with no byte budget (the disk is the caller's own): the index goes to disk as documents arrive.
+  const index = new DocumentIndexWriter(`${documentsFile}.part`, () => {})
   let result
   try {
     result = await buildDataset({
@@ -62,9 +73,11 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
       source: o.files.length === 1 ? basename(file) : `${basename(file)} and ${o.files.length - 1} more`,
       ...UPLOAD_BUILD_DEFAULTS,
       shardTokens: o.shardTokens,
-      onShard: async (bytes, m) => { await writeFile(join(o.out, `${m.sha256}.shard`), bytes) }
+      onShard: async (bytes, m) => { await writeFile(join(o.out, `${m.sha256}.shard`), bytes) },
+      onDocument: (locator, start, end) => index.add(locator, start, end)
     })
   } catch (err) {
+    await index.discard()
     if (!(err instanceof DatasetError) && !(err instanceof TokenizerError)) throw err
     io.stderr.write(`barnraise-agent shard: ${err.message}\n`)
     return 1
@@ -79,8 +92,9 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
     validation: result.validation
   })
   await writeFile(join(o.out, 'manifest.json'), JSON.stringify(manifest, null, 2) + '\n')
-  const documents = Buffer.from(JSON.stringify(result.index) + '\n')
-  await writeFile(join(o.out, 'documents.json'), documents)
+  // Plain JSON ending in a newline, as readers fetch it by URL and hash it; served, so readable as the shards are.
+  await index.finish(result.index, documentsFile, { gzip: false, mode: 0o666 })
+  await appendFile(documentsFile, '\n')
   if (o.baseUrl !== undefined) {
     const base = o.baseUrl.endsWith('/') ? o.baseUrl : `${o.baseUrl}/`
     const dataset = {
@@ -89,7 +103,7 @@ async function shardWithTokenizer (o: { out: string, files: string[], shardToken
       train: result.train.map((s) => ({ url: `${base}${s.sha256}.shard`, sha256: s.sha256, tokens: s.tokens })),
       validation: { url: `${base}${result.validation.sha256}.shard`, sha256: result.validation.sha256 },
       // The provenance of every train token: the coordinator fetches and checks it once.
-      documents: { url: `${base}documents.json`, sha256: createHash('sha256').update(documents).digest('hex') }
+      documents: { url: `${base}documents.json`, sha256: await sha256OfFile(documentsFile) }
     }
     await writeFile(join(o.out, 'urls.json'), JSON.stringify(dataset, null, 2) + '\n')
   }
