@@ -2,7 +2,7 @@ import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { createTestDatabase } from '../../../test/support/postgres.ts'
 import { openDatabase } from '../db/open-database.ts'
-import { UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, dataRoom, heldBytes, holdsWholeFile, reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
+import { UPLOAD_FIRST_STRETCH_MS, UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, dataRoom, heldBytes, holdsWholeFile, reserveDataRoom, stagedUploadBytes, uploadedDataBytes, withDataQuota } from './data-storage.ts'
 
 test('room reserved for a dataset being stored counts as used until released, once, and only on its own database', async () => {
   const a = await openDatabase({ dataDir: 'memory://' })
@@ -35,17 +35,22 @@ test('room reserved for one account counts for that account and the install, and
   }
 })
 
-test('an upload holds its whole file while a piece came within the hour and it keeps the pace it was announced at; else only what it received', () => {
+test('an upload holds its whole file while a piece came within the hour and, after a first stretch, it keeps the pace it was announced at; else only what it received', () => {
   const now = Date.parse('2026-12-20T12:00:00Z')
   const upload = (createdAgo: number, touchedAgo: number, received: number, status: 'uploading' | 'tokenizing' | 'failed' = 'uploading') =>
     ({ status, file_bytes: 10 * 1024 ** 3, received_bytes: received, created_at: new Date(now - createdAgo), updated_at: new Date(now - touchedAgo) })
   const minute = 60_000
-  assert.equal(heldBytes(upload(0, 0, 0), now), 10 * 1024 ** 3, 'just announced')
-  assert.equal(heldBytes(upload(UPLOAD_HOLD_MS, UPLOAD_HOLD_MS, 0), now), 10 * 1024 ** 3, 'an hour without a piece, to the millisecond')
-  assert.equal(heldBytes(upload(UPLOAD_HOLD_MS + 1, UPLOAD_HOLD_MS + 1, 0), now), 0, 'past the hour')
-  // Three hours in: the pace asks for two hours' worth of bytes (the first hour is free).
-  const due = 2 * 3600 * UPLOAD_PACE_BYTES_PER_S
-  assert.equal(heldBytes(upload(3 * 60 * minute, minute, due), now), 10 * 1024 ** 3, 'on pace')
+  const whole = 10 * 1024 ** 3
+  assert.equal(heldBytes(upload(0, 0, 0), now), whole, 'just announced')
+  assert.equal(heldBytes(upload(UPLOAD_FIRST_STRETCH_MS, UPLOAD_FIRST_STRETCH_MS, 0), now), whole, 'the first stretch without a byte, to the millisecond')
+  assert.equal(heldBytes(upload(UPLOAD_FIRST_STRETCH_MS + 1, UPLOAD_FIRST_STRETCH_MS + 1, 0), now), 0, 'past it, nothing sent: the announcement alone holds nothing')
+  // Well ahead of the pace, the hour without a piece decides.
+  const ahead = whole - 1
+  assert.equal(heldBytes(upload(2 * UPLOAD_HOLD_MS, UPLOAD_HOLD_MS, ahead), now), whole, 'an hour without a piece, to the millisecond')
+  assert.equal(heldBytes(upload(2 * UPLOAD_HOLD_MS, UPLOAD_HOLD_MS + 1, ahead), now), ahead, 'past the hour')
+  // Three hours in: the pace asks for three hours' worth of bytes but the first stretch.
+  const due = (3 * 3600_000 - UPLOAD_FIRST_STRETCH_MS) / 1000 * UPLOAD_PACE_BYTES_PER_S
+  assert.equal(heldBytes(upload(3 * 60 * minute, minute, due), now), whole, 'on pace')
   assert.equal(heldBytes(upload(3 * 60 * minute, minute, due - UPLOAD_PACE_BYTES_PER_S), now), due - UPLOAD_PACE_BYTES_PER_S, 'a second behind')
   assert.equal(heldBytes(upload(3 * 60 * minute, 3 * 60 * minute, 10 * 1024 ** 3, 'tokenizing'), now), 10 * 1024 ** 3, 'tokenizing holds its file whatever its age')
   assert.equal(holdsWholeFile(upload(0, 0, 5, 'failed'), now), false)
@@ -67,11 +72,12 @@ for (const kind of ['pglite', 'postgres'] as const) {
       const second = 1000
       const hour = 3600 * second
       const file = 64 * 1024 ** 3
-      const due = (ago: number): number => Math.max(0, (ago - UPLOAD_HOLD_MS) / 1000 * UPLOAD_PACE_BYTES_PER_S)
+      const due = (ago: number): number => Math.max(0, (ago - UPLOAD_FIRST_STRETCH_MS) / 1000 * UPLOAD_PACE_BYTES_PER_S)
       // [status, announced ago, last piece ago, received]: each a second or more either side of a rule.
       const cases: Array<['uploading' | 'tokenizing' | 'ready', number, number, number]> = [
         ['uploading', 0, 0, 0], ['uploading', 10 * second, 10 * second, 5],
-        ['uploading', UPLOAD_HOLD_MS - second, UPLOAD_HOLD_MS - second, 0], ['uploading', UPLOAD_HOLD_MS + second, UPLOAD_HOLD_MS + second, 7],
+        ['uploading', UPLOAD_FIRST_STRETCH_MS - second, UPLOAD_FIRST_STRETCH_MS - second, 0], ['uploading', UPLOAD_FIRST_STRETCH_MS + second, UPLOAD_FIRST_STRETCH_MS + second, 7],
+        ['uploading', UPLOAD_HOLD_MS + second, UPLOAD_HOLD_MS + second, 7], ['uploading', 5 * hour, UPLOAD_HOLD_MS - second, due(5 * hour) + 10 * UPLOAD_PACE_BYTES_PER_S],
         ['uploading', 5 * hour, second, due(5 * hour) + UPLOAD_PACE_BYTES_PER_S], ['uploading', 5 * hour, second, due(5 * hour) - UPLOAD_PACE_BYTES_PER_S],
         ['uploading', 5 * hour, UPLOAD_HOLD_MS + second, due(5 * hour) + 10 * UPLOAD_PACE_BYTES_PER_S],
         ['tokenizing', 30 * hour, 30 * hour, file], ['ready', 0, 0, file]

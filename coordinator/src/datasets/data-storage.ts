@@ -14,13 +14,21 @@ export interface DataQuota { datasetQuotaBytes: number, userDatasetQuotaBytes?: 
  * An upload holds room for its whole announced file only while it is moving: a piece within
  * this long (a client retrying a dropped piece comes back within minutes, a laptop put to sleep
  * does not), and on average at least `UPLOAD_PACE_BYTES_PER_S` since it was announced, after a
- * first stretch this long. Otherwise it holds only the bytes it has received (they are on disk)
+ * first stretch of `UPLOAD_FIRST_STRETCH_MS`. Otherwise it holds only the bytes it has received (they are on disk)
  * for others (its own uploader's checks count it whole: `heldBytes`). Its next piece takes the
  * rest again if the room is still there, when the pause was all that stalled it; a slow one
  * carries on without holding the rest, each piece needing room of its own. Without the pace, a
  * byte sent every 59 minutes would hold a file as large as the quota for ever.
  */
 export const UPLOAD_HOLD_MS = 3600_000
+/**
+ * How long an announcement holds its whole file before the pace counts: time for the first
+ * pieces to move (an 8 MiB piece takes two minutes at the pace). It is short because it is free:
+ * an account that announces a file as large as the quota and sends nothing holds the quota this
+ * long, and with an hour several accounts (open organizing lets anyone sign up) could take turns
+ * keeping everyone else's uploads refused.
+ */
+export const UPLOAD_FIRST_STRETCH_MS = 10 * 60_000
 /** 64 KiB/s (about 0.5 Mbit/s, below any uplink in use): 4 GiB take 18 hours at this pace. */
 export const UPLOAD_PACE_BYTES_PER_S = 64 * 1024
 
@@ -33,7 +41,7 @@ export function holdsWholeFile (row: UploadHold, now: number): boolean {
   if (row.status !== 'uploading') return false
   if (now - row.updated_at.getTime() > UPLOAD_HOLD_MS) return false
   // Each byte received buys time at the pace; a new upload starts with the first stretch.
-  return now <= row.created_at.getTime() + UPLOAD_HOLD_MS + row.received_bytes / UPLOAD_PACE_BYTES_PER_S * 1000
+  return now <= row.created_at.getTime() + UPLOAD_FIRST_STRETCH_MS + row.received_bytes / UPLOAD_PACE_BYTES_PER_S * 1000
 }
 
 /** An upload that receives nothing for this long is abandoned (failed, its staged bytes deleted). */
@@ -111,14 +119,16 @@ export interface StagedOptions {
 export async function stagedUploadBytes (db: Kysely<Database>, options: StagedOptions = {}): Promise<number> {
   // `heldBytes` in SQL, so a check costs one row however many uploads there are. Ids compare as
   // text: a caller's account id need not be a uuid (a test's, a manifest's owner).
-  const cutoff = new Date((options.now ?? Date.now()) - UPLOAD_HOLD_MS)
+  const now = options.now ?? Date.now()
+  const cutoff = new Date(now - UPLOAD_HOLD_MS)
+  const paceCutoff = new Date(now - UPLOAD_FIRST_STRETCH_MS)
   const own = options.fullFor === undefined
     ? sql<boolean>`false`
     : options.asking === undefined
       ? sql<boolean>`created_by::text = ${options.fullFor}`
       : sql<boolean>`(created_by::text = ${options.fullFor} and id::text <> ${options.asking})`
   let query = db.selectFrom('datasets')
-    .select(sql<string>`coalesce(sum(case when status = 'tokenizing' or ${own} or (updated_at >= ${cutoff} and created_at + (received_bytes::float8 / ${UPLOAD_PACE_BYTES_PER_S}::float8) * interval '1 second' >= ${cutoff}) then file_bytes else received_bytes end), 0)`.as('held'))
+    .select(sql<string>`coalesce(sum(case when status = 'tokenizing' or ${own} or (updated_at >= ${cutoff} and created_at + (received_bytes::float8 / ${UPLOAD_PACE_BYTES_PER_S}::float8) * interval '1 second' >= ${paceCutoff}) then file_bytes else received_bytes end), 0)`.as('held'))
     .where('status', 'in', ['uploading', 'tokenizing'])
   if (options.userId !== undefined) query = query.where(sql<string>`created_by::text`, '=', options.userId)
   if (options.except !== undefined) query = query.where(sql<string>`id::text`, '<>', options.except)

@@ -17,11 +17,12 @@ import { openDatabase } from '../db/open-database.ts'
 import type { Database } from '../db/schema.ts'
 import { DiskBlobStore } from '../blobs/blob-store.ts'
 import { ChangeFeed } from '../events/change-feed.ts'
+import type { ChangeTopic } from '../events/change-feed.ts'
 import { createLogger } from '../log.ts'
 import { CoordinatorError } from '../errors.ts'
 import { DatasetLibrary } from './dataset-library.ts'
 import type { NewDataset } from './dataset-library.ts'
-import { UPLOAD_HOLD_MS, stagedUploadBytes, uploadedDataBytes } from './data-storage.ts'
+import { UPLOAD_FIRST_STRETCH_MS, UPLOAD_HOLD_MS, reserveDataRoom, stagedUploadBytes, uploadedDataBytes } from './data-storage.ts'
 import type { DataQuota } from './data-storage.ts'
 import { storeUploadedTokenizer } from './run-tokenizers.ts'
 import { zstdParquet } from '../../../datasets/src/readers/crafted-parquet.ts'
@@ -36,14 +37,14 @@ afterEach(async () => {
 })
 
 /** A library on a throwaway database (PGlite, or a fresh one on the test Postgres) with the given quota, and two organizers in it. */
-async function open (quota: DataQuota, kind: 'pglite' | 'postgres' = 'pglite') {
+async function open (quota: DataQuota, kind: 'pglite' | 'postgres' = 'pglite', changes = new ChangeFeed()) {
   const dir = await mkdtemp(join(tmpdir(), 'barnraise-dataset-library-'))
   const fresh = kind === 'postgres' ? await createTestDatabase() : undefined
   const database = await openDatabase({ dataDir: 'memory://', databaseUrl: fresh?.url })
   const db = database.db
   const blobs = new DiskBlobStore(join(dir, 'blobs'))
   const stagingDir = join(dir, 'uploads')
-  const library = new DatasetLibrary({ db, blobs, log: createLogger('dataset-library-test'), changes: new ChangeFeed(), stagingDir, quota })
+  const library = new DatasetLibrary({ db, blobs, log: createLogger('dataset-library-test'), changes, stagingDir, quota })
   cleanups.push(async () => {
     await library.stop()
     await database.close()
@@ -75,6 +76,12 @@ async function age (db: Kysely<Database>, id: string, createdAgo: number, touche
   await db.updateTable('datasets').set({ created_at: new Date(now - createdAgo), updated_at: new Date(now - touchedAgo) }).where('id', '=', id).execute()
 }
 
+/** Backdates an upload's last piece alone, as if it had paused that long just after the first stretch. */
+async function pause (db: Kysely<Database>, id: string, touchedAgo: number): Promise<void> {
+  const now = Date.now()
+  await db.updateTable('datasets').set({ created_at: new Date(now - UPLOAD_FIRST_STRETCH_MS - 30_000), updated_at: new Date(now - touchedAgo) }).where('id', '=', id).execute()
+}
+
 async function row (db: Kysely<Database>, id: string) {
   return await db.selectFrom('datasets').selectAll().where('id', '=', id).executeTakeFirstOrThrow()
 }
@@ -83,14 +90,16 @@ for (const kind of ['pglite', 'postgres'] as const) {
   test(`${kind}: an upload that announced the whole quota and stalled holds only what it received: another organizer's upload fits, and the stalled one resumes only when room is back`, async () => {
     const { db, library, stagingDir, mallory, alice } = await open({ datasetQuotaBytes: 8 * MIB }, kind)
     const hostage = await library.create(file(8 * MIB, 'hostage'), mallory)
-    // 4 MiB buy it a minute past the first hour at the pace: only the pause below stalls it.
+    // 4 MiB buy it a minute past the first stretch at the pace: only the pause below stalls it.
     await put(library, hostage.id, mallory, new Uint8Array(4 * MIB).fill(97), 0, 8 * MIB)
     // While it moves, it holds its whole file: that is what lets a real upload finish for sure.
     const early = await quotaRefusal(library.create(file(10 * KIB), alice))
     assert.match(early, /the file is 10\.0 KiB, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 0\.0 MiB left after stored data \(0\.0 MiB\) and uploads in progress \(8\.0 MiB\); ask the operator for room/)
 
-    // No piece for longer than the hold: it holds its 4 MiB received, and the rest is free.
-    await age(db, hostage.id, UPLOAD_HOLD_MS + 30_000, UPLOAD_HOLD_MS + 30_000)
+    // No piece for longer than the hold: it holds its 4 MiB received, and the rest is free. Only
+    // its last piece is backdated: a real pause of an hour would leave 4 MiB behind the pace too,
+    // and this is the pause's rule alone (a file on pace after an hour is hundreds of MiB).
+    await pause(db, hostage.id, UPLOAD_HOLD_MS + 30_000)
     assert.equal(await stagedUploadBytes(db), 4 * MIB)
     const theirs = await library.create(file(4 * MIB, 'theirs'), alice)
     assert.equal(await stagedUploadBytes(db), 8 * MIB)
@@ -128,7 +137,7 @@ test('a piece that comes in while its upload stalls (its room went to others mea
   body.write(Buffer.alloc(100))
   // The piece is being written (its first half is on disk) when the upload passes its hold.
   for (let i = 0; i < 200 && (await stat(join(stagingDir, slow.id))).size < 4 * MIB + 100; i++) await new Promise((r) => setTimeout(r, 25))
-  await age(db, slow.id, UPLOAD_HOLD_MS + 30_000, UPLOAD_HOLD_MS + 30_000)
+  await pause(db, slow.id, UPLOAD_HOLD_MS + 30_000)
   await library.create(file(4 * MIB, 'theirs'), alice)
   body.end(Buffer.alloc(100))
   const err = await piece
@@ -176,7 +185,7 @@ for (const kind of ['pglite', 'postgres'] as const) {
     assert.equal(refused.length, 1, 'the other does not')
     const err = refused[0]
     assert.ok(err instanceof CoordinatorError && err.code === 'ERR_QUOTA_EXCEEDED', String(err))
-    assert.match(err.message, /^this upload is slow \(under 64 KiB\/s on average since it was announced, after its first hour\), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is 5\.0 MiB, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 3\.0 MiB left after stored data \(0\.0 MiB\) and uploads in progress \(5\.0 MiB\); the upload stays at byte 0 for 24 hours after its last piece/)
+    assert.match(err.message, /^this upload is slow \(under 64 KiB\/s on average since it was announced, after its first 10 minutes\), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is 5\.0 MiB, and the coordinator's dataset quota \(8 MiB, --dataset-quota-mb\) has 3\.0 MiB left after stored data \(0\.0 MiB\) and uploads in progress \(5\.0 MiB\); the upload stays at byte 0 for 24 hours after its last piece/)
     assert.equal(await stagedUploadBytes(db), 5 * MIB, 'the kept piece, nothing over the quota')
     const received = [(await row(db, a.id)).received_bytes, (await row(db, b.id)).received_bytes].sort((x, y) => x - y)
     assert.deepEqual(received, [0, 5 * MIB])
@@ -194,7 +203,7 @@ test('a slow upload carries on piece by piece: a piece that fits is kept though 
 
   const before = await row(db, slow.id)
   const refused = await quotaRefusal(put(library, slow.id, mallory, new Uint8Array(100), 10, 8 * MIB))
-  assert.equal(refused, 'this upload is slow (under 64 KiB/s on average since it was announced, after its first hour), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is 100 bytes, ' +
+  assert.equal(refused, 'this upload is slow (under 64 KiB/s on average since it was announced, after its first 10 minutes), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is 100 bytes, ' +
     'and the coordinator\'s dataset quota (8 MiB, --dataset-quota-mb) has 0.0 MiB left after stored data (0.0 MiB) and uploads in progress (8.0 MiB); ' +
     'the upload stays at byte 10 for 24 hours after its last piece: resume it later, once other uploads have finished or failed, or ask the operator for room')
   const after = await row(db, slow.id)
@@ -306,6 +315,38 @@ test('shards that no longer fit the uploader\'s share (the operator lowered it m
   assert.match(failed.error ?? '', /^tokenizing stopped after \d+ documents and 0 shards of 0 tokens: train shard 1 \([\d.]+ KiB\) would take this dataset's shards and index past 1\.0 KiB \(0\.0 MiB so far\), the room it had when tokenizing began: your share of the dataset quota \(1\.0 KiB an account, --user-dataset-quota-mb\) had 1\.0 KiB left/)
   assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0)
   assert.equal(await stagedUploadBytes(db), 0, 'a failed upload holds nothing')
+})
+
+/** A change feed that calls `onPublish` as each change is announced, in the announcer's turn. */
+class WatchedFeed extends ChangeFeed {
+  onPublish: ((topic: ChangeTopic) => void) | undefined
+  override publish (topic: ChangeTopic, runId?: string): void {
+    this.onPublish?.(topic)
+    super.publish(topic, runId)
+  }
+}
+
+test('shards that fit the room when tokenizing began but not when they are stored (others took it meanwhile) fail the dataset with the figures, and leave nothing behind', async () => {
+  const bytes = jsonl(400)
+  const changes = new WatchedFeed()
+  const { db, library, stagingDir, alice } = await open({ datasetQuotaBytes: 4 * MIB, userDatasetQuotaBytes: 2 * MIB }, 'pglite', changes)
+  const created = await library.create(file(bytes.byteLength), alice)
+  await put(library, created.id, alice, bytes, 0, bytes.byteLength)
+  // The worker's first progress is saved and announced while it tokenizes, after its budget (the
+  // whole share) was fixed and before the shards are checked again: another store of the
+  // uploader's takes all but 1 KiB of the share then, as a second dataset's shards being stored would.
+  let taken: (() => void) | undefined
+  changes.onPublish = (topic) => { if (topic === 'datasets' && taken === undefined) taken = reserveDataRoom(db, 2 * MIB - KIB, alice) }
+  await library.idle()
+  assert.ok(taken !== undefined, 'the room was taken while tokenizing')
+  taken()
+  const failed = await library.get(created.id, { id: alice, admin: false })
+  assert.equal(failed.status, 'failed')
+  assert.match(failed.error ?? '', /^this dataset makes [\d.]+ KiB of shards and index, and your share of the dataset quota \(2 MiB an account, --user-dataset-quota-mb\) has 1\.0 KiB left after your stored data \(2\.0 MiB\) and your uploads in progress \(0\.0 MiB\); ask the operator for room$/)
+  assert.equal((await db.selectFrom('blobs').select('sha256').where('kind', 'in', ['shard', 'documents']).execute()).length, 0, 'no shard or index is stored')
+  assert.equal(await uploadedDataBytes(db, alice), 0, 'and no room is held for them')
+  assert.equal(await stagedUploadBytes(db), 0, 'a failed upload holds nothing')
+  assert.deepEqual(await filesUnder(stagingDir), [], 'the staged file and the worker\'s shard folder are gone')
 })
 
 /** Everything under `dir`, as relative paths. */

@@ -16,7 +16,7 @@ import { CoordinatorError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import type { ChangeFeed } from '../events/change-feed.ts'
 import { loadTokenizer } from './run-tokenizers.ts'
-import { UPLOAD_ABANDONED_AFTER_HOURS, UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, dataRoom, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
+import { UPLOAD_ABANDONED_AFTER_HOURS, UPLOAD_FIRST_STRETCH_MS, UPLOAD_HOLD_MS, UPLOAD_PACE_BYTES_PER_S, assertDataRoom, dataAmount, dataRoom, holdsWholeFile, reserveDataRoom, withDataQuota } from './data-storage.ts'
 import type { DataQuota } from './data-storage.ts'
 
 /** Largest file one dataset may be (the staging disk is the real bound; this stops absurd claims). */
@@ -24,7 +24,7 @@ export const MAX_DATASET_FILE_BYTES = 256 * 1024 ** 3
 
 /** Why a piece of a slow upload needs room of its own. */
 function slowPiece (bytes: number): string {
-  return `this upload is slow (under ${UPLOAD_PACE_BYTES_PER_S / 1024} KiB/s on average since it was announced, after its first hour), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is ${bytes < 1024 ? `${bytes} bytes` : dataAmount(bytes)}`
+  return `this upload is slow (under ${UPLOAD_PACE_BYTES_PER_S / 1024} KiB/s on average since it was announced, after its first ${UPLOAD_FIRST_STRETCH_MS / 60_000} minutes), so it holds no room for the rest of its file and carries on only while there is room, piece by piece; this piece is ${bytes < 1024 ? `${bytes} bytes` : dataAmount(bytes)}`
 }
 
 /** What a refused uploader can do: the bytes kept wait for a day. */
