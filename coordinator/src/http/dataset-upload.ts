@@ -12,6 +12,7 @@ import { SESSION_COOKIE, userForSession } from '../accounts/accounts.ts'
 import { hasRole } from '../accounts/roles.ts'
 import { parseCookies } from './cookies.ts'
 import { foreignOriginRefusal } from './request-guard.ts'
+import type { OriginOptions } from './request-guard.ts'
 import { CoordinatorError } from '../errors.ts'
 import type { CoordinatorErrorCode } from '../errors.ts'
 import { takeOrRefuse } from '../limits/api-rates.ts'
@@ -44,7 +45,7 @@ async function readBody (req: IncomingMessage, max: number): Promise<Uint8Array>
 }
 
 /** Handles PUT /api/datasets/<id>/file and PUT /api/tokenizers; false for any other path. */
-export async function handleUpload (ctx: UploadContext, req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
+export async function handleUpload (ctx: UploadContext, req: IncomingMessage, res: ServerResponse, path: string, origins: OriginOptions = {}): Promise<boolean> {
   const fileMatch = FILE_PATH.exec(path)
   if (fileMatch === null && path !== '/api/tokenizers') return false
   const refuse = (status: number, code: string, error: string): true => {
@@ -53,7 +54,7 @@ export async function handleUpload (ctx: UploadContext, req: IncomingMessage, re
     return true
   }
   if (req.method !== 'PUT') return refuse(405, 'ERR_METHOD', 'use PUT')
-  const foreign = foreignOriginRefusal(req)
+  const foreign = foreignOriginRefusal(req, origins)
   if (foreign !== null) return refuse(403, 'ERR_FORBIDDEN', foreign)
   const user = await userForSession(ctx.db, parseCookies(req.headers.cookie).get(SESSION_COOKIE))
   if (user === null) return refuse(401, 'ERR_UNAUTHORIZED', 'sign in first')

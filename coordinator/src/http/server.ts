@@ -307,6 +307,8 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     return user !== null && hasRole(user.roles, 'organizer')
   }
   const warnIfForwardedIgnored = forwardedIgnoredWarning(options)
+  // As claimedOrigin: a coordinator serving TLS itself has no proxy in front.
+  const origins = { trustProxy: options.trustProxy === true && options.tls === undefined }
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     applySecurityHeaders(res, claimedOrigin(req, options).secure)
     warnIfForwardedIgnored(req)
@@ -315,13 +317,13 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
     const path = (req.url ?? '/').split('?')[0] ?? '/'
     if (path === '/healthz') { sendJson(res, 200, { ok: true }); return }
     if (path.startsWith('/trpc/')) {
-      const refusal = crossSiteRefusal(req)
+      const refusal = crossSiteRefusal(req, origins)
       if (refusal !== null) { req.resume(); sendJson(res, 403, { error: refusal }); return }
       if (LARGE_BODY_PATHS.has(path) && await mayUpload(req)) trpcLarge(req, res)
       else trpc(req, res)
       return
     }
-    if (path.startsWith('/api/') && await handleUpload(options.services, req, res, path)) return
+    if (path.startsWith('/api/') && await handleUpload(options.services, req, res, path, origins)) return
     if (req.method !== 'GET' && req.method !== 'HEAD') { sendJson(res, 405, { error: 'method not allowed' }); return }
     if (path === '/metrics' && options.metrics !== undefined) {
       const refusal = metricsRefusal(req, options)
