@@ -13,27 +13,29 @@ const BLOCK_SEND_TIMEOUT_MS = 60_000
 
 /**
  * Where an asker connects from, for the per-source budget of membership questions
- * (peer-permissions.ts): its IPv4 address, its IPv6 /64 (one host is handed a whole /64), or,
- * over the coordinator's relay (which carries only enrolled nodes), its peer id.
+ * (peer-permissions.ts): its IPv4 address, its IPv6 /48, or, over the coordinator's relay (which
+ * carries only enrolled nodes), its peer id. A /48, not a /64: a tunnel broker hands anyone a
+ * /48 for free, 65,536 /64s that would each have had a budget of their own. Honest hosts of one
+ * site share it, which costs them little: peers the tracker named are served without asking.
  */
 export function askerSource (connection: Pick<Connection, 'remoteAddr' | 'remotePeer'>): string {
   const text = connection.remoteAddr.toString()
   if (text.includes('/p2p-circuit')) return `relayed/${connection.remotePeer.toString()}`
   const host = connection.remoteAddr.getComponents()[0]
   if (host?.value === undefined) return text
-  if (host.name === 'ip6') return `ip6/${ipv6Prefix64(host.value)}`
+  if (host.name === 'ip6') return `ip6/${ipv6Site(host.value)}`
   return `${host.name}/${host.value}`
 }
 
-/** The first 64 bits of an IPv6 address, written out; an IPv4-mapped address is its IPv4 address. */
-function ipv6Prefix64 (address: string): string {
+/** The first 48 bits of an IPv6 address, written out; an IPv4-mapped address is its IPv4 address. */
+function ipv6Site (address: string): string {
   const groups = parseIpv6(address)
   // A multiaddr's ip6 is always valid; were it not, the whole text keys its own budget.
   if (groups === undefined) return address
   if (groups.slice(0, 5).every((g) => g === 0) && groups[5] === 0xffff) {
     return [groups[6]! >> 8, groups[6]! & 0xff, groups[7]! >> 8, groups[7]! & 0xff].join('.')
   }
-  return groups.slice(0, 4).map((g) => g.toString(16)).join(':')
+  return `${groups.slice(0, 3).map((g) => g.toString(16)).join(':')}::/48`
 }
 
 /**

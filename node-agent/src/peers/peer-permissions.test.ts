@@ -148,12 +148,14 @@ test('a question in flight when its peer is forgotten is answered no: the coordi
   assert.equal(permissions.asked, 1)
 })
 
-test('an asker\'s source: its IPv4 address, its IPv6 /64, its peer id over the relay', async () => {
+test('an asker\'s source: its IPv4 address, its IPv6 /48, its peer id over the relay', async () => {
   const remotePeer = peerIdFromPrivateKey(await generateKeyPair('Ed25519'))
   const source = (addr: string): string => askerSource({ remoteAddr: multiaddr(addr), remotePeer })
   assert.equal(source('/ip4/203.0.113.9/tcp/4001'), 'ip4/203.0.113.9')
   assert.equal(source('/ip6/2001:db8:0:1::5/tcp/4001'), source('/ip6/2001:0db8:0000:0001:ffff::9/tcp/4002'), 'one /64')
-  assert.notEqual(source('/ip6/2001:db8:0:1::5/tcp/4001'), source('/ip6/2001:db8:0:2::5/tcp/4001'))
+  assert.equal(source('/ip6/2001:db8:0:1::5/tcp/4001'), source('/ip6/2001:db8:0:ffff::5/tcp/4001'), 'the /64s of one /48 share a budget')
+  assert.equal(source('/ip6/2001:db8:0:1::5/tcp/4001'), 'ip6/2001:db8:0::/48')
+  assert.notEqual(source('/ip6/2001:db8:0:1::5/tcp/4001'), source('/ip6/2001:db8:1:1::5/tcp/4001'), 'another /48')
   assert.equal(source('/ip6/::ffff:203.0.113.9/tcp/1'), 'ip6/203.0.113.9')
   assert.equal(source(`/ip4/198.51.100.1/tcp/4001/p2p/${remotePeer.toString()}/p2p-circuit`), `relayed/${remotePeer.toString()}`)
 })

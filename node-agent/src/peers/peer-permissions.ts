@@ -38,7 +38,7 @@ export interface QuestionBudget {
   /** Questions a second in all, after a first `burst`: far below the coordinator's 100 a second for this agent's streams. */
   perSecond: number
   burst: number
-  /** Questions a second caused by askers from one source (an IP address, an IPv6 /64, a relayed peer), after `sourceBurst`. */
+  /** Questions a second caused by askers from one source (an IP address, an IPv6 /48, a relayed peer), after `sourceBurst`. */
   sourcePerSecond: number
   sourceBurst: number
 }
