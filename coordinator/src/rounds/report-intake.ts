@@ -5,6 +5,7 @@ import type { CodecName } from '@barnraise/protocol'
 import type { HardwareProfile, ReportHeader, ReportResponse, UnitDecline } from '@barnraise/protocol'
 import type { AssignmentStatus, Database, HeldReport } from '../db/schema.ts'
 import { sha256HexInSlices } from '../blobs/blob-store.ts'
+import type { ComputedSha256 } from '../blobs/blob-store.ts'
 import { recordUpload } from '../nodes/upload-rate.ts'
 import type { BlobStore } from '../blobs/blob-store.ts'
 import type { BlobPins } from '../blobs/blob-pins.ts'
@@ -308,7 +309,7 @@ export class ReportIntake implements ReportSink {
     }
     // A twin trains its original's steps (a throughput-sized unit's, not the run's), and the two drift apart with each.
     if (twin?.status === 'held') await this.#compareTwins(spec, unitInnerSteps(spec, a.inner_steps), { id: a.id, peerId, header, delta: deltaOf() }, twin)
-    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: m.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, payload)
+    await this.#commitAccepted({ id: a.id, roundId: a.round_id, peerId, header, node, delta: decoded ?? { codec: m.codec, payload }, score, blob: sha, sketch: sketchBytes(screened) }, { bytes: payload, sha256: sha })
     if (screened?.screen != null) this.#admit(m.runId, m.round, screened.screen, screened.verdict)
     return { ok: true, outcome: 'accepted', duplicate: false }
   }
@@ -360,8 +361,9 @@ export class ReportIntake implements ReportSink {
   }
 
   /** Keeps a report's payload (until its round closes) with its blob row. */
-  async #storeReport (trx: Transaction<Database>, assignmentId: string, payload: Uint8Array, sha: string): Promise<void> {
-    await this.#o.blobs.put(payload)
+  async #storeReport (trx: Transaction<Database>, assignmentId: string, payload: Uint8Array, sha: ComputedSha256): Promise<void> {
+    // Hashed once, on arrival: a 1B model's int8 report is about 1 GB.
+    await this.#o.blobs.put(payload, sha)
     await trx.insertInto('blobs').values({ sha256: sha, size: payload.byteLength, kind: 'report', meta: JSON.stringify({ assignmentId }) })
       .onConflict((oc) => oc.column('sha256').doNothing()).execute()
   }
@@ -370,7 +372,7 @@ export class ReportIntake implements ReportSink {
    * Accepts a checked report: its payload (unless a held report's is stored already), the unit,
    * the round's tokens and the ledger row in one transaction, then the fold.
    */
-  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array | { codec: CodecName, payload: Uint8Array }, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: Uint8Array): Promise<void> {
+  async #commitAccepted (r: { id: string, roundId: string, peerId: string, header: ReportHeader, node: { id: string, organization_id: string }, delta: Float32Array | { codec: CodecName, payload: Uint8Array }, score: number | null, blob: string, sketch?: Buffer | null, countVerdict?: boolean }, payload?: { bytes: Uint8Array, sha256: ComputedSha256 }): Promise<void> {
     const m = r.header.metadata
     const acc = await this.#cache.accumulator(m.runId, r.roundId)
     // Checked before the commit, so a report is never credited without being folded.
@@ -379,7 +381,7 @@ export class ReportIntake implements ReportSink {
     const hardware = (await this.#o.db.selectFrom('nodes').select('hardware').where('id', '=', r.node.id).executeTakeFirst())?.hardware
     const { devices: credited, cores } = await this.#credit(m, hardware)
     await this.#o.db.transaction().execute(async (trx) => {
-      if (payload !== undefined) await this.#storeReport(trx, r.id, payload, r.blob)
+      if (payload !== undefined) await this.#storeReport(trx, r.id, payload.bytes, payload.sha256)
       await trx.updateTable('assignments').set({ status: 'accepted', report_blob: r.blob, held_report: null, resolved_at: new Date(), ...(r.sketch != null ? { sketch: r.sketch } : {}) }).where('id', '=', r.id).execute()
       await trx.updateTable('rounds').set((eb) => ({ tokens: eb('tokens', '+', m.tokens) })).where('id', '=', r.roundId).execute()
       await appendLedgerEntry(trx, verdictEntry(r.peerId, r.header, r.node, { outcome: 'accepted', assignmentId: r.id, score: r.score, creditedDevices: credited, creditedCores: cores }))
