@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import { multiaddr } from '@multiformats/multiaddr'
+import type { Multiaddr } from '@multiformats/multiaddr'
+import type { Libp2p } from '@libp2p/interface'
 import { BLOB_CHUNK_BYTES, BLOB_PROTOCOL, JsonStream, blobRequestSchema } from '@barnraise/protocol'
 import type { UnitDecline, WorkResponse, WorkUnit } from '@barnraise/protocol'
 import { encodeShard, initialCheckpoint, presetConfig, sha256Hex } from '@barnraise/trainer'
@@ -17,6 +19,34 @@ import { UNIT_REFUSAL_CODES } from './executors/executor-error.ts'
 import { createBatchSource } from './batch-source.ts'
 import { runWorkLoop, usedRanges, vocabularyRefusal, workState } from './work-loop.ts'
 import type { WorkState } from './work-loop.ts'
+
+/** A test agent: its data directory (with `blobs/`), its libp2p host, and its work loop. */
+interface TestAgent {
+  dataDir: string
+  blobs: string
+  libp2p: Libp2p
+  /** Runs the work loop until `signal` aborts; its blobs come from `coordinator` (by default an address never reached: every input is on disk). */
+  run: (o: { client: CoordinatorClient, executor: Executor, signal: AbortSignal, coordinator?: Multiaddr, state?: WorkState }) => Promise<void>
+}
+
+/** Runs `body` with a fresh agent, then stops its host and removes its data directory. */
+async function withAgent (name: string, body: (agent: TestAgent) => Promise<void>): Promise<void> {
+  const dataDir = await mkdtemp(join(tmpdir(), `barnraise-${name}-`))
+  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
+  try {
+    const blobs = join(dataDir, 'blobs')
+    await mkdir(blobs, { recursive: true })
+    const peerId = libp2p.peerId.toString()
+    const run: TestAgent['run'] = async (o) => {
+      const cache = new BlobCache(dataDir, libp2p, o.coordinator ?? multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${peerId}`))
+      await runWorkLoop({ client: o.client, cache, executor: o.executor, key: await generateKeyPair('Ed25519'), peerId, dataDir, signal: o.signal, say: () => {}, setStatus: () => {}, ...(o.state !== undefined ? { state: o.state } : {}) })
+    }
+    await body({ dataDir, blobs, libp2p, run })
+  } finally {
+    await libp2p.stop()
+    await rm(dataDir, { recursive: true, force: true })
+  }
+}
 
 /** A coordinator that hands out `unit` once, then stops the loop: `declines` holds what each request carried. */
 function oneUnitThenStop (unit: WorkUnit, stop: AbortController): { client: CoordinatorClient, declines: Array<UnitDecline | undefined> } {
@@ -72,40 +102,31 @@ test('a unit reads only the windows it trains on: ranges past them are neither f
 })
 
 test('a shard whose bytes hash as the run names but are not a token shard (a hostile organizer\'s URL manifest) declines the unit with the reason, instead of failing it for ever', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-bad-shard-'))
-  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
-  try {
+  await withAgent('bad-shard', async ({ blobs, run }) => {
     const config = presetConfig('tiny')
     const base = await initialCheckpoint(config, 7)
     // A shard's header with its magic broken: it hashes to what the unit names, it reads as nothing.
     const shard = encodeShard(Uint8Array.from({ length: 64 }, (_, i) => i), 256)
     shard[0] = 0x58
     const shardSha = sha256Hex(shard)
-    await mkdir(join(dataDir, 'blobs'), { recursive: true })
-    await writeFile(join(dataDir, 'blobs', base.sha256), base.bytes)
-    await writeFile(join(dataDir, 'blobs', shardSha), shard)
+    await writeFile(join(blobs, base.sha256), base.bytes)
+    await writeFile(join(blobs, shardSha), shard)
     const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), baseCheckpoint: base.sha256, ranges: [{ shard: shardSha, start: 0, end: 18 }] }
     const stop = new AbortController()
     const { client, declines } = oneUnitThenStop(unit, stop)
     const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('nothing is trained from a shard that does not read') } }
-    // Every blob is on disk already: nothing is dialled (the coordinator address is never reached).
-    const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
-    await runWorkLoop({ client, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    // Every blob is on disk already: nothing is dialled.
+    await run({ client, executor, signal: stop.signal })
     assert.equal(declines.length, 2)
     assert.equal(declines[1]?.assignmentId, unit.assignmentId)
     assert.equal(declines[1]?.code, 'ERR_SHARD_UNAVAILABLE')
     assert.match(declines[1]?.message ?? '', /shard [0-9a-f]{12} .*ERR_BAD_MAGIC/)
-  } finally {
-    await libp2p.stop()
-    await rm(dataDir, { recursive: true, force: true })
-  }
+  })
 })
 
 test('a wait reply longer than a timer holds does not make the agent poll in a loop: it sleeps at most MAX_WAIT_MS', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-long-wait-'))
-  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
-  const stop = new AbortController()
-  try {
+  await withAgent('long-wait', async ({ run }) => {
+    const stop = new AbortController()
     let requests = 0
     const client = {
       requestWork: async (): Promise<Exclude<WorkResponse, { kind: 'refused' }>> => {
@@ -115,27 +136,18 @@ test('a wait reply longer than a timer holds does not make the agent poll in a l
       }
     }
     const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('no unit is handed out') } }
-    const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
-    const loop = runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    const loop = run({ client: client as unknown as CoordinatorClient, executor, signal: stop.signal })
     await new Promise((resolve) => setTimeout(resolve, 500))
     stop.abort()
     await loop
     assert.equal(requests, 1, `asked ${requests} times in half a second`)
-  } finally {
-    stop.abort()
-    await libp2p.stop()
-    await rm(dataDir, { recursive: true, force: true })
-  }
+  })
 })
 
 test('a restarted agent drops what its previous process held (its last base and shards, a look ahead\'s inputs, partial files) once a unit shows what is used; the unit\'s own inputs stay', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-restart-'))
-  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
-  try {
+  await withAgent('restart', async ({ blobs, run }) => {
     const config = presetConfig('tiny')
     const runId = crypto.randomUUID()
-    const blobs = join(dataDir, 'blobs')
-    await mkdir(blobs, { recursive: true })
     const units: WorkUnit[] = []
     for (const seed of [1, 2, 3]) {
       const base = await initialCheckpoint(config, seed)
@@ -157,19 +169,13 @@ test('a restarted agent drops what its previous process held (its last base and 
       kind: 'typescript',
       train: async (r) => ({ params: r.base.map((x) => x + 1e-3), lossCurve: [1], tokens: 8, computeSeconds: 1, executor: 'typescript' })
     }
-    // Nothing is dialled: unit 2's inputs are on disk (the coordinator address is never reached).
-    const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
-    await runWorkLoop({ client, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    // Nothing is dialled: unit 2's inputs are on disk.
+    await run({ client, executor, signal: stop.signal })
     assert.deepEqual((await readdir(blobs)).sort(), [units[1]!.baseCheckpoint, units[1]!.ranges[0]!.shard, 'keep-me.txt'].sort(), 'only the unit\'s base and shard, and what is not the cache\'s')
-  } finally {
-    await libp2p.stop()
-    await rm(dataDir, { recursive: true, force: true })
-  }
+  })
 })
 
 test('a unit whose base the coordinator announces at another size than its model\'s checkpoint is declined (ERR_BLOB_SIZE) before the bytes come', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-base-size-'))
-  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
   // A hostile coordinator: every blob is 64 MiB of zeros (a tiny model's base is 0.5 MiB).
   const hostile = await createAgentHost(await generateKeyPair('Ed25519'), undefined, { listen: ['/ip4/127.0.0.1/tcp/0'] })
   const size = 64 * 1024 * 1024
@@ -184,35 +190,25 @@ test('a unit whose base the coordinator announces at another size than its model
       stream.abort(new Error('closed'))
     }
   })
-  try {
+  await withAgent('base-size', async ({ blobs, run }) => {
     const config = presetConfig('tiny')
     const shard = encodeShard(Uint8Array.from({ length: 64 }, (_, i) => i), 256)
-    await mkdir(join(dataDir, 'blobs'), { recursive: true })
-    await writeFile(join(dataDir, 'blobs', sha256Hex(shard)), shard)
+    await writeFile(join(blobs, sha256Hex(shard)), shard)
     const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), baseCheckpoint: 'b'.repeat(64), ranges: [{ shard: sha256Hex(shard), start: 0, end: 18 }] }
     const stop = new AbortController()
     const { client, declines } = oneUnitThenStop(unit, stop)
     const executor: Executor = { name: 'nothing', kind: 'typescript', train: async () => { throw new Error('nothing is trained without a base') } }
-    const cache = new BlobCache(dataDir, libp2p, hostile.getMultiaddrs()[0]!)
-    await runWorkLoop({ client, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {} })
+    await run({ client, executor, signal: stop.signal, coordinator: hostile.getMultiaddrs()[0]! })
     assert.equal(declines[1]?.code, 'ERR_BLOB_SIZE')
     assert.match(declines[1]?.message ?? '', /the unit's base checkpoint bbbbbbbbbbbb is 67108864 bytes, not the \d+ it must be/)
-    assert.ok(!(await readdir(join(dataDir, 'blobs'))).some((f) => f.startsWith('b'.repeat(64))), 'nothing of it kept')
-  } finally {
-    await hostile.stop()
-    await libp2p.stop()
-    await rm(dataDir, { recursive: true, force: true })
-  }
+    assert.ok(!(await readdir(blobs)).some((f) => f.startsWith('b'.repeat(64))), 'nothing of it kept')
+  }).finally(async () => { await hostile.stop() })
 })
 
 test('what a look ahead fetched for the next unit survives a reconnect that hands the current unit out again; a process that knows nothing of it drops it', async () => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'barnraise-ahead-'))
-  const libp2p = await createAgentHost(await generateKeyPair('Ed25519'))
-  try {
+  await withAgent('ahead', async ({ blobs, run }) => {
     const config = presetConfig('tiny')
     const runId = crypto.randomUUID()
-    const blobs = join(dataDir, 'blobs')
-    await mkdir(blobs, { recursive: true })
     const inputs: Array<{ unit: WorkUnit, files: Array<[string, Uint8Array]> }> = []
     for (const seed of [1, 2]) {
       const base = await initialCheckpoint(config, seed)
@@ -259,8 +255,7 @@ test('what a look ahead fetched for the next unit survives a reconnect that hand
           return { params: r.base.map((x) => x + 1e-3), lossCurve: [1], tokens: 8, computeSeconds: 1, executor: 'typescript' }
         }
       }
-      const cache = new BlobCache(dataDir, libp2p, multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${libp2p.peerId.toString()}`))
-      await runWorkLoop({ client: client as unknown as CoordinatorClient, cache, executor, key: await generateKeyPair('Ed25519'), peerId: libp2p.peerId.toString(), dataDir, signal: stop.signal, say: () => {}, setStatus: () => {}, ...(state !== undefined ? { state } : {}) })
+      await run({ client: client as unknown as CoordinatorClient, executor, signal: stop.signal, ...(state !== undefined ? { state } : {}) })
     }
     const session = workState()
     await connection(session, true)
@@ -272,8 +267,5 @@ test('what a look ahead fetched for the next unit survives a reconnect that hand
     await connection(undefined, false)
     assert.equal(await nextOnDisk(), false, 'dropped by a process that does not know them')
     assert.deepEqual((await readdir(blobs)).sort(), current.files.map(([sha]) => sha).sort())
-  } finally {
-    await libp2p.stop()
-    await rm(dataDir, { recursive: true, force: true })
-  }
+  })
 })
