@@ -9,6 +9,7 @@ import type { Organization } from '../nodes/organizations.ts'
 import { redeemInvitation } from './invitations.ts'
 import type { SetupCode } from './setup-code.ts'
 import { hashPassword, verifyPassword } from './passwords.ts'
+import type { CheckOptions } from './passwords.ts'
 import { ROLES } from './roles.ts'
 import type { Role, SelfServeRole } from './roles.ts'
 
@@ -174,10 +175,11 @@ export async function createAccount (db: Kysely<Database>, input: CreateAccountI
 
 /**
  * Sets a person's password and ends every session they have, so a cookie taken with the old
- * password dies with it. Throws ERR_NOT_FOUND when no account has that email.
+ * password dies with it. Throws ERR_NOT_FOUND when no account has that email. `check` says
+ * where the hash waits (`CheckOptions`).
  */
-export async function setPassword (db: Kysely<Database>, who: { userId: string } | { email: string }, password: string): Promise<{ id: string, email: string }> {
-  const passwordHash = await hashPassword(password)
+export async function setPassword (db: Kysely<Database>, who: { userId: string } | { email: string }, password: string, check: CheckOptions = {}): Promise<{ id: string, email: string }> {
+  const passwordHash = await hashPassword(password, check)
   return await db.transaction().execute(async (trx) => {
     const query = trx.updateTable('users').set({ password_hash: passwordHash })
     const row = await ('userId' in who ? query.where('id', '=', who.userId) : query.where('email', '=', who.email.trim().toLowerCase()))
@@ -199,11 +201,14 @@ export async function hasAdmin (db: Kysely<Database>): Promise<boolean> {
   return await db.transaction().execute(async (trx) => await adminExists(trx))
 }
 
-/** Checks credentials; an unknown email and a wrong password are the same `WrongCredentialsError`. */
-export async function authenticate (db: Kysely<Database>, email: string, password: string): Promise<string> {
+/**
+ * Checks credentials; an unknown email and a wrong password are the same `WrongCredentialsError`.
+ * `check` says where the password check waits (`CheckOptions`).
+ */
+export async function authenticate (db: Kysely<Database>, email: string, password: string, check: CheckOptions = {}): Promise<string> {
   const user = await db.selectFrom('users').select(['id', 'password_hash']).where('email', '=', email.trim().toLowerCase()).executeTakeFirst()
   // Hash anyway on an unknown email so response time does not reveal which emails exist.
-  const ok = await verifyPassword(password, user?.password_hash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA')
+  const ok = await verifyPassword(password, user?.password_hash ?? 'scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAA', check)
   if (user === undefined || !ok) throw new WrongCredentialsError()
   return user.id
 }

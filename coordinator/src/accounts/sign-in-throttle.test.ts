@@ -1,6 +1,7 @@
 import { test } from 'vitest'
 import assert from 'node:assert/strict'
 import { SignInThrottle } from './sign-in-throttle.ts'
+import type { SignInAttempt } from './sign-in-throttle.ts'
 
 test('a guesser at one address slows itself, not the account\'s owner elsewhere; many addresses meet the account\'s ceiling', () => {
   const throttle = new SignInThrottle({ perAccountAddress: 3, perAddress: 5, perAccount: 8, windowMs: 60_000 })
@@ -86,4 +87,54 @@ test('sign-ins that add a new (account, address) pair are limited per address; f
   for (let i = 0; i < 100; i++) throttle.succeeded('regular@x.test', '203.0.113.9', now)
   assert.equal(throttle.retryAfter('account-60@x.test', '203.0.113.9', now), 0)
   assert.equal(throttle.retryAfter('account-60@x.test', '198.51.100.1', now + 61_000), 0, 'the limit is per window')
+})
+
+test('sign-ins begun and not yet ended count as failures, so a burst sent at once meets the limit a sequence does; ended ones leave nothing behind', () => {
+  const throttle = new SignInThrottle({ perAccountAddress: 3, perAddress: 5, windowMs: 60_000 })
+  const now = 1_000_000
+  const begin = (email: string, address: string): SignInAttempt => {
+    const started = throttle.begin(email, address, now)
+    assert.ok('attempt' in started, `${email} at ${address} may begin`)
+    return started.attempt
+  }
+  const burst = [0, 1, 2].map(() => begin('ada@x.test', '198.51.100.1'))
+  const fourth = throttle.begin('ada@x.test', '198.51.100.1', now)
+  assert.ok('retryAfter' in fourth && fourth.retryAfter > 0, 'three in flight hold the fourth back, as three failures would')
+  assert.ok('attempt' in throttle.begin('ada@x.test', '203.0.113.9', now), 'the owner elsewhere is not held back')
+  burst[0]!.failed()
+  burst[1]!.end()
+  assert.ok('attempt' in throttle.begin('ada@x.test', '198.51.100.1', now), 'one ended uncounted (busy) frees its place')
+  // A failure turned from pending is counted once, however often its attempt is ended after.
+  burst[0]!.end()
+  burst[0]!.failed()
+  burst[2]!.end()
+  // One failure and the attempt just begun (never ended): one place left of three.
+  const last = begin('ada@x.test', '198.51.100.1')
+  assert.ok('retryAfter' in throttle.begin('ada@x.test', '198.51.100.1', now))
+  last.succeeded()
+  last.end()
+  assert.equal(throttle.retryAfter('ada@x.test', '198.51.100.1', now), 0, 'a good sign-in clears the failure; nothing is left pending')
+  // Pending sign-ins on other emails count against the address too.
+  const others = [0, 1, 2, 3, 4].map((i) => begin(`made-up-${i}@x.test`, '198.51.100.2'))
+  assert.ok(throttle.retryAfter('made-up-5@x.test', '198.51.100.2', now) > 0, 'five in flight from the address hold back a sixth')
+  for (const attempt of others) attempt.end()
+  assert.equal(throttle.retryAfter('made-up-5@x.test', '198.51.100.2', now), 0, 'and once they end uncounted, nothing')
+})
+
+test('failed sign-ins from one IPv6 /48 are limited together, pending ones too; an address familiar to its account there is not held back; IPv4 has no network limit', () => {
+  const throttle = new SignInThrottle({ perNetwork: 10, windowMs: 60_000 })
+  const now = 1_000_000
+  throttle.succeeded('owner@x.test', '2001:db8:1:ffff::/64', now)
+  // Two failures from each of five /64s: well under each address's limit of 30.
+  for (let i = 0; i < 10; i++) throttle.failed(`made-up-${i}@x.test`, `2001:db8:1:${Math.floor(i / 2)}::/64`, now)
+  assert.ok(throttle.retryAfter('someone@x.test', '2001:db8:1:99::/64', now) > 0, 'a fresh /64 in that /48 waits')
+  assert.equal(throttle.retryAfter('owner@x.test', '2001:db8:1:ffff::/64', now), 0, 'the owner where they signed in does not')
+  assert.equal(throttle.retryAfter('someone@x.test', '2001:db8:2:99::/64', now), 0, 'nor does another /48')
+  assert.equal(throttle.retryAfter('someone@x.test', '2001:db8:1:99::/64', now + 61_000), 0, 'the limit is per window')
+  // Sign-ins in flight count as the failures they may become.
+  for (let i = 0; i < 10; i++) assert.ok('attempt' in throttle.begin(`made-up-${i}@x.test`, `2001:db8:3:${i}::/64`, now))
+  assert.ok(throttle.retryAfter('someone@x.test', '2001:db8:3:99::/64', now) > 0, 'ten in flight from one /48 hold back an eleventh')
+  // IPv4: each address is limited on its own (30), a /24 not at all.
+  for (let i = 0; i < 40; i++) throttle.failed(`made-up-${i}@x.test`, `198.51.100.${i}`, now)
+  assert.equal(throttle.retryAfter('someone@x.test', '198.51.100.200', now), 0)
 })

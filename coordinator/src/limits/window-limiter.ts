@@ -22,11 +22,15 @@ export class WindowLimiter {
     return times
   }
 
-  /** Whole seconds to wait before the next event for `key` is allowed; 0 when it is allowed now. */
-  retryAfter (key: string, now = Date.now()): number {
+  /**
+   * Whole seconds to wait before the next event for `key` is allowed; 0 when it is allowed now.
+   * `pending` events (begun, not yet known to count) are counted as if they happened now.
+   */
+  retryAfter (key: string, now = Date.now(), pending = 0): number {
     const times = this.#recent(key, now)
-    if (times.length < this.#limit) return 0
-    return Math.max(1, Math.ceil((times[times.length - this.#limit]! + this.#windowMs - now) / 1000))
+    if (times.length + pending < this.#limit) return 0
+    const oldest = times[times.length + pending - this.#limit] ?? now
+    return Math.max(1, Math.ceil((oldest + this.#windowMs - now) / 1000))
   }
 
   /** Counts one event for `key`. */

@@ -6,6 +6,7 @@ import { TRPCError } from '@trpc/server'
 import { openDatabase } from '../../db/open-database.ts'
 import type { OpenedDatabase } from '../../db/open-database.ts'
 import { createAccount } from '../../accounts/accounts.ts'
+import type { SessionUser } from '../../accounts/accounts.ts'
 import { hashPassword } from '../../accounts/passwords.ts'
 import { SetupCode } from '../../accounts/setup-code.ts'
 import { SignInThrottle } from '../../accounts/sign-in-throttle.ts'
@@ -23,14 +24,14 @@ beforeAll(async () => {
 afterAll(async () => { await database.close() })
 
 /** A caller at `address`, sharing `signIns`; `cookies` collects the sessions it was given. */
-function callerAt (address: string, signIns: SignInThrottle, options: { setupCode?: SetupCode, cookies?: string[] } = {}): ReturnType<typeof authRouter.createCaller> {
+function callerAt (address: string, signIns: SignInThrottle, options: { setupCode?: SetupCode, cookies?: string[], user?: SessionUser } = {}): ReturnType<typeof authRouter.createCaller> {
   const context: Partial<ApiContext> = {
     db: database.db,
     signIns,
     rates: apiRates({ signUpsPerHour: 1000 }),
     setupCode: options.setupCode ?? new SetupCode(),
     openOrganizing: false,
-    user: null,
+    user: options.user ?? null,
     sessionToken: undefined,
     clientAddress: address,
     setSessionCookie: (token) => { options.cookies?.push(token) },
@@ -162,4 +163,32 @@ test('failed sign-ins sprayed at an email nobody has yet do not keep its person 
   // …but the person it belongs to can still make the account.
   const made = await callerAt('203.0.113.9', signIns).signUp({ email: 'newhire@m3.test', password: 'newhire-password-1', displayName: 'New Hire', role: 'funder' })
   assert.equal(made.email, 'newhire@m3.test')
+})
+
+test('wrong passwords sent all at once are checked no more often than the throttle allows: at sign-in, at a sign-up that is a sign-in, at a password change', async () => {
+  const account = await createAccount(database.db, { email: 'race@a.test', password: 'race-password-1', displayName: 'Race', role: 'funder', admin: false })
+  // Tallies how each of 40 calls sent at once ended: the wrong-password answer means its password was checked.
+  const burst = async (call: (i: number) => Promise<unknown>): Promise<Map<string, number>> => {
+    const answers = await Promise.all(Array.from({ length: 40 }, async (_, i) => {
+      const r = await refusal(call(i))
+      return r.message.replace(/\d+ s$/, 'N s')
+    }))
+    const tally = new Map<string, number>()
+    for (const a of answers) tally.set(a, (tally.get(a) ?? 0) + 1)
+    return tally
+  }
+  const held = 'too many sign-in attempts; try again in N s'
+
+  const signIns = new SignInThrottle()
+  const caller = callerAt('198.51.100.70', signIns)
+  assert.deepEqual(await burst(async (i) => await caller.signIn({ email: 'race@a.test', password: `guess-${i}` })), new Map([['wrong email or password', 10], [held, 30]]))
+  assert.equal((await refusal(caller.signIn({ email: 'race@a.test', password: 'race-password-1' }))).code, 'TOO_MANY_REQUESTS', 'the ten count as failures')
+
+  const signUps = callerAt('198.51.100.71', new SignInThrottle())
+  assert.deepEqual(await burst(async (i) => await signUps.signUp({ email: 'race@a.test', password: `guess-guess-${i}`, displayName: 'Eve', role: 'funder' })), new Map([['could not create this account; if one already exists for this email, sign in instead', 10], [held, 30]]))
+
+  const changes = callerAt('198.51.100.72', new SignInThrottle(), { user: account })
+  assert.deepEqual(await burst(async (i) => await changes.changePassword({ password: `guess-${i}`, newPassword: 'new-password-11' })), new Map([['your current password is not right', 10], [held, 30]]))
+  assert.equal((await refusal(changes.changePassword({ password: 'race-password-1', newPassword: 'new-password-11' }))).code, 'TOO_MANY_REQUESTS')
+  assert.deepEqual(await callerAt('203.0.113.72', new SignInThrottle()).signIn({ email: 'race@a.test', password: 'race-password-1' }), { ok: true }, 'the password was not changed')
 })

@@ -31,33 +31,37 @@ export const signUpInput = z.object({
   setupCode: z.string().trim().max(100).optional()
 })
 
-/** Refuses (429 with Retry-After) while the sign-in throttle holds this account back at this address. */
-function refuseWhileThrottled (ctx: ApiContext, email: string): void {
-  const wait = ctx.signIns.retryAfter(email, ctx.clientAddress)
-  if (wait > 0) {
-    ctx.setResponseHeader('retry-after', String(wait))
-    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many sign-in attempts; try again in ${wait} s` })
-  }
-}
-
 /**
- * Checks a password as sign-in does: a wrong one counts as a failed sign-in for (email,
- * address). A check that could not run (ERR_BUSY: the password checker's queue is full) is not
+ * Checks a password as sign-in does, throttled: refused (429 with Retry-After) while the
+ * sign-in throttle holds this account back at this address, and counted as pending from before
+ * the check starts (a burst sent at once meets the limits as a sequence would). A wrong one
+ * counts as a failed sign-in for (email, address); a right one, where `signsIn`, as a good
+ * sign-in. A check that could not run (ERR_BUSY: the password checker's line is full) is not
  * the person's failure, so it is not counted: a flood of other sign-ins would otherwise lock
- * out people typing the right password.
+ * out people typing the right password. `familiar`: the account signed in from this address
+ * lately, so its checks may use the checker's share kept for such.
  */
-async function checkPassword (ctx: ApiContext, email: string, password: string): Promise<string> {
+async function checkPassword (ctx: ApiContext, email: string, password: string, signsIn: boolean): Promise<{ userId: string, familiar: boolean }> {
+  const started = ctx.signIns.begin(email, ctx.clientAddress)
+  if ('retryAfter' in started) {
+    ctx.setResponseHeader('retry-after', String(started.retryAfter))
+    throw new TRPCError({ code: 'TOO_MANY_REQUESTS', message: `too many sign-in attempts; try again in ${started.retryAfter} s` })
+  }
+  const { attempt } = started
   try {
-    return await authenticate(ctx.db, email, password)
+    const userId = await authenticate(ctx.db, email, password, attempt.familiar ? { familiar: email } : {})
+    if (signsIn) attempt.succeeded()
+    return { userId, familiar: attempt.familiar }
   } catch (err) {
-    if (err instanceof WrongCredentialsError) ctx.signIns.failed(email, ctx.clientAddress)
+    if (err instanceof WrongCredentialsError) attempt.failed()
     throw err
+  } finally {
+    attempt.end()
   }
 }
 
-/** Signs `userId` in on this browser (a fresh session cookie) and remembers this address as theirs. */
-async function startSession (ctx: ApiContext, email: string, userId: string): Promise<{ token: string }> {
-  ctx.signIns.succeeded(email, ctx.clientAddress)
+/** Signs `userId` in on this browser (a fresh session cookie). */
+async function startSession (ctx: ApiContext, userId: string): Promise<{ token: string }> {
   const session = await createSession(ctx.db, userId)
   ctx.setSessionCookie(session.token, session.expiresAt)
   return session
@@ -90,27 +94,27 @@ export const authRouter = router({
       if (!(err instanceof EmailTakenError)) throw err
       // Throttled only here, as a sign-in: failed sign-ins sprayed at an email nobody has yet
       // must not keep the person invited with it from signing up.
-      refuseWhileThrottled(ctx, email)
       let userId: string
       try {
-        userId = await checkPassword(ctx, email, input.password)
+        userId = (await checkPassword(ctx, email, input.password, true)).userId
       } catch (checkErr) {
         throw checkErr instanceof WrongCredentialsError ? err : checkErr
       }
-      const session = await startSession(ctx, email, userId)
+      const session = await startSession(ctx, userId)
       const owner = await userForSession(ctx.db, session.token)
       if (owner === null) throw new CoordinatorError('ERR_NOT_FOUND', 'that account was removed while signing in; try again')
       return owner
     }
-    await startSession(ctx, email, user.id)
+    // The new account's address is familiar to it from now on.
+    ctx.signIns.succeeded(email, ctx.clientAddress)
+    await startSession(ctx, user.id)
     return user
   }),
   /** Signs in; failed attempts are throttled per account and per address (HTTP 429 with Retry-After). */
   signIn: publicProcedure.input(z.object({ email: z.string().max(200), password: z.string().max(200) })).mutation(async ({ ctx, input }) => {
     const email = input.email.trim().toLowerCase()
-    refuseWhileThrottled(ctx, email)
-    const userId = await checkPassword(ctx, email, input.password)
-    await startSession(ctx, email, userId)
+    const { userId } = await checkPassword(ctx, email, input.password, true)
+    await startSession(ctx, userId)
     return { ok: true as const }
   }),
   /**
@@ -119,14 +123,14 @@ export const authRouter = router({
    */
   changePassword: protectedProcedure.input(z.object({ password: z.string().max(200), newPassword: signUpInput.shape.password })).mutation(async ({ ctx, input }) => {
     const email = ctx.user.email
-    refuseWhileThrottled(ctx, email)
+    let familiar: boolean
     try {
-      await checkPassword(ctx, email, input.password)
+      familiar = (await checkPassword(ctx, email, input.password, false)).familiar
     } catch (err) {
       if (err instanceof WrongCredentialsError) throw new CoordinatorError('ERR_INVALID_INPUT', 'your current password is not right')
       throw err
     }
-    await setPassword(ctx.db, { userId: ctx.user.id }, input.newPassword)
+    await setPassword(ctx.db, { userId: ctx.user.id }, input.newPassword, familiar ? { familiar: email } : {})
     const session = await createSession(ctx.db, ctx.user.id)
     ctx.setSessionCookie(session.token, session.expiresAt)
     return { ok: true as const }
