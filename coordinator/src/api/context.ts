@@ -28,7 +28,7 @@ export interface ApiServices {
   setupCode: SetupCode
   /** anyone may sign up as an organizer (an install setting for open communities) */
   openOrganizing: boolean
-  /** failed sign-ins per account and per address */
+  /** sign-in attempts, failed and in flight, per account, address and IPv6 /48 (sign-in-throttle.ts) */
   signIns: SignInThrottle
   /** model size, sequence length, evaluation work, open runs and dataset storage a run may ask of this install */
   limits: InstallLimits
