@@ -589,8 +589,11 @@ export class TorchExecutor implements Executor {
     }
     try {
       // The last round's optimizer state first, so a child killed below never cuts its write off.
-      // One disk write (no hang bound, as flush()), but no longer than the answer is of use.
-      await (await this.#live()).request({ type: 'flush' }, { signal, abortGraceMs: this.#timeouts.abortGraceMs, ...giveUp() })
+      // One disk write, no longer than the answer is of use. Where the deadline gives no bound
+      // (already past by this clock, or none), the control bound does: unbounded, a child hung
+      // here held the scoring task, and the agent's scoring, for ever.
+      const bound = giveUp()
+      await (await this.#live()).request({ type: 'flush' }, { signal, abortGraceMs: this.#timeouts.abortGraceMs, ...('giveUpAfter' in bound ? bound : { hungAfterMs: this.#timeouts.controlMs }) })
     } catch (err) {
       if (isChildFailure(err)) this.#restarts++
       throw err

@@ -103,7 +103,8 @@ describe('scoring with the torch executor', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'barnraise-torch-scoring-'))
     // A short abort grace: the hung-child test below waits for the kill.
-    torch = await TorchExecutor.start({ device: 'cpu', threads: 1, timeouts: { abortGraceMs: 500 } })
+    // A control bound of a minute: a hung child past a deadline already gone is killed then, not after ten.
+    torch = await TorchExecutor.start({ device: 'cpu', threads: 1, timeouts: { abortGraceMs: 500, controlMs: 60_000 } })
   })
   afterAll(async () => {
     await torch.close()
@@ -172,7 +173,9 @@ describe('scoring with the torch executor', () => {
     process.kill(pid, 'SIGSTOP')
     const started = Date.now()
     try {
-      const r = await scoreReport(blobs.cache, { ...task, deadline: new Date(Date.now() + 2_000).toISOString() }, signal, { executor: torch, dir })
+      // The deadline must still be ahead when the losses are asked for, after the report's
+      // download and decoding on a worker thread (2 s were not, once, on a loaded 2-core machine).
+      const r = await scoreReport(blobs.cache, { ...task, deadline: new Date(Date.now() + 10_000).toISOString() }, signal, { executor: torch, dir })
       assert.match(malformed(r), /^ERR_SCORING_TOO_SLOW: /)
       assert.ok(Date.now() - started < 30_000, `gave up after ${Date.now() - started} ms`)
       // Killed after the abort grace (500 ms here): SIGKILL reaches a stopped process.
@@ -187,5 +190,28 @@ describe('scoring with the torch executor', () => {
     }
     scores(await scoreReport(blobs.cache, task, signal, { executor: torch, dir }))
     assert.notEqual(torch.childPid, pid)
+  })
+
+  test('a hung child past a deadline already gone by this clock (a skewed one) is killed at the control bound, not waited on for ever', async () => {
+    const quick = await TorchExecutor.start({ device: 'cpu', threads: 1, timeouts: { abortGraceMs: 500, controlMs: 3_000 } })
+    const { task, blobs } = await makeTask({})
+    // A first task starts the child; the next is handed out with its round's deadline already past here.
+    scores(await scoreReport(blobs.cache, task, signal, { executor: quick, dir }))
+    const pid = quick.childPid!
+    process.kill(pid, 'SIGSTOP')
+    try {
+      const r = await scoreReport(blobs.cache, { ...task, deadline: new Date(Date.now() - 1_000).toISOString() }, signal, { executor: quick, dir })
+      assert.match(malformed(r), /^ERR_CHILD_HUNG: the torch child .* for 3 s on a flush request/)
+      for (let i = 0; i < 100; i++) {
+        try { process.kill(pid, 0) } catch { break }
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+      assert.throws(() => process.kill(pid, 0), /ESRCH/, 'the hung child was killed')
+      scores(await scoreReport(blobs.cache, task, signal, { executor: quick, dir }))
+      assert.notEqual(quick.childPid, pid, 'the next task had a fresh child')
+    } finally {
+      try { process.kill(pid, 'SIGCONT') } catch {}
+      await quick.close()
+    }
   })
 })
