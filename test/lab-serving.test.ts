@@ -3,12 +3,13 @@ import assert from 'node:assert/strict'
 import { startAgent, startCoordinator } from './support/cluster.ts'
 import { sessionClient } from './support/session-client.ts'
 import { tinyRunSpec, waitForRun } from './support/runs.ts'
+import { allLedgerEntries } from './support/ledger-pages.ts'
 
 /** Polls the ledger until `predicate` holds, failing with the rows seen. */
 async function waitForLedger (client: ReturnType<typeof sessionClient>, runId: string, predicate: (peers: string[]) => boolean): Promise<string[]> {
   const deadline = Date.now() + 120_000
   for (;;) {
-    const rows = await client.ledger.entries.query({ runId })
+    const rows = await allLedgerEntries(client, runId)
     const peers = rows.filter((e) => e.outcome === 'accepted').map((e) => e.peerId)
     if (predicate(peers)) return peers
     if (Date.now() > deadline) throw new Error(`timed out; accepted reports from ${JSON.stringify(peers)}`)

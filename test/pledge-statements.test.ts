@@ -16,6 +16,7 @@ import { createTestDatabase } from './support/postgres.ts'
 import { sessionClient } from './support/session-client.ts'
 import { LedgerSeeder } from './support/ledger-seed.ts'
 import type { SeededNode } from './support/ledger-seed.ts'
+import { allLedgerEntries } from './support/ledger-pages.ts'
 
 type Client = ReturnType<typeof sessionClient>
 
@@ -229,7 +230,7 @@ describe('pledge fulfilment and statements', () => {
   })
 
   test('the seeded ledger is a real chain: it verifies, so statements are computed from checkable rows', async () => {
-    const entries = await anonymous.ledger.entries.query({ runId })
+    const entries = await allLedgerEntries(anonymous, runId)
     const verdict = await verifyLedger(runId, entries)
     assert.equal(verdict.ok, true, JSON.stringify(verdict))
   })

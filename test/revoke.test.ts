@@ -13,6 +13,7 @@ import { askHave } from './support/peer-have.ts'
 import { spawnCli } from './support/processes.ts'
 import { sessionClient } from './support/session-client.ts'
 import { tinyRunSpec, waitForRun } from './support/runs.ts'
+import { allLedgerEntries } from './support/ledger-pages.ts'
 
 test('a lab admin revokes a node: it is disconnected, turned away at the handshake, and cannot re-join', async () => {
   const coordinator = await startCoordinator()
@@ -83,7 +84,7 @@ test('revoking a node that holds a unit expires it at once: the round closes wit
       // The worker's report is in and the round still waits for the holder's unit.
       const deadline = Date.now() + 120_000
       for (;;) {
-        const entries = await admin.ledger.entries.query({ runId: run.id })
+        const entries = await allLedgerEntries(admin, run.id)
         if (entries.some((e) => e.outcome === 'accepted' && e.peerId === worker.peerId)) break
         if (Date.now() > deadline) throw new Error('the worker never reported')
         await new Promise((resolve) => setTimeout(resolve, 250))
@@ -94,7 +95,7 @@ test('revoking a node that holds a unit expires it at once: the round closes wit
       // Far inside the hour-long deadline: the expired unit no longer holds the round open.
       const done = await waitForRun(coordinator.url, run.id, (r) => r.status === 'completed', 60_000)
       assert.equal(done.round, 1)
-      const entries = await admin.ledger.entries.query({ runId: run.id })
+      const entries = await allLedgerEntries(admin, run.id)
       assert.ok(!entries.some((e) => e.peerId === holder.peerId && e.outcome === 'accepted'), 'the revoked node earned nothing')
     } finally {
       await worker.stop()

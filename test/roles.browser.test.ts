@@ -16,6 +16,7 @@ import { startAgent, startCoordinator } from './support/cluster.ts'
 import { DESKTOP_CONTEXT, PHONE_CONTEXT, SCREENSHOTS, launchChromium, screenshot, assertNoHorizontalScroll, watchLayoutWidth } from './support/browser.ts'
 import type { RunningAgent, RunningCoordinator } from './support/cluster.ts'
 import { apiClient } from './support/api-client.ts'
+import { allLedgerEntries } from './support/ledger-pages.ts'
 import { waitForRun } from './support/runs.ts'
 
 /** Longest we wait for anything the page should show. */
@@ -467,7 +468,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     // later: the visitor looks once the ledger has stopped growing, so page and exports agree.
     for (let rows = -1, settled = 0; settled < 2;) {
       await new Promise((resolve) => setTimeout(resolve, 1000))
-      const now = (await apiClient(coordinator!.url).ledger.entries.query({ runId })).length
+      const now = (await allLedgerEntries(apiClient(coordinator!.url), runId)).length
       settled = now === rows ? settled + 1 : 0
       rows = now
     }
@@ -494,7 +495,7 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
     await page.locator('[data-testid="contrib-node-row"]').first().waitFor()
     await page.getByTestId('ledger-filter').fill('')
 
-    const entries = await apiClient(coordinator!.url).ledger.entries.query({ runId })
+    const entries = await allLedgerEntries(apiClient(coordinator!.url), runId)
     assert.ok(entries.length >= 4, `ledger rows: ${entries.length}`)
     // Entries are numbered within the run (newest first, so the top row is the last number) and
     // named by their node; the peer id is on hover.
@@ -525,8 +526,9 @@ describe('every role in a real browser, against one coordinator', { timeout: 600
       const index = procedures.indexOf('ledger.entries')
       if (index === -1) { await route.continue(); return }
       const response = await route.fetch()
-      const body = await response.json() as Array<{ result?: { data: Array<{ seq: number, tokens: number }> } }>
-      const rows = body[index]?.result?.data
+      // A page of rows (ledger.entries pages the ledger; the button reads every page afresh).
+      const body = await response.json() as Array<{ result?: { data: { entries: Array<{ seq: number, tokens: number }> } } }>
+      const rows = body[index]?.result?.data.entries
       const row = rows?.find((r) => r.seq === target.seq)
       if (row !== undefined) row.tokens += 1
       await route.fulfill({ response, json: body })

@@ -337,8 +337,8 @@ export async function startHttpServer (options: HttpServerOptions): Promise<{ se
       res.end(req.method === 'HEAD' ? undefined : body)
       return
     }
-    if (await handleStatementDownload(options.downloads, res, path)) return
-    if (await handleDownload(options.downloads, req, res, path)) return
+    if (await handleStatementDownload(options.downloads, res, path, requestOrigin(req, options).address)) return
+    if (await handleDownload(options.downloads, req, res, path, requestOrigin(req, options).address)) return
     if (await serveStatic(options.webRoot, req, res)) return
     if (path.includes('.')) { sendJson(res, 404, { error: 'not found' }); return }
     res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' })

@@ -76,7 +76,36 @@ export interface PledgeStatement {
   nodes: Array<{ nodeId: string | null, name: string, peerId: string, organizationName: string, kind: DeviceKind, device: string, tokens: number, hours: number, reports: number }>
   checkpoints: Array<{ round: number, sha256: string | null, state: 'written' | 'pending' | 'not kept', valLoss: number | null, tokensSeen: number | null, createdAt: string | null, tokens: number }>
   run: RunGoalProgress
+  /** the rows counted, oldest first; the API lists the first STATEMENT_ROWS_LISTED (`totals.reports` counts them all), the CSV every one */
   rows: StatementRow[]
+}
+
+/**
+ * Rows `pledges.statement` lists: a money pledge counts every row the run wrote after it (34 MB
+ * of JSON at 94,500 rows, asked for 16 at a time in a batch), so the API lists the oldest ones
+ * and the CSV, streamed to a few clients at a time, has them all.
+ */
+export const STATEMENT_ROWS_LISTED = 1000
+
+/** Calls in progress per database and key (shared below). */
+const inFlight = new WeakMap<Kysely<Database>, Map<string, Promise<unknown>>>()
+
+/**
+ * `compute()`'s answer, shared by every caller that asks for `key` while it runs: a batch of the
+ * same public read (16 calls in one request) costs one computation. Nothing is kept after it
+ * settles, so no answer is older than the request that asked for it.
+ */
+async function shared<T> (db: Kysely<Database>, key: string, compute: () => Promise<T>): Promise<T> {
+  let calls = inFlight.get(db)
+  if (calls === undefined) {
+    calls = new Map()
+    inFlight.set(db, calls)
+  }
+  const running = calls.get(key) as Promise<T> | undefined
+  if (running !== undefined) return await running
+  const started = compute().finally(() => { calls.delete(key) })
+  calls.set(key, started)
+  return await started
 }
 
 interface PledgeRecord extends AllocatablePledge { runId: string, note: string | null, by: string, organizationName: string | null }
@@ -91,7 +120,17 @@ interface RunLedgerView {
   delivered: { gpuHours: number, cpuCoreHours: number }
 }
 
-async function loadRunView (db: Kysely<Database>, runId: string): Promise<RunLedgerView> {
+/**
+ * A run's view, one load for every reader asking at once (pledge lists and statements of the
+ * run). A load shared from before `pledgeIds` were made lacks them: then the caller reads afresh.
+ */
+async function loadRunView (db: Kysely<Database>, runId: string, pledgeIds: string[] = []): Promise<RunLedgerView> {
+  const view = await shared(db, `run-view:${runId}`, async () => await readRunView(db, runId))
+  const held = new Set(view.pledges.map((p) => p.id))
+  return pledgeIds.every((id) => held.has(id)) ? view : await readRunView(db, runId)
+}
+
+async function readRunView (db: Kysely<Database>, runId: string): Promise<RunLedgerView> {
   const run = await db.selectFrom('runs').select(['id', 'name', 'status', 'spec']).where('id', '=', runId).executeTakeFirst()
   if (run === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no run ${runId}; see /api/runs for the runs this coordinator has`)
   const rows = await db.selectFrom('pledges')
@@ -154,13 +193,15 @@ export async function pledgesOfUser (db: Kysely<Database>, userId: string): Prom
   const mine = await db.selectFrom('pledges').select(['id', 'run_id']).where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id', 'desc').execute()
   const views = new Map<string, RunLedgerView & { byId: Map<string, PledgeRecord> }>()
   for (const runId of new Set(mine.map((p) => p.run_id))) {
-    const view = await loadRunView(db, runId)
+    const view = await loadRunView(db, runId, mine.filter((p) => p.run_id === runId).map((p) => p.id))
     views.set(runId, { ...view, byId: new Map(view.pledges.map((p) => [p.id, p])) })
   }
-  return mine.map((m) => {
+  return mine.flatMap((m) => {
     const view = views.get(m.run_id)!
-    const p = view.byId.get(m.id)!
-    return { ...pledgeLine(view, p), runName: view.run.name, runStatus: view.run.status, run: goalProgress(view) }
+    const p = view.byId.get(m.id)
+    // Deleted since it was listed (with its run or its person): nothing to show for it.
+    if (p === undefined) return []
+    return [{ ...pledgeLine(view, p), runName: view.run.name, runStatus: view.run.status, run: goalProgress(view) }]
   })
 }
 
@@ -170,12 +211,21 @@ const RULES = {
   usd: 'Money is not tied to particular machines: this is everything the run trained after the pledge, from every node.'
 } as const
 
-/** Everything a pledge bought, from the ledger: tokens, hours by kind, nodes, labs, checkpoints, row by row. */
-export async function pledgeStatement (db: Kysely<Database>, pledgeId: string): Promise<PledgeStatement> {
+/**
+ * Everything a pledge bought, from the ledger: tokens, hours by kind, nodes, labs, checkpoints,
+ * row by row (the first `maxRows` rows when given; totals count them all). Callers asking for
+ * the same statement at once share one computation.
+ */
+export async function pledgeStatement (db: Kysely<Database>, pledgeId: string, options: { maxRows?: number } = {}): Promise<PledgeStatement> {
+  return await shared(db, `statement:${pledgeId}:${options.maxRows ?? 'all'}`, async () => await computeStatement(db, pledgeId, options.maxRows))
+}
+
+async function computeStatement (db: Kysely<Database>, pledgeId: string, maxRows: number | undefined): Promise<PledgeStatement> {
   const found = await db.selectFrom('pledges').select('run_id').where('id', '=', pledgeId).executeTakeFirst()
   if (found === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no pledge ${pledgeId}; your pledges and their statements are listed on the Pledges page`)
-  const view = await loadRunView(db, found.run_id)
-  const pledge = view.pledges.find((p) => p.id === pledgeId)!
+  const view = await loadRunView(db, found.run_id, [pledgeId])
+  const pledge = view.pledges.find((p) => p.id === pledgeId)
+  if (pledge === undefined) throw new CoordinatorError('ERR_NOT_FOUND', `no pledge ${pledgeId}; your pledges and their statements are listed on the Pledges page`)
   const byRow = new Map(view.deliveries.map((d) => [d.seq, d]))
   const counted: Array<{ row: RunDelivery, hours: number, tokens: number, share: number }> = isComputePledge(pledge.kind)
     ? (view.allocations.get(pledge.id) ?? []).map((a) => ({ row: byRow.get(a.seq)!, hours: a.hours, tokens: a.tokens, share: a.share }))
@@ -189,7 +239,7 @@ export async function pledgeStatement (db: Kysely<Database>, pledgeId: string): 
   const kept = shas.length === 0 ? [] : await db.selectFrom('checkpoints').select(['sha256', 'val_loss', 'tokens_seen', 'created_at']).where('run_id', '=', view.run.id).where('sha256', 'in', shas).execute()
   const checkpointOf = new Map(roundRows.map((r) => [r.number, r.result_checkpoint]))
 
-  const rows: StatementRow[] = counted.map(({ row, hours, tokens, share }) => ({
+  const rows: StatementRow[] = (maxRows === undefined ? counted : counted.slice(0, maxRows)).map(({ row, hours, tokens, share }) => ({
     seq: row.seq, round: row.round, at: row.createdAt.toISOString(), nodeName: row.nodeName, peerId: row.peerId, organizationName: row.organizationName,
     // Rounded so a row split in two reads 0.5, not 0.5000000000000001.
     kind: row.kind, device: row.device, computeSeconds: row.computeSeconds, hours, tokens, share: Number(share.toFixed(9)), checkpoint: checkpointOf.get(row.round) ?? null

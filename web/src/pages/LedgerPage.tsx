@@ -1,10 +1,11 @@
-import { useMemo, useState } from 'react'
+import { useCallback, useMemo, useState } from 'react'
 import type { ReactNode } from 'react'
 import { useQuery, useQueryClient } from '@tanstack/react-query'
 import type { LedgerEntry, LedgerVerdict } from '@barnraise/protocol/ledger-chain'
-import { useTRPC } from '../lib/trpc.ts'
+import { useTRPC, useTRPCClient } from '../lib/trpc.ts'
 import type { RouterOutputs, RunSummary } from '../lib/trpc.ts'
 import { useNow } from '../lib/time.ts'
+import { readLedgerAfter, withNewLedgerRows } from '../lib/ledger-pages.ts'
 import { formatCount, formatHours, formatScore, plural, shortHash, shortPeerId } from '../lib/format.ts'
 import { formatDeviceHours } from '../lib/pledge-units.ts'
 import { Link, navigate } from '../lib/router.tsx'
@@ -70,7 +71,7 @@ function VerifyResult ({ result }: { result: VerifyState }): ReactNode {
 
 const PAGE_SIZE = 50
 
-function EntriesTable ({ entries, badSeq, filter, nodeNames }: { entries: LedgerEntry[], badSeq: number | null, filter: string, nodeNames: ReadonlyMap<string, string> }): ReactNode {
+function EntriesTable ({ entries, badSeq, filter, nodeNames }: { entries: readonly LedgerEntry[], badSeq: number | null, filter: string, nodeNames: ReadonlyMap<string, string> }): ReactNode {
   const now = useNow(5_000)
   // Entry numbers count within the run (1, 2, 3 …); the install-wide seq stays on hover and in exports.
   const position = new Map(entries.map((e, i) => [e.seq, i + 1]))
@@ -152,9 +153,21 @@ function RunPicker ({ runs, current }: { runs: RunSummary[], current?: string })
 
 function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): ReactNode {
   const trpc = useTRPC()
+  const client = useTRPCClient()
   const queryClient = useQueryClient()
   const contributions = useQuery({ ...trpc.ledger.contributions.queryOptions({ runId }), refetchInterval: 20_000 })
-  const entries = useQuery({ ...trpc.ledger.entries.queryOptions({ runId }), refetchInterval: 20_000 })
+  // Under ledger.entries' key, so a ledger change the live feed announces refreshes it too.
+  const entriesKey = useMemo(() => [...trpc.ledger.entries.queryKey({ runId }), 'every page'] as const, [trpc, runId])
+  const fetchPage = useCallback(async (afterSeq: number) => await client.ledger.entries.query({ runId, afterSeq }), [client, runId])
+  const entries = useQuery({
+    queryKey: entriesKey,
+    // Every page once, then on each refresh only the rows after the last one held: a long run's
+    // ledger was fetched whole every 20 s by every viewer.
+    queryFn: async () => await withNewLedgerRows<LedgerEntry>(queryClient.getQueryData<readonly LedgerEntry[]>(entriesKey) ?? [], fetchPage),
+    refetchInterval: 20_000,
+    // Rows never change once written; comparing every row on each refresh would cost more than the fetch.
+    structuralSharing: false
+  })
   const [filter, setFilter] = useState('')
   const [view, setView] = useState<'organizations' | 'nodes'>('organizations')
   const [verify, setVerify] = useState<VerifyState>({ state: 'idle' })
@@ -168,11 +181,14 @@ function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): Rea
   const runVerify = async (): Promise<void> => {
     setVerify({ state: 'running' })
     try {
-      // Verify exactly what the server has now, not what the page fetched a while ago.
-      const fresh = await queryClient.fetchQuery({ ...trpc.ledger.entries.queryOptions({ runId }), staleTime: 0 })
+      // Verify exactly what the server has now, every page of it afresh, not what the page
+      // fetched a while ago: a row rewritten since would otherwise go unseen.
+      const fresh = await readLedgerAfter<LedgerEntry>(fetchPage)
       // Loaded on demand: the verifier brings WebCrypto Ed25519 and peer-id parsing with it.
       const { verifyLedger } = await import('@barnraise/protocol/ledger-chain')
-      const verdict = await verifyLedger(runId, fresh as LedgerEntry[])
+      const verdict = await verifyLedger(runId, fresh)
+      // The table shows the rows just verified, so a failing row is marked where it is listed.
+      queryClient.setQueryData(entriesKey, fresh)
       setVerify({ state: 'done', verdict, at: Date.now() })
     } catch (err) {
       setVerify({ state: 'error', message: err instanceof Error ? err.message : String(err) })
@@ -184,7 +200,7 @@ function RunLedger ({ runId, runs }: { runId: string, runs: RunSummary[] }): Rea
   }
   const totals = contributions.data?.nodes.reduce((t, n) => ({ tokens: t.tokens + n.tokens, gpuHours: t.gpuHours + n.gpuHours, cpuCoreHours: t.cpuCoreHours + n.cpuCoreHours, accepted: t.accepted + n.accepted, refused: t.refused + n.refused }), { tokens: 0, gpuHours: 0, cpuCoreHours: 0, accepted: 0, refused: 0 })
   const badSeq = verify.state === 'done' && !verify.verdict.ok ? verify.verdict.seq : null
-  const list = (entries.data ?? []) as LedgerEntry[]
+  const list: readonly LedgerEntry[] = entries.data ?? []
 
   return (
     <div data-testid='run-ledger' data-run-id={runId}>

@@ -143,11 +143,14 @@ function Rows ({ s }: { s: Statement }): ReactNode {
   const [showAll, setShowAll] = useState(false)
   const phone = useMediaQuery('(max-width: 760px)')
   const shown = showAll ? s.rows : s.rows.slice(0, phone ? 5 : 20)
+  // The API lists the oldest rows of a long statement (STATEMENT_ROWS_LISTED); totals count every row.
+  const counted = s.totals.reports
+  const listed = s.rows.length < counted ? `; the first ${formatCount(s.rows.length)} are listed here` : ''
   return (
     <section className='section' aria-labelledby='rows-title'>
       <div className='section-head'>
         <h2 id='rows-title' className='section-title'>Ledger rows</h2>
-        <span className='muted small'>{plural(s.rows.length, 'row')}; the CSV has them all</span>
+        <span className='muted small'>{plural(counted, 'row')}{listed}; the CSV has them all</span>
       </div>
       <div className='card table-card'>
         <table className='table table-responsive table-grid' data-testid='statement-rows'>
@@ -166,7 +169,7 @@ function Rows ({ s }: { s: Statement }): ReactNode {
           </tbody>
         </table>
       </div>
-      {s.rows.length > shown.length && <button type='button' className='button button-ghost show-more' onClick={() => { setShowAll(true) }}>Show all {s.rows.length} rows</button>}
+      {s.rows.length > shown.length && <button type='button' className='button button-ghost show-more' onClick={() => { setShowAll(true) }}>Show {s.rows.length < counted ? 'the first' : 'all'} {s.rows.length} rows</button>}
     </section>
   )
 }

@@ -2,14 +2,23 @@ import { z } from 'zod'
 import type { Kysely } from 'kysely'
 import type { CodecName } from '@barnraise/protocol'
 import type { Database } from '../../db/schema.ts'
-import { readLedger } from '../../ledger/ledger.ts'
+import { LEDGER_PAGE_MAX, readLedgerPage } from '../../ledger/ledger.ts'
 import { deviceHours } from '../../ledger/device-hours.ts'
 import type { DeviceKind } from '../../ledger/device-hours.ts'
 import { publicProcedure, router } from '../trpc.ts'
 
 export const ledgerRouter = router({
-  /** A run's ledger rows in chain order, for display and in-browser verification. */
-  entries: publicProcedure.input(z.object({ runId: z.string().uuid() })).query(async ({ ctx, input }) => await readLedger(ctx.db, input.runId)),
+  /**
+   * One page of a run's ledger rows in chain order, for display and in-browser verification: the
+   * rows after `afterSeq` (0 or absent: from the first), at most `limit` (and LEDGER_PAGE_MAX)
+   * and about 1 MiB of them. Ask again with `afterSeq: nextSeq` until `done`; a reader that has
+   * the ledger asks only for the rows after its last one.
+   */
+  entries: publicProcedure.input(z.object({
+    runId: z.string().uuid('a run id is a UUID, as in /ledger/<id>'),
+    afterSeq: z.number().int('afterSeq is a row\'s seq, a whole number').min(0, 'afterSeq is a row\'s seq, 0 or more').max(Number.MAX_SAFE_INTEGER).optional(),
+    limit: z.number().int('limit is a whole number of rows').min(1, 'limit is at least 1 row').max(LEDGER_PAGE_MAX, `limit is at most ${LEDGER_PAGE_MAX} rows; ask for the next page with afterSeq`).optional()
+  })).query(async ({ ctx, input }) => await readLedgerPage(ctx.db, input.runId, { afterSeq: input.afterSeq, limit: input.limit })),
   /**
    * Contributions per organization and per node for a run. `computeHours` is wall-clock
    * compute-seconds ÷ 3600 (for throughput); `gpuHours` and `cpuCoreHours` count the same time by

@@ -2,7 +2,7 @@ import { z } from 'zod'
 import { plainTextProblem } from '@barnraise/protocol'
 import { TRPCError } from '@trpc/server'
 import { protectedProcedure, publicProcedure, roleProcedure, router } from '../trpc.ts'
-import { pledgeStatement, pledgesOfUser, runPledgeSummary } from '../../pledges/pledge-statements.ts'
+import { STATEMENT_ROWS_LISTED, pledgeStatement, pledgesOfUser, runPledgeSummary } from '../../pledges/pledge-statements.ts'
 import { takeOrRefuse } from '../../limits/api-rates.ts'
 import { CoordinatorError } from '../../errors.ts'
 import { lockOwner } from '../../runs/runs.ts'
@@ -71,5 +71,5 @@ export const pledgesRouter = router({
    */
   statement: publicProcedure
     .input(z.object({ pledgeId: z.string().uuid('a pledge id is a UUID; copy the statement link from the Pledges page') }))
-    .query(async ({ ctx, input }) => await pledgeStatement(ctx.db, input.pledgeId))
+    .query(async ({ ctx, input }) => await pledgeStatement(ctx.db, input.pledgeId, { maxRows: STATEMENT_ROWS_LISTED }))
 })
