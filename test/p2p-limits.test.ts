@@ -1,5 +1,6 @@
 import { describe, test, beforeAll, afterAll } from 'vitest'
 import assert from 'node:assert/strict'
+import net from 'node:net'
 import { generateKeyPair } from '@libp2p/crypto/keys'
 import type { Libp2p, PrivateKey } from '@libp2p/interface'
 import {
@@ -7,6 +8,7 @@ import {
 } from '@barnraise/protocol'
 import type { ReportHeader } from '@barnraise/protocol'
 import { Coordinator } from '@barnraise/coordinator'
+import type { CoordinatorOptions } from '@barnraise/coordinator'
 import { CoordinatorClient, RefusedError, createAgentHost, parseCoordinatorAddress } from '@barnraise/node-agent'
 import { tempDir } from './support/cluster.ts'
 import { runCli } from './support/processes.ts'
@@ -158,5 +160,114 @@ describe('per-peer limits on the libp2p host', () => {
     assert.ok(connected >= 1, 'the first ones are served')
     await new Promise((resolve) => setTimeout(resolve, 1_100))
     await (await host()).dial(address())
+  })
+})
+
+describe('strangers cannot hold the libp2p host\'s places', () => {
+  const coordinators: Coordinator[] = []
+  const hosts: Libp2p[] = []
+  const sockets: net.Socket[] = []
+  afterAll(async () => {
+    for (const s of sockets) s.destroy()
+    for (const h of hosts) await h.stop()
+    for (const c of coordinators) await c.stop()
+  })
+  const start = async (peerLimits: CoordinatorOptions['peerLimits']): Promise<Coordinator> => {
+    const c = await Coordinator.start({ dataDir: await tempDir('strangers-coord'), httpPort: 0, p2pPort: 0, tickMs: 1000, peerLimits })
+    coordinators.push(c)
+    return c
+  }
+  const host = async (key?: PrivateKey): Promise<Libp2p> => {
+    const h = await createAgentHost(key ?? await generateKeyPair('Ed25519'))
+    hosts.push(h)
+    return h
+  }
+  /** Waits, within a bound, for `condition`; then asserts it. */
+  const until = async (condition: () => boolean | Promise<boolean>, what: () => string): Promise<void> => {
+    for (let i = 0; i < 600 && !await condition(); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+    assert.ok(await condition(), what())
+  }
+  /** Makes `peerId` an enrolled node, as the enroll protocol would. */
+  const enrol = async (c: Coordinator, peerId: string): Promise<void> => {
+    const db = c.database.db
+    const org = await db.insertInto('organizations').values({ name: `Lab ${peerId.slice(-8)}` }).returning('id').executeTakeFirstOrThrow()
+    await db.insertInto('nodes').values({ peer_id: peerId, organization_id: org.id, name: peerId.slice(-8), hardware: '{}', agent_version: '0', enrolled_with_token_id: null, first_seen_at: new Date(), last_seen_at: new Date() }).execute()
+  }
+  const served = async (h: Libp2p, c: Coordinator): Promise<unknown> =>
+    await new CoordinatorClient(h, parseCoordinatorAddress(c.multiaddrs[0]!)).requestWork().then(() => 'work', (err: unknown) => err)
+
+  test('connections that stall in the handshake from other addresses do not keep a peer out', async () => {
+    // A global cap of 16 handshakes (a few hundred by default) and a per-second rate high enough
+    // for one burst to reach it: what many slower addresses do at the default scale. The stalled
+    // handshakes are given a minute, so they are all still held when the peer dials. (A raised
+    // rate raises the per-address caps with it unless they are given, as here.)
+    const c = await start({ maxIncomingPendingConnections: 16, inboundConnectionThreshold: 1000, maxHandshakesPerAddress: 4, inboundUpgradeTimeoutMs: 60_000 })
+    const port = Number(/\/tcp\/(\d+)/.exec(c.multiaddrs[0]!)![1])
+    const open = new Set<net.Socket>()
+    for (const localAddress of ['127.0.0.2', '127.0.0.3']) {
+      for (let i = 0; i < 20; i++) {
+        const s = net.connect({ host: '127.0.0.1', port, localAddress })
+        sockets.push(s)
+        open.add(s)
+        s.on('error', () => {})
+        s.on('close', () => { open.delete(s) })
+      }
+    }
+    // Each address keeps its 4 (maxHandshakesPerAddress); the rest are closed as they come.
+    await until(() => open.size <= 8, () => `the sockets past each address's share were closed (${open.size} of 40 still open)`)
+    assert.equal(open.size, 8, 'each address holds its share of stalled handshakes')
+    const reply = await served(await host(), c)
+    assert.ok(reply instanceof RefusedError && reply.code === 'ERR_NOT_ENROLLED', `a peer from another address is served: ${String(reply)}`)
+  })
+
+  test('idle strangers cannot take the places an enrolled node needs: the newest replaces the oldest', async () => {
+    // Ten places, eight of them open to strangers; loopback stands in for many addresses, so the
+    // per-address caps are lifted and only the share of the total holds strangers back.
+    const c = await start({ maxConnections: 10, inboundConnectionThreshold: 1000, maxStrangersPerAddress: 100, maxStrangersPerNetwork: 100 })
+    const address = parseCoordinatorAddress(c.multiaddrs[0]!)
+    const key = await generateKeyPair('Ed25519')
+    const node = await host(key)
+    await enrol(c, node.peerId.toString())
+    const strangers: Libp2p[] = []
+    for (let i = 0; i < 12; i++) {
+      const h = await host()
+      await h.dial(address)
+      strangers.push(h)
+    }
+    const open = (): number => c.libp2p.getConnections().filter((conn) => conn.status === 'open').length
+    const connected = (): number => strangers.filter((h) => c.libp2p.getConnections(h.peerId).length > 0).length
+    // Every dial got through; those past the share closed older strangers to make room.
+    await until(() => open() === 8 && connected() === 8, () => `strangers hold 8 places, no more (${open()} open, ${connected()} of 12 strangers)`)
+    const reply = await served(strangers.at(-1)!, c)
+    assert.ok(reply instanceof RefusedError && reply.code === 'ERR_NOT_ENROLLED', `the newest stranger is served: ${String(reply)}`)
+
+    // The enrolled node gets in, and strangers that come after it replace strangers, not it.
+    const client = new CoordinatorClient(node, address)
+    await client.heartbeat({ type: 'heartbeat', status: 'idle' })
+    const connection = c.libp2p.getConnections(node.peerId)[0]
+    assert.ok(connection !== undefined, 'the enrolled node is connected')
+    for (let i = 0; i < 4; i++) await (await host()).dial(address)
+    await until(() => open() <= 9, () => `strangers still hold at most 8 places beside the node (${open()} open)`)
+    await client.heartbeat({ type: 'heartbeat', status: 'idle' })
+    assert.equal(c.libp2p.getConnections(node.peerId)[0]?.id, connection.id, 'the enrolled node kept its connection')
+  })
+
+  test('a stranger that does not enroll is closed after the limit; one that enrolls over its connection stays', async () => {
+    // Long enough for the joining node's row to be written well before its deadline.
+    const c = await start({ enrollWithinMs: 3_000 })
+    const address = parseCoordinatorAddress(c.multiaddrs[0]!)
+    const joining = await host()
+    const client = new CoordinatorClient(joining, address)
+    assert.ok(await served(joining, c) instanceof RefusedError, 'the joining node is connected, not yet enrolled')
+    const connection = c.libp2p.getConnections(joining.peerId)[0]
+    assert.ok(connection !== undefined)
+    await enrol(c, joining.peerId.toString())
+    const idle = await host()
+    await idle.dial(address)
+    await until(() => c.libp2p.getConnections(idle.peerId).length === 1, () => 'the idle stranger is connected')
+    await until(() => c.libp2p.getConnections(idle.peerId).length === 0, () => 'the idle stranger was closed once it had not enrolled in time')
+    // The joining node connected before the idle stranger, so its deadline has passed too.
+    await client.heartbeat({ type: 'heartbeat', status: 'idle' })
+    assert.equal(c.libp2p.getConnections(joining.peerId)[0]?.id, connection.id, 'the node that enrolled kept its connection')
   })
 })

@@ -10,7 +10,17 @@ import type { Libp2p, Metrics, PrivateKey, ServiceMap } from '@libp2p/interface'
 import type { Multiaddr } from '@multiformats/multiaddr'
 import type { ServiceFactoryMap } from 'libp2p'
 import type { PrometheusMetricsComponents } from '@libp2p/prometheus-metrics'
+import { InboundHandshakes, addressAndNetworkCaps } from '@barnraise/protocol'
 import { mayDial } from './peers/peer-exchange.ts'
+
+/**
+ * Handshakes in progress one address (an IPv6 /64) may hold at once, and one IPv6 /48; more are
+ * refused until one ends. libp2p's cap on handshakes is global and checked before its rate per
+ * address, so one address that dialled and never spoke held every place: the agent's peers
+ * could not connect until it stopped.
+ */
+export const AGENT_HANDSHAKES_PER_ADDRESS = 8
+export const AGENT_HANDSHAKES_PER_NETWORK = 32
 
 export interface AgentHostOptions {
   /**
@@ -46,6 +56,7 @@ export interface AgentHostOptions {
 export async function createAgentHost (privateKey: PrivateKey, metrics?: (components: PrometheusMetricsComponents) => Metrics, options: AgentHostOptions = {}): Promise<Libp2p> {
   const services: ServiceFactoryMap<ServiceMap> = { identify: identify(), ping: ping() }
   const coordinator = options.coordinator
+  const handshakes = new InboundHandshakes(addressAndNetworkCaps(AGENT_HANDSHAKES_PER_ADDRESS, AGENT_HANDSHAKES_PER_NETWORK))
   if (options.relayed === true) {
     services.dcutr = dcutr()
     // A relay slot is granted after the first identify: the coordinator learns the new address by push.
@@ -57,12 +68,18 @@ export async function createAgentHost (privateKey: PrivateKey, metrics?: (compon
     addresses: { listen: [...(options.listen ?? []), ...(options.relayed === true ? ['/p2p-circuit'] : [])] },
     // Peers of a run that start together all dial in within a second, several from one address
     // when they share a NAT (or loopback): libp2p's default of 5 new connections per address per
-    // second would turn most of them away.
-    connectionManager: { maxConnections: 64, maxIncomingPendingConnections: 32, inboundConnectionThreshold: 64 },
+    // second would turn most of them away. Handshakes are capped per address by the gater, so the
+    // global cap is well above one address's share, and a stalled one gives up its place in 5 s.
+    connectionManager: { maxConnections: 64, maxIncomingPendingConnections: 128, inboundConnectionThreshold: 64, inboundUpgradeTimeout: 5_000 },
     transports: options.relayed === true ? [tcp(), circuitRelayTransport()] : [tcp()],
     connectionEncrypters: [noise()],
     streamMuxers: [yamux(options.maxStreamWindowBytes === undefined ? {} : { streamOptions: { maxStreamWindowSize: options.maxStreamWindowBytes } })],
     services,
-    ...(coordinator !== undefined ? { connectionGater: { denyDialMultiaddr: (address: Multiaddr) => !mayDial(address, coordinator) } } : {})
+    connectionGater: {
+      // Relayed connections are not counted: their address is the relay's.
+      denyInboundConnection: (maConn) => handshakes.deny(maConn),
+      denyInboundUpgradedConnection: (_peerId, maConn) => { handshakes.ended(maConn); return false },
+      ...(coordinator !== undefined ? { denyDialMultiaddr: (address: Multiaddr) => !mayDial(address, coordinator) } : {})
+    }
   })
 }

@@ -95,3 +95,32 @@ test('length-prefixed frames: a sender that stops mid-frame gets ERR_TIMEOUT, no
     inbound.abort(new Error('done'))
   }
 })
+
+test('length-prefixed frames: a JSON message is refused at its length prefix past the control limit, even where chunks may be larger', async () => {
+  const [outbound, inbound] = await streamPair()
+  const keepAlive = setTimeout(() => {}, 5_000)
+  try {
+    const messages = new JsonStream(inbound, 256 * 1024)
+    // A chunk of that size is still read as a frame…
+    const chunk = new Uint8Array(200 * 1024).fill(7)
+    const first = messages.readFrame(2_000)
+    outbound.send(frame(chunk))
+    assert.equal((await first).byteLength, chunk.byteLength)
+    // …but a header claiming it is refused on the prefix alone, before a byte of it is held:
+    // nothing but the prefix is sent, so waiting for the body would end in ERR_TIMEOUT.
+    const header = messages.read(heartbeatRequestSchema, 2_000)
+    outbound.send(varint(MAX_CONTROL_MESSAGE_BYTES + 1))
+    await assert.rejects(header, (err: unknown) => err instanceof ProtocolError && err.code === 'ERR_MESSAGE_TOO_LARGE' && /message exceeds 65536 bytes/.test(err.message))
+    // A length prefix that never ends is refused too, not read byte by byte until the timeout.
+    const [outbound2, inbound2] = await streamPair()
+    const endless = new JsonStream(inbound2).readFrame(2_000)
+    outbound2.send(new Uint8Array(16).fill(0x80))
+    await assert.rejects(endless, (err: unknown) => err instanceof ProtocolError && err.code === 'ERR_MALFORMED_MESSAGE')
+    outbound2.abort(new Error('done'))
+    inbound2.abort(new Error('done'))
+  } finally {
+    clearTimeout(keepAlive)
+    outbound.abort(new Error('done'))
+    inbound.abort(new Error('done'))
+  }
+})

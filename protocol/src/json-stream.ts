@@ -27,13 +27,18 @@ const STREAM_GONE = new Set(['UnexpectedEOFError', 'StreamResetError', 'StreamAb
 /**
  * Length-prefixed frames over a libp2p stream: JSON control messages (at most
  * MAX_CONTROL_MESSAGE_BYTES) and, for blobs and reports, raw byte chunks up to
- * `maxFrameBytes`. A longer frame is refused before it is buffered.
+ * `maxFrameBytes`. A longer frame is refused before it is buffered: a JSON message by the
+ * control limit even where chunks may be larger, so a stream's header (what a stranger may send
+ * before anything is checked) never holds more than that.
  */
 export class JsonStream {
   readonly #lp
   readonly #stream: Stream
   readonly #maxFrameBytes: number
   readonly #pauseAt: number
+  /** The longest frame the read in progress takes (MAX_CONTROL_MESSAGE_BYTES for a JSON message, else `maxFrameBytes`), and what it reads. */
+  #frameLimit: number
+  #reading: 'message' | 'frame' = 'frame'
   /** Bytes received and not yet read as frames (length prefixes counted approximately). */
   #unread = 0
   #pausing = false
@@ -43,7 +48,8 @@ export class JsonStream {
     this.#maxFrameBytes = Math.max(maxFrameBytes, MAX_CONTROL_MESSAGE_BYTES)
     // Resuming at half of it leaves two whole frames unread, so a read never waits on a paused stream.
     this.#pauseAt = Math.max(PAUSE_AT, 4 * this.#maxFrameBytes)
-    this.#lp = lpStream(stream, { maxDataLength: this.#maxFrameBytes, maxBufferSize: BUFFER_CAP })
+    this.#frameLimit = this.#maxFrameBytes
+    this.#lp = lpStream(stream, { maxDataLength: this.#maxFrameBytes, maxBufferSize: BUFFER_CAP, lengthDecoder: (prefix) => this.#frameLength(prefix) })
     stream.maxReadBufferLength = Math.max(stream.maxReadBufferLength, BUFFER_CAP)
     stream.addEventListener('message', (evt) => {
       this.#unread += evt.data.byteLength
@@ -60,6 +66,12 @@ export class JsonStream {
 
   /** Reads one raw frame. */
   async readFrame (timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<Uint8Array> {
+    return await this.#read(timeoutMs, 'frame')
+  }
+
+  async #read (timeoutMs: number, reading: 'message' | 'frame'): Promise<Uint8Array> {
+    this.#reading = reading
+    this.#frameLimit = reading === 'message' ? MAX_CONTROL_MESSAGE_BYTES : this.#maxFrameBytes
     try {
       this.#resumeIfCaughtUp()
       const frame = (await this.#lp.read({ signal: AbortSignal.timeout(timeoutMs) })).subarray()
@@ -67,6 +79,7 @@ export class JsonStream {
       this.#resumeIfCaughtUp()
       return frame
     } catch (err) {
+      if (err instanceof ProtocolError) throw err
       const e = err as { name?: string, code?: string }
       if (e.name === 'InvalidDataLengthError' || e.code === 'ERR_MSG_DATA_TOO_LONG') {
         throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `frame exceeds ${this.#maxFrameBytes} bytes`)
@@ -82,6 +95,23 @@ export class JsonStream {
     }
   }
 
+  /**
+   * The length a frame's prefix (an unsigned varint) gives, refused as soon as it passes the
+   * read's limit rather than once the frame is buffered; a RangeError asks for another byte.
+   */
+  #frameLength (prefix: { byteLength: number, get: (index: number) => number }): number {
+    // Eight bytes of varint reach 2^56, far past any limit: more is a prefix that never ends.
+    if (prefix.byteLength > 8) throw new ProtocolError('ERR_MALFORMED_MESSAGE', 'a frame\'s length prefix runs past 8 bytes')
+    let length = 0
+    for (let i = 0; i < prefix.byteLength; i++) {
+      const byte = prefix.get(i)
+      length += (byte & 0x7f) * 2 ** (7 * i)
+      if (length > this.#frameLimit) throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `${this.#reading} exceeds ${this.#frameLimit} bytes`)
+      if ((byte & 0x80) === 0) return length
+    }
+    throw new RangeError('the length prefix goes on')
+  }
+
   #resumeIfCaughtUp (): void {
     if (this.#unread <= this.#pauseAt / 2 && this.#stream.readStatus === 'paused') this.#stream.resume()
   }
@@ -93,11 +123,7 @@ export class JsonStream {
 
   /** Reads one JSON message and validates it against `schema`. */
   async read<S extends z.ZodType> (schema: S, timeoutMs = DEFAULT_MESSAGE_TIMEOUT_MS): Promise<z.infer<S>> {
-    const frame = await this.readFrame(timeoutMs)
-    if (frame.byteLength > MAX_CONTROL_MESSAGE_BYTES) {
-      throw new ProtocolError('ERR_MESSAGE_TOO_LARGE', `message exceeds ${MAX_CONTROL_MESSAGE_BYTES} bytes`)
-    }
-    return decodeJsonMessage(frame, schema)
+    return decodeJsonMessage(await this.#read(timeoutMs, 'message'), schema)
   }
 
   /** Writes one message. */

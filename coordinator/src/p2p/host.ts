@@ -6,8 +6,9 @@ import { identify, identifyPush } from '@libp2p/identify'
 import { ping } from '@libp2p/ping'
 import { circuitRelayServer } from '@libp2p/circuit-relay-v2'
 import type { CircuitRelayService } from '@libp2p/circuit-relay-v2'
-import type { ComponentLogger, Libp2p, Metrics, PeerId, PrivateKey } from '@libp2p/interface'
+import type { ComponentLogger, Libp2p, Metrics, MultiaddrConnection, PeerId, PrivateKey } from '@libp2p/interface'
 import type { PeerLimits } from './peer-limits.ts'
+import { InboundGate } from './inbound-gate.ts'
 
 /** What one relayed connection between two agents may carry, and for how long. */
 export const RELAY_DATA_LIMIT_BYTES = 64 * 1024 * 1024
@@ -34,16 +35,20 @@ export interface HostOptions {
 
 /**
  * The coordinator's libp2p host: TCP, noise, yamux, identify and ping. A connection gater
- * turns a revoked peer away as soon as the noise handshake names it, and closes a peer's
- * oldest connection when a new one would pass its cap; the connection manager bounds
- * connections per address and in total.
+ * caps each address's handshakes in progress and its connections from peers that are not
+ * enrolled, keeping room for enrolled nodes (p2p/inbound-gate.ts), turns a revoked peer away as
+ * soon as the noise handshake names it, and closes a peer's oldest connection when a new one
+ * would pass its cap; the connection manager bounds new connections per address per second,
+ * handshakes and connections in total.
  */
 export async function createCoordinatorHost (options: HostOptions): Promise<Libp2p> {
   const { limits } = options
+  const gate = new InboundGate({ limits, ...(options.isEnrolled !== undefined ? { isEnrolled: options.isEnrolled } : {}) })
   // The gater runs inside the host, so it learns of the host once it exists.
   let host: Libp2p | undefined
-  const deny = async (peerId: PeerId): Promise<boolean> => {
+  const deny = async (peerId: PeerId, maConn: MultiaddrConnection): Promise<boolean> => {
     if (await options.isRevoked(peerId.toString())) return true
+    if (await gate.denyStranger(peerId, maConn)) return true
     // At the cap the newest connection wins: a node that restarts after losing its network must
     // get in before the old connection times out, and the peer still never holds more.
     const held = [...(host?.getConnections(peerId) ?? [])].sort((a, b) => a.timeline.open - b.timeline.open)
@@ -82,7 +87,9 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
     },
     ...(options.metrics !== undefined ? { metrics: options.metrics } : {}),
     connectionGater: {
+      denyInboundConnection: (maConn) => gate.denyInboundConnection(maConn),
       denyInboundEncryptedConnection: deny,
+      denyInboundUpgradedConnection: (_peerId, maConn) => gate.denyInboundUpgradedConnection(maConn),
       // The coordinator never dials; this keeps a revoked peer out of any dial path too.
       denyDialPeer: async (peerId) => await options.isRevoked(peerId.toString()),
       // A new agent asks for its relay slot on the connection it enrolls over, before its
@@ -95,9 +102,12 @@ export async function createCoordinatorHost (options: HostOptions): Promise<Libp
     connectionManager: {
       maxConnections: limits.maxConnections,
       inboundConnectionThreshold: limits.inboundConnectionThreshold,
-      maxIncomingPendingConnections: limits.maxIncomingPendingConnections
+      maxIncomingPendingConnections: limits.maxIncomingPendingConnections,
+      // A stalled handshake holds its place until this runs out; noise and the muxer need two round trips.
+      inboundUpgradeTimeout: limits.inboundUpgradeTimeoutMs
     }
   })
+  gate.attach(host)
   const relay = (host.services as { relay?: CircuitRelayService }).relay
   if (relay !== undefined) {
     // A slot outlives its connection by its TTL (2 h) otherwise, and anyone may take one: fresh
