@@ -64,7 +64,7 @@ describe('errors a newcomer meets', () => {
   })
 
   test('serve refuses a connection limit that is not a whole number of at least 1, and starts nothing', async () => {
-    for (const [flag, value] of [['--max-connections', '0'], ['--connections-per-ip', '2.5'], ['--connections-per-ip', 'many']]) {
+    for (const [flag, value] of [['--max-connections', '0'], ['--connections-per-ip', '2.5'], ['--connections-per-ip', 'many'], ['--max-nodes-per-lab', '0'], ['--max-report-upload-mb', '1.5']]) {
       const bad = await runCli(COORDINATOR, ['serve', '--data-dir', await tempDir('bad-limit'), '--http-port', '0', '--p2p-port', '0', flag!, value!])
       assert.notEqual(bad.code, 0)
       assert.match(bad.output, new RegExp(`${flag} must be a whole number of at least 1`))

@@ -111,8 +111,9 @@ describe('a hostile agent', () => {
       }
       const replayRows = await db.query(`select 1 from ledger where assignment_id = $1 and reason like 'ERR_REPLAY:%'`, [good.metadata.assignmentId])
       assert.equal(replayRows.rowCount, 1, 'one ERR_REPLAY row for one replayed unit')
-      // Report round 7 honestly-shaped so the run need not wait for the deadline.
-      assert.equal((await send(unit, small, { tokens: 50 })).verdict.ok, true)
+      // Report round 7 honestly-shaped so the run need not wait for the deadline (with bytes of
+      // its own: round 6's accepted bytes again would be a replay of that unit's report).
+      assert.equal((await send(unit, new Float32Array(size).fill(2e-6), { tokens: 50 })).verdict.ok, true)
 
       // The honest agent finished the run; no hostile payload reached a checkpoint.
       await waitForRun(coordinator.url, runId, (r) => r.status === 'completed', 240_000)

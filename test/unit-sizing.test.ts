@@ -68,7 +68,10 @@ async function unitAfter (n: Scripted, after: number): Promise<WorkUnit> {
 /** Takes `secondsPerStep` a step of `unit` (as if training), then signs and sends a small fp32 report claiming them and all its tokens. */
 async function reportUnit (n: Scripted, unit: WorkUnit, paramCount: number, secondsPerStep: number): Promise<ReportResponse> {
   await new Promise((resolve) => setTimeout(resolve, unit.recipe.innerSteps * secondsPerStep * 1000))
-  const payload = encodePseudoGradient('fp32', new Float32Array(paramCount).fill(1e-6))
+  // Bytes of its own each unit: another unit's accepted bytes would be refused as a replay.
+  const values = new Float32Array(paramCount).fill(1e-6)
+  values[0] = 1e-6 * (1 + parseInt(unit.assignmentId.slice(0, 8), 16) / 2 ** 32)
+  const payload = encodePseudoGradient('fp32', values)
   const metadata = {
     runId: unit.runId, round: unit.round, assignmentId: unit.assignmentId, peerId: n.peerId,
     tokens: unit.recipe.innerSteps * unit.recipe.batchSize * unit.recipe.seqLen, computeSeconds: unit.recipe.innerSteps * secondsPerStep,

@@ -9,6 +9,7 @@ import { readPassword } from './install/read-password.ts'
 import { DEFAULT_INSTALL_LIMITS } from './runs/install-limits.ts'
 import type { InstallLimits } from './runs/install-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
+import type { ReportUploadLimits } from './p2p/report-service.ts'
 import { checkAnnounceAddress } from './p2p/announce.ts'
 import { openDatabase } from './db/open-database.ts'
 import { adminRequest } from './admin/admin-socket.ts'
@@ -68,6 +69,11 @@ commands:
                              (default: all of it); it bounds one account, not one person: with open
                              sign-ups (--open-organizing) one person may hold several
     --max-kept-report-mb N   memory a round may hold for rules that keep reports whole (default 8192)
+    --max-report-upload-mb N memory report uploads in progress may hold, all together (default 8192;
+                             each is buffered whole until its verdict); past it a new upload is
+                             answered ERR_BUSY, except that one always fits when none is in flight
+    --max-nodes-per-lab N    unrevoked nodes one lab may enroll (default 1000); past it a new node
+                             is refused ERR_QUOTA_EXCEEDED until the lab revokes some
     --max-connections N      libp2p connections held at once, all peers together (default 1000)
     --connections-per-ip N   new libp2p connections one IP address may open per second (default 5;
                              raise it only where many nodes share an address, e.g. a load test on loopback)
@@ -149,6 +155,8 @@ async function serve (argv: string[]): Promise<number> {
       'dataset-quota-mb': { type: 'string' },
       'user-dataset-quota-mb': { type: 'string' },
       'max-kept-report-mb': { type: 'string' },
+      'max-report-upload-mb': { type: 'string' },
+      'max-nodes-per-lab': { type: 'string' },
       'max-connections': { type: 'string' },
       'connections-per-ip': { type: 'string' },
       'peer-streams-per-second': { type: 'string' },
@@ -191,6 +199,16 @@ async function serve (argv: string[]): Promise<number> {
     const n = Number(text)
     if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
     peerLimits[key] = n
+  }
+  const reportUploads: Partial<ReportUploadLimits> = {}
+  let maxNodesPerOrganization: number | undefined
+  for (const flag of ['max-report-upload-mb', 'max-nodes-per-lab'] as const) {
+    const text = values[flag]
+    if (text === undefined) continue
+    const n = Number(text)
+    if (!Number.isSafeInteger(n) || n < 1) return fail(`--${flag} must be a whole number of at least 1`)
+    if (flag === 'max-report-upload-mb') reportUploads.maxInFlightBytes = n * 1024 * 1024
+    else maxNodesPerOrganization = n
   }
   const scoreMaxParams = values['score-max-params'] === undefined ? undefined : Number(values['score-max-params'])
   if (scoreMaxParams !== undefined && !(Number.isSafeInteger(scoreMaxParams) && scoreMaxParams >= 0)) return fail('--score-max-params must be a whole number (0: nodes score every screened report)')
@@ -251,7 +269,9 @@ async function serve (argv: string[]): Promise<number> {
       ...(evalDevice !== undefined ? { evalDevice } : {}),
       ...(torchEvalGflop !== undefined ? { torchEvalFlops: torchEvalGflop * 1e9 } : {}),
       limits,
-      peerLimits
+      peerLimits,
+      reportUploads,
+      ...(maxNodesPerOrganization !== undefined ? { maxNodesPerOrganization } : {})
     })
   } catch (err) {
     if (err instanceof DataDirLockedError) {

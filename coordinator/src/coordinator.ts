@@ -12,7 +12,7 @@ import { Presence } from './p2p/presence.ts'
 import { RecentRevocations } from './nodes/recent-revocations.ts'
 import { CoordinatorMetrics } from './metrics/coordinator-metrics.ts'
 import { NodeScoring } from './rounds/node-scoring.ts'
-import { DEFAULT_PEER_LIMITS } from './p2p/peer-limits.ts'
+import { resolvePeerLimits } from './p2p/peer-limits.ts'
 import type { PeerLimits } from './p2p/peer-limits.ts'
 import { isEnrolledPeer, isRevokedPeer } from './p2p/peer-access.ts'
 import { StreamRate } from './p2p/stream-rate.ts'
@@ -31,6 +31,7 @@ import { SwarmService } from './p2p/swarm-service.ts'
 import { BlockDigests } from './blobs/block-digests.ts'
 import { WorkService } from './p2p/work-service.ts'
 import { ReportService } from './p2p/report-service.ts'
+import type { ReportUploadLimits } from './p2p/report-service.ts'
 import { RoundEngine } from './rounds/round-engine.ts'
 import { RunCache } from './rounds/run-cache.ts'
 import { BackgroundEvaluation } from './checkpoints/background-evaluation.ts'
@@ -73,6 +74,10 @@ export interface CoordinatorOptions {
   normBoundRatio?: number
   /** Per-peer limits on the libp2p host; tests shorten the timeouts. */
   peerLimits?: Partial<PeerLimits>
+  /** Report uploads' memory in all and how far one may fall behind the minimum rate (p2p/report-service.ts); tests shorten the grace. */
+  reportUploads?: Partial<ReportUploadLimits>
+  /** Unrevoked nodes one lab may hold (default 1000, nodes/nodes.ts); a new node past it is refused. */
+  maxNodesPerOrganization?: number
   /** Anyone may sign up as an organizer (open communities); otherwise organizers are invited. */
   openOrganizing?: boolean
   /** Serve the dashboard and API over HTTPS with this certificate and key (PEM text). */
@@ -186,7 +191,7 @@ export class Coordinator {
       const printedSetupCode = await hasAdmin(database.db) ? null : setupCode.issue()
       const { key } = await loadOrCreatePeerKey(join(options.dataDir, 'peer.key'))
       const ipProto = host.includes(':') ? 'ip6' : 'ip4'
-      const limits: PeerLimits = { ...DEFAULT_PEER_LIMITS, ...options.peerLimits }
+      const limits: PeerLimits = resolvePeerLimits(options.peerLimits)
       const isRevoked = async (peerId: string): Promise<boolean> => await isRevokedPeer(database.db, peerId)
       // The presence set exists only with the host; the metrics read it when scraped.
       let online = (): number => 0
@@ -210,7 +215,7 @@ export class Coordinator {
       }
       const streamRate = new StreamRate({ perSecond: limits.streamsPerSecond, burst: limits.streamBurst })
       const components = { libp2p, db: database.db, log, streamRate, onRateLimited, ...(requestTimer !== undefined ? { requestTimer } : {}) }
-      const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) } })
+      const enroll = new EnrollService({ ...components, onEnrolled: (peerId) => { presence.joined(peerId) }, ...(options.maxNodesPerOrganization !== undefined ? { maxNodesPerOrganization: options.maxNodesPerOrganization } : {}) })
       const heartbeat = new HeartbeatService({ ...components, revocations, onHeartbeat: (peerId, status) => { presence.heartbeat(peerId, status) } })
       await enroll.start()
       await heartbeat.start()
@@ -244,7 +249,7 @@ export class Coordinator {
       await new BlobService({ ...components, blobs, limits, ...(metrics !== undefined ? { onServed: (bytes: number) => { metrics.blobServed(bytes) } } : {}) }).start()
       await new SwarmService({ ...components, blobs, digests: new BlockDigests(blobs), ...(metrics !== undefined ? { onAnswered: (withPeers: boolean) => { metrics.swarmAnswered(withPeers) } } : {}) }).start()
       await new WorkService({ ...components, source: engine }).start()
-      await new ReportService({ ...components, sink: intake, limits, isRevoked }).start()
+      await new ReportService({ ...components, sink: intake, limits, isRevoked, ...(options.reportUploads !== undefined ? { uploads: options.reportUploads } : {}) }).start()
       // Stopped after the engine (closers run newest first), so a last round close is signed.
       closers.push(startLedgerHeadSigner({ db: database.db, key, changes, log }))
       // Before the engine starts: a close it makes meanwhile queues a newer checkpoint, which an

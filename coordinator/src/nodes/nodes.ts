@@ -16,10 +16,11 @@ export interface EnrolledNode {
 
 /**
  * Binds a peer id to an organization. A peer already enrolled is recognised by its key
- * alone (its row is refreshed, no token use is spent); a new peer must bring a valid token,
- * and a refused one writes nothing.
+ * alone (its row is refreshed, no token use is spent); a new peer must bring a valid token for
+ * a lab with fewer than `maxNodesPerOrganization` unrevoked nodes, and a refused one writes nothing.
  */
-export async function enrollNode (db: Kysely<Database>, peerId: string, request: EnrollRequest): Promise<EnrolledNode> {
+export async function enrollNode (db: Kysely<Database>, peerId: string, request: EnrollRequest, options: EnrollOptions = {}): Promise<EnrolledNode> {
+  const maxNodes = options.maxNodesPerOrganization ?? DEFAULT_MAX_NODES_PER_ORGANIZATION
   return await db.transaction().execute(async (trx) => {
     const existing = await trx.selectFrom('nodes')
       .innerJoin('organizations', 'organizations.id', 'nodes.organization_id')
@@ -31,7 +32,8 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
         throw new CoordinatorError('ERR_NODE_REVOKED', 'this node was revoked by its organization; ask your lab admin')
       }
       const wanted = visibleName(request.name)
-      const name = wanted === undefined ? undefined : await freeName(trx, existing.organization_id, wanted, existing.id)
+      // A name it cannot have (its lab holds every form of it) leaves the one it has.
+      const name = wanted === undefined ? undefined : await freeName(trx, existing.organization_id, wanted, existing.id, peerId)
       await trx.updateTable('nodes')
         .set({
           hardware: JSON.stringify(request.hardware),
@@ -47,9 +49,21 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
       throw new CoordinatorError('ERR_NOT_ENROLLED', 'this node is not enrolled yet; join with --token from your lab admin')
     }
     const { tokenId, organizationId } = await consumeEnrollmentToken(trx, request.token)
+    // Counted with the lab's row locked, so two joins at once cannot both take its last place.
+    await lockOrganization(trx, organizationId)
+    const enrolled = Number((await trx.selectFrom('nodes').select((eb) => eb.fn.countAll<string>().as('n'))
+      .where('organization_id', '=', organizationId).where('revoked_at', 'is', null).executeTakeFirstOrThrow()).n)
+    if (enrolled >= maxNodes) {
+      throw new CoordinatorError('ERR_QUOTA_EXCEEDED', `this lab already has ${enrolled} enrolled nodes, the most this coordinator allows one lab (${maxNodes}, --max-nodes-per-lab); ` +
+        'a lab admin can revoke machines it no longer uses on the Labs page, or ask the coordinator\'s operator to raise the limit')
+    }
     const now = new Date()
     // Node names are public (ledger, model cards): a machine's hostname is not, unless its owner names it so.
-    const name = await freeName(trx, organizationId, visibleName(request.name) ?? `node-${peerId.slice(-8)}`, null)
+    const wanted = visibleName(request.name) ?? `node-${peerId.slice(-8)}`
+    const name = await freeName(trx, organizationId, wanted, null, peerId)
+    if (name === undefined) {
+      throw new CoordinatorError('ERR_NAME_TAKEN', `this lab's nodes already hold the name "${wanted}", its numbered forms and its forms with this node's peer id; join with another --name`)
+    }
     const row = await trx.insertInto('nodes')
       .values({
         peer_id: peerId,
@@ -69,11 +83,28 @@ export async function enrollNode (db: Kysely<Database>, peerId: string, request:
   })
 }
 
+export interface EnrollOptions {
+  /** Unrevoked nodes one organization may hold; a new node past it is refused (default DEFAULT_MAX_NODES_PER_ORGANIZATION). */
+  maxNodesPerOrganization?: number
+}
+
+/**
+ * Unrevoked nodes one lab may hold by default: anyone may sign up as a lab and issue tokens of
+ * 10,000 uses, and each node of a lab serving a run is a row its round openings read.
+ */
+export const DEFAULT_MAX_NODES_PER_ORGANIZATION = 1000
+
 /** Longest node name (protocol/src/enroll.ts). */
 const MAX_NODE_NAME = 100
 
 /** Candidate names looked up per query: a lab rarely has more than a few of one name. */
 const CANDIDATES_PER_QUERY = 32
+
+/**
+ * Queries of numbered candidates before a name with the peer id is taken instead: a lab's names
+ * (revoked nodes' included) are its own to fill, and a join holds the lab's row while it looks.
+ */
+const NAME_QUERIES = 4
 
 /**
  * A requested name without the spaces around it (a page shows none, as organization names keep
@@ -103,23 +134,33 @@ function candidate (wanted: string, n: number): string {
  * (`nodes.name_key`): ledger rows and public pages name a node by lab and name, so one node must
  * not pass for another of its lab, neither as typed nor in other case, spacing or invisible
  * characters ("trainer" and "train\u200ber" are the lab's "Trainer"). Joins of one lab take
- * turns on its row, so two cannot pick the same name at once.
+ * turns on its row, so two cannot pick the same name at once. Past NAME_QUERIES batches of
+ * numbers, `wanted` with the peer id's last 8 characters, then with all of it; undefined when
+ * the lab holds even those (only its own nodes, named so on purpose, can).
  */
-async function freeName (trx: Transaction<Database>, organizationId: string, wanted: string, self: string | null): Promise<{ name: string, key: string }> {
-  await trx.selectFrom('organizations').select('id').where('id', '=', organizationId).forUpdate().executeTakeFirst()
-  // Exact keys, a batch at a time, on the (organization_id, name_key) index: a lab's node count
-  // is unbounded (tokens of 10,000 uses, as many tokens as it likes), so its names are not read whole.
-  for (let first = 1; ; first += CANDIDATES_PER_QUERY) {
-    const batch = Array.from({ length: CANDIDATES_PER_QUERY }, (_, i) => {
-      const name = candidate(wanted, first + i)
-      return { name, key: nameKey(name) }
-    })
+async function freeName (trx: Transaction<Database>, organizationId: string, wanted: string, self: string | null, peerId: string): Promise<{ name: string, key: string } | undefined> {
+  await lockOrganization(trx, organizationId)
+  // Exact keys, a batch at a time, on the (organization_id, name_key) index: a lab's names are
+  // not read whole, and a lab that holds many forms of one name costs a few queries, not one per 32 of them.
+  const firstFree = async (names: string[]): Promise<{ name: string, key: string } | undefined> => {
+    const batch = names.map((name) => ({ name, key: nameKey(name) }))
     const taken = new Set((await trx.selectFrom('nodes').select('name_key').where('organization_id', '=', organizationId)
       .where('name_key', 'in', batch.map((c) => c.key))
       .$if(self !== null, (q) => q.where('id', '!=', self!)).execute()).map((r) => r.name_key))
-    const free = batch.find((c) => !taken.has(c.key))
+    return batch.find((c) => !taken.has(c.key))
+  }
+  for (let query = 0; query < NAME_QUERIES; query++) {
+    const first = 1 + query * CANDIDATES_PER_QUERY
+    const free = await firstFree(Array.from({ length: CANDIDATES_PER_QUERY }, (_, i) => candidate(wanted, first + i)))
     if (free !== undefined) return free
   }
+  const withPeer = (suffix: string): string => cut(wanted, MAX_NODE_NAME - suffix.length - 1) + '-' + suffix
+  return await firstFree([withPeer(peerId.slice(-8)), withPeer(peerId.slice(-(MAX_NODE_NAME - 2)))])
+}
+
+/** Holds the organization's row for the rest of the transaction: its joins take turns. */
+async function lockOrganization (trx: Transaction<Database>, organizationId: string): Promise<void> {
+  await trx.selectFrom('organizations').select('id').where('id', '=', organizationId).forUpdate().executeTakeFirst()
 }
 
 /** Records that an enrolled peer is alive; refuses unknown or revoked peers. */

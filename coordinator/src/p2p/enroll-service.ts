@@ -15,6 +15,8 @@ export interface EnrollServiceComponents extends ProtocolComponents {
   log: Logger
   /** Called after a node is enrolled or re-joins, so live views can refresh. */
   onEnrolled?: (peerId: string) => void
+  /** Unrevoked nodes one organization may hold (nodes.ts's default when absent); a new node past it is refused `ERR_QUOTA_EXCEEDED`. */
+  maxNodesPerOrganization?: number
 }
 
 /** Serves `/barnraise/enroll/1.0.0`: one request, one reply, then the stream closes. */
@@ -30,7 +32,7 @@ export class EnrollService extends ProtocolService {
     const peerId = connection.remotePeer.toString()
     const log = this.#c.log.child('enroll')
     await this.replyOnce(stream, enrollRequestSchema, async (request): Promise<EnrollResponse> => {
-      const enrolled = await enrollNode(this.#c.db, peerId, request)
+      const enrolled = await enrollNode(this.#c.db, peerId, request, this.#c.maxNodesPerOrganization !== undefined ? { maxNodesPerOrganization: this.#c.maxNodesPerOrganization } : {})
       log.info(enrolled.rejoined ? 'node re-joined' : 'node enrolled', { peerId, nodeId: enrolled.nodeId, organizationId: enrolled.organizationId })
       this.#c.onEnrolled?.(peerId)
       return { ok: true, ...enrolled, workFields: [...WORK_REQUEST_EXTENSIONS] }

@@ -66,3 +66,25 @@ test('a connection alone is online but not live; enrolling, heartbeating or aski
   assert.equal(presence.isLive(peer), true)
   assert.equal(presence.onlineCount(), 1)
 })
+
+test('a heartbeat or work request answered after its peer left does not list it again; livePeers names only live peers', async () => {
+  const peer = node.peerId.toString()
+  await node.dial(coordinator.getMultiaddrs()[0]!)
+  await until(() => presence.isOnline(peer))
+  presence.askedForWork(peer)
+  assert.deepEqual(presence.livePeers(), [peer])
+  assert.deepEqual(presence.livePeers(Date.now() + LIVENESS_MS + 1000), [], 'silent for longer than LIVENESS_MS')
+  await node.hangUp(coordinator.peerId)
+  await until(() => presence.get(peer) === undefined)
+  let changes = 0
+  const unsubscribe = presence.onChange(() => { changes++ })
+  // What the heartbeat and work services call once their database query returns.
+  presence.heartbeat(peer, 'training')
+  presence.askedForWork(peer, 'torch-cuda')
+  unsubscribe()
+  assert.equal(presence.get(peer), undefined, 'not listed again')
+  assert.equal(presence.executorOf(peer), undefined)
+  assert.equal(presence.onlineCount(), 0)
+  assert.deepEqual(presence.livePeers(), [])
+  assert.equal(changes, 0, 'nobody was told of a change')
+})

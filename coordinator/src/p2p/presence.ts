@@ -45,6 +45,8 @@ export class Presence {
 
   /** Records a heartbeat from a peer. */
   heartbeat (peerId: string, status: string): void {
+    // Called after an await: a peer that left meanwhile had its disconnect already, and would stay listed.
+    if (!this.isOnline(peerId)) return
     const previous = this.#peers.get(peerId)
     const now = new Date()
     this.#peers.set(peerId, { status, lastHeartbeatAt: now, lastActiveAt: now, ...(previous?.executor !== undefined ? { executor: previous.executor } : {}) })
@@ -59,6 +61,7 @@ export class Presence {
 
   /** Records an enrolled node's work request: it is active (and present, if it had not said so yet), with the executor it named. */
   askedForWork (peerId: string, executor?: ExecutorKind): void {
+    if (!this.isOnline(peerId)) return
     const previous = this.#peers.get(peerId)
     const now = new Date()
     this.#peers.set(peerId, { status: previous?.status ?? 'idle', lastHeartbeatAt: previous?.lastHeartbeatAt ?? now, lastActiveAt: now, ...(executor !== undefined ? { executor } : {}) })
@@ -83,6 +86,12 @@ export class Presence {
   isLive (peerId: string, now = Date.now()): boolean {
     const active = this.#peers.get(peerId)?.lastActiveAt
     return active !== undefined && now - active.getTime() <= LIVENESS_MS && this.isOnline(peerId)
+  }
+
+  /** Every peer isLive holds true for: what the round engine and node scoring ask the database about, rather than every node. */
+  livePeers (now = Date.now()): string[] {
+    const connected = new Set(this.#libp2p.getConnections().filter((c) => c.status === 'open').map((c) => c.remotePeer.toString()))
+    return [...this.#peers].filter(([peerId, p]) => now - p.lastActiveAt.getTime() <= LIVENESS_MS && connected.has(peerId)).map(([peerId]) => peerId)
   }
 
   /** Peers that said hello (enrolled, heartbeated or asked for work) and still hold an open connection. */

@@ -48,7 +48,7 @@ async function run (spec: Record<string, unknown>): Promise<string> {
 
 /** The executor each peer's work requests named (Presence.executorOf). */
 const executors = new Map<string, ExecutorKind>()
-const presence = { isLive: (peerId: string) => online.has(peerId), executorOf: (peerId: string) => executors.get(peerId) } as unknown as Presence
+const presence = { isLive: (peerId: string) => online.has(peerId), livePeers: () => [...online], executorOf: (peerId: string) => executors.get(peerId) } as unknown as Presence
 const scoring = (): NodeScoring => new NodeScoring({ db, presence, windows: async () => ({ sha256: 'c'.repeat(64), batchSize: 1, seqLen: 2 }) })
 
 /** Takes every node offline for one test, which brings its own online; the returned function puts the file's nodes back. */

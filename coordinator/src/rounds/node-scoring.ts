@@ -92,7 +92,10 @@ export class NodeScoring {
   async #candidates (runId: string): Promise<Array<{ id: string, organization_id: string, open: string | null }>> {
     const { db, presence } = this.#o
     const serving = await organizationsServing(db, runId)
-    if (serving.size === 0) return []
+    // Only the live peers' rows (at most one a connection), each with its count of open tasks:
+    // this runs for every report held for scoring.
+    const livePeers = presence.livePeers()
+    if (serving.size === 0 || livePeers.length === 0) return []
     const run = await db.selectFrom('runs').select('spec').where('id', '=', runId).executeTakeFirst()
     if (run === undefined) return []
     const spec = run.spec
@@ -102,7 +105,7 @@ export class NodeScoring {
       .select((eb) => eb.selectFrom('scoring_tasks').select(eb.fn.countAll<string>().as('n'))
         .whereRef('scoring_tasks.node_id', '=', 'nodes.id').where('scoring_tasks.status', '=', 'assigned').as('open'))
       .where('nodes.revoked_at', 'is', null).where('nodes.quarantined_at', 'is', null)
-      .where('nodes.organization_id', 'in', [...serving])
+      .where('nodes.organization_id', 'in', [...serving]).where('nodes.peer_id', 'in', livePeers)
       .orderBy('nodes.first_seen_at').execute()
     const onGpu = (peerId: string): number => anyNode || presence.executorOf(peerId) === 'torch-cuda' ? 0 : 1
     const able = nodes.filter((n) => presence.isLive(n.peer_id) && nodeCanScore(spec, { executor: presence.executorOf(n.peer_id), hardware: n.hardware }))

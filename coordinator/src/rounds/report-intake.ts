@@ -175,7 +175,7 @@ export class ReportIntake implements ReportSink {
     const a = await db.selectFrom('assignments')
       .innerJoin('nodes', 'nodes.id', 'assignments.node_id')
       .innerJoin('rounds', 'rounds.id', 'assignments.round_id')
-      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.inner_steps', 'assignments.codec', 'assignments.report_blob', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
+      .select(['assignments.id', 'assignments.status', 'assignments.run_id', 'assignments.tokens', 'assignments.inner_steps', 'assignments.codec', 'assignments.report_blob', 'assignments.twin_of', 'assignments.created_at', 'nodes.peer_id', 'rounds.number', 'rounds.status as round_status'])
       .where('assignments.id', '=', m.assignmentId).executeTakeFirst()
     // Not this node's unit: refused without a ledger row, so strangers cannot grow a run's ledger.
     if (a === undefined || a.peer_id !== peerId || a.run_id !== m.runId || a.number !== m.round) {
@@ -207,6 +207,20 @@ export class ReportIntake implements ReportSink {
     const stored = await db.selectFrom('blobs').select('kind').where('sha256', '=', m.payloadSha256).executeTakeFirst()
     if (stored !== undefined && stored.kind !== 'report') {
       throw refuseSpent(a.id, 'ERR_REPLAY', `these bytes are the coordinator's own ${stored.kind === 'update' ? 'round update' : `${stored.kind} file`}, not this unit's training`)
+    }
+    // Nor the bytes of another unit's report in this run, accepted or held (a round's update
+    // lists its accepted reports, which nodes download; scorers download held ones): without
+    // screening nothing else would tell. Its file may be gone with its round, its row not: one
+    // lookup on assignments' report_blob index. A twin answers the same unit, so its bytes may be
+    // its original's; a report refused after it was held stands for nothing.
+    const copied = await db.selectFrom('assignments').innerJoin('rounds', 'rounds.id', 'assignments.round_id').select('rounds.number')
+      .where('assignments.report_blob', '=', m.payloadSha256).where('assignments.run_id', '=', a.run_id).where('assignments.id', '!=', a.id)
+      .where('assignments.status', 'in', ['accepted', 'held'])
+      .$if(a.twin_of !== null, (q) => q.where('assignments.id', '!=', a.twin_of!))
+      .where((eb) => eb.or([eb('assignments.twin_of', 'is', null), eb('assignments.twin_of', '!=', a.id)]))
+      .limit(1).executeTakeFirst()
+    if (copied !== undefined) {
+      throw refuseSpent(a.id, 'ERR_REPLAY', `these bytes are another work unit's report (round ${copied.number} of this run), not this unit's training; it is not counted twice`)
     }
     const spec = await this.#cache.spec(a.run_id)
     const allowed = allowedCodecs(spec)

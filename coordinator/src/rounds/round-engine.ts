@@ -256,9 +256,12 @@ export class RoundEngine implements WorkSource {
    */
   async #eligibleNodes (runId: string, spec: StoredRunSpec): Promise<Array<{ id: string, peer_id: string, organization_id: string, upload_bytes_per_second: number | null }>> {
     const serving = await organizationsServing(this.#o.db, runId)
-    if (serving.size === 0) return []
+    // Only the live peers' rows (at most one a connection), not every node the serving labs
+    // ever enrolled: this runs at every round opening.
+    const livePeers = this.#o.presence.livePeers()
+    if (serving.size === 0 || livePeers.length === 0) return []
     const nodes = await this.#o.db.selectFrom('nodes').select(['id', 'peer_id', 'organization_id', 'upload_bytes_per_second']).where('revoked_at', 'is', null)
-      .where('organization_id', 'in', [...serving]).orderBy('first_seen_at').execute()
+      .where('organization_id', 'in', [...serving]).where('peer_id', 'in', livePeers).orderBy('first_seen_at').execute()
     const live = nodes.filter((n) => this.#o.presence.isLive(n.peer_id))
     const backedOff = await backedOffNodes(this.#o.db, runId, live.map((n) => n.id))
     if (backedOff.size === 0) return live.slice(0, spec.maxNodes)

@@ -38,6 +38,7 @@ const log = createLogger('round-loop-test')
 const live = new Set<string>()
 const presence = {
   isLive: (peerId: string) => live.has(peerId),
+  livePeers: () => [...live],
   executorOf: () => undefined,
   askedForWork: () => {},
   onlineCount: () => live.size
@@ -303,6 +304,35 @@ test('a held twin refused with its pair no longer stands as an accepted report o
   // The third node's report happens to carry the held report's bytes: nothing accepted has them.
   const third = await report(intake, run.id, three[single]!, units[single]!, honest)
   assert.deepEqual([third.ok, third.ok ? third.outcome : third.code], [true, 'accepted'])
+  await changeRunStatus(db, run.id, 'stop')
+})
+
+test('without screening, another unit\'s held or accepted bytes are refused as a replay; a twin\'s identical bytes are not, and a unit\'s own retry is answered as before', async () => {
+  const { engine, intake } = roundLoop()
+  const run = await startedRun({ defences: { redundancy: 0.5 } })
+  const three = await freshNodes(['Lab N', 'Lab O', 'Lab P'])
+  live.clear()
+  for (const n of three) live.add(n.peerId)
+  await engine.tick()
+  const units = await Promise.all(three.map(async (n) => (await unitsOf(run.id, n))[0]!))
+  const rows = await db.selectFrom('assignments').select(['id', 'twin_of']).where('id', 'in', units.map((u) => u.id)).execute()
+  const twinRow = rows.find((r) => r.twin_of !== null)!
+  const at = (id: string): number => units.findIndex((u) => u.id === id)
+  const [original, twin] = [at(twinRow.twin_of!), at(twinRow.id)]
+  const single = [0, 1, 2].find((i) => i !== original && i !== twin)!
+  const trained = delta(run.paramCount, 21)
+  // The twin reports first: held for its original.
+  const held = await report(intake, run.id, three[twin]!, units[twin]!, trained)
+  assert.deepEqual([held.ok, held.ok && held.outcome], [true, 'held'])
+  // Another unit's node sends the held bytes as its own training: a replay, and its unit is spent.
+  const copy = await report(intake, run.id, three[single]!, units[single]!, trained)
+  assert.deepEqual([copy.ok, !copy.ok && copy.code], [false, 'ERR_REPLAY'])
+  assert.equal((await db.selectFrom('assignments').select('status').where('id', '=', units[single]!.id).executeTakeFirstOrThrow()).status, 'refused')
+  // The original trained the same unit the same way: the same bytes are its answer, not a copy.
+  const pair = await report(intake, run.id, three[original]!, units[original]!, trained)
+  assert.deepEqual([pair.ok, pair.ok && pair.outcome], [true, 'accepted'])
+  const retry = await report(intake, run.id, three[original]!, units[original]!, trained)
+  assert.deepEqual(retry, { ok: true, outcome: 'accepted', duplicate: true }, 'a unit\'s own retry')
   await changeRunStatus(db, run.id, 'stop')
 })
 
