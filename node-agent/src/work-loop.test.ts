@@ -26,7 +26,7 @@ interface TestAgent {
   blobs: string
   libp2p: Libp2p
   /** Runs the work loop until `signal` aborts; its blobs come from `coordinator` (by default an address never reached: every input is on disk). */
-  run: (o: { client: CoordinatorClient, executor: Executor, signal: AbortSignal, coordinator?: Multiaddr, state?: WorkState }) => Promise<void>
+  run: (o: { client: CoordinatorClient, executor: Executor, signal: AbortSignal, coordinator?: Multiaddr, state?: WorkState, say?: (line: string) => void }) => Promise<void>
 }
 
 /** Runs `body` with a fresh agent, then stops its host and removes its data directory. */
@@ -39,7 +39,7 @@ async function withAgent (name: string, body: (agent: TestAgent) => Promise<void
     const peerId = libp2p.peerId.toString()
     const run: TestAgent['run'] = async (o) => {
       const cache = new BlobCache(dataDir, libp2p, o.coordinator ?? multiaddr(`/ip4/127.0.0.1/tcp/9/p2p/${peerId}`))
-      await runWorkLoop({ client: o.client, cache, executor: o.executor, key: await generateKeyPair('Ed25519'), peerId, dataDir, signal: o.signal, say: () => {}, setStatus: () => {}, ...(o.state !== undefined ? { state: o.state } : {}) })
+      await runWorkLoop({ client: o.client, cache, executor: o.executor, key: await generateKeyPair('Ed25519'), peerId, dataDir, signal: o.signal, say: o.say ?? (() => {}), setStatus: () => {}, ...(o.state !== undefined ? { state: o.state } : {}) })
     }
     await body({ dataDir, blobs, libp2p, run })
   } finally {
@@ -121,6 +121,33 @@ test('a shard whose bytes hash as the run names but are not a token shard (a hos
     assert.equal(declines[1]?.assignmentId, unit.assignmentId)
     assert.equal(declines[1]?.code, 'ERR_SHARD_UNAVAILABLE')
     assert.match(declines[1]?.message ?? '', /shard [0-9a-f]{12} .*ERR_BAD_MAGIC/)
+  })
+})
+
+test('a report the coordinator is too busy to take (ERR_BUSY) is sent again until it is taken, not dropped', async () => {
+  await withAgent('busy-report', async ({ blobs, run }) => {
+    const config = presetConfig('tiny')
+    const base = await initialCheckpoint(config, 3)
+    const shard = encodeShard(Uint8Array.from({ length: 64 }, (_, i) => i), 256)
+    await writeFile(join(blobs, base.sha256), base.bytes)
+    await writeFile(join(blobs, sha256Hex(shard)), shard)
+    const unit: WorkUnit = { ...syntheticUnit(config, { innerSteps: 1, batchSize: 1, seqLen: 8 }), baseCheckpoint: base.sha256, ranges: [{ shard: sha256Hex(shard), start: 0, end: 18 }] }
+    const stop = new AbortController()
+    const { client, declines } = oneUnitThenStop(unit, stop)
+    const sent: string[] = []
+    client.sendReport = async (header) => {
+      sent.push(header.metadata.assignmentId)
+      return sent.length < 3
+        ? { ok: false as const, outcome: 'refused' as const, code: 'ERR_BUSY', message: 'the coordinator is already receiving 8192.0 MiB of reports' }
+        : { ok: true as const, outcome: 'accepted' as const, duplicate: false }
+    }
+    const said: string[] = []
+    const executor: Executor = { name: 'echo', kind: 'typescript', train: async (r) => ({ params: r.base.map((x) => x + 1e-3), lossCurve: [1], tokens: 8, computeSeconds: 1, executor: 'typescript' }) }
+    await run({ client, executor, signal: stop.signal, say: (line) => { said.push(line) } })
+    assert.deepEqual(sent, [unit.assignmentId, unit.assignmentId, unit.assignmentId], 'sent until taken')
+    assert.equal(said.filter((l) => l.includes('report not taken yet')).length, 2)
+    assert.ok(said.some((l) => l.includes('report accepted')), said.join('\n'))
+    assert.equal(declines[1], undefined, 'the unit was not declined')
   })
 })
 

@@ -443,10 +443,23 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
   const signature = Buffer.from(await o.key.sign(canonicalReportMetadata(metadata))).toString('base64')
   const send = async (): Promise<void> => {
     o.setStatus('uploading')
+    // A coordinator too busy to take the report now (ERR_BUSY: as many uploads in flight as it
+    // holds, or this unit's previous upload still open there) is asked again until the unit's
+    // deadline: the report is not refused, and dropping it would waste the unit's training.
+    const parsed = Date.parse(unit.deadline)
+    const busyUntil = Number.isFinite(parsed) ? parsed : Date.now() + 10 * 60_000
+    let busy = 0
+    let attempt = 0
     // Reports are idempotent per work unit, so resending after a network error is safe.
-    for (let attempt = 0; ; attempt++) {
+    for (;;) {
       try {
         const verdict = await o.client.sendReport({ type: 'report', metadata, signature }, payload, o.signal)
+        if (!verdict.ok && verdict.code === 'ERR_BUSY' && Date.now() < busyUntil) {
+          const delay = Math.min(backoffDelay(busy++, 60_000), Math.max(0, busyUntil - Date.now()))
+          o.say(`agent: ${label} report not taken yet (${verdict.message}); sending it again in ${(delay / 1000).toFixed(1)} s`)
+          if (!await sleep(delay, o.signal)) return
+          continue
+        }
         // Only what was folded was sent: a held report may still be refused (node scoring).
         if (feedback != null && verdict.ok && verdict.outcome === 'accepted') {
           if (usesErrorFeedback(unit.codec)) await writeResidual(runDir, residualAfter(delta, unit.codec, payload))
@@ -462,7 +475,7 @@ async function trainAndReport (o: WorkLoopOptions, unit: WorkUnit, label: string
         break
       } catch (err) {
         if (!isRetryable(err) || attempt >= 4 || o.signal.aborted) throw err
-        const delay = backoffDelay(attempt)
+        const delay = backoffDelay(attempt++)
         o.say(`agent: ${label} report upload failed (${(err as Error).message}); retrying in ${(delay / 1000).toFixed(1)} s`)
         await sleep(delay, o.signal)
       }
