@@ -105,7 +105,7 @@ export class CoordinatorClient {
       else if (connection.id !== this.#lastTurnedAway) this.#turnedAway++
       this.#lastTurnedAway = connection.id
       if (this.#turnedAway >= TURNED_AWAY_LIMIT) {
-        throw new RefusedError('ERR_TURNED_AWAY', `the coordinator closed ${this.#turnedAway} connections in a row right after the handshake: this node was most likely revoked; ask your lab admin`)
+        throw new RefusedError('ERR_TURNED_AWAY', `the coordinator closed ${this.#turnedAway} connections in a row right after the handshake: this node was most likely revoked; ask your lab admin (a new node is turned away the same way while enrolled nodes fill the coordinator's connections: then ask its operator to raise --max-connections)`)
       }
       throw err
     }
