@@ -47,13 +47,14 @@ on_path () { case ":$PATH:" in *":$1:"*) return 0 ;; *) return 1 ;; esac; }
 pnpm_ok () { command -v pnpm >/dev/null 2>&1 && [ "$(pnpm --version 2>/dev/null | cut -d. -f1)" = "10" ]; }
 if ! pnpm_ok; then
   bin_dir=""
-  for candidate in /usr/local/bin "$HOME/.local/bin" "$HOME/bin"; do
+  # /usr/bin last: root's shell with a bare PATH (/usr/bin:/bin) has none of the others.
+  for candidate in /usr/local/bin "$HOME/.local/bin" "$HOME/bin" /usr/bin; do
     if on_path "$candidate" && { [ -w "$candidate" ] || { [ ! -e "$candidate" ] && mkdir -p "$candidate" 2>/dev/null; }; }; then
       bin_dir="$candidate"; break
     fi
   done
   if [ -z "$bin_dir" ]; then
-    echo "setup: cannot install pnpm: none of /usr/local/bin, ~/.local/bin, ~/bin is both on your PATH and writable." >&2
+    echo "setup: cannot install pnpm: none of /usr/local/bin, ~/.local/bin, ~/bin, /usr/bin is both on your PATH and writable." >&2
     echo "setup: add one to PATH (e.g. export PATH=\"\$HOME/.local/bin:\$PATH\" in ~/.bashrc) or run as root, then run setup again." >&2
     exit 1
   fi
