@@ -19,6 +19,7 @@ import { applySecurityHeaders } from './security-headers.ts'
 import { crossSiteRefusal } from './request-guard.ts'
 import { handleUpload } from './dataset-upload.ts'
 import { CoordinatorError } from '../errors.ts'
+import { KeyCounts } from '../limits/key-counts.ts'
 
 /**
  * Sockets the HTTP server holds: all together, from one address, from one network, how long one
@@ -35,18 +36,6 @@ export interface ConnectionLimits { total: number, perAddress: number, perNetwor
  * (run-resolution.ts); ten minutes of a handler's silence is a handler that will not finish.
  */
 export const DEFAULT_CONNECTION_LIMITS: ConnectionLimits = { total: 4096, perAddress: 256, perNetwork: 1024, idleMs: 120_000, handlerSilenceMs: 600_000 }
-
-/** Open sockets per key, forgetting a key at zero so strangers' addresses do not pile up. */
-class SocketCounts {
-  readonly #counts = new Map<string, number>()
-  get (key: string): number { return this.#counts.get(key) ?? 0 }
-  add (key: string): void { this.#counts.set(key, this.get(key) + 1) }
-  remove (key: string): void {
-    const left = this.get(key) - 1
-    if (left <= 0) this.#counts.delete(key)
-    else this.#counts.set(key, left)
-  }
-}
 
 /** Told when a handler's silence outlasted `handlerSilenceMs` and its socket was closed. */
 export type SilentHandlerListener = (req: IncomingMessage, silentMs: number) => void
@@ -115,8 +104,8 @@ export function limitConnections (server: Server, limits: ConnectionLimits, behi
   server.setTimeout(limits.idleMs)
   closeSilentClients(server, limits, onSilentHandler)
   if (behindProxy) return
-  const perAddress = new SocketCounts()
-  const perNetwork = new SocketCounts()
+  const perAddress = new KeyCounts()
+  const perNetwork = new KeyCounts()
   server.on('connection', (socket: Socket) => {
     const key = addressKey(socket.remoteAddress ?? '')
     // IPv4 is capped per address only: its networks are not handed out whole as IPv6 /48s are.

@@ -1,22 +1,11 @@
 import { networkOf } from '../http/address-key.ts'
+import { KeyCounts } from './key-counts.ts'
 
 /** How many of one kind of long request may run at once: from one address, from one network, and in all. */
 export interface ConcurrencyLimits { perAddress: number, perNetwork: number, total: number }
 
 /** A slot held until `release` (idempotent), or why none was given. */
 export type SlotTake = { ok: true, release: () => void } | { ok: false, reason: string }
-
-/** Counts per key, forgetting a key at zero so strangers' addresses do not pile up. */
-class Counts {
-  readonly #counts = new Map<string, number>()
-  get (key: string): number { return this.#counts.get(key) ?? 0 }
-  add (key: string): void { this.#counts.set(key, this.get(key) + 1) }
-  remove (key: string): void {
-    const left = this.get(key) - 1
-    if (left <= 0) this.#counts.delete(key)
-    else this.#counts.set(key, left)
-  }
-}
 
 /**
  * Caps requests in progress (not requests over time, as WindowLimiter does): a ledger export
@@ -27,8 +16,8 @@ class Counts {
  */
 export class ConcurrencyLimiter {
   readonly #limits: ConcurrencyLimits
-  readonly #perAddress = new Counts()
-  readonly #perNetwork = new Counts()
+  readonly #perAddress = new KeyCounts()
+  readonly #perNetwork = new KeyCounts()
   #total = 0
 
   constructor (limits: ConcurrencyLimits) {
