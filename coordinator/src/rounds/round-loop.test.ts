@@ -107,6 +107,24 @@ async function unitsOf (runId: string, node: TestNode): Promise<Array<{ id: stri
     .orderBy('assignments.created_at').execute()
 }
 
+/**
+ * Three fresh nodes of `labNames`, the only live ones, handed a round in which one unit is doubled:
+ * each node's unit, and which of them is the original, its twin and the single one.
+ */
+async function pairedRound (engine: RoundEngine, runId: string, labNames: [string, string, string]): Promise<{ three: TestNode[], units: Array<{ id: string, round: number, tokens: number }>, original: number, twin: number, single: number }> {
+  const three = await freshNodes(labNames)
+  live.clear()
+  for (const n of three) live.add(n.peerId)
+  await engine.tick()
+  const units = await Promise.all(three.map(async (n) => (await unitsOf(runId, n))[0]!))
+  const rows = await db.selectFrom('assignments').select(['id', 'twin_of']).where('id', 'in', units.map((u) => u.id)).execute()
+  const twinRow = rows.find((r) => r.twin_of !== null)!
+  const at = (id: string): number => units.findIndex((u) => u.id === id)
+  const [original, twin] = [at(twinRow.twin_of!), at(twinRow.id)]
+  const single = [0, 1, 2].find((i) => i !== original && i !== twin)!
+  return { three, units, original, twin, single }
+}
+
 /** Signs and sends a report as the report service does: admission, then the payload settled. */
 async function report (intake: ReportIntake, runId: string, node: TestNode, unit: { id: string, round: number }, delta: Float32Array, patch: Partial<ReportMetadata> = {}): Promise<ReportResponse | { ok: false, code: string }> {
   const payload = encodePseudoGradient('fp32', delta)
@@ -285,16 +303,7 @@ test('a held twin refused with its pair no longer stands as an accepted report o
   const { engine, intake } = roundLoop({ inlineScoreFlops: 0 })
   const run = await startedRun({ defences: { redundancy: 0.5, screening: true } })
   // Fresh nodes: the earlier tests' late and missing units back theirs off.
-  const three = await freshNodes(['Lab G', 'Lab G', 'Lab H'])
-  live.clear()
-  for (const n of three) live.add(n.peerId)
-  await engine.tick()
-  const units = await Promise.all(three.map(async (n) => (await unitsOf(run.id, n))[0]!))
-  const rows = await db.selectFrom('assignments').select(['id', 'twin_of']).where('id', 'in', units.map((u) => u.id)).execute()
-  const twinRow = rows.find((r) => r.twin_of !== null)!
-  const at = (id: string): number => units.findIndex((u) => u.id === id)
-  const [original, twin] = [at(twinRow.twin_of!), at(twinRow.id)]
-  const single = [0, 1, 2].find((i) => i !== original && i !== twin)!
+  const { three, units, original, twin, single } = await pairedRound(engine, run.id, ['Lab G', 'Lab G', 'Lab H'])
   const honest = delta(run.paramCount, 5)
   const held = await report(intake, run.id, three[original]!, units[original]!, honest)
   assert.deepEqual([held.ok, held.ok && held.outcome], [true, 'held'])
@@ -310,16 +319,7 @@ test('a held twin refused with its pair no longer stands as an accepted report o
 test('without screening, another unit\'s held or accepted bytes are refused as a replay; a twin\'s identical bytes are not, and a unit\'s own retry is answered as before', async () => {
   const { engine, intake } = roundLoop()
   const run = await startedRun({ defences: { redundancy: 0.5 } })
-  const three = await freshNodes(['Lab N', 'Lab O', 'Lab P'])
-  live.clear()
-  for (const n of three) live.add(n.peerId)
-  await engine.tick()
-  const units = await Promise.all(three.map(async (n) => (await unitsOf(run.id, n))[0]!))
-  const rows = await db.selectFrom('assignments').select(['id', 'twin_of']).where('id', 'in', units.map((u) => u.id)).execute()
-  const twinRow = rows.find((r) => r.twin_of !== null)!
-  const at = (id: string): number => units.findIndex((u) => u.id === id)
-  const [original, twin] = [at(twinRow.twin_of!), at(twinRow.id)]
-  const single = [0, 1, 2].find((i) => i !== original && i !== twin)!
+  const { three, units, original, twin, single } = await pairedRound(engine, run.id, ['Lab N', 'Lab O', 'Lab P'])
   const trained = delta(run.paramCount, 21)
   // The twin reports first: held for its original.
   const held = await report(intake, run.id, three[twin]!, units[twin]!, trained)
