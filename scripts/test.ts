@@ -36,7 +36,7 @@ interface JsonResult {
   numFailedTests: number
   numPendingTests: number
   numTodoTests: number
-  testResults: Array<{ status: string, assertionResults: unknown[] }>
+  testResults: Array<{ status: string, assertionResults: Array<{ status?: unknown }> }>
 }
 
 function isJsonResult (value: unknown): value is JsonResult {
@@ -54,8 +54,9 @@ function summary (): string {
   const parts = [`${result.numPassedTests} passed`, `${result.numFailedTests} failed`]
   if (result.numPendingTests > 0) parts.push(`${result.numPendingTests} skipped`)
   if (result.numTodoTests > 0) parts.push(`${result.numTodoTests} todo`)
-  // A file that fails to load has no failed test, only a failed suite: count it too.
-  const brokenFiles = result.testResults.filter((file) => file.status === 'failed' && file.assertionResults.length === 0).length
-  if (brokenFiles > 0) parts.push(`${brokenFiles} file${brokenFiles === 1 ? '' : 's'} failed to load`)
+  // A file that fails to load, or whose beforeAll throws (its tests then count as skipped), has
+  // no failed test, only a failed suite: count it too.
+  const brokenFiles = result.testResults.filter((file) => file.status === 'failed' && !file.assertionResults.some((a) => a.status === 'failed')).length
+  if (brokenFiles > 0) parts.push(`${brokenFiles} file${brokenFiles === 1 ? '' : 's'} failed outside a test (loading, or a hook)`)
   return parts.join(', ')
 }
